@@ -1,0 +1,168 @@
+/*
+ * config.h: the configuration: pgdog.ini (general settings, databases) and
+ * users.ini (users, admin), read with inih, plus -d postgres:// URLs.
+ * Runs in: both processes. The supervisor loads and validates; workers
+ * inherit the loaded struct across fork() and only read it (g_cfg).
+ *
+ * A struct config field has exactly its INI key's name. Times are in
+ * milliseconds (as in PgDog). Sections: [general], [databases.LABEL],
+ * [users.LABEL], [admin]; `name` defaults to LABEL.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/auth.h"
+#include "shared/compiler.h"
+#include "shared/log.h"
+
+#define CONFIG_MAX_WORKERS 64
+#define CONFIG_MAX_LINE    199 /* Debian's inih cuts lines at INI_MAX_LINE (200) */
+
+enum config_auth_type {
+	CONFIG_AUTH_SCRAM = 0, /* "scram-sha-256" (alias "scram") */
+	CONFIG_AUTH_MD5,       /* "md5" */
+	CONFIG_AUTH_PLAIN,     /* "plain" */
+	CONFIG_AUTH_TRUST,     /* "trust" */
+};
+
+enum config_pooler_mode {
+	CONFIG_POOLER_SESSION = 0, /* "session" */
+};
+
+enum config_role {
+	CONFIG_ROLE_PRIMARY = 0, /* "primary" */
+	CONFIG_ROLE_REPLICA,     /* "replica" */
+	CONFIG_ROLE_AUTO,        /* "auto" */
+};
+
+/* [databases.LABEL]: one PostgreSQL server. */
+struct config_database {
+	char *label;
+	char *name;          /* the name clients connect to; default LABEL */
+	char *host;          /* required */
+	int port;            /* 5432 */
+	char *database_name; /* database on the server; default name */
+	enum config_role role;
+	int shard;           /* 0 */
+	char *user;          /* server user override, or NULL */
+	char *password;      /* server password override (cleartext), or NULL */
+	int pool_size;       /* -1: unset */
+	int min_pool_size;   /* -1: unset */
+	int idle_timeout;    /* ms, -1: unset */
+	int server_lifetime; /* ms, -1: unset */
+	int line;            /* where the section starts, for messages */
+};
+
+/* [users.LABEL]: a user allowed to connect to one database name. */
+struct config_user {
+	char *label;
+	char *name;                /* default LABEL */
+	char *database;            /* required: a [databases] name */
+	char *password;            /* as written (plain, md5..., SCRAM-SHA-256$...) */
+	struct auth_secret secret; /* parsed password */
+	int pool_size;             /* -1: unset */
+	int min_pool_size;         /* -1: unset */
+	char *server_user;         /* user on PostgreSQL; default name */
+	char *server_password;     /* cleartext for PostgreSQL; default password if cleartext */
+	int line;
+};
+
+/* [admin]: the admin console. */
+struct config_admin {
+	char *name;     /* database name of the console: "admin" */
+	char *user;     /* "admin" */
+	char *password; /* as written; required to enable the console */
+	struct auth_secret secret;
+};
+
+/*
+ * A pool: one (user, database entry) pair, derived after loading.
+ * Effective settings are resolved here (user > database > general).
+ */
+struct config_pool {
+	int user_idx; /* index into users */
+	int db_idx;   /* index into databases */
+	int pool_size;
+	int min_pool_size;
+	int idle_timeout;    /* ms */
+	int server_lifetime; /* ms */
+};
+
+struct config {
+	char *config_path; /* NULL when not read from a file */
+	char *users_path;
+
+	/* [general] */
+	char *host;                          /* "0.0.0.0" */
+	int port;                            /* 6432 */
+	int workers;                         /* number of CPUs */
+	char *unix_socket_dir;               /* "/tmp"; "" disables the Unix socket */
+	int default_pool_size;               /* 10 */
+	int min_pool_size;                   /* 1 */
+	enum config_pooler_mode pooler_mode; /* session */
+	enum config_auth_type auth_type;     /* scram-sha-256 */
+	int checkout_timeout;                /* ms, 5000 */
+	int connect_timeout;                 /* ms, 5000 */
+	int idle_timeout;                    /* ms, 60000 */
+	int server_lifetime;                 /* ms, 86400000 */
+	int client_login_timeout;            /* ms, 60000 */
+	int shutdown_timeout;                /* ms, 60000 */
+	int max_client_conn;                 /* 10000, over all workers */
+	int max_message_len;                 /* bytes, 1073741823 */
+	char *server_reset_query;            /* "DISCARD ALL"; "" sends nothing */
+	enum log_level log_level;            /* info */
+	char *log_file;                      /* NULL: stderr (or syslog) */
+	bool syslog;                         /* false */
+	char *syslog_ident;                  /* "pgdog" */
+	bool log_connections;                /* true */
+	bool log_disconnections;             /* true */
+
+	struct config_database *databases;
+	size_t databases_cnt;
+	struct config_user *users;
+	size_t users_cnt;
+	struct config_admin admin;
+
+	struct config_pool *pools; /* derived */
+	size_t pools_cnt;
+};
+
+/* The configuration in effect in this process. */
+extern const struct config *g_cfg;
+
+/* A configuration holding every default and no databases or users. NULL on ENOMEM. */
+struct config *config_new(void);
+void config_free(struct config *cfg); /* wipes passwords; NULL does nothing */
+
+/*
+ * Read pgdog.ini (path may be NULL: none) and users.ini (may be NULL), then
+ * each postgres:// URL, then validate and derive the pools.
+ * Returns 0, or -1 with one message in err naming file, line, key and what
+ * is allowed, e.g.
+ *   "pgdog.ini:4: [general] port = 70000: must be an integer between 1 and 65535".
+ */
+int config_load(struct config *cfg, const char *config_path, const char *users_path,
+		const char *const *urls, size_t urls_cnt, char *err, size_t err_len) MUST_CHECK;
+
+/* The same from strings (tests, fuzzing); names are used in messages. */
+int config_load_strings(struct config *cfg, const char *config_name, const char *config_text,
+			const char *users_name, const char *users_text, char *err, size_t err_len)
+	MUST_CHECK;
+
+/* The user called name, or NULL. */
+const struct config_user *config_find_user(const struct config *cfg, const char *name);
+/* true if any [databases] entry has this name. */
+bool config_has_database(const struct config *cfg, const char *name);
+/*
+ * The pool serving (user, database name): the pool whose database entry has
+ * role primary (or auto) and shard 0, else the first one. -1 if none.
+ */
+int config_find_pool(const struct config *cfg, const char *user, const char *database);
+
+/* Names for values, for SHOW and logs. */
+const char *config_auth_type_name(enum config_auth_type t);
+const char *config_role_name(enum config_role r);
+const char *config_pooler_mode_name(enum config_pooler_mode m);

@@ -1,0 +1,74 @@
+/*
+ * log.h: leveled logging for the supervisor and the workers.
+ * Runs in: both processes. Each line is written with one write() to an
+ * O_APPEND fd (or one syslog() call), so processes sharing a file never
+ * interleave. Lines name the process: "sv[1234]" or "wk3[1240]".
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "shared/compiler.h"
+
+enum log_level {
+	LOG_LVL_ERROR = 0,
+	LOG_LVL_WARN,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG,
+	LOG_LVL_NOISE,
+};
+
+/*
+ * Identity of a connection for log lines: embedded in every client and server
+ * object and passed as ctx. id is "w3c1872" (worker slot + per-worker counter).
+ */
+struct log_ctx {
+	char id[24];
+	char peer[64];
+	const char *user; /* borrowed: owned by the configuration */
+	const char *db;   /* borrowed: owned by the configuration */
+};
+
+extern enum log_level g_log_level;
+
+/* Parse "error".."noise"; returns -1 for anything else. */
+int log_level_parse(const char *s, enum log_level *out) MUST_CHECK;
+const char *log_level_name(enum log_level l);
+
+/* Set the process tag: log_set_process("sv", -1) or log_set_process("wk", 3). */
+void log_set_process(const char *role, int slot);
+
+/*
+ * Send lines to a file (opened O_APPEND|O_CLOEXEC, created 0640), to syslog,
+ * or to stderr (path NULL, use_syslog false). Returns -1 with errno if the
+ * file cannot be opened; the previous destination stays in effect.
+ */
+int log_open(const char *path, bool use_syslog, const char *ident) MUST_CHECK;
+/* Re-open the log file (after logrotate); keeps the old fd on failure. */
+int log_reopen(void);
+void log_close(void);
+
+void log_write(enum log_level l, const struct log_ctx *ctx, int err, const char *fmt, ...)
+	PRINTF_LIKE(4, 5);
+
+#define log_error(ctx, ...) log_write(LOG_LVL_ERROR, ctx, 0, __VA_ARGS__)
+#define log_warn(ctx, ...)  log_write(LOG_LVL_WARN, ctx, 0, __VA_ARGS__)
+#define log_info(ctx, ...)                                            \
+	do {                                                          \
+		if (g_log_level >= LOG_LVL_INFO)                      \
+			log_write(LOG_LVL_INFO, ctx, 0, __VA_ARGS__); \
+	} while (0)
+#define log_debug(ctx, ...)                                            \
+	do {                                                           \
+		if (UNLIKELY(g_log_level >= LOG_LVL_DEBUG))            \
+			log_write(LOG_LVL_DEBUG, ctx, 0, __VA_ARGS__); \
+	} while (0)
+#define log_noise(ctx, ...)                                            \
+	do {                                                           \
+		if (UNLIKELY(g_log_level >= LOG_LVL_NOISE))            \
+			log_write(LOG_LVL_NOISE, ctx, 0, __VA_ARGS__); \
+	} while (0)
+/* An error with errno: "msg: strerror(err)". */
+#define log_errno(ctx, err, ...)      log_write(LOG_LVL_ERROR, ctx, err, __VA_ARGS__)
+#define log_warn_errno(ctx, err, ...) log_write(LOG_LVL_WARN, ctx, err, __VA_ARGS__)

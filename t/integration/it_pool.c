@@ -1,0 +1,377 @@
+/*
+ * it_pool.c: pool sizing through pgdog against a real PostgreSQL: the global
+ * pool_size cap under 50 concurrent clients over two workers,
+ * checkout_timeout, max_client_conn, min_pool_size and idle_timeout.
+ * A monitor connection straight to PostgreSQL counts the backends.
+ */
+#include "t/lib/it.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define APP "dbname=app user=app password=app_pw"
+
+static void
+setup_pg(const char *name)
+{
+	it_env_start(name);
+	it_pg_start(NULL);
+	it_pg_role("app", "app_pw", "scram-sha-256");
+	it_pg_role("minu", "minu_pw", "scram-sha-256");
+	it_pg_role("idleu", "idleu_pw", "scram-sha-256");
+	it_pg_hba("host all app 127.0.0.1/32 scram-sha-256\n"
+		  "host all minu 127.0.0.1/32 scram-sha-256\n"
+		  "host all idleu 127.0.0.1/32 scram-sha-256");
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+/* ---- 50 clients, pool_size 5, two workers -------------------------------- */
+
+#define CLIENTS 50
+#define POOL	5
+
+static void
+setup_concurrency(void)
+{
+	setup_pg("concurrency");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "checkout_timeout = 20000",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 5\n",
+	});
+}
+
+struct client_result {
+	int ok;
+	char err[256];
+};
+
+static struct client_result g_results[CLIENTS];
+static atomic_bool g_stop;
+static atomic_int g_max_seen;
+static atomic_int g_samples;
+
+static void *
+client_main(void *arg)
+{
+	struct client_result *r = arg;
+	PGconn *c = PQconnectdb(it_pgdog_dsn(APP));
+	PGresult *res;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(r->err, sizeof(r->err), "connect: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	res = PQexec(c, "SELECT pg_sleep(0.2), 'ok'");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 1), "ok") == 0)
+		r->ok = 1;
+	else
+		snprintf(r->err, sizeof(r->err), "query: %s", PQerrorMessage(c));
+	PQclear(res);
+	PQfinish(c);
+	return NULL;
+}
+
+static void *
+monitor_main(void *arg)
+{
+	PGconn *mon = arg;
+
+	while (!atomic_load(&g_stop)) {
+		PGresult *res = PQexec(mon, "SELECT count(*) FROM pg_stat_activity "
+					    "WHERE usename = 'app' AND backend_type = 'client backend'");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+			int n = atoi(PQgetvalue(res, 0, 0));
+			int m = atomic_load(&g_max_seen);
+
+			while (n > m && !atomic_compare_exchange_weak(&g_max_seen, &m, n))
+				;
+			atomic_fetch_add(&g_samples, 1);
+		}
+		PQclear(res);
+		it_sleep_ms(10);
+	}
+	return NULL;
+}
+
+START_TEST(test_pool_global_cap)
+{
+	pthread_t th[CLIENTS], mt;
+	PGconn *mon = it_pg_connect();
+	int ok = 0;
+	long long t0 = it_now_ms(), elapsed;
+
+	atomic_store(&g_stop, false);
+	atomic_store(&g_max_seen, 0);
+	ck_assert_int_eq(pthread_create(&mt, NULL, monitor_main, mon), 0);
+	for (int i = 0; i < CLIENTS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, client_main, &g_results[i]), 0);
+	for (int i = 0; i < CLIENTS; i++)
+		pthread_join(th[i], NULL);
+	elapsed = it_now_ms() - t0;
+	atomic_store(&g_stop, true);
+	pthread_join(mt, NULL);
+	PQfinish(mon);
+
+	for (int i = 0; i < CLIENTS; i++) {
+		if (g_results[i].ok)
+			ok++;
+		else
+			fprintf(stderr, "client %d failed: %s\n", i, g_results[i].err);
+	}
+	ck_assert_msg(ok == CLIENTS, "%d of %d clients succeeded", ok, CLIENTS);
+	ck_assert_msg(atomic_load(&g_max_seen) <= POOL,
+		      "PostgreSQL saw %d connections of user app; pool_size is %d",
+		      atomic_load(&g_max_seen), POOL);
+	ck_assert_msg(atomic_load(&g_max_seen) >= 2, "monitor saw at most %d connections (%d samples)",
+		      atomic_load(&g_max_seen), atomic_load(&g_samples));
+	/* 50 x 0.2 s through 5 servers cannot take less than 2 s */
+	ck_assert_msg(elapsed >= 1900, "50 sleeps finished in %lld ms: more than 5 servers?", elapsed);
+}
+END_TEST
+
+/* Clients on both workers still share one global cap after the burst. */
+START_TEST(test_pool_cap_after_burst)
+{
+	PGconn *mon = it_pg_connect();
+	PGconn *c[8];
+	int n;
+
+	for (int i = 0; i < 8; i++)
+		c[i] = it_connect(APP);
+	/* the first 5 get servers at once */
+	for (int i = 0; i < POOL; i++)
+		ck_assert_str_eq(it_value(c[i], "SELECT 1"), "1");
+	n = it_pg_count_backends(mon, "app");
+	ck_assert_msg(n <= POOL, "%d backends for pool_size %d", n, POOL);
+	/* the rest wait until those disconnect */
+	for (int i = POOL; i < 8; i++)
+		ck_assert_int_eq(PQsendQuery(c[i], "SELECT 'late'"), 1);
+	it_sleep_ms(300);
+	for (int i = 0; i < POOL; i++)
+		PQfinish(c[i]);
+	for (int i = POOL; i < 8; i++) {
+		PGresult *res = PQgetResult(c[i]);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "late client %d: %s", i,
+			      PQerrorMessage(c[i]));
+		PQclear(res);
+		while ((res = PQgetResult(c[i])) != NULL)
+			PQclear(res);
+		PQfinish(c[i]);
+	}
+	n = it_pg_count_backends(mon, "app");
+	ck_assert_msg(n <= POOL, "%d backends for pool_size %d", n, POOL);
+	PQfinish(mon);
+}
+END_TEST
+
+/* ---- checkout_timeout ---------------------------------------------------- */
+
+static void
+setup_checkout(void)
+{
+	setup_pg("checkout");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "checkout_timeout = 1000",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 1\n",
+	});
+}
+
+START_TEST(test_pool_checkout_timeout)
+{
+	PGconn *c1 = it_connect(APP);
+	PGconn *c2 = it_connect(APP), *c3;
+	PGresult *res;
+	long long t0, elapsed;
+	const char *msg, *st;
+
+	ck_assert_str_eq(it_value(c1, "SELECT 1"), "1");
+	t0 = it_now_ms();
+	res = PQexec(c2, "SELECT 2");
+	elapsed = it_now_ms() - t0;
+	st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR,
+		      "second client got %s while the only server was taken",
+		      PQresStatus(PQresultStatus(res)));
+	ck_assert_msg(st != NULL && strcmp(st, "53300") == 0, "SQLSTATE %s (%s)",
+		      st != NULL ? st : "(none)", PQerrorMessage(c2));
+	ck_assert_msg(msg != NULL && strstr(msg, "app") != NULL,
+		      "message \"%s\" does not name the pool", msg != NULL ? msg : "");
+	ck_assert_msg(elapsed >= 800 && elapsed <= 3000,
+		      "checkout_timeout 1000 ms, error after %lld ms", elapsed);
+	PQclear(res);
+	PQfinish(c2);
+
+	/* the holder is unaffected, and after it leaves the next client gets the server */
+	ck_assert_str_eq(it_value(c1, "SELECT 3"), "3");
+	PQfinish(c1);
+	c3 = it_connect(APP);
+	ck_assert_str_eq(it_value(c3, "SELECT 4"), "4");
+	PQfinish(c3);
+}
+END_TEST
+
+/* ---- max_client_conn ----------------------------------------------------- */
+
+static void
+setup_maxconn(void)
+{
+	setup_pg("max_client_conn");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "max_client_conn = 3\nauth_type = plain",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 5\n",
+	});
+}
+
+START_TEST(test_pool_max_client_conn)
+{
+	PGconn *c[3];
+	char st[6];
+	int fd, rc = 0;
+	long long end;
+
+	for (int i = 0; i < 3; i++)
+		c[i] = it_connect(APP);
+	fd = it_raw_connect(g_it.port);
+	rc = it_raw_login(fd, "app", "app", "app_pw", st);
+	close(fd);
+	ck_assert_msg(rc == -1, "a 4th client logged in with max_client_conn = 3");
+	ck_assert_msg(strcmp(st, "53300") == 0, "4th client: SQLSTATE '%s', expected 53300", st);
+	/* the three work */
+	for (int i = 0; i < 3; i++)
+		ck_assert_str_eq(it_value(c[i], "SELECT 1"), "1");
+	/* one leaves: a new client gets in (within 2 s) */
+	PQfinish(c[0]);
+	end = it_now_ms() + 2000;
+	for (;;) {
+		PGconn *n = PQconnectdb(it_pgdog_dsn(APP));
+		bool ok = PQstatus(n) == CONNECTION_OK;
+
+		if (ok)
+			ck_assert_str_eq(it_value(n, "SELECT 1"), "1");
+		PQfinish(n);
+		if (ok)
+			break;
+		ck_assert_msg(it_now_ms() < end, "no client slot freed 2 s after a disconnect");
+		it_sleep_ms(100);
+	}
+	PQfinish(c[1]);
+	PQfinish(c[2]);
+}
+END_TEST
+
+/* ---- min_pool_size and idle_timeout ------------------------------------- */
+
+static void
+setup_idle(void)
+{
+	setup_pg("idle");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "idle_timeout = 1500",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\n\n"
+			 "[users.minu]\ndatabase = app\npassword = minu_pw\npool_size = 5\n"
+			 "min_pool_size = 3\n\n"
+			 "[users.idleu]\ndatabase = app\npassword = idleu_pw\npool_size = 5\n",
+	});
+}
+
+START_TEST(test_pool_min_pool_size)
+{
+	PGconn *mon = it_pg_connect();
+	long long end = it_now_ms() + 5000;
+	int n = 0;
+
+	while (it_now_ms() < end) {
+		n = it_pg_count_backends(mon, "minu");
+		if (n >= 3)
+			break;
+		it_sleep_ms(100);
+	}
+	ck_assert_msg(n == 3, "min_pool_size = 3: PostgreSQL has %d connections of minu after 5 s", n);
+	/* they stay: past idle_timeout, and never above the minimum */
+	end = it_now_ms() + 2500;
+	while (it_now_ms() < end) {
+		n = it_pg_count_backends(mon, "minu");
+		ck_assert_msg(n == 3, "min_pool_size = 3, idle_timeout = 1500: %d connections", n);
+		it_sleep_ms(100);
+	}
+	PQfinish(mon);
+}
+END_TEST
+
+START_TEST(test_pool_idle_timeout)
+{
+	PGconn *mon = it_pg_connect();
+	PGconn *c = it_connect("dbname=app user=idleu password=idleu_pw");
+	long long t0, end;
+	int n;
+
+	ck_assert_str_eq(it_value(c, "SELECT current_user"), "idleu");
+	ck_assert_int_eq(it_pg_count_backends(mon, "idleu"), 1);
+	PQfinish(c);
+	t0 = it_now_ms();
+	it_sleep_ms(400);
+	n = it_pg_count_backends(mon, "idleu");
+	ck_assert_msg(n == 1, "the server connection was not kept idle after the client left (%d)", n);
+	end = t0 + 6000;
+	for (;;) {
+		n = it_pg_count_backends(mon, "idleu");
+		if (n == 0)
+			break;
+		ck_assert_msg(it_now_ms() < end, "idle_timeout = 1500: server still open after 6 s");
+		it_sleep_ms(100);
+	}
+	ck_assert_msg(it_now_ms() - t0 >= 1000, "idle server closed after only %lld ms",
+		      it_now_ms() - t0);
+	PQfinish(mon);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("it_pool");
+	TCase *tc;
+
+	tc = tcase_create("concurrency");
+	tcase_add_unchecked_fixture(tc, setup_concurrency, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_pool_global_cap);
+	tcase_add_test(tc, test_pool_cap_after_burst);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("checkout");
+	tcase_add_unchecked_fixture(tc, setup_checkout, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pool_checkout_timeout);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("max_client_conn");
+	tcase_add_unchecked_fixture(tc, setup_maxconn, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pool_max_client_conn);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("idle");
+	tcase_add_unchecked_fixture(tc, setup_idle, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pool_min_pool_size);
+	tcase_add_test(tc, test_pool_idle_timeout);
+	suite_add_tcase(s, tc);
+
+	return it_run_suite(s);
+}

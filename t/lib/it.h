@@ -1,0 +1,212 @@
+/*
+ * it.h: helpers for the integration tests (t/integration/it_*.c): a throwaway
+ * PostgreSQL cluster (t/pgenv.sh), a pgdog process with generated INI files,
+ * libpq and raw-socket clients, and a main() that dumps pgdog's log when a
+ * test fails.
+ * Runs in: test programs only. One environment per process at a time: an
+ * unchecked fixture (tcase_add_unchecked_fixture) starts it in the runner
+ * process, the forked tests inherit its ports and pids. Every process the
+ * harness starts is stopped in it_env_stop(), from an atexit handler of the
+ * process that started it, or (when a forked test was killed) by the runner's
+ * teardown from the pid list kept in the environment's directory.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <check.h>
+#include <libpq-fe.h>
+
+#define IT_PATH_MAX 512
+
+/* Settings of the pgdog started by it_pgdog_start(). NULL fields take defaults. */
+struct it_pgdog_conf {
+	/*
+	 * Extra "key = value" lines for [general], newline-separated. A key given
+	 * here replaces the harness default for it (workers = 2, auth_type =
+	 * scram-sha-256, min_pool_size = 0, ...).
+	 */
+	const char *general;
+	/* Extra sections for pgdog.ini after [databases.app] (which always exists). */
+	const char *databases;
+	/*
+	 * users.ini body. NULL: one user "app" (password "app_pw", database app).
+	 * An [admin] section (admin/admin/pgdog) is appended unless has_admin.
+	 */
+	const char *users;
+	bool has_admin;
+	int workers; /* 0: 2 */
+};
+
+/* The running environment; fields are valid after the matching start call. */
+struct it_env {
+	char name[64];		  /* the TCase name, for saved logs */
+	char dir[IT_PATH_MAX / 2]; /* temp dir, mode 0755 */
+	char pg_dir[IT_PATH_MAX]; /* dir/pg: the cluster (dir/pg/data) */
+	int pg_port;		  /* 0: no cluster */
+	int port;		  /* pgdog's TCP port */
+	int workers;		  /* as configured */
+	pid_t pid;		  /* pgdog supervisor, or 0 */
+	pid_t owner;		  /* process that started pgdog */
+	char ini_path[IT_PATH_MAX];
+	char users_path[IT_PATH_MAX];
+	char log_path[IT_PATH_MAX]; /* pgdog's stderr */
+};
+
+extern struct it_env g_it;
+
+/* ---- environment ------------------------------------------------------- */
+
+/* Create the temp dir; name is the TCase's name (logs are saved under it). */
+void it_env_start(const char *name);
+/* Stop pgdog and PostgreSQL, save pgdog's log, remove the temp dir. */
+void it_env_stop(void);
+/*
+ * Run a suite (CK_NORMAL) and return main()'s exit status. Afterwards print
+ * the saved pgdog logs of every TCase that had a failure.
+ */
+int it_run_suite(Suite *s);
+
+/* A free TCP port on 127.0.0.1 (bind to port 0, read it, close). */
+int it_free_port(void);
+/* The path of a file in the temp dir (static, thread-local rotating buffer). */
+const char *it_path(const char *file);
+/* Write a whole file; ck_abort on error. */
+void it_write_file(const char *path, const char *text);
+/* Milliseconds since an arbitrary start (CLOCK_MONOTONIC). */
+long long it_now_ms(void);
+/* Sleep ms milliseconds. */
+void it_sleep_ms(int ms);
+
+/* ---- PostgreSQL -------------------------------------------------------- */
+
+/* Start a cluster in dir/pg on a free port; conf: extra postgresql.conf lines or NULL. */
+void it_pg_start(const char *const *conf);
+void it_pg_stop(void);
+/* Superuser connection straight to the cluster (TCP); ck_abort on failure. */
+PGconn *it_pg_connect(void);
+/* Run SQL as superuser on the cluster; ck_abort with the error unless it succeeds. */
+void it_pg_exec(const char *sql);
+/* Run a query returning one value; the result in a static thread-local buffer. */
+const char *it_pg_value(const char *sql);
+/* Count backends of `user` in pg_stat_activity (client backends only). */
+int it_pg_count_backends(PGconn *mon, const char *user);
+/*
+ * Replace pg_hba.conf with: local trust, postgres trust over TCP, `lines`
+ * (newline-separated, may be NULL), then "host all all 127.0.0.1/32 trust";
+ * then pg_reload_conf().
+ */
+void it_pg_hba(const char *lines);
+/*
+ * Create (or replace) a login role with a password stored with the given
+ * password_encryption ("md5" or "scram-sha-256"); password NULL: none.
+ */
+void it_pg_role(const char *name, const char *password, const char *encryption);
+/* The stored secret of a role (pg_authid.rolpassword): an md5 hash or a SCRAM verifier. */
+const char *it_pg_role_secret(const char *name);
+
+/* ---- pgdog ------------------------------------------------------------- */
+
+/* pgdog's binary: $PGDOG_BIN, else ../../pgdog. */
+const char *it_pgdog_bin(void);
+/* The source tree: $PGDOG_SRCDIR, else ../.. */
+const char *it_srcdir(void);
+/* Write dir/pgdog.ini and dir/users.ini for conf. */
+void it_pgdog_write_config(const struct it_pgdog_conf *conf);
+/*
+ * Write the configuration, start pgdog in the foreground (stderr to
+ * dir/pgdog.log) and wait up to 10 s until its port accepts connections and
+ * its workers exist. ck_abort (with the log) if it does not come up.
+ */
+void it_pgdog_start(const struct it_pgdog_conf *conf);
+/*
+ * Start another pgdog (not waited for, not stopped by it_pgdog_stop; tracked
+ * for the teardown) with its own files tag.ini, tag-users.ini and log
+ * pgdog-tag.log in the temp dir, listening on port; extra_args (NULL-
+ * terminated, may be NULL) follow "-c tag.ini -u tag-users.ini".
+ */
+pid_t it_pgdog_spawn(const char *tag, const struct it_pgdog_conf *conf, int port,
+		     const char *const *extra_args);
+/* Wait until 127.0.0.1:port accepts a TCP connection. */
+bool it_wait_port(int port, int timeout_ms);
+/* SIGTERM, wait up to 5 s, then SIGKILL. Returns the wait status, or -1. */
+int it_pgdog_stop(void);
+/* Restart with a new configuration (same port). */
+void it_pgdog_restart(const struct it_pgdog_conf *conf);
+/* Wait up to timeout_ms for a child we started to exit; its status, or -1 on timeout. */
+int it_wait_pid(pid_t pid, int timeout_ms);
+/* Remember a pid to kill in the runner's teardown (for processes a test starts). */
+void it_track_pid(pid_t pid);
+/* Whether a process exists (and is no zombie). */
+bool it_pid_alive(pid_t pid);
+/* Children of pid (pgdog's workers); returns how many were written to out. */
+int it_children(pid_t pid, pid_t *out, int max);
+/* Print pgdog's log to stderr. */
+void it_dump_log(void);
+/* Whether pgdog's log contains s. */
+bool it_log_contains(const char *s);
+/*
+ * Run pgdog with argv (argv[0] is ignored, the binary is it_pgdog_bin()),
+ * capture stdout+stderr into out (NUL-terminated) and return the exit status
+ * (WEXITSTATUS), or -1 if it did not exit within timeout_ms (it is killed).
+ */
+int it_pgdog_run(const char *const *argv, char *out, size_t out_len, int timeout_ms);
+
+/* ---- clients ----------------------------------------------------------- */
+
+/*
+ * conninfo for pgdog: "host=127.0.0.1 port=<port> connect_timeout=5 " + extra.
+ * Thread-local rotating buffers: up to 8 results stay valid per thread.
+ */
+const char *it_pgdog_dsn(const char *extra);
+/* Connect through pgdog; ck_abort with the error message unless it works. */
+PGconn *it_connect(const char *extra);
+/* Run sql; ck_abort unless the result status is PGRES_COMMAND_OK or PGRES_TUPLES_OK. */
+PGresult *it_exec_ok(PGconn *conn, const char *sql);
+/* One value of a one-row query (static thread-local buffer). */
+const char *it_value(PGconn *conn, const char *sql);
+/* Run sql, expect an error with sqlstate; returns the primary message (static). */
+const char *it_exec_error(PGconn *conn, const char *sql, const char *sqlstate);
+/*
+ * Connect, expect failure. Returns PQerrorMessage (static, thread-local).
+ * libpq does not expose the SQLSTATE of a failed connection; use
+ * it_raw_login_error() for that.
+ */
+const char *it_connect_fail(const char *extra);
+
+/* ---- raw protocol ------------------------------------------------------ */
+
+/* TCP connection to 127.0.0.1:port with SO_RCVTIMEO/SO_SNDTIMEO of 5 s; ck_abort on failure. */
+int it_raw_connect(int port);
+/* Write all of buf; 0 or -1 (errno). */
+int it_raw_send(int fd, const void *buf, size_t len);
+/*
+ * Read one backend message: *type and the body (without the length word) into
+ * buf (truncated at cap). Returns the body length, -1 on EOF/error/timeout.
+ */
+long it_raw_recv(int fd, char *type, char *buf, size_t cap, int timeout_ms);
+/* Read one byte (the answer to SSLRequest/GSSENCRequest); the byte, or -1. */
+int it_raw_recv_byte(int fd, int timeout_ms);
+/* Send a StartupMessage (protocol major.minor) with user and database (and extra "k\0v\0" pairs). */
+int it_raw_startup(int fd, int major, int minor, const char *user, const char *db);
+/*
+ * From an ErrorResponse body: the field with code f ('C' SQLSTATE, 'M'
+ * message, 'S' severity) into out. Returns out, or "" if absent.
+ */
+const char *it_raw_field(const char *body, long len, char f, char *out, size_t out_len);
+/*
+ * Log in over a raw socket (trust or cleartext; MD5 and SCRAM are left to libpq)
+ * and read until ReadyForQuery. Returns 0 when logged in; otherwise -1 and,
+ * if the server sent an ErrorResponse, its SQLSTATE in sqlstate (6 bytes).
+ */
+int it_raw_login(int fd, const char *user, const char *db, const char *password, char *sqlstate);
+/*
+ * Send a StartupMessage and return the authentication request code pgdog
+ * answers with (0 ok, 3 cleartext, 5 md5, 10 SASL), or -1 on error; with
+ * sqlstate filled when it answered with an ErrorResponse.
+ */
+int it_raw_auth_request(int port, const char *user, const char *db, char *sqlstate);
+/* Whether the peer closed the connection (EOF) within timeout_ms, discarding data. */
+bool it_raw_wait_closed(int fd, int timeout_ms);

@@ -1,0 +1,1017 @@
+/*
+ * check_config.c: unit tests for shared/config.c: defaults, every key, the
+ * samples in conf/, -d URLs, pool resolution, and one test per class of
+ * error message, each checked word for word including FILE:LINE.
+ * Runs in: the test process only. No network; temp files only in TMPDIR.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "shared/config.h"
+
+#define SCRAM_VERIFIER \
+	"SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$bpSY5Ze9NUH+I35LC3gVq+DpBfK46iXBxvhAKqVu9pE=:VpYlBuxyzeCI1KnctrefdljpB1mk3Gp7sBI/t11+NkQ="
+#define MD5_HASH "md54a0a68b43b6cd5cf266fa02f196e2371"
+
+/* The smallest valid pgdog.ini. */
+#define MIN_INI "[databases.prod]\nhost = 127.0.0.1\n"
+
+static struct config *
+load_ok(const char *ini, const char *users)
+{
+	char err[512] = "";
+	struct config *cfg = config_new();
+
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_msg(config_load_strings(cfg, "pgdog.ini", ini, "users.ini", users, err,
+					  sizeof(err)) == 0,
+		      "unexpected error: %s", err);
+	return cfg;
+}
+
+static void
+load_fails(const char *ini, const char *users, const char *expected)
+{
+	char err[512] = "";
+	struct config *cfg = config_new();
+
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_int_eq(
+		config_load_strings(cfg, "pgdog.ini", ini, "users.ini", users, err, sizeof(err)),
+		-1);
+	ck_assert_str_eq(err, expected);
+	config_free(cfg);
+}
+
+static void
+urls_fail(const char *ini, const char *url, const char *expected)
+{
+	char err[512] = "";
+	struct config *cfg = config_new();
+	char path[] = "/tmp/check_config_XXXXXX";
+	int fd = -1;
+
+	ck_assert_ptr_nonnull(cfg);
+	if (ini != NULL) {
+		fd = mkstemp(path);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, ini, strlen(ini)), (ssize_t)strlen(ini));
+		close(fd);
+	}
+	ck_assert_int_eq(
+		config_load(cfg, ini != NULL ? path : NULL, NULL, &url, 1, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, expected);
+	if (fd >= 0)
+		unlink(path);
+	config_free(cfg);
+}
+
+/* ---- good files ----------------------------------------------------------- */
+
+START_TEST(test_config_defaults)
+{
+	struct config *cfg = load_ok(MIN_INI, NULL);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	const struct config_database *d;
+
+	ck_assert_str_eq(cfg->host, "0.0.0.0");
+	ck_assert_int_eq(cfg->port, 6432);
+	ck_assert_int_eq(cfg->workers, cpus < 1 ? 1 : cpus > 64 ? 64 : cpus);
+	ck_assert_str_eq(cfg->unix_socket_dir, "/tmp");
+	ck_assert_int_eq(cfg->default_pool_size, 10);
+	ck_assert_int_eq(cfg->min_pool_size, 1);
+	ck_assert_int_eq(cfg->pooler_mode, CONFIG_POOLER_SESSION);
+	ck_assert_int_eq(cfg->auth_type, CONFIG_AUTH_SCRAM);
+	ck_assert_int_eq(cfg->checkout_timeout, 5000);
+	ck_assert_int_eq(cfg->connect_timeout, 5000);
+	ck_assert_int_eq(cfg->idle_timeout, 60000);
+	ck_assert_int_eq(cfg->server_lifetime, 86400000);
+	ck_assert_int_eq(cfg->client_login_timeout, 60000);
+	ck_assert_int_eq(cfg->shutdown_timeout, 60000);
+	ck_assert_int_eq(cfg->max_client_conn, 10000);
+	ck_assert_int_eq(cfg->max_message_len, 1073741823);
+	ck_assert_str_eq(cfg->server_reset_query, "DISCARD ALL");
+	ck_assert_int_eq(cfg->log_level, LOG_LVL_INFO);
+	ck_assert_ptr_null(cfg->log_file);
+	ck_assert(!cfg->syslog);
+	ck_assert_str_eq(cfg->syslog_ident, "pgdog");
+	ck_assert(cfg->log_connections);
+	ck_assert(cfg->log_disconnections);
+	ck_assert_str_eq(cfg->admin.name, "admin");
+	ck_assert_str_eq(cfg->admin.user, "admin");
+	ck_assert_ptr_null(cfg->admin.password);
+	ck_assert_int_eq(cfg->admin.secret.kind, AUTH_SECRET_NONE);
+
+	ck_assert_uint_eq(cfg->databases_cnt, 1);
+	d = &cfg->databases[0];
+	ck_assert_str_eq(d->label, "prod");
+	ck_assert_str_eq(d->name, "prod");
+	ck_assert_str_eq(d->host, "127.0.0.1");
+	ck_assert_int_eq(d->port, 5432);
+	ck_assert_str_eq(d->database_name, "prod");
+	ck_assert_int_eq(d->role, CONFIG_ROLE_PRIMARY);
+	ck_assert_int_eq(d->shard, 0);
+	ck_assert_ptr_null(d->user);
+	ck_assert_ptr_null(d->password);
+	ck_assert_int_eq(d->pool_size, -1);
+	ck_assert_int_eq(d->min_pool_size, -1);
+	ck_assert_int_eq(d->idle_timeout, -1);
+	ck_assert_int_eq(d->server_lifetime, -1);
+	ck_assert_int_eq(d->line, 1);
+	ck_assert_uint_eq(cfg->users_cnt, 0);
+	ck_assert_uint_eq(cfg->pools_cnt, 0);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_every_key)
+{
+	static const char ini[] = "[general]\n"
+				  "host = 127.0.0.2\n"
+				  "port = 7432\n"
+				  "workers = 3\n"
+				  "unix_socket_dir =\n"
+				  "default_pool_size = 20\n"
+				  "min_pool_size = 2\n"
+				  "pooler_mode = session\n"
+				  "auth_type = md5\n"
+				  "checkout_timeout = 1\n"
+				  "connect_timeout = 2\n"
+				  "idle_timeout = 0\n"
+				  "server_lifetime = 0\n"
+				  "client_login_timeout = 3\n"
+				  "shutdown_timeout = 0\n"
+				  "max_client_conn = 1000000\n"
+				  "max_message_len = 1024\n"
+				  "server_reset_query =\n"
+				  "log_level = noise\n"
+				  "log_file = /var/log/pgdog.log\n"
+				  "syslog = yes\n"
+				  "syslog_ident = dog\n"
+				  "log_connections = off\n"
+				  "log_disconnections = 0\n"
+				  "\n"
+				  "[databases.main]\n"
+				  "name = app\n"
+				  "host = db1\n"
+				  "port = 5433\n"
+				  "database_name = app_prod\n"
+				  "role = replica\n"
+				  "shard = 1023\n"
+				  "user = srv\n"
+				  "password = srvpass\n"
+				  "pool_size = 30\n"
+				  "min_pool_size = 3\n"
+				  "idle_timeout = 100\n"
+				  "server_lifetime = 200\n"
+				  "\n"
+				  "[admin]\n"
+				  "name = console\n"
+				  "user = root\n"
+				  "password = adminpw\n";
+	static const char users[] = "[users.a]\n"
+				    "name = alice\n"
+				    "database = app\n"
+				    "password = " MD5_HASH "\n"
+				    "pool_size = 5\n"
+				    "min_pool_size = 4\n"
+				    "server_user = alice_srv\n"
+				    "server_password = pw2\n";
+	struct config *cfg = load_ok(ini, users);
+	const struct config_database *d = &cfg->databases[0];
+	const struct config_user *u = &cfg->users[0];
+
+	ck_assert_str_eq(cfg->host, "127.0.0.2");
+	ck_assert_int_eq(cfg->port, 7432);
+	ck_assert_int_eq(cfg->workers, 3);
+	ck_assert_str_eq(cfg->unix_socket_dir, "");
+	ck_assert_int_eq(cfg->default_pool_size, 20);
+	ck_assert_int_eq(cfg->min_pool_size, 2);
+	ck_assert_int_eq(cfg->pooler_mode, CONFIG_POOLER_SESSION);
+	ck_assert_int_eq(cfg->auth_type, CONFIG_AUTH_MD5);
+	ck_assert_int_eq(cfg->checkout_timeout, 1);
+	ck_assert_int_eq(cfg->connect_timeout, 2);
+	ck_assert_int_eq(cfg->idle_timeout, 0);
+	ck_assert_int_eq(cfg->server_lifetime, 0);
+	ck_assert_int_eq(cfg->client_login_timeout, 3);
+	ck_assert_int_eq(cfg->shutdown_timeout, 0);
+	ck_assert_int_eq(cfg->max_client_conn, 1000000);
+	ck_assert_int_eq(cfg->max_message_len, 1024);
+	ck_assert_str_eq(cfg->server_reset_query, "");
+	ck_assert_int_eq(cfg->log_level, LOG_LVL_NOISE);
+	ck_assert_str_eq(cfg->log_file, "/var/log/pgdog.log");
+	ck_assert(cfg->syslog);
+	ck_assert_str_eq(cfg->syslog_ident, "dog");
+	ck_assert(!cfg->log_connections);
+	ck_assert(!cfg->log_disconnections);
+
+	ck_assert_str_eq(d->label, "main");
+	ck_assert_str_eq(d->name, "app");
+	ck_assert_str_eq(d->host, "db1");
+	ck_assert_int_eq(d->port, 5433);
+	ck_assert_str_eq(d->database_name, "app_prod");
+	ck_assert_int_eq(d->role, CONFIG_ROLE_REPLICA);
+	ck_assert_int_eq(d->shard, 1023);
+	ck_assert_str_eq(d->user, "srv");
+	ck_assert_str_eq(d->password, "srvpass");
+	ck_assert_int_eq(d->pool_size, 30);
+	ck_assert_int_eq(d->min_pool_size, 3);
+	ck_assert_int_eq(d->idle_timeout, 100);
+	ck_assert_int_eq(d->server_lifetime, 200);
+
+	ck_assert_str_eq(cfg->admin.name, "console");
+	ck_assert_str_eq(cfg->admin.user, "root");
+	ck_assert_str_eq(cfg->admin.password, "adminpw");
+	ck_assert_int_eq(cfg->admin.secret.kind, AUTH_SECRET_PLAIN);
+
+	ck_assert_uint_eq(cfg->users_cnt, 1);
+	ck_assert_str_eq(u->label, "a");
+	ck_assert_str_eq(u->name, "alice");
+	ck_assert_str_eq(u->database, "app");
+	ck_assert_str_eq(u->password, MD5_HASH);
+	ck_assert_int_eq(u->secret.kind, AUTH_SECRET_MD5);
+	ck_assert_int_eq(u->pool_size, 5);
+	ck_assert_int_eq(u->min_pool_size, 4);
+	ck_assert_str_eq(u->server_user, "alice_srv");
+	ck_assert_str_eq(u->server_password, "pw2");
+	ck_assert_int_eq(u->line, 1);
+
+	ck_assert_uint_eq(cfg->pools_cnt, 1);
+	ck_assert_int_eq(cfg->pools[0].pool_size, 5);
+	ck_assert_int_eq(cfg->pools[0].min_pool_size, 4);
+	ck_assert_int_eq(cfg->pools[0].idle_timeout, 100);
+	ck_assert_int_eq(cfg->pools[0].server_lifetime, 200);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_user_defaults)
+{
+	struct config *cfg =
+		load_ok(MIN_INI, "[users.alice]\ndatabase = prod\npassword = secret\n"
+				 "[users.bob]\ndatabase = prod\n"
+				 "[users.carol]\ndatabase = prod\npassword = " SCRAM_VERIFIER "\n");
+	const struct config_user *u;
+
+	ck_assert_uint_eq(cfg->users_cnt, 3);
+	u = config_find_user(cfg, "alice");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_str_eq(u->name, "alice");
+	ck_assert_int_eq(u->secret.kind, AUTH_SECRET_PLAIN);
+	ck_assert_int_eq(u->pool_size, -1);
+	ck_assert_int_eq(u->min_pool_size, -1);
+	ck_assert_str_eq(u->server_user, "alice");
+	ck_assert_str_eq(u->server_password, "secret");
+	u = config_find_user(cfg, "bob");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_ptr_null(u->password);
+	ck_assert_int_eq(u->secret.kind, AUTH_SECRET_NONE);
+	ck_assert_ptr_null(u->server_password);
+	u = config_find_user(cfg, "carol");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_int_eq(u->secret.kind, AUTH_SECRET_SCRAM);
+	ck_assert_uint_eq(u->secret.iterations, 4096);
+	ck_assert_ptr_null(u->server_password);
+	ck_assert_ptr_null(config_find_user(cfg, "dave"));
+	ck_assert(config_has_database(cfg, "prod"));
+	ck_assert(!config_has_database(cfg, "test"));
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_pool_precedence)
+{
+	static const char ini[] =
+		"[general]\ndefault_pool_size = 7\nmin_pool_size = 2\n"
+		"idle_timeout = 111\nserver_lifetime = 222\n"
+		"[databases.a]\nname = app\nhost = h1\npool_size = 9\nmin_pool_size = 3\n"
+		"idle_timeout = 5\n"
+		"[databases.b]\nname = app\nhost = h2\nrole = replica\nserver_lifetime = 6\n"
+		"[databases.c]\nname = other\nhost = h3\n";
+	static const char users[] = "[users.u1]\ndatabase = app\npool_size = 4\n"
+				    "[users.u2]\ndatabase = app\nmin_pool_size = 0\n"
+				    "[users.u3]\ndatabase = other\n";
+	struct config *cfg = load_ok(ini, users);
+	const struct config_pool *p;
+
+	ck_assert_uint_eq(cfg->pools_cnt, 5);
+	/* u1 x a: user pool_size, database min_pool_size and idle_timeout */
+	p = &cfg->pools[0];
+	ck_assert_int_eq(p->user_idx, 0);
+	ck_assert_int_eq(p->db_idx, 0);
+	ck_assert_int_eq(p->pool_size, 4);
+	ck_assert_int_eq(p->min_pool_size, 3);
+	ck_assert_int_eq(p->idle_timeout, 5);
+	ck_assert_int_eq(p->server_lifetime, 222);
+	/* u1 x b: general min_pool_size, database server_lifetime */
+	p = &cfg->pools[1];
+	ck_assert_int_eq(p->db_idx, 1);
+	ck_assert_int_eq(p->pool_size, 4);
+	ck_assert_int_eq(p->min_pool_size, 2);
+	ck_assert_int_eq(p->idle_timeout, 111);
+	ck_assert_int_eq(p->server_lifetime, 6);
+	/* u2 x a: database pool_size, user min_pool_size */
+	p = &cfg->pools[2];
+	ck_assert_int_eq(p->user_idx, 1);
+	ck_assert_int_eq(p->pool_size, 9);
+	ck_assert_int_eq(p->min_pool_size, 0);
+	/* u3 x c: general defaults */
+	p = &cfg->pools[4];
+	ck_assert_int_eq(p->user_idx, 2);
+	ck_assert_int_eq(p->db_idx, 2);
+	ck_assert_int_eq(p->pool_size, 7);
+	ck_assert_int_eq(p->min_pool_size, 2);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_find_pool)
+{
+	static const char ini[] =
+		"[databases.r]\nname = app\nhost = h1\nrole = replica\n"
+		"[databases.s1]\nname = app\nhost = h2\nshard = 1\n"
+		"[databases.p]\nname = app\nhost = h3\nrole = auto\n"
+		"[databases.x]\nname = solo\nhost = h4\nrole = replica\nshard = 3\n";
+	static const char users[] = "[users.u]\ndatabase = app\n[users.v]\ndatabase = solo\n";
+	struct config *cfg = load_ok(ini, users);
+	int i;
+
+	i = config_find_pool(cfg, "u", "app");
+	ck_assert_int_ge(i, 0);
+	ck_assert_str_eq(cfg->databases[cfg->pools[i].db_idx].label, "p");
+	i = config_find_pool(cfg, "v", "solo");
+	ck_assert_int_ge(i, 0);
+	ck_assert_str_eq(cfg->databases[cfg->pools[i].db_idx].label, "x");
+	ck_assert_int_eq(config_find_pool(cfg, "u", "solo"), -1);
+	ck_assert_int_eq(config_find_pool(cfg, "nobody", "app"), -1);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_bool_spellings)
+{
+	static const char *const spellings[][2] = {
+		{ "true", "1" },  { "TRUE", "1" }, { "on", "1" }, { "yes", "1" }, { "1", "1" },
+		{ "false", "0" }, { "off", "0" },  { "No", "0" }, { "0", "0" },
+	};
+	char ini[256];
+	struct config *cfg;
+
+	snprintf(ini, sizeof(ini), "[general]\nsyslog = %s\n" MIN_INI, spellings[_i][0]);
+	cfg = load_ok(ini, NULL);
+	ck_assert_int_eq(cfg->syslog, spellings[_i][1][0] == '1');
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_enum_spellings)
+{
+	struct config *cfg;
+
+	cfg = load_ok("[general]\nauth_type = scram\nlog_level = warning\n" MIN_INI, NULL);
+	ck_assert_int_eq(cfg->auth_type, CONFIG_AUTH_SCRAM);
+	ck_assert_int_eq(cfg->log_level, LOG_LVL_WARN);
+	config_free(cfg);
+	cfg = load_ok("[general]\nauth_type = trust\nlog_level = error\n" MIN_INI, NULL);
+	ck_assert_int_eq(cfg->auth_type, CONFIG_AUTH_TRUST);
+	ck_assert_int_eq(cfg->log_level, LOG_LVL_ERROR);
+	config_free(cfg);
+	cfg = load_ok("[general]\nauth_type = plain\n" MIN_INI, NULL);
+	ck_assert_int_eq(cfg->auth_type, CONFIG_AUTH_PLAIN);
+	config_free(cfg);
+}
+END_TEST
+
+/* comments, blank lines, indentation, CRLF and a BOM are all fine */
+START_TEST(test_config_syntax_variants)
+{
+	static const char ini[] = "\xEF\xBB\xBF; a comment\r\n"
+				  "# another comment\r\n"
+				  "\r\n"
+				  "  [general]  ; trailing comment\r\n"
+				  "\tport = 7000 ; inline comment\r\n"
+				  "    server_reset_query = SELECT 1;2\r\n"
+				  "    syslog_ident = a#b\r\n"
+				  "[databases.prod]\r\n"
+				  "  host = h\r\n"
+				  "  port = 5000\r\n";
+	struct config *cfg = load_ok(ini, "");
+
+	ck_assert_int_eq(cfg->port, 7000);
+	ck_assert_str_eq(cfg->server_reset_query, "SELECT 1;2");
+	ck_assert_str_eq(cfg->syslog_ident, "a#b");
+	ck_assert_str_eq(cfg->databases[0].host, "h");
+	ck_assert_int_eq(cfg->databases[0].port, 5000);
+	ck_assert_int_eq(cfg->databases[0].line, 8);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_line_limit_ok)
+{
+	char ini[512];
+	char value[200];
+	struct config *cfg;
+
+	/* "server_reset_query = " is 21 characters: 199 in all */
+	memset(value, 'x', 178);
+	value[178] = '\0';
+	snprintf(ini, sizeof(ini), "[general]\nserver_reset_query = %s\n" MIN_INI, value);
+	cfg = load_ok(ini, NULL);
+	ck_assert_uint_eq(strlen(cfg->server_reset_query), 178);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_admin_in_users_file)
+{
+	struct config *cfg = load_ok(MIN_INI, "[admin]\npassword = " SCRAM_VERIFIER "\n");
+
+	ck_assert_int_eq(cfg->admin.secret.kind, AUTH_SECRET_SCRAM);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_load_files)
+{
+	char ini_path[] = "/tmp/check_config_ini_XXXXXX";
+	char users_path[] = "/tmp/check_config_users_XXXXXX";
+	static const char ini[] = "[general]\nport = 7777\n" MIN_INI;
+	static const char users[] = "[users.alice]\ndatabase = prod\npassword = pw\n";
+	int fd_ini = mkstemp(ini_path), fd_users = mkstemp(users_path);
+	struct config *cfg = config_new();
+	char err[512] = "";
+
+	ck_assert_int_ge(fd_ini, 0);
+	ck_assert_int_ge(fd_users, 0);
+	ck_assert_int_eq(write(fd_ini, ini, strlen(ini)), (ssize_t)strlen(ini));
+	ck_assert_int_eq(write(fd_users, users, strlen(users)), (ssize_t)strlen(users));
+	close(fd_ini);
+	close(fd_users);
+	ck_assert_msg(config_load(cfg, ini_path, users_path, NULL, 0, err, sizeof(err)) == 0, "%s",
+		      err);
+	ck_assert_int_eq(cfg->port, 7777);
+	ck_assert_str_eq(cfg->config_path, ini_path);
+	ck_assert_str_eq(cfg->users_path, users_path);
+	ck_assert_uint_eq(cfg->pools_cnt, 1);
+	ck_assert_int_eq(config_find_pool(cfg, "alice", "prod"), 0);
+	config_free(cfg);
+
+	/* messages name the path as given */
+	cfg = config_new();
+	ck_assert_int_eq(config_load(cfg, users_path, NULL, NULL, 0, err, sizeof(err)), -1);
+	ck_assert_int_eq(strncmp(err, users_path, strlen(users_path)), 0);
+	ck_assert_str_eq(
+		err + strlen(users_path),
+		":1: unknown section [users.alice]: allowed are [general], [databases.NAME] and [admin]");
+	config_free(cfg);
+	unlink(ini_path);
+	unlink(users_path);
+}
+END_TEST
+
+START_TEST(test_config_load_unreadable)
+{
+	struct config *cfg = config_new();
+	char err[512] = "";
+
+	ck_assert_int_eq(
+		config_load(cfg, "/nonexistent/pgdog.ini", NULL, NULL, 0, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "cannot read /nonexistent/pgdog.ini: No such file or directory");
+	ck_assert_int_eq(config_load(cfg, NULL, "/", NULL, 0, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "cannot read /: Is a directory");
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_load_nul_byte)
+{
+	char path[] = "/tmp/check_config_nul_XXXXXX";
+	static const char ini[] = "[general]\nport = 1\0\n";
+	int fd = mkstemp(path);
+	struct config *cfg = config_new();
+	char err[512] = "";
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, ini, sizeof(ini) - 1), (ssize_t)sizeof(ini) - 1);
+	close(fd);
+	ck_assert_int_eq(config_load(cfg, path, NULL, NULL, 0, err, sizeof(err)), -1);
+	ck_assert_str_eq(err + strlen(path), ":2: line contains a NUL byte");
+	unlink(path);
+	config_free(cfg);
+}
+END_TEST
+
+/* conf/pgdog.ini and conf/users.ini must stay loadable */
+START_TEST(test_config_samples_load)
+{
+	const char *src = getenv("PGDOG_SRCDIR");
+	char ini[4096], users[4096], err[512] = "";
+	struct config *cfg = config_new();
+	int i;
+
+	if (src == NULL || src[0] == '\0')
+		src = "../..";
+	snprintf(ini, sizeof(ini), "%s/conf/pgdog.ini", src);
+	snprintf(users, sizeof(users), "%s/conf/users.ini", src);
+	ck_assert_msg(config_load(cfg, ini, users, NULL, 0, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cfg->port, 6432);
+	ck_assert(config_has_database(cfg, "prod"));
+	ck_assert_ptr_nonnull(config_find_user(cfg, "alice"));
+	i = config_find_pool(cfg, "alice", "prod");
+	ck_assert_int_ge(i, 0);
+	ck_assert_ptr_nonnull(cfg->admin.password);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_free_null)
+{
+	config_free(NULL);
+}
+END_TEST
+
+START_TEST(test_config_value_names)
+{
+	ck_assert_str_eq(config_auth_type_name(CONFIG_AUTH_SCRAM), "scram-sha-256");
+	ck_assert_str_eq(config_auth_type_name(CONFIG_AUTH_MD5), "md5");
+	ck_assert_str_eq(config_auth_type_name(CONFIG_AUTH_PLAIN), "plain");
+	ck_assert_str_eq(config_auth_type_name(CONFIG_AUTH_TRUST), "trust");
+	ck_assert_str_eq(config_role_name(CONFIG_ROLE_PRIMARY), "primary");
+	ck_assert_str_eq(config_role_name(CONFIG_ROLE_REPLICA), "replica");
+	ck_assert_str_eq(config_role_name(CONFIG_ROLE_AUTO), "auto");
+	ck_assert_str_eq(config_pooler_mode_name(CONFIG_POOLER_SESSION), "session");
+}
+END_TEST
+
+/* ---- -d URLs -------------------------------------------------------------- */
+
+START_TEST(test_config_url_full)
+{
+	const char *urls[] = {
+		"postgres://alice:p%40ss%3Aw@db.example:5433/app?pool_size=5&min_pool_size=1&role=replica&shard=2&database_name=real",
+	};
+	struct config *cfg = config_new();
+	const struct config_database *d;
+	const struct config_user *u;
+	char err[512] = "";
+
+	ck_assert_msg(config_load(cfg, NULL, NULL, urls, 1, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(cfg->databases_cnt, 1);
+	d = &cfg->databases[0];
+	ck_assert_str_eq(d->name, "app");
+	ck_assert_str_eq(d->host, "db.example");
+	ck_assert_int_eq(d->port, 5433);
+	ck_assert_str_eq(d->database_name, "real");
+	ck_assert_int_eq(d->role, CONFIG_ROLE_REPLICA);
+	ck_assert_int_eq(d->shard, 2);
+	ck_assert_int_eq(d->pool_size, 5);
+	ck_assert_int_eq(d->min_pool_size, 1);
+	u = config_find_user(cfg, "alice");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_str_eq(u->database, "app");
+	ck_assert_str_eq(u->password, "p@ss:w");
+	ck_assert_int_eq(u->secret.kind, AUTH_SECRET_PLAIN);
+	ck_assert_str_eq(u->server_password, "p@ss:w");
+	ck_assert_int_eq(config_find_pool(cfg, "alice", "app"), 0);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_config_url_forms)
+{
+	const char *urls[] = {
+		"postgresql://bob@[::1]/db1",
+		"postgres://h2:6000/db2",
+		"postgres://carol:x@[fe80::1]:7000/db%20three",
+	};
+	struct config *cfg = config_new();
+	char err[512] = "";
+
+	ck_assert_msg(config_load(cfg, NULL, NULL, urls, 3, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(cfg->databases_cnt, 3);
+	ck_assert_str_eq(cfg->databases[0].host, "::1");
+	ck_assert_int_eq(cfg->databases[0].port, 5432);
+	ck_assert_str_eq(cfg->databases[0].name, "db1");
+	ck_assert_str_eq(cfg->databases[1].host, "h2");
+	ck_assert_int_eq(cfg->databases[1].port, 6000);
+	ck_assert_str_eq(cfg->databases[2].host, "fe80::1");
+	ck_assert_int_eq(cfg->databases[2].port, 7000);
+	ck_assert_str_eq(cfg->databases[2].name, "db three");
+	ck_assert_uint_eq(cfg->users_cnt, 2);
+	ck_assert_ptr_null(cfg->users[0].password);
+	ck_assert_str_eq(cfg->users[1].name, "carol");
+	config_free(cfg);
+}
+END_TEST
+
+/* a URL for an existing database and user adds nothing */
+START_TEST(test_config_url_existing)
+{
+	char path[] = "/tmp/check_config_url_XXXXXX";
+	static const char ini[] = "[databases.prod]\nhost = h\nport = 5433\n";
+	const char *urls[] = { "postgres://alice:pw@h:5433/prod", "postgres://alice:pw@h:5433/prod",
+			       "postgres://bob@other/prod?role=replica" };
+	int fd = mkstemp(path);
+	struct config *cfg = config_new();
+	char err[512] = "";
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, ini, strlen(ini)), (ssize_t)strlen(ini));
+	close(fd);
+	ck_assert_msg(config_load(cfg, path, NULL, urls, 3, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(cfg->databases_cnt, 2);
+	ck_assert_str_eq(cfg->databases[1].host, "other");
+	ck_assert_uint_eq(cfg->users_cnt, 2);
+	ck_assert_uint_eq(cfg->pools_cnt, 4);
+	unlink(path);
+	config_free(cfg);
+}
+END_TEST
+
+static const struct {
+	const char *url;
+	const char *err;
+} bad_urls[] = {
+	{ "mysql://alice:hunter2@h/db",
+	  "-d mysql://alice:***@h/db: must start with postgres:// or postgresql://" },
+	{ "postgres://alice:hunter2@h",
+	  "-d postgres://alice:***@h: no database name: expected postgres://user:password@host:port/db" },
+	{ "postgres://alice:hunter2@h/",
+	  "-d postgres://alice:***@h/: no database name: expected postgres://user:password@host:port/db" },
+	{ "postgres://alice:hunter2@/db", "-d postgres://alice:***@/db: the host is empty" },
+	{ "postgres://alice:hunter2@h:99999/db",
+	  "-d postgres://alice:***@h:99999/db: port 99999: must be an integer between 1 and 65535" },
+	{ "postgres://alice:hunter2@h:/db",
+	  "-d postgres://alice:***@h:/db: port must be an integer between 1 and 65535" },
+	{ "postgres://alice:hun%zzter2@h/db",
+	  "-d postgres://alice:***@h/db: bad percent-encoding in the password" },
+	{ "postgres://al%ice:hunter2@h/db",
+	  "-d postgres://al%ice:***@h/db: bad percent-encoding (use %XX with two hex digits, not %00)" },
+	{ "postgres://:hunter2@h/db", "-d postgres://:***@h/db: the user name is empty" },
+	{ "postgres://alice:hunter2@[::1/db",
+	  "-d postgres://alice:***@[::1/db: missing ] after the IPv6 address" },
+	{ "postgres://alice:hunter2@h/db?pool_size=0",
+	  "-d postgres://alice:***@h/db?pool_size=0: pool_size = 0: must be an integer between 1 and 10000" },
+	{ "postgres://alice:hunter2@h/db?role=leader",
+	  "-d postgres://alice:***@h/db?role=leader: role = leader: must be one of: primary, replica, auto" },
+	{ "postgres://alice:hunter2@h/db?host=x",
+	  "-d postgres://alice:***@h/db?host=x: unknown parameter \"host\": allowed are pool_size, min_pool_size, role, shard, database_name" },
+	{ "postgres://alice:hunter2@h/db?shard",
+	  "-d postgres://alice:***@h/db?shard: parameter \"shard\" has no value" },
+	{ "postgres://alice:hunter2@h/db?pool_size=2&min_pool_size=3",
+	  "-d postgres://alice:***@h/db?pool_size=2&min_pool_size=3: [databases.db] min_pool_size = 3 is larger than pool_size = 2" },
+	{ "postgres://alice:SCRAM-SHA-256$x@h/db",
+	  "-d postgres://alice:***@h/db: password: SCRAM verifier: bad iteration count" },
+};
+
+START_TEST(test_config_url_bad)
+{
+	urls_fail(NULL, bad_urls[_i].url, bad_urls[_i].err);
+}
+END_TEST
+
+START_TEST(test_config_url_user_conflict)
+{
+	const char *urls[] = { "postgres://alice:pw@h/prod", "postgres://alice:pw@h/test" };
+	struct config *cfg = config_new();
+	char err[512] = "";
+
+	ck_assert_int_eq(config_load(cfg, NULL, NULL, urls, 2, err, sizeof(err)), -1);
+	ck_assert_str_eq(
+		err,
+		"-d postgres://alice:***@h/test: user \"alice\" is already defined for database \"prod\"; user names must be unique");
+	config_free(cfg);
+}
+END_TEST
+
+/* ---- bad files: one test per class of message ----------------------------- */
+
+START_TEST(test_config_unknown_key)
+{
+	load_fails("[general]\nport = 6432\nprot = 6432\n" MIN_INI, NULL,
+		   "pgdog.ini:3: [general] unknown key \"prot\"");
+	load_fails(MIN_INI "hots = x\n", NULL,
+		   "pgdog.ini:3: [databases.prod] unknown key \"hots\"");
+	load_fails(MIN_INI, "[users.a]\ndatabase = prod\npool = 1\n",
+		   "users.ini:3: [users.a] unknown key \"pool\"");
+}
+END_TEST
+
+START_TEST(test_config_out_of_range)
+{
+	load_fails("[general]\n\n\nport = 70000\n" MIN_INI, NULL,
+		   "pgdog.ini:4: [general] port = 70000: must be an integer between 1 and 65535");
+	load_fails("[general]\nworkers = 65\n" MIN_INI, NULL,
+		   "pgdog.ini:2: [general] workers = 65: must be an integer between 1 and 64");
+	load_fails(
+		"[general]\ncheckout_timeout = 0\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] checkout_timeout = 0: must be an integer between 1 and 2147483647");
+	load_fails(
+		"[general]\nidle_timeout = 2147483648\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] idle_timeout = 2147483648: must be an integer between 0 and 2147483647");
+	load_fails(
+		"[general]\nmax_message_len = 1023\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] max_message_len = 1023: must be an integer between 1024 and 1073741823");
+	load_fails(
+		MIN_INI "shard = 1024\n", NULL,
+		"pgdog.ini:3: [databases.prod] shard = 1024: must be an integer between 0 and 1023");
+}
+END_TEST
+
+START_TEST(test_config_not_an_integer)
+{
+	load_fails("[general]\nport = 64x\n" MIN_INI, NULL,
+		   "pgdog.ini:2: [general] port = 64x: must be an integer between 1 and 65535");
+	load_fails("[general]\nport =\n" MIN_INI, NULL,
+		   "pgdog.ini:2: [general] port = : must be an integer between 1 and 65535");
+	load_fails("[general]\nport = +5\n" MIN_INI, NULL,
+		   "pgdog.ini:2: [general] port = +5: must be an integer between 1 and 65535");
+}
+END_TEST
+
+START_TEST(test_config_bad_bool)
+{
+	load_fails(
+		"[general]\nsyslog = maybe\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] syslog = maybe: must be a boolean (true, false, on, off, yes, no, 1, 0)");
+}
+END_TEST
+
+START_TEST(test_config_bad_enum)
+{
+	load_fails("[general]\npooler_mode = transaction\n" MIN_INI, NULL,
+		   "pgdog.ini:2: [general] pooler_mode = transaction: must be one of: session");
+	load_fails(
+		"[general]\nauth_type = ldap\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] auth_type = ldap: must be one of: scram-sha-256, md5, plain, trust");
+	load_fails(
+		"[general]\nlog_level = loud\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] log_level = loud: must be one of: error, warn, info, debug, noise");
+	load_fails(
+		MIN_INI "role = standby\n", NULL,
+		"pgdog.ini:3: [databases.prod] role = standby: must be one of: primary, replica, auto");
+}
+END_TEST
+
+START_TEST(test_config_empty_string)
+{
+	load_fails("[general]\nhost =\n" MIN_INI, NULL,
+		   "pgdog.ini:2: [general] host must not be empty");
+	load_fails(MIN_INI "name = ; none\n", NULL,
+		   "pgdog.ini:3: [databases.prod] name must not be empty");
+}
+END_TEST
+
+START_TEST(test_config_missing_host)
+{
+	load_fails("[databases.prod]\nport = 5433\n[databases.test]\nport = 1\n", NULL,
+		   "pgdog.ini:1: [databases.prod] host is required");
+	/* an empty section is seen too */
+	load_fails(MIN_INI "[databases.empty]\n", NULL,
+		   "pgdog.ini:3: [databases.empty] host is required");
+}
+END_TEST
+
+START_TEST(test_config_missing_database)
+{
+	load_fails(MIN_INI, "[users.alice]\npassword = x\n",
+		   "users.ini:1: [users.alice] database is required");
+}
+END_TEST
+
+START_TEST(test_config_unknown_database)
+{
+	load_fails(
+		MIN_INI, "[users.alice]\n\ndatabase = nope\n",
+		"users.ini:3: [users.alice] database \"nope\" is not defined in any [databases.*] section");
+}
+END_TEST
+
+START_TEST(test_config_long_line)
+{
+	char ini[512];
+	char value[200];
+
+	memset(value, 'x', 179);
+	value[179] = '\0';
+	snprintf(ini, sizeof(ini), MIN_INI "[general]\nserver_reset_query = %s\n", value);
+	load_fails(ini, NULL, "pgdog.ini:4: line is longer than 199 characters");
+	/* checked before anything else is parsed */
+	snprintf(ini, sizeof(ini), "[bogus]\n;%s%s\n", value, value + 150);
+	load_fails(ini, NULL, "pgdog.ini:2: line is longer than 199 characters");
+}
+END_TEST
+
+START_TEST(test_config_duplicate_section)
+{
+	load_fails(MIN_INI "[general]\nport = 1\n[databases.prod]\nhost = h\n", NULL,
+		   "pgdog.ini:5: section [databases.prod] appears twice");
+	load_fails("[general]\n[general]\n" MIN_INI, NULL,
+		   "pgdog.ini:2: section [general] appears twice");
+	load_fails("[admin]\n" MIN_INI, "[admin]\npassword = x\n",
+		   "users.ini:1: section [admin] appears twice");
+}
+END_TEST
+
+START_TEST(test_config_unknown_section)
+{
+	load_fails(
+		MIN_INI "[pools]\n", NULL,
+		"pgdog.ini:3: unknown section [pools]: allowed are [general], [databases.NAME] and [admin]");
+	load_fails(
+		MIN_INI, "[databases.x]\nhost = h\n",
+		"users.ini:1: unknown section [databases.x]: allowed are [users.NAME] and [admin]");
+	load_fails(
+		"[users.alice]\n" MIN_INI, NULL,
+		"pgdog.ini:1: unknown section [users.alice]: allowed are [general], [databases.NAME] and [admin]");
+	load_fails("[databases.]\nhost = h\n", NULL,
+		   "pgdog.ini:1: section [databases.] needs a name after the dot");
+}
+END_TEST
+
+START_TEST(test_config_bad_section_header)
+{
+	load_fails("[general\nport = 1\n", NULL,
+		   "pgdog.ini:1: section header [general has no closing ]");
+	load_fails("[general] port = 1\n", NULL, "pgdog.ini:1: unexpected text after ]: port = 1");
+}
+END_TEST
+
+START_TEST(test_config_syntax_error)
+{
+	load_fails("[general]\nport 6432\n" MIN_INI "bogus = 1\n", NULL,
+		   "pgdog.ini:2: expected [section], key = value or a ; comment");
+}
+END_TEST
+
+START_TEST(test_config_key_outside_section)
+{
+	load_fails("port = 6432\n" MIN_INI, NULL,
+		   "pgdog.ini:1: key \"port\" is outside any section");
+}
+END_TEST
+
+START_TEST(test_config_key_twice)
+{
+	load_fails("[general]\nport = 1\n\nport = 2\n" MIN_INI, NULL,
+		   "pgdog.ini:4: [general] port is set twice (first on line 2)");
+}
+END_TEST
+
+START_TEST(test_config_md5_scram_mismatch)
+{
+	load_fails(
+		"[general]\nauth_type = md5\n" MIN_INI,
+		"[users.alice]\ndatabase = prod\npassword = " SCRAM_VERIFIER "\n",
+		"users.ini:3: [users.alice] password is a SCRAM verifier, which auth_type md5 cannot check: use a plain password or an md5 hash");
+	load_fails(
+		MIN_INI, "[users.alice]\ndatabase = prod\npassword = " MD5_HASH "\n",
+		"users.ini:3: [users.alice] password is an md5 hash, which auth_type scram-sha-256 cannot check: use a plain password or a SCRAM verifier");
+	load_fails(
+		MIN_INI, "[admin]\npassword = " MD5_HASH "\n",
+		"users.ini:2: [admin] password is an md5 hash, which auth_type scram-sha-256 cannot check: use a plain password or a SCRAM verifier");
+}
+END_TEST
+
+START_TEST(test_config_bad_verifier)
+{
+	load_fails(MIN_INI, "[users.alice]\ndatabase = prod\npassword = SCRAM-SHA-256$abc:x$y:z\n",
+		   "users.ini:3: [users.alice] password: SCRAM verifier: bad iteration count");
+}
+END_TEST
+
+START_TEST(test_config_min_pool_size_too_large)
+{
+	load_fails("[general]\ndefault_pool_size = 5\nmin_pool_size = 6\n" MIN_INI, NULL,
+		   "pgdog.ini:3: [general] min_pool_size = 6 is larger than default_pool_size = 5");
+	load_fails(MIN_INI "min_pool_size = 4\npool_size = 3\n", NULL,
+		   "pgdog.ini:3: [databases.prod] min_pool_size = 4 is larger than pool_size = 3");
+	load_fails(MIN_INI, "[users.a]\ndatabase = prod\npool_size = 2\nmin_pool_size = 3\n",
+		   "users.ini:4: [users.a] min_pool_size = 3 is larger than pool_size = 2");
+	/* only after resolution: the user's pool_size against the database's minimum */
+	load_fails(
+		MIN_INI "min_pool_size = 4\n", "[users.a]\ndatabase = prod\npool_size = 2\n",
+		"users.ini:1: [users.a] with [databases.prod]: min_pool_size 4 is larger than pool_size 2");
+}
+END_TEST
+
+START_TEST(test_config_duplicate_primary)
+{
+	load_fails(
+		"[databases.a]\nname = app\nhost = h1\n"
+		"[databases.b]\nname = app\nhost = h2\nrole = replica\n"
+		"[databases.c]\nname = app\nhost = h3\nshard = 1\n"
+		"[databases.d]\nname = app\nhost = h4\n",
+		NULL,
+		"pgdog.ini:12: [databases.d] name \"app\" already has a primary for shard 0 in [databases.a]");
+}
+END_TEST
+
+START_TEST(test_config_duplicate_user)
+{
+	load_fails(MIN_INI,
+		   "[users.alice]\ndatabase = prod\n[users.a2]\nname = alice\ndatabase = prod\n",
+		   "users.ini:4: [users.a2] user name \"alice\" is already used by [users.alice]");
+}
+END_TEST
+
+START_TEST(test_config_admin_name_collision)
+{
+	load_fails(
+		"[databases.admin]\nhost = h\n", NULL,
+		"[admin] name \"admin\" is also the name of a [databases.*] entry: choose another admin name");
+	load_fails(
+		MIN_INI "[admin]\nuser = root\nname = prod\n", NULL,
+		"pgdog.ini:5: [admin] name \"prod\" is also the name of a [databases.*] entry: choose another admin name");
+}
+END_TEST
+
+START_TEST(test_config_no_databases)
+{
+	load_fails(
+		"[general]\nport = 1\n", "[admin]\npassword = x\n",
+		"no databases configured: add a [databases.NAME] section or pass -d postgres://...");
+	load_fails(
+		NULL, NULL,
+		"no databases configured: add a [databases.NAME] section or pass -d postgres://...");
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc;
+
+	tc = tcase_create("good");
+	tcase_add_test(tc, test_config_defaults);
+	tcase_add_test(tc, test_config_every_key);
+	tcase_add_test(tc, test_config_user_defaults);
+	tcase_add_test(tc, test_config_pool_precedence);
+	tcase_add_test(tc, test_config_find_pool);
+	tcase_add_loop_test(tc, test_config_bool_spellings, 0, 9);
+	tcase_add_test(tc, test_config_enum_spellings);
+	tcase_add_test(tc, test_config_syntax_variants);
+	tcase_add_test(tc, test_config_line_limit_ok);
+	tcase_add_test(tc, test_config_admin_in_users_file);
+	tcase_add_test(tc, test_config_load_files);
+	tcase_add_test(tc, test_config_load_unreadable);
+	tcase_add_test(tc, test_config_load_nul_byte);
+	tcase_add_test(tc, test_config_samples_load);
+	tcase_add_test(tc, test_config_free_null);
+	tcase_add_test(tc, test_config_value_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("url");
+	tcase_add_test(tc, test_config_url_full);
+	tcase_add_test(tc, test_config_url_forms);
+	tcase_add_test(tc, test_config_url_existing);
+	tcase_add_loop_test(tc, test_config_url_bad, 0,
+			    (int)(sizeof(bad_urls) / sizeof(bad_urls[0])));
+	tcase_add_test(tc, test_config_url_user_conflict);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bad");
+	tcase_add_test(tc, test_config_unknown_key);
+	tcase_add_test(tc, test_config_out_of_range);
+	tcase_add_test(tc, test_config_not_an_integer);
+	tcase_add_test(tc, test_config_bad_bool);
+	tcase_add_test(tc, test_config_bad_enum);
+	tcase_add_test(tc, test_config_empty_string);
+	tcase_add_test(tc, test_config_missing_host);
+	tcase_add_test(tc, test_config_missing_database);
+	tcase_add_test(tc, test_config_unknown_database);
+	tcase_add_test(tc, test_config_long_line);
+	tcase_add_test(tc, test_config_duplicate_section);
+	tcase_add_test(tc, test_config_unknown_section);
+	tcase_add_test(tc, test_config_bad_section_header);
+	tcase_add_test(tc, test_config_syntax_error);
+	tcase_add_test(tc, test_config_key_outside_section);
+	tcase_add_test(tc, test_config_key_twice);
+	tcase_add_test(tc, test_config_md5_scram_mismatch);
+	tcase_add_test(tc, test_config_bad_verifier);
+	tcase_add_test(tc, test_config_min_pool_size_too_large);
+	tcase_add_test(tc, test_config_duplicate_primary);
+	tcase_add_test(tc, test_config_duplicate_user);
+	tcase_add_test(tc, test_config_admin_name_collision);
+	tcase_add_test(tc, test_config_no_databases);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

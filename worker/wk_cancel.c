@@ -1,0 +1,121 @@
+/*
+ * wk_cancel.c: CancelRequest handling (see wk_cancel.h).
+ * Runs in: a worker. The key table is the shm client rows: any worker can
+ * check a key and read which server runs that client's query.
+ */
+#include "worker/wk_cancel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/pgw.h"
+#include "shared/secret.h"
+#include "shared/shm.h"
+#include "worker/wk_conn.h"
+#include "worker/wk_pool.h"
+
+#define WK_CANCEL_SLOT_SHIFT 24
+#define WK_CANCEL_ROW_MASK   0xffffffu
+
+uint32_t
+wk_cancel_pid(uint32_t slot, uint32_t row)
+{
+	return slot << WK_CANCEL_SLOT_SHIFT | (row + 1);
+}
+
+static void
+wk_cancel_done_cb(struct bufferevent *bev, void *arg)
+{
+	/* the request is written: PostgreSQL answers nothing, so we are done */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_free(bev);
+}
+
+static void
+wk_cancel_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		log_warn(NULL, "cancel request to server failed");
+	bufferevent_free(bev);
+}
+
+/* Read the server half of a client row consistently. */
+static bool
+wk_cancel_read_server(struct shm_client *r, int32_t *db_idx, uint32_t *pid, uint32_t *key)
+{
+	for (int i = 0; i < 100; i++) {
+		uint32_t a = atomic_load_explicit(&r->server_seq, memory_order_acquire);
+
+		if (a & 1)
+			continue;
+		*db_idx = r->server_db_idx;
+		*pid = r->server_pid;
+		*key = r->server_key;
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&r->server_seq, memory_order_relaxed) == a)
+			return true;
+	}
+	return false;
+}
+
+void
+wk_cancel_request(uint32_t pid, uint32_t key)
+{
+	uint32_t slot = pid >> WK_CANCEL_SLOT_SHIFT, idx = pid & WK_CANCEL_ROW_MASK;
+	struct shm_client *r;
+	uint32_t want, server_pid, server_key;
+	int32_t db_idx;
+	struct wk_pool *p = NULL;
+	struct bufferevent *bev;
+	struct pgw_buf *b = &g_wk.scratch;
+	struct timeval tv = { g_cfg->connect_timeout / 1000,
+			      (g_cfg->connect_timeout % 1000) * 1000 };
+
+	if (idx == 0 || slot >= g_shm->workers_cnt || idx - 1 >= g_shm->clients_per_worker) {
+		log_debug(NULL, "cancel request with an unknown key: ignored");
+		return;
+	}
+	r = shm_client(slot, idx - 1);
+	want = atomic_load_explicit(&r->cancel_key, memory_order_acquire);
+	if (want == 0 || !secret_equal(&want, &key, sizeof(key))) {
+		log_debug(NULL, "cancel request with a stale or forged key: ignored");
+		return;
+	}
+	if (!wk_cancel_read_server(r, &db_idx, &server_pid, &server_key) || db_idx < 0 ||
+	    server_pid == 0) {
+		log_debug(NULL, "cancel request for a client without a running query: ignored");
+		return;
+	}
+	for (uint32_t i = 0; i < wk_pool_count(); i++) {
+		struct wk_pool *q = wk_pool_get(i);
+
+		if (q->cfg->db_idx == db_idx && q->addr_len) {
+			p = q;
+			break;
+		}
+	}
+	if (!p)
+		return;
+	bev = bufferevent_socket_new(g_wk.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		return;
+	bufferevent_setcb(bev, NULL, wk_cancel_done_cb, wk_cancel_event_cb, NULL);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	pgw_buf_reset(b);
+	pgw_put_cancel_request(b, server_pid, server_key);
+	if (wk_conn_send(bev, b) < 0 || bufferevent_enable(bev, EV_WRITE) < 0 ||
+	    bufferevent_socket_connect(bev, (struct sockaddr *)&p->addr, (int)p->addr_len) < 0) {
+		log_warn(NULL, "cannot send a cancel request to %s:%d", p->db->host, p->db->port);
+		bufferevent_free(bev);
+		return;
+	}
+	log_info(NULL, "cancel request forwarded to %s:%d for backend %u", p->db->host, p->db->port,
+		 server_pid);
+}

@@ -1,0 +1,15 @@
+/*
+ * wk_cancel.h: CancelRequest handling. The key pgdog gave the client names
+ * a row in shared memory (any worker can read it); the row names the server
+ * running the client's query, and a new connection carries PostgreSQL's own
+ * CancelRequest to it.
+ * Runs in: a worker.
+ */
+#pragma once
+
+#include <stdint.h>
+
+/* Encode/decode the BackendKeyData pid pgdog issues: slot << 24 | (row + 1). */
+uint32_t wk_cancel_pid(uint32_t slot, uint32_t row);
+/* A CancelRequest arrived (on any worker). Forged or stale keys do nothing. */
+void wk_cancel_request(uint32_t pid, uint32_t key);

@@ -1,0 +1,1157 @@
+/*
+ * wk_client.c: client connections (see wk_client.h).
+ * Runs in: a worker.
+ *
+ *   STARTUP --StartupMessage--> AUTH --proof ok--> LOGIN_WAIT --pool knows
+ *      |  (SSLRequest: 'N')      |                   |   server params--+
+ *      |                         |                   v                  |
+ *      |                         +---(admin db)---> ADMIN     IDLE <----+
+ *      |                                                       | first request
+ *      |                                                       v
+ *      |                                                  WAIT_SERVER --server linked--> ACTIVE
+ *      |                                                       | checkout_timeout          | Terminate / EOF
+ *      +-------------------------------------------------------+---------------------------+--> CLOSING
+ *
+ * Session mode: a client keeps its server from its first request until it
+ * leaves; then the server is rolled back if needed, reset with
+ * server_reset_query and returned to the pool. Client bytes move to the
+ * server by reference; pgdog reads only message headers.
+ */
+#include "worker/wk_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/secret.h"
+#include "shared/shm.h"
+#include "worker/wk_admin.h"
+#include "worker/wk_cancel.h"
+#include "worker/wk_pool.h"
+#include "worker/wk_server.h"
+
+#define WK_CLIENT_AUTH_MSG_MAX 8192 /* password and SASL messages */
+
+static void wk_client_read_cb(struct bufferevent *bev, void *arg);
+static void wk_client_write_cb(struct bufferevent *bev, void *arg);
+static void wk_client_event_cb(struct bufferevent *bev, short what, void *arg);
+static enum wk_rc wk_client_on_input(struct wk_client *c);
+
+static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
+	[WK_CLIENT_STARTUP] = { [WK_CLIENT_AUTH] = true, [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_AUTH] = { [WK_CLIENT_LOGIN_WAIT] = true,
+			     [WK_CLIENT_IDLE] = true,
+			     [WK_CLIENT_ADMIN] = true,
+			     [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_LOGIN_WAIT] = { [WK_CLIENT_IDLE] = true, [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_IDLE] = { [WK_CLIENT_WAIT_SERVER] = true, [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_WAIT_SERVER] = { [WK_CLIENT_ACTIVE] = true, [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_ACTIVE] = { [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_ADMIN] = { [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_CLOSING] = { [WK_CLIENT_CLOSING] = false },
+};
+
+static enum shm_conn_state
+wk_client_shm_state(enum wk_client_state st)
+{
+	switch (st) {
+	case WK_CLIENT_STARTUP:
+	case WK_CLIENT_AUTH:
+	case WK_CLIENT_LOGIN_WAIT:
+		return SHM_STATE_LOGIN;
+	case WK_CLIENT_IDLE:
+	case WK_CLIENT_ADMIN:
+		return SHM_STATE_IDLE;
+	case WK_CLIENT_WAIT_SERVER:
+		return SHM_STATE_WAITING;
+	case WK_CLIENT_ACTIVE:
+		return SHM_STATE_ACTIVE;
+	default:
+		return SHM_STATE_CLOSING;
+	}
+}
+
+static struct shm_client *
+wk_client_row(const struct wk_client *c)
+{
+	return shm_client((uint32_t)g_wk.slot, c->row);
+}
+
+static void
+wk_client_pool_count(struct wk_client *c, int delta)
+{
+	if (c->pool)
+		atomic_fetch_add_explicit(&c->pool->stats->cl_active, (uint32_t)delta,
+					  memory_order_relaxed);
+}
+
+void
+wk_client_set_state(struct wk_client *c, enum wk_client_state st)
+{
+	enum wk_client_state from = c->state;
+	struct shm_client *r = wk_client_row(c);
+	bool was_active = from == WK_CLIENT_IDLE || from == WK_CLIENT_ACTIVE;
+	bool is_active = st == WK_CLIENT_IDLE || st == WK_CLIENT_ACTIVE;
+
+	if (from != st && !wk_client_moves[from][st]) {
+		log_error(&c->lctx, "bad client state change %s -> %s", wk_client_state_name(from),
+			  wk_client_state_name(st));
+		ASSERT(!"bad client state change");
+	}
+	log_noise(&c->lctx, "client %s -> %s", wk_client_state_name(from),
+		  wk_client_state_name(st));
+	c->state = st;
+	if (was_active != is_active)
+		wk_client_pool_count(c, is_active ? 1 : -1);
+	atomic_store_explicit(&r->state, (uint8_t)wk_client_shm_state(st), memory_order_relaxed);
+}
+
+void
+wk_client_row_server(struct wk_client *c)
+{
+	struct shm_client *r = wk_client_row(c);
+	struct wk_server *s = c->server;
+
+	atomic_fetch_add_explicit(&r->server_seq, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	r->server_db_idx = s ? s->pool->cfg->db_idx : -1;
+	r->server_pid = s ? s->backend_pid : 0;
+	r->server_key = s ? s->backend_key : 0;
+	r->server_id = s ? s->id : 0;
+	atomic_fetch_add_explicit(&r->server_seq, 1, memory_order_release);
+}
+
+static void
+wk_client_peer(struct wk_client *c, const struct sockaddr *sa, uint16_t *port)
+{
+	char host[INET6_ADDRSTRLEN] = "";
+
+	*port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		*port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		*port = ntohs(in6->sin6_port);
+	} else {
+		snprintf(host, sizeof(host), "unix");
+	}
+	if (*port)
+		snprintf(c->lctx.peer, sizeof(c->lctx.peer), "%s:%u", host, *port);
+	else
+		snprintf(c->lctx.peer, sizeof(c->lctx.peer), "%s", host);
+	snprintf(wk_client_row(c)->addr, SHM_ADDR_MAX, "%s", host);
+}
+
+/* Refuse a connection before any state exists: one write, then close. */
+static void
+wk_client_refuse(int fd, const char *sqlstate, const char *message)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_put_error(b, false, "FATAL", sqlstate, message, NULL, NULL);
+	if (!b->has_error)
+		(void)write(fd, b->data, b->len);
+	close(fd);
+}
+
+void
+wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_unix)
+{
+	struct wk_client *c;
+	struct shm_client *r;
+	uint16_t port;
+
+	if (g_wk.free_client_rows_cnt == 0 ||
+	    shm_clients_total() >= (uint32_t)g_cfg->max_client_conn) {
+		wk_client_refuse(fd, SQLSTATE_TOO_MANY_CONNECTIONS,
+				 "sorry, too many clients already");
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		wk_client_refuse(fd, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return;
+	}
+	list_init(&c->wait_node);
+	c->pool_idx = -1;
+	c->is_unix = is_unix;
+	c->id = ++g_wk.next_client_id;
+	c->row = g_wk.free_client_rows[--g_wk.free_client_rows_cnt];
+	c->connect_us = g_wk.mono_us;
+	snprintf(c->lctx.id, sizeof(c->lctx.id), "w%dc%llu", g_wk.slot, (unsigned long long)c->id);
+	r = wk_client_row(c);
+	shm_row_write_begin(&r->seq);
+	memset((char *)r + sizeof(r->seq), 0, sizeof(*r) - sizeof(r->seq));
+	r->id = c->id;
+	r->pool_idx = -1;
+	r->server_db_idx = -1;
+	r->connect_us = g_wk.now_us;
+	wk_client_peer(c, sa, &port);
+	r->port = port;
+	shm_row_write_end(&r->seq);
+	list_append(&g_wk.clients, &c->node);
+	g_wk.clients_cnt++;
+	atomic_fetch_add_explicit(&shm_worker((uint32_t)g_wk.slot)->clients_cnt, 1,
+				  memory_order_relaxed);
+	c->state = WK_CLIENT_STARTUP;
+	atomic_store_explicit(&r->state, SHM_STATE_LOGIN, memory_order_relaxed);
+
+	(void)wk_conn_bind_socket_opts(fd);
+	c->bev = bufferevent_socket_new(g_wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		wk_client_close(c, "out of memory");
+		return;
+	}
+	bufferevent_setcb(c->bev, wk_client_read_cb, wk_client_write_cb, wk_client_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, WK_BACKPRESSURE_BYTES / 2, 0);
+	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+		wk_client_close(c, "cannot watch the socket");
+		return;
+	}
+	log_debug(&c->lctx, "connection accepted%s", is_unix ? " on the Unix socket" : "");
+}
+
+void
+wk_client_free(struct wk_client *c)
+{
+	struct shm_client *r;
+
+	if (!c)
+		return;
+	if (c->pool)
+		wk_pool_unwait(c->pool, c);
+	list_del(&c->node);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	if (c->scram) {
+		auth_scram_server_cleanup(c->scram);
+		free(c->scram);
+	}
+	if (c->fake_secret) {
+		auth_secret_cleanup(c->fake_secret);
+		free(c->fake_secret);
+	}
+	free(c->params);
+	free(c->params_buf);
+	r = wk_client_row(c);
+	shm_row_write_begin(&r->seq);
+	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
+	atomic_store_explicit(&r->state, SHM_STATE_FREE, memory_order_relaxed);
+	r->id = 0;
+	shm_row_write_end(&r->seq);
+	g_wk.free_client_rows[g_wk.free_client_rows_cnt++] = c->row;
+	g_wk.clients_cnt--;
+	atomic_fetch_sub_explicit(&shm_worker((uint32_t)g_wk.slot)->clients_cnt, 1,
+				  memory_order_relaxed);
+	free(c);
+}
+
+enum wk_rc
+wk_client_close(struct wk_client *c, const char *reason)
+{
+	struct shm_client *r = wk_client_row(c);
+
+	if (c->state == WK_CLIENT_CLOSING)
+		return WK_CLOSED;
+	if (c->pool)
+		wk_pool_unwait(c->pool, c);
+	if (c->server) {
+		struct wk_server *s = c->server;
+
+		c->server = NULL;
+		if (c->fwd_remaining)
+			s->has_unsynced = true; /* half a message went to the server */
+		wk_server_release(s);
+	}
+	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
+	wk_client_row_server(c);
+	if (c->bev) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		wk_conn_flush_now(c->bev);
+	}
+	if (g_cfg->log_disconnections && c->state != WK_CLIENT_STARTUP)
+		log_info(&c->lctx, "closing client connection: %s",
+			 reason ? reason : "client left");
+	else
+		log_debug(&c->lctx, "closing client connection: %s",
+			  reason ? reason : "client left");
+	wk_client_set_state(c, WK_CLIENT_CLOSING);
+	wk_reap_client(c);
+	return WK_CLOSED;
+}
+
+enum wk_rc
+wk_client_fatal(struct wk_client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	struct pgw_buf *b = &g_wk.scratch;
+
+	if (c->state == WK_CLIENT_CLOSING)
+		return WK_CLOSED;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pgw_buf_reset(b);
+	pgw_put_error(b, false, "FATAL", sqlstate, msg, NULL, NULL);
+	if (c->bev && wk_conn_send(c->bev, b) < 0)
+		log_debug(&c->lctx, "cannot queue the error for the client");
+	wk_client_row(c)->errors++;
+	return wk_client_close(c, msg);
+}
+
+void
+wk_client_server_lost(struct wk_client *c, const char *sqlstate, const char *message)
+{
+	c->server = NULL;
+	wk_client_fatal(c, sqlstate, "%s", message);
+}
+
+/* ---- startup ------------------------------------------------------------ */
+
+/* Split options="-c a=b --c=d" into parameters (backslash escapes spaces). */
+static int
+wk_client_parse_options(const char *opts, char *buf, size_t buf_len, struct wk_param *out,
+			size_t *out_cnt, size_t out_cap, char *err, size_t err_len)
+{
+	size_t used = 0;
+	const char *p = opts;
+	bool after_c = false;
+
+	while (*p) {
+		char word[1024];
+		size_t n = 0;
+		char *eq, *name;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		while (*p && *p != ' ' && *p != '\t' && n < sizeof(word) - 1) {
+			if (*p == '\\' && p[1])
+				p++;
+			word[n++] = *p++;
+		}
+		word[n] = '\0';
+		if (strcmp(word, "-c") == 0) {
+			/* the name=value is the next word */
+			after_c = true;
+			continue;
+		}
+		name = word;
+		if (after_c)
+			after_c = false;
+		else if (strncmp(name, "-c", 2) == 0)
+			name += 2;
+		else if (strncmp(name, "--", 2) == 0)
+			name += 2;
+		else {
+			snprintf(
+				err, err_len,
+				"unsupported startup option \"%s\": only -c name=value is accepted",
+				word);
+			return -1;
+		}
+		eq = strchr(name, '=');
+		if (!eq || eq == name) {
+			snprintf(err, err_len, "invalid startup option \"%s\": expected name=value",
+				 word);
+			return -1;
+		}
+		*eq = '\0';
+		for (char *q = name; *q; q++)
+			if (*q == '-')
+				*q = '_';
+		if (*out_cnt == out_cap || used + strlen(name) + strlen(eq + 1) + 2 > buf_len) {
+			snprintf(err, err_len, "too many startup options");
+			return -1;
+		}
+		out[*out_cnt].name = buf + used;
+		used += (size_t)sprintf(buf + used, "%s", name) + 1;
+		out[*out_cnt].value = buf + used;
+		used += (size_t)sprintf(buf + used, "%s", eq + 1) + 1;
+		(*out_cnt)++;
+	}
+	return 0;
+}
+
+/* Keep the startup parameters that must be applied to the server (SET). */
+static int
+wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, char *err, size_t err_len)
+{
+	size_t cap = st->params_cnt + 64, buf_len = PGW_STARTUP_MAX_LEN * 2, used = 0;
+
+	c->params = calloc(cap, sizeof(*c->params));
+	c->params_buf = malloc(buf_len);
+	if (!c->params || !c->params_buf) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < st->params_cnt; i++) {
+		const char *name = st->params[i].name, *value = st->params[i].value;
+
+		if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0)
+			continue;
+		if (strcmp(name, "replication") == 0) {
+			if (strcasecmp(value, "false") == 0 || strcasecmp(value, "off") == 0 ||
+			    strcasecmp(value, "no") == 0 || strcmp(value, "0") == 0)
+				continue;
+			snprintf(err, err_len,
+				 "replication connections are not supported by pgdog");
+			return -1;
+		}
+		if (strcmp(name, "options") == 0)
+			continue;
+		c->params[c->params_cnt].name = c->params_buf + used;
+		used += (size_t)sprintf(c->params_buf + used, "%s", name) + 1;
+		c->params[c->params_cnt].value = c->params_buf + used;
+		used += (size_t)sprintf(c->params_buf + used, "%s", value) + 1;
+		c->params_cnt++;
+	}
+	{
+		const char *opts = pgw_startup_get(st, "options");
+
+		if (opts &&
+		    wk_client_parse_options(opts, c->params_buf + used, buf_len - used, c->params,
+					    &c->params_cnt, cap, err, err_len) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *
+wk_client_param(const struct wk_client *c, const char *name)
+{
+	const char *v = NULL;
+
+	/* the last one wins, as -c options override startup parameters in PostgreSQL */
+	for (size_t i = 0; i < c->params_cnt; i++)
+		if (strcasecmp(c->params[i].name, name) == 0)
+			v = c->params[i].value;
+	return v;
+}
+
+/* A SCRAM secret for a user that does not exist: same salt every time. */
+static struct auth_secret *
+wk_client_fake_secret(const char *user)
+{
+	struct auth_secret *s = calloc(1, sizeof(*s));
+	uint8_t in[32 + 128], digest[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	size_t n = strnlen(user, 128);
+
+	if (!s)
+		return NULL;
+	memcpy(in, g_shm->mock_key, 32);
+	memcpy(in + 32, user, n);
+	if (EVP_Digest(in, 32 + n, digest, &dlen, EVP_sha256(), NULL) != 1 || dlen < 16) {
+		free(s);
+		return NULL;
+	}
+	s->kind = AUTH_SECRET_SCRAM;
+	s->iterations = AUTH_SCRAM_ITERATIONS;
+	memcpy(s->salt, digest, 16);
+	s->salt_len = 16;
+	secret_random(s->stored_key, sizeof(s->stored_key));
+	secret_random(s->server_key, sizeof(s->server_key));
+	return s;
+}
+
+static const struct auth_secret *
+wk_client_secret(const struct wk_client *c)
+{
+	if (c->is_admin)
+		return &g_cfg->admin.secret;
+	if (c->user)
+		return &c->user->secret;
+	return c->fake_secret;
+}
+
+static enum wk_rc
+wk_client_auth_fail(struct wk_client *c)
+{
+	return wk_client_fatal(c, SQLSTATE_INVALID_PASSWORD,
+			       "password authentication failed for user \"%s\"", c->user_name);
+}
+
+/* Everything is checked: send AuthenticationOk and go on. */
+static enum wk_rc
+wk_client_auth_done(struct wk_client *c)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	struct wk_pool *p;
+
+	if (c->scram) {
+		auth_scram_server_cleanup(c->scram);
+		free(c->scram);
+		c->scram = NULL;
+	}
+	if (!c->is_admin) {
+		if (!c->user)
+			return wk_client_auth_fail(c);
+		if (!config_has_database(g_cfg, c->db_name))
+			return wk_client_fatal(c, SQLSTATE_INVALID_CATALOG_NAME,
+					       "database \"%s\" does not exist", c->db_name);
+		if (c->pool_idx < 0)
+			return wk_client_fatal(
+				c, SQLSTATE_INVALID_AUTHORIZATION,
+				"user \"%s\" is not allowed to connect to database \"%s\"",
+				c->user_name, c->db_name);
+	}
+	pgw_buf_reset(b);
+	pgw_put_auth(b, PGW_AUTH_OK, NULL, 0);
+	if (wk_conn_send(c->bev, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (c->is_admin) {
+		wk_client_set_state(c, WK_CLIENT_ADMIN);
+		if (g_cfg->log_connections)
+			log_info(&c->lctx, "admin login");
+		return wk_admin_welcome(c);
+	}
+	p = wk_pool_get((uint32_t)c->pool_idx);
+	c->pool = p;
+	{
+		struct shm_client *r = wk_client_row(c);
+
+		shm_row_write_begin(&r->seq);
+		r->pool_idx = c->pool_idx;
+		shm_row_write_end(&r->seq);
+	}
+	if (p->has_params)
+		return wk_client_finish_login(c);
+	/* the first client of a cold pool waits for a server to learn its parameters */
+	wk_client_set_state(c, WK_CLIENT_LOGIN_WAIT);
+	bufferevent_disable(c->bev, EV_READ);
+	return wk_pool_checkout(p, c);
+}
+
+enum wk_rc
+wk_client_finish_login(struct wk_client *c)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	struct wk_pool *p = c->pool;
+	struct shm_client *r = wk_client_row(c);
+
+	pgw_buf_reset(b);
+	for (size_t i = 0; i < p->params_cnt; i++) {
+		const char *mine = wk_client_param(c, p->params[i].name);
+
+		pgw_put_param_status(b, p->params[i].name, mine ? mine : p->params[i].value);
+	}
+	do {
+		c->cancel_key = secret_random_u32();
+	} while (c->cancel_key == 0);
+	pgw_put_backend_key(b, wk_cancel_pid((uint32_t)g_wk.slot, c->row), c->cancel_key);
+	pgw_put_ready(b, 'I');
+	if (wk_conn_send(c->bev, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	atomic_store_explicit(&r->cancel_key, c->cancel_key, memory_order_release);
+	if (c->state == WK_CLIENT_LOGIN_WAIT)
+		bufferevent_enable(c->bev, EV_READ);
+	wk_client_set_state(c, WK_CLIENT_IDLE);
+	if (g_cfg->log_connections)
+		log_info(&c->lctx, "login: user=%s database=%s", c->user_name, c->db_name);
+	if (g_wk.is_shutting_down)
+		return wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+				       "terminating connection due to administrator command");
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		return wk_client_on_input(c);
+	return WK_OK;
+}
+
+/* A StartupMessage 3.x: who, where, and which authentication to run. */
+static enum wk_rc
+wk_client_login_start(struct wk_client *c, const struct pgw_startup *st)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	struct shm_client *r = wk_client_row(c);
+	const char *app;
+	char err[256];
+
+	snprintf(c->user_name, sizeof(c->user_name), "%s", st->user);
+	snprintf(c->db_name, sizeof(c->db_name), "%s", st->database);
+	c->lctx.user = c->user_name;
+	c->lctx.db = c->db_name;
+	if (wk_client_keep_params(c, st, err, sizeof(err)) < 0)
+		return wk_client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, "%s", err);
+	app = wk_client_param(c, "application_name");
+	shm_row_write_begin(&r->seq);
+	snprintf(r->user, sizeof(r->user), "%s", c->user_name);
+	snprintf(r->database, sizeof(r->database), "%s", c->db_name);
+	snprintf(r->application_name, sizeof(r->application_name), "%s", app ? app : "");
+	shm_row_write_end(&r->seq);
+	wk_client_set_state(c, WK_CLIENT_AUTH);
+
+	if (g_cfg->admin.name && strcmp(c->db_name, g_cfg->admin.name) == 0) {
+		if (!g_cfg->admin.user || strcmp(c->user_name, g_cfg->admin.user) != 0)
+			return wk_client_fatal(
+				c, SQLSTATE_INVALID_AUTHORIZATION,
+				"user \"%s\" is not allowed to connect to the admin console",
+				c->user_name);
+		if (g_cfg->admin.secret.kind == AUTH_SECRET_NONE)
+			return wk_client_fatal(
+				c, SQLSTATE_INVALID_AUTHORIZATION,
+				"the admin console is disabled: set a password in [admin]");
+		c->is_admin = true;
+		snprintf(r->database, sizeof(r->database), "%s", c->db_name);
+	} else {
+		c->user = config_find_user(g_cfg, c->user_name);
+		c->pool_idx = config_find_pool(g_cfg, c->user_name, c->db_name);
+	}
+
+	pgw_buf_reset(b);
+	switch (g_cfg->auth_type) {
+	case CONFIG_AUTH_TRUST:
+		if (!c->is_admin && !c->user)
+			return wk_client_fatal(c, SQLSTATE_INVALID_AUTHORIZATION,
+					       "role \"%s\" does not exist", c->user_name);
+		return wk_client_auth_done(c);
+	case CONFIG_AUTH_PLAIN:
+		pgw_put_auth(b, PGW_AUTH_CLEARTEXT, NULL, 0);
+		c->auth_step = WK_AUTH_PASSWORD;
+		break;
+	case CONFIG_AUTH_MD5:
+		secret_random(c->md5_salt, sizeof(c->md5_salt));
+		pgw_put_auth(b, PGW_AUTH_MD5, c->md5_salt, sizeof(c->md5_salt));
+		c->auth_step = WK_AUTH_PASSWORD;
+		break;
+	case CONFIG_AUTH_SCRAM:
+	default:
+		if (!c->is_admin && !c->user) {
+			c->fake_secret = wk_client_fake_secret(c->user_name);
+			if (!c->fake_secret)
+				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		}
+		pgw_put_auth_sasl(b, "SCRAM-SHA-256");
+		c->auth_step = WK_AUTH_SASL_FIRST;
+		break;
+	}
+	if (wk_conn_send(c->bev, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	return WK_OK;
+}
+
+static enum wk_rc
+wk_client_on_startup(struct wk_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	for (;;) {
+		uint8_t lenbuf[4];
+		uint32_t len;
+		const uint8_t *pkt;
+		struct pgw_startup *st;
+		char err[256] = "";
+		enum pgw_startup_kind kind;
+		enum wk_rc rc = WK_OK;
+
+		if (evbuffer_copyout(in, lenbuf, 4) != 4)
+			return WK_AGAIN;
+		if (pgw_read_startup_len(lenbuf, 4, &len) < 0)
+			return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+					       "invalid length of startup packet");
+		if (evbuffer_get_length(in) < len)
+			return WK_AGAIN;
+		pkt = evbuffer_pullup(in, len);
+		st = malloc(sizeof(*st));
+		if (!pkt || !st) {
+			free(st);
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		}
+		kind = pgw_startup_parse(pkt, len, st, err, sizeof(err));
+		evbuffer_drain(in, len);
+		switch (kind) {
+		case PGW_STARTUP_SSL:
+		case PGW_STARTUP_GSSENC:
+			/* no encryption yet: the client may go on in plaintext */
+			if (evbuffer_add(bufferevent_get_output(c->bev), "N", 1) < 0)
+				rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			break;
+		case PGW_STARTUP_CANCEL:
+			wk_cancel_request(st->cancel_pid, st->cancel_key);
+			rc = wk_client_close(c, "cancel request handled");
+			break;
+		case PGW_STARTUP_BAD_MAJOR:
+			rc = wk_client_fatal(
+				c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+				"unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+				st->major, st->minor);
+			break;
+		case PGW_STARTUP_V3:
+			if (st->minor > 0 || st->pq_options_cnt > 0) {
+				struct pgw_buf *b = &g_wk.scratch;
+
+				pgw_buf_reset(b);
+				pgw_put_negotiate_version(b, 0, st->pq_options, st->pq_options_cnt);
+				if (wk_conn_send(c->bev, b) < 0) {
+					rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
+							     "out of memory");
+					break;
+				}
+			}
+			rc = wk_client_login_start(c, st);
+			free(st);
+			return rc == WK_CLOSED ? WK_CLOSED : WK_OK;
+		case PGW_STARTUP_INVALID:
+		default:
+			rc = wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "%s",
+					     err[0] ? err : "invalid startup packet");
+			break;
+		}
+		free(st);
+		if (rc == WK_CLOSED)
+			return WK_CLOSED;
+	}
+}
+
+/* ---- authentication ----------------------------------------------------- */
+
+static enum wk_rc
+wk_client_on_password(struct wk_client *c, const uint8_t *body, size_t len)
+{
+	const char *pw;
+	const struct auth_secret *sec = wk_client_secret(c);
+	const char *user = c->user_name;
+	bool ok;
+
+	if (pgw_parse_password(body, len, &pw) < 0)
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid password packet");
+	if (!sec || (!c->is_admin && !c->user))
+		ok = false;
+	else if (g_cfg->auth_type == CONFIG_AUTH_MD5)
+		ok = auth_md5_verify(sec, user, c->md5_salt, pw);
+	else
+		ok = auth_plain_verify(sec, user, pw);
+	if (!ok)
+		return wk_client_auth_fail(c);
+	return wk_client_auth_done(c);
+}
+
+static enum wk_rc
+wk_client_on_sasl_first(struct wk_client *c, const uint8_t *body, size_t len)
+{
+	const char *mech;
+	const uint8_t *data;
+	size_t data_len, out_len;
+	char out[AUTH_SCRAM_MSG_MAX], err[256];
+	struct pgw_buf *b = &g_wk.scratch;
+
+	if (pgw_parse_sasl_initial(body, len, &mech, &data, &data_len) < 0)
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SASL message");
+	if (strcmp(mech, "SCRAM-SHA-256") != 0)
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				       "client selected an invalid SASL authentication mechanism");
+	c->scram = calloc(1, sizeof(*c->scram));
+	if (!c->scram)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (auth_scram_server_init(c->scram, wk_client_secret(c)) < 0)
+		return wk_client_auth_fail(c);
+	if (auth_scram_server_first(c->scram, data, data_len, out, sizeof(out), &out_len, err,
+				    sizeof(err)) < 0)
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				       "malformed SCRAM message: %s", err);
+	pgw_buf_reset(b);
+	pgw_put_auth(b, PGW_AUTH_SASL_CONTINUE, out, out_len);
+	if (wk_conn_send(c->bev, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	c->auth_step = WK_AUTH_SASL_FINAL;
+	return WK_OK;
+}
+
+static enum wk_rc
+wk_client_on_sasl_final(struct wk_client *c, const uint8_t *body, size_t len)
+{
+	char out[AUTH_SCRAM_MSG_MAX], err[256];
+	size_t out_len;
+	struct pgw_buf *b = &g_wk.scratch;
+	int rc;
+
+	rc = auth_scram_server_final(c->scram, body, len, out, sizeof(out), &out_len, err,
+				     sizeof(err));
+	if (rc < 0)
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				       "malformed SCRAM message: %s", err);
+	if (rc == 0 || (!c->is_admin && !c->user))
+		return wk_client_auth_fail(c);
+	/* keep the proven ClientKey: it logs in to PostgreSQL with the same verifier */
+	if (!c->is_admin && c->pool_idx >= 0 && c->user->secret.kind == AUTH_SECRET_SCRAM) {
+		struct wk_pool *p = wk_pool_get((uint32_t)c->pool_idx);
+
+		memcpy(p->client_key, auth_scram_server_client_key(c->scram), AUTH_KEY_LEN);
+		p->has_client_key = true;
+	}
+	pgw_buf_reset(b);
+	pgw_put_auth(b, PGW_AUTH_SASL_FINAL, out, out_len);
+	if (wk_conn_send(c->bev, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	return wk_client_auth_done(c);
+}
+
+static enum wk_rc
+wk_client_on_auth(struct wk_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct pgw_hdr h;
+	const uint8_t *msg = NULL;
+	uint8_t body[WK_CLIENT_AUTH_MSG_MAX];
+	size_t len;
+	enum wk_rc rc;
+
+	switch (wk_conn_peek(in, WK_CLIENT_AUTH_MSG_MAX, true, &h, &msg)) {
+	case WK_PEEK_MORE:
+	case WK_PEEK_HEADER:
+		return WK_AGAIN;
+	case WK_PEEK_BAD_LEN:
+	case WK_PEEK_TOO_LONG:
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				       "invalid length of authentication message");
+	case WK_PEEK_WHOLE:
+		break;
+	}
+	if (h.type != PGW_MSG_PASSWORD)
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				       "expected password response, got message type %d", h.type);
+	/* take the message out first: what follows it belongs to the next phase */
+	len = h.len - 4;
+	memcpy(body, msg + PGW_HDR_LEN, len);
+	evbuffer_drain(in, pgw_msg_size(&h));
+	switch (c->auth_step) {
+	case WK_AUTH_PASSWORD:
+		rc = wk_client_on_password(c, body, len);
+		break;
+	case WK_AUTH_SASL_FIRST:
+		rc = wk_client_on_sasl_first(c, body, len);
+		break;
+	case WK_AUTH_SASL_FINAL:
+		rc = wk_client_on_sasl_final(c, body, len);
+		break;
+	default:
+		rc = wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				     "unexpected authentication message");
+		break;
+	}
+	secret_wipe(body, len);
+	return rc;
+}
+
+/* ---- session ------------------------------------------------------------ */
+
+/* Quote for SET: "name" TO E'value'. */
+static void
+wk_client_put_quoted(struct pgw_buf *b, const char *s, char q)
+{
+	for (; *s; s++) {
+		if (*s == q || (q == '\'' && *s == '\\'))
+			pgw_put_u8(b, (uint8_t)*s);
+		pgw_put_u8(b, (uint8_t)*s);
+	}
+}
+
+/*
+ * Build one Query that applies the client's parameters the server does not
+ * already have. Returns the number of SETs (0: nothing to send).
+ */
+static size_t
+wk_client_build_sets(const struct wk_client *c, const struct wk_server *s, struct pgw_buf *b)
+{
+	size_t n = 0;
+
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_QUERY);
+	for (size_t i = 0; i < c->params_cnt; i++) {
+		const char *name = c->params[i].name, *value = c->params[i].value;
+		bool same = false;
+
+		/* later duplicates override earlier ones: apply only the last */
+		if (wk_client_param(c, name) != value)
+			continue;
+		for (size_t j = 0; j < s->params_cnt; j++)
+			if (strcasecmp(s->params[j].name, name) == 0 &&
+			    strcmp(s->params[j].value, value) == 0)
+				same = true;
+		if (same)
+			continue;
+		pgw_put_bytes(b, "SET \"", 5);
+		wk_client_put_quoted(b, name, '"');
+		pgw_put_bytes(b, "\" TO E'", 7);
+		wk_client_put_quoted(b, value, '\'');
+		pgw_put_bytes(b, "';", 2);
+		n++;
+	}
+	pgw_put_u8(b, 0);
+	pgw_end(b);
+	return n;
+}
+
+enum wk_rc
+wk_client_attach(struct wk_client *c, struct wk_server *s)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	struct shm_server *sr = shm_server((uint32_t)g_wk.slot, s->row);
+	struct shm_client *cr = wk_client_row(c);
+
+	c->server = s;
+	s->client = c;
+	s->expect_ready = 0;
+	s->has_unsynced = false;
+	s->internal_failed = false;
+	s->fwd_remaining = 0;
+	s->internal_ready = 0;
+	wk_server_set_state(s, WK_SERVER_ACTIVE);
+	wk_client_set_state(c, WK_CLIENT_ACTIVE);
+	wk_client_row_server(c);
+	snprintf(sr->application_name, sizeof(sr->application_name), "%s", cr->application_name);
+	sr->request_us = g_wk.now_us;
+	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);
+	if (wk_client_build_sets(c, s, b) > 0 && wk_server_send_internal(s, b, 1) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	bufferevent_enable(c->bev, EV_READ);
+	return wk_client_on_input(c);
+}
+
+/* Session traffic: client bytes to its server, headers read on the way. */
+static enum wk_rc
+wk_client_forward(struct wk_client *c)
+{
+	struct wk_server *s = c->server;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct shm_client *r = wk_client_row(c);
+	struct shm_server *sr = shm_server((uint32_t)g_wk.slot, s->row);
+	size_t moved = 0;
+
+	while (evbuffer_get_length(in) > 0) {
+		struct pgw_hdr h;
+		const uint8_t *msg = NULL;
+		size_t avail = evbuffer_get_length(in);
+
+		if (c->fwd_remaining) {
+			size_t n = avail < c->fwd_remaining ? avail : c->fwd_remaining;
+
+			evbuffer_remove_buffer(in, out, n);
+			c->fwd_remaining -= n;
+			moved += n;
+			continue;
+		}
+		switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h, &msg)) {
+		case WK_PEEK_MORE:
+			goto done;
+		case WK_PEEK_BAD_LEN:
+			return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+					       "invalid message length");
+		case WK_PEEK_TOO_LONG:
+			return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+					       "message of %u bytes exceeds max_message_len (%d)",
+					       h.len, g_cfg->max_message_len);
+		default:
+			break;
+		}
+		switch (h.type) {
+		case PGW_MSG_TERMINATE:
+			evbuffer_drain(in, avail);
+			return wk_client_close(c, NULL);
+		case PGW_MSG_QUERY:
+			s->expect_ready++;
+			r->queries++;
+			sr->queries++;
+			r->last_request_us = g_wk.now_us;
+			sr->request_us = g_wk.now_us;
+			break;
+		case PGW_MSG_FUNCTION_CALL:
+			s->expect_ready++;
+			break;
+		case PGW_MSG_SYNC:
+			s->expect_ready++;
+			s->has_unsynced = false;
+			break;
+		case PGW_MSG_EXECUTE:
+			r->queries++;
+			sr->queries++;
+			r->last_request_us = g_wk.now_us;
+			sr->request_us = g_wk.now_us;
+			s->has_unsynced = true;
+			break;
+		case PGW_MSG_PARSE:
+		case PGW_MSG_BIND:
+		case PGW_MSG_DESCRIBE:
+		case PGW_MSG_CLOSE:
+			s->has_unsynced = true;
+			break;
+		default:
+			break;
+		}
+		c->fwd_remaining = pgw_msg_size(&h);
+	}
+done:
+	r->bytes_received += moved;
+	sr->bytes_sent += moved;
+	if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
+		c->read_paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	return WK_OK;
+}
+
+/* Logged in, no server: the first request takes one from the pool. */
+static enum wk_rc
+wk_client_on_idle(struct wk_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct pgw_hdr h;
+	const uint8_t *msg = NULL;
+
+	switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h, &msg)) {
+	case WK_PEEK_MORE:
+		return WK_AGAIN;
+	case WK_PEEK_BAD_LEN:
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+	case WK_PEEK_TOO_LONG:
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				       "message of %u bytes exceeds max_message_len (%d)", h.len,
+				       g_cfg->max_message_len);
+	default:
+		break;
+	}
+	if (h.type == PGW_MSG_TERMINATE)
+		return wk_client_close(c, NULL);
+	if (g_wk.is_shutting_down)
+		return wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+				       "terminating connection due to administrator command");
+	wk_client_set_state(c, WK_CLIENT_WAIT_SERVER);
+	bufferevent_disable(c->bev, EV_READ);
+	return wk_pool_checkout(c->pool, c);
+}
+
+static enum wk_rc
+wk_client_on_input(struct wk_client *c)
+{
+	switch (c->state) {
+	case WK_CLIENT_STARTUP:
+		return wk_client_on_startup(c);
+	case WK_CLIENT_AUTH: {
+		enum wk_rc rc;
+
+		/* a client may send its next message before we answer: loop */
+		do {
+			rc = wk_client_on_auth(c);
+		} while (rc == WK_OK && c->state == WK_CLIENT_AUTH &&
+			 evbuffer_get_length(bufferevent_get_input(c->bev)) > 0);
+		if (rc == WK_OK && c->state != WK_CLIENT_AUTH && c->state != WK_CLIENT_CLOSING &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 &&
+		    c->state != WK_CLIENT_LOGIN_WAIT)
+			return wk_client_on_input(c);
+		return rc;
+	}
+	case WK_CLIENT_IDLE:
+		return wk_client_on_idle(c);
+	case WK_CLIENT_ACTIVE:
+		return wk_client_forward(c);
+	case WK_CLIENT_ADMIN:
+		return wk_admin_on_input(c);
+	case WK_CLIENT_LOGIN_WAIT:
+	case WK_CLIENT_WAIT_SERVER:
+		/* bytes wait in the input buffer until a server is linked */
+		return WK_AGAIN;
+	default:
+		evbuffer_drain(bufferevent_get_input(c->bev),
+			       evbuffer_get_length(bufferevent_get_input(c->bev)));
+		return WK_CLOSED;
+	}
+}
+
+static void
+wk_client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct wk_client *c = arg;
+
+	wk_clock_update();
+	(void)wk_client_on_input(c);
+}
+
+static void
+wk_client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct wk_client *c = arg;
+
+	/* our output drained below the mark: the server may send again */
+	if (c->server && c->server->read_paused)
+		wk_server_resume(c->server);
+}
+
+void
+wk_client_resume(struct wk_client *c)
+{
+	if (!c->read_paused)
+		return;
+	c->read_paused = false;
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		(void)wk_client_on_input(c);
+}
+
+static void
+wk_client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct wk_client *c = arg;
+
+	wk_clock_update();
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		wk_client_close(c, (what & BEV_EVENT_ERROR) ? "connection error" : NULL);
+}
+
+bool
+wk_client_close_if_idle(struct wk_client *c)
+{
+	struct wk_server *s = c->server;
+
+	switch (c->state) {
+	case WK_CLIENT_ACTIVE:
+		if (!s || s->tx_status != 'I' || s->expect_ready || s->has_unsynced ||
+		    s->internal_ready || c->fwd_remaining ||
+		    evbuffer_get_length(bufferevent_get_input(c->bev)))
+			return false;
+		break;
+	case WK_CLIENT_WAIT_SERVER:
+	case WK_CLIENT_CLOSING:
+		return false;
+	default:
+		break;
+	}
+	wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+			"terminating connection due to administrator command");
+	return true;
+}
+
+void
+wk_client_sweep(void)
+{
+	uint64_t login = (uint64_t)g_cfg->client_login_timeout * 1000;
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &g_wk.clients) {
+		struct wk_client *c = list_entry(pos, struct wk_client, node);
+
+		if ((c->state == WK_CLIENT_STARTUP || c->state == WK_CLIENT_AUTH) &&
+		    g_wk.mono_us - c->connect_us > login)
+			wk_client_fatal(
+				c, SQLSTATE_PROTOCOL_VIOLATION,
+				"client did not complete login within client_login_timeout (%d ms)",
+				g_cfg->client_login_timeout);
+	}
+}

@@ -1,0 +1,31 @@
+/*
+ * wk_client.h: a client connection: startup, authentication, then session
+ * pooling: it gets a server at its first request and keeps it until it
+ * disconnects.
+ * Runs in: a worker.
+ */
+#pragma once
+
+#include "worker/wk_conn.h"
+
+/* Take an accepted socket. Closes fd on failure. */
+void wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_unix);
+/* Move c to state st (checks the transition, updates counters and shm). */
+void wk_client_set_state(struct wk_client *c, enum wk_client_state st);
+/* The pool linked server s to c (c was waiting). Returns WK_CLOSED if c closed. */
+enum wk_rc wk_client_attach(struct wk_client *c, struct wk_server *s);
+/* The pool has parameters now: finish a login that waited for them. */
+enum wk_rc wk_client_finish_login(struct wk_client *c);
+/* Close c now (after flushing what it has queued). reason may be NULL. */
+enum wk_rc wk_client_close(struct wk_client *c, const char *reason);
+/* The linked server died: tell the client and close it. */
+void wk_client_server_lost(struct wk_client *c, const char *sqlstate, const char *message);
+/* Resume reading (backpressure). */
+void wk_client_resume(struct wk_client *c);
+/* Shutdown: close c if it is between transactions. true if closed. */
+bool wk_client_close_if_idle(struct wk_client *c);
+/* Periodic work: login timeouts, flush timeouts. */
+void wk_client_sweep(void);
+void wk_client_free(struct wk_client *c);
+/* Update the client's shm row with its server (for cancel) or none. */
+void wk_client_row_server(struct wk_client *c);

@@ -1,0 +1,159 @@
+/*
+ * wk_conn.c: helpers shared by the worker's state machines: the clock,
+ * sending built messages, deferred freeing, socket options.
+ * Runs in: a worker.
+ */
+#include "worker/wk_conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <time.h>
+
+#include "worker/wk_client.h"
+#include "worker/wk_server.h"
+
+struct wk_worker g_wk;
+
+void
+wk_clock_update(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	g_wk.now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	g_wk.mono_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int
+wk_conn_send(struct bufferevent *bev, const struct pgw_buf *b)
+{
+	if (b->has_error) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return evbuffer_add(bufferevent_get_output(bev), b->data, b->len);
+}
+
+static int
+wk_reap_grow(void ***arr, size_t *cap)
+{
+	size_t n = *cap ? *cap * 2 : 64;
+	void **p = realloc(*arr, n * sizeof(void *));
+
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
+void
+wk_reap_client(struct wk_client *c)
+{
+	if (c->is_free_later)
+		return;
+	if (g_wk.reap_clients_cnt == g_wk.reap_clients_cap &&
+	    wk_reap_grow((void ***)&g_wk.reap_clients, &g_wk.reap_clients_cap) < 0) {
+		/* XXX: out of memory for the reap list: leak the object rather than free it in use */
+		log_error(&c->lctx, "out of memory: cannot schedule client for freeing");
+		return;
+	}
+	c->is_free_later = true;
+	g_wk.reap_clients[g_wk.reap_clients_cnt++] = c;
+	event_active(g_wk.reap_ev, EV_READ, 0);
+}
+
+void
+wk_reap_server(struct wk_server *s)
+{
+	if (s->is_free_later)
+		return;
+	if (g_wk.reap_servers_cnt == g_wk.reap_servers_cap &&
+	    wk_reap_grow((void ***)&g_wk.reap_servers, &g_wk.reap_servers_cap) < 0) {
+		log_error(&s->lctx, "out of memory: cannot schedule server for freeing");
+		return;
+	}
+	s->is_free_later = true;
+	g_wk.reap_servers[g_wk.reap_servers_cnt++] = s;
+	event_active(g_wk.reap_ev, EV_READ, 0);
+}
+
+int
+wk_conn_bind_socket_opts(int fd)
+{
+	int one = 1;
+
+	/* Unix sockets refuse TCP options: that is fine */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	return 0;
+}
+
+const char *
+wk_client_state_name(enum wk_client_state st)
+{
+	static const char *const names[] = { "startup", "auth",   "login", "idle",
+					     "waiting", "active", "admin", "closing" };
+
+	return (unsigned)st < ARRAY_SIZE(names) ? names[st] : "?";
+}
+
+const char *
+wk_server_state_name(enum wk_server_state st)
+{
+	static const char *const names[] = { "connecting", "login", "idle",
+					     "active",     "reset", "closing" };
+
+	return (unsigned)st < ARRAY_SIZE(names) ? names[st] : "?";
+}
+
+enum wk_peek
+wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hdr *h,
+	     const uint8_t **msg)
+{
+	uint8_t hdr[PGW_HDR_LEN];
+	size_t avail = evbuffer_get_length(b);
+	int rc;
+
+	if (avail < PGW_HDR_LEN)
+		return WK_PEEK_MORE;
+	if (evbuffer_copyout(b, hdr, PGW_HDR_LEN) != PGW_HDR_LEN)
+		return WK_PEEK_MORE;
+	rc = pgw_read_header(hdr, PGW_HDR_LEN, h);
+	if (rc < 0)
+		return WK_PEEK_BAD_LEN;
+	if (h->len > max_len)
+		return WK_PEEK_TOO_LONG;
+	if (!want_body)
+		return WK_PEEK_HEADER;
+	if (avail < pgw_msg_size(h))
+		return WK_PEEK_HEADER;
+	*msg = evbuffer_pullup(b, (ev_ssize_t)pgw_msg_size(h));
+	return *msg ? WK_PEEK_WHOLE : WK_PEEK_HEADER;
+}
+
+void
+wk_conn_flush_now(struct bufferevent *bev)
+{
+	struct evbuffer_iovec iov[16];
+	int fd = bufferevent_getfd(bev), n;
+
+	if (fd < 0)
+		return;
+	/*
+	 * The bufferevent owns the front of its output (libevent freezes it, and
+	 * copyout refuses a frozen buffer), so peek at what is queued and write
+	 * it directly: the last words (an ErrorResponse, a Terminate) are small.
+	 */
+	n = evbuffer_peek(bufferevent_get_output(bev), 64 * 1024, NULL, iov, ARRAY_SIZE(iov));
+	if (n > (int)ARRAY_SIZE(iov))
+		n = ARRAY_SIZE(iov);
+	if (n > 0 && writev(fd, (struct iovec *)iov, n) < 0)
+		log_debug(NULL, "flush before close: %s", strerror(errno));
+}

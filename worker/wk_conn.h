@@ -1,0 +1,212 @@
+/*
+ * wk_conn.h: the worker's connection objects (clients and servers), the
+ * worker-wide state, and the helpers every state machine shares: sending
+ * built messages, closing after a flush, deferred freeing, framing.
+ * Runs in: a worker. Single-threaded: everything here belongs to the loop.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "shared/auth.h"
+#include "shared/compiler.h"
+#include "shared/list.h"
+#include "shared/log.h"
+#include "shared/pgw.h"
+
+struct wk_pool;
+struct wk_server;
+
+/* Handlers return: keep going, need more bytes, or the connection is gone. */
+enum wk_rc {
+	WK_OK = 0,
+	WK_AGAIN,  /* need more bytes */
+	WK_CLOSED, /* gone (closing): do not touch it */
+};
+
+/* Output above this stops reading from the peer until it drains to half. */
+#define WK_BACKPRESSURE_BYTES (512 * 1024)
+
+enum wk_client_state {
+	WK_CLIENT_STARTUP = 0, /* reading the startup packet */
+	WK_CLIENT_AUTH,        /* password / SASL exchange */
+	WK_CLIENT_LOGIN_WAIT,  /* authenticated; waiting for the pool's parameters */
+	WK_CLIENT_IDLE,        /* logged in, no server */
+	WK_CLIENT_WAIT_SERVER, /* a request is buffered; waiting for a server */
+	WK_CLIENT_ACTIVE,      /* linked to a server: bytes flow both ways */
+	WK_CLIENT_ADMIN,       /* the admin console */
+	WK_CLIENT_CLOSING,     /* flushing its last bytes, then freed */
+	WK_CLIENT_STATE_CNT
+};
+
+enum wk_auth_step {
+	WK_AUTH_NONE = 0,
+	WK_AUTH_PASSWORD,   /* waiting for a PasswordMessage (plain or md5) */
+	WK_AUTH_SASL_FIRST, /* waiting for SASLInitialResponse */
+	WK_AUTH_SASL_FINAL, /* waiting for SASLResponse */
+};
+
+/* A parameter the client asked for at startup (or via options=-c). */
+struct wk_param {
+	char *name;  /* points into wk_client.params_buf */
+	char *value; /* points into wk_client.params_buf */
+};
+
+struct wk_client {
+	struct list node;      /* in g_wk.clients */
+	struct list wait_node; /* in pool->waiters while WAIT_SERVER */
+	enum wk_client_state state;
+	struct log_ctx lctx;
+	struct bufferevent *bev; /* owned */
+	uint64_t id;
+	uint32_t row; /* index of its shm_client row */
+	uint32_t cancel_key;
+	bool is_unix;
+	bool is_admin;
+	bool is_free_later;             /* on the reap list */
+	bool read_paused;               /* backpressure */
+	bool admin_skip_to_sync;        /* admin: an extended-protocol error was sent */
+	int pool_idx;                   /* -1 until known */
+	struct wk_pool *pool;           /* borrowed: owned by the worker */
+	struct wk_server *server;       /* borrowed: linked while ACTIVE */
+	const struct config_user *user; /* borrowed from g_cfg, NULL for unknown/admin */
+	char user_name[64];
+	char db_name[64];
+	/* authentication */
+	enum wk_auth_step auth_step;
+	bool auth_user_ok; /* the user exists for this database */
+	uint8_t md5_salt[4];
+	struct auth_scram_server *scram; /* owned, during SCRAM only */
+	struct auth_secret *fake_secret; /* owned: unknown users go through SCRAM too */
+	/* startup parameters to apply to the server on attach */
+	char *params_buf;        /* owned */
+	struct wk_param *params; /* owned */
+	size_t params_cnt;
+	/* forwarding */
+	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */
+	uint64_t connect_us, wait_start_us, last_request_us;
+	uint64_t closing_since_us;
+};
+
+enum wk_server_state {
+	WK_SERVER_CONNECTING = 0, /* TCP connect in progress */
+	WK_SERVER_LOGIN,          /* startup and authentication */
+	WK_SERVER_IDLE,           /* in the pool */
+	WK_SERVER_ACTIVE,         /* linked to a client */
+	WK_SERVER_RESET,          /* running the reset query after a client left */
+	WK_SERVER_CLOSING,
+	WK_SERVER_STATE_CNT
+};
+
+#define WK_SERVER_PARAMS_MAX 32
+
+struct wk_server_param {
+	char name[64];
+	char value[256];
+};
+
+struct wk_server {
+	struct list node; /* in the pool list for its state */
+	enum wk_server_state state;
+	struct log_ctx lctx;
+	struct bufferevent *bev; /* owned */
+	uint64_t id;
+	uint32_t row;             /* index of its shm_server row */
+	struct wk_pool *pool;     /* borrowed */
+	struct wk_client *client; /* borrowed: linked while ACTIVE */
+	bool is_free_later;
+	bool read_paused;
+	bool is_reserved; /* holds one reservation of the pool's global cap */
+	uint32_t backend_pid, backend_key;
+	char tx_status;                  /* last ReadyForQuery status: 'I', 'T', 'E' */
+	uint32_t expect_ready;           /* ReadyForQuery messages still owed to the client */
+	uint32_t internal_ready;         /* ReadyForQuery owed to pgdog's own queries (swallowed) */
+	bool has_unsynced;               /* extended-protocol messages sent without a Sync */
+	bool internal_failed;            /* one of pgdog's own queries failed */
+	struct auth_scram_client *scram; /* owned, during login only */
+	size_t fwd_remaining;
+	struct wk_server_param params[WK_SERVER_PARAMS_MAX];
+	size_t params_cnt;
+	uint64_t connect_us, state_since_us, request_us;
+	uint64_t closing_since_us;
+	char error[256]; /* why the login failed, for the waiting client */
+	char error_sqlstate[6];
+};
+
+/* Worker-wide state. */
+struct wk_worker {
+	struct event_base *base;
+	int slot;
+	uint64_t now_us;     /* wall clock, read once per callback batch */
+	uint64_t mono_us;    /* monotonic clock */
+	struct list clients; /* every client */
+	struct event *reap_ev;
+	struct wk_client **reap_clients;
+	size_t reap_clients_cnt, reap_clients_cap;
+	struct wk_server **reap_servers;
+	size_t reap_servers_cnt, reap_servers_cap;
+	uint64_t next_client_id, next_server_id;
+	uint32_t *free_client_rows; /* stack of free shm_client row indexes */
+	size_t free_client_rows_cnt;
+	uint32_t *free_server_rows;
+	size_t free_server_rows_cnt;
+	uint32_t clients_cnt;
+	bool is_shutting_down;
+	bool is_fast_shutdown;
+	uint64_t shutdown_deadline_us;
+	struct pgw_buf scratch;   /* for building messages; reset before each use */
+	uint8_t instance_key[32]; /* per-process secret for fake SCRAM salts */
+};
+
+extern struct wk_worker g_wk;
+
+/* Refresh g_wk.now_us / mono_us (once per callback). */
+void wk_clock_update(void);
+
+/* Append built bytes to a bufferevent's output. -1 on allocation failure. */
+int wk_conn_send(struct bufferevent *bev, const struct pgw_buf *b) MUST_CHECK;
+
+/*
+ * Send a FATAL ErrorResponse to a client (if it can still read) and close it
+ * after the bytes are flushed. Always returns WK_CLOSED.
+ */
+enum wk_rc wk_client_fatal(struct wk_client *c, const char *sqlstate, const char *fmt, ...)
+	PRINTF_LIKE(3, 4);
+
+/* Defer freeing to after the current callback. */
+void wk_reap_client(struct wk_client *c);
+void wk_reap_server(struct wk_server *s);
+
+/* Write what is queued on bev straight to its socket (before freeing it). */
+void wk_conn_flush_now(struct bufferevent *bev);
+
+/* TCP_NODELAY and keepalive on an accepted or connecting socket. */
+int wk_conn_bind_socket_opts(int fd);
+
+/* Names for SHOW. */
+const char *wk_client_state_name(enum wk_client_state st);
+const char *wk_server_state_name(enum wk_server_state st);
+
+/* Result of wk_conn_peek. */
+enum wk_peek {
+	WK_PEEK_MORE = 0, /* not enough bytes yet */
+	WK_PEEK_HEADER,   /* header read; the body may still be incomplete */
+	WK_PEEK_WHOLE,    /* header read and the whole message is buffered (and contiguous) */
+	WK_PEEK_BAD_LEN,  /* length field below 4 */
+	WK_PEEK_TOO_LONG, /* length field above max_len */
+};
+
+/*
+ * Look at the typed message at the start of b. With want_body, a message
+ * that is whole is made contiguous and *msg points at its first byte (type);
+ * the caller drains pgw_msg_size(h) bytes when done with it.
+ */
+enum wk_peek wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hdr *h,
+			  const uint8_t **msg);

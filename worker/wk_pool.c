@@ -1,0 +1,414 @@
+/*
+ * wk_pool.c: this worker's share of every pool (see wk_pool.h).
+ * Runs in: a worker.
+ *
+ * A client that needs a server takes an idle one, or queues (FIFO). A new
+ * connection opens only when the global count for the pool (all workers,
+ * in shared memory) is below pool_size. A worker holding idle servers that
+ * no local client wants closes them when another worker has clients
+ * waiting, so the cap is shared rather than hoarded.
+ */
+#include "worker/wk_pool.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "shared/log.h"
+#include "shared/secret.h"
+#include "worker/wk_client.h"
+#include "worker/wk_server.h"
+
+#define WK_POOL_RETRY_US (1000 * 1000) /* after a failed connection */
+
+static struct wk_pool *wk_pools;
+static uint32_t wk_pools_cnt;
+
+struct wk_pool *
+wk_pool_get(uint32_t idx)
+{
+	return idx < wk_pools_cnt ? &wk_pools[idx] : NULL;
+}
+
+uint32_t
+wk_pool_count(void)
+{
+	return wk_pools_cnt;
+}
+
+static int
+wk_pool_resolve(struct wk_pool *p)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[16];
+	int rc;
+
+	if (p->db->host[0] == '/') {
+		struct sockaddr_un *un = (struct sockaddr_un *)&p->addr;
+
+		memset(un, 0, sizeof(*un));
+		un->sun_family = AF_UNIX;
+		if ((size_t)snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d",
+				     p->db->host, p->db->port) >= sizeof(un->sun_path))
+			return -1;
+		p->addr_len = sizeof(*un);
+		return 0;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%d", p->db->port);
+	rc = getaddrinfo(p->db->host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		log_warn(NULL, "pool %s: cannot resolve %s: %s", p->name, p->db->host,
+			 gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
+	p->addr_len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int
+wk_pool_init_all(void)
+{
+	uint32_t workers = (uint32_t)g_cfg->workers, slot = (uint32_t)g_wk.slot;
+
+	wk_pools_cnt = (uint32_t)g_cfg->pools_cnt;
+	wk_pools = calloc(wk_pools_cnt ? wk_pools_cnt : 1, sizeof(*wk_pools));
+	if (!wk_pools)
+		return -1;
+	for (uint32_t i = 0; i < wk_pools_cnt; i++) {
+		struct wk_pool *p = &wk_pools[i];
+		uint32_t min;
+
+		p->idx = i;
+		p->cfg = &g_cfg->pools[i];
+		p->user = &g_cfg->users[p->cfg->user_idx];
+		p->db = &g_cfg->databases[p->cfg->db_idx];
+		snprintf(p->name, sizeof(p->name), "%s/%s", p->user->name, p->db->name);
+		for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
+			list_init(&p->servers[st]);
+		list_init(&p->waiters);
+		min = (uint32_t)p->cfg->min_pool_size;
+		p->min_share = min / workers + (slot < min % workers ? 1 : 0);
+		p->stats = shm_pool_stats(slot, i);
+		memset(p->stats, 0, sizeof(*p->stats));
+		(void)wk_pool_resolve(p);
+	}
+	return 0;
+}
+
+void
+wk_pool_cleanup_all(void)
+{
+	for (uint32_t i = 0; i < wk_pools_cnt; i++) {
+		struct wk_pool *p = &wk_pools[i];
+
+		for (int st = 0; st < WK_SERVER_STATE_CNT; st++) {
+			struct list *pos, *tmp;
+
+			list_foreach_safe (pos, tmp, &p->servers[st]) {
+				struct wk_server *s = list_entry(pos, struct wk_server, node);
+
+				if (s->state != WK_SERVER_CLOSING)
+					wk_server_close(s, "worker exit");
+			}
+		}
+		secret_wipe(p->client_key, sizeof(p->client_key));
+	}
+	free(wk_pools);
+	wk_pools = NULL;
+	wk_pools_cnt = 0;
+}
+
+static uint32_t
+wk_pool_local_total(const struct wk_pool *p)
+{
+	uint32_t n = 0;
+
+	for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
+		if (st != WK_SERVER_CLOSING)
+			n += p->servers_cnt[st];
+	return n;
+}
+
+static void
+wk_pool_stats_update(struct wk_pool *p)
+{
+	atomic_store_explicit(&p->stats->sv_idle, p->servers_cnt[WK_SERVER_IDLE],
+			      memory_order_relaxed);
+	atomic_store_explicit(&p->stats->sv_active, p->servers_cnt[WK_SERVER_ACTIVE],
+			      memory_order_relaxed);
+	atomic_store_explicit(&p->stats->sv_login,
+			      p->servers_cnt[WK_SERVER_CONNECTING] +
+				      p->servers_cnt[WK_SERVER_LOGIN] +
+				      p->servers_cnt[WK_SERVER_RESET],
+			      memory_order_relaxed);
+	atomic_store_explicit(&p->stats->cl_waiting, p->waiters_cnt, memory_order_relaxed);
+}
+
+void
+wk_pool_move(struct wk_pool *p, struct wk_server *s, enum wk_server_state from,
+	     enum wk_server_state to)
+{
+	if (from != to || list_empty(&s->node)) {
+		if (!list_empty(&s->node)) {
+			list_del(&s->node);
+			p->servers_cnt[from]--;
+		}
+		list_append(&p->servers[to], &s->node);
+		p->servers_cnt[to]++;
+	}
+	wk_pool_stats_update(p);
+}
+
+void
+wk_pool_forget(struct wk_pool *p, struct wk_server *s)
+{
+	if (list_empty(&s->node))
+		return;
+	list_del(&s->node);
+	p->servers_cnt[s->state]--;
+	wk_pool_stats_update(p);
+}
+
+/* Open one more connection if the global cap allows. */
+static bool
+wk_pool_open_one(struct wk_pool *p)
+{
+	struct wk_server *s;
+
+	if (g_wk.is_shutting_down || g_wk.mono_us < p->retry_after_us)
+		return false;
+	if (!shm_pool_reserve(p->idx, (uint32_t)g_wk.slot, (uint32_t)p->cfg->pool_size))
+		return false;
+	s = wk_server_connect(p);
+	if (!s) {
+		shm_pool_release(p->idx, (uint32_t)g_wk.slot);
+		p->retry_after_us = g_wk.mono_us + WK_POOL_RETRY_US;
+		wk_pool_server_failed(p, SQLSTATE_CONNECTION_FAILURE,
+				      "could not open a connection to the server");
+		return false;
+	}
+	return true;
+}
+
+/* Open connections for waiters that no pending connection will serve. */
+static void
+wk_pool_grow(struct wk_pool *p)
+{
+	uint32_t pending = p->servers_cnt[WK_SERVER_CONNECTING] + p->servers_cnt[WK_SERVER_LOGIN] +
+			   p->servers_cnt[WK_SERVER_RESET];
+
+	while (p->waiters_cnt > pending && wk_pool_open_one(p))
+		pending++;
+}
+
+static void
+wk_pool_wait_add(struct wk_pool *p, struct wk_client *c)
+{
+	list_append(&p->waiters, &c->wait_node);
+	p->waiters_cnt++;
+	c->wait_start_us = g_wk.mono_us;
+	atomic_fetch_add_explicit(&shm_pool(p->idx)->waiting[g_wk.slot], 1, memory_order_relaxed);
+	wk_pool_stats_update(p);
+}
+
+void
+wk_pool_unwait(struct wk_pool *p, struct wk_client *c)
+{
+	if (list_empty(&c->wait_node))
+		return;
+	list_del(&c->wait_node);
+	p->waiters_cnt--;
+	atomic_fetch_sub_explicit(&shm_pool(p->idx)->waiting[g_wk.slot], 1, memory_order_relaxed);
+	wk_pool_stats_update(p);
+}
+
+/* Give idle servers to waiters, oldest first. */
+static void
+wk_pool_hand_out(struct wk_pool *p)
+{
+	while (!list_empty(&p->waiters)) {
+		struct wk_client *c =
+			list_entry(list_first(&p->waiters), struct wk_client, wait_node);
+
+		if (c->state == WK_CLIENT_LOGIN_WAIT) {
+			if (!p->has_params)
+				break;
+			wk_pool_unwait(p, c);
+			(void)wk_client_finish_login(c);
+			continue;
+		}
+		if (list_empty(&p->servers[WK_SERVER_IDLE]))
+			break;
+		wk_pool_unwait(p, c);
+		(void)wk_client_attach(c, list_entry(list_first(&p->servers[WK_SERVER_IDLE]),
+						     struct wk_server, node));
+	}
+}
+
+enum wk_rc
+wk_pool_checkout(struct wk_pool *p, struct wk_client *c)
+{
+	wk_pool_wait_add(p, c);
+	wk_pool_hand_out(p);
+	if (c->state == WK_CLIENT_CLOSING)
+		return WK_CLOSED;
+	if (!list_empty(&c->wait_node))
+		wk_pool_grow(p);
+	return c->state == WK_CLIENT_CLOSING ? WK_CLOSED : WK_OK;
+}
+
+void
+wk_pool_learn_params(struct wk_pool *p, const struct wk_server *s)
+{
+	memcpy(p->params, s->params, sizeof(s->params[0]) * s->params_cnt);
+	p->params_cnt = s->params_cnt;
+	p->has_params = true;
+}
+
+void
+wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
+{
+	uint64_t lifetime = (uint64_t)p->cfg->server_lifetime * 1000;
+
+	if (lifetime && g_wk.mono_us - s->connect_us > lifetime) {
+		wk_server_close(s, "server_lifetime reached");
+		return;
+	}
+	if (g_wk.is_shutting_down && list_empty(&p->waiters)) {
+		wk_server_close(s, "shutting down");
+		return;
+	}
+	if (list_empty(&p->waiters) &&
+	    shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0) {
+		/* another worker's clients wait for this pool's cap: free our share */
+		wk_server_close(s, "another worker has clients waiting for this pool");
+		return;
+	}
+	wk_server_set_state(s, WK_SERVER_IDLE);
+	p->retry_after_us = 0;
+	wk_pool_hand_out(p);
+}
+
+void
+wk_pool_server_gone(struct wk_pool *p, struct wk_server *s)
+{
+	if (s->is_reserved) {
+		s->is_reserved = false;
+		shm_pool_release(p->idx, (uint32_t)g_wk.slot);
+	}
+	if (p->waiters_cnt)
+		wk_pool_grow(p);
+}
+
+void
+wk_pool_server_failed(struct wk_pool *p, const char *sqlstate, const char *message)
+{
+	struct list *pos, *tmp;
+
+	p->retry_after_us = g_wk.mono_us + WK_POOL_RETRY_US;
+	/* every waiter needs this server: tell them all why it cannot be had */
+	list_foreach_safe (pos, tmp, &p->waiters) {
+		struct wk_client *c = list_entry(pos, struct wk_client, wait_node);
+
+		wk_pool_unwait(p, c);
+		wk_client_fatal(c, sqlstate, "%s", message);
+	}
+}
+
+static void
+wk_pool_sweep_one(struct wk_pool *p)
+{
+	uint64_t now = g_wk.mono_us;
+	uint64_t checkout = (uint64_t)g_cfg->checkout_timeout * 1000;
+	uint64_t connect = (uint64_t)g_cfg->connect_timeout * 1000;
+	uint64_t idle = (uint64_t)p->cfg->idle_timeout * 1000;
+	uint64_t lifetime = (uint64_t)p->cfg->server_lifetime * 1000;
+	struct list *pos, *tmp;
+
+	/* clients waiting too long */
+	list_foreach_safe (pos, tmp, &p->waiters) {
+		struct wk_client *c = list_entry(pos, struct wk_client, wait_node);
+
+		if (now - c->wait_start_us < checkout)
+			break;
+		wk_pool_unwait(p, c);
+		atomic_fetch_add_explicit(&p->stats->checkout_timeouts, 1, memory_order_relaxed);
+		wk_client_fatal(
+			c, SQLSTATE_TOO_MANY_CONNECTIONS,
+			"could not get a server connection from pool \"%s\" within checkout_timeout (%d ms): all %d connections are in use",
+			p->name, g_cfg->checkout_timeout, p->cfg->pool_size);
+	}
+	/* servers stuck connecting, logging in or resetting */
+	for (int st = WK_SERVER_CONNECTING; st <= WK_SERVER_RESET; st++) {
+		if (st == WK_SERVER_IDLE || st == WK_SERVER_ACTIVE)
+			continue;
+		list_foreach_safe (pos, tmp, &p->servers[st]) {
+			struct wk_server *s = list_entry(pos, struct wk_server, node);
+			char msg[256];
+
+			if (now - s->state_since_us < connect)
+				continue;
+			snprintf(
+				msg, sizeof(msg),
+				"connection to server for pool \"%s\" timed out after connect_timeout (%d ms)",
+				p->name, g_cfg->connect_timeout);
+			if (st != WK_SERVER_RESET)
+				wk_pool_server_failed(p, SQLSTATE_CONNECTION_FAILURE, msg);
+			wk_server_close(s, msg);
+		}
+	}
+	/* idle servers: idle_timeout, server_lifetime, and other workers' waiters */
+	list_foreach_safe (pos, tmp, &p->servers[WK_SERVER_IDLE]) {
+		struct wk_server *s = list_entry(pos, struct wk_server, node);
+		bool above_min = wk_pool_local_total(p) > p->min_share;
+
+		if (lifetime && now - s->connect_us > lifetime)
+			wk_server_close(s, "server_lifetime reached");
+		else if (idle && above_min && now - s->state_since_us > idle)
+			wk_server_close(s, "idle_timeout reached");
+		else if (p->waiters_cnt == 0 &&
+			 shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0)
+			wk_server_close(s, "another worker has clients waiting for this pool");
+	}
+	if (p->waiters_cnt)
+		wk_pool_grow(p);
+	else if (!g_wk.is_shutting_down && wk_pool_local_total(p) < p->min_share)
+		(void)wk_pool_open_one(p);
+	if (p->waiters_cnt) {
+		struct wk_client *c =
+			list_entry(list_first(&p->waiters), struct wk_client, wait_node);
+
+		atomic_store_explicit(&p->stats->maxwait_us, now - c->wait_start_us,
+				      memory_order_relaxed);
+	} else {
+		atomic_store_explicit(&p->stats->maxwait_us, 0, memory_order_relaxed);
+	}
+}
+
+void
+wk_pool_sweep(void)
+{
+	for (uint32_t i = 0; i < wk_pools_cnt; i++)
+		wk_pool_sweep_one(&wk_pools[i]);
+}
+
+void
+wk_pool_close_idle(void)
+{
+	for (uint32_t i = 0; i < wk_pools_cnt; i++) {
+		struct wk_pool *p = &wk_pools[i];
+		struct list *pos, *tmp;
+
+		list_foreach_safe (pos, tmp, &p->servers[WK_SERVER_IDLE]) {
+			wk_server_close(list_entry(pos, struct wk_server, node), "shutting down");
+		}
+	}
+}

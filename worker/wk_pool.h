@@ -1,0 +1,72 @@
+/*
+ * wk_pool.h: this worker's share of each pool (user, database entry): its
+ * server connections by state, the FIFO of clients waiting for one, and the
+ * global cap (pool_size over all workers, through shm_pool_reserve).
+ * Runs in: a worker.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "shared/config.h"
+#include "shared/list.h"
+#include "shared/shm.h"
+#include "worker/wk_conn.h"
+
+struct wk_pool {
+	uint32_t idx;
+	const struct config_pool *cfg;            /* borrowed from g_cfg */
+	const struct config_user *user;           /* borrowed from g_cfg */
+	const struct config_database *db;         /* borrowed from g_cfg */
+	char name[160];                           /* "user@database (host:port)" for messages */
+	struct list servers[WK_SERVER_STATE_CNT]; /* by state */
+	uint32_t servers_cnt[WK_SERVER_STATE_CNT];
+	struct list waiters; /* clients in WAIT_SERVER, oldest first */
+	uint32_t waiters_cnt;
+	uint32_t min_share; /* min_pool_size servers this worker keeps */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	/* ParameterStatus values from the first server login: sent to clients at login */
+	struct wk_server_param params[WK_SERVER_PARAMS_MAX];
+	size_t params_cnt;
+	bool has_params;
+	/* ClientKey proven by a client against a SCRAM verifier: logs in to PostgreSQL */
+	uint8_t client_key[AUTH_KEY_LEN];
+	bool has_client_key;
+	uint64_t retry_after_us; /* no new connection before this after a failure */
+	struct shm_pool_stats *stats;
+};
+
+/* Set up every pool of g_cfg. -1 on allocation failure. */
+int wk_pool_init_all(void) MUST_CHECK;
+void wk_pool_cleanup_all(void);
+struct wk_pool *wk_pool_get(uint32_t idx);
+uint32_t wk_pool_count(void);
+
+/*
+ * Find a server for c (in WAIT_SERVER or LOGIN_WAIT). Links one at once when
+ * idle, else queues c and opens a connection if the global cap allows.
+ * Returns WK_CLOSED if c was closed.
+ */
+enum wk_rc wk_pool_checkout(struct wk_pool *p, struct wk_client *c);
+/* Remove c from the waiters (it disconnected or was closed). */
+void wk_pool_unwait(struct wk_pool *p, struct wk_client *c);
+/* A server became usable (login done, reset done, client left cleanly). */
+void wk_pool_server_ready(struct wk_pool *p, struct wk_server *s);
+/* A server is about to be freed: give back its reservation, wake a waiter. */
+void wk_pool_server_gone(struct wk_pool *p, struct wk_server *s);
+/* A server's login failed: tell the oldest waiter why. */
+void wk_pool_server_failed(struct wk_pool *p, const char *sqlstate, const char *message);
+/* Periodic work: timeouts, min_pool_size, idle_timeout, cross-worker fairness. */
+void wk_pool_sweep(void);
+/* Close every idle server (shutdown). */
+void wk_pool_close_idle(void);
+/* Move a server between the pool's state lists (wk_server_set_state uses it). */
+void wk_pool_move(struct wk_pool *p, struct wk_server *s, enum wk_server_state from,
+		  enum wk_server_state to);
+/* Take a server off the pool's lists (it is being freed). */
+void wk_pool_forget(struct wk_pool *p, struct wk_server *s);
+/* Record the ParameterStatus set of a freshly logged-in server. */
+void wk_pool_learn_params(struct wk_pool *p, const struct wk_server *s);

@@ -1,0 +1,825 @@
+/*
+ * wk_server.c: connections to PostgreSQL (see wk_server.h).
+ * Runs in: a worker.
+ *
+ *   CONNECTING --connected--> LOGIN --ReadyForQuery--> IDLE <----------+
+ *       |                       |                      | checkout      |
+ *       |                       |                      v               |
+ *       |                       |                    ACTIVE --client left cleanly--> RESET
+ *       |                       |                      |                             |
+ *       +-----------------------+----------------------+---- error / timeout --------+--> CLOSING
+ *
+ * While ACTIVE, messages move from the server's input to the client's
+ * output by reference; pgdog reads only the headers, ReadyForQuery's status
+ * byte and ParameterStatus bodies. Results of pgdog's own queries (the SETs
+ * that apply a client's startup parameters, the reset query) are swallowed.
+ */
+#include "worker/wk_server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/secret.h"
+#include "shared/shm.h"
+#include "worker/wk_client.h"
+
+#define WK_SERVER_LOGIN_MSG_MAX (64 * 1024) /* no login message is larger */
+#define WK_SERVER_PARAM_MSG_MAX (16 * 1024)
+
+static void wk_server_read_cb(struct bufferevent *bev, void *arg);
+static void wk_server_write_cb(struct bufferevent *bev, void *arg);
+static void wk_server_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Allowed moves: [from][to]. */
+static const bool wk_server_moves[WK_SERVER_STATE_CNT][WK_SERVER_STATE_CNT] = {
+	[WK_SERVER_CONNECTING] = { [WK_SERVER_LOGIN] = true, [WK_SERVER_CLOSING] = true },
+	[WK_SERVER_LOGIN] = { [WK_SERVER_IDLE] = true, [WK_SERVER_CLOSING] = true },
+	[WK_SERVER_IDLE] = { [WK_SERVER_ACTIVE] = true, [WK_SERVER_CLOSING] = true },
+	[WK_SERVER_ACTIVE] = { [WK_SERVER_RESET] = true,
+			       [WK_SERVER_IDLE] = true,
+			       [WK_SERVER_CLOSING] = true },
+	[WK_SERVER_RESET] = { [WK_SERVER_IDLE] = true, [WK_SERVER_CLOSING] = true },
+	[WK_SERVER_CLOSING] = { [WK_SERVER_CLOSING] = false },
+};
+
+static enum shm_conn_state
+wk_server_shm_state(enum wk_server_state st)
+{
+	switch (st) {
+	case WK_SERVER_CONNECTING:
+	case WK_SERVER_LOGIN:
+	case WK_SERVER_RESET:
+		return SHM_STATE_LOGIN;
+	case WK_SERVER_IDLE:
+		return SHM_STATE_IDLE;
+	case WK_SERVER_ACTIVE:
+		return SHM_STATE_ACTIVE;
+	default:
+		return SHM_STATE_CLOSING;
+	}
+}
+
+void
+wk_server_row_update(struct wk_server *s)
+{
+	struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
+
+	shm_row_write_begin(&r->seq);
+	atomic_store_explicit(&r->state, (uint8_t)wk_server_shm_state(s->state),
+			      memory_order_relaxed);
+	r->pool_idx = (int32_t)s->pool->idx;
+	r->db_idx = s->pool->cfg->db_idx;
+	r->remote_pid = s->backend_pid;
+	r->id = s->id;
+	r->client_id = s->client ? s->client->id : 0;
+	shm_row_write_end(&r->seq);
+}
+
+void
+wk_server_set_state(struct wk_server *s, enum wk_server_state st)
+{
+	enum wk_server_state from = s->state;
+
+	if (from != st && !wk_server_moves[from][st]) {
+		log_error(&s->lctx, "bad server state change %s -> %s", wk_server_state_name(from),
+			  wk_server_state_name(st));
+		ASSERT(!"bad server state change");
+	}
+	log_noise(&s->lctx, "server %s -> %s", wk_server_state_name(from),
+		  wk_server_state_name(st));
+	s->state = st;
+	s->state_since_us = g_wk.mono_us;
+	wk_pool_move(s->pool, s, from, st);
+	wk_server_row_update(s);
+}
+
+/* The user and password to log in to PostgreSQL with. */
+static const char *
+wk_server_user(const struct wk_pool *p)
+{
+	if (p->user->server_user && *p->user->server_user)
+		return p->user->server_user;
+	if (p->db->user && *p->db->user)
+		return p->db->user;
+	return p->user->name;
+}
+
+static const char *
+wk_server_password(const struct wk_pool *p)
+{
+	if (p->user->server_password && *p->user->server_password)
+		return p->user->server_password;
+	if (p->db->password && *p->db->password)
+		return p->db->password;
+	if (p->user->secret.kind == AUTH_SECRET_PLAIN)
+		return p->user->secret.plain;
+	return NULL;
+}
+
+struct wk_server *
+wk_server_connect(struct wk_pool *p)
+{
+	struct wk_server *s = NULL;
+	int saved;
+
+	if (p->addr_len == 0) {
+		errno = EHOSTUNREACH;
+		return NULL;
+	}
+	if (g_wk.free_server_rows_cnt == 0) {
+		errno = ENOSPC;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	list_init(&s->node);
+	s->pool = p;
+	s->id = ++g_wk.next_server_id;
+	s->row = g_wk.free_server_rows[--g_wk.free_server_rows_cnt];
+	s->is_reserved = true;
+	s->tx_status = 'I';
+	s->connect_us = g_wk.mono_us;
+	s->state_since_us = g_wk.mono_us;
+	snprintf(s->lctx.id, sizeof(s->lctx.id), "w%ds%llu", g_wk.slot, (unsigned long long)s->id);
+	snprintf(s->lctx.peer, sizeof(s->lctx.peer), "%s:%d", p->db->host, p->db->port);
+	s->lctx.user = p->user->name;
+	s->lctx.db = p->db->name;
+	{
+		struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
+
+		shm_row_write_begin(&r->seq);
+		r->connect_us = g_wk.now_us;
+		r->request_us = 0;
+		r->queries = r->transactions = r->bytes_received = r->bytes_sent = 0;
+		r->application_name[0] = '\0';
+		shm_row_write_end(&r->seq);
+	}
+	s->state = WK_SERVER_CONNECTING;
+	wk_pool_move(p, s, WK_SERVER_CONNECTING, WK_SERVER_CONNECTING);
+	wk_server_row_update(s);
+
+	s->bev = bufferevent_socket_new(g_wk.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev)
+		goto fail;
+	bufferevent_setcb(s->bev, wk_server_read_cb, wk_server_write_cb, wk_server_event_cb, s);
+	if (bufferevent_enable(s->bev, EV_READ | EV_WRITE) < 0)
+		goto fail;
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&p->addr, (int)p->addr_len) < 0)
+		goto fail;
+	log_debug(&s->lctx, "connecting");
+	return s;
+fail:
+	saved = errno;
+	/* the caller gives back the reservation */
+	s->is_reserved = false;
+	wk_server_set_state(s, WK_SERVER_CLOSING);
+	wk_reap_server(s);
+	errno = saved;
+	return NULL;
+}
+
+void
+wk_server_free(struct wk_server *s)
+{
+	struct shm_server *r;
+
+	if (!s)
+		return;
+	wk_pool_forget(s->pool, s);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	if (s->scram) {
+		auth_scram_client_cleanup(s->scram);
+		free(s->scram);
+	}
+	r = shm_server((uint32_t)g_wk.slot, s->row);
+	shm_row_write_begin(&r->seq);
+	atomic_store_explicit(&r->state, SHM_STATE_FREE, memory_order_relaxed);
+	r->id = 0;
+	shm_row_write_end(&r->seq);
+	g_wk.free_server_rows[g_wk.free_server_rows_cnt++] = s->row;
+	free(s);
+}
+
+void
+wk_server_close(struct wk_server *s, const char *reason)
+{
+	bool is_logged_in;
+
+	if (s->state == WK_SERVER_CLOSING)
+		return;
+	is_logged_in = s->state != WK_SERVER_CONNECTING;
+	log_debug(&s->lctx, "closing server connection: %s", reason ? reason : "");
+	if (s->client) {
+		struct wk_client *c = s->client;
+
+		s->client = NULL;
+		c->server = NULL;
+	}
+	if (s->bev) {
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		if (is_logged_in && s->state != WK_SERVER_LOGIN) {
+			struct pgw_buf *b = &g_wk.scratch;
+
+			pgw_buf_reset(b);
+			pgw_put_terminate(b);
+			if (wk_conn_send(s->bev, b) < 0)
+				log_debug(&s->lctx, "cannot queue Terminate");
+		}
+		/* best effort: whatever the kernel takes now */
+		wk_conn_flush_now(s->bev);
+	}
+	wk_server_set_state(s, WK_SERVER_CLOSING);
+	wk_pool_server_gone(s->pool, s);
+	wk_reap_server(s);
+}
+
+/* Fail the login: tell the pool's waiters and close. */
+static enum wk_rc wk_server_login_fail(struct wk_server *s, const char *sqlstate, const char *fmt,
+				       ...) PRINTF_LIKE(3, 4);
+
+static enum wk_rc
+wk_server_login_fail(struct wk_server *s, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn(&s->lctx, "server login failed: %s", msg);
+	/* waiters first: closing must not open a replacement for them */
+	wk_pool_server_failed(s->pool, sqlstate, msg);
+	wk_server_close(s, msg);
+	return WK_CLOSED;
+}
+
+static void
+wk_server_send_startup(struct wk_server *s)
+{
+	const struct wk_pool *p = s->pool;
+	const char *names[] = { "user", "database" };
+	const char *values[] = { wk_server_user(p), p->db->database_name };
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_put_startup(b, names, values, ARRAY_SIZE(names));
+	if (wk_conn_send(s->bev, b) < 0) {
+		(void)wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return;
+	}
+	wk_server_set_state(s, WK_SERVER_LOGIN);
+}
+
+static void
+wk_server_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct wk_server *s = arg;
+	struct wk_pool *p = s->pool;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	wk_clock_update();
+	if (what & BEV_EVENT_CONNECTED) {
+		(void)wk_conn_bind_socket_opts(bufferevent_getfd(bev));
+		wk_server_send_startup(s);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	switch (s->state) {
+	case WK_SERVER_CONNECTING:
+		(void)wk_server_login_fail(
+			s, SQLSTATE_CONNECTION_FAILURE,
+			"could not connect to server \"%s:%d\" for pool \"%s\": %s", p->db->host,
+			p->db->port, p->name,
+			(what & BEV_EVENT_ERROR) && err ? strerror(err) : "connection closed");
+		break;
+	case WK_SERVER_LOGIN:
+		(void)wk_server_login_fail(s, SQLSTATE_CONNECTION_FAILURE,
+					   "server \"%s:%d\" closed the connection during login",
+					   p->db->host, p->db->port);
+		break;
+	case WK_SERVER_ACTIVE: {
+		struct wk_client *c = s->client;
+
+		/* forward what it said before it went away (often a FATAL) */
+		if (c)
+			(void)wk_server_forward(s);
+		c = s->client;
+		wk_server_close(s, "server closed the connection");
+		if (c)
+			wk_client_server_lost(c, SQLSTATE_CONNECTION_FAILURE,
+					      "server closed the connection unexpectedly");
+		break;
+	}
+	default:
+		wk_server_close(s, "server closed the connection");
+		break;
+	}
+}
+
+static void
+wk_server_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct wk_server *s = arg;
+
+	/* the client paused for our output to drain: let it go on */
+	if (s->client && s->client->read_paused)
+		wk_client_resume(s->client);
+}
+
+void
+wk_server_resume(struct wk_server *s)
+{
+	if (!s->read_paused)
+		return;
+	s->read_paused = false;
+	bufferevent_enable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)))
+		wk_server_read_cb(s->bev, s);
+}
+
+static void
+wk_server_param_set(struct wk_server *s, const char *name, const char *value)
+{
+	size_t i;
+
+	for (i = 0; i < s->params_cnt; i++)
+		if (strcmp(s->params[i].name, name) == 0)
+			break;
+	if (i == s->params_cnt) {
+		if (s->params_cnt == WK_SERVER_PARAMS_MAX)
+			return;
+		s->params_cnt++;
+		snprintf(s->params[i].name, sizeof(s->params[i].name), "%s", name);
+	}
+	snprintf(s->params[i].value, sizeof(s->params[i].value), "%s", value);
+}
+
+/* SCRAM with what users.ini gives us. */
+static enum wk_rc
+wk_server_sasl_start(struct wk_server *s, const uint8_t *data, size_t len)
+{
+	struct wk_pool *p = s->pool;
+	const char *password = wk_server_password(p);
+	bool has_mech = false;
+	char out[AUTH_SCRAM_MSG_MAX];
+	size_t out_len;
+	struct pgw_buf *b = &g_wk.scratch;
+
+	for (size_t i = 0; i < len;) {
+		const char *m = (const char *)data + i;
+		size_t n = strnlen(m, len - i);
+
+		if (n == 0 || n == len - i)
+			break;
+		if (strcmp(m, "SCRAM-SHA-256") == 0)
+			has_mech = true;
+		i += n + 1;
+	}
+	if (!has_mech)
+		return wk_server_login_fail(
+			s, SQLSTATE_FEATURE_NOT_SUPPORTED,
+			"server asks for a SASL mechanism other than SCRAM-SHA-256");
+	s->scram = calloc(1, sizeof(*s->scram));
+	if (!s->scram)
+		return wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (password) {
+		if (auth_scram_client_init(s->scram, password, NULL, NULL) < 0)
+			return wk_server_login_fail(s, SQLSTATE_INTERNAL_ERROR,
+						    "cannot start SCRAM authentication");
+	} else if (p->user->secret.kind == AUTH_SECRET_SCRAM && p->has_client_key) {
+		if (auth_scram_client_init(s->scram, NULL, &p->user->secret, p->client_key) < 0)
+			return wk_server_login_fail(s, SQLSTATE_INTERNAL_ERROR,
+						    "cannot start SCRAM authentication");
+	} else {
+		return wk_server_login_fail(
+			s, SQLSTATE_INVALID_PASSWORD,
+			"server asks user \"%s\" for a SCRAM password, but users.ini holds no cleartext password (set server_password) and no client has logged in with the verifier yet",
+			wk_server_user(p));
+	}
+	if (auth_scram_client_first(s->scram, out, sizeof(out), &out_len) < 0)
+		return wk_server_login_fail(s, SQLSTATE_INTERNAL_ERROR,
+					    "SCRAM client-first failed");
+	pgw_buf_reset(b);
+	pgw_put_sasl_initial(b, "SCRAM-SHA-256", out, out_len);
+	secret_wipe(out, sizeof(out));
+	if (wk_conn_send(s->bev, b) < 0)
+		return wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	return WK_OK;
+}
+
+static enum wk_rc
+wk_server_on_auth(struct wk_server *s, const uint8_t *body, size_t len)
+{
+	struct wk_pool *p = s->pool;
+	uint32_t code;
+	const uint8_t *data;
+	size_t data_len;
+	struct pgw_buf *b = &g_wk.scratch;
+	const char *password = wk_server_password(p);
+	char out[AUTH_SCRAM_MSG_MAX], err[256];
+	size_t out_len;
+
+	if (pgw_parse_auth(body, len, &code, &data, &data_len) < 0)
+		return wk_server_login_fail(s, SQLSTATE_PROTOCOL_VIOLATION,
+					    "malformed authentication request from server");
+	pgw_buf_reset(b);
+	switch (code) {
+	case PGW_AUTH_OK:
+		return WK_OK;
+	case PGW_AUTH_CLEARTEXT:
+		if (!password)
+			return wk_server_login_fail(
+				s, SQLSTATE_INVALID_PASSWORD,
+				"server asks user \"%s\" for a cleartext password, but users.ini holds none (set server_password)",
+				wk_server_user(p));
+		pgw_put_password(b, password);
+		break;
+	case PGW_AUTH_MD5: {
+		char hash[AUTH_MD5_LEN + 1], resp[AUTH_MD5_LEN + 1];
+
+		if (data_len != 4)
+			return wk_server_login_fail(s, SQLSTATE_PROTOCOL_VIOLATION,
+						    "malformed MD5 request from server");
+		if (password)
+			auth_md5_hash(password, wk_server_user(p), hash);
+		else if (p->user->secret.kind == AUTH_SECRET_MD5 &&
+			 strcmp(wk_server_user(p), p->user->name) == 0)
+			memcpy(hash, p->user->secret.md5, sizeof(hash));
+		else
+			return wk_server_login_fail(
+				s, SQLSTATE_INVALID_PASSWORD,
+				"server asks user \"%s\" for an MD5 password, but users.ini holds neither a cleartext password nor its md5 hash",
+				wk_server_user(p));
+		auth_md5_response(hash, data, resp);
+		pgw_put_password(b, resp);
+		secret_wipe(hash, sizeof(hash));
+		secret_wipe(resp, sizeof(resp));
+		break;
+	}
+	case PGW_AUTH_SASL:
+		return wk_server_sasl_start(s, data, data_len);
+	case PGW_AUTH_SASL_CONTINUE:
+		if (!s->scram)
+			return wk_server_login_fail(s, SQLSTATE_PROTOCOL_VIOLATION,
+						    "unexpected SASL continue from server");
+		if (auth_scram_client_final(s->scram, data, data_len, out, sizeof(out), &out_len,
+					    err, sizeof(err)) < 0)
+			return wk_server_login_fail(s, SQLSTATE_INVALID_PASSWORD,
+						    "SCRAM authentication with server failed: %s",
+						    err);
+		pgw_put_sasl_response(b, out, out_len);
+		secret_wipe(out, sizeof(out));
+		break;
+	case PGW_AUTH_SASL_FINAL:
+		if (!s->scram ||
+		    auth_scram_client_verify(s->scram, data, data_len, err, sizeof(err)) < 0)
+			return wk_server_login_fail(s, SQLSTATE_INVALID_PASSWORD,
+						    "server failed to prove it knows the password");
+		auth_scram_client_cleanup(s->scram);
+		free(s->scram);
+		s->scram = NULL;
+		return WK_OK;
+	default:
+		return wk_server_login_fail(s, SQLSTATE_FEATURE_NOT_SUPPORTED,
+					    "server requested unsupported authentication method %u",
+					    code);
+	}
+	if (wk_conn_send(s->bev, b) < 0)
+		return wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	return WK_OK;
+}
+
+/* Login: authentication, parameters, key, then ReadyForQuery. */
+static enum wk_rc
+wk_server_on_login(struct wk_server *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	for (;;) {
+		struct pgw_hdr h;
+		const uint8_t *msg = NULL, *body;
+		size_t len;
+		enum wk_rc rc = WK_OK;
+
+		switch (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg)) {
+		case WK_PEEK_MORE:
+		case WK_PEEK_HEADER:
+			return WK_AGAIN;
+		case WK_PEEK_BAD_LEN:
+		case WK_PEEK_TOO_LONG:
+			return wk_server_login_fail(
+				s, SQLSTATE_PROTOCOL_VIOLATION,
+				"invalid message length from server during login");
+		case WK_PEEK_WHOLE:
+			break;
+		}
+		body = msg + PGW_HDR_LEN;
+		len = h.len - 4;
+		switch (h.type) {
+		case PGW_MSG_AUTH:
+			rc = wk_server_on_auth(s, body, len);
+			break;
+		case PGW_MSG_PARAMETER_STATUS: {
+			const char *name, *value;
+
+			if (pgw_parse_param_status(body, len, &name, &value) == 0)
+				wk_server_param_set(s, name, value);
+			break;
+		}
+		case PGW_MSG_BACKEND_KEY:
+			if (pgw_parse_backend_key(body, len, &s->backend_pid, &s->backend_key) < 0)
+				rc = wk_server_login_fail(s, SQLSTATE_PROTOCOL_VIOLATION,
+							  "malformed BackendKeyData from server");
+			break;
+		case PGW_MSG_ERROR: {
+			struct pgw_error_fields f;
+
+			if (pgw_parse_error(body, len, &f) < 0 || !f.message)
+				rc = wk_server_login_fail(s, SQLSTATE_CONNECTION_FAILURE,
+							  "server refused the login");
+			else
+				rc = wk_server_login_fail(
+					s, f.sqlstate ? f.sqlstate : SQLSTATE_CONNECTION_FAILURE,
+					"%s", f.message);
+			break;
+		}
+		case PGW_MSG_NOTICE:
+		case PGW_MSG_NEGOTIATE_VERSION:
+			break;
+		case PGW_MSG_READY: {
+			char st;
+
+			if (pgw_parse_ready(body, len, &st) < 0) {
+				rc = wk_server_login_fail(s, SQLSTATE_PROTOCOL_VIOLATION,
+							  "malformed ReadyForQuery from server");
+				break;
+			}
+			evbuffer_drain(in, pgw_msg_size(&h));
+			s->tx_status = st;
+			wk_pool_learn_params(s->pool, s);
+			log_debug(&s->lctx, "logged in, backend pid %u", s->backend_pid);
+			wk_server_row_update(s);
+			wk_pool_server_ready(s->pool, s);
+			return WK_OK;
+		}
+		default:
+			rc = wk_server_login_fail(
+				s, SQLSTATE_PROTOCOL_VIOLATION,
+				"unexpected message '%c' from server during login", h.type);
+			break;
+		}
+		if (rc == WK_CLOSED)
+			return WK_CLOSED;
+		evbuffer_drain(in, pgw_msg_size(&h));
+	}
+}
+
+int
+wk_server_send_internal(struct wk_server *s, const struct pgw_buf *b, uint32_t queries_cnt)
+{
+	if (wk_conn_send(s->bev, b) < 0)
+		return -1;
+	s->internal_ready += queries_cnt;
+	return 0;
+}
+
+/* A protocol error from the server while a client is linked: both go. */
+static enum wk_rc
+wk_server_broken(struct wk_server *s, const char *why)
+{
+	struct wk_client *c = s->client;
+
+	log_error(&s->lctx, "%s", why);
+	wk_server_close(s, why);
+	if (c)
+		wk_client_server_lost(c, SQLSTATE_PROTOCOL_VIOLATION, why);
+	return WK_CLOSED;
+}
+
+/*
+ * One of pgdog's own queries failed: the client cannot have the session it
+ * asked for. Tell it with the server's words, and let the server finish and
+ * go through reset.
+ */
+static void
+wk_server_internal_error(struct wk_server *s, const uint8_t *body, size_t len)
+{
+	struct pgw_error_fields f;
+	struct wk_client *c = s->client;
+
+	if (!c || s->internal_failed)
+		return;
+	s->internal_failed = true;
+	if (pgw_parse_error(body, len, &f) < 0 || !f.message) {
+		f.sqlstate = SQLSTATE_INTERNAL_ERROR;
+		f.message = "server rejected the session parameters";
+	}
+	wk_client_fatal(c, f.sqlstate ? f.sqlstate : SQLSTATE_INTERNAL_ERROR, "%s", f.message);
+}
+
+enum wk_rc
+wk_server_forward(struct wk_server *s)
+{
+	struct wk_client *c = s->client;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *out = c ? bufferevent_get_output(c->bev) : NULL;
+	struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
+	size_t moved = 0;
+
+	while (evbuffer_get_length(in) > 0) {
+		struct pgw_hdr h;
+		const uint8_t *msg = NULL;
+		size_t avail = evbuffer_get_length(in);
+
+		if (s->fwd_remaining) {
+			size_t n = avail < s->fwd_remaining ? avail : s->fwd_remaining;
+
+			if (out && s->internal_ready == 0)
+				evbuffer_remove_buffer(in, out, n);
+			else
+				evbuffer_drain(in, n);
+			s->fwd_remaining -= n;
+			moved += n;
+			continue;
+		}
+		switch (wk_conn_peek(in, 0x7fffffff, false, &h, &msg)) {
+		case WK_PEEK_MORE:
+			goto done;
+		case WK_PEEK_BAD_LEN:
+		case WK_PEEK_TOO_LONG:
+			return wk_server_broken(s, "invalid message length from server");
+		default:
+			break;
+		}
+		switch (h.type) {
+		case PGW_MSG_READY: {
+			char st;
+
+			if (wk_conn_peek(in, 5, true, &h, &msg) != WK_PEEK_WHOLE)
+				goto done;
+			if (pgw_parse_ready(msg + PGW_HDR_LEN, h.len - 4, &st) < 0)
+				return wk_server_broken(s, "malformed ReadyForQuery from server");
+			s->tx_status = st;
+			if (s->internal_ready > 0) {
+				s->internal_ready--;
+				evbuffer_drain(in, pgw_msg_size(&h));
+				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET) {
+					if (st == 'I' && !s->internal_failed)
+						wk_pool_server_ready(s->pool, s);
+					else
+						wk_server_close(s, "reset failed");
+					return WK_CLOSED;
+				}
+				continue;
+			}
+			if (s->expect_ready)
+				s->expect_ready--;
+			if (st == 'I')
+				r->transactions++;
+			break;
+		}
+		case PGW_MSG_PARAMETER_STATUS: {
+			const char *name, *value;
+
+			if (h.len > WK_SERVER_PARAM_MSG_MAX)
+				return wk_server_broken(s, "oversized ParameterStatus from server");
+			if (wk_conn_peek(in, WK_SERVER_PARAM_MSG_MAX, true, &h, &msg) !=
+			    WK_PEEK_WHOLE)
+				goto done;
+			if (pgw_parse_param_status(msg + PGW_HDR_LEN, h.len - 4, &name, &value) ==
+			    0)
+				wk_server_param_set(s, name, value);
+			break;
+		}
+		case PGW_MSG_ERROR:
+			if (s->internal_ready > 0) {
+				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
+					return wk_server_broken(s, "oversized error from server");
+				if (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg) !=
+				    WK_PEEK_WHOLE)
+					goto done;
+				wk_server_internal_error(s, msg + PGW_HDR_LEN, h.len - 4);
+				/* the client is gone, and the server with it */
+				if (s->state == WK_SERVER_CLOSING)
+					return WK_CLOSED;
+				c = s->client;
+				out = c ? bufferevent_get_output(c->bev) : NULL;
+			}
+			break;
+		default:
+			break;
+		}
+		s->fwd_remaining = pgw_msg_size(&h);
+	}
+done:
+	r->bytes_received += moved;
+	if (c && moved) {
+		struct shm_client *cr = shm_client((uint32_t)g_wk.slot, c->row);
+
+		cr->bytes_sent += moved;
+		if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !s->read_paused) {
+			s->read_paused = true;
+			bufferevent_disable(s->bev, EV_READ);
+		}
+	}
+	if (c && s->state == WK_SERVER_ACTIVE && g_wk.is_shutting_down)
+		(void)wk_client_close_if_idle(c);
+	return WK_OK;
+}
+
+/* Server talking while idle: only notices, parameter changes, or its death. */
+static void
+wk_server_on_idle(struct wk_server *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct pgw_hdr h;
+	const uint8_t *msg;
+
+	while (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg) == WK_PEEK_WHOLE) {
+		switch (h.type) {
+		case PGW_MSG_NOTICE:
+		case PGW_MSG_PARAMETER_STATUS:
+		case PGW_MSG_NOTIFICATION:
+			evbuffer_drain(in, pgw_msg_size(&h));
+			continue;
+		default:
+			wk_server_close(s, "unexpected message from an idle server");
+			return;
+		}
+	}
+	if (evbuffer_get_length(in) >= PGW_HDR_LEN &&
+	    wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, false, &h, &msg) != WK_PEEK_HEADER)
+		wk_server_close(s, "invalid message from an idle server");
+}
+
+static void
+wk_server_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct wk_server *s = arg;
+
+	wk_clock_update();
+	switch (s->state) {
+	case WK_SERVER_LOGIN:
+		(void)wk_server_on_login(s);
+		break;
+	case WK_SERVER_ACTIVE:
+	case WK_SERVER_RESET:
+		(void)wk_server_forward(s);
+		break;
+	case WK_SERVER_IDLE:
+		wk_server_on_idle(s);
+		break;
+	default:
+		evbuffer_drain(bufferevent_get_input(bev),
+			       evbuffer_get_length(bufferevent_get_input(bev)));
+		break;
+	}
+}
+
+void
+wk_server_release(struct wk_server *s)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	uint32_t queries = 0;
+
+	s->client = NULL;
+	s->read_paused = false;
+	if (s->state != WK_SERVER_ACTIVE)
+		return;
+	bufferevent_enable(s->bev, EV_READ);
+	if (s->expect_ready || s->has_unsynced || s->fwd_remaining || s->internal_failed) {
+		/* a request is still running or half sent: its state is unknown */
+		wk_server_close(s, "client left in the middle of a request");
+		return;
+	}
+	pgw_buf_reset(b);
+	if (s->tx_status != 'I') {
+		pgw_put_query(b, "ROLLBACK");
+		queries++;
+	}
+	if (g_cfg->server_reset_query && *g_cfg->server_reset_query) {
+		pgw_put_query(b, g_cfg->server_reset_query);
+		queries++;
+	}
+	wk_server_set_state(s, WK_SERVER_RESET);
+	if (queries == 0) {
+		wk_pool_server_ready(s->pool, s);
+		return;
+	}
+	s->internal_ready = 0;
+	if (wk_server_send_internal(s, b, queries) < 0) {
+		wk_server_close(s, "out of memory");
+		return;
+	}
+	/* in case replies are already buffered */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)))
+		(void)wk_server_forward(s);
+}

@@ -1,0 +1,34 @@
+/*
+ * wk_server.h: a connection to PostgreSQL: connect, log in with whatever the
+ * server asks for, then forward to the linked client; reset and return to
+ * the pool when the client leaves.
+ * Runs in: a worker.
+ */
+#pragma once
+
+#include "worker/wk_conn.h"
+#include "worker/wk_pool.h"
+
+/* Open a new connection for p (the caller holds a reservation). NULL on failure. */
+struct wk_server *wk_server_connect(struct wk_pool *p);
+/* Move s to state st (checks the transition, updates the pool lists and shm). */
+void wk_server_set_state(struct wk_server *s, enum wk_server_state st);
+/* Close s now (sends Terminate when it is logged in). */
+void wk_server_close(struct wk_server *s, const char *reason);
+/*
+ * The client left: roll back / reset s and return it to the pool, or close it
+ * when its state is unknown.
+ */
+void wk_server_release(struct wk_server *s);
+/*
+ * Start sending pgdog's own queries (SET for the client's parameters) on a
+ * freshly linked server; their results are swallowed. -1 on allocation failure.
+ */
+int wk_server_send_internal(struct wk_server *s, const struct pgw_buf *b, uint32_t queries_cnt);
+/* Forward what the server sent to its client. */
+enum wk_rc wk_server_forward(struct wk_server *s);
+/* Resume reading (backpressure). */
+void wk_server_resume(struct wk_server *s);
+void wk_server_free(struct wk_server *s);
+/* Write this server's shm row identity. */
+void wk_server_row_update(struct wk_server *s);
