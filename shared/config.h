@@ -143,11 +143,17 @@ void config_free(struct config *cfg); /* wipes passwords; NULL does nothing */
  * Returns 0, or -1 with one message in err naming file, line, key and what
  * is allowed, e.g.
  *   "pgdog.ini:4: [general] port = 70000: must be an integer between 1 and 65535".
+ * Messages about a URL quote it with its password replaced by "***".
+ * cfg must come fresh from config_new(). After a failure it holds a partial
+ * configuration: config_free() it, never use it. Supervisor only.
  */
 int config_load(struct config *cfg, const char *config_path, const char *users_path,
 		const char *const *urls, size_t urls_cnt, char *err, size_t err_len) MUST_CHECK;
 
-/* The same from strings (tests, fuzzing); names are used in messages. */
+/*
+ * The same from strings (tests, fuzzing), without URLs; names are used in
+ * messages ("pgdog.ini", "users.ini" when NULL). A NULL text is skipped.
+ */
 int config_load_strings(struct config *cfg, const char *config_name, const char *config_text,
 			const char *users_name, const char *users_text, char *err, size_t err_len)
 	MUST_CHECK;

@@ -983,9 +983,6 @@ it_pgdog_stop(void)
 		kill(pid, SIGKILL);
 		st = it_wait_pid(pid, 5000);
 	}
-	/* workers that outlived the supervisor */
-	if (getenv("IT_VERBOSE") != NULL)
-		it_dump_log();
 	return st;
 }
 

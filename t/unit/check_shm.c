@@ -1,0 +1,221 @@
+/*
+ * check_shm.c: unit tests for shared/shm.c: layout, the global pool cap
+ * across worker slots, recovery of a dead worker's slot, row snapshots.
+ * Forked workers stand in for worker processes; no network.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shared/config.h"
+#include "shared/shm.h"
+
+static const char *const shm_ini = "[general]\n"
+				   "workers = 3\n"
+				   "max_client_conn = 50\n"
+				   "[databases.app]\n"
+				   "host = 127.0.0.1\n";
+static const char *const shm_users = "[users.a]\n"
+				     "database = app\n"
+				     "password = x\n"
+				     "pool_size = 4\n";
+
+static struct config *shm_cfg;
+
+static void
+shm_setup(void)
+{
+	char err[512];
+
+	shm_cfg = config_new();
+	ck_assert_ptr_nonnull(shm_cfg);
+	ck_assert_msg(config_load_strings(shm_cfg, "pgdog.ini", shm_ini, "users.ini", shm_users,
+					  err, sizeof(err)) == 0,
+		      "%s", err);
+	ck_assert_int_eq(shm_create(shm_cfg, err, sizeof(err)), 0);
+}
+
+static void
+shm_teardown(void)
+{
+	shm_destroy();
+	config_free(shm_cfg);
+}
+
+START_TEST(test_shm_layout)
+{
+	ck_assert_uint_eq(g_shm->magic, SHM_MAGIC);
+	ck_assert_uint_eq(g_shm->version, SHM_VERSION);
+	ck_assert_uint_eq(g_shm->workers_cnt, 3);
+	ck_assert_uint_eq(g_shm->pools_cnt, 1);
+	ck_assert_uint_eq(g_shm->clients_per_worker, 50);
+	ck_assert_uint_eq(g_shm->servers_per_worker, 4);
+	/* every region lies inside the segment and is cache-line aligned */
+	ck_assert_uint_eq(g_shm->off_servers % CACHELINE, 0);
+	ck_assert_uint_le(g_shm->off_servers + 3 * 4 * sizeof(struct shm_server), g_shm->size);
+	ck_assert_ptr_eq(shm_client(1, 0), shm_client(0, 49) + 1);
+}
+END_TEST
+
+/* pool_size is a cap over all slots together */
+START_TEST(test_shm_pool_cap_global)
+{
+	ck_assert(shm_pool_reserve(0, 0, 4));
+	ck_assert(shm_pool_reserve(0, 1, 4));
+	ck_assert(shm_pool_reserve(0, 2, 4));
+	ck_assert(shm_pool_reserve(0, 1, 4));
+	ck_assert(!shm_pool_reserve(0, 0, 4));
+	ck_assert(!shm_pool_reserve(0, 2, 4));
+	ck_assert_uint_eq(shm_pool_open_total(0), 4);
+	shm_pool_release(0, 1);
+	ck_assert(shm_pool_reserve(0, 2, 4));
+	ck_assert(!shm_pool_reserve(0, 0, 4));
+}
+END_TEST
+
+/* reservations from concurrently running processes never pass the cap */
+START_TEST(test_shm_pool_cap_processes)
+{
+	pid_t pids[3];
+	int got = 0;
+
+	for (int w = 0; w < 3; w++) {
+		pids[w] = fork();
+		ck_assert_int_ge(pids[w], 0);
+		if (pids[w] == 0) {
+			int n = 0;
+
+			for (int i = 0; i < 100000; i++) {
+				if (shm_pool_reserve(0, (uint32_t)w, 4)) {
+					n++;
+					if (i % 3 == 0) {
+						shm_pool_release(0, (uint32_t)w);
+						n--;
+					}
+				}
+			}
+			_exit(n);
+		}
+	}
+	for (int w = 0; w < 3; w++) {
+		int st;
+
+		ck_assert_int_eq(waitpid(pids[w], &st, 0), pids[w]);
+		ck_assert(WIFEXITED(st));
+		got += WEXITSTATUS(st);
+	}
+	ck_assert_int_eq(got, 4);
+	ck_assert_uint_eq(shm_pool_open_total(0), 4);
+}
+END_TEST
+
+/* a worker killed while holding the pool lock does not wedge the others */
+START_TEST(test_shm_recover_dead_lock_holder)
+{
+	pid_t pid = fork();
+	int st;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct shm_pool *p = shm_pool(0);
+
+		p->open[1] = 2;
+		atomic_store(&p->lock, (int32_t)getpid());
+		pause(); /* killed while "holding" the lock */
+		_exit(0);
+	}
+	while (atomic_load(&shm_pool(0)->lock) != pid)
+		usleep(1000);
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	shm_recover_slot(1, pid);
+	ck_assert_int_eq(atomic_load(&shm_pool(0)->lock), 0);
+	ck_assert_uint_eq(shm_pool_open_total(0), 0);
+	ck_assert(shm_pool_reserve(0, 0, 4));
+	ck_assert_uint_eq(atomic_load(&shm_worker(1)->restarts), 1);
+}
+END_TEST
+
+/* recovery clears only the dead slot's rows and counts */
+START_TEST(test_shm_recover_slot_rows)
+{
+	shm_client(0, 3)->id = 7;
+	atomic_store(&shm_client(0, 3)->cancel_key, 99);
+	shm_client(2, 5)->id = 8;
+	atomic_store(&shm_client(2, 5)->cancel_key, 42);
+	atomic_store(&shm_worker(2)->clients_cnt, 5);
+	atomic_store(&shm_worker(0)->clients_cnt, 1);
+	ck_assert_uint_eq(shm_clients_total(), 6);
+	ck_assert(shm_pool_reserve(0, 2, 4));
+	atomic_store(&shm_pool(0)->waiting[2], 3);
+	ck_assert_uint_eq(shm_pool_waiting_elsewhere(0, 0), 3);
+	ck_assert_uint_eq(shm_pool_waiting_elsewhere(0, 2), 0);
+	shm_recover_slot(2, 12345);
+	ck_assert_uint_eq(atomic_load(&shm_client(2, 5)->cancel_key), 0);
+	ck_assert_uint_eq(atomic_load(&shm_client(0, 3)->cancel_key), 99);
+	ck_assert_uint_eq(shm_clients_total(), 1);
+	ck_assert_uint_eq(shm_pool_open_total(0), 0);
+	ck_assert_uint_eq(shm_pool_waiting_elsewhere(0, 0), 0);
+}
+END_TEST
+
+/* a reader never sees a row half written */
+START_TEST(test_shm_row_snapshot)
+{
+	struct shm_client *r = shm_client(0, 0), copy;
+	pid_t pid = fork();
+	int st, torn = 0;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (uint64_t i = 1; i < 200000; i++) {
+			shm_row_write_begin(&r->seq);
+			r->queries = i;
+			r->transactions = i;
+			shm_row_write_end(&r->seq);
+		}
+		_exit(0);
+	}
+	for (int i = 0; i < 200000; i++)
+		if (shm_row_read(&r->seq, r, &copy, sizeof(copy)) &&
+		    copy.queries != copy.transactions)
+			torn++;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_int_eq(torn, 0);
+	ck_assert(shm_row_read(&r->seq, r, &copy, sizeof(copy)));
+	ck_assert_uint_eq(copy.queries, 199999);
+}
+END_TEST
+
+static Suite *
+shm_suite(void)
+{
+	Suite *s = suite_create("shm");
+	TCase *tc = tcase_create("segment");
+
+	tcase_add_checked_fixture(tc, shm_setup, shm_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_shm_layout);
+	tcase_add_test(tc, test_shm_pool_cap_global);
+	tcase_add_test(tc, test_shm_pool_cap_processes);
+	tcase_add_test(tc, test_shm_recover_dead_lock_holder);
+	tcase_add_test(tc, test_shm_recover_slot_rows);
+	tcase_add_test(tc, test_shm_row_snapshot);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(shm_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
