@@ -1128,16 +1128,13 @@ config_url_add(struct config_parse *p, size_t idx)
 	}
 
 	if (u.user != NULL) {
-		const struct config_user *old = config_find_user(cfg, u.user);
+		const struct config_user *old = NULL;
 		struct config_user *nu;
 
-		if (old != NULL && strcmp(old->database, u.db) != 0) {
-			config_fail(
-				p, loc,
-				"user \"%s\" is already defined for database \"%s\"; user names must be unique",
-				u.user, old->database);
-			goto out;
-		}
+		for (size_t k = 0; k < cfg->users_cnt; k++)
+			if (strcmp(cfg->users[k].name, u.user) == 0 && cfg->users[k].database &&
+			    strcmp(cfg->users[k].database, u.db) == 0)
+				old = &cfg->users[k];
 		if (old == NULL) {
 			if (config_user_add(p, u.user, &w) < 0)
 				goto oom;
@@ -1274,12 +1271,14 @@ config_validate_users(struct config_parse *p)
 				    u->label, u->min_pool_size, u->pool_size);
 			return -1;
 		}
+		/* one user name may serve several databases, each from its own section */
 		for (size_t j = 0; j < i; j++) {
-			if (strcmp(cfg->users[j].name, u->name) == 0) {
+			if (strcmp(cfg->users[j].name, u->name) == 0 && cfg->users[j].database &&
+			    strcmp(cfg->users[j].database, u->database) == 0) {
 				config_fail(
 					p, config_where_loc(w, config_user_keys, "name"),
-					"[users.%s] user name \"%s\" is already used by [users.%s]",
-					u->label, u->name, cfg->users[j].label);
+					"[users.%s] user \"%s\" for database \"%s\" is already defined by [users.%s]",
+					u->label, u->name, u->database, cfg->users[j].label);
 				return -1;
 			}
 		}

@@ -611,8 +611,12 @@ wk_client_login_start(struct wk_client *c, const struct pgw_startup *st)
 		c->is_admin = true;
 		snprintf(r->database, sizeof(r->database), "%s", c->db_name);
 	} else {
-		c->user = config_find_user(g_cfg, c->user_name);
+		/* the entry for this database; any entry of that name still authenticates */
 		c->pool_idx = config_find_pool(g_cfg, c->user_name, c->db_name);
+		if (c->pool_idx >= 0)
+			c->user = &g_cfg->users[g_cfg->pools[c->pool_idx].user_idx];
+		else
+			c->user = config_find_user(g_cfg, c->user_name);
 	}
 
 	pgw_buf_reset(b);

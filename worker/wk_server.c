@@ -682,8 +682,11 @@ wk_server_forward(struct wk_server *s)
 			}
 			if (s->expect_ready)
 				s->expect_ready--;
-			if (st == 'I')
+			if (st == 'I') {
 				r->transactions++;
+				if (c)
+					shm_client((uint32_t)g_wk.slot, c->row)->transactions++;
+			}
 			break;
 		}
 		case PGW_MSG_PARAMETER_STATUS: {

@@ -675,16 +675,23 @@ START_TEST(test_config_url_bad)
 }
 END_TEST
 
-START_TEST(test_config_url_user_conflict)
+/* one user name may connect to several databases, each with its own entry */
+START_TEST(test_config_url_user_two_databases)
 {
-	const char *urls[] = { "postgres://alice:pw@h/prod", "postgres://alice:pw@h/test" };
+	const char *urls[] = { "postgres://alice:pw@h/prod", "postgres://alice:pw2@h/test" };
 	struct config *cfg = config_new();
 	char err[512] = "";
 
-	ck_assert_int_eq(config_load(cfg, NULL, NULL, urls, 2, err, sizeof(err)), -1);
-	ck_assert_str_eq(
-		err,
-		"-d postgres://alice:***@h/test: user \"alice\" is already defined for database \"prod\"; user names must be unique");
+	ck_assert_msg(config_load(cfg, NULL, NULL, urls, 2, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(cfg->users_cnt, 2);
+	ck_assert_uint_eq(cfg->pools_cnt, 2);
+	ck_assert_int_ge(config_find_pool(cfg, "alice", "prod"), 0);
+	ck_assert_int_ge(config_find_pool(cfg, "alice", "test"), 0);
+	ck_assert_int_ne(config_find_pool(cfg, "alice", "prod"),
+			 config_find_pool(cfg, "alice", "test"));
+	ck_assert_str_eq(cfg->users[cfg->pools[config_find_pool(cfg, "alice", "test")].user_idx]
+				 .secret.plain,
+			 "pw2");
 	config_free(cfg);
 }
 END_TEST
@@ -914,9 +921,10 @@ END_TEST
 
 START_TEST(test_config_duplicate_user)
 {
-	load_fails(MIN_INI,
-		   "[users.alice]\ndatabase = prod\n[users.a2]\nname = alice\ndatabase = prod\n",
-		   "users.ini:4: [users.a2] user name \"alice\" is already used by [users.alice]");
+	load_fails(
+		MIN_INI,
+		"[users.alice]\ndatabase = prod\n[users.a2]\nname = alice\ndatabase = prod\n",
+		"users.ini:4: [users.a2] user \"alice\" for database \"prod\" is already defined by [users.alice]");
 }
 END_TEST
 
@@ -973,7 +981,7 @@ config_suite(void)
 	tcase_add_test(tc, test_config_url_existing);
 	tcase_add_loop_test(tc, test_config_url_bad, 0,
 			    (int)(sizeof(bad_urls) / sizeof(bad_urls[0])));
-	tcase_add_test(tc, test_config_url_user_conflict);
+	tcase_add_test(tc, test_config_url_user_two_databases);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bad");
