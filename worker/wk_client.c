@@ -364,13 +364,13 @@ wk_client_parse_options(const char *opts, char *buf, size_t buf_len, struct wk_p
 		else {
 			snprintf(
 				err, err_len,
-				"unsupported startup option \"%s\": only -c name=value is accepted",
+				"unsupported startup option \"%.100s\": only -c name=value is accepted",
 				word);
 			return -1;
 		}
 		eq = strchr(name, '=');
 		if (!eq || eq == name) {
-			snprintf(err, err_len, "invalid startup option \"%s\": expected name=value",
+			snprintf(err, err_len, "invalid startup option \"%.100s\": expected name=value",
 				 word);
 			return -1;
 		}

@@ -1133,6 +1133,38 @@ it_exec_error(PGconn *conn, const char *sql, const char *sqlstate)
 	return b;
 }
 
+int
+it_exec_first_error(PGconn *conn, const char *sql, char *sqlstate, char *msg, size_t msg_len)
+{
+	PGresult *res;
+	int rc = -1;
+
+	sqlstate[0] = '\0';
+	if (msg_len > 0)
+		msg[0] = '\0';
+	if (PQsendQuery(conn, sql) != 1) {
+		snprintf(msg, msg_len, "%s", PQerrorMessage(conn));
+		return -1;
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+		const char *c = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		if (st == PGRES_FATAL_ERROR && rc != 1) {
+			rc = 1;
+			snprintf(sqlstate, 6, "%s", c != NULL ? c : "");
+			snprintf(msg, msg_len, "%s", m != NULL ? m : PQresultErrorMessage(res));
+		} else if ((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) && rc == -1) {
+			rc = 0;
+		}
+		PQclear(res);
+		if (PQstatus(conn) == CONNECTION_BAD)
+			break;
+	}
+	return rc;
+}
+
 const char *
 it_connect_fail(const char *extra)
 {

@@ -170,6 +170,14 @@ const char *it_value(PGconn *conn, const char *sql);
 /* Run sql, expect an error with sqlstate; returns the primary message (static). */
 const char *it_exec_error(PGconn *conn, const char *sql, const char *sqlstate);
 /*
+ * Send sql and read every result. Returns 1 if one was an error (the first
+ * error's SQLSTATE, 6 bytes, and primary message are kept: after a FATAL
+ * and EOF libpq's last result carries no fields), 0 if it succeeded, -1 if
+ * it could not be sent.
+ */
+int it_exec_first_error(PGconn *conn, const char *sql, char *sqlstate, char *msg,
+			size_t msg_len);
+/*
  * Connect, expect failure. Returns PQerrorMessage (static, thread-local).
  * libpq does not expose the SQLSTATE of a failed connection; use
  * it_raw_login_error() for that.
