@@ -14,10 +14,8 @@
 
 #include "config.h"
 #include "shared/config.h"
-#include "shared/secret.h"
 #include "shared/shm.h"
 #include "worker/wk_client.h"
-#include "worker/wk_cancel.h"
 
 #define WK_ADMIN_MSG_MAX  (64 * 1024)
 #define WK_ADMIN_COLS_MAX 24
@@ -40,14 +38,7 @@ wk_admin_welcome(struct wk_client *c)
 	pgw_buf_reset(b);
 	for (size_t i = 0; i < ARRAY_SIZE(params); i++)
 		pgw_put_param_status(b, params[i][0], params[i][1]);
-	do {
-		c->cancel_key = secret_random_u32();
-	} while (c->cancel_key == 0);
-	pgw_put_backend_key(b, wk_cancel_pid((uint32_t)g_wk.slot, c->row), c->cancel_key);
-	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	return WK_OK;
+	return wk_client_send_ready(c, b);
 }
 
 static void

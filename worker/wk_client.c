@@ -370,8 +370,8 @@ wk_client_parse_options(const char *opts, char *buf, size_t buf_len, struct wk_p
 		}
 		eq = strchr(name, '=');
 		if (!eq || eq == name) {
-			snprintf(err, err_len, "invalid startup option \"%.100s\": expected name=value",
-				 word);
+			snprintf(err, err_len,
+				 "invalid startup option \"%.100s\": expected name=value", word);
 			return -1;
 		}
 		*eq = '\0';
@@ -542,18 +542,8 @@ wk_client_auth_done(struct wk_client *c)
 }
 
 enum wk_rc
-wk_client_finish_login(struct wk_client *c)
+wk_client_send_ready(struct wk_client *c, struct pgw_buf *b)
 {
-	struct pgw_buf *b = &g_wk.scratch;
-	struct wk_pool *p = c->pool;
-	struct shm_client *r = wk_client_row(c);
-
-	pgw_buf_reset(b);
-	for (size_t i = 0; i < p->params_cnt; i++) {
-		const char *mine = wk_client_param(c, p->params[i].name);
-
-		pgw_put_param_status(b, p->params[i].name, mine ? mine : p->params[i].value);
-	}
 	do {
 		c->cancel_key = secret_random_u32();
 	} while (c->cancel_key == 0);
@@ -561,7 +551,24 @@ wk_client_finish_login(struct wk_client *c)
 	pgw_put_ready(b, 'I');
 	if (wk_conn_send(c->bev, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	atomic_store_explicit(&r->cancel_key, c->cancel_key, memory_order_release);
+	atomic_store_explicit(&wk_client_row(c)->cancel_key, c->cancel_key, memory_order_release);
+	return WK_OK;
+}
+
+enum wk_rc
+wk_client_finish_login(struct wk_client *c)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	struct wk_pool *p = c->pool;
+
+	pgw_buf_reset(b);
+	for (size_t i = 0; i < p->params_cnt; i++) {
+		const char *mine = wk_client_param(c, p->params[i].name);
+
+		pgw_put_param_status(b, p->params[i].name, mine ? mine : p->params[i].value);
+	}
+	if (wk_client_send_ready(c, b) == WK_CLOSED)
+		return WK_CLOSED;
 	if (c->state == WK_CLIENT_LOGIN_WAIT)
 		bufferevent_enable(c->bev, EV_READ);
 	wk_client_set_state(c, WK_CLIENT_IDLE);

@@ -14,6 +14,11 @@ void wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool 
 void wk_client_set_state(struct wk_client *c, enum wk_client_state st);
 /* The pool linked server s to c (c was waiting). Returns WK_CLOSED if c closed. */
 enum wk_rc wk_client_attach(struct wk_client *c, struct wk_server *s);
+/*
+ * End a login: draw the client's cancel key, append BackendKeyData and
+ * ReadyForQuery to b (which holds the ParameterStatus set) and send it.
+ */
+enum wk_rc wk_client_send_ready(struct wk_client *c, struct pgw_buf *b);
 /* The pool has parameters now: finish a login that waited for them. */
 enum wk_rc wk_client_finish_login(struct wk_client *c);
 /* Close c now (after flushing what it has queued). reason may be NULL. */
