@@ -22,7 +22,8 @@
 #include "worker/wk_client.h"
 #include "worker/wk_server.h"
 
-#define WK_POOL_RETRY_US (1000 * 1000) /* after a failed connection */
+#define WK_POOL_RETRY_US      (1000 * 1000) /* after a failed connection */
+#define WK_POOL_CLOSE_WAIT_US (1000 * 1000) /* for a backend to hang up */
 
 static struct wk_pool *wk_pools;
 static uint32_t wk_pools_cnt;
@@ -117,6 +118,7 @@ wk_pool_cleanup_all(void)
 
 				if (s->state != WK_SERVER_CLOSING)
 					wk_server_close(s, "worker exit");
+				wk_server_gone(s);
 			}
 		}
 		secret_wipe(p->client_key, sizeof(p->client_key));
@@ -364,6 +366,13 @@ wk_pool_sweep_one(struct wk_pool *p)
 				wk_pool_server_failed(p, SQLSTATE_CONNECTION_FAILURE, msg);
 			wk_server_close(s, msg);
 		}
+	}
+	/* backends that did not hang up within a second after Terminate */
+	list_foreach_safe (pos, tmp, &p->servers[WK_SERVER_CLOSING]) {
+		struct wk_server *s = list_entry(pos, struct wk_server, node);
+
+		if (!s->is_free_later && now - s->closing_since_us > WK_POOL_CLOSE_WAIT_US)
+			wk_server_gone(s);
 	}
 	/* idle servers: idle_timeout, server_lifetime, and other workers' waiters */
 	list_foreach_safe (pos, tmp, &p->servers[WK_SERVER_IDLE]) {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "shared/config.h"
@@ -210,11 +211,12 @@ wk_server_free(struct wk_server *s)
 void
 wk_server_close(struct wk_server *s, const char *reason)
 {
-	bool is_logged_in;
+	bool has_backend;
 
 	if (s->state == WK_SERVER_CLOSING)
 		return;
-	is_logged_in = s->state != WK_SERVER_CONNECTING;
+	/* once connected, a PostgreSQL backend exists until it sees us go */
+	has_backend = s->state != WK_SERVER_CONNECTING && s->bev;
 	log_debug(&s->lctx, "closing server connection: %s", reason ? reason : "");
 	if (s->client) {
 		struct wk_client *c = s->client;
@@ -223,8 +225,8 @@ wk_server_close(struct wk_server *s, const char *reason)
 		c->server = NULL;
 	}
 	if (s->bev) {
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-		if (is_logged_in && s->state != WK_SERVER_LOGIN) {
+		bufferevent_disable(s->bev, EV_WRITE);
+		if (s->state != WK_SERVER_CONNECTING && s->state != WK_SERVER_LOGIN) {
 			struct pgw_buf *b = &g_wk.scratch;
 
 			pgw_buf_reset(b);
@@ -234,8 +236,28 @@ wk_server_close(struct wk_server *s, const char *reason)
 		}
 		/* best effort: whatever the kernel takes now */
 		wk_conn_flush_now(s->bev);
+		if (has_backend)
+			shutdown(bufferevent_getfd(s->bev), SHUT_WR);
 	}
 	wk_server_set_state(s, WK_SERVER_CLOSING);
+	s->closing_since_us = g_wk.mono_us;
+	if (has_backend && bufferevent_enable(s->bev, EV_READ) == 0)
+		return; /* keeps its reservation until the backend has gone (wk_server_gone) */
+	wk_server_gone(s);
+}
+
+void
+wk_server_gone(struct wk_server *s)
+{
+	if (s->is_free_later)
+		return;
+	if (s->bev)
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	/*
+	 * The backend closed its end (or did not within a second): only now may
+	 * another connection take its place, so PostgreSQL never sees more than
+	 * pool_size connections of the pool.
+	 */
 	wk_pool_server_gone(s->pool, s);
 	wk_reap_server(s);
 }
@@ -318,6 +340,9 @@ wk_server_event_cb(struct bufferevent *bev, short what, void *arg)
 					      "server closed the connection unexpectedly");
 		break;
 	}
+	case WK_SERVER_CLOSING:
+		wk_server_gone(s);
+		break;
 	default:
 		wk_server_close(s, "server closed the connection");
 		break;

@@ -13,8 +13,13 @@
 struct wk_server *wk_server_connect(struct wk_pool *p);
 /* Move s to state st (checks the transition, updates the pool lists and shm). */
 void wk_server_set_state(struct wk_server *s, enum wk_server_state st);
-/* Close s now (sends Terminate when it is logged in). */
+/*
+ * Close s: send Terminate when it is logged in, then wait (in CLOSING, still
+ * counted against the pool's cap) until PostgreSQL closes its end.
+ */
 void wk_server_close(struct wk_server *s, const char *reason);
+/* The backend of a CLOSING server is gone (or took too long): free the slot. */
+void wk_server_gone(struct wk_server *s);
 /*
  * The client left: roll back / reset s and return it to the pool, or close it
  * when its state is unknown.

@@ -40,7 +40,8 @@ pgbench_bin(void)
 	for (size_t i = 0; i < 2; i++)
 		if (access(cands[i], X_OK) == 0)
 			return cands[i];
-	ck_abort_msg("pgbench not found (install postgresql-contrib / postgresql-15, or set PGBENCH)");
+	ck_abort_msg(
+		"pgbench not found (install postgresql-contrib / postgresql-15, or set PGBENCH)");
 	return NULL;
 }
 
@@ -53,9 +54,10 @@ run_pgbench(const char *args, char *out, size_t out_len)
 	size_t n = 0, r;
 	int st;
 
-	snprintf(cmd, sizeof(cmd),
-		 "PGPASSWORD=bench_pw PGCONNECT_TIMEOUT=10 %s -h 127.0.0.1 -p %d -U bench %s app 2>&1",
-		 pgbench_bin(), g_it.port, args);
+	snprintf(
+		cmd, sizeof(cmd),
+		"PGPASSWORD=bench_pw PGCONNECT_TIMEOUT=10 %s -h 127.0.0.1 -p %d -U bench %s app 2>&1",
+		pgbench_bin(), g_it.port, args);
 	p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
 	while (n + 1 < out_len && (r = fread(out + n, 1, out_len - n - 1, p)) > 0)
@@ -97,7 +99,8 @@ START_TEST(test_pgbench_tpcb)
 		long hist = atol(it_pg_value("SELECT count(*) FROM pgbench_history"));
 
 		ck_assert_msg(hist >= done && hist <= done + 20,
-			      "pgbench counted %ld transactions, pgbench_history has %ld", done, hist);
+			      "pgbench counted %ld transactions, pgbench_history has %ld", done,
+			      hist);
 	}
 	fprintf(stderr, "it_pgbench: %ld transactions in 10 s through pgdog\n", done);
 }

@@ -182,10 +182,11 @@ START_TEST(test_protocol_message_too_long)
 	ck_assert_int_eq(it_raw_send(fd, msg, qlen + 6), 0);
 	free(msg);
 	read_error(fd, st, sev, text, sizeof(text));
-	ck_assert_msg(strcmp(st, "08P01") == 0, "10 KB query, max_message_len 4096: SQLSTATE '%s' (%s)",
-		      st, text);
+	ck_assert_msg(strcmp(st, "08P01") == 0,
+		      "10 KB query, max_message_len 4096: SQLSTATE '%s' (%s)", st, text);
 	ck_assert_str_eq(sev, "FATAL");
-	ck_assert_msg(it_raw_wait_closed(fd, 3000), "connection left open after an oversized message");
+	ck_assert_msg(it_raw_wait_closed(fd, 3000),
+		      "connection left open after an oversized message");
 	close(fd);
 
 	/* a length word announcing 1 GB is refused before anything is buffered */
@@ -249,8 +250,8 @@ START_TEST(test_protocol_login_timeout)
 	ck_assert_msg(len >= 4 && type == 'R', "no authentication request");
 	read_error(fd, st, sev, text, sizeof(text));
 	elapsed = it_now_ms() - t0;
-	ck_assert_msg(strcmp(st, "08P01") == 0, "login timeout: SQLSTATE '%s' (%s) after %lld ms", st,
-		      text, elapsed);
+	ck_assert_msg(strcmp(st, "08P01") == 0, "login timeout: SQLSTATE '%s' (%s) after %lld ms",
+		      st, text, elapsed);
 	ck_assert_str_eq(sev, "FATAL");
 	ck_assert_msg(elapsed >= 700 && elapsed <= 4000,
 		      "client_login_timeout = 1000: closed after %lld ms", elapsed);
@@ -310,8 +311,10 @@ START_TEST(test_protocol_minor_version)
 
 	ck_assert_int_eq(it_raw_startup(fd, 3, 1, "app", "app"), 0);
 	len = it_raw_recv(fd, &type, body, sizeof(body), 3000);
-	ck_assert_msg(len >= 8 && type == 'v', "protocol 3.1: first message '%c' (len %ld), expected NegotiateProtocolVersion",
-		      type, len);
+	ck_assert_msg(
+		len >= 8 && type == 'v',
+		"protocol 3.1: first message '%c' (len %ld), expected NegotiateProtocolVersion",
+		type, len);
 	{
 		uint32_t minor, cnt;
 
@@ -353,7 +356,8 @@ START_TEST(test_protocol_minor_version)
 			len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
 			ck_assert_msg(len >= 0 && type != 'E', "query on a 3.1 connection failed");
 			if (type == 'D')
-				ck_assert_msg(len >= 8 && memcmp(body + 6, "31", 2) == 0, "DataRow");
+				ck_assert_msg(len >= 8 && memcmp(body + 6, "31", 2) == 0,
+					      "DataRow");
 			if (type == 'Z')
 				break;
 		}
@@ -371,7 +375,8 @@ START_TEST(test_protocol_major_version)
 	ck_assert_int_eq(it_raw_startup(fd, 4, 0, "app", "app"), 0);
 	read_error(fd, st, sev, text, sizeof(text));
 	ck_assert_msg(sev[0] != '\0', "protocol 4.0: no ErrorResponse");
-	ck_assert_msg(strcmp(sev, "FATAL") == 0, "protocol 4.0: severity %s (%s %s)", sev, st, text);
+	ck_assert_msg(strcmp(sev, "FATAL") == 0, "protocol 4.0: severity %s (%s %s)", sev, st,
+		      text);
 	ck_assert_msg(strcmp(st, "0A000") == 0 || strcmp(st, "08P01") == 0,
 		      "protocol 4.0: SQLSTATE %s (%s)", st, text);
 	ck_assert_msg(it_raw_wait_closed(fd, 3000), "connection left open after protocol 4.0");
@@ -381,7 +386,8 @@ START_TEST(test_protocol_major_version)
 	fd = it_raw_connect(g_it.port);
 	ck_assert_int_eq(it_raw_startup(fd, 2, 0, "app", "app"), 0);
 	read_error(fd, st, sev, text, sizeof(text));
-	ck_assert_msg(strcmp(sev, "FATAL") == 0, "protocol 2.0: severity '%s' (%s %s)", sev, st, text);
+	ck_assert_msg(strcmp(sev, "FATAL") == 0, "protocol 2.0: severity '%s' (%s %s)", sev, st,
+		      text);
 	ck_assert_msg(it_raw_wait_closed(fd, 3000), "connection left open after protocol 2.0");
 	close(fd);
 	assert_pool_serves();

@@ -83,8 +83,12 @@ END_TEST
 START_TEST(test_session_parameter_status)
 {
 	PGconn *c = it_connect(APP);
-	const char *names[] = { "server_version", "client_encoding", "server_encoding",
-				"DateStyle", "TimeZone", "integer_datetimes",
+	const char *names[] = { "server_version",
+				"client_encoding",
+				"server_encoding",
+				"DateStyle",
+				"TimeZone",
+				"integer_datetimes",
 				"standard_conforming_strings" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -173,8 +177,10 @@ START_TEST(test_session_pipeline)
 	const char *p1[1] = { "1" }, *p0[1] = { "0" };
 
 	ck_assert_int_eq(PQenterPipelineMode(c), 1);
-	ck_assert_int_eq(PQsendQueryParams(c, "SELECT 10 / $1::int", 1, NULL, p1, NULL, NULL, 0), 1);
-	ck_assert_int_eq(PQsendQueryParams(c, "SELECT 10 / $1::int", 1, NULL, p0, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendQueryParams(c, "SELECT 10 / $1::int", 1, NULL, p1, NULL, NULL, 0),
+			 1);
+	ck_assert_int_eq(PQsendQueryParams(c, "SELECT 10 / $1::int", 1, NULL, p0, NULL, NULL, 0),
+			 1);
 	ck_assert_int_eq(PQsendQueryParams(c, "SELECT 99", 0, NULL, NULL, NULL, NULL, 0), 1);
 	ck_assert_int_eq(PQpipelineSync(c), 1);
 	ck_assert_int_eq(PQsendQueryParams(c, "SELECT 'after'", 0, NULL, NULL, NULL, NULL, 0), 1);
@@ -264,7 +270,8 @@ START_TEST(test_session_notice)
 	ck_assert_str_eq(n.msg, "hello 42");
 	ck_assert_str_eq(n.sqlstate, "00000");
 	ck_assert_str_eq(n.severity, "NOTICE");
-	PQclear(it_exec_ok(c, "DO $$ BEGIN RAISE WARNING 'careful' USING ERRCODE = '01000'; END $$"));
+	PQclear(it_exec_ok(c,
+			   "DO $$ BEGIN RAISE WARNING 'careful' USING ERRCODE = '01000'; END $$"));
 	ck_assert_int_eq(n.cnt, 2);
 	ck_assert_str_eq(n.msg, "careful");
 	ck_assert_str_eq(n.severity, "WARNING");
@@ -443,6 +450,46 @@ START_TEST(test_session_disconnect_in_transaction)
 }
 END_TEST
 
+/* The admin console reports the pool a client is using. */
+START_TEST(test_session_admin_show)
+{
+	PGconn *c = it_connect(APP);
+	PGconn *adm = it_connect("dbname=admin user=admin password=pgdog");
+	PGresult *res;
+	const char *cols[] = { "database", "user",     "cl_active", "cl_waiting", "sv_active",
+			       "sv_idle",  "sv_login", "maxwait",   "pool_mode" };
+	int row = -1;
+
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	res = it_exec_ok(adm, "SHOW POOLS");
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+		ck_assert_msg(PQfnumber(res, cols[i]) >= 0, "SHOW POOLS has no column %s", cols[i]);
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (strcmp(PQgetvalue(res, r, PQfnumber(res, "database")), "app") == 0 &&
+		    strcmp(PQgetvalue(res, r, PQfnumber(res, "user")), "app") == 0)
+			row = r;
+	}
+	ck_assert_msg(row >= 0, "SHOW POOLS has no row for app/app");
+	ck_assert_int_eq(atoi(PQgetvalue(res, row, PQfnumber(res, "cl_active"))), 1);
+	ck_assert_int_eq(atoi(PQgetvalue(res, row, PQfnumber(res, "sv_active"))), 1);
+	ck_assert_int_eq(atoi(PQgetvalue(res, row, PQfnumber(res, "cl_waiting"))), 0);
+	ck_assert_str_eq(PQgetvalue(res, row, PQfnumber(res, "pool_mode")), "session");
+	PQclear(res);
+
+	res = it_exec_ok(adm, "SHOW CLIENTS");
+	ck_assert_msg(PQntuples(res) >= 1, "SHOW CLIENTS: no rows with a client connected");
+	PQclear(res);
+	res = it_exec_ok(adm, "SHOW SERVERS");
+	ck_assert_msg(PQntuples(res) == 1, "SHOW SERVERS: %d rows, pool_size 1", PQntuples(res));
+	PQclear(res);
+	res = it_exec_ok(adm, "SHOW VERSION");
+	ck_assert_int_eq(PQntuples(res), 1);
+	PQclear(res);
+	PQfinish(adm);
+	PQfinish(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -462,6 +509,7 @@ main(void)
 	tcase_add_test(tc, test_session_copy);
 	tcase_add_test(tc, test_session_error_recovery);
 	tcase_add_test(tc, test_session_disconnect_in_transaction);
+	tcase_add_test(tc, test_session_admin_show);
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
 }

@@ -42,14 +42,14 @@ struct it_pgdog_conf {
 
 /* The running environment; fields are valid after the matching start call. */
 struct it_env {
-	char name[64];		  /* the TCase name, for saved logs */
+	char name[64];             /* the TCase name, for saved logs */
 	char dir[IT_PATH_MAX / 2]; /* temp dir, mode 0755 */
-	char pg_dir[IT_PATH_MAX]; /* dir/pg: the cluster (dir/pg/data) */
-	int pg_port;		  /* 0: no cluster */
-	int port;		  /* pgdog's TCP port */
-	int workers;		  /* as configured */
-	pid_t pid;		  /* pgdog supervisor, or 0 */
-	pid_t owner;		  /* process that started pgdog */
+	char pg_dir[IT_PATH_MAX];  /* dir/pg: the cluster (dir/pg/data) */
+	int pg_port;               /* 0: no cluster */
+	int port;                  /* pgdog's TCP port */
+	int workers;               /* as configured */
+	pid_t pid;                 /* pgdog supervisor, or 0 */
+	pid_t owner;               /* process that started pgdog */
 	char ini_path[IT_PATH_MAX];
 	char users_path[IT_PATH_MAX];
 	char log_path[IT_PATH_MAX]; /* pgdog's stderr */
@@ -93,6 +93,14 @@ void it_pg_exec(const char *sql);
 const char *it_pg_value(const char *sql);
 /* Count backends of `user` in pg_stat_activity (client backends only). */
 int it_pg_count_backends(PGconn *mon, const char *user);
+/*
+ * ESTABLISHED IPv4 TCP connections on this host whose remote port is port
+ * (e.g. pgdog's connections to PostgreSQL), skipping the one whose local
+ * port is exclude_local_port. -1 if /proc/net/tcp is unreadable.
+ */
+int it_tcp_established_to(int port, int exclude_local_port);
+/* The local port of a connected IPv4 socket, or -1. */
+int it_local_port(int fd);
 /*
  * Replace pg_hba.conf with: local trust, postgres trust over TCP, `lines`
  * (newline-separated, may be NULL), then "host all all 127.0.0.1/32 trust";
@@ -175,8 +183,7 @@ const char *it_exec_error(PGconn *conn, const char *sql, const char *sqlstate);
  * and EOF libpq's last result carries no fields), 0 if it succeeded, -1 if
  * it could not be sent.
  */
-int it_exec_first_error(PGconn *conn, const char *sql, char *sqlstate, char *msg,
-			size_t msg_len);
+int it_exec_first_error(PGconn *conn, const char *sql, char *sqlstate, char *msg, size_t msg_len);
 /*
  * Connect, expect failure. Returns PQerrorMessage (static, thread-local).
  * libpq does not expose the SQLSTATE of a failed connection; use
