@@ -234,8 +234,9 @@ wk_main_cleanup(void)
 			wk_client_free(c);
 	}
 	wk_main_reap_cb(-1, 0, NULL);
-	wk_pool_cleanup_all();
+	wk_pool_close_all();
 	wk_main_reap_cb(-1, 0, NULL);
+	wk_pool_cleanup_all();
 	for (size_t i = 0; i < ARRAY_SIZE(wk_sig_ev); i++)
 		if (wk_sig_ev[i])
 			event_free(wk_sig_ev[i]);

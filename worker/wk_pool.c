@@ -105,7 +105,7 @@ wk_pool_init_all(void)
 }
 
 void
-wk_pool_cleanup_all(void)
+wk_pool_close_all(void)
 {
 	for (uint32_t i = 0; i < wk_pools_cnt; i++) {
 		struct wk_pool *p = &wk_pools[i];
@@ -121,8 +121,14 @@ wk_pool_cleanup_all(void)
 				wk_server_gone(s);
 			}
 		}
-		secret_wipe(p->client_key, sizeof(p->client_key));
 	}
+}
+
+void
+wk_pool_cleanup_all(void)
+{
+	for (uint32_t i = 0; i < wk_pools_cnt; i++)
+		secret_wipe(wk_pools[i].client_key, sizeof(wk_pools[i].client_key));
 	free(wk_pools);
 	wk_pools = NULL;
 	wk_pools_cnt = 0;

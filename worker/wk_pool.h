@@ -41,6 +41,9 @@ struct wk_pool {
 
 /* Set up every pool of g_cfg. -1 on allocation failure. */
 int wk_pool_init_all(void) MUST_CHECK;
+/* Close every server (worker exit); they are freed by the next reap. */
+void wk_pool_close_all(void);
+/* Free the pools: only after every server has been freed. */
 void wk_pool_cleanup_all(void);
 struct wk_pool *wk_pool_get(uint32_t idx);
 uint32_t wk_pool_count(void);

@@ -492,6 +492,13 @@ it_run_suite(Suite *s)
 			if (tr_rtype(trs[i]) != CK_PASS && strcmp(tr_tcname(trs[i]), l->name) == 0)
 				bad = true;
 		}
+		/* a sanitizer report from pgdog fails the program, whatever the checks said */
+		if (strstr(l->text, "Sanitizer") != NULL ||
+		    strstr(l->text, "runtime error:") != NULL) {
+			fprintf(stderr, "pgdog reported a sanitizer error in TCase %s\n", l->name);
+			failed++;
+			bad = true;
+		}
 		if (bad && getenv("IT_VERBOSE") == NULL)
 			fprintf(stderr, "%s", l->text);
 	}
