@@ -631,7 +631,7 @@ sv_main_reload(void)
 	else
 		log_info(
 			NULL,
-			"configuration reloaded from %s: valid; changed: %s; pools keep running with the configuration loaded at start (live reconfiguration is not available yet): restart pgdog to apply these changes",
+			"configuration reloaded from %s: valid; changed: %s; pools keep running with the configuration loaded at start (this release does not reconfigure live pools): restart pgdog to apply these changes",
 			src, changed);
 	config_free(next);
 }
@@ -771,7 +771,7 @@ sv_main_loop(void)
 		sv_main_on_reload(is_hup);
 		sv_main_on_log_reopen(is_hup);
 		if (sv_signal_take(SIGUSR2) > 0)
-			log_warn(NULL, "SIGUSR2 (binary upgrade) is not available yet: ignored");
+			log_warn(NULL, "SIGUSR2 (binary upgrade) is not supported by this release: ignored");
 		if (sv.phase == SV_RUNNING)
 			sv_child_start_missing();
 		sv_signal_wait(sv_main_sleep_ms());
