@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #define APP "dbname=app user=app password=app_pw"
 
@@ -358,6 +361,97 @@ START_TEST(test_pool_idle_timeout)
 }
 END_TEST
 
+/* ---- server_lifetime and connect_timeout -------------------------------- */
+
+/* A TCP port that completes handshakes (backlog) but never answers. */
+static int g_hole_fd = -1;
+static int g_hole_port;
+
+static void
+setup_lifetime(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	char dbs[256];
+
+	setup_pg("lifetime");
+	g_hole_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(g_hole_fd, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(g_hole_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(g_hole_fd, 16), 0);
+	ck_assert_int_eq(getsockname(g_hole_fd, (struct sockaddr *)&sa, &len), 0);
+	g_hole_port = ntohs(sa.sin_port);
+	snprintf(dbs, sizeof(dbs),
+		 "[databases.hole]\nhost = 127.0.0.1\nport = %d\ndatabase_name = postgres\n",
+		 g_hole_port);
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "server_lifetime = 1000\nconnect_timeout = 1000",
+		.databases = dbs,
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\n\n"
+			 "[users.holeu]\ndatabase = hole\npassword = holeu_pw\n",
+	});
+}
+
+static void
+teardown_lifetime(void)
+{
+	if (g_hole_fd >= 0)
+		close(g_hole_fd);
+	g_hole_fd = -1;
+	it_env_stop();
+}
+
+static char *
+backend_pid(void)
+{
+	PGconn *c = it_connect("dbname=app user=app password=app_pw");
+	char *pid = strdup(it_value(c, "SELECT pg_backend_pid()"));
+
+	PQfinish(c);
+	return pid;
+}
+
+/* A server is reused while young, and replaced once older than server_lifetime. */
+START_TEST(test_pool_server_lifetime)
+{
+	char *p1 = backend_pid(), *p2, *p3;
+
+	p2 = backend_pid();
+	ck_assert_msg(strcmp(p1, p2) == 0, "a young server was not reused (%s, then %s)", p1, p2);
+	it_sleep_ms(1500);
+	p3 = backend_pid();
+	ck_assert_msg(strcmp(p1, p3) != 0,
+		      "server_lifetime = 1000: backend %s still served a client after 1.5 s", p1);
+	free(p1);
+	free(p2);
+	free(p3);
+}
+END_TEST
+
+/* A server that never answers the login fails the waiting client after connect_timeout. */
+START_TEST(test_pool_connect_timeout)
+{
+	long long t0 = it_now_ms(), took;
+	PGconn *c = PQconnectdb(it_pgdog_dsn("dbname=hole user=holeu password=holeu_pw"));
+	const char *err = PQerrorMessage(c);
+
+	took = it_now_ms() - t0;
+	ck_assert_msg(PQstatus(c) != CONNECTION_OK,
+		      "logged in through a server that never answers");
+	ck_assert_msg(strstr(err, "connect_timeout (1000 ms)") != NULL, "error: %s", err);
+	ck_assert_msg(strstr(err, "holeu/hole") != NULL, "error does not name the pool: %s", err);
+	ck_assert_msg(took >= 900 && took < 4000, "failed after %lld ms, connect_timeout = 1000",
+		      took);
+	PQfinish(c);
+	/* the other pool is unaffected */
+	c = it_connect("dbname=app user=app password=app_pw");
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	PQfinish(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -388,6 +482,13 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pool_min_pool_size);
 	tcase_add_test(tc, test_pool_idle_timeout);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lifetime");
+	tcase_add_unchecked_fixture(tc, setup_lifetime, teardown_lifetime);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pool_server_lifetime);
+	tcase_add_test(tc, test_pool_connect_timeout);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);
