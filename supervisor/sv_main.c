@@ -771,7 +771,9 @@ sv_main_loop(void)
 		sv_main_on_reload(is_hup);
 		sv_main_on_log_reopen(is_hup);
 		if (sv_signal_take(SIGUSR2) > 0)
-			log_warn(NULL, "SIGUSR2 (binary upgrade) is not supported by this release: ignored");
+			log_warn(
+				NULL,
+				"SIGUSR2 (binary upgrade) is not supported by this release: ignored");
 		if (sv.phase == SV_RUNNING)
 			sv_child_start_missing();
 		sv_signal_wait(sv_main_sleep_ms());
