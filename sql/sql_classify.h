@@ -1,0 +1,109 @@
+/*
+ * sql_classify.h: what pgdog needs to know about a SQL string (a simple
+ * Query or a Parse), without running it: which statements change session
+ * state (SET, RESET, DISCARD), open or close transactions, listen for
+ * notifications, prepare statements, or create state that ties the session
+ * to one server connection (session advisory locks, temporary tables,
+ * WITH HOLD cursors).
+ * Runs in: workers (and tests). Pure: bytes in, result out. The only
+ * caller of libpg_query is sql_parse.c; results are cached per text.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "shared/compiler.h"
+
+#define SQL_STMTS_MAX 16
+#define SQL_NAME_MAX  64
+#define SQL_VALUE_MAX 256
+
+enum sql_kind {
+	SQL_OTHER = 0,      /* anything pgdog does not track */
+	SQL_SET,            /* SET [SESSION] name {TO|=} value, SET TIME ZONE value */
+	SQL_SET_LOCAL,      /* SET LOCAL ...: lasts until the end of the transaction */
+	SQL_RESET,          /* RESET name, SET name {TO|=} DEFAULT */
+	SQL_RESET_ALL,      /* RESET ALL */
+	SQL_DISCARD_ALL,    /* DISCARD ALL */
+	SQL_DISCARD_OTHER,  /* DISCARD PLANS | SEQUENCES | TEMP */
+	SQL_BEGIN,          /* BEGIN, START TRANSACTION */
+	SQL_COMMIT,         /* COMMIT, END, COMMIT AND CHAIN */
+	SQL_ROLLBACK,       /* ROLLBACK, ABORT */
+	SQL_LISTEN,         /* LISTEN channel */
+	SQL_UNLISTEN,       /* UNLISTEN channel */
+	SQL_UNLISTEN_ALL,   /* UNLISTEN * */
+	SQL_NOTIFY,         /* NOTIFY channel [, payload] */
+	SQL_PREPARE,        /* PREPARE name [(types)] AS ... */
+	SQL_EXECUTE,        /* EXECUTE name [(args)] */
+	SQL_DEALLOCATE,     /* DEALLOCATE [PREPARE] name */
+	SQL_DEALLOCATE_ALL, /* DEALLOCATE [PREPARE] ALL */
+};
+
+/* Properties of a statement that tie session state to the server connection. */
+#define SQL_F_ADVISORY_LOCK \
+	0x01u /* calls pg_advisory_lock*, pg_try_advisory_lock* (session level, not _xact_) */
+#define SQL_F_ADVISORY_UNLOCK     0x02u /* calls pg_advisory_unlock / pg_advisory_unlock_shared */
+#define SQL_F_ADVISORY_UNLOCK_ALL 0x04u /* calls pg_advisory_unlock_all */
+#define SQL_F_TEMP_OBJECT \
+	0x08u /* creates a temporary table, view or sequence (TEMP/TEMPORARY, pg_temp.x, CREATE TEMP TABLE AS, SELECT INTO TEMP) */
+#define SQL_F_HOLD_CURSOR  0x10u /* DECLARE ... WITH HOLD */
+#define SQL_F_NOTIFY_FUNC  0x20u /* calls pg_notify() */
+#define SQL_F_SESSION_ROLE 0x40u /* SET ROLE, SET SESSION AUTHORIZATION, RESET ROLE, LOAD */
+
+struct sql_stmt {
+	enum sql_kind kind;
+	unsigned flags;
+	/*
+	 * SET/SET_LOCAL/RESET: the parameter name, lower-cased ("timezone" for
+	 * SET TIME ZONE). LISTEN/UNLISTEN/NOTIFY: the channel as PostgreSQL
+	 * stores it (unquoted identifiers lower-cased). PREPARE/EXECUTE/
+	 * DEALLOCATE: the statement name, likewise.
+	 */
+	char name[SQL_NAME_MAX];
+	/*
+	 * SET: the value exactly as written after TO/= (or after TIME ZONE),
+	 * trimmed, so that "SET name TO <value>" replays it. NOTIFY: the payload.
+	 */
+	char value[SQL_VALUE_MAX];
+	bool is_truncated; /* name or value did not fit: pgdog must not replay it */
+};
+
+struct sql_result {
+	struct sql_stmt stmts[SQL_STMTS_MAX];
+	size_t stmts_cnt; /* statements described in stmts */
+	bool has_more;    /* the text holds more than SQL_STMTS_MAX statements */
+	unsigned flags;   /* OR of every statement's flags */
+	bool is_parsed;   /* false: the prefilter showed nothing to track (stmts_cnt 0) */
+	/*
+	 * The text does not parse: PostgreSQL will reject it. Also set, with no
+	 * statements, when it nests too deeply for pgdog to inspect (over 4000
+	 * tree levels, or over 5000 chained operators).
+	 */
+	bool is_error;
+};
+
+/*
+ * Classify every statement of sql (len bytes, need not be NUL-terminated).
+ * A prefilter over the bytes (keywords SET, RESET, DISCARD, BEGIN, START,
+ * COMMIT, END, ROLLBACK, ABORT, LISTEN, UNLISTEN, NOTIFY, PREPARE, EXECUTE,
+ * DEALLOCATE, CREATE, DECLARE, SELECT ... INTO, LOAD at a statement start,
+ * or "advisory"/"notify" anywhere, case-insensitively, outside comments)
+ * returns without parsing when nothing can matter; otherwise the text is
+ * parsed with libpg_query and the result cached (LRU, bounded) by text.
+ * Returns 0, or -1 on out of memory (out is then all SQL_OTHER).
+ */
+int sql_classify(const char *sql, size_t len, struct sql_result *out) MUST_CHECK;
+
+/* Cache statistics for the admin console. */
+struct sql_cache_stats {
+	unsigned long long hits, misses, parses, prefiltered;
+	size_t entries;
+};
+void sql_cache_stats(struct sql_cache_stats *st);
+/*
+ * Free the cache (worker exit, tests); sql_classify() may still be called.
+ * libpg_query's per-thread memory is not released (pg_query_exit() would
+ * break every later parse); it stays reachable, so no leak is reported.
+ */
+void sql_cache_cleanup(void);

@@ -1,0 +1,788 @@
+/*
+ * check_sql.c: unit tests for sql/sql_classify.c and sql/sql_parse.c: every
+ * statement kind and flag in several spellings, SET values cut exactly from
+ * the source, multi-statement texts, the prefilter (what it skips and what it
+ * must not), the cache, errors, truncation, every prefix of a text read from
+ * an exact-size buffer, and a timing sanity bound.
+ * Runs in: the test process only. No network.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <check.h>
+
+#include "sql/sql_classify.h"
+
+#define PGBENCH_SELECT "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
+#define PGBENCH_UPDATE "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2"
+#define PGBENCH_INSERT                                                           \
+	"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, " \
+	"$2, $3, $4, CURRENT_TIMESTAMP)"
+
+/* One single-statement case: the text and what it must classify as. */
+struct sql_case {
+	const char *sql;
+	enum sql_kind kind;
+	unsigned flags;
+	const char *name;
+	const char *value;
+};
+
+static struct sql_result r;
+
+static void
+classify(const char *sql)
+{
+	ck_assert_int_eq(sql_classify(sql, strlen(sql), &r), 0);
+}
+
+static void
+check_case(const struct sql_case *c)
+{
+	classify(c->sql);
+	ck_assert_msg(r.is_parsed, "not parsed: %s", c->sql);
+	ck_assert_msg(!r.is_error, "parse error: %s", c->sql);
+	ck_assert_msg(r.stmts_cnt == 1, "%zu statements: %s", r.stmts_cnt, c->sql);
+	ck_assert_msg(r.stmts[0].kind == c->kind, "kind %d, want %d: %s", (int)r.stmts[0].kind,
+		      (int)c->kind, c->sql);
+	ck_assert_msg(r.stmts[0].flags == c->flags, "flags %#x, want %#x: %s", r.stmts[0].flags,
+		      c->flags, c->sql);
+	ck_assert_msg(r.flags == c->flags, "result flags %#x, want %#x: %s", r.flags, c->flags,
+		      c->sql);
+	ck_assert_msg(!r.stmts[0].is_truncated, "truncated: %s", c->sql);
+	if (c->name != NULL)
+		ck_assert_msg(strcmp(r.stmts[0].name, c->name) == 0, "name '%s', want '%s': %s",
+			      r.stmts[0].name, c->name, c->sql);
+	if (c->value != NULL)
+		ck_assert_msg(strcmp(r.stmts[0].value, c->value) == 0, "value '%s', want '%s': %s",
+			      r.stmts[0].value, c->value, c->sql);
+}
+
+static const struct sql_case set_cases[] = {
+	{ "SET search_path TO public, \"$user\"", SQL_SET, 0, "search_path", "public, \"$user\"" },
+	{ "SET statement_timeout = '5s'", SQL_SET, 0, "statement_timeout", "'5s'" },
+	{ "set application_name='x;y'", SQL_SET, 0, "application_name", "'x;y'" },
+	{ "set application_name='x;y';", SQL_SET, 0, "application_name", "'x;y'" },
+	{ "SET TIME ZONE 'UTC'", SQL_SET, 0, "timezone", "'UTC'" },
+	{ "set time zone 'Europe/Paris' ;", SQL_SET, 0, "timezone", "'Europe/Paris'" },
+	{ "SET timezone = 'UTC'", SQL_SET, 0, "timezone", "'UTC'" },
+	{ "/* c */ SET  Search_Path\n\tTO  a ,b  ;  ", SQL_SET, 0, "search_path", "a ,b" },
+	{ "-- line\nSET SESSION work_mem = '64MB' -- trailing", SQL_SET, 0, "work_mem", "'64MB'" },
+	{ "SET \"WORK_MEM\" TO 1024", SQL_SET, 0, "work_mem", "1024" },
+	{ "SET extra_float_digits = -3", SQL_SET, 0, "extra_float_digits", "-3" },
+	{ "SET NAMES 'UTF8'", SQL_SET, 0, "client_encoding", "'UTF8'" },
+	{ "SET SCHEMA 'app'", SQL_SET, 0, "search_path", "'app'" },
+	{ "SET myapp.user_id = 42 /* c */", SQL_SET, 0, "myapp.user_id", "42" },
+	{ "SET x = $$a;b$$", SQL_SET, 0, "x", "$$a;b$$" },
+	{ "SET search_path = 'a', /* mid */ 'b'", SQL_SET, 0, "search_path", "'a', /* mid */ 'b'" },
+	{ "SET LOCAL lock_timeout TO '1s'", SQL_SET_LOCAL, 0, "lock_timeout", "'1s'" },
+	{ "set local search_path = x", SQL_SET_LOCAL, 0, "search_path", "x" },
+	{ "SET LOCAL x.y TO DEFAULT", SQL_SET_LOCAL, 0, "x.y", "" },
+	{ "SET search_path TO DEFAULT", SQL_RESET, 0, "search_path", "" },
+	{ "SET work_mem = default", SQL_RESET, 0, "work_mem", "" },
+	{ "RESET search_path", SQL_RESET, 0, "search_path", "" },
+	{ "reset \"Work_Mem\";", SQL_RESET, 0, "work_mem", "" },
+	{ "SET TIME ZONE LOCAL", SQL_RESET, 0, "timezone", "" },
+	{ "SET TIME ZONE DEFAULT", SQL_RESET, 0, "timezone", "" },
+	{ "RESET ALL", SQL_RESET_ALL, 0, "", "" },
+	{ "  reset   all  ", SQL_RESET_ALL, 0, "", "" },
+	/* not tracked */
+	{ "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", SQL_OTHER, 0, "", "" },
+	{ "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", SQL_OTHER, 0, "", "" },
+	{ "SET work_mem FROM CURRENT", SQL_OTHER, 0, "", "" },
+};
+
+static const struct sql_case role_cases[] = {
+	{ "SET ROLE admin", SQL_SET, SQL_F_SESSION_ROLE, "role", "admin" },
+	{ "set role 'admin'", SQL_SET, SQL_F_SESSION_ROLE, "role", "'admin'" },
+	{ "SET ROLE NONE", SQL_SET, SQL_F_SESSION_ROLE, "role", "NONE" },
+	{ "SET SESSION ROLE admin", SQL_SET, SQL_F_SESSION_ROLE, "role", "admin" },
+	{ "SET SESSION AUTHORIZATION 'bob'", SQL_SET, SQL_F_SESSION_ROLE, "session_authorization",
+	  "'bob'" },
+	{ "SET SESSION AUTHORIZATION DEFAULT", SQL_RESET, SQL_F_SESSION_ROLE,
+	  "session_authorization", "" },
+	{ "RESET ROLE", SQL_RESET, SQL_F_SESSION_ROLE, "role", "" },
+	{ "reset session authorization", SQL_RESET, SQL_F_SESSION_ROLE, "session_authorization",
+	  "" },
+	{ "SET role TO admin", SQL_SET, SQL_F_SESSION_ROLE, "role", "admin" },
+	/* transaction scoped: nothing to pin */
+	{ "SET LOCAL ROLE admin", SQL_SET_LOCAL, 0, "role", "admin" },
+	{ "LOAD 'auto_explain'", SQL_OTHER, SQL_F_SESSION_ROLE, "", "" },
+};
+
+static const struct sql_case verb_cases[] = {
+	{ "DISCARD ALL", SQL_DISCARD_ALL, 0, "", "" },
+	{ "discard all;", SQL_DISCARD_ALL, 0, "", "" },
+	{ "DISCARD PLANS", SQL_DISCARD_OTHER, 0, "", "" },
+	{ "DISCARD SEQUENCES", SQL_DISCARD_OTHER, 0, "", "" },
+	{ "DISCARD TEMP", SQL_DISCARD_OTHER, 0, "", "" },
+	{ "Discard Temporary", SQL_DISCARD_OTHER, 0, "", "" },
+	{ "BEGIN", SQL_BEGIN, 0, "", "" },
+	{ "begin work", SQL_BEGIN, 0, "", "" },
+	{ "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", SQL_BEGIN, 0, "", "" },
+	{ "START TRANSACTION", SQL_BEGIN, 0, "", "" },
+	{ "/* x */ start transaction read write;", SQL_BEGIN, 0, "", "" },
+	{ "COMMIT", SQL_COMMIT, 0, "", "" },
+	{ "commit work", SQL_COMMIT, 0, "", "" },
+	{ "END", SQL_COMMIT, 0, "", "" },
+	{ "end transaction", SQL_COMMIT, 0, "", "" },
+	{ "COMMIT AND CHAIN", SQL_COMMIT, 0, "", "" },
+	{ "ROLLBACK", SQL_ROLLBACK, 0, "", "" },
+	{ "rollback transaction", SQL_ROLLBACK, 0, "", "" },
+	{ "ABORT", SQL_ROLLBACK, 0, "", "" },
+	{ "ROLLBACK AND CHAIN", SQL_ROLLBACK, 0, "", "" },
+	{ "ROLLBACK TO SAVEPOINT a", SQL_OTHER, 0, "", "" },
+	{ "rollback to a", SQL_OTHER, 0, "", "" },
+	{ "PREPARE TRANSACTION 'g1'", SQL_OTHER, 0, "", "" },
+	{ "COMMIT PREPARED 'g1'", SQL_OTHER, 0, "", "" },
+	{ "ROLLBACK PREPARED 'g1'", SQL_OTHER, 0, "", "" },
+	{ "LISTEN chan", SQL_LISTEN, 0, "chan", "" },
+	{ "listen Chan", SQL_LISTEN, 0, "chan", "" },
+	{ "LISTEN \"Mixed Case\"", SQL_LISTEN, 0, "Mixed Case", "" },
+	{ "UNLISTEN chan", SQL_UNLISTEN, 0, "chan", "" },
+	{ "UNLISTEN *", SQL_UNLISTEN_ALL, 0, "", "" },
+	{ "unlisten * ;", SQL_UNLISTEN_ALL, 0, "", "" },
+	{ "NOTIFY chan", SQL_NOTIFY, 0, "chan", "" },
+	{ "NOTIFY chan, 'it''s; here'", SQL_NOTIFY, 0, "chan", "it's; here" },
+	{ "PREPARE p (int, text) AS SELECT $1, $2", SQL_PREPARE, 0, "p", "" },
+	{ "prepare \"P1\" as select 1", SQL_PREPARE, 0, "P1", "" },
+	{ "EXECUTE p (1, 'a')", SQL_EXECUTE, 0, "p", "" },
+	{ "execute Q", SQL_EXECUTE, 0, "q", "" },
+	{ "DEALLOCATE p", SQL_DEALLOCATE, 0, "p", "" },
+	{ "DEALLOCATE PREPARE p", SQL_DEALLOCATE, 0, "p", "" },
+	{ "DEALLOCATE ALL", SQL_DEALLOCATE_ALL, 0, "", "" },
+	{ "deallocate prepare all", SQL_DEALLOCATE_ALL, 0, "", "" },
+	/* parsed (keyword at the start) but nothing to track */
+	{ "CREATE TABLE t (a int)", SQL_OTHER, 0, "", "" },
+	{ "DECLARE c CURSOR FOR SELECT 1", SQL_OTHER, 0, "", "" },
+	{ "EXPLAIN SELECT 1 INTO t", SQL_OTHER, 0, "", "" },
+};
+
+static const struct sql_case flag_cases[] = {
+	{ "SELECT pg_advisory_lock(1)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "select PG_ADVISORY_LOCK(1, 2)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT pg_catalog.pg_advisory_lock(1)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT \"pg_advisory_lock\"(1)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT pg_advisory_lock_shared(1)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT pg_try_advisory_lock(1)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT pg_try_advisory_lock_shared(1)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "/* lock */ SELECT 1 WHERE pg_try_advisory_lock(42)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "",
+	  "" },
+	{ "WITH l AS (SELECT pg_advisory_lock(1)) SELECT * FROM l", SQL_OTHER, SQL_F_ADVISORY_LOCK,
+	  "", "" },
+	{ "SELECT * FROM (SELECT pg_advisory_lock(1)) s", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT coalesce(abs(pg_advisory_lock(hashtext('k'))::int), 0)", SQL_OTHER,
+	  SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT CASE WHEN x THEN pg_advisory_lock(1) END FROM t", SQL_OTHER, SQL_F_ADVISORY_LOCK,
+	  "", "" },
+	{ "SELECT 1 WHERE EXISTS (SELECT pg_advisory_lock(1))", SQL_OTHER, SQL_F_ADVISORY_LOCK, "",
+	  "" },
+	{ "UPDATE t SET a = 1 WHERE pg_try_advisory_lock(id)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "",
+	  "" },
+	{ "INSERT INTO t SELECT pg_advisory_lock(1)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT a FROM t JOIN u ON pg_advisory_lock(t.id) IS NOT NULL", SQL_OTHER,
+	  SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT count(*) FILTER (WHERE pg_advisory_lock(1) IS NULL) FROM t", SQL_OTHER,
+	  SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT 1 UNION SELECT 2 FROM t WHERE pg_advisory_lock(2) IS NULL", SQL_OTHER,
+	  SQL_F_ADVISORY_LOCK, "", "" },
+	{ "SELECT pg_advisory_xact_lock(1)", SQL_OTHER, 0, "", "" },
+	{ "SELECT pg_try_advisory_xact_lock_shared(1)", SQL_OTHER, 0, "", "" },
+	{ "SELECT pg_advisory_unlock(1)", SQL_OTHER, SQL_F_ADVISORY_UNLOCK, "", "" },
+	{ "SELECT pg_catalog.pg_advisory_unlock_shared(1)", SQL_OTHER, SQL_F_ADVISORY_UNLOCK, "",
+	  "" },
+	{ "SELECT pg_advisory_unlock_all()", SQL_OTHER, SQL_F_ADVISORY_UNLOCK_ALL, "", "" },
+	{ "SELECT pg_advisory_lock(1), pg_advisory_unlock(2)", SQL_OTHER,
+	  SQL_F_ADVISORY_LOCK | SQL_F_ADVISORY_UNLOCK, "", "" },
+	{ "SELECT pg_notify('c', 'p')", SQL_OTHER, SQL_F_NOTIFY_FUNC, "", "" },
+	{ "SELECT x FROM t WHERE pg_catalog.pg_notify(c, 'p') IS NULL", SQL_OTHER,
+	  SQL_F_NOTIFY_FUNC, "", "" },
+	{ "PREPARE p AS SELECT pg_advisory_lock($1)", SQL_PREPARE, SQL_F_ADVISORY_LOCK, "p", "" },
+	{ "EXPLAIN ANALYZE SELECT pg_advisory_lock(1)", SQL_OTHER, SQL_F_ADVISORY_LOCK, "", "" },
+	/* stored, not run; or opaque text */
+	{ "CREATE VIEW v AS SELECT pg_advisory_lock(1)", SQL_OTHER, 0, "", "" },
+	{ "CREATE FUNCTION f() RETURNS void LANGUAGE sql BEGIN ATOMIC SELECT pg_advisory_lock(1); END",
+	  SQL_OTHER, 0, "", "" },
+	/* temporary objects */
+	{ "CREATE TEMP TABLE t (a int)", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "create temporary table t (a int) on commit drop", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE LOCAL TEMP TABLE IF NOT EXISTS t (a int)", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE TABLE pg_temp.t (a int)", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE TEMP VIEW v AS SELECT 1", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE OR REPLACE TEMPORARY VIEW v AS SELECT 1", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE TEMP SEQUENCE s", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE SEQUENCE pg_temp.s", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE TEMP TABLE t AS SELECT 1", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE TABLE pg_temp.t AS SELECT 1", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "SELECT 1 AS a INTO TEMP t", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "select * into temporary table t from u", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", SQL_OTHER, SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", SQL_OTHER,
+	  SQL_F_TEMP_OBJECT, "", "" },
+	{ "CREATE UNLOGGED TABLE t (a int)", SQL_OTHER, 0, "", "" },
+	{ "SELECT 1 INTO t", SQL_OTHER, 0, "", "" },
+	{ "SELECT * FROM pg_temp.t", SQL_OTHER, 0, "", "" },
+	{ "CREATE VIEW v AS SELECT * FROM pg_temp.t", SQL_OTHER, 0, "", "" },
+	/* cursors */
+	{ "DECLARE c CURSOR WITH HOLD FOR SELECT 1", SQL_OTHER, SQL_F_HOLD_CURSOR, "", "" },
+	{ "declare c binary scroll cursor with hold for select * from t", SQL_OTHER,
+	  SQL_F_HOLD_CURSOR, "", "" },
+	{ "DECLARE c NO SCROLL CURSOR WITHOUT HOLD FOR SELECT 1", SQL_OTHER, 0, "", "" },
+};
+
+#define CASE_TEST(tname, table)           \
+	START_TEST(tname)                 \
+	{                                 \
+		check_case(&(table)[_i]); \
+	}                                 \
+	END_TEST
+
+CASE_TEST(test_sql_set_kinds, set_cases)
+CASE_TEST(test_sql_session_role, role_cases)
+CASE_TEST(test_sql_verbs, verb_cases)
+CASE_TEST(test_sql_flags, flag_cases)
+
+/* a statement starting with a keyword is found after any comment or space */
+START_TEST(test_sql_set_after_comments)
+{
+	static const char *const texts[] = {
+		"/* a /* nested */ comment */ SET x = 1",
+		"-- one\n-- two\n  SET x = 1",
+		"\n\t\r\f SET x = 1",
+		"/**/SET x = 1",
+		"SELECT 1; /* c */ SET x = 1",
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		classify(texts[i]);
+		ck_assert_msg(r.is_parsed && !r.is_error, "%s", texts[i]);
+		ck_assert_int_eq(r.stmts[r.stmts_cnt - 1].kind, SQL_SET);
+		ck_assert_str_eq(r.stmts[r.stmts_cnt - 1].name, "x");
+		ck_assert_str_eq(r.stmts[r.stmts_cnt - 1].value, "1");
+	}
+}
+END_TEST
+
+/* keywords inside strings, identifiers and comments are not statements */
+START_TEST(test_sql_set_in_string_is_not_set)
+{
+	static const char *const texts[] = {
+		"SELECT 'SET x=1'",
+		"SELECT 'a'';SET x=1'",
+		"SELECT E'\\'; SET x=1; '",
+		"SELECT $$; SET x=1; $$",
+		"SELECT $tag$; SET x=1; $not$ ; $tag$",
+		"SELECT \"; SET x=1\" FROM t",
+		"SELECT 1 /* ; SET x=1 */",
+		"SELECT 1 -- ; SET x=1",
+		"SELECT 1 /* /* ; */ SET x=1 */",
+		"UPDATE t SET x = 1",
+		"SELECT a$b FROM t",
+	};
+	struct sql_cache_stats before, after;
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		sql_cache_stats(&before);
+		classify(texts[i]);
+		sql_cache_stats(&after);
+		ck_assert_msg(!r.is_parsed, "parsed: %s", texts[i]);
+		ck_assert_uint_eq(r.stmts_cnt, 0);
+		ck_assert_uint_eq(after.prefiltered, before.prefiltered + 1);
+		ck_assert_uint_eq(after.parses, before.parses);
+	}
+}
+END_TEST
+
+/* pgbench's statements and other plain DML never reach the parser */
+START_TEST(test_sql_prefilter_negative)
+{
+	static const char *const texts[] = {
+		PGBENCH_SELECT,
+		PGBENCH_UPDATE,
+		PGBENCH_INSERT,
+		"UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2",
+		"select * from t where a = 'into' and b = $1",
+		"DELETE FROM t WHERE id = 1",
+		"INSERT INTO t VALUES (1); UPDATE t SET a = 2",
+		"VACUUM t",
+		"SHOW search_path",
+		"SAVEPOINT a",
+		"RELEASE SAVEPOINT a",
+		"DO $$ BEGIN PERFORM pg_advisory_lock(1); END $$",
+		"SELECT 'pg_advisory_lock(1)'",
+		"",
+		"   ",
+		"/* only a comment */",
+	};
+	struct sql_cache_stats before, after;
+
+	sql_cache_stats(&before);
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		classify(texts[i]);
+		ck_assert_msg(!r.is_parsed, "parsed: %s", texts[i]);
+		ck_assert_uint_eq(r.stmts_cnt, 0);
+		ck_assert_uint_eq(r.flags, 0);
+		ck_assert(!r.is_error);
+	}
+	sql_cache_stats(&after);
+	ck_assert_uint_eq(after.prefiltered - before.prefiltered, sizeof(texts) / sizeof(texts[0]));
+	ck_assert_uint_eq(after.parses, before.parses);
+	ck_assert_uint_eq(after.hits + after.misses, before.hits + before.misses);
+}
+END_TEST
+
+/* words the prefilter must not skip, wherever they are */
+START_TEST(test_sql_prefilter_positive)
+{
+	static const char *const texts[] = {
+		"SELECT x FROM t WHERE pg_advisory_lock(1) IS NOT NULL",
+		"SELECT \"pg_advisory_lock\"(1)",
+		"SELECT PG_NOTIFY('a', 'b')",
+		"SELECT 1 INTO t",
+		"(SELECT 1 INTO t)",
+		"WITH a AS (SELECT 1) SELECT * INTO t FROM a",
+		"EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1",
+		"SELECT 1; set x = 1",
+	};
+	struct sql_cache_stats before, after;
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		sql_cache_stats(&before);
+		classify(texts[i]);
+		sql_cache_stats(&after);
+		ck_assert_msg(r.is_parsed, "not parsed: %s", texts[i]);
+		ck_assert_uint_eq(after.prefiltered, before.prefiltered);
+	}
+}
+END_TEST
+
+START_TEST(test_sql_multi_statement)
+{
+	const char *sql = "BEGIN; SET LOCAL work_mem = '1MB'; SELECT pg_advisory_lock(1);\n"
+			  "set application_name = 'a;b' ; LISTEN c; COMMIT;";
+
+	classify(sql);
+	ck_assert(r.is_parsed);
+	ck_assert(!r.is_error);
+	ck_assert(!r.has_more);
+	ck_assert_uint_eq(r.stmts_cnt, 6);
+	ck_assert_int_eq(r.stmts[0].kind, SQL_BEGIN);
+	ck_assert_int_eq(r.stmts[1].kind, SQL_SET_LOCAL);
+	ck_assert_str_eq(r.stmts[1].name, "work_mem");
+	ck_assert_str_eq(r.stmts[1].value, "'1MB'");
+	ck_assert_int_eq(r.stmts[2].kind, SQL_OTHER);
+	ck_assert_uint_eq(r.stmts[2].flags, SQL_F_ADVISORY_LOCK);
+	ck_assert_int_eq(r.stmts[3].kind, SQL_SET);
+	ck_assert_str_eq(r.stmts[3].name, "application_name");
+	ck_assert_str_eq(r.stmts[3].value, "'a;b'");
+	ck_assert_int_eq(r.stmts[4].kind, SQL_LISTEN);
+	ck_assert_str_eq(r.stmts[4].name, "c");
+	ck_assert_int_eq(r.stmts[5].kind, SQL_COMMIT);
+	ck_assert_uint_eq(r.flags, SQL_F_ADVISORY_LOCK);
+	for (size_t i = 0; i < r.stmts_cnt; i++) {
+		if (i != 2)
+			ck_assert_uint_eq(r.stmts[i].flags, 0);
+	}
+}
+END_TEST
+
+/* values of adjacent SETs stop at their own statement */
+START_TEST(test_sql_multi_set_values)
+{
+	classify("SET a = 1;SET b TO 'x' /* c */;\nSET c = \"y\"--z\n;SET d TO e");
+	ck_assert_uint_eq(r.stmts_cnt, 4);
+	ck_assert_str_eq(r.stmts[0].value, "1");
+	ck_assert_str_eq(r.stmts[1].value, "'x'");
+	ck_assert_str_eq(r.stmts[2].value, "\"y\"");
+	ck_assert_str_eq(r.stmts[3].value, "e");
+	ck_assert_str_eq(r.stmts[3].name, "d");
+}
+END_TEST
+
+START_TEST(test_sql_stmts_max)
+{
+	char sql[2048] = "";
+	size_t n = 0;
+
+	for (int i = 0; i < SQL_STMTS_MAX + 3; i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "SET v%d = %d; ", i, i);
+	snprintf(sql + n, sizeof(sql) - n, "SELECT pg_advisory_unlock_all()");
+	classify(sql);
+	ck_assert(r.is_parsed);
+	ck_assert(r.has_more);
+	ck_assert_uint_eq(r.stmts_cnt, SQL_STMTS_MAX);
+	ck_assert_str_eq(r.stmts[SQL_STMTS_MAX - 1].name, "v15");
+	ck_assert_str_eq(r.stmts[SQL_STMTS_MAX - 1].value, "15");
+	/* flags of statements beyond the described ones still count */
+	ck_assert_uint_eq(r.flags, SQL_F_ADVISORY_UNLOCK_ALL);
+
+	/* exactly SQL_STMTS_MAX: no more */
+	n = 0;
+	for (int i = 0; i < SQL_STMTS_MAX; i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "RESET v%d;", i);
+	classify(sql);
+	ck_assert(!r.has_more);
+	ck_assert_uint_eq(r.stmts_cnt, SQL_STMTS_MAX);
+}
+END_TEST
+
+START_TEST(test_sql_parse_error)
+{
+	static const char *const texts[] = {
+		"SET",
+		"SET x TO",
+		"BEGIN; SELEC 1",
+		"SET x = 'unterminated",
+		"LISTEN",
+		"CREATE TEMP TABLE (",
+		"SET x = 1; SELECT (",
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		classify(texts[i]);
+		ck_assert_msg(r.is_parsed && r.is_error, "%s", texts[i]);
+		ck_assert_uint_eq(r.stmts_cnt, 0);
+		/* cached as an error too */
+		classify(texts[i]);
+		ck_assert(r.is_error);
+	}
+}
+END_TEST
+
+START_TEST(test_sql_truncation)
+{
+	char sql[2048], want[512];
+
+	memset(want, 'v', 300);
+	want[300] = '\0';
+	snprintf(sql, sizeof(sql), "SET application_name = '%s'", want);
+	classify(sql);
+	ck_assert_uint_eq(r.stmts_cnt, 1);
+	ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
+	ck_assert(r.stmts[0].is_truncated);
+	ck_assert_uint_eq(strlen(r.stmts[0].value), SQL_VALUE_MAX - 1);
+	ck_assert_str_eq(r.stmts[0].name, "application_name");
+
+	/* a value of exactly SQL_VALUE_MAX - 1 bytes fits */
+	memset(want, 'v', SQL_VALUE_MAX - 1);
+	want[SQL_VALUE_MAX - 1] = '\0';
+	snprintf(sql, sizeof(sql), "SET application_name = %s", want);
+	classify(sql);
+	ck_assert(!r.stmts[0].is_truncated);
+	ck_assert_str_eq(r.stmts[0].value, want);
+
+	/* a two-part name longer than SQL_NAME_MAX */
+	memset(want, 'n', 60);
+	want[60] = '\0';
+	snprintf(sql, sizeof(sql), "SET %s.%s = 1", want, want);
+	classify(sql);
+	ck_assert(r.stmts[0].is_truncated);
+	ck_assert_uint_eq(strlen(r.stmts[0].name), SQL_NAME_MAX - 1);
+
+	/* a NOTIFY payload longer than SQL_VALUE_MAX */
+	snprintf(sql, sizeof(sql), "NOTIFY c, '%0300d'", 7);
+	classify(sql);
+	ck_assert_int_eq(r.stmts[0].kind, SQL_NOTIFY);
+	ck_assert(r.stmts[0].is_truncated);
+
+	/* SET TIME ZONE INTERVAL cannot be replayed as SET timezone TO ... */
+	classify("SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE");
+	ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
+	ck_assert_str_eq(r.stmts[0].name, "timezone");
+	ck_assert(r.stmts[0].is_truncated);
+}
+END_TEST
+
+START_TEST(test_sql_cache_hit)
+{
+	struct sql_cache_stats a, b;
+	struct sql_result first;
+
+	sql_cache_cleanup();
+	classify("SET search_path TO app, public");
+	first = r;
+	sql_cache_stats(&a);
+	ck_assert_uint_eq(a.misses, 1);
+	ck_assert_uint_eq(a.parses, 1);
+	ck_assert_uint_eq(a.hits, 0);
+	ck_assert_uint_eq(a.entries, 1);
+	memset(&r, 0xa5, sizeof(r));
+	classify("SET search_path TO app, public");
+	sql_cache_stats(&b);
+	ck_assert_uint_eq(b.hits, 1);
+	ck_assert_uint_eq(b.parses, 1);
+	ck_assert_uint_eq(b.entries, 1);
+	ck_assert(r.is_parsed);
+	ck_assert(!r.is_error && !r.has_more);
+	ck_assert_uint_eq(r.stmts_cnt, 1);
+	ck_assert_uint_eq(r.flags, first.flags);
+	ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
+	ck_assert_str_eq(r.stmts[0].value, "app, public");
+	ck_assert_str_eq(r.stmts[0].name, "search_path");
+	/* a different text (one more space) is a different entry */
+	classify("SET search_path TO app,  public");
+	sql_cache_stats(&b);
+	ck_assert_uint_eq(b.parses, 2);
+	ck_assert_uint_eq(b.entries, 2);
+	ck_assert_str_eq(r.stmts[0].value, "app,  public");
+	/* the same bytes with a trailing NUL past the first are the same text */
+	ck_assert_int_eq(sql_classify("SET search_path TO app, public\0junk", 35, &r), 0);
+	sql_cache_stats(&b);
+	ck_assert_uint_eq(b.hits, 2);
+	ck_assert_str_eq(r.stmts[0].value, "app, public");
+}
+END_TEST
+
+START_TEST(test_sql_cache_eviction)
+{
+	struct sql_cache_stats st;
+	char sql[64];
+
+	sql_cache_cleanup();
+	for (int i = 0; i < 1500; i++) {
+		snprintf(sql, sizeof(sql), "SET v = %d", i);
+		classify(sql);
+		ck_assert_str_eq(r.stmts[0].value, sql + 8);
+		if (i == 0) {
+			/* keep the first one recently used */
+			continue;
+		}
+		classify("SET v = 0");
+	}
+	sql_cache_stats(&st);
+	ck_assert_uint_le(st.entries, 1024);
+	ck_assert_uint_ge(st.entries, 512);
+	ck_assert_uint_eq(st.parses, 1500);
+	ck_assert_uint_eq(st.hits, 1499);
+	/* the oldest unused one was evicted: parsed again */
+	classify("SET v = 1");
+	sql_cache_stats(&st);
+	ck_assert_uint_eq(st.parses, 1501);
+	/* texts over 64 KiB are classified, not cached */
+	{
+		size_t n = 70000;
+		char *big = malloc(n + 1);
+		size_t entries = st.entries;
+
+		ck_assert_ptr_nonnull(big);
+		memset(big, ' ', n);
+		memcpy(big, "SET v = 1", 9);
+		big[n] = '\0';
+		classify(big);
+		ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
+		ck_assert_str_eq(r.stmts[0].value, "1");
+		classify(big);
+		sql_cache_stats(&st);
+		ck_assert_uint_eq(st.entries, entries);
+		ck_assert_uint_eq(st.parses, 1503);
+		free(big);
+	}
+	sql_cache_cleanup();
+	sql_cache_stats(&st);
+	ck_assert_uint_eq(st.entries, 0);
+	ck_assert_uint_eq(st.parses, 0);
+	/* parsing still works after cleanup released libpg_query's memory */
+	classify("DISCARD ALL");
+	ck_assert_int_eq(r.stmts[0].kind, SQL_DISCARD_ALL);
+}
+END_TEST
+
+/* text after a NUL is ignored; NULL and empty texts are fine */
+START_TEST(test_sql_nul_inside)
+{
+	ck_assert_int_eq(sql_classify("SET x = 1\0; SET y = 2", 21, &r), 0);
+	ck_assert_uint_eq(r.stmts_cnt, 1);
+	ck_assert_str_eq(r.stmts[0].value, "1");
+	ck_assert_int_eq(sql_classify("SELECT 1\0; SET y = 2", 20, &r), 0);
+	ck_assert(!r.is_parsed);
+	ck_assert_int_eq(sql_classify("\0SET x = 1", 10, &r), 0);
+	ck_assert(!r.is_parsed);
+	ck_assert_int_eq(sql_classify(NULL, 0, &r), 0);
+	ck_assert(!r.is_parsed);
+	ck_assert_int_eq(sql_classify("SET", 0, &r), 0);
+	ck_assert(!r.is_parsed);
+}
+END_TEST
+
+/* every prefix, from a buffer of exactly that size: no read past len */
+START_TEST(test_sql_every_prefix)
+{
+	static const char *const texts[] = {
+		"/* a /* b */ */ SET search_path TO \"$user\", public; SELECT pg_advisory_lock(1) -- x",
+		"SELECT $q$ SET $q$, E'\\'', 'a''b', \"i\"\"d\" INTO TEMP t",
+		"NOTIFY c, 'p'; DECLARE x CURSOR WITH HOLD FOR SELECT 1",
+	};
+
+	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+		size_t n = strlen(texts[t]);
+
+		for (size_t i = 0; i <= n; i++) {
+			char *buf = malloc(i ? i : 1);
+
+			ck_assert_ptr_nonnull(buf);
+			memcpy(buf, texts[t], i);
+			ck_assert_int_eq(sql_classify(buf, i, &r), 0);
+			ck_assert_uint_le(r.stmts_cnt, SQL_STMTS_MAX);
+			free(buf);
+		}
+	}
+}
+END_TEST
+
+/* nesting deeper than any sane query neither crashes nor hangs */
+START_TEST(test_sql_deep_nesting)
+{
+	size_t depth = 5000;
+	char *sql = malloc(3 * depth + 64);
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(sql);
+	n += (size_t)sprintf(sql, "SELECT ");
+	for (size_t i = 0; i < depth; i++)
+		sql[n++] = '(';
+	n += (size_t)sprintf(sql + n, "pg_advisory_lock(1)");
+	for (size_t i = 0; i < depth; i++)
+		sql[n++] = ')';
+	sql[n] = '\0';
+	classify(sql);
+	ck_assert(r.is_parsed);
+	if (!r.is_error)
+		ck_assert_uint_eq(r.flags, SQL_F_ADVISORY_LOCK);
+
+	n = (size_t)sprintf(sql, "SELECT ");
+	for (size_t i = 0; i < depth; i++)
+		n += (size_t)sprintf(sql + n, "- ");
+	n += (size_t)sprintf(sql + n, "1 INTO t");
+	classify(sql);
+	ck_assert(r.is_parsed);
+
+	/* a long left-deep operator chain is refused before libpg_query recurses on it */
+	sql = realloc(sql, 3 * 30000 + 64);
+	ck_assert_ptr_nonnull(sql);
+	n = (size_t)sprintf(sql, "SELECT pg_advisory_lock(1)");
+	for (size_t i = 0; i < 30000; i++)
+		n += (size_t)sprintf(sql + n, "+1");
+	classify(sql);
+	ck_assert(r.is_parsed && r.is_error);
+	ck_assert_uint_eq(r.stmts_cnt, 0);
+	/* a shorter one is inspected */
+	n = (size_t)sprintf(sql, "SELECT pg_advisory_lock(1)");
+	for (size_t i = 0; i < 1000; i++)
+		n += (size_t)sprintf(sql + n, " + 1");
+	classify(sql);
+	ck_assert(r.is_parsed && !r.is_error);
+	ck_assert_uint_eq(r.flags, SQL_F_ADVISORY_LOCK);
+	free(sql);
+}
+END_TEST
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* sanity bounds, loose enough for sanitizer builds */
+START_TEST(test_sql_timing)
+{
+	const int loops = 100000;
+	const char *set = "SET search_path TO app, public";
+	double t0, t_select, t_hit, t_parse;
+	int parses = 200, rc = 0;
+	char sql[64];
+
+	t0 = now_ms();
+	for (int i = 0; i < loops; i++)
+		rc |= sql_classify(PGBENCH_SELECT, sizeof(PGBENCH_SELECT) - 1, &r);
+	t_select = now_ms() - t0;
+	ck_assert(!r.is_parsed);
+
+	classify(set);
+	t0 = now_ms();
+	for (int i = 0; i < loops; i++)
+		rc |= sql_classify(set, strlen(set), &r);
+	t_hit = now_ms() - t0;
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
+
+	t0 = now_ms();
+	for (int i = 0; i < parses; i++) {
+		snprintf(sql, sizeof(sql), "SET application_name = 'a%d'", i);
+		rc |= sql_classify(sql, strlen(sql), &r);
+	}
+	ck_assert_int_eq(rc, 0);
+	t_parse = now_ms() - t0;
+	fprintf(stderr,
+		"check_sql timing: prefiltered SELECT %.0f ns, cache hit %.0f ns, parse %.1f us\n",
+		t_select * 1e6 / loops, t_hit * 1e6 / loops, t_parse * 1e3 / parses);
+	ck_assert_msg(t_select < 200.0, "100k prefiltered SELECTs took %.1f ms", t_select);
+	ck_assert_msg(t_hit < 200.0, "100k cache hits took %.1f ms", t_hit);
+}
+END_TEST
+
+static void
+teardown(void)
+{
+	sql_cache_cleanup();
+}
+
+static Suite *
+sql_suite(void)
+{
+	Suite *s = suite_create("sql");
+	TCase *tc;
+
+	tc = tcase_create("kinds");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_loop_test(tc, test_sql_set_kinds, 0,
+			    (int)(sizeof(set_cases) / sizeof(set_cases[0])));
+	tcase_add_loop_test(tc, test_sql_session_role, 0,
+			    (int)(sizeof(role_cases) / sizeof(role_cases[0])));
+	tcase_add_loop_test(tc, test_sql_verbs, 0,
+			    (int)(sizeof(verb_cases) / sizeof(verb_cases[0])));
+	tcase_add_loop_test(tc, test_sql_flags, 0,
+			    (int)(sizeof(flag_cases) / sizeof(flag_cases[0])));
+	tcase_add_test(tc, test_sql_set_after_comments);
+	tcase_add_test(tc, test_sql_multi_statement);
+	tcase_add_test(tc, test_sql_multi_set_values);
+	tcase_add_test(tc, test_sql_stmts_max);
+	tcase_add_test(tc, test_sql_parse_error);
+	tcase_add_test(tc, test_sql_truncation);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("prefilter");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, test_sql_set_in_string_is_not_set);
+	tcase_add_test(tc, test_sql_prefilter_negative);
+	tcase_add_test(tc, test_sql_prefilter_positive);
+	tcase_add_test(tc, test_sql_nul_inside);
+	tcase_add_test(tc, test_sql_every_prefix);
+	tcase_add_test(tc, test_sql_deep_nesting);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cache");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, test_sql_cache_hit);
+	tcase_add_test(tc, test_sql_cache_eviction);
+	tcase_add_test(tc, test_sql_timing);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(sql_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
