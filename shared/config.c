@@ -37,7 +37,7 @@
 const struct config *g_cfg;
 
 #define CONFIG_FILE_MAX    (16 * 1024 * 1024) /* refuse larger INI files */
-#define CONFIG_KEYS_MAX    32                 /* keys per section kind (seen bitmask) */
+#define CONFIG_KEYS_MAX    64                 /* keys per section kind (seen bitmask) */
 #define CONFIG_POOL_MAX    10000
 #define CONFIG_SHARD_MAX   1023
 #define CONFIG_MSG_LEN_MAX 1073741823
@@ -55,6 +55,8 @@ enum config_key_type {
 #define CONFIG_STR_NONEMPTY   0x1 /* "" is refused */
 #define CONFIG_STR_EMPTY_NULL 0x2 /* "" means unset (NULL) */
 #define CONFIG_STR_WIPE       0x4 /* a password: wiped when replaced, never echoed */
+/* Any key */
+#define CONFIG_KEY_MARK 0x8 /* also set the bool at has_off: "set in this section" */
 
 struct config_enum {
 	const char *name;
@@ -70,6 +72,7 @@ struct config_key {
 	size_t secret_off;                /* CONFIG_KEY_SECRET: the struct auth_secret */
 	const struct config_enum *values; /* CONFIG_KEY_ENUM, NULL-terminated */
 	const char *allowed;              /* CONFIG_KEY_ENUM: for messages */
+	size_t has_off;                   /* with CONFIG_KEY_MARK: the bool set with the key */
 };
 
 static const struct config_enum config_auth_types[] = {
@@ -82,7 +85,17 @@ static const struct config_enum config_auth_types[] = {
 };
 
 static const struct config_enum config_pooler_modes[] = {
+	{ "transaction", CONFIG_POOLER_TRANSACTION },
 	{ "session", CONFIG_POOLER_SESSION },
+	{ "statement", CONFIG_POOLER_STATEMENT },
+	{ NULL, 0 },
+};
+#define CONFIG_POOLER_MODES_ALLOWED "transaction, session, statement"
+
+static const struct config_enum config_prepared_modes[] = {
+	{ "extended", CONFIG_PREPARED_EXTENDED },
+	{ "disabled", CONFIG_PREPARED_DISABLED },
+	{ "full", CONFIG_PREPARED_FULL },
 	{ NULL, 0 },
 };
 
@@ -111,6 +124,12 @@ static const struct config_enum config_roles[] = {
 		.name = #k, .type = CONFIG_KEY_ENUM, .off = offsetof(struct s, k), .values = (v), \
 		.allowed = (a)                                                                    \
 	}
+/* An enum key of a section that may leave it unset: also sets has_<key>. */
+#define KENUM_OPT(s, k, v, a)                                                                     \
+	{                                                                                         \
+		.name = #k, .type = CONFIG_KEY_ENUM, .off = offsetof(struct s, k), .values = (v), \
+		.allowed = (a), .flags = CONFIG_KEY_MARK, .has_off = offsetof(struct s, has_##k)  \
+	}
 #define KSECRET(s, k)                                                                \
 	{                                                                            \
 		.name = #k, .type = CONFIG_KEY_SECRET, .off = offsetof(struct s, k), \
@@ -125,17 +144,27 @@ static const struct config_key config_general_keys[] = {
 	KSTR(config, unix_socket_dir, 0),
 	KINT(config, default_pool_size, 1, CONFIG_POOL_MAX),
 	KINT(config, min_pool_size, 0, CONFIG_POOL_MAX),
-	KENUM(config, pooler_mode, config_pooler_modes, "session"),
+	KENUM(config, pooler_mode, config_pooler_modes, CONFIG_POOLER_MODES_ALLOWED),
+	KENUM(config, prepared_statements, config_prepared_modes, "extended, disabled, full"),
+	KINT(config, prepared_statements_limit, 0, 1000000),
 	KENUM(config, auth_type, config_auth_types, "scram-sha-256, md5, plain, trust"),
 	KINT(config, checkout_timeout, 1, INT_MAX),
 	KINT(config, connect_timeout, 1, INT_MAX),
 	KINT(config, idle_timeout, 0, INT_MAX),
 	KINT(config, server_lifetime, 0, INT_MAX),
+	KINT(config, server_lifetime_jitter, 0, INT_MAX),
 	KINT(config, client_login_timeout, 1, INT_MAX),
 	KINT(config, shutdown_timeout, 0, INT_MAX),
+	KINT(config, query_timeout, 0, INT_MAX),
+	KINT(config, client_idle_timeout, 0, INT_MAX),
+	KINT(config, client_idle_in_transaction_timeout, 0, INT_MAX),
+	KINT(config, rollback_timeout, 1, INT_MAX),
+	KINT(config, pub_sub_channel_size, 0, 1000000),
+	KINT(config, query_cache_limit, 16, 1000000),
 	KINT(config, max_client_conn, 1, 1000000),
 	KINT(config, max_message_len, 1024, CONFIG_MSG_LEN_MAX),
 	KSTR(config, server_reset_query, 0),
+	KBOOL(config, server_reset_query_always),
 	{ .name = "log_level",
 	  .type = CONFIG_KEY_LOG_LEVEL,
 	  .off = offsetof(struct config, log_level) },
@@ -160,6 +189,8 @@ static const struct config_key config_database_keys[] = {
 	KINT(config_database, min_pool_size, 0, CONFIG_POOL_MAX),
 	KINT(config_database, idle_timeout, 0, INT_MAX),
 	KINT(config_database, server_lifetime, 0, INT_MAX),
+	KINT(config_database, server_lifetime_jitter, 0, INT_MAX),
+	KENUM_OPT(config_database, pooler_mode, config_pooler_modes, CONFIG_POOLER_MODES_ALLOWED),
 	{ NULL },
 };
 
@@ -171,6 +202,7 @@ static const struct config_key config_user_keys[] = {
 	KINT(config_user, min_pool_size, 0, CONFIG_POOL_MAX),
 	KSTR(config_user, server_user, CONFIG_STR_EMPTY_NULL),
 	KSTR(config_user, server_password, CONFIG_STR_EMPTY_NULL | CONFIG_STR_WIPE),
+	KENUM_OPT(config_user, pooler_mode, config_pooler_modes, CONFIG_POOLER_MODES_ALLOWED),
 	{ NULL },
 };
 
@@ -180,6 +212,13 @@ static const struct config_key config_admin_keys[] = {
 	KSECRET(config_admin, password),
 	{ NULL },
 };
+
+/* the seen bitmask and key_line[] have room for every key of a section */
+_Static_assert(ARRAY_SIZE(config_general_keys) - 1 <= CONFIG_KEYS_MAX, "too many [general] keys");
+_Static_assert(ARRAY_SIZE(config_database_keys) - 1 <= CONFIG_KEYS_MAX, "too many database keys");
+_Static_assert(ARRAY_SIZE(config_user_keys) - 1 <= CONFIG_KEYS_MAX, "too many user keys");
+_Static_assert(ARRAY_SIZE(config_admin_keys) - 1 <= CONFIG_KEYS_MAX, "too many [admin] keys");
+_Static_assert(CONFIG_KEYS_MAX <= 64, "the seen bitmask is a uint64_t");
 
 /* The database keys a -d URL may set as ?key=value. */
 static const char *const config_url_params[] = { "pool_size", "min_pool_size", "role",
@@ -406,9 +445,23 @@ config_parse_bool(const char *s, bool *out)
  * Set one key of the entity at obj from value. what is "[section] " (or ""
  * for a URL parameter), for messages. Returns 0, or -1 after config_fail().
  */
+static int config_key_set_value(struct config_parse *p, struct config_loc loc, const char *what,
+				const struct config_key *k, void *obj, const char *value);
+
 static int
 config_key_set(struct config_parse *p, struct config_loc loc, const char *what,
 	       const struct config_key *k, void *obj, const char *value)
+{
+	if (config_key_set_value(p, loc, what, k, obj, value) < 0)
+		return -1;
+	if (k->flags & CONFIG_KEY_MARK)
+		*(bool *)(void *)((char *)obj + k->has_off) = true;
+	return 0;
+}
+
+static int
+config_key_set_value(struct config_parse *p, struct config_loc loc, const char *what,
+		     const struct config_key *k, void *obj, const char *value)
 {
 	char *field = (char *)obj + k->off;
 	char aerr[256];
@@ -491,6 +544,8 @@ config_database_init(struct config_database *d)
 	d->min_pool_size = -1;
 	d->idle_timeout = -1;
 	d->server_lifetime = -1;
+	d->server_lifetime_jitter = -1;
+	d->has_pooler_mode = false;
 }
 
 static void
@@ -1206,6 +1261,16 @@ oom:
 	return -1;
 }
 
+/*
+ * server_lifetime_jitter must stay below server_lifetime (unless that is 0,
+ * never), so that a lifetime minus its jitter is still positive.
+ */
+static bool
+config_jitter_ok(int lifetime, int jitter)
+{
+	return lifetime == 0 || jitter < lifetime;
+}
+
 static int
 config_validate_databases(struct config_parse *p)
 {
@@ -1214,6 +1279,9 @@ config_validate_databases(struct config_parse *p)
 	for (size_t i = 0; i < cfg->databases_cnt; i++) {
 		const struct config_database *d = &cfg->databases[i];
 		const struct config_where *w = &p->db_where[i];
+		int lifetime = d->server_lifetime >= 0 ? d->server_lifetime : cfg->server_lifetime;
+		int jitter = d->server_lifetime_jitter >= 0 ? d->server_lifetime_jitter
+							    : cfg->server_lifetime_jitter;
 
 		if (d->host == NULL) {
 			config_fail(p, config_where_loc(w, config_database_keys, NULL),
@@ -1225,6 +1293,19 @@ config_validate_databases(struct config_parse *p)
 				p, config_where_loc(w, config_database_keys, "min_pool_size"),
 				"[databases.%s] min_pool_size = %d is larger than pool_size = %d",
 				d->label, d->min_pool_size, d->pool_size);
+			return -1;
+		}
+		/* [general] is checked on its own; here only what this section changes */
+		if ((d->server_lifetime >= 0 || d->server_lifetime_jitter >= 0) &&
+		    !config_jitter_ok(lifetime, jitter)) {
+			config_fail(
+				p,
+				config_where_loc(w, config_database_keys,
+						 d->server_lifetime_jitter >= 0
+							 ? "server_lifetime_jitter"
+							 : "server_lifetime"),
+				"[databases.%s] server_lifetime_jitter = %d: must be less than server_lifetime = %d",
+				d->label, jitter, lifetime);
 			return -1;
 		}
 		for (size_t j = 0; j < i; j++) {
@@ -1312,6 +1393,27 @@ config_validate(struct config_parse *p)
 			    cfg->min_pool_size, cfg->default_pool_size);
 		return -1;
 	}
+	/* accepted names of features this release does not have: refuse them, never ignore them */
+	if (cfg->prepared_statements == CONFIG_PREPARED_FULL) {
+		config_fail(
+			p, config_where_loc(gw, config_general_keys, "prepared_statements"),
+			"[general] prepared_statements = full: not supported by this release (SQL PREPARE/EXECUTE pass through and pin the server connection); use extended or disabled");
+		return -1;
+	}
+	if (cfg->pub_sub_channel_size > 0) {
+		config_fail(
+			p, config_where_loc(gw, config_general_keys, "pub_sub_channel_size"),
+			"[general] pub_sub_channel_size = %d: LISTEN/NOTIFY fan-out is not supported by this release (LISTEN pins the server connection); use 0",
+			cfg->pub_sub_channel_size);
+		return -1;
+	}
+	if (!config_jitter_ok(cfg->server_lifetime, cfg->server_lifetime_jitter)) {
+		config_fail(
+			p, config_where_loc(gw, config_general_keys, "server_lifetime_jitter"),
+			"[general] server_lifetime_jitter = %d: must be less than server_lifetime = %d",
+			cfg->server_lifetime_jitter, cfg->server_lifetime);
+		return -1;
+	}
 	if (config_validate_databases(p) < 0 || config_validate_users(p) < 0)
 		return -1;
 	if (config_has_database(cfg, cfg->admin.name)) {
@@ -1372,6 +1474,12 @@ config_derive_pools(struct config_parse *p)
 				d->idle_timeout >= 0 ? d->idle_timeout : cfg->idle_timeout;
 			pool->server_lifetime =
 				d->server_lifetime >= 0 ? d->server_lifetime : cfg->server_lifetime;
+			pool->server_lifetime_jitter = d->server_lifetime_jitter >= 0
+							       ? d->server_lifetime_jitter
+							       : cfg->server_lifetime_jitter;
+			pool->pooler_mode = u->has_pooler_mode   ? u->pooler_mode
+					    : d->has_pooler_mode ? d->pooler_mode
+								 : cfg->pooler_mode;
 			cfg->pools_cnt++;
 			if (pool->min_pool_size > pool->pool_size) {
 				config_fail(
@@ -1401,7 +1509,9 @@ config_new(void)
 	cfg->workers = cpus < 1 ? 1 : cpus > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (int)cpus;
 	cfg->default_pool_size = 10;
 	cfg->min_pool_size = 1;
-	cfg->pooler_mode = CONFIG_POOLER_SESSION;
+	cfg->pooler_mode = CONFIG_POOLER_TRANSACTION;
+	cfg->prepared_statements = CONFIG_PREPARED_EXTENDED;
+	cfg->prepared_statements_limit = 0;
 	cfg->auth_type = CONFIG_AUTH_SCRAM;
 	cfg->checkout_timeout = 5000;
 	cfg->connect_timeout = 5000;
@@ -1409,6 +1519,14 @@ config_new(void)
 	cfg->server_lifetime = 86400000;
 	cfg->client_login_timeout = 60000;
 	cfg->shutdown_timeout = 60000;
+	cfg->server_lifetime_jitter = 0;
+	cfg->query_timeout = 0;
+	cfg->client_idle_timeout = 0;
+	cfg->client_idle_in_transaction_timeout = 0;
+	cfg->rollback_timeout = 5000;
+	cfg->pub_sub_channel_size = 0;
+	cfg->query_cache_limit = 1024;
+	cfg->server_reset_query_always = false;
 	cfg->max_client_conn = 10000;
 	cfg->max_message_len = CONFIG_MSG_LEN_MAX;
 	cfg->log_level = LOG_LVL_INFO;
@@ -1678,8 +1796,26 @@ const char *
 config_pooler_mode_name(enum config_pooler_mode m)
 {
 	switch (m) {
+	case CONFIG_POOLER_TRANSACTION:
+		return "transaction";
 	case CONFIG_POOLER_SESSION:
 		return "session";
+	case CONFIG_POOLER_STATEMENT:
+		return "statement";
+	}
+	return "unknown";
+}
+
+const char *
+config_prepared_statements_name(enum config_prepared_statements p)
+{
+	switch (p) {
+	case CONFIG_PREPARED_EXTENDED:
+		return "extended";
+	case CONFIG_PREPARED_DISABLED:
+		return "disabled";
+	case CONFIG_PREPARED_FULL:
+		return "full";
 	}
 	return "unknown";
 }

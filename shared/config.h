@@ -28,8 +28,21 @@ enum config_auth_type {
 	CONFIG_AUTH_TRUST,     /* "trust" */
 };
 
+/*
+ * How server connections are shared (pooler_mode). The zero value is the
+ * default. See pgdog.ini(5), POOLING MODES.
+ */
 enum config_pooler_mode {
-	CONFIG_POOLER_SESSION = 0, /* "session" */
+	CONFIG_POOLER_TRANSACTION = 0, /* "transaction": a server per transaction (default) */
+	CONFIG_POOLER_SESSION,         /* "session": a server per client connection */
+	CONFIG_POOLER_STATEMENT,       /* "statement": like transaction, no transaction blocks */
+};
+
+/* How prepared statements are handled (prepared_statements). */
+enum config_prepared_statements {
+	CONFIG_PREPARED_EXTENDED = 0, /* "extended": named statements of the extended protocol */
+	CONFIG_PREPARED_DISABLED,     /* "disabled": passed through; a named one pins the server */
+	CONFIG_PREPARED_FULL,         /* "full": also SQL PREPARE / EXECUTE / DEALLOCATE */
 };
 
 enum config_role {
@@ -46,14 +59,18 @@ struct config_database {
 	int port;            /* 5432 */
 	char *database_name; /* database on the server; default name */
 	enum config_role role;
-	int shard;           /* 0 */
-	char *user;          /* server user override, or NULL */
-	char *password;      /* server password override (cleartext), or NULL */
-	int pool_size;       /* -1: unset */
-	int min_pool_size;   /* -1: unset */
-	int idle_timeout;    /* ms, -1: unset */
-	int server_lifetime; /* ms, -1: unset */
-	int line;            /* where the section starts, for messages */
+	int shard;                  /* 0 */
+	char *user;                 /* server user override, or NULL */
+	char *password;             /* server password override (cleartext), or NULL */
+	int pool_size;              /* -1: unset */
+	int min_pool_size;          /* -1: unset */
+	int idle_timeout;           /* ms, -1: unset */
+	int server_lifetime;        /* ms, -1: unset */
+	int server_lifetime_jitter; /* ms, -1: unset */
+	/* pooler_mode is meaningful only when has_pooler_mode (set in this section) */
+	enum config_pooler_mode pooler_mode;
+	bool has_pooler_mode;
+	int line; /* where the section starts, for messages */
 };
 
 /* [users.LABEL]: a user allowed to connect to one database name. */
@@ -67,6 +84,9 @@ struct config_user {
 	int min_pool_size;         /* -1: unset */
 	char *server_user;         /* user on PostgreSQL; default name */
 	char *server_password;     /* cleartext for PostgreSQL; default password if cleartext */
+	/* pooler_mode is meaningful only when has_pooler_mode (set in this section) */
+	enum config_pooler_mode pooler_mode;
+	bool has_pooler_mode;
 	int line;
 };
 
@@ -87,8 +107,10 @@ struct config_pool {
 	int db_idx;   /* index into databases */
 	int pool_size;
 	int min_pool_size;
-	int idle_timeout;    /* ms */
-	int server_lifetime; /* ms */
+	int idle_timeout;                    /* ms */
+	int server_lifetime;                 /* ms */
+	int server_lifetime_jitter;          /* ms: database, else general */
+	enum config_pooler_mode pooler_mode; /* user, else database, else general */
 };
 
 struct config {
@@ -102,23 +124,36 @@ struct config {
 	char *unix_socket_dir;               /* "/tmp"; "" disables the Unix socket */
 	int default_pool_size;               /* 10 */
 	int min_pool_size;                   /* 1 */
-	enum config_pooler_mode pooler_mode; /* session */
+	enum config_pooler_mode pooler_mode; /* transaction; see config_pool for the resolved one */
 	enum config_auth_type auth_type;     /* scram-sha-256 */
 	int checkout_timeout;                /* ms, 5000 */
 	int connect_timeout;                 /* ms, 5000 */
 	int idle_timeout;                    /* ms, 60000 */
 	int server_lifetime;                 /* ms, 86400000 */
+	int server_lifetime_jitter;          /* ms, 0: each lifetime varies by +-up to this */
 	int client_login_timeout;            /* ms, 60000 */
 	int shutdown_timeout;                /* ms, 60000 */
 	int max_client_conn;                 /* 10000, over all workers */
 	int max_message_len;                 /* bytes, 1073741823 */
 	char *server_reset_query;            /* "DISCARD ALL"; "" sends nothing */
+	bool server_reset_query_always;      /* false; true: also after each transaction */
 	enum log_level log_level;            /* info */
 	char *log_file;                      /* NULL: stderr (or syslog) */
 	bool syslog;                         /* false */
 	char *syslog_ident;                  /* "pgdog" */
 	bool log_connections;                /* true */
 	bool log_disconnections;             /* true */
+
+	/* transaction pooling */
+	enum config_prepared_statements prepared_statements; /* extended */
+	int prepared_statements_limit; /* per server connection; 0 (default): unlimited */
+	int query_timeout;             /* ms, 0 (default): off */
+	int client_idle_timeout;       /* ms, 0 (default): off */
+	/* ms, 0 (default): off */
+	int client_idle_in_transaction_timeout;
+	int rollback_timeout;     /* ms, 5000: ROLLBACK for a client that left mid-transaction */
+	int pub_sub_channel_size; /* messages queued per LISTEN channel; 0 (default): off */
+	int query_cache_limit;    /* SQL classification cache entries per worker, 1024 */
 
 	struct config_database *databases;
 	size_t databases_cnt;
@@ -172,3 +207,4 @@ int config_find_pool(const struct config *cfg, const char *user, const char *dat
 const char *config_auth_type_name(enum config_auth_type t);
 const char *config_role_name(enum config_role r);
 const char *config_pooler_mode_name(enum config_pooler_mode m);
+const char *config_prepared_statements_name(enum config_prepared_statements p);

@@ -499,7 +499,9 @@ sv_main_db_differs(const struct config_database *a, const struct config_database
 	       a->role != b->role || a->shard != b->shard || !sv_main_str_eq(a->user, b->user) ||
 	       !sv_main_str_eq(a->password, b->password) || a->pool_size != b->pool_size ||
 	       a->min_pool_size != b->min_pool_size || a->idle_timeout != b->idle_timeout ||
-	       a->server_lifetime != b->server_lifetime;
+	       a->server_lifetime != b->server_lifetime ||
+	       a->server_lifetime_jitter != b->server_lifetime_jitter ||
+	       a->has_pooler_mode != b->has_pooler_mode || a->pooler_mode != b->pooler_mode;
 }
 
 static bool
@@ -509,7 +511,8 @@ sv_main_user_differs(const struct config_user *a, const struct config_user *b)
 	       !sv_main_str_eq(a->password, b->password) || a->pool_size != b->pool_size ||
 	       a->min_pool_size != b->min_pool_size ||
 	       !sv_main_str_eq(a->server_user, b->server_user) ||
-	       !sv_main_str_eq(a->server_password, b->server_password);
+	       !sv_main_str_eq(a->server_password, b->server_password) ||
+	       a->has_pooler_mode != b->has_pooler_mode || a->pooler_mode != b->pooler_mode;
 }
 
 /* Sections added, removed or changed, by label: "databases.app (added)". */
@@ -597,6 +600,16 @@ sv_main_diff(const struct config *a, const struct config *b, char *buf, size_t l
 	SV_DIFF_STR(a, b, syslog_ident, "", buf, len);
 	SV_DIFF_INT(a, b, log_connections, "", buf, len);
 	SV_DIFF_INT(a, b, log_disconnections, "", buf, len);
+	SV_DIFF_INT(a, b, server_lifetime_jitter, "", buf, len);
+	SV_DIFF_INT(a, b, server_reset_query_always, "", buf, len);
+	SV_DIFF_INT(a, b, prepared_statements, "", buf, len);
+	SV_DIFF_INT(a, b, prepared_statements_limit, "", buf, len);
+	SV_DIFF_INT(a, b, query_timeout, "", buf, len);
+	SV_DIFF_INT(a, b, client_idle_timeout, "", buf, len);
+	SV_DIFF_INT(a, b, client_idle_in_transaction_timeout, "", buf, len);
+	SV_DIFF_INT(a, b, rollback_timeout, "", buf, len);
+	SV_DIFF_INT(a, b, pub_sub_channel_size, "", buf, len);
+	SV_DIFF_INT(a, b, query_cache_limit, "", buf, len);
 	sv_main_diff_sections(a, b, buf, len);
 }
 

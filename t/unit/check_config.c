@@ -84,17 +84,27 @@ START_TEST(test_config_defaults)
 	ck_assert_str_eq(cfg->unix_socket_dir, "/tmp");
 	ck_assert_int_eq(cfg->default_pool_size, 10);
 	ck_assert_int_eq(cfg->min_pool_size, 1);
-	ck_assert_int_eq(cfg->pooler_mode, CONFIG_POOLER_SESSION);
+	ck_assert_int_eq(cfg->pooler_mode, CONFIG_POOLER_TRANSACTION);
+	ck_assert_int_eq(cfg->prepared_statements, CONFIG_PREPARED_EXTENDED);
+	ck_assert_int_eq(cfg->prepared_statements_limit, 0);
 	ck_assert_int_eq(cfg->auth_type, CONFIG_AUTH_SCRAM);
 	ck_assert_int_eq(cfg->checkout_timeout, 5000);
 	ck_assert_int_eq(cfg->connect_timeout, 5000);
 	ck_assert_int_eq(cfg->idle_timeout, 60000);
 	ck_assert_int_eq(cfg->server_lifetime, 86400000);
+	ck_assert_int_eq(cfg->server_lifetime_jitter, 0);
 	ck_assert_int_eq(cfg->client_login_timeout, 60000);
 	ck_assert_int_eq(cfg->shutdown_timeout, 60000);
+	ck_assert_int_eq(cfg->query_timeout, 0);
+	ck_assert_int_eq(cfg->client_idle_timeout, 0);
+	ck_assert_int_eq(cfg->client_idle_in_transaction_timeout, 0);
+	ck_assert_int_eq(cfg->rollback_timeout, 5000);
+	ck_assert_int_eq(cfg->pub_sub_channel_size, 0);
+	ck_assert_int_eq(cfg->query_cache_limit, 1024);
 	ck_assert_int_eq(cfg->max_client_conn, 10000);
 	ck_assert_int_eq(cfg->max_message_len, 1073741823);
 	ck_assert_str_eq(cfg->server_reset_query, "DISCARD ALL");
+	ck_assert(!cfg->server_reset_query_always);
 	ck_assert_int_eq(cfg->log_level, LOG_LVL_INFO);
 	ck_assert_ptr_null(cfg->log_file);
 	ck_assert(!cfg->syslog);
@@ -121,6 +131,8 @@ START_TEST(test_config_defaults)
 	ck_assert_int_eq(d->min_pool_size, -1);
 	ck_assert_int_eq(d->idle_timeout, -1);
 	ck_assert_int_eq(d->server_lifetime, -1);
+	ck_assert_int_eq(d->server_lifetime_jitter, -1);
+	ck_assert(!d->has_pooler_mode);
 	ck_assert_int_eq(d->line, 1);
 	ck_assert_uint_eq(cfg->users_cnt, 0);
 	ck_assert_uint_eq(cfg->pools_cnt, 0);
@@ -138,16 +150,26 @@ START_TEST(test_config_every_key)
 				  "default_pool_size = 20\n"
 				  "min_pool_size = 2\n"
 				  "pooler_mode = session\n"
+				  "prepared_statements = disabled\n"
+				  "prepared_statements_limit = 1000000\n"
 				  "auth_type = md5\n"
 				  "checkout_timeout = 1\n"
 				  "connect_timeout = 2\n"
 				  "idle_timeout = 0\n"
 				  "server_lifetime = 0\n"
+				  "server_lifetime_jitter = 2147483647\n"
 				  "client_login_timeout = 3\n"
 				  "shutdown_timeout = 0\n"
+				  "query_timeout = 4\n"
+				  "client_idle_timeout = 5\n"
+				  "client_idle_in_transaction_timeout = 6\n"
+				  "rollback_timeout = 1\n"
+				  "pub_sub_channel_size = 0\n"
+				  "query_cache_limit = 16\n"
 				  "max_client_conn = 1000000\n"
 				  "max_message_len = 1024\n"
 				  "server_reset_query =\n"
+				  "server_reset_query_always = true\n"
 				  "log_level = noise\n"
 				  "log_file = /var/log/pgdog.log\n"
 				  "syslog = yes\n"
@@ -168,6 +190,8 @@ START_TEST(test_config_every_key)
 				  "min_pool_size = 3\n"
 				  "idle_timeout = 100\n"
 				  "server_lifetime = 200\n"
+				  "server_lifetime_jitter = 199\n"
+				  "pooler_mode = statement\n"
 				  "\n"
 				  "[admin]\n"
 				  "name = console\n"
@@ -180,7 +204,8 @@ START_TEST(test_config_every_key)
 				    "pool_size = 5\n"
 				    "min_pool_size = 4\n"
 				    "server_user = alice_srv\n"
-				    "server_password = pw2\n";
+				    "server_password = pw2\n"
+				    "pooler_mode = transaction\n";
 	struct config *cfg = load_ok(ini, users);
 	const struct config_database *d = &cfg->databases[0];
 	const struct config_user *u = &cfg->users[0];
@@ -192,16 +217,26 @@ START_TEST(test_config_every_key)
 	ck_assert_int_eq(cfg->default_pool_size, 20);
 	ck_assert_int_eq(cfg->min_pool_size, 2);
 	ck_assert_int_eq(cfg->pooler_mode, CONFIG_POOLER_SESSION);
+	ck_assert_int_eq(cfg->prepared_statements, CONFIG_PREPARED_DISABLED);
+	ck_assert_int_eq(cfg->prepared_statements_limit, 1000000);
 	ck_assert_int_eq(cfg->auth_type, CONFIG_AUTH_MD5);
 	ck_assert_int_eq(cfg->checkout_timeout, 1);
 	ck_assert_int_eq(cfg->connect_timeout, 2);
 	ck_assert_int_eq(cfg->idle_timeout, 0);
 	ck_assert_int_eq(cfg->server_lifetime, 0);
+	ck_assert_int_eq(cfg->server_lifetime_jitter, 2147483647);
 	ck_assert_int_eq(cfg->client_login_timeout, 3);
 	ck_assert_int_eq(cfg->shutdown_timeout, 0);
+	ck_assert_int_eq(cfg->query_timeout, 4);
+	ck_assert_int_eq(cfg->client_idle_timeout, 5);
+	ck_assert_int_eq(cfg->client_idle_in_transaction_timeout, 6);
+	ck_assert_int_eq(cfg->rollback_timeout, 1);
+	ck_assert_int_eq(cfg->pub_sub_channel_size, 0);
+	ck_assert_int_eq(cfg->query_cache_limit, 16);
 	ck_assert_int_eq(cfg->max_client_conn, 1000000);
 	ck_assert_int_eq(cfg->max_message_len, 1024);
 	ck_assert_str_eq(cfg->server_reset_query, "");
+	ck_assert(cfg->server_reset_query_always);
 	ck_assert_int_eq(cfg->log_level, LOG_LVL_NOISE);
 	ck_assert_str_eq(cfg->log_file, "/var/log/pgdog.log");
 	ck_assert(cfg->syslog);
@@ -222,6 +257,9 @@ START_TEST(test_config_every_key)
 	ck_assert_int_eq(d->min_pool_size, 3);
 	ck_assert_int_eq(d->idle_timeout, 100);
 	ck_assert_int_eq(d->server_lifetime, 200);
+	ck_assert_int_eq(d->server_lifetime_jitter, 199);
+	ck_assert(d->has_pooler_mode);
+	ck_assert_int_eq(d->pooler_mode, CONFIG_POOLER_STATEMENT);
 
 	ck_assert_str_eq(cfg->admin.name, "console");
 	ck_assert_str_eq(cfg->admin.user, "root");
@@ -238,6 +276,8 @@ START_TEST(test_config_every_key)
 	ck_assert_int_eq(u->min_pool_size, 4);
 	ck_assert_str_eq(u->server_user, "alice_srv");
 	ck_assert_str_eq(u->server_password, "pw2");
+	ck_assert(u->has_pooler_mode);
+	ck_assert_int_eq(u->pooler_mode, CONFIG_POOLER_TRANSACTION);
 	ck_assert_int_eq(u->line, 1);
 
 	ck_assert_uint_eq(cfg->pools_cnt, 1);
@@ -245,6 +285,8 @@ START_TEST(test_config_every_key)
 	ck_assert_int_eq(cfg->pools[0].min_pool_size, 4);
 	ck_assert_int_eq(cfg->pools[0].idle_timeout, 100);
 	ck_assert_int_eq(cfg->pools[0].server_lifetime, 200);
+	ck_assert_int_eq(cfg->pools[0].server_lifetime_jitter, 199);
+	ck_assert_int_eq(cfg->pools[0].pooler_mode, CONFIG_POOLER_TRANSACTION);
 	config_free(cfg);
 }
 END_TEST
@@ -266,6 +308,7 @@ START_TEST(test_config_user_defaults)
 	ck_assert_int_eq(u->min_pool_size, -1);
 	ck_assert_str_eq(u->server_user, "alice");
 	ck_assert_str_eq(u->server_password, "secret");
+	ck_assert(!u->has_pooler_mode);
 	u = config_find_user(cfg, "bob");
 	ck_assert_ptr_nonnull(u);
 	ck_assert_ptr_null(u->password);
@@ -329,6 +372,109 @@ START_TEST(test_config_pool_precedence)
 }
 END_TEST
 
+/* pooler_mode: user > database > general; server_lifetime_jitter: database > general */
+START_TEST(test_config_pooler_mode_precedence)
+{
+	static const char ini[] =
+		"[general]\npooler_mode = transaction\nserver_lifetime_jitter = 10\n"
+		"[databases.a]\nname = app\nhost = h1\npooler_mode = session\n"
+		"server_lifetime_jitter = 20\n"
+		"[databases.b]\nname = app\nhost = h2\nrole = replica\n"
+		"[databases.c]\nname = other\nhost = h3\npooler_mode = statement\n";
+	static const char users[] = "[users.u1]\ndatabase = app\npooler_mode = statement\n"
+				    "[users.u2]\ndatabase = app\n"
+				    "[users.u3]\ndatabase = other\n"
+				    "[users.u4]\ndatabase = other\npooler_mode = session\n";
+	struct config *cfg = load_ok(ini, users);
+	const struct config_pool *p;
+
+	ck_assert_uint_eq(cfg->pools_cnt, 6);
+	ck_assert_int_eq(cfg->pooler_mode, CONFIG_POOLER_TRANSACTION);
+	/* u1 x a: general transaction, database session, user statement */
+	p = &cfg->pools[0];
+	ck_assert_int_eq(p->user_idx, 0);
+	ck_assert_int_eq(p->db_idx, 0);
+	ck_assert_int_eq(p->pooler_mode, CONFIG_POOLER_STATEMENT);
+	ck_assert_int_eq(p->server_lifetime_jitter, 20);
+	/* u1 x b: the user's mode over general */
+	p = &cfg->pools[1];
+	ck_assert_int_eq(p->db_idx, 1);
+	ck_assert_int_eq(p->pooler_mode, CONFIG_POOLER_STATEMENT);
+	ck_assert_int_eq(p->server_lifetime_jitter, 10);
+	/* u2 x a: user unset: the database's */
+	p = &cfg->pools[2];
+	ck_assert_int_eq(p->user_idx, 1);
+	ck_assert_int_eq(p->db_idx, 0);
+	ck_assert_int_eq(p->pooler_mode, CONFIG_POOLER_SESSION);
+	/* u2 x b: both unset: general */
+	p = &cfg->pools[3];
+	ck_assert_int_eq(p->db_idx, 1);
+	ck_assert_int_eq(p->pooler_mode, CONFIG_POOLER_TRANSACTION);
+	/* u3 x c: the database's statement */
+	p = &cfg->pools[4];
+	ck_assert_int_eq(p->user_idx, 2);
+	ck_assert_int_eq(p->pooler_mode, CONFIG_POOLER_STATEMENT);
+	/* u4 x c: the user's session over the database's statement */
+	p = &cfg->pools[5];
+	ck_assert_int_eq(p->user_idx, 3);
+	ck_assert_int_eq(p->pooler_mode, CONFIG_POOLER_SESSION);
+	config_free(cfg);
+
+	/* nothing set anywhere: the default, transaction */
+	cfg = load_ok(MIN_INI, "[users.u]\ndatabase = prod\n");
+	ck_assert_int_eq(cfg->pools[0].pooler_mode, CONFIG_POOLER_TRANSACTION);
+	ck_assert_int_eq(cfg->pools[0].server_lifetime_jitter, 0);
+	config_free(cfg);
+	/* general session only */
+	cfg = load_ok("[general]\npooler_mode = session\n" MIN_INI, "[users.u]\ndatabase = prod\n");
+	ck_assert_int_eq(cfg->pools[0].pooler_mode, CONFIG_POOLER_SESSION);
+	config_free(cfg);
+}
+END_TEST
+
+/* names of features this release does not have are refused, not ignored */
+START_TEST(test_config_unsupported_features)
+{
+	load_fails(
+		"[general]\nprepared_statements = full\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] prepared_statements = full: not supported by this release (SQL PREPARE/EXECUTE pass through and pin the server connection); use extended or disabled");
+	load_fails(
+		"[general]\npub_sub_channel_size = 64\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] pub_sub_channel_size = 64: LISTEN/NOTIFY fan-out is not supported by this release (LISTEN pins the server connection); use 0");
+}
+END_TEST
+
+/* every pooler_mode goes with every prepared_statements mode */
+START_TEST(test_config_mode_combinations)
+{
+	static const char *const modes[] = { "transaction", "session", "statement" };
+	static const char *const prepared[] = { "extended", "disabled" };
+	char ini[256];
+	struct config *cfg;
+
+	for (size_t m = 0; m < 3; m++) {
+		for (size_t ps = 0; ps < 2; ps++) {
+			snprintf(
+				ini, sizeof(ini),
+				"[general]\npooler_mode = %s\nprepared_statements = %s\n"
+				"prepared_statements_limit = 10\nserver_reset_query_always = on\n" MIN_INI,
+				modes[m], prepared[ps]);
+			cfg = load_ok(ini, NULL);
+			ck_assert_str_eq(config_pooler_mode_name(cfg->pooler_mode), modes[m]);
+			ck_assert_str_eq(config_prepared_statements_name(cfg->prepared_statements),
+					 prepared[ps]);
+			config_free(cfg);
+		}
+	}
+	/* a jitter below the lifetime, or with lifetime 0 (never), is fine */
+	cfg = load_ok("[general]\nserver_lifetime = 0\nserver_lifetime_jitter = 5\n" MIN_INI
+		      "server_lifetime = 1000\nserver_lifetime_jitter = 999\n",
+		      NULL);
+	ck_assert_int_eq(cfg->databases[0].server_lifetime_jitter, 999);
+	config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_config_find_pool)
 {
 	static const char ini[] =
@@ -382,6 +528,12 @@ START_TEST(test_config_enum_spellings)
 	config_free(cfg);
 	cfg = load_ok("[general]\nauth_type = plain\n" MIN_INI, NULL);
 	ck_assert_int_eq(cfg->auth_type, CONFIG_AUTH_PLAIN);
+	config_free(cfg);
+	cfg = load_ok(
+		"[general]\npooler_mode = Statement\nprepared_statements = DISABLED\n" MIN_INI,
+		NULL);
+	ck_assert_int_eq(cfg->pooler_mode, CONFIG_POOLER_STATEMENT);
+	ck_assert_int_eq(cfg->prepared_statements, CONFIG_PREPARED_DISABLED);
 	config_free(cfg);
 }
 END_TEST
@@ -529,6 +681,158 @@ START_TEST(test_config_samples_load)
 }
 END_TEST
 
+/* Read SRCDIR/rel into a new string. */
+static char *
+read_src_file(const char *rel)
+{
+	const char *src = getenv("PGDOG_SRCDIR");
+	char path[4096];
+	char *buf;
+	FILE *f;
+	long n;
+
+	if (src == NULL || src[0] == '\0')
+		src = "../..";
+	snprintf(path, sizeof(path), "%s/%s", src, rel);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* true if text has a line starting with start (after an optional ';') */
+static bool
+has_line(const char *text, const char *start)
+{
+	size_t n = strlen(start);
+
+	for (const char *s = text; s != NULL && *s != '\0';) {
+		const char *l = *s == ';' ? s + 1 : s;
+		const char *nl = strchr(s, '\n');
+
+		if (strncmp(l, start, n) == 0)
+			return true;
+		s = nl != NULL ? nl + 1 : NULL;
+	}
+	return false;
+}
+
+/* every key appears in the sample files (with its default) and in the man page */
+START_TEST(test_config_keys_documented)
+{
+	static const char *const general[] = {
+		"host",
+		"port",
+		"workers",
+		"unix_socket_dir",
+		"default_pool_size",
+		"min_pool_size",
+		"pooler_mode",
+		"prepared_statements",
+		"prepared_statements_limit",
+		"auth_type",
+		"checkout_timeout",
+		"connect_timeout",
+		"idle_timeout",
+		"server_lifetime",
+		"server_lifetime_jitter",
+		"client_login_timeout",
+		"shutdown_timeout",
+		"query_timeout",
+		"client_idle_timeout",
+		"client_idle_in_transaction_timeout",
+		"rollback_timeout",
+		"pub_sub_channel_size",
+		"query_cache_limit",
+		"max_client_conn",
+		"max_message_len",
+		"server_reset_query",
+		"server_reset_query_always",
+		"log_level",
+		"log_file",
+		"syslog",
+		"syslog_ident",
+		"log_connections",
+		"log_disconnections",
+	};
+	static const char *const databases[] = {
+		"name",
+		"host",
+		"port",
+		"database_name",
+		"role",
+		"shard",
+		"user",
+		"password",
+		"pool_size",
+		"min_pool_size",
+		"idle_timeout",
+		"server_lifetime",
+		"server_lifetime_jitter",
+		"pooler_mode",
+	};
+	static const char *const users[] = {
+		"name",          "database",    "password",        "pool_size",
+		"min_pool_size", "server_user", "server_password", "pooler_mode"
+	};
+	static const struct {
+		const char *key, *value;
+	} defaults[] = {
+		{ "pooler_mode", "transaction" },
+		{ "prepared_statements", "extended" },
+		{ "prepared_statements_limit", "0" },
+		{ "server_lifetime_jitter", "0" },
+		{ "query_timeout", "0" },
+		{ "client_idle_timeout", "0" },
+		{ "client_idle_in_transaction_timeout", "0" },
+		{ "rollback_timeout", "5000" },
+		{ "pub_sub_channel_size", "0" },
+		{ "query_cache_limit", "1024" },
+		{ "server_reset_query_always", "false" },
+	};
+	char *ini = read_src_file("conf/pgdog.ini");
+	char *uini = read_src_file("conf/users.ini");
+	char *man = read_src_file("man/pgdog.ini.5");
+	const char *db_section = strstr(ini, "[databases.prod]");
+	const char *user_section = strstr(uini, "[users.alice]");
+	char want[128];
+
+	ck_assert_ptr_nonnull(db_section);
+	ck_assert_ptr_nonnull(user_section);
+
+	for (size_t i = 0; i < sizeof(general) / sizeof(general[0]); i++) {
+		snprintf(want, sizeof(want), "%s = ", general[i]);
+		ck_assert_msg(has_line(ini, want), "conf/pgdog.ini lacks %s", general[i]);
+		snprintf(want, sizeof(want), ".BR %s \"", general[i]);
+		ck_assert_msg(strstr(man, want) != NULL, "man/pgdog.ini.5 lacks %s", general[i]);
+	}
+	for (size_t i = 0; i < sizeof(databases) / sizeof(databases[0]); i++) {
+		snprintf(want, sizeof(want), "%s = ", databases[i]);
+		ck_assert_msg(has_line(db_section, want), "[databases.prod] lacks %s",
+			      databases[i]);
+	}
+	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+		snprintf(want, sizeof(want), "%s = ", users[i]);
+		ck_assert_msg(has_line(user_section, want), "[users.alice] lacks %s", users[i]);
+	}
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		snprintf(want, sizeof(want), "%s = %s\n", defaults[i].key, defaults[i].value);
+		ck_assert_msg(has_line(ini, want), "conf/pgdog.ini: want ;%s", want);
+	}
+	free(ini);
+	free(uini);
+	free(man);
+}
+END_TEST
+
 START_TEST(test_config_free_null)
 {
 	config_free(NULL);
@@ -545,6 +849,11 @@ START_TEST(test_config_value_names)
 	ck_assert_str_eq(config_role_name(CONFIG_ROLE_REPLICA), "replica");
 	ck_assert_str_eq(config_role_name(CONFIG_ROLE_AUTO), "auto");
 	ck_assert_str_eq(config_pooler_mode_name(CONFIG_POOLER_SESSION), "session");
+	ck_assert_str_eq(config_pooler_mode_name(CONFIG_POOLER_TRANSACTION), "transaction");
+	ck_assert_str_eq(config_pooler_mode_name(CONFIG_POOLER_STATEMENT), "statement");
+	ck_assert_str_eq(config_prepared_statements_name(CONFIG_PREPARED_EXTENDED), "extended");
+	ck_assert_str_eq(config_prepared_statements_name(CONFIG_PREPARED_DISABLED), "disabled");
+	ck_assert_str_eq(config_prepared_statements_name(CONFIG_PREPARED_FULL), "full");
 }
 END_TEST
 
@@ -730,6 +1039,71 @@ START_TEST(test_config_out_of_range)
 }
 END_TEST
 
+/* the ranges of the transaction pooling keys */
+static const struct {
+	const char *ini;
+	const char *err;
+} bad_tx_values[] = {
+	{ "[general]\nprepared_statements_limit = -1\n",
+	  "pgdog.ini:2: [general] prepared_statements_limit = -1: must be an integer between 0 and 1000000" },
+	{ "[general]\nprepared_statements_limit = 1000001\n",
+	  "pgdog.ini:2: [general] prepared_statements_limit = 1000001: must be an integer between 0 and 1000000" },
+	{ "[general]\nquery_timeout = -1\n",
+	  "pgdog.ini:2: [general] query_timeout = -1: must be an integer between 0 and 2147483647" },
+	{ "[general]\nquery_timeout = 2147483648\n",
+	  "pgdog.ini:2: [general] query_timeout = 2147483648: must be an integer between 0 and 2147483647" },
+	{ "[general]\nclient_idle_timeout = 1s\n",
+	  "pgdog.ini:2: [general] client_idle_timeout = 1s: must be an integer between 0 and 2147483647" },
+	{ "[general]\nclient_idle_in_transaction_timeout = -5\n",
+	  "pgdog.ini:2: [general] client_idle_in_transaction_timeout = -5: must be an integer between 0 and 2147483647" },
+	{ "[general]\nrollback_timeout = 0\n",
+	  "pgdog.ini:2: [general] rollback_timeout = 0: must be an integer between 1 and 2147483647" },
+	{ "[general]\nserver_lifetime_jitter = -1\n",
+	  "pgdog.ini:2: [general] server_lifetime_jitter = -1: must be an integer between 0 and 2147483647" },
+	{ "[general]\npub_sub_channel_size = 1000001\n",
+	  "pgdog.ini:2: [general] pub_sub_channel_size = 1000001: must be an integer between 0 and 1000000" },
+	{ "[general]\nquery_cache_limit = 15\n",
+	  "pgdog.ini:2: [general] query_cache_limit = 15: must be an integer between 16 and 1000000" },
+	{ "[general]\nquery_cache_limit = 1000001\n",
+	  "pgdog.ini:2: [general] query_cache_limit = 1000001: must be an integer between 16 and 1000000" },
+	{ "[general]\nserver_reset_query_always = sometimes\n",
+	  "pgdog.ini:2: [general] server_reset_query_always = sometimes: must be a boolean (true, false, on, off, yes, no, 1, 0)" },
+	{ "[general]\n" MIN_INI "server_lifetime_jitter = -1\n",
+	  "pgdog.ini:4: [databases.prod] server_lifetime_jitter = -1: must be an integer between 0 and 2147483647" },
+	{ "[general]\n" MIN_INI "query_timeout = 1\n",
+	  "pgdog.ini:4: [databases.prod] unknown key \"query_timeout\"" },
+	{ "[general]\npooler_mode = session\n\npooler_mode = session\n",
+	  "pgdog.ini:4: [general] pooler_mode is set twice (first on line 2)" },
+	/* a jitter must stay below the lifetime it varies, unless that is 0 */
+	{ "[general]\nserver_lifetime = 1000\nserver_lifetime_jitter = 1000\n",
+	  "pgdog.ini:3: [general] server_lifetime_jitter = 1000: must be less than server_lifetime = 1000" },
+	{ "[general]\nserver_lifetime_jitter = 1000\n" MIN_INI "server_lifetime = 500\n",
+	  "pgdog.ini:5: [databases.prod] server_lifetime_jitter = 1000: must be less than server_lifetime = 500" },
+	{ "[general]\n" MIN_INI "server_lifetime = 500\nserver_lifetime_jitter = 600\n",
+	  "pgdog.ini:5: [databases.prod] server_lifetime_jitter = 600: must be less than server_lifetime = 500" },
+};
+
+START_TEST(test_config_bad_tx_values)
+{
+	char ini[512];
+
+	/* MIN_INI last unless the case puts it somewhere itself */
+	snprintf(ini, sizeof(ini), "%s%s", bad_tx_values[_i].ini,
+		 strstr(bad_tx_values[_i].ini, "[databases.") != NULL ? "" : MIN_INI);
+	load_fails(ini, NULL, bad_tx_values[_i].err);
+}
+END_TEST
+
+START_TEST(test_config_user_pooler_mode_only)
+{
+	/* the other transaction pooling keys are [general] only */
+	load_fails(MIN_INI, "[users.a]\ndatabase = prod\nprepared_statements = full\n",
+		   "users.ini:3: [users.a] unknown key \"prepared_statements\"");
+	load_fails(MIN_INI "rollback_timeout = 5\n", NULL,
+		   "pgdog.ini:3: [databases.prod] unknown key \"rollback_timeout\"");
+}
+END_TEST
+
 START_TEST(test_config_not_an_integer)
 {
 	load_fails("[general]\nport = 64x\n" MIN_INI, NULL,
@@ -751,8 +1125,18 @@ END_TEST
 
 START_TEST(test_config_bad_enum)
 {
-	load_fails("[general]\npooler_mode = transaction\n" MIN_INI, NULL,
-		   "pgdog.ini:2: [general] pooler_mode = transaction: must be one of: session");
+	load_fails(
+		"[general]\npooler_mode = pool\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] pooler_mode = pool: must be one of: transaction, session, statement");
+	load_fails(
+		MIN_INI "pooler_mode = transactions\n", NULL,
+		"pgdog.ini:3: [databases.prod] pooler_mode = transactions: must be one of: transaction, session, statement");
+	load_fails(
+		MIN_INI, "[users.a]\ndatabase = prod\npooler_mode =\n",
+		"users.ini:3: [users.a] pooler_mode = : must be one of: transaction, session, statement");
+	load_fails(
+		"[general]\nprepared_statements = on\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] prepared_statements = on: must be one of: extended, disabled, full");
 	load_fails(
 		"[general]\nauth_type = ldap\n" MIN_INI, NULL,
 		"pgdog.ini:2: [general] auth_type = ldap: must be one of: scram-sha-256, md5, plain, trust");
@@ -961,6 +1345,8 @@ config_suite(void)
 	tcase_add_test(tc, test_config_every_key);
 	tcase_add_test(tc, test_config_user_defaults);
 	tcase_add_test(tc, test_config_pool_precedence);
+	tcase_add_test(tc, test_config_pooler_mode_precedence);
+	tcase_add_test(tc, test_config_mode_combinations);
 	tcase_add_test(tc, test_config_find_pool);
 	tcase_add_loop_test(tc, test_config_bool_spellings, 0, 9);
 	tcase_add_test(tc, test_config_enum_spellings);
@@ -971,12 +1357,14 @@ config_suite(void)
 	tcase_add_test(tc, test_config_load_unreadable);
 	tcase_add_test(tc, test_config_load_nul_byte);
 	tcase_add_test(tc, test_config_samples_load);
+	tcase_add_test(tc, test_config_keys_documented);
 	tcase_add_test(tc, test_config_free_null);
 	tcase_add_test(tc, test_config_value_names);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("url");
 	tcase_add_test(tc, test_config_url_full);
+	tcase_add_test(tc, test_config_unsupported_features);
 	tcase_add_test(tc, test_config_url_forms);
 	tcase_add_test(tc, test_config_url_existing);
 	tcase_add_loop_test(tc, test_config_url_bad, 0,
@@ -987,6 +1375,9 @@ config_suite(void)
 	tc = tcase_create("bad");
 	tcase_add_test(tc, test_config_unknown_key);
 	tcase_add_test(tc, test_config_out_of_range);
+	tcase_add_loop_test(tc, test_config_bad_tx_values, 0,
+			    (int)(sizeof(bad_tx_values) / sizeof(bad_tx_values[0])));
+	tcase_add_test(tc, test_config_user_pooler_mode_only);
 	tcase_add_test(tc, test_config_not_an_integer);
 	tcase_add_test(tc, test_config_bad_bool);
 	tcase_add_test(tc, test_config_bad_enum);
