@@ -81,9 +81,10 @@ struct shm_pool_stats {
  * arriving at any worker finds it: pid = slot << 24 | index + 1.
  */
 struct shm_client {
-	_Atomic uint32_t seq;        /* odd while the writer updates the row */
-	_Atomic uint32_t cancel_key; /* the secret; 0 while the row is free */
-	_Atomic uint8_t state;       /* enum shm_conn_state */
+	_Atomic uint32_t seq;                /* odd while the writer updates the row */
+	_Atomic uint32_t cancel_key;         /* the secret; 0 while the row is free */
+	_Atomic uint8_t state;               /* enum shm_conn_state */
+	_Atomic uint8_t is_cancel_requested; /* set by any worker: cancel while waiting */
 	uint8_t is_admin;
 	uint16_t port;
 	int32_t pool_idx; /* -1 for admin */

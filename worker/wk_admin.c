@@ -253,7 +253,7 @@ wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
 		wk_admin_cell(&row, "%d", cp->pool_size);
 		wk_admin_cell(&row, "%" PRIu64, maxwait / 1000000);
 		wk_admin_cell(&row, "%" PRIu64, maxwait % 1000000);
-		wk_admin_cell(&row, "%s", config_pooler_mode_name(g_cfg->pooler_mode));
+		wk_admin_cell(&row, "%s", config_pooler_mode_name(cp->pooler_mode));
 		wk_admin_cell(&row, "%" PRIu64, timeouts);
 		pgw_put_data_row(b, row.values, row.cnt);
 		(*rows)++;

@@ -73,10 +73,6 @@ wk_cancel_request(uint32_t pid, uint32_t key)
 	uint32_t want, server_pid, server_key;
 	int32_t db_idx;
 	struct wk_pool *p = NULL;
-	struct bufferevent *bev;
-	struct pgw_buf *b = &g_wk.scratch;
-	struct timeval tv = { g_cfg->connect_timeout / 1000,
-			      (g_cfg->connect_timeout % 1000) * 1000 };
 
 	if (idx == 0 || slot >= g_shm->workers_cnt || idx - 1 >= g_shm->clients_per_worker) {
 		log_debug(NULL, "cancel request with an unknown key: ignored");
@@ -90,6 +86,13 @@ wk_cancel_request(uint32_t pid, uint32_t key)
 	}
 	if (!wk_cancel_read_server(r, &db_idx, &server_pid, &server_key) || db_idx < 0 ||
 	    server_pid == 0) {
+		if (atomic_load_explicit(&r->state, memory_order_relaxed) == SHM_STATE_WAITING) {
+			/* queued for a server: its worker takes it out of the queue (57014) */
+			atomic_store_explicit(&r->is_cancel_requested, 1, memory_order_release);
+			log_debug(NULL,
+				  "cancel request for a waiting client: passed to its worker");
+			return;
+		}
 		log_debug(NULL, "cancel request for a client without a running query: ignored");
 		return;
 	}
@@ -101,8 +104,18 @@ wk_cancel_request(uint32_t pid, uint32_t key)
 			break;
 		}
 	}
-	if (!p)
-		return;
+	if (p)
+		wk_cancel_send(p, server_pid, server_key);
+}
+
+void
+wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key)
+{
+	struct bufferevent *bev;
+	struct pgw_buf *b = &g_wk.scratch;
+	struct timeval tv = { g_cfg->connect_timeout / 1000,
+			      (g_cfg->connect_timeout % 1000) * 1000 };
+
 	bev = bufferevent_socket_new(g_wk.base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev)
 		return;

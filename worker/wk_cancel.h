@@ -9,7 +9,11 @@
 
 #include <stdint.h>
 
+struct wk_pool;
+
 /* Encode/decode the BackendKeyData pid pgdog issues: slot << 24 | (row + 1). */
 uint32_t wk_cancel_pid(uint32_t slot, uint32_t row);
 /* A CancelRequest arrived (on any worker). Forged or stale keys do nothing. */
 void wk_cancel_request(uint32_t pid, uint32_t key);
+/* Send PostgreSQL's CancelRequest for backend (pid, key) of pool p's server. */
+void wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key);

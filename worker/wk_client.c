@@ -34,6 +34,7 @@
 #include "shared/log.h"
 #include "shared/secret.h"
 #include "shared/shm.h"
+#include "sql/sql_classify.h"
 #include "worker/wk_admin.h"
 #include "worker/wk_cancel.h"
 #include "worker/wk_pool.h"
@@ -54,8 +55,10 @@ static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
 			     [WK_CLIENT_CLOSING] = true },
 	[WK_CLIENT_LOGIN_WAIT] = { [WK_CLIENT_IDLE] = true, [WK_CLIENT_CLOSING] = true },
 	[WK_CLIENT_IDLE] = { [WK_CLIENT_WAIT_SERVER] = true, [WK_CLIENT_CLOSING] = true },
-	[WK_CLIENT_WAIT_SERVER] = { [WK_CLIENT_ACTIVE] = true, [WK_CLIENT_CLOSING] = true },
-	[WK_CLIENT_ACTIVE] = { [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_WAIT_SERVER] = { [WK_CLIENT_ACTIVE] = true,
+				    [WK_CLIENT_IDLE] = true, /* cancelled while waiting */
+				    [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_ACTIVE] = { [WK_CLIENT_IDLE] = true, [WK_CLIENT_CLOSING] = true },
 	[WK_CLIENT_ADMIN] = { [WK_CLIENT_CLOSING] = true },
 	[WK_CLIENT_CLOSING] = { [WK_CLIENT_CLOSING] = false },
 };
@@ -188,11 +191,14 @@ wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_un
 		return;
 	}
 	list_init(&c->wait_node);
+	wk_session_init(&c->session);
+	wk_prep_names_init(&c->prep_names);
 	c->pool_idx = -1;
 	c->is_unix = is_unix;
 	c->id = ++g_wk.next_client_id;
 	c->row = g_wk.free_client_rows[--g_wk.free_client_rows_cnt];
 	c->connect_us = g_wk.mono_us;
+	c->last_request_us = g_wk.mono_us;
 	snprintf(c->lctx.id, sizeof(c->lctx.id), "w%dc%llu", g_wk.slot, (unsigned long long)c->id);
 	r = wk_client_row(c);
 	shm_row_write_begin(&r->seq);
@@ -247,8 +253,8 @@ wk_client_free(struct wk_client *c)
 		auth_secret_cleanup(c->fake_secret);
 		free(c->fake_secret);
 	}
-	free(c->params);
-	free(c->params_buf);
+	wk_session_cleanup(&c->session);
+	wk_prep_names_cleanup(&c->prep_names);
 	r = wk_client_row(c);
 	shm_row_write_begin(&r->seq);
 	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
@@ -276,8 +282,8 @@ wk_client_close(struct wk_client *c, const char *reason)
 
 		c->server = NULL;
 		if (c->fwd_remaining)
-			s->has_unsynced = true; /* half a message went to the server */
-		wk_server_release(s);
+			s->is_broken_request = true; /* half a message went to the server */
+		wk_server_release(s, wk_client_is_session(c) || c->pins);
 	}
 	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
 	wk_client_row_server(c);
@@ -325,12 +331,10 @@ wk_client_server_lost(struct wk_client *c, const char *sqlstate, const char *mes
 
 /* ---- startup ------------------------------------------------------------ */
 
-/* Split options="-c a=b --c=d" into parameters (backslash escapes spaces). */
+/* Split options="-c a=b --c=d" into startup settings (backslash escapes spaces). */
 static int
-wk_client_parse_options(const char *opts, char *buf, size_t buf_len, struct wk_param *out,
-			size_t *out_cnt, size_t out_cap, char *err, size_t err_len)
+wk_client_parse_options(struct wk_client *c, const char *opts, char *err, size_t err_len)
 {
-	size_t used = 0;
 	const char *p = opts;
 	bool after_c = false;
 
@@ -378,35 +382,25 @@ wk_client_parse_options(const char *opts, char *buf, size_t buf_len, struct wk_p
 		for (char *q = name; *q; q++)
 			if (*q == '-')
 				*q = '_';
-		if (*out_cnt == out_cap || used + strlen(name) + strlen(eq + 1) + 2 > buf_len) {
-			snprintf(err, err_len, "too many startup options");
+		if (wk_settings_put(&c->session.startup, name, eq + 1, false) < 0) {
+			snprintf(err, err_len, "out of memory");
 			return -1;
 		}
-		out[*out_cnt].name = buf + used;
-		used += (size_t)sprintf(buf + used, "%s", name) + 1;
-		out[*out_cnt].value = buf + used;
-		used += (size_t)sprintf(buf + used, "%s", eq + 1) + 1;
-		(*out_cnt)++;
 	}
 	return 0;
 }
 
-/* Keep the startup parameters that must be applied to the server (SET). */
+/* Keep the startup parameters: the session's values, applied to every server it uses. */
 static int
 wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, char *err, size_t err_len)
 {
-	size_t cap = st->params_cnt + 64, buf_len = PGW_STARTUP_MAX_LEN * 2, used = 0;
+	const char *opts;
 
-	c->params = calloc(cap, sizeof(*c->params));
-	c->params_buf = malloc(buf_len);
-	if (!c->params || !c->params_buf) {
-		snprintf(err, err_len, "out of memory");
-		return -1;
-	}
 	for (size_t i = 0; i < st->params_cnt; i++) {
 		const char *name = st->params[i].name, *value = st->params[i].value;
 
-		if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0)
+		if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 ||
+		    strcmp(name, "options") == 0)
 			continue;
 		if (strcmp(name, "replication") == 0) {
 			if (strcasecmp(value, "false") == 0 || strcasecmp(value, "off") == 0 ||
@@ -416,35 +410,24 @@ wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, char *e
 				 "replication connections are not supported by pgdog");
 			return -1;
 		}
-		if (strcmp(name, "options") == 0)
-			continue;
-		c->params[c->params_cnt].name = c->params_buf + used;
-		used += (size_t)sprintf(c->params_buf + used, "%s", name) + 1;
-		c->params[c->params_cnt].value = c->params_buf + used;
-		used += (size_t)sprintf(c->params_buf + used, "%s", value) + 1;
-		c->params_cnt++;
-	}
-	{
-		const char *opts = pgw_startup_get(st, "options");
-
-		if (opts &&
-		    wk_client_parse_options(opts, c->params_buf + used, buf_len - used, c->params,
-					    &c->params_cnt, cap, err, err_len) < 0)
+		if (wk_settings_put(&c->session.startup, name, value, false) < 0) {
+			snprintf(err, err_len, "out of memory");
 			return -1;
+		}
 	}
+	/* -c options come after the parameters and win over them, as in PostgreSQL */
+	opts = pgw_startup_get(st, "options");
+	if (opts && wk_client_parse_options(c, opts, err, err_len) < 0)
+		return -1;
 	return 0;
 }
 
 static const char *
 wk_client_param(const struct wk_client *c, const char *name)
 {
-	const char *v = NULL;
+	const struct wk_setting *v = wk_settings_get(&c->session.startup, name);
 
-	/* the last one wins, as -c options override startup parameters in PostgreSQL */
-	for (size_t i = 0; i < c->params_cnt; i++)
-		if (strcasecmp(c->params[i].name, name) == 0)
-			v = c->params[i].value;
-	return v;
+	return v ? v->value : NULL;
 }
 
 /* A SCRAM secret for a user that does not exist: same salt every time. */
@@ -863,53 +846,6 @@ wk_client_on_auth(struct wk_client *c)
 
 /* ---- session ------------------------------------------------------------ */
 
-/* Quote for SET: "name" TO E'value'. */
-static void
-wk_client_put_quoted(struct pgw_buf *b, const char *s, char q)
-{
-	for (; *s; s++) {
-		if (*s == q || (q == '\'' && *s == '\\'))
-			pgw_put_u8(b, (uint8_t)*s);
-		pgw_put_u8(b, (uint8_t)*s);
-	}
-}
-
-/*
- * Build one Query that applies the client's parameters the server does not
- * already have. Returns the number of SETs (0: nothing to send).
- */
-static size_t
-wk_client_build_sets(const struct wk_client *c, const struct wk_server *s, struct pgw_buf *b)
-{
-	size_t n = 0;
-
-	pgw_buf_reset(b);
-	pgw_begin(b, PGW_MSG_QUERY);
-	for (size_t i = 0; i < c->params_cnt; i++) {
-		const char *name = c->params[i].name, *value = c->params[i].value;
-		bool same = false;
-
-		/* later duplicates override earlier ones: apply only the last */
-		if (wk_client_param(c, name) != value)
-			continue;
-		for (size_t j = 0; j < s->params_cnt; j++)
-			if (strcasecmp(s->params[j].name, name) == 0 &&
-			    strcmp(s->params[j].value, value) == 0)
-				same = true;
-		if (same)
-			continue;
-		pgw_put_bytes(b, "SET \"", 5);
-		wk_client_put_quoted(b, name, '"');
-		pgw_put_bytes(b, "\" TO E'", 7);
-		wk_client_put_quoted(b, value, '\'');
-		pgw_put_bytes(b, "';", 2);
-		n++;
-	}
-	pgw_put_u8(b, 0);
-	pgw_end(b);
-	return n;
-}
-
 enum wk_rc
 wk_client_attach(struct wk_client *c, struct wk_server *s)
 {
@@ -924,16 +860,358 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->internal_failed = false;
 	s->fwd_remaining = 0;
 	s->internal_ready = 0;
+	s->is_copy_in = false;
+	s->is_broken_request = false;
+	s->is_release_due = false;
+	s->has_tx_error = false;
+	s->is_tag_rollback = false;
+	s->is_tracked =
+		!wk_client_is_session(c) && g_cfg->prepared_statements == CONFIG_PREPARED_EXTENDED;
+	s->needs_resync = false;
+	s->is_fwd_internal = false;
+	wk_server_slots_clear(s);
 	wk_server_set_state(s, WK_SERVER_ACTIVE);
 	wk_client_set_state(c, WK_CLIENT_ACTIVE);
 	wk_client_row_server(c);
 	snprintf(sr->application_name, sizeof(sr->application_name), "%s", cr->application_name);
 	sr->request_us = g_wk.now_us;
 	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);
-	if (wk_client_build_sets(c, s, b) > 0 && wk_server_send_internal(s, b, 1) < 0)
+	pgw_buf_reset(b);
+	switch (wk_session_sync(&c->session, &s->applied, s->params, s->params_cnt, b)) {
+	case 0:
+		break;
+	case -1:
+		s->is_dirty = true;
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	default:
+		if (wk_server_send_internal(s, b, 1) < 0)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		break;
+	}
 	bufferevent_enable(c->bev, EV_READ);
 	return wk_client_on_input(c);
+}
+
+bool
+wk_client_is_session(const struct wk_client *c)
+{
+	return !c->pool || c->pool->cfg->pooler_mode == CONFIG_POOLER_SESSION;
+}
+
+void
+wk_client_detach(struct wk_client *c)
+{
+	struct wk_server *s = c->server;
+
+	c->server = NULL;
+	s->client = NULL;
+	s->is_release_due = false;
+	wk_client_row_server(c);
+	wk_client_set_state(c, WK_CLIENT_IDLE);
+	c->last_request_us = g_wk.mono_us;
+	log_noise(&c->lctx, "transaction done: server %s back to the pool", s->lctx.id);
+	wk_server_checkin(s);
+}
+
+/* Refuse a request without a server: ErrorResponse, then ReadyForQuery. */
+static enum wk_rc
+wk_client_refuse_request(struct wk_client *c, const char *sqlstate, const char *message)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_put_error(b, false, "ERROR", sqlstate, message, NULL, NULL);
+	pgw_put_ready(b, 'I');
+	if (wk_conn_send(c->bev, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	wk_client_row(c)->errors++;
+	return WK_OK;
+}
+
+/*
+ * DEALLOCATE ALL / DISCARD ALL: the client's statements are gone, and so is
+ * everything prepared on its current server.
+ */
+static void
+wk_client_forget_prepared(struct wk_client *c)
+{
+	wk_prep_names_clear(&c->prep_names);
+	if (c->server)
+		wk_prep_held_cleanup(&c->server->held);
+}
+
+/*
+ * Transaction and statement modes: what a Query or Parse does to the
+ * session. SET/RESET go to the pending list (kept if the transaction
+ * commits); state that cannot follow the client to another server pins its
+ * server until it is released. *is_refused: the message was answered here
+ * and drained.
+ */
+static enum wk_rc
+wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in, bool *is_refused)
+{
+	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	const char *body, *sql;
+	size_t blen, len;
+	struct sql_result res;
+
+	*is_refused = false;
+	if (!msg)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	body = (const char *)msg + PGW_HDR_LEN;
+	blen = h->len - 4;
+	if (h->type == PGW_MSG_QUERY) {
+		sql = body;
+		len = strnlen(body, blen);
+	} else {
+		size_t nlen = strnlen(body, blen);
+
+		if (nlen >= blen)
+			return WK_OK; /* malformed: PostgreSQL says so */
+		if (nlen > 0 && !(c->server && c->server->is_tracked) &&
+		    !(c->pins & WK_PIN_PREPARED)) {
+			/* prepared_statements = disabled: the statement lives on this server only */
+			c->pins |= WK_PIN_PREPARED;
+			log_debug(&c->lctx,
+				  "named prepared statement: server pinned to the client");
+		}
+		sql = body + nlen + 1;
+		len = strnlen(sql, blen - nlen - 1);
+	}
+	if (sql_classify(sql, len, &res) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (!res.is_parsed)
+		return WK_OK;
+	if (res.has_more)
+		c->pins |= WK_PIN_ROLE; /* too many statements to follow: keep the server */
+	if (res.flags & SQL_F_ADVISORY_LOCK)
+		c->pins |= WK_PIN_ADVISORY;
+	if (res.flags & SQL_F_ADVISORY_UNLOCK_ALL)
+		c->pins &= ~WK_PIN_ADVISORY;
+	if (res.flags & SQL_F_TEMP_OBJECT)
+		c->pins |= WK_PIN_TEMP;
+	if (res.flags & SQL_F_HOLD_CURSOR)
+		c->pins |= WK_PIN_CURSOR;
+	for (size_t i = 0; i < res.stmts_cnt; i++) {
+		const struct sql_stmt *st = &res.stmts[i];
+		int rc = 0;
+
+		switch (st->kind) {
+		case SQL_BEGIN:
+			if (c->pool->cfg->pooler_mode == CONFIG_POOLER_STATEMENT &&
+			    h->type == PGW_MSG_QUERY) {
+				evbuffer_drain(in, pgw_msg_size(h));
+				*is_refused = true;
+				return wk_client_refuse_request(
+					c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+					"transaction blocks are not allowed in statement pooling mode");
+			}
+			break;
+		case SQL_SET:
+			if (st->flags & SQL_F_SESSION_ROLE || st->is_truncated)
+				c->pins |= WK_PIN_ROLE;
+			else
+				rc = wk_session_add_op(&c->session, WK_OP_SET, st->name, st->value);
+			break;
+		case SQL_RESET:
+			if (!(st->flags & SQL_F_SESSION_ROLE) && !st->is_truncated)
+				rc = wk_session_add_op(&c->session, WK_OP_RESET, st->name, NULL);
+			break;
+		case SQL_RESET_ALL:
+			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
+			break;
+		case SQL_DISCARD_ALL:
+			/* cannot run in a transaction block: it takes effect at once */
+			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
+			c->pins = 0;
+			wk_client_forget_prepared(c);
+			break;
+		case SQL_DEALLOCATE_ALL:
+			c->pins &= ~WK_PIN_PREPARED;
+			wk_client_forget_prepared(c);
+			break;
+		case SQL_LISTEN:
+			c->pins |= WK_PIN_LISTEN;
+			break;
+		case SQL_UNLISTEN_ALL:
+			c->pins &= ~WK_PIN_LISTEN;
+			break;
+		case SQL_PREPARE:
+			c->pins |= WK_PIN_PREPARED;
+			break;
+		default:
+			break;
+		}
+		if (rc < 0)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	}
+	if (c->pins)
+		log_debug(&c->lctx, "session state pins its server (0x%x)", c->pins);
+	return WK_OK;
+}
+
+/* Make sure the server has p prepared: inject its Parse (reply swallowed) if not. */
+static int
+wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *p,
+		      struct evbuffer *out, bool is_client_parse)
+{
+	uint32_t limit = (uint32_t)g_cfg->prepared_statements_limit;
+
+	if (wk_prep_held_has(&s->held, p))
+		return 0;
+	if (limit && s->held.cnt >= limit) {
+		/* over prepared_statements_limit: close the least recently used one */
+		struct wk_prep *old = wk_prep_held_lru(&s->held);
+		struct pgw_buf *b = &g_wk.scratch;
+
+		pgw_buf_reset(b);
+		pgw_begin(b, PGW_MSG_CLOSE);
+		pgw_put_u8(b, 'S');
+		pgw_put_str(b, old->name);
+		pgw_end(b);
+		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
+			return -1;
+		wk_prep_held_del(&s->held, old);
+	}
+	if (evbuffer_add(out, p->parse_msg, p->parse_len) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_PARSE, !is_client_parse, p) < 0 ||
+	    wk_prep_held_add(&s->held, p) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Transaction mode with prepared_statements = extended: rewrite a named
+ * Parse/Bind/Describe/Close to pgdog's statement names. Returns 1 when the
+ * message was handled (drained and replaced), 0 when it goes on as it is,
+ * -1 on out of memory.
+ */
+static int
+wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h,
+	       struct evbuffer *in, struct evbuffer *out)
+{
+	const uint8_t *msg;
+	const char *body;
+	size_t blen, n1, n2;
+	struct wk_prep *p;
+	struct pgw_buf *b = &g_wk.scratch;
+
+	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&
+	    h->type != PGW_MSG_CLOSE)
+		return 0;
+	msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	if (!msg)
+		return -1;
+	body = (const char *)msg + PGW_HDR_LEN;
+	blen = h->len - 4;
+	switch (h->type) {
+	case PGW_MSG_PARSE:
+		n1 = strnlen(body, blen);
+		if (n1 == 0 || n1 >= blen)
+			return 0;
+		p = wk_prep_register((const uint8_t *)body, blen, n1);
+		if (!p || wk_prep_names_put(&c->prep_names, body, p) < 0)
+			return -1;
+		if (wk_prep_held_has(&s->held, p)) {
+			if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, NULL) < 0)
+				return -1;
+		} else if (wk_client_prep_ensure(c, s, p, out, true) < 0) {
+			return -1;
+		}
+		break;
+	case PGW_MSG_BIND:
+		n1 = strnlen(body, blen);
+		if (n1 + 1 >= blen)
+			return 0;
+		n2 = strnlen(body + n1 + 1, blen - n1 - 1);
+		if (n2 == 0 || n1 + 1 + n2 >= blen)
+			return 0;
+		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
+		if (!p)
+			return 0; /* PostgreSQL reports the unknown statement */
+		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
+			return -1;
+		pgw_buf_reset(b);
+		pgw_begin(b, PGW_MSG_BIND);
+		pgw_put_bytes(b, body, n1 + 1);
+		pgw_put_str(b, p->name);
+		pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
+		pgw_end(b);
+		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
+			return -1;
+		p->uses++;
+		break;
+	case PGW_MSG_DESCRIBE:
+		if (blen < 2 || body[0] != 'S' || body[1] == '\0')
+			return 0;
+		n1 = strnlen(body + 1, blen - 1);
+		if (n1 >= blen - 1)
+			return 0;
+		p = wk_prep_names_get(&c->prep_names, body + 1);
+		if (!p)
+			return 0;
+		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
+			return -1;
+		pgw_buf_reset(b);
+		pgw_begin(b, PGW_MSG_DESCRIBE);
+		pgw_put_u8(b, 'S');
+		pgw_put_str(b, p->name);
+		pgw_end(b);
+		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_DESCRIBE_S, false, NULL) < 0)
+			return -1;
+		p->uses++;
+		break;
+	case PGW_MSG_CLOSE:
+		if (blen < 2 || body[0] != 'S' || body[1] == '\0' ||
+		    strnlen(body + 1, blen - 1) >= blen - 1)
+			return 0;
+		/* the statement stays prepared on servers for other clients: answer here */
+		wk_prep_names_del(&c->prep_names, body + 1);
+		if (wk_server_slot_push(s, WK_SLOT_SYNTH_CLOSE, false, NULL) < 0)
+			return -1;
+		break;
+	default:
+		return 0;
+	}
+	evbuffer_drain(in, pgw_msg_size(h));
+	return 1;
+}
+
+/* The reply slot of a message forwarded as it is. -1 on out of memory. */
+static int
+wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in)
+{
+	uint8_t kind_byte = 0;
+
+	switch (h->type) {
+	case PGW_MSG_PARSE:
+		return wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL);
+	case PGW_MSG_BIND:
+		return wk_server_slot_push(s, WK_SLOT_BIND, false, NULL);
+	case PGW_MSG_CLOSE:
+		return wk_server_slot_push(s, WK_SLOT_CLOSE, false, NULL);
+	case PGW_MSG_DESCRIBE:
+		if (h->len > 4) {
+			struct evbuffer_ptr pos;
+
+			evbuffer_ptr_set(in, &pos, PGW_HDR_LEN, EVBUFFER_PTR_SET);
+			(void)evbuffer_copyout_from(in, &pos, &kind_byte, 1);
+		}
+		return wk_server_slot_push(
+			s, kind_byte == 'P' ? WK_SLOT_DESCRIBE_P : WK_SLOT_DESCRIBE_S, false, NULL);
+	case PGW_MSG_EXECUTE:
+		return wk_server_slot_push(s, WK_SLOT_EXECUTE, false, NULL);
+	case PGW_MSG_SYNC:
+		return wk_server_slot_push(s, WK_SLOT_SYNC, false, NULL);
+	case PGW_MSG_QUERY:
+	case PGW_MSG_FUNCTION_CALL:
+		return wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL);
+	default:
+		return 0;
+	}
 }
 
 /* Session traffic: client bytes to its server, headers read on the way. */
@@ -973,11 +1251,49 @@ wk_client_forward(struct wk_client *c)
 		default:
 			break;
 		}
+		/* messages pgdog reads must be whole first: wait for the rest */
+		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE ||
+		     (s->is_tracked && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE ||
+					h.type == PGW_MSG_CLOSE))) &&
+		    avail < pgw_msg_size(&h))
+			goto done;
+		if (h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) {
+			bool is_refused;
+
+			if (wk_client_track(c, &h, in, &is_refused) == WK_CLOSED)
+				return WK_CLOSED;
+			if (is_refused) {
+				if (s->expect_ready == 0 && !s->has_unsynced &&
+				    s->internal_ready == 0) {
+					wk_client_detach(c);
+					return wk_client_on_input(c);
+				}
+				continue;
+			}
+		}
+		if (s->is_tracked && h.type != PGW_MSG_TERMINATE) {
+			int rc = wk_client_prep(c, s, &h, in, out);
+
+			if (rc < 0 || (rc == 0 && wk_client_slot(s, &h, in) < 0))
+				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			if (rc > 0) {
+				if (s->expect_ready == 0 && !s->has_unsynced) {
+					s->request_start_us = g_wk.mono_us;
+					s->is_cancel_sent = false;
+				}
+				s->has_unsynced = true;
+				continue;
+			}
+		}
 		switch (h.type) {
 		case PGW_MSG_TERMINATE:
 			evbuffer_drain(in, avail);
 			return wk_client_close(c, NULL);
 		case PGW_MSG_QUERY:
+			if (s->expect_ready == 0) {
+				s->request_start_us = g_wk.mono_us;
+				s->is_cancel_sent = false;
+			}
 			s->expect_ready++;
 			r->queries++;
 			sr->queries++;
@@ -988,6 +1304,10 @@ wk_client_forward(struct wk_client *c)
 			s->expect_ready++;
 			break;
 		case PGW_MSG_SYNC:
+			if (s->expect_ready == 0 && !s->has_unsynced) {
+				s->request_start_us = g_wk.mono_us;
+				s->is_cancel_sent = false;
+			}
 			s->expect_ready++;
 			s->has_unsynced = false;
 			break;
@@ -1002,6 +1322,10 @@ wk_client_forward(struct wk_client *c)
 		case PGW_MSG_BIND:
 		case PGW_MSG_DESCRIBE:
 		case PGW_MSG_CLOSE:
+			if (s->expect_ready == 0 && !s->has_unsynced) {
+				s->request_start_us = g_wk.mono_us;
+				s->is_cancel_sent = false;
+			}
 			s->has_unsynced = true;
 			break;
 		default:
@@ -1010,6 +1334,8 @@ wk_client_forward(struct wk_client *c)
 		c->fwd_remaining = pgw_msg_size(&h);
 	}
 done:
+	if (s->is_tracked && wk_server_emit_synth(s) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	r->bytes_received += moved;
 	sr->bytes_sent += moved;
 	if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
@@ -1017,6 +1343,111 @@ done:
 		bufferevent_disable(c->bev, EV_READ);
 	}
 	return WK_OK;
+}
+
+/*
+ * Transaction mode, prepared_statements = extended: a client between
+ * transactions that only prepares or closes named statements up to a Sync
+ * (what PQprepare sends) needs no server when PostgreSQL has accepted each
+ * statement before and none changes session state: pgdog answers
+ * ParseComplete / CloseComplete and ReadyForQuery itself. This also keeps a
+ * client that prepares synchronously from waiting for a server another of
+ * its connections holds. Returns 1 when answered, 0 when a server is
+ * needed, -1 on out of memory.
+ */
+static int
+wk_client_answer_locally(struct wk_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in), off = 0, end = 0;
+	const uint8_t *buf;
+	struct pgw_buf *b = &g_wk.scratch;
+
+	if (wk_client_is_session(c) || g_cfg->prepared_statements != CONFIG_PREPARED_EXTENDED)
+		return 0;
+	/* scan: only whole Parse/Close messages ending with a Sync, all in the buffer */
+	while (!end) {
+		uint8_t hdr[PGW_HDR_LEN];
+		struct pgw_hdr h;
+		struct evbuffer_ptr pos;
+
+		if (off + PGW_HDR_LEN > avail ||
+		    evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET) < 0 ||
+		    evbuffer_copyout_from(in, &pos, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
+		    pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1 || h.len > 65536 ||
+		    off + pgw_msg_size(&h) > avail)
+			return 0;
+		if (h.type == PGW_MSG_SYNC)
+			end = off + pgw_msg_size(&h);
+		else if (h.type != PGW_MSG_PARSE && h.type != PGW_MSG_CLOSE)
+			return 0;
+		off += pgw_msg_size(&h);
+	}
+	buf = evbuffer_pullup(in, (ev_ssize_t)end);
+	if (!buf)
+		return -1;
+	for (off = 0; off < end;) {
+		struct pgw_hdr h;
+		const char *body = (const char *)buf + off + PGW_HDR_LEN;
+		size_t blen, n;
+
+		if (pgw_read_header(buf + off, PGW_HDR_LEN, &h) != 1)
+			return 0;
+		blen = h.len - 4;
+		n = strnlen(body, blen);
+		if (h.type == PGW_MSG_PARSE) {
+			struct wk_prep *p;
+			struct sql_result res;
+			const char *sql = body + n + 1;
+
+			if (n == 0 || n >= blen)
+				return 0;
+			p = wk_prep_register((const uint8_t *)body, blen, n);
+			if (!p)
+				return -1;
+			if (!p->is_valid)
+				return 0;
+			if (sql_classify(sql, strnlen(sql, blen - n - 1), &res) < 0)
+				return -1;
+			if (res.is_parsed)
+				return 0; /* it may change the session: let a server see it */
+		} else if (h.type == PGW_MSG_CLOSE) {
+			if (blen < 2 || body[0] != 'S' || strnlen(body + 1, blen - 1) >= blen - 1 ||
+			    body[1] == '\0')
+				return 0;
+		}
+		off += pgw_msg_size(&h);
+	}
+	/* answer */
+	pgw_buf_reset(b);
+	for (off = 0; off < end;) {
+		struct pgw_hdr h;
+		const char *body = (const char *)buf + off + PGW_HDR_LEN;
+
+		if (pgw_read_header(buf + off, PGW_HDR_LEN, &h) != 1)
+			return -1; /* scanned above: cannot happen */
+		if (h.type == PGW_MSG_PARSE) {
+			struct wk_prep *p =
+				wk_prep_register((const uint8_t *)body, h.len - 4, strlen(body));
+
+			if (!p || wk_prep_names_put(&c->prep_names, body, p) < 0)
+				return -1;
+			pgw_begin(b, PGW_MSG_PARSE_COMPLETE);
+			pgw_end(b);
+		} else if (h.type == PGW_MSG_CLOSE) {
+			wk_prep_names_del(&c->prep_names, body + 1);
+			pgw_begin(b, PGW_MSG_CLOSE_COMPLETE);
+			pgw_end(b);
+		} else {
+			pgw_put_ready(b, 'I');
+		}
+		off += pgw_msg_size(&h);
+	}
+	evbuffer_drain(in, end);
+	if (wk_conn_send(c->bev, b) < 0)
+		return -1;
+	log_noise(&c->lctx, "prepared statements answered without a server");
+	return 1;
 }
 
 /* Logged in, no server: the first request takes one from the pool. */
@@ -1044,6 +1475,15 @@ wk_client_on_idle(struct wk_client *c)
 	if (g_wk.is_shutting_down)
 		return wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
 				       "terminating connection due to administrator command");
+	switch (wk_client_answer_locally(c)) {
+	case 1:
+		/* more may follow */
+		return evbuffer_get_length(in) ? wk_client_on_idle(c) : WK_OK;
+	case -1:
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	default:
+		break;
+	}
 	wk_client_set_state(c, WK_CLIENT_WAIT_SERVER);
 	bufferevent_disable(c->bev, EV_READ);
 	return wk_pool_checkout(c->pool, c);
@@ -1086,12 +1526,19 @@ wk_client_on_input(struct wk_client *c)
 	}
 }
 
+enum wk_rc
+wk_client_resume_input(struct wk_client *c)
+{
+	return wk_client_on_input(c);
+}
+
 static void
 wk_client_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct wk_client *c = arg;
 
 	wk_clock_update();
+	c->last_request_us = g_wk.mono_us;
 	(void)wk_client_on_input(c);
 }
 
@@ -1149,20 +1596,94 @@ wk_client_close_if_idle(struct wk_client *c)
 	return true;
 }
 
-void
-wk_client_sweep(void)
+/* A cancel for a client waiting in the queue: it leaves the queue with 57014. */
+static void
+wk_client_cancel_wait(struct wk_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct pgw_buf *b = &g_wk.scratch;
+
+	wk_pool_unwait(c->pool, c);
+	/* the request never reached a server: drop it and answer for it */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	pgw_buf_reset(b);
+	pgw_put_error(b, false, "ERROR", SQLSTATE_QUERY_CANCELED,
+		      "canceling statement due to user request", NULL, NULL);
+	pgw_put_ready(b, 'I');
+	if (wk_conn_send(c->bev, b) < 0) {
+		wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return;
+	}
+	log_info(&c->lctx, "cancelled while waiting for a server");
+	wk_client_set_state(c, WK_CLIENT_IDLE);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Timeouts of one client (sweep). */
+static void
+wk_client_sweep_one(struct wk_client *c, uint64_t now)
 {
 	uint64_t login = (uint64_t)g_cfg->client_login_timeout * 1000;
-	struct list *pos, *tmp;
+	uint64_t idle = (uint64_t)g_cfg->client_idle_timeout * 1000;
+	uint64_t idle_tx = (uint64_t)g_cfg->client_idle_in_transaction_timeout * 1000;
+	uint64_t query = (uint64_t)g_cfg->query_timeout * 1000;
+	struct wk_server *s = c->server;
+	uint64_t quiet = now - c->last_request_us;
 
-	list_foreach_safe (pos, tmp, &g_wk.clients) {
-		struct wk_client *c = list_entry(pos, struct wk_client, node);
-
-		if ((c->state == WK_CLIENT_STARTUP || c->state == WK_CLIENT_AUTH) &&
-		    g_wk.mono_us - c->connect_us > login)
+	switch (c->state) {
+	case WK_CLIENT_STARTUP:
+	case WK_CLIENT_AUTH:
+		if (now - c->connect_us > login)
 			wk_client_fatal(
 				c, SQLSTATE_PROTOCOL_VIOLATION,
 				"client did not complete login within client_login_timeout (%d ms)",
 				g_cfg->client_login_timeout);
+		return;
+	case WK_CLIENT_WAIT_SERVER:
+		if (atomic_exchange_explicit(&wk_client_row(c)->is_cancel_requested, 0,
+					     memory_order_acquire))
+			wk_client_cancel_wait(c);
+		return;
+	case WK_CLIENT_IDLE:
+		if (idle && quiet > idle)
+			wk_client_fatal(c, SQLSTATE_IDLE_SESSION_TIMEOUT,
+					"terminating connection due to idle-session timeout");
+		return;
+	case WK_CLIENT_ACTIVE:
+		break;
+	default:
+		return;
+	}
+	if (!s)
+		return;
+	if (s->expect_ready || s->has_unsynced) {
+		/* a request is running: query_timeout cancels it, PostgreSQL reports 57014 */
+		if (query && !s->is_cancel_sent && now - s->request_start_us > query) {
+			s->is_cancel_sent = true;
+			log_info(&c->lctx, "query_timeout (%d ms) reached: cancelling backend %u",
+				 g_cfg->query_timeout, s->backend_pid);
+			wk_cancel_send(s->pool, s->backend_pid, s->backend_key);
+		}
+		return;
+	}
+	if (s->tx_status != 'I') {
+		if (idle_tx && quiet > idle_tx && now - s->ready_us > idle_tx)
+			wk_client_fatal(
+				c, SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT,
+				"terminating connection due to idle-in-transaction timeout");
+		return;
+	}
+	if (idle && quiet > idle && now - s->ready_us > idle)
+		wk_client_fatal(c, SQLSTATE_IDLE_SESSION_TIMEOUT,
+				"terminating connection due to idle-session timeout");
+}
+
+void
+wk_client_sweep(void)
+{
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &g_wk.clients) {
+		wk_client_sweep_one(list_entry(pos, struct wk_client, node), g_wk.mono_us);
 	}
 }

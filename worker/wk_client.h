@@ -21,12 +21,18 @@ enum wk_rc wk_client_attach(struct wk_client *c, struct wk_server *s);
 enum wk_rc wk_client_send_ready(struct wk_client *c, struct pgw_buf *b);
 /* The pool has parameters now: finish a login that waited for them. */
 enum wk_rc wk_client_finish_login(struct wk_client *c);
+/* Session mode (or no pool yet): the client keeps its server until it leaves. */
+bool wk_client_is_session(const struct wk_client *c);
+/* Transaction done: give c's server back to the pool; c goes back to IDLE. */
+void wk_client_detach(struct wk_client *c);
 /* Close c now (after flushing what it has queued). reason may be NULL. */
 enum wk_rc wk_client_close(struct wk_client *c, const char *reason);
 /* The linked server died: tell the client and close it. */
 void wk_client_server_lost(struct wk_client *c, const char *sqlstate, const char *message);
 /* Resume reading (backpressure). */
 void wk_client_resume(struct wk_client *c);
+/* Handle what the client has buffered (after its server was given back). */
+enum wk_rc wk_client_resume_input(struct wk_client *c);
 /* Shutdown: close c if it is between transactions. true if closed. */
 bool wk_client_close_if_idle(struct wk_client *c);
 /* Periodic work: login timeouts, flush timeouts. */

@@ -20,6 +20,8 @@
 #include "shared/list.h"
 #include "shared/log.h"
 #include "shared/pgw.h"
+#include "worker/wk_prepared.h"
+#include "worker/wk_session.h"
 
 struct wk_pool;
 struct wk_server;
@@ -33,6 +35,14 @@ enum wk_rc {
 
 /* Output above this stops reading from the peer until it drains to half. */
 #define WK_BACKPRESSURE_BYTES (512 * 1024)
+
+/* Session state that only exists on one server connection (transaction mode). */
+#define WK_PIN_ADVISORY 0x01u /* session advisory lock */
+#define WK_PIN_TEMP     0x02u /* temporary table, view or sequence */
+#define WK_PIN_CURSOR   0x04u /* WITH HOLD cursor */
+#define WK_PIN_LISTEN   0x08u /* LISTEN */
+#define WK_PIN_ROLE     0x10u /* SET ROLE / SESSION AUTHORIZATION */
+#define WK_PIN_PREPARED 0x20u /* named prepared statement (Parse or SQL PREPARE) */
 
 enum wk_client_state {
 	WK_CLIENT_STARTUP = 0, /* reading the startup packet */
@@ -51,12 +61,6 @@ enum wk_auth_step {
 	WK_AUTH_PASSWORD,   /* waiting for a PasswordMessage (plain or md5) */
 	WK_AUTH_SASL_FIRST, /* waiting for SASLInitialResponse */
 	WK_AUTH_SASL_FINAL, /* waiting for SASLResponse */
-};
-
-/* A parameter the client asked for at startup (or via options=-c). */
-struct wk_param {
-	char *name;  /* points into wk_client.params_buf */
-	char *value; /* points into wk_client.params_buf */
 };
 
 struct wk_client {
@@ -85,14 +89,39 @@ struct wk_client {
 	uint8_t md5_salt[4];
 	struct auth_scram_server *scram; /* owned, during SCRAM only */
 	struct auth_secret *fake_secret; /* owned: unknown users go through SCRAM too */
-	/* startup parameters to apply to the server on attach */
-	char *params_buf;        /* owned */
-	struct wk_param *params; /* owned */
-	size_t params_cnt;
+	/* session state: startup parameters, SETs, what pins a server to it */
+	struct wk_session session;
+	unsigned pins;                   /* WK_PIN_*: state that lives on its server connection */
+	struct wk_prep_names prep_names; /* its named prepared statements (transaction mode) */
 	/* forwarding */
 	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */
 	uint64_t connect_us, wait_start_us, last_request_us;
 	uint64_t closing_since_us;
+};
+
+/*
+ * What a server will answer, message by message, while prepared statements
+ * are rewritten (transaction mode, prepared_statements = extended): lets
+ * pgdog swallow the replies to what it injected and put its own replies in
+ * the right place.
+ */
+enum wk_slot_kind {
+	WK_SLOT_PARSE = 0,   /* ParseComplete */
+	WK_SLOT_BIND,        /* BindComplete */
+	WK_SLOT_CLOSE,       /* CloseComplete */
+	WK_SLOT_DESCRIBE_S,  /* ParameterDescription, then RowDescription or NoData */
+	WK_SLOT_DESCRIBE_P,  /* RowDescription or NoData */
+	WK_SLOT_EXECUTE,     /* rows, then CommandComplete, EmptyQuery or PortalSuspended */
+	WK_SLOT_SYNC,        /* ReadyForQuery */
+	WK_SLOT_QUERY,       /* everything up to ReadyForQuery (simple Query, FunctionCall) */
+	WK_SLOT_SYNTH_PARSE, /* pgdog answers ParseComplete itself */
+	WK_SLOT_SYNTH_CLOSE, /* pgdog answers CloseComplete itself */
+};
+
+struct wk_slot {
+	uint8_t kind;         /* enum wk_slot_kind */
+	bool is_swallow;      /* pgdog's own message: the client must not see the reply */
+	struct wk_prep *prep; /* PARSE: the statement to forget if the Parse fails */
 };
 
 enum wk_server_state {
@@ -132,8 +161,27 @@ struct wk_server {
 	bool internal_failed;            /* one of pgdog's own queries failed */
 	struct auth_scram_client *scram; /* owned, during login only */
 	size_t fwd_remaining;
-	struct wk_server_param params[WK_SERVER_PARAMS_MAX];
+	struct wk_server_param params[WK_SERVER_PARAMS_MAX]; /* latest ParameterStatus values */
 	size_t params_cnt;
+	struct wk_settings applied; /* values set on it beyond its defaults */
+	bool is_dirty;              /* its settings are unknown: RESET ALL before reuse */
+	bool has_tx_error;          /* an ErrorResponse in the open transaction */
+	bool is_tag_rollback;       /* the last CommandComplete was ROLLBACK */
+	bool is_copy_in;            /* the server waits for COPY data */
+	bool is_broken_request;     /* the client left halfway through a message to it */
+	bool is_release_due;
+	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
+	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */
+	bool is_tracked;      /* replies follow the slot queue (prepared statement rewriting) */
+	bool is_discarding;   /* the message being moved is swallowed */
+	struct wk_slot *slots; /* ring of expected replies: owned */
+	size_t slots_head, slots_cnt, slots_cap;
+	struct wk_prep_held held; /* statements prepared on it */
+	bool is_cancel_sent;      /* query_timeout: a CancelRequest went out for this request */
+	uint64_t ready_us;
+	/* monotonic: its last ReadyForQuery */ /* give it back once the ReadyForQuery has moved */
+	uint64_t request_start_us;              /* monotonic: when the running request was sent */
+	uint64_t lifetime_us;                   /* server_lifetime with jitter, 0 = forever */
 	uint64_t connect_us, state_since_us, request_us;
 	uint64_t closing_since_us;
 	char error[256]; /* why the login failed, for the waiting client */

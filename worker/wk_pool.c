@@ -197,10 +197,13 @@ wk_pool_open_one(struct wk_pool *p)
 		return false;
 	s = wk_server_connect(p);
 	if (!s) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "could not open a connection to server \"%s:%d\": %s",
+			 p->db->host, p->db->port, strerror(errno));
 		shm_pool_release(p->idx, (uint32_t)g_wk.slot);
 		p->retry_after_us = g_wk.mono_us + WK_POOL_RETRY_US;
-		wk_pool_server_failed(p, SQLSTATE_CONNECTION_FAILURE,
-				      "could not open a connection to the server");
+		wk_pool_server_failed(p, SQLSTATE_CONNECTION_FAILURE, msg);
 		return false;
 	}
 	return true;
@@ -284,9 +287,7 @@ wk_pool_learn_params(struct wk_pool *p, const struct wk_server *s)
 void
 wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
 {
-	uint64_t lifetime = (uint64_t)p->cfg->server_lifetime * 1000;
-
-	if (lifetime && g_wk.mono_us - s->connect_us > lifetime) {
+	if (s->lifetime_us && g_wk.mono_us - s->connect_us > s->lifetime_us) {
 		wk_server_close(s, "server_lifetime reached");
 		return;
 	}
@@ -338,7 +339,7 @@ wk_pool_sweep_one(struct wk_pool *p)
 	uint64_t checkout = (uint64_t)g_cfg->checkout_timeout * 1000;
 	uint64_t connect = (uint64_t)g_cfg->connect_timeout * 1000;
 	uint64_t idle = (uint64_t)p->cfg->idle_timeout * 1000;
-	uint64_t lifetime = (uint64_t)p->cfg->server_lifetime * 1000;
+	uint64_t rollback = (uint64_t)g_cfg->rollback_timeout * 1000;
 	struct list *pos, *tmp;
 
 	/* clients waiting too long */
@@ -362,12 +363,18 @@ wk_pool_sweep_one(struct wk_pool *p)
 			struct wk_server *s = list_entry(pos, struct wk_server, node);
 			char msg[256];
 
-			if (now - s->state_since_us < connect)
+			if (now - s->state_since_us < (st == WK_SERVER_RESET ? rollback : connect))
 				continue;
-			snprintf(
-				msg, sizeof(msg),
-				"connection to server for pool \"%s\" timed out after connect_timeout (%d ms)",
-				p->name, g_cfg->connect_timeout);
+			if (st == WK_SERVER_RESET)
+				snprintf(
+					msg, sizeof(msg),
+					"server did not finish its rollback within rollback_timeout (%d ms)",
+					g_cfg->rollback_timeout);
+			else
+				snprintf(
+					msg, sizeof(msg),
+					"connection to server for pool \"%s\" timed out after connect_timeout (%d ms)",
+					p->name, g_cfg->connect_timeout);
 			if (st != WK_SERVER_RESET)
 				wk_pool_server_failed(p, SQLSTATE_CONNECTION_FAILURE, msg);
 			wk_server_close(s, msg);
@@ -385,7 +392,7 @@ wk_pool_sweep_one(struct wk_pool *p)
 		struct wk_server *s = list_entry(pos, struct wk_server, node);
 		bool above_min = wk_pool_local_total(p) > p->min_share;
 
-		if (lifetime && now - s->connect_us > lifetime)
+		if (s->lifetime_us && now - s->connect_us > s->lifetime_us)
 			wk_server_close(s, "server_lifetime reached");
 		else if (idle && above_min && now - s->state_since_us > idle)
 			wk_server_close(s, "idle_timeout reached");

@@ -31,10 +31,12 @@
 
 #define WK_SERVER_LOGIN_MSG_MAX (64 * 1024) /* no login message is larger */
 #define WK_SERVER_PARAM_MSG_MAX (16 * 1024)
+#define WK_SERVER_NO_ROW        UINT32_MAX
 
 static void wk_server_read_cb(struct bufferevent *bev, void *arg);
 static void wk_server_write_cb(struct bufferevent *bev, void *arg);
 static void wk_server_event_cb(struct bufferevent *bev, short what, void *arg);
+static void wk_server_on_idle(struct wk_server *s);
 
 /* Allowed moves: [from][to]. */
 static const bool wk_server_moves[WK_SERVER_STATE_CNT][WK_SERVER_STATE_CNT] = {
@@ -68,7 +70,11 @@ wk_server_shm_state(enum wk_server_state st)
 void
 wk_server_row_update(struct wk_server *s)
 {
-	struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
+	struct shm_server *r;
+
+	if (s->row == WK_SERVER_NO_ROW)
+		return;
+	r = shm_server((uint32_t)g_wk.slot, s->row);
 
 	shm_row_write_begin(&r->seq);
 	atomic_store_explicit(&r->state, (uint8_t)wk_server_shm_state(s->state),
@@ -79,6 +85,26 @@ wk_server_row_update(struct wk_server *s)
 	r->id = s->id;
 	r->client_id = s->client ? s->client->id : 0;
 	shm_row_write_end(&r->seq);
+}
+
+/*
+ * Give the shm row back. With the reservation it is what a replacement
+ * connection needs, so both are returned together, before the object is freed.
+ */
+static void
+wk_server_row_free(struct wk_server *s)
+{
+	struct shm_server *r;
+
+	if (s->row == WK_SERVER_NO_ROW)
+		return;
+	r = shm_server((uint32_t)g_wk.slot, s->row);
+	shm_row_write_begin(&r->seq);
+	atomic_store_explicit(&r->state, SHM_STATE_FREE, memory_order_relaxed);
+	r->id = 0;
+	shm_row_write_end(&r->seq);
+	g_wk.free_server_rows[g_wk.free_server_rows_cnt++] = s->row;
+	s->row = WK_SERVER_NO_ROW;
 }
 
 void
@@ -147,6 +173,16 @@ wk_server_connect(struct wk_pool *p)
 	s->tx_status = 'I';
 	s->connect_us = g_wk.mono_us;
 	s->state_since_us = g_wk.mono_us;
+	if (p->cfg->server_lifetime > 0) {
+		/* jitter spreads reconnections: lifetime +/- a random part of server_lifetime_jitter */
+		int64_t life_ms = p->cfg->server_lifetime;
+		int64_t jitter_ms = p->cfg->server_lifetime_jitter;
+
+		if (jitter_ms > 0)
+			life_ms += (int64_t)secret_random_uniform((uint32_t)(2 * jitter_ms)) -
+				   jitter_ms;
+		s->lifetime_us = life_ms > 0 ? (uint64_t)life_ms * 1000 : 1;
+	}
 	snprintf(s->lctx.id, sizeof(s->lctx.id), "w%ds%llu", g_wk.slot, (unsigned long long)s->id);
 	snprintf(s->lctx.peer, sizeof(s->lctx.peer), "%s:%d", p->db->host, p->db->port);
 	s->lctx.user = p->user->name;
@@ -188,8 +224,6 @@ fail:
 void
 wk_server_free(struct wk_server *s)
 {
-	struct shm_server *r;
-
 	if (!s)
 		return;
 	wk_pool_forget(s->pool, s);
@@ -199,12 +233,10 @@ wk_server_free(struct wk_server *s)
 		auth_scram_client_cleanup(s->scram);
 		free(s->scram);
 	}
-	r = shm_server((uint32_t)g_wk.slot, s->row);
-	shm_row_write_begin(&r->seq);
-	atomic_store_explicit(&r->state, SHM_STATE_FREE, memory_order_relaxed);
-	r->id = 0;
-	shm_row_write_end(&r->seq);
-	g_wk.free_server_rows[g_wk.free_server_rows_cnt++] = s->row;
+	wk_settings_cleanup(&s->applied);
+	wk_prep_held_cleanup(&s->held);
+	free(s->slots);
+	wk_server_row_free(s);
 	free(s);
 }
 
@@ -258,6 +290,7 @@ wk_server_gone(struct wk_server *s)
 	 * another connection take its place, so PostgreSQL never sees more than
 	 * pool_size connections of the pool.
 	 */
+	wk_server_row_free(s);
 	wk_pool_server_gone(s->pool, s);
 	wk_reap_server(s);
 }
@@ -650,6 +683,244 @@ wk_server_internal_error(struct wk_server *s, const uint8_t *body, size_t len)
 	wk_client_fatal(c, f.sqlstate ? f.sqlstate : SQLSTATE_INTERNAL_ERROR, "%s", f.message);
 }
 
+/* ---- reply slots (prepared statement rewriting) ------------------------- */
+
+int
+wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow,
+		    struct wk_prep *prep)
+{
+	struct wk_slot *sl;
+
+	if (s->slots_cnt == s->slots_cap) {
+		size_t cap = s->slots_cap ? s->slots_cap * 2 : 64;
+		struct wk_slot *v = malloc(cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		/* unroll the ring into the new array */
+		for (size_t i = 0; i < s->slots_cnt; i++)
+			v[i] = s->slots[(s->slots_head + i) % s->slots_cap];
+		free(s->slots);
+		s->slots = v;
+		s->slots_cap = cap;
+		s->slots_head = 0;
+	}
+	sl = &s->slots[(s->slots_head + s->slots_cnt) % s->slots_cap];
+	sl->kind = (uint8_t)kind;
+	sl->is_swallow = is_swallow;
+	sl->prep = prep;
+	s->slots_cnt++;
+	return 0;
+}
+
+static struct wk_slot *
+wk_server_slot_head(struct wk_server *s)
+{
+	return s->slots_cnt ? &s->slots[s->slots_head] : NULL;
+}
+
+static void
+wk_server_slot_pop(struct wk_server *s)
+{
+	s->slots_head = (s->slots_head + 1) % s->slots_cap;
+	s->slots_cnt--;
+}
+
+void
+wk_server_slots_clear(struct wk_server *s)
+{
+	s->slots_head = s->slots_cnt = 0;
+	s->is_discarding = false;
+}
+
+int
+wk_server_emit_synth(struct wk_server *s)
+{
+	struct wk_slot *sl;
+	struct pgw_buf *b = &g_wk.scratch;
+
+	if (!s->client)
+		return 0;
+	pgw_buf_reset(b);
+	while ((sl = wk_server_slot_head(s)) &&
+	       (sl->kind == WK_SLOT_SYNTH_PARSE || sl->kind == WK_SLOT_SYNTH_CLOSE)) {
+		pgw_begin(b, sl->kind == WK_SLOT_SYNTH_PARSE ? PGW_MSG_PARSE_COMPLETE
+							     : PGW_MSG_CLOSE_COMPLETE);
+		pgw_end(b);
+		wk_server_slot_pop(s);
+	}
+	return b->len ? wk_conn_send(s->client->bev, b) : 0;
+}
+
+static bool
+wk_server_slot_ends(uint8_t kind, uint8_t type)
+{
+	switch (kind) {
+	case WK_SLOT_PARSE:
+		return type == PGW_MSG_PARSE_COMPLETE;
+	case WK_SLOT_BIND:
+		return type == PGW_MSG_BIND_COMPLETE;
+	case WK_SLOT_CLOSE:
+		return type == PGW_MSG_CLOSE_COMPLETE;
+	case WK_SLOT_DESCRIBE_S:
+	case WK_SLOT_DESCRIBE_P:
+		return type == PGW_MSG_ROW_DESCRIPTION || type == PGW_MSG_NO_DATA;
+	case WK_SLOT_EXECUTE:
+		return type == PGW_MSG_COMMAND_COMPLETE || type == PGW_MSG_EMPTY_QUERY ||
+		       type == PGW_MSG_PORTAL_SUSPENDED;
+	default:
+		return type == PGW_MSG_READY;
+	}
+}
+
+/*
+ * Match a reply with the slot it answers; true when the client must not
+ * see it. An ErrorResponse ends the current slot and every slot up to the
+ * next Sync (the server skips those messages): a failed Parse leaves nothing
+ * prepared.
+ */
+static bool
+wk_server_slot_reply(struct wk_server *s, uint8_t type)
+{
+	struct wk_slot *sl;
+	bool is_swallow;
+
+	if (type == PGW_MSG_NOTICE || type == PGW_MSG_PARAMETER_STATUS ||
+	    type == PGW_MSG_NOTIFICATION)
+		return false;
+	if (wk_server_emit_synth(s) < 0)
+		log_warn(&s->lctx, "out of memory for a synthetic reply");
+	sl = wk_server_slot_head(s);
+	if (!sl)
+		return false;
+	if (type == PGW_MSG_ERROR) {
+		while ((sl = wk_server_slot_head(s)) && sl->kind != WK_SLOT_SYNC &&
+		       sl->kind != WK_SLOT_QUERY) {
+			if (sl->kind == WK_SLOT_PARSE && sl->prep)
+				wk_prep_held_del(&s->held, sl->prep);
+			wk_server_slot_pop(s);
+		}
+		return false;
+	}
+	is_swallow = sl->is_swallow;
+	if (type == PGW_MSG_READY) {
+		/* a ReadyForQuery ends everything up to its Sync or Query */
+		while ((sl = wk_server_slot_head(s))) {
+			uint8_t kind = sl->kind;
+
+			wk_server_slot_pop(s);
+			if (kind == WK_SLOT_SYNC || kind == WK_SLOT_QUERY)
+				break;
+		}
+		return is_swallow;
+	}
+	if (wk_server_slot_ends(sl->kind, type)) {
+		/* PostgreSQL accepted it once: later Parses of it can be answered without a server */
+		if (sl->kind == WK_SLOT_PARSE && sl->prep)
+			sl->prep->is_valid = true;
+		wk_server_slot_pop(s);
+	}
+	return is_swallow;
+}
+
+/*
+ * A transaction ended (ReadyForQuery 'I'): the client's pending SET/RESET
+ * take effect if it committed. After an error the server's settings are
+ * not known for sure (a savepoint may have kept some): it gets RESET ALL
+ * before anyone else uses it.
+ */
+static void
+wk_server_tx_end(struct wk_server *s, struct wk_client *c)
+{
+	bool is_commit = !s->has_tx_error && !s->is_tag_rollback, has_reset = false;
+
+	if (!c->session.pending_cnt)
+		return;
+	if (is_commit && wk_session_apply_ops(&c->session, &s->applied, &has_reset) < 0)
+		s->is_dirty = true;
+	else if (!is_commit && s->has_tx_error)
+		s->is_dirty = true;
+	wk_session_end_tx(&c->session, is_commit);
+	s->needs_resync = has_reset;
+}
+
+/*
+ * After a RESET the server holds its own defaults where PostgreSQL would
+ * hold the client's startup values: when the client keeps this server,
+ * apply them again now (replies swallowed, ParameterStatus passed on).
+ */
+static void
+wk_server_resync(struct wk_server *s, struct wk_client *c)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	s->needs_resync = false;
+	pgw_buf_reset(b);
+	switch (wk_session_sync(&c->session, &s->applied, s->params, s->params_cnt, b)) {
+	case 0:
+		return;
+	case -1:
+		s->is_dirty = true;
+		return;
+	default:
+		if (wk_server_send_internal(s, b, 1) < 0)
+			s->is_dirty = true;
+		return;
+	}
+}
+
+/* The ReadyForQuery that ends the transaction has moved: give the server back. */
+static enum wk_rc
+wk_server_release_due(struct wk_server *s, size_t moved)
+{
+	struct wk_client *c = s->client;
+
+	shm_server((uint32_t)g_wk.slot, s->row)->bytes_received += moved;
+	shm_client((uint32_t)g_wk.slot, c->row)->bytes_sent += moved;
+	wk_client_detach(c);
+	/* the client may have the next transaction queued already */
+	if (c->state == WK_CLIENT_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)))
+		(void)wk_client_resume_input(c);
+	return WK_OK;
+}
+
+void
+wk_server_checkin(struct wk_server *s)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	uint32_t queries = 0;
+
+	s->client = NULL;
+	s->read_paused = false;
+	s->is_tracked = false;
+	wk_server_slots_clear(s);
+	bufferevent_enable(s->bev, EV_READ);
+	pgw_buf_reset(b);
+	if (s->is_dirty) {
+		pgw_put_query(b, "RESET ALL");
+		queries++;
+		wk_settings_clear(&s->applied);
+		s->is_dirty = false;
+	}
+	if (g_cfg->server_reset_query_always && g_cfg->server_reset_query &&
+	    *g_cfg->server_reset_query) {
+		pgw_put_query(b, g_cfg->server_reset_query);
+		queries++;
+		wk_settings_clear(&s->applied);
+	}
+	if (queries == 0) {
+		wk_pool_server_ready(s->pool, s);
+		if (s->state == WK_SERVER_IDLE &&
+		    evbuffer_get_length(bufferevent_get_input(s->bev)))
+			wk_server_on_idle(s);
+		return;
+	}
+	wk_server_set_state(s, WK_SERVER_RESET);
+	s->internal_ready = 0;
+	if (wk_server_send_internal(s, b, queries) < 0)
+		wk_server_close(s, "out of memory");
+}
+
 enum wk_rc
 wk_server_forward(struct wk_server *s)
 {
@@ -667,12 +938,22 @@ wk_server_forward(struct wk_server *s)
 		if (s->fwd_remaining) {
 			size_t n = avail < s->fwd_remaining ? avail : s->fwd_remaining;
 
-			if (out && s->internal_ready == 0)
+			if (out && (s->internal_ready == 0 || s->is_fwd_internal) &&
+			    !s->is_discarding)
 				evbuffer_remove_buffer(in, out, n);
 			else
 				evbuffer_drain(in, n);
 			s->fwd_remaining -= n;
 			moved += n;
+			if (s->fwd_remaining == 0) {
+				s->is_discarding = false;
+				s->is_fwd_internal = false;
+				/* replies pgdog owes right after this message */
+				if (s->is_tracked && s->slots_cnt && wk_server_emit_synth(s) < 0)
+					log_warn(&s->lctx, "out of memory for a synthetic reply");
+			}
+			if (s->is_release_due && s->fwd_remaining == 0)
+				return wk_server_release_due(s, moved);
 			continue;
 		}
 		switch (wk_conn_peek(in, 0x7fffffff, false, &h, &msg)) {
@@ -684,6 +965,10 @@ wk_server_forward(struct wk_server *s)
 		default:
 			break;
 		}
+		if (h.type == PGW_MSG_READY && avail < PGW_HDR_LEN + 1)
+			goto done; /* its status byte first */
+		if (s->is_tracked && s->internal_ready == 0 && c)
+			s->is_discarding = wk_server_slot_reply(s, h.type);
 		switch (h.type) {
 		case PGW_MSG_READY: {
 			char st;
@@ -693,6 +978,7 @@ wk_server_forward(struct wk_server *s)
 			if (pgw_parse_ready(msg + PGW_HDR_LEN, h.len - 4, &st) < 0)
 				return wk_server_broken(s, "malformed ReadyForQuery from server");
 			s->tx_status = st;
+			s->ready_us = g_wk.mono_us;
 			if (s->internal_ready > 0) {
 				s->internal_ready--;
 				evbuffer_drain(in, pgw_msg_size(&h));
@@ -709,11 +995,38 @@ wk_server_forward(struct wk_server *s)
 				s->expect_ready--;
 			if (st == 'I') {
 				r->transactions++;
-				if (c)
+				if (c) {
 					shm_client((uint32_t)g_wk.slot, c->row)->transactions++;
+					wk_server_tx_end(s, c);
+					if (s->expect_ready == 0 && !s->has_unsynced && !c->pins &&
+					    c->fwd_remaining == 0 && !wk_client_is_session(c))
+						s->is_release_due = true;
+					else if (s->needs_resync && s->expect_ready == 0 &&
+						 !s->has_unsynced)
+						wk_server_resync(s, c);
+				}
+				s->has_tx_error = false;
+				s->is_tag_rollback = false;
 			}
 			break;
 		}
+		case PGW_MSG_COPY_IN:
+			s->is_copy_in = true;
+			break;
+		case PGW_MSG_COMMAND_COMPLETE:
+			s->is_copy_in = false;
+			/* only a session with SETs to settle needs to know how the transaction ends */
+			if (c && c->session.pending_cnt && s->internal_ready == 0) {
+				char tag[PGW_HDR_LEN + 8];
+
+				if (h.len >= 4 + 8 && avail < sizeof(tag))
+					goto done;
+				s->is_tag_rollback = h.len >= 4 + 8 &&
+						     evbuffer_copyout(in, tag, sizeof(tag)) ==
+							     (ev_ssize_t)sizeof(tag) &&
+						     memcmp(tag + PGW_HDR_LEN, "ROLLBACK", 8) == 0;
+			}
+			break;
 		case PGW_MSG_PARAMETER_STATUS: {
 			const char *name, *value;
 
@@ -725,9 +1038,15 @@ wk_server_forward(struct wk_server *s)
 			if (pgw_parse_param_status(msg + PGW_HDR_LEN, h.len - 4, &name, &value) ==
 			    0)
 				wk_server_param_set(s, name, value);
+			/* values pgdog set for the client: the client sees them too */
+			s->is_fwd_internal =
+				s->internal_ready > 0 && c && s->state == WK_SERVER_ACTIVE;
 			break;
 		}
 		case PGW_MSG_ERROR:
+			s->is_copy_in = false;
+			if (s->internal_ready == 0)
+				s->has_tx_error = true;
 			if (s->internal_ready > 0) {
 				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
 					return wk_server_broken(s, "oversized error from server");
@@ -813,30 +1132,62 @@ wk_server_read_cb(struct bufferevent *bev, void *arg)
 }
 
 void
-wk_server_release(struct wk_server *s)
+wk_server_release(struct wk_server *s, bool is_session_end)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 	uint32_t queries = 0;
 
 	s->client = NULL;
 	s->read_paused = false;
+	s->is_tracked = false;
+	wk_server_slots_clear(s);
 	if (s->state != WK_SERVER_ACTIVE)
 		return;
 	bufferevent_enable(s->bev, EV_READ);
-	if (s->expect_ready || s->has_unsynced || s->fwd_remaining || s->internal_failed) {
-		/* a request is still running or half sent: its state is unknown */
-		wk_server_close(s, "client left in the middle of a request");
+	if (s->is_broken_request || s->internal_failed) {
+		/* half a message went to the server: nothing can bring it back in step */
+		wk_server_close(s, "client left in the middle of a message");
 		return;
 	}
 	pgw_buf_reset(b);
-	if (s->tx_status != 'I') {
+	/*
+	 * Recovery: end what the client left running (COPY, an unsynced
+	 * pipeline), drain every reply it is owed, roll back, and reset if the
+	 * session ends. All of it is swallowed; rollback_timeout bounds it.
+	 */
+	if (s->is_copy_in) {
+		pgw_begin(b, PGW_MSG_COPY_FAIL);
+		pgw_put_str(b, "client disconnected");
+		pgw_end(b);
+	}
+	if (s->has_unsynced) {
+		pgw_begin(b, PGW_MSG_SYNC);
+		pgw_end(b);
+		s->expect_ready++;
+		s->has_unsynced = false;
+	}
+	if (s->expect_ready || s->tx_status != 'I') {
 		pgw_put_query(b, "ROLLBACK");
 		queries++;
 	}
-	if (g_cfg->server_reset_query && *g_cfg->server_reset_query) {
+	if ((is_session_end || s->is_dirty || g_cfg->server_reset_query_always) &&
+	    g_cfg->server_reset_query && *g_cfg->server_reset_query) {
 		pgw_put_query(b, g_cfg->server_reset_query);
 		queries++;
+		wk_settings_clear(&s->applied);
+		s->is_dirty = false;
+	} else if (s->is_dirty) {
+		pgw_put_query(b, "RESET ALL");
+		queries++;
+		wk_settings_clear(&s->applied);
+		s->is_dirty = false;
 	}
+	if (s->expect_ready)
+		log_debug(&s->lctx, "client left with %u replies pending: draining them",
+			  s->expect_ready);
+	queries += s->expect_ready;
+	s->expect_ready = 0;
+	s->is_release_due = false;
 	wk_server_set_state(s, WK_SERVER_RESET);
 	if (queries == 0) {
 		wk_pool_server_ready(s->pool, s);

@@ -21,10 +21,13 @@ void wk_server_close(struct wk_server *s, const char *reason);
 /* The backend of a CLOSING server is gone (or took too long): free the slot. */
 void wk_server_gone(struct wk_server *s);
 /*
- * The client left: roll back / reset s and return it to the pool, or close it
- * when its state is unknown.
+ * The client left: roll back s (and run server_reset_query when the
+ * session ends with it: session mode, or state pinned in transaction mode)
+ * and return it to the pool, or close it when its state is unknown.
  */
-void wk_server_release(struct wk_server *s);
+void wk_server_release(struct wk_server *s, bool is_session_end);
+/* Transaction mode: the client's transaction is over; s goes back to the pool. */
+void wk_server_checkin(struct wk_server *s);
 /*
  * Start sending pgdog's own queries (SET for the client's parameters) on a
  * freshly linked server; their results are swallowed. -1 on allocation failure.
@@ -37,3 +40,10 @@ void wk_server_resume(struct wk_server *s);
 void wk_server_free(struct wk_server *s);
 /* Write this server's shm row identity. */
 void wk_server_row_update(struct wk_server *s);
+
+/* Reply slots (transaction mode with prepared statement rewriting). -1 on out of memory. */
+int wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow,
+			struct wk_prep *prep) MUST_CHECK;
+void wk_server_slots_clear(struct wk_server *s);
+/* Send the client the replies pgdog gives itself that are due now. -1 on out of memory. */
+int wk_server_emit_synth(struct wk_server *s) MUST_CHECK;

@@ -802,6 +802,8 @@ it_write_config_to(const struct it_pgdog_conf *conf, int port, const char *ini_p
 	snprintf(defaults[nd++], sizeof(defaults[0]), "checkout_timeout = 5000");
 	snprintf(defaults[nd++], sizeof(defaults[0]), "connect_timeout = 5000");
 	snprintf(defaults[nd++], sizeof(defaults[0]), "server_reset_query = DISCARD ALL");
+	/* the foundation tests check session pooling; others set pooler_mode themselves */
+	snprintf(defaults[nd++], sizeof(defaults[0]), "pooler_mode = session");
 	snprintf(defaults[nd++], sizeof(defaults[0]), "log_level = %s",
 		 log_level != NULL ? log_level : "info");
 

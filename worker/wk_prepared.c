@@ -1,0 +1,290 @@
+/*
+ * wk_prepared.c: the per-worker prepared statement registry (see
+ * wk_prepared.h).
+ * Runs in: a worker. A hash table of distinct statements; small arrays for
+ * client names and server sets (linear search: a connection uses tens of
+ * statements, not thousands; prepared_statements_limit caps servers).
+ */
+#include "worker/wk_prepared.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/pgw.h"
+#include "worker/wk_conn.h"
+
+#define WK_PREP_BUCKETS 4096
+
+static struct wk_prep *wk_prep_table[WK_PREP_BUCKETS];
+static size_t wk_prep_cnt;
+static uint64_t wk_prep_next_id;
+
+static uint32_t
+wk_prep_hash(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+struct wk_prep *
+wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
+{
+	const uint8_t *key = body + name_len + 1;
+	size_t key_len = len - name_len - 1;
+	uint32_t h;
+	struct wk_prep *p;
+	struct pgw_buf b;
+
+	if (name_len + 1 > len)
+		return NULL;
+	h = wk_prep_hash(key, key_len);
+	for (p = wk_prep_table[h % WK_PREP_BUCKETS]; p; p = p->hnext)
+		if (p->hash == h && p->key_len == key_len && memcmp(p->key, key, key_len) == 0)
+			return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->hash = h;
+	p->id = ++wk_prep_next_id;
+	snprintf(p->name, sizeof(p->name), "__pgdog_%d_%llu", g_wk.slot, (unsigned long long)p->id);
+	p->key = malloc(key_len);
+	pgw_buf_init(&b);
+	pgw_begin(&b, PGW_MSG_PARSE);
+	pgw_put_str(&b, p->name);
+	pgw_put_bytes(&b, key, key_len);
+	pgw_end(&b);
+	p->parse_msg = b.has_error ? NULL : malloc(b.len);
+	if (!p->key || !p->parse_msg) {
+		pgw_buf_cleanup(&b);
+		free(p->key);
+		free(p->parse_msg);
+		free(p);
+		return NULL;
+	}
+	memcpy(p->key, key, key_len);
+	p->key_len = key_len;
+	memcpy(p->parse_msg, b.data, b.len);
+	p->parse_len = b.len;
+	pgw_buf_cleanup(&b);
+	p->hnext = wk_prep_table[h % WK_PREP_BUCKETS];
+	wk_prep_table[h % WK_PREP_BUCKETS] = p;
+	wk_prep_cnt++;
+	return p;
+}
+
+void
+wk_prep_release_if_unused(struct wk_prep *p)
+{
+	struct wk_prep **pp;
+
+	if (!p || p->client_refs || p->server_refs)
+		return;
+	for (pp = &wk_prep_table[p->hash % WK_PREP_BUCKETS]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == p) {
+			*pp = p->hnext;
+			break;
+		}
+	}
+	free(p->key);
+	free(p->parse_msg);
+	free(p);
+	wk_prep_cnt--;
+}
+
+size_t
+wk_prep_count(void)
+{
+	return wk_prep_cnt;
+}
+
+void
+wk_prep_foreach(void (*fn)(const struct wk_prep *p, void *arg), void *arg)
+{
+	for (size_t i = 0; i < WK_PREP_BUCKETS; i++)
+		for (struct wk_prep *p = wk_prep_table[i]; p; p = p->hnext)
+			fn(p, arg);
+}
+
+void
+wk_prep_cleanup_all(void)
+{
+	for (size_t i = 0; i < WK_PREP_BUCKETS; i++) {
+		struct wk_prep *p = wk_prep_table[i];
+
+		while (p) {
+			struct wk_prep *next = p->hnext;
+
+			free(p->key);
+			free(p->parse_msg);
+			free(p);
+			p = next;
+		}
+		wk_prep_table[i] = NULL;
+	}
+	wk_prep_cnt = 0;
+}
+
+void
+wk_prep_names_init(struct wk_prep_names *n)
+{
+	n->v = NULL;
+	n->cnt = n->cap = 0;
+}
+
+struct wk_prep *
+wk_prep_names_get(const struct wk_prep_names *n, const char *name)
+{
+	for (size_t i = 0; i < n->cnt; i++)
+		if (strcmp(n->v[i].name, name) == 0)
+			return n->v[i].prep;
+	return NULL;
+}
+
+int
+wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
+{
+	for (size_t i = 0; i < n->cnt; i++) {
+		if (strcmp(n->v[i].name, name) == 0) {
+			struct wk_prep *old = n->v[i].prep;
+
+			p->client_refs++;
+			n->v[i].prep = p;
+			old->client_refs--;
+			wk_prep_release_if_unused(old);
+			return 0;
+		}
+	}
+	if (n->cnt == n->cap) {
+		size_t cap = n->cap ? n->cap * 2 : 8;
+		struct wk_prep_name *v = realloc(n->v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		n->v = v;
+		n->cap = cap;
+	}
+	n->v[n->cnt].name = strdup(name);
+	if (!n->v[n->cnt].name)
+		return -1;
+	n->v[n->cnt].prep = p;
+	p->client_refs++;
+	n->cnt++;
+	return 0;
+}
+
+void
+wk_prep_names_del(struct wk_prep_names *n, const char *name)
+{
+	for (size_t i = 0; i < n->cnt; i++) {
+		if (strcmp(n->v[i].name, name) == 0) {
+			struct wk_prep *p = n->v[i].prep;
+
+			free(n->v[i].name);
+			n->v[i] = n->v[--n->cnt];
+			p->client_refs--;
+			wk_prep_release_if_unused(p);
+			return;
+		}
+	}
+}
+
+void
+wk_prep_names_clear(struct wk_prep_names *n)
+{
+	for (size_t i = 0; i < n->cnt; i++) {
+		struct wk_prep *p = n->v[i].prep;
+
+		free(n->v[i].name);
+		p->client_refs--;
+		wk_prep_release_if_unused(p);
+	}
+	n->cnt = 0;
+}
+
+void
+wk_prep_names_cleanup(struct wk_prep_names *n)
+{
+	wk_prep_names_clear(n);
+	free(n->v);
+	wk_prep_names_init(n);
+}
+
+void
+wk_prep_held_init(struct wk_prep_held *h)
+{
+	memset(h, 0, sizeof(*h));
+}
+
+bool
+wk_prep_held_has(struct wk_prep_held *h, struct wk_prep *p)
+{
+	for (size_t i = 0; i < h->cnt; i++) {
+		if (h->v[i].prep == p) {
+			h->v[i].last_use = ++h->clock;
+			return true;
+		}
+	}
+	return false;
+}
+
+int
+wk_prep_held_add(struct wk_prep_held *h, struct wk_prep *p)
+{
+	if (h->cnt == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 8;
+		struct wk_prep_entry *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->cnt].prep = p;
+	h->v[h->cnt].last_use = ++h->clock;
+	h->cnt++;
+	p->server_refs++;
+	return 0;
+}
+
+void
+wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p)
+{
+	for (size_t i = 0; i < h->cnt; i++) {
+		if (h->v[i].prep == p) {
+			h->v[i] = h->v[--h->cnt];
+			p->server_refs--;
+			wk_prep_release_if_unused(p);
+			return;
+		}
+	}
+}
+
+struct wk_prep *
+wk_prep_held_lru(const struct wk_prep_held *h)
+{
+	const struct wk_prep_entry *best = NULL;
+
+	for (size_t i = 0; i < h->cnt; i++)
+		if (!best || h->v[i].last_use < best->last_use)
+			best = &h->v[i];
+	return best ? best->prep : NULL;
+}
+
+void
+wk_prep_held_cleanup(struct wk_prep_held *h)
+{
+	while (h->cnt) {
+		struct wk_prep *p = h->v[--h->cnt].prep;
+
+		p->server_refs--;
+		wk_prep_release_if_unused(p);
+	}
+	free(h->v);
+	wk_prep_held_init(h);
+}

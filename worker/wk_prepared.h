@@ -1,0 +1,84 @@
+/*
+ * wk_prepared.h: prepared statements in transaction mode
+ * (prepared_statements = extended). A client's named statement may be needed
+ * on any server connection, so pgdog keeps, per worker, one entry per
+ * distinct statement (query text + parameter types) with a pgdog-wide name
+ * ("__pgdog_<slot>_<id>"), maps each client's names to entries, and records
+ * which entries each server connection has prepared (LRU, capped by
+ * prepared_statements_limit). Parse/Bind/Describe/Close are rewritten to the
+ * pgdog names; a statement missing on a server is prepared there first.
+ * Runs in: a worker.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/compiler.h"
+
+/* A distinct statement. */
+struct wk_prep {
+	struct wk_prep *hnext; /* hash chain; private */
+	uint32_t hash;
+	uint64_t id;
+	char name[48]; /* the name on every server */
+	uint8_t *key;  /* query text, NUL, parameter types section: owned */
+	size_t key_len;
+	uint8_t *parse_msg; /* a whole Parse message under `name`: owned */
+	size_t parse_len;
+	uint32_t client_refs; /* client names mapped to it */
+	uint32_t server_refs; /* server connections holding it */
+	uint64_t uses;        /* Binds and Describes through it */
+	bool is_valid;        /* a server accepted its Parse once */
+};
+
+/* A client's statement names. */
+struct wk_prep_names {
+	struct wk_prep_name {
+		char *name; /* the client's name: owned */
+		struct wk_prep *prep;
+	} * v;
+	size_t cnt, cap;
+};
+
+/* The statements prepared on one server connection. */
+struct wk_prep_held {
+	struct wk_prep_entry {
+		struct wk_prep *prep;
+		uint64_t last_use; /* LRU clock */
+	} * v;
+	size_t cnt, cap;
+	uint64_t clock;
+};
+
+/*
+ * Find or create the entry for a Parse body whose statement name is
+ * `name_len` bytes long (the part after the name is the key). NULL on out of
+ * memory or malformed body.
+ */
+struct wk_prep *wk_prep_register(const uint8_t *body, size_t len, size_t name_len);
+/* Free an entry nobody uses any more. */
+void wk_prep_release_if_unused(struct wk_prep *p);
+/* Counters for SHOW PREPARED: entries and total uses in this worker. */
+size_t wk_prep_count(void);
+/* Walk all entries (admin). */
+void wk_prep_foreach(void (*fn)(const struct wk_prep *p, void *arg), void *arg);
+void wk_prep_cleanup_all(void);
+
+void wk_prep_names_init(struct wk_prep_names *n);
+/* Map name to p (replacing an older mapping). -1 on out of memory. */
+int wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p) MUST_CHECK;
+struct wk_prep *wk_prep_names_get(const struct wk_prep_names *n, const char *name);
+void wk_prep_names_del(struct wk_prep_names *n, const char *name);
+void wk_prep_names_clear(struct wk_prep_names *n);
+void wk_prep_names_cleanup(struct wk_prep_names *n);
+
+void wk_prep_held_init(struct wk_prep_held *h);
+bool wk_prep_held_has(struct wk_prep_held *h, struct wk_prep *p); /* also touches its LRU time */
+/* Record p as prepared. -1 on out of memory. */
+int wk_prep_held_add(struct wk_prep_held *h, struct wk_prep *p) MUST_CHECK;
+void wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p);
+/* The least recently used entry, or NULL. */
+struct wk_prep *wk_prep_held_lru(const struct wk_prep_held *h);
+void wk_prep_held_cleanup(struct wk_prep_held *h);

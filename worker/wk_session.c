@@ -1,0 +1,336 @@
+/*
+ * wk_session.c: session state tracking for transaction pooling (see
+ * wk_session.h).
+ * Runs in: a worker. Small arrays, linear search: a session has a handful
+ * of parameters.
+ */
+#include "worker/wk_session.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker/wk_conn.h"
+
+static char *
+wk_session_strdup_lower(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d)
+		for (char *p = d; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+void
+wk_settings_init(struct wk_settings *s)
+{
+	s->v = NULL;
+	s->cnt = s->cap = 0;
+}
+
+void
+wk_settings_clear(struct wk_settings *s)
+{
+	for (size_t i = 0; i < s->cnt; i++) {
+		free(s->v[i].name);
+		free(s->v[i].value);
+	}
+	s->cnt = 0;
+}
+
+void
+wk_settings_cleanup(struct wk_settings *s)
+{
+	wk_settings_clear(s);
+	free(s->v);
+	wk_settings_init(s);
+}
+
+const struct wk_setting *
+wk_settings_get(const struct wk_settings *s, const char *name)
+{
+	for (size_t i = 0; i < s->cnt; i++)
+		if (strcasecmp(s->v[i].name, name) == 0)
+			return &s->v[i];
+	return NULL;
+}
+
+int
+wk_settings_put(struct wk_settings *s, const char *name, const char *value, bool is_raw)
+{
+	char *v = strdup(value);
+	size_t i;
+
+	if (!v)
+		return -1;
+	for (i = 0; i < s->cnt; i++) {
+		if (strcasecmp(s->v[i].name, name) == 0) {
+			free(s->v[i].value);
+			s->v[i].value = v;
+			s->v[i].is_raw = is_raw;
+			return 0;
+		}
+	}
+	if (s->cnt == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		struct wk_setting *nv = realloc(s->v, cap * sizeof(*nv));
+
+		if (!nv) {
+			free(v);
+			return -1;
+		}
+		s->v = nv;
+		s->cap = cap;
+	}
+	s->v[s->cnt].name = wk_session_strdup_lower(name);
+	if (!s->v[s->cnt].name) {
+		free(v);
+		return -1;
+	}
+	s->v[s->cnt].value = v;
+	s->v[s->cnt].is_raw = is_raw;
+	s->cnt++;
+	return 0;
+}
+
+void
+wk_settings_del(struct wk_settings *s, const char *name)
+{
+	for (size_t i = 0; i < s->cnt; i++) {
+		if (strcasecmp(s->v[i].name, name) == 0) {
+			free(s->v[i].name);
+			free(s->v[i].value);
+			s->v[i] = s->v[--s->cnt];
+			return;
+		}
+	}
+}
+
+void
+wk_session_init(struct wk_session *se)
+{
+	memset(se, 0, sizeof(*se));
+	wk_settings_init(&se->startup);
+	wk_settings_init(&se->overrides);
+}
+
+static void
+wk_session_clear_pending(struct wk_session *se)
+{
+	for (size_t i = 0; i < se->pending_cnt; i++) {
+		free(se->pending[i].name);
+		free(se->pending[i].value);
+	}
+	se->pending_cnt = 0;
+}
+
+void
+wk_session_cleanup(struct wk_session *se)
+{
+	wk_session_clear_pending(se);
+	free(se->pending);
+	wk_settings_cleanup(&se->startup);
+	wk_settings_cleanup(&se->overrides);
+}
+
+const struct wk_setting *
+wk_session_get(const struct wk_session *se, const char *name)
+{
+	const struct wk_setting *v = wk_settings_get(&se->overrides, name);
+
+	return v ? v : wk_settings_get(&se->startup, name);
+}
+
+int
+wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name, const char *value)
+{
+	struct wk_op *op;
+
+	if (se->pending_cnt == se->pending_cap) {
+		size_t cap = se->pending_cap ? se->pending_cap * 2 : 4;
+		struct wk_op *n = realloc(se->pending, cap * sizeof(*n));
+
+		if (!n)
+			return -1;
+		se->pending = n;
+		se->pending_cap = cap;
+	}
+	op = &se->pending[se->pending_cnt];
+	op->kind = kind;
+	op->name = name ? wk_session_strdup_lower(name) : NULL;
+	op->value = value ? strdup(value) : NULL;
+	if ((name && !op->name) || (value && !op->value)) {
+		free(op->name);
+		free(op->value);
+		return -1;
+	}
+	se->pending_cnt++;
+	return 0;
+}
+
+void
+wk_session_reset_all(struct wk_session *se)
+{
+	wk_settings_clear(&se->overrides);
+}
+
+void
+wk_session_end_tx(struct wk_session *se, bool is_commit)
+{
+	for (size_t i = 0; is_commit && i < se->pending_cnt; i++) {
+		struct wk_op *op = &se->pending[i];
+
+		switch (op->kind) {
+		case WK_OP_SET:
+			if (wk_settings_put(&se->overrides, op->name, op->value, true) < 0)
+				wk_settings_del(&se->overrides,
+						op->name); /* XXX: ENOMEM: fall back to startup */
+			break;
+		case WK_OP_RESET:
+			wk_settings_del(&se->overrides, op->name);
+			break;
+		case WK_OP_RESET_ALL:
+			wk_settings_clear(&se->overrides);
+			break;
+		}
+	}
+	wk_session_clear_pending(se);
+}
+
+/* Quote s for SQL: "ident" (q = '"') or E'literal' (q = '\''). */
+static void
+wk_session_put_quoted(struct pgw_buf *b, const char *s, char q)
+{
+	for (; *s; s++) {
+		if (*s == q || (q == '\'' && *s == '\\'))
+			pgw_put_u8(b, (uint8_t)*s);
+		pgw_put_u8(b, (uint8_t)*s);
+	}
+}
+
+static bool
+wk_session_same(const struct wk_setting *a, const struct wk_setting *b)
+{
+	return a->is_raw == b->is_raw && strcmp(a->value, b->value) == 0;
+}
+
+static const char *
+wk_session_reported(const struct wk_server_param *reported, size_t cnt, const char *name)
+{
+	for (size_t i = 0; i < cnt; i++)
+		if (strcasecmp(reported[i].name, name) == 0)
+			return reported[i].value;
+	return NULL;
+}
+
+static void
+wk_session_put_set(struct pgw_buf *b, const struct wk_setting *want)
+{
+	pgw_put_bytes(b, "SET \"", 5);
+	wk_session_put_quoted(b, want->name, '"');
+	if (want->is_raw) {
+		pgw_put_bytes(b, "\" TO ", 5);
+		pgw_put_bytes(b, want->value, strlen(want->value));
+	} else {
+		pgw_put_bytes(b, "\" TO E'", 7);
+		wk_session_put_quoted(b, want->value, '\'');
+		pgw_put_u8(b, '\'');
+	}
+	pgw_put_bytes(b, ";", 1);
+}
+
+/* Does the server already have what the client wants? */
+static bool
+wk_session_has(const struct wk_settings *applied, const struct wk_server_param *reported,
+	       size_t reported_cnt, const struct wk_setting *want)
+{
+	const struct wk_setting *have = wk_settings_get(applied, want->name);
+	const char *rep;
+
+	if (have)
+		return wk_session_same(have, want);
+	rep = wk_session_reported(reported, reported_cnt, want->name);
+	return !want->is_raw && rep && strcmp(rep, want->value) == 0;
+}
+
+int
+wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
+		const struct wk_server_param *reported, size_t reported_cnt, struct pgw_buf *b)
+{
+	const struct wk_settings *lists[2] = { &se->overrides, &se->startup };
+	size_t start = b->len;
+	int n = 0;
+
+	pgw_begin(b, PGW_MSG_QUERY);
+	/* values the client wants (an override hides the startup value of its name) */
+	for (int l = 0; l < 2; l++) {
+		for (size_t i = 0; i < lists[l]->cnt; i++) {
+			const struct wk_setting *want = &lists[l]->v[i];
+
+			if (l == 1 && wk_settings_get(&se->overrides, want->name))
+				continue;
+			if (wk_session_has(applied, reported, reported_cnt, want))
+				continue;
+			wk_session_put_set(b, want);
+			n++;
+		}
+	}
+	/* values another client left that this one does not have */
+	for (size_t i = 0; i < applied->cnt; i++) {
+		if (wk_session_get(se, applied->v[i].name))
+			continue;
+		pgw_put_bytes(b, "RESET \"", 7);
+		wk_session_put_quoted(b, applied->v[i].name, '"');
+		pgw_put_bytes(b, "\";", 2);
+		n++;
+	}
+	pgw_put_u8(b, 0);
+	pgw_end(b);
+	if (n == 0) {
+		b->len = start;
+		return 0;
+	}
+	/* the server will have exactly the client's values */
+	wk_settings_clear(applied);
+	for (int l = 0; l < 2; l++) {
+		for (size_t i = 0; i < lists[l]->cnt; i++) {
+			const struct wk_setting *want = &lists[l]->v[i];
+
+			if (l == 1 && wk_settings_get(&se->overrides, want->name))
+				continue;
+			if (wk_settings_put(applied, want->name, want->value, want->is_raw) < 0) {
+				wk_settings_clear(applied);
+				return -1;
+			}
+		}
+	}
+	return b->has_error ? -1 : n;
+}
+
+int
+wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, bool *has_reset)
+{
+	*has_reset = false;
+	for (size_t i = 0; i < se->pending_cnt; i++) {
+		const struct wk_op *op = &se->pending[i];
+
+		switch (op->kind) {
+		case WK_OP_SET:
+			if (wk_settings_put(applied, op->name, op->value, true) < 0)
+				return -1;
+			break;
+		case WK_OP_RESET:
+			/* the server went back to its own default, not the client's startup value */
+			wk_settings_del(applied, op->name);
+			*has_reset = true;
+			break;
+		case WK_OP_RESET_ALL:
+			wk_settings_clear(applied);
+			*has_reset = true;
+			break;
+		}
+	}
+	return 0;
+}

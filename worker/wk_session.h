@@ -1,0 +1,95 @@
+/*
+ * wk_session.h: a client's session state in transaction mode, and how to
+ * make a server connection match it.
+ * Runs in: a worker.
+ *
+ * A client's setting of a parameter is its startup value (startup packet,
+ * options=-c) unless a committed SET overrides it; RESET goes back to the
+ * startup value, RESET ALL and DISCARD ALL drop every override. SETs seen
+ * inside a transaction wait in a pending list until the transaction ends:
+ * kept on commit, dropped on rollback. A server connection remembers the
+ * values pgdog or its clients applied to it; on checkout pgdog sends the
+ * SETs and RESETs that make it match the new client, as one Query whose
+ * replies are swallowed.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "shared/compiler.h"
+#include "shared/pgw.h"
+
+struct wk_server_param;
+
+/* One parameter value. is_raw: SQL text to replay verbatim after TO; else a plain string. */
+struct wk_setting {
+	char *name;  /* lower-case; owned */
+	char *value; /* owned */
+	bool is_raw;
+};
+
+struct wk_settings {
+	struct wk_setting *v; /* owned */
+	size_t cnt, cap;
+};
+
+enum wk_op_kind {
+	WK_OP_SET = 0,
+	WK_OP_RESET,
+	WK_OP_RESET_ALL, /* RESET ALL, DISCARD ALL */
+};
+
+struct wk_op {
+	enum wk_op_kind kind;
+	char *name;  /* owned; NULL for RESET_ALL */
+	char *value; /* owned; SET only (raw SQL text) */
+};
+
+struct wk_session {
+	struct wk_settings startup;   /* from the startup packet; never changes */
+	struct wk_settings overrides; /* committed SET values */
+	struct wk_op *pending;        /* SET/RESET of the open transaction; owned */
+	size_t pending_cnt, pending_cap;
+};
+
+void wk_settings_init(struct wk_settings *s);
+void wk_settings_cleanup(struct wk_settings *s);
+void wk_settings_clear(struct wk_settings *s);
+const struct wk_setting *wk_settings_get(const struct wk_settings *s, const char *name);
+/* Add or replace. -1 on out of memory. */
+int wk_settings_put(struct wk_settings *s, const char *name, const char *value, bool is_raw)
+	MUST_CHECK;
+void wk_settings_del(struct wk_settings *s, const char *name);
+
+void wk_session_init(struct wk_session *se);
+void wk_session_cleanup(struct wk_session *se);
+/* The value the client should see for name, or NULL (the server default). */
+const struct wk_setting *wk_session_get(const struct wk_session *se, const char *name);
+/* Record a SET/RESET of the open transaction. -1 on out of memory. */
+int wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name,
+		      const char *value) MUST_CHECK;
+/* The transaction ended: apply the pending ops (commit) or drop them. */
+void wk_session_end_tx(struct wk_session *se, bool is_commit);
+/*
+ * The open transaction committed on a server whose applied values are
+ * `applied`: record what the pending ops did to it (a RESET returns the
+ * server to its own default). *has_reset: some value went back to a server
+ * default, so the client's startup values may need applying again.
+ */
+int wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, bool *has_reset)
+	MUST_CHECK;
+/* DISCARD ALL / RESET ALL committed at once (outside the pending list). */
+void wk_session_reset_all(struct wk_session *se);
+
+/*
+ * Append to b one Query that makes a server whose applied values are
+ * `applied` (and whose reported ParameterStatus values are `reported`)
+ * match the client's session, and update `applied` to the client's values.
+ * Returns the number of SET/RESET statements put in the Query (0: b is
+ * untouched), or -1 on out of memory (applied is then cleared: the caller
+ * must not reuse the server without a full reset).
+ */
+int wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
+		    const struct wk_server_param *reported, size_t reported_cnt, struct pgw_buf *b)
+	MUST_CHECK;
