@@ -1,0 +1,53 @@
+"""drv_psycopg.py: psycopg 3 through pgdog (t/drivers/run.sh psycopg).
+psycopg 3 binds parameters on the server (extended protocol); prepared
+statements are the driver's own (execute(..., prepare=True): named
+statements _pg3_N, the same names on every connection)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import drvlib  # noqa: E402
+import psycopg  # noqa: E402
+
+
+class Adapter:
+    Error = psycopg.Error
+
+    @staticmethod
+    def connect(app, password=None):
+        return psycopg.connect(host=drvlib.HOST, port=drvlib.PORT, user=drvlib.USER,
+                               password=password or drvlib.PASSWORD, dbname=drvlib.DB,
+                               application_name=app, connect_timeout=10, autocommit=True)
+
+    @staticmethod
+    def q(c, sql, params=None):
+        return [tuple(r) for r in c.execute(sql, params).fetchall()]
+
+    @staticmethod
+    def exec(c, sql, params=None):
+        c.execute(sql, params)
+
+    @staticmethod
+    def begin(c):
+        c.autocommit = False
+
+    @staticmethod
+    def commit(c):
+        c.commit()
+        c.autocommit = True
+
+    @staticmethod
+    def rollback(c):
+        c.rollback()
+        c.autocommit = True
+
+    @staticmethod
+    def sqlstate(e):
+        return e.sqlstate
+
+    @staticmethod
+    def prepared(c, name, dollar_sql, pct_sql, params):
+        return [tuple(r) for r in c.execute(pct_sql, params, prepare=True).fetchall()]
+
+
+drvlib.run_sync_suite(Adapter)

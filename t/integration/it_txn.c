@@ -1,0 +1,1297 @@
+/*
+ * it_txn.c: transaction and statement pooling through pgdog against a real
+ * PostgreSQL: a server per transaction, waiting for a server held by an open
+ * transaction, SET tracking and ParameterStatus, the extended protocol and
+ * pipelines, pinning (advisory locks, temporary tables, named prepared
+ * statements, LISTEN), recovery after a client leaves mid-transaction or
+ * mid-query, query_timeout and the client idle timeouts, cancelling a client
+ * that waits for a server, statement mode, and per-user pooler_mode.
+ * Every pgdog runs one worker and gives user "app" a pool of one server, so
+ * two clients share that server deterministically: the tests compare
+ * pg_backend_pid() to prove it.
+ */
+#include "t/lib/it.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define APP   "dbname=app user=app password=app_pw"
+#define SESS  "dbname=app user=sess password=sess_pw"
+#define ADMIN "dbname=admin user=admin password=pgdog"
+
+/* PostgreSQL's defaults, as SHOW prints them */
+#define DEF_SEARCH_PATH "\"$user\", public"
+#define DEF_WORK_MEM    "4MB"
+
+static void
+setup_pg(const char *name)
+{
+	it_env_start(name);
+	it_pg_start(NULL);
+	it_pg_role("app", "app_pw", "scram-sha-256");
+	it_pg_role("sess", "sess_pw", "scram-sha-256");
+	it_pg_hba("host all app 127.0.0.1/32 scram-sha-256\n"
+		  "host all sess 127.0.0.1/32 scram-sha-256");
+}
+
+/* pgdog with one worker and a pool of one server for "app"; general: extra [general] lines. */
+static void
+start_pgdog(const char *general)
+{
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = general,
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 1\n",
+	});
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* pg_backend_pid() of the server c's next transaction runs on, into out. */
+static void
+backend_pid(PGconn *c, char *out, size_t len)
+{
+	snprintf(out, len, "%s", it_value(c, "SELECT pg_backend_pid()"));
+}
+
+/* Run sql on c and discard the result; ck_abort unless it succeeds. */
+static void
+exec_ok(PGconn *c, const char *sql)
+{
+	PQclear(it_exec_ok(c, sql));
+}
+
+/*
+ * Read c's input for ms milliseconds. Whether the query c sent is still
+ * running at the end (false as soon as its first result is complete).
+ */
+static bool
+busy_for(PGconn *c, int ms)
+{
+	long long end = it_now_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
+			return false;
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return true;
+		poll(&pfd, 1, left);
+	}
+}
+
+/* The next result of the query c sent, waiting up to ms; NULL if it is still running. */
+static PGresult *
+result_within(PGconn *c, int ms)
+{
+	long long end = it_now_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
+			return PQgetResult(c);
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return NULL;
+		poll(&pfd, 1, left);
+	}
+}
+
+/* Read and discard the remaining results of c's query. */
+static void
+drain(PGconn *c)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+}
+
+/*
+ * c sent a query that must wait for a server: the one-row answer arrives
+ * within ms; its value (static) is returned.
+ */
+static const char *
+value_within(PGconn *c, int ms, const char *what)
+{
+	static char buf[256];
+	PGresult *res = result_within(c, ms);
+
+	ck_assert_msg(res != NULL, "%s: no answer within %d ms", what, ms);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s (%s)",
+		      what, PQresultErrorMessage(res), PQresStatus(PQresultStatus(res)));
+	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	drain(c);
+	return buf;
+}
+
+/* res is an error with SQLSTATE sqlstate. */
+static void
+assert_sqlstate(const PGresult *res, const char *sqlstate)
+{
+	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "got %s, expected error %s",
+		      PQresStatus(PQresultStatus(res)), sqlstate);
+	ck_assert_msg(st != NULL && strcmp(st, sqlstate) == 0, "SQLSTATE %s, expected %s: %s",
+		      st != NULL ? st : "(none)", sqlstate, PQresultErrorMessage(res));
+}
+
+/* A column of the admin console's SHOW POOLS for database app and user (static buffer). */
+static const char *
+pool_field(const char *user, const char *col)
+{
+	static char buf[128];
+	PGconn *adm = it_connect(ADMIN);
+	PGresult *res = it_exec_ok(adm, "SHOW POOLS");
+	int fdb = PQfnumber(res, "database"), fuser = PQfnumber(res, "user");
+	int fcol = PQfnumber(res, col), row = -1;
+
+	ck_assert_msg(fdb >= 0 && fuser >= 0 && fcol >= 0, "SHOW POOLS has no column %s", col);
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (strcmp(PQgetvalue(res, r, fdb), "app") == 0 &&
+		    strcmp(PQgetvalue(res, r, fuser), user) == 0)
+			row = r;
+	}
+	ck_assert_msg(row >= 0, "SHOW POOLS has no row for database app, user %s", user);
+	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, row, fcol));
+	PQclear(res);
+	PQfinish(adm);
+	return buf;
+}
+
+/* Wait for a notification on c for up to timeout_ms. */
+static PGnotify *
+wait_notify(PGconn *c, int timeout_ms)
+{
+	long long end = it_now_ms() + timeout_ms;
+	PGnotify *n;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		ck_assert_msg(PQconsumeInput(c) == 1, "%s", PQerrorMessage(c));
+		n = PQnotifies(c);
+		if (n != NULL)
+			return n;
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return NULL;
+		poll(&pfd, 1, left);
+	}
+}
+
+/* ---- transaction mode: a server per transaction ------------------------- */
+
+static void
+setup_transaction(void)
+{
+	setup_pg("transaction");
+	it_pg_exec("CREATE TABLE rec_t (x int); GRANT ALL ON rec_t TO app");
+	/* above rollback_timeout (5000): recovery tests wait for a server that is drained */
+	start_pgdog("pooler_mode = transaction\ncheckout_timeout = 8000");
+}
+
+/* Two connected clients take turns on the one server. */
+START_TEST(test_txn_alternate)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32], pb[32], q[64], want[32];
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(q, sizeof(q), "SELECT 'a%d'", i);
+		snprintf(want, sizeof(want), "a%d", i);
+		ck_assert_str_eq(it_value(a, q), want);
+		snprintf(q, sizeof(q), "SELECT 'b%d'", i);
+		snprintf(want, sizeof(want), "b%d", i);
+		ck_assert_str_eq(it_value(b, q), want);
+	}
+	backend_pid(a, pa, sizeof(pa));
+	backend_pid(b, pb, sizeof(pb));
+	ck_assert_msg(strcmp(pa, pb) == 0,
+		      "pool_size 1: client A ran on backend %s, client B on backend %s", pa, pb);
+	ck_assert_int_eq(PQtransactionStatus(a), PQTRANS_IDLE);
+	ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* Connected clients that are not in a transaction hold no server. */
+START_TEST(test_txn_idle_clients_hold_no_server)
+{
+	PGconn *mon = it_pg_connect();
+	PGconn *c[10];
+	char first[32], pid[32];
+	int n;
+
+	for (int i = 0; i < 10; i++)
+		c[i] = it_connect(APP);
+	ck_assert_str_eq(pool_field("app", "sv_active"), "0");
+	n = it_pg_count_backends(mon, "app");
+	ck_assert_msg(n <= 1, "10 idle clients, pool_size 1: PostgreSQL has %d backends of app", n);
+	/* each runs a query in turn on the one server and gives it back */
+	backend_pid(c[0], first, sizeof(first));
+	for (int i = 1; i < 10; i++) {
+		backend_pid(c[i], pid, sizeof(pid));
+		ck_assert_msg(strcmp(pid, first) == 0,
+			      "client %d ran on backend %s, client 0 on %s", i, pid, first);
+	}
+	ck_assert_str_eq(pool_field("app", "sv_active"), "0");
+	ck_assert_str_eq(pool_field("app", "sv_idle"), "1");
+	n = it_pg_count_backends(mon, "app");
+	ck_assert_msg(n == 1, "pool_size 1: PostgreSQL has %d backends of app", n);
+	for (int i = 0; i < 10; i++)
+		PQfinish(c[i]);
+	PQfinish(mon);
+}
+END_TEST
+
+/* An open transaction keeps the server: the other client waits for COMMIT. */
+START_TEST(test_txn_begin_holds_server)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32];
+
+	exec_ok(a, "BEGIN");
+	backend_pid(a, pa, sizeof(pa));
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300),
+		      "B's query completed while A's transaction held the only server");
+	/* A's transaction goes on, on the same server */
+	ck_assert_str_eq(it_value(a, "SELECT pg_backend_pid()"), pa);
+	ck_assert_int_eq(PQtransactionStatus(a), PQTRANS_INTRANS);
+	ck_assert_msg(busy_for(b, 100), "B's query completed before A committed");
+	exec_ok(a, "COMMIT");
+	ck_assert_str_eq(value_within(b, 2000, "B after A's COMMIT"), pa);
+	ck_assert_str_eq(it_value(a, "SELECT 'a again'"), "a again");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* The extended protocol on two clients taking turns. */
+START_TEST(test_txn_extended_alternate)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32], pb[32];
+
+	for (int i = 0; i < 50; i++) {
+		PGconn *c = (i % 2 == 0) ? a : b;
+		const char *tag = (i % 2 == 0) ? "a" : "b";
+		char v[16], want[16];
+		const char *params[2] = { v, tag };
+		PGresult *res;
+
+		snprintf(v, sizeof(v), "%d", i);
+		snprintf(want, sizeof(want), "%d", i * 2);
+		res = PQexecParams(c, "SELECT $1::int * 2, $2::text", 2, NULL, params, NULL, NULL,
+				   0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "#%d (%s): %s", i, tag,
+			      PQerrorMessage(c));
+		ck_assert_int_eq(PQntuples(res), 1);
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+		ck_assert_str_eq(PQgetvalue(res, 0, 1), tag);
+		PQclear(res);
+	}
+	/* an error in the extended protocol, then both go on */
+	{
+		const char *zero[1] = { "0" };
+		PGresult *res = PQexecParams(a, "SELECT 1 / $1::int", 1, NULL, zero, NULL, NULL, 0);
+
+		ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+		ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22012");
+		PQclear(res);
+	}
+	ck_assert_str_eq(it_value(b, "SELECT 'b ok'"), "b ok");
+	ck_assert_str_eq(it_value(a, "SELECT 'a ok'"), "a ok");
+	backend_pid(a, pa, sizeof(pa));
+	backend_pid(b, pb, sizeof(pb));
+	ck_assert_str_eq(pa, pb);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* A pipeline of 10 queries that fails in the middle leaves nothing behind. */
+START_TEST(test_txn_pipeline_error)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char v[16];
+
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	for (int i = 1; i <= 10; i++) {
+		const char *p[1] = { v };
+
+		snprintf(v, sizeof(v), "%d", i == 5 ? 0 : i);
+		ck_assert_int_eq(PQsendQueryParams(a,
+						   i == 5 ? "SELECT 1 / $1::int" : "SELECT $1::int",
+						   1, NULL, p, NULL, NULL, 0),
+				 1);
+	}
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	for (int i = 1; i <= 10; i++) {
+		res = PQgetResult(a);
+		if (i < 5) {
+			ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "#%d: %s (%s)", i,
+				      PQresultErrorMessage(res), PQresStatus(PQresultStatus(res)));
+			snprintf(v, sizeof(v), "%d", i);
+			ck_assert_str_eq(PQgetvalue(res, 0, 0), v);
+		} else if (i == 5) {
+			ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "#5: %s",
+				      PQresStatus(PQresultStatus(res)));
+			ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22012");
+		} else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_PIPELINE_ABORTED, "#%d: %s", i,
+				      PQresStatus(PQresultStatus(res)));
+		}
+		PQclear(res);
+		ck_assert_ptr_null(PQgetResult(a));
+	}
+	res = PQgetResult(a);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
+	PQclear(res);
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	ck_assert_int_eq(PQtransactionStatus(a), PQTRANS_IDLE);
+
+	/* the other client, then A again: each gets its own answer and nothing else */
+	ck_assert_str_eq(it_value(b, "SELECT 'b after'"), "b after");
+	ck_assert_str_eq(it_value(a, "SELECT 'a after'"), "a after");
+	res = it_exec_ok(b, "SELECT generate_series(1, 3)");
+	ck_assert_int_eq(PQntuples(res), 3);
+	PQclear(res);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_stat_activity WHERE "
+				     "pid = pg_backend_pid() AND state LIKE 'idle in%'"),
+			 "0");
+
+	/* a second pipeline, all good, one Sync per query */
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	for (int i = 0; i < 10; i++) {
+		ck_assert_int_eq(PQsendQueryParams(a, "SELECT 'p'", 0, NULL, NULL, NULL, NULL, 0),
+				 1);
+		ck_assert_int_eq(PQpipelineSync(a), 1);
+	}
+	for (int i = 0; i < 10; i++) {
+		res = PQgetResult(a);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "#%d: %s", i,
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), "p");
+		PQclear(res);
+		ck_assert_ptr_null(PQgetResult(a));
+		res = PQgetResult(a);
+		ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
+		PQclear(res);
+	}
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	ck_assert_str_eq(it_value(b, "SELECT 'b last'"), "b last");
+	ck_assert_str_eq(it_value(a, "SELECT 'a last'"), "a last");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* A client that leaves inside a transaction: rolled back, the server is reused. */
+START_TEST(test_txn_disconnect_in_transaction)
+{
+	PGconn *a = it_connect(APP), *b;
+	char pa[32], pb[32];
+	long long t0, took;
+
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "INSERT INTO rec_t VALUES (1)");
+	backend_pid(a, pa, sizeof(pa));
+	PQfinish(a);
+	t0 = it_now_ms();
+	b = it_connect(APP);
+	backend_pid(b, pb, sizeof(pb));
+	took = it_now_ms() - t0;
+	ck_assert_msg(strcmp(pa, pb) == 0,
+		      "the server of a client that left mid-transaction was not reused "
+		      "(backend %s, then %s)",
+		      pa, pb);
+	ck_assert_msg(took <= 2000, "the next client got the server after %lld ms", took);
+	ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
+	/* inside A's transaction, B would see its row */
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM rec_t"), "0");
+	ck_assert_str_eq(it_pg_value("SELECT count(*) FROM rec_t"), "0");
+	PQfinish(b);
+}
+END_TEST
+
+/* A client that leaves while its query streams rows: the server is drained and reused. */
+START_TEST(test_txn_disconnect_mid_query)
+{
+	PGconn *a = it_connect(APP), *b;
+	char pa[32], pb[32];
+	long long t0, took;
+	PGresult *res;
+
+	backend_pid(a, pa, sizeof(pa));
+	ck_assert_int_eq(PQsendQuery(a, "SELECT generate_series(1, 5000000)"), 1);
+	ck_assert_int_eq(PQflush(a), 0);
+	it_sleep_ms(100);
+	PQfinish(a);
+	t0 = it_now_ms();
+	b = it_connect(APP);
+	backend_pid(b, pb, sizeof(pb));
+	took = it_now_ms() - t0;
+	ck_assert_msg(strcmp(pa, pb) == 0,
+		      "the server of a client that left mid-query was not reused "
+		      "(backend %s, then %s)",
+		      pa, pb);
+	ck_assert_msg(took <= 6000,
+		      "the next client got the server after %lld ms (rollback_timeout 5000)", took);
+	ck_assert_str_eq(it_value(b, "SELECT 'fresh'"), "fresh");
+	res = it_exec_ok(b, "SELECT generate_series(1, 3)");
+	ck_assert_int_eq(PQntuples(res), 3);
+	ck_assert_str_eq(PQgetvalue(res, 2, 0), "3");
+	PQclear(res);
+	ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
+	PQfinish(b);
+}
+END_TEST
+
+/* A client waiting for a server is cancelled: 57014 at once, and it goes on later. */
+START_TEST(test_txn_cancel_waiting)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGcancel *cancel;
+	PGresult *res;
+	char err[256], pa[32];
+	long long t0, took;
+
+	exec_ok(a, "BEGIN");
+	backend_pid(a, pa, sizeof(pa));
+	t0 = it_now_ms();
+	ck_assert_int_eq(PQsendQuery(b, "SELECT 'b'"), 1);
+	ck_assert_msg(busy_for(b, 150), "B's query completed while A held the only server");
+	cancel = PQgetCancel(b);
+	ck_assert_ptr_nonnull(cancel);
+	ck_assert_msg(PQcancel(cancel, err, sizeof(err)) == 1, "PQcancel: %s", err);
+	PQfreeCancel(cancel);
+	res = result_within(b, (int)(t0 + 2000 - it_now_ms()));
+	took = it_now_ms() - t0;
+	ck_assert_msg(res != NULL, "B was cancelled while waiting for a server: no answer in 2 s");
+	assert_sqlstate(res, "57014");
+	PQclear(res);
+	drain(b);
+	ck_assert_msg(took < 2000, "cancel answered after %lld ms", took);
+	ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
+	/* A's transaction was not touched */
+	ck_assert_int_eq(PQtransactionStatus(a), PQTRANS_INTRANS);
+	ck_assert_str_eq(it_value(a, "SELECT pg_backend_pid()"), pa);
+	exec_ok(a, "COMMIT");
+	ck_assert_str_eq(it_value(b, "SELECT 'b later'"), "b later");
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* A cancel of a running query reaches PostgreSQL; the client goes on. */
+START_TEST(test_txn_cancel_running)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGcancel *cancel;
+	PGresult *res;
+	char err[256];
+	long long t0;
+
+	t0 = it_now_ms();
+	ck_assert_int_eq(PQsendQuery(a, "SELECT pg_sleep(10)"), 1);
+	ck_assert(busy_for(a, 300));
+	cancel = PQgetCancel(a);
+	ck_assert_ptr_nonnull(cancel);
+	ck_assert_msg(PQcancel(cancel, err, sizeof(err)) == 1, "PQcancel: %s", err);
+	PQfreeCancel(cancel);
+	res = result_within(a, 3000);
+	ck_assert_msg(res != NULL, "pg_sleep(10) still running 3 s after the cancel");
+	assert_sqlstate(res, "57014");
+	PQclear(res);
+	drain(a);
+	ck_assert_msg(it_now_ms() - t0 < 3000, "cancel took %lld ms", it_now_ms() - t0);
+	ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* ---- checkout_timeout while the server is held -------------------------- */
+
+static void
+setup_checkout(void)
+{
+	setup_pg("checkout");
+	start_pgdog("pooler_mode = transaction\ncheckout_timeout = 1000");
+}
+
+START_TEST(test_txn_checkout_timeout)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP), *c;
+	char st[6], msg[512];
+	long long t0, took;
+	int rc;
+
+	/* outside a transaction A holds nothing: B does not wait */
+	ck_assert_str_eq(it_value(a, "SELECT 1"), "1");
+	t0 = it_now_ms();
+	ck_assert_str_eq(it_value(b, "SELECT 2"), "2");
+	ck_assert_msg(it_now_ms() - t0 < 500, "B waited %lld ms for an idle server",
+		      it_now_ms() - t0);
+	/* inside one it holds the server longer than checkout_timeout */
+	exec_ok(a, "BEGIN");
+	ck_assert_str_eq(it_value(a, "SELECT 3"), "3");
+	t0 = it_now_ms();
+	rc = it_exec_first_error(b, "SELECT 4", st, msg, sizeof(msg));
+	took = it_now_ms() - t0;
+	ck_assert_msg(rc == 1, "B got no error while A's transaction held the only server");
+	ck_assert_msg(strcmp(st, "53300") == 0, "SQLSTATE '%s' (%s), expected 53300", st, msg);
+	ck_assert_msg(took >= 800 && took <= 3000, "checkout_timeout 1000 ms, error after %lld ms",
+		      took);
+	/* A's transaction is intact */
+	ck_assert_int_eq(PQtransactionStatus(a), PQTRANS_INTRANS);
+	ck_assert_str_eq(it_value(a, "SELECT 5"), "5");
+	exec_ok(a, "COMMIT");
+	c = it_connect(APP);
+	ck_assert_str_eq(it_value(c, "SELECT 6"), "6");
+	PQfinish(c);
+	PQfinish(b);
+	PQfinish(a);
+}
+END_TEST
+
+/* A session advisory lock keeps the server with its client past checkout_timeout. */
+START_TEST(test_txn_checkout_timeout_pinned)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP), *c;
+	char st[6], msg[512];
+	long long t0;
+	int rc;
+
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(42)"), "");
+	rc = it_exec_first_error(b, "SELECT 1", st, msg, sizeof(msg));
+	ck_assert_msg(rc == 1, "B got the server while A held an advisory lock on it");
+	ck_assert_msg(strcmp(st, "53300") == 0, "SQLSTATE '%s' (%s), expected 53300", st, msg);
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
+	t0 = it_now_ms();
+	c = it_connect(APP);
+	ck_assert_str_eq(it_value(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+			 "0");
+	ck_assert_msg(it_now_ms() - t0 < 900, "the server was released %lld ms after the unlock",
+		      it_now_ms() - t0);
+	PQfinish(c);
+	PQfinish(b);
+	PQfinish(a);
+}
+END_TEST
+
+/* ---- SET tracking -------------------------------------------------------- */
+
+static void
+setup_set(void)
+{
+	setup_pg("set");
+	it_pg_exec("CREATE SCHEMA a_schema; CREATE TABLE a_schema.only_a (x int);"
+		   "CREATE SCHEMA opt_schema; CREATE TABLE opt_schema.only_opt (x int);"
+		   "GRANT USAGE ON SCHEMA a_schema, opt_schema TO app;"
+		   "GRANT SELECT ON a_schema.only_a, opt_schema.only_opt TO app");
+	start_pgdog("pooler_mode = transaction");
+}
+
+/* A's SETs follow A from transaction to transaction and never reach B. */
+START_TEST(test_set_isolation)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char b_app[256], pa[32], pb[32];
+
+	snprintf(b_app, sizeof(b_app), "%s",
+		 it_value(b, "SELECT current_setting('application_name')"));
+	ck_assert_str_ne(b_app, "client_a");
+	exec_ok(a, "SET application_name = 'client_a'");
+	exec_ok(a, "SET search_path = a_schema, public");
+	exec_ok(a, "SET statement_timeout = '1234ms'");
+	for (int round = 0; round < 3; round++) {
+		ck_assert_str_eq(it_value(b, "SELECT current_setting('application_name')"), b_app);
+		ck_assert_str_eq(it_value(b, "SELECT current_setting('search_path')"),
+				 DEF_SEARCH_PATH);
+		ck_assert_str_eq(it_value(b, "SELECT current_setting('statement_timeout')"), "0");
+		it_exec_error(b, "SELECT count(*) FROM only_a", "42P01");
+
+		ck_assert_str_eq(it_value(a, "SELECT current_setting('application_name')"),
+				 "client_a");
+		ck_assert_str_eq(it_value(a, "SELECT current_setting('search_path')"),
+				 "a_schema, public");
+		ck_assert_str_eq(it_value(a, "SELECT current_setting('statement_timeout')"),
+				 "1234ms");
+		ck_assert_str_eq(it_value(a, "SELECT count(*) FROM only_a"), "0");
+	}
+	/* the same server served both */
+	backend_pid(a, pa, sizeof(pa));
+	backend_pid(b, pb, sizeof(pb));
+	ck_assert_msg(strcmp(pa, pb) == 0, "A on backend %s, B on %s: the test proves nothing", pa,
+		      pb);
+	ck_assert_str_eq(PQparameterStatus(a, "application_name"), "client_a");
+	ck_assert_str_eq(PQparameterStatus(b, "application_name"), b_app);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* SET LOCAL lasts for its transaction only. */
+START_TEST(test_set_local)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SET LOCAL work_mem = '3MB'");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "3MB");
+	exec_ok(a, "COMMIT");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* A SET in a transaction that rolls back (or fails and "commits") is not kept. */
+START_TEST(test_set_rollback)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SET work_mem = '7MB'");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "7MB");
+	exec_ok(a, "ROLLBACK");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+
+	/* a failed transaction: COMMIT answers ROLLBACK */
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SET work_mem = '8MB'");
+	it_exec_error(a, "SELECT 1 / 0", "22012");
+	res = it_exec_ok(a, "COMMIT");
+	ck_assert_str_eq(PQcmdStatus(res), "ROLLBACK");
+	PQclear(res);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* A SET in a transaction that commits is kept. */
+START_TEST(test_set_commit)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SET work_mem = '9MB'");
+	exec_ok(a, "COMMIT");
+	for (int i = 0; i < 2; i++) {
+		ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+		ck_assert_str_eq(it_value(a, "SHOW work_mem"), "9MB");
+	}
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* RESET, RESET ALL and DISCARD ALL go back to the startup values. */
+START_TEST(test_set_reset)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char a_app[256];
+
+	snprintf(a_app, sizeof(a_app), "%s",
+		 it_value(a, "SELECT current_setting('application_name')"));
+	exec_ok(a, "SET work_mem = '5MB'");
+	exec_ok(a, "SET application_name = 'client_a'");
+	exec_ok(a, "SET statement_timeout = '1234ms'");
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	exec_ok(a, "RESET work_mem");
+	ck_assert_str_eq(it_value(b, "SHOW statement_timeout"), "0");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), "client_a");
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "1234ms");
+
+	exec_ok(a, "RESET ALL");
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), a_app);
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "0");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+
+	exec_ok(a, "SET statement_timeout = '2s'");
+	exec_ok(a, "SET work_mem = '6MB'");
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "6MB");
+	exec_ok(a, "DISCARD ALL");
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "0");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* Startup options are in effect in every transaction of their client only. */
+START_TEST(test_set_startup_options)
+{
+	PGconn *a = it_connect(APP " options='-c search_path=opt_schema'");
+	PGconn *b = it_connect(APP);
+
+	for (int round = 0; round < 3; round++) {
+		ck_assert_str_eq(it_value(a, "SELECT current_setting('search_path')"),
+				 "opt_schema");
+		ck_assert_str_eq(it_value(a, "SELECT count(*) FROM only_opt"), "0");
+		ck_assert_str_eq(it_value(b, "SELECT current_setting('search_path')"),
+				 DEF_SEARCH_PATH);
+		it_exec_error(b, "SELECT count(*) FROM only_opt", "42P01");
+	}
+	exec_ok(a, "BEGIN");
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), "opt_schema");
+	exec_ok(a, "COMMIT");
+
+	exec_ok(a, "SET search_path = a_schema");
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), "a_schema");
+	exec_ok(a, "RESET search_path");
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), "opt_schema");
+
+	exec_ok(a, "SET search_path = public");
+	exec_ok(a, "RESET ALL");
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), "opt_schema");
+
+	exec_ok(a, "SET search_path = public");
+	exec_ok(a, "DISCARD ALL");
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), "opt_schema");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* Each client's ParameterStatus values are its own. */
+START_TEST(test_set_parameter_status)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32], pb[32];
+
+	ck_assert_str_eq(PQparameterStatus(a, "DateStyle"), "ISO, MDY");
+	ck_assert_str_eq(PQparameterStatus(b, "DateStyle"), "ISO, MDY");
+	exec_ok(a, "SET DateStyle = 'German, DMY'");
+	ck_assert_str_eq(PQparameterStatus(a, "DateStyle"), "German, DMY");
+	for (int round = 0; round < 2; round++) {
+		ck_assert_str_eq(it_value(b, "SHOW DateStyle"), "ISO, MDY");
+		ck_assert_str_eq(it_value(b, "SELECT '2024-03-05'::date::text"), "2024-03-05");
+		ck_assert_str_eq(PQparameterStatus(b, "DateStyle"), "ISO, MDY");
+		ck_assert_str_eq(it_value(a, "SHOW DateStyle"), "German, DMY");
+		ck_assert_str_eq(it_value(a, "SELECT '2024-03-05'::date::text"), "05.03.2024");
+		ck_assert_str_eq(PQparameterStatus(a, "DateStyle"), "German, DMY");
+	}
+	backend_pid(a, pa, sizeof(pa));
+	backend_pid(b, pb, sizeof(pb));
+	ck_assert_msg(strcmp(pa, pb) == 0, "A on backend %s, B on %s: the test proves nothing", pa,
+		      pb);
+	ck_assert_str_eq(PQparameterStatus(b, "DateStyle"), "ISO, MDY");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* ---- pinning ------------------------------------------------------------- */
+
+static void
+setup_pin(void)
+{
+	setup_pg("pin");
+	/* named prepared statements pin only when pgdog does not track them */
+	start_pgdog("pooler_mode = transaction\nprepared_statements = disabled");
+}
+
+/* A session advisory lock keeps the server until pg_advisory_unlock_all(). */
+START_TEST(test_pin_advisory_lock)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32];
+
+	backend_pid(a, pa, sizeof(pa));
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(42)"), "");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300), "B got the server while A held an advisory lock on it");
+	for (int i = 0; i < 3; i++)
+		ck_assert_str_eq(it_value(a, "SELECT count(*) FROM pg_locks WHERE locktype = "
+					     "'advisory' AND pid = pg_backend_pid()"),
+				 "1");
+	ck_assert_msg(busy_for(b, 100), "B got the server while A held an advisory lock on it");
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
+	ck_assert_str_eq(value_within(b, 2000, "B after A's pg_advisory_unlock_all()"), pa);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+			 "0");
+	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* A temporary table works across transactions; the next client does not see it. */
+START_TEST(test_pin_temp_table)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32], want[16];
+
+	backend_pid(a, pa, sizeof(pa));
+	exec_ok(a, "CREATE TEMP TABLE t (x int)");
+	for (int i = 1; i <= 3; i++) {
+		exec_ok(a, "INSERT INTO t VALUES (1)");
+		snprintf(want, sizeof(want), "%d", i);
+		ck_assert_str_eq(it_value(a, "SELECT count(*) FROM t"), want);
+	}
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300), "B got the server while A had a temporary table on it");
+	exec_ok(a, "INSERT INTO t VALUES (1)");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM t"), "4");
+	PQfinish(a);
+	ck_assert_str_eq(value_within(b, 3000, "B after A left"), pa);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_tables WHERE tablename = 't' AND "
+				     "schemaname LIKE 'pg_temp%'"),
+			 "0");
+	PQfinish(b);
+}
+END_TEST
+
+/* A named prepared statement (prepared_statements = disabled) keeps the server. */
+START_TEST(test_pin_prepared)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	backend_pid(a, pa, sizeof(pa));
+	res = PQprepare(a, "s1", "SELECT $1::int + 1", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	for (int i = 0; i < 20; i++) {
+		char v[16], want[16];
+		const char *p[1] = { v };
+
+		snprintf(v, sizeof(v), "%d", i);
+		snprintf(want, sizeof(want), "%d", i + 1);
+		res = PQexecPrepared(a, "s1", 1, p, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "#%d: %s", i,
+			      PQerrorMessage(a));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+		PQclear(res);
+	}
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300), "B got the server while A had a prepared statement on it");
+	res = PQexecPrepared(a, "s1", 1, (const char *[]){ "41" }, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "42");
+	PQclear(res);
+	PQfinish(a);
+	ck_assert_str_eq(value_within(b, 3000, "B after A left"), pa);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements"), "0");
+	PQfinish(b);
+}
+END_TEST
+
+/* LISTEN keeps the server; notifications reach the client while it is idle. */
+START_TEST(test_pin_listen)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGconn *direct = it_pg_connect();
+	PGnotify *n;
+	char pa[32];
+
+	backend_pid(a, pa, sizeof(pa));
+	exec_ok(a, "LISTEN chan");
+	exec_ok(direct, "NOTIFY chan, 'one'");
+	n = wait_notify(a, 3000);
+	ck_assert_msg(n != NULL, "no notification within 3 s");
+	ck_assert_str_eq(n->relname, "chan");
+	ck_assert_str_eq(n->extra, "one");
+	PQfreemem(n);
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300), "B got the server while A listened on it");
+	exec_ok(direct, "NOTIFY chan, 'two'");
+	n = wait_notify(a, 3000);
+	ck_assert_msg(n != NULL, "no second notification within 3 s");
+	ck_assert_str_eq(n->extra, "two");
+	ck_assert_int_eq(n->be_pid, atoi(it_value(direct, "SELECT pg_backend_pid()")));
+	PQfreemem(n);
+	PQfinish(a);
+	ck_assert_str_eq(value_within(b, 3000, "B after A left"), pa);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	PQfinish(direct);
+	PQfinish(b);
+}
+END_TEST
+
+/* Everything a client pinned the server with is gone for the next client. */
+START_TEST(test_pin_released_on_disconnect)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	backend_pid(a, pa, sizeof(pa));
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(42)"), "");
+	exec_ok(a, "CREATE TEMP TABLE t (x int)");
+	res = PQprepare(a, "s1", "SELECT 1", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	exec_ok(a, "LISTEN chan");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300), "B got the server while A had pinned it");
+	PQfinish(a);
+	ck_assert_msg(strcmp(value_within(b, 3000, "B after A left"), pa) == 0,
+		      "B did not get A's server (backend %s) after A left", pa);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_tables WHERE tablename = 't' AND "
+				     "schemaname LIKE 'pg_temp%'"),
+			 "0");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements"), "0");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+			 "0");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	ck_assert_str_eq(it_pg_value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+			 "0");
+	PQfinish(b);
+}
+END_TEST
+
+/* ---- timeouts ------------------------------------------------------------ */
+
+static void
+setup_timeouts(void)
+{
+	setup_pg("timeouts");
+	it_pg_exec("CREATE TABLE idle_t (x int); GRANT ALL ON idle_t TO app");
+	start_pgdog("pooler_mode = transaction\nquery_timeout = 500\n"
+		    "client_idle_in_transaction_timeout = 800\nclient_idle_timeout = 800");
+}
+
+START_TEST(test_timeout_query)
+{
+	PGconn *c = it_connect(APP);
+	PGconn *mon = it_pg_connect();
+	char st[6], msg[512];
+	long long t0 = it_now_ms(), took, end;
+	int rc;
+
+	rc = it_exec_first_error(c, "SELECT pg_sleep(5)", st, msg, sizeof(msg));
+	took = it_now_ms() - t0;
+	ck_assert_msg(rc == 1, "pg_sleep(5) with query_timeout 500 did not fail");
+	ck_assert_msg(strcmp(st, "57014") == 0, "SQLSTATE '%s' (%s), expected 57014", st, msg);
+	ck_assert_msg(took >= 400 && took < 3000, "query_timeout 500 ms: error after %lld ms",
+		      took);
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_str_eq(it_value(c, "SELECT 'next'"), "next");
+	/* the query was cancelled on PostgreSQL, not only answered */
+	end = it_now_ms() + 1000;
+	for (;;) {
+		const char *n = it_value(mon, "SELECT count(*) FROM pg_stat_activity WHERE "
+					      "query = 'SELECT pg_sleep(5)' AND state = 'active'");
+		if (strcmp(n, "0") == 0)
+			break;
+		ck_assert_msg(it_now_ms() < end, "pg_sleep(5) still runs on PostgreSQL");
+		it_sleep_ms(50);
+	}
+	PQfinish(mon);
+	PQfinish(c);
+}
+END_TEST
+
+START_TEST(test_timeout_idle_in_transaction)
+{
+	PGconn *a = it_connect(APP), *b;
+	char pa[32], pb[32], st[6], msg[512];
+	int rc;
+
+	PQsetErrorVerbosity(a, PQERRORS_VERBOSE);
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "INSERT INTO idle_t VALUES (1)");
+	backend_pid(a, pa, sizeof(pa));
+	it_sleep_ms(2000);
+	rc = it_exec_first_error(a, "SELECT 1", st, msg, sizeof(msg));
+	ck_assert_msg(rc != 0, "a client idle in a transaction for 2 s could still run a query");
+	ck_assert_msg(strcmp(st, "25P03") == 0 || strstr(PQerrorMessage(a), "25P03") != NULL,
+		      "SQLSTATE '%s', expected 25P03 (%s / %s)", st, msg, PQerrorMessage(a));
+	ck_assert_msg(
+		strstr(msg, "terminating connection due to idle-in-transaction timeout") != NULL ||
+			strstr(PQerrorMessage(a),
+			       "terminating connection due to idle-in-transaction timeout") != NULL,
+		"message: %s / %s", msg, PQerrorMessage(a));
+	PQconsumeInput(a);
+	ck_assert_msg(PQstatus(a) == CONNECTION_BAD, "the connection was not closed");
+	PQfinish(a);
+
+	b = it_connect(APP);
+	backend_pid(b, pb, sizeof(pb));
+	ck_assert_msg(strcmp(pa, pb) == 0,
+		      "the server of the timed-out client was not reused (backend %s, then %s)", pa,
+		      pb);
+	ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM idle_t"), "0");
+	ck_assert_str_eq(it_pg_value("SELECT count(*) FROM idle_t"), "0");
+	PQfinish(b);
+}
+END_TEST
+
+struct notice_seen {
+	int cnt;
+	char sqlstate[8];
+	char msg[256];
+};
+
+static void
+notice_cb(void *arg, const PGresult *res)
+{
+	struct notice_seen *n = arg;
+	const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	n->cnt++;
+	snprintf(n->sqlstate, sizeof(n->sqlstate), "%s", s != NULL ? s : "");
+	snprintf(n->msg, sizeof(n->msg), "%s", m != NULL ? m : "");
+}
+
+START_TEST(test_timeout_client_idle)
+{
+	PGconn *c = it_connect(APP);
+	struct notice_seen n = { 0 };
+	long long t0, end, took = -1;
+
+	/* libpq hands an ErrorResponse that arrives while idle to the notice receiver */
+	PQsetNoticeReceiver(c, notice_cb, &n);
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	t0 = it_now_ms();
+	end = t0 + 3000;
+	while (it_now_ms() < end) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+
+		int ok;
+
+		poll(&pfd, 1, (int)(end - it_now_ms()));
+		ok = PQconsumeInput(c);
+		(void)PQisBusy(c); /* parses what arrived: the ErrorResponse goes to notice_cb */
+		if (!ok || PQstatus(c) == CONNECTION_BAD) {
+			took = it_now_ms() - t0;
+			break;
+		}
+	}
+	ck_assert_msg(took >= 0, "client_idle_timeout 800: an idle client still open after 3 s");
+	ck_assert_msg(took >= 600 && took <= 2500, "idle client closed after %lld ms", took);
+	ck_assert_msg(n.cnt >= 1, "closed without an error message");
+	ck_assert_str_eq(n.sqlstate, "57P05");
+	ck_assert_str_eq(n.msg, "terminating connection due to idle-session timeout");
+	PQfinish(c);
+}
+END_TEST
+
+/* ---- statement mode ------------------------------------------------------ */
+
+static void
+setup_statement(void)
+{
+	setup_pg("statement");
+	start_pgdog("pooler_mode = statement");
+}
+
+START_TEST(test_stmt_begin_refused)
+{
+	PGconn *c = it_connect(APP);
+
+	ck_assert_str_eq(it_exec_error(c, "BEGIN", "0A000"),
+			 "transaction blocks are not allowed in statement pooling mode");
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_str_eq(it_value(c, "SELECT 'still here'"), "still here");
+	ck_assert_str_eq(it_exec_error(c, "begin", "0A000"),
+			 "transaction blocks are not allowed in statement pooling mode");
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_str_eq(it_value(c, "SELECT 'again'"), "again");
+	PQfinish(c);
+}
+END_TEST
+
+START_TEST(test_stmt_start_transaction_refused)
+{
+	PGconn *c = it_connect(APP);
+
+	ck_assert_str_eq(it_exec_error(c, "START TRANSACTION", "0A000"),
+			 "transaction blocks are not allowed in statement pooling mode");
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	PQfinish(c);
+}
+END_TEST
+
+START_TEST(test_stmt_single_statements)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32], pb[32];
+	const char *p[1] = { "21" };
+	PGresult *res;
+
+	for (int i = 0; i < 5; i++) {
+		ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
+		ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+	}
+	res = PQexecParams(b, "SELECT $1::int * 2", 1, NULL, p, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(b));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "42");
+	PQclear(res);
+	backend_pid(a, pa, sizeof(pa));
+	backend_pid(b, pb, sizeof(pb));
+	ck_assert_msg(strcmp(pa, pb) == 0, "pool_size 1: A on backend %s, B on %s", pa, pb);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* ---- per-user pooler_mode ------------------------------------------------ */
+
+static void
+setup_mode(void)
+{
+	setup_pg("mode");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "pooler_mode = transaction",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 1\n\n"
+			 "[users.sess]\ndatabase = app\npassword = sess_pw\npool_size = 1\n"
+			 "pooler_mode = session\n",
+	});
+}
+
+START_TEST(test_mode_per_user)
+{
+	PGconn *s1 = it_connect(SESS), *s2 = it_connect(SESS);
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char p1[32], pa[32], pb[32];
+
+	backend_pid(s1, p1, sizeof(p1));
+	/* s1 is idle between transactions but keeps its server: s2 waits */
+	ck_assert_int_eq(PQsendQuery(s2, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(s2, 300),
+		      "user sess (pooler_mode = session): a second client got the server while "
+		      "the first was idle between transactions");
+	exec_ok(s1, "BEGIN");
+	ck_assert_str_eq(it_value(s1, "SELECT pg_backend_pid()"), p1);
+	exec_ok(s1, "COMMIT");
+	ck_assert_str_eq(it_value(s1, "SELECT pg_backend_pid()"), p1);
+	/* app stays in transaction mode meanwhile */
+	for (int i = 0; i < 3; i++) {
+		backend_pid(a, pa, sizeof(pa));
+		backend_pid(b, pb, sizeof(pb));
+		ck_assert_msg(strcmp(pa, pb) == 0, "user app (transaction): A on %s, B on %s", pa,
+			      pb);
+	}
+	ck_assert_str_eq(pool_field("sess", "pool_mode"), "session");
+	ck_assert_str_eq(pool_field("app", "pool_mode"), "transaction");
+	ck_assert_msg(busy_for(s2, 100), "s2 got the server while s1 was connected");
+	PQfinish(s1);
+	ck_assert_str_eq(value_within(s2, 3000, "s2 after s1 left"), p1);
+	PQfinish(s2);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("it_txn");
+	TCase *tc;
+
+	tc = tcase_create("transaction");
+	tcase_add_unchecked_fixture(tc, setup_transaction, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_txn_alternate);
+	tcase_add_test(tc, test_txn_idle_clients_hold_no_server);
+	tcase_add_test(tc, test_txn_begin_holds_server);
+	tcase_add_test(tc, test_txn_extended_alternate);
+	tcase_add_test(tc, test_txn_pipeline_error);
+	tcase_add_test(tc, test_txn_disconnect_in_transaction);
+	tcase_add_test(tc, test_txn_disconnect_mid_query);
+	tcase_add_test(tc, test_txn_cancel_waiting);
+	tcase_add_test(tc, test_txn_cancel_running);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("checkout");
+	tcase_add_unchecked_fixture(tc, setup_checkout, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_txn_checkout_timeout);
+	tcase_add_test(tc, test_txn_checkout_timeout_pinned);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("set");
+	tcase_add_unchecked_fixture(tc, setup_set, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_set_isolation);
+	tcase_add_test(tc, test_set_local);
+	tcase_add_test(tc, test_set_rollback);
+	tcase_add_test(tc, test_set_commit);
+	tcase_add_test(tc, test_set_reset);
+	tcase_add_test(tc, test_set_startup_options);
+	tcase_add_test(tc, test_set_parameter_status);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pin");
+	tcase_add_unchecked_fixture(tc, setup_pin, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_pin_advisory_lock);
+	tcase_add_test(tc, test_pin_temp_table);
+	tcase_add_test(tc, test_pin_prepared);
+	tcase_add_test(tc, test_pin_listen);
+	tcase_add_test(tc, test_pin_released_on_disconnect);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("timeouts");
+	tcase_add_unchecked_fixture(tc, setup_timeouts, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_timeout_query);
+	tcase_add_test(tc, test_timeout_idle_in_transaction);
+	tcase_add_test(tc, test_timeout_client_idle);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("statement");
+	tcase_add_unchecked_fixture(tc, setup_statement, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_stmt_begin_refused);
+	tcase_add_test(tc, test_stmt_start_transaction_refused);
+	tcase_add_test(tc, test_stmt_single_statements);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("mode");
+	tcase_add_unchecked_fixture(tc, setup_mode, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_mode_per_user);
+	suite_add_tcase(s, tc);
+
+	return it_run_suite(s);
+}
