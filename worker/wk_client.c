@@ -521,6 +521,7 @@ wk_client_auth_done(struct wk_client *c)
 	/* the first client of a cold pool waits for a server to learn its parameters */
 	wk_client_set_state(c, WK_CLIENT_LOGIN_WAIT);
 	bufferevent_disable(c->bev, EV_READ);
+	c->is_read_off = true;
 	return wk_pool_checkout(p, c);
 }
 
@@ -552,8 +553,10 @@ wk_client_finish_login(struct wk_client *c)
 	}
 	if (wk_client_send_ready(c, b) == WK_CLOSED)
 		return WK_CLOSED;
-	if (c->state == WK_CLIENT_LOGIN_WAIT)
+	if (c->is_read_off) {
 		bufferevent_enable(c->bev, EV_READ);
+		c->is_read_off = false;
+	}
 	wk_client_set_state(c, WK_CLIENT_IDLE);
 	if (g_cfg->log_connections)
 		log_info(&c->lctx, "login: user=%s database=%s", c->user_name, c->db_name);
@@ -888,7 +891,10 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		break;
 	}
-	bufferevent_enable(c->bev, EV_READ);
+	if (c->is_read_off) {
+		bufferevent_enable(c->bev, EV_READ);
+		c->is_read_off = false;
+	}
 	return wk_client_on_input(c);
 }
 
@@ -1345,6 +1351,28 @@ done:
 	return WK_OK;
 }
 
+/* Nothing in res changes session state (transaction control is fine). */
+static bool
+wk_client_is_plain(const struct sql_result *res)
+{
+	if (!res->is_parsed)
+		return true;
+	if (res->flags || res->has_more || res->is_error)
+		return false;
+	for (size_t i = 0; i < res->stmts_cnt; i++) {
+		switch (res->stmts[i].kind) {
+		case SQL_OTHER:
+		case SQL_BEGIN:
+		case SQL_COMMIT:
+		case SQL_ROLLBACK:
+			break;
+		default:
+			return false;
+		}
+	}
+	return true;
+}
+
 /*
  * Transaction mode, prepared_statements = extended: a client between
  * transactions that only prepares or closes named statements up to a Sync
@@ -1409,7 +1437,7 @@ wk_client_answer_locally(struct wk_client *c)
 				return 0;
 			if (sql_classify(sql, strnlen(sql, blen - n - 1), &res) < 0)
 				return -1;
-			if (res.is_parsed)
+			if (!wk_client_is_plain(&res))
 				return 0; /* it may change the session: let a server see it */
 		} else if (h.type == PGW_MSG_CLOSE) {
 			if (blen < 2 || body[0] != 'S' || strnlen(body + 1, blen - 1) >= blen - 1 ||
@@ -1485,8 +1513,14 @@ wk_client_on_idle(struct wk_client *c)
 		break;
 	}
 	wk_client_set_state(c, WK_CLIENT_WAIT_SERVER);
-	bufferevent_disable(c->bev, EV_READ);
-	return wk_pool_checkout(c->pool, c);
+	if (wk_pool_checkout(c->pool, c) == WK_CLOSED)
+		return WK_CLOSED;
+	/* still queued: stop reading until a server is linked (attach reads again) */
+	if (c->state == WK_CLIENT_WAIT_SERVER) {
+		bufferevent_disable(c->bev, EV_READ);
+		c->is_read_off = true;
+	}
+	return WK_OK;
 }
 
 static enum wk_rc
@@ -1617,6 +1651,7 @@ wk_client_cancel_wait(struct wk_client *c)
 	log_info(&c->lctx, "cancelled while waiting for a server");
 	wk_client_set_state(c, WK_CLIENT_IDLE);
 	bufferevent_enable(c->bev, EV_READ);
+	c->is_read_off = false;
 }
 
 /* Timeouts of one client (sweep). */

@@ -74,12 +74,13 @@ struct wk_client {
 	uint32_t cancel_key;
 	bool is_unix;
 	bool is_admin;
-	bool is_free_later;             /* on the reap list */
-	bool read_paused;               /* backpressure */
-	bool admin_skip_to_sync;        /* admin: an extended-protocol error was sent */
-	int pool_idx;                   /* -1 until known */
-	struct wk_pool *pool;           /* borrowed: owned by the worker */
-	struct wk_server *server;       /* borrowed: linked while ACTIVE */
+	bool is_free_later;       /* on the reap list */
+	bool read_paused;         /* backpressure */
+	bool is_read_off;         /* reading stopped while it waits for a server or parameters */
+	bool admin_skip_to_sync;  /* admin: an extended-protocol error was sent */
+	int pool_idx;             /* -1 until known */
+	struct wk_pool *pool;     /* borrowed: owned by the worker */
+	struct wk_server *server; /* borrowed: linked while ACTIVE */
 	const struct config_user *user; /* borrowed from g_cfg, NULL for unknown/admin */
 	char user_name[64];
 	char db_name[64];

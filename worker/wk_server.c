@@ -733,13 +733,23 @@ wk_server_slots_clear(struct wk_server *s)
 	s->is_discarding = false;
 }
 
+bool
+wk_server_synth_due(struct wk_server *s)
+{
+	struct wk_slot *sl = wk_server_slot_head(s);
+
+	return sl && (sl->kind == WK_SLOT_SYNTH_PARSE || sl->kind == WK_SLOT_SYNTH_CLOSE);
+}
+
 int
 wk_server_emit_synth(struct wk_server *s)
 {
 	struct wk_slot *sl;
 	struct pgw_buf *b = &g_wk.scratch;
 
-	if (!s->client)
+	sl = wk_server_slot_head(s);
+	if (!s->client || !sl ||
+	    (sl->kind != WK_SLOT_SYNTH_PARSE && sl->kind != WK_SLOT_SYNTH_CLOSE))
 		return 0;
 	pgw_buf_reset(b);
 	while ((sl = wk_server_slot_head(s)) &&
@@ -788,8 +798,7 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	if (type == PGW_MSG_NOTICE || type == PGW_MSG_PARAMETER_STATUS ||
 	    type == PGW_MSG_NOTIFICATION)
 		return false;
-	if (wk_server_emit_synth(s) < 0)
-		log_warn(&s->lctx, "out of memory for a synthetic reply");
+	/* the caller has emitted the synthetic replies due before this message */
 	sl = wk_server_slot_head(s);
 	if (!sl)
 		return false;
@@ -921,6 +930,28 @@ wk_server_checkin(struct wk_server *s)
 		wk_server_close(s, "out of memory");
 }
 
+/* Move the batch of bytes decided for the client (or drop it when there is none). */
+static void
+wk_server_flush(struct evbuffer *in, struct evbuffer *out, size_t *pending, size_t *avail,
+		size_t *moved)
+{
+	if (!*pending)
+		return;
+	if (out)
+		evbuffer_remove_buffer(in, out, *pending);
+	else
+		evbuffer_drain(in, *pending);
+	*moved += *pending;
+	*avail -= *pending;
+	*pending = 0;
+}
+
+/*
+ * Forward what the server sent to its client. Whole runs of messages move
+ * with one evbuffer_remove_buffer(); the batch is flushed only before
+ * something that must be at the front of the buffer (a message pgdog reads
+ * whole or drops) or that writes to the client itself.
+ */
 enum wk_rc
 wk_server_forward(struct wk_server *s)
 {
@@ -928,60 +959,74 @@ wk_server_forward(struct wk_server *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer *out = c ? bufferevent_get_output(c->bev) : NULL;
 	struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
-	size_t moved = 0;
+	size_t moved = 0, off = 0, avail = evbuffer_get_length(in);
 
-	while (evbuffer_get_length(in) > 0) {
+	while (off < avail) {
 		struct pgw_hdr h;
+		uint8_t hdr[PGW_HDR_LEN + 8];
 		const uint8_t *msg = NULL;
-		size_t avail = evbuffer_get_length(in);
+		struct evbuffer_ptr pos;
+		size_t n;
 
 		if (s->fwd_remaining) {
-			size_t n = avail < s->fwd_remaining ? avail : s->fwd_remaining;
-
+			n = avail - off < s->fwd_remaining ? avail - off : s->fwd_remaining;
 			if (out && (s->internal_ready == 0 || s->is_fwd_internal) &&
-			    !s->is_discarding)
-				evbuffer_remove_buffer(in, out, n);
-			else
+			    !s->is_discarding) {
+				off += n;
+			} else {
+				wk_server_flush(in, out, &off, &avail, &moved);
 				evbuffer_drain(in, n);
+				avail -= n;
+			}
 			s->fwd_remaining -= n;
-			moved += n;
 			if (s->fwd_remaining == 0) {
 				s->is_discarding = false;
 				s->is_fwd_internal = false;
 				/* replies pgdog owes right after this message */
-				if (s->is_tracked && s->slots_cnt && wk_server_emit_synth(s) < 0)
-					log_warn(&s->lctx, "out of memory for a synthetic reply");
+				if (s->is_tracked && wk_server_synth_due(s)) {
+					wk_server_flush(in, out, &off, &avail, &moved);
+					if (wk_server_emit_synth(s) < 0)
+						log_warn(&s->lctx,
+							 "out of memory for a synthetic reply");
+				}
+				if (s->is_release_due) {
+					wk_server_flush(in, out, &off, &avail, &moved);
+					return wk_server_release_due(s, moved);
+				}
 			}
-			if (s->is_release_due && s->fwd_remaining == 0)
-				return wk_server_release_due(s, moved);
 			continue;
 		}
-		switch (wk_conn_peek(in, 0x7fffffff, false, &h, &msg)) {
-		case WK_PEEK_MORE:
-			goto done;
-		case WK_PEEK_BAD_LEN:
-		case WK_PEEK_TOO_LONG:
-			return wk_server_broken(s, "invalid message length from server");
-		default:
+		if (avail - off < PGW_HDR_LEN)
 			break;
-		}
-		if (h.type == PGW_MSG_READY && avail < PGW_HDR_LEN + 1)
-			goto done; /* its status byte first */
-		if (s->is_tracked && s->internal_ready == 0 && c)
+		n = avail - off < sizeof(hdr) ? avail - off : sizeof(hdr);
+		if (evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET) < 0 ||
+		    evbuffer_copyout_from(in, &pos, hdr, n) != (ev_ssize_t)n)
+			break;
+		if (pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1)
+			return wk_server_broken(s, "invalid message length from server");
+		if (h.type == PGW_MSG_READY && n < PGW_HDR_LEN + 1)
+			break; /* its status byte first */
+		if (s->is_tracked && s->internal_ready == 0 && c) {
+			if (wk_server_synth_due(s)) {
+				wk_server_flush(in, out, &off, &avail, &moved);
+				if (wk_server_emit_synth(s) < 0)
+					log_warn(&s->lctx, "out of memory for a synthetic reply");
+			}
 			s->is_discarding = wk_server_slot_reply(s, h.type);
+		}
 		switch (h.type) {
 		case PGW_MSG_READY: {
-			char st;
+			char st = (char)hdr[PGW_HDR_LEN];
 
-			if (wk_conn_peek(in, 5, true, &h, &msg) != WK_PEEK_WHOLE)
-				goto done;
-			if (pgw_parse_ready(msg + PGW_HDR_LEN, h.len - 4, &st) < 0)
+			if (h.len != 5 || (st != 'I' && st != 'T' && st != 'E'))
 				return wk_server_broken(s, "malformed ReadyForQuery from server");
 			s->tx_status = st;
 			s->ready_us = g_wk.mono_us;
 			if (s->internal_ready > 0) {
+				wk_server_flush(in, out, &off, &avail, &moved);
 				s->internal_ready--;
 				evbuffer_drain(in, pgw_msg_size(&h));
+				avail = evbuffer_get_length(in);
 				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET) {
 					if (st == 'I' && !s->internal_failed)
 						wk_pool_server_ready(s->pool, s);
@@ -1017,14 +1062,10 @@ wk_server_forward(struct wk_server *s)
 			s->is_copy_in = false;
 			/* only a session with SETs to settle needs to know how the transaction ends */
 			if (c && c->session.pending_cnt && s->internal_ready == 0) {
-				char tag[PGW_HDR_LEN + 8];
-
-				if (h.len >= 4 + 8 && avail < sizeof(tag))
+				if (h.len >= 4 + 8 && n < sizeof(hdr))
 					goto done;
 				s->is_tag_rollback = h.len >= 4 + 8 &&
-						     evbuffer_copyout(in, tag, sizeof(tag)) ==
-							     (ev_ssize_t)sizeof(tag) &&
-						     memcmp(tag + PGW_HDR_LEN, "ROLLBACK", 8) == 0;
+						     memcmp(hdr + PGW_HDR_LEN, "ROLLBACK", 8) == 0;
 			}
 			break;
 		case PGW_MSG_PARAMETER_STATUS: {
@@ -1032,9 +1073,12 @@ wk_server_forward(struct wk_server *s)
 
 			if (h.len > WK_SERVER_PARAM_MSG_MAX)
 				return wk_server_broken(s, "oversized ParameterStatus from server");
+			/* read whole, at the front */
+			wk_server_flush(in, out, &off, &avail, &moved);
 			if (wk_conn_peek(in, WK_SERVER_PARAM_MSG_MAX, true, &h, &msg) !=
 			    WK_PEEK_WHOLE)
 				goto done;
+			avail = evbuffer_get_length(in);
 			if (pgw_parse_param_status(msg + PGW_HDR_LEN, h.len - 4, &name, &value) ==
 			    0)
 				wk_server_param_set(s, name, value);
@@ -1050,9 +1094,11 @@ wk_server_forward(struct wk_server *s)
 			if (s->internal_ready > 0) {
 				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
 					return wk_server_broken(s, "oversized error from server");
+				wk_server_flush(in, out, &off, &avail, &moved);
 				if (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg) !=
 				    WK_PEEK_WHOLE)
 					goto done;
+				avail = evbuffer_get_length(in);
 				wk_server_internal_error(s, msg + PGW_HDR_LEN, h.len - 4);
 				/* the client is gone, and the server with it */
 				if (s->state == WK_SERVER_CLOSING)
@@ -1067,6 +1113,7 @@ wk_server_forward(struct wk_server *s)
 		s->fwd_remaining = pgw_msg_size(&h);
 	}
 done:
+	wk_server_flush(in, out, &off, &avail, &moved);
 	r->bytes_received += moved;
 	if (c && moved) {
 		struct shm_client *cr = shm_client((uint32_t)g_wk.slot, c->row);

@@ -45,5 +45,7 @@ void wk_server_row_update(struct wk_server *s);
 int wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow,
 			struct wk_prep *prep) MUST_CHECK;
 void wk_server_slots_clear(struct wk_server *s);
+/* Is a reply pgdog gives itself next in line? */
+bool wk_server_synth_due(struct wk_server *s);
 /* Send the client the replies pgdog gives itself that are due now. -1 on out of memory. */
 int wk_server_emit_synth(struct wk_server *s) MUST_CHECK;
