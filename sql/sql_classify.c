@@ -419,6 +419,69 @@ sql_classify_word_matters(const char *w, size_t n)
 	return false;
 }
 
+/* Case-insensitive: does s[i..] start with the lower-case word w? */
+static bool
+sql_classify_has_at(const char *s, size_t n, size_t i, const char *w, size_t wn)
+{
+	if (i + wn > n)
+		return false;
+	for (size_t k = 0; k < wn; k++)
+		if (((unsigned char)s[i + k] | 0x20) != (unsigned char)w[k])
+			return false;
+	return true;
+}
+
+/*
+ * The quick reject, in front of the lexer: a single statement (no ';' but a
+ * trailing one) that starts with SELECT, INSERT, UPDATE or DELETE and holds
+ * none of the words the lexer looks for anywhere (advisory, notify, temp,
+ * and into after anything but INSERT) cannot matter. Quotes and comments are
+ * not parsed here: a word inside one only sends the text on to the lexer.
+ * This is the hot path of every application query in transaction mode.
+ */
+static bool
+sql_classify_quick_reject(const char *s, size_t n)
+{
+	size_t i = 0, end = n;
+	bool is_insert;
+
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	while (end > i && (s[end - 1] == ' ' || s[end - 1] == '\t' || s[end - 1] == '\n' ||
+			   s[end - 1] == '\r' || s[end - 1] == ';'))
+		end--;
+	is_insert = sql_classify_has_at(s, end, i, "insert", 6);
+	if (!is_insert && !sql_classify_has_at(s, end, i, "select", 6) &&
+	    !sql_classify_has_at(s, end, i, "update", 6) &&
+	    !sql_classify_has_at(s, end, i, "delete", 6))
+		return false;
+	for (i += 6; i < end; i++) {
+		if (s[i] == ';')
+			return false;
+		switch ((unsigned char)s[i] | 0x20) {
+		case 'a':
+			if (sql_classify_has_at(s, end, i, "advisory", 8))
+				return false;
+			break;
+		case 'n':
+			if (sql_classify_has_at(s, end, i, "notify", 6))
+				return false;
+			break;
+		case 't':
+			if (sql_classify_has_at(s, end, i, "temp", 4))
+				return false;
+			break;
+		case 'i':
+			if (!is_insert && sql_classify_has_at(s, end, i, "into", 4))
+				return false;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
 /*
  * The prefilter: true when s (n bytes) may hold anything sql_classify tracks.
  * Spaces and words are lexed inline (the hot path); everything else goes
@@ -696,7 +759,7 @@ sql_classify(const char *sql, size_t len, struct sql_result *out)
 	if (nul != NULL)
 		len = (size_t)(nul - sql);
 	sql_classify_clear(out);
-	if (!sql_classify_prefilter(sql, len)) {
+	if (sql_classify_quick_reject(sql, len) || !sql_classify_prefilter(sql, len)) {
 		sql_cache.stats.prefiltered++;
 		return 0;
 	}

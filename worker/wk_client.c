@@ -876,7 +876,8 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	wk_server_set_state(s, WK_SERVER_ACTIVE);
 	wk_client_set_state(c, WK_CLIENT_ACTIVE);
 	wk_client_row_server(c);
-	snprintf(sr->application_name, sizeof(sr->application_name), "%s", cr->application_name);
+	if (strcmp(sr->application_name, cr->application_name) != 0)
+		memcpy(sr->application_name, cr->application_name, sizeof(sr->application_name));
 	sr->request_us = g_wk.now_us;
 	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);
 	pgw_buf_reset(b);

@@ -157,3 +157,52 @@ wk_conn_flush_now(struct bufferevent *bev)
 	if (n > 0 && writev(fd, (struct iovec *)iov, n) < 0)
 		log_debug(NULL, "flush before close: %s", strerror(errno));
 }
+
+void
+wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf)
+{
+	int n = evbuffer_peek(buf, -1, NULL, cur->v, WK_CURSOR_VECS);
+
+	cur->buf = buf;
+	cur->n = n < 0 ? 0 : (n > WK_CURSOR_VECS ? WK_CURSOR_VECS : n);
+	cur->i = 0;
+	cur->base = 0;
+}
+
+size_t
+wk_cursor_copy(struct wk_cursor *cur, size_t off, void *dst, size_t len)
+{
+	uint8_t *d = dst;
+	size_t done = 0;
+	int i = cur->i;
+	size_t base = cur->base;
+
+	while (i < cur->n && off >= base + cur->v[i].iov_len) {
+		base += cur->v[i].iov_len;
+		i++;
+	}
+	cur->i = i;
+	cur->base = base;
+	while (done < len && i < cur->n) {
+		size_t at = off + done - base, take = cur->v[i].iov_len - at;
+
+		if (take > len - done)
+			take = len - done;
+		memcpy(d + done, (const uint8_t *)cur->v[i].iov_base + at, take);
+		done += take;
+		if (done < len) {
+			base += cur->v[i].iov_len;
+			i++;
+		}
+	}
+	if (done < len) {
+		/* beyond the peeked vectors (a very fragmented buffer): ask libevent */
+		struct evbuffer_ptr pos;
+		ev_ssize_t got;
+
+		if (evbuffer_ptr_set(cur->buf, &pos, off + done, EVBUFFER_PTR_SET) == 0 &&
+		    (got = evbuffer_copyout_from(cur->buf, &pos, d + done, len - done)) > 0)
+			done += (size_t)got;
+	}
+	return done;
+}

@@ -259,3 +259,22 @@ enum wk_peek {
  */
 enum wk_peek wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hdr *h,
 			  const uint8_t **msg);
+
+/*
+ * A read cursor over an evbuffer's chains (evbuffer_peek once), for reading
+ * headers at increasing offsets without walking the chain each time. Any
+ * change to the buffer (drain, remove, pullup, read) invalidates it.
+ */
+#define WK_CURSOR_VECS 32
+
+struct wk_cursor {
+	struct evbuffer *buf;
+	struct evbuffer_iovec v[WK_CURSOR_VECS];
+	int n;       /* vectors filled */
+	int i;       /* vector holding the last offset read */
+	size_t base; /* offset of v[i] in the buffer */
+};
+
+void wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf);
+/* Copy len bytes from offset off (not before the last offset read). Returns bytes copied. */
+size_t wk_cursor_copy(struct wk_cursor *cur, size_t off, void *dst, size_t len);

@@ -960,12 +960,13 @@ wk_server_forward(struct wk_server *s)
 	struct evbuffer *out = c ? bufferevent_get_output(c->bev) : NULL;
 	struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
 	size_t moved = 0, off = 0, avail = evbuffer_get_length(in);
+	struct wk_cursor cur;
+	bool has_cur = false; /* cur matches the buffer */
 
 	while (off < avail) {
 		struct pgw_hdr h;
 		uint8_t hdr[PGW_HDR_LEN + 8];
 		const uint8_t *msg = NULL;
-		struct evbuffer_ptr pos;
 		size_t n;
 
 		if (s->fwd_remaining) {
@@ -975,8 +976,10 @@ wk_server_forward(struct wk_server *s)
 				off += n;
 			} else {
 				wk_server_flush(in, out, &off, &avail, &moved);
+				has_cur = false;
 				evbuffer_drain(in, n);
 				avail -= n;
+				has_cur = false;
 			}
 			s->fwd_remaining -= n;
 			if (s->fwd_remaining == 0) {
@@ -985,12 +988,14 @@ wk_server_forward(struct wk_server *s)
 				/* replies pgdog owes right after this message */
 				if (s->is_tracked && wk_server_synth_due(s)) {
 					wk_server_flush(in, out, &off, &avail, &moved);
+					has_cur = false;
 					if (wk_server_emit_synth(s) < 0)
 						log_warn(&s->lctx,
 							 "out of memory for a synthetic reply");
 				}
 				if (s->is_release_due) {
 					wk_server_flush(in, out, &off, &avail, &moved);
+					has_cur = false;
 					return wk_server_release_due(s, moved);
 				}
 			}
@@ -999,8 +1004,11 @@ wk_server_forward(struct wk_server *s)
 		if (avail - off < PGW_HDR_LEN)
 			break;
 		n = avail - off < sizeof(hdr) ? avail - off : sizeof(hdr);
-		if (evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET) < 0 ||
-		    evbuffer_copyout_from(in, &pos, hdr, n) != (ev_ssize_t)n)
+		if (!has_cur) {
+			wk_cursor_init(&cur, in);
+			has_cur = true;
+		}
+		if (wk_cursor_copy(&cur, off, hdr, n) != n)
 			break;
 		if (pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1)
 			return wk_server_broken(s, "invalid message length from server");
@@ -1009,6 +1017,7 @@ wk_server_forward(struct wk_server *s)
 		if (s->is_tracked && s->internal_ready == 0 && c) {
 			if (wk_server_synth_due(s)) {
 				wk_server_flush(in, out, &off, &avail, &moved);
+				has_cur = false;
 				if (wk_server_emit_synth(s) < 0)
 					log_warn(&s->lctx, "out of memory for a synthetic reply");
 			}
@@ -1024,9 +1033,11 @@ wk_server_forward(struct wk_server *s)
 			s->ready_us = g_wk.mono_us;
 			if (s->internal_ready > 0) {
 				wk_server_flush(in, out, &off, &avail, &moved);
+				has_cur = false;
 				s->internal_ready--;
 				evbuffer_drain(in, pgw_msg_size(&h));
 				avail = evbuffer_get_length(in);
+				has_cur = false;
 				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET) {
 					if (st == 'I' && !s->internal_failed)
 						wk_pool_server_ready(s->pool, s);
@@ -1075,6 +1086,7 @@ wk_server_forward(struct wk_server *s)
 				return wk_server_broken(s, "oversized ParameterStatus from server");
 			/* read whole, at the front */
 			wk_server_flush(in, out, &off, &avail, &moved);
+			has_cur = false;
 			if (wk_conn_peek(in, WK_SERVER_PARAM_MSG_MAX, true, &h, &msg) !=
 			    WK_PEEK_WHOLE)
 				goto done;
@@ -1095,6 +1107,7 @@ wk_server_forward(struct wk_server *s)
 				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
 					return wk_server_broken(s, "oversized error from server");
 				wk_server_flush(in, out, &off, &avail, &moved);
+				has_cur = false;
 				if (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg) !=
 				    WK_PEEK_WHOLE)
 					goto done;
@@ -1114,6 +1127,7 @@ wk_server_forward(struct wk_server *s)
 	}
 done:
 	wk_server_flush(in, out, &off, &avail, &moved);
+	has_cur = false;
 	r->bytes_received += moved;
 	if (c && moved) {
 		struct shm_client *cr = shm_client((uint32_t)g_wk.slot, c->row);

@@ -688,6 +688,45 @@ now_ms(void)
 }
 
 /* sanity bounds, loose enough for sanitizer builds */
+/* the quick reject in front of the lexer never hides what matters */
+START_TEST(test_sql_quick_reject_keeps_tracked)
+{
+	static const struct {
+		const char *sql;
+		unsigned flag;
+		enum sql_kind kind;
+	} cases[] = {
+		{ "SELECT pg_advisory_lock(1)", SQL_F_ADVISORY_LOCK, SQL_OTHER },
+		{ "select 1; set search_path = x", 0, SQL_SET },
+		{ "SELECT 1;SET x.y = 1;", 0, SQL_SET },
+		{ "SELECT * INTO TEMP t FROM pg_class", SQL_F_TEMP_OBJECT, SQL_OTHER },
+		{ "select * into t2 from pg_class where false", 0, SQL_OTHER },
+		{ "SELECT pg_notify('c', 'x')", SQL_F_NOTIFY_FUNC, SQL_OTHER },
+		{ "  UPDATE t SET x = pg_try_advisory_lock(2)", SQL_F_ADVISORY_LOCK, SQL_OTHER },
+		{ "INSERT INTO t SELECT pg_advisory_unlock_all()", SQL_F_ADVISORY_UNLOCK_ALL,
+		  SQL_OTHER },
+	};
+	struct sql_result res;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(sql_classify(cases[i].sql, strlen(cases[i].sql), &res), 0);
+		ck_assert_msg(res.is_parsed, "%s: not parsed", cases[i].sql);
+		ck_assert_msg((res.flags & cases[i].flag) == cases[i].flag, "%s: flags 0x%x",
+			      cases[i].sql, res.flags);
+		if (cases[i].kind != SQL_OTHER)
+			ck_assert_int_eq(res.stmts[res.stmts_cnt - 1].kind, cases[i].kind);
+	}
+	/* and plain statements are not parsed */
+	ck_assert_int_eq(
+		sql_classify("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 7;",
+			     67, &res),
+		0);
+	ck_assert(!res.is_parsed);
+	ck_assert_int_eq(sql_classify("INSERT INTO pgbench_history VALUES (1, 2)", 41, &res), 0);
+	ck_assert(!res.is_parsed);
+}
+END_TEST
+
 START_TEST(test_sql_timing)
 {
 	const int loops = 100000;
@@ -769,6 +808,7 @@ sql_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, test_sql_cache_hit);
 	tcase_add_test(tc, test_sql_cache_eviction);
+	tcase_add_test(tc, test_sql_quick_reject_keeps_tracked);
 	tcase_add_test(tc, test_sql_timing);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
