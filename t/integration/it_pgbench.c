@@ -1,14 +1,26 @@
 /*
- * it_pgbench.c: pgbench through pgdog (session pooling): `pgbench -i`, then
- * 20 clients on 2 threads for 10 s must finish with no failed transaction.
+ * it_pgbench.c: pgbench through pgdog.
+ * Session pooling: `pgbench -i`, then 20 clients on 2 threads for 10 s must
+ * finish with no failed transaction.
+ * Transaction pooling (TCase pgbench_txn): 100 pgbench clients share a pool
+ * of 10 servers for TPC-B under -M simple, extended and prepared; no failed
+ * transaction, the balances stay consistent with pgbench_history, every
+ * transaction lands exactly once, and PostgreSQL never sees more than 10
+ * backends of the user.
  */
 #include "t/lib/it.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define TXN_POOL_SIZE  10
+#define TXN_CLIENTS    100
+#define TXN_PER_CLIENT 30
 
 static void
 setup(void)
@@ -20,6 +32,20 @@ setup(void)
 	it_pgdog_start(&(struct it_pgdog_conf){
 		.workers = 2,
 		.users = "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 25\n",
+	});
+}
+
+static void
+setup_txn(void)
+{
+	it_env_start("pgbench_txn");
+	it_pg_start(NULL);
+	it_pg_role("bench", "bench_pw", "scram-sha-256");
+	it_pg_hba("host all bench 127.0.0.1/32 scram-sha-256");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "pooler_mode = transaction\ncheckout_timeout = 10000",
+		.users = "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 10\n",
 	});
 }
 
@@ -45,14 +71,19 @@ pgbench_bin(void)
 	return NULL;
 }
 
-/* Run pgbench with args through pgdog; output into out; returns its exit status. */
+/*
+ * Run pgbench with args through pgdog; output into out; returns its exit
+ * status. With mon set, count the backends of user "bench" on PostgreSQL
+ * every ~20 ms while pgbench runs and keep the highest count in *max_backends.
+ */
 static int
-run_pgbench(const char *args, char *out, size_t out_len)
+run_pgbench_sampled(const char *args, char *out, size_t out_len, PGconn *mon, int *max_backends)
 {
 	char cmd[1024];
 	FILE *p;
-	size_t n = 0, r;
-	int st;
+	size_t n = 0;
+	int st, fd;
+	bool eof = false;
 
 	snprintf(
 		cmd, sizeof(cmd),
@@ -60,11 +91,41 @@ run_pgbench(const char *args, char *out, size_t out_len)
 		pgbench_bin(), g_it.port, args);
 	p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
-	while (n + 1 < out_len && (r = fread(out + n, 1, out_len - n - 1, p)) > 0)
-		n += r;
+	fd = fileno(p);
+	while (!eof) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int r = poll(&pfd, 1, 20);
+
+		if (r > 0) {
+			char sink[4096];
+			ssize_t got;
+
+			if (n + 1 < out_len)
+				got = read(fd, out + n, out_len - n - 1);
+			else
+				got = read(fd, sink, sizeof(sink));
+			if (got == 0 || (got < 0 && errno != EINTR))
+				eof = true;
+			else if (got > 0 && n + 1 < out_len)
+				n += (size_t)got;
+		}
+		if (mon != NULL) {
+			int b = it_pg_count_backends(mon, "bench");
+
+			if (b > *max_backends)
+				*max_backends = b;
+		}
+	}
 	out[n] = '\0';
 	st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Run pgbench with args through pgdog; output into out; returns its exit status. */
+static int
+run_pgbench(const char *args, char *out, size_t out_len)
+{
+	return run_pgbench_sampled(args, out, out_len, NULL, NULL);
 }
 
 static long
@@ -118,6 +179,86 @@ START_TEST(test_pgbench_prepared)
 }
 END_TEST
 
+/* A sum over a pgbench table, straight from PostgreSQL (0 for an empty table). */
+static long long
+pg_sum(const char *sql)
+{
+	return atoll(it_pg_value(sql));
+}
+
+/*
+ * Transaction pooling: 100 pgbench clients over a pool of 10 servers, TPC-B,
+ * in each query mode. Every committed TPC-B transaction adds the same delta
+ * to an account, a teller and a branch and inserts it into pgbench_history,
+ * so the four sums stay equal; a transaction split across servers, applied
+ * twice or half-applied breaks them.
+ */
+START_TEST(test_pgbench_txn_modes)
+{
+	static char out[262144];
+	static const char *const modes[] = { "simple", "extended", "prepared" };
+	PGconn *mon;
+	long long t0 = it_now_ms();
+	int rc;
+
+	rc = run_pgbench("-i -s 2 -q", out, sizeof(out));
+	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
+	ck_assert_str_eq(it_pg_value("SELECT count(*) FROM pgbench_accounts"), "200000");
+	mon = it_pg_connect();
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		char args[256];
+		long long hist0, hist1, acc, tel, bra, delta;
+		long done, failed;
+		int max_backends = 0;
+		long long t = it_now_ms();
+
+		hist0 = pg_sum("SELECT count(*) FROM pgbench_history");
+		/*
+		 * -M prepared gets a thread per client: pgbench 15 prepares a
+		 * client's statements with a blocking PQprepare(), which stalls
+		 * every other client of its thread; when those hold the pool's
+		 * servers mid-transaction, the Parse waits for a server that only
+		 * the stalled clients could release (checkout_timeout, FATAL).
+		 */
+		snprintf(args, sizeof(args), "-c %d -j %d -t %d -n -M %s", TXN_CLIENTS,
+			 strcmp(modes[m], "prepared") == 0 ? TXN_CLIENTS : 2, TXN_PER_CLIENT,
+			 modes[m]);
+		rc = run_pgbench_sampled(args, out, sizeof(out), mon, &max_backends);
+		ck_assert_msg(rc == 0, "pgbench -M %s exited %d:\n%s", modes[m], rc, out);
+		failed = field(out, "number of failed transactions: ");
+		done = field(out, "number of transactions actually processed: ");
+		ck_assert_msg(failed == 0, "-M %s: %ld failed transactions:\n%s", modes[m], failed,
+			      out);
+		ck_assert_msg(done == TXN_CLIENTS * TXN_PER_CLIENT,
+			      "-M %s: %ld transactions processed, expected %d:\n%s", modes[m], done,
+			      TXN_CLIENTS * TXN_PER_CLIENT, out);
+
+		hist1 = pg_sum("SELECT count(*) FROM pgbench_history");
+		ck_assert_msg(hist1 - hist0 == TXN_CLIENTS * TXN_PER_CLIENT,
+			      "-M %s: pgbench_history grew by %lld rows, expected %d", modes[m],
+			      hist1 - hist0, TXN_CLIENTS * TXN_PER_CLIENT);
+		delta = pg_sum("SELECT coalesce(sum(delta), 0) FROM pgbench_history");
+		acc = pg_sum("SELECT sum(abalance) FROM pgbench_accounts");
+		tel = pg_sum("SELECT sum(tbalance) FROM pgbench_tellers");
+		bra = pg_sum("SELECT sum(bbalance) FROM pgbench_branches");
+		ck_assert_msg(acc == delta && tel == delta && bra == delta,
+			      "-M %s: sum(abalance) %lld, sum(tbalance) %lld, sum(bbalance) %lld, "
+			      "sum(delta) %lld: should all be equal",
+			      modes[m], acc, tel, bra, delta);
+		ck_assert_msg(max_backends <= TXN_POOL_SIZE,
+			      "-M %s: PostgreSQL had %d backends of user bench (pool_size %d)",
+			      modes[m], max_backends, TXN_POOL_SIZE);
+		ck_assert_msg(max_backends > 0, "-M %s: the monitor never saw a backend", modes[m]);
+		fprintf(stderr,
+			"it_pgbench: transaction mode -M %s: %ld transactions by %d clients in "
+			"%lld ms, at most %d backends, sum(delta) %lld\n",
+			modes[m], done, TXN_CLIENTS, it_now_ms() - t, max_backends, delta);
+	}
+	PQfinish(mon);
+	fprintf(stderr, "it_pgbench: transaction mode total %lld ms\n", it_now_ms() - t0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -128,6 +269,12 @@ main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_pgbench_tpcb);
 	tcase_add_test(tc, test_pgbench_prepared);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pgbench_txn");
+	tcase_add_unchecked_fixture(tc, setup_txn, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_pgbench_txn_modes);
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
 }

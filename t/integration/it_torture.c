@@ -254,9 +254,10 @@ client_connect(struct client *c)
 	char extra[128];
 
 	if (c->startup_name)
-		snprintf(extra, sizeof(extra), "%s application_name=tc%d", APP, c->id);
+		snprintf(extra, sizeof(extra), "%s connect_timeout=30 application_name=tc%d", APP,
+			 c->id);
 	else
-		snprintf(extra, sizeof(extra), "%s", APP);
+		snprintf(extra, sizeof(extra), "%s connect_timeout=30", APP);
 	c->conn = PQconnectdb(it_pgdog_dsn(extra));
 	if (PQstatus(c->conn) != CONNECTION_OK) {
 		cfail(c, "connect: %s", PQerrorMessage(c->conn));
