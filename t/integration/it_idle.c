@@ -650,9 +650,16 @@ START_TEST(test_idle_many_clients)
 		"%.1f %%; pgdog CPU per transaction %.1f us without, %.1f us with\n",
 		rounds, base, with, n, ratio * 100, median(cpu0_us, rounds),
 		median(cpu1_us, rounds));
+#ifdef PGDOG_SANITIZERS
+	/* ASan's redzones and shadow memory, not pgdog's, dominate a sanitizer build */
+	fprintf(stderr,
+		"it_idle: sanitizer build: %.0f bytes per idle client reported, not checked against %d\n",
+		per_client, MAX_BYTES_PER_IDLE);
+#else
 	ck_assert_msg(per_client < MAX_BYTES_PER_IDLE,
 		      "pgdog uses %.0f bytes per idle client (%s %lld -> %lld), limit %d",
 		      per_client, kind, mem0, mem1, MAX_BYTES_PER_IDLE);
+#endif
 	/*
 	 * TPS is only comparable on a quiet machine: `make -j2 check` runs other
 	 * tests beside this one, so the ratio is asserted when IT_IDLE_STRICT=1
