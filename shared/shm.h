@@ -73,6 +73,7 @@ struct shm_pool_stats {
 	_Atomic uint64_t maxwait_us; /* how long the oldest waiting client has waited */
 	_Atomic uint64_t xact_count, query_count, bytes_received, bytes_sent, errors;
 	_Atomic uint64_t checkout_timeouts;
+	_Atomic uint64_t pins; /* times a client pinned its server (transaction mode) */
 } __attribute__((aligned(CACHELINE)));
 
 /*

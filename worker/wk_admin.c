@@ -213,7 +213,8 @@ wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
 					    "role",       "cl_active", "cl_waiting",
 					    "sv_active",  "sv_idle",   "sv_login",
 					    "sv_total",   "pool_size", "maxwait",
-					    "maxwait_us", "pool_mode", "checkout_timeouts" };
+					    "maxwait_us", "pool_mode", "checkout_timeouts",
+					    "pins" };
 
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (uint32_t i = 0; i < g_shm->pools_cnt; i++) {
@@ -221,7 +222,7 @@ wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
 		const struct config_database *db = &g_cfg->databases[cp->db_idx];
 		struct wk_admin_row row = { .cnt = 0 };
 		uint64_t cl_active = 0, cl_waiting = 0, sv_active = 0, sv_idle = 0, sv_login = 0;
-		uint64_t maxwait = 0, timeouts = 0;
+		uint64_t maxwait = 0, timeouts = 0, pins = 0;
 
 		for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
 			struct shm_pool_stats *st = shm_pool_stats(w, i);
@@ -234,6 +235,7 @@ wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
 			sv_login += atomic_load_explicit(&st->sv_login, memory_order_relaxed);
 			timeouts +=
 				atomic_load_explicit(&st->checkout_timeouts, memory_order_relaxed);
+			pins += atomic_load_explicit(&st->pins, memory_order_relaxed);
 			if (mw > maxwait)
 				maxwait = mw;
 		}
@@ -255,6 +257,7 @@ wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
 		wk_admin_cell(&row, "%" PRIu64, maxwait % 1000000);
 		wk_admin_cell(&row, "%s", config_pooler_mode_name(cp->pooler_mode));
 		wk_admin_cell(&row, "%" PRIu64, timeouts);
+		wk_admin_cell(&row, "%" PRIu64, pins);
 		pgw_put_data_row(b, row.values, row.cnt);
 		(*rows)++;
 	}

@@ -954,8 +954,26 @@ wk_client_forget_prepared(struct wk_client *c)
  * server until it is released. *is_refused: the message was answered here
  * and drained.
  */
+static enum wk_rc wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h,
+					struct evbuffer *in, bool *is_refused);
+
 static enum wk_rc
 wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in, bool *is_refused)
+{
+	unsigned before = c->pins;
+	enum wk_rc rc = wk_client_track_inner(c, h, in, is_refused);
+
+	if (rc != WK_CLOSED && !before && c->pins && c->pool) {
+		/* counted once per pinning: SHOW POOLS pins */
+		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
+		log_debug(&c->lctx, "session state pins its server (0x%x)", c->pins);
+	}
+	return rc;
+}
+
+static enum wk_rc
+wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in,
+		      bool *is_refused)
 {
 	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *body, *sql;
@@ -1005,13 +1023,33 @@ wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *i
 
 		switch (st->kind) {
 		case SQL_BEGIN:
-			if (c->pool->cfg->pooler_mode == CONFIG_POOLER_STATEMENT &&
-			    h->type == PGW_MSG_QUERY) {
+			if (c->pool->cfg->pooler_mode != CONFIG_POOLER_STATEMENT)
+				break;
+			if (h->type == PGW_MSG_QUERY) {
 				evbuffer_drain(in, pgw_msg_size(h));
 				*is_refused = true;
 				return wk_client_refuse_request(
 					c, SQLSTATE_FEATURE_NOT_SUPPORTED,
 					"transaction blocks are not allowed in statement pooling mode");
+			}
+			if (c->server && c->server->expect_ready == 0 && !c->server->has_unsynced &&
+			    c->server->internal_ready == 0 && c->server->slots_cnt == 0) {
+				/* a Parse of BEGIN opening a request: refuse it, skip to its Sync */
+				struct pgw_buf *b = &g_wk.scratch;
+
+				evbuffer_drain(in, pgw_msg_size(h));
+				*is_refused = true;
+				c->is_skip_to_sync = true;
+				pgw_buf_reset(b);
+				pgw_put_error(
+					b, false, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
+					"transaction blocks are not allowed in statement pooling mode",
+					NULL, NULL);
+				wk_client_row(c)->errors++;
+				if (wk_conn_send(c->bev, b) < 0)
+					return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
+							       "out of memory");
+				return WK_OK;
 			}
 			break;
 		case SQL_SET:
@@ -1052,8 +1090,6 @@ wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *i
 		if (rc < 0)
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	}
-	if (c->pins)
-		log_debug(&c->lctx, "session state pins its server (0x%x)", c->pins);
 	return WK_OK;
 }
 
@@ -1258,6 +1294,29 @@ wk_client_forward(struct wk_client *c)
 		default:
 			break;
 		}
+		if (c->is_skip_to_sync) {
+			/* after a refused message: drop the rest of the request up to its Sync */
+			if (avail < pgw_msg_size(&h))
+				goto done;
+			evbuffer_drain(in, pgw_msg_size(&h));
+			if (h.type != PGW_MSG_SYNC)
+				continue;
+			c->is_skip_to_sync = false;
+			{
+				struct pgw_buf *b = &g_wk.scratch;
+
+				pgw_buf_reset(b);
+				pgw_put_ready(b, 'I');
+				if (wk_conn_send(c->bev, b) < 0)
+					return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
+							       "out of memory");
+			}
+			if (s->expect_ready == 0 && !s->has_unsynced && s->internal_ready == 0) {
+				wk_client_detach(c);
+				return wk_client_on_input(c);
+			}
+			continue;
+		}
 		/* messages pgdog reads must be whole first: wait for the rest */
 		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE ||
 		     (s->is_tracked && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE ||
@@ -1270,6 +1329,8 @@ wk_client_forward(struct wk_client *c)
 			if (wk_client_track(c, &h, in, &is_refused) == WK_CLOSED)
 				return WK_CLOSED;
 			if (is_refused) {
+				if (c->is_skip_to_sync)
+					continue;
 				if (s->expect_ready == 0 && !s->has_unsynced &&
 				    s->internal_ready == 0) {
 					wk_client_detach(c);
@@ -1352,9 +1413,12 @@ done:
 	return WK_OK;
 }
 
-/* Nothing in res changes session state (transaction control is fine). */
+/*
+ * Nothing in res changes session state (transaction control is fine, but
+ * not BEGIN in statement mode, which refuses it).
+ */
 static bool
-wk_client_is_plain(const struct sql_result *res)
+wk_client_is_plain(const struct sql_result *res, bool is_statement_mode)
 {
 	if (!res->is_parsed)
 		return true;
@@ -1362,8 +1426,11 @@ wk_client_is_plain(const struct sql_result *res)
 		return false;
 	for (size_t i = 0; i < res->stmts_cnt; i++) {
 		switch (res->stmts[i].kind) {
-		case SQL_OTHER:
 		case SQL_BEGIN:
+			if (is_statement_mode)
+				return false;
+			break;
+		case SQL_OTHER:
 		case SQL_COMMIT:
 		case SQL_ROLLBACK:
 			break;
@@ -1438,7 +1505,8 @@ wk_client_answer_locally(struct wk_client *c)
 				return 0;
 			if (sql_classify(sql, strnlen(sql, blen - n - 1), &res) < 0)
 				return -1;
-			if (!wk_client_is_plain(&res))
+			if (!wk_client_is_plain(&res, c->pool->cfg->pooler_mode ==
+							      CONFIG_POOLER_STATEMENT))
 				return 0; /* it may change the session: let a server see it */
 		} else if (h.type == PGW_MSG_CLOSE) {
 			if (blen < 2 || body[0] != 'S' || strnlen(body + 1, blen - 1) >= blen - 1 ||

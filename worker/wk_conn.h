@@ -77,6 +77,7 @@ struct wk_client {
 	bool is_free_later;       /* on the reap list */
 	bool read_paused;         /* backpressure */
 	bool is_read_off;         /* reading stopped while it waits for a server or parameters */
+	bool is_skip_to_sync;     /* statement mode refused a Parse: drop up to the Sync */
 	bool admin_skip_to_sync;  /* admin: an extended-protocol error was sent */
 	int pool_idx;             /* -1 until known */
 	struct wk_pool *pool;     /* borrowed: owned by the worker */

@@ -1112,6 +1112,69 @@ START_TEST(test_timeout_client_idle)
 }
 END_TEST
 
+/* Pinning is counted in SHOW POOLS (pins), once per client that pins. */
+START_TEST(test_pin_counted)
+{
+	PGconn *a = it_connect(APP);
+	long before = atol(pool_field("app", "pins"));
+
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(7)"), "");
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(8)"), "");
+	ck_assert_int_eq(atol(pool_field("app", "pins")), before + 1);
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
+	PQfinish(a);
+}
+END_TEST
+
+/* ---- prepared_statements_limit ----------------------------------------------- */
+
+static void
+setup_limit(void)
+{
+	setup_pg("limit");
+	start_pgdog("pooler_mode = transaction\nprepared_statements_limit = 2");
+}
+
+/*
+ * Five named statements on a server that may keep two: every execution
+ * works (pgdog prepares them again as needed) and the server never holds
+ * more than two of pgdog's statements.
+ */
+START_TEST(test_limit_lru)
+{
+	PGconn *c = it_connect(APP);
+	char name[16], sql[64], want[16];
+	PGresult *res;
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "q%d", i);
+		snprintf(sql, sizeof(sql), "SELECT %d + $1::int", i * 10);
+		res = PQprepare(c, name, sql, 1, NULL);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 5; i++) {
+			const char *p[1] = { "1" };
+
+			snprintf(name, sizeof(name), "q%d", (i * 3 + round) % 5);
+			res = PQexecPrepared(c, name, 1, p, NULL, NULL, 0);
+			ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", name,
+				      PQresultErrorMessage(res));
+			snprintf(want, sizeof(want), "%d", ((i * 3 + round) % 5) * 10 + 1);
+			ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+			PQclear(res);
+			ck_assert_int_le(
+				atoi(it_value(c, "SELECT count(*) FROM pg_prepared_statements "
+						 "WHERE name LIKE '\\_\\_pgdog%'")),
+				2);
+		}
+	}
+	PQfinish(c);
+}
+END_TEST
+
 /* ---- statement mode ------------------------------------------------------ */
 
 static void
@@ -1134,6 +1197,27 @@ START_TEST(test_stmt_begin_refused)
 			 "transaction blocks are not allowed in statement pooling mode");
 	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
 	ck_assert_str_eq(it_value(c, "SELECT 'again'"), "again");
+	PQfinish(c);
+}
+END_TEST
+
+/* A BEGIN prepared with the extended protocol is refused too, up to its Sync. */
+START_TEST(test_stmt_extended_begin_refused)
+{
+	PGconn *c = it_connect(APP);
+	PGresult *res = PQprepare(c, "b", "BEGIN", 0, NULL);
+	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	ck_assert_msg(st && strcmp(st, "0A000") == 0, "PQprepare(BEGIN): %s",
+		      PQresultErrorMessage(res));
+	PQclear(res);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	res = PQexecParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	ck_assert_msg(st && strcmp(st, "0A000") == 0, "PQexecParams(BEGIN): %s",
+		      PQresultErrorMessage(res));
+	PQclear(res);
+	ck_assert_str_eq(it_value(c, "SELECT 'usable'"), "usable");
 	PQfinish(c);
 }
 END_TEST
@@ -1269,6 +1353,13 @@ main(void)
 	tcase_add_test(tc, test_pin_prepared);
 	tcase_add_test(tc, test_pin_listen);
 	tcase_add_test(tc, test_pin_released_on_disconnect);
+	tcase_add_test(tc, test_pin_counted);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("limit");
+	tcase_add_unchecked_fixture(tc, setup_limit, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_limit_lru);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("timeouts");
@@ -1283,6 +1374,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_statement, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_stmt_begin_refused);
+	tcase_add_test(tc, test_stmt_extended_begin_refused);
 	tcase_add_test(tc, test_stmt_start_transaction_refused);
 	tcase_add_test(tc, test_stmt_single_statements);
 	suite_add_tcase(s, tc);
