@@ -46,7 +46,9 @@ struct shm_header {
 	uint32_t clients_per_worker;
 	uint32_t servers_per_worker;
 	uint32_t pad;
-	uint64_t off_workers, off_pools, off_pool_stats, off_clients, off_servers;
+	uint64_t off_workers, off_pools, off_pool_stats, off_clients, off_servers, off_prepared;
+	uint32_t prepared_per_worker;
+	uint32_t pad2;
 	uint64_t started_us;
 	uint8_t mock_key[32]; /* salts of fake SCRAM exchanges for unknown users */
 };
@@ -117,6 +119,21 @@ struct shm_server {
 	char application_name[SHM_NAME_MAX];
 } __attribute__((aligned(CACHELINE)));
 
+/* Prepared statements a worker keeps (transaction mode), for SHOW PREPARED. */
+#define SHM_PREPARED_PER_WORKER 1024
+#define SHM_QUERY_MAX           200
+
+struct shm_prepared {
+	_Atomic uint32_t seq;
+	uint32_t client_refs; /* client names mapped to it */
+	uint32_t server_refs; /* server connections holding it */
+	uint32_t pad;
+	uint64_t id;   /* 0: free */
+	uint64_t uses; /* Binds and Describes */
+	char name[48];
+	char query[SHM_QUERY_MAX]; /* truncated */
+} __attribute__((aligned(CACHELINE)));
+
 /* The mapping in this process (NULL before shm_create). */
 extern struct shm_header *g_shm;
 extern int g_shm_fd;
@@ -134,6 +151,7 @@ struct shm_pool *shm_pool(uint32_t pool_idx);
 struct shm_pool_stats *shm_pool_stats(uint32_t slot, uint32_t pool_idx);
 struct shm_client *shm_client(uint32_t slot, uint32_t idx);
 struct shm_server *shm_server(uint32_t slot, uint32_t idx);
+struct shm_prepared *shm_prepared(uint32_t slot, uint32_t idx);
 
 /* Row writers: bracket multi-field updates (single writer). */
 static inline void

@@ -263,6 +263,34 @@ wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
 	}
 }
 
+static void
+wk_admin_show_prepared(struct pgw_buf *b, size_t *rows)
+{
+	static const char *const cols[] = { "worker",  "name",    "statement",
+					    "used_by", "servers", "uses" };
+
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		for (uint32_t i = 0; i < g_shm->prepared_per_worker; i++) {
+			struct shm_prepared *src = shm_prepared(w, i), r;
+			struct wk_admin_row row = { .cnt = 0 };
+
+			if (!src->id || !shm_row_read(&src->seq, src, &r, sizeof(r)) || !r.id)
+				continue;
+			r.name[sizeof(r.name) - 1] = '\0';
+			r.query[sizeof(r.query) - 1] = '\0';
+			wk_admin_cell(&row, "%u", w);
+			wk_admin_cell(&row, "%s", r.name);
+			wk_admin_cell(&row, "%.127s", r.query);
+			wk_admin_cell(&row, "%u", r.client_refs);
+			wk_admin_cell(&row, "%u", r.server_refs);
+			wk_admin_cell(&row, "%" PRIu64, r.uses);
+			pgw_put_data_row(b, row.values, row.cnt);
+			(*rows)++;
+		}
+	}
+}
+
 /* Lower-case the command, squeeze blanks, drop a trailing ';'. */
 static void
 wk_admin_normalize(const char *sql, char *out, size_t len)
@@ -310,11 +338,13 @@ wk_admin_query(struct wk_client *c, const char *sql)
 		wk_admin_show_servers(b, &rows);
 	} else if (strcmp(cmd, "show pools") == 0) {
 		wk_admin_show_pools(b, &rows);
+	} else if (strcmp(cmd, "show prepared") == 0) {
+		wk_admin_show_prepared(b, &rows);
 	} else {
 		pgw_put_error(
 			b, false, "ERROR", SQLSTATE_SYNTAX_ERROR, "unrecognized admin command",
 			NULL,
-			"The admin console answers SHOW VERSION, SHOW CLIENTS, SHOW SERVERS and SHOW POOLS.");
+			"The admin console answers SHOW VERSION, SHOW CLIENTS, SHOW SERVERS, SHOW POOLS and SHOW PREPARED.");
 	}
 	if (strncmp(cmd, "show ", 5) == 0 && strcmp(cmd, "show version") != 0 && !b->has_error &&
 	    b->len > 0 && b->data[0] == PGW_MSG_ROW_DESCRIPTION) {

@@ -1185,6 +1185,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		    wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
 			return -1;
 		p->uses++;
+		wk_prep_publish(p);
 		break;
 	case PGW_MSG_DESCRIBE:
 		if (blen < 2 || body[0] != 'S' || body[1] == '\0')
@@ -1206,6 +1207,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		    wk_server_slot_push(s, WK_SLOT_DESCRIBE_S, false, NULL) < 0)
 			return -1;
 		p->uses++;
+		wk_prep_publish(p);
 		break;
 	case PGW_MSG_CLOSE:
 		if (blen < 2 || body[0] != 'S' || body[1] == '\0' ||

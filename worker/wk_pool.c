@@ -24,6 +24,7 @@
 
 #define WK_POOL_RETRY_US      (1000 * 1000) /* after a failed connection */
 #define WK_POOL_CLOSE_WAIT_US (1000 * 1000) /* for a backend to hang up */
+#define WK_POOL_GIVE_BACK_US  (50 * 1000) /* idle this long with no local waiter: free for others */
 
 static struct wk_pool *wk_pools;
 static uint32_t wk_pools_cnt;
@@ -185,13 +186,71 @@ wk_pool_forget(struct wk_pool *p, struct wk_server *s)
 	wk_pool_stats_update(p);
 }
 
+/*
+ * Sharing the cap between workers. While clients of other workers wait for
+ * this pool, a worker's share is ceil(pool_size / workers with demand
+ * (servers or waiters)): it opens no server beyond its share, and when one
+ * of its servers comes free it gives it back (closes it) instead of serving
+ * its own next client if it holds more than its share, or if another worker
+ * has clients waiting and no server at all (with pool_size below the number
+ * of workers the cap then alternates). The sweep also gives back servers
+ * idle for a while with no client of their own waiting. Nothing moves while
+ * nobody else waits, so the cap is not passed back and forth on every
+ * transaction (each pass costs PostgreSQL a new connection).
+ */
+struct wk_pool_demand {
+	uint32_t waiting_elsewhere; /* clients waiting in other workers */
+	uint32_t share;             /* servers this worker may hold */
+	bool is_other_starving;     /* another worker waits with no server */
+};
+
+static void
+wk_pool_demand(struct wk_pool *p, struct wk_pool_demand *d)
+{
+	struct shm_pool *sp = shm_pool(p->idx);
+	uint32_t slot = (uint32_t)g_wk.slot, workers = 0;
+
+	memset(d, 0, sizeof(*d));
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		uint32_t wt = atomic_load_explicit(&sp->waiting[w], memory_order_relaxed);
+		uint32_t open = sp->open[w]; /* racy read: a hint, checked again later */
+
+		if (w == slot || wt || open)
+			workers++;
+		if (w == slot || !wt)
+			continue;
+		d->waiting_elsewhere += wt;
+		if (!open)
+			d->is_other_starving = true;
+	}
+	d->share = ((uint32_t)p->cfg->pool_size + workers - 1) / workers;
+}
+
+static bool
+wk_pool_is_over_share(struct wk_pool *p)
+{
+	struct wk_pool_demand d;
+
+	wk_pool_demand(p, &d);
+	return d.waiting_elsewhere && (wk_pool_local_total(p) > d.share || d.is_other_starving);
+}
+
+static bool
+wk_pool_may_grow(struct wk_pool *p)
+{
+	struct wk_pool_demand d;
+
+	wk_pool_demand(p, &d);
+	return !d.waiting_elsewhere || wk_pool_local_total(p) < d.share;
+}
+
 /* Open one more connection if the global cap allows. */
 static bool
 wk_pool_open_one(struct wk_pool *p)
 {
 	struct wk_server *s;
 
-	if (g_wk.is_shutting_down || g_wk.mono_us < p->retry_after_us)
+	if (g_wk.is_shutting_down || g_wk.mono_us < p->retry_after_us || !wk_pool_may_grow(p))
 		return false;
 	if (!shm_pool_reserve(p->idx, (uint32_t)g_wk.slot, (uint32_t)p->cfg->pool_size))
 		return false;
@@ -295,9 +354,8 @@ wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
 		wk_server_close(s, "shutting down");
 		return;
 	}
-	if (list_empty(&p->waiters) &&
-	    shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0) {
-		/* another worker's clients wait for this pool's cap: free our share */
+	if (wk_pool_is_over_share(p)) {
+		/* another worker's clients wait for this pool's cap: give back what is beyond our share */
 		wk_server_close(s, "another worker has clients waiting for this pool");
 		return;
 	}
@@ -396,8 +454,9 @@ wk_pool_sweep_one(struct wk_pool *p)
 			wk_server_close(s, "server_lifetime reached");
 		else if (idle && above_min && now - s->state_since_us > idle)
 			wk_server_close(s, "idle_timeout reached");
-		else if (p->waiters_cnt == 0 &&
-			 shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0)
+		else if (wk_pool_is_over_share(p) ||
+			 (p->waiters_cnt == 0 && now - s->state_since_us > WK_POOL_GIVE_BACK_US &&
+			  shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0))
 			wk_server_close(s, "another worker has clients waiting for this pool");
 	}
 	if (p->waiters_cnt)

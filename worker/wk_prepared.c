@@ -12,11 +12,62 @@
 #include <string.h>
 
 #include "shared/pgw.h"
+#include "shared/shm.h"
 #include "worker/wk_conn.h"
 
 #define WK_PREP_BUCKETS 4096
 
+#define WK_PREP_NO_ROW UINT32_MAX
+
 static struct wk_prep *wk_prep_table[WK_PREP_BUCKETS];
+static uint32_t wk_prep_free_rows[SHM_PREPARED_PER_WORKER];
+static uint32_t wk_prep_free_rows_cnt;
+static bool wk_prep_rows_ready;
+
+/* A row for SHOW PREPARED; WK_PREP_NO_ROW when all are taken (it is then not shown). */
+static uint32_t
+wk_prep_row_take(void)
+{
+	if (!wk_prep_rows_ready) {
+		for (uint32_t i = 0; i < SHM_PREPARED_PER_WORKER; i++)
+			wk_prep_free_rows[i] = SHM_PREPARED_PER_WORKER - 1 - i;
+		wk_prep_free_rows_cnt = SHM_PREPARED_PER_WORKER;
+		wk_prep_rows_ready = true;
+	}
+	if (!g_shm || wk_prep_free_rows_cnt == 0)
+		return WK_PREP_NO_ROW;
+	return wk_prep_free_rows[--wk_prep_free_rows_cnt];
+}
+
+static void
+wk_prep_row_give(struct wk_prep *p)
+{
+	struct shm_prepared *r;
+
+	if (p->row == WK_PREP_NO_ROW)
+		return;
+	r = shm_prepared((uint32_t)g_wk.slot, p->row);
+	shm_row_write_begin(&r->seq);
+	r->id = 0;
+	shm_row_write_end(&r->seq);
+	wk_prep_free_rows[wk_prep_free_rows_cnt++] = p->row;
+	p->row = WK_PREP_NO_ROW;
+}
+
+void
+wk_prep_publish(const struct wk_prep *p)
+{
+	struct shm_prepared *r;
+
+	if (p->row == WK_PREP_NO_ROW)
+		return;
+	r = shm_prepared((uint32_t)g_wk.slot, p->row);
+	shm_row_write_begin(&r->seq);
+	r->client_refs = p->client_refs;
+	r->server_refs = p->server_refs;
+	r->uses = p->uses;
+	shm_row_write_end(&r->seq);
+}
 static size_t wk_prep_cnt;
 static uint64_t wk_prep_next_id;
 
@@ -72,6 +123,22 @@ wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
 	memcpy(p->parse_msg, b.data, b.len);
 	p->parse_len = b.len;
 	pgw_buf_cleanup(&b);
+	p->row = wk_prep_row_take();
+	if (p->row != WK_PREP_NO_ROW) {
+		struct shm_prepared *r = shm_prepared((uint32_t)g_wk.slot, p->row);
+		size_t qlen = strnlen((const char *)key, key_len);
+
+		shm_row_write_begin(&r->seq);
+		r->id = p->id;
+		r->client_refs = r->server_refs = 0;
+		r->uses = 0;
+		snprintf(r->name, sizeof(r->name), "%s", p->name);
+		if (qlen >= sizeof(r->query))
+			qlen = sizeof(r->query) - 1;
+		memcpy(r->query, key, qlen);
+		r->query[qlen] = '\0';
+		shm_row_write_end(&r->seq);
+	}
 	p->hnext = wk_prep_table[h % WK_PREP_BUCKETS];
 	wk_prep_table[h % WK_PREP_BUCKETS] = p;
 	wk_prep_cnt++;
@@ -91,6 +158,7 @@ wk_prep_release_if_unused(struct wk_prep *p)
 			break;
 		}
 	}
+	wk_prep_row_give(p);
 	free(p->key);
 	free(p->parse_msg);
 	free(p);
@@ -120,6 +188,7 @@ wk_prep_cleanup_all(void)
 		while (p) {
 			struct wk_prep *next = p->hnext;
 
+			wk_prep_row_give(p);
 			free(p->key);
 			free(p->parse_msg);
 			free(p);
@@ -156,6 +225,8 @@ wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 			p->client_refs++;
 			n->v[i].prep = p;
 			old->client_refs--;
+			wk_prep_publish(p);
+			wk_prep_publish(old);
 			wk_prep_release_if_unused(old);
 			return 0;
 		}
@@ -175,6 +246,7 @@ wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 	n->v[n->cnt].prep = p;
 	p->client_refs++;
 	n->cnt++;
+	wk_prep_publish(p);
 	return 0;
 }
 
@@ -188,6 +260,7 @@ wk_prep_names_del(struct wk_prep_names *n, const char *name)
 			free(n->v[i].name);
 			n->v[i] = n->v[--n->cnt];
 			p->client_refs--;
+			wk_prep_publish(p);
 			wk_prep_release_if_unused(p);
 			return;
 		}
@@ -202,6 +275,7 @@ wk_prep_names_clear(struct wk_prep_names *n)
 
 		free(n->v[i].name);
 		p->client_refs--;
+		wk_prep_publish(p);
 		wk_prep_release_if_unused(p);
 	}
 	n->cnt = 0;
@@ -249,6 +323,7 @@ wk_prep_held_add(struct wk_prep_held *h, struct wk_prep *p)
 	h->v[h->cnt].last_use = ++h->clock;
 	h->cnt++;
 	p->server_refs++;
+	wk_prep_publish(p);
 	return 0;
 }
 
@@ -259,6 +334,7 @@ wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p)
 		if (h->v[i].prep == p) {
 			h->v[i] = h->v[--h->cnt];
 			p->server_refs--;
+			wk_prep_publish(p);
 			wk_prep_release_if_unused(p);
 			return;
 		}
@@ -283,6 +359,7 @@ wk_prep_held_cleanup(struct wk_prep_held *h)
 		struct wk_prep *p = h->v[--h->cnt].prep;
 
 		p->server_refs--;
+		wk_prep_publish(p);
 		wk_prep_release_if_unused(p);
 	}
 	free(h->v);

@@ -31,6 +31,7 @@ struct wk_prep {
 	uint32_t server_refs; /* server connections holding it */
 	uint64_t uses;        /* Binds and Describes through it */
 	bool is_valid;        /* a server accepted its Parse once */
+	uint32_t row;         /* its shm_prepared row, UINT32_MAX if none was free */
 };
 
 /* A client's statement names. */
@@ -58,6 +59,8 @@ struct wk_prep_held {
  * memory or malformed body.
  */
 struct wk_prep *wk_prep_register(const uint8_t *body, size_t len, size_t name_len);
+/* Publish p's counters in its SHOW PREPARED row. */
+void wk_prep_publish(const struct wk_prep *p);
 /* Free an entry nobody uses any more. */
 void wk_prep_release_if_unused(struct wk_prep *p);
 /* Counters for SHOW PREPARED: entries and total uses in this worker. */

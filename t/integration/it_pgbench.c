@@ -259,6 +259,62 @@ START_TEST(test_pgbench_txn_modes)
 }
 END_TEST
 
+/* ---- two workers sharing one pool fairly --------------------------------- */
+
+static void
+setup_fair(void)
+{
+	it_env_start("pgbench_fair");
+	it_pg_start(NULL);
+	it_pg_role("bench", "bench_pw", "scram-sha-256");
+	it_pg_hba("host all bench 127.0.0.1/32 scram-sha-256");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "pooler_mode = transaction\ncheckout_timeout = 3000",
+		.users = "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 10\n",
+	});
+}
+
+static long long
+pg_sessions(void)
+{
+	return pg_sum("SELECT sum(sessions) FROM pg_stat_database");
+}
+
+/*
+ * Both workers' clients share the cap: none waits past checkout_timeout
+ * while the other worker's clients run (it used to starve), and servers are
+ * not passed back and forth between the workers (every pass is a new
+ * PostgreSQL connection: it used to be over a hundred a second).
+ */
+START_TEST(test_pgbench_two_workers_fair)
+{
+	static char out[262144];
+	int rc;
+	long long s0, s1;
+
+	rc = run_pgbench("-i -s 1 -q", out, sizeof(out));
+	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
+	for (int round = 0; round < 2; round++) {
+		rc = run_pgbench("-c 100 -j 2 -T 6 -n -S -M extended", out, sizeof(out));
+		ck_assert_msg(rc == 0 && strstr(out, "aborted") == NULL,
+			      "100 clients, 2 workers: pgbench exited %d:\n%s", rc, out);
+		ck_assert_int_eq(field(out, "number of failed transactions: "), 0);
+	}
+	s0 = pg_sessions();
+	rc = run_pgbench("-c 10 -j 2 -T 5 -n -S -M extended", out, sizeof(out));
+	ck_assert_msg(rc == 0, "10 clients: pgbench exited %d:\n%s", rc, out);
+	s1 = pg_sessions();
+	fprintf(stderr,
+		"it_pgbench: 10 clients on 2 workers: %lld new PostgreSQL sessions in 5 s\n",
+		s1 - s0);
+	ck_assert_msg(
+		s1 - s0 < 60,
+		"10 clients on 2 workers opened %lld PostgreSQL sessions in 5 s (pool_size 10)",
+		s1 - s0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -275,6 +331,12 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_txn, teardown);
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, test_pgbench_txn_modes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pgbench_fair");
+	tcase_add_unchecked_fixture(tc, setup_fair, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_pgbench_two_workers_fair);
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
 }

@@ -1175,6 +1175,60 @@ START_TEST(test_limit_lru)
 }
 END_TEST
 
+/* SHOW PREPARED lists pgdog's statements with their users and uses, from every worker. */
+START_TEST(test_limit_show_prepared)
+{
+	PGconn *c = it_connect(APP), *adm;
+	PGresult *res;
+	const char *p[1] = { "5" };
+	int rows, found = 0;
+
+	res = PQprepare(c, "shown", "SELECT 'show me' || $1::text", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	for (int i = 0; i < 3; i++) {
+		res = PQexecPrepared(c, "shown", 1, p, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), "show me5");
+		PQclear(res);
+	}
+	adm = it_connect(ADMIN);
+	res = it_exec_ok(adm, "SHOW PREPARED");
+	ck_assert_int_eq(PQnfields(res), 6);
+	ck_assert_str_eq(PQfname(res, 2), "statement");
+	rows = PQntuples(res);
+	for (int r = 0; r < rows; r++) {
+		if (strcmp(PQgetvalue(res, r, 2), "SELECT 'show me' || $1::text") != 0)
+			continue;
+		found++;
+		ck_assert_msg(strncmp(PQgetvalue(res, r, 1), "__pgdog_", 8) == 0, "name %s",
+			      PQgetvalue(res, r, 1));
+		ck_assert_str_eq(PQgetvalue(res, r, 3), "1");     /* used_by */
+		ck_assert_int_ge(atoi(PQgetvalue(res, r, 5)), 3); /* uses */
+	}
+	ck_assert_int_eq(found, 1);
+	PQclear(res);
+	PQfinish(c);
+	/* the client is gone: nobody uses it any more (its close is asynchronous: poll) */
+	for (int tries = 0;; tries++) {
+		bool is_released = true;
+
+		res = it_exec_ok(adm, "SHOW PREPARED");
+		for (int r = 0; r < PQntuples(res); r++)
+			if (strcmp(PQgetvalue(res, r, 2), "SELECT 'show me' || $1::text") == 0 &&
+			    strcmp(PQgetvalue(res, r, 3), "0") != 0)
+				is_released = false;
+		PQclear(res);
+		if (is_released)
+			break;
+		ck_assert_msg(tries < 20, "used_by still counts a closed client after 2 s");
+		it_sleep_ms(100);
+	}
+	PQfinish(adm);
+}
+END_TEST
+
 /* ---- statement mode ------------------------------------------------------ */
 
 static void
@@ -1360,6 +1414,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_limit, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_limit_lru);
+	tcase_add_test(tc, test_limit_show_prepared);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("timeouts");
