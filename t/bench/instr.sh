@@ -55,7 +55,10 @@
 #         (default: mktemp -d /tmp/pgdog-instr.XXXXXX); the cluster is removed unless KEEP=1
 # Packages: apt-get install -y postgresql postgresql-client pgbouncer valgrind strace
 set -euo pipefail
+# shellcheck source=t/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
+BENCH=t/bench/instr.sh
 SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 METRIC=${METRIC:-instructions}
 TARGETS=${TARGETS:-"pgdog pgbouncer"}
@@ -77,9 +80,6 @@ KEEP=${KEEP:-0}
 DB=bench
 DBUSER=postgres
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # --- checks -----------------------------------------------------------------------------------
 case $METRIC in
 instructions) command -v valgrind >/dev/null || die "no valgrind: apt-get install -y valgrind" ;;
@@ -99,60 +99,27 @@ for t in $TARGETS; do
 done
 [ "$(id -u)" = 0 ] || die "run as root (PostgreSQL and the proxies run as user postgres)"
 id postgres >/dev/null 2>&1 || die "no user postgres (the postgresql package creates it)"
-[ -x "$PGBIN/initdb" ] || die "no $PGBIN/initdb: apt-get install -y postgresql (or set PG_BINDIR)"
-command -v pgbench >/dev/null || die "no pgbench: apt-get install -y postgresql-client"
-command -v psql >/dev/null || die "no psql: apt-get install -y postgresql-client"
-want() { case " $TARGETS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+check_pg_tools
 
-PGDOG=
 if want pgdog; then
-	if [ -n "${PGDOG_BIN:-}" ]; then
-		PGDOG=$PGDOG_BIN
-		[ -d "$PGDOG" ] && PGDOG=$PGDOG/pgdog
-	else
-		for b in "$SRCDIR/pgdog" "$SRCDIR/build/pgdog" "$SRCDIR/build-ci/pgdog"; do
-			[ -x "$b" ] && { PGDOG=$b; break; }
-		done
-	fi
-	if [ -z "$PGDOG" ] || [ ! -x "$PGDOG" ]; then die "no pgdog binary (build it or set PGDOG_BIN)"; fi
+	find_pgdog || die "no pgdog binary (build it or set PGDOG_BIN)"
 	PGDOG=$(cd "$(dirname "$PGDOG")" && pwd)/$(basename "$PGDOG")
 fi
 PGB_PREPARED=0 # PgBouncer 1.21+ handles protocol-level prepared statements in transaction mode
 if want pgbouncer; then
 	[ -x "$PGBOUNCER" ] || die "no $PGBOUNCER: apt-get install -y pgbouncer"
-	pgb_ver=$("$PGBOUNCER" --version 2>/dev/null | sed -n 's/^PgBouncer \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n 1)
-	read -r pgb_major pgb_minor <<<"${pgb_ver:-0 0}"
-	if [ "$pgb_major" -gt 1 ] || { [ "$pgb_major" = 1 ] && [ "$pgb_minor" -ge 21 ]; }; then
-		PGB_PREPARED=1
-	fi
+	pgbouncer_prepared
 fi
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$PG_PORT" "$PGDOG_PORT" "$PGBOUNCER_PORT"; do
-	port_busy "$p" && die "127.0.0.1:$p is already in use (choose other ports: PG_PORT, PGDOG_PORT, PGBOUNCER_PORT)"
-done
+check_ports "PG_PORT, PGDOG_PORT, PGBOUNCER_PORT" "$PG_PORT" "$PGDOG_PORT" "$PGBOUNCER_PORT"
 
 OUT=${OUT:-$(mktemp -d /tmp/pgdog-instr.XXXXXX)}
-mkdir -p "$OUT" "$OUT/cg"
-chmod 755 "$OUT"
-chown postgres:postgres "$OUT" "$OUT/cg"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+make_out
+mkdir -p "$OUT/cg"
+chown postgres:postgres "$OUT/cg"
 
 # --- clean-up: stop exactly what we started ---------------------------------------------------
 PID=        # the running proxy (valgrind / strace / the proxy itself), if any
-PG_STARTED=0
-stop_pid() { # stop_pid PID [TIMEOUT_S]: SIGTERM, wait, SIGKILL
-	local pid=$1 t=${2:-15} i
-	[ -n "$pid" ] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < t * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	log "pid $pid did not stop in $t s: SIGKILL"
-	kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
 	set +e
 	if [ -n "$PID" ]; then
@@ -161,97 +128,18 @@ cleanup() {
 		[ "$METRIC" = syscalls ] && [ -n "$child" ] && stop_pid "$child" 60
 		stop_pid "$PID" 60
 	fi
-	if [ "$PG_STARTED" = 1 ]; then
-		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OUT/pg" -m fast -w -t 60 stop >/dev/null 2>&1
-	fi
-	if [ "$KEEP" = 1 ]; then log "kept $OUT"; else rm -rf "$OUT/pg"; fi
+	cleanup_pg
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+set_traps
 
-# --- PostgreSQL -------------------------------------------------------------------------------
-log "PostgreSQL: initdb in $OUT/pg, port $PG_PORT"
-runuser -u postgres -- "$PGBIN/initdb" -D "$OUT/pg" -U "$DBUSER" -A trust -E UTF8 --locale=C --no-sync \
-	>"$OUT/initdb.log" 2>&1 || die "initdb failed, see $OUT/initdb.log"
-cat >>"$OUT/pg/postgresql.conf" <<CONF
-# --- t/bench/instr.sh ---
-port = $PG_PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$OUT'
-max_connections = 200
-shared_buffers = 128MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-logging_collector = off
-log_min_messages = warning
-CONF
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OUT/pg" -l "$OUT/postgresql.log" -w -t 60 start >/dev/null ||
-	die "PostgreSQL did not start, see $OUT/postgresql.log"
-PG_STARTED=1
-psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$DBUSER" -d postgres -c "CREATE DATABASE $DB" >/dev/null
-log "pgbench -i -s $SCALE"
-pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U "$DBUSER" "$DB" >"$OUT/pgbench-init.log" 2>&1 ||
-	die "pgbench -i failed, see $OUT/pgbench-init.log"
-psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$DBUSER" -d "$DB" -c "VACUUM ANALYZE" >/dev/null
+pg_setup 200 128MB
 
 # --- proxy configurations ---------------------------------------------------------------------
 mkdir -p "$OUT/pgdog" "$OUT/pgbouncer"
-cat >"$OUT/pgdog/pgdog.ini" <<INI
-; written by t/bench/instr.sh
-[general]
-host = 127.0.0.1
-port = $PGDOG_PORT
-workers = 1
-pooler_mode = transaction
-prepared_statements = extended
-default_pool_size = $POOL
-unix_socket_dir = $OUT/pgdog
-auth_type = trust
-log_file = $OUT/pgdog/pgdog.log
-log_connections = false
-log_disconnections = false
-
-[databases.$DB]
-host = 127.0.0.1
-port = $PG_PORT
-database_name = $DB
-role = primary
-INI
-cat >"$OUT/pgdog/users.ini" <<INI
-; written by t/bench/instr.sh
-[admin]
-name = admin
-user = admin
-password = bench
-
-[users.$DBUSER]
-database = $DB
-password = bench
-pool_size = $POOL
-INI
-echo "\"$DBUSER\" \"\"" >"$OUT/pgbouncer/userlist.txt"
+write_pgdog_conf "$OUT/pgdog" "$PGDOG_PORT" 1 "pooler_mode = transaction" "prepared_statements = extended"
 pgb_extra=
 [ "$PGB_PREPARED" = 1 ] && pgb_extra="max_prepared_statements = 100"
-cat >"$OUT/pgbouncer/pgbouncer.ini" <<INI
-; written by t/bench/instr.sh
-[databases]
-$DB = host=127.0.0.1 port=$PG_PORT dbname=$DB
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGBOUNCER_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $OUT/pgbouncer/userlist.txt
-pool_mode = transaction
-default_pool_size = $POOL
-max_client_conn = 500
-logfile = $OUT/pgbouncer/pgbouncer.log
-log_connections = 0
-log_disconnections = 0
-stats_period = 60
-$pgb_extra
-INI
+write_pgbouncer_conf "$OUT/pgbouncer" transaction 500 "$pgb_extra"
 chown -R postgres:postgres "$OUT/pgdog" "$OUT/pgbouncer"
 declare -A PORT_OF=([pgdog]=$PGDOG_PORT [pgbouncer]=$PGBOUNCER_PORT)
 
@@ -259,7 +147,7 @@ declare -A PORT_OF=([pgdog]=$PGDOG_PORT [pgbouncer]=$PGBOUNCER_PORT)
 SEQ=0
 # start_proxy TARGET: start a fresh proxy under the counting wrapper, as postgres; sets PID
 start_proxy() {
-	local t=$1 i wrap cmd
+	local t=$1 wrap cmd
 	SEQ=$((SEQ + 1))
 	if [ "$METRIC" = syscalls ]; then
 		wrap=(strace -f -c -o "$OUT/cg/strace.out.$SEQ")
@@ -275,13 +163,7 @@ start_proxy() {
 	setpriv --reuid=postgres --regid=postgres --init-groups "${wrap[@]}" "${cmd[@]}" \
 		>>"$OUT/$t/stdout.log" 2>&1 </dev/null &
 	PID=$!
-	for ((i = 0; i < 1200; i++)); do
-		port_busy "${PORT_OF[$t]}" && return 0
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	tail -n 20 "$OUT/$t"/*.log >&2 2>/dev/null || true
-	die "$t did not start on 127.0.0.1:${PORT_OF[$t]} (see $OUT/$t)"
+	wait_port "${PORT_OF[$t]}" "$PID" 1200 || proxy_failed "$t" "${PORT_OF[$t]}" "$OUT/$t"
 }
 
 # stop_proxy: SIGTERM the proxy, wait for it and its workers, make sure the counts are written
@@ -331,7 +213,7 @@ measure() {
 	timeout -k 5 "$RUN_TIMEOUT" pgbench -n -S -M "$proto" -c "$c" -j 1 -t $((n / c)) \
 		-h 127.0.0.1 -p "${PORT_OF[$t]}" -U "$DBUSER" "$DB" >"$f" 2>&1 || rc=$?
 	stop_proxy
-	done_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$f" | head -n 1)
+	read -r _ done_n _ < <(pgbench_out "$f")
 	read -r cnt np < <(count) || true
 	if [ "$rc" -ne 0 ] || [ "${done_n:-0}" != $((n / c * c)) ]; then
 		log "$t $proto c=$c n=$n: incomplete (rc $rc, ${done_n:-0} txns): $(cat "$f.warmup" "$f" | grep -m 1 -iE 'error|fatal|abort' || tail -n 1 "$f")"

@@ -62,7 +62,10 @@
 #               is removed at the end unless KEEP=1, the logs and results stay
 # Packages: apt-get install -y postgresql postgresql-client pgbouncer (and pgdog's build deps).
 set -euo pipefail
+# shellcheck source=t/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
+BENCH=t/bench/txn.sh
 SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DURATION=${DURATION:-10}
 REPEATS=${REPEATS:-1}
@@ -89,9 +92,6 @@ KEEP=${KEEP:-0}
 DB=bench
 DBUSER=postgres
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # --- checks -----------------------------------------------------------------------------------
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a number of seconds"
 [[ $REPEATS =~ ^[1-9][0-9]*$ ]] || die "REPEATS must be a positive integer"
@@ -103,263 +103,40 @@ done
 for c in $CPU_CLIENTS; do
 	[ $((CPU_N1 / c)) -gt 0 ] || die "CPU_N1 ($CPU_N1) is less than one transaction per client at $c clients"
 done
-[ -x "$PGBIN/initdb" ] || die "no $PGBIN/initdb: apt-get install -y postgresql (or set PG_BINDIR)"
-command -v pgbench >/dev/null || die "no pgbench: apt-get install -y postgresql-client"
-command -v psql >/dev/null || die "no psql: apt-get install -y postgresql-client"
-ROOT=0
-[ "$(id -u)" = 0 ] && ROOT=1
-if [ "$ROOT" = 1 ]; then
-	id postgres >/dev/null 2>&1 || die "no user postgres (the postgresql package creates it)"
-fi
-
-want() { # want TARGET: is it in $TARGETS?
-	case " $TARGETS " in *" $1 "*) return 0 ;; *) return 1 ;; esac
-}
-list=direct # direct first, always: it is the reference
-for t in $TARGETS; do
-	case $t in
-	direct) ;;
-	pgdog-w1 | pgdog-w2 | pgbouncer) list="$list $t" ;;
-	*) die "unknown target $t (known: direct pgdog-w1 pgdog-w2 pgbouncer)" ;;
-	esac
-done
-TARGETS=$list
+check_pg_tools
+direct_first # direct first, always: it is the reference
 PROXIES=${TARGETS#direct}
 
-PGDOG=
 if want pgdog-w1 || want pgdog-w2; then
-	if [ -n "${PGDOG_BIN:-}" ]; then
-		PGDOG=$PGDOG_BIN
-		[ -d "$PGDOG" ] && PGDOG=$PGDOG/pgdog
-	else
-		for b in "$SRCDIR/pgdog" "$SRCDIR/build/pgdog" "$SRCDIR/build-ci/pgdog"; do
-			[ -x "$b" ] && { PGDOG=$b; break; }
-		done
-	fi
-	if [ -z "$PGDOG" ] || [ ! -x "$PGDOG" ]; then
-		die "no pgdog binary (build it, or set PGDOG_BIN, or TARGETS=\"direct pgbouncer\")"
-	fi
+	find_pgdog || die "no pgdog binary (build it, or set PGDOG_BIN, or TARGETS=\"direct pgbouncer\")"
 fi
 PGB_PREPARED=0 # can PgBouncer run -M prepared in transaction mode? (1.21+)
 if want pgbouncer; then
 	[ -x "$PGBOUNCER" ] || die "no $PGBOUNCER: apt-get install -y pgbouncer"
-	pgb_ver=$("$PGBOUNCER" --version 2>/dev/null | sed -n 's/^PgBouncer \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n 1)
-	read -r pgb_major pgb_minor <<<"${pgb_ver:-0 0}"
-	if [ "$pgb_major" -gt 1 ] || { [ "$pgb_major" = 1 ] && [ "$pgb_minor" -ge 21 ]; }; then
-		PGB_PREPARED=1
-	fi
+	pgbouncer_prepared
 fi
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$PG_PORT" "$PGDOG_W1_PORT" "$PGDOG_W2_PORT" "$PGBOUNCER_PORT"; do
-	port_busy "$p" && die "127.0.0.1:$p is already in use (choose other ports: PG_PORT, PGDOG_W1_PORT, ...)"
-done
+check_ports "PG_PORT, PGDOG_W1_PORT, ..." "$PG_PORT" "$PGDOG_W1_PORT" "$PGDOG_W2_PORT" "$PGBOUNCER_PORT"
 
 OUT=${OUT:-$(mktemp -d /tmp/pgdog-txn-bench.XXXXXX)}
-mkdir -p "$OUT"
-chmod 755 "$OUT"
-[ "$ROOT" = 1 ] && chown postgres:postgres "$OUT"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+make_out
+set_traps
 
-# pin CPULIST CMD...: run CMD under taskset when a CPU list is given
-pin() {
-	local cpus=$1
-	shift
-	if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
-}
-# as_pg CMD...: run CMD as user postgres when we are root
-as_pg() {
-	if [ "$ROOT" = 1 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-# --- clean-up: stop exactly what we started ---------------------------------------------------
-PIDS=() # "label=pid" of each proxy
-PG_STARTED=0
-stop_pid() { # SIGTERM, wait up to 15 s, SIGKILL
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 150; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	log "pid $pid did not stop in 15 s: SIGKILL"
-	kill -KILL "$pid" 2>/dev/null || true
-}
-cleanup() {
-	local kv
-	set +e
-	for kv in "${PIDS[@]}"; do
-		stop_pid "${kv#*=}"
-	done
-	if [ "$PG_STARTED" = 1 ]; then
-		as_pg "$PGBIN/pg_ctl" -D "$OUT/pg" -m fast -w -t 60 stop >/dev/null 2>&1
-	fi
-	if [ "$KEEP" = 1 ]; then
-		log "kept $OUT"
-	else
-		rm -rf "$OUT/pg"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# --- PostgreSQL -------------------------------------------------------------------------------
-log "PostgreSQL: initdb in $OUT/pg, port $PG_PORT"
-as_pg "$PGBIN/initdb" -D "$OUT/pg" -U "$DBUSER" -A trust -E UTF8 --locale=C --no-sync \
-	>"$OUT/initdb.log" 2>&1 || die "initdb failed, see $OUT/initdb.log"
-cat >>"$OUT/pg/postgresql.conf" <<CONF
-# --- t/bench/txn.sh ---
-port = $PG_PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$OUT'
-max_connections = 500
-shared_buffers = 256MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-logging_collector = off
-log_min_messages = warning
-CONF
-if [ "$ROOT" = 1 ]; then
-	pin "$PG_CPUS" runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OUT/pg" -l "$OUT/postgresql.log" -w -t 60 start >/dev/null ||
-		die "PostgreSQL did not start, see $OUT/postgresql.log"
-else
-	pin "$PG_CPUS" "$PGBIN/pg_ctl" -D "$OUT/pg" -l "$OUT/postgresql.log" -w -t 60 start >/dev/null ||
-		die "PostgreSQL did not start, see $OUT/postgresql.log"
-fi
-PG_STARTED=1
-psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$DBUSER" -d postgres -c "CREATE DATABASE $DB" >/dev/null
-log "pgbench -i -s $SCALE"
-pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U "$DBUSER" "$DB" >"$OUT/pgbench-init.log" 2>&1 ||
-	die "pgbench -i failed, see $OUT/pgbench-init.log"
-psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$DBUSER" -d "$DB" -c "VACUUM ANALYZE" >/dev/null
-
-# --- proxies ----------------------------------------------------------------------------------
-# launch LABEL PORT DIR CMD...: start CMD in the background (as postgres when root), wait until
-# it accepts connections on PORT, record its PID.
-launch() {
-	local label=$1 port=$2 dir=$3 pid i
-	shift 3
-	# taskset and setpriv exec in place, so $! is the proxy itself
-	local cmd=()
-	[ -n "$PROXY_CPUS" ] && cmd+=(taskset -c "$PROXY_CPUS")
-	[ "$ROOT" = 1 ] && cmd+=(setpriv --reuid=postgres --regid=postgres --init-groups)
-	"${cmd[@]}" "$@" >"$dir/stdout.log" 2>&1 </dev/null &
-	pid=$!
-	PIDS+=("$label=$pid")
-	for ((i = 0; i < 300; i++)); do
-		port_busy "$port" && { log "$label on 127.0.0.1:$port, pid $pid"; return 0; }
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	tail -n 20 "$dir"/*.log >&2 2>/dev/null || true
-	die "$label did not start on 127.0.0.1:$port (see $dir)"
-}
-
-start_pgdog() { # start_pgdog LABEL PORT WORKERS
-	local label=$1 port=$2 workers=$3 dir=$OUT/$1
-	mkdir -p "$dir"
-	cat >"$dir/pgdog.ini" <<INI
-; written by t/bench/txn.sh
-[general]
-host = 127.0.0.1
-port = $port
-workers = $workers
-pooler_mode = transaction
-prepared_statements = extended
-default_pool_size = $POOL
-unix_socket_dir = $dir
-auth_type = trust
-log_file = $dir/pgdog.log
-log_connections = false
-log_disconnections = false
-
-[databases.$DB]
-host = 127.0.0.1
-port = $PG_PORT
-database_name = $DB
-role = primary
-INI
-	cat >"$dir/users.ini" <<INI
-; written by t/bench/txn.sh
-[admin]
-name = admin
-user = admin
-password = bench
-
-[users.$DBUSER]
-database = $DB
-password = bench
-pool_size = $POOL
-INI
-	[ "$ROOT" = 1 ] && chown -R postgres:postgres "$dir"
-	launch "$label" "$port" "$dir" "$PGDOG" -c "$dir/pgdog.ini" -u "$dir/users.ini"
-}
-
-start_pgbouncer() {
-	local dir=$OUT/pgbouncer extra=
-	mkdir -p "$dir"
-	[ "$PGB_PREPARED" = 1 ] && extra="max_prepared_statements = 100"
-	echo "\"$DBUSER\" \"\"" >"$dir/userlist.txt"
-	cat >"$dir/pgbouncer.ini" <<INI
-; written by t/bench/txn.sh
-[databases]
-$DB = host=127.0.0.1 port=$PG_PORT dbname=$DB
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGBOUNCER_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $dir/userlist.txt
-pool_mode = transaction
-default_pool_size = $POOL
-max_client_conn = 500
-logfile = $dir/pgbouncer.log
-log_connections = 0
-log_disconnections = 0
-stats_period = 60
-$extra
-INI
-	[ "$ROOT" = 1 ] && chown -R postgres:postgres "$dir"
-	launch pgbouncer "$PGBOUNCER_PORT" "$dir" "$PGBOUNCER" "$dir/pgbouncer.ini"
-}
+pg_setup 500 256MB "$PG_CPUS"
 
 declare -A PORT_OF=([direct]=$PG_PORT [pgdog-w1]=$PGDOG_W1_PORT [pgdog-w2]=$PGDOG_W2_PORT
 	[pgbouncer]=$PGBOUNCER_PORT)
-want pgdog-w1 && start_pgdog pgdog-w1 "$PGDOG_W1_PORT" 1
-want pgdog-w2 && start_pgdog pgdog-w2 "$PGDOG_W2_PORT" 2
-want pgbouncer && start_pgbouncer
+PGDOG_TXN=("pooler_mode = transaction" "prepared_statements = extended")
+want pgdog-w1 && start_pgdog pgdog-w1 "$PGDOG_W1_PORT" 1 "${PGDOG_TXN[@]}"
+want pgdog-w2 && start_pgdog pgdog-w2 "$PGDOG_W2_PORT" 2 "${PGDOG_TXN[@]}"
+pgb_extra=
+[ "$PGB_PREPARED" = 1 ] && pgb_extra="max_prepared_statements = 100"
+want pgbouncer && start_pgbouncer transaction 500 "$pgb_extra"
 
 # every target answers before we measure
-for t in $TARGETS; do
-	psql -X -At -h 127.0.0.1 -p "${PORT_OF[$t]}" -U "$DBUSER" -d "$DB" \
-		-c "SELECT count(*) FROM pgbench_branches" >/dev/null 2>"$OUT/probe-$t.err" ||
-		die "$t does not answer a query: $(head -c 300 "$OUT/probe-$t.err")"
-done
+probe_targets
 
 # --- helpers ----------------------------------------------------------------------------------
-pid_of() { local kv; for kv in "${PIDS[@]}"; do [ "${kv%%=*}" = "$1" ] && echo "${kv#*=}"; done; return 0; }
-# cpu_snap PID: "TICKS CHILDREN": utime+stime (all threads) of the process and of its live
-# children (pgdog's workers), and the sorted comma-separated list of those children
-cpu_snap() {
-	local p sum=0 v kids
-	kids=$( (pgrep -P "$1" 2>/dev/null || true) | sort -n | paste -sd, -)
-	for p in "$1" ${kids//,/ }; do
-		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-		sum=$((sum + ${v:-0}))
-	done
-	echo "$sum ${kids:--}"
-}
-CLK_TCK=$(getconf CLK_TCK)
-# pgbench_out FILE -> "TPS TXNS ABORTED" (0 when missing)
-pgbench_out() {
-	local tps txns ab
-	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$1" | head -n 1)
-	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$1" | head -n 1)
-	ab=$(grep -c 'aborted in command' "$1" || true)
-	echo "${tps:-0} ${txns:-0} ${ab:-0}"
-}
 # median over an awk array: shared by the two summaries
 AWK_MEDIAN='
 	function median(arr, key, cnt,   i, j, t, a) {

@@ -430,44 +430,6 @@ query_all(PGconn **conns, int n, int timeout_ms, char *err, size_t err_len)
 
 /* ---- pgbench --------------------------------------------------------------- */
 
-static const char *
-pgbench_bin(void)
-{
-	const char *env = getenv("PGBENCH");
-	static const char *cands[] = { "/usr/lib/postgresql/15/bin/pgbench", "/usr/bin/pgbench" };
-
-	if (env != NULL && *env != '\0')
-		return env;
-	for (size_t i = 0; i < 2; i++)
-		if (access(cands[i], X_OK) == 0)
-			return cands[i];
-	ck_abort_msg(
-		"pgbench not found (install postgresql-contrib / postgresql-15, or set PGBENCH)");
-	return NULL;
-}
-
-/* Run pgbench through pgdog (killed after 60 s); output into out; its exit status. */
-static int
-run_pgbench(const char *args, char *out, size_t out_len)
-{
-	char cmd[1024];
-	FILE *p;
-	size_t n = 0, r;
-	int st;
-
-	snprintf(cmd, sizeof(cmd),
-		 "PGPASSWORD=bench_pw PGCONNECT_TIMEOUT=10 timeout -k 5 60 %s -h 127.0.0.1 "
-		 "-p %d -U bench %s app 2>&1",
-		 pgbench_bin(), g_it.port, args);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	while (n + 1 < out_len && (r = fread(out + n, 1, out_len - n - 1, p)) > 0)
-		n += r;
-	out[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 struct bench_result {
 	double tps;
 	long txns;
@@ -486,7 +448,7 @@ select_bench(int secs)
 	int rc;
 
 	snprintf(args, sizeof(args), "-n -S -c 10 -j 2 -T %d", secs);
-	rc = run_pgbench(args, out, sizeof(out));
+	rc = it_run_pgbench(args, 60, out, sizeof(out), NULL, NULL);
 	cpu = pgdog_cpu_ms() - cpu;
 	ck_assert_msg(rc == 0, "pgbench %s exited %d:\n%s", args, rc, out);
 	p = strstr(out, "number of failed transactions: ");
@@ -565,7 +527,7 @@ START_TEST(test_idle_many_clients)
 		      "RLIMIT_NOFILE is %ld: too low for %d clients (raise the hard limit)", limit,
 		      n);
 
-	rc = run_pgbench("-i -s 1 -q", out, sizeof(out));
+	rc = it_run_pgbench("-i -s 1 -q", 60, out, sizeof(out), NULL, NULL);
 	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
 	/* warm up: fill the pool, let pgdog reach its steady state */
 	select_bench(1);

@@ -10,13 +10,9 @@
  */
 #include "t/lib/it.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define TXN_POOL_SIZE  10
 #define TXN_CLIENTS    100
@@ -55,79 +51,6 @@ teardown(void)
 	it_env_stop();
 }
 
-static const char *
-pgbench_bin(void)
-{
-	const char *env = getenv("PGBENCH");
-	static const char *cands[] = { "/usr/lib/postgresql/15/bin/pgbench", "/usr/bin/pgbench" };
-
-	if (env != NULL && *env != '\0')
-		return env;
-	for (size_t i = 0; i < 2; i++)
-		if (access(cands[i], X_OK) == 0)
-			return cands[i];
-	ck_abort_msg(
-		"pgbench not found (install postgresql-contrib / postgresql-15, or set PGBENCH)");
-	return NULL;
-}
-
-/*
- * Run pgbench with args through pgdog; output into out; returns its exit
- * status. With mon set, count the backends of user "bench" on PostgreSQL
- * every ~20 ms while pgbench runs and keep the highest count in *max_backends.
- */
-static int
-run_pgbench_sampled(const char *args, char *out, size_t out_len, PGconn *mon, int *max_backends)
-{
-	char cmd[1024];
-	FILE *p;
-	size_t n = 0;
-	int st, fd;
-	bool eof = false;
-
-	snprintf(
-		cmd, sizeof(cmd),
-		"PGPASSWORD=bench_pw PGCONNECT_TIMEOUT=10 %s -h 127.0.0.1 -p %d -U bench %s app 2>&1",
-		pgbench_bin(), g_it.port, args);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	fd = fileno(p);
-	while (!eof) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int r = poll(&pfd, 1, 20);
-
-		if (r > 0) {
-			char sink[4096];
-			ssize_t got;
-
-			if (n + 1 < out_len)
-				got = read(fd, out + n, out_len - n - 1);
-			else
-				got = read(fd, sink, sizeof(sink));
-			if (got == 0 || (got < 0 && errno != EINTR))
-				eof = true;
-			else if (got > 0 && n + 1 < out_len)
-				n += (size_t)got;
-		}
-		if (mon != NULL) {
-			int b = it_pg_count_backends(mon, "bench");
-
-			if (b > *max_backends)
-				*max_backends = b;
-		}
-	}
-	out[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* Run pgbench with args through pgdog; output into out; returns its exit status. */
-static int
-run_pgbench(const char *args, char *out, size_t out_len)
-{
-	return run_pgbench_sampled(args, out, out_len, NULL, NULL);
-}
-
 static long
 field(const char *out, const char *name)
 {
@@ -144,11 +67,11 @@ START_TEST(test_pgbench_tpcb)
 	int rc;
 	long done, failed;
 
-	rc = run_pgbench("-i -s 2 -q", out, sizeof(out));
+	rc = it_run_pgbench("-i -s 2 -q", 0, out, sizeof(out), NULL, NULL);
 	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
 	ck_assert_str_eq(it_pg_value("SELECT count(*) FROM pgbench_accounts"), "200000");
 
-	rc = run_pgbench("-c 20 -j 2 -T 10 -n", out, sizeof(out));
+	rc = it_run_pgbench("-c 20 -j 2 -T 10 -n", 0, out, sizeof(out), NULL, NULL);
 	ck_assert_msg(rc == 0, "pgbench exited %d:\n%s", rc, out);
 	done = field(out, "number of transactions actually processed: ");
 	failed = field(out, "number of failed transactions: ");
@@ -171,7 +94,8 @@ END_TEST
 START_TEST(test_pgbench_prepared)
 {
 	static char out[65536];
-	int rc = run_pgbench("-c 8 -j 2 -T 3 -n -S -M prepared", out, sizeof(out));
+	int rc =
+		it_run_pgbench("-c 8 -j 2 -T 3 -n -S -M prepared", 0, out, sizeof(out), NULL, NULL);
 
 	ck_assert_msg(rc == 0, "pgbench -M prepared exited %d:\n%s", rc, out);
 	ck_assert_msg(field(out, "number of failed transactions: ") == 0, "%s", out);
@@ -201,7 +125,7 @@ START_TEST(test_pgbench_txn_modes)
 	long long t0 = it_now_ms();
 	int rc;
 
-	rc = run_pgbench("-i -s 2 -q", out, sizeof(out));
+	rc = it_run_pgbench("-i -s 2 -q", 0, out, sizeof(out), NULL, NULL);
 	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
 	ck_assert_str_eq(it_pg_value("SELECT count(*) FROM pgbench_accounts"), "200000");
 	mon = it_pg_connect();
@@ -223,7 +147,7 @@ START_TEST(test_pgbench_txn_modes)
 		snprintf(args, sizeof(args), "-c %d -j %d -t %d -n -M %s", TXN_CLIENTS,
 			 strcmp(modes[m], "prepared") == 0 ? TXN_CLIENTS : 2, TXN_PER_CLIENT,
 			 modes[m]);
-		rc = run_pgbench_sampled(args, out, sizeof(out), mon, &max_backends);
+		rc = it_run_pgbench(args, 0, out, sizeof(out), mon, &max_backends);
 		ck_assert_msg(rc == 0, "pgbench -M %s exited %d:\n%s", modes[m], rc, out);
 		failed = field(out, "number of failed transactions: ");
 		done = field(out, "number of transactions actually processed: ");
@@ -293,16 +217,17 @@ START_TEST(test_pgbench_two_workers_fair)
 	int rc;
 	long long s0, s1;
 
-	rc = run_pgbench("-i -s 1 -q", out, sizeof(out));
+	rc = it_run_pgbench("-i -s 1 -q", 0, out, sizeof(out), NULL, NULL);
 	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
 	for (int round = 0; round < 2; round++) {
-		rc = run_pgbench("-c 100 -j 2 -T 6 -n -S -M extended", out, sizeof(out));
+		rc = it_run_pgbench("-c 100 -j 2 -T 6 -n -S -M extended", 0, out, sizeof(out), NULL,
+				    NULL);
 		ck_assert_msg(rc == 0 && strstr(out, "aborted") == NULL,
 			      "100 clients, 2 workers: pgbench exited %d:\n%s", rc, out);
 		ck_assert_int_eq(field(out, "number of failed transactions: "), 0);
 	}
 	s0 = pg_sessions();
-	rc = run_pgbench("-c 10 -j 2 -T 5 -n -S -M extended", out, sizeof(out));
+	rc = it_run_pgbench("-c 10 -j 2 -T 5 -n -S -M extended", 0, out, sizeof(out), NULL, NULL);
 	ck_assert_msg(rc == 0, "10 clients: pgbench exited %d:\n%s", rc, out);
 	s1 = pg_sessions();
 	fprintf(stderr,

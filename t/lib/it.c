@@ -1219,6 +1219,72 @@ it_connect_fail(const char *extra)
 	return b;
 }
 
+/* ---- pgbench ----------------------------------------------------------- */
+
+const char *
+it_pgbench_bin(void)
+{
+	const char *env = getenv("PGBENCH");
+	static const char *cands[] = { "/usr/lib/postgresql/15/bin/pgbench", "/usr/bin/pgbench" };
+
+	if (env != NULL && *env != '\0')
+		return env;
+	for (size_t i = 0; i < 2; i++)
+		if (access(cands[i], X_OK) == 0)
+			return cands[i];
+	ck_abort_msg(
+		"pgbench not found (install postgresql-contrib / postgresql-15, or set PGBENCH)");
+	return NULL;
+}
+
+int
+it_run_pgbench(const char *args, int timeout_s, char *out, size_t out_len, PGconn *mon,
+	       int *max_backends)
+{
+	char cmd[1024], limit[64] = "";
+	FILE *p;
+	size_t n = 0;
+	int st, fd;
+	bool eof = false;
+
+	if (timeout_s > 0)
+		snprintf(limit, sizeof(limit), "timeout -k 5 %d ", timeout_s);
+	snprintf(cmd, sizeof(cmd),
+		 "PGPASSWORD=bench_pw PGCONNECT_TIMEOUT=10 %s%s -h 127.0.0.1 -p %d -U bench %s app "
+		 "2>&1",
+		 limit, it_pgbench_bin(), g_it.port, args);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	fd = fileno(p);
+	while (!eof) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int r = poll(&pfd, 1, 20);
+
+		if (r > 0) {
+			char sink[4096];
+			ssize_t got;
+
+			if (n + 1 < out_len)
+				got = read(fd, out + n, out_len - n - 1);
+			else
+				got = read(fd, sink, sizeof(sink));
+			if (got == 0 || (got < 0 && errno != EINTR))
+				eof = true;
+			else if (got > 0 && n + 1 < out_len)
+				n += (size_t)got;
+		}
+		if (mon != NULL) {
+			int b = it_pg_count_backends(mon, "bench");
+
+			if (b > *max_backends)
+				*max_backends = b;
+		}
+	}
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 /* ---- raw protocol ------------------------------------------------------ */
 
 static int it_raw_read_full(int fd, char *buf, size_t len, long long end);

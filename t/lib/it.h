@@ -191,6 +191,21 @@ int it_exec_first_error(PGconn *conn, const char *sql, char *sqlstate, char *msg
  */
 const char *it_connect_fail(const char *extra);
 
+/* ---- pgbench ----------------------------------------------------------- */
+
+/* pgbench's binary: $PGBENCH, else PostgreSQL 15's or /usr/bin's; ck_abort if none. */
+const char *it_pgbench_bin(void);
+/*
+ * Run pgbench with args through pgdog as user "bench" (password "bench_pw")
+ * on database app; its stdout+stderr into out (NUL-terminated, the rest is
+ * read and dropped when out is full); returns its exit status (128 + signal
+ * when killed). timeout_s > 0: killed after timeout_s seconds (timeout -k 5).
+ * With mon set, count the backends of user "bench" on PostgreSQL every
+ * ~20 ms while pgbench runs and keep the highest count in *max_backends.
+ */
+int it_run_pgbench(const char *args, int timeout_s, char *out, size_t out_len, PGconn *mon,
+		   int *max_backends);
+
 /* ---- raw protocol ------------------------------------------------------ */
 
 /* TCP connection to 127.0.0.1:port with SO_RCVTIMEO/SO_SNDTIMEO of 5 s; ck_abort on failure. */
