@@ -838,19 +838,23 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
  * not known for sure (a savepoint may have kept some): it gets RESET ALL
  * before anyone else uses it.
  */
-static void
+static int
 wk_server_tx_end(struct wk_server *s, struct wk_client *c)
 {
 	bool is_commit = !s->has_tx_error && !s->is_tag_rollback, has_reset = false;
 
 	if (!c->session.pending_cnt)
-		return;
+		return 0;
 	if (is_commit && wk_session_apply_ops(&c->session, &s->applied, &has_reset) < 0)
 		s->is_dirty = true;
 	else if (!is_commit && s->has_tx_error)
 		s->is_dirty = true;
-	wk_session_end_tx(&c->session, is_commit);
 	s->needs_resync = has_reset;
+	if (wk_session_end_tx(&c->session, is_commit) < 0) {
+		s->is_dirty = true;
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1053,7 +1057,15 @@ wk_server_forward(struct wk_server *s)
 				r->transactions++;
 				if (c) {
 					shm_client((uint32_t)g_wk.slot, c->row)->transactions++;
-					wk_server_tx_end(s, c);
+					if (wk_server_tx_end(s, c) < 0) {
+						/* the session's values are lost: end it, reset the server */
+						wk_server_flush(in, out, &off, &avail, &moved);
+						evbuffer_drain(in, pgw_msg_size(&h));
+						wk_client_fatal(
+							c, SQLSTATE_OUT_OF_MEMORY,
+							"out of memory: cannot keep the session's settings");
+						return WK_CLOSED;
+					}
 					if (s->expect_ready == 0 && !s->has_unsynced && !c->pins &&
 					    c->fwd_remaining == 0 && !wk_client_is_session(c))
 						s->is_release_due = true;

@@ -176,17 +176,17 @@ wk_session_reset_all(struct wk_session *se)
 	wk_settings_clear(&se->overrides);
 }
 
-void
+int
 wk_session_end_tx(struct wk_session *se, bool is_commit)
 {
-	for (size_t i = 0; is_commit && i < se->pending_cnt; i++) {
+	int rc = 0;
+
+	for (size_t i = 0; is_commit && rc == 0 && i < se->pending_cnt; i++) {
 		struct wk_op *op = &se->pending[i];
 
 		switch (op->kind) {
 		case WK_OP_SET:
-			if (wk_settings_put(&se->overrides, op->name, op->value, true) < 0)
-				wk_settings_del(&se->overrides,
-						op->name); /* XXX: ENOMEM: fall back to startup */
+			rc = wk_settings_put(&se->overrides, op->name, op->value, true);
 			break;
 		case WK_OP_RESET:
 			wk_settings_del(&se->overrides, op->name);
@@ -197,6 +197,7 @@ wk_session_end_tx(struct wk_session *se, bool is_commit)
 		}
 	}
 	wk_session_clear_pending(se);
+	return rc;
 }
 
 /* Quote s for SQL: "ident" (q = '"') or E'literal' (q = '\''). */

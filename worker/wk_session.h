@@ -69,8 +69,12 @@ const struct wk_setting *wk_session_get(const struct wk_session *se, const char 
 /* Record a SET/RESET of the open transaction. -1 on out of memory. */
 int wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name,
 		      const char *value) MUST_CHECK;
-/* The transaction ended: apply the pending ops (commit) or drop them. */
-void wk_session_end_tx(struct wk_session *se, bool is_commit);
+/*
+ * The transaction ended: apply the pending ops (commit) or drop them.
+ * -1 on out of memory: the session's values are then not known, and the
+ * caller must end the session.
+ */
+int wk_session_end_tx(struct wk_session *se, bool is_commit) MUST_CHECK;
 /*
  * The open transaction committed on a server whose applied values are
  * `applied`: record what the pending ops did to it (a RESET returns the
