@@ -1819,3 +1819,187 @@ config_prepared_statements_name(enum config_prepared_statements p)
 	}
 	return "unknown";
 }
+
+/* ---- live reload ---------------------------------------------------------- */
+
+int
+config_load_texts(struct config *cfg, const char *config_name, const char *config_text,
+		  const char *users_name, const char *users_text, const char *const *urls,
+		  size_t urls_cnt, char *err, size_t err_len)
+{
+	return config_load_all(cfg, config_name, config_text, users_name, users_text, urls,
+			       urls_cnt, err, err_len);
+}
+
+int
+config_file_read(const char *path, char **text, char *err, size_t err_len)
+{
+	*text = NULL;
+	return config_read_file(path, text, err, err_len);
+}
+
+void
+config_file_free(char *text)
+{
+	config_text_free(text);
+}
+
+static bool
+config_str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool
+config_pool_differs(const struct config *a, size_t ai, const struct config *b, size_t bi)
+{
+	const struct config_pool *pa = &a->pools[ai], *pb = &b->pools[bi];
+	const struct config_user *ua = &a->users[pa->user_idx], *ub = &b->users[pb->user_idx];
+	const struct config_database *da = &a->databases[pa->db_idx];
+	const struct config_database *db = &b->databases[pb->db_idx];
+
+	return pa->pool_size != pb->pool_size || pa->min_pool_size != pb->min_pool_size ||
+	       pa->idle_timeout != pb->idle_timeout || pa->server_lifetime != pb->server_lifetime ||
+	       pa->server_lifetime_jitter != pb->server_lifetime_jitter ||
+	       pa->pooler_mode != pb->pooler_mode || !config_str_eq(ua->name, ub->name) ||
+	       !config_str_eq(ua->password, ub->password) ||
+	       !config_str_eq(ua->server_user, ub->server_user) ||
+	       !config_str_eq(ua->server_password, ub->server_password) ||
+	       !config_str_eq(da->name, db->name) || !config_str_eq(da->host, db->host) ||
+	       da->port != db->port || !config_str_eq(da->database_name, db->database_name) ||
+	       da->role != db->role || da->shard != db->shard ||
+	       !config_str_eq(da->user, db->user) || !config_str_eq(da->password, db->password);
+}
+
+static void
+config_list_add(char *buf, size_t len, const char *name)
+{
+	size_t n = strlen(buf);
+
+	if (n + strlen(name) + 3 < len)
+		snprintf(buf + n, len - n, "%s%s", n ? ", " : "", name);
+}
+
+int
+config_keep_restart_only(struct config *next, const struct config *running, char *changed,
+			 size_t changed_len)
+{
+	changed[0] = '\0';
+#define CONFIG_KEEP_INT(k)                                         \
+	do {                                                       \
+		if (next->k != running->k) {                       \
+			config_list_add(changed, changed_len, #k); \
+			next->k = running->k;                      \
+		}                                                  \
+	} while (0)
+#define CONFIG_KEEP_STR(k)                                                \
+	do {                                                              \
+		if (!config_str_eq(next->k, running->k)) {                \
+			config_list_add(changed, changed_len, #k);        \
+			free(next->k);                                    \
+			next->k = running->k ? strdup(running->k) : NULL; \
+			if (running->k && !next->k)                       \
+				return -1;                                \
+		}                                                         \
+	} while (0)
+	CONFIG_KEEP_STR(host);
+	CONFIG_KEEP_INT(port);
+	CONFIG_KEEP_INT(workers);
+	CONFIG_KEEP_STR(unix_socket_dir);
+	CONFIG_KEEP_INT(max_client_conn);
+	CONFIG_KEEP_STR(log_file);
+	CONFIG_KEEP_INT(syslog);
+	CONFIG_KEEP_STR(syslog_ident);
+	CONFIG_KEEP_INT(query_cache_limit);
+#undef CONFIG_KEEP_INT
+#undef CONFIG_KEEP_STR
+	return 0;
+}
+
+/* Settings SET may change at run time (a reload resets them to the files' values). */
+static const struct config_live {
+	const char *name;
+	size_t off;
+	int min, max;
+	bool is_bool;
+} config_live_settings[] = {
+	{ "checkout_timeout", offsetof(struct config, checkout_timeout), 1, INT_MAX, false },
+	{ "connect_timeout", offsetof(struct config, connect_timeout), 1, INT_MAX, false },
+	{ "query_timeout", offsetof(struct config, query_timeout), 0, INT_MAX, false },
+	{ "client_idle_timeout", offsetof(struct config, client_idle_timeout), 0, INT_MAX, false },
+	{ "client_idle_in_transaction_timeout",
+	  offsetof(struct config, client_idle_in_transaction_timeout), 0, INT_MAX, false },
+	{ "client_login_timeout", offsetof(struct config, client_login_timeout), 1, INT_MAX,
+	  false },
+	{ "rollback_timeout", offsetof(struct config, rollback_timeout), 1, INT_MAX, false },
+	{ "prepared_statements_limit", offsetof(struct config, prepared_statements_limit), 0,
+	  1000000, false },
+	{ "log_connections", offsetof(struct config, log_connections), 0, 1, true },
+	{ "log_disconnections", offsetof(struct config, log_disconnections), 0, 1, true },
+};
+
+size_t
+config_live_cnt(void)
+{
+	return ARRAY_SIZE(config_live_settings);
+}
+
+const char *
+config_live_name(size_t idx)
+{
+	return idx < ARRAY_SIZE(config_live_settings) ? config_live_settings[idx].name : NULL;
+}
+
+int
+config_live_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(config_live_settings); i++)
+		if (strcasecmp(config_live_settings[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+config_live_parse(size_t idx, const char *value, int *out, char *err, size_t err_len)
+{
+	const struct config_live *l = &config_live_settings[idx];
+
+	if (l->is_bool) {
+		bool b;
+
+		if (!config_parse_bool(value, &b)) {
+			snprintf(err, err_len, "%s must be a boolean (on, off, true, false, 1, 0)",
+				 l->name);
+			return -1;
+		}
+		*out = b;
+		return 0;
+	}
+	if (!config_parse_int(value, l->min, l->max, out)) {
+		snprintf(err, err_len, "%s must be an integer between %d and %d (milliseconds)",
+			 l->name, l->min, l->max);
+		return -1;
+	}
+	return 0;
+}
+
+void
+config_live_apply(struct config *cfg, size_t idx, int value)
+{
+	const struct config_live *l = &config_live_settings[idx];
+
+	if (l->is_bool)
+		*(bool *)((char *)cfg + l->off) = value != 0;
+	else
+		*(int *)((char *)cfg + l->off) = value;
+}
+
+int
+config_live_get(const struct config *cfg, size_t idx)
+{
+	const struct config_live *l = &config_live_settings[idx];
+
+	if (l->is_bool)
+		return *(const bool *)((const char *)cfg + l->off);
+	return *(const int *)((const char *)cfg + l->off);
+}

@@ -208,3 +208,48 @@ const char *config_auth_type_name(enum config_auth_type t);
 const char *config_role_name(enum config_role r);
 const char *config_pooler_mode_name(enum config_pooler_mode m);
 const char *config_prepared_statements_name(enum config_prepared_statements p);
+
+/* ---- live reload ---------------------------------------------------------- */
+
+/*
+ * config_load from texts already read (and the -d URLs): the supervisor
+ * validates exactly the bytes it then publishes to the workers, and each
+ * worker parses the same bytes. Same contract as config_load.
+ */
+int config_load_texts(struct config *cfg, const char *config_name, const char *config_text,
+		      const char *users_name, const char *users_text, const char *const *urls,
+		      size_t urls_cnt, char *err, size_t err_len) MUST_CHECK;
+/* Read a whole configuration file (NUL-terminated). -1 with a reason in err. */
+int config_file_read(const char *path, char **text, char *err, size_t err_len) MUST_CHECK;
+/* Wipe and free a text from config_file_read (NULL does nothing). */
+void config_file_free(char *text);
+/*
+ * Whether pool ai of a and pool bi of b differ in anything their server
+ * connections depend on (resolved sizes and timeouts, mode, user and
+ * database sections, passwords): such a pool is rebuilt on reload.
+ */
+bool config_pool_differs(const struct config *a, size_t ai, const struct config *b, size_t bi);
+/*
+ * Settings that need a restart (host, port, workers, unix_socket_dir,
+ * max_client_conn, log_file, syslog, syslog_ident, query_cache_limit): copy
+ * running's values into next and list the names that differed in changed
+ * ("" if none). -1 on ENOMEM.
+ */
+int config_keep_restart_only(struct config *next, const struct config *running, char *changed,
+			     size_t changed_len) MUST_CHECK;
+
+/*
+ * Settings the admin command SET may change at run time (checkout_timeout,
+ * connect_timeout, query_timeout, client_idle_timeout,
+ * client_idle_in_transaction_timeout, client_login_timeout, rollback_timeout,
+ * prepared_statements_limit, log_connections, log_disconnections).
+ */
+size_t config_live_cnt(void);
+const char *config_live_name(size_t idx);
+/* Index of the live setting called name (case-insensitive), or -1. */
+int config_live_find(const char *name);
+/* Check value for setting idx with the INI file's rules. -1 with a reason in err. */
+int config_live_parse(size_t idx, const char *value, int *out, char *err, size_t err_len)
+	MUST_CHECK;
+void config_live_apply(struct config *cfg, size_t idx, int value);
+int config_live_get(const struct config *cfg, size_t idx);

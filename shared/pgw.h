@@ -33,6 +33,8 @@
 #define SQLSTATE_UNDEFINED_OBJECT            "42704"
 #define SQLSTATE_INTERNAL_ERROR              "XX000"
 #define SQLSTATE_CONFIG_FILE_ERROR           "F0000"
+#define SQLSTATE_CANT_CHANGE_RUNTIME_PARAM   "55P02"
+#define SQLSTATE_INVALID_PARAMETER_VALUE     "22023"
 
 /* ---- message types ------------------------------------------------------ */
 /* frontend (client -> server) */

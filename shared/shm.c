@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -25,6 +27,9 @@ _Static_assert(sizeof(struct shm_client) % CACHELINE == 0, "shm_client alignment
 _Static_assert(sizeof(struct shm_server) % CACHELINE == 0, "shm_server alignment");
 _Static_assert(sizeof(struct shm_prepared) % CACHELINE == 0, "shm_prepared alignment");
 _Static_assert(sizeof(struct shm_header) <= CACHELINE * 3, "shm_header size");
+_Static_assert(sizeof(struct shm_pool_ident) % CACHELINE == 0, "shm_pool_ident alignment");
+_Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
+_Static_assert(sizeof(struct shm_ctl) % CACHELINE == 0, "shm_ctl alignment");
 
 static uint64_t
 shm_now_us(void)
@@ -45,22 +50,27 @@ int
 shm_create(const struct config *cfg, char *err, size_t err_len)
 {
 	uint64_t off, size;
-	uint32_t servers = 0;
+	uint32_t servers = 0, cap;
 	int fd = -1;
 	void *p = MAP_FAILED;
 
+	/* room for pools added by reloads: see shm_pool_ident */
+	cap = (uint32_t)cfg->pools_cnt * 2;
+	if (cap < SHM_POOLS_MIN_CAP)
+		cap = SHM_POOLS_MIN_CAP;
 	for (size_t i = 0; i < cfg->pools_cnt; i++)
 		servers += (uint32_t)cfg->pools[i].pool_size;
+	/* server rows per worker: twice the start-up caps, plus the default size of each pool that may be added */
+	servers = servers * 2 + (cap - (uint32_t)cfg->pools_cnt) * (uint32_t)cfg->default_pool_size;
 	if (servers == 0)
 		servers = 1;
 	off = shm_align(sizeof(struct shm_header));
 	uint64_t off_workers = off;
 	off += shm_align(sizeof(struct shm_worker) * (uint64_t)cfg->workers);
 	uint64_t off_pools = off;
-	off += shm_align(sizeof(struct shm_pool) * (uint64_t)(cfg->pools_cnt + 1));
+	off += shm_align(sizeof(struct shm_pool) * (uint64_t)cap);
 	uint64_t off_pool_stats = off;
-	off += shm_align(sizeof(struct shm_pool_stats) * (uint64_t)cfg->workers *
-			 (uint64_t)(cfg->pools_cnt + 1));
+	off += shm_align(sizeof(struct shm_pool_stats) * (uint64_t)cfg->workers * (uint64_t)cap);
 	uint64_t off_clients = off;
 	off += shm_align(sizeof(struct shm_client) * (uint64_t)cfg->workers *
 			 (uint64_t)cfg->max_client_conn);
@@ -69,6 +79,14 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	uint64_t off_prepared = off;
 	off += shm_align(sizeof(struct shm_prepared) * (uint64_t)cfg->workers *
 			 SHM_PREPARED_PER_WORKER);
+	uint64_t off_pool_idents = off;
+	off += shm_align(sizeof(struct shm_pool_ident) * (uint64_t)cap);
+	uint64_t off_bans = off;
+	off += shm_align(sizeof(struct shm_ban) * SHM_BANS_MAX);
+	uint64_t off_ctl = off;
+	off += shm_align(sizeof(struct shm_ctl));
+	uint64_t off_cfg_blob = off;
+	off += shm_align(sizeof(struct shm_cfg_blob) + SHM_CFG_BLOB_MAX);
 	size = off;
 
 	fd = memfd_create("pgdog-shm", MFD_CLOEXEC);
@@ -86,6 +104,7 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	g_shm->size = size;
 	g_shm->workers_cnt = (uint32_t)cfg->workers;
 	g_shm->pools_cnt = (uint32_t)cfg->pools_cnt;
+	g_shm->pools_cap = cap;
 	g_shm->clients_per_worker = (uint32_t)cfg->max_client_conn;
 	g_shm->servers_per_worker = servers;
 	g_shm->off_workers = off_workers;
@@ -95,6 +114,13 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	g_shm->off_servers = off_servers;
 	g_shm->off_prepared = off_prepared;
 	g_shm->prepared_per_worker = SHM_PREPARED_PER_WORKER;
+	g_shm->off_pool_idents = off_pool_idents;
+	g_shm->off_bans = off_bans;
+	g_shm->off_ctl = off_ctl;
+	g_shm->off_cfg_blob = off_cfg_blob;
+	atomic_store(&shm_ctl()->sv_pid, (int32_t)getpid());
+	for (int i = 0; i < SHM_CTL_OVERRIDES; i++)
+		shm_ctl()->overrides[i] = SHM_CTL_UNSET;
 	g_shm->started_us = shm_now_us();
 	secret_random(g_shm->mock_key, sizeof(g_shm->mock_key));
 	return 0;
@@ -139,7 +165,7 @@ struct shm_pool_stats *
 shm_pool_stats(uint32_t slot, uint32_t pool_idx)
 {
 	return (struct shm_pool_stats *)shm_at(g_shm->off_pool_stats) +
-	       (size_t)slot * (g_shm->pools_cnt + 1) + pool_idx;
+	       (size_t)slot * g_shm->pools_cap + pool_idx;
 }
 
 struct shm_client *
@@ -278,7 +304,14 @@ shm_recover_slot(uint32_t slot, pid_t pid)
 {
 	struct shm_worker *w = shm_worker(slot);
 
-	for (uint32_t i = 0; i < g_shm->pools_cnt; i++) {
+	int32_t ctl_owner = (int32_t)pid;
+
+	/* a control lock the dead worker held is released; it references no pool any more */
+	atomic_compare_exchange_strong(&shm_ctl()->lock, &ctl_owner, 0);
+	for (uint32_t i = 0; i < g_shm->pools_cap; i++)
+		atomic_store(&shm_pool_ident(i)->refs[slot], 0);
+	atomic_store(&shm_ctl()->acked[slot], 0);
+	for (uint32_t i = 0; i < g_shm->pools_cap; i++) {
 		struct shm_pool *p = shm_pool(i);
 		int32_t owner = (int32_t)pid;
 
@@ -296,4 +329,184 @@ shm_recover_slot(uint32_t slot, pid_t pid)
 	atomic_store(&w->pid, 0);
 	atomic_store(&w->clients_cnt, 0);
 	atomic_fetch_add(&w->restarts, 1);
+}
+
+struct shm_pool_ident *
+shm_pool_ident(uint32_t pool_idx)
+{
+	return (struct shm_pool_ident *)shm_at(g_shm->off_pool_idents) + pool_idx;
+}
+
+struct shm_ban *
+shm_ban(uint32_t idx)
+{
+	return (struct shm_ban *)shm_at(g_shm->off_bans) + idx;
+}
+
+struct shm_ctl *
+shm_ctl(void)
+{
+	return shm_at(g_shm->off_ctl);
+}
+
+struct shm_cfg_blob *
+shm_cfg_blob(void)
+{
+	return shm_at(g_shm->off_cfg_blob);
+}
+
+void
+shm_ctl_lock(void)
+{
+	struct shm_ctl *ctl = shm_ctl();
+	int32_t me = (int32_t)getpid();
+
+	for (;;) {
+		int32_t expected = 0;
+
+		if (atomic_compare_exchange_weak_explicit(
+			    &ctl->lock, &expected, me, memory_order_acquire, memory_order_relaxed))
+			return;
+		sched_yield();
+	}
+}
+
+void
+shm_ctl_unlock(void)
+{
+	atomic_store_explicit(&shm_ctl()->lock, 0, memory_order_release);
+}
+
+static void
+shm_pool_ident_write(uint32_t idx, const struct config *cfg, size_t i, uint64_t gen)
+{
+	struct shm_pool_ident *id = shm_pool_ident(idx);
+	const struct config_pool *cp = &cfg->pools[i];
+	const struct config_user *u = &cfg->users[cp->user_idx];
+	const struct config_database *db = &cfg->databases[cp->db_idx];
+
+	shm_row_write_begin(&id->seq);
+	snprintf(id->user, sizeof(id->user), "%s", u->name);
+	snprintf(id->database, sizeof(id->database), "%s", db->name);
+	snprintf(id->user_label, sizeof(id->user_label), "%s", u->label ? u->label : u->name);
+	snprintf(id->db_label, sizeof(id->db_label), "%s", db->label ? db->label : db->name);
+	snprintf(id->host, sizeof(id->host), "%s", db->host ? db->host : "");
+	id->port = db->port;
+	id->shard = db->shard;
+	id->role = (int32_t)db->role;
+	id->pool_size = cp->pool_size;
+	id->pooler_mode = (int32_t)cp->pooler_mode;
+	id->cfg_gen = gen;
+	atomic_store_explicit(&id->state, SHM_POOL_LIVE, memory_order_relaxed);
+	shm_row_write_end(&id->seq);
+}
+
+void
+shm_pools_init(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->pools_cnt && i < g_shm->pools_cap; i++)
+		shm_pool_ident_write((uint32_t)i, cfg, i, 0);
+	g_shm->pools_cnt = (uint32_t)cfg->pools_cnt;
+}
+
+static bool
+shm_pool_ident_is(const struct shm_pool_ident *id, const struct config *cfg, size_t i)
+{
+	const struct config_pool *cp = &cfg->pools[i];
+	const struct config_user *u = &cfg->users[cp->user_idx];
+	const struct config_database *db = &cfg->databases[cp->db_idx];
+
+	return strncmp(id->user_label, u->label ? u->label : u->name, SHM_NAME_MAX - 1) == 0 &&
+	       strncmp(id->db_label, db->label ? db->label : db->name, SHM_NAME_MAX - 1) == 0;
+}
+
+/* No worker has the pool and it holds no server: its index may serve another pool. */
+static bool
+shm_pool_is_reusable(uint32_t idx)
+{
+	struct shm_pool_ident *id = shm_pool_ident(idx);
+
+	if (atomic_load(&id->state) == SHM_POOL_LIVE)
+		return false;
+	for (uint32_t w = 0; w < CONFIG_MAX_WORKERS; w++)
+		if (atomic_load(&id->refs[w]))
+			return false;
+	return shm_pool_open_total(idx) == 0;
+}
+
+int
+shm_pools_assign(const struct config *next, uint64_t gen, uint32_t *map, char *err, size_t err_len)
+{
+	uint32_t cap = g_shm->pools_cap, used = g_shm->pools_cnt, hw = 0;
+	size_t need = 0;
+	uint8_t *taken = calloc(cap, 1);
+
+	if (!taken) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	/* same labels (live, or removed and still draining): same index */
+	for (size_t i = 0; i < next->pools_cnt; i++) {
+		map[i] = UINT32_MAX;
+		for (uint32_t k = 0; k < used; k++) {
+			struct shm_pool_ident *id = shm_pool_ident(k);
+
+			if (!taken[k] && atomic_load(&id->state) != SHM_POOL_FREE &&
+			    shm_pool_ident_is(id, next, i)) {
+				map[i] = k;
+				taken[k] = 1;
+				break;
+			}
+		}
+		if (map[i] == UINT32_MAX)
+			need++;
+	}
+	/* new pools: indexes nobody references */
+	for (size_t i = 0, k = 0; i < next->pools_cnt && need; i++) {
+		if (map[i] != UINT32_MAX)
+			continue;
+		while (k < cap && (taken[k] || !shm_pool_is_reusable((uint32_t)k)))
+			k++;
+		if (k == cap) {
+			snprintf(
+				err, err_len,
+				"the configuration has more pools than the shared memory segment has room for (%u, sized at start as max(2 x start-up pools, %d)); restart pgdog to grow it",
+				cap, SHM_POOLS_MIN_CAP);
+			free(taken);
+			return -1;
+		}
+		map[i] = (uint32_t)k;
+		taken[k] = 1;
+	}
+	for (uint32_t k = 0; k < cap; k++) {
+		struct shm_pool_ident *id = shm_pool_ident(k);
+
+		if (!taken[k] && atomic_load(&id->state) == SHM_POOL_LIVE) {
+			shm_row_write_begin(&id->seq);
+			atomic_store(&id->state, SHM_POOL_REMOVED);
+			shm_row_write_end(&id->seq);
+		}
+		if (!taken[k] && atomic_load(&id->state) == SHM_POOL_REMOVED &&
+		    shm_pool_is_reusable(k))
+			atomic_store(&id->state, SHM_POOL_FREE);
+	}
+	for (size_t i = 0; i < next->pools_cnt; i++)
+		shm_pool_ident_write(map[i], next, i, gen);
+	for (uint32_t k = 0; k < cap; k++)
+		if (atomic_load(&shm_pool_ident(k)->state) != SHM_POOL_FREE)
+			hw = k + 1;
+	g_shm->pools_cnt = hw;
+	free(taken);
+	return 0;
+}
+
+void
+shm_ctl_wake_workers(pid_t skip_pid)
+{
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		pid_t pid = (pid_t)atomic_load(&shm_worker(w)->pid);
+
+		if (pid > 0 && pid != skip_pid)
+			(void)kill(pid, SIGHUP);
+	}
 }

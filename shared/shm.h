@@ -42,13 +42,14 @@ struct shm_header {
 	uint32_t version;
 	uint32_t workers_cnt;
 	uint64_t size;
-	uint32_t pools_cnt;
+	uint32_t pools_cnt; /* indexes below this may be in use (high-water mark, <= pools_cap) */
 	uint32_t clients_per_worker;
 	uint32_t servers_per_worker;
 	uint32_t pad;
 	uint64_t off_workers, off_pools, off_pool_stats, off_clients, off_servers, off_prepared;
+	uint64_t off_pool_idents, off_ctl, off_bans, off_cfg_blob;
 	uint32_t prepared_per_worker;
-	uint32_t pad2;
+	uint32_t pools_cap; /* pool indexes the segment has room for (see shm_pool_ident) */
 	uint64_t started_us;
 	uint8_t mock_key[32]; /* salts of fake SCRAM exchanges for unknown users */
 };
@@ -100,7 +101,7 @@ struct shm_client {
 	char application_name[SHM_NAME_MAX];
 	/* the server running this client's queries, for CancelRequest */
 	_Atomic uint32_t server_seq; /* odd while changing */
-	int32_t server_db_idx;       /* -1: none */
+	int32_t server_db_idx;       /* the server's pool (shm pool index); -1: none */
 	uint32_t server_pid, server_key;
 	uint64_t server_id;
 } __attribute__((aligned(CACHELINE)));
@@ -192,3 +193,150 @@ uint32_t shm_clients_total(void);
  * counts, connection rows and stats. Supervisor only.
  */
 void shm_recover_slot(uint32_t slot, pid_t pid);
+
+/* ---- live reload and control (admin action commands) ----------------------- */
+
+/*
+ * Pool indexes. The segment has room for pools_cap pools:
+ * max(2 x the pools at start, SHM_POOLS_MIN_CAP); a reload that needs more
+ * is refused (restart to grow). An index is stable for the life of a pool
+ * (the pool (users.LABEL, databases.LABEL) keeps it across reloads, even when
+ * its settings change), so counters and the global cap carry over. A removed
+ * pool's index is reused only once no worker references it (refs all 0) and
+ * it holds no server (open all 0). Written by the supervisor under the
+ * control lock (state, names); refs[w] by worker w under the same lock.
+ */
+#define SHM_POOLS_MIN_CAP 64
+#define SHM_HOST_MAX      128
+
+enum shm_pool_state {
+	SHM_POOL_FREE = 0, /* never used, or reusable */
+	SHM_POOL_LIVE,     /* in the current configuration */
+	SHM_POOL_REMOVED,  /* removed by a reload: draining in the workers that still have it */
+};
+
+struct shm_pool_ident {
+	_Atomic uint32_t seq;   /* odd while the supervisor rewrites the row */
+	_Atomic uint32_t state; /* enum shm_pool_state */
+	uint64_t cfg_gen;       /* configuration generation that last defined it */
+	_Atomic uint8_t refs[CONFIG_MAX_WORKERS]; /* worker w has it (live or draining) */
+	char user[SHM_NAME_MAX];                  /* the name clients log in with */
+	char database[SHM_NAME_MAX];              /* the database name clients use */
+	char user_label[SHM_NAME_MAX];            /* [users.LABEL] */
+	char db_label[SHM_NAME_MAX];              /* [databases.LABEL] */
+	char host[SHM_HOST_MAX];
+	int32_t port, shard, role, pool_size, pooler_mode;
+} __attribute__((aligned(CACHELINE)));
+
+/*
+ * Manual bans (BAN / UNBAN; SHOW BANS reads them). A banned pool refuses new
+ * checkouts. A row is in use while database[0] != 0. expires_at_us 0: until
+ * UNBAN. Written under the control lock; readers use shm_row_read.
+ */
+#define SHM_BANS_MAX 64
+
+struct shm_ban {
+	_Atomic uint32_t seq;
+	uint32_t pad;
+	char database[SHM_NAME_MAX];
+	char user[SHM_NAME_MAX]; /* "" : every user of database */
+	char host[SHM_HOST_MAX];
+	char reason[128];
+	uint64_t banned_at_us;  /* wall clock */
+	uint64_t expires_at_us; /* wall clock; 0: never */
+} __attribute__((aligned(CACHELINE)));
+
+/* Commands for every worker (or one slot), in a ring. */
+#define SHM_CTL_CMDS    32
+#define SHM_CTL_ARG_MAX 64
+
+enum shm_ctl_kind {
+	SHM_CTL_NONE = 0,
+	SHM_CTL_RECONNECT,   /* arg: database, "" = all: new servers after check-in */
+	SHM_CTL_KILL,        /* arg: database, "" = all: drop clients and servers now */
+	SHM_CTL_KILL_CLIENT, /* slot, id: drop that client */
+};
+
+struct shm_ctl_cmd {
+	uint64_t seq; /* 1, 2, ...: position in the ring is seq % SHM_CTL_CMDS */
+	uint32_t kind;
+	int32_t slot; /* -1: every worker */
+	uint64_t id;
+	char arg[SHM_CTL_ARG_MAX];
+};
+
+/* Runtime overrides (SET): one slot per config_live setting. */
+#define SHM_CTL_OVERRIDES  16
+#define SHM_CTL_UNSET      INT32_MIN
+#define SHM_CTL_PAUSED_MAX 32
+#define SHM_CFG_BLOB_MAX   (1024 * 1024) /* bytes of configuration text a reload may publish */
+#define SHM_RELOAD_MSG_MAX 1024
+
+/*
+ * The control area. Everything is written under `lock` (holder's pid); the
+ * writer bumps `gen` and then wakes every worker (SIGHUP to its pid); a
+ * worker reads what changed under the lock and stores `acked[slot] = gen`
+ * once it acts accordingly.
+ */
+struct shm_ctl {
+	_Atomic int32_t lock;
+	_Atomic int32_t sv_pid; /* the supervisor: RELOAD and SHUTDOWN signal it */
+	_Atomic uint64_t gen;
+	_Atomic uint64_t acked[CONFIG_MAX_WORKERS];
+	/* holds: MAINTENANCE, PAUSE (all, or these databases) */
+	uint32_t is_maintenance;
+	uint32_t is_pause_all;
+	uint32_t paused_cnt;
+	uint32_t pad;
+	char paused[SHM_CTL_PAUSED_MAX][SHM_NAME_MAX];
+	int32_t overrides[SHM_CTL_OVERRIDES]; /* SHM_CTL_UNSET or the value */
+	/* the command ring */
+	uint64_t cmd_seq; /* last command written */
+	struct shm_ctl_cmd cmds[SHM_CTL_CMDS];
+	/* the configuration published by the supervisor (blob: struct shm_cfg_blob) */
+	uint64_t cfg_gen; /* 0: the one loaded at start (inherited by fork) */
+	/* RELOAD from the admin console: workers bump req, the supervisor answers */
+	uint64_t reload_req;
+	uint64_t reload_done; /* the req value the last reload served */
+	uint32_t reload_ok;
+	uint32_t pad2;
+	char reload_msg[SHM_RELOAD_MSG_MAX];
+} __attribute__((aligned(CACHELINE)));
+
+/*
+ * The published configuration: the exact bytes the supervisor validated.
+ * Followed by pool_map[pools_cnt] (shm index of the configuration's pool i),
+ * then the texts, each NUL-terminated: pgdog.ini (if has_config), users.ini
+ * (if has_users), then urls_cnt -d URLs; names for messages come first.
+ */
+struct shm_cfg_blob {
+	uint32_t len; /* bytes after this header */
+	uint32_t pools_cnt;
+	uint32_t has_config, has_users, urls_cnt;
+	uint32_t pad;
+};
+
+struct shm_pool_ident *shm_pool_ident(uint32_t pool_idx);
+struct shm_ban *shm_ban(uint32_t idx);
+struct shm_ctl *shm_ctl(void);
+struct shm_cfg_blob *shm_cfg_blob(void);
+
+/* The control lock (pid in the word); held for a few stores or one copy, never across I/O. */
+void shm_ctl_lock(void);
+void shm_ctl_unlock(void);
+
+/*
+ * Write the identities of cfg's pools (index i = pool i). Supervisor, at
+ * start, after shm_create.
+ */
+void shm_pools_init(const struct config *cfg);
+/*
+ * Choose an index for every pool of next (same labels: same index; new:
+ * a free one) into map, mark the others removed, and write the identities.
+ * Call under shm_ctl_lock. -1 with a reason when the capacity is exhausted
+ * (nothing changed then). Supervisor only.
+ */
+int shm_pools_assign(const struct config *next, uint64_t gen, uint32_t *map, char *err,
+		     size_t err_len) MUST_CHECK;
+/* Send SIGHUP to every live worker except skip_pid (0: none). */
+void shm_ctl_wake_workers(pid_t skip_pid);

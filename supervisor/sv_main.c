@@ -9,8 +9,8 @@
  * waits for signals and handles them in a fixed order (child exits,
  * shutdown, reload, log reopen, missing workers), one function each.
  *
- * Invariants: the configuration the workers run with (g_cfg) is the one
- * loaded at start; a reload only validates and reports. Every path the
+ * Invariants: a reload publishes to the workers only a configuration this
+ * process validated, as the very bytes it parsed (see sv_main_reload). Every path the
  * supervisor touches after start (configuration files on SIGHUP, log file,
  * pidfile, Unix socket) is absolute, because --daemon does chdir("/").
  */
@@ -614,39 +614,141 @@ sv_main_diff(const struct config *a, const struct config *b, char *buf, size_t l
 }
 
 /*
- * SIGHUP: read and validate the files again (and the same -d URLs). A bad
- * file is reported and changes nothing. A valid one is, for now, only
- * reported: the workers keep the configuration loaded at start.
+ * Publish a validated configuration to the workers: pool indexes, then the
+ * exact texts the supervisor parsed (see struct shm_cfg_blob), under the
+ * control lock. Runtime overrides (SET) are cleared: the files are the truth
+ * again. -1 with a reason (capacity, size) and nothing published.
+ */
+static int
+sv_main_publish(const struct config *next, const char *config_name, const char *config_text,
+		const char *users_name, const char *users_text, char *err, size_t err_len)
+{
+	struct shm_ctl *ctl = shm_ctl();
+	struct shm_cfg_blob *blob = shm_cfg_blob();
+	const char *parts[4 + SV_MAIN_URLS_MAX];
+	size_t parts_cnt = 0, len;
+	uint32_t *map;
+	char *out;
+	int rc = -1;
+
+	parts[parts_cnt++] = config_name ? config_name : "";
+	parts[parts_cnt++] = users_name ? users_name : "";
+	if (config_text)
+		parts[parts_cnt++] = config_text;
+	if (users_text)
+		parts[parts_cnt++] = users_text;
+	for (size_t i = 0; i < sv.opts.urls_cnt; i++)
+		parts[parts_cnt++] = sv.opts.urls[i];
+	len = sizeof(uint32_t) * next->pools_cnt;
+	for (size_t i = 0; i < parts_cnt; i++)
+		len += strlen(parts[i]) + 1;
+	if (len > SHM_CFG_BLOB_MAX) {
+		snprintf(
+			err, err_len,
+			"the configuration is %zu bytes; a reload can publish at most %d (restart pgdog to apply it)",
+			len, SHM_CFG_BLOB_MAX);
+		return -1;
+	}
+	shm_ctl_lock();
+	map = (uint32_t *)(blob + 1);
+	if (shm_pools_assign(next, ctl->cfg_gen + 1, map, err, err_len) < 0)
+		goto out;
+	out = (char *)(map + next->pools_cnt);
+	for (size_t i = 0; i < parts_cnt; i++) {
+		size_t n = strlen(parts[i]) + 1;
+
+		memcpy(out, parts[i], n);
+		out += n;
+	}
+	blob->len = (uint32_t)len;
+	blob->pools_cnt = (uint32_t)next->pools_cnt;
+	blob->has_config = config_text != NULL;
+	blob->has_users = users_text != NULL;
+	blob->urls_cnt = (uint32_t)sv.opts.urls_cnt;
+	ctl->cfg_gen++;
+	for (int i = 0; i < SHM_CTL_OVERRIDES; i++)
+		ctl->overrides[i] = SHM_CTL_UNSET;
+	rc = 0;
+out:
+	shm_ctl_unlock();
+	return rc;
+}
+
+/* Tell the admin client(s) waiting on RELOAD how it went, and wake every worker. */
+static void
+sv_main_reload_answer(uint64_t req, bool ok, const char *msg)
+{
+	struct shm_ctl *ctl = shm_ctl();
+
+	shm_ctl_lock();
+	ctl->reload_done = req;
+	ctl->reload_ok = ok;
+	snprintf(ctl->reload_msg, sizeof(ctl->reload_msg), "%s", msg);
+	atomic_fetch_add(&ctl->gen, 1);
+	shm_ctl_unlock();
+	shm_ctl_wake_workers(0);
+}
+
+/*
+ * SIGHUP (or RELOAD on the admin console): read both files once, validate
+ * those bytes, and publish them to the workers, which apply the same bytes
+ * (pgdog.8, RELOAD). A bad file is reported, in the log and to the admin
+ * client, and changes nothing. Settings that need a restart keep their
+ * running values and are reported.
  */
 static void
 sv_main_reload(void)
 {
 	const char *config_path = sv_main_path_to_load(sv.config_abs, !sv.opts.config_path);
 	const char *users_path = sv_main_path_to_load(sv.users_abs, !sv.opts.users_path);
-	struct config *next;
-	char err[1024], src[2048], changed[1024];
+	struct config *next = NULL;
+	char *config_text = NULL, *users_text = NULL;
+	char err[1024], src[2048], changed[1024], restart[512], msg[4800];
+	uint64_t req;
 
+	shm_ctl_lock();
+	req = shm_ctl()->reload_req;
+	shm_ctl_unlock();
 	sv_main_sources(src, sizeof(src), config_path, users_path);
+	if ((config_path && config_file_read(config_path, &config_text, err, sizeof(err)) < 0) ||
+	    (users_path && config_file_read(users_path, &users_text, err, sizeof(err)) < 0))
+		goto fail;
 	next = config_new();
 	if (!next) {
-		log_error(NULL, "reload failed, keeping the current configuration: out of memory");
-		return;
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
 	}
-	if (config_load(next, config_path, users_path, sv.opts.urls, sv.opts.urls_cnt, err,
-			sizeof(err)) < 0) {
-		log_error(NULL, "reload failed, keeping the current configuration: %s", err);
-		config_free(next);
-		return;
+	if (config_load_texts(next, config_path, config_text, users_path, users_text, sv.opts.urls,
+			      sv.opts.urls_cnt, err, sizeof(err)) < 0)
+		goto fail;
+	if (config_keep_restart_only(next, sv.cfg, restart, sizeof(restart)) < 0) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
 	}
 	sv_main_diff(sv.cfg, next, changed, sizeof(changed));
-	if (!changed[0])
-		log_info(NULL, "configuration reloaded from %s: valid; no changes", src);
-	else
-		log_info(
-			NULL,
-			"configuration reloaded from %s: valid; changed: %s; pools keep running with the configuration loaded at start (this release does not reconfigure live pools): restart pgdog to apply these changes",
-			src, changed);
+	if (sv_main_publish(next, config_path, config_text, users_path, users_text, err,
+			    sizeof(err)) < 0)
+		goto fail;
+	config_free(sv.cfg);
+	sv.cfg = next;
+	g_cfg = next;
+	g_log_level = next->log_level;
+	snprintf(msg, sizeof(msg), "configuration reloaded from %s: applied; changed: %s%s%s%s",
+		 src, changed[0] ? changed : "nothing",
+		 restart[0] ? "; needs a restart, not applied: " : "", restart,
+		 restart[0] ? " (running values kept)" : "");
+	log_info(NULL, "%s", msg);
+	config_file_free(config_text);
+	config_file_free(users_text);
+	sv_main_reload_answer(req, true, msg);
+	return;
+fail:
+	snprintf(msg, sizeof(msg), "reload failed, keeping the current configuration: %s", err);
+	log_error(NULL, "%s", msg);
 	config_free(next);
+	config_file_free(config_text);
+	config_file_free(users_text);
+	sv_main_reload_answer(req, false, msg);
 }
 
 /* ---- the supervision loop ------------------------------------------------------- */
@@ -970,9 +1072,12 @@ main(int argc, char **argv)
 		sv_main_fatal("%s", err);
 	if (shm_create(sv.cfg, err, sizeof(err)) < 0)
 		sv_main_fatal("shared memory: %s", err);
+	shm_pools_init(sv.cfg);
 	if (sv.opts.is_daemon)
 		sv_main_daemonize();
 	sv_main_pidfile_write();
+	/* after --daemon forked: RELOAD and SHUTDOWN on the admin console signal this pid */
+	atomic_store(&shm_ctl()->sv_pid, (int32_t)getpid());
 	if (sv_signal_init() < 0)
 		sv_main_fatal("signal handlers: %s", strerror(errno));
 	sv_child_init(sv.cfg->workers, &sv.listen);

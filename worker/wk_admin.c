@@ -15,6 +15,7 @@
 #include "config.h"
 #include "shared/config.h"
 #include "shared/shm.h"
+#include "worker/wk_admin_ctl.h"
 #include "worker/wk_client.h"
 
 #define WK_ADMIN_MSG_MAX  (64 * 1024)
@@ -164,27 +165,27 @@ wk_admin_show_servers(struct pgw_buf *b, size_t *rows)
 		for (uint32_t i = 0; i < g_shm->servers_per_worker; i++) {
 			struct shm_server *src = shm_server(w, i), r;
 			struct wk_admin_row row = { .cnt = 0 };
-			const struct config_pool *cp;
-			const struct config_database *db;
+			struct shm_pool_ident id;
 			char t1[32], t2[32];
 
 			if (atomic_load_explicit(&src->state, memory_order_relaxed) ==
 			    SHM_STATE_FREE)
 				continue;
+			/* pool indexes are shm's (stable across reloads): names come from there */
 			if (!shm_row_read(&src->seq, src, &r, sizeof(r)) ||
 			    r.state == SHM_STATE_FREE || r.pool_idx < 0 ||
-			    (size_t)r.pool_idx >= g_cfg->pools_cnt)
+			    (uint32_t)r.pool_idx >= g_shm->pools_cap ||
+			    !shm_row_read(&shm_pool_ident((uint32_t)r.pool_idx)->seq,
+					  shm_pool_ident((uint32_t)r.pool_idx), &id, sizeof(id)))
 				continue;
-			cp = &g_cfg->pools[r.pool_idx];
-			db = &g_cfg->databases[cp->db_idx];
 			wk_admin_time(t1, sizeof(t1), r.connect_us);
 			wk_admin_time(t2, sizeof(t2), r.request_us);
 			wk_admin_cell(&row, "w%us%" PRIu64, w, r.id);
 			wk_admin_cell(&row, "%d", r.pool_idx);
-			wk_admin_cell(&row, "%s", db->name);
-			wk_admin_cell(&row, "%s", g_cfg->users[cp->user_idx].name);
-			wk_admin_cell(&row, "%s", db->host);
-			wk_admin_cell(&row, "%d", db->port);
+			wk_admin_cell(&row, "%s", id.database);
+			wk_admin_cell(&row, "%s", id.user);
+			wk_admin_cell(&row, "%s", id.host);
+			wk_admin_cell(&row, "%d", id.port);
 			wk_admin_cell(&row, "%s", wk_admin_state(r.state));
 			wk_admin_cell(&row, "%s", t1);
 			wk_admin_cell(&row, "%s", t2);
@@ -218,12 +219,15 @@ wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
 
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (uint32_t i = 0; i < g_shm->pools_cnt; i++) {
-		const struct config_pool *cp = &g_cfg->pools[i];
-		const struct config_database *db = &g_cfg->databases[cp->db_idx];
+		struct shm_pool_ident id;
 		struct wk_admin_row row = { .cnt = 0 };
 		uint64_t cl_active = 0, cl_waiting = 0, sv_active = 0, sv_idle = 0, sv_login = 0;
 		uint64_t maxwait = 0, timeouts = 0, pins = 0;
 
+		/* pool indexes are shm's (stable across reloads): names come from there */
+		if (!shm_row_read(&shm_pool_ident(i)->seq, shm_pool_ident(i), &id, sizeof(id)) ||
+		    id.state == SHM_POOL_FREE)
+			continue;
 		for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
 			struct shm_pool_stats *st = shm_pool_stats(w, i);
 			uint64_t mw = atomic_load_explicit(&st->maxwait_us, memory_order_relaxed);
@@ -240,22 +244,23 @@ wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
 				maxwait = mw;
 		}
 		wk_admin_cell(&row, "%u", i);
-		wk_admin_cell(&row, "%s", db->name);
-		wk_admin_cell(&row, "%s", g_cfg->users[cp->user_idx].name);
-		wk_admin_cell(&row, "%s", db->host);
-		wk_admin_cell(&row, "%d", db->port);
-		wk_admin_cell(&row, "%d", db->shard);
-		wk_admin_cell(&row, "%s", config_role_name(db->role));
+		wk_admin_cell(&row, "%s", id.database);
+		wk_admin_cell(&row, "%s", id.user);
+		wk_admin_cell(&row, "%s", id.host);
+		wk_admin_cell(&row, "%d", id.port);
+		wk_admin_cell(&row, "%d", id.shard);
+		wk_admin_cell(&row, "%s", config_role_name((enum config_role)id.role));
 		wk_admin_cell(&row, "%" PRIu64, cl_active);
 		wk_admin_cell(&row, "%" PRIu64, cl_waiting);
 		wk_admin_cell(&row, "%" PRIu64, sv_active);
 		wk_admin_cell(&row, "%" PRIu64, sv_idle);
 		wk_admin_cell(&row, "%" PRIu64, sv_login);
 		wk_admin_cell(&row, "%u", shm_pool_open_total(i));
-		wk_admin_cell(&row, "%d", cp->pool_size);
+		wk_admin_cell(&row, "%d", id.pool_size);
 		wk_admin_cell(&row, "%" PRIu64, maxwait / 1000000);
 		wk_admin_cell(&row, "%" PRIu64, maxwait % 1000000);
-		wk_admin_cell(&row, "%s", config_pooler_mode_name(cp->pooler_mode));
+		wk_admin_cell(&row, "%s",
+			      config_pooler_mode_name((enum config_pooler_mode)id.pooler_mode));
 		wk_admin_cell(&row, "%" PRIu64, timeouts);
 		wk_admin_cell(&row, "%" PRIu64, pins);
 		pgw_put_data_row(b, row.values, row.cnt);
@@ -322,6 +327,13 @@ wk_admin_query(struct wk_client *c, const char *sql)
 
 	wk_admin_normalize(sql, cmd, sizeof(cmd));
 	log_debug(&c->lctx, "admin command: %.100s", cmd);
+	{
+		enum wk_rc rc;
+
+		/* action commands (RELOAD, PAUSE, ...): wk_admin_ctl.c */
+		if (wk_admin_ctl_query(c, cmd, sql, &rc))
+			return rc;
+	}
 	pgw_buf_reset(b);
 	if (cmd[0] == '\0') {
 		pgw_put_empty_query(b);
@@ -428,5 +440,7 @@ wk_admin_on_input(struct wk_client *c)
 		if (rc == WK_CLOSED)
 			return WK_CLOSED;
 		evbuffer_drain(in, pgw_msg_size(&h));
+		if (wk_admin_ctl_is_waiting(c))
+			return WK_AGAIN; /* the rest waits for the pending command's answer */
 	}
 }

@@ -96,13 +96,12 @@ wk_cancel_request(uint32_t pid, uint32_t key)
 		log_debug(NULL, "cancel request for a client without a running query: ignored");
 		return;
 	}
-	for (uint32_t i = 0; i < wk_pool_count(); i++) {
-		struct wk_pool *q = wk_pool_get(i);
+	{
+		/* server_db_idx holds the pool's shm index: the same pool in every worker */
+		struct wk_pool *q = wk_pool_get((uint32_t)db_idx);
 
-		if (q->cfg->db_idx == db_idx && q->addr_len) {
+		if (q && q->cfg && q->addr_len)
 			p = q;
-			break;
-		}
 	}
 	if (p)
 		wk_cancel_send(p, server_pid, server_key);

@@ -36,6 +36,7 @@
 #include "shared/shm.h"
 #include "sql/sql_classify.h"
 #include "worker/wk_admin.h"
+#include "worker/wk_admin_ctl.h"
 #include "worker/wk_cancel.h"
 #include "worker/wk_pool.h"
 #include "worker/wk_server.h"
@@ -126,7 +127,7 @@ wk_client_row_server(struct wk_client *c)
 
 	atomic_fetch_add_explicit(&r->server_seq, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	r->server_db_idx = s ? s->pool->cfg->db_idx : -1;
+	r->server_db_idx = s ? (int32_t)s->pool->idx : -1; /* the pool's shm index */
 	r->server_pid = s ? s->backend_pid : 0;
 	r->server_key = s ? s->backend_key : 0;
 	r->server_id = s ? s->id : 0;
@@ -242,6 +243,8 @@ wk_client_free(struct wk_client *c)
 		return;
 	if (c->pool)
 		wk_pool_unwait(c->pool, c);
+	if (c->is_admin)
+		wk_admin_ctl_forget(c);
 	list_del(&c->node);
 	if (c->bev)
 		bufferevent_free(c->bev);
@@ -605,9 +608,12 @@ wk_client_login_start(struct wk_client *c, const struct pgw_startup *st)
 		snprintf(r->database, sizeof(r->database), "%s", c->db_name);
 	} else {
 		/* the entry for this database; any entry of that name still authenticates */
-		c->pool_idx = config_find_pool(g_cfg, c->user_name, c->db_name);
-		if (c->pool_idx >= 0)
-			c->user = &g_cfg->users[g_cfg->pools[c->pool_idx].user_idx];
+		int cfg_idx = config_find_pool(g_cfg, c->user_name, c->db_name);
+
+		/* c->pool_idx is the pool's stable shm index, not the configuration's */
+		c->pool_idx = wk_pool_index_of(cfg_idx);
+		if (cfg_idx >= 0)
+			c->user = &g_cfg->users[g_cfg->pools[cfg_idx].user_idx];
 		else
 			c->user = config_find_user(g_cfg, c->user_name);
 	}

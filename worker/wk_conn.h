@@ -155,6 +155,7 @@ struct wk_server {
 	bool is_free_later;
 	bool read_paused;
 	bool is_reserved; /* holds one reservation of the pool's global cap */
+	uint32_t epoch;   /* its pool's epoch when it connected (reload, RECONNECT) */
 	uint32_t backend_pid, backend_key;
 	char tx_status;                  /* last ReadyForQuery status: 'I', 'T', 'E' */
 	uint32_t expect_ready;           /* ReadyForQuery messages still owed to the client */

@@ -21,6 +21,7 @@
 #include "shared/shm.h"
 #include "worker/wk_client.h"
 #include "worker/wk_conn.h"
+#include "worker/wk_ctl.h"
 #include "worker/wk_pool.h"
 #include "worker/wk_server.h"
 
@@ -174,7 +175,8 @@ wk_main_signal_cb(evutil_socket_t sig, short what, void *arg)
 			log_errno(NULL, errno, "cannot reopen the log file");
 		break;
 	default:
-		/* SIGHUP: the supervisor reloads; nothing to do here */
+		/* SIGHUP: the control area changed (reload published, admin command) */
+		wk_ctl_wake();
 		break;
 	}
 }
@@ -185,6 +187,7 @@ wk_main_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	wk_clock_update();
 	wk_client_sweep();
 	wk_pool_sweep();
+	wk_ctl_sweep();
 	if (g_wk.is_shutting_down && !g_wk.is_fast_shutdown)
 		wk_main_graceful_step();
 }
@@ -237,6 +240,7 @@ wk_main_cleanup(void)
 	wk_pool_close_all();
 	wk_main_reap_cb(-1, 0, NULL);
 	wk_pool_cleanup_all();
+	wk_ctl_cleanup();
 	for (size_t i = 0; i < ARRAY_SIZE(wk_sig_ev); i++)
 		if (wk_sig_ev[i])
 			event_free(wk_sig_ev[i]);
@@ -268,7 +272,6 @@ wk_main_run(int slot, int tcp_fd, int unix_fd)
 	wk_clock_update();
 	signal(SIGPIPE, SIG_IGN);
 
-	atomic_store(&w->pid, (int32_t)getpid());
 	atomic_store(&w->started_us, g_wk.now_us);
 	atomic_store(&w->clients_cnt, 0);
 
@@ -289,7 +292,9 @@ wk_main_run(int slot, int tcp_fd, int unix_fd)
 		if (!wk_sig_ev[i] || event_add(wk_sig_ev[i], NULL) < 0)
 			goto fail;
 	}
-	if (wk_main_init_rows() < 0 || wk_pool_init_all() < 0)
+	/* published only now: SIGHUP (control wake-up) is handled from here on */
+	atomic_store(&w->pid, (int32_t)getpid());
+	if (wk_main_init_rows() < 0 || wk_ctl_init() < 0)
 		goto fail;
 	if (wk_main_listen(0, tcp_fd, false) < 0 || wk_main_listen(1, unix_fd, true) < 0)
 		goto fail;

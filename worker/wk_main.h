@@ -16,7 +16,8 @@
  *
  * Signals (handled as libevent events): SIGINT graceful shutdown (stop
  * accepting, let clients finish their transactions for shutdown_timeout),
- * SIGTERM fast shutdown (close everything now), SIGHUP ignored (the
- * supervisor reloads), SIGUSR1 reopens the log file.
+ * SIGTERM fast shutdown (close everything now), SIGHUP the control area
+ * changed: apply a published reload, holds, bans, SET and commands
+ * (wk_ctl.h), SIGUSR1 reopens the log file.
  */
 void wk_main_run(int slot, int tcp_fd, int unix_fd) NORETURN;

@@ -26,8 +26,12 @@
 #define WK_POOL_CLOSE_WAIT_US (1000 * 1000) /* for a backend to hang up */
 #define WK_POOL_GIVE_BACK_US  (50 * 1000) /* idle this long with no local waiter: free for others */
 
-static struct wk_pool *wk_pools;
+static struct wk_pool *wk_pools; /* g_shm->pools_cap entries, by shm pool index */
 static uint32_t wk_pools_cnt;
+
+static void wk_pool_hand_out(struct wk_pool *p);
+static void wk_pool_grow(struct wk_pool *p);
+static uint32_t wk_pool_local_total_all(const struct wk_pool *p);
 
 struct wk_pool *
 wk_pool_get(uint32_t idx)
@@ -75,34 +79,274 @@ wk_pool_resolve(struct wk_pool *p)
 	return 0;
 }
 
-int
-wk_pool_init_all(void)
+/* Point p at pool i of cfg (pointers, name, share of min_pool_size). */
+static void
+wk_pool_point(struct wk_pool *p, const struct config *cfg, size_t i)
 {
-	uint32_t workers = (uint32_t)g_cfg->workers, slot = (uint32_t)g_wk.slot;
+	uint32_t workers = (uint32_t)cfg->workers, slot = (uint32_t)g_wk.slot, min;
 
-	wk_pools_cnt = (uint32_t)g_cfg->pools_cnt;
+	p->owner = cfg;
+	p->cfg = &cfg->pools[i];
+	p->user = &cfg->users[p->cfg->user_idx];
+	p->db = &cfg->databases[p->cfg->db_idx];
+	snprintf(p->name, sizeof(p->name), "%s/%s", p->user->name, p->db->name);
+	min = (uint32_t)p->cfg->min_pool_size;
+	p->min_share = min / workers + (slot < min % workers ? 1 : 0);
+	/* log contexts of its servers point into the configuration too */
+	for (int st = 0; st < WK_SERVER_STATE_CNT; st++) {
+		struct list *pos;
+
+		list_foreach (pos, &p->servers[st]) {
+			struct wk_server *s = list_entry(pos, struct wk_server, node);
+
+			s->lctx.user = p->user->name;
+			s->lctx.db = p->db->name;
+		}
+	}
+}
+
+/* A pool appears in this worker (start or reload). */
+static void
+wk_pool_create(struct wk_pool *p, const struct config *cfg, size_t i)
+{
+	uint32_t idx = p->idx;
+
+	memset(p, 0, sizeof(*p));
+	p->idx = idx;
+	for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
+		list_init(&p->servers[st]);
+	list_init(&p->waiters);
+	wk_pool_point(p, cfg, i);
+	p->stats = shm_pool_stats((uint32_t)g_wk.slot, idx);
+	memset(p->stats, 0, sizeof(*p->stats));
+	(void)wk_pool_resolve(p);
+}
+
+int
+wk_pool_init_all(const uint32_t *map)
+{
+	wk_pools_cnt = g_shm->pools_cap;
 	wk_pools = calloc(wk_pools_cnt ? wk_pools_cnt : 1, sizeof(*wk_pools));
 	if (!wk_pools)
 		return -1;
 	for (uint32_t i = 0; i < wk_pools_cnt; i++) {
-		struct wk_pool *p = &wk_pools[i];
-		uint32_t min;
-
-		p->idx = i;
-		p->cfg = &g_cfg->pools[i];
-		p->user = &g_cfg->users[p->cfg->user_idx];
-		p->db = &g_cfg->databases[p->cfg->db_idx];
-		snprintf(p->name, sizeof(p->name), "%s/%s", p->user->name, p->db->name);
+		wk_pools[i].idx = i;
 		for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
-			list_init(&p->servers[st]);
-		list_init(&p->waiters);
-		min = (uint32_t)p->cfg->min_pool_size;
-		p->min_share = min / workers + (slot < min % workers ? 1 : 0);
-		p->stats = shm_pool_stats(slot, i);
-		memset(p->stats, 0, sizeof(*p->stats));
-		(void)wk_pool_resolve(p);
+			list_init(&wk_pools[i].servers[st]);
+		list_init(&wk_pools[i].waiters);
+	}
+	for (size_t i = 0; i < g_cfg->pools_cnt; i++) {
+		uint32_t idx = map ? map[i] : (uint32_t)i;
+
+		if (idx < wk_pools_cnt)
+			wk_pool_create(&wk_pools[idx], g_cfg, i);
 	}
 	return 0;
+}
+
+int
+wk_pool_index_of(int cfg_idx)
+{
+	if (cfg_idx < 0)
+		return -1;
+	for (uint32_t i = 0; i < wk_pools_cnt; i++)
+		if (wk_pools[i].cfg && !wk_pools[i].is_draining && wk_pools[i].owner == g_cfg &&
+		    wk_pools[i].cfg == &g_cfg->pools[cfg_idx])
+			return (int)i;
+	return -1;
+}
+
+bool
+wk_pool_uses_config(const struct config *cfg)
+{
+	for (uint32_t i = 0; i < wk_pools_cnt; i++)
+		if (wk_pools[i].cfg && wk_pools[i].owner == cfg)
+			return true;
+	return false;
+}
+
+static void
+wk_pool_close_idle_of(struct wk_pool *p, const char *why)
+{
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &p->servers[WK_SERVER_IDLE]) {
+		wk_server_close(list_entry(pos, struct wk_server, node), why);
+	}
+}
+
+/* Fail every client queued on p (it was removed). */
+static void
+wk_pool_fail_waiters(struct wk_pool *p)
+{
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &p->waiters) {
+		struct wk_client *c = list_entry(pos, struct wk_client, wait_node);
+
+		wk_pool_unwait(p, c);
+		wk_client_fatal(
+			c, SQLSTATE_ADMIN_SHUTDOWN,
+			"terminating connection: database \"%s\" was removed from the configuration",
+			p->db->name);
+	}
+}
+
+void
+wk_pool_apply(const struct config *next, const uint32_t *map)
+{
+	int32_t *from = malloc(sizeof(*from) * (wk_pools_cnt ? wk_pools_cnt : 1));
+
+	if (!from) {
+		log_error(NULL, "reload: out of memory applying the configuration");
+		return;
+	}
+	for (uint32_t k = 0; k < wk_pools_cnt; k++)
+		from[k] = -1;
+	for (size_t i = 0; i < next->pools_cnt; i++)
+		if (map[i] < wk_pools_cnt)
+			from[map[i]] = (int32_t)i;
+	for (uint32_t k = 0; k < wk_pools_cnt; k++) {
+		struct wk_pool *p = &wk_pools[k];
+		size_t i = (size_t)from[k];
+
+		if (from[k] >= 0 && !p->cfg) {
+			wk_pool_create(p, next, i);
+			log_info(NULL, "reload: pool %s added (id %u)", p->name, k);
+		} else if (from[k] >= 0) {
+			bool differs =
+				p->is_draining ||
+				config_pool_differs(p->owner, (size_t)(p->cfg - p->owner->pools),
+						    next, i);
+
+			wk_pool_point(p, next, i);
+			if (!differs)
+				continue;
+			/* rebuilt: servers with the old settings go, at check-in for busy ones */
+			p->is_draining = false;
+			p->epoch++;
+			p->retry_after_us = 0;
+			p->has_client_key = false;
+			secret_wipe(p->client_key, sizeof(p->client_key));
+			wk_pool_close_idle_of(p, "pool settings changed by a reload");
+			(void)wk_pool_resolve(p);
+			log_info(
+				NULL,
+				"reload: pool %s changed: rebuilt (busy servers close at check-in)",
+				p->name);
+		} else if (p->cfg && !p->is_draining) {
+			p->is_draining = true;
+			p->epoch++;
+			wk_pool_fail_waiters(p);
+			wk_pool_close_idle_of(p, "pool removed by a reload");
+			log_info(
+				NULL,
+				"reload: pool %s removed: its clients are closed when their transaction ends",
+				p->name);
+		}
+	}
+	free(from);
+}
+
+void
+wk_pool_drain_sweep(void)
+{
+	for (uint32_t k = 0; k < wk_pools_cnt; k++) {
+		struct wk_pool *p = &wk_pools[k];
+		struct list *pos, *tmp;
+		bool has_clients = false;
+
+		if (!p->cfg || !p->is_draining)
+			continue;
+		list_foreach_safe (pos, tmp, &g_wk.clients) {
+			struct wk_client *c = list_entry(pos, struct wk_client, node);
+
+			if (c->pool != p && c->pool_idx != (int)k)
+				continue;
+			if (c->state == WK_CLIENT_CLOSING || !wk_client_close_if_idle(c))
+				has_clients = true;
+		}
+		wk_pool_close_idle_of(p, "pool removed by a reload");
+		if (has_clients || wk_pool_local_total_all(p))
+			continue;
+		/* nothing of it left here: its index may serve another pool later */
+		log_info(NULL, "reload: pool %s drained in this worker", p->name);
+		p->cfg = NULL;
+		p->user = NULL;
+		p->db = NULL;
+		p->owner = NULL;
+		p->is_draining = false;
+		shm_ctl_lock();
+		atomic_store(&shm_pool_ident(k)->refs[g_wk.slot], 0);
+		shm_ctl_unlock();
+	}
+}
+
+void
+wk_pool_update_holds(bool (*is_held)(const struct wk_pool *p),
+		     bool (*is_banned)(const struct wk_pool *p))
+{
+	for (uint32_t k = 0; k < wk_pools_cnt; k++) {
+		struct wk_pool *p = &wk_pools[k];
+		bool was_held;
+
+		if (!p->cfg)
+			continue;
+		was_held = p->is_held;
+		p->is_held = is_held(p);
+		p->is_banned = is_banned(p);
+		if (p->is_banned) {
+			struct list *pos, *tmp;
+
+			list_foreach_safe (pos, tmp, &p->waiters) {
+				struct wk_client *c = list_entry(pos, struct wk_client, wait_node);
+
+				if (c->state == WK_CLIENT_LOGIN_WAIT)
+					continue;
+				wk_pool_unwait(p, c);
+				wk_client_fatal(
+					c, SQLSTATE_CONNECTION_FAILURE,
+					"pool \"%s\" is banned (BAN on the admin console): no new transactions until UNBAN",
+					p->name);
+			}
+		}
+		if (was_held && !p->is_held && p->waiters_cnt) {
+			wk_pool_hand_out(p);
+			wk_pool_grow(p);
+		}
+	}
+}
+
+static bool
+wk_pool_is_of(const struct wk_pool *p, const char *db)
+{
+	return p->cfg && (!db || strcmp(p->db->name, db) == 0);
+}
+
+void
+wk_pool_reconnect(const char *db)
+{
+	for (uint32_t k = 0; k < wk_pools_cnt; k++) {
+		struct wk_pool *p = &wk_pools[k];
+
+		if (!wk_pool_is_of(p, db))
+			continue;
+		p->epoch++;
+		wk_pool_close_idle_of(p, "RECONNECT");
+	}
+}
+
+void
+wk_pool_kill_servers(const char *db)
+{
+	for (uint32_t k = 0; k < wk_pools_cnt; k++) {
+		struct wk_pool *p = &wk_pools[k];
+
+		if (!wk_pool_is_of(p, db))
+			continue;
+		p->epoch++;
+		wk_pool_close_idle_of(p, "KILL");
+	}
 }
 
 void
@@ -111,6 +355,8 @@ wk_pool_close_all(void)
 	for (uint32_t i = 0; i < wk_pools_cnt; i++) {
 		struct wk_pool *p = &wk_pools[i];
 
+		if (!p->cfg)
+			continue;
 		for (int st = 0; st < WK_SERVER_STATE_CNT; st++) {
 			struct list *pos, *tmp;
 
@@ -143,6 +389,17 @@ wk_pool_local_total(const struct wk_pool *p)
 	for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
 		if (st != WK_SERVER_CLOSING)
 			n += p->servers_cnt[st];
+	return n;
+}
+
+/* Every server, closing ones too. */
+static uint32_t
+wk_pool_local_total_all(const struct wk_pool *p)
+{
+	uint32_t n = 0;
+
+	for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
+		n += p->servers_cnt[st];
 	return n;
 }
 
@@ -255,6 +512,8 @@ wk_pool_open_one(struct wk_pool *p)
 	if (!shm_pool_reserve(p->idx, (uint32_t)g_wk.slot, (uint32_t)p->cfg->pool_size))
 		return false;
 	s = wk_server_connect(p);
+	if (s)
+		s->epoch = p->epoch;
 	if (!s) {
 		char msg[256];
 
@@ -275,6 +534,8 @@ wk_pool_grow(struct wk_pool *p)
 	uint32_t pending = p->servers_cnt[WK_SERVER_CONNECTING] + p->servers_cnt[WK_SERVER_LOGIN] +
 			   p->servers_cnt[WK_SERVER_RESET];
 
+	if (p->is_held || p->is_draining || p->is_banned)
+		return;
 	while (p->waiters_cnt > pending && wk_pool_open_one(p))
 		pending++;
 }
@@ -300,10 +561,32 @@ wk_pool_unwait(struct wk_pool *p, struct wk_client *c)
 	wk_pool_stats_update(p);
 }
 
+/* PAUSE / MAINTENANCE: only logins that need no server go on; requests stay queued. */
+static void
+wk_pool_hand_out_held(struct wk_pool *p)
+{
+	struct list *pos, *tmp;
+
+	if (!p->has_params)
+		return;
+	list_foreach_safe (pos, tmp, &p->waiters) {
+		struct wk_client *c = list_entry(pos, struct wk_client, wait_node);
+
+		if (c->state != WK_CLIENT_LOGIN_WAIT)
+			continue;
+		wk_pool_unwait(p, c);
+		(void)wk_client_finish_login(c);
+	}
+}
+
 /* Give idle servers to waiters, oldest first. */
 static void
 wk_pool_hand_out(struct wk_pool *p)
 {
+	if (p->is_held) {
+		wk_pool_hand_out_held(p);
+		return;
+	}
 	while (!list_empty(&p->waiters)) {
 		struct wk_client *c =
 			list_entry(list_first(&p->waiters), struct wk_client, wait_node);
@@ -326,6 +609,16 @@ wk_pool_hand_out(struct wk_pool *p)
 enum wk_rc
 wk_pool_checkout(struct wk_pool *p, struct wk_client *c)
 {
+	if (p->is_draining)
+		return wk_client_fatal(
+			c, SQLSTATE_ADMIN_SHUTDOWN,
+			"terminating connection: database \"%s\" was removed from the configuration",
+			p->db->name);
+	if (p->is_banned && c->state != WK_CLIENT_LOGIN_WAIT)
+		return wk_client_fatal(
+			c, SQLSTATE_CONNECTION_FAILURE,
+			"pool \"%s\" is banned (BAN on the admin console): no new transactions until UNBAN",
+			p->name);
 	wk_pool_wait_add(p, c);
 	wk_pool_hand_out(p);
 	if (c->state == WK_CLIENT_CLOSING)
@@ -348,6 +641,11 @@ wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
 {
 	if (s->lifetime_us && g_wk.mono_us - s->connect_us > s->lifetime_us) {
 		wk_server_close(s, "server_lifetime reached");
+		return;
+	}
+	if (s->epoch != p->epoch) {
+		wk_server_close(s, p->is_draining ? "pool removed by a reload"
+						  : "pool rebuilt (reload or RECONNECT)");
 		return;
 	}
 	if (g_wk.is_shutting_down && list_empty(&p->waiters)) {
@@ -478,7 +776,8 @@ void
 wk_pool_sweep(void)
 {
 	for (uint32_t i = 0; i < wk_pools_cnt; i++)
-		wk_pool_sweep_one(&wk_pools[i]);
+		if (wk_pools[i].cfg)
+			wk_pool_sweep_one(&wk_pools[i]);
 }
 
 void
@@ -486,10 +785,8 @@ wk_pool_close_idle(void)
 {
 	for (uint32_t i = 0; i < wk_pools_cnt; i++) {
 		struct wk_pool *p = &wk_pools[i];
-		struct list *pos, *tmp;
 
-		list_foreach_safe (pos, tmp, &p->servers[WK_SERVER_IDLE]) {
-			wk_server_close(list_entry(pos, struct wk_server, node), "shutting down");
-		}
+		if (p->cfg)
+			wk_pool_close_idle_of(p, "shutting down");
 	}
 }

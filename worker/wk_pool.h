@@ -16,10 +16,15 @@
 #include "worker/wk_conn.h"
 
 struct wk_pool {
-	uint32_t idx;
-	const struct config_pool *cfg;            /* borrowed from g_cfg */
-	const struct config_user *user;           /* borrowed from g_cfg */
-	const struct config_database *db;         /* borrowed from g_cfg */
+	uint32_t idx;                             /* stable shm pool index (shm_pool_ident) */
+	const struct config_pool *cfg;            /* borrowed from owner; NULL: slot unused */
+	const struct config_user *user;           /* borrowed from owner */
+	const struct config_database *db;         /* borrowed from owner */
+	const struct config *owner;               /* the configuration those point into */
+	bool is_draining;                         /* removed by a reload: no new work */
+	bool is_held;                             /* PAUSE / MAINTENANCE: no checkout */
+	bool is_banned;                           /* BAN: checkouts refused */
+	uint32_t epoch;                           /* servers of an older epoch close at check-in */
 	char name[160];                           /* "user@database (host:port)" for messages */
 	struct list servers[WK_SERVER_STATE_CNT]; /* by state */
 	uint32_t servers_cnt[WK_SERVER_STATE_CNT];
@@ -39,8 +44,35 @@ struct wk_pool {
 	struct shm_pool_stats *stats;
 };
 
-/* Set up every pool of g_cfg. -1 on allocation failure. */
-int wk_pool_init_all(void) MUST_CHECK;
+/*
+ * Set up every pool of g_cfg: the array has room for g_shm->pools_cap pools,
+ * indexed by shm pool index; map[i] is the index of g_cfg's pool i (NULL:
+ * i). -1 on allocation failure.
+ */
+int wk_pool_init_all(const uint32_t *map) MUST_CHECK;
+/*
+ * Apply a new configuration (g_cfg is still the old one; the caller sets
+ * g_cfg = next afterwards): pools in next keep their index; unchanged ones
+ * keep everything, changed ones are rebuilt (idle servers closed now,
+ * active ones at check-in), pools not in next drain, new ones appear.
+ */
+void wk_pool_apply(const struct config *next, const uint32_t *map);
+/* Whether a pool still points into cfg (a draining pool keeps its configuration). */
+bool wk_pool_uses_config(const struct config *cfg);
+/* The pool of the configuration's pool cfg_idx (-1: none), or -1. */
+int wk_pool_index_of(int cfg_idx);
+/*
+ * Re-read holds (PAUSE, MAINTENANCE) and bans for every pool; release
+ * waiters of pools no longer held. Called after a control wake-up.
+ */
+void wk_pool_update_holds(bool (*is_held)(const struct wk_pool *p),
+			  bool (*is_banned)(const struct wk_pool *p));
+/* RECONNECT: servers of pools of database db (NULL: all) close at check-in; idle ones now. */
+void wk_pool_reconnect(const char *db);
+/* KILL: close every server of pools of database db (NULL: all) that has no client. */
+void wk_pool_kill_servers(const char *db);
+/* Periodic work for removed pools: close their clients between transactions, then forget them. */
+void wk_pool_drain_sweep(void);
 /* Close every server (worker exit); they are freed by the next reap. */
 void wk_pool_close_all(void);
 /* Free the pools: only after every server has been freed. */

@@ -52,10 +52,14 @@ START_TEST(test_shm_layout)
 	ck_assert_uint_eq(g_shm->workers_cnt, 3);
 	ck_assert_uint_eq(g_shm->pools_cnt, 1);
 	ck_assert_uint_eq(g_shm->clients_per_worker, 50);
-	ck_assert_uint_eq(g_shm->servers_per_worker, 4);
+	/* room for reloads: 64 pool indexes; rows: 2 x 4, plus 10 (default) per index that may be added */
+	ck_assert_uint_eq(g_shm->pools_cap, SHM_POOLS_MIN_CAP);
+	ck_assert_uint_eq(g_shm->servers_per_worker, 2 * 4 + (SHM_POOLS_MIN_CAP - 1) * 10);
 	/* every region lies inside the segment and is cache-line aligned */
 	ck_assert_uint_eq(g_shm->off_servers % CACHELINE, 0);
 	ck_assert_uint_le(g_shm->off_servers + 3 * 4 * sizeof(struct shm_server), g_shm->size);
+	ck_assert_uint_le(g_shm->off_cfg_blob + sizeof(struct shm_cfg_blob) + SHM_CFG_BLOB_MAX,
+			  g_shm->size);
 	ck_assert_ptr_eq(shm_client(1, 0), shm_client(0, 49) + 1);
 }
 END_TEST
@@ -190,6 +194,56 @@ START_TEST(test_shm_row_snapshot)
 }
 END_TEST
 
+static struct config *
+shm_cfg_with(const char *users)
+{
+	struct config *cfg = config_new();
+	char err[512];
+
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_msg(config_load_strings(cfg, "pgdog.ini",
+					  "[databases.app]\nhost = 127.0.0.1\n"
+					  "[databases.other]\nhost = 127.0.0.1\n",
+					  "users.ini", users, err, sizeof(err)) == 0,
+		      "%s", err);
+	return cfg;
+}
+
+/* a reload keeps each pool's index; a removed pool's index is reused only once nobody holds it */
+START_TEST(test_shm_pools_assign_stable)
+{
+	struct config *b = shm_cfg_with("[users.b]\ndatabase = other\npassword = x\n"
+					"[users.a]\ndatabase = app\npassword = y\npool_size = 9\n");
+	struct config *c = shm_cfg_with("[users.c]\ndatabase = other\npassword = x\n");
+	uint32_t map[4];
+	char err[256];
+
+	shm_pools_init(shm_cfg);
+	atomic_store(&shm_pool_ident(0)->refs[1], 1); /* worker 1 has pool a/app */
+	ck_assert_int_eq(shm_pools_assign(b, 1, map, err, sizeof(err)), 0);
+	ck_assert_uint_eq(map[1], 0); /* a/app: same labels, same index, new settings */
+	ck_assert_uint_eq(map[0], 1); /* b/other: new */
+	ck_assert_int_eq(shm_pool_ident(0)->pool_size, 9);
+	ck_assert_str_eq(shm_pool_ident(1)->user, "b");
+	ck_assert_uint_eq(g_shm->pools_cnt, 2);
+	/* a removed while worker 1 still has it: its index is not given to c */
+	ck_assert_int_eq(shm_pools_assign(c, 2, map, err, sizeof(err)), 0);
+	ck_assert_uint_eq(atomic_load(&shm_pool_ident(0)->state), SHM_POOL_REMOVED);
+	ck_assert_uint_eq(map[0], 2);
+	ck_assert_str_eq(shm_pool_ident(2)->user, "c");
+	/* b/other was in no worker: its index is free at once */
+	ck_assert_uint_eq(atomic_load(&shm_pool_ident(1)->state), SHM_POOL_FREE);
+	/* worker 1 drained it: now it is reusable */
+	atomic_store(&shm_pool_ident(0)->refs[1], 0);
+	ck_assert_int_eq(shm_pools_assign(b, 3, map, err, sizeof(err)), 0);
+	ck_assert_uint_eq(map[1], 0); /* a again: the removed identity comes back at its index */
+	ck_assert_uint_eq(map[0], 1);
+	ck_assert_uint_eq(atomic_load(&shm_pool_ident(2)->state), SHM_POOL_FREE);
+	config_free(b);
+	config_free(c);
+}
+END_TEST
+
 static Suite *
 shm_suite(void)
 {
@@ -204,6 +258,7 @@ shm_suite(void)
 	tcase_add_test(tc, test_shm_recover_dead_lock_holder);
 	tcase_add_test(tc, test_shm_recover_slot_rows);
 	tcase_add_test(tc, test_shm_row_snapshot);
+	tcase_add_test(tc, test_shm_pools_assign_stable);
 	suite_add_tcase(s, tc);
 	return s;
 }
