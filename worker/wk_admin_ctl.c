@@ -254,6 +254,12 @@ wk_admin_ctl_words(const char *raw, char words[][SHM_NAME_MAX * 2], size_t max)
 			p++;
 		if (!*p)
 			break;
+		if (*p == '=') {
+			/* SET key = value reads as SET key TO value */
+			snprintf(words[n++], SHM_NAME_MAX * 2, "to");
+			p++;
+			continue;
+		}
 		if (*p == '\'' || *p == '"')
 			q = *p++;
 		while (*p &&
@@ -266,13 +272,6 @@ wk_admin_ctl_words(const char *raw, char words[][SHM_NAME_MAX * 2], size_t max)
 			p++;
 		words[n][len] = '\0';
 		n++;
-		if (*p == '=') {
-			/* SET key = value */
-			snprintf(words[n < max ? n : n - 1], SHM_NAME_MAX * 2, "to");
-			if (n < max)
-				n++;
-			p++;
-		}
 	}
 	return n;
 }

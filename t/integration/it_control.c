@@ -1,0 +1,480 @@
+/*
+ * it_control.c: the admin console's action commands with two workers and
+ * clients on both: PAUSE (waits for a running transaction, then holds new
+ * queries until RESUME; PAUSE db holds only db), MAINTENANCE ON/OFF, a held
+ * client failing with 53300 only after checkout_timeout, SET checkout_timeout
+ * acting in both workers, RECONNECT (new backends), KILL db, KILL_CLIENT,
+ * BAN/UNBAN, RELOAD's replies, and SHUTDOWN (TCase control_shutdown).
+ */
+#include "t/lib/it.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADMIN "dbname=admin user=admin password=pgdog"
+#define APP   "dbname=app user=app password=app_pw"
+#define OTHER "dbname=other user=app2 password=app2_pw"
+
+static const char *const users_ini =
+	"[users.app]\ndatabase = app\npassword = app_pw\n"
+	"pool_size = 10\n"
+	"[users.app2]\nname = app2\ndatabase = other\npassword = app2_pw\n"
+	"pool_size = 4\n";
+
+static void
+setup_name(const char *name)
+{
+	static char dbs[256];
+
+	it_env_start(name);
+	it_pg_start(NULL);
+	it_pg_role("app", NULL, NULL);
+	it_pg_role("app2", NULL, NULL);
+	snprintf(dbs, sizeof(dbs),
+		 "[databases.other]\nname = other\nhost = 127.0.0.1\nport = %d\n"
+		 "database_name = postgres\n",
+		 g_it.pg_port);
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "pooler_mode = transaction\ncheckout_timeout = 5000",
+		.databases = dbs,
+		.users = users_ini,
+	});
+}
+
+static void
+setup(void)
+{
+	setup_name("control");
+}
+
+static void
+setup_shutdown(void)
+{
+	setup_name("control_shutdown");
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+/* The worker slot that serves conn (pgdog's BackendKeyData pid is slot << 24 | row). */
+static int
+slot_of(PGconn *c)
+{
+	return PQbackendPID(c) >> 24;
+}
+
+/* Connect until one client sits on worker `slot` (SO_REUSEPORT spreads them). */
+static PGconn *
+connect_on(const char *conninfo, int slot)
+{
+	PGconn *spare[64];
+	int n = 0;
+	PGconn *found = NULL;
+
+	while (n < 64) {
+		PGconn *c = it_connect(conninfo);
+
+		if (slot_of(c) == slot) {
+			found = c;
+			break;
+		}
+		spare[n++] = c;
+	}
+	for (int i = 0; i < n; i++)
+		PQfinish(spare[i]);
+	ck_assert_msg(found, "no connection landed on worker %d in 64 tries", slot);
+	return found;
+}
+
+static char last_notice[2048];
+
+static void
+notice_cb(void *arg, const PGresult *res)
+{
+	const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	snprintf(last_notice, sizeof(last_notice), "%s", m ? m : "");
+}
+
+static PGconn *
+admin(void)
+{
+	PGconn *a = it_connect(ADMIN);
+
+	PQsetNoticeReceiver(a, notice_cb, NULL);
+	return a;
+}
+
+/* Run an admin command that must succeed; its CommandComplete tag is checked. */
+static void
+admin_ok(PGconn *a, const char *sql, const char *tag)
+{
+	PGresult *r = PQexec(a, sql);
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(a));
+	ck_assert_str_eq(PQcmdStatus(r), tag);
+	PQclear(r);
+}
+
+/* Whether an asynchronously sent query is still without an answer after ms. */
+static bool
+still_busy(PGconn *c, int ms)
+{
+	long long end = it_now_ms() + ms;
+
+	while (it_now_ms() < end) {
+		ck_assert_int_eq(PQconsumeInput(c), 1);
+		if (!PQisBusy(c))
+			return false;
+		it_sleep_ms(20);
+	}
+	return true;
+}
+
+/* Wait for the answer of a query sent with PQsendQuery; it must succeed. */
+static void
+finish_ok(PGconn *c, int timeout_ms)
+{
+	PGresult *r;
+	long long end = it_now_ms() + timeout_ms;
+
+	while (PQisBusy(c)) {
+		ck_assert_msg(it_now_ms() < end, "no answer within %d ms", timeout_ms);
+		ck_assert_int_eq(PQconsumeInput(c), 1);
+		it_sleep_ms(10);
+	}
+	while ((r = PQgetResult(c)) != NULL) {
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK ||
+				      PQresultStatus(r) == PGRES_COMMAND_OK,
+			      "query failed: %s", PQerrorMessage(c));
+		PQclear(r);
+	}
+}
+
+/* PAUSE waits for a running transaction, then holds new queries of both workers until RESUME. */
+START_TEST(test_control_pause_resume)
+{
+	PGconn *c0 = connect_on(APP, 0), *c1 = connect_on(APP, 1), *tx = it_connect(APP);
+	PGconn *a = admin();
+
+	it_exec_ok(tx, "BEGIN");
+	it_exec_ok(tx, "SELECT 1");
+	ck_assert_int_eq(PQsendQuery(a, "PAUSE"), 1);
+	ck_assert_msg(still_busy(a, 600), "PAUSE returned while a transaction was running");
+	/* the running transaction goes on and ends normally */
+	it_exec_ok(tx, "SELECT 2");
+	it_exec_ok(tx, "COMMIT");
+	finish_ok(a, 3000);
+	ck_assert(it_log_contains("PAUSE (all)"));
+	/* new queries of clients on both workers are held, without an error */
+	ck_assert_int_eq(PQsendQuery(c0, "SELECT 'w0'"), 1);
+	ck_assert_int_eq(PQsendQuery(c1, "SELECT 'w1'"), 1);
+	ck_assert_msg(still_busy(c0, 800), "worker 0 ran a query while paused");
+	ck_assert_msg(still_busy(c1, 100), "worker 1 ran a query while paused");
+	admin_ok(a, "RESUME", "RESUME");
+	finish_ok(c0, 3000);
+	finish_ok(c1, 3000);
+	ck_assert_str_eq(it_value(c0, "SELECT 'after'"), "after");
+	PQfinish(a);
+	PQfinish(tx);
+	PQfinish(c0);
+	PQfinish(c1);
+}
+END_TEST
+
+/* PAUSE db holds only that database. */
+START_TEST(test_control_pause_db)
+{
+	PGconn *app = it_connect(APP), *other = it_connect(OTHER), *a = admin();
+
+	admin_ok(a, "PAUSE other", "PAUSE");
+	ck_assert_str_eq(it_value(app, "SELECT 'app runs'"), "app runs");
+	ck_assert_int_eq(PQsendQuery(other, "SELECT 'other'"), 1);
+	ck_assert_msg(still_busy(other, 600), "a query of the paused database ran");
+	ck_assert_str_eq(it_value(app, "SELECT 'still runs'"), "still runs");
+	admin_ok(a, "RESUME other", "RESUME");
+	finish_ok(other, 3000);
+	it_exec_error(a, "PAUSE nosuchdb", "3D000");
+	PQfinish(a);
+	PQfinish(app);
+	PQfinish(other);
+}
+END_TEST
+
+/* MAINTENANCE ON holds every database on every worker; OFF releases them. */
+START_TEST(test_control_maintenance)
+{
+	PGconn *c0 = connect_on(APP, 0), *c1 = connect_on(OTHER, 1), *a = admin();
+
+	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
+	ck_assert_int_eq(PQsendQuery(c0, "SELECT 1"), 1);
+	ck_assert_int_eq(PQsendQuery(c1, "SELECT 1"), 1);
+	ck_assert_msg(still_busy(c0, 700), "worker 0 ran a query during maintenance");
+	ck_assert_msg(still_busy(c1, 100), "worker 1 ran a query during maintenance");
+	admin_ok(a, "maintenance off;", "MAINTENANCE");
+	finish_ok(c0, 3000);
+	finish_ok(c1, 3000);
+	it_exec_error(a, "MAINTENANCE maybe", "42601");
+	PQfinish(a);
+	PQfinish(c0);
+	PQfinish(c1);
+}
+END_TEST
+
+/*
+ * A held client waits checkout_timeout, then gets 53300 (as when the pool is
+ * exhausted). SET checkout_timeout changes it in both workers.
+ */
+START_TEST(test_control_held_timeout_and_set)
+{
+	PGconn *c0 = connect_on(APP, 0), *c1 = connect_on(APP, 1), *a = admin();
+	char st[6], msg[512];
+	long long t0, ms;
+
+	admin_ok(a, "SET checkout_timeout TO 1200", "SET");
+	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
+	for (int i = 0; i < 2; i++) {
+		PGconn *c = i ? c1 : c0;
+
+		t0 = it_now_ms();
+		ck_assert_int_eq(it_exec_first_error(c, "SELECT 1", st, msg, sizeof(msg)), 1);
+		ms = it_now_ms() - t0;
+		ck_assert_msg(strcmp(st, "53300") == 0, "worker %d: %s %s", i, st, msg);
+		ck_assert_msg(strstr(msg, "checkout_timeout (1200 ms)") != NULL, "%s", msg);
+		ck_assert_msg(ms >= 1100 && ms < 4000, "worker %d failed after %lld ms", i, ms);
+	}
+	admin_ok(a, "MAINTENANCE OFF", "MAINTENANCE");
+	admin_ok(a, "SET checkout_timeout = 5000", "SET");
+	it_exec_error(a, "SET port TO 7000", "55P02");
+	it_exec_error(a, "SET checkout_timeout TO soon", "22023");
+	it_exec_error(a, "SET checkout_timeout TO 0", "22023");
+	ck_assert(it_log_contains("SET checkout_timeout TO 1200"));
+	PQfinish(a);
+	PQfinish(c0);
+	PQfinish(c1);
+}
+END_TEST
+
+/* RECONNECT: the pool's backends are replaced; clients keep working. */
+START_TEST(test_control_reconnect)
+{
+	PGconn *c0 = connect_on(APP, 0), *c1 = connect_on(APP, 1), *a = admin();
+	char before[4096], pid0[32], pid1[32];
+	long long end;
+
+	snprintf(pid0, sizeof(pid0), "%s", it_value(c0, "SELECT pg_backend_pid()"));
+	snprintf(pid1, sizeof(pid1), "%s", it_value(c1, "SELECT pg_backend_pid()"));
+	snprintf(before, sizeof(before), "%s",
+		 it_pg_value("SELECT string_agg(pid::text, ',') FROM pg_stat_activity "
+			     "WHERE usename = 'app'"));
+	ck_assert_msg(strstr(before, pid0) && strstr(before, pid1), "%s / %s %s", before, pid0,
+		      pid1);
+	admin_ok(a, "RECONNECT app", "RECONNECT");
+	/* the old backends go away (they were idle) */
+	end = it_now_ms() + 3000;
+	for (;;) {
+		char q[4200];
+
+		snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE pid IN (%s)",
+			 before);
+		if (strcmp(it_pg_value(q), "0") == 0)
+			break;
+		ck_assert_msg(it_now_ms() < end, "old backends still there 3 s after RECONNECT");
+		it_sleep_ms(50);
+	}
+	ck_assert_str_ne(it_value(c0, "SELECT pg_backend_pid()"), pid0);
+	ck_assert_str_ne(it_value(c1, "SELECT pg_backend_pid()"), pid1);
+	ck_assert(it_log_contains("RECONNECT app"));
+	PQfinish(a);
+	PQfinish(c0);
+	PQfinish(c1);
+}
+END_TEST
+
+/* KILL db drops that database's clients on both workers, and nobody else's. */
+START_TEST(test_control_kill_db)
+{
+	PGconn *c0 = connect_on(APP, 0), *c1 = connect_on(APP, 1), *other = it_connect(OTHER);
+	PGconn *a = admin(), *n;
+	char st[6], msg[512];
+
+	it_exec_ok(c0, "SELECT 1");
+	it_exec_ok(c1, "SELECT 1");
+	admin_ok(a, "KILL app", "KILL");
+	for (int i = 0; i < 2; i++) {
+		PGconn *c = i ? c1 : c0;
+
+		ck_assert_msg(it_exec_first_error(c, "SELECT 1", st, msg, sizeof(msg)) != 0,
+			      "worker %d: client of the killed database still works", i);
+		ck_assert_int_eq(PQstatus(c), CONNECTION_BAD);
+	}
+	ck_assert_str_eq(it_value(other, "SELECT 'alive'"), "alive");
+	/* unlike PgBouncer, the database is not left paused */
+	n = it_connect(APP);
+	ck_assert_str_eq(it_value(n, "SELECT 'new'"), "new");
+	PQfinish(n);
+	it_exec_error(a, "KILL nosuchdb", "3D000");
+	PQfinish(a);
+	PQfinish(c0);
+	PQfinish(c1);
+	PQfinish(other);
+}
+END_TEST
+
+/* KILL_CLIENT closes the client SHOW CLIENTS names, on whichever worker it is. */
+START_TEST(test_control_kill_client)
+{
+	PGconn *a = admin(), *keep = it_connect(APP);
+	PGconn *victim = it_connect("dbname=app user=app password=app_pw application_name=victim");
+	PGresult *r = PQexec(a, "SHOW CLIENTS");
+	int col_id = PQfnumber(r, "id"), col_app = PQfnumber(r, "application_name");
+	char id[64] = "", sql[128], st[6], msg[256];
+
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	for (int i = 0; i < PQntuples(r); i++)
+		if (strcmp(PQgetvalue(r, i, col_app), "victim") == 0)
+			snprintf(id, sizeof(id), "%s", PQgetvalue(r, i, col_id));
+	PQclear(r);
+	ck_assert_msg(id[0], "SHOW CLIENTS does not list the victim");
+	snprintf(sql, sizeof(sql), "KILL_CLIENT %s", id);
+	admin_ok(a, sql, "KILL_CLIENT");
+	ck_assert(it_exec_first_error(victim, "SELECT 1", st, msg, sizeof(msg)) != 0);
+	ck_assert_int_eq(PQstatus(victim), CONNECTION_BAD);
+	ck_assert_str_eq(it_value(keep, "SELECT 'kept'"), "kept");
+	it_exec_error(a, "KILL_CLIENT w0c999999", "42704");
+	it_exec_error(a, "KILL_CLIENT nonsense", "42601");
+	PQfinish(a);
+	PQfinish(keep);
+	PQfinish(victim);
+}
+END_TEST
+
+/* BAN refuses new transactions of the pool with a clear error; UNBAN lifts it. */
+START_TEST(test_control_ban)
+{
+	PGconn *a = admin(), *c0 = connect_on(OTHER, 0), *c1 = connect_on(OTHER, 1), *app;
+	PGresult *r;
+	char st[6], msg[512], sql[64] = "";
+	int col_db, col_id;
+
+	r = PQexec(a, "SHOW POOLS");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	col_db = PQfnumber(r, "database");
+	col_id = PQfnumber(r, "id");
+	for (int i = 0; i < PQntuples(r); i++)
+		if (strcmp(PQgetvalue(r, i, col_db), "other") == 0)
+			snprintf(sql, sizeof(sql), "BAN %s", PQgetvalue(r, i, col_id));
+	PQclear(r);
+	ck_assert(sql[0]);
+	admin_ok(a, sql, "BAN");
+	for (int i = 0; i < 2; i++) {
+		PGconn *c = i ? c1 : c0;
+
+		ck_assert_int_eq(it_exec_first_error(c, "SELECT 1", st, msg, sizeof(msg)), 1);
+		ck_assert_msg(strstr(msg, "banned") != NULL, "worker %d: %s", i, msg);
+	}
+	app = it_connect(APP);
+	ck_assert_str_eq(it_value(app, "SELECT 'not banned'"), "not banned");
+	ck_assert(it_log_contains("BAN other user app2"));
+	admin_ok(a, "UNBAN other", "UNBAN");
+	PQfinish(c0);
+	c0 = it_connect(OTHER);
+	ck_assert_str_eq(it_value(c0, "SELECT 'unbanned'"), "unbanned");
+	/* a ban by database name, and UNBAN without a name */
+	admin_ok(a, "BAN other", "BAN");
+	ck_assert_int_eq(it_exec_first_error(c0, "SELECT 1", st, msg, sizeof(msg)), 1);
+	admin_ok(a, "UNBAN", "UNBAN");
+	PQfinish(c0);
+	c0 = it_connect(OTHER);
+	ck_assert_str_eq(it_value(c0, "SELECT 'again'"), "again");
+	it_exec_error(a, "BAN 999", "42704");
+	PQfinish(a);
+	PQfinish(app);
+	PQfinish(c0);
+	PQfinish(c1);
+}
+END_TEST
+
+/* RELOAD answers with the outcome: success (every worker applied it) or the rejection reason. */
+START_TEST(test_control_reload_reply)
+{
+	PGconn *a = admin(), *c = it_connect(APP);
+	char users[1024];
+	PGresult *r;
+	const char *msg;
+
+	last_notice[0] = '\0';
+	admin_ok(a, "RELOAD", "RELOAD");
+	ck_assert_msg(strstr(last_notice, "applied") != NULL, "notice: %s", last_notice);
+	it_write_file(g_it.users_path, "[users.app]\ndatabase = app\npassword = app_pw\n"
+				       "pool_size = nope\n");
+	r = PQexec(a, "RELOAD");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "F0000");
+	msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	ck_assert_msg(strstr(msg, "users.ini:4") && strstr(msg, "pool_size"), "%s", msg);
+	PQclear(r);
+	ck_assert_str_eq(it_value(c, "SELECT 'still here'"), "still here");
+	snprintf(users, sizeof(users), "%s[admin]\nname = admin\nuser = admin\npassword = pgdog\n",
+		 users_ini);
+	it_write_file(g_it.users_path, users);
+	admin_ok(a, "RELOAD", "RELOAD");
+	PQfinish(a);
+	PQfinish(c);
+}
+END_TEST
+
+/* SHUTDOWN: a graceful shutdown of the whole pgdog. */
+START_TEST(test_control_shutdown)
+{
+	PGconn *a = admin();
+	long long end = it_now_ms() + 10000;
+
+	admin_ok(a, "SHUTDOWN", "SHUTDOWN");
+	PQfinish(a);
+	/* pgdog is the runner's child: from this forked test it turns into a zombie */
+	while (it_pid_alive(g_it.pid))
+		ck_assert_msg(it_now_ms() < end, "pgdog still runs 10 s after SHUTDOWN"),
+			it_sleep_ms(50);
+	ck_assert(it_log_contains("SHUTDOWN: graceful shutdown"));
+	ck_assert(!it_wait_port(g_it.port, 200));
+	ck_assert(it_log_contains("pgdog stopped"));
+}
+END_TEST
+
+static Suite *
+control_suite(void)
+{
+	Suite *s = suite_create("control");
+	TCase *tc = tcase_create("control");
+	TCase *sd = tcase_create("control_shutdown");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_control_pause_resume);
+	tcase_add_test(tc, test_control_pause_db);
+	tcase_add_test(tc, test_control_maintenance);
+	tcase_add_test(tc, test_control_held_timeout_and_set);
+	tcase_add_test(tc, test_control_reconnect);
+	tcase_add_test(tc, test_control_kill_db);
+	tcase_add_test(tc, test_control_kill_client);
+	tcase_add_test(tc, test_control_ban);
+	tcase_add_test(tc, test_control_reload_reply);
+	suite_add_tcase(s, tc);
+	tcase_add_unchecked_fixture(sd, setup_shutdown, teardown);
+	tcase_set_timeout(sd, 30);
+	tcase_add_test(sd, test_control_shutdown);
+	suite_add_tcase(s, sd);
+	return s;
+}
+
+int
+main(void)
+{
+	return it_run_suite(control_suite());
+}
