@@ -1,0 +1,369 @@
+/*
+ * it_reload.c: live reload applied by the workers.
+ * Under load: 20 reloads (admin RELOAD and SIGHUP, alternating) between two
+ * valid configurations that change an unrelated pool and add/remove a pool,
+ * while `pgbench -c 20 -T 10` runs in transaction mode on an unchanged pool:
+ * no failed transaction, no dropped client, and the unchanged pool's
+ * PostgreSQL backends are the same ones afterwards (no reconnect).
+ * Then: a bad file is refused with its reason and changes nothing; a new
+ * database is served after a reload; a removed one is refused (3D000) and
+ * its idle client is closed (57P01); a changed password is the one that
+ * works; a port change is reported as needing a restart and not applied.
+ */
+#include "t/lib/it.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADMIN   "dbname=admin user=admin password=pgdog"
+#define RELOADS 20
+
+static char dbs_base[512];
+
+/* users.ini: app, bench (the pool under load), other (changed by the loop), extra lines */
+static void
+write_users(const char *app_pw, int other_pool_size, const char *extra)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text),
+		 "[users.app]\ndatabase = app\npassword = %s\n"
+		 "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 20\n"
+		 "[users.other]\nname = app2\ndatabase = other\npassword = app2_pw\n"
+		 "pool_size = %d\n%s"
+		 "[admin]\nname = admin\nuser = admin\npassword = pgdog\n",
+		 app_pw, other_pool_size, extra ? extra : "");
+	it_write_file(g_it.users_path, text);
+}
+
+static struct it_pgdog_conf conf = {
+	.workers = 2,
+	.general = "pooler_mode = transaction\ncheckout_timeout = 10000",
+	.has_admin = true,
+};
+
+/* pgdog.ini with extra database sections (the port stays g_it.port unless port > 0) */
+static void
+write_ini(const char *extra_dbs, int port)
+{
+	char dbs[1024];
+	int keep = g_it.port;
+
+	snprintf(dbs, sizeof(dbs), "%s%s", dbs_base, extra_dbs ? extra_dbs : "");
+	conf.databases = dbs;
+	if (port > 0)
+		g_it.port = port;
+	/* it_pgdog_write_config writes users.ini too: rewrite ours after it */
+	it_pgdog_write_config(&conf);
+	g_it.port = keep;
+	conf.databases = dbs_base;
+}
+
+static void
+setup(void)
+{
+	it_env_start("reload");
+	it_pg_start(NULL);
+	it_pg_role("app", NULL, NULL);
+	it_pg_role("app2", NULL, NULL);
+	it_pg_role("app3", NULL, NULL);
+	it_pg_role("bench", "bench_pw", "scram-sha-256");
+	it_pg_hba("host all bench 127.0.0.1/32 scram-sha-256");
+	snprintf(dbs_base, sizeof(dbs_base),
+		 "[databases.other]\nname = other\nhost = 127.0.0.1\nport = %d\n"
+		 "database_name = postgres\n",
+		 g_it.pg_port);
+	conf.databases = dbs_base;
+	conf.users = "[users.app]\ndatabase = app\npassword = app_pw\n"
+		     "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 20\n"
+		     "[users.other]\nname = app2\ndatabase = other\npassword = app2_pw\n"
+		     "pool_size = 3\n"
+		     "[admin]\nname = admin\nuser = admin\npassword = pgdog\n";
+	it_pgdog_start(&conf);
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+static char last_notice[2048];
+
+static void
+notice_cb(void *arg, const PGresult *res)
+{
+	const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	snprintf(last_notice, sizeof(last_notice), "%s", m ? m : "");
+}
+
+/* RELOAD on the admin console; returns once every worker applied it. */
+static void
+reload_ok(void)
+{
+	PGconn *a = it_connect(ADMIN);
+	PGresult *r;
+
+	PQsetNoticeReceiver(a, notice_cb, NULL);
+	last_notice[0] = '\0';
+	r = PQexec(a, "RELOAD");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "RELOAD: %s", PQerrorMessage(a));
+	PQclear(r);
+	PQfinish(a);
+}
+
+/* SIGHUP, then wait until the log shows n "configuration generation" lines per worker. */
+static int
+count_in_log(const char *s)
+{
+	FILE *f = fopen(g_it.log_path, "r");
+	char line[4096];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, s) != NULL;
+	fclose(f);
+	return n;
+}
+
+static void
+sighup_and_wait(void)
+{
+	int before = count_in_log(" applied (was ");
+	long long end = it_now_ms() + 5000;
+
+	ck_assert_int_eq(kill(g_it.pid, SIGHUP), 0);
+	while (count_in_log(" applied (was ") < before + g_it.workers) {
+		ck_assert_msg(it_now_ms() < end, "workers did not apply the reload within 5 s");
+		it_sleep_ms(20);
+	}
+}
+
+struct bench_run {
+	char out[65536];
+	int rc;
+};
+
+static void *
+bench_thread(void *arg)
+{
+	struct bench_run *b = arg;
+
+	b->rc = it_run_pgbench("-c 20 -j 2 -T 10 -n", 60, b->out, sizeof(b->out), NULL, NULL);
+	return NULL;
+}
+
+static long
+field(const char *out, const char *name)
+{
+	const char *p = strstr(out, name);
+
+	return p ? strtol(p + strlen(name), NULL, 10) : -1;
+}
+
+static const char *
+bench_pids(void)
+{
+	return it_pg_value("SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') "
+			   "FROM pg_stat_activity WHERE usename = 'bench'");
+}
+
+START_TEST(test_reload_under_load)
+{
+	static struct bench_run b;
+	pthread_t th;
+	char before[4096], after[4096];
+	long done, failed;
+	int i;
+
+	ck_assert_int_eq(it_run_pgbench("-i -s 1 -q", 60, b.out, sizeof(b.out), NULL, NULL), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, bench_thread, &b), 0);
+	/* the pool warms up to 20 servers (pool_size = clients: nobody waits, nothing moves) */
+	it_sleep_ms(2000);
+	snprintf(before, sizeof(before), "%s", bench_pids());
+	for (i = 0; i < RELOADS; i++) {
+		bool odd = i % 2 == 0;
+		PGconn *o;
+
+		/* odd: pool "other" changes size and pool app3/other appears; even: back */
+		write_users("app_pw", odd ? 4 : 3,
+			    odd ? "[users.app3]\ndatabase = other\npassword = app3_pw\n" : NULL);
+		if (i % 4 < 2)
+			reload_ok();
+		else
+			sighup_and_wait();
+		o = it_connect("dbname=other user=app2 password=app2_pw");
+		ck_assert_str_eq(it_value(o, "SELECT 'other'"), "other");
+		PQfinish(o);
+		if (odd) {
+			PGconn *n = it_connect("dbname=other user=app3 password=app3_pw");
+
+			ck_assert_str_eq(it_value(n, "SELECT 'added'"), "added");
+			PQfinish(n);
+		} else {
+			ck_assert_ptr_nonnull(
+				it_connect_fail("dbname=other user=app3 password=app3_pw"));
+		}
+		it_sleep_ms(200);
+	}
+	snprintf(after, sizeof(after), "%s", bench_pids());
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_msg(b.rc == 0, "pgbench exited %d:\n%s", b.rc, b.out);
+	done = field(b.out, "number of transactions actually processed: ");
+	failed = field(b.out, "number of failed transactions: ");
+	ck_assert_msg(done > 1000, "only %ld transactions:\n%s", done, b.out);
+	ck_assert_msg(failed == 0, "%ld failed transactions:\n%s", failed, b.out);
+	ck_assert_msg(strstr(b.out, "number of clients: 20") != NULL, "%s", b.out);
+	fprintf(stderr, "reload under load: %d reloads, %ld transactions, 0 failed\n", RELOADS,
+		done);
+	ck_assert_msg(
+		before[0] && strcmp(before, after) == 0,
+		"the unchanged pool's backends changed during the reloads:\nbefore %s\nafter  %s",
+		before, after);
+	ck_assert(!it_log_contains("pool bench/app changed"));
+	ck_assert(it_log_contains("pool app2/other changed: rebuilt"));
+	ck_assert(it_log_contains("pool app3/other removed"));
+	write_users("app_pw", 3, NULL);
+	reload_ok();
+}
+END_TEST
+
+/* A bad file: refused with the reason (admin reply and log); nothing changes. */
+START_TEST(test_reload_bad_file)
+{
+	PGconn *c = it_connect("dbname=app user=app password=app_pw"), *a = it_connect(ADMIN);
+	PGresult *r;
+	const char *msg;
+
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	write_users("app_pw", 3, "[users.app4]\ndatabase = nosuchdb\npassword = x\n");
+	r = PQexec(a, "RELOAD");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	ck_assert_msg(strstr(msg, "users.ini:") && strstr(msg, "nosuchdb"), "%s", msg);
+	ck_assert(it_log_contains("reload failed, keeping the current configuration"));
+	PQclear(r);
+	/* everything runs as before */
+	ck_assert_str_eq(it_value(c, "SELECT 'kept'"), "kept");
+	PQfinish(c);
+	c = it_connect("dbname=app user=app password=app_pw");
+	ck_assert_str_eq(it_value(c, "SELECT 2"), "2");
+	write_users("app_pw", 3, NULL);
+	PQfinish(a);
+	PQfinish(c);
+}
+END_TEST
+
+/* A database added by a reload is served; removed again, it is refused and its client closed. */
+START_TEST(test_reload_add_remove_database)
+{
+	char db[256], st[6], msg[512];
+	PGconn *n, *other;
+	const char *err;
+
+	snprintf(db, sizeof(db),
+		 "[databases.newdb]\nname = newdb\nhost = 127.0.0.1\nport = %d\n"
+		 "database_name = postgres\n",
+		 g_it.pg_port);
+	/* user app exists, the database not: 3D000's message */
+	err = it_connect_fail("dbname=newdb user=app password=app_pw");
+	ck_assert_msg(strstr(err, "database \"newdb\" does not exist"), "%s", err);
+	write_ini(db, 0);
+	write_users("app_pw", 3, "[users.app3]\ndatabase = newdb\npassword = app3_pw\n");
+	reload_ok();
+	ck_assert_msg(strstr(last_notice, "databases.newdb (added)"), "%s", last_notice);
+	n = it_connect("dbname=newdb user=app3 password=app3_pw");
+	ck_assert_str_eq(it_value(n, "SELECT 'new database'"), "new database");
+	other = it_connect("dbname=other user=app2 password=app2_pw");
+	write_ini(NULL, 0);
+	write_users("app_pw", 3, NULL);
+	reload_ok();
+	/* its idle client is closed (57P01); new connections get 3D000's message */
+	ck_assert(it_exec_first_error(n, "SELECT 1", st, msg, sizeof(msg)) != 0);
+	ck_assert_int_eq(PQstatus(n), CONNECTION_BAD);
+	err = it_connect_fail("dbname=newdb user=app password=app_pw");
+	ck_assert_msg(strstr(err, "database \"newdb\" does not exist"), "%s", err);
+	ck_assert(it_log_contains("pool app3/newdb removed"));
+	{
+		/* each worker forgets it once its clients and servers are gone */
+		long long end = it_now_ms() + 5000;
+
+		while (count_in_log("pool app3/newdb drained") < g_it.workers) {
+			ck_assert_msg(it_now_ms() < end, "the removed pool did not drain in 5 s");
+			it_sleep_ms(50);
+		}
+	}
+	ck_assert_str_eq(it_value(other, "SELECT 'untouched'"), "untouched");
+	PQfinish(n);
+	PQfinish(other);
+}
+END_TEST
+
+/* A changed password is the one that authenticates after the reload. */
+START_TEST(test_reload_password_change)
+{
+	PGconn *c;
+
+	write_users("app_pw_2", 3, NULL);
+	reload_ok();
+	c = it_connect("dbname=app user=app password=app_pw_2");
+	ck_assert_str_eq(it_value(c, "SELECT 'new password'"), "new password");
+	PQfinish(c);
+	ck_assert_ptr_nonnull(strstr(it_connect_fail("dbname=app user=app password=app_pw"),
+				     "password authentication failed"));
+	write_users("app_pw", 3, NULL);
+	reload_ok();
+	c = it_connect("dbname=app user=app password=app_pw");
+	PQfinish(c);
+}
+END_TEST
+
+/* A port change needs a restart: reported (reply and log), not applied. */
+START_TEST(test_reload_port_needs_restart)
+{
+	int port = it_free_port();
+	PGconn *c;
+
+	write_ini(NULL, port);
+	write_users("app_pw", 3, NULL);
+	reload_ok();
+	ck_assert_msg(strstr(last_notice, "needs a restart, not applied: port"), "%s", last_notice);
+	ck_assert(it_log_contains("needs a restart, not applied: port"));
+	c = it_connect("dbname=app user=app password=app_pw");
+	ck_assert_str_eq(it_value(c, "SELECT 'old port'"), "old port");
+	PQfinish(c);
+	ck_assert(!it_wait_port(port, 300));
+	write_ini(NULL, 0);
+	write_users("app_pw", 3, NULL);
+	reload_ok();
+}
+END_TEST
+
+static Suite *
+reload_suite(void)
+{
+	Suite *s = suite_create("reload");
+	TCase *tc = tcase_create("reload");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_reload_under_load);
+	tcase_add_test(tc, test_reload_bad_file);
+	tcase_add_test(tc, test_reload_add_remove_database);
+	tcase_add_test(tc, test_reload_password_change);
+	tcase_add_test(tc, test_reload_port_needs_restart);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return it_run_suite(reload_suite());
+}
