@@ -162,13 +162,13 @@ START_TEST(test_control_pause_resume)
 	PGconn *c0 = connect_on(APP, 0), *c1 = connect_on(APP, 1), *tx = it_connect(APP);
 	PGconn *a = admin();
 
-	it_exec_ok(tx, "BEGIN");
-	it_exec_ok(tx, "SELECT 1");
+	PQclear(it_exec_ok(tx, "BEGIN"));
+	PQclear(it_exec_ok(tx, "SELECT 1"));
 	ck_assert_int_eq(PQsendQuery(a, "PAUSE"), 1);
 	ck_assert_msg(still_busy(a, 600), "PAUSE returned while a transaction was running");
 	/* the running transaction goes on and ends normally */
-	it_exec_ok(tx, "SELECT 2");
-	it_exec_ok(tx, "COMMIT");
+	PQclear(it_exec_ok(tx, "SELECT 2"));
+	PQclear(it_exec_ok(tx, "COMMIT"));
 	finish_ok(a, 3000);
 	ck_assert(it_log_contains("PAUSE (all)"));
 	/* new queries of clients on both workers are held, without an error */
@@ -303,8 +303,8 @@ START_TEST(test_control_kill_db)
 	PGconn *a = admin(), *n;
 	char st[6], msg[512];
 
-	it_exec_ok(c0, "SELECT 1");
-	it_exec_ok(c1, "SELECT 1");
+	PQclear(it_exec_ok(c0, "SELECT 1"));
+	PQclear(it_exec_ok(c1, "SELECT 1"));
 	admin_ok(a, "KILL app", "KILL");
 	for (int i = 0; i < 2; i++) {
 		PGconn *c = i ? c1 : c0;
