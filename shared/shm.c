@@ -355,18 +355,50 @@ shm_cfg_blob(void)
 	return shm_at(g_shm->off_cfg_blob);
 }
 
+/* Gone, or a zombie its parent has not reaped yet (the supervisor, spinning here). */
+static bool
+shm_pid_is_dead(pid_t pid)
+{
+	char path[64], buf[256];
+	const char *p;
+	FILE *f;
+	size_t n;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'Z';
+}
+
 void
 shm_ctl_lock(void)
 {
 	struct shm_ctl *ctl = shm_ctl();
 	int32_t me = (int32_t)getpid();
 
-	for (;;) {
+	for (unsigned spins = 1;; spins++) {
 		int32_t expected = 0;
 
 		if (atomic_compare_exchange_weak_explicit(
 			    &ctl->lock, &expected, me, memory_order_acquire, memory_order_relaxed))
 			return;
+		/*
+		 * A holder that died mid-copy would wedge everyone (the supervisor
+		 * too, before it could reap and repair): take over a dead pid's lock.
+		 */
+		if (spins % 4096 == 0) {
+			int32_t owner = atomic_load_explicit(&ctl->lock, memory_order_relaxed);
+
+			if (owner > 0 && shm_pid_is_dead((pid_t)owner))
+				atomic_compare_exchange_strong(&ctl->lock, &owner, 0);
+		}
 		sched_yield();
 	}
 }

@@ -8,7 +8,8 @@
  * Then: a bad file is refused with its reason and changes nothing; a new
  * database is served after a reload; a removed one is refused (3D000) and
  * its idle client is closed (57P01); a changed password is the one that
- * works; a port change is reported as needing a restart and not applied.
+ * works; a port change is reported as needing a restart and not applied; a
+ * worker restarted after a reload serves the reloaded configuration.
  */
 #include "t/lib/it.h"
 
@@ -345,6 +346,44 @@ START_TEST(test_reload_port_needs_restart)
 }
 END_TEST
 
+/* A worker restarted after a reload runs the reloaded configuration, not the start-up one. */
+START_TEST(test_reload_worker_respawn)
+{
+	pid_t before[8], after[8];
+	int nb, na, seen[2] = { 0, 0 };
+	long long end;
+
+	write_users("app_pw", 3, "[users.app3]\ndatabase = other\npassword = app3_pw\n");
+	reload_ok();
+	nb = it_children(g_it.pid, before, 8);
+	ck_assert_int_eq(nb, 2);
+	ck_assert_int_eq(kill(before[0], SIGKILL), 0);
+	end = it_now_ms() + 10000;
+	for (;;) {
+		bool is_new = false;
+
+		na = it_children(g_it.pid, after, 8);
+		for (int i = 0; i < na; i++)
+			is_new = is_new || (after[i] != before[0] && after[i] != before[1]);
+		if (na == 2 && is_new)
+			break;
+		ck_assert_msg(it_now_ms() < end, "the killed worker was not restarted in 10 s");
+		it_sleep_ms(50);
+	}
+	it_sleep_ms(300);
+	for (int i = 0; i < 40 && !(seen[0] && seen[1]); i++) {
+		PGconn *c = it_connect("dbname=other user=app3 password=app3_pw");
+
+		ck_assert_str_eq(it_value(c, "SELECT 'reloaded'"), "reloaded");
+		seen[(PQbackendPID(c) >> 24) & 1] = 1;
+		PQfinish(c);
+	}
+	ck_assert_msg(seen[0] && seen[1], "the new pool was not served by both workers");
+	write_users("app_pw", 3, NULL);
+	reload_ok();
+}
+END_TEST
+
 static Suite *
 reload_suite(void)
 {
@@ -358,6 +397,7 @@ reload_suite(void)
 	tcase_add_test(tc, test_reload_add_remove_database);
 	tcase_add_test(tc, test_reload_password_change);
 	tcase_add_test(tc, test_reload_port_needs_restart);
+	tcase_add_test(tc, test_reload_worker_respawn);
 	suite_add_tcase(s, tc);
 	return s;
 }
