@@ -1334,6 +1334,93 @@ START_TEST(test_config_no_databases)
 }
 END_TEST
 
+static struct config *
+reload_cfg(const char *ini, const char *users)
+{
+	struct config *cfg = config_new();
+	char err[512];
+
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_msg(config_load_strings(cfg, "pgdog.ini", ini, "users.ini", users, err,
+					  sizeof(err)) == 0,
+		      "%s", err);
+	return cfg;
+}
+
+/* settings that need a restart keep the running values and are named */
+START_TEST(test_config_reload_restart_only)
+{
+	struct config *run = reload_cfg("[general]\nport = 6000\nworkers = 2\n"
+					"[databases.app]\nhost = h\n",
+					"[users.u]\ndatabase = app\npassword = p\n");
+	struct config *next = reload_cfg("[general]\nport = 7000\nworkers = 2\n"
+					 "checkout_timeout = 42\nhost = 127.0.0.2\n"
+					 "[databases.app]\nhost = h\n",
+					 "[users.u]\ndatabase = app\npassword = p\n");
+	char changed[256];
+
+	ck_assert_int_eq(config_keep_restart_only(next, run, changed, sizeof(changed)), 0);
+	ck_assert_str_eq(changed, "host, port");
+	ck_assert_int_eq(next->port, 6000);
+	ck_assert_str_eq(next->host, "0.0.0.0");
+	ck_assert_int_eq(next->checkout_timeout, 42); /* live */
+	ck_assert_int_eq(config_keep_restart_only(next, run, changed, sizeof(changed)), 0);
+	ck_assert_str_eq(changed, "");
+	config_free(run);
+	config_free(next);
+}
+END_TEST
+
+/* a pool differs when its server connections would: size, password, host */
+START_TEST(test_config_reload_pool_differs)
+{
+	const char *ini = "[databases.app]\nhost = h\n[databases.b]\nname = b\nhost = h\n";
+	struct config *a = reload_cfg(ini, "[users.u]\ndatabase = app\npassword = p\n"
+					   "[users.v]\ndatabase = b\npassword = p\n");
+	struct config *same = reload_cfg(ini, "[users.v]\ndatabase = b\npassword = p\n"
+					      "[users.u]\ndatabase = app\npassword = p\n");
+	struct config *pw = reload_cfg(ini, "[users.u]\ndatabase = app\npassword = q\n"
+					    "[users.v]\ndatabase = b\npassword = p\n");
+	struct config *sz =
+		reload_cfg(ini, "[users.u]\ndatabase = app\npassword = p\n"
+				"[users.v]\ndatabase = b\npassword = p\npool_size = 3\n");
+
+	/* order in the file does not matter: u/app is pool 0 in a, pool 1 in same */
+	ck_assert(!config_pool_differs(a, 0, same, (size_t)config_find_pool(same, "u", "app")));
+	ck_assert(config_pool_differs(a, 0, pw, (size_t)config_find_pool(pw, "u", "app")));
+	ck_assert(!config_pool_differs(a, 1, pw, (size_t)config_find_pool(pw, "v", "b")));
+	ck_assert(config_pool_differs(a, 1, sz, (size_t)config_find_pool(sz, "v", "b")));
+	config_free(a);
+	config_free(same);
+	config_free(pw);
+	config_free(sz);
+}
+END_TEST
+
+/* SET's settings: found case-insensitively, checked like the INI file, applied */
+START_TEST(test_config_live_settings)
+{
+	struct config *cfg = config_new();
+	char err[256];
+	int v, i = config_live_find("CHECKOUT_TIMEOUT");
+
+	ck_assert_int_ge(i, 0);
+	ck_assert_int_eq(config_live_parse((size_t)i, "1500", &v, err, sizeof(err)), 0);
+	config_live_apply(cfg, (size_t)i, v);
+	ck_assert_int_eq(cfg->checkout_timeout, 1500);
+	ck_assert_int_eq(config_live_get(cfg, (size_t)i), 1500);
+	ck_assert_int_eq(config_live_parse((size_t)i, "0", &v, err, sizeof(err)), -1);
+	ck_assert_int_eq(config_live_parse((size_t)i, "soon", &v, err, sizeof(err)), -1);
+	i = config_live_find("log_connections");
+	ck_assert_int_eq(config_live_parse((size_t)i, "off", &v, err, sizeof(err)), 0);
+	config_live_apply(cfg, (size_t)i, v);
+	ck_assert(!cfg->log_connections);
+	ck_assert_int_eq(config_live_find("port"), -1);
+	ck_assert_int_eq(config_live_find("workers"), -1);
+	config_free(cfg);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -1348,6 +1435,9 @@ config_suite(void)
 	tcase_add_test(tc, test_config_pooler_mode_precedence);
 	tcase_add_test(tc, test_config_mode_combinations);
 	tcase_add_test(tc, test_config_find_pool);
+	tcase_add_test(tc, test_config_reload_restart_only);
+	tcase_add_test(tc, test_config_reload_pool_differs);
+	tcase_add_test(tc, test_config_live_settings);
 	tcase_add_loop_test(tc, test_config_bool_spellings, 0, 9);
 	tcase_add_test(tc, test_config_enum_spellings);
 	tcase_add_test(tc, test_config_syntax_variants);
