@@ -23,7 +23,7 @@
 #include "shared/config.h"
 
 #define SHM_MAGIC    0x7067646f67736d31ull /* "pgdogsm1" */
-#define SHM_VERSION  1
+#define SHM_VERSION  2                     /* 2: pool identities and capacity, control area, bans */
 #define SHM_NAME_MAX 64
 #define SHM_ADDR_MAX 64
 

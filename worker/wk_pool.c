@@ -7,6 +7,16 @@
  * in shared memory) is below pool_size. A worker holding idle servers that
  * no local client wants closes them when another worker has clients
  * waiting, so the cap is shared rather than hoarded.
+ *
+ * Pools live in an array indexed by their shm pool index (stable across
+ * reloads, so clients' pool pointers stay valid). A reload re-points a pool
+ * at the new configuration; a changed pool bumps its epoch, and a server of
+ * an older epoch is closed instead of reused (idle ones at once, busy ones at
+ * check-in) — RECONNECT and KILL do the same. A removed pool drains: no new
+ * server, no new transaction, its clients closed between transactions; once
+ * nothing of it is left, its slot and shm reference are released. A held
+ * pool (PAUSE, MAINTENANCE) queues requests without handing out servers; a
+ * banned one refuses them.
  */
 #include "worker/wk_pool.h"
 
@@ -508,6 +518,8 @@ wk_pool_open_one(struct wk_pool *p)
 	struct wk_server *s;
 
 	if (g_wk.is_shutting_down || g_wk.mono_us < p->retry_after_us || !wk_pool_may_grow(p))
+		return false;
+	if (p->is_draining || p->is_banned) /* removed by a reload, or BAN: no new servers */
 		return false;
 	if (!shm_pool_reserve(p->idx, (uint32_t)g_wk.slot, (uint32_t)p->cfg->pool_size))
 		return false;
