@@ -6,8 +6,9 @@
  * no failed transaction, no dropped client, and the unchanged pool's
  * PostgreSQL backends are the same ones afterwards (no reconnect).
  * Then: a bad file is refused with its reason and changes nothing; a new
- * database is served after a reload; a removed one is refused (3D000) and
- * its idle client is closed (57P01); a changed password is the one that
+ * database is served after a reload; a removed one is refused (3D000), its
+ * idle client is closed (57P01) and a client in a transaction finishes it
+ * first; a changed password is the one that
  * works; a port change is reported as needing a restart and not applied; a
  * worker restarted after a reload serves the reloaded configuration; a pool
  * shrunk under load keeps its new global size.
@@ -292,7 +293,7 @@ END_TEST
 START_TEST(test_reload_add_remove_database)
 {
 	char db[256], st[6], msg[512];
-	PGconn *n, *other;
+	PGconn *n, *other, *tx;
 	const char *err;
 
 	snprintf(db, sizeof(db),
@@ -309,9 +310,18 @@ START_TEST(test_reload_add_remove_database)
 	n = it_connect("dbname=newdb user=app3 password=app3_pw");
 	ck_assert_str_eq(it_value(n, "SELECT 'new database'"), "new database");
 	other = it_connect("dbname=other user=app2 password=app2_pw");
+	tx = it_connect("dbname=newdb user=app3 password=app3_pw");
+	PQclear(it_exec_ok(tx, "BEGIN"));
+	PQclear(it_exec_ok(tx, "SELECT 1"));
 	write_ini(NULL, 0);
 	write_users("app_pw", 3, NULL);
 	reload_ok();
+	/* a client in a transaction finishes it, then is disconnected (57P01) */
+	ck_assert_str_eq(it_value(tx, "SELECT 'in transaction'"), "in transaction");
+	PQclear(it_exec_ok(tx, "COMMIT"));
+	ck_assert_int_eq(it_exec_first_error(tx, "SELECT 1", st, msg, sizeof(msg)), 1);
+	ck_assert_msg(strcmp(st, "57P01") == 0, "%s %s", st, msg);
+	PQfinish(tx);
 	/* its idle client is closed (57P01); new connections get 3D000's message */
 	ck_assert(it_exec_first_error(n, "SELECT 1", st, msg, sizeof(msg)) != 0);
 	ck_assert_int_eq(PQstatus(n), CONNECTION_BAD);
