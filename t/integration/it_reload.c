@@ -3,15 +3,15 @@
  * Under load: 20 reloads (admin RELOAD and SIGHUP, alternating) between two
  * valid configurations that change an unrelated pool and add/remove a pool,
  * while `pgbench -c 20 -T 10` runs in transaction mode on an unchanged pool:
- * no failed transaction, no dropped client, and the unchanged pool's
- * PostgreSQL backends are the same ones afterwards (no reconnect).
+ * no failed transaction, no dropped client, and none of the unchanged pool's
+ * PostgreSQL backends is closed (no reconnect).
  * Then: a bad file is refused with its reason and changes nothing; a new
  * database is served after a reload; a removed one is refused (3D000), its
  * idle client is closed (57P01) and a client in a transaction finishes it
- * first; a changed password is the one that
- * works; a port change is reported as needing a restart and not applied; a
- * worker restarted after a reload serves the reloaded configuration; a pool
- * shrunk under load keeps its new global size.
+ * first; a changed password is the one that works; a port change is
+ * reported as needing a restart and not applied; a worker restarted after a
+ * reload serves the reloaded configuration; a pool shrunk under load keeps
+ * its new global size.
  */
 #include "t/lib/it.h"
 
