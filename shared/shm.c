@@ -24,6 +24,7 @@ _Static_assert(sizeof(struct shm_pool_stats) % CACHELINE == 0, "shm_pool_stats a
 _Static_assert(sizeof(struct shm_client) % CACHELINE == 0, "shm_client alignment");
 _Static_assert(sizeof(struct shm_server) % CACHELINE == 0, "shm_server alignment");
 _Static_assert(sizeof(struct shm_prepared) % CACHELINE == 0, "shm_prepared alignment");
+_Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
 _Static_assert(sizeof(struct shm_header) <= CACHELINE * 3, "shm_header size");
 
 static uint64_t
@@ -69,6 +70,8 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	uint64_t off_prepared = off;
 	off += shm_align(sizeof(struct shm_prepared) * (uint64_t)cfg->workers *
 			 SHM_PREPARED_PER_WORKER);
+	uint64_t off_bans = off;
+	off += shm_align(sizeof(struct shm_ban) * SHM_BANS_MAX);
 	size = off;
 
 	fd = memfd_create("pgdog-shm", MFD_CLOEXEC);
@@ -95,6 +98,8 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	g_shm->off_servers = off_servers;
 	g_shm->off_prepared = off_prepared;
 	g_shm->prepared_per_worker = SHM_PREPARED_PER_WORKER;
+	g_shm->off_bans = off_bans;
+	atomic_store(&g_shm->sv_pid, (int32_t)getpid());
 	g_shm->started_us = shm_now_us();
 	secret_random(g_shm->mock_key, sizeof(g_shm->mock_key));
 	return 0;
@@ -161,6 +166,12 @@ shm_prepared(uint32_t slot, uint32_t idx)
 {
 	return (struct shm_prepared *)shm_at(g_shm->off_prepared) +
 	       (size_t)slot * g_shm->prepared_per_worker + idx;
+}
+
+struct shm_ban *
+shm_ban(uint32_t idx)
+{
+	return (struct shm_ban *)shm_at(g_shm->off_bans) + idx;
 }
 
 bool
