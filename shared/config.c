@@ -1855,3 +1855,47 @@ config_prepared_statements_name(enum config_prepared_statements p)
 	}
 	return "unknown";
 }
+
+const char *
+config_general_key(const struct config *cfg, size_t i, char *value, size_t len)
+{
+	const struct config_key *k;
+	const char *base = (const char *)cfg;
+
+	if (i >= ARRAY_SIZE(config_general_keys) - 1)
+		return NULL;
+	k = &config_general_keys[i];
+	switch (k->type) {
+	case CONFIG_KEY_INT:
+		snprintf(value, len, "%d", *(const int *)(base + k->off));
+		break;
+	case CONFIG_KEY_BOOL:
+		snprintf(value, len, "%s", *(const bool *)(base + k->off) ? "true" : "false");
+		break;
+	case CONFIG_KEY_STR: {
+		const char *s = *(char *const *)(base + k->off);
+
+		snprintf(value, len, "%s", (k->flags & CONFIG_STR_WIPE) ? "********" : s ? s : "");
+		break;
+	}
+	case CONFIG_KEY_ENUM: {
+		int v = *(const int *)(base + k->off);
+
+		snprintf(value, len, "%s", "?");
+		for (const struct config_enum *e = k->values; e->name; e++) {
+			if (e->value == v) {
+				snprintf(value, len, "%s", e->name);
+				break;
+			}
+		}
+		break;
+	}
+	case CONFIG_KEY_LOG_LEVEL:
+		snprintf(value, len, "%s", log_level_name(*(const enum log_level *)(base + k->off)));
+		break;
+	case CONFIG_KEY_SECRET:
+		snprintf(value, len, "%s", "********");
+		break;
+	}
+	return k->name;
+}

@@ -210,5 +210,10 @@ int config_find_pool(const struct config *cfg, const char *user, const char *dat
 /* Names for values, for SHOW and logs. */
 const char *config_auth_type_name(enum config_auth_type t);
 const char *config_role_name(enum config_role r);
+/*
+ * The i-th [general] key of cfg and its value as text (SHOW CONFIG). Returns
+ * the key's name, or NULL past the last key. Passwords are never shown.
+ */
+const char *config_general_key(const struct config *cfg, size_t i, char *value, size_t len);
 const char *config_pooler_mode_name(enum config_pooler_mode m);
 const char *config_prepared_statements_name(enum config_prepared_statements p);

@@ -93,6 +93,7 @@ enum shm_stat {
 	SHM_STAT_PARSE,        /* Parse messages from clients */
 	SHM_STAT_BIND,         /* Bind messages from clients */
 	SHM_STAT_CLOSE,        /* Close messages from clients */
+	SHM_STAT_SERVER_PARSE, /* ParseComplete from servers (Parses they ran) */
 	SHM_STAT_ERRORS,       /* ErrorResponses sent to clients by servers, failed logins, checkout timeouts */
 	SHM_STAT_CLEANED,      /* server resets after a client left */
 	SHM_STAT_CONNECT,      /* server connections opened */

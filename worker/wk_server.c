@@ -1088,6 +1088,9 @@ wk_server_forward(struct wk_server *s)
 		case PGW_MSG_COPY_IN:
 			s->is_copy_in = true;
 			break;
+		case PGW_MSG_PARSE_COMPLETE:
+			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);
+			break;
 		case PGW_MSG_COMMAND_COMPLETE:
 			s->is_copy_in = false;
 			/* only a session with SETs to settle needs to know how the transaction ends */
