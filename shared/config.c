@@ -1439,9 +1439,10 @@ config_validate(struct config_parse *p)
 		return -1;
 	}
 	if (cfg->openmetrics_port != 0 && cfg->openmetrics_port == cfg->port) {
-		config_fail(p, config_where_loc(gw, config_general_keys, "openmetrics_port"),
-			    "[general] openmetrics_port = %d is also the PostgreSQL port: choose another",
-			    cfg->openmetrics_port);
+		config_fail(
+			p, config_where_loc(gw, config_general_keys, "openmetrics_port"),
+			"[general] openmetrics_port = %d is also the PostgreSQL port: choose another",
+			cfg->openmetrics_port);
 		return -1;
 	}
 	if (config_validate_databases(p) < 0 || config_validate_users(p) < 0)
@@ -1891,7 +1892,8 @@ config_general_key(const struct config *cfg, size_t i, char *value, size_t len)
 		break;
 	}
 	case CONFIG_KEY_LOG_LEVEL:
-		snprintf(value, len, "%s", log_level_name(*(const enum log_level *)(base + k->off)));
+		snprintf(value, len, "%s",
+			 log_level_name(*(const enum log_level *)(base + k->off)));
 		break;
 	case CONFIG_KEY_SECRET:
 		snprintf(value, len, "%s", "********");

@@ -94,10 +94,10 @@ enum shm_stat {
 	SHM_STAT_BIND,         /* Bind messages from clients */
 	SHM_STAT_CLOSE,        /* Close messages from clients */
 	SHM_STAT_SERVER_PARSE, /* ParseComplete from servers (Parses they ran) */
-	SHM_STAT_ERRORS,       /* ErrorResponses sent to clients by servers, failed logins, checkout timeouts */
-	SHM_STAT_CLEANED,      /* server resets after a client left */
-	SHM_STAT_CONNECT,      /* server connections opened */
-	SHM_STAT_CONNECT_US,   /* time from connect() to the server's first ReadyForQuery */
+	SHM_STAT_ERRORS, /* ErrorResponses sent to clients by servers, failed logins, checkout timeouts */
+	SHM_STAT_CLEANED,    /* server resets after a client left */
+	SHM_STAT_CONNECT,    /* server connections opened */
+	SHM_STAT_CONNECT_US, /* time from connect() to the server's first ReadyForQuery */
 	SHM_STAT_CNT
 };
 
@@ -147,7 +147,7 @@ shm_stat_add(_Atomic uint64_t *v, uint64_t n)
 #define SHM_BANS_MAX 64
 struct shm_ban {
 	_Atomic uint32_t seq;
-	int32_t pool_idx; /* -1: every pool of database/user */
+	int32_t pool_idx;                     /* -1: every pool of database/user */
 	uint64_t banned_at_us, expires_at_us; /* wall clock; expires 0: until UNBAN */
 	char database[SHM_NAME_MAX];
 	char user[SHM_NAME_MAX];

@@ -262,8 +262,9 @@ sv_metrics_process(struct sv_mbuf *b, const char *ns)
 		int32_t pid = atomic_load(&shm_worker(w)->pid);
 
 		if (pid > 0)
-			sv_mbuf_printf(b, "%sworker_resident_memory_bytes{worker=\"%u\"} %" PRIu64 "\n",
-				       ns, w, stats_rss_bytes(pid));
+			sv_mbuf_printf(
+				b, "%sworker_resident_memory_bytes{worker=\"%u\"} %" PRIu64 "\n",
+				ns, w, stats_rss_bytes(pid));
 	}
 	sv_metrics_head(b, ns, "query_cache_hits_total", "counter",
 			"SQL classification cache hits, all workers.");
@@ -323,8 +324,8 @@ sv_metrics_histogram(struct sv_mbuf *b, const char *ns, const struct stats_pool 
 				char le[32];
 
 				sv_metrics_seconds(le, sizeof(le), stats_hist_bounds_us[k]);
-				sv_mbuf_printf(b, "%s%s_bucket{%s,le=\"%s\"} %" PRIu64 "\n", ns, name,
-					       lbl[i].labels, le, cum);
+				sv_mbuf_printf(b, "%s%s_bucket{%s,le=\"%s\"} %" PRIu64 "\n", ns,
+					       name, lbl[i].labels, le, cum);
 			} else {
 				sv_mbuf_printf(b, "%s%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", ns,
 					       name, lbl[i].labels, cum);
@@ -353,8 +354,8 @@ sv_metrics_render(const char *ns, char **out, size_t *out_len)
 		stats_averages(&ps[i], avg[i]);
 	}
 	sv_metrics_process(&b, ns);
-#define SV_GAUGE(field, help)                                                    \
-	sv_metrics_pool_gauge(&b, ns, ps, lbl, cnt, #field, help,                 \
+#define SV_GAUGE(field, help)                                     \
+	sv_metrics_pool_gauge(&b, ns, ps, lbl, cnt, #field, help, \
 			      offsetof(struct stats_pool, field))
 	SV_GAUGE(cl_active, "Clients logged in and not waiting for a server.");
 	SV_GAUGE(cl_waiting, "Clients waiting for a server connection.");
@@ -364,9 +365,10 @@ sv_metrics_render(const char *ns, char **out, size_t *out_len)
 	SV_GAUGE(sv_login, "Server connections connecting or logging in.");
 #undef SV_GAUGE
 	/* SHOW POOLS' sv_total; a gauge must not end in _total */
-	sv_metrics_pool_gauge(&b, ns, ps, lbl, cnt, "sv_open",
-			      "Server connections open or opening (the pool_size cap counts these).",
-			      offsetof(struct stats_pool, sv_total));
+	sv_metrics_pool_gauge(
+		&b, ns, ps, lbl, cnt, "sv_open",
+		"Server connections open or opening (the pool_size cap counts these).",
+		offsetof(struct stats_pool, sv_total));
 	sv_metrics_head(&b, ns, "pool_size", "gauge", "Configured pool_size.");
 	for (size_t i = 0; i < cnt; i++)
 		sv_mbuf_printf(&b, "%spool_size{%s} %d\n", ns, lbl[i].labels,
@@ -380,13 +382,12 @@ sv_metrics_render(const char *ns, char **out, size_t *out_len)
 	sv_metrics_head(&b, ns, "checkout_timeouts_total", "counter",
 			"Clients refused after checkout_timeout.");
 	for (size_t i = 0; i < cnt; i++)
-		sv_mbuf_printf(&b, "%scheckout_timeouts_total{%s} %" PRIu64 "\n", ns,
-			       lbl[i].labels, ps[i].checkout_timeouts);
+		sv_mbuf_printf(&b, "%scheckout_timeouts_total{%s} %" PRIu64 "\n", ns, lbl[i].labels,
+			       ps[i].checkout_timeouts);
 	sv_metrics_head(&b, ns, "pins_total", "counter",
 			"Times a client pinned its server connection (transaction mode).");
 	for (size_t i = 0; i < cnt; i++)
-		sv_mbuf_printf(&b, "%spins_total{%s} %" PRIu64 "\n", ns, lbl[i].labels,
-			       ps[i].pins);
+		sv_mbuf_printf(&b, "%spins_total{%s} %" PRIu64 "\n", ns, lbl[i].labels, ps[i].pins);
 	for (size_t m = 0; m < ARRAY_SIZE(sv_metrics_counters); m++) {
 		sv_metrics_head(&b, ns, sv_metrics_counters[m].name, "counter",
 				sv_metrics_counters[m].help);
@@ -429,7 +430,8 @@ fail:
 int
 sv_metrics_open(const struct config *cfg, char *err, size_t err_len)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	char port[16];
@@ -542,10 +544,11 @@ sv_metrics_answer(struct sv_metrics_conn *c)
 			       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
 			       status, strlen(status) + 1, status);
 	} else {
-		sv_mbuf_printf(&b,
-			       "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-			       "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			       body_len);
+		sv_mbuf_printf(
+			&b,
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+			"Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			body_len);
 		if (!is_head && body_len)
 			sv_mbuf_printf(&b, "%.*s", (int)body_len, body);
 	}

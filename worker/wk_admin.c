@@ -163,13 +163,16 @@ wk_admin_show_clients(struct wk_client *c, const char *args, struct pgw_buf *b)
 static void
 wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = {
-		"id",           "pool_id",        "database",   "user",
-		"addr",         "port",           "state",      "connect_time",
-		"request_time", "remote_pid",     "client_id",  "transactions",
-		"queries",      "bytes_received", "bytes_sent", "application_name",
-		"worker",       "age",            "tx_status"
-	};
+	static const char *const cols[] = { "id",           "pool_id",
+					    "database",     "user",
+					    "addr",         "port",
+					    "state",        "connect_time",
+					    "request_time", "remote_pid",
+					    "client_id",    "transactions",
+					    "queries",      "bytes_received",
+					    "bytes_sent",   "application_name",
+					    "worker",       "age",
+					    "tx_status" };
 
 	(void)c;
 	(void)args;
@@ -214,8 +217,9 @@ wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 			wk_admin_cell(&row, "%s", r.application_name);
 			wk_admin_cell(&row, "%u", w);
 			wk_admin_cell(&row, "%" PRIu64,
-				      g_wk.now_us > r.connect_us ? (g_wk.now_us - r.connect_us) / 1000000
-								 : 0);
+				      g_wk.now_us > r.connect_us
+					      ? (g_wk.now_us - r.connect_us) / 1000000
+					      : 0);
 			wk_admin_cell(&row, "%c", r.tx_status ? r.tx_status : 'I');
 			pgw_put_data_row(b, row.values, row.cnt);
 		}
@@ -226,13 +230,13 @@ wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 static void
 wk_admin_show_pools(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "id",	  "database",	       "user",
-					    "addr",	  "port",	       "shard",
-					    "role",	  "cl_active",	       "cl_waiting",
-					    "sv_active",  "sv_idle",	       "sv_idle_xact",
-					    "sv_login",	  "sv_total",	       "pool_size",
-					    "maxwait",	  "maxwait_us",	       "pool_mode",
-					    "errors",	  "checkout_timeouts", "pins" };
+	static const char *const cols[] = {
+		"id",      "database",     "user",      "addr",       "port",
+		"shard",   "role",         "cl_active", "cl_waiting", "sv_active",
+		"sv_idle", "sv_idle_xact", "sv_login",  "sv_total",   "pool_size",
+		"maxwait", "maxwait_us",   "pool_mode", "errors",     "checkout_timeouts",
+		"pins"
+	};
 	size_t cnt;
 	struct stats_pool *ps = wk_admin_collect(&cnt);
 
@@ -487,9 +491,17 @@ wk_admin_show_totals(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
 	static const char *const cols[] = { "name", "value" };
 	static const char *const pgb_names[] = {
-		"server_assignment_count", "xact_count", "query_count", "received", "sent",
-		"xact_time", "query_time", "wait_time", "client_parse_count",
-		"server_parse_count", "bind_count",
+		"server_assignment_count",
+		"xact_count",
+		"query_count",
+		"received",
+		"sent",
+		"xact_time",
+		"query_time",
+		"wait_time",
+		"client_parse_count",
+		"server_parse_count",
+		"bind_count",
 	};
 	size_t cnt;
 	struct stats_pool *ps = wk_admin_collect(&cnt), sum = { 0 };
@@ -569,7 +581,7 @@ wk_admin_clients_of(const char *db, const char *user)
 static void
 wk_admin_show_lists(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "databases",   "users",        "pools",
+	static const char *const cols[] = { "databases",    "users",        "pools",
 					    "used_clients", "free_clients", "free_servers",
 					    "used_servers" };
 	struct wk_admin_row row = { .cnt = 0 };
@@ -643,7 +655,8 @@ wk_admin_show_databases(struct wk_client *c, const char *args, struct pgw_buf *b
 		}
 		if (!has_pool) {
 			pool_size = db->pool_size >= 0 ? db->pool_size : g_cfg->default_pool_size;
-			min_pool = db->min_pool_size >= 0 ? db->min_pool_size : g_cfg->min_pool_size;
+			min_pool =
+				db->min_pool_size >= 0 ? db->min_pool_size : g_cfg->min_pool_size;
 			if (db->has_pooler_mode)
 				mode = db->pooler_mode;
 		}
@@ -740,7 +753,7 @@ wk_admin_show_users(struct wk_client *c, const char *args, struct pgw_buf *b)
 static void
 wk_admin_show_query_cache(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "worker",	   "hits",    "misses", "parses",
+	static const char *const cols[] = { "worker",      "hits",    "misses", "parses",
 					    "prefiltered", "entries", "limit" };
 
 	(void)c;
@@ -768,8 +781,8 @@ wk_admin_show_query_cache(struct wk_client *c, const char *args, struct pgw_buf 
 static void
 wk_admin_show_peers(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "addr",   "last_seen", "clients", "worker",
-					    "pid",    "started",   "restarts" };
+	static const char *const cols[] = { "addr", "last_seen", "clients", "worker",
+					    "pid",  "started",   "restarts" };
 	char now[32];
 
 	(void)c;
@@ -804,9 +817,17 @@ wk_admin_show_peers(struct wk_client *c, const char *args, struct pgw_buf *b)
 static void
 wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "id",	   "database",	"user",	 "addr",
-					    "port",	   "shard",	"role",	 "replica_lag",
-					    "pg_lsn",	   "lsn_age",	"pg_is_in_recovery" };
+	static const char *const cols[] = { "id",
+					    "database",
+					    "user",
+					    "addr",
+					    "port",
+					    "shard",
+					    "role",
+					    "replica_lag",
+					    "pg_lsn",
+					    "lsn_age",
+					    "pg_is_in_recovery" };
 
 	(void)c;
 	(void)args;
@@ -832,8 +853,9 @@ wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf 
 static void
 wk_admin_show_bans(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "id",   "database", "user", "addr",	 "port",
-					    "shard", "role",	  "ban_reason", "ban_time_left" };
+	static const char *const cols[] = { "id",   "database",   "user",
+					    "addr", "port",       "shard",
+					    "role", "ban_reason", "ban_time_left" };
 
 	(void)c;
 	(void)args;
@@ -883,8 +905,7 @@ wk_admin_show_mem(struct wk_client *c, const char *args, struct pgw_buf *b)
 		{ "shm_client", sizeof(struct shm_client), clients,
 		  nw * g_shm->clients_per_worker },
 		{ "shm_server", sizeof(struct shm_server), 0, nw * g_shm->servers_per_worker },
-		{ "shm_prepared", sizeof(struct shm_prepared), 0,
-		  nw * g_shm->prepared_per_worker },
+		{ "shm_prepared", sizeof(struct shm_prepared), 0, nw * g_shm->prepared_per_worker },
 		{ "shm_pool_stats", sizeof(struct shm_pool_stats), nw * g_shm->pools_cnt,
 		  nw * (g_shm->pools_cnt + 1) },
 		{ "shm_ban", sizeof(struct shm_ban), 0, SHM_BANS_MAX },
@@ -959,11 +980,11 @@ wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 static void
 wk_admin_show_fds(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "fd",	 "task",	  "user",
-					    "database",	 "addr",	  "port",
-					    "cancel",	 "link",	  "client_encoding",
-					    "std_strings", "datestyle",	  "timezone",
-					    "password",	 "scram_client_key", "scram_server_key" };
+	static const char *const cols[] = {
+		"fd",        "task",     "user",     "database",         "addr",
+		"port",      "cancel",   "link",     "client_encoding",  "std_strings",
+		"datestyle", "timezone", "password", "scram_client_key", "scram_server_key"
+	};
 
 	(void)c;
 	(void)args;

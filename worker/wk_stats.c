@@ -22,8 +22,8 @@ wk_stats_ready(struct wk_server *s, struct wk_client *c, char st)
 {
 	struct wk_pool *p = s->pool;
 	uint64_t now = g_wk.mono_us;
-	uint64_t start = s->request_start_us > s->stat_ready_us ? s->request_start_us
-								 : s->stat_ready_us;
+	uint64_t start =
+		s->request_start_us > s->stat_ready_us ? s->request_start_us : s->stat_ready_us;
 	uint64_t qt = now > start ? now - start : 0;
 	struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
 	struct shm_client *cr = c ? shm_client((uint32_t)g_wk.slot, c->row) : NULL;

@@ -99,8 +99,7 @@ check_columns(PGconn *adm, const char *cmd, const char *const *cols, int n)
 {
 	PGresult *res = it_exec_ok(adm, cmd);
 
-	ck_assert_msg(PQnfields(res) == n, "%s: %d columns, expected %d", cmd, PQnfields(res),
-		      n);
+	ck_assert_msg(PQnfields(res) == n, "%s: %d columns, expected %d", cmd, PQnfields(res), n);
 	for (int i = 0; i < n; i++)
 		ck_assert_msg(strcmp(PQfname(res, i), cols[i]) == 0, "%s: column %d is %s, not %s",
 			      cmd, i, PQfname(res, i), cols[i]);
@@ -114,7 +113,8 @@ check_columns(PGconn *adm, const char *cmd, const char *const *cols, int n)
 static int
 http_request(const char *request, char *body, size_t body_len)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)metrics_port) };
 	static char buf[4 << 20];
 	size_t n = 0, req_len = strlen(request);
 	long long end = it_now_ms() + 5000;
@@ -194,17 +194,21 @@ metric_plain(const char *text, const char *name)
 
 /* ---- columns ------------------------------------------------------------------ */
 
-#define COLS(...) (const char *const[]){ __VA_ARGS__ }, (int)(sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(char *))
+#define COLS(...)                             \
+	(const char *const[]){ __VA_ARGS__ }, \
+		(int)(sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(char *))
 
 /* Every SHOW command answers with its documented columns. */
 START_TEST(test_admin_columns)
 {
 	PGconn *adm = it_connect(ADMIN);
 	static const char *const stats[] = {
-		"xact_count", "query_count", "server_assignment_count", "received", "sent",
-		"xact_time", "idle_xact_time", "query_time", "wait_time", "client_parse_count",
-		"bind_count", "close_count", "server_parse_count", "errors", "cleaned",
-		"connect_count", "connect_time",
+		"xact_count",         "query_count",  "server_assignment_count",
+		"received",           "sent",         "xact_time",
+		"idle_xact_time",     "query_time",   "wait_time",
+		"client_parse_count", "bind_count",   "close_count",
+		"server_parse_count", "errors",       "cleaned",
+		"connect_count",      "connect_time",
 	};
 	const char *stat_cols[6 + 2 * 17];
 	char names[2 * 17][48];
@@ -262,18 +266,17 @@ START_TEST(test_admin_columns)
 		      COLS("name", "pool_size", "reserve_pool_size", "pool_mode",
 			   "max_user_connections", "current_connections",
 			   "max_user_client_connections", "current_client_connections"));
-	check_columns(adm, "SHOW QUERY_CACHE",
-		      COLS("worker", "hits", "misses", "parses", "prefiltered", "entries",
-			   "limit"));
+	check_columns(
+		adm, "SHOW QUERY_CACHE",
+		COLS("worker", "hits", "misses", "parses", "prefiltered", "entries", "limit"));
 	check_columns(adm, "SHOW PEERS",
-		      COLS("addr", "last_seen", "clients", "worker", "pid", "started",
-			   "restarts"));
+		      COLS("addr", "last_seen", "clients", "worker", "pid", "started", "restarts"));
 	check_columns(adm, "SHOW REPLICATION",
-		      COLS("id", "database", "user", "addr", "port", "shard", "role",
-			   "replica_lag", "pg_lsn", "lsn_age", "pg_is_in_recovery"));
+		      COLS("id", "database", "user", "addr", "port", "shard", "role", "replica_lag",
+			   "pg_lsn", "lsn_age", "pg_is_in_recovery"));
 	check_columns(adm, "SHOW BANS",
-		      COLS("id", "database", "user", "addr", "port", "shard", "role",
-			   "ban_reason", "ban_time_left"));
+		      COLS("id", "database", "user", "addr", "port", "shard", "role", "ban_reason",
+			   "ban_time_left"));
 	check_columns(adm, "SHOW MEM", COLS("name", "size", "used", "free", "memtotal"));
 	check_columns(adm, "SHOW STATE", COLS("key", "value"));
 	check_columns(adm, "SHOW FDS",
@@ -357,8 +360,8 @@ END_TEST
 
 #define WL_CONNS     8  /* at least this many connections... */
 #define WL_CONNS_MAX 32 /* ...and more until both workers hold some */
-#define WL_AUTO  5 /* autocommit SELECTs per connection */
-#define WL_BLOCK 2 /* BEGIN; SELECT; COMMIT blocks per connection */
+#define WL_AUTO      5  /* autocommit SELECTs per connection */
+#define WL_BLOCK     2  /* BEGIN; SELECT; COMMIT blocks per connection */
 
 /*
  * N transactions through both workers: the totals over every worker move by
@@ -426,8 +429,9 @@ START_TEST(test_admin_stats_workload)
 	ck_assert_uint_eq(stat_num(adm, "solo", "total_xact_count"), solo0);
 
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
-	ck_assert_int_eq((long long)(metric(body, "pgdog_query_duration_seconds_count", "app") - hq),
-			 (unsigned long long)n * (WL_AUTO + 3 * WL_BLOCK));
+	ck_assert_int_eq(
+		(long long)(metric(body, "pgdog_query_duration_seconds_count", "app") - hq),
+		(unsigned long long)n * (WL_AUTO + 3 * WL_BLOCK));
 	ck_assert_int_eq((long long)(metric(body, "pgdog_xact_duration_seconds_count", "app") - hx),
 			 (unsigned long long)n * (WL_AUTO + WL_BLOCK));
 	/* the +Inf bucket is the count */
@@ -561,9 +565,19 @@ START_TEST(test_admin_help_and_unknown)
 	PGconn *adm = it_connect(ADMIN);
 	PGresult *res = it_exec_ok(adm, "SHOW HELP");
 	static const char *const want[] = {
-		"SHOW STATS", "SHOW POOLS",  "SHOW FDS",	       "RELOAD",    "PAUSE [db]",
-		"SHUTDOWN",   "BAN [id]",    "SET setting TO value", "KILL db", "KILL_CLIENT id",
-		"SHOW BANS",  "SHOW PEERS", "MAINTENANCE ON|OFF",
+		"SHOW STATS",
+		"SHOW POOLS",
+		"SHOW FDS",
+		"RELOAD",
+		"PAUSE [db]",
+		"SHUTDOWN",
+		"BAN [id]",
+		"SET setting TO value",
+		"KILL db",
+		"KILL_CLIENT id",
+		"SHOW BANS",
+		"SHOW PEERS",
+		"MAINTENANCE ON|OFF",
 	};
 	const char *hint;
 
@@ -580,9 +594,9 @@ START_TEST(test_admin_help_and_unknown)
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42601");
 	hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
 	ck_assert_msg(hint && strstr(hint, "SHOW HELP"), "hint: %s", hint ? hint : "(none)");
-	ck_assert_msg(strstr(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
-			     "show nothing_like_this"),
-		      "message: %s", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+	ck_assert_msg(
+		strstr(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY), "show nothing_like_this"),
+		"message: %s", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
 	PQclear(res);
 	/* the console still works */
 	ck_assert_int_eq(PQntuples(res = it_exec_ok(adm, "show   version ;")), 1);
@@ -631,7 +645,8 @@ START_TEST(test_admin_metrics_promtool)
 	for (int i = 0; i < 10; i++)
 		ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
 	PQfinish(c);
-	ck_assert_msg(access("/usr/bin/promtool", X_OK) == 0 || system("command -v promtool >/dev/null") == 0,
+	ck_assert_msg(access("/usr/bin/promtool", X_OK) == 0 ||
+			      system("command -v promtool >/dev/null") == 0,
 		      "promtool is missing: apt-get install prometheus (CI installs it)");
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
 	f = fopen(path, "w");
@@ -648,8 +663,10 @@ START_TEST(test_admin_metrics_promtool)
 	ck_assert_msg(rc == 0, "promtool check metrics failed (status %d)", rc);
 
 	/* labels, process figures, histograms */
-	ck_assert_msg(strstr(body, "user=\"app\",database=\"app\",shard=\"0\",role=\"primary\",host=\"127.0.0.1\""),
-		      "pool labels missing");
+	ck_assert_msg(
+		strstr(body,
+		       "user=\"app\",database=\"app\",shard=\"0\",role=\"primary\",host=\"127.0.0.1\""),
+		"pool labels missing");
 	ck_assert(metric_plain(body, "pgdog_workers") == 2);
 	ck_assert(metric_plain(body, "pgdog_workers_configured") == 2);
 	ck_assert(metric_plain(body, "pgdog_worker_restarts_total") == 0);
@@ -667,12 +684,13 @@ START_TEST(test_admin_metrics_promtool)
 			  stat_num(adm, "app", "total_received"));
 	ck_assert_uint_eq((unsigned long long)metric(body, "pgdog_sent_bytes_total", "app"),
 			  stat_num(adm, "app", "total_sent"));
-	ck_assert_uint_eq((unsigned long long)metric(body, "pgdog_query_duration_seconds_count",
-						     "app"),
-			  stat_num(adm, "app", "total_query_count"));
-	ck_assert_uint_eq((unsigned long long)(metric(body, "pgdog_query_time_seconds_total", "app") *
-						1e6 + 0.5),
-			  stat_num(adm, "app", "total_query_time"));
+	ck_assert_uint_eq(
+		(unsigned long long)metric(body, "pgdog_query_duration_seconds_count", "app"),
+		stat_num(adm, "app", "total_query_count"));
+	ck_assert_uint_eq(
+		(unsigned long long)(metric(body, "pgdog_query_time_seconds_total", "app") * 1e6 +
+				     0.5),
+		stat_num(adm, "app", "total_query_time"));
 	ck_assert_uint_eq((unsigned long long)metric(body, "pgdog_pool_size", "solo"), 1);
 	PQfinish(adm);
 }

@@ -451,9 +451,10 @@ END_TEST
 /* stats_period and the OpenMetrics keys: ranges, names, and SHOW CONFIG's view of them */
 START_TEST(test_config_metrics_keys)
 {
-	struct config *cfg = load_ok("[general]\nstats_period = 1000\nopenmetrics_port = 9930\n"
-				     "openmetrics_host = 127.0.0.1\nopenmetrics_namespace = db_1\n" MIN_INI,
-				     NULL);
+	struct config *cfg =
+		load_ok("[general]\nstats_period = 1000\nopenmetrics_port = 9930\n"
+			"openmetrics_host = 127.0.0.1\nopenmetrics_namespace = db_1\n" MIN_INI,
+			NULL);
 	char value[64];
 	const char *name;
 	int seen = 0;
@@ -477,16 +478,18 @@ START_TEST(test_config_metrics_keys)
 	cfg = load_ok("[general]\nopenmetrics_namespace =\n" MIN_INI, NULL);
 	ck_assert_str_eq(cfg->openmetrics_namespace, "");
 	config_free(cfg);
-	load_fails("[general]\nstats_period = 999\n" MIN_INI, NULL,
-		   "pgdog.ini:2: [general] stats_period = 999: must be an integer between 1000 and 3600000");
+	load_fails(
+		"[general]\nstats_period = 999\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] stats_period = 999: must be an integer between 1000 and 3600000");
 	load_fails(
 		"[general]\nopenmetrics_namespace = pgdog.\n" MIN_INI, NULL,
 		"pgdog.ini:2: [general] openmetrics_namespace = \"pgdog.\": use letters, digits and '_' only, not starting with a digit (it prefixes Prometheus metric names)");
 	load_fails(
 		"[general]\nopenmetrics_namespace = 1x\n" MIN_INI, NULL,
 		"pgdog.ini:2: [general] openmetrics_namespace = \"1x\": use letters, digits and '_' only, not starting with a digit (it prefixes Prometheus metric names)");
-	load_fails("[general]\nport = 6432\nopenmetrics_port = 6432\n" MIN_INI, NULL,
-		   "pgdog.ini:3: [general] openmetrics_port = 6432 is also the PostgreSQL port: choose another");
+	load_fails(
+		"[general]\nport = 6432\nopenmetrics_port = 6432\n" MIN_INI, NULL,
+		"pgdog.ini:3: [general] openmetrics_port = 6432 is also the PostgreSQL port: choose another");
 }
 END_TEST
 

@@ -161,10 +161,10 @@ START_TEST(test_stats_averages)
 	ck_assert_uint_eq(ps[0].delta[SHM_STAT_XACT], 30);
 	ck_assert_uint_eq(ps[0].delta_us, 2000000);
 	stats_averages(&ps[0], avg);
-	ck_assert_uint_eq(avg[SHM_STAT_XACT], 15);         /* per second */
-	ck_assert_uint_eq(avg[SHM_STAT_RECV], 2000);       /* bytes per second */
-	ck_assert_uint_eq(avg[SHM_STAT_XACT_US], 100000);  /* per transaction */
-	ck_assert_uint_eq(avg[SHM_STAT_QUERY_US], 0);      /* no queries: 0, not a division by 0 */
+	ck_assert_uint_eq(avg[SHM_STAT_XACT], 15);        /* per second */
+	ck_assert_uint_eq(avg[SHM_STAT_RECV], 2000);      /* bytes per second */
+	ck_assert_uint_eq(avg[SHM_STAT_XACT_US], 100000); /* per transaction */
+	ck_assert_uint_eq(avg[SHM_STAT_QUERY_US], 0);     /* no queries: 0, not a division by 0 */
 	ck_assert_uint_eq(ps[0].total[SHM_STAT_XACT], 1035);
 }
 END_TEST
