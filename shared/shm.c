@@ -263,6 +263,17 @@ shm_pool_open_total(uint32_t pool_idx)
 }
 
 uint32_t
+shm_pool_open_peek(uint32_t pool_idx)
+{
+	struct shm_pool *p = shm_pool(pool_idx);
+	uint32_t n = 0;
+
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++)
+		n += __atomic_load_n(&p->open[w], __ATOMIC_RELAXED);
+	return n;
+}
+
+uint32_t
 shm_pool_waiting_elsewhere(uint32_t pool_idx, uint32_t slot)
 {
 	struct shm_pool *p = shm_pool(pool_idx);
@@ -306,5 +317,5 @@ shm_recover_slot(uint32_t slot, pid_t pid)
 	memset(shm_prepared(slot, 0), 0, sizeof(struct shm_prepared) * g_shm->prepared_per_worker);
 	atomic_store(&w->pid, 0);
 	atomic_store(&w->clients_cnt, 0);
-	atomic_fetch_add(&w->restarts, 1);
+	/* restarts: counted by the supervisor when it starts the replacement */
 }

@@ -263,6 +263,11 @@ bool shm_pool_reserve(uint32_t pool_idx, uint32_t slot, uint32_t cap);
 void shm_pool_release(uint32_t pool_idx, uint32_t slot);
 /* Servers open for the pool over all workers. */
 uint32_t shm_pool_open_total(uint32_t pool_idx);
+/*
+ * The same without the lock, for statistics: never waits (the supervisor
+ * must not spin on a lock a dead worker still holds), may be a moment old.
+ */
+uint32_t shm_pool_open_peek(uint32_t pool_idx);
 /* Clients waiting for the pool in workers other than slot. */
 uint32_t shm_pool_waiting_elsewhere(uint32_t pool_idx, uint32_t slot);
 /* Clients connected over all workers. */
@@ -270,6 +275,7 @@ uint32_t shm_clients_total(void);
 
 /*
  * After worker slot (pid) died: release locks pid held, zero its pool
- * counts, connection rows and stats. Supervisor only.
+ * counts, connection rows and stats (restarts is left to the caller, who
+ * counts it when it starts the replacement). Supervisor only.
  */
 void shm_recover_slot(uint32_t slot, pid_t pid);

@@ -129,7 +129,7 @@ stats_collect(struct stats_pool *out, size_t pools_cnt)
 		}
 	}
 	for (size_t i = 0; i < pools_cnt; i++) {
-		out[i].sv_total = shm_pool_open_total((uint32_t)i);
+		out[i].sv_total = shm_pool_open_peek((uint32_t)i);
 		/* sv_active counts idle-in-transaction servers too: they are linked */
 		if (out[i].sv_active >= out[i].sv_idle_xact)
 			out[i].sv_active -= out[i].sv_idle_xact;

@@ -60,7 +60,7 @@ struct stats_pool {
 /*
  * Sum every pool (out has pools_cnt entries, pools_cnt <= g_shm->pools_cnt)
  * over every worker slot, including the idle-in-transaction count from the
- * server rows. Reads only; never blocks beyond the pool locks' few stores.
+ * server rows. Reads only, takes no lock: never waits, even on a dead worker.
  */
 void stats_collect(struct stats_pool *out, size_t pools_cnt);
 

@@ -592,7 +592,7 @@ wk_admin_show_lists(struct wk_client *c, const char *args, struct pgw_buf *b)
 	(void)args;
 	for (uint32_t i = 0; i < g_shm->pools_cnt && i < g_cfg->pools_cnt; i++) {
 		cap_servers += (uint64_t)g_cfg->pools[i].pool_size;
-		open += shm_pool_open_total(i);
+		open += shm_pool_open_peek(i);
 	}
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	wk_admin_cell(&row, "%zu", g_cfg->databases_cnt);
@@ -644,7 +644,7 @@ wk_admin_show_databases(struct wk_client *c, const char *args, struct pgw_buf *b
 
 			if ((size_t)cp->db_idx != d)
 				continue;
-			open += shm_pool_open_total(i);
+			open += shm_pool_open_peek(i);
 			if (!has_pool) {
 				pool_size = cp->pool_size;
 				min_pool = cp->min_pool_size;
@@ -734,7 +734,7 @@ wk_admin_show_users(struct wk_client *c, const char *args, struct pgw_buf *b)
 			continue;
 		for (uint32_t i = 0; i < g_shm->pools_cnt && i < g_cfg->pools_cnt; i++)
 			if (strcmp(g_cfg->users[g_cfg->pools[i].user_idx].name, cu->name) == 0)
-				open += shm_pool_open_total(i);
+				open += shm_pool_open_peek(i);
 		wk_admin_cell(&row, "%s", cu->name);
 		wk_admin_cell(&row, "%d", pool_size);
 		wk_admin_cell(&row, "%d", 0);

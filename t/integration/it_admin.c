@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -724,6 +725,47 @@ START_TEST(test_admin_metrics_http)
 }
 END_TEST
 
+/*
+ * Process figures follow the processes: a SIGHUP with a valid file counts a
+ * reload; a killed worker counts a restart and is back. Runs last: it
+ * disturbs the workers.
+ */
+START_TEST(test_admin_metrics_process)
+{
+	static char body[4 << 20];
+	pid_t pids[8];
+	long long end;
+	PGconn *adm;
+	PGresult *res;
+
+	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	ck_assert(metric_plain(body, "pgdog_reloads_total") == 0);
+	ck_assert_int_eq(kill(g_it.pid, SIGHUP), 0);
+	end = it_now_ms() + 10000;
+	do {
+		ck_assert_msg(it_now_ms() < end, "reloads_total never became 1");
+		it_sleep_ms(50);
+		ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	} while (metric_plain(body, "pgdog_reloads_total") != 1);
+
+	ck_assert_int_eq(it_children(g_it.pid, pids, 8), 2);
+	ck_assert_int_eq(kill(pids[0], SIGKILL), 0);
+	end = it_now_ms() + 15000;
+	do {
+		ck_assert_msg(it_now_ms() < end, "no restart counted with both workers back");
+		it_sleep_ms(100);
+		ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	} while (metric_plain(body, "pgdog_worker_restarts_total") != 1 ||
+		 metric_plain(body, "pgdog_workers") != 2);
+	adm = it_connect(ADMIN);
+	res = it_exec_ok(adm, "SHOW STATE");
+	ck_assert_str_eq(PQgetvalue(res, 6, 0), "reloads");
+	ck_assert_str_eq(PQgetvalue(res, 6, 1), "1");
+	PQclear(res);
+	PQfinish(adm);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -742,6 +784,7 @@ main(void)
 	tcase_add_test(tc, test_admin_extended_and_version);
 	tcase_add_test(tc, test_admin_metrics_promtool);
 	tcase_add_test(tc, test_admin_metrics_http);
+	tcase_add_test(tc, test_admin_metrics_process);
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
 }
