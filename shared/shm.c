@@ -122,58 +122,6 @@ shm_destroy(void)
 	g_shm_fd = -1;
 }
 
-static void *
-shm_at(uint64_t off)
-{
-	return (char *)g_shm + off;
-}
-
-struct shm_worker *
-shm_worker(uint32_t slot)
-{
-	return (struct shm_worker *)shm_at(g_shm->off_workers) + slot;
-}
-
-struct shm_pool *
-shm_pool(uint32_t pool_idx)
-{
-	return (struct shm_pool *)shm_at(g_shm->off_pools) + pool_idx;
-}
-
-struct shm_pool_stats *
-shm_pool_stats(uint32_t slot, uint32_t pool_idx)
-{
-	return (struct shm_pool_stats *)shm_at(g_shm->off_pool_stats) +
-	       (size_t)slot * (g_shm->pools_cnt + 1) + pool_idx;
-}
-
-struct shm_client *
-shm_client(uint32_t slot, uint32_t idx)
-{
-	return (struct shm_client *)shm_at(g_shm->off_clients) +
-	       (size_t)slot * g_shm->clients_per_worker + idx;
-}
-
-struct shm_server *
-shm_server(uint32_t slot, uint32_t idx)
-{
-	return (struct shm_server *)shm_at(g_shm->off_servers) +
-	       (size_t)slot * g_shm->servers_per_worker + idx;
-}
-
-struct shm_prepared *
-shm_prepared(uint32_t slot, uint32_t idx)
-{
-	return (struct shm_prepared *)shm_at(g_shm->off_prepared) +
-	       (size_t)slot * g_shm->prepared_per_worker + idx;
-}
-
-struct shm_ban *
-shm_ban(uint32_t idx)
-{
-	return (struct shm_ban *)shm_at(g_shm->off_bans) + idx;
-}
-
 bool
 shm_row_read(const _Atomic uint32_t *seq, const void *row, void *copy, size_t size)
 {

@@ -226,13 +226,62 @@ int shm_create(const struct config *cfg, char *err, size_t err_len) MUST_CHECK;
 /* Unmap and close (supervisor at exit; tests). */
 void shm_destroy(void);
 
-struct shm_worker *shm_worker(uint32_t slot);
-struct shm_pool *shm_pool(uint32_t pool_idx);
-struct shm_pool_stats *shm_pool_stats(uint32_t slot, uint32_t pool_idx);
-struct shm_client *shm_client(uint32_t slot, uint32_t idx);
-struct shm_server *shm_server(uint32_t slot, uint32_t idx);
-struct shm_prepared *shm_prepared(uint32_t slot, uint32_t idx);
-struct shm_ban *shm_ban(uint32_t idx); /* idx < SHM_BANS_MAX */
+/*
+ * The regions of the segment. Inline: the request path finds its connection
+ * rows several times per transaction, and a call costs more than the sum.
+ */
+static inline void *
+shm_at(uint64_t off)
+{
+	return (char *)g_shm + off;
+}
+
+static inline struct shm_worker *
+shm_worker(uint32_t slot)
+{
+	return (struct shm_worker *)shm_at(g_shm->off_workers) + slot;
+}
+
+static inline struct shm_pool *
+shm_pool(uint32_t pool_idx)
+{
+	return (struct shm_pool *)shm_at(g_shm->off_pools) + pool_idx;
+}
+
+static inline struct shm_pool_stats *
+shm_pool_stats(uint32_t slot, uint32_t pool_idx)
+{
+	return (struct shm_pool_stats *)shm_at(g_shm->off_pool_stats) +
+	       (size_t)slot * (g_shm->pools_cnt + 1) + pool_idx;
+}
+
+static inline struct shm_client *
+shm_client(uint32_t slot, uint32_t idx)
+{
+	return (struct shm_client *)shm_at(g_shm->off_clients) +
+	       (size_t)slot * g_shm->clients_per_worker + idx;
+}
+
+static inline struct shm_server *
+shm_server(uint32_t slot, uint32_t idx)
+{
+	return (struct shm_server *)shm_at(g_shm->off_servers) +
+	       (size_t)slot * g_shm->servers_per_worker + idx;
+}
+
+static inline struct shm_prepared *
+shm_prepared(uint32_t slot, uint32_t idx)
+{
+	return (struct shm_prepared *)shm_at(g_shm->off_prepared) +
+	       (size_t)slot * g_shm->prepared_per_worker + idx;
+}
+
+/* idx < SHM_BANS_MAX */
+static inline struct shm_ban *
+shm_ban(uint32_t idx)
+{
+	return (struct shm_ban *)shm_at(g_shm->off_bans) + idx;
+}
 
 /* Row writers: bracket multi-field updates (single writer). */
 static inline void

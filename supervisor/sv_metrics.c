@@ -500,17 +500,8 @@ sv_metrics_close(void)
 void
 sv_metrics_child_close(void)
 {
-	/* the worker has its own copy of the memory: just drop the descriptors */
-	if (!sv_metrics_is_init)
-		return;
-	for (size_t i = 0; i < SV_METRICS_CONNS_MAX; i++) {
-		if (sv_metrics_conns[i].fd >= 0)
-			close(sv_metrics_conns[i].fd);
-		sv_metrics_conns[i].fd = -1;
-	}
-	if (sv_metrics_fd >= 0)
-		close(sv_metrics_fd);
-	sv_metrics_fd = -1;
+	/* the worker's copies of the descriptors and of any answer in flight */
+	sv_metrics_close();
 }
 
 /* Build the whole answer for a complete request head. */
