@@ -586,7 +586,7 @@ wk_admin_show_lists(struct wk_client *c, const char *args, struct pgw_buf *b)
 					    "used_servers" };
 	struct wk_admin_row row = { .cnt = 0 };
 	uint64_t used = wk_admin_clients_of(NULL, NULL), cap_servers = 0, open = 0;
-	uint64_t cap_clients = (uint64_t)g_shm->clients_per_worker * g_shm->workers_cnt;
+	uint64_t cap_clients = (uint64_t)g_cfg->max_client_conn; /* over all workers */
 
 	(void)c;
 	(void)args;
