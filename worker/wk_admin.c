@@ -90,7 +90,7 @@ wk_admin_cell(struct wk_admin_row *row, const char *fmt, ...)
 	row->cnt++;
 }
 
-static struct stats_pool *wk_admin_collect(size_t *cnt);
+static struct stats_pool *wk_admin_collect(struct pgw_buf *b, size_t *cnt);
 
 static void
 wk_admin_show_clients(struct wk_client *c, const char *args, struct pgw_buf *b)
@@ -238,7 +238,7 @@ wk_admin_show_pools(struct wk_client *c, const char *args, struct pgw_buf *b)
 		"pins"
 	};
 	size_t cnt;
-	struct stats_pool *ps = wk_admin_collect(&cnt);
+	struct stats_pool *ps = wk_admin_collect(b, &cnt);
 
 	(void)c;
 	(void)args;
@@ -307,9 +307,12 @@ wk_admin_show_prepared(struct wk_client *c, const char *args, struct pgw_buf *b)
 
 /* ---- statistics (shared/stats.h: the same sums as /metrics) ---------------- */
 
-/* Every pool summed over the workers; NULL on out of memory (*cnt = 0). */
+/*
+ * Every pool summed over the workers. On out of memory: NULL, *cnt = 0, and
+ * b's error flag set, so the reply becomes an error (wk_admin_query).
+ */
 static struct stats_pool *
-wk_admin_collect(size_t *cnt)
+wk_admin_collect(struct pgw_buf *b, size_t *cnt)
 {
 	size_t n = g_cfg->pools_cnt < g_shm->pools_cnt ? g_cfg->pools_cnt : g_shm->pools_cnt;
 	struct stats_pool *ps = calloc(n ? n : 1, sizeof(*ps));
@@ -317,6 +320,8 @@ wk_admin_collect(size_t *cnt)
 	*cnt = ps ? n : 0;
 	if (ps)
 		stats_collect(ps, n);
+	else
+		b->has_error = true;
 	return ps;
 }
 
@@ -361,7 +366,7 @@ wk_admin_show_stats(struct wk_client *c, const char *args, struct pgw_buf *b)
 	char names[2 * SHM_STAT_CNT][48];
 	const char *cols[ARRAY_SIZE(fixed) + 2 * SHM_STAT_CNT];
 	size_t cnt, n = 0;
-	struct stats_pool *ps = wk_admin_collect(&cnt);
+	struct stats_pool *ps = wk_admin_collect(b, &cnt);
 
 	(void)c;
 	(void)args;
@@ -443,7 +448,7 @@ wk_admin_show_pgb_stats(struct pgw_buf *b, bool is_avg)
 {
 	const char *cols[1 + ARRAY_SIZE(wk_admin_pgb_stats)];
 	size_t cnt;
-	struct stats_pool *ps = wk_admin_collect(&cnt);
+	struct stats_pool *ps = wk_admin_collect(b, &cnt);
 
 	cols[0] = "database";
 	for (size_t i = 0; i < ARRAY_SIZE(wk_admin_pgb_stats); i++)
@@ -504,7 +509,7 @@ wk_admin_show_totals(struct wk_client *c, const char *args, struct pgw_buf *b)
 		"bind_count",
 	};
 	size_t cnt;
-	struct stats_pool *ps = wk_admin_collect(&cnt), sum = { 0 };
+	struct stats_pool *ps = wk_admin_collect(b, &cnt), sum = { 0 };
 	uint64_t avg[SHM_STAT_CNT];
 
 	_Static_assert(ARRAY_SIZE(pgb_names) == ARRAY_SIZE(wk_admin_pgb_stats), "totals");
