@@ -11,7 +11,9 @@
 #include "t/lib/it.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -112,10 +114,9 @@ check_columns(PGconn *adm, const char *cmd, const char *const *cols, int n)
  * the body (NUL-terminated) into body.
  */
 static int
-http_request(const char *request, char *body, size_t body_len)
+http_request_to(int port, const char *request, char *body, size_t body_len)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)metrics_port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	static char buf[4 << 20];
 	size_t n = 0, req_len = strlen(request);
 	long long end = it_now_ms() + 5000;
@@ -125,7 +126,7 @@ http_request(const char *request, char *body, size_t body_len)
 	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-		      "connect to the metrics port %d: %s", metrics_port, strerror(errno));
+		      "connect to port %d: %s", port, strerror(errno));
 	ck_assert(write(fd, request, req_len) == (ssize_t)req_len);
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -148,6 +149,12 @@ http_request(const char *request, char *body, size_t body_len)
 	ck_assert_msg(p != NULL, "no end of headers");
 	snprintf(body, body_len, "%s", p + 4);
 	return code;
+}
+
+static int
+http_request(const char *request, char *body, size_t body_len)
+{
+	return http_request_to(metrics_port, request, body, body_len);
 }
 
 static int
@@ -726,6 +733,117 @@ START_TEST(test_admin_metrics_http)
 END_TEST
 
 /*
+ * The value of a Prometheus instant query with one result (NULL if the
+ * result is empty), from its HTTP API on port.
+ */
+static const char *
+prometheus_value(int port, const char *query)
+{
+	static char body[1 << 20], value[64];
+	char req[1024], enc[512];
+	size_t n = 0;
+	const char *p;
+
+	for (const char *q = query; *q && n + 4 < sizeof(enc); q++) {
+		if (isalnum((unsigned char)*q) || *q == '_')
+			enc[n++] = *q;
+		else
+			n += (size_t)snprintf(enc + n, sizeof(enc) - n, "%%%02X",
+					      (unsigned char)*q);
+	}
+	enc[n] = '\0';
+	snprintf(
+		req, sizeof(req),
+		"GET /api/v1/query?query=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+		enc);
+	ck_assert_int_eq(http_request_to(port, req, body, sizeof(body)), 200);
+	ck_assert_msg(strstr(body, "\"status\":\"success\""), "query %s: %s", query, body);
+	p = strstr(body, "\"value\":[");
+	if (!p)
+		return NULL;
+	p = strchr(p, ',');
+	ck_assert_msg(p && p[1] == '"', "query %s: %s", query, body);
+	snprintf(value, sizeof(value), "%.*s", (int)strcspn(p + 2, "\""), p + 2);
+	return value;
+}
+
+/*
+ * A real Prometheus server (Debian's prometheus package; CI installs it)
+ * scrapes pgdog: the target is up, and the gauges, counters and histograms
+ * arrive with pgdog's values.
+ */
+START_TEST(test_admin_prometheus_scrape)
+{
+	int port = it_free_port();
+	char yml[512], listen[64], cfg_arg[IT_PATH_MAX + 32], data_arg[IT_PATH_MAX + 32];
+	const char *v;
+	long long end;
+	pid_t pid;
+	PGconn *c = it_connect(APP);
+	static char body[1 << 16];
+
+	ck_assert_msg(
+		access("/usr/bin/prometheus", X_OK) == 0,
+		"/usr/bin/prometheus is missing: apt-get install prometheus (CI installs it)");
+	for (int i = 0; i < 5; i++)
+		ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	PQfinish(c);
+	snprintf(yml, sizeof(yml),
+		 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+		 "scrape_configs:\n  - job_name: pgdog\n    static_configs:\n"
+		 "      - targets: ['127.0.0.1:%d']\n",
+		 metrics_port);
+	it_write_file(it_path("prometheus.yml"), yml);
+	snprintf(listen, sizeof(listen), "--web.listen-address=127.0.0.1:%d", port);
+	snprintf(cfg_arg, sizeof(cfg_arg), "--config.file=%s", it_path("prometheus.yml"));
+	snprintf(data_arg, sizeof(data_arg), "--storage.tsdb.path=%s", it_path("prometheus-data"));
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(it_path("prometheus.log"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl("/usr/bin/prometheus", "prometheus", cfg_arg, data_arg, listen,
+		      "--log.level=warn", (char *)NULL);
+		_exit(127);
+	}
+	it_track_pid(pid);
+	/* up == 1 once prometheus has started and scraped (every 1 s) */
+	end = it_now_ms() + 30000;
+	for (;;) {
+		ck_assert_msg(it_now_ms() < end,
+			      "prometheus never scraped pgdog (see prometheus.log)");
+		ck_assert_msg(it_pid_alive(pid), "prometheus exited (see prometheus.log)");
+		it_sleep_ms(250);
+		if (!it_wait_port(port, 100) ||
+		    http_request_to(port,
+				    "GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+				    body, sizeof(body)) != 200)
+			continue;
+		v = prometheus_value(port, "up{job=\"pgdog\"}");
+		if (v && strcmp(v, "1") == 0)
+			break;
+	}
+	v = prometheus_value(port, "pgdog_workers");
+	ck_assert_msg(v && strcmp(v, "2") == 0, "pgdog_workers: %s", v ? v : "(none)");
+	v = prometheus_value(port,
+			     "pgdog_pool_size{user=\"solo\",database=\"app\",role=\"primary\"}");
+	ck_assert_msg(v && strcmp(v, "1") == 0, "pgdog_pool_size: %s", v ? v : "(none)");
+	v = prometheus_value(port, "pgdog_xact_total{user=\"app\"} >= 5");
+	ck_assert_msg(v != NULL, "no pgdog_xact_total >= 5 for app");
+	v = prometheus_value(
+		port,
+		"histogram_quantile(0.5, pgdog_query_duration_seconds_bucket{user=\"app\"}) < 60");
+	ck_assert_msg(v != NULL, "no median query latency from the histogram");
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_msg(it_wait_pid(pid, 10000) >= 0, "prometheus did not stop");
+}
+END_TEST
+
+/*
  * Process figures follow the processes: a SIGHUP with a valid file counts a
  * reload; a killed worker counts a restart and is back. Runs last: it
  * disturbs the workers.
@@ -784,6 +902,7 @@ main(void)
 	tcase_add_test(tc, test_admin_extended_and_version);
 	tcase_add_test(tc, test_admin_metrics_promtool);
 	tcase_add_test(tc, test_admin_metrics_http);
+	tcase_add_test(tc, test_admin_prometheus_scrape);
 	tcase_add_test(tc, test_admin_metrics_process);
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
