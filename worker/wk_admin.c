@@ -22,24 +22,26 @@
 #define WK_ADMIN_MSG_MAX  (64 * 1024)
 #define WK_ADMIN_COLS_MAX 48
 
+/* The console's session parameters: reported at login, answered by SHOW <name>. */
+static const char *const wk_admin_params[][2] = {
+	{ "server_version", "15.0 (pgdog " PACKAGE_VERSION ")" },
+	{ "server_encoding", "UTF8" },
+	{ "client_encoding", "UTF8" },
+	{ "DateStyle", "ISO, MDY" },
+	{ "integer_datetimes", "on" },
+	{ "standard_conforming_strings", "on" },
+	{ "TimeZone", "UTC" },
+	{ "is_superuser", "on" },
+};
+
 enum wk_rc
 wk_admin_welcome(struct wk_client *c)
 {
-	static const char *const params[][2] = {
-		{ "server_version", "15.0 (pgdog " PACKAGE_VERSION ")" },
-		{ "server_encoding", "UTF8" },
-		{ "client_encoding", "UTF8" },
-		{ "DateStyle", "ISO, MDY" },
-		{ "integer_datetimes", "on" },
-		{ "standard_conforming_strings", "on" },
-		{ "TimeZone", "UTC" },
-		{ "is_superuser", "on" },
-	};
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);
-	for (size_t i = 0; i < ARRAY_SIZE(params); i++)
-		pgw_put_param_status(b, params[i][0], params[i][1]);
+	for (size_t i = 0; i < ARRAY_SIZE(wk_admin_params); i++)
+		pgw_put_param_status(b, wk_admin_params[i][0], wk_admin_params[i][1]);
 	return wk_client_send_ready(c, b);
 }
 
@@ -1059,6 +1061,41 @@ wk_admin_show_help(struct wk_client *c, const char *args, struct pgw_buf *b)
 	pgw_put_command_complete(b, "SHOW");
 }
 
+/*
+ * Any other SHOW: one of the session parameters (GUI tools ask for
+ * server_version and the like, as PostgreSQL would answer them), else the
+ * unknown-command error.
+ */
+static void wk_admin_unknown(struct pgw_buf *b, const char *cmd);
+
+static void
+wk_admin_show_param(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	char cmd[300];
+
+	(void)c;
+	for (size_t i = 0; i < ARRAY_SIZE(wk_admin_params); i++) {
+		if (strcasecmp(args, wk_admin_params[i][0]) == 0) {
+			pgw_put_row_description(b, &wk_admin_params[i][0], 1);
+			pgw_put_data_row(b, &wk_admin_params[i][1], 1);
+			pgw_put_command_complete(b, "SHOW");
+			return;
+		}
+	}
+	snprintf(cmd, sizeof(cmd), "show%s%s", *args ? " " : "", args);
+	wk_admin_unknown(b, cmd);
+}
+
+static void
+wk_admin_unknown(struct pgw_buf *b, const char *cmd)
+{
+	char msg[320];
+
+	snprintf(msg, sizeof(msg), "unrecognized admin command \"%.200s\"", cmd);
+	pgw_put_error(b, false, "ERROR", SQLSTATE_SYNTAX_ERROR, msg, NULL,
+		      "Run SHOW HELP for the list of admin commands.");
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 /*
@@ -1096,6 +1133,8 @@ static const struct wk_admin_cmd wk_admin_cmds[] = {
 	{ "show mem", false, wk_admin_show_mem },
 	{ "show state", false, wk_admin_show_state },
 	{ "show fds", false, wk_admin_show_fds },
+	/* last: any other SHOW */
+	{ "show", true, wk_admin_show_param },
 };
 
 /* Lower-case the command, squeeze blanks, drop a trailing ';'. */
@@ -1148,11 +1187,7 @@ wk_admin_query(struct wk_client *c, const char *sql)
 	} else if (found) {
 		found->fn(c, args, b);
 	} else {
-		char msg[320];
-
-		snprintf(msg, sizeof(msg), "unrecognized admin command \"%.200s\"", cmd);
-		pgw_put_error(b, false, "ERROR", SQLSTATE_SYNTAX_ERROR, msg, NULL,
-			      "Run SHOW HELP for the list of admin commands.");
+		wk_admin_unknown(b, cmd);
 	}
 	pgw_put_ready(b, 'I');
 	if (b->has_error) {

@@ -606,6 +606,17 @@ START_TEST(test_admin_help_and_unknown)
 		strstr(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY), "show nothing_like_this"),
 		"message: %s", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
 	PQclear(res);
+	/* SHOW of a session parameter answers like PostgreSQL (GUI tools ask) */
+	res = it_exec_ok(adm, "SHOW server_version");
+	ck_assert_str_eq(PQfname(res, 0), "server_version");
+	ck_assert_msg(strstr(PQgetvalue(res, 0, 0), "pgdog"), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = it_exec_ok(adm, "show TIMEZONE");
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "UTC");
+	PQclear(res);
+	res = PQexec(adm, "SHOW");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42601");
+	PQclear(res);
 	/* the console still works */
 	ck_assert_int_eq(PQntuples(res = it_exec_ok(adm, "show   version ;")), 1);
 	PQclear(res);
