@@ -141,18 +141,23 @@ shm_stat_add(_Atomic uint64_t *v, uint64_t n)
 }
 
 /*
- * Bans (database, user, host), shown by SHOW BANS. A slot is free while
- * banned_at_us is 0. Written by whoever bans (under seq), read by anyone.
+ * Manual bans (BAN / UNBAN; SHOW BANS reads them). A row is in use while
+ * database[0] != 0. expires_at_us 0: until UNBAN. Written by whoever bans,
+ * between shm_row_write_begin/end; readers use shm_row_read. (The same
+ * layout as the control branch's, so the two merge into one.)
  */
 #define SHM_BANS_MAX 64
+#define SHM_HOST_MAX 128
+
 struct shm_ban {
 	_Atomic uint32_t seq;
-	int32_t pool_idx;                     /* -1: every pool of database/user */
-	uint64_t banned_at_us, expires_at_us; /* wall clock; expires 0: until UNBAN */
+	uint32_t pad;
 	char database[SHM_NAME_MAX];
-	char user[SHM_NAME_MAX];
-	char host[SHM_NAME_MAX];
+	char user[SHM_NAME_MAX]; /* "" : every user of database */
+	char host[SHM_HOST_MAX];
 	char reason[128];
+	uint64_t banned_at_us;  /* wall clock */
+	uint64_t expires_at_us; /* wall clock; 0: never */
 } __attribute__((aligned(CACHELINE)));
 
 /*

@@ -857,6 +857,10 @@ wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf 
 	pgw_put_command_complete(b, "SHOW");
 }
 
+/*
+ * One row per ban. id: the banned pool (the first pool of the database,
+ * user and host the ban names), -1 for a ban of every user of a database.
+ */
 static void
 wk_admin_show_bans(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
@@ -871,20 +875,30 @@ wk_admin_show_bans(struct wk_client *c, const char *args, struct pgw_buf *b)
 		struct shm_ban *src = shm_ban(i), r;
 		struct wk_admin_row row = { .cnt = 0 };
 		const struct config_database *db = NULL;
+		long pool = -1;
 
-		if (!src->banned_at_us || !shm_row_read(&src->seq, src, &r, sizeof(r)) ||
-		    !r.banned_at_us)
+		if (!src->database[0] || !shm_row_read(&src->seq, src, &r, sizeof(r)) ||
+		    !r.database[0])
 			continue;
 		if (r.expires_at_us && r.expires_at_us <= g_wk.now_us)
 			continue;
 		r.database[sizeof(r.database) - 1] = r.user[sizeof(r.user) - 1] = '\0';
 		r.host[sizeof(r.host) - 1] = r.reason[sizeof(r.reason) - 1] = '\0';
-		if (r.pool_idx >= 0 && (size_t)r.pool_idx < g_cfg->pools_cnt)
-			db = wk_admin_pool_db((size_t)r.pool_idx);
-		wk_admin_cell(&row, "%d", r.pool_idx);
+		for (size_t k = 0; k < g_cfg->pools_cnt && !db; k++) {
+			const struct config_database *d = wk_admin_pool_db(k);
+
+			if (strcmp(d->name, r.database) != 0 ||
+			    (r.host[0] && strcmp(d->host, r.host) != 0))
+				continue;
+			if (r.user[0] && strcmp(wk_admin_pool_user(k), r.user) != 0)
+				continue;
+			db = d;
+			pool = r.user[0] ? (long)k : -1;
+		}
+		wk_admin_cell(&row, "%ld", pool);
 		wk_admin_cell(&row, "%s", r.database);
 		wk_admin_cell(&row, "%s", r.user);
-		wk_admin_cell(&row, "%s", r.host);
+		wk_admin_cell(&row, "%s", r.host[0] ? r.host : db ? db->host : "");
 		wk_admin_cell(&row, "%d", db ? db->port : 0);
 		wk_admin_cell(&row, "%d", db ? db->shard : 0);
 		wk_admin_cell(&row, "%s", db ? config_role_name(db->role) : "");
@@ -928,7 +942,7 @@ wk_admin_show_mem(struct wk_client *c, const char *args, struct pgw_buf *b)
 			prepared += shm_prepared(w, i)->id != 0;
 	}
 	for (uint32_t i = 0; i < SHM_BANS_MAX; i++)
-		bans += shm_ban(i)->banned_at_us != 0;
+		bans += shm_ban(i)->database[0] != 0;
 	rows[1].used = servers;
 	rows[2].used = prepared;
 	rows[4].used = bans;
