@@ -161,6 +161,10 @@ static const struct config_key config_general_keys[] = {
 	KINT(config, rollback_timeout, 1, INT_MAX),
 	KINT(config, pub_sub_channel_size, 0, 1000000),
 	KINT(config, query_cache_limit, 16, 1000000),
+	KINT(config, stats_period, 1000, 3600000),
+	KINT(config, openmetrics_port, 0, 65535),
+	KSTR(config, openmetrics_host, CONFIG_STR_NONEMPTY),
+	KSTR(config, openmetrics_namespace, 0),
 	KINT(config, max_client_conn, 1, 1000000),
 	KINT(config, max_message_len, 1024, CONFIG_MSG_LEN_MAX),
 	KSTR(config, server_reset_query, 0),
@@ -1373,6 +1377,19 @@ config_validate_users(struct config_parse *p)
 	return 0;
 }
 
+/* A Prometheus metric name prefix: [A-Za-z_][A-Za-z0-9_]* or empty. */
+static bool
+config_metric_name_ok(const char *s)
+{
+	for (size_t i = 0; s[i]; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (!(isalpha(ch) || ch == '_' || (i > 0 && isdigit(ch))))
+			return false;
+	}
+	return true;
+}
+
 static int
 config_validate(struct config_parse *p)
 {
@@ -1412,6 +1429,20 @@ config_validate(struct config_parse *p)
 			p, config_where_loc(gw, config_general_keys, "server_lifetime_jitter"),
 			"[general] server_lifetime_jitter = %d: must be less than server_lifetime = %d",
 			cfg->server_lifetime_jitter, cfg->server_lifetime);
+		return -1;
+	}
+	if (!config_metric_name_ok(cfg->openmetrics_namespace)) {
+		config_fail(
+			p, config_where_loc(gw, config_general_keys, "openmetrics_namespace"),
+			"[general] openmetrics_namespace = \"%s\": use letters, digits and '_' only, not starting with a digit (it prefixes Prometheus metric names)",
+			cfg->openmetrics_namespace);
+		return -1;
+	}
+	if (cfg->openmetrics_port != 0 && cfg->openmetrics_port == cfg->port) {
+		config_fail(
+			p, config_where_loc(gw, config_general_keys, "openmetrics_port"),
+			"[general] openmetrics_port = %d is also the PostgreSQL port: choose another",
+			cfg->openmetrics_port);
 		return -1;
 	}
 	if (config_validate_databases(p) < 0 || config_validate_users(p) < 0)
@@ -1526,6 +1557,8 @@ config_new(void)
 	cfg->rollback_timeout = 5000;
 	cfg->pub_sub_channel_size = 0;
 	cfg->query_cache_limit = 1024;
+	cfg->stats_period = 15000;
+	cfg->openmetrics_port = 0;
 	cfg->server_reset_query_always = false;
 	cfg->max_client_conn = 10000;
 	cfg->max_message_len = CONFIG_MSG_LEN_MAX;
@@ -1537,6 +1570,8 @@ config_new(void)
 	    config_str_set(&cfg->unix_socket_dir, "/tmp", false) < 0 ||
 	    config_str_set(&cfg->server_reset_query, "DISCARD ALL", false) < 0 ||
 	    config_str_set(&cfg->syslog_ident, "pgdog", false) < 0 ||
+	    config_str_set(&cfg->openmetrics_host, "0.0.0.0", false) < 0 ||
+	    config_str_set(&cfg->openmetrics_namespace, "pgdog_", false) < 0 ||
 	    config_str_set(&cfg->admin.name, "admin", false) < 0 ||
 	    config_str_set(&cfg->admin.user, "admin", false) < 0) {
 		config_free(cfg);
@@ -1568,6 +1603,8 @@ config_free(struct config *cfg)
 	config_str_free(&cfg->server_reset_query, false);
 	config_str_free(&cfg->log_file, false);
 	config_str_free(&cfg->syslog_ident, false);
+	config_str_free(&cfg->openmetrics_host, false);
+	config_str_free(&cfg->openmetrics_namespace, false);
 	free(cfg);
 }
 
@@ -1911,6 +1948,8 @@ config_keep_restart_only(struct config *next, const struct config *running, char
 	CONFIG_KEEP_INT(syslog);
 	CONFIG_KEEP_STR(syslog_ident);
 	CONFIG_KEEP_INT(query_cache_limit);
+	CONFIG_KEEP_INT(openmetrics_port);
+	CONFIG_KEEP_STR(openmetrics_host);
 #undef CONFIG_KEEP_INT
 #undef CONFIG_KEEP_STR
 	return 0;
@@ -2002,4 +2041,49 @@ config_live_get(const struct config *cfg, size_t idx)
 	if (l->is_bool)
 		return *(const bool *)((const char *)cfg + l->off);
 	return *(const int *)((const char *)cfg + l->off);
+}
+
+const char *
+config_general_key(const struct config *cfg, size_t i, char *value, size_t len)
+{
+	const struct config_key *k;
+	const char *base = (const char *)cfg;
+
+	if (i >= ARRAY_SIZE(config_general_keys) - 1)
+		return NULL;
+	k = &config_general_keys[i];
+	switch (k->type) {
+	case CONFIG_KEY_INT:
+		snprintf(value, len, "%d", *(const int *)(base + k->off));
+		break;
+	case CONFIG_KEY_BOOL:
+		snprintf(value, len, "%s", *(const bool *)(base + k->off) ? "true" : "false");
+		break;
+	case CONFIG_KEY_STR: {
+		const char *s = *(char *const *)(base + k->off);
+
+		snprintf(value, len, "%s", (k->flags & CONFIG_STR_WIPE) ? "********" : s ? s : "");
+		break;
+	}
+	case CONFIG_KEY_ENUM: {
+		int v = *(const int *)(base + k->off);
+
+		snprintf(value, len, "%s", "?");
+		for (const struct config_enum *e = k->values; e->name; e++) {
+			if (e->value == v) {
+				snprintf(value, len, "%s", e->name);
+				break;
+			}
+		}
+		break;
+	}
+	case CONFIG_KEY_LOG_LEVEL:
+		snprintf(value, len, "%s",
+			 log_level_name(*(const enum log_level *)(base + k->off)));
+		break;
+	case CONFIG_KEY_SECRET:
+		snprintf(value, len, "%s", "********");
+		break;
+	}
+	return k->name;
 }

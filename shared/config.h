@@ -154,6 +154,10 @@ struct config {
 	int rollback_timeout;     /* ms, 5000: ROLLBACK for a client that left mid-transaction */
 	int pub_sub_channel_size; /* messages queued per LISTEN channel; 0 (default): off */
 	int query_cache_limit;    /* SQL classification cache entries per worker, 1024 */
+	int stats_period;         /* ms, 15000: window of the averages in SHOW STATS and /metrics */
+	int openmetrics_port;     /* 0 (default): no metrics endpoint */
+	char *openmetrics_host;   /* "0.0.0.0" */
+	char *openmetrics_namespace; /* "pgdog_": prefix of every metric name */
 
 	struct config_database *databases;
 	size_t databases_cnt;
@@ -206,6 +210,11 @@ int config_find_pool(const struct config *cfg, const char *user, const char *dat
 /* Names for values, for SHOW and logs. */
 const char *config_auth_type_name(enum config_auth_type t);
 const char *config_role_name(enum config_role r);
+/*
+ * The i-th [general] key of cfg and its value as text (SHOW CONFIG). Returns
+ * the key's name, or NULL past the last key. Passwords are never shown.
+ */
+const char *config_general_key(const struct config *cfg, size_t i, char *value, size_t len);
 const char *config_pooler_mode_name(enum config_pooler_mode m);
 const char *config_prepared_statements_name(enum config_prepared_statements p);
 

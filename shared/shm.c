@@ -26,6 +26,7 @@ _Static_assert(sizeof(struct shm_pool_stats) % CACHELINE == 0, "shm_pool_stats a
 _Static_assert(sizeof(struct shm_client) % CACHELINE == 0, "shm_client alignment");
 _Static_assert(sizeof(struct shm_server) % CACHELINE == 0, "shm_server alignment");
 _Static_assert(sizeof(struct shm_prepared) % CACHELINE == 0, "shm_prepared alignment");
+_Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
 _Static_assert(sizeof(struct shm_header) <= CACHELINE * 3, "shm_header size");
 _Static_assert(sizeof(struct shm_pool_ident) % CACHELINE == 0, "shm_pool_ident alignment");
 _Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
@@ -143,52 +144,6 @@ shm_destroy(void)
 	g_shm_fd = -1;
 }
 
-static void *
-shm_at(uint64_t off)
-{
-	return (char *)g_shm + off;
-}
-
-struct shm_worker *
-shm_worker(uint32_t slot)
-{
-	return (struct shm_worker *)shm_at(g_shm->off_workers) + slot;
-}
-
-struct shm_pool *
-shm_pool(uint32_t pool_idx)
-{
-	return (struct shm_pool *)shm_at(g_shm->off_pools) + pool_idx;
-}
-
-struct shm_pool_stats *
-shm_pool_stats(uint32_t slot, uint32_t pool_idx)
-{
-	return (struct shm_pool_stats *)shm_at(g_shm->off_pool_stats) +
-	       (size_t)slot * g_shm->pools_cap + pool_idx;
-}
-
-struct shm_client *
-shm_client(uint32_t slot, uint32_t idx)
-{
-	return (struct shm_client *)shm_at(g_shm->off_clients) +
-	       (size_t)slot * g_shm->clients_per_worker + idx;
-}
-
-struct shm_server *
-shm_server(uint32_t slot, uint32_t idx)
-{
-	return (struct shm_server *)shm_at(g_shm->off_servers) +
-	       (size_t)slot * g_shm->servers_per_worker + idx;
-}
-
-struct shm_prepared *
-shm_prepared(uint32_t slot, uint32_t idx)
-{
-	return (struct shm_prepared *)shm_at(g_shm->off_prepared) +
-	       (size_t)slot * g_shm->prepared_per_worker + idx;
-}
-
 bool
 shm_row_read(const _Atomic uint32_t *seq, const void *row, void *copy, size_t size)
 {
@@ -278,6 +233,17 @@ shm_pool_open_total(uint32_t pool_idx)
 }
 
 uint32_t
+shm_pool_open_peek(uint32_t pool_idx)
+{
+	struct shm_pool *p = shm_pool(pool_idx);
+	uint32_t n = 0;
+
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++)
+		n += __atomic_load_n(&p->open[w], __ATOMIC_RELAXED);
+	return n;
+}
+
+uint32_t
 shm_pool_waiting_elsewhere(uint32_t pool_idx, uint32_t slot)
 {
 	struct shm_pool *p = shm_pool(pool_idx);
@@ -328,7 +294,7 @@ shm_recover_slot(uint32_t slot, pid_t pid)
 	memset(shm_prepared(slot, 0), 0, sizeof(struct shm_prepared) * g_shm->prepared_per_worker);
 	atomic_store(&w->pid, 0);
 	atomic_store(&w->clients_cnt, 0);
-	atomic_fetch_add(&w->restarts, 1);
+	/* restarts: counted by the supervisor when it starts the replacement */
 }
 
 struct shm_pool_ident *

@@ -51,6 +51,7 @@ struct shm_header {
 	uint32_t prepared_per_worker;
 	uint32_t pools_cap; /* pool indexes the segment has room for (see shm_pool_ident) */
 	uint64_t started_us;
+	_Atomic uint64_t reloads; /* configuration reloads accepted (supervisor) */
 	uint8_t mock_key[32]; /* salts of fake SCRAM exchanges for unknown users */
 };
 
@@ -61,6 +62,9 @@ struct shm_worker {
 	_Atomic uint64_t started_us;
 	_Atomic uint64_t accepted_total;
 	_Atomic uint64_t restarts; /* written by the supervisor */
+	/* the SQL classification cache, published by the sweep (SHOW QUERY_CACHE) */
+	_Atomic uint64_t qc_hits, qc_misses, qc_parses, qc_prefiltered, qc_entries;
+	_Atomic uint64_t rss_bytes; /* resident memory, published with the cache counts */
 } __attribute__((aligned(CACHELINE)));
 
 /* One per pool: the global server count, under lock. */
@@ -70,14 +74,69 @@ struct shm_pool {
 	_Atomic uint32_t waiting[CONFIG_MAX_WORKERS]; /* clients waiting, per worker */
 } __attribute__((aligned(CACHELINE)));
 
-/* Per worker and pool: counters for SHOW POOLS (single writer). */
+/*
+ * Per worker and pool counters (single writer: the worker). Totals only grow;
+ * readers sum them over the workers (shared/stats.h). Index of cnt[].
+ */
+enum shm_stat {
+	SHM_STAT_XACT = 0,     /* transactions ended (ReadyForQuery 'I' after client work) */
+	SHM_STAT_QUERY,        /* requests answered (client ReadyForQuery) */
+	SHM_STAT_ASSIGN,       /* servers handed to a waiting client */
+	SHM_STAT_RECV,         /* bytes from clients to servers */
+	SHM_STAT_SENT,         /* bytes from servers to clients */
+	SHM_STAT_XACT_US,      /* time in transactions */
+	SHM_STAT_IDLE_XACT_US, /* time in transactions with no request running */
+	SHM_STAT_QUERY_US,     /* time from request to ReadyForQuery */
+	SHM_STAT_WAIT_US,      /* time clients waited for a server */
+	SHM_STAT_PARSE,        /* Parse messages from clients */
+	SHM_STAT_BIND,         /* Bind messages from clients */
+	SHM_STAT_CLOSE,        /* Close messages from clients */
+	SHM_STAT_SERVER_PARSE, /* ParseComplete from servers (Parses they ran) */
+	SHM_STAT_ERRORS, /* ErrorResponses sent to clients by servers, failed logins, checkout timeouts */
+	SHM_STAT_CLEANED,    /* server resets after a client left */
+	SHM_STAT_CONNECT,    /* server connections opened */
+	SHM_STAT_CONNECT_US, /* time from connect() to the server's first ReadyForQuery */
+	SHM_STAT_CNT
+};
+
+/*
+ * Latency histograms: fixed log-scale upper bounds (microseconds), the last
+ * bucket is +Inf. Counts per bucket, not cumulative (readers accumulate).
+ */
+#define SHM_HIST_BOUNDS 18
+#define SHM_HIST_CNT    (SHM_HIST_BOUNDS + 1)
+enum shm_hist {
+	SHM_HIST_QUERY = 0,
+	SHM_HIST_XACT,
+	SHM_HIST_KINDS
+};
+
 struct shm_pool_stats {
 	_Atomic uint32_t cl_active, cl_waiting, sv_active, sv_idle, sv_login;
 	_Atomic uint64_t maxwait_us; /* how long the oldest waiting client has waited */
-	_Atomic uint64_t xact_count, query_count, bytes_received, bytes_sent, errors;
 	_Atomic uint64_t checkout_timeouts;
 	_Atomic uint64_t pins; /* times a client pinned its server (transaction mode) */
+	_Atomic uint64_t cnt[SHM_STAT_CNT];
+	_Atomic uint64_t hist[SHM_HIST_KINDS][SHM_HIST_CNT];
+	_Atomic uint64_t hist_sum_us[SHM_HIST_KINDS];
+	/*
+	 * Averages: every stats_period the worker copies cnt[] into last[] (the
+	 * old last[] into prev[]) under seq; a reader divides the difference by
+	 * the time between the two copies. Written by the worker only.
+	 */
+	_Atomic uint32_t snap_seq;
+	uint32_t pad;
+	uint64_t prev_us, last_us; /* wall clock of the two copies; 0: none yet */
+	uint64_t prev[SHM_STAT_CNT], last[SHM_STAT_CNT];
 } __attribute__((aligned(CACHELINE)));
+
+/* Add to a single-writer counter: no locked instruction (only this worker writes it). */
+static inline void
+shm_stat_add(_Atomic uint64_t *v, uint64_t n)
+{
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
 
 /*
  * A client row. Its index within the worker's table, with the worker slot,
@@ -95,6 +154,7 @@ struct shm_client {
 	uint64_t id;      /* per-worker counter: "w<slot>c<id>" */
 	uint64_t connect_us, last_request_us, wait_start_us;
 	uint64_t queries, transactions, bytes_received, bytes_sent, errors;
+	uint64_t wait_time_us, query_time_us, xact_time_us;
 	char addr[SHM_ADDR_MAX];
 	char user[SHM_NAME_MAX];
 	char database[SHM_NAME_MAX];
@@ -117,6 +177,8 @@ struct shm_server {
 	uint64_t client_id; /* 0: none */
 	uint64_t connect_us, request_us;
 	uint64_t queries, transactions, bytes_received, bytes_sent;
+	uint64_t ready_us; /* wall clock of its last ReadyForQuery */
+	uint8_t tx_status; /* of that ReadyForQuery: 'I', 'T', 'E' (idle in transaction) */
 	char application_name[SHM_NAME_MAX];
 } __attribute__((aligned(CACHELINE)));
 
@@ -147,12 +209,55 @@ int shm_create(const struct config *cfg, char *err, size_t err_len) MUST_CHECK;
 /* Unmap and close (supervisor at exit; tests). */
 void shm_destroy(void);
 
-struct shm_worker *shm_worker(uint32_t slot);
-struct shm_pool *shm_pool(uint32_t pool_idx);
-struct shm_pool_stats *shm_pool_stats(uint32_t slot, uint32_t pool_idx);
-struct shm_client *shm_client(uint32_t slot, uint32_t idx);
-struct shm_server *shm_server(uint32_t slot, uint32_t idx);
-struct shm_prepared *shm_prepared(uint32_t slot, uint32_t idx);
+/*
+ * The regions of the segment. Inline: the request path finds its connection
+ * rows several times per transaction, and a call costs more than the sum.
+ */
+static inline void *
+shm_at(uint64_t off)
+{
+	return (char *)g_shm + off;
+}
+
+static inline struct shm_worker *
+shm_worker(uint32_t slot)
+{
+	return (struct shm_worker *)shm_at(g_shm->off_workers) + slot;
+}
+
+static inline struct shm_pool *
+shm_pool(uint32_t pool_idx)
+{
+	return (struct shm_pool *)shm_at(g_shm->off_pools) + pool_idx;
+}
+
+static inline struct shm_pool_stats *
+shm_pool_stats(uint32_t slot, uint32_t pool_idx)
+{
+	return (struct shm_pool_stats *)shm_at(g_shm->off_pool_stats) +
+	       (size_t)slot * g_shm->pools_cap + pool_idx;
+}
+
+static inline struct shm_client *
+shm_client(uint32_t slot, uint32_t idx)
+{
+	return (struct shm_client *)shm_at(g_shm->off_clients) +
+	       (size_t)slot * g_shm->clients_per_worker + idx;
+}
+
+static inline struct shm_server *
+shm_server(uint32_t slot, uint32_t idx)
+{
+	return (struct shm_server *)shm_at(g_shm->off_servers) +
+	       (size_t)slot * g_shm->servers_per_worker + idx;
+}
+
+static inline struct shm_prepared *
+shm_prepared(uint32_t slot, uint32_t idx)
+{
+	return (struct shm_prepared *)shm_at(g_shm->off_prepared) +
+	       (size_t)slot * g_shm->prepared_per_worker + idx;
+}
 
 /* Row writers: bracket multi-field updates (single writer). */
 static inline void
@@ -183,6 +288,11 @@ bool shm_pool_reserve(uint32_t pool_idx, uint32_t slot, uint32_t cap);
 void shm_pool_release(uint32_t pool_idx, uint32_t slot);
 /* Servers open for the pool over all workers. */
 uint32_t shm_pool_open_total(uint32_t pool_idx);
+/*
+ * The same without the lock, for statistics: never waits (the supervisor
+ * must not spin on a lock a dead worker still holds), may be a moment old.
+ */
+uint32_t shm_pool_open_peek(uint32_t pool_idx);
 /* Clients waiting for the pool in workers other than slot. */
 uint32_t shm_pool_waiting_elsewhere(uint32_t pool_idx, uint32_t slot);
 /* Clients connected over all workers. */
@@ -190,7 +300,8 @@ uint32_t shm_clients_total(void);
 
 /*
  * After worker slot (pid) died: release locks pid held, zero its pool
- * counts, connection rows and stats. Supervisor only.
+ * counts, connection rows and stats (restarts is left to the caller, who
+ * counts it when it starts the replacement). Supervisor only.
  */
 void shm_recover_slot(uint32_t slot, pid_t pid);
 
@@ -317,7 +428,7 @@ struct shm_cfg_blob {
 };
 
 struct shm_pool_ident *shm_pool_ident(uint32_t pool_idx);
-struct shm_ban *shm_ban(uint32_t idx);
+struct shm_ban *shm_ban(uint32_t idx); /* idx < SHM_BANS_MAX */
 struct shm_ctl *shm_ctl(void);
 struct shm_cfg_blob *shm_cfg_blob(void);
 

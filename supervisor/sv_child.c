@@ -23,6 +23,7 @@
 #include "shared/log.h"
 #include "shared/shm.h"
 #include "supervisor/sv_listen.h"
+#include "supervisor/sv_metrics.h"
 #include "supervisor/sv_signal.h"
 #include "worker/wk_main.h"
 
@@ -72,6 +73,7 @@ sv_child_become_worker(int slot)
 	log_set_process("wk", slot);
 	sv_signal_child_reset();
 	sv_listen_keep_slot(sv_child_listen, slot);
+	sv_metrics_child_close();
 	/*
 	 * If the supervisor dies (SIGKILL, OOM), drain and exit rather than
 	 * keep the port while nobody supervises us and a restarted pgdog

@@ -39,6 +39,7 @@
 #include "shared/shm.h"
 #include "supervisor/sv_child.h"
 #include "supervisor/sv_listen.h"
+#include "supervisor/sv_metrics.h"
 #include "supervisor/sv_signal.h"
 
 enum sv_phase {
@@ -230,6 +231,7 @@ sv_main_cleanup(void)
 {
 	sv_listen_close(&sv.listen);
 	sv_listen_unlink(&sv.listen);
+	sv_metrics_close();
 	if (sv.has_pidfile) {
 		/* only our own: a successor may have written its pid meanwhile */
 		FILE *f = fopen(sv.pidfile_abs, "re");
@@ -729,6 +731,7 @@ sv_main_reload(void)
 	if (sv_main_publish(next, config_path, config_text, users_path, users_text, err,
 			    sizeof(err)) < 0)
 		goto fail;
+	atomic_fetch_add(&g_shm->reloads, 1);
 	config_free(sv.cfg);
 	sv.cfg = next;
 	g_cfg = next;
@@ -891,7 +894,7 @@ sv_main_loop(void)
 				"SIGUSR2 (binary upgrade) is not supported by this release: ignored");
 		if (sv.phase == SV_RUNNING)
 			sv_child_start_missing();
-		sv_signal_wait(sv_main_sleep_ms());
+		sv_metrics_wait(sv_main_sleep_ms()); /* serves /metrics while it waits */
 	}
 	sv_main_cleanup();
 	log_info(NULL, "pgdog stopped (exit status %d)", sv.exit_code);
@@ -1073,6 +1076,8 @@ main(int argc, char **argv)
 	if (shm_create(sv.cfg, err, sizeof(err)) < 0)
 		sv_main_fatal("shared memory: %s", err);
 	shm_pools_init(sv.cfg);
+	if (sv_metrics_open(sv.cfg, err, sizeof(err)) < 0)
+		sv_main_fatal("%s", err);
 	if (sv.opts.is_daemon)
 		sv_main_daemonize();
 	sv_main_pidfile_write();

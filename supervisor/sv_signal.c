@@ -80,6 +80,18 @@ sv_signal_wait(int timeout_ms)
 	(void)ppoll(NULL, 0, &ts, &sv_signal_wait_mask);
 }
 
+int
+sv_signal_poll(struct pollfd *fds, unsigned long fds_cnt, int timeout_ms)
+{
+	struct timespec ts;
+
+	if (timeout_ms < 0)
+		return ppoll(fds, (nfds_t)fds_cnt, NULL, &sv_signal_wait_mask);
+	ts.tv_sec = timeout_ms / 1000;
+	ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+	return ppoll(fds, (nfds_t)fds_cnt, &ts, &sv_signal_wait_mask);
+}
+
 unsigned
 sv_signal_take(int signo)
 {

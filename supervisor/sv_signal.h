@@ -24,6 +24,13 @@ int sv_signal_init(void) MUST_CHECK;
  */
 void sv_signal_wait(int timeout_ms);
 
+struct pollfd;
+/*
+ * sv_signal_wait() that also returns when one of fds is ready: ppoll's
+ * result (-1/EINTR after a signal, 0 on timeout, else ready fds).
+ */
+int sv_signal_poll(struct pollfd *fds, unsigned long fds_cnt, int timeout_ms);
+
 /* How many times signo arrived since the last call (and reset to 0). */
 unsigned sv_signal_take(int signo);
 

@@ -34,7 +34,7 @@ ADMIN_PASSWORD=pgdog
 # Debian 12 packages: building pgdog, and running the demo.
 DEMO_PACKAGES="autoconf automake libtool pkg-config make gcc libevent-dev libssl-dev libsodium-dev
   libinih-dev libpg-query-dev libprotobuf-c-dev check libpq-dev postgresql postgresql-client procps
-  iproute2"
+  iproute2 prometheus"
 
 say() { printf 'demo: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }

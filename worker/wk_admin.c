@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -15,30 +16,33 @@
 #include "config.h"
 #include "shared/config.h"
 #include "shared/shm.h"
+#include "shared/stats.h"
 #include "worker/wk_admin_ctl.h"
 #include "worker/wk_client.h"
 
 #define WK_ADMIN_MSG_MAX  (64 * 1024)
-#define WK_ADMIN_COLS_MAX 24
+#define WK_ADMIN_COLS_MAX 48
+
+/* The console's session parameters: reported at login, answered by SHOW <name>. */
+static const char *const wk_admin_params[][2] = {
+	{ "server_version", "15.0 (pgdog " PACKAGE_VERSION ")" },
+	{ "server_encoding", "UTF8" },
+	{ "client_encoding", "UTF8" },
+	{ "DateStyle", "ISO, MDY" },
+	{ "integer_datetimes", "on" },
+	{ "standard_conforming_strings", "on" },
+	{ "TimeZone", "UTC" },
+	{ "is_superuser", "on" },
+};
 
 enum wk_rc
 wk_admin_welcome(struct wk_client *c)
 {
-	static const char *const params[][2] = {
-		{ "server_version", "15.0 (pgdog " PACKAGE_VERSION ")" },
-		{ "server_encoding", "UTF8" },
-		{ "client_encoding", "UTF8" },
-		{ "DateStyle", "ISO, MDY" },
-		{ "integer_datetimes", "on" },
-		{ "standard_conforming_strings", "on" },
-		{ "TimeZone", "UTC" },
-		{ "is_superuser", "on" },
-	};
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);
-	for (size_t i = 0; i < ARRAY_SIZE(params); i++)
-		pgw_put_param_status(b, params[i][0], params[i][1]);
+	for (size_t i = 0; i < ARRAY_SIZE(wk_admin_params); i++)
+		pgw_put_param_status(b, wk_admin_params[i][0], wk_admin_params[i][1]);
 	return wk_client_send_ready(c, b);
 }
 
@@ -89,8 +93,10 @@ wk_admin_cell(struct wk_admin_row *row, const char *fmt, ...)
 	row->cnt++;
 }
 
+static struct stats_pool *wk_admin_collect(struct pgw_buf *b, size_t *cnt);
+
 static void
-wk_admin_show_clients(struct pgw_buf *b, size_t *rows)
+wk_admin_show_clients(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
 	static const char *const cols[] = { "id",
 					    "user",
@@ -107,8 +113,13 @@ wk_admin_show_clients(struct pgw_buf *b, size_t *rows)
 					    "errors",
 					    "application_name",
 					    "worker",
-					    "server_id" };
+					    "server_id",
+					    "wait_time",
+					    "query_time",
+					    "transaction_time" };
 
+	(void)c;
+	(void)args;
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
 		for (uint32_t i = 0; i < g_shm->clients_per_worker; i++) {
@@ -143,49 +154,57 @@ wk_admin_show_clients(struct pgw_buf *b, size_t *rows)
 				wk_admin_cell(&row, "w%us%" PRIu64, w, r.server_id);
 			else
 				wk_admin_cell(&row, "%s", "");
+			wk_admin_cell(&row, "%" PRIu64, r.wait_time_us);
+			wk_admin_cell(&row, "%" PRIu64, r.query_time_us);
+			wk_admin_cell(&row, "%" PRIu64, r.xact_time_us);
 			pgw_put_data_row(b, row.values, row.cnt);
-			(*rows)++;
 		}
 	}
+	pgw_put_command_complete(b, "SHOW");
 }
 
 static void
-wk_admin_show_servers(struct pgw_buf *b, size_t *rows)
+wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = {
-		"id",           "pool_id",        "database",   "user",
-		"addr",         "port",           "state",      "connect_time",
-		"request_time", "remote_pid",     "client_id",  "transactions",
-		"queries",      "bytes_received", "bytes_sent", "application_name",
-		"worker"
-	};
+	static const char *const cols[] = { "id",           "pool_id",
+					    "database",     "user",
+					    "addr",         "port",
+					    "state",        "connect_time",
+					    "request_time", "remote_pid",
+					    "client_id",    "transactions",
+					    "queries",      "bytes_received",
+					    "bytes_sent",   "application_name",
+					    "worker",       "age",
+					    "tx_status" };
 
+	(void)c;
+	(void)args;
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
 		for (uint32_t i = 0; i < g_shm->servers_per_worker; i++) {
 			struct shm_server *src = shm_server(w, i), r;
 			struct wk_admin_row row = { .cnt = 0 };
-			struct shm_pool_ident id;
+			const struct config_pool *cp;
+			const struct config_database *db;
 			char t1[32], t2[32];
 
 			if (atomic_load_explicit(&src->state, memory_order_relaxed) ==
 			    SHM_STATE_FREE)
 				continue;
-			/* pool indexes are shm's (stable across reloads): names come from there */
 			if (!shm_row_read(&src->seq, src, &r, sizeof(r)) ||
 			    r.state == SHM_STATE_FREE || r.pool_idx < 0 ||
-			    (uint32_t)r.pool_idx >= g_shm->pools_cap ||
-			    !shm_row_read(&shm_pool_ident((uint32_t)r.pool_idx)->seq,
-					  shm_pool_ident((uint32_t)r.pool_idx), &id, sizeof(id)))
+			    (size_t)r.pool_idx >= g_cfg->pools_cnt)
 				continue;
+			cp = &g_cfg->pools[r.pool_idx];
+			db = &g_cfg->databases[cp->db_idx];
 			wk_admin_time(t1, sizeof(t1), r.connect_us);
 			wk_admin_time(t2, sizeof(t2), r.request_us);
 			wk_admin_cell(&row, "w%us%" PRIu64, w, r.id);
 			wk_admin_cell(&row, "%d", r.pool_idx);
-			wk_admin_cell(&row, "%s", id.database);
-			wk_admin_cell(&row, "%s", id.user);
-			wk_admin_cell(&row, "%s", id.host);
-			wk_admin_cell(&row, "%d", id.port);
+			wk_admin_cell(&row, "%s", db->name);
+			wk_admin_cell(&row, "%s", g_cfg->users[cp->user_idx].name);
+			wk_admin_cell(&row, "%s", db->host);
+			wk_admin_cell(&row, "%d", db->port);
 			wk_admin_cell(&row, "%s", wk_admin_state(r.state));
 			wk_admin_cell(&row, "%s", t1);
 			wk_admin_cell(&row, "%s", t2);
@@ -200,80 +219,73 @@ wk_admin_show_servers(struct pgw_buf *b, size_t *rows)
 			wk_admin_cell(&row, "%" PRIu64, r.bytes_sent);
 			wk_admin_cell(&row, "%s", r.application_name);
 			wk_admin_cell(&row, "%u", w);
+			wk_admin_cell(&row, "%" PRIu64,
+				      g_wk.now_us > r.connect_us
+					      ? (g_wk.now_us - r.connect_us) / 1000000
+					      : 0);
+			wk_admin_cell(&row, "%c", r.tx_status ? r.tx_status : 'I');
 			pgw_put_data_row(b, row.values, row.cnt);
-			(*rows)++;
 		}
 	}
+	pgw_put_command_complete(b, "SHOW");
 }
 
 static void
-wk_admin_show_pools(struct pgw_buf *b, size_t *rows)
+wk_admin_show_pools(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "id",         "database",  "user",
-					    "addr",       "port",      "shard",
-					    "role",       "cl_active", "cl_waiting",
-					    "sv_active",  "sv_idle",   "sv_login",
-					    "sv_total",   "pool_size", "maxwait",
-					    "maxwait_us", "pool_mode", "checkout_timeouts",
-					    "pins" };
+	static const char *const cols[] = {
+		"id",      "database",     "user",      "addr",       "port",
+		"shard",   "role",         "cl_active", "cl_waiting", "sv_active",
+		"sv_idle", "sv_idle_xact", "sv_login",  "sv_total",   "pool_size",
+		"maxwait", "maxwait_us",   "pool_mode", "errors",     "checkout_timeouts",
+		"pins"
+	};
+	size_t cnt;
+	struct stats_pool *ps = wk_admin_collect(b, &cnt);
 
+	(void)c;
+	(void)args;
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
-	for (uint32_t i = 0; i < g_shm->pools_cnt; i++) {
-		struct shm_pool_ident id;
+	for (size_t i = 0; i < cnt; i++) {
+		const struct config_pool *cp = &g_cfg->pools[i];
+		const struct config_database *db = &g_cfg->databases[cp->db_idx];
 		struct wk_admin_row row = { .cnt = 0 };
-		uint64_t cl_active = 0, cl_waiting = 0, sv_active = 0, sv_idle = 0, sv_login = 0;
-		uint64_t maxwait = 0, timeouts = 0, pins = 0;
 
-		/* pool indexes are shm's (stable across reloads): names come from there */
-		if (!shm_row_read(&shm_pool_ident(i)->seq, shm_pool_ident(i), &id, sizeof(id)) ||
-		    id.state == SHM_POOL_FREE)
-			continue;
-		for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
-			struct shm_pool_stats *st = shm_pool_stats(w, i);
-			uint64_t mw = atomic_load_explicit(&st->maxwait_us, memory_order_relaxed);
-
-			cl_active += atomic_load_explicit(&st->cl_active, memory_order_relaxed);
-			cl_waiting += atomic_load_explicit(&st->cl_waiting, memory_order_relaxed);
-			sv_active += atomic_load_explicit(&st->sv_active, memory_order_relaxed);
-			sv_idle += atomic_load_explicit(&st->sv_idle, memory_order_relaxed);
-			sv_login += atomic_load_explicit(&st->sv_login, memory_order_relaxed);
-			timeouts +=
-				atomic_load_explicit(&st->checkout_timeouts, memory_order_relaxed);
-			pins += atomic_load_explicit(&st->pins, memory_order_relaxed);
-			if (mw > maxwait)
-				maxwait = mw;
-		}
-		wk_admin_cell(&row, "%u", i);
-		wk_admin_cell(&row, "%s", id.database);
-		wk_admin_cell(&row, "%s", id.user);
-		wk_admin_cell(&row, "%s", id.host);
-		wk_admin_cell(&row, "%d", id.port);
-		wk_admin_cell(&row, "%d", id.shard);
-		wk_admin_cell(&row, "%s", config_role_name((enum config_role)id.role));
-		wk_admin_cell(&row, "%" PRIu64, cl_active);
-		wk_admin_cell(&row, "%" PRIu64, cl_waiting);
-		wk_admin_cell(&row, "%" PRIu64, sv_active);
-		wk_admin_cell(&row, "%" PRIu64, sv_idle);
-		wk_admin_cell(&row, "%" PRIu64, sv_login);
-		wk_admin_cell(&row, "%u", shm_pool_open_total(i));
-		wk_admin_cell(&row, "%d", id.pool_size);
-		wk_admin_cell(&row, "%" PRIu64, maxwait / 1000000);
-		wk_admin_cell(&row, "%" PRIu64, maxwait % 1000000);
-		wk_admin_cell(&row, "%s",
-			      config_pooler_mode_name((enum config_pooler_mode)id.pooler_mode));
-		wk_admin_cell(&row, "%" PRIu64, timeouts);
-		wk_admin_cell(&row, "%" PRIu64, pins);
+		wk_admin_cell(&row, "%zu", i);
+		wk_admin_cell(&row, "%s", db->name);
+		wk_admin_cell(&row, "%s", g_cfg->users[cp->user_idx].name);
+		wk_admin_cell(&row, "%s", db->host);
+		wk_admin_cell(&row, "%d", db->port);
+		wk_admin_cell(&row, "%d", db->shard);
+		wk_admin_cell(&row, "%s", config_role_name(db->role));
+		wk_admin_cell(&row, "%" PRIu64, ps[i].cl_active);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].cl_waiting);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_active);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_idle);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_idle_xact);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_login);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_total);
+		wk_admin_cell(&row, "%d", cp->pool_size);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].maxwait_us / 1000000);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].maxwait_us % 1000000);
+		wk_admin_cell(&row, "%s", config_pooler_mode_name(cp->pooler_mode));
+		wk_admin_cell(&row, "%" PRIu64, ps[i].total[SHM_STAT_ERRORS]);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].checkout_timeouts);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].pins);
 		pgw_put_data_row(b, row.values, row.cnt);
-		(*rows)++;
 	}
+	free(ps);
+	pgw_put_command_complete(b, "SHOW");
 }
 
 static void
-wk_admin_show_prepared(struct pgw_buf *b, size_t *rows)
+wk_admin_show_prepared(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
 	static const char *const cols[] = { "worker",  "name",    "statement",
 					    "used_by", "servers", "uses" };
 
+	(void)c;
+	(void)args;
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
 		for (uint32_t i = 0; i < g_shm->prepared_per_worker; i++) {
@@ -291,10 +303,854 @@ wk_admin_show_prepared(struct pgw_buf *b, size_t *rows)
 			wk_admin_cell(&row, "%u", r.server_refs);
 			wk_admin_cell(&row, "%" PRIu64, r.uses);
 			pgw_put_data_row(b, row.values, row.cnt);
-			(*rows)++;
 		}
 	}
+	pgw_put_command_complete(b, "SHOW");
 }
+
+/* ---- statistics (shared/stats.h: the same sums as /metrics) ---------------- */
+
+/*
+ * Every pool summed over the workers. On out of memory: NULL, *cnt = 0, and
+ * b's error flag set, so the reply becomes an error (wk_admin_query).
+ */
+static struct stats_pool *
+wk_admin_collect(struct pgw_buf *b, size_t *cnt)
+{
+	size_t n = g_cfg->pools_cnt < g_shm->pools_cnt ? g_cfg->pools_cnt : g_shm->pools_cnt;
+	struct stats_pool *ps = calloc(n ? n : 1, sizeof(*ps));
+
+	*cnt = ps ? n : 0;
+	if (ps)
+		stats_collect(ps, n);
+	else
+		b->has_error = true;
+	return ps;
+}
+
+static const struct config_database *
+wk_admin_pool_db(size_t i)
+{
+	return &g_cfg->databases[g_cfg->pools[i].db_idx];
+}
+
+static const char *
+wk_admin_pool_user(size_t i)
+{
+	return g_cfg->users[g_cfg->pools[i].user_idx].name;
+}
+
+/* Append the columns of SHOW STATS to cols (prefix total_ or avg_). */
+static const char *const wk_admin_stat_names[] = {
+	[SHM_STAT_XACT] = "xact_count",
+	[SHM_STAT_QUERY] = "query_count",
+	[SHM_STAT_ASSIGN] = "server_assignment_count",
+	[SHM_STAT_RECV] = "received",
+	[SHM_STAT_SENT] = "sent",
+	[SHM_STAT_XACT_US] = "xact_time",
+	[SHM_STAT_IDLE_XACT_US] = "idle_xact_time",
+	[SHM_STAT_QUERY_US] = "query_time",
+	[SHM_STAT_WAIT_US] = "wait_time",
+	[SHM_STAT_PARSE] = "client_parse_count",
+	[SHM_STAT_BIND] = "bind_count",
+	[SHM_STAT_CLOSE] = "close_count",
+	[SHM_STAT_SERVER_PARSE] = "server_parse_count",
+	[SHM_STAT_ERRORS] = "errors",
+	[SHM_STAT_CLEANED] = "cleaned",
+	[SHM_STAT_CONNECT] = "connect_count",
+	[SHM_STAT_CONNECT_US] = "connect_time",
+};
+_Static_assert(ARRAY_SIZE(wk_admin_stat_names) == SHM_STAT_CNT, "a name for every counter");
+
+static void
+wk_admin_show_stats(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const fixed[] = { "database", "user", "addr", "port", "shard", "role" };
+	char names[2 * SHM_STAT_CNT][48];
+	const char *cols[ARRAY_SIZE(fixed) + 2 * SHM_STAT_CNT];
+	size_t cnt, n = 0;
+	struct stats_pool *ps = wk_admin_collect(b, &cnt);
+
+	(void)c;
+	(void)args;
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+		cols[n++] = fixed[i];
+	for (int i = 0; i < SHM_STAT_CNT; i++) {
+		snprintf(names[i], sizeof(names[i]), "total_%s", wk_admin_stat_names[i]);
+		snprintf(names[SHM_STAT_CNT + i], sizeof(names[0]), "avg_%s",
+			 wk_admin_stat_names[i]);
+	}
+	for (int i = 0; i < 2 * SHM_STAT_CNT; i++)
+		cols[n++] = names[i];
+	pgw_put_row_description(b, cols, n);
+	for (size_t i = 0; i < cnt; i++) {
+		const struct config_database *db = wk_admin_pool_db(i);
+		struct wk_admin_row row = { .cnt = 0 };
+		uint64_t avg[SHM_STAT_CNT];
+
+		stats_averages(&ps[i], avg);
+		wk_admin_cell(&row, "%s", db->name);
+		wk_admin_cell(&row, "%s", wk_admin_pool_user(i));
+		wk_admin_cell(&row, "%s", db->host);
+		wk_admin_cell(&row, "%d", db->port);
+		wk_admin_cell(&row, "%d", db->shard);
+		wk_admin_cell(&row, "%s", config_role_name(db->role));
+		for (int k = 0; k < SHM_STAT_CNT; k++)
+			wk_admin_cell(&row, "%" PRIu64, ps[i].total[k]);
+		for (int k = 0; k < SHM_STAT_CNT; k++)
+			wk_admin_cell(&row, "%" PRIu64, avg[k]);
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	free(ps);
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/*
+ * PgBouncer's per-database statistics: pools summed by database name.
+ * Columns of SHOW STATS_TOTALS and SHOW STATS_AVERAGES.
+ */
+static const struct {
+	const char *name;
+	int stat;
+} wk_admin_pgb_stats[] = {
+	{ "server_assignment_count", SHM_STAT_ASSIGN },
+	{ "xact_count", SHM_STAT_XACT },
+	{ "query_count", SHM_STAT_QUERY },
+	{ "bytes_received", SHM_STAT_RECV },
+	{ "bytes_sent", SHM_STAT_SENT },
+	{ "xact_time", SHM_STAT_XACT_US },
+	{ "query_time", SHM_STAT_QUERY_US },
+	{ "wait_time", SHM_STAT_WAIT_US },
+	{ "client_parse_count", SHM_STAT_PARSE },
+	{ "server_parse_count", SHM_STAT_SERVER_PARSE },
+	{ "bind_count", SHM_STAT_BIND },
+};
+
+/* The pools of database name db summed into out. */
+static void
+wk_admin_sum_db(const struct stats_pool *ps, size_t cnt, const char *db, struct stats_pool *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < cnt; i++)
+		if (strcmp(wk_admin_pool_db(i)->name, db) == 0)
+			stats_pool_add(out, &ps[i]);
+}
+
+/* Whether pool i is the first one of its database name. */
+static bool
+wk_admin_first_of_db(size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(wk_admin_pool_db(j)->name, wk_admin_pool_db(i)->name) == 0)
+			return false;
+	return true;
+}
+
+static void
+wk_admin_show_pgb_stats(struct pgw_buf *b, bool is_avg)
+{
+	const char *cols[1 + ARRAY_SIZE(wk_admin_pgb_stats)];
+	size_t cnt;
+	struct stats_pool *ps = wk_admin_collect(b, &cnt);
+
+	cols[0] = "database";
+	for (size_t i = 0; i < ARRAY_SIZE(wk_admin_pgb_stats); i++)
+		cols[i + 1] = wk_admin_pgb_stats[i].name;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (size_t i = 0; i < cnt; i++) {
+		struct wk_admin_row row = { .cnt = 0 };
+		struct stats_pool sum;
+		uint64_t avg[SHM_STAT_CNT];
+
+		if (!wk_admin_first_of_db(i))
+			continue;
+		wk_admin_sum_db(ps, cnt, wk_admin_pool_db(i)->name, &sum);
+		stats_averages(&sum, avg);
+		wk_admin_cell(&row, "%s", wk_admin_pool_db(i)->name);
+		for (size_t k = 0; k < ARRAY_SIZE(wk_admin_pgb_stats); k++)
+			wk_admin_cell(&row, "%" PRIu64,
+				      is_avg ? avg[wk_admin_pgb_stats[k].stat]
+					     : sum.total[wk_admin_pgb_stats[k].stat]);
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	free(ps);
+	pgw_put_command_complete(b, "SHOW");
+}
+
+static void
+wk_admin_show_stats_totals(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	(void)c;
+	(void)args;
+	wk_admin_show_pgb_stats(b, false);
+}
+
+static void
+wk_admin_show_stats_averages(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	(void)c;
+	(void)args;
+	wk_admin_show_pgb_stats(b, true);
+}
+
+/* PgBouncer's SHOW TOTALS: name, value rows over every pool. */
+static void
+wk_admin_show_totals(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "name", "value" };
+	static const char *const pgb_names[] = {
+		"server_assignment_count",
+		"xact_count",
+		"query_count",
+		"received",
+		"sent",
+		"xact_time",
+		"query_time",
+		"wait_time",
+		"client_parse_count",
+		"server_parse_count",
+		"bind_count",
+	};
+	size_t cnt;
+	struct stats_pool *ps = wk_admin_collect(b, &cnt), sum = { 0 };
+	uint64_t avg[SHM_STAT_CNT];
+
+	_Static_assert(ARRAY_SIZE(pgb_names) == ARRAY_SIZE(wk_admin_pgb_stats), "totals");
+	(void)c;
+	(void)args;
+	for (size_t i = 0; i < cnt; i++)
+		stats_pool_add(&sum, &ps[i]);
+	stats_averages(&sum, avg);
+	pgw_put_row_description(b, cols, 2);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t k = 0; k < ARRAY_SIZE(wk_admin_pgb_stats); k++) {
+			char name[64], value[32];
+			const char *vals[2] = { name, value };
+			int st = wk_admin_pgb_stats[k].stat;
+
+			snprintf(name, sizeof(name), "%s_%s", pass ? "avg" : "total", pgb_names[k]);
+			snprintf(value, sizeof(value), "%" PRIu64, pass ? avg[st] : sum.total[st]);
+			pgw_put_data_row(b, vals, 2);
+		}
+	}
+	free(ps);
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* ---- configuration and lists ---------------------------------------------- */
+
+static void
+wk_admin_show_config(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "name", "value" };
+	const char *name;
+	char value[256];
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, 2);
+	for (size_t i = 0; (name = config_general_key(g_cfg, i, value, sizeof(value))); i++) {
+		const char *vals[2] = { name, value };
+
+		pgw_put_data_row(b, vals, 2);
+	}
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* Client rows in use over every worker, and those of database db (NULL: all). */
+static uint64_t
+wk_admin_clients_of(const char *db, const char *user)
+{
+	uint64_t n = 0;
+
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		for (uint32_t i = 0; i < g_shm->clients_per_worker; i++) {
+			struct shm_client *src = shm_client(w, i), r;
+
+			if (atomic_load_explicit(&src->state, memory_order_relaxed) ==
+			    SHM_STATE_FREE)
+				continue;
+			if (!db && !user) {
+				n++;
+				continue;
+			}
+			if (!shm_row_read(&src->seq, src, &r, sizeof(r)) ||
+			    r.state == SHM_STATE_FREE)
+				continue;
+			r.database[sizeof(r.database) - 1] = r.user[sizeof(r.user) - 1] = '\0';
+			if ((!db || strcmp(r.database, db) == 0) &&
+			    (!user || strcmp(r.user, user) == 0))
+				n++;
+		}
+	}
+	return n;
+}
+
+static void
+wk_admin_show_lists(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "databases",    "users",        "pools",
+					    "used_clients", "free_clients", "free_servers",
+					    "used_servers" };
+	struct wk_admin_row row = { .cnt = 0 };
+	uint64_t used = wk_admin_clients_of(NULL, NULL), cap_servers = 0, open = 0;
+	uint64_t cap_clients = (uint64_t)g_cfg->max_client_conn; /* over all workers */
+
+	(void)c;
+	(void)args;
+	for (uint32_t i = 0; i < g_shm->pools_cnt && i < g_cfg->pools_cnt; i++) {
+		cap_servers += (uint64_t)g_cfg->pools[i].pool_size;
+		open += shm_pool_open_peek(i);
+	}
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	wk_admin_cell(&row, "%zu", g_cfg->databases_cnt);
+	wk_admin_cell(&row, "%zu", g_cfg->users_cnt);
+	wk_admin_cell(&row, "%zu", g_cfg->pools_cnt);
+	wk_admin_cell(&row, "%" PRIu64, used);
+	wk_admin_cell(&row, "%" PRIu64, cap_clients > used ? cap_clients - used : 0);
+	wk_admin_cell(&row, "%" PRIu64, cap_servers > open ? cap_servers - open : 0);
+	wk_admin_cell(&row, "%" PRIu64, open);
+	pgw_put_data_row(b, row.values, row.cnt);
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* PgBouncer's SHOW DATABASES: one row per [databases.*] entry, then the admin console. */
+static void
+wk_admin_show_databases(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "name",
+					    "host",
+					    "port",
+					    "database",
+					    "force_user",
+					    "pool_size",
+					    "min_pool_size",
+					    "reserve_pool_size",
+					    "server_lifetime",
+					    "pool_mode",
+					    "load_balance_hosts",
+					    "max_connections",
+					    "current_connections",
+					    "max_client_connections",
+					    "current_client_connections",
+					    "paused",
+					    "disabled" };
+	struct wk_admin_row row;
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (size_t d = 0; d < g_cfg->databases_cnt; d++) {
+		const struct config_database *db = &g_cfg->databases[d];
+		uint64_t open = 0;
+		int pool_size = 0, min_pool = 0, lifetime = g_cfg->server_lifetime;
+		enum config_pooler_mode mode = g_cfg->pooler_mode;
+		bool has_pool = false;
+
+		for (uint32_t i = 0; i < g_shm->pools_cnt && i < g_cfg->pools_cnt; i++) {
+			const struct config_pool *cp = &g_cfg->pools[i];
+
+			if ((size_t)cp->db_idx != d)
+				continue;
+			open += shm_pool_open_peek(i);
+			if (!has_pool) {
+				pool_size = cp->pool_size;
+				min_pool = cp->min_pool_size;
+				lifetime = cp->server_lifetime;
+				mode = cp->pooler_mode;
+				has_pool = true;
+			}
+		}
+		if (!has_pool) {
+			pool_size = db->pool_size >= 0 ? db->pool_size : g_cfg->default_pool_size;
+			min_pool =
+				db->min_pool_size >= 0 ? db->min_pool_size : g_cfg->min_pool_size;
+			if (db->has_pooler_mode)
+				mode = db->pooler_mode;
+		}
+		row.cnt = 0;
+		wk_admin_cell(&row, "%s", db->name);
+		wk_admin_cell(&row, "%s", db->host);
+		wk_admin_cell(&row, "%d", db->port);
+		wk_admin_cell(&row, "%s", db->database_name);
+		wk_admin_cell(&row, "%s", db->user ? db->user : "");
+		wk_admin_cell(&row, "%d", pool_size);
+		wk_admin_cell(&row, "%d", min_pool);
+		wk_admin_cell(&row, "%d", 0);
+		wk_admin_cell(&row, "%d", lifetime / 1000);
+		wk_admin_cell(&row, "%s", config_pooler_mode_name(mode));
+		wk_admin_cell(&row, "%s", "");
+		wk_admin_cell(&row, "%d", 0);
+		wk_admin_cell(&row, "%" PRIu64, open);
+		wk_admin_cell(&row, "%d", 0);
+		wk_admin_cell(&row, "%" PRIu64, wk_admin_clients_of(db->name, NULL));
+		wk_admin_cell(&row, "%d", 0);
+		wk_admin_cell(&row, "%d", 0);
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	/* the admin console itself, as PgBouncer lists its "pgbouncer" database */
+	row.cnt = 0;
+	wk_admin_cell(&row, "%s", g_cfg->admin.name);
+	wk_admin_cell(&row, "%s", "");
+	wk_admin_cell(&row, "%d", g_cfg->port);
+	wk_admin_cell(&row, "%s", g_cfg->admin.name);
+	wk_admin_cell(&row, "%s", g_cfg->admin.user);
+	wk_admin_cell(&row, "%d", 0);
+	wk_admin_cell(&row, "%d", 0);
+	wk_admin_cell(&row, "%d", 0);
+	wk_admin_cell(&row, "%d", 0);
+	wk_admin_cell(&row, "%s", "statement");
+	wk_admin_cell(&row, "%s", "");
+	wk_admin_cell(&row, "%d", 0);
+	wk_admin_cell(&row, "%d", 0);
+	wk_admin_cell(&row, "%d", 0);
+	wk_admin_cell(&row, "%" PRIu64, wk_admin_clients_of(g_cfg->admin.name, NULL));
+	wk_admin_cell(&row, "%d", 0);
+	wk_admin_cell(&row, "%d", 0);
+	pgw_put_data_row(b, row.values, row.cnt);
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* PgBouncer's SHOW USERS: one row per user name (its first entry's settings). */
+static void
+wk_admin_show_users(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "name",
+					    "pool_size",
+					    "reserve_pool_size",
+					    "pool_mode",
+					    "max_user_connections",
+					    "current_connections",
+					    "max_user_client_connections",
+					    "current_client_connections" };
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (size_t u = 0; u < g_cfg->users_cnt; u++) {
+		const struct config_user *cu = &g_cfg->users[u];
+		struct wk_admin_row row = { .cnt = 0 };
+		uint64_t open = 0;
+		int pool_size = cu->pool_size >= 0 ? cu->pool_size : g_cfg->default_pool_size;
+		enum config_pooler_mode mode =
+			cu->has_pooler_mode ? cu->pooler_mode : g_cfg->pooler_mode;
+		bool is_dup = false;
+
+		for (size_t v = 0; v < u; v++)
+			is_dup = is_dup || strcmp(g_cfg->users[v].name, cu->name) == 0;
+		if (is_dup)
+			continue;
+		for (uint32_t i = 0; i < g_shm->pools_cnt && i < g_cfg->pools_cnt; i++)
+			if (strcmp(g_cfg->users[g_cfg->pools[i].user_idx].name, cu->name) == 0)
+				open += shm_pool_open_peek(i);
+		wk_admin_cell(&row, "%s", cu->name);
+		wk_admin_cell(&row, "%d", pool_size);
+		wk_admin_cell(&row, "%d", 0);
+		wk_admin_cell(&row, "%s", config_pooler_mode_name(mode));
+		wk_admin_cell(&row, "%d", 0);
+		wk_admin_cell(&row, "%" PRIu64, open);
+		wk_admin_cell(&row, "%d", 0);
+		wk_admin_cell(&row, "%" PRIu64, wk_admin_clients_of(NULL, cu->name));
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* ---- process ---------------------------------------------------------------- */
+
+static void
+wk_admin_show_query_cache(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "worker",      "hits",    "misses", "parses",
+					    "prefiltered", "entries", "limit" };
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		struct shm_worker *sw = shm_worker(w);
+		struct wk_admin_row row = { .cnt = 0 };
+
+		if (atomic_load(&sw->pid) <= 0)
+			continue;
+		wk_admin_cell(&row, "%u", w);
+		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_hits));
+		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_misses));
+		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_parses));
+		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_prefiltered));
+		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_entries));
+		wk_admin_cell(&row, "%d", g_cfg->query_cache_limit);
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* The workers of this instance (PgDog lists other pgdog instances here too). */
+static void
+wk_admin_show_peers(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "addr", "last_seen", "clients", "worker",
+					    "pid",  "started",   "restarts" };
+	char now[32];
+
+	(void)c;
+	(void)args;
+	wk_admin_time(now, sizeof(now), g_wk.now_us);
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		struct shm_worker *sw = shm_worker(w);
+		struct wk_admin_row row = { .cnt = 0 };
+		int32_t pid = atomic_load(&sw->pid);
+		char started[32];
+
+		if (pid <= 0)
+			continue;
+		wk_admin_time(started, sizeof(started), atomic_load(&sw->started_us));
+		wk_admin_cell(&row, "%s:%d", g_cfg->host, g_cfg->port);
+		wk_admin_cell(&row, "%s", now);
+		wk_admin_cell(&row, "%u", atomic_load(&sw->clients_cnt));
+		wk_admin_cell(&row, "%u", w);
+		wk_admin_cell(&row, "%d", pid);
+		wk_admin_cell(&row, "%s", started);
+		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->restarts));
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/*
+ * One row per pool with what pgdog knows; the replication figures are NULL
+ * because pgdog does not query its servers for them (no replicas yet).
+ */
+static void
+wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "id",
+					    "database",
+					    "user",
+					    "addr",
+					    "port",
+					    "shard",
+					    "role",
+					    "replica_lag",
+					    "pg_lsn",
+					    "lsn_age",
+					    "pg_is_in_recovery" };
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (size_t i = 0; i < g_cfg->pools_cnt; i++) {
+		const struct config_database *db = wk_admin_pool_db(i);
+		struct wk_admin_row row = { .cnt = 0 };
+
+		wk_admin_cell(&row, "%zu", i);
+		wk_admin_cell(&row, "%s", db->name);
+		wk_admin_cell(&row, "%s", wk_admin_pool_user(i));
+		wk_admin_cell(&row, "%s", db->host);
+		wk_admin_cell(&row, "%d", db->port);
+		wk_admin_cell(&row, "%d", db->shard);
+		wk_admin_cell(&row, "%s", config_role_name(db->role));
+		for (int k = 0; k < 4; k++)
+			row.values[row.cnt++] = NULL;
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/*
+ * One row per ban. id: the banned pool (the first pool of the database,
+ * user and host the ban names), -1 for a ban of every user of a database.
+ */
+static void
+wk_admin_show_bans(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "id",   "database",   "user",
+					    "addr", "port",       "shard",
+					    "role", "ban_reason", "ban_time_left" };
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (uint32_t i = 0; i < SHM_BANS_MAX; i++) {
+		struct shm_ban *src = shm_ban(i), r;
+		struct wk_admin_row row = { .cnt = 0 };
+		const struct config_database *db = NULL;
+		long pool = -1;
+
+		if (!src->database[0] || !shm_row_read(&src->seq, src, &r, sizeof(r)) ||
+		    !r.database[0])
+			continue;
+		if (r.expires_at_us && r.expires_at_us <= g_wk.now_us)
+			continue;
+		r.database[sizeof(r.database) - 1] = r.user[sizeof(r.user) - 1] = '\0';
+		r.host[sizeof(r.host) - 1] = r.reason[sizeof(r.reason) - 1] = '\0';
+		for (size_t k = 0; k < g_cfg->pools_cnt && !db; k++) {
+			const struct config_database *d = wk_admin_pool_db(k);
+
+			if (strcmp(d->name, r.database) != 0 ||
+			    (r.host[0] && strcmp(d->host, r.host) != 0))
+				continue;
+			if (r.user[0] && strcmp(wk_admin_pool_user(k), r.user) != 0)
+				continue;
+			db = d;
+			pool = r.user[0] ? (long)k : -1;
+		}
+		wk_admin_cell(&row, "%ld", pool);
+		wk_admin_cell(&row, "%s", r.database);
+		wk_admin_cell(&row, "%s", r.user);
+		wk_admin_cell(&row, "%s", r.host[0] ? r.host : db ? db->host : "");
+		wk_admin_cell(&row, "%d", db ? db->port : 0);
+		wk_admin_cell(&row, "%d", db ? db->shard : 0);
+		wk_admin_cell(&row, "%s", db ? config_role_name(db->role) : "");
+		wk_admin_cell(&row, "%s", r.reason);
+		if (r.expires_at_us)
+			wk_admin_cell(&row, "%" PRIu64, (r.expires_at_us - g_wk.now_us) / 1000);
+		else
+			row.values[row.cnt++] = NULL;
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* PgBouncer's SHOW MEM, for pgdog's fixed tables in the shared segment. */
+static void
+wk_admin_show_mem(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "name", "size", "used", "free", "memtotal" };
+	uint64_t clients = wk_admin_clients_of(NULL, NULL), servers = 0, prepared = 0, bans = 0;
+	uint64_t nw = g_shm->workers_cnt;
+	struct {
+		const char *name;
+		uint64_t size, used, total;
+	} rows[] = {
+		{ "shm_client", sizeof(struct shm_client), clients,
+		  nw * g_shm->clients_per_worker },
+		{ "shm_server", sizeof(struct shm_server), 0, nw * g_shm->servers_per_worker },
+		{ "shm_prepared", sizeof(struct shm_prepared), 0, nw * g_shm->prepared_per_worker },
+		{ "shm_pool_stats", sizeof(struct shm_pool_stats), nw * g_shm->pools_cnt,
+		  nw * (g_shm->pools_cnt + 1) },
+		{ "shm_ban", sizeof(struct shm_ban), 0, SHM_BANS_MAX },
+	};
+
+	(void)c;
+	(void)args;
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		for (uint32_t i = 0; i < g_shm->servers_per_worker; i++)
+			servers += atomic_load_explicit(&shm_server(w, i)->state,
+							memory_order_relaxed) != SHM_STATE_FREE;
+		for (uint32_t i = 0; i < g_shm->prepared_per_worker; i++)
+			prepared += shm_prepared(w, i)->id != 0;
+	}
+	for (uint32_t i = 0; i < SHM_BANS_MAX; i++)
+		bans += shm_ban(i)->database[0] != 0;
+	rows[1].used = servers;
+	rows[2].used = prepared;
+	rows[4].used = bans;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		struct wk_admin_row row = { .cnt = 0 };
+
+		wk_admin_cell(&row, "%s", rows[i].name);
+		wk_admin_cell(&row, "%" PRIu64, rows[i].size);
+		wk_admin_cell(&row, "%" PRIu64, rows[i].used);
+		wk_admin_cell(&row, "%" PRIu64,
+			      rows[i].total > rows[i].used ? rows[i].total - rows[i].used : 0);
+		wk_admin_cell(&row, "%" PRIu64, rows[i].size * rows[i].total);
+		pgw_put_data_row(b, row.values, row.cnt);
+	}
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* PgBouncer's SHOW STATE: key, value. */
+static void
+wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "key", "value" };
+	char workers[16], alive[16], started[32], reloads[24];
+	uint32_t n = 0;
+
+	(void)c;
+	(void)args;
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++)
+		n += atomic_load(&shm_worker(w)->pid) > 0;
+	snprintf(workers, sizeof(workers), "%u", g_shm->workers_cnt);
+	snprintf(alive, sizeof(alive), "%u", n);
+	snprintf(reloads, sizeof(reloads), "%" PRIu64, (uint64_t)atomic_load(&g_shm->reloads));
+	wk_admin_time(started, sizeof(started), g_shm->started_us);
+	const char *const rows[][2] = {
+		{ "active", g_wk.is_shutting_down ? "no" : "yes" },
+		{ "paused", "no" },
+		{ "suspended", "no" },
+		{ "workers", workers },
+		{ "workers_alive", alive },
+		{ "started", started },
+		{ "reloads", reloads },
+	};
+
+	pgw_put_row_description(b, cols, 2);
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+		pgw_put_data_row(b, rows[i], 2);
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/*
+ * PgBouncer's SHOW FDS lists the sockets an online restart takes over; pgdog
+ * hands nothing over this way, so it has the columns and no rows, as
+ * PgBouncer outside a takeover.
+ */
+static void
+wk_admin_show_fds(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = {
+		"fd",        "task",     "user",     "database",         "addr",
+		"port",      "cancel",   "link",     "client_encoding",  "std_strings",
+		"datestyle", "timezone", "password", "scram_client_key", "scram_server_key"
+	};
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	pgw_put_command_complete(b, "SHOW");
+}
+
+static void
+wk_admin_show_version(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	const char *cols[] = { "version" };
+	const char *vals[] = { "pgdog " PACKAGE_VERSION };
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, 1);
+	pgw_put_data_row(b, vals, 1);
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/* Every command of the admin console (issue 4), for SHOW HELP. */
+static const char *const wk_admin_help[][2] = {
+	{ "SHOW HELP", "this list" },
+	{ "SHOW VERSION", "pgdog's version" },
+	{ "SHOW CLIENTS", "client connections of every worker" },
+	{ "SHOW SERVERS", "server connections of every worker" },
+	{ "SHOW POOLS", "pools: clients and servers by state" },
+	{ "SHOW STATS", "per pool totals and averages over stats_period" },
+	{ "SHOW STATS_TOTALS", "PgBouncer: totals per database" },
+	{ "SHOW STATS_AVERAGES", "PgBouncer: averages per database" },
+	{ "SHOW TOTALS", "PgBouncer: totals and averages over every pool" },
+	{ "SHOW CONFIG", "the [general] settings in effect" },
+	{ "SHOW DATABASES", "PgBouncer: configured databases" },
+	{ "SHOW USERS", "PgBouncer: configured users" },
+	{ "SHOW LISTS", "counts of databases, users, pools, clients, servers" },
+	{ "SHOW PREPARED", "prepared statements pgdog keeps" },
+	{ "SHOW QUERY_CACHE", "SQL classification cache per worker" },
+	{ "SHOW PEERS", "the workers of this pgdog instance" },
+	{ "SHOW REPLICATION", "replication state per pool" },
+	{ "SHOW BANS", "banned pools" },
+	{ "SHOW MEM", "PgBouncer: shared memory tables" },
+	{ "SHOW STATE", "PgBouncer: active, paused, suspended" },
+	{ "SHOW FDS", "PgBouncer: sockets for an online restart (none)" },
+	{ "RELOAD", "re-read the configuration files" },
+	{ "RECONNECT [db]", "replace every server connection" },
+	{ "PAUSE [db]", "wait for transactions to finish, then hold new queries" },
+	{ "RESUME [db]", "release held queries" },
+	{ "MAINTENANCE ON|OFF", "hold new transactions of the whole instance" },
+	{ "SHUTDOWN", "graceful shutdown" },
+	{ "BAN [id]", "stop using a pool's server" },
+	{ "UNBAN [id]", "use a banned server again" },
+	{ "SET setting TO value", "change a setting until the next reload" },
+	{ "KILL db", "PgBouncer: drop every connection of a database" },
+	{ "KILL_CLIENT id", "PgBouncer: drop one client connection" },
+};
+
+static void
+wk_admin_show_help(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "command", "description" };
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, 2);
+	for (size_t i = 0; i < ARRAY_SIZE(wk_admin_help); i++)
+		pgw_put_data_row(b, wk_admin_help[i], 2);
+	pgw_put_command_complete(b, "SHOW");
+}
+
+/*
+ * Any other SHOW: one of the session parameters (GUI tools ask for
+ * server_version and the like, as PostgreSQL would answer them), else the
+ * unknown-command error.
+ */
+static void wk_admin_unknown(struct pgw_buf *b, const char *cmd);
+
+static void
+wk_admin_show_param(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	char cmd[300];
+
+	(void)c;
+	for (size_t i = 0; i < ARRAY_SIZE(wk_admin_params); i++) {
+		if (strcasecmp(args, wk_admin_params[i][0]) == 0) {
+			pgw_put_row_description(b, &wk_admin_params[i][0], 1);
+			pgw_put_data_row(b, &wk_admin_params[i][1], 1);
+			pgw_put_command_complete(b, "SHOW");
+			return;
+		}
+	}
+	snprintf(cmd, sizeof(cmd), "show%s%s", *args ? " " : "", args);
+	wk_admin_unknown(b, cmd);
+}
+
+static void
+wk_admin_unknown(struct pgw_buf *b, const char *cmd)
+{
+	char msg[320];
+
+	snprintf(msg, sizeof(msg), "unrecognized admin command \"%.200s\"", cmd);
+	pgw_put_error(b, false, "ERROR", SQLSTATE_SYNTAX_ERROR, msg, NULL,
+		      "Run SHOW HELP for the list of admin commands.");
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+/*
+ * A command: its normalized words (lower case, single blanks); when
+ * has_args, anything after them (past one blank) is passed in args. The
+ * handler writes the whole reply but ReadyForQuery.
+ */
+typedef void wk_admin_fn(struct wk_client *c, const char *args, struct pgw_buf *b);
+
+struct wk_admin_cmd {
+	const char *name;
+	bool has_args;
+	wk_admin_fn *fn;
+};
+
+static const struct wk_admin_cmd wk_admin_cmds[] = {
+	{ "show help", false, wk_admin_show_help },
+	{ "show version", false, wk_admin_show_version },
+	{ "show clients", false, wk_admin_show_clients },
+	{ "show servers", false, wk_admin_show_servers },
+	{ "show pools", false, wk_admin_show_pools },
+	{ "show prepared", false, wk_admin_show_prepared },
+	{ "show stats", false, wk_admin_show_stats },
+	{ "show stats_totals", false, wk_admin_show_stats_totals },
+	{ "show stats_averages", false, wk_admin_show_stats_averages },
+	{ "show totals", false, wk_admin_show_totals },
+	{ "show config", false, wk_admin_show_config },
+	{ "show databases", false, wk_admin_show_databases },
+	{ "show users", false, wk_admin_show_users },
+	{ "show lists", false, wk_admin_show_lists },
+	{ "show query_cache", false, wk_admin_show_query_cache },
+	{ "show peers", false, wk_admin_show_peers },
+	{ "show replication", false, wk_admin_show_replication },
+	{ "show bans", false, wk_admin_show_bans },
+	{ "show mem", false, wk_admin_show_mem },
+	{ "show state", false, wk_admin_show_state },
+	{ "show fds", false, wk_admin_show_fds },
+	/* last: any other SHOW */
+	{ "show", true, wk_admin_show_param },
+};
 
 /* Lower-case the command, squeeze blanks, drop a trailing ';'. */
 static void
@@ -322,8 +1178,9 @@ static enum wk_rc
 wk_admin_query(struct wk_client *c, const char *sql)
 {
 	struct pgw_buf *b = &g_wk.scratch;
-	char cmd[256], tag[64];
-	size_t rows = 0;
+	char cmd[256];
+	const struct wk_admin_cmd *found = NULL;
+	const char *args = "";
 
 	wk_admin_normalize(sql, cmd, sizeof(cmd));
 	log_debug(&c->lctx, "admin command: %.100s", cmd);
@@ -335,36 +1192,34 @@ wk_admin_query(struct wk_client *c, const char *sql)
 			return rc;
 	}
 	pgw_buf_reset(b);
+	for (size_t i = 0; i < ARRAY_SIZE(wk_admin_cmds) && cmd[0]; i++) {
+		const struct wk_admin_cmd *e = &wk_admin_cmds[i];
+		size_t n = strlen(e->name);
+
+		if (strncmp(cmd, e->name, n) != 0)
+			continue;
+		if (cmd[n] == '\0' || (e->has_args && cmd[n] == ' ')) {
+			found = e;
+			args = cmd[n] ? cmd + n + 1 : "";
+			break;
+		}
+	}
 	if (cmd[0] == '\0') {
 		pgw_put_empty_query(b);
-	} else if (strcmp(cmd, "show version") == 0) {
-		const char *cols[] = { "version" };
-		const char *vals[] = { "pgdog " PACKAGE_VERSION };
-
-		pgw_put_row_description(b, cols, 1);
-		pgw_put_data_row(b, vals, 1);
-		pgw_put_command_complete(b, "SHOW");
-	} else if (strcmp(cmd, "show clients") == 0) {
-		wk_admin_show_clients(b, &rows);
-	} else if (strcmp(cmd, "show servers") == 0) {
-		wk_admin_show_servers(b, &rows);
-	} else if (strcmp(cmd, "show pools") == 0) {
-		wk_admin_show_pools(b, &rows);
-	} else if (strcmp(cmd, "show prepared") == 0) {
-		wk_admin_show_prepared(b, &rows);
+	} else if (found) {
+		found->fn(c, args, b);
 	} else {
-		pgw_put_error(
-			b, false, "ERROR", SQLSTATE_SYNTAX_ERROR, "unrecognized admin command",
-			NULL,
-			"The admin console answers SHOW VERSION, SHOW CLIENTS, SHOW SERVERS, SHOW POOLS and SHOW PREPARED.");
+		wk_admin_unknown(b, cmd);
 	}
-	if (strncmp(cmd, "show ", 5) == 0 && strcmp(cmd, "show version") != 0 && !b->has_error &&
-	    b->len > 0 && b->data[0] == PGW_MSG_ROW_DESCRIPTION) {
-		snprintf(tag, sizeof(tag), "SHOW");
-		pgw_put_command_complete(b, tag);
-	}
-	(void)rows;
 	pgw_put_ready(b, 'I');
+	if (b->has_error) {
+		/* too large or out of memory: say so rather than send half a reply */
+		pgw_buf_reset(b);
+		pgw_put_error(b, false, "ERROR", SQLSTATE_OUT_OF_MEMORY,
+			      "the admin reply could not be built (out of memory or too large)",
+			      NULL, NULL);
+		pgw_put_ready(b, 'I');
+	}
 	if (wk_conn_send(c->bev, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;

@@ -40,6 +40,7 @@
 #include "worker/wk_cancel.h"
 #include "worker/wk_pool.h"
 #include "worker/wk_server.h"
+#include "worker/wk_stats.h"
 
 #define WK_CLIENT_AUTH_MSG_MAX 8192 /* password and SASL messages */
 
@@ -1347,6 +1348,7 @@ wk_client_forward(struct wk_client *c)
 				continue;
 			}
 		}
+		wk_stats_client_msg(s->pool, h.type);
 		if (s->is_tracked && h.type != PGW_MSG_TERMINATE) {
 			int rc = wk_client_prep(c, s, &h, in, out);
 
@@ -1414,6 +1416,7 @@ done:
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	r->bytes_received += moved;
 	sr->bytes_sent += moved;
+	wk_stats_add(s->pool, SHM_STAT_RECV, moved);
 	if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
 		c->read_paused = true;
 		bufferevent_disable(c->bev, EV_READ);

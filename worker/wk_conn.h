@@ -187,6 +187,11 @@ struct wk_server {
 	uint64_t lifetime_us;                   /* server_lifetime with jitter, 0 = forever */
 	uint64_t connect_us, state_since_us, request_us;
 	uint64_t closing_since_us;
+	/* statistics (wk_stats.c), monotonic */
+	uint64_t stat_ready_us;    /* its last ReadyForQuery or login */
+	uint64_t stat_tx_start_us; /* start of the open transaction's first request */
+	uint64_t stat_tx_query_us; /* request time inside the open transaction */
+	bool stat_in_tx;
 	char error[256]; /* why the login failed, for the waiting client */
 	char error_sqlstate[6];
 };

@@ -31,6 +31,7 @@
 #include "shared/secret.h"
 #include "worker/wk_client.h"
 #include "worker/wk_server.h"
+#include "worker/wk_stats.h"
 
 #define WK_POOL_RETRY_US      (1000 * 1000) /* after a failed connection */
 #define WK_POOL_CLOSE_WAIT_US (1000 * 1000) /* for a backend to hang up */
@@ -613,6 +614,7 @@ wk_pool_hand_out(struct wk_pool *p)
 		if (list_empty(&p->servers[WK_SERVER_IDLE]))
 			break;
 		wk_pool_unwait(p, c);
+		wk_stats_assign(p, c);
 		(void)wk_client_attach(c, list_entry(list_first(&p->servers[WK_SERVER_IDLE]),
 						     struct wk_server, node));
 	}
@@ -718,6 +720,7 @@ wk_pool_sweep_one(struct wk_pool *p)
 			break;
 		wk_pool_unwait(p, c);
 		atomic_fetch_add_explicit(&p->stats->checkout_timeouts, 1, memory_order_relaxed);
+		wk_stats_add(p, SHM_STAT_ERRORS, 1);
 		wk_client_fatal(
 			c, SQLSTATE_TOO_MANY_CONNECTIONS,
 			"could not get a server connection from pool \"%s\" within checkout_timeout (%d ms): all %d connections are in use",
@@ -790,6 +793,7 @@ wk_pool_sweep(void)
 	for (uint32_t i = 0; i < wk_pools_cnt; i++)
 		if (wk_pools[i].cfg)
 			wk_pool_sweep_one(&wk_pools[i]);
+	wk_stats_tick();
 }
 
 void

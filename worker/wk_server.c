@@ -28,6 +28,7 @@
 #include "shared/secret.h"
 #include "shared/shm.h"
 #include "worker/wk_client.h"
+#include "worker/wk_stats.h"
 
 #define WK_SERVER_LOGIN_MSG_MAX (64 * 1024) /* no login message is larger */
 #define WK_SERVER_PARAM_MSG_MAX (16 * 1024)
@@ -309,6 +310,7 @@ wk_server_login_fail(struct wk_server *s, const char *sqlstate, const char *fmt,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warn(&s->lctx, "server login failed: %s", msg);
+	wk_stats_add(s->pool, SHM_STAT_ERRORS, 1);
 	/* waiters first: closing must not open a replacement for them */
 	wk_pool_server_failed(s->pool, sqlstate, msg);
 	wk_server_close(s, msg);
@@ -622,6 +624,7 @@ wk_server_on_login(struct wk_server *s)
 			}
 			evbuffer_drain(in, pgw_msg_size(&h));
 			s->tx_status = st;
+			wk_stats_connected(s);
 			wk_pool_learn_params(s->pool, s);
 			log_debug(&s->lctx, "logged in, backend pid %u", s->backend_pid);
 			wk_server_row_update(s);
@@ -890,6 +893,7 @@ wk_server_release_due(struct wk_server *s, size_t moved)
 
 	shm_server((uint32_t)g_wk.slot, s->row)->bytes_received += moved;
 	shm_client((uint32_t)g_wk.slot, c->row)->bytes_sent += moved;
+	wk_stats_add(s->pool, SHM_STAT_SENT, moved);
 	wk_client_detach(c);
 	/* the client may have the next transaction queued already */
 	if (c->state == WK_CLIENT_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)))
@@ -904,6 +908,7 @@ wk_server_checkin(struct wk_server *s)
 	uint32_t queries = 0;
 
 	s->client = NULL;
+	wk_stats_server_unlinked(s);
 	s->read_paused = false;
 	s->is_tracked = false;
 	wk_server_slots_clear(s);
@@ -929,6 +934,7 @@ wk_server_checkin(struct wk_server *s)
 		return;
 	}
 	wk_server_set_state(s, WK_SERVER_RESET);
+	wk_stats_add(s->pool, SHM_STAT_CLEANED, 1);
 	s->internal_ready = 0;
 	if (wk_server_send_internal(s, b, queries) < 0)
 		wk_server_close(s, "out of memory");
@@ -1053,6 +1059,7 @@ wk_server_forward(struct wk_server *s)
 			}
 			if (s->expect_ready)
 				s->expect_ready--;
+			wk_stats_ready(s, c, st);
 			if (st == 'I') {
 				r->transactions++;
 				if (c) {
@@ -1080,6 +1087,9 @@ wk_server_forward(struct wk_server *s)
 		}
 		case PGW_MSG_COPY_IN:
 			s->is_copy_in = true;
+			break;
+		case PGW_MSG_PARSE_COMPLETE:
+			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);
 			break;
 		case PGW_MSG_COMMAND_COMPLETE:
 			s->is_copy_in = false;
@@ -1113,8 +1123,10 @@ wk_server_forward(struct wk_server *s)
 		}
 		case PGW_MSG_ERROR:
 			s->is_copy_in = false;
-			if (s->internal_ready == 0)
+			if (s->internal_ready == 0) {
 				s->has_tx_error = true;
+				wk_stats_error(s, c);
+			}
 			if (s->internal_ready > 0) {
 				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
 					return wk_server_broken(s, "oversized error from server");
@@ -1145,6 +1157,7 @@ done:
 		struct shm_client *cr = shm_client((uint32_t)g_wk.slot, c->row);
 
 		cr->bytes_sent += moved;
+		wk_stats_add(s->pool, SHM_STAT_SENT, moved);
 		if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !s->read_paused) {
 			s->read_paused = true;
 			bufferevent_disable(s->bev, EV_READ);
@@ -1211,6 +1224,7 @@ wk_server_release(struct wk_server *s, bool is_session_end)
 	uint32_t queries = 0;
 
 	s->client = NULL;
+	wk_stats_server_unlinked(s);
 	s->read_paused = false;
 	s->is_tracked = false;
 	wk_server_slots_clear(s);
@@ -1266,6 +1280,7 @@ wk_server_release(struct wk_server *s, bool is_session_end)
 		wk_pool_server_ready(s->pool, s);
 		return;
 	}
+	wk_stats_add(s->pool, SHM_STAT_CLEANED, 1);
 	s->internal_ready = 0;
 	if (wk_server_send_internal(s, b, queries) < 0) {
 		wk_server_close(s, "out of memory");

@@ -101,6 +101,10 @@ START_TEST(test_config_defaults)
 	ck_assert_int_eq(cfg->rollback_timeout, 5000);
 	ck_assert_int_eq(cfg->pub_sub_channel_size, 0);
 	ck_assert_int_eq(cfg->query_cache_limit, 1024);
+	ck_assert_int_eq(cfg->stats_period, 15000);
+	ck_assert_int_eq(cfg->openmetrics_port, 0);
+	ck_assert_str_eq(cfg->openmetrics_host, "0.0.0.0");
+	ck_assert_str_eq(cfg->openmetrics_namespace, "pgdog_");
 	ck_assert_int_eq(cfg->max_client_conn, 10000);
 	ck_assert_int_eq(cfg->max_message_len, 1073741823);
 	ck_assert_str_eq(cfg->server_reset_query, "DISCARD ALL");
@@ -441,6 +445,51 @@ START_TEST(test_config_unsupported_features)
 	load_fails(
 		"[general]\npub_sub_channel_size = 64\n" MIN_INI, NULL,
 		"pgdog.ini:2: [general] pub_sub_channel_size = 64: LISTEN/NOTIFY fan-out is not supported by this release (LISTEN pins the server connection); use 0");
+}
+END_TEST
+
+/* stats_period and the OpenMetrics keys: ranges, names, and SHOW CONFIG's view of them */
+START_TEST(test_config_metrics_keys)
+{
+	struct config *cfg =
+		load_ok("[general]\nstats_period = 1000\nopenmetrics_port = 9930\n"
+			"openmetrics_host = 127.0.0.1\nopenmetrics_namespace = db_1\n" MIN_INI,
+			NULL);
+	char value[64];
+	const char *name;
+	int seen = 0;
+
+	ck_assert_int_eq(cfg->stats_period, 1000);
+	ck_assert_int_eq(cfg->openmetrics_port, 9930);
+	ck_assert_str_eq(cfg->openmetrics_host, "127.0.0.1");
+	ck_assert_str_eq(cfg->openmetrics_namespace, "db_1");
+	for (size_t i = 0; (name = config_general_key(cfg, i, value, sizeof(value))); i++) {
+		if (strcmp(name, "stats_period") == 0 && strcmp(value, "1000") == 0)
+			seen |= 1;
+		if (strcmp(name, "openmetrics_namespace") == 0 && strcmp(value, "db_1") == 0)
+			seen |= 2;
+		if (strcmp(name, "pooler_mode") == 0 && strcmp(value, "transaction") == 0)
+			seen |= 4;
+		if (strcmp(name, "log_connections") == 0 && strcmp(value, "true") == 0)
+			seen |= 8;
+	}
+	ck_assert_int_eq(seen, 15);
+	config_free(cfg);
+	cfg = load_ok("[general]\nopenmetrics_namespace =\n" MIN_INI, NULL);
+	ck_assert_str_eq(cfg->openmetrics_namespace, "");
+	config_free(cfg);
+	load_fails(
+		"[general]\nstats_period = 999\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] stats_period = 999: must be an integer between 1000 and 3600000");
+	load_fails(
+		"[general]\nopenmetrics_namespace = pgdog.\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] openmetrics_namespace = \"pgdog.\": use letters, digits and '_' only, not starting with a digit (it prefixes Prometheus metric names)");
+	load_fails(
+		"[general]\nopenmetrics_namespace = 1x\n" MIN_INI, NULL,
+		"pgdog.ini:2: [general] openmetrics_namespace = \"1x\": use letters, digits and '_' only, not starting with a digit (it prefixes Prometheus metric names)");
+	load_fails(
+		"[general]\nport = 6432\nopenmetrics_port = 6432\n" MIN_INI, NULL,
+		"pgdog.ini:3: [general] openmetrics_port = 6432 is also the PostgreSQL port: choose another");
 }
 END_TEST
 
@@ -1455,6 +1504,7 @@ config_suite(void)
 	tc = tcase_create("url");
 	tcase_add_test(tc, test_config_url_full);
 	tcase_add_test(tc, test_config_unsupported_features);
+	tcase_add_test(tc, test_config_metrics_keys);
 	tcase_add_test(tc, test_config_url_forms);
 	tcase_add_test(tc, test_config_url_existing);
 	tcase_add_loop_test(tc, test_config_url_bad, 0,

@@ -1,0 +1,64 @@
+/*
+ * wk_stats.h: the worker's statistics hooks. Each adds to this worker's own
+ * counters in the shared segment (shm_pool_stats, the connection rows):
+ * single writer, no locked instruction, no syscall, no clock read (the loop's
+ * g_wk.mono_us). Called at the few places where a request or a transaction
+ * ends, bytes move (once per batch), a client gets a server, a server
+ * connects. The averages' copies and the query cache counts are published by
+ * wk_stats_tick() from the periodic sweep.
+ * Runs in: a worker.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "shared/pgw.h"
+#include "shared/shm.h"
+#include "worker/wk_conn.h"
+#include "worker/wk_pool.h"
+
+static inline void
+wk_stats_add(struct wk_pool *p, enum shm_stat i, uint64_t n)
+{
+	shm_stat_add(&p->stats->cnt[i], n);
+}
+
+/* A client message forwarded to a server: count the extended-protocol steps. */
+static inline void
+wk_stats_client_msg(struct wk_pool *p, uint8_t type)
+{
+	switch (type) {
+	case PGW_MSG_PARSE:
+		wk_stats_add(p, SHM_STAT_PARSE, 1);
+		break;
+	case PGW_MSG_BIND:
+		wk_stats_add(p, SHM_STAT_BIND, 1);
+		break;
+	case PGW_MSG_CLOSE:
+		wk_stats_add(p, SHM_STAT_CLOSE, 1);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * A ReadyForQuery owed to the client (status st) arrived on s: one request
+ * ended, and with status 'I' the transaction too. c may be NULL (the client
+ * left while its reply was in flight).
+ */
+void wk_stats_ready(struct wk_server *s, struct wk_client *c, char st);
+/* A waiting client c gets a server of p: its wait ends. */
+void wk_stats_assign(struct wk_pool *p, struct wk_client *c);
+/* s logged in (connect time) */
+void wk_stats_connected(struct wk_server *s);
+/* s leaves its client: a transaction left open is not this pool's next one. */
+void wk_stats_server_unlinked(struct wk_server *s);
+/* An ErrorResponse from s reached its client c (may be NULL). */
+void wk_stats_error(struct wk_server *s, struct wk_client *c);
+
+/*
+ * Periodic (the sweep, every 100 ms): copy the totals for the averages every
+ * stats_period, publish the SQL cache counts and this process's RSS.
+ */
+void wk_stats_tick(void);
