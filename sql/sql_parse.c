@@ -218,8 +218,8 @@ sql_parse_is_const_true(const PgQuery__Node *n)
 		return c->ival != NULL && c->ival->ival != 0;
 	case PG_QUERY__A__CONST__VAL_SVAL: {
 		/* PostgreSQL's boolin: t, tr, tru, true, y, ye, yes, on, 1 (any case) */
-		static const char *const yes[] = { "t", "tr", "tru", "true", "y", "ye", "yes", "on",
-						   "1" };
+		static const char *const yes[] = { "t",  "tr",  "tru", "true", "y",
+						   "ye", "yes", "on",  "1" };
 		const char *v = c->sval != NULL ? c->sval->sval : NULL;
 
 		if (v == NULL)

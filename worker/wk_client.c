@@ -1279,6 +1279,9 @@ wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *
 	return 0;
 }
 
+/* Numbers the throwaway statement names of wk_client_prep_query (per worker). */
+static uint64_t wk_client_throwaway_cnt;
+
 /* The text of SQL PREPARE after the name ("[(types)] AS statement"), trimmed. */
 static void
 wk_client_prep_rest(const char *sql, const struct sql_stmt *st, const char **rest, size_t *n)
@@ -1341,7 +1344,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	const struct sql_stmt *st = &res->stmts[0];
 	const char *names[SQL_STMTS_MAX] = { NULL };
 	const char *rest;
-	char check[48], drop[64];
+	char check[64], drop[96];
 	size_t rest_len;
 	struct wk_prep *p;
 	struct wk_slot *sl;
@@ -1373,7 +1376,9 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 		sl->prep_role = WK_SLOT_PREP_SQL;
 		return wk_prep_held_add(&s->held, p);
 	}
-	snprintf(check, sizeof(check), "__pgdog_check_%d", g_wk.slot);
+	/* a new name each time: one left behind by a cancelled DEALLOCATE cannot collide */
+	snprintf(check, sizeof(check), "__pgdog_check_%d_%llu", g_wk.slot,
+		 (unsigned long long)++wk_client_throwaway_cnt);
 	names[0] = check;
 	if (wk_client_prep_send_query(s, out, sql, len, res, names, &sl) < 0)
 		return -1;
@@ -1433,10 +1438,11 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		 * others. PostgreSQL still answers, in order and with the state of
 		 * the transaction, by dropping a statement made for the purpose.
 		 */
-		char drop[48], make[96];
+		char drop[64], make[128];
 
 		wk_prep_names_del(&c->prep_names, res.stmts[0].name);
-		snprintf(drop, sizeof(drop), "__pgdog_drop_%d", g_wk.slot);
+		snprintf(drop, sizeof(drop), "__pgdog_drop_%d_%llu", g_wk.slot,
+			 (unsigned long long)++wk_client_throwaway_cnt);
 		snprintf(make, sizeof(make), "PREPARE %s AS SELECT", drop);
 		names[0] = drop;
 		if (wk_client_prep_own_query(s, out, make) < 0 ||
@@ -1449,7 +1455,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		const struct sql_stmt *st = &res.stmts[i];
 		struct wk_prep *p;
 
-		if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE && st->kind != SQL_DEALLOCATE)
+		if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
+		    st->kind != SQL_DEALLOCATE)
 			continue;
 		p = st->name_len && !st->is_truncated ? wk_prep_names_get(&c->prep_names, st->name)
 						      : NULL;
@@ -1457,7 +1464,9 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			if (st->kind == SQL_PREPARE && !(c->pins & WK_PIN_PREPARED)) {
 				/* a new name among other statements: it lives on this server only */
 				c->pins |= WK_PIN_PREPARED;
-				log_debug(&c->lctx, "SQL PREPARE among other statements: server pinned to the client");
+				log_debug(
+					&c->lctx,
+					"SQL PREPARE among other statements: server pinned to the client");
 			}
 			continue;
 		}

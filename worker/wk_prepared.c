@@ -470,7 +470,8 @@ wk_prep_held_after_query(struct wk_prep_held *h, const char *sql)
 		return;
 	}
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
-		if (res.stmts[i].kind == SQL_DISCARD_ALL || res.stmts[i].kind == SQL_DEALLOCATE_ALL) {
+		if (res.stmts[i].kind == SQL_DISCARD_ALL ||
+		    res.stmts[i].kind == SQL_DEALLOCATE_ALL) {
 			wk_prep_held_cleanup(h);
 			return;
 		}

@@ -143,8 +143,8 @@ value_within(PGconn *c, int ms, const char *what)
 		poll(&pfd, 1, left);
 	}
 	res = PQgetResult(c);
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s",
-		      what, PQresultErrorMessage(res));
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s", what,
+		      PQresultErrorMessage(res));
 	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	while ((res = PQgetResult(c)) != NULL)
@@ -396,7 +396,8 @@ START_TEST(test_full_mixed_names)
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
 			 "prepared statement \"foo\" already exists");
 	PQclear(res);
-	exec_err(a, "PREPARE bar AS SELECT 1", "42P05", "prepared statement \"bar\" already exists");
+	exec_err(a, "PREPARE bar AS SELECT 1", "42P05",
+		 "prepared statement \"bar\" already exists");
 	/* DEALLOCATE of a protocol-level name; Close of an SQL one */
 	exec_tag(a, "DEALLOCATE bar", "DEALLOCATE");
 	res = PQexecPrepared(a, "bar", 1, (const char *[]){ "1" }, NULL, NULL, 0);
@@ -439,8 +440,8 @@ START_TEST(test_full_many_clients)
 
 	for (int i = 0; i < 3; i++) {
 		c[i] = it_connect(APP);
-		snprintf(sql, sizeof(sql), "PREPARE q (int) AS SELECT v || '-%d' FROM pf_t WHERE id = $1",
-			 i);
+		snprintf(sql, sizeof(sql),
+			 "PREPARE q (int) AS SELECT v || '-%d' FROM pf_t WHERE id = $1", i);
 		exec_tag(c[i], sql, "PREPARE");
 	}
 	for (int round = 0; round < 60; round++) {
