@@ -526,6 +526,129 @@ START_TEST(test_set_config_pins)
 }
 END_TEST
 
+/*
+ * A pinned client leaves: its server is reset with DISCARD ALL, which drops
+ * pgdog's statements too; the next client using one of them on that server
+ * gets it prepared again instead of "does not exist".
+ */
+START_TEST(test_reset_forgets_held)
+{
+	PGconn *a = it_connect(APP), *b;
+	PGresult *res;
+
+	res = PQprepare(a, "h1", "SELECT 'held' || $1::text", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	res = PQexecPrepared(a, "h1", 1, (const char *[]){ "1" }, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(4242)"), "");
+	PQfinish(a);
+	b = it_connect(APP);
+	res = PQprepare(b, "h2", "SELECT 'held' || $1::text", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	res = PQexecPrepared(b, "h2", 1, (const char *[]){ "2" }, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "held2");
+	PQclear(res);
+	PQfinish(b);
+}
+END_TEST
+
+/* prepared_statements = extended: SQL PREPARE still pins the server (today's behaviour). */
+START_TEST(test_extended_sql_prepare_pins)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	exec_tag(a, "PREPARE ex AS SELECT 'ex'", "PREPARE");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300), "b got the server a prepared ex on");
+	ck_assert_str_eq(it_value(a, "EXECUTE ex"), "ex");
+	PQfinish(a);
+	ck_assert_str_eq(value_within(b, 3000, "b after a left"), pa);
+	PQfinish(b);
+}
+END_TEST
+
+/* ---- pool_size 2, several clients ----------------------------------------- */
+
+static void
+setup_full_two(void)
+{
+	setup_pg("full_two");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "pooler_mode = transaction\nprepared_statements = full",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
+	});
+}
+
+/*
+ * Four clients on two servers, transactions held open so that each client
+ * moves between the servers: SQL and protocol-level statements follow every
+ * client, and each sees only its own results.
+ */
+START_TEST(test_full_two_servers)
+{
+	PGconn *c[4];
+	char sql[160], want[64], pids[2][32] = { "", "" };
+	int seen = 0;
+
+	for (int i = 0; i < 4; i++) {
+		PGresult *res;
+
+		c[i] = it_connect(APP);
+		snprintf(sql, sizeof(sql),
+			 "PREPARE mine (int) AS SELECT '%d:' || v FROM pf_t WHERE id = $1", i);
+		exec_tag(c[i], sql, "PREPARE");
+		snprintf(sql, sizeof(sql), "SELECT '%d/' || $1::text", i);
+		res = PQprepare(c[i], "proto", sql, 1, NULL);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	for (int round = 0; round < 40; round++) {
+		int i = round % 4, holder = (round + 1) % 4, id = round + 1;
+		char arg[16], pid[32];
+		PGresult *res;
+
+		/* another client holds one server in a transaction: i gets the other one */
+		exec_ok(c[holder], "BEGIN");
+		ck_assert_str_eq(it_value(c[holder], "SELECT count(*) FROM pf_t"), "100");
+		snprintf(pid, sizeof(pid), "%s", it_value(c[i], "SELECT pg_backend_pid()"));
+		for (int k = 0; k < 2; k++) {
+			if (strcmp(pids[k], pid) == 0)
+				break;
+			if (pids[k][0] == '\0') {
+				snprintf(pids[k], sizeof(pids[k]), "%s", pid);
+				seen++;
+				break;
+			}
+		}
+		snprintf(sql, sizeof(sql), "EXECUTE mine(%d)", id);
+		snprintf(want, sizeof(want), "%d:v%d", i, id);
+		ck_assert_str_eq(it_value(c[i], sql), want);
+		snprintf(arg, sizeof(arg), "%d", id);
+		res = PQexecPrepared(c[i], "proto", 1, (const char *[]){ arg }, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		snprintf(want, sizeof(want), "%d/%d", i, id);
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+		PQclear(res);
+		snprintf(want, sizeof(want), "%d/%d", holder, id);
+		snprintf(sql, sizeof(sql), "EXECUTE proto('%d')", id);
+		ck_assert_str_eq(it_value(c[holder], sql), want);
+		exec_ok(c[holder], "COMMIT");
+	}
+	ck_assert_int_eq(seen, 2);
+	for (int i = 0; i < 4; i++)
+		PQfinish(c[i]);
+}
+END_TEST
+
 /* ---- prepared_statements_limit with SQL statements ----------------------- */
 
 /*
@@ -605,6 +728,7 @@ main(void)
 	tcase_add_test(tc, test_full_many_clients);
 	tcase_add_test(tc, test_reparse_42p05);
 	tcase_add_test(tc, test_set_config_pins);
+	tcase_add_test(tc, test_reset_forgets_held);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_limit");
@@ -613,11 +737,19 @@ main(void)
 	tcase_add_test(tc, test_full_limit_eviction);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("full_two");
+	tcase_add_unchecked_fixture(tc, setup_full_two, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_full_two_servers);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("extended");
 	tcase_add_unchecked_fixture(tc, setup_extended, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_reparse_42p05);
 	tcase_add_test(tc, test_set_config_pins);
+	tcase_add_test(tc, test_reset_forgets_held);
+	tcase_add_test(tc, test_extended_sql_prepare_pins);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);
