@@ -1843,8 +1843,10 @@ wk_client_is_plain(const struct sql_result *res, bool is_statement_mode)
  * prepared_statements = full, a client between transactions: a Query that is
  * one DEALLOCATE of a name it has, or DEALLOCATE ALL, only forgets its names
  * (the statements stay prepared on servers for others), so pgdog answers it
- * without a server. Returns 1 when answered, 0 when not such a Query, -1 on
- * out of memory.
+ * without a server; so are the errors PostgreSQL would give for a name the
+ * client does not have (EXECUTE, DEALLOCATE: 26000) or already has (PREPARE:
+ * 42P05). Returns 1 when answered, 0 when not such a Query, -1 on out of
+ * memory.
  */
 static int
 wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
@@ -1873,6 +1875,20 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 		   wk_prep_names_get(&c->prep_names, st->name)) {
 		wk_prep_names_del(&c->prep_names, st->name);
 		pgw_put_command_complete(b, "DEALLOCATE");
+	} else if (st->name_len && !st->is_truncated &&
+		   (st->kind == SQL_EXECUTE || st->kind == SQL_DEALLOCATE ||
+		    st->kind == SQL_PREPARE) &&
+		   (wk_prep_names_get(&c->prep_names, st->name) != NULL) ==
+			   (st->kind == SQL_PREPARE)) {
+		char text[SQL_NAME_MAX + 64];
+
+		snprintf(text, sizeof(text), "prepared statement \"%s\" %s", st->name,
+			 st->kind == SQL_PREPARE ? "already exists" : "does not exist");
+		pgw_put_error(b, false, "ERROR",
+			      st->kind == SQL_PREPARE ? SQLSTATE_DUPLICATE_PSTATEMENT
+						      : SQLSTATE_INVALID_SQL_STATEMENT_NAME,
+			      text, NULL, NULL);
+		wk_client_row(c)->errors++;
 	} else {
 		return 0;
 	}

@@ -312,6 +312,14 @@ START_TEST(test_full_errors)
 	exec_err(a, "DEALLOCATE nope", "26000", "prepared statement \"nope\" does not exist");
 	exec_tag(a, "PREPARE d AS SELECT 1", "PREPARE");
 	exec_err(a, "PREPARE d AS SELECT 2", "42P05", "prepared statement \"d\" already exists");
+	{
+		/* between transactions pgdog answers it exactly as PostgreSQL: no CONTEXT */
+		PGresult *res = PQexec(a, "PREPARE d AS SELECT 2");
+
+		ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SEVERITY), "ERROR");
+		ck_assert_ptr_null(PQresultErrorField(res, PG_DIAG_CONTEXT));
+		PQclear(res);
+	}
 	ck_assert_str_eq(it_value(a, "EXECUTE d"), "1");
 	/* a syntax error: the name is not taken */
 	exec_err(a, "PREPARE bad AS SELEC 1", "42601", NULL);
