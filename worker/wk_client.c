@@ -1086,6 +1086,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			wk_client_forget_prepared(c);
 			break;
 		case SQL_DEALLOCATE_ALL:
+			/* prepared_statements = full: wk_client_prep_query decides for it alone */
+			if (wk_client_is_full(c) && h->type == PGW_MSG_QUERY && res.stmts_cnt == 1)
+				break;
 			c->pins &= ~WK_PIN_PREPARED;
 			wk_client_forget_prepared(c);
 			break;
@@ -1389,6 +1392,64 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 }
 
 /*
+ * One DEALLOCATE [ALL] or PREPARE alone in a Query, the client on a server
+ * (in a transaction block, or pinned) with nothing else in flight: pgdog
+ * answers what only touches the client's names, as PostgreSQL would in the
+ * transaction's state (25P02 when it is aborted). DEALLOCATE ALL is left to
+ * the server when the client has statements of its own there (a PREPARE
+ * that pinned it); a duplicate PREPARE inside a transaction block is left to
+ * the server (DO block), which must fail the transaction. Returns 1 when
+ * answered, 0 when not, -1 on out of memory.
+ */
+static int
+wk_client_prep_local(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h,
+		     struct evbuffer *in, const struct sql_stmt *st)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	bool is_known;
+
+	if (s->expect_ready || s->has_unsynced || s->slots_cnt || s->internal_ready ||
+	    c->fwd_remaining || (s->tx_status == 'I' && !c->pins))
+		return 0;
+	if (st->kind == SQL_DEALLOCATE_ALL) {
+		if (c->pins & WK_PIN_PREPARED)
+			return 0;
+	} else {
+		if (!st->name_len || st->is_truncated)
+			return 0;
+		is_known = wk_prep_names_get(&c->prep_names, st->name) != NULL;
+		if (!is_known || (st->kind == SQL_PREPARE && s->tx_status == 'T'))
+			return 0;
+	}
+	pgw_buf_reset(b);
+	if (s->tx_status == 'E') {
+		pgw_put_error(b, false, "ERROR", SQLSTATE_IN_FAILED_SQL_TRANSACTION,
+			      "current transaction is aborted, commands ignored until end of "
+			      "transaction block",
+			      NULL, NULL);
+		wk_client_row(c)->errors++;
+	} else if (st->kind == SQL_DEALLOCATE_ALL) {
+		wk_prep_names_clear(&c->prep_names);
+		pgw_put_command_complete(b, "DEALLOCATE ALL");
+	} else if (st->kind == SQL_DEALLOCATE) {
+		wk_prep_names_del(&c->prep_names, st->name);
+		pgw_put_command_complete(b, "DEALLOCATE");
+	} else {
+		char text[SQL_NAME_MAX + 64];
+
+		snprintf(text, sizeof(text), "prepared statement \"%s\" already exists", st->name);
+		pgw_put_error(b, false, "ERROR", SQLSTATE_DUPLICATE_PSTATEMENT, text, NULL, NULL);
+		wk_client_row(c)->errors++;
+	}
+	pgw_put_ready(b, s->tx_status);
+	evbuffer_drain(in, pgw_msg_size(h));
+	if (wk_conn_send(c->bev, b) < 0)
+		return -1;
+	log_noise(&c->lctx, "SQL prepared statement command answered by pgdog");
+	return 1;
+}
+
+/*
  * prepared_statements = full: a simple Query with SQL PREPARE, EXECUTE or
  * DEALLOCATE. The client's names become pgdog's names in the text; what
  * EXECUTE needs is prepared first. Returns 1 when the Query was replaced
@@ -1422,6 +1483,19 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 
 		if (k == SQL_PREPARE || k == SQL_EXECUTE || k == SQL_DEALLOCATE)
 			has_named = true;
+	}
+	if (res.stmts_cnt == 1 &&
+	    (res.stmts[0].kind == SQL_DEALLOCATE_ALL || res.stmts[0].kind == SQL_DEALLOCATE ||
+	     res.stmts[0].kind == SQL_PREPARE)) {
+		rc = wk_client_prep_local(c, s, h, in, &res.stmts[0]);
+		if (rc != 0)
+			return rc;
+		if (res.stmts[0].kind == SQL_DEALLOCATE_ALL) {
+			/* it runs on the server: everything prepared there is gone */
+			c->pins &= ~WK_PIN_PREPARED;
+			wk_client_forget_prepared(c);
+			return 0;
+		}
 	}
 	if (!has_named)
 		return 0;

@@ -336,6 +336,18 @@ START_TEST(test_full_errors)
 	exec_err(a, "SELECT 1", "25P02", NULL);
 	exec_ok(a, "ROLLBACK");
 	ck_assert_str_eq(it_value(a, "EXECUTE d"), "1");
+	/* DEALLOCATE in an aborted transaction fails and keeps the name; in a live one it works */
+	exec_ok(a, "BEGIN");
+	exec_err(a, "SELECT 1/0", "22012", NULL);
+	exec_err(a, "DEALLOCATE d", "25P02", NULL);
+	exec_ok(a, "ROLLBACK");
+	exec_ok(a, "BEGIN");
+	ck_assert_str_eq(it_value(a, "EXECUTE d"), "1");
+	exec_tag(a, "DEALLOCATE d", "DEALLOCATE");
+	exec_err(a, "EXECUTE d", "26000", "prepared statement \"d\" does not exist");
+	exec_ok(a, "ROLLBACK");
+	exec_err(a, "EXECUTE d", "26000", NULL);
+	exec_tag(a, "PREPARE d AS SELECT 1", "PREPARE");
 	/* the same text checked again while the server holds it */
 	exec_tag(a, "PREPARE d2 AS SELECT 1", "PREPARE");
 	ck_assert_str_eq(it_value(a, "EXECUTE d2"), "1");
@@ -360,11 +372,21 @@ START_TEST(test_full_deallocate_all)
 	ck_assert_str_eq(it_value(b, "EXECUTE x1"), "x1");
 	exec_tag(a, "PREPARE x1 AS SELECT 'again'", "PREPARE");
 	ck_assert_str_eq(it_value(a, "EXECUTE x1"), "again");
-	/* in a transaction block too */
+	/* in an aborted transaction block: PostgreSQL's 25P02, the names stay */
+	exec_ok(a, "BEGIN");
+	exec_err(a, "SELECT 1/0", "22012", NULL);
+	exec_err(a, "DEALLOCATE ALL", "25P02",
+		 "current transaction is aborted, commands ignored until end of transaction block");
+	exec_ok(a, "ROLLBACK");
+	ck_assert_str_eq(it_value(a, "EXECUTE x1"), "again");
+	/* in a transaction block; the server keeps what b uses */
 	exec_ok(a, "BEGIN");
 	exec_tag(a, "DEALLOCATE ALL", "DEALLOCATE ALL");
-	exec_ok(a, "COMMIT");
 	exec_err(a, "EXECUTE x1", "26000", NULL);
+	exec_ok(a, "ROLLBACK");
+	exec_err(a, "EXECUTE x1", "26000", NULL);
+	ck_assert_int_ge(atoi(it_value(b, "SELECT count(*) FROM pg_prepared_statements")), 1);
+	ck_assert_str_eq(it_value(b, "EXECUTE x1"), "x1");
 	exec_tag(a, "PREPARE y AS SELECT 'y'", "PREPARE");
 	exec_tag(a, "DISCARD ALL", "DISCARD ALL");
 	exec_err(a, "EXECUTE y", "26000", "prepared statement \"y\" does not exist");
