@@ -213,6 +213,92 @@ close_prepared(PGconn *c, const char *name)
 		      in[5]);
 }
 
+/*
+ * Pipelined simple queries: write every Query of sqls to c's socket at once
+ * (libpq idle), read the replies up to the last ReadyForQuery and describe
+ * them in out: "C:<tag>" for CommandComplete, "E:<sqlstate>" for an error,
+ * "D:<first value>" for a row, the type letter for anything else, space
+ * separated (ParameterStatus and notices left out).
+ */
+static void
+pipeline(PGconn *c, const char *const *sqls, int n, char *out, size_t out_len)
+{
+	static unsigned char buf[65536];
+	size_t len = 0, got = 0, at = 0, o = 0;
+	int fd = PQsocket(c), ready = 0;
+	long long end = it_now_ms() + 5000;
+
+	for (int i = 0; i < n; i++) {
+		size_t q = strlen(sqls[i]) + 1, m = 4 + q;
+
+		buf[len] = 'Q';
+		buf[len + 1] = (unsigned char)(m >> 24);
+		buf[len + 2] = (unsigned char)(m >> 16);
+		buf[len + 3] = (unsigned char)(m >> 8);
+		buf[len + 4] = (unsigned char)m;
+		memcpy(buf + len + 5, sqls[i], q);
+		len += 1 + m;
+	}
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	out[0] = '\0';
+	while (ready < n) {
+		size_t mlen;
+		unsigned char type;
+
+		while (got - at < 5 ||
+		       got - at < 1 + ((size_t)buf[at + 1] << 24 | (size_t)buf[at + 2] << 16 |
+				       (size_t)buf[at + 3] << 8 | buf[at + 4])) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			ssize_t r;
+
+			ck_assert_msg(it_now_ms() < end, "pipeline: no answer (%s)", out);
+			ck_assert(got < sizeof(buf));
+			poll(&pfd, 1, 100);
+			r = read(fd, buf + got, sizeof(buf) - got);
+			ck_assert_msg(r != 0, "pipeline: connection closed (%s)", out);
+			if (r > 0)
+				got += (size_t)r;
+		}
+		type = buf[at];
+		mlen = (size_t)buf[at + 1] << 24 | (size_t)buf[at + 2] << 16 |
+		       (size_t)buf[at + 3] << 8 | buf[at + 4];
+		switch (type) {
+		case 'C':
+			o += (size_t)snprintf(out + o, out_len - o, "%sC:%s", o ? " " : "",
+					      (const char *)buf + at + 5);
+			break;
+		case 'E': {
+			const char *f = (const char *)buf + at + 5;
+
+			while (*f && *f != 'C')
+				f += strlen(f) + 1;
+			o += (size_t)snprintf(out + o, out_len - o, "%sE:%s", o ? " " : "",
+					      *f ? f + 1 : "?");
+			break;
+		}
+		case 'D': {
+			int vlen = (int)((unsigned)buf[at + 7] << 24 | (unsigned)buf[at + 8] << 16 |
+					 (unsigned)buf[at + 9] << 8 | buf[at + 10]);
+
+			o += (size_t)snprintf(out + o, out_len - o, "%sD:%.*s", o ? " " : "",
+					      vlen > 0 ? vlen : 0, (const char *)buf + at + 11);
+			break;
+		}
+		case 'S':
+		case 'N':
+			break;
+		default:
+			o += (size_t)snprintf(out + o, out_len - o, "%s%c", o ? " " : "", type);
+			if (type == 'Z')
+				ready++;
+			break;
+		}
+		ck_assert(o < out_len);
+		at += 1 + mlen;
+	}
+	ck_assert_msg(at == got, "pipeline: %zu bytes after the last ReadyForQuery", got - at);
+}
+
 /* pgdog's statements on the server (a query through c). */
 static int
 pgdog_statements(PGconn *c)
@@ -459,6 +545,42 @@ START_TEST(test_full_multi_prepare_pins)
 	ck_assert_str_eq(value_within(b, 3000, "b after a's DEALLOCATE ALL"), pa);
 	PQfinish(a);
 	PQfinish(b);
+}
+END_TEST
+
+/*
+ * Simple queries sent at once, without waiting for each answer: replies come
+ * in order, pgdog's own messages stay invisible, errors are PostgreSQL's.
+ */
+START_TEST(test_full_pipelined)
+{
+	PGconn *a = it_connect(APP);
+	char got[1024];
+	static const char *const q1[] = {
+		"PREPARE pp (int) AS SELECT $1 + 100",
+		"EXECUTE pp(1)",
+		"SELECT 'mid'",
+		"DEALLOCATE pp",
+		"EXECUTE pp(2)",
+		"PREPARE pp AS SELECT 'new'",
+		"EXECUTE pp",
+		"PREPARE pp AS SELECT 'dup'",
+	};
+	static const char *const q2[] = {
+		"BEGIN", "EXECUTE pp", "DEALLOCATE ALL", "EXECUTE pp", "COMMIT",
+	};
+
+	pipeline(a, q1, 8, got, sizeof(got));
+	ck_assert_str_eq(got, "C:PREPARE Z T D:101 C:SELECT 1 Z T D:mid C:SELECT 1 Z "
+			      "C:DEALLOCATE Z E:26000 Z C:PREPARE Z T D:new C:SELECT 1 Z "
+			      "E:42P05 Z");
+	pipeline(a, q2, 5, got, sizeof(got));
+	ck_assert_str_eq(got, "C:BEGIN Z T D:new C:SELECT 1 Z C:DEALLOCATE ALL Z E:26000 Z "
+			      "C:ROLLBACK Z");
+	/* libpq still in step */
+	ck_assert_str_eq(it_value(a, "SELECT 'after'"), "after");
+	exec_err(a, "EXECUTE pp", "26000", NULL);
+	PQfinish(a);
 }
 END_TEST
 
@@ -756,6 +878,7 @@ main(void)
 	tcase_add_test(tc, test_full_mixed_names);
 	tcase_add_test(tc, test_full_multi_prepare_pins);
 	tcase_add_test(tc, test_full_many_clients);
+	tcase_add_test(tc, test_full_pipelined);
 	tcase_add_test(tc, test_reparse_42p05);
 	tcase_add_test(tc, test_set_config_pins);
 	tcase_add_test(tc, test_reset_forgets_held);
