@@ -1112,7 +1112,11 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	return WK_OK;
 }
 
-/* Over prepared_statements_limit: close the least recently used statement. -1 on out of memory. */
+/*
+ * Over prepared_statements_limit: close the least recently used statement.
+ * Returns 1 when a Close was injected, 0 when there was room, -1 on out of
+ * memory.
+ */
 static int
 wk_client_prep_make_room(struct wk_server *s, struct evbuffer *out)
 {
@@ -1132,6 +1136,7 @@ wk_client_prep_make_room(struct wk_server *s, struct evbuffer *out)
 		    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
 			return -1;
 		wk_prep_held_del(&s->held, old);
+		return 1;
 	}
 	return 0;
 }
@@ -1152,8 +1157,9 @@ wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *
 	    evbuffer_add(out, p->parse_msg, p->parse_len) < 0)
 		return -1;
 	if (p->is_sql) {
-		/* Parse, Bind, Execute (PREPARE's CommandComplete: it holds the statement), Close x2 */
-		if (wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+		/* Close, Parse, Bind, Execute (PREPARE's CommandComplete: it holds it), Close x2 */
+		if (wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
 		    wk_server_slot_push(s, WK_SLOT_BIND, true, NULL) < 0 ||
 		    wk_server_slot_push(s, WK_SLOT_EXECUTE, true, p) < 0 ||
 		    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0 ||
@@ -1301,19 +1307,30 @@ wk_client_prep_rest(const char *sql, const struct sql_stmt *st, const char **res
 
 /*
  * Send the client's Query with the name tokens of some statements replaced:
- * names[i] (NULL: keep) for res->stmts[i]. Its replies go to the client;
- * *slot is its reply slot. -1 on out of memory.
+ * names[i] (NULL: keep) for res->stmts[i], after a PREPARE of each SQL
+ * statement in pre[0..pre_cnt) (their CommandComplete swallowed: in the same
+ * Query, a failed one is the client's only error and nothing after it runs).
+ * Its replies go to the client; *slot is its reply slot. -1 on out of
+ * memory.
  */
 static int
 wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char *sql, size_t len,
 			  const struct sql_result *res, const char *const *names,
-			  struct wk_slot **slot)
+			  struct wk_prep *const *pre, size_t pre_cnt, struct wk_slot **slot)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 	size_t at = 0;
 
 	pgw_buf_reset(b);
 	pgw_begin(b, PGW_MSG_QUERY);
+	for (size_t i = 0; i < pre_cnt; i++) {
+		WK_PUT_LIT(b, "PREPARE ");
+		pgw_put_bytes(b, pre[i]->name, strlen(pre[i]->name));
+		pgw_put_u8(b, ' ');
+		pgw_put_bytes(b, pre[i]->key, pre[i]->key_len);
+		/* on its own line: the statement may end in a -- comment */
+		WK_PUT_LIT(b, "\n;");
+	}
 	for (size_t i = 0; i < res->stmts_cnt; i++) {
 		const struct sql_stmt *st = &res->stmts[i];
 
@@ -1326,8 +1343,12 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 	pgw_put_bytes(b, sql + at, len - at);
 	pgw_put_u8(b, 0);
 	pgw_end(b);
-	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
+		return -1;
+	for (size_t i = 0; i < pre_cnt; i++)
+		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, true, pre[i]) < 0)
+			return -1;
+	if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
 		return -1;
 	*slot = wk_client_slot_last(s);
 	return 0;
@@ -1370,10 +1391,12 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
 		return -1;
 	if (!wk_prep_held_has(&s->held, p)) {
-		if (wk_client_prep_make_room(s, out) < 0)
+		int rc = wk_client_prep_make_room(s, out);
+
+		if (rc < 0 || (rc > 0 && wk_client_prep_sync(s, out) < 0))
 			return -1;
 		names[0] = p->name;
-		if (wk_client_prep_send_query(s, out, sql, len, res, names, &sl) < 0)
+		if (wk_client_prep_send_query(s, out, sql, len, res, names, NULL, 0, &sl) < 0)
 			return -1;
 		sl->prep = p;
 		sl->prep_role = WK_SLOT_PREP_SQL;
@@ -1383,7 +1406,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	snprintf(check, sizeof(check), "__pgdog_check_%d_%llu", g_wk.slot,
 		 (unsigned long long)++wk_client_throwaway_cnt);
 	names[0] = check;
-	if (wk_client_prep_send_query(s, out, sql, len, res, names, &sl) < 0)
+	if (wk_client_prep_send_query(s, out, sql, len, res, names, NULL, 0, &sl) < 0)
 		return -1;
 	sl->prep = p;
 	sl->prep_role = WK_SLOT_PREP_CHECK;
@@ -1462,7 +1485,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 {
 	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *names[SQL_STMTS_MAX] = { NULL };
-	struct wk_prep *dealloc[SQL_STMTS_MAX] = { NULL };
+	struct wk_prep *dealloc[SQL_STMTS_MAX] = { NULL }, *pre[SQL_STMTS_MAX];
+	size_t pre_cnt = 0;
 	const char *sql;
 	size_t len;
 	struct sql_result res;
@@ -1520,7 +1544,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		snprintf(make, sizeof(make), "PREPARE %s AS SELECT", drop);
 		names[0] = drop;
 		if (wk_client_prep_own_query(s, out, make) < 0 ||
-		    wk_client_prep_send_query(s, out, sql, len, &res, names, &sl) < 0)
+		    wk_client_prep_send_query(s, out, sql, len, &res, names, NULL, 0, &sl) < 0)
 			return -1;
 		goto sent;
 	}
@@ -1544,10 +1568,19 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			}
 			continue;
 		}
-		rc = wk_client_prep_ensure(c, s, p, out, false);
-		if (rc < 0)
-			return -1;
-		has_injected |= rc > 0;
+		if (p->is_sql && !wk_prep_held_has(&s->held, p)) {
+			/* prepared by a PREPARE in front of the client's statements */
+			rc = wk_client_prep_make_room(s, out);
+			if (rc < 0 || wk_prep_held_add(&s->held, p) < 0)
+				return -1;
+			has_injected |= rc > 0;
+			pre[pre_cnt++] = p;
+		} else {
+			rc = wk_client_prep_ensure(c, s, p, out, false);
+			if (rc < 0)
+				return -1;
+			has_injected |= rc > 0;
+		}
 		names[i] = p->name;
 		has_rewrite = true;
 		if (st->kind == SQL_DEALLOCATE) {
@@ -1563,7 +1596,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		return 0;
 	if (has_injected && wk_client_prep_sync(s, out) < 0)
 		return -1;
-	if (wk_client_prep_send_query(s, out, sql, len, &res, names, &sl) < 0)
+	if (wk_client_prep_send_query(s, out, sql, len, &res, names, pre, pre_cnt, &sl) < 0)
 		return -1;
 	for (size_t i = 0; i < res.stmts_cnt; i++)
 		if (dealloc[i])

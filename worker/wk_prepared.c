@@ -86,12 +86,18 @@ wk_prep_hash(const uint8_t *p, size_t n)
 
 /*
  * How an is_sql entry is prepared on a server: run "PREPARE <name> <key>"
- * through a helper statement and portal, closed at once. Unlike a simple
+ * through a helper statement and portal, closed at once (and closed first,
+ * in case a failed run left it). Unlike a simple
  * Query it can go anywhere in a pipeline without ending its transaction.
  */
 static void
 wk_prep_build_sql(struct pgw_buf *b, const struct wk_prep *p, const uint8_t *key, size_t key_len)
 {
+	/* a helper left by a failed run (the server skipped the Closes after the error) */
+	pgw_begin(b, PGW_MSG_CLOSE);
+	pgw_put_u8(b, 'S');
+	pgw_put_str(b, WK_PREP_SQL_HELPER);
+	pgw_end(b);
 	pgw_begin(b, PGW_MSG_PARSE);
 	pgw_put_str(b, WK_PREP_SQL_HELPER);
 	pgw_put_bytes(b, "PREPARE ", 8);

@@ -31,8 +31,8 @@ struct wk_prep {
 	size_t key_len;
 	/*
 	 * What prepares it on a server under `name`: owned. A Parse message; for
-	 * is_sql, Parse + Bind + Execute + Close + Close of an unnamed-like
-	 * helper statement running "PREPARE <name> <key>".
+	 * is_sql, Close + Parse + Bind + Execute + Close + Close of a helper
+	 * statement and portal (WK_PREP_SQL_HELPER) running "PREPARE <name> <key>".
 	 */
 	uint8_t *parse_msg;
 	size_t parse_len;

@@ -862,6 +862,49 @@ START_TEST(test_full_limit_eviction)
 }
 END_TEST
 
+/*
+ * An SQL-prepared statement pgdog must prepare again after its table was
+ * dropped: the client gets PostgreSQL's error; once the table is back, the
+ * statement works again on that server.
+ */
+START_TEST(test_full_limit_reprepare_fails)
+{
+	PGconn *a = it_connect(APP);
+	PGresult *res;
+
+	it_pg_exec("CREATE TABLE pf_gone (x int); INSERT INTO pf_gone VALUES (1);"
+		   "GRANT ALL ON pf_gone TO app");
+	exec_tag(a, "PREPARE g AS SELECT count(*) FROM pf_gone", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE g"), "1");
+	/* push it out of the server (limit 2) */
+	exec_tag(a, "PREPARE g1 AS SELECT 'g1'", "PREPARE");
+	exec_tag(a, "PREPARE g2 AS SELECT 'g2'", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE g1"), "g1");
+	ck_assert_str_eq(it_value(a, "EXECUTE g2"), "g2");
+	it_pg_exec("DROP TABLE pf_gone");
+	res = PQexec(a, "EXECUTE g");
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "EXECUTE g: %s",
+		      PQresStatus(PQresultStatus(res)));
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P01");
+	PQclear(res);
+	it_pg_exec("CREATE TABLE pf_gone (x int); INSERT INTO pf_gone VALUES (1), (2);"
+		   "GRANT ALL ON pf_gone TO app");
+	ck_assert_str_eq(it_value(a, "EXECUTE g"), "2");
+	ck_assert_str_eq(it_value(a, "EXECUTE g1"), "g1");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM pg_prepared_statements WHERE name = "
+				     "'__pgdog_sqlprep'"),
+			 "0");
+	/* a statement ending in a -- comment, prepared again in front of an EXECUTE */
+	exec_tag(a, "PREPARE cm (int) AS SELECT $1 * 7 -- seven", "PREPARE");
+	exec_tag(a, "PREPARE g3 AS SELECT 'g3'", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE g3"), "g3");
+	ck_assert_str_eq(it_value(a, "EXECUTE g2"), "g2");
+	ck_assert_str_eq(it_value(a, "EXECUTE cm(6); -- after"), "42");
+	ck_assert_str_eq(it_value(a, "SELECT 0; EXECUTE g; EXECUTE cm(2)"), "14");
+	PQfinish(a);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -888,6 +931,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_full_limit, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_full_limit_eviction);
+	tcase_add_test(tc, test_full_limit_reprepare_fails);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_two");
