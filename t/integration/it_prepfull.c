@@ -671,8 +671,14 @@ START_TEST(test_set_config_pins)
 	ck_assert_msg(busy_for(b, 300), "b got the server a set pf.x on");
 	for (int i = 0; i < 5; i++)
 		ck_assert_str_eq(it_value(a, "SELECT current_setting('pf.x')"), "42");
+	/* RESET ALL resets it: the server is free again */
+	exec_ok(a, "RESET ALL");
+	ck_assert_str_eq(value_within(b, 3000, "b after a's RESET ALL"), "");
+	/* pinned again; a leaves: b gets the server, reset */
+	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', '43', false)"), "43");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT coalesce(current_setting('pf.x', true), '')"), 1);
+	ck_assert_msg(busy_for(b, 300), "b got the server a set pf.x on");
 	PQfinish(a);
-	/* a left: b gets the server, reset */
 	ck_assert_str_eq(value_within(b, 3000, "b after a left"), "");
 	PQfinish(b);
 }
