@@ -1112,6 +1112,16 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	return WK_OK;
 }
 
+/* Numbers pgdog's throwaway statement names (per worker). */
+static uint64_t wk_client_throwaway_cnt;
+
+/* The slot pushed last (there is one). */
+static struct wk_slot *
+wk_client_slot_last(struct wk_server *s)
+{
+	return &s->slots[(s->slots_head + s->slots_cnt - 1) % s->slots_cap];
+}
+
 /*
  * Over prepared_statements_limit: close the least recently used statement.
  * Returns 1 when a Close was injected, 0 when there was room, -1 on out of
@@ -1167,17 +1177,13 @@ wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *
 			return -1;
 	} else if (wk_server_slot_push(s, WK_SLOT_PARSE, !is_client_parse, p) < 0) {
 		return -1;
+	} else if (is_client_parse) {
+		/* refused: the client's name goes too */
+		wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_SQL;
 	}
 	if (wk_prep_held_add(&s->held, p) < 0)
 		return -1;
 	return 1;
-}
-
-/* The slot pushed last (there is one). */
-static struct wk_slot *
-wk_client_slot_last(struct wk_server *s)
-{
-	return &s->slots[(s->slots_head + s->slots_cnt - 1) % s->slots_cap];
 }
 
 /*
@@ -1251,6 +1257,36 @@ wk_client_prep_dup_sql(struct pgw_buf *b, const char *name)
 }
 
 /*
+ * A client's Parse of a statement the server holds, in an aborted
+ * transaction: PostgreSQL answers it under a throwaway name (closed again if
+ * it succeeds after all), so the client gets the server's own answer and
+ * what the server holds does not change. -1 on out of memory.
+ */
+static int
+wk_client_prep_parse_check(struct wk_server *s, struct evbuffer *out, struct wk_prep *p)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	char check[64];
+
+	snprintf(check, sizeof(check), "__pgdog_check_%d_%llu", g_wk.slot,
+		 (unsigned long long)++wk_client_throwaway_cnt);
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_PARSE);
+	pgw_put_str(b, check);
+	pgw_put_bytes(b, p->key, p->key_len);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_CLOSE);
+	pgw_put_u8(b, 'S');
+	pgw_put_str(b, check);
+	pgw_end(b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_PARSE, false, p) < 0)
+		return -1;
+	wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
+	return wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL);
+}
+
+/*
  * A Parse of a name the client already has: PostgreSQL refuses it with
  * 42P05. Send the server a DO block through the unnamed statement that fails
  * the same way (the client's later messages up to its Sync are skipped by
@@ -1287,9 +1323,6 @@ wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *
 	log_debug(&s->lctx, "Parse of an existing statement name: 42P05");
 	return 0;
 }
-
-/* Numbers the throwaway statement names of wk_client_prep_query (per worker). */
-static uint64_t wk_client_throwaway_cnt;
 
 /* The text of SQL PREPARE after the name ("[(types)] AS statement"), trimmed. */
 static void
@@ -1648,12 +1681,19 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 				return -1;
 			break;
 		}
+		/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
 		p = wk_prep_register((const uint8_t *)body, blen, n1);
-		if (!p || wk_prep_names_put(&c->prep_names, body, p) < 0)
+		if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p) < 0)
 			return -1;
-		if (wk_prep_held_has(&s->held, p)) {
-			if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, NULL) < 0)
+		if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
+			/* an aborted transaction refuses any Parse: let PostgreSQL say so */
+			if (wk_client_prep_parse_check(s, out, p) < 0)
 				return -1;
+		} else if (wk_prep_held_has(&s->held, p)) {
+			/* skipped after an earlier error up to the Sync: then the name goes */
+			if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, p) < 0)
+				return -1;
+			wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
 		} else if (wk_client_prep_ensure(c, s, p, out, true) < 0) {
 			return -1;
 		}

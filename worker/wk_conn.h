@@ -124,8 +124,8 @@ enum wk_slot_kind {
 /* What the end of a slot with a statement means (wk_prep_slot_end). */
 enum wk_slot_prep_role {
 	WK_SLOT_PREP_HOLD = 0, /* it prepares prep on the server: forget it if refused */
-	WK_SLOT_PREP_SQL,      /* a client's SQL PREPARE under prep's name */
-	WK_SLOT_PREP_CHECK,    /* a client's SQL PREPARE checked under a throwaway name */
+	WK_SLOT_PREP_SQL,      /* a client's Parse or SQL PREPARE under prep's name */
+	WK_SLOT_PREP_CHECK,    /* a client's name for a statement the server holds already */
 };
 
 struct wk_slot {

@@ -49,7 +49,7 @@ struct wk_prep_names {
 	struct wk_prep_name {
 		char *name; /* the client's name: owned */
 		struct wk_prep *prep;
-		bool is_unconfirmed; /* SQL PREPARE sent, PostgreSQL's answer not seen yet */
+		bool is_unconfirmed; /* Parse or SQL PREPARE sent, the answer not seen yet */
 	} * v;
 	size_t cnt, cap;
 };
@@ -91,12 +91,12 @@ void wk_prep_names_init(struct wk_prep_names *n);
 /* Map name to p (replacing an older mapping). -1 on out of memory. */
 int wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p) MUST_CHECK;
 struct wk_prep *wk_prep_names_get(const struct wk_prep_names *n, const char *name);
-/* Add a name for SQL PREPARE, unconfirmed until PostgreSQL answers. -1 on out of memory. */
+/* Add a name for a Parse or SQL PREPARE, unconfirmed until it is answered. -1 on out of memory. */
 int wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 	MUST_CHECK;
 /*
- * PostgreSQL answered the SQL PREPARE of p: keep (is_ok) or drop the
- * unconfirmed names of p. May free p.
+ * The Parse or SQL PREPARE of p was answered: keep (is_ok) or drop the
+ * unconfirmed name of p. May free p.
  */
 void wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok);
 void wk_prep_names_del(struct wk_prep_names *n, const char *name);

@@ -758,6 +758,7 @@ wk_server_emit_synth(struct wk_server *s)
 		pgw_begin(b, sl->kind == WK_SLOT_SYNTH_PARSE ? PGW_MSG_PARSE_COMPLETE
 							     : PGW_MSG_CLOSE_COMPLETE);
 		pgw_end(b);
+		wk_prep_slot_end(s, sl, false);
 		wk_server_slot_pop(s);
 	}
 	return b->len ? wk_conn_send(s->client->bev, b) : 0;

@@ -807,6 +807,180 @@ START_TEST(test_full_two_servers)
 }
 END_TEST
 
+/* ---- a randomized model check ---------------------------------------------- */
+
+#define MODEL_CLIENTS 6
+#define MODEL_NAMES   5
+
+/* What one client has prepared, by name n0..n4: the value its statement returns, or -1. */
+struct model {
+	PGconn *conn;
+	int val[MODEL_NAMES];
+	bool in_tx, is_aborted;
+};
+
+/* Expect res to be an error with sqlstate; the transaction, if any, is aborted. */
+static void
+model_expect_error(struct model *m, PGresult *res, const char *sqlstate, const char *what)
+{
+	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR && st && strcmp(st, sqlstate) == 0,
+		      "%s: expected %s, got %s %s", what, sqlstate,
+		      PQresStatus(PQresultStatus(res)), PQresultErrorMessage(res));
+	if (m->in_tx)
+		m->is_aborted = true;
+}
+
+/* One random operation on m's names, checked against the model. */
+static void
+model_step(struct model *m, int who, unsigned *seed)
+{
+	int op = (int)(rand_r(seed) % 7), n = (int)(rand_r(seed) % MODEL_NAMES);
+	int v = (int)(rand_r(seed) % 4);
+	char name[8], sql[128], what[160], want[16];
+	bool is_proto = rand_r(seed) % 2;
+	PGresult *res;
+
+	snprintf(name, sizeof(name), "n%d", n);
+	switch (op) {
+	case 0:
+	case 1: /* prepare */
+		snprintf(sql, sizeof(sql), "SELECT 'v%d'::text", v);
+		snprintf(what, sizeof(what), "client %d %s %s", who, is_proto ? "Parse" : "PREPARE",
+			 name);
+		if (is_proto) {
+			res = PQprepare(m->conn, name, sql, 0, NULL);
+		} else {
+			char q[160];
+
+			snprintf(q, sizeof(q), "PREPARE %s AS %s", name, sql);
+			res = PQexec(m->conn, q);
+		}
+		if (m->is_aborted)
+			model_expect_error(m, res, "25P02", what);
+		else if (m->val[n] >= 0)
+			model_expect_error(m, res, "42P05", what);
+		else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", what,
+				      PQresultErrorMessage(res));
+			m->val[n] = v;
+		}
+		break;
+	case 2:
+	case 3:
+	case 4: /* execute */
+		snprintf(what, sizeof(what), "client %d %s %s", who, is_proto ? "Bind" : "EXECUTE",
+			 name);
+		if (is_proto) {
+			res = PQexecPrepared(m->conn, name, 0, NULL, NULL, NULL, 0);
+		} else {
+			snprintf(sql, sizeof(sql), "EXECUTE %s", name);
+			res = PQexec(m->conn, sql);
+		}
+		/* Bind looks the statement up before it checks the transaction */
+		if (m->is_aborted && !(is_proto && m->val[n] < 0))
+			model_expect_error(m, res, "25P02", what);
+		else if (m->val[n] < 0)
+			model_expect_error(m, res, "26000", what);
+		else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", what,
+				      PQresultErrorMessage(res));
+			snprintf(want, sizeof(want), "v%d", m->val[n]);
+			ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), want) == 0, "%s: %s, want %s",
+				      what, PQgetvalue(res, 0, 0), want);
+		}
+		break;
+	case 5: /* deallocate */
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+		snprintf(what, sizeof(what), "client %d %s", who, sql);
+		res = PQexec(m->conn, sql);
+		if (m->is_aborted)
+			model_expect_error(m, res, "25P02", what);
+		else if (m->val[n] < 0)
+			model_expect_error(m, res, "26000", what);
+		else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", what,
+				      PQresultErrorMessage(res));
+			m->val[n] = -1;
+		}
+		break;
+	default: /* deallocate all, now and then */
+		if (rand_r(seed) % 3) {
+			res = PQexec(m->conn, "SELECT 1");
+			if (m->is_aborted)
+				model_expect_error(m, res, "25P02", "SELECT 1");
+			break;
+		}
+		res = PQexec(m->conn, "DEALLOCATE ALL");
+		if (m->is_aborted) {
+			model_expect_error(m, res, "25P02", "DEALLOCATE ALL");
+		} else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "DEALLOCATE ALL: %s",
+				      PQresultErrorMessage(res));
+			for (int i = 0; i < MODEL_NAMES; i++)
+				m->val[i] = -1;
+		}
+		break;
+	}
+	PQclear(res);
+}
+
+/*
+ * Six clients on two servers (prepared_statements_limit 3) prepare, run and
+ * drop SQL and protocol-level statements of overlapping names and texts at
+ * random, alone or in transaction blocks that commit or roll back; each
+ * checks every answer against its own model of what PostgreSQL would say.
+ */
+START_TEST(test_full_model)
+{
+	struct model m[MODEL_CLIENTS];
+	unsigned seed = 20261121;
+	long long end = it_now_ms() + 20000;
+
+	for (int i = 0; i < MODEL_CLIENTS; i++) {
+		m[i].conn = it_connect(APP);
+		m[i].in_tx = m[i].is_aborted = false;
+		for (int k = 0; k < MODEL_NAMES; k++)
+			m[i].val[k] = -1;
+	}
+	for (int turn = 0; turn < 600 && it_now_ms() < end; turn++) {
+		int who = (int)(rand_r(&seed) % MODEL_CLIENTS);
+		struct model *c = &m[who];
+
+		if (rand_r(&seed) % 4 == 0) {
+			/* a transaction block, finished within the turn: no server stays held */
+			int steps = 1 + (int)(rand_r(&seed) % 4);
+			bool is_commit = rand_r(&seed) % 2;
+
+			exec_ok(c->conn, "BEGIN");
+			c->in_tx = true;
+			for (int k = 0; k < steps; k++)
+				model_step(c, who, &seed);
+			exec_tag(c->conn, is_commit ? "COMMIT" : "ROLLBACK",
+				 is_commit && !c->is_aborted ? "COMMIT" : "ROLLBACK");
+			c->in_tx = c->is_aborted = false;
+		} else {
+			model_step(c, who, &seed);
+		}
+	}
+	for (int i = 0; i < MODEL_CLIENTS; i++)
+		PQfinish(m[i].conn);
+}
+END_TEST
+
+static void
+setup_full_model(void)
+{
+	setup_pg("full_model");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "pooler_mode = transaction\nprepared_statements = full\n"
+			   "prepared_statements_limit = 3",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
+	});
+}
+
 /* ---- prepared_statements_limit with SQL statements ----------------------- */
 
 /*
@@ -944,6 +1118,12 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_full_two, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_full_two_servers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("full_model");
+	tcase_add_unchecked_fixture(tc, setup_full_model, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_full_model);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("extended");
