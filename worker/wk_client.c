@@ -946,6 +946,23 @@ wk_client_is_full(const struct wk_client *c)
 }
 
 /*
+ * The transaction status c's next request will meet on its server, when
+ * nothing is in flight there ('I', 'T' or 'E'); 0 when unknown (requests in
+ * flight). Without a server: 'I'.
+ */
+static char
+wk_client_tx_known(const struct wk_client *c)
+{
+	const struct wk_server *s = c->server;
+
+	if (!s)
+		return 'I';
+	if (s->expect_ready || s->has_unsynced || s->slots_cnt || s->internal_ready)
+		return 0;
+	return s->tx_status;
+}
+
+/*
  * DEALLOCATE ALL / DISCARD ALL: the client's statements are gone, and so is
  * everything prepared on its current server.
  */
@@ -1080,7 +1097,14 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 				c->pins &= ~WK_PIN_CONFIG; /* set_config values are reset too */
 			break;
 		case SQL_DISCARD_ALL:
-			/* cannot run in a transaction block: it takes effect at once */
+			/*
+			 * It cannot run in a transaction block (nor among other
+			 * statements): PostgreSQL refuses it there, and nothing is
+			 * forgotten. Otherwise it takes effect at once.
+			 */
+			if (res.stmts_cnt > 1 || wk_client_tx_known(c) == 'T' ||
+			    wk_client_tx_known(c) == 'E')
+				break;
 			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
 			c->pins = 0;
 			wk_client_forget_prepared(c);
@@ -1088,6 +1112,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		case SQL_DEALLOCATE_ALL:
 			/* prepared_statements = full: wk_client_prep_query decides for it alone */
 			if (wk_client_is_full(c) && h->type == PGW_MSG_QUERY && res.stmts_cnt == 1)
+				break;
+			/* an aborted transaction refuses it: the server keeps its statements */
+			if (wk_client_tx_known(c) == 'E')
 				break;
 			c->pins &= ~WK_PIN_PREPARED;
 			wk_client_forget_prepared(c);
@@ -1869,7 +1896,7 @@ wk_client_forward(struct wk_client *c)
 				if (c->is_skip_to_sync)
 					continue;
 				if (s->expect_ready == 0 && !s->has_unsynced &&
-				    s->internal_ready == 0) {
+				    s->internal_ready == 0 && s->tx_status == 'I' && !c->pins) {
 					wk_client_detach(c);
 					return wk_client_on_input(c);
 				}

@@ -817,6 +817,7 @@ struct model {
 	PGconn *conn;
 	int val[MODEL_NAMES];
 	bool in_tx, is_aborted;
+	bool is_proto_only; /* extended mode: protocol-level statements, Close instead of DEALLOCATE */
 };
 
 /* Expect res to be an error with sqlstate; the transaction, if any, is aborted. */
@@ -839,7 +840,7 @@ model_step(struct model *m, int who, unsigned *seed)
 	int op = (int)(rand_r(seed) % 7), n = (int)(rand_r(seed) % MODEL_NAMES);
 	int v = (int)(rand_r(seed) % 4);
 	char name[8], sql[128], what[160], want[16];
-	bool is_proto = rand_r(seed) % 2;
+	bool is_proto = rand_r(seed) % 2 || m->is_proto_only;
 	PGresult *res;
 
 	snprintf(name, sizeof(name), "n%d", n);
@@ -892,6 +893,12 @@ model_step(struct model *m, int who, unsigned *seed)
 		}
 		break;
 	case 5: /* deallocate */
+		if (m->is_proto_only) {
+			/* Close: no error for an unknown name, and none in an aborted transaction */
+			close_prepared(m->conn, name);
+			m->val[n] = -1;
+			return;
+		}
 		snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
 		snprintf(what, sizeof(what), "client %d %s", who, sql);
 		res = PQexec(m->conn, sql);
@@ -905,8 +912,22 @@ model_step(struct model *m, int who, unsigned *seed)
 			m->val[n] = -1;
 		}
 		break;
-	default: /* deallocate all, now and then */
-		if (rand_r(seed) % 3) {
+	default: /* deallocate all or discard all, now and then */
+		if (rand_r(seed) % 3 == 0) {
+			res = PQexec(m->conn, "DISCARD ALL");
+			if (m->is_aborted) {
+				model_expect_error(m, res, "25P02", "DISCARD ALL");
+			} else if (m->in_tx) {
+				model_expect_error(m, res, "25001", "DISCARD ALL");
+			} else {
+				ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK,
+					      "DISCARD ALL: %s", PQresultErrorMessage(res));
+				for (int i = 0; i < MODEL_NAMES; i++)
+					m->val[i] = -1;
+			}
+			break;
+		}
+		if (rand_r(seed) % 2) {
 			res = PQexec(m->conn, "SELECT 1");
 			if (m->is_aborted)
 				model_expect_error(m, res, "25P02", "SELECT 1");
@@ -932,7 +953,8 @@ model_step(struct model *m, int who, unsigned *seed)
  * random, alone or in transaction blocks that commit or roll back; each
  * checks every answer against its own model of what PostgreSQL would say.
  */
-START_TEST(test_full_model)
+static void
+model_run(bool is_proto_only)
 {
 	struct model m[MODEL_CLIENTS];
 	unsigned seed = 20261121;
@@ -940,6 +962,7 @@ START_TEST(test_full_model)
 
 	for (int i = 0; i < MODEL_CLIENTS; i++) {
 		m[i].conn = it_connect(APP);
+		m[i].is_proto_only = is_proto_only;
 		m[i].in_tx = m[i].is_aborted = false;
 		for (int k = 0; k < MODEL_NAMES; k++)
 			m[i].val[k] = -1;
@@ -967,7 +990,31 @@ START_TEST(test_full_model)
 	for (int i = 0; i < MODEL_CLIENTS; i++)
 		PQfinish(m[i].conn);
 }
+
+START_TEST(test_full_model)
+{
+	model_run(false);
+}
 END_TEST
+
+/* The same with prepared_statements = extended, protocol-level statements only. */
+START_TEST(test_extended_model)
+{
+	model_run(true);
+}
+END_TEST
+
+static void
+setup_extended_model(void)
+{
+	setup_pg("extended_model");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "pooler_mode = transaction\nprepared_statements = extended\n"
+			   "prepared_statements_limit = 3",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
+	});
+}
 
 static void
 setup_full_model(void)
@@ -1124,6 +1171,12 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_full_model, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_full_model);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("extended_model");
+	tcase_add_unchecked_fixture(tc, setup_extended_model, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_extended_model);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("extended");
