@@ -1411,12 +1411,6 @@ config_validate(struct config_parse *p)
 		return -1;
 	}
 	/* accepted names of features this release does not have: refuse them, never ignore them */
-	if (cfg->prepared_statements == CONFIG_PREPARED_FULL) {
-		config_fail(
-			p, config_where_loc(gw, config_general_keys, "prepared_statements"),
-			"[general] prepared_statements = full: not supported by this release (SQL PREPARE/EXECUTE pass through and pin the server connection); use extended or disabled");
-		return -1;
-	}
 	if (cfg->pub_sub_channel_size > 0) {
 		config_fail(
 			p, config_where_loc(gw, config_general_keys, "pub_sub_channel_size"),

@@ -11,7 +11,7 @@
  *    E'' escapes), quoted identifiers and dollar quotes. It returns "parse"
  *    when a statement starts with a tracked keyword, when a SELECT/WITH/
  *    EXPLAIN statement says INTO, or when any word or quoted identifier
- *    contains "advisory", "notify" or "temp". Anything else (pgbench's SELECT
+ *    contains "advisory", "notify", "temp" or "config" (set_config). Anything else (pgbench's SELECT
  *    and UPDATE, INSERT ... INTO) returns without parsing or touching the
  *    cache. It may say "parse" needlessly (a column named "temperature"); it
  *    must never miss. XXX: with standard_conforming_strings = off, a
@@ -382,7 +382,7 @@ sql_classify_is_start_kw(const char *w, size_t n)
 
 /*
  * A word (or a quoted identifier's text) anywhere that may name a tracked
- * function or object: it contains "advisory", "notify" or "temp".
+ * function or object: it contains "advisory", "notify", "temp" or "config" (set_config).
  */
 static bool
 sql_classify_word_matters(const char *w, size_t n)
@@ -403,6 +403,11 @@ sql_classify_word_matters(const char *w, size_t n)
 		case 't':
 			pat = "temp";
 			pat_len = 4;
+			break;
+		case 'c':
+			/* set_config (letters only: the comparison folds case by OR 0x20) */
+			pat = "config";
+			pat_len = 6;
 			break;
 		default:
 			continue;
@@ -435,7 +440,7 @@ sql_classify_has_at(const char *s, size_t n, size_t i, const char *w, size_t wn)
  * The quick reject, in front of the lexer: a single statement (no ';' but a
  * trailing one) that starts with SELECT, INSERT, UPDATE or DELETE and holds
  * none of the words the lexer looks for anywhere (advisory, notify, temp,
- * and into after anything but INSERT) cannot matter. Quotes and comments are
+ * config for set_config, and into after anything but INSERT) cannot matter. Quotes and comments are
  * not parsed here: a word inside one only sends the text on to the lexer.
  * This is the hot path of every application query in transaction mode.
  */
@@ -469,6 +474,10 @@ sql_classify_quick_reject(const char *s, size_t n)
 			break;
 		case 't':
 			if (sql_classify_has_at(s, end, i, "temp", 4))
+				return false;
+			break;
+		case 'c':
+			if (sql_classify_has_at(s, end, i, "config", 6))
 				return false;
 			break;
 		case 'i':
@@ -586,6 +595,55 @@ sql_classify_set_values(const char *text, struct sql_result *out,
 		}
 		memcpy(st->value, text + spans[i].off, n);
 		st->value[n] = '\0';
+	}
+}
+
+/* The next token of s[*pos, end) that is not space or a comment. */
+static enum sql_tok
+sql_classify_next_solid(const char *s, size_t end, size_t *pos, size_t *start)
+{
+	enum sql_tok t;
+
+	do
+		t = sql_classify_next(s, end, pos, start);
+	while (t == SQL_TOK_SPACE);
+	return t;
+}
+
+/*
+ * Find the name token of each PREPARE / EXECUTE / DEALLOCATE [PREPARE]
+ * statement: the word or quoted identifier after the keyword(s).
+ */
+static void
+sql_classify_name_spans(const char *text, struct sql_result *out)
+{
+	for (size_t i = 0; i < out->stmts_cnt; i++) {
+		struct sql_stmt *st = &out->stmts[i];
+		size_t pos = st->loc, end = st->loc + st->loc_len, start;
+		enum sql_tok t;
+
+		if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
+		    st->kind != SQL_DEALLOCATE)
+			continue;
+		if (sql_classify_next_solid(text, end, &pos, &start) != SQL_TOK_WORD)
+			continue;
+		t = sql_classify_next_solid(text, end, &pos, &start);
+		if (st->kind == SQL_DEALLOCATE && t == SQL_TOK_WORD &&
+		    sql_classify_word_is(text + start, pos - start, "prepare")) {
+			size_t save_pos = pos, save_start = start;
+
+			/* DEALLOCATE PREPARE name, or a statement named "prepare" */
+			t = sql_classify_next_solid(text, end, &pos, &start);
+			if (t == SQL_TOK_END) {
+				pos = save_pos;
+				start = save_start;
+				t = SQL_TOK_WORD;
+			}
+		}
+		if (t != SQL_TOK_WORD && t != SQL_TOK_QIDENT)
+			continue;
+		st->name_off = start;
+		st->name_len = pos - start;
 	}
 }
 
@@ -799,6 +857,7 @@ sql_classify(const char *sql, size_t len, struct sql_result *out)
 			goto fail;
 	}
 	sql_classify_set_values(buf, out, spans);
+	sql_classify_name_spans(buf, out);
 	if (is_cacheable)
 		sql_cache_insert(buf, len, h, out);
 	free(buf);

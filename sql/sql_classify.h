@@ -50,6 +50,8 @@ enum sql_kind {
 #define SQL_F_HOLD_CURSOR  0x10u /* DECLARE ... WITH HOLD */
 #define SQL_F_NOTIFY_FUNC  0x20u /* calls pg_notify() */
 #define SQL_F_SESSION_ROLE 0x40u /* SET ROLE, SET SESSION AUTHORIZATION, RESET ROLE, LOAD */
+#define SQL_F_SET_CONFIG \
+	0x80u /* calls set_config() with is_local not a constant true: a session-level setting pgdog cannot replay */
 
 struct sql_stmt {
 	enum sql_kind kind;
@@ -67,6 +69,18 @@ struct sql_stmt {
 	 */
 	char value[SQL_VALUE_MAX];
 	bool is_truncated; /* name or value did not fit: pgdog must not replay it */
+	/*
+	 * Where the statement is in the text: [loc, loc + loc_len), from just
+	 * after the previous ';' (leading spaces and comments included) to its
+	 * last byte, its own ';' excluded.
+	 */
+	size_t loc, loc_len;
+	/*
+	 * PREPARE / EXECUTE / DEALLOCATE name: the name's token in the text
+	 * (a word or a "quoted identifier"), so that it can be replaced.
+	 * name_len 0: not found (the statement must not be rewritten).
+	 */
+	size_t name_off, name_len;
 };
 
 struct sql_result {
@@ -88,7 +102,7 @@ struct sql_result {
  * A prefilter over the bytes (keywords SET, RESET, DISCARD, BEGIN, START,
  * COMMIT, END, ROLLBACK, ABORT, LISTEN, UNLISTEN, NOTIFY, PREPARE, EXECUTE,
  * DEALLOCATE, CREATE, DECLARE, SELECT ... INTO, LOAD at a statement start,
- * or "advisory"/"notify" anywhere, case-insensitively, outside comments)
+ * or "advisory"/"notify"/"config" anywhere, case-insensitively, outside comments)
  * returns without parsing when nothing can matter; otherwise the text is
  * parsed with libpg_query and the result cached (LRU, bounded) by text.
  * Returns 0, or -1 on out of memory (out is then all SQL_OTHER).

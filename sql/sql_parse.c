@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
@@ -193,6 +194,46 @@ sql_parse_is_temp_rel(const PgQuery__RangeVar *rv)
 	return sql_parse_is_temp_schema(rv->schemaname);
 }
 
+/*
+ * set_config()'s third argument (is_local) is a constant that reads as true:
+ * the setting ends with the transaction. Anything else (false, NULL, an
+ * expression, a missing argument) may set it for the session.
+ */
+static bool
+sql_parse_is_const_true(const PgQuery__Node *n)
+{
+	const PgQuery__AConst *c;
+
+	while (n != NULL && n->node_case == PG_QUERY__NODE__NODE_TYPE_CAST && n->type_cast != NULL)
+		n = n->type_cast->arg;
+	if (n == NULL || n->node_case != PG_QUERY__NODE__NODE_A_CONST || n->a_const == NULL)
+		return false;
+	c = n->a_const;
+	if (c->isnull)
+		return false;
+	switch (c->val_case) {
+	case PG_QUERY__A__CONST__VAL_BOOLVAL:
+		return c->boolval != NULL && c->boolval->boolval;
+	case PG_QUERY__A__CONST__VAL_IVAL:
+		return c->ival != NULL && c->ival->ival != 0;
+	case PG_QUERY__A__CONST__VAL_SVAL: {
+		/* PostgreSQL's boolin: t, tr, tru, true, y, ye, yes, on, 1 (any case) */
+		static const char *const yes[] = { "t",  "tr",  "tru", "true", "y",
+						   "ye", "yes", "on",  "1" };
+		const char *v = c->sval != NULL ? c->sval->sval : NULL;
+
+		if (v == NULL)
+			return false;
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+			if (strcasecmp(v, yes[i]) == 0)
+				return true;
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
 static unsigned
 sql_parse_func_flags(const PgQuery__FuncCall *fc)
 {
@@ -201,7 +242,13 @@ sql_parse_func_flags(const PgQuery__FuncCall *fc)
 	if (fc->n_funcname == 0 || fc->funcname == NULL)
 		return 0;
 	name = sql_parse_node_str(fc->funcname[fc->n_funcname - 1]);
-	if (name == NULL || name[0] != 'p')
+	if (name == NULL)
+		return 0;
+	if (name[0] == 's' && strcmp(name, "set_config") == 0)
+		return fc->n_args == 3 && fc->args != NULL && sql_parse_is_const_true(fc->args[2])
+			       ? 0
+			       : SQL_F_SET_CONFIG;
+	if (name[0] != 'p')
 		return 0;
 	if (strcmp(name, "pg_advisory_lock") == 0 || strcmp(name, "pg_advisory_lock_shared") == 0 ||
 	    strcmp(name, "pg_try_advisory_lock") == 0 ||
@@ -380,6 +427,12 @@ sql_parse_stmt(const PgQuery__RawStmt *rs, size_t len, struct sql_stmt *st,
 	const PgQuery__Node *n = rs->stmt;
 
 	st->kind = SQL_OTHER;
+	if (rs->stmt_location >= 0 && (size_t)rs->stmt_location <= len) {
+		st->loc = (size_t)rs->stmt_location;
+		st->loc_len = rs->stmt_len > 0 && (size_t)rs->stmt_len <= len - st->loc
+				      ? (size_t)rs->stmt_len
+				      : len - st->loc;
+	}
 	if (n == NULL)
 		return;
 	switch (n->node_case) {

@@ -44,6 +44,9 @@
 
 #define WK_CLIENT_AUTH_MSG_MAX 8192 /* password and SASL messages */
 
+/* Append a string literal's bytes (no NUL) to a pgw_buf. */
+#define WK_PUT_LIT(b, lit) pgw_put_bytes((b), (lit), sizeof(lit) - 1)
+
 static void wk_client_read_cb(struct bufferevent *bev, void *arg);
 static void wk_client_write_cb(struct bufferevent *bev, void *arg);
 static void wk_client_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -876,7 +879,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->has_tx_error = false;
 	s->is_tag_rollback = false;
 	s->is_tracked =
-		!wk_client_is_session(c) && g_cfg->prepared_statements == CONFIG_PREPARED_EXTENDED;
+		!wk_client_is_session(c) && g_cfg->prepared_statements != CONFIG_PREPARED_DISABLED;
 	s->needs_resync = false;
 	s->is_fwd_internal = false;
 	wk_server_slots_clear(s);
@@ -940,6 +943,30 @@ wk_client_refuse_request(struct wk_client *c, const char *sqlstate, const char *
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	wk_client_row(c)->errors++;
 	return WK_OK;
+}
+
+/* prepared_statements = full applies to c's requests (transaction and statement modes). */
+static bool
+wk_client_is_full(const struct wk_client *c)
+{
+	return !wk_client_is_session(c) && g_cfg->prepared_statements == CONFIG_PREPARED_FULL;
+}
+
+/*
+ * The transaction status c's next request will meet on its server, when
+ * nothing is in flight there ('I', 'T' or 'E'); 0 when unknown (requests in
+ * flight). Without a server: 'I'.
+ */
+static char
+wk_client_tx_known(const struct wk_client *c)
+{
+	const struct wk_server *s = c->server;
+
+	if (!s)
+		return 'I';
+	if (s->expect_ready || s->has_unsynced || s->slots_cnt || s->internal_ready)
+		return 0;
+	return s->tx_status;
 }
 
 /*
@@ -1024,6 +1051,8 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		c->pins |= WK_PIN_TEMP;
 	if (res.flags & SQL_F_HOLD_CURSOR)
 		c->pins |= WK_PIN_CURSOR;
+	if (res.flags & SQL_F_SET_CONFIG)
+		c->pins |= WK_PIN_CONFIG; /* set_config(..., false): value unknown to pgdog */
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
 		int rc = 0;
@@ -1071,14 +1100,29 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			break;
 		case SQL_RESET_ALL:
 			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
+			if (!(res.flags & SQL_F_SET_CONFIG))
+				c->pins &= ~WK_PIN_CONFIG; /* set_config values are reset too */
 			break;
 		case SQL_DISCARD_ALL:
-			/* cannot run in a transaction block: it takes effect at once */
+			/*
+			 * It cannot run in a transaction block (nor among other
+			 * statements): PostgreSQL refuses it there, and nothing is
+			 * forgotten. Otherwise it takes effect at once.
+			 */
+			if (res.stmts_cnt > 1 || wk_client_tx_known(c) == 'T' ||
+			    wk_client_tx_known(c) == 'E')
+				break;
 			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
 			c->pins = 0;
 			wk_client_forget_prepared(c);
 			break;
 		case SQL_DEALLOCATE_ALL:
+			/* prepared_statements = full: wk_client_prep_query decides for it alone */
+			if (wk_client_is_full(c) && h->type == PGW_MSG_QUERY && res.stmts_cnt == 1)
+				break;
+			/* an aborted transaction refuses it: the server keeps its statements */
+			if (wk_client_tx_known(c) == 'E')
+				break;
 			c->pins &= ~WK_PIN_PREPARED;
 			wk_client_forget_prepared(c);
 			break;
@@ -1089,7 +1133,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			c->pins &= ~WK_PIN_LISTEN;
 			break;
 		case SQL_PREPARE:
-			c->pins |= WK_PIN_PREPARED;
+			/* prepared_statements = full: wk_client_prep_query decides for a Query */
+			if (!wk_client_is_full(c) || h->type != PGW_MSG_QUERY)
+				c->pins |= WK_PIN_PREPARED;
 			break;
 		default:
 			break;
@@ -1100,15 +1146,26 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	return WK_OK;
 }
 
-/* Make sure the server has p prepared: inject its Parse (reply swallowed) if not. */
+/* Numbers pgdog's throwaway statement names (per worker). */
+static uint64_t wk_client_throwaway_cnt;
+
+/* The slot pushed last (there is one). */
+static struct wk_slot *
+wk_client_slot_last(struct wk_server *s)
+{
+	return &s->slots[(s->slots_head + s->slots_cnt - 1) % s->slots_cap];
+}
+
+/*
+ * Over prepared_statements_limit: close the least recently used statement.
+ * Returns 1 when a Close was injected, 0 when there was room, -1 on out of
+ * memory.
+ */
 static int
-wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *p,
-		      struct evbuffer *out, bool is_client_parse)
+wk_client_prep_make_room(struct wk_server *s, struct evbuffer *out)
 {
 	uint32_t limit = (uint32_t)g_cfg->prepared_statements_limit;
 
-	if (wk_prep_held_has(&s->held, p))
-		return 0;
 	if (limit && s->held.cnt >= limit) {
 		/* over prepared_statements_limit: close the least recently used one */
 		struct wk_prep *old = wk_prep_held_lru(&s->held);
@@ -1123,12 +1180,503 @@ wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *
 		    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
 			return -1;
 		wk_prep_held_del(&s->held, old);
+		return 1;
 	}
-	if (evbuffer_add(out, p->parse_msg, p->parse_len) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_PARSE, !is_client_parse, p) < 0 ||
-	    wk_prep_held_add(&s->held, p) < 0)
-		return -1;
 	return 0;
+}
+
+/*
+ * Make sure the server has p prepared: inject what prepares it (replies
+ * swallowed) if not. Returns 1 when something was injected, 0 when the
+ * server has it, -1 on out of memory.
+ */
+static int
+wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *p,
+		      struct evbuffer *out, bool is_client_parse)
+{
+	(void)c;
+	if (wk_prep_held_has(&s->held, p))
+		return 0;
+	if (wk_client_prep_make_room(s, out) < 0 ||
+	    evbuffer_add(out, p->parse_msg, p->parse_len) < 0)
+		return -1;
+	if (p->is_sql) {
+		/* Close, Parse, Bind, Execute (PREPARE's CommandComplete: it holds it), Close x2 */
+		if (wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_BIND, true, NULL) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_EXECUTE, true, p) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
+			return -1;
+	} else if (wk_server_slot_push(s, WK_SLOT_PARSE, !is_client_parse, p) < 0) {
+		return -1;
+	} else if (is_client_parse) {
+		/* refused: the client's name goes too */
+		wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_SQL;
+	}
+	if (wk_prep_held_add(&s->held, p) < 0)
+		return -1;
+	return 1;
+}
+
+/*
+ * Before a simple Query: end the extended-protocol messages pgdog injected
+ * with a Sync of its own (its ReadyForQuery swallowed), so that the Query
+ * runs even if one of them fails. -1 on out of memory.
+ */
+static int
+wk_client_prep_sync(struct wk_server *s, struct evbuffer *out)
+{
+	static const uint8_t sync[] = { PGW_MSG_SYNC, 0, 0, 0, 4 };
+
+	if (evbuffer_add(out, sync, sizeof(sync)) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_SYNC, true, NULL) < 0)
+		return -1;
+	if (s->expect_ready == 0 && !s->has_unsynced) {
+		s->request_start_us = g_wk.mono_us;
+		s->is_cancel_sent = false;
+	}
+	s->expect_ready++;
+	s->has_unsynced = false;
+	return 0;
+}
+
+/* Send a simple Query of pgdog's own; every reply, errors included, swallowed. */
+static int
+wk_client_prep_own_query(struct wk_server *s, struct evbuffer *out, const char *sql)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_put_query(b, sql);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_QUERY, true, NULL) < 0)
+		return -1;
+	if (s->expect_ready == 0 && !s->has_unsynced) {
+		s->request_start_us = g_wk.mono_us;
+		s->is_cancel_sent = false;
+	}
+	s->expect_ready++;
+	return 0;
+}
+
+/*
+ * Append to b the text of a DO block that fails as PostgreSQL does for a
+ * second statement of the same name: 42P05, "prepared statement "x" already
+ * exists". Running it on the server puts the error in its place among the
+ * replies and gives the transaction the state a real error would.
+ */
+static void
+wk_client_prep_dup_sql(struct pgw_buf *b, const char *name)
+{
+	static const char tag[] = "$__pgdog$";
+
+	WK_PUT_LIT(b, "DO ");
+	WK_PUT_LIT(b, tag);
+	WK_PUT_LIT(b, "BEGIN RAISE EXCEPTION USING ERRCODE = '42P05', MESSAGE = ");
+	if (strstr(name, tag)) {
+		WK_PUT_LIT(b, "'prepared statement already exists'");
+	} else {
+		WK_PUT_LIT(b, "'prepared statement \"");
+		for (const char *q = name; *q; q++) {
+			pgw_put_u8(b, (uint8_t)*q);
+			if (*q == '\'')
+				pgw_put_u8(b, '\'');
+		}
+		WK_PUT_LIT(b, "\" already exists'");
+	}
+	WK_PUT_LIT(b, "; END");
+	WK_PUT_LIT(b, tag);
+}
+
+/*
+ * A client's Parse of a statement the server holds, in an aborted
+ * transaction: PostgreSQL answers it under a throwaway name (closed again if
+ * it succeeds after all), so the client gets the server's own answer and
+ * what the server holds does not change. -1 on out of memory.
+ */
+static int
+wk_client_prep_parse_check(struct wk_server *s, struct evbuffer *out, struct wk_prep *p)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	char check[64];
+
+	snprintf(check, sizeof(check), "__pgdog_check_%d_%llu", g_wk.slot,
+		 (unsigned long long)++wk_client_throwaway_cnt);
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_PARSE);
+	pgw_put_str(b, check);
+	pgw_put_bytes(b, p->key, p->key_len);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_CLOSE);
+	pgw_put_u8(b, 'S');
+	pgw_put_str(b, check);
+	pgw_end(b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_PARSE, false, p) < 0)
+		return -1;
+	wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
+	return wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL);
+}
+
+/*
+ * A Parse of a name the client already has: PostgreSQL refuses it with
+ * 42P05. Send the server a DO block through the unnamed statement that fails
+ * the same way (the client's later messages up to its Sync are skipped by
+ * the server, as after a real failed Parse). -1 on out of memory.
+ */
+static int
+wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *name)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_PARSE);
+	pgw_put_u8(b, 0);
+	wk_client_prep_dup_sql(b, name);
+	pgw_put_u8(b, 0);
+	pgw_put_u16(b, 0);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_BIND);
+	pgw_put_u8(b, 0);
+	pgw_put_u8(b, 0);
+	pgw_put_u16(b, 0);
+	pgw_put_u16(b, 0);
+	pgw_put_u16(b, 0);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_EXECUTE);
+	pgw_put_u8(b, 0);
+	pgw_put_u32(b, 0);
+	pgw_end(b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_BIND, true, NULL) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_EXECUTE, false, NULL) < 0)
+		return -1;
+	log_debug(&s->lctx, "Parse of an existing statement name: 42P05");
+	return 0;
+}
+
+/* The text of SQL PREPARE after the name ("[(types)] AS statement"), trimmed. */
+static void
+wk_client_prep_rest(const char *sql, const struct sql_stmt *st, const char **rest, size_t *n)
+{
+	size_t a = st->name_off + st->name_len, z = st->loc + st->loc_len;
+
+	while (a < z && strchr(" \t\r\n\f\v", sql[a]))
+		a++;
+	while (z > a && (strchr(" \t\r\n\f\v;", sql[z - 1])))
+		z--;
+	*rest = sql + a;
+	*n = z - a;
+}
+
+/*
+ * Send the client's Query with the name tokens of some statements replaced:
+ * names[i] (NULL: keep) for res->stmts[i], after a PREPARE of each SQL
+ * statement in pre[0..pre_cnt) (their CommandComplete swallowed: in the same
+ * Query, a failed one is the client's only error and nothing after it runs).
+ * Its replies go to the client; *slot is its reply slot. -1 on out of
+ * memory.
+ */
+static int
+wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char *sql, size_t len,
+			  const struct sql_result *res, const char *const *names,
+			  struct wk_prep *const *pre, size_t pre_cnt, struct wk_slot **slot)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	size_t at = 0;
+
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_QUERY);
+	for (size_t i = 0; i < pre_cnt; i++) {
+		WK_PUT_LIT(b, "PREPARE ");
+		pgw_put_bytes(b, pre[i]->name, strlen(pre[i]->name));
+		pgw_put_u8(b, ' ');
+		pgw_put_bytes(b, pre[i]->key, pre[i]->key_len);
+		/* on its own line: the statement may end in a -- comment */
+		WK_PUT_LIT(b, "\n;");
+	}
+	for (size_t i = 0; i < res->stmts_cnt; i++) {
+		const struct sql_stmt *st = &res->stmts[i];
+
+		if (!names[i])
+			continue;
+		pgw_put_bytes(b, sql + at, st->name_off - at);
+		pgw_put_bytes(b, names[i], strlen(names[i]));
+		at = st->name_off + st->name_len;
+	}
+	pgw_put_bytes(b, sql + at, len - at);
+	pgw_put_u8(b, 0);
+	pgw_end(b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
+		return -1;
+	for (size_t i = 0; i < pre_cnt; i++)
+		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, true, pre[i]) < 0)
+			return -1;
+	if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
+		return -1;
+	*slot = wk_client_slot_last(s);
+	return 0;
+}
+
+/*
+ * SQL PREPARE name ... alone in a Query. A name the client has: 42P05 from
+ * a DO block. Otherwise PostgreSQL checks it: under the statement's pgdog
+ * name when this server does not hold it yet, else under a throwaway name
+ * dropped right after. The client's name counts from now on, and is dropped
+ * again if PostgreSQL refuses the statement. -1 on out of memory.
+ */
+static int
+wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbuffer *out,
+			   const char *sql, size_t len, const struct sql_result *res)
+{
+	const struct sql_stmt *st = &res->stmts[0];
+	const char *names[SQL_STMTS_MAX] = { NULL };
+	const char *rest;
+	char check[64], drop[96];
+	size_t rest_len;
+	struct wk_prep *p;
+	struct wk_slot *sl;
+
+	if (wk_prep_names_get(&c->prep_names, st->name)) {
+		struct pgw_buf *b = &g_wk.scratch;
+
+		pgw_buf_reset(b);
+		pgw_begin(b, PGW_MSG_QUERY);
+		wk_client_prep_dup_sql(b, st->name);
+		pgw_put_u8(b, 0);
+		pgw_end(b);
+		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
+			return -1;
+		return 0;
+	}
+	wk_client_prep_rest(sql, st, &rest, &rest_len);
+	p = wk_prep_register_sql(rest, rest_len);
+	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
+		return -1;
+	if (!wk_prep_held_has(&s->held, p)) {
+		int rc = wk_client_prep_make_room(s, out);
+
+		if (rc < 0 || (rc > 0 && wk_client_prep_sync(s, out) < 0))
+			return -1;
+		names[0] = p->name;
+		if (wk_client_prep_send_query(s, out, sql, len, res, names, NULL, 0, &sl) < 0)
+			return -1;
+		sl->prep = p;
+		sl->prep_role = WK_SLOT_PREP_SQL;
+		return wk_prep_held_add(&s->held, p);
+	}
+	/* a new name each time: one left behind by a cancelled DEALLOCATE cannot collide */
+	snprintf(check, sizeof(check), "__pgdog_check_%d_%llu", g_wk.slot,
+		 (unsigned long long)++wk_client_throwaway_cnt);
+	names[0] = check;
+	if (wk_client_prep_send_query(s, out, sql, len, res, names, NULL, 0, &sl) < 0)
+		return -1;
+	sl->prep = p;
+	sl->prep_role = WK_SLOT_PREP_CHECK;
+	snprintf(drop, sizeof(drop), "DEALLOCATE %s", check);
+	return wk_client_prep_own_query(s, out, drop);
+}
+
+/*
+ * One DEALLOCATE [ALL] or PREPARE alone in a Query, the client on a server
+ * (in a transaction block, or pinned) with nothing else in flight: pgdog
+ * answers what only touches the client's names, as PostgreSQL would in the
+ * transaction's state (25P02 when it is aborted). DEALLOCATE ALL is left to
+ * the server when the client has statements of its own there (a PREPARE
+ * that pinned it); a duplicate PREPARE inside a transaction block is left to
+ * the server (DO block), which must fail the transaction. Returns 1 when
+ * answered, 0 when not, -1 on out of memory.
+ */
+static int
+wk_client_prep_local(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h,
+		     struct evbuffer *in, const struct sql_stmt *st)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	bool is_known;
+
+	if (s->expect_ready || s->has_unsynced || s->slots_cnt || s->internal_ready ||
+	    c->fwd_remaining || (s->tx_status == 'I' && !c->pins))
+		return 0;
+	if (st->kind == SQL_DEALLOCATE_ALL) {
+		if (c->pins & WK_PIN_PREPARED)
+			return 0;
+	} else {
+		if (!st->name_len || st->is_truncated)
+			return 0;
+		is_known = wk_prep_names_get(&c->prep_names, st->name) != NULL;
+		if (!is_known || (st->kind == SQL_PREPARE && s->tx_status == 'T'))
+			return 0;
+	}
+	pgw_buf_reset(b);
+	if (s->tx_status == 'E') {
+		pgw_put_error(b, false, "ERROR", SQLSTATE_IN_FAILED_SQL_TRANSACTION,
+			      "current transaction is aborted, commands ignored until end of "
+			      "transaction block",
+			      NULL, NULL);
+		wk_client_row(c)->errors++;
+	} else if (st->kind == SQL_DEALLOCATE_ALL) {
+		wk_prep_names_clear(&c->prep_names);
+		pgw_put_command_complete(b, "DEALLOCATE ALL");
+	} else if (st->kind == SQL_DEALLOCATE) {
+		wk_prep_names_del(&c->prep_names, st->name);
+		pgw_put_command_complete(b, "DEALLOCATE");
+	} else {
+		char text[SQL_NAME_MAX + 64];
+
+		snprintf(text, sizeof(text), "prepared statement \"%s\" already exists", st->name);
+		pgw_put_error(b, false, "ERROR", SQLSTATE_DUPLICATE_PSTATEMENT, text, NULL, NULL);
+		wk_client_row(c)->errors++;
+	}
+	pgw_put_ready(b, s->tx_status);
+	evbuffer_drain(in, pgw_msg_size(h));
+	if (wk_conn_send(c->bev, b) < 0)
+		return -1;
+	log_noise(&c->lctx, "SQL prepared statement command answered by pgdog");
+	return 1;
+}
+
+/*
+ * prepared_statements = full: a simple Query with SQL PREPARE, EXECUTE or
+ * DEALLOCATE. The client's names become pgdog's names in the text; what
+ * EXECUTE needs is prepared first. Returns 1 when the Query was replaced
+ * (drained, sent, its reply slots pushed), 0 when it goes on as it is, -1 on
+ * out of memory.
+ */
+static int
+wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h,
+		     struct evbuffer *in, struct evbuffer *out)
+{
+	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	const char *names[SQL_STMTS_MAX] = { NULL };
+	struct wk_prep *dealloc[SQL_STMTS_MAX] = { NULL }, *pre[SQL_STMTS_MAX];
+	size_t pre_cnt = 0;
+	const char *sql;
+	size_t len;
+	struct sql_result res;
+	bool has_named = false, has_injected = false, has_rewrite = false;
+	struct wk_slot *sl;
+	int rc;
+
+	if (!msg)
+		return -1;
+	sql = (const char *)msg + PGW_HDR_LEN;
+	len = strnlen(sql, h->len - 4);
+	if (sql_classify(sql, len, &res) < 0)
+		return -1;
+	if (!res.is_parsed || res.is_error || res.has_more)
+		return 0;
+	for (size_t i = 0; i < res.stmts_cnt; i++) {
+		enum sql_kind k = res.stmts[i].kind;
+
+		if (k == SQL_PREPARE || k == SQL_EXECUTE || k == SQL_DEALLOCATE)
+			has_named = true;
+	}
+	if (res.stmts_cnt == 1 &&
+	    (res.stmts[0].kind == SQL_DEALLOCATE_ALL || res.stmts[0].kind == SQL_DEALLOCATE ||
+	     res.stmts[0].kind == SQL_PREPARE)) {
+		rc = wk_client_prep_local(c, s, h, in, &res.stmts[0]);
+		if (rc != 0)
+			return rc;
+		if (res.stmts[0].kind == SQL_DEALLOCATE_ALL) {
+			/* it runs on the server: everything prepared there is gone */
+			c->pins &= ~WK_PIN_PREPARED;
+			wk_client_forget_prepared(c);
+			return 0;
+		}
+	}
+	if (!has_named)
+		return 0;
+	if (res.stmts_cnt == 1 && res.stmts[0].kind == SQL_PREPARE && res.stmts[0].name_len &&
+	    !res.stmts[0].is_truncated) {
+		if (wk_client_prep_sql_prepare(c, s, out, sql, len, &res) < 0)
+			return -1;
+		goto sent;
+	}
+	if (res.stmts_cnt == 1 && res.stmts[0].kind == SQL_DEALLOCATE && res.stmts[0].name_len &&
+	    !res.stmts[0].is_truncated && wk_prep_names_get(&c->prep_names, res.stmts[0].name)) {
+		/*
+		 * Only the client's name goes; the statement stays on the server for
+		 * others. PostgreSQL still answers, in order and with the state of
+		 * the transaction, by dropping a statement made for the purpose.
+		 */
+		char drop[64], make[128];
+
+		wk_prep_names_del(&c->prep_names, res.stmts[0].name);
+		snprintf(drop, sizeof(drop), "__pgdog_drop_%d_%llu", g_wk.slot,
+			 (unsigned long long)++wk_client_throwaway_cnt);
+		snprintf(make, sizeof(make), "PREPARE %s AS SELECT", drop);
+		names[0] = drop;
+		if (wk_client_prep_own_query(s, out, make) < 0 ||
+		    wk_client_prep_send_query(s, out, sql, len, &res, names, NULL, 0, &sl) < 0)
+			return -1;
+		goto sent;
+	}
+	/* one or more statements: rewrite the names the client has, in order */
+	for (size_t i = 0; i < res.stmts_cnt; i++) {
+		const struct sql_stmt *st = &res.stmts[i];
+		struct wk_prep *p;
+
+		if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
+		    st->kind != SQL_DEALLOCATE)
+			continue;
+		p = st->name_len && !st->is_truncated ? wk_prep_names_get(&c->prep_names, st->name)
+						      : NULL;
+		if (!p) {
+			if (st->kind == SQL_PREPARE && !(c->pins & WK_PIN_PREPARED)) {
+				/* a new name among other statements: it lives on this server only */
+				c->pins |= WK_PIN_PREPARED;
+				log_debug(
+					&c->lctx,
+					"SQL PREPARE among other statements: server pinned to the client");
+			}
+			continue;
+		}
+		if (p->is_sql && !wk_prep_held_has(&s->held, p)) {
+			/* prepared by a PREPARE in front of the client's statements */
+			rc = wk_client_prep_make_room(s, out);
+			if (rc < 0 || wk_prep_held_add(&s->held, p) < 0)
+				return -1;
+			has_injected |= rc > 0;
+			pre[pre_cnt++] = p;
+		} else {
+			rc = wk_client_prep_ensure(c, s, p, out, false);
+			if (rc < 0)
+				return -1;
+			has_injected |= rc > 0;
+		}
+		names[i] = p->name;
+		has_rewrite = true;
+		if (st->kind == SQL_DEALLOCATE) {
+			/* the server drops pgdog's statement: the client's name goes with it */
+			dealloc[i] = p;
+			wk_prep_names_del(&c->prep_names, st->name);
+		} else {
+			p->uses++;
+			wk_prep_publish(p);
+		}
+	}
+	if (!has_rewrite)
+		return 0;
+	if (has_injected && wk_client_prep_sync(s, out) < 0)
+		return -1;
+	if (wk_client_prep_send_query(s, out, sql, len, &res, names, pre, pre_cnt, &sl) < 0)
+		return -1;
+	for (size_t i = 0; i < res.stmts_cnt; i++)
+		if (dealloc[i])
+			wk_prep_held_del(&s->held, dealloc[i]);
+sent:
+	evbuffer_drain(in, pgw_msg_size(h));
+	if (s->expect_ready == 0 && !s->has_unsynced) {
+		s->request_start_us = g_wk.mono_us;
+		s->is_cancel_sent = false;
+	}
+	s->expect_ready++;
+	log_noise(&c->lctx, "SQL prepared statement names rewritten");
+	return 1;
 }
 
 /*
@@ -1147,6 +1695,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	struct wk_prep *p;
 	struct pgw_buf *b = &g_wk.scratch;
 
+	if (h->type == PGW_MSG_QUERY)
+		return wk_client_is_full(c) ? wk_client_prep_query(c, s, h, in, out) : 0;
 	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&
 	    h->type != PGW_MSG_CLOSE)
 		return 0;
@@ -1160,12 +1710,24 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		n1 = strnlen(body, blen);
 		if (n1 == 0 || n1 >= blen)
 			return 0;
-		p = wk_prep_register((const uint8_t *)body, blen, n1);
-		if (!p || wk_prep_names_put(&c->prep_names, body, p) < 0)
-			return -1;
-		if (wk_prep_held_has(&s->held, p)) {
-			if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, NULL) < 0)
+		if (wk_prep_names_get(&c->prep_names, body)) {
+			if (wk_client_prep_parse_dup(s, out, body) < 0)
 				return -1;
+			break;
+		}
+		/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
+		p = wk_prep_register((const uint8_t *)body, blen, n1);
+		if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p) < 0)
+			return -1;
+		if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
+			/* an aborted transaction refuses any Parse: let PostgreSQL say so */
+			if (wk_client_prep_parse_check(s, out, p) < 0)
+				return -1;
+		} else if (wk_prep_held_has(&s->held, p)) {
+			/* skipped after an earlier error up to the Sync: then the name goes */
+			if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, p) < 0)
+				return -1;
+			wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
 		} else if (wk_client_prep_ensure(c, s, p, out, true) < 0) {
 			return -1;
 		}
@@ -1341,7 +1903,7 @@ wk_client_forward(struct wk_client *c)
 				if (c->is_skip_to_sync)
 					continue;
 				if (s->expect_ready == 0 && !s->has_unsynced &&
-				    s->internal_ready == 0) {
+				    s->internal_ready == 0 && s->tx_status == 'I' && !c->pins) {
 					wk_client_detach(c);
 					return wk_client_on_input(c);
 				}
@@ -1354,6 +1916,14 @@ wk_client_forward(struct wk_client *c)
 
 			if (rc < 0 || (rc == 0 && wk_client_slot(s, &h, in) < 0))
 				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			if (rc > 0 && h.type == PGW_MSG_QUERY) {
+				/* replaced; wk_client_prep counted the ReadyForQuery it is owed */
+				r->queries++;
+				sr->queries++;
+				r->last_request_us = g_wk.now_us;
+				sr->request_us = g_wk.now_us;
+				continue;
+			}
 			if (rc > 0) {
 				if (s->expect_ready == 0 && !s->has_unsynced) {
 					s->request_start_us = g_wk.mono_us;
@@ -1453,6 +2023,68 @@ wk_client_is_plain(const struct sql_result *res, bool is_statement_mode)
 }
 
 /*
+ * prepared_statements = full, a client between transactions: a Query that is
+ * one DEALLOCATE of a name it has, or DEALLOCATE ALL, only forgets its names
+ * (the statements stay prepared on servers for others), so pgdog answers it
+ * without a server; so are the errors PostgreSQL would give for a name the
+ * client does not have (EXECUTE, DEALLOCATE: 26000) or already has (PREPARE:
+ * 42P05). Returns 1 when answered, 0 when not such a Query, -1 on out of
+ * memory.
+ */
+static int
+wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	struct pgw_hdr h;
+	const uint8_t *msg;
+	const char *sql;
+	struct sql_result res;
+	const struct sql_stmt *st;
+
+	if (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, true, &h, &msg) != WK_PEEK_WHOLE ||
+	    h.type != PGW_MSG_QUERY)
+		return 0;
+	sql = (const char *)msg + PGW_HDR_LEN;
+	if (sql_classify(sql, strnlen(sql, h.len - 4), &res) < 0)
+		return -1;
+	if (!res.is_parsed || res.is_error || res.has_more || res.stmts_cnt != 1 || res.flags)
+		return 0;
+	st = &res.stmts[0];
+	pgw_buf_reset(b);
+	if (st->kind == SQL_DEALLOCATE_ALL) {
+		wk_prep_names_clear(&c->prep_names);
+		pgw_put_command_complete(b, "DEALLOCATE ALL");
+	} else if (st->kind == SQL_DEALLOCATE && !st->is_truncated &&
+		   wk_prep_names_get(&c->prep_names, st->name)) {
+		wk_prep_names_del(&c->prep_names, st->name);
+		pgw_put_command_complete(b, "DEALLOCATE");
+	} else if (st->name_len && !st->is_truncated &&
+		   (st->kind == SQL_EXECUTE || st->kind == SQL_DEALLOCATE ||
+		    st->kind == SQL_PREPARE) &&
+		   (wk_prep_names_get(&c->prep_names, st->name) != NULL) ==
+			   (st->kind == SQL_PREPARE)) {
+		char text[SQL_NAME_MAX + 64];
+
+		snprintf(text, sizeof(text), "prepared statement \"%s\" %s", st->name,
+			 st->kind == SQL_PREPARE ? "already exists" : "does not exist");
+		pgw_put_error(b, false, "ERROR",
+			      st->kind == SQL_PREPARE ? SQLSTATE_DUPLICATE_PSTATEMENT
+						      : SQLSTATE_INVALID_SQL_STATEMENT_NAME,
+			      text, NULL, NULL);
+		wk_client_row(c)->errors++;
+	} else {
+		return 0;
+	}
+	pgw_put_ready(b, 'I');
+	evbuffer_drain(in, pgw_msg_size(&h));
+	if (wk_conn_send(c->bev, b) < 0)
+		return -1;
+	wk_client_row(c)->queries++;
+	log_noise(&c->lctx, "DEALLOCATE answered without a server");
+	return 1;
+}
+
+/*
  * Transaction mode, prepared_statements = extended: a client between
  * transactions that only prepares or closes named statements up to a Sync
  * (what PQprepare sends) needs no server when PostgreSQL has accepted each
@@ -1470,8 +2102,17 @@ wk_client_answer_locally(struct wk_client *c)
 	const uint8_t *buf;
 	struct pgw_buf *b = &g_wk.scratch;
 
-	if (wk_client_is_session(c) || g_cfg->prepared_statements != CONFIG_PREPARED_EXTENDED)
+	if (wk_client_is_session(c) || g_cfg->prepared_statements == CONFIG_PREPARED_DISABLED)
 		return 0;
+	if (wk_client_is_full(c))
+		switch (wk_client_answer_deallocate(c, in)) {
+		case 0:
+			break;
+		case 1:
+			return 1;
+		default:
+			return -1;
+		}
 	/* scan: only whole Parse/Close messages ending with a Sync, all in the buffer */
 	while (!end) {
 		uint8_t hdr[PGW_HDR_LEN];
@@ -1509,6 +2150,8 @@ wk_client_answer_locally(struct wk_client *c)
 
 			if (n == 0 || n >= blen)
 				return 0;
+			if (wk_prep_names_get(&c->prep_names, body))
+				return 0; /* 42P05 comes from a server, in its place */
 			p = wk_prep_register((const uint8_t *)body, blen, n);
 			if (!p)
 				return -1;

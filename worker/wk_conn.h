@@ -43,6 +43,7 @@ enum wk_rc {
 #define WK_PIN_LISTEN   0x08u /* LISTEN */
 #define WK_PIN_ROLE     0x10u /* SET ROLE / SESSION AUTHORIZATION */
 #define WK_PIN_PREPARED 0x20u /* named prepared statement (Parse or SQL PREPARE) */
+#define WK_PIN_CONFIG   0x40u /* set_config(..., false): a session-level setting */
 
 enum wk_client_state {
 	WK_CLIENT_STARTUP = 0, /* reading the startup packet */
@@ -120,10 +121,18 @@ enum wk_slot_kind {
 	WK_SLOT_SYNTH_CLOSE, /* pgdog answers CloseComplete itself */
 };
 
+/* What the end of a slot with a statement means (wk_prep_slot_end). */
+enum wk_slot_prep_role {
+	WK_SLOT_PREP_HOLD = 0, /* it prepares prep on the server: forget it if refused */
+	WK_SLOT_PREP_SQL,      /* a client's Parse or SQL PREPARE under prep's name */
+	WK_SLOT_PREP_CHECK,    /* a client's name for a statement the server holds already */
+};
+
 struct wk_slot {
 	uint8_t kind;         /* enum wk_slot_kind */
 	bool is_swallow;      /* pgdog's own message: the client must not see the reply */
-	struct wk_prep *prep; /* PARSE: the statement to forget if the Parse fails */
+	uint8_t prep_role;    /* enum wk_slot_prep_role, when prep is set */
+	struct wk_prep *prep; /* the statement the reply is about (wk_prep_slot_end) */
 };
 
 enum wk_server_state {

@@ -13,6 +13,7 @@
 
 #include "shared/pgw.h"
 #include "shared/shm.h"
+#include "sql/sql_classify.h"
 #include "worker/wk_conn.h"
 
 #define WK_PREP_BUCKETS 4096
@@ -83,33 +84,79 @@ wk_prep_hash(const uint8_t *p, size_t n)
 	return h;
 }
 
-struct wk_prep *
-wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
+/*
+ * How an is_sql entry is prepared on a server: run "PREPARE <name> <key>"
+ * through a helper statement and portal, closed at once (and closed first,
+ * in case a failed run left it). Unlike a simple
+ * Query it can go anywhere in a pipeline without ending its transaction.
+ */
+static void
+wk_prep_build_sql(struct pgw_buf *b, const struct wk_prep *p, const uint8_t *key, size_t key_len)
 {
-	const uint8_t *key = body + name_len + 1;
-	size_t key_len = len - name_len - 1;
+	/* a helper left by a failed run (the server skipped the Closes after the error) */
+	pgw_begin(b, PGW_MSG_CLOSE);
+	pgw_put_u8(b, 'S');
+	pgw_put_str(b, WK_PREP_SQL_HELPER);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_PARSE);
+	pgw_put_str(b, WK_PREP_SQL_HELPER);
+	pgw_put_bytes(b, "PREPARE ", 8);
+	pgw_put_bytes(b, p->name, strlen(p->name));
+	pgw_put_u8(b, ' ');
+	pgw_put_bytes(b, key, key_len);
+	pgw_put_u8(b, 0);
+	pgw_put_u16(b, 0);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_BIND);
+	pgw_put_str(b, WK_PREP_SQL_HELPER);
+	pgw_put_str(b, WK_PREP_SQL_HELPER);
+	pgw_put_u16(b, 0);
+	pgw_put_u16(b, 0);
+	pgw_put_u16(b, 0);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_EXECUTE);
+	pgw_put_str(b, WK_PREP_SQL_HELPER);
+	pgw_put_u32(b, 0);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_CLOSE);
+	pgw_put_u8(b, 'P');
+	pgw_put_str(b, WK_PREP_SQL_HELPER);
+	pgw_end(b);
+	pgw_begin(b, PGW_MSG_CLOSE);
+	pgw_put_u8(b, 'S');
+	pgw_put_str(b, WK_PREP_SQL_HELPER);
+	pgw_end(b);
+}
+
+static struct wk_prep *
+wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql)
+{
 	uint32_t h;
 	struct wk_prep *p;
 	struct pgw_buf b;
 
-	if (name_len + 1 > len)
-		return NULL;
-	h = wk_prep_hash(key, key_len);
+	h = wk_prep_hash(key, key_len) ^ (is_sql ? 0x5a5a5a5au : 0);
 	for (p = wk_prep_table[h % WK_PREP_BUCKETS]; p; p = p->hnext)
-		if (p->hash == h && p->key_len == key_len && memcmp(p->key, key, key_len) == 0)
+		if (p->hash == h && p->is_sql == is_sql && p->key_len == key_len &&
+		    memcmp(p->key, key, key_len) == 0)
 			return p;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->hash = h;
+	p->is_sql = is_sql;
 	p->id = ++wk_prep_next_id;
 	snprintf(p->name, sizeof(p->name), "__pgdog_%d_%llu", g_wk.slot, (unsigned long long)p->id);
-	p->key = malloc(key_len);
+	p->key = malloc(key_len ? key_len : 1);
 	pgw_buf_init(&b);
-	pgw_begin(&b, PGW_MSG_PARSE);
-	pgw_put_str(&b, p->name);
-	pgw_put_bytes(&b, key, key_len);
-	pgw_end(&b);
+	if (is_sql) {
+		wk_prep_build_sql(&b, p, key, key_len);
+	} else {
+		pgw_begin(&b, PGW_MSG_PARSE);
+		pgw_put_str(&b, p->name);
+		pgw_put_bytes(&b, key, key_len);
+		pgw_end(&b);
+	}
 	p->parse_msg = b.has_error ? NULL : malloc(b.len);
 	if (!p->key || !p->parse_msg) {
 		pgw_buf_cleanup(&b);
@@ -126,7 +173,7 @@ wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
 	p->row = wk_prep_row_take();
 	if (p->row != WK_PREP_NO_ROW) {
 		struct shm_prepared *r = shm_prepared((uint32_t)g_wk.slot, p->row);
-		size_t qlen = strnlen((const char *)key, key_len);
+		size_t qlen = is_sql ? key_len : strnlen((const char *)key, key_len);
 
 		shm_row_write_begin(&r->seq);
 		r->id = p->id;
@@ -143,6 +190,20 @@ wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
 	wk_prep_table[h % WK_PREP_BUCKETS] = p;
 	wk_prep_cnt++;
 	return p;
+}
+
+struct wk_prep *
+wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
+{
+	if (name_len + 1 > len)
+		return NULL;
+	return wk_prep_find_or_add(body + name_len + 1, len - name_len - 1, false);
+}
+
+struct wk_prep *
+wk_prep_register_sql(const char *rest, size_t rest_len)
+{
+	return wk_prep_find_or_add((const uint8_t *)rest, rest_len, true);
 }
 
 void
@@ -224,6 +285,7 @@ wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 
 			p->client_refs++;
 			n->v[i].prep = p;
+			n->v[i].is_unconfirmed = false;
 			old->client_refs--;
 			wk_prep_publish(p);
 			wk_prep_publish(old);
@@ -244,10 +306,45 @@ wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 	if (!n->v[n->cnt].name)
 		return -1;
 	n->v[n->cnt].prep = p;
+	n->v[n->cnt].is_unconfirmed = false;
 	p->client_refs++;
 	n->cnt++;
 	wk_prep_publish(p);
 	return 0;
+}
+
+int
+wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p)
+{
+	if (wk_prep_names_put(n, name, p) < 0)
+		return -1;
+	for (size_t i = 0; i < n->cnt; i++)
+		if (strcmp(n->v[i].name, name) == 0)
+			n->v[i].is_unconfirmed = true;
+	return 0;
+}
+
+void
+wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok)
+{
+	for (size_t i = 0; i < n->cnt;) {
+		if (n->v[i].prep != p || !n->v[i].is_unconfirmed) {
+			i++;
+			continue;
+		}
+		if (is_ok) {
+			n->v[i].is_unconfirmed = false;
+			i++;
+			continue;
+		}
+		/* PostgreSQL refused it: the client never had this name */
+		free(n->v[i].name);
+		n->v[i] = n->v[--n->cnt];
+		p->client_refs--;
+		wk_prep_publish(p);
+		wk_prep_release_if_unused(p);
+		return; /* p may be gone; a name is added once per PREPARE */
+	}
 }
 
 void
@@ -364,4 +461,63 @@ wk_prep_held_cleanup(struct wk_prep_held *h)
 	}
 	free(h->v);
 	wk_prep_held_init(h);
+}
+
+void
+wk_prep_held_after_query(struct wk_prep_held *h, const char *sql)
+{
+	struct sql_result res;
+
+	if (!h->cnt || !sql)
+		return;
+	if (sql_classify(sql, strlen(sql), &res) < 0) {
+		/* cannot tell: assume the worst, the statements are prepared again if needed */
+		wk_prep_held_cleanup(h);
+		return;
+	}
+	for (size_t i = 0; i < res.stmts_cnt; i++) {
+		if (res.stmts[i].kind == SQL_DISCARD_ALL ||
+		    res.stmts[i].kind == SQL_DEALLOCATE_ALL) {
+			wk_prep_held_cleanup(h);
+			return;
+		}
+	}
+}
+
+void
+wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
+{
+	struct wk_prep *p = sl->prep;
+	struct wk_client *c = s->client;
+
+	if (!p)
+		return;
+	sl->prep = NULL;
+	/* keep p alive across the updates below, each of which may free it */
+	p->client_refs++;
+	switch (sl->prep_role) {
+	case WK_SLOT_PREP_SQL:
+		if (c)
+			wk_prep_names_settle(&c->prep_names, p, !is_error);
+		if (is_error)
+			wk_prep_held_del(&s->held, p);
+		else
+			p->is_valid = true;
+		break;
+	case WK_SLOT_PREP_CHECK:
+		if (c)
+			wk_prep_names_settle(&c->prep_names, p, !is_error);
+		break;
+	case WK_SLOT_PREP_HOLD:
+	default:
+		/* PostgreSQL accepted it once: later Parses of it can be answered without a server */
+		if (is_error)
+			wk_prep_held_del(&s->held, p);
+		else
+			p->is_valid = true;
+		break;
+	}
+	p->client_refs--;
+	wk_prep_publish(p);
+	wk_prep_release_if_unused(p);
 }

@@ -7,6 +7,10 @@
  * which entries each server connection has prepared (LRU, capped by
  * prepared_statements_limit). Parse/Bind/Describe/Close are rewritten to the
  * pgdog names; a statement missing on a server is prepared there first.
+ * With prepared_statements = full, SQL PREPARE creates entries too (keyed
+ * by the text after the name: "(types) AS statement"); they are prepared on
+ * a server by running "PREPARE <pgdog name> ..." through the extended
+ * protocol, and share the client's name space with protocol-level names.
  * Runs in: a worker.
  */
 #pragma once
@@ -25,12 +29,18 @@ struct wk_prep {
 	char name[48]; /* the name on every server */
 	uint8_t *key;  /* query text, NUL, parameter types section: owned */
 	size_t key_len;
-	uint8_t *parse_msg; /* a whole Parse message under `name`: owned */
+	/*
+	 * What prepares it on a server under `name`: owned. A Parse message; for
+	 * is_sql, Close + Parse + Bind + Execute + Close + Close of a helper
+	 * statement and portal (WK_PREP_SQL_HELPER) running "PREPARE <name> <key>".
+	 */
+	uint8_t *parse_msg;
 	size_t parse_len;
 	uint32_t client_refs; /* client names mapped to it */
 	uint32_t server_refs; /* server connections holding it */
 	uint64_t uses;        /* Binds and Describes through it */
 	bool is_valid;        /* a server accepted its Parse once */
+	bool is_sql;          /* made by SQL PREPARE: key is the text after the name */
 	uint32_t row;         /* its shm_prepared row, UINT32_MAX if none was free */
 };
 
@@ -39,6 +49,7 @@ struct wk_prep_names {
 	struct wk_prep_name {
 		char *name; /* the client's name: owned */
 		struct wk_prep *prep;
+		bool is_unconfirmed; /* Parse or SQL PREPARE sent, the answer not seen yet */
 	} * v;
 	size_t cnt, cap;
 };
@@ -59,6 +70,13 @@ struct wk_prep_held {
  * memory or malformed body.
  */
 struct wk_prep *wk_prep_register(const uint8_t *body, size_t len, size_t name_len);
+/*
+ * Find or create the entry for SQL PREPARE's text after the name (rest,
+ * rest_len bytes: "[(types)] AS statement", trimmed). NULL on out of memory.
+ */
+struct wk_prep *wk_prep_register_sql(const char *rest, size_t rest_len);
+/* Helper statement and portal name used by an is_sql entry's parse_msg. */
+#define WK_PREP_SQL_HELPER "__pgdog_sqlprep"
 /* Publish p's counters in its SHOW PREPARED row. */
 void wk_prep_publish(const struct wk_prep *p);
 /* Free an entry nobody uses any more. */
@@ -73,6 +91,14 @@ void wk_prep_names_init(struct wk_prep_names *n);
 /* Map name to p (replacing an older mapping). -1 on out of memory. */
 int wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p) MUST_CHECK;
 struct wk_prep *wk_prep_names_get(const struct wk_prep_names *n, const char *name);
+/* Add a name for a Parse or SQL PREPARE, unconfirmed until it is answered. -1 on out of memory. */
+int wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p)
+	MUST_CHECK;
+/*
+ * The Parse or SQL PREPARE of p was answered: keep (is_ok) or drop the
+ * unconfirmed name of p. May free p.
+ */
+void wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok);
 void wk_prep_names_del(struct wk_prep_names *n, const char *name);
 void wk_prep_names_clear(struct wk_prep_names *n);
 void wk_prep_names_cleanup(struct wk_prep_names *n);
@@ -85,3 +111,17 @@ void wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p);
 /* The least recently used entry, or NULL. */
 struct wk_prep *wk_prep_held_lru(const struct wk_prep_held *h);
 void wk_prep_held_cleanup(struct wk_prep_held *h);
+/*
+ * The server runs sql (server_reset_query): if it deallocates every
+ * prepared statement (DISCARD ALL, DEALLOCATE ALL), forget what it held.
+ */
+void wk_prep_held_after_query(struct wk_prep_held *h, const char *sql);
+
+struct wk_server;
+struct wk_slot;
+/*
+ * The reply to a slot that carries a statement (sl->prep) is complete:
+ * is_error when PostgreSQL refused it. Updates what the server holds and,
+ * for a client's SQL PREPARE, the client's names. Called by wk_server.c.
+ */
+void wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error);

@@ -711,6 +711,7 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	sl = &s->slots[(s->slots_head + s->slots_cnt) % s->slots_cap];
 	sl->kind = (uint8_t)kind;
 	sl->is_swallow = is_swallow;
+	sl->prep_role = WK_SLOT_PREP_HOLD;
 	sl->prep = prep;
 	s->slots_cnt++;
 	return 0;
@@ -760,6 +761,7 @@ wk_server_emit_synth(struct wk_server *s)
 		pgw_begin(b, sl->kind == WK_SLOT_SYNTH_PARSE ? PGW_MSG_PARSE_COMPLETE
 							     : PGW_MSG_CLOSE_COMPLETE);
 		pgw_end(b);
+		wk_prep_slot_end(s, sl, false);
 		wk_server_slot_pop(s);
 	}
 	return b->len ? wk_conn_send(s->client->bev, b) : 0;
@@ -808,9 +810,13 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	if (type == PGW_MSG_ERROR) {
 		while ((sl = wk_server_slot_head(s)) && sl->kind != WK_SLOT_SYNC &&
 		       sl->kind != WK_SLOT_QUERY) {
-			if (sl->kind == WK_SLOT_PARSE && sl->prep)
-				wk_prep_held_del(&s->held, sl->prep);
+			wk_prep_slot_end(s, sl, true);
 			wk_server_slot_pop(s);
+		}
+		if (sl && sl->kind == WK_SLOT_QUERY) {
+			wk_prep_slot_end(s, sl, true);
+			/* pgdog's own query: its errors are its own too */
+			return sl->is_swallow;
 		}
 		return false;
 	}
@@ -820,6 +826,7 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 		while ((sl = wk_server_slot_head(s))) {
 			uint8_t kind = sl->kind;
 
+			wk_prep_slot_end(s, sl, false);
 			wk_server_slot_pop(s);
 			if (kind == WK_SLOT_SYNC || kind == WK_SLOT_QUERY)
 				break;
@@ -827,9 +834,7 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 		return is_swallow;
 	}
 	if (wk_server_slot_ends(sl->kind, type)) {
-		/* PostgreSQL accepted it once: later Parses of it can be answered without a server */
-		if (sl->kind == WK_SLOT_PARSE && sl->prep)
-			sl->prep->is_valid = true;
+		wk_prep_slot_end(s, sl, false);
 		wk_server_slot_pop(s);
 	}
 	return is_swallow;
@@ -925,6 +930,7 @@ wk_server_checkin(struct wk_server *s)
 		pgw_put_query(b, g_cfg->server_reset_query);
 		queries++;
 		wk_settings_clear(&s->applied);
+		wk_prep_held_after_query(&s->held, g_cfg->server_reset_query);
 	}
 	if (queries == 0) {
 		wk_pool_server_ready(s->pool, s);
@@ -1262,6 +1268,7 @@ wk_server_release(struct wk_server *s, bool is_session_end)
 		pgw_put_query(b, g_cfg->server_reset_query);
 		queries++;
 		wk_settings_clear(&s->applied);
+		wk_prep_held_after_query(&s->held, g_cfg->server_reset_query);
 		s->is_dirty = false;
 	} else if (s->is_dirty) {
 		pgw_put_query(b, "RESET ALL");

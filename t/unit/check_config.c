@@ -440,9 +440,6 @@ END_TEST
 START_TEST(test_config_unsupported_features)
 {
 	load_fails(
-		"[general]\nprepared_statements = full\n" MIN_INI, NULL,
-		"pgdog.ini:2: [general] prepared_statements = full: not supported by this release (SQL PREPARE/EXECUTE pass through and pin the server connection); use extended or disabled");
-	load_fails(
 		"[general]\npub_sub_channel_size = 64\n" MIN_INI, NULL,
 		"pgdog.ini:2: [general] pub_sub_channel_size = 64: LISTEN/NOTIFY fan-out is not supported by this release (LISTEN pins the server connection); use 0");
 }
@@ -493,16 +490,26 @@ START_TEST(test_config_metrics_keys)
 }
 END_TEST
 
+/* prepared_statements = full (SQL PREPARE/EXECUTE/DEALLOCATE) is accepted */
+START_TEST(test_config_prepared_full)
+{
+	struct config *cfg = load_ok("[general]\nprepared_statements = full\n" MIN_INI, NULL);
+
+	ck_assert_int_eq(cfg->prepared_statements, CONFIG_PREPARED_FULL);
+	config_free(cfg);
+}
+END_TEST
+
 /* every pooler_mode goes with every prepared_statements mode */
 START_TEST(test_config_mode_combinations)
 {
 	static const char *const modes[] = { "transaction", "session", "statement" };
-	static const char *const prepared[] = { "extended", "disabled" };
+	static const char *const prepared[] = { "extended", "disabled", "full" };
 	char ini[256];
 	struct config *cfg;
 
 	for (size_t m = 0; m < 3; m++) {
-		for (size_t ps = 0; ps < 2; ps++) {
+		for (size_t ps = 0; ps < 3; ps++) {
 			snprintf(
 				ini, sizeof(ini),
 				"[general]\npooler_mode = %s\nprepared_statements = %s\n"
@@ -1503,6 +1510,7 @@ config_suite(void)
 
 	tc = tcase_create("url");
 	tcase_add_test(tc, test_config_url_full);
+	tcase_add_test(tc, test_config_prepared_full);
 	tcase_add_test(tc, test_config_unsupported_features);
 	tcase_add_test(tc, test_config_metrics_keys);
 	tcase_add_test(tc, test_config_url_forms);

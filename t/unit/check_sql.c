@@ -225,6 +225,16 @@ static const struct sql_case flag_cases[] = {
 	{ "SELECT 1 INTO t", SQL_OTHER, 0, "", "" },
 	{ "SELECT * FROM pg_temp.t", SQL_OTHER, 0, "", "" },
 	{ "CREATE VIEW v AS SELECT * FROM pg_temp.t", SQL_OTHER, 0, "", "" },
+	/* set_config: session level unless is_local is a constant true */
+	{ "SELECT set_config('a.b', '1', false)", SQL_OTHER, SQL_F_SET_CONFIG, "", "" },
+	{ "select pg_catalog.SET_CONFIG('a.b', '1', 'off')", SQL_OTHER, SQL_F_SET_CONFIG, "", "" },
+	{ "SELECT set_config('a.b', x, $1) FROM t", SQL_OTHER, SQL_F_SET_CONFIG, "", "" },
+	{ "SELECT 1 WHERE set_config('a.b', '1', NULL) IS NOT NULL", SQL_OTHER, SQL_F_SET_CONFIG,
+	  "", "" },
+	{ "SELECT set_config('a.b', '1', true)", SQL_OTHER, 0, "", "" },
+	{ "SELECT set_config('a.b', '1', 'on'::boolean)", SQL_OTHER, 0, "", "" },
+	{ "SELECT set_config('a.b', '1', 'yes')", SQL_OTHER, 0, "", "" },
+	{ "SELECT \"set_config\"('search_path', 'x', false)", SQL_OTHER, SQL_F_SET_CONFIG, "", "" },
 	/* cursors */
 	{ "DECLARE c CURSOR WITH HOLD FOR SELECT 1", SQL_OTHER, SQL_F_HOLD_CURSOR, "", "" },
 	{ "declare c binary scroll cursor with hold for select * from t", SQL_OTHER,
@@ -245,6 +255,49 @@ CASE_TEST(test_sql_verbs, verb_cases)
 CASE_TEST(test_sql_flags, flag_cases)
 
 /* a statement starting with a keyword is found after any comment or space */
+/* PREPARE / EXECUTE / DEALLOCATE: where each statement and its name sit in the text */
+START_TEST(test_sql_name_spans)
+{
+	static const struct {
+		const char *sql;
+		size_t stmt;      /* which statement */
+		const char *name; /* its name token as written */
+		const char *text; /* the statement's text (loc, loc_len) */
+	} cases[] = {
+		{ "PREPARE p (int) AS SELECT $1", 0, "p", "PREPARE p (int) AS SELECT $1" },
+		{ "  prepare \"Mixed Name\" as select 1;", 0, "\"Mixed Name\"",
+		  "  prepare \"Mixed Name\" as select 1" },
+		{ "SELECT 1; EXECUTE q(1, 'a'); SELECT 2", 1, "q", " EXECUTE q(1, 'a')" },
+		{ "/* c */ EXECUTE /* x */ q", 0, "q", "/* c */ EXECUTE /* x */ q" },
+		{ "DEALLOCATE PREPARE d", 0, "d", "DEALLOCATE PREPARE d" },
+		{ "DEALLOCATE d2;", 0, "d2", "DEALLOCATE d2" },
+		{ "select 1;deallocate \"x\"", 1, "\"x\"", "deallocate \"x\"" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct sql_stmt *st;
+
+		classify(cases[i].sql);
+		ck_assert_msg(r.stmts_cnt > cases[i].stmt, "%s", cases[i].sql);
+		st = &r.stmts[cases[i].stmt];
+		ck_assert_msg(st->name_len == strlen(cases[i].name) &&
+				      memcmp(cases[i].sql + st->name_off, cases[i].name,
+					     st->name_len) == 0,
+			      "name at %zu+%zu in %s", st->name_off, st->name_len, cases[i].sql);
+		ck_assert_msg(st->loc_len == strlen(cases[i].text) &&
+				      memcmp(cases[i].sql + st->loc, cases[i].text, st->loc_len) ==
+					      0,
+			      "statement at %zu+%zu in %s", st->loc, st->loc_len, cases[i].sql);
+	}
+	/* the cached result carries the same positions */
+	classify("SELECT 1; EXECUTE q(1, 'a'); SELECT 2");
+	ck_assert_int_eq(r.stmts[1].name_off, 18);
+	/* DEALLOCATE ALL names nothing */
+	classify("DEALLOCATE ALL");
+	ck_assert_int_eq(r.stmts[0].name_len, 0);
+}
+END_TEST
+
 START_TEST(test_sql_set_after_comments)
 {
 	static const char *const texts[] = {
@@ -787,6 +840,7 @@ sql_suite(void)
 	tcase_add_loop_test(tc, test_sql_flags, 0,
 			    (int)(sizeof(flag_cases) / sizeof(flag_cases[0])));
 	tcase_add_test(tc, test_sql_set_after_comments);
+	tcase_add_test(tc, test_sql_name_spans);
 	tcase_add_test(tc, test_sql_multi_statement);
 	tcase_add_test(tc, test_sql_multi_set_values);
 	tcase_add_test(tc, test_sql_stmts_max);

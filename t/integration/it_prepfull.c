@@ -1,0 +1,1192 @@
+/*
+ * it_prepfull.c: prepared statements in transaction mode against a real
+ * PostgreSQL: prepared_statements = full (SQL PREPARE / EXECUTE / DEALLOCATE
+ * [ALL] handled by pgdog, sharing names with the extended protocol, errors as
+ * PostgreSQL sends them, statements shared between clients, eviction by
+ * prepared_statements_limit), the 42P05 of a second Parse of the same name
+ * (full and extended), and set_config(..., false) pinning the server.
+ * Every pgdog runs one worker and gives user "app" a pool of one server, so
+ * clients share that server: the tests compare pg_backend_pid() to prove it.
+ */
+#include "t/lib/it.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define APP   "dbname=app user=app password=app_pw"
+#define ADMIN "dbname=admin user=admin password=pgdog"
+
+static void
+setup_pg(const char *name)
+{
+	it_env_start(name);
+	it_pg_start(NULL);
+	it_pg_role("app", "app_pw", "scram-sha-256");
+	it_pg_hba("host all app 127.0.0.1/32 scram-sha-256");
+	it_pg_exec("CREATE TABLE pf_t (id int PRIMARY KEY, v text);"
+		   "INSERT INTO pf_t SELECT g, 'v' || g FROM generate_series(1, 100) g;"
+		   "GRANT ALL ON pf_t TO app");
+}
+
+/* pgdog with one worker and a pool of one server for "app". */
+static void
+start_pgdog(const char *general)
+{
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = general,
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 1\n",
+	});
+}
+
+static void
+setup_full(void)
+{
+	setup_pg("full");
+	start_pgdog("pooler_mode = transaction\nprepared_statements = full");
+}
+
+static void
+setup_full_limit(void)
+{
+	setup_pg("full_limit");
+	start_pgdog("pooler_mode = transaction\nprepared_statements = full\n"
+		    "prepared_statements_limit = 2");
+}
+
+static void
+setup_extended(void)
+{
+	setup_pg("extended");
+	start_pgdog("pooler_mode = transaction\nprepared_statements = extended");
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void
+exec_ok(PGconn *c, const char *sql)
+{
+	PQclear(it_exec_ok(c, sql));
+}
+
+/* Run sql, expect success with command tag `tag`. */
+static void
+exec_tag(PGconn *c, const char *sql, const char *tag)
+{
+	PGresult *res = PQexec(c, sql);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql,
+		      PQresultErrorMessage(res));
+	ck_assert_msg(strcmp(PQcmdStatus(res), tag) == 0, "%s: tag %s, expected %s", sql,
+		      PQcmdStatus(res), tag);
+	PQclear(res);
+}
+
+/* Run sql, expect an error with sqlstate and exactly the primary message msg. */
+static void
+exec_err(PGconn *c, const char *sql, const char *sqlstate, const char *msg)
+{
+	const char *got = it_exec_error(c, sql, sqlstate);
+
+	if (msg)
+		ck_assert_msg(strcmp(got, msg) == 0, "%s: message \"%s\", expected \"%s\"", sql,
+			      got, msg);
+}
+
+/*
+ * Read c's input for ms milliseconds. Whether the query c sent is still
+ * running at the end.
+ */
+static bool
+busy_for(PGconn *c, int ms)
+{
+	long long end = it_now_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
+			return false;
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return true;
+		poll(&pfd, 1, left);
+	}
+}
+
+/* The one-row answer of the query c sent, within ms (static). */
+static const char *
+value_within(PGconn *c, int ms, const char *what)
+{
+	static char buf[256];
+	long long end = it_now_ms() + ms;
+	PGresult *res;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
+			break;
+		left = (int)(end - it_now_ms());
+		ck_assert_msg(left > 0, "%s: no answer within %d ms", what, ms);
+		poll(&pfd, 1, left);
+	}
+	res = PQgetResult(c);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s", what,
+		      PQresultErrorMessage(res));
+	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+	return buf;
+}
+
+/* A column of SHOW POOLS for database app, user app (static). */
+static const char *
+pool_field(const char *col)
+{
+	static char buf[128];
+	PGconn *adm = it_connect(ADMIN);
+	PGresult *res = it_exec_ok(adm, "SHOW POOLS");
+	int fdb = PQfnumber(res, "database"), fuser = PQfnumber(res, "user");
+	int fcol = PQfnumber(res, col), row = -1;
+
+	ck_assert_msg(fdb >= 0 && fuser >= 0 && fcol >= 0, "SHOW POOLS has no column %s", col);
+	for (int r = 0; r < PQntuples(res); r++)
+		if (strcmp(PQgetvalue(res, r, fdb), "app") == 0 &&
+		    strcmp(PQgetvalue(res, r, fuser), "app") == 0)
+			row = r;
+	ck_assert_msg(row >= 0, "SHOW POOLS has no row for app/app");
+	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, row, fcol));
+	PQclear(res);
+	PQfinish(adm);
+	return buf;
+}
+
+/*
+ * Close a prepared statement on c's connection (libpq 15 has no
+ * PQclosePrepared): Close 'S' + Sync written to its socket while libpq is
+ * idle, and CloseComplete + ReadyForQuery read back from it.
+ */
+static void
+close_prepared(PGconn *c, const char *name)
+{
+	unsigned char msg[128], in[16];
+	size_t n = strlen(name), len = 4 + 1 + n + 1, got = 0;
+	int fd = PQsocket(c);
+	long long end = it_now_ms() + 3000;
+
+	ck_assert(n < 64);
+	msg[0] = 'C';
+	msg[1] = (unsigned char)(len >> 24);
+	msg[2] = (unsigned char)(len >> 16);
+	msg[3] = (unsigned char)(len >> 8);
+	msg[4] = (unsigned char)len;
+	msg[5] = 'S';
+	memcpy(msg + 6, name, n + 1);
+	memcpy(msg + 1 + len, (const unsigned char[]){ 'S', 0, 0, 0, 4 }, 5);
+	ck_assert_int_eq(write(fd, msg, 1 + len + 5), (ssize_t)(1 + len + 5));
+	while (got < 11) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		ck_assert_msg(it_now_ms() < end, "no answer to Close");
+		poll(&pfd, 1, 100);
+		r = read(fd, in + got, 11 - got);
+		if (r > 0)
+			got += (size_t)r;
+		else
+			ck_assert_msg(r < 0, "connection closed");
+	}
+	ck_assert_msg(in[0] == '3' && in[5] == 'Z', "Close answered with '%c', then '%c'", in[0],
+		      in[5]);
+}
+
+/*
+ * Pipelined simple queries: write every Query of sqls to c's socket at once
+ * (libpq idle), read the replies up to the last ReadyForQuery and describe
+ * them in out: "C:<tag>" for CommandComplete, "E:<sqlstate>" for an error,
+ * "D:<first value>" for a row, the type letter for anything else, space
+ * separated (ParameterStatus and notices left out).
+ */
+static void
+pipeline(PGconn *c, const char *const *sqls, int n, char *out, size_t out_len)
+{
+	static unsigned char buf[65536];
+	size_t len = 0, got = 0, at = 0, o = 0;
+	int fd = PQsocket(c), ready = 0;
+	long long end = it_now_ms() + 5000;
+
+	for (int i = 0; i < n; i++) {
+		size_t q = strlen(sqls[i]) + 1, m = 4 + q;
+
+		buf[len] = 'Q';
+		buf[len + 1] = (unsigned char)(m >> 24);
+		buf[len + 2] = (unsigned char)(m >> 16);
+		buf[len + 3] = (unsigned char)(m >> 8);
+		buf[len + 4] = (unsigned char)m;
+		memcpy(buf + len + 5, sqls[i], q);
+		len += 1 + m;
+	}
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	out[0] = '\0';
+	while (ready < n) {
+		size_t mlen;
+		unsigned char type;
+
+		while (got - at < 5 ||
+		       got - at < 1 + ((size_t)buf[at + 1] << 24 | (size_t)buf[at + 2] << 16 |
+				       (size_t)buf[at + 3] << 8 | buf[at + 4])) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			ssize_t r;
+
+			ck_assert_msg(it_now_ms() < end, "pipeline: no answer (%s)", out);
+			ck_assert(got < sizeof(buf));
+			poll(&pfd, 1, 100);
+			r = read(fd, buf + got, sizeof(buf) - got);
+			ck_assert_msg(r != 0, "pipeline: connection closed (%s)", out);
+			if (r > 0)
+				got += (size_t)r;
+		}
+		type = buf[at];
+		mlen = (size_t)buf[at + 1] << 24 | (size_t)buf[at + 2] << 16 |
+		       (size_t)buf[at + 3] << 8 | buf[at + 4];
+		switch (type) {
+		case 'C':
+			o += (size_t)snprintf(out + o, out_len - o, "%sC:%s", o ? " " : "",
+					      (const char *)buf + at + 5);
+			break;
+		case 'E': {
+			const char *f = (const char *)buf + at + 5;
+
+			while (*f && *f != 'C')
+				f += strlen(f) + 1;
+			o += (size_t)snprintf(out + o, out_len - o, "%sE:%s", o ? " " : "",
+					      *f ? f + 1 : "?");
+			break;
+		}
+		case 'D': {
+			int vlen = (int)((unsigned)buf[at + 7] << 24 | (unsigned)buf[at + 8] << 16 |
+					 (unsigned)buf[at + 9] << 8 | buf[at + 10]);
+
+			o += (size_t)snprintf(out + o, out_len - o, "%sD:%.*s", o ? " " : "",
+					      vlen > 0 ? vlen : 0, (const char *)buf + at + 11);
+			break;
+		}
+		case 'S':
+		case 'N':
+			break;
+		default:
+			o += (size_t)snprintf(out + o, out_len - o, "%s%c", o ? " " : "", type);
+			if (type == 'Z')
+				ready++;
+			break;
+		}
+		ck_assert(o < out_len);
+		at += 1 + mlen;
+	}
+	ck_assert_msg(at == got, "pipeline: %zu bytes after the last ReadyForQuery", got - at);
+}
+
+/* pgdog's statements on the server (a query through c). */
+static int
+pgdog_statements(PGconn *c)
+{
+	return atoi(it_value(c, "SELECT count(*) FROM pg_prepared_statements "
+				"WHERE name LIKE '\\_\\_pgdog%'"));
+}
+
+/* ---- prepared_statements = full ----------------------------------------- */
+
+/*
+ * Two clients on one server, each with its own statement called "s": over
+ * many transactions, each always gets its own statement's results.
+ */
+START_TEST(test_full_prepare_execute)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32], sql[128], want[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	exec_tag(a, "PREPARE s (int) AS SELECT $1 + 1", "PREPARE");
+	exec_tag(b, "prepare S(int) as select $1 * 2", "PREPARE");
+	for (int i = 0; i < 50; i++) {
+		PGconn *c = i % 2 ? a : b;
+
+		snprintf(sql, sizeof(sql), "EXECUTE s(%d)", i);
+		snprintf(want, sizeof(want), "%d", i % 2 ? i + 1 : i * 2);
+		ck_assert_str_eq(it_value(c, sql), want);
+		if (i % 5 == 0) {
+			/* inside a transaction block, with other statements around */
+			exec_ok(c, "BEGIN");
+			ck_assert_str_eq(it_value(c, "SELECT count(*) FROM pf_t"), "100");
+			ck_assert_str_eq(it_value(c, sql), want);
+			exec_ok(c, "COMMIT");
+		}
+	}
+	/* a multi-statement Query with EXECUTE in it */
+	{
+		PGresult *res = PQexec(a, "SELECT 1; EXECUTE s(41)");
+
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), "42");
+		PQclear(res);
+	}
+	/* still one server for both */
+	ck_assert_str_eq(it_value(a, "SELECT pg_backend_pid()"), pa);
+	exec_tag(a, "DEALLOCATE s", "DEALLOCATE");
+	exec_err(a, "EXECUTE s(1)", "26000", "prepared statement \"s\" does not exist");
+	/* b's statement of the same name is untouched */
+	ck_assert_str_eq(it_value(b, "EXECUTE s(21)"), "42");
+	exec_tag(b, "DEALLOCATE PREPARE s", "DEALLOCATE");
+	exec_err(b, "EXECUTE s(1)", "26000", "prepared statement \"s\" does not exist");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* The same text from two clients is one statement on the server (SHOW PREPARED). */
+START_TEST(test_full_shared)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP), *adm;
+	PGresult *res;
+	int found = 0;
+
+	exec_tag(a, "PREPARE one_a (int) AS SELECT v FROM pf_t WHERE id = $1", "PREPARE");
+	exec_tag(b, "PREPARE one_b (int) AS SELECT v FROM pf_t WHERE id = $1", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE one_a(7)"), "v7");
+	ck_assert_str_eq(it_value(b, "EXECUTE one_b(8)"), "v8");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM pg_prepared_statements WHERE "
+				     "statement LIKE '%pf_t WHERE id = $1'"),
+			 "1");
+	adm = it_connect(ADMIN);
+	res = it_exec_ok(adm, "SHOW PREPARED");
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (!strstr(PQgetvalue(res, r, 2), "SELECT v FROM pf_t WHERE id = $1"))
+			continue;
+		found++;
+		ck_assert_str_eq(PQgetvalue(res, r, 3), "2"); /* used_by */
+		ck_assert_int_ge(atoi(PQgetvalue(res, r, 5)), 2);
+	}
+	ck_assert_int_eq(found, 1);
+	PQclear(res);
+	PQfinish(adm);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* Errors are PostgreSQL's: unknown name, duplicate, syntax error, unknown table. */
+START_TEST(test_full_errors)
+{
+	PGconn *a = it_connect(APP);
+
+	exec_err(a, "EXECUTE nope", "26000", "prepared statement \"nope\" does not exist");
+	exec_err(a, "DEALLOCATE nope", "26000", "prepared statement \"nope\" does not exist");
+	exec_tag(a, "PREPARE d AS SELECT 1", "PREPARE");
+	exec_err(a, "PREPARE d AS SELECT 2", "42P05", "prepared statement \"d\" already exists");
+	{
+		/* between transactions pgdog answers it exactly as PostgreSQL: no CONTEXT */
+		PGresult *res = PQexec(a, "PREPARE d AS SELECT 2");
+
+		ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SEVERITY), "ERROR");
+		ck_assert_ptr_null(PQresultErrorField(res, PG_DIAG_CONTEXT));
+		PQclear(res);
+	}
+	ck_assert_str_eq(it_value(a, "EXECUTE d"), "1");
+	/* a syntax error: the name is not taken */
+	exec_err(a, "PREPARE bad AS SELEC 1", "42601", NULL);
+	exec_err(a, "EXECUTE bad", "26000", "prepared statement \"bad\" does not exist");
+	/* PostgreSQL's own check: an unknown table */
+	exec_err(a, "PREPARE nt AS SELECT * FROM no_such_table", "42P01",
+		 "relation \"no_such_table\" does not exist");
+	exec_err(a, "EXECUTE nt", "26000", "prepared statement \"nt\" does not exist");
+	exec_tag(a, "PREPARE nt AS SELECT 3", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE nt"), "3");
+	/* in a transaction block the duplicate aborts it, as in PostgreSQL */
+	exec_ok(a, "BEGIN");
+	exec_err(a, "PREPARE d AS SELECT 2", "42P05", "prepared statement \"d\" already exists");
+	exec_err(a, "SELECT 1", "25P02", NULL);
+	exec_ok(a, "ROLLBACK");
+	ck_assert_str_eq(it_value(a, "EXECUTE d"), "1");
+	/* DEALLOCATE in an aborted transaction fails and keeps the name; in a live one it works */
+	exec_ok(a, "BEGIN");
+	exec_err(a, "SELECT 1/0", "22012", NULL);
+	exec_err(a, "DEALLOCATE d", "25P02", NULL);
+	exec_ok(a, "ROLLBACK");
+	exec_ok(a, "BEGIN");
+	ck_assert_str_eq(it_value(a, "EXECUTE d"), "1");
+	exec_tag(a, "DEALLOCATE d", "DEALLOCATE");
+	exec_err(a, "EXECUTE d", "26000", "prepared statement \"d\" does not exist");
+	exec_ok(a, "ROLLBACK");
+	exec_err(a, "EXECUTE d", "26000", NULL);
+	exec_tag(a, "PREPARE d AS SELECT 1", "PREPARE");
+	/* the same text checked again while the server holds it */
+	exec_tag(a, "PREPARE d2 AS SELECT 1", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE d2"), "1");
+	exec_err(a, "PREPARE d3 AS SELECT 1 FROM no_such_table", "42P01", NULL);
+	exec_err(a, "EXECUTE d3", "26000", "prepared statement \"d3\" does not exist");
+	PQfinish(a);
+}
+END_TEST
+
+/* DEALLOCATE ALL and DISCARD ALL forget SQL-prepared names; the names can be used again. */
+START_TEST(test_full_deallocate_all)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+
+	exec_tag(a, "PREPARE x1 AS SELECT 'x1'", "PREPARE");
+	exec_tag(a, "PREPARE x2 AS SELECT 'x2'", "PREPARE");
+	exec_tag(b, "PREPARE x1 AS SELECT 'x1'", "PREPARE");
+	exec_tag(a, "DEALLOCATE ALL", "DEALLOCATE ALL");
+	exec_err(a, "EXECUTE x1", "26000", "prepared statement \"x1\" does not exist");
+	exec_err(a, "EXECUTE x2", "26000", "prepared statement \"x2\" does not exist");
+	/* another client's statement of the same text still works */
+	ck_assert_str_eq(it_value(b, "EXECUTE x1"), "x1");
+	exec_tag(a, "PREPARE x1 AS SELECT 'again'", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE x1"), "again");
+	/* in an aborted transaction block: PostgreSQL's 25P02, the names stay */
+	exec_ok(a, "BEGIN");
+	exec_err(a, "SELECT 1/0", "22012", NULL);
+	exec_err(a, "DEALLOCATE ALL", "25P02",
+		 "current transaction is aborted, commands ignored until end of transaction block");
+	exec_ok(a, "ROLLBACK");
+	ck_assert_str_eq(it_value(a, "EXECUTE x1"), "again");
+	/* in a transaction block; the server keeps what b uses */
+	exec_ok(a, "BEGIN");
+	exec_tag(a, "DEALLOCATE ALL", "DEALLOCATE ALL");
+	exec_err(a, "EXECUTE x1", "26000", NULL);
+	exec_ok(a, "ROLLBACK");
+	exec_err(a, "EXECUTE x1", "26000", NULL);
+	ck_assert_int_ge(atoi(it_value(b, "SELECT count(*) FROM pg_prepared_statements")), 1);
+	ck_assert_str_eq(it_value(b, "EXECUTE x1"), "x1");
+	exec_tag(a, "PREPARE y AS SELECT 'y'", "PREPARE");
+	exec_tag(a, "DISCARD ALL", "DISCARD ALL");
+	exec_err(a, "EXECUTE y", "26000", "prepared statement \"y\" does not exist");
+	ck_assert_str_eq(it_value(b, "EXECUTE x1"), "x1");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* Protocol-level and SQL names are one name space, as in PostgreSQL. */
+START_TEST(test_full_mixed_names)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	exec_tag(a, "PREPARE foo (int) AS SELECT $1 * 10", "PREPARE");
+	res = PQexecPrepared(a, "foo", 1, (const char *[]){ "4" }, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "40");
+	PQclear(res);
+	res = PQdescribePrepared(a, "foo");
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_int_eq(PQnparams(res), 1);
+	PQclear(res);
+	res = PQprepare(a, "bar", "SELECT $1::int * 100", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	ck_assert_str_eq(it_value(a, "EXECUTE bar(2)"), "200");
+	/* b uses the server in between: a's statements follow a to whatever server */
+	exec_tag(b, "PREPARE foo AS SELECT 'b'", "PREPARE");
+	ck_assert_str_eq(it_value(b, "EXECUTE foo"), "b");
+	ck_assert_str_eq(it_value(a, "EXECUTE foo(5)"), "50");
+	/* each name taken either way */
+	res = PQprepare(a, "foo", "SELECT 1", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "re-Parse of foo accepted");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P05");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "prepared statement \"foo\" already exists");
+	PQclear(res);
+	exec_err(a, "PREPARE bar AS SELECT 1", "42P05",
+		 "prepared statement \"bar\" already exists");
+	/* DEALLOCATE of a protocol-level name; Close of an SQL one */
+	exec_tag(a, "DEALLOCATE bar", "DEALLOCATE");
+	res = PQexecPrepared(a, "bar", 1, (const char *[]){ "1" }, NULL, NULL, 0);
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "26000");
+	PQclear(res);
+	close_prepared(a, "foo");
+	exec_err(a, "EXECUTE foo(1)", "26000", "prepared statement \"foo\" does not exist");
+	ck_assert_str_eq(it_value(b, "EXECUTE foo"), "b");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* PREPARE among other statements in one Query: the server is pinned, nothing breaks. */
+START_TEST(test_full_multi_prepare_pins)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	res = PQexec(a, "PREPARE m AS SELECT 7; SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300), "b got the server a prepared m on");
+	ck_assert_str_eq(it_value(a, "EXECUTE m"), "7");
+	exec_tag(a, "DEALLOCATE ALL", "DEALLOCATE ALL");
+	ck_assert_str_eq(value_within(b, 3000, "b after a's DEALLOCATE ALL"), pa);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * Simple queries sent at once, without waiting for each answer: replies come
+ * in order, pgdog's own messages stay invisible, errors are PostgreSQL's.
+ */
+START_TEST(test_full_pipelined)
+{
+	PGconn *a = it_connect(APP);
+	char got[1024];
+	static const char *const q1[] = {
+		"PREPARE pp (int) AS SELECT $1 + 100",
+		"EXECUTE pp(1)",
+		"SELECT 'mid'",
+		"DEALLOCATE pp",
+		"EXECUTE pp(2)",
+		"PREPARE pp AS SELECT 'new'",
+		"EXECUTE pp",
+		"PREPARE pp AS SELECT 'dup'",
+	};
+	static const char *const q2[] = {
+		"BEGIN", "EXECUTE pp", "DEALLOCATE ALL", "EXECUTE pp", "COMMIT",
+	};
+
+	pipeline(a, q1, 8, got, sizeof(got));
+	ck_assert_str_eq(got, "C:PREPARE Z T D:101 C:SELECT 1 Z T D:mid C:SELECT 1 Z "
+			      "C:DEALLOCATE Z E:26000 Z C:PREPARE Z T D:new C:SELECT 1 Z "
+			      "E:42P05 Z");
+	pipeline(a, q2, 5, got, sizeof(got));
+	ck_assert_str_eq(got, "C:BEGIN Z T D:new C:SELECT 1 Z C:DEALLOCATE ALL Z E:26000 Z "
+			      "C:ROLLBACK Z");
+	/* libpq still in step */
+	ck_assert_str_eq(it_value(a, "SELECT 'after'"), "after");
+	exec_err(a, "EXECUTE pp", "26000", NULL);
+	PQfinish(a);
+}
+END_TEST
+
+/* Three clients, many transactions, statements prepared and dropped all along. */
+START_TEST(test_full_many_clients)
+{
+	PGconn *c[3];
+	char sql[128], want[64];
+
+	for (int i = 0; i < 3; i++) {
+		c[i] = it_connect(APP);
+		snprintf(sql, sizeof(sql),
+			 "PREPARE q (int) AS SELECT v || '-%d' FROM pf_t WHERE id = $1", i);
+		exec_tag(c[i], sql, "PREPARE");
+	}
+	for (int round = 0; round < 60; round++) {
+		int i = (round * 7) % 3, id = round % 100 + 1;
+
+		snprintf(sql, sizeof(sql), "EXECUTE q(%d)", id);
+		snprintf(want, sizeof(want), "v%d-%d", id, i);
+		ck_assert_str_eq(it_value(c[i], sql), want);
+		if (round % 10 == 9) {
+			exec_tag(c[i], "DEALLOCATE q", "DEALLOCATE");
+			snprintf(sql, sizeof(sql),
+				 "PREPARE q (int) AS SELECT v || '-%d' FROM pf_t WHERE id = $1", i);
+			exec_tag(c[i], sql, "PREPARE");
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		PQfinish(c[i]);
+}
+END_TEST
+
+/* A second Parse of a name the client has: 42P05; the first statement stays. */
+START_TEST(test_reparse_42p05)
+{
+	PGconn *a = it_connect(APP);
+	PGresult *res;
+
+	res = PQprepare(a, "r1", "SELECT $1::int + 1", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	res = PQprepare(a, "r1", "SELECT $1::int + 2", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "second Parse of r1 accepted");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P05");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "prepared statement \"r1\" already exists");
+	PQclear(res);
+	res = PQexecPrepared(a, "r1", 1, (const char *[]){ "1" }, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "2");
+	PQclear(res);
+	/* after Close the name is free again */
+	close_prepared(a, "r1");
+	res = PQprepare(a, "r1", "SELECT $1::int + 3", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	res = PQexecPrepared(a, "r1", 1, (const char *[]){ "1" }, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "4");
+	PQclear(res);
+	PQfinish(a);
+}
+END_TEST
+
+/*
+ * set_config(..., false) sets a value for the session that pgdog cannot
+ * replay: the client keeps its server (counted in SHOW POOLS pins), and the
+ * value never reaches another client. set_config(..., true) pins nothing.
+ */
+START_TEST(test_set_config_pins)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	long pins = atol(pool_field("pins"));
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	/* transaction scoped: no pin */
+	exec_ok(a, "BEGIN");
+	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', 'local', true)"), "local");
+	exec_ok(a, "COMMIT");
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	ck_assert_int_eq(atol(pool_field("pins")), pins);
+	/* session level: pinned */
+	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', '42', false)"), "42");
+	ck_assert_int_eq(atol(pool_field("pins")), pins + 1);
+	ck_assert_int_eq(PQsendQuery(b, "SELECT coalesce(current_setting('pf.x', true), '')"), 1);
+	ck_assert_msg(busy_for(b, 300), "b got the server a set pf.x on");
+	for (int i = 0; i < 5; i++)
+		ck_assert_str_eq(it_value(a, "SELECT current_setting('pf.x')"), "42");
+	/* RESET ALL resets it: the server is free again */
+	exec_ok(a, "RESET ALL");
+	ck_assert_str_eq(value_within(b, 3000, "b after a's RESET ALL"), "");
+	/* pinned again; a leaves: b gets the server, reset */
+	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', '43', false)"), "43");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT coalesce(current_setting('pf.x', true), '')"), 1);
+	ck_assert_msg(busy_for(b, 300), "b got the server a set pf.x on");
+	PQfinish(a);
+	ck_assert_str_eq(value_within(b, 3000, "b after a left"), "");
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * A pinned client leaves: its server is reset with DISCARD ALL, which drops
+ * pgdog's statements too; the next client using one of them on that server
+ * gets it prepared again instead of "does not exist".
+ */
+START_TEST(test_reset_forgets_held)
+{
+	PGconn *a = it_connect(APP), *b;
+	PGresult *res;
+
+	res = PQprepare(a, "h1", "SELECT 'held' || $1::text", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	res = PQexecPrepared(a, "h1", 1, (const char *[]){ "1" }, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(4242)"), "");
+	PQfinish(a);
+	b = it_connect(APP);
+	res = PQprepare(b, "h2", "SELECT 'held' || $1::text", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	res = PQexecPrepared(b, "h2", 1, (const char *[]){ "2" }, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "held2");
+	PQclear(res);
+	PQfinish(b);
+}
+END_TEST
+
+/* prepared_statements = extended: SQL PREPARE still pins the server (today's behaviour). */
+START_TEST(test_extended_sql_prepare_pins)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	exec_tag(a, "PREPARE ex AS SELECT 'ex'", "PREPARE");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(busy_for(b, 300), "b got the server a prepared ex on");
+	ck_assert_str_eq(it_value(a, "EXECUTE ex"), "ex");
+	PQfinish(a);
+	ck_assert_str_eq(value_within(b, 3000, "b after a left"), pa);
+	PQfinish(b);
+}
+END_TEST
+
+/* ---- pool_size 2, several clients ----------------------------------------- */
+
+static void
+setup_full_two(void)
+{
+	setup_pg("full_two");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "pooler_mode = transaction\nprepared_statements = full",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
+	});
+}
+
+/*
+ * Four clients on two servers, transactions held open so that each client
+ * moves between the servers: SQL and protocol-level statements follow every
+ * client, and each sees only its own results.
+ */
+START_TEST(test_full_two_servers)
+{
+	PGconn *c[4];
+	char sql[160], want[64], pids[2][32] = { "", "" };
+	int seen = 0;
+
+	for (int i = 0; i < 4; i++) {
+		PGresult *res;
+
+		c[i] = it_connect(APP);
+		snprintf(sql, sizeof(sql),
+			 "PREPARE mine (int) AS SELECT '%d:' || v FROM pf_t WHERE id = $1", i);
+		exec_tag(c[i], sql, "PREPARE");
+		snprintf(sql, sizeof(sql), "SELECT '%d/' || $1::text", i);
+		res = PQprepare(c[i], "proto", sql, 1, NULL);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	for (int round = 0; round < 40; round++) {
+		int i = round % 4, holder = (round + 1) % 4, id = round + 1;
+		char arg[16], pid[32];
+		PGresult *res;
+
+		/* another client holds one server in a transaction: i gets the other one */
+		exec_ok(c[holder], "BEGIN");
+		ck_assert_str_eq(it_value(c[holder], "SELECT count(*) FROM pf_t"), "100");
+		snprintf(pid, sizeof(pid), "%s", it_value(c[i], "SELECT pg_backend_pid()"));
+		for (int k = 0; k < 2; k++) {
+			if (strcmp(pids[k], pid) == 0)
+				break;
+			if (pids[k][0] == '\0') {
+				snprintf(pids[k], sizeof(pids[k]), "%s", pid);
+				seen++;
+				break;
+			}
+		}
+		snprintf(sql, sizeof(sql), "EXECUTE mine(%d)", id);
+		snprintf(want, sizeof(want), "%d:v%d", i, id);
+		ck_assert_str_eq(it_value(c[i], sql), want);
+		snprintf(arg, sizeof(arg), "%d", id);
+		res = PQexecPrepared(c[i], "proto", 1, (const char *[]){ arg }, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		snprintf(want, sizeof(want), "%d/%d", i, id);
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+		PQclear(res);
+		snprintf(want, sizeof(want), "%d/%d", holder, id);
+		snprintf(sql, sizeof(sql), "EXECUTE proto('%d')", id);
+		ck_assert_str_eq(it_value(c[holder], sql), want);
+		exec_ok(c[holder], "COMMIT");
+	}
+	ck_assert_int_eq(seen, 2);
+	for (int i = 0; i < 4; i++)
+		PQfinish(c[i]);
+}
+END_TEST
+
+/* ---- a randomized model check ---------------------------------------------- */
+
+#define MODEL_CLIENTS 6
+#define MODEL_NAMES   5
+
+/* What one client has prepared, by name n0..n4: the value its statement returns, or -1. */
+struct model {
+	PGconn *conn;
+	int val[MODEL_NAMES];
+	bool in_tx, is_aborted;
+	bool is_proto_only; /* extended mode: protocol-level statements, Close instead of DEALLOCATE */
+};
+
+/* Expect res to be an error with sqlstate; the transaction, if any, is aborted. */
+static void
+model_expect_error(struct model *m, PGresult *res, const char *sqlstate, const char *what)
+{
+	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR && st && strcmp(st, sqlstate) == 0,
+		      "%s: expected %s, got %s %s", what, sqlstate,
+		      PQresStatus(PQresultStatus(res)), PQresultErrorMessage(res));
+	if (m->in_tx)
+		m->is_aborted = true;
+}
+
+/* One random operation on m's names, checked against the model. */
+static void
+model_step(struct model *m, int who, unsigned *seed)
+{
+	int op = (int)(rand_r(seed) % 7), n = (int)(rand_r(seed) % MODEL_NAMES);
+	int v = (int)(rand_r(seed) % 4);
+	char name[8], sql[128], what[160], want[16];
+	bool is_proto = rand_r(seed) % 2 || m->is_proto_only;
+	PGresult *res;
+
+	snprintf(name, sizeof(name), "n%d", n);
+	switch (op) {
+	case 0:
+	case 1: /* prepare */
+		snprintf(sql, sizeof(sql), "SELECT 'v%d'::text", v);
+		snprintf(what, sizeof(what), "client %d %s %s", who, is_proto ? "Parse" : "PREPARE",
+			 name);
+		if (is_proto) {
+			res = PQprepare(m->conn, name, sql, 0, NULL);
+		} else {
+			char q[160];
+
+			snprintf(q, sizeof(q), "PREPARE %s AS %s", name, sql);
+			res = PQexec(m->conn, q);
+		}
+		if (m->is_aborted)
+			model_expect_error(m, res, "25P02", what);
+		else if (m->val[n] >= 0)
+			model_expect_error(m, res, "42P05", what);
+		else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", what,
+				      PQresultErrorMessage(res));
+			m->val[n] = v;
+		}
+		break;
+	case 2:
+	case 3:
+	case 4: /* execute */
+		snprintf(what, sizeof(what), "client %d %s %s", who, is_proto ? "Bind" : "EXECUTE",
+			 name);
+		if (is_proto) {
+			res = PQexecPrepared(m->conn, name, 0, NULL, NULL, NULL, 0);
+		} else {
+			snprintf(sql, sizeof(sql), "EXECUTE %s", name);
+			res = PQexec(m->conn, sql);
+		}
+		/* Bind looks the statement up before it checks the transaction */
+		if (m->is_aborted && !(is_proto && m->val[n] < 0))
+			model_expect_error(m, res, "25P02", what);
+		else if (m->val[n] < 0)
+			model_expect_error(m, res, "26000", what);
+		else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", what,
+				      PQresultErrorMessage(res));
+			snprintf(want, sizeof(want), "v%d", m->val[n]);
+			ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), want) == 0, "%s: %s, want %s",
+				      what, PQgetvalue(res, 0, 0), want);
+		}
+		break;
+	case 5: /* deallocate */
+		if (m->is_proto_only) {
+			/* Close: no error for an unknown name, and none in an aborted transaction */
+			close_prepared(m->conn, name);
+			m->val[n] = -1;
+			return;
+		}
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+		snprintf(what, sizeof(what), "client %d %s", who, sql);
+		res = PQexec(m->conn, sql);
+		if (m->is_aborted)
+			model_expect_error(m, res, "25P02", what);
+		else if (m->val[n] < 0)
+			model_expect_error(m, res, "26000", what);
+		else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", what,
+				      PQresultErrorMessage(res));
+			m->val[n] = -1;
+		}
+		break;
+	default: /* deallocate all or discard all, now and then */
+		if (rand_r(seed) % 3 == 0) {
+			res = PQexec(m->conn, "DISCARD ALL");
+			if (m->is_aborted) {
+				model_expect_error(m, res, "25P02", "DISCARD ALL");
+			} else if (m->in_tx) {
+				model_expect_error(m, res, "25001", "DISCARD ALL");
+			} else {
+				ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK,
+					      "DISCARD ALL: %s", PQresultErrorMessage(res));
+				for (int i = 0; i < MODEL_NAMES; i++)
+					m->val[i] = -1;
+			}
+			break;
+		}
+		if (rand_r(seed) % 2) {
+			res = PQexec(m->conn, "SELECT 1");
+			if (m->is_aborted)
+				model_expect_error(m, res, "25P02", "SELECT 1");
+			break;
+		}
+		res = PQexec(m->conn, "DEALLOCATE ALL");
+		if (m->is_aborted) {
+			model_expect_error(m, res, "25P02", "DEALLOCATE ALL");
+		} else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "DEALLOCATE ALL: %s",
+				      PQresultErrorMessage(res));
+			for (int i = 0; i < MODEL_NAMES; i++)
+				m->val[i] = -1;
+		}
+		break;
+	}
+	PQclear(res);
+}
+
+/*
+ * Six clients on two servers (prepared_statements_limit 3) prepare, run and
+ * drop SQL and protocol-level statements of overlapping names and texts at
+ * random, alone or in transaction blocks that commit or roll back; each
+ * checks every answer against its own model of what PostgreSQL would say.
+ */
+static void
+model_run(bool is_proto_only)
+{
+	struct model m[MODEL_CLIENTS];
+	unsigned seed = 20261121;
+	long long end = it_now_ms() + 20000;
+
+	for (int i = 0; i < MODEL_CLIENTS; i++) {
+		m[i].conn = it_connect(APP);
+		m[i].is_proto_only = is_proto_only;
+		m[i].in_tx = m[i].is_aborted = false;
+		for (int k = 0; k < MODEL_NAMES; k++)
+			m[i].val[k] = -1;
+	}
+	for (int turn = 0; turn < 600 && it_now_ms() < end; turn++) {
+		int who = (int)(rand_r(&seed) % MODEL_CLIENTS);
+		struct model *c = &m[who];
+
+		if (rand_r(&seed) % 4 == 0) {
+			/* a transaction block, finished within the turn: no server stays held */
+			int steps = 1 + (int)(rand_r(&seed) % 4);
+			bool is_commit = rand_r(&seed) % 2;
+
+			exec_ok(c->conn, "BEGIN");
+			c->in_tx = true;
+			for (int k = 0; k < steps; k++)
+				model_step(c, who, &seed);
+			exec_tag(c->conn, is_commit ? "COMMIT" : "ROLLBACK",
+				 is_commit && !c->is_aborted ? "COMMIT" : "ROLLBACK");
+			c->in_tx = c->is_aborted = false;
+		} else {
+			model_step(c, who, &seed);
+		}
+	}
+	for (int i = 0; i < MODEL_CLIENTS; i++)
+		PQfinish(m[i].conn);
+}
+
+START_TEST(test_full_model)
+{
+	model_run(false);
+}
+END_TEST
+
+/* The same with prepared_statements = extended, protocol-level statements only. */
+START_TEST(test_extended_model)
+{
+	model_run(true);
+}
+END_TEST
+
+static void
+setup_extended_model(void)
+{
+	setup_pg("extended_model");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "pooler_mode = transaction\nprepared_statements = extended\n"
+			   "prepared_statements_limit = 3",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
+	});
+}
+
+static void
+setup_full_model(void)
+{
+	setup_pg("full_model");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "pooler_mode = transaction\nprepared_statements = full\n"
+			   "prepared_statements_limit = 3",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
+	});
+}
+
+/* ---- prepared_statements_limit with SQL statements ----------------------- */
+
+/*
+ * Four SQL-prepared statements on a server that keeps two: every EXECUTE
+ * works, pgdog prepares again what it evicted, and the server never holds
+ * more than two of pgdog's statements.
+ */
+START_TEST(test_full_limit_eviction)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char sql[96], want[16];
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(sql, sizeof(sql), "PREPARE e%d (int) AS SELECT %d + $1", i, i * 100);
+		exec_tag(a, sql, "PREPARE");
+	}
+	exec_tag(b, "PREPARE other AS SELECT 'other'", "PREPARE");
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < 4; i++) {
+			int k = (i * 3 + round) % 4;
+
+			snprintf(sql, sizeof(sql), "EXECUTE e%d(%d)", k, round);
+			snprintf(want, sizeof(want), "%d", k * 100 + round);
+			ck_assert_str_eq(it_value(a, sql), want);
+			ck_assert_int_le(pgdog_statements(a), 2);
+		}
+		ck_assert_str_eq(it_value(b, "EXECUTE other"), "other");
+	}
+	/* Bind to an SQL-prepared name the server lost: prepared again first */
+	for (int i = 0; i < 4; i++) {
+		char name[8], arg[8];
+		PGresult *res;
+
+		snprintf(name, sizeof(name), "e%d", i);
+		snprintf(arg, sizeof(arg), "%d", i);
+		snprintf(want, sizeof(want), "%d", i * 101);
+		res = PQexecPrepared(a, name, 1, (const char *[]){ arg }, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", name,
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+		PQclear(res);
+	}
+	/* EXECUTE of a protocol-level name the server lost */
+	{
+		PGresult *res = PQprepare(a, "pl", "SELECT $1::int * 3", 1, NULL);
+
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+		for (int i = 0; i < 3; i++) {
+			ck_assert_str_eq(it_value(a, "EXECUTE e1(1)"), "101");
+			ck_assert_str_eq(it_value(a, "EXECUTE e2(1)"), "201");
+			ck_assert_str_eq(it_value(a, "EXECUTE pl(5)"), "15");
+			ck_assert_int_le(pgdog_statements(a), 2);
+		}
+	}
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * An SQL-prepared statement pgdog must prepare again after its table was
+ * dropped: the client gets PostgreSQL's error; once the table is back, the
+ * statement works again on that server.
+ */
+START_TEST(test_full_limit_reprepare_fails)
+{
+	PGconn *a = it_connect(APP);
+	PGresult *res;
+
+	it_pg_exec("CREATE TABLE pf_gone (x int); INSERT INTO pf_gone VALUES (1);"
+		   "GRANT ALL ON pf_gone TO app");
+	exec_tag(a, "PREPARE g AS SELECT count(*) FROM pf_gone", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE g"), "1");
+	/* push it out of the server (limit 2) */
+	exec_tag(a, "PREPARE g1 AS SELECT 'g1'", "PREPARE");
+	exec_tag(a, "PREPARE g2 AS SELECT 'g2'", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE g1"), "g1");
+	ck_assert_str_eq(it_value(a, "EXECUTE g2"), "g2");
+	it_pg_exec("DROP TABLE pf_gone");
+	res = PQexec(a, "EXECUTE g");
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "EXECUTE g: %s",
+		      PQresStatus(PQresultStatus(res)));
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P01");
+	PQclear(res);
+	it_pg_exec("CREATE TABLE pf_gone (x int); INSERT INTO pf_gone VALUES (1), (2);"
+		   "GRANT ALL ON pf_gone TO app");
+	ck_assert_str_eq(it_value(a, "EXECUTE g"), "2");
+	ck_assert_str_eq(it_value(a, "EXECUTE g1"), "g1");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM pg_prepared_statements WHERE name = "
+				     "'__pgdog_sqlprep'"),
+			 "0");
+	/* a statement ending in a -- comment, prepared again in front of an EXECUTE */
+	exec_tag(a, "PREPARE cm (int) AS SELECT $1 * 7 -- seven", "PREPARE");
+	exec_tag(a, "PREPARE g3 AS SELECT 'g3'", "PREPARE");
+	ck_assert_str_eq(it_value(a, "EXECUTE g3"), "g3");
+	ck_assert_str_eq(it_value(a, "EXECUTE g2"), "g2");
+	ck_assert_str_eq(it_value(a, "EXECUTE cm(6); -- after"), "42");
+	ck_assert_str_eq(it_value(a, "SELECT 0; EXECUTE g; EXECUTE cm(2)"), "14");
+	PQfinish(a);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("it_prepfull");
+	TCase *tc;
+
+	tc = tcase_create("full");
+	tcase_add_unchecked_fixture(tc, setup_full, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_full_prepare_execute);
+	tcase_add_test(tc, test_full_shared);
+	tcase_add_test(tc, test_full_errors);
+	tcase_add_test(tc, test_full_deallocate_all);
+	tcase_add_test(tc, test_full_mixed_names);
+	tcase_add_test(tc, test_full_multi_prepare_pins);
+	tcase_add_test(tc, test_full_many_clients);
+	tcase_add_test(tc, test_full_pipelined);
+	tcase_add_test(tc, test_reparse_42p05);
+	tcase_add_test(tc, test_set_config_pins);
+	tcase_add_test(tc, test_reset_forgets_held);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("full_limit");
+	tcase_add_unchecked_fixture(tc, setup_full_limit, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_full_limit_eviction);
+	tcase_add_test(tc, test_full_limit_reprepare_fails);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("full_two");
+	tcase_add_unchecked_fixture(tc, setup_full_two, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_full_two_servers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("full_model");
+	tcase_add_unchecked_fixture(tc, setup_full_model, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_full_model);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("extended_model");
+	tcase_add_unchecked_fixture(tc, setup_extended_model, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_extended_model);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("extended");
+	tcase_add_unchecked_fixture(tc, setup_extended, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_reparse_42p05);
+	tcase_add_test(tc, test_set_config_pins);
+	tcase_add_test(tc, test_reset_forgets_held);
+	tcase_add_test(tc, test_extended_sql_prepare_pins);
+	suite_add_tcase(s, tc);
+
+	return it_run_suite(s);
+}
