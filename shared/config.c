@@ -1400,13 +1400,6 @@ config_validate(struct config_parse *p)
 			"[general] prepared_statements = full: not supported by this release (SQL PREPARE/EXECUTE pass through and pin the server connection); use extended or disabled");
 		return -1;
 	}
-	if (cfg->pub_sub_channel_size > 0) {
-		config_fail(
-			p, config_where_loc(gw, config_general_keys, "pub_sub_channel_size"),
-			"[general] pub_sub_channel_size = %d: LISTEN/NOTIFY fan-out is not supported by this release (LISTEN pins the server connection); use 0",
-			cfg->pub_sub_channel_size);
-		return -1;
-	}
 	if (!config_jitter_ok(cfg->server_lifetime, cfg->server_lifetime_jitter)) {
 		config_fail(
 			p, config_where_loc(gw, config_general_keys, "server_lifetime_jitter"),

@@ -24,6 +24,7 @@ _Static_assert(sizeof(struct shm_pool_stats) % CACHELINE == 0, "shm_pool_stats a
 _Static_assert(sizeof(struct shm_client) % CACHELINE == 0, "shm_client alignment");
 _Static_assert(sizeof(struct shm_server) % CACHELINE == 0, "shm_server alignment");
 _Static_assert(sizeof(struct shm_prepared) % CACHELINE == 0, "shm_prepared alignment");
+_Static_assert(sizeof(struct shm_listener) % CACHELINE == 0, "shm_listener alignment");
 _Static_assert(sizeof(struct shm_header) <= CACHELINE * 3, "shm_header size");
 
 static uint64_t
@@ -69,6 +70,9 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	uint64_t off_prepared = off;
 	off += shm_align(sizeof(struct shm_prepared) * (uint64_t)cfg->workers *
 			 SHM_PREPARED_PER_WORKER);
+	uint64_t off_listeners = off;
+	off += shm_align(sizeof(struct shm_listener) * (uint64_t)cfg->workers *
+			 SHM_LISTENERS_PER_WORKER);
 	size = off;
 
 	fd = memfd_create("pgdog-shm", MFD_CLOEXEC);
@@ -95,6 +99,8 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	g_shm->off_servers = off_servers;
 	g_shm->off_prepared = off_prepared;
 	g_shm->prepared_per_worker = SHM_PREPARED_PER_WORKER;
+	g_shm->off_listeners = off_listeners;
+	g_shm->listeners_per_worker = SHM_LISTENERS_PER_WORKER;
 	g_shm->started_us = shm_now_us();
 	secret_random(g_shm->mock_key, sizeof(g_shm->mock_key));
 	return 0;
@@ -161,6 +167,13 @@ shm_prepared(uint32_t slot, uint32_t idx)
 {
 	return (struct shm_prepared *)shm_at(g_shm->off_prepared) +
 	       (size_t)slot * g_shm->prepared_per_worker + idx;
+}
+
+struct shm_listener *
+shm_listener(uint32_t slot, uint32_t idx)
+{
+	return (struct shm_listener *)shm_at(g_shm->off_listeners) +
+	       (size_t)slot * g_shm->listeners_per_worker + idx;
 }
 
 bool
@@ -293,6 +306,7 @@ shm_recover_slot(uint32_t slot, pid_t pid)
 	memset(shm_client(slot, 0), 0, sizeof(struct shm_client) * g_shm->clients_per_worker);
 	memset(shm_server(slot, 0), 0, sizeof(struct shm_server) * g_shm->servers_per_worker);
 	memset(shm_prepared(slot, 0), 0, sizeof(struct shm_prepared) * g_shm->prepared_per_worker);
+	memset(shm_listener(slot, 0), 0, sizeof(struct shm_listener) * g_shm->listeners_per_worker);
 	atomic_store(&w->pid, 0);
 	atomic_store(&w->clients_cnt, 0);
 	atomic_fetch_add(&w->restarts, 1);

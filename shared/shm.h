@@ -23,7 +23,7 @@
 #include "shared/config.h"
 
 #define SHM_MAGIC    0x7067646f67736d31ull /* "pgdogsm1" */
-#define SHM_VERSION  1
+#define SHM_VERSION  2
 #define SHM_NAME_MAX 64
 #define SHM_ADDR_MAX 64
 
@@ -50,7 +50,10 @@ struct shm_header {
 	uint32_t prepared_per_worker;
 	uint32_t pad2;
 	uint64_t started_us;
-	uint8_t mock_key[32]; /* salts of fake SCRAM exchanges for unknown users */
+	uint8_t mock_key[32];   /* salts of fake SCRAM exchanges for unknown users */
+	uint64_t off_listeners; /* shm_listener rows (pub/sub channels), per worker */
+	uint32_t listeners_per_worker;
+	uint32_t pad3;
 };
 
 /* One per worker slot; written by that worker only. */
@@ -134,6 +137,23 @@ struct shm_prepared {
 	char query[SHM_QUERY_MAX]; /* truncated */
 } __attribute__((aligned(CACHELINE)));
 
+/*
+ * LISTEN channels a worker's listener connections serve (transaction-mode
+ * pub/sub), for SHOW LISTENERS: one row per (pool, channel) of the worker.
+ */
+#define SHM_LISTENERS_PER_WORKER 256
+
+struct shm_listener {
+	_Atomic uint32_t seq;
+	int32_t pool_idx;
+	uint32_t clients_cnt; /* this worker's clients listening on the channel */
+	uint32_t backend_pid; /* the listener connection's backend, 0 while (re)connecting */
+	uint64_t id;          /* 0: free */
+	uint64_t received;    /* notifications the listener got on the channel */
+	uint64_t delivered;   /* NotificationResponses written to clients */
+	char channel[64];
+} __attribute__((aligned(CACHELINE)));
+
 /* The mapping in this process (NULL before shm_create). */
 extern struct shm_header *g_shm;
 extern int g_shm_fd;
@@ -152,6 +172,7 @@ struct shm_pool_stats *shm_pool_stats(uint32_t slot, uint32_t pool_idx);
 struct shm_client *shm_client(uint32_t slot, uint32_t idx);
 struct shm_server *shm_server(uint32_t slot, uint32_t idx);
 struct shm_prepared *shm_prepared(uint32_t slot, uint32_t idx);
+struct shm_listener *shm_listener(uint32_t slot, uint32_t idx);
 
 /* Row writers: bracket multi-field updates (single writer). */
 static inline void

@@ -291,6 +291,41 @@ wk_admin_show_prepared(struct pgw_buf *b, size_t *rows)
 	}
 }
 
+/* LISTEN channels served by the workers' listener connections (pub/sub). */
+static void
+wk_admin_show_listeners(struct pgw_buf *b, size_t *rows)
+{
+	static const char *const cols[] = { "database", "user",      "channel", "clients",
+					    "received", "delivered", "worker",  "backend_pid" };
+
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		for (uint32_t i = 0; i < g_shm->listeners_per_worker; i++) {
+			struct shm_listener *src = shm_listener(w, i), r;
+			struct wk_admin_row row = { .cnt = 0 };
+			const struct config_pool *cp;
+
+			if (!src->id || !shm_row_read(&src->seq, src, &r, sizeof(r)) || !r.id)
+				continue;
+			if (r.pool_idx < 0 || (uint32_t)r.pool_idx >= g_shm->pools_cnt ||
+			    (size_t)r.pool_idx >= g_cfg->pools_cnt)
+				continue;
+			cp = &g_cfg->pools[r.pool_idx];
+			r.channel[sizeof(r.channel) - 1] = '\0';
+			wk_admin_cell(&row, "%s", g_cfg->databases[cp->db_idx].name);
+			wk_admin_cell(&row, "%s", g_cfg->users[cp->user_idx].name);
+			wk_admin_cell(&row, "%s", r.channel);
+			wk_admin_cell(&row, "%u", r.clients_cnt);
+			wk_admin_cell(&row, "%" PRIu64, r.received);
+			wk_admin_cell(&row, "%" PRIu64, r.delivered);
+			wk_admin_cell(&row, "%u", w);
+			wk_admin_cell(&row, "%u", r.backend_pid);
+			pgw_put_data_row(b, row.values, row.cnt);
+			(*rows)++;
+		}
+	}
+}
+
 /* Lower-case the command, squeeze blanks, drop a trailing ';'. */
 static void
 wk_admin_normalize(const char *sql, char *out, size_t len)
@@ -340,11 +375,13 @@ wk_admin_query(struct wk_client *c, const char *sql)
 		wk_admin_show_pools(b, &rows);
 	} else if (strcmp(cmd, "show prepared") == 0) {
 		wk_admin_show_prepared(b, &rows);
+	} else if (strcmp(cmd, "show listeners") == 0) {
+		wk_admin_show_listeners(b, &rows);
 	} else {
 		pgw_put_error(
 			b, false, "ERROR", SQLSTATE_SYNTAX_ERROR, "unrecognized admin command",
 			NULL,
-			"The admin console answers SHOW VERSION, SHOW CLIENTS, SHOW SERVERS, SHOW POOLS and SHOW PREPARED.");
+			"The admin console answers SHOW VERSION, SHOW CLIENTS, SHOW SERVERS, SHOW POOLS, SHOW PREPARED and SHOW LISTENERS.");
 	}
 	if (strncmp(cmd, "show ", 5) == 0 && strcmp(cmd, "show version") != 0 && !b->has_error &&
 	    b->len > 0 && b->data[0] == PGW_MSG_ROW_DESCRIPTION) {

@@ -28,6 +28,7 @@
 #include "shared/secret.h"
 #include "shared/shm.h"
 #include "worker/wk_client.h"
+#include "worker/wk_pubsub.h"
 
 #define WK_SERVER_LOGIN_MSG_MAX (64 * 1024) /* no login message is larger */
 #define WK_SERVER_PARAM_MSG_MAX (16 * 1024)
@@ -121,7 +122,8 @@ wk_server_set_state(struct wk_server *s, enum wk_server_state st)
 		  wk_server_state_name(st));
 	s->state = st;
 	s->state_since_us = g_wk.mono_us;
-	wk_pool_move(s->pool, s, from, st);
+	if (!s->is_listener)
+		wk_pool_move(s->pool, s, from, st);
 	wk_server_row_update(s);
 }
 
@@ -148,8 +150,12 @@ wk_server_password(const struct wk_pool *p)
 	return NULL;
 }
 
-struct wk_server *
-wk_server_connect(struct wk_pool *p)
+/*
+ * A pool server (reserved, with a shm row, on the pool's lists) or a pub/sub
+ * listener (none of these: outside pool_size, shown by SHOW LISTENERS).
+ */
+static struct wk_server *
+wk_server_open(struct wk_pool *p, bool is_listener)
 {
 	struct wk_server *s = NULL;
 	int saved;
@@ -158,7 +164,7 @@ wk_server_connect(struct wk_pool *p)
 		errno = EHOSTUNREACH;
 		return NULL;
 	}
-	if (g_wk.free_server_rows_cnt == 0) {
+	if (!is_listener && g_wk.free_server_rows_cnt == 0) {
 		errno = ENOSPC;
 		return NULL;
 	}
@@ -168,8 +174,10 @@ wk_server_connect(struct wk_pool *p)
 	list_init(&s->node);
 	s->pool = p;
 	s->id = ++g_wk.next_server_id;
-	s->row = g_wk.free_server_rows[--g_wk.free_server_rows_cnt];
-	s->is_reserved = true;
+	s->is_listener = is_listener;
+	s->row =
+		is_listener ? WK_SERVER_NO_ROW : g_wk.free_server_rows[--g_wk.free_server_rows_cnt];
+	s->is_reserved = !is_listener;
 	s->tx_status = 'I';
 	s->connect_us = g_wk.mono_us;
 	s->state_since_us = g_wk.mono_us;
@@ -183,11 +191,12 @@ wk_server_connect(struct wk_pool *p)
 				   jitter_ms;
 		s->lifetime_us = life_ms > 0 ? (uint64_t)life_ms * 1000 : 1;
 	}
-	snprintf(s->lctx.id, sizeof(s->lctx.id), "w%ds%llu", g_wk.slot, (unsigned long long)s->id);
+	snprintf(s->lctx.id, sizeof(s->lctx.id), is_listener ? "w%dl%llu" : "w%ds%llu", g_wk.slot,
+		 (unsigned long long)s->id);
 	snprintf(s->lctx.peer, sizeof(s->lctx.peer), "%s:%d", p->db->host, p->db->port);
 	s->lctx.user = p->user->name;
 	s->lctx.db = p->db->name;
-	{
+	if (!is_listener) {
 		struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
 
 		shm_row_write_begin(&r->seq);
@@ -198,7 +207,8 @@ wk_server_connect(struct wk_pool *p)
 		shm_row_write_end(&r->seq);
 	}
 	s->state = WK_SERVER_CONNECTING;
-	wk_pool_move(p, s, WK_SERVER_CONNECTING, WK_SERVER_CONNECTING);
+	if (!is_listener)
+		wk_pool_move(p, s, WK_SERVER_CONNECTING, WK_SERVER_CONNECTING);
 	wk_server_row_update(s);
 
 	s->bev = bufferevent_socket_new(g_wk.base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -221,12 +231,27 @@ fail:
 	return NULL;
 }
 
+struct wk_server *
+wk_server_connect(struct wk_pool *p)
+{
+	return wk_server_open(p, false);
+}
+
+struct wk_server *
+wk_server_connect_listener(struct wk_pool *p)
+{
+	return wk_server_open(p, true);
+}
+
 void
 wk_server_free(struct wk_server *s)
 {
 	if (!s)
 		return;
-	wk_pool_forget(s->pool, s);
+	if (s->is_listener)
+		wk_pubsub_listener_freed(s);
+	else
+		wk_pool_forget(s->pool, s);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	if (s->scram) {
@@ -247,6 +272,8 @@ wk_server_close(struct wk_server *s, const char *reason)
 
 	if (s->state == WK_SERVER_CLOSING)
 		return;
+	if (s->is_listener)
+		wk_pubsub_listener_closed(s);
 	/* once connected, a PostgreSQL backend exists until it sees us go */
 	has_backend = s->state != WK_SERVER_CONNECTING && s->bev;
 	log_debug(&s->lctx, "closing server connection: %s", reason ? reason : "");
@@ -291,7 +318,8 @@ wk_server_gone(struct wk_server *s)
 	 * pool_size connections of the pool.
 	 */
 	wk_server_row_free(s);
-	wk_pool_server_gone(s->pool, s);
+	if (!s->is_listener)
+		wk_pool_server_gone(s->pool, s);
 	wk_reap_server(s);
 }
 
@@ -309,8 +337,11 @@ wk_server_login_fail(struct wk_server *s, const char *sqlstate, const char *fmt,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warn(&s->lctx, "server login failed: %s", msg);
-	/* waiters first: closing must not open a replacement for them */
-	wk_pool_server_failed(s->pool, sqlstate, msg);
+	if (s->is_listener)
+		snprintf(s->error, sizeof(s->error), "%.200s", msg); /* for the LISTENing clients */
+	else
+		/* waiters first: closing must not open a replacement for them */
+		wk_pool_server_failed(s->pool, sqlstate, msg);
 	wk_server_close(s, msg);
 	return WK_CLOSED;
 }
@@ -622,6 +653,15 @@ wk_server_on_login(struct wk_server *s)
 			}
 			evbuffer_drain(in, pgw_msg_size(&h));
 			s->tx_status = st;
+			if (s->is_listener) {
+				log_debug(&s->lctx, "logged in, backend pid %u", s->backend_pid);
+				wk_server_set_state(s, WK_SERVER_IDLE);
+				wk_pubsub_listener_ready(s);
+				if (s->state == WK_SERVER_IDLE &&
+				    evbuffer_get_length(bufferevent_get_input(s->bev)))
+					wk_pubsub_listener_read(s);
+				return WK_OK;
+			}
 			wk_pool_learn_params(s->pool, s);
 			log_debug(&s->lctx, "logged in, backend pid %u", s->backend_pid);
 			wk_server_row_update(s);
@@ -1002,6 +1042,14 @@ wk_server_forward(struct wk_server *s)
 					has_cur = false;
 					return wk_server_release_due(s, moved);
 				}
+				if (s->is_notify_due) {
+					/* pub/sub: notifications held during the transaction follow its end */
+					wk_server_flush(in, out, &off, &avail, &moved);
+					has_cur = false;
+					s->is_notify_due = false;
+					if (c && wk_pubsub_client_deliver(c) == WK_CLOSED)
+						return WK_CLOSED;
+				}
 			}
 			continue;
 		}
@@ -1073,6 +1121,11 @@ wk_server_forward(struct wk_server *s)
 						 !s->has_unsynced)
 						wk_server_resync(s, c);
 				}
+				if (c && c->pubsub) {
+					/* pub/sub: LISTEN in the block takes effect if it committed */
+					wk_pubsub_client_tx_end(c, !s->is_tag_rollback);
+					s->is_notify_due = wk_pubsub_has_queued(c);
+				}
 				s->has_tx_error = false;
 				s->is_tag_rollback = false;
 			}
@@ -1084,7 +1137,9 @@ wk_server_forward(struct wk_server *s)
 		case PGW_MSG_COMMAND_COMPLETE:
 			s->is_copy_in = false;
 			/* only a session with SETs to settle needs to know how the transaction ends */
-			if (c && c->session.pending_cnt && s->internal_ready == 0) {
+			if (c &&
+			    (c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c))) &&
+			    s->internal_ready == 0) {
 				if (h.len >= 4 + 8 && n < sizeof(hdr))
 					goto done;
 				s->is_tag_rollback = h.len >= 4 + 8 &&
@@ -1195,7 +1250,10 @@ wk_server_read_cb(struct bufferevent *bev, void *arg)
 		(void)wk_server_forward(s);
 		break;
 	case WK_SERVER_IDLE:
-		wk_server_on_idle(s);
+		if (s->is_listener)
+			wk_pubsub_listener_read(s);
+		else
+			wk_server_on_idle(s);
 		break;
 	default:
 		evbuffer_drain(bufferevent_get_input(bev),

@@ -438,9 +438,16 @@ START_TEST(test_config_unsupported_features)
 	load_fails(
 		"[general]\nprepared_statements = full\n" MIN_INI, NULL,
 		"pgdog.ini:2: [general] prepared_statements = full: not supported by this release (SQL PREPARE/EXECUTE pass through and pin the server connection); use extended or disabled");
-	load_fails(
-		"[general]\npub_sub_channel_size = 64\n" MIN_INI, NULL,
-		"pgdog.ini:2: [general] pub_sub_channel_size = 64: LISTEN/NOTIFY fan-out is not supported by this release (LISTEN pins the server connection); use 0");
+}
+END_TEST
+
+/* pub_sub_channel_size > 0 turns on LISTEN/NOTIFY fan-out (transaction mode) */
+START_TEST(test_config_pub_sub)
+{
+	struct config *cfg = load_ok("[general]\npub_sub_channel_size = 64\n" MIN_INI, NULL);
+
+	ck_assert_int_eq(cfg->pub_sub_channel_size, 64);
+	config_free(cfg);
 }
 END_TEST
 
@@ -1365,6 +1372,7 @@ config_suite(void)
 	tc = tcase_create("url");
 	tcase_add_test(tc, test_config_url_full);
 	tcase_add_test(tc, test_config_unsupported_features);
+	tcase_add_test(tc, test_config_pub_sub);
 	tcase_add_test(tc, test_config_url_forms);
 	tcase_add_test(tc, test_config_url_existing);
 	tcase_add_loop_test(tc, test_config_url_bad, 0,

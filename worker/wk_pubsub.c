@@ -1,0 +1,1054 @@
+/*
+ * wk_pubsub.c: LISTEN/NOTIFY fan-out in transaction mode (see wk_pubsub.h).
+ * Runs in: a worker.
+ *
+ * Per pool this worker keeps a list of channels, each with the clients
+ * listening on it, and at most one listener connection: a struct wk_server
+ * with is_listener set, logged in by wk_server.c like any pool server but
+ * kept off the pool's lists and outside pool_size. With N workers a pool has
+ * up to N listeners, each LISTENing on its own clients' channels.
+ *
+ * Invariants:
+ * - a channel exists while at least one client listens on it; the listener
+ *   runs LISTEN when the channel is created and UNLISTEN when the last
+ *   client leaves; every client on a channel also has the channel in its
+ *   own list;
+ * - queries to the listener are numbered (sent_seq); each ReadyForQuery
+ *   completes the oldest (done_seq). A channel is LISTENed on the server
+ *   once done_seq >= its listen_seq; a client's LISTEN is answered only
+ *   then, so a NOTIFY committed after the client saw "LISTEN" reaches it;
+ * - notifications reach a client only between whole messages and between
+ *   its transactions: written at once when it has no server (or its pinned
+ *   server is idle between transactions), else queued (at most
+ *   pub_sub_channel_size) and written right after the ReadyForQuery 'I'
+ *   that ends its transaction. A client whose queue overflows is closed
+ *   with FATAL 54000 at that boundary: notifications are never dropped
+ *   silently.
+ */
+#include "worker/wk_pubsub.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/shm.h"
+#include "sql/sql_classify.h"
+#include "worker/wk_client.h"
+#include "worker/wk_pool.h"
+#include "worker/wk_server.h"
+
+#define WK_PUBSUB_QUERY_MAX  1024 /* longer Queries are not LISTEN alone: a server runs them */
+#define WK_PUBSUB_MSG_MAX    (64 * 1024) /* NotificationResponse: payloads are under 8000 bytes */
+#define WK_PUBSUB_AT_LOGIN   UINT64_MAX  /* listen_seq: LISTENed by the next login's query */
+#define WK_PUBSUB_RETRY_US   (1000 * 1000)
+#define WK_PUBSUB_CLOSING_US (1000 * 1000)
+#define WK_PUBSUB_NO_ROW     UINT32_MAX
+
+struct wk_pubsub_pool;
+
+struct wk_pubsub_chan {
+	struct list node;           /* in its pool's chans */
+	struct wk_pubsub_pool *pp;  /* borrowed */
+	struct wk_client **clients; /* owned array of borrowed clients */
+	size_t clients_cnt, clients_cap;
+	uint64_t listen_seq; /* the listener query that LISTENs it */
+	uint64_t received, delivered;
+	uint32_t pending_cnt; /* LISTENs in open transactions (kept until they end) */
+	uint32_t row;         /* its shm_listener row, or WK_PUBSUB_NO_ROW */
+	uint64_t id;
+	char name[SQL_NAME_MAX];
+};
+
+struct wk_pubsub_pool {
+	struct wk_pool *pool;       /* borrowed */
+	struct wk_server *listener; /* owned by the worker's reap machinery; NULL: none */
+	struct wk_server *old;      /* a listener closing (waiting for its backend to go) */
+	bool is_ready;              /* listener logged in */
+	struct list chans;
+	size_t chans_cnt;
+	struct list waiters; /* clients owed a LISTEN reply */
+	uint64_t sent_seq, done_seq;
+	uint64_t retry_after_us;
+};
+
+struct wk_pubsub_client {
+	struct wk_client *c;           /* borrowed: the client owning this */
+	struct wk_pubsub_chan **chans; /* owned array of borrowed channels */
+	size_t chans_cnt, chans_cap;
+	struct wk_pubsub_pool *pp;        /* borrowed: the client's pool */
+	struct wk_pubsub_chan *wait_chan; /* its LISTEN reply waits for this channel */
+	struct list wait_node;            /* in pp->waiters while wait_chan */
+	struct pgw_buf queue;             /* NotificationResponses for the next boundary */
+	uint32_t queued_cnt;
+	bool is_overflow;
+	/* LISTEN/UNLISTEN inside a transaction block: applied at COMMIT, dropped on ROLLBACK */
+	struct wk_pubsub_op *ops; /* owned */
+	size_t ops_cnt, ops_cap;
+};
+
+struct wk_pubsub_op {
+	enum sql_kind kind;        /* SQL_LISTEN, SQL_UNLISTEN, SQL_UNLISTEN_ALL */
+	struct wk_pubsub_chan *ch; /* LISTEN: the channel, held (pending_cnt) until the end */
+	char name[SQL_NAME_MAX];
+};
+
+static struct wk_pubsub_pool *wk_pubsub_pools; /* per pool index, allocated on first use */
+static size_t wk_pubsub_pools_cnt;
+static uint32_t wk_pubsub_free_rows[SHM_LISTENERS_PER_WORKER];
+static uint32_t wk_pubsub_free_rows_cnt;
+static bool wk_pubsub_rows_ready;
+static uint64_t wk_pubsub_next_id;
+static struct pgw_buf wk_pubsub_msg; /* the notification being fanned out */
+static bool wk_pubsub_msg_ready;
+
+/* ---- shm rows (SHOW LISTENERS) ------------------------------------------ */
+
+static void
+wk_pubsub_row_publish(const struct wk_pubsub_chan *ch)
+{
+	struct shm_listener *r;
+	const struct wk_server *s = ch->pp->listener;
+
+	if (ch->row == WK_PUBSUB_NO_ROW)
+		return;
+	r = shm_listener((uint32_t)g_wk.slot, ch->row);
+	shm_row_write_begin(&r->seq);
+	r->pool_idx = (int32_t)ch->pp->pool->idx;
+	r->clients_cnt = (uint32_t)ch->clients_cnt;
+	r->backend_pid = s && ch->pp->is_ready ? s->backend_pid : 0;
+	r->id = ch->id;
+	r->received = ch->received;
+	r->delivered = ch->delivered;
+	snprintf(r->channel, sizeof(r->channel), "%s", ch->name);
+	shm_row_write_end(&r->seq);
+}
+
+static uint32_t
+wk_pubsub_row_take(void)
+{
+	if (!wk_pubsub_rows_ready) {
+		for (uint32_t i = 0; i < SHM_LISTENERS_PER_WORKER; i++)
+			wk_pubsub_free_rows[i] = SHM_LISTENERS_PER_WORKER - 1 - i;
+		wk_pubsub_free_rows_cnt = SHM_LISTENERS_PER_WORKER;
+		wk_pubsub_rows_ready = true;
+	}
+	if (!g_shm || wk_pubsub_free_rows_cnt == 0)
+		return WK_PUBSUB_NO_ROW;
+	return wk_pubsub_free_rows[--wk_pubsub_free_rows_cnt];
+}
+
+static void
+wk_pubsub_row_give(struct wk_pubsub_chan *ch)
+{
+	struct shm_listener *r;
+
+	if (ch->row == WK_PUBSUB_NO_ROW)
+		return;
+	r = shm_listener((uint32_t)g_wk.slot, ch->row);
+	shm_row_write_begin(&r->seq);
+	r->id = 0;
+	shm_row_write_end(&r->seq);
+	wk_pubsub_free_rows[wk_pubsub_free_rows_cnt++] = ch->row;
+	ch->row = WK_PUBSUB_NO_ROW;
+}
+
+static void
+wk_pubsub_publish_pool(struct wk_pubsub_pool *pp)
+{
+	struct list *pos;
+
+	list_foreach (pos, &pp->chans)
+		wk_pubsub_row_publish(list_entry(pos, struct wk_pubsub_chan, node));
+}
+
+/* ---- tables -------------------------------------------------------------- */
+
+static struct wk_pubsub_pool *
+wk_pubsub_pool_of(struct wk_client *c)
+{
+	uint32_t n = wk_pool_count();
+
+	if (!c->pool)
+		return NULL;
+	if (!wk_pubsub_pools) {
+		wk_pubsub_pools = calloc(n ? n : 1, sizeof(*wk_pubsub_pools));
+		if (!wk_pubsub_pools)
+			return NULL;
+		wk_pubsub_pools_cnt = n;
+		for (uint32_t i = 0; i < n; i++) {
+			wk_pubsub_pools[i].pool = wk_pool_get(i);
+			list_init(&wk_pubsub_pools[i].chans);
+			list_init(&wk_pubsub_pools[i].waiters);
+		}
+	}
+	if (c->pool->idx >= wk_pubsub_pools_cnt)
+		return NULL;
+	return &wk_pubsub_pools[c->pool->idx];
+}
+
+static struct wk_pubsub_pool *
+wk_pubsub_pool_of_server(const struct wk_server *s)
+{
+	if (!wk_pubsub_pools || s->pool->idx >= wk_pubsub_pools_cnt)
+		return NULL;
+	return &wk_pubsub_pools[s->pool->idx];
+}
+
+static struct wk_pubsub_chan *
+wk_pubsub_chan_find(struct wk_pubsub_pool *pp, const char *name)
+{
+	struct list *pos;
+
+	list_foreach (pos, &pp->chans) {
+		struct wk_pubsub_chan *ch = list_entry(pos, struct wk_pubsub_chan, node);
+
+		if (strcmp(ch->name, name) == 0)
+			return ch;
+	}
+	return NULL;
+}
+
+/* Append LISTEN/UNLISTEN "name" (double quotes doubled: the name is exact). */
+static void
+wk_pubsub_put_cmd(struct pgw_buf *b, const char *verb, const char *name)
+{
+	pgw_put_bytes(b, verb, strlen(verb));
+	pgw_put_bytes(b, " \"", 2);
+	for (const char *p = name; *p; p++) {
+		if (*p == '"')
+			pgw_put_u8(b, '"');
+		pgw_put_u8(b, (uint8_t)*p);
+	}
+	pgw_put_u8(b, '"');
+}
+
+/* Send one Query built from commands for each channel (or one channel). -1 on failure. */
+static int
+wk_pubsub_send_listen(struct wk_pubsub_pool *pp, const char *verb, struct wk_pubsub_chan *only,
+		      const char *name)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	struct list *pos;
+	bool is_first = true;
+
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_QUERY);
+	if (name) {
+		wk_pubsub_put_cmd(b, verb, name);
+	} else {
+		list_foreach (pos, &pp->chans) {
+			struct wk_pubsub_chan *ch = list_entry(pos, struct wk_pubsub_chan, node);
+
+			if (only && ch != only)
+				continue;
+			if (!is_first)
+				pgw_put_u8(b, ';');
+			is_first = false;
+			wk_pubsub_put_cmd(b, verb, ch->name);
+		}
+	}
+	pgw_put_u8(b, 0);
+	pgw_end(b);
+	if (b->has_error || wk_conn_send(pp->listener->bev, b) < 0)
+		return -1;
+	pp->sent_seq++;
+	return 0;
+}
+
+/* Open the listener connection when channels need one and none is open. */
+static void
+wk_pubsub_pool_connect(struct wk_pubsub_pool *pp)
+{
+	if (pp->listener || pp->chans_cnt == 0 || g_wk.mono_us < pp->retry_after_us)
+		return;
+	pp->is_ready = false;
+	pp->sent_seq = pp->done_seq = 0;
+	pp->listener = wk_server_connect_listener(pp->pool);
+	if (!pp->listener) {
+		log_errno(NULL, errno, "pub/sub: cannot open a listener connection for pool %s",
+			  pp->pool->name);
+		pp->retry_after_us = g_wk.mono_us + WK_PUBSUB_RETRY_US;
+		return;
+	}
+	log_info(&pp->listener->lctx, "pub/sub: opening the listener connection for pool %s",
+		 pp->pool->name);
+}
+
+/* Reply to a LISTEN/UNLISTEN pgdog served. */
+static enum wk_rc
+wk_pubsub_reply(struct wk_client *c, const char *tag)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_put_command_complete(b, tag);
+	pgw_put_ready(b, 'I');
+	if (wk_conn_send(c->bev, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	return WK_OK;
+}
+
+static struct wk_pubsub_client *
+wk_pubsub_client_get(struct wk_client *c, struct wk_pubsub_pool *pp)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+
+	if (pc)
+		return pc;
+	pc = calloc(1, sizeof(*pc));
+	if (!pc)
+		return NULL;
+	pc->c = c;
+	pc->pp = pp;
+	list_init(&pc->wait_node);
+	pgw_buf_init(&pc->queue);
+	c->pubsub = pc;
+	return pc;
+}
+
+static void
+wk_pubsub_chan_free(struct wk_pubsub_chan *ch)
+{
+	struct wk_pubsub_pool *pp = ch->pp;
+
+	list_del(&ch->node);
+	pp->chans_cnt--;
+	wk_pubsub_row_give(ch);
+	if (pp->listener && pp->is_ready &&
+	    wk_pubsub_send_listen(pp, "UNLISTEN", NULL, ch->name) < 0)
+		wk_server_close(pp->listener, "out of memory");
+	free(ch->clients);
+	free(ch);
+	if (pp->chans_cnt == 0 && pp->listener) {
+		/* nobody listens any more: no connection kept for nothing */
+		log_debug(&pp->listener->lctx, "pub/sub: no channel left, closing the listener");
+		wk_server_close(pp->listener, "no channel left to listen on");
+	}
+}
+
+/* Free ch if nobody listens and no open transaction is about to. */
+static void
+wk_pubsub_chan_release(struct wk_pubsub_chan *ch)
+{
+	if (ch->clients_cnt == 0 && ch->pending_cnt == 0)
+		wk_pubsub_chan_free(ch);
+	else
+		wk_pubsub_row_publish(ch);
+}
+
+/* Take c off one channel (the channel goes when it was the last client). */
+static void
+wk_pubsub_leave(struct wk_client *c, size_t i)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+	struct wk_pubsub_chan *ch = pc->chans[i];
+
+	pc->chans[i] = pc->chans[--pc->chans_cnt];
+	for (size_t j = 0; j < ch->clients_cnt; j++) {
+		if (ch->clients[j] == c) {
+			ch->clients[j] = ch->clients[--ch->clients_cnt];
+			break;
+		}
+	}
+	if (pc->wait_chan == ch) {
+		pc->wait_chan = NULL;
+		list_del(&pc->wait_node);
+		list_init(&pc->wait_node);
+	}
+	wk_pubsub_chan_release(ch);
+}
+
+static ssize_t
+wk_pubsub_client_index(const struct wk_pubsub_client *pc, const char *name)
+{
+	for (size_t i = 0; pc && i < pc->chans_cnt; i++)
+		if (strcmp(pc->chans[i]->name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+void
+wk_pubsub_client_unlisten(struct wk_client *c, const char *channel)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+
+	if (!pc)
+		return;
+	if (channel) {
+		ssize_t i = wk_pubsub_client_index(pc, channel);
+
+		if (i >= 0)
+			wk_pubsub_leave(c, (size_t)i);
+		return;
+	}
+	while (pc->chans_cnt)
+		wk_pubsub_leave(c, pc->chans_cnt - 1);
+}
+
+/* Grow an array of pointers by one slot. -1 on out of memory. */
+static int
+wk_pubsub_grow(void ***arr, size_t cnt, size_t *cap)
+{
+	void **n;
+	size_t ncap;
+
+	if (cnt < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 4;
+	n = realloc(*arr, ncap * sizeof(*n));
+	if (!n)
+		return -1;
+	*arr = n;
+	*cap = ncap;
+	return 0;
+}
+
+/*
+ * The channel name of pp, created (and LISTENed by the listener, which is
+ * opened if needed) when new. NULL on out of memory.
+ */
+static struct wk_pubsub_chan *
+wk_pubsub_chan_get(struct wk_pubsub_pool *pp, const char *name)
+{
+	struct wk_pubsub_chan *ch = wk_pubsub_chan_find(pp, name);
+
+	if (ch)
+		return ch;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return NULL;
+	ch->pp = pp;
+	ch->id = ++wk_pubsub_next_id;
+	snprintf(ch->name, sizeof(ch->name), "%s", name);
+	ch->listen_seq = WK_PUBSUB_AT_LOGIN;
+	ch->row = wk_pubsub_row_take();
+	list_append(&pp->chans, &ch->node);
+	pp->chans_cnt++;
+	if (pp->listener && pp->is_ready) {
+		if (wk_pubsub_send_listen(pp, "LISTEN", ch, NULL) < 0)
+			wk_server_close(pp->listener, "out of memory");
+		else
+			ch->listen_seq = pp->sent_seq;
+	}
+	wk_pubsub_pool_connect(pp);
+	wk_pubsub_row_publish(ch);
+	return ch;
+}
+
+/*
+ * Register c on name. Returns 1 when the reply can go now, 0 when c waits
+ * for the listener (only with can_wait), -1 on out of memory.
+ */
+static int
+wk_pubsub_listen(struct wk_client *c, struct wk_pubsub_pool *pp, const char *name, bool can_wait)
+{
+	struct wk_pubsub_client *pc = wk_pubsub_client_get(c, pp);
+	struct wk_pubsub_chan *ch;
+
+	if (!pc)
+		return -1;
+	if (wk_pubsub_client_index(pc, name) >= 0)
+		return 1; /* LISTEN twice is LISTEN once */
+	ch = wk_pubsub_chan_get(pp, name);
+	if (!ch)
+		return -1;
+	if (wk_pubsub_grow((void ***)&ch->clients, ch->clients_cnt, &ch->clients_cap) < 0 ||
+	    wk_pubsub_grow((void ***)&pc->chans, pc->chans_cnt, &pc->chans_cap) < 0) {
+		wk_pubsub_chan_release(ch);
+		return -1;
+	}
+	ch->clients[ch->clients_cnt++] = c;
+	pc->chans[pc->chans_cnt++] = ch;
+	wk_pubsub_row_publish(ch);
+	if (!can_wait || (pp->listener && pp->is_ready && pp->done_seq >= ch->listen_seq))
+		return 1;
+	pc->wait_chan = ch;
+	list_append(&pp->waiters, &pc->wait_node);
+	return 0;
+}
+
+static enum wk_rc wk_pubsub_client_query_in_tx(struct wk_client *c, const struct pgw_hdr *h,
+					       bool *is_handled);
+
+/* Is this statement one pgdog serves? */
+static bool
+wk_pubsub_is_ours(const struct sql_result *res)
+{
+	const struct sql_stmt *st = &res->stmts[0];
+
+	if (!res->is_parsed || res->is_error || res->has_more || res->stmts_cnt != 1 || res->flags)
+		return false;
+	if (st->is_truncated)
+		return false;
+	return st->kind == SQL_LISTEN || st->kind == SQL_UNLISTEN || st->kind == SQL_UNLISTEN_ALL;
+}
+
+enum wk_rc
+wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	const uint8_t *msg;
+	struct sql_result res;
+	struct wk_pubsub_pool *pp;
+	const struct sql_stmt *st;
+	const char *sql;
+
+	*is_handled = false;
+	if (g_cfg->pub_sub_channel_size <= 0 || h->type != PGW_MSG_QUERY ||
+	    h->len > WK_PUBSUB_QUERY_MAX || wk_client_is_session(c))
+		return WK_OK;
+	if (c->state == WK_CLIENT_ACTIVE) {
+		/* with a server: only when nothing is in flight (its replies would pass ours) */
+		const struct wk_server *s = c->server;
+
+		if (!s || s->state != WK_SERVER_ACTIVE || s->fwd_remaining || s->expect_ready ||
+		    s->has_unsynced || s->internal_ready || s->slots_cnt || s->is_release_due ||
+		    (s->tx_status != 'I' && s->tx_status != 'T'))
+			return WK_OK;
+		if (s->tx_status == 'T')
+			return wk_pubsub_client_query_in_tx(c, h, is_handled);
+	} else if (c->state != WK_CLIENT_IDLE) {
+		return WK_OK;
+	}
+	if (evbuffer_get_length(in) < pgw_msg_size(h))
+		return WK_AGAIN;
+	msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	if (!msg)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	sql = (const char *)msg + PGW_HDR_LEN;
+	if (sql_classify(sql, strnlen(sql, h->len - 4), &res) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (!wk_pubsub_is_ours(&res))
+		return WK_OK;
+	pp = wk_pubsub_pool_of(c);
+	if (!pp)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	st = &res.stmts[0];
+	evbuffer_drain(in, pgw_msg_size(h));
+	*is_handled = true;
+	shm_client((uint32_t)g_wk.slot, c->row)->queries++;
+	c->last_request_us = g_wk.mono_us;
+	switch (st->kind) {
+	case SQL_LISTEN:
+		switch (wk_pubsub_listen(c, pp, st->name, true)) {
+		case 1:
+			log_debug(&c->lctx, "pub/sub: LISTEN \"%s\"", st->name);
+			return wk_pubsub_reply(c, "LISTEN");
+		case 0:
+			log_debug(&c->lctx, "pub/sub: LISTEN \"%s\" waits for the listener",
+				  st->name);
+			bufferevent_disable(c->bev, EV_READ);
+			c->is_read_off = true;
+			return WK_OK;
+		default:
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		}
+	case SQL_UNLISTEN:
+		wk_pubsub_client_unlisten(c, st->name);
+		log_debug(&c->lctx, "pub/sub: UNLISTEN \"%s\"", st->name);
+		return wk_pubsub_reply(c, "UNLISTEN");
+	default:
+		wk_pubsub_client_unlisten(c, NULL);
+		log_debug(&c->lctx, "pub/sub: UNLISTEN *");
+		return wk_pubsub_reply(c, "UNLISTEN");
+	}
+}
+
+/*
+ * LISTEN/UNLISTEN inside a transaction block (ReadyForQuery 'T', nothing in
+ * flight): PostgreSQL applies it at COMMIT. pgdog answers CommandComplete
+ * and ReadyForQuery 'T' itself and keeps the operation for
+ * wk_pubsub_client_tx_end().
+ */
+static enum wk_rc
+wk_pubsub_client_query_in_tx(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	struct pgw_buf *b = &g_wk.scratch;
+	struct wk_pubsub_client *pc;
+	struct wk_pubsub_pool *pp;
+	struct sql_result res;
+	const char *sql;
+
+	if (!msg)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	sql = (const char *)msg + PGW_HDR_LEN;
+	if (sql_classify(sql, strnlen(sql, h->len - 4), &res) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (!wk_pubsub_is_ours(&res))
+		return WK_OK;
+	pp = wk_pubsub_pool_of(c);
+	pc = pp ? wk_pubsub_client_get(c, pp) : NULL;
+	if (!pc || wk_pubsub_grow((void ***)&pc->ops, pc->ops_cnt, &pc->ops_cap) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	pc->ops[pc->ops_cnt].kind = res.stmts[0].kind;
+	pc->ops[pc->ops_cnt].ch = NULL;
+	snprintf(pc->ops[pc->ops_cnt].name, sizeof(pc->ops[0].name), "%s", res.stmts[0].name);
+	if (res.stmts[0].kind == SQL_LISTEN) {
+		/*
+		 * The listener LISTENs now, so that the channel is live on the
+		 * server by the time the client commits; the client joins it then.
+		 */
+		struct wk_pubsub_chan *ch = wk_pubsub_chan_get(pp, res.stmts[0].name);
+
+		if (!ch)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		ch->pending_cnt++;
+		pc->ops[pc->ops_cnt].ch = ch;
+	}
+	pc->ops_cnt++;
+	evbuffer_drain(in, pgw_msg_size(h));
+	*is_handled = true;
+	shm_client((uint32_t)g_wk.slot, c->row)->queries++;
+	log_debug(&c->lctx, "pub/sub: %s \"%s\" in a transaction: applied at COMMIT",
+		  res.stmts[0].kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN", res.stmts[0].name);
+	pgw_buf_reset(b);
+	pgw_put_command_complete(b, res.stmts[0].kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN");
+	pgw_put_ready(b, 'T');
+	if (wk_conn_send(c->bev, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	return WK_OK;
+}
+
+bool
+wk_pubsub_has_pending(const struct wk_client *c)
+{
+	return c->pubsub && c->pubsub->ops_cnt;
+}
+
+void
+wk_pubsub_client_tx_end(struct wk_client *c, bool is_commit)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+	size_t n;
+
+	if (!pc || !pc->ops_cnt)
+		return;
+	n = pc->ops_cnt;
+	pc->ops_cnt = 0;
+	if (!is_commit)
+		log_debug(&c->lctx, "pub/sub: transaction rolled back: %zu LISTEN/UNLISTEN dropped",
+			  n);
+	for (size_t i = 0; i < n; i++) {
+		const struct wk_pubsub_op *op = &pc->ops[i];
+
+		if (op->ch) {
+			/* joined first, released after: the channel never disappears in between */
+			int rc = is_commit ? wk_pubsub_listen(c, pc->pp, op->name, false) : 1;
+
+			op->ch->pending_cnt--;
+			wk_pubsub_chan_release(op->ch);
+			if (rc < 0) {
+				wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+				return;
+			}
+			continue;
+		}
+		if (!is_commit)
+			continue;
+		switch (op->kind) {
+		case SQL_UNLISTEN:
+			wk_pubsub_client_unlisten(c, op->name);
+			break;
+		default:
+			wk_pubsub_client_unlisten(c, NULL);
+			break;
+		}
+	}
+}
+
+/* ---- delivery ------------------------------------------------------------ */
+
+/* May a notification be written to c now (between whole messages and transactions)? */
+static bool
+wk_pubsub_at_boundary(const struct wk_client *c)
+{
+	const struct wk_server *s = c->server;
+
+	switch (c->state) {
+	case WK_CLIENT_IDLE:
+	case WK_CLIENT_WAIT_SERVER:
+		/* no server: its output holds only whole messages pgdog wrote */
+		return true;
+	case WK_CLIENT_ACTIVE:
+		/* a pinned server idle between transactions */
+		return s && s->state == WK_SERVER_ACTIVE && s->fwd_remaining == 0 &&
+		       s->tx_status == 'I' && s->expect_ready == 0 && !s->has_unsynced &&
+		       s->internal_ready == 0 && !s->is_release_due;
+	default:
+		return false;
+	}
+}
+
+bool
+wk_pubsub_has_queued(const struct wk_client *c)
+{
+	return c->pubsub && (c->pubsub->queued_cnt || c->pubsub->is_overflow);
+}
+
+enum wk_rc
+wk_pubsub_client_deliver(struct wk_client *c)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+
+	if (!pc || c->state == WK_CLIENT_CLOSING || (!pc->queued_cnt && !pc->is_overflow))
+		return WK_OK;
+	if (pc->is_overflow)
+		return wk_client_fatal(
+			c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
+			"too many notifications queued for this client while it was in a transaction (pub_sub_channel_size = %d)",
+			g_cfg->pub_sub_channel_size);
+	if (wk_conn_send(c->bev, &pc->queue) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	log_noise(&c->lctx, "pub/sub: %u queued notifications delivered", pc->queued_cnt);
+	pgw_buf_reset(&pc->queue);
+	pc->queued_cnt = 0;
+	return WK_OK;
+}
+
+/* One notification (whole message in wk_pubsub_msg) to one client. */
+static void
+wk_pubsub_deliver_one(struct wk_client *c, struct wk_pubsub_chan *ch)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+
+	if (c->state == WK_CLIENT_CLOSING || pc->is_overflow)
+		return;
+	if (!pc->queued_cnt && wk_pubsub_at_boundary(c)) {
+		if (wk_conn_send(c->bev, &wk_pubsub_msg) < 0) {
+			wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			return;
+		}
+		ch->delivered++;
+		return;
+	}
+	if (pc->queued_cnt >= (uint32_t)g_cfg->pub_sub_channel_size) {
+		/* closed at its next boundary: never in the middle of a message */
+		pc->is_overflow = true;
+		log_warn(
+			&c->lctx,
+			"pub/sub: more than pub_sub_channel_size (%d) notifications wait for this client: it will be disconnected",
+			g_cfg->pub_sub_channel_size);
+		return;
+	}
+	pgw_put_bytes(&pc->queue, wk_pubsub_msg.data, wk_pubsub_msg.len);
+	if (pc->queue.has_error) {
+		pc->is_overflow = true; /* out of memory: same outcome, never a silent loss */
+		return;
+	}
+	pc->queued_cnt++;
+	ch->delivered++;
+}
+
+/* ---- listener connection ------------------------------------------------- */
+
+/* Answer the clients whose LISTEN is now in effect on the server. */
+static void
+wk_pubsub_answer_waiters(struct wk_pubsub_pool *pp)
+{
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &pp->waiters) {
+		struct wk_pubsub_client *pc = list_entry(pos, struct wk_pubsub_client, wait_node);
+		struct wk_client *c = pc->c;
+
+		if (!pc->wait_chan || pc->wait_chan->listen_seq > pp->done_seq)
+			continue;
+		list_del(&pc->wait_node);
+		list_init(&pc->wait_node);
+		pc->wait_chan = NULL;
+		if (c->state == WK_CLIENT_CLOSING)
+			continue;
+		if (wk_pubsub_reply(c, "LISTEN") == WK_CLOSED)
+			continue;
+		if (c->is_read_off &&
+		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {
+			bufferevent_enable(c->bev, EV_READ);
+			c->is_read_off = false;
+			if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+				(void)wk_client_resume_input(c);
+		}
+	}
+}
+
+void
+wk_pubsub_listener_ready(struct wk_server *s)
+{
+	struct wk_pubsub_pool *pp = wk_pubsub_pool_of_server(s);
+	struct list *pos;
+
+	if (!pp || pp->listener != s) {
+		wk_server_close(s, "listener no longer needed");
+		return;
+	}
+	if (pp->chans_cnt == 0) {
+		wk_server_close(s, "no channel left to listen on");
+		return;
+	}
+	pp->is_ready = true;
+	pp->retry_after_us = 0;
+	if (wk_pubsub_send_listen(pp, "LISTEN", NULL, NULL) < 0) {
+		wk_server_close(s, "out of memory");
+		return;
+	}
+	list_foreach (pos, &pp->chans)
+		list_entry(pos, struct wk_pubsub_chan, node)->listen_seq = pp->sent_seq;
+	log_info(&s->lctx,
+		 "pub/sub: listener connected (backend pid %u), listening on %zu channels",
+		 s->backend_pid, pp->chans_cnt);
+	wk_pubsub_publish_pool(pp);
+}
+
+/* A NotificationResponse from the listener: fan it out. */
+static void
+wk_pubsub_on_notification(struct wk_pubsub_pool *pp, const uint8_t *msg, const struct pgw_hdr *h)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4;
+	struct wk_pubsub_chan *ch;
+
+	if (blen < 4 + 2 || strnlen(body + 4, blen - 4) >= blen - 4)
+		return;
+	ch = wk_pubsub_chan_find(pp, body + 4);
+	if (!ch)
+		return; /* UNLISTENed meanwhile */
+	ch->received++;
+	if (!wk_pubsub_msg_ready) {
+		pgw_buf_init(&wk_pubsub_msg);
+		wk_pubsub_msg_ready = true;
+	}
+	pgw_buf_reset(&wk_pubsub_msg);
+	pgw_put_bytes(&wk_pubsub_msg, msg, pgw_msg_size(h));
+	if (wk_pubsub_msg.has_error) {
+		log_warn(NULL, "pub/sub: out of memory for a notification on \"%s\"", ch->name);
+		return;
+	}
+	/* a client closed on the way stays in the array until it is freed */
+	for (size_t i = 0; i < ch->clients_cnt; i++)
+		wk_pubsub_deliver_one(ch->clients[i], ch);
+	wk_pubsub_row_publish(ch);
+}
+
+void
+wk_pubsub_listener_read(struct wk_server *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct wk_pubsub_pool *pp = wk_pubsub_pool_of_server(s);
+	struct pgw_hdr h;
+	const uint8_t *msg;
+
+	if (!pp || pp->listener != s) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	for (;;) {
+		switch (wk_conn_peek(in, WK_PUBSUB_MSG_MAX, true, &h, &msg)) {
+		case WK_PEEK_MORE:
+		case WK_PEEK_HEADER:
+			return;
+		case WK_PEEK_WHOLE:
+			break;
+		default:
+			wk_server_close(s, "invalid message from the listener connection");
+			return;
+		}
+		switch (h.type) {
+		case PGW_MSG_NOTIFICATION:
+			wk_pubsub_on_notification(pp, msg, &h);
+			break;
+		case PGW_MSG_READY:
+			if (pp->done_seq < pp->sent_seq)
+				pp->done_seq++;
+			wk_pubsub_answer_waiters(pp);
+			break;
+		case PGW_MSG_ERROR: {
+			struct pgw_error_fields f;
+
+			if (pgw_parse_error(msg + PGW_HDR_LEN, h.len - 4, &f) == 0 && f.message)
+				log_warn(&s->lctx,
+					 "pub/sub: the listener connection got an error: %s",
+					 f.message);
+			break;
+		}
+		case PGW_MSG_COMMAND_COMPLETE:
+		case PGW_MSG_NOTICE:
+		case PGW_MSG_PARAMETER_STATUS:
+			break;
+		default:
+			wk_server_close(s, "unexpected message on the listener connection");
+			return;
+		}
+		/* the connection may have been closed by a client's reply path: stop then */
+		if (pp->listener != s)
+			return;
+		evbuffer_drain(in, pgw_msg_size(&h));
+	}
+}
+
+/* The listener is gone before logging in: the clients waiting for it get an error. */
+static void
+wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why)
+{
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &pp->waiters) {
+		struct wk_pubsub_client *pc = list_entry(pos, struct wk_pubsub_client, wait_node);
+		struct wk_pubsub_chan *ch = pc->wait_chan;
+		struct wk_client *c = pc->c;
+		struct pgw_buf *b = &g_wk.scratch;
+
+		/* its LISTEN did not happen (leaving also ends the wait) */
+		for (size_t i = 0; i < pc->chans_cnt; i++) {
+			if (pc->chans[i] == ch) {
+				wk_pubsub_leave(c, i);
+				break;
+			}
+		}
+		if (pc->wait_chan) {
+			list_del(&pc->wait_node);
+			list_init(&pc->wait_node);
+			pc->wait_chan = NULL;
+		}
+		if (c->state == WK_CLIENT_CLOSING)
+			continue;
+		pgw_buf_reset(b);
+		pgw_put_error(b, false, "ERROR", SQLSTATE_CONNECTION_FAILURE, why, NULL, NULL);
+		pgw_put_ready(b, 'I');
+		if (wk_conn_send(c->bev, b) < 0) {
+			wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			continue;
+		}
+		shm_client((uint32_t)g_wk.slot, c->row)->errors++;
+		if (c->is_read_off &&
+		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {
+			bufferevent_enable(c->bev, EV_READ);
+			c->is_read_off = false;
+			if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+				(void)wk_client_resume_input(c);
+		}
+	}
+}
+
+void
+wk_pubsub_listener_closed(struct wk_server *s)
+{
+	struct wk_pubsub_pool *pp = wk_pubsub_pool_of_server(s);
+	struct list *pos;
+	bool was_ready;
+	char why[512];
+
+	if (!pp || pp->listener != s)
+		return;
+	was_ready = pp->is_ready;
+	pp->listener = NULL;
+	pp->is_ready = false;
+	if (pp->old && pp->old != s)
+		wk_server_gone(pp->old);
+	pp->old = s;
+	pp->sent_seq = pp->done_seq = 0;
+	list_foreach (pos, &pp->chans)
+		list_entry(pos, struct wk_pubsub_chan, node)->listen_seq = WK_PUBSUB_AT_LOGIN;
+	if (pp->chans_cnt == 0)
+		return;
+	if (was_ready) {
+		/* clients stay registered; notifications sent until the new LISTEN are lost */
+		log_warn(
+			&s->lctx,
+			"pub/sub: listener connection of pool %s lost with %zu channels: reconnecting",
+			pp->pool->name, pp->chans_cnt);
+		pp->retry_after_us = 0;
+	} else {
+		snprintf(why, sizeof(why),
+			 "pub/sub: cannot open the listener connection for %s%s%s", pp->pool->name,
+			 s->error[0] ? ": " : "", s->error);
+		log_warn(&s->lctx, "%s", why);
+		pp->retry_after_us = g_wk.mono_us + WK_PUBSUB_RETRY_US;
+		wk_pubsub_fail_waiters(pp, why);
+	}
+	wk_pubsub_publish_pool(pp);
+}
+
+void
+wk_pubsub_listener_freed(struct wk_server *s)
+{
+	struct wk_pubsub_pool *pp = wk_pubsub_pool_of_server(s);
+
+	if (!pp)
+		return;
+	if (pp->old == s)
+		pp->old = NULL;
+	if (pp->listener == s) {
+		pp->listener = NULL;
+		pp->is_ready = false;
+	}
+}
+
+/* ---- client lifecycle, sweep, exit --------------------------------------- */
+
+void
+wk_pubsub_client_free(struct wk_client *c)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+
+	if (!pc)
+		return;
+	if (pc->wait_chan) {
+		list_del(&pc->wait_node);
+		pc->wait_chan = NULL;
+	}
+	while (pc->chans_cnt)
+		wk_pubsub_leave(c, pc->chans_cnt - 1);
+	wk_pubsub_client_tx_end(c, false); /* LISTENs of its open transaction are dropped */
+	free(pc->chans);
+	free(pc->ops);
+	pgw_buf_cleanup(&pc->queue);
+	free(pc);
+	c->pubsub = NULL;
+}
+
+void
+wk_pubsub_sweep(void)
+{
+	uint64_t connect = (uint64_t)g_cfg->connect_timeout * 1000;
+
+	for (size_t i = 0; i < wk_pubsub_pools_cnt; i++) {
+		struct wk_pubsub_pool *pp = &wk_pubsub_pools[i];
+
+		if (pp->old && pp->old->state == WK_SERVER_CLOSING &&
+		    g_wk.mono_us - pp->old->closing_since_us > WK_PUBSUB_CLOSING_US)
+			wk_server_gone(pp->old);
+		if (pp->listener && !pp->is_ready && connect &&
+		    g_wk.mono_us - pp->listener->connect_us > connect) {
+			snprintf(pp->listener->error, sizeof(pp->listener->error),
+				 "connect_timeout reached");
+			wk_server_close(pp->listener, "connect_timeout reached");
+		}
+		if (!pp->listener && pp->chans_cnt && !g_wk.is_shutting_down)
+			wk_pubsub_pool_connect(pp);
+	}
+}
+
+void
+wk_pubsub_cleanup(void)
+{
+	for (size_t i = 0; i < wk_pubsub_pools_cnt; i++) {
+		struct wk_pubsub_pool *pp = &wk_pubsub_pools[i];
+
+		if (pp->listener)
+			wk_server_close(pp->listener, "worker exit");
+		if (pp->old)
+			wk_server_gone(pp->old);
+	}
+	free(wk_pubsub_pools);
+	wk_pubsub_pools = NULL;
+	wk_pubsub_pools_cnt = 0;
+	if (wk_pubsub_msg_ready)
+		pgw_buf_cleanup(&wk_pubsub_msg);
+	wk_pubsub_msg_ready = false;
+}
