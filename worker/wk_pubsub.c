@@ -475,6 +475,39 @@ wk_pubsub_listen(struct wk_client *c, struct wk_pubsub_pool *pp, const char *nam
 static enum wk_rc wk_pubsub_client_query_in_tx(struct wk_client *c, const struct pgw_hdr *h,
 					       bool *is_handled);
 
+/*
+ * Cheap test before classifying: the Query text at the front of in can
+ * only be LISTEN or UNLISTEN when its first non-blank byte is l, u, or a
+ * comment start. Keeps the parse cache out of the way of ordinary queries.
+ */
+static bool
+wk_pubsub_may_be_ours(struct evbuffer *in)
+{
+	uint8_t buf[PGW_HDR_LEN + 32];
+	ev_ssize_t n = evbuffer_copyout(in, buf, sizeof(buf));
+
+	for (ev_ssize_t i = PGW_HDR_LEN; i < n; i++) {
+		switch (buf[i]) {
+		case ' ':
+		case '\t':
+		case '\n':
+		case '\r':
+		case '\f':
+			continue;
+		case 'l':
+		case 'L':
+		case 'u':
+		case 'U':
+		case '-':
+		case '/':
+			return true;
+		default:
+			return false;
+		}
+	}
+	return true; /* all blank so far: let the parser decide */
+}
+
 /* Is this statement one pgdog serves? */
 static bool
 wk_pubsub_is_ours(const struct sql_result *res)
@@ -500,8 +533,10 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 
 	*is_handled = false;
 	if (g_cfg->pub_sub_channel_size <= 0 || h->type != PGW_MSG_QUERY ||
-	    h->len > WK_PUBSUB_QUERY_MAX || wk_client_is_session(c))
+	    h->len > WK_PUBSUB_QUERY_MAX || wk_client_is_session(c) || !wk_pubsub_may_be_ours(in))
 		return WK_OK;
+	if (evbuffer_get_length(in) < pgw_msg_size(h))
+		return WK_AGAIN;
 	if (c->state == WK_CLIENT_ACTIVE) {
 		/* with a server: only when nothing is in flight (its replies would pass ours) */
 		const struct wk_server *s = c->server;
@@ -515,8 +550,6 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	} else if (c->state != WK_CLIENT_IDLE) {
 		return WK_OK;
 	}
-	if (evbuffer_get_length(in) < pgw_msg_size(h))
-		return WK_AGAIN;
 	msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	if (!msg)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");

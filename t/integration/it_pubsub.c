@@ -285,6 +285,7 @@ START_TEST(test_pubsub_held_in_transaction)
 	PGconn *l = it_connect(APP), *direct = it_pg_connect();
 	PGnotify *nt;
 	PGresult *res;
+	long pins = pools_sum("pins");
 
 	PQclear(it_exec_ok(l, "LISTEN held_ch"));
 	PQclear(it_exec_ok(l, "BEGIN"));
@@ -299,6 +300,7 @@ START_TEST(test_pubsub_held_in_transaction)
 	ck_assert_msg(nt != NULL, "no notification after COMMIT");
 	ck_assert_str_eq(nt->extra, "after commit");
 	PQfreemem(nt);
+	ck_assert_int_eq(pools_sum("pins"), pins); /* served by the listener, not a pinned server */
 	PQfinish(direct);
 	PQfinish(l);
 }
@@ -313,6 +315,7 @@ START_TEST(test_pubsub_sender_pid)
 	PGconn *l = it_connect(APP);
 	PGnotify *nt;
 	char pid[32];
+	long pins = pools_sum("pins");
 
 	PQclear(it_exec_ok(l, "LISTEN self_ch"));
 	PQclear(it_exec_ok(l, "BEGIN"));
@@ -324,6 +327,7 @@ START_TEST(test_pubsub_sender_pid)
 	ck_assert_int_eq(nt->be_pid, atoi(pid));
 	ck_assert_int_ne(nt->be_pid, PQbackendPID(l));
 	PQfreemem(nt);
+	ck_assert_int_eq(pools_sum("pins"), pins);
 	PQfinish(l);
 }
 END_TEST
