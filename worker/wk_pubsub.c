@@ -82,6 +82,7 @@ struct wk_pubsub_client {
 	size_t chans_cnt, chans_cap;
 	struct wk_pubsub_pool *pp;        /* borrowed: the client's pool */
 	struct wk_pubsub_chan *wait_chan; /* its LISTEN reply waits for this channel */
+	char wait_prefix[8];              /* extended protocol: replies owed before it */
 	struct list wait_node;            /* in pp->waiters while wait_chan */
 	struct pgw_buf queue;             /* NotificationResponses for the next boundary */
 	uint32_t queued_cnt;
@@ -279,13 +280,23 @@ wk_pubsub_pool_connect(struct wk_pubsub_pool *pp)
 		 pp->pool->name);
 }
 
-/* Reply to a LISTEN/UNLISTEN pgdog served. */
+/*
+ * Reply to a LISTEN/UNLISTEN pgdog served: for the extended protocol, the
+ * replies to Parse/Bind/Describe first (prefix: their reply types, '1', '2',
+ * 't' (no parameters), 'n'), then CommandComplete and ReadyForQuery 'I'.
+ */
 static enum wk_rc
-wk_pubsub_reply(struct wk_client *c, const char *tag)
+wk_pubsub_reply(struct wk_client *c, const char *prefix, const char *tag)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);
+	for (const char *p = prefix; *p; p++) {
+		pgw_begin(b, (uint8_t)*p);
+		if (*p == PGW_MSG_PARAMETER_DESCRIPTION)
+			pgw_put_u16(b, 0);
+		pgw_end(b);
+	}
 	pgw_put_command_complete(b, tag);
 	pgw_put_ready(b, 'I');
 	if (wk_conn_send(c->bev, b) < 0)
@@ -481,12 +492,19 @@ static enum wk_rc wk_pubsub_client_query_in_tx(struct wk_client *c, const struct
  * comment start. Keeps the parse cache out of the way of ordinary queries.
  */
 static bool
-wk_pubsub_may_be_ours(struct evbuffer *in)
+wk_pubsub_may_be_ours(struct evbuffer *in, bool is_parse)
 {
 	uint8_t buf[PGW_HDR_LEN + 32];
 	ev_ssize_t n = evbuffer_copyout(in, buf, sizeof(buf));
+	ev_ssize_t i = PGW_HDR_LEN;
 
-	for (ev_ssize_t i = PGW_HDR_LEN; i < n; i++) {
+	if (is_parse) {
+		/* only the unnamed statement: the name is empty */
+		if (n > i && buf[i] != 0)
+			return false;
+		i++;
+	}
+	for (; i < n; i++) {
 		switch (buf[i]) {
 		case ' ':
 		case '\t':
@@ -521,19 +539,186 @@ wk_pubsub_is_ours(const struct sql_result *res)
 	return st->kind == SQL_LISTEN || st->kind == SQL_UNLISTEN || st->kind == SQL_UNLISTEN_ALL;
 }
 
+/*
+ * Serve st (LISTEN, UNLISTEN, UNLISTEN *) for c, whose request (size bytes
+ * at the front of its input) is drained; prefix: see wk_pubsub_reply().
+ */
+static enum wk_rc
+wk_pubsub_serve(struct wk_client *c, const struct sql_stmt *st, size_t size, const char *prefix)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct wk_pubsub_pool *pp = wk_pubsub_pool_of(c);
+
+	if (!pp)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	evbuffer_drain(in, size);
+	shm_client((uint32_t)g_wk.slot, c->row)->queries++;
+	c->last_request_us = g_wk.mono_us;
+	switch (st->kind) {
+	case SQL_LISTEN:
+		switch (wk_pubsub_listen(c, pp, st->name, true)) {
+		case 1:
+			log_debug(&c->lctx, "pub/sub: LISTEN \"%s\"", st->name);
+			return wk_pubsub_reply(c, prefix, "LISTEN");
+		case 0:
+			log_debug(&c->lctx, "pub/sub: LISTEN \"%s\" waits for the listener",
+				  st->name);
+			snprintf(c->pubsub->wait_prefix, sizeof(c->pubsub->wait_prefix), "%s",
+				 prefix);
+			bufferevent_disable(c->bev, EV_READ);
+			c->is_read_off = true;
+			return WK_OK;
+		default:
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		}
+	case SQL_UNLISTEN:
+		wk_pubsub_client_unlisten(c, st->name);
+		log_debug(&c->lctx, "pub/sub: UNLISTEN \"%s\"", st->name);
+		return wk_pubsub_reply(c, prefix, "UNLISTEN");
+	default:
+		wk_pubsub_client_unlisten(c, NULL);
+		log_debug(&c->lctx, "pub/sub: UNLISTEN *");
+		return wk_pubsub_reply(c, prefix, "UNLISTEN");
+	}
+}
+
+/*
+ * The Parse at the front of in (whole, h its header) is unnamed, has no
+ * parameter types and holds LISTEN/UNLISTEN alone: classified into *res.
+ * False otherwise (also on out of memory, which PostgreSQL will then meet).
+ */
+static bool
+wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql_result *res)
+{
+	const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	const char *body;
+	size_t blen = h->len - 4, qlen;
+
+	if (!buf || blen < 1)
+		return false;
+	body = (const char *)buf + PGW_HDR_LEN;
+	if (body[0] != 0)
+		return false;
+	qlen = strnlen(body + 1, blen - 1);
+	/* name NUL, query NUL, int16 parameter type count (must be 0) */
+	if (qlen + 4 > blen || body[1 + qlen + 1] != 0 || body[1 + qlen + 2] != 0)
+		return false;
+	if (sql_classify(body + 1, qlen, res) < 0)
+		return false;
+	return wk_pubsub_is_ours(res);
+}
+
+/*
+ * Extended protocol from an idle client: an unnamed Parse of LISTEN or
+ * UNLISTEN without parameters, Bind of it to the unnamed portal, an
+ * optional Describe, Execute and Sync, all buffered (what PQexecParams
+ * sends). Anything else goes to a server (and a LISTEN there pins it).
+ */
+static enum wk_rc
+wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
+{
+	static const char order[] = { PGW_MSG_PARSE, PGW_MSG_BIND, PGW_MSG_DESCRIBE,
+				      PGW_MSG_EXECUTE, PGW_MSG_SYNC };
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in), off = 0, step = 0;
+	const uint8_t *buf;
+	char prefix[8];
+	size_t prefix_len = 0;
+	struct sql_result res;
+
+	/* scan the headers: P B [D] E S, whole, small */
+	while (step < sizeof(order)) {
+		uint8_t hdr[PGW_HDR_LEN];
+		struct pgw_hdr h;
+		struct evbuffer_ptr pos;
+
+		if (off + PGW_HDR_LEN > avail)
+			return WK_AGAIN; /* the rest of the request is on its way */
+		if (evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET) < 0 ||
+		    evbuffer_copyout_from(in, &pos, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
+		    pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1 ||
+		    off + pgw_msg_size(&h) > WK_PUBSUB_QUERY_MAX)
+			return WK_OK;
+		while (step < sizeof(order) && order[step] != h.type &&
+		       order[step] == PGW_MSG_DESCRIBE)
+			step++;
+		if (step == sizeof(order) || order[step] != h.type)
+			return WK_OK;
+		if (off + pgw_msg_size(&h) > avail)
+			return WK_AGAIN;
+		if (h.type == PGW_MSG_PARSE && !wk_pubsub_parse_is_ours(in, &h, &res))
+			return WK_OK;
+		step++;
+		off += pgw_msg_size(&h);
+	}
+	buf = evbuffer_pullup(in, (ev_ssize_t)off);
+	if (!buf)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	for (size_t o = 0; o < off;) {
+		struct pgw_hdr h;
+		const char *body = (const char *)buf + o + PGW_HDR_LEN;
+		size_t blen;
+
+		if (pgw_read_header(buf + o, PGW_HDR_LEN, &h) != 1)
+			return WK_OK;
+		blen = h.len - 4;
+		switch (h.type) {
+		case PGW_MSG_PARSE:
+			prefix[prefix_len++] = PGW_MSG_PARSE_COMPLETE; /* checked while scanning */
+			break;
+		case PGW_MSG_BIND:
+			/* unnamed portal, unnamed statement, no parameters */
+			if (blen < 2 + 2 + 2 || body[0] != 0 || body[1] != 0)
+				return WK_OK;
+			{
+				uint16_t nfmt =
+					(uint16_t)((uint8_t)body[2] << 8 | (uint8_t)body[3]);
+				size_t p = 4 + (size_t)nfmt * 2;
+
+				if (p + 2 > blen || body[p] != 0 || body[p + 1] != 0)
+					return WK_OK;
+			}
+			prefix[prefix_len++] = PGW_MSG_BIND_COMPLETE;
+			break;
+		case PGW_MSG_DESCRIBE:
+			if (blen != 2 || (body[0] != 'P' && body[0] != 'S') || body[1] != 0)
+				return WK_OK;
+			if (body[0] == 'S')
+				prefix[prefix_len++] = PGW_MSG_PARAMETER_DESCRIPTION;
+			prefix[prefix_len++] = PGW_MSG_NO_DATA;
+			break;
+		case PGW_MSG_EXECUTE:
+			if (blen < 1 || body[0] != 0)
+				return WK_OK;
+			break;
+		default:
+			break;
+		}
+		o += pgw_msg_size(&h);
+	}
+	prefix[prefix_len] = '\0';
+	*is_handled = true;
+	return wk_pubsub_serve(c, &res.stmts[0], off, prefix);
+}
+
 enum wk_rc
 wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	const uint8_t *msg;
 	struct sql_result res;
-	struct wk_pubsub_pool *pp;
-	const struct sql_stmt *st;
 	const char *sql;
 
 	*is_handled = false;
-	if (g_cfg->pub_sub_channel_size <= 0 || h->type != PGW_MSG_QUERY ||
-	    h->len > WK_PUBSUB_QUERY_MAX || wk_client_is_session(c) || !wk_pubsub_may_be_ours(in))
+	if (g_cfg->pub_sub_channel_size <= 0 || wk_client_is_session(c))
+		return WK_OK;
+	if (h->type == PGW_MSG_PARSE && c->state == WK_CLIENT_IDLE) {
+		if (h->len > WK_PUBSUB_QUERY_MAX || !wk_pubsub_may_be_ours(in, true))
+			return WK_OK;
+		return wk_pubsub_client_extended(c, is_handled);
+	}
+	if (h->type != PGW_MSG_QUERY || h->len > WK_PUBSUB_QUERY_MAX ||
+	    !wk_pubsub_may_be_ours(in, false))
 		return WK_OK;
 	if (evbuffer_get_length(in) < pgw_msg_size(h))
 		return WK_AGAIN;
@@ -558,38 +743,8 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (!wk_pubsub_is_ours(&res))
 		return WK_OK;
-	pp = wk_pubsub_pool_of(c);
-	if (!pp)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	st = &res.stmts[0];
-	evbuffer_drain(in, pgw_msg_size(h));
 	*is_handled = true;
-	shm_client((uint32_t)g_wk.slot, c->row)->queries++;
-	c->last_request_us = g_wk.mono_us;
-	switch (st->kind) {
-	case SQL_LISTEN:
-		switch (wk_pubsub_listen(c, pp, st->name, true)) {
-		case 1:
-			log_debug(&c->lctx, "pub/sub: LISTEN \"%s\"", st->name);
-			return wk_pubsub_reply(c, "LISTEN");
-		case 0:
-			log_debug(&c->lctx, "pub/sub: LISTEN \"%s\" waits for the listener",
-				  st->name);
-			bufferevent_disable(c->bev, EV_READ);
-			c->is_read_off = true;
-			return WK_OK;
-		default:
-			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-		}
-	case SQL_UNLISTEN:
-		wk_pubsub_client_unlisten(c, st->name);
-		log_debug(&c->lctx, "pub/sub: UNLISTEN \"%s\"", st->name);
-		return wk_pubsub_reply(c, "UNLISTEN");
-	default:
-		wk_pubsub_client_unlisten(c, NULL);
-		log_debug(&c->lctx, "pub/sub: UNLISTEN *");
-		return wk_pubsub_reply(c, "UNLISTEN");
-	}
+	return wk_pubsub_serve(c, &res.stmts[0], pgw_msg_size(h), "");
 }
 
 /*
@@ -798,7 +953,7 @@ wk_pubsub_answer_waiters(struct wk_pubsub_pool *pp)
 		pc->wait_chan = NULL;
 		if (c->state == WK_CLIENT_CLOSING)
 			continue;
-		if (wk_pubsub_reply(c, "LISTEN") == WK_CLOSED)
+		if (wk_pubsub_reply(c, pc->wait_prefix, "LISTEN") == WK_CLOSED)
 			continue;
 		if (c->is_read_off &&
 		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {

@@ -387,6 +387,42 @@ START_TEST(test_pubsub_listen_in_transaction)
 }
 END_TEST
 
+/* LISTEN / UNLISTEN with the extended protocol (PQexecParams) are served the same way. */
+START_TEST(test_pubsub_extended)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *n = it_connect(APP);
+	long pins = pools_sum("pins");
+	PGresult *res;
+
+	res = PQexecParams(l, "LISTEN ext_ch", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "LISTEN: %s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
+	PQclear(res);
+	/* not pinned: the single server serves another client at once */
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	PQclear(it_exec_ok(n, "NOTIFY ext_ch, 'extended'"));
+	expect_one(l, "ext_ch", "extended");
+	res = PQexecParams(l, "UNLISTEN ext_ch", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "UNLISTEN: %s", PQerrorMessage(l));
+	PQclear(res);
+	PQclear(it_exec_ok(n, "NOTIFY ext_ch, 'gone'"));
+	expect_none(l, 300);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	/* the connection still runs ordinary extended queries */
+	res = PQexecParams(l, "SELECT $1::int + 1", 1, NULL, (const char *const[]){ "41" }, NULL,
+			   NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "42");
+	PQclear(res);
+	PQfinish(l);
+	PQfinish(o);
+	PQfinish(n);
+}
+END_TEST
+
 /* SHOW LISTENERS: database, user, channel, clients, received, delivered, worker. */
 START_TEST(test_pubsub_show_listeners)
 {
@@ -565,6 +601,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_held_in_transaction);
 	tcase_add_test(tc, test_pubsub_sender_pid);
 	tcase_add_test(tc, test_pubsub_listen_in_transaction);
+	tcase_add_test(tc, test_pubsub_extended);
 	tcase_add_test(tc, test_pubsub_show_listeners);
 	tcase_add_test(tc, test_pubsub_listener_reconnect);
 	suite_add_tcase(s, tc);
