@@ -261,19 +261,26 @@ wk_pubsub_send_listen(struct wk_pubsub_pool *pp, const char *verb, struct wk_pub
 	return 0;
 }
 
+static void wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why);
+
 /* Open the listener connection when channels need one and none is open. */
 static void
 wk_pubsub_pool_connect(struct wk_pubsub_pool *pp)
 {
+	char why[256];
+
 	if (pp->listener || pp->chans_cnt == 0 || g_wk.mono_us < pp->retry_after_us)
 		return;
 	pp->is_ready = false;
 	pp->sent_seq = pp->done_seq = 0;
 	pp->listener = wk_server_connect_listener(pp->pool);
 	if (!pp->listener) {
-		log_errno(NULL, errno, "pub/sub: cannot open a listener connection for pool %s",
-			  pp->pool->name);
+		snprintf(why, sizeof(why),
+			 "pub/sub: cannot open a listener connection for pool %s: %s",
+			 pp->pool->name, strerror(errno));
+		log_warn(NULL, "%s", why);
 		pp->retry_after_us = g_wk.mono_us + WK_PUBSUB_RETRY_US;
+		wk_pubsub_fail_waiters(pp, why);
 		return;
 	}
 	log_info(&pp->listener->lctx, "pub/sub: opening the listener connection for pool %s",

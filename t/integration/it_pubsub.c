@@ -535,6 +535,43 @@ keep_fatal(void *arg, const PGresult *res)
 }
 
 /*
+ * The listener cannot log in (the role's connection limit is taken by the
+ * pool's server): the LISTEN gets an ErrorResponse naming the listener, the
+ * client stays usable, and a later LISTEN works once logins succeed again.
+ */
+START_TEST(test_pubsub_listener_login_fails)
+{
+	PGconn *hold = it_connect(APP), *l, *mon = it_pg_connect();
+	const char *msg;
+	int backends = -1;
+
+	/* hold the pool's single server, then allow no second connection for the role */
+	PQclear(it_exec_ok(hold, "BEGIN"));
+	PQclear(it_exec_ok(hold, "SELECT 1"));
+	it_pg_exec("ALTER ROLE app CONNECTION LIMIT 1");
+	for (long long end = it_now_ms() + 5000; it_now_ms() < end; it_sleep_ms(50)) {
+		backends = it_pg_count_backends(mon, "app");
+		if (backends == 1)
+			break;
+	}
+	ck_assert_int_eq(backends, 1);
+	l = it_connect(APP);
+	msg = it_exec_error(l, "LISTEN lf_ch", "08006");
+	ck_assert_msg(strstr(msg, "listener") != NULL, "message: %s", msg);
+	it_pg_exec("ALTER ROLE app CONNECTION LIMIT -1");
+	PQclear(it_exec_ok(hold, "COMMIT"));
+	ck_assert_str_eq(it_value(l, "SELECT 'still usable'"), "still usable");
+	/* retried after a second: the LISTEN waits for the listener, then works */
+	PQclear(it_exec_ok(l, "LISTEN lf_ch"));
+	PQclear(it_exec_ok(hold, "NOTIFY lf_ch, 'works'"));
+	expect_one(l, "lf_ch", "works");
+	PQfinish(mon);
+	PQfinish(hold);
+	PQfinish(l);
+}
+END_TEST
+
+/*
  * More than pub_sub_channel_size notifications wait for a client in a
  * transaction: it is disconnected with 54000 right after the transaction,
  * never left with a silent gap; the other listeners are not affected.
@@ -604,6 +641,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_extended);
 	tcase_add_test(tc, test_pubsub_show_listeners);
 	tcase_add_test(tc, test_pubsub_listener_reconnect);
+	tcase_add_test(tc, test_pubsub_listener_login_fails); /* last: changes the role */
 	suite_add_tcase(s, tc);
 	tcase_add_unchecked_fixture(small, setup_small, teardown);
 	tcase_set_timeout(small, 60);
