@@ -13,6 +13,10 @@
  * output by reference; pgdog reads only the headers, ReadyForQuery's status
  * byte and ParameterStatus bodies. Results of pgdog's own queries (the SETs
  * that apply a client's startup parameters, the reset query) are swallowed.
+ *
+ * A pub/sub listener (is_listener, wk_pubsub.c) logs in the same way but
+ * only goes CONNECTING -> LOGIN -> IDLE -> CLOSING, off the pool's lists and
+ * cap; while IDLE its bytes go to wk_pubsub_listener_read().
  */
 #include "worker/wk_server.h"
 
