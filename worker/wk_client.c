@@ -1688,6 +1688,8 @@ wk_client_write_cb(struct bufferevent *bev, void *arg)
 	/* our output drained below the mark: the server may send again */
 	if (c->server && c->server->read_paused)
 		wk_server_resume(c->server);
+	if (c->pubsub)
+		(void)wk_pubsub_client_drained(c); /* notifications held for a slow reader */
 }
 
 void

@@ -21,7 +21,8 @@
  *   its transactions: written at once when it has no server (or its pinned
  *   server is idle between transactions), else queued (at most
  *   pub_sub_channel_size) and written right after the ReadyForQuery 'I'
- *   that ends its transaction. A client whose queue overflows is closed
+ *   that ends its transaction (or, for a client that reads too slowly,
+ *   once its output drains). A client whose queue overflows is closed
  *   with FATAL 54000 at that boundary: notifications are never dropped
  *   silently.
  */
@@ -48,6 +49,8 @@
 #define WK_PUBSUB_RETRY_US   (1000 * 1000)
 #define WK_PUBSUB_CLOSING_US (1000 * 1000)
 #define WK_PUBSUB_NO_ROW     UINT32_MAX
+/* Closing flushes only this much (wk_conn_flush_now): the FATAL waits for the output to drain */
+#define WK_PUBSUB_FATAL_ROOM (32 * 1024)
 
 struct wk_pubsub_pool;
 
@@ -894,6 +897,9 @@ wk_pubsub_client_deliver(struct wk_client *c)
 
 	if (!pc || c->state == WK_CLIENT_CLOSING || (!pc->queued_cnt && !pc->is_overflow))
 		return WK_OK;
+	if (pc->is_overflow &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > WK_PUBSUB_FATAL_ROOM)
+		return WK_OK; /* the drain callback comes back: the FATAL must not be cut off */
 	if (pc->is_overflow)
 		return wk_client_fatal(
 			c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
@@ -907,7 +913,19 @@ wk_pubsub_client_deliver(struct wk_client *c)
 	return WK_OK;
 }
 
-/* One notification (whole message in wk_pubsub_msg) to one client. */
+enum wk_rc
+wk_pubsub_client_drained(struct wk_client *c)
+{
+	if (!wk_pubsub_has_queued(c) || !wk_pubsub_at_boundary(c))
+		return WK_OK;
+	return wk_pubsub_client_deliver(c);
+}
+
+/*
+ * One notification (whole message in wk_pubsub_msg) to one client. A client
+ * that does not read (output above the backpressure mark) has it queued like
+ * a client in a transaction, so its buffer never grows without bound.
+ */
 static void
 wk_pubsub_deliver_one(struct wk_client *c, struct wk_pubsub_chan *ch)
 {
@@ -915,7 +933,8 @@ wk_pubsub_deliver_one(struct wk_client *c, struct wk_pubsub_chan *ch)
 
 	if (c->state == WK_CLIENT_CLOSING || pc->is_overflow)
 		return;
-	if (!pc->queued_cnt && wk_pubsub_at_boundary(c)) {
+	if (!pc->queued_cnt && wk_pubsub_at_boundary(c) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) < WK_BACKPRESSURE_BYTES) {
 		if (wk_conn_send(c->bev, &wk_pubsub_msg) < 0) {
 			wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			return;

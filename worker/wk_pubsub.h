@@ -54,6 +54,13 @@ bool wk_pubsub_has_queued(const struct wk_client *c);
  */
 enum wk_rc wk_pubsub_client_deliver(struct wk_client *c);
 
+/*
+ * c's output drained below the backpressure mark: notifications held
+ * because it read slowly follow now if it is at a boundary. WK_CLOSED if c
+ * was closed.
+ */
+enum wk_rc wk_pubsub_client_drained(struct wk_client *c);
+
 /* c is being freed: unregister it everywhere (a channel left empty is UNLISTENed). */
 void wk_pubsub_client_free(struct wk_client *c);
 

@@ -621,6 +621,51 @@ START_TEST(test_pubsub_overflow)
 }
 END_TEST
 
+/*
+ * A client that stops reading: pgdog's buffer for it stays bounded (its
+ * notifications queue up to pub_sub_channel_size once its output passes the
+ * backpressure mark), and when it reads again it gets what was written, then
+ * FATAL 54000 instead of a silent gap.
+ */
+START_TEST(test_pubsub_slow_reader)
+{
+	PGconn *l = it_connect(APP), *direct = it_pg_connect();
+	char payload[7001], sql[7100];
+	int got = 0;
+
+	memset(payload, 'p', sizeof(payload) - 1);
+	payload[sizeof(payload) - 1] = '\0';
+	fatal_sqlstate[0] = fatal_msg[0] = '\0';
+	PQsetNoticeReceiver(l, keep_fatal, NULL);
+	PQclear(it_exec_ok(l, "LISTEN slow_ch"));
+	/* distinct payloads: PostgreSQL folds identical notifications of one transaction */
+	snprintf(sql, sizeof(sql),
+		 "SELECT pg_notify('slow_ch', g || '%s') FROM generate_series(1, 20) g", payload);
+	/* 2000 x 7 KB = 14 MB: more than the loopback socket buffers and 512 KiB */
+	for (int i = 0; i < 100; i++)
+		PQclear(it_exec_ok(direct, sql));
+	it_sleep_ms(500);
+	for (long long end = it_now_ms() + 10000; it_now_ms() < end;) {
+		struct pollfd pfd = { .fd = PQsocket(l), .events = POLLIN };
+		PGnotify *nt;
+
+		if (!PQconsumeInput(l))
+			break;
+		while ((nt = PQnotifies(l)) != NULL) {
+			got++;
+			PQfreemem(nt);
+		}
+		poll(&pfd, 1, 100);
+	}
+	ck_assert_msg(got > 0 && got < 2000, "%d notifications", got);
+	ck_assert_msg(strcmp(fatal_sqlstate, "54000") == 0, "error after %d: %s %s (%s)", got,
+		      fatal_sqlstate, fatal_msg, PQerrorMessage(l));
+	ck_assert_int_eq(PQstatus(l), CONNECTION_BAD);
+	PQfinish(direct);
+	PQfinish(l);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -646,6 +691,7 @@ main(void)
 	tcase_add_unchecked_fixture(small, setup_small, teardown);
 	tcase_set_timeout(small, 60);
 	tcase_add_test(small, test_pubsub_overflow);
+	tcase_add_test(small, test_pubsub_slow_reader);
 	suite_add_tcase(s, small);
 	return it_run_suite(s);
 }
