@@ -720,7 +720,9 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	const char *sql;
 
 	*is_handled = false;
-	if (g_cfg->pub_sub_channel_size <= 0 || wk_client_is_session(c))
+	/* a LISTEN that went to its server (pinned) is undone there, not here */
+	if (g_cfg->pub_sub_channel_size <= 0 || wk_client_is_session(c) ||
+	    (c->pins & WK_PIN_LISTEN))
 		return WK_OK;
 	if (h->type == PGW_MSG_PARSE && c->state == WK_CLIENT_IDLE) {
 		if (h->len > WK_PUBSUB_QUERY_MAX || !wk_pubsub_may_be_ours(in, true))

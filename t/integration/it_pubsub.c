@@ -423,6 +423,36 @@ START_TEST(test_pubsub_extended)
 }
 END_TEST
 
+/*
+ * A LISTEN among other statements still goes to the server and pins it (the
+ * documented fallback); UNLISTEN * then goes there too and frees it.
+ */
+START_TEST(test_pubsub_pinned_fallback)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
+	PGnotify *nt;
+	PGresult *res;
+
+	PQclear(it_exec_ok(l, "LISTEN mix_a; SELECT 1"));
+	PQclear(it_exec_ok(direct, "NOTIFY mix_a, 'via the server'"));
+	nt = wait_notify(l, 3000);
+	ck_assert_msg(nt != NULL, "no notification through the pinned server");
+	ck_assert_str_eq(nt->extra, "via the server");
+	PQfreemem(nt);
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	/* the server is free again */
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	PQclear(it_exec_ok(direct, "NOTIFY mix_a, 'after unlisten'"));
+	expect_none(l, 300);
+	PQfinish(direct);
+	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
 /* SHOW LISTENERS: database, user, channel, clients, received, delivered, worker. */
 START_TEST(test_pubsub_show_listeners)
 {
@@ -684,6 +714,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_sender_pid);
 	tcase_add_test(tc, test_pubsub_listen_in_transaction);
 	tcase_add_test(tc, test_pubsub_extended);
+	tcase_add_test(tc, test_pubsub_pinned_fallback);
 	tcase_add_test(tc, test_pubsub_show_listeners);
 	tcase_add_test(tc, test_pubsub_listener_reconnect);
 	tcase_add_test(tc, test_pubsub_listener_login_fails); /* last: changes the role */
