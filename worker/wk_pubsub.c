@@ -935,6 +935,8 @@ wk_pubsub_deliver_one(struct wk_client *c, struct wk_pubsub_chan *ch)
 
 	if (c->state == WK_CLIENT_CLOSING || pc->is_overflow)
 		return;
+	if (pc->wait_chan == ch)
+		return; /* its LISTEN is not in effect yet: PostgreSQL would not deliver this */
 	if (!pc->queued_cnt && wk_pubsub_at_boundary(c) &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) < WK_BACKPRESSURE_BYTES) {
 		if (wk_conn_send(c->bev, &wk_pubsub_msg) < 0) {
