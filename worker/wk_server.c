@@ -354,12 +354,13 @@ static void
 wk_server_send_startup(struct wk_server *s)
 {
 	const struct wk_pool *p = s->pool;
-	const char *names[] = { "user", "database" };
-	const char *values[] = { wk_server_user(p), p->db->database_name };
+	/* a listener names itself, so that operators find it in pg_stat_activity */
+	const char *names[] = { "user", "database", "application_name" };
+	const char *values[] = { wk_server_user(p), p->db->database_name, "pgdog_listener" };
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);
-	pgw_put_startup(b, names, values, ARRAY_SIZE(names));
+	pgw_put_startup(b, names, values, s->is_listener ? 3 : 2);
 	if (wk_conn_send(s->bev, b) < 0) {
 		(void)wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;

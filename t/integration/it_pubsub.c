@@ -521,6 +521,10 @@ START_TEST(test_pubsub_listener_reconnect)
 			old_pid = atoi(PQgetvalue(res, i, PQfnumber(res, "backend_pid")));
 	PQclear(res);
 	ck_assert_int_gt(old_pid, 0);
+	/* the listener is named in pg_stat_activity */
+	snprintf(sql, sizeof(sql), "SELECT application_name FROM pg_stat_activity WHERE pid = %d",
+		 old_pid);
+	ck_assert_str_eq(it_pg_value(sql), "pgdog_listener");
 	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", old_pid);
 	ck_assert_str_eq(it_pg_value(sql), "t");
 	for (long long end = it_now_ms() + 5000; it_now_ms() < end && !new_pid; it_sleep_ms(50)) {
