@@ -55,9 +55,10 @@
 struct wk_pubsub_pool;
 
 struct wk_pubsub_chan {
-	struct list node;           /* in its pool's chans */
-	struct wk_pubsub_pool *pp;  /* borrowed */
-	struct wk_client **clients; /* owned array of borrowed clients */
+	struct list node;             /* in its pool's chans */
+	struct wk_pubsub_chan *hnext; /* next in its hash bucket */
+	struct wk_pubsub_pool *pp;    /* borrowed */
+	struct wk_client **clients;   /* owned array of borrowed clients */
 	size_t clients_cnt, clients_cap;
 	uint64_t listen_seq; /* the listener query that LISTENs it */
 	uint64_t received, delivered;
@@ -74,6 +75,9 @@ struct wk_pubsub_pool {
 	bool is_ready;              /* listener logged in */
 	struct list chans;
 	size_t chans_cnt;
+	struct wk_pubsub_chan *
+		*buckets; /* owned: channels by name hash (chans_cnt <= 2 x buckets) */
+	size_t buckets_cnt;
 	struct list waiters; /* clients owed a LISTEN reply */
 	uint64_t sent_seq, done_seq;
 	uint64_t retry_after_us;
@@ -203,18 +207,76 @@ wk_pubsub_pool_of_server(const struct wk_server *s)
 	return &wk_pubsub_pools[s->pool->idx];
 }
 
+static size_t
+wk_pubsub_hash(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h;
+}
+
 static struct wk_pubsub_chan *
 wk_pubsub_chan_find(struct wk_pubsub_pool *pp, const char *name)
 {
-	struct list *pos;
+	struct wk_pubsub_chan *ch;
 
-	list_foreach (pos, &pp->chans) {
-		struct wk_pubsub_chan *ch = list_entry(pos, struct wk_pubsub_chan, node);
-
+	if (!pp->buckets_cnt)
+		return NULL;
+	for (ch = pp->buckets[wk_pubsub_hash(name) & (pp->buckets_cnt - 1)]; ch; ch = ch->hnext)
 		if (strcmp(ch->name, name) == 0)
 			return ch;
-	}
 	return NULL;
+}
+
+/*
+ * Add ch to the hash (grown to keep chains short; a failed growth keeps the
+ * old table, only slower). -1 when there is no table at all.
+ */
+static int
+wk_pubsub_hash_add(struct wk_pubsub_pool *pp, struct wk_pubsub_chan *ch)
+{
+	size_t b;
+
+	if (pp->chans_cnt >= 2 * pp->buckets_cnt) {
+		size_t n = pp->buckets_cnt ? pp->buckets_cnt * 2 : 64;
+		struct wk_pubsub_chan **nb = calloc(n, sizeof(*nb));
+
+		if (nb) {
+			for (size_t i = 0; i < pp->buckets_cnt; i++) {
+				while (pp->buckets[i]) {
+					struct wk_pubsub_chan *c = pp->buckets[i];
+
+					pp->buckets[i] = c->hnext;
+					b = wk_pubsub_hash(c->name) & (n - 1);
+					c->hnext = nb[b];
+					nb[b] = c;
+				}
+			}
+			free(pp->buckets);
+			pp->buckets = nb;
+			pp->buckets_cnt = n;
+		} else if (!pp->buckets_cnt) {
+			return -1;
+		}
+	}
+	b = wk_pubsub_hash(ch->name) & (pp->buckets_cnt - 1);
+	ch->hnext = pp->buckets[b];
+	pp->buckets[b] = ch;
+	return 0;
+}
+
+static void
+wk_pubsub_hash_del(struct wk_pubsub_pool *pp, struct wk_pubsub_chan *ch)
+{
+	struct wk_pubsub_chan **pos =
+		&pp->buckets[wk_pubsub_hash(ch->name) & (pp->buckets_cnt - 1)];
+
+	while (*pos && *pos != ch)
+		pos = &(*pos)->hnext;
+	if (*pos)
+		*pos = ch->hnext;
 }
 
 /* Append LISTEN/UNLISTEN "name" (double quotes doubled: the name is exact). */
@@ -338,6 +400,7 @@ wk_pubsub_chan_free(struct wk_pubsub_chan *ch)
 	struct wk_pubsub_pool *pp = ch->pp;
 
 	list_del(&ch->node);
+	wk_pubsub_hash_del(pp, ch);
 	pp->chans_cnt--;
 	wk_pubsub_row_give(ch);
 	if (pp->listener && pp->is_ready &&
@@ -447,6 +510,10 @@ wk_pubsub_chan_get(struct wk_pubsub_pool *pp, const char *name)
 	ch->id = ++wk_pubsub_next_id;
 	snprintf(ch->name, sizeof(ch->name), "%s", name);
 	ch->listen_seq = WK_PUBSUB_AT_LOGIN;
+	if (wk_pubsub_hash_add(pp, ch) < 0) {
+		free(ch);
+		return NULL;
+	}
 	ch->row = wk_pubsub_row_take();
 	list_append(&pp->chans, &ch->node);
 	pp->chans_cnt++;
@@ -1262,6 +1329,7 @@ wk_pubsub_cleanup(void)
 			wk_server_close(pp->listener, "worker exit");
 		if (pp->old)
 			wk_server_gone(pp->old);
+		free(pp->buckets);
 	}
 	free(wk_pubsub_pools);
 	wk_pubsub_pools = NULL;

@@ -453,6 +453,52 @@ START_TEST(test_pubsub_pinned_fallback)
 }
 END_TEST
 
+/*
+ * Many channels on one client: each reaches it, SHOW LISTENERS lists at most
+ * 256 per worker (the rest still work), UNLISTEN * drops them all.
+ */
+START_TEST(test_pubsub_many_channels)
+{
+	PGconn *l = it_connect(APP), *n = it_connect(APP), *adm = it_connect(ADMIN);
+	PGresult *res;
+	int rows = 0;
+	char sql[64];
+
+	for (int i = 1; i <= 300; i++) {
+		snprintf(sql, sizeof(sql), "LISTEN many_%d", i);
+		PQclear(it_exec_ok(l, sql));
+	}
+	for (int i = 1; i <= 300; i += 299 / 3) {
+		snprintf(sql, sizeof(sql), "NOTIFY many_%d, '%d'", i, i);
+		PQclear(it_exec_ok(n, sql));
+		snprintf(sql, sizeof(sql), "many_%d", i);
+		{
+			char want[16];
+
+			snprintf(want, sizeof(want), "%d", i);
+			expect_one(l, sql, want);
+		}
+	}
+	res = it_exec_ok(adm, "SHOW LISTENERS");
+	for (int i = 0; i < PQntuples(res); i++)
+		rows += strncmp(PQgetvalue(res, i, PQfnumber(res, "channel")), "many_", 5) == 0;
+	PQclear(res);
+	ck_assert_msg(rows > 0 && rows <= 256, "%d rows", rows);
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	PQclear(it_exec_ok(n, "NOTIFY many_300, 'none'"));
+	expect_none(l, 300);
+	rows = 0;
+	res = it_exec_ok(adm, "SHOW LISTENERS");
+	for (int i = 0; i < PQntuples(res); i++)
+		rows += strncmp(PQgetvalue(res, i, PQfnumber(res, "channel")), "many_", 5) == 0;
+	PQclear(res);
+	ck_assert_int_eq(rows, 0);
+	PQfinish(adm);
+	PQfinish(n);
+	PQfinish(l);
+}
+END_TEST
+
 /* SHOW LISTENERS: database, user, channel, clients, received, delivered, worker. */
 START_TEST(test_pubsub_show_listeners)
 {
@@ -719,6 +765,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_listen_in_transaction);
 	tcase_add_test(tc, test_pubsub_extended);
 	tcase_add_test(tc, test_pubsub_pinned_fallback);
+	tcase_add_test(tc, test_pubsub_many_channels);
 	tcase_add_test(tc, test_pubsub_show_listeners);
 	tcase_add_test(tc, test_pubsub_listener_reconnect);
 	tcase_add_test(tc, test_pubsub_listener_login_fails); /* last: changes the role */
