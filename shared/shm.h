@@ -152,6 +152,8 @@ struct shm_listener {
 	uint64_t received;    /* notifications the listener got on the channel */
 	uint64_t delivered;   /* NotificationResponses written to clients */
 	char channel[64];
+	char database[SHM_NAME_MAX]; /* the pool's names: a pool index is not a config index */
+	char user[SHM_NAME_MAX];
 } __attribute__((aligned(CACHELINE)));
 
 /* The mapping in this process (NULL before shm_create). */

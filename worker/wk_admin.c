@@ -303,17 +303,14 @@ wk_admin_show_listeners(struct pgw_buf *b, size_t *rows)
 		for (uint32_t i = 0; i < g_shm->listeners_per_worker; i++) {
 			struct shm_listener *src = shm_listener(w, i), r;
 			struct wk_admin_row row = { .cnt = 0 };
-			const struct config_pool *cp;
 
 			if (!src->id || !shm_row_read(&src->seq, src, &r, sizeof(r)) || !r.id)
 				continue;
-			if (r.pool_idx < 0 || (uint32_t)r.pool_idx >= g_shm->pools_cnt ||
-			    (size_t)r.pool_idx >= g_cfg->pools_cnt)
-				continue;
-			cp = &g_cfg->pools[r.pool_idx];
 			r.channel[sizeof(r.channel) - 1] = '\0';
-			wk_admin_cell(&row, "%s", g_cfg->databases[cp->db_idx].name);
-			wk_admin_cell(&row, "%s", g_cfg->users[cp->user_idx].name);
+			r.database[sizeof(r.database) - 1] = '\0';
+			r.user[sizeof(r.user) - 1] = '\0';
+			wk_admin_cell(&row, "%s", r.database);
+			wk_admin_cell(&row, "%s", r.user);
 			wk_admin_cell(&row, "%s", r.channel);
 			wk_admin_cell(&row, "%u", r.clients_cnt);
 			wk_admin_cell(&row, "%" PRIu64, r.received);

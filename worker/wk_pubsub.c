@@ -105,7 +105,8 @@ struct wk_pubsub_op {
 	char name[SQL_NAME_MAX];
 };
 
-static struct wk_pubsub_pool *wk_pubsub_pools; /* per pool index, allocated on first use */
+/* by pool index (wk_pool idx), each allocated on its first LISTEN; the array grows with the pools */
+static struct wk_pubsub_pool **wk_pubsub_pools;
 static size_t wk_pubsub_pools_cnt;
 static uint32_t wk_pubsub_free_rows[SHM_LISTENERS_PER_WORKER];
 static uint32_t wk_pubsub_free_rows_cnt;
@@ -133,6 +134,8 @@ wk_pubsub_row_publish(const struct wk_pubsub_chan *ch)
 	r->received = ch->received;
 	r->delivered = ch->delivered;
 	snprintf(r->channel, sizeof(r->channel), "%s", ch->name);
+	snprintf(r->database, sizeof(r->database), "%s", ch->pp->pool->db->name);
+	snprintf(r->user, sizeof(r->user), "%s", ch->pp->pool->user->name);
 	shm_row_write_end(&r->seq);
 }
 
@@ -176,35 +179,45 @@ wk_pubsub_publish_pool(struct wk_pubsub_pool *pp)
 
 /* ---- tables -------------------------------------------------------------- */
 
+/* The pub/sub state of c's pool, created on first use. NULL on out of memory. */
 static struct wk_pubsub_pool *
 wk_pubsub_pool_of(struct wk_client *c)
 {
-	uint32_t n = wk_pool_count();
+	size_t idx;
+	struct wk_pubsub_pool *pp;
 
 	if (!c->pool)
 		return NULL;
-	if (!wk_pubsub_pools) {
-		wk_pubsub_pools = calloc(n ? n : 1, sizeof(*wk_pubsub_pools));
-		if (!wk_pubsub_pools)
+	idx = c->pool->idx;
+	if (idx >= wk_pubsub_pools_cnt) {
+		size_t n = idx + 1;
+		struct wk_pubsub_pool **np = realloc(wk_pubsub_pools, n * sizeof(*np));
+
+		if (!np)
 			return NULL;
+		memset(np + wk_pubsub_pools_cnt, 0, (n - wk_pubsub_pools_cnt) * sizeof(*np));
+		wk_pubsub_pools = np;
 		wk_pubsub_pools_cnt = n;
-		for (uint32_t i = 0; i < n; i++) {
-			wk_pubsub_pools[i].pool = wk_pool_get(i);
-			list_init(&wk_pubsub_pools[i].chans);
-			list_init(&wk_pubsub_pools[i].waiters);
-		}
 	}
-	if (c->pool->idx >= wk_pubsub_pools_cnt)
+	pp = wk_pubsub_pools[idx];
+	if (pp)
+		return pp;
+	pp = calloc(1, sizeof(*pp));
+	if (!pp)
 		return NULL;
-	return &wk_pubsub_pools[c->pool->idx];
+	pp->pool = c->pool;
+	list_init(&pp->chans);
+	list_init(&pp->waiters);
+	wk_pubsub_pools[idx] = pp;
+	return pp;
 }
 
 static struct wk_pubsub_pool *
 wk_pubsub_pool_of_server(const struct wk_server *s)
 {
-	if (!wk_pubsub_pools || s->pool->idx >= wk_pubsub_pools_cnt)
+	if (s->pool->idx >= wk_pubsub_pools_cnt)
 		return NULL;
-	return &wk_pubsub_pools[s->pool->idx];
+	return wk_pubsub_pools[s->pool->idx];
 }
 
 static size_t
@@ -1303,8 +1316,10 @@ wk_pubsub_sweep(void)
 	uint64_t connect = (uint64_t)g_cfg->connect_timeout * 1000;
 
 	for (size_t i = 0; i < wk_pubsub_pools_cnt; i++) {
-		struct wk_pubsub_pool *pp = &wk_pubsub_pools[i];
+		struct wk_pubsub_pool *pp = wk_pubsub_pools[i];
 
+		if (!pp)
+			continue;
 		if (pp->old && pp->old->state == WK_SERVER_CLOSING &&
 		    g_wk.mono_us - pp->old->closing_since_us > WK_PUBSUB_CLOSING_US)
 			wk_server_gone(pp->old);
@@ -1323,13 +1338,18 @@ void
 wk_pubsub_cleanup(void)
 {
 	for (size_t i = 0; i < wk_pubsub_pools_cnt; i++) {
-		struct wk_pubsub_pool *pp = &wk_pubsub_pools[i];
+		struct wk_pubsub_pool *pp = wk_pubsub_pools[i];
 
+		if (!pp)
+			continue;
 		if (pp->listener)
 			wk_server_close(pp->listener, "worker exit");
 		if (pp->old)
 			wk_server_gone(pp->old);
+		/* a listener freed by the next reap must not find this pool */
+		wk_pubsub_pools[i] = NULL;
 		free(pp->buckets);
+		free(pp);
 	}
 	free(wk_pubsub_pools);
 	wk_pubsub_pools = NULL;
