@@ -1410,14 +1410,6 @@ config_validate(struct config_parse *p)
 			    cfg->min_pool_size, cfg->default_pool_size);
 		return -1;
 	}
-	/* accepted names of features this release does not have: refuse them, never ignore them */
-	if (cfg->pub_sub_channel_size > 0) {
-		config_fail(
-			p, config_where_loc(gw, config_general_keys, "pub_sub_channel_size"),
-			"[general] pub_sub_channel_size = %d: LISTEN/NOTIFY fan-out is not supported by this release (LISTEN pins the server connection); use 0",
-			cfg->pub_sub_channel_size);
-		return -1;
-	}
 	if (!config_jitter_ok(cfg->server_lifetime, cfg->server_lifetime_jitter)) {
 		config_fail(
 			p, config_where_loc(gw, config_general_keys, "server_lifetime_jitter"),

@@ -27,6 +27,7 @@ _Static_assert(sizeof(struct shm_client) % CACHELINE == 0, "shm_client alignment
 _Static_assert(sizeof(struct shm_server) % CACHELINE == 0, "shm_server alignment");
 _Static_assert(sizeof(struct shm_prepared) % CACHELINE == 0, "shm_prepared alignment");
 _Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
+_Static_assert(sizeof(struct shm_listener) % CACHELINE == 0, "shm_listener alignment");
 _Static_assert(sizeof(struct shm_header) <= CACHELINE * 3, "shm_header size");
 _Static_assert(sizeof(struct shm_pool_ident) % CACHELINE == 0, "shm_pool_ident alignment");
 _Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
@@ -88,6 +89,9 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	off += shm_align(sizeof(struct shm_ctl));
 	uint64_t off_cfg_blob = off;
 	off += shm_align(sizeof(struct shm_cfg_blob) + SHM_CFG_BLOB_MAX);
+	uint64_t off_listeners = off;
+	off += shm_align(sizeof(struct shm_listener) * (uint64_t)cfg->workers *
+			 SHM_LISTENERS_PER_WORKER);
 	size = off;
 
 	fd = memfd_create("pgdog-shm", MFD_CLOEXEC);
@@ -122,6 +126,8 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	atomic_store(&shm_ctl()->sv_pid, (int32_t)getpid());
 	for (int i = 0; i < SHM_CTL_OVERRIDES; i++)
 		shm_ctl()->overrides[i] = SHM_CTL_UNSET;
+	g_shm->off_listeners = off_listeners;
+	g_shm->listeners_per_worker = SHM_LISTENERS_PER_WORKER;
 	g_shm->started_us = shm_now_us();
 	secret_random(g_shm->mock_key, sizeof(g_shm->mock_key));
 	return 0;
@@ -142,6 +148,13 @@ shm_destroy(void)
 		close(g_shm_fd);
 	g_shm = NULL;
 	g_shm_fd = -1;
+}
+
+struct shm_listener *
+shm_listener(uint32_t slot, uint32_t idx)
+{
+	return (struct shm_listener *)shm_at(g_shm->off_listeners) +
+	       (size_t)slot * g_shm->listeners_per_worker + idx;
 }
 
 bool
@@ -292,6 +305,7 @@ shm_recover_slot(uint32_t slot, pid_t pid)
 	memset(shm_client(slot, 0), 0, sizeof(struct shm_client) * g_shm->clients_per_worker);
 	memset(shm_server(slot, 0), 0, sizeof(struct shm_server) * g_shm->servers_per_worker);
 	memset(shm_prepared(slot, 0), 0, sizeof(struct shm_prepared) * g_shm->prepared_per_worker);
+	memset(shm_listener(slot, 0), 0, sizeof(struct shm_listener) * g_shm->listeners_per_worker);
 	atomic_store(&w->pid, 0);
 	atomic_store(&w->clients_cnt, 0);
 	/* restarts: counted by the supervisor when it starts the replacement */

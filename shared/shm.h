@@ -23,7 +23,7 @@
 #include "shared/config.h"
 
 #define SHM_MAGIC    0x7067646f67736d31ull /* "pgdogsm1" */
-#define SHM_VERSION  2                     /* 2: pool identities and capacity, control area, bans */
+#define SHM_VERSION  3 /* 2: pool identities and capacity, control area, bans; 3: listeners */
 #define SHM_NAME_MAX 64
 #define SHM_ADDR_MAX 64
 
@@ -52,6 +52,9 @@ struct shm_header {
 	uint32_t pools_cap; /* pool indexes the segment has room for (see shm_pool_ident) */
 	uint64_t started_us;
 	_Atomic uint64_t reloads; /* configuration reloads accepted (supervisor) */
+	uint64_t off_listeners; /* shm_listener rows (pub/sub channels), per worker */
+	uint32_t listeners_per_worker;
+	uint32_t pad3;
 	uint8_t mock_key[32]; /* salts of fake SCRAM exchanges for unknown users */
 };
 
@@ -197,6 +200,25 @@ struct shm_prepared {
 	char query[SHM_QUERY_MAX]; /* truncated */
 } __attribute__((aligned(CACHELINE)));
 
+/*
+ * LISTEN channels a worker's listener connections serve (transaction-mode
+ * pub/sub), for SHOW LISTENERS: one row per (pool, channel) of the worker.
+ */
+#define SHM_LISTENERS_PER_WORKER 256
+
+struct shm_listener {
+	_Atomic uint32_t seq;
+	int32_t pool_idx;
+	uint32_t clients_cnt; /* this worker's clients listening on the channel */
+	uint32_t backend_pid; /* the listener connection's backend, 0 while (re)connecting */
+	uint64_t id;          /* 0: free */
+	uint64_t received;    /* notifications the listener got on the channel */
+	uint64_t delivered;   /* NotificationResponses written to clients */
+	char channel[64];
+	char database[SHM_NAME_MAX]; /* the pool's names: a pool index is not a config index */
+	char user[SHM_NAME_MAX];
+} __attribute__((aligned(CACHELINE)));
+
 /* The mapping in this process (NULL before shm_create). */
 extern struct shm_header *g_shm;
 extern int g_shm_fd;
@@ -258,6 +280,8 @@ shm_prepared(uint32_t slot, uint32_t idx)
 	return (struct shm_prepared *)shm_at(g_shm->off_prepared) +
 	       (size_t)slot * g_shm->prepared_per_worker + idx;
 }
+
+struct shm_listener *shm_listener(uint32_t slot, uint32_t idx);
 
 /* Row writers: bracket multi-field updates (single writer). */
 static inline void

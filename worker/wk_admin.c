@@ -308,6 +308,40 @@ wk_admin_show_prepared(struct wk_client *c, const char *args, struct pgw_buf *b)
 	pgw_put_command_complete(b, "SHOW");
 }
 
+/* LISTEN channels served by the workers' listener connections (pub/sub). */
+static void
+wk_admin_show_listeners(struct wk_client *c, const char *args, struct pgw_buf *b)
+{
+	static const char *const cols[] = { "database", "user",      "channel", "clients",
+					    "received", "delivered", "worker",  "backend_pid" };
+
+	(void)c;
+	(void)args;
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		for (uint32_t i = 0; i < g_shm->listeners_per_worker; i++) {
+			struct shm_listener *src = shm_listener(w, i), r;
+			struct wk_admin_row row = { .cnt = 0 };
+
+			if (!src->id || !shm_row_read(&src->seq, src, &r, sizeof(r)) || !r.id)
+				continue;
+			r.channel[sizeof(r.channel) - 1] = '\0';
+			r.database[sizeof(r.database) - 1] = '\0';
+			r.user[sizeof(r.user) - 1] = '\0';
+			wk_admin_cell(&row, "%s", r.database);
+			wk_admin_cell(&row, "%s", r.user);
+			wk_admin_cell(&row, "%s", r.channel);
+			wk_admin_cell(&row, "%u", r.clients_cnt);
+			wk_admin_cell(&row, "%" PRIu64, r.received);
+			wk_admin_cell(&row, "%" PRIu64, r.delivered);
+			wk_admin_cell(&row, "%u", w);
+			wk_admin_cell(&row, "%u", r.backend_pid);
+			pgw_put_data_row(b, row.values, row.cnt);
+		}
+	}
+	pgw_put_command_complete(b, "SHOW");
+}
+
 /* ---- statistics (shared/stats.h: the same sums as /metrics) ---------------- */
 
 /*
@@ -1043,6 +1077,7 @@ static const char *const wk_admin_help[][2] = {
 	{ "SHOW USERS", "PgBouncer: configured users" },
 	{ "SHOW LISTS", "counts of databases, users, pools, clients, servers" },
 	{ "SHOW PREPARED", "prepared statements pgdog keeps" },
+	{ "SHOW LISTENERS", "LISTEN channels of the pub/sub listener connections" },
 	{ "SHOW QUERY_CACHE", "SQL classification cache per worker" },
 	{ "SHOW PEERS", "the workers of this pgdog instance" },
 	{ "SHOW REPLICATION", "replication state per pool" },
@@ -1133,6 +1168,7 @@ static const struct wk_admin_cmd wk_admin_cmds[] = {
 	{ "show servers", false, wk_admin_show_servers },
 	{ "show pools", false, wk_admin_show_pools },
 	{ "show prepared", false, wk_admin_show_prepared },
+	{ "show listeners", false, wk_admin_show_listeners },
 	{ "show stats", false, wk_admin_show_stats },
 	{ "show stats_totals", false, wk_admin_show_stats_totals },
 	{ "show stats_averages", false, wk_admin_show_stats_averages },

@@ -39,6 +39,7 @@
 #include "worker/wk_admin_ctl.h"
 #include "worker/wk_cancel.h"
 #include "worker/wk_pool.h"
+#include "worker/wk_pubsub.h"
 #include "worker/wk_server.h"
 #include "worker/wk_stats.h"
 
@@ -262,6 +263,7 @@ wk_client_free(struct wk_client *c)
 	}
 	wk_session_cleanup(&c->session);
 	wk_prep_names_cleanup(&c->prep_names);
+	wk_pubsub_client_free(c);
 	r = wk_client_row(c);
 	shm_row_write_begin(&r->seq);
 	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
@@ -876,6 +878,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->is_copy_in = false;
 	s->is_broken_request = false;
 	s->is_release_due = false;
+	s->is_notify_due = false;
 	s->has_tx_error = false;
 	s->is_tag_rollback = false;
 	s->is_tracked =
@@ -928,6 +931,8 @@ wk_client_detach(struct wk_client *c)
 	c->last_request_us = g_wk.mono_us;
 	log_noise(&c->lctx, "transaction done: server %s back to the pool", s->lctx.id);
 	wk_server_checkin(s);
+	if (c->pubsub)
+		(void)wk_pubsub_client_deliver(c); /* between transactions: held notifications */
 }
 
 /* Refuse a request without a server: ErrorResponse, then ReadyForQuery. */
@@ -1115,6 +1120,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
 			c->pins = 0;
 			wk_client_forget_prepared(c);
+			wk_pubsub_client_unlisten(c, NULL);
 			break;
 		case SQL_DEALLOCATE_ALL:
 			/* prepared_statements = full: wk_client_prep_query decides for it alone */
@@ -1131,6 +1137,10 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			break;
 		case SQL_UNLISTEN_ALL:
 			c->pins &= ~WK_PIN_LISTEN;
+			wk_pubsub_client_unlisten(c, NULL);
+			break;
+		case SQL_UNLISTEN:
+			wk_pubsub_client_unlisten(c, st->name);
 			break;
 		case SQL_PREPARE:
 			/* prepared_statements = full: wk_client_prep_query decides for a Query */
@@ -1894,6 +1904,18 @@ wk_client_forward(struct wk_client *c)
 					h.type == PGW_MSG_CLOSE))) &&
 		    avail < pgw_msg_size(&h))
 			goto done;
+		if (h.type == PGW_MSG_QUERY && g_cfg->pub_sub_channel_size > 0) {
+			/* LISTEN / UNLISTEN alone: pgdog's listener, at once or at COMMIT */
+			bool is_handled;
+
+			if (wk_pubsub_client_query(c, &h, &is_handled) == WK_CLOSED)
+				return WK_CLOSED;
+			if (is_handled) {
+				if (c->is_read_off)
+					goto done;
+				continue;
+			}
+		}
 		if (h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) {
 			bool is_refused;
 
@@ -2226,6 +2248,17 @@ wk_client_on_idle(struct wk_client *c)
 	if (g_wk.is_shutting_down)
 		return wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
 				       "terminating connection due to administrator command");
+	if (g_cfg->pub_sub_channel_size > 0) {
+		/* LISTEN / UNLISTEN alone between transactions: pgdog's listener serves it */
+		bool is_handled;
+		enum wk_rc rc = wk_pubsub_client_query(c, &h, &is_handled);
+
+		if (rc != WK_OK)
+			return rc;
+		if (is_handled)
+			return !c->is_read_off && evbuffer_get_length(in) ? wk_client_on_idle(c)
+									  : WK_OK;
+	}
 	switch (wk_client_answer_locally(c)) {
 	case 1:
 		/* more may follow */
@@ -2307,6 +2340,8 @@ wk_client_write_cb(struct bufferevent *bev, void *arg)
 	/* our output drained below the mark: the server may send again */
 	if (c->server && c->server->read_paused)
 		wk_server_resume(c->server);
+	if (c->pubsub)
+		(void)wk_pubsub_client_drained(c); /* notifications held for a slow reader */
 }
 
 void

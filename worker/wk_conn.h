@@ -24,6 +24,7 @@
 #include "worker/wk_session.h"
 
 struct wk_pool;
+struct wk_pubsub_client;
 struct wk_server;
 
 /* Handlers return: keep going, need more bytes, or the connection is gone. */
@@ -96,6 +97,7 @@ struct wk_client {
 	struct wk_session session;
 	unsigned pins;                   /* WK_PIN_*: state that lives on its server connection */
 	struct wk_prep_names prep_names; /* its named prepared statements (transaction mode) */
+	struct wk_pubsub_client *pubsub; /* owned: NULL until it LISTENs through pgdog (pub/sub) */
 	/* forwarding */
 	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */
 	uint64_t connect_us, wait_start_us, last_request_us;
@@ -190,6 +192,8 @@ struct wk_server {
 	size_t slots_head, slots_cnt, slots_cap;
 	struct wk_prep_held held; /* statements prepared on it */
 	bool is_cancel_sent;      /* query_timeout: a CancelRequest went out for this request */
+	bool is_listener;   /* pub/sub listener connection: outside the pool's lists and cap */
+	bool is_notify_due; /* deliver the client's queued notifications after this ReadyForQuery */
 	uint64_t ready_us;
 	/* monotonic: its last ReadyForQuery */ /* give it back once the ReadyForQuery has moved */
 	uint64_t request_start_us;              /* monotonic: when the running request was sent */

@@ -23,6 +23,7 @@
 #include "worker/wk_conn.h"
 #include "worker/wk_ctl.h"
 #include "worker/wk_pool.h"
+#include "worker/wk_pubsub.h"
 #include "worker/wk_server.h"
 
 #define WK_SWEEP_MS           100
@@ -188,6 +189,7 @@ wk_main_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	wk_client_sweep();
 	wk_pool_sweep();
 	wk_ctl_sweep();
+	wk_pubsub_sweep();
 	if (g_wk.is_shutting_down && !g_wk.is_fast_shutdown)
 		wk_main_graceful_step();
 }
@@ -237,6 +239,7 @@ wk_main_cleanup(void)
 			wk_client_free(c);
 	}
 	wk_main_reap_cb(-1, 0, NULL);
+	wk_pubsub_cleanup(); /* after every client is freed: listeners go with the pools */
 	wk_pool_close_all();
 	wk_main_reap_cb(-1, 0, NULL);
 	wk_pool_cleanup_all();

@@ -13,6 +13,10 @@
  * output by reference; pgdog reads only the headers, ReadyForQuery's status
  * byte and ParameterStatus bodies. Results of pgdog's own queries (the SETs
  * that apply a client's startup parameters, the reset query) are swallowed.
+ *
+ * A pub/sub listener (is_listener, wk_pubsub.c) logs in the same way but
+ * only goes CONNECTING -> LOGIN -> IDLE -> CLOSING, off the pool's lists and
+ * cap; while IDLE its bytes go to wk_pubsub_listener_read().
  */
 #include "worker/wk_server.h"
 
@@ -29,6 +33,7 @@
 #include "shared/shm.h"
 #include "worker/wk_client.h"
 #include "worker/wk_stats.h"
+#include "worker/wk_pubsub.h"
 
 #define WK_SERVER_LOGIN_MSG_MAX (64 * 1024) /* no login message is larger */
 #define WK_SERVER_PARAM_MSG_MAX (16 * 1024)
@@ -122,7 +127,8 @@ wk_server_set_state(struct wk_server *s, enum wk_server_state st)
 		  wk_server_state_name(st));
 	s->state = st;
 	s->state_since_us = g_wk.mono_us;
-	wk_pool_move(s->pool, s, from, st);
+	if (!s->is_listener)
+		wk_pool_move(s->pool, s, from, st);
 	wk_server_row_update(s);
 }
 
@@ -149,8 +155,12 @@ wk_server_password(const struct wk_pool *p)
 	return NULL;
 }
 
-struct wk_server *
-wk_server_connect(struct wk_pool *p)
+/*
+ * A pool server (reserved, with a shm row, on the pool's lists) or a pub/sub
+ * listener (none of these: outside pool_size, shown by SHOW LISTENERS).
+ */
+static struct wk_server *
+wk_server_open(struct wk_pool *p, bool is_listener)
 {
 	struct wk_server *s = NULL;
 	int saved;
@@ -159,7 +169,7 @@ wk_server_connect(struct wk_pool *p)
 		errno = EHOSTUNREACH;
 		return NULL;
 	}
-	if (g_wk.free_server_rows_cnt == 0) {
+	if (!is_listener && g_wk.free_server_rows_cnt == 0) {
 		errno = ENOSPC;
 		return NULL;
 	}
@@ -169,8 +179,10 @@ wk_server_connect(struct wk_pool *p)
 	list_init(&s->node);
 	s->pool = p;
 	s->id = ++g_wk.next_server_id;
-	s->row = g_wk.free_server_rows[--g_wk.free_server_rows_cnt];
-	s->is_reserved = true;
+	s->is_listener = is_listener;
+	s->row =
+		is_listener ? WK_SERVER_NO_ROW : g_wk.free_server_rows[--g_wk.free_server_rows_cnt];
+	s->is_reserved = !is_listener;
 	s->tx_status = 'I';
 	s->connect_us = g_wk.mono_us;
 	s->state_since_us = g_wk.mono_us;
@@ -184,11 +196,12 @@ wk_server_connect(struct wk_pool *p)
 				   jitter_ms;
 		s->lifetime_us = life_ms > 0 ? (uint64_t)life_ms * 1000 : 1;
 	}
-	snprintf(s->lctx.id, sizeof(s->lctx.id), "w%ds%llu", g_wk.slot, (unsigned long long)s->id);
+	snprintf(s->lctx.id, sizeof(s->lctx.id), is_listener ? "w%dl%llu" : "w%ds%llu", g_wk.slot,
+		 (unsigned long long)s->id);
 	snprintf(s->lctx.peer, sizeof(s->lctx.peer), "%s:%d", p->db->host, p->db->port);
 	s->lctx.user = p->user->name;
 	s->lctx.db = p->db->name;
-	{
+	if (!is_listener) {
 		struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
 
 		shm_row_write_begin(&r->seq);
@@ -199,7 +212,8 @@ wk_server_connect(struct wk_pool *p)
 		shm_row_write_end(&r->seq);
 	}
 	s->state = WK_SERVER_CONNECTING;
-	wk_pool_move(p, s, WK_SERVER_CONNECTING, WK_SERVER_CONNECTING);
+	if (!is_listener)
+		wk_pool_move(p, s, WK_SERVER_CONNECTING, WK_SERVER_CONNECTING);
 	wk_server_row_update(s);
 
 	s->bev = bufferevent_socket_new(g_wk.base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -222,12 +236,27 @@ fail:
 	return NULL;
 }
 
+struct wk_server *
+wk_server_connect(struct wk_pool *p)
+{
+	return wk_server_open(p, false);
+}
+
+struct wk_server *
+wk_server_connect_listener(struct wk_pool *p)
+{
+	return wk_server_open(p, true);
+}
+
 void
 wk_server_free(struct wk_server *s)
 {
 	if (!s)
 		return;
-	wk_pool_forget(s->pool, s);
+	if (s->is_listener)
+		wk_pubsub_listener_freed(s);
+	else
+		wk_pool_forget(s->pool, s);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	if (s->scram) {
@@ -248,6 +277,8 @@ wk_server_close(struct wk_server *s, const char *reason)
 
 	if (s->state == WK_SERVER_CLOSING)
 		return;
+	if (s->is_listener)
+		wk_pubsub_listener_closed(s);
 	/* once connected, a PostgreSQL backend exists until it sees us go */
 	has_backend = s->state != WK_SERVER_CONNECTING && s->bev;
 	log_debug(&s->lctx, "closing server connection: %s", reason ? reason : "");
@@ -292,7 +323,8 @@ wk_server_gone(struct wk_server *s)
 	 * pool_size connections of the pool.
 	 */
 	wk_server_row_free(s);
-	wk_pool_server_gone(s->pool, s);
+	if (!s->is_listener)
+		wk_pool_server_gone(s->pool, s);
 	wk_reap_server(s);
 }
 
@@ -310,9 +342,13 @@ wk_server_login_fail(struct wk_server *s, const char *sqlstate, const char *fmt,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warn(&s->lctx, "server login failed: %s", msg);
-	wk_stats_add(s->pool, SHM_STAT_ERRORS, 1);
-	/* waiters first: closing must not open a replacement for them */
-	wk_pool_server_failed(s->pool, sqlstate, msg);
+	if (s->is_listener) {
+		snprintf(s->error, sizeof(s->error), "%.200s", msg); /* for the LISTENing clients */
+	} else {
+		wk_stats_add(s->pool, SHM_STAT_ERRORS, 1);
+		/* waiters first: closing must not open a replacement for them */
+		wk_pool_server_failed(s->pool, sqlstate, msg);
+	}
 	wk_server_close(s, msg);
 	return WK_CLOSED;
 }
@@ -321,12 +357,13 @@ static void
 wk_server_send_startup(struct wk_server *s)
 {
 	const struct wk_pool *p = s->pool;
-	const char *names[] = { "user", "database" };
-	const char *values[] = { wk_server_user(p), p->db->database_name };
+	/* a listener names itself, so that operators find it in pg_stat_activity */
+	const char *names[] = { "user", "database", "application_name" };
+	const char *values[] = { wk_server_user(p), p->db->database_name, "pgdog_listener" };
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);
-	pgw_put_startup(b, names, values, ARRAY_SIZE(names));
+	pgw_put_startup(b, names, values, s->is_listener ? 3 : 2);
 	if (wk_conn_send(s->bev, b) < 0) {
 		(void)wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
@@ -624,6 +661,15 @@ wk_server_on_login(struct wk_server *s)
 			}
 			evbuffer_drain(in, pgw_msg_size(&h));
 			s->tx_status = st;
+			if (s->is_listener) {
+				log_debug(&s->lctx, "logged in, backend pid %u", s->backend_pid);
+				wk_server_set_state(s, WK_SERVER_IDLE);
+				wk_pubsub_listener_ready(s);
+				if (s->state == WK_SERVER_IDLE &&
+				    evbuffer_get_length(bufferevent_get_input(s->bev)))
+					wk_pubsub_listener_read(s);
+				return WK_OK;
+			}
 			wk_stats_connected(s);
 			wk_pool_learn_params(s->pool, s);
 			log_debug(&s->lctx, "logged in, backend pid %u", s->backend_pid);
@@ -1014,6 +1060,14 @@ wk_server_forward(struct wk_server *s)
 					has_cur = false;
 					return wk_server_release_due(s, moved);
 				}
+				if (s->is_notify_due) {
+					/* pub/sub: notifications held during the transaction follow its end */
+					wk_server_flush(in, out, &off, &avail, &moved);
+					has_cur = false;
+					s->is_notify_due = false;
+					if (c && wk_pubsub_client_deliver(c) == WK_CLOSED)
+						return WK_CLOSED;
+				}
 			}
 			continue;
 		}
@@ -1086,6 +1140,11 @@ wk_server_forward(struct wk_server *s)
 						 !s->has_unsynced)
 						wk_server_resync(s, c);
 				}
+				if (c && c->pubsub) {
+					/* pub/sub: LISTEN in the block takes effect if it committed */
+					wk_pubsub_client_tx_end(c, !s->is_tag_rollback);
+					s->is_notify_due = wk_pubsub_has_queued(c);
+				}
 				s->has_tx_error = false;
 				s->is_tag_rollback = false;
 			}
@@ -1100,7 +1159,9 @@ wk_server_forward(struct wk_server *s)
 		case PGW_MSG_COMMAND_COMPLETE:
 			s->is_copy_in = false;
 			/* only a session with SETs to settle needs to know how the transaction ends */
-			if (c && c->session.pending_cnt && s->internal_ready == 0) {
+			if (c &&
+			    (c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c))) &&
+			    s->internal_ready == 0) {
 				if (h.len >= 4 + 8 && n < sizeof(hdr))
 					goto done;
 				s->is_tag_rollback = h.len >= 4 + 8 &&
@@ -1214,7 +1275,10 @@ wk_server_read_cb(struct bufferevent *bev, void *arg)
 		(void)wk_server_forward(s);
 		break;
 	case WK_SERVER_IDLE:
-		wk_server_on_idle(s);
+		if (s->is_listener)
+			wk_pubsub_listener_read(s);
+		else
+			wk_server_on_idle(s);
 		break;
 	default:
 		evbuffer_drain(bufferevent_get_input(bev),

@@ -11,6 +11,12 @@
 
 /* Open a new connection for p (the caller holds a reservation). NULL on failure. */
 struct wk_server *wk_server_connect(struct wk_pool *p);
+/*
+ * Open a pub/sub listener connection for p: logged in like a pool server,
+ * but not reserved, not on the pool's lists, no shm row; wk_pubsub.c gets
+ * its events (wk_pubsub_listener_*). NULL on failure.
+ */
+struct wk_server *wk_server_connect_listener(struct wk_pool *p);
 /* Move s to state st (checks the transition, updates the pool lists and shm). */
 void wk_server_set_state(struct wk_server *s, enum wk_server_state st);
 /*

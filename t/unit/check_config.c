@@ -436,12 +436,13 @@ START_TEST(test_config_pooler_mode_precedence)
 }
 END_TEST
 
-/* names of features this release does not have are refused, not ignored */
-START_TEST(test_config_unsupported_features)
+/* pub_sub_channel_size > 0 turns on LISTEN/NOTIFY fan-out (transaction mode) */
+START_TEST(test_config_pub_sub)
 {
-	load_fails(
-		"[general]\npub_sub_channel_size = 64\n" MIN_INI, NULL,
-		"pgdog.ini:2: [general] pub_sub_channel_size = 64: LISTEN/NOTIFY fan-out is not supported by this release (LISTEN pins the server connection); use 0");
+	struct config *cfg = load_ok("[general]\npub_sub_channel_size = 64\n" MIN_INI, NULL);
+
+	ck_assert_int_eq(cfg->pub_sub_channel_size, 64);
+	config_free(cfg);
 }
 END_TEST
 
@@ -1511,8 +1512,8 @@ config_suite(void)
 	tc = tcase_create("url");
 	tcase_add_test(tc, test_config_url_full);
 	tcase_add_test(tc, test_config_prepared_full);
-	tcase_add_test(tc, test_config_unsupported_features);
 	tcase_add_test(tc, test_config_metrics_keys);
+	tcase_add_test(tc, test_config_pub_sub);
 	tcase_add_test(tc, test_config_url_forms);
 	tcase_add_test(tc, test_config_url_existing);
 	tcase_add_loop_test(tc, test_config_url_bad, 0,
