@@ -159,12 +159,22 @@ wk_client_peer(struct wk_client *c, const struct sockaddr *sa, uint16_t *port)
 	snprintf(wk_client_row(c)->addr, SHM_ADDR_MAX, "%s", host);
 }
 
+/* log_pooler_errors: one line per ErrorResponse pgdog itself sends to a client. */
+static void
+wk_client_log_error(const struct log_ctx *ctx, const char *severity, const char *sqlstate,
+		    const char *message)
+{
+	if (g_cfg->log_pooler_errors)
+		log_warn(ctx, "pooler error: %s %s: %s", severity, sqlstate, message);
+}
+
 /* Refuse a connection before any state exists: one write, then close. */
 static void
 wk_client_refuse(int fd, const char *sqlstate, const char *message)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
+	wk_client_log_error(NULL, "FATAL", sqlstate, message);
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "FATAL", sqlstate, message, NULL, NULL);
 	if (!b->has_error)
@@ -292,7 +302,8 @@ wk_client_close(struct wk_client *c, const char *reason)
 		wk_conn_flush_now(c->bev);
 	}
 	if (g_cfg->log_disconnections && c->state != WK_CLIENT_STARTUP)
-		log_info(&c->lctx, "closing client connection: %s",
+		log_info(&c->lctx, "closing client connection after %.3f s: %s",
+			 (double)(g_wk.mono_us - c->connect_us) / 1e6,
 			 reason ? reason : "client left");
 	else
 		log_debug(&c->lctx, "closing client connection: %s",
@@ -314,6 +325,7 @@ wk_client_fatal(struct wk_client *c, const char *sqlstate, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	wk_client_log_error(&c->lctx, "FATAL", sqlstate, msg);
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "FATAL", sqlstate, msg, NULL, NULL);
 	if (c->bev && wk_conn_send(c->bev, b) < 0)
@@ -926,6 +938,7 @@ wk_client_refuse_request(struct wk_client *c, const char *sqlstate, const char *
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
+	wk_client_log_error(&c->lctx, "ERROR", sqlstate, message);
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "ERROR", sqlstate, message, NULL, NULL);
 	pgw_put_ready(b, 'I');
@@ -1040,6 +1053,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 				evbuffer_drain(in, pgw_msg_size(h));
 				*is_refused = true;
 				c->is_skip_to_sync = true;
+				wk_client_log_error(
+					&c->lctx, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
+					"transaction blocks are not allowed in statement pooling mode");
 				pgw_buf_reset(b);
 				pgw_put_error(
 					b, false, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
@@ -1711,6 +1727,8 @@ wk_client_cancel_wait(struct wk_client *c)
 	wk_pool_unwait(c->pool, c);
 	/* the request never reached a server: drop it and answer for it */
 	evbuffer_drain(in, evbuffer_get_length(in));
+	wk_client_log_error(&c->lctx, "ERROR", SQLSTATE_QUERY_CANCELED,
+			    "canceling statement due to user request");
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "ERROR", SQLSTATE_QUERY_CANCELED,
 		      "canceling statement due to user request", NULL, NULL);

@@ -3,6 +3,14 @@
  * slot's SO_REUSEPORT socket (and the shared Unix socket), signals, the
  * 100 ms sweep that enforces every timeout, deferred freeing and shutdown.
  * Runs in: a worker. Nothing a client or server sends may stop this loop.
+ *
+ * Binary upgrade (SIGUSR2 from the old supervisor once the new generation
+ * serves): the worker stops accepting (the new workers hold the same
+ * listening sockets, so queued connections are theirs), keeps serving the
+ * clients it has, and closes a client only between transactions once it
+ * has been idle for WK_DRAIN_IDLE_MS; after shutdown_timeout the rest are
+ * closed as in a graceful shutdown. Clients are not handed over to the new
+ * generation: they reconnect, and land there.
  */
 #include "worker/wk_main.h"
 
@@ -27,14 +35,18 @@
 #define WK_SWEEP_MS           100
 #define WK_ACCEPT_BATCH       32
 #define WK_FAST_EXIT_FLUSH_MS 300
+#define WK_DRAIN_IDLE_MS      1000 /* upgrade: close a client idle this long */
 
 static struct event *wk_listen_ev[2];
 static int wk_listen_fd[2] = { -1, -1 };
 static struct event *wk_sweep_ev;
-static struct event *wk_sig_ev[4];
+static struct event *wk_sig_ev[5];
 static uint64_t wk_accept_err_last_us;
 static uint64_t wk_accept_err_cnt;
 static bool wk_exit_scheduled;
+static bool wk_is_draining;           /* binary upgrade: not accepting, finishing clients */
+static uint64_t wk_drain_deadline_us; /* monotonic: then close the rest */
+static uint64_t wk_drain_closed_cnt;  /* clients closed while idle during the drain */
 
 static void
 wk_main_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -146,6 +158,43 @@ wk_main_graceful_step(void)
 	}
 }
 
+/*
+ * Upgrade drain, each sweep: close the clients idle for WK_DRAIN_IDLE_MS
+ * (between transactions only), exit when none is left, and hand the rest
+ * to the graceful shutdown once shutdown_timeout has passed.
+ */
+static void
+wk_main_drain_step(void)
+{
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &g_wk.clients) {
+		struct wk_client *c = list_entry(pos, struct wk_client, node);
+
+		if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN) &&
+		    g_wk.mono_us - c->last_request_us >= (uint64_t)WK_DRAIN_IDLE_MS * 1000 &&
+		    wk_client_close_if_idle(c))
+			wk_drain_closed_cnt++;
+	}
+	if (g_wk.clients_cnt == 0) {
+		log_info(
+			NULL,
+			"binary upgrade: all clients gone (%llu closed while idle, the others left by themselves): exiting",
+			(unsigned long long)wk_drain_closed_cnt);
+		wk_is_draining = false;
+		wk_main_schedule_exit(WK_FAST_EXIT_FLUSH_MS);
+	} else if (g_wk.mono_us >= wk_drain_deadline_us) {
+		log_warn(
+			NULL,
+			"binary upgrade: shutdown_timeout reached with %u clients: closing each between transactions",
+			g_wk.clients_cnt);
+		wk_is_draining = false;
+		g_wk.is_shutting_down = true;
+		g_wk.shutdown_deadline_us = g_wk.mono_us + WK_DRAIN_IDLE_MS * 1000;
+		wk_main_graceful_step();
+	}
+}
+
 static void
 wk_main_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -173,6 +222,18 @@ wk_main_signal_cb(evutil_socket_t sig, short what, void *arg)
 		if (log_reopen() < 0)
 			log_errno(NULL, errno, "cannot reopen the log file");
 		break;
+	case SIGUSR2:
+		if (g_wk.is_shutting_down || wk_is_draining)
+			break;
+		log_info(
+			NULL,
+			"binary upgrade: no longer accepting; %u clients stay until they leave or are idle %d ms between transactions (at most shutdown_timeout %d ms)",
+			g_wk.clients_cnt, WK_DRAIN_IDLE_MS, g_cfg->shutdown_timeout);
+		wk_is_draining = true;
+		wk_drain_deadline_us = g_wk.mono_us + (uint64_t)g_cfg->shutdown_timeout * 1000;
+		wk_main_stop_listening();
+		wk_main_drain_step();
+		break;
 	default:
 		/* SIGHUP: the supervisor reloads; nothing to do here */
 		break;
@@ -185,7 +246,9 @@ wk_main_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	wk_clock_update();
 	wk_client_sweep();
 	wk_pool_sweep();
-	if (g_wk.is_shutting_down && !g_wk.is_fast_shutdown)
+	if (wk_is_draining)
+		wk_main_drain_step();
+	else if (g_wk.is_shutting_down && !g_wk.is_fast_shutdown)
 		wk_main_graceful_step();
 }
 
@@ -255,7 +318,7 @@ wk_main_cleanup(void)
 void
 wk_main_run(int slot, int tcp_fd, int unix_fd)
 {
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 };
 	struct timeval sweep = { 0, WK_SWEEP_MS * 1000 };
 	struct event_config *ecfg;
 	struct shm_worker *w = shm_worker((uint32_t)slot);
