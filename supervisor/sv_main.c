@@ -426,7 +426,8 @@ sv_main_daemon_parent(int fd, pid_t child)
 
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
-	while (len < sizeof(buf) - 1) {
+	/* stop at "R": the workers forked before it hold copies of the pipe */
+	while (len < sizeof(buf) - 1 && !(len > 0 && buf[0] == 'R')) {
 		n = read(fd, buf + len, sizeof(buf) - 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1001,6 +1002,8 @@ sv_main_load_config(void)
 	if (config_load(sv.cfg, config_path, users_path, sv.opts.urls, sv.opts.urls_cnt, err,
 			sizeof(err)) < 0) {
 		fprintf(stderr, "pgdog: %s\n", err);
+		/* a binary upgrade: the old supervisor logs why and keeps serving */
+		sv_main_ready(err);
 		config_free(sv.cfg);
 		exit(sv.opts.is_check_config ? 1 : EXIT_FATAL);
 	}
