@@ -419,7 +419,7 @@ sv_main_pidfile_write(void)
 static void NORETURN
 sv_main_daemon_parent(int fd, pid_t child)
 {
-	char buf[1024];
+	char buf[1024] = "";
 	size_t len = 0;
 	ssize_t n;
 	int st;
