@@ -37,6 +37,7 @@
 #include "sql/sql_classify.h"
 #include "worker/wk_admin.h"
 #include "worker/wk_cancel.h"
+#include "worker/wk_handoff.h"
 #include "worker/wk_pool.h"
 #include "worker/wk_server.h"
 
@@ -46,6 +47,7 @@ static void wk_client_read_cb(struct bufferevent *bev, void *arg);
 static void wk_client_write_cb(struct bufferevent *bev, void *arg);
 static void wk_client_event_cb(struct bufferevent *bev, short what, void *arg);
 static enum wk_rc wk_client_on_input(struct wk_client *c);
+static const char *wk_client_param(const struct wk_client *c, const char *name);
 
 static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
 	[WK_CLIENT_STARTUP] = { [WK_CLIENT_AUTH] = true, [WK_CLIENT_CLOSING] = true },
@@ -241,6 +243,117 @@ wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_un
 		return;
 	}
 	log_debug(&c->lctx, "connection accepted%s", is_unix ? " on the Unix socket" : "");
+}
+
+/*
+ * Binary upgrade: a client the previous generation's worker handed over
+ * (wk_handoff.c), logged in and between transactions. Re-created as if it
+ * had just logged in, without sending it anything: it keeps its row (and
+ * so its cancel key) when that row is free here.
+ */
+struct wk_client *
+wk_client_adopt(int fd, struct wk_handoff_state *st)
+{
+	struct sockaddr_storage ss;
+	socklen_t ss_len = sizeof(ss);
+	struct wk_client *c;
+	struct shm_client *r;
+	const char *app;
+	uint16_t port;
+	int pool_idx;
+
+	memset(&ss, 0, sizeof(ss));
+	if (getpeername(fd, (struct sockaddr *)&ss, &ss_len) < 0)
+		ss.ss_family = AF_UNIX;
+	pool_idx = config_find_pool(g_cfg, st->user, st->database);
+	if (pool_idx < 0) {
+		wk_client_refuse(fd, SQLSTATE_INVALID_CATALOG_NAME,
+				 "this database or user is not in the configuration any more");
+		return NULL;
+	}
+	if (g_wk.free_client_rows_cnt == 0 ||
+	    shm_clients_total() >= (uint32_t)g_cfg->max_client_conn) {
+		wk_client_refuse(fd, SQLSTATE_TOO_MANY_CONNECTIONS,
+				 "sorry, too many clients already");
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		wk_client_refuse(fd, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return NULL;
+	}
+	list_init(&c->wait_node);
+	c->session = st->session; /* moved */
+	wk_session_init(&st->session);
+	wk_prep_names_init(&c->prep_names);
+	c->is_unix = st->is_unix;
+	c->id = ++g_wk.next_client_id;
+	/* its old row, if free: the BackendKeyData the client holds stays valid */
+	c->row = g_wk.free_client_rows[g_wk.free_client_rows_cnt - 1];
+	for (size_t i = 0; i < g_wk.free_client_rows_cnt; i++) {
+		if (g_wk.free_client_rows[i] == st->row) {
+			g_wk.free_client_rows[i] = c->row;
+			c->row = st->row;
+			c->cancel_key = st->cancel_key;
+			break;
+		}
+	}
+	g_wk.free_client_rows_cnt--;
+	while (c->cancel_key == 0)
+		c->cancel_key = secret_random_u32(); /* the client's old key is lost */
+	c->connect_us = g_wk.mono_us;
+	c->last_request_us = g_wk.mono_us;
+	snprintf(c->lctx.id, sizeof(c->lctx.id), "w%dc%llu", g_wk.slot, (unsigned long long)c->id);
+	snprintf(c->user_name, sizeof(c->user_name), "%s", st->user);
+	snprintf(c->db_name, sizeof(c->db_name), "%s", st->database);
+	c->lctx.user = c->user_name;
+	c->lctx.db = c->db_name;
+	c->pool_idx = pool_idx;
+	c->user = &g_cfg->users[g_cfg->pools[pool_idx].user_idx];
+	c->pool = wk_pool_get((uint32_t)pool_idx);
+	app = wk_client_param(c, "application_name");
+	r = wk_client_row(c);
+	shm_row_write_begin(&r->seq);
+	memset((char *)r + sizeof(r->seq), 0, sizeof(*r) - sizeof(r->seq));
+	r->id = c->id;
+	r->pool_idx = pool_idx;
+	r->server_db_idx = -1;
+	r->connect_us = g_wk.now_us;
+	wk_client_peer(c, (struct sockaddr *)&ss, &port);
+	r->port = port;
+	snprintf(r->user, sizeof(r->user), "%s", c->user_name);
+	snprintf(r->database, sizeof(r->database), "%s", c->db_name);
+	snprintf(r->application_name, sizeof(r->application_name), "%s", app ? app : "");
+	shm_row_write_end(&r->seq);
+	list_append(&g_wk.clients, &c->node);
+	g_wk.clients_cnt++;
+	atomic_fetch_add_explicit(&shm_worker((uint32_t)g_wk.slot)->clients_cnt, 1,
+				  memory_order_relaxed);
+	c->state = WK_CLIENT_STARTUP;
+	wk_client_set_state(c, WK_CLIENT_AUTH);
+
+	(void)wk_conn_bind_socket_opts(fd);
+	c->bev = bufferevent_socket_new(g_wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		wk_client_close(c, "out of memory");
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, wk_client_read_cb, wk_client_write_cb, wk_client_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, WK_BACKPRESSURE_BYTES / 2, 0);
+	wk_client_set_state(c, WK_CLIENT_IDLE);
+	atomic_store_explicit(&r->cancel_key, c->cancel_key, memory_order_release);
+	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+		wk_client_close(c, "cannot watch the socket");
+		return NULL;
+	}
+	if (g_cfg->log_connections)
+		log_info(&c->lctx,
+			 "login handed over from the previous generation: user=%s database=%s%s",
+			 c->user_name, c->db_name,
+			 c->cancel_key == st->cancel_key ? ""
+							 : " (its cancel key is not valid here)");
+	return c;
 }
 
 void

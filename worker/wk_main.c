@@ -6,11 +6,13 @@
  *
  * Binary upgrade (SIGUSR2 from the old supervisor once the new generation
  * serves): the worker stops accepting (the new workers hold the same
- * listening sockets, so queued connections are theirs), keeps serving the
- * clients it has, and closes a client only between transactions once it
- * has been idle for WK_DRAIN_IDLE_MS; after shutdown_timeout the rest are
- * closed as in a graceful shutdown. Clients are not handed over to the new
- * generation: they reconnect, and land there.
+ * listening sockets, so queued connections are theirs) and, every sweep,
+ * hands each client that is between transactions over to the new worker of
+ * its slot with its session (wk_handoff.c). A client that cannot be handed
+ * over (a server pinned to it, session pooling, no receiver) keeps being
+ * served here and is closed only between transactions once it has been
+ * idle for WK_DRAIN_IDLE_MS; after shutdown_timeout the rest are closed as
+ * in a graceful shutdown.
  */
 #include "worker/wk_main.h"
 
@@ -29,6 +31,7 @@
 #include "shared/shm.h"
 #include "worker/wk_client.h"
 #include "worker/wk_conn.h"
+#include "worker/wk_handoff.h"
 #include "worker/wk_pool.h"
 #include "worker/wk_server.h"
 
@@ -36,6 +39,7 @@
 #define WK_ACCEPT_BATCH       32
 #define WK_FAST_EXIT_FLUSH_MS 300
 #define WK_DRAIN_IDLE_MS      1000 /* upgrade: close a client idle this long */
+#define WK_DRAIN_TICK_MS      5    /* upgrade: look for clients between transactions this often */
 
 static struct event *wk_listen_ev[2];
 static int wk_listen_fd[2] = { -1, -1 };
@@ -47,6 +51,8 @@ static bool wk_exit_scheduled;
 static bool wk_is_draining;           /* binary upgrade: not accepting, finishing clients */
 static uint64_t wk_drain_deadline_us; /* monotonic: then close the rest */
 static uint64_t wk_drain_closed_cnt;  /* clients closed while idle during the drain */
+static uint64_t wk_drain_handed_cnt;  /* clients handed over to the new generation */
+static struct event *wk_drain_ev;     /* WK_DRAIN_TICK_MS while draining */
 
 static void
 wk_main_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -171,28 +177,45 @@ wk_main_drain_step(void)
 	list_foreach_safe (pos, tmp, &g_wk.clients) {
 		struct wk_client *c = list_entry(pos, struct wk_client, node);
 
-		if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN) &&
-		    g_wk.mono_us - c->last_request_us >= (uint64_t)WK_DRAIN_IDLE_MS * 1000 &&
-		    wk_client_close_if_idle(c))
+		if (wk_handoff_try(c))
+			wk_drain_handed_cnt++;
+		else if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN) &&
+			 g_wk.mono_us - c->last_request_us >= (uint64_t)WK_DRAIN_IDLE_MS * 1000 &&
+			 wk_client_close_if_idle(c))
 			wk_drain_closed_cnt++;
 	}
 	if (g_wk.clients_cnt == 0) {
 		log_info(
 			NULL,
-			"binary upgrade: all clients gone (%llu closed while idle, the others left by themselves): exiting",
+			"binary upgrade: all clients gone (%llu handed over, %llu closed while idle, the others left by themselves): exiting",
+			(unsigned long long)wk_drain_handed_cnt,
 			(unsigned long long)wk_drain_closed_cnt);
 		wk_is_draining = false;
 		wk_main_schedule_exit(WK_FAST_EXIT_FLUSH_MS);
 	} else if (g_wk.mono_us >= wk_drain_deadline_us) {
 		log_warn(
 			NULL,
-			"binary upgrade: shutdown_timeout reached with %u clients: closing each between transactions",
-			g_wk.clients_cnt);
+			"binary upgrade: shutdown_timeout reached with %u clients (%llu handed over so far): closing each between transactions",
+			g_wk.clients_cnt, (unsigned long long)wk_drain_handed_cnt);
 		wk_is_draining = false;
 		g_wk.is_shutting_down = true;
 		g_wk.shutdown_deadline_us = g_wk.mono_us + WK_DRAIN_IDLE_MS * 1000;
 		wk_main_graceful_step();
 	}
+	if (!wk_is_draining && wk_drain_ev)
+		event_del(wk_drain_ev);
+}
+
+/*
+ * A busy client is between transactions for a few microseconds at a time:
+ * look often while draining (the 100 ms sweep alone would catch few).
+ */
+static void
+wk_main_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	wk_clock_update();
+	if (wk_is_draining)
+		wk_main_drain_step();
 }
 
 static void
@@ -210,12 +233,14 @@ wk_main_signal_cb(evutil_socket_t sig, short what, void *arg)
 		g_wk.is_shutting_down = true;
 		g_wk.shutdown_deadline_us = g_wk.mono_us + (uint64_t)g_cfg->shutdown_timeout * 1000;
 		wk_main_stop_listening();
+		wk_handoff_stop_receiving();
 		wk_main_graceful_step();
 		break;
 	case SIGTERM:
 		log_info(NULL, "fast shutdown: closing %u clients", g_wk.clients_cnt);
 		g_wk.is_shutting_down = true;
 		wk_main_stop_listening();
+		wk_handoff_stop_receiving();
 		wk_main_fast_close();
 		break;
 	case SIGUSR1:
@@ -227,9 +252,20 @@ wk_main_signal_cb(evutil_socket_t sig, short what, void *arg)
 			break;
 		log_info(
 			NULL,
-			"binary upgrade: no longer accepting; %u clients stay until they leave or are idle %d ms between transactions (at most shutdown_timeout %d ms)",
+			"binary upgrade: no longer accepting; handing %u clients over to the new generation between transactions (those that cannot be are closed when idle %d ms, at most after shutdown_timeout %d ms)",
 			g_wk.clients_cnt, WK_DRAIN_IDLE_MS, g_cfg->shutdown_timeout);
 		wk_is_draining = true;
+		/* the next generation's worker of this slot takes the handoff name */
+		wk_handoff_stop_receiving();
+		{
+			struct timeval tick = { 0, WK_DRAIN_TICK_MS * 1000 };
+
+			wk_drain_ev = event_new(g_wk.base, -1, EV_PERSIST, wk_main_drain_cb, NULL);
+			if (!wk_drain_ev || event_add(wk_drain_ev, &tick) < 0)
+				log_warn(NULL,
+					 "binary upgrade: no drain timer: looking every %d ms",
+					 WK_SWEEP_MS);
+		}
 		wk_drain_deadline_us = g_wk.mono_us + (uint64_t)g_cfg->shutdown_timeout * 1000;
 		wk_main_stop_listening();
 		wk_main_drain_step();
@@ -246,6 +282,7 @@ wk_main_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	wk_clock_update();
 	wk_client_sweep();
 	wk_pool_sweep();
+	wk_handoff_sweep();
 	if (wk_is_draining)
 		wk_main_drain_step();
 	else if (g_wk.is_shutting_down && !g_wk.is_fast_shutdown)
@@ -290,6 +327,9 @@ wk_main_cleanup(void)
 	struct list *pos, *tmp;
 
 	wk_main_stop_listening();
+	wk_handoff_cleanup();
+	if (wk_drain_ev)
+		event_free(wk_drain_ev);
 	list_foreach_safe (pos, tmp, &g_wk.clients) {
 		struct wk_client *c = list_entry(pos, struct wk_client, node);
 
@@ -355,6 +395,8 @@ wk_main_run(int slot, int tcp_fd, int unix_fd)
 	if (wk_main_init_rows() < 0 || wk_pool_init_all() < 0)
 		goto fail;
 	if (wk_main_listen(0, tcp_fd, false) < 0 || wk_main_listen(1, unix_fd, true) < 0)
+		goto fail;
+	if (wk_handoff_init(tcp_fd) < 0)
 		goto fail;
 
 	log_info(NULL, "worker %d started", slot);

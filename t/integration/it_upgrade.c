@@ -99,6 +99,16 @@ sum_after(const char *text, const char *key)
 }
 
 static long
+count_of(const char *text, const char *key)
+{
+	long n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, key)) != NULL; p += strlen(key))
+		n++;
+	return n;
+}
+
+static long
 field(const char *out, const char *name)
 {
 	const char *p = strstr(out, name);
@@ -187,7 +197,7 @@ START_TEST(test_upgrade_under_load)
 	static char out[65536];
 	int port = it_free_port(), st, rc, ok = 0, failed = -1;
 	pid_t pid, next = 0, bench, loop;
-	long done, tx_failed, closed_idle;
+	long done, tx_failed, closed_idle, handed, adopted;
 	char *text;
 
 	snprintf(pidfile, sizeof(pidfile), "%s/up.pid", g_it.dir);
@@ -255,13 +265,18 @@ START_TEST(test_upgrade_under_load)
 	ck_assert_msg(file_wait_for(log, "old generation done: pgdog continues as pid", 5000),
 		      "no line for the end of the old generation");
 	text = read_all(log);
-	closed_idle = sum_after(text, "binary upgrade: all clients gone (");
+	handed = sum_after(text, "binary upgrade: all clients gone (");
+	closed_idle = sum_after(text, " handed over, ");
+	adopted = count_of(text, "login handed over from the previous generation");
 	fprintf(stderr,
 		"upgrade under load: %ld transactions, %ld failed; %d new connections during the "
-		"upgrade, %d failed; clients handed over: 0 (handoff not built), closed by pgdog "
-		"while idle: %ld, the others (of 50) finished on the old generation\n",
-		done, tx_failed, ok + failed, failed, closed_idle);
+		"upgrade, %d failed; of 50 pgbench clients: %ld handed over to the new generation "
+		"(%ld adopted there), %ld closed by pgdog while idle, %ld finished on the old one\n",
+		done, tx_failed, ok + failed, failed, handed, adopted, closed_idle,
+		50 - handed - closed_idle);
 	fflush(stderr);
+	ck_assert_int_eq(adopted, handed);
+	ck_assert_msg(handed > 0, "no client was handed over to the new generation");
 	free(text);
 	kill(next, SIGTERM);
 	for (int i = 0; i < 250 && it_pid_alive(next); i++)
