@@ -381,6 +381,90 @@ START_TEST(test_upgrade_refused_config)
 }
 END_TEST
 
+/*
+ * An idle client with session state crosses the upgrade on the same
+ * connection: the old supervisor can only exit once its workers have no
+ * client, so its exit while this connection still works proves the
+ * handoff; the SET, the startup parameter, the named prepared statement and
+ * the cancel key all work on the new generation.
+ */
+START_TEST(test_upgrade_session_handoff)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	int port = it_free_port();
+	pid_t pid, next = 0;
+	PGconn *c;
+	PGresult *res;
+	const char *vals[1] = { "41" };
+	char errbuf[256];
+	PGcancel *cancel;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/session.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-session.log", g_it.dir);
+	pid = it_pgdog_spawn("session",
+			     &(struct it_pgdog_conf){ .workers = 1,
+						      .users = BENCH_USERS,
+						      .general = "pooler_mode = transaction\n" },
+			     port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
+
+	c = PQconnectdb(it_pgdog_dsn(BENCH_DSN " application_name=handoff_app"));
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	PQclear(it_exec_ok(c, "SET work_mem = '3MB'"));
+	res = PQprepare(c, "plus_one", "SELECT $1::int + 1", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(res);
+
+	kill(pid, SIGUSR2);
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1,
+		      "the old supervisor did not exit: the idle client was not handed over");
+	next = pidfile_pid(pidfile);
+	it_track_pid(next);
+	ck_assert_int_ne(next, pid);
+	ck_assert_msg(file_wait_for(log, "login handed over from the previous generation", 2000),
+		      "no adoption line");
+
+	/* the same connection, now served by the new generation */
+	ck_assert_str_eq(it_value(c, "SHOW work_mem"), "3MB");
+	ck_assert_str_eq(it_value(c, "SHOW application_name"), "handoff_app");
+	res = PQexecPrepared(c, "plus_one", 1, vals, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK,
+		      "prepared statement after the "
+		      "handoff: %s",
+		      PQerrorMessage(c));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "42");
+	PQclear(res);
+
+	/* its BackendKeyData from the old generation still cancels */
+	ck_assert_int_eq(PQsendQuery(c, "SELECT pg_sleep(20)"), 1);
+	it_sleep_ms(300);
+	cancel = PQgetCancel(c);
+	ck_assert_ptr_nonnull(cancel);
+	ck_assert_msg(PQcancel(cancel, errbuf, sizeof(errbuf)) == 1, "%s", errbuf);
+	PQfreeCancel(cancel);
+	{
+		long long t0 = it_now_ms();
+
+		res = PQgetResult(c);
+		ck_assert_msg(it_now_ms() - t0 < 5000, "the cancel did not reach the query");
+		ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+		ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "57014");
+		PQclear(res);
+		while ((res = PQgetResult(c)) != NULL)
+			PQclear(res);
+	}
+	ck_assert_str_eq(it_value(c, "SELECT 'still here'"), "still here");
+	PQfinish(c);
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(next));
+}
+END_TEST
+
 static Suite *
 upgrade_suite(void)
 {
@@ -390,6 +474,7 @@ upgrade_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_upgrade_under_load);
+	tcase_add_test(tc, test_upgrade_session_handoff);
 	tcase_add_test(tc, test_upgrade_refused_config);
 	suite_add_tcase(s, tc);
 	return s;
