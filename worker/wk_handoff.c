@@ -52,7 +52,8 @@ static struct {
 	bool is_tx_disabled; /* the receiver speaks another version */
 	uint64_t tx_next_try_us;
 	uint64_t sent_cnt, received_cnt;
-} wk_ho = { .rx_fd = -1, .tx_fd = -1 };
+} wk_ho = { .rx_fd = -1, .tx_fd = -1, .conn_fd = { -1, -1, -1, -1, -1, -1, -1, -1 } };
+_Static_assert(WK_HANDOFF_CONNS == 8, "initialise every conn_fd to -1");
 
 static uint8_t wk_ho_buf[WK_HANDOFF_MSG_MAX]; /* one message, either direction */
 
@@ -414,6 +415,8 @@ static bool
 wk_ho_connect(void)
 {
 	struct wk_handoff_hello hello;
+	struct ucred cred;
+	socklen_t cred_len = sizeof(cred);
 	struct pollfd p;
 	int fd;
 
@@ -427,6 +430,16 @@ wk_ho_connect(void)
 		return false;
 	if (connect(fd, (struct sockaddr *)&wk_ho.addr, wk_ho.addr_len) < 0) {
 		/* ECONNREFUSED: the new worker has not bound the name yet */
+		close(fd);
+		return false;
+	}
+	/* anyone on the host could have bound an abstract name: only our own uid gets clients */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0 ||
+	    cred.uid != geteuid()) {
+		log_warn(NULL,
+			 "handoff: %s is held by uid %d, not by us: clients are not handed over",
+			 wk_ho.addr.sun_path + 1, cred_len == sizeof(cred) ? (int)cred.uid : -1);
+		wk_ho.is_tx_disabled = true;
 		close(fd);
 		return false;
 	}
