@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -465,6 +466,69 @@ START_TEST(test_upgrade_session_handoff)
 }
 END_TEST
 
+/*
+ * The upgrade runs the file now at the path pgdog was started from: a
+ * package manager renames the new binary over the old one.
+ */
+START_TEST(test_upgrade_replaced_binary)
+{
+	char bin[IT_PATH_MAX], real[IT_PATH_MAX * 2], pidfile[IT_PATH_MAX], marker[IT_PATH_MAX];
+	char script[IT_PATH_MAX * 6], tmp[IT_PATH_MAX], cmd[IT_PATH_MAX * 4];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	int port = it_free_port();
+	pid_t pid, next = 0;
+
+	snprintf(bin, sizeof(bin), "%s/bin", g_it.dir);
+	ck_assert_int_eq(mkdir(bin, 0755), 0);
+	snprintf(bin, sizeof(bin), "%s/bin/pgdog", g_it.dir);
+	snprintf(tmp, sizeof(tmp), "%s/bin/pgdog.new", g_it.dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/replaced.pid", g_it.dir);
+	snprintf(marker, sizeof(marker), "%s/replaced.marker", g_it.dir);
+	if (it_pgdog_bin()[0] == '/') {
+		snprintf(real, sizeof(real), "%s", it_pgdog_bin());
+	} else {
+		char cwd[IT_PATH_MAX];
+
+		ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+		snprintf(real, sizeof(real), "%s/%s", cwd, it_pgdog_bin());
+	}
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", real, bin);
+	ck_assert_int_eq(system(cmd), 0);
+	setenv("PGDOG_BIN", bin, 1);
+	pid = it_pgdog_spawn("replaced",
+			     &(struct it_pgdog_conf){ .workers = 1, .users = BENCH_USERS }, port,
+			     args);
+	unsetenv("PGDOG_BIN");
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
+
+	/* "the new version": a wrapper that leaves a mark, then runs pgdog */
+	snprintf(script, sizeof(script), "#!/bin/sh\necho replaced > '%s'\nexec '%s' \"$@\"\n",
+		 marker, real);
+	it_write_file(tmp, script);
+	ck_assert_int_eq(chmod(tmp, 0755), 0);
+	ck_assert_int_eq(rename(tmp, bin), 0);
+
+	kill(pid, SIGUSR2);
+	for (int i = 0; i < 200; i++) {
+		next = pidfile_pid(pidfile);
+		if (next > 0 && next != pid)
+			break;
+		it_sleep_ms(50);
+	}
+	ck_assert_msg(next > 0 && next != pid, "no new supervisor in the pidfile");
+	it_track_pid(next);
+	ck_assert_msg(access(marker, F_OK) == 0, "the upgrade did not run the replaced file");
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1, "old supervisor still running");
+	select_through(BENCH_DSN, "after upgrading to the replaced binary");
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(next));
+}
+END_TEST
+
 static Suite *
 upgrade_suite(void)
 {
@@ -475,6 +539,7 @@ upgrade_suite(void)
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_upgrade_under_load);
 	tcase_add_test(tc, test_upgrade_session_handoff);
+	tcase_add_test(tc, test_upgrade_replaced_binary);
 	tcase_add_test(tc, test_upgrade_refused_config);
 	suite_add_tcase(s, tc);
 	return s;
