@@ -13,6 +13,7 @@
  * writes "R" to the pipe, or "E<reason>" if it cannot start. Both
  * generations hold the same sockets meanwhile, so a connection queued on a
  * socket is accepted by whichever process still listens: none is refused.
+ * The old workers then hand their clients over (worker/wk_handoff.h).
  *
  * The shared memory segment is NOT shared between generations: the new one
  * may have a different layout (another binary, another configuration).
