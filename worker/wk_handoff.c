@@ -464,7 +464,11 @@ wk_ho_connect(void)
 	return true;
 }
 
-/* Between transactions, with nothing in flight and nothing tied to a server? */
+/*
+ * Between transactions, with nothing in flight and nothing tied to a server?
+ * XXX: clients are plaintext today; once TLS exists, a TLS client must not
+ * be moved (its session keys live in this process), and this test must say so.
+ */
 static bool
 wk_ho_is_movable(const struct wk_client *c)
 {
