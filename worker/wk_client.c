@@ -1784,6 +1784,9 @@ wk_client_write_cb(struct bufferevent *bev, void *arg)
 	/* our output drained below the mark: the server may send again */
 	if (c->server && c->server->read_paused)
 		wk_server_resume(c->server);
+	/* binary upgrade: the moment a reply is out is when a busy client can move */
+	if (wk_handoff_is_sending())
+		(void)wk_handoff_try(c);
 }
 
 void

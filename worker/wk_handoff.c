@@ -49,6 +49,7 @@ static struct {
 	int conn_fd[WK_HANDOFF_CONNS];
 	struct event *conn_ev[WK_HANDOFF_CONNS];
 	int tx_fd;
+	bool is_sending;     /* the upgrade drain began */
 	bool is_tx_disabled; /* the receiver speaks another version */
 	uint64_t tx_next_try_us;
 	uint64_t sent_cnt, received_cnt;
@@ -366,6 +367,18 @@ wk_handoff_stop_receiving(void)
 
 /* ---- sending -------------------------------------------------------------------- */
 
+void
+wk_handoff_start_sending(void)
+{
+	wk_ho.is_sending = true;
+}
+
+bool
+wk_handoff_is_sending(void)
+{
+	return wk_ho.is_sending;
+}
+
 struct wk_ho_writer {
 	uint8_t *p, *end;
 	bool is_full;
@@ -480,6 +493,12 @@ wk_ho_is_movable(const struct wk_client *c)
 }
 
 bool
+wk_handoff_may_take(const struct wk_client *c)
+{
+	return wk_ho.addr_len != 0 && !wk_ho.is_tx_disabled && wk_ho_is_movable(c);
+}
+
+bool
 wk_handoff_try(struct wk_client *c)
 {
 	struct wk_ho_writer w = { .p = wk_ho_buf, .end = wk_ho_buf + sizeof(wk_ho_buf) };
@@ -491,7 +510,7 @@ wk_handoff_try(struct wk_client *c)
 	struct msghdr m;
 	int fd;
 
-	if (!wk_ho_is_movable(c) || !wk_ho_connect())
+	if (!wk_ho.is_sending || !wk_ho_is_movable(c) || !wk_ho_connect())
 		return false;
 	fd = bufferevent_getfd(c->bev);
 	if (fd < 0)

@@ -55,11 +55,23 @@ void wk_handoff_sweep(void);
 /* This worker's upgrade drain began: stop receiving (the next generation takes the name). */
 void wk_handoff_stop_receiving(void);
 
+/* From now on hand clients over (the upgrade drain began). */
+void wk_handoff_start_sending(void);
+
+/* Is the drain handing clients over? (Checked where a client may have become movable.) */
+bool wk_handoff_is_sending(void);
+
 /*
  * Drain: hand c over if it is between transactions and a receiver is
  * there. True when handed over (c is then closed here: do not touch it).
  */
 bool wk_handoff_try(struct wk_client *c);
+
+/*
+ * Could c be handed over once a receiver answers? (Movable now, and the
+ * receiver did not turn out to be foreign or of another version.)
+ */
+bool wk_handoff_may_take(const struct wk_client *c);
 
 /* Clients handed over by this worker / received by it. */
 uint64_t wk_handoff_sent_cnt(void);

@@ -40,6 +40,7 @@
 #define WK_FAST_EXIT_FLUSH_MS 300
 #define WK_DRAIN_IDLE_MS      1000 /* upgrade: close a client idle this long */
 #define WK_DRAIN_TICK_MS      5    /* upgrade: look for clients between transactions this often */
+#define WK_DRAIN_HANDOFF_MS   5000 /* upgrade: wait this long for the receiver before closing */
 
 static struct event *wk_listen_ev[2];
 static int wk_listen_fd[2] = { -1, -1 };
@@ -50,8 +51,8 @@ static uint64_t wk_accept_err_cnt;
 static bool wk_exit_scheduled;
 static bool wk_is_draining;           /* binary upgrade: not accepting, finishing clients */
 static uint64_t wk_drain_deadline_us; /* monotonic: then close the rest */
+static uint64_t wk_drain_started_us;  /* monotonic */
 static uint64_t wk_drain_closed_cnt;  /* clients closed while idle during the drain */
-static uint64_t wk_drain_handed_cnt;  /* clients handed over to the new generation */
 static struct event *wk_drain_ev;     /* WK_DRAIN_TICK_MS while draining */
 
 static void
@@ -178,17 +179,21 @@ wk_main_drain_step(void)
 		struct wk_client *c = list_entry(pos, struct wk_client, node);
 
 		if (wk_handoff_try(c))
-			wk_drain_handed_cnt++;
-		else if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN) &&
-			 g_wk.mono_us - c->last_request_us >= (uint64_t)WK_DRAIN_IDLE_MS * 1000 &&
-			 wk_client_close_if_idle(c))
+			continue;
+		/* an idle client that can move waits for the receiver (it binds within ~100 ms) */
+		if (g_wk.mono_us - wk_drain_started_us < (uint64_t)WK_DRAIN_HANDOFF_MS * 1000 &&
+		    wk_handoff_may_take(c))
+			continue;
+		if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN) &&
+		    g_wk.mono_us - c->last_request_us >= (uint64_t)WK_DRAIN_IDLE_MS * 1000 &&
+		    wk_client_close_if_idle(c))
 			wk_drain_closed_cnt++;
 	}
 	if (g_wk.clients_cnt == 0) {
 		log_info(
 			NULL,
 			"binary upgrade: all clients gone (%llu handed over, %llu closed while idle, the others left by themselves): exiting",
-			(unsigned long long)wk_drain_handed_cnt,
+			(unsigned long long)wk_handoff_sent_cnt(),
 			(unsigned long long)wk_drain_closed_cnt);
 		wk_is_draining = false;
 		wk_main_schedule_exit(WK_FAST_EXIT_FLUSH_MS);
@@ -196,7 +201,7 @@ wk_main_drain_step(void)
 		log_warn(
 			NULL,
 			"binary upgrade: shutdown_timeout reached with %u clients (%llu handed over so far): closing each between transactions",
-			g_wk.clients_cnt, (unsigned long long)wk_drain_handed_cnt);
+			g_wk.clients_cnt, (unsigned long long)wk_handoff_sent_cnt());
 		wk_is_draining = false;
 		g_wk.is_shutting_down = true;
 		g_wk.shutdown_deadline_us = g_wk.mono_us + WK_DRAIN_IDLE_MS * 1000;
@@ -255,8 +260,10 @@ wk_main_signal_cb(evutil_socket_t sig, short what, void *arg)
 			"binary upgrade: no longer accepting; handing %u clients over to the new generation between transactions (those that cannot be are closed when idle %d ms, at most after shutdown_timeout %d ms)",
 			g_wk.clients_cnt, WK_DRAIN_IDLE_MS, g_cfg->shutdown_timeout);
 		wk_is_draining = true;
+		wk_drain_started_us = g_wk.mono_us;
 		/* the next generation's worker of this slot takes the handoff name */
 		wk_handoff_stop_receiving();
+		wk_handoff_start_sending();
 		{
 			struct timeval tick = { 0, WK_DRAIN_TICK_MS * 1000 };
 

@@ -277,7 +277,8 @@ START_TEST(test_upgrade_under_load)
 		50 - handed - closed_idle);
 	fflush(stderr);
 	ck_assert_int_eq(adopted, handed);
-	ck_assert_msg(handed > 0, "no client was handed over to the new generation");
+	/* each client moves as soon as a reply of its is out: nearly all, in practice all */
+	ck_assert_msg(handed >= 40, "only %ld of 50 busy clients were handed over", handed);
 	free(text);
 	kill(next, SIGTERM);
 	for (int i = 0; i < 250 && it_pid_alive(next); i++)
