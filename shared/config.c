@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,6 +92,22 @@ static const struct config_enum config_pooler_modes[] = {
 	{ NULL, 0 },
 };
 #define CONFIG_POOLER_MODES_ALLOWED "transaction, session, statement"
+
+/* syslog(3) facilities by name, as PgBouncer's syslog_facility takes them */
+static const struct config_enum config_syslog_facilities[] = {
+	{ "daemon", LOG_DAEMON },
+	{ "user", LOG_USER },
+	{ "local0", LOG_LOCAL0 },
+	{ "local1", LOG_LOCAL1 },
+	{ "local2", LOG_LOCAL2 },
+	{ "local3", LOG_LOCAL3 },
+	{ "local4", LOG_LOCAL4 },
+	{ "local5", LOG_LOCAL5 },
+	{ "local6", LOG_LOCAL6 },
+	{ "local7", LOG_LOCAL7 },
+	{ NULL, 0 },
+};
+#define CONFIG_SYSLOG_FACILITIES_ALLOWED "daemon, user, local0 ... local7"
 
 static const struct config_enum config_prepared_modes[] = {
 	{ "extended", CONFIG_PREPARED_EXTENDED },
@@ -177,6 +194,8 @@ static const struct config_key config_general_keys[] = {
 	KSTR(config, syslog_ident, CONFIG_STR_NONEMPTY),
 	KBOOL(config, log_connections),
 	KBOOL(config, log_disconnections),
+	KBOOL(config, log_pooler_errors),
+	KENUM(config, syslog_facility, config_syslog_facilities, CONFIG_SYSLOG_FACILITIES_ALLOWED),
 	{ NULL },
 };
 
@@ -1552,6 +1571,8 @@ config_new(void)
 	cfg->syslog = false;
 	cfg->log_connections = true;
 	cfg->log_disconnections = true;
+	cfg->log_pooler_errors = true;
+	cfg->syslog_facility = LOG_DAEMON;
 	if (config_str_set(&cfg->host, "0.0.0.0", false) < 0 ||
 	    config_str_set(&cfg->unix_socket_dir, "/tmp", false) < 0 ||
 	    config_str_set(&cfg->server_reset_query, "DISCARD ALL", false) < 0 ||

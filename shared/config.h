@@ -143,6 +143,8 @@ struct config {
 	char *syslog_ident;                  /* "pgdog" */
 	bool log_connections;                /* true */
 	bool log_disconnections;             /* true */
+	bool log_pooler_errors;              /* true: every ErrorResponse pgdog itself sends */
+	int syslog_facility;                 /* LOG_DAEMON (syslog.h value) */
 
 	/* transaction pooling */
 	enum config_prepared_statements prepared_statements; /* extended */

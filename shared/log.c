@@ -21,6 +21,7 @@ enum log_level g_log_level = LOG_LVL_INFO;
 static char log_tag[32] = "pgdog";
 static int log_fd = 2;
 static bool log_use_syslog;
+static int log_facility = LOG_DAEMON;
 static char log_path[4096];
 
 static const char *const log_names[] = { "ERROR", "WARN", "INFO", "DEBUG", "NOISE" };
@@ -63,11 +64,17 @@ log_open_file(const char *path)
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
+void
+log_set_facility(int facility)
+{
+	log_facility = facility;
+}
+
 int
 log_open(const char *path, bool use_syslog, const char *ident)
 {
 	if (use_syslog) {
-		openlog(ident ? ident : "pgdog", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		openlog(ident ? ident : "pgdog", LOG_PID | LOG_NDELAY, log_facility);
 		log_use_syslog = true;
 		return 0;
 	}

@@ -44,6 +44,8 @@ void log_set_process(const char *role, int slot);
  * or to stderr (path NULL, use_syslog false). Returns -1 with errno if the
  * file cannot be opened; the previous destination stays in effect.
  */
+/* The syslog facility log_open() uses from now on (a LOG_* value; LOG_DAEMON by default). */
+void log_set_facility(int facility);
 int log_open(const char *path, bool use_syslog, const char *ident) MUST_CHECK;
 /* Re-open the log file (after logrotate); keeps the old fd on failure. */
 int log_reopen(void);

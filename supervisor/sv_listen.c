@@ -27,8 +27,7 @@ sv_listen_init(struct sv_listen *l)
 	l->unix_fd = -1;
 }
 
-/* "0.0.0.0:6432" or "[::1]:6432" */
-static void
+void
 sv_listen_addr_name(const struct sockaddr *sa, socklen_t sa_len, char *out, size_t out_len)
 {
 	/* numeric: an IPv6 address with a scope ("fe80::1%eth0") at most */
@@ -45,12 +44,7 @@ sv_listen_addr_name(const struct sockaddr *sa, socklen_t sa_len, char *out, size
 		snprintf(out, out_len, "%s:%s", host, serv);
 }
 
-/*
- * Resolve host for a passive socket. "*" (and "") mean every IPv4 address.
- * Of several results IPv4 comes first, so "localhost" means 127.0.0.1
- * wherever ::1 also exists; a name for IPv6 only still works.
- */
-static int
+int
 sv_listen_resolve(const char *host, int port, struct sockaddr_storage *out, socklen_t *out_len,
 		  char *err, size_t err_len)
 {
@@ -204,14 +198,14 @@ fail:
 	return -1;
 }
 
-static int
-sv_listen_unix(struct sv_listen *l, const struct config *cfg, char *err, size_t err_len)
+int
+sv_listen_unix_path(const struct config *cfg, char *out, size_t out_len, char *err, size_t err_len)
 {
-	struct sockaddr_un sun;
 	char cwd[4096];
 	const char *dir = cfg->unix_socket_dir;
 	int n;
 
+	out[0] = '\0';
 	if (!dir || !*dir)
 		return 0;
 	/* absolute: the supervisor unlinks it at exit, after a --daemon chdir("/") */
@@ -221,20 +215,31 @@ sv_listen_unix(struct sv_listen *l, const struct config *cfg, char *err, size_t 
 				 strerror(errno));
 			return -1;
 		}
-		n = snprintf(l->unix_path, sizeof(l->unix_path), "%s/%s/.s.PGSQL.%d", cwd, dir,
-			     cfg->port);
+		n = snprintf(out, out_len, "%s/%s/.s.PGSQL.%d", cwd, dir, cfg->port);
 	} else {
-		n = snprintf(l->unix_path, sizeof(l->unix_path), "%s/.s.PGSQL.%d", dir, cfg->port);
+		n = snprintf(out, out_len, "%s/.s.PGSQL.%d", dir, cfg->port);
 	}
-	if (n < 0 || (size_t)n >= sizeof(l->unix_path)) {
+	if (n < 0 || (size_t)n >= out_len) {
 		snprintf(err, err_len, "unix_socket_dir %s: socket path longer than %zu bytes", dir,
-			 sizeof(l->unix_path) - 1);
-		l->unix_path[0] = '\0';
+			 out_len - 1);
+		out[0] = '\0';
 		return -1;
 	}
+	return 0;
+}
+
+static int
+sv_listen_unix(struct sv_listen *l, const struct config *cfg, char *err, size_t err_len)
+{
+	struct sockaddr_un sun;
+
+	if (sv_listen_unix_path(cfg, l->unix_path, sizeof(l->unix_path), err, err_len) < 0)
+		return -1;
+	if (!l->unix_path[0])
+		return 0;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, l->unix_path, (size_t)n + 1);
+	memcpy(sun.sun_path, l->unix_path, strlen(l->unix_path) + 1);
 
 	if (sv_listen_unix_probe(&sun, err, err_len) < 0)
 		return -1;

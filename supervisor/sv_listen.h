@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include "shared/compiler.h"
@@ -41,6 +42,25 @@ void sv_listen_init(struct sv_listen *l);
  */
 int sv_listen_open(struct sv_listen *l, const struct config *cfg, char *err, size_t err_len)
 	MUST_CHECK;
+
+/*
+ * Resolve host for a passive socket. "*" (and "") mean every IPv4 address.
+ * Of several results IPv4 comes first, so "localhost" means 127.0.0.1
+ * wherever ::1 also exists; a name for IPv6 only still works. -1 with a
+ * reason in err.
+ */
+int sv_listen_resolve(const char *host, int port, struct sockaddr_storage *out, socklen_t *out_len,
+		      char *err, size_t err_len) MUST_CHECK;
+
+/* "0.0.0.0:6432" or "[::1]:6432" ("?" if it cannot be printed). */
+void sv_listen_addr_name(const struct sockaddr *sa, socklen_t sa_len, char *out, size_t out_len);
+
+/*
+ * The Unix socket's absolute path for cfg into out ("" when unix_socket_dir
+ * is ""). -1 with a reason in err when it does not fit.
+ */
+int sv_listen_unix_path(const struct config *cfg, char *out, size_t out_len, char *err,
+			size_t err_len) MUST_CHECK;
 
 /* Close the supervisor's copies of every listening fd (names stay). */
 void sv_listen_close(struct sv_listen *l);

@@ -40,12 +40,15 @@
 #include "supervisor/sv_child.h"
 #include "supervisor/sv_listen.h"
 #include "supervisor/sv_metrics.h"
+#include "supervisor/sv_notify.h"
 #include "supervisor/sv_signal.h"
+#include "supervisor/sv_upgrade.h"
 
 enum sv_phase {
 	SV_RUNNING = 0,
 	SV_GRACEFUL, /* SIGINT: workers finish their clients' work */
 	SV_FAST,     /* SIGTERM (or escalation): workers close everything now */
+	SV_UPGRADED, /* a new supervisor serves; our workers finish their clients */
 };
 
 /* The supervisor's state; one per process. */
@@ -63,7 +66,9 @@ static struct {
 	bool has_killed;
 	bool has_pidfile; /* we wrote it: remove it at exit */
 	bool is_log_stderr;
-	int ready_fd; /* --daemon: tells the waiting parent how start-up went */
+	int ready_fd;          /* --daemon or upgrade: tells the waiting parent how start-up went */
+	bool is_upgrade_child; /* started by a binary upgrade: sockets inherited */
+	pid_t successor;       /* SV_UPGRADED: the new supervisor's pid */
 } sv = { .ready_fd = -1 };
 
 static const char sv_usage_text[] =
@@ -82,6 +87,9 @@ static const char sv_usage_text[] =
 	"                           refuse to start while FILE names a running process\n"
 	"      --check-config       validate the configuration, print the result and exit\n"
 	"                           (0: valid, 1: invalid)\n"
+	"      --upgrade            binary upgrade of the pgdog named by --pidfile: send it\n"
+	"                           SIGUSR2 and wait for the new binary (exit 0: upgraded,\n"
+	"                           1: failed, the old one keeps serving, 2: none running)\n"
 	"  -V, --version            print the version and exit\n"
 	"  -h, --help               print this help and exit\n"
 	"\n"
@@ -90,7 +98,8 @@ static const char sv_usage_text[] =
 	"                           (read from the first line of stdin when omitted)\n"
 	"\n"
 	"Signals: SIGINT graceful shutdown, SIGTERM fast shutdown, SIGHUP reload the\n"
-	"configuration and reopen the log file, SIGUSR1 reopen the log file.\n";
+	"configuration and reopen the log file, SIGUSR1 reopen the log file, SIGUSR2\n"
+	"binary upgrade (start the binary again on the same sockets).\n";
 
 static void
 sv_main_usage(FILE *f)
@@ -104,7 +113,8 @@ sv_main_parse_options(struct sv_opts *o, int argc, char **argv)
 	enum {
 		OPT_DAEMON = 256,
 		OPT_PIDFILE,
-		OPT_CHECK_CONFIG
+		OPT_CHECK_CONFIG,
+		OPT_UPGRADE
 	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -113,6 +123,7 @@ sv_main_parse_options(struct sv_opts *o, int argc, char **argv)
 		{ "daemon", no_argument, NULL, OPT_DAEMON },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 		{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+		{ "upgrade", no_argument, NULL, OPT_UPGRADE },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -145,6 +156,9 @@ sv_main_parse_options(struct sv_opts *o, int argc, char **argv)
 			break;
 		case OPT_CHECK_CONFIG:
 			o->is_check_config = true;
+			break;
+		case OPT_UPGRADE:
+			o->is_upgrade = true;
 			break;
 		case 'V':
 			o->is_version = true;
@@ -329,12 +343,38 @@ sv_main_pidfile_check(void)
 {
 	pid_t pid;
 
-	if (!sv.pidfile_abs)
+	/* an upgrade replaces the pid of the running pgdog, which is our parent */
+	if (!sv.pidfile_abs || sv.is_upgrade_child)
 		return;
 	pid = sv_main_pidfile_read(sv.pidfile_abs);
 	if (sv_main_pid_is_pgdog(pid))
 		sv_main_fatal("pidfile %s: pgdog is already running with pid %d", sv.pidfile_abs,
 			      (int)pid);
+}
+
+/*
+ * After a binary upgrade: put our pid in the pidfile in one step (write a
+ * temporary file, rename it over), so a reader sees the old or the new pid,
+ * never an empty file.
+ */
+static void
+sv_main_pidfile_replace(void)
+{
+	char buf[32], tmp[PATH_MAX + 16];
+	int fd, n;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", sv.pidfile_abs);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		sv_main_fatal("pidfile %s: %s", tmp, strerror(errno));
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n || close(fd) < 0 || rename(tmp, sv.pidfile_abs) < 0) {
+		int err = errno;
+
+		(void)unlink(tmp);
+		sv_main_fatal("pidfile %s: %s", sv.pidfile_abs, strerror(err));
+	}
+	sv.has_pidfile = true;
 }
 
 /* Create the pidfile with our pid; a stale one is replaced. */
@@ -346,6 +386,10 @@ sv_main_pidfile_write(void)
 
 	if (!sv.pidfile_abs)
 		return;
+	if (sv.is_upgrade_child) {
+		sv_main_pidfile_replace();
+		return;
+	}
 	sv_main_pidfile_check();
 	if (unlink(sv.pidfile_abs) < 0 && errno != ENOENT)
 		sv_main_fatal("pidfile %s: cannot remove the stale file: %s", sv.pidfile_abs,
@@ -377,14 +421,15 @@ sv_main_pidfile_write(void)
 static void NORETURN
 sv_main_daemon_parent(int fd, pid_t child)
 {
-	char buf[1024];
+	char buf[1024] = "";
 	size_t len = 0;
 	ssize_t n;
 	int st;
 
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
-	while (len < sizeof(buf) - 1) {
+	/* stop at "R": the workers forked before it hold copies of the pipe */
+	while (len < sizeof(buf) - 1 && !(len > 0 && buf[0] == 'R')) {
 		n = read(fd, buf + len, sizeof(buf) - 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -602,6 +647,8 @@ sv_main_diff(const struct config *a, const struct config *b, char *buf, size_t l
 	SV_DIFF_STR(a, b, syslog_ident, "", buf, len);
 	SV_DIFF_INT(a, b, log_connections, "", buf, len);
 	SV_DIFF_INT(a, b, log_disconnections, "", buf, len);
+	SV_DIFF_INT(a, b, log_pooler_errors, "", buf, len);
+	SV_DIFF_INT(a, b, syslog_facility, "", buf, len);
 	SV_DIFF_INT(a, b, server_lifetime_jitter, "", buf, len);
 	SV_DIFF_INT(a, b, server_reset_query_always, "", buf, len);
 	SV_DIFF_INT(a, b, prepared_statements, "", buf, len);
@@ -763,6 +810,7 @@ sv_main_begin_fast(const char *why)
 	sv.deadline_ms = sv_child_now_ms() + SV_MAIN_KILL_AFTER_MS;
 	sv_child_stop_respawn();
 	sv_listen_close(&sv.listen);
+	sv_notify_send("STOPPING=1\nSTATUS=fast shutdown (%s)", why);
 	log_info(NULL, "fast shutdown (%s): closing every connection, %d worker%s running", why,
 		 sv_child_alive_cnt(), sv_child_alive_cnt() == 1 ? "" : "s");
 	sv_child_signal_all(SIGTERM);
@@ -777,6 +825,7 @@ sv_main_begin_graceful(void)
 	sv_child_stop_respawn();
 	/* with our copies closed too, new connections are refused, not queued */
 	sv_listen_close(&sv.listen);
+	sv_notify_send("STOPPING=1\nSTATUS=graceful shutdown");
 	log_info(
 		NULL,
 		"graceful shutdown (SIGINT): no new connections, waiting up to %d ms for clients to finish; SIGINT again or SIGTERM for a fast shutdown",
@@ -807,7 +856,7 @@ sv_main_on_shutdown(void)
 	for (; ints > 0; ints--) {
 		if (sv.phase == SV_RUNNING)
 			sv_main_begin_graceful();
-		else if (sv.phase == SV_GRACEFUL)
+		else if (sv.phase == SV_GRACEFUL || sv.phase == SV_UPGRADED)
 			sv_main_begin_fast("second SIGINT");
 	}
 	if (terms > 0 && sv.phase != SV_FAST)
@@ -817,9 +866,10 @@ sv_main_on_shutdown(void)
 	now = sv_child_now_ms();
 	if (now < sv.deadline_ms || sv_child_alive_cnt() == 0)
 		return;
-	if (sv.phase == SV_GRACEFUL) {
-		log_warn(NULL, "workers still running %d ms after the graceful shutdown began",
-			 sv.cfg->shutdown_timeout + SV_MAIN_KILL_AFTER_MS);
+	if (sv.phase == SV_GRACEFUL || sv.phase == SV_UPGRADED) {
+		log_warn(NULL, "workers still running %d ms after the %s began",
+			 sv.cfg->shutdown_timeout + SV_MAIN_KILL_AFTER_MS,
+			 sv.phase == SV_GRACEFUL ? "graceful shutdown" : "binary upgrade");
 		sv_main_begin_fast("graceful shutdown took too long");
 	} else if (!sv.has_killed) {
 		log_warn(NULL, "%d worker%s still running %d ms after SIGTERM: sending SIGKILL",
@@ -840,7 +890,9 @@ sv_main_on_reload(bool is_hup)
 		log_info(NULL, "SIGHUP during shutdown: configuration not reloaded");
 		return;
 	}
+	sv_notify_reloading("reloading the configuration");
 	sv_main_reload();
+	sv_notify_send("READY=1\nSTATUS=serving");
 }
 
 /* 4. log reopen (logrotate): ours, then the workers' */
@@ -857,6 +909,51 @@ sv_main_on_log_reopen(bool is_hup)
 	sv_child_signal_all(SIGUSR1);
 }
 
+/*
+ * 5. binary upgrade (SIGUSR2, pgdog --upgrade): start the new binary on our
+ * sockets and wait until it serves. Then our workers stop accepting and
+ * finish their clients (sv_upgrade.h says how), and we exit when they are
+ * done; the new supervisor owns the pidfile, the Unix socket file and the
+ * service manager's attention from now on. If it fails, nothing changes.
+ */
+static void
+sv_main_on_upgrade(void)
+{
+	char err[1024];
+	pid_t child;
+
+	if (sv.phase != SV_RUNNING) {
+		log_warn(NULL, "SIGUSR2 during %s: no binary upgrade",
+			 sv.phase == SV_UPGRADED ? "an upgrade" : "shutdown");
+		return;
+	}
+	log_info(NULL, "binary upgrade (SIGUSR2): starting the new binary on the same sockets");
+	sv_notify_send("STATUS=binary upgrade: starting the new binary");
+	child = sv_upgrade_spawn(&sv.listen, err, sizeof(err));
+	if (child < 0) {
+		log_error(NULL, "binary upgrade failed, this generation keeps serving: %s", err);
+		sv_notify_send("STATUS=binary upgrade failed: %s", err);
+		sv_upgrade_status_write(sv.pidfile_abs, "failed: %s", err);
+		return;
+	}
+	sv.phase = SV_UPGRADED;
+	sv.successor = child;
+	sv.deadline_ms = sv_child_now_ms() + sv.cfg->shutdown_timeout + SV_MAIN_KILL_AFTER_MS;
+	sv_child_stop_respawn();
+	/* the new generation holds the same sockets: closing ours refuses nothing */
+	sv_listen_close(&sv.listen);
+	sv.listen.has_unix_file = false;
+	/* the new supervisor is the main process now: it talks to the service manager */
+	sv_notify_close();
+	log_info(
+		NULL,
+		"binary upgrade: new supervisor pid %d is serving; %d old worker%s stop accepting and finish their clients (up to shutdown_timeout %d ms)",
+		(int)child, sv_child_alive_cnt(), sv_child_alive_cnt() == 1 ? "" : "s",
+		sv.cfg->shutdown_timeout);
+	sv_child_signal_all(SIGUSR2);
+	sv_upgrade_status_write(sv.pidfile_abs, "ok %d", (int)child);
+}
+
 /* How long the loop may sleep: until the next restart or deadline, at most 1 s. */
 static int
 sv_main_sleep_ms(void)
@@ -866,7 +963,8 @@ sv_main_sleep_ms(void)
 	if (next >= 0 && next < ms)
 		ms = next;
 	/* after SIGKILL nothing is left to time: SIGCHLD wakes us */
-	if (sv.phase == SV_GRACEFUL || (sv.phase == SV_FAST && !sv.has_killed)) {
+	if (sv.phase == SV_GRACEFUL || sv.phase == SV_UPGRADED ||
+	    (sv.phase == SV_FAST && !sv.has_killed)) {
 		int64_t left = sv.deadline_ms - sv_child_now_ms();
 
 		if (left < ms)
@@ -889,15 +987,17 @@ sv_main_loop(void)
 		sv_main_on_reload(is_hup);
 		sv_main_on_log_reopen(is_hup);
 		if (sv_signal_take(SIGUSR2) > 0)
-			log_warn(
-				NULL,
-				"SIGUSR2 (binary upgrade) is not supported by this release: ignored");
+			sv_main_on_upgrade();
 		if (sv.phase == SV_RUNNING)
 			sv_child_start_missing();
 		sv_metrics_wait(sv_main_sleep_ms()); /* serves /metrics while it waits */
 	}
 	sv_main_cleanup();
-	log_info(NULL, "pgdog stopped (exit status %d)", sv.exit_code);
+	if (sv.phase == SV_UPGRADED)
+		log_info(NULL, "old generation done: pgdog continues as pid %d", (int)sv.successor);
+	else
+		log_info(NULL, "pgdog stopped (exit status %d)", sv.exit_code);
+	sv_notify_close();
 	log_close();
 	config_free(sv.cfg);
 	g_cfg = NULL;
@@ -1007,6 +1107,8 @@ sv_main_load_config(void)
 	if (config_load(sv.cfg, config_path, users_path, sv.opts.urls, sv.opts.urls_cnt, err,
 			sizeof(err)) < 0) {
 		fprintf(stderr, "pgdog: %s\n", err);
+		/* a binary upgrade: the old supervisor logs why and keeps serving */
+		sv_main_ready(err);
 		config_free(sv.cfg);
 		exit(sv.opts.is_check_config ? 1 : EXIT_FATAL);
 	}
@@ -1034,6 +1136,7 @@ sv_main_open_log(void)
 			exit(EXIT_FATAL);
 		}
 	}
+	log_set_facility(cfg->syslog_facility);
 	if (log_open(sv.log_file_abs, use_syslog, cfg->syslog_ident) < 0) {
 		fprintf(stderr, "pgdog: log_file %s: %s\n", sv.log_file_abs, strerror(errno));
 		exit(EXIT_FATAL);
@@ -1066,19 +1169,36 @@ main(int argc, char **argv)
 		printf("pgdog %s\n", PACKAGE_VERSION);
 		return EXIT_OK;
 	}
+	if (sv.opts.is_upgrade)
+		return sv_upgrade_command(sv.opts.pidfile, SV_UPGRADE_TIMEOUT_MS + 5000);
+	if (sv_upgrade_init(argc, argv) < 0) {
+		fprintf(stderr, "pgdog: cannot read /proc/self/exe or the working directory: %s\n",
+			strerror(errno));
+		return EXIT_FATAL;
+	}
+	sv.is_upgrade_child = sv_upgrade_is_child();
+	if (sv.is_upgrade_child)
+		sv.ready_fd = sv_upgrade_take_ready_fd();
 
 	sv_main_resolve_paths();
 	sv_main_load_config();
 	sv_main_open_log();
-	sv_main_pidfile_check();
-	if (sv_listen_open(&sv.listen, sv.cfg, err, sizeof(err)) < 0)
+	if (sv_notify_init(err, sizeof(err)) < 0)
 		sv_main_fatal("%s", err);
+	sv_main_pidfile_check();
+	if (sv.is_upgrade_child) {
+		if (sv_upgrade_adopt(&sv.listen, sv.cfg, err, sizeof(err)) < 0)
+			sv_main_fatal("binary upgrade: %s", err);
+	} else if (sv_listen_open(&sv.listen, sv.cfg, err, sizeof(err)) < 0) {
+		sv_main_fatal("%s", err);
+	}
 	if (shm_create(sv.cfg, err, sizeof(err)) < 0)
 		sv_main_fatal("shared memory: %s", err);
 	shm_pools_init(sv.cfg);
 	if (sv_metrics_open(sv.cfg, err, sizeof(err)) < 0)
 		sv_main_fatal("%s", err);
-	if (sv.opts.is_daemon)
+	/* after an upgrade we are already detached: the old daemon's child */
+	if (sv.opts.is_daemon && !sv.is_upgrade_child)
 		sv_main_daemonize();
 	sv_main_pidfile_write();
 	/* after --daemon forked: RELOAD and SHUTDOWN on the admin console signal this pid */
@@ -1089,8 +1209,16 @@ main(int argc, char **argv)
 
 	snprintf(where, sizeof(where), "%s%s%s", sv.listen.tcp_name,
 		 sv.listen.unix_path[0] ? " and " : "", sv.listen.unix_path);
-	log_info(NULL, "pgdog %s starting: pid %d, listening on %s, %d worker%s", PACKAGE_VERSION,
-		 (int)getpid(), where, sv.cfg->workers, sv.cfg->workers == 1 ? "" : "s");
+	log_info(NULL, "pgdog %s starting%s: pid %d, listening on %s, %d worker%s", PACKAGE_VERSION,
+		 sv.is_upgrade_child ? " (binary upgrade, inherited sockets)" : "", (int)getpid(),
+		 where, sv.cfg->workers, sv.cfg->workers == 1 ? "" : "s");
+	/* ready means serving: the workers exist before anyone is told */
+	sv_child_start_missing();
 	sv_main_ready("");
+	if (sv.is_upgrade_child)
+		sv_notify_send("MAINPID=%d\nREADY=1\nSTATUS=serving on %s (after a binary upgrade)",
+			       (int)getpid(), where);
+	else
+		sv_notify_send("READY=1\nSTATUS=serving on %s", where);
 	sv_main_loop();
 }

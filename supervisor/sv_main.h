@@ -24,6 +24,7 @@ struct sv_opts {
 	const char *pidfile;  /* --pidfile, or NULL */
 	bool is_daemon;       /* --daemon */
 	bool is_check_config; /* --check-config */
+	bool is_upgrade;      /* --upgrade */
 	bool is_version;      /* --version */
 	bool is_help;         /* --help */
 };

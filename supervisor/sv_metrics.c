@@ -456,6 +456,9 @@ sv_metrics_open(const struct config *cfg, char *err, size_t err_len)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto fail;
+	/* a binary upgrade starts the next supervisor while this one still listens */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
 	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
 		goto fail;
 	if (listen(fd, 64) < 0)

@@ -38,6 +38,7 @@
 #include "worker/wk_admin.h"
 #include "worker/wk_admin_ctl.h"
 #include "worker/wk_cancel.h"
+#include "worker/wk_handoff.h"
 #include "worker/wk_pool.h"
 #include "worker/wk_pubsub.h"
 #include "worker/wk_server.h"
@@ -52,6 +53,7 @@ static void wk_client_read_cb(struct bufferevent *bev, void *arg);
 static void wk_client_write_cb(struct bufferevent *bev, void *arg);
 static void wk_client_event_cb(struct bufferevent *bev, short what, void *arg);
 static enum wk_rc wk_client_on_input(struct wk_client *c);
+static const char *wk_client_param(const struct wk_client *c, const char *name);
 
 static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
 	[WK_CLIENT_STARTUP] = { [WK_CLIENT_AUTH] = true, [WK_CLIENT_CLOSING] = true },
@@ -165,12 +167,22 @@ wk_client_peer(struct wk_client *c, const struct sockaddr *sa, uint16_t *port)
 	snprintf(wk_client_row(c)->addr, SHM_ADDR_MAX, "%s", host);
 }
 
+/* log_pooler_errors: one line per ErrorResponse pgdog itself sends to a client. */
+static void
+wk_client_log_error(const struct log_ctx *ctx, const char *severity, const char *sqlstate,
+		    const char *message)
+{
+	if (g_cfg->log_pooler_errors)
+		log_warn(ctx, "pooler error: %s %s: %s", severity, sqlstate, message);
+}
+
 /* Refuse a connection before any state exists: one write, then close. */
 static void
 wk_client_refuse(int fd, const char *sqlstate, const char *message)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
+	wk_client_log_error(NULL, "FATAL", sqlstate, message);
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "FATAL", sqlstate, message, NULL, NULL);
 	if (!b->has_error)
@@ -239,6 +251,117 @@ wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_un
 	log_debug(&c->lctx, "connection accepted%s", is_unix ? " on the Unix socket" : "");
 }
 
+/*
+ * Binary upgrade: a client the previous generation's worker handed over
+ * (wk_handoff.c), logged in and between transactions. Re-created as if it
+ * had just logged in, without sending it anything: it keeps its row (and
+ * so its cancel key) when that row is free here.
+ */
+struct wk_client *
+wk_client_adopt(int fd, struct wk_handoff_state *st)
+{
+	struct sockaddr_storage ss;
+	socklen_t ss_len = sizeof(ss);
+	struct wk_client *c;
+	struct shm_client *r;
+	const char *app;
+	uint16_t port;
+	int pool_idx;
+
+	memset(&ss, 0, sizeof(ss));
+	if (getpeername(fd, (struct sockaddr *)&ss, &ss_len) < 0)
+		ss.ss_family = AF_UNIX;
+	pool_idx = config_find_pool(g_cfg, st->user, st->database);
+	if (pool_idx < 0) {
+		wk_client_refuse(fd, SQLSTATE_INVALID_CATALOG_NAME,
+				 "this database or user is not in the configuration any more");
+		return NULL;
+	}
+	if (g_wk.free_client_rows_cnt == 0 ||
+	    shm_clients_total() >= (uint32_t)g_cfg->max_client_conn) {
+		wk_client_refuse(fd, SQLSTATE_TOO_MANY_CONNECTIONS,
+				 "sorry, too many clients already");
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		wk_client_refuse(fd, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return NULL;
+	}
+	list_init(&c->wait_node);
+	c->session = st->session; /* moved */
+	wk_session_init(&st->session);
+	wk_prep_names_init(&c->prep_names);
+	c->is_unix = st->is_unix;
+	c->id = ++g_wk.next_client_id;
+	/* its old row, if free: the BackendKeyData the client holds stays valid */
+	c->row = g_wk.free_client_rows[g_wk.free_client_rows_cnt - 1];
+	for (size_t i = 0; i < g_wk.free_client_rows_cnt; i++) {
+		if (g_wk.free_client_rows[i] == st->row) {
+			g_wk.free_client_rows[i] = c->row;
+			c->row = st->row;
+			c->cancel_key = st->cancel_key;
+			break;
+		}
+	}
+	g_wk.free_client_rows_cnt--;
+	while (c->cancel_key == 0)
+		c->cancel_key = secret_random_u32(); /* the client's old key is lost */
+	c->connect_us = g_wk.mono_us;
+	c->last_request_us = g_wk.mono_us;
+	snprintf(c->lctx.id, sizeof(c->lctx.id), "w%dc%llu", g_wk.slot, (unsigned long long)c->id);
+	snprintf(c->user_name, sizeof(c->user_name), "%s", st->user);
+	snprintf(c->db_name, sizeof(c->db_name), "%s", st->database);
+	c->lctx.user = c->user_name;
+	c->lctx.db = c->db_name;
+	c->pool_idx = pool_idx;
+	c->user = &g_cfg->users[g_cfg->pools[pool_idx].user_idx];
+	c->pool = wk_pool_get((uint32_t)pool_idx);
+	app = wk_client_param(c, "application_name");
+	r = wk_client_row(c);
+	shm_row_write_begin(&r->seq);
+	memset((char *)r + sizeof(r->seq), 0, sizeof(*r) - sizeof(r->seq));
+	r->id = c->id;
+	r->pool_idx = pool_idx;
+	r->server_db_idx = -1;
+	r->connect_us = g_wk.now_us;
+	wk_client_peer(c, (struct sockaddr *)&ss, &port);
+	r->port = port;
+	snprintf(r->user, sizeof(r->user), "%s", c->user_name);
+	snprintf(r->database, sizeof(r->database), "%s", c->db_name);
+	snprintf(r->application_name, sizeof(r->application_name), "%s", app ? app : "");
+	shm_row_write_end(&r->seq);
+	list_append(&g_wk.clients, &c->node);
+	g_wk.clients_cnt++;
+	atomic_fetch_add_explicit(&shm_worker((uint32_t)g_wk.slot)->clients_cnt, 1,
+				  memory_order_relaxed);
+	c->state = WK_CLIENT_STARTUP;
+	wk_client_set_state(c, WK_CLIENT_AUTH);
+
+	(void)wk_conn_bind_socket_opts(fd);
+	c->bev = bufferevent_socket_new(g_wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		wk_client_close(c, "out of memory");
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, wk_client_read_cb, wk_client_write_cb, wk_client_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, WK_BACKPRESSURE_BYTES / 2, 0);
+	wk_client_set_state(c, WK_CLIENT_IDLE);
+	atomic_store_explicit(&r->cancel_key, c->cancel_key, memory_order_release);
+	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+		wk_client_close(c, "cannot watch the socket");
+		return NULL;
+	}
+	if (g_cfg->log_connections)
+		log_info(&c->lctx,
+			 "login handed over from the previous generation: user=%s database=%s%s",
+			 c->user_name, c->db_name,
+			 c->cancel_key == st->cancel_key ? ""
+							 : " (its cancel key is not valid here)");
+	return c;
+}
+
 void
 wk_client_free(struct wk_client *c)
 {
@@ -301,7 +424,8 @@ wk_client_close(struct wk_client *c, const char *reason)
 		wk_conn_flush_now(c->bev);
 	}
 	if (g_cfg->log_disconnections && c->state != WK_CLIENT_STARTUP)
-		log_info(&c->lctx, "closing client connection: %s",
+		log_info(&c->lctx, "closing client connection after %.3f s: %s",
+			 (double)(g_wk.mono_us - c->connect_us) / 1e6,
 			 reason ? reason : "client left");
 	else
 		log_debug(&c->lctx, "closing client connection: %s",
@@ -323,6 +447,7 @@ wk_client_fatal(struct wk_client *c, const char *sqlstate, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	wk_client_log_error(&c->lctx, "FATAL", sqlstate, msg);
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "FATAL", sqlstate, msg, NULL, NULL);
 	if (c->bev && wk_conn_send(c->bev, b) < 0)
@@ -941,6 +1066,7 @@ wk_client_refuse_request(struct wk_client *c, const char *sqlstate, const char *
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
+	wk_client_log_error(&c->lctx, "ERROR", sqlstate, message);
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "ERROR", sqlstate, message, NULL, NULL);
 	pgw_put_ready(b, 'I');
@@ -1081,6 +1207,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 				evbuffer_drain(in, pgw_msg_size(h));
 				*is_refused = true;
 				c->is_skip_to_sync = true;
+				wk_client_log_error(
+					&c->lctx, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
+					"transaction blocks are not allowed in statement pooling mode");
 				pgw_buf_reset(b);
 				pgw_put_error(
 					b, false, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
@@ -2340,8 +2469,11 @@ wk_client_write_cb(struct bufferevent *bev, void *arg)
 	/* our output drained below the mark: the server may send again */
 	if (c->server && c->server->read_paused)
 		wk_server_resume(c->server);
-	if (c->pubsub)
-		(void)wk_pubsub_client_drained(c); /* notifications held for a slow reader */
+	if (c->pubsub && wk_pubsub_client_drained(c) == WK_CLOSED)
+		return; /* notifications held for a slow reader; it may be gone */
+	/* binary upgrade: the moment a reply is out is when a busy client can move */
+	if (wk_handoff_is_sending())
+		(void)wk_handoff_try(c);
 }
 
 void
@@ -2398,6 +2530,8 @@ wk_client_cancel_wait(struct wk_client *c)
 	wk_pool_unwait(c->pool, c);
 	/* the request never reached a server: drop it and answer for it */
 	evbuffer_drain(in, evbuffer_get_length(in));
+	wk_client_log_error(&c->lctx, "ERROR", SQLSTATE_QUERY_CANCELED,
+			    "canceling statement due to user request");
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "ERROR", SQLSTATE_QUERY_CANCELED,
 		      "canceling statement due to user request", NULL, NULL);

@@ -10,6 +10,15 @@
 
 /* Take an accepted socket. Closes fd on failure. */
 void wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_unix);
+
+struct wk_handoff_state;
+/*
+ * Binary upgrade: re-create a client handed over by the previous
+ * generation (wk_handoff.c) on its socket fd, logged in and idle; nothing is
+ * sent to it. st->session is moved into the client. NULL if it was refused
+ * (fd closed after an ErrorResponse).
+ */
+struct wk_client *wk_client_adopt(int fd, struct wk_handoff_state *st);
 /* Move c to state st (checks the transition, updates counters and shm). */
 void wk_client_set_state(struct wk_client *c, enum wk_client_state st);
 /* The pool linked server s to c (c was waiting). Returns WK_CLOSED if c closed. */

@@ -3,6 +3,16 @@
  * slot's SO_REUSEPORT socket (and the shared Unix socket), signals, the
  * 100 ms sweep that enforces every timeout, deferred freeing and shutdown.
  * Runs in: a worker. Nothing a client or server sends may stop this loop.
+ *
+ * Binary upgrade (SIGUSR2 from the old supervisor once the new generation
+ * serves): the worker stops accepting (the new workers hold the same
+ * listening sockets, so queued connections are theirs) and, every sweep,
+ * hands each client that is between transactions over to the new worker of
+ * its slot with its session (wk_handoff.c). A client that cannot be handed
+ * over (a server pinned to it, session pooling, no receiver) keeps being
+ * served here and is closed only between transactions once it has been
+ * idle for WK_DRAIN_IDLE_MS; after shutdown_timeout the rest are closed as
+ * in a graceful shutdown.
  */
 #include "worker/wk_main.h"
 
@@ -22,6 +32,7 @@
 #include "worker/wk_client.h"
 #include "worker/wk_conn.h"
 #include "worker/wk_ctl.h"
+#include "worker/wk_handoff.h"
 #include "worker/wk_pool.h"
 #include "worker/wk_pubsub.h"
 #include "worker/wk_server.h"
@@ -29,14 +40,22 @@
 #define WK_SWEEP_MS           100
 #define WK_ACCEPT_BATCH       32
 #define WK_FAST_EXIT_FLUSH_MS 300
+#define WK_DRAIN_IDLE_MS      1000 /* upgrade: close a client idle this long */
+#define WK_DRAIN_TICK_MS      5    /* upgrade: look for clients between transactions this often */
+#define WK_DRAIN_HANDOFF_MS   5000 /* upgrade: wait this long for the receiver before closing */
 
 static struct event *wk_listen_ev[2];
 static int wk_listen_fd[2] = { -1, -1 };
 static struct event *wk_sweep_ev;
-static struct event *wk_sig_ev[4];
+static struct event *wk_sig_ev[5];
 static uint64_t wk_accept_err_last_us;
 static uint64_t wk_accept_err_cnt;
 static bool wk_exit_scheduled;
+static bool wk_is_draining;           /* binary upgrade: not accepting, finishing clients */
+static uint64_t wk_drain_deadline_us; /* monotonic: then close the rest */
+static uint64_t wk_drain_started_us;  /* monotonic */
+static uint64_t wk_drain_closed_cnt;  /* clients closed while idle during the drain */
+static struct event *wk_drain_ev;     /* WK_DRAIN_TICK_MS while draining */
 
 static void
 wk_main_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -148,6 +167,64 @@ wk_main_graceful_step(void)
 	}
 }
 
+/*
+ * Upgrade drain, each sweep: close the clients idle for WK_DRAIN_IDLE_MS
+ * (between transactions only), exit when none is left, and hand the rest
+ * to the graceful shutdown once shutdown_timeout has passed.
+ */
+static void
+wk_main_drain_step(void)
+{
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &g_wk.clients) {
+		struct wk_client *c = list_entry(pos, struct wk_client, node);
+
+		if (wk_handoff_try(c))
+			continue;
+		/* an idle client that can move waits for the receiver (it binds within ~100 ms) */
+		if (g_wk.mono_us - wk_drain_started_us < (uint64_t)WK_DRAIN_HANDOFF_MS * 1000 &&
+		    wk_handoff_may_take(c))
+			continue;
+		if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN) &&
+		    g_wk.mono_us - c->last_request_us >= (uint64_t)WK_DRAIN_IDLE_MS * 1000 &&
+		    wk_client_close_if_idle(c))
+			wk_drain_closed_cnt++;
+	}
+	if (g_wk.clients_cnt == 0) {
+		log_info(
+			NULL,
+			"binary upgrade: all clients gone (%llu handed over, %llu closed while idle, the others left by themselves): exiting",
+			(unsigned long long)wk_handoff_sent_cnt(),
+			(unsigned long long)wk_drain_closed_cnt);
+		wk_is_draining = false;
+		wk_main_schedule_exit(WK_FAST_EXIT_FLUSH_MS);
+	} else if (g_wk.mono_us >= wk_drain_deadline_us) {
+		log_warn(
+			NULL,
+			"binary upgrade: shutdown_timeout reached with %u clients (%llu handed over so far): closing each between transactions",
+			g_wk.clients_cnt, (unsigned long long)wk_handoff_sent_cnt());
+		wk_is_draining = false;
+		g_wk.is_shutting_down = true;
+		g_wk.shutdown_deadline_us = g_wk.mono_us + WK_DRAIN_IDLE_MS * 1000;
+		wk_main_graceful_step();
+	}
+	if (!wk_is_draining && wk_drain_ev)
+		event_del(wk_drain_ev);
+}
+
+/*
+ * A busy client is between transactions for a few microseconds at a time:
+ * look often while draining (the 100 ms sweep alone would catch few).
+ */
+static void
+wk_main_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	wk_clock_update();
+	if (wk_is_draining)
+		wk_main_drain_step();
+}
+
 static void
 wk_main_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -163,17 +240,44 @@ wk_main_signal_cb(evutil_socket_t sig, short what, void *arg)
 		g_wk.is_shutting_down = true;
 		g_wk.shutdown_deadline_us = g_wk.mono_us + (uint64_t)g_cfg->shutdown_timeout * 1000;
 		wk_main_stop_listening();
+		wk_handoff_stop_receiving();
 		wk_main_graceful_step();
 		break;
 	case SIGTERM:
 		log_info(NULL, "fast shutdown: closing %u clients", g_wk.clients_cnt);
 		g_wk.is_shutting_down = true;
 		wk_main_stop_listening();
+		wk_handoff_stop_receiving();
 		wk_main_fast_close();
 		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)
 			log_errno(NULL, errno, "cannot reopen the log file");
+		break;
+	case SIGUSR2:
+		if (g_wk.is_shutting_down || wk_is_draining)
+			break;
+		log_info(
+			NULL,
+			"binary upgrade: no longer accepting; handing %u clients over to the new generation between transactions (those that cannot be are closed when idle %d ms, at most after shutdown_timeout %d ms)",
+			g_wk.clients_cnt, WK_DRAIN_IDLE_MS, g_cfg->shutdown_timeout);
+		wk_is_draining = true;
+		wk_drain_started_us = g_wk.mono_us;
+		/* the next generation's worker of this slot takes the handoff name */
+		wk_handoff_stop_receiving();
+		wk_handoff_start_sending();
+		{
+			struct timeval tick = { 0, WK_DRAIN_TICK_MS * 1000 };
+
+			wk_drain_ev = event_new(g_wk.base, -1, EV_PERSIST, wk_main_drain_cb, NULL);
+			if (!wk_drain_ev || event_add(wk_drain_ev, &tick) < 0)
+				log_warn(NULL,
+					 "binary upgrade: no drain timer: looking every %d ms",
+					 WK_SWEEP_MS);
+		}
+		wk_drain_deadline_us = g_wk.mono_us + (uint64_t)g_cfg->shutdown_timeout * 1000;
+		wk_main_stop_listening();
+		wk_main_drain_step();
 		break;
 	default:
 		/* SIGHUP: the control area changed (reload published, admin command) */
@@ -190,7 +294,10 @@ wk_main_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	wk_pool_sweep();
 	wk_ctl_sweep();
 	wk_pubsub_sweep();
-	if (g_wk.is_shutting_down && !g_wk.is_fast_shutdown)
+	wk_handoff_sweep();
+	if (wk_is_draining)
+		wk_main_drain_step();
+	else if (g_wk.is_shutting_down && !g_wk.is_fast_shutdown)
 		wk_main_graceful_step();
 }
 
@@ -232,6 +339,9 @@ wk_main_cleanup(void)
 	struct list *pos, *tmp;
 
 	wk_main_stop_listening();
+	wk_handoff_cleanup();
+	if (wk_drain_ev)
+		event_free(wk_drain_ev);
 	list_foreach_safe (pos, tmp, &g_wk.clients) {
 		struct wk_client *c = list_entry(pos, struct wk_client, node);
 
@@ -262,7 +372,7 @@ wk_main_cleanup(void)
 void
 wk_main_run(int slot, int tcp_fd, int unix_fd)
 {
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 };
 	struct timeval sweep = { 0, WK_SWEEP_MS * 1000 };
 	struct event_config *ecfg;
 	struct shm_worker *w = shm_worker((uint32_t)slot);
@@ -300,6 +410,8 @@ wk_main_run(int slot, int tcp_fd, int unix_fd)
 	if (wk_main_init_rows() < 0 || wk_ctl_init() < 0)
 		goto fail;
 	if (wk_main_listen(0, tcp_fd, false) < 0 || wk_main_listen(1, unix_fd, true) < 0)
+		goto fail;
+	if (wk_handoff_init(tcp_fd) < 0)
 		goto fail;
 
 	log_info(NULL, "worker %d started", slot);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -115,6 +116,8 @@ START_TEST(test_config_defaults)
 	ck_assert_str_eq(cfg->syslog_ident, "pgdog");
 	ck_assert(cfg->log_connections);
 	ck_assert(cfg->log_disconnections);
+	ck_assert(cfg->log_pooler_errors);
+	ck_assert_int_eq(cfg->syslog_facility, LOG_DAEMON);
 	ck_assert_str_eq(cfg->admin.name, "admin");
 	ck_assert_str_eq(cfg->admin.user, "admin");
 	ck_assert_ptr_null(cfg->admin.password);
@@ -180,6 +183,8 @@ START_TEST(test_config_every_key)
 				  "syslog_ident = dog\n"
 				  "log_connections = off\n"
 				  "log_disconnections = 0\n"
+				  "log_pooler_errors = no\n"
+				  "syslog_facility = LOCAL5\n"
 				  "\n"
 				  "[databases.main]\n"
 				  "name = app\n"
@@ -247,6 +252,8 @@ START_TEST(test_config_every_key)
 	ck_assert_str_eq(cfg->syslog_ident, "dog");
 	ck_assert(!cfg->log_connections);
 	ck_assert(!cfg->log_disconnections);
+	ck_assert(!cfg->log_pooler_errors);
+	ck_assert_int_eq(cfg->syslog_facility, LOG_LOCAL5);
 
 	ck_assert_str_eq(d->label, "main");
 	ck_assert_str_eq(d->name, "app");

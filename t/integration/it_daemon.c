@@ -1,0 +1,559 @@
+/*
+ * it_daemon.c: pgdog as a Unix daemon: the sd_notify messages a service
+ * manager receives (start, SIGHUP, binary upgrade, SIGTERM, SIGINT; path
+ * and abstract socket names), the logging options (log_connections,
+ * log_disconnections, log_pooler_errors, syslog_facility), and the SysV
+ * init script conf/pgdog.init run for real against a throwaway
+ * configuration (start, status, reload, force-reload, restart, upgrade,
+ * stop, and the LSB status codes 0, 1 and 3).
+ */
+#include "t/lib/it.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define APP   "dbname=app user=app password=app_pw"
+#define USERS "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 5\n"
+
+static void
+setup(void)
+{
+	it_env_start("daemon");
+	it_pg_start(NULL);
+	it_pg_role("app", "app_pw", "scram-sha-256");
+	it_pg_hba("host all app 127.0.0.1/32 scram-sha-256");
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *
+read_all(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = calloc(1, (size_t)n + 1);
+	ck_assert_ptr_nonnull(text);
+	if (n > 0 && fread(text, 1, (size_t)n, f) != (size_t)n)
+		text[0] = '\0';
+	fclose(f);
+	return text;
+}
+
+static bool
+file_contains(const char *path, const char *s)
+{
+	char *text = read_all(path);
+	bool found = text && strstr(text, s);
+
+	free(text);
+	return found;
+}
+
+/* Wait up to timeout_ms for s to appear in path. */
+static bool
+file_wait_for(const char *path, const char *s, int timeout_ms)
+{
+	long long end = it_now_ms() + timeout_ms;
+
+	while (!file_contains(path, s)) {
+		if (it_now_ms() >= end)
+			return false;
+		it_sleep_ms(50);
+	}
+	return true;
+}
+
+static pid_t
+pidfile_pid(const char *path)
+{
+	char *text = read_all(path);
+	int pid = text ? atoi(text) : 0;
+
+	free(text);
+	return (pid_t)pid;
+}
+
+/* An AF_UNIX datagram socket bound to name ("@x": abstract). */
+static int
+notify_bind(const char *name)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_lt(strlen(name), sizeof(sun.sun_path));
+	memcpy(sun.sun_path, name, strlen(name));
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
+	if (name[0] == '@')
+		sun.sun_path[0] = '\0';
+	else
+		len++;
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sun, len) == 0, "bind %s: %s", name,
+		      strerror(errno));
+	return fd;
+}
+
+/* The next datagram within timeout_ms into buf; false if none came. */
+static bool
+notify_recv(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return false;
+	n = recv(fd, buf, cap - 1, 0);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+static void
+expect_msg(int fd, const char *prefix, char *buf, size_t cap)
+{
+	ck_assert_msg(notify_recv(fd, buf, cap, 10000),
+		      "no sd_notify message within 10 s (want %s)", prefix);
+	ck_assert_msg(strncmp(buf, prefix, strlen(prefix)) == 0,
+		      "sd_notify message \"%s\" does not start with \"%s\"", buf, prefix);
+}
+
+static unsigned long long
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000;
+}
+
+static void
+select_through(int port, const char *what)
+{
+	char dsn[256];
+	PGconn *c;
+
+	snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%d connect_timeout=5 %s", port, APP);
+	c = PQconnectdb(dsn);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s: %s", what, PQerrorMessage(c));
+	ck_assert_str_eq(it_value(c, "SELECT 7"), "7");
+	PQfinish(c);
+}
+
+/* ---- sd_notify ----------------------------------------------------------- */
+
+START_TEST(test_daemon_notify_sequence)
+{
+	char sock[IT_PATH_MAX], pidfile[IT_PATH_MAX], buf[1024], want[256];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	int port = it_free_port(), fd;
+	unsigned long long before, after, stamp;
+	pid_t pid, next;
+
+	snprintf(sock, sizeof(sock), "%s/notify.sock", g_it.dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/notify.pid", g_it.dir);
+	fd = notify_bind(sock);
+	setenv("NOTIFY_SOCKET", sock, 1);
+	pid = it_pgdog_spawn("notify", &(struct it_pgdog_conf){ .workers = 2, .users = USERS },
+			     port, args);
+	unsetenv("NOTIFY_SOCKET");
+
+	/* start: READY=1 only once it listens and its workers exist */
+	snprintf(want, sizeof(want), "READY=1\nSTATUS=serving on 127.0.0.1:%d", port);
+	expect_msg(fd, want, buf, sizeof(buf));
+	ck_assert_msg(it_wait_port(port, 1000), "READY=1 came before the port accepts");
+	{
+		pid_t kids[8];
+
+		ck_assert_int_eq(it_children(pid, kids, 8), 2);
+	}
+	select_through(port, "after READY=1");
+
+	/* SIGHUP: RELOADING=1 with a CLOCK_MONOTONIC stamp, then READY=1 */
+	before = mono_us();
+	kill(pid, SIGHUP);
+	expect_msg(fd, "RELOADING=1\nMONOTONIC_USEC=", buf, sizeof(buf));
+	after = mono_us();
+	stamp = strtoull(buf + strlen("RELOADING=1\nMONOTONIC_USEC="), NULL, 10);
+	ck_assert_msg(stamp >= before && stamp <= after,
+		      "MONOTONIC_USEC=%llu is not between %llu and %llu", stamp, before, after);
+	expect_msg(fd, "READY=1\nSTATUS=serving", buf, sizeof(buf));
+
+	/* SIGUSR2: the new supervisor announces itself as the main process */
+	kill(pid, SIGUSR2);
+	expect_msg(fd, "STATUS=binary upgrade: starting the new binary", buf, sizeof(buf));
+	expect_msg(fd, "MAINPID=", buf, sizeof(buf));
+	next = (pid_t)atoi(buf + strlen("MAINPID="));
+	it_track_pid(next);
+	ck_assert_int_gt(next, 0);
+	ck_assert_int_ne(next, pid);
+	ck_assert_msg(strstr(buf, "\nREADY=1\n") != NULL, "no READY=1 with MAINPID: \"%s\"", buf);
+	ck_assert_int_eq(pidfile_pid(pidfile), next);
+	/* the old supervisor leaves without a word to the service manager */
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1, "old supervisor still running after 10 s");
+	ck_assert_msg(!notify_recv(fd, buf, sizeof(buf), 300),
+		      "unexpected sd_notify message after the upgrade: \"%s\"", buf);
+	select_through(port, "after the upgrade");
+
+	/* SIGTERM to the new main process: STOPPING=1 */
+	kill(next, SIGTERM);
+	expect_msg(fd, "STOPPING=1\nSTATUS=fast shutdown (SIGTERM)", buf, sizeof(buf));
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert_msg(!it_pid_alive(next), "new supervisor still running 5 s after SIGTERM");
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_daemon_notify_abstract)
+{
+	char name[64], buf[1024];
+	int port = it_free_port(), fd;
+	pid_t pid;
+
+	snprintf(name, sizeof(name), "@pgdog-it-notify-%d", (int)getpid());
+	fd = notify_bind(name);
+	setenv("NOTIFY_SOCKET", name, 1);
+	pid = it_pgdog_spawn("abstract", &(struct it_pgdog_conf){ .workers = 1, .users = USERS },
+			     port, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	expect_msg(fd, "READY=1\nSTATUS=serving on", buf, sizeof(buf));
+	kill(pid, SIGINT);
+	expect_msg(fd, "STOPPING=1\nSTATUS=graceful shutdown", buf, sizeof(buf));
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1, "pgdog did not stop after SIGINT");
+	close(fd);
+}
+END_TEST
+
+/* Without NOTIFY_SOCKET nothing is sent; a bad one is a start-up error. */
+START_TEST(test_daemon_notify_bad_socket)
+{
+	char out[4096];
+	const char *argv[] = { "pgdog", "-c", NULL, "-u", NULL, NULL };
+	int port = it_free_port(), st;
+	char ini[IT_PATH_MAX], users[IT_PATH_MAX];
+
+	/* write the files through a spawn that we stop at once */
+	pid_t pid = it_pgdog_spawn(
+		"badnotify", &(struct it_pgdog_conf){ .workers = 1, .users = USERS }, port, NULL);
+
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	kill(pid, SIGTERM);
+	ck_assert(it_wait_pid(pid, 10000) != -1);
+	snprintf(ini, sizeof(ini), "%s/badnotify.ini", g_it.dir);
+	snprintf(users, sizeof(users), "%s/badnotify-users.ini", g_it.dir);
+	argv[2] = ini;
+	argv[4] = users;
+	setenv("NOTIFY_SOCKET", "relative/path", 1);
+	st = it_pgdog_run(argv, out, sizeof(out), 10000);
+	unsetenv("NOTIFY_SOCKET");
+	ck_assert_msg(st == 2, "pgdog with NOTIFY_SOCKET=relative/path exited %d: %s", st, out);
+	ck_assert_msg(strstr(out, "NOTIFY_SOCKET=relative/path") != NULL, "%s", out);
+}
+END_TEST
+
+/* ---- logging options --------------------------------------------------- */
+
+/* One session, one failed login (unknown database), one error pgdog sends itself. */
+static void
+logging_workload(int port)
+{
+	char dsn[256];
+	PGconn *c;
+
+	select_through(port, "logging");
+	snprintf(
+		dsn, sizeof(dsn),
+		"host=127.0.0.1 port=%d connect_timeout=5 dbname=nosuchdb user=app password=app_pw",
+		port);
+	c = PQconnectdb(dsn);
+	ck_assert_int_ne(PQstatus(c), CONNECTION_OK);
+	ck_assert_msg(strstr(PQerrorMessage(c), "nosuchdb") != NULL, "%s", PQerrorMessage(c));
+	PQfinish(c);
+}
+
+START_TEST(test_daemon_logging_defaults_on)
+{
+	char log[IT_PATH_MAX];
+	int port = it_free_port();
+	pid_t pid = it_pgdog_spawn("logon", &(struct it_pgdog_conf){ .workers = 1, .users = USERS },
+				   port, NULL);
+
+	snprintf(log, sizeof(log), "%s/pgdog-logon.log", g_it.dir);
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	logging_workload(port);
+	/* log_connections: address, user, database, worker (w0c...) on one line */
+	ck_assert_msg(file_wait_for(log, "app/app 127.0.0.1:", 5000), "no connection line");
+	ck_assert_msg(file_wait_for(log, "login: user=app database=app", 5000),
+		      "no log_connections line");
+	/* log_disconnections: duration and reason */
+	ck_assert_msg(file_wait_for(log, "closing client connection after ", 5000),
+		      "no log_disconnections line");
+	ck_assert_msg(file_wait_for(log, " s: client left", 5000),
+		      "no reason on the disconnection line");
+	/* log_pooler_errors: the FATAL pgdog sent for the unknown database */
+	ck_assert_msg(file_wait_for(log, "pooler error: FATAL 3D000: database \"nosuchdb\"", 5000),
+		      "no log_pooler_errors line");
+	/* the worker restart line */
+	{
+		pid_t kids[4];
+
+		ck_assert_int_eq(it_children(pid, kids, 4), 1);
+		kill(kids[0], SIGKILL);
+		ck_assert_msg(file_wait_for(log, "worker 0 (pid ", 5000), "no worker exit line");
+		ck_assert_msg(file_wait_for(log, "restarting it", 5000), "no worker restart line");
+	}
+	kill(pid, SIGTERM);
+	ck_assert(it_wait_pid(pid, 10000) != -1);
+}
+END_TEST
+
+START_TEST(test_daemon_logging_off)
+{
+	char log[IT_PATH_MAX];
+	int port = it_free_port();
+	pid_t pid =
+		it_pgdog_spawn("logoff",
+			       &(struct it_pgdog_conf){ .workers = 1,
+							.users = USERS,
+							.general = "log_connections = false\n"
+								   "log_disconnections = false\n"
+								   "log_pooler_errors = false\n" },
+			       port, NULL);
+
+	snprintf(log, sizeof(log), "%s/pgdog-logoff.log", g_it.dir);
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	logging_workload(port);
+	it_sleep_ms(300);
+	ck_assert_msg(!file_contains(log, "login: user=app"), "log_connections = false logged");
+	ck_assert_msg(!file_contains(log, "closing client connection"),
+		      "log_disconnections = false logged");
+	ck_assert_msg(!file_contains(log, "pooler error"), "log_pooler_errors = false logged");
+	kill(pid, SIGTERM);
+	ck_assert(it_wait_pid(pid, 10000) != -1);
+}
+END_TEST
+
+START_TEST(test_daemon_syslog_settings)
+{
+	char out[4096], ini[IT_PATH_MAX];
+	const char *argv[] = { "pgdog", "--check-config", "-c", ini, NULL };
+	int st;
+
+	snprintf(ini, sizeof(ini), "%s/syslog.ini", g_it.dir);
+	it_write_file(ini, "[general]\nsyslog = true\nsyslog_ident = pgdog-it\n"
+			   "syslog_facility = local3\n[databases.app]\nhost = 127.0.0.1\n");
+	st = it_pgdog_run(argv, out, sizeof(out), 10000);
+	ck_assert_msg(st == 0, "syslog_facility = local3 refused (%d): %s", st, out);
+	it_write_file(ini,
+		      "[general]\nsyslog_facility = kern\n[databases.app]\nhost = 127.0.0.1\n");
+	st = it_pgdog_run(argv, out, sizeof(out), 10000);
+	ck_assert_msg(st == 1, "syslog_facility = kern accepted (%d): %s", st, out);
+	ck_assert_msg(strstr(out, "syslog_facility = kern: must be one of: daemon, user, local0") !=
+			      NULL,
+		      "%s", out);
+}
+END_TEST
+
+/* ---- SysV init script ---------------------------------------------------- */
+
+/* Run conf/pgdog.init ACTION with PGDOG_DEFAULTS=defaults; output into out. */
+static int
+run_init(const char *defaults, const char *action, char *out, size_t cap)
+{
+	char cmd[IT_PATH_MAX * 3];
+	FILE *p;
+	size_t n = 0;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "PGDOG_DEFAULTS='%s' sh '%s/conf/pgdog.init' %s 2>&1", defaults,
+		 it_srcdir(), action);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while (n < cap - 1) {
+		size_t r = fread(out + n, 1, cap - 1 - n, p);
+
+		if (r == 0)
+			break;
+		n += r;
+	}
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+START_TEST(test_daemon_init_script)
+{
+	char defaults[IT_PATH_MAX], pidfile[IT_PATH_MAX + 16], rundir[IT_PATH_MAX], text[4096];
+	char out[4096], ini[IT_PATH_MAX], users[IT_PATH_MAX], log[IT_PATH_MAX], bin[IT_PATH_MAX];
+	struct passwd *pw = getpwuid(getuid());
+	int port = it_free_port(), rc;
+	pid_t pid, pid2, kids[8];
+
+	ck_assert_ptr_nonnull(pw);
+	/* the harness writes the files; the script starts pgdog from them */
+	pid = it_pgdog_spawn("init", &(struct it_pgdog_conf){ .workers = 2, .users = USERS }, port,
+			     NULL);
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	kill(pid, SIGTERM);
+	ck_assert(it_wait_pid(pid, 10000) != -1);
+	snprintf(ini, sizeof(ini), "%s/init.ini", g_it.dir);
+	snprintf(users, sizeof(users), "%s/init-users.ini", g_it.dir);
+	snprintf(log, sizeof(log), "%s/init-daemon.log", g_it.dir);
+	snprintf(rundir, sizeof(rundir), "%s/run", g_it.dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/pgdog.pid", rundir);
+	snprintf(defaults, sizeof(defaults), "%s/defaults", g_it.dir);
+	/* a daemon logs to syslog unless log_file is set: keep the log here */
+	{
+		char *body = read_all(ini);
+		char *sec = body ? strstr(body, "[general]\n") : NULL;
+		FILE *f;
+
+		ck_assert_ptr_nonnull(sec);
+		f = fopen(ini, "w");
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "%.*s[general]\nlog_file = %s\n%s", (int)(sec - body), body, log,
+			sec + strlen("[general]\n"));
+		fclose(f);
+		free(body);
+	}
+	snprintf(bin, sizeof(bin), "%s", it_pgdog_bin());
+	if (bin[0] != '/') {
+		char cwd[IT_PATH_MAX / 2];
+
+		ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+		snprintf(bin, sizeof(bin), "%s/%s", cwd, it_pgdog_bin());
+	}
+	snprintf(text, sizeof(text),
+		 "DAEMON='%s'\nCONFIG='%s'\nUSERS='%s'\nRUNDIR='%s'\nPIDFILE='%s'\nRUN_AS='%s'\n"
+		 "STOP_TIMEOUT=20\n",
+		 bin, ini, users, rundir, pidfile, pw->pw_name);
+	it_write_file(defaults, text);
+
+	rc = run_init(defaults, "status", out, sizeof(out));
+	ck_assert_msg(rc == 3, "status before start: %d (%s)", rc, out);
+
+	rc = run_init(defaults, "start", out, sizeof(out));
+	ck_assert_msg(rc == 0, "start: %d (%s)", rc, out);
+	pid = pidfile_pid(pidfile);
+	ck_assert_int_gt(pid, 0);
+	it_track_pid(pid);
+	ck_assert_msg(it_wait_port(port, 5000), "not listening after start");
+	select_through(port, "after init start");
+	rc = run_init(defaults, "start", out, sizeof(out));
+	ck_assert_msg(rc == 0 && strstr(out, "already running"), "second start: %d (%s)", rc, out);
+
+	rc = run_init(defaults, "status", out, sizeof(out));
+	ck_assert_msg(rc == 0, "status while running: %d (%s)", rc, out);
+
+	rc = run_init(defaults, "reload", out, sizeof(out));
+	ck_assert_msg(rc == 0, "reload: %d (%s)", rc, out);
+	ck_assert_msg(file_wait_for(log, "configuration reloaded from", 5000), "no reload line");
+	rc = run_init(defaults, "force-reload", out, sizeof(out));
+	ck_assert_msg(rc == 0, "force-reload: %d (%s)", rc, out);
+
+	/* upgrade through the script: pgdog --upgrade, a new pid in the pidfile */
+	rc = run_init(defaults, "upgrade", out, sizeof(out));
+	ck_assert_msg(rc == 0, "upgrade: %d (%s)", rc, out);
+	pid2 = pidfile_pid(pidfile);
+	ck_assert_int_ne(pid2, pid);
+	it_track_pid(pid2);
+	for (int i = 0; i < 250 && it_pid_alive(pid); i++)
+		it_sleep_ms(20);
+	ck_assert_msg(!it_pid_alive(pid), "old supervisor still alive after the upgrade");
+	select_through(port, "after init upgrade");
+
+	rc = run_init(defaults, "restart", out, sizeof(out));
+	ck_assert_msg(rc == 0, "restart: %d (%s)", rc, out);
+	pid = pidfile_pid(pidfile);
+	ck_assert_int_ne(pid, pid2);
+	it_track_pid(pid);
+	select_through(port, "after init restart");
+
+	rc = run_init(defaults, "stop", out, sizeof(out));
+	ck_assert_msg(rc == 0, "stop: %d (%s)", rc, out);
+	ck_assert_msg(!it_pid_alive(pid), "still running after stop");
+	rc = run_init(defaults, "status", out, sizeof(out));
+	ck_assert_msg(rc == 3, "status after stop: %d (%s)", rc, out);
+	rc = run_init(defaults, "reload", out, sizeof(out));
+	ck_assert_msg(rc == 7, "reload while stopped: %d (%s)", rc, out);
+
+	/* dead with a pidfile left: status 1 */
+	rc = run_init(defaults, "start", out, sizeof(out));
+	ck_assert_msg(rc == 0, "start again: %d (%s)", rc, out);
+	pid = pidfile_pid(pidfile);
+	it_track_pid(pid);
+	{
+		int nk = it_children(pid, kids, 8);
+
+		kill(pid, SIGKILL);
+		for (int i = 0; i < 250 && it_pid_alive(pid); i++)
+			it_sleep_ms(20);
+		/* its workers drain and exit by themselves (parent-death signal) */
+		for (int k = 0; k < nk; k++) {
+			for (int i = 0; i < 250 && it_pid_alive(kids[k]); i++)
+				it_sleep_ms(20);
+			if (it_pid_alive(kids[k]))
+				kill(kids[k], SIGKILL);
+		}
+	}
+	rc = run_init(defaults, "status", out, sizeof(out));
+	ck_assert_msg(rc == 1, "status of a killed pgdog with its pidfile: %d (%s)", rc, out);
+	rc = run_init(defaults, "bogus", out, sizeof(out));
+	ck_assert_msg(rc == 2, "unknown action: %d (%s)", rc, out);
+
+	/* a broken configuration: start fails with 6, nothing runs */
+	it_write_file(ini, "[general]\nworkers = lots\n");
+	rc = run_init(defaults, "start", out, sizeof(out));
+	ck_assert_msg(rc == 6, "start with a broken configuration: %d (%s)", rc, out);
+}
+END_TEST
+
+static Suite *
+daemon_suite(void)
+{
+	Suite *s = suite_create("daemon");
+	TCase *tc = tcase_create("daemon");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_daemon_notify_sequence);
+	tcase_add_test(tc, test_daemon_notify_abstract);
+	tcase_add_test(tc, test_daemon_notify_bad_socket);
+	tcase_add_test(tc, test_daemon_logging_defaults_on);
+	tcase_add_test(tc, test_daemon_logging_off);
+	tcase_add_test(tc, test_daemon_syslog_settings);
+	tcase_add_test(tc, test_daemon_init_script);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return it_run_suite(daemon_suite());
+}

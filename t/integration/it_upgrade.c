@@ -1,0 +1,558 @@
+/*
+ * it_upgrade.c: zero-downtime binary upgrade.
+ * Under load: pgbench -M extended with 50 clients in transaction mode for
+ * 10 s, SIGUSR2 in the middle, while another process opens a new
+ * connection (login + SELECT 1) every few ms: no failed transaction, no
+ * failed connection attempt, the pidfile names the new supervisor, and the
+ * old one exits once its clients are done. The counts of clients handed
+ * over, closed by pgdog and finished on the old generation are printed.
+ * Failure: an upgrade to a configuration the new binary refuses keeps the
+ * old generation serving (SIGUSR2 and pgdog --upgrade, exit 1); a valid
+ * one then succeeds (exit 0), and the Unix socket outlives the old
+ * supervisor.
+ */
+#include "t/lib/it.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BENCH_USERS "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 20\n"
+#define BENCH_DSN   "dbname=app user=bench password=bench_pw"
+
+static void
+setup(void)
+{
+	it_env_start("upgrade");
+	it_pg_start(NULL);
+	it_pg_role("bench", "bench_pw", "scram-sha-256");
+	it_pg_hba("host all bench 127.0.0.1/32 scram-sha-256");
+}
+
+static void
+teardown(void)
+{
+	it_env_stop();
+}
+
+static char *
+read_all(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = calloc(1, (size_t)n + 1);
+	ck_assert_ptr_nonnull(text);
+	if (n > 0 && fread(text, 1, (size_t)n, f) != (size_t)n)
+		text[0] = '\0';
+	fclose(f);
+	return text;
+}
+
+static pid_t
+pidfile_pid(const char *path)
+{
+	char *text = read_all(path);
+	int pid = text ? atoi(text) : 0;
+
+	free(text);
+	return (pid_t)pid;
+}
+
+static bool
+file_wait_for(const char *path, const char *s, int timeout_ms)
+{
+	long long end = it_now_ms() + timeout_ms;
+
+	for (;;) {
+		char *text = read_all(path);
+		bool found = text && strstr(text, s);
+
+		free(text);
+		if (found)
+			return true;
+		if (it_now_ms() >= end)
+			return false;
+		it_sleep_ms(50);
+	}
+}
+
+/* Sum of the numbers that follow each occurrence of key in text. */
+static long
+sum_after(const char *text, const char *key)
+{
+	long sum = 0;
+
+	for (const char *p = text; p && (p = strstr(p, key)) != NULL; p += strlen(key))
+		sum += strtol(p + strlen(key), NULL, 10);
+	return sum;
+}
+
+static long
+count_of(const char *text, const char *key)
+{
+	long n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, key)) != NULL; p += strlen(key))
+		n++;
+	return n;
+}
+
+static long
+field(const char *out, const char *name)
+{
+	const char *p = strstr(out, name);
+
+	return p ? strtol(p + strlen(name), NULL, 10) : -1;
+}
+
+static void
+select_through(const char *dsn_extra, const char *what)
+{
+	PGconn *c = PQconnectdb(it_pgdog_dsn(dsn_extra));
+
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s: %s", what, PQerrorMessage(c));
+	ck_assert_str_eq(it_value(c, "SELECT 7"), "7");
+	PQfinish(c);
+}
+
+/*
+ * In a child: a new connection (login and SELECT 1) every 5 ms for
+ * duration_ms, at most 3000. Writes "ok <n> failed <m> <first error>".
+ */
+static pid_t
+connect_loop_start(const char *result_path, int duration_ms)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		long long end = it_now_ms() + duration_ms;
+		int ok = 0, failed = 0;
+		char first[512] = "";
+		FILE *f;
+
+		for (int i = 0; i < 3000 && it_now_ms() < end; i++) {
+			PGconn *c = PQconnectdb(it_pgdog_dsn(BENCH_DSN));
+			PGresult *r = NULL;
+
+			if (PQstatus(c) == CONNECTION_OK)
+				r = PQexec(c, "SELECT 1");
+			if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+				ok++;
+			} else {
+				if (!failed)
+					snprintf(first, sizeof(first), "%s", PQerrorMessage(c));
+				failed++;
+			}
+			PQclear(r);
+			PQfinish(c);
+			it_sleep_ms(5);
+		}
+		f = fopen(result_path, "w");
+		if (f) {
+			fprintf(f, "ok %d failed %d %s\n", ok, failed, first);
+			fclose(f);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+/* In a child: it_run_pgbench(args) with its output in out_path; exits with its status. */
+static pid_t
+pgbench_start(const char *args, const char *out_path)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		static char out[65536];
+		int rc = it_run_pgbench(args, 60, out, sizeof(out), NULL, NULL);
+		FILE *f = fopen(out_path, "w");
+
+		if (f) {
+			fputs(out, f);
+			fclose(f);
+		}
+		_exit(rc & 0xff);
+	}
+	return pid;
+}
+
+START_TEST(test_upgrade_under_load)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], bench_out[IT_PATH_MAX], loop_out[IT_PATH_MAX];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	static char out[65536];
+	int port = it_free_port(), st, rc, ok = 0, failed = -1;
+	pid_t pid, next = 0, bench, loop;
+	long done, tx_failed, closed_idle, handed, adopted;
+	char *text;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/up.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-up.log", g_it.dir);
+	snprintf(bench_out, sizeof(bench_out), "%s/bench.out", g_it.dir);
+	snprintf(loop_out, sizeof(loop_out), "%s/loop.out", g_it.dir);
+	pid = it_pgdog_spawn("up",
+			     &(struct it_pgdog_conf){ .workers = 2,
+						      .users = BENCH_USERS,
+						      .general = "pooler_mode = transaction\n"
+								 "checkout_timeout = 10000\n"
+								 "shutdown_timeout = 30000\n" },
+			     port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	ck_assert_int_eq(pidfile_pid(pidfile), pid);
+	/* pgbench's tables, generated on the server (no COPY) */
+	rc = it_run_pgbench("-i -I dtGp -s 1 -q", 120, out, sizeof(out), NULL, NULL);
+	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
+
+	bench = pgbench_start("-M extended -c 50 -j 2 -T 10 -n", bench_out);
+	it_sleep_ms(3000);
+	loop = connect_loop_start(loop_out, 4000);
+	it_sleep_ms(1000);
+	ck_assert_int_eq(kill(pid, SIGUSR2), 0);
+	for (int i = 0; i < 200; i++) {
+		next = pidfile_pid(pidfile);
+		if (next > 0 && next != pid)
+			break;
+		it_sleep_ms(50);
+	}
+	ck_assert_msg(next > 0 && next != pid, "the pidfile still names %d 10 s after SIGUSR2",
+		      (int)pid);
+	it_track_pid(next);
+
+	st = it_wait_pid(loop, 30000);
+	ck_assert_msg(st != -1, "connection loop did not finish");
+	st = it_wait_pid(bench, 60000);
+	ck_assert_msg(st != -1, "pgbench did not finish");
+	text = read_all(bench_out);
+	ck_assert_ptr_nonnull(text);
+	done = field(text, "number of transactions actually processed: ");
+	tx_failed = field(text, "number of failed transactions: ");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pgbench exited %d:\n%s",
+		      WIFEXITED(st) ? WEXITSTATUS(st) : -1, text);
+	ck_assert_msg(done > 100, "only %ld transactions:\n%s", done, text);
+	ck_assert_msg(tx_failed == 0, "%ld failed transactions:\n%s", tx_failed, text);
+	free(text);
+	text = read_all(loop_out);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_int_eq(sscanf(text, "ok %d failed %d", &ok, &failed), 2);
+	ck_assert_msg(failed == 0, "%d of %d new connections failed during the upgrade: %s", failed,
+		      ok + failed, text);
+	/* SCRAM logins compete with pgbench for 2 cores: tens per second */
+	ck_assert_msg(ok > 20, "only %d new connections in 4 s: %s", ok, text);
+	free(text);
+
+	/* the old generation is done once pgbench's clients left; the new one serves */
+	ck_assert_msg(it_wait_pid(pid, 30000) != -1, "old supervisor %d still running", (int)pid);
+	ck_assert_int_eq(pidfile_pid(pidfile), next);
+	ck_assert_msg(it_pid_alive(next), "new supervisor %d is not running", (int)next);
+	select_through(BENCH_DSN, "after the upgrade");
+
+	ck_assert_msg(file_wait_for(log, "old generation done: pgdog continues as pid", 5000),
+		      "no line for the end of the old generation");
+	text = read_all(log);
+	handed = sum_after(text, "binary upgrade: all clients gone (");
+	closed_idle = sum_after(text, " handed over, ");
+	adopted = count_of(text, "login handed over from the previous generation");
+	fprintf(stderr,
+		"upgrade under load: %ld transactions, %ld failed; %d new connections during the "
+		"upgrade, %d failed; of 50 pgbench clients: %ld handed over to the new generation "
+		"(%ld adopted there), %ld closed by pgdog while idle, %ld finished on the old one\n",
+		done, tx_failed, ok + failed, failed, handed, adopted, closed_idle,
+		50 - handed - closed_idle);
+	fflush(stderr);
+	ck_assert_int_eq(adopted, handed);
+	/* each client moves as soon as a reply of its is out: nearly all, in practice all */
+	ck_assert_msg(handed >= 40, "only %ld of 50 busy clients were handed over", handed);
+	free(text);
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert_msg(!it_pid_alive(next), "new supervisor still running 5 s after SIGTERM");
+}
+END_TEST
+
+START_TEST(test_upgrade_refused_config)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], ini[IT_PATH_MAX], out[4096];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	const char *cmd[] = { "pgdog", "--upgrade", "--pidfile", pidfile, NULL };
+	int port = it_free_port(), rc;
+	pid_t pid, next, kids[8];
+	char *good;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/refused.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-refused.log", g_it.dir);
+	snprintf(ini, sizeof(ini), "%s/refused.ini", g_it.dir);
+	pid = it_pgdog_spawn("refused",
+			     &(struct it_pgdog_conf){ .workers = 2, .users = BENCH_USERS }, port,
+			     args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	good = read_all(ini);
+	ck_assert_ptr_nonnull(good);
+
+	/* a configuration the new binary refuses: the old generation keeps serving */
+	it_write_file(ini, "[general]\nworkers = many\n");
+	kill(pid, SIGUSR2);
+	ck_assert_msg(
+		file_wait_for(log, "binary upgrade failed, this generation keeps serving:", 10000),
+		"no failure line after SIGUSR2 with a broken configuration");
+	ck_assert_msg(file_wait_for(log, "workers = many", 1000), "the reason is not logged");
+	ck_assert_int_eq(pidfile_pid(pidfile), pid);
+	ck_assert_int_eq(it_children(pid, kids, 8), 2);
+	select_through(BENCH_DSN, "after a failed upgrade");
+
+	/* pgdog --upgrade reports the failure with exit status 1 */
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	ck_assert_msg(rc == 1, "pgdog --upgrade with a broken configuration exited %d: %s", rc,
+		      out);
+	ck_assert_msg(strstr(out, "workers = many") != NULL, "no reason: %s", out);
+	ck_assert_int_eq(pidfile_pid(pidfile), pid);
+
+	/* a change an upgrade cannot make (workers) is refused too */
+	{
+		char *more = strdup(good);
+		char *w;
+
+		ck_assert_ptr_nonnull(more);
+		w = strstr(more, "workers = 2\n");
+		ck_assert_ptr_nonnull(w);
+		w[strlen("workers = ")] = '3';
+		it_write_file(ini, more);
+		free(more);
+	}
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	ck_assert_msg(rc == 1 && strstr(out, "cannot change workers") != NULL,
+		      "upgrade changing workers: %d: %s", rc, out);
+	ck_assert_int_eq(pidfile_pid(pidfile), pid);
+	select_through(BENCH_DSN, "after a refused upgrade");
+
+	/* nothing running: exit status 2 */
+	{
+		char none[IT_PATH_MAX];
+		const char *cmd2[] = { "pgdog", "--upgrade", "--pidfile", none, NULL };
+
+		snprintf(none, sizeof(none), "%s/none.pid", g_it.dir);
+		rc = it_pgdog_run(cmd2, out, sizeof(out), 10000);
+		ck_assert_msg(rc == 2, "--upgrade without a running pgdog: %d: %s", rc, out);
+	}
+
+	/* the valid configuration again: pgdog --upgrade succeeds */
+	it_write_file(ini, good);
+	free(good);
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	ck_assert_msg(rc == 0, "pgdog --upgrade exited %d: %s", rc, out);
+	next = pidfile_pid(pidfile);
+	it_track_pid(next);
+	ck_assert_int_ne(next, pid);
+	ck_assert_msg(strstr(out, "replaced by pid") != NULL, "%s", out);
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1, "old supervisor still running");
+	/* the Unix socket file belongs to the new generation now */
+	{
+		char dsn[IT_PATH_MAX + 128];
+		PGconn *c;
+
+		snprintf(dsn, sizeof(dsn), "host=%s port=%d %s", g_it.dir, port, BENCH_DSN);
+		c = PQconnectdb(dsn);
+		ck_assert_msg(PQstatus(c) == CONNECTION_OK,
+			      "Unix socket after the old supervisor exited: %s", PQerrorMessage(c));
+		PQfinish(c);
+	}
+	select_through(BENCH_DSN, "after the upgrade");
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(next));
+}
+END_TEST
+
+/*
+ * An idle client with session state crosses the upgrade on the same
+ * connection: the old supervisor can only exit once its workers have no
+ * client, so its exit while this connection still works proves the
+ * handoff; the SET, the startup parameter, the named prepared statement and
+ * the cancel key all work on the new generation.
+ */
+START_TEST(test_upgrade_session_handoff)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	int port = it_free_port();
+	pid_t pid, next = 0;
+	PGconn *c;
+	PGresult *res;
+	const char *vals[1] = { "41" };
+	char errbuf[256];
+	PGcancel *cancel;
+
+	char general[128];
+
+	/* with the metrics endpoint on: the next supervisor binds it while this one listens */
+	snprintf(general, sizeof(general),
+		 "pooler_mode = transaction\nopenmetrics_port = %d\nopenmetrics_host = 127.0.0.1\n",
+		 it_free_port());
+	snprintf(pidfile, sizeof(pidfile), "%s/session.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-session.log", g_it.dir);
+	pid = it_pgdog_spawn(
+		"session",
+		&(struct it_pgdog_conf){ .workers = 1, .users = BENCH_USERS, .general = general },
+		port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
+
+	c = PQconnectdb(it_pgdog_dsn(BENCH_DSN " application_name=handoff_app"));
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	PQclear(it_exec_ok(c, "SET work_mem = '3MB'"));
+	res = PQprepare(c, "plus_one", "SELECT $1::int + 1", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(res);
+
+	kill(pid, SIGUSR2);
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1,
+		      "the old supervisor did not exit: the idle client was not handed over");
+	next = pidfile_pid(pidfile);
+	it_track_pid(next);
+	ck_assert_int_ne(next, pid);
+	ck_assert_msg(file_wait_for(log, "login handed over from the previous generation", 2000),
+		      "no adoption line");
+
+	/* the same connection, now served by the new generation */
+	ck_assert_str_eq(it_value(c, "SHOW work_mem"), "3MB");
+	ck_assert_str_eq(it_value(c, "SHOW application_name"), "handoff_app");
+	res = PQexecPrepared(c, "plus_one", 1, vals, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK,
+		      "prepared statement after the "
+		      "handoff: %s",
+		      PQerrorMessage(c));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "42");
+	PQclear(res);
+
+	/* its BackendKeyData from the old generation still cancels */
+	ck_assert_int_eq(PQsendQuery(c, "SELECT pg_sleep(20)"), 1);
+	it_sleep_ms(300);
+	cancel = PQgetCancel(c);
+	ck_assert_ptr_nonnull(cancel);
+	ck_assert_msg(PQcancel(cancel, errbuf, sizeof(errbuf)) == 1, "%s", errbuf);
+	PQfreeCancel(cancel);
+	{
+		long long t0 = it_now_ms();
+
+		res = PQgetResult(c);
+		ck_assert_msg(it_now_ms() - t0 < 5000, "the cancel did not reach the query");
+		ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+		ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "57014");
+		PQclear(res);
+		while ((res = PQgetResult(c)) != NULL)
+			PQclear(res);
+	}
+	ck_assert_str_eq(it_value(c, "SELECT 'still here'"), "still here");
+	PQfinish(c);
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(next));
+}
+END_TEST
+
+/*
+ * The upgrade runs the file now at the path pgdog was started from: a
+ * package manager renames the new binary over the old one.
+ */
+START_TEST(test_upgrade_replaced_binary)
+{
+	char bin[IT_PATH_MAX], real[IT_PATH_MAX * 2], pidfile[IT_PATH_MAX], marker[IT_PATH_MAX];
+	char script[IT_PATH_MAX * 6], tmp[IT_PATH_MAX], cmd[IT_PATH_MAX * 4];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	int port = it_free_port();
+	pid_t pid, next = 0;
+
+	snprintf(bin, sizeof(bin), "%s/bin", g_it.dir);
+	ck_assert_int_eq(mkdir(bin, 0755), 0);
+	snprintf(bin, sizeof(bin), "%s/bin/pgdog", g_it.dir);
+	snprintf(tmp, sizeof(tmp), "%s/bin/pgdog.new", g_it.dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/replaced.pid", g_it.dir);
+	snprintf(marker, sizeof(marker), "%s/replaced.marker", g_it.dir);
+	if (it_pgdog_bin()[0] == '/') {
+		snprintf(real, sizeof(real), "%s", it_pgdog_bin());
+	} else {
+		char cwd[IT_PATH_MAX];
+
+		ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+		snprintf(real, sizeof(real), "%s/%s", cwd, it_pgdog_bin());
+	}
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", real, bin);
+	ck_assert_int_eq(system(cmd), 0);
+	setenv("PGDOG_BIN", bin, 1);
+	pid = it_pgdog_spawn("replaced",
+			     &(struct it_pgdog_conf){ .workers = 1, .users = BENCH_USERS }, port,
+			     args);
+	unsetenv("PGDOG_BIN");
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
+
+	/* "the new version": a wrapper that leaves a mark, then runs pgdog */
+	snprintf(script, sizeof(script), "#!/bin/sh\necho replaced > '%s'\nexec '%s' \"$@\"\n",
+		 marker, real);
+	it_write_file(tmp, script);
+	ck_assert_int_eq(chmod(tmp, 0755), 0);
+	ck_assert_int_eq(rename(tmp, bin), 0);
+
+	kill(pid, SIGUSR2);
+	for (int i = 0; i < 200; i++) {
+		next = pidfile_pid(pidfile);
+		if (next > 0 && next != pid)
+			break;
+		it_sleep_ms(50);
+	}
+	ck_assert_msg(next > 0 && next != pid, "no new supervisor in the pidfile");
+	it_track_pid(next);
+	ck_assert_msg(access(marker, F_OK) == 0, "the upgrade did not run the replaced file");
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1, "old supervisor still running");
+	select_through(BENCH_DSN, "after upgrading to the replaced binary");
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(next));
+}
+END_TEST
+
+static Suite *
+upgrade_suite(void)
+{
+	Suite *s = suite_create("upgrade");
+	TCase *tc = tcase_create("upgrade");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_upgrade_under_load);
+	tcase_add_test(tc, test_upgrade_session_handoff);
+	tcase_add_test(tc, test_upgrade_replaced_binary);
+	tcase_add_test(tc, test_upgrade_refused_config);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return it_run_suite(upgrade_suite());
+}
