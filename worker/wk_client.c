@@ -42,9 +42,16 @@
 
 #define WK_CLIENT_AUTH_MSG_MAX 8192 /* password and SASL messages */
 
-static void wk_client_read_cb(struct bufferevent *bev, void *arg);
-static void wk_client_write_cb(struct bufferevent *bev, void *arg);
-static void wk_client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void wk_client_read_cb(void *arg);
+static void wk_client_write_cb(void *arg);
+static void wk_client_event_cb(void *arg, short what);
+
+static const struct wk_stream_ops wk_client_io_ops = {
+	.on_read = wk_client_read_cb,
+	.on_drain = wk_client_write_cb,
+	.on_event = wk_client_event_cb,
+};
+
 static enum wk_rc wk_client_on_input(struct wk_client *c);
 
 static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
@@ -218,15 +225,11 @@ wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_un
 	atomic_store_explicit(&r->state, SHM_STATE_LOGIN, memory_order_relaxed);
 
 	(void)wk_conn_bind_socket_opts(fd);
-	c->bev = bufferevent_socket_new(g_wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		close(fd);
+	if (wk_stream_open(&c->io, fd, &wk_client_io_ops, c) < 0) {
 		wk_client_close(c, "out of memory");
 		return;
 	}
-	bufferevent_setcb(c->bev, wk_client_read_cb, wk_client_write_cb, wk_client_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, WK_BACKPRESSURE_BYTES / 2, 0);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+	if (!wk_stream_is_reading(&c->io)) {
 		wk_client_close(c, "cannot watch the socket");
 		return;
 	}
@@ -243,8 +246,7 @@ wk_client_free(struct wk_client *c)
 	if (c->pool)
 		wk_pool_unwait(c->pool, c);
 	list_del(&c->node);
-	if (c->bev)
-		bufferevent_free(c->bev);
+	wk_stream_cleanup(&c->io);
 	if (c->scram) {
 		auth_scram_server_cleanup(c->scram);
 		free(c->scram);
@@ -287,9 +289,10 @@ wk_client_close(struct wk_client *c, const char *reason)
 	}
 	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
 	wk_client_row_server(c);
-	if (c->bev) {
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-		wk_conn_flush_now(c->bev);
+	if (wk_stream_is_open(&c->io)) {
+		wk_stream_read_off(&c->io);
+		wk_stream_write_off(&c->io);
+		wk_conn_flush_now(&c->io);
 	}
 	if (g_cfg->log_disconnections && c->state != WK_CLIENT_STARTUP)
 		log_info(&c->lctx, "closing client connection: %s",
@@ -316,7 +319,7 @@ wk_client_fatal(struct wk_client *c, const char *sqlstate, const char *fmt, ...)
 	va_end(ap);
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "FATAL", sqlstate, msg, NULL, NULL);
-	if (c->bev && wk_conn_send(c->bev, b) < 0)
+	if (wk_stream_is_open(&c->io) && wk_conn_send(&c->io, b) < 0)
 		log_debug(&c->lctx, "cannot queue the error for the client");
 	wk_client_row(c)->errors++;
 	return wk_client_close(c, msg);
@@ -499,7 +502,7 @@ wk_client_auth_done(struct wk_client *c)
 	}
 	pgw_buf_reset(b);
 	pgw_put_auth(b, PGW_AUTH_OK, NULL, 0);
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (c->is_admin) {
 		wk_client_set_state(c, WK_CLIENT_ADMIN);
@@ -520,7 +523,7 @@ wk_client_auth_done(struct wk_client *c)
 		return wk_client_finish_login(c);
 	/* the first client of a cold pool waits for a server to learn its parameters */
 	wk_client_set_state(c, WK_CLIENT_LOGIN_WAIT);
-	bufferevent_disable(c->bev, EV_READ);
+	wk_stream_read_off(&c->io);
 	c->is_read_off = true;
 	return wk_pool_checkout(p, c);
 }
@@ -533,7 +536,7 @@ wk_client_send_ready(struct wk_client *c, struct pgw_buf *b)
 	} while (c->cancel_key == 0);
 	pgw_put_backend_key(b, wk_cancel_pid((uint32_t)g_wk.slot, c->row), c->cancel_key);
 	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	atomic_store_explicit(&wk_client_row(c)->cancel_key, c->cancel_key, memory_order_release);
 	return WK_OK;
@@ -554,7 +557,7 @@ wk_client_finish_login(struct wk_client *c)
 	if (wk_client_send_ready(c, b) == WK_CLOSED)
 		return WK_CLOSED;
 	if (c->is_read_off) {
-		bufferevent_enable(c->bev, EV_READ);
+		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
 	}
 	wk_client_set_state(c, WK_CLIENT_IDLE);
@@ -563,7 +566,7 @@ wk_client_finish_login(struct wk_client *c)
 	if (g_wk.is_shutting_down)
 		return wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
 				       "terminating connection due to administrator command");
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (evbuffer_get_length(c->io.in))
 		return wk_client_on_input(c);
 	return WK_OK;
 }
@@ -639,7 +642,7 @@ wk_client_login_start(struct wk_client *c, const struct pgw_startup *st)
 		c->auth_step = WK_AUTH_SASL_FIRST;
 		break;
 	}
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
@@ -647,7 +650,7 @@ wk_client_login_start(struct wk_client *c, const struct pgw_startup *st)
 static enum wk_rc
 wk_client_on_startup(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 
 	for (;;) {
 		uint8_t lenbuf[4];
@@ -677,8 +680,10 @@ wk_client_on_startup(struct wk_client *c)
 		case PGW_STARTUP_SSL:
 		case PGW_STARTUP_GSSENC:
 			/* no encryption yet: the client may go on in plaintext */
-			if (evbuffer_add(bufferevent_get_output(c->bev), "N", 1) < 0)
+			if (evbuffer_add(c->io.out, "N", 1) < 0)
 				rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			else
+				wk_stream_want_write(&c->io);
 			break;
 		case PGW_STARTUP_CANCEL:
 			wk_cancel_request(st->cancel_pid, st->cancel_key);
@@ -696,7 +701,7 @@ wk_client_on_startup(struct wk_client *c)
 
 				pgw_buf_reset(b);
 				pgw_put_negotiate_version(b, 0, st->pq_options, st->pq_options_cnt);
-				if (wk_conn_send(c->bev, b) < 0) {
+				if (wk_conn_send(&c->io, b) < 0) {
 					rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
 							     "out of memory");
 					break;
@@ -765,7 +770,7 @@ wk_client_on_sasl_first(struct wk_client *c, const uint8_t *body, size_t len)
 				       "malformed SCRAM message: %s", err);
 	pgw_buf_reset(b);
 	pgw_put_auth(b, PGW_AUTH_SASL_CONTINUE, out, out_len);
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	c->auth_step = WK_AUTH_SASL_FINAL;
 	return WK_OK;
@@ -795,7 +800,7 @@ wk_client_on_sasl_final(struct wk_client *c, const uint8_t *body, size_t len)
 	}
 	pgw_buf_reset(b);
 	pgw_put_auth(b, PGW_AUTH_SASL_FINAL, out, out_len);
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return wk_client_auth_done(c);
 }
@@ -803,7 +808,7 @@ wk_client_on_sasl_final(struct wk_client *c, const uint8_t *body, size_t len)
 static enum wk_rc
 wk_client_on_auth(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	struct pgw_hdr h;
 	const uint8_t *msg = NULL;
 	uint8_t body[WK_CLIENT_AUTH_MSG_MAX];
@@ -893,7 +898,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 		break;
 	}
 	if (c->is_read_off) {
-		bufferevent_enable(c->bev, EV_READ);
+		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
 	}
 	return wk_client_on_input(c);
@@ -929,7 +934,7 @@ wk_client_refuse_request(struct wk_client *c, const char *sqlstate, const char *
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "ERROR", sqlstate, message, NULL, NULL);
 	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	wk_client_row(c)->errors++;
 	return WK_OK;
@@ -1046,7 +1051,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 					"transaction blocks are not allowed in statement pooling mode",
 					NULL, NULL);
 				wk_client_row(c)->errors++;
-				if (wk_conn_send(c->bev, b) < 0)
+				if (wk_conn_send(&c->io, b) < 0)
 					return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
 							       "out of memory");
 				return WK_OK;
@@ -1264,12 +1269,14 @@ static enum wk_rc
 wk_client_forward(struct wk_client *c)
 {
 	struct wk_server *s = c->server;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *in = c->io.in;
+	struct evbuffer *out = s->io.out;
 	struct shm_client *r = wk_client_row(c);
 	struct shm_server *sr = shm_server((uint32_t)g_wk.slot, s->row);
 	size_t moved = 0;
 
+	/* whatever this adds to out goes to the socket when the callback ends */
+	wk_stream_want_write(&s->io);
 	while (evbuffer_get_length(in) > 0) {
 		struct pgw_hdr h;
 		const uint8_t *msg = NULL;
@@ -1309,7 +1316,7 @@ wk_client_forward(struct wk_client *c)
 
 				pgw_buf_reset(b);
 				pgw_put_ready(b, 'I');
-				if (wk_conn_send(c->bev, b) < 0)
+				if (wk_conn_send(&c->io, b) < 0)
 					return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
 							       "out of memory");
 			}
@@ -1410,7 +1417,7 @@ done:
 	sr->bytes_sent += moved;
 	if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
 		c->read_paused = true;
-		bufferevent_disable(c->bev, EV_READ);
+		wk_stream_read_off(&c->io);
 	}
 	return WK_OK;
 }
@@ -1456,7 +1463,7 @@ wk_client_is_plain(const struct sql_result *res, bool is_statement_mode)
 static int
 wk_client_answer_locally(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	size_t avail = evbuffer_get_length(in), off = 0, end = 0;
 	const uint8_t *buf;
 	struct pgw_buf *b = &g_wk.scratch;
@@ -1543,7 +1550,7 @@ wk_client_answer_locally(struct wk_client *c)
 		off += pgw_msg_size(&h);
 	}
 	evbuffer_drain(in, end);
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return -1;
 	log_noise(&c->lctx, "prepared statements answered without a server");
 	return 1;
@@ -1553,7 +1560,7 @@ wk_client_answer_locally(struct wk_client *c)
 static enum wk_rc
 wk_client_on_idle(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	struct pgw_hdr h;
 	const uint8_t *msg = NULL;
 
@@ -1588,7 +1595,7 @@ wk_client_on_idle(struct wk_client *c)
 		return WK_CLOSED;
 	/* still queued: stop reading until a server is linked (attach reads again) */
 	if (c->state == WK_CLIENT_WAIT_SERVER) {
-		bufferevent_disable(c->bev, EV_READ);
+		wk_stream_read_off(&c->io);
 		c->is_read_off = true;
 	}
 	return WK_OK;
@@ -1607,10 +1614,9 @@ wk_client_on_input(struct wk_client *c)
 		do {
 			rc = wk_client_on_auth(c);
 		} while (rc == WK_OK && c->state == WK_CLIENT_AUTH &&
-			 evbuffer_get_length(bufferevent_get_input(c->bev)) > 0);
+			 evbuffer_get_length(c->io.in) > 0);
 		if (rc == WK_OK && c->state != WK_CLIENT_AUTH && c->state != WK_CLIENT_CLOSING &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 &&
-		    c->state != WK_CLIENT_LOGIN_WAIT)
+		    evbuffer_get_length(c->io.in) > 0 && c->state != WK_CLIENT_LOGIN_WAIT)
 			return wk_client_on_input(c);
 		return rc;
 	}
@@ -1625,8 +1631,7 @@ wk_client_on_input(struct wk_client *c)
 		/* bytes wait in the input buffer until a server is linked */
 		return WK_AGAIN;
 	default:
-		evbuffer_drain(bufferevent_get_input(c->bev),
-			       evbuffer_get_length(bufferevent_get_input(c->bev)));
+		evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
 		return WK_CLOSED;
 	}
 }
@@ -1638,7 +1643,7 @@ wk_client_resume_input(struct wk_client *c)
 }
 
 static void
-wk_client_read_cb(struct bufferevent *bev, void *arg)
+wk_client_read_cb(void *arg)
 {
 	struct wk_client *c = arg;
 
@@ -1648,7 +1653,7 @@ wk_client_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-wk_client_write_cb(struct bufferevent *bev, void *arg)
+wk_client_write_cb(void *arg)
 {
 	struct wk_client *c = arg;
 
@@ -1663,19 +1668,19 @@ wk_client_resume(struct wk_client *c)
 	if (!c->read_paused)
 		return;
 	c->read_paused = false;
-	bufferevent_enable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	wk_stream_read_on(&c->io);
+	if (evbuffer_get_length(c->io.in))
 		(void)wk_client_on_input(c);
 }
 
 static void
-wk_client_event_cb(struct bufferevent *bev, short what, void *arg)
+wk_client_event_cb(void *arg, short what)
 {
 	struct wk_client *c = arg;
 
 	wk_clock_update();
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		wk_client_close(c, (what & BEV_EVENT_ERROR) ? "connection error" : NULL);
+	if (what & (WK_STREAM_EOF | WK_STREAM_ERROR))
+		wk_client_close(c, (what & WK_STREAM_ERROR) ? "connection error" : NULL);
 }
 
 bool
@@ -1686,8 +1691,7 @@ wk_client_close_if_idle(struct wk_client *c)
 	switch (c->state) {
 	case WK_CLIENT_ACTIVE:
 		if (!s || s->tx_status != 'I' || s->expect_ready || s->has_unsynced ||
-		    s->internal_ready || c->fwd_remaining ||
-		    evbuffer_get_length(bufferevent_get_input(c->bev)))
+		    s->internal_ready || c->fwd_remaining || evbuffer_get_length(c->io.in))
 			return false;
 		break;
 	case WK_CLIENT_WAIT_SERVER:
@@ -1705,7 +1709,7 @@ wk_client_close_if_idle(struct wk_client *c)
 static void
 wk_client_cancel_wait(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	struct pgw_buf *b = &g_wk.scratch;
 
 	wk_pool_unwait(c->pool, c);
@@ -1715,13 +1719,13 @@ wk_client_cancel_wait(struct wk_client *c)
 	pgw_put_error(b, false, "ERROR", SQLSTATE_QUERY_CANCELED,
 		      "canceling statement due to user request", NULL, NULL);
 	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0) {
+	if (wk_conn_send(&c->io, b) < 0) {
 		wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	log_info(&c->lctx, "cancelled while waiting for a server");
 	wk_client_set_state(c, WK_CLIENT_IDLE);
-	bufferevent_enable(c->bev, EV_READ);
+	wk_stream_read_on(&c->io);
 	c->is_read_off = false;
 }
 

@@ -31,13 +31,16 @@ wk_clock_update(void)
 }
 
 int
-wk_conn_send(struct bufferevent *bev, const struct pgw_buf *b)
+wk_conn_send(struct wk_stream *io, const struct pgw_buf *b)
 {
 	if (b->has_error) {
 		errno = ENOMEM;
 		return -1;
 	}
-	return evbuffer_add(bufferevent_get_output(bev), b->data, b->len);
+	if (evbuffer_add(io->out, b->data, b->len) < 0)
+		return -1;
+	wk_stream_want_write(io);
+	return 0;
 }
 
 static int
@@ -139,23 +142,9 @@ wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hd
 }
 
 void
-wk_conn_flush_now(struct bufferevent *bev)
+wk_conn_flush_now(struct wk_stream *io)
 {
-	struct evbuffer_iovec iov[16];
-	int fd = bufferevent_getfd(bev), n;
-
-	if (fd < 0)
-		return;
-	/*
-	 * The bufferevent owns the front of its output (libevent freezes it, and
-	 * copyout refuses a frozen buffer), so peek at what is queued and write
-	 * it directly: the last words (an ErrorResponse, a Terminate) are small.
-	 */
-	n = evbuffer_peek(bufferevent_get_output(bev), 64 * 1024, NULL, iov, ARRAY_SIZE(iov));
-	if (n > (int)ARRAY_SIZE(iov))
-		n = ARRAY_SIZE(iov);
-	if (n > 0 && writev(fd, (struct iovec *)iov, n) < 0)
-		log_debug(NULL, "flush before close: %s", strerror(errno));
+	wk_stream_flush_now(io);
 }
 
 void

@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "shared/auth.h"
@@ -22,6 +21,7 @@
 #include "shared/pgw.h"
 #include "worker/wk_prepared.h"
 #include "worker/wk_session.h"
+#include "worker/wk_stream.h"
 
 struct wk_pool;
 struct wk_server;
@@ -68,7 +68,7 @@ struct wk_client {
 	struct list wait_node; /* in pool->waiters while WAIT_SERVER */
 	enum wk_client_state state;
 	struct log_ctx lctx;
-	struct bufferevent *bev; /* owned */
+	struct wk_stream io; /* its socket and buffers */
 	uint64_t id;
 	uint32_t row; /* index of its shm_client row */
 	uint32_t cancel_key;
@@ -147,7 +147,7 @@ struct wk_server {
 	struct list node; /* in the pool list for its state */
 	enum wk_server_state state;
 	struct log_ctx lctx;
-	struct bufferevent *bev; /* owned */
+	struct wk_stream io; /* its socket and buffers */
 	uint64_t id;
 	uint32_t row;             /* index of its shm_server row */
 	struct wk_pool *pool;     /* borrowed */
@@ -220,8 +220,11 @@ extern struct wk_worker g_wk;
 /* Refresh g_wk.now_us / mono_us (once per callback). */
 void wk_clock_update(void);
 
-/* Append built bytes to a bufferevent's output. -1 on allocation failure. */
-int wk_conn_send(struct bufferevent *bev, const struct pgw_buf *b) MUST_CHECK;
+/*
+ * Append built bytes to a connection's output; they are written when the
+ * current callback batch ends. -1 on allocation failure.
+ */
+int wk_conn_send(struct wk_stream *io, const struct pgw_buf *b) MUST_CHECK;
 
 /*
  * Send a FATAL ErrorResponse to a client (if it can still read) and close it
@@ -234,8 +237,8 @@ enum wk_rc wk_client_fatal(struct wk_client *c, const char *sqlstate, const char
 void wk_reap_client(struct wk_client *c);
 void wk_reap_server(struct wk_server *s);
 
-/* Write what is queued on bev straight to its socket (before freeing it). */
-void wk_conn_flush_now(struct bufferevent *bev);
+/* Write what is queued on io straight to its socket (before freeing it). */
+void wk_conn_flush_now(struct wk_stream *io);
 
 /* TCP_NODELAY and keepalive on an accepted or connecting socket. */
 int wk_conn_bind_socket_opts(int fd);
