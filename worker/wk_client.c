@@ -992,9 +992,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	blen = h->len - 4;
 	if (h->type == PGW_MSG_QUERY) {
 		sql = body;
-		len = strnlen(body, blen);
+		len = wk_strnlen(body, blen);
 	} else {
-		size_t nlen = strnlen(body, blen);
+		size_t nlen = wk_strnlen(body, blen);
 
 		if (nlen >= blen)
 			return WK_OK; /* malformed: PostgreSQL says so */
@@ -1006,12 +1006,17 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 				  "named prepared statement: server pinned to the client");
 		}
 		sql = body + nlen + 1;
-		len = strnlen(sql, blen - nlen - 1);
+		len = wk_strnlen(sql, blen - nlen - 1);
 	}
+	if (h->type == PGW_MSG_PARSE && wk_conn_sql_is_known_plain(sql, len))
+		return WK_OK; /* the same text as last time: nothing to track */
 	if (sql_classify(sql, len, &res) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	if (!res.is_parsed)
+	if (!res.is_parsed) {
+		if (h->type == PGW_MSG_PARSE)
+			wk_conn_sql_note_plain(sql, len);
 		return WK_OK;
+	}
 	if (res.has_more)
 		c->pins |= WK_PIN_ROLE; /* too many statements to follow: keep the server */
 	if (res.flags & SQL_F_ADVISORY_LOCK)
@@ -1155,7 +1160,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	blen = h->len - 4;
 	switch (h->type) {
 	case PGW_MSG_PARSE:
-		n1 = strnlen(body, blen);
+		n1 = wk_strnlen(body, blen);
 		if (n1 == 0 || n1 >= blen)
 			return 0;
 		p = wk_prep_register((const uint8_t *)body, blen, n1);
@@ -1169,10 +1174,10 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		}
 		break;
 	case PGW_MSG_BIND:
-		n1 = strnlen(body, blen);
+		n1 = wk_strnlen(body, blen);
 		if (n1 + 1 >= blen)
 			return 0;
-		n2 = strnlen(body + n1 + 1, blen - n1 - 1);
+		n2 = wk_strnlen(body + n1 + 1, blen - n1 - 1);
 		if (n2 == 0 || n1 + 1 + n2 >= blen)
 			return 0;
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
@@ -1195,7 +1200,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	case PGW_MSG_DESCRIBE:
 		if (blen < 2 || body[0] != 'S' || body[1] == '\0')
 			return 0;
-		n1 = strnlen(body + 1, blen - 1);
+		n1 = wk_strnlen(body + 1, blen - 1);
 		if (n1 >= blen - 1)
 			return 0;
 		p = wk_prep_names_get(&c->prep_names, body + 1);
@@ -1216,7 +1221,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		break;
 	case PGW_MSG_CLOSE:
 		if (blen < 2 || body[0] != 'S' || body[1] == '\0' ||
-		    strnlen(body + 1, blen - 1) >= blen - 1)
+		    wk_strnlen(body + 1, blen - 1) >= blen - 1)
 			return 0;
 		/* the statement stays prepared on servers for other clients: answer here */
 		wk_prep_names_del(&c->prep_names, body + 1);
@@ -1499,7 +1504,7 @@ wk_client_answer_locally(struct wk_client *c)
 		if (pgw_read_header(buf + off, PGW_HDR_LEN, &h) != 1)
 			return 0;
 		blen = h.len - 4;
-		n = strnlen(body, blen);
+		n = wk_strnlen(body, blen);
 		if (h.type == PGW_MSG_PARSE) {
 			struct wk_prep *p;
 			struct sql_result res;
@@ -1512,14 +1517,14 @@ wk_client_answer_locally(struct wk_client *c)
 				return -1;
 			if (!p->is_valid)
 				return 0;
-			if (sql_classify(sql, strnlen(sql, blen - n - 1), &res) < 0)
+			if (sql_classify(sql, wk_strnlen(sql, blen - n - 1), &res) < 0)
 				return -1;
 			if (!wk_client_is_plain(&res, c->pool->cfg->pooler_mode ==
 							      CONFIG_POOLER_STATEMENT))
 				return 0; /* it may change the session: let a server see it */
 		} else if (h.type == PGW_MSG_CLOSE) {
-			if (blen < 2 || body[0] != 'S' || strnlen(body + 1, blen - 1) >= blen - 1 ||
-			    body[1] == '\0')
+			if (blen < 2 || body[0] != 'S' ||
+			    wk_strnlen(body + 1, blen - 1) >= blen - 1 || body[1] == '\0')
 				return 0;
 		}
 		off += pgw_msg_size(&h);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -217,6 +218,18 @@ struct wk_worker {
 
 extern struct wk_worker g_wk;
 
+/*
+ * strnlen through memchr: libpg_query exports a byte-at-a-time strnlen that
+ * the dynamic linker binds before glibc's for the whole process.
+ */
+static inline size_t
+wk_strnlen(const char *s, size_t max_len)
+{
+	const char *z = memchr(s, '\0', max_len);
+
+	return z ? (size_t)(z - s) : max_len;
+}
+
 /* Refresh g_wk.now_us / mono_us (once per callback). */
 void wk_clock_update(void);
 
@@ -239,6 +252,15 @@ void wk_reap_server(struct wk_server *s);
 
 /* Write what is queued on io straight to its socket (before freeing it). */
 void wk_conn_flush_now(struct wk_stream *io);
+
+/*
+ * The last Parse text sql_classify found nothing to track in (its answer
+ * depends on the text alone, and clients send the same Parse text again and
+ * again: unnamed statements of the extended protocol). known: sql (len
+ * bytes) is that text; note: remember it.
+ */
+bool wk_conn_sql_is_known_plain(const char *sql, size_t len);
+void wk_conn_sql_note_plain(const char *sql, size_t len);
 
 /* TCP_NODELAY and keepalive on an accepted or connecting socket. */
 int wk_conn_bind_socket_opts(int fd);
@@ -280,5 +302,17 @@ struct wk_cursor {
 };
 
 void wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf);
+size_t wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len);
+
 /* Copy len bytes from offset off (not before the last offset read). Returns bytes copied. */
-size_t wk_cursor_copy(struct wk_cursor *cur, size_t off, void *dst, size_t len);
+static inline size_t
+wk_cursor_copy(struct wk_cursor *cur, size_t off, void *dst, size_t len)
+{
+	/* the usual case, inline: the bytes lie in the vector of the last read */
+	if (cur->i < cur->n && off >= cur->base &&
+	    off - cur->base + len <= cur->v[cur->i].iov_len) {
+		memcpy(dst, (const uint8_t *)cur->v[cur->i].iov_base + (off - cur->base), len);
+		return len;
+	}
+	return wk_cursor_copy_slow(cur, off, dst, len);
+}

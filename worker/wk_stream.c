@@ -17,13 +17,20 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shared/log.h"
 
-/* Bytes asked for per read: what one bufferevent read took at most. */
-#define WK_STREAM_READ_LEN 16384
+/*
+ * Bytes asked for per read. Reads land in one per-worker buffer and are
+ * appended to the input: evbuffer_add sizes the chain to what arrived (a
+ * small message gets a small chain, which malloc serves from its per-size
+ * cache), where reserving space for a large read would allocate and free a
+ * large chain for every message. The copy is cheap beside the allocation.
+ */
+#define WK_STREAM_READ_LEN (64 * 1024)
+
+static unsigned char wk_stream_rbuf[WK_STREAM_READ_LEN];
 
 static struct list wk_stream_flush_list = { &wk_stream_flush_list, &wk_stream_flush_list };
 static struct event *wk_stream_flush_ev;
@@ -142,36 +149,15 @@ static void
 wk_stream_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct wk_stream *st = arg;
-	struct evbuffer_iovec v[2];
-	int n;
 	ssize_t got;
 
 	(void)what;
-	n = evbuffer_reserve_space(st->in, WK_STREAM_READ_LEN, v, 2);
-	if (n <= 0) {
-		wk_stream_cb_begin();
-		wk_stream_fail(st, ENOMEM);
-		wk_stream_cb_end();
-		return;
-	}
-	if (n == 1)
-		got = read(fd, v[0].iov_base, v[0].iov_len);
-	else
-		got = readv(fd, (struct iovec *)v, n);
+	got = read(fd, wk_stream_rbuf, sizeof(wk_stream_rbuf));
 	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	wk_stream_cb_begin();
 	if (got > 0) {
-		size_t left = (size_t)got;
-		int used = 0;
-
-		while (used < n && left > 0) {
-			if (v[used].iov_len > left)
-				v[used].iov_len = left;
-			left -= v[used].iov_len;
-			used++;
-		}
-		if (evbuffer_commit_space(st->in, v, used) < 0)
+		if (evbuffer_add(st->in, wk_stream_rbuf, (size_t)got) < 0)
 			wk_stream_fail(st, ENOMEM);
 		else
 			st->ops->on_read(st->arg);
