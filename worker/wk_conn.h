@@ -36,6 +36,8 @@ enum wk_rc {
 
 /* Output above this stops reading from the peer until it drains to half. */
 #define WK_BACKPRESSURE_BYTES (512 * 1024)
+_Static_assert(WK_STREAM_DRAINED_BYTES * 2 == WK_BACKPRESSURE_BYTES,
+	       "a paused peer resumes when the output has drained to half the limit");
 
 /* Session state that only exists on one server connection (transaction mode). */
 #define WK_PIN_ADVISORY 0x01u /* session advisory lock */
