@@ -431,10 +431,13 @@ sql_classify_has_at(const char *s, size_t n, size_t i, const char *w, size_t wn)
 	return true;
 }
 
-/* Bytes sql_classify_quick_reject looks at: ';' and the first letters of its words. */
-static const bool sql_qr_stop[256] = {
-	[';'] = true, ['a'] = true, ['A'] = true, ['n'] = true, ['N'] = true,
-	['t'] = true, ['T'] = true, ['i'] = true, ['I'] = true,
+/*
+ * For sql_classify_quick_reject: ';' marks itself; the first letters of its
+ * words map to their second letter (lower case), 0 for every other byte.
+ */
+static const unsigned char sql_qr_next[256] = {
+	[';'] = ';', ['a'] = 'd', ['A'] = 'd', ['n'] = 'o', ['N'] = 'o',
+	['t'] = 'e', ['T'] = 'e', ['i'] = 'n', ['I'] = 'n',
 };
 
 /*
@@ -463,10 +466,15 @@ sql_classify_quick_reject(const char *s, size_t n)
 		return false;
 	for (i += 6; i < end; i++) {
 		/* most bytes start none of the words below: one table look-up each */
-		if (!sql_qr_stop[(unsigned char)s[i]])
+		unsigned char next = sql_qr_next[(unsigned char)s[i]];
+
+		if (!next)
 			continue;
 		if (s[i] == ';')
 			return false;
+		/* nor does the next byte continue one, mostly */
+		if (i + 1 >= end || ((unsigned char)s[i + 1] | 0x20) != next)
+			continue;
 		switch ((unsigned char)s[i] | 0x20) {
 		case 'a':
 			if (sql_classify_has_at(s, end, i, "advisory", 8))

@@ -1472,18 +1472,18 @@ wk_client_answer_locally(struct wk_client *c)
 	size_t avail = evbuffer_get_length(in), off = 0, end = 0;
 	const uint8_t *buf;
 	struct pgw_buf *b = &g_wk.scratch;
+	struct wk_cursor cur;
 
 	if (wk_client_is_session(c) || g_cfg->prepared_statements != CONFIG_PREPARED_EXTENDED)
 		return 0;
 	/* scan: only whole Parse/Close messages ending with a Sync, all in the buffer */
+	wk_cursor_init(&cur, in);
 	while (!end) {
 		uint8_t hdr[PGW_HDR_LEN];
 		struct pgw_hdr h;
-		struct evbuffer_ptr pos;
 
 		if (off + PGW_HDR_LEN > avail ||
-		    evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET) < 0 ||
-		    evbuffer_copyout_from(in, &pos, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
+		    wk_cursor_copy(&cur, off, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
 		    pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1 || h.len > 65536 ||
 		    off + pgw_msg_size(&h) > avail)
 			return 0;
@@ -1586,7 +1586,10 @@ wk_client_on_idle(struct wk_client *c)
 	if (g_wk.is_shutting_down)
 		return wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
 				       "terminating connection due to administrator command");
-	switch (wk_client_answer_locally(c)) {
+	/* only a request that starts with Parse, Close or Sync can be answered here */
+	switch (h.type == PGW_MSG_PARSE || h.type == PGW_MSG_CLOSE || h.type == PGW_MSG_SYNC
+			? wk_client_answer_locally(c)
+			: 0) {
 	case 1:
 		/* more may follow */
 		return evbuffer_get_length(in) ? wk_client_on_idle(c) : WK_OK;
