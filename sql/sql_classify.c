@@ -437,11 +437,20 @@ sql_classify_has_at(const char *s, size_t n, size_t i, const char *w, size_t wn)
 }
 
 /*
+ * For sql_classify_quick_reject: ';' marks itself; the first letters of its
+ * words map to their second letter (lower case), 0 for every other byte.
+ */
+static const unsigned char sql_qr_next[256] = {
+	[';'] = ';', ['a'] = 'd', ['A'] = 'd', ['n'] = 'o', ['N'] = 'o',
+	['t'] = 'e', ['T'] = 'e', ['i'] = 'n', ['I'] = 'n', ['c'] = 'o', ['C'] = 'o',
+};
+
+/*
  * The quick reject, in front of the lexer: a single statement (no ';' but a
  * trailing one) that starts with SELECT, INSERT, UPDATE or DELETE and holds
  * none of the words the lexer looks for anywhere (advisory, notify, temp,
- * config for set_config, and into after anything but INSERT) cannot matter. Quotes and comments are
- * not parsed here: a word inside one only sends the text on to the lexer.
+ * config for set_config, and into after anything but INSERT) cannot matter.
+ * Quotes and comments are not parsed here: a word inside one only sends the text on to the lexer.
  * This is the hot path of every application query in transaction mode.
  */
 static bool
@@ -461,8 +470,16 @@ sql_classify_quick_reject(const char *s, size_t n)
 	    !sql_classify_has_at(s, end, i, "delete", 6))
 		return false;
 	for (i += 6; i < end; i++) {
+		/* most bytes start none of the words below: one table look-up each */
+		unsigned char next = sql_qr_next[(unsigned char)s[i]];
+
+		if (!next)
+			continue;
 		if (s[i] == ';')
 			return false;
+		/* nor does the next byte continue one, mostly */
+		if (i + 1 >= end || ((unsigned char)s[i + 1] | 0x20) != next)
+			continue;
 		switch ((unsigned char)s[i] | 0x20) {
 		case 'a':
 			if (sql_classify_has_at(s, end, i, "advisory", 8))

@@ -1256,7 +1256,7 @@ wk_admin_query(struct wk_client *c, const char *sql)
 			      NULL, NULL);
 		pgw_put_ready(b, 'I');
 	}
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
@@ -1264,7 +1264,7 @@ wk_admin_query(struct wk_client *c, const char *sql)
 enum wk_rc
 wk_admin_on_input(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 
 	for (;;) {
 		struct pgw_hdr h;
@@ -1310,7 +1310,7 @@ wk_admin_on_input(struct wk_client *c)
 					b, false, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
 					"the admin console supports only the simple query protocol",
 					NULL, NULL);
-				if (wk_conn_send(c->bev, b) < 0)
+				if (wk_conn_send(&c->io, b) < 0)
 					return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
 							       "out of memory");
 				c->admin_skip_to_sync = true;
@@ -1320,7 +1320,7 @@ wk_admin_on_input(struct wk_client *c)
 			c->admin_skip_to_sync = false;
 			pgw_buf_reset(b);
 			pgw_put_ready(b, 'I');
-			if (wk_conn_send(c->bev, b) < 0)
+			if (wk_conn_send(&c->io, b) < 0)
 				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			break;
 		default:

@@ -56,7 +56,7 @@ static enum wk_rc
 wk_admin_ctl_send(struct wk_client *c, struct pgw_buf *b)
 {
 	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
@@ -109,7 +109,7 @@ wk_admin_ctl_park(struct wk_client *c, enum wk_admin_ctl_wait_kind kind, uint64_
 		snprintf(w->db, sizeof(w->db), "%s", db ? db : "");
 		snprintf(w->tag, sizeof(w->tag), "%s", tag);
 		/* its next commands wait until this one answers (wk_admin_ctl_poll, from a wake-up) */
-		bufferevent_disable(c->bev, EV_READ);
+		wk_stream_read_off(&c->io);
 		wk_ctl_wake_self();
 		return WK_OK;
 	}
@@ -232,7 +232,7 @@ wk_admin_ctl_poll(void)
 		if (c->state == WK_CLIENT_CLOSING)
 			continue;
 		/* commands it sent meanwhile run now */
-		bufferevent_enable(c->bev, EV_READ);
+		wk_stream_read_on(&c->io);
 		(void)wk_admin_on_input(c);
 	}
 }

@@ -122,7 +122,8 @@ wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key)
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	pgw_buf_reset(b);
 	pgw_put_cancel_request(b, server_pid, server_key);
-	if (wk_conn_send(bev, b) < 0 || bufferevent_enable(bev, EV_WRITE) < 0 ||
+	if (b->has_error || evbuffer_add(bufferevent_get_output(bev), b->data, b->len) < 0 ||
+	    bufferevent_enable(bev, EV_WRITE) < 0 ||
 	    bufferevent_socket_connect(bev, (struct sockaddr *)&p->addr, (int)p->addr_len) < 0) {
 		log_warn(NULL, "cannot send a cancel request to %s:%d", p->db->host, p->db->port);
 		bufferevent_free(bev);

@@ -49,9 +49,16 @@
 /* Append a string literal's bytes (no NUL) to a pgw_buf. */
 #define WK_PUT_LIT(b, lit) pgw_put_bytes((b), (lit), sizeof(lit) - 1)
 
-static void wk_client_read_cb(struct bufferevent *bev, void *arg);
-static void wk_client_write_cb(struct bufferevent *bev, void *arg);
-static void wk_client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void wk_client_read_cb(void *arg);
+static void wk_client_write_cb(void *arg);
+static void wk_client_event_cb(void *arg, short what);
+
+static const struct wk_stream_ops wk_client_io_ops = {
+	.on_read = wk_client_read_cb,
+	.on_drain = wk_client_write_cb,
+	.on_event = wk_client_event_cb,
+};
+
 static enum wk_rc wk_client_on_input(struct wk_client *c);
 static const char *wk_client_param(const struct wk_client *c, const char *name);
 
@@ -236,15 +243,11 @@ wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_un
 	atomic_store_explicit(&r->state, SHM_STATE_LOGIN, memory_order_relaxed);
 
 	(void)wk_conn_bind_socket_opts(fd);
-	c->bev = bufferevent_socket_new(g_wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		close(fd);
+	if (wk_stream_open(&c->io, fd, &wk_client_io_ops, c) < 0) {
 		wk_client_close(c, "out of memory");
 		return;
 	}
-	bufferevent_setcb(c->bev, wk_client_read_cb, wk_client_write_cb, wk_client_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, WK_BACKPRESSURE_BYTES / 2, 0);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+	if (!wk_stream_is_reading(&c->io)) {
 		wk_client_close(c, "cannot watch the socket");
 		return;
 	}
@@ -266,12 +269,14 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	struct shm_client *r;
 	const char *app;
 	uint16_t port;
-	int pool_idx;
+	int pool_idx, cfg_idx;
 
 	memset(&ss, 0, sizeof(ss));
 	if (getpeername(fd, (struct sockaddr *)&ss, &ss_len) < 0)
 		ss.ss_family = AF_UNIX;
-	pool_idx = config_find_pool(g_cfg, st->user, st->database);
+	cfg_idx = config_find_pool(g_cfg, st->user, st->database);
+	/* c->pool_idx is the pool's stable shm index, not the configuration's */
+	pool_idx = cfg_idx < 0 ? -1 : wk_pool_index_of(cfg_idx);
 	if (pool_idx < 0) {
 		wk_client_refuse(fd, SQLSTATE_INVALID_CATALOG_NAME,
 				 "this database or user is not in the configuration any more");
@@ -315,7 +320,7 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	c->lctx.user = c->user_name;
 	c->lctx.db = c->db_name;
 	c->pool_idx = pool_idx;
-	c->user = &g_cfg->users[g_cfg->pools[pool_idx].user_idx];
+	c->user = &g_cfg->users[g_cfg->pools[cfg_idx].user_idx];
 	c->pool = wk_pool_get((uint32_t)pool_idx);
 	app = wk_client_param(c, "application_name");
 	r = wk_client_row(c);
@@ -339,17 +344,13 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	wk_client_set_state(c, WK_CLIENT_AUTH);
 
 	(void)wk_conn_bind_socket_opts(fd);
-	c->bev = bufferevent_socket_new(g_wk.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		close(fd);
+	if (wk_stream_open(&c->io, fd, &wk_client_io_ops, c) < 0) { /* fd closed */
 		wk_client_close(c, "out of memory");
 		return NULL;
 	}
-	bufferevent_setcb(c->bev, wk_client_read_cb, wk_client_write_cb, wk_client_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, WK_BACKPRESSURE_BYTES / 2, 0);
 	wk_client_set_state(c, WK_CLIENT_IDLE);
 	atomic_store_explicit(&r->cancel_key, c->cancel_key, memory_order_release);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+	if (!wk_stream_is_reading(&c->io)) {
 		wk_client_close(c, "cannot watch the socket");
 		return NULL;
 	}
@@ -374,8 +375,7 @@ wk_client_free(struct wk_client *c)
 	if (c->is_admin)
 		wk_admin_ctl_forget(c);
 	list_del(&c->node);
-	if (c->bev)
-		bufferevent_free(c->bev);
+	wk_stream_cleanup(&c->io);
 	if (c->scram) {
 		auth_scram_server_cleanup(c->scram);
 		free(c->scram);
@@ -419,9 +419,10 @@ wk_client_close(struct wk_client *c, const char *reason)
 	}
 	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
 	wk_client_row_server(c);
-	if (c->bev) {
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-		wk_conn_flush_now(c->bev);
+	if (wk_stream_is_open(&c->io)) {
+		wk_stream_read_off(&c->io);
+		wk_stream_write_off(&c->io);
+		wk_conn_flush_now(&c->io);
 	}
 	if (g_cfg->log_disconnections && c->state != WK_CLIENT_STARTUP)
 		log_info(&c->lctx, "closing client connection after %.3f s: %s",
@@ -450,7 +451,7 @@ wk_client_fatal(struct wk_client *c, const char *sqlstate, const char *fmt, ...)
 	wk_client_log_error(&c->lctx, "FATAL", sqlstate, msg);
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "FATAL", sqlstate, msg, NULL, NULL);
-	if (c->bev && wk_conn_send(c->bev, b) < 0)
+	if (wk_stream_is_open(&c->io) && wk_conn_send(&c->io, b) < 0)
 		log_debug(&c->lctx, "cannot queue the error for the client");
 	wk_client_row(c)->errors++;
 	return wk_client_close(c, msg);
@@ -633,7 +634,7 @@ wk_client_auth_done(struct wk_client *c)
 	}
 	pgw_buf_reset(b);
 	pgw_put_auth(b, PGW_AUTH_OK, NULL, 0);
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (c->is_admin) {
 		wk_client_set_state(c, WK_CLIENT_ADMIN);
@@ -654,7 +655,7 @@ wk_client_auth_done(struct wk_client *c)
 		return wk_client_finish_login(c);
 	/* the first client of a cold pool waits for a server to learn its parameters */
 	wk_client_set_state(c, WK_CLIENT_LOGIN_WAIT);
-	bufferevent_disable(c->bev, EV_READ);
+	wk_stream_read_off(&c->io);
 	c->is_read_off = true;
 	return wk_pool_checkout(p, c);
 }
@@ -667,7 +668,7 @@ wk_client_send_ready(struct wk_client *c, struct pgw_buf *b)
 	} while (c->cancel_key == 0);
 	pgw_put_backend_key(b, wk_cancel_pid((uint32_t)g_wk.slot, c->row), c->cancel_key);
 	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	atomic_store_explicit(&wk_client_row(c)->cancel_key, c->cancel_key, memory_order_release);
 	return WK_OK;
@@ -688,7 +689,7 @@ wk_client_finish_login(struct wk_client *c)
 	if (wk_client_send_ready(c, b) == WK_CLOSED)
 		return WK_CLOSED;
 	if (c->is_read_off) {
-		bufferevent_enable(c->bev, EV_READ);
+		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
 	}
 	wk_client_set_state(c, WK_CLIENT_IDLE);
@@ -697,7 +698,7 @@ wk_client_finish_login(struct wk_client *c)
 	if (g_wk.is_shutting_down)
 		return wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
 				       "terminating connection due to administrator command");
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (evbuffer_get_length(c->io.in))
 		return wk_client_on_input(c);
 	return WK_OK;
 }
@@ -776,7 +777,7 @@ wk_client_login_start(struct wk_client *c, const struct pgw_startup *st)
 		c->auth_step = WK_AUTH_SASL_FIRST;
 		break;
 	}
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
@@ -784,7 +785,7 @@ wk_client_login_start(struct wk_client *c, const struct pgw_startup *st)
 static enum wk_rc
 wk_client_on_startup(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 
 	for (;;) {
 		uint8_t lenbuf[4];
@@ -814,8 +815,10 @@ wk_client_on_startup(struct wk_client *c)
 		case PGW_STARTUP_SSL:
 		case PGW_STARTUP_GSSENC:
 			/* no encryption yet: the client may go on in plaintext */
-			if (evbuffer_add(bufferevent_get_output(c->bev), "N", 1) < 0)
+			if (evbuffer_add(c->io.out, "N", 1) < 0)
 				rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			else
+				wk_stream_want_write(&c->io);
 			break;
 		case PGW_STARTUP_CANCEL:
 			wk_cancel_request(st->cancel_pid, st->cancel_key);
@@ -833,7 +836,7 @@ wk_client_on_startup(struct wk_client *c)
 
 				pgw_buf_reset(b);
 				pgw_put_negotiate_version(b, 0, st->pq_options, st->pq_options_cnt);
-				if (wk_conn_send(c->bev, b) < 0) {
+				if (wk_conn_send(&c->io, b) < 0) {
 					rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
 							     "out of memory");
 					break;
@@ -902,7 +905,7 @@ wk_client_on_sasl_first(struct wk_client *c, const uint8_t *body, size_t len)
 				       "malformed SCRAM message: %s", err);
 	pgw_buf_reset(b);
 	pgw_put_auth(b, PGW_AUTH_SASL_CONTINUE, out, out_len);
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	c->auth_step = WK_AUTH_SASL_FINAL;
 	return WK_OK;
@@ -932,7 +935,7 @@ wk_client_on_sasl_final(struct wk_client *c, const uint8_t *body, size_t len)
 	}
 	pgw_buf_reset(b);
 	pgw_put_auth(b, PGW_AUTH_SASL_FINAL, out, out_len);
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return wk_client_auth_done(c);
 }
@@ -940,7 +943,7 @@ wk_client_on_sasl_final(struct wk_client *c, const uint8_t *body, size_t len)
 static enum wk_rc
 wk_client_on_auth(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	struct pgw_hdr h;
 	const uint8_t *msg = NULL;
 	uint8_t body[WK_CLIENT_AUTH_MSG_MAX];
@@ -1031,7 +1034,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 		break;
 	}
 	if (c->is_read_off) {
-		bufferevent_enable(c->bev, EV_READ);
+		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
 	}
 	return wk_client_on_input(c);
@@ -1070,7 +1073,7 @@ wk_client_refuse_request(struct wk_client *c, const char *sqlstate, const char *
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "ERROR", sqlstate, message, NULL, NULL);
 	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	wk_client_row(c)->errors++;
 	return WK_OK;
@@ -1152,9 +1155,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	blen = h->len - 4;
 	if (h->type == PGW_MSG_QUERY) {
 		sql = body;
-		len = strnlen(body, blen);
+		len = wk_strnlen(body, blen);
 	} else {
-		size_t nlen = strnlen(body, blen);
+		size_t nlen = wk_strnlen(body, blen);
 
 		if (nlen >= blen)
 			return WK_OK; /* malformed: PostgreSQL says so */
@@ -1166,12 +1169,17 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 				  "named prepared statement: server pinned to the client");
 		}
 		sql = body + nlen + 1;
-		len = strnlen(sql, blen - nlen - 1);
+		len = wk_strnlen(sql, blen - nlen - 1);
 	}
+	if (h->type == PGW_MSG_PARSE && wk_conn_sql_is_known_plain(sql, len))
+		return WK_OK; /* the same text as last time: nothing to track */
 	if (sql_classify(sql, len, &res) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	if (!res.is_parsed)
+	if (!res.is_parsed) {
+		if (h->type == PGW_MSG_PARSE)
+			wk_conn_sql_note_plain(sql, len);
 		return WK_OK;
+	}
 	if (res.has_more)
 		c->pins |= WK_PIN_ROLE; /* too many statements to follow: keep the server */
 	if (res.flags & SQL_F_ADVISORY_LOCK)
@@ -1216,7 +1224,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 					"transaction blocks are not allowed in statement pooling mode",
 					NULL, NULL);
 				wk_client_row(c)->errors++;
-				if (wk_conn_send(c->bev, b) < 0)
+				if (wk_conn_send(&c->io, b) < 0)
 					return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
 							       "out of memory");
 				return WK_OK;
@@ -1672,7 +1680,7 @@ wk_client_prep_local(struct wk_client *c, struct wk_server *s, const struct pgw_
 	}
 	pgw_put_ready(b, s->tx_status);
 	evbuffer_drain(in, pgw_msg_size(h));
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return -1;
 	log_noise(&c->lctx, "SQL prepared statement command answered by pgdog");
 	return 1;
@@ -1846,7 +1854,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	blen = h->len - 4;
 	switch (h->type) {
 	case PGW_MSG_PARSE:
-		n1 = strnlen(body, blen);
+		n1 = wk_strnlen(body, blen);
 		if (n1 == 0 || n1 >= blen)
 			return 0;
 		if (wk_prep_names_get(&c->prep_names, body)) {
@@ -1872,10 +1880,10 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		}
 		break;
 	case PGW_MSG_BIND:
-		n1 = strnlen(body, blen);
+		n1 = wk_strnlen(body, blen);
 		if (n1 + 1 >= blen)
 			return 0;
-		n2 = strnlen(body + n1 + 1, blen - n1 - 1);
+		n2 = wk_strnlen(body + n1 + 1, blen - n1 - 1);
 		if (n2 == 0 || n1 + 1 + n2 >= blen)
 			return 0;
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
@@ -1898,7 +1906,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	case PGW_MSG_DESCRIBE:
 		if (blen < 2 || body[0] != 'S' || body[1] == '\0')
 			return 0;
-		n1 = strnlen(body + 1, blen - 1);
+		n1 = wk_strnlen(body + 1, blen - 1);
 		if (n1 >= blen - 1)
 			return 0;
 		p = wk_prep_names_get(&c->prep_names, body + 1);
@@ -1919,7 +1927,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		break;
 	case PGW_MSG_CLOSE:
 		if (blen < 2 || body[0] != 'S' || body[1] == '\0' ||
-		    strnlen(body + 1, blen - 1) >= blen - 1)
+		    wk_strnlen(body + 1, blen - 1) >= blen - 1)
 			return 0;
 		/* the statement stays prepared on servers for other clients: answer here */
 		wk_prep_names_del(&c->prep_names, body + 1);
@@ -1972,12 +1980,14 @@ static enum wk_rc
 wk_client_forward(struct wk_client *c)
 {
 	struct wk_server *s = c->server;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *in = c->io.in;
+	struct evbuffer *out = s->io.out;
 	struct shm_client *r = wk_client_row(c);
 	struct shm_server *sr = shm_server((uint32_t)g_wk.slot, s->row);
 	size_t moved = 0;
 
+	/* whatever this adds to out goes to the socket when the callback ends */
+	wk_stream_want_write(&s->io);
 	while (evbuffer_get_length(in) > 0) {
 		struct pgw_hdr h;
 		const uint8_t *msg = NULL;
@@ -2017,7 +2027,7 @@ wk_client_forward(struct wk_client *c)
 
 				pgw_buf_reset(b);
 				pgw_put_ready(b, 'I');
-				if (wk_conn_send(c->bev, b) < 0)
+				if (wk_conn_send(&c->io, b) < 0)
 					return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
 							       "out of memory");
 			}
@@ -2140,7 +2150,7 @@ done:
 	wk_stats_add(s->pool, SHM_STAT_RECV, moved);
 	if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
 		c->read_paused = true;
-		bufferevent_disable(c->bev, EV_READ);
+		wk_stream_read_off(&c->io);
 	}
 	return WK_OK;
 }
@@ -2228,7 +2238,7 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 	}
 	pgw_put_ready(b, 'I');
 	evbuffer_drain(in, pgw_msg_size(&h));
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return -1;
 	wk_client_row(c)->queries++;
 	log_noise(&c->lctx, "DEALLOCATE answered without a server");
@@ -2248,10 +2258,11 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 static int
 wk_client_answer_locally(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	size_t avail = evbuffer_get_length(in), off = 0, end = 0;
 	const uint8_t *buf;
 	struct pgw_buf *b = &g_wk.scratch;
+	struct wk_cursor cur;
 
 	if (wk_client_is_session(c) || g_cfg->prepared_statements == CONFIG_PREPARED_DISABLED)
 		return 0;
@@ -2265,14 +2276,13 @@ wk_client_answer_locally(struct wk_client *c)
 			return -1;
 		}
 	/* scan: only whole Parse/Close messages ending with a Sync, all in the buffer */
+	wk_cursor_init(&cur, in);
 	while (!end) {
 		uint8_t hdr[PGW_HDR_LEN];
 		struct pgw_hdr h;
-		struct evbuffer_ptr pos;
 
 		if (off + PGW_HDR_LEN > avail ||
-		    evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET) < 0 ||
-		    evbuffer_copyout_from(in, &pos, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
+		    wk_cursor_copy(&cur, off, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
 		    pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1 || h.len > 65536 ||
 		    off + pgw_msg_size(&h) > avail)
 			return 0;
@@ -2293,7 +2303,7 @@ wk_client_answer_locally(struct wk_client *c)
 		if (pgw_read_header(buf + off, PGW_HDR_LEN, &h) != 1)
 			return 0;
 		blen = h.len - 4;
-		n = strnlen(body, blen);
+		n = wk_strnlen(body, blen);
 		if (h.type == PGW_MSG_PARSE) {
 			struct wk_prep *p;
 			struct sql_result res;
@@ -2308,14 +2318,14 @@ wk_client_answer_locally(struct wk_client *c)
 				return -1;
 			if (!p->is_valid)
 				return 0;
-			if (sql_classify(sql, strnlen(sql, blen - n - 1), &res) < 0)
+			if (sql_classify(sql, wk_strnlen(sql, blen - n - 1), &res) < 0)
 				return -1;
 			if (!wk_client_is_plain(&res, c->pool->cfg->pooler_mode ==
 							      CONFIG_POOLER_STATEMENT))
 				return 0; /* it may change the session: let a server see it */
 		} else if (h.type == PGW_MSG_CLOSE) {
-			if (blen < 2 || body[0] != 'S' || strnlen(body + 1, blen - 1) >= blen - 1 ||
-			    body[1] == '\0')
+			if (blen < 2 || body[0] != 'S' ||
+			    wk_strnlen(body + 1, blen - 1) >= blen - 1 || body[1] == '\0')
 				return 0;
 		}
 		off += pgw_msg_size(&h);
@@ -2346,7 +2356,7 @@ wk_client_answer_locally(struct wk_client *c)
 		off += pgw_msg_size(&h);
 	}
 	evbuffer_drain(in, end);
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return -1;
 	log_noise(&c->lctx, "prepared statements answered without a server");
 	return 1;
@@ -2356,7 +2366,7 @@ wk_client_answer_locally(struct wk_client *c)
 static enum wk_rc
 wk_client_on_idle(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	struct pgw_hdr h;
 	const uint8_t *msg = NULL;
 
@@ -2388,7 +2398,14 @@ wk_client_on_idle(struct wk_client *c)
 			return !c->is_read_off && evbuffer_get_length(in) ? wk_client_on_idle(c)
 									  : WK_OK;
 	}
-	switch (wk_client_answer_locally(c)) {
+	/*
+	 * only a request that starts with Parse, Close or Sync can be answered
+	 * here, or with prepared_statements = full a Query (DEALLOCATE)
+	 */
+	switch (h.type == PGW_MSG_PARSE || h.type == PGW_MSG_CLOSE || h.type == PGW_MSG_SYNC ||
+				(h.type == PGW_MSG_QUERY && wk_client_is_full(c))
+			? wk_client_answer_locally(c)
+			: 0) {
 	case 1:
 		/* more may follow */
 		return evbuffer_get_length(in) ? wk_client_on_idle(c) : WK_OK;
@@ -2402,7 +2419,7 @@ wk_client_on_idle(struct wk_client *c)
 		return WK_CLOSED;
 	/* still queued: stop reading until a server is linked (attach reads again) */
 	if (c->state == WK_CLIENT_WAIT_SERVER) {
-		bufferevent_disable(c->bev, EV_READ);
+		wk_stream_read_off(&c->io);
 		c->is_read_off = true;
 	}
 	return WK_OK;
@@ -2421,10 +2438,9 @@ wk_client_on_input(struct wk_client *c)
 		do {
 			rc = wk_client_on_auth(c);
 		} while (rc == WK_OK && c->state == WK_CLIENT_AUTH &&
-			 evbuffer_get_length(bufferevent_get_input(c->bev)) > 0);
+			 evbuffer_get_length(c->io.in) > 0);
 		if (rc == WK_OK && c->state != WK_CLIENT_AUTH && c->state != WK_CLIENT_CLOSING &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 &&
-		    c->state != WK_CLIENT_LOGIN_WAIT)
+		    evbuffer_get_length(c->io.in) > 0 && c->state != WK_CLIENT_LOGIN_WAIT)
 			return wk_client_on_input(c);
 		return rc;
 	}
@@ -2439,8 +2455,7 @@ wk_client_on_input(struct wk_client *c)
 		/* bytes wait in the input buffer until a server is linked */
 		return WK_AGAIN;
 	default:
-		evbuffer_drain(bufferevent_get_input(c->bev),
-			       evbuffer_get_length(bufferevent_get_input(c->bev)));
+		evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
 		return WK_CLOSED;
 	}
 }
@@ -2452,7 +2467,7 @@ wk_client_resume_input(struct wk_client *c)
 }
 
 static void
-wk_client_read_cb(struct bufferevent *bev, void *arg)
+wk_client_read_cb(void *arg)
 {
 	struct wk_client *c = arg;
 
@@ -2462,7 +2477,7 @@ wk_client_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-wk_client_write_cb(struct bufferevent *bev, void *arg)
+wk_client_write_cb(void *arg)
 {
 	struct wk_client *c = arg;
 
@@ -2482,19 +2497,19 @@ wk_client_resume(struct wk_client *c)
 	if (!c->read_paused)
 		return;
 	c->read_paused = false;
-	bufferevent_enable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+	wk_stream_read_on(&c->io);
+	if (evbuffer_get_length(c->io.in))
 		(void)wk_client_on_input(c);
 }
 
 static void
-wk_client_event_cb(struct bufferevent *bev, short what, void *arg)
+wk_client_event_cb(void *arg, short what)
 {
 	struct wk_client *c = arg;
 
 	wk_clock_update();
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		wk_client_close(c, (what & BEV_EVENT_ERROR) ? "connection error" : NULL);
+	if (what & (WK_STREAM_EOF | WK_STREAM_ERROR))
+		wk_client_close(c, (what & WK_STREAM_ERROR) ? "connection error" : NULL);
 }
 
 bool
@@ -2505,8 +2520,7 @@ wk_client_close_if_idle(struct wk_client *c)
 	switch (c->state) {
 	case WK_CLIENT_ACTIVE:
 		if (!s || s->tx_status != 'I' || s->expect_ready || s->has_unsynced ||
-		    s->internal_ready || c->fwd_remaining ||
-		    evbuffer_get_length(bufferevent_get_input(c->bev)))
+		    s->internal_ready || c->fwd_remaining || evbuffer_get_length(c->io.in))
 			return false;
 		break;
 	case WK_CLIENT_WAIT_SERVER:
@@ -2524,7 +2538,7 @@ wk_client_close_if_idle(struct wk_client *c)
 static void
 wk_client_cancel_wait(struct wk_client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	struct pgw_buf *b = &g_wk.scratch;
 
 	wk_pool_unwait(c->pool, c);
@@ -2536,13 +2550,13 @@ wk_client_cancel_wait(struct wk_client *c)
 	pgw_put_error(b, false, "ERROR", SQLSTATE_QUERY_CANCELED,
 		      "canceling statement due to user request", NULL, NULL);
 	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0) {
+	if (wk_conn_send(&c->io, b) < 0) {
 		wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	log_info(&c->lctx, "cancelled while waiting for a server");
 	wk_client_set_state(c, WK_CLIENT_IDLE);
-	bufferevent_enable(c->bev, EV_READ);
+	wk_stream_read_on(&c->io);
 	c->is_read_off = false;
 }
 

@@ -19,25 +19,59 @@
 
 struct wk_worker g_wk;
 
+/* How often the wall clock is read again (it follows the monotonic one in between). */
+#define WK_CLOCK_WALL_US 100000u
+
 void
 wk_clock_update(void)
 {
+	static uint64_t wall_off_us, wall_read_us;
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	g_wk.now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	g_wk.mono_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	/* one clock read per callback: the wall clock is the monotonic one plus an offset */
+	if (wall_read_us == 0 || g_wk.mono_us - wall_read_us >= WK_CLOCK_WALL_US) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		wall_off_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u -
+			      g_wk.mono_us;
+		wall_read_us = g_wk.mono_us;
+	}
+	g_wk.now_us = g_wk.mono_us + wall_off_us;
 }
 
 int
-wk_conn_send(struct bufferevent *bev, const struct pgw_buf *b)
+wk_conn_send(struct wk_stream *io, const struct pgw_buf *b)
 {
 	if (b->has_error) {
 		errno = ENOMEM;
 		return -1;
 	}
-	return evbuffer_add(bufferevent_get_output(bev), b->data, b->len);
+	if (evbuffer_add(io->out, b->data, b->len) < 0)
+		return -1;
+	wk_stream_want_write(io);
+	return 0;
+}
+
+/* Longer texts are classified every time. */
+#define WK_PLAIN_MEMO_MAX 512
+
+static char wk_plain_memo[WK_PLAIN_MEMO_MAX];
+static size_t wk_plain_memo_len; /* 0: nothing remembered */
+
+bool
+wk_conn_sql_is_known_plain(const char *sql, size_t len)
+{
+	return len > 0 && len == wk_plain_memo_len && memcmp(sql, wk_plain_memo, len) == 0;
+}
+
+void
+wk_conn_sql_note_plain(const char *sql, size_t len)
+{
+	if (len == 0 || len > sizeof(wk_plain_memo))
+		return;
+	memcpy(wk_plain_memo, sql, len);
+	wk_plain_memo_len = len;
 }
 
 static int
@@ -117,14 +151,17 @@ enum wk_peek
 wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hdr *h,
 	     const uint8_t **msg)
 {
-	uint8_t hdr[PGW_HDR_LEN];
-	size_t avail = evbuffer_get_length(b);
+	/*
+	 * The header is almost always in the first chain: pullup then returns a
+	 * pointer into it, much cheaper than copying out (and it merges the
+	 * chains when it is not, which changes no byte).
+	 */
+	const uint8_t *hdr = evbuffer_pullup(b, PGW_HDR_LEN);
+	size_t avail;
 	int rc;
 
-	if (avail < PGW_HDR_LEN)
-		return WK_PEEK_MORE;
-	if (evbuffer_copyout(b, hdr, PGW_HDR_LEN) != PGW_HDR_LEN)
-		return WK_PEEK_MORE;
+	if (!hdr)
+		return WK_PEEK_MORE; /* fewer than PGW_HDR_LEN bytes (or out of memory) */
 	rc = pgw_read_header(hdr, PGW_HDR_LEN, h);
 	if (rc < 0)
 		return WK_PEEK_BAD_LEN;
@@ -132,6 +169,7 @@ wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hd
 		return WK_PEEK_TOO_LONG;
 	if (!want_body)
 		return WK_PEEK_HEADER;
+	avail = evbuffer_get_length(b);
 	if (avail < pgw_msg_size(h))
 		return WK_PEEK_HEADER;
 	*msg = evbuffer_pullup(b, (ev_ssize_t)pgw_msg_size(h));
@@ -139,23 +177,9 @@ wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hd
 }
 
 void
-wk_conn_flush_now(struct bufferevent *bev)
+wk_conn_flush_now(struct wk_stream *io)
 {
-	struct evbuffer_iovec iov[16];
-	int fd = bufferevent_getfd(bev), n;
-
-	if (fd < 0)
-		return;
-	/*
-	 * The bufferevent owns the front of its output (libevent freezes it, and
-	 * copyout refuses a frozen buffer), so peek at what is queued and write
-	 * it directly: the last words (an ErrorResponse, a Terminate) are small.
-	 */
-	n = evbuffer_peek(bufferevent_get_output(bev), 64 * 1024, NULL, iov, ARRAY_SIZE(iov));
-	if (n > (int)ARRAY_SIZE(iov))
-		n = ARRAY_SIZE(iov);
-	if (n > 0 && writev(fd, (struct iovec *)iov, n) < 0)
-		log_debug(NULL, "flush before close: %s", strerror(errno));
+	wk_stream_flush_now(io);
 }
 
 void
@@ -170,7 +194,7 @@ wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf)
 }
 
 size_t
-wk_cursor_copy(struct wk_cursor *cur, size_t off, void *dst, size_t len)
+wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len)
 {
 	uint8_t *d = dst;
 	size_t done = 0;

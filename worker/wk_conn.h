@@ -9,10 +9,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "shared/auth.h"
@@ -22,6 +22,7 @@
 #include "shared/pgw.h"
 #include "worker/wk_prepared.h"
 #include "worker/wk_session.h"
+#include "worker/wk_stream.h"
 
 struct wk_pool;
 struct wk_pubsub_client;
@@ -36,6 +37,8 @@ enum wk_rc {
 
 /* Output above this stops reading from the peer until it drains to half. */
 #define WK_BACKPRESSURE_BYTES (512 * 1024)
+_Static_assert(WK_STREAM_DRAINED_BYTES * 2 == WK_BACKPRESSURE_BYTES,
+	       "a paused peer resumes when the output has drained to half the limit");
 
 /* Session state that only exists on one server connection (transaction mode). */
 #define WK_PIN_ADVISORY 0x01u /* session advisory lock */
@@ -70,7 +73,7 @@ struct wk_client {
 	struct list wait_node; /* in pool->waiters while WAIT_SERVER */
 	enum wk_client_state state;
 	struct log_ctx lctx;
-	struct bufferevent *bev; /* owned */
+	struct wk_stream io; /* its socket and buffers */
 	uint64_t id;
 	uint32_t row; /* index of its shm_client row */
 	uint32_t cancel_key;
@@ -158,7 +161,7 @@ struct wk_server {
 	struct list node; /* in the pool list for its state */
 	enum wk_server_state state;
 	struct log_ctx lctx;
-	struct bufferevent *bev; /* owned */
+	struct wk_stream io; /* its socket and buffers */
 	uint64_t id;
 	uint32_t row;             /* index of its shm_server row */
 	struct wk_pool *pool;     /* borrowed */
@@ -236,11 +239,26 @@ struct wk_worker {
 
 extern struct wk_worker g_wk;
 
+/*
+ * strnlen through memchr: libpg_query exports a byte-at-a-time strnlen that
+ * the dynamic linker binds before glibc's for the whole process.
+ */
+static inline size_t
+wk_strnlen(const char *s, size_t max_len)
+{
+	const char *z = memchr(s, '\0', max_len);
+
+	return z ? (size_t)(z - s) : max_len;
+}
+
 /* Refresh g_wk.now_us / mono_us (once per callback). */
 void wk_clock_update(void);
 
-/* Append built bytes to a bufferevent's output. -1 on allocation failure. */
-int wk_conn_send(struct bufferevent *bev, const struct pgw_buf *b) MUST_CHECK;
+/*
+ * Append built bytes to a connection's output; they are written when the
+ * current callback batch ends. -1 on allocation failure.
+ */
+int wk_conn_send(struct wk_stream *io, const struct pgw_buf *b) MUST_CHECK;
 
 /*
  * Send a FATAL ErrorResponse to a client (if it can still read) and close it
@@ -253,8 +271,17 @@ enum wk_rc wk_client_fatal(struct wk_client *c, const char *sqlstate, const char
 void wk_reap_client(struct wk_client *c);
 void wk_reap_server(struct wk_server *s);
 
-/* Write what is queued on bev straight to its socket (before freeing it). */
-void wk_conn_flush_now(struct bufferevent *bev);
+/* Write what is queued on io straight to its socket (before freeing it). */
+void wk_conn_flush_now(struct wk_stream *io);
+
+/*
+ * The last Parse text sql_classify found nothing to track in (its answer
+ * depends on the text alone, and clients send the same Parse text again and
+ * again: unnamed statements of the extended protocol). known: sql (len
+ * bytes) is that text; note: remember it.
+ */
+bool wk_conn_sql_is_known_plain(const char *sql, size_t len);
+void wk_conn_sql_note_plain(const char *sql, size_t len);
 
 /* TCP_NODELAY and keepalive on an accepted or connecting socket. */
 int wk_conn_bind_socket_opts(int fd);
@@ -296,5 +323,17 @@ struct wk_cursor {
 };
 
 void wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf);
+size_t wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len);
+
 /* Copy len bytes from offset off (not before the last offset read). Returns bytes copied. */
-size_t wk_cursor_copy(struct wk_cursor *cur, size_t off, void *dst, size_t len);
+static inline size_t
+wk_cursor_copy(struct wk_cursor *cur, size_t off, void *dst, size_t len)
+{
+	/* the usual case, inline: the bytes lie in the vector of the last read */
+	if (cur->i < cur->n && off >= cur->base &&
+	    off - cur->base + len <= cur->v[cur->i].iov_len) {
+		memcpy(dst, (const uint8_t *)cur->v[cur->i].iov_base + (off - cur->base), len);
+		return len;
+	}
+	return wk_cursor_copy_slow(cur, off, dst, len);
+}

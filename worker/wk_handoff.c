@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "shared/log.h"
@@ -488,9 +487,9 @@ wk_ho_is_movable(const struct wk_client *c)
 	/* LISTEN registrations live in this worker's listener connection: they stay */
 	return c->state == WK_CLIENT_IDLE && !c->is_admin && !c->server && c->pool && !c->pubsub &&
 	       c->pins == 0 && c->session.pending_cnt == 0 && c->fwd_remaining == 0 &&
-	       !c->is_skip_to_sync && !c->read_paused && !c->is_read_off && c->bev &&
-	       evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-	       evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+	       !c->is_skip_to_sync && !c->read_paused && !c->is_read_off && wk_stream_is_open(&c->io) &&
+	       evbuffer_get_length(c->io.in) == 0 &&
+	       evbuffer_get_length(c->io.out) == 0;
 }
 
 bool
@@ -513,7 +512,7 @@ wk_handoff_try(struct wk_client *c)
 
 	if (!wk_ho.is_sending || !wk_ho_is_movable(c) || !wk_ho_connect())
 		return false;
-	fd = bufferevent_getfd(c->bev);
+	fd = wk_stream_fd(&c->io);
 	if (fd < 0)
 		return false;
 	wk_ho_put_u32(&w, WK_HANDOFF_MAGIC);

@@ -361,6 +361,7 @@ wk_main_cleanup(void)
 		event_free(wk_sweep_ev);
 	if (g_wk.reap_ev)
 		event_free(g_wk.reap_ev);
+	wk_stream_cleanup_all();
 	free(g_wk.reap_clients);
 	free(g_wk.reap_servers);
 	free(g_wk.free_client_rows);
@@ -398,7 +399,8 @@ wk_main_run(int slot, int tcp_fd, int unix_fd)
 		goto fail;
 	g_wk.reap_ev = event_new(g_wk.base, -1, 0, wk_main_reap_cb, NULL);
 	wk_sweep_ev = event_new(g_wk.base, -1, EV_PERSIST, wk_main_sweep_cb, NULL);
-	if (!g_wk.reap_ev || !wk_sweep_ev || event_add(wk_sweep_ev, &sweep) < 0)
+	if (!g_wk.reap_ev || !wk_sweep_ev || event_add(wk_sweep_ev, &sweep) < 0 ||
+	    wk_stream_init_all(g_wk.base) < 0)
 		goto fail;
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
 		wk_sig_ev[i] = evsignal_new(g_wk.base, sigs[i], wk_main_signal_cb, NULL);

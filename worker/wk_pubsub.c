@@ -333,7 +333,7 @@ wk_pubsub_send_listen(struct wk_pubsub_pool *pp, const char *verb, struct wk_pub
 	}
 	pgw_put_u8(b, 0);
 	pgw_end(b);
-	if (b->has_error || wk_conn_send(pp->listener->bev, b) < 0)
+	if (b->has_error || wk_conn_send(&pp->listener->io, b) < 0)
 		return -1;
 	pp->sent_seq++;
 	return 0;
@@ -384,7 +384,7 @@ wk_pubsub_reply(struct wk_client *c, const char *prefix, const char *tag)
 	}
 	pgw_put_command_complete(b, tag);
 	pgw_put_ready(b, 'I');
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
@@ -636,7 +636,7 @@ wk_pubsub_is_ours(const struct sql_result *res)
 static enum wk_rc
 wk_pubsub_serve(struct wk_client *c, const struct sql_stmt *st, size_t size, const char *prefix)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	struct wk_pubsub_pool *pp = wk_pubsub_pool_of(c);
 
 	if (!pp)
@@ -655,7 +655,7 @@ wk_pubsub_serve(struct wk_client *c, const struct sql_stmt *st, size_t size, con
 				  st->name);
 			snprintf(c->pubsub->wait_prefix, sizeof(c->pubsub->wait_prefix), "%s",
 				 prefix);
-			bufferevent_disable(c->bev, EV_READ);
+			wk_stream_read_off(&c->io);
 			c->is_read_off = true;
 			return WK_OK;
 		default:
@@ -709,7 +709,7 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
 {
 	static const char order[] = { PGW_MSG_PARSE, PGW_MSG_BIND, PGW_MSG_DESCRIBE,
 				      PGW_MSG_EXECUTE, PGW_MSG_SYNC };
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	size_t avail = evbuffer_get_length(in), off = 0, step = 0;
 	const uint8_t *buf;
 	char prefix[8];
@@ -794,7 +794,7 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
 enum wk_rc
 wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	const uint8_t *msg;
 	struct sql_result res;
 	const char *sql;
@@ -848,7 +848,7 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 static enum wk_rc
 wk_pubsub_client_query_in_tx(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->io.in;
 	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	struct pgw_buf *b = &g_wk.scratch;
 	struct wk_pubsub_client *pc;
@@ -891,7 +891,7 @@ wk_pubsub_client_query_in_tx(struct wk_client *c, const struct pgw_hdr *h, bool 
 	pgw_buf_reset(b);
 	pgw_put_command_complete(b, res.stmts[0].kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN");
 	pgw_put_ready(b, 'T');
-	if (wk_conn_send(c->bev, b) < 0)
+	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
@@ -980,14 +980,14 @@ wk_pubsub_client_deliver(struct wk_client *c)
 	if (!pc || c->state == WK_CLIENT_CLOSING || (!pc->queued_cnt && !pc->is_overflow))
 		return WK_OK;
 	if (pc->is_overflow &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) > WK_PUBSUB_FATAL_ROOM)
+	    evbuffer_get_length(c->io.out) > WK_PUBSUB_FATAL_ROOM)
 		return WK_OK; /* the drain callback comes back: the FATAL must not be cut off */
 	if (pc->is_overflow)
 		return wk_client_fatal(
 			c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
 			"too many notifications queued for this client while it was in a transaction (pub_sub_channel_size = %d)",
 			g_cfg->pub_sub_channel_size);
-	if (wk_conn_send(c->bev, &pc->queue) < 0)
+	if (wk_conn_send(&c->io, &pc->queue) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	log_noise(&c->lctx, "pub/sub: %u queued notifications delivered", pc->queued_cnt);
 	pgw_buf_reset(&pc->queue);
@@ -1018,8 +1018,8 @@ wk_pubsub_deliver_one(struct wk_client *c, struct wk_pubsub_chan *ch)
 	if (pc->wait_chan == ch)
 		return; /* its LISTEN is not in effect yet: PostgreSQL would not deliver this */
 	if (!pc->queued_cnt && wk_pubsub_at_boundary(c) &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) < WK_BACKPRESSURE_BYTES) {
-		if (wk_conn_send(c->bev, &wk_pubsub_msg) < 0) {
+	    evbuffer_get_length(c->io.out) < WK_BACKPRESSURE_BYTES) {
+		if (wk_conn_send(&c->io, &wk_pubsub_msg) < 0) {
 			wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			return;
 		}
@@ -1067,9 +1067,9 @@ wk_pubsub_answer_waiters(struct wk_pubsub_pool *pp)
 			continue;
 		if (c->is_read_off &&
 		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {
-			bufferevent_enable(c->bev, EV_READ);
+			wk_stream_read_on(&c->io);
 			c->is_read_off = false;
-			if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+			if (evbuffer_get_length(c->io.in))
 				(void)wk_client_resume_input(c);
 		}
 	}
@@ -1136,7 +1136,7 @@ wk_pubsub_on_notification(struct wk_pubsub_pool *pp, const uint8_t *msg, const s
 void
 wk_pubsub_listener_read(struct wk_server *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = s->io.in;
 	struct wk_pubsub_pool *pp = wk_pubsub_pool_of_server(s);
 	struct pgw_hdr h;
 	const uint8_t *msg;
@@ -1218,16 +1218,16 @@ wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why)
 		pgw_buf_reset(b);
 		pgw_put_error(b, false, "ERROR", SQLSTATE_CONNECTION_FAILURE, why, NULL, NULL);
 		pgw_put_ready(b, 'I');
-		if (wk_conn_send(c->bev, b) < 0) {
+		if (wk_conn_send(&c->io, b) < 0) {
 			wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			continue;
 		}
 		shm_client((uint32_t)g_wk.slot, c->row)->errors++;
 		if (c->is_read_off &&
 		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {
-			bufferevent_enable(c->bev, EV_READ);
+			wk_stream_read_on(&c->io);
 			c->is_read_off = false;
-			if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+			if (evbuffer_get_length(c->io.in))
 				(void)wk_client_resume_input(c);
 		}
 	}

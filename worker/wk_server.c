@@ -39,9 +39,16 @@
 #define WK_SERVER_PARAM_MSG_MAX (16 * 1024)
 #define WK_SERVER_NO_ROW        UINT32_MAX
 
-static void wk_server_read_cb(struct bufferevent *bev, void *arg);
-static void wk_server_write_cb(struct bufferevent *bev, void *arg);
-static void wk_server_event_cb(struct bufferevent *bev, short what, void *arg);
+static void wk_server_read_cb(void *arg);
+static void wk_server_write_cb(void *arg);
+static void wk_server_event_cb(void *arg, short what);
+
+static const struct wk_stream_ops wk_server_io_ops = {
+	.on_read = wk_server_read_cb,
+	.on_drain = wk_server_write_cb,
+	.on_event = wk_server_event_cb,
+};
+
 static void wk_server_on_idle(struct wk_server *s);
 
 /* Allowed moves: [from][to]. */
@@ -216,13 +223,8 @@ wk_server_open(struct wk_pool *p, bool is_listener)
 		wk_pool_move(p, s, WK_SERVER_CONNECTING, WK_SERVER_CONNECTING);
 	wk_server_row_update(s);
 
-	s->bev = bufferevent_socket_new(g_wk.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!s->bev)
-		goto fail;
-	bufferevent_setcb(s->bev, wk_server_read_cb, wk_server_write_cb, wk_server_event_cb, s);
-	if (bufferevent_enable(s->bev, EV_READ | EV_WRITE) < 0)
-		goto fail;
-	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&p->addr, (int)p->addr_len) < 0)
+	if (wk_stream_connect(&s->io, (struct sockaddr *)&p->addr, (socklen_t)p->addr_len,
+			      &wk_server_io_ops, s) < 0)
 		goto fail;
 	log_debug(&s->lctx, "connecting");
 	return s;
@@ -257,8 +259,7 @@ wk_server_free(struct wk_server *s)
 		wk_pubsub_listener_freed(s);
 	else
 		wk_pool_forget(s->pool, s);
-	if (s->bev)
-		bufferevent_free(s->bev);
+	wk_stream_cleanup(&s->io);
 	if (s->scram) {
 		auth_scram_client_cleanup(s->scram);
 		free(s->scram);
@@ -280,7 +281,7 @@ wk_server_close(struct wk_server *s, const char *reason)
 	if (s->is_listener)
 		wk_pubsub_listener_closed(s);
 	/* once connected, a PostgreSQL backend exists until it sees us go */
-	has_backend = s->state != WK_SERVER_CONNECTING && s->bev;
+	has_backend = s->state != WK_SERVER_CONNECTING && wk_stream_is_open(&s->io);
 	log_debug(&s->lctx, "closing server connection: %s", reason ? reason : "");
 	if (s->client) {
 		struct wk_client *c = s->client;
@@ -288,24 +289,26 @@ wk_server_close(struct wk_server *s, const char *reason)
 		s->client = NULL;
 		c->server = NULL;
 	}
-	if (s->bev) {
-		bufferevent_disable(s->bev, EV_WRITE);
+	if (wk_stream_is_open(&s->io)) {
+		wk_stream_write_off(&s->io);
 		if (s->state != WK_SERVER_CONNECTING && s->state != WK_SERVER_LOGIN) {
 			struct pgw_buf *b = &g_wk.scratch;
 
 			pgw_buf_reset(b);
 			pgw_put_terminate(b);
-			if (wk_conn_send(s->bev, b) < 0)
+			if (wk_conn_send(&s->io, b) < 0)
 				log_debug(&s->lctx, "cannot queue Terminate");
 		}
 		/* best effort: whatever the kernel takes now */
-		wk_conn_flush_now(s->bev);
+		wk_conn_flush_now(&s->io);
 		if (has_backend)
-			shutdown(bufferevent_getfd(s->bev), SHUT_WR);
+			shutdown(wk_stream_fd(&s->io), SHUT_WR);
 	}
 	wk_server_set_state(s, WK_SERVER_CLOSING);
 	s->closing_since_us = g_wk.mono_us;
-	if (has_backend && bufferevent_enable(s->bev, EV_READ) == 0)
+	if (has_backend)
+		wk_stream_read_on(&s->io);
+	if (has_backend && wk_stream_is_reading(&s->io))
 		return; /* keeps its reservation until the backend has gone (wk_server_gone) */
 	wk_server_gone(s);
 }
@@ -315,8 +318,8 @@ wk_server_gone(struct wk_server *s)
 {
 	if (s->is_free_later)
 		return;
-	if (s->bev)
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	wk_stream_read_off(&s->io);
+	wk_stream_write_off(&s->io);
 	/*
 	 * The backend closed its end (or did not within a second): only now may
 	 * another connection take its place, so PostgreSQL never sees more than
@@ -364,7 +367,7 @@ wk_server_send_startup(struct wk_server *s)
 
 	pgw_buf_reset(b);
 	pgw_put_startup(b, names, values, s->is_listener ? 3 : 2);
-	if (wk_conn_send(s->bev, b) < 0) {
+	if (wk_conn_send(&s->io, b) < 0) {
 		(void)wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
@@ -372,19 +375,19 @@ wk_server_send_startup(struct wk_server *s)
 }
 
 static void
-wk_server_event_cb(struct bufferevent *bev, short what, void *arg)
+wk_server_event_cb(void *arg, short what)
 {
 	struct wk_server *s = arg;
 	struct wk_pool *p = s->pool;
-	int err = EVUTIL_SOCKET_ERROR();
+	int err = errno;
 
 	wk_clock_update();
-	if (what & BEV_EVENT_CONNECTED) {
-		(void)wk_conn_bind_socket_opts(bufferevent_getfd(bev));
+	if (what & WK_STREAM_CONNECTED) {
+		(void)wk_conn_bind_socket_opts(wk_stream_fd(&s->io));
 		wk_server_send_startup(s);
 		return;
 	}
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+	if (!(what & (WK_STREAM_EOF | WK_STREAM_ERROR)))
 		return;
 	switch (s->state) {
 	case WK_SERVER_CONNECTING:
@@ -392,7 +395,7 @@ wk_server_event_cb(struct bufferevent *bev, short what, void *arg)
 			s, SQLSTATE_CONNECTION_FAILURE,
 			"could not connect to server \"%s:%d\" for pool \"%s\": %s", p->db->host,
 			p->db->port, p->name,
-			(what & BEV_EVENT_ERROR) && err ? strerror(err) : "connection closed");
+			(what & WK_STREAM_ERROR) && err ? strerror(err) : "connection closed");
 		break;
 	case WK_SERVER_LOGIN:
 		(void)wk_server_login_fail(s, SQLSTATE_CONNECTION_FAILURE,
@@ -422,7 +425,7 @@ wk_server_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-wk_server_write_cb(struct bufferevent *bev, void *arg)
+wk_server_write_cb(void *arg)
 {
 	struct wk_server *s = arg;
 
@@ -437,9 +440,9 @@ wk_server_resume(struct wk_server *s)
 	if (!s->read_paused)
 		return;
 	s->read_paused = false;
-	bufferevent_enable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(s->bev)))
-		wk_server_read_cb(s->bev, s);
+	wk_stream_read_on(&s->io);
+	if (evbuffer_get_length(s->io.in))
+		wk_server_read_cb(s);
 }
 
 static void
@@ -507,7 +510,7 @@ wk_server_sasl_start(struct wk_server *s, const uint8_t *data, size_t len)
 	pgw_buf_reset(b);
 	pgw_put_sasl_initial(b, "SCRAM-SHA-256", out, out_len);
 	secret_wipe(out, sizeof(out));
-	if (wk_conn_send(s->bev, b) < 0)
+	if (wk_conn_send(&s->io, b) < 0)
 		return wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
@@ -589,7 +592,7 @@ wk_server_on_auth(struct wk_server *s, const uint8_t *body, size_t len)
 					    "server requested unsupported authentication method %u",
 					    code);
 	}
-	if (wk_conn_send(s->bev, b) < 0)
+	if (wk_conn_send(&s->io, b) < 0)
 		return wk_server_login_fail(s, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
@@ -598,7 +601,7 @@ wk_server_on_auth(struct wk_server *s, const uint8_t *body, size_t len)
 static enum wk_rc
 wk_server_on_login(struct wk_server *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = s->io.in;
 
 	for (;;) {
 		struct pgw_hdr h;
@@ -666,7 +669,7 @@ wk_server_on_login(struct wk_server *s)
 				wk_server_set_state(s, WK_SERVER_IDLE);
 				wk_pubsub_listener_ready(s);
 				if (s->state == WK_SERVER_IDLE &&
-				    evbuffer_get_length(bufferevent_get_input(s->bev)))
+				    evbuffer_get_length(s->io.in))
 					wk_pubsub_listener_read(s);
 				return WK_OK;
 			}
@@ -692,7 +695,7 @@ wk_server_on_login(struct wk_server *s)
 int
 wk_server_send_internal(struct wk_server *s, const struct pgw_buf *b, uint32_t queries_cnt)
 {
-	if (wk_conn_send(s->bev, b) < 0)
+	if (wk_conn_send(&s->io, b) < 0)
 		return -1;
 	s->internal_ready += queries_cnt;
 	return 0;
@@ -810,7 +813,7 @@ wk_server_emit_synth(struct wk_server *s)
 		wk_prep_slot_end(s, sl, false);
 		wk_server_slot_pop(s);
 	}
-	return b->len ? wk_conn_send(s->client->bev, b) : 0;
+	return b->len ? wk_conn_send(&s->client->io, b) : 0;
 }
 
 static bool
@@ -947,7 +950,7 @@ wk_server_release_due(struct wk_server *s, size_t moved)
 	wk_stats_add(s->pool, SHM_STAT_SENT, moved);
 	wk_client_detach(c);
 	/* the client may have the next transaction queued already */
-	if (c->state == WK_CLIENT_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (c->state == WK_CLIENT_IDLE && evbuffer_get_length(c->io.in))
 		(void)wk_client_resume_input(c);
 	return WK_OK;
 }
@@ -963,7 +966,7 @@ wk_server_checkin(struct wk_server *s)
 	s->read_paused = false;
 	s->is_tracked = false;
 	wk_server_slots_clear(s);
-	bufferevent_enable(s->bev, EV_READ);
+	wk_stream_read_on(&s->io);
 	pgw_buf_reset(b);
 	if (s->is_dirty) {
 		pgw_put_query(b, "RESET ALL");
@@ -980,8 +983,7 @@ wk_server_checkin(struct wk_server *s)
 	}
 	if (queries == 0) {
 		wk_pool_server_ready(s->pool, s);
-		if (s->state == WK_SERVER_IDLE &&
-		    evbuffer_get_length(bufferevent_get_input(s->bev)))
+		if (s->state == WK_SERVER_IDLE && evbuffer_get_length(s->io.in))
 			wk_server_on_idle(s);
 		return;
 	}
@@ -1018,13 +1020,16 @@ enum wk_rc
 wk_server_forward(struct wk_server *s)
 {
 	struct wk_client *c = s->client;
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct evbuffer *out = c ? bufferevent_get_output(c->bev) : NULL;
+	struct evbuffer *in = s->io.in;
+	struct evbuffer *out = c ? c->io.out : NULL;
 	struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
 	size_t moved = 0, off = 0, avail = evbuffer_get_length(in);
 	struct wk_cursor cur;
 	bool has_cur = false; /* cur matches the buffer */
 
+	/* whatever this adds to out goes to the socket when the callback ends */
+	if (c)
+		wk_stream_want_write(&c->io);
 	while (off < avail) {
 		struct pgw_hdr h;
 		uint8_t hdr[PGW_HDR_LEN + 8];
@@ -1208,7 +1213,9 @@ wk_server_forward(struct wk_server *s)
 				if (s->state == WK_SERVER_CLOSING)
 					return WK_CLOSED;
 				c = s->client;
-				out = c ? bufferevent_get_output(c->bev) : NULL;
+				out = c ? c->io.out : NULL;
+				if (c)
+					wk_stream_want_write(&c->io);
 			}
 			break;
 		default:
@@ -1227,7 +1234,7 @@ done:
 		wk_stats_add(s->pool, SHM_STAT_SENT, moved);
 		if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !s->read_paused) {
 			s->read_paused = true;
-			bufferevent_disable(s->bev, EV_READ);
+			wk_stream_read_off(&s->io);
 		}
 	}
 	if (c && s->state == WK_SERVER_ACTIVE && g_wk.is_shutting_down)
@@ -1239,7 +1246,7 @@ done:
 static void
 wk_server_on_idle(struct wk_server *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = s->io.in;
 	struct pgw_hdr h;
 	const uint8_t *msg;
 
@@ -1261,7 +1268,7 @@ wk_server_on_idle(struct wk_server *s)
 }
 
 static void
-wk_server_read_cb(struct bufferevent *bev, void *arg)
+wk_server_read_cb(void *arg)
 {
 	struct wk_server *s = arg;
 
@@ -1281,8 +1288,7 @@ wk_server_read_cb(struct bufferevent *bev, void *arg)
 			wk_server_on_idle(s);
 		break;
 	default:
-		evbuffer_drain(bufferevent_get_input(bev),
-			       evbuffer_get_length(bufferevent_get_input(bev)));
+		evbuffer_drain(s->io.in, evbuffer_get_length(s->io.in));
 		break;
 	}
 }
@@ -1300,7 +1306,7 @@ wk_server_release(struct wk_server *s, bool is_session_end)
 	wk_server_slots_clear(s);
 	if (s->state != WK_SERVER_ACTIVE)
 		return;
-	bufferevent_enable(s->bev, EV_READ);
+	wk_stream_read_on(&s->io);
 	if (s->is_broken_request || s->internal_failed) {
 		/* half a message went to the server: nothing can bring it back in step */
 		wk_server_close(s, "client left in the middle of a message");
@@ -1358,6 +1364,6 @@ wk_server_release(struct wk_server *s, bool is_session_end)
 		return;
 	}
 	/* in case replies are already buffered */
-	if (evbuffer_get_length(bufferevent_get_input(s->bev)))
+	if (evbuffer_get_length(s->io.in))
 		(void)wk_server_forward(s);
 }

@@ -1,0 +1,343 @@
+/*
+ * wk_stream.c: sockets with evbuffers and plain events, for the forwarding
+ * path. A bufferevent asks the kernel how much is readable (FIONREAD) before
+ * each read, adds and removes its write event for every message, and runs
+ * its callbacks through deferred queues; here a transaction costs its recv
+ * and send calls and the epoll_wait that wakes the worker, nothing more.
+ *
+ * Writes: anything that queues bytes calls wk_stream_want_write, which puts
+ * the stream on a flush list; the list is written at the end of the stream
+ * callback that is running (so a batch of messages goes out in one writev),
+ * or, outside stream callbacks (timers, accept), from a flush event made
+ * active once. A write that leaves bytes behind adds the write event until
+ * the socket has taken them.
+ * Runs in: a worker.
+ */
+#include "worker/wk_stream.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shared/log.h"
+
+/*
+ * Bytes asked for per read. Reads land in one per-worker buffer and are
+ * appended to the input: evbuffer_add sizes the chain to what arrived (a
+ * small message gets a small chain, which malloc serves from its per-size
+ * cache), where reserving space for a large read would allocate and free a
+ * large chain for every message. The copy is cheap beside the allocation.
+ */
+#define WK_STREAM_READ_LEN (64 * 1024)
+
+static unsigned char wk_stream_rbuf[WK_STREAM_READ_LEN];
+
+static struct list wk_stream_flush_list = { &wk_stream_flush_list, &wk_stream_flush_list };
+static struct event *wk_stream_flush_ev;
+static bool wk_stream_in_cb;          /* a stream callback runs: it flushes at its end */
+static bool wk_stream_is_flush_armed; /* wk_stream_flush_ev is active */
+
+static void wk_stream_flush_pending(void);
+
+static void
+wk_stream_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	wk_stream_is_flush_armed = false;
+	wk_stream_in_cb = true;
+	wk_stream_flush_pending();
+	wk_stream_in_cb = false;
+}
+
+int
+wk_stream_init_all(struct event_base *base)
+{
+	list_init(&wk_stream_flush_list);
+	wk_stream_flush_ev = event_new(base, -1, 0, wk_stream_flush_cb, NULL);
+	return wk_stream_flush_ev ? 0 : -1;
+}
+
+void
+wk_stream_cleanup_all(void)
+{
+	if (wk_stream_flush_ev)
+		event_free(wk_stream_flush_ev);
+	wk_stream_flush_ev = NULL;
+	wk_stream_is_flush_armed = false;
+}
+
+static void
+wk_stream_fail(struct wk_stream *st, int err)
+{
+	wk_stream_read_off(st);
+	wk_stream_write_off(st);
+	errno = err;
+	st->ops->on_event(st->arg, WK_STREAM_ERROR);
+}
+
+/*
+ * Write out until it is empty or the socket is full (then wait for the
+ * write event). A write error fails the stream.
+ */
+static void
+wk_stream_write(struct wk_stream *st)
+{
+	size_t before = evbuffer_get_length(st->out), left = before;
+
+	while (left > 0) {
+		int n = evbuffer_write(st->out, st->fd);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			wk_stream_fail(st, errno);
+			return;
+		}
+		left = evbuffer_get_length(st->out);
+		/* a short write means the socket is full: do not ask it again */
+		if (n == 0 || left > 0)
+			break;
+	}
+	if (left > 0 && !st->is_writing) {
+		if (event_add(&st->wr_ev, NULL) < 0) {
+			wk_stream_fail(st, errno);
+			return;
+		}
+		st->is_writing = true;
+	} else if (left == 0 && st->is_writing) {
+		event_del(&st->wr_ev);
+		st->is_writing = false;
+	}
+	if (before > WK_STREAM_DRAINED_BYTES && left <= WK_STREAM_DRAINED_BYTES &&
+	    st->ops->on_drain)
+		st->ops->on_drain(st->arg);
+}
+
+static void
+wk_stream_flush_pending(void)
+{
+	struct list *n;
+
+	while ((n = list_first(&wk_stream_flush_list))) {
+		struct wk_stream *st = list_entry(n, struct wk_stream, flush_node);
+
+		list_del(n);
+		if (!st->is_write_off && !st->is_writing && !st->is_connecting)
+			wk_stream_write(st);
+	}
+}
+
+/* Enter and leave a stream callback: what it queued is written when it ends. */
+static void
+wk_stream_cb_begin(void)
+{
+	wk_stream_in_cb = true;
+}
+
+static void
+wk_stream_cb_end(void)
+{
+	wk_stream_flush_pending();
+	wk_stream_in_cb = false;
+}
+
+static void
+wk_stream_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wk_stream *st = arg;
+	ssize_t got;
+
+	(void)what;
+	got = read(fd, wk_stream_rbuf, sizeof(wk_stream_rbuf));
+	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	wk_stream_cb_begin();
+	if (got > 0) {
+		if (evbuffer_add(st->in, wk_stream_rbuf, (size_t)got) < 0)
+			wk_stream_fail(st, ENOMEM);
+		else
+			st->ops->on_read(st->arg);
+	} else {
+		int err = got < 0 ? errno : 0;
+
+		wk_stream_read_off(st);
+		errno = err;
+		st->ops->on_event(st->arg, got == 0 ? WK_STREAM_EOF : WK_STREAM_ERROR);
+	}
+	wk_stream_cb_end();
+}
+
+static void
+wk_stream_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wk_stream *st = arg;
+
+	(void)what;
+	wk_stream_cb_begin();
+	if (st->is_connecting) {
+		int err = st->connect_err;
+		socklen_t len = sizeof(err);
+
+		st->is_connecting = false;
+		if (st->is_writing) {
+			event_del(&st->wr_ev);
+			st->is_writing = false;
+		}
+		if (!err && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			wk_stream_fail(st, err);
+		} else {
+			wk_stream_read_on(st);
+			st->ops->on_event(st->arg, WK_STREAM_CONNECTED);
+		}
+	} else if (!st->is_write_off) {
+		wk_stream_write(st);
+	}
+	wk_stream_cb_end();
+}
+
+static int
+wk_stream_setup(struct wk_stream *st, int fd, const struct wk_stream_ops *ops, void *arg)
+{
+	st->fd = fd;
+	st->ops = ops;
+	st->arg = arg;
+	st->connect_err = 0;
+	st->is_reading = st->is_writing = st->is_connecting = st->is_write_off = false;
+	list_init(&st->flush_node);
+	st->in = evbuffer_new();
+	st->out = evbuffer_new();
+	if (!st->in || !st->out)
+		goto fail;
+	if (event_assign(&st->rd_ev, event_get_base(wk_stream_flush_ev), fd, EV_READ | EV_PERSIST,
+			 wk_stream_read_cb, st) < 0 ||
+	    event_assign(&st->wr_ev, event_get_base(wk_stream_flush_ev), fd, EV_WRITE | EV_PERSIST,
+			 wk_stream_write_cb, st) < 0)
+		goto fail;
+	return 0;
+fail:
+	if (st->in)
+		evbuffer_free(st->in);
+	if (st->out)
+		evbuffer_free(st->out);
+	st->in = st->out = NULL;
+	close(fd);
+	errno = ENOMEM;
+	return -1;
+}
+
+int
+wk_stream_open(struct wk_stream *st, int fd, const struct wk_stream_ops *ops, void *arg)
+{
+	if (wk_stream_setup(st, fd, ops, arg) < 0)
+		return -1;
+	wk_stream_read_on(st);
+	return 0;
+}
+
+int
+wk_stream_connect(struct wk_stream *st, const struct sockaddr *sa, socklen_t sa_len,
+		  const struct wk_stream_ops *ops, void *arg)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (wk_stream_setup(st, fd, ops, arg) < 0)
+		return -1;
+	st->is_connecting = true;
+	if (connect(fd, sa, sa_len) < 0 && errno != EINPROGRESS)
+		st->connect_err = errno; /* reported from the loop, like a late failure */
+	if (st->connect_err) {
+		event_active(&st->wr_ev, EV_WRITE, 0);
+		return 0;
+	}
+	if (event_add(&st->wr_ev, NULL) < 0) {
+		int err = errno;
+
+		wk_stream_cleanup(st);
+		errno = err;
+		return -1;
+	}
+	st->is_writing = true;
+	return 0;
+}
+
+void
+wk_stream_cleanup(struct wk_stream *st)
+{
+	if (!st->in)
+		return;
+	list_del(&st->flush_node);
+	/* event_del also takes an event off the active queue (a failed connect) */
+	event_del(&st->rd_ev);
+	event_del(&st->wr_ev);
+	st->is_reading = st->is_writing = false;
+	evbuffer_free(st->in);
+	evbuffer_free(st->out);
+	st->in = st->out = NULL;
+	close(st->fd);
+	st->fd = -1;
+}
+
+void
+wk_stream_read_on(struct wk_stream *st)
+{
+	if (!st->in || st->is_reading || st->is_connecting)
+		return;
+	if (event_add(&st->rd_ev, NULL) < 0) {
+		log_warn_errno(NULL, errno, "cannot watch a socket for reading");
+		return;
+	}
+	st->is_reading = true;
+}
+
+void
+wk_stream_read_off(struct wk_stream *st)
+{
+	if (!st->is_reading)
+		return;
+	event_del(&st->rd_ev);
+	st->is_reading = false;
+}
+
+void
+wk_stream_write_off(struct wk_stream *st)
+{
+	if (!st->in)
+		return;
+	st->is_write_off = true;
+	list_del(&st->flush_node);
+	if (st->is_writing || st->is_connecting) {
+		/* a connect still running is abandoned: its result is not wanted */
+		event_del(&st->wr_ev);
+		st->is_writing = false;
+		st->is_connecting = false;
+	}
+}
+
+void
+wk_stream_want_write(struct wk_stream *st)
+{
+	if (!st->in || st->is_write_off || st->is_writing || !list_empty(&st->flush_node))
+		return;
+	list_append(&wk_stream_flush_list, &st->flush_node);
+	if (!wk_stream_in_cb && !wk_stream_is_flush_armed) {
+		event_active(wk_stream_flush_ev, EV_READ, 0);
+		wk_stream_is_flush_armed = true;
+	}
+}
+
+void
+wk_stream_flush_now(struct wk_stream *st)
+{
+	if (!st->in || st->is_connecting || evbuffer_get_length(st->out) == 0)
+		return;
+	if (evbuffer_write(st->out, st->fd) < 0)
+		log_debug(NULL, "flush before close: %s", strerror(errno));
+}
