@@ -52,7 +52,7 @@ struct shm_header {
 	uint32_t pools_cap; /* pool indexes the segment has room for (see shm_pool_ident) */
 	uint64_t started_us;
 	_Atomic uint64_t reloads; /* configuration reloads accepted (supervisor) */
-	uint64_t off_listeners; /* shm_listener rows (pub/sub channels), per worker */
+	uint64_t off_listeners;   /* shm_listener rows (pub/sub channels), per worker */
 	uint32_t listeners_per_worker;
 	uint32_t pad3;
 	uint8_t mock_key[32]; /* salts of fake SCRAM exchanges for unknown users */

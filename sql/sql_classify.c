@@ -441,8 +441,8 @@ sql_classify_has_at(const char *s, size_t n, size_t i, const char *w, size_t wn)
  * words map to their second letter (lower case), 0 for every other byte.
  */
 static const unsigned char sql_qr_next[256] = {
-	[';'] = ';', ['a'] = 'd', ['A'] = 'd', ['n'] = 'o', ['N'] = 'o',
-	['t'] = 'e', ['T'] = 'e', ['i'] = 'n', ['I'] = 'n', ['c'] = 'o', ['C'] = 'o',
+	[';'] = ';', ['a'] = 'd', ['A'] = 'd', ['n'] = 'o', ['N'] = 'o', ['t'] = 'e',
+	['T'] = 'e', ['i'] = 'n', ['I'] = 'n', ['c'] = 'o', ['C'] = 'o',
 };
 
 /*

@@ -979,8 +979,7 @@ wk_pubsub_client_deliver(struct wk_client *c)
 
 	if (!pc || c->state == WK_CLIENT_CLOSING || (!pc->queued_cnt && !pc->is_overflow))
 		return WK_OK;
-	if (pc->is_overflow &&
-	    evbuffer_get_length(c->io.out) > WK_PUBSUB_FATAL_ROOM)
+	if (pc->is_overflow && evbuffer_get_length(c->io.out) > WK_PUBSUB_FATAL_ROOM)
 		return WK_OK; /* the drain callback comes back: the FATAL must not be cut off */
 	if (pc->is_overflow)
 		return wk_client_fatal(

@@ -668,8 +668,7 @@ wk_server_on_login(struct wk_server *s)
 				log_debug(&s->lctx, "logged in, backend pid %u", s->backend_pid);
 				wk_server_set_state(s, WK_SERVER_IDLE);
 				wk_pubsub_listener_ready(s);
-				if (s->state == WK_SERVER_IDLE &&
-				    evbuffer_get_length(s->io.in))
+				if (s->state == WK_SERVER_IDLE && evbuffer_get_length(s->io.in))
 					wk_pubsub_listener_read(s);
 				return WK_OK;
 			}
