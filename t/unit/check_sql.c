@@ -731,14 +731,26 @@ START_TEST(test_sql_deep_nesting)
 }
 END_TEST
 
+/*
+ * CPU time of this thread, not wall time: the bounds below must hold on a
+ * loaded machine (CI runs the suite beside PostgreSQL clusters), where wall
+ * time measures the scheduler rather than the classifier.
+ */
 static double
 now_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+
+/* sanitizers make every memory access several times dearer */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHECK_SQL_SLOWDOWN 5.0
+#else
+#define CHECK_SQL_SLOWDOWN 1.0
+#endif
 
 /* sanity bounds, loose enough for sanitizer builds */
 /* the quick reject in front of the lexer never hides what matters */
@@ -812,8 +824,9 @@ START_TEST(test_sql_timing)
 	fprintf(stderr,
 		"check_sql timing: prefiltered SELECT %.0f ns, cache hit %.0f ns, parse %.1f us\n",
 		t_select * 1e6 / loops, t_hit * 1e6 / loops, t_parse * 1e3 / parses);
-	ck_assert_msg(t_select < 200.0, "100k prefiltered SELECTs took %.1f ms", t_select);
-	ck_assert_msg(t_hit < 200.0, "100k cache hits took %.1f ms", t_hit);
+	ck_assert_msg(t_select < 200.0 * CHECK_SQL_SLOWDOWN,
+		      "100k prefiltered SELECTs took %.1f ms", t_select);
+	ck_assert_msg(t_hit < 200.0 * CHECK_SQL_SLOWDOWN, "100k cache hits took %.1f ms", t_hit);
 }
 END_TEST
 
