@@ -732,7 +732,13 @@ sv_main_reload_answer(uint64_t req, bool ok, const char *msg)
 	shm_ctl_lock();
 	ctl->reload_done = req;
 	ctl->reload_ok = ok;
-	snprintf(ctl->reload_msg, sizeof(ctl->reload_msg), "%s", msg);
+	{
+		/* cut a long verdict to the area's size (the log has it whole) */
+		size_t n = strnlen(msg, sizeof(ctl->reload_msg) - 1);
+
+		memcpy(ctl->reload_msg, msg, n);
+		ctl->reload_msg[n] = '\0';
+	}
 	atomic_fetch_add(&ctl->gen, 1);
 	shm_ctl_unlock();
 	shm_ctl_wake_workers(0);

@@ -711,8 +711,14 @@ setup(void)
 		   "INSERT INTO torture_rows SELECT c, k, 0 FROM generate_series(0, 199) c,"
 		   " generate_series(0, 3) k;"
 		   "GRANT ALL ON torture_rows TO app");
+	/*
+	 * generous timeouts: this test is about leaks, and 200 logins at once in
+	 * a sanitizer build on a loaded 2-core machine can hold up the first
+	 * server logins for seconds
+	 */
 	snprintf(general, sizeof(general),
-		 "pooler_mode = %s\ncheckout_timeout = 30000\nmax_client_conn = 1000",
+		 "pooler_mode = %s\ncheckout_timeout = 30000\nconnect_timeout = 30000\n"
+		 "max_client_conn = 1000",
 		 pooler_mode());
 	it_pgdog_start(&(struct it_pgdog_conf){
 		.workers = 2,
