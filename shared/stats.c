@@ -102,6 +102,36 @@ stats_collect_worker(struct stats_pool *p, const struct shm_pool_stats *st)
 	}
 }
 
+bool
+stats_ident_read(uint32_t i, struct stats_ident *out)
+{
+	struct shm_pool_ident *src, r;
+
+	if (i >= g_shm->pools_cnt || i >= g_shm->pools_cap)
+		return false;
+	src = shm_pool_ident(i);
+	if (atomic_load_explicit(&src->state, memory_order_relaxed) == SHM_POOL_FREE)
+		return false;
+	if (!shm_row_read(&src->seq, src, &r, sizeof(r)) || r.state == SHM_POOL_FREE)
+		return false;
+	out->state = r.state;
+	/* copies of fixed arrays: terminate them whatever the row held */
+	memcpy(out->user, r.user, sizeof(out->user));
+	memcpy(out->database, r.database, sizeof(out->database));
+	memcpy(out->user_label, r.user_label, sizeof(out->user_label));
+	memcpy(out->db_label, r.db_label, sizeof(out->db_label));
+	memcpy(out->host, r.host, sizeof(out->host));
+	out->user[sizeof(out->user) - 1] = out->database[sizeof(out->database) - 1] = '\0';
+	out->user_label[sizeof(out->user_label) - 1] = '\0';
+	out->db_label[sizeof(out->db_label) - 1] = out->host[sizeof(out->host) - 1] = '\0';
+	out->port = r.port;
+	out->shard = r.shard;
+	out->role = r.role;
+	out->pool_size = r.pool_size;
+	out->pooler_mode = r.pooler_mode;
+	return true;
+}
+
 void
 stats_collect(struct stats_pool *out, size_t pools_cnt)
 {
@@ -129,6 +159,8 @@ stats_collect(struct stats_pool *out, size_t pools_cnt)
 		}
 	}
 	for (size_t i = 0; i < pools_cnt; i++) {
+		if (!stats_ident_read((uint32_t)i, &out[i].ident))
+			out[i].ident.state = SHM_POOL_FREE;
 		out[i].sv_total = shm_pool_open_peek((uint32_t)i);
 		/* sv_active counts idle-in-transaction servers too: they are linked */
 		if (out[i].sv_active >= out[i].sv_idle_xact)

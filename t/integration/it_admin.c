@@ -29,17 +29,17 @@
 #define ADMIN "dbname=admin user=admin password=pgdog"
 
 static int metrics_port;
+static char general[256];
 
 static void
 setup(void)
 {
-	char general[256];
-
 	it_env_start("admin");
 	it_pg_start(NULL);
 	it_pg_role("app", "app_pw", "scram-sha-256");
 	it_pg_role("solo", "solo_pw", "scram-sha-256");
-	it_pg_hba("host all app,solo 127.0.0.1/32 scram-sha-256");
+	it_pg_role("third", "third_pw", "scram-sha-256");
+	it_pg_hba("host all app,solo,third 127.0.0.1/32 scram-sha-256");
 	metrics_port = it_free_port();
 	snprintf(general, sizeof(general),
 		 "pooler_mode = transaction\nstats_period = 1000\nopenmetrics_port = %d\n"
@@ -895,6 +895,86 @@ START_TEST(test_admin_metrics_process)
 }
 END_TEST
 
+/* SHOW cmd's value of col in the row whose database is db (and user is user, unless NULL). */
+static const char *
+show_value(PGconn *adm, const char *cmd, const char *db, const char *user, const char *col)
+{
+	static char out[256];
+	PGresult *res = it_exec_ok(adm, cmd);
+	int fdb = PQfnumber(res, strcmp(cmd, "SHOW DATABASES") == 0 ? "name" : "database");
+	int fuser = PQfnumber(res, "user"), f = PQfnumber(res, col), rows = 0;
+
+	ck_assert_msg(fdb >= 0 && f >= 0, "%s has no column %s", cmd, col);
+	out[0] = '\0';
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (strcmp(PQgetvalue(res, r, fdb), db) != 0 ||
+		    (user && strcmp(PQgetvalue(res, r, fuser), user) != 0))
+			continue;
+		snprintf(out, sizeof(out), "%s", PQgetvalue(res, r, f));
+		rows++;
+	}
+	PQclear(res);
+	ck_assert_msg(rows == 1, "%s: %d rows for %s/%s", cmd, rows, db, user ? user : "");
+	return out;
+}
+
+/*
+ * A reload that removes pool app/app (index 0) and adds third/other: solo/app
+ * keeps index 1, third/other takes index 2, while the configuration lists
+ * them as pools 0 and 1. Every statistic must still name the pool by its own
+ * index: traffic on solo shows in solo's SHOW STATS row and /metrics samples,
+ * the new pool shows none, SHOW POOLS gives each its own pool_size, and SHOW
+ * DATABASES counts each database's own servers.
+ */
+START_TEST(test_admin_reload_shifted_indexes)
+{
+	static char body[4 << 20];
+	char dbs[256];
+	unsigned long long q0, m0;
+	PGconn *adm, *solo;
+
+	snprintf(dbs, sizeof(dbs),
+		 "[databases.other]\nname = other\nhost = 127.0.0.1\nport = %d\n"
+		 "database_name = postgres\n",
+		 g_it.pg_port);
+	it_pgdog_write_config(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = general,
+		.databases = dbs,
+		.users = "[users.solo]\ndatabase = app\npassword = solo_pw\npool_size = 1\n"
+			 "[users.third]\ndatabase = other\npassword = third_pw\npool_size = 2\n",
+	});
+	adm = it_connect(ADMIN);
+	PQclear(it_exec_ok(adm, "RELOAD"));
+	q0 = strtoull(show_value(adm, "SHOW STATS", "app", "solo", "total_query_count"), NULL, 10);
+	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	m0 = (unsigned long long)metric(body, "pgdog_queries_total", "solo");
+	ck_assert_msg(strstr(body, "user=\"third\",database=\"other\""), "no third/other samples");
+	solo = it_connect(SOLO);
+	for (int i = 0; i < 7; i++)
+		ck_assert_str_eq(it_value(solo, "SELECT 1"), "1");
+	ck_assert_uint_ge(
+		strtoull(show_value(adm, "SHOW STATS", "app", "solo", "total_query_count"), NULL,
+			 10),
+		q0 + 7);
+	ck_assert_str_eq(show_value(adm, "SHOW STATS", "other", "third", "total_query_count"), "0");
+	ck_assert_str_eq(show_value(adm, "SHOW POOLS", "app", "solo", "pool_size"), "1");
+	ck_assert_str_eq(show_value(adm, "SHOW POOLS", "other", "third", "pool_size"), "2");
+	ck_assert_str_eq(show_value(adm, "SHOW POOLS", "app", "solo", "sv_total"), "1");
+	ck_assert_str_eq(show_value(adm, "SHOW POOLS", "other", "third", "sv_total"), "0");
+	ck_assert_str_eq(show_value(adm, "SHOW DATABASES", "other", NULL, "current_connections"),
+			 "0");
+	ck_assert_str_eq(show_value(adm, "SHOW DATABASES", "other", NULL, "pool_size"), "2");
+	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	ck_assert_uint_ge((unsigned long long)metric(body, "pgdog_queries_total", "solo"), m0 + 7);
+	ck_assert(metric(body, "pgdog_queries_total", "third") == 0);
+	ck_assert(metric(body, "pgdog_pool_size", "third") == 2);
+	ck_assert(metric(body, "pgdog_sv_open", "solo") == 1);
+	PQfinish(solo);
+	PQfinish(adm);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -915,6 +995,7 @@ main(void)
 	tcase_add_test(tc, test_admin_metrics_http);
 	tcase_add_test(tc, test_admin_prometheus_scrape);
 	tcase_add_test(tc, test_admin_metrics_process);
+	tcase_add_test(tc, test_admin_reload_shifted_indexes); /* last: reloads */
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
 }
