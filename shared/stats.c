@@ -220,6 +220,58 @@ stats_snapshot(struct shm_pool_stats *st, uint64_t now_us)
 	shm_row_write_end(&st->snap_seq);
 }
 
+void
+stats_holds_read(struct stats_holds *out, uint64_t now_us)
+{
+	const struct shm_ctl *ctl = shm_ctl();
+	uint32_t n;
+
+	out->is_maintenance = ctl->is_maintenance != 0;
+	out->is_pause_all = ctl->is_pause_all != 0;
+	n = ctl->paused_cnt;
+	out->paused_cnt = n < SHM_CTL_PAUSED_MAX ? n : SHM_CTL_PAUSED_MAX;
+	for (uint32_t i = 0; i < out->paused_cnt; i++) {
+		memcpy(out->paused[i], ctl->paused[i], SHM_NAME_MAX);
+		out->paused[i][SHM_NAME_MAX - 1] = '\0';
+	}
+	out->bans_cnt = 0;
+	for (uint32_t i = 0; i < SHM_BANS_MAX; i++) {
+		struct shm_ban *src = shm_ban(i), r;
+
+		if (!src->database[0] || !shm_row_read(&src->seq, src, &r, sizeof(r)) ||
+		    !r.database[0] || (r.expires_at_us && r.expires_at_us <= now_us))
+			continue;
+		memcpy(out->bans[out->bans_cnt].database, r.database, SHM_NAME_MAX);
+		memcpy(out->bans[out->bans_cnt].user, r.user, SHM_NAME_MAX);
+		out->bans[out->bans_cnt].database[SHM_NAME_MAX - 1] = '\0';
+		out->bans[out->bans_cnt].user[SHM_NAME_MAX - 1] = '\0';
+		out->bans_cnt++;
+	}
+}
+
+bool
+stats_holds_is_paused(const struct stats_holds *h, const char *db)
+{
+	if (h->is_maintenance || h->is_pause_all)
+		return true;
+	for (uint32_t i = 0; i < h->paused_cnt; i++)
+		if (strcmp(h->paused[i], db) == 0)
+			return true;
+	return false;
+}
+
+bool
+stats_holds_is_banned(const struct stats_holds *h, const char *db, const char *user)
+{
+	for (uint32_t i = 0; i < h->bans_cnt; i++) {
+		if (strcmp(h->bans[i].database, db) != 0)
+			continue;
+		if (!h->bans[i].user[0] || (user && strcmp(h->bans[i].user, user) == 0))
+			return true;
+	}
+	return false;
+}
+
 uint64_t
 stats_rss_bytes(int pid)
 {

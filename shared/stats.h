@@ -102,5 +102,33 @@ void stats_averages(const struct stats_pool *p, uint64_t avg[SHM_STAT_CNT]);
 /* Worker side: copy a pool's totals for the averages (every stats_period). */
 void stats_snapshot(struct shm_pool_stats *st, uint64_t now_us);
 
+/*
+ * The holds and bans of the control area (shm_ctl, shm_ban), as SHOW STATE,
+ * SHOW DATABASES and /metrics report them. Read without the control lock:
+ * the supervisor must never wait on a lock a dead worker holds, so a copy
+ * may be a moment old (never torn: names are re-terminated).
+ */
+struct stats_holds {
+	bool is_maintenance; /* MAINTENANCE ON: every new transaction held */
+	bool is_pause_all;   /* PAUSE without a database */
+	uint32_t paused_cnt; /* PAUSE db: these databases */
+	char paused[SHM_CTL_PAUSED_MAX][SHM_NAME_MAX];
+	uint32_t bans_cnt; /* bans in force (not expired) */
+	struct {
+		char database[SHM_NAME_MAX];
+		char user[SHM_NAME_MAX]; /* "": every user of database */
+	} bans[SHM_BANS_MAX];
+};
+
+/* Copy the holds and the bans in force at now_us (wall clock, microseconds). */
+void stats_holds_read(struct stats_holds *out, uint64_t now_us);
+/* Whether new transactions on database db are held (MAINTENANCE, PAUSE, PAUSE db). */
+bool stats_holds_is_paused(const struct stats_holds *h, const char *db);
+/*
+ * Whether a ban refuses pool (db, user), as the workers apply them (host is
+ * not compared); user NULL: only a ban of every user of db counts.
+ */
+bool stats_holds_is_banned(const struct stats_holds *h, const char *db, const char *user);
+
 /* Resident set size of a process from /proc/<pid>/statm, bytes; 0 if unknown. */
 uint64_t stats_rss_bytes(int pid);

@@ -336,6 +336,16 @@ sv_metrics_histogram(struct sv_mbuf *b, const char *ns, const struct stats_pool 
 	}
 }
 
+/* Wall clock, microseconds: ban expiries are wall-clock times. */
+static uint64_t
+sv_metrics_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int
 sv_metrics_render(const char *ns, char **out, size_t *out_len)
 {
@@ -345,6 +355,7 @@ sv_metrics_render(const char *ns, char **out, size_t *out_len)
 	struct sv_metrics_pool *lbl = calloc(cnt ? cnt : 1, sizeof(*lbl));
 	uint64_t(*avg)[SHM_STAT_CNT] = calloc(cnt ? cnt : 1, sizeof(*avg));
 	size_t live;
+	static struct stats_holds h; /* the supervisor renders one scrape at a time */
 
 	if (!ps || !lbl || !avg)
 		goto fail;
@@ -364,6 +375,17 @@ sv_metrics_render(const char *ns, char **out, size_t *out_len)
 		stats_averages(&ps[i], avg[i]);
 	}
 	sv_metrics_process(&b, ns);
+	stats_holds_read(&h, sv_metrics_wall_us());
+	sv_metrics_head(&b, ns, "maintenance", "gauge",
+			"1 while MAINTENANCE ON holds every new transaction.");
+	sv_mbuf_printf(&b, "%smaintenance %d\n", ns, h.is_maintenance);
+	sv_metrics_head(&b, ns, "paused", "gauge",
+			"1 while PAUSE (every database) holds new transactions.");
+	sv_mbuf_printf(&b, "%spaused %d\n", ns, h.is_pause_all);
+	sv_metrics_head(&b, ns, "paused_databases", "gauge", "Databases paused by PAUSE db.");
+	sv_mbuf_printf(&b, "%spaused_databases %u\n", ns, h.paused_cnt);
+	sv_metrics_head(&b, ns, "bans", "gauge", "Bans in force (BAN; SHOW BANS lists them).");
+	sv_mbuf_printf(&b, "%sbans %u\n", ns, h.bans_cnt);
 #define SV_GAUGE(field, help)                                     \
 	sv_metrics_pool_gauge(&b, ns, ps, lbl, cnt, #field, help, \
 			      offsetof(struct stats_pool, field))
@@ -383,6 +405,16 @@ sv_metrics_render(const char *ns, char **out, size_t *out_len)
 	for (size_t i = 0; i < cnt; i++)
 		sv_mbuf_printf(&b, "%spool_size{%s} %d\n", ns, lbl[i].labels,
 			       ps[i].ident.pool_size);
+	sv_metrics_head(&b, ns, "pool_paused", "gauge",
+			"1 while new transactions of the pool are held (PAUSE, MAINTENANCE ON).");
+	for (size_t i = 0; i < cnt; i++)
+		sv_mbuf_printf(&b, "%spool_paused{%s} %d\n", ns, lbl[i].labels,
+			       stats_holds_is_paused(&h, ps[i].ident.database));
+	sv_metrics_head(&b, ns, "pool_banned", "gauge",
+			"1 while a ban (BAN) refuses new transactions of the pool.");
+	for (size_t i = 0; i < cnt; i++)
+		sv_mbuf_printf(&b, "%spool_banned{%s} %d\n", ns, lbl[i].labels,
+			       stats_holds_is_banned(&h, ps[i].ident.database, ps[i].ident.user));
 	sv_metrics_head(&b, ns, "maxwait_seconds", "gauge",
 			"How long the oldest waiting client has waited.");
 	for (size_t i = 0; i < cnt; i++) {

@@ -671,9 +671,11 @@ wk_admin_show_databases(struct wk_client *c, const char *args, struct pgw_buf *b
 					    "disabled" };
 	struct wk_admin_row row;
 	uint32_t pools_cnt = g_shm->pools_cnt;
+	struct stats_holds h;
 
 	(void)c;
 	(void)args;
+	stats_holds_read(&h, g_wk.now_us);
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (size_t d = 0; d < g_cfg->databases_cnt; d++) {
 		const struct config_database *db = &g_cfg->databases[d];
@@ -726,8 +728,9 @@ wk_admin_show_databases(struct wk_client *c, const char *args, struct pgw_buf *b
 		wk_admin_cell(&row, "%" PRIu64, open);
 		wk_admin_cell(&row, "%d", 0);
 		wk_admin_cell(&row, "%" PRIu64, wk_admin_clients_of(db->name, NULL));
-		wk_admin_cell(&row, "%d", 0);
-		wk_admin_cell(&row, "%d", 0);
+		/* paused: new transactions held; disabled: banned for every user */
+		wk_admin_cell(&row, "%d", stats_holds_is_paused(&h, db->name));
+		wk_admin_cell(&row, "%d", stats_holds_is_banned(&h, db->name, NULL));
 		pgw_put_data_row(b, row.values, row.cnt);
 	}
 	/* the admin console itself, as PgBouncer lists its "pgbouncer" database */
@@ -1015,11 +1018,19 @@ static void
 wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
 	static const char *const cols[] = { "key", "value" };
-	char workers[16], alive[16], started[32], reloads[24];
+	char workers[16], alive[16], started[32], reloads[24], bans[16];
+	char paused_dbs[SHM_CTL_PAUSED_MAX * (SHM_NAME_MAX + 1)] = "";
+	struct stats_holds h;
 	uint32_t n = 0;
+	size_t len = 0;
 
 	(void)c;
 	(void)args;
+	stats_holds_read(&h, g_wk.now_us);
+	for (uint32_t i = 0; i < h.paused_cnt; i++)
+		len += (size_t)snprintf(paused_dbs + len, sizeof(paused_dbs) - len, "%s%s",
+					i ? "," : "", h.paused[i]);
+	snprintf(bans, sizeof(bans), "%u", h.bans_cnt);
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++)
 		n += atomic_load(&shm_worker(w)->pid) > 0;
 	snprintf(workers, sizeof(workers), "%u", g_shm->workers_cnt);
@@ -1028,12 +1039,16 @@ wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 	wk_admin_time(started, sizeof(started), g_shm->started_us);
 	const char *const rows[][2] = {
 		{ "active", g_wk.is_shutting_down ? "no" : "yes" },
-		{ "paused", "no" },
-		{ "suspended", "no" },
+		/* PAUSE without a database; MAINTENANCE ON is the instance-wide hold */
+		{ "paused", h.is_pause_all ? "yes" : "no" },
+		{ "suspended", h.is_maintenance ? "yes" : "no" },
 		{ "workers", workers },
 		{ "workers_alive", alive },
 		{ "started", started },
 		{ "reloads", reloads },
+		{ "maintenance", h.is_maintenance ? "on" : "off" },
+		{ "paused_databases", paused_dbs },
+		{ "bans", bans },
 	};
 
 	pgw_put_row_description(b, cols, 2);

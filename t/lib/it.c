@@ -1534,3 +1534,81 @@ it_raw_wait_closed(int fd, int timeout_ms)
 			return errno == ECONNRESET || errno == EPIPE;
 	}
 }
+
+/* ---- HTTP (the OpenMetrics endpoint) ---------------------------------------- */
+
+/*
+ * One HTTP request to the metrics port; returns the status code and copies
+ * the body (NUL-terminated) into body. Fails the test on a connection
+ * error, on no answer within 5 s, or on an answer over 4 MiB.
+ */
+int
+it_http_request(int port, const char *request, char *body, size_t body_len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	static char buf[4 << 20];
+	size_t n = 0, req_len = strlen(request);
+	long long end = it_now_ms() + 5000;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), code = 0;
+	char *p;
+
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		      "connect to port %d: %s", port, strerror(errno));
+	ck_assert(write(fd, request, req_len) == (ssize_t)req_len);
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		ck_assert_msg(it_now_ms() < end, "metrics answer did not end within 5 s");
+		if (poll(&pfd, 1, 1000) <= 0)
+			continue;
+		r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		ck_assert_msg(r >= 0, "read: %s", strerror(errno));
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		ck_assert_msg(n < sizeof(buf) - 1, "metrics answer too large");
+	}
+	close(fd);
+	buf[n] = '\0';
+	ck_assert_msg(sscanf(buf, "HTTP/1.1 %d", &code) == 1, "not an HTTP answer: %.100s", buf);
+	p = strstr(buf, "\r\n\r\n");
+	ck_assert_msg(p != NULL, "no end of headers");
+	snprintf(body, body_len, "%s", p + 4);
+	return code;
+}
+
+/* The value of the sample "name{labels...}" whose labels contain user="user". */
+double
+it_metric(const char *text, const char *name, const char *user)
+{
+	char key[256], label[96];
+	const char *p = text;
+
+	snprintf(key, sizeof(key), "\n%s{", name);
+	snprintf(label, sizeof(label), "user=\"%s\"", user);
+	while ((p = strstr(p, key)) != NULL) {
+		const char *eol = strchr(p + 1, '\n'), *sp;
+
+		p += strlen(key);
+		sp = strchr(p, '}');
+		if (sp && eol && sp < eol && memmem(p, (size_t)(sp - p), label, strlen(label)))
+			return strtod(sp + 2, NULL);
+	}
+	ck_abort_msg("no sample %s for user %s", name, user);
+	return -1;
+}
+
+double
+it_metric_plain(const char *text, const char *name)
+{
+	char key[256];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(text, key);
+	ck_assert_msg(p != NULL, "no sample %s", name);
+	return strtod(p + strlen(key), NULL);
+}

@@ -240,3 +240,13 @@ int it_raw_login(int fd, const char *user, const char *db, const char *password,
 int it_raw_auth_request(int port, const char *user, const char *db, char *sqlstate);
 /* Whether the peer closed the connection (EOF) within timeout_ms, discarding data. */
 bool it_raw_wait_closed(int fd, int timeout_ms);
+
+/*
+ * One HTTP request to 127.0.0.1:port (the metrics endpoint); returns the
+ * status code and copies the body (NUL-terminated, truncated) into body.
+ */
+int it_http_request(int port, const char *request, char *body, size_t body_len);
+/* The value of sample "name{...}" whose labels contain user="user"; fails the test if none. */
+double it_metric(const char *text, const char *name, const char *user);
+/* The value of the unlabelled sample "name"; fails the test if none. */
+double it_metric_plain(const char *text, const char *name);
