@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shared/proc.h"
+
 /* 0.1 ms to 60 s, roughly 1-2.5-5 per decade */
 const uint64_t stats_hist_bounds_us[SHM_HIST_BOUNDS] = {
 	100,    250,    500,    1000,    2500,    5000,    10000,    25000,    50000,
@@ -277,18 +279,10 @@ stats_rss_bytes(int pid)
 {
 	char path[64], buf[128];
 	unsigned long long size = 0, resident = 0;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (proc_read_small(path, buf, sizeof(buf)) < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
 		return 0;
 	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
