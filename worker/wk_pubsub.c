@@ -438,6 +438,30 @@ wk_pubsub_chan_release(struct wk_pubsub_chan *ch)
 		wk_pubsub_row_publish(ch);
 }
 
+/* pc no longer waits for its LISTEN to be confirmed by the listener. */
+static void
+wk_pubsub_unwait(struct wk_pubsub_client *pc)
+{
+	list_del(&pc->wait_node);
+	list_init(&pc->wait_node);
+	pc->wait_chan = NULL;
+}
+
+/*
+ * Read from c again after its LISTEN stopped reading (the answer is sent),
+ * and run what it pipelined meanwhile; nothing if it is closing.
+ */
+static void
+wk_pubsub_read_on(struct wk_client *c)
+{
+	if (!c->is_read_off || (c->state != WK_CLIENT_IDLE && c->state != WK_CLIENT_ACTIVE))
+		return;
+	wk_stream_read_on(&c->io);
+	c->is_read_off = false;
+	if (evbuffer_get_length(c->io.in))
+		(void)wk_client_resume_input(c);
+}
+
 /* Take c off one channel (the channel goes when it was the last client). */
 static void
 wk_pubsub_leave(struct wk_client *c, size_t i)
@@ -452,11 +476,8 @@ wk_pubsub_leave(struct wk_client *c, size_t i)
 			break;
 		}
 	}
-	if (pc->wait_chan == ch) {
-		pc->wait_chan = NULL;
-		list_del(&pc->wait_node);
-		list_init(&pc->wait_node);
-	}
+	if (pc->wait_chan == ch)
+		wk_pubsub_unwait(pc);
 	wk_pubsub_chan_release(ch);
 }
 
@@ -1057,20 +1078,12 @@ wk_pubsub_answer_waiters(struct wk_pubsub_pool *pp)
 
 		if (!pc->wait_chan || pc->wait_chan->listen_seq > pp->done_seq)
 			continue;
-		list_del(&pc->wait_node);
-		list_init(&pc->wait_node);
-		pc->wait_chan = NULL;
+		wk_pubsub_unwait(pc);
 		if (c->state == WK_CLIENT_CLOSING)
 			continue;
 		if (wk_pubsub_reply(c, pc->wait_prefix, "LISTEN") == WK_CLOSED)
 			continue;
-		if (c->is_read_off &&
-		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {
-			wk_stream_read_on(&c->io);
-			c->is_read_off = false;
-			if (evbuffer_get_length(c->io.in))
-				(void)wk_client_resume_input(c);
-		}
+		wk_pubsub_read_on(c);
 	}
 }
 
@@ -1207,11 +1220,8 @@ wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why)
 				break;
 			}
 		}
-		if (pc->wait_chan) {
-			list_del(&pc->wait_node);
-			list_init(&pc->wait_node);
-			pc->wait_chan = NULL;
-		}
+		if (pc->wait_chan)
+			wk_pubsub_unwait(pc);
 		if (c->state == WK_CLIENT_CLOSING)
 			continue;
 		pgw_buf_reset(b);
@@ -1222,13 +1232,7 @@ wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why)
 			continue;
 		}
 		shm_client((uint32_t)g_wk.slot, c->row)->errors++;
-		if (c->is_read_off &&
-		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {
-			wk_stream_read_on(&c->io);
-			c->is_read_off = false;
-			if (evbuffer_get_length(c->io.in))
-				(void)wk_client_resume_input(c);
-		}
+		wk_pubsub_read_on(c);
 	}
 }
 

@@ -61,33 +61,11 @@ teardown(void)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* The row of SHOW cmd whose database is app and user is user. */
-static int
-row_of(PGresult *res, const char *user)
-{
-	int fdb = PQfnumber(res, "database"), fuser = PQfnumber(res, "user");
-
-	ck_assert_msg(fdb >= 0 && fuser >= 0, "no database/user columns");
-	for (int r = 0; r < PQntuples(res); r++)
-		if (strcmp(PQgetvalue(res, r, fdb), "app") == 0 &&
-		    strcmp(PQgetvalue(res, r, fuser), user) == 0)
-			return r;
-	ck_abort_msg("no row for database app, user %s", user);
-	return -1;
-}
-
 /* A number from SHOW cmd for pool app/user. */
 static unsigned long long
 pool_num(PGconn *adm, const char *cmd, const char *user, const char *col)
 {
-	PGresult *res = it_exec_ok(adm, cmd);
-	int f = PQfnumber(res, col);
-	unsigned long long v;
-
-	ck_assert_msg(f >= 0, "%s has no column %s", cmd, col);
-	v = strtoull(PQgetvalue(res, row_of(res, user), f), NULL, 10);
-	PQclear(res);
-	return v;
+	return strtoull(it_show_value(adm, cmd, "database", "app", "user", user, col), NULL, 10);
 }
 
 static unsigned long long
@@ -499,19 +477,11 @@ START_TEST(test_admin_help_and_unknown)
 	PGconn *adm = it_connect(ADMIN);
 	PGresult *res = it_exec_ok(adm, "SHOW HELP");
 	static const char *const want[] = {
-		"SHOW STATS",
-		"SHOW POOLS",
-		"SHOW FDS",
-		"RELOAD",
-		"PAUSE [db]",
-		"SHUTDOWN",
-		"BAN [id]",
-		"SET setting TO value",
-		"KILL db",
-		"KILL_CLIENT id",
-		"SHOW BANS",
-		"SHOW PEERS",
-		"MAINTENANCE ON|OFF",
+		"SHOW STATS", "SHOW POOLS",         "SHOW FDS",
+		"RELOAD",     "PAUSE [db]",         "SHUTDOWN",
+		"BAN id|db",  "UNBAN [id|db]",      "SET setting TO value",
+		"KILL db",    "KILL_CLIENT id",     "SHOW BANS",
+		"SHOW PEERS", "MAINTENANCE ON|OFF",
 	};
 	const char *hint;
 
@@ -822,29 +792,6 @@ START_TEST(test_admin_metrics_process)
 }
 END_TEST
 
-/* SHOW cmd's value of col in the row whose database is db (and user is user, unless NULL). */
-static const char *
-show_value(PGconn *adm, const char *cmd, const char *db, const char *user, const char *col)
-{
-	static char out[256];
-	PGresult *res = it_exec_ok(adm, cmd);
-	int fdb = PQfnumber(res, strcmp(cmd, "SHOW DATABASES") == 0 ? "name" : "database");
-	int fuser = PQfnumber(res, "user"), f = PQfnumber(res, col), rows = 0;
-
-	ck_assert_msg(fdb >= 0 && f >= 0, "%s has no column %s", cmd, col);
-	out[0] = '\0';
-	for (int r = 0; r < PQntuples(res); r++) {
-		if (strcmp(PQgetvalue(res, r, fdb), db) != 0 ||
-		    (user && strcmp(PQgetvalue(res, r, fuser), user) != 0))
-			continue;
-		snprintf(out, sizeof(out), "%s", PQgetvalue(res, r, f));
-		rows++;
-	}
-	PQclear(res);
-	ck_assert_msg(rows == 1, "%s: %d rows for %s/%s", cmd, rows, db, user ? user : "");
-	return out;
-}
-
 /*
  * A reload that removes pool app/app (index 0) and adds third/other: solo/app
  * keeps index 1, third/other takes index 2, while the configuration lists
@@ -873,25 +820,40 @@ START_TEST(test_admin_reload_shifted_indexes)
 	});
 	adm = it_connect(ADMIN);
 	PQclear(it_exec_ok(adm, "RELOAD"));
-	q0 = strtoull(show_value(adm, "SHOW STATS", "app", "solo", "total_query_count"), NULL, 10);
+	q0 = strtoull(it_show_value(adm, "SHOW STATS", "database", "app", "user", "solo",
+				    "total_query_count"),
+		      NULL, 10);
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
 	m0 = (unsigned long long)it_metric(body, "pgdog_queries_total", "solo");
 	ck_assert_msg(strstr(body, "user=\"third\",database=\"other\""), "no third/other samples");
 	solo = it_connect(SOLO);
 	for (int i = 0; i < 7; i++)
 		ck_assert_str_eq(it_value(solo, "SELECT 1"), "1");
-	ck_assert_uint_ge(
-		strtoull(show_value(adm, "SHOW STATS", "app", "solo", "total_query_count"), NULL,
-			 10),
-		q0 + 7);
-	ck_assert_str_eq(show_value(adm, "SHOW STATS", "other", "third", "total_query_count"), "0");
-	ck_assert_str_eq(show_value(adm, "SHOW POOLS", "app", "solo", "pool_size"), "1");
-	ck_assert_str_eq(show_value(adm, "SHOW POOLS", "other", "third", "pool_size"), "2");
-	ck_assert_str_eq(show_value(adm, "SHOW POOLS", "app", "solo", "sv_total"), "1");
-	ck_assert_str_eq(show_value(adm, "SHOW POOLS", "other", "third", "sv_total"), "0");
-	ck_assert_str_eq(show_value(adm, "SHOW DATABASES", "other", NULL, "current_connections"),
+	ck_assert_uint_ge(strtoull(it_show_value(adm, "SHOW STATS", "database", "app", "user",
+						 "solo", "total_query_count"),
+				   NULL, 10),
+			  q0 + 7);
+	ck_assert_str_eq(it_show_value(adm, "SHOW STATS", "database", "other", "user", "third",
+				       "total_query_count"),
 			 "0");
-	ck_assert_str_eq(show_value(adm, "SHOW DATABASES", "other", NULL, "pool_size"), "2");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "solo", "pool_size"),
+		"1");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "other", "user", "third", "pool_size"),
+		"2");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "solo", "sv_total"),
+		"1");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "other", "user", "third", "sv_total"),
+		"0");
+	ck_assert_str_eq(it_show_value(adm, "SHOW DATABASES", "name", "other", NULL, NULL,
+				       "current_connections"),
+			 "0");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW DATABASES", "name", "other", NULL, NULL, "pool_size"),
+		"2");
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
 	ck_assert_uint_ge((unsigned long long)it_metric(body, "pgdog_queries_total", "solo"),
 			  m0 + 7);

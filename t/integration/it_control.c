@@ -408,35 +408,18 @@ START_TEST(test_control_ban)
 }
 END_TEST
 
-/* SHOW cmd's value of col in the row whose column key is val. */
-static const char *
-show_value(PGconn *a, const char *cmd, const char *key, const char *val, const char *col)
-{
-	static char out[256];
-	PGresult *r = it_exec_ok(a, cmd);
-	int fk = PQfnumber(r, key), f = PQfnumber(r, col);
-
-	ck_assert_msg(fk >= 0 && f >= 0, "%s has no column %s or %s", cmd, key, col);
-	out[0] = '\0';
-	for (int i = 0; i < PQntuples(r); i++)
-		if (strcmp(PQgetvalue(r, i, fk), val) == 0)
-			snprintf(out, sizeof(out), "%s", PQgetvalue(r, i, f));
-	PQclear(r);
-	return out;
-}
-
 /* SHOW STATE's value of key. */
 static const char *
 state_of(PGconn *a, const char *key)
 {
-	return show_value(a, "SHOW STATE", "key", key, "value");
+	return it_show_value(a, "SHOW STATE", "key", key, NULL, NULL, "value");
 }
 
 /* SHOW DATABASES' paused or disabled for database db. */
 static const char *
 db_flag(PGconn *a, const char *db, const char *col)
 {
-	return show_value(a, "SHOW DATABASES", "name", db, col);
+	return it_show_value(a, "SHOW DATABASES", "name", db, NULL, NULL, col);
 }
 
 static char metrics[4 << 20];

@@ -152,28 +152,6 @@ value_within(PGconn *c, int ms, const char *what)
 	return buf;
 }
 
-/* A column of SHOW POOLS for database app, user app (static). */
-static const char *
-pool_field(const char *col)
-{
-	static char buf[128];
-	PGconn *adm = it_connect(ADMIN);
-	PGresult *res = it_exec_ok(adm, "SHOW POOLS");
-	int fdb = PQfnumber(res, "database"), fuser = PQfnumber(res, "user");
-	int fcol = PQfnumber(res, col), row = -1;
-
-	ck_assert_msg(fdb >= 0 && fuser >= 0 && fcol >= 0, "SHOW POOLS has no column %s", col);
-	for (int r = 0; r < PQntuples(res); r++)
-		if (strcmp(PQgetvalue(res, r, fdb), "app") == 0 &&
-		    strcmp(PQgetvalue(res, r, fuser), "app") == 0)
-			row = r;
-	ck_assert_msg(row >= 0, "SHOW POOLS has no row for app/app");
-	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, row, fcol));
-	PQclear(res);
-	PQfinish(adm);
-	return buf;
-}
-
 /*
  * Close a prepared statement on c's connection (libpq 15 has no
  * PQclosePrepared): Close 'S' + Sync written to its socket while libpq is
@@ -654,7 +632,7 @@ END_TEST
 START_TEST(test_set_config_pins)
 {
 	PGconn *a = it_connect(APP), *b = it_connect(APP);
-	long pins = atol(pool_field("pins"));
+	long pins = atol(it_pool_field("app", "app", "pins"));
 	char pa[32];
 
 	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
@@ -663,10 +641,10 @@ START_TEST(test_set_config_pins)
 	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', 'local', true)"), "local");
 	exec_ok(a, "COMMIT");
 	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
-	ck_assert_int_eq(atol(pool_field("pins")), pins);
+	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), pins);
 	/* session level: pinned */
 	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', '42', false)"), "42");
-	ck_assert_int_eq(atol(pool_field("pins")), pins + 1);
+	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), pins + 1);
 	ck_assert_int_eq(PQsendQuery(b, "SELECT coalesce(current_setting('pf.x', true), '')"), 1);
 	ck_assert_msg(busy_for(b, 300), "b got the server a set pf.x on");
 	for (int i = 0; i < 5; i++)

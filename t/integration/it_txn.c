@@ -151,51 +151,6 @@ assert_sqlstate(const PGresult *res, const char *sqlstate)
 		      st != NULL ? st : "(none)", sqlstate, PQresultErrorMessage(res));
 }
 
-/* A column of the admin console's SHOW POOLS for database app and user (static buffer). */
-static const char *
-pool_field(const char *user, const char *col)
-{
-	static char buf[128];
-	PGconn *adm = it_connect(ADMIN);
-	PGresult *res = it_exec_ok(adm, "SHOW POOLS");
-	int fdb = PQfnumber(res, "database"), fuser = PQfnumber(res, "user");
-	int fcol = PQfnumber(res, col), row = -1;
-
-	ck_assert_msg(fdb >= 0 && fuser >= 0 && fcol >= 0, "SHOW POOLS has no column %s", col);
-	for (int r = 0; r < PQntuples(res); r++) {
-		if (strcmp(PQgetvalue(res, r, fdb), "app") == 0 &&
-		    strcmp(PQgetvalue(res, r, fuser), user) == 0)
-			row = r;
-	}
-	ck_assert_msg(row >= 0, "SHOW POOLS has no row for database app, user %s", user);
-	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, row, fcol));
-	PQclear(res);
-	PQfinish(adm);
-	return buf;
-}
-
-/* Wait for a notification on c for up to timeout_ms. */
-static PGnotify *
-wait_notify(PGconn *c, int timeout_ms)
-{
-	long long end = it_now_ms() + timeout_ms;
-	PGnotify *n;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		int left;
-
-		ck_assert_msg(PQconsumeInput(c) == 1, "%s", PQerrorMessage(c));
-		n = PQnotifies(c);
-		if (n != NULL)
-			return n;
-		left = (int)(end - it_now_ms());
-		if (left <= 0)
-			return NULL;
-		poll(&pfd, 1, left);
-	}
-}
-
 /* ---- transaction mode: a server per transaction ------------------------- */
 
 static void
@@ -242,7 +197,7 @@ START_TEST(test_txn_idle_clients_hold_no_server)
 
 	for (int i = 0; i < 10; i++)
 		c[i] = it_connect(APP);
-	ck_assert_str_eq(pool_field("app", "sv_active"), "0");
+	ck_assert_str_eq(it_pool_field("app", "app", "sv_active"), "0");
 	n = it_pg_count_backends(mon, "app");
 	ck_assert_msg(n <= 1, "10 idle clients, pool_size 1: PostgreSQL has %d backends of app", n);
 	/* each runs a query in turn on the one server and gives it back */
@@ -252,8 +207,8 @@ START_TEST(test_txn_idle_clients_hold_no_server)
 		ck_assert_msg(strcmp(pid, first) == 0,
 			      "client %d ran on backend %s, client 0 on %s", i, pid, first);
 	}
-	ck_assert_str_eq(pool_field("app", "sv_active"), "0");
-	ck_assert_str_eq(pool_field("app", "sv_idle"), "1");
+	ck_assert_str_eq(it_pool_field("app", "app", "sv_active"), "0");
+	ck_assert_str_eq(it_pool_field("app", "app", "sv_idle"), "1");
 	n = it_pg_count_backends(mon, "app");
 	ck_assert_msg(n == 1, "pool_size 1: PostgreSQL has %d backends of app", n);
 	for (int i = 0; i < 10; i++)
@@ -929,7 +884,7 @@ START_TEST(test_pin_listen)
 	backend_pid(a, pa, sizeof(pa));
 	exec_ok(a, "LISTEN chan");
 	exec_ok(direct, "NOTIFY chan, 'one'");
-	n = wait_notify(a, 3000);
+	n = it_wait_notify(a, 3000);
 	ck_assert_msg(n != NULL, "no notification within 3 s");
 	ck_assert_str_eq(n->relname, "chan");
 	ck_assert_str_eq(n->extra, "one");
@@ -937,7 +892,7 @@ START_TEST(test_pin_listen)
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
 	ck_assert_msg(busy_for(b, 300), "B got the server while A listened on it");
 	exec_ok(direct, "NOTIFY chan, 'two'");
-	n = wait_notify(a, 3000);
+	n = it_wait_notify(a, 3000);
 	ck_assert_msg(n != NULL, "no second notification within 3 s");
 	ck_assert_str_eq(n->extra, "two");
 	ck_assert_int_eq(n->be_pid, atoi(it_value(direct, "SELECT pg_backend_pid()")));
@@ -1116,11 +1071,11 @@ END_TEST
 START_TEST(test_pin_counted)
 {
 	PGconn *a = it_connect(APP);
-	long before = atol(pool_field("app", "pins"));
+	long before = atol(it_pool_field("app", "app", "pins"));
 
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(7)"), "");
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(8)"), "");
-	ck_assert_int_eq(atol(pool_field("app", "pins")), before + 1);
+	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), before + 1);
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
 	PQfinish(a);
 }
@@ -1349,8 +1304,8 @@ START_TEST(test_mode_per_user)
 		ck_assert_msg(strcmp(pa, pb) == 0, "user app (transaction): A on %s, B on %s", pa,
 			      pb);
 	}
-	ck_assert_str_eq(pool_field("sess", "pool_mode"), "session");
-	ck_assert_str_eq(pool_field("app", "pool_mode"), "transaction");
+	ck_assert_str_eq(it_pool_field("app", "sess", "pool_mode"), "session");
+	ck_assert_str_eq(it_pool_field("app", "app", "pool_mode"), "transaction");
 	ck_assert_msg(busy_for(s2, 100), "s2 got the server while s1 was connected");
 	PQfinish(s1);
 	ck_assert_str_eq(value_within(s2, 3000, "s2 after s1 left"), p1);

@@ -79,7 +79,7 @@ it_path(const char *file)
 	return b;
 }
 
-static char *
+char *
 it_read_file(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -883,11 +883,40 @@ it_dump_log(void)
 bool
 it_log_contains(const char *s)
 {
-	char *text = it_read_file(g_it.log_path);
+	return it_file_contains(g_it.log_path, s);
+}
+
+bool
+it_file_contains(const char *path, const char *s)
+{
+	char *text = it_read_file(path);
 	bool found = text != NULL && strstr(text, s) != NULL;
 
 	free(text);
 	return found;
+}
+
+bool
+it_file_wait_for(const char *path, const char *s, int timeout_ms)
+{
+	long long end = it_now_ms() + timeout_ms;
+
+	while (!it_file_contains(path, s)) {
+		if (it_now_ms() >= end)
+			return false;
+		it_sleep_ms(50);
+	}
+	return true;
+}
+
+pid_t
+it_pidfile_pid(const char *path)
+{
+	char *text = it_read_file(path);
+	int pid = text ? atoi(text) : 0;
+
+	free(text);
+	return (pid_t)pid;
 }
 
 /* fork and exec pgdog with args (NULL-terminated, without argv[0]), output to log. */
@@ -1611,4 +1640,72 @@ it_metric_plain(const char *text, const char *name)
 	p = strstr(text, key);
 	ck_assert_msg(p != NULL, "no sample %s", name);
 	return strtod(p + strlen(key), NULL);
+}
+
+/* ---- the admin console, LISTEN/NOTIFY, command output ------------------------ */
+
+const char *
+it_show_value(PGconn *adm, const char *cmd, const char *k1, const char *v1, const char *k2,
+	      const char *v2, const char *col)
+{
+	static char out[256];
+	PGresult *res = it_exec_ok(adm, cmd);
+	int f1 = PQfnumber(res, k1), f2 = k2 ? PQfnumber(res, k2) : -1, f = PQfnumber(res, col);
+	int rows = 0;
+
+	ck_assert_msg(f1 >= 0 && (!k2 || f2 >= 0) && f >= 0, "%s has no column %s, %s or %s", cmd,
+		      k1, k2 ? k2 : "-", col);
+	out[0] = '\0';
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (strcmp(PQgetvalue(res, r, f1), v1) != 0 ||
+		    (k2 && strcmp(PQgetvalue(res, r, f2), v2) != 0))
+			continue;
+		snprintf(out, sizeof(out), "%s", PQgetvalue(res, r, f));
+		rows++;
+	}
+	PQclear(res);
+	ck_assert_msg(rows == 1, "%s: %d rows with %s = %s%s%s%s%s", cmd, rows, k1, v1,
+		      k2 ? " and " : "", k2 ? k2 : "", k2 ? " = " : "", k2 ? v2 : "");
+	return out;
+}
+
+const char *
+it_pool_field(const char *db, const char *user, const char *col)
+{
+	static char out[256];
+	PGconn *adm = it_connect("dbname=admin user=admin password=pgdog");
+
+	snprintf(out, sizeof(out), "%s",
+		 it_show_value(adm, "SHOW POOLS", "database", db, "user", user, col));
+	PQfinish(adm);
+	return out;
+}
+
+PGnotify *
+it_wait_notify(PGconn *c, int timeout_ms)
+{
+	long long end = it_now_ms() + timeout_ms;
+	PGnotify *n;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		ck_assert_msg(PQconsumeInput(c) == 1, "%s", PQerrorMessage(c));
+		n = PQnotifies(c);
+		if (n != NULL)
+			return n;
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return NULL;
+		poll(&pfd, 1, left);
+	}
+}
+
+long
+it_number_after(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
 }
