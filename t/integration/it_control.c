@@ -129,21 +129,6 @@ admin_ok(PGconn *a, const char *sql, const char *tag)
 	PQclear(r);
 }
 
-/* Whether an asynchronously sent query is still without an answer after ms. */
-static bool
-still_busy(PGconn *c, int ms)
-{
-	long long end = it_now_ms() + ms;
-
-	while (it_now_ms() < end) {
-		ck_assert_int_eq(PQconsumeInput(c), 1);
-		if (!PQisBusy(c))
-			return false;
-		it_sleep_ms(20);
-	}
-	return true;
-}
-
 /* Wait for the answer of a query sent with PQsendQuery; it must succeed. */
 static void
 finish_ok(PGconn *c, int timeout_ms)
@@ -173,7 +158,7 @@ START_TEST(test_control_pause_resume)
 	PQclear(it_exec_ok(tx, "BEGIN"));
 	PQclear(it_exec_ok(tx, "SELECT 1"));
 	ck_assert_int_eq(PQsendQuery(a, "PAUSE"), 1);
-	ck_assert_msg(still_busy(a, 600), "PAUSE returned while a transaction was running");
+	ck_assert_msg(it_busy_for(a, 600), "PAUSE returned while a transaction was running");
 	/* the running transaction goes on and ends normally */
 	PQclear(it_exec_ok(tx, "SELECT 2"));
 	PQclear(it_exec_ok(tx, "COMMIT"));
@@ -182,8 +167,8 @@ START_TEST(test_control_pause_resume)
 	/* new queries of clients on both workers are held, without an error */
 	ck_assert_int_eq(PQsendQuery(c0, "SELECT 'w0'"), 1);
 	ck_assert_int_eq(PQsendQuery(c1, "SELECT 'w1'"), 1);
-	ck_assert_msg(still_busy(c0, 800), "worker 0 ran a query while paused");
-	ck_assert_msg(still_busy(c1, 100), "worker 1 ran a query while paused");
+	ck_assert_msg(it_busy_for(c0, 800), "worker 0 ran a query while paused");
+	ck_assert_msg(it_busy_for(c1, 100), "worker 1 ran a query while paused");
 	admin_ok(a, "RESUME", "RESUME");
 	finish_ok(c0, 3000);
 	finish_ok(c1, 3000);
@@ -203,7 +188,7 @@ START_TEST(test_control_pause_db)
 	admin_ok(a, "PAUSE other", "PAUSE");
 	ck_assert_str_eq(it_value(app, "SELECT 'app runs'"), "app runs");
 	ck_assert_int_eq(PQsendQuery(other, "SELECT 'other'"), 1);
-	ck_assert_msg(still_busy(other, 600), "a query of the paused database ran");
+	ck_assert_msg(it_busy_for(other, 600), "a query of the paused database ran");
 	ck_assert_str_eq(it_value(app, "SELECT 'still runs'"), "still runs");
 	admin_ok(a, "RESUME other", "RESUME");
 	finish_ok(other, 3000);
@@ -222,8 +207,8 @@ START_TEST(test_control_maintenance)
 	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
 	ck_assert_int_eq(PQsendQuery(c0, "SELECT 1"), 1);
 	ck_assert_int_eq(PQsendQuery(c1, "SELECT 1"), 1);
-	ck_assert_msg(still_busy(c0, 700), "worker 0 ran a query during maintenance");
-	ck_assert_msg(still_busy(c1, 100), "worker 1 ran a query during maintenance");
+	ck_assert_msg(it_busy_for(c0, 700), "worker 0 ran a query during maintenance");
+	ck_assert_msg(it_busy_for(c1, 100), "worker 1 ran a query during maintenance");
 	admin_ok(a, "maintenance off;", "MAINTENANCE");
 	finish_ok(c0, 3000);
 	finish_ok(c1, 3000);

@@ -1709,3 +1709,65 @@ it_number_after(const char *text, const char *key)
 
 	return p ? strtol(p + strlen(key), NULL, 10) : -1;
 }
+
+/* ---- queries sent with PQsendQuery ------------------------------------------- */
+
+bool
+it_busy_for(PGconn *c, int ms)
+{
+	long long end = it_now_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
+			return false;
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return true;
+		poll(&pfd, 1, left);
+	}
+}
+
+PGresult *
+it_result_within(PGconn *c, int ms)
+{
+	long long end = it_now_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
+			return PQgetResult(c);
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return NULL;
+		poll(&pfd, 1, left);
+	}
+}
+
+void
+it_drain(PGconn *c)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+}
+
+const char *
+it_value_within(PGconn *c, int ms, const char *what)
+{
+	static char buf[256];
+	PGresult *res = it_result_within(c, ms);
+
+	ck_assert_msg(res != NULL, "%s: no answer within %d ms", what, ms);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s (%s)",
+		      what, PQresultErrorMessage(res), PQresStatus(PQresultStatus(res)));
+	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	it_drain(c);
+	return buf;
+}

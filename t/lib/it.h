@@ -272,3 +272,15 @@ const char *it_pool_field(const char *db, const char *user, const char *col);
 PGnotify *it_wait_notify(PGconn *c, int timeout_ms);
 /* The number after the first key in text (pgbench's output, a log line); -1 if absent. */
 long it_number_after(const char *text, const char *key);
+
+/*
+ * Read c's input for ms milliseconds. Whether the query c sent (PQsendQuery)
+ * is still running at the end (false as soon as its first result is complete).
+ */
+bool it_busy_for(PGconn *c, int ms);
+/* The next result of the query c sent, waiting up to ms; NULL if it is still running. */
+PGresult *it_result_within(PGconn *c, int ms);
+/* Read and discard the remaining results of c's query. */
+void it_drain(PGconn *c);
+/* The one-row answer of the query c sent, within ms (static); fails the test otherwise. */
+const char *it_value_within(PGconn *c, int ms, const char *what);
