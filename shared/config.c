@@ -1954,6 +1954,7 @@ config_keep_restart_only(struct config *next, const struct config *running, char
 	CONFIG_KEEP_STR(log_file);
 	CONFIG_KEEP_INT(syslog);
 	CONFIG_KEEP_STR(syslog_ident);
+	CONFIG_KEEP_INT(syslog_facility); /* the log is opened once, at start */
 	CONFIG_KEEP_INT(query_cache_limit);
 	CONFIG_KEEP_INT(openmetrics_port);
 	CONFIG_KEEP_STR(openmetrics_host);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shared/proc.h"
+
 /* 0.1 ms to 60 s, roughly 1-2.5-5 per decade */
 const uint64_t stats_hist_bounds_us[SHM_HIST_BOUNDS] = {
 	100,    250,    500,    1000,    2500,    5000,    10000,    25000,    50000,
@@ -102,6 +104,36 @@ stats_collect_worker(struct stats_pool *p, const struct shm_pool_stats *st)
 	}
 }
 
+bool
+stats_ident_read(uint32_t i, struct stats_ident *out)
+{
+	struct shm_pool_ident *src, r;
+
+	if (i >= g_shm->pools_cnt || i >= g_shm->pools_cap)
+		return false;
+	src = shm_pool_ident(i);
+	if (atomic_load_explicit(&src->state, memory_order_relaxed) == SHM_POOL_FREE)
+		return false;
+	if (!shm_row_read(&src->seq, src, &r, sizeof(r)) || r.state == SHM_POOL_FREE)
+		return false;
+	out->state = r.state;
+	/* copies of fixed arrays: terminate them whatever the row held */
+	memcpy(out->user, r.user, sizeof(out->user));
+	memcpy(out->database, r.database, sizeof(out->database));
+	memcpy(out->user_label, r.user_label, sizeof(out->user_label));
+	memcpy(out->db_label, r.db_label, sizeof(out->db_label));
+	memcpy(out->host, r.host, sizeof(out->host));
+	out->user[sizeof(out->user) - 1] = out->database[sizeof(out->database) - 1] = '\0';
+	out->user_label[sizeof(out->user_label) - 1] = '\0';
+	out->db_label[sizeof(out->db_label) - 1] = out->host[sizeof(out->host) - 1] = '\0';
+	out->port = r.port;
+	out->shard = r.shard;
+	out->role = r.role;
+	out->pool_size = r.pool_size;
+	out->pooler_mode = r.pooler_mode;
+	return true;
+}
+
 void
 stats_collect(struct stats_pool *out, size_t pools_cnt)
 {
@@ -129,6 +161,8 @@ stats_collect(struct stats_pool *out, size_t pools_cnt)
 		}
 	}
 	for (size_t i = 0; i < pools_cnt; i++) {
+		if (!stats_ident_read((uint32_t)i, &out[i].ident))
+			out[i].ident.state = SHM_POOL_FREE;
 		out[i].sv_total = shm_pool_open_peek((uint32_t)i);
 		/* sv_active counts idle-in-transaction servers too: they are linked */
 		if (out[i].sv_active >= out[i].sv_idle_xact)
@@ -188,23 +222,67 @@ stats_snapshot(struct shm_pool_stats *st, uint64_t now_us)
 	shm_row_write_end(&st->snap_seq);
 }
 
+void
+stats_holds_read(struct stats_holds *out, uint64_t now_us)
+{
+	const struct shm_ctl *ctl = shm_ctl();
+	uint32_t n;
+
+	out->is_maintenance = ctl->is_maintenance != 0;
+	out->is_pause_all = ctl->is_pause_all != 0;
+	n = ctl->paused_cnt;
+	out->paused_cnt = n < SHM_CTL_PAUSED_MAX ? n : SHM_CTL_PAUSED_MAX;
+	for (uint32_t i = 0; i < out->paused_cnt; i++) {
+		memcpy(out->paused[i], ctl->paused[i], SHM_NAME_MAX);
+		out->paused[i][SHM_NAME_MAX - 1] = '\0';
+	}
+	out->bans_cnt = 0;
+	for (uint32_t i = 0; i < SHM_BANS_MAX; i++) {
+		struct shm_ban *src = shm_ban(i), r;
+
+		if (!src->database[0] || !shm_row_read(&src->seq, src, &r, sizeof(r)) ||
+		    !r.database[0] || (r.expires_at_us && r.expires_at_us <= now_us))
+			continue;
+		memcpy(out->bans[out->bans_cnt].database, r.database, SHM_NAME_MAX);
+		memcpy(out->bans[out->bans_cnt].user, r.user, SHM_NAME_MAX);
+		out->bans[out->bans_cnt].database[SHM_NAME_MAX - 1] = '\0';
+		out->bans[out->bans_cnt].user[SHM_NAME_MAX - 1] = '\0';
+		out->bans_cnt++;
+	}
+}
+
+bool
+stats_holds_is_paused(const struct stats_holds *h, const char *db)
+{
+	if (h->is_maintenance || h->is_pause_all)
+		return true;
+	for (uint32_t i = 0; i < h->paused_cnt; i++)
+		if (strcmp(h->paused[i], db) == 0)
+			return true;
+	return false;
+}
+
+bool
+stats_holds_is_banned(const struct stats_holds *h, const char *db, const char *user)
+{
+	for (uint32_t i = 0; i < h->bans_cnt; i++) {
+		if (strcmp(h->bans[i].database, db) != 0)
+			continue;
+		if (!h->bans[i].user[0] || (user && strcmp(h->bans[i].user, user) == 0))
+			return true;
+	}
+	return false;
+}
+
 uint64_t
 stats_rss_bytes(int pid)
 {
 	char path[64], buf[128];
 	unsigned long long size = 0, resident = 0;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (proc_read_small(path, buf, sizeof(buf)) < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
 		return 0;
 	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);

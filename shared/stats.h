@@ -15,6 +15,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,8 +44,31 @@ stats_hist_add(struct shm_pool_stats *st, enum shm_hist kind, uint64_t us)
 	shm_stat_add(&st->hist_sum_us[kind], us);
 }
 
+/*
+ * A pool as the statistics name it, copied from its shm_pool_ident row. A
+ * pool index is the stable shm index (see shm_pool_ident), not an index
+ * into a configuration's pools: after a reload that adds or removes a pool
+ * the two differ, so readers name a pool only through this.
+ */
+struct stats_ident {
+	uint32_t state; /* enum shm_pool_state: LIVE, or REMOVED (draining) */
+	char user[SHM_NAME_MAX];
+	char database[SHM_NAME_MAX];
+	char user_label[SHM_NAME_MAX];
+	char db_label[SHM_NAME_MAX];
+	char host[SHM_HOST_MAX];
+	int32_t port, shard, role, pool_size, pooler_mode;
+};
+
+/*
+ * Read the identity of pool index i (< g_shm->pools_cnt) consistently.
+ * false: no pool there (SHM_POOL_FREE), or the row was being rewritten.
+ */
+bool stats_ident_read(uint32_t i, struct stats_ident *out) MUST_CHECK;
+
 /* One pool over every worker. */
 struct stats_pool {
+	struct stats_ident ident; /* state SHM_POOL_FREE: no pool at this index, skip it */
 	/* gauges */
 	uint64_t cl_active, cl_waiting, sv_active, sv_idle, sv_idle_xact, sv_login, sv_total;
 	uint64_t maxwait_us; /* the longest wait of any worker */
@@ -58,9 +82,9 @@ struct stats_pool {
 };
 
 /*
- * Sum every pool (out has pools_cnt entries, pools_cnt <= g_shm->pools_cnt)
- * over every worker slot, including the idle-in-transaction count from the
- * server rows. Reads only, takes no lock: never waits, even on a dead worker.
+ * Sum every pool (out has pools_cnt entries, normally g_shm->pools_cnt; out[i]
+ * is pool index i, named by out[i].ident) over every worker slot, including
+ * the idle-in-transaction count from the server rows. Reads only, takes no lock: never waits, even on a dead worker.
  */
 void stats_collect(struct stats_pool *out, size_t pools_cnt);
 
@@ -77,6 +101,34 @@ void stats_averages(const struct stats_pool *p, uint64_t avg[SHM_STAT_CNT]);
 
 /* Worker side: copy a pool's totals for the averages (every stats_period). */
 void stats_snapshot(struct shm_pool_stats *st, uint64_t now_us);
+
+/*
+ * The holds and bans of the control area (shm_ctl, shm_ban), as SHOW STATE,
+ * SHOW DATABASES and /metrics report them. Read without the control lock:
+ * the supervisor must never wait on a lock a dead worker holds, so a copy
+ * may be a moment old (never torn: names are re-terminated).
+ */
+struct stats_holds {
+	bool is_maintenance; /* MAINTENANCE ON: every new transaction held */
+	bool is_pause_all;   /* PAUSE without a database */
+	uint32_t paused_cnt; /* PAUSE db: these databases */
+	char paused[SHM_CTL_PAUSED_MAX][SHM_NAME_MAX];
+	uint32_t bans_cnt; /* bans in force (not expired) */
+	struct {
+		char database[SHM_NAME_MAX];
+		char user[SHM_NAME_MAX]; /* "": every user of database */
+	} bans[SHM_BANS_MAX];
+};
+
+/* Copy the holds and the bans in force at now_us (wall clock, microseconds). */
+void stats_holds_read(struct stats_holds *out, uint64_t now_us);
+/* Whether new transactions on database db are held (MAINTENANCE, PAUSE, PAUSE db). */
+bool stats_holds_is_paused(const struct stats_holds *h, const char *db);
+/*
+ * Whether a ban refuses pool (db, user), as the workers apply them (host is
+ * not compared); user NULL: only a ban of every user of db counts.
+ */
+bool stats_holds_is_banned(const struct stats_holds *h, const char *db, const char *user);
 
 /* Resident set size of a process from /proc/<pid>/statm, bytes; 0 if unknown. */
 uint64_t stats_rss_bytes(int pid);

@@ -35,6 +35,7 @@
 #include "shared/compiler.h"
 #include "shared/config.h"
 #include "shared/log.h"
+#include "shared/proc.h"
 #include "shared/secret.h"
 #include "shared/shm.h"
 #include "supervisor/sv_child.h"
@@ -285,58 +286,6 @@ static void PRINTF_LIKE(1, 2) NORETURN sv_main_fatal(const char *fmt, ...)
 
 /* ---- pidfile ---------------------------------------------------------------- */
 
-/* The pid in path, 0 if none can be read. */
-static pid_t
-sv_main_pidfile_read(const char *path)
-{
-	char buf[32];
-	ssize_t n;
-	long pid;
-	char *end;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	errno = 0;
-	pid = strtol(buf, &end, 10);
-	if (errno || end == buf || pid <= 0 || pid > INT_MAX)
-		return 0;
-	return (pid_t)pid;
-}
-
-/*
- * Is pid a running pgdog other than us? A pid reused by an unrelated
- * process (after a reboot or in a container) does not count.
- */
-static bool
-sv_main_pid_is_pgdog(pid_t pid)
-{
-	char path[64], comm[64];
-	ssize_t n;
-	int fd;
-
-	if (pid <= 0 || pid == getpid())
-		return false;
-	if (kill(pid, 0) < 0 && errno != EPERM)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true; /* alive, name unknown: better safe */
-	n = read(fd, comm, sizeof(comm) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	comm[n] = '\0';
-	return strncmp(comm, "pgdog", 5) == 0;
-}
-
 /* Refuse to start while the pidfile names a live pgdog. */
 static void
 sv_main_pidfile_check(void)
@@ -346,8 +295,9 @@ sv_main_pidfile_check(void)
 	/* an upgrade replaces the pid of the running pgdog, which is our parent */
 	if (!sv.pidfile_abs || sv.is_upgrade_child)
 		return;
-	pid = sv_main_pidfile_read(sv.pidfile_abs);
-	if (sv_main_pid_is_pgdog(pid))
+	pid = proc_pidfile_read(sv.pidfile_abs);
+	/* a pid reused by an unrelated process (reboot, container) does not count */
+	if (proc_pid_is_named(pid, "pgdog"))
 		sv_main_fatal("pidfile %s: pgdog is already running with pid %d", sv.pidfile_abs,
 			      (int)pid);
 }

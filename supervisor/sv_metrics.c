@@ -138,19 +138,18 @@ struct sv_metrics_pool {
 	char labels[1200];
 };
 
+/* From the pool's identity row: pool indexes are shm indexes, not configuration ones. */
 static void
-sv_metrics_pool_labels(uint32_t i, struct sv_metrics_pool *out)
+sv_metrics_pool_labels(const struct stats_ident *id, struct sv_metrics_pool *out)
 {
-	const struct config_pool *cp = &g_cfg->pools[i];
-	const struct config_database *db = &g_cfg->databases[cp->db_idx];
 	char user[256], dbname[256], host[512];
 
-	sv_metrics_escape(user, sizeof(user), g_cfg->users[cp->user_idx].name);
-	sv_metrics_escape(dbname, sizeof(dbname), db->name);
-	sv_metrics_escape(host, sizeof(host), db->host);
+	sv_metrics_escape(user, sizeof(user), id->user);
+	sv_metrics_escape(dbname, sizeof(dbname), id->database);
+	sv_metrics_escape(host, sizeof(host), id->host);
 	snprintf(out->labels, sizeof(out->labels),
 		 "user=\"%s\",database=\"%s\",shard=\"%d\",role=\"%s\",host=\"%s\"", user, dbname,
-		 db->shard, config_role_name(db->role), host);
+		 id->shard, config_role_name((enum config_role)id->role), host);
 }
 
 /* Counters of shm_stat, as exported: name, help, microseconds to seconds. */
@@ -337,23 +336,56 @@ sv_metrics_histogram(struct sv_mbuf *b, const char *ns, const struct stats_pool 
 	}
 }
 
+/* Wall clock, microseconds: ban expiries are wall-clock times. */
+static uint64_t
+sv_metrics_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int
 sv_metrics_render(const char *ns, char **out, size_t *out_len)
 {
 	struct sv_mbuf b = { 0 };
-	size_t cnt = g_cfg->pools_cnt < g_shm->pools_cnt ? g_cfg->pools_cnt : g_shm->pools_cnt;
+	size_t cnt = g_shm->pools_cnt; /* the high-water mark; free indexes are compacted out */
 	struct stats_pool *ps = calloc(cnt ? cnt : 1, sizeof(*ps));
 	struct sv_metrics_pool *lbl = calloc(cnt ? cnt : 1, sizeof(*lbl));
 	uint64_t(*avg)[SHM_STAT_CNT] = calloc(cnt ? cnt : 1, sizeof(*avg));
+	size_t live;
+	static struct stats_holds h; /* the supervisor renders one scrape at a time */
 
 	if (!ps || !lbl || !avg)
 		goto fail;
 	stats_collect(ps, cnt);
+	/* keep the pools in use at the front: every loop below runs to cnt */
+	live = 0;
 	for (size_t i = 0; i < cnt; i++) {
-		sv_metrics_pool_labels((uint32_t)i, &lbl[i]);
+		if (ps[i].ident.state == SHM_POOL_FREE)
+			continue;
+		if (live != i)
+			ps[live] = ps[i];
+		live++;
+	}
+	cnt = live;
+	for (size_t i = 0; i < cnt; i++) {
+		sv_metrics_pool_labels(&ps[i].ident, &lbl[i]);
 		stats_averages(&ps[i], avg[i]);
 	}
 	sv_metrics_process(&b, ns);
+	stats_holds_read(&h, sv_metrics_wall_us());
+	sv_metrics_head(&b, ns, "maintenance", "gauge",
+			"1 while MAINTENANCE ON holds every new transaction.");
+	sv_mbuf_printf(&b, "%smaintenance %d\n", ns, h.is_maintenance);
+	sv_metrics_head(&b, ns, "paused", "gauge",
+			"1 while PAUSE (every database) holds new transactions.");
+	sv_mbuf_printf(&b, "%spaused %d\n", ns, h.is_pause_all);
+	sv_metrics_head(&b, ns, "paused_databases", "gauge", "Databases paused by PAUSE db.");
+	sv_mbuf_printf(&b, "%spaused_databases %u\n", ns, h.paused_cnt);
+	sv_metrics_head(&b, ns, "bans", "gauge", "Bans in force (BAN; SHOW BANS lists them).");
+	sv_mbuf_printf(&b, "%sbans %u\n", ns, h.bans_cnt);
 #define SV_GAUGE(field, help)                                     \
 	sv_metrics_pool_gauge(&b, ns, ps, lbl, cnt, #field, help, \
 			      offsetof(struct stats_pool, field))
@@ -372,7 +404,17 @@ sv_metrics_render(const char *ns, char **out, size_t *out_len)
 	sv_metrics_head(&b, ns, "pool_size", "gauge", "Configured pool_size.");
 	for (size_t i = 0; i < cnt; i++)
 		sv_mbuf_printf(&b, "%spool_size{%s} %d\n", ns, lbl[i].labels,
-			       g_cfg->pools[i].pool_size);
+			       ps[i].ident.pool_size);
+	sv_metrics_head(&b, ns, "pool_paused", "gauge",
+			"1 while new transactions of the pool are held (PAUSE, MAINTENANCE ON).");
+	for (size_t i = 0; i < cnt; i++)
+		sv_mbuf_printf(&b, "%spool_paused{%s} %d\n", ns, lbl[i].labels,
+			       stats_holds_is_paused(&h, ps[i].ident.database));
+	sv_metrics_head(&b, ns, "pool_banned", "gauge",
+			"1 while a ban (BAN) refuses new transactions of the pool.");
+	for (size_t i = 0; i < cnt; i++)
+		sv_mbuf_printf(&b, "%spool_banned{%s} %d\n", ns, lbl[i].labels,
+			       stats_holds_is_banned(&h, ps[i].ident.database, ps[i].ident.user));
 	sv_metrics_head(&b, ns, "maxwait_seconds", "gauge",
 			"How long the oldest waiting client has waited.");
 	for (size_t i = 0; i < cnt; i++) {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "shared/log.h"
+#include "shared/proc.h"
 #include "supervisor/sv_listen.h"
 #include "supervisor/sv_signal.h"
 
@@ -454,27 +455,6 @@ sv_upgrade_status_write(const char *pidfile, const char *fmt, ...)
 	}
 }
 
-/* The pid in a pidfile, 0 if none can be read. */
-static pid_t
-sv_upgrade_pidfile_read(const char *path)
-{
-	char buf[32];
-	ssize_t n;
-	const char *end;
-	int fd, pid;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	pid = sv_upgrade_parse_fd(buf, &end);
-	return pid > 0 ? (pid_t)pid : 0;
-}
-
 int
 sv_upgrade_command(const char *pidfile, int timeout_ms)
 {
@@ -486,7 +466,7 @@ sv_upgrade_command(const char *pidfile, int timeout_ms)
 		fprintf(stderr, "pgdog --upgrade: --pidfile FILE names the running pgdog\n");
 		return 2;
 	}
-	pid = sv_upgrade_pidfile_read(pidfile);
+	pid = proc_pidfile_read(pidfile);
 	if (pid <= 0 || kill(pid, 0) < 0) {
 		fprintf(stderr, "pgdog --upgrade: no running pgdog in %s\n", pidfile);
 		return 2;

@@ -94,6 +94,7 @@ wk_admin_cell(struct wk_admin_row *row, const char *fmt, ...)
 }
 
 static struct stats_pool *wk_admin_collect(struct pgw_buf *b, size_t *cnt);
+static void wk_admin_ident_cells(struct wk_admin_row *row, const struct stats_ident *id);
 
 static void
 wk_admin_show_clients(struct wk_client *c, const char *args, struct pgw_buf *b)
@@ -184,8 +185,7 @@ wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 		for (uint32_t i = 0; i < g_shm->servers_per_worker; i++) {
 			struct shm_server *src = shm_server(w, i), r;
 			struct wk_admin_row row = { .cnt = 0 };
-			const struct config_pool *cp;
-			const struct config_database *db;
+			struct stats_ident id;
 			char t1[32], t2[32];
 
 			if (atomic_load_explicit(&src->state, memory_order_relaxed) ==
@@ -193,18 +193,16 @@ wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 				continue;
 			if (!shm_row_read(&src->seq, src, &r, sizeof(r)) ||
 			    r.state == SHM_STATE_FREE || r.pool_idx < 0 ||
-			    (size_t)r.pool_idx >= g_cfg->pools_cnt)
+			    !stats_ident_read((uint32_t)r.pool_idx, &id))
 				continue;
-			cp = &g_cfg->pools[r.pool_idx];
-			db = &g_cfg->databases[cp->db_idx];
 			wk_admin_time(t1, sizeof(t1), r.connect_us);
 			wk_admin_time(t2, sizeof(t2), r.request_us);
 			wk_admin_cell(&row, "w%us%" PRIu64, w, r.id);
 			wk_admin_cell(&row, "%d", r.pool_idx);
-			wk_admin_cell(&row, "%s", db->name);
-			wk_admin_cell(&row, "%s", g_cfg->users[cp->user_idx].name);
-			wk_admin_cell(&row, "%s", db->host);
-			wk_admin_cell(&row, "%d", db->port);
+			wk_admin_cell(&row, "%s", id.database);
+			wk_admin_cell(&row, "%s", id.user);
+			wk_admin_cell(&row, "%s", id.host);
+			wk_admin_cell(&row, "%d", id.port);
 			wk_admin_cell(&row, "%s", wk_admin_state(r.state));
 			wk_admin_cell(&row, "%s", t1);
 			wk_admin_cell(&row, "%s", t2);
@@ -247,17 +245,13 @@ wk_admin_show_pools(struct wk_client *c, const char *args, struct pgw_buf *b)
 	(void)args;
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (size_t i = 0; i < cnt; i++) {
-		const struct config_pool *cp = &g_cfg->pools[i];
-		const struct config_database *db = &g_cfg->databases[cp->db_idx];
+		const struct stats_ident *id = &ps[i].ident;
 		struct wk_admin_row row = { .cnt = 0 };
 
+		if (id->state == SHM_POOL_FREE)
+			continue;
 		wk_admin_cell(&row, "%zu", i);
-		wk_admin_cell(&row, "%s", db->name);
-		wk_admin_cell(&row, "%s", g_cfg->users[cp->user_idx].name);
-		wk_admin_cell(&row, "%s", db->host);
-		wk_admin_cell(&row, "%d", db->port);
-		wk_admin_cell(&row, "%d", db->shard);
-		wk_admin_cell(&row, "%s", config_role_name(db->role));
+		wk_admin_ident_cells(&row, id);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].cl_active);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].cl_waiting);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_active);
@@ -265,10 +259,11 @@ wk_admin_show_pools(struct wk_client *c, const char *args, struct pgw_buf *b)
 		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_idle_xact);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_login);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_total);
-		wk_admin_cell(&row, "%d", cp->pool_size);
+		wk_admin_cell(&row, "%d", id->pool_size);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].maxwait_us / 1000000);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].maxwait_us % 1000000);
-		wk_admin_cell(&row, "%s", config_pooler_mode_name(cp->pooler_mode));
+		wk_admin_cell(&row, "%s",
+			      config_pooler_mode_name((enum config_pooler_mode)id->pooler_mode));
 		wk_admin_cell(&row, "%" PRIu64, ps[i].total[SHM_STAT_ERRORS]);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].checkout_timeouts);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].pins);
@@ -351,7 +346,7 @@ wk_admin_show_listeners(struct wk_client *c, const char *args, struct pgw_buf *b
 static struct stats_pool *
 wk_admin_collect(struct pgw_buf *b, size_t *cnt)
 {
-	size_t n = g_cfg->pools_cnt < g_shm->pools_cnt ? g_cfg->pools_cnt : g_shm->pools_cnt;
+	size_t n = g_shm->pools_cnt; /* the high-water mark: free indexes are skipped */
 	struct stats_pool *ps = calloc(n ? n : 1, sizeof(*ps));
 
 	*cnt = ps ? n : 0;
@@ -362,16 +357,16 @@ wk_admin_collect(struct pgw_buf *b, size_t *cnt)
 	return ps;
 }
 
-static const struct config_database *
-wk_admin_pool_db(size_t i)
+/* The columns database, user, addr, port, shard, role of a pool. */
+static void
+wk_admin_ident_cells(struct wk_admin_row *row, const struct stats_ident *id)
 {
-	return &g_cfg->databases[g_cfg->pools[i].db_idx];
-}
-
-static const char *
-wk_admin_pool_user(size_t i)
-{
-	return g_cfg->users[g_cfg->pools[i].user_idx].name;
+	wk_admin_cell(row, "%s", id->database);
+	wk_admin_cell(row, "%s", id->user);
+	wk_admin_cell(row, "%s", id->host);
+	wk_admin_cell(row, "%d", id->port);
+	wk_admin_cell(row, "%d", id->shard);
+	wk_admin_cell(row, "%s", config_role_name((enum config_role)id->role));
 }
 
 /* Append the columns of SHOW STATS to cols (prefix total_ or avg_). */
@@ -418,17 +413,13 @@ wk_admin_show_stats(struct wk_client *c, const char *args, struct pgw_buf *b)
 		cols[n++] = names[i];
 	pgw_put_row_description(b, cols, n);
 	for (size_t i = 0; i < cnt; i++) {
-		const struct config_database *db = wk_admin_pool_db(i);
 		struct wk_admin_row row = { .cnt = 0 };
 		uint64_t avg[SHM_STAT_CNT];
 
+		if (ps[i].ident.state == SHM_POOL_FREE)
+			continue;
 		stats_averages(&ps[i], avg);
-		wk_admin_cell(&row, "%s", db->name);
-		wk_admin_cell(&row, "%s", wk_admin_pool_user(i));
-		wk_admin_cell(&row, "%s", db->host);
-		wk_admin_cell(&row, "%d", db->port);
-		wk_admin_cell(&row, "%d", db->shard);
-		wk_admin_cell(&row, "%s", config_role_name(db->role));
+		wk_admin_ident_cells(&row, &ps[i].ident);
 		for (int k = 0; k < SHM_STAT_CNT; k++)
 			wk_admin_cell(&row, "%" PRIu64, ps[i].total[k]);
 		for (int k = 0; k < SHM_STAT_CNT; k++)
@@ -466,16 +457,19 @@ wk_admin_sum_db(const struct stats_pool *ps, size_t cnt, const char *db, struct 
 {
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < cnt; i++)
-		if (strcmp(wk_admin_pool_db(i)->name, db) == 0)
+		if (ps[i].ident.state != SHM_POOL_FREE && strcmp(ps[i].ident.database, db) == 0)
 			stats_pool_add(out, &ps[i]);
 }
 
 /* Whether pool i is the first one of its database name. */
 static bool
-wk_admin_first_of_db(size_t i)
+wk_admin_first_of_db(const struct stats_pool *ps, size_t i)
 {
+	if (ps[i].ident.state == SHM_POOL_FREE)
+		return false;
 	for (size_t j = 0; j < i; j++)
-		if (strcmp(wk_admin_pool_db(j)->name, wk_admin_pool_db(i)->name) == 0)
+		if (ps[j].ident.state != SHM_POOL_FREE &&
+		    strcmp(ps[j].ident.database, ps[i].ident.database) == 0)
 			return false;
 	return true;
 }
@@ -496,11 +490,11 @@ wk_admin_show_pgb_stats(struct pgw_buf *b, bool is_avg)
 		struct stats_pool sum;
 		uint64_t avg[SHM_STAT_CNT];
 
-		if (!wk_admin_first_of_db(i))
+		if (!wk_admin_first_of_db(ps, i))
 			continue;
-		wk_admin_sum_db(ps, cnt, wk_admin_pool_db(i)->name, &sum);
+		wk_admin_sum_db(ps, cnt, ps[i].ident.database, &sum);
 		stats_averages(&sum, avg);
-		wk_admin_cell(&row, "%s", wk_admin_pool_db(i)->name);
+		wk_admin_cell(&row, "%s", ps[i].ident.database);
 		for (size_t k = 0; k < ARRAY_SIZE(wk_admin_pgb_stats); k++)
 			wk_admin_cell(&row, "%" PRIu64,
 				      is_avg ? avg[wk_admin_pgb_stats[k].stat]
@@ -629,11 +623,17 @@ wk_admin_show_lists(struct wk_client *c, const char *args, struct pgw_buf *b)
 	struct wk_admin_row row = { .cnt = 0 };
 	uint64_t used = wk_admin_clients_of(NULL, NULL), cap_servers = 0, open = 0;
 	uint64_t cap_clients = (uint64_t)g_cfg->max_client_conn; /* over all workers */
+	uint32_t pools_cnt = g_shm->pools_cnt;
 
 	(void)c;
 	(void)args;
-	for (uint32_t i = 0; i < g_shm->pools_cnt && i < g_cfg->pools_cnt; i++) {
-		cap_servers += (uint64_t)g_cfg->pools[i].pool_size;
+	/* draining pools still hold servers: count them, with their pool_size */
+	for (uint32_t i = 0; i < pools_cnt; i++) {
+		struct stats_ident id;
+
+		if (!stats_ident_read(i, &id))
+			continue;
+		cap_servers += (uint64_t)id.pool_size;
 		open += shm_pool_open_peek(i);
 	}
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
@@ -670,9 +670,12 @@ wk_admin_show_databases(struct wk_client *c, const char *args, struct pgw_buf *b
 					    "paused",
 					    "disabled" };
 	struct wk_admin_row row;
+	uint32_t pools_cnt = g_shm->pools_cnt;
+	struct stats_holds h;
 
 	(void)c;
 	(void)args;
+	stats_holds_read(&h, g_wk.now_us);
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (size_t d = 0; d < g_cfg->databases_cnt; d++) {
 		const struct config_database *db = &g_cfg->databases[d];
@@ -681,12 +684,19 @@ wk_admin_show_databases(struct wk_client *c, const char *args, struct pgw_buf *b
 		enum config_pooler_mode mode = g_cfg->pooler_mode;
 		bool has_pool = false;
 
-		for (uint32_t i = 0; i < g_shm->pools_cnt && i < g_cfg->pools_cnt; i++) {
+		for (uint32_t i = 0; i < pools_cnt; i++) {
+			struct stats_ident id;
+
+			/* pool indexes are shm indexes: match by the section label */
+			if (stats_ident_read(i, &id) && id.state == SHM_POOL_LIVE &&
+			    strcmp(id.db_label, db->label) == 0)
+				open += shm_pool_open_peek(i);
+		}
+		for (size_t i = 0; i < g_cfg->pools_cnt; i++) {
 			const struct config_pool *cp = &g_cfg->pools[i];
 
 			if ((size_t)cp->db_idx != d)
 				continue;
-			open += shm_pool_open_peek(i);
 			if (!has_pool) {
 				pool_size = cp->pool_size;
 				min_pool = cp->min_pool_size;
@@ -718,8 +728,9 @@ wk_admin_show_databases(struct wk_client *c, const char *args, struct pgw_buf *b
 		wk_admin_cell(&row, "%" PRIu64, open);
 		wk_admin_cell(&row, "%d", 0);
 		wk_admin_cell(&row, "%" PRIu64, wk_admin_clients_of(db->name, NULL));
-		wk_admin_cell(&row, "%d", 0);
-		wk_admin_cell(&row, "%d", 0);
+		/* paused: new transactions held; disabled: banned for every user */
+		wk_admin_cell(&row, "%d", stats_holds_is_paused(&h, db->name));
+		wk_admin_cell(&row, "%d", stats_holds_is_banned(&h, db->name, NULL));
 		pgw_put_data_row(b, row.values, row.cnt);
 	}
 	/* the admin console itself, as PgBouncer lists its "pgbouncer" database */
@@ -757,6 +768,7 @@ wk_admin_show_users(struct wk_client *c, const char *args, struct pgw_buf *b)
 					    "current_connections",
 					    "max_user_client_connections",
 					    "current_client_connections" };
+	uint32_t pools_cnt = g_shm->pools_cnt;
 
 	(void)c;
 	(void)args;
@@ -774,9 +786,12 @@ wk_admin_show_users(struct wk_client *c, const char *args, struct pgw_buf *b)
 			is_dup = is_dup || strcmp(g_cfg->users[v].name, cu->name) == 0;
 		if (is_dup)
 			continue;
-		for (uint32_t i = 0; i < g_shm->pools_cnt && i < g_cfg->pools_cnt; i++)
-			if (strcmp(g_cfg->users[g_cfg->pools[i].user_idx].name, cu->name) == 0)
+		for (uint32_t i = 0; i < pools_cnt; i++) {
+			struct stats_ident id;
+
+			if (stats_ident_read(i, &id) && strcmp(id.user, cu->name) == 0)
 				open += shm_pool_open_peek(i);
+		}
 		wk_admin_cell(&row, "%s", cu->name);
 		wk_admin_cell(&row, "%d", pool_size);
 		wk_admin_cell(&row, "%d", 0);
@@ -871,20 +886,19 @@ wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf 
 					    "lsn_age",
 					    "pg_is_in_recovery" };
 
+	uint32_t pools_cnt = g_shm->pools_cnt;
+
 	(void)c;
 	(void)args;
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
-	for (size_t i = 0; i < g_cfg->pools_cnt; i++) {
-		const struct config_database *db = wk_admin_pool_db(i);
+	for (uint32_t i = 0; i < pools_cnt; i++) {
 		struct wk_admin_row row = { .cnt = 0 };
+		struct stats_ident id;
 
-		wk_admin_cell(&row, "%zu", i);
-		wk_admin_cell(&row, "%s", db->name);
-		wk_admin_cell(&row, "%s", wk_admin_pool_user(i));
-		wk_admin_cell(&row, "%s", db->host);
-		wk_admin_cell(&row, "%d", db->port);
-		wk_admin_cell(&row, "%d", db->shard);
-		wk_admin_cell(&row, "%s", config_role_name(db->role));
+		if (!stats_ident_read(i, &id) || id.state != SHM_POOL_LIVE)
+			continue;
+		wk_admin_cell(&row, "%u", i);
+		wk_admin_ident_cells(&row, &id);
 		for (int k = 0; k < 4; k++)
 			row.values[row.cnt++] = NULL;
 		pgw_put_data_row(b, row.values, row.cnt);
@@ -909,7 +923,8 @@ wk_admin_show_bans(struct wk_client *c, const char *args, struct pgw_buf *b)
 	for (uint32_t i = 0; i < SHM_BANS_MAX; i++) {
 		struct shm_ban *src = shm_ban(i), r;
 		struct wk_admin_row row = { .cnt = 0 };
-		const struct config_database *db = NULL;
+		struct stats_ident id, *db = NULL;
+		uint32_t pools_cnt = g_shm->pools_cnt;
 		long pool = -1;
 
 		if (!src->database[0] || !shm_row_read(&src->seq, src, &r, sizeof(r)) ||
@@ -919,15 +934,14 @@ wk_admin_show_bans(struct wk_client *c, const char *args, struct pgw_buf *b)
 			continue;
 		r.database[sizeof(r.database) - 1] = r.user[sizeof(r.user) - 1] = '\0';
 		r.host[sizeof(r.host) - 1] = r.reason[sizeof(r.reason) - 1] = '\0';
-		for (size_t k = 0; k < g_cfg->pools_cnt && !db; k++) {
-			const struct config_database *d = wk_admin_pool_db(k);
-
-			if (strcmp(d->name, r.database) != 0 ||
-			    (r.host[0] && strcmp(d->host, r.host) != 0))
+		for (uint32_t k = 0; k < pools_cnt && !db; k++) {
+			if (!stats_ident_read(k, &id) || id.state != SHM_POOL_LIVE ||
+			    strcmp(id.database, r.database) != 0 ||
+			    (r.host[0] && strcmp(id.host, r.host) != 0))
 				continue;
-			if (r.user[0] && strcmp(wk_admin_pool_user(k), r.user) != 0)
+			if (r.user[0] && strcmp(id.user, r.user) != 0)
 				continue;
-			db = d;
+			db = &id;
 			pool = r.user[0] ? (long)k : -1;
 		}
 		wk_admin_cell(&row, "%ld", pool);
@@ -936,7 +950,7 @@ wk_admin_show_bans(struct wk_client *c, const char *args, struct pgw_buf *b)
 		wk_admin_cell(&row, "%s", r.host[0] ? r.host : db ? db->host : "");
 		wk_admin_cell(&row, "%d", db ? db->port : 0);
 		wk_admin_cell(&row, "%d", db ? db->shard : 0);
-		wk_admin_cell(&row, "%s", db ? config_role_name(db->role) : "");
+		wk_admin_cell(&row, "%s", db ? config_role_name((enum config_role)db->role) : "");
 		wk_admin_cell(&row, "%s", r.reason);
 		if (r.expires_at_us)
 			wk_admin_cell(&row, "%" PRIu64, (r.expires_at_us - g_wk.now_us) / 1000);
@@ -962,8 +976,7 @@ wk_admin_show_mem(struct wk_client *c, const char *args, struct pgw_buf *b)
 		  nw * g_shm->clients_per_worker },
 		{ "shm_server", sizeof(struct shm_server), 0, nw * g_shm->servers_per_worker },
 		{ "shm_prepared", sizeof(struct shm_prepared), 0, nw * g_shm->prepared_per_worker },
-		{ "shm_pool_stats", sizeof(struct shm_pool_stats), nw * g_shm->pools_cnt,
-		  nw * (g_shm->pools_cnt + 1) },
+		{ "shm_pool_stats", sizeof(struct shm_pool_stats), 0, nw * g_shm->pools_cap },
 		{ "shm_ban", sizeof(struct shm_ban), 0, SHM_BANS_MAX },
 	};
 
@@ -978,6 +991,10 @@ wk_admin_show_mem(struct wk_client *c, const char *args, struct pgw_buf *b)
 	}
 	for (uint32_t i = 0; i < SHM_BANS_MAX; i++)
 		bans += shm_ban(i)->database[0] != 0;
+	/* a pool index in use has a stats row per worker */
+	for (uint32_t i = 0; i < g_shm->pools_cnt; i++)
+		rows[3].used += nw * (atomic_load_explicit(&shm_pool_ident(i)->state,
+							   memory_order_relaxed) != SHM_POOL_FREE);
 	rows[1].used = servers;
 	rows[2].used = prepared;
 	rows[4].used = bans;
@@ -1001,11 +1018,19 @@ static void
 wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
 	static const char *const cols[] = { "key", "value" };
-	char workers[16], alive[16], started[32], reloads[24];
+	char workers[16], alive[16], started[32], reloads[24], bans[16];
+	char paused_dbs[SHM_CTL_PAUSED_MAX * (SHM_NAME_MAX + 1)] = "";
+	struct stats_holds h;
 	uint32_t n = 0;
+	size_t len = 0;
 
 	(void)c;
 	(void)args;
+	stats_holds_read(&h, g_wk.now_us);
+	for (uint32_t i = 0; i < h.paused_cnt; i++)
+		len += (size_t)snprintf(paused_dbs + len, sizeof(paused_dbs) - len, "%s%s",
+					i ? "," : "", h.paused[i]);
+	snprintf(bans, sizeof(bans), "%u", h.bans_cnt);
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++)
 		n += atomic_load(&shm_worker(w)->pid) > 0;
 	snprintf(workers, sizeof(workers), "%u", g_shm->workers_cnt);
@@ -1014,12 +1039,16 @@ wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 	wk_admin_time(started, sizeof(started), g_shm->started_us);
 	const char *const rows[][2] = {
 		{ "active", g_wk.is_shutting_down ? "no" : "yes" },
-		{ "paused", "no" },
-		{ "suspended", "no" },
+		/* PAUSE without a database; MAINTENANCE ON is the instance-wide hold */
+		{ "paused", h.is_pause_all ? "yes" : "no" },
+		{ "suspended", h.is_maintenance ? "yes" : "no" },
 		{ "workers", workers },
 		{ "workers_alive", alive },
 		{ "started", started },
 		{ "reloads", reloads },
+		{ "maintenance", h.is_maintenance ? "on" : "off" },
+		{ "paused_databases", paused_dbs },
+		{ "bans", bans },
 	};
 
 	pgw_put_row_description(b, cols, 2);
@@ -1080,10 +1109,10 @@ static const char *const wk_admin_help[][2] = {
 	{ "SHOW LISTENERS", "LISTEN channels of the pub/sub listener connections" },
 	{ "SHOW QUERY_CACHE", "SQL classification cache per worker" },
 	{ "SHOW PEERS", "the workers of this pgdog instance" },
-	{ "SHOW REPLICATION", "replication state per pool" },
+	{ "SHOW REPLICATION", "replication state per pool (no replica monitoring: NULL)" },
 	{ "SHOW BANS", "banned pools" },
 	{ "SHOW MEM", "PgBouncer: shared memory tables" },
-	{ "SHOW STATE", "PgBouncer: active, paused, suspended" },
+	{ "SHOW STATE", "PgBouncer: active, paused, suspended; holds and bans" },
 	{ "SHOW FDS", "PgBouncer: sockets for an online restart (none)" },
 	{ "RELOAD", "re-read the configuration files" },
 	{ "RECONNECT [db]", "replace every server connection" },
@@ -1091,8 +1120,8 @@ static const char *const wk_admin_help[][2] = {
 	{ "RESUME [db]", "release held queries" },
 	{ "MAINTENANCE ON|OFF", "hold new transactions of the whole instance" },
 	{ "SHUTDOWN", "graceful shutdown" },
-	{ "BAN [id]", "stop using a pool's server" },
-	{ "UNBAN [id]", "use a banned server again" },
+	{ "BAN id|db", "refuse new transactions of a pool (SHOW POOLS id) or database" },
+	{ "UNBAN [id|db]", "lift the bans of a pool or database (all: no argument)" },
 	{ "SET setting TO value", "change a setting until the next reload" },
 	{ "KILL db", "PgBouncer: drop every connection of a database" },
 	{ "KILL_CLIENT id", "PgBouncer: drop one client connection" },

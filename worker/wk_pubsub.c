@@ -438,6 +438,30 @@ wk_pubsub_chan_release(struct wk_pubsub_chan *ch)
 		wk_pubsub_row_publish(ch);
 }
 
+/* pc no longer waits for its LISTEN to be confirmed by the listener. */
+static void
+wk_pubsub_unwait(struct wk_pubsub_client *pc)
+{
+	list_del(&pc->wait_node);
+	list_init(&pc->wait_node);
+	pc->wait_chan = NULL;
+}
+
+/*
+ * Read from c again after its LISTEN stopped reading (the answer is sent),
+ * and run what it pipelined meanwhile; nothing if it is closing.
+ */
+static void
+wk_pubsub_read_on(struct wk_client *c)
+{
+	if (!c->is_read_off || (c->state != WK_CLIENT_IDLE && c->state != WK_CLIENT_ACTIVE))
+		return;
+	wk_stream_read_on(&c->io);
+	c->is_read_off = false;
+	if (evbuffer_get_length(c->io.in))
+		(void)wk_client_resume_input(c);
+}
+
 /* Take c off one channel (the channel goes when it was the last client). */
 static void
 wk_pubsub_leave(struct wk_client *c, size_t i)
@@ -452,11 +476,8 @@ wk_pubsub_leave(struct wk_client *c, size_t i)
 			break;
 		}
 	}
-	if (pc->wait_chan == ch) {
-		pc->wait_chan = NULL;
-		list_del(&pc->wait_node);
-		list_init(&pc->wait_node);
-	}
+	if (pc->wait_chan == ch)
+		wk_pubsub_unwait(pc);
 	wk_pubsub_chan_release(ch);
 }
 
@@ -791,13 +812,34 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
 	return wk_pubsub_serve(c, &res.stmts[0], off, prefix);
 }
 
+/*
+ * Classify the Query message h, whole at the head of c's input, into res;
+ * *is_ours: a statement pub/sub serves. Not WK_OK: c was closed (out of memory).
+ */
+static enum wk_rc
+wk_pubsub_classify(struct wk_client *c, const struct pgw_hdr *h, struct sql_result *res,
+		   bool *is_ours)
+{
+	const uint8_t *msg = evbuffer_pullup(c->io.in, (ev_ssize_t)pgw_msg_size(h));
+	const char *sql;
+
+	*is_ours = false;
+	if (!msg)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	sql = (const char *)msg + PGW_HDR_LEN;
+	if (sql_classify(sql, strnlen(sql, h->len - 4), res) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	*is_ours = wk_pubsub_is_ours(res);
+	return WK_OK;
+}
+
 enum wk_rc
 wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled)
 {
 	struct evbuffer *in = c->io.in;
-	const uint8_t *msg;
 	struct sql_result res;
-	const char *sql;
+	bool is_ours;
+	enum wk_rc rc;
 
 	*is_handled = false;
 	/* a LISTEN that went to its server (pinned) is undone there, not here */
@@ -827,14 +869,9 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	} else if (c->state != WK_CLIENT_IDLE) {
 		return WK_OK;
 	}
-	msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
-	if (!msg)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	sql = (const char *)msg + PGW_HDR_LEN;
-	if (sql_classify(sql, strnlen(sql, h->len - 4), &res) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	if (!wk_pubsub_is_ours(&res))
-		return WK_OK;
+	rc = wk_pubsub_classify(c, h, &res, &is_ours);
+	if (rc != WK_OK || !is_ours)
+		return rc;
 	*is_handled = true;
 	return wk_pubsub_serve(c, &res.stmts[0], pgw_msg_size(h), "");
 }
@@ -849,20 +886,15 @@ static enum wk_rc
 wk_pubsub_client_query_in_tx(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled)
 {
 	struct evbuffer *in = c->io.in;
-	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	struct pgw_buf *b = &g_wk.scratch;
 	struct wk_pubsub_client *pc;
 	struct wk_pubsub_pool *pp;
 	struct sql_result res;
-	const char *sql;
+	bool is_ours;
+	enum wk_rc rc = wk_pubsub_classify(c, h, &res, &is_ours);
 
-	if (!msg)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	sql = (const char *)msg + PGW_HDR_LEN;
-	if (sql_classify(sql, strnlen(sql, h->len - 4), &res) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	if (!wk_pubsub_is_ours(&res))
-		return WK_OK;
+	if (rc != WK_OK || !is_ours)
+		return rc;
 	pp = wk_pubsub_pool_of(c);
 	pc = pp ? wk_pubsub_client_get(c, pp) : NULL;
 	if (!pc || wk_pubsub_grow((void ***)&pc->ops, pc->ops_cnt, &pc->ops_cap) < 0)
@@ -1057,20 +1089,12 @@ wk_pubsub_answer_waiters(struct wk_pubsub_pool *pp)
 
 		if (!pc->wait_chan || pc->wait_chan->listen_seq > pp->done_seq)
 			continue;
-		list_del(&pc->wait_node);
-		list_init(&pc->wait_node);
-		pc->wait_chan = NULL;
+		wk_pubsub_unwait(pc);
 		if (c->state == WK_CLIENT_CLOSING)
 			continue;
 		if (wk_pubsub_reply(c, pc->wait_prefix, "LISTEN") == WK_CLOSED)
 			continue;
-		if (c->is_read_off &&
-		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {
-			wk_stream_read_on(&c->io);
-			c->is_read_off = false;
-			if (evbuffer_get_length(c->io.in))
-				(void)wk_client_resume_input(c);
-		}
+		wk_pubsub_read_on(c);
 	}
 }
 
@@ -1207,11 +1231,8 @@ wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why)
 				break;
 			}
 		}
-		if (pc->wait_chan) {
-			list_del(&pc->wait_node);
-			list_init(&pc->wait_node);
-			pc->wait_chan = NULL;
-		}
+		if (pc->wait_chan)
+			wk_pubsub_unwait(pc);
 		if (c->state == WK_CLIENT_CLOSING)
 			continue;
 		pgw_buf_reset(b);
@@ -1222,13 +1243,7 @@ wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why)
 			continue;
 		}
 		shm_client((uint32_t)g_wk.slot, c->row)->errors++;
-		if (c->is_read_off &&
-		    (c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ACTIVE)) {
-			wk_stream_read_on(&c->io);
-			c->is_read_off = false;
-			if (evbuffer_get_length(c->io.in))
-				(void)wk_client_resume_input(c);
-		}
+		wk_pubsub_read_on(c);
 	}
 }
 

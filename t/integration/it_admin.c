@@ -29,17 +29,17 @@
 #define ADMIN "dbname=admin user=admin password=pgdog"
 
 static int metrics_port;
+static char general[256];
 
 static void
 setup(void)
 {
-	char general[256];
-
 	it_env_start("admin");
 	it_pg_start(NULL);
 	it_pg_role("app", "app_pw", "scram-sha-256");
 	it_pg_role("solo", "solo_pw", "scram-sha-256");
-	it_pg_hba("host all app,solo 127.0.0.1/32 scram-sha-256");
+	it_pg_role("third", "third_pw", "scram-sha-256");
+	it_pg_hba("host all app,solo,third 127.0.0.1/32 scram-sha-256");
 	metrics_port = it_free_port();
 	snprintf(general, sizeof(general),
 		 "pooler_mode = transaction\nstats_period = 1000\nopenmetrics_port = %d\n"
@@ -61,33 +61,11 @@ teardown(void)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* The row of SHOW cmd whose database is app and user is user. */
-static int
-row_of(PGresult *res, const char *user)
-{
-	int fdb = PQfnumber(res, "database"), fuser = PQfnumber(res, "user");
-
-	ck_assert_msg(fdb >= 0 && fuser >= 0, "no database/user columns");
-	for (int r = 0; r < PQntuples(res); r++)
-		if (strcmp(PQgetvalue(res, r, fdb), "app") == 0 &&
-		    strcmp(PQgetvalue(res, r, fuser), user) == 0)
-			return r;
-	ck_abort_msg("no row for database app, user %s", user);
-	return -1;
-}
-
 /* A number from SHOW cmd for pool app/user. */
 static unsigned long long
 pool_num(PGconn *adm, const char *cmd, const char *user, const char *col)
 {
-	PGresult *res = it_exec_ok(adm, cmd);
-	int f = PQfnumber(res, col);
-	unsigned long long v;
-
-	ck_assert_msg(f >= 0, "%s has no column %s", cmd, col);
-	v = strtoull(PQgetvalue(res, row_of(res, user), f), NULL, 10);
-	PQclear(res);
-	return v;
+	return strtoull(it_show_value(adm, cmd, "database", "app", "user", user, col), NULL, 10);
 }
 
 static unsigned long long
@@ -109,52 +87,10 @@ check_columns(PGconn *adm, const char *cmd, const char *const *cols, int n)
 	PQclear(res);
 }
 
-/*
- * One HTTP request to the metrics port; returns the status code and copies
- * the body (NUL-terminated) into body.
- */
-static int
-http_request_to(int port, const char *request, char *body, size_t body_len)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	static char buf[4 << 20];
-	size_t n = 0, req_len = strlen(request);
-	long long end = it_now_ms() + 5000;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), code = 0;
-	char *p;
-
-	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-		      "connect to port %d: %s", port, strerror(errno));
-	ck_assert(write(fd, request, req_len) == (ssize_t)req_len);
-	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		ck_assert_msg(it_now_ms() < end, "metrics answer did not end within 5 s");
-		if (poll(&pfd, 1, 1000) <= 0)
-			continue;
-		r = read(fd, buf + n, sizeof(buf) - 1 - n);
-		ck_assert_msg(r >= 0, "read: %s", strerror(errno));
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		ck_assert_msg(n < sizeof(buf) - 1, "metrics answer too large");
-	}
-	close(fd);
-	buf[n] = '\0';
-	ck_assert_msg(sscanf(buf, "HTTP/1.1 %d", &code) == 1, "not an HTTP answer: %.100s", buf);
-	p = strstr(buf, "\r\n\r\n");
-	ck_assert_msg(p != NULL, "no end of headers");
-	snprintf(body, body_len, "%s", p + 4);
-	return code;
-}
-
 static int
 http_request(const char *request, char *body, size_t body_len)
 {
-	return http_request_to(metrics_port, request, body, body_len);
+	return it_http_request(metrics_port, request, body, body_len);
 }
 
 static int
@@ -165,39 +101,6 @@ http_get(const char *path, char *body, size_t body_len)
 	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n",
 		 path);
 	return http_request(req, body, body_len);
-}
-
-/* The value of the sample "name{labels...}" whose labels contain user="user". */
-static double
-metric(const char *text, const char *name, const char *user)
-{
-	char key[256], label[96];
-	const char *p = text;
-
-	snprintf(key, sizeof(key), "\n%s{", name);
-	snprintf(label, sizeof(label), "user=\"%s\"", user);
-	while ((p = strstr(p, key)) != NULL) {
-		const char *eol = strchr(p + 1, '\n'), *sp;
-
-		p += strlen(key);
-		sp = strchr(p, '}');
-		if (sp && eol && sp < eol && memmem(p, (size_t)(sp - p), label, strlen(label)))
-			return strtod(sp + 2, NULL);
-	}
-	ck_abort_msg("no sample %s for user %s", name, user);
-	return -1;
-}
-
-static double
-metric_plain(const char *text, const char *name)
-{
-	char key[256];
-	const char *p;
-
-	snprintf(key, sizeof(key), "\n%s ", name);
-	p = strstr(text, key);
-	ck_assert_msg(p != NULL, "no sample %s", name);
-	return strtod(p + strlen(key), NULL);
 }
 
 /* ---- columns ------------------------------------------------------------------ */
@@ -394,8 +297,8 @@ START_TEST(test_admin_stats_workload)
 	double hq, hx;
 
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
-	hq = metric(body, "pgdog_query_duration_seconds_count", "app");
-	hx = metric(body, "pgdog_xact_duration_seconds_count", "app");
+	hq = it_metric(body, "pgdog_query_duration_seconds_count", "app");
+	hx = it_metric(body, "pgdog_xact_duration_seconds_count", "app");
 	/* the kernel spreads connections over the workers: SHOW CLIENTS says where */
 	while (n < WL_CONNS_MAX && (n < WL_CONNS || !worker_seen[0] || !worker_seen[1])) {
 		conns[n++] = it_connect(APP);
@@ -438,10 +341,11 @@ START_TEST(test_admin_stats_workload)
 
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
 	ck_assert_int_eq(
-		(long long)(metric(body, "pgdog_query_duration_seconds_count", "app") - hq),
+		(long long)(it_metric(body, "pgdog_query_duration_seconds_count", "app") - hq),
 		(unsigned long long)n * (WL_AUTO + 3 * WL_BLOCK));
-	ck_assert_int_eq((long long)(metric(body, "pgdog_xact_duration_seconds_count", "app") - hx),
-			 (unsigned long long)n * (WL_AUTO + WL_BLOCK));
+	ck_assert_int_eq(
+		(long long)(it_metric(body, "pgdog_xact_duration_seconds_count", "app") - hx),
+		(unsigned long long)n * (WL_AUTO + WL_BLOCK));
 	/* the +Inf bucket is the count */
 	ck_assert_msg(strstr(body, "le=\"+Inf\"") != NULL, "no +Inf bucket");
 	for (int i = 0; i < n; i++)
@@ -510,7 +414,7 @@ START_TEST(test_admin_wait_and_idle_xact)
 	ck_assert_uint_eq(pool_num(adm, "SHOW POOLS", "solo", "sv_idle_xact"), 1);
 	ck_assert_uint_eq(pool_num(adm, "SHOW POOLS", "solo", "sv_active"), 0);
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
-	ck_assert(metric(body, "pgdog_sv_idle_xact", "solo") == 1);
+	ck_assert(it_metric(body, "pgdog_sv_idle_xact", "solo") == 1);
 	ck_assert_int_eq(PQsendQuery(c2, "SELECT 2"), 1);
 	/* c2 waits (the only server is c1's) */
 	end = it_now_ms() + 5000;
@@ -573,19 +477,11 @@ START_TEST(test_admin_help_and_unknown)
 	PGconn *adm = it_connect(ADMIN);
 	PGresult *res = it_exec_ok(adm, "SHOW HELP");
 	static const char *const want[] = {
-		"SHOW STATS",
-		"SHOW POOLS",
-		"SHOW FDS",
-		"RELOAD",
-		"PAUSE [db]",
-		"SHUTDOWN",
-		"BAN [id]",
-		"SET setting TO value",
-		"KILL db",
-		"KILL_CLIENT id",
-		"SHOW BANS",
-		"SHOW PEERS",
-		"MAINTENANCE ON|OFF",
+		"SHOW STATS", "SHOW POOLS",         "SHOW FDS",
+		"RELOAD",     "PAUSE [db]",         "SHUTDOWN",
+		"BAN id|db",  "UNBAN [id|db]",      "SET setting TO value",
+		"KILL db",    "KILL_CLIENT id",     "SHOW BANS",
+		"SHOW PEERS", "MAINTENANCE ON|OFF",
 	};
 	const char *hint;
 
@@ -686,31 +582,32 @@ START_TEST(test_admin_metrics_promtool)
 		strstr(body,
 		       "user=\"app\",database=\"app\",shard=\"0\",role=\"primary\",host=\"127.0.0.1\""),
 		"pool labels missing");
-	ck_assert(metric_plain(body, "pgdog_workers") == 2);
-	ck_assert(metric_plain(body, "pgdog_workers_configured") == 2);
-	ck_assert(metric_plain(body, "pgdog_worker_restarts_total") == 0);
-	ck_assert(metric_plain(body, "pgdog_supervisor_resident_memory_bytes") > 0);
+	ck_assert(it_metric_plain(body, "pgdog_workers") == 2);
+	ck_assert(it_metric_plain(body, "pgdog_workers_configured") == 2);
+	ck_assert(it_metric_plain(body, "pgdog_worker_restarts_total") == 0);
+	ck_assert(it_metric_plain(body, "pgdog_supervisor_resident_memory_bytes") > 0);
 	ck_assert_msg(strstr(body, "pgdog_worker_resident_memory_bytes{worker=\"1\"}"),
 		      "no RSS for worker 1");
 	ck_assert(strstr(body, "# TYPE pgdog_query_duration_seconds histogram"));
 	ck_assert(strstr(body, "# TYPE pgdog_xact_total counter"));
 	/* nothing ran since the scrape: the same numbers as SHOW STATS */
-	ck_assert_uint_eq((unsigned long long)metric(body, "pgdog_xact_total", "app"),
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_xact_total", "app"),
 			  stat_num(adm, "app", "total_xact_count"));
-	ck_assert_uint_eq((unsigned long long)metric(body, "pgdog_queries_total", "app"),
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_queries_total", "app"),
 			  stat_num(adm, "app", "total_query_count"));
-	ck_assert_uint_eq((unsigned long long)metric(body, "pgdog_received_bytes_total", "app"),
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_received_bytes_total", "app"),
 			  stat_num(adm, "app", "total_received"));
-	ck_assert_uint_eq((unsigned long long)metric(body, "pgdog_sent_bytes_total", "app"),
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_sent_bytes_total", "app"),
 			  stat_num(adm, "app", "total_sent"));
 	ck_assert_uint_eq(
-		(unsigned long long)metric(body, "pgdog_query_duration_seconds_count", "app"),
+		(unsigned long long)it_metric(body, "pgdog_query_duration_seconds_count", "app"),
 		stat_num(adm, "app", "total_query_count"));
 	ck_assert_uint_eq(
-		(unsigned long long)(metric(body, "pgdog_query_time_seconds_total", "app") * 1e6 +
+		(unsigned long long)(it_metric(body, "pgdog_query_time_seconds_total", "app") *
+					     1e6 +
 				     0.5),
 		stat_num(adm, "app", "total_query_time"));
-	ck_assert_uint_eq((unsigned long long)metric(body, "pgdog_pool_size", "solo"), 1);
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_pool_size", "solo"), 1);
 	PQfinish(adm);
 }
 END_TEST
@@ -767,7 +664,7 @@ prometheus_value(int port, const char *query)
 		req, sizeof(req),
 		"GET /api/v1/query?query=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
 		enc);
-	ck_assert_int_eq(http_request_to(port, req, body, sizeof(body)), 200);
+	ck_assert_int_eq(it_http_request(port, req, body, sizeof(body)), 200);
 	ck_assert_msg(strstr(body, "\"status\":\"success\""), "query %s: %s", query, body);
 	p = strstr(body, "\"value\":[");
 	if (!p)
@@ -830,7 +727,7 @@ START_TEST(test_admin_prometheus_scrape)
 		ck_assert_msg(it_pid_alive(pid), "prometheus exited (see prometheus.log)");
 		it_sleep_ms(250);
 		if (!it_wait_port(port, 100) ||
-		    http_request_to(port,
+		    it_http_request(port,
 				    "GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 				    body, sizeof(body)) != 200)
 			continue;
@@ -868,14 +765,14 @@ START_TEST(test_admin_metrics_process)
 	PGresult *res;
 
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
-	ck_assert(metric_plain(body, "pgdog_reloads_total") == 0);
+	ck_assert(it_metric_plain(body, "pgdog_reloads_total") == 0);
 	ck_assert_int_eq(kill(g_it.pid, SIGHUP), 0);
 	end = it_now_ms() + 10000;
 	do {
 		ck_assert_msg(it_now_ms() < end, "reloads_total never became 1");
 		it_sleep_ms(50);
 		ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
-	} while (metric_plain(body, "pgdog_reloads_total") != 1);
+	} while (it_metric_plain(body, "pgdog_reloads_total") != 1);
 
 	ck_assert_int_eq(it_children(g_it.pid, pids, 8), 2);
 	ck_assert_int_eq(kill(pids[0], SIGKILL), 0);
@@ -884,13 +781,86 @@ START_TEST(test_admin_metrics_process)
 		ck_assert_msg(it_now_ms() < end, "no restart counted with both workers back");
 		it_sleep_ms(100);
 		ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
-	} while (metric_plain(body, "pgdog_worker_restarts_total") != 1 ||
-		 metric_plain(body, "pgdog_workers") != 2);
+	} while (it_metric_plain(body, "pgdog_worker_restarts_total") != 1 ||
+		 it_metric_plain(body, "pgdog_workers") != 2);
 	adm = it_connect(ADMIN);
 	res = it_exec_ok(adm, "SHOW STATE");
 	ck_assert_str_eq(PQgetvalue(res, 6, 0), "reloads");
 	ck_assert_str_eq(PQgetvalue(res, 6, 1), "1");
 	PQclear(res);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
+ * A reload that removes pool app/app (index 0) and adds third/other: solo/app
+ * keeps index 1, third/other takes index 2, while the configuration lists
+ * them as pools 0 and 1. Every statistic must still name the pool by its own
+ * index: traffic on solo shows in solo's SHOW STATS row and /metrics samples,
+ * the new pool shows none, SHOW POOLS gives each its own pool_size, and SHOW
+ * DATABASES counts each database's own servers.
+ */
+START_TEST(test_admin_reload_shifted_indexes)
+{
+	static char body[4 << 20];
+	char dbs[256];
+	unsigned long long q0, m0;
+	PGconn *adm, *solo;
+
+	snprintf(dbs, sizeof(dbs),
+		 "[databases.other]\nname = other\nhost = 127.0.0.1\nport = %d\n"
+		 "database_name = postgres\n",
+		 g_it.pg_port);
+	it_pgdog_write_config(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = general,
+		.databases = dbs,
+		.users = "[users.solo]\ndatabase = app\npassword = solo_pw\npool_size = 1\n"
+			 "[users.third]\ndatabase = other\npassword = third_pw\npool_size = 2\n",
+	});
+	adm = it_connect(ADMIN);
+	PQclear(it_exec_ok(adm, "RELOAD"));
+	q0 = strtoull(it_show_value(adm, "SHOW STATS", "database", "app", "user", "solo",
+				    "total_query_count"),
+		      NULL, 10);
+	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	m0 = (unsigned long long)it_metric(body, "pgdog_queries_total", "solo");
+	ck_assert_msg(strstr(body, "user=\"third\",database=\"other\""), "no third/other samples");
+	solo = it_connect(SOLO);
+	for (int i = 0; i < 7; i++)
+		ck_assert_str_eq(it_value(solo, "SELECT 1"), "1");
+	ck_assert_uint_ge(strtoull(it_show_value(adm, "SHOW STATS", "database", "app", "user",
+						 "solo", "total_query_count"),
+				   NULL, 10),
+			  q0 + 7);
+	ck_assert_str_eq(it_show_value(adm, "SHOW STATS", "database", "other", "user", "third",
+				       "total_query_count"),
+			 "0");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "solo", "pool_size"),
+		"1");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "other", "user", "third", "pool_size"),
+		"2");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "solo", "sv_total"),
+		"1");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "other", "user", "third", "sv_total"),
+		"0");
+	ck_assert_str_eq(it_show_value(adm, "SHOW DATABASES", "name", "other", NULL, NULL,
+				       "current_connections"),
+			 "0");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW DATABASES", "name", "other", NULL, NULL, "pool_size"),
+		"2");
+	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	ck_assert_uint_ge((unsigned long long)it_metric(body, "pgdog_queries_total", "solo"),
+			  m0 + 7);
+	ck_assert(it_metric(body, "pgdog_queries_total", "third") == 0);
+	ck_assert(it_metric(body, "pgdog_pool_size", "third") == 2);
+	ck_assert(it_metric(body, "pgdog_sv_open", "solo") == 1);
+	PQfinish(solo);
 	PQfinish(adm);
 }
 END_TEST
@@ -915,6 +885,7 @@ main(void)
 	tcase_add_test(tc, test_admin_metrics_http);
 	tcase_add_test(tc, test_admin_prometheus_scrape);
 	tcase_add_test(tc, test_admin_metrics_process);
+	tcase_add_test(tc, test_admin_reload_shifted_indexes); /* last: reloads */
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
 }

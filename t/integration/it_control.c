@@ -4,7 +4,8 @@
  * queries until RESUME; PAUSE db holds only db), MAINTENANCE ON/OFF, a held
  * client failing with 53300 only after checkout_timeout, SET checkout_timeout
  * acting in both workers, RECONNECT (new backends), KILL db, KILL_CLIENT,
- * BAN/UNBAN, RELOAD's replies, and SHUTDOWN (TCase control_shutdown).
+ * BAN/UNBAN, RELOAD's replies, the holds and bans as SHOW STATE, SHOW
+ * DATABASES and /metrics report them, and SHUTDOWN (TCase control_shutdown).
  */
 #include "t/lib/it.h"
 
@@ -22,12 +23,19 @@ static const char *const users_ini =
 	"[users.app2]\nname = app2\ndatabase = other\npassword = app2_pw\n"
 	"pool_size = 4\n";
 
+static int metrics_port;
+
 static void
 setup_name(const char *name)
 {
-	static char dbs[256];
+	static char dbs[256], general[256];
 
 	it_env_start(name);
+	metrics_port = it_free_port();
+	snprintf(general, sizeof(general),
+		 "pooler_mode = transaction\ncheckout_timeout = 5000\nopenmetrics_port = %d\n"
+		 "openmetrics_host = 127.0.0.1",
+		 metrics_port);
 	it_pg_start(NULL);
 	it_pg_role("app", NULL, NULL);
 	it_pg_role("app2", NULL, NULL);
@@ -37,7 +45,7 @@ setup_name(const char *name)
 		 g_it.pg_port);
 	it_pgdog_start(&(struct it_pgdog_conf){
 		.workers = 2,
-		.general = "pooler_mode = transaction\ncheckout_timeout = 5000",
+		.general = general,
 		.databases = dbs,
 		.users = users_ini,
 	});
@@ -121,21 +129,6 @@ admin_ok(PGconn *a, const char *sql, const char *tag)
 	PQclear(r);
 }
 
-/* Whether an asynchronously sent query is still without an answer after ms. */
-static bool
-still_busy(PGconn *c, int ms)
-{
-	long long end = it_now_ms() + ms;
-
-	while (it_now_ms() < end) {
-		ck_assert_int_eq(PQconsumeInput(c), 1);
-		if (!PQisBusy(c))
-			return false;
-		it_sleep_ms(20);
-	}
-	return true;
-}
-
 /* Wait for the answer of a query sent with PQsendQuery; it must succeed. */
 static void
 finish_ok(PGconn *c, int timeout_ms)
@@ -165,7 +158,7 @@ START_TEST(test_control_pause_resume)
 	PQclear(it_exec_ok(tx, "BEGIN"));
 	PQclear(it_exec_ok(tx, "SELECT 1"));
 	ck_assert_int_eq(PQsendQuery(a, "PAUSE"), 1);
-	ck_assert_msg(still_busy(a, 600), "PAUSE returned while a transaction was running");
+	ck_assert_msg(it_busy_for(a, 600), "PAUSE returned while a transaction was running");
 	/* the running transaction goes on and ends normally */
 	PQclear(it_exec_ok(tx, "SELECT 2"));
 	PQclear(it_exec_ok(tx, "COMMIT"));
@@ -174,8 +167,8 @@ START_TEST(test_control_pause_resume)
 	/* new queries of clients on both workers are held, without an error */
 	ck_assert_int_eq(PQsendQuery(c0, "SELECT 'w0'"), 1);
 	ck_assert_int_eq(PQsendQuery(c1, "SELECT 'w1'"), 1);
-	ck_assert_msg(still_busy(c0, 800), "worker 0 ran a query while paused");
-	ck_assert_msg(still_busy(c1, 100), "worker 1 ran a query while paused");
+	ck_assert_msg(it_busy_for(c0, 800), "worker 0 ran a query while paused");
+	ck_assert_msg(it_busy_for(c1, 100), "worker 1 ran a query while paused");
 	admin_ok(a, "RESUME", "RESUME");
 	finish_ok(c0, 3000);
 	finish_ok(c1, 3000);
@@ -195,7 +188,7 @@ START_TEST(test_control_pause_db)
 	admin_ok(a, "PAUSE other", "PAUSE");
 	ck_assert_str_eq(it_value(app, "SELECT 'app runs'"), "app runs");
 	ck_assert_int_eq(PQsendQuery(other, "SELECT 'other'"), 1);
-	ck_assert_msg(still_busy(other, 600), "a query of the paused database ran");
+	ck_assert_msg(it_busy_for(other, 600), "a query of the paused database ran");
 	ck_assert_str_eq(it_value(app, "SELECT 'still runs'"), "still runs");
 	admin_ok(a, "RESUME other", "RESUME");
 	finish_ok(other, 3000);
@@ -214,8 +207,8 @@ START_TEST(test_control_maintenance)
 	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
 	ck_assert_int_eq(PQsendQuery(c0, "SELECT 1"), 1);
 	ck_assert_int_eq(PQsendQuery(c1, "SELECT 1"), 1);
-	ck_assert_msg(still_busy(c0, 700), "worker 0 ran a query during maintenance");
-	ck_assert_msg(still_busy(c1, 100), "worker 1 ran a query during maintenance");
+	ck_assert_msg(it_busy_for(c0, 700), "worker 0 ran a query during maintenance");
+	ck_assert_msg(it_busy_for(c1, 100), "worker 1 ran a query during maintenance");
 	admin_ok(a, "maintenance off;", "MAINTENANCE");
 	finish_ok(c0, 3000);
 	finish_ok(c1, 3000);
@@ -400,6 +393,96 @@ START_TEST(test_control_ban)
 }
 END_TEST
 
+/* SHOW STATE's value of key. */
+static const char *
+state_of(PGconn *a, const char *key)
+{
+	return it_show_value(a, "SHOW STATE", "key", key, NULL, NULL, "value");
+}
+
+/* SHOW DATABASES' paused or disabled for database db. */
+static const char *
+db_flag(PGconn *a, const char *db, const char *col)
+{
+	return it_show_value(a, "SHOW DATABASES", "name", db, NULL, NULL, col);
+}
+
+static char metrics[4 << 20];
+
+/* Scrape /metrics into metrics. */
+static void
+scrape(void)
+{
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+	ck_assert_int_eq(it_http_request(metrics_port, req, metrics, sizeof(metrics)), 200);
+}
+
+/*
+ * PAUSE db, PAUSE, MAINTENANCE ON and BAN show in SHOW STATE (paused,
+ * suspended, maintenance, paused_databases, bans), SHOW DATABASES (paused,
+ * disabled) and the /metrics gauges, and go back to 0 when lifted.
+ */
+START_TEST(test_control_state_reported)
+{
+	PGconn *a = admin();
+
+	ck_assert_str_eq(state_of(a, "paused"), "no");
+	ck_assert_str_eq(state_of(a, "suspended"), "no");
+	ck_assert_str_eq(db_flag(a, "other", "paused"), "0");
+	ck_assert_str_eq(db_flag(a, "other", "disabled"), "0");
+	scrape();
+	ck_assert(it_metric_plain(metrics, "pgdog_paused") == 0);
+	ck_assert(it_metric_plain(metrics, "pgdog_maintenance") == 0);
+	ck_assert(it_metric_plain(metrics, "pgdog_bans") == 0);
+	ck_assert(it_metric(metrics, "pgdog_pool_paused", "app2") == 0);
+
+	admin_ok(a, "PAUSE other", "PAUSE");
+	ck_assert_str_eq(db_flag(a, "other", "paused"), "1");
+	ck_assert_str_eq(db_flag(a, "app", "paused"), "0");
+	ck_assert_str_eq(state_of(a, "paused"), "no");
+	ck_assert_str_eq(state_of(a, "paused_databases"), "other");
+	scrape();
+	ck_assert(it_metric(metrics, "pgdog_pool_paused", "app2") == 1);
+	ck_assert(it_metric(metrics, "pgdog_pool_paused", "app") == 0);
+	ck_assert(it_metric_plain(metrics, "pgdog_paused_databases") == 1);
+	admin_ok(a, "RESUME other", "RESUME");
+	ck_assert_str_eq(db_flag(a, "other", "paused"), "0");
+
+	admin_ok(a, "PAUSE", "PAUSE");
+	ck_assert_str_eq(state_of(a, "paused"), "yes");
+	ck_assert_str_eq(db_flag(a, "app", "paused"), "1");
+	scrape();
+	ck_assert(it_metric_plain(metrics, "pgdog_paused") == 1);
+	admin_ok(a, "RESUME", "RESUME");
+	ck_assert_str_eq(state_of(a, "paused"), "no");
+
+	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
+	ck_assert_str_eq(state_of(a, "suspended"), "yes");
+	ck_assert_str_eq(state_of(a, "maintenance"), "on");
+	ck_assert_str_eq(db_flag(a, "other", "paused"), "1");
+	scrape();
+	ck_assert(it_metric_plain(metrics, "pgdog_maintenance") == 1);
+	ck_assert(it_metric(metrics, "pgdog_pool_paused", "app") == 1);
+	admin_ok(a, "MAINTENANCE OFF", "MAINTENANCE");
+	ck_assert_str_eq(state_of(a, "suspended"), "no");
+
+	admin_ok(a, "BAN other", "BAN");
+	ck_assert_str_eq(db_flag(a, "other", "disabled"), "1");
+	ck_assert_str_eq(db_flag(a, "app", "disabled"), "0");
+	ck_assert_str_eq(state_of(a, "bans"), "1");
+	scrape();
+	ck_assert(it_metric_plain(metrics, "pgdog_bans") == 1);
+	ck_assert(it_metric(metrics, "pgdog_pool_banned", "app2") == 1);
+	ck_assert(it_metric(metrics, "pgdog_pool_banned", "app") == 0);
+	admin_ok(a, "UNBAN other", "UNBAN");
+	ck_assert_str_eq(db_flag(a, "other", "disabled"), "0");
+	scrape();
+	ck_assert(it_metric_plain(metrics, "pgdog_bans") == 0);
+	PQfinish(a);
+}
+END_TEST
+
 /* RELOAD answers with the outcome: success (every worker applied it) or the rejection reason. */
 START_TEST(test_control_reload_reply)
 {
@@ -465,6 +548,7 @@ control_suite(void)
 	tcase_add_test(tc, test_control_kill_client);
 	tcase_add_test(tc, test_control_ban);
 	tcase_add_test(tc, test_control_reload_reply);
+	tcase_add_test(tc, test_control_state_reported);
 	suite_add_tcase(s, tc);
 	tcase_add_unchecked_fixture(sd, setup_shutdown, teardown);
 	tcase_set_timeout(sd, 30);

@@ -42,60 +42,6 @@ teardown(void)
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char *
-read_all(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	text = calloc(1, (size_t)n + 1);
-	ck_assert_ptr_nonnull(text);
-	if (n > 0 && fread(text, 1, (size_t)n, f) != (size_t)n)
-		text[0] = '\0';
-	fclose(f);
-	return text;
-}
-
-static bool
-file_contains(const char *path, const char *s)
-{
-	char *text = read_all(path);
-	bool found = text && strstr(text, s);
-
-	free(text);
-	return found;
-}
-
-/* Wait up to timeout_ms for s to appear in path. */
-static bool
-file_wait_for(const char *path, const char *s, int timeout_ms)
-{
-	long long end = it_now_ms() + timeout_ms;
-
-	while (!file_contains(path, s)) {
-		if (it_now_ms() >= end)
-			return false;
-		it_sleep_ms(50);
-	}
-	return true;
-}
-
-static pid_t
-pidfile_pid(const char *path)
-{
-	char *text = read_all(path);
-	int pid = text ? atoi(text) : 0;
-
-	free(text);
-	return (pid_t)pid;
-}
-
 /* An AF_UNIX datagram socket bound to name ("@x": abstract). */
 static int
 notify_bind(const char *name)
@@ -212,7 +158,7 @@ START_TEST(test_daemon_notify_sequence)
 	ck_assert_int_gt(next, 0);
 	ck_assert_int_ne(next, pid);
 	ck_assert_msg(strstr(buf, "\nREADY=1\n") != NULL, "no READY=1 with MAINPID: \"%s\"", buf);
-	ck_assert_int_eq(pidfile_pid(pidfile), next);
+	ck_assert_int_eq(it_pidfile_pid(pidfile), next);
 	/* the old supervisor leaves without a word to the service manager */
 	ck_assert_msg(it_wait_pid(pid, 10000) != -1, "old supervisor still running after 10 s");
 	ck_assert_msg(!notify_recv(fd, buf, sizeof(buf), 300),
@@ -307,25 +253,27 @@ START_TEST(test_daemon_logging_defaults_on)
 	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
 	logging_workload(port);
 	/* log_connections: address, user, database, worker (w0c...) on one line */
-	ck_assert_msg(file_wait_for(log, "app/app 127.0.0.1:", 5000), "no connection line");
-	ck_assert_msg(file_wait_for(log, "login: user=app database=app", 5000),
+	ck_assert_msg(it_file_wait_for(log, "app/app 127.0.0.1:", 5000), "no connection line");
+	ck_assert_msg(it_file_wait_for(log, "login: user=app database=app", 5000),
 		      "no log_connections line");
 	/* log_disconnections: duration and reason */
-	ck_assert_msg(file_wait_for(log, "closing client connection after ", 5000),
+	ck_assert_msg(it_file_wait_for(log, "closing client connection after ", 5000),
 		      "no log_disconnections line");
-	ck_assert_msg(file_wait_for(log, " s: client left", 5000),
+	ck_assert_msg(it_file_wait_for(log, " s: client left", 5000),
 		      "no reason on the disconnection line");
 	/* log_pooler_errors: the FATAL pgdog sent for the unknown database */
-	ck_assert_msg(file_wait_for(log, "pooler error: FATAL 3D000: database \"nosuchdb\"", 5000),
-		      "no log_pooler_errors line");
+	ck_assert_msg(
+		it_file_wait_for(log, "pooler error: FATAL 3D000: database \"nosuchdb\"", 5000),
+		"no log_pooler_errors line");
 	/* the worker restart line */
 	{
 		pid_t kids[4];
 
 		ck_assert_int_eq(it_children(pid, kids, 4), 1);
 		kill(kids[0], SIGKILL);
-		ck_assert_msg(file_wait_for(log, "worker 0 (pid ", 5000), "no worker exit line");
-		ck_assert_msg(file_wait_for(log, "restarting it", 5000), "no worker restart line");
+		ck_assert_msg(it_file_wait_for(log, "worker 0 (pid ", 5000), "no worker exit line");
+		ck_assert_msg(it_file_wait_for(log, "restarting it", 5000),
+			      "no worker restart line");
 	}
 	kill(pid, SIGTERM);
 	ck_assert(it_wait_pid(pid, 10000) != -1);
@@ -349,10 +297,10 @@ START_TEST(test_daemon_logging_off)
 	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
 	logging_workload(port);
 	it_sleep_ms(300);
-	ck_assert_msg(!file_contains(log, "login: user=app"), "log_connections = false logged");
-	ck_assert_msg(!file_contains(log, "closing client connection"),
+	ck_assert_msg(!it_file_contains(log, "login: user=app"), "log_connections = false logged");
+	ck_assert_msg(!it_file_contains(log, "closing client connection"),
 		      "log_disconnections = false logged");
-	ck_assert_msg(!file_contains(log, "pooler error"), "log_pooler_errors = false logged");
+	ck_assert_msg(!it_file_contains(log, "pooler error"), "log_pooler_errors = false logged");
 	kill(pid, SIGTERM);
 	ck_assert(it_wait_pid(pid, 10000) != -1);
 }
@@ -429,7 +377,7 @@ START_TEST(test_daemon_init_script)
 	snprintf(defaults, sizeof(defaults), "%s/defaults", g_it.dir);
 	/* a daemon logs to syslog unless log_file is set: keep the log here */
 	{
-		char *body = read_all(ini);
+		char *body = it_read_file(ini);
 		char *sec = body ? strstr(body, "[general]\n") : NULL;
 		FILE *f;
 
@@ -459,7 +407,7 @@ START_TEST(test_daemon_init_script)
 
 	rc = run_init(defaults, "start", out, sizeof(out));
 	ck_assert_msg(rc == 0, "start: %d (%s)", rc, out);
-	pid = pidfile_pid(pidfile);
+	pid = it_pidfile_pid(pidfile);
 	ck_assert_int_gt(pid, 0);
 	it_track_pid(pid);
 	ck_assert_msg(it_wait_port(port, 5000), "not listening after start");
@@ -472,14 +420,14 @@ START_TEST(test_daemon_init_script)
 
 	rc = run_init(defaults, "reload", out, sizeof(out));
 	ck_assert_msg(rc == 0, "reload: %d (%s)", rc, out);
-	ck_assert_msg(file_wait_for(log, "configuration reloaded from", 5000), "no reload line");
+	ck_assert_msg(it_file_wait_for(log, "configuration reloaded from", 5000), "no reload line");
 	rc = run_init(defaults, "force-reload", out, sizeof(out));
 	ck_assert_msg(rc == 0, "force-reload: %d (%s)", rc, out);
 
 	/* upgrade through the script: pgdog --upgrade, a new pid in the pidfile */
 	rc = run_init(defaults, "upgrade", out, sizeof(out));
 	ck_assert_msg(rc == 0, "upgrade: %d (%s)", rc, out);
-	pid2 = pidfile_pid(pidfile);
+	pid2 = it_pidfile_pid(pidfile);
 	ck_assert_int_ne(pid2, pid);
 	it_track_pid(pid2);
 	for (int i = 0; i < 250 && it_pid_alive(pid); i++)
@@ -489,7 +437,7 @@ START_TEST(test_daemon_init_script)
 
 	rc = run_init(defaults, "restart", out, sizeof(out));
 	ck_assert_msg(rc == 0, "restart: %d (%s)", rc, out);
-	pid = pidfile_pid(pidfile);
+	pid = it_pidfile_pid(pidfile);
 	ck_assert_int_ne(pid, pid2);
 	it_track_pid(pid);
 	select_through(port, "after init restart");
@@ -505,7 +453,7 @@ START_TEST(test_daemon_init_script)
 	/* dead with a pidfile left: status 1 */
 	rc = run_init(defaults, "start", out, sizeof(out));
 	ck_assert_msg(rc == 0, "start again: %d (%s)", rc, out);
-	pid = pidfile_pid(pidfile);
+	pid = it_pidfile_pid(pidfile);
 	it_track_pid(pid);
 	{
 		int nk = it_children(pid, kids, 8);

@@ -103,78 +103,6 @@ exec_err(PGconn *c, const char *sql, const char *sqlstate, const char *msg)
 }
 
 /*
- * Read c's input for ms milliseconds. Whether the query c sent is still
- * running at the end.
- */
-static bool
-busy_for(PGconn *c, int ms)
-{
-	long long end = it_now_ms() + ms;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		int left;
-
-		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
-			return false;
-		left = (int)(end - it_now_ms());
-		if (left <= 0)
-			return true;
-		poll(&pfd, 1, left);
-	}
-}
-
-/* The one-row answer of the query c sent, within ms (static). */
-static const char *
-value_within(PGconn *c, int ms, const char *what)
-{
-	static char buf[256];
-	long long end = it_now_ms() + ms;
-	PGresult *res;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		int left;
-
-		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
-			break;
-		left = (int)(end - it_now_ms());
-		ck_assert_msg(left > 0, "%s: no answer within %d ms", what, ms);
-		poll(&pfd, 1, left);
-	}
-	res = PQgetResult(c);
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s", what,
-		      PQresultErrorMessage(res));
-	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	while ((res = PQgetResult(c)) != NULL)
-		PQclear(res);
-	return buf;
-}
-
-/* A column of SHOW POOLS for database app, user app (static). */
-static const char *
-pool_field(const char *col)
-{
-	static char buf[128];
-	PGconn *adm = it_connect(ADMIN);
-	PGresult *res = it_exec_ok(adm, "SHOW POOLS");
-	int fdb = PQfnumber(res, "database"), fuser = PQfnumber(res, "user");
-	int fcol = PQfnumber(res, col), row = -1;
-
-	ck_assert_msg(fdb >= 0 && fuser >= 0 && fcol >= 0, "SHOW POOLS has no column %s", col);
-	for (int r = 0; r < PQntuples(res); r++)
-		if (strcmp(PQgetvalue(res, r, fdb), "app") == 0 &&
-		    strcmp(PQgetvalue(res, r, fuser), "app") == 0)
-			row = r;
-	ck_assert_msg(row >= 0, "SHOW POOLS has no row for app/app");
-	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, row, fcol));
-	PQclear(res);
-	PQfinish(adm);
-	return buf;
-}
-
-/*
  * Close a prepared statement on c's connection (libpq 15 has no
  * PQclosePrepared): Close 'S' + Sync written to its socket while libpq is
  * idle, and CloseComplete + ReadyForQuery read back from it.
@@ -539,10 +467,10 @@ START_TEST(test_full_multi_prepare_pins)
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
 	PQclear(res);
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(b, 300), "b got the server a prepared m on");
+	ck_assert_msg(it_busy_for(b, 300), "b got the server a prepared m on");
 	ck_assert_str_eq(it_value(a, "EXECUTE m"), "7");
 	exec_tag(a, "DEALLOCATE ALL", "DEALLOCATE ALL");
-	ck_assert_str_eq(value_within(b, 3000, "b after a's DEALLOCATE ALL"), pa);
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a's DEALLOCATE ALL"), pa);
 	PQfinish(a);
 	PQfinish(b);
 }
@@ -654,7 +582,7 @@ END_TEST
 START_TEST(test_set_config_pins)
 {
 	PGconn *a = it_connect(APP), *b = it_connect(APP);
-	long pins = atol(pool_field("pins"));
+	long pins = atol(it_pool_field("app", "app", "pins"));
 	char pa[32];
 
 	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
@@ -663,23 +591,23 @@ START_TEST(test_set_config_pins)
 	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', 'local', true)"), "local");
 	exec_ok(a, "COMMIT");
 	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
-	ck_assert_int_eq(atol(pool_field("pins")), pins);
+	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), pins);
 	/* session level: pinned */
 	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', '42', false)"), "42");
-	ck_assert_int_eq(atol(pool_field("pins")), pins + 1);
+	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), pins + 1);
 	ck_assert_int_eq(PQsendQuery(b, "SELECT coalesce(current_setting('pf.x', true), '')"), 1);
-	ck_assert_msg(busy_for(b, 300), "b got the server a set pf.x on");
+	ck_assert_msg(it_busy_for(b, 300), "b got the server a set pf.x on");
 	for (int i = 0; i < 5; i++)
 		ck_assert_str_eq(it_value(a, "SELECT current_setting('pf.x')"), "42");
 	/* RESET ALL resets it: the server is free again */
 	exec_ok(a, "RESET ALL");
-	ck_assert_str_eq(value_within(b, 3000, "b after a's RESET ALL"), "");
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a's RESET ALL"), "");
 	/* pinned again; a leaves: b gets the server, reset */
 	ck_assert_str_eq(it_value(a, "SELECT set_config('pf.x', '43', false)"), "43");
 	ck_assert_int_eq(PQsendQuery(b, "SELECT coalesce(current_setting('pf.x', true), '')"), 1);
-	ck_assert_msg(busy_for(b, 300), "b got the server a set pf.x on");
+	ck_assert_msg(it_busy_for(b, 300), "b got the server a set pf.x on");
 	PQfinish(a);
-	ck_assert_str_eq(value_within(b, 3000, "b after a left"), "");
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a left"), "");
 	PQfinish(b);
 }
 END_TEST
@@ -723,10 +651,10 @@ START_TEST(test_extended_sql_prepare_pins)
 	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
 	exec_tag(a, "PREPARE ex AS SELECT 'ex'", "PREPARE");
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(b, 300), "b got the server a prepared ex on");
+	ck_assert_msg(it_busy_for(b, 300), "b got the server a prepared ex on");
 	ck_assert_str_eq(it_value(a, "EXECUTE ex"), "ex");
 	PQfinish(a);
-	ck_assert_str_eq(value_within(b, 3000, "b after a left"), pa);
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a left"), pa);
 	PQfinish(b);
 }
 END_TEST

@@ -54,39 +54,17 @@ teardown(void)
 	it_env_stop();
 }
 
-/* Wait for a notification on c for up to timeout_ms; NULL if none came. */
-static PGnotify *
-wait_notify(PGconn *c, int timeout_ms)
-{
-	long long end = it_now_ms() + timeout_ms;
-	PGnotify *n;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		int left;
-
-		ck_assert_msg(PQconsumeInput(c) == 1, "%s", PQerrorMessage(c));
-		n = PQnotifies(c);
-		if (n != NULL)
-			return n;
-		left = (int)(end - it_now_ms());
-		if (left <= 0)
-			return NULL;
-		poll(&pfd, 1, left);
-	}
-}
-
 /* Expect exactly one notification on channel with payload within 3 s, then none for 300 ms. */
 static void
 expect_one(PGconn *c, const char *channel, const char *payload)
 {
-	PGnotify *n = wait_notify(c, 3000);
+	PGnotify *n = it_wait_notify(c, 3000);
 
 	ck_assert_msg(n != NULL, "no notification on %s within 3 s", channel);
 	ck_assert_str_eq(n->relname, channel);
 	ck_assert_str_eq(n->extra, payload);
 	PQfreemem(n);
-	n = wait_notify(c, 300);
+	n = it_wait_notify(c, 300);
 	ck_assert_msg(n == NULL, "a second notification: %s '%s'", n ? n->relname : "",
 		      n ? n->extra : "");
 }
@@ -94,7 +72,7 @@ expect_one(PGconn *c, const char *channel, const char *payload)
 static void
 expect_none(PGconn *c, int ms)
 {
-	PGnotify *n = wait_notify(c, ms);
+	PGnotify *n = it_wait_notify(c, ms);
 
 	ck_assert_msg(n == NULL, "unexpected notification: %s '%s'", n ? n->relname : "",
 		      n ? n->extra : "");
@@ -296,7 +274,7 @@ START_TEST(test_pubsub_held_in_transaction)
 	ck_assert_ptr_null(PQnotifies(l));
 	res = it_exec_ok(l, "COMMIT");
 	PQclear(res);
-	nt = wait_notify(l, 3000);
+	nt = it_wait_notify(l, 3000);
 	ck_assert_msg(nt != NULL, "no notification after COMMIT");
 	ck_assert_str_eq(nt->extra, "after commit");
 	PQfreemem(nt);
@@ -322,7 +300,7 @@ START_TEST(test_pubsub_sender_pid)
 	snprintf(pid, sizeof(pid), "%s", it_value(l, "SELECT pg_backend_pid()"));
 	PQclear(it_exec_ok(l, "NOTIFY self_ch, 'me'"));
 	PQclear(it_exec_ok(l, "COMMIT"));
-	nt = wait_notify(l, 3000);
+	nt = it_wait_notify(l, 3000);
 	ck_assert_msg(nt != NULL, "no self notification");
 	ck_assert_int_eq(nt->be_pid, atoi(pid));
 	ck_assert_int_ne(nt->be_pid, PQbackendPID(l));
@@ -435,7 +413,7 @@ START_TEST(test_pubsub_pinned_fallback)
 
 	PQclear(it_exec_ok(l, "LISTEN mix_a; SELECT 1"));
 	PQclear(it_exec_ok(direct, "NOTIFY mix_a, 'via the server'"));
-	nt = wait_notify(l, 3000);
+	nt = it_wait_notify(l, 3000);
 	ck_assert_msg(nt != NULL, "no notification through the pinned server");
 	ck_assert_str_eq(nt->extra, "via the server");
 	PQfreemem(nt);
@@ -673,7 +651,7 @@ START_TEST(test_pubsub_overflow)
 	}
 	/* the idle listener got all three */
 	for (int i = 0; i < 3; i++) {
-		PGnotify *nt = wait_notify(ok, 3000);
+		PGnotify *nt = it_wait_notify(ok, 3000);
 		char want[8];
 
 		snprintf(want, sizeof(want), "%d", i);

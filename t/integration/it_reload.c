@@ -163,14 +163,6 @@ bench_thread(void *arg)
 	return NULL;
 }
 
-static long
-field(const char *out, const char *name)
-{
-	const char *p = strstr(out, name);
-
-	return p ? strtol(p + strlen(name), NULL, 10) : -1;
-}
-
 static const char *
 bench_pids(void)
 {
@@ -237,8 +229,8 @@ START_TEST(test_reload_under_load)
 	snprintf(after, sizeof(after), "%s", bench_pids());
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ck_assert_msg(b.rc == 0, "pgbench exited %d:\n%s", b.rc, b.out);
-	done = field(b.out, "number of transactions actually processed: ");
-	failed = field(b.out, "number of failed transactions: ");
+	done = it_number_after(b.out, "number of transactions actually processed: ");
+	failed = it_number_after(b.out, "number of failed transactions: ");
 	ck_assert_msg(done > 1000, "only %ld transactions:\n%s", done, b.out);
 	ck_assert_msg(failed == 0, "%ld failed transactions:\n%s", failed, b.out);
 	ck_assert_msg(strstr(b.out, "number of clients: 20") != NULL, "%s", b.out);
@@ -461,7 +453,7 @@ START_TEST(test_reload_pool_size_cap)
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ck_assert_msg(max <= 5, "%d backends with pool_size = 5", max);
 	ck_assert_msg(b.rc == 0, "pgbench exited %d:\n%s", b.rc, b.out);
-	failed = field(b.out, "number of failed transactions: ");
+	failed = it_number_after(b.out, "number of failed transactions: ");
 	ck_assert_msg(failed == 0, "%ld failed transactions:\n%s", failed, b.out);
 	fprintf(stderr, "pool shrunk 20 -> 5 under load: at most %d backends afterwards\n", max);
 	bench_pool_size = 20;

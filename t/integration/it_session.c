@@ -279,28 +279,6 @@ START_TEST(test_session_notice)
 }
 END_TEST
 
-/* Wait for a notification on c for up to timeout_ms. */
-static PGnotify *
-wait_notify(PGconn *c, int timeout_ms)
-{
-	long long end = it_now_ms() + timeout_ms;
-	PGnotify *n;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		int left;
-
-		ck_assert_int_eq(PQconsumeInput(c), 1);
-		n = PQnotifies(c);
-		if (n != NULL)
-			return n;
-		left = (int)(end - it_now_ms());
-		if (left <= 0)
-			return NULL;
-		poll(&pfd, 1, left);
-	}
-}
-
 START_TEST(test_session_listen_notify)
 {
 	PGconn *c = it_connect(APP);
@@ -312,14 +290,14 @@ START_TEST(test_session_listen_notify)
 	PQclear(it_exec_ok(c, "LISTEN it_channel"));
 	/* from another session, straight to PostgreSQL */
 	PQclear(it_exec_ok(direct, "NOTIFY it_channel, 'from outside'"));
-	n = wait_notify(c, 3000);
+	n = it_wait_notify(c, 3000);
 	ck_assert_msg(n != NULL, "no notification within 3 s");
 	ck_assert_str_eq(n->relname, "it_channel");
 	ck_assert_str_eq(n->extra, "from outside");
 	PQfreemem(n);
 	/* and from itself: the notifying pid is the server's, not pgdog's key */
 	PQclear(it_exec_ok(c, "NOTIFY it_channel, 'self'"));
-	n = wait_notify(c, 3000);
+	n = it_wait_notify(c, 3000);
 	ck_assert_msg(n != NULL, "no self-notification within 3 s");
 	ck_assert_str_eq(n->extra, "self");
 	ck_assert_int_eq(n->be_pid, atoi(pid));

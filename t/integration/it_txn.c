@@ -69,76 +69,6 @@ exec_ok(PGconn *c, const char *sql)
 	PQclear(it_exec_ok(c, sql));
 }
 
-/*
- * Read c's input for ms milliseconds. Whether the query c sent is still
- * running at the end (false as soon as its first result is complete).
- */
-static bool
-busy_for(PGconn *c, int ms)
-{
-	long long end = it_now_ms() + ms;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		int left;
-
-		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
-			return false;
-		left = (int)(end - it_now_ms());
-		if (left <= 0)
-			return true;
-		poll(&pfd, 1, left);
-	}
-}
-
-/* The next result of the query c sent, waiting up to ms; NULL if it is still running. */
-static PGresult *
-result_within(PGconn *c, int ms)
-{
-	long long end = it_now_ms() + ms;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		int left;
-
-		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
-			return PQgetResult(c);
-		left = (int)(end - it_now_ms());
-		if (left <= 0)
-			return NULL;
-		poll(&pfd, 1, left);
-	}
-}
-
-/* Read and discard the remaining results of c's query. */
-static void
-drain(PGconn *c)
-{
-	PGresult *res;
-
-	while ((res = PQgetResult(c)) != NULL)
-		PQclear(res);
-}
-
-/*
- * c sent a query that must wait for a server: the one-row answer arrives
- * within ms; its value (static) is returned.
- */
-static const char *
-value_within(PGconn *c, int ms, const char *what)
-{
-	static char buf[256];
-	PGresult *res = result_within(c, ms);
-
-	ck_assert_msg(res != NULL, "%s: no answer within %d ms", what, ms);
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s (%s)",
-		      what, PQresultErrorMessage(res), PQresStatus(PQresultStatus(res)));
-	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	drain(c);
-	return buf;
-}
-
 /* res is an error with SQLSTATE sqlstate. */
 static void
 assert_sqlstate(const PGresult *res, const char *sqlstate)
@@ -149,51 +79,6 @@ assert_sqlstate(const PGresult *res, const char *sqlstate)
 		      PQresStatus(PQresultStatus(res)), sqlstate);
 	ck_assert_msg(st != NULL && strcmp(st, sqlstate) == 0, "SQLSTATE %s, expected %s: %s",
 		      st != NULL ? st : "(none)", sqlstate, PQresultErrorMessage(res));
-}
-
-/* A column of the admin console's SHOW POOLS for database app and user (static buffer). */
-static const char *
-pool_field(const char *user, const char *col)
-{
-	static char buf[128];
-	PGconn *adm = it_connect(ADMIN);
-	PGresult *res = it_exec_ok(adm, "SHOW POOLS");
-	int fdb = PQfnumber(res, "database"), fuser = PQfnumber(res, "user");
-	int fcol = PQfnumber(res, col), row = -1;
-
-	ck_assert_msg(fdb >= 0 && fuser >= 0 && fcol >= 0, "SHOW POOLS has no column %s", col);
-	for (int r = 0; r < PQntuples(res); r++) {
-		if (strcmp(PQgetvalue(res, r, fdb), "app") == 0 &&
-		    strcmp(PQgetvalue(res, r, fuser), user) == 0)
-			row = r;
-	}
-	ck_assert_msg(row >= 0, "SHOW POOLS has no row for database app, user %s", user);
-	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, row, fcol));
-	PQclear(res);
-	PQfinish(adm);
-	return buf;
-}
-
-/* Wait for a notification on c for up to timeout_ms. */
-static PGnotify *
-wait_notify(PGconn *c, int timeout_ms)
-{
-	long long end = it_now_ms() + timeout_ms;
-	PGnotify *n;
-
-	for (;;) {
-		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-		int left;
-
-		ck_assert_msg(PQconsumeInput(c) == 1, "%s", PQerrorMessage(c));
-		n = PQnotifies(c);
-		if (n != NULL)
-			return n;
-		left = (int)(end - it_now_ms());
-		if (left <= 0)
-			return NULL;
-		poll(&pfd, 1, left);
-	}
 }
 
 /* ---- transaction mode: a server per transaction ------------------------- */
@@ -242,7 +127,7 @@ START_TEST(test_txn_idle_clients_hold_no_server)
 
 	for (int i = 0; i < 10; i++)
 		c[i] = it_connect(APP);
-	ck_assert_str_eq(pool_field("app", "sv_active"), "0");
+	ck_assert_str_eq(it_pool_field("app", "app", "sv_active"), "0");
 	n = it_pg_count_backends(mon, "app");
 	ck_assert_msg(n <= 1, "10 idle clients, pool_size 1: PostgreSQL has %d backends of app", n);
 	/* each runs a query in turn on the one server and gives it back */
@@ -252,8 +137,8 @@ START_TEST(test_txn_idle_clients_hold_no_server)
 		ck_assert_msg(strcmp(pid, first) == 0,
 			      "client %d ran on backend %s, client 0 on %s", i, pid, first);
 	}
-	ck_assert_str_eq(pool_field("app", "sv_active"), "0");
-	ck_assert_str_eq(pool_field("app", "sv_idle"), "1");
+	ck_assert_str_eq(it_pool_field("app", "app", "sv_active"), "0");
+	ck_assert_str_eq(it_pool_field("app", "app", "sv_idle"), "1");
 	n = it_pg_count_backends(mon, "app");
 	ck_assert_msg(n == 1, "pool_size 1: PostgreSQL has %d backends of app", n);
 	for (int i = 0; i < 10; i++)
@@ -271,14 +156,14 @@ START_TEST(test_txn_begin_holds_server)
 	exec_ok(a, "BEGIN");
 	backend_pid(a, pa, sizeof(pa));
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(b, 300),
+	ck_assert_msg(it_busy_for(b, 300),
 		      "B's query completed while A's transaction held the only server");
 	/* A's transaction goes on, on the same server */
 	ck_assert_str_eq(it_value(a, "SELECT pg_backend_pid()"), pa);
 	ck_assert_int_eq(PQtransactionStatus(a), PQTRANS_INTRANS);
-	ck_assert_msg(busy_for(b, 100), "B's query completed before A committed");
+	ck_assert_msg(it_busy_for(b, 100), "B's query completed before A committed");
 	exec_ok(a, "COMMIT");
-	ck_assert_str_eq(value_within(b, 2000, "B after A's COMMIT"), pa);
+	ck_assert_str_eq(it_value_within(b, 2000, "B after A's COMMIT"), pa);
 	ck_assert_str_eq(it_value(a, "SELECT 'a again'"), "a again");
 	PQfinish(a);
 	PQfinish(b);
@@ -480,17 +365,17 @@ START_TEST(test_txn_cancel_waiting)
 	backend_pid(a, pa, sizeof(pa));
 	t0 = it_now_ms();
 	ck_assert_int_eq(PQsendQuery(b, "SELECT 'b'"), 1);
-	ck_assert_msg(busy_for(b, 150), "B's query completed while A held the only server");
+	ck_assert_msg(it_busy_for(b, 150), "B's query completed while A held the only server");
 	cancel = PQgetCancel(b);
 	ck_assert_ptr_nonnull(cancel);
 	ck_assert_msg(PQcancel(cancel, err, sizeof(err)) == 1, "PQcancel: %s", err);
 	PQfreeCancel(cancel);
-	res = result_within(b, (int)(t0 + 2000 - it_now_ms()));
+	res = it_result_within(b, (int)(t0 + 2000 - it_now_ms()));
 	took = it_now_ms() - t0;
 	ck_assert_msg(res != NULL, "B was cancelled while waiting for a server: no answer in 2 s");
 	assert_sqlstate(res, "57014");
 	PQclear(res);
-	drain(b);
+	it_drain(b);
 	ck_assert_msg(took < 2000, "cancel answered after %lld ms", took);
 	ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
 	/* A's transaction was not touched */
@@ -515,16 +400,16 @@ START_TEST(test_txn_cancel_running)
 
 	t0 = it_now_ms();
 	ck_assert_int_eq(PQsendQuery(a, "SELECT pg_sleep(10)"), 1);
-	ck_assert(busy_for(a, 300));
+	ck_assert(it_busy_for(a, 300));
 	cancel = PQgetCancel(a);
 	ck_assert_ptr_nonnull(cancel);
 	ck_assert_msg(PQcancel(cancel, err, sizeof(err)) == 1, "PQcancel: %s", err);
 	PQfreeCancel(cancel);
-	res = result_within(a, 3000);
+	res = it_result_within(a, 3000);
 	ck_assert_msg(res != NULL, "pg_sleep(10) still running 3 s after the cancel");
 	assert_sqlstate(res, "57014");
 	PQclear(res);
-	drain(a);
+	it_drain(a);
 	ck_assert_msg(it_now_ms() - t0 < 3000, "cancel took %lld ms", it_now_ms() - t0);
 	ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
 	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
@@ -840,14 +725,14 @@ START_TEST(test_pin_advisory_lock)
 	backend_pid(a, pa, sizeof(pa));
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(42)"), "");
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(b, 300), "B got the server while A held an advisory lock on it");
+	ck_assert_msg(it_busy_for(b, 300), "B got the server while A held an advisory lock on it");
 	for (int i = 0; i < 3; i++)
 		ck_assert_str_eq(it_value(a, "SELECT count(*) FROM pg_locks WHERE locktype = "
 					     "'advisory' AND pid = pg_backend_pid()"),
 				 "1");
-	ck_assert_msg(busy_for(b, 100), "B got the server while A held an advisory lock on it");
+	ck_assert_msg(it_busy_for(b, 100), "B got the server while A held an advisory lock on it");
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
-	ck_assert_str_eq(value_within(b, 2000, "B after A's pg_advisory_unlock_all()"), pa);
+	ck_assert_str_eq(it_value_within(b, 2000, "B after A's pg_advisory_unlock_all()"), pa);
 	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
 			 "0");
 	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
@@ -870,11 +755,11 @@ START_TEST(test_pin_temp_table)
 		ck_assert_str_eq(it_value(a, "SELECT count(*) FROM t"), want);
 	}
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(b, 300), "B got the server while A had a temporary table on it");
+	ck_assert_msg(it_busy_for(b, 300), "B got the server while A had a temporary table on it");
 	exec_ok(a, "INSERT INTO t VALUES (1)");
 	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM t"), "4");
 	PQfinish(a);
-	ck_assert_str_eq(value_within(b, 3000, "B after A left"), pa);
+	ck_assert_str_eq(it_value_within(b, 3000, "B after A left"), pa);
 	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_tables WHERE tablename = 't' AND "
 				     "schemaname LIKE 'pg_temp%'"),
 			 "0");
@@ -906,13 +791,14 @@ START_TEST(test_pin_prepared)
 		PQclear(res);
 	}
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(b, 300), "B got the server while A had a prepared statement on it");
+	ck_assert_msg(it_busy_for(b, 300),
+		      "B got the server while A had a prepared statement on it");
 	res = PQexecPrepared(a, "s1", 1, (const char *[]){ "41" }, NULL, NULL, 0);
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
 	ck_assert_str_eq(PQgetvalue(res, 0, 0), "42");
 	PQclear(res);
 	PQfinish(a);
-	ck_assert_str_eq(value_within(b, 3000, "B after A left"), pa);
+	ck_assert_str_eq(it_value_within(b, 3000, "B after A left"), pa);
 	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements"), "0");
 	PQfinish(b);
 }
@@ -929,21 +815,21 @@ START_TEST(test_pin_listen)
 	backend_pid(a, pa, sizeof(pa));
 	exec_ok(a, "LISTEN chan");
 	exec_ok(direct, "NOTIFY chan, 'one'");
-	n = wait_notify(a, 3000);
+	n = it_wait_notify(a, 3000);
 	ck_assert_msg(n != NULL, "no notification within 3 s");
 	ck_assert_str_eq(n->relname, "chan");
 	ck_assert_str_eq(n->extra, "one");
 	PQfreemem(n);
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(b, 300), "B got the server while A listened on it");
+	ck_assert_msg(it_busy_for(b, 300), "B got the server while A listened on it");
 	exec_ok(direct, "NOTIFY chan, 'two'");
-	n = wait_notify(a, 3000);
+	n = it_wait_notify(a, 3000);
 	ck_assert_msg(n != NULL, "no second notification within 3 s");
 	ck_assert_str_eq(n->extra, "two");
 	ck_assert_int_eq(n->be_pid, atoi(it_value(direct, "SELECT pg_backend_pid()")));
 	PQfreemem(n);
 	PQfinish(a);
-	ck_assert_str_eq(value_within(b, 3000, "B after A left"), pa);
+	ck_assert_str_eq(it_value_within(b, 3000, "B after A left"), pa);
 	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_listening_channels()"), "0");
 	PQfinish(direct);
 	PQfinish(b);
@@ -965,9 +851,9 @@ START_TEST(test_pin_released_on_disconnect)
 	PQclear(res);
 	exec_ok(a, "LISTEN chan");
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(b, 300), "B got the server while A had pinned it");
+	ck_assert_msg(it_busy_for(b, 300), "B got the server while A had pinned it");
 	PQfinish(a);
-	ck_assert_msg(strcmp(value_within(b, 3000, "B after A left"), pa) == 0,
+	ck_assert_msg(strcmp(it_value_within(b, 3000, "B after A left"), pa) == 0,
 		      "B did not get A's server (backend %s) after A left", pa);
 	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_tables WHERE tablename = 't' AND "
 				     "schemaname LIKE 'pg_temp%'"),
@@ -1116,11 +1002,11 @@ END_TEST
 START_TEST(test_pin_counted)
 {
 	PGconn *a = it_connect(APP);
-	long before = atol(pool_field("app", "pins"));
+	long before = atol(it_pool_field("app", "app", "pins"));
 
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(7)"), "");
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(8)"), "");
-	ck_assert_int_eq(atol(pool_field("app", "pins")), before + 1);
+	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), before + 1);
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
 	PQfinish(a);
 }
@@ -1335,7 +1221,7 @@ START_TEST(test_mode_per_user)
 	backend_pid(s1, p1, sizeof(p1));
 	/* s1 is idle between transactions but keeps its server: s2 waits */
 	ck_assert_int_eq(PQsendQuery(s2, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(busy_for(s2, 300),
+	ck_assert_msg(it_busy_for(s2, 300),
 		      "user sess (pooler_mode = session): a second client got the server while "
 		      "the first was idle between transactions");
 	exec_ok(s1, "BEGIN");
@@ -1349,11 +1235,11 @@ START_TEST(test_mode_per_user)
 		ck_assert_msg(strcmp(pa, pb) == 0, "user app (transaction): A on %s, B on %s", pa,
 			      pb);
 	}
-	ck_assert_str_eq(pool_field("sess", "pool_mode"), "session");
-	ck_assert_str_eq(pool_field("app", "pool_mode"), "transaction");
-	ck_assert_msg(busy_for(s2, 100), "s2 got the server while s1 was connected");
+	ck_assert_str_eq(it_pool_field("app", "sess", "pool_mode"), "session");
+	ck_assert_str_eq(it_pool_field("app", "app", "pool_mode"), "transaction");
+	ck_assert_msg(it_busy_for(s2, 100), "s2 got the server while s1 was connected");
 	PQfinish(s1);
-	ck_assert_str_eq(value_within(s2, 3000, "s2 after s1 left"), p1);
+	ck_assert_str_eq(it_value_within(s2, 3000, "s2 after s1 left"), p1);
 	PQfinish(s2);
 	PQfinish(a);
 	PQfinish(b);

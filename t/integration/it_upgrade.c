@@ -40,54 +40,6 @@ teardown(void)
 	it_env_stop();
 }
 
-static char *
-read_all(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	text = calloc(1, (size_t)n + 1);
-	ck_assert_ptr_nonnull(text);
-	if (n > 0 && fread(text, 1, (size_t)n, f) != (size_t)n)
-		text[0] = '\0';
-	fclose(f);
-	return text;
-}
-
-static pid_t
-pidfile_pid(const char *path)
-{
-	char *text = read_all(path);
-	int pid = text ? atoi(text) : 0;
-
-	free(text);
-	return (pid_t)pid;
-}
-
-static bool
-file_wait_for(const char *path, const char *s, int timeout_ms)
-{
-	long long end = it_now_ms() + timeout_ms;
-
-	for (;;) {
-		char *text = read_all(path);
-		bool found = text && strstr(text, s);
-
-		free(text);
-		if (found)
-			return true;
-		if (it_now_ms() >= end)
-			return false;
-		it_sleep_ms(50);
-	}
-}
-
 /* Sum of the numbers that follow each occurrence of key in text. */
 static long
 sum_after(const char *text, const char *key)
@@ -107,14 +59,6 @@ count_of(const char *text, const char *key)
 	for (const char *p = text; p && (p = strstr(p, key)) != NULL; p += strlen(key))
 		n++;
 	return n;
-}
-
-static long
-field(const char *out, const char *name)
-{
-	const char *p = strstr(out, name);
-
-	return p ? strtol(p + strlen(name), NULL, 10) : -1;
 }
 
 static void
@@ -214,8 +158,8 @@ START_TEST(test_upgrade_under_load)
 			     port, args);
 	g_it.port = port;
 	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
-	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
-	ck_assert_int_eq(pidfile_pid(pidfile), pid);
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	ck_assert_int_eq(it_pidfile_pid(pidfile), pid);
 	/* pgbench's tables, generated on the server (no COPY) */
 	rc = it_run_pgbench("-i -I dtGp -s 1 -q", 120, out, sizeof(out), NULL, NULL);
 	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
@@ -226,7 +170,7 @@ START_TEST(test_upgrade_under_load)
 	it_sleep_ms(1000);
 	ck_assert_int_eq(kill(pid, SIGUSR2), 0);
 	for (int i = 0; i < 200; i++) {
-		next = pidfile_pid(pidfile);
+		next = it_pidfile_pid(pidfile);
 		if (next > 0 && next != pid)
 			break;
 		it_sleep_ms(50);
@@ -239,16 +183,16 @@ START_TEST(test_upgrade_under_load)
 	ck_assert_msg(st != -1, "connection loop did not finish");
 	st = it_wait_pid(bench, 60000);
 	ck_assert_msg(st != -1, "pgbench did not finish");
-	text = read_all(bench_out);
+	text = it_read_file(bench_out);
 	ck_assert_ptr_nonnull(text);
-	done = field(text, "number of transactions actually processed: ");
-	tx_failed = field(text, "number of failed transactions: ");
+	done = it_number_after(text, "number of transactions actually processed: ");
+	tx_failed = it_number_after(text, "number of failed transactions: ");
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pgbench exited %d:\n%s",
 		      WIFEXITED(st) ? WEXITSTATUS(st) : -1, text);
 	ck_assert_msg(done > 100, "only %ld transactions:\n%s", done, text);
 	ck_assert_msg(tx_failed == 0, "%ld failed transactions:\n%s", tx_failed, text);
 	free(text);
-	text = read_all(loop_out);
+	text = it_read_file(loop_out);
 	ck_assert_ptr_nonnull(text);
 	ck_assert_int_eq(sscanf(text, "ok %d failed %d", &ok, &failed), 2);
 	ck_assert_msg(failed == 0, "%d of %d new connections failed during the upgrade: %s", failed,
@@ -259,13 +203,13 @@ START_TEST(test_upgrade_under_load)
 
 	/* the old generation is done once pgbench's clients left; the new one serves */
 	ck_assert_msg(it_wait_pid(pid, 30000) != -1, "old supervisor %d still running", (int)pid);
-	ck_assert_int_eq(pidfile_pid(pidfile), next);
+	ck_assert_int_eq(it_pidfile_pid(pidfile), next);
 	ck_assert_msg(it_pid_alive(next), "new supervisor %d is not running", (int)next);
 	select_through(BENCH_DSN, "after the upgrade");
 
-	ck_assert_msg(file_wait_for(log, "old generation done: pgdog continues as pid", 5000),
+	ck_assert_msg(it_file_wait_for(log, "old generation done: pgdog continues as pid", 5000),
 		      "no line for the end of the old generation");
-	text = read_all(log);
+	text = it_read_file(log);
 	handed = sum_after(text, "binary upgrade: all clients gone (");
 	closed_idle = sum_after(text, " handed over, ");
 	adopted = count_of(text, "login handed over from the previous generation");
@@ -304,18 +248,18 @@ START_TEST(test_upgrade_refused_config)
 			     args);
 	g_it.port = port;
 	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
-	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
-	good = read_all(ini);
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	good = it_read_file(ini);
 	ck_assert_ptr_nonnull(good);
 
 	/* a configuration the new binary refuses: the old generation keeps serving */
 	it_write_file(ini, "[general]\nworkers = many\n");
 	kill(pid, SIGUSR2);
-	ck_assert_msg(
-		file_wait_for(log, "binary upgrade failed, this generation keeps serving:", 10000),
-		"no failure line after SIGUSR2 with a broken configuration");
-	ck_assert_msg(file_wait_for(log, "workers = many", 1000), "the reason is not logged");
-	ck_assert_int_eq(pidfile_pid(pidfile), pid);
+	ck_assert_msg(it_file_wait_for(
+			      log, "binary upgrade failed, this generation keeps serving:", 10000),
+		      "no failure line after SIGUSR2 with a broken configuration");
+	ck_assert_msg(it_file_wait_for(log, "workers = many", 1000), "the reason is not logged");
+	ck_assert_int_eq(it_pidfile_pid(pidfile), pid);
 	ck_assert_int_eq(it_children(pid, kids, 8), 2);
 	select_through(BENCH_DSN, "after a failed upgrade");
 
@@ -324,7 +268,7 @@ START_TEST(test_upgrade_refused_config)
 	ck_assert_msg(rc == 1, "pgdog --upgrade with a broken configuration exited %d: %s", rc,
 		      out);
 	ck_assert_msg(strstr(out, "workers = many") != NULL, "no reason: %s", out);
-	ck_assert_int_eq(pidfile_pid(pidfile), pid);
+	ck_assert_int_eq(it_pidfile_pid(pidfile), pid);
 
 	/* a change an upgrade cannot make (workers) is refused too */
 	{
@@ -341,7 +285,7 @@ START_TEST(test_upgrade_refused_config)
 	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
 	ck_assert_msg(rc == 1 && strstr(out, "cannot change workers") != NULL,
 		      "upgrade changing workers: %d: %s", rc, out);
-	ck_assert_int_eq(pidfile_pid(pidfile), pid);
+	ck_assert_int_eq(it_pidfile_pid(pidfile), pid);
 	select_through(BENCH_DSN, "after a refused upgrade");
 
 	/* nothing running: exit status 2 */
@@ -359,7 +303,7 @@ START_TEST(test_upgrade_refused_config)
 	free(good);
 	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
 	ck_assert_msg(rc == 0, "pgdog --upgrade exited %d: %s", rc, out);
-	next = pidfile_pid(pidfile);
+	next = it_pidfile_pid(pidfile);
 	it_track_pid(next);
 	ck_assert_int_ne(next, pid);
 	ck_assert_msg(strstr(out, "replaced by pid") != NULL, "%s", out);
@@ -416,7 +360,7 @@ START_TEST(test_upgrade_session_handoff)
 		port, args);
 	g_it.port = port;
 	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
-	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
 
 	c = PQconnectdb(it_pgdog_dsn(BENCH_DSN " application_name=handoff_app"));
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
@@ -428,10 +372,10 @@ START_TEST(test_upgrade_session_handoff)
 	kill(pid, SIGUSR2);
 	ck_assert_msg(it_wait_pid(pid, 10000) != -1,
 		      "the old supervisor did not exit: the idle client was not handed over");
-	next = pidfile_pid(pidfile);
+	next = it_pidfile_pid(pidfile);
 	it_track_pid(next);
 	ck_assert_int_ne(next, pid);
-	ck_assert_msg(file_wait_for(log, "login handed over from the previous generation", 2000),
+	ck_assert_msg(it_file_wait_for(log, "login handed over from the previous generation", 2000),
 		      "no adoption line");
 
 	/* the same connection, now served by the new generation */
@@ -507,7 +451,7 @@ START_TEST(test_upgrade_replaced_binary)
 	unsetenv("PGDOG_BIN");
 	g_it.port = port;
 	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
-	ck_assert_msg(file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
 
 	/* "the new version": a wrapper that leaves a mark, then runs pgdog */
 	snprintf(script, sizeof(script), "#!/bin/sh\necho replaced > '%s'\nexec '%s' \"$@\"\n",
@@ -518,7 +462,7 @@ START_TEST(test_upgrade_replaced_binary)
 
 	kill(pid, SIGUSR2);
 	for (int i = 0; i < 200; i++) {
-		next = pidfile_pid(pidfile);
+		next = it_pidfile_pid(pidfile);
 		if (next > 0 && next != pid)
 			break;
 		it_sleep_ms(50);

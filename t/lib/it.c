@@ -79,7 +79,7 @@ it_path(const char *file)
 	return b;
 }
 
-static char *
+char *
 it_read_file(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -883,11 +883,40 @@ it_dump_log(void)
 bool
 it_log_contains(const char *s)
 {
-	char *text = it_read_file(g_it.log_path);
+	return it_file_contains(g_it.log_path, s);
+}
+
+bool
+it_file_contains(const char *path, const char *s)
+{
+	char *text = it_read_file(path);
 	bool found = text != NULL && strstr(text, s) != NULL;
 
 	free(text);
 	return found;
+}
+
+bool
+it_file_wait_for(const char *path, const char *s, int timeout_ms)
+{
+	long long end = it_now_ms() + timeout_ms;
+
+	while (!it_file_contains(path, s)) {
+		if (it_now_ms() >= end)
+			return false;
+		it_sleep_ms(50);
+	}
+	return true;
+}
+
+pid_t
+it_pidfile_pid(const char *path)
+{
+	char *text = it_read_file(path);
+	int pid = text ? atoi(text) : 0;
+
+	free(text);
+	return (pid_t)pid;
 }
 
 /* fork and exec pgdog with args (NULL-terminated, without argv[0]), output to log. */
@@ -1533,4 +1562,212 @@ it_raw_wait_closed(int fd, int timeout_ms)
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return errno == ECONNRESET || errno == EPIPE;
 	}
+}
+
+/* ---- HTTP (the OpenMetrics endpoint) ---------------------------------------- */
+
+/*
+ * One HTTP request to the metrics port; returns the status code and copies
+ * the body (NUL-terminated) into body. Fails the test on a connection
+ * error, on no answer within 5 s, or on an answer over 4 MiB.
+ */
+int
+it_http_request(int port, const char *request, char *body, size_t body_len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	static char buf[4 << 20];
+	size_t n = 0, req_len = strlen(request);
+	long long end = it_now_ms() + 5000;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), code = 0;
+	char *p;
+
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		      "connect to port %d: %s", port, strerror(errno));
+	ck_assert(write(fd, request, req_len) == (ssize_t)req_len);
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		ck_assert_msg(it_now_ms() < end, "metrics answer did not end within 5 s");
+		if (poll(&pfd, 1, 1000) <= 0)
+			continue;
+		r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		ck_assert_msg(r >= 0, "read: %s", strerror(errno));
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		ck_assert_msg(n < sizeof(buf) - 1, "metrics answer too large");
+	}
+	close(fd);
+	buf[n] = '\0';
+	ck_assert_msg(sscanf(buf, "HTTP/1.1 %d", &code) == 1, "not an HTTP answer: %.100s", buf);
+	p = strstr(buf, "\r\n\r\n");
+	ck_assert_msg(p != NULL, "no end of headers");
+	snprintf(body, body_len, "%s", p + 4);
+	return code;
+}
+
+/* The value of the sample "name{labels...}" whose labels contain user="user". */
+double
+it_metric(const char *text, const char *name, const char *user)
+{
+	char key[256], label[96];
+	const char *p = text;
+
+	snprintf(key, sizeof(key), "\n%s{", name);
+	snprintf(label, sizeof(label), "user=\"%s\"", user);
+	while ((p = strstr(p, key)) != NULL) {
+		const char *eol = strchr(p + 1, '\n'), *sp;
+
+		p += strlen(key);
+		sp = strchr(p, '}');
+		if (sp && eol && sp < eol && memmem(p, (size_t)(sp - p), label, strlen(label)))
+			return strtod(sp + 2, NULL);
+	}
+	ck_abort_msg("no sample %s for user %s", name, user);
+	return -1;
+}
+
+double
+it_metric_plain(const char *text, const char *name)
+{
+	char key[256];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(text, key);
+	ck_assert_msg(p != NULL, "no sample %s", name);
+	return strtod(p + strlen(key), NULL);
+}
+
+/* ---- the admin console, LISTEN/NOTIFY, command output ------------------------ */
+
+const char *
+it_show_value(PGconn *adm, const char *cmd, const char *k1, const char *v1, const char *k2,
+	      const char *v2, const char *col)
+{
+	static char out[256];
+	PGresult *res = it_exec_ok(adm, cmd);
+	int f1 = PQfnumber(res, k1), f2 = k2 ? PQfnumber(res, k2) : -1, f = PQfnumber(res, col);
+	int rows = 0;
+
+	ck_assert_msg(f1 >= 0 && (!k2 || f2 >= 0) && f >= 0, "%s has no column %s, %s or %s", cmd,
+		      k1, k2 ? k2 : "-", col);
+	out[0] = '\0';
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (strcmp(PQgetvalue(res, r, f1), v1) != 0 ||
+		    (k2 && strcmp(PQgetvalue(res, r, f2), v2) != 0))
+			continue;
+		snprintf(out, sizeof(out), "%s", PQgetvalue(res, r, f));
+		rows++;
+	}
+	PQclear(res);
+	ck_assert_msg(rows == 1, "%s: %d rows with %s = %s%s%s%s%s", cmd, rows, k1, v1,
+		      k2 ? " and " : "", k2 ? k2 : "", k2 ? " = " : "", k2 ? v2 : "");
+	return out;
+}
+
+const char *
+it_pool_field(const char *db, const char *user, const char *col)
+{
+	static char out[256];
+	PGconn *adm = it_connect("dbname=admin user=admin password=pgdog");
+
+	snprintf(out, sizeof(out), "%s",
+		 it_show_value(adm, "SHOW POOLS", "database", db, "user", user, col));
+	PQfinish(adm);
+	return out;
+}
+
+PGnotify *
+it_wait_notify(PGconn *c, int timeout_ms)
+{
+	long long end = it_now_ms() + timeout_ms;
+	PGnotify *n;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		ck_assert_msg(PQconsumeInput(c) == 1, "%s", PQerrorMessage(c));
+		n = PQnotifies(c);
+		if (n != NULL)
+			return n;
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return NULL;
+		poll(&pfd, 1, left);
+	}
+}
+
+long
+it_number_after(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* ---- queries sent with PQsendQuery ------------------------------------------- */
+
+bool
+it_busy_for(PGconn *c, int ms)
+{
+	long long end = it_now_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
+			return false;
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return true;
+		poll(&pfd, 1, left);
+	}
+}
+
+PGresult *
+it_result_within(PGconn *c, int ms)
+{
+	long long end = it_now_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		int left;
+
+		if (PQconsumeInput(c) == 0 || !PQisBusy(c))
+			return PQgetResult(c);
+		left = (int)(end - it_now_ms());
+		if (left <= 0)
+			return NULL;
+		poll(&pfd, 1, left);
+	}
+}
+
+void
+it_drain(PGconn *c)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+}
+
+const char *
+it_value_within(PGconn *c, int ms, const char *what)
+{
+	static char buf[256];
+	PGresult *res = it_result_within(c, ms);
+
+	ck_assert_msg(res != NULL, "%s: no answer within %d ms", what, ms);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s: %s (%s)",
+		      what, PQresultErrorMessage(res), PQresStatus(PQresultStatus(res)));
+	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	it_drain(c);
+	return buf;
 }

@@ -155,6 +155,14 @@ int it_children(pid_t pid, pid_t *out, int max);
 void it_dump_log(void);
 /* Whether pgdog's log contains s. */
 bool it_log_contains(const char *s);
+/* The whole of path, NUL-terminated (free it); NULL if it cannot be read. */
+char *it_read_file(const char *path);
+/* Whether the file path contains s (false if it cannot be read). */
+bool it_file_contains(const char *path, const char *s);
+/* Wait up to timeout_ms for s to appear in path; whether it did. */
+bool it_file_wait_for(const char *path, const char *s, int timeout_ms);
+/* The pid written in a pidfile; 0 if none. */
+pid_t it_pidfile_pid(const char *path);
 /*
  * Run pgdog with argv (argv[0] is ignored, the binary is it_pgdog_bin()),
  * capture stdout+stderr into out (NUL-terminated) and return the exit status
@@ -240,3 +248,39 @@ int it_raw_login(int fd, const char *user, const char *db, const char *password,
 int it_raw_auth_request(int port, const char *user, const char *db, char *sqlstate);
 /* Whether the peer closed the connection (EOF) within timeout_ms, discarding data. */
 bool it_raw_wait_closed(int fd, int timeout_ms);
+
+/*
+ * One HTTP request to 127.0.0.1:port (the metrics endpoint); returns the
+ * status code and copies the body (NUL-terminated, truncated) into body.
+ */
+int it_http_request(int port, const char *request, char *body, size_t body_len);
+/* The value of sample "name{...}" whose labels contain user="user"; fails the test if none. */
+double it_metric(const char *text, const char *name, const char *user);
+/* The value of the unlabelled sample "name"; fails the test if none. */
+double it_metric_plain(const char *text, const char *name);
+
+/*
+ * The value of column col of SHOW cmd on the admin connection adm, in the
+ * one row whose column k1 is v1 and, unless k2 is NULL, whose column k2 is
+ * v2 (static buffer). Fails the test unless exactly one row matches.
+ */
+const char *it_show_value(PGconn *adm, const char *cmd, const char *k1, const char *v1,
+			  const char *k2, const char *v2, const char *col);
+/* Column col of SHOW POOLS for pool user/db, over a new admin connection (admin/pgdog). */
+const char *it_pool_field(const char *db, const char *user, const char *col);
+/* Wait up to timeout_ms for a notification on c (PQfreemem it); NULL if none came. */
+PGnotify *it_wait_notify(PGconn *c, int timeout_ms);
+/* The number after the first key in text (pgbench's output, a log line); -1 if absent. */
+long it_number_after(const char *text, const char *key);
+
+/*
+ * Read c's input for ms milliseconds. Whether the query c sent (PQsendQuery)
+ * is still running at the end (false as soon as its first result is complete).
+ */
+bool it_busy_for(PGconn *c, int ms);
+/* The next result of the query c sent, waiting up to ms; NULL if it is still running. */
+PGresult *it_result_within(PGconn *c, int ms);
+/* Read and discard the remaining results of c's query. */
+void it_drain(PGconn *c);
+/* The one-row answer of the query c sent, within ms (static); fails the test otherwise. */
+const char *it_value_within(PGconn *c, int ms, const char *what);

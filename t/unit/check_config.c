@@ -1419,12 +1419,13 @@ START_TEST(test_config_reload_restart_only)
 					"[users.u]\ndatabase = app\npassword = p\n");
 	struct config *next = reload_cfg("[general]\nport = 7000\nworkers = 2\n"
 					 "checkout_timeout = 42\nhost = 127.0.0.2\n"
+					 "syslog_facility = local3\n"
 					 "[databases.app]\nhost = h\n",
 					 "[users.u]\ndatabase = app\npassword = p\n");
 	char changed[256];
 
 	ck_assert_int_eq(config_keep_restart_only(next, run, changed, sizeof(changed)), 0);
-	ck_assert_str_eq(changed, "host, port");
+	ck_assert_str_eq(changed, "host, port, syslog_facility");
 	ck_assert_int_eq(next->port, 6000);
 	ck_assert_str_eq(next->host, "0.0.0.0");
 	ck_assert_int_eq(next->checkout_timeout, 42); /* live */

@@ -5,11 +5,13 @@
  * stats_period from the workers' copies. No network.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "shared/config.h"
+#include "shared/proc.h"
 #include "shared/shm.h"
 #include "shared/stats.h"
 
@@ -190,6 +192,33 @@ START_TEST(test_stats_rss)
 }
 END_TEST
 
+/* A pidfile's pid (shared/proc.c: the pidfile check and pgdog --upgrade read it). */
+START_TEST(test_proc_pidfile)
+{
+	char path[] = "/tmp/check_proc_XXXXXX";
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "4242\n", 5), 5);
+	close(fd);
+	ck_assert_int_eq(proc_pidfile_read(path), 4242);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	ck_assert_int_eq(write(fd, "pgdog", 5), 5);
+	close(fd);
+	ck_assert_int_eq(proc_pidfile_read(path), 0);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	close(fd);
+	ck_assert_int_eq(proc_pidfile_read(path), 0); /* empty */
+	unlink(path);
+	ck_assert_int_eq(proc_pidfile_read(path), 0); /* missing */
+	/* the caller itself never counts; the parent is alive, with some name */
+	ck_assert(!proc_pid_is_named(getpid(), ""));
+	ck_assert(proc_pid_is_named(getppid(), ""));
+	ck_assert(!proc_pid_is_named(getppid(), "no-such-program-name"));
+	ck_assert(!proc_pid_is_named(0, ""));
+}
+END_TEST
+
 static Suite *
 stats_suite(void)
 {
@@ -203,6 +232,7 @@ stats_suite(void)
 	tcase_add_test(tc, test_stats_averages);
 	tcase_add_test(tc, test_stats_recover_slot);
 	tcase_add_test(tc, test_stats_rss);
+	tcase_add_test(tc, test_proc_pidfile);
 	suite_add_tcase(s, tc);
 	return s;
 }
