@@ -260,13 +260,23 @@ START_TEST(test_control_reconnect)
 	char before[4096], pid0[32], pid1[32];
 	long long end;
 
-	snprintf(pid0, sizeof(pid0), "%s", it_value(c0, "SELECT pg_backend_pid()"));
-	snprintf(pid1, sizeof(pid1), "%s", it_value(c1, "SELECT pg_backend_pid()"));
-	snprintf(before, sizeof(before), "%s",
-		 it_pg_value("SELECT string_agg(pid::text, ',') FROM pg_stat_activity "
-			     "WHERE usename = 'app'"));
-	ck_assert_msg(strstr(before, pid0) && strstr(before, pid1), "%s / %s %s", before, pid0,
-		      pid1);
+	/*
+	 * both clients' servers open at once: between transactions a worker may
+	 * give an idle server back (cap sharing), so sample until the snapshot
+	 * holds both (a loaded machine can be slow between the two queries)
+	 */
+	end = it_now_ms() + 5000;
+	for (;;) {
+		snprintf(pid0, sizeof(pid0), "%s", it_value(c0, "SELECT pg_backend_pid()"));
+		snprintf(pid1, sizeof(pid1), "%s", it_value(c1, "SELECT pg_backend_pid()"));
+		snprintf(before, sizeof(before), "%s",
+			 it_pg_value("SELECT string_agg(pid::text, ',') FROM pg_stat_activity "
+				     "WHERE usename = 'app'"));
+		if (strstr(before, pid0) && strstr(before, pid1))
+			break;
+		ck_assert_msg(it_now_ms() < end, "%s / %s %s", before, pid0, pid1);
+		it_sleep_ms(20);
+	}
 	admin_ok(a, "RECONNECT app", "RECONNECT");
 	/* the old backends go away (they were idle) */
 	end = it_now_ms() + 3000;
