@@ -1975,6 +1975,23 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 	}
 }
 
+/*
+ * wk_client_forward() reads the header after a run this long with
+ * evbuffer_pullup() (a copy only when the run spans chains), a longer one
+ * through a cursor.
+ */
+#define WK_CLIENT_RUN_PULLUP_MAX 4096
+
+/* Move the run of bytes wk_client_forward() has passed over to the server's output. */
+static void
+wk_client_fwd_flush(struct wk_client *c, struct wk_server *s, size_t *run)
+{
+	if (*run) {
+		wk_stream_take(&s->io, &c->io, *run);
+		*run = 0;
+	}
+}
+
 /* Session traffic: client bytes to its server, headers read on the way. */
 static enum wk_rc
 wk_client_forward(struct wk_client *c)
@@ -1985,34 +2002,83 @@ wk_client_forward(struct wk_client *c)
 	struct shm_client *r = wk_client_row(c);
 	struct shm_server *sr = shm_server((uint32_t)g_wk.slot, s->row);
 	size_t moved = 0;
+	/*
+	 * run: bytes at the front of in already looked at, going to out as they
+	 * are, not moved yet. Execute and Sync join the run where they are;
+	 * anything pgdog reads, rewrites or drops is handled at the front, so the
+	 * run moves first. A pipeline's tail (Describe, Execute, Sync) then moves
+	 * with one wk_stream_take(), usually a trade of buffers, instead of one
+	 * partial-chain copy per message.
+	 */
+	size_t run = 0;
+	struct wk_cursor cur;
+	bool has_cur = false; /* cur matches in */
 
 	/* whatever this adds to out goes to the socket when the callback ends */
 	wk_stream_want_write(&s->io);
-	while (evbuffer_get_length(in) > 0) {
+	for (;;) {
 		struct pgw_hdr h;
 		const uint8_t *msg = NULL;
-		size_t avail = evbuffer_get_length(in);
+		size_t avail = evbuffer_get_length(in) - run;
 
+		if (avail == 0)
+			break;
 		if (c->fwd_remaining) {
 			size_t n = avail < c->fwd_remaining ? avail : c->fwd_remaining;
 
-			evbuffer_remove_buffer(in, out, n);
+			run += n;
 			c->fwd_remaining -= n;
 			moved += n;
 			continue;
 		}
-		switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h, &msg)) {
-		case WK_PEEK_MORE:
-			goto done;
-		case WK_PEEK_BAD_LEN:
-			return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-					       "invalid message length");
-		case WK_PEEK_TOO_LONG:
-			return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-					       "message of %u bytes exceeds max_message_len (%d)",
-					       h.len, g_cfg->max_message_len);
-		default:
-			break;
+		if (run) {
+			uint8_t hdr[PGW_HDR_LEN];
+			const uint8_t *at = NULL;
+
+			if (avail < PGW_HDR_LEN)
+				goto done;
+			if (run <= WK_CLIENT_RUN_PULLUP_MAX) {
+				/* the run is mostly in the first chain already: no copy then */
+				at = evbuffer_pullup(in, (ev_ssize_t)(run + PGW_HDR_LEN));
+				if (at)
+					at += run;
+			} else {
+				if (!has_cur) {
+					wk_cursor_init(&cur, in);
+					has_cur = true;
+				}
+				if (wk_cursor_copy(&cur, run, hdr, PGW_HDR_LEN) == PGW_HDR_LEN)
+					at = hdr;
+			}
+			if (!at)
+				goto done;
+			if (pgw_read_header(at, PGW_HDR_LEN, &h) != 1 ||
+			    h.len > (uint32_t)g_cfg->max_message_len || c->is_skip_to_sync ||
+			    (h.type != PGW_MSG_EXECUTE && h.type != PGW_MSG_SYNC)) {
+				/* to the front with it (errors are reported from there) */
+				wk_client_fwd_flush(c, s, &run);
+				in = c->io.in;
+				out = s->io.out;
+				has_cur = false;
+				continue;
+			}
+		} else {
+			has_cur = false; /* what follows may pull up or drain in */
+			switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h,
+					     &msg)) {
+			case WK_PEEK_MORE:
+				goto done;
+			case WK_PEEK_BAD_LEN:
+				return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+						       "invalid message length");
+			case WK_PEEK_TOO_LONG:
+				return wk_client_fatal(
+					c, SQLSTATE_PROTOCOL_VIOLATION,
+					"message of %u bytes exceeds max_message_len (%d)", h.len,
+					g_cfg->max_message_len);
+			default:
+				break;
+			}
 		}
 		if (c->is_skip_to_sync) {
 			/* after a refused message: drop the rest of the request up to its Sync */
@@ -2075,8 +2141,10 @@ wk_client_forward(struct wk_client *c)
 		if (s->is_tracked && h.type != PGW_MSG_TERMINATE) {
 			int rc = wk_client_prep(c, s, &h, in, out);
 
-			if (rc < 0 || (rc == 0 && wk_client_slot(s, &h, in) < 0))
+			if (rc < 0 || (rc == 0 && wk_client_slot(s, &h, in) < 0)) {
+				wk_client_fwd_flush(c, s, &run);
 				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			}
 			if (rc > 0 && h.type == PGW_MSG_QUERY) {
 				/* replaced; wk_client_prep counted the ReadyForQuery it is owed */
 				r->queries++;
@@ -2143,6 +2211,8 @@ wk_client_forward(struct wk_client *c)
 		c->fwd_remaining = pgw_msg_size(&h);
 	}
 done:
+	wk_client_fwd_flush(c, s, &run);
+	out = s->io.out; /* the buffers may have traded places */
 	if (s->is_tracked && wk_server_emit_synth(s) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	r->bytes_received += moved;

@@ -1010,6 +1010,27 @@ wk_server_flush(struct evbuffer *in, struct evbuffer *out, size_t *pending, size
 }
 
 /*
+ * The last flush before wk_server_forward() returns: as wk_server_flush(),
+ * but a run that is all of the input may trade buffers with the client's
+ * empty output (wk_stream_take()); s->io.in and c->io.out must be read
+ * again after it.
+ */
+static void
+wk_server_flush_last(struct wk_server *s, struct wk_client *c, size_t *pending, size_t *avail,
+		     size_t *moved)
+{
+	if (!*pending)
+		return;
+	if (c)
+		wk_stream_take(&c->io, &s->io, *pending);
+	else
+		evbuffer_drain(s->io.in, *pending);
+	*moved += *pending;
+	*avail -= *pending;
+	*pending = 0;
+}
+
+/*
  * Forward what the server sent to its client. Whole runs of messages move
  * with one evbuffer_remove_buffer(); the batch is flushed only before
  * something that must be at the front of the buffer (a message pgdog reads
@@ -1060,8 +1081,7 @@ wk_server_forward(struct wk_server *s)
 							 "out of memory for a synthetic reply");
 				}
 				if (s->is_release_due) {
-					wk_server_flush(in, out, &off, &avail, &moved);
-					has_cur = false;
+					wk_server_flush_last(s, c, &off, &avail, &moved);
 					return wk_server_release_due(s, moved);
 				}
 				if (s->is_notify_due) {
@@ -1223,8 +1243,8 @@ wk_server_forward(struct wk_server *s)
 		s->fwd_remaining = pgw_msg_size(&h);
 	}
 done:
-	wk_server_flush(in, out, &off, &avail, &moved);
-	has_cur = false;
+	wk_server_flush_last(s, c, &off, &avail, &moved);
+	out = c ? c->io.out : NULL; /* the buffers may have traded places */
 	r->bytes_received += moved;
 	if (c && moved) {
 		struct shm_client *cr = shm_client((uint32_t)g_wk.slot, c->row);

@@ -256,6 +256,30 @@ wk_session_has(const struct wk_settings *applied, const struct wk_server_param *
 	return !want->is_raw && rep && strcmp(rep, want->value) == 0;
 }
 
+/* Does the server have every value the client wants, and no value the client does not? */
+static bool
+wk_session_in_step(const struct wk_session *se, const struct wk_settings *applied,
+		   const struct wk_server_param *reported, size_t reported_cnt)
+{
+	for (size_t i = 0; i < se->overrides.cnt; i++) {
+		if (!wk_session_has(applied, reported, reported_cnt, &se->overrides.v[i]))
+			return false;
+	}
+	for (size_t i = 0; i < se->startup.cnt; i++) {
+		const struct wk_setting *want = &se->startup.v[i];
+
+		if (se->overrides.cnt && wk_settings_get(&se->overrides, want->name))
+			continue;
+		if (!wk_session_has(applied, reported, reported_cnt, want))
+			return false;
+	}
+	for (size_t i = 0; i < applied->cnt; i++) {
+		if (!wk_session_get(se, applied->v[i].name))
+			return false;
+	}
+	return true;
+}
+
 int
 wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 		const struct wk_server_param *reported, size_t reported_cnt, struct pgw_buf *b)
@@ -264,6 +288,13 @@ wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 	size_t start = b->len;
 	int n = 0;
 
+	/*
+	 * Almost every check-out finds the server in step (the same settings as
+	 * the client's): decide that before building a message that would be
+	 * thrown away.
+	 */
+	if (wk_session_in_step(se, applied, reported, reported_cnt))
+		return 0;
 	pgw_begin(b, PGW_MSG_QUERY);
 	/* values the client wants (an override hides the startup value of its name) */
 	for (int l = 0; l < 2; l++) {

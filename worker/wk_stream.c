@@ -117,6 +117,23 @@ wk_stream_write(struct wk_stream *st)
 		st->ops->on_drain(st->arg);
 }
 
+size_t
+wk_stream_take(struct wk_stream *st, struct wk_stream *from, size_t n)
+{
+	int moved;
+
+	if (n > 0 && n == evbuffer_get_length(from->in) && evbuffer_get_length(st->out) == 0) {
+		/* both are plain evbuffers owned by their streams, freed alike */
+		struct evbuffer *t = st->out;
+
+		st->out = from->in;
+		from->in = t;
+		return n;
+	}
+	moved = evbuffer_remove_buffer(from->in, st->out, n);
+	return moved > 0 ? (size_t)moved : 0;
+}
+
 static void
 wk_stream_flush_pending(void)
 {

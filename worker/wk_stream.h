@@ -105,5 +105,15 @@ void wk_stream_write_off(struct wk_stream *st);
  */
 void wk_stream_want_write(struct wk_stream *st);
 
+/*
+ * Move n bytes from the front of from's input to the end of st's output, as
+ * evbuffer_remove_buffer() would. When that is all of from's input and st's
+ * output is empty, the two buffers change places instead (a few
+ * instructions instead of about 200): callers must read from->in and
+ * st->out again afterwards, never keep them across the call. Returns the
+ * bytes moved.
+ */
+size_t wk_stream_take(struct wk_stream *st, struct wk_stream *from, size_t n);
+
 /* Write what the kernel takes now, ignoring errors (last words before a close). */
 void wk_stream_flush_now(struct wk_stream *st);

@@ -2,7 +2,8 @@
  * it_stream.c: the worker's socket layer (worker/wk_stream.c) against real
  * PostgreSQL: a client that stops reading a large result holds the server
  * back instead of making pgdog buffer it (backpressure, then resume when the
- * client drains), bytes arrive whole and in order, and a server connection
+ * client drains), bytes arrive whole and in order (simple queries, and
+ * extended-protocol pipelines whole or cut into pieces), and a server connection
  * that is refused reaches the waiting client as an error naming the cause.
  */
 #include "t/lib/it.h"
@@ -193,6 +194,117 @@ START_TEST(test_stream_pipelined_queries)
 }
 END_TEST
 
+/* Append a message: type, then its length, then body (n bytes). */
+static size_t
+put_msg(char *buf, size_t off, char type, const void *body, size_t n)
+{
+	uint32_t nlen = htonl((uint32_t)(4 + n));
+
+	buf[off] = type;
+	memcpy(buf + off + 1, &nlen, 4);
+	if (n)
+		memcpy(buf + off + 5, body, n);
+	return off + 5 + n;
+}
+
+/*
+ * Parse (unnamed), Bind with one text parameter of plen bytes, [Describe],
+ * Execute, Sync: pgdog reads Parse and Bind, and forwards Describe, Execute
+ * and Sync in one run behind them (read through a cursor behind a Bind of
+ * more than 4 kB).
+ */
+static size_t
+put_pipeline(char *buf, size_t off, size_t plen, bool with_describe)
+{
+	static const char parse[] = "\0SELECT length($1::text)\0\0\0";
+	char *bind = malloc(plen + 32);
+	size_t n = 0;
+	uint32_t nplen = htonl((uint32_t)plen);
+
+	ck_assert_ptr_nonnull(bind);
+	off = put_msg(buf, off, 'P', parse, sizeof(parse) - 1);
+	bind[n++] = '\0';       /* portal */
+	bind[n++] = '\0';       /* statement */
+	memset(bind + n, 0, 2); /* no format codes */
+	n += 2;
+	bind[n++] = 0;
+	bind[n++] = 1; /* one parameter */
+	memcpy(bind + n, &nplen, 4);
+	n += 4;
+	memset(bind + n, 'x', plen);
+	n += plen;
+	memset(bind + n, 0, 2); /* no result format codes */
+	n += 2;
+	off = put_msg(buf, off, 'B', bind, n);
+	free(bind);
+	if (with_describe)
+		off = put_msg(buf, off, 'D', "P", 2);
+	off = put_msg(buf, off, 'E', "\0\0\0\0", 5);
+	return put_msg(buf, off, 'S', NULL, 0);
+}
+
+/* The replies to put_pipeline(): the DataRow's value must be plen. */
+static void
+read_pipeline(int fd, size_t plen, bool with_describe)
+{
+	static const char with_d[] = "12TDCZ", without_d[] = "12DCZ";
+	const char *want = with_describe ? with_d : without_d;
+	char type, body[256], value[32];
+
+	for (size_t i = 0; want[i]; i++) {
+		long n = it_raw_recv(fd, &type, body, sizeof(body), 10000);
+
+		ck_assert_msg(n >= 0, "no reply %zu for a parameter of %zu bytes", i, plen);
+		ck_assert_msg(type == want[i],
+			      "reply %zu is '%c', not '%c' (parameter of %zu bytes)", i, type,
+			      want[i], plen);
+		if (type == 'D') {
+			ck_assert_int_gt(n, 6);
+			snprintf(value, sizeof(value), "%.*s", (int)(n - 6), body + 6);
+			ck_assert_uint_eq(strtoul(value, NULL, 10), plen);
+		}
+	}
+}
+
+/*
+ * Extended-protocol pipelines, whole and cut into small writes at every
+ * boundary: pgdog forwards Describe/Execute/Sync behind a Parse and a Bind
+ * it reads (short and long runs, a header cut in two) byte for byte and in
+ * order.
+ */
+START_TEST(test_stream_pipeline_runs)
+{
+	static const size_t sizes[] = { 10, 3000, 6000, 200000 };
+	size_t cap = 4 * (200000 + 256), off = 0;
+	char *buf = malloc(cap), sqlstate[6];
+	int fd = it_raw_connect(g_it.port);
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(it_raw_login(fd, "app", "app", "app_pw", sqlstate), 0);
+	/* all of them in one write */
+	for (size_t i = 0; i < 4; i++)
+		off = put_pipeline(buf, off, sizes[i], i % 2 == 0);
+	ck_assert_int_eq(it_raw_send(fd, buf, off), 0);
+	for (size_t i = 0; i < 4; i++)
+		read_pipeline(fd, sizes[i], i % 2 == 0);
+	/* each one in pieces of 1, 3 and 7 bytes (the short ones) or 4001 bytes */
+	for (size_t i = 0; i < 4; i++) {
+		size_t len = put_pipeline(buf, 0, sizes[i], i % 2 == 1), step;
+
+		step = sizes[i] > 3000 ? 4001 : (size_t)(1 + 2 * (i % 4));
+		for (size_t at = 0; at < len; at += step) {
+			ck_assert_int_eq(
+				it_raw_send(fd, buf + at, len - at < step ? len - at : step), 0);
+			if (step < 10)
+				it_sleep_ms(1); /* let pgdog see the cut */
+		}
+		read_pipeline(fd, sizes[i], i % 2 == 1);
+	}
+	free(buf);
+	close(fd);
+}
+END_TEST
+
 /* A refused server connection: the client gets 08006 naming the cause; others go on. */
 START_TEST(test_stream_connect_refused)
 {
@@ -221,6 +333,7 @@ main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_stream_backpressure);
 	tcase_add_test(tc, test_stream_pipelined_queries);
+	tcase_add_test(tc, test_stream_pipeline_runs);
 	tcase_add_test(tc, test_stream_connect_refused);
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);

@@ -792,6 +792,73 @@ START_TEST(test_sql_quick_reject_keeps_tracked)
 }
 END_TEST
 
+/*
+ * The quick reject scans 16 bytes at a time: a tracked word, a ';' or a NUL
+ * must be caught at every offset, inside a block, across two blocks and in
+ * the byte-wise tail, and an untracked look-alike ("co" in accounts, "in"
+ * after INSERT) must not stop the scan.
+ */
+START_TEST(test_sql_quick_reject_every_offset)
+{
+	static const struct {
+		const char *tail;
+		bool is_parsed;
+	} cases[] = {
+		{ "pg_advisory_lock(1)", true },
+		{ "pg_notify('c', 'x')", true },
+		{ "* INTO t2 FROM u", true },
+		{ "1 FROM pg_temp.t", true },
+		{ "set_config('a', 'b', false)", true },
+		{ "1; SET x = 1", true },
+		{ "1 FROM pgbench_accounts", false },
+		{ "1 FROM notes, coins, intervals", false },
+	};
+	char sql[256], pad[64];
+	struct sql_result res;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		for (size_t k = 0; k < 40; k++) {
+			int n;
+
+			memset(pad, 'x', k);
+			pad[k] = '\0';
+			n = snprintf(sql, sizeof(sql), "SELECT %s %s", pad, cases[c].tail);
+			ck_assert_int_eq(sql_classify(sql, (size_t)n, &res), 0);
+			ck_assert_msg(res.is_parsed == cases[c].is_parsed, "%s: is_parsed %d", sql,
+				      res.is_parsed);
+		}
+	}
+	/* INSERT ... INTO is not tracked; INSERT ... pg_notify is */
+	for (size_t k = 0; k < 40; k++) {
+		int n;
+
+		memset(pad, 'x', k);
+		pad[k] = '\0';
+		n = snprintf(sql, sizeof(sql), "INSERT INTO t%s SELECT 1 FROM into_t", pad);
+		ck_assert_int_eq(sql_classify(sql, (size_t)n, &res), 0);
+		ck_assert(!res.is_parsed);
+		n = snprintf(sql, sizeof(sql), "INSERT INTO t%s SELECT pg_notify('c', 'p')", pad);
+		ck_assert_int_eq(sql_classify(sql, (size_t)n, &res), 0);
+		ck_assert(res.is_parsed);
+	}
+	/* a NUL at any offset cuts the text: what follows it is not seen */
+	for (size_t k = 8; k < 60; k++) {
+		size_t n = 80;
+
+		memset(sql, ' ', n);
+		memcpy(sql, "SELECT 1", 8);
+		memcpy(sql + 70, "SET y = 2", 9);
+		sql[k] = '\0';
+		ck_assert_int_eq(sql_classify(sql, n, &res), 0);
+		ck_assert_msg(!res.is_parsed, "NUL at %zu: parsed", k);
+		/* the same text without the NUL has a second statement after a ';' */
+		sql[k] = ';';
+		ck_assert_int_eq(sql_classify(sql, n, &res), 0);
+		ck_assert_msg(res.is_parsed && res.stmts_cnt == 2, "';' at %zu: not parsed", k);
+	}
+}
+END_TEST
+
 START_TEST(test_sql_timing)
 {
 	const int loops = 100000;
@@ -876,6 +943,7 @@ sql_suite(void)
 	tcase_add_test(tc, test_sql_cache_hit);
 	tcase_add_test(tc, test_sql_cache_eviction);
 	tcase_add_test(tc, test_sql_quick_reject_keeps_tracked);
+	tcase_add_test(tc, test_sql_quick_reject_every_offset);
 	tcase_add_test(tc, test_sql_timing);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
