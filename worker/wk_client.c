@@ -1941,9 +1941,14 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	return 1;
 }
 
-/* The reply slot of a message forwarded as it is. -1 on out of memory. */
+/*
+ * The reply slot of a message forwarded as it is. msg is the whole message
+ * when the caller has it (in the middle of a run), NULL when it is at the
+ * front of in. -1 on out of memory.
+ */
 static int
-wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in)
+wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in,
+	       const uint8_t *msg)
 {
 	uint8_t kind_byte = 0;
 
@@ -1955,7 +1960,9 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 	case PGW_MSG_CLOSE:
 		return wk_server_slot_push(s, WK_SLOT_CLOSE, false, NULL);
 	case PGW_MSG_DESCRIBE:
-		if (h->len > 4) {
+		if (h->len > 4 && msg) {
+			kind_byte = msg[PGW_HDR_LEN];
+		} else if (h->len > 4) {
 			struct evbuffer_ptr pos;
 
 			evbuffer_ptr_set(in, &pos, PGW_HDR_LEN, EVBUFFER_PTR_SET);
@@ -1973,6 +1980,27 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 	default:
 		return 0;
 	}
+}
+
+/*
+ * A tracked Bind or Describe that wk_client_prep() would leave as it is,
+ * told from the whole message without looking anything up: a Bind of the
+ * unnamed statement, a Describe of a portal or of the unnamed statement.
+ * These join wk_client_forward()'s run; anything else goes to the front.
+ */
+static bool
+wk_client_is_plain_msg(const struct pgw_hdr *h, const uint8_t *msg)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, n1;
+
+	if (h->type == PGW_MSG_BIND) {
+		n1 = wk_strnlen(body, blen);
+		return n1 + 1 < blen && body[n1 + 1] == '\0';
+	}
+	if (h->type == PGW_MSG_DESCRIBE)
+		return blen >= 2 && (body[0] == 'P' || (body[0] == 'S' && body[1] == '\0'));
+	return false;
 }
 
 /*
@@ -2052,9 +2080,35 @@ wk_client_forward(struct wk_client *c)
 			}
 			if (!at)
 				goto done;
-			if (pgw_read_header(at, PGW_HDR_LEN, &h) != 1 ||
-			    h.len > (uint32_t)g_cfg->max_message_len || c->is_skip_to_sync ||
-			    (h.type != PGW_MSG_EXECUTE && h.type != PGW_MSG_SYNC)) {
+			if (pgw_read_header(at, PGW_HDR_LEN, &h) == 1 &&
+			    h.len <= (uint32_t)g_cfg->max_message_len && !c->is_skip_to_sync &&
+			    (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE)) {
+				/*
+				 * Untracked, nothing reads them; tracked, they join when
+				 * whole in the first chains and left as they are.
+				 */
+				if (s->is_tracked && run <= WK_CLIENT_RUN_PULLUP_MAX &&
+				    pgw_msg_size(&h) <= WK_CLIENT_RUN_PULLUP_MAX &&
+				    avail >= pgw_msg_size(&h)) {
+					at = evbuffer_pullup(in,
+							     (ev_ssize_t)(run + pgw_msg_size(&h)));
+					if (at) {
+						at += run;
+						if (wk_client_is_plain_msg(&h, at))
+							msg = at;
+					}
+					has_cur = false;
+				}
+				if (s->is_tracked && !msg) {
+					wk_client_fwd_flush(c, s, &run);
+					in = c->io.in;
+					out = s->io.out;
+					has_cur = false;
+					continue;
+				}
+			} else if (pgw_read_header(at, PGW_HDR_LEN, &h) != 1 ||
+				   h.len > (uint32_t)g_cfg->max_message_len || c->is_skip_to_sync ||
+				   (h.type != PGW_MSG_EXECUTE && h.type != PGW_MSG_SYNC)) {
 				/* to the front with it (errors are reported from there) */
 				wk_client_fwd_flush(c, s, &run);
 				in = c->io.in;
@@ -2139,9 +2193,11 @@ wk_client_forward(struct wk_client *c)
 		}
 		wk_stats_client_msg(s->pool, h.type);
 		if (s->is_tracked && h.type != PGW_MSG_TERMINATE) {
-			int rc = wk_client_prep(c, s, &h, in, out);
+			/* in the middle of a run only what wk_client_prep() leaves is let in */
+			int rc = run ? 0 : wk_client_prep(c, s, &h, in, out);
 
-			if (rc < 0 || (rc == 0 && wk_client_slot(s, &h, in) < 0)) {
+			if (rc < 0 ||
+			    (rc == 0 && wk_client_slot(s, &h, in, run ? msg : NULL) < 0)) {
 				wk_client_fwd_flush(c, s, &run);
 				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			}

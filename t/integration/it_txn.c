@@ -291,6 +291,55 @@ START_TEST(test_txn_pipeline_error)
 }
 END_TEST
 
+/*
+ * Named statements in the middle of a pipeline, behind an unnamed query's
+ * Execute: each Bind and Describe of a client's name still reaches the server
+ * as pgdog's name (the rest of the pipeline moves as it is).
+ */
+START_TEST(test_txn_pipeline_named)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	const char *p[1] = { "7" };
+
+	res = PQprepare(a, "s1", "SELECT $1::int", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	ck_assert_int_eq(PQsendQueryParams(a, "SELECT 'u'", 0, NULL, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "s1", 1, p, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendQueryParams(a, "SELECT 'v'", 0, NULL, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendDescribePrepared(a, "s1"), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "s1", 1, p, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	for (int i = 0; i < 5; i++) {
+		static const char *const want[5] = { "u", "7", "v", NULL, "7" };
+
+		res = PQgetResult(a);
+		if (want[i]) {
+			ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "#%d: %s", i,
+				      PQresultErrorMessage(res));
+			ck_assert_str_eq(PQgetvalue(res, 0, 0), want[i]);
+		} else {
+			ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "#%d: %s", i,
+				      PQresultErrorMessage(res));
+			ck_assert_int_eq(PQnparams(res), 1);
+			ck_assert_int_eq(PQnfields(res), 1);
+		}
+		PQclear(res);
+		ck_assert_ptr_null(PQgetResult(a));
+	}
+	res = PQgetResult(a);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
+	PQclear(res);
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	ck_assert_str_eq(it_value(a, "SELECT 'a last'"), "a last");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* A client that leaves inside a transaction: rolled back, the server is reused. */
 START_TEST(test_txn_disconnect_in_transaction)
 {
@@ -1260,6 +1309,7 @@ main(void)
 	tcase_add_test(tc, test_txn_begin_holds_server);
 	tcase_add_test(tc, test_txn_extended_alternate);
 	tcase_add_test(tc, test_txn_pipeline_error);
+	tcase_add_test(tc, test_txn_pipeline_named);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
 	tcase_add_test(tc, test_txn_cancel_waiting);
