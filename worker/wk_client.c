@@ -2041,14 +2041,22 @@ wk_client_forward(struct wk_client *c)
 	size_t run = 0;
 	struct wk_cursor cur;
 	bool has_cur = false; /* cur matches in */
+	/*
+	 * in's length: only the front path (run == 0) drains or trades in, so
+	 * while a run grows the length read when it began still holds.
+	 */
+	size_t in_len = 0;
 
 	/* whatever this adds to out goes to the socket when the callback ends */
 	wk_stream_want_write(&s->io);
 	for (;;) {
 		struct pgw_hdr h;
 		const uint8_t *msg = NULL;
-		size_t avail = evbuffer_get_length(in) - run;
+		size_t avail;
 
+		if (run == 0)
+			in_len = evbuffer_get_length(in);
+		avail = in_len - run;
 		if (avail == 0)
 			break;
 		if (c->fwd_remaining) {
