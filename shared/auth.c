@@ -914,7 +914,7 @@ auth_scram_client_final(struct auth_scram_client *st, const uint8_t *in, size_t 
 	}
 
 	/*
-	 * XXX: with a password, PBKDF2 runs with the server's iteration count on
+	 * With a password, PBKDF2 runs with the server's iteration count on
 	 * the caller's thread, so a huge count stalls it. There is no cap, as in
 	 * libpq: the servers are configured by the operator.
 	 */

@@ -14,9 +14,11 @@
  *    contains "advisory", "notify", "temp" or "config" (set_config). Anything else (pgbench's SELECT
  *    and UPDATE, INSERT ... INTO) returns without parsing or touching the
  *    cache. It may say "parse" needlessly (a column named "temperature"); it
- *    must never miss. XXX: with standard_conforming_strings = off, a
- *    backslash before a quote in a plain '' string is lexed as PostgreSQL 15
- *    with the default setting would (as a literal backslash).
+ *    must never miss. Limitation (README, "Current limitations"): plain ''
+ *    strings are lexed as with standard_conforming_strings = on, PostgreSQL's
+ *    default; a client that turns it off and writes \' inside a string can
+ *    hide a tracked word from the lexer (and from libpg_query, which parses
+ *    with the default too).
  * 2. The cache: results keyed by the exact text (FNV-1a hash, then a full
  *    compare), at most SQL_CACHE_ENTRIES_MAX entries and SQL_CACHE_BYTES_MAX
  *    bytes, least recently used evicted first. Texts over SQL_CACHE_TEXT_MAX

@@ -94,7 +94,7 @@ wk_reap_client(struct wk_client *c)
 		return;
 	if (g_wk.reap_clients_cnt == g_wk.reap_clients_cap &&
 	    wk_reap_grow((void ***)&g_wk.reap_clients, &g_wk.reap_clients_cap) < 0) {
-		/* XXX: out of memory for the reap list: leak the object rather than free it in use */
+		/* out of memory for the reap list: leak the object rather than free it in use */
 		log_error(&c->lctx, "out of memory: cannot schedule client for freeing");
 		return;
 	}

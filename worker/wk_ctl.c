@@ -228,7 +228,7 @@ wk_ctl_retire(struct config *cfg)
 		struct wk_ctl_retired *r = realloc(wk_ctl.retired, cap * sizeof(*r));
 
 		if (!r) {
-			/* XXX: kept forever rather than freed while something may use it */
+			/* out of memory: leak it rather than free what a pool may still point into */
 			log_warn(NULL,
 				 "reload: out of memory: an old configuration stays allocated");
 			return;

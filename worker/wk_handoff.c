@@ -478,8 +478,8 @@ wk_ho_connect(void)
 
 /*
  * Between transactions, with nothing in flight and nothing tied to a server?
- * XXX: clients are plaintext today; once TLS exists, a TLS client must not
- * be moved (its session keys live in this process), and this test must say so.
+ * pgdog has no TLS yet, so every client is plaintext and may move; when TLS
+ * comes, a TLS client must stay (its session keys live in this process).
  */
 static bool
 wk_ho_is_movable(const struct wk_client *c)
