@@ -2309,6 +2309,10 @@ wk_client_is_plain(const struct sql_result *res, bool is_statement_mode)
 		case SQL_OTHER:
 		case SQL_COMMIT:
 		case SQL_ROLLBACK:
+		case SQL_SAVEPOINT:
+		case SQL_RELEASE:
+		case SQL_ROLLBACK_TO:
+		case SQL_PREPARE_TX:
 			break;
 		default:
 			return false;
