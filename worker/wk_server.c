@@ -1108,6 +1108,11 @@ wk_server_forward(struct wk_server *s)
 			return wk_server_broken(s, "invalid message length from server");
 		if (h.type == PGW_MSG_READY && n < PGW_HDR_LEN + 1)
 			break; /* its status byte first */
+		/* pub/sub may rewrite a CommandComplete it follows: whole first */
+		if (h.type == PGW_MSG_COMMAND_COMPLETE && c && c->pubsub &&
+		    avail - off < pgw_msg_size(&h) && s->internal_ready == 0 &&
+		    wk_pubsub_is_watching(c))
+			break;
 		if (s->is_tracked && s->internal_ready == 0 && c) {
 			if (wk_server_synth_due(s)) {
 				wk_server_flush(in, out, &off, &avail, &moved);
@@ -1116,6 +1121,31 @@ wk_server_forward(struct wk_server *s)
 					log_warn(&s->lctx, "out of memory for a synthetic reply");
 			}
 			s->is_discarding = wk_server_slot_reply(s, h.type);
+		}
+		if (c && c->pubsub && s->internal_ready == 0 &&
+		    (h.type == PGW_MSG_COMMAND_COMPLETE || h.type == PGW_MSG_ERROR ||
+		     h.type == PGW_MSG_READY) &&
+		    wk_pubsub_is_watching(c)) {
+			/* pub/sub follows this client's statements (LISTEN among others) */
+			int prc;
+
+			wk_server_flush(in, out, &off, &avail, &moved);
+			has_cur = false;
+			prc = wk_pubsub_server_reply(c, in, &h, s->is_discarding);
+			if (prc < 0)
+				return WK_CLOSED;
+			avail = evbuffer_get_length(in);
+			if (prc == WK_PUBSUB_DROPPED)
+				continue;
+			if (prc == WK_PUBSUB_HOLD) {
+				/* resumed by pub/sub once its listener has run the LISTEN */
+				s->read_paused = true;
+				wk_stream_read_off(&s->io);
+				break;
+			}
+			n = avail < sizeof(hdr) ? avail : sizeof(hdr);
+			if (evbuffer_copyout(in, hdr, n) != (ev_ssize_t)n)
+				break;
 		}
 		switch (h.type) {
 		case PGW_MSG_READY: {
