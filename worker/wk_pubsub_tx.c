@@ -279,6 +279,14 @@ wk_pubsub_is_watching(const struct wk_client *c)
 	return wk_pubsub_is_watching_pc(c->pubsub);
 }
 
+/* Is s quiet (nothing in flight) with transaction status st? */
+static bool
+wk_pubsub_server_idle_in(const struct wk_server *s, char st)
+{
+	return s->expect_ready == 0 && !s->has_unsynced && s->internal_ready == 0 &&
+	       s->slots_cnt == 0 && s->fwd_remaining == 0 && s->tx_status == st;
+}
+
 /* The channel pgdog's own LISTEN before a PREPARE TRANSACTION uses (never committed). */
 #define WK_PUBSUB_GUARD_SQL "LISTEN pgdog_prepare_guard; "
 
@@ -305,7 +313,7 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 	struct evbuffer *in = c->io.in;
 	struct wk_pubsub_client *pc = c->pubsub;
 	bool is_watching = wk_pubsub_is_watching_pc(pc), is_relevant = false, has_rewrite = false;
-	bool in_block, blocks;
+	bool in_block, blocks, is_aborted;
 	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	struct wk_pubsub_pool *pp;
 	struct wk_pubsub_watch *w;
@@ -382,15 +390,21 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 	 * PostgreSQL answers ROLLBACK there, and the guard would fail instead).
 	 */
 	quiet = wk_pubsub_quiet_status(c);
+	is_aborted = !quiet && wk_pubsub_server_idle_in(c->server, 'E');
 	in_block = quiet ? quiet == 'T' : (pc->ops_cnt > 0 || c->server->tx_status == 'T');
-	blocks = in_block && wk_pubsub_ops_block_prepare(pc);
+	blocks = in_block && !is_aborted && wk_pubsub_ops_block_prepare(pc);
+	/*
+	 * Several statements run in one implicit block, which PREPARE
+	 * TRANSACTION prepares (alone, outside a block, it prepares nothing).
+	 */
+	in_block |= res.stmts_cnt > 1;
 	pgw_buf_reset(b);
 	pgw_begin(b, PGW_MSG_QUERY);
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
 		size_t at;
 
-		if (st->kind == SQL_PREPARE_TX && blocks && in_block &&
+		if (st->kind == SQL_PREPARE_TX && blocks && in_block && !is_aborted &&
 		    (at = wk_pubsub_stmt_word(sql, st->loc, len, "prepare")) != (size_t)-1) {
 			pgw_put_bytes(b, sql + pos, at - pos);
 			pgw_put_bytes(b, WK_PUBSUB_GUARD_SQL, strlen(WK_PUBSUB_GUARD_SQL));
@@ -421,7 +435,9 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 		case SQL_COMMIT:
 		case SQL_ROLLBACK:
 		case SQL_PREPARE_TX:
-			in_block = blocks = false;
+			/* a new transaction: implicit when more statements follow */
+			blocks = is_aborted = false;
+			in_block = res.stmts_cnt > 1;
 			break;
 		default:
 			break;

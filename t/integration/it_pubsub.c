@@ -675,8 +675,14 @@ START_TEST(test_pubsub_prepare_transaction)
 	ck_assert_str_eq(
 		msg, "cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY");
 	ck_assert_int_eq(PQtransactionStatus(l), PQTRANS_IDLE);
-	/* in one Query */
+	/* in one Query, in a block or in the implicit one (which PREPARE TRANSACTION prepares) */
 	same_as_postgres(l, ref, "BEGIN; SELECT 1; LISTEN pt_b; PREPARE TRANSACTION 'pt_2'");
+	same_as_postgres(l, ref, "LISTEN pt_d; PREPARE TRANSACTION 'pt_4'");
+	/* in an aborted block PostgreSQL answers ROLLBACK: so does pgdog */
+	same_as_postgres(l, ref, "BEGIN");
+	same_as_postgres(l, ref, "LISTEN pt_e");
+	same_as_postgres(l, ref, "SELECT 1/0");
+	same_as_postgres(l, ref, "PREPARE TRANSACTION 'pt_5'");
 	/* an UNLISTEN of a session that listened before */
 	PQclear(it_exec_ok(l, "BEGIN"));
 	PQclear(it_exec_ok(l, "UNLISTEN pt_c"));
@@ -684,7 +690,8 @@ START_TEST(test_pubsub_prepare_transaction)
 	/* nothing was prepared, nothing registered */
 	ck_assert_str_eq(
 		it_pg_value("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'pt_%'"), "0");
-	PQclear(it_exec_ok(direct, "NOTIFY pt_a, 'no'; NOTIFY pt_b, 'no'"));
+	PQclear(it_exec_ok(direct, "NOTIFY pt_a, 'no'; NOTIFY pt_b, 'no'; NOTIFY pt_d, 'no'; "
+				   "NOTIFY pt_e, 'no'"));
 	expect_none(l, 300);
 	/* the guard does not get in the way of other transactions */
 	PQclear(it_exec_ok(l, "BEGIN"));
