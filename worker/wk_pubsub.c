@@ -786,18 +786,21 @@ wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql
 }
 
 /*
- * Extended protocol from an idle client: an unnamed Parse of LISTEN or
- * UNLISTEN without parameters, Bind of it to the unnamed portal, an
- * optional Describe, Execute and Sync, all buffered (what PQexecParams
- * sends). Anything else goes to a server (and a LISTEN there pins it).
+ * Extended protocol: an unnamed Parse of LISTEN or UNLISTEN without
+ * parameters, Bind of it to the unnamed portal, an optional Describe,
+ * Execute and Sync, all buffered (what PQexecParams sends). From a client
+ * between transactions or with nothing in flight, pgdog answers it; with
+ * is_follow (requests of the client still running), it goes to the server
+ * and is followed (wk_pubsub_watch_parse). Anything else goes to a server
+ * (and a LISTEN there pins it).
  */
 static enum wk_rc
-wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
+wk_pubsub_client_extended(struct wk_client *c, bool *is_handled, bool is_follow)
 {
 	static const char order[] = { PGW_MSG_PARSE, PGW_MSG_BIND, PGW_MSG_DESCRIBE,
 				      PGW_MSG_EXECUTE, PGW_MSG_SYNC };
 	struct evbuffer *in = c->io.in;
-	size_t avail = evbuffer_get_length(in), off = 0, step = 0;
+	size_t avail = evbuffer_get_length(in), off = 0, step = 0, parse_size = 0;
 	const uint8_t *buf;
 	char prefix[8];
 	size_t prefix_len = 0;
@@ -825,6 +828,8 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
 			return WK_AGAIN;
 		if (h.type == PGW_MSG_PARSE && !wk_pubsub_parse_is_ours(in, &h, &res))
 			return WK_OK;
+		if (h.type == PGW_MSG_PARSE)
+			parse_size = pgw_msg_size(&h);
 		step++;
 		off += pgw_msg_size(&h);
 	}
@@ -874,6 +879,8 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
 		o += pgw_msg_size(&h);
 	}
 	prefix[prefix_len] = '\0';
+	if (is_follow)
+		return wk_pubsub_watch_parse(c, &res.stmts[0], parse_size, is_handled);
 	*is_handled = true;
 	return wk_pubsub_serve(c, &res.stmts[0], off, prefix);
 }
@@ -900,11 +907,19 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 		return WK_OK;
 	quiet = wk_pubsub_quiet_status(c);
 	if (h->type == PGW_MSG_PARSE) {
-		/* between transactions, or in a block with nothing in flight */
-		if ((c->state != WK_CLIENT_IDLE && !quiet) || h->len > WK_PUBSUB_QUERY_MAX ||
-		    !wk_pubsub_may_be_ours(in, true))
+		/*
+		 * Between transactions, or in a block with nothing in flight:
+		 * served; behind requests in flight (none unsynced before it, so
+		 * that its replies can be told apart): followed.
+		 */
+		bool is_follow = c->state != WK_CLIENT_IDLE && !quiet;
+
+		if (is_follow && (c->state != WK_CLIENT_ACTIVE || !c->server ||
+				  c->server->state != WK_SERVER_ACTIVE || c->server->has_unsynced))
 			return WK_OK;
-		return wk_pubsub_client_extended(c, is_handled);
+		if (h->len > WK_PUBSUB_QUERY_MAX || !wk_pubsub_may_be_ours(in, true))
+			return WK_OK;
+		return wk_pubsub_client_extended(c, is_handled, is_follow);
 	}
 	if (h->type != PGW_MSG_QUERY)
 		return WK_OK;

@@ -462,6 +462,61 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 	return WK_OK;
 }
 
+enum wk_rc
+wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t parse_size,
+		      bool *is_handled)
+{
+	struct evbuffer *in = c->io.in;
+	struct wk_pubsub_pool *pp = wk_pubsub_pool_of(c);
+	struct wk_pubsub_client *pc = pp ? wk_pubsub_client_get(c, pp) : NULL;
+	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)parse_size);
+	struct pgw_buf *b = &g_wk.scratch;
+	struct wk_pubsub_watch *w;
+	const char *sql;
+	size_t len, at = 0;
+
+	if (!pc || !msg ||
+	    wk_pubsub_grow_n((void **)&pc->watches, sizeof(*pc->watches), pc->watch_cnt,
+			     &pc->watch_cap) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	/* name (empty: checked), query, parameter types (none: checked) */
+	sql = (const char *)msg + PGW_HDR_LEN + 1;
+	len = wk_strnlen(sql, parse_size - PGW_HDR_LEN - 1);
+	if (st->kind == SQL_LISTEN &&
+	    (at = wk_pubsub_stmt_word(sql, st->loc, len, "listen")) == (size_t)-1)
+		return WK_OK; /* not followed: the server pins */
+	w = &pc->watches[pc->watch_cnt];
+	memset(w, 0, offsetof(struct wk_pubsub_watch, stmts));
+	/* its Sync's ReadyForQuery comes after those owed for what is in flight */
+	w->rfq_no = pc->rfq_seen + c->server->expect_ready + 1;
+	w->stmts[0].kind = (uint8_t)st->kind;
+	snprintf(w->stmts[0].name, sizeof(w->stmts[0].name), "%s", st->name);
+	w->cnt = 1;
+	pc->watch_cnt++;
+	pc->is_query_watched = true;
+	log_debug(&c->lctx, "pub/sub: following the reply of a pipelined %s",
+		  st->kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN");
+	if (st->kind != SQL_LISTEN)
+		return WK_OK;
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_PARSE);
+	pgw_put_u8(b, 0);
+	pgw_put_bytes(b, sql, at);
+	pgw_put_bytes(b, "UN", 2);
+	pgw_put_bytes(b, sql + at, len - at);
+	pgw_put_u8(b, 0);
+	pgw_put_u16(b, 0);
+	pgw_end(b);
+	if (b->has_error)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	evbuffer_drain(in, parse_size);
+	if (evbuffer_prepend(in, b->data, b->len) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	pc->is_rewritten = true;
+	*is_handled = true;
+	return WK_OK;
+}
+
 /* Replace the CommandComplete at the front of in (header h) by one with tag; h follows. */
 static int
 wk_pubsub_retag(struct evbuffer *in, struct pgw_hdr *h, const char *tag)

@@ -601,6 +601,63 @@ START_TEST(test_pubsub_extended_in_transaction)
 END_TEST
 
 /*
+ * With the extended protocol behind requests still running (libpq pipeline
+ * mode), LISTEN/UNLISTEN go to the server with the rest and are followed
+ * through its replies: "LISTEN" in its place, nothing pinned.
+ */
+START_TEST(test_pubsub_pipelined)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
+	static const char *const sqls[] = { "SELECT pg_sleep(0.2)", "LISTEN pipe_ch", "SELECT 2",
+					    "UNLISTEN pipe_gone" };
+	char got[256];
+	size_t n = 0;
+	int syncs = 0;
+	long pins = pools_sum("pins");
+	PGresult *res;
+
+	got[0] = '\0';
+	ck_assert(PQenterPipelineMode(l));
+	for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+		ck_assert(PQsendQueryParams(l, sqls[i], 0, NULL, NULL, NULL, NULL, 0));
+		ck_assert(PQpipelineSync(l));
+	}
+	for (long long end = it_now_ms() + 5000; syncs < 4 && it_now_ms() < end;) {
+		res = PQgetResult(l);
+		if (!res)
+			continue;
+		switch (PQresultStatus(res)) {
+		case PGRES_PIPELINE_SYNC:
+			syncs++;
+			break;
+		case PGRES_COMMAND_OK:
+		case PGRES_TUPLES_OK:
+			n += (size_t)snprintf(got + n, sizeof(got) - n, "%s|", PQcmdStatus(res));
+			break;
+		default:
+			n += (size_t)snprintf(got + n, sizeof(got) - n, "ERR %s|",
+					      PQresultErrorMessage(res));
+			break;
+		}
+		PQclear(res);
+	}
+	ck_assert_int_eq(syncs, 4);
+	ck_assert_str_eq(got, "SELECT 1|LISTEN|SELECT 1|UNLISTEN|");
+	ck_assert(PQexitPipelineMode(l));
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	PQclear(it_exec_ok(direct, "NOTIFY pipe_ch, 'piped'"));
+	expect_one(l, "pipe_ch", "piped");
+	PQfinish(direct);
+	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
+/*
  * Savepoints: a LISTEN rolled back to (ROLLBACK TO SAVEPOINT) does not take
  * effect at COMMIT; RELEASE keeps it; an UNLISTEN rolled back to leaves the
  * registration. Whether sent as separate Queries or in one.
@@ -1074,6 +1131,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_savepoint);
 	tcase_add_test(tc, test_pubsub_prepare_transaction); /* before any server LISTENs */
 	tcase_add_test(tc, test_pubsub_extended_in_transaction);
+	tcase_add_test(tc, test_pubsub_pipelined);
 	tcase_add_test(tc, test_pubsub_many_channels);
 	tcase_add_test(tc, test_pubsub_show_listeners);
 	tcase_add_test(tc, test_pubsub_listener_lost);
