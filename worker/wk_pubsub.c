@@ -759,13 +759,22 @@ wk_pubsub_serve(struct wk_client *c, const struct sql_stmt *st, size_t size, con
 	}
 }
 
+/* How wk_pubsub_client_extended treats a request it recognises. */
+enum wk_pubsub_ext {
+	WK_PUBSUB_EXT_SERVE,     /* LISTEN/UNLISTEN: answer it */
+	WK_PUBSUB_EXT_FOLLOW,    /* LISTEN/UNLISTEN behind requests in flight: follow it */
+	WK_PUBSUB_EXT_FOLLOW_TX, /* SAVEPOINT, RELEASE, ROLLBACK [TO], COMMIT: follow it */
+};
+
 /*
  * The Parse at the front of in (whole, h its header) is unnamed, has no
- * parameter types and holds LISTEN/UNLISTEN alone: classified into *res.
+ * parameter types and holds LISTEN/UNLISTEN alone (with is_tx: one
+ * SAVEPOINT, RELEASE, ROLLBACK [TO] or COMMIT): classified into *res.
  * False otherwise (also on out of memory, which PostgreSQL will then meet).
  */
 static bool
-wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql_result *res)
+wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql_result *res,
+			bool is_tx)
 {
 	const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *body;
@@ -780,6 +789,21 @@ wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql
 	/* name NUL, query NUL, int16 parameter type count (must be 0) */
 	if (qlen + 4 > blen || body[1 + qlen + 1] != 0 || body[1 + qlen + 2] != 0)
 		return false;
+	if (is_tx) {
+		if (sql_classify_all(body + 1, qlen, res) < 0 || !res->is_parsed || res->is_error ||
+		    res->stmts_cnt != 1 || res->stmts[0].is_truncated)
+			return false;
+		switch (res->stmts[0].kind) {
+		case SQL_SAVEPOINT:
+		case SQL_RELEASE:
+		case SQL_ROLLBACK_TO:
+		case SQL_ROLLBACK:
+		case SQL_COMMIT:
+			return true;
+		default:
+			return false;
+		}
+	}
 	if (sql_classify(body + 1, qlen, res) < 0)
 		return false;
 	return wk_pubsub_is_ours(res);
@@ -795,7 +819,7 @@ wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql
  * (and a LISTEN there pins it).
  */
 static enum wk_rc
-wk_pubsub_client_extended(struct wk_client *c, bool *is_handled, bool is_follow)
+wk_pubsub_client_extended(struct wk_client *c, bool *is_handled, enum wk_pubsub_ext mode)
 {
 	static const char order[] = { PGW_MSG_PARSE, PGW_MSG_BIND, PGW_MSG_DESCRIBE,
 				      PGW_MSG_EXECUTE, PGW_MSG_SYNC };
@@ -826,7 +850,8 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled, bool is_follow)
 			return WK_OK;
 		if (off + pgw_msg_size(&h) > avail)
 			return WK_AGAIN;
-		if (h.type == PGW_MSG_PARSE && !wk_pubsub_parse_is_ours(in, &h, &res))
+		if (h.type == PGW_MSG_PARSE &&
+		    !wk_pubsub_parse_is_ours(in, &h, &res, mode == WK_PUBSUB_EXT_FOLLOW_TX))
 			return WK_OK;
 		if (h.type == PGW_MSG_PARSE)
 			parse_size = pgw_msg_size(&h);
@@ -879,7 +904,7 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled, bool is_follow)
 		o += pgw_msg_size(&h);
 	}
 	prefix[prefix_len] = '\0';
-	if (is_follow)
+	if (mode != WK_PUBSUB_EXT_SERVE)
 		return wk_pubsub_watch_parse(c, &res.stmts[0], parse_size, is_handled);
 	*is_handled = true;
 	return wk_pubsub_serve(c, &res.stmts[0], off, prefix);
@@ -917,9 +942,21 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 		if (is_follow && (c->state != WK_CLIENT_ACTIVE || !c->server ||
 				  c->server->state != WK_SERVER_ACTIVE || c->server->has_unsynced))
 			return WK_OK;
-		if (h->len > WK_PUBSUB_QUERY_MAX || !wk_pubsub_may_be_ours(in, true))
+		if (h->len > WK_PUBSUB_QUERY_MAX)
 			return WK_OK;
-		return wk_pubsub_client_extended(c, is_handled, is_follow);
+		if (wk_pubsub_may_be_ours(in, true)) {
+			enum wk_rc rc = wk_pubsub_client_extended(c, is_handled,
+								  is_follow ? WK_PUBSUB_EXT_FOLLOW
+									    : WK_PUBSUB_EXT_SERVE);
+
+			if (rc != WK_OK || *is_handled || wk_pubsub_query_is_followed(c))
+				return rc;
+		}
+		/* a transaction holding operations: its savepoints and end are followed too */
+		if (c->state == WK_CLIENT_ACTIVE && c->server && !c->server->has_unsynced &&
+		    wk_pubsub_is_watching(c))
+			return wk_pubsub_client_extended(c, is_handled, WK_PUBSUB_EXT_FOLLOW_TX);
+		return WK_OK;
 	}
 	if (h->type != PGW_MSG_QUERY)
 		return WK_OK;

@@ -158,11 +158,12 @@ int wk_pubsub_op_add(struct wk_client *c, struct wk_pubsub_pool *pp, enum sql_ki
  */
 enum wk_rc wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled);
 /*
- * The unnamed Parse (parse_size bytes at the front of c's input) of st, a
- * LISTEN/UNLISTEN, with Bind, Execute and Sync of it buffered, behind
- * requests still in flight (none unsynced): follow its reply like a Query's
- * (a LISTEN's Parse is rewritten to UNLISTEN in place: *is_handled, read it
- * again).
+ * The unnamed Parse (parse_size bytes at the front of c's input) of st, with
+ * Bind, Execute and Sync of it buffered and nothing unsynced before it: a
+ * LISTEN/UNLISTEN behind requests still in flight, or a SAVEPOINT, RELEASE,
+ * ROLLBACK [TO] or COMMIT of a transaction holding operations. Follow its
+ * reply like a Query's (a LISTEN's Parse is rewritten to UNLISTEN in place:
+ * *is_handled, read it again).
  */
 enum wk_rc wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t parse_size,
 				 bool *is_handled);

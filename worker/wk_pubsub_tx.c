@@ -494,8 +494,8 @@ wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t par
 	w->cnt = 1;
 	pc->watch_cnt++;
 	pc->is_query_watched = true;
-	log_debug(&c->lctx, "pub/sub: following the reply of a pipelined %s",
-		  st->kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN");
+	log_debug(&c->lctx, "pub/sub: following the reply of an extended-protocol statement (%d)",
+		  (int)st->kind);
 	if (st->kind != SQL_LISTEN)
 		return WK_OK;
 	pgw_buf_reset(b);

@@ -657,6 +657,16 @@ START_TEST(test_pubsub_pipelined)
 }
 END_TEST
 
+/* Run sql with the extended protocol (unnamed statement, no parameters); it must succeed. */
+static void
+params_ok(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+}
+
 /*
  * Savepoints: a LISTEN rolled back to (ROLLBACK TO SAVEPOINT) does not take
  * effect at COMMIT; RELEASE keeps it; an UNLISTEN rolled back to leaves the
@@ -701,6 +711,20 @@ START_TEST(test_pubsub_savepoint)
 	expect_one(l, "sp_f", "f");
 	PQclear(it_exec_ok(direct, "NOTIFY sp_h, 'h'"));
 	expect_one(l, "sp_h", "h");
+	/* savepoints sent with the extended protocol (PQexecParams) are followed too */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "LISTEN sp_x"));
+	params_ok(l, "SAVEPOINT e1");
+	params_ok(l, "LISTEN sp_y");
+	params_ok(l, "ROLLBACK TO SAVEPOINT e1");
+	params_ok(l, "SAVEPOINT e2");
+	params_ok(l, "LISTEN sp_z");
+	params_ok(l, "RELEASE e2");
+	params_ok(l, "COMMIT");
+	PQclear(it_exec_ok(direct, "NOTIFY sp_y, 'y'; NOTIFY sp_x, 'x'"));
+	expect_one(l, "sp_x", "x");
+	PQclear(it_exec_ok(direct, "NOTIFY sp_z, 'z'"));
+	expect_one(l, "sp_z", "z");
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	PQfinish(direct);
 	PQfinish(l);
