@@ -58,6 +58,12 @@ bool wk_pubsub_query_is_followed(const struct wk_client *c);
 
 /* Does pub/sub follow c's replies (wk_pubsub_server_reply must see them)? */
 bool wk_pubsub_is_watching(const struct wk_client *c);
+/*
+ * Is c's ReadyForQuery held (WK_PUBSUB_HOLD)? When wk_server.c meets it
+ * again it hands it to wk_pubsub_server_reply() before anything else: the
+ * rest of its handling (reply slots) was done the first time.
+ */
+bool wk_pubsub_is_holding(const struct wk_client *c);
 
 enum {
 	WK_PUBSUB_PASS = 0,    /* forward the message (h may describe a replacement) */

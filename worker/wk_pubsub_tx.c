@@ -279,6 +279,12 @@ wk_pubsub_is_watching(const struct wk_client *c)
 	return wk_pubsub_is_watching_pc(c->pubsub);
 }
 
+bool
+wk_pubsub_is_holding(const struct wk_client *c)
+{
+	return c->pubsub && c->pubsub->is_holding;
+}
+
 /* Is s quiet (nothing in flight) with transaction status st? */
 static bool
 wk_pubsub_server_idle_in(const struct wk_server *s, char st)

@@ -1055,6 +1055,7 @@ wk_server_forward(struct wk_server *s)
 		uint8_t hdr[PGW_HDR_LEN + 8];
 		const uint8_t *msg = NULL;
 		size_t n;
+		bool is_held; /* a ReadyForQuery pub/sub held once (wk_pubsub_server_reply) */
 
 		if (s->fwd_remaining) {
 			n = avail - off < s->fwd_remaining ? avail - off : s->fwd_remaining;
@@ -1113,7 +1114,19 @@ wk_server_forward(struct wk_server *s)
 		    avail - off < pgw_msg_size(&h) && s->internal_ready == 0 &&
 		    wk_pubsub_is_watching(c))
 			break;
-		if (s->is_tracked && s->internal_ready == 0 && c) {
+		is_held = h.type == PGW_MSG_READY && c && c->pubsub && s->internal_ready == 0 &&
+			  wk_pubsub_is_holding(c);
+		if (is_held) {
+			/* a ReadyForQuery pub/sub held: its slots were settled the first time */
+			wk_server_flush(in, out, &off, &avail, &moved);
+			has_cur = false;
+			if (wk_pubsub_server_reply(c, in, &h, false) == WK_PUBSUB_HOLD) {
+				s->read_paused = true;
+				wk_stream_read_off(&s->io);
+				break;
+			}
+		}
+		if (s->is_tracked && s->internal_ready == 0 && c && !is_held) {
 			if (wk_server_synth_due(s)) {
 				wk_server_flush(in, out, &off, &avail, &moved);
 				has_cur = false;
@@ -1122,7 +1135,7 @@ wk_server_forward(struct wk_server *s)
 			}
 			s->is_discarding = wk_server_slot_reply(s, h.type);
 		}
-		if (c && c->pubsub && s->internal_ready == 0 &&
+		if (c && c->pubsub && s->internal_ready == 0 && !is_held &&
 		    (h.type == PGW_MSG_COMMAND_COMPLETE || h.type == PGW_MSG_ERROR ||
 		     h.type == PGW_MSG_READY) &&
 		    wk_pubsub_is_watching(c)) {
