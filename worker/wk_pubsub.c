@@ -29,11 +29,9 @@
  * - a client's LISTEN/UNLISTEN of an open transaction (ops) takes effect
  *   when it commits, in order, minus what a ROLLBACK TO undid; a Query
  *   with LISTEN among other statements, or any Query while ops are
- *   pending, is followed reply by reply (watches, counted by the client-
- *   visible ReadyForQuery messages, wk_pubsub_server_reply): each
- *   CommandComplete answers the next statement of the oldest watch. The
- *   server never LISTENs for a client: a followed LISTEN runs as UNLISTEN
- *   there (a no-op on a pooled server) and its tag is turned back.
+ *   pending, is followed reply by reply (wk_pubsub_tx.c). The server never
+ *   LISTENs for a client: a followed LISTEN runs as UNLISTEN there (a no-op
+ *   on a pooled server) and its tag is turned back.
  */
 #include "worker/wk_pubsub.h"
 
