@@ -1046,6 +1046,8 @@ wk_server_forward(struct wk_server *s)
 	size_t moved = 0, off = 0, avail = evbuffer_get_length(in);
 	struct wk_cursor cur;
 	bool has_cur = false; /* cur matches the buffer */
+	/* pub/sub state cannot appear during this call: tested once, not per message */
+	bool is_pubsub = c && c->pubsub;
 
 	/* whatever this adds to out goes to the socket when the callback ends */
 	if (c)
@@ -1110,11 +1112,11 @@ wk_server_forward(struct wk_server *s)
 		if (h.type == PGW_MSG_READY && n < PGW_HDR_LEN + 1)
 			break; /* its status byte first */
 		/* pub/sub may rewrite a CommandComplete it follows: whole first */
-		if (h.type == PGW_MSG_COMMAND_COMPLETE && c && c->pubsub &&
+		if (is_pubsub && h.type == PGW_MSG_COMMAND_COMPLETE &&
 		    avail - off < pgw_msg_size(&h) && s->internal_ready == 0 &&
 		    wk_pubsub_is_watching(c))
 			break;
-		is_held = h.type == PGW_MSG_READY && c && c->pubsub && s->internal_ready == 0 &&
+		is_held = is_pubsub && h.type == PGW_MSG_READY && s->internal_ready == 0 &&
 			  wk_pubsub_is_holding(c);
 		if (is_held) {
 			/* a ReadyForQuery pub/sub held: its slots were settled the first time */
@@ -1135,7 +1137,7 @@ wk_server_forward(struct wk_server *s)
 			}
 			s->is_discarding = wk_server_slot_reply(s, h.type);
 		}
-		if (c && c->pubsub && s->internal_ready == 0 && !is_held &&
+		if (is_pubsub && !is_held && s->internal_ready == 0 &&
 		    (h.type == PGW_MSG_COMMAND_COMPLETE || h.type == PGW_MSG_ERROR ||
 		     h.type == PGW_MSG_READY) &&
 		    wk_pubsub_is_watching(c)) {
@@ -1276,6 +1278,7 @@ wk_server_forward(struct wk_server *s)
 					return WK_CLOSED;
 				c = s->client;
 				out = c ? c->io.out : NULL;
+				is_pubsub = c && c->pubsub;
 				if (c)
 					wk_stream_want_write(&c->io);
 			}
