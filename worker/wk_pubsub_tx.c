@@ -41,6 +41,7 @@
 #include "shared/log.h"
 #include "sql/sql_classify.h"
 #include "worker/wk_client.h"
+#include "worker/wk_pool.h"
 #include "worker/wk_pubsub_int.h"
 
 /* ---- operations of an open transaction ---------------------------------- */
@@ -373,6 +374,11 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 		case SQL_DEALLOCATE_ALL:
 			/* prepared_statements = full may put its own queries in front */
 			if (g_cfg->prepared_statements == CONFIG_PREPARED_FULL)
+				return WK_OK;
+			break;
+		case SQL_BEGIN:
+			/* statement mode refuses the Query: no server reply to follow */
+			if (c->pool->cfg->pooler_mode == CONFIG_POOLER_STATEMENT)
 				return WK_OK;
 			break;
 		default:

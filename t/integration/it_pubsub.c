@@ -52,6 +52,13 @@ setup_small(void)
 }
 
 static void
+setup_statement(void)
+{
+	start("pubsub_statement", "pooler_mode = statement\ncheckout_timeout = 3000\n"
+				  "pub_sub_channel_size = 100");
+}
+
+static void
 teardown(void)
 {
 	it_env_stop();
@@ -1133,12 +1140,35 @@ START_TEST(test_pubsub_slow_reader)
 }
 END_TEST
 
+/*
+ * Statement mode: LISTEN among other statements is served the same way; a
+ * Query that statement mode refuses (a transaction block) leaves nothing
+ * behind, and the next ones get their own replies.
+ */
+START_TEST(test_pubsub_statement_mode)
+{
+	PGconn *l = it_connect(APP), *direct = it_pg_connect();
+
+	ck_assert_str_eq(describe(l, "LISTEN st_a; SELECT 1"), "LISTEN|rows:SELECT 1|I");
+	ck_assert_str_eq(describe(l, "BEGIN; LISTEN st_b; COMMIT"), "ERR:0A000|I");
+	ck_assert_str_eq(describe(l, "SELECT 2; LISTEN st_c"), "rows:SELECT 1|LISTEN|I");
+	ck_assert_str_eq(describe(l, "SELECT 3"), "rows:SELECT 1|I");
+	PQclear(it_exec_ok(direct, "NOTIFY st_b, 'no'; NOTIFY st_a, 'a'"));
+	expect_one(l, "st_a", "a");
+	PQclear(it_exec_ok(direct, "NOTIFY st_c, 'c'"));
+	expect_one(l, "st_c", "c");
+	PQfinish(direct);
+	PQfinish(l);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite *s = suite_create("it_pubsub");
 	TCase *tc = tcase_create("pubsub");
 	TCase *small = tcase_create("pubsub_small");
+	TCase *statement = tcase_create("pubsub_statement");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -1166,5 +1196,9 @@ main(void)
 	tcase_add_test(small, test_pubsub_overflow);
 	tcase_add_test(small, test_pubsub_slow_reader);
 	suite_add_tcase(s, small);
+	tcase_add_unchecked_fixture(statement, setup_statement, teardown);
+	tcase_set_timeout(statement, 60);
+	tcase_add_test(statement, test_pubsub_statement_mode);
+	suite_add_tcase(s, statement);
 	return it_run_suite(s);
 }
