@@ -885,8 +885,9 @@ sql_classify_clear(struct sql_result *out)
 	memset(&out->stmts[0], 0, sizeof(out->stmts[0]));
 }
 
-int
-sql_classify(const char *sql, size_t len, struct sql_result *out)
+/* sql_classify(); is_all: no prefilter (the quick reject stays) */
+static int
+sql_classify_run(const char *sql, size_t len, struct sql_result *out, bool is_all)
 {
 	struct sql_parse_span spans[SQL_STMTS_MAX];
 	struct sql_cache_entry *e;
@@ -906,7 +907,7 @@ sql_classify(const char *sql, size_t len, struct sql_result *out)
 	nul = len > 0 ? memchr(sql, '\0', len) : NULL;
 	if (nul != NULL)
 		len = (size_t)(nul - sql);
-	if (!sql_classify_prefilter(sql, len)) {
+	if (!is_all && !sql_classify_prefilter(sql, len)) {
 		sql_cache.stats.prefiltered++;
 		return 0;
 	}
@@ -955,6 +956,18 @@ fail:
 	free(buf);
 	memset(out, 0, sizeof(*out));
 	return -1;
+}
+
+int
+sql_classify(const char *sql, size_t len, struct sql_result *out)
+{
+	return sql_classify_run(sql, len, out, false);
+}
+
+int
+sql_classify_all(const char *sql, size_t len, struct sql_result *out)
+{
+	return sql_classify_run(sql, len, out, true);
 }
 
 void

@@ -38,6 +38,10 @@ enum sql_kind {
 	SQL_EXECUTE,        /* EXECUTE name [(args)] */
 	SQL_DEALLOCATE,     /* DEALLOCATE [PREPARE] name */
 	SQL_DEALLOCATE_ALL, /* DEALLOCATE [PREPARE] ALL */
+	SQL_SAVEPOINT,      /* SAVEPOINT name */
+	SQL_RELEASE,        /* RELEASE [SAVEPOINT] name */
+	SQL_ROLLBACK_TO,    /* ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name */
+	SQL_PREPARE_TX,     /* PREPARE TRANSACTION 'gid' */
 };
 
 /* Properties of a statement that tie session state to the server connection. */
@@ -60,7 +64,8 @@ struct sql_stmt {
 	 * SET/SET_LOCAL/RESET: the parameter name, lower-cased ("timezone" for
 	 * SET TIME ZONE). LISTEN/UNLISTEN/NOTIFY: the channel as PostgreSQL
 	 * stores it (unquoted identifiers lower-cased). PREPARE/EXECUTE/
-	 * DEALLOCATE: the statement name, likewise.
+	 * DEALLOCATE: the statement name, likewise. SAVEPOINT/RELEASE/
+	 * ROLLBACK_TO: the savepoint name, likewise.
 	 */
 	char name[SQL_NAME_MAX];
 	/*
@@ -108,6 +113,14 @@ struct sql_result {
  * Returns 0, or -1 on out of memory (out is then all SQL_OTHER).
  */
 int sql_classify(const char *sql, size_t len, struct sql_result *out) MUST_CHECK;
+/*
+ * As sql_classify(), without the prefilter (only the quick reject of a lone
+ * SELECT/INSERT/UPDATE/DELETE): SAVEPOINT, RELEASE, ROLLBACK TO and PREPARE
+ * TRANSACTION, which the prefilter lets pass as nothing to track, are
+ * classified too. For pub/sub, while a transaction holds a LISTEN pgdog
+ * serves (rare: the common path keeps the prefilter).
+ */
+int sql_classify_all(const char *sql, size_t len, struct sql_result *out) MUST_CHECK;
 
 /* Cache statistics for the admin console. */
 struct sql_cache_stats {

@@ -412,11 +412,27 @@ sql_parse_transaction(const PgQuery__TransactionStmt *t, struct sql_stmt *st)
 	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK:
 		st->kind = SQL_ROLLBACK;
 		break;
-	default:
-		/* savepoints, PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED */
-		st->kind = SQL_OTHER;
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_SAVEPOINT:
+		st->kind = SQL_SAVEPOINT;
 		break;
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_RELEASE:
+		st->kind = SQL_RELEASE;
+		break;
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_TO:
+		st->kind = SQL_ROLLBACK_TO;
+		break;
+	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE:
+		st->kind = SQL_PREPARE_TX;
+		return;
+	default:
+		/* COMMIT/ROLLBACK PREPARED */
+		st->kind = SQL_OTHER;
+		return;
 	}
+	/* savepoints: pub/sub follows them (a LISTEN rolled back to is dropped) */
+	if (st->kind == SQL_SAVEPOINT || st->kind == SQL_RELEASE || st->kind == SQL_ROLLBACK_TO)
+		sql_parse_copy(st->name, sizeof(st->name), t->savepoint_name, false,
+			       &st->is_truncated);
 }
 
 /* Fill st (zeroed, flags set) from one top-level statement. */

@@ -1270,7 +1270,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			wk_client_forget_prepared(c);
 			break;
 		case SQL_LISTEN:
-			c->pins |= WK_PIN_LISTEN;
+			/* pub/sub serves the LISTENs of a Query it follows (its guard too) */
+			if (!wk_pubsub_query_is_followed(c))
+				c->pins |= WK_PIN_LISTEN;
 			break;
 		case SQL_UNLISTEN_ALL:
 			c->pins &= ~WK_PIN_LISTEN;
@@ -2171,12 +2173,19 @@ wk_client_forward(struct wk_client *c)
 					h.type == PGW_MSG_CLOSE))) &&
 		    avail < pgw_msg_size(&h))
 			goto done;
-		if (h.type == PGW_MSG_QUERY && g_cfg->pub_sub_channel_size > 0) {
-			/* LISTEN / UNLISTEN alone: pgdog's listener, at once or at COMMIT */
+		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) &&
+		    g_cfg->pub_sub_channel_size > 0) {
+			/* LISTEN / UNLISTEN: pgdog's listener, at once or at COMMIT */
 			bool is_handled;
 
-			if (wk_pubsub_client_query(c, &h, &is_handled) == WK_CLOSED)
+			switch (wk_pubsub_client_query(c, &h, &is_handled)) {
+			case WK_CLOSED:
 				return WK_CLOSED;
+			case WK_AGAIN:
+				goto done; /* the rest of an extended-protocol request */
+			default:
+				break;
+			}
 			if (is_handled) {
 				if (c->is_read_off)
 					goto done;
@@ -2309,6 +2318,10 @@ wk_client_is_plain(const struct sql_result *res, bool is_statement_mode)
 		case SQL_OTHER:
 		case SQL_COMMIT:
 		case SQL_ROLLBACK:
+		case SQL_SAVEPOINT:
+		case SQL_RELEASE:
+		case SQL_ROLLBACK_TO:
+		case SQL_PREPARE_TX:
 			break;
 		default:
 			return false;

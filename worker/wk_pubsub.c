@@ -24,11 +24,19 @@
  *   that ends its transaction (or, for a client that reads too slowly,
  *   once its output drains). A client whose queue overflows is closed
  *   with FATAL 54000 at that boundary: notifications are never dropped
- *   silently.
+ *   silently; nor when the listener is lost: its clients get FATAL 08006
+ *   at their next boundary (they reconnect and LISTEN again);
+ * - a client's LISTEN/UNLISTEN of an open transaction (ops) takes effect
+ *   when it commits, in order, minus what a ROLLBACK TO undid; a Query
+ *   with LISTEN among other statements, or any Query while ops are
+ *   pending, is followed reply by reply (wk_pubsub_tx.c). The server never
+ *   LISTENs for a client: a followed LISTEN runs as UNLISTEN there (a no-op
+ *   on a pooled server) and its tag is turned back.
  */
 #include "worker/wk_pubsub.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +49,7 @@
 #include "sql/sql_classify.h"
 #include "worker/wk_client.h"
 #include "worker/wk_pool.h"
+#include "worker/wk_pubsub_int.h"
 #include "worker/wk_server.h"
 
 #define WK_PUBSUB_QUERY_MAX  1024 /* longer Queries are not LISTEN alone: a server runs them */
@@ -51,59 +60,6 @@
 #define WK_PUBSUB_NO_ROW     UINT32_MAX
 /* Closing flushes only this much (wk_conn_flush_now): the FATAL waits for the output to drain */
 #define WK_PUBSUB_FATAL_ROOM (32 * 1024)
-
-struct wk_pubsub_pool;
-
-struct wk_pubsub_chan {
-	struct list node;             /* in its pool's chans */
-	struct wk_pubsub_chan *hnext; /* next in its hash bucket */
-	struct wk_pubsub_pool *pp;    /* borrowed */
-	struct wk_client **clients;   /* owned array of borrowed clients */
-	size_t clients_cnt, clients_cap;
-	uint64_t listen_seq; /* the listener query that LISTENs it */
-	uint64_t received, delivered;
-	uint32_t pending_cnt; /* LISTENs in open transactions (kept until they end) */
-	uint32_t row;         /* its shm_listener row, or WK_PUBSUB_NO_ROW */
-	uint64_t id;
-	char name[SQL_NAME_MAX];
-};
-
-struct wk_pubsub_pool {
-	struct wk_pool *pool;       /* borrowed */
-	struct wk_server *listener; /* owned by the worker's reap machinery; NULL: none */
-	struct wk_server *old;      /* a listener closing (waiting for its backend to go) */
-	bool is_ready;              /* listener logged in */
-	struct list chans;
-	size_t chans_cnt;
-	struct wk_pubsub_chan *
-		*buckets; /* owned: channels by name hash (chans_cnt <= 2 x buckets) */
-	size_t buckets_cnt;
-	struct list waiters; /* clients owed a LISTEN reply */
-	uint64_t sent_seq, done_seq;
-	uint64_t retry_after_us;
-};
-
-struct wk_pubsub_client {
-	struct wk_client *c;           /* borrowed: the client owning this */
-	struct wk_pubsub_chan **chans; /* owned array of borrowed channels */
-	size_t chans_cnt, chans_cap;
-	struct wk_pubsub_pool *pp;        /* borrowed: the client's pool */
-	struct wk_pubsub_chan *wait_chan; /* its LISTEN reply waits for this channel */
-	char wait_prefix[8];              /* extended protocol: replies owed before it */
-	struct list wait_node;            /* in pp->waiters while wait_chan */
-	struct pgw_buf queue;             /* NotificationResponses for the next boundary */
-	uint32_t queued_cnt;
-	bool is_overflow;
-	/* LISTEN/UNLISTEN inside a transaction block: applied at COMMIT, dropped on ROLLBACK */
-	struct wk_pubsub_op *ops; /* owned */
-	size_t ops_cnt, ops_cap;
-};
-
-struct wk_pubsub_op {
-	enum sql_kind kind;        /* SQL_LISTEN, SQL_UNLISTEN, SQL_UNLISTEN_ALL */
-	struct wk_pubsub_chan *ch; /* LISTEN: the channel, held (pending_cnt) until the end */
-	char name[SQL_NAME_MAX];
-};
 
 /* by pool index (wk_pool idx), each allocated on its first LISTEN; the array grows with the pools */
 static struct wk_pubsub_pool **wk_pubsub_pools;
@@ -180,7 +136,7 @@ wk_pubsub_publish_pool(struct wk_pubsub_pool *pp)
 /* ---- tables -------------------------------------------------------------- */
 
 /* The pub/sub state of c's pool, created on first use. NULL on out of memory. */
-static struct wk_pubsub_pool *
+struct wk_pubsub_pool *
 wk_pubsub_pool_of(struct wk_client *c)
 {
 	size_t idx;
@@ -208,6 +164,7 @@ wk_pubsub_pool_of(struct wk_client *c)
 	pp->pool = c->pool;
 	list_init(&pp->chans);
 	list_init(&pp->waiters);
+	list_init(&pp->holders);
 	wk_pubsub_pools[idx] = pp;
 	return pp;
 }
@@ -371,7 +328,7 @@ wk_pubsub_pool_connect(struct wk_pubsub_pool *pp)
  * 't' (no parameters), 'n'), then CommandComplete and ReadyForQuery 'I'.
  */
 static enum wk_rc
-wk_pubsub_reply(struct wk_client *c, const char *prefix, const char *tag)
+wk_pubsub_reply_status(struct wk_client *c, const char *prefix, const char *tag, char status)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
@@ -383,13 +340,19 @@ wk_pubsub_reply(struct wk_client *c, const char *prefix, const char *tag)
 		pgw_end(b);
 	}
 	pgw_put_command_complete(b, tag);
-	pgw_put_ready(b, 'I');
+	pgw_put_ready(b, status);
 	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
 
-static struct wk_pubsub_client *
+static enum wk_rc
+wk_pubsub_reply(struct wk_client *c, const char *prefix, const char *tag)
+{
+	return wk_pubsub_reply_status(c, prefix, tag, 'I');
+}
+
+struct wk_pubsub_client *
 wk_pubsub_client_get(struct wk_client *c, struct wk_pubsub_pool *pp)
 {
 	struct wk_pubsub_client *pc = c->pubsub;
@@ -402,6 +365,7 @@ wk_pubsub_client_get(struct wk_client *c, struct wk_pubsub_pool *pp)
 	pc->c = c;
 	pc->pp = pp;
 	list_init(&pc->wait_node);
+	list_init(&pc->hold_node);
 	pgw_buf_init(&pc->queue);
 	c->pubsub = pc;
 	return pc;
@@ -429,7 +393,7 @@ wk_pubsub_chan_free(struct wk_pubsub_chan *ch)
 }
 
 /* Free ch if nobody listens and no open transaction is about to. */
-static void
+void
 wk_pubsub_chan_release(struct wk_pubsub_chan *ch)
 {
 	if (ch->clients_cnt == 0 && ch->pending_cnt == 0)
@@ -490,13 +454,47 @@ wk_pubsub_client_index(const struct wk_pubsub_client *pc, const char *name)
 	return -1;
 }
 
+/*
+ * Forget the notifications queued for pc on channel (NULL: all): PostgreSQL
+ * reads them after the commit, when the session no longer listens there.
+ */
+static void
+wk_pubsub_queue_purge(struct wk_pubsub_client *pc, const char *channel)
+{
+	size_t r = 0, w = 0;
+	uint32_t kept = 0;
+
+	if (!pc->queued_cnt)
+		return;
+	while (r + PGW_HDR_LEN <= pc->queue.len) {
+		struct pgw_hdr h;
+		size_t size;
+
+		if (pgw_read_header(pc->queue.data + r, PGW_HDR_LEN, &h) != 1)
+			break;
+		size = pgw_msg_size(&h);
+		/* body: int32 pid, channel, payload */
+		if (channel &&
+		    strcmp((const char *)pc->queue.data + r + PGW_HDR_LEN + 4, channel) != 0) {
+			memmove(pc->queue.data + w, pc->queue.data + r, size);
+			w += size;
+			kept++;
+		}
+		r += size;
+	}
+	pc->queue.len = w;
+	pc->queued_cnt = kept;
+}
+
+/* Drop c's registration on channel (NULL: all of them) now. */
 void
-wk_pubsub_client_unlisten(struct wk_client *c, const char *channel)
+wk_pubsub_drop(struct wk_client *c, const char *channel)
 {
 	struct wk_pubsub_client *pc = c->pubsub;
 
 	if (!pc)
 		return;
+	wk_pubsub_queue_purge(pc, channel);
 	if (channel) {
 		ssize_t i = wk_pubsub_client_index(pc, channel);
 
@@ -508,17 +506,32 @@ wk_pubsub_client_unlisten(struct wk_client *c, const char *channel)
 		wk_pubsub_leave(c, pc->chans_cnt - 1);
 }
 
-/* Grow an array of pointers by one slot. -1 on out of memory. */
-static int
-wk_pubsub_grow(void ***arr, size_t cnt, size_t *cap)
+bool
+wk_pubsub_query_is_followed(const struct wk_client *c)
 {
-	void **n;
+	return c->pubsub && c->pubsub->is_query_watched;
+}
+
+void
+wk_pubsub_client_unlisten(struct wk_client *c, const char *channel)
+{
+	/* a Query pub/sub follows: its UNLISTENs take effect when it commits */
+	if (c->pubsub && c->pubsub->is_query_watched)
+		return;
+	wk_pubsub_drop(c, channel);
+}
+
+/* Grow an array of elem-byte elements to hold one more. -1 on out of memory. */
+int
+wk_pubsub_grow_n(void **arr, size_t elem, size_t cnt, size_t *cap)
+{
+	void *n;
 	size_t ncap;
 
 	if (cnt < *cap)
 		return 0;
 	ncap = *cap ? *cap * 2 : 4;
-	n = realloc(*arr, ncap * sizeof(*n));
+	n = realloc(*arr, ncap * elem);
 	if (!n)
 		return -1;
 	*arr = n;
@@ -526,11 +539,18 @@ wk_pubsub_grow(void ***arr, size_t cnt, size_t *cap)
 	return 0;
 }
 
+/* Grow an array of pointers by one slot. -1 on out of memory. */
+static int
+wk_pubsub_grow(void ***arr, size_t cnt, size_t *cap)
+{
+	return wk_pubsub_grow_n((void **)arr, sizeof(void *), cnt, cap);
+}
+
 /*
  * The channel name of pp, created (and LISTENed by the listener, which is
  * opened if needed) when new. NULL on out of memory.
  */
-static struct wk_pubsub_chan *
+struct wk_pubsub_chan *
 wk_pubsub_chan_get(struct wk_pubsub_pool *pp, const char *name)
 {
 	struct wk_pubsub_chan *ch = wk_pubsub_chan_find(pp, name);
@@ -566,7 +586,7 @@ wk_pubsub_chan_get(struct wk_pubsub_pool *pp, const char *name)
  * Register c on name. Returns 1 when the reply can go now, 0 when c waits
  * for the listener (only with can_wait), -1 on out of memory.
  */
-static int
+int
 wk_pubsub_listen(struct wk_client *c, struct wk_pubsub_pool *pp, const char *name, bool can_wait)
 {
 	struct wk_pubsub_client *pc = wk_pubsub_client_get(c, pp);
@@ -574,6 +594,7 @@ wk_pubsub_listen(struct wk_client *c, struct wk_pubsub_pool *pp, const char *nam
 
 	if (!pc)
 		return -1;
+	pc->has_listened = true;
 	if (wk_pubsub_client_index(pc, name) >= 0)
 		return 1; /* LISTEN twice is LISTEN once */
 	ch = wk_pubsub_chan_get(pp, name);
@@ -594,8 +615,23 @@ wk_pubsub_listen(struct wk_client *c, struct wk_pubsub_pool *pp, const char *nam
 	return 0;
 }
 
-static enum wk_rc wk_pubsub_client_query_in_tx(struct wk_client *c, const struct pgw_hdr *h,
-					       bool *is_handled);
+/* ---- serving LISTEN / UNLISTEN ------------------------------------------- */
+
+/*
+ * The transaction status c's server is at with nothing in flight ('I' or
+ * 'T'), 0 otherwise (replies of its own would pass pgdog's).
+ */
+char
+wk_pubsub_quiet_status(const struct wk_client *c)
+{
+	const struct wk_server *s = c->server;
+
+	if (c->state != WK_CLIENT_ACTIVE || !s || s->state != WK_SERVER_ACTIVE ||
+	    s->fwd_remaining || s->expect_ready || s->has_unsynced || s->internal_ready ||
+	    s->slots_cnt || s->is_release_due || (s->tx_status != 'I' && s->tx_status != 'T'))
+		return 0;
+	return s->tx_status;
+}
 
 /*
  * Cheap test before classifying: the Query text at the front of in can
@@ -651,15 +687,43 @@ wk_pubsub_is_ours(const struct sql_result *res)
 }
 
 /*
+ * Serve st (LISTEN, UNLISTEN, UNLISTEN *) inside a transaction block
+ * (ReadyForQuery 'T', nothing in flight): PostgreSQL applies it at COMMIT.
+ * pgdog answers itself (prefix: see wk_pubsub_reply_status; CommandComplete,
+ * ReadyForQuery 'T') and keeps the operation for the end of the transaction.
+ */
+static enum wk_rc
+wk_pubsub_serve_in_tx(struct wk_client *c, const struct sql_stmt *st, size_t size,
+		      const char *prefix)
+{
+	struct wk_pubsub_pool *pp = wk_pubsub_pool_of(c);
+
+	if (!pp || wk_pubsub_op_add(c, pp, st->kind, st->name) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	evbuffer_drain(c->io.in, size);
+	shm_client((uint32_t)g_wk.slot, c->row)->queries++;
+	log_debug(&c->lctx, "pub/sub: %s%s%s%s in a transaction: applied at COMMIT",
+		  st->kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN",
+		  st->kind == SQL_UNLISTEN_ALL ? " *" : " \"", st->name,
+		  st->kind == SQL_UNLISTEN_ALL ? "" : "\"");
+	return wk_pubsub_reply_status(c, prefix, st->kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN",
+				      'T');
+}
+
+/*
  * Serve st (LISTEN, UNLISTEN, UNLISTEN *) for c, whose request (size bytes
  * at the front of its input) is drained; prefix: see wk_pubsub_reply().
+ * In a transaction block (its server quiet at 'T'): wk_pubsub_serve_in_tx.
  */
 static enum wk_rc
 wk_pubsub_serve(struct wk_client *c, const struct sql_stmt *st, size_t size, const char *prefix)
 {
 	struct evbuffer *in = c->io.in;
-	struct wk_pubsub_pool *pp = wk_pubsub_pool_of(c);
+	struct wk_pubsub_pool *pp;
 
+	if (wk_pubsub_quiet_status(c) == 'T')
+		return wk_pubsub_serve_in_tx(c, st, size, prefix);
+	pp = wk_pubsub_pool_of(c);
 	if (!pp)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	evbuffer_drain(in, size);
@@ -683,23 +747,32 @@ wk_pubsub_serve(struct wk_client *c, const struct sql_stmt *st, size_t size, con
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		}
 	case SQL_UNLISTEN:
-		wk_pubsub_client_unlisten(c, st->name);
+		wk_pubsub_drop(c, st->name);
 		log_debug(&c->lctx, "pub/sub: UNLISTEN \"%s\"", st->name);
 		return wk_pubsub_reply(c, prefix, "UNLISTEN");
 	default:
-		wk_pubsub_client_unlisten(c, NULL);
+		wk_pubsub_drop(c, NULL);
 		log_debug(&c->lctx, "pub/sub: UNLISTEN *");
 		return wk_pubsub_reply(c, prefix, "UNLISTEN");
 	}
 }
 
+/* How wk_pubsub_client_extended treats a request it recognises. */
+enum wk_pubsub_ext {
+	WK_PUBSUB_EXT_SERVE,     /* LISTEN/UNLISTEN: answer it */
+	WK_PUBSUB_EXT_FOLLOW,    /* LISTEN/UNLISTEN behind requests in flight: follow it */
+	WK_PUBSUB_EXT_FOLLOW_TX, /* SAVEPOINT, RELEASE, ROLLBACK [TO], COMMIT: follow it */
+};
+
 /*
  * The Parse at the front of in (whole, h its header) is unnamed, has no
- * parameter types and holds LISTEN/UNLISTEN alone: classified into *res.
+ * parameter types and holds LISTEN/UNLISTEN alone (with is_tx: one
+ * SAVEPOINT, RELEASE, ROLLBACK [TO] or COMMIT): classified into *res.
  * False otherwise (also on out of memory, which PostgreSQL will then meet).
  */
 static bool
-wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql_result *res)
+wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql_result *res,
+			bool is_tx)
 {
 	const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *body;
@@ -714,24 +787,42 @@ wk_pubsub_parse_is_ours(struct evbuffer *in, const struct pgw_hdr *h, struct sql
 	/* name NUL, query NUL, int16 parameter type count (must be 0) */
 	if (qlen + 4 > blen || body[1 + qlen + 1] != 0 || body[1 + qlen + 2] != 0)
 		return false;
+	if (is_tx) {
+		if (sql_classify_all(body + 1, qlen, res) < 0 || !res->is_parsed || res->is_error ||
+		    res->stmts_cnt != 1 || res->stmts[0].is_truncated)
+			return false;
+		switch (res->stmts[0].kind) {
+		case SQL_SAVEPOINT:
+		case SQL_RELEASE:
+		case SQL_ROLLBACK_TO:
+		case SQL_ROLLBACK:
+		case SQL_COMMIT:
+			return true;
+		default:
+			return false;
+		}
+	}
 	if (sql_classify(body + 1, qlen, res) < 0)
 		return false;
 	return wk_pubsub_is_ours(res);
 }
 
 /*
- * Extended protocol from an idle client: an unnamed Parse of LISTEN or
- * UNLISTEN without parameters, Bind of it to the unnamed portal, an
- * optional Describe, Execute and Sync, all buffered (what PQexecParams
- * sends). Anything else goes to a server (and a LISTEN there pins it).
+ * Extended protocol: an unnamed Parse of LISTEN or UNLISTEN without
+ * parameters, Bind of it to the unnamed portal, an optional Describe,
+ * Execute and Sync, all buffered (what PQexecParams sends). From a client
+ * between transactions or with nothing in flight, pgdog answers it; with
+ * is_follow (requests of the client still running), it goes to the server
+ * and is followed (wk_pubsub_watch_parse). Anything else goes to a server
+ * (and a LISTEN there pins it).
  */
 static enum wk_rc
-wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
+wk_pubsub_client_extended(struct wk_client *c, bool *is_handled, enum wk_pubsub_ext mode)
 {
 	static const char order[] = { PGW_MSG_PARSE, PGW_MSG_BIND, PGW_MSG_DESCRIBE,
 				      PGW_MSG_EXECUTE, PGW_MSG_SYNC };
 	struct evbuffer *in = c->io.in;
-	size_t avail = evbuffer_get_length(in), off = 0, step = 0;
+	size_t avail = evbuffer_get_length(in), off = 0, step = 0, parse_size = 0;
 	const uint8_t *buf;
 	char prefix[8];
 	size_t prefix_len = 0;
@@ -757,8 +848,11 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
 			return WK_OK;
 		if (off + pgw_msg_size(&h) > avail)
 			return WK_AGAIN;
-		if (h.type == PGW_MSG_PARSE && !wk_pubsub_parse_is_ours(in, &h, &res))
+		if (h.type == PGW_MSG_PARSE &&
+		    !wk_pubsub_parse_is_ours(in, &h, &res, mode == WK_PUBSUB_EXT_FOLLOW_TX))
 			return WK_OK;
+		if (h.type == PGW_MSG_PARSE)
+			parse_size = pgw_msg_size(&h);
 		step++;
 		off += pgw_msg_size(&h);
 	}
@@ -808,29 +902,10 @@ wk_pubsub_client_extended(struct wk_client *c, bool *is_handled)
 		o += pgw_msg_size(&h);
 	}
 	prefix[prefix_len] = '\0';
+	if (mode != WK_PUBSUB_EXT_SERVE)
+		return wk_pubsub_watch_parse(c, &res.stmts[0], parse_size, is_handled);
 	*is_handled = true;
 	return wk_pubsub_serve(c, &res.stmts[0], off, prefix);
-}
-
-/*
- * Classify the Query message h, whole at the head of c's input, into res;
- * *is_ours: a statement pub/sub serves. Not WK_OK: c was closed (out of memory).
- */
-static enum wk_rc
-wk_pubsub_classify(struct wk_client *c, const struct pgw_hdr *h, struct sql_result *res,
-		   bool *is_ours)
-{
-	const uint8_t *msg = evbuffer_pullup(c->io.in, (ev_ssize_t)pgw_msg_size(h));
-	const char *sql;
-
-	*is_ours = false;
-	if (!msg)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	sql = (const char *)msg + PGW_HDR_LEN;
-	if (sql_classify(sql, strnlen(sql, h->len - 4), res) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	*is_ours = wk_pubsub_is_ours(res);
-	return WK_OK;
 }
 
 enum wk_rc
@@ -838,141 +913,75 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 {
 	struct evbuffer *in = c->io.in;
 	struct sql_result res;
-	bool is_ours;
-	enum wk_rc rc;
+	char quiet;
 
 	*is_handled = false;
+	if (c->pubsub) {
+		/* pgdog's rewrite of the Query it just followed: it goes on as it is */
+		c->pubsub->is_query_watched = c->pubsub->is_rewritten;
+		if (c->pubsub->is_rewritten) {
+			c->pubsub->is_rewritten = false;
+			return WK_OK;
+		}
+	}
 	/* a LISTEN that went to its server (pinned) is undone there, not here */
 	if (g_cfg->pub_sub_channel_size <= 0 || wk_client_is_session(c) ||
 	    (c->pins & WK_PIN_LISTEN))
 		return WK_OK;
-	if (h->type == PGW_MSG_PARSE && c->state == WK_CLIENT_IDLE) {
-		if (h->len > WK_PUBSUB_QUERY_MAX || !wk_pubsub_may_be_ours(in, true))
+	quiet = wk_pubsub_quiet_status(c);
+	if (h->type == PGW_MSG_PARSE) {
+		/*
+		 * Between transactions, or in a block with nothing in flight:
+		 * served; behind requests in flight (none unsynced before it, so
+		 * that its replies can be told apart): followed.
+		 */
+		bool is_follow = c->state != WK_CLIENT_IDLE && !quiet;
+
+		if (is_follow && (c->state != WK_CLIENT_ACTIVE || !c->server ||
+				  c->server->state != WK_SERVER_ACTIVE || c->server->has_unsynced))
 			return WK_OK;
-		return wk_pubsub_client_extended(c, is_handled);
+		if (h->len > WK_PUBSUB_QUERY_MAX)
+			return WK_OK;
+		if (wk_pubsub_may_be_ours(in, true)) {
+			enum wk_rc rc = wk_pubsub_client_extended(c, is_handled,
+								  is_follow ? WK_PUBSUB_EXT_FOLLOW
+									    : WK_PUBSUB_EXT_SERVE);
+
+			if (rc != WK_OK || *is_handled || wk_pubsub_query_is_followed(c))
+				return rc;
+		}
+		/* a transaction holding operations: its savepoints and end are followed too */
+		if (c->state == WK_CLIENT_ACTIVE && c->server && !c->server->has_unsynced &&
+		    wk_pubsub_is_watching(c))
+			return wk_pubsub_client_extended(c, is_handled, WK_PUBSUB_EXT_FOLLOW_TX);
+		return WK_OK;
 	}
-	if (h->type != PGW_MSG_QUERY || h->len > WK_PUBSUB_QUERY_MAX ||
-	    !wk_pubsub_may_be_ours(in, false))
+	if (h->type != PGW_MSG_QUERY)
 		return WK_OK;
 	if (evbuffer_get_length(in) < pgw_msg_size(h))
 		return WK_AGAIN;
-	if (c->state == WK_CLIENT_ACTIVE) {
-		/* with a server: only when nothing is in flight (its replies would pass ours) */
-		const struct wk_server *s = c->server;
+	if (c->state == WK_CLIENT_IDLE || quiet) {
+		/* alone: served at once (or kept for COMMIT), no server needed */
+		if (h->len <= WK_PUBSUB_QUERY_MAX && wk_pubsub_may_be_ours(in, false)) {
+			const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+			const char *sql;
 
-		if (!s || s->state != WK_SERVER_ACTIVE || s->fwd_remaining || s->expect_ready ||
-		    s->has_unsynced || s->internal_ready || s->slots_cnt || s->is_release_due ||
-		    (s->tx_status != 'I' && s->tx_status != 'T'))
-			return WK_OK;
-		if (s->tx_status == 'T')
-			return wk_pubsub_client_query_in_tx(c, h, is_handled);
-	} else if (c->state != WK_CLIENT_IDLE) {
-		return WK_OK;
-	}
-	rc = wk_pubsub_classify(c, h, &res, &is_ours);
-	if (rc != WK_OK || !is_ours)
-		return rc;
-	*is_handled = true;
-	return wk_pubsub_serve(c, &res.stmts[0], pgw_msg_size(h), "");
-}
-
-/*
- * LISTEN/UNLISTEN inside a transaction block (ReadyForQuery 'T', nothing in
- * flight): PostgreSQL applies it at COMMIT. pgdog answers CommandComplete
- * and ReadyForQuery 'T' itself and keeps the operation for
- * wk_pubsub_client_tx_end().
- */
-static enum wk_rc
-wk_pubsub_client_query_in_tx(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled)
-{
-	struct evbuffer *in = c->io.in;
-	struct pgw_buf *b = &g_wk.scratch;
-	struct wk_pubsub_client *pc;
-	struct wk_pubsub_pool *pp;
-	struct sql_result res;
-	bool is_ours;
-	enum wk_rc rc = wk_pubsub_classify(c, h, &res, &is_ours);
-
-	if (rc != WK_OK || !is_ours)
-		return rc;
-	pp = wk_pubsub_pool_of(c);
-	pc = pp ? wk_pubsub_client_get(c, pp) : NULL;
-	if (!pc || wk_pubsub_grow((void ***)&pc->ops, pc->ops_cnt, &pc->ops_cap) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	pc->ops[pc->ops_cnt].kind = res.stmts[0].kind;
-	pc->ops[pc->ops_cnt].ch = NULL;
-	snprintf(pc->ops[pc->ops_cnt].name, sizeof(pc->ops[0].name), "%s", res.stmts[0].name);
-	if (res.stmts[0].kind == SQL_LISTEN) {
-		/*
-		 * The listener LISTENs now, so that the channel is live on the
-		 * server by the time the client commits; the client joins it then.
-		 */
-		struct wk_pubsub_chan *ch = wk_pubsub_chan_get(pp, res.stmts[0].name);
-
-		if (!ch)
-			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-		ch->pending_cnt++;
-		pc->ops[pc->ops_cnt].ch = ch;
-	}
-	pc->ops_cnt++;
-	evbuffer_drain(in, pgw_msg_size(h));
-	*is_handled = true;
-	shm_client((uint32_t)g_wk.slot, c->row)->queries++;
-	log_debug(&c->lctx, "pub/sub: %s \"%s\" in a transaction: applied at COMMIT",
-		  res.stmts[0].kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN", res.stmts[0].name);
-	pgw_buf_reset(b);
-	pgw_put_command_complete(b, res.stmts[0].kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN");
-	pgw_put_ready(b, 'T');
-	if (wk_conn_send(&c->io, b) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	return WK_OK;
-}
-
-bool
-wk_pubsub_has_pending(const struct wk_client *c)
-{
-	return c->pubsub && c->pubsub->ops_cnt;
-}
-
-void
-wk_pubsub_client_tx_end(struct wk_client *c, bool is_commit)
-{
-	struct wk_pubsub_client *pc = c->pubsub;
-	size_t n;
-
-	if (!pc || !pc->ops_cnt)
-		return;
-	n = pc->ops_cnt;
-	pc->ops_cnt = 0;
-	if (!is_commit)
-		log_debug(&c->lctx, "pub/sub: transaction rolled back: %zu LISTEN/UNLISTEN dropped",
-			  n);
-	for (size_t i = 0; i < n; i++) {
-		const struct wk_pubsub_op *op = &pc->ops[i];
-
-		if (op->ch) {
-			/* joined first, released after: the channel never disappears in between */
-			int rc = is_commit ? wk_pubsub_listen(c, pc->pp, op->name, false) : 1;
-
-			op->ch->pending_cnt--;
-			wk_pubsub_chan_release(op->ch);
-			if (rc < 0) {
-				wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-				return;
+			if (!msg)
+				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			sql = (const char *)msg + PGW_HDR_LEN;
+			if (sql_classify(sql, wk_strnlen(sql, h->len - 4), &res) < 0)
+				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			if (wk_pubsub_is_ours(&res)) {
+				*is_handled = true;
+				return wk_pubsub_serve(c, &res.stmts[0], pgw_msg_size(h), "");
 			}
-			continue;
 		}
-		if (!is_commit)
-			continue;
-		switch (op->kind) {
-		case SQL_UNLISTEN:
-			wk_pubsub_client_unlisten(c, op->name);
-			break;
-		default:
-			wk_pubsub_client_unlisten(c, NULL);
-			break;
-		}
+		if (c->state == WK_CLIENT_IDLE)
+			return WK_OK; /* followed once a server is linked */
 	}
+	if (c->state != WK_CLIENT_ACTIVE || !c->server)
+		return WK_OK;
+	return wk_pubsub_watch_query(c, h, is_handled);
 }
 
 /* ---- delivery ------------------------------------------------------------ */
@@ -1001,7 +1010,7 @@ wk_pubsub_at_boundary(const struct wk_client *c)
 bool
 wk_pubsub_has_queued(const struct wk_client *c)
 {
-	return c->pubsub && (c->pubsub->queued_cnt || c->pubsub->is_overflow);
+	return c->pubsub && (c->pubsub->queued_cnt || c->pubsub->is_overflow || c->pubsub->is_lost);
 }
 
 enum wk_rc
@@ -1009,20 +1018,31 @@ wk_pubsub_client_deliver(struct wk_client *c)
 {
 	struct wk_pubsub_client *pc = c->pubsub;
 
-	if (!pc || c->state == WK_CLIENT_CLOSING || (!pc->queued_cnt && !pc->is_overflow))
+	if (!pc || c->state == WK_CLIENT_CLOSING ||
+	    (!pc->queued_cnt && !pc->is_overflow && !pc->is_lost))
 		return WK_OK;
-	if (pc->is_overflow && evbuffer_get_length(c->io.out) > WK_PUBSUB_FATAL_ROOM)
+	if ((pc->is_overflow || pc->is_lost) &&
+	    evbuffer_get_length(c->io.out) > WK_PUBSUB_FATAL_ROOM)
 		return WK_OK; /* the drain callback comes back: the FATAL must not be cut off */
 	if (pc->is_overflow)
 		return wk_client_fatal(
 			c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
 			"too many notifications queued for this client while it was in a transaction (pub_sub_channel_size = %d)",
 			g_cfg->pub_sub_channel_size);
-	if (wk_conn_send(&c->io, &pc->queue) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	log_noise(&c->lctx, "pub/sub: %u queued notifications delivered", pc->queued_cnt);
-	pgw_buf_reset(&pc->queue);
-	pc->queued_cnt = 0;
+	if (pc->queued_cnt) {
+		/* what arrived before the listener was lost, then the FATAL */
+		if (wk_conn_send(&c->io, &pc->queue) < 0)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		log_noise(&c->lctx, "pub/sub: %u queued notifications delivered", pc->queued_cnt);
+		pgw_buf_reset(&pc->queue);
+		pc->queued_cnt = 0;
+		if (pc->is_lost && evbuffer_get_length(c->io.out) > WK_PUBSUB_FATAL_ROOM)
+			return WK_OK;
+	}
+	if (pc->is_lost)
+		return wk_client_fatal(
+			c, SQLSTATE_CONNECTION_FAILURE,
+			"pub/sub: the listener connection that served this client's LISTEN was lost; notifications may have been missed: reconnect and LISTEN again");
 	return WK_OK;
 }
 
@@ -1044,8 +1064,8 @@ wk_pubsub_deliver_one(struct wk_client *c, struct wk_pubsub_chan *ch)
 {
 	struct wk_pubsub_client *pc = c->pubsub;
 
-	if (c->state == WK_CLIENT_CLOSING || pc->is_overflow)
-		return;
+	if (c->state == WK_CLIENT_CLOSING || pc->is_overflow || pc->is_lost)
+		return; /* disconnected at its next boundary */
 	if (pc->wait_chan == ch)
 		return; /* its LISTEN is not in effect yet: PostgreSQL would not deliver this */
 	if (!pc->queued_cnt && wk_pubsub_at_boundary(c) &&
@@ -1077,6 +1097,30 @@ wk_pubsub_deliver_one(struct wk_client *c, struct wk_pubsub_chan *ch)
 
 /* ---- listener connection ------------------------------------------------- */
 
+/*
+ * Let the ReadyForQuery of clients whose committed LISTEN is now in effect
+ * (all of them with is_all: their listener is gone and they are marked
+ * lost) go on to the client.
+ */
+static void
+wk_pubsub_resume_holders(struct wk_pubsub_pool *pp, bool is_all)
+{
+	struct list *pos, *tmp;
+
+	list_foreach_safe (pos, tmp, &pp->holders) {
+		struct wk_pubsub_client *pc = list_entry(pos, struct wk_pubsub_client, hold_node);
+		struct wk_client *c = pc->c;
+
+		if (!is_all && !wk_pubsub_chans_confirmed(pc))
+			continue;
+		/* the hook lets the held ReadyForQuery pass when it reads it again */
+		if (c->state == WK_CLIENT_ACTIVE && c->server)
+			wk_server_resume(c->server);
+		else
+			wk_pubsub_unhold(pc);
+	}
+}
+
 /* Answer the clients whose LISTEN is now in effect on the server. */
 static void
 wk_pubsub_answer_waiters(struct wk_pubsub_pool *pp)
@@ -1096,6 +1140,7 @@ wk_pubsub_answer_waiters(struct wk_pubsub_pool *pp)
 			continue;
 		wk_pubsub_read_on(c);
 	}
+	wk_pubsub_resume_holders(pp, false);
 }
 
 void
@@ -1247,6 +1292,48 @@ wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why)
 	}
 }
 
+/*
+ * The listener connection of pp was lost: notifications sent until a new
+ * one LISTENs are lost too, for every client registered on its channels or
+ * about to be (a LISTEN in an open transaction, in flight, or waiting for
+ * its reply). PostgreSQL clients meet a lost connection by reconnecting and
+ * LISTENing again, so each of them is disconnected with FATAL 08006 at its
+ * next boundary between transactions (at once when idle) rather than left
+ * with a silent gap. With only_holders, just the clients whose commit waits
+ * for the listener (it never logged in).
+ */
+static void
+wk_pubsub_lose_clients(struct wk_pubsub_pool *pp, bool only_holders)
+{
+	struct list *pos, *tmp;
+	size_t n = 0;
+
+	list_foreach_safe (pos, tmp, &g_wk.clients) {
+		struct wk_client *c = list_entry(pos, struct wk_client, node);
+		struct wk_pubsub_client *pc = c->pubsub;
+
+		if (!pc || pc->pp != pp || c->state == WK_CLIENT_CLOSING || pc->is_lost)
+			continue;
+		if (only_holders
+			    ? !pc->is_holding
+			    : !pc->chans_cnt && !pc->ops_cnt && !pc->watch_cnt && !pc->wait_chan)
+			continue;
+		pc->is_lost = true;
+		n++;
+		if (pc->wait_chan)
+			wk_pubsub_unwait(pc); /* its LISTEN is not answered: it goes */
+		if (!pc->is_holding && wk_pubsub_at_boundary(c))
+			(void)wk_pubsub_client_deliver(c);
+	}
+	/* their held ReadyForQuery goes on, and the FATAL after it */
+	wk_pubsub_resume_holders(pp, true);
+	if (n)
+		log_warn(
+			NULL,
+			"pub/sub: pool %s: %zu listening clients disconnected (FATAL 08006) at their next transaction boundary: notifications may have been missed",
+			pp->pool->name, n);
+}
+
 void
 wk_pubsub_listener_closed(struct wk_server *s)
 {
@@ -1269,12 +1356,12 @@ wk_pubsub_listener_closed(struct wk_server *s)
 	if (pp->chans_cnt == 0)
 		return;
 	if (was_ready) {
-		/* clients stay registered; notifications sent until the new LISTEN are lost */
 		log_warn(
 			&s->lctx,
-			"pub/sub: listener connection of pool %s lost with %zu channels: reconnecting",
+			"pub/sub: listener connection of pool %s lost with %zu channels: its clients are disconnected, reconnecting for the rest",
 			pp->pool->name, pp->chans_cnt);
 		pp->retry_after_us = 0;
+		wk_pubsub_lose_clients(pp, false);
 	} else {
 		snprintf(why, sizeof(why),
 			 "pub/sub: cannot open the listener connection for %s%s%s", pp->pool->name,
@@ -1282,6 +1369,7 @@ wk_pubsub_listener_closed(struct wk_server *s)
 		log_warn(&s->lctx, "%s", why);
 		pp->retry_after_us = g_wk.mono_us + WK_PUBSUB_RETRY_US;
 		wk_pubsub_fail_waiters(pp, why);
+		wk_pubsub_lose_clients(pp, true);
 	}
 	wk_pubsub_publish_pool(pp);
 }
@@ -1314,11 +1402,14 @@ wk_pubsub_client_free(struct wk_client *c)
 		list_del(&pc->wait_node);
 		pc->wait_chan = NULL;
 	}
+	if (pc->is_holding)
+		wk_pubsub_unhold(pc);
 	while (pc->chans_cnt)
 		wk_pubsub_leave(c, pc->chans_cnt - 1);
 	wk_pubsub_client_tx_end(c, false); /* LISTENs of its open transaction are dropped */
 	free(pc->chans);
 	free(pc->ops);
+	free(pc->watches);
 	pgw_buf_cleanup(&pc->queue);
 	free(pc);
 	c->pubsub = NULL;

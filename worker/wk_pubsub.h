@@ -1,40 +1,94 @@
 /*
  * wk_pubsub.h: LISTEN/NOTIFY in transaction mode (pub_sub_channel_size > 0).
- * A client's LISTEN / UNLISTEN / UNLISTEN * sent between transactions is
- * served by pgdog: the worker keeps a table of channels per pool and one
- * listener connection per pool (outside pool_size) that LISTENs on the union
- * of its clients' channels; the notifications it receives are written to
- * every client of this worker listening on the channel, at a message
- * boundary between the client's transactions.
+ * A client's LISTEN / UNLISTEN / UNLISTEN * is served by pgdog: the worker
+ * keeps a table of channels per pool and one listener connection per pool
+ * (outside pool_size) that LISTENs on the union of its clients' channels;
+ * the notifications it receives are written to every client of this worker
+ * listening on the channel, at a message boundary between the client's
+ * transactions. Sent alone, LISTEN/UNLISTEN is answered without a server;
+ * among other statements it is followed through the server's replies
+ * (wk_pubsub_server_reply). Registrations follow PostgreSQL's transaction
+ * semantics (commit, rollback, savepoints). A lost listener disconnects its
+ * clients (FATAL 08006) at their next boundary.
  * Runs in: a worker. Everything belongs to the worker's loop.
  */
 #pragma once
 
 #include <stdbool.h>
 
+#include <event2/buffer.h>
+
 #include "shared/pgw.h"
 #include "worker/wk_conn.h"
 
 /*
  * Called for a client with a message header h at the front of its input:
- * idle (no server), or ACTIVE with a whole message and nothing in flight on
- * its server. When it is a simple Query holding one LISTEN, UNLISTEN or
- * UNLISTEN * and pub/sub is on for the client, pgdog serves it: the message
- * is drained, *is_handled set, and the reply (CommandComplete,
- * ReadyForQuery) sent now or, for a LISTEN that waits for the listener
- * connection, once the listener has run it (the client's reading stops
- * until then: c->is_read_off). Inside a transaction block the operation is
- * kept for COMMIT (wk_pubsub_client_tx_end). Returns WK_AGAIN when a short
- * Query is not whole yet, WK_CLOSED when c was closed.
+ * idle (no server), or ACTIVE with a whole Query or Parse. When it is a
+ * simple Query holding one LISTEN, UNLISTEN or UNLISTEN * (or the unnamed
+ * extended-protocol equivalent, Parse to Sync) and pub/sub is on for the
+ * client, and nothing is in flight, pgdog serves it: the request is
+ * drained, *is_handled set, and the reply (CommandComplete, ReadyForQuery)
+ * sent now or, for a LISTEN that waits for the listener connection, once
+ * the listener has run it (the client's reading stops until then:
+ * c->is_read_off). Inside a transaction block the operation is kept for
+ * COMMIT. A Query for the client's server that holds LISTEN/UNLISTEN among
+ * other statements (or comes in a transaction holding such operations) is
+ * followed: it may be rewritten in place (*is_handled set, nothing drained:
+ * read it again) and its replies go through wk_pubsub_server_reply().
+ * Returns WK_AGAIN when the request is not whole yet, WK_CLOSED when c was
+ * closed.
  */
 enum wk_rc wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_handled);
 
 /*
  * UNLISTEN channel (channel NULL: UNLISTEN * or DISCARD ALL) seen in a
  * request that goes to a server: the client's pgdog registrations go at
- * once (PostgreSQL would drop them at commit).
+ * once (PostgreSQL would drop them at commit) — unless pub/sub follows that
+ * Query (wk_pubsub_query_is_followed), which applies them when it commits.
  */
 void wk_pubsub_client_unlisten(struct wk_client *c, const char *channel);
+
+/*
+ * Is the Query (or Parse) at the front of c's input one whose replies
+ * pub/sub follows? Its LISTEN/UNLISTEN are pgdog's to serve then: they must
+ * not pin the server nor drop registrations at once. Valid between
+ * wk_pubsub_client_query() and the end of that message's handling.
+ */
+bool wk_pubsub_query_is_followed(const struct wk_client *c);
+
+/* Does pub/sub follow c's replies (wk_pubsub_server_reply must see them)? */
+bool wk_pubsub_is_watching(const struct wk_client *c);
+/*
+ * Is c's ReadyForQuery held (WK_PUBSUB_HOLD)? When wk_server.c meets it
+ * again it hands it to wk_pubsub_server_reply() before anything else: the
+ * rest of its handling (reply slots) was done the first time.
+ */
+bool wk_pubsub_is_holding(const struct wk_client *c);
+
+enum {
+	WK_PUBSUB_PASS = 0,    /* forward the message (h may describe a replacement) */
+	WK_PUBSUB_DROPPED = 1, /* drained: go on with the next message */
+	WK_PUBSUB_HOLD = 2,    /* a ReadyForQuery that must wait: stop reading the server */
+};
+
+/*
+ * Called by wk_server.c, while wk_pubsub_is_watching(c), for each
+ * CommandComplete (whole), ErrorResponse and ReadyForQuery (header and
+ * status at least) at the front of in that is not a reply to pgdog's
+ * internal queries; is_swallowed: the reply-slot machinery drops it (it
+ * answers what pgdog injected). Counts ReadyForQuery messages, applies or
+ * undoes the client's LISTEN/UNLISTEN as statements complete and
+ * transactions end, turns the CommandComplete of a LISTEN pgdog rewrote
+ * back into "LISTEN" (in place: *h is updated) and drops the reply to its
+ * PREPARE TRANSACTION guard. A ReadyForQuery ending a transaction whose
+ * LISTEN committed is held (WK_PUBSUB_HOLD: the caller leaves it in the
+ * input and pauses reading the server) until the listener has LISTENed;
+ * wk_server_resume() then brings it back here and it passes. Returns
+ * WK_PUBSUB_PASS, WK_PUBSUB_DROPPED, WK_PUBSUB_HOLD, or -1 when c was closed
+ * (out of memory).
+ */
+int wk_pubsub_server_reply(struct wk_client *c, struct evbuffer *in, struct pgw_hdr *h,
+			   bool is_swallowed);
 
 /* Does c have LISTEN/UNLISTEN waiting for its transaction to end? */
 bool wk_pubsub_has_pending(const struct wk_client *c);

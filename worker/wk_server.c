@@ -1046,6 +1046,8 @@ wk_server_forward(struct wk_server *s)
 	size_t moved = 0, off = 0, avail = evbuffer_get_length(in);
 	struct wk_cursor cur;
 	bool has_cur = false; /* cur matches the buffer */
+	/* pub/sub state cannot appear during this call: tested once, not per message */
+	bool is_pubsub = c && c->pubsub;
 
 	/* whatever this adds to out goes to the socket when the callback ends */
 	if (c)
@@ -1055,6 +1057,7 @@ wk_server_forward(struct wk_server *s)
 		uint8_t hdr[PGW_HDR_LEN + 8];
 		const uint8_t *msg = NULL;
 		size_t n;
+		bool is_held; /* a ReadyForQuery pub/sub held once (wk_pubsub_server_reply) */
 
 		if (s->fwd_remaining) {
 			n = avail - off < s->fwd_remaining ? avail - off : s->fwd_remaining;
@@ -1108,7 +1111,24 @@ wk_server_forward(struct wk_server *s)
 			return wk_server_broken(s, "invalid message length from server");
 		if (h.type == PGW_MSG_READY && n < PGW_HDR_LEN + 1)
 			break; /* its status byte first */
-		if (s->is_tracked && s->internal_ready == 0 && c) {
+		/* pub/sub may rewrite a CommandComplete it follows: whole first */
+		if (is_pubsub && h.type == PGW_MSG_COMMAND_COMPLETE &&
+		    avail - off < pgw_msg_size(&h) && s->internal_ready == 0 &&
+		    wk_pubsub_is_watching(c))
+			break;
+		is_held = is_pubsub && h.type == PGW_MSG_READY && s->internal_ready == 0 &&
+			  wk_pubsub_is_holding(c);
+		if (is_held) {
+			/* a ReadyForQuery pub/sub held: its slots were settled the first time */
+			wk_server_flush(in, out, &off, &avail, &moved);
+			has_cur = false;
+			if (wk_pubsub_server_reply(c, in, &h, false) == WK_PUBSUB_HOLD) {
+				s->read_paused = true;
+				wk_stream_read_off(&s->io);
+				break;
+			}
+		}
+		if (s->is_tracked && s->internal_ready == 0 && c && !is_held) {
 			if (wk_server_synth_due(s)) {
 				wk_server_flush(in, out, &off, &avail, &moved);
 				has_cur = false;
@@ -1116,6 +1136,31 @@ wk_server_forward(struct wk_server *s)
 					log_warn(&s->lctx, "out of memory for a synthetic reply");
 			}
 			s->is_discarding = wk_server_slot_reply(s, h.type);
+		}
+		if (is_pubsub && !is_held && s->internal_ready == 0 &&
+		    (h.type == PGW_MSG_COMMAND_COMPLETE || h.type == PGW_MSG_ERROR ||
+		     h.type == PGW_MSG_READY) &&
+		    wk_pubsub_is_watching(c)) {
+			/* pub/sub follows this client's statements (LISTEN among others) */
+			int prc;
+
+			wk_server_flush(in, out, &off, &avail, &moved);
+			has_cur = false;
+			prc = wk_pubsub_server_reply(c, in, &h, s->is_discarding);
+			if (prc < 0)
+				return WK_CLOSED;
+			avail = evbuffer_get_length(in);
+			if (prc == WK_PUBSUB_DROPPED)
+				continue;
+			if (prc == WK_PUBSUB_HOLD) {
+				/* resumed by pub/sub once its listener has run the LISTEN */
+				s->read_paused = true;
+				wk_stream_read_off(&s->io);
+				break;
+			}
+			n = avail < sizeof(hdr) ? avail : sizeof(hdr);
+			if (evbuffer_copyout(in, hdr, n) != (ev_ssize_t)n)
+				break;
 		}
 		switch (h.type) {
 		case PGW_MSG_READY: {
@@ -1233,6 +1278,7 @@ wk_server_forward(struct wk_server *s)
 					return WK_CLOSED;
 				c = s->client;
 				out = c ? c->io.out : NULL;
+				is_pubsub = c && c->pubsub;
 				if (c)
 					wk_stream_want_write(&c->io);
 			}

@@ -5,8 +5,11 @@
  * both workers, NOTIFY and pg_notify() delivered at commit and not on
  * rollback, UNLISTEN / UNLISTEN * / DISCARD ALL, listening clients that keep
  * using the pool without pinning a server, delivery held until the
- * listening client's transaction ends, SHOW LISTENERS, the listener
- * reconnecting after pg_terminate_backend(), and the queue limit.
+ * listening client's transaction ends, LISTEN/UNLISTEN among other
+ * statements and with the extended protocol in a transaction, savepoints,
+ * PREPARE TRANSACTION refused as PostgreSQL refuses it, SHOW LISTENERS,
+ * listening clients disconnected when their listener is lost
+ * (pg_terminate_backend()), and the queue limit.
  * One pgdog with two workers, pool_size 1 for user "app" (so a pinned server
  * would stop every other client), checkout_timeout 3 s.
  */
@@ -46,6 +49,13 @@ setup_small(void)
 {
 	start("pubsub_small", "pooler_mode = transaction\ncheckout_timeout = 3000\n"
 			      "pub_sub_channel_size = 2");
+}
+
+static void
+setup_statement(void)
+{
+	start("pubsub_statement", "pooler_mode = statement\ncheckout_timeout = 3000\n"
+				  "pub_sub_channel_size = 100");
 }
 
 static void
@@ -402,31 +412,501 @@ START_TEST(test_pubsub_extended)
 END_TEST
 
 /*
- * A LISTEN among other statements still goes to the server and pins it (the
- * documented fallback); UNLISTEN * then goes there too and frees it.
+ * Run sql with PQsendQuery and describe every result: "CMDSTATUS" for a
+ * command, "rows:CMDSTATUS" for rows, "ERR:SQLSTATE" for an error, joined
+ * with '|'; then the transaction status letter (I, T, E).
  */
-START_TEST(test_pubsub_pinned_fallback)
+static const char *
+describe(PGconn *c, const char *sql)
+{
+	static char out[512];
+	PGresult *res;
+	size_t n = 0;
+
+	out[0] = '\0';
+	ck_assert_msg(PQsendQuery(c, sql), "%s", PQerrorMessage(c));
+	while ((res = PQgetResult(c)) != NULL) {
+		switch (PQresultStatus(res)) {
+		case PGRES_COMMAND_OK:
+			n += (size_t)snprintf(out + n, sizeof(out) - n, "%s|", PQcmdStatus(res));
+			break;
+		case PGRES_TUPLES_OK:
+			n += (size_t)snprintf(out + n, sizeof(out) - n, "rows:%s|",
+					      PQcmdStatus(res));
+			break;
+		default:
+			n += (size_t)snprintf(out + n, sizeof(out) - n, "ERR:%s|",
+					      PQresultErrorField(res, PG_DIAG_SQLSTATE)
+						      ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+						      : "?");
+			break;
+		}
+		PQclear(res);
+	}
+	switch (PQtransactionStatus(c)) {
+	case PQTRANS_IDLE:
+		snprintf(out + n, sizeof(out) - n, "I");
+		break;
+	case PQTRANS_INTRANS:
+		snprintf(out + n, sizeof(out) - n, "T");
+		break;
+	case PQTRANS_INERROR:
+		snprintf(out + n, sizeof(out) - n, "E");
+		break;
+	default:
+		snprintf(out + n, sizeof(out) - n, "?");
+		break;
+	}
+	return out;
+}
+
+/* sql gives the same results (and transaction status) through pgdog and from PostgreSQL. */
+static void
+same_as_postgres(PGconn *l, PGconn *direct, const char *sql)
+{
+	char via[512], pg[512];
+
+	snprintf(via, sizeof(via), "%s", describe(l, sql));
+	snprintf(pg, sizeof(pg), "%s", describe(direct, sql));
+	ck_assert_msg(strcmp(via, pg) == 0, "%s: pgdog %s, PostgreSQL %s", sql, via, pg);
+}
+
+/*
+ * LISTEN/UNLISTEN among other statements of one Query are served by pgdog:
+ * the results are PostgreSQL's (CommandComplete "LISTEN" in its place), the
+ * registration counts only if the Query's transaction commits, and no
+ * server is pinned (pool_size 1: another client gets the server at once).
+ */
+START_TEST(test_pubsub_multi_statement)
 {
 	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
-	PGnotify *nt;
+	PGconn *ref = it_pg_connect();
+	long pins = pools_sum("pins");
 	PGresult *res;
 
-	PQclear(it_exec_ok(l, "LISTEN mix_a; SELECT 1"));
-	PQclear(it_exec_ok(direct, "NOTIFY mix_a, 'via the server'"));
-	nt = it_wait_notify(l, 3000);
-	ck_assert_msg(nt != NULL, "no notification through the pinned server");
-	ck_assert_str_eq(nt->extra, "via the server");
-	PQfreemem(nt);
-	PQclear(it_exec_ok(l, "UNLISTEN *"));
-	/* the server is free again */
+	/* the same replies as PostgreSQL, statement by statement */
+	same_as_postgres(l, ref, "LISTEN mix_a; SELECT 1");
+	same_as_postgres(l, ref, "SELECT 1; LISTEN mix_b; SELECT 2");
+	same_as_postgres(l, ref, "LISTEN mix_c; SELECT 1/0");
+	same_as_postgres(l, ref, "BEGIN; LISTEN mix_d; ROLLBACK");
+	same_as_postgres(l, ref, "BEGIN; /* c */ listen \"Mix E\"; COMMIT; SELECT 1");
+	same_as_postgres(l, ref, "BEGIN; LISTEN mix_f");
+	same_as_postgres(l, ref, "SELECT 3; LISTEN mix_g");
+	same_as_postgres(l, ref, "COMMIT");
+	PQclear(it_exec_ok(ref, "UNLISTEN *"));
+	/* the single server is free: nothing pinned */
 	res = PQexec(o, "SELECT 1");
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
 		      PQerrorMessage(o));
 	PQclear(res);
-	PQclear(it_exec_ok(direct, "NOTIFY mix_a, 'after unlisten'"));
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	/* committed: a, b, Mix E, f, g; failed or rolled back: c, d */
+	PQclear(it_exec_ok(direct, "NOTIFY mix_c, 'no'; NOTIFY mix_d, 'no'; NOTIFY mix_a, 'a'"));
+	expect_one(l, "mix_a", "a");
+	PQclear(it_exec_ok(direct, "NOTIFY mix_b, 'b'"));
+	expect_one(l, "mix_b", "b");
+	PQclear(it_exec_ok(direct, "NOTIFY \"Mix E\", 'e'"));
+	expect_one(l, "Mix E", "e");
+	PQclear(it_exec_ok(direct, "NOTIFY mix_f, 'f'"));
+	expect_one(l, "mix_f", "f");
+	PQclear(it_exec_ok(direct, "NOTIFY mix_g, 'g'"));
+	expect_one(l, "mix_g", "g");
+	/*
+	 * UNLISTEN among others: at commit, not before; as in PostgreSQL, what
+	 * arrived during the transaction is not delivered after it either (the
+	 * session reads notifications after its commit, no longer listening)
+	 */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "SELECT 1; UNLISTEN mix_a; SELECT 2"));
+	PQclear(it_exec_ok(direct, "NOTIFY mix_a, 'in the transaction'"));
+	it_sleep_ms(300);
+	PQclear(it_exec_ok(l, "COMMIT"));
 	expect_none(l, 300);
+	PQclear(it_exec_ok(direct, "NOTIFY mix_a, 'gone'"));
+	expect_none(l, 300);
+	/* rolled back: still listening */
+	PQclear(it_exec_ok(l, "BEGIN; UNLISTEN mix_b; SELECT 1; ROLLBACK"));
+	PQclear(it_exec_ok(direct, "NOTIFY mix_b, 'kept'"));
+	expect_one(l, "mix_b", "kept");
+	/* a LISTEN in a Query, then at once a NOTIFY from elsewhere: it arrives */
+	for (int i = 0; i < 5; i++) {
+		char sql[64], ch[16];
+
+		snprintf(ch, sizeof(ch), "mix_q%d", i);
+		snprintf(sql, sizeof(sql), "LISTEN %s; SELECT 1", ch);
+		PQclear(it_exec_ok(l, sql));
+		snprintf(sql, sizeof(sql), "NOTIFY %s, 'now'", ch);
+		PQclear(it_exec_ok(direct, sql));
+		expect_one(l, ch, "now");
+	}
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	PQfinish(ref);
 	PQfinish(direct);
 	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
+/*
+ * The extended protocol inside a transaction block (PQexecParams) is served
+ * like the simple one: at COMMIT, nothing pinned. A named prepared LISTEN
+ * still goes to the server and pins it (documented), and works.
+ */
+START_TEST(test_pubsub_extended_in_transaction)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
+	long pins = pools_sum("pins");
+	PGresult *res;
+	PGnotify *nt;
+
+	PQclear(it_exec_ok(l, "BEGIN"));
+	res = PQexecParams(l, "LISTEN ext_tx", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "LISTEN: %s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
+	PQclear(res);
+	ck_assert_int_eq(PQtransactionStatus(l), PQTRANS_INTRANS);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_tx, 'before'"));
+	PQclear(it_exec_ok(l, "COMMIT"));
+	expect_none(l, 300);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_tx, 'after'"));
+	expect_one(l, "ext_tx", "after");
+	/* rolled back: the UNLISTEN does not count */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	res = PQexecParams(l, "UNLISTEN ext_tx", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	PQclear(it_exec_ok(l, "ROLLBACK"));
+	PQclear(it_exec_ok(direct, "NOTIFY ext_tx, 'kept'"));
+	expect_one(l, "ext_tx", "kept");
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	/* named prepared statement: pinned, delivered by the server itself */
+	res = PQprepare(l, "lst", "LISTEN ext_named", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	res = PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	PQclear(res);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'pinned'"));
+	nt = it_wait_notify(l, 3000);
+	ck_assert_msg(nt != NULL, "no notification through the pinned server");
+	ck_assert_str_eq(nt->extra, "pinned");
+	PQfreemem(nt);
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	PQclear(it_exec_ok(l, "DEALLOCATE ALL"));
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	PQfinish(direct);
+	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
+/*
+ * With the extended protocol behind requests still running (libpq pipeline
+ * mode), LISTEN/UNLISTEN go to the server with the rest and are followed
+ * through its replies: "LISTEN" in its place, nothing pinned.
+ */
+START_TEST(test_pubsub_pipelined)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
+	static const char *const sqls[] = { "SELECT pg_sleep(0.2)", "LISTEN pipe_ch", "SELECT 2",
+					    "UNLISTEN pipe_gone" };
+	char got[256];
+	size_t n = 0;
+	int syncs = 0;
+	long pins = pools_sum("pins");
+	PGresult *res;
+
+	got[0] = '\0';
+	ck_assert(PQenterPipelineMode(l));
+	for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+		ck_assert(PQsendQueryParams(l, sqls[i], 0, NULL, NULL, NULL, NULL, 0));
+		ck_assert(PQpipelineSync(l));
+	}
+	for (long long end = it_now_ms() + 5000; syncs < 4 && it_now_ms() < end;) {
+		res = PQgetResult(l);
+		if (!res)
+			continue;
+		switch (PQresultStatus(res)) {
+		case PGRES_PIPELINE_SYNC:
+			syncs++;
+			break;
+		case PGRES_COMMAND_OK:
+		case PGRES_TUPLES_OK:
+			n += (size_t)snprintf(got + n, sizeof(got) - n, "%s|", PQcmdStatus(res));
+			break;
+		default:
+			n += (size_t)snprintf(got + n, sizeof(got) - n, "ERR %s|",
+					      PQresultErrorMessage(res));
+			break;
+		}
+		PQclear(res);
+	}
+	ck_assert_int_eq(syncs, 4);
+	ck_assert_str_eq(got, "SELECT 1|LISTEN|SELECT 1|UNLISTEN|");
+	ck_assert(PQexitPipelineMode(l));
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	PQclear(it_exec_ok(direct, "NOTIFY pipe_ch, 'piped'"));
+	expect_one(l, "pipe_ch", "piped");
+	PQfinish(direct);
+	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
+/* Run sql with the extended protocol (unnamed statement, no parameters); it must succeed. */
+static void
+params_ok(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+}
+
+/*
+ * Savepoints: a LISTEN rolled back to (ROLLBACK TO SAVEPOINT) does not take
+ * effect at COMMIT; RELEASE keeps it; an UNLISTEN rolled back to leaves the
+ * registration. Whether sent as separate Queries or in one.
+ */
+START_TEST(test_pubsub_savepoint)
+{
+	PGconn *l = it_connect(APP), *direct = it_pg_connect();
+	long pins = pools_sum("pins");
+
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "SAVEPOINT s1"));
+	PQclear(it_exec_ok(l, "LISTEN sp_a"));
+	PQclear(it_exec_ok(l, "ROLLBACK TO SAVEPOINT s1"));
+	PQclear(it_exec_ok(l, "LISTEN sp_b"));
+	PQclear(it_exec_ok(l, "SAVEPOINT s2"));
+	PQclear(it_exec_ok(l, "LISTEN sp_c"));
+	PQclear(it_exec_ok(l, "SAVEPOINT s3"));
+	PQclear(it_exec_ok(l, "LISTEN sp_d"));
+	PQclear(it_exec_ok(l, "RELEASE SAVEPOINT s2")); /* s3 goes too; sp_c and sp_d stay */
+	PQclear(it_exec_ok(l, "SAVEPOINT s4"));
+	PQclear(it_exec_ok(l, "LISTEN sp_e"));
+	PQclear(it_exec_ok(l, "ROLLBACK TO s4"));
+	PQclear(it_exec_ok(l, "COMMIT"));
+	PQclear(it_exec_ok(direct, "NOTIFY sp_a, 'a'; NOTIFY sp_e, 'e'; NOTIFY sp_b, 'b'"));
+	expect_one(l, "sp_b", "b");
+	PQclear(it_exec_ok(direct, "NOTIFY sp_c, 'c'"));
+	expect_one(l, "sp_c", "c");
+	PQclear(it_exec_ok(direct, "NOTIFY sp_d, 'd'"));
+	expect_one(l, "sp_d", "d");
+	/* an UNLISTEN rolled back to: still registered */
+	PQclear(it_exec_ok(l, "BEGIN; SAVEPOINT u; UNLISTEN sp_b; ROLLBACK TO u; COMMIT"));
+	PQclear(it_exec_ok(direct, "NOTIFY sp_b, 'kept'"));
+	expect_one(l, "sp_b", "kept");
+	/* in one Query, with an error rolled back to in between */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "LISTEN sp_f"));
+	PQclear(it_exec_ok(l, "SAVEPOINT x; LISTEN sp_g"));
+	PQclear(PQexec(l, "SELECT 1/0"));
+	PQclear(it_exec_ok(l, "ROLLBACK TO x; LISTEN sp_h; COMMIT"));
+	PQclear(it_exec_ok(direct, "NOTIFY sp_g, 'g'; NOTIFY sp_f, 'f'"));
+	expect_one(l, "sp_f", "f");
+	PQclear(it_exec_ok(direct, "NOTIFY sp_h, 'h'"));
+	expect_one(l, "sp_h", "h");
+	/* savepoints sent with the extended protocol (PQexecParams) are followed too */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "LISTEN sp_x"));
+	params_ok(l, "SAVEPOINT e1");
+	params_ok(l, "LISTEN sp_y");
+	params_ok(l, "ROLLBACK TO SAVEPOINT e1");
+	params_ok(l, "SAVEPOINT e2");
+	params_ok(l, "LISTEN sp_z");
+	params_ok(l, "RELEASE e2");
+	params_ok(l, "COMMIT");
+	PQclear(it_exec_ok(direct, "NOTIFY sp_y, 'y'; NOTIFY sp_x, 'x'"));
+	expect_one(l, "sp_x", "x");
+	PQclear(it_exec_ok(direct, "NOTIFY sp_z, 'z'"));
+	expect_one(l, "sp_z", "z");
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	PQfinish(direct);
+	PQfinish(l);
+}
+END_TEST
+
+/*
+ * PREPARE TRANSACTION of a transaction with a LISTEN or UNLISTEN pgdog
+ * served fails as in PostgreSQL (0A000, its message, the transaction rolled
+ * back); other transactions still prepare.
+ */
+START_TEST(test_pubsub_prepare_transaction)
+{
+	PGconn *l = it_connect(APP), *ref = it_pg_connect(), *direct = it_pg_connect();
+	char via[128];
+	const char *msg;
+
+	/* PostgreSQL's own answer, for comparison */
+	PQclear(it_exec_ok(ref, "BEGIN"));
+	PQclear(it_exec_ok(ref, "LISTEN pt_ref"));
+	snprintf(via, sizeof(via), "%s",
+		 it_exec_error(ref, "PREPARE TRANSACTION 'pt_ref'", "0A000"));
+	ck_assert_int_eq(PQtransactionStatus(ref), PQTRANS_IDLE);
+	/* a lone LISTEN in the block */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "LISTEN pt_a"));
+	msg = it_exec_error(l, "PREPARE TRANSACTION 'pt_1'", "0A000");
+	ck_assert_str_eq(msg, via);
+	ck_assert_str_eq(
+		msg, "cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY");
+	ck_assert_int_eq(PQtransactionStatus(l), PQTRANS_IDLE);
+	/* in one Query, in a block or in the implicit one (which PREPARE TRANSACTION prepares) */
+	same_as_postgres(l, ref, "BEGIN; SELECT 1; LISTEN pt_b; PREPARE TRANSACTION 'pt_2'");
+	same_as_postgres(l, ref, "LISTEN pt_d; PREPARE TRANSACTION 'pt_4'");
+	/* in an aborted block PostgreSQL answers ROLLBACK: so does pgdog */
+	same_as_postgres(l, ref, "BEGIN");
+	same_as_postgres(l, ref, "LISTEN pt_e");
+	same_as_postgres(l, ref, "SELECT 1/0");
+	same_as_postgres(l, ref, "PREPARE TRANSACTION 'pt_5'");
+	/* an UNLISTEN of a session that listened before */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "UNLISTEN pt_c"));
+	ck_assert_str_eq(it_exec_error(l, "PREPARE TRANSACTION 'pt_3'", "0A000"), via);
+	/* nothing was prepared, nothing registered */
+	ck_assert_str_eq(
+		it_pg_value("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'pt_%'"), "0");
+	PQclear(it_exec_ok(direct, "NOTIFY pt_a, 'no'; NOTIFY pt_b, 'no'; NOTIFY pt_d, 'no'; "
+				   "NOTIFY pt_e, 'no'"));
+	expect_none(l, 300);
+	/* the guard does not get in the way of other transactions */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "SELECT 1"));
+	PQclear(it_exec_ok(l, "PREPARE TRANSACTION 'pt_ok'"));
+	PQclear(it_exec_ok(l, "COMMIT PREPARED 'pt_ok'"));
+	/* nor does an UNLISTEN of a session that never listened (PostgreSQL allows it) */
+	{
+		PGconn *f = it_connect(APP), *fref = it_pg_connect();
+		char pg[128];
+
+		snprintf(pg, sizeof(pg), "%s",
+			 describe(fref, "BEGIN; UNLISTEN never_ch; PREPARE TRANSACTION 'pt_ok3'"));
+		ck_assert_str_eq(pg, "BEGIN|UNLISTEN|PREPARE TRANSACTION|I");
+		ck_assert_str_eq(
+			describe(f, "BEGIN; UNLISTEN never_ch; PREPARE TRANSACTION 'pt_ok2'"), pg);
+		PQclear(it_exec_ok(direct, "COMMIT PREPARED 'pt_ok2'"));
+		PQclear(it_exec_ok(direct, "COMMIT PREPARED 'pt_ok3'"));
+		PQfinish(fref);
+		PQfinish(f);
+	}
+	PQfinish(direct);
+	PQfinish(ref);
+	PQfinish(l);
+}
+END_TEST
+
+static char fatal_sqlstate[6], fatal_msg[256];
+
+static void
+keep_fatal(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	(void)arg;
+	if (!sev || strcmp(sev, "FATAL") != 0)
+		return;
+	snprintf(fatal_sqlstate, sizeof(fatal_sqlstate), "%s", st ? st : "");
+	snprintf(fatal_msg, sizeof(fatal_msg), "%s", m ? m : "");
+}
+
+/*
+ * Read c until it is closed (at most ms); true when it was. PQisBusy parses
+ * what was read (an ErrorResponse while idle goes to the notice receiver),
+ * also what arrived together with the end of the connection.
+ */
+static bool
+wait_closed(PGconn *c, int ms)
+{
+	for (long long end = it_now_ms() + ms; it_now_ms() < end; it_sleep_ms(20)) {
+		int ok = PQconsumeInput(c);
+
+		(void)PQisBusy(c);
+		if (!ok)
+			return true;
+	}
+	return PQstatus(c) == CONNECTION_BAD;
+}
+
+/*
+ * The listener's backend is terminated: notifications sent until pgdog
+ * LISTENs again would be lost, so its listening clients are disconnected
+ * (FATAL 08006) at their next boundary — an idle one at once, one in a
+ * transaction right after its COMMIT — and reconnect as after any lost
+ * connection; a client that LISTENs then is served by a new listener.
+ */
+START_TEST(test_pubsub_listener_lost)
+{
+	PGconn *l = it_connect(APP), *t = it_connect(APP), *adm = it_connect(ADMIN);
+	PGconn *direct = it_pg_connect(), *l2;
+	PGresult *res;
+	int w = worker_of(l), old_pid = 0, new_pid = 0;
+	char sql[160];
+
+	PQclear(it_exec_ok(l, "LISTEN re_ch"));
+	PQclear(it_exec_ok(t, "LISTEN re_ch"));
+	res = it_exec_ok(adm, "SHOW LISTENERS");
+	for (int i = 0; i < PQntuples(res); i++)
+		if (strcmp(PQgetvalue(res, i, PQfnumber(res, "channel")), "re_ch") == 0 &&
+		    atoi(PQgetvalue(res, i, PQfnumber(res, "worker"))) == w)
+			old_pid = atoi(PQgetvalue(res, i, PQfnumber(res, "backend_pid")));
+	PQclear(res);
+	ck_assert_int_gt(old_pid, 0);
+	/* the listener is named in pg_stat_activity */
+	snprintf(sql, sizeof(sql), "SELECT application_name FROM pg_stat_activity WHERE pid = %d",
+		 old_pid);
+	ck_assert_str_eq(it_pg_value(sql), "pgdog_listener");
+	PQclear(it_exec_ok(t, "BEGIN"));
+	PQclear(it_exec_ok(t, "SELECT 1"));
+	fatal_sqlstate[0] = fatal_msg[0] = '\0';
+	PQsetNoticeReceiver(l, keep_fatal, NULL);
+	/* every listener (one per worker), so t loses its own too */
+	it_pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		   "WHERE application_name = 'pgdog_listener'");
+	/* the idle client: FATAL 08006 at once, then the connection closes */
+	ck_assert_msg(wait_closed(l, 3000), "the idle listening client was not disconnected");
+	ck_assert_msg(strcmp(fatal_sqlstate, "08006") == 0 && strstr(fatal_msg, "LISTEN") != NULL,
+		      "idle client: %s %s (%s)", fatal_sqlstate, fatal_msg, PQerrorMessage(l));
+	/* the client in a transaction finishes it, then gets the FATAL */
+	fatal_sqlstate[0] = fatal_msg[0] = '\0';
+	PQsetNoticeReceiver(t, keep_fatal, NULL);
+	ck_assert_str_eq(it_value(t, "SELECT 'still in the transaction'"),
+			 "still in the transaction");
+	res = PQexec(t, "COMMIT");
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "COMMIT: %s", PQerrorMessage(t));
+	PQclear(res);
+	ck_assert_msg(wait_closed(t, 3000), "the client in a transaction was not disconnected");
+	ck_assert_str_eq(fatal_sqlstate, "08006");
+	ck_assert(it_log_contains("listener connection of pool"));
+	/* a client that LISTENs now is served by a new listener */
+	l2 = it_connect(APP);
+	PQclear(it_exec_ok(l2, "LISTEN re_ch"));
+	PQclear(it_exec_ok(direct, "NOTIFY re_ch, 'again'"));
+	expect_one(l2, "re_ch", "again");
+	res = it_exec_ok(adm, "SHOW LISTENERS");
+	for (int i = 0; i < PQntuples(res); i++)
+		if (strcmp(PQgetvalue(res, i, PQfnumber(res, "channel")), "re_ch") == 0)
+			new_pid = atoi(PQgetvalue(res, i, PQfnumber(res, "backend_pid")));
+	PQclear(res);
+	ck_assert_int_gt(new_pid, 0);
+	ck_assert_int_ne(new_pid, old_pid);
+	PQfinish(l2);
+	PQfinish(direct);
+	PQfinish(adm);
+	PQfinish(t);
 	PQfinish(l);
 }
 END_TEST
@@ -527,70 +1007,6 @@ START_TEST(test_pubsub_show_listeners)
 	PQfinish(adm);
 }
 END_TEST
-
-/* The listener's backend is terminated: pgdog reconnects and LISTENs again. */
-START_TEST(test_pubsub_listener_reconnect)
-{
-	PGconn *l = it_connect(APP), *n = it_connect(APP), *adm = it_connect(ADMIN);
-	PGconn *direct = it_pg_connect();
-	PGresult *res;
-	int w = worker_of(l), old_pid = 0, new_pid = 0;
-	char sql[128];
-
-	PQclear(it_exec_ok(l, "LISTEN re_ch"));
-	res = it_exec_ok(adm, "SHOW LISTENERS");
-	for (int i = 0; i < PQntuples(res); i++)
-		if (strcmp(PQgetvalue(res, i, PQfnumber(res, "channel")), "re_ch") == 0 &&
-		    atoi(PQgetvalue(res, i, PQfnumber(res, "worker"))) == w)
-			old_pid = atoi(PQgetvalue(res, i, PQfnumber(res, "backend_pid")));
-	PQclear(res);
-	ck_assert_int_gt(old_pid, 0);
-	/* the listener is named in pg_stat_activity */
-	snprintf(sql, sizeof(sql), "SELECT application_name FROM pg_stat_activity WHERE pid = %d",
-		 old_pid);
-	ck_assert_str_eq(it_pg_value(sql), "pgdog_listener");
-	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", old_pid);
-	ck_assert_str_eq(it_pg_value(sql), "t");
-	for (long long end = it_now_ms() + 5000; it_now_ms() < end && !new_pid; it_sleep_ms(50)) {
-		res = it_exec_ok(adm, "SHOW LISTENERS");
-		for (int i = 0; i < PQntuples(res); i++) {
-			int pid = atoi(PQgetvalue(res, i, PQfnumber(res, "backend_pid")));
-
-			if (strcmp(PQgetvalue(res, i, PQfnumber(res, "channel")), "re_ch") == 0 &&
-			    pid > 0 && pid != old_pid)
-				new_pid = pid;
-		}
-		PQclear(res);
-	}
-	ck_assert_msg(new_pid > 0, "the listener did not reconnect within 5 s");
-	ck_assert(it_log_contains("listener connection of pool"));
-	/* the new listener is LISTENing: notifications from pgdog and from outside arrive */
-	PQclear(it_exec_ok(n, "NOTIFY re_ch, 'again'"));
-	expect_one(l, "re_ch", "again");
-	PQclear(it_exec_ok(direct, "NOTIFY re_ch, 'outside'"));
-	expect_one(l, "re_ch", "outside");
-	PQfinish(direct);
-	PQfinish(adm);
-	PQfinish(n);
-	PQfinish(l);
-}
-END_TEST
-
-static char fatal_sqlstate[6], fatal_msg[256];
-
-static void
-keep_fatal(void *arg, const PGresult *res)
-{
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-	(void)arg;
-	if (!sev || strcmp(sev, "FATAL") != 0)
-		return;
-	snprintf(fatal_sqlstate, sizeof(fatal_sqlstate), "%s", st ? st : "");
-	snprintf(fatal_msg, sizeof(fatal_msg), "%s", m ? m : "");
-}
 
 /*
  * The listener cannot log in (the role's connection limit is taken by the
@@ -724,12 +1140,35 @@ START_TEST(test_pubsub_slow_reader)
 }
 END_TEST
 
+/*
+ * Statement mode: LISTEN among other statements is served the same way; a
+ * Query that statement mode refuses (a transaction block) leaves nothing
+ * behind, and the next ones get their own replies.
+ */
+START_TEST(test_pubsub_statement_mode)
+{
+	PGconn *l = it_connect(APP), *direct = it_pg_connect();
+
+	ck_assert_str_eq(describe(l, "LISTEN st_a; SELECT 1"), "LISTEN|rows:SELECT 1|I");
+	ck_assert_str_eq(describe(l, "BEGIN; LISTEN st_b; COMMIT"), "ERR:0A000|I");
+	ck_assert_str_eq(describe(l, "SELECT 2; LISTEN st_c"), "rows:SELECT 1|LISTEN|I");
+	ck_assert_str_eq(describe(l, "SELECT 3"), "rows:SELECT 1|I");
+	PQclear(it_exec_ok(direct, "NOTIFY st_b, 'no'; NOTIFY st_a, 'a'"));
+	expect_one(l, "st_a", "a");
+	PQclear(it_exec_ok(direct, "NOTIFY st_c, 'c'"));
+	expect_one(l, "st_c", "c");
+	PQfinish(direct);
+	PQfinish(l);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite *s = suite_create("it_pubsub");
 	TCase *tc = tcase_create("pubsub");
 	TCase *small = tcase_create("pubsub_small");
+	TCase *statement = tcase_create("pubsub_statement");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -742,10 +1181,14 @@ main(void)
 	tcase_add_test(tc, test_pubsub_sender_pid);
 	tcase_add_test(tc, test_pubsub_listen_in_transaction);
 	tcase_add_test(tc, test_pubsub_extended);
-	tcase_add_test(tc, test_pubsub_pinned_fallback);
+	tcase_add_test(tc, test_pubsub_multi_statement);
+	tcase_add_test(tc, test_pubsub_savepoint);
+	tcase_add_test(tc, test_pubsub_prepare_transaction); /* before any server LISTENs */
+	tcase_add_test(tc, test_pubsub_extended_in_transaction);
+	tcase_add_test(tc, test_pubsub_pipelined);
 	tcase_add_test(tc, test_pubsub_many_channels);
 	tcase_add_test(tc, test_pubsub_show_listeners);
-	tcase_add_test(tc, test_pubsub_listener_reconnect);
+	tcase_add_test(tc, test_pubsub_listener_lost);
 	tcase_add_test(tc, test_pubsub_listener_login_fails); /* last: changes the role */
 	suite_add_tcase(s, tc);
 	tcase_add_unchecked_fixture(small, setup_small, teardown);
@@ -753,5 +1196,9 @@ main(void)
 	tcase_add_test(small, test_pubsub_overflow);
 	tcase_add_test(small, test_pubsub_slow_reader);
 	suite_add_tcase(s, small);
+	tcase_add_unchecked_fixture(statement, setup_statement, teardown);
+	tcase_set_timeout(statement, 60);
+	tcase_add_test(statement, test_pubsub_statement_mode);
+	suite_add_tcase(s, statement);
 	return it_run_suite(s);
 }

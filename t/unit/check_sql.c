@@ -133,9 +133,10 @@ static const struct sql_case verb_cases[] = {
 	{ "rollback transaction", SQL_ROLLBACK, 0, "", "" },
 	{ "ABORT", SQL_ROLLBACK, 0, "", "" },
 	{ "ROLLBACK AND CHAIN", SQL_ROLLBACK, 0, "", "" },
-	{ "ROLLBACK TO SAVEPOINT a", SQL_OTHER, 0, "", "" },
-	{ "rollback to a", SQL_OTHER, 0, "", "" },
-	{ "PREPARE TRANSACTION 'g1'", SQL_OTHER, 0, "", "" },
+	{ "ROLLBACK TO SAVEPOINT a", SQL_ROLLBACK_TO, 0, "a", "" },
+	{ "rollback to A", SQL_ROLLBACK_TO, 0, "a", "" },
+	{ "ROLLBACK TRANSACTION TO \"Sp 1\"", SQL_ROLLBACK_TO, 0, "Sp 1", "" },
+	{ "PREPARE TRANSACTION 'g1'", SQL_PREPARE_TX, 0, "", "" },
 	{ "COMMIT PREPARED 'g1'", SQL_OTHER, 0, "", "" },
 	{ "ROLLBACK PREPARED 'g1'", SQL_OTHER, 0, "", "" },
 	{ "LISTEN chan", SQL_LISTEN, 0, "chan", "" },
@@ -383,6 +384,42 @@ START_TEST(test_sql_prefilter_negative)
 	ck_assert_uint_eq(after.prefiltered - before.prefiltered, sizeof(texts) / sizeof(texts[0]));
 	ck_assert_uint_eq(after.parses, before.parses);
 	ck_assert_uint_eq(after.hits + after.misses, before.hits + before.misses);
+}
+END_TEST
+
+/*
+ * sql_classify_all() classifies what the prefilter skips: savepoints (pub/sub
+ * follows them while a transaction holds a LISTEN pgdog serves).
+ */
+static const struct sql_case all_cases[] = {
+	{ "SAVEPOINT s1", SQL_SAVEPOINT, 0, "s1", "" },
+	{ "  savepoint \"S2\";", SQL_SAVEPOINT, 0, "S2", "" },
+	{ "RELEASE SAVEPOINT s1", SQL_RELEASE, 0, "s1", "" },
+	{ "release S1", SQL_RELEASE, 0, "s1", "" },
+	{ "rollback to savepoint s1", SQL_ROLLBACK_TO, 0, "s1", "" },
+	{ "PREPARE TRANSACTION 'x'", SQL_PREPARE_TX, 0, "", "" },
+	{ "VACUUM t", SQL_OTHER, 0, "", "" },
+};
+
+START_TEST(test_sql_classify_all)
+{
+	const struct sql_case *c = &all_cases[_i];
+
+	/* the prefilter skips SAVEPOINT and RELEASE */
+	if (c->kind == SQL_SAVEPOINT || c->kind == SQL_RELEASE) {
+		classify(c->sql);
+		ck_assert_msg(!r.is_parsed, "parsed without _all: %s", c->sql);
+	}
+	ck_assert_int_eq(sql_classify_all(c->sql, strlen(c->sql), &r), 0);
+	ck_assert_msg(r.is_parsed && r.stmts_cnt == 1, "%s: parsed %d, %zu statements", c->sql,
+		      r.is_parsed, r.stmts_cnt);
+	ck_assert_int_eq(r.stmts[0].kind, c->kind);
+	ck_assert_str_eq(r.stmts[0].name, c->name);
+	/* the plain entry point still skips it afterwards (the cache is not consulted first) */
+	if (c->kind == SQL_SAVEPOINT) {
+		classify(c->sql);
+		ck_assert(!r.is_parsed);
+	}
 }
 END_TEST
 
@@ -933,6 +970,8 @@ sql_suite(void)
 	tcase_add_test(tc, test_sql_set_in_string_is_not_set);
 	tcase_add_test(tc, test_sql_prefilter_negative);
 	tcase_add_test(tc, test_sql_prefilter_positive);
+	tcase_add_loop_test(tc, test_sql_classify_all, 0,
+			    (int)(sizeof(all_cases) / sizeof(all_cases[0])));
 	tcase_add_test(tc, test_sql_nul_inside);
 	tcase_add_test(tc, test_sql_every_prefix);
 	tcase_add_test(tc, test_sql_deep_nesting);
