@@ -24,7 +24,9 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "shared/config.h"
 #include "shared/log.h"
+#include "shared/shm.h"
 #include "worker/wk_client.h"
 #include "worker/wk_conn.h"
 #include "worker/wk_prepared.h"
@@ -144,8 +146,12 @@ wk_ho_receive_one(const uint8_t *msg, size_t len, int fd)
 		goto fail;
 	flags = wk_ho_u32(&r);
 	st.is_unix = flags & 1u;
-	st.row = wk_ho_u32(&r);
+	st.cancel_pid = wk_ho_u32(&r);
 	st.cancel_key = wk_ho_u32(&r);
+	st.pooler_mode = (uint8_t)wk_ho_u32(&r);
+	if (st.pooler_mode != CONFIG_POOLER_SESSION && st.pooler_mode != CONFIG_POOLER_TRANSACTION &&
+	    st.pooler_mode != CONFIG_POOLER_STATEMENT)
+		goto fail;
 	snprintf(st.user, sizeof(st.user), "%s", wk_ho_str(&r));
 	snprintf(st.database, sizeof(st.database), "%s", wk_ho_str(&r));
 	if (r.is_bad)
@@ -518,8 +524,9 @@ wk_handoff_try(struct wk_client *c)
 	wk_ho_put_u32(&w, WK_HANDOFF_MAGIC);
 	wk_ho_put_u32(&w, WK_HANDOFF_VERSION);
 	wk_ho_put_u32(&w, c->is_unix ? 1u : 0u);
-	wk_ho_put_u32(&w, c->row);
+	wk_ho_put_u32(&w, shm_client((uint32_t)g_wk.slot, c->row)->cancel_pid);
 	wk_ho_put_u32(&w, c->cancel_key);
+	wk_ho_put_u32(&w, c->pooler_mode);
 	wk_ho_put_str(&w, c->user_name);
 	wk_ho_put_str(&w, c->db_name);
 	wk_ho_put_settings(&w, &c->session.startup);

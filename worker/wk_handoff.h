@@ -12,8 +12,8 @@
  * (idle, no server, nothing buffered either way, nothing pinning a server,
  * no pending SET) as one message: its socket (SCM_RIGHTS) with the
  * session state: user, database, startup parameters and committed SETs,
- * its named prepared statements (name and text), its shared memory row
- * and cancel key. The new worker re-creates the client as if it had just
+ * its named prepared statements (name and text), its pooler mode and its
+ * cancel pid and key. The new worker re-creates the client as if it had just
  * logged in, without sending anything: the client never notices. A client
  * that cannot be handed over stays with the old worker (see wk_main.c).
  */
@@ -29,7 +29,7 @@
 struct wk_client;
 
 #define WK_HANDOFF_MAGIC   0x70676831u /* "pgh1" */
-#define WK_HANDOFF_VERSION 1u
+#define WK_HANDOFF_VERSION 2u /* 2: the client's cancel pid (not its row) and pooler mode */
 #define WK_HANDOFF_MSG_MAX (128 * 1024) /* larger sessions are not handed over */
 
 /* What a new worker needs to re-create a client (wk_client_adopt()). */
@@ -37,8 +37,9 @@ struct wk_handoff_state {
 	char user[64];
 	char database[64];
 	bool is_unix;
-	uint32_t row;              /* its row in the old worker: taken here too if free */
+	uint32_t cancel_pid;       /* the BackendKeyData pid the client knows (its row index: taken here too if free) */
 	uint32_t cancel_key;       /* the key the client knows */
+	uint8_t pooler_mode;       /* the mode it logged in with (a reload since does not change it) */
 	struct wk_session session; /* startup values and committed SETs; moved into the client */
 };
 
