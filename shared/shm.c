@@ -32,7 +32,8 @@ _Static_assert(sizeof(struct shm_prepared) % CACHELINE == 0, "shm_prepared align
 _Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
 _Static_assert(sizeof(struct shm_listener) % CACHELINE == 0, "shm_listener alignment");
 _Static_assert(sizeof(struct shm_header) <= CACHELINE * 4, "shm_header size");
-_Static_assert(SHM_SLOTS_MAX << 24 <= 0x7fffffff, "cancel pids (slot << 24 | row) stay positive");
+_Static_assert(((SHM_SLOTS_MAX - 1ull) << 24 | 0xffffffull) <= 0x7fffffffull,
+	       "cancel pids (slot << 24 | row + 1) stay positive");
 _Static_assert(sizeof(struct shm_pool_ident) % CACHELINE == 0, "shm_pool_ident alignment");
 _Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
 _Static_assert(sizeof(struct shm_ctl) % CACHELINE == 0, "shm_ctl alignment");
@@ -247,15 +248,16 @@ shm_adopt(int fd, const struct config *cfg, char *err, size_t err_len)
 			"the running pgdog's segment has another layout (version %u, ours %u; signature %s)",
 			h->magic == SHM_MAGIC ? h->version : 0, SHM_VERSION,
 			h->magic == SHM_MAGIC && h->layout_sig == shm_layout_sig() ? "equal"
-										  : "differs");
+										   : "differs");
 		goto fail;
 	}
 	if (h->workers_per_gen != (uint32_t)cfg->workers ||
 	    h->clients_per_worker < (uint32_t)cfg->max_client_conn) {
-		snprintf(err, err_len,
-			 "the running pgdog's segment has room for %u workers and %u clients each, the configuration needs %d and %d",
-			 h->workers_per_gen, h->clients_per_worker, cfg->workers,
-			 cfg->max_client_conn);
+		snprintf(
+			err, err_len,
+			"the running pgdog's segment has room for %u workers and %u clients each, the configuration needs %d and %d",
+			h->workers_per_gen, h->clients_per_worker, cfg->workers,
+			cfg->max_client_conn);
 		goto fail;
 	}
 	g_shm = h;
@@ -730,7 +732,8 @@ shm_pools_assign(const struct config *next, uint64_t gen, uint32_t *map, char *e
 		snprintf(
 			err, err_len,
 			"the configuration's pool sizes add up to %llu server connections; the shared memory segment has room for %u per worker (sized at start as max(2 x the start-up pool sizes, %d)); restart pgdog to grow it",
-			(unsigned long long)servers, g_shm->servers_per_worker, SHM_SERVERS_RESERVE);
+			(unsigned long long)servers, g_shm->servers_per_worker,
+			SHM_SERVERS_RESERVE);
 		return -1;
 	}
 	if (next->pools_cnt > cap) {

@@ -22,8 +22,9 @@
 #include "shared/compiler.h"
 #include "shared/config.h"
 
+/* versions: 2 pool identities, control area, bans; 3 listeners; 4 two banks of slots, signature */
 #define SHM_MAGIC    0x7067646f67736d31ull /* "pgdogsm1" */
-#define SHM_VERSION  4 /* 2: pool identities and capacity, control area, bans; 3: listeners; 4: two generations of worker slots, layout signature */
+#define SHM_VERSION  4
 #define SHM_NAME_MAX 64
 #define SHM_ADDR_MAX 64
 
@@ -63,9 +64,9 @@ struct shm_header {
 	_Atomic uint64_t reloads; /* configuration reloads accepted (supervisor) */
 	uint64_t off_listeners;   /* shm_listener rows (pub/sub channels), per worker */
 	uint32_t listeners_per_worker;
-	_Atomic uint32_t bank; /* the bank of the generation serving now (0 or 1) */
-	uint8_t mock_key[32];  /* salts of fake SCRAM exchanges for unknown users */
-	uint64_t layout_sig;   /* shm_layout_sig() of the binary that created it */
+	_Atomic uint32_t bank;      /* the bank of the generation serving now (0 or 1) */
+	uint8_t mock_key[32];       /* salts of fake SCRAM exchanges for unknown users */
+	uint64_t layout_sig;        /* shm_layout_sig() of the binary that created it */
 	_Atomic uint64_t handovers; /* binary upgrades that kept this segment */
 };
 
@@ -89,7 +90,7 @@ struct shm_worker {
 
 /* One per pool: the global server count, under lock. */
 struct shm_pool {
-	_Atomic int32_t lock;                         /* 0 or the holder's pid */
+	_Atomic int32_t lock;                    /* 0 or the holder's pid */
 	uint32_t open[SHM_SLOTS_MAX];            /* servers open or opening, per worker slot */
 	_Atomic uint32_t waiting[SHM_SLOTS_MAX]; /* clients waiting, per worker slot */
 } __attribute__((aligned(CACHELINE)));
@@ -417,7 +418,7 @@ void shm_recover_slot(uint32_t slot, pid_t pid);
  * to more is refused with an error.
  */
 #define SHM_SERVERS_RESERVE 8192
-#define SHM_HOST_MAX      128
+#define SHM_HOST_MAX        128
 
 enum shm_pool_state {
 	SHM_POOL_FREE = 0, /* never used, or reusable */
@@ -426,14 +427,14 @@ enum shm_pool_state {
 };
 
 struct shm_pool_ident {
-	_Atomic uint32_t seq;   /* odd while the supervisor rewrites the row */
-	_Atomic uint32_t state; /* enum shm_pool_state */
-	uint64_t cfg_gen;       /* configuration generation that last defined it */
+	_Atomic uint32_t seq;                /* odd while the supervisor rewrites the row */
+	_Atomic uint32_t state;              /* enum shm_pool_state */
+	uint64_t cfg_gen;                    /* configuration generation that last defined it */
 	_Atomic uint8_t refs[SHM_SLOTS_MAX]; /* worker slot w has it (live or draining) */
-	char user[SHM_NAME_MAX];                  /* the name clients log in with */
-	char database[SHM_NAME_MAX];              /* the database name clients use */
-	char user_label[SHM_NAME_MAX];            /* [users.LABEL] */
-	char db_label[SHM_NAME_MAX];              /* [databases.LABEL] */
+	char user[SHM_NAME_MAX];             /* the name clients log in with */
+	char database[SHM_NAME_MAX];         /* the database name clients use */
+	char user_label[SHM_NAME_MAX];       /* [users.LABEL] */
+	char db_label[SHM_NAME_MAX];         /* [databases.LABEL] */
 	char host[SHM_HOST_MAX];
 	int32_t port, shard, role, pool_size, pooler_mode;
 } __attribute__((aligned(CACHELINE)));

@@ -73,7 +73,7 @@ static struct {
 	/* upgrade child: the texts the configuration was parsed from, published at adoption */
 	char *start_config_text, *start_users_text;
 	const char *start_config_name, *start_users_name;
-	bool is_adopted_unready; /* took the old generation's segment, not serving yet */
+	bool is_adopted_unready;  /* took the old generation's segment, not serving yet */
 	int32_t adopted_from_pid; /* the old supervisor: the segment goes back to it if we fail */
 } sv = { .ready_fd = -1 };
 
@@ -1115,8 +1115,8 @@ sv_main_load_config(void)
 			config_free(sv.cfg);
 			exit(EXIT_FATAL);
 		}
-	} else if (config_load(sv.cfg, config_path, users_path, sv.opts.urls, sv.opts.urls_cnt,
-			       err, sizeof(err)) < 0) {
+	} else if (config_load(sv.cfg, config_path, users_path, sv.opts.urls, sv.opts.urls_cnt, err,
+			       sizeof(err)) < 0) {
 		fprintf(stderr, "pgdog: %s\n", err);
 		/* a binary upgrade: the old supervisor logs why and keeps serving */
 		sv_main_ready(err);
@@ -1180,8 +1180,8 @@ sv_main_adopt_segment(int fd)
 	 * what its own supervisor published (wk_ctl.c), so it never takes ours.
 	 */
 	old_sv = atomic_exchange(&shm_ctl()->sv_pid, (int32_t)getpid());
-	if (sv_main_publish(sv.cfg, sv.start_config_name, sv.start_config_text,
-			    sv.start_users_name, sv.start_users_text, true, err, sizeof(err)) < 0) {
+	if (sv_main_publish(sv.cfg, sv.start_config_name, sv.start_config_text, sv.start_users_name,
+			    sv.start_users_text, true, err, sizeof(err)) < 0) {
 		log_warn(
 			NULL,
 			"binary upgrade: the configuration does not fit the running pgdog's shared memory segment (%s): starting with a fresh one",

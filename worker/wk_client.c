@@ -364,7 +364,8 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 		log_info(&c->lctx,
 			 "login handed over from the previous generation: user=%s database=%s%s",
 			 c->user_name, c->db_name,
-			 c->cancel_key == st->cancel_key ? "" : " (its cancel key is not valid here)");
+			 c->cancel_key == st->cancel_key ? ""
+							 : " (its cancel key is not valid here)");
 	return c;
 }
 

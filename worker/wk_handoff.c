@@ -149,7 +149,8 @@ wk_ho_receive_one(const uint8_t *msg, size_t len, int fd)
 	st.cancel_pid = wk_ho_u32(&r);
 	st.cancel_key = wk_ho_u32(&r);
 	st.pooler_mode = (uint8_t)wk_ho_u32(&r);
-	if (st.pooler_mode != CONFIG_POOLER_SESSION && st.pooler_mode != CONFIG_POOLER_TRANSACTION &&
+	if (st.pooler_mode != CONFIG_POOLER_SESSION &&
+	    st.pooler_mode != CONFIG_POOLER_TRANSACTION &&
 	    st.pooler_mode != CONFIG_POOLER_STATEMENT)
 		goto fail;
 	snprintf(st.user, sizeof(st.user), "%s", wk_ho_str(&r));

@@ -37,9 +37,10 @@ struct wk_handoff_state {
 	char user[64];
 	char database[64];
 	bool is_unix;
-	uint32_t cancel_pid;       /* the BackendKeyData pid the client knows (its row index: taken here too if free) */
-	uint32_t cancel_key;       /* the key the client knows */
-	uint8_t pooler_mode;       /* the mode it logged in with (a reload since does not change it) */
+	uint32_t
+		cancel_pid; /* the BackendKeyData pid the client knows (its row index: taken here too if free) */
+	uint32_t cancel_key; /* the key the client knows */
+	uint8_t pooler_mode; /* the mode it logged in with (a reload since does not change it) */
 	struct wk_session session; /* startup values and committed SETs; moved into the client */
 };
 
