@@ -1256,6 +1256,10 @@ main(int argc, char **argv)
 		sv_main_fatal("%s", err);
 	if (shm_fd >= 0)
 		sv_main_adopt_segment(shm_fd);
+	else if (sv.is_upgrade_child)
+		log_warn(
+			NULL,
+			"binary upgrade: the running pgdog passed no shared memory segment (an older binary): starting with a fresh one; until the old generation is done each generation enforces pool_size on its own");
 	if (!g_shm) {
 		if (shm_create(sv.cfg, err, sizeof(err)) < 0)
 			sv_main_fatal("shared memory: %s", err);

@@ -326,7 +326,9 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	c->pool_idx = pool_idx;
 	c->user = &g_cfg->users[g_cfg->pools[cfg_idx].user_idx];
 	c->pool = wk_pool_get((uint32_t)pool_idx);
-	c->pooler_mode = st->pooler_mode; /* the mode it logged in with, as before the upgrade */
+	/* the mode it logged in with, as before the upgrade */
+	c->pooler_mode =
+		st->pooler_mode != 0xff ? st->pooler_mode : (uint8_t)c->pool->cfg->pooler_mode;
 	app = wk_client_param(c, "application_name");
 	r = wk_client_row(c);
 	shm_row_write_begin(&r->seq);

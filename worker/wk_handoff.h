@@ -29,7 +29,7 @@
 struct wk_client;
 
 #define WK_HANDOFF_MAGIC   0x70676831u /* "pgh1" */
-#define WK_HANDOFF_VERSION 2u /* 2: the client's cancel pid (not its row) and pooler mode */
+#define WK_HANDOFF_VERSION 1u
 #define WK_HANDOFF_MSG_MAX (128 * 1024) /* larger sessions are not handed over */
 
 /* What a new worker needs to re-create a client (wk_client_adopt()). */
@@ -37,10 +37,9 @@ struct wk_handoff_state {
 	char user[64];
 	char database[64];
 	bool is_unix;
-	uint32_t
-		cancel_pid; /* the BackendKeyData pid the client knows (its row index: taken here too if free) */
-	uint32_t cancel_key; /* the key the client knows */
-	uint8_t pooler_mode; /* the mode it logged in with (a reload since does not change it) */
+	uint32_t cancel_pid;       /* its BackendKeyData pid (its row index: taken here if free) */
+	uint32_t cancel_key;       /* the key the client knows */
+	uint8_t pooler_mode;       /* the mode it logged in with; 0xff: the pool's (older sender) */
 	struct wk_session session; /* startup values and committed SETs; moved into the client */
 };
 
