@@ -624,6 +624,73 @@ START_TEST(test_upgrade_session_handoff)
 END_TEST
 
 /*
+ * A client handed over to a new worker whose row of the same number is
+ * taken (a client that logged in to the new generation first): it gets
+ * another row but keeps its BackendKeyData, and a cancel request with it
+ * still reaches its query (found by searching the rows for the key).
+ */
+START_TEST(test_upgrade_cancel_moved_row)
+{
+	char pidfile[IT_PATH_MAX], errbuf[256];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	int port = it_free_port();
+	pid_t pid, next = 0;
+	PGconn *c, *d;
+	PGresult *res;
+	PGcancel *cancel;
+	long long t0;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/moved.pid", g_it.dir);
+	pid = it_pgdog_spawn("moved",
+			     &(struct it_pgdog_conf){ .workers = 1,
+						      .users = BENCH_USERS,
+						      .general = "pooler_mode = transaction\n" },
+			     port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	/* in a transaction: it cannot move until COMMIT */
+	c = it_connect(BENCH_DSN);
+	PQclear(it_exec_ok(c, "BEGIN"));
+	kill(pid, SIGUSR2);
+	for (int i = 0; i < 200; i++) {
+		next = it_pidfile_pid(pidfile);
+		if (next > 0 && next != pid)
+			break;
+		it_sleep_ms(50);
+	}
+	ck_assert_msg(next > 0 && next != pid, "no new supervisor in the pidfile");
+	it_track_pid(next);
+	/* the new worker's first row goes to a new client */
+	d = it_connect(BENCH_DSN);
+	ck_assert_str_eq(it_value(d, "SELECT 1"), "1");
+	PQclear(it_exec_ok(c, "COMMIT"));
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1,
+		      "the old supervisor did not exit: the client was not handed over");
+	ck_assert_int_eq(PQsendQuery(c, "SELECT pg_sleep(20)"), 1);
+	it_sleep_ms(300);
+	cancel = PQgetCancel(c);
+	ck_assert_ptr_nonnull(cancel);
+	ck_assert_msg(PQcancel(cancel, errbuf, sizeof(errbuf)) == 1, "%s", errbuf);
+	PQfreeCancel(cancel);
+	t0 = it_now_ms();
+	res = PQgetResult(c);
+	ck_assert_msg(it_now_ms() - t0 < 5000, "the cancel did not reach the handed-over client");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "57014");
+	PQclear(res);
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+	ck_assert_str_eq(it_value(c, "SELECT 'still here'"), "still here");
+	PQfinish(c);
+	PQfinish(d);
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(next));
+}
+END_TEST
+
+/*
  * The upgrade runs the file now at the path pgdog was started from: a
  * package manager renames the new binary over the old one.
  */
@@ -697,6 +764,7 @@ upgrade_suite(void)
 	tcase_add_test(tc, test_upgrade_under_load);
 	tcase_add_test(tc, test_upgrade_shared_segment);
 	tcase_add_test(tc, test_upgrade_session_handoff);
+	tcase_add_test(tc, test_upgrade_cancel_moved_row);
 	tcase_add_test(tc, test_upgrade_replaced_binary);
 	tcase_add_test(tc, test_upgrade_refused_config);
 	suite_add_tcase(s, tc);
