@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h" /* autoconf: PACKAGE_VERSION */
@@ -906,12 +907,29 @@ sv_main_on_upgrade(void)
 	{
 		pid_t busy = 0;
 
-		/* the new workers take the other bank of slots: the previous generation must be gone */
-		if (g_shm && shm_other_bank_busy(&busy)) {
-			snprintf(
-				err, sizeof(err),
-				"the previous binary upgrade has not finished: a worker of the older generation (pid %d) still serves clients; retry once it has exited",
-				(int)busy);
+		bool is_busy = g_shm && shm_other_bank_busy(&busy);
+
+		/*
+		 * The new workers take the other bank of slots: the previous
+		 * generation must be gone. Its counters are taken over within a
+		 * sweep (100 ms) of its exit: wait for that, not for its clients.
+		 */
+		for (int i = 0; i < 50 && is_busy && busy <= 0; i++) {
+			struct timespec ts = { 0, 20 * 1000000L };
+
+			nanosleep(&ts, NULL);
+			is_busy = shm_other_bank_busy(&busy);
+		}
+		if (is_busy) {
+			if (busy > 0)
+				snprintf(
+					err, sizeof(err),
+					"the previous binary upgrade has not finished: a worker of the older generation (pid %d) still serves clients; retry once it has exited",
+					(int)busy);
+			else
+				snprintf(
+					err, sizeof(err),
+					"the previous binary upgrade has not finished: a worker has not taken over the counters of its predecessor yet; retry in a moment");
 			log_error(NULL, "binary upgrade refused, this generation keeps serving: %s",
 				  err);
 			sv_notify_send("STATUS=binary upgrade refused: %s", err);

@@ -511,6 +511,15 @@ sv_upgrade_command(const char *pidfile, int timeout_ms)
 			if (n > 0) {
 				buf[n] = '\0';
 				buf[strcspn(buf, "\n")] = '\0';
+				/*
+				 * "ok <pid>" naming the pid we signalled is the previous
+				 * generation's late answer about the upgrade that started
+				 * this one (SIGUSR2 sent without us): not ours, wait on.
+				 */
+				if (strncmp(buf, "ok ", 3) == 0 && atol(buf + 3) == (long)pid) {
+					nanosleep(&ts, NULL);
+					continue;
+				}
 				(void)unlink(path);
 				if (strncmp(buf, "ok ", 3) == 0) {
 					printf("pgdog upgraded: pid %d replaced by pid %s\n",

@@ -631,16 +631,17 @@ END_TEST
  */
 START_TEST(test_upgrade_cancel_moved_row)
 {
-	char pidfile[IT_PATH_MAX], errbuf[256];
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], errbuf[256];
 	const char *args[] = { "--pidfile", pidfile, NULL };
 	int port = it_free_port();
 	pid_t pid, next = 0;
-	PGconn *c, *d;
+	PGconn *c, *d[4];
 	PGresult *res;
 	PGcancel *cancel;
 	long long t0;
 
 	snprintf(pidfile, sizeof(pidfile), "%s/moved.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-moved.log", g_it.dir);
 	pid = it_pgdog_spawn("moved",
 			     &(struct it_pgdog_conf){ .workers = 1,
 						      .users = BENCH_USERS,
@@ -661,9 +662,14 @@ START_TEST(test_upgrade_cancel_moved_row)
 	}
 	ck_assert_msg(next > 0 && next != pid, "no new supervisor in the pidfile");
 	it_track_pid(next);
-	/* the new worker's first row goes to a new client */
-	d = it_connect(BENCH_DSN);
-	ck_assert_str_eq(it_value(d, "SELECT 1"), "1");
+	/* once the old worker stopped accepting, the new worker's first row goes to a new client */
+	ck_assert_msg(it_file_wait_for(log, "binary upgrade: no longer accepting", 5000),
+		      "the old worker did not stop accepting");
+	for (int i = 0; i < 4; i++) {
+		/* rows 0-3: whichever c had in the old worker (the port probe may have had one) */
+		d[i] = it_connect(BENCH_DSN);
+		ck_assert_str_eq(it_value(d[i], "SELECT 1"), "1");
+	}
 	PQclear(it_exec_ok(c, "COMMIT"));
 	ck_assert_msg(it_wait_pid(pid, 10000) != -1,
 		      "the old supervisor did not exit: the client was not handed over");
@@ -682,11 +688,77 @@ START_TEST(test_upgrade_cancel_moved_row)
 		PQclear(res);
 	ck_assert_str_eq(it_value(c, "SELECT 'still here'"), "still here");
 	PQfinish(c);
-	PQfinish(d);
+	for (int i = 0; i < 4; i++)
+		PQfinish(d[i]);
 	kill(next, SIGTERM);
 	for (int i = 0; i < 250 && it_pid_alive(next); i++)
 		it_sleep_ms(20);
 	ck_assert(!it_pid_alive(next));
+}
+END_TEST
+
+/*
+ * Upgrades alternate between the segment's two banks of worker slots: one
+ * while the generation before last still finishes a client (in a
+ * transaction) is refused with the reason (pgdog --upgrade exits 1) and
+ * the serving generation goes on; once that client is done, the next one
+ * works, back in the first bank (slots 0-0 with one worker).
+ */
+START_TEST(test_upgrade_refused_while_draining)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], out[4096];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	const char *cmd[] = { "pgdog", "--upgrade", "--pidfile", pidfile, NULL };
+	int port = it_free_port(), rc;
+	pid_t gen1, gen2 = 0, gen3;
+	PGconn *c;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/draining.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-draining.log", g_it.dir);
+	gen1 = it_pgdog_spawn("draining",
+			      &(struct it_pgdog_conf){ .workers = 1,
+						       .users = BENCH_USERS,
+						       .general = "pooler_mode = transaction\n" },
+			      port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	c = it_connect(BENCH_DSN);
+	PQclear(it_exec_ok(c, "BEGIN"));
+	kill(gen1, SIGUSR2);
+	for (int i = 0; i < 200; i++) {
+		gen2 = it_pidfile_pid(pidfile);
+		if (gen2 > 0 && gen2 != gen1)
+			break;
+		it_sleep_ms(50);
+	}
+	ck_assert_msg(gen2 > 0 && gen2 != gen1, "no second generation");
+	it_track_pid(gen2);
+	ck_assert(it_file_contains(log, "workers take slots 1-1"));
+	/* gen1's worker still runs the transaction: bank 0 is not free */
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	ck_assert_msg(rc == 1 && strstr(out, "the previous binary upgrade has not finished"),
+		      "upgrade while the generation before last drains: %d: %s", rc, out);
+	ck_assert_int_eq(it_pidfile_pid(pidfile), gen2);
+	ck_assert(it_file_contains(log, "binary upgrade refused, this generation keeps serving"));
+	PQclear(it_exec_ok(c, "COMMIT"));
+	ck_assert_msg(it_wait_pid(gen1, 10000) != -1, "the first generation did not exit");
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	ck_assert_msg(rc == 0, "third generation: %d: %s", rc, out);
+	gen3 = it_pidfile_pid(pidfile);
+	it_track_pid(gen3);
+	ck_assert_int_ne(gen3, gen2);
+	ck_assert(it_file_contains(log, "workers take slots 0-0"));
+	/* the client moved twice and still works */
+	for (int i = 0; i < 500 && it_pid_alive(gen2); i++)
+		it_sleep_ms(20);
+	ck_assert_msg(!it_pid_alive(gen2), "the second generation did not exit");
+	ck_assert_str_eq(it_value(c, "SELECT 'third'"), "third");
+	PQfinish(c);
+	kill(gen3, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(gen3); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(gen3));
 }
 END_TEST
 
@@ -765,6 +837,7 @@ upgrade_suite(void)
 	tcase_add_test(tc, test_upgrade_shared_segment);
 	tcase_add_test(tc, test_upgrade_session_handoff);
 	tcase_add_test(tc, test_upgrade_cancel_moved_row);
+	tcase_add_test(tc, test_upgrade_refused_while_draining);
 	tcase_add_test(tc, test_upgrade_replaced_binary);
 	tcase_add_test(tc, test_upgrade_refused_config);
 	suite_add_tcase(s, tc);
