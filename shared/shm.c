@@ -449,6 +449,26 @@ shm_pool_stats_zero_gauges(struct shm_pool_stats *st)
 	atomic_store(&st->maxwait_us, 0);
 }
 
+/*
+ * Zero n bytes of the segment at p. Whole pages are given back to the
+ * kernel (MADV_REMOVE: they read as zeros and cost no memory until used
+ * again), so clearing a dead worker's tables does not make the reserve
+ * resident; the partial pages at the ends are cleared by hand.
+ */
+static void
+shm_zero(void *p, size_t n)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p, b = a + n;
+	uintptr_t lo = (a + page - 1) & ~(page - 1), hi = b & ~(page - 1);
+
+	if (hi <= lo || madvise((void *)lo, hi - lo, MADV_REMOVE) < 0) {
+		memset(p, 0, n);
+		return;
+	}
+	memset(p, 0, lo - a);
+	memset((void *)hi, 0, b - hi);
+}
+
 /* Release what slot (pid) held; keep_counters: leave its pool counters for shm_slot_fold. */
 static void
 shm_slot_clear(uint32_t slot, pid_t pid, bool keep_counters)
@@ -478,10 +498,10 @@ shm_slot_clear(uint32_t slot, pid_t pid, bool keep_counters)
 		else
 			memset(shm_pool_stats(slot, i), 0, sizeof(struct shm_pool_stats));
 	}
-	memset(shm_client(slot, 0), 0, sizeof(struct shm_client) * g_shm->clients_per_worker);
-	memset(shm_server(slot, 0), 0, sizeof(struct shm_server) * g_shm->servers_per_worker);
-	memset(shm_prepared(slot, 0), 0, sizeof(struct shm_prepared) * g_shm->prepared_per_worker);
-	memset(shm_listener(slot, 0), 0, sizeof(struct shm_listener) * g_shm->listeners_per_worker);
+	shm_zero(shm_client(slot, 0), sizeof(struct shm_client) * g_shm->clients_per_worker);
+	shm_zero(shm_server(slot, 0), sizeof(struct shm_server) * g_shm->servers_per_worker);
+	shm_zero(shm_prepared(slot, 0), sizeof(struct shm_prepared) * g_shm->prepared_per_worker);
+	shm_zero(shm_listener(slot, 0), sizeof(struct shm_listener) * g_shm->listeners_per_worker);
 	atomic_store(&w->clients_cnt, 0);
 	if (keep_counters)
 		atomic_store(&w->is_fold_pending, 1);

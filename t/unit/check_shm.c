@@ -175,6 +175,26 @@ START_TEST(test_shm_recover_slot_rows)
 }
 END_TEST
 
+/* a dead slot's tables read as zeros afterwards, and their whole pages go back to the kernel */
+START_TEST(test_shm_recover_frees_pages)
+{
+	size_t n = sizeof(struct shm_client) * g_shm->clients_per_worker;
+	uint8_t *rows = (uint8_t *)shm_client(1, 0);
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t lo = ((uintptr_t)rows + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+	unsigned char vec = 1;
+
+	memset(rows, 0xab, n);
+	ck_assert(n > 2 * (size_t)page);
+	shm_recover_slot(1, 4242);
+	/* first: reading a hole of a shared mapping allocates a page again */
+	ck_assert_int_eq(mincore((void *)lo, (size_t)page, &vec), 0);
+	ck_assert_msg((vec & 1) == 0, "a cleared page of the segment is still resident");
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(rows[i], 0);
+}
+END_TEST
+
 /* a reader never sees a row half written */
 START_TEST(test_shm_row_snapshot)
 {
@@ -402,6 +422,7 @@ shm_suite(void)
 	tcase_add_test(tc, test_shm_pool_cap_processes);
 	tcase_add_test(tc, test_shm_recover_dead_lock_holder);
 	tcase_add_test(tc, test_shm_recover_slot_rows);
+	tcase_add_test(tc, test_shm_recover_frees_pages);
 	tcase_add_test(tc, test_shm_row_snapshot);
 	tcase_add_test(tc, test_shm_pools_assign_stable);
 	tcase_add_test(tc, test_shm_pools_assign_limits);
