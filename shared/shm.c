@@ -6,12 +6,14 @@
 #include "shared/shm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 
 struct shm_header *g_shm;
 int g_shm_fd = -1;
+const uint32_t *g_shm_own_map;
 
 _Static_assert(sizeof(struct shm_worker) % CACHELINE == 0, "shm_worker alignment");
 _Static_assert(sizeof(struct shm_pool) % CACHELINE == 0, "shm_pool alignment");
@@ -28,7 +31,9 @@ _Static_assert(sizeof(struct shm_server) % CACHELINE == 0, "shm_server alignment
 _Static_assert(sizeof(struct shm_prepared) % CACHELINE == 0, "shm_prepared alignment");
 _Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
 _Static_assert(sizeof(struct shm_listener) % CACHELINE == 0, "shm_listener alignment");
-_Static_assert(sizeof(struct shm_header) <= CACHELINE * 3, "shm_header size");
+_Static_assert(sizeof(struct shm_header) <= CACHELINE * 4, "shm_header size");
+_Static_assert(((SHM_SLOTS_MAX - 1ull) << 24 | 0xffffffull) <= 0x7fffffffull,
+	       "cancel pids (slot << 24 | row + 1) stay positive");
 _Static_assert(sizeof(struct shm_pool_ident) % CACHELINE == 0, "shm_pool_ident alignment");
 _Static_assert(sizeof(struct shm_ban) % CACHELINE == 0, "shm_ban alignment");
 _Static_assert(sizeof(struct shm_ctl) % CACHELINE == 0, "shm_ctl alignment");
@@ -48,39 +53,74 @@ shm_align(uint64_t n)
 	return (n + CACHELINE - 1) & ~(uint64_t)(CACHELINE - 1);
 }
 
+uint64_t
+shm_layout_sig(void)
+{
+	static const uint64_t parts[] = {
+		SHM_VERSION,
+		CACHELINE,
+		SHM_SLOTS_MAX,
+		sizeof(struct shm_header),
+		sizeof(struct shm_worker),
+		sizeof(struct shm_pool),
+		sizeof(struct shm_pool_stats),
+		sizeof(struct shm_client),
+		sizeof(struct shm_server),
+		sizeof(struct shm_prepared),
+		sizeof(struct shm_listener),
+		sizeof(struct shm_pool_ident),
+		sizeof(struct shm_ban),
+		sizeof(struct shm_ctl),
+		sizeof(struct shm_cfg_blob),
+		SHM_STAT_CNT,
+		SHM_HIST_CNT,
+		SHM_CFG_BLOB_MAX,
+		SHM_CTL_CMDS,
+		SHM_CTL_OVERRIDES,
+		SHM_BANS_MAX,
+		SHM_PREPARED_PER_WORKER,
+		SHM_LISTENERS_PER_WORKER,
+	};
+	uint64_t h = 1469598103934665603ull; /* FNV-1a over the values */
+
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++)
+		h = (h ^ parts[i]) * 1099511628211ull;
+	return h;
+}
+
 int
 shm_create(const struct config *cfg, char *err, size_t err_len)
 {
-	uint64_t off, size;
+	uint64_t off, size, slots = 2 * (uint64_t)cfg->workers;
 	uint32_t servers = 0, cap;
 	int fd = -1;
 	void *p = MAP_FAILED;
 
-	/* room for pools added by reloads: see shm_pool_ident */
+	/*
+	 * Room for pools added by reloads (see shm_pool_ident) and for the
+	 * servers they may open: reserved, not allocated, see SHM_POOLS_RESERVE.
+	 */
 	cap = (uint32_t)cfg->pools_cnt * 2;
-	if (cap < SHM_POOLS_MIN_CAP)
-		cap = SHM_POOLS_MIN_CAP;
+	if (cap < SHM_POOLS_RESERVE)
+		cap = SHM_POOLS_RESERVE;
 	for (size_t i = 0; i < cfg->pools_cnt; i++)
 		servers += (uint32_t)cfg->pools[i].pool_size;
-	/* server rows per worker: twice the start-up caps, plus the default size of each pool that may be added */
-	servers = servers * 2 + (cap - (uint32_t)cfg->pools_cnt) * (uint32_t)cfg->default_pool_size;
-	if (servers == 0)
-		servers = 1;
+	servers *= 2;
+	if (servers < SHM_SERVERS_RESERVE)
+		servers = SHM_SERVERS_RESERVE;
 	off = shm_align(sizeof(struct shm_header));
 	uint64_t off_workers = off;
-	off += shm_align(sizeof(struct shm_worker) * (uint64_t)cfg->workers);
+	off += shm_align(sizeof(struct shm_worker) * slots);
 	uint64_t off_pools = off;
 	off += shm_align(sizeof(struct shm_pool) * (uint64_t)cap);
 	uint64_t off_pool_stats = off;
-	off += shm_align(sizeof(struct shm_pool_stats) * (uint64_t)cfg->workers * (uint64_t)cap);
+	off += shm_align(sizeof(struct shm_pool_stats) * slots * (uint64_t)cap);
 	uint64_t off_clients = off;
-	off += shm_align(sizeof(struct shm_client) * (uint64_t)cfg->workers *
-			 (uint64_t)cfg->max_client_conn);
+	off += shm_align(sizeof(struct shm_client) * slots * (uint64_t)cfg->max_client_conn);
 	uint64_t off_servers = off;
-	off += shm_align(sizeof(struct shm_server) * (uint64_t)cfg->workers * servers);
+	off += shm_align(sizeof(struct shm_server) * slots * servers);
 	uint64_t off_prepared = off;
-	off += shm_align(sizeof(struct shm_prepared) * (uint64_t)cfg->workers *
-			 SHM_PREPARED_PER_WORKER);
+	off += shm_align(sizeof(struct shm_prepared) * slots * SHM_PREPARED_PER_WORKER);
 	uint64_t off_pool_idents = off;
 	off += shm_align(sizeof(struct shm_pool_ident) * (uint64_t)cap);
 	uint64_t off_bans = off;
@@ -90,8 +130,7 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	uint64_t off_cfg_blob = off;
 	off += shm_align(sizeof(struct shm_cfg_blob) + SHM_CFG_BLOB_MAX);
 	uint64_t off_listeners = off;
-	off += shm_align(sizeof(struct shm_listener) * (uint64_t)cfg->workers *
-			 SHM_LISTENERS_PER_WORKER);
+	off += shm_align(sizeof(struct shm_listener) * slots * SHM_LISTENERS_PER_WORKER);
 	size = off;
 
 	fd = memfd_create("pgdog-shm", MFD_CLOEXEC);
@@ -106,8 +145,10 @@ shm_create(const struct config *cfg, char *err, size_t err_len)
 	g_shm_fd = fd;
 	g_shm->magic = SHM_MAGIC;
 	g_shm->version = SHM_VERSION;
+	g_shm->layout_sig = shm_layout_sig();
 	g_shm->size = size;
-	g_shm->workers_cnt = (uint32_t)cfg->workers;
+	g_shm->workers_cnt = (uint32_t)slots;
+	g_shm->workers_per_gen = (uint32_t)cfg->workers;
 	g_shm->pools_cnt = (uint32_t)cfg->pools_cnt;
 	g_shm->pools_cap = cap;
 	g_shm->clients_per_worker = (uint32_t)cfg->max_client_conn;
@@ -139,6 +180,122 @@ fail:
 	return -1;
 }
 
+/* Is pid gone for good (not even a zombie waiting for its parent)? */
+static bool
+shm_pid_is_gone(int32_t pid)
+{
+	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+uint32_t
+shm_slot_base(void)
+{
+	return atomic_load(&g_shm->bank) * g_shm->workers_per_gen;
+}
+
+uint32_t
+shm_slot_twin(uint32_t slot)
+{
+	uint32_t w = g_shm->workers_per_gen;
+
+	return slot < w ? slot + w : slot - w;
+}
+
+bool
+shm_other_bank_busy(pid_t *pid)
+{
+	uint32_t w = g_shm->workers_per_gen, base = (1 - atomic_load(&g_shm->bank)) * w;
+
+	for (uint32_t i = 0; i < w; i++) {
+		struct shm_worker *sw = shm_worker(base + i);
+		int32_t p = atomic_load(&sw->pid);
+
+		if ((p > 0 && !shm_pid_is_gone(p)) || atomic_load(&sw->is_fold_pending)) {
+			*pid = p;
+			return true;
+		}
+	}
+	return false;
+}
+
+int
+shm_adopt(int fd, const struct config *cfg, char *err, size_t err_len)
+{
+	struct shm_header *h;
+	struct stat st;
+	void *p;
+	uint32_t w, base;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, err_len, "fstat of the inherited segment: %s", strerror(errno));
+		return -1;
+	}
+	if ((size_t)st.st_size < sizeof(struct shm_header)) {
+		snprintf(err, err_len, "the inherited segment has %lld bytes, not a header",
+			 (long long)st.st_size);
+		return -1;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, err_len, "mmap of the inherited segment: %s", strerror(errno));
+		return -1;
+	}
+	h = p;
+	if (h->magic != SHM_MAGIC || h->version != SHM_VERSION ||
+	    h->layout_sig != shm_layout_sig() || h->size != (uint64_t)st.st_size) {
+		snprintf(
+			err, err_len,
+			"the running pgdog's segment has another layout (version %u, ours %u; signature %s)",
+			h->magic == SHM_MAGIC ? h->version : 0, SHM_VERSION,
+			h->magic == SHM_MAGIC && h->layout_sig == shm_layout_sig() ? "equal"
+										   : "differs");
+		goto fail;
+	}
+	if (h->workers_per_gen != (uint32_t)cfg->workers ||
+	    h->clients_per_worker < (uint32_t)cfg->max_client_conn) {
+		snprintf(
+			err, err_len,
+			"the running pgdog's segment has room for %u workers and %u clients each, the configuration needs %d and %d",
+			h->workers_per_gen, h->clients_per_worker, cfg->workers,
+			cfg->max_client_conn);
+		goto fail;
+	}
+	g_shm = h;
+	/* the bank we take: its older workers must be gone and their counters folded */
+	w = h->workers_per_gen;
+	base = (1 - atomic_load(&h->bank)) * w;
+	for (uint32_t i = 0; i < w; i++) {
+		int32_t pid = atomic_load(&shm_worker(base + i)->pid);
+
+		if (pid > 0 && shm_pid_is_gone(pid))
+			shm_retire_slot(base + i, (pid_t)pid);
+	}
+	for (int tries = 0;; tries++) {
+		pid_t busy = 0;
+		struct timespec ts = { 0, 20 * 1000000L };
+
+		if (!shm_other_bank_busy(&busy))
+			break;
+		if (tries == 50) {
+			snprintf(
+				err, err_len,
+				"a worker of an older generation (pid %d) is still running: the previous upgrade has not finished",
+				(int)busy);
+			g_shm = NULL;
+			goto fail;
+		}
+		nanosleep(&ts, NULL);
+	}
+	atomic_store(&h->bank, 1 - atomic_load(&h->bank));
+	atomic_fetch_add(&h->handovers, 1);
+	g_shm_fd = fd;
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return 0;
+fail:
+	munmap(p, (size_t)st.st_size);
+	return -1;
+}
+
 void
 shm_destroy(void)
 {
@@ -148,6 +305,8 @@ shm_destroy(void)
 		close(g_shm_fd);
 	g_shm = NULL;
 	g_shm_fd = -1;
+	free((void *)g_shm_own_map);
+	g_shm_own_map = NULL;
 }
 
 struct shm_listener *
@@ -278,19 +437,53 @@ shm_clients_total(void)
 	return n;
 }
 
-void
-shm_recover_slot(uint32_t slot, pid_t pid)
+/* Zero the gauges of a pool row (what a dead worker had now), keep its counters. */
+static void
+shm_pool_stats_zero_gauges(struct shm_pool_stats *st)
+{
+	atomic_store(&st->cl_active, 0);
+	atomic_store(&st->cl_waiting, 0);
+	atomic_store(&st->sv_active, 0);
+	atomic_store(&st->sv_idle, 0);
+	atomic_store(&st->sv_login, 0);
+	atomic_store(&st->maxwait_us, 0);
+}
+
+/*
+ * Zero n bytes of the segment at p. Whole pages are given back to the
+ * kernel (MADV_REMOVE: they read as zeros and cost no memory until used
+ * again), so clearing a dead worker's tables does not make the reserve
+ * resident; the partial pages at the ends are cleared by hand.
+ */
+static void
+shm_zero(void *p, size_t n)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p, b = a + n;
+	uintptr_t lo = (a + page - 1) & ~(page - 1), hi = b & ~(page - 1);
+
+	if (hi <= lo || madvise((void *)lo, hi - lo, MADV_REMOVE) < 0) {
+		memset(p, 0, n);
+		return;
+	}
+	memset(p, 0, lo - a);
+	memset((void *)hi, 0, b - hi);
+}
+
+/* Release what slot (pid) held; keep_counters: leave its pool counters for shm_slot_fold. */
+static void
+shm_slot_clear(uint32_t slot, pid_t pid, bool keep_counters)
 {
 	struct shm_worker *w = shm_worker(slot);
-
+	/* indexes at and above the high-water mark were never used since their reset */
+	uint32_t pools = g_shm->pools_cnt < g_shm->pools_cap ? g_shm->pools_cnt : g_shm->pools_cap;
 	int32_t ctl_owner = (int32_t)pid;
 
 	/* a control lock the dead worker held is released; it references no pool any more */
 	atomic_compare_exchange_strong(&shm_ctl()->lock, &ctl_owner, 0);
-	for (uint32_t i = 0; i < g_shm->pools_cap; i++)
+	for (uint32_t i = 0; i < pools; i++)
 		atomic_store(&shm_pool_ident(i)->refs[slot], 0);
 	atomic_store(&shm_ctl()->acked[slot], 0);
-	for (uint32_t i = 0; i < g_shm->pools_cap; i++) {
+	for (uint32_t i = 0; i < pools; i++) {
 		struct shm_pool *p = shm_pool(i);
 		int32_t owner = (int32_t)pid;
 
@@ -300,15 +493,114 @@ shm_recover_slot(uint32_t slot, pid_t pid)
 		p->open[slot] = 0;
 		shm_pool_unlock(p);
 		atomic_store(&p->waiting[slot], 0);
-		memset(shm_pool_stats(slot, i), 0, sizeof(struct shm_pool_stats));
+		if (keep_counters)
+			shm_pool_stats_zero_gauges(shm_pool_stats(slot, i));
+		else
+			memset(shm_pool_stats(slot, i), 0, sizeof(struct shm_pool_stats));
 	}
-	memset(shm_client(slot, 0), 0, sizeof(struct shm_client) * g_shm->clients_per_worker);
-	memset(shm_server(slot, 0), 0, sizeof(struct shm_server) * g_shm->servers_per_worker);
-	memset(shm_prepared(slot, 0), 0, sizeof(struct shm_prepared) * g_shm->prepared_per_worker);
-	memset(shm_listener(slot, 0), 0, sizeof(struct shm_listener) * g_shm->listeners_per_worker);
-	atomic_store(&w->pid, 0);
+	shm_zero(shm_client(slot, 0), sizeof(struct shm_client) * g_shm->clients_per_worker);
+	shm_zero(shm_server(slot, 0), sizeof(struct shm_server) * g_shm->servers_per_worker);
+	shm_zero(shm_prepared(slot, 0), sizeof(struct shm_prepared) * g_shm->prepared_per_worker);
+	shm_zero(shm_listener(slot, 0), sizeof(struct shm_listener) * g_shm->listeners_per_worker);
 	atomic_store(&w->clients_cnt, 0);
+	if (keep_counters)
+		atomic_store(&w->is_fold_pending, 1);
+	/* last: a reader that sees pid 0 sees the rest done */
+	atomic_store(&w->pid, 0);
 	/* restarts: counted by the supervisor when it starts the replacement */
+}
+
+void
+shm_recover_slot(uint32_t slot, pid_t pid)
+{
+	shm_slot_clear(slot, pid, false);
+}
+
+void
+shm_retire_slot(uint32_t slot, pid_t pid)
+{
+	shm_slot_clear(slot, pid, true);
+}
+
+void
+shm_retire_orphans(void)
+{
+	uint32_t w = g_shm->workers_per_gen, base = (1 - atomic_load(&g_shm->bank)) * w;
+
+	for (uint32_t i = 0; i < w; i++) {
+		int32_t pid = atomic_load(&shm_worker(base + i)->pid);
+
+		if (shm_pid_is_gone(pid))
+			shm_retire_slot(base + i, (pid_t)pid);
+	}
+}
+
+/* Add a counter of a dead worker's row to ours (we are its only writer). */
+static void
+shm_fold_add(_Atomic uint64_t *to, _Atomic uint64_t *from)
+{
+	uint64_t v = atomic_load_explicit(from, memory_order_relaxed);
+
+	if (v)
+		shm_stat_add(to, v);
+	atomic_store_explicit(from, 0, memory_order_relaxed);
+}
+
+void
+shm_slot_fold(uint32_t slot)
+{
+	uint32_t twin = shm_slot_twin(slot);
+	struct shm_worker *tw = shm_worker(twin), *me = shm_worker(slot);
+	uint32_t pools = g_shm->pools_cnt < g_shm->pools_cap ? g_shm->pools_cnt : g_shm->pools_cap;
+
+	if (!atomic_load_explicit(&tw->is_fold_pending, memory_order_acquire) ||
+	    atomic_load(&tw->pid) != 0)
+		return;
+	for (uint32_t i = 0; i < pools; i++) {
+		struct shm_pool_stats *a = shm_pool_stats(twin, i), *b = shm_pool_stats(slot, i);
+		uint64_t add[SHM_STAT_CNT];
+
+		for (int k = 0; k < SHM_STAT_CNT; k++)
+			add[k] = atomic_load_explicit(&a->cnt[k], memory_order_relaxed);
+		/*
+		 * The averages are differences between two copies of cnt[]: raise
+		 * the copies by the same amounts, so the fold is no burst of traffic.
+		 */
+		shm_row_write_begin(&b->snap_seq);
+		for (int k = 0; k < SHM_STAT_CNT; k++) {
+			if (b->last_us)
+				b->last[k] += add[k];
+			if (b->prev_us)
+				b->prev[k] += add[k];
+		}
+		shm_row_write_end(&b->snap_seq);
+		for (int k = 0; k < SHM_STAT_CNT; k++)
+			shm_fold_add(&b->cnt[k], &a->cnt[k]);
+		for (int h = 0; h < SHM_HIST_KINDS; h++) {
+			for (int k = 0; k < SHM_HIST_CNT; k++)
+				shm_fold_add(&b->hist[h][k], &a->hist[h][k]);
+			shm_fold_add(&b->hist_sum_us[h], &a->hist_sum_us[h]);
+		}
+		shm_fold_add(&b->checkout_timeouts, &a->checkout_timeouts);
+		shm_fold_add(&b->pins, &a->pins);
+		memset(a, 0, sizeof(*a));
+	}
+	atomic_fetch_add(&me->accepted_total, atomic_exchange(&tw->accepted_total, 0));
+	atomic_fetch_add(&me->restarts, atomic_exchange(&tw->restarts, 0));
+	atomic_store_explicit(&tw->is_fold_pending, 0, memory_order_release);
+}
+
+int
+shm_own_map_set(const uint32_t *map, size_t cnt)
+{
+	uint32_t *m = malloc(sizeof(*m) * (cnt ? cnt : 1));
+
+	if (!m)
+		return -1;
+	memcpy(m, map, sizeof(*m) * cnt);
+	free((void *)g_shm_own_map);
+	g_shm_own_map = m;
+	return 0;
 }
 
 struct shm_pool_ident *
@@ -440,7 +732,7 @@ shm_pool_is_reusable(uint32_t idx)
 
 	if (atomic_load(&id->state) == SHM_POOL_LIVE)
 		return false;
-	for (uint32_t w = 0; w < CONFIG_MAX_WORKERS; w++)
+	for (uint32_t w = 0; w < SHM_SLOTS_MAX; w++)
 		if (atomic_load(&id->refs[w]))
 			return false;
 	return shm_pool_open_total(idx) == 0;
@@ -449,10 +741,29 @@ shm_pool_is_reusable(uint32_t idx)
 int
 shm_pools_assign(const struct config *next, uint64_t gen, uint32_t *map, char *err, size_t err_len)
 {
-	uint32_t cap = g_shm->pools_cap, used = g_shm->pools_cnt, hw = 0;
+	uint32_t cap = g_shm->pools_cap, used = g_shm->pools_cnt, hw = 0, lim;
+	uint64_t servers = 0;
 	size_t need = 0;
-	uint8_t *taken = calloc(cap, 1);
+	uint8_t *taken;
 
+	for (size_t i = 0; i < next->pools_cnt; i++)
+		servers += (uint64_t)next->pools[i].pool_size;
+	if (servers > g_shm->servers_per_worker) {
+		snprintf(
+			err, err_len,
+			"the configuration's pool sizes add up to %llu server connections; the shared memory segment has room for %u per worker (sized at start as max(2 x the start-up pool sizes, %d)); restart pgdog to grow it",
+			(unsigned long long)servers, g_shm->servers_per_worker,
+			SHM_SERVERS_RESERVE);
+		return -1;
+	}
+	if (next->pools_cnt > cap) {
+		snprintf(
+			err, err_len,
+			"the configuration has %zu pools; the shared memory segment has room for %u (sized at start as max(2 x start-up pools, %d)); restart pgdog to grow it",
+			next->pools_cnt, cap, SHM_POOLS_RESERVE);
+		return -1;
+	}
+	taken = calloc(cap, 1);
 	if (!taken) {
 		snprintf(err, err_len, "out of memory");
 		return -1;
@@ -482,15 +793,20 @@ shm_pools_assign(const struct config *next, uint64_t gen, uint32_t *map, char *e
 		if (k == cap) {
 			snprintf(
 				err, err_len,
-				"the configuration has more pools than the shared memory segment has room for (%u, sized at start as max(2 x start-up pools, %d)); restart pgdog to grow it",
-				cap, SHM_POOLS_MIN_CAP);
+				"the configuration's pools and those still draining after earlier reloads need more than the %u pool slots of the shared memory segment (sized at start as max(2 x start-up pools, %d)); retry once they drained, or restart pgdog to grow it",
+				cap, SHM_POOLS_RESERVE);
 			free(taken);
 			return -1;
 		}
 		map[i] = (uint32_t)k;
 		taken[k] = 1;
 	}
-	for (uint32_t k = 0; k < cap; k++) {
+	/* indexes at and above lim were never used: do not touch their pages */
+	lim = used;
+	for (size_t i = 0; i < next->pools_cnt; i++)
+		if (map[i] + 1 > lim)
+			lim = map[i] + 1;
+	for (uint32_t k = 0; k < lim; k++) {
 		struct shm_pool_ident *id = shm_pool_ident(k);
 
 		if (!taken[k] && atomic_load(&id->state) == SHM_POOL_LIVE) {
@@ -504,7 +820,7 @@ shm_pools_assign(const struct config *next, uint64_t gen, uint32_t *map, char *e
 	}
 	for (size_t i = 0; i < next->pools_cnt; i++)
 		shm_pool_ident_write(map[i], next, i, gen);
-	for (uint32_t k = 0; k < cap; k++)
+	for (uint32_t k = 0; k < lim; k++)
 		if (atomic_load(&shm_pool_ident(k)->state) != SHM_POOL_FREE)
 			hw = k + 1;
 	g_shm->pools_cnt = hw;

@@ -22,10 +22,20 @@
 #include "shared/compiler.h"
 #include "shared/config.h"
 
+/* versions: 2 pool identities, control area, bans; 3 listeners; 4 two banks of slots, signature */
 #define SHM_MAGIC    0x7067646f67736d31ull /* "pgdogsm1" */
-#define SHM_VERSION  3 /* 2: pool identities and capacity, control area, bans; 3: listeners */
+#define SHM_VERSION  4
 #define SHM_NAME_MAX 64
 #define SHM_ADDR_MAX 64
+
+/*
+ * Worker slots: two banks of `workers` slots. A binary upgrade hands the
+ * segment to the new generation, whose workers take the other bank while
+ * the old ones drain in theirs, so both write their own rows and every
+ * per-pool count covers both generations. workers_cnt in the header is the
+ * number of slots (2 x workers); loops over every slot see both.
+ */
+#define SHM_SLOTS_MAX (2 * CONFIG_MAX_WORKERS)
 
 /* Connection states shown by SHOW CLIENTS / SHOW SERVERS. */
 enum shm_conn_state {
@@ -40,12 +50,12 @@ enum shm_conn_state {
 struct shm_header {
 	uint64_t magic;
 	uint32_t version;
-	uint32_t workers_cnt;
+	uint32_t workers_cnt; /* worker slots: 2 x workers_per_gen (both banks) */
 	uint64_t size;
 	uint32_t pools_cnt; /* indexes below this may be in use (high-water mark, <= pools_cap) */
 	uint32_t clients_per_worker;
 	uint32_t servers_per_worker;
-	uint32_t pad;
+	uint32_t workers_per_gen; /* the configuration's workers: slots per bank */
 	uint64_t off_workers, off_pools, off_pool_stats, off_clients, off_servers, off_prepared;
 	uint64_t off_pool_idents, off_ctl, off_bans, off_cfg_blob;
 	uint32_t prepared_per_worker;
@@ -54,8 +64,10 @@ struct shm_header {
 	_Atomic uint64_t reloads; /* configuration reloads accepted (supervisor) */
 	uint64_t off_listeners;   /* shm_listener rows (pub/sub channels), per worker */
 	uint32_t listeners_per_worker;
-	uint32_t pad3;
-	uint8_t mock_key[32]; /* salts of fake SCRAM exchanges for unknown users */
+	_Atomic uint32_t bank;      /* the bank of the generation serving now (0 or 1) */
+	uint8_t mock_key[32];       /* salts of fake SCRAM exchanges for unknown users */
+	uint64_t layout_sig;        /* shm_layout_sig() of the binary that created it */
+	_Atomic uint64_t handovers; /* binary upgrades that kept this segment */
 };
 
 /* One per worker slot; written by that worker only. */
@@ -68,13 +80,19 @@ struct shm_worker {
 	/* the SQL classification cache, published by the sweep (SHOW QUERY_CACHE) */
 	_Atomic uint64_t qc_hits, qc_misses, qc_parses, qc_prefiltered, qc_entries;
 	_Atomic uint64_t rss_bytes; /* resident memory, published with the cache counts */
+	/*
+	 * 1: the slot's worker of an older generation exited and its pool
+	 * counters wait for the worker of the same index in the serving bank
+	 * to add them to its own (shm_slot_fold); 0 once done.
+	 */
+	_Atomic uint32_t is_fold_pending;
 } __attribute__((aligned(CACHELINE)));
 
 /* One per pool: the global server count, under lock. */
 struct shm_pool {
-	_Atomic int32_t lock;                         /* 0 or the holder's pid */
-	uint32_t open[CONFIG_MAX_WORKERS];            /* servers open or opening, per worker */
-	_Atomic uint32_t waiting[CONFIG_MAX_WORKERS]; /* clients waiting, per worker */
+	_Atomic int32_t lock;                    /* 0 or the holder's pid */
+	uint32_t open[SHM_SLOTS_MAX];            /* servers open or opening, per worker slot */
+	_Atomic uint32_t waiting[SHM_SLOTS_MAX]; /* clients waiting, per worker slot */
 } __attribute__((aligned(CACHELINE)));
 
 /*
@@ -154,7 +172,13 @@ struct shm_client {
 	uint8_t is_admin;
 	uint16_t port;
 	int32_t pool_idx; /* -1 for admin */
-	uint64_t id;      /* per-worker counter: "w<slot>c<id>" */
+	/*
+	 * The BackendKeyData pid the client holds: this row's own (slot, index)
+	 * unless the client was handed over by an older generation, whose pid
+	 * it keeps (wk_cancel_request then finds the row by searching).
+	 */
+	uint32_t cancel_pid;
+	uint64_t id; /* per-worker counter: "w<slot>c<id>" */
 	uint64_t connect_us, last_request_us, wait_start_us;
 	uint64_t queries, transactions, bytes_received, bytes_sent, errors;
 	uint64_t wait_time_us, query_time_us, xact_time_us;
@@ -230,6 +254,49 @@ extern int g_shm_fd;
 int shm_create(const struct config *cfg, char *err, size_t err_len) MUST_CHECK;
 /* Unmap and close (supervisor at exit; tests). */
 void shm_destroy(void);
+
+/*
+ * A value that changes whenever the segment's layout does: SHM_VERSION, the
+ * size of every struct that lives in it and the fixed counts. Two binaries
+ * share a segment only when theirs are equal.
+ */
+uint64_t shm_layout_sig(void);
+
+/*
+ * Binary upgrade, new supervisor: map the segment the old generation
+ * passed (memfd fd), check it (magic, layout signature, size, workers,
+ * room for max_client_conn), and switch it to the other bank of worker
+ * slots, whose older workers must all be gone (an exited one is retired
+ * here). On success the segment is ours (g_shm, g_shm_fd = fd). -1 with the
+ * reason in err when it cannot be shared; the caller then creates a fresh
+ * one (and closes fd).
+ */
+int shm_adopt(int fd, const struct config *cfg, char *err, size_t err_len) MUST_CHECK;
+
+/* The first slot of the serving bank: this generation's worker i is slot base + i. */
+uint32_t shm_slot_base(void);
+/* The slot of the same worker index in the other bank. */
+uint32_t shm_slot_twin(uint32_t slot);
+
+/*
+ * Supervisor: a worker of an older generation (slot not in the serving
+ * bank) exited: like shm_recover_slot, but its pool counters are kept
+ * for its successor to add to its own (shm_slot_fold), so totals do not
+ * drop. Any supervisor may call it for a pid that is gone.
+ */
+void shm_retire_slot(uint32_t slot, pid_t pid);
+/*
+ * Supervisor, every loop: retire the slots of older-generation workers
+ * that exited without their supervisor noticing (it was killed).
+ */
+void shm_retire_orphans(void);
+/*
+ * Worker `slot` (serving bank), from its sweep: if its twin in the other
+ * bank was retired, add the twin's counters to its own and clear them.
+ */
+void shm_slot_fold(uint32_t slot);
+/* Whether a worker of the other bank still runs (an upgrade would have no slots). */
+bool shm_other_bank_busy(pid_t *pid);
 
 /*
  * The regions of the segment. Inline: the request path finds its connection
@@ -333,16 +400,25 @@ void shm_recover_slot(uint32_t slot, pid_t pid);
 
 /*
  * Pool indexes. The segment has room for pools_cap pools:
- * max(2 x the pools at start, SHM_POOLS_MIN_CAP); a reload that needs more
- * is refused (restart to grow). An index is stable for the life of a pool
+ * max(2 x the pools at start, SHM_POOLS_RESERVE); a reload that needs more
+ * is refused with an error (restart to grow). The reserve costs address
+ * space, not memory: memfd pages are allocated when first touched, and
+ * every loop over pools stops at the high-water mark pools_cnt. An index is stable for the life of a pool
  * (the pool (users.LABEL, databases.LABEL) keeps it across reloads, even when
  * its settings change), so counters and the global cap carry over. A removed
  * pool's index is reused only once no worker references it (refs all 0) and
  * it holds no server (open all 0). Written by the supervisor under the
  * control lock (state, names); refs[w] by worker w under the same lock.
  */
-#define SHM_POOLS_MIN_CAP 64
-#define SHM_HOST_MAX      128
+#define SHM_POOLS_RESERVE 4096
+/*
+ * Server rows per worker slot: max(2 x the pool sizes at start summed,
+ * SHM_SERVERS_RESERVE). A worker never holds more servers than the pool
+ * sizes summed (pool_size is a global cap), so a reload whose pools add up
+ * to more is refused with an error.
+ */
+#define SHM_SERVERS_RESERVE 8192
+#define SHM_HOST_MAX        128
 
 enum shm_pool_state {
 	SHM_POOL_FREE = 0, /* never used, or reusable */
@@ -351,14 +427,14 @@ enum shm_pool_state {
 };
 
 struct shm_pool_ident {
-	_Atomic uint32_t seq;   /* odd while the supervisor rewrites the row */
-	_Atomic uint32_t state; /* enum shm_pool_state */
-	uint64_t cfg_gen;       /* configuration generation that last defined it */
-	_Atomic uint8_t refs[CONFIG_MAX_WORKERS]; /* worker w has it (live or draining) */
-	char user[SHM_NAME_MAX];                  /* the name clients log in with */
-	char database[SHM_NAME_MAX];              /* the database name clients use */
-	char user_label[SHM_NAME_MAX];            /* [users.LABEL] */
-	char db_label[SHM_NAME_MAX];              /* [databases.LABEL] */
+	_Atomic uint32_t seq;                /* odd while the supervisor rewrites the row */
+	_Atomic uint32_t state;              /* enum shm_pool_state */
+	uint64_t cfg_gen;                    /* configuration generation that last defined it */
+	_Atomic uint8_t refs[SHM_SLOTS_MAX]; /* worker slot w has it (live or draining) */
+	char user[SHM_NAME_MAX];             /* the name clients log in with */
+	char database[SHM_NAME_MAX];         /* the database name clients use */
+	char user_label[SHM_NAME_MAX];       /* [users.LABEL] */
+	char db_label[SHM_NAME_MAX];         /* [databases.LABEL] */
 	char host[SHM_HOST_MAX];
 	int32_t port, shard, role, pool_size, pooler_mode;
 } __attribute__((aligned(CACHELINE)));
@@ -417,7 +493,7 @@ struct shm_ctl {
 	_Atomic int32_t lock;
 	_Atomic int32_t sv_pid; /* the supervisor: RELOAD and SHUTDOWN signal it */
 	_Atomic uint64_t gen;
-	_Atomic uint64_t acked[CONFIG_MAX_WORKERS];
+	_Atomic uint64_t acked[SHM_SLOTS_MAX];
 	/* holds: MAINTENANCE, PAUSE (all, or these databases) */
 	uint32_t is_maintenance;
 	uint32_t is_pause_all;
@@ -448,8 +524,17 @@ struct shm_cfg_blob {
 	uint32_t len; /* bytes after this header */
 	uint32_t pools_cnt;
 	uint32_t has_config, has_users, urls_cnt;
-	uint32_t pad;
+	int32_t publisher_pid; /* the supervisor that published it: only its workers apply it */
 };
+
+/*
+ * The pool indexes of the configuration the supervisor runs (map[i]: pool
+ * i), set when it publishes one; NULL: pool i at index i. Workers inherit
+ * it with the configuration when they are forked.
+ */
+extern const uint32_t *g_shm_own_map;
+/* Supervisor: remember a copy of map (cnt entries); -1 on ENOMEM (the old one stays). */
+int shm_own_map_set(const uint32_t *map, size_t cnt) MUST_CHECK;
 
 struct shm_pool_ident *shm_pool_ident(uint32_t pool_idx);
 struct shm_ban *shm_ban(uint32_t idx); /* idx < SHM_BANS_MAX */

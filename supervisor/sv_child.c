@@ -40,6 +40,7 @@ static struct sv_child sv_children[CONFIG_MAX_WORKERS];
 static int sv_children_cnt;
 static struct sv_listen *sv_child_listen; /* borrowed: owned by sv_main.c */
 static bool sv_child_is_respawning = true;
+static uint32_t sv_child_base; /* shm slot of worker 0: our generation's bank */
 
 int64_t
 sv_child_now_ms(void)
@@ -60,6 +61,8 @@ sv_child_init(int workers_cnt, struct sv_listen *l)
 	sv_children_cnt = workers_cnt;
 	sv_child_listen = l;
 	sv_child_is_respawning = true;
+	/* fixed for our life: after an upgrade the serving bank is the other one */
+	sv_child_base = g_shm ? shm_slot_base() : 0;
 	for (int i = 0; i < workers_cnt; i++)
 		sv_children[i].is_pending = true;
 }
@@ -70,7 +73,7 @@ sv_child_become_worker(int slot)
 {
 	pid_t parent = getppid();
 
-	log_set_process("wk", slot);
+	log_set_process("wk", (int)sv_child_base + slot);
 	sv_signal_child_reset();
 	sv_listen_keep_slot(sv_child_listen, slot);
 	sv_metrics_child_close();
@@ -83,7 +86,9 @@ sv_child_become_worker(int slot)
 		log_warn_errno(NULL, errno, "prctl(PR_SET_PDEATHSIG)");
 	else if (getppid() != parent)
 		raise(SIGINT);
-	wk_main_run(slot, sv_child_listen->tcp_fd[slot], sv_child_listen->unix_fd);
+	/* the worker is known by its shm slot: its rows, its log name, its cancel keys */
+	wk_main_run((int)sv_child_base + slot, sv_child_listen->tcp_fd[slot],
+		    sv_child_listen->unix_fd);
 }
 
 int
@@ -103,7 +108,7 @@ sv_child_start(int slot)
 	if (pid == 0)
 		sv_child_become_worker(slot);
 	if (c->has_started && g_shm)
-		atomic_fetch_add_explicit(&shm_worker((uint32_t)slot)->restarts, 1,
+		atomic_fetch_add_explicit(&shm_worker(sv_child_base + (uint32_t)slot)->restarts, 1,
 					  memory_order_relaxed);
 	c->pid = pid;
 	c->is_pending = false;
@@ -157,8 +162,15 @@ sv_child_exited(int slot, pid_t pid, int st, bool respawn, int64_t now)
 
 	c->pid = 0;
 	c->is_pending = false;
-	if (g_shm)
-		shm_recover_slot((uint32_t)slot, pid);
+	/*
+	 * After a binary upgrade that shared the segment our bank is no longer
+	 * the serving one: the slot's counters wait for the new worker of the
+	 * same index to take them over (shm_slot_fold).
+	 */
+	if (g_shm && shm_slot_base() == sv_child_base)
+		shm_recover_slot(sv_child_base + (uint32_t)slot, pid);
+	else if (g_shm)
+		shm_retire_slot(sv_child_base + (uint32_t)slot, pid);
 
 	if (WIFEXITED(st))
 		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(st));

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h" /* autoconf: PACKAGE_VERSION */
@@ -70,6 +71,11 @@ static struct {
 	int ready_fd;          /* --daemon or upgrade: tells the waiting parent how start-up went */
 	bool is_upgrade_child; /* started by a binary upgrade: sockets inherited */
 	pid_t successor;       /* SV_UPGRADED: the new supervisor's pid */
+	/* upgrade child: the texts the configuration was parsed from, published at adoption */
+	char *start_config_text, *start_users_text;
+	const char *start_config_name, *start_users_name;
+	bool is_adopted_unready;  /* took the old generation's segment, not serving yet */
+	int32_t adopted_from_pid; /* the old supervisor: the segment goes back to it if we fail */
 } sv = { .ready_fd = -1 };
 
 static const char sv_usage_text[] =
@@ -260,6 +266,13 @@ sv_main_cleanup(void)
 		if (pid == (long)getpid())
 			(void)unlink(sv.pidfile_abs);
 		sv.has_pidfile = false;
+	}
+	if (g_shm && sv.is_adopted_unready) {
+		/* start-up failed after taking the segment: the old generation keeps it */
+		atomic_store(&shm_ctl()->sv_pid, sv.adopted_from_pid);
+		atomic_store(&g_shm->bank, 1 - atomic_load(&g_shm->bank));
+		atomic_fetch_sub(&g_shm->handovers, 1);
+		sv.is_adopted_unready = false;
 	}
 	if (g_shm)
 		shm_destroy();
@@ -620,7 +633,8 @@ sv_main_diff(const struct config *a, const struct config *b, char *buf, size_t l
  */
 static int
 sv_main_publish(const struct config *next, const char *config_name, const char *config_text,
-		const char *users_name, const char *users_text, char *err, size_t err_len)
+		const char *users_name, const char *users_text, bool is_upgrade, char *err,
+		size_t err_len)
 {
 	struct shm_ctl *ctl = shm_ctl();
 	struct shm_cfg_blob *blob = shm_cfg_blob();
@@ -664,8 +678,15 @@ sv_main_publish(const struct config *next, const char *config_name, const char *
 	blob->has_config = config_text != NULL;
 	blob->has_users = users_text != NULL;
 	blob->urls_cnt = (uint32_t)sv.opts.urls_cnt;
+	blob->publisher_pid = (int32_t)getpid();
+	/* workers forked from now on start with this configuration and these indexes */
+	if (shm_own_map_set(map, next->pools_cnt) < 0) {
+		snprintf(err, err_len, "out of memory");
+		goto out;
+	}
 	ctl->cfg_gen++;
-	for (int i = 0; i < SHM_CTL_OVERRIDES; i++)
+	/* a reload makes the files the truth again; an upgrade keeps the running SETs */
+	for (int i = 0; i < SHM_CTL_OVERRIDES && !is_upgrade; i++)
 		ctl->overrides[i] = SHM_CTL_UNSET;
 	rc = 0;
 out:
@@ -731,7 +752,7 @@ sv_main_reload(void)
 		goto fail;
 	}
 	sv_main_diff(sv.cfg, next, changed, sizeof(changed));
-	if (sv_main_publish(next, config_path, config_text, users_path, users_text, err,
+	if (sv_main_publish(next, config_path, config_text, users_path, users_text, false, err,
 			    sizeof(err)) < 0)
 		goto fail;
 	atomic_fetch_add(&g_shm->reloads, 1);
@@ -883,6 +904,39 @@ sv_main_on_upgrade(void)
 			 sv.phase == SV_UPGRADED ? "an upgrade" : "shutdown");
 		return;
 	}
+	{
+		pid_t busy = 0;
+
+		bool is_busy = g_shm && shm_other_bank_busy(&busy);
+
+		/*
+		 * The new workers take the other bank of slots: the previous
+		 * generation must be gone. Its counters are taken over within a
+		 * sweep (100 ms) of its exit: wait for that, not for its clients.
+		 */
+		for (int i = 0; i < 50 && is_busy && busy <= 0; i++) {
+			struct timespec ts = { 0, 20 * 1000000L };
+
+			nanosleep(&ts, NULL);
+			is_busy = shm_other_bank_busy(&busy);
+		}
+		if (is_busy) {
+			if (busy > 0)
+				snprintf(
+					err, sizeof(err),
+					"the previous binary upgrade has not finished: a worker of the older generation (pid %d) still serves clients; retry once it has exited",
+					(int)busy);
+			else
+				snprintf(
+					err, sizeof(err),
+					"the previous binary upgrade has not finished: a worker has not taken over the counters of its predecessor yet; retry in a moment");
+			log_error(NULL, "binary upgrade refused, this generation keeps serving: %s",
+				  err);
+			sv_notify_send("STATUS=binary upgrade refused: %s", err);
+			sv_upgrade_status_write(sv.pidfile_abs, "failed: %s", err);
+			return;
+		}
+	}
 	log_info(NULL, "binary upgrade (SIGUSR2): starting the new binary on the same sockets");
 	sv_notify_send("STATUS=binary upgrade: starting the new binary");
 	child = sv_upgrade_spawn(&sv.listen, err, sizeof(err));
@@ -946,6 +1000,9 @@ sv_main_loop(void)
 			sv_main_on_upgrade();
 		if (sv.phase == SV_RUNNING)
 			sv_child_start_missing();
+		/* workers of an older generation whose supervisor died without reaping them */
+		if (sv.phase == SV_RUNNING)
+			shm_retire_orphans();
 		sv_metrics_wait(sv_main_sleep_ms()); /* serves /metrics while it waits */
 	}
 	sv_main_cleanup();
@@ -1060,8 +1117,24 @@ sv_main_load_config(void)
 		fprintf(stderr, "pgdog: out of memory\n");
 		exit(EXIT_FATAL);
 	}
-	if (config_load(sv.cfg, config_path, users_path, sv.opts.urls, sv.opts.urls_cnt, err,
-			sizeof(err)) < 0) {
+	if (sv.is_upgrade_child) {
+		/* the bytes parsed here are the ones published to the shared segment */
+		sv.start_config_name = config_path;
+		sv.start_users_name = users_path;
+		if ((config_path &&
+		     config_file_read(config_path, &sv.start_config_text, err, sizeof(err)) < 0) ||
+		    (users_path &&
+		     config_file_read(users_path, &sv.start_users_text, err, sizeof(err)) < 0) ||
+		    config_load_texts(sv.cfg, config_path, sv.start_config_text, users_path,
+				      sv.start_users_text, sv.opts.urls, sv.opts.urls_cnt, err,
+				      sizeof(err)) < 0) {
+			fprintf(stderr, "pgdog: %s\n", err);
+			sv_main_ready(err);
+			config_free(sv.cfg);
+			exit(EXIT_FATAL);
+		}
+	} else if (config_load(sv.cfg, config_path, users_path, sv.opts.urls, sv.opts.urls_cnt, err,
+			       sizeof(err)) < 0) {
 		fprintf(stderr, "pgdog: %s\n", err);
 		/* a binary upgrade: the old supervisor logs why and keeps serving */
 		sv_main_ready(err);
@@ -1100,10 +1173,58 @@ sv_main_open_log(void)
 	sv.is_log_stderr = !use_syslog && !sv.log_file_abs;
 }
 
+/*
+ * Binary upgrade: take over the old generation's segment (shm_adopt) and
+ * publish our configuration there, so pools keep their indexes (the global
+ * cap, cancel keys and counters carry over). When the segment cannot be
+ * shared, say why and leave g_shm NULL: the caller creates a fresh one.
+ */
+static void
+sv_main_adopt_segment(int fd)
+{
+	char err[1024];
+	int32_t old_sv;
+
+	if (shm_adopt(fd, sv.cfg, err, sizeof(err)) < 0) {
+		log_warn(
+			NULL,
+			"binary upgrade: not sharing the running pgdog's shared memory segment (%s): starting with a fresh one; until the old generation is done each generation enforces pool_size on its own, cancel requests reach only its own clients and the statistics start from zero",
+			err);
+		close(fd);
+		return;
+	}
+	/*
+	 * First the pid, then the configuration: an old worker applies only
+	 * what its own supervisor published (wk_ctl.c), so it never takes ours.
+	 */
+	old_sv = atomic_exchange(&shm_ctl()->sv_pid, (int32_t)getpid());
+	if (sv_main_publish(sv.cfg, sv.start_config_name, sv.start_config_text, sv.start_users_name,
+			    sv.start_users_text, true, err, sizeof(err)) < 0) {
+		log_warn(
+			NULL,
+			"binary upgrade: the configuration does not fit the running pgdog's shared memory segment (%s): starting with a fresh one",
+			err);
+		/* give the bank back: the old generation keeps serving from it */
+		atomic_store(&shm_ctl()->sv_pid, old_sv);
+		atomic_store(&g_shm->bank, 1 - atomic_load(&g_shm->bank));
+		atomic_fetch_sub(&g_shm->handovers, 1);
+		shm_destroy();
+		return;
+	}
+	sv.is_adopted_unready = true;
+	sv.adopted_from_pid = old_sv;
+	log_info(
+		NULL,
+		"binary upgrade: sharing the running pgdog's shared memory segment (handover %llu): workers take slots %u-%u",
+		(unsigned long long)atomic_load(&g_shm->handovers), shm_slot_base(),
+		shm_slot_base() + g_shm->workers_per_gen - 1);
+}
+
 int
 main(int argc, char **argv)
 {
 	char err[1024], where[256];
+	int shm_fd = -1;
 
 	log_set_process("sv", -1);
 	sv_listen_init(&sv.listen);
@@ -1143,16 +1264,28 @@ main(int argc, char **argv)
 		sv_main_fatal("%s", err);
 	sv_main_pidfile_check();
 	if (sv.is_upgrade_child) {
-		if (sv_upgrade_adopt(&sv.listen, sv.cfg, err, sizeof(err)) < 0)
+		if (sv_upgrade_adopt(&sv.listen, sv.cfg, &shm_fd, err, sizeof(err)) < 0)
 			sv_main_fatal("binary upgrade: %s", err);
 	} else if (sv_listen_open(&sv.listen, sv.cfg, err, sizeof(err)) < 0) {
 		sv_main_fatal("%s", err);
 	}
-	if (shm_create(sv.cfg, err, sizeof(err)) < 0)
-		sv_main_fatal("shared memory: %s", err);
-	shm_pools_init(sv.cfg);
+	/* before the segment: an upgrade that fails here leaves it to the old generation */
 	if (sv_metrics_open(sv.cfg, err, sizeof(err)) < 0)
 		sv_main_fatal("%s", err);
+	if (shm_fd >= 0)
+		sv_main_adopt_segment(shm_fd);
+	else if (sv.is_upgrade_child)
+		log_warn(
+			NULL,
+			"binary upgrade: the running pgdog passed no shared memory segment (an older binary): starting with a fresh one; until the old generation is done each generation enforces pool_size on its own");
+	if (!g_shm) {
+		if (shm_create(sv.cfg, err, sizeof(err)) < 0)
+			sv_main_fatal("shared memory: %s", err);
+		shm_pools_init(sv.cfg);
+	}
+	config_file_free(sv.start_config_text);
+	config_file_free(sv.start_users_text);
+	sv.start_config_text = sv.start_users_text = NULL;
 	/* after an upgrade we are already detached: the old daemon's child */
 	if (sv.opts.is_daemon && !sv.is_upgrade_child)
 		sv_main_daemonize();
@@ -1171,6 +1304,7 @@ main(int argc, char **argv)
 	/* ready means serving: the workers exist before anyone is told */
 	sv_child_start_missing();
 	sv_main_ready("");
+	sv.is_adopted_unready = false;
 	if (sv.is_upgrade_child)
 		sv_notify_send("MAINPID=%d\nREADY=1\nSTATUS=serving on %s (after a binary upgrade)",
 			       (int)getpid(), where);

@@ -238,7 +238,7 @@ sv_metrics_process(struct sv_mbuf *b, const char *ns)
 	sv_metrics_head(b, ns, "workers", "gauge", "Worker processes running.");
 	sv_mbuf_printf(b, "%sworkers %" PRIu64 "\n", ns, alive);
 	sv_metrics_head(b, ns, "workers_configured", "gauge", "Worker processes configured.");
-	sv_mbuf_printf(b, "%sworkers_configured %u\n", ns, g_shm->workers_cnt);
+	sv_mbuf_printf(b, "%sworkers_configured %u\n", ns, g_shm->workers_per_gen);
 	sv_metrics_head(b, ns, "worker_restarts_total", "counter",
 			"Worker processes that exited and were replaced.");
 	sv_mbuf_printf(b, "%sworker_restarts_total %" PRIu64 "\n", ns, restarts);

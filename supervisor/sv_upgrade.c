@@ -30,6 +30,7 @@
 
 #include "shared/log.h"
 #include "shared/proc.h"
+#include "shared/shm.h"
 #include "supervisor/sv_listen.h"
 #include "supervisor/sv_signal.h"
 
@@ -149,7 +150,8 @@ sv_upgrade_same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
 }
 
 int
-sv_upgrade_adopt(struct sv_listen *l, const struct config *cfg, char *err, size_t err_len)
+sv_upgrade_adopt(struct sv_listen *l, const struct config *cfg, int *shm_fd, char *err,
+		 size_t err_len)
 {
 	const char *p = getenv(SV_UPGRADE_ENV_FDS);
 	struct sockaddr_storage want, got;
@@ -157,6 +159,7 @@ sv_upgrade_adopt(struct sv_listen *l, const struct config *cfg, char *err, size_
 	char unix_path[sizeof(l->unix_path)];
 	int unix_fd = -1, tcp_cnt = 0;
 
+	*shm_fd = -1;
 	if (!p)
 		return -1;
 	if (sv_listen_resolve(cfg->host, cfg->port, &want, &want_len, err, err_len) < 0)
@@ -168,6 +171,16 @@ sv_upgrade_adopt(struct sv_listen *l, const struct config *cfg, char *err, size_
 		const char *end;
 		int slot = -1, fd;
 
+		if (strncmp(p, "shm:", 4) == 0) {
+			fd = sv_upgrade_parse_fd(p + 4, &end);
+			if (fd < 0 || (*end && *end != ';'))
+				goto bad;
+			p = *end ? end + 1 : end;
+			/* checked by shm_adopt (fstat, header); close-on-exec again meanwhile */
+			if (fcntl(fd, F_SETFD, FD_CLOEXEC) == 0)
+				*shm_fd = fd;
+			continue;
+		}
 		if (strncmp(p, "unix:", 5) == 0) {
 			p += 5;
 		} else {
@@ -262,7 +275,7 @@ sv_upgrade_keep_fd(int fd)
 static void NORETURN
 sv_upgrade_exec(const struct sv_listen *l, int ready_fd)
 {
-	char fds[CONFIG_MAX_WORKERS * 16 + 32], num[16];
+	char fds[CONFIG_MAX_WORKERS * 16 + 64], num[16];
 	size_t n = 0;
 	int rc;
 
@@ -279,6 +292,12 @@ sv_upgrade_exec(const struct sv_listen *l, int ready_fd)
 		n += (size_t)snprintf(fds + n, sizeof(fds) - n, "%s%d:%d", n ? ";" : "", i,
 				      l->tcp_fd[i]);
 		if (sv_upgrade_keep_fd(l->tcp_fd[i]) < 0)
+			goto fail;
+	}
+	/* the shared segment: the new generation maps it if its layout is ours */
+	if (g_shm_fd >= 0) {
+		n += (size_t)snprintf(fds + n, sizeof(fds) - n, "%sshm:%d", n ? ";" : "", g_shm_fd);
+		if (sv_upgrade_keep_fd(g_shm_fd) < 0)
 			goto fail;
 	}
 	snprintf(num, sizeof(num), "%d", ready_fd);
@@ -492,6 +511,15 @@ sv_upgrade_command(const char *pidfile, int timeout_ms)
 			if (n > 0) {
 				buf[n] = '\0';
 				buf[strcspn(buf, "\n")] = '\0';
+				/*
+				 * "ok <pid>" naming the pid we signalled is the previous
+				 * generation's late answer about the upgrade that started
+				 * this one (SIGUSR2 sent without us): not ours, wait on.
+				 */
+				if (strncmp(buf, "ok ", 3) == 0 && atol(buf + 3) == (long)pid) {
+					nanosleep(&ts, NULL);
+					continue;
+				}
 				(void)unlink(path);
 				if (strncmp(buf, "ok ", 3) == 0) {
 					printf("pgdog upgraded: pid %d replaced by pid %s\n",

@@ -5,22 +5,29 @@
  * The old supervisor starts the executable it was started from (the path
  * read from /proc/self/exe at start, so a file replaced since is the one
  * run) with the same arguments and working directory. The listening
- * sockets are inherited, not re-bound: their fd numbers are in
- * PGDOG_INHERIT_FDS="unix:<fd>;0:<fd>;1:<fd>;..." (slot:fd), and the write
- * end of a pipe in PGDOG_UPGRADE_FD. The new supervisor checks each fd
- * (a listening socket bound to the configured address), creates its own
- * shared memory segment, forks its workers, writes its pidfile and then
- * writes "R" to the pipe, or "E<reason>" if it cannot start. Both
- * generations hold the same sockets meanwhile, so a connection queued on a
- * socket is accepted by whichever process still listens: none is refused.
- * The old workers then hand their clients over (worker/wk_handoff.h).
+ * sockets and the shared memory segment are inherited, not re-created:
+ * their fd numbers are in
+ * PGDOG_INHERIT_FDS="unix:<fd>;0:<fd>;1:<fd>;...;shm:<fd>" (slot:fd), and the
+ * write end of a pipe in PGDOG_UPGRADE_FD. The new supervisor checks each
+ * socket (a listening socket bound to the configured address), maps the
+ * segment (shm_adopt: same layout signature, workers and room for
+ * max_client_conn), publishes its configuration there (pools keep their
+ * indexes), forks its workers into the other bank of worker slots, writes
+ * its pidfile and then writes "R" to the pipe, or "E<reason>" if it cannot
+ * start. Both generations hold the same sockets meanwhile, so a connection
+ * queued on a socket is accepted by whichever process still listens: none
+ * is refused. The old workers then hand their clients over
+ * (worker/wk_handoff.h).
  *
- * The shared memory segment is NOT shared between generations: the new one
- * may have a different layout (another binary, another configuration).
- * While both run, each enforces pool_size on its own, so PostgreSQL may see
- * up to twice pool_size for a pool until the old workers are done, and a
- * CancelRequest for an old-generation client that reaches a new worker
- * finds nothing to cancel.
+ * With one segment, pool_size stays a cap over both generations (the old
+ * workers give their idle servers back as soon as new workers wait), a
+ * CancelRequest reaches an old-generation client's query from any worker,
+ * and the statistics continue: an old worker's counters are added to its
+ * successor's when it exits. When the segment cannot be shared (another
+ * layout: a binary with other shared structures, or other workers /
+ * max_client_conn) the new generation creates its own and says so in the
+ * log; then each generation enforces pool_size on its own until the old
+ * one is done, and the counters start from zero.
  */
 #pragma once
 
@@ -58,10 +65,11 @@ int sv_upgrade_take_ready_fd(void);
  * Fails (-1, reason in err) unless there is one listening TCP socket per
  * configured worker bound to host:port and, when unix_socket_dir is set, the
  * Unix socket at its path: an upgrade cannot change host, port, workers or
- * unix_socket_dir. Unsets PGDOG_INHERIT_FDS.
+ * unix_socket_dir. *shm_fd is the inherited segment's fd (close-on-exec
+ * again; for shm_adopt), -1 if none was passed. Unsets PGDOG_INHERIT_FDS.
  */
-int sv_upgrade_adopt(struct sv_listen *l, const struct config *cfg, char *err, size_t err_len)
-	MUST_CHECK;
+int sv_upgrade_adopt(struct sv_listen *l, const struct config *cfg, int *shm_fd, char *err,
+		     size_t err_len) MUST_CHECK;
 
 /*
  * Old generation: start the new binary with l's sockets and wait (blocking,

@@ -1033,7 +1033,7 @@ wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 	snprintf(bans, sizeof(bans), "%u", h.bans_cnt);
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++)
 		n += atomic_load(&shm_worker(w)->pid) > 0;
-	snprintf(workers, sizeof(workers), "%u", g_shm->workers_cnt);
+	snprintf(workers, sizeof(workers), "%u", g_shm->workers_per_gen);
 	snprintf(alive, sizeof(alive), "%u", n);
 	snprintf(reloads, sizeof(reloads), "%" PRIu64, (uint64_t)atomic_load(&g_shm->reloads));
 	wk_admin_time(started, sizeof(started), g_shm->started_us);

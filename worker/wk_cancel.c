@@ -28,6 +28,47 @@ wk_cancel_pid(uint32_t slot, uint32_t row)
 	return slot << WK_CANCEL_SLOT_SHIFT | (row + 1);
 }
 
+uint32_t
+wk_cancel_row_of(uint32_t pid)
+{
+	return (pid & WK_CANCEL_ROW_MASK) - 1;
+}
+
+/* Does row r belong to the client that holds (pid, key)? */
+static bool
+wk_cancel_row_is(struct shm_client *r, uint32_t pid, uint32_t key)
+{
+	uint32_t want = atomic_load_explicit(&r->cancel_key, memory_order_acquire);
+
+	return want != 0 && r->cancel_pid == pid && secret_equal(&want, &key, sizeof(key));
+}
+
+/*
+ * The row of the client holding (pid, key): the row the pid names; else the
+ * same index in the twin slot, then every row of both (a handed-over client
+ * whose index was taken). NULL if none: forged or stale.
+ */
+static struct shm_client *
+wk_cancel_find(uint32_t pid, uint32_t key)
+{
+	uint32_t slot = pid >> WK_CANCEL_SLOT_SHIFT, idx = wk_cancel_row_of(pid);
+	uint32_t slots[2];
+
+	if ((pid & WK_CANCEL_ROW_MASK) == 0 || slot >= g_shm->workers_cnt ||
+	    idx >= g_shm->clients_per_worker)
+		return NULL;
+	slots[0] = slot;
+	slots[1] = shm_slot_twin(slot);
+	for (int k = 0; k < 2; k++)
+		if (wk_cancel_row_is(shm_client(slots[k], idx), pid, key))
+			return shm_client(slots[k], idx);
+	for (int k = 0; k < 2; k++)
+		for (uint32_t i = 0; i < g_shm->clients_per_worker; i++)
+			if (wk_cancel_row_is(shm_client(slots[k], i), pid, key))
+				return shm_client(slots[k], i);
+	return NULL;
+}
+
 static void
 wk_cancel_done_cb(struct bufferevent *bev, void *arg)
 {
@@ -68,20 +109,13 @@ wk_cancel_read_server(struct shm_client *r, int32_t *db_idx, uint32_t *pid, uint
 void
 wk_cancel_request(uint32_t pid, uint32_t key)
 {
-	uint32_t slot = pid >> WK_CANCEL_SLOT_SHIFT, idx = pid & WK_CANCEL_ROW_MASK;
-	struct shm_client *r;
-	uint32_t want, server_pid, server_key;
+	struct shm_client *r = wk_cancel_find(pid, key);
+	uint32_t server_pid, server_key;
 	int32_t db_idx;
 	struct wk_pool *p = NULL;
 
-	if (idx == 0 || slot >= g_shm->workers_cnt || idx - 1 >= g_shm->clients_per_worker) {
-		log_debug(NULL, "cancel request with an unknown key: ignored");
-		return;
-	}
-	r = shm_client(slot, idx - 1);
-	want = atomic_load_explicit(&r->cancel_key, memory_order_acquire);
-	if (want == 0 || !secret_equal(&want, &key, sizeof(key))) {
-		log_debug(NULL, "cancel request with a stale or forged key: ignored");
+	if (!r) {
+		log_debug(NULL, "cancel request with an unknown, stale or forged key: ignored");
 		return;
 	}
 	if (!wk_cancel_read_server(r, &db_idx, &server_pid, &server_key) || db_idx < 0 ||

@@ -299,19 +299,23 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	wk_prep_names_init(&c->prep_names);
 	c->is_unix = st->is_unix;
 	c->id = ++g_wk.next_client_id;
-	/* its old row, if free: the BackendKeyData the client holds stays valid */
+	/*
+	 * The same row index as in the old worker, if free: a CancelRequest
+	 * with the client's old BackendKeyData then finds it at once (else by
+	 * searching, see wk_cancel_request); the key stays the client's.
+	 */
 	c->row = g_wk.free_client_rows[g_wk.free_client_rows_cnt - 1];
 	for (size_t i = 0; i < g_wk.free_client_rows_cnt; i++) {
-		if (g_wk.free_client_rows[i] == st->row) {
+		if (g_wk.free_client_rows[i] == wk_cancel_row_of(st->cancel_pid)) {
 			g_wk.free_client_rows[i] = c->row;
-			c->row = st->row;
-			c->cancel_key = st->cancel_key;
+			c->row = wk_cancel_row_of(st->cancel_pid);
 			break;
 		}
 	}
 	g_wk.free_client_rows_cnt--;
+	c->cancel_key = st->cancel_key;
 	while (c->cancel_key == 0)
-		c->cancel_key = secret_random_u32(); /* the client's old key is lost */
+		c->cancel_key = secret_random_u32();
 	c->connect_us = g_wk.mono_us;
 	c->last_request_us = g_wk.mono_us;
 	snprintf(c->lctx.id, sizeof(c->lctx.id), "w%dc%llu", g_wk.slot, (unsigned long long)c->id);
@@ -322,12 +326,16 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	c->pool_idx = pool_idx;
 	c->user = &g_cfg->users[g_cfg->pools[cfg_idx].user_idx];
 	c->pool = wk_pool_get((uint32_t)pool_idx);
+	/* the mode it logged in with, as before the upgrade */
+	c->pooler_mode =
+		st->pooler_mode != 0xff ? st->pooler_mode : (uint8_t)c->pool->cfg->pooler_mode;
 	app = wk_client_param(c, "application_name");
 	r = wk_client_row(c);
 	shm_row_write_begin(&r->seq);
 	memset((char *)r + sizeof(r->seq), 0, sizeof(*r) - sizeof(r->seq));
 	r->id = c->id;
 	r->pool_idx = pool_idx;
+	r->cancel_pid = st->cancel_pid;
 	r->server_db_idx = -1;
 	r->connect_us = g_wk.now_us;
 	wk_client_peer(c, (struct sockaddr *)&ss, &port);
@@ -644,6 +652,8 @@ wk_client_auth_done(struct wk_client *c)
 	}
 	p = wk_pool_get((uint32_t)c->pool_idx);
 	c->pool = p;
+	/* kept for the connection's life: a reload changes the mode for new clients only */
+	c->pooler_mode = (uint8_t)p->cfg->pooler_mode;
 	{
 		struct shm_client *r = wk_client_row(c);
 
@@ -670,6 +680,7 @@ wk_client_send_ready(struct wk_client *c, struct pgw_buf *b)
 	pgw_put_ready(b, 'I');
 	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	wk_client_row(c)->cancel_pid = wk_cancel_pid((uint32_t)g_wk.slot, c->row);
 	atomic_store_explicit(&wk_client_row(c)->cancel_key, c->cancel_key, memory_order_release);
 	return WK_OK;
 }
@@ -1043,7 +1054,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 bool
 wk_client_is_session(const struct wk_client *c)
 {
-	return !c->pool || c->pool->cfg->pooler_mode == CONFIG_POOLER_SESSION;
+	return !c->pool || c->pooler_mode == CONFIG_POOLER_SESSION;
 }
 
 void
@@ -1198,7 +1209,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 
 		switch (st->kind) {
 		case SQL_BEGIN:
-			if (c->pool->cfg->pooler_mode != CONFIG_POOLER_STATEMENT)
+			if (c->pooler_mode != CONFIG_POOLER_STATEMENT)
 				break;
 			if (h->type == PGW_MSG_QUERY) {
 				evbuffer_drain(in, pgw_msg_size(h));
@@ -2467,8 +2478,7 @@ wk_client_answer_locally(struct wk_client *c)
 				return 0;
 			if (sql_classify(sql, wk_strnlen(sql, blen - n - 1), &res) < 0)
 				return -1;
-			if (!wk_client_is_plain(&res, c->pool->cfg->pooler_mode ==
-							      CONFIG_POOLER_STATEMENT))
+			if (!wk_client_is_plain(&res, c->pooler_mode == CONFIG_POOLER_STATEMENT))
 				return 0; /* it may change the session: let a server see it */
 		} else if (h.type == PGW_MSG_CLOSE) {
 			if (blen < 2 || body[0] != 'S' ||

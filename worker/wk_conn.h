@@ -85,6 +85,7 @@ struct wk_client {
 	bool is_skip_to_sync;     /* statement mode refused a Parse: drop up to the Sync */
 	bool admin_skip_to_sync;  /* admin: an extended-protocol error was sent */
 	int pool_idx;             /* -1 until known */
+	uint8_t pooler_mode;      /* enum config_pooler_mode at login: reloads do not change it */
 	struct wk_pool *pool;     /* borrowed: owned by the worker */
 	struct wk_server *server; /* borrowed: linked while ACTIVE */
 	const struct config_user *user; /* borrowed from g_cfg, NULL for unknown/admin */

@@ -57,12 +57,24 @@ static struct {
 	struct wk_ctl_retired *retired;
 	size_t retired_cnt, retired_cap;
 	struct wk_ctl_view view;
+	int32_t parent; /* our supervisor: we apply only configurations it published */
 } wk_ctl;
 
 uint64_t
 wk_ctl_cfg_gen(void)
 {
 	return wk_ctl.cfg_gen;
+}
+
+/*
+ * Was the published configuration written by our supervisor? After a binary
+ * upgrade the new generation publishes its own: the draining old workers
+ * keep theirs (the new binary's files may not even parse in the old one).
+ */
+static bool
+wk_ctl_is_ours(void)
+{
+	return shm_cfg_blob()->publisher_pid == wk_ctl.parent;
 }
 
 /*
@@ -86,6 +98,12 @@ wk_ctl_load(struct config **out, uint32_t **map_out, uint64_t *gen_out)
 		shm_ctl_lock();
 		gen = ctl->cfg_gen;
 		hdr = *blob;
+		if (hdr.publisher_pid != wk_ctl.parent) {
+			/* a newer generation's: not for us (see wk_ctl_is_ours) */
+			shm_ctl_unlock();
+			wk_ctl.cfg_gen = gen;
+			return -1;
+		}
 		data = malloc(hdr.len + 1);
 		if (data)
 			memcpy(data, blob + 1, hdr.len);
@@ -184,21 +202,39 @@ wk_ctl_init(void)
 {
 	struct shm_ctl *ctl = shm_ctl();
 	uint32_t *map = NULL;
+	bool is_inherited;
 	int rc;
 
 	wk_ctl.wake_ev = event_new(g_wk.base, -1, 0, wk_ctl_wake_cb, NULL);
 	if (!wk_ctl.wake_ev)
 		return -1;
+	wk_ctl.parent = (int32_t)getppid();
 	shm_ctl_lock();
 	wk_ctl.cmd_seq = ctl->cmd_seq; /* commands posted before this worker existed are not its */
 	wk_ctl.cfg_gen = ctl->cfg_gen;
-	if (wk_ctl.cfg_gen == 0) {
-		/* no reload yet: the inherited configuration, pool i at index i */
-		for (size_t i = 0; i < g_cfg->pools_cnt && i < g_shm->pools_cap; i++)
-			atomic_store(&shm_pool_ident((uint32_t)i)->refs[g_wk.slot], 1);
+	is_inherited = wk_ctl.cfg_gen == 0 || !wk_ctl_is_ours();
+	if (is_inherited) {
+		/*
+		 * No reload yet (pool i at index i), or the published one is not our
+		 * supervisor's (a binary upgrade is taking over): the configuration
+		 * and indexes inherited from it.
+		 */
+		for (size_t i = 0; i < g_cfg->pools_cnt; i++) {
+			uint32_t idx = g_shm_own_map ? g_shm_own_map[i] : (uint32_t)i;
+
+			if (idx < g_shm->pools_cap)
+				atomic_store(&shm_pool_ident(idx)->refs[g_wk.slot], 1);
+		}
 	}
 	shm_ctl_unlock();
-	if (wk_ctl.cfg_gen != 0) {
+	if (is_inherited) {
+		if (g_shm_own_map) {
+			map = malloc(sizeof(*map) * (g_cfg->pools_cnt ? g_cfg->pools_cnt : 1));
+			if (!map)
+				return -1;
+			memcpy(map, g_shm_own_map, sizeof(*map) * g_cfg->pools_cnt);
+		}
+	} else {
 		struct config *next;
 		uint64_t gen;
 
@@ -385,7 +421,7 @@ wk_ctl_wake(void)
 	size_t cmds_cnt;
 	uint64_t gen;
 
-	if (ctl->cfg_gen != wk_ctl.cfg_gen)
+	if (ctl->cfg_gen != wk_ctl.cfg_gen && wk_ctl_is_ours())
 		wk_ctl_apply_config();
 	wk_ctl_read(&gen, cmds, &cmds_cnt, overrides);
 	for (size_t i = 0; i < config_live_cnt() && i < SHM_CTL_OVERRIDES; i++)

@@ -24,7 +24,10 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "shared/config.h"
 #include "shared/log.h"
+#include "shared/shm.h"
+#include "worker/wk_cancel.h"
 #include "worker/wk_client.h"
 #include "worker/wk_conn.h"
 #include "worker/wk_prepared.h"
@@ -33,6 +36,16 @@
 #define WK_HANDOFF_HELLO_MS 1000   /* how long an old worker waits for the receiver's hello */
 #define WK_HANDOFF_RETRY_US 100000 /* between connection attempts */
 #define WK_HANDOFF_PREP_MAX 4096   /* named statements per client in one message */
+
+/*
+ * The flags word. Bits a receiver does not know are ignored, so new fields
+ * ride on flags and keep WK_HANDOFF_VERSION (an upgrade from the binary
+ * before keeps handing clients over).
+ */
+#define WK_HO_UNIX       0x1u /* a Unix-socket client */
+#define WK_HO_CANCEL_PID 0x2u /* the next field is its cancel pid, not its row index */
+#define WK_HO_MODE       0x4u /* bits 8-15: the pooler mode it logged in with */
+#define WK_HO_MODE_SHIFT 8
 
 struct wk_handoff_hello {
 	uint32_t magic;
@@ -143,9 +156,25 @@ wk_ho_receive_one(const uint8_t *msg, size_t len, int fd)
 	if (wk_ho_u32(&r) != WK_HANDOFF_MAGIC || wk_ho_u32(&r) != WK_HANDOFF_VERSION)
 		goto fail;
 	flags = wk_ho_u32(&r);
-	st.is_unix = flags & 1u;
-	st.row = wk_ho_u32(&r);
+	st.is_unix = flags & WK_HO_UNIX;
+	st.cancel_pid = wk_ho_u32(&r);
+	if (!(flags & WK_HO_CANCEL_PID)) {
+		/*
+		 * An older binary sends the row: its worker of our index had slot
+		 * index (its own segment, one bank), so that is the client's pid.
+		 */
+		st.cancel_pid =
+			wk_cancel_pid((uint32_t)g_wk.slot % g_shm->workers_per_gen, st.cancel_pid);
+	}
 	st.cancel_key = wk_ho_u32(&r);
+	st.pooler_mode = 0xff; /* older binaries: the pool's mode */
+	if (flags & WK_HO_MODE) {
+		st.pooler_mode = (uint8_t)(flags >> WK_HO_MODE_SHIFT);
+		if (st.pooler_mode != CONFIG_POOLER_SESSION &&
+		    st.pooler_mode != CONFIG_POOLER_TRANSACTION &&
+		    st.pooler_mode != CONFIG_POOLER_STATEMENT)
+			goto fail;
+	}
 	snprintf(st.user, sizeof(st.user), "%s", wk_ho_str(&r));
 	snprintf(st.database, sizeof(st.database), "%s", wk_ho_str(&r));
 	if (r.is_bad)
@@ -517,8 +546,9 @@ wk_handoff_try(struct wk_client *c)
 		return false;
 	wk_ho_put_u32(&w, WK_HANDOFF_MAGIC);
 	wk_ho_put_u32(&w, WK_HANDOFF_VERSION);
-	wk_ho_put_u32(&w, c->is_unix ? 1u : 0u);
-	wk_ho_put_u32(&w, c->row);
+	wk_ho_put_u32(&w, (c->is_unix ? WK_HO_UNIX : 0u) | WK_HO_CANCEL_PID | WK_HO_MODE |
+				  (uint32_t)c->pooler_mode << WK_HO_MODE_SHIFT);
+	wk_ho_put_u32(&w, shm_client((uint32_t)g_wk.slot, c->row)->cancel_pid);
 	wk_ho_put_u32(&w, c->cancel_key);
 	wk_ho_put_str(&w, c->user_name);
 	wk_ho_put_str(&w, c->db_name);

@@ -12,8 +12,8 @@
  * (idle, no server, nothing buffered either way, nothing pinning a server,
  * no pending SET) as one message: its socket (SCM_RIGHTS) with the
  * session state: user, database, startup parameters and committed SETs,
- * its named prepared statements (name and text), its shared memory row
- * and cancel key. The new worker re-creates the client as if it had just
+ * its named prepared statements (name and text), its pooler mode and its
+ * cancel pid and key. The new worker re-creates the client as if it had just
  * logged in, without sending anything: the client never notices. A client
  * that cannot be handed over stays with the old worker (see wk_main.c).
  */
@@ -37,8 +37,9 @@ struct wk_handoff_state {
 	char user[64];
 	char database[64];
 	bool is_unix;
-	uint32_t row;              /* its row in the old worker: taken here too if free */
+	uint32_t cancel_pid;       /* its BackendKeyData pid (its row index: taken here if free) */
 	uint32_t cancel_key;       /* the key the client knows */
+	uint8_t pooler_mode;       /* the mode it logged in with; 0xff: the pool's (older sender) */
 	struct wk_session session; /* startup values and committed SETs; moved into the client */
 };
 

@@ -295,6 +295,8 @@ wk_main_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	wk_ctl_sweep();
 	wk_pubsub_sweep();
 	wk_handoff_sweep();
+	/* after a binary upgrade: the older worker of our index exited, its counters become ours */
+	shm_slot_fold((uint32_t)g_wk.slot);
 	if (wk_is_draining)
 		wk_main_drain_step();
 	else if (g_wk.is_shutting_down && !g_wk.is_fast_shutdown)

@@ -30,6 +30,7 @@
 #include "shared/log.h"
 #include "shared/secret.h"
 #include "worker/wk_client.h"
+#include "worker/wk_handoff.h"
 #include "worker/wk_server.h"
 #include "worker/wk_stats.h"
 
@@ -37,8 +38,14 @@
 #define WK_POOL_CLOSE_WAIT_US (1000 * 1000) /* for a backend to hang up */
 #define WK_POOL_GIVE_BACK_US  (50 * 1000) /* idle this long with no local waiter: free for others */
 
-static struct wk_pool *wk_pools; /* g_shm->pools_cap entries, by shm pool index */
-static uint32_t wk_pools_cnt;
+/*
+ * By shm pool index: room for g_shm->pools_cap, of which the first
+ * wk_pools_cnt (1 + the highest index this worker has used) are set up. The
+ * reserve is untouched address space until a reload reaches it: loops stop
+ * at wk_pools_cnt.
+ */
+static struct wk_pool *wk_pools;
+static uint32_t wk_pools_cnt, wk_pools_cap;
 
 static void wk_pool_hand_out(struct wk_pool *p);
 static void wk_pool_grow(struct wk_pool *p);
@@ -102,6 +109,7 @@ wk_pool_point(struct wk_pool *p, const struct config *cfg, size_t i)
 	p->db = &cfg->databases[p->cfg->db_idx];
 	snprintf(p->name, sizeof(p->name), "%s/%s", p->user->name, p->db->name);
 	min = (uint32_t)p->cfg->min_pool_size;
+	slot %= workers; /* the same share in either bank of slots */
 	p->min_share = min / workers + (slot < min % workers ? 1 : 0);
 	/* log contexts of its servers point into the configuration too */
 	for (int st = 0; st < WK_SERVER_STATE_CNT; st++) {
@@ -133,24 +141,36 @@ wk_pool_create(struct wk_pool *p, const struct config *cfg, size_t i)
 	(void)wk_pool_resolve(p);
 }
 
+/* Set up the entries below n (n <= wk_pools_cap) as unused pools. */
+static void
+wk_pool_extend(uint32_t n)
+{
+	for (; wk_pools_cnt < n && wk_pools_cnt < wk_pools_cap; wk_pools_cnt++) {
+		struct wk_pool *p = &wk_pools[wk_pools_cnt];
+
+		p->idx = wk_pools_cnt;
+		for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
+			list_init(&p->servers[st]);
+		list_init(&p->waiters);
+	}
+}
+
 int
 wk_pool_init_all(const uint32_t *map)
 {
-	wk_pools_cnt = g_shm->pools_cap;
-	wk_pools = calloc(wk_pools_cnt ? wk_pools_cnt : 1, sizeof(*wk_pools));
+	wk_pools_cap = g_shm->pools_cap;
+	wk_pools_cnt = 0;
+	/* calloc of this size maps fresh zero pages: only entries set up cost memory */
+	wk_pools = calloc(wk_pools_cap ? wk_pools_cap : 1, sizeof(*wk_pools));
 	if (!wk_pools)
 		return -1;
-	for (uint32_t i = 0; i < wk_pools_cnt; i++) {
-		wk_pools[i].idx = i;
-		for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
-			list_init(&wk_pools[i].servers[st]);
-		list_init(&wk_pools[i].waiters);
-	}
 	for (size_t i = 0; i < g_cfg->pools_cnt; i++) {
 		uint32_t idx = map ? map[i] : (uint32_t)i;
 
-		if (idx < wk_pools_cnt)
+		if (idx < wk_pools_cap) {
+			wk_pool_extend(idx + 1);
 			wk_pool_create(&wk_pools[idx], g_cfg, i);
+		}
 	}
 	return 0;
 }
@@ -206,12 +226,15 @@ wk_pool_fail_waiters(struct wk_pool *p)
 void
 wk_pool_apply(const struct config *next, const uint32_t *map)
 {
-	int32_t *from = malloc(sizeof(*from) * (wk_pools_cnt ? wk_pools_cnt : 1));
+	int32_t *from = malloc(sizeof(*from) * (wk_pools_cap ? wk_pools_cap : 1));
 
 	if (!from) {
 		log_error(NULL, "reload: out of memory applying the configuration");
 		return;
 	}
+	for (size_t i = 0; i < next->pools_cnt; i++)
+		if (map[i] < wk_pools_cap)
+			wk_pool_extend(map[i] + 1);
 	for (uint32_t k = 0; k < wk_pools_cnt; k++)
 		from[k] = -1;
 	for (size_t i = 0; i < next->pools_cnt; i++)
@@ -389,7 +412,7 @@ wk_pool_cleanup_all(void)
 		secret_wipe(wk_pools[i].client_key, sizeof(wk_pools[i].client_key));
 	free(wk_pools);
 	wk_pools = NULL;
-	wk_pools_cnt = 0;
+	wk_pools_cnt = wk_pools_cap = 0;
 }
 
 static uint32_t
@@ -499,10 +522,20 @@ wk_pool_is_over_share(struct wk_pool *p)
 {
 	struct wk_pool_demand d;
 
-	if (g_shm->workers_cnt == 1)
-		return false; /* no other worker to give a server back to */
 	wk_pool_demand(p, &d);
 	return d.waiting_elsewhere && (wk_pool_local_total(p) > d.share || d.is_other_starving);
+}
+
+/*
+ * Binary upgrade, old worker: a server nobody here waits for goes back at
+ * once when another worker (the new generation) waits for the pool's cap,
+ * so the handed-over clients never wait on servers this worker keeps idle.
+ */
+static bool
+wk_pool_is_upgrade_surplus(struct wk_pool *p)
+{
+	return wk_handoff_is_sending() && p->waiters_cnt == 0 &&
+	       shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0;
 }
 
 static bool
@@ -686,6 +719,10 @@ wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
 		wk_server_close(s, "another worker has clients waiting for this pool");
 		return;
 	}
+	if (wk_pool_is_upgrade_surplus(p)) {
+		wk_server_close(s, "binary upgrade: the new generation has clients waiting");
+		return;
+	}
 	wk_server_set_state(s, WK_SERVER_IDLE);
 	p->retry_after_us = 0;
 	wk_pool_hand_out(p);
@@ -782,7 +819,7 @@ wk_pool_sweep_one(struct wk_pool *p)
 			wk_server_close(s, "server_lifetime reached");
 		else if (idle && above_min && now - s->state_since_us > idle)
 			wk_server_close(s, "idle_timeout reached");
-		else if (wk_pool_is_over_share(p) ||
+		else if (wk_pool_is_over_share(p) || wk_pool_is_upgrade_surplus(p) ||
 			 (p->waiters_cnt == 0 && now - s->state_since_us > WK_POOL_GIVE_BACK_US &&
 			  shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0))
 			wk_server_close(s, "another worker has clients waiting for this pool");

@@ -12,6 +12,10 @@
  * reported as needing a restart and not applied; a worker restarted after a
  * reload serves the reloaded configuration; a pool shrunk under load keeps
  * its new global size.
+ * Started with one pool: a reload to 200 more pools works (the segment
+ * reserves the room; memory use is printed), one beyond the segment's room
+ * is refused by RELOAD with the reason; a pooler_mode change applies to new
+ * clients only, a session client keeps its session.
  */
 #include "t/lib/it.h"
 
@@ -463,11 +467,219 @@ START_TEST(test_reload_pool_size_cap)
 }
 END_TEST
 
+/* ---- a pgdog started with one pool, in session mode ------------------------------ */
+
+#define GROW_POOLS 200
+
+static struct it_pgdog_conf grow_conf = {
+	.workers = 2,
+	.general = "pooler_mode = session\ncheckout_timeout = 2000",
+	.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n"
+		 "[admin]\nname = admin\nuser = admin\npassword = pgdog\n",
+	.has_admin = true,
+};
+
+static void
+grow_setup(void)
+{
+	it_env_start("reload-grow");
+	it_pg_start(NULL);
+	it_pg_role("app", NULL, NULL);
+	it_pgdog_start(&grow_conf);
+}
+
+/* RELOAD on the admin console: NULL when it was applied, else its error (static). */
+static const char *
+reload_result(void)
+{
+	static char msg[2048];
+	PGconn *a = it_connect(ADMIN);
+	PGresult *r = PQexec(a, "RELOAD");
+	const char *m = NULL;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(a));
+		m = msg;
+	}
+	PQclear(r);
+	PQfinish(a);
+	return m;
+}
+
+/* kB of "Rss:" / "Pss:" in /proc/pid/smaps_rollup, -1 if unreadable. */
+static long
+mem_kb(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	FILE *f;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, strlen(key)) == 0)
+			v = strtol(line + strlen(key), NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* "sv rss/pss, wk rss/pss, ..." of pgdog's processes; the largest Pss of them in *max_pss. */
+static void
+mem_report(char *out, size_t len, long *max_pss)
+{
+	pid_t pids[9];
+	int n = 0;
+	size_t k = 0;
+
+	pids[n++] = g_it.pid;
+	n += it_children(g_it.pid, pids + 1, 8);
+	*max_pss = 0;
+	for (int i = 0; i < n; i++) {
+		long rss = mem_kb(pids[i], "Rss:"), pss = mem_kb(pids[i], "Pss:");
+
+		if (pss > *max_pss)
+			*max_pss = pss;
+		k += (size_t)snprintf(out + k, len - k, "%s%s %ld/%ld kB", i ? ", " : "",
+				      i ? "worker" : "supervisor", rss, pss);
+		if (k >= len)
+			break;
+	}
+}
+
+/*
+ * Started with one pool, a reload brings 200 more (more than 2 x the pools
+ * at start, and more than the 64 of the former fixed minimum): every one
+ * is served. The reserved capacity costs address space, not memory: the
+ * processes' resident and proportional sizes are printed and stay small.
+ * A configuration beyond what the segment can hold is refused by RELOAD
+ * with the reason (and changes nothing).
+ */
+START_TEST(test_reload_grow_pools)
+{
+	size_t cap = (size_t)GROW_POOLS * 200 + 1024, n = 0, m = 0;
+	char *dbs = malloc(cap), *users = malloc(cap), before[512], after[512];
+	const char *err;
+	long pss_before, pss_after;
+	PGconn *c, *a;
+	PGresult *r;
+
+	ck_assert(dbs && users);
+	mem_report(before, sizeof(before), &pss_before);
+	for (int i = 1; i <= GROW_POOLS; i++) {
+		n += (size_t)snprintf(dbs + n, cap - n,
+				      "[databases.d%d]\nname = d%d\nhost = 127.0.0.1\nport = %d\n"
+				      "database_name = postgres\n",
+				      i, i, g_it.pg_port);
+		m += (size_t)snprintf(users + m, cap - m,
+				      "[users.u%d]\nname = app\ndatabase = d%d\npassword = app_pw\n"
+				      "pool_size = 1\n",
+				      i, i);
+	}
+	m += (size_t)snprintf(users + m, cap - m,
+			      "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n"
+			      "[admin]\nname = admin\nuser = admin\npassword = pgdog\n");
+	grow_conf.databases = dbs;
+	grow_conf.users = users;
+	it_pgdog_write_config(&grow_conf);
+	err = reload_result();
+	ck_assert_msg(err == NULL, "RELOAD to %d pools: %s", GROW_POOLS + 1, err);
+	for (int i = 1; i <= GROW_POOLS; i += 33) {
+		char dsn[128];
+
+		snprintf(dsn, sizeof(dsn), "dbname=d%d user=app password=app_pw", i);
+		c = it_connect(dsn);
+		ck_assert_str_eq(it_value(c, "SELECT current_database()"), "postgres");
+		PQfinish(c);
+	}
+	c = it_connect("dbname=d200 user=app password=app_pw");
+	ck_assert_str_eq(it_value(c, "SELECT 200"), "200");
+	PQfinish(c);
+	a = it_connect(ADMIN);
+	r = PQexec(a, "SHOW POOLS");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	ck_assert_int_ge(PQntuples(r), GROW_POOLS + 1);
+	PQclear(r);
+	PQfinish(a);
+	mem_report(after, sizeof(after), &pss_after);
+	fprintf(stderr,
+		"reload from 1 to %d pools: memory (Rss/Pss) before: %s; after (and SHOW POOLS): %s\n",
+		GROW_POOLS + 1, before, after);
+	fflush(stderr);
+	/* the segment reserves room for 4096 pools; none of it is touched beyond what is used */
+	ck_assert_msg(pss_after < 64 * 1024, "a pgdog process has a Pss of %ld kB", pss_after);
+
+	/* beyond the segment's room: refused with the reason, nothing changes */
+	m = (size_t)snprintf(users, cap,
+			     "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 9000\n"
+			     "[admin]\nname = admin\nuser = admin\npassword = pgdog\n");
+	grow_conf.users = users;
+	it_pgdog_write_config(&grow_conf);
+	err = reload_result();
+	ck_assert_msg(err && strstr(err, "restart pgdog"), "RELOAD beyond capacity: %s",
+		      err ? err : "accepted");
+	ck_assert(it_log_contains("reload failed, keeping the current configuration"));
+	c = it_connect("dbname=d150 user=app password=app_pw");
+	ck_assert_str_eq(it_value(c, "SELECT 150"), "150");
+	PQfinish(c);
+
+	grow_conf.databases = NULL;
+	grow_conf.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n"
+			  "[admin]\nname = admin\nuser = admin\npassword = pgdog\n";
+	it_pgdog_write_config(&grow_conf);
+	err = reload_result();
+	ck_assert_msg(err == NULL, "RELOAD back to 1 pool: %s", err);
+	free(dbs);
+	free(users);
+}
+END_TEST
+
+/*
+ * pooler_mode session -> transaction by a reload: the client connected in
+ * session mode keeps its server (its backend, so all its session state)
+ * as PostgreSQL promised it; clients connecting afterwards get transaction
+ * pooling: two of them share the pool's one remaining server (in session
+ * mode the second would wait for the first and fail after checkout_timeout).
+ */
+START_TEST(test_reload_pooler_mode_kept)
+{
+	PGconn *s = it_connect("dbname=app user=app password=app_pw"), *t1, *t2;
+	char pid_s[32];
+	const char *err;
+
+	/* nothing that pins a server in transaction mode: only the mode keeps it */
+	snprintf(pid_s, sizeof(pid_s), "%s", it_value(s, "SELECT pg_backend_pid()"));
+
+	grow_conf.general = "pooler_mode = transaction\ncheckout_timeout = 2000";
+	it_pgdog_write_config(&grow_conf);
+	err = reload_result();
+	ck_assert_msg(err == NULL, "RELOAD: %s", err);
+
+	t1 = it_connect("dbname=app user=app password=app_pw");
+	t2 = it_connect("dbname=app user=app password=app_pw");
+	for (int i = 0; i < 5; i++) {
+		ck_assert_str_ne(it_value(t1, "SELECT pg_backend_pid()"), pid_s);
+		ck_assert_str_ne(it_value(t2, "SELECT pg_backend_pid()"), pid_s);
+		/* the session client: its own backend (and so its session state), every time */
+		ck_assert_str_eq(it_value(s, "SELECT pg_backend_pid()"), pid_s);
+	}
+	PQfinish(t1);
+	PQfinish(t2);
+	PQfinish(s);
+	grow_conf.general = "pooler_mode = session\ncheckout_timeout = 2000";
+	it_pgdog_write_config(&grow_conf);
+	err = reload_result();
+	ck_assert_msg(err == NULL, "RELOAD: %s", err);
+}
+END_TEST
+
 static Suite *
 reload_suite(void)
 {
 	Suite *s = suite_create("reload");
 	TCase *tc = tcase_create("reload");
+	TCase *grow = tcase_create("reload-grow");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
@@ -479,6 +691,11 @@ reload_suite(void)
 	tcase_add_test(tc, test_reload_worker_respawn);
 	tcase_add_test(tc, test_reload_pool_size_cap);
 	suite_add_tcase(s, tc);
+	tcase_add_unchecked_fixture(grow, grow_setup, teardown);
+	tcase_set_timeout(grow, 120);
+	tcase_add_test(grow, test_reload_grow_pools);
+	tcase_add_test(grow, test_reload_pooler_mode_kept);
+	suite_add_tcase(s, grow);
 	return s;
 }
 

@@ -6,6 +6,10 @@
  * failed connection attempt, the pidfile names the new supervisor, and the
  * old one exits once its clients are done. The counts of clients handed
  * over, closed by pgdog and finished on the old generation are printed.
+ * Shared segment: the same load with pool_size 8: PostgreSQL never sees
+ * more than 8 backends of the pool over both generations, a long query on
+ * the old generation is cancelled through the new one, and SHOW STATS goes
+ * on counting from the old generation's totals.
  * Failure: an upgrade to a configuration the new binary refuses keeps the
  * old generation serving (SIGUSR2 and pgdog --upgrade, exit 1); a valid
  * one then succeeds (exit 0), and the Unix socket outlives the old
@@ -22,8 +26,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BENCH_USERS "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 20\n"
-#define BENCH_DSN   "dbname=app user=bench password=bench_pw"
+#define BENCH_USERS      "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 20\n"
+#define BENCH_DSN        "dbname=app user=bench password=bench_pw"
+#define SHARED_POOL_SIZE 8
+#define SHARED_USERS     "[users.bench]\ndatabase = app\npassword = bench_pw\npool_size = 8\n"
 
 static void
 setup(void)
@@ -327,6 +333,207 @@ START_TEST(test_upgrade_refused_config)
 }
 END_TEST
 
+/* SHOW STATS total_xact_count of user bench's pool (admin console), -1 if none. */
+static long
+bench_xacts(void)
+{
+	PGconn *a = it_connect("dbname=admin user=admin password=pgdog");
+	PGresult *r = PQexec(a, "SHOW STATS");
+	long n = -1;
+	int cu, cx;
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "SHOW STATS: %s", PQerrorMessage(a));
+	cu = PQfnumber(r, "user");
+	cx = PQfnumber(r, "total_xact_count");
+	ck_assert(cu >= 0 && cx >= 0);
+	for (int i = 0; i < PQntuples(r); i++)
+		if (strcmp(PQgetvalue(r, i, cu), "bench") == 0)
+			n = strtol(PQgetvalue(r, i, cx), NULL, 10);
+	PQclear(r);
+	PQfinish(a);
+	return n;
+}
+
+/*
+ * In a child: the highest number of user bench's backends PostgreSQL shows,
+ * sampled every 10 ms for duration_ms (at most 3000 samples), written to path.
+ */
+static pid_t
+backend_monitor_start(const char *path, int duration_ms)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		PGconn *mon = it_pg_connect();
+		long long end = it_now_ms() + duration_ms;
+		int max = 0, samples = 0;
+		FILE *f;
+
+		for (; samples < 3000 && it_now_ms() < end; samples++) {
+			int n = it_pg_count_backends(mon, "bench");
+
+			if (n > max)
+				max = n;
+			it_sleep_ms(10);
+		}
+		PQfinish(mon);
+		f = fopen(path, "w");
+		if (f) {
+			fprintf(f, "max %d samples %d\n", max, samples);
+			fclose(f);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+/*
+ * The upgrade shares the segment: while 50 pgbench clients (-M extended)
+ * move to the new generation, PostgreSQL never sees more than pool_size
+ * backends of the pool over both generations (with a segment per
+ * generation it saw up to twice as many); no transaction and no new
+ * connection fails; a long query of a client that stayed on the old
+ * generation is cancelled through the new one (its workers read the old
+ * workers' cancel keys); and the pool's transaction count goes on from the
+ * old generation's (its workers' counters are taken over when they exit).
+ */
+START_TEST(test_upgrade_shared_segment)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], bench_out[IT_PATH_MAX], loop_out[IT_PATH_MAX];
+	char mon_out[IT_PATH_MAX];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	static char out[65536];
+	int port = it_free_port(), st, rc, ok = 0, failed = -1, max = -1, samples = 0;
+	pid_t pid, next = 0, bench, loop, mon;
+	long done, tx_failed, xacts_before, xacts_after;
+	PGconn *slow;
+	PGcancel *cancel;
+	PGresult *res;
+	char errbuf[256], *text, cancel_state[8];
+	bool is_slow_ok;
+	long long t0, cancel_ms;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/shared.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-shared.log", g_it.dir);
+	snprintf(bench_out, sizeof(bench_out), "%s/shared-bench.out", g_it.dir);
+	snprintf(loop_out, sizeof(loop_out), "%s/shared-loop.out", g_it.dir);
+	snprintf(mon_out, sizeof(mon_out), "%s/shared-mon.out", g_it.dir);
+	pid = it_pgdog_spawn("shared",
+			     &(struct it_pgdog_conf){ .workers = 2,
+						      .users = SHARED_USERS,
+						      .general = "pooler_mode = transaction\n"
+								 "checkout_timeout = 10000\n"
+								 "shutdown_timeout = 30000\n" },
+			     port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	rc = it_run_pgbench("-i -I dtGp -s 1 -q", 120, out, sizeof(out), NULL, NULL);
+	ck_assert_msg(rc == 0, "pgbench -i exited %d:\n%s", rc, out);
+
+	/* a client busy in a long query: it cannot move, it stays on the old generation */
+	slow = PQconnectdb(it_pgdog_dsn(BENCH_DSN));
+	ck_assert_msg(PQstatus(slow) == CONNECTION_OK, "%s", PQerrorMessage(slow));
+	ck_assert_int_eq(PQsendQuery(slow, "SELECT pg_sleep(60)"), 1);
+
+	mon = backend_monitor_start(mon_out, 9000);
+	bench = pgbench_start("-M extended -c 50 -j 2 -T 8 -n", bench_out);
+	it_sleep_ms(2500);
+	loop = connect_loop_start(loop_out, 3000);
+	xacts_before = bench_xacts();
+	ck_assert_msg(xacts_before > 0, "SHOW STATS counted %ld transactions", xacts_before);
+	ck_assert_int_eq(kill(pid, SIGUSR2), 0);
+	for (int i = 0; i < 200; i++) {
+		next = it_pidfile_pid(pidfile);
+		if (next > 0 && next != pid)
+			break;
+		it_sleep_ms(50);
+	}
+	ck_assert_msg(next > 0 && next != pid, "the pidfile still names %d 10 s after SIGUSR2",
+		      (int)pid);
+	it_track_pid(next);
+
+	/* the old generation no longer accepts: the cancel request reaches a new worker */
+	it_sleep_ms(500);
+	cancel = PQgetCancel(slow);
+	ck_assert_ptr_nonnull(cancel);
+	ck_assert_msg(PQcancel(cancel, errbuf, sizeof(errbuf)) == 1, "%s", errbuf);
+	PQfreeCancel(cancel);
+	/* checked at the end, after the figures of the whole run are printed */
+	t0 = it_now_ms();
+	res = PQgetResult(slow);
+	cancel_ms = it_now_ms() - t0;
+	snprintf(cancel_state, sizeof(cancel_state), "%s",
+		 res && PQresultErrorField(res, PG_DIAG_SQLSTATE)
+			 ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+			 : "none");
+	PQclear(res);
+	while ((res = PQgetResult(slow)) != NULL)
+		PQclear(res);
+
+	st = it_wait_pid(loop, 30000);
+	ck_assert_msg(st != -1, "connection loop did not finish");
+	st = it_wait_pid(bench, 60000);
+	ck_assert_msg(st != -1, "pgbench did not finish");
+	text = it_read_file(bench_out);
+	ck_assert_ptr_nonnull(text);
+	done = it_number_after(text, "number of transactions actually processed: ");
+	tx_failed = it_number_after(text, "number of failed transactions: ");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pgbench exited %d:\n%s",
+		      WIFEXITED(st) ? WEXITSTATUS(st) : -1, text);
+	ck_assert_msg(tx_failed == 0, "%ld failed transactions:\n%s", tx_failed, text);
+	free(text);
+	text = it_read_file(loop_out);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_int_eq(sscanf(text, "ok %d failed %d", &ok, &failed), 2);
+	ck_assert_msg(failed == 0, "%d of %d new connections failed during the upgrade: %s", failed,
+		      ok + failed, text);
+	free(text);
+	ck_assert_msg(it_wait_pid(mon, 30000) != -1, "backend monitor did not finish");
+	text = it_read_file(mon_out);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_int_eq(sscanf(text, "max %d samples %d", &max, &samples), 2);
+	free(text);
+
+	/* the old generation is gone: its counters live on in the new one's */
+	res = PQexec(slow, "SELECT 'after the cancel'");
+	is_slow_ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	PQfinish(slow);
+	ck_assert_msg(it_wait_pid(pid, 30000) != -1, "old supervisor %d still running", (int)pid);
+	for (int i = 0; i < 50; i++) {
+		xacts_after = bench_xacts();
+		if (xacts_after >= done)
+			break;
+		it_sleep_ms(100);
+	}
+	fprintf(stderr,
+		"upgrade with a shared segment: pool_size %d, at most %d backends of the pool in %d samples during the upgrade; %ld transactions, %ld failed; %d new connections, %d failed; cancel through the new generation: SQLSTATE %s after %lld ms; SHOW STATS total_xact_count %ld before the upgrade, %ld after the old generation exited (pgbench counted %ld)\n",
+		SHARED_POOL_SIZE, max, samples, done, tx_failed, ok + failed, failed, cancel_state,
+		cancel_ms, xacts_before, xacts_after, done);
+	fflush(stderr);
+	ck_assert_msg(max <= SHARED_POOL_SIZE, "%d backends with pool_size = %d during the upgrade",
+		      max, SHARED_POOL_SIZE);
+	ck_assert_msg(max >= SHARED_POOL_SIZE - 2,
+		      "only %d backends: pgbench did not fill the pool", max);
+	ck_assert_msg(
+		cancel_ms < 5000 && strcmp(cancel_state, "57014") == 0,
+		"the cancel sent to the new generation did not reach the old one's query (%s after %lld ms)",
+		cancel_state, cancel_ms);
+	ck_assert_msg(is_slow_ok, "the cancelled client cannot run a query afterwards");
+	ck_assert_msg(xacts_after >= done && xacts_after >= xacts_before,
+		      "SHOW STATS: %ld transactions before the upgrade, %ld after; pgbench ran %ld",
+		      xacts_before, xacts_after, done);
+	ck_assert_msg(it_file_contains(log, "sharing the running pgdog's shared memory segment"),
+		      "the new generation did not say it took the segment over");
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert_msg(!it_pid_alive(next), "new supervisor still running 5 s after SIGTERM");
+}
+END_TEST
+
 /*
  * An idle client with session state crosses the upgrade on the same
  * connection: the old supervisor can only exit once its workers have no
@@ -417,6 +624,145 @@ START_TEST(test_upgrade_session_handoff)
 END_TEST
 
 /*
+ * A client handed over to a new worker whose row of the same number is
+ * taken (a client that logged in to the new generation first): it gets
+ * another row but keeps its BackendKeyData, and a cancel request with it
+ * still reaches its query (found by searching the rows for the key).
+ */
+START_TEST(test_upgrade_cancel_moved_row)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], errbuf[256];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	int port = it_free_port();
+	pid_t pid, next = 0;
+	PGconn *c, *d[4];
+	PGresult *res;
+	PGcancel *cancel;
+	long long t0;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/moved.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-moved.log", g_it.dir);
+	pid = it_pgdog_spawn("moved",
+			     &(struct it_pgdog_conf){ .workers = 1,
+						      .users = BENCH_USERS,
+						      .general = "pooler_mode = transaction\n" },
+			     port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	/* in a transaction: it cannot move until COMMIT */
+	c = it_connect(BENCH_DSN);
+	PQclear(it_exec_ok(c, "BEGIN"));
+	kill(pid, SIGUSR2);
+	for (int i = 0; i < 200; i++) {
+		next = it_pidfile_pid(pidfile);
+		if (next > 0 && next != pid)
+			break;
+		it_sleep_ms(50);
+	}
+	ck_assert_msg(next > 0 && next != pid, "no new supervisor in the pidfile");
+	it_track_pid(next);
+	/* once the old worker stopped accepting, the new worker's first row goes to a new client */
+	ck_assert_msg(it_file_wait_for(log, "binary upgrade: no longer accepting", 5000),
+		      "the old worker did not stop accepting");
+	for (int i = 0; i < 4; i++) {
+		/* rows 0-3: whichever c had in the old worker (the port probe may have had one) */
+		d[i] = it_connect(BENCH_DSN);
+		ck_assert_str_eq(it_value(d[i], "SELECT 1"), "1");
+	}
+	PQclear(it_exec_ok(c, "COMMIT"));
+	ck_assert_msg(it_wait_pid(pid, 10000) != -1,
+		      "the old supervisor did not exit: the client was not handed over");
+	ck_assert_int_eq(PQsendQuery(c, "SELECT pg_sleep(20)"), 1);
+	it_sleep_ms(300);
+	cancel = PQgetCancel(c);
+	ck_assert_ptr_nonnull(cancel);
+	ck_assert_msg(PQcancel(cancel, errbuf, sizeof(errbuf)) == 1, "%s", errbuf);
+	PQfreeCancel(cancel);
+	t0 = it_now_ms();
+	res = PQgetResult(c);
+	ck_assert_msg(it_now_ms() - t0 < 5000, "the cancel did not reach the handed-over client");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "57014");
+	PQclear(res);
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+	ck_assert_str_eq(it_value(c, "SELECT 'still here'"), "still here");
+	PQfinish(c);
+	for (int i = 0; i < 4; i++)
+		PQfinish(d[i]);
+	kill(next, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(next); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(next));
+}
+END_TEST
+
+/*
+ * Upgrades alternate between the segment's two banks of worker slots: one
+ * while the generation before last still finishes a client (in a
+ * transaction) is refused with the reason (pgdog --upgrade exits 1) and
+ * the serving generation goes on; once that client is done, the next one
+ * works, back in the first bank (slots 0-0 with one worker).
+ */
+START_TEST(test_upgrade_refused_while_draining)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], out[4096];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	const char *cmd[] = { "pgdog", "--upgrade", "--pidfile", pidfile, NULL };
+	int port = it_free_port(), rc;
+	pid_t gen1, gen2 = 0, gen3;
+	PGconn *c;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/draining.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-draining.log", g_it.dir);
+	gen1 = it_pgdog_spawn("draining",
+			      &(struct it_pgdog_conf){ .workers = 1,
+						       .users = BENCH_USERS,
+						       .general = "pooler_mode = transaction\n" },
+			      port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	c = it_connect(BENCH_DSN);
+	PQclear(it_exec_ok(c, "BEGIN"));
+	kill(gen1, SIGUSR2);
+	for (int i = 0; i < 200; i++) {
+		gen2 = it_pidfile_pid(pidfile);
+		if (gen2 > 0 && gen2 != gen1)
+			break;
+		it_sleep_ms(50);
+	}
+	ck_assert_msg(gen2 > 0 && gen2 != gen1, "no second generation");
+	it_track_pid(gen2);
+	ck_assert(it_file_contains(log, "workers take slots 1-1"));
+	/* gen1's worker still runs the transaction: bank 0 is not free */
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	ck_assert_msg(rc == 1 && strstr(out, "the previous binary upgrade has not finished"),
+		      "upgrade while the generation before last drains: %d: %s", rc, out);
+	ck_assert_int_eq(it_pidfile_pid(pidfile), gen2);
+	ck_assert(it_file_contains(log, "binary upgrade refused, this generation keeps serving"));
+	PQclear(it_exec_ok(c, "COMMIT"));
+	ck_assert_msg(it_wait_pid(gen1, 10000) != -1, "the first generation did not exit");
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	ck_assert_msg(rc == 0, "third generation: %d: %s", rc, out);
+	gen3 = it_pidfile_pid(pidfile);
+	it_track_pid(gen3);
+	ck_assert_int_ne(gen3, gen2);
+	ck_assert(it_file_contains(log, "workers take slots 0-0"));
+	/* the client moved twice and still works */
+	for (int i = 0; i < 500 && it_pid_alive(gen2); i++)
+		it_sleep_ms(20);
+	ck_assert_msg(!it_pid_alive(gen2), "the second generation did not exit");
+	ck_assert_str_eq(it_value(c, "SELECT 'third'"), "third");
+	PQfinish(c);
+	kill(gen3, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(gen3); i++)
+		it_sleep_ms(20);
+	ck_assert(!it_pid_alive(gen3));
+}
+END_TEST
+
+/*
  * The upgrade runs the file now at the path pgdog was started from: a
  * package manager renames the new binary over the old one.
  */
@@ -488,7 +834,10 @@ upgrade_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_upgrade_under_load);
+	tcase_add_test(tc, test_upgrade_shared_segment);
 	tcase_add_test(tc, test_upgrade_session_handoff);
+	tcase_add_test(tc, test_upgrade_cancel_moved_row);
+	tcase_add_test(tc, test_upgrade_refused_while_draining);
 	tcase_add_test(tc, test_upgrade_replaced_binary);
 	tcase_add_test(tc, test_upgrade_refused_config);
 	suite_add_tcase(s, tc);
