@@ -232,6 +232,7 @@ wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_un
 	r->pool_idx = -1;
 	r->server_db_idx = -1;
 	r->connect_us = g_wk.now_us;
+	r->fd = fd; /* SHOW FDS */
 	wk_client_peer(c, sa, &port);
 	r->port = port;
 	shm_row_write_end(&r->seq);
@@ -330,6 +331,7 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	r->pool_idx = pool_idx;
 	r->server_db_idx = -1;
 	r->connect_us = g_wk.now_us;
+	r->fd = fd; /* SHOW FDS */
 	wk_client_peer(c, (struct sockaddr *)&ss, &port);
 	r->port = port;
 	snprintf(r->user, sizeof(r->user), "%s", c->user_name);
@@ -604,6 +606,8 @@ wk_client_secret(const struct wk_client *c)
 static enum wk_rc
 wk_client_auth_fail(struct wk_client *c)
 {
+	if (c->pool_idx >= 0)
+		wk_stats_auth(wk_pool_get((uint32_t)c->pool_idx), false);
 	return wk_client_fatal(c, SQLSTATE_INVALID_PASSWORD,
 			       "password authentication failed for user \"%s\"", c->user_name);
 }
@@ -644,6 +648,7 @@ wk_client_auth_done(struct wk_client *c)
 	}
 	p = wk_pool_get((uint32_t)c->pool_idx);
 	c->pool = p;
+	wk_stats_auth(p, true);
 	{
 		struct shm_client *r = wk_client_row(c);
 
