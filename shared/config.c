@@ -180,6 +180,7 @@ static const struct config_key config_general_keys[] = {
 	KINT(config, query_cache_limit, 16, 1000000),
 	KINT(config, stats_period, 1000, 3600000),
 	KINT(config, ban_timeout, 0, INT_MAX),
+	KINT(config, lsn_check_interval, 0, INT_MAX),
 	KINT(config, openmetrics_port, 0, 65535),
 	KSTR(config, openmetrics_host, CONFIG_STR_NONEMPTY),
 	KSTR(config, openmetrics_namespace, 0),
@@ -1565,6 +1566,7 @@ config_new(void)
 	cfg->query_cache_limit = 1024;
 	cfg->stats_period = 15000;
 	cfg->ban_timeout = 300000;
+	cfg->lsn_check_interval = 5000;
 	cfg->openmetrics_port = 0;
 	cfg->server_reset_query_always = false;
 	cfg->max_client_conn = 10000;

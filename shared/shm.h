@@ -157,6 +157,16 @@ struct shm_pool_stats {
 	/* appended: SHOW POOLS healthy */
 	_Atomic uint32_t is_connect_failed; /* the last server connect of this worker failed */
 	uint32_t pad2;
+	/* appended: SHOW REPLICATION; worker 0 checks the servers (wk_lsn.c) and writes these */
+	struct shm_lsn {
+		_Atomic uint32_t seq;
+		uint32_t is_in_recovery; /* pg_is_in_recovery() */
+		uint64_t checked_us;     /* wall clock of the last good check; 0: none yet */
+		uint64_t lsn;            /* replay position (in recovery) or current WAL position */
+		uint64_t replay_us;      /* pg_last_xact_replay_timestamp(); 0: NULL */
+		uint64_t server_now_us;  /* the server's now() at the check */
+		char lsn_text[24];       /* the position as PostgreSQL writes it */
+	} lsn;
 } __attribute__((aligned(CACHELINE)));
 
 /* Add to a single-writer counter: no locked instruction (only this worker writes it). */

@@ -1016,9 +1016,27 @@ wk_admin_show_peers(struct wk_client *c, const char *args, struct pgw_buf *b)
 }
 
 /*
- * One row per pool with what pgdog knows; the replication figures are NULL
- * because pgdog does not query its servers for them (no replicas yet).
+ * One row per pool of the current configuration. Worker 0 checks every
+ * database section every lsn_check_interval while the configuration has a
+ * replica (wk_lsn.c); the figures are NULL before the first answer, and
+ * always when no replica is configured or lsn_check_interval is 0.
+ * replica_lag (ms) of a server in recovery: 0 when it has replayed up to the
+ * position its primary (a server of the same database name and shard not in
+ * recovery) reported, else the time since the last transaction it replayed
+ * (its now() at the check less pg_last_xact_replay_timestamp()); NULL for a
+ * server not in recovery, or without a checked primary.
  */
+static bool
+wk_admin_lsn_read(uint32_t pool_idx, struct shm_lsn *out)
+{
+	struct shm_lsn *src = &shm_pool_stats(0, pool_idx)->lsn;
+
+	if (!shm_row_read(&src->seq, src, out, sizeof(*out)) || !out->checked_us)
+		return false;
+	out->lsn_text[sizeof(out->lsn_text) - 1] = '\0';
+	return true;
+}
+
 static void
 wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
@@ -1033,7 +1051,6 @@ wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf 
 					    "pg_lsn",
 					    "lsn_age",
 					    "pg_is_in_recovery" };
-
 	uint32_t pools_cnt = g_shm->pools_cnt;
 
 	(void)c;
@@ -1042,13 +1059,46 @@ wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf 
 	for (uint32_t i = 0; i < pools_cnt; i++) {
 		struct wk_admin_row row = { .cnt = 0 };
 		struct stats_ident id;
+		struct shm_lsn r;
 
 		if (!stats_ident_read(i, &id) || id.state != SHM_POOL_LIVE)
 			continue;
 		wk_admin_cell(&row, "%u", i);
 		wk_admin_ident_cells(&row, &id);
-		for (int k = 0; k < 4; k++)
+		if (!wk_admin_lsn_read(i, &r)) {
+			for (int k = 0; k < 4; k++)
+				row.values[row.cnt++] = NULL;
+			pgw_put_data_row(b, row.values, row.cnt);
+			continue;
+		}
+		if (r.is_in_recovery) {
+			bool has_primary = false;
+			struct shm_lsn pr;
+
+			for (uint32_t j = 0; j < pools_cnt && !has_primary; j++) {
+				struct stats_ident pid;
+
+				has_primary = j != i && stats_ident_read(j, &pid) &&
+					      pid.state == SHM_POOL_LIVE && pid.shard == id.shard &&
+					      strcmp(pid.database, id.database) == 0 &&
+					      wk_admin_lsn_read(j, &pr) && !pr.is_in_recovery;
+			}
+			if (!has_primary)
+				row.values[row.cnt++] = NULL;
+			else if (r.lsn >= pr.lsn)
+				wk_admin_cell(&row, "%d", 0);
+			else if (r.replay_us && r.server_now_us > r.replay_us)
+				wk_admin_cell(&row, "%" PRIu64,
+					      (r.server_now_us - r.replay_us) / 1000);
+			else
+				row.values[row.cnt++] = NULL; /* nothing replayed yet: unknown */
+		} else {
 			row.values[row.cnt++] = NULL;
+		}
+		wk_admin_cell(&row, "%s", r.lsn_text);
+		wk_admin_cell(&row, "%" PRIu64,
+			      g_wk.now_us > r.checked_us ? (g_wk.now_us - r.checked_us) / 1000 : 0);
+		wk_admin_cell(&row, "%s", wk_admin_bool(r.is_in_recovery));
 		pgw_put_data_row(b, row.values, row.cnt);
 	}
 	pgw_put_command_complete(b, "SHOW");
@@ -1369,7 +1419,7 @@ static const char *const wk_admin_help[][2] = {
 	{ "SHOW LISTENERS", "LISTEN channels of the pub/sub listener connections" },
 	{ "SHOW QUERY_CACHE", "cached statements of every worker, most hits first" },
 	{ "SHOW PEERS", "the workers of this pgdog instance" },
-	{ "SHOW REPLICATION", "replication state per pool (no replica monitoring: NULL)" },
+	{ "SHOW REPLICATION", "replication position and lag per pool (lsn_check_interval)" },
 	{ "SHOW BANS", "banned pools" },
 	{ "SHOW MEM", "PgBouncer: shared memory tables" },
 	{ "SHOW STATE", "PgBouncer: active, paused, suspended; holds and bans" },

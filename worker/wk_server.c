@@ -365,7 +365,8 @@ wk_server_send_startup(struct wk_server *s)
 	const struct wk_pool *p = s->pool;
 	/* a listener names itself, so that operators find it in pg_stat_activity */
 	const char *names[] = { "user", "database", "application_name" };
-	const char *values[] = { wk_server_user(p), p->db->database_name, "pgdog_listener" };
+	const char *values[] = { wk_server_user(p), p->db->database_name,
+				 s->is_monitor ? "pgdog_lsn_check" : "pgdog_listener" };
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);

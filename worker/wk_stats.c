@@ -18,6 +18,7 @@
 
 #include "shared/stats.h"
 #include "sql/sql_classify.h"
+#include "worker/wk_lsn.h"
 #include "worker/wk_session.h"
 
 #define WK_STATS_PUBLISH_US 1000000 /* query cache rows and connection details */
@@ -310,6 +311,7 @@ wk_stats_tick(void)
 	atomic_store_explicit(&w->qc_parses, qc.parses, memory_order_relaxed);
 	atomic_store_explicit(&w->qc_prefiltered, qc.prefiltered, memory_order_relaxed);
 	atomic_store_explicit(&w->qc_entries, qc.entries, memory_order_relaxed);
+	wk_lsn_tick(); /* worker 0: SHOW REPLICATION's checks */
 	if (g_wk.mono_us >= wk_stats_next_publish_us) {
 		wk_stats_next_publish_us = g_wk.mono_us + WK_STATS_PUBLISH_US;
 		wk_stats_publish_queries(w);
