@@ -120,15 +120,78 @@ wk_stats_tag_rows(const char *tag)
 	return sp ? strtoull(sp + 1, NULL, 10) : 0;
 }
 
-/*
- * Tags of statements that neither read nor change data: transaction and
- * session control, cursors, prepared statements, LISTEN/NOTIFY.
- */
-static const char *const wk_stats_neutral_tags[] = {
-	"BEGIN",   "START", "COMMIT",  "ROLLBACK",   "SAVEPOINT",  "RELEASE",  "PREPARE",
-	"SET",     "RESET", "DISCARD", "DEALLOCATE", "LISTEN",     "UNLISTEN", "NOTIFY",
-	"DECLARE", "CLOSE", "MOVE",    "LOAD",       "CHECKPOINT",
+/* What a CommandComplete tag says a client statement did. */
+enum wk_stats_kind {
+	WK_STATS_NEUTRAL = 0, /* transaction and session control, cursors, LISTEN/NOTIFY */
+	WK_STATS_READ,
+	WK_STATS_WRITE,
+	WK_STATS_INSERT, /* writes that report rows */
+	WK_STATS_UPDATE,
+	WK_STATS_DELETE,
 };
+
+/*
+ * Dispatch on the first letter, so that the usual tags cost a compare or
+ * two: this runs for every statement.
+ */
+static enum wk_stats_kind
+wk_stats_tag_kind(const char *tag, bool is_copy_in)
+{
+	switch (tag[0]) {
+	case 'S':
+		if (wk_stats_tag_is(tag, "SELECT") || wk_stats_tag_is(tag, "SHOW"))
+			return WK_STATS_READ;
+		if (wk_stats_tag_is(tag, "SET") || wk_stats_tag_is(tag, "SAVEPOINT") ||
+		    wk_stats_tag_is(tag, "START"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* SECURITY LABEL */
+	case 'I':
+		return wk_stats_tag_is(tag, "INSERT") ? WK_STATS_INSERT : WK_STATS_WRITE;
+	case 'U':
+		if (wk_stats_tag_is(tag, "UPDATE"))
+			return WK_STATS_UPDATE;
+		return wk_stats_tag_is(tag, "UNLISTEN") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case 'D':
+		if (wk_stats_tag_is(tag, "DELETE"))
+			return WK_STATS_DELETE;
+		if (wk_stats_tag_is(tag, "DISCARD") || wk_stats_tag_is(tag, "DEALLOCATE") ||
+		    wk_stats_tag_is(tag, "DECLARE"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* DROP, DO */
+	case 'C':
+		if (wk_stats_tag_is(tag, "COPY"))
+			return is_copy_in ? WK_STATS_INSERT : WK_STATS_READ;
+		if (wk_stats_tag_is(tag, "COMMIT") || wk_stats_tag_is(tag, "CLOSE") ||
+		    wk_stats_tag_is(tag, "CHECKPOINT"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* CREATE, CALL, CLUSTER, COMMENT */
+	case 'F':
+		return wk_stats_tag_is(tag, "FETCH") ? WK_STATS_READ : WK_STATS_WRITE;
+	case 'E':
+		return wk_stats_tag_is(tag, "EXPLAIN") ? WK_STATS_READ : WK_STATS_WRITE;
+	case 'B':
+		return wk_stats_tag_is(tag, "BEGIN") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case 'R':
+		if (wk_stats_tag_is(tag, "ROLLBACK") || wk_stats_tag_is(tag, "RELEASE") ||
+		    wk_stats_tag_is(tag, "RESET"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* REINDEX, REFRESH, REVOKE */
+	case 'P':
+		return wk_stats_tag_is(tag, "PREPARE") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case 'L':
+		if (wk_stats_tag_is(tag, "LISTEN") || wk_stats_tag_is(tag, "LOAD"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* LOCK */
+	case 'N':
+		return wk_stats_tag_is(tag, "NOTIFY") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case 'M':
+		return wk_stats_tag_is(tag, "MOVE") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case '\0':
+		return WK_STATS_NEUTRAL;
+	default:
+		return WK_STATS_WRITE; /* ALTER, GRANT, TRUNCATE, VACUUM, ANALYZE, ... */
+	}
+}
 
 void
 wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t tag_len)
@@ -136,11 +199,10 @@ wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t 
 	struct wk_pool *p = s->pool;
 	char tag[WK_STATS_TAG_MAX];
 	size_t n = tag_len < sizeof(tag) - 1 ? tag_len : sizeof(tag) - 1;
-	bool is_neutral = false;
 
 	n = wk_cursor_copy(cur, off + PGW_HDR_LEN, tag, n);
 	tag[n] = '\0';
-	if (wk_stats_tag_is(tag, "ROLLBACK")) {
+	if (tag[0] == 'R' && wk_stats_tag_is(tag, "ROLLBACK")) {
 		/* ROLLBACK, ABORT, a COMMIT that failed, pgdog's own cleanup */
 		wk_stats_add(p, SHM_STAT_ROLLBACKS, 1);
 		if (!s->is_listener)
@@ -148,23 +210,25 @@ wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t 
 	}
 	if (s->internal_ready > 0)
 		return; /* pgdog's own statement: not the client's read or write */
-	if (wk_stats_tag_is(tag, "SELECT") || wk_stats_tag_is(tag, "FETCH") ||
-	    wk_stats_tag_is(tag, "SHOW") || wk_stats_tag_is(tag, "EXPLAIN") ||
-	    (wk_stats_tag_is(tag, "COPY") && !s->is_copy_in)) {
+	switch (wk_stats_tag_kind(tag, s->is_copy_in)) {
+	case WK_STATS_NEUTRAL:
+		return;
+	case WK_STATS_READ:
 		wk_stats_add(p, SHM_STAT_READS, 1);
 		return;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(wk_stats_neutral_tags) && !is_neutral; i++)
-		is_neutral = wk_stats_tag_is(tag, wk_stats_neutral_tags[i]);
-	if (is_neutral || !tag[0])
-		return;
-	wk_stats_add(p, SHM_STAT_WRITES, 1);
-	if (wk_stats_tag_is(tag, "INSERT") || wk_stats_tag_is(tag, "COPY"))
+	case WK_STATS_WRITE:
+		break;
+	case WK_STATS_INSERT:
 		wk_stats_add(p, SHM_STAT_ROWS_INSERTED, wk_stats_tag_rows(tag));
-	else if (wk_stats_tag_is(tag, "UPDATE"))
+		break;
+	case WK_STATS_UPDATE:
 		wk_stats_add(p, SHM_STAT_ROWS_UPDATED, wk_stats_tag_rows(tag));
-	else if (wk_stats_tag_is(tag, "DELETE"))
+		break;
+	case WK_STATS_DELETE:
 		wk_stats_add(p, SHM_STAT_ROWS_DELETED, wk_stats_tag_rows(tag));
+		break;
+	}
+	wk_stats_add(p, SHM_STAT_WRITES, 1);
 }
 
 void

@@ -935,6 +935,7 @@ START_TEST(test_admin_stats_pgdog_counters)
 				"total_rows_inserted", "total_rows_updated", "total_rows_deleted",
 				"total_auth_attempts", "total_auth_failures" };
 	unsigned long long v0[8], d[8], srv_rb0;
+	static char body[4 << 20];
 	PGresult *res;
 
 	PQclear(it_exec_ok(c, "DROP TABLE IF EXISTS adm2_rows"));
@@ -983,6 +984,12 @@ START_TEST(test_admin_stats_pgdog_counters)
 	ck_assert_uint_eq(d[6], 2);
 	ck_assert_uint_eq(d[7], 1);
 	ck_assert_uint_eq(rows_sum(adm, "SHOW SERVERS", "app", "rollbacks") - srv_rb0, 2);
+	/* /metrics reports the same counters */
+	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_rows_inserted_total", "app"),
+			  stat_num(adm, "app", "total_rows_inserted"));
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_rollbacks_total", "app"),
+			  stat_num(adm, "app", "total_rollbacks"));
 	/* no 2PC in pgdog: always 0 */
 	ck_assert_uint_eq(stat_num(adm, "app", "total_xact_2pc_count"), 0);
 	PQclear(it_exec_ok(c, "DROP TABLE adm2_rows"));
