@@ -1154,6 +1154,41 @@ START_TEST(test_admin_fds_rows)
 }
 END_TEST
 
+/*
+ * A client that leaves halfway through a message it was streaming to the
+ * server (a CopyData cut short) leaves a server that cannot be brought back
+ * in step: pgdog closes it and SHOW POOLS counts it in out_of_sync.
+ */
+START_TEST(test_admin_out_of_sync)
+{
+	PGconn *adm = it_connect(ADMIN), *c = it_connect(APP);
+	/* CopyData announcing 1000 bytes of body, of which 10 are sent */
+	static const uint8_t part[] = { 'd',  0,   0,    0x03, 0xec, '1', '\n', '2',
+					'\n', '3', '\n', '4',  '\n', '5', '\n' };
+	unsigned long long oos0 = pool_num(adm, "SHOW POOLS", "app", "out_of_sync");
+	long long end;
+	PGresult *res;
+
+	PQclear(it_exec_ok(c, "DROP TABLE IF EXISTS adm2_oos"));
+	PQclear(it_exec_ok(c, "CREATE TABLE adm2_oos (i int)"));
+	res = PQexec(c, "COPY adm2_oos FROM STDIN");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COPY_IN);
+	PQclear(res);
+	ck_assert_int_eq((int)write(PQsocket(c), part, sizeof(part)), (int)sizeof(part));
+	it_sleep_ms(200); /* forwarded to the server */
+	PQfinish(c);
+	end = it_now_ms() + 3000;
+	while (pool_num(adm, "SHOW POOLS", "app", "out_of_sync") != oos0 + 1) {
+		ck_assert_msg(it_now_ms() < end, "out_of_sync did not count the server");
+		it_sleep_ms(50);
+	}
+	c = it_connect(APP);
+	PQclear(it_exec_ok(c, "DROP TABLE adm2_oos"));
+	PQfinish(c);
+	PQfinish(adm);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1170,6 +1205,7 @@ main(void)
 	tcase_add_test(tc, test_admin_conn_and_pool_columns);
 	tcase_add_test(tc, test_admin_query_cache_rows);
 	tcase_add_test(tc, test_admin_fds_rows);
+	tcase_add_test(tc, test_admin_out_of_sync);
 	tcase_add_test(tc, test_admin_wait_and_idle_xact);
 	tcase_add_test(tc, test_admin_stats_averages);
 	tcase_add_test(tc, test_admin_help_and_unknown);
