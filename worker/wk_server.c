@@ -1112,6 +1112,13 @@ wk_server_forward(struct wk_server *s)
 			return wk_server_broken(s, "invalid message length from server");
 		if (h.type == PGW_MSG_READY && n < PGW_HDR_LEN + 1)
 			break; /* its status byte first */
+		/*
+		 * Statistics read a CommandComplete's whole tag: wait for its few
+		 * bytes here, before the message counts against the reply slots.
+		 */
+		if (h.type == PGW_MSG_COMMAND_COMPLETE && h.len <= 4 + WK_STATS_TAG_MAX &&
+		    avail - off < pgw_msg_size(&h))
+			break;
 		if (s->is_tracked && s->internal_ready == 0 && c) {
 			if (wk_server_synth_due(s)) {
 				wk_server_flush(in, out, &off, &avail, &moved);
@@ -1187,9 +1194,6 @@ wk_server_forward(struct wk_server *s)
 			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);
 			break;
 		case PGW_MSG_COMMAND_COMPLETE:
-			/* statistics read the whole tag (rows, ROLLBACK): wait for its few bytes */
-			if (h.len <= 4 + WK_STATS_TAG_MAX && avail - off < pgw_msg_size(&h))
-				goto done;
 			if (!has_cur) {
 				wk_cursor_init(&cur, in);
 				has_cur = true;

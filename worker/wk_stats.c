@@ -26,6 +26,16 @@
 static uint64_t wk_stats_next_snap_us;
 static uint64_t wk_stats_next_publish_us;
 
+/*
+ * s's shm row, or NULL: listeners have none, and a server gives its row back
+ * (wk_server_gone) before it leaves its pool's lists.
+ */
+static struct shm_server *
+wk_stats_server_row(const struct wk_server *s)
+{
+	return s->row < g_shm->servers_per_worker ? shm_server((uint32_t)g_wk.slot, s->row) : NULL;
+}
+
 void
 wk_stats_ready(struct wk_server *s, struct wk_client *c, char st)
 {
@@ -95,9 +105,11 @@ wk_stats_server_unlinked(struct wk_server *s)
 void
 wk_stats_error(struct wk_server *s, struct wk_client *c)
 {
+	struct shm_server *r = wk_stats_server_row(s);
+
 	wk_stats_add(s->pool, SHM_STAT_ERRORS, 1);
-	if (!s->is_listener)
-		shm_server((uint32_t)g_wk.slot, s->row)->errors++;
+	if (r)
+		r->errors++;
 	if (c)
 		shm_client((uint32_t)g_wk.slot, c->row)->errors++;
 }
@@ -204,9 +216,11 @@ wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t 
 	tag[n] = '\0';
 	if (tag[0] == 'R' && wk_stats_tag_is(tag, "ROLLBACK")) {
 		/* ROLLBACK, ABORT, a COMMIT that failed, pgdog's own cleanup */
+		struct shm_server *r = wk_stats_server_row(s);
+
 		wk_stats_add(p, SHM_STAT_ROLLBACKS, 1);
-		if (!s->is_listener)
-			shm_server((uint32_t)g_wk.slot, s->row)->rollbacks++;
+		if (r)
+			r->rollbacks++;
 	}
 	if (s->internal_ready > 0)
 		return; /* pgdog's own statement: not the client's read or write */
@@ -320,13 +334,12 @@ wk_stats_publish_client(struct wk_client *c)
 static void
 wk_stats_publish_server(struct wk_server *s)
 {
-	struct shm_server *r;
+	struct shm_server *r = wk_stats_server_row(s);
 	char *dst[4];
 	size_t dst_len[4];
 
-	if (s->is_listener)
-		return; /* no row */
-	r = shm_server((uint32_t)g_wk.slot, s->row);
+	if (!r)
+		return;
 	dst[0] = r->client_encoding;
 	dst[1] = r->datestyle;
 	dst[2] = r->timezone;
