@@ -179,6 +179,8 @@ static const struct config_key config_general_keys[] = {
 	KINT(config, pub_sub_channel_size, 0, 1000000),
 	KINT(config, query_cache_limit, 16, 1000000),
 	KINT(config, stats_period, 1000, 3600000),
+	KINT(config, ban_timeout, 0, INT_MAX),
+	KINT(config, lsn_check_interval, 0, INT_MAX),
 	KINT(config, openmetrics_port, 0, 65535),
 	KSTR(config, openmetrics_host, CONFIG_STR_NONEMPTY),
 	KSTR(config, openmetrics_namespace, 0),
@@ -1563,6 +1565,8 @@ config_new(void)
 	cfg->pub_sub_channel_size = 0;
 	cfg->query_cache_limit = 1024;
 	cfg->stats_period = 15000;
+	cfg->ban_timeout = 300000;
+	cfg->lsn_check_interval = 5000;
 	cfg->openmetrics_port = 0;
 	cfg->server_reset_query_always = false;
 	cfg->max_client_conn = 10000;
@@ -1979,6 +1983,7 @@ static const struct config_live {
 	{ "client_login_timeout", offsetof(struct config, client_login_timeout), 1, INT_MAX,
 	  false },
 	{ "rollback_timeout", offsetof(struct config, rollback_timeout), 1, INT_MAX, false },
+	{ "ban_timeout", offsetof(struct config, ban_timeout), 0, INT_MAX, false },
 	{ "prepared_statements_limit", offsetof(struct config, prepared_statements_limit), 0,
 	  1000000, false },
 	{ "log_connections", offsetof(struct config, log_connections), 0, 1, true },

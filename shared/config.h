@@ -157,6 +157,8 @@ struct config {
 	int pub_sub_channel_size; /* messages queued per LISTEN channel; 0 (default): off */
 	int query_cache_limit;    /* SQL classification cache entries per worker, 1024 */
 	int stats_period;         /* ms, 15000: window of the averages in SHOW STATS and /metrics */
+	int ban_timeout;          /* ms, 300000: a BAN lifts after this; 0: only UNBAN lifts it */
+	int lsn_check_interval;   /* ms, 5000: replication checks (SHOW REPLICATION); 0: off */
 	int openmetrics_port;     /* 0 (default): no metrics endpoint */
 	char *openmetrics_host;   /* "0.0.0.0" */
 	char *openmetrics_namespace; /* "pgdog_": prefix of every metric name */

@@ -70,6 +70,9 @@ struct shm_header {
 	_Atomic uint64_t handovers; /* binary upgrades that kept this segment */
 };
 
+#define SHM_QC_ROWS     64
+#define SHM_QC_TEXT_MAX 208
+
 /* One per worker slot; written by that worker only. */
 struct shm_worker {
 	_Atomic int32_t pid;
@@ -86,6 +89,14 @@ struct shm_worker {
 	 * to add them to its own (shm_slot_fold); 0 once done.
 	 */
 	_Atomic uint32_t is_fold_pending;
+	/* appended: the most used statements of its SQL cache (SHOW QUERY_CACHE), every second */
+	struct shm_qc_row {
+		_Atomic uint32_t seq;
+		uint32_t text_len; /* of the whole text; 0: row unused */
+		uint64_t hash;     /* FNV-1a of the whole text: rows of workers merge by it */
+		uint64_t hits, misses, direct, multi;
+		char text[SHM_QC_TEXT_MAX]; /* truncated */
+	} qc_rows[SHM_QC_ROWS];
 } __attribute__((aligned(CACHELINE)));
 
 /* One per pool: the global server count, under lock. */
@@ -117,6 +128,18 @@ enum shm_stat {
 	SHM_STAT_CLEANED,    /* server resets after a client left */
 	SHM_STAT_CONNECT,    /* server connections opened */
 	SHM_STAT_CONNECT_US, /* time from connect() to the server's first ReadyForQuery */
+	/* appended for SHOW STATS / SHOW POOLS (PgDog's columns) */
+	SHM_STAT_ROLLBACKS,     /* CommandComplete "ROLLBACK" from servers (pgdog's own included) */
+	SHM_STAT_READS,         /* statements completed as SELECT, FETCH, SHOW, COPY TO, EXPLAIN */
+	SHM_STAT_WRITES,        /* statements that change data or schema (see wk_stats_command) */
+	SHM_STAT_AUTH,          /* client logins that reached the password check for the pool */
+	SHM_STAT_AUTH_FAILED,   /* ... and failed it */
+	SHM_STAT_ROWS_INSERTED, /* INSERT n, COPY FROM n */
+	SHM_STAT_ROWS_UPDATED,  /* UPDATE n */
+	SHM_STAT_ROWS_DELETED,  /* DELETE n */
+	SHM_STAT_RESYNCED,      /* servers brought back in step after a client left mid-work */
+	SHM_STAT_OUT_OF_SYNC,   /* servers closed because they could not be brought back */
+	SHM_STAT_FORCE_CLOSED,  /* servers closed by RECONNECT, KILL, a reload or shutdown */
 	SHM_STAT_CNT
 };
 
@@ -149,6 +172,19 @@ struct shm_pool_stats {
 	uint32_t pad;
 	uint64_t prev_us, last_us; /* wall clock of the two copies; 0: none yet */
 	uint64_t prev[SHM_STAT_CNT], last[SHM_STAT_CNT];
+	/* appended: SHOW POOLS healthy */
+	_Atomic uint32_t is_connect_failed; /* the last server connect of this worker failed */
+	uint32_t pad2;
+	/* appended: SHOW REPLICATION; worker 0 checks the servers (wk_lsn.c) and writes these */
+	struct shm_lsn {
+		_Atomic uint32_t seq;
+		uint32_t is_in_recovery; /* pg_is_in_recovery() */
+		uint64_t checked_us;     /* wall clock of the last good check; 0: none yet */
+		uint64_t lsn;            /* replay position (in recovery) or current WAL position */
+		uint64_t replay_us;      /* pg_last_xact_replay_timestamp(); 0: NULL */
+		uint64_t server_now_us;  /* the server's now() at the check */
+		char lsn_text[24];       /* the position as PostgreSQL writes it */
+	} lsn;
 } __attribute__((aligned(CACHELINE)));
 
 /* Add to a single-writer counter: no locked instruction (only this worker writes it). */
@@ -191,6 +227,12 @@ struct shm_client {
 	int32_t server_db_idx;       /* the server's pool (shm pool index); -1: none */
 	uint32_t server_pid, server_key;
 	uint64_t server_id;
+	/* appended: SHOW CLIENTS and SHOW FDS (fd at accept, the rest from the sweep) */
+	int32_t fd;
+	uint32_t prepared_cnt; /* its named prepared statements */
+	uint32_t pins;         /* WK_PIN_* bits: session state that locks it to its server */
+	uint32_t pad2;
+	char client_encoding[32], datestyle[32], timezone[48], std_strings[8];
 } __attribute__((aligned(CACHELINE)));
 
 struct shm_server {
@@ -207,6 +249,13 @@ struct shm_server {
 	uint64_t ready_us; /* wall clock of its last ReadyForQuery */
 	uint8_t tx_status; /* of that ReadyForQuery: 'I', 'T', 'E' (idle in transaction) */
 	char application_name[SHM_NAME_MAX];
+	/* appended: SHOW SERVERS and SHOW FDS (fd at connect, prepared_cnt from the sweep) */
+	int32_t fd;
+	uint32_t prepared_cnt; /* statements prepared on it */
+	uint32_t backend_key;  /* its BackendKeyData secret (SHOW FDS cancel) */
+	uint32_t pad2;
+	uint64_t rollbacks, errors;
+	char client_encoding[32], datestyle[32], timezone[48], std_strings[8];
 } __attribute__((aligned(CACHELINE)));
 
 /* Prepared statements a worker keeps (transaction mode), for SHOW PREPARED. */

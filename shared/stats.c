@@ -89,6 +89,7 @@ stats_collect_worker(struct stats_pool *p, const struct shm_pool_stats *st)
 		p->maxwait_us = mw;
 	p->checkout_timeouts += stats_load(&st->checkout_timeouts);
 	p->pins += stats_load(&st->pins);
+	p->connect_failed_cnt += atomic_load_explicit(&st->is_connect_failed, memory_order_relaxed);
 	for (int i = 0; i < SHM_STAT_CNT; i++)
 		p->total[i] += stats_load(&st->cnt[i]);
 	for (int k = 0; k < SHM_HIST_KINDS; k++) {
@@ -184,6 +185,7 @@ stats_pool_add(struct stats_pool *dst, const struct stats_pool *src)
 		dst->maxwait_us = src->maxwait_us;
 	dst->checkout_timeouts += src->checkout_timeouts;
 	dst->pins += src->pins;
+	dst->connect_failed_cnt += src->connect_failed_cnt;
 	for (int i = 0; i < SHM_STAT_CNT; i++) {
 		dst->total[i] += src->total[i];
 		dst->delta[i] += src->delta[i];

@@ -73,6 +73,7 @@ struct stats_pool {
 	uint64_t cl_active, cl_waiting, sv_active, sv_idle, sv_idle_xact, sv_login, sv_total;
 	uint64_t maxwait_us; /* the longest wait of any worker */
 	uint64_t checkout_timeouts, pins;
+	uint64_t connect_failed_cnt; /* workers whose last connect to the server failed */
 	uint64_t total[SHM_STAT_CNT];
 	uint64_t hist[SHM_HIST_KINDS][SHM_HIST_CNT]; /* per bucket, not cumulative */
 	uint64_t hist_sum_us[SHM_HIST_KINDS];

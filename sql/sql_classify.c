@@ -71,6 +71,7 @@ struct sql_cache_entry {
 	size_t stmts_cnt;
 	unsigned flags;
 	bool has_more, is_error;
+	uint64_t hits;           /* lookups that found it (SHOW QUERY_CACHE) */
 	struct sql_stmt stmts[]; /* stmts_cnt, then the text (not NUL-terminated) */
 };
 
@@ -864,6 +865,7 @@ sql_cache_insert(const char *s, size_t n, uint64_t h, const struct sql_result *r
 	e->flags = r->flags;
 	e->has_more = r->has_more;
 	e->is_error = r->is_error;
+	e->hits = 0;
 	memcpy(e->stmts, r->stmts, r->stmts_cnt * sizeof(struct sql_stmt));
 	memcpy((char *)sql_cache_text(e), s, n);
 	e->hnext = sql_cache.buckets[h & (SQL_CACHE_BUCKETS - 1)];
@@ -918,6 +920,7 @@ sql_classify_run(const char *sql, size_t len, struct sql_result *out, bool is_al
 		e = sql_cache_find(sql, len, h);
 		if (e != NULL) {
 			sql_cache.stats.hits++;
+			e->hits++;
 			sql_cache_lru_unlink(e);
 			sql_cache_lru_push(e);
 			memcpy(out->stmts, e->stmts, e->stmts_cnt * sizeof(struct sql_stmt));
@@ -975,6 +978,30 @@ sql_cache_stats(struct sql_cache_stats *st)
 {
 	*st = sql_cache.stats;
 	st->entries = sql_cache.entries;
+}
+
+size_t
+sql_cache_top(struct sql_cache_query *out, size_t max)
+{
+	size_t n = 0;
+
+	/* insertion into a short array sorted by hits, most first: max is small */
+	for (const struct sql_cache_entry *e = sql_cache.head; e != NULL && max > 0; e = e->next) {
+		size_t i;
+
+		if (n == max && e->hits <= out[n - 1].hits)
+			continue;
+		i = n < max ? n++ : n - 1;
+		while (i > 0 && out[i - 1].hits < e->hits) {
+			out[i] = out[i - 1];
+			i--;
+		}
+		out[i].text = sql_cache_text(e);
+		out[i].text_len = e->text_len;
+		out[i].hash = e->hash;
+		out[i].hits = e->hits;
+	}
+	return n;
 }
 
 void

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shared/compiler.h"
 
@@ -128,6 +129,19 @@ struct sql_cache_stats {
 	size_t entries;
 };
 void sql_cache_stats(struct sql_cache_stats *st);
+
+/* One cached text, for SHOW QUERY_CACHE. */
+struct sql_cache_query {
+	const char *text; /* borrowed from the cache: valid until the next sql_classify() */
+	size_t text_len;  /* not NUL-terminated */
+	uint64_t hash;    /* FNV-1a of the text: the same in every process */
+	uint64_t hits;    /* lookups that found it since it was (last) parsed */
+};
+/*
+ * The cached texts with the most hits, most first: at most max of them into
+ * out. Returns how many.
+ */
+size_t sql_cache_top(struct sql_cache_query *out, size_t max);
 /*
  * Free the cache (worker exit, tests); sql_classify() may still be called.
  * libpg_query's per-thread memory is not released (pg_query_exit() would

@@ -4,6 +4,10 @@
 #   t/pgenv.sh start DIR PORT [extra postgresql.conf lines...]
 #       initdb a cluster in DIR/data (socket and server log in DIR), start it
 #       listening on 127.0.0.1:PORT and wait until it accepts connections.
+#   t/pgenv.sh replica DIR PRIMARY_PORT PORT
+#       a streaming replica of the cluster on 127.0.0.1:PRIMARY_PORT
+#       (pg_basebackup -R over a replication connection of "postgres"), in
+#       DIR/data, listening on 127.0.0.1:PORT, started and waited for.
 #   t/pgenv.sh stop DIR
 #       stop the cluster (immediate mode) and remove DIR.
 #   t/pgenv.sh psql DIR PORT [psql arguments...]
@@ -80,6 +84,36 @@ cmd_start() {
 	}
 }
 
+cmd_replica() {
+	[ $# -eq 3 ] || die "usage: pgenv.sh replica DIR PRIMARY_PORT PORT"
+	dir=$1
+	primary=$2
+	port=$3
+	bindir=$(find_bindir)
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	chmod 0755 "$dir"
+	if [ "$(id -u)" = 0 ]; then
+		id postgres >/dev/null 2>&1 || die "running as root but there is no user postgres to own the cluster"
+		chown postgres "$dir"
+	fi
+	as_pg "$bindir/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir/data" \
+		-R -X stream --no-sync >"$dir/basebackup.log" 2>&1 || {
+		cat "$dir/basebackup.log" >&2
+		die "pg_basebackup from port $primary failed"
+	}
+	{
+		# the primary's file came along: these lines win over its own
+		echo "port = $port"
+		echo "unix_socket_directories = '$dir'"
+		echo "hot_standby = on"
+	} >>"$dir/data/postgresql.conf"
+	as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 start >/dev/null || {
+		cat "$dir/log" >&2 2>/dev/null || true
+		die "pg_ctl start failed for the replica in $dir (port $port)"
+	}
+}
+
 cmd_stop() {
 	[ $# -ge 1 ] || die "usage: pgenv.sh stop DIR"
 	dir=$1
@@ -102,12 +136,13 @@ cmd_psql() {
 	"$psql" -X -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres "$@"
 }
 
-[ $# -ge 1 ] || die "usage: pgenv.sh start|stop|psql ..."
+[ $# -ge 1 ] || die "usage: pgenv.sh start|replica|stop|psql ..."
 verb=$1
 shift
 case $verb in
 start) cmd_start "$@" ;;
+replica) cmd_replica "$@" ;;
 stop) cmd_stop "$@" ;;
 psql) cmd_psql "$@" ;;
-*) die "unknown command '$verb' (start, stop, psql)" ;;
+*) die "unknown command '$verb' (start, replica, stop, psql)" ;;
 esac

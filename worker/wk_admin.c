@@ -21,7 +21,7 @@
 #include "worker/wk_client.h"
 
 #define WK_ADMIN_MSG_MAX  (64 * 1024)
-#define WK_ADMIN_COLS_MAX 48
+#define WK_ADMIN_COLS_MAX 64
 
 /* The console's session parameters: reported at login, answered by SHOW <name>. */
 static const char *const wk_admin_params[][2] = {
@@ -96,6 +96,17 @@ wk_admin_cell(struct wk_admin_row *row, const char *fmt, ...)
 static struct stats_pool *wk_admin_collect(struct pgw_buf *b, size_t *cnt);
 static void wk_admin_ident_cells(struct wk_admin_row *row, const struct stats_ident *id);
 
+static const char *
+wk_admin_bool(bool b)
+{
+	return b ? "t" : "f";
+}
+
+/*
+ * PgDog's columns, then pgdog's own (worker, server_id). replication is
+ * always "none" and transactions_2pc 0: pgdog refuses replication
+ * connections and has no two-phase commit yet.
+ */
 static void
 wk_admin_show_clients(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
@@ -105,19 +116,23 @@ wk_admin_show_clients(struct wk_client *c, const char *args, struct pgw_buf *b)
 					    "addr",
 					    "port",
 					    "state",
+					    "replication",
 					    "connect_time",
 					    "last_request",
 					    "queries",
 					    "transactions",
+					    "transactions_2pc",
+					    "wait_time",
+					    "query_time",
+					    "transaction_time",
 					    "bytes_received",
 					    "bytes_sent",
 					    "errors",
 					    "application_name",
+					    "locked",
+					    "prepared_statements",
 					    "worker",
-					    "server_id",
-					    "wait_time",
-					    "query_time",
-					    "transaction_time" };
+					    "server_id" };
 
 	(void)c;
 	(void)args;
@@ -142,40 +157,63 @@ wk_admin_show_clients(struct wk_client *c, const char *args, struct pgw_buf *b)
 			wk_admin_cell(&row, "%s", r.addr);
 			wk_admin_cell(&row, "%u", r.port);
 			wk_admin_cell(&row, "%s", wk_admin_state(r.state));
+			wk_admin_cell(&row, "%s", "none");
 			wk_admin_cell(&row, "%s", t1);
 			wk_admin_cell(&row, "%s", t2);
 			wk_admin_cell(&row, "%" PRIu64, r.queries);
 			wk_admin_cell(&row, "%" PRIu64, r.transactions);
+			wk_admin_cell(&row, "%d", 0);
+			wk_admin_cell(&row, "%" PRIu64, r.wait_time_us);
+			wk_admin_cell(&row, "%" PRIu64, r.query_time_us);
+			wk_admin_cell(&row, "%" PRIu64, r.xact_time_us);
 			wk_admin_cell(&row, "%" PRIu64, r.bytes_received);
 			wk_admin_cell(&row, "%" PRIu64, r.bytes_sent);
 			wk_admin_cell(&row, "%" PRIu64, r.errors);
 			wk_admin_cell(&row, "%s", r.application_name);
+			wk_admin_cell(&row, "%s", wk_admin_bool(r.pins != 0));
+			wk_admin_cell(&row, "%u", r.prepared_cnt);
 			wk_admin_cell(&row, "%u", w);
 			if (r.server_id)
 				wk_admin_cell(&row, "w%us%" PRIu64, w, r.server_id);
 			else
 				wk_admin_cell(&row, "%s", "");
-			wk_admin_cell(&row, "%" PRIu64, r.wait_time_us);
-			wk_admin_cell(&row, "%" PRIu64, r.query_time_us);
-			wk_admin_cell(&row, "%" PRIu64, r.xact_time_us);
 			pgw_put_data_row(b, row.values, row.cnt);
 		}
 	}
 	pgw_put_command_complete(b, "SHOW");
 }
 
+/*
+ * PgDog's columns, then pgdog's own (id, worker, tx_status). healthchecks is
+ * always 0: pgdog runs no health checks on its servers.
+ */
 static void
 wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "id",           "pool_id",
-					    "database",     "user",
-					    "addr",         "port",
-					    "state",        "connect_time",
-					    "request_time", "remote_pid",
-					    "client_id",    "transactions",
-					    "queries",      "bytes_received",
-					    "bytes_sent",   "application_name",
-					    "worker",       "age",
+	static const char *const cols[] = { "pool_id",
+					    "database",
+					    "user",
+					    "addr",
+					    "port",
+					    "state",
+					    "connect_time",
+					    "request_time",
+					    "remote_pid",
+					    "client_id",
+					    "transactions",
+					    "queries",
+					    "rollbacks",
+					    "prepared_statements",
+					    "healthchecks",
+					    "errors",
+					    "bytes_received",
+					    "bytes_sent",
+					    "last_sent",
+					    "last_received",
+					    "age",
+					    "application_name",
+					    "id",
+					    "worker",
 					    "tx_status" };
 
 	(void)c;
@@ -186,7 +224,7 @@ wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 			struct shm_server *src = shm_server(w, i), r;
 			struct wk_admin_row row = { .cnt = 0 };
 			struct stats_ident id;
-			char t1[32], t2[32];
+			char t1[32], t2[32], t3[32];
 
 			if (atomic_load_explicit(&src->state, memory_order_relaxed) ==
 			    SHM_STATE_FREE)
@@ -197,7 +235,7 @@ wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 				continue;
 			wk_admin_time(t1, sizeof(t1), r.connect_us);
 			wk_admin_time(t2, sizeof(t2), r.request_us);
-			wk_admin_cell(&row, "w%us%" PRIu64, w, r.id);
+			wk_admin_time(t3, sizeof(t3), r.ready_us);
 			wk_admin_cell(&row, "%d", r.pool_idx);
 			wk_admin_cell(&row, "%s", id.database);
 			wk_admin_cell(&row, "%s", id.user);
@@ -213,14 +251,22 @@ wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 				wk_admin_cell(&row, "%s", "");
 			wk_admin_cell(&row, "%" PRIu64, r.transactions);
 			wk_admin_cell(&row, "%" PRIu64, r.queries);
+			wk_admin_cell(&row, "%" PRIu64, r.rollbacks);
+			wk_admin_cell(&row, "%u", r.prepared_cnt);
+			wk_admin_cell(&row, "%d", 0);
+			wk_admin_cell(&row, "%" PRIu64, r.errors);
 			wk_admin_cell(&row, "%" PRIu64, r.bytes_received);
 			wk_admin_cell(&row, "%" PRIu64, r.bytes_sent);
-			wk_admin_cell(&row, "%s", r.application_name);
-			wk_admin_cell(&row, "%u", w);
+			/* the last request sent to it, the last ReadyForQuery it sent */
+			wk_admin_cell(&row, "%s", t2);
+			wk_admin_cell(&row, "%s", t3);
 			wk_admin_cell(&row, "%" PRIu64,
 				      g_wk.now_us > r.connect_us
 					      ? (g_wk.now_us - r.connect_us) / 1000000
 					      : 0);
+			wk_admin_cell(&row, "%s", r.application_name);
+			wk_admin_cell(&row, "w%us%" PRIu64, w, r.id);
+			wk_admin_cell(&row, "%u", w);
 			wk_admin_cell(&row, "%c", r.tx_status ? r.tx_status : 'I');
 			pgw_put_data_row(b, row.values, row.cnt);
 		}
@@ -228,43 +274,65 @@ wk_admin_show_servers(struct wk_client *c, const char *args, struct pgw_buf *b)
 	pgw_put_command_complete(b, "SHOW");
 }
 
+/*
+ * PgDog's columns, then pgdog's own (cl_active, sv_login, pool_size,
+ * checkout_timeouts, pins). schema_admin is always f: pgdog has no schema
+ * administration pool (sharding) yet.
+ */
 static void
 wk_admin_show_pools(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
 	static const char *const cols[] = {
-		"id",      "database",     "user",      "addr",       "port",
-		"shard",   "role",         "cl_active", "cl_waiting", "sv_active",
-		"sv_idle", "sv_idle_xact", "sv_login",  "sv_total",   "pool_size",
-		"maxwait", "maxwait_us",   "pool_mode", "errors",     "checkout_timeouts",
+		"id",          "database",     "user",         "addr",
+		"port",        "shard",        "role",         "cl_waiting",
+		"sv_idle",     "sv_active",    "sv_idle_xact", "sv_total",
+		"maxwait",     "maxwait_us",   "pool_mode",    "paused",
+		"banned",      "healthy",      "errors",       "re_synced",
+		"out_of_sync", "force_closed", "online",       "schema_admin",
+		"cl_active",   "sv_login",     "pool_size",    "checkout_timeouts",
 		"pins"
 	};
 	size_t cnt;
 	struct stats_pool *ps = wk_admin_collect(b, &cnt);
+	struct stats_holds h;
 
 	(void)c;
 	(void)args;
+	stats_holds_read(&h, g_wk.now_us);
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
 	for (size_t i = 0; i < cnt; i++) {
 		const struct stats_ident *id = &ps[i].ident;
 		struct wk_admin_row row = { .cnt = 0 };
+		bool is_banned = stats_holds_is_banned(&h, id->database, id->user);
 
 		if (id->state == SHM_POOL_FREE)
 			continue;
 		wk_admin_cell(&row, "%zu", i);
 		wk_admin_ident_cells(&row, id);
-		wk_admin_cell(&row, "%" PRIu64, ps[i].cl_active);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].cl_waiting);
-		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_active);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_idle);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_active);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_idle_xact);
-		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_login);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_total);
-		wk_admin_cell(&row, "%d", id->pool_size);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].maxwait_us / 1000000);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].maxwait_us % 1000000);
 		wk_admin_cell(&row, "%s",
 			      config_pooler_mode_name((enum config_pooler_mode)id->pooler_mode));
+		wk_admin_cell(&row, "%s", wk_admin_bool(stats_holds_is_paused(&h, id->database)));
+		wk_admin_cell(&row, "%s", wk_admin_bool(is_banned));
+		/* healthy: not banned, and no worker's last connect to the server failed */
+		wk_admin_cell(&row, "%s",
+			      wk_admin_bool(!is_banned && ps[i].connect_failed_cnt == 0));
 		wk_admin_cell(&row, "%" PRIu64, ps[i].total[SHM_STAT_ERRORS]);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].total[SHM_STAT_RESYNCED]);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].total[SHM_STAT_OUT_OF_SYNC]);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].total[SHM_STAT_FORCE_CLOSED]);
+		/* online: in the configuration (a pool removed by a reload drains) */
+		wk_admin_cell(&row, "%s", wk_admin_bool(id->state == SHM_POOL_LIVE));
+		wk_admin_cell(&row, "%s", wk_admin_bool(false));
+		wk_admin_cell(&row, "%" PRIu64, ps[i].cl_active);
+		wk_admin_cell(&row, "%" PRIu64, ps[i].sv_login);
+		wk_admin_cell(&row, "%d", id->pool_size);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].checkout_timeouts);
 		wk_admin_cell(&row, "%" PRIu64, ps[i].pins);
 		pgw_put_data_row(b, row.values, row.cnt);
@@ -369,47 +437,65 @@ wk_admin_ident_cells(struct wk_admin_row *row, const struct stats_ident *id)
 	wk_admin_cell(row, "%s", config_role_name((enum config_role)id->role));
 }
 
-/* Append the columns of SHOW STATS to cols (prefix total_ or avg_). */
-static const char *const wk_admin_stat_names[] = {
-	[SHM_STAT_XACT] = "xact_count",
-	[SHM_STAT_QUERY] = "query_count",
-	[SHM_STAT_ASSIGN] = "server_assignment_count",
-	[SHM_STAT_RECV] = "received",
-	[SHM_STAT_SENT] = "sent",
-	[SHM_STAT_XACT_US] = "xact_time",
-	[SHM_STAT_IDLE_XACT_US] = "idle_xact_time",
-	[SHM_STAT_QUERY_US] = "query_time",
-	[SHM_STAT_WAIT_US] = "wait_time",
-	[SHM_STAT_PARSE] = "client_parse_count",
-	[SHM_STAT_BIND] = "bind_count",
-	[SHM_STAT_CLOSE] = "close_count",
-	[SHM_STAT_SERVER_PARSE] = "server_parse_count",
-	[SHM_STAT_ERRORS] = "errors",
-	[SHM_STAT_CLEANED] = "cleaned",
-	[SHM_STAT_CONNECT] = "connect_count",
-	[SHM_STAT_CONNECT_US] = "connect_time",
+/*
+ * The counters of SHOW STATS, in PgDog's order, then pgdog's own
+ * (client_parse_count, auth_failures). stat -1: xact_2pc_count, always 0
+ * (pgdog has no two-phase commit yet).
+ */
+static const struct {
+	const char *name;
+	int stat;
+} wk_admin_stat_cols[] = {
+	{ "xact_count", SHM_STAT_XACT },
+	{ "xact_2pc_count", -1 },
+	{ "query_count", SHM_STAT_QUERY },
+	{ "server_assignment_count", SHM_STAT_ASSIGN },
+	{ "received", SHM_STAT_RECV },
+	{ "sent", SHM_STAT_SENT },
+	{ "xact_time", SHM_STAT_XACT_US },
+	{ "idle_xact_time", SHM_STAT_IDLE_XACT_US },
+	{ "query_time", SHM_STAT_QUERY_US },
+	{ "wait_time", SHM_STAT_WAIT_US },
+	{ "server_parse_count", SHM_STAT_SERVER_PARSE },
+	{ "bind_count", SHM_STAT_BIND },
+	{ "close_count", SHM_STAT_CLOSE },
+	{ "errors", SHM_STAT_ERRORS },
+	{ "cleaned", SHM_STAT_CLEANED },
+	{ "rollbacks", SHM_STAT_ROLLBACKS },
+	{ "connect_time", SHM_STAT_CONNECT_US },
+	{ "connect_count", SHM_STAT_CONNECT },
+	{ "reads", SHM_STAT_READS },
+	{ "writes", SHM_STAT_WRITES },
+	{ "auth_attempts", SHM_STAT_AUTH },
+	{ "rows_inserted", SHM_STAT_ROWS_INSERTED },
+	{ "rows_updated", SHM_STAT_ROWS_UPDATED },
+	{ "rows_deleted", SHM_STAT_ROWS_DELETED },
+	{ "client_parse_count", SHM_STAT_PARSE },
+	{ "auth_failures", SHM_STAT_AUTH_FAILED },
 };
-_Static_assert(ARRAY_SIZE(wk_admin_stat_names) == SHM_STAT_CNT, "a name for every counter");
+
+#define WK_ADMIN_STAT_COLS ARRAY_SIZE(wk_admin_stat_cols)
 
 static void
 wk_admin_show_stats(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
 	static const char *const fixed[] = { "database", "user", "addr", "port", "shard", "role" };
-	char names[2 * SHM_STAT_CNT][48];
-	const char *cols[ARRAY_SIZE(fixed) + 2 * SHM_STAT_CNT];
+	char names[2 * WK_ADMIN_STAT_COLS][48];
+	const char *cols[ARRAY_SIZE(fixed) + 2 * WK_ADMIN_STAT_COLS];
 	size_t cnt, n = 0;
 	struct stats_pool *ps = wk_admin_collect(b, &cnt);
 
+	_Static_assert(ARRAY_SIZE(fixed) + 2 * WK_ADMIN_STAT_COLS <= WK_ADMIN_COLS_MAX, "cells");
 	(void)c;
 	(void)args;
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		cols[n++] = fixed[i];
-	for (int i = 0; i < SHM_STAT_CNT; i++) {
-		snprintf(names[i], sizeof(names[i]), "total_%s", wk_admin_stat_names[i]);
-		snprintf(names[SHM_STAT_CNT + i], sizeof(names[0]), "avg_%s",
-			 wk_admin_stat_names[i]);
+	for (size_t i = 0; i < WK_ADMIN_STAT_COLS; i++) {
+		snprintf(names[i], sizeof(names[i]), "total_%s", wk_admin_stat_cols[i].name);
+		snprintf(names[WK_ADMIN_STAT_COLS + i], sizeof(names[0]), "avg_%s",
+			 wk_admin_stat_cols[i].name);
 	}
-	for (int i = 0; i < 2 * SHM_STAT_CNT; i++)
+	for (size_t i = 0; i < 2 * WK_ADMIN_STAT_COLS; i++)
 		cols[n++] = names[i];
 	pgw_put_row_description(b, cols, n);
 	for (size_t i = 0; i < cnt; i++) {
@@ -420,10 +506,16 @@ wk_admin_show_stats(struct wk_client *c, const char *args, struct pgw_buf *b)
 			continue;
 		stats_averages(&ps[i], avg);
 		wk_admin_ident_cells(&row, &ps[i].ident);
-		for (int k = 0; k < SHM_STAT_CNT; k++)
-			wk_admin_cell(&row, "%" PRIu64, ps[i].total[k]);
-		for (int k = 0; k < SHM_STAT_CNT; k++)
-			wk_admin_cell(&row, "%" PRIu64, avg[k]);
+		for (size_t k = 0; k < WK_ADMIN_STAT_COLS; k++) {
+			int st = wk_admin_stat_cols[k].stat;
+
+			wk_admin_cell(&row, "%" PRIu64, st < 0 ? 0 : ps[i].total[st]);
+		}
+		for (size_t k = 0; k < WK_ADMIN_STAT_COLS; k++) {
+			int st = wk_admin_stat_cols[k].stat;
+
+			wk_admin_cell(&row, "%" PRIu64, st < 0 ? 0 : avg[st]);
+		}
 		pgw_put_data_row(b, row.values, row.cnt);
 	}
 	free(ps);
@@ -807,30 +899,86 @@ wk_admin_show_users(struct wk_client *c, const char *args, struct pgw_buf *b)
 
 /* ---- process ---------------------------------------------------------------- */
 
+/*
+ * Statements of the SQL classification caches, merged over the workers by
+ * their text's hash, most hits first. Only texts the classifier had to
+ * parse are cached (see sql_classify.h): pgbench's plain SELECT and UPDATE
+ * never appear. Each worker publishes its SHM_QC_ROWS most used every second.
+ */
+struct wk_admin_qc {
+	struct shm_qc_row r;
+	uint32_t workers_cnt;
+};
+
+static int
+wk_admin_qc_cmp(const void *a, const void *b)
+{
+	const struct wk_admin_qc *x = a, *y = b;
+
+	return x->r.hits < y->r.hits ? 1 : x->r.hits > y->r.hits ? -1 : 0;
+}
+
 static void
 wk_admin_show_query_cache(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
-	static const char *const cols[] = { "worker",      "hits",    "misses", "parses",
-					    "prefiltered", "entries", "limit" };
+	static const char *const cols[] = { "query",  "hits",        "direct", "multi",
+					    "misses", "fingerprint", "workers" };
+	struct wk_admin_qc *q = calloc((size_t)g_shm->workers_cnt * SHM_QC_ROWS, sizeof(*q));
+	size_t n = 0;
 
 	(void)c;
 	(void)args;
-	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	if (!q) {
+		b->has_error = true;
+		return;
+	}
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
 		struct shm_worker *sw = shm_worker(w);
-		struct wk_admin_row row = { .cnt = 0 };
 
 		if (atomic_load(&sw->pid) <= 0)
 			continue;
-		wk_admin_cell(&row, "%u", w);
-		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_hits));
-		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_misses));
-		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_parses));
-		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_prefiltered));
-		wk_admin_cell(&row, "%" PRIu64, (uint64_t)atomic_load(&sw->qc_entries));
-		wk_admin_cell(&row, "%d", g_cfg->query_cache_limit);
-		pgw_put_data_row(b, row.values, row.cnt);
+		for (uint32_t i = 0; i < SHM_QC_ROWS; i++) {
+			struct shm_qc_row r;
+			size_t k;
+
+			if (!shm_row_read(&sw->qc_rows[i].seq, &sw->qc_rows[i], &r, sizeof(r)) ||
+			    !r.text_len)
+				continue;
+			r.text[sizeof(r.text) - 1] = '\0';
+			for (k = 0; k < n; k++)
+				if (q[k].r.hash == r.hash && q[k].r.text_len == r.text_len &&
+				    strcmp(q[k].r.text, r.text) == 0)
+					break;
+			if (k == n) {
+				q[n].r = r;
+				q[n++].workers_cnt = 1;
+				continue;
+			}
+			q[k].r.hits += r.hits;
+			q[k].r.misses += r.misses;
+			q[k].r.direct += r.direct;
+			q[k].r.multi += r.multi;
+			q[k].workers_cnt++;
+		}
 	}
+	qsort(q, n, sizeof(*q), wk_admin_qc_cmp);
+	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (size_t k = 0; k < n; k++) {
+		const char *vals[ARRAY_SIZE(cols)];
+		char nums[6][24];
+
+		snprintf(nums[0], sizeof(nums[0]), "%" PRIu64, q[k].r.hits);
+		snprintf(nums[1], sizeof(nums[1]), "%" PRIu64, q[k].r.direct);
+		snprintf(nums[2], sizeof(nums[2]), "%" PRIu64, q[k].r.multi);
+		snprintf(nums[3], sizeof(nums[3]), "%" PRIu64, q[k].r.misses);
+		snprintf(nums[4], sizeof(nums[4]), "%016" PRIx64, q[k].r.hash);
+		snprintf(nums[5], sizeof(nums[5]), "%u", q[k].workers_cnt);
+		vals[0] = q[k].r.text;
+		for (int i = 0; i < 6; i++)
+			vals[i + 1] = nums[i];
+		pgw_put_data_row(b, vals, ARRAY_SIZE(cols));
+	}
+	free(q);
 	pgw_put_command_complete(b, "SHOW");
 }
 
@@ -868,9 +1016,27 @@ wk_admin_show_peers(struct wk_client *c, const char *args, struct pgw_buf *b)
 }
 
 /*
- * One row per pool with what pgdog knows; the replication figures are NULL
- * because pgdog does not query its servers for them (no replicas yet).
+ * One row per pool of the current configuration. Worker 0 checks every
+ * database section every lsn_check_interval while the configuration has a
+ * replica (wk_lsn.c); the figures are NULL before the first answer, and
+ * always when no replica is configured or lsn_check_interval is 0.
+ * replica_lag (ms) of a server in recovery: 0 when it has replayed up to the
+ * position its primary (a server of the same database name and shard not in
+ * recovery) reported, else the time since the last transaction it replayed
+ * (its now() at the check less pg_last_xact_replay_timestamp()); NULL for a
+ * server not in recovery, or without a checked primary.
  */
+static bool
+wk_admin_lsn_read(uint32_t pool_idx, struct shm_lsn *out)
+{
+	struct shm_lsn *src = &shm_pool_stats(0, pool_idx)->lsn;
+
+	if (!shm_row_read(&src->seq, src, out, sizeof(*out)) || !out->checked_us)
+		return false;
+	out->lsn_text[sizeof(out->lsn_text) - 1] = '\0';
+	return true;
+}
+
 static void
 wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
@@ -885,7 +1051,6 @@ wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf 
 					    "pg_lsn",
 					    "lsn_age",
 					    "pg_is_in_recovery" };
-
 	uint32_t pools_cnt = g_shm->pools_cnt;
 
 	(void)c;
@@ -894,13 +1059,46 @@ wk_admin_show_replication(struct wk_client *c, const char *args, struct pgw_buf 
 	for (uint32_t i = 0; i < pools_cnt; i++) {
 		struct wk_admin_row row = { .cnt = 0 };
 		struct stats_ident id;
+		struct shm_lsn r;
 
 		if (!stats_ident_read(i, &id) || id.state != SHM_POOL_LIVE)
 			continue;
 		wk_admin_cell(&row, "%u", i);
 		wk_admin_ident_cells(&row, &id);
-		for (int k = 0; k < 4; k++)
+		if (!wk_admin_lsn_read(i, &r)) {
+			for (int k = 0; k < 4; k++)
+				row.values[row.cnt++] = NULL;
+			pgw_put_data_row(b, row.values, row.cnt);
+			continue;
+		}
+		if (r.is_in_recovery) {
+			bool has_primary = false;
+			struct shm_lsn pr;
+
+			for (uint32_t j = 0; j < pools_cnt && !has_primary; j++) {
+				struct stats_ident pid;
+
+				has_primary = j != i && stats_ident_read(j, &pid) &&
+					      pid.state == SHM_POOL_LIVE && pid.shard == id.shard &&
+					      strcmp(pid.database, id.database) == 0 &&
+					      wk_admin_lsn_read(j, &pr) && !pr.is_in_recovery;
+			}
+			if (!has_primary)
+				row.values[row.cnt++] = NULL;
+			else if (r.lsn >= pr.lsn)
+				wk_admin_cell(&row, "%d", 0);
+			else if (r.replay_us && r.server_now_us > r.replay_us)
+				wk_admin_cell(&row, "%" PRIu64,
+					      (r.server_now_us - r.replay_us) / 1000);
+			else
+				row.values[row.cnt++] = NULL; /* nothing replayed yet: unknown */
+		} else {
 			row.values[row.cnt++] = NULL;
+		}
+		wk_admin_cell(&row, "%s", r.lsn_text);
+		wk_admin_cell(&row, "%" PRIu64,
+			      g_wk.now_us > r.checked_us ? (g_wk.now_us - r.checked_us) / 1000 : 0);
+		wk_admin_cell(&row, "%s", wk_admin_bool(r.is_in_recovery));
 		pgw_put_data_row(b, row.values, row.cnt);
 	}
 	pgw_put_command_complete(b, "SHOW");
@@ -1058,10 +1256,38 @@ wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 }
 
 /*
- * PgBouncer's SHOW FDS lists the sockets an online restart takes over; pgdog
- * hands nothing over this way, so it has the columns and no rows, as
- * PgBouncer outside a takeover.
+ * PgBouncer's SHOW FDS lists the sockets an online restart would take over.
+ * pgdog hands sockets over differently (wk_handoff.c), so here it lists the
+ * live client and server sockets of every worker: fd is the descriptor in
+ * the worker process that holds it (numbers repeat across workers), link
+ * the descriptor of the connection it is paired with, cancel the
+ * BackendKeyData secret (the client's from pgdog, the server's from
+ * PostgreSQL). password and the SCRAM keys are always NULL: pgdog never
+ * shows secrets. Sockets still connecting have fd -1 until they log in.
  */
+struct wk_admin_fd_link {
+	uint64_t id;
+	int32_t fd;
+};
+
+static int32_t
+wk_admin_fd_find(const struct wk_admin_fd_link *v, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].id == id)
+			return v[i].fd;
+	return -1;
+}
+
+static void
+wk_admin_fd_cell(struct wk_admin_row *row, int32_t fd)
+{
+	if (fd >= 0)
+		wk_admin_cell(row, "%d", fd);
+	else
+		row->values[row->cnt++] = NULL;
+}
+
 static void
 wk_admin_show_fds(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
@@ -1070,10 +1296,94 @@ wk_admin_show_fds(struct wk_client *c, const char *args, struct pgw_buf *b)
 		"port",      "cancel",   "link",     "client_encoding",  "std_strings",
 		"datestyle", "timezone", "password", "scram_client_key", "scram_server_key"
 	};
+	size_t cap = g_shm->clients_per_worker > g_shm->servers_per_worker
+			     ? g_shm->clients_per_worker
+			     : g_shm->servers_per_worker;
+	struct wk_admin_fd_link *cl = calloc(cap ? cap : 1, sizeof(*cl));
+	struct wk_admin_fd_link *sv = calloc(cap ? cap : 1, sizeof(*sv));
 
 	(void)c;
 	(void)args;
+	if (!cl || !sv) {
+		free(cl);
+		free(sv);
+		b->has_error = true;
+		return;
+	}
 	pgw_put_row_description(b, cols, ARRAY_SIZE(cols));
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
+		size_t cl_cnt = 0, sv_cnt = 0;
+
+		/* the pairs of this worker: client id <-> fd, server id <-> fd */
+		for (uint32_t i = 0; i < g_shm->clients_per_worker; i++) {
+			struct shm_client *r = shm_client(w, i);
+
+			if (atomic_load_explicit(&r->state, memory_order_relaxed) != SHM_STATE_FREE)
+				cl[cl_cnt++] = (struct wk_admin_fd_link){ r->id, r->fd };
+		}
+		for (uint32_t i = 0; i < g_shm->servers_per_worker; i++) {
+			struct shm_server *r = shm_server(w, i);
+
+			if (atomic_load_explicit(&r->state, memory_order_relaxed) != SHM_STATE_FREE)
+				sv[sv_cnt++] = (struct wk_admin_fd_link){ r->id, r->fd };
+		}
+		for (uint32_t i = 0; i < g_shm->clients_per_worker; i++) {
+			struct shm_client *src = shm_client(w, i), r;
+			struct wk_admin_row row = { .cnt = 0 };
+
+			if (atomic_load_explicit(&src->state, memory_order_relaxed) ==
+				    SHM_STATE_FREE ||
+			    !shm_row_read(&src->seq, src, &r, sizeof(r)) ||
+			    r.state == SHM_STATE_FREE)
+				continue;
+			wk_admin_fd_cell(&row, r.fd);
+			wk_admin_cell(&row, "%s", "client");
+			wk_admin_cell(&row, "%s", r.user);
+			wk_admin_cell(&row, "%s", r.database);
+			wk_admin_cell(&row, "%s", r.addr);
+			wk_admin_cell(&row, "%u", r.port);
+			wk_admin_cell(&row, "%u", atomic_load(&r.cancel_key));
+			wk_admin_fd_cell(
+				&row, r.server_id ? wk_admin_fd_find(sv, sv_cnt, r.server_id) : -1);
+			wk_admin_cell(&row, "%s", r.client_encoding);
+			wk_admin_cell(&row, "%s", r.std_strings);
+			wk_admin_cell(&row, "%s", r.datestyle);
+			wk_admin_cell(&row, "%s", r.timezone);
+			for (int k = 0; k < 3; k++)
+				row.values[row.cnt++] = NULL;
+			pgw_put_data_row(b, row.values, row.cnt);
+		}
+		for (uint32_t i = 0; i < g_shm->servers_per_worker; i++) {
+			struct shm_server *src = shm_server(w, i), r;
+			struct wk_admin_row row = { .cnt = 0 };
+			struct stats_ident id;
+
+			if (atomic_load_explicit(&src->state, memory_order_relaxed) ==
+				    SHM_STATE_FREE ||
+			    !shm_row_read(&src->seq, src, &r, sizeof(r)) ||
+			    r.state == SHM_STATE_FREE || r.pool_idx < 0 ||
+			    !stats_ident_read((uint32_t)r.pool_idx, &id))
+				continue;
+			wk_admin_fd_cell(&row, r.fd);
+			wk_admin_cell(&row, "%s", "server");
+			wk_admin_cell(&row, "%s", id.user);
+			wk_admin_cell(&row, "%s", id.database);
+			wk_admin_cell(&row, "%s", id.host);
+			wk_admin_cell(&row, "%d", id.port);
+			wk_admin_cell(&row, "%u", r.backend_key);
+			wk_admin_fd_cell(
+				&row, r.client_id ? wk_admin_fd_find(cl, cl_cnt, r.client_id) : -1);
+			wk_admin_cell(&row, "%s", r.client_encoding);
+			wk_admin_cell(&row, "%s", r.std_strings);
+			wk_admin_cell(&row, "%s", r.datestyle);
+			wk_admin_cell(&row, "%s", r.timezone);
+			for (int k = 0; k < 3; k++)
+				row.values[row.cnt++] = NULL;
+			pgw_put_data_row(b, row.values, row.cnt);
+		}
+	}
+	free(cl);
+	free(sv);
 	pgw_put_command_complete(b, "SHOW");
 }
 
@@ -1107,20 +1417,20 @@ static const char *const wk_admin_help[][2] = {
 	{ "SHOW LISTS", "counts of databases, users, pools, clients, servers" },
 	{ "SHOW PREPARED", "prepared statements pgdog keeps" },
 	{ "SHOW LISTENERS", "LISTEN channels of the pub/sub listener connections" },
-	{ "SHOW QUERY_CACHE", "SQL classification cache per worker" },
+	{ "SHOW QUERY_CACHE", "cached statements of every worker, most hits first" },
 	{ "SHOW PEERS", "the workers of this pgdog instance" },
-	{ "SHOW REPLICATION", "replication state per pool (no replica monitoring: NULL)" },
+	{ "SHOW REPLICATION", "replication position and lag per pool (lsn_check_interval)" },
 	{ "SHOW BANS", "banned pools" },
 	{ "SHOW MEM", "PgBouncer: shared memory tables" },
 	{ "SHOW STATE", "PgBouncer: active, paused, suspended; holds and bans" },
-	{ "SHOW FDS", "PgBouncer: sockets for an online restart (none)" },
+	{ "SHOW FDS", "PgBouncer: the client and server sockets of every worker" },
 	{ "RELOAD", "re-read the configuration files" },
 	{ "RECONNECT [db]", "replace every server connection" },
 	{ "PAUSE [db]", "wait for transactions to finish, then hold new queries" },
 	{ "RESUME [db]", "release held queries" },
 	{ "MAINTENANCE ON|OFF", "hold new transactions of the whole instance" },
 	{ "SHUTDOWN", "graceful shutdown" },
-	{ "BAN id|db", "refuse new transactions of a pool (SHOW POOLS id) or database" },
+	{ "BAN id|db", "refuse new transactions of a pool or database for ban_timeout" },
 	{ "UNBAN [id|db]", "lift the bans of a pool or database (all: no argument)" },
 	{ "SET setting TO value", "change a setting until the next reload" },
 	{ "KILL db", "PgBouncer: drop every connection of a database" },

@@ -433,7 +433,8 @@ wk_admin_ctl_ban_fn(struct shm_ctl *ctl, void *arg)
 	for (uint32_t i = 0; i < SHM_BANS_MAX; i++) {
 		struct shm_ban *b = shm_ban(i);
 
-		if (!b->database[0]) {
+		/* a ban past its ban_timeout is over: its row is free */
+		if (!b->database[0] || (b->expires_at_us && b->expires_at_us <= a->now_us)) {
 			if (!free_row)
 				free_row = b;
 			continue;
@@ -465,7 +466,8 @@ wk_admin_ctl_ban_fn(struct shm_ctl *ctl, void *arg)
 	snprintf(free_row->reason, sizeof(free_row->reason),
 		 "manual ban (BAN on the admin console)");
 	free_row->banned_at_us = a->now_us;
-	free_row->expires_at_us = 0;
+	free_row->expires_at_us =
+		g_cfg->ban_timeout > 0 ? a->now_us + (uint64_t)g_cfg->ban_timeout * 1000 : 0;
 	shm_row_write_end(&free_row->seq);
 	a->changed++;
 }
@@ -514,8 +516,10 @@ wk_admin_ctl_ban(struct wk_client *c, const char *arg, bool on)
 		return wk_admin_ctl_error(c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, "UNBAN some first",
 					  "at most %d bans", SHM_BANS_MAX);
 	if (on)
-		log_info(&c->lctx, "BAN %s%s%s: new transactions of it are refused until UNBAN",
-			 a.database, a.user[0] ? " user " : "", a.user);
+		log_info(
+			&c->lctx,
+			"BAN %s%s%s: new transactions of it are refused until UNBAN or for ban_timeout (%d ms, 0: no limit)",
+			a.database, a.user[0] ? " user " : "", a.user, g_cfg->ban_timeout);
 	else
 		log_info(&c->lctx, "UNBAN %s: %u ban%s lifted", arg ? arg : "(all)", a.changed,
 			 a.changed == 1 ? "" : "s");

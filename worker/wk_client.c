@@ -232,6 +232,7 @@ wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_un
 	r->pool_idx = -1;
 	r->server_db_idx = -1;
 	r->connect_us = g_wk.now_us;
+	r->fd = fd; /* SHOW FDS */
 	wk_client_peer(c, sa, &port);
 	r->port = port;
 	shm_row_write_end(&r->seq);
@@ -338,6 +339,7 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	r->cancel_pid = st->cancel_pid;
 	r->server_db_idx = -1;
 	r->connect_us = g_wk.now_us;
+	r->fd = fd; /* SHOW FDS */
 	wk_client_peer(c, (struct sockaddr *)&ss, &port);
 	r->port = port;
 	snprintf(r->user, sizeof(r->user), "%s", c->user_name);
@@ -612,6 +614,8 @@ wk_client_secret(const struct wk_client *c)
 static enum wk_rc
 wk_client_auth_fail(struct wk_client *c)
 {
+	if (c->pool_idx >= 0)
+		wk_stats_auth(wk_pool_get((uint32_t)c->pool_idx), false);
 	return wk_client_fatal(c, SQLSTATE_INVALID_PASSWORD,
 			       "password authentication failed for user \"%s\"", c->user_name);
 }
@@ -654,6 +658,7 @@ wk_client_auth_done(struct wk_client *c)
 	c->pool = p;
 	/* kept for the connection's life: a reload changes the mode for new clients only */
 	c->pooler_mode = (uint8_t)p->cfg->pooler_mode;
+	wk_stats_auth(p, true);
 	{
 		struct shm_client *r = wk_client_row(c);
 

@@ -197,6 +197,7 @@ struct wk_server {
 	struct wk_prep_held held; /* statements prepared on it */
 	bool is_cancel_sent;      /* query_timeout: a CancelRequest went out for this request */
 	bool is_listener;   /* pub/sub listener connection: outside the pool's lists and cap */
+	bool is_monitor;    /* with is_listener: the replication check connection (wk_lsn.c) */
 	bool is_notify_due; /* deliver the client's queued notifications after this ReadyForQuery */
 	uint64_t ready_us;
 	/* monotonic: its last ReadyForQuery */ /* give it back once the ReadyForQuery has moved */

@@ -46,6 +46,7 @@ struct wk_ctl_view {
 	struct {
 		char database[SHM_NAME_MAX];
 		char user[SHM_NAME_MAX];
+		uint64_t expires_at_us; /* wall clock; 0: until UNBAN */
 	} bans[SHM_BANS_MAX];
 };
 
@@ -329,6 +330,7 @@ wk_ctl_read(uint64_t *gen, struct shm_ctl_cmd *cmds, size_t *cmds_cnt, int32_t *
 			continue;
 		memcpy(v->bans[v->bans_cnt].database, b->database, SHM_NAME_MAX);
 		memcpy(v->bans[v->bans_cnt].user, b->user, SHM_NAME_MAX);
+		v->bans[v->bans_cnt].expires_at_us = b->expires_at_us;
 		v->bans_cnt++;
 	}
 	memcpy(overrides, ctl->overrides, sizeof(ctl->overrides));
@@ -520,9 +522,38 @@ wk_ctl_points_into(const struct config *cfg, const struct config_user *u)
 	return u && u >= cfg->users && u < cfg->users + cfg->users_cnt;
 }
 
+/*
+ * Bans past their ban_timeout leave the view, and the pools they refused
+ * take checkouts again (the sweep: within 100 ms of the expiry).
+ */
+static void
+wk_ctl_expire_bans(void)
+{
+	struct wk_ctl_view *v = &wk_ctl.view;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < v->bans_cnt; i++) {
+		if (v->bans[i].expires_at_us && v->bans[i].expires_at_us <= g_wk.now_us) {
+			if (g_wk.slot == 0) /* one line per ban, not one per worker */
+				log_info(NULL, "ban of %s%s%s lifted: ban_timeout reached",
+					 v->bans[i].database, v->bans[i].user[0] ? " user " : "",
+					 v->bans[i].user);
+			continue;
+		}
+		if (n != i)
+			v->bans[n] = v->bans[i];
+		n++;
+	}
+	if (n == v->bans_cnt)
+		return;
+	v->bans_cnt = n;
+	wk_pool_update_holds(wk_ctl_is_held, wk_ctl_is_banned);
+}
+
 void
 wk_ctl_sweep(void)
 {
+	wk_ctl_expire_bans();
 	wk_pool_drain_sweep();
 	for (size_t i = 0; i < wk_ctl.retired_cnt;) {
 		struct wk_ctl_retired *r = &wk_ctl.retired[i];

@@ -34,6 +34,7 @@
 #include "worker/wk_ctl.h"
 #include "worker/wk_handoff.h"
 #include "worker/wk_pool.h"
+#include "worker/wk_lsn.h"
 #include "worker/wk_pubsub.h"
 #include "worker/wk_server.h"
 
@@ -351,6 +352,7 @@ wk_main_cleanup(void)
 			wk_client_free(c);
 	}
 	wk_main_reap_cb(-1, 0, NULL);
+	wk_lsn_cleanup();    /* replication check connections */
 	wk_pubsub_cleanup(); /* after every client is freed: listeners go with the pools */
 	wk_pool_close_all();
 	wk_main_reap_cb(-1, 0, NULL);

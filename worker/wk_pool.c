@@ -202,6 +202,8 @@ wk_pool_close_idle_of(struct wk_pool *p, const char *why)
 	struct list *pos, *tmp;
 
 	list_foreach_safe (pos, tmp, &p->servers[WK_SERVER_IDLE]) {
+		if (p->stats)
+			wk_stats_add(p, SHM_STAT_FORCE_CLOSED, 1);
 		wk_server_close(list_entry(pos, struct wk_server, node), why);
 	}
 }
@@ -340,7 +342,7 @@ wk_pool_update_holds(bool (*is_held)(const struct wk_pool *p),
 				wk_pool_unwait(p, c);
 				wk_client_fatal(
 					c, SQLSTATE_CONNECTION_FAILURE,
-					"pool \"%s\" is banned (BAN on the admin console): no new transactions until UNBAN",
+					"pool \"%s\" is banned (BAN on the admin console): no new transactions until UNBAN or ban_timeout",
 					p->name);
 			}
 		}
@@ -666,7 +668,7 @@ wk_pool_checkout(struct wk_pool *p, struct wk_client *c)
 	if (p->is_banned && c->state != WK_CLIENT_LOGIN_WAIT)
 		return wk_client_fatal(
 			c, SQLSTATE_CONNECTION_FAILURE,
-			"pool \"%s\" is banned (BAN on the admin console): no new transactions until UNBAN",
+			"pool \"%s\" is banned (BAN on the admin console): no new transactions until UNBAN or ban_timeout",
 			p->name);
 	if (!p->is_held && list_empty(&p->waiters) && c->state != WK_CLIENT_LOGIN_WAIT &&
 	    !list_empty(&p->servers[WK_SERVER_IDLE])) {
@@ -706,11 +708,13 @@ wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
 		return;
 	}
 	if (s->epoch != p->epoch) {
+		wk_stats_add(p, SHM_STAT_FORCE_CLOSED, 1);
 		wk_server_close(s, p->is_draining ? "pool removed by a reload"
 						  : "pool rebuilt (reload or RECONNECT)");
 		return;
 	}
 	if (g_wk.is_shutting_down && list_empty(&p->waiters)) {
+		wk_stats_add(p, SHM_STAT_FORCE_CLOSED, 1);
 		wk_server_close(s, "shutting down");
 		return;
 	}
@@ -745,6 +749,7 @@ wk_pool_server_failed(struct wk_pool *p, const char *sqlstate, const char *messa
 	struct list *pos, *tmp;
 
 	p->retry_after_us = g_wk.mono_us + WK_POOL_RETRY_US;
+	wk_stats_connect_result(p, true);
 	/* every waiter needs this server: tell them all why it cannot be had */
 	list_foreach_safe (pos, tmp, &p->waiters) {
 		struct wk_client *c = list_entry(pos, struct wk_client, wait_node);
@@ -800,6 +805,8 @@ wk_pool_sweep_one(struct wk_pool *p)
 					p->name, g_cfg->connect_timeout);
 			if (st != WK_SERVER_RESET)
 				wk_pool_server_failed(p, SQLSTATE_CONNECTION_FAILURE, msg);
+			else
+				wk_stats_add(p, SHM_STAT_OUT_OF_SYNC, 1);
 			wk_server_close(s, msg);
 		}
 	}

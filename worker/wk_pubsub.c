@@ -48,6 +48,7 @@
 #include "shared/shm.h"
 #include "sql/sql_classify.h"
 #include "worker/wk_client.h"
+#include "worker/wk_lsn.h"
 #include "worker/wk_pool.h"
 #include "worker/wk_pubsub_int.h"
 #include "worker/wk_server.h"
@@ -1149,6 +1150,11 @@ wk_pubsub_listener_ready(struct wk_server *s)
 	struct wk_pubsub_pool *pp = wk_pubsub_pool_of_server(s);
 	struct list *pos;
 
+	if (s->is_monitor) {
+		wk_lsn_ready(s); /* the replication check connection */
+		return;
+	}
+
 	if (!pp || pp->listener != s) {
 		wk_server_close(s, "listener no longer needed");
 		return;
@@ -1208,6 +1214,11 @@ wk_pubsub_listener_read(struct wk_server *s)
 	struct wk_pubsub_pool *pp = wk_pubsub_pool_of_server(s);
 	struct pgw_hdr h;
 	const uint8_t *msg;
+
+	if (s->is_monitor) {
+		wk_lsn_read(s); /* the replication check connection */
+		return;
+	}
 
 	if (!pp || pp->listener != s) {
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -1342,6 +1353,11 @@ wk_pubsub_listener_closed(struct wk_server *s)
 	bool was_ready;
 	char why[512];
 
+	if (s->is_monitor) {
+		wk_lsn_closed(s); /* the replication check connection */
+		return;
+	}
+
 	if (!pp || pp->listener != s)
 		return;
 	was_ready = pp->is_ready;
@@ -1378,6 +1394,11 @@ void
 wk_pubsub_listener_freed(struct wk_server *s)
 {
 	struct wk_pubsub_pool *pp = wk_pubsub_pool_of_server(s);
+
+	if (s->is_monitor) {
+		wk_lsn_freed(s); /* the replication check connection */
+		return;
+	}
 
 	if (!pp)
 		return;

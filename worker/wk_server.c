@@ -97,6 +97,8 @@ wk_server_row_update(struct wk_server *s)
 	r->remote_pid = s->backend_pid;
 	r->id = s->id;
 	r->client_id = s->client ? s->client->id : 0;
+	r->fd = wk_stream_fd(&s->io);
+	r->backend_key = s->backend_key;
 	shm_row_write_end(&r->seq);
 }
 
@@ -216,6 +218,7 @@ wk_server_open(struct wk_pool *p, bool is_listener)
 		r->request_us = 0;
 		r->queries = r->transactions = r->bytes_received = r->bytes_sent = 0;
 		r->application_name[0] = '\0';
+		memset(&r->fd, 0, sizeof(*r) - offsetof(struct shm_server, fd));
 		shm_row_write_end(&r->seq);
 	}
 	s->state = WK_SERVER_CONNECTING;
@@ -362,7 +365,8 @@ wk_server_send_startup(struct wk_server *s)
 	const struct wk_pool *p = s->pool;
 	/* a listener names itself, so that operators find it in pg_stat_activity */
 	const char *names[] = { "user", "database", "application_name" };
-	const char *values[] = { wk_server_user(p), p->db->database_name, "pgdog_listener" };
+	const char *values[] = { wk_server_user(p), p->db->database_name,
+				 s->is_monitor ? "pgdog_lsn_check" : "pgdog_listener" };
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);
@@ -1111,6 +1115,13 @@ wk_server_forward(struct wk_server *s)
 			return wk_server_broken(s, "invalid message length from server");
 		if (h.type == PGW_MSG_READY && n < PGW_HDR_LEN + 1)
 			break; /* its status byte first */
+		/*
+		 * Statistics read a CommandComplete's whole tag: wait for its few
+		 * bytes here, before the message counts against the reply slots.
+		 */
+		if (h.type == PGW_MSG_COMMAND_COMPLETE && h.len <= 4 + WK_STATS_TAG_MAX &&
+		    avail - off < pgw_msg_size(&h))
+			break;
 		/* pub/sub may rewrite a CommandComplete it follows: whole first */
 		if (is_pubsub && h.type == PGW_MSG_COMMAND_COMPLETE &&
 		    avail - off < pgw_msg_size(&h) && s->internal_ready == 0 &&
@@ -1180,8 +1191,10 @@ wk_server_forward(struct wk_server *s)
 				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET) {
 					if (st == 'I' && !s->internal_failed)
 						wk_pool_server_ready(s->pool, s);
-					else
+					else {
+						wk_stats_add(s->pool, SHM_STAT_OUT_OF_SYNC, 1);
 						wk_server_close(s, "reset failed");
+					}
 					return WK_CLOSED;
 				}
 				continue;
@@ -1226,6 +1239,11 @@ wk_server_forward(struct wk_server *s)
 			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);
 			break;
 		case PGW_MSG_COMMAND_COMPLETE:
+			if (!has_cur) {
+				wk_cursor_init(&cur, in);
+				has_cur = true;
+			}
+			wk_stats_command(s, &cur, off, h.len - 4);
 			s->is_copy_in = false;
 			/* only a session with SETs to settle needs to know how the transaction ends */
 			if (c &&
@@ -1374,10 +1392,13 @@ wk_server_release(struct wk_server *s, bool is_session_end)
 	wk_stream_read_on(&s->io);
 	if (s->is_broken_request || s->internal_failed) {
 		/* half a message went to the server: nothing can bring it back in step */
+		wk_stats_add(s->pool, SHM_STAT_OUT_OF_SYNC, 1);
 		wk_server_close(s, "client left in the middle of a message");
 		return;
 	}
 	pgw_buf_reset(b);
+	if (s->is_copy_in || s->has_unsynced || s->expect_ready || s->tx_status != 'I')
+		wk_stats_add(s->pool, SHM_STAT_RESYNCED, 1); /* SHOW POOLS re_synced */
 	/*
 	 * Recovery: end what the client left running (COPY, an unsynced
 	 * pipeline), drain every reply it is owed, roll back, and reset if the

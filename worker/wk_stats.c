@@ -10,12 +10,31 @@
  */
 #include "worker/wk_stats.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "shared/stats.h"
 #include "sql/sql_classify.h"
+#include "worker/wk_lsn.h"
+#include "worker/wk_session.h"
+
+#define WK_STATS_PUBLISH_US 1000000 /* query cache rows and connection details */
 
 static uint64_t wk_stats_next_snap_us;
+static uint64_t wk_stats_next_publish_us;
+
+/*
+ * s's shm row, or NULL: listeners have none, and a server gives its row back
+ * (wk_server_gone) before it leaves its pool's lists.
+ */
+static struct shm_server *
+wk_stats_server_row(const struct wk_server *s)
+{
+	return s->row < g_shm->servers_per_worker ? shm_server((uint32_t)g_wk.slot, s->row) : NULL;
+}
 
 void
 wk_stats_ready(struct wk_server *s, struct wk_client *c, char st)
@@ -74,6 +93,7 @@ wk_stats_connected(struct wk_server *s)
 	wk_stats_add(s->pool, SHM_STAT_CONNECT_US,
 		     g_wk.mono_us > s->connect_us ? g_wk.mono_us - s->connect_us : 0);
 	s->stat_ready_us = g_wk.mono_us;
+	wk_stats_connect_result(s->pool, false);
 }
 
 void
@@ -85,9 +105,275 @@ wk_stats_server_unlinked(struct wk_server *s)
 void
 wk_stats_error(struct wk_server *s, struct wk_client *c)
 {
+	struct shm_server *r = wk_stats_server_row(s);
+
 	wk_stats_add(s->pool, SHM_STAT_ERRORS, 1);
+	if (r)
+		r->errors++;
 	if (c)
 		shm_client((uint32_t)g_wk.slot, c->row)->errors++;
+}
+
+/* Whether tag starts with word w followed by a blank or its end. */
+static bool
+wk_stats_tag_is(const char *tag, const char *w)
+{
+	size_t n = strlen(w);
+
+	return strncmp(tag, w, n) == 0 && (tag[n] == ' ' || tag[n] == '\0');
+}
+
+/* The row count at the end of a tag ("INSERT 0 5", "UPDATE 5"); 0 if none. */
+static uint64_t
+wk_stats_tag_rows(const char *tag)
+{
+	const char *sp = strrchr(tag, ' ');
+
+	return sp ? strtoull(sp + 1, NULL, 10) : 0;
+}
+
+/* What a CommandComplete tag says a client statement did. */
+enum wk_stats_kind {
+	WK_STATS_NEUTRAL = 0, /* transaction and session control, cursors, LISTEN/NOTIFY */
+	WK_STATS_READ,
+	WK_STATS_WRITE,
+	WK_STATS_INSERT, /* writes that report rows */
+	WK_STATS_UPDATE,
+	WK_STATS_DELETE,
+};
+
+/*
+ * Dispatch on the first letter, so that the usual tags cost a compare or
+ * two: this runs for every statement.
+ */
+static enum wk_stats_kind
+wk_stats_tag_kind(const char *tag, bool is_copy_in)
+{
+	switch (tag[0]) {
+	case 'S':
+		if (wk_stats_tag_is(tag, "SELECT") || wk_stats_tag_is(tag, "SHOW"))
+			return WK_STATS_READ;
+		if (wk_stats_tag_is(tag, "SET") || wk_stats_tag_is(tag, "SAVEPOINT") ||
+		    wk_stats_tag_is(tag, "START"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* SECURITY LABEL */
+	case 'I':
+		return wk_stats_tag_is(tag, "INSERT") ? WK_STATS_INSERT : WK_STATS_WRITE;
+	case 'U':
+		if (wk_stats_tag_is(tag, "UPDATE"))
+			return WK_STATS_UPDATE;
+		return wk_stats_tag_is(tag, "UNLISTEN") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case 'D':
+		if (wk_stats_tag_is(tag, "DELETE"))
+			return WK_STATS_DELETE;
+		if (wk_stats_tag_is(tag, "DISCARD") || wk_stats_tag_is(tag, "DEALLOCATE") ||
+		    wk_stats_tag_is(tag, "DECLARE"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* DROP, DO */
+	case 'C':
+		if (wk_stats_tag_is(tag, "COPY"))
+			return is_copy_in ? WK_STATS_INSERT : WK_STATS_READ;
+		if (wk_stats_tag_is(tag, "COMMIT") || wk_stats_tag_is(tag, "CLOSE") ||
+		    wk_stats_tag_is(tag, "CHECKPOINT"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* CREATE, CALL, CLUSTER, COMMENT */
+	case 'F':
+		return wk_stats_tag_is(tag, "FETCH") ? WK_STATS_READ : WK_STATS_WRITE;
+	case 'E':
+		return wk_stats_tag_is(tag, "EXPLAIN") ? WK_STATS_READ : WK_STATS_WRITE;
+	case 'B':
+		return wk_stats_tag_is(tag, "BEGIN") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case 'R':
+		if (wk_stats_tag_is(tag, "ROLLBACK") || wk_stats_tag_is(tag, "RELEASE") ||
+		    wk_stats_tag_is(tag, "RESET"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* REINDEX, REFRESH, REVOKE */
+	case 'P':
+		return wk_stats_tag_is(tag, "PREPARE") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case 'L':
+		if (wk_stats_tag_is(tag, "LISTEN") || wk_stats_tag_is(tag, "LOAD"))
+			return WK_STATS_NEUTRAL;
+		return WK_STATS_WRITE; /* LOCK */
+	case 'N':
+		return wk_stats_tag_is(tag, "NOTIFY") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case 'M':
+		return wk_stats_tag_is(tag, "MOVE") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+	case '\0':
+		return WK_STATS_NEUTRAL;
+	default:
+		return WK_STATS_WRITE; /* ALTER, GRANT, TRUNCATE, VACUUM, ANALYZE, ... */
+	}
+}
+
+void
+wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t tag_len)
+{
+	struct wk_pool *p = s->pool;
+	char tag[WK_STATS_TAG_MAX];
+	size_t n = tag_len < sizeof(tag) - 1 ? tag_len : sizeof(tag) - 1;
+
+	n = wk_cursor_copy(cur, off + PGW_HDR_LEN, tag, n);
+	tag[n] = '\0';
+	if (tag[0] == 'R' && wk_stats_tag_is(tag, "ROLLBACK")) {
+		/* ROLLBACK, ABORT, a COMMIT that failed, pgdog's own cleanup */
+		struct shm_server *r = wk_stats_server_row(s);
+
+		wk_stats_add(p, SHM_STAT_ROLLBACKS, 1);
+		if (r)
+			r->rollbacks++;
+	}
+	if (s->internal_ready > 0)
+		return; /* pgdog's own statement: not the client's read or write */
+	switch (wk_stats_tag_kind(tag, s->is_copy_in)) {
+	case WK_STATS_NEUTRAL:
+		return;
+	case WK_STATS_READ:
+		wk_stats_add(p, SHM_STAT_READS, 1);
+		return;
+	case WK_STATS_WRITE:
+		break;
+	case WK_STATS_INSERT:
+		wk_stats_add(p, SHM_STAT_ROWS_INSERTED, wk_stats_tag_rows(tag));
+		break;
+	case WK_STATS_UPDATE:
+		wk_stats_add(p, SHM_STAT_ROWS_UPDATED, wk_stats_tag_rows(tag));
+		break;
+	case WK_STATS_DELETE:
+		wk_stats_add(p, SHM_STAT_ROWS_DELETED, wk_stats_tag_rows(tag));
+		break;
+	}
+	wk_stats_add(p, SHM_STAT_WRITES, 1);
+}
+
+void
+wk_stats_auth(struct wk_pool *p, bool is_ok)
+{
+	if (!p || !p->stats)
+		return;
+	wk_stats_add(p, SHM_STAT_AUTH, 1);
+	if (!is_ok)
+		wk_stats_add(p, SHM_STAT_AUTH_FAILED, 1);
+}
+
+void
+wk_stats_connect_result(struct wk_pool *p, bool is_failed)
+{
+	if (p->stats)
+		atomic_store_explicit(&p->stats->is_connect_failed, is_failed,
+				      memory_order_relaxed);
+}
+
+/* The most hit statements of this worker's SQL cache into its slot. */
+static void
+wk_stats_publish_queries(struct shm_worker *w)
+{
+	struct sql_cache_query top[SHM_QC_ROWS];
+	size_t n = sql_cache_top(top, SHM_QC_ROWS);
+
+	for (size_t i = 0; i < SHM_QC_ROWS; i++) {
+		struct shm_qc_row *r = &w->qc_rows[i];
+
+		shm_row_write_begin(&r->seq);
+		if (i < n) {
+			size_t len = top[i].text_len < sizeof(r->text) - 1 ? top[i].text_len
+									   : sizeof(r->text) - 1;
+
+			memcpy(r->text, top[i].text, len);
+			r->text[len] = '\0';
+			r->text_len = (uint32_t)(top[i].text_len ? top[i].text_len : 1);
+			r->hash = top[i].hash;
+			r->hits = top[i].hits;
+			r->misses = 1; /* parsed once when it entered the cache */
+			/* every statement goes to one server: pgdog does not shard yet */
+			r->direct = top[i].hits + 1;
+			r->multi = 0;
+		} else {
+			r->text_len = 0;
+		}
+		shm_row_write_end(&r->seq);
+	}
+}
+
+/* value of parameter name among params (ParameterStatus names), or "". */
+static const char *
+wk_stats_param(const struct wk_server_param *params, size_t cnt, const char *name)
+{
+	for (size_t i = 0; i < cnt; i++)
+		if (strcasecmp(params[i].name, name) == 0)
+			return params[i].value;
+	return "";
+}
+
+static const char *const wk_stats_fd_params[] = { "client_encoding", "DateStyle", "TimeZone",
+						  "standard_conforming_strings" };
+
+/* The four settings SHOW FDS reports, as the client sees them. */
+static void
+wk_stats_publish_client(struct wk_client *c)
+{
+	struct shm_client *r = shm_client((uint32_t)g_wk.slot, c->row);
+	char *dst[] = { r->client_encoding, r->datestyle, r->timezone, r->std_strings };
+	size_t dst_len[] = { sizeof(r->client_encoding), sizeof(r->datestyle), sizeof(r->timezone),
+			     sizeof(r->std_strings) };
+
+	shm_row_write_begin(&r->seq);
+	r->prepared_cnt = (uint32_t)c->prep_names.cnt;
+	r->pins = c->pins;
+	for (size_t i = 0; i < ARRAY_SIZE(wk_stats_fd_params); i++) {
+		const struct wk_setting *v = wk_session_get(&c->session, wk_stats_fd_params[i]);
+		const char *val = v         ? v->value
+				  : c->pool ? wk_stats_param(c->pool->params, c->pool->params_cnt,
+							     wk_stats_fd_params[i])
+					    : "";
+
+		snprintf(dst[i], dst_len[i], "%s", val);
+	}
+	shm_row_write_end(&r->seq);
+}
+
+static void
+wk_stats_publish_server(struct wk_server *s)
+{
+	struct shm_server *r = wk_stats_server_row(s);
+	char *dst[4];
+	size_t dst_len[4];
+
+	if (!r)
+		return;
+	dst[0] = r->client_encoding;
+	dst[1] = r->datestyle;
+	dst[2] = r->timezone;
+	dst[3] = r->std_strings;
+	dst_len[0] = sizeof(r->client_encoding);
+	dst_len[1] = sizeof(r->datestyle);
+	dst_len[2] = sizeof(r->timezone);
+	dst_len[3] = sizeof(r->std_strings);
+	shm_row_write_begin(&r->seq);
+	r->prepared_cnt = (uint32_t)s->held.cnt;
+	for (size_t i = 0; i < ARRAY_SIZE(wk_stats_fd_params); i++)
+		snprintf(dst[i], dst_len[i], "%s",
+			 wk_stats_param(s->params, s->params_cnt, wk_stats_fd_params[i]));
+	shm_row_write_end(&r->seq);
+}
+
+static void
+wk_stats_publish_conns(void)
+{
+	struct list *pos;
+
+	list_foreach (pos, &g_wk.clients) {
+		struct wk_client *c = list_entry(pos, struct wk_client, node);
+
+		if (c->state != WK_CLIENT_CLOSING)
+			wk_stats_publish_client(c);
+	}
+	for (uint32_t i = 0; i < wk_pool_count(); i++) {
+		struct wk_pool *p = wk_pool_get(i);
+
+		for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
+			list_foreach (pos, &p->servers[st])
+				wk_stats_publish_server(list_entry(pos, struct wk_server, node));
+	}
 }
 
 void
@@ -102,6 +388,12 @@ wk_stats_tick(void)
 	atomic_store_explicit(&w->qc_parses, qc.parses, memory_order_relaxed);
 	atomic_store_explicit(&w->qc_prefiltered, qc.prefiltered, memory_order_relaxed);
 	atomic_store_explicit(&w->qc_entries, qc.entries, memory_order_relaxed);
+	wk_lsn_tick(); /* worker 0: SHOW REPLICATION's checks */
+	if (g_wk.mono_us >= wk_stats_next_publish_us) {
+		wk_stats_next_publish_us = g_wk.mono_us + WK_STATS_PUBLISH_US;
+		wk_stats_publish_queries(w);
+		wk_stats_publish_conns();
+	}
 	if (g_wk.mono_us < wk_stats_next_snap_us)
 		return;
 	wk_stats_next_snap_us = g_wk.mono_us + (uint64_t)g_cfg->stats_period * 1000;

@@ -10,6 +10,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shared/pgw.h"
@@ -57,8 +59,24 @@ void wk_stats_server_unlinked(struct wk_server *s);
 /* An ErrorResponse from s reached its client c (may be NULL). */
 void wk_stats_error(struct wk_server *s, struct wk_client *c);
 
+/* Longest CommandComplete tag the statistics read ("INSERT 0 4294967295" fits). */
+#define WK_STATS_TAG_MAX 48
+/*
+ * A CommandComplete from s: tag_len bytes of tag (NUL included) start off
+ * bytes into cur's buffer. Counts rollbacks (pgdog's own ROLLBACK too), and
+ * for the client's statements reads, writes and rows by the tag.
+ */
+void wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t tag_len);
+/* A login for pool p reached the password check: is_ok tells how it ended. */
+void wk_stats_auth(struct wk_pool *p, bool is_ok);
+/* A connect to p's server failed (is_failed) or logged in: SHOW POOLS healthy. */
+void wk_stats_connect_result(struct wk_pool *p, bool is_failed);
+
 /*
  * Periodic (the sweep, every 100 ms): copy the totals for the averages every
- * stats_period, publish the SQL cache counts and this process's RSS.
+ * stats_period, publish the SQL cache counts and this process's RSS; every
+ * second the most used cached statements (SHOW QUERY_CACHE) and what the
+ * connection rows show beyond the counters (prepared statements, pins,
+ * encoding and date/time settings: SHOW CLIENTS, SHOW SERVERS, SHOW FDS).
  */
 void wk_stats_tick(void);

@@ -113,33 +113,60 @@ http_get(const char *path, char *body, size_t body_len)
 START_TEST(test_admin_columns)
 {
 	PGconn *adm = it_connect(ADMIN);
+	/* PgDog's counters, then pgdog's own */
 	static const char *const stats[] = {
-		"xact_count",         "query_count",  "server_assignment_count",
-		"received",           "sent",         "xact_time",
-		"idle_xact_time",     "query_time",   "wait_time",
-		"client_parse_count", "bind_count",   "close_count",
-		"server_parse_count", "errors",       "cleaned",
-		"connect_count",      "connect_time",
+		"xact_count",
+		"xact_2pc_count",
+		"query_count",
+		"server_assignment_count",
+		"received",
+		"sent",
+		"xact_time",
+		"idle_xact_time",
+		"query_time",
+		"wait_time",
+		"server_parse_count",
+		"bind_count",
+		"close_count",
+		"errors",
+		"cleaned",
+		"rollbacks",
+		"connect_time",
+		"connect_count",
+		"reads",
+		"writes",
+		"auth_attempts",
+		"rows_inserted",
+		"rows_updated",
+		"rows_deleted",
+		"client_parse_count",
+		"auth_failures",
 	};
-	const char *stat_cols[6 + 2 * 17];
-	char names[2 * 17][48];
+	enum {
+		NSTATS = sizeof(stats) / sizeof(stats[0])
+	};
+	const char *stat_cols[6 + 2 * NSTATS];
+	char names[2 * NSTATS][48];
 	PGresult *res;
 
 	check_columns(adm, "SHOW CLIENTS",
-		      COLS("id", "user", "database", "addr", "port", "state", "connect_time",
-			   "last_request", "queries", "transactions", "bytes_received",
-			   "bytes_sent", "errors", "application_name", "worker", "server_id",
-			   "wait_time", "query_time", "transaction_time"));
+		      COLS("id", "user", "database", "addr", "port", "state", "replication",
+			   "connect_time", "last_request", "queries", "transactions",
+			   "transactions_2pc", "wait_time", "query_time", "transaction_time",
+			   "bytes_received", "bytes_sent", "errors", "application_name", "locked",
+			   "prepared_statements", "worker", "server_id"));
 	check_columns(adm, "SHOW SERVERS",
-		      COLS("id", "pool_id", "database", "user", "addr", "port", "state",
-			   "connect_time", "request_time", "remote_pid", "client_id",
-			   "transactions", "queries", "bytes_received", "bytes_sent",
-			   "application_name", "worker", "age", "tx_status"));
+		      COLS("pool_id", "database", "user", "addr", "port", "state", "connect_time",
+			   "request_time", "remote_pid", "client_id", "transactions", "queries",
+			   "rollbacks", "prepared_statements", "healthchecks", "errors",
+			   "bytes_received", "bytes_sent", "last_sent", "last_received", "age",
+			   "application_name", "id", "worker", "tx_status"));
 	check_columns(adm, "SHOW POOLS",
-		      COLS("id", "database", "user", "addr", "port", "shard", "role", "cl_active",
-			   "cl_waiting", "sv_active", "sv_idle", "sv_idle_xact", "sv_login",
-			   "sv_total", "pool_size", "maxwait", "maxwait_us", "pool_mode", "errors",
-			   "checkout_timeouts", "pins"));
+		      COLS("id", "database", "user", "addr", "port", "shard", "role", "cl_waiting",
+			   "sv_idle", "sv_active", "sv_idle_xact", "sv_total", "maxwait",
+			   "maxwait_us", "pool_mode", "paused", "banned", "healthy", "errors",
+			   "re_synced", "out_of_sync", "force_closed", "online", "schema_admin",
+			   "cl_active", "sv_login", "pool_size", "checkout_timeouts", "pins"));
 	/* SHOW STATS: six pool columns, then total_ and avg_ of every counter */
 	stat_cols[0] = "database";
 	stat_cols[1] = "user";
@@ -147,13 +174,13 @@ START_TEST(test_admin_columns)
 	stat_cols[3] = "port";
 	stat_cols[4] = "shard";
 	stat_cols[5] = "role";
-	for (int i = 0; i < 17; i++) {
+	for (int i = 0; i < NSTATS; i++) {
 		snprintf(names[i], sizeof(names[i]), "total_%s", stats[i]);
-		snprintf(names[17 + i], sizeof(names[0]), "avg_%s", stats[i]);
+		snprintf(names[NSTATS + i], sizeof(names[0]), "avg_%s", stats[i]);
 	}
-	for (int i = 0; i < 34; i++)
+	for (int i = 0; i < 2 * NSTATS; i++)
 		stat_cols[6 + i] = names[i];
-	check_columns(adm, "SHOW STATS", stat_cols, 40);
+	check_columns(adm, "SHOW STATS", stat_cols, 6 + 2 * NSTATS);
 	check_columns(adm, "SHOW STATS_TOTALS",
 		      COLS("database", "server_assignment_count", "xact_count", "query_count",
 			   "bytes_received", "bytes_sent", "xact_time", "query_time", "wait_time",
@@ -177,9 +204,8 @@ START_TEST(test_admin_columns)
 		      COLS("name", "pool_size", "reserve_pool_size", "pool_mode",
 			   "max_user_connections", "current_connections",
 			   "max_user_client_connections", "current_client_connections"));
-	check_columns(
-		adm, "SHOW QUERY_CACHE",
-		COLS("worker", "hits", "misses", "parses", "prefiltered", "entries", "limit"));
+	check_columns(adm, "SHOW QUERY_CACHE",
+		      COLS("query", "hits", "direct", "multi", "misses", "fingerprint", "workers"));
 	check_columns(adm, "SHOW PEERS",
 		      COLS("addr", "last_seen", "clients", "worker", "pid", "started", "restarts"));
 	check_columns(adm, "SHOW REPLICATION",
@@ -199,25 +225,25 @@ START_TEST(test_admin_columns)
 	check_columns(adm, "SHOW VERSION", COLS("version"));
 	check_columns(adm, "show help;", COLS("command", "description"));
 
-	/* a few rows: both pools, both workers, no bans, no fds, one row per pool */
+	/* a few rows: both pools, both workers, no bans, one row per pool */
 	res = it_exec_ok(adm, "SHOW STATS");
 	ck_assert_int_eq(PQntuples(res), 2);
 	PQclear(res);
 	res = it_exec_ok(adm, "SHOW PEERS");
 	ck_assert_int_eq(PQntuples(res), 2);
 	PQclear(res);
-	res = it_exec_ok(adm, "SHOW QUERY_CACHE");
-	ck_assert_int_eq(PQntuples(res), 2);
-	PQclear(res);
 	res = it_exec_ok(adm, "SHOW BANS");
 	ck_assert_int_eq(PQntuples(res), 0);
 	PQclear(res);
 	res = it_exec_ok(adm, "SHOW FDS");
-	ck_assert_int_eq(PQntuples(res), 0);
+	ck_assert_int_ge(PQntuples(res), 1); /* this admin connection at least */
 	PQclear(res);
 	res = it_exec_ok(adm, "SHOW REPLICATION");
 	ck_assert_int_eq(PQntuples(res), 2);
+	/* no replica configured: nothing is checked */
 	ck_assert(PQgetisnull(res, 0, PQfnumber(res, "replica_lag")));
+	ck_assert(PQgetisnull(res, 0, PQfnumber(res, "pg_lsn")));
+	ck_assert(PQgetisnull(res, 0, PQfnumber(res, "pg_is_in_recovery")));
 	PQclear(res);
 	res = it_exec_ok(adm, "SHOW DATABASES");
 	ck_assert_int_eq(PQntuples(res), 2); /* app and the admin console */
@@ -865,6 +891,304 @@ START_TEST(test_admin_reload_shifted_indexes)
 }
 END_TEST
 
+/* ---- PgDog's columns: counters from real traffic --------------------------------- */
+
+/* Sum of numeric column col over the rows of SHOW cmd whose user is user. */
+static unsigned long long
+rows_sum(PGconn *adm, const char *cmd, const char *user, const char *col)
+{
+	PGresult *res = it_exec_ok(adm, cmd);
+	int cu = PQfnumber(res, "user"), cc = PQfnumber(res, col);
+	unsigned long long n = 0;
+
+	ck_assert_msg(cu >= 0 && cc >= 0, "%s has no column %s", cmd, col);
+	for (int r = 0; r < PQntuples(res); r++)
+		if (strcmp(PQgetvalue(res, r, cu), user) == 0)
+			n += strtoull(PQgetvalue(res, r, cc), NULL, 10);
+	PQclear(res);
+	return n;
+}
+
+/* Row of SHOW cmd where column k is v (the caller PQclears *res); -1 if none. */
+static int
+find_row(PGconn *adm, const char *cmd, const char *k, const char *v, PGresult **res)
+{
+	int col;
+
+	*res = it_exec_ok(adm, cmd);
+	col = PQfnumber(*res, k);
+	ck_assert_msg(col >= 0, "%s has no column %s", cmd, k);
+	for (int r = 0; r < PQntuples(*res); r++)
+		if (!PQgetisnull(*res, r, col) && strcmp(PQgetvalue(*res, r, col), v) == 0)
+			return r;
+	return -1;
+}
+
+/*
+ * SHOW STATS rollbacks, reads, writes, rows_*, auth_attempts / auth_failures
+ * and SHOW SERVERS rollbacks count exactly what a known workload did.
+ */
+START_TEST(test_admin_stats_pgdog_counters)
+{
+	PGconn *adm = it_connect(ADMIN), *c = it_connect(APP);
+	const char *names[] = { "total_rollbacks",     "total_reads",        "total_writes",
+				"total_rows_inserted", "total_rows_updated", "total_rows_deleted",
+				"total_auth_attempts", "total_auth_failures" };
+	unsigned long long v0[8], d[8], srv_rb0;
+	static char body[4 << 20];
+	PGresult *res;
+
+	PQclear(it_exec_ok(c, "DROP TABLE IF EXISTS adm2_rows"));
+	PQclear(it_exec_ok(c, "CREATE TABLE adm2_rows (i int)"));
+	for (int i = 0; i < 8; i++)
+		v0[i] = stat_num(adm, "app", names[i]);
+	srv_rb0 = rows_sum(adm, "SHOW SERVERS", "app", "rollbacks");
+	/* reads: 3 (two SELECTs, one inside the rolled back transaction) */
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	ck_assert_str_eq(it_value(c, "SELECT 2"), "2");
+	/* writes: INSERT 5 rows, UPDATE 3, DELETE 1, COPY FROM 2 rows */
+	PQclear(it_exec_ok(c, "INSERT INTO adm2_rows SELECT generate_series(1, 5)"));
+	PQclear(it_exec_ok(c, "UPDATE adm2_rows SET i = i WHERE i <= 3"));
+	PQclear(it_exec_ok(c, "DELETE FROM adm2_rows WHERE i = 1"));
+	res = PQexec(c, "COPY adm2_rows FROM STDIN");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COPY_IN);
+	PQclear(res);
+	ck_assert_int_eq(PQputCopyData(c, "7\n8\n", 4), 1);
+	ck_assert_int_eq(PQputCopyEnd(c, NULL), 1);
+	res = PQgetResult(c);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+	/* rollbacks: an explicit ROLLBACK and a COMMIT of a failed transaction */
+	PQclear(it_exec_ok(c, "BEGIN"));
+	ck_assert_str_eq(it_value(c, "SELECT 3"), "3");
+	PQclear(it_exec_ok(c, "ROLLBACK"));
+	PQclear(it_exec_ok(c, "BEGIN"));
+	it_exec_error(c, "SELECT 1/0", "22012");
+	res = PQexec(c, "COMMIT");
+	ck_assert_str_eq(PQcmdStatus(res), "ROLLBACK");
+	PQclear(res);
+	/* auth: one good login, one bad password */
+	PQfinish(it_connect(APP));
+	ck_assert(strstr(it_connect_fail("dbname=app user=app password=wrong"),
+			 "password authentication failed") != NULL);
+	for (int i = 0; i < 8; i++)
+		d[i] = stat_num(adm, "app", names[i]) - v0[i];
+	ck_assert_uint_eq(d[0], 2);
+	ck_assert_uint_eq(d[1], 3);
+	ck_assert_uint_eq(d[2], 4);
+	ck_assert_uint_eq(d[3], 7);
+	ck_assert_uint_eq(d[4], 3);
+	ck_assert_uint_eq(d[5], 1);
+	ck_assert_uint_eq(d[6], 2);
+	ck_assert_uint_eq(d[7], 1);
+	ck_assert_uint_eq(rows_sum(adm, "SHOW SERVERS", "app", "rollbacks") - srv_rb0, 2);
+	/* /metrics reports the same counters */
+	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_rows_inserted_total", "app"),
+			  stat_num(adm, "app", "total_rows_inserted"));
+	ck_assert_uint_eq((unsigned long long)it_metric(body, "pgdog_rollbacks_total", "app"),
+			  stat_num(adm, "app", "total_rollbacks"));
+	/* no 2PC in pgdog: always 0 */
+	ck_assert_uint_eq(stat_num(adm, "app", "total_xact_2pc_count"), 0);
+	PQclear(it_exec_ok(c, "DROP TABLE adm2_rows"));
+	PQfinish(c);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
+ * SHOW CLIENTS locked and prepared_statements, SHOW SERVERS
+ * prepared_statements (published within a second), and SHOW POOLS
+ * re_synced, force_closed, banned, healthy, online.
+ */
+START_TEST(test_admin_conn_and_pool_columns)
+{
+	PGconn *adm = it_connect(ADMIN);
+	PGconn *c = it_connect(APP " application_name=adm2_cols");
+	PGconn *gone = it_connect(APP);
+	unsigned long long resync0 = pool_num(adm, "SHOW POOLS", "app", "re_synced");
+	unsigned long long forced0 = pool_num(adm, "SHOW POOLS", "app", "force_closed");
+	long long end;
+	PGresult *res;
+	int r;
+
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "app", "healthy"), "t");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "app", "online"), "t");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "app", "banned"), "f");
+	res = PQprepare(c, "adm2_s1", "SELECT $1::int", 1, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	ck_assert_str_eq(it_value(c, "SELECT pg_advisory_lock(4242)"), "");
+	end = it_now_ms() + 3000;
+	for (;;) {
+		r = find_row(adm, "SHOW CLIENTS", "application_name", "adm2_cols", &res);
+		ck_assert_int_ge(r, 0);
+		if (strcmp(PQgetvalue(res, r, PQfnumber(res, "prepared_statements")), "1") == 0)
+			break;
+		PQclear(res);
+		ck_assert_msg(it_now_ms() < end, "prepared_statements never became 1");
+		it_sleep_ms(100);
+	}
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "locked")), "t");
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "replication")), "none");
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "transactions_2pc")), "0");
+	PQclear(res);
+	ck_assert_uint_ge(rows_sum(adm, "SHOW SERVERS", "app", "prepared_statements"), 1);
+	/* a client that leaves inside a transaction: its server is brought back in step */
+	PQclear(it_exec_ok(gone, "BEGIN"));
+	ck_assert_str_eq(it_value(gone, "SELECT 1"), "1");
+	PQfinish(gone);
+	end = it_now_ms() + 3000;
+	while (pool_num(adm, "SHOW POOLS", "app", "re_synced") != resync0 + 1) {
+		ck_assert_msg(it_now_ms() < end, "re_synced did not count the rollback");
+		it_sleep_ms(50);
+	}
+	/* RECONNECT closes the idle servers */
+	PQclear(it_exec_ok(adm, "RECONNECT app"));
+	ck_assert_uint_gt(pool_num(adm, "SHOW POOLS", "app", "force_closed"), forced0);
+	/* a banned pool is neither healthy nor accepting */
+	PQclear(it_exec_ok(adm, "BAN app"));
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "app", "banned"), "t");
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW POOLS", "database", "app", "user", "app", "healthy"), "f");
+	PQclear(it_exec_ok(adm, "UNBAN app"));
+	PQfinish(c);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
+ * SHOW QUERY_CACHE: one row per statement text over every worker, with the
+ * lookups that found it (hits) and the parses (misses) adding up to its
+ * executions; every one went to a single server (direct).
+ */
+START_TEST(test_admin_query_cache_rows)
+{
+	PGconn *adm = it_connect(ADMIN), *conns[6];
+	const char *q = "SET search_path TO public, adm2_qc";
+	long long end = it_now_ms() + 3000;
+	PGresult *res;
+	int r;
+
+	for (int i = 0; i < 6; i++) {
+		conns[i] = it_connect(APP);
+		for (int k = 0; k < 5; k++)
+			PQclear(it_exec_ok(conns[i], q));
+	}
+	for (;;) {
+		r = find_row(adm, "SHOW QUERY_CACHE", "query", q, &res);
+		if (r >= 0 && atoll(PQgetvalue(res, r, PQfnumber(res, "hits"))) +
+					      atoll(PQgetvalue(res, r, PQfnumber(res, "misses"))) ==
+				      30)
+			break;
+		PQclear(res);
+		ck_assert_msg(it_now_ms() < end, "the statement's 30 executions never showed");
+		it_sleep_ms(100);
+	}
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "direct")), "30");
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "multi")), "0");
+	/* one parse per worker that saw it */
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "misses")),
+			 PQgetvalue(res, r, PQfnumber(res, "workers")));
+	ck_assert_int_eq((int)strlen(PQgetvalue(res, r, PQfnumber(res, "fingerprint"))), 16);
+	PQclear(res);
+	for (int i = 0; i < 6; i++)
+		PQfinish(conns[i]);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
+ * SHOW FDS: a row per live client and server socket of every worker. The
+ * client's row carries the port libpq connected from, and while it holds a
+ * server the two rows link to each other's descriptors.
+ */
+START_TEST(test_admin_fds_rows)
+{
+	PGconn *adm = it_connect(ADMIN), *c = it_connect(APP);
+	char port[16];
+	PGresult *res, *cl;
+	int r, nclients;
+	bool linked = false;
+
+	snprintf(port, sizeof(port), "%d", it_local_port(PQsocket(c)));
+	PQclear(it_exec_ok(c, "BEGIN"));
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	r = find_row(adm, "SHOW FDS", "port", port, &res);
+	ck_assert_msg(r >= 0, "no SHOW FDS row for the client's port %s", port);
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "task")), "client");
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "user")), "app");
+	ck_assert_str_eq(PQgetvalue(res, r, PQfnumber(res, "addr")), "127.0.0.1");
+	ck_assert(atoi(PQgetvalue(res, r, PQfnumber(res, "fd"))) > 2);
+	ck_assert(!PQgetisnull(res, r, PQfnumber(res, "link")));
+	ck_assert(PQgetisnull(res, r, PQfnumber(res, "password")));
+	for (int k = 0; k < PQntuples(res); k++) {
+		if (strcmp(PQgetvalue(res, k, PQfnumber(res, "task")), "server") != 0 ||
+		    PQgetisnull(res, k, PQfnumber(res, "link")))
+			continue;
+		/* the server row whose link is the client's fd names the client's link */
+		if (strcmp(PQgetvalue(res, k, PQfnumber(res, "link")),
+			   PQgetvalue(res, r, PQfnumber(res, "fd"))) == 0 &&
+		    strcmp(PQgetvalue(res, k, PQfnumber(res, "fd")),
+			   PQgetvalue(res, r, PQfnumber(res, "link"))) == 0)
+			linked = true;
+	}
+	ck_assert_msg(linked, "no server row links to the client");
+	/* as many client rows as SHOW CLIENTS has */
+	nclients = 0;
+	for (int k = 0; k < PQntuples(res); k++)
+		nclients += strcmp(PQgetvalue(res, k, PQfnumber(res, "task")), "client") == 0;
+	cl = it_exec_ok(adm, "SHOW CLIENTS");
+	ck_assert_int_eq(nclients, PQntuples(cl));
+	PQclear(cl);
+	PQclear(res);
+	PQclear(it_exec_ok(c, "COMMIT"));
+	PQfinish(c);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
+ * A client that leaves halfway through a message it was streaming to the
+ * server (a CopyData cut short) leaves a server that cannot be brought back
+ * in step: pgdog closes it and SHOW POOLS counts it in out_of_sync.
+ */
+START_TEST(test_admin_out_of_sync)
+{
+	PGconn *adm = it_connect(ADMIN), *c = it_connect(APP);
+	/* CopyData announcing 1000 bytes of body, of which 10 are sent */
+	static const uint8_t part[] = { 'd',  0,   0,    0x03, 0xec, '1', '\n', '2',
+					'\n', '3', '\n', '4',  '\n', '5', '\n' };
+	unsigned long long oos0 = pool_num(adm, "SHOW POOLS", "app", "out_of_sync");
+	long long end;
+	PGresult *res;
+
+	PQclear(it_exec_ok(c, "DROP TABLE IF EXISTS adm2_oos"));
+	PQclear(it_exec_ok(c, "CREATE TABLE adm2_oos (i int)"));
+	res = PQexec(c, "COPY adm2_oos FROM STDIN");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COPY_IN);
+	PQclear(res);
+	ck_assert_int_eq((int)write(PQsocket(c), part, sizeof(part)), (int)sizeof(part));
+	it_sleep_ms(200); /* forwarded to the server */
+	PQfinish(c);
+	end = it_now_ms() + 3000;
+	while (pool_num(adm, "SHOW POOLS", "app", "out_of_sync") != oos0 + 1) {
+		ck_assert_msg(it_now_ms() < end, "out_of_sync did not count the server");
+		it_sleep_ms(50);
+	}
+	c = it_connect(APP);
+	PQclear(it_exec_ok(c, "DROP TABLE adm2_oos"));
+	PQfinish(c);
+	PQfinish(adm);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -877,6 +1201,11 @@ main(void)
 	tcase_add_test(tc, test_admin_config);
 	tcase_add_test(tc, test_admin_stats_workload);
 	tcase_add_test(tc, test_admin_stats_errors_extended);
+	tcase_add_test(tc, test_admin_stats_pgdog_counters);
+	tcase_add_test(tc, test_admin_conn_and_pool_columns);
+	tcase_add_test(tc, test_admin_query_cache_rows);
+	tcase_add_test(tc, test_admin_fds_rows);
+	tcase_add_test(tc, test_admin_out_of_sync);
 	tcase_add_test(tc, test_admin_wait_and_idle_xact);
 	tcase_add_test(tc, test_admin_stats_averages);
 	tcase_add_test(tc, test_admin_help_and_unknown);

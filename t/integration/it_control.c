@@ -403,6 +403,62 @@ START_TEST(test_control_ban)
 }
 END_TEST
 
+/*
+ * ban_timeout: a BAN lifts by itself once it runs out (SHOW BANS counts the
+ * milliseconds down), in every worker; with ban_timeout 0 it has no end.
+ */
+START_TEST(test_control_ban_timeout)
+{
+	PGconn *a = admin(), *c;
+	PGresult *r;
+	char st[6], msg[512];
+	const char *left;
+	long long end;
+	bool is_lifted[2] = { false, false };
+
+	admin_ok(a, "SET ban_timeout TO 1500", "SET");
+	admin_ok(a, "BAN other", "BAN");
+	left = it_show_value(a, "SHOW BANS", "database", "other", NULL, NULL, "ban_time_left");
+	ck_assert_msg(atoi(left) > 0 && atoi(left) <= 1500, "ban_time_left %s", left);
+	for (int i = 0; i < 2; i++) {
+		c = connect_on(OTHER, i);
+		ck_assert_int_eq(it_exec_first_error(c, "SELECT 1", st, msg, sizeof(msg)), 1);
+		ck_assert_msg(strstr(msg, "banned") != NULL, "worker %d: %s", i, msg);
+		PQfinish(c);
+	}
+	/* both workers take the pool again after 1.5 s (+ one 100 ms sweep) */
+	end = it_now_ms() + 4000;
+	while (!is_lifted[0] || !is_lifted[1]) {
+		for (int i = 0; i < 2; i++) {
+			if (is_lifted[i])
+				continue;
+			c = connect_on(OTHER, i);
+			is_lifted[i] =
+				it_exec_first_error(c, "SELECT 1", st, msg, sizeof(msg)) == 0;
+			PQfinish(c);
+		}
+		ck_assert_msg(it_now_ms() < end, "the ban did not expire (worker 0 %d, 1 %d)",
+			      is_lifted[0], is_lifted[1]);
+		it_sleep_ms(100);
+	}
+	ck_assert_msg(it_now_ms() > end - 4000 + 1000, "the ban lifted too early");
+	r = it_exec_ok(a, "SHOW BANS");
+	ck_assert_int_eq(PQntuples(r), 0);
+	PQclear(r);
+	ck_assert(it_log_contains("ban_timeout reached"));
+	/* 0: until UNBAN, shown as NULL */
+	admin_ok(a, "SET ban_timeout TO 0", "SET");
+	admin_ok(a, "BAN other", "BAN");
+	r = it_exec_ok(a, "SHOW BANS");
+	ck_assert_int_eq(PQntuples(r), 1);
+	ck_assert(PQgetisnull(r, 0, PQfnumber(r, "ban_time_left")));
+	PQclear(r);
+	admin_ok(a, "UNBAN", "UNBAN");
+	admin_ok(a, "SET ban_timeout TO 300000", "SET");
+	PQfinish(a);
+}
+END_TEST
+
 /* SHOW STATE's value of key. */
 static const char *
 state_of(PGconn *a, const char *key)
@@ -557,6 +613,7 @@ control_suite(void)
 	tcase_add_test(tc, test_control_kill_db);
 	tcase_add_test(tc, test_control_kill_client);
 	tcase_add_test(tc, test_control_ban);
+	tcase_add_test(tc, test_control_ban_timeout);
 	tcase_add_test(tc, test_control_reload_reply);
 	tcase_add_test(tc, test_control_state_reported);
 	suite_add_tcase(s, tc);

@@ -826,6 +826,8 @@ START_TEST(test_config_keys_documented)
 		"syslog_ident",
 		"log_connections",
 		"log_disconnections",
+		"ban_timeout",
+		"lsn_check_interval",
 	};
 	static const char *const databases[] = {
 		"name",
@@ -861,6 +863,8 @@ START_TEST(test_config_keys_documented)
 		{ "pub_sub_channel_size", "0" },
 		{ "query_cache_limit", "1024" },
 		{ "server_reset_query_always", "false" },
+		{ "ban_timeout", "300000" },
+		{ "lsn_check_interval", "5000" },
 	};
 	char *ini = read_src_file("conf/pgdog.ini");
 	char *uini = read_src_file("conf/users.ini");

@@ -625,6 +625,36 @@ START_TEST(test_sql_cache_hit)
 }
 END_TEST
 
+/* sql_cache_top: the cached texts with the most hits first, at most max of them */
+START_TEST(test_sql_cache_top)
+{
+	struct sql_cache_query top[2];
+	size_t n;
+
+	sql_cache_cleanup();
+	ck_assert_uint_eq(sql_cache_top(top, 2), 0);
+	classify("SET a = 1"); /* parsed: 0 hits */
+	for (int i = 0; i < 3; i++)
+		classify("SET b = 2"); /* 2 hits */
+	for (int i = 0; i < 2; i++)
+		classify("SET c = 3"); /* 1 hit */
+	n = sql_cache_top(top, 2);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(top[0].hits, 2);
+	ck_assert_uint_eq(top[0].text_len, 9);
+	ck_assert(memcmp(top[0].text, "SET b = 2", 9) == 0);
+	ck_assert_uint_eq(top[1].hits, 1);
+	ck_assert(memcmp(top[1].text, "SET c = 3", 9) == 0);
+	ck_assert(top[0].hash != top[1].hash);
+	/* texts classified without parsing are not cached, so never listed */
+	classify("SELECT 1");
+	classify("SELECT 1");
+	ck_assert_uint_eq(sql_cache_top(top, 2), 2);
+	ck_assert_uint_eq(top[0].hits, 2);
+	sql_cache_cleanup();
+}
+END_TEST
+
 START_TEST(test_sql_cache_eviction)
 {
 	struct sql_cache_stats st;
@@ -981,6 +1011,7 @@ sql_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, test_sql_cache_hit);
 	tcase_add_test(tc, test_sql_cache_eviction);
+	tcase_add_test(tc, test_sql_cache_top);
 	tcase_add_test(tc, test_sql_quick_reject_keeps_tracked);
 	tcase_add_test(tc, test_sql_quick_reject_every_offset);
 	tcase_add_test(tc, test_sql_timing);
