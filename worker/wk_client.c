@@ -1104,6 +1104,26 @@ wk_client_tx_known(const struct wk_client *c)
 }
 
 /*
+ * sql_classify() as PostgreSQL will read sql from c: with c's
+ * standard_conforming_strings, looked up only when the quick reject cannot
+ * answer (the common SELECT/UPDATE pays nothing for it).
+ */
+static int
+wk_client_classify(const struct wk_client *c, const char *sql, size_t len, struct sql_result *res)
+{
+	const struct wk_server *s = c->server;
+	/* nothing in flight: the server's last report is the value in force (SET LOCAL too) */
+	bool is_current = s && wk_client_tx_known(c) != 0;
+
+	if (sql_classify_quick(sql, len, res))
+		return 0;
+	return sql_classify_lexed(sql, len,
+				  wk_session_is_std_strings(&c->session, s ? s->params : NULL,
+							    s ? s->params_cnt : 0, is_current),
+				  res);
+}
+
+/*
  * DEALLOCATE ALL / DISCARD ALL: the client's statements are gone, and so is
  * everything prepared on its current server.
  */
@@ -1173,10 +1193,11 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	}
 	if (h->type == PGW_MSG_PARSE && wk_conn_sql_is_known_plain(sql, len))
 		return WK_OK; /* the same text as last time: nothing to track */
-	if (sql_classify(sql, len, &res) < 0)
+	if (wk_client_classify(c, sql, len, &res) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (!res.is_parsed) {
-		if (h->type == PGW_MSG_PARSE)
+		/* without a backslash the text reads the same whatever standard_conforming_strings */
+		if (h->type == PGW_MSG_PARSE && !memchr(sql, '\\', len))
 			wk_conn_sql_note_plain(sql, len);
 		return WK_OK;
 	}
@@ -1712,7 +1733,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		return -1;
 	sql = (const char *)msg + PGW_HDR_LEN;
 	len = strnlen(sql, h->len - 4);
-	if (sql_classify(sql, len, &res) < 0)
+	if (wk_client_classify(c, sql, len, &res) < 0)
 		return -1;
 	if (!res.is_parsed || res.is_error || res.has_more)
 		return 0;
@@ -2340,7 +2361,7 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 	    h.type != PGW_MSG_QUERY)
 		return 0;
 	sql = (const char *)msg + PGW_HDR_LEN;
-	if (sql_classify(sql, strnlen(sql, h.len - 4), &res) < 0)
+	if (wk_client_classify(c, sql, strnlen(sql, h.len - 4), &res) < 0)
 		return -1;
 	if (!res.is_parsed || res.is_error || res.has_more || res.stmts_cnt != 1 || res.flags)
 		return 0;
@@ -2452,7 +2473,7 @@ wk_client_answer_locally(struct wk_client *c)
 				return -1;
 			if (!p->is_valid)
 				return 0;
-			if (sql_classify(sql, wk_strnlen(sql, blen - n - 1), &res) < 0)
+			if (wk_client_classify(c, sql, wk_strnlen(sql, blen - n - 1), &res) < 0)
 				return -1;
 			if (!wk_client_is_plain(&res, c->pool->cfg->pooler_mode ==
 							      CONFIG_POOLER_STATEMENT))

@@ -659,6 +659,55 @@ START_TEST(test_extended_sql_prepare_pins)
 }
 END_TEST
 
+/*
+ * standard_conforming_strings = off: "'a\''" is a string holding a quote, so
+ * the SET after it runs. pgdog must read the Query the same way (with the
+ * setting on it would see one long string): the SET is tracked, another
+ * client on the same server does not inherit it, and the client keeps it.
+ */
+START_TEST(test_scs_off_hidden_set)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	exec_tag(a, "SET standard_conforming_strings = off", "SET");
+	res = PQexec(a, "SELECT 'a\\''; SET statement_timeout = '4321'; --'");
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQcmdStatus(res), "SET");
+	PQclear(res);
+	/* the same server, b's own settings */
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	ck_assert_str_eq(it_value(b, "SHOW statement_timeout"), "0");
+	ck_assert_str_eq(it_value(b, "SHOW standard_conforming_strings"), "on");
+	ck_assert_str_eq(it_value(b, "SELECT 'b\\'"), "b\\");
+	/* a's come back with it */
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "4321ms");
+	ck_assert_str_eq(it_value(a, "SHOW standard_conforming_strings"), "off");
+	ck_assert_str_eq(it_value(a, "SELECT 'a\\''"), "a'");
+	/* SET LOCAL in a transaction block: the same reading at once, until it ends */
+	exec_tag(b, "BEGIN", "BEGIN");
+	exec_tag(b, "SET LOCAL standard_conforming_strings = off", "SET");
+	res = PQexec(b, "SELECT 'b\\''; SET statement_timeout = '1234'; --'");
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	exec_tag(b, "COMMIT", "COMMIT");
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "4321ms");
+	ck_assert_str_eq(it_value(b, "SHOW statement_timeout"), "1234ms");
+	ck_assert_str_eq(it_value(b, "SHOW standard_conforming_strings"), "on");
+	exec_tag(b, "RESET statement_timeout", "RESET");
+	/* and back on: the same bytes are one string again, nothing to track */
+	exec_tag(a, "SET standard_conforming_strings = on", "SET");
+	ck_assert_str_eq(it_value(a, "SELECT 'a\\''; SET statement_timeout = 99; --'"),
+			 "a\\'; SET statement_timeout = 99; --");
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "4321ms");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* ---- pool_size 2, several clients ----------------------------------------- */
 
 static void
@@ -1080,6 +1129,7 @@ main(void)
 	tcase_add_test(tc, test_reparse_42p05);
 	tcase_add_test(tc, test_set_config_pins);
 	tcase_add_test(tc, test_reset_forgets_held);
+	tcase_add_test(tc, test_scs_off_hidden_set);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_limit");
