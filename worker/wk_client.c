@@ -1033,6 +1033,15 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		break;
 	}
+	if (s->held.junk_cnt) {
+		/* statements made for a 42P05 (wk_client_prep_parse_dup) go before anyone sees them */
+		pgw_buf_reset(b);
+		(void)wk_prep_junk_take(&s->held, b);
+		pgw_begin(b, PGW_MSG_SYNC);
+		pgw_end(b);
+		if (b->has_error || wk_server_send_internal(s, b, 1) < 0)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	}
 	if (c->is_read_off) {
 		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
@@ -1430,32 +1439,52 @@ wk_client_prep_own_query(struct wk_server *s, struct evbuffer *out, const char *
 }
 
 /*
- * Append to b the text of a DO block that fails as PostgreSQL does for a
- * second statement of the same name: 42P05, "prepared statement "x" already
- * exists". Running it on the server puts the error in its place among the
- * replies and gives the transaction the state a real error would.
+ * A PREPARE or Parse of a name the client already has must fail as in
+ * PostgreSQL: 42P05, "prepared statement "x" already exists", no CONTEXT,
+ * in its place among the replies, aborting the transaction it is in. pgdog
+ * lets PostgreSQL say it: a statement of the client's name is made on the
+ * server first (a junk statement, closed at the next quiet moment, see
+ * wk_client_prep_junk_flush()), and the client's own message fails on it.
+ * A name made already (junk not closed yet) is not made again.
  */
-static void
-wk_client_prep_dup_sql(struct pgw_buf *b, const char *name)
-{
-	static const char tag[] = "$__pgdog$";
 
-	WK_PUT_LIT(b, "DO ");
-	WK_PUT_LIT(b, tag);
-	WK_PUT_LIT(b, "BEGIN RAISE EXCEPTION USING ERRCODE = '42P05', MESSAGE = ");
-	if (strstr(name, tag)) {
-		WK_PUT_LIT(b, "'prepared statement already exists'");
-	} else {
-		WK_PUT_LIT(b, "'prepared statement \"");
-		for (const char *q = name; *q; q++) {
-			pgw_put_u8(b, (uint8_t)*q);
-			if (*q == '\'')
-				pgw_put_u8(b, '\'');
-		}
-		WK_PUT_LIT(b, "\" already exists'");
-	}
-	WK_PUT_LIT(b, "; END");
-	WK_PUT_LIT(b, tag);
+/* Close the server's junk statements: Closes and a Sync, replies swallowed. -1 on out of memory. */
+static int
+wk_client_prep_junk_flush(struct wk_server *s, struct evbuffer *out)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	size_t n;
+
+	pgw_buf_reset(b);
+	n = wk_prep_junk_take(&s->held, b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
+			return -1;
+	return wk_client_prep_sync(s, out);
+}
+
+/*
+ * Before the client's Query with a PREPARE of a name it has (the token
+ * tok, tok_len bytes of its text; name, as PostgreSQL stores it): make the
+ * statement under that name with a simple Query of pgdog's own, so that
+ * the client's PREPARE fails on it. -1 on out of memory.
+ */
+static int
+wk_client_prep_dup_make_sql(struct wk_server *s, struct evbuffer *out, const char *name,
+			    const char *tok, size_t tok_len)
+{
+	char make[2 * SQL_NAME_MAX + 32];
+
+	if (wk_prep_junk_has(&s->held, name))
+		return 0;
+	if (tok_len > 2 * SQL_NAME_MAX)
+		return 0; /* cannot be: the name fits SQL_NAME_MAX */
+	snprintf(make, sizeof(make), "PREPARE %.*s AS SELECT", (int)tok_len, tok);
+	if (wk_prep_junk_add(&s->held, name) < 0)
+		return -1;
+	return wk_client_prep_own_query(s, out, make);
 }
 
 /*
@@ -1490,39 +1519,35 @@ wk_client_prep_parse_check(struct wk_server *s, struct evbuffer *out, struct wk_
 
 /*
  * A Parse of a name the client already has: PostgreSQL refuses it with
- * 42P05. Send the server a DO block through the unnamed statement that fails
- * the same way (the client's later messages up to its Sync are skipped by
- * the server, as after a real failed Parse). -1 on out of memory.
+ * 42P05. The statement is made under that name first (unless it is there
+ * already), then the client's Parse (msg, whole) goes as it is and fails on
+ * it; the server skips the client's later messages up to its Sync, as
+ * after any failed Parse. In an aborted transaction the first Parse fails
+ * instead, with the 25P02 the client's would get, and the client's is
+ * skipped. -1 on out of memory.
  */
 static int
-wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *name)
+wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *name,
+			 const uint8_t *msg, size_t msg_len)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
-	pgw_buf_reset(b);
-	pgw_begin(b, PGW_MSG_PARSE);
-	pgw_put_u8(b, 0);
-	wk_client_prep_dup_sql(b, name);
-	pgw_put_u8(b, 0);
-	pgw_put_u16(b, 0);
-	pgw_end(b);
-	pgw_begin(b, PGW_MSG_BIND);
-	pgw_put_u8(b, 0);
-	pgw_put_u8(b, 0);
-	pgw_put_u16(b, 0);
-	pgw_put_u16(b, 0);
-	pgw_put_u16(b, 0);
-	pgw_end(b);
-	pgw_begin(b, PGW_MSG_EXECUTE);
-	pgw_put_u8(b, 0);
-	pgw_put_u32(b, 0);
-	pgw_end(b);
-	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_BIND, true, NULL) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_EXECUTE, false, NULL) < 0)
+	if (!wk_prep_junk_has(&s->held, name)) {
+		pgw_buf_reset(b);
+		pgw_begin(b, PGW_MSG_PARSE);
+		pgw_put_str(b, name);
+		pgw_put_str(b, "SELECT");
+		pgw_put_u16(b, 0);
+		pgw_end(b);
+		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+		    wk_prep_junk_add(&s->held, name) < 0)
+			return -1;
+	}
+	if (evbuffer_add(out, msg, msg_len) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0)
 		return -1;
-	log_debug(&s->lctx, "Parse of an existing statement name: 42P05");
+	log_debug(&s->lctx, "Parse of an existing statement name: 42P05 from the server");
 	return 0;
 }
 
@@ -1591,7 +1616,7 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 
 /*
  * SQL PREPARE name ... alone in a Query. A name the client has: 42P05 from
- * a DO block. Otherwise PostgreSQL checks it: under the statement's pgdog
+ * the server (wk_client_prep_dup_make_sql). Otherwise PostgreSQL checks it: under the statement's pgdog
  * name when this server does not hold it yet, else under a throwaway name
  * dropped right after. The client's name counts from now on, and is dropped
  * again if PostgreSQL refuses the statement. -1 on out of memory.
@@ -1609,17 +1634,11 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	struct wk_slot *sl;
 
 	if (wk_prep_names_get(&c->prep_names, st->name)) {
-		struct pgw_buf *b = &g_wk.scratch;
-
-		pgw_buf_reset(b);
-		pgw_begin(b, PGW_MSG_QUERY);
-		wk_client_prep_dup_sql(b, st->name);
-		pgw_put_u8(b, 0);
-		pgw_end(b);
-		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-		    wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
+		/* PostgreSQL's own 42P05, on a statement of that name made for it */
+		if (wk_client_prep_dup_make_sql(s, out, st->name, sql + st->name_off,
+						st->name_len) < 0)
 			return -1;
-		return 0;
+		return wk_client_prep_send_query(s, out, sql, len, res, names, NULL, 0, &sl);
 	}
 	wk_client_prep_rest(sql, st, &rest, &rest_len);
 	p = wk_prep_register_sql(rest, rest_len);
@@ -1656,7 +1675,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
  * transaction's state (25P02 when it is aborted). DEALLOCATE ALL is left to
  * the server when the client has statements of its own there (a PREPARE
  * that pinned it); a duplicate PREPARE inside a transaction block is left to
- * the server (DO block), which must fail the transaction. Returns 1 when
+ * the server, which must fail the transaction. Returns 1 when
  * answered, 0 when not, -1 on out of memory.
  */
 static int
@@ -1863,6 +1882,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	struct wk_prep *p;
 	struct pgw_buf *b = &g_wk.scratch;
 
+	if (s->held.junk_cnt && wk_client_tx_known(c) != 0 && wk_client_prep_junk_flush(s, out) < 0)
+		return -1;
 	if (h->type == PGW_MSG_QUERY)
 		return wk_client_is_full(c) ? wk_client_prep_query(c, s, h, in, out) : 0;
 	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&
@@ -1879,7 +1900,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (n1 == 0 || n1 >= blen)
 			return 0;
 		if (wk_prep_names_get(&c->prep_names, body)) {
-			if (wk_client_prep_parse_dup(s, out, body) < 0)
+			if (wk_client_prep_parse_dup(s, out, body, msg, pgw_msg_size(h)) < 0)
 				return -1;
 			break;
 		}

@@ -449,6 +449,7 @@ wk_prep_held_lru(const struct wk_prep_held *h)
 	return best ? best->prep : NULL;
 }
 
+/* The server's statements are all gone (DISCARD ALL, DEALLOCATE ALL, closed). */
 void
 wk_prep_held_cleanup(struct wk_prep_held *h)
 {
@@ -460,7 +461,54 @@ wk_prep_held_cleanup(struct wk_prep_held *h)
 		wk_prep_release_if_unused(p);
 	}
 	free(h->v);
+	for (size_t i = 0; i < h->junk_cnt; i++)
+		free(h->junk[i]);
+	free(h->junk);
 	wk_prep_held_init(h);
+}
+
+bool
+wk_prep_junk_has(const struct wk_prep_held *h, const char *name)
+{
+	for (size_t i = 0; i < h->junk_cnt; i++)
+		if (strcmp(h->junk[i], name) == 0)
+			return true;
+	return false;
+}
+
+int
+wk_prep_junk_add(struct wk_prep_held *h, const char *name)
+{
+	if (h->junk_cnt == h->junk_cap) {
+		size_t cap = h->junk_cap ? h->junk_cap * 2 : 4;
+		char **v = realloc(h->junk, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		h->junk = v;
+		h->junk_cap = cap;
+	}
+	h->junk[h->junk_cnt] = strdup(name);
+	if (!h->junk[h->junk_cnt])
+		return -1;
+	h->junk_cnt++;
+	return 0;
+}
+
+size_t
+wk_prep_junk_take(struct wk_prep_held *h, struct pgw_buf *b)
+{
+	size_t n = h->junk_cnt;
+
+	for (size_t i = 0; i < n; i++) {
+		pgw_begin(b, PGW_MSG_CLOSE);
+		pgw_put_u8(b, 'S');
+		pgw_put_str(b, h->junk[i]);
+		pgw_end(b);
+		free(h->junk[i]);
+	}
+	h->junk_cnt = 0;
+	return n;
 }
 
 void

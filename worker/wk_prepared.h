@@ -21,6 +21,8 @@
 
 #include "shared/compiler.h"
 
+struct pgw_buf;
+
 /* A distinct statement. */
 struct wk_prep {
 	struct wk_prep *hnext; /* hash chain; private */
@@ -62,6 +64,14 @@ struct wk_prep_held {
 	} * v;
 	size_t cnt, cap;
 	uint64_t clock;
+	/*
+	 * Statements pgdog made on it under a client's own name, so that the
+	 * client's PREPARE or Parse of a name it already has fails there with
+	 * PostgreSQL's own 42P05 (wk_prep_dup): each is closed again at the
+	 * next quiet moment. Owned.
+	 */
+	char **junk;
+	size_t junk_cnt, junk_cap;
 };
 
 /*
@@ -111,6 +121,17 @@ void wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p);
 /* The least recently used entry, or NULL. */
 struct wk_prep *wk_prep_held_lru(const struct wk_prep_held *h);
 void wk_prep_held_cleanup(struct wk_prep_held *h);
+/* name is one of h's junk statements (made, not closed yet). */
+bool wk_prep_junk_has(const struct wk_prep_held *h, const char *name);
+/* Record a junk statement. -1 on out of memory. */
+int wk_prep_junk_add(struct wk_prep_held *h, const char *name) MUST_CHECK;
+/*
+ * Append a Close of every junk statement to b (the caller sends them, then
+ * a Sync, and swallows the replies: a Close of a missing statement is not an
+ * error) and forget them. Returns how many; 0 leaves b as it was.
+ */
+size_t wk_prep_junk_take(struct wk_prep_held *h, struct pgw_buf *b);
+
 /*
  * The server runs sql (server_reset_query): if it deallocates every
  * prepared statement (DISCARD ALL, DEALLOCATE ALL), forget what it held.

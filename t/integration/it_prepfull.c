@@ -708,6 +708,154 @@ START_TEST(test_scs_off_hidden_set)
 }
 END_TEST
 
+/* A connection straight to the cluster, as "app", to the database pgdog serves. */
+static PGconn *
+connect_direct(void)
+{
+	char dsn[256];
+	PGconn *c;
+
+	/* pgdog's database "app" is the cluster's "postgres" */
+	snprintf(
+		dsn, sizeof(dsn),
+		"host=127.0.0.1 port=%d connect_timeout=5 dbname=postgres user=app password=app_pw",
+		g_it.pg_port);
+	c = PQconnectdb(dsn);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "direct: %s", PQerrorMessage(c));
+	return c;
+}
+
+/* got (through pgdog) is the same error as want (from PostgreSQL), field by field. */
+static void
+same_error(PGresult *want, PGresult *got, const char *what)
+{
+	static const struct {
+		int code;
+		const char *name;
+	} fields[] = {
+		{ PG_DIAG_SEVERITY, "severity" },
+		{ PG_DIAG_SEVERITY_NONLOCALIZED, "severity (V)" },
+		{ PG_DIAG_SQLSTATE, "sqlstate" },
+		{ PG_DIAG_MESSAGE_PRIMARY, "message" },
+		{ PG_DIAG_MESSAGE_DETAIL, "detail" },
+		{ PG_DIAG_MESSAGE_HINT, "hint" },
+		{ PG_DIAG_STATEMENT_POSITION, "position" },
+		{ PG_DIAG_CONTEXT, "context" },
+		{ PG_DIAG_SOURCE_FILE, "file" },
+		{ PG_DIAG_SOURCE_FUNCTION, "routine" },
+	};
+
+	ck_assert_msg(PQresultStatus(want) == PGRES_FATAL_ERROR, "%s: PostgreSQL said %s", what,
+		      PQresStatus(PQresultStatus(want)));
+	ck_assert_msg(PQresultStatus(got) == PGRES_FATAL_ERROR, "%s: pgdog said %s", what,
+		      PQresStatus(PQresultStatus(got)));
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *w = PQresultErrorField(want, fields[i].code);
+		const char *g = PQresultErrorField(got, fields[i].code);
+
+		ck_assert_msg((w == NULL) == (g == NULL) && (w == NULL || strcmp(w, g) == 0),
+			      "%s: %s \"%s\" through pgdog, \"%s\" from PostgreSQL", what,
+			      fields[i].name, g ? g : "(none)", w ? w : "(none)");
+	}
+}
+
+/* Run sql on both connections; both must fail the same way. */
+static void
+same_exec_error(PGconn *direct, PGconn *c, const char *sql)
+{
+	PGresult *want = PQexec(direct, sql), *got = PQexec(c, sql);
+
+	same_error(want, got, sql);
+	PQclear(want);
+	PQclear(got);
+}
+
+/* Both connections: PQprepare(name, sql) must fail the same way. */
+static void
+same_prepare_error(PGconn *direct, PGconn *c, const char *name, const char *sql)
+{
+	PGresult *want = PQprepare(direct, name, sql, 0, NULL),
+		 *got = PQprepare(c, name, sql, 0, NULL);
+
+	same_error(want, got, sql);
+	PQclear(want);
+	PQclear(got);
+}
+
+/* Both connections: the same command tag. */
+static void
+same_tag(PGconn *direct, PGconn *c, const char *sql, const char *tag)
+{
+	exec_tag(direct, sql, tag);
+	exec_tag(c, sql, tag);
+}
+
+/*
+ * A PREPARE or Parse of a name the client has, inside a transaction block:
+ * the error is PostgreSQL's own, field for field (no CONTEXT), and the
+ * transaction is aborted as in PostgreSQL until ROLLBACK. Compared with a
+ * connection straight to the cluster. Nothing pgdog made for it stays on
+ * the server.
+ */
+START_TEST(test_full_dup_like_postgres)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	same_tag(d, a, "PREPARE dup AS SELECT 1", "PREPARE");
+	res = PQprepare(d, "pdup", "SELECT 10", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	res = PQprepare(a, "pdup", "SELECT 10", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	for (int round = 0; round < 3; round++) {
+		/* SQL PREPARE in a block */
+		same_tag(d, a, "BEGIN", "BEGIN");
+		ck_assert_str_eq(it_value(d, "SELECT 1"), "1");
+		ck_assert_str_eq(it_value(a, "SELECT 1"), "1");
+		same_exec_error(d, a, "PREPARE dup AS SELECT 2");
+		same_exec_error(d, a, "SELECT 1");
+		same_exec_error(d, a, "EXECUTE dup");
+		same_tag(d, a, "ROLLBACK", "ROLLBACK");
+		ck_assert_str_eq(it_value(a, "EXECUTE dup"), "1");
+		/* a Parse of a protocol-level name, and of an SQL one, in a block */
+		same_tag(d, a, "BEGIN", "BEGIN");
+		same_prepare_error(d, a, "pdup", "SELECT 11");
+		same_exec_error(d, a, "SELECT 1");
+		same_tag(d, a, "ROLLBACK", "ROLLBACK");
+		same_tag(d, a, "BEGIN", "BEGIN");
+		same_prepare_error(d, a, "dup", "SELECT 12");
+		same_exec_error(d, a, "SELECT 1");
+		same_tag(d, a, "ROLLBACK", "ROLLBACK");
+		/* a Parse of a name it has, outside a block */
+		same_prepare_error(d, a, "pdup", "SELECT 13");
+		/* quoted, mixed case */
+		same_tag(d, a, "PREPARE \"Dup X\" AS SELECT 3", "PREPARE");
+		same_tag(d, a, "BEGIN", "BEGIN");
+		same_exec_error(d, a, "PREPARE \"Dup X\" AS SELECT 4");
+		same_tag(d, a, "ROLLBACK", "ROLLBACK");
+		same_tag(d, a, "DEALLOCATE \"Dup X\"", "DEALLOCATE");
+		/* the statements made for the errors are gone; b shares the server */
+		ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+		ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements "
+					     "WHERE name NOT LIKE '\\_\\_pgdog%'"),
+				 "0");
+		res = PQexecPrepared(a, "pdup", 0, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), "10");
+		PQclear(res);
+		ck_assert_str_eq(it_value(a, "EXECUTE dup"), "1");
+	}
+	PQfinish(d);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* ---- pool_size 2, several clients ----------------------------------------- */
 
 static void
@@ -1130,6 +1278,7 @@ main(void)
 	tcase_add_test(tc, test_set_config_pins);
 	tcase_add_test(tc, test_reset_forgets_held);
 	tcase_add_test(tc, test_scs_off_hidden_set);
+	tcase_add_test(tc, test_full_dup_like_postgres);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_limit");
