@@ -1443,8 +1443,10 @@ wk_client_prep_own_query(struct wk_server *s, struct evbuffer *out, const char *
  * PostgreSQL: 42P05, "prepared statement "x" already exists", no CONTEXT,
  * in its place among the replies, aborting the transaction it is in. pgdog
  * lets PostgreSQL say it: a statement of the client's name is made on the
- * server first (a junk statement, closed at the next quiet moment, see
- * wk_client_prep_junk_flush()), and the client's own message fails on it.
+ * server first (a junk statement), and the client's own message fails on
+ * it. After a Query the junk is closed at once (wk_client_prep_junk_flush());
+ * after a Parse, in front of the client's next request (the server skips
+ * everything up to the client's Sync), or when the server is attached next.
  * A name made already (junk not closed yet) is not made again.
  */
 
@@ -1615,6 +1617,69 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 }
 
 /*
+ * wk_client_prep_send_query() for a Query with PREPAREs of new names among
+ * its statements: one reply slot per statement (each ends at its
+ * CommandComplete; an error ends the rest), so that each PREPARE's name is
+ * kept or dropped by its own outcome, as PostgreSQL keeps a statement
+ * prepared before a later one fails. stmt_prep[i] / stmt_role[i]: the
+ * statement and role of res->stmts[i]'s slot (NULL: none); each such slot
+ * holds a reference on its statement, so that a DEALLOCATE later in the
+ * Query cannot free it first. -1 on out of memory.
+ */
+static int
+wk_client_prep_send_query_each(struct wk_server *s, struct evbuffer *out, const char *sql,
+			       size_t len, const struct sql_result *res, const char *const *names,
+			       struct wk_prep *const *pre, size_t pre_cnt,
+			       struct wk_prep *const *stmt_prep, const uint8_t *stmt_role)
+{
+	struct wk_slot *sl;
+
+	/* the Query slot goes last: send, then put the statements' slots in front of it */
+	if (wk_client_prep_send_query(s, out, sql, len, res, names, pre, pre_cnt, &sl) < 0)
+		return -1;
+	s->slots_cnt--; /* the Query slot, pushed again below */
+	for (size_t i = 0; i < res->stmts_cnt; i++) {
+		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, false, stmt_prep[i]) < 0)
+			return -1;
+		if (stmt_prep[i]) {
+			/* a later statement (DEALLOCATE) may drop p before this reply comes */
+			stmt_prep[i]->client_refs++;
+			wk_client_slot_last(s)->prep_role = stmt_role[i] | WK_SLOT_PREP_REF;
+		}
+	}
+	return wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL);
+}
+
+/*
+ * A Query of several statements with SQL PREPARE of a new name among them
+ * can be rewritten (the names followed statement by statement) unless a
+ * name PREPAREd in it is DEALLOCATEd in it too, or DEALLOCATE ALL follows a
+ * PREPARE: then the client keeps its server.
+ */
+static bool
+wk_client_prep_multi_ok(const struct wk_client *c, const struct sql_result *res)
+{
+	for (size_t i = 0; i < res->stmts_cnt; i++) {
+		const struct sql_stmt *st = &res->stmts[i];
+
+		if (st->kind != SQL_PREPARE)
+			continue;
+		if (!st->name_len || st->is_truncated)
+			return false;
+		if (wk_prep_names_get(&c->prep_names, st->name))
+			continue; /* a 42P05: nothing after it runs */
+		for (size_t j = i + 1; j < res->stmts_cnt; j++) {
+			const struct sql_stmt *t = &res->stmts[j];
+
+			if (t->kind == SQL_DEALLOCATE_ALL ||
+			    (t->kind == SQL_DEALLOCATE && strcmp(t->name, st->name) == 0))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
  * SQL PREPARE name ... alone in a Query. A name the client has: 42P05 from
  * the server (wk_client_prep_dup_make_sql). Otherwise PostgreSQL checks it: under the statement's pgdog
  * name when this server does not hold it yet, else under a throwaway name
@@ -1636,9 +1701,10 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	if (wk_prep_names_get(&c->prep_names, st->name)) {
 		/* PostgreSQL's own 42P05, on a statement of that name made for it */
 		if (wk_client_prep_dup_make_sql(s, out, st->name, sql + st->name_off,
-						st->name_len) < 0)
+						st->name_len) < 0 ||
+		    wk_client_prep_send_query(s, out, sql, len, res, names, NULL, 0, &sl) < 0)
 			return -1;
-		return wk_client_prep_send_query(s, out, sql, len, res, names, NULL, 0, &sl);
+		return wk_client_prep_junk_flush(s, out);
 	}
 	wk_client_prep_rest(sql, st, &rest, &rest_len);
 	p = wk_prep_register_sql(rest, rest_len);
@@ -1740,11 +1806,20 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *names[SQL_STMTS_MAX] = { NULL };
 	struct wk_prep *dealloc[SQL_STMTS_MAX] = { NULL }, *pre[SQL_STMTS_MAX];
-	size_t pre_cnt = 0;
+	/* PREPAREs of new names in this Query: their statements, and how each is checked */
+	struct wk_prep *stmt_prep[SQL_STMTS_MAX] = { NULL };
+	uint8_t stmt_role[SQL_STMTS_MAX] = { 0 };
+	struct {
+		const char *name; /* res.stmts[i].name */
+		struct wk_prep *prep;
+	} local[SQL_STMTS_MAX];
+	char checks[SQL_STMTS_MAX][48];
+	size_t pre_cnt = 0, local_cnt = 0;
+	const struct sql_stmt *dup = NULL;
 	const char *sql;
 	size_t len;
 	struct sql_result res;
-	bool has_named = false, has_injected = false, has_rewrite = false;
+	bool has_named = false, has_injected = false, has_rewrite = false, is_local;
 	struct wk_slot *sl;
 	int rc;
 
@@ -1802,27 +1877,78 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			return -1;
 		goto sent;
 	}
-	/* one or more statements: rewrite the names the client has, in order */
+	/* one or more statements: rewrite the names, in order */
+	if (!wk_client_prep_multi_ok(c, &res)) {
+		if (!(c->pins & WK_PIN_PREPARED)) {
+			/* what the names will mean cannot be followed: it lives on this server only */
+			c->pins |= WK_PIN_PREPARED;
+			log_debug(
+				&c->lctx,
+				"SQL PREPARE among other statements: server pinned to the client");
+		}
+		return 0;
+	}
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
-		struct wk_prep *p;
+		struct wk_prep *p = NULL;
 
-		if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
-		    st->kind != SQL_DEALLOCATE)
-			continue;
-		p = st->name_len && !st->is_truncated ? wk_prep_names_get(&c->prep_names, st->name)
-						      : NULL;
-		if (!p) {
-			if (st->kind == SQL_PREPARE && !(c->pins & WK_PIN_PREPARED)) {
-				/* a new name among other statements: it lives on this server only */
-				c->pins |= WK_PIN_PREPARED;
-				log_debug(
-					&c->lctx,
-					"SQL PREPARE among other statements: server pinned to the client");
+		if ((st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
+		     st->kind != SQL_DEALLOCATE) ||
+		    !st->name_len || st->is_truncated)
+			continue; /* a name pgdog cannot place is left to PostgreSQL */
+		/* a name PREPAREd earlier in this Query, else one the client has */
+		for (size_t j = local_cnt; j-- > 0 && !p;)
+			if (strcmp(local[j].name, st->name) == 0)
+				p = local[j].prep;
+		is_local = p != NULL;
+		if (!p)
+			p = wk_prep_names_get(&c->prep_names, st->name);
+		if (st->kind == SQL_PREPARE && p) {
+			/*
+			 * A name the client has: PostgreSQL's own 42P05 there, made
+			 * possible before the Query (see wk_client_prep_dup_make_sql).
+			 * Nothing after it runs: its names stay as they are.
+			 */
+			dup = st;
+			has_rewrite = true;
+			break;
+		}
+		if (st->kind == SQL_PREPARE) {
+			const char *rest;
+			size_t rest_len;
+
+			wk_client_prep_rest(sql, st, &rest, &rest_len);
+			p = wk_prep_register_sql(rest, rest_len);
+			if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
+				return -1;
+			local[local_cnt].name = st->name;
+			local[local_cnt++].prep = p;
+			stmt_prep[i] = p;
+			if (!wk_prep_held_has(&s->held, p)) {
+				/* PostgreSQL checks it under its pgdog name: this server has it then */
+				rc = wk_client_prep_make_room(s, out);
+				if (rc < 0 || wk_prep_held_add(&s->held, p) < 0)
+					return -1;
+				has_injected |= rc > 0;
+				names[i] = p->name;
+				stmt_role[i] = WK_SLOT_PREP_SQL;
+			} else {
+				/* held already: checked under a throwaway name, closed later */
+				snprintf(checks[i], sizeof(checks[i]), "__pgdog_check_%d_%llu",
+					 g_wk.slot, (unsigned long long)++wk_client_throwaway_cnt);
+				if (wk_prep_junk_add(&s->held, checks[i]) < 0)
+					return -1;
+				names[i] = checks[i];
+				stmt_role[i] = WK_SLOT_PREP_CHECK;
 			}
+			has_rewrite = true;
 			continue;
 		}
-		if (p->is_sql && !wk_prep_held_has(&s->held, p)) {
+		if (!p)
+			continue; /* PostgreSQL says 26000, naming the client's statement */
+		if (is_local) {
+			/* made by the PREPARE in front of it */
+		} else if (p->is_sql && !wk_prep_held_has(&s->held, p)) {
 			/* prepared by a PREPARE in front of the client's statements */
 			rc = wk_client_prep_make_room(s, out);
 			if (rc < 0 || wk_prep_held_add(&s->held, p) < 0)
@@ -1850,8 +1976,18 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		return 0;
 	if (has_injected && wk_client_prep_sync(s, out) < 0)
 		return -1;
-	if (wk_client_prep_send_query(s, out, sql, len, &res, names, pre, pre_cnt, &sl) < 0)
+	if (dup &&
+	    wk_client_prep_dup_make_sql(s, out, dup->name, sql + dup->name_off, dup->name_len) < 0)
 		return -1;
+	if (local_cnt)
+		rc = wk_client_prep_send_query_each(s, out, sql, len, &res, names, pre, pre_cnt,
+						    stmt_prep, stmt_role);
+	else
+		rc = wk_client_prep_send_query(s, out, sql, len, &res, names, pre, pre_cnt, &sl);
+	/* what was made for checks and 42P05 goes right after (Close works in a failed block) */
+	if (rc < 0 || (s->held.junk_cnt && wk_client_prep_junk_flush(s, out) < 0))
+		return -1;
+	/* the slots of this Query's PREPAREs hold their statements: none is freed under them */
 	for (size_t i = 0; i < res.stmts_cnt; i++)
 		if (dealloc[i])
 			wk_prep_held_del(&s->held, dealloc[i]);
@@ -1882,8 +2018,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	struct wk_prep *p;
 	struct pgw_buf *b = &g_wk.scratch;
 
-	if (s->held.junk_cnt && wk_client_tx_known(c) != 0 && wk_client_prep_junk_flush(s, out) < 0)
-		return -1;
+	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
+		return -1; /* a new request starts here: the Closes go first, on their own */
 	if (h->type == PGW_MSG_QUERY)
 		return wk_client_is_full(c) ? wk_client_prep_query(c, s, h, in, out) : 0;
 	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&

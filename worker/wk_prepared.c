@@ -538,12 +538,14 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 	struct wk_prep *p = sl->prep;
 	struct wk_client *c = s->client;
 
+	bool has_ref = sl->prep_role & WK_SLOT_PREP_REF;
+
 	if (!p)
 		return;
 	sl->prep = NULL;
 	/* keep p alive across the updates below, each of which may free it */
 	p->client_refs++;
-	switch (sl->prep_role) {
+	switch (sl->prep_role & ~WK_SLOT_PREP_REF) {
 	case WK_SLOT_PREP_SQL:
 		if (c)
 			wk_prep_names_settle(&c->prep_names, p, !is_error);
@@ -565,7 +567,7 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 			p->is_valid = true;
 		break;
 	}
-	p->client_refs--;
+	p->client_refs -= has_ref ? 2 : 1;
 	wk_prep_publish(p);
 	wk_prep_release_if_unused(p);
 }

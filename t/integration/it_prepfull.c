@@ -1,10 +1,13 @@
 /*
  * it_prepfull.c: prepared statements in transaction mode against a real
  * PostgreSQL: prepared_statements = full (SQL PREPARE / EXECUTE / DEALLOCATE
- * [ALL] handled by pgdog, sharing names with the extended protocol, errors as
- * PostgreSQL sends them, statements shared between clients, eviction by
- * prepared_statements_limit), the 42P05 of a second Parse of the same name
- * (full and extended), and set_config(..., false) pinning the server.
+ * [ALL] handled by pgdog, alone or among other statements of a query,
+ * sharing names with the extended protocol, errors as PostgreSQL sends them
+ * (compared field by field with a connection straight to the cluster),
+ * statements shared between clients, eviction by prepared_statements_limit),
+ * the 42P05 of a second Parse of the same name (full and extended),
+ * set_config(..., false) pinning the server, and the classifier following
+ * the client's standard_conforming_strings.
  * Every pgdog runs one worker and gives user "app" a pool of one server, so
  * clients share that server: the tests compare pg_backend_pid() to prove it.
  */
@@ -235,6 +238,88 @@ pgdog_statements(PGconn *c)
 				"WHERE name LIKE '\\_\\_pgdog%'"));
 }
 
+/* A connection straight to the cluster, as "app", to the database pgdog serves. */
+static PGconn *
+connect_direct(void)
+{
+	char dsn[256];
+	PGconn *c;
+
+	/* pgdog's database "app" is the cluster's "postgres" */
+	snprintf(
+		dsn, sizeof(dsn),
+		"host=127.0.0.1 port=%d connect_timeout=5 dbname=postgres user=app password=app_pw",
+		g_it.pg_port);
+	c = PQconnectdb(dsn);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "direct: %s", PQerrorMessage(c));
+	return c;
+}
+
+/* got (through pgdog) is the same error as want (from PostgreSQL), field by field. */
+static void
+same_error(PGresult *want, PGresult *got, const char *what)
+{
+	static const struct {
+		int code;
+		const char *name;
+	} fields[] = {
+		{ PG_DIAG_SEVERITY, "severity" },
+		{ PG_DIAG_SEVERITY_NONLOCALIZED, "severity (V)" },
+		{ PG_DIAG_SQLSTATE, "sqlstate" },
+		{ PG_DIAG_MESSAGE_PRIMARY, "message" },
+		{ PG_DIAG_MESSAGE_DETAIL, "detail" },
+		{ PG_DIAG_MESSAGE_HINT, "hint" },
+		{ PG_DIAG_STATEMENT_POSITION, "position" },
+		{ PG_DIAG_CONTEXT, "context" },
+		{ PG_DIAG_SOURCE_FILE, "file" },
+		{ PG_DIAG_SOURCE_FUNCTION, "routine" },
+	};
+
+	ck_assert_msg(PQresultStatus(want) == PGRES_FATAL_ERROR, "%s: PostgreSQL said %s", what,
+		      PQresStatus(PQresultStatus(want)));
+	ck_assert_msg(PQresultStatus(got) == PGRES_FATAL_ERROR, "%s: pgdog said %s", what,
+		      PQresStatus(PQresultStatus(got)));
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *w = PQresultErrorField(want, fields[i].code);
+		const char *g = PQresultErrorField(got, fields[i].code);
+
+		ck_assert_msg((w == NULL) == (g == NULL) && (w == NULL || strcmp(w, g) == 0),
+			      "%s: %s \"%s\" through pgdog, \"%s\" from PostgreSQL", what,
+			      fields[i].name, g ? g : "(none)", w ? w : "(none)");
+	}
+}
+
+/* Run sql on both connections; both must fail the same way. */
+static void
+same_exec_error(PGconn *direct, PGconn *c, const char *sql)
+{
+	PGresult *want = PQexec(direct, sql), *got = PQexec(c, sql);
+
+	same_error(want, got, sql);
+	PQclear(want);
+	PQclear(got);
+}
+
+/* Both connections: PQprepare(name, sql) must fail the same way. */
+static void
+same_prepare_error(PGconn *direct, PGconn *c, const char *name, const char *sql)
+{
+	PGresult *want = PQprepare(direct, name, sql, 0, NULL),
+		 *got = PQprepare(c, name, sql, 0, NULL);
+
+	same_error(want, got, sql);
+	PQclear(want);
+	PQclear(got);
+}
+
+/* Both connections: the same command tag. */
+static void
+same_tag(PGconn *direct, PGconn *c, const char *sql, const char *tag)
+{
+	exec_tag(direct, sql, tag);
+	exec_tag(c, sql, tag);
+}
+
 /* ---- prepared_statements = full ----------------------------------------- */
 
 /*
@@ -455,22 +540,75 @@ START_TEST(test_full_mixed_names)
 }
 END_TEST
 
-/* PREPARE among other statements in one Query: the server is pinned, nothing breaks. */
-START_TEST(test_full_multi_prepare_pins)
+/*
+ * PREPARE of new names among other statements in one Query: served without
+ * pinning the server, with PostgreSQL's replies (compared with a connection
+ * straight to the cluster): a statement prepared before a later one fails
+ * stays, a duplicate fails with 42P05 in its place, names made in the Query
+ * are used by the statements after them.
+ */
+START_TEST(test_full_multi_prepare)
 {
-	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
 	PGresult *res;
-	char pa[32];
+	char pa[32], want[2048], got[2048];
+	static const char *const q[] = {
+		"PREPARE m1 AS SELECT 1; PREPARE m2 (int) AS SELECT $1 * 2; EXECUTE m2(21); "
+		"SELECT 'x'",
+		"EXECUTE m1; EXECUTE m2(2)",
+		"PREPARE m3 AS SELECT 3; PREPARE m1 AS SELECT 9; EXECUTE m3",
+		"EXECUTE m3",
+		"PREPARE m4 AS SELECT 4; SELECT 1/0; PREPARE m4b AS SELECT 5",
+		"EXECUTE m4",
+		"EXECUTE m4b",
+		"PREPARE m5 AS SELECT * FROM no_such_table; EXECUTE m5",
+		"EXECUTE m5",
+		"BEGIN; PREPARE m6 AS SELECT 6; COMMIT",
+		"EXECUTE m6",
+		"PREPARE m7 AS SELECT 7; DEALLOCATE m1; EXECUTE m7",
+		"EXECUTE m1",
+		"PREPARE m8 AS SELECT 1; PREPARE m9 AS SELECT 1; EXECUTE m8; EXECUTE m9",
+		"BEGIN",
+		"SELECT 1; PREPARE m10 AS SELECT 10; PREPARE m2 AS SELECT 0",
+		"EXECUTE m10",
+		"ROLLBACK",
+		"EXECUTE m10; EXECUTE m2(4)",
+	};
+	int n = (int)(sizeof(q) / sizeof(q[0]));
 
 	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
-	res = PQexec(a, "PREPARE m AS SELECT 7; SELECT 1");
+	res = PQexec(a, "PREPARE m AS SELECT 7; EXECUTE m");
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "7");
 	PQclear(res);
+	/* not pinned: b gets the one server at once, and has no m */
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(it_busy_for(b, 300), "b got the server a prepared m on");
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a's PREPARE m; EXECUTE m"), pa);
+	exec_err(b, "EXECUTE m", "26000", "prepared statement \"m\" does not exist");
 	ck_assert_str_eq(it_value(a, "EXECUTE m"), "7");
-	exec_tag(a, "DEALLOCATE ALL", "DEALLOCATE ALL");
-	ck_assert_str_eq(it_value_within(b, 3000, "b after a's DEALLOCATE ALL"), pa);
+	/* PostgreSQL's replies, message for message */
+	pipeline(d, q, n, want, sizeof(want));
+	pipeline(a, q, n, got, sizeof(got));
+	ck_assert_str_eq(got, want);
+	/* one at a time too, b in between (outside a's transaction block) */
+	for (int i = 0, in_block = 0; i < n; i++) {
+		char one_want[512], one_got[512];
+
+		if (strstr(q[i], "PREPARE"))
+			continue; /* names are taken now: only what runs again */
+		pipeline(d, &q[i], 1, one_want, sizeof(one_want));
+		pipeline(a, &q[i], 1, one_got, sizeof(one_got));
+		ck_assert_str_eq(one_got, one_want);
+		in_block =
+			strcmp(q[i], "BEGIN") == 0 || (in_block && strcmp(q[i], "ROLLBACK") != 0);
+		if (!in_block)
+			ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	}
+	/* nothing pgdog made for checks or errors stays on the server */
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements WHERE name "
+				     "NOT LIKE '\\_\\_pgdog%' OR name LIKE '\\_\\_pgdog\\_check%'"),
+			 "0");
+	PQfinish(d);
 	PQfinish(a);
 	PQfinish(b);
 }
@@ -707,88 +845,6 @@ START_TEST(test_scs_off_hidden_set)
 	PQfinish(b);
 }
 END_TEST
-
-/* A connection straight to the cluster, as "app", to the database pgdog serves. */
-static PGconn *
-connect_direct(void)
-{
-	char dsn[256];
-	PGconn *c;
-
-	/* pgdog's database "app" is the cluster's "postgres" */
-	snprintf(
-		dsn, sizeof(dsn),
-		"host=127.0.0.1 port=%d connect_timeout=5 dbname=postgres user=app password=app_pw",
-		g_it.pg_port);
-	c = PQconnectdb(dsn);
-	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "direct: %s", PQerrorMessage(c));
-	return c;
-}
-
-/* got (through pgdog) is the same error as want (from PostgreSQL), field by field. */
-static void
-same_error(PGresult *want, PGresult *got, const char *what)
-{
-	static const struct {
-		int code;
-		const char *name;
-	} fields[] = {
-		{ PG_DIAG_SEVERITY, "severity" },
-		{ PG_DIAG_SEVERITY_NONLOCALIZED, "severity (V)" },
-		{ PG_DIAG_SQLSTATE, "sqlstate" },
-		{ PG_DIAG_MESSAGE_PRIMARY, "message" },
-		{ PG_DIAG_MESSAGE_DETAIL, "detail" },
-		{ PG_DIAG_MESSAGE_HINT, "hint" },
-		{ PG_DIAG_STATEMENT_POSITION, "position" },
-		{ PG_DIAG_CONTEXT, "context" },
-		{ PG_DIAG_SOURCE_FILE, "file" },
-		{ PG_DIAG_SOURCE_FUNCTION, "routine" },
-	};
-
-	ck_assert_msg(PQresultStatus(want) == PGRES_FATAL_ERROR, "%s: PostgreSQL said %s", what,
-		      PQresStatus(PQresultStatus(want)));
-	ck_assert_msg(PQresultStatus(got) == PGRES_FATAL_ERROR, "%s: pgdog said %s", what,
-		      PQresStatus(PQresultStatus(got)));
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		const char *w = PQresultErrorField(want, fields[i].code);
-		const char *g = PQresultErrorField(got, fields[i].code);
-
-		ck_assert_msg((w == NULL) == (g == NULL) && (w == NULL || strcmp(w, g) == 0),
-			      "%s: %s \"%s\" through pgdog, \"%s\" from PostgreSQL", what,
-			      fields[i].name, g ? g : "(none)", w ? w : "(none)");
-	}
-}
-
-/* Run sql on both connections; both must fail the same way. */
-static void
-same_exec_error(PGconn *direct, PGconn *c, const char *sql)
-{
-	PGresult *want = PQexec(direct, sql), *got = PQexec(c, sql);
-
-	same_error(want, got, sql);
-	PQclear(want);
-	PQclear(got);
-}
-
-/* Both connections: PQprepare(name, sql) must fail the same way. */
-static void
-same_prepare_error(PGconn *direct, PGconn *c, const char *name, const char *sql)
-{
-	PGresult *want = PQprepare(direct, name, sql, 0, NULL),
-		 *got = PQprepare(c, name, sql, 0, NULL);
-
-	same_error(want, got, sql);
-	PQclear(want);
-	PQclear(got);
-}
-
-/* Both connections: the same command tag. */
-static void
-same_tag(PGconn *direct, PGconn *c, const char *sql, const char *tag)
-{
-	exec_tag(direct, sql, tag);
-	exec_tag(c, sql, tag);
-}
 
 /*
  * A PREPARE or Parse of a name the client has, inside a transaction block:
@@ -1271,7 +1327,7 @@ main(void)
 	tcase_add_test(tc, test_full_errors);
 	tcase_add_test(tc, test_full_deallocate_all);
 	tcase_add_test(tc, test_full_mixed_names);
-	tcase_add_test(tc, test_full_multi_prepare_pins);
+	tcase_add_test(tc, test_full_multi_prepare);
 	tcase_add_test(tc, test_full_many_clients);
 	tcase_add_test(tc, test_full_pipelined);
 	tcase_add_test(tc, test_reparse_42p05);
