@@ -1310,8 +1310,8 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			wk_pubsub_client_unlisten(c, st->name);
 			break;
 		case SQL_PREPARE:
-			/* prepared_statements = full: wk_client_prep_query decides for a Query */
-			if (!wk_client_is_full(c) || h->type != PGW_MSG_QUERY)
+			/* prepared_statements = full: wk_client_prep() decides (Query and Parse) */
+			if (!wk_client_is_full(c))
 				c->pins |= WK_PIN_PREPARED;
 			break;
 		default:
@@ -1331,6 +1331,13 @@ static struct wk_slot *
 wk_client_slot_last(struct wk_server *s)
 {
 	return &s->slots[(s->slots_head + s->slots_cnt - 1) % s->slots_cap];
+}
+
+/* The slot pushed k-th last (1: the last; there are k). */
+static struct wk_slot *
+wk_client_slot_nth_last(struct wk_server *s, size_t k)
+{
+	return &s->slots[(s->slots_head + s->slots_cnt - k) % s->slots_cap];
 }
 
 /*
@@ -2003,6 +2010,209 @@ sent:
 }
 
 /*
+ * A named Parse (msg, whole; body, blen: its body; n1: its name's length):
+ * the name maps to pgdog's statement for the text, prepared on the server
+ * if it does not hold it. Returns 1 (handled: the caller drains the
+ * client's message), -1 on out of memory.
+ */
+static int
+wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8_t *msg,
+			   const char *body, size_t blen, size_t n1, struct evbuffer *out)
+{
+	struct wk_prep *p;
+
+	if (wk_prep_names_get(&c->prep_names, body))
+		return wk_client_prep_parse_dup(s, out, body, msg, PGW_HDR_LEN + blen) < 0 ? -1 : 1;
+	/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
+	p = wk_prep_register((const uint8_t *)body, blen, n1);
+	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p) < 0)
+		return -1;
+	if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
+		/* an aborted transaction refuses any Parse: let PostgreSQL say so */
+		if (wk_client_prep_parse_check(s, out, p) < 0)
+			return -1;
+	} else if (wk_prep_held_has(&s->held, p)) {
+		/* skipped after an earlier error up to the Sync: then the name goes */
+		if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, p) < 0)
+			return -1;
+		wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
+	} else if (wk_client_prep_ensure(c, s, p, out, true) < 0) {
+		return -1;
+	}
+	return 1;
+}
+
+/* A new throwaway statement name in b (48 bytes), with this prefix. */
+static void
+wk_client_prep_throwaway(char *b, size_t n, const char *prefix)
+{
+	snprintf(b, n, "__pgdog_%s_%d_%llu", prefix, g_wk.slot,
+		 (unsigned long long)++wk_client_throwaway_cnt);
+}
+
+/*
+ * prepared_statements = full: a Parse whose text is SQL PREPARE, EXECUTE or
+ * DEALLOCATE of a name (PQexecParams("EXECUTE s(1)"), a driver running
+ * everything through the extended protocol). It is rewritten as in a
+ * simple Query, into the same name space, and the statement runs when the
+ * client executes it:
+ * - EXECUTE name: pgdog's name for it (prepared first where missing); a
+ *   named Parse of it becomes a statement like any other;
+ * - DEALLOCATE name (unnamed Parse): the client's name goes now; the text
+ *   drops a statement made for the purpose (so PostgreSQL still answers);
+ * - PREPARE name AS ... (unnamed Parse): PostgreSQL prepares it under its
+ *   pgdog name in front (its errors come then, and decide whether the
+ *   client's name stays), and the text prepares a throwaway copy, closed
+ *   later; a name the client has fails with PostgreSQL's 42P05 at Execute.
+ * A named Parse of PREPARE or DEALLOCATE, or a name pgdog cannot place,
+ * pins the server instead. Returns 1 when handled (replacement sent: the
+ * caller drains the client's message), 0 when the Parse is not such a
+ * statement, -1 on out of memory.
+ */
+static int
+wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *body, size_t blen,
+			 size_t n1, struct evbuffer *out)
+{
+	const char *sql = body + n1 + 1, *tail, *name = NULL;
+	size_t len = wk_strnlen(sql, blen - n1 - 1), tail_len;
+	struct sql_result res;
+	const struct sql_stmt *st;
+	struct wk_prep *p;
+	char tmp[48];
+	struct pgw_buf nb;
+	int rc;
+
+	if (len >= blen - n1 - 1)
+		return 0;     /* malformed: PostgreSQL says so */
+	tail = sql + len + 1; /* the parameter types */
+	tail_len = blen - n1 - 1 - len - 1;
+	if (wk_client_classify(c, sql, len, &res) < 0)
+		return -1;
+	if (!res.is_parsed || res.is_error || res.stmts_cnt != 1)
+		return 0;
+	st = &res.stmts[0];
+	if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE && st->kind != SQL_DEALLOCATE)
+		return 0;
+	if (!st->name_len || st->is_truncated || (n1 > 0 && st->kind != SQL_EXECUTE)) {
+		if (st->kind == SQL_PREPARE && !(c->pins & WK_PIN_PREPARED)) {
+			c->pins |= WK_PIN_PREPARED;
+			log_debug(&c->lctx,
+				  "SQL PREPARE in a named Parse: server pinned to the client");
+		}
+		return 0;
+	}
+	p = wk_prep_names_get(&c->prep_names, st->name);
+	switch (st->kind) {
+	case SQL_EXECUTE:
+		if (!p)
+			return 0; /* PostgreSQL says 26000, naming the client's statement */
+		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
+			return -1;
+		p->uses++;
+		wk_prep_publish(p);
+		name = p->name;
+		break;
+	case SQL_DEALLOCATE:
+		if (!p)
+			return 0;
+		wk_client_prep_throwaway(tmp, sizeof(tmp), "drop");
+		pgw_buf_init(&nb);
+		pgw_begin(&nb, PGW_MSG_PARSE);
+		pgw_put_str(&nb, tmp);
+		pgw_put_str(&nb, "SELECT");
+		pgw_put_u16(&nb, 0);
+		pgw_end(&nb);
+		rc = nb.has_error || evbuffer_add(out, nb.data, nb.len) < 0 ||
+				     wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+				     wk_prep_junk_add(&s->held, tmp) < 0
+			     ? -1
+			     : 0;
+		pgw_buf_cleanup(&nb);
+		if (rc < 0)
+			return -1;
+		wk_prep_names_del(&c->prep_names, st->name);
+		name = tmp;
+		break;
+	default: /* SQL_PREPARE */
+		if (p) {
+			/* PostgreSQL's own 42P05 when the client executes it */
+			if (!wk_prep_junk_has(&s->held, st->name)) {
+				pgw_buf_init(&nb);
+				pgw_begin(&nb, PGW_MSG_PARSE);
+				pgw_put_str(&nb, st->name);
+				pgw_put_str(&nb, "SELECT");
+				pgw_put_u16(&nb, 0);
+				pgw_end(&nb);
+				rc = nb.has_error || evbuffer_add(out, nb.data, nb.len) < 0 ||
+						     wk_server_slot_push(s, WK_SLOT_PARSE, true,
+									 NULL) < 0 ||
+						     wk_prep_junk_add(&s->held, st->name) < 0
+					     ? -1
+					     : 0;
+				pgw_buf_cleanup(&nb);
+				if (rc < 0)
+					return -1;
+			}
+			break; /* the text as it is */
+		}
+		{
+			const char *rest;
+			size_t rest_len;
+
+			wk_client_prep_rest(sql, st, &rest, &rest_len);
+			p = wk_prep_register_sql(rest, rest_len);
+		}
+		if (!p)
+			return -1;
+		if (wk_prep_held_has(&s->held, p)) {
+			if (wk_prep_names_put(&c->prep_names, st->name, p) < 0)
+				return -1;
+		} else {
+			if (wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0 ||
+			    wk_client_prep_ensure(c, s, p, out, false) < 0)
+				return -1;
+			/* its PREPARE's reply keeps or drops the client's name */
+			wk_client_slot_nth_last(s, 3)->prep_role = WK_SLOT_PREP_SQL;
+		}
+		wk_client_prep_throwaway(tmp, sizeof(tmp), "check");
+		if (wk_prep_junk_add(&s->held, tmp) < 0)
+			return -1;
+		name = tmp;
+		break;
+	}
+	/* the client's Parse, its text with the name replaced */
+	pgw_buf_init(&nb);
+	pgw_begin(&nb, PGW_MSG_PARSE);
+	pgw_put_bytes(&nb, body, n1 + 1);
+	if (name) {
+		pgw_put_bytes(&nb, sql, st->name_off);
+		pgw_put_bytes(&nb, name, strlen(name));
+		pgw_put_bytes(&nb, sql + st->name_off + st->name_len,
+			      len - st->name_off - st->name_len);
+	} else {
+		pgw_put_bytes(&nb, sql, len);
+	}
+	pgw_put_u8(&nb, 0);
+	pgw_put_bytes(&nb, tail, tail_len);
+	pgw_end(&nb);
+	if (nb.has_error) {
+		rc = -1;
+	} else if (n1 > 0) {
+		/* a named EXECUTE: a statement like any other, under its new text */
+		rc = wk_client_prep_parse_named(c, s, nb.data, (const char *)nb.data + PGW_HDR_LEN,
+						nb.len - PGW_HDR_LEN, n1, out);
+	} else {
+		rc = evbuffer_add(out, nb.data, nb.len) < 0 ||
+				     wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0
+			     ? -1
+			     : 1;
+	}
+	pgw_buf_cleanup(&nb);
+	log_noise(&c->lctx, "SQL prepared statement command in a Parse rewritten");
+	return rc;
+}
+
+/*
  * Transaction mode with prepared_statements = extended: rewrite a named
  * Parse/Bind/Describe/Close to pgdog's statement names. Returns 1 when the
  * message was handled (drained and replaced), 0 when it goes on as it is,
@@ -2031,32 +2241,20 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	body = (const char *)msg + PGW_HDR_LEN;
 	blen = h->len - 4;
 	switch (h->type) {
-	case PGW_MSG_PARSE:
+	case PGW_MSG_PARSE: {
+		int rc = 0;
+
 		n1 = wk_strnlen(body, blen);
-		if (n1 == 0 || n1 >= blen)
+		if (n1 >= blen)
 			return 0;
-		if (wk_prep_names_get(&c->prep_names, body)) {
-			if (wk_client_prep_parse_dup(s, out, body, msg, pgw_msg_size(h)) < 0)
-				return -1;
-			break;
-		}
-		/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
-		p = wk_prep_register((const uint8_t *)body, blen, n1);
-		if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p) < 0)
-			return -1;
-		if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
-			/* an aborted transaction refuses any Parse: let PostgreSQL say so */
-			if (wk_client_prep_parse_check(s, out, p) < 0)
-				return -1;
-		} else if (wk_prep_held_has(&s->held, p)) {
-			/* skipped after an earlier error up to the Sync: then the name goes */
-			if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, p) < 0)
-				return -1;
-			wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
-		} else if (wk_client_prep_ensure(c, s, p, out, true) < 0) {
-			return -1;
-		}
+		if (wk_client_is_full(c))
+			rc = wk_client_prep_parse_sql(c, s, body, blen, n1, out);
+		if (rc == 0 && n1 > 0)
+			rc = wk_client_prep_parse_named(c, s, msg, body, blen, n1, out);
+		if (rc <= 0)
+			return rc;
 		break;
+	}
 	case PGW_MSG_BIND:
 		n1 = wk_strnlen(body, blen);
 		if (n1 + 1 >= blen)

@@ -614,6 +614,133 @@ START_TEST(test_full_multi_prepare)
 }
 END_TEST
 
+/* PQexecParams without parameters (PostgreSQL takes none for utility statements). */
+static PGresult *
+exec_params(PGconn *c, const char *sql, const char *param)
+{
+	ck_assert(param == NULL);
+	return PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+}
+
+/* Through c with the extended protocol: one row, one value. */
+static void
+params_value(PGconn *c, const char *sql, const char *param, const char *want)
+{
+	PGresult *res = exec_params(c, sql, param);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql,
+		      PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+	PQclear(res);
+}
+
+/* Through c with the extended protocol: a command with this tag. */
+static void
+params_tag(PGconn *c, const char *sql, const char *tag)
+{
+	PGresult *res = exec_params(c, sql, NULL);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql,
+		      PQresultErrorMessage(res));
+	ck_assert_str_eq(PQcmdStatus(res), tag);
+	PQclear(res);
+}
+
+/* Both connections, extended protocol: the same error. */
+static void
+same_params_error(PGconn *direct, PGconn *c, const char *sql)
+{
+	PGresult *want = exec_params(direct, sql, NULL), *got = exec_params(c, sql, NULL);
+
+	same_error(want, got, sql);
+	PQclear(want);
+	PQclear(got);
+}
+
+/*
+ * SQL PREPARE / EXECUTE / DEALLOCATE sent through the extended protocol
+ * (PQexecParams, PQprepare): rewritten like the simple-protocol case, in the
+ * same name space, without pinning the server; errors as PostgreSQL's
+ * (compared with a connection straight to the cluster).
+ */
+START_TEST(test_full_extended_sql)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	params_tag(a, "PREPARE xs (int) AS SELECT $1 + 1", "PREPARE");
+	/* not pinned: b gets the one server at once, and has no xs */
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a's extended PREPARE"), pa);
+	exec_err(b, "EXECUTE xs(1)", "26000", "prepared statement \"xs\" does not exist");
+	params_tag(b, "PREPARE xs AS SELECT 'b'", "PREPARE");
+	for (int i = 0; i < 4; i++) {
+		params_value(a, "EXECUTE xs(41)", NULL, "42");
+		ck_assert_str_eq(it_value(a, "EXECUTE xs(1)"), "2");
+		params_value(b, "EXECUTE xs", NULL, "b");
+	}
+	/* a named Parse of EXECUTE: a statement like any other (utility: no parameters) */
+	res = PQprepare(a, "ex_named", "EXECUTE xs(5)", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	for (int i = 0; i < 3; i++) {
+		res = PQexecPrepared(a, "ex_named", 0, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), "6");
+		PQclear(res);
+		params_value(b, "EXECUTE xs", NULL, "b");
+	}
+	/* a protocol-level statement run with SQL EXECUTE through the extended protocol */
+	res = PQprepare(a, "pl", "SELECT $1::int * 3", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	params_value(b, "SELECT 1", NULL, "1");
+	params_value(a, "EXECUTE pl(3)", NULL, "9");
+	/* DEALLOCATE: a's name goes, b's statement of the same name stays */
+	params_tag(a, "DEALLOCATE xs", "DEALLOCATE");
+	res = exec_params(a, "EXECUTE xs(1)", NULL);
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "26000");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "prepared statement \"xs\" does not exist");
+	PQclear(res);
+	params_value(b, "EXECUTE xs", NULL, "b");
+	/* errors as PostgreSQL gives them */
+	same_params_error(d, a, "EXECUTE nope");
+	same_params_error(d, a, "DEALLOCATE nope");
+	params_tag(d, "PREPARE dd AS SELECT 1", "PREPARE");
+	params_tag(a, "PREPARE dd AS SELECT 1", "PREPARE");
+	same_params_error(d, a, "PREPARE dd AS SELECT 2");
+	/* (its position counts in the text PostgreSQL ran, under pgdog's name: not compared) */
+	res = exec_params(a, "PREPARE bad AS SELECT * FROM no_such_table", NULL);
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P01");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "relation \"no_such_table\" does not exist");
+	PQclear(res);
+	PQclear(exec_params(d, "PREPARE bad AS SELECT * FROM no_such_table", NULL));
+	same_params_error(d, a, "EXECUTE bad");
+	same_tag(d, a, "BEGIN", "BEGIN");
+	same_params_error(d, a, "PREPARE dd AS SELECT 3");
+	same_params_error(d, a, "SELECT 1");
+	same_tag(d, a, "ROLLBACK", "ROLLBACK");
+	params_value(a, "EXECUTE dd", NULL, "1");
+	/* the same text prepared again under another name: checked, shared */
+	params_tag(a, "PREPARE dd2 AS SELECT 1", "PREPARE");
+	params_value(a, "EXECUTE dd2", NULL, "1");
+	/* nothing pgdog made stays on the server */
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements WHERE name "
+				     "NOT LIKE '\\_\\_pgdog%' OR name LIKE '\\_\\_pgdog\\_check%' "
+				     "OR name LIKE '\\_\\_pgdog\\_drop%'"),
+			 "0");
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	PQfinish(d);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /*
  * Simple queries sent at once, without waiting for each answer: replies come
  * in order, pgdog's own messages stay invisible, errors are PostgreSQL's.
@@ -1328,6 +1455,7 @@ main(void)
 	tcase_add_test(tc, test_full_deallocate_all);
 	tcase_add_test(tc, test_full_mixed_names);
 	tcase_add_test(tc, test_full_multi_prepare);
+	tcase_add_test(tc, test_full_extended_sql);
 	tcase_add_test(tc, test_full_many_clients);
 	tcase_add_test(tc, test_full_pipelined);
 	tcase_add_test(tc, test_reparse_42p05);
