@@ -2082,8 +2082,8 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	struct pgw_buf nb;
 	int rc;
 
-	if (len >= blen - n1 - 1)
-		return 0;     /* malformed: PostgreSQL says so */
+	if (len >= blen - n1 - 1 || wk_conn_sql_is_known_plain(sql, len))
+		return 0;     /* malformed (PostgreSQL says so), or the plain text seen last */
 	tail = sql + len + 1; /* the parameter types */
 	tail_len = blen - n1 - 1 - len - 1;
 	if (wk_client_classify(c, sql, len, &res) < 0)
