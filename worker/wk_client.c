@@ -1688,10 +1688,10 @@ wk_client_prep_multi_ok(const struct wk_client *c, const struct sql_result *res)
 
 /*
  * SQL PREPARE name ... alone in a Query. A name the client has: 42P05 from
- * the server (wk_client_prep_dup_make_sql). Otherwise PostgreSQL checks it: under the statement's pgdog
- * name when this server does not hold it yet, else under a throwaway name
- * dropped right after. The client's name counts from now on, and is dropped
- * again if PostgreSQL refuses the statement. -1 on out of memory.
+ * the server (wk_client_prep_dup_make_sql). Otherwise PostgreSQL checks it:
+ * under the statement's pgdog name when this server does not hold it yet,
+ * else under a throwaway name dropped right after. The client's name counts
+ * from now on, and is dropped again if PostgreSQL refuses the statement. -1 on out of memory.
  */
 static int
 wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbuffer *out,

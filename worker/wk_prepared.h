@@ -11,6 +11,10 @@
  * by the text after the name: "(types) AS statement"); they are prepared on
  * a server by running "PREPARE <pgdog name> ..." through the extended
  * protocol, and share the client's name space with protocol-level names.
+ * SQL PREPARE/EXECUTE/DEALLOCATE are rewritten alone or among other
+ * statements of a Query, and in a Parse (wk_client.c). A server also lists
+ * the statements pgdog made on it under a client's own name or a throwaway
+ * name (junk: for PostgreSQL's own 42P05, or a check), closed again soon.
  * Runs in: a worker.
  */
 #pragma once
