@@ -1121,11 +1121,12 @@ static int
 wk_client_classify(const struct wk_client *c, const char *sql, size_t len, struct sql_result *res)
 {
 	const struct wk_server *s = c->server;
-	/* nothing in flight: the server's last report is the value in force (SET LOCAL too) */
-	bool is_current = s && wk_client_tx_known(c) != 0;
+	bool is_current;
 
 	if (sql_classify_quick(sql, len, res))
 		return 0;
+	/* nothing in flight: the server's last report is the value in force (SET LOCAL too) */
+	is_current = s && wk_client_tx_known(c) != 0;
 	return sql_classify_lexed(sql, len,
 				  wk_session_is_std_strings(&c->session, s ? s->params : NULL,
 							    s ? s->params_cnt : 0, is_current),
