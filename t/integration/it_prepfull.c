@@ -963,6 +963,32 @@ START_TEST(test_scs_off_hidden_set)
 	ck_assert_str_eq(it_value(b, "SHOW statement_timeout"), "1234ms");
 	ck_assert_str_eq(it_value(b, "SHOW standard_conforming_strings"), "on");
 	exec_tag(b, "RESET statement_timeout", "RESET");
+	/* pipelined right behind the SET that turns it off: read with the new value at once */
+	{
+		static const char *const q[] = {
+			"SET standard_conforming_strings = off",
+			"SELECT 'c\\''; SET lock_timeout = '777'; --'",
+		};
+		char got[256];
+
+		pipeline(b, q, 2, got, sizeof(got));
+		ck_assert_str_eq(got, "C:SET Z T D:c' C:SELECT 1 C:SET Z");
+		ck_assert_str_eq(it_value(a, "SHOW lock_timeout"), "0");
+		ck_assert_str_eq(it_value(b, "SHOW lock_timeout"), "777ms");
+		exec_tag(b, "RESET ALL", "RESET");
+	}
+	/* a startup value (options=-c) counts too */
+	{
+		PGconn *e = it_connect(APP " options='-c standard_conforming_strings=off'");
+		PGresult *r2 = PQexec(e, "SELECT 'e\\''; SET lock_timeout = '555'; --'");
+
+		ck_assert_msg(PQresultStatus(r2) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(r2));
+		PQclear(r2);
+		ck_assert_str_eq(it_value(a, "SHOW lock_timeout"), "0");
+		ck_assert_str_eq(it_value(e, "SHOW lock_timeout"), "555ms");
+		PQfinish(e);
+	}
 	/* and back on: the same bytes are one string again, nothing to track */
 	exec_tag(a, "SET standard_conforming_strings = on", "SET");
 	ck_assert_str_eq(it_value(a, "SELECT 'a\\''; SET statement_timeout = 99; --'"),
