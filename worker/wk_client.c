@@ -1112,6 +1112,21 @@ wk_client_tx_known(const struct wk_client *c)
 	return s->tx_status;
 }
 
+/* c's standard_conforming_strings, for the next request it sends. */
+static bool
+wk_client_is_std_strings(const struct wk_client *c)
+{
+	const struct wk_server *s = c->server;
+	/* nothing in flight: the server's last report is the value in force (SET LOCAL too) */
+	bool is_current = s && wk_client_tx_known(c) != 0;
+
+	/* while pgdog's SETs for c run there, the report may be another client's value */
+	if (s && s->internal_ready)
+		s = NULL;
+	return wk_session_is_std_strings(&c->session, s ? s->params : NULL, s ? s->params_cnt : 0,
+					 is_current);
+}
+
 /*
  * sql_classify() as PostgreSQL will read sql from c: with c's
  * standard_conforming_strings, looked up only when the quick reject cannot
@@ -1120,17 +1135,21 @@ wk_client_tx_known(const struct wk_client *c)
 static int
 wk_client_classify(const struct wk_client *c, const char *sql, size_t len, struct sql_result *res)
 {
-	const struct wk_server *s = c->server;
-	bool is_current;
-
 	if (sql_classify_quick(sql, len, res))
 		return 0;
-	/* nothing in flight: the server's last report is the value in force (SET LOCAL too) */
-	is_current = s && wk_client_tx_known(c) != 0;
-	return sql_classify_lexed(sql, len,
-				  wk_session_is_std_strings(&c->session, s ? s->params : NULL,
-							    s ? s->params_cnt : 0, is_current),
-				  res);
+	return sql_classify_lexed(sql, len, wk_client_is_std_strings(c), res);
+}
+
+/*
+ * A statement's text (len bytes) as c has PostgreSQL read it: false when
+ * its standard_conforming_strings is off and the text holds a backslash
+ * (then it is another statement than the same bytes from a client with it
+ * on: wk_prep_register_std()).
+ */
+static bool
+wk_client_text_is_std(const struct wk_client *c, const void *text, size_t len)
+{
+	return !memchr(text, '\\', len) || wk_client_is_std_strings(c);
 }
 
 /*
@@ -1715,7 +1734,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 		return wk_client_prep_junk_flush(s, out);
 	}
 	wk_client_prep_rest(sql, st, &rest, &rest_len);
-	p = wk_prep_register_sql(rest, rest_len);
+	p = wk_prep_register_sql_std(rest, rest_len, wk_client_text_is_std(c, rest, rest_len));
 	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
 		return -1;
 	if (!wk_prep_held_has(&s->held, p)) {
@@ -1926,7 +1945,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			size_t rest_len;
 
 			wk_client_prep_rest(sql, st, &rest, &rest_len);
-			p = wk_prep_register_sql(rest, rest_len);
+			p = wk_prep_register_sql_std(rest, rest_len,
+						     wk_client_text_is_std(c, rest, rest_len));
 			if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
 				return -1;
 			local[local_cnt].name = st->name;
@@ -2025,7 +2045,8 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 	if (wk_prep_names_get(&c->prep_names, body))
 		return wk_client_prep_parse_dup(s, out, body, msg, PGW_HDR_LEN + blen) < 0 ? -1 : 1;
 	/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
-	p = wk_prep_register((const uint8_t *)body, blen, n1);
+	p = wk_prep_register_std((const uint8_t *)body, blen, n1,
+				 wk_client_text_is_std(c, body + n1 + 1, blen - n1 - 1));
 	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p) < 0)
 		return -1;
 	if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
@@ -2161,7 +2182,8 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 			size_t rest_len;
 
 			wk_client_prep_rest(sql, st, &rest, &rest_len);
-			p = wk_prep_register_sql(rest, rest_len);
+			p = wk_prep_register_sql_std(rest, rest_len,
+						     wk_client_text_is_std(c, rest, rest_len));
 		}
 		if (!p)
 			return -1;
@@ -2824,7 +2846,8 @@ wk_client_answer_locally(struct wk_client *c)
 				return 0;
 			if (wk_prep_names_get(&c->prep_names, body))
 				return 0; /* 42P05 comes from a server, in its place */
-			p = wk_prep_register((const uint8_t *)body, blen, n);
+			p = wk_prep_register_std((const uint8_t *)body, blen, n,
+						 wk_client_text_is_std(c, sql, blen - n - 1));
 			if (!p)
 				return -1;
 			if (!p->is_valid)
@@ -2850,8 +2873,10 @@ wk_client_answer_locally(struct wk_client *c)
 		if (pgw_read_header(buf + off, PGW_HDR_LEN, &h) != 1)
 			return -1; /* scanned above: cannot happen */
 		if (h.type == PGW_MSG_PARSE) {
-			struct wk_prep *p =
-				wk_prep_register((const uint8_t *)body, h.len - 4, strlen(body));
+			size_t n = strlen(body);
+			struct wk_prep *p = wk_prep_register_std(
+				(const uint8_t *)body, h.len - 4, n,
+				wk_client_text_is_std(c, body + n + 1, h.len - 4 - n - 1));
 
 			if (!p || wk_prep_names_put(&c->prep_names, body, p) < 0)
 				return -1;

@@ -129,22 +129,23 @@ wk_prep_build_sql(struct pgw_buf *b, const struct wk_prep *p, const uint8_t *key
 }
 
 static struct wk_prep *
-wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql)
+wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql, bool is_std)
 {
 	uint32_t h;
 	struct wk_prep *p;
 	struct pgw_buf b;
 
-	h = wk_prep_hash(key, key_len) ^ (is_sql ? 0x5a5a5a5au : 0);
+	h = wk_prep_hash(key, key_len) ^ (is_sql ? 0x5a5a5a5au : 0) ^ (is_std ? 0 : 0x3c3c3c3cu);
 	for (p = wk_prep_table[h % WK_PREP_BUCKETS]; p; p = p->hnext)
-		if (p->hash == h && p->is_sql == is_sql && p->key_len == key_len &&
-		    memcmp(p->key, key, key_len) == 0)
+		if (p->hash == h && p->is_sql == is_sql && p->is_std == is_std &&
+		    p->key_len == key_len && memcmp(p->key, key, key_len) == 0)
 			return p;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->hash = h;
 	p->is_sql = is_sql;
+	p->is_std = is_std;
 	p->id = ++wk_prep_next_id;
 	snprintf(p->name, sizeof(p->name), "__pgdog_%d_%llu", g_wk.slot, (unsigned long long)p->id);
 	p->key = malloc(key_len ? key_len : 1);
@@ -193,17 +194,29 @@ wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql)
 }
 
 struct wk_prep *
-wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
+wk_prep_register_std(const uint8_t *body, size_t len, size_t name_len, bool is_std)
 {
 	if (name_len + 1 > len)
 		return NULL;
-	return wk_prep_find_or_add(body + name_len + 1, len - name_len - 1, false);
+	return wk_prep_find_or_add(body + name_len + 1, len - name_len - 1, false, is_std);
+}
+
+struct wk_prep *
+wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
+{
+	return wk_prep_register_std(body, len, name_len, true);
+}
+
+struct wk_prep *
+wk_prep_register_sql_std(const char *rest, size_t rest_len, bool is_std)
+{
+	return wk_prep_find_or_add((const uint8_t *)rest, rest_len, true, is_std);
 }
 
 struct wk_prep *
 wk_prep_register_sql(const char *rest, size_t rest_len)
 {
-	return wk_prep_find_or_add((const uint8_t *)rest, rest_len, true);
+	return wk_prep_register_sql_std(rest, rest_len, true);
 }
 
 void

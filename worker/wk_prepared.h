@@ -47,6 +47,7 @@ struct wk_prep {
 	uint64_t uses;        /* Binds and Describes through it */
 	bool is_valid;        /* a server accepted its Parse once */
 	bool is_sql;          /* made by SQL PREPARE: key is the text after the name */
+	bool is_std;          /* read with standard_conforming_strings on (else off) */
 	uint32_t row;         /* its shm_prepared row, UINT32_MAX if none was free */
 };
 
@@ -89,6 +90,13 @@ struct wk_prep *wk_prep_register(const uint8_t *body, size_t len, size_t name_le
  * rest_len bytes: "[(types)] AS statement", trimmed). NULL on out of memory.
  */
 struct wk_prep *wk_prep_register_sql(const char *rest, size_t rest_len);
+/*
+ * The same for a client whose standard_conforming_strings is off (is_std
+ * false): the same text means another statement then, so it is another
+ * entry. The two above are is_std true.
+ */
+struct wk_prep *wk_prep_register_std(const uint8_t *body, size_t len, size_t name_len, bool is_std);
+struct wk_prep *wk_prep_register_sql_std(const char *rest, size_t rest_len, bool is_std);
 /* Helper statement and portal name used by an is_sql entry's parse_msg. */
 #define WK_PREP_SQL_HELPER "__pgdog_sqlprep"
 /* Publish p's counters in its SHOW PREPARED row. */

@@ -238,6 +238,43 @@ pgdog_statements(PGconn *c)
 				"WHERE name LIKE '\\_\\_pgdog%'"));
 }
 
+/*
+ * The same statement text from a client with standard_conforming_strings
+ * off and one with it on means two statements ('a\\b' is a\b for the one,
+ * a\\b for the other): each client gets its own reading, on one server.
+ */
+START_TEST(test_scs_statements_apart)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	exec_tag(a, "SET standard_conforming_strings = off", "SET");
+	for (int i = 0; i < 2; i++) {
+		PGconn *c = i ? b : a;
+
+		res = PQprepare(c, "bs", "SELECT 'a\\\\b'", 0, NULL);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+		exec_tag(c, "PREPARE bq AS SELECT 'x\\\\y'", "PREPARE");
+	}
+	for (int i = 0; i < 6; i++) {
+		PGconn *c = i % 2 ? b : a;
+
+		res = PQexecPrepared(c, "bs", 0, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), i % 2 ? "a\\\\b" : "a\\b") == 0,
+			      "round %d: bs gave %s", i, PQgetvalue(res, 0, 0));
+		PQclear(res);
+		ck_assert_msg(strcmp(it_value(c, "EXECUTE bq"), i % 2 ? "x\\\\y" : "x\\y") == 0,
+			      "round %d: bq gave %s", i, it_value(c, "EXECUTE bq"));
+	}
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* A connection straight to the cluster, as "app", to the database pgdog serves. */
 static PGconn *
 connect_direct(void)
@@ -1488,6 +1525,7 @@ main(void)
 	tcase_add_test(tc, test_set_config_pins);
 	tcase_add_test(tc, test_reset_forgets_held);
 	tcase_add_test(tc, test_scs_off_hidden_set);
+	tcase_add_test(tc, test_scs_statements_apart);
 	tcase_add_test(tc, test_full_dup_like_postgres);
 	suite_add_tcase(s, tc);
 
