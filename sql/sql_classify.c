@@ -22,8 +22,7 @@
  *    no mode.
  * 2. The cache: results keyed by the exact text and the lexing mode
  *    (FNV-1a hash, then a full compare), at most SQL_CACHE_ENTRIES_MAX
- *    entries and SQL_CACHE_BYTES_MAX
- *    bytes, least recently used evicted first. Texts over SQL_CACHE_TEXT_MAX
+ *    entries and SQL_CACHE_BYTES_MAX bytes, least recently used evicted first. Texts over SQL_CACHE_TEXT_MAX
  *    are classified but not cached. Parse errors are cached too.
  * 3. sql_parse.c parses with libpg_query; this file then cuts SET values out
  *    of the source and trims them.

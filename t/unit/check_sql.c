@@ -2,8 +2,9 @@
  * check_sql.c: unit tests for sql/sql_classify.c and sql/sql_parse.c: every
  * statement kind and flag in several spellings, SET values cut exactly from
  * the source, multi-statement texts, the prefilter (what it skips and what it
- * must not), the cache, errors, truncation, every prefix of a text read from
- * an exact-size buffer, and a timing sanity bound.
+ * must not), lexing with standard_conforming_strings off, the cache, errors,
+ * truncation, every prefix of a text read from an exact-size buffer, and a
+ * timing sanity bound.
  * Runs in: the test process only. No network.
  */
 #include <stdbool.h>
