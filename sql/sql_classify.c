@@ -14,14 +14,15 @@
  *    contains "advisory", "notify", "temp" or "config" (set_config). Anything else (pgbench's SELECT
  *    and UPDATE, INSERT ... INTO) returns without parsing or touching the
  *    cache. It may say "parse" needlessly (a column named "temperature"); it
- *    must never miss. Limitation (README, "Current limitations"): plain ''
- *    strings are lexed as with standard_conforming_strings = on, PostgreSQL's
- *    default; a client that turns it off and writes \' inside a string can
- *    hide a tracked word from the lexer (and from libpg_query, which parses
- *    with the default too).
- * 2. The cache: results keyed by the exact text (FNV-1a hash, then a full
- *    compare), at most SQL_CACHE_ENTRIES_MAX entries and SQL_CACHE_BYTES_MAX
- *    bytes, least recently used evicted first. Texts over SQL_CACHE_TEXT_MAX
+ *    must never miss. Plain '' strings are lexed with the client's
+ *    standard_conforming_strings (the caller says which): off, a backslash
+ *    escapes the next byte, so "'a\''; SET ..." is one string followed by
+ *    a SET, where with it on the SET is inside the string. libpg_query is
+ *    told the same. The quick reject in front ignores quotes, so it needs
+ *    no mode.
+ * 2. The cache: results keyed by the exact text and the lexing mode
+ *    (FNV-1a hash, then a full compare), at most SQL_CACHE_ENTRIES_MAX
+ *    entries and SQL_CACHE_BYTES_MAX bytes, least recently used evicted first. Texts over SQL_CACHE_TEXT_MAX
  *    are classified but not cached. Parse errors are cached too.
  * 3. sql_parse.c parses with libpg_query; this file then cuts SET values out
  *    of the source and trims them.
@@ -72,6 +73,7 @@ struct sql_cache_entry {
 	unsigned flags;
 	bool has_more, is_error;
 	uint64_t hits;           /* lookups that found it (SHOW QUERY_CACHE) */
+	bool is_std;             /* lexed with standard_conforming_strings on */
 	struct sql_stmt stmts[]; /* stmts_cnt, then the text (not NUL-terminated) */
 };
 
@@ -147,6 +149,26 @@ sql_classify_skip_dollar(const char *s, size_t n, size_t i)
 	return n; /* unterminated: the rest is the string */
 }
 
+/*
+ * A quote right after the one-letter word c opens a string whose backslash
+ * rule does not follow standard_conforming_strings: E'' (backslash escapes
+ * always) or B'' / X'' (bit strings: never). 0 for any other byte; then the
+ * quote is a plain '' string (N'' is one too).
+ */
+static inline int
+sql_classify_quote_prefix(unsigned char c)
+{
+	switch (c | 0x20) {
+	case 'e':
+		return 'e';
+	case 'b':
+	case 'x':
+		return 'b';
+	default:
+		return 0;
+	}
+}
+
 /* Skip a block comment at s[i] == '/', s[i + 1] == '*'; they nest. */
 static size_t
 sql_classify_skip_comment(const char *s, size_t n, size_t i)
@@ -168,9 +190,14 @@ sql_classify_skip_comment(const char *s, size_t n, size_t i)
 	return n;
 }
 
-/* Lex the token at *pos: sets *start, advances *pos past it and returns its type. */
+/*
+ * Lex the token at *pos: sets *start, advances *pos past it and returns its
+ * type. is_std: standard_conforming_strings is on (a backslash in a plain
+ * '' string is an ordinary character); off, it escapes the next byte there
+ * as in E'' strings. B'' and X'' strings never take backslash escapes.
+ */
 static enum sql_tok
-sql_classify_next(const char *s, size_t n, size_t *pos, size_t *start)
+sql_classify_next(const char *s, size_t n, bool is_std, size_t *pos, size_t *start)
 {
 	size_t i = *pos, j;
 	unsigned char c;
@@ -188,8 +215,9 @@ sql_classify_next(const char *s, size_t n, size_t *pos, size_t *start)
 	if (sql_classify_is_ident_start(c) || (c >= '0' && c <= '9')) {
 		for (j = i + 1; j < n && sql_classify_is_word((unsigned char)s[j]); j++)
 			;
-		if (j == i + 1 && (c == 'e' || c == 'E') && j < n && s[j] == '\'') {
-			*pos = sql_classify_skip_quoted(s, n, j, '\'', true);
+		if (j == i + 1 && j < n && s[j] == '\'' && sql_classify_quote_prefix(c)) {
+			*pos = sql_classify_skip_quoted(s, n, j, '\'',
+							sql_classify_quote_prefix(c) == 'e');
 			return SQL_TOK_STRING;
 		}
 		*pos = j;
@@ -211,7 +239,7 @@ sql_classify_next(const char *s, size_t n, size_t *pos, size_t *start)
 		}
 		break;
 	case '\'':
-		*pos = sql_classify_skip_quoted(s, n, i, '\'', false);
+		*pos = sql_classify_skip_quoted(s, n, i, '\'', !is_std);
 		return SQL_TOK_STRING;
 	case '"':
 		*pos = sql_classify_skip_quoted(s, n, i, '"', false);
@@ -582,7 +610,7 @@ sql_classify_quick_reject(const char *s, size_t n)
  * through sql_classify_next().
  */
 static bool
-sql_classify_prefilter(const char *s, size_t n)
+sql_classify_prefilter(const char *s, size_t n, bool is_std)
 {
 	size_t i = 0, start;
 	bool at_start = true, into_counts = false;
@@ -602,8 +630,11 @@ sql_classify_prefilter(const char *s, size_t n)
 			while (j < n && (sql_cc[(unsigned char)s[j]] & SQL_CC_WORD))
 				j++;
 			wn = j - i;
-			if (wn == 1 && (w[0] | 0x20) == 'e' && j < n && s[j] == '\'') {
-				i = sql_classify_skip_quoted(s, n, j, '\'', true);
+			if (wn == 1 && j < n && s[j] == '\'' &&
+			    sql_classify_quote_prefix((unsigned char)w[0])) {
+				i = sql_classify_skip_quoted(
+					s, n, j, '\'',
+					sql_classify_quote_prefix((unsigned char)w[0]) == 'e');
 				at_start = false;
 				continue;
 			}
@@ -622,7 +653,7 @@ sql_classify_prefilter(const char *s, size_t n)
 				return true;
 			continue;
 		}
-		switch (sql_classify_next(s, n, &i, &start)) {
+		switch (sql_classify_next(s, n, is_std, &i, &start)) {
 		case SQL_TOK_SPACE:
 			continue;
 		case SQL_TOK_SEMI:
@@ -647,12 +678,12 @@ sql_classify_prefilter(const char *s, size_t n)
 
 /* The end of the last token of s[off, end) that is not space, a comment or ';'. */
 static size_t
-sql_classify_trim_end(const char *s, size_t off, size_t end)
+sql_classify_trim_end(const char *s, size_t off, size_t end, bool is_std)
 {
 	size_t pos = off, start, last = off;
 
 	for (;;) {
-		enum sql_tok t = sql_classify_next(s, end, &pos, &start);
+		enum sql_tok t = sql_classify_next(s, end, is_std, &pos, &start);
 
 		if (t == SQL_TOK_END)
 			return last;
@@ -664,7 +695,7 @@ sql_classify_trim_end(const char *s, size_t off, size_t end)
 /* Cut each SET value out of text as sql_parse_classify() located it. */
 static void
 sql_classify_set_values(const char *text, struct sql_result *out,
-			const struct sql_parse_span *spans)
+			const struct sql_parse_span *spans, bool is_std)
 {
 	for (size_t i = 0; i < out->stmts_cnt; i++) {
 		struct sql_stmt *st = &out->stmts[i];
@@ -672,7 +703,8 @@ sql_classify_set_values(const char *text, struct sql_result *out,
 
 		if (spans[i].len == 0)
 			continue;
-		end = sql_classify_trim_end(text, spans[i].off, spans[i].off + spans[i].len);
+		end = sql_classify_trim_end(text, spans[i].off, spans[i].off + spans[i].len,
+					    is_std);
 		n = end - spans[i].off;
 		if (n >= sizeof(st->value)) {
 			n = sizeof(st->value) - 1;
@@ -685,12 +717,12 @@ sql_classify_set_values(const char *text, struct sql_result *out,
 
 /* The next token of s[*pos, end) that is not space or a comment. */
 static enum sql_tok
-sql_classify_next_solid(const char *s, size_t end, size_t *pos, size_t *start)
+sql_classify_next_solid(const char *s, size_t end, bool is_std, size_t *pos, size_t *start)
 {
 	enum sql_tok t;
 
 	do
-		t = sql_classify_next(s, end, pos, start);
+		t = sql_classify_next(s, end, is_std, pos, start);
 	while (t == SQL_TOK_SPACE);
 	return t;
 }
@@ -700,7 +732,7 @@ sql_classify_next_solid(const char *s, size_t end, size_t *pos, size_t *start)
  * statement: the word or quoted identifier after the keyword(s).
  */
 static void
-sql_classify_name_spans(const char *text, struct sql_result *out)
+sql_classify_name_spans(const char *text, struct sql_result *out, bool is_std)
 {
 	for (size_t i = 0; i < out->stmts_cnt; i++) {
 		struct sql_stmt *st = &out->stmts[i];
@@ -710,15 +742,15 @@ sql_classify_name_spans(const char *text, struct sql_result *out)
 		if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
 		    st->kind != SQL_DEALLOCATE)
 			continue;
-		if (sql_classify_next_solid(text, end, &pos, &start) != SQL_TOK_WORD)
+		if (sql_classify_next_solid(text, end, is_std, &pos, &start) != SQL_TOK_WORD)
 			continue;
-		t = sql_classify_next_solid(text, end, &pos, &start);
+		t = sql_classify_next_solid(text, end, is_std, &pos, &start);
 		if (st->kind == SQL_DEALLOCATE && t == SQL_TOK_WORD &&
 		    sql_classify_word_is(text + start, pos - start, "prepare")) {
 			size_t save_pos = pos, save_start = start;
 
 			/* DEALLOCATE PREPARE name, or a statement named "prepare" */
-			t = sql_classify_next_solid(text, end, &pos, &start);
+			t = sql_classify_next_solid(text, end, is_std, &pos, &start);
 			if (t == SQL_TOK_END) {
 				pos = save_pos;
 				start = save_start;
@@ -744,7 +776,7 @@ sql_classify_is_op_char(char c)
  * to hand to libpg_query.
  */
 static bool
-sql_classify_too_many_ops(const char *s, size_t n)
+sql_classify_too_many_ops(const char *s, size_t n, bool is_std)
 {
 	size_t pos = 0, start, ops = 0;
 	bool in_op = false;
@@ -752,7 +784,7 @@ sql_classify_too_many_ops(const char *s, size_t n)
 	if (n < 2 * SQL_PARSE_OPS_MAX)
 		return false;
 	for (;;) {
-		enum sql_tok t = sql_classify_next(s, n, &pos, &start);
+		enum sql_tok t = sql_classify_next(s, n, is_std, &pos, &start);
 
 		if (t == SQL_TOK_END)
 			return false;
@@ -818,12 +850,13 @@ sql_cache_lru_push(struct sql_cache_entry *e)
 }
 
 static struct sql_cache_entry *
-sql_cache_find(const char *s, size_t n, uint64_t h)
+sql_cache_find(const char *s, size_t n, uint64_t h, bool is_std)
 {
 	struct sql_cache_entry *e = sql_cache.buckets[h & (SQL_CACHE_BUCKETS - 1)];
 
 	for (; e != NULL; e = e->hnext) {
-		if (e->hash == h && e->text_len == n && memcmp(sql_cache_text(e), s, n) == 0)
+		if (e->hash == h && e->text_len == n && e->is_std == is_std &&
+		    memcmp(sql_cache_text(e), s, n) == 0)
 			return e;
 	}
 	return NULL;
@@ -846,7 +879,7 @@ sql_cache_remove(struct sql_cache_entry *e)
 
 /* Remember r for text s. Failure to allocate only means no caching. */
 static void
-sql_cache_insert(const char *s, size_t n, uint64_t h, const struct sql_result *r)
+sql_cache_insert(const char *s, size_t n, uint64_t h, bool is_std, const struct sql_result *r)
 {
 	size_t alloc_len =
 		sizeof(struct sql_cache_entry) + r->stmts_cnt * sizeof(struct sql_stmt) + n;
@@ -866,6 +899,7 @@ sql_cache_insert(const char *s, size_t n, uint64_t h, const struct sql_result *r
 	e->has_more = r->has_more;
 	e->is_error = r->is_error;
 	e->hits = 0;
+	e->is_std = is_std;
 	memcpy(e->stmts, r->stmts, r->stmts_cnt * sizeof(struct sql_stmt));
 	memcpy((char *)sql_cache_text(e), s, n);
 	e->hnext = sql_cache.buckets[h & (SQL_CACHE_BUCKETS - 1)];
@@ -887,9 +921,23 @@ sql_classify_clear(struct sql_result *out)
 	memset(&out->stmts[0], 0, sizeof(out->stmts[0]));
 }
 
-/* sql_classify(); is_all: no prefilter (the quick reject stays) */
+bool
+sql_classify_quick(const char *sql, size_t len, struct sql_result *out)
+{
+	if (sql == NULL)
+		len = 0;
+	sql_classify_clear(out);
+	/* the quick reject passes no text with a NUL: no need to look for one first */
+	if (sql_classify_quick_reject(sql, len)) {
+		sql_cache.stats.prefiltered++;
+		return true;
+	}
+	return false;
+}
+
+/* sql_classify_lexed(); is_all: no prefilter (for sql_classify_all) */
 static int
-sql_classify_run(const char *sql, size_t len, struct sql_result *out, bool is_all)
+sql_classify_run(const char *sql, size_t len, bool is_std, bool is_all, struct sql_result *out)
 {
 	struct sql_parse_span spans[SQL_STMTS_MAX];
 	struct sql_cache_entry *e;
@@ -901,23 +949,19 @@ sql_classify_run(const char *sql, size_t len, struct sql_result *out, bool is_al
 	if (sql == NULL)
 		len = 0;
 	sql_classify_clear(out);
-	/* the quick reject passes no text with a NUL: no need to look for one first */
-	if (sql_classify_quick_reject(sql, len)) {
-		sql_cache.stats.prefiltered++;
-		return 0;
-	}
 	nul = len > 0 ? memchr(sql, '\0', len) : NULL;
 	if (nul != NULL)
 		len = (size_t)(nul - sql);
-	if (!is_all && !sql_classify_prefilter(sql, len)) {
+	if (!is_all && !sql_classify_prefilter(sql, len, is_std)) {
 		sql_cache.stats.prefiltered++;
 		return 0;
 	}
 
 	is_cacheable = len <= SQL_CACHE_TEXT_MAX;
 	if (is_cacheable) {
-		h = sql_cache_hash(sql, len);
-		e = sql_cache_find(sql, len, h);
+		/* the same text lexes differently with standard_conforming_strings off */
+		h = sql_cache_hash(sql, len) ^ (is_std ? 0 : 0x9e3779b97f4a7c15ull);
+		e = sql_cache_find(sql, len, h, is_std);
 		if (e != NULL) {
 			sql_cache.stats.hits++;
 			e->hits++;
@@ -941,18 +985,18 @@ sql_classify_run(const char *sql, size_t len, struct sql_result *out, bool is_al
 	buf[len] = '\0';
 	memset(out, 0, sizeof(*out));
 	memset(spans, 0, sizeof(spans));
-	if (sql_classify_too_many_ops(buf, len)) {
+	if (sql_classify_too_many_ops(buf, len, is_std)) {
 		out->is_parsed = true;
 		out->is_error = true;
 	} else {
 		sql_cache.stats.parses++;
-		if (sql_parse_classify(buf, len, out, spans) < 0)
+		if (sql_parse_classify(buf, len, is_std, out, spans) < 0)
 			goto fail;
 	}
-	sql_classify_set_values(buf, out, spans);
-	sql_classify_name_spans(buf, out);
+	sql_classify_set_values(buf, out, spans, is_std);
+	sql_classify_name_spans(buf, out, is_std);
 	if (is_cacheable)
-		sql_cache_insert(buf, len, h, out);
+		sql_cache_insert(buf, len, h, is_std, out);
 	free(buf);
 	return 0;
 fail:
@@ -964,13 +1008,24 @@ fail:
 int
 sql_classify(const char *sql, size_t len, struct sql_result *out)
 {
-	return sql_classify_run(sql, len, out, false);
+	if (sql_classify_quick(sql, len, out))
+		return 0;
+	return sql_classify_lexed(sql, len, true, out);
+}
+
+int
+sql_classify_lexed(const char *sql, size_t len, bool is_std, struct sql_result *out)
+{
+	return sql_classify_run(sql, len, is_std, false, out);
 }
 
 int
 sql_classify_all(const char *sql, size_t len, struct sql_result *out)
 {
-	return sql_classify_run(sql, len, out, true);
+	/* pub/sub's statements hold no '' string whose lexing could matter: on */
+	if (sql_classify_quick(sql, len, out))
+		return 0;
+	return sql_classify_run(sql, len, true, true, out);
 }
 
 void

@@ -111,6 +111,7 @@ struct sql_result {
  * or "advisory"/"notify"/"config" anywhere, case-insensitively, outside comments)
  * returns without parsing when nothing can matter; otherwise the text is
  * parsed with libpg_query and the result cached (LRU, bounded) by text.
+ * Strings are lexed as with standard_conforming_strings = on.
  * Returns 0, or -1 on out of memory (out is then all SQL_OTHER).
  */
 int sql_classify(const char *sql, size_t len, struct sql_result *out) MUST_CHECK;
@@ -122,6 +123,17 @@ int sql_classify(const char *sql, size_t len, struct sql_result *out) MUST_CHECK
  * serves (rare: the common path keeps the prefilter).
  */
 int sql_classify_all(const char *sql, size_t len, struct sql_result *out) MUST_CHECK;
+/*
+ * sql_classify() in two steps, for a caller whose lexing mode costs a lookup:
+ * sql_classify_quick() clears *out and runs the quick reject alone (quotes
+ * play no part in it); true means *out is final (nothing to track). Else
+ * sql_classify_lexed() classifies the text as PostgreSQL reads it with
+ * standard_conforming_strings = on (is_std) or off (a backslash in a plain
+ * '' string escapes the next byte, as it always does in E''). Returns as
+ * sql_classify().
+ */
+bool sql_classify_quick(const char *sql, size_t len, struct sql_result *out);
+int sql_classify_lexed(const char *sql, size_t len, bool is_std, struct sql_result *out) MUST_CHECK;
 
 /* Cache statistics for the admin console. */
 struct sql_cache_stats {

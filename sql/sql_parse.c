@@ -41,6 +41,13 @@
  */
 #define SQL_PARSE_DEPTH_MAX 4000
 
+/*
+ * libpg_query's copy of PostgreSQL's GUC (thread-local, exported, not in
+ * pg_query.h): its scanner reads it when a parse starts, as PostgreSQL's does
+ * for each query. on: a backslash in a plain '' string is an ordinary byte.
+ */
+extern __thread bool standard_conforming_strings;
+
 typedef bool sql_parse_visit_fn(const ProtobufCMessage *m, void *arg);
 
 struct sql_parse_stack {
@@ -602,14 +609,17 @@ sql_parse_depth_ok(const uint8_t *p, size_t len)
 }
 
 int
-sql_parse_classify(const char *text, size_t len, struct sql_result *out,
+sql_parse_classify(const char *text, size_t len, bool is_std, struct sql_result *out,
 		   struct sql_parse_span *spans)
 {
 	PgQueryProtobufParseResult pr;
 	PgQuery__ParseResult *tree = NULL;
 	int rc = -1;
 
+	/* the scanner copies it when it starts; the default again for the next caller */
+	standard_conforming_strings = is_std;
 	pr = pg_query_parse_protobuf(text);
+	standard_conforming_strings = true;
 	out->is_parsed = true;
 	if (pr.error != NULL) {
 		if (pr.error->message != NULL && strcmp(pr.error->message, "out of memory") == 0) {

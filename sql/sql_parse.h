@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "shared/compiler.h"
@@ -22,14 +23,15 @@ struct sql_parse_span {
 };
 
 /*
- * Parse text (len bytes, text[len] must be '\0', no NUL before it) and
- * describe it in *out, which the caller has zeroed. On a syntax error sets
- * out->is_error and returns 0 with no statements. For statements whose value
+ * Parse text (len bytes, text[len] must be '\0', no NUL before it), with
+ * standard_conforming_strings on (is_std) or off, and describe it in *out,
+ * which the caller has zeroed. On a syntax error sets out->is_error and
+ * returns 0 with no statements. For statements whose value
  * comes from the source (SET), spans[i] gives its bytes in text, untrimmed;
  * spans has SQL_STMTS_MAX entries, zeroed by the caller.
  * Returns 0, or -1 on out of memory.
  */
-int sql_parse_classify(const char *text, size_t len, struct sql_result *out,
+int sql_parse_classify(const char *text, size_t len, bool is_std, struct sql_result *out,
 		       struct sql_parse_span *spans) MUST_CHECK;
 
 /* Free libpg_query's per-thread memory (worker exit, tests). Parsing later still works. */

@@ -1049,6 +1049,15 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		break;
 	}
+	if (s->held.junk_cnt) {
+		/* statements made for a 42P05 (wk_client_prep_parse_dup) go before anyone sees them */
+		pgw_buf_reset(b);
+		(void)wk_prep_junk_take(&s->held, b);
+		pgw_begin(b, PGW_MSG_SYNC);
+		pgw_end(b);
+		if (b->has_error || wk_server_send_internal(s, b, 1) < 0)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	}
 	if (c->is_read_off) {
 		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
@@ -1117,6 +1126,46 @@ wk_client_tx_known(const struct wk_client *c)
 	if (s->expect_ready || s->has_unsynced || s->slots_cnt || s->internal_ready)
 		return 0;
 	return s->tx_status;
+}
+
+/* c's standard_conforming_strings, for the next request it sends. */
+static bool
+wk_client_is_std_strings(const struct wk_client *c)
+{
+	const struct wk_server *s = c->server;
+	/* nothing in flight: the server's last report is the value in force (SET LOCAL too) */
+	bool is_current = s && wk_client_tx_known(c) != 0;
+
+	/* while pgdog's SETs for c run there, the report may be another client's value */
+	if (s && s->internal_ready)
+		s = NULL;
+	return wk_session_is_std_strings(&c->session, s ? s->params : NULL, s ? s->params_cnt : 0,
+					 is_current);
+}
+
+/*
+ * sql_classify() as PostgreSQL will read sql from c: with c's
+ * standard_conforming_strings, looked up only when the quick reject cannot
+ * answer (the common SELECT/UPDATE pays nothing for it).
+ */
+static int
+wk_client_classify(const struct wk_client *c, const char *sql, size_t len, struct sql_result *res)
+{
+	if (sql_classify_quick(sql, len, res))
+		return 0;
+	return sql_classify_lexed(sql, len, wk_client_is_std_strings(c), res);
+}
+
+/*
+ * A statement's text (len bytes) as c has PostgreSQL read it: false when
+ * its standard_conforming_strings is off and the text holds a backslash
+ * (then it is another statement than the same bytes from a client with it
+ * on: wk_prep_register_std()).
+ */
+static bool
+wk_client_text_is_std(const struct wk_client *c, const void *text, size_t len)
+{
+	return !memchr(text, '\\', len) || wk_client_is_std_strings(c);
 }
 
 /*
@@ -1189,10 +1238,11 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	}
 	if (h->type == PGW_MSG_PARSE && wk_conn_sql_is_known_plain(sql, len))
 		return WK_OK; /* the same text as last time: nothing to track */
-	if (sql_classify(sql, len, &res) < 0)
+	if (wk_client_classify(c, sql, len, &res) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (!res.is_parsed) {
-		if (h->type == PGW_MSG_PARSE)
+		/* without a backslash the text reads the same whatever standard_conforming_strings */
+		if (h->type == PGW_MSG_PARSE && !memchr(sql, '\\', len))
 			wk_conn_sql_note_plain(sql, len);
 		return WK_OK;
 	}
@@ -1298,8 +1348,8 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			wk_pubsub_client_unlisten(c, st->name);
 			break;
 		case SQL_PREPARE:
-			/* prepared_statements = full: wk_client_prep_query decides for a Query */
-			if (!wk_client_is_full(c) || h->type != PGW_MSG_QUERY)
+			/* prepared_statements = full: wk_client_prep() decides (Query and Parse) */
+			if (!wk_client_is_full(c))
 				c->pins |= WK_PIN_PREPARED;
 			break;
 		default:
@@ -1319,6 +1369,13 @@ static struct wk_slot *
 wk_client_slot_last(struct wk_server *s)
 {
 	return &s->slots[(s->slots_head + s->slots_cnt - 1) % s->slots_cap];
+}
+
+/* The slot pushed k-th last (1: the last; there are k). */
+static struct wk_slot *
+wk_client_slot_nth_last(struct wk_server *s, size_t k)
+{
+	return &s->slots[(s->slots_head + s->slots_cnt - k) % s->slots_cap];
 }
 
 /*
@@ -1427,32 +1484,54 @@ wk_client_prep_own_query(struct wk_server *s, struct evbuffer *out, const char *
 }
 
 /*
- * Append to b the text of a DO block that fails as PostgreSQL does for a
- * second statement of the same name: 42P05, "prepared statement "x" already
- * exists". Running it on the server puts the error in its place among the
- * replies and gives the transaction the state a real error would.
+ * A PREPARE or Parse of a name the client already has must fail as in
+ * PostgreSQL: 42P05, "prepared statement "x" already exists", no CONTEXT,
+ * in its place among the replies, aborting the transaction it is in. pgdog
+ * lets PostgreSQL say it: a statement of the client's name is made on the
+ * server first (a junk statement), and the client's own message fails on
+ * it. After a Query the junk is closed at once (wk_client_prep_junk_flush());
+ * after a Parse, in front of the client's next request (the server skips
+ * everything up to the client's Sync), or when the server is attached next.
+ * A name made already (junk not closed yet) is not made again.
  */
-static void
-wk_client_prep_dup_sql(struct pgw_buf *b, const char *name)
-{
-	static const char tag[] = "$__pgdog$";
 
-	WK_PUT_LIT(b, "DO ");
-	WK_PUT_LIT(b, tag);
-	WK_PUT_LIT(b, "BEGIN RAISE EXCEPTION USING ERRCODE = '42P05', MESSAGE = ");
-	if (strstr(name, tag)) {
-		WK_PUT_LIT(b, "'prepared statement already exists'");
-	} else {
-		WK_PUT_LIT(b, "'prepared statement \"");
-		for (const char *q = name; *q; q++) {
-			pgw_put_u8(b, (uint8_t)*q);
-			if (*q == '\'')
-				pgw_put_u8(b, '\'');
-		}
-		WK_PUT_LIT(b, "\" already exists'");
-	}
-	WK_PUT_LIT(b, "; END");
-	WK_PUT_LIT(b, tag);
+/* Close the server's junk statements: Closes and a Sync, replies swallowed. -1 on out of memory. */
+static int
+wk_client_prep_junk_flush(struct wk_server *s, struct evbuffer *out)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	size_t n;
+
+	pgw_buf_reset(b);
+	n = wk_prep_junk_take(&s->held, b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
+			return -1;
+	return wk_client_prep_sync(s, out);
+}
+
+/*
+ * Before the client's Query with a PREPARE of a name it has (the token
+ * tok, tok_len bytes of its text; name, as PostgreSQL stores it): make the
+ * statement under that name with a simple Query of pgdog's own, so that
+ * the client's PREPARE fails on it. -1 on out of memory.
+ */
+static int
+wk_client_prep_dup_make_sql(struct wk_server *s, struct evbuffer *out, const char *name,
+			    const char *tok, size_t tok_len)
+{
+	char make[2 * SQL_NAME_MAX + 32];
+
+	if (wk_prep_junk_has(&s->held, name))
+		return 0;
+	if (tok_len > 2 * SQL_NAME_MAX)
+		return 0; /* cannot be: the name fits SQL_NAME_MAX */
+	snprintf(make, sizeof(make), "PREPARE %.*s AS SELECT", (int)tok_len, tok);
+	if (wk_prep_junk_add(&s->held, name) < 0)
+		return -1;
+	return wk_client_prep_own_query(s, out, make);
 }
 
 /*
@@ -1487,39 +1566,35 @@ wk_client_prep_parse_check(struct wk_server *s, struct evbuffer *out, struct wk_
 
 /*
  * A Parse of a name the client already has: PostgreSQL refuses it with
- * 42P05. Send the server a DO block through the unnamed statement that fails
- * the same way (the client's later messages up to its Sync are skipped by
- * the server, as after a real failed Parse). -1 on out of memory.
+ * 42P05. The statement is made under that name first (unless it is there
+ * already), then the client's Parse (msg, whole) goes as it is and fails on
+ * it; the server skips the client's later messages up to its Sync, as
+ * after any failed Parse. In an aborted transaction the first Parse fails
+ * instead, with the 25P02 the client's would get, and the client's is
+ * skipped. -1 on out of memory.
  */
 static int
-wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *name)
+wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *name,
+			 const uint8_t *msg, size_t msg_len)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
-	pgw_buf_reset(b);
-	pgw_begin(b, PGW_MSG_PARSE);
-	pgw_put_u8(b, 0);
-	wk_client_prep_dup_sql(b, name);
-	pgw_put_u8(b, 0);
-	pgw_put_u16(b, 0);
-	pgw_end(b);
-	pgw_begin(b, PGW_MSG_BIND);
-	pgw_put_u8(b, 0);
-	pgw_put_u8(b, 0);
-	pgw_put_u16(b, 0);
-	pgw_put_u16(b, 0);
-	pgw_put_u16(b, 0);
-	pgw_end(b);
-	pgw_begin(b, PGW_MSG_EXECUTE);
-	pgw_put_u8(b, 0);
-	pgw_put_u32(b, 0);
-	pgw_end(b);
-	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_BIND, true, NULL) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_EXECUTE, false, NULL) < 0)
+	if (!wk_prep_junk_has(&s->held, name)) {
+		pgw_buf_reset(b);
+		pgw_begin(b, PGW_MSG_PARSE);
+		pgw_put_str(b, name);
+		pgw_put_str(b, "SELECT");
+		pgw_put_u16(b, 0);
+		pgw_end(b);
+		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+		    wk_prep_junk_add(&s->held, name) < 0)
+			return -1;
+	}
+	if (evbuffer_add(out, msg, msg_len) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0)
 		return -1;
-	log_debug(&s->lctx, "Parse of an existing statement name: 42P05");
+	log_debug(&s->lctx, "Parse of an existing statement name: 42P05 from the server");
 	return 0;
 }
 
@@ -1587,11 +1662,74 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 }
 
 /*
+ * wk_client_prep_send_query() for a Query with PREPAREs of new names among
+ * its statements: one reply slot per statement (each ends at its
+ * CommandComplete; an error ends the rest), so that each PREPARE's name is
+ * kept or dropped by its own outcome, as PostgreSQL keeps a statement
+ * prepared before a later one fails. stmt_prep[i] / stmt_role[i]: the
+ * statement and role of res->stmts[i]'s slot (NULL: none); each such slot
+ * holds a reference on its statement, so that a DEALLOCATE later in the
+ * Query cannot free it first. -1 on out of memory.
+ */
+static int
+wk_client_prep_send_query_each(struct wk_server *s, struct evbuffer *out, const char *sql,
+			       size_t len, const struct sql_result *res, const char *const *names,
+			       struct wk_prep *const *pre, size_t pre_cnt,
+			       struct wk_prep *const *stmt_prep, const uint8_t *stmt_role)
+{
+	struct wk_slot *sl;
+
+	/* the Query slot goes last: send, then put the statements' slots in front of it */
+	if (wk_client_prep_send_query(s, out, sql, len, res, names, pre, pre_cnt, &sl) < 0)
+		return -1;
+	s->slots_cnt--; /* the Query slot, pushed again below */
+	for (size_t i = 0; i < res->stmts_cnt; i++) {
+		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, false, stmt_prep[i]) < 0)
+			return -1;
+		if (stmt_prep[i]) {
+			/* a later statement (DEALLOCATE) may drop p before this reply comes */
+			stmt_prep[i]->client_refs++;
+			wk_client_slot_last(s)->prep_role = stmt_role[i] | WK_SLOT_PREP_REF;
+		}
+	}
+	return wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL);
+}
+
+/*
+ * A Query of several statements with SQL PREPARE of a new name among them
+ * can be rewritten (the names followed statement by statement) unless a
+ * name PREPAREd in it is DEALLOCATEd in it too, or DEALLOCATE ALL follows a
+ * PREPARE: then the client keeps its server.
+ */
+static bool
+wk_client_prep_multi_ok(const struct wk_client *c, const struct sql_result *res)
+{
+	for (size_t i = 0; i < res->stmts_cnt; i++) {
+		const struct sql_stmt *st = &res->stmts[i];
+
+		if (st->kind != SQL_PREPARE)
+			continue;
+		if (!st->name_len || st->is_truncated)
+			return false;
+		if (wk_prep_names_get(&c->prep_names, st->name))
+			continue; /* a 42P05: nothing after it runs */
+		for (size_t j = i + 1; j < res->stmts_cnt; j++) {
+			const struct sql_stmt *t = &res->stmts[j];
+
+			if (t->kind == SQL_DEALLOCATE_ALL ||
+			    (t->kind == SQL_DEALLOCATE && strcmp(t->name, st->name) == 0))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
  * SQL PREPARE name ... alone in a Query. A name the client has: 42P05 from
- * a DO block. Otherwise PostgreSQL checks it: under the statement's pgdog
- * name when this server does not hold it yet, else under a throwaway name
- * dropped right after. The client's name counts from now on, and is dropped
- * again if PostgreSQL refuses the statement. -1 on out of memory.
+ * the server (wk_client_prep_dup_make_sql). Otherwise PostgreSQL checks it:
+ * under the statement's pgdog name when this server does not hold it yet,
+ * else under a throwaway name dropped right after. The client's name counts
+ * from now on, and is dropped again if PostgreSQL refuses the statement. -1 on out of memory.
  */
 static int
 wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbuffer *out,
@@ -1606,20 +1744,15 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	struct wk_slot *sl;
 
 	if (wk_prep_names_get(&c->prep_names, st->name)) {
-		struct pgw_buf *b = &g_wk.scratch;
-
-		pgw_buf_reset(b);
-		pgw_begin(b, PGW_MSG_QUERY);
-		wk_client_prep_dup_sql(b, st->name);
-		pgw_put_u8(b, 0);
-		pgw_end(b);
-		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-		    wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
+		/* PostgreSQL's own 42P05, on a statement of that name made for it */
+		if (wk_client_prep_dup_make_sql(s, out, st->name, sql + st->name_off,
+						st->name_len) < 0 ||
+		    wk_client_prep_send_query(s, out, sql, len, res, names, NULL, 0, &sl) < 0)
 			return -1;
-		return 0;
+		return wk_client_prep_junk_flush(s, out);
 	}
 	wk_client_prep_rest(sql, st, &rest, &rest_len);
-	p = wk_prep_register_sql(rest, rest_len);
+	p = wk_prep_register_sql_std(rest, rest_len, wk_client_text_is_std(c, rest, rest_len));
 	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
 		return -1;
 	if (!wk_prep_held_has(&s->held, p)) {
@@ -1653,7 +1786,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
  * transaction's state (25P02 when it is aborted). DEALLOCATE ALL is left to
  * the server when the client has statements of its own there (a PREPARE
  * that pinned it); a duplicate PREPARE inside a transaction block is left to
- * the server (DO block), which must fail the transaction. Returns 1 when
+ * the server, which must fail the transaction. Returns 1 when
  * answered, 0 when not, -1 on out of memory.
  */
 static int
@@ -1718,11 +1851,20 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *names[SQL_STMTS_MAX] = { NULL };
 	struct wk_prep *dealloc[SQL_STMTS_MAX] = { NULL }, *pre[SQL_STMTS_MAX];
-	size_t pre_cnt = 0;
+	/* PREPAREs of new names in this Query: their statements, and how each is checked */
+	struct wk_prep *stmt_prep[SQL_STMTS_MAX] = { NULL };
+	uint8_t stmt_role[SQL_STMTS_MAX] = { 0 };
+	struct {
+		const char *name; /* res.stmts[i].name */
+		struct wk_prep *prep;
+	} local[SQL_STMTS_MAX];
+	char checks[SQL_STMTS_MAX][48];
+	size_t pre_cnt = 0, local_cnt = 0;
+	const struct sql_stmt *dup = NULL;
 	const char *sql;
 	size_t len;
 	struct sql_result res;
-	bool has_named = false, has_injected = false, has_rewrite = false;
+	bool has_named = false, has_injected = false, has_rewrite = false, is_local;
 	struct wk_slot *sl;
 	int rc;
 
@@ -1730,7 +1872,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		return -1;
 	sql = (const char *)msg + PGW_HDR_LEN;
 	len = strnlen(sql, h->len - 4);
-	if (sql_classify(sql, len, &res) < 0)
+	if (wk_client_classify(c, sql, len, &res) < 0)
 		return -1;
 	if (!res.is_parsed || res.is_error || res.has_more)
 		return 0;
@@ -1780,27 +1922,79 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			return -1;
 		goto sent;
 	}
-	/* one or more statements: rewrite the names the client has, in order */
+	/* one or more statements: rewrite the names, in order */
+	if (!wk_client_prep_multi_ok(c, &res)) {
+		if (!(c->pins & WK_PIN_PREPARED)) {
+			/* what the names will mean cannot be followed: it lives on this server only */
+			c->pins |= WK_PIN_PREPARED;
+			log_debug(
+				&c->lctx,
+				"SQL PREPARE among other statements: server pinned to the client");
+		}
+		return 0;
+	}
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
-		struct wk_prep *p;
+		struct wk_prep *p = NULL;
 
-		if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
-		    st->kind != SQL_DEALLOCATE)
-			continue;
-		p = st->name_len && !st->is_truncated ? wk_prep_names_get(&c->prep_names, st->name)
-						      : NULL;
-		if (!p) {
-			if (st->kind == SQL_PREPARE && !(c->pins & WK_PIN_PREPARED)) {
-				/* a new name among other statements: it lives on this server only */
-				c->pins |= WK_PIN_PREPARED;
-				log_debug(
-					&c->lctx,
-					"SQL PREPARE among other statements: server pinned to the client");
+		if ((st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
+		     st->kind != SQL_DEALLOCATE) ||
+		    !st->name_len || st->is_truncated)
+			continue; /* a name pgdog cannot place is left to PostgreSQL */
+		/* a name PREPAREd earlier in this Query, else one the client has */
+		for (size_t j = local_cnt; j-- > 0 && !p;)
+			if (strcmp(local[j].name, st->name) == 0)
+				p = local[j].prep;
+		is_local = p != NULL;
+		if (!p)
+			p = wk_prep_names_get(&c->prep_names, st->name);
+		if (st->kind == SQL_PREPARE && p) {
+			/*
+			 * A name the client has: PostgreSQL's own 42P05 there, made
+			 * possible before the Query (see wk_client_prep_dup_make_sql).
+			 * Nothing after it runs: its names stay as they are.
+			 */
+			dup = st;
+			has_rewrite = true;
+			break;
+		}
+		if (st->kind == SQL_PREPARE) {
+			const char *rest;
+			size_t rest_len;
+
+			wk_client_prep_rest(sql, st, &rest, &rest_len);
+			p = wk_prep_register_sql_std(rest, rest_len,
+						     wk_client_text_is_std(c, rest, rest_len));
+			if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
+				return -1;
+			local[local_cnt].name = st->name;
+			local[local_cnt++].prep = p;
+			stmt_prep[i] = p;
+			if (!wk_prep_held_has(&s->held, p)) {
+				/* PostgreSQL checks it under its pgdog name: this server has it then */
+				rc = wk_client_prep_make_room(s, out);
+				if (rc < 0 || wk_prep_held_add(&s->held, p) < 0)
+					return -1;
+				has_injected |= rc > 0;
+				names[i] = p->name;
+				stmt_role[i] = WK_SLOT_PREP_SQL;
+			} else {
+				/* held already: checked under a throwaway name, closed later */
+				snprintf(checks[i], sizeof(checks[i]), "__pgdog_check_%d_%llu",
+					 g_wk.slot, (unsigned long long)++wk_client_throwaway_cnt);
+				if (wk_prep_junk_add(&s->held, checks[i]) < 0)
+					return -1;
+				names[i] = checks[i];
+				stmt_role[i] = WK_SLOT_PREP_CHECK;
 			}
+			has_rewrite = true;
 			continue;
 		}
-		if (p->is_sql && !wk_prep_held_has(&s->held, p)) {
+		if (!p)
+			continue; /* PostgreSQL says 26000, naming the client's statement */
+		if (is_local) {
+			/* made by the PREPARE in front of it */
+		} else if (p->is_sql && !wk_prep_held_has(&s->held, p)) {
 			/* prepared by a PREPARE in front of the client's statements */
 			rc = wk_client_prep_make_room(s, out);
 			if (rc < 0 || wk_prep_held_add(&s->held, p) < 0)
@@ -1828,8 +2022,18 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		return 0;
 	if (has_injected && wk_client_prep_sync(s, out) < 0)
 		return -1;
-	if (wk_client_prep_send_query(s, out, sql, len, &res, names, pre, pre_cnt, &sl) < 0)
+	if (dup &&
+	    wk_client_prep_dup_make_sql(s, out, dup->name, sql + dup->name_off, dup->name_len) < 0)
 		return -1;
+	if (local_cnt)
+		rc = wk_client_prep_send_query_each(s, out, sql, len, &res, names, pre, pre_cnt,
+						    stmt_prep, stmt_role);
+	else
+		rc = wk_client_prep_send_query(s, out, sql, len, &res, names, pre, pre_cnt, &sl);
+	/* what was made for checks and 42P05 goes right after (Close works in a failed block) */
+	if (rc < 0 || (s->held.junk_cnt && wk_client_prep_junk_flush(s, out) < 0))
+		return -1;
+	/* the slots of this Query's PREPAREs hold their statements: none is freed under them */
 	for (size_t i = 0; i < res.stmts_cnt; i++)
 		if (dealloc[i])
 			wk_prep_held_del(&s->held, dealloc[i]);
@@ -1842,6 +2046,211 @@ sent:
 	s->expect_ready++;
 	log_noise(&c->lctx, "SQL prepared statement names rewritten");
 	return 1;
+}
+
+/*
+ * A named Parse (msg, whole; body, blen: its body; n1: its name's length):
+ * the name maps to pgdog's statement for the text, prepared on the server
+ * if it does not hold it. Returns 1 (handled: the caller drains the
+ * client's message), -1 on out of memory.
+ */
+static int
+wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8_t *msg,
+			   const char *body, size_t blen, size_t n1, struct evbuffer *out)
+{
+	struct wk_prep *p;
+
+	if (wk_prep_names_get(&c->prep_names, body))
+		return wk_client_prep_parse_dup(s, out, body, msg, PGW_HDR_LEN + blen) < 0 ? -1 : 1;
+	/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
+	p = wk_prep_register_std((const uint8_t *)body, blen, n1,
+				 wk_client_text_is_std(c, body + n1 + 1, blen - n1 - 1));
+	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p) < 0)
+		return -1;
+	if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
+		/* an aborted transaction refuses any Parse: let PostgreSQL say so */
+		if (wk_client_prep_parse_check(s, out, p) < 0)
+			return -1;
+	} else if (wk_prep_held_has(&s->held, p)) {
+		/* skipped after an earlier error up to the Sync: then the name goes */
+		if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, p) < 0)
+			return -1;
+		wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
+	} else if (wk_client_prep_ensure(c, s, p, out, true) < 0) {
+		return -1;
+	}
+	return 1;
+}
+
+/* A new throwaway statement name in b (48 bytes), with this prefix. */
+static void
+wk_client_prep_throwaway(char *b, size_t n, const char *prefix)
+{
+	snprintf(b, n, "__pgdog_%s_%d_%llu", prefix, g_wk.slot,
+		 (unsigned long long)++wk_client_throwaway_cnt);
+}
+
+/*
+ * prepared_statements = full: a Parse whose text is SQL PREPARE, EXECUTE or
+ * DEALLOCATE of a name (PQexecParams("EXECUTE s(1)"), a driver running
+ * everything through the extended protocol). It is rewritten as in a
+ * simple Query, into the same name space, and the statement runs when the
+ * client executes it:
+ * - EXECUTE name: pgdog's name for it (prepared first where missing); a
+ *   named Parse of it becomes a statement like any other;
+ * - DEALLOCATE name (unnamed Parse): the client's name goes now; the text
+ *   drops a statement made for the purpose (so PostgreSQL still answers);
+ * - PREPARE name AS ... (unnamed Parse): PostgreSQL prepares it under its
+ *   pgdog name in front (its errors come then, and decide whether the
+ *   client's name stays), and the text prepares a throwaway copy, closed
+ *   later; a name the client has fails with PostgreSQL's 42P05 at Execute.
+ * A named Parse of PREPARE or DEALLOCATE, or a name pgdog cannot place,
+ * pins the server instead. Returns 1 when handled (replacement sent: the
+ * caller drains the client's message), 0 when the Parse is not such a
+ * statement, -1 on out of memory.
+ */
+static int
+wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *body, size_t blen,
+			 size_t n1, struct evbuffer *out)
+{
+	const char *sql = body + n1 + 1, *tail, *name = NULL;
+	size_t len = wk_strnlen(sql, blen - n1 - 1), tail_len;
+	struct sql_result res;
+	const struct sql_stmt *st;
+	struct wk_prep *p;
+	char tmp[48];
+	struct pgw_buf nb;
+	int rc;
+
+	if (len >= blen - n1 - 1 || wk_conn_sql_is_known_plain(sql, len))
+		return 0;     /* malformed (PostgreSQL says so), or the plain text seen last */
+	tail = sql + len + 1; /* the parameter types */
+	tail_len = blen - n1 - 1 - len - 1;
+	if (wk_client_classify(c, sql, len, &res) < 0)
+		return -1;
+	if (!res.is_parsed || res.is_error || res.stmts_cnt != 1)
+		return 0;
+	st = &res.stmts[0];
+	if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE && st->kind != SQL_DEALLOCATE)
+		return 0;
+	if (!st->name_len || st->is_truncated || (n1 > 0 && st->kind != SQL_EXECUTE)) {
+		if (st->kind == SQL_PREPARE && !(c->pins & WK_PIN_PREPARED)) {
+			c->pins |= WK_PIN_PREPARED;
+			log_debug(&c->lctx,
+				  "SQL PREPARE in a named Parse: server pinned to the client");
+		}
+		return 0;
+	}
+	p = wk_prep_names_get(&c->prep_names, st->name);
+	switch (st->kind) {
+	case SQL_EXECUTE:
+		if (!p)
+			return 0; /* PostgreSQL says 26000, naming the client's statement */
+		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
+			return -1;
+		p->uses++;
+		wk_prep_publish(p);
+		name = p->name;
+		break;
+	case SQL_DEALLOCATE:
+		if (!p)
+			return 0;
+		wk_client_prep_throwaway(tmp, sizeof(tmp), "drop");
+		pgw_buf_init(&nb);
+		pgw_begin(&nb, PGW_MSG_PARSE);
+		pgw_put_str(&nb, tmp);
+		pgw_put_str(&nb, "SELECT");
+		pgw_put_u16(&nb, 0);
+		pgw_end(&nb);
+		rc = nb.has_error || evbuffer_add(out, nb.data, nb.len) < 0 ||
+				     wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+				     wk_prep_junk_add(&s->held, tmp) < 0
+			     ? -1
+			     : 0;
+		pgw_buf_cleanup(&nb);
+		if (rc < 0)
+			return -1;
+		wk_prep_names_del(&c->prep_names, st->name);
+		name = tmp;
+		break;
+	default: /* SQL_PREPARE */
+		if (p) {
+			/* PostgreSQL's own 42P05 when the client executes it */
+			if (!wk_prep_junk_has(&s->held, st->name)) {
+				pgw_buf_init(&nb);
+				pgw_begin(&nb, PGW_MSG_PARSE);
+				pgw_put_str(&nb, st->name);
+				pgw_put_str(&nb, "SELECT");
+				pgw_put_u16(&nb, 0);
+				pgw_end(&nb);
+				rc = nb.has_error || evbuffer_add(out, nb.data, nb.len) < 0 ||
+						     wk_server_slot_push(s, WK_SLOT_PARSE, true,
+									 NULL) < 0 ||
+						     wk_prep_junk_add(&s->held, st->name) < 0
+					     ? -1
+					     : 0;
+				pgw_buf_cleanup(&nb);
+				if (rc < 0)
+					return -1;
+			}
+			break; /* the text as it is */
+		}
+		{
+			const char *rest;
+			size_t rest_len;
+
+			wk_client_prep_rest(sql, st, &rest, &rest_len);
+			p = wk_prep_register_sql_std(rest, rest_len,
+						     wk_client_text_is_std(c, rest, rest_len));
+		}
+		if (!p)
+			return -1;
+		if (wk_prep_held_has(&s->held, p)) {
+			if (wk_prep_names_put(&c->prep_names, st->name, p) < 0)
+				return -1;
+		} else {
+			if (wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0 ||
+			    wk_client_prep_ensure(c, s, p, out, false) < 0)
+				return -1;
+			/* its PREPARE's reply keeps or drops the client's name */
+			wk_client_slot_nth_last(s, 3)->prep_role = WK_SLOT_PREP_SQL;
+		}
+		wk_client_prep_throwaway(tmp, sizeof(tmp), "check");
+		if (wk_prep_junk_add(&s->held, tmp) < 0)
+			return -1;
+		name = tmp;
+		break;
+	}
+	/* the client's Parse, its text with the name replaced */
+	pgw_buf_init(&nb);
+	pgw_begin(&nb, PGW_MSG_PARSE);
+	pgw_put_bytes(&nb, body, n1 + 1);
+	if (name) {
+		pgw_put_bytes(&nb, sql, st->name_off);
+		pgw_put_bytes(&nb, name, strlen(name));
+		pgw_put_bytes(&nb, sql + st->name_off + st->name_len,
+			      len - st->name_off - st->name_len);
+	} else {
+		pgw_put_bytes(&nb, sql, len);
+	}
+	pgw_put_u8(&nb, 0);
+	pgw_put_bytes(&nb, tail, tail_len);
+	pgw_end(&nb);
+	if (nb.has_error) {
+		rc = -1;
+	} else if (n1 > 0) {
+		/* a named EXECUTE: a statement like any other, under its new text */
+		rc = wk_client_prep_parse_named(c, s, nb.data, (const char *)nb.data + PGW_HDR_LEN,
+						nb.len - PGW_HDR_LEN, n1, out);
+	} else {
+		rc = evbuffer_add(out, nb.data, nb.len) < 0 ||
+				     wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0
+			     ? -1
+			     : 1;
+	}
+	pgw_buf_cleanup(&nb);
+	log_noise(&c->lctx, "SQL prepared statement command in a Parse rewritten");
+	return rc;
 }
 
 /*
@@ -1860,6 +2269,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	struct wk_prep *p;
 	struct pgw_buf *b = &g_wk.scratch;
 
+	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
+		return -1; /* a new request starts here: the Closes go first, on their own */
 	if (h->type == PGW_MSG_QUERY)
 		return wk_client_is_full(c) ? wk_client_prep_query(c, s, h, in, out) : 0;
 	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&
@@ -1871,32 +2282,20 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	body = (const char *)msg + PGW_HDR_LEN;
 	blen = h->len - 4;
 	switch (h->type) {
-	case PGW_MSG_PARSE:
+	case PGW_MSG_PARSE: {
+		int rc = 0;
+
 		n1 = wk_strnlen(body, blen);
-		if (n1 == 0 || n1 >= blen)
+		if (n1 >= blen)
 			return 0;
-		if (wk_prep_names_get(&c->prep_names, body)) {
-			if (wk_client_prep_parse_dup(s, out, body) < 0)
-				return -1;
-			break;
-		}
-		/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
-		p = wk_prep_register((const uint8_t *)body, blen, n1);
-		if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p) < 0)
-			return -1;
-		if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
-			/* an aborted transaction refuses any Parse: let PostgreSQL say so */
-			if (wk_client_prep_parse_check(s, out, p) < 0)
-				return -1;
-		} else if (wk_prep_held_has(&s->held, p)) {
-			/* skipped after an earlier error up to the Sync: then the name goes */
-			if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, p) < 0)
-				return -1;
-			wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
-		} else if (wk_client_prep_ensure(c, s, p, out, true) < 0) {
-			return -1;
-		}
+		if (wk_client_is_full(c))
+			rc = wk_client_prep_parse_sql(c, s, body, blen, n1, out);
+		if (rc == 0 && n1 > 0)
+			rc = wk_client_prep_parse_named(c, s, msg, body, blen, n1, out);
+		if (rc <= 0)
+			return rc;
 		break;
+	}
 	case PGW_MSG_BIND:
 		n1 = wk_strnlen(body, blen);
 		if (n1 + 1 >= blen)
@@ -2369,7 +2768,7 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 	    h.type != PGW_MSG_QUERY)
 		return 0;
 	sql = (const char *)msg + PGW_HDR_LEN;
-	if (sql_classify(sql, strnlen(sql, h.len - 4), &res) < 0)
+	if (wk_client_classify(c, sql, strnlen(sql, h.len - 4), &res) < 0)
 		return -1;
 	if (!res.is_parsed || res.is_error || res.has_more || res.stmts_cnt != 1 || res.flags)
 		return 0;
@@ -2476,12 +2875,13 @@ wk_client_answer_locally(struct wk_client *c)
 				return 0;
 			if (wk_prep_names_get(&c->prep_names, body))
 				return 0; /* 42P05 comes from a server, in its place */
-			p = wk_prep_register((const uint8_t *)body, blen, n);
+			p = wk_prep_register_std((const uint8_t *)body, blen, n,
+						 wk_client_text_is_std(c, sql, blen - n - 1));
 			if (!p)
 				return -1;
 			if (!p->is_valid)
 				return 0;
-			if (sql_classify(sql, wk_strnlen(sql, blen - n - 1), &res) < 0)
+			if (wk_client_classify(c, sql, wk_strnlen(sql, blen - n - 1), &res) < 0)
 				return -1;
 			if (!wk_client_is_plain(&res, c->pooler_mode == CONFIG_POOLER_STATEMENT))
 				return 0; /* it may change the session: let a server see it */
@@ -2501,8 +2901,10 @@ wk_client_answer_locally(struct wk_client *c)
 		if (pgw_read_header(buf + off, PGW_HDR_LEN, &h) != 1)
 			return -1; /* scanned above: cannot happen */
 		if (h.type == PGW_MSG_PARSE) {
-			struct wk_prep *p =
-				wk_prep_register((const uint8_t *)body, h.len - 4, strlen(body));
+			size_t n = strlen(body);
+			struct wk_prep *p = wk_prep_register_std(
+				(const uint8_t *)body, h.len - 4, n,
+				wk_client_text_is_std(c, body + n + 1, h.len - 4 - n - 1));
 
 			if (!p || wk_prep_names_put(&c->prep_names, body, p) < 0)
 				return -1;

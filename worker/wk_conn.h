@@ -133,6 +133,8 @@ enum wk_slot_prep_role {
 	WK_SLOT_PREP_SQL,      /* a client's Parse or SQL PREPARE under prep's name */
 	WK_SLOT_PREP_CHECK,    /* a client's name for a statement the server holds already */
 };
+/* OR'd into prep_role: the slot holds a reference on prep (a client_refs), dropped at its end. */
+#define WK_SLOT_PREP_REF 0x80u
 
 struct wk_slot {
 	uint8_t kind;         /* enum wk_slot_kind */

@@ -129,22 +129,23 @@ wk_prep_build_sql(struct pgw_buf *b, const struct wk_prep *p, const uint8_t *key
 }
 
 static struct wk_prep *
-wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql)
+wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql, bool is_std)
 {
 	uint32_t h;
 	struct wk_prep *p;
 	struct pgw_buf b;
 
-	h = wk_prep_hash(key, key_len) ^ (is_sql ? 0x5a5a5a5au : 0);
+	h = wk_prep_hash(key, key_len) ^ (is_sql ? 0x5a5a5a5au : 0) ^ (is_std ? 0 : 0x3c3c3c3cu);
 	for (p = wk_prep_table[h % WK_PREP_BUCKETS]; p; p = p->hnext)
-		if (p->hash == h && p->is_sql == is_sql && p->key_len == key_len &&
-		    memcmp(p->key, key, key_len) == 0)
+		if (p->hash == h && p->is_sql == is_sql && p->is_std == is_std &&
+		    p->key_len == key_len && memcmp(p->key, key, key_len) == 0)
 			return p;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->hash = h;
 	p->is_sql = is_sql;
+	p->is_std = is_std;
 	p->id = ++wk_prep_next_id;
 	snprintf(p->name, sizeof(p->name), "__pgdog_%d_%llu", g_wk.slot, (unsigned long long)p->id);
 	p->key = malloc(key_len ? key_len : 1);
@@ -193,17 +194,29 @@ wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql)
 }
 
 struct wk_prep *
-wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
+wk_prep_register_std(const uint8_t *body, size_t len, size_t name_len, bool is_std)
 {
 	if (name_len + 1 > len)
 		return NULL;
-	return wk_prep_find_or_add(body + name_len + 1, len - name_len - 1, false);
+	return wk_prep_find_or_add(body + name_len + 1, len - name_len - 1, false, is_std);
+}
+
+struct wk_prep *
+wk_prep_register(const uint8_t *body, size_t len, size_t name_len)
+{
+	return wk_prep_register_std(body, len, name_len, true);
+}
+
+struct wk_prep *
+wk_prep_register_sql_std(const char *rest, size_t rest_len, bool is_std)
+{
+	return wk_prep_find_or_add((const uint8_t *)rest, rest_len, true, is_std);
 }
 
 struct wk_prep *
 wk_prep_register_sql(const char *rest, size_t rest_len)
 {
-	return wk_prep_find_or_add((const uint8_t *)rest, rest_len, true);
+	return wk_prep_register_sql_std(rest, rest_len, true);
 }
 
 void
@@ -449,6 +462,7 @@ wk_prep_held_lru(const struct wk_prep_held *h)
 	return best ? best->prep : NULL;
 }
 
+/* The server's statements are all gone (DISCARD ALL, DEALLOCATE ALL, closed). */
 void
 wk_prep_held_cleanup(struct wk_prep_held *h)
 {
@@ -460,7 +474,54 @@ wk_prep_held_cleanup(struct wk_prep_held *h)
 		wk_prep_release_if_unused(p);
 	}
 	free(h->v);
+	for (size_t i = 0; i < h->junk_cnt; i++)
+		free(h->junk[i]);
+	free(h->junk);
 	wk_prep_held_init(h);
+}
+
+bool
+wk_prep_junk_has(const struct wk_prep_held *h, const char *name)
+{
+	for (size_t i = 0; i < h->junk_cnt; i++)
+		if (strcmp(h->junk[i], name) == 0)
+			return true;
+	return false;
+}
+
+int
+wk_prep_junk_add(struct wk_prep_held *h, const char *name)
+{
+	if (h->junk_cnt == h->junk_cap) {
+		size_t cap = h->junk_cap ? h->junk_cap * 2 : 4;
+		char **v = realloc(h->junk, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		h->junk = v;
+		h->junk_cap = cap;
+	}
+	h->junk[h->junk_cnt] = strdup(name);
+	if (!h->junk[h->junk_cnt])
+		return -1;
+	h->junk_cnt++;
+	return 0;
+}
+
+size_t
+wk_prep_junk_take(struct wk_prep_held *h, struct pgw_buf *b)
+{
+	size_t n = h->junk_cnt;
+
+	for (size_t i = 0; i < n; i++) {
+		pgw_begin(b, PGW_MSG_CLOSE);
+		pgw_put_u8(b, 'S');
+		pgw_put_str(b, h->junk[i]);
+		pgw_end(b);
+		free(h->junk[i]);
+	}
+	h->junk_cnt = 0;
+	return n;
 }
 
 void
@@ -490,12 +551,14 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 	struct wk_prep *p = sl->prep;
 	struct wk_client *c = s->client;
 
+	bool has_ref = sl->prep_role & WK_SLOT_PREP_REF;
+
 	if (!p)
 		return;
 	sl->prep = NULL;
 	/* keep p alive across the updates below, each of which may free it */
 	p->client_refs++;
-	switch (sl->prep_role) {
+	switch (sl->prep_role & ~WK_SLOT_PREP_REF) {
 	case WK_SLOT_PREP_SQL:
 		if (c)
 			wk_prep_names_settle(&c->prep_names, p, !is_error);
@@ -517,7 +580,7 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 			p->is_valid = true;
 		break;
 	}
-	p->client_refs--;
+	p->client_refs -= has_ref ? 2 : 1;
 	wk_prep_publish(p);
 	wk_prep_release_if_unused(p);
 }

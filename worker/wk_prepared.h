@@ -11,6 +11,10 @@
  * by the text after the name: "(types) AS statement"); they are prepared on
  * a server by running "PREPARE <pgdog name> ..." through the extended
  * protocol, and share the client's name space with protocol-level names.
+ * SQL PREPARE/EXECUTE/DEALLOCATE are rewritten alone or among other
+ * statements of a Query, and in a Parse (wk_client.c). A server also lists
+ * the statements pgdog made on it under a client's own name or a throwaway
+ * name (junk: for PostgreSQL's own 42P05, or a check), closed again soon.
  * Runs in: a worker.
  */
 #pragma once
@@ -20,6 +24,8 @@
 #include <stdint.h>
 
 #include "shared/compiler.h"
+
+struct pgw_buf;
 
 /* A distinct statement. */
 struct wk_prep {
@@ -41,6 +47,7 @@ struct wk_prep {
 	uint64_t uses;        /* Binds and Describes through it */
 	bool is_valid;        /* a server accepted its Parse once */
 	bool is_sql;          /* made by SQL PREPARE: key is the text after the name */
+	bool is_std;          /* read with standard_conforming_strings on (else off) */
 	uint32_t row;         /* its shm_prepared row, UINT32_MAX if none was free */
 };
 
@@ -62,6 +69,14 @@ struct wk_prep_held {
 	} * v;
 	size_t cnt, cap;
 	uint64_t clock;
+	/*
+	 * Statements pgdog made on it under a client's own name, so that the
+	 * client's PREPARE or Parse of a name it already has fails there with
+	 * PostgreSQL's own 42P05 (wk_prep_dup): each is closed again at the
+	 * next quiet moment. Owned.
+	 */
+	char **junk;
+	size_t junk_cnt, junk_cap;
 };
 
 /*
@@ -75,6 +90,13 @@ struct wk_prep *wk_prep_register(const uint8_t *body, size_t len, size_t name_le
  * rest_len bytes: "[(types)] AS statement", trimmed). NULL on out of memory.
  */
 struct wk_prep *wk_prep_register_sql(const char *rest, size_t rest_len);
+/*
+ * The same for a client whose standard_conforming_strings is off (is_std
+ * false): the same text means another statement then, so it is another
+ * entry. The two above are is_std true.
+ */
+struct wk_prep *wk_prep_register_std(const uint8_t *body, size_t len, size_t name_len, bool is_std);
+struct wk_prep *wk_prep_register_sql_std(const char *rest, size_t rest_len, bool is_std);
 /* Helper statement and portal name used by an is_sql entry's parse_msg. */
 #define WK_PREP_SQL_HELPER "__pgdog_sqlprep"
 /* Publish p's counters in its SHOW PREPARED row. */
@@ -111,6 +133,17 @@ void wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p);
 /* The least recently used entry, or NULL. */
 struct wk_prep *wk_prep_held_lru(const struct wk_prep_held *h);
 void wk_prep_held_cleanup(struct wk_prep_held *h);
+/* name is one of h's junk statements (made, not closed yet). */
+bool wk_prep_junk_has(const struct wk_prep_held *h, const char *name);
+/* Record a junk statement. -1 on out of memory. */
+int wk_prep_junk_add(struct wk_prep_held *h, const char *name) MUST_CHECK;
+/*
+ * Append a Close of every junk statement to b (the caller sends them, then
+ * a Sync, and swallows the replies: a Close of a missing statement is not an
+ * error) and forget them. Returns how many; 0 leaves b as it was.
+ */
+size_t wk_prep_junk_take(struct wk_prep_held *h, struct pgw_buf *b);
+
 /*
  * The server runs sql (server_reset_query): if it deallocates every
  * prepared statement (DISCARD ALL, DEALLOCATE ALL), forget what it held.

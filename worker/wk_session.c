@@ -7,6 +7,7 @@
 #include "worker/wk_session.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +142,71 @@ wk_session_get(const struct wk_session *se, const char *name)
 	const struct wk_setting *v = wk_settings_get(&se->overrides, name);
 
 	return v ? v : wk_settings_get(&se->startup, name);
+}
+
+/*
+ * PostgreSQL's reading of a boolean setting (parse_bool): on, off (or "of"),
+ * true, false, yes, no and their prefixes, 1, 0; quotes around it allowed.
+ * -1 when it is none of these (the server refuses such a SET).
+ */
+static int
+wk_session_bool(const char *v)
+{
+	char w[8];
+	size_t n = 0;
+
+	while (*v == ' ' || *v == '\'' || *v == '"')
+		v++;
+	while (*v && *v != '\'' && *v != '"' && *v != ' ' && n < sizeof(w) - 1)
+		w[n++] = (char)tolower((unsigned char)*v++);
+	w[n] = '\0';
+	if (n == 0)
+		return -1;
+	if (n >= 2 && strncmp(w, "on", n) == 0)
+		return 1;
+	if (n >= 2 && strncmp(w, "off", n) == 0)
+		return 0;
+	if (strncmp(w, "true", n) == 0 || strncmp(w, "yes", n) == 0 || strcmp(w, "1") == 0)
+		return 1;
+	if (strncmp(w, "false", n) == 0 || strncmp(w, "no", n) == 0 || strcmp(w, "0") == 0)
+		return 0;
+	return -1;
+}
+
+bool
+wk_session_is_std_strings(const struct wk_session *se, const struct wk_server_param *reported,
+			  size_t reported_cnt, bool is_current)
+{
+	static const char name[] = "standard_conforming_strings";
+	const struct wk_setting *v = NULL;
+	bool is_reset = false;
+	int b;
+
+	for (size_t i = 0; is_current && i < reported_cnt; i++)
+		if (strcmp(reported[i].name, name) == 0)
+			return strcmp(reported[i].value, "off") != 0;
+
+	/* the open transaction's latest SET or RESET of it: the server has it by now */
+	for (size_t i = se->pending_cnt; i-- > 0 && !is_reset;) {
+		const struct wk_op *op = &se->pending[i];
+
+		if (op->kind == WK_OP_RESET_ALL || (op->name && strcmp(op->name, name) == 0)) {
+			if (op->kind == WK_OP_SET && (b = wk_session_bool(op->value)) >= 0)
+				return b;
+			is_reset = op->kind != WK_OP_SET;
+		}
+	}
+	if (!is_reset)
+		v = wk_settings_get(&se->overrides, name);
+	if (!v)
+		v = wk_settings_get(&se->startup, name);
+	if (v && (b = wk_session_bool(v->value)) >= 0)
+		return b;
+	/* the server's own setting (postgresql.conf, ALTER ROLE ...), as it reported it */
+	for (size_t i = 0; !is_reset && i < reported_cnt; i++)
+		if (strcmp(reported[i].name, name) == 0)
+			return strcmp(reported[i].value, "off") != 0;
+	return true;
 }
 
 int

@@ -66,6 +66,17 @@ void wk_session_init(struct wk_session *se);
 void wk_session_cleanup(struct wk_session *se);
 /* The value the client should see for name, or NULL (the server default). */
 const struct wk_setting *wk_session_get(const struct wk_session *se, const char *name);
+/*
+ * Whether PostgreSQL lexes the client's next query with
+ * standard_conforming_strings on. reported: the ParameterStatus values of
+ * the client's server (may be NULL); is_current: nothing is in flight there,
+ * so the reported value is the one in force (SET LOCAL and set_config()
+ * included). Otherwise: the client's latest SET or RESET in the open
+ * transaction, else its committed or startup value, else the server's
+ * reported value, else on.
+ */
+bool wk_session_is_std_strings(const struct wk_session *se, const struct wk_server_param *reported,
+			       size_t reported_cnt, bool is_current);
 /* Record a SET/RESET of the open transaction. -1 on out of memory. */
 int wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name,
 		      const char *value) MUST_CHECK;

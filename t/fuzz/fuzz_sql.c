@@ -4,7 +4,8 @@
  *
  * The input is classified twice: as len bytes exactly (the buffer ends at
  * size, so a read past len trips ASan), then as a NUL-terminated copy, whose
- * second call should come from the cache. Each result is checked for the
+ * second call should come from the cache, and once more lexed with
+ * standard_conforming_strings off. Each result is checked for the
  * invariants sql_classify.h promises; a broken one aborts. The cache is
  * freed every 256 inputs so eviction and cleanup run too.
  */
@@ -49,6 +50,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(copy, data, size);
 		copy[size] = '\0';
 		if (sql_classify(copy, strlen(copy), &r2) == 0)
+			fuzz_sql_check(&r2);
+		/* as a client with standard_conforming_strings = off has it read */
+		if (!sql_classify_quick(copy, strlen(copy), &r2) &&
+		    sql_classify_lexed(copy, strlen(copy), false, &r2) == 0)
 			fuzz_sql_check(&r2);
 		free(copy);
 	}

@@ -1,10 +1,13 @@
 /*
  * it_prepfull.c: prepared statements in transaction mode against a real
  * PostgreSQL: prepared_statements = full (SQL PREPARE / EXECUTE / DEALLOCATE
- * [ALL] handled by pgdog, sharing names with the extended protocol, errors as
- * PostgreSQL sends them, statements shared between clients, eviction by
- * prepared_statements_limit), the 42P05 of a second Parse of the same name
- * (full and extended), and set_config(..., false) pinning the server.
+ * [ALL] handled by pgdog, alone or among other statements of a query,
+ * sharing names with the extended protocol, errors as PostgreSQL sends them
+ * (compared field by field with a connection straight to the cluster),
+ * statements shared between clients, eviction by prepared_statements_limit),
+ * the 42P05 of a second Parse of the same name (full and extended),
+ * set_config(..., false) pinning the server, and the classifier following
+ * the client's standard_conforming_strings.
  * Every pgdog runs one worker and gives user "app" a pool of one server, so
  * clients share that server: the tests compare pg_backend_pid() to prove it.
  */
@@ -235,6 +238,125 @@ pgdog_statements(PGconn *c)
 				"WHERE name LIKE '\\_\\_pgdog%'"));
 }
 
+/*
+ * The same statement text from a client with standard_conforming_strings
+ * off and one with it on means two statements ('a\\b' is a\b for the one,
+ * a\\b for the other): each client gets its own reading, on one server.
+ */
+START_TEST(test_scs_statements_apart)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	exec_tag(a, "SET standard_conforming_strings = off", "SET");
+	for (int i = 0; i < 2; i++) {
+		PGconn *c = i ? b : a;
+
+		res = PQprepare(c, "bs", "SELECT 'a\\\\b'", 0, NULL);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+		exec_tag(c, "PREPARE bq AS SELECT 'x\\\\y'", "PREPARE");
+	}
+	for (int i = 0; i < 6; i++) {
+		PGconn *c = i % 2 ? b : a;
+
+		res = PQexecPrepared(c, "bs", 0, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), i % 2 ? "a\\\\b" : "a\\b") == 0,
+			      "round %d: bs gave %s", i, PQgetvalue(res, 0, 0));
+		PQclear(res);
+		ck_assert_msg(strcmp(it_value(c, "EXECUTE bq"), i % 2 ? "x\\\\y" : "x\\y") == 0,
+			      "round %d: bq gave %s", i, it_value(c, "EXECUTE bq"));
+	}
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* A connection straight to the cluster, as "app", to the database pgdog serves. */
+static PGconn *
+connect_direct(void)
+{
+	char dsn[256];
+	PGconn *c;
+
+	/* pgdog's database "app" is the cluster's "postgres" */
+	snprintf(
+		dsn, sizeof(dsn),
+		"host=127.0.0.1 port=%d connect_timeout=5 dbname=postgres user=app password=app_pw",
+		g_it.pg_port);
+	c = PQconnectdb(dsn);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "direct: %s", PQerrorMessage(c));
+	return c;
+}
+
+/* got (through pgdog) is the same error as want (from PostgreSQL), field by field. */
+static void
+same_error(PGresult *want, PGresult *got, const char *what)
+{
+	static const struct {
+		int code;
+		const char *name;
+	} fields[] = {
+		{ PG_DIAG_SEVERITY, "severity" },
+		{ PG_DIAG_SEVERITY_NONLOCALIZED, "severity (V)" },
+		{ PG_DIAG_SQLSTATE, "sqlstate" },
+		{ PG_DIAG_MESSAGE_PRIMARY, "message" },
+		{ PG_DIAG_MESSAGE_DETAIL, "detail" },
+		{ PG_DIAG_MESSAGE_HINT, "hint" },
+		{ PG_DIAG_STATEMENT_POSITION, "position" },
+		{ PG_DIAG_CONTEXT, "context" },
+		{ PG_DIAG_SOURCE_FILE, "file" },
+		{ PG_DIAG_SOURCE_FUNCTION, "routine" },
+	};
+
+	ck_assert_msg(PQresultStatus(want) == PGRES_FATAL_ERROR, "%s: PostgreSQL said %s", what,
+		      PQresStatus(PQresultStatus(want)));
+	ck_assert_msg(PQresultStatus(got) == PGRES_FATAL_ERROR, "%s: pgdog said %s", what,
+		      PQresStatus(PQresultStatus(got)));
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *w = PQresultErrorField(want, fields[i].code);
+		const char *g = PQresultErrorField(got, fields[i].code);
+
+		ck_assert_msg((w == NULL) == (g == NULL) && (w == NULL || strcmp(w, g) == 0),
+			      "%s: %s \"%s\" through pgdog, \"%s\" from PostgreSQL", what,
+			      fields[i].name, g ? g : "(none)", w ? w : "(none)");
+	}
+}
+
+/* Run sql on both connections; both must fail the same way. */
+static void
+same_exec_error(PGconn *direct, PGconn *c, const char *sql)
+{
+	PGresult *want = PQexec(direct, sql), *got = PQexec(c, sql);
+
+	same_error(want, got, sql);
+	PQclear(want);
+	PQclear(got);
+}
+
+/* Both connections: PQprepare(name, sql) must fail the same way. */
+static void
+same_prepare_error(PGconn *direct, PGconn *c, const char *name, const char *sql)
+{
+	PGresult *want = PQprepare(direct, name, sql, 0, NULL),
+		 *got = PQprepare(c, name, sql, 0, NULL);
+
+	same_error(want, got, sql);
+	PQclear(want);
+	PQclear(got);
+}
+
+/* Both connections: the same command tag. */
+static void
+same_tag(PGconn *direct, PGconn *c, const char *sql, const char *tag)
+{
+	exec_tag(direct, sql, tag);
+	exec_tag(c, sql, tag);
+}
+
 /* ---- prepared_statements = full ----------------------------------------- */
 
 /*
@@ -455,22 +577,202 @@ START_TEST(test_full_mixed_names)
 }
 END_TEST
 
-/* PREPARE among other statements in one Query: the server is pinned, nothing breaks. */
-START_TEST(test_full_multi_prepare_pins)
+/*
+ * PREPARE of new names among other statements in one Query: served without
+ * pinning the server, with PostgreSQL's replies (compared with a connection
+ * straight to the cluster): a statement prepared before a later one fails
+ * stays, a duplicate fails with 42P05 in its place, names made in the Query
+ * are used by the statements after them.
+ */
+START_TEST(test_full_multi_prepare)
 {
-	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32], want[2048], got[2048];
+	static const char *const q[] = {
+		"PREPARE m1 AS SELECT 1; PREPARE m2 (int) AS SELECT $1 * 2; EXECUTE m2(21); "
+		"SELECT 'x'",
+		"EXECUTE m1; EXECUTE m2(2)",
+		"PREPARE m3 AS SELECT 3; PREPARE m1 AS SELECT 9; EXECUTE m3",
+		"EXECUTE m3",
+		"PREPARE m4 AS SELECT 4; SELECT 1/0; PREPARE m4b AS SELECT 5",
+		"EXECUTE m4",
+		"EXECUTE m4b",
+		"PREPARE m5 AS SELECT * FROM no_such_table; EXECUTE m5",
+		"EXECUTE m5",
+		"BEGIN; PREPARE m6 AS SELECT 6; COMMIT",
+		"EXECUTE m6",
+		"PREPARE m7 AS SELECT 7; DEALLOCATE m1; EXECUTE m7",
+		"EXECUTE m1",
+		"PREPARE m8 AS SELECT 1; PREPARE m9 AS SELECT 1; EXECUTE m8; EXECUTE m9",
+		"BEGIN",
+		"SELECT 1; PREPARE m10 AS SELECT 10; PREPARE m2 AS SELECT 0",
+		"EXECUTE m10",
+		"ROLLBACK",
+		"EXECUTE m10; EXECUTE m2(4)",
+	};
+	int n = (int)(sizeof(q) / sizeof(q[0]));
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	res = PQexec(a, "PREPARE m AS SELECT 7; EXECUTE m");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "7");
+	PQclear(res);
+	/* not pinned: b gets the one server at once, and has no m */
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a's PREPARE m; EXECUTE m"), pa);
+	exec_err(b, "EXECUTE m", "26000", "prepared statement \"m\" does not exist");
+	ck_assert_str_eq(it_value(a, "EXECUTE m"), "7");
+	/* PostgreSQL's replies, message for message */
+	pipeline(d, q, n, want, sizeof(want));
+	pipeline(a, q, n, got, sizeof(got));
+	ck_assert_str_eq(got, want);
+	/* one at a time too, b in between (outside a's transaction block) */
+	for (int i = 0, in_block = 0; i < n; i++) {
+		char one_want[512], one_got[512];
+
+		if (strstr(q[i], "PREPARE"))
+			continue; /* names are taken now: only what runs again */
+		pipeline(d, &q[i], 1, one_want, sizeof(one_want));
+		pipeline(a, &q[i], 1, one_got, sizeof(one_got));
+		ck_assert_str_eq(one_got, one_want);
+		in_block =
+			strcmp(q[i], "BEGIN") == 0 || (in_block && strcmp(q[i], "ROLLBACK") != 0);
+		if (!in_block)
+			ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	}
+	/* nothing pgdog made for checks or errors stays on the server */
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements WHERE name "
+				     "NOT LIKE '\\_\\_pgdog%' OR name LIKE '\\_\\_pgdog\\_check%'"),
+			 "0");
+	PQfinish(d);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/* PQexecParams without parameters (PostgreSQL takes none for utility statements). */
+static PGresult *
+exec_params(PGconn *c, const char *sql, const char *param)
+{
+	ck_assert(param == NULL);
+	return PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+}
+
+/* Through c with the extended protocol: one row, one value. */
+static void
+params_value(PGconn *c, const char *sql, const char *param, const char *want)
+{
+	PGresult *res = exec_params(c, sql, param);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql,
+		      PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+	PQclear(res);
+}
+
+/* Through c with the extended protocol: a command with this tag. */
+static void
+params_tag(PGconn *c, const char *sql, const char *tag)
+{
+	PGresult *res = exec_params(c, sql, NULL);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql,
+		      PQresultErrorMessage(res));
+	ck_assert_str_eq(PQcmdStatus(res), tag);
+	PQclear(res);
+}
+
+/* Both connections, extended protocol: the same error. */
+static void
+same_params_error(PGconn *direct, PGconn *c, const char *sql)
+{
+	PGresult *want = exec_params(direct, sql, NULL), *got = exec_params(c, sql, NULL);
+
+	same_error(want, got, sql);
+	PQclear(want);
+	PQclear(got);
+}
+
+/*
+ * SQL PREPARE / EXECUTE / DEALLOCATE sent through the extended protocol
+ * (PQexecParams, PQprepare): rewritten like the simple-protocol case, in the
+ * same name space, without pinning the server; errors as PostgreSQL's
+ * (compared with a connection straight to the cluster).
+ */
+START_TEST(test_full_extended_sql)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
 	PGresult *res;
 	char pa[32];
 
 	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
-	res = PQexec(a, "PREPARE m AS SELECT 7; SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
-	PQclear(res);
+	params_tag(a, "PREPARE xs (int) AS SELECT $1 + 1", "PREPARE");
+	/* not pinned: b gets the one server at once, and has no xs */
 	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
-	ck_assert_msg(it_busy_for(b, 300), "b got the server a prepared m on");
-	ck_assert_str_eq(it_value(a, "EXECUTE m"), "7");
-	exec_tag(a, "DEALLOCATE ALL", "DEALLOCATE ALL");
-	ck_assert_str_eq(it_value_within(b, 3000, "b after a's DEALLOCATE ALL"), pa);
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a's extended PREPARE"), pa);
+	exec_err(b, "EXECUTE xs(1)", "26000", "prepared statement \"xs\" does not exist");
+	params_tag(b, "PREPARE xs AS SELECT 'b'", "PREPARE");
+	for (int i = 0; i < 4; i++) {
+		params_value(a, "EXECUTE xs(41)", NULL, "42");
+		ck_assert_str_eq(it_value(a, "EXECUTE xs(1)"), "2");
+		params_value(b, "EXECUTE xs", NULL, "b");
+	}
+	/* a named Parse of EXECUTE: a statement like any other (utility: no parameters) */
+	res = PQprepare(a, "ex_named", "EXECUTE xs(5)", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	for (int i = 0; i < 3; i++) {
+		res = PQexecPrepared(a, "ex_named", 0, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), "6");
+		PQclear(res);
+		params_value(b, "EXECUTE xs", NULL, "b");
+	}
+	/* a protocol-level statement run with SQL EXECUTE through the extended protocol */
+	res = PQprepare(a, "pl", "SELECT $1::int * 3", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	params_value(b, "SELECT 1", NULL, "1");
+	params_value(a, "EXECUTE pl(3)", NULL, "9");
+	/* DEALLOCATE: a's name goes, b's statement of the same name stays */
+	params_tag(a, "DEALLOCATE xs", "DEALLOCATE");
+	res = exec_params(a, "EXECUTE xs(1)", NULL);
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "26000");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "prepared statement \"xs\" does not exist");
+	PQclear(res);
+	params_value(b, "EXECUTE xs", NULL, "b");
+	/* errors as PostgreSQL gives them */
+	same_params_error(d, a, "EXECUTE nope");
+	same_params_error(d, a, "DEALLOCATE nope");
+	params_tag(d, "PREPARE dd AS SELECT 1", "PREPARE");
+	params_tag(a, "PREPARE dd AS SELECT 1", "PREPARE");
+	same_params_error(d, a, "PREPARE dd AS SELECT 2");
+	/* (its position counts in the text PostgreSQL ran, under pgdog's name: not compared) */
+	res = exec_params(a, "PREPARE bad AS SELECT * FROM no_such_table", NULL);
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P01");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "relation \"no_such_table\" does not exist");
+	PQclear(res);
+	PQclear(exec_params(d, "PREPARE bad AS SELECT * FROM no_such_table", NULL));
+	same_params_error(d, a, "EXECUTE bad");
+	same_tag(d, a, "BEGIN", "BEGIN");
+	same_params_error(d, a, "PREPARE dd AS SELECT 3");
+	same_params_error(d, a, "SELECT 1");
+	same_tag(d, a, "ROLLBACK", "ROLLBACK");
+	params_value(a, "EXECUTE dd", NULL, "1");
+	/* the same text prepared again under another name: checked, shared */
+	params_tag(a, "PREPARE dd2 AS SELECT 1", "PREPARE");
+	params_value(a, "EXECUTE dd2", NULL, "1");
+	/* nothing pgdog made stays on the server */
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements WHERE name "
+				     "NOT LIKE '\\_\\_pgdog%' OR name LIKE '\\_\\_pgdog\\_check%' "
+				     "OR name LIKE '\\_\\_pgdog\\_drop%'"),
+			 "0");
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	PQfinish(d);
 	PQfinish(a);
 	PQfinish(b);
 }
@@ -655,6 +957,147 @@ START_TEST(test_extended_sql_prepare_pins)
 	ck_assert_str_eq(it_value(a, "EXECUTE ex"), "ex");
 	PQfinish(a);
 	ck_assert_str_eq(it_value_within(b, 3000, "b after a left"), pa);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * standard_conforming_strings = off: "'a\''" is a string holding a quote, so
+ * the SET after it runs. pgdog must read the Query the same way (with the
+ * setting on it would see one long string): the SET is tracked, another
+ * client on the same server does not inherit it, and the client keeps it.
+ */
+START_TEST(test_scs_off_hidden_set)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	exec_tag(a, "SET standard_conforming_strings = off", "SET");
+	res = PQexec(a, "SELECT 'a\\''; SET statement_timeout = '4321'; --'");
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQcmdStatus(res), "SET");
+	PQclear(res);
+	/* the same server, b's own settings */
+	ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+	ck_assert_str_eq(it_value(b, "SHOW statement_timeout"), "0");
+	ck_assert_str_eq(it_value(b, "SHOW standard_conforming_strings"), "on");
+	ck_assert_str_eq(it_value(b, "SELECT 'b\\'"), "b\\");
+	/* a's come back with it */
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "4321ms");
+	ck_assert_str_eq(it_value(a, "SHOW standard_conforming_strings"), "off");
+	ck_assert_str_eq(it_value(a, "SELECT 'a\\''"), "a'");
+	/* SET LOCAL in a transaction block: the same reading at once, until it ends */
+	exec_tag(b, "BEGIN", "BEGIN");
+	exec_tag(b, "SET LOCAL standard_conforming_strings = off", "SET");
+	res = PQexec(b, "SELECT 'b\\''; SET statement_timeout = '1234'; --'");
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	PQclear(res);
+	exec_tag(b, "COMMIT", "COMMIT");
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "4321ms");
+	ck_assert_str_eq(it_value(b, "SHOW statement_timeout"), "1234ms");
+	ck_assert_str_eq(it_value(b, "SHOW standard_conforming_strings"), "on");
+	exec_tag(b, "RESET statement_timeout", "RESET");
+	/* pipelined right behind the SET that turns it off: read with the new value at once */
+	{
+		static const char *const q[] = {
+			"SET standard_conforming_strings = off",
+			"SELECT 'c\\''; SET lock_timeout = '777'; --'",
+		};
+		char got[256];
+
+		pipeline(b, q, 2, got, sizeof(got));
+		ck_assert_str_eq(got, "C:SET Z T D:c' C:SELECT 1 C:SET Z");
+		ck_assert_str_eq(it_value(a, "SHOW lock_timeout"), "0");
+		ck_assert_str_eq(it_value(b, "SHOW lock_timeout"), "777ms");
+		exec_tag(b, "RESET ALL", "RESET");
+	}
+	/* a startup value (options=-c) counts too */
+	{
+		PGconn *e = it_connect(APP " options='-c standard_conforming_strings=off'");
+		PGresult *r2 = PQexec(e, "SELECT 'e\\''; SET lock_timeout = '555'; --'");
+
+		ck_assert_msg(PQresultStatus(r2) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(r2));
+		PQclear(r2);
+		ck_assert_str_eq(it_value(a, "SHOW lock_timeout"), "0");
+		ck_assert_str_eq(it_value(e, "SHOW lock_timeout"), "555ms");
+		PQfinish(e);
+	}
+	/* and back on: the same bytes are one string again, nothing to track */
+	exec_tag(a, "SET standard_conforming_strings = on", "SET");
+	ck_assert_str_eq(it_value(a, "SELECT 'a\\''; SET statement_timeout = 99; --'"),
+			 "a\\'; SET statement_timeout = 99; --");
+	ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "4321ms");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * A PREPARE or Parse of a name the client has, inside a transaction block:
+ * the error is PostgreSQL's own, field for field (no CONTEXT), and the
+ * transaction is aborted as in PostgreSQL until ROLLBACK. Compared with a
+ * connection straight to the cluster. Nothing pgdog made for it stays on
+ * the server.
+ */
+START_TEST(test_full_dup_like_postgres)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	same_tag(d, a, "PREPARE dup AS SELECT 1", "PREPARE");
+	res = PQprepare(d, "pdup", "SELECT 10", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	res = PQprepare(a, "pdup", "SELECT 10", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	for (int round = 0; round < 3; round++) {
+		/* SQL PREPARE in a block */
+		same_tag(d, a, "BEGIN", "BEGIN");
+		ck_assert_str_eq(it_value(d, "SELECT 1"), "1");
+		ck_assert_str_eq(it_value(a, "SELECT 1"), "1");
+		same_exec_error(d, a, "PREPARE dup AS SELECT 2");
+		same_exec_error(d, a, "SELECT 1");
+		same_exec_error(d, a, "EXECUTE dup");
+		same_tag(d, a, "ROLLBACK", "ROLLBACK");
+		ck_assert_str_eq(it_value(a, "EXECUTE dup"), "1");
+		/* a Parse of a protocol-level name, and of an SQL one, in a block */
+		same_tag(d, a, "BEGIN", "BEGIN");
+		same_prepare_error(d, a, "pdup", "SELECT 11");
+		same_exec_error(d, a, "SELECT 1");
+		same_tag(d, a, "ROLLBACK", "ROLLBACK");
+		same_tag(d, a, "BEGIN", "BEGIN");
+		same_prepare_error(d, a, "dup", "SELECT 12");
+		same_exec_error(d, a, "SELECT 1");
+		same_tag(d, a, "ROLLBACK", "ROLLBACK");
+		/* a Parse of a name it has, outside a block */
+		same_prepare_error(d, a, "pdup", "SELECT 13");
+		/* quoted, mixed case */
+		same_tag(d, a, "PREPARE \"Dup X\" AS SELECT 3", "PREPARE");
+		same_tag(d, a, "BEGIN", "BEGIN");
+		same_exec_error(d, a, "PREPARE \"Dup X\" AS SELECT 4");
+		same_tag(d, a, "ROLLBACK", "ROLLBACK");
+		same_tag(d, a, "DEALLOCATE \"Dup X\"", "DEALLOCATE");
+		/* the statements made for the errors are gone; b shares the server */
+		ck_assert_str_eq(it_value(b, "SELECT pg_backend_pid()"), pa);
+		ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements "
+					     "WHERE name NOT LIKE '\\_\\_pgdog%'"),
+				 "0");
+		res = PQexecPrepared(a, "pdup", 0, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), "10");
+		PQclear(res);
+		ck_assert_str_eq(it_value(a, "EXECUTE dup"), "1");
+	}
+	PQfinish(d);
+	PQfinish(a);
 	PQfinish(b);
 }
 END_TEST
@@ -1074,12 +1517,16 @@ main(void)
 	tcase_add_test(tc, test_full_errors);
 	tcase_add_test(tc, test_full_deallocate_all);
 	tcase_add_test(tc, test_full_mixed_names);
-	tcase_add_test(tc, test_full_multi_prepare_pins);
+	tcase_add_test(tc, test_full_multi_prepare);
+	tcase_add_test(tc, test_full_extended_sql);
 	tcase_add_test(tc, test_full_many_clients);
 	tcase_add_test(tc, test_full_pipelined);
 	tcase_add_test(tc, test_reparse_42p05);
 	tcase_add_test(tc, test_set_config_pins);
 	tcase_add_test(tc, test_reset_forgets_held);
+	tcase_add_test(tc, test_scs_off_hidden_set);
+	tcase_add_test(tc, test_scs_statements_apart);
+	tcase_add_test(tc, test_full_dup_like_postgres);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_limit");

@@ -2,10 +2,12 @@
  * check_sql.c: unit tests for sql/sql_classify.c and sql/sql_parse.c: every
  * statement kind and flag in several spellings, SET values cut exactly from
  * the source, multi-statement texts, the prefilter (what it skips and what it
- * must not), the cache, errors, truncation, every prefix of a text read from
- * an exact-size buffer, and a timing sanity bound.
+ * must not), lexing with standard_conforming_strings off, the cache, errors,
+ * truncation, every prefix of a text read from an exact-size buffer, and a
+ * timing sanity bound.
  * Runs in: the test process only. No network.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +348,76 @@ START_TEST(test_sql_set_in_string_is_not_set)
 		ck_assert_uint_eq(after.prefiltered, before.prefiltered + 1);
 		ck_assert_uint_eq(after.parses, before.parses);
 	}
+}
+END_TEST
+
+/* sql_classify_quick() then sql_classify_lexed(), as a worker calls them. */
+static void
+classify_scs(const char *sql, bool is_std)
+{
+	if (!sql_classify_quick(sql, strlen(sql), &r))
+		ck_assert_int_eq(sql_classify_lexed(sql, strlen(sql), is_std, &r), 0);
+}
+
+/*
+ * standard_conforming_strings = off: a backslash escapes the next byte in a
+ * plain '' string, so a statement after "\''" is real (with it on, the same
+ * bytes are one string); E'' escapes in both modes, B'' and X'' in neither.
+ */
+START_TEST(test_sql_scs_off_hidden_statement)
+{
+	static const struct {
+		const char *sql;
+		size_t on_cnt, off_cnt; /* statements seen with it on, off (0: none tracked) */
+		enum sql_kind off_kind; /* the last statement's kind, off */
+	} cases[] = {
+		/* on: 'a\''; SET ...; --' is one string; off: 'a\'' ends at the third quote */
+		{ "SELECT 'a\\''; SET search_path = evil; --'", 0, 2, SQL_SET },
+		{ "SELECT 'a\\''; PREPARE p AS SELECT 1; --'", 0, 2, SQL_PREPARE },
+		{ "SELECT 'a\\''; LISTEN ch; --'", 0, 2, SQL_LISTEN },
+		{ "SELECT N'a\\''; SET search_path = evil; --'", 0, 2, SQL_SET },
+		{ "SELECT 'x\\\\'; SET search_path = evil", 2, 2, SQL_SET },
+		/* off: '\'; SET ...; ' is one string (on: the last quote is unterminated) */
+		{ "SELECT 'a\\'; SET search_path = evil; '", 0, 0, SQL_OTHER },
+		/* E'' strings escape either way */
+		{ "SELECT E'a\\''; SET search_path = evil; --'", 2, 2, SQL_SET },
+		/* bit strings take no backslash escapes */
+		{ "SELECT B'1\\'; SET search_path = evil", 2, 2, SQL_SET },
+		{ "SELECT X'1\\'; SET search_path = evil", 2, 2, SQL_SET },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		classify_scs(cases[i].sql, true);
+		ck_assert_msg(r.stmts_cnt == cases[i].on_cnt, "on: %zu statements: %s", r.stmts_cnt,
+			      cases[i].sql);
+		classify_scs(cases[i].sql, false);
+		if (cases[i].off_cnt == 0) {
+			/* one SELECT of a string: the prefilter sees nothing to track */
+			ck_assert_msg(!r.is_parsed, "off: parsed: %s", cases[i].sql);
+			continue;
+		}
+		ck_assert_msg(r.is_parsed && !r.is_error, "off: not parsed: %s", cases[i].sql);
+		ck_assert_msg(r.stmts_cnt == cases[i].off_cnt, "off: %zu statements: %s",
+			      r.stmts_cnt, cases[i].sql);
+		ck_assert_msg(r.stmts[r.stmts_cnt - 1].kind == cases[i].off_kind,
+			      "off: kind %d: %s", (int)r.stmts[r.stmts_cnt - 1].kind, cases[i].sql);
+		/* the cache keeps both answers apart */
+		classify_scs(cases[i].sql, true);
+		ck_assert_msg(r.stmts_cnt == cases[i].on_cnt, "on again: %zu statements: %s",
+			      r.stmts_cnt, cases[i].sql);
+	}
+	/* the SET's value and the PREPARE's name are cut with the same lexing */
+	classify_scs("SELECT 'a\\''; SET application_name = 'x\\'y'", false);
+	ck_assert_uint_eq(r.stmts_cnt, 2);
+	ck_assert_str_eq(r.stmts[1].value, "'x\\'y'");
+	classify_scs("SELECT 'a\\''; EXECUTE \"q\"('\\'')", false);
+	ck_assert_uint_eq(r.stmts_cnt, 2);
+	ck_assert_int_eq(r.stmts[1].kind, SQL_EXECUTE);
+	ck_assert_str_eq(r.stmts[1].name, "q");
+	ck_assert_uint_eq(r.stmts[1].name_len, 3);
+	/* the quick reject does not look at quotes: plain queries stay unparsed */
+	classify_scs("SELECT 'a\\'' FROM t WHERE x = 'b'", false);
+	ck_assert(!r.is_parsed);
 }
 END_TEST
 
@@ -998,6 +1070,7 @@ sql_suite(void)
 	tc = tcase_create("prefilter");
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, test_sql_set_in_string_is_not_set);
+	tcase_add_test(tc, test_sql_scs_off_hidden_statement);
 	tcase_add_test(tc, test_sql_prefilter_negative);
 	tcase_add_test(tc, test_sql_prefilter_positive);
 	tcase_add_loop_test(tc, test_sql_classify_all, 0,
