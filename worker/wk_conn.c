@@ -230,3 +230,22 @@ wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len)
 	}
 	return done;
 }
+
+const uint8_t *
+wk_cursor_at_slow(struct wk_cursor *cur, size_t off, size_t len, uint8_t *tmp)
+{
+	int i = cur->i;
+	size_t base = cur->base;
+
+	/* the vector holding off, if it holds all len bytes */
+	while (i < cur->n && off >= base + cur->v[i].iov_len) {
+		base += cur->v[i].iov_len;
+		i++;
+	}
+	if (i < cur->n && off >= base && off - base + len <= cur->v[i].iov_len) {
+		cur->i = i;
+		cur->base = base;
+		return (const uint8_t *)cur->v[i].iov_base + (off - base);
+	}
+	return wk_cursor_copy_slow(cur, off, tmp, len) == len ? tmp : NULL;
+}

@@ -325,6 +325,33 @@ struct wk_cursor {
 void wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf);
 size_t wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len);
 
+/*
+ * Read a typed message header at p (PGW_HDR_LEN bytes there) without a call:
+ * the forwarding loops do it for every message. false: length field below 4.
+ */
+static inline bool
+wk_hdr_parse(const uint8_t *p, struct pgw_hdr *h)
+{
+	h->type = p[0];
+	h->len = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+	return h->len >= 4;
+}
+
+/*
+ * The len bytes at offset off (not before the last offset read): a pointer
+ * into the buffer when they lie in one vector (the usual case: no copy),
+ * else copied to tmp (len bytes) and tmp; NULL when fewer are buffered.
+ */
+const uint8_t *wk_cursor_at_slow(struct wk_cursor *cur, size_t off, size_t len, uint8_t *tmp);
+
+static inline const uint8_t *
+wk_cursor_at(struct wk_cursor *cur, size_t off, size_t len, uint8_t *tmp)
+{
+	if (cur->i < cur->n && off >= cur->base && off - cur->base + len <= cur->v[cur->i].iov_len)
+		return (const uint8_t *)cur->v[cur->i].iov_base + (off - cur->base);
+	return wk_cursor_at_slow(cur, off, len, tmp);
+}
+
 /* Copy len bytes from offset off (not before the last offset read). Returns bytes copied. */
 static inline size_t
 wk_cursor_copy(struct wk_cursor *cur, size_t off, void *dst, size_t len)

@@ -1031,6 +1031,83 @@ wk_server_flush_last(struct wk_server *s, struct wk_client *c, size_t *pending, 
 }
 
 /*
+ * The common case of wk_server_forward(), without its general checks:
+ * replies pgdog passes on as they are and that change nothing beyond the
+ * reply slots (descriptions, rows, completions). Returns the offset after
+ * the last such message (when it ends beyond avail, the rest of it is
+ * s->fwd_remaining and the offset is avail); stops before the first message
+ * the general loop must see, and after a message that leaves pgdog's own
+ * replies due (*is_synth_due). The caller checked that c is linked, that
+ * none of pgdog's own queries runs, and that no message is partly forwarded
+ * or being dropped.
+ */
+static size_t
+wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_cursor *cur, size_t off,
+			size_t avail, bool *is_synth_due)
+{
+	/* the transaction's end must be known: CommandComplete goes the general way */
+	bool has_pending = c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c));
+
+	while (avail - off >= PGW_HDR_LEN) {
+		uint8_t tmp[PGW_HDR_LEN];
+		const uint8_t *hdr = wk_cursor_at(cur, off, PGW_HDR_LEN, tmp);
+		struct pgw_hdr h;
+		size_t size;
+
+		if (!hdr || !wk_hdr_parse(hdr, &h))
+			return off;
+		switch (h.type) {
+		case PGW_MSG_COMMAND_COMPLETE:
+			if (has_pending)
+				return off;
+			break;
+		case PGW_MSG_DATA_ROW:
+		case PGW_MSG_ROW_DESCRIPTION:
+		case PGW_MSG_PARSE_COMPLETE:
+		case PGW_MSG_BIND_COMPLETE:
+		case PGW_MSG_CLOSE_COMPLETE:
+		case PGW_MSG_NO_DATA:
+		case PGW_MSG_PARAMETER_DESCRIPTION:
+		case PGW_MSG_PORTAL_SUSPENDED:
+		case PGW_MSG_EMPTY_QUERY:
+		case PGW_MSG_COPY_DATA:
+			break;
+		default:
+			return off;
+		}
+		if (s->is_tracked) {
+			struct wk_slot *sl = wk_server_slot_head(s);
+
+			if (sl) {
+				/* swallowed, or pgdog's own replies first: the general loop */
+				if (sl->is_swallow || sl->kind == WK_SLOT_SYNTH_PARSE ||
+				    sl->kind == WK_SLOT_SYNTH_CLOSE)
+					return off;
+				if (wk_server_slot_ends(sl->kind, h.type)) {
+					wk_prep_slot_end(s, sl, false);
+					wk_server_slot_pop(s);
+				}
+			}
+		}
+		if (h.type == PGW_MSG_PARSE_COMPLETE)
+			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);
+		else if (h.type == PGW_MSG_COMMAND_COMPLETE)
+			s->is_copy_in = false;
+		size = pgw_msg_size(&h);
+		if (size > avail - off) {
+			s->fwd_remaining = size - (avail - off);
+			return avail;
+		}
+		off += size;
+		if (s->is_tracked && wk_server_synth_due(s)) {
+			*is_synth_due = true;
+			return off;
+		}
+	}
+	return off;
+}
+
+/*
  * Forward what the server sent to its client. Whole runs of messages move
  * with one evbuffer_remove_buffer(); the batch is flushed only before
  * something that must be at the front of the buffer (a message pgdog reads
@@ -1052,7 +1129,8 @@ wk_server_forward(struct wk_server *s)
 		wk_stream_want_write(&c->io);
 	while (off < avail) {
 		struct pgw_hdr h;
-		uint8_t hdr[PGW_HDR_LEN + 8];
+		uint8_t tmp[PGW_HDR_LEN + 8];
+		const uint8_t *hdr; /* n bytes: the header, and the first bytes of the body */
 		const uint8_t *msg = NULL;
 		size_t n;
 
@@ -1097,14 +1175,30 @@ wk_server_forward(struct wk_server *s)
 		}
 		if (avail - off < PGW_HDR_LEN)
 			break;
-		n = avail - off < sizeof(hdr) ? avail - off : sizeof(hdr);
 		if (!has_cur) {
 			wk_cursor_init(&cur, in);
 			has_cur = true;
 		}
-		if (wk_cursor_copy(&cur, off, hdr, n) != n)
+		if (c && s->internal_ready == 0 && !s->is_discarding) {
+			bool is_synth_due = false;
+
+			off = wk_server_forward_plain(s, c, &cur, off, avail, &is_synth_due);
+			if (is_synth_due) {
+				/* replies pgdog owes right after this message */
+				wk_server_flush(in, out, &off, &avail, &moved);
+				has_cur = false;
+				if (wk_server_emit_synth(s) < 0)
+					log_warn(&s->lctx, "out of memory for a synthetic reply");
+				continue;
+			}
+			if (s->fwd_remaining || avail - off < PGW_HDR_LEN)
+				continue;
+		}
+		n = avail - off < sizeof(tmp) ? avail - off : sizeof(tmp);
+		hdr = wk_cursor_at(&cur, off, n, tmp);
+		if (!hdr)
 			break;
-		if (pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1)
+		if (!wk_hdr_parse(hdr, &h))
 			return wk_server_broken(s, "invalid message length from server");
 		if (h.type == PGW_MSG_READY && n < PGW_HDR_LEN + 1)
 			break; /* its status byte first */
@@ -1186,7 +1280,7 @@ wk_server_forward(struct wk_server *s)
 			if (c &&
 			    (c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c))) &&
 			    s->internal_ready == 0) {
-				if (h.len >= 4 + 8 && n < sizeof(hdr))
+				if (h.len >= 4 + 8 && n < sizeof(tmp))
 					goto done;
 				s->is_tag_rollback = h.len >= 4 + 8 &&
 						     memcmp(hdr + PGW_HDR_LEN, "ROLLBACK", 8) == 0;
