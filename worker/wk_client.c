@@ -1022,7 +1022,8 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	sr->request_us = g_wk.now_us;
 	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);
 	pgw_buf_reset(b);
-	switch (wk_session_sync(&c->session, &s->applied, s->params, s->params_cnt, b)) {
+	switch (wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
+				     s->params_gen, &s->sync_memo, b)) {
 	case 0:
 		break;
 	case -1:

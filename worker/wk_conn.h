@@ -180,12 +180,14 @@ struct wk_server {
 	size_t fwd_remaining;
 	struct wk_server_param params[WK_SERVER_PARAMS_MAX]; /* latest ParameterStatus values */
 	size_t params_cnt;
-	struct wk_settings applied; /* values set on it beyond its defaults */
-	bool is_dirty;              /* its settings are unknown: RESET ALL before reuse */
-	bool has_tx_error;          /* an ErrorResponse in the open transaction */
-	bool is_tag_rollback;       /* the last CommandComplete was ROLLBACK */
-	bool is_copy_in;            /* the server waits for COPY data */
-	bool is_broken_request;     /* the client left halfway through a message to it */
+	uint64_t params_gen;           /* changes with every ParameterStatus value */
+	struct wk_settings applied;    /* values set on it beyond its defaults */
+	struct wk_sync_memo sync_memo; /* the session shape it is in step with */
+	bool is_dirty;                 /* its settings are unknown: RESET ALL before reuse */
+	bool has_tx_error;             /* an ErrorResponse in the open transaction */
+	bool is_tag_rollback;          /* the last CommandComplete was ROLLBACK */
+	bool is_copy_in;               /* the server waits for COPY data */
+	bool is_broken_request;        /* the client left halfway through a message to it */
 	bool is_release_due;
 	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */

@@ -460,6 +460,7 @@ wk_server_param_set(struct wk_server *s, const char *name, const char *value)
 		snprintf(s->params[i].name, sizeof(s->params[i].name), "%s", name);
 	}
 	snprintf(s->params[i].value, sizeof(s->params[i].value), "%s", value);
+	s->params_gen++;
 }
 
 /* SCRAM with what users.ini gives us. */
@@ -925,7 +926,8 @@ wk_server_resync(struct wk_server *s, struct wk_client *c)
 
 	s->needs_resync = false;
 	pgw_buf_reset(b);
-	switch (wk_session_sync(&c->session, &s->applied, s->params, s->params_cnt, b)) {
+	switch (wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
+				     s->params_gen, &s->sync_memo, b)) {
 	case 0:
 		return;
 	case -1:
