@@ -2047,6 +2047,9 @@ wk_client_forward(struct wk_client *c)
 	 * while a run grows the length read when it began still holds.
 	 */
 	size_t in_len = 0;
+	/* in's first chain, read in place while the run grows (0: not looked up) */
+	const uint8_t *flat = NULL;
+	size_t flat_len = 0;
 
 	/* whatever this adds to out goes to the socket when the callback ends */
 	wk_stream_want_write(&s->io);
@@ -2071,12 +2074,22 @@ wk_client_forward(struct wk_client *c)
 		if (run) {
 			uint8_t hdr[PGW_HDR_LEN];
 			const uint8_t *at = NULL;
+			bool is_hdr_ok;
 
 			if (avail < PGW_HDR_LEN)
 				goto done;
-			if (run <= WK_CLIENT_RUN_PULLUP_MAX) {
+			if (flat_len == 0) {
+				flat_len = evbuffer_get_contiguous_space(in);
+				flat = flat_len ? evbuffer_pullup(in, (ev_ssize_t)flat_len) : NULL;
+				if (!flat)
+					flat_len = 0;
+			}
+			if (run + PGW_HDR_LEN <= flat_len) {
+				at = flat + run;
+			} else if (run <= WK_CLIENT_RUN_PULLUP_MAX) {
 				/* the run is mostly in the first chain already: no copy then */
 				at = evbuffer_pullup(in, (ev_ssize_t)(run + PGW_HDR_LEN));
+				flat_len = 0; /* the chains may have been merged */
 				if (at)
 					at += run;
 			} else {
@@ -2089,9 +2102,10 @@ wk_client_forward(struct wk_client *c)
 			}
 			if (!at)
 				goto done;
-			if (pgw_read_header(at, PGW_HDR_LEN, &h) == 1 &&
-			    h.len <= (uint32_t)g_cfg->max_message_len && !c->is_skip_to_sync &&
-			    (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE)) {
+			is_hdr_ok = wk_hdr_parse(at, &h) &&
+				    h.len <= (uint32_t)g_cfg->max_message_len &&
+				    !c->is_skip_to_sync;
+			if (is_hdr_ok && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE)) {
 				/*
 				 * Untracked, nothing reads them; tracked, they join when
 				 * whole in the first chains and left as they are.
@@ -2099,34 +2113,40 @@ wk_client_forward(struct wk_client *c)
 				if (s->is_tracked && run <= WK_CLIENT_RUN_PULLUP_MAX &&
 				    pgw_msg_size(&h) <= WK_CLIENT_RUN_PULLUP_MAX &&
 				    avail >= pgw_msg_size(&h)) {
-					at = evbuffer_pullup(in,
-							     (ev_ssize_t)(run + pgw_msg_size(&h)));
-					if (at) {
-						at += run;
-						if (wk_client_is_plain_msg(&h, at))
-							msg = at;
+					if (run + pgw_msg_size(&h) <= flat_len) {
+						at = flat + run;
+					} else {
+						at = evbuffer_pullup(
+							in, (ev_ssize_t)(run + pgw_msg_size(&h)));
+						flat_len = 0;
+						if (at)
+							at += run;
+						has_cur = false;
 					}
-					has_cur = false;
+					if (at && wk_client_is_plain_msg(&h, at))
+						msg = at;
 				}
 				if (s->is_tracked && !msg) {
 					wk_client_fwd_flush(c, s, &run);
 					in = c->io.in;
 					out = s->io.out;
 					has_cur = false;
+					flat_len = 0;
 					continue;
 				}
-			} else if (pgw_read_header(at, PGW_HDR_LEN, &h) != 1 ||
-				   h.len > (uint32_t)g_cfg->max_message_len || c->is_skip_to_sync ||
+			} else if (!is_hdr_ok ||
 				   (h.type != PGW_MSG_EXECUTE && h.type != PGW_MSG_SYNC)) {
 				/* to the front with it (errors are reported from there) */
 				wk_client_fwd_flush(c, s, &run);
 				in = c->io.in;
 				out = s->io.out;
 				has_cur = false;
+				flat_len = 0;
 				continue;
 			}
 		} else {
 			has_cur = false; /* what follows may pull up or drain in */
+			flat_len = 0;
 			switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h,
 					     &msg)) {
 			case WK_PEEK_MORE:
@@ -2410,6 +2430,13 @@ wk_client_answer_locally(struct wk_client *c)
 		default:
 			return -1;
 		}
+	/*
+	 * A request opening with a Parse of the unnamed statement (the extended
+	 * protocol's usual one) always goes to a server: say so before scanning.
+	 */
+	buf = evbuffer_pullup(in, PGW_HDR_LEN + 1);
+	if (!buf || (buf[0] == PGW_MSG_PARSE && buf[PGW_HDR_LEN] == '\0'))
+		return 0;
 	/* scan: only whole Parse/Close messages ending with a Sync, all in the buffer */
 	wk_cursor_init(&cur, in);
 	while (!end) {
