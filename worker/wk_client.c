@@ -7,7 +7,8 @@
  *      |                         |                   v                  |
  *      |                         +---(admin db)---> ADMIN     IDLE <----+
  *      |                                                       | first request
- *      |                                                       v
+ *      |                                                       +--a server is idle-------+
+ *      |                                                       v                         v
  *      |                                                  WAIT_SERVER --server linked--> ACTIVE
  *      |                                                       | checkout_timeout          | Terminate / EOF
  *      +-------------------------------------------------------+---------------------------+--> CLOSING
@@ -69,7 +70,9 @@ static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
 			     [WK_CLIENT_ADMIN] = true,
 			     [WK_CLIENT_CLOSING] = true },
 	[WK_CLIENT_LOGIN_WAIT] = { [WK_CLIENT_IDLE] = true, [WK_CLIENT_CLOSING] = true },
-	[WK_CLIENT_IDLE] = { [WK_CLIENT_WAIT_SERVER] = true, [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_IDLE] = { [WK_CLIENT_WAIT_SERVER] = true,
+			     [WK_CLIENT_ACTIVE] = true, /* a server was idle: no wait */
+			     [WK_CLIENT_CLOSING] = true },
 	[WK_CLIENT_WAIT_SERVER] = { [WK_CLIENT_ACTIVE] = true,
 				    [WK_CLIENT_IDLE] = true, /* cancelled while waiting */
 				    [WK_CLIENT_CLOSING] = true },
@@ -2576,7 +2579,7 @@ wk_client_on_idle(struct wk_client *c)
 	default:
 		break;
 	}
-	wk_client_set_state(c, WK_CLIENT_WAIT_SERVER);
+	/* to ACTIVE at once when a server is idle, else to WAIT_SERVER in the queue */
 	if (wk_pool_checkout(c->pool, c) == WK_CLOSED)
 		return WK_CLOSED;
 	/* still queued: stop reading until a server is linked (attach reads again) */
