@@ -158,12 +158,10 @@ wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hd
 	 */
 	const uint8_t *hdr = evbuffer_pullup(b, PGW_HDR_LEN);
 	size_t avail;
-	int rc;
 
 	if (!hdr)
 		return WK_PEEK_MORE; /* fewer than PGW_HDR_LEN bytes (or out of memory) */
-	rc = pgw_read_header(hdr, PGW_HDR_LEN, h);
-	if (rc < 0)
+	if (!wk_hdr_parse(hdr, h))
 		return WK_PEEK_BAD_LEN;
 	if (h->len > max_len)
 		return WK_PEEK_TOO_LONG;
@@ -185,12 +183,24 @@ wk_conn_flush_now(struct wk_stream *io)
 void
 wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf)
 {
-	int n = evbuffer_peek(buf, -1, NULL, cur->v, WK_CURSOR_VECS);
+	size_t first = evbuffer_get_contiguous_space(buf);
+	int n;
 
 	cur->buf = buf;
-	cur->n = n < 0 ? 0 : (n > WK_CURSOR_VECS ? WK_CURSOR_VECS : n);
 	cur->i = 0;
 	cur->base = 0;
+	/*
+	 * Usually the buffer is one chain (one read): its pointer is all the
+	 * cursor needs, cheaper than peeking at every chain.
+	 */
+	if (first > 0 && first == evbuffer_get_length(buf)) {
+		cur->v[0].iov_base = evbuffer_pullup(buf, (ev_ssize_t)first);
+		cur->v[0].iov_len = first;
+		cur->n = cur->v[0].iov_base ? 1 : 0;
+		return;
+	}
+	n = evbuffer_peek(buf, -1, NULL, cur->v, WK_CURSOR_VECS);
+	cur->n = n < 0 ? 0 : (n > WK_CURSOR_VECS ? WK_CURSOR_VECS : n);
 }
 
 size_t

@@ -193,11 +193,11 @@ struct wk_server {
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */
 	bool is_tracked;      /* replies follow the slot queue (prepared statement rewriting) */
 	bool is_discarding;   /* the message being moved is swallowed */
-	struct wk_slot *slots; /* ring of expected replies: owned */
-	size_t slots_head, slots_cnt, slots_cap;
-	struct wk_prep_held held; /* statements prepared on it */
-	bool is_cancel_sent;      /* query_timeout: a CancelRequest went out for this request */
-	bool is_listener;   /* pub/sub listener connection: outside the pool's lists and cap */
+	struct wk_slot *slots;                   /* ring of expected replies: owned */
+	size_t slots_head, slots_cnt, slots_cap; /* slots_cap: 0 or a power of two */
+	struct wk_prep_held held;                /* statements prepared on it */
+	bool is_cancel_sent; /* query_timeout: a CancelRequest went out for this request */
+	bool is_listener;    /* pub/sub listener connection: outside the pool's lists and cap */
 	bool is_notify_due; /* deliver the client's queued notifications after this ReadyForQuery */
 	uint64_t ready_us;
 	/* monotonic: its last ReadyForQuery */ /* give it back once the ReadyForQuery has moved */

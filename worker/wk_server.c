@@ -738,31 +738,20 @@ wk_server_internal_error(struct wk_server *s, const uint8_t *body, size_t len)
 /* ---- reply slots (prepared statement rewriting) ------------------------- */
 
 int
-wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow,
-		    struct wk_prep *prep)
+wk_server_slots_grow(struct wk_server *s)
 {
-	struct wk_slot *sl;
+	size_t cap = s->slots_cap ? s->slots_cap * 2 : 64;
+	struct wk_slot *v = malloc(cap * sizeof(*v));
 
-	if (s->slots_cnt == s->slots_cap) {
-		size_t cap = s->slots_cap ? s->slots_cap * 2 : 64;
-		struct wk_slot *v = malloc(cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		/* unroll the ring into the new array */
-		for (size_t i = 0; i < s->slots_cnt; i++)
-			v[i] = s->slots[(s->slots_head + i) % s->slots_cap];
-		free(s->slots);
-		s->slots = v;
-		s->slots_cap = cap;
-		s->slots_head = 0;
-	}
-	sl = &s->slots[(s->slots_head + s->slots_cnt) % s->slots_cap];
-	sl->kind = (uint8_t)kind;
-	sl->is_swallow = is_swallow;
-	sl->prep_role = WK_SLOT_PREP_HOLD;
-	sl->prep = prep;
-	s->slots_cnt++;
+	if (!v)
+		return -1;
+	/* unroll the ring into the new array */
+	for (size_t i = 0; i < s->slots_cnt; i++)
+		v[i] = s->slots[(s->slots_head + i) & (s->slots_cap - 1)];
+	free(s->slots);
+	s->slots = v;
+	s->slots_cap = cap;
+	s->slots_head = 0;
 	return 0;
 }
 
@@ -775,7 +764,7 @@ wk_server_slot_head(struct wk_server *s)
 static void
 wk_server_slot_pop(struct wk_server *s)
 {
-	s->slots_head = (s->slots_head + 1) % s->slots_cap;
+	s->slots_head = (s->slots_head + 1) & (s->slots_cap - 1);
 	s->slots_cnt--;
 }
 
@@ -1043,6 +1032,20 @@ wk_server_flush_last(struct wk_server *s, struct wk_client *c, size_t *pending, 
  * none of pgdog's own queries runs, and that no message is partly forwarded
  * or being dropped.
  */
+static const bool wk_server_plain_types[256] = {
+	[PGW_MSG_DATA_ROW] = true,
+	[PGW_MSG_ROW_DESCRIPTION] = true,
+	[PGW_MSG_PARSE_COMPLETE] = true,
+	[PGW_MSG_BIND_COMPLETE] = true,
+	[PGW_MSG_CLOSE_COMPLETE] = true,
+	[PGW_MSG_NO_DATA] = true,
+	[PGW_MSG_PARAMETER_DESCRIPTION] = true,
+	[PGW_MSG_PORTAL_SUSPENDED] = true,
+	[PGW_MSG_EMPTY_QUERY] = true,
+	[PGW_MSG_COPY_DATA] = true,
+	[PGW_MSG_COMMAND_COMPLETE] = true, /* unless the transaction's end must be known */
+};
+
 static size_t
 wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_cursor *cur, size_t off,
 			size_t avail, bool *is_synth_due)
@@ -1056,27 +1059,9 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 		struct pgw_hdr h;
 		size_t size;
 
-		if (!hdr || !wk_hdr_parse(hdr, &h))
+		if (!hdr || !wk_hdr_parse(hdr, &h) || !wk_server_plain_types[h.type] ||
+		    (h.type == PGW_MSG_COMMAND_COMPLETE && has_pending))
 			return off;
-		switch (h.type) {
-		case PGW_MSG_COMMAND_COMPLETE:
-			if (has_pending)
-				return off;
-			break;
-		case PGW_MSG_DATA_ROW:
-		case PGW_MSG_ROW_DESCRIPTION:
-		case PGW_MSG_PARSE_COMPLETE:
-		case PGW_MSG_BIND_COMPLETE:
-		case PGW_MSG_CLOSE_COMPLETE:
-		case PGW_MSG_NO_DATA:
-		case PGW_MSG_PARAMETER_DESCRIPTION:
-		case PGW_MSG_PORTAL_SUSPENDED:
-		case PGW_MSG_EMPTY_QUERY:
-		case PGW_MSG_COPY_DATA:
-			break;
-		default:
-			return off;
-		}
 		if (s->is_tracked) {
 			struct wk_slot *sl = wk_server_slot_head(s);
 

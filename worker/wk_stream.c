@@ -241,7 +241,7 @@ wk_stream_write(struct wk_stream *st)
 			wk_stream_fail(st, errno);
 			return;
 		}
-		left = evbuffer_get_length(st->out);
+		left -= (size_t)n; /* evbuffer_write drained what it wrote */
 		/* a short write means the socket is full: do not ask it again */
 		if (n == 0 || left > 0)
 			break;
