@@ -1175,13 +1175,12 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		sql = body + nlen + 1;
 		len = wk_strnlen(sql, blen - nlen - 1);
 	}
-	if (h->type == PGW_MSG_PARSE && wk_conn_sql_is_known_plain(sql, len))
-		return WK_OK; /* the same text as last time: nothing to track */
+	if (wk_conn_sql_is_known_plain(sql, len))
+		return WK_OK; /* the text of last time, or its numbers changed: nothing to track */
 	if (sql_classify(sql, len, &res) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (!res.is_parsed) {
-		if (h->type == PGW_MSG_PARSE)
-			wk_conn_sql_note_plain(sql, len);
+		wk_conn_sql_note_plain(sql, len);
 		return WK_OK;
 	}
 	if (res.has_more)

@@ -56,22 +56,110 @@ wk_conn_send(struct wk_stream *io, const struct pgw_buf *b)
 /* Longer texts are classified every time. */
 #define WK_PLAIN_MEMO_MAX 512
 
-static char wk_plain_memo[WK_PLAIN_MEMO_MAX];
-static size_t wk_plain_memo_len; /* 0: nothing remembered */
+/*
+ * A few texts: an application alternates between a handful of statements
+ * (pgbench's TPC-B has five), and a number with one digit more makes another
+ * length. Replaced in turn.
+ */
+#define WK_PLAIN_MEMO_CNT 8
+
+struct wk_plain_memo {
+	size_t len; /* 0: nothing remembered */
+	char text[WK_PLAIN_MEMO_MAX];
+};
+
+static struct wk_plain_memo wk_plain_memos[WK_PLAIN_MEMO_CNT];
+static unsigned wk_plain_memo_next;
+
+/* A byte that can continue a word, a $n parameter or a $tag$: not a number's edge. */
+static bool
+wk_conn_sql_is_word_byte(uint8_t b)
+{
+	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
+	       b == '_' || b == '$' || b >= 0x80;
+}
+
+static bool
+wk_conn_sql_is_digit(uint8_t b)
+{
+	return b >= '0' && b <= '9';
+}
+
+/*
+ * Equal, or different only in the digits of numbers standing alone (a run
+ * of digits between bytes that cannot continue a word: "aid = 123;", not
+ * "t1", "$1" or "$q1$"). Such texts lex alike, token for token: the same
+ * words, quotes, comments and statements, and sql_classify's answer depends
+ * on those alone; so a text like that is plain when the remembered one is.
+ * pgbench's and most applications' simple queries differ from the last one
+ * only in their numbers.
+ */
+static bool
+wk_conn_sql_is_like(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	size_t i = 0;
+
+	if (memcmp(a, b, len) == 0)
+		return true;
+	for (;;) {
+		uint64_t x, y;
+		size_t s, e;
+
+		/* to the next byte that differs: a word at a time, then within the word */
+		while (len - i >= 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y)
+				break;
+			i += 8;
+		}
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		if (len - i >= 8)
+			i += (size_t)__builtin_ctzll(x ^ y) / 8; /* the lowest byte comes first */
+#endif
+		while (i < len && a[i] == b[i])
+			i++;
+		if (i == len)
+			return true;
+		if (!wk_conn_sql_is_digit(a[i]) || !wk_conn_sql_is_digit(b[i]))
+			return false;
+		/* bytes before i match or are digits in both: walk back over the run */
+		for (s = i; s > 0 && wk_conn_sql_is_digit(a[s - 1]); s--)
+			;
+		if (s > 0 && wk_conn_sql_is_word_byte(a[s - 1]))
+			return false;
+		for (e = i + 1; e < len && wk_conn_sql_is_digit(a[e]) && wk_conn_sql_is_digit(b[e]);
+		     e++)
+			;
+		if (e < len && (a[e] != b[e] || wk_conn_sql_is_word_byte(a[e])))
+			return false;
+		i = e;
+	}
+}
 
 bool
 wk_conn_sql_is_known_plain(const char *sql, size_t len)
 {
-	return len > 0 && len == wk_plain_memo_len && memcmp(sql, wk_plain_memo, len) == 0;
+	if (len == 0)
+		return false;
+	for (unsigned k = 0; k < WK_PLAIN_MEMO_CNT; k++)
+		if (wk_plain_memos[k].len == len &&
+		    wk_conn_sql_is_like((const uint8_t *)wk_plain_memos[k].text,
+					(const uint8_t *)sql, len))
+			return true;
+	return false;
 }
 
 void
 wk_conn_sql_note_plain(const char *sql, size_t len)
 {
-	if (len == 0 || len > sizeof(wk_plain_memo))
+	struct wk_plain_memo *m = &wk_plain_memos[wk_plain_memo_next];
+
+	if (len == 0 || len > sizeof(m->text))
 		return;
-	memcpy(wk_plain_memo, sql, len);
-	wk_plain_memo_len = len;
+	memcpy(m->text, sql, len);
+	m->len = len;
+	wk_plain_memo_next = (wk_plain_memo_next + 1) % WK_PLAIN_MEMO_CNT;
 }
 
 static int

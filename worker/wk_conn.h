@@ -277,10 +277,12 @@ void wk_reap_server(struct wk_server *s);
 void wk_conn_flush_now(struct wk_stream *io);
 
 /*
- * The last Parse text sql_classify found nothing to track in (its answer
- * depends on the text alone, and clients send the same Parse text again and
- * again: unnamed statements of the extended protocol). known: sql (len
- * bytes) is that text; note: remember it.
+ * The last few Query or Parse texts sql_classify found nothing to track in
+ * (its answer depends on the text alone, and clients send the same texts
+ * again and again: unnamed statements of the extended protocol, simple
+ * queries that differ in their numbers only). known: sql (len bytes) is one
+ * of them, or differs from one in the digits of stand-alone numbers only;
+ * note: remember it.
  */
 bool wk_conn_sql_is_known_plain(const char *sql, size_t len);
 void wk_conn_sql_note_plain(const char *sql, size_t len);
