@@ -2146,6 +2146,12 @@ wk_client_forward(struct wk_client *c)
 				flat_len = 0;
 				continue;
 			}
+		} else if (c->front_in == in && c->front_len == in_len) {
+			/* wk_client_on_idle() has just read this header */
+			h = c->front_hdr;
+			c->front_in = NULL;
+			has_cur = false;
+			flat_len = 0;
 		} else {
 			has_cur = false; /* what follows may pull up or drain in */
 			flat_len = 0;
@@ -2533,6 +2539,7 @@ wk_client_on_idle(struct wk_client *c)
 	struct evbuffer *in = c->io.in;
 	struct pgw_hdr h;
 	const uint8_t *msg = NULL;
+	enum wk_rc checkout_rc;
 
 	switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h, &msg)) {
 	case WK_PEEK_MORE:
@@ -2579,7 +2586,12 @@ wk_client_on_idle(struct wk_client *c)
 		break;
 	}
 	/* to ACTIVE at once when a server is idle, else to WAIT_SERVER in the queue */
-	if (wk_pool_checkout(c->pool, c) == WK_CLOSED)
+	c->front_hdr = h;
+	c->front_in = in;
+	c->front_len = evbuffer_get_length(in);
+	checkout_rc = wk_pool_checkout(c->pool, c);
+	c->front_in = NULL; /* c is freed after the callback only: still writable */
+	if (checkout_rc == WK_CLOSED)
 		return WK_CLOSED;
 	/* still queued: stop reading until a server is linked (attach reads again) */
 	if (c->state == WK_CLIENT_WAIT_SERVER) {

@@ -103,6 +103,14 @@ struct wk_client {
 	struct wk_pubsub_client *pubsub; /* owned: NULL until it LISTENs through pgdog (pub/sub) */
 	/* forwarding */
 	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */
+	/*
+	 * The header wk_client_on_idle() read at the front of front_in while
+	 * it held front_len bytes: wk_client_forward() takes it instead of
+	 * reading it again, within that one call (front_in NULL: none).
+	 */
+	struct pgw_hdr front_hdr;
+	const struct evbuffer *front_in;
+	size_t front_len;
 	uint64_t connect_us, wait_start_us, last_request_us;
 	uint64_t closing_since_us;
 };
