@@ -805,7 +805,7 @@ wk_server_emit_synth(struct wk_server *s)
 	return b->len ? wk_conn_send(&s->client->io, b) : 0;
 }
 
-static bool
+static inline bool
 wk_server_slot_ends(uint8_t kind, uint8_t type)
 {
 	switch (kind) {
@@ -1052,29 +1052,28 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 {
 	/* the transaction's end must be known: CommandComplete goes the general way */
 	bool has_pending = c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c));
+	/* the head of the reply slots: it changes only when a reply ends it */
+	struct wk_slot *sl = s->is_tracked ? wk_server_slot_head(s) : NULL;
 
+	/* swallowed, or pgdog's own replies first: the general loop */
+	if (sl &&
+	    (sl->is_swallow || sl->kind == WK_SLOT_SYNTH_PARSE || sl->kind == WK_SLOT_SYNTH_CLOSE))
+		return off;
 	while (avail - off >= PGW_HDR_LEN) {
 		uint8_t tmp[PGW_HDR_LEN];
 		const uint8_t *hdr = wk_cursor_at(cur, off, PGW_HDR_LEN, tmp);
 		struct pgw_hdr h;
 		size_t size;
+		bool is_popped = false;
 
 		if (!hdr || !wk_hdr_parse(hdr, &h) || !wk_server_plain_types[h.type] ||
 		    (h.type == PGW_MSG_COMMAND_COMPLETE && has_pending))
 			return off;
-		if (s->is_tracked) {
-			struct wk_slot *sl = wk_server_slot_head(s);
-
-			if (sl) {
-				/* swallowed, or pgdog's own replies first: the general loop */
-				if (sl->is_swallow || sl->kind == WK_SLOT_SYNTH_PARSE ||
-				    sl->kind == WK_SLOT_SYNTH_CLOSE)
-					return off;
-				if (wk_server_slot_ends(sl->kind, h.type)) {
-					wk_prep_slot_end(s, sl, false);
-					wk_server_slot_pop(s);
-				}
-			}
+		if (sl && wk_server_slot_ends(sl->kind, h.type)) {
+			wk_prep_slot_end(s, sl, false);
+			wk_server_slot_pop(s);
+			sl = wk_server_slot_head(s);
+			is_popped = true;
 		}
 		if (h.type == PGW_MSG_PARSE_COMPLETE)
 			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);
@@ -1086,9 +1085,14 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 			return avail;
 		}
 		off += size;
-		if (s->is_tracked && wk_server_synth_due(s)) {
-			*is_synth_due = true;
-			return off;
+		if (is_popped && sl) {
+			/* replies pgdog owes right after this message, or a swallowed one next */
+			if (sl->kind == WK_SLOT_SYNTH_PARSE || sl->kind == WK_SLOT_SYNTH_CLOSE) {
+				*is_synth_due = true;
+				return off;
+			}
+			if (sl->is_swallow)
+				return off;
 		}
 	}
 	return off;
