@@ -1030,7 +1030,7 @@ wk_server_flush_last(struct wk_server *s, struct wk_client *c, size_t *pending, 
  * the general loop must see, and after a message that leaves pgdog's own
  * replies due (*is_synth_due). The caller checked that c is linked, that
  * none of pgdog's own queries runs, and that no message is partly forwarded
- * or being dropped.
+ * or being dropped, and that c is no pub/sub client.
  */
 static const bool wk_server_plain_types[256] = {
 	[PGW_MSG_DATA_ROW] = true,
@@ -1051,7 +1051,7 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 			size_t avail, bool *is_synth_due)
 {
 	/* the transaction's end must be known: CommandComplete goes the general way */
-	bool has_pending = c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c));
+	bool has_pending = c->session.pending_cnt != 0;
 	/* the head of the reply slots: it changes only when a reply ends it */
 	struct wk_slot *sl = s->is_tracked ? wk_server_slot_head(s) : NULL;
 
@@ -1170,7 +1170,8 @@ wk_server_forward(struct wk_server *s)
 			wk_cursor_init(&cur, in);
 			has_cur = true;
 		}
-		if (c && s->internal_ready == 0 && !s->is_discarding) {
+		/* pub/sub follows its clients' replies itself: the general loop only */
+		if (c && !c->pubsub && s->internal_ready == 0 && !s->is_discarding) {
 			bool is_synth_due = false;
 
 			off = wk_server_forward_plain(s, c, &cur, off, avail, &is_synth_due);
