@@ -2301,6 +2301,12 @@ wk_client_forward(struct wk_client *c)
 		default:
 			break;
 		}
+		if (avail >= pgw_msg_size(&h)) {
+			/* whole: it joins the run now rather than on the next turn */
+			run += pgw_msg_size(&h);
+			moved += pgw_msg_size(&h);
+			continue;
+		}
 		c->fwd_remaining = pgw_msg_size(&h);
 	}
 done:

@@ -864,7 +864,8 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 		while ((sl = wk_server_slot_head(s))) {
 			uint8_t kind = sl->kind;
 
-			wk_prep_slot_end(s, sl, false);
+			if (sl->prep)
+				wk_prep_slot_end(s, sl, false);
 			wk_server_slot_pop(s);
 			if (kind == WK_SLOT_SYNC || kind == WK_SLOT_QUERY)
 				break;
@@ -872,7 +873,8 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 		return is_swallow;
 	}
 	if (wk_server_slot_ends(sl->kind, type)) {
-		wk_prep_slot_end(s, sl, false);
+		if (sl->prep)
+			wk_prep_slot_end(s, sl, false);
 		wk_server_slot_pop(s);
 	}
 	return is_swallow;
@@ -1070,7 +1072,8 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 		    (h.type == PGW_MSG_COMMAND_COMPLETE && has_pending))
 			return off;
 		if (sl && wk_server_slot_ends(sl->kind, h.type)) {
-			wk_prep_slot_end(s, sl, false);
+			if (sl->prep)
+				wk_prep_slot_end(s, sl, false);
 			wk_server_slot_pop(s);
 			sl = wk_server_slot_head(s);
 			is_popped = true;
