@@ -7,7 +7,8 @@
  *      |                         |                   v                  |
  *      |                         +---(admin db)---> ADMIN     IDLE <----+
  *      |                                                       | first request
- *      |                                                       v
+ *      |                                                       +--a server is idle-------+
+ *      |                                                       v                         v
  *      |                                                  WAIT_SERVER --server linked--> ACTIVE
  *      |                                                       | checkout_timeout          | Terminate / EOF
  *      +-------------------------------------------------------+---------------------------+--> CLOSING
@@ -69,7 +70,9 @@ static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
 			     [WK_CLIENT_ADMIN] = true,
 			     [WK_CLIENT_CLOSING] = true },
 	[WK_CLIENT_LOGIN_WAIT] = { [WK_CLIENT_IDLE] = true, [WK_CLIENT_CLOSING] = true },
-	[WK_CLIENT_IDLE] = { [WK_CLIENT_WAIT_SERVER] = true, [WK_CLIENT_CLOSING] = true },
+	[WK_CLIENT_IDLE] = { [WK_CLIENT_WAIT_SERVER] = true,
+			     [WK_CLIENT_ACTIVE] = true, /* a server was idle: no wait */
+			     [WK_CLIENT_CLOSING] = true },
 	[WK_CLIENT_WAIT_SERVER] = { [WK_CLIENT_ACTIVE] = true,
 				    [WK_CLIENT_IDLE] = true, /* cancelled while waiting */
 				    [WK_CLIENT_CLOSING] = true },
@@ -1038,7 +1041,8 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	sr->request_us = g_wk.now_us;
 	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);
 	pgw_buf_reset(b);
-	switch (wk_session_sync(&c->session, &s->applied, s->params, s->params_cnt, b)) {
+	switch (wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
+				     s->params_gen, &s->sync_memo, b)) {
 	case 0:
 		break;
 	case -1:
@@ -1236,13 +1240,13 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		sql = body + nlen + 1;
 		len = wk_strnlen(sql, blen - nlen - 1);
 	}
-	if (h->type == PGW_MSG_PARSE && wk_conn_sql_is_known_plain(sql, len))
-		return WK_OK; /* the same text as last time: nothing to track */
+	if (wk_conn_sql_is_known_plain(sql, len))
+		return WK_OK; /* the text of last time, or its numbers changed: nothing to track */
 	if (wk_client_classify(c, sql, len, &res) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (!res.is_parsed) {
 		/* without a backslash the text reads the same whatever standard_conforming_strings */
-		if (h->type == PGW_MSG_PARSE && !memchr(sql, '\\', len))
+		if (!memchr(sql, '\\', len))
 			wk_conn_sql_note_plain(sql, len);
 		return WK_OK;
 	}
@@ -2463,6 +2467,9 @@ wk_client_forward(struct wk_client *c)
 	 * while a run grows the length read when it began still holds.
 	 */
 	size_t in_len = 0;
+	/* in's first chain, read in place while the run grows (0: not looked up) */
+	const uint8_t *flat = NULL;
+	size_t flat_len = 0;
 
 	/* whatever this adds to out goes to the socket when the callback ends */
 	wk_stream_want_write(&s->io);
@@ -2487,12 +2494,22 @@ wk_client_forward(struct wk_client *c)
 		if (run) {
 			uint8_t hdr[PGW_HDR_LEN];
 			const uint8_t *at = NULL;
+			bool is_hdr_ok;
 
 			if (avail < PGW_HDR_LEN)
 				goto done;
-			if (run <= WK_CLIENT_RUN_PULLUP_MAX) {
+			if (flat_len == 0) {
+				flat_len = evbuffer_get_contiguous_space(in);
+				flat = flat_len ? evbuffer_pullup(in, (ev_ssize_t)flat_len) : NULL;
+				if (!flat)
+					flat_len = 0;
+			}
+			if (run + PGW_HDR_LEN <= flat_len) {
+				at = flat + run;
+			} else if (run <= WK_CLIENT_RUN_PULLUP_MAX) {
 				/* the run is mostly in the first chain already: no copy then */
 				at = evbuffer_pullup(in, (ev_ssize_t)(run + PGW_HDR_LEN));
+				flat_len = 0; /* the chains may have been merged */
 				if (at)
 					at += run;
 			} else {
@@ -2505,9 +2522,10 @@ wk_client_forward(struct wk_client *c)
 			}
 			if (!at)
 				goto done;
-			if (pgw_read_header(at, PGW_HDR_LEN, &h) == 1 &&
-			    h.len <= (uint32_t)g_cfg->max_message_len && !c->is_skip_to_sync &&
-			    (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE)) {
+			is_hdr_ok = wk_hdr_parse(at, &h) &&
+				    h.len <= (uint32_t)g_cfg->max_message_len &&
+				    !c->is_skip_to_sync;
+			if (is_hdr_ok && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE)) {
 				/*
 				 * Untracked, nothing reads them; tracked, they join when
 				 * whole in the first chains and left as they are.
@@ -2515,34 +2533,46 @@ wk_client_forward(struct wk_client *c)
 				if (s->is_tracked && run <= WK_CLIENT_RUN_PULLUP_MAX &&
 				    pgw_msg_size(&h) <= WK_CLIENT_RUN_PULLUP_MAX &&
 				    avail >= pgw_msg_size(&h)) {
-					at = evbuffer_pullup(in,
-							     (ev_ssize_t)(run + pgw_msg_size(&h)));
-					if (at) {
-						at += run;
-						if (wk_client_is_plain_msg(&h, at))
-							msg = at;
+					if (run + pgw_msg_size(&h) <= flat_len) {
+						at = flat + run;
+					} else {
+						at = evbuffer_pullup(
+							in, (ev_ssize_t)(run + pgw_msg_size(&h)));
+						flat_len = 0;
+						if (at)
+							at += run;
+						has_cur = false;
 					}
-					has_cur = false;
+					if (at && wk_client_is_plain_msg(&h, at))
+						msg = at;
 				}
 				if (s->is_tracked && !msg) {
 					wk_client_fwd_flush(c, s, &run);
 					in = c->io.in;
 					out = s->io.out;
 					has_cur = false;
+					flat_len = 0;
 					continue;
 				}
-			} else if (pgw_read_header(at, PGW_HDR_LEN, &h) != 1 ||
-				   h.len > (uint32_t)g_cfg->max_message_len || c->is_skip_to_sync ||
+			} else if (!is_hdr_ok ||
 				   (h.type != PGW_MSG_EXECUTE && h.type != PGW_MSG_SYNC)) {
 				/* to the front with it (errors are reported from there) */
 				wk_client_fwd_flush(c, s, &run);
 				in = c->io.in;
 				out = s->io.out;
 				has_cur = false;
+				flat_len = 0;
 				continue;
 			}
+		} else if (c->front_in == in && c->front_len == in_len) {
+			/* wk_client_on_idle() has just read this header */
+			h = c->front_hdr;
+			c->front_in = NULL;
+			has_cur = false;
+			flat_len = 0;
 		} else {
 			has_cur = false; /* what follows may pull up or drain in */
+			flat_len = 0;
 			switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h,
 					     &msg)) {
 			case WK_PEEK_MORE:
@@ -2696,6 +2726,12 @@ wk_client_forward(struct wk_client *c)
 		default:
 			break;
 		}
+		if (avail >= pgw_msg_size(&h)) {
+			/* whole: it joins the run now rather than on the next turn */
+			run += pgw_msg_size(&h);
+			moved += pgw_msg_size(&h);
+			continue;
+		}
 		c->fwd_remaining = pgw_msg_size(&h);
 	}
 done:
@@ -2837,6 +2873,13 @@ wk_client_answer_locally(struct wk_client *c)
 		default:
 			return -1;
 		}
+	/*
+	 * A request opening with a Parse of the unnamed statement (the extended
+	 * protocol's usual one) always goes to a server: say so before scanning.
+	 */
+	buf = evbuffer_pullup(in, PGW_HDR_LEN + 1);
+	if (!buf || (buf[0] == PGW_MSG_PARSE && buf[PGW_HDR_LEN] == '\0'))
+		return 0;
 	/* scan: only whole Parse/Close messages ending with a Sync, all in the buffer */
 	wk_cursor_init(&cur, in);
 	while (!end) {
@@ -2933,6 +2976,7 @@ wk_client_on_idle(struct wk_client *c)
 	struct evbuffer *in = c->io.in;
 	struct pgw_hdr h;
 	const uint8_t *msg = NULL;
+	enum wk_rc checkout_rc;
 
 	switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h, &msg)) {
 	case WK_PEEK_MORE:
@@ -2978,8 +3022,13 @@ wk_client_on_idle(struct wk_client *c)
 	default:
 		break;
 	}
-	wk_client_set_state(c, WK_CLIENT_WAIT_SERVER);
-	if (wk_pool_checkout(c->pool, c) == WK_CLOSED)
+	/* to ACTIVE at once when a server is idle, else to WAIT_SERVER in the queue */
+	c->front_hdr = h;
+	c->front_in = in;
+	c->front_len = evbuffer_get_length(in);
+	checkout_rc = wk_pool_checkout(c->pool, c);
+	c->front_in = NULL; /* c is freed after the callback only: still writable */
+	if (checkout_rc == WK_CLOSED)
 		return WK_CLOSED;
 	/* still queued: stop reading until a server is linked (attach reads again) */
 	if (c->state == WK_CLIENT_WAIT_SERVER) {

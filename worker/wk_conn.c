@@ -56,22 +56,110 @@ wk_conn_send(struct wk_stream *io, const struct pgw_buf *b)
 /* Longer texts are classified every time. */
 #define WK_PLAIN_MEMO_MAX 512
 
-static char wk_plain_memo[WK_PLAIN_MEMO_MAX];
-static size_t wk_plain_memo_len; /* 0: nothing remembered */
+/*
+ * A few texts: an application alternates between a handful of statements
+ * (pgbench's TPC-B has five), and a number with one digit more makes another
+ * length. Replaced in turn.
+ */
+#define WK_PLAIN_MEMO_CNT 8
+
+struct wk_plain_memo {
+	size_t len; /* 0: nothing remembered */
+	char text[WK_PLAIN_MEMO_MAX];
+};
+
+static struct wk_plain_memo wk_plain_memos[WK_PLAIN_MEMO_CNT];
+static unsigned wk_plain_memo_next;
+
+/* A byte that can continue a word, a $n parameter or a $tag$: not a number's edge. */
+static bool
+wk_conn_sql_is_word_byte(uint8_t b)
+{
+	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
+	       b == '_' || b == '$' || b >= 0x80;
+}
+
+static bool
+wk_conn_sql_is_digit(uint8_t b)
+{
+	return b >= '0' && b <= '9';
+}
+
+/*
+ * Equal, or different only in the digits of numbers standing alone (a run
+ * of digits between bytes that cannot continue a word: "aid = 123;", not
+ * "t1", "$1" or "$q1$"). Such texts lex alike, token for token: the same
+ * words, quotes, comments and statements, and sql_classify's answer depends
+ * on those alone; so a text like that is plain when the remembered one is.
+ * pgbench's and most applications' simple queries differ from the last one
+ * only in their numbers.
+ */
+static bool
+wk_conn_sql_is_like(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	size_t i = 0;
+
+	if (memcmp(a, b, len) == 0)
+		return true;
+	for (;;) {
+		uint64_t x, y;
+		size_t s, e;
+
+		/* to the next byte that differs: a word at a time, then within the word */
+		while (len - i >= 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y)
+				break;
+			i += 8;
+		}
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		if (len - i >= 8)
+			i += (size_t)__builtin_ctzll(x ^ y) / 8; /* the lowest byte comes first */
+#endif
+		while (i < len && a[i] == b[i])
+			i++;
+		if (i == len)
+			return true;
+		if (!wk_conn_sql_is_digit(a[i]) || !wk_conn_sql_is_digit(b[i]))
+			return false;
+		/* bytes before i match or are digits in both: walk back over the run */
+		for (s = i; s > 0 && wk_conn_sql_is_digit(a[s - 1]); s--)
+			;
+		if (s > 0 && wk_conn_sql_is_word_byte(a[s - 1]))
+			return false;
+		for (e = i + 1; e < len && wk_conn_sql_is_digit(a[e]) && wk_conn_sql_is_digit(b[e]);
+		     e++)
+			;
+		if (e < len && (a[e] != b[e] || wk_conn_sql_is_word_byte(a[e])))
+			return false;
+		i = e;
+	}
+}
 
 bool
 wk_conn_sql_is_known_plain(const char *sql, size_t len)
 {
-	return len > 0 && len == wk_plain_memo_len && memcmp(sql, wk_plain_memo, len) == 0;
+	if (len == 0)
+		return false;
+	for (unsigned k = 0; k < WK_PLAIN_MEMO_CNT; k++)
+		if (wk_plain_memos[k].len == len &&
+		    wk_conn_sql_is_like((const uint8_t *)wk_plain_memos[k].text,
+					(const uint8_t *)sql, len))
+			return true;
+	return false;
 }
 
 void
 wk_conn_sql_note_plain(const char *sql, size_t len)
 {
-	if (len == 0 || len > sizeof(wk_plain_memo))
+	struct wk_plain_memo *m = &wk_plain_memos[wk_plain_memo_next];
+
+	if (len == 0 || len > sizeof(m->text))
 		return;
-	memcpy(wk_plain_memo, sql, len);
-	wk_plain_memo_len = len;
+	memcpy(m->text, sql, len);
+	m->len = len;
+	wk_plain_memo_next = (wk_plain_memo_next + 1) % WK_PLAIN_MEMO_CNT;
 }
 
 static int
@@ -158,12 +246,10 @@ wk_conn_peek(struct evbuffer *b, uint32_t max_len, bool want_body, struct pgw_hd
 	 */
 	const uint8_t *hdr = evbuffer_pullup(b, PGW_HDR_LEN);
 	size_t avail;
-	int rc;
 
 	if (!hdr)
 		return WK_PEEK_MORE; /* fewer than PGW_HDR_LEN bytes (or out of memory) */
-	rc = pgw_read_header(hdr, PGW_HDR_LEN, h);
-	if (rc < 0)
+	if (!wk_hdr_parse(hdr, h))
 		return WK_PEEK_BAD_LEN;
 	if (h->len > max_len)
 		return WK_PEEK_TOO_LONG;
@@ -185,12 +271,24 @@ wk_conn_flush_now(struct wk_stream *io)
 void
 wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf)
 {
-	int n = evbuffer_peek(buf, -1, NULL, cur->v, WK_CURSOR_VECS);
+	size_t first = evbuffer_get_contiguous_space(buf);
+	int n;
 
 	cur->buf = buf;
-	cur->n = n < 0 ? 0 : (n > WK_CURSOR_VECS ? WK_CURSOR_VECS : n);
 	cur->i = 0;
 	cur->base = 0;
+	/*
+	 * Usually the buffer is one chain (one read): its pointer is all the
+	 * cursor needs, cheaper than peeking at every chain.
+	 */
+	if (first > 0 && first == evbuffer_get_length(buf)) {
+		cur->v[0].iov_base = evbuffer_pullup(buf, (ev_ssize_t)first);
+		cur->v[0].iov_len = first;
+		cur->n = cur->v[0].iov_base ? 1 : 0;
+		return;
+	}
+	n = evbuffer_peek(buf, -1, NULL, cur->v, WK_CURSOR_VECS);
+	cur->n = n < 0 ? 0 : (n > WK_CURSOR_VECS ? WK_CURSOR_VECS : n);
 }
 
 size_t
@@ -229,4 +327,23 @@ wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len)
 			done += (size_t)got;
 	}
 	return done;
+}
+
+const uint8_t *
+wk_cursor_at_slow(struct wk_cursor *cur, size_t off, size_t len, uint8_t *tmp)
+{
+	int i = cur->i;
+	size_t base = cur->base;
+
+	/* the vector holding off, if it holds all len bytes */
+	while (i < cur->n && off >= base + cur->v[i].iov_len) {
+		base += cur->v[i].iov_len;
+		i++;
+	}
+	if (i < cur->n && off >= base && off - base + len <= cur->v[i].iov_len) {
+		cur->i = i;
+		cur->base = base;
+		return (const uint8_t *)cur->v[i].iov_base + (off - base);
+	}
+	return wk_cursor_copy_slow(cur, off, tmp, len) == len ? tmp : NULL;
 }

@@ -104,6 +104,14 @@ struct wk_client {
 	struct wk_pubsub_client *pubsub; /* owned: NULL until it LISTENs through pgdog (pub/sub) */
 	/* forwarding */
 	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */
+	/*
+	 * The header wk_client_on_idle() read at the front of front_in while
+	 * it held front_len bytes: wk_client_forward() takes it instead of
+	 * reading it again, within that one call (front_in NULL: none).
+	 */
+	struct pgw_hdr front_hdr;
+	const struct evbuffer *front_in;
+	size_t front_len;
 	uint64_t connect_us, wait_start_us, last_request_us;
 	uint64_t closing_since_us;
 };
@@ -183,23 +191,25 @@ struct wk_server {
 	size_t fwd_remaining;
 	struct wk_server_param params[WK_SERVER_PARAMS_MAX]; /* latest ParameterStatus values */
 	size_t params_cnt;
-	struct wk_settings applied; /* values set on it beyond its defaults */
-	bool is_dirty;              /* its settings are unknown: RESET ALL before reuse */
-	bool has_tx_error;          /* an ErrorResponse in the open transaction */
-	bool is_tag_rollback;       /* the last CommandComplete was ROLLBACK */
-	bool is_copy_in;            /* the server waits for COPY data */
-	bool is_broken_request;     /* the client left halfway through a message to it */
+	uint64_t params_gen;           /* changes with every ParameterStatus value */
+	struct wk_settings applied;    /* values set on it beyond its defaults */
+	struct wk_sync_memo sync_memo; /* the session shape it is in step with */
+	bool is_dirty;                 /* its settings are unknown: RESET ALL before reuse */
+	bool has_tx_error;             /* an ErrorResponse in the open transaction */
+	bool is_tag_rollback;          /* the last CommandComplete was ROLLBACK */
+	bool is_copy_in;               /* the server waits for COPY data */
+	bool is_broken_request;        /* the client left halfway through a message to it */
 	bool is_release_due;
 	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */
 	bool is_tracked;      /* replies follow the slot queue (prepared statement rewriting) */
 	bool is_discarding;   /* the message being moved is swallowed */
-	struct wk_slot *slots; /* ring of expected replies: owned */
-	size_t slots_head, slots_cnt, slots_cap;
-	struct wk_prep_held held; /* statements prepared on it */
-	bool is_cancel_sent;      /* query_timeout: a CancelRequest went out for this request */
-	bool is_listener;   /* pub/sub listener connection: outside the pool's lists and cap */
-	bool is_monitor;    /* with is_listener: the replication check connection (wk_lsn.c) */
+	struct wk_slot *slots;                   /* ring of expected replies: owned */
+	size_t slots_head, slots_cnt, slots_cap; /* slots_cap: 0 or a power of two */
+	struct wk_prep_held held;                /* statements prepared on it */
+	bool is_cancel_sent; /* query_timeout: a CancelRequest went out for this request */
+	bool is_listener;    /* pub/sub listener connection: outside the pool's lists and cap */
+	bool is_monitor;     /* with is_listener: the replication check connection (wk_lsn.c) */
 	bool is_notify_due; /* deliver the client's queued notifications after this ReadyForQuery */
 	uint64_t ready_us;
 	/* monotonic: its last ReadyForQuery */ /* give it back once the ReadyForQuery has moved */
@@ -279,10 +289,12 @@ void wk_reap_server(struct wk_server *s);
 void wk_conn_flush_now(struct wk_stream *io);
 
 /*
- * The last Parse text sql_classify found nothing to track in (its answer
- * depends on the text alone, and clients send the same Parse text again and
- * again: unnamed statements of the extended protocol). known: sql (len
- * bytes) is that text; note: remember it.
+ * The last few Query or Parse texts sql_classify found nothing to track in
+ * (its answer depends on the text alone, and clients send the same texts
+ * again and again: unnamed statements of the extended protocol, simple
+ * queries that differ in their numbers only). known: sql (len bytes) is one
+ * of them, or differs from one in the digits of stand-alone numbers only;
+ * note: remember it.
  */
 bool wk_conn_sql_is_known_plain(const char *sql, size_t len);
 void wk_conn_sql_note_plain(const char *sql, size_t len);
@@ -328,6 +340,33 @@ struct wk_cursor {
 
 void wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf);
 size_t wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len);
+
+/*
+ * Read a typed message header at p (PGW_HDR_LEN bytes there) without a call:
+ * the forwarding loops do it for every message. false: length field below 4.
+ */
+static inline bool
+wk_hdr_parse(const uint8_t *p, struct pgw_hdr *h)
+{
+	h->type = p[0];
+	h->len = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+	return h->len >= 4;
+}
+
+/*
+ * The len bytes at offset off (not before the last offset read): a pointer
+ * into the buffer when they lie in one vector (the usual case: no copy),
+ * else copied to tmp (len bytes) and tmp; NULL when fewer are buffered.
+ */
+const uint8_t *wk_cursor_at_slow(struct wk_cursor *cur, size_t off, size_t len, uint8_t *tmp);
+
+static inline const uint8_t *
+wk_cursor_at(struct wk_cursor *cur, size_t off, size_t len, uint8_t *tmp)
+{
+	if (cur->i < cur->n && off >= cur->base && off - cur->base + len <= cur->v[cur->i].iov_len)
+		return (const uint8_t *)cur->v[cur->i].iov_base + (off - cur->base);
+	return wk_cursor_at_slow(cur, off, len, tmp);
+}
 
 /* Copy len bytes from offset off (not before the last offset read). Returns bytes copied. */
 static inline size_t

@@ -372,6 +372,7 @@ wk_main_cleanup(void)
 	free(g_wk.free_server_rows);
 	pgw_buf_cleanup(&g_wk.scratch);
 	event_base_free(g_wk.base);
+	wk_stream_mem_cleanup();
 }
 
 void
@@ -382,6 +383,7 @@ wk_main_run(int slot, int tcp_fd, int unix_fd)
 	struct event_config *ecfg;
 	struct shm_worker *w = shm_worker((uint32_t)slot);
 
+	wk_stream_mem_init(); /* before any other libevent call */
 	memset(&g_wk, 0, sizeof(g_wk));
 	g_wk.slot = slot;
 	list_init(&g_wk.clients);

@@ -683,6 +683,9 @@ wk_pool_checkout(struct wk_pool *p, struct wk_client *c)
 						     struct wk_server, node));
 		return c->state == WK_CLIENT_CLOSING ? WK_CLOSED : WK_OK;
 	}
+	/* an idle client's request waits (it went straight to ACTIVE above) */
+	if (c->state == WK_CLIENT_IDLE)
+		wk_client_set_state(c, WK_CLIENT_WAIT_SERVER);
 	wk_pool_wait_add(p, c);
 	wk_pool_hand_out(p);
 	if (c->state == WK_CLIENT_CLOSING)

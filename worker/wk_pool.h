@@ -81,8 +81,10 @@ struct wk_pool *wk_pool_get(uint32_t idx);
 uint32_t wk_pool_count(void);
 
 /*
- * Find a server for c (in WAIT_SERVER or LOGIN_WAIT). Links one at once when
- * idle, else queues c and opens a connection if the global cap allows.
+ * Find a server for c (IDLE with a request, or LOGIN_WAIT). Links one at
+ * once when idle (an IDLE client goes straight to ACTIVE), else queues c
+ * (an IDLE one in WAIT_SERVER) and opens a connection if the global cap
+ * allows.
  * Returns WK_CLOSED if c was closed.
  */
 enum wk_rc wk_pool_checkout(struct wk_pool *p, struct wk_client *c);

@@ -464,6 +464,7 @@ wk_server_param_set(struct wk_server *s, const char *name, const char *value)
 		snprintf(s->params[i].name, sizeof(s->params[i].name), "%s", name);
 	}
 	snprintf(s->params[i].value, sizeof(s->params[i].value), "%s", value);
+	s->params_gen++;
 }
 
 /* SCRAM with what users.ini gives us. */
@@ -741,31 +742,20 @@ wk_server_internal_error(struct wk_server *s, const uint8_t *body, size_t len)
 /* ---- reply slots (prepared statement rewriting) ------------------------- */
 
 int
-wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow,
-		    struct wk_prep *prep)
+wk_server_slots_grow(struct wk_server *s)
 {
-	struct wk_slot *sl;
+	size_t cap = s->slots_cap ? s->slots_cap * 2 : 64;
+	struct wk_slot *v = malloc(cap * sizeof(*v));
 
-	if (s->slots_cnt == s->slots_cap) {
-		size_t cap = s->slots_cap ? s->slots_cap * 2 : 64;
-		struct wk_slot *v = malloc(cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		/* unroll the ring into the new array */
-		for (size_t i = 0; i < s->slots_cnt; i++)
-			v[i] = s->slots[(s->slots_head + i) % s->slots_cap];
-		free(s->slots);
-		s->slots = v;
-		s->slots_cap = cap;
-		s->slots_head = 0;
-	}
-	sl = &s->slots[(s->slots_head + s->slots_cnt) % s->slots_cap];
-	sl->kind = (uint8_t)kind;
-	sl->is_swallow = is_swallow;
-	sl->prep_role = WK_SLOT_PREP_HOLD;
-	sl->prep = prep;
-	s->slots_cnt++;
+	if (!v)
+		return -1;
+	/* unroll the ring into the new array */
+	for (size_t i = 0; i < s->slots_cnt; i++)
+		v[i] = s->slots[(s->slots_head + i) & (s->slots_cap - 1)];
+	free(s->slots);
+	s->slots = v;
+	s->slots_cap = cap;
+	s->slots_head = 0;
 	return 0;
 }
 
@@ -778,7 +768,7 @@ wk_server_slot_head(struct wk_server *s)
 static void
 wk_server_slot_pop(struct wk_server *s)
 {
-	s->slots_head = (s->slots_head + 1) % s->slots_cap;
+	s->slots_head = (s->slots_head + 1) & (s->slots_cap - 1);
 	s->slots_cnt--;
 }
 
@@ -819,7 +809,7 @@ wk_server_emit_synth(struct wk_server *s)
 	return b->len ? wk_conn_send(&s->client->io, b) : 0;
 }
 
-static bool
+static inline bool
 wk_server_slot_ends(uint8_t kind, uint8_t type)
 {
 	switch (kind) {
@@ -878,7 +868,8 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 		while ((sl = wk_server_slot_head(s))) {
 			uint8_t kind = sl->kind;
 
-			wk_prep_slot_end(s, sl, false);
+			if (sl->prep)
+				wk_prep_slot_end(s, sl, false);
 			wk_server_slot_pop(s);
 			if (kind == WK_SLOT_SYNC || kind == WK_SLOT_QUERY)
 				break;
@@ -886,7 +877,8 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 		return is_swallow;
 	}
 	if (wk_server_slot_ends(sl->kind, type)) {
-		wk_prep_slot_end(s, sl, false);
+		if (sl->prep)
+			wk_prep_slot_end(s, sl, false);
 		wk_server_slot_pop(s);
 	}
 	return is_swallow;
@@ -929,7 +921,8 @@ wk_server_resync(struct wk_server *s, struct wk_client *c)
 
 	s->needs_resync = false;
 	pgw_buf_reset(b);
-	switch (wk_session_sync(&c->session, &s->applied, s->params, s->params_cnt, b)) {
+	switch (wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
+				     s->params_gen, &s->sync_memo, b)) {
 	case 0:
 		return;
 	case -1:
@@ -1035,6 +1028,90 @@ wk_server_flush_last(struct wk_server *s, struct wk_client *c, size_t *pending, 
 }
 
 /*
+ * The common case of wk_server_forward(), without its general checks:
+ * replies pgdog passes on as they are and that change nothing beyond the
+ * reply slots (descriptions, rows, completions). Returns the offset after
+ * the last such message (when it ends beyond avail, the rest of it is
+ * s->fwd_remaining and the offset is avail); stops before the first message
+ * the general loop must see, and after a message that leaves pgdog's own
+ * replies due (*is_synth_due). The caller checked that c is linked, that
+ * none of pgdog's own queries runs, and that no message is partly forwarded
+ * or being dropped, and that c is no pub/sub client.
+ */
+static const bool wk_server_plain_types[256] = {
+	[PGW_MSG_DATA_ROW] = true,
+	[PGW_MSG_ROW_DESCRIPTION] = true,
+	[PGW_MSG_PARSE_COMPLETE] = true,
+	[PGW_MSG_BIND_COMPLETE] = true,
+	[PGW_MSG_CLOSE_COMPLETE] = true,
+	[PGW_MSG_NO_DATA] = true,
+	[PGW_MSG_PARAMETER_DESCRIPTION] = true,
+	[PGW_MSG_PORTAL_SUSPENDED] = true,
+	[PGW_MSG_EMPTY_QUERY] = true,
+	[PGW_MSG_COPY_DATA] = true,
+	[PGW_MSG_COMMAND_COMPLETE] = true, /* unless the transaction's end must be known */
+};
+
+static size_t
+wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_cursor *cur, size_t off,
+			size_t avail, bool *is_synth_due)
+{
+	/* the transaction's end must be known: CommandComplete goes the general way */
+	bool has_pending = c->session.pending_cnt != 0;
+	/* the head of the reply slots: it changes only when a reply ends it */
+	struct wk_slot *sl = s->is_tracked ? wk_server_slot_head(s) : NULL;
+
+	/* swallowed, or pgdog's own replies first: the general loop */
+	if (sl &&
+	    (sl->is_swallow || sl->kind == WK_SLOT_SYNTH_PARSE || sl->kind == WK_SLOT_SYNTH_CLOSE))
+		return off;
+	while (avail - off >= PGW_HDR_LEN) {
+		uint8_t tmp[PGW_HDR_LEN];
+		const uint8_t *hdr = wk_cursor_at(cur, off, PGW_HDR_LEN, tmp);
+		struct pgw_hdr h;
+		size_t size;
+		bool is_popped = false;
+
+		if (!hdr || !wk_hdr_parse(hdr, &h) || !wk_server_plain_types[h.type] ||
+		    (h.type == PGW_MSG_COMMAND_COMPLETE && has_pending))
+			return off;
+		/* statistics read a CommandComplete's whole tag: the general loop waits for it */
+		if (h.type == PGW_MSG_COMMAND_COMPLETE && h.len <= 4 + WK_STATS_TAG_MAX &&
+		    avail - off < pgw_msg_size(&h))
+			return off;
+		if (sl && wk_server_slot_ends(sl->kind, h.type)) {
+			if (sl->prep)
+				wk_prep_slot_end(s, sl, false);
+			wk_server_slot_pop(s);
+			sl = wk_server_slot_head(s);
+			is_popped = true;
+		}
+		if (h.type == PGW_MSG_PARSE_COMPLETE)
+			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);
+		else if (h.type == PGW_MSG_COMMAND_COMPLETE) {
+			wk_stats_command(s, cur, off, h.len - 4);
+			s->is_copy_in = false;
+		}
+		size = pgw_msg_size(&h);
+		if (size > avail - off) {
+			s->fwd_remaining = size - (avail - off);
+			return avail;
+		}
+		off += size;
+		if (is_popped && sl) {
+			/* replies pgdog owes right after this message, or a swallowed one next */
+			if (sl->kind == WK_SLOT_SYNTH_PARSE || sl->kind == WK_SLOT_SYNTH_CLOSE) {
+				*is_synth_due = true;
+				return off;
+			}
+			if (sl->is_swallow)
+				return off;
+		}
+	}
+	return off;
+}
+
+/*
  * Forward what the server sent to its client. Whole runs of messages move
  * with one evbuffer_remove_buffer(); the batch is flushed only before
  * something that must be at the front of the buffer (a message pgdog reads
@@ -1058,7 +1135,8 @@ wk_server_forward(struct wk_server *s)
 		wk_stream_want_write(&c->io);
 	while (off < avail) {
 		struct pgw_hdr h;
-		uint8_t hdr[PGW_HDR_LEN + 8];
+		uint8_t tmp[PGW_HDR_LEN + 8];
+		const uint8_t *hdr; /* n bytes: the header, and the first bytes of the body */
 		const uint8_t *msg = NULL;
 		size_t n;
 		bool is_held; /* a ReadyForQuery pub/sub held once (wk_pubsub_server_reply) */
@@ -1104,14 +1182,31 @@ wk_server_forward(struct wk_server *s)
 		}
 		if (avail - off < PGW_HDR_LEN)
 			break;
-		n = avail - off < sizeof(hdr) ? avail - off : sizeof(hdr);
 		if (!has_cur) {
 			wk_cursor_init(&cur, in);
 			has_cur = true;
 		}
-		if (wk_cursor_copy(&cur, off, hdr, n) != n)
+		/* pub/sub follows its clients' replies itself: the general loop only */
+		if (c && !c->pubsub && s->internal_ready == 0 && !s->is_discarding) {
+			bool is_synth_due = false;
+
+			off = wk_server_forward_plain(s, c, &cur, off, avail, &is_synth_due);
+			if (is_synth_due) {
+				/* replies pgdog owes right after this message */
+				wk_server_flush(in, out, &off, &avail, &moved);
+				has_cur = false;
+				if (wk_server_emit_synth(s) < 0)
+					log_warn(&s->lctx, "out of memory for a synthetic reply");
+				continue;
+			}
+			if (s->fwd_remaining || avail - off < PGW_HDR_LEN)
+				continue;
+		}
+		n = avail - off < sizeof(tmp) ? avail - off : sizeof(tmp);
+		hdr = wk_cursor_at(&cur, off, n, tmp);
+		if (!hdr)
 			break;
-		if (pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1)
+		if (!wk_hdr_parse(hdr, &h))
 			return wk_server_broken(s, "invalid message length from server");
 		if (h.type == PGW_MSG_READY && n < PGW_HDR_LEN + 1)
 			break; /* its status byte first */
@@ -1169,9 +1264,10 @@ wk_server_forward(struct wk_server *s)
 				wk_stream_read_off(&s->io);
 				break;
 			}
-			n = avail < sizeof(hdr) ? avail : sizeof(hdr);
-			if (evbuffer_copyout(in, hdr, n) != (ev_ssize_t)n)
+			n = avail < sizeof(tmp) ? avail : sizeof(tmp);
+			if (evbuffer_copyout(in, tmp, n) != (ev_ssize_t)n)
 				break;
+			hdr = tmp;
 		}
 		switch (h.type) {
 		case PGW_MSG_READY: {
@@ -1249,7 +1345,7 @@ wk_server_forward(struct wk_server *s)
 			if (c &&
 			    (c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c))) &&
 			    s->internal_ready == 0) {
-				if (h.len >= 4 + 8 && n < sizeof(hdr))
+				if (h.len >= 4 + 8 && n < sizeof(tmp))
 					goto done;
 				s->is_tag_rollback = h.len >= 4 + 8 &&
 						     memcmp(hdr + PGW_HDR_LEN, "ROLLBACK", 8) == 0;

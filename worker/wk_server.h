@@ -47,9 +47,29 @@ void wk_server_free(struct wk_server *s);
 /* Write this server's shm row identity. */
 void wk_server_row_update(struct wk_server *s);
 
-/* Reply slots (transaction mode with prepared statement rewriting). -1 on out of memory. */
-int wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow,
-			struct wk_prep *prep) MUST_CHECK;
+/* Double the reply slot ring (its capacity stays a power of two). -1 on out of memory. */
+int wk_server_slots_grow(struct wk_server *s) MUST_CHECK;
+
+/*
+ * Reply slots (transaction mode with prepared statement rewriting). -1 on out
+ * of memory. Inline: a forwarded extended-protocol message pushes one each.
+ */
+static inline MUST_CHECK int
+wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow,
+		    struct wk_prep *prep)
+{
+	struct wk_slot *sl;
+
+	if (s->slots_cnt == s->slots_cap && wk_server_slots_grow(s) < 0)
+		return -1;
+	sl = &s->slots[(s->slots_head + s->slots_cnt) & (s->slots_cap - 1)];
+	sl->kind = (uint8_t)kind;
+	sl->is_swallow = is_swallow;
+	sl->prep_role = WK_SLOT_PREP_HOLD;
+	sl->prep = prep;
+	s->slots_cnt++;
+	return 0;
+}
 void wk_server_slots_clear(struct wk_server *s);
 /* Is a reply pgdog gives itself next in line? */
 bool wk_server_synth_due(struct wk_server *s);

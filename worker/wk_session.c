@@ -29,6 +29,7 @@ wk_settings_init(struct wk_settings *s)
 {
 	s->v = NULL;
 	s->cnt = s->cap = 0;
+	s->gen++;
 }
 
 void
@@ -39,6 +40,7 @@ wk_settings_clear(struct wk_settings *s)
 		free(s->v[i].value);
 	}
 	s->cnt = 0;
+	s->gen++;
 }
 
 void
@@ -66,6 +68,7 @@ wk_settings_put(struct wk_settings *s, const char *name, const char *value, bool
 
 	if (!v)
 		return -1;
+	s->gen++;
 	for (i = 0; i < s->cnt; i++) {
 		if (strcasecmp(s->v[i].name, name) == 0) {
 			free(s->v[i].value);
@@ -99,6 +102,7 @@ wk_settings_put(struct wk_settings *s, const char *name, const char *value, bool
 void
 wk_settings_del(struct wk_settings *s, const char *name)
 {
+	s->gen++;
 	for (size_t i = 0; i < s->cnt; i++) {
 		if (strcasecmp(s->v[i].name, name) == 0) {
 			free(s->v[i].name);
@@ -431,4 +435,79 @@ wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, b
 		}
 	}
 	return 0;
+}
+
+/*
+ * Session shapes: startup value lists, told apart by their whole text (names,
+ * values, rawness, in order), numbered per worker. Clients with the same
+ * startup values share a number; lists that do not fit the table get a
+ * number of their own (never shared: correct, only not remembered).
+ */
+#define WK_SHAPE_CNT      32
+#define WK_SHAPE_TEXT_MAX 512
+
+struct wk_shape {
+	uint64_t id;
+	size_t len;
+	char text[WK_SHAPE_TEXT_MAX];
+};
+
+static struct wk_shape wk_shapes[WK_SHAPE_CNT];
+static size_t wk_shapes_cnt;
+static uint64_t wk_shape_next_id;
+
+static uint64_t
+wk_session_shape(const struct wk_settings *startup)
+{
+	char text[WK_SHAPE_TEXT_MAX];
+	size_t len = 0;
+
+	for (size_t i = 0; i < startup->cnt; i++) {
+		const struct wk_setting *v = &startup->v[i];
+		size_t nl = strlen(v->name) + 1, vl = strlen(v->value) + 1;
+
+		if (len + nl + vl + 1 > sizeof(text))
+			return ++wk_shape_next_id;
+		memcpy(text + len, v->name, nl);
+		len += nl;
+		memcpy(text + len, v->value, vl);
+		len += vl;
+		text[len++] = v->is_raw ? 'r' : 's';
+	}
+	for (size_t i = 0; i < wk_shapes_cnt; i++)
+		if (wk_shapes[i].len == len && memcmp(wk_shapes[i].text, text, len) == 0)
+			return wk_shapes[i].id;
+	if (wk_shapes_cnt == WK_SHAPE_CNT)
+		return ++wk_shape_next_id;
+	wk_shapes[wk_shapes_cnt].id = ++wk_shape_next_id;
+	wk_shapes[wk_shapes_cnt].len = len;
+	memcpy(wk_shapes[wk_shapes_cnt].text, text, len);
+	return wk_shapes[wk_shapes_cnt++].id;
+}
+
+int
+wk_session_sync_memo(struct wk_session *se, struct wk_settings *applied,
+		     const struct wk_server_param *reported, size_t reported_cnt,
+		     uint64_t reported_gen, struct wk_sync_memo *memo, struct pgw_buf *b)
+{
+	uint64_t shape = 0;
+	int n;
+
+	/* overrides are the client's own: compare those every time */
+	if (se->overrides.cnt == 0) {
+		if (se->shape == 0 || se->shape_gen != se->startup.gen) {
+			se->shape = wk_session_shape(&se->startup);
+			se->shape_gen = se->startup.gen;
+		}
+		shape = se->shape;
+		if (memo->shape == shape && memo->applied_gen == applied->gen &&
+		    memo->reported_gen == reported_gen)
+			return 0;
+	}
+	n = wk_session_sync(se, applied, reported, reported_cnt, b);
+	/* in step now, or once the SETs in b have run (a failure resets the server) */
+	memo->shape = n < 0 ? 0 : shape;
+	memo->applied_gen = applied->gen;
+	memo->reported_gen = reported_gen;
+	return n;
 }

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shared/compiler.h"
 #include "shared/pgw.h"
@@ -32,6 +33,7 @@ struct wk_setting {
 struct wk_settings {
 	struct wk_setting *v; /* owned */
 	size_t cnt, cap;
+	uint64_t gen; /* changes with every put, del and clear (wk_sync_memo) */
 };
 
 enum wk_op_kind {
@@ -51,6 +53,18 @@ struct wk_session {
 	struct wk_settings overrides; /* committed SET values */
 	struct wk_op *pending;        /* SET/RESET of the open transaction; owned */
 	size_t pending_cnt, pending_cap;
+	/* private: the startup values' shape (wk_session_sync_memo), for startup.gen */
+	uint64_t shape, shape_gen;
+};
+
+/*
+ * What a server connection was last found (or made) in step with: a
+ * session shape (the same startup values, no overrides), the server's
+ * applied values and its ParameterStatus values, each by generation.
+ */
+struct wk_sync_memo {
+	uint64_t shape; /* 0: nothing remembered */
+	uint64_t applied_gen, reported_gen;
 };
 
 void wk_settings_init(struct wk_settings *s);
@@ -107,4 +121,16 @@ void wk_session_reset_all(struct wk_session *se);
  */
 int wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 		    const struct wk_server_param *reported, size_t reported_cnt, struct pgw_buf *b)
+	MUST_CHECK;
+
+/*
+ * wk_session_sync() for a check-out, skipping the comparison when memo says
+ * the server is in step with a session of se's shape already and neither
+ * its applied values nor its reported ones (reported_gen) changed since:
+ * the usual case, a server going from client to client with the same
+ * startup values and no SET. Updates memo.
+ */
+int wk_session_sync_memo(struct wk_session *se, struct wk_settings *applied,
+			 const struct wk_server_param *reported, size_t reported_cnt,
+			 uint64_t reported_gen, struct wk_sync_memo *memo, struct pgw_buf *b)
 	MUST_CHECK;

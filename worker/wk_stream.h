@@ -52,6 +52,14 @@ struct wk_stream {
 /* Output at or below this after a write calls on_drain (half the backpressure limit). */
 #define WK_STREAM_DRAINED_BYTES (256 * 1024)
 
+/*
+ * Route libevent's allocations through the worker's block cache. Call first
+ * in a worker, before any other libevent function; wk_stream_mem_cleanup
+ * frees the cached blocks once the event base is gone.
+ */
+void wk_stream_mem_init(void);
+void wk_stream_mem_cleanup(void);
+
 /* Create the worker's flush event on base. -1 on failure. Once per worker. */
 int wk_stream_init_all(struct event_base *base) MUST_CHECK;
 void wk_stream_cleanup_all(void);

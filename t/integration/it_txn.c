@@ -727,6 +727,78 @@ START_TEST(test_set_startup_options)
 }
 END_TEST
 
+/*
+ * Clients with the same startup values share the server without a SET
+ * between them (pgdog remembers the server is in step with that set of
+ * values); a client's own SET, RESET and another client's different
+ * values must still be applied and undone at every change of client.
+ */
+START_TEST(test_set_same_startup_shared)
+{
+	PGconn *a1 = it_connect(APP " options='-c search_path=opt_schema'");
+	PGconn *a2 = it_connect(APP " options='-c search_path=opt_schema'");
+	PGconn *b = it_connect(APP);
+
+	for (int round = 0; round < 3; round++) {
+		ck_assert_str_eq(it_value(a1, "SHOW search_path"), "opt_schema");
+		ck_assert_str_eq(it_value(a2, "SHOW search_path"), "opt_schema");
+		ck_assert_str_eq(it_value(a1, "SHOW search_path"), "opt_schema");
+		ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	}
+	exec_ok(a1, "SET search_path = a_schema");
+	ck_assert_str_eq(it_value(a2, "SHOW search_path"), "opt_schema");
+	ck_assert_str_eq(it_value(a1, "SHOW search_path"), "a_schema");
+	ck_assert_str_eq(it_value(a2, "SHOW search_path"), "opt_schema");
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a1, "SHOW search_path"), "a_schema");
+	exec_ok(a1, "RESET search_path");
+	ck_assert_str_eq(it_value(a1, "SHOW search_path"), "opt_schema");
+	ck_assert_str_eq(it_value(a2, "SHOW search_path"), "opt_schema");
+	exec_ok(a2, "SET work_mem = '5MB'");
+	ck_assert_str_eq(it_value(a1, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a2, "SHOW work_mem"), "5MB");
+	ck_assert_str_eq(it_value(a1, "SHOW work_mem"), DEF_WORK_MEM);
+	exec_ok(a2, "RESET ALL");
+	ck_assert_str_eq(it_value(a2, "SHOW search_path"), "opt_schema");
+	ck_assert_str_eq(it_value(a2, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a1, "SHOW search_path"), "opt_schema");
+	PQfinish(a1);
+	PQfinish(a2);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * pgdog takes a simple query that differs from the last one it found
+ * nothing to track in only in the digits of its numbers for plain too.
+ * Digits inside a $tag$ are not a number: here changing two of them moves a
+ * SET out of a dollar-quoted string, and it must be tracked.
+ */
+START_TEST(test_set_hidden_by_digits)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+
+	/* one string: plain */
+	ck_assert_str_eq(
+		it_value(a, "SELECT $a1$ $a2$; SET work_mem = '1MB'; SELECT $a2$ $a1$ AS v"),
+		" $a2$; SET work_mem = '1MB'; SELECT $a2$ ");
+	ck_assert_str_eq(it_value(a, "SELECT 10 + 1"), "11");
+	ck_assert_str_eq(it_value(a, "SELECT 20 + 2"), "22");
+	ck_assert_str_eq(
+		it_value(a, "SELECT $a1$ $a2$; SET work_mem = '1MB'; SELECT $a2$ $a1$ AS v"),
+		" $a2$; SET work_mem = '1MB'; SELECT $a2$ ");
+	/* the same bytes but for two tag digits: three statements, a SET among them */
+	ck_assert_str_eq(
+		it_value(a, "SELECT $a2$ $a2$; SET work_mem = '1MB'; SELECT $a1$ $a1$ AS v"), " ");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "1MB");
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "1MB");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* Each client's ParameterStatus values are its own. */
 START_TEST(test_set_parameter_status)
 {
@@ -1332,6 +1404,8 @@ main(void)
 	tcase_add_test(tc, test_set_commit);
 	tcase_add_test(tc, test_set_reset);
 	tcase_add_test(tc, test_set_startup_options);
+	tcase_add_test(tc, test_set_same_startup_shared);
+	tcase_add_test(tc, test_set_hidden_by_digits);
 	tcase_add_test(tc, test_set_parameter_status);
 	suite_add_tcase(s, tc);
 
