@@ -503,11 +503,10 @@ START_TEST(test_admin_help_and_unknown)
 	PGconn *adm = it_connect(ADMIN);
 	PGresult *res = it_exec_ok(adm, "SHOW HELP");
 	static const char *const want[] = {
-		"SHOW STATS", "SHOW POOLS",         "SHOW FDS",
-		"RELOAD",     "PAUSE [db]",         "SHUTDOWN",
-		"BAN id|db",  "UNBAN [id|db]",      "SET setting TO value",
-		"KILL db",    "KILL_CLIENT id",     "SHOW BANS",
-		"SHOW PEERS", "MAINTENANCE ON|OFF",
+		"SHOW STATS",           "SHOW POOLS",         "SHOW FDS",       "RELOAD",
+		"PAUSE [db]",           "SHUTDOWN",           "BAN id|db",      "UNBAN [id|db]",
+		"SET setting TO value", "KILL [db]",          "KILL_CLIENT id", "SHOW BANS",
+		"SHOW PEERS",           "MAINTENANCE ON|OFF",
 	};
 	const char *hint;
 
@@ -539,7 +538,25 @@ START_TEST(test_admin_help_and_unknown)
 	res = PQexec(adm, "SHOW");
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42601");
 	PQclear(res);
-	/* the console still works */
+	/* commands without arguments refuse one, saying so (not SET's usage), and do nothing */
+	{
+		static const char *const extra[][2] = {
+			{ "RELOAD now", "RELOAD takes no arguments" },
+			{ "shutdown now;", "shutdown takes no arguments" }
+		};
+
+		for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+			res = PQexec(adm, extra[i][0]);
+			ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+			ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42601");
+			ck_assert_msg(strcmp(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+					     extra[i][1]) == 0,
+				      "%s: %s", extra[i][0],
+				      PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+			PQclear(res);
+		}
+	}
+	/* the console still works (and pgdog did not shut down) */
 	ck_assert_int_eq(PQntuples(res = it_exec_ok(adm, "show   version ;")), 1);
 	PQclear(res);
 	PQfinish(adm);
