@@ -882,6 +882,43 @@ START_TEST(test_config_keys_documented)
 		snprintf(want, sizeof(want), ".BR %s \"", general[i]);
 		ck_assert_msg(strstr(man, want) != NULL, "man/pgdog.ini.5 lacks %s", general[i]);
 	}
+	/*
+	 * Every [general] key of the parser's own table (the list above may lag
+	 * behind it), with the value a default configuration has for it, and the
+	 * reverse: every key the man page's [general] section documents exists.
+	 */
+	{
+		struct config *cfg = load_ok(MIN_INI, NULL);
+		const char *sec = strstr(man, "\n.SH [general]\n");
+		const char *end = sec ? strstr(sec + 1, "\n.SH ") : NULL;
+		char value[256];
+		const char *name;
+		size_t cnt = 0;
+
+		ck_assert_ptr_nonnull(end);
+		for (size_t i = 0; (name = config_general_key(cfg, i, value, sizeof(value))); i++) {
+			snprintf(want, sizeof(want), "%s = ", name);
+			ck_assert_msg(has_line(ini, want), "conf/pgdog.ini lacks %s", name);
+			snprintf(want, sizeof(want), "\n.TP\n.BR %s \"", name);
+			ck_assert_msg(strstr(sec, want) != NULL && strstr(sec, want) < end,
+				      "man/pgdog.ini.5 [general] lacks %s", name);
+			cnt++;
+		}
+		for (const char *p = sec; (p = strstr(p, "\n.TP\n.BR ")) != NULL && p < end; p++) {
+			char key[64];
+			bool found = false;
+
+			ck_assert_int_eq(sscanf(p + 9, "%63[a-z_]", key), 1);
+			for (size_t i = 0;
+			     (name = config_general_key(cfg, i, value, sizeof(value))); i++)
+				found = found || strcmp(name, key) == 0;
+			ck_assert_msg(found,
+				      "man/pgdog.ini.5 documents [general] %s, which is no key",
+				      key);
+		}
+		ck_assert_uint_ge(cnt, sizeof(general) / sizeof(general[0]));
+		config_free(cfg);
+	}
 	for (size_t i = 0; i < sizeof(databases) / sizeof(databases[0]); i++) {
 		snprintf(want, sizeof(want), "%s = ", databases[i]);
 		ck_assert_msg(has_line(db_section, want), "[databases.prod] lacks %s",
