@@ -464,6 +464,35 @@ START_TEST(test_admin_wait_and_idle_xact)
 END_TEST
 
 /*
+ * connects: every server connection a pool opens counts once in
+ * total_connect_count, with its time in total_connect_time. RECONNECT
+ * closes the idle ones, so the next query must open (and count) a new one.
+ */
+START_TEST(test_admin_stats_connects)
+{
+	PGconn *adm = it_connect(ADMIN), *c = it_connect(APP);
+	unsigned long long cnt0, time0;
+	long long end;
+
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	cnt0 = stat_num(adm, "app", "total_connect_count");
+	time0 = stat_num(adm, "app", "total_connect_time");
+	ck_assert_uint_gt(cnt0, 0);
+	ck_assert_uint_gt(time0, 0);
+	PQclear(it_exec_ok(adm, "RECONNECT app"));
+	ck_assert_str_eq(it_value(c, "SELECT 2"), "2");
+	end = it_now_ms() + 3000;
+	while (stat_num(adm, "app", "total_connect_count") == cnt0) {
+		ck_assert_msg(it_now_ms() < end, "no new connect counted after RECONNECT");
+		it_sleep_ms(20);
+	}
+	ck_assert_uint_gt(stat_num(adm, "app", "total_connect_time"), time0);
+	PQfinish(c);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
  * Averages over stats_period (1 s here): traffic through more than two
  * periods gives a positive rate and mean query time.
  */
@@ -483,6 +512,7 @@ START_TEST(test_admin_stats_averages)
 	ck_assert_uint_gt(stat_num(adm, "app", "avg_query_count"), 0);
 	ck_assert_uint_gt(stat_num(adm, "app", "avg_query_time"), 0);
 	ck_assert_uint_gt(stat_num(adm, "app", "avg_received"), 0);
+	ck_assert_uint_gt(stat_num(adm, "app", "avg_xact_time"), 0);
 	res = it_exec_ok(adm, "SHOW STATS_AVERAGES");
 	ck_assert_int_eq(PQntuples(res), 1);
 	ck_assert_msg(atoll(PQgetvalue(res, 0, PQfnumber(res, "xact_count"))) > 0,
@@ -1225,6 +1255,7 @@ main(void)
 	tcase_add_test(tc, test_admin_out_of_sync);
 	tcase_add_test(tc, test_admin_wait_and_idle_xact);
 	tcase_add_test(tc, test_admin_stats_averages);
+	tcase_add_test(tc, test_admin_stats_connects);
 	tcase_add_test(tc, test_admin_help_and_unknown);
 	tcase_add_test(tc, test_admin_extended_and_version);
 	tcase_add_test(tc, test_admin_metrics_promtool);
