@@ -203,8 +203,16 @@ END_TEST
 START_TEST(test_control_maintenance)
 {
 	PGconn *c0 = connect_on(APP, 0), *c1 = connect_on(OTHER, 1), *a = admin();
+	PGconn *tx = it_connect(APP);
 
+	PQclear(it_exec_ok(tx, "BEGIN"));
+	PQclear(it_exec_ok(tx, "SELECT 1"));
 	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
+	/* a transaction under way is not held: it goes on and ends; its next one is held */
+	PQclear(it_exec_ok(tx, "SELECT 'in flight'"));
+	PQclear(it_exec_ok(tx, "COMMIT"));
+	ck_assert_int_eq(PQsendQuery(tx, "SELECT 'next'"), 1);
+	ck_assert_msg(it_busy_for(tx, 300), "a new transaction ran during maintenance");
 	ck_assert_int_eq(PQsendQuery(c0, "SELECT 1"), 1);
 	ck_assert_int_eq(PQsendQuery(c1, "SELECT 1"), 1);
 	ck_assert_msg(it_busy_for(c0, 700), "worker 0 ran a query during maintenance");
@@ -212,7 +220,9 @@ START_TEST(test_control_maintenance)
 	admin_ok(a, "maintenance off;", "MAINTENANCE");
 	finish_ok(c0, 3000);
 	finish_ok(c1, 3000);
+	finish_ok(tx, 3000);
 	it_exec_error(a, "MAINTENANCE maybe", "42601");
+	PQfinish(tx);
 	PQfinish(a);
 	PQfinish(c0);
 	PQfinish(c1);
