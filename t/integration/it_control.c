@@ -229,6 +229,19 @@ START_TEST(test_control_maintenance)
 }
 END_TEST
 
+/* Lines of pgdog's log containing s. */
+static int
+log_count(const char *s)
+{
+	char *text = it_read_file(g_it.log_path);
+	int n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, s)) != NULL; p += strlen(s))
+		n++;
+	free(text);
+	return n;
+}
+
 /*
  * A held client waits checkout_timeout, then gets 53300 (as when the pool is
  * exhausted). SET checkout_timeout changes it in both workers.
@@ -243,13 +256,21 @@ START_TEST(test_control_held_timeout_and_set)
 	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
 	for (int i = 0; i < 2; i++) {
 		PGconn *c = i ? c1 : c0;
+		int logged = log_count("pooler error: FATAL 53300");
 
+		/* log_pooler_errors changes live too: off for worker 0's error, on for worker 1's */
+		admin_ok(a, i ? "SET log_pooler_errors TO on" : "SET log_pooler_errors TO off",
+			 "SET");
 		t0 = it_now_ms();
 		ck_assert_int_eq(it_exec_first_error(c, "SELECT 1", st, msg, sizeof(msg)), 1);
 		ms = it_now_ms() - t0;
 		ck_assert_msg(strcmp(st, "53300") == 0, "worker %d: %s %s", i, st, msg);
 		ck_assert_msg(strstr(msg, "checkout_timeout (1200 ms)") != NULL, "%s", msg);
 		ck_assert_msg(ms >= 1100 && ms < 4000, "worker %d failed after %lld ms", i, ms);
+		for (int k = 0; i && k < 100 && log_count("pooler error: FATAL 53300") == logged;
+		     k++)
+			it_sleep_ms(20);
+		ck_assert_int_eq(log_count("pooler error: FATAL 53300"), logged + i);
 	}
 	admin_ok(a, "MAINTENANCE OFF", "MAINTENANCE");
 	admin_ok(a, "SET checkout_timeout = 5000", "SET");

@@ -1521,6 +1521,11 @@ START_TEST(test_config_live_settings)
 	ck_assert_int_eq(config_live_parse((size_t)i, "off", &v, err, sizeof(err)), 0);
 	config_live_apply(cfg, (size_t)i, v);
 	ck_assert(!cfg->log_connections);
+	i = config_live_find("log_pooler_errors");
+	ck_assert_int_ge(i, 0);
+	ck_assert_int_eq(config_live_parse((size_t)i, "false", &v, err, sizeof(err)), 0);
+	config_live_apply(cfg, (size_t)i, v);
+	ck_assert(!cfg->log_pooler_errors);
 	ck_assert_int_eq(config_live_find("port"), -1);
 	ck_assert_int_eq(config_live_find("workers"), -1);
 	config_free(cfg);
