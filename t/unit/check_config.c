@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "shared/config.h"
+#include "shared/shm.h"
 
 #define SCRAM_VERIFIER \
 	"SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$bpSY5Ze9NUH+I35LC3gVq+DpBfK46iXBxvhAKqVu9pE=:VpYlBuxyzeCI1KnctrefdljpB1mk3Gp7sBI/t11+NkQ="
@@ -1526,6 +1527,8 @@ START_TEST(test_config_live_settings)
 	ck_assert_int_eq(config_live_parse((size_t)i, "false", &v, err, sizeof(err)), 0);
 	config_live_apply(cfg, (size_t)i, v);
 	ck_assert(!cfg->log_pooler_errors);
+	/* every live setting has a slot in the shared segment's override table */
+	ck_assert_uint_le(config_live_cnt(), SHM_CTL_OVERRIDES);
 	ck_assert_int_eq(config_live_find("port"), -1);
 	ck_assert_int_eq(config_live_find("workers"), -1);
 	config_free(cfg);
