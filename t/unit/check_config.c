@@ -1505,6 +1505,38 @@ START_TEST(test_config_reload_pool_differs)
 END_TEST
 
 /* SET's settings: found case-insensitively, checked like the INI file, applied */
+/* Whether the man page paragraph at par (up to the next .PP/.SS/.SH) names key in bold. */
+static bool
+man_par_names(const char *par, const char *key)
+{
+	const char *end = par + strlen(par);
+	static const char *const marks[] = { "\n.PP", "\n.SS ", "\n.SH " };
+	char want[128];
+
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		const char *m = strstr(par + 1, marks[i]);
+
+		if (m != NULL && m < end)
+			end = m;
+	}
+	for (int i = 0; i < 4; i++) {
+		const char *f;
+
+		if (i == 0)
+			snprintf(want, sizeof(want), "\n.B %s\n", key);
+		else if (i == 1)
+			snprintf(want, sizeof(want), "\n.BR %s ,", key);
+		else if (i == 2)
+			snprintf(want, sizeof(want), "\n.BR %s .", key);
+		else
+			snprintf(want, sizeof(want), "\n.BR %s \"", key);
+		f = strstr(par, want);
+		if (f != NULL && f < end)
+			return true;
+	}
+	return false;
+}
+
 START_TEST(test_config_live_settings)
 {
 	struct config *cfg = config_new();
@@ -1527,6 +1559,24 @@ START_TEST(test_config_live_settings)
 	ck_assert_int_eq(config_live_parse((size_t)i, "false", &v, err, sizeof(err)), 0);
 	config_live_apply(cfg, (size_t)i, v);
 	ck_assert(!cfg->log_pooler_errors);
+	/* both man pages list every setting SET changes */
+	{
+		char *ini5 = read_src_file("man/pgdog.ini.5");
+		char *adm7 = read_src_file("man/pgdog-admin.7");
+		const char *set5 = strstr(ini5, "The admin command\n.B SET\n");
+		const char *set7 = strstr(adm7, "\n.SS SET ");
+
+		ck_assert_ptr_nonnull(set5);
+		ck_assert_ptr_nonnull(set7);
+		for (size_t k = 0; k < config_live_cnt(); k++) {
+			ck_assert_msg(man_par_names(set5, config_live_name(k)),
+				      "pgdog.ini(5) SET list lacks %s", config_live_name(k));
+			ck_assert_msg(man_par_names(set7, config_live_name(k)),
+				      "pgdog-admin(7) SET lacks %s", config_live_name(k));
+		}
+		free(ini5);
+		free(adm7);
+	}
 	/* every live setting has a slot in the shared segment's override table */
 	ck_assert_uint_le(config_live_cnt(), SHM_CTL_OVERRIDES);
 	ck_assert_int_eq(config_live_find("port"), -1);
