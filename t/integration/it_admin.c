@@ -593,6 +593,103 @@ START_TEST(test_admin_help_and_unknown)
 }
 END_TEST
 
+/* Whether the bold text (.B/.BR/.RB/.BI lines) of man[from, to) has the token w. */
+static bool
+man_has_bold(const char *from, const char *to, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *l = from; l && l < to; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		const char *end = strchr(l, '\n');
+
+		if (strncmp(l, ".B", 2) != 0 && strncmp(l, ".RB", 3) != 0)
+			continue;
+		for (const char *p = strchr(l, ' '); p && p < end && *p; p++) {
+			/* a token: between blanks, quotes, commas, parentheses */
+			if (strncmp(p, w, n) == 0 && strchr(" \"(", p[-1]) &&
+			    strchr(" \",)\n.:;", p[n]))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * pgdog-admin(7) documents every column every SHOW command sends (in the
+ * command's own section), and every command SHOW HELP lists.
+ */
+START_TEST(test_admin_man_page)
+{
+	static const char *const cmds[] = {
+		"SHOW VERSION",  "SHOW CLIENTS",     "SHOW SERVERS",   "SHOW POOLS",
+		"SHOW PREPARED", "SHOW LISTENERS",   "SHOW STATS",     "SHOW STATS_TOTALS",
+		"SHOW TOTALS",   "SHOW CONFIG",      "SHOW DATABASES", "SHOW USERS",
+		"SHOW LISTS",    "SHOW QUERY_CACHE", "SHOW PEERS",     "SHOW REPLICATION",
+		"SHOW BANS",     "SHOW MEM",         "SHOW STATE",     "SHOW FDS",
+		"SHOW HELP",
+	};
+	char path[IT_PATH_MAX], head[64];
+	char *man;
+	PGconn *adm = it_connect(ADMIN);
+	PGresult *res;
+	const char *help, *help_end;
+
+	snprintf(path, sizeof(path), "%s/man/pgdog-admin.7", it_srcdir());
+	man = it_read_file(path);
+	ck_assert_ptr_nonnull(man);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *sec, *end;
+
+		snprintf(head, sizeof(head), "\n.SS %s\n", cmds[i]);
+		sec = strstr(man, head);
+		ck_assert_msg(sec != NULL, "pgdog-admin(7) has no section %s", cmds[i]);
+		end = strstr(sec + 1, "\n.SS ");
+		ck_assert_ptr_nonnull(end);
+		res = it_exec_ok(adm, cmds[i]);
+		for (int f = 0; f < PQnfields(res); f++) {
+			const char *col = PQfname(res, f);
+
+			/* SHOW STATS documents each counter once, for its total_ and avg_ */
+			if (strcmp(cmds[i], "SHOW STATS") == 0 && strncmp(col, "total_", 6) == 0)
+				col += 6;
+			else if (strcmp(cmds[i], "SHOW STATS") == 0 && strncmp(col, "avg_", 4) == 0)
+				col += 4;
+			ck_assert_msg(man_has_bold(sec, end, col),
+				      "pgdog-admin(7) %s does not document the column %s", cmds[i],
+				      PQfname(res, f));
+		}
+		PQclear(res);
+	}
+	/* the commands SHOW HELP lists: a SHOW has its own section, the others are named there */
+	help = strstr(man, "\n.SS SHOW HELP\n");
+	ck_assert_ptr_nonnull(help);
+	help_end = strstr(help + 1, "\n.SS ");
+	res = it_exec_ok(adm, "SHOW HELP");
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *cmd = PQgetvalue(res, r, 0);
+
+		if (strncmp(cmd, "SHOW ", 5) == 0) {
+			snprintf(head, sizeof(head), "\n.SS %s\n", cmd);
+			ck_assert_msg(strstr(man, head) != NULL, "pgdog-admin(7) has no section %s",
+				      cmd);
+		} else {
+			char quoted[64], plain[64];
+			const char *q, *b;
+
+			snprintf(quoted, sizeof(quoted), "\n.BR \"%s\"", cmd);
+			snprintf(plain, sizeof(plain), "\n.BR %s ", cmd);
+			q = strstr(help, quoted);
+			b = strstr(help, plain);
+			ck_assert_msg((q != NULL && q < help_end) || (b != NULL && b < help_end),
+				      "pgdog-admin(7) SHOW HELP does not name %s", cmd);
+		}
+	}
+	PQclear(res);
+	free(man);
+	PQfinish(adm);
+}
+END_TEST
+
 /* server_version at startup (GUI tools need it); the extended protocol errors, never hangs. */
 START_TEST(test_admin_extended_and_version)
 {
@@ -1257,6 +1354,7 @@ main(void)
 	tcase_add_test(tc, test_admin_stats_averages);
 	tcase_add_test(tc, test_admin_stats_connects);
 	tcase_add_test(tc, test_admin_help_and_unknown);
+	tcase_add_test(tc, test_admin_man_page);
 	tcase_add_test(tc, test_admin_extended_and_version);
 	tcase_add_test(tc, test_admin_metrics_promtool);
 	tcase_add_test(tc, test_admin_metrics_http);
