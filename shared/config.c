@@ -1988,6 +1988,7 @@ static const struct config_live {
 	  1000000, false },
 	{ "log_connections", offsetof(struct config, log_connections), 0, 1, true },
 	{ "log_disconnections", offsetof(struct config, log_disconnections), 0, 1, true },
+	{ "log_pooler_errors", offsetof(struct config, log_pooler_errors), 0, 1, true },
 };
 
 size_t

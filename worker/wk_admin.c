@@ -1433,7 +1433,7 @@ static const char *const wk_admin_help[][2] = {
 	{ "BAN id|db", "refuse new transactions of a pool or database for ban_timeout" },
 	{ "UNBAN [id|db]", "lift the bans of a pool or database (all: no argument)" },
 	{ "SET setting TO value", "change a setting until the next reload" },
-	{ "KILL db", "PgBouncer: drop every connection of a database" },
+	{ "KILL [db]", "PgBouncer: drop every connection of a database (all: no argument)" },
 	{ "KILL_CLIENT id", "PgBouncer: drop one client connection" },
 };
 

@@ -606,6 +606,10 @@ wk_admin_ctl_query(struct wk_client *c, const char *cmd, const char *raw, enum w
 		*rc = wk_admin_ctl_reload(c);
 	else if (strcmp(cmd, "shutdown") == 0)
 		*rc = wk_admin_ctl_shutdown(c);
+	else if (strncmp(cmd, "reload", 6) == 0 || strncmp(cmd, "shutdown", 8) == 0)
+		/* not a SET: say what is wrong rather than fall through to SET's usage */
+		*rc = wk_admin_ctl_error(c, SQLSTATE_SYNTAX_ERROR, NULL, "%s takes no arguments",
+					 words[0]);
 	else if (n > 2 && strncmp(cmd, "set", 3) != 0)
 		*rc = wk_admin_ctl_error(c, SQLSTATE_SYNTAX_ERROR, NULL,
 					 "too many arguments: %s takes at most one", words[0]);

@@ -464,6 +464,35 @@ START_TEST(test_admin_wait_and_idle_xact)
 END_TEST
 
 /*
+ * connects: every server connection a pool opens counts once in
+ * total_connect_count, with its time in total_connect_time. RECONNECT
+ * closes the idle ones, so the next query must open (and count) a new one.
+ */
+START_TEST(test_admin_stats_connects)
+{
+	PGconn *adm = it_connect(ADMIN), *c = it_connect(APP);
+	unsigned long long cnt0, time0;
+	long long end;
+
+	ck_assert_str_eq(it_value(c, "SELECT 1"), "1");
+	cnt0 = stat_num(adm, "app", "total_connect_count");
+	time0 = stat_num(adm, "app", "total_connect_time");
+	ck_assert_uint_gt(cnt0, 0);
+	ck_assert_uint_gt(time0, 0);
+	PQclear(it_exec_ok(adm, "RECONNECT app"));
+	ck_assert_str_eq(it_value(c, "SELECT 2"), "2");
+	end = it_now_ms() + 3000;
+	while (stat_num(adm, "app", "total_connect_count") == cnt0) {
+		ck_assert_msg(it_now_ms() < end, "no new connect counted after RECONNECT");
+		it_sleep_ms(20);
+	}
+	ck_assert_uint_gt(stat_num(adm, "app", "total_connect_time"), time0);
+	PQfinish(c);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
  * Averages over stats_period (1 s here): traffic through more than two
  * periods gives a positive rate and mean query time.
  */
@@ -483,6 +512,7 @@ START_TEST(test_admin_stats_averages)
 	ck_assert_uint_gt(stat_num(adm, "app", "avg_query_count"), 0);
 	ck_assert_uint_gt(stat_num(adm, "app", "avg_query_time"), 0);
 	ck_assert_uint_gt(stat_num(adm, "app", "avg_received"), 0);
+	ck_assert_uint_gt(stat_num(adm, "app", "avg_xact_time"), 0);
 	res = it_exec_ok(adm, "SHOW STATS_AVERAGES");
 	ck_assert_int_eq(PQntuples(res), 1);
 	ck_assert_msg(atoll(PQgetvalue(res, 0, PQfnumber(res, "xact_count"))) > 0,
@@ -503,11 +533,10 @@ START_TEST(test_admin_help_and_unknown)
 	PGconn *adm = it_connect(ADMIN);
 	PGresult *res = it_exec_ok(adm, "SHOW HELP");
 	static const char *const want[] = {
-		"SHOW STATS", "SHOW POOLS",         "SHOW FDS",
-		"RELOAD",     "PAUSE [db]",         "SHUTDOWN",
-		"BAN id|db",  "UNBAN [id|db]",      "SET setting TO value",
-		"KILL db",    "KILL_CLIENT id",     "SHOW BANS",
-		"SHOW PEERS", "MAINTENANCE ON|OFF",
+		"SHOW STATS",           "SHOW POOLS",         "SHOW FDS",       "RELOAD",
+		"PAUSE [db]",           "SHUTDOWN",           "BAN id|db",      "UNBAN [id|db]",
+		"SET setting TO value", "KILL [db]",          "KILL_CLIENT id", "SHOW BANS",
+		"SHOW PEERS",           "MAINTENANCE ON|OFF",
 	};
 	const char *hint;
 
@@ -539,9 +568,124 @@ START_TEST(test_admin_help_and_unknown)
 	res = PQexec(adm, "SHOW");
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42601");
 	PQclear(res);
-	/* the console still works */
+	/* commands without arguments refuse one, saying so (not SET's usage), and do nothing */
+	{
+		static const char *const extra[][2] = {
+			{ "RELOAD now", "RELOAD takes no arguments" },
+			{ "shutdown now;", "shutdown takes no arguments" }
+		};
+
+		for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+			res = PQexec(adm, extra[i][0]);
+			ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+			ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42601");
+			ck_assert_msg(strcmp(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+					     extra[i][1]) == 0,
+				      "%s: %s", extra[i][0],
+				      PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+			PQclear(res);
+		}
+	}
+	/* the console still works (and pgdog did not shut down) */
 	ck_assert_int_eq(PQntuples(res = it_exec_ok(adm, "show   version ;")), 1);
 	PQclear(res);
+	PQfinish(adm);
+}
+END_TEST
+
+/* Whether the bold text (.B/.BR/.RB/.BI lines) of man[from, to) has the token w. */
+static bool
+man_has_bold(const char *from, const char *to, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *l = from; l && l < to; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		const char *end = strchr(l, '\n');
+
+		if (strncmp(l, ".B", 2) != 0 && strncmp(l, ".RB", 3) != 0)
+			continue;
+		for (const char *p = strchr(l, ' '); p && p < end && *p; p++) {
+			/* a token: between blanks, quotes, commas, parentheses */
+			if (strncmp(p, w, n) == 0 && strchr(" \"(", p[-1]) &&
+			    strchr(" \",)\n.:;", p[n]))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * pgdog-admin(7) documents every column every SHOW command sends (in the
+ * command's own section), and every command SHOW HELP lists.
+ */
+START_TEST(test_admin_man_page)
+{
+	static const char *const cmds[] = {
+		"SHOW VERSION",  "SHOW CLIENTS",     "SHOW SERVERS",   "SHOW POOLS",
+		"SHOW PREPARED", "SHOW LISTENERS",   "SHOW STATS",     "SHOW STATS_TOTALS",
+		"SHOW TOTALS",   "SHOW CONFIG",      "SHOW DATABASES", "SHOW USERS",
+		"SHOW LISTS",    "SHOW QUERY_CACHE", "SHOW PEERS",     "SHOW REPLICATION",
+		"SHOW BANS",     "SHOW MEM",         "SHOW STATE",     "SHOW FDS",
+		"SHOW HELP",
+	};
+	char path[IT_PATH_MAX], head[64];
+	char *man;
+	PGconn *adm = it_connect(ADMIN);
+	PGresult *res;
+	const char *help, *help_end;
+
+	snprintf(path, sizeof(path), "%s/man/pgdog-admin.7", it_srcdir());
+	man = it_read_file(path);
+	ck_assert_ptr_nonnull(man);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *sec, *end;
+
+		snprintf(head, sizeof(head), "\n.SS %s\n", cmds[i]);
+		sec = strstr(man, head);
+		ck_assert_msg(sec != NULL, "pgdog-admin(7) has no section %s", cmds[i]);
+		end = strstr(sec + 1, "\n.SS ");
+		ck_assert_ptr_nonnull(end);
+		res = it_exec_ok(adm, cmds[i]);
+		for (int f = 0; f < PQnfields(res); f++) {
+			const char *col = PQfname(res, f);
+
+			/* SHOW STATS documents each counter once, for its total_ and avg_ */
+			if (strcmp(cmds[i], "SHOW STATS") == 0 && strncmp(col, "total_", 6) == 0)
+				col += 6;
+			else if (strcmp(cmds[i], "SHOW STATS") == 0 && strncmp(col, "avg_", 4) == 0)
+				col += 4;
+			ck_assert_msg(man_has_bold(sec, end, col),
+				      "pgdog-admin(7) %s does not document the column %s", cmds[i],
+				      PQfname(res, f));
+		}
+		PQclear(res);
+	}
+	/* the commands SHOW HELP lists: a SHOW has its own section, the others are named there */
+	help = strstr(man, "\n.SS SHOW HELP\n");
+	ck_assert_ptr_nonnull(help);
+	help_end = strstr(help + 1, "\n.SS ");
+	res = it_exec_ok(adm, "SHOW HELP");
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *cmd = PQgetvalue(res, r, 0);
+
+		if (strncmp(cmd, "SHOW ", 5) == 0) {
+			snprintf(head, sizeof(head), "\n.SS %s\n", cmd);
+			ck_assert_msg(strstr(man, head) != NULL, "pgdog-admin(7) has no section %s",
+				      cmd);
+		} else {
+			char quoted[64], plain[64];
+			const char *q, *b;
+
+			snprintf(quoted, sizeof(quoted), "\n.BR \"%s\"", cmd);
+			snprintf(plain, sizeof(plain), "\n.BR %s ", cmd);
+			q = strstr(help, quoted);
+			b = strstr(help, plain);
+			ck_assert_msg((q != NULL && q < help_end) || (b != NULL && b < help_end),
+				      "pgdog-admin(7) SHOW HELP does not name %s", cmd);
+		}
+	}
+	PQclear(res);
+	free(man);
 	PQfinish(adm);
 }
 END_TEST
@@ -1208,7 +1352,9 @@ main(void)
 	tcase_add_test(tc, test_admin_out_of_sync);
 	tcase_add_test(tc, test_admin_wait_and_idle_xact);
 	tcase_add_test(tc, test_admin_stats_averages);
+	tcase_add_test(tc, test_admin_stats_connects);
 	tcase_add_test(tc, test_admin_help_and_unknown);
+	tcase_add_test(tc, test_admin_man_page);
 	tcase_add_test(tc, test_admin_extended_and_version);
 	tcase_add_test(tc, test_admin_metrics_promtool);
 	tcase_add_test(tc, test_admin_metrics_http);

@@ -203,8 +203,16 @@ END_TEST
 START_TEST(test_control_maintenance)
 {
 	PGconn *c0 = connect_on(APP, 0), *c1 = connect_on(OTHER, 1), *a = admin();
+	PGconn *tx = it_connect(APP);
 
+	PQclear(it_exec_ok(tx, "BEGIN"));
+	PQclear(it_exec_ok(tx, "SELECT 1"));
 	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
+	/* a transaction under way is not held: it goes on and ends; its next one is held */
+	PQclear(it_exec_ok(tx, "SELECT 'in flight'"));
+	PQclear(it_exec_ok(tx, "COMMIT"));
+	ck_assert_int_eq(PQsendQuery(tx, "SELECT 'next'"), 1);
+	ck_assert_msg(it_busy_for(tx, 300), "a new transaction ran during maintenance");
 	ck_assert_int_eq(PQsendQuery(c0, "SELECT 1"), 1);
 	ck_assert_int_eq(PQsendQuery(c1, "SELECT 1"), 1);
 	ck_assert_msg(it_busy_for(c0, 700), "worker 0 ran a query during maintenance");
@@ -212,12 +220,27 @@ START_TEST(test_control_maintenance)
 	admin_ok(a, "maintenance off;", "MAINTENANCE");
 	finish_ok(c0, 3000);
 	finish_ok(c1, 3000);
+	finish_ok(tx, 3000);
 	it_exec_error(a, "MAINTENANCE maybe", "42601");
+	PQfinish(tx);
 	PQfinish(a);
 	PQfinish(c0);
 	PQfinish(c1);
 }
 END_TEST
+
+/* Lines of pgdog's log containing s. */
+static int
+log_count(const char *s)
+{
+	char *text = it_read_file(g_it.log_path);
+	int n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, s)) != NULL; p += strlen(s))
+		n++;
+	free(text);
+	return n;
+}
 
 /*
  * A held client waits checkout_timeout, then gets 53300 (as when the pool is
@@ -233,13 +256,21 @@ START_TEST(test_control_held_timeout_and_set)
 	admin_ok(a, "MAINTENANCE ON", "MAINTENANCE");
 	for (int i = 0; i < 2; i++) {
 		PGconn *c = i ? c1 : c0;
+		int logged = log_count("pooler error: FATAL 53300");
 
+		/* log_pooler_errors changes live too: off for worker 0's error, on for worker 1's */
+		admin_ok(a, i ? "SET log_pooler_errors TO on" : "SET log_pooler_errors TO off",
+			 "SET");
 		t0 = it_now_ms();
 		ck_assert_int_eq(it_exec_first_error(c, "SELECT 1", st, msg, sizeof(msg)), 1);
 		ms = it_now_ms() - t0;
 		ck_assert_msg(strcmp(st, "53300") == 0, "worker %d: %s %s", i, st, msg);
 		ck_assert_msg(strstr(msg, "checkout_timeout (1200 ms)") != NULL, "%s", msg);
 		ck_assert_msg(ms >= 1100 && ms < 4000, "worker %d failed after %lld ms", i, ms);
+		for (int k = 0; i && k < 100 && log_count("pooler error: FATAL 53300") == logged;
+		     k++)
+			it_sleep_ms(20);
+		ck_assert_int_eq(log_count("pooler error: FATAL 53300"), logged + i);
 	}
 	admin_ok(a, "MAINTENANCE OFF", "MAINTENANCE");
 	admin_ok(a, "SET checkout_timeout = 5000", "SET");

@@ -2,7 +2,8 @@
  * it_daemon.c: pgdog as a Unix daemon: the sd_notify messages a service
  * manager receives (start, SIGHUP, binary upgrade, SIGTERM, SIGINT; path
  * and abstract socket names), the logging options (log_connections,
- * log_disconnections, log_pooler_errors, syslog_facility), and the SysV
+ * log_disconnections, log_pooler_errors, syslog_facility), log_file
+ * reopened on SIGUSR1 and by conf/pgdog.logrotate run through logrotate, and the SysV
  * init script conf/pgdog.init run for real against a throwaway
  * configuration (start, status, reload, force-reload, restart, upgrade,
  * stop, and the LSB status codes 0, 1 and 3).
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -329,6 +331,131 @@ END_TEST
 
 /* ---- SysV init script ---------------------------------------------------- */
 
+/* ---- log_file rotation ----------------------------------------------------- */
+
+/* How many times s occurs in the file at path (0 if it cannot be read). */
+static int
+file_count(const char *path, const char *s)
+{
+	char *text = it_read_file(path);
+	int n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, s)) != NULL; p += strlen(s))
+		n++;
+	free(text);
+	return n;
+}
+
+/*
+ * Logins until one is logged in path (the workers reopened log_file), then
+ * `more` logins, which must all go to path and none to old.
+ */
+static void
+logins_go_to(int port, const char *path, const char *old, int more)
+{
+	int before_old, before_new;
+	long long deadline = it_now_ms() + 5000;
+
+	while (file_count(path, "login: user=app") == 0) {
+		ck_assert_msg(it_now_ms() < deadline, "no login line in %s after the reopen", path);
+		select_through(port, "log reopen");
+		it_sleep_ms(50);
+	}
+	it_sleep_ms(200); /* the other worker's SIGUSR1 (sent with the first) */
+	before_old = file_count(old, "login: user=app");
+	before_new = file_count(path, "login: user=app");
+	/* several logins, so that both workers (SO_REUSEPORT picks) most likely log */
+	for (int i = 0; i < more; i++)
+		select_through(port, "log reopen");
+	ck_assert_msg(it_file_wait_for(path, "closing client connection", 5000),
+		      "no disconnection");
+	for (int i = 0; i < 100 && file_count(path, "login: user=app") < before_new + more; i++)
+		it_sleep_ms(20);
+	ck_assert_int_eq(file_count(path, "login: user=app"), before_new + more);
+	ck_assert_int_eq(file_count(old, "login: user=app"), before_old);
+}
+
+/*
+ * SIGUSR1 reopens log_file in the supervisor and every worker (after a
+ * rename, lines go to the new file); then conf/pgdog.logrotate itself, run by
+ * logrotate(8) with its paths pointed at this pgdog, rotates the file and
+ * its postrotate signal makes pgdog write to the new one, without a reload.
+ */
+START_TEST(test_daemon_log_reopen)
+{
+	char dir[IT_PATH_MAX], log[IT_PATH_MAX + 16], old[IT_PATH_MAX + 16], pidfile[IT_PATH_MAX];
+	char general[IT_PATH_MAX + 32], snippet[IT_PATH_MAX], cmd[IT_PATH_MAX * 4];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	char *conf, *text, *at;
+	int port = it_free_port(), rc;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/logs", g_it.dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(log, sizeof(log), "%s/pgdog.log", dir);
+	snprintf(old, sizeof(old), "%s/pgdog.log.1", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/rot.pid", g_it.dir);
+	snprintf(general, sizeof(general), "log_file = %s\n", log);
+	pid = it_pgdog_spawn(
+		"rot", &(struct it_pgdog_conf){ .workers = 2, .users = USERS, .general = general },
+		port, args);
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	select_through(port, "before the rotation");
+	ck_assert_msg(it_file_wait_for(log, "login: user=app", 5000), "no login line in log_file");
+
+	/* by hand: rename, SIGUSR1 */
+	ck_assert_int_eq(rename(log, old), 0);
+	ck_assert_int_eq(kill(pid, SIGUSR1), 0);
+	logins_go_to(port, log, old, 8);
+	ck_assert_msg(it_pid_alive(pid), "pgdog died on SIGUSR1");
+	ck_assert_msg(!it_file_contains(log, "configuration reloaded"),
+		      "SIGUSR1 reloaded the configuration");
+
+	/* the shipped snippet, run by logrotate for real */
+	ck_assert_msg(access("/usr/sbin/logrotate", X_OK) == 0,
+		      "/usr/sbin/logrotate is missing: apt-get install logrotate (CI installs it)");
+	ck_assert_int_eq(unlink(old), 0);
+	snprintf(cmd, sizeof(cmd), "%s/conf/pgdog.logrotate", it_srcdir());
+	text = it_read_file(cmd);
+	ck_assert_ptr_nonnull(text);
+	conf = calloc(1, strlen(text) + 4 * IT_PATH_MAX);
+	ck_assert_ptr_nonnull(conf);
+	/* the same snippet with this test's paths; no chown (tests may not run as root) */
+	for (const char *p = text; *p;) {
+		if (strncmp(p, "/var/log/pgdog/pgdog.log", 24) == 0) {
+			strcat(conf, log);
+			p += 24;
+		} else if (strncmp(p, "/run/pgdog/pgdog.pid", 20) == 0) {
+			strcat(conf, pidfile);
+			p += 20;
+		} else if (strncmp(p, " postgres postgres", 18) == 0) {
+			p += 18;
+		} else {
+			at = conf + strlen(conf);
+			at[0] = *p++;
+			at[1] = '\0';
+		}
+	}
+	ck_assert_msg(strstr(conf, pidfile) && strstr(conf, log), "snippet paths not replaced");
+	free(text);
+	snprintf(snippet, sizeof(snippet), "%s/pgdog.logrotate", g_it.dir);
+	it_write_file(snippet, conf);
+	free(conf);
+	snprintf(cmd, sizeof(cmd), "/usr/sbin/logrotate -f -s '%s/logrotate.state' '%s' >&2",
+		 g_it.dir, snippet);
+	rc = system(cmd);
+	ck_assert_msg(rc == 0, "logrotate failed: %d", rc);
+	ck_assert_msg(access(old, F_OK) == 0, "logrotate did not rotate %s", log);
+	logins_go_to(port, log, old, 8);
+	ck_assert_msg(it_pid_alive(pid), "pgdog died on logrotate's signal");
+	ck_assert_msg(!it_file_contains(log, "configuration reloaded") &&
+			      !it_file_contains(old, "configuration reloaded"),
+		      "the logrotate snippet reloaded the configuration");
+	kill(pid, SIGTERM);
+	ck_assert(it_wait_pid(pid, 10000) != -1);
+}
+END_TEST
+
 /* Run conf/pgdog.init ACTION with PGDOG_DEFAULTS=defaults; output into out. */
 static int
 run_init(const char *defaults, const char *action, char *out, size_t cap)
@@ -495,6 +622,7 @@ daemon_suite(void)
 	tcase_add_test(tc, test_daemon_logging_defaults_on);
 	tcase_add_test(tc, test_daemon_logging_off);
 	tcase_add_test(tc, test_daemon_syslog_settings);
+	tcase_add_test(tc, test_daemon_log_reopen);
 	tcase_add_test(tc, test_daemon_init_script);
 	suite_add_tcase(s, tc);
 	return s;

@@ -359,6 +359,25 @@ START_TEST(test_process_unix_socket)
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "psql over the Unix socket: %s", out);
 	ck_assert_msg(strncmp(out, "via ", 4) == 0 && strstr(out, " 42") != NULL,
 		      "psql printed: %s", out);
+	/* the admin console is reached through the Unix socket too, and lists every worker */
+	snprintf(cmd, sizeof(cmd),
+		 "PGPASSWORD=pgdog PGCONNECT_TIMEOUT=5 %s -X -A -t -h '%s' -p %d -U admin -d admin "
+		 "-c 'SHOW PEERS' 2>&1",
+		 psql_bin(), g_it.dir, g_it.port);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	{
+		int rows = 0;
+
+		while (fgets(out, sizeof(out), p) != NULL)
+			rows += strncmp(out, "127.0.0.1:", 10) == 0 && strchr(out, '|') != NULL;
+		st = pclose(p);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			      "psql admin over the Unix socket: %s", out);
+		ck_assert_msg(rows == g_it.workers,
+			      "SHOW PEERS over the Unix socket: %d rows, want %d", rows,
+			      g_it.workers);
+	}
 }
 END_TEST
 

@@ -547,7 +547,7 @@ START_TEST(test_upgrade_session_handoff)
 	const char *args[] = { "--pidfile", pidfile, NULL };
 	int port = it_free_port();
 	pid_t pid, next = 0;
-	PGconn *c;
+	PGconn *c, *adm;
 	PGresult *res;
 	const char *vals[1] = { "41" };
 	char errbuf[256];
@@ -576,6 +576,10 @@ START_TEST(test_upgrade_session_handoff)
 	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
 	PQclear(res);
 
+	adm = PQconnectdb(it_pgdog_dsn("dbname=admin user=admin password=pgdog"));
+	ck_assert_msg(PQstatus(adm) == CONNECTION_OK, "%s", PQerrorMessage(adm));
+	ck_assert_int_eq(strncmp(it_value(adm, "SHOW VERSION"), "pgdog ", 6), 0);
+
 	kill(pid, SIGUSR2);
 	ck_assert_msg(it_wait_pid(pid, 10000) != -1,
 		      "the old supervisor did not exit: the idle client was not handed over");
@@ -584,6 +588,20 @@ START_TEST(test_upgrade_session_handoff)
 	ck_assert_int_ne(next, pid);
 	ck_assert_msg(it_file_wait_for(log, "login handed over from the previous generation", 2000),
 		      "no adoption line");
+	/*
+	 * An admin console connection is not handed over (pgdog(8)): the old
+	 * worker closed it (57P01) before it exited; a new one reaches the new
+	 * generation.
+	 */
+	res = PQexec(adm, "SHOW VERSION");
+	ck_assert_int_ne(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	ck_assert_int_eq(PQstatus(adm), CONNECTION_BAD);
+	PQfinish(adm);
+	adm = PQconnectdb(it_pgdog_dsn("dbname=admin user=admin password=pgdog"));
+	ck_assert_msg(PQstatus(adm) == CONNECTION_OK, "%s", PQerrorMessage(adm));
+	ck_assert_int_eq(strncmp(it_value(adm, "SHOW VERSION"), "pgdog ", 6), 0);
+	PQfinish(adm);
 
 	/* the same connection, now served by the new generation */
 	ck_assert_str_eq(it_value(c, "SHOW work_mem"), "3MB");

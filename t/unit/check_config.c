@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "shared/config.h"
+#include "shared/shm.h"
 
 #define SCRAM_VERIFIER \
 	"SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$bpSY5Ze9NUH+I35LC3gVq+DpBfK46iXBxvhAKqVu9pE=:VpYlBuxyzeCI1KnctrefdljpB1mk3Gp7sBI/t11+NkQ="
@@ -882,6 +883,43 @@ START_TEST(test_config_keys_documented)
 		snprintf(want, sizeof(want), ".BR %s \"", general[i]);
 		ck_assert_msg(strstr(man, want) != NULL, "man/pgdog.ini.5 lacks %s", general[i]);
 	}
+	/*
+	 * Every [general] key of the parser's own table (the list above may lag
+	 * behind it), with the value a default configuration has for it, and the
+	 * reverse: every key the man page's [general] section documents exists.
+	 */
+	{
+		struct config *cfg = load_ok(MIN_INI, NULL);
+		const char *sec = strstr(man, "\n.SH [general]\n");
+		const char *end = sec ? strstr(sec + 1, "\n.SH ") : NULL;
+		char value[256];
+		const char *name;
+		size_t cnt = 0;
+
+		ck_assert_ptr_nonnull(end);
+		for (size_t i = 0; (name = config_general_key(cfg, i, value, sizeof(value))); i++) {
+			snprintf(want, sizeof(want), "%s = ", name);
+			ck_assert_msg(has_line(ini, want), "conf/pgdog.ini lacks %s", name);
+			snprintf(want, sizeof(want), "\n.TP\n.BR %s \"", name);
+			ck_assert_msg(strstr(sec, want) != NULL && strstr(sec, want) < end,
+				      "man/pgdog.ini.5 [general] lacks %s", name);
+			cnt++;
+		}
+		for (const char *p = sec; (p = strstr(p, "\n.TP\n.BR ")) != NULL && p < end; p++) {
+			char key[64];
+			bool found = false;
+
+			ck_assert_int_eq(sscanf(p + 9, "%63[a-z_]", key), 1);
+			for (size_t i = 0;
+			     (name = config_general_key(cfg, i, value, sizeof(value))); i++)
+				found = found || strcmp(name, key) == 0;
+			ck_assert_msg(found,
+				      "man/pgdog.ini.5 documents [general] %s, which is no key",
+				      key);
+		}
+		ck_assert_uint_ge(cnt, sizeof(general) / sizeof(general[0]));
+		config_free(cfg);
+	}
 	for (size_t i = 0; i < sizeof(databases) / sizeof(databases[0]); i++) {
 		snprintf(want, sizeof(want), "%s = ", databases[i]);
 		ck_assert_msg(has_line(db_section, want), "[databases.prod] lacks %s",
@@ -1467,6 +1505,38 @@ START_TEST(test_config_reload_pool_differs)
 END_TEST
 
 /* SET's settings: found case-insensitively, checked like the INI file, applied */
+/* Whether the man page paragraph at par (up to the next .PP/.SS/.SH) names key in bold. */
+static bool
+man_par_names(const char *par, const char *key)
+{
+	const char *end = par + strlen(par);
+	static const char *const marks[] = { "\n.PP", "\n.SS ", "\n.SH " };
+	char want[128];
+
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		const char *m = strstr(par + 1, marks[i]);
+
+		if (m != NULL && m < end)
+			end = m;
+	}
+	for (int i = 0; i < 4; i++) {
+		const char *f;
+
+		if (i == 0)
+			snprintf(want, sizeof(want), "\n.B %s\n", key);
+		else if (i == 1)
+			snprintf(want, sizeof(want), "\n.BR %s ,", key);
+		else if (i == 2)
+			snprintf(want, sizeof(want), "\n.BR %s .", key);
+		else
+			snprintf(want, sizeof(want), "\n.BR %s \"", key);
+		f = strstr(par, want);
+		if (f != NULL && f < end)
+			return true;
+	}
+	return false;
+}
+
 START_TEST(test_config_live_settings)
 {
 	struct config *cfg = config_new();
@@ -1484,6 +1554,31 @@ START_TEST(test_config_live_settings)
 	ck_assert_int_eq(config_live_parse((size_t)i, "off", &v, err, sizeof(err)), 0);
 	config_live_apply(cfg, (size_t)i, v);
 	ck_assert(!cfg->log_connections);
+	i = config_live_find("log_pooler_errors");
+	ck_assert_int_ge(i, 0);
+	ck_assert_int_eq(config_live_parse((size_t)i, "false", &v, err, sizeof(err)), 0);
+	config_live_apply(cfg, (size_t)i, v);
+	ck_assert(!cfg->log_pooler_errors);
+	/* both man pages list every setting SET changes */
+	{
+		char *ini5 = read_src_file("man/pgdog.ini.5");
+		char *adm7 = read_src_file("man/pgdog-admin.7");
+		const char *set5 = strstr(ini5, "The admin command\n.B SET\n");
+		const char *set7 = strstr(adm7, "\n.SS SET ");
+
+		ck_assert_ptr_nonnull(set5);
+		ck_assert_ptr_nonnull(set7);
+		for (size_t k = 0; k < config_live_cnt(); k++) {
+			ck_assert_msg(man_par_names(set5, config_live_name(k)),
+				      "pgdog.ini(5) SET list lacks %s", config_live_name(k));
+			ck_assert_msg(man_par_names(set7, config_live_name(k)),
+				      "pgdog-admin(7) SET lacks %s", config_live_name(k));
+		}
+		free(ini5);
+		free(adm7);
+	}
+	/* every live setting has a slot in the shared segment's override table */
+	ck_assert_uint_le(config_live_cnt(), SHM_CTL_OVERRIDES);
 	ck_assert_int_eq(config_live_find("port"), -1);
 	ck_assert_int_eq(config_live_find("workers"), -1);
 	config_free(cfg);
