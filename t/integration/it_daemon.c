@@ -423,9 +423,9 @@ syslog_traffic(int port, int cnt)
  */
 START_TEST(test_daemon_syslog_never_blocks)
 {
-	char sock[IT_PATH_MAX], admin[256], line[1024];
-	static char acc[1 << 16];
-	int port = it_free_port(), fd, rcv = 4096;
+	char sock[IT_PATH_MAX], admin[256], line[1024], general[512];
+	static char acc[1 << 16], body[1 << 17];
+	int port = it_free_port(), mport = it_free_port(), fd, rcv = 4096;
 	const char *v;
 	pid_t pid, kids[2];
 	PGconn *adm;
@@ -433,16 +433,15 @@ START_TEST(test_daemon_syslog_never_blocks)
 	snprintf(sock, sizeof(sock), "%s/syslog.sock", g_it.dir);
 	fd = notify_bind(sock);
 	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	snprintf(general, sizeof(general),
+		 "syslog = on\nsyslog_ident = pgdog-it\nsyslog_facility = local3\n"
+		 "log_connections = on\nlog_disconnections = on\nopenmetrics_port = %d\n",
+		 mport);
 	setenv("PGDOG_SYSLOG_PATH", sock, 1);
-	pid = it_pgdog_spawn("syslog",
-			     &(struct it_pgdog_conf){ .workers = 1,
-						      .users = USERS,
-						      .general = "syslog = on\n"
-								 "syslog_ident = pgdog-it\n"
-								 "syslog_facility = local3\n"
-								 "log_connections = on\n"
-								 "log_disconnections = on\n" },
-			     port, NULL);
+	pid = it_pgdog_spawn(
+		"syslog",
+		&(struct it_pgdog_conf){ .workers = 1, .users = USERS, .general = general }, port,
+		NULL);
 	unsetenv("PGDOG_SYSLOG_PATH");
 
 	/* (1) the format, read as it comes (the queue holds few datagrams) */
@@ -472,6 +471,13 @@ START_TEST(test_daemon_syslog_never_blocks)
 	v = it_show_value(adm, "SHOW STATE", "key", "log_lines_dropped", NULL, NULL, "value");
 	ck_assert_msg(atol(v) > 0, "SHOW STATE log_lines_dropped = %s after 40 logins", v);
 	PQfinish(adm);
+	ck_assert_int_eq(
+		it_http_request(mport,
+				"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+				body, sizeof(body)),
+		200);
+	ck_assert_msg(it_metric_plain(body, "pgdog_log_lines_dropped_total") >= atof(v),
+		      "pgdog_log_lines_dropped_total below SHOW STATE's %s", v);
 
 	/*
 	 * (3) reading again: the next line that goes out (the admin's
@@ -489,6 +495,23 @@ START_TEST(test_daemon_syslog_never_blocks)
 	ck_assert_msg(atol(strstr(line, "WARN: ") + 6) > 0, "%s", line);
 	ck_assert_msg(strstr(strstr(acc, " log lines dropped: "), "login: user=app database=app"),
 		      "no login line after the dropped-lines line: %s", acc);
+
+	/*
+	 * syslogd restarts (a new socket at the same path): the next line finds
+	 * the old peer gone (ECONNREFUSED) and pgdog reconnects
+	 */
+	close(fd);
+	ck_assert_int_eq(unlink(sock), 0);
+	fd = notify_bind(sock);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	acc[0] = '\0';
+	for (int i = 0; i < 30 && !strstr(acc, "login: user=app database=app"); i++) {
+		select_through(port, "syslogd restarted");
+		syslog_collect(fd, acc, sizeof(acc), 100);
+	}
+	ck_assert_msg(syslog_line_with(acc, "login: user=app database=app", line, sizeof(line)),
+		      "no line after syslogd restarted: %s", acc);
+	syslog_check_format(line, 19 * 8 + 6, kids[0], "wk0", "INFO");
 
 	/* SIGTERM with the socket full again: pgdog stops promptly */
 	syslog_traffic(port, 20);
