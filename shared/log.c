@@ -2,6 +2,13 @@
  * log.c: leveled logging (see log.h).
  * Runs in: both processes. Never allocates; formats into a stack buffer and
  * writes the whole line at once.
+ *
+ * syslog: we do not use libc's syslog(), whose send() on /dev/log blocks
+ * while the syslog daemon is not reading, and so would stop a worker's event
+ * loop (and its SIGTERM handling) for as long as syslogd stalls. We send the
+ * same RFC 3164 datagrams ourselves on a non-blocking socket; a line that
+ * cannot go out at once is dropped and counted, and the count goes out
+ * before the next line that does.
  */
 #include "shared/log.h"
 
@@ -12,9 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#define LOG_SYSLOG_PATH_DEFAULT "/dev/log"
 
 enum log_level g_log_level = LOG_LVL_INFO;
 
@@ -23,6 +34,18 @@ static int log_fd = 2;
 static bool log_use_syslog;
 static int log_facility = LOG_DAEMON;
 static char log_path[4096];
+
+/* our syslog socket: fd -1 until log_open(); may be unconnected (retried) */
+static int log_sys_fd = -1;
+static struct sockaddr_un log_sys_addr;
+static char log_ident[64] = "pgdog";
+static char log_role[16] = "pgdog"; /* "sv" or "wk3": the role of log_tag */
+static int log_pid;
+static time_t log_sys_retry_s;           /* CLOCK_MONOTONIC second of the last connect */
+static uint64_t log_sys_pending;         /* dropped since the last line that went out */
+static uint64_t log_sys_dropped;         /* dropped by this process, ever */
+static bool log_sys_is_full;             /* the last drop was EAGAIN, not a dead socket */
+static _Atomic uint64_t *log_sys_shared; /* where to count drops for others to see */
 
 static const char *const log_names[] = { "ERROR", "WARN", "INFO", "DEBUG", "NOISE" };
 static const char *const log_parse_names[] = { "error", "warn", "info", "debug", "noise" };
@@ -52,10 +75,150 @@ log_level_name(enum log_level l)
 void
 log_set_process(const char *role, int slot)
 {
-	if (slot >= 0)
-		snprintf(log_tag, sizeof(log_tag), "%s%d[%d]", role, slot, (int)getpid());
-	else
-		snprintf(log_tag, sizeof(log_tag), "%s[%d]", role, (int)getpid());
+	log_pid = (int)getpid();
+	if (slot >= 0) {
+		snprintf(log_tag, sizeof(log_tag), "%s%d[%d]", role, slot, log_pid);
+		snprintf(log_role, sizeof(log_role), "%s%d", role, slot);
+	} else {
+		snprintf(log_tag, sizeof(log_tag), "%s[%d]", role, log_pid);
+		snprintf(log_role, sizeof(log_role), "%s", role);
+	}
+	/* a new process (worker, daemon child): the parent's drops are not ours */
+	log_sys_pending = 0;
+	log_sys_dropped = 0;
+	log_sys_shared = NULL;
+}
+
+void
+log_set_drop_counter(_Atomic uint64_t *counter)
+{
+	log_sys_shared = counter;
+}
+
+uint64_t
+log_dropped_total(void)
+{
+	return log_sys_dropped;
+}
+
+static time_t
+log_mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/*
+ * (Re)create the socket and connect it. A failed connect keeps the fd: the
+ * next send fails with ENOTCONN/EDESTADDRREQ and we try again a second later.
+ */
+static void
+log_sys_connect(void)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	log_sys_retry_s = log_mono_s();
+	if (fd < 0)
+		return; /* keep the old one, if any; retried a second later */
+	if (log_sys_fd >= 0)
+		close(log_sys_fd);
+	log_sys_fd = fd;
+	(void)connect(fd, (struct sockaddr *)&log_sys_addr, sizeof(log_sys_addr));
+}
+
+static void
+log_sys_open(const char *ident)
+{
+	const char *path = getenv("PGDOG_SYSLOG_PATH");
+
+	if (!path || !*path)
+		path = LOG_SYSLOG_PATH_DEFAULT;
+	memset(&log_sys_addr, 0, sizeof(log_sys_addr));
+	log_sys_addr.sun_family = AF_UNIX;
+	snprintf(log_sys_addr.sun_path, sizeof(log_sys_addr.sun_path), "%s", path);
+	snprintf(log_ident, sizeof(log_ident), "%s", ident && *ident ? ident : "pgdog");
+	if (!log_pid)
+		log_pid = (int)getpid();
+	log_sys_connect();
+}
+
+/* One datagram, never waiting: true if the kernel took it. */
+static bool
+log_sys_send(const char *buf, size_t len)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		int e;
+
+		if (log_sys_fd >= 0 && send(log_sys_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+			return true;
+		e = log_sys_fd >= 0 ? errno : ENOTCONN;
+		if (e == EINTR)
+			continue;
+		if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
+			log_sys_is_full = true;
+			return false;
+		}
+		log_sys_is_full = false;
+		/* syslogd restarted (or is not up yet): reconnect, at most once a second */
+		if (log_mono_s() == log_sys_retry_s)
+			return false;
+		log_sys_connect();
+	}
+	return false;
+}
+
+/* "<PRI>Mmm dd hh:mm:ss ident[pid]: " as libc's syslog() writes it (local time). */
+static size_t
+log_sys_header(char *buf, size_t cap, int pri)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t n;
+	int r;
+
+	r = snprintf(buf, cap, "<%d>", pri);
+	n = r > 0 ? (size_t)r : 0;
+	localtime_r(&now, &tm);
+	n += strftime(buf + n, cap - n, "%h %e %T ", &tm);
+	r = snprintf(buf + n, cap - n, "%s[%d]: %s ", log_ident, log_pid, log_role);
+	n += r > 0 ? (size_t)r : 0;
+	return n < cap ? n : cap - 1;
+}
+
+static void
+log_sys_drop(void)
+{
+	log_sys_pending++;
+	log_sys_dropped++;
+	if (log_sys_shared)
+		atomic_fetch_add_explicit(log_sys_shared, 1, memory_order_relaxed);
+}
+
+/* The line (already prefixed by log_sys_header) goes out, or is counted. */
+static void
+log_sys_line(const char *line, size_t len)
+{
+	if (log_sys_pending) {
+		char note[256];
+		size_t n = log_sys_header(note, sizeof(note), log_facility | LOG_WARNING);
+		int r = snprintf(note + n, sizeof(note) - n,
+				 "WARN: %llu log lines dropped: syslog socket %s",
+				 (unsigned long long)log_sys_pending,
+				 log_sys_is_full ? "full" : "unavailable");
+
+		n += r > 0 ? (size_t)r : 0;
+		if (n >= sizeof(note))
+			n = sizeof(note) - 1;
+		if (!log_sys_send(note, n)) {
+			log_sys_drop();
+			return;
+		}
+		log_sys_pending = 0;
+	}
+	if (!log_sys_send(line, len))
+		log_sys_drop();
 }
 
 static int
@@ -74,7 +237,7 @@ int
 log_open(const char *path, bool use_syslog, const char *ident)
 {
 	if (use_syslog) {
-		openlog(ident ? ident : "pgdog", LOG_PID | LOG_NDELAY, log_facility);
+		log_sys_open(ident);
 		log_use_syslog = true;
 		return 0;
 	}
@@ -111,8 +274,9 @@ log_reopen(void)
 void
 log_close(void)
 {
-	if (log_use_syslog)
-		closelog();
+	if (log_sys_fd >= 0)
+		close(log_sys_fd);
+	log_sys_fd = -1;
 	if (log_fd > 2)
 		close(log_fd);
 	log_fd = 2;
@@ -129,7 +293,11 @@ log_write(enum log_level l, const struct log_ctx *ctx, int err, const char *fmt,
 
 	if (l > g_log_level)
 		return;
-	if (!log_use_syslog) {
+	if (log_use_syslog) {
+		static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG };
+
+		n = log_sys_header(line, sizeof(line), log_facility | prio[l]);
+	} else {
 		struct timeval tv;
 		struct tm tm;
 
@@ -161,10 +329,7 @@ log_write(enum log_level l, const struct log_ctx *ctx, int err, const char *fmt,
 	if (n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;
 	if (log_use_syslog) {
-		static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG };
-
-		line[n] = '\0';
-		syslog(prio[l], "%s", line);
+		log_sys_line(line, n);
 		return;
 	}
 	line[n++] = '\n';

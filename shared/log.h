@@ -1,13 +1,19 @@
 /*
  * log.h: leveled logging for the supervisor and the workers.
  * Runs in: both processes. Each line is written with one write() to an
- * O_APPEND fd (or one syslog() call), so processes sharing a file never
- * interleave. Lines name the process: "sv[1234]" or "wk3[1240]".
+ * O_APPEND fd (or sent as one syslog datagram), so processes sharing a file
+ * never interleave. Lines name the process: "sv[1234]" or "wk3[1240]"; a
+ * syslog line carries "ident[pid]: sv" or "ident[pid]: wk3".
+ * Logging never blocks on syslog: a line the syslog socket cannot take at
+ * once is dropped and counted (log_dropped_total), and "N log lines dropped"
+ * goes out before the next line that is sent.
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shared/compiler.h"
 
@@ -40,9 +46,20 @@ const char *log_level_name(enum log_level l);
 void log_set_process(const char *role, int slot);
 
 /*
- * Send lines to a file (opened O_APPEND|O_CLOEXEC, created 0640), to syslog,
- * or to stderr (path NULL, use_syslog false). Returns -1 with errno if the
- * file cannot be opened; the previous destination stays in effect.
+ * Also add every syslog line this process drops to *counter (a shared-memory
+ * figure others read); NULL: only to log_dropped_total(). log_set_process()
+ * clears it and the counts, as a new process's drops are its own.
+ */
+void log_set_drop_counter(_Atomic uint64_t *counter);
+/* Syslog lines this process dropped because the socket could not take them. */
+uint64_t log_dropped_total(void);
+
+/*
+ * Send lines to a file (opened O_APPEND|O_CLOEXEC, created 0640), to syslog
+ * (an AF_UNIX datagram socket on /dev/log, or $PGDOG_SYSLOG_PATH, non-blocking;
+ * reconnected at most once a second when syslogd restarted), or to stderr
+ * (path NULL, use_syslog false). Returns -1 with errno if the file cannot be
+ * opened; the previous destination stays in effect.
  */
 /* The syslog facility log_open() uses from now on (a LOG_* value; LOG_DAEMON by default). */
 void log_set_facility(int facility);

@@ -97,6 +97,8 @@ struct shm_worker {
 		uint64_t hits, misses, direct, multi;
 		char text[SHM_QC_TEXT_MAX]; /* truncated */
 	} qc_rows[SHM_QC_ROWS];
+	/* appended (fits the alignment padding): syslog lines this slot's workers dropped */
+	_Atomic uint64_t log_dropped;
 } __attribute__((aligned(CACHELINE)));
 
 /* One per pool: the global server count, under lock. */

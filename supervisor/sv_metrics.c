@@ -239,7 +239,7 @@ sv_metrics_value(struct sv_mbuf *b, uint64_t v, bool is_us)
 static void
 sv_metrics_process(struct sv_mbuf *b, const char *ns)
 {
-	uint64_t alive = 0, restarts = 0, clients = 0;
+	uint64_t alive = 0, restarts = 0, clients = 0, log_dropped = log_dropped_total();
 	uint64_t hits = 0, misses = 0, parses = 0, prefiltered = 0, entries = 0;
 
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
@@ -248,6 +248,7 @@ sv_metrics_process(struct sv_mbuf *b, const char *ns)
 		if (atomic_load(&sw->pid) > 0)
 			alive++;
 		restarts += atomic_load(&sw->restarts);
+		log_dropped += atomic_load(&sw->log_dropped);
 		clients += atomic_load(&sw->clients_cnt);
 		hits += atomic_load(&sw->qc_hits);
 		misses += atomic_load(&sw->qc_misses);
@@ -262,6 +263,10 @@ sv_metrics_process(struct sv_mbuf *b, const char *ns)
 	sv_metrics_head(b, ns, "worker_restarts_total", "counter",
 			"Worker processes that exited and were replaced.");
 	sv_mbuf_printf(b, "%sworker_restarts_total %" PRIu64 "\n", ns, restarts);
+	sv_metrics_head(
+		b, ns, "log_lines_dropped_total", "counter",
+		"Syslog lines dropped because the syslog socket could not take them at once.");
+	sv_mbuf_printf(b, "%slog_lines_dropped_total %" PRIu64 "\n", ns, log_dropped);
 	sv_metrics_head(b, ns, "reloads_total", "counter", "Configuration reloads accepted.");
 	sv_mbuf_printf(b, "%sreloads_total %" PRIu64 "\n", ns,
 		       (uint64_t)atomic_load(&g_shm->reloads));

@@ -1216,7 +1216,8 @@ static void
 wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 {
 	static const char *const cols[] = { "key", "value" };
-	char workers[16], alive[16], started[32], reloads[24], bans[16];
+	char workers[16], alive[16], started[32], reloads[24], bans[16], dropped[24];
+	uint64_t log_dropped = 0;
 	char paused_dbs[SHM_CTL_PAUSED_MAX * (SHM_NAME_MAX + 1)] = "";
 	struct stats_holds h;
 	uint32_t n = 0;
@@ -1229,8 +1230,11 @@ wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 		len += (size_t)snprintf(paused_dbs + len, sizeof(paused_dbs) - len, "%s%s",
 					i ? "," : "", h.paused[i]);
 	snprintf(bans, sizeof(bans), "%u", h.bans_cnt);
-	for (uint32_t w = 0; w < g_shm->workers_cnt; w++)
+	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
 		n += atomic_load(&shm_worker(w)->pid) > 0;
+		log_dropped += atomic_load(&shm_worker(w)->log_dropped);
+	}
+	snprintf(dropped, sizeof(dropped), "%" PRIu64, log_dropped);
 	snprintf(workers, sizeof(workers), "%u", g_shm->workers_per_gen);
 	snprintf(alive, sizeof(alive), "%u", n);
 	snprintf(reloads, sizeof(reloads), "%" PRIu64, (uint64_t)atomic_load(&g_shm->reloads));
@@ -1247,6 +1251,8 @@ wk_admin_show_state(struct wk_client *c, const char *args, struct pgw_buf *b)
 		{ "maintenance", h.is_maintenance ? "on" : "off" },
 		{ "paused_databases", paused_dbs },
 		{ "bans", bans },
+		/* the workers' (the supervisor's own are in /metrics) */
+		{ "log_lines_dropped", dropped },
 	};
 
 	pgw_put_row_description(b, cols, 2);

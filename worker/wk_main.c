@@ -394,6 +394,8 @@ wk_main_run(int slot, int tcp_fd, int unix_fd)
 
 	atomic_store(&w->started_us, g_wk.now_us);
 	atomic_store(&w->clients_cnt, 0);
+	/* syslog lines we cannot send at once are dropped; SHOW STATE and /metrics count them */
+	log_set_drop_counter(&w->log_dropped);
 
 	ecfg = event_config_new();
 	if (!ecfg)

@@ -2,7 +2,9 @@
  * it_daemon.c: pgdog as a Unix daemon: the sd_notify messages a service
  * manager receives (start, SIGHUP, binary upgrade, SIGTERM, SIGINT; path
  * and abstract socket names), the logging options (log_connections,
- * log_disconnections, log_pooler_errors, syslog_facility), log_file
+ * log_disconnections, log_pooler_errors, syslog_facility), syslog lines
+ * sent without ever blocking (format; a stalled syslog socket: pgdog keeps
+ * serving, stops on SIGTERM, and reports the lines it dropped), log_file
  * reopened on SIGUSR1 and by conf/pgdog.logrotate run through logrotate, and the SysV
  * init script conf/pgdog.init run for real against a throwaway
  * configuration (start, status, reload, force-reload, restart, upgrade,
@@ -13,6 +15,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pwd.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,6 +332,196 @@ START_TEST(test_daemon_syslog_settings)
 }
 END_TEST
 
+/* ---- syslog that never blocks ----------------------------------------------- */
+
+/*
+ * Append to acc every datagram that arrives on fd within ms, one per line.
+ * Returns how many came.
+ */
+static int
+syslog_collect(int fd, char *acc, size_t cap, int ms)
+{
+	long long deadline = it_now_ms() + ms;
+	char buf[4096];
+	int n = 0;
+
+	for (;;) {
+		long long left = deadline - it_now_ms();
+		size_t len = strlen(acc);
+
+		if (!notify_recv(fd, buf, sizeof(buf), left > 0 ? (int)left : 0))
+			return n;
+		n++;
+		if (len + strlen(buf) + 2 < cap)
+			snprintf(acc + len, cap - len, "%s\n", buf);
+	}
+}
+
+/* The first line of text that contains s (copied into out), or NULL. */
+static const char *
+syslog_line_with(const char *text, const char *s, char *out, size_t cap)
+{
+	const char *at = strstr(text, s), *start, *end;
+
+	if (!at)
+		return NULL;
+	for (start = at; start > text && start[-1] != '\n'; start--)
+		;
+	end = strchr(at, '\n');
+	snprintf(out, cap, "%.*s", (int)(end ? end - start : (long)strlen(start)), start);
+	return out;
+}
+
+/* line must be "<pri>Mmm dd hh:mm:ss ident[pid]: role LEVEL: " ... */
+static void
+syslog_check_format(const char *line, int pri, pid_t pid, const char *role, const char *level)
+{
+	char want[128], re_text[256];
+	regex_t re;
+
+	snprintf(re_text, sizeof(re_text),
+		 "^<%d>(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 1-3][0-9] "
+		 "[0-2][0-9]:[0-5][0-9]:[0-6][0-9] pgdog-it\\[%d\\]: ",
+		 pri, (int)pid);
+	ck_assert_int_eq(regcomp(&re, re_text, REG_EXTENDED | REG_NOSUB), 0);
+	ck_assert_msg(regexec(&re, line, 0, NULL, 0) == 0, "syslog line \"%s\" does not match %s",
+		      line, re_text);
+	regfree(&re);
+	snprintf(want, sizeof(want), "]: %s %s: ", role, level);
+	ck_assert_msg(strstr(line, want) != NULL, "syslog line \"%s\" lacks \"%s\"", line, want);
+}
+
+/*
+ * Connections (log_connections/log_disconnections lines) that each answer
+ * within 4 s (a blocked worker never answers; the bound leaves room for a
+ * loaded machine: SCRAM costs CPU).
+ */
+static void
+syslog_traffic(int port, int cnt)
+{
+	long long worst = 0;
+
+	for (int i = 0; i < cnt; i++) {
+		long long t0 = it_now_ms();
+
+		select_through(port, "while the syslog socket is full");
+		if (it_now_ms() - t0 > worst)
+			worst = it_now_ms() - t0;
+		ck_assert_msg(worst < 4000,
+			      "a connection and a SELECT took %lld ms with syslog stalled", worst);
+	}
+	fprintf(stderr, "syslog stalled: %d connections, the slowest %lld ms\n", cnt, worst);
+}
+
+/*
+ * syslog = on sends RFC 3164 datagrams (priority from syslog_facility and
+ * the level, ident[pid], the process's role) to $PGDOG_SYSLOG_PATH. When the
+ * socket stops being read, pgdog drops lines instead of waiting: connections
+ * are still served at once, SHOW STATE counts the dropped lines, the next
+ * line that goes through is preceded by "N log lines dropped", and SIGTERM
+ * still stops it promptly. (With libc's blocking syslog() the workers froze.)
+ */
+START_TEST(test_daemon_syslog_never_blocks)
+{
+	char sock[IT_PATH_MAX], admin[256], line[1024], general[512];
+	static char acc[1 << 16], body[1 << 17];
+	int port = it_free_port(), mport = it_free_port(), fd, rcv = 4096;
+	const char *v;
+	pid_t pid, kids[2];
+	PGconn *adm;
+
+	snprintf(sock, sizeof(sock), "%s/syslog.sock", g_it.dir);
+	fd = notify_bind(sock);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	snprintf(general, sizeof(general),
+		 "syslog = on\nsyslog_ident = pgdog-it\nsyslog_facility = local3\n"
+		 "log_connections = on\nlog_disconnections = on\nopenmetrics_port = %d\n",
+		 mport);
+	setenv("PGDOG_SYSLOG_PATH", sock, 1);
+	pid = it_pgdog_spawn(
+		"syslog",
+		&(struct it_pgdog_conf){ .workers = 1, .users = USERS, .general = general }, port,
+		NULL);
+	unsetenv("PGDOG_SYSLOG_PATH");
+
+	/* (1) the format, read as it comes (the queue holds few datagrams) */
+	acc[0] = '\0';
+	for (int i = 0; i < 100 && !it_wait_port(port, 20); i++)
+		syslog_collect(fd, acc, sizeof(acc), 100);
+	ck_assert_msg(it_wait_port(port, 1000), "pgdog did not listen: %s", acc);
+	ck_assert_int_eq(it_children(pid, kids, 2), 1);
+	syslog_collect(fd, acc, sizeof(acc), 300);
+	select_through(port, "syslog format");
+	syslog_collect(fd, acc, sizeof(acc), 500);
+	/* local3 (19) * 8 + info (6) */
+	ck_assert_msg(syslog_line_with(acc, "]: sv INFO: ", line, sizeof(line)),
+		      "no supervisor line in: %s", acc);
+	syslog_check_format(line, 19 * 8 + 6, pid, "sv", "INFO");
+	ck_assert_msg(syslog_line_with(acc, "login: user=app database=app", line, sizeof(line)),
+		      "no log_connections line in: %s", acc);
+	syslog_check_format(line, 19 * 8 + 6, kids[0], "wk0", "INFO");
+
+	/* (2) nobody reads: pgdog keeps serving and counts what it drops */
+	syslog_traffic(port, 40);
+	snprintf(admin, sizeof(admin),
+		 "host=127.0.0.1 port=%d connect_timeout=5 dbname=admin user=admin password=pgdog",
+		 port);
+	adm = PQconnectdb(admin);
+	ck_assert_msg(PQstatus(adm) == CONNECTION_OK, "admin: %s", PQerrorMessage(adm));
+	v = it_show_value(adm, "SHOW STATE", "key", "log_lines_dropped", NULL, NULL, "value");
+	ck_assert_msg(atol(v) > 0, "SHOW STATE log_lines_dropped = %s after 40 logins", v);
+	PQfinish(adm);
+	ck_assert_int_eq(
+		it_http_request(mport,
+				"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+				body, sizeof(body)),
+		200);
+	ck_assert_msg(it_metric_plain(body, "pgdog_log_lines_dropped_total") >= atof(v),
+		      "pgdog_log_lines_dropped_total below SHOW STATE's %s", v);
+
+	/*
+	 * (3) reading again: the next line that goes out (the admin's
+	 * disconnection, or the login below) is preceded by the count
+	 */
+	acc[0] = '\0';
+	syslog_collect(fd, acc, sizeof(acc), 300);
+	select_through(port, "syslog resumed");
+	syslog_collect(fd, acc, sizeof(acc), 1000);
+	ck_assert_msg(
+		syslog_line_with(acc, " log lines dropped: syslog socket full", line, sizeof(line)),
+		"no dropped-lines line after reading resumed: %s", acc);
+	/* local3 * 8 + warning (4) */
+	syslog_check_format(line, 19 * 8 + 4, kids[0], "wk0", "WARN");
+	ck_assert_msg(atol(strstr(line, "WARN: ") + 6) > 0, "%s", line);
+	ck_assert_msg(strstr(strstr(acc, " log lines dropped: "), "login: user=app database=app"),
+		      "no login line after the dropped-lines line: %s", acc);
+
+	/*
+	 * syslogd restarts (a new socket at the same path): the next line finds
+	 * the old peer gone (ECONNREFUSED) and pgdog reconnects
+	 */
+	close(fd);
+	ck_assert_int_eq(unlink(sock), 0);
+	fd = notify_bind(sock);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+	acc[0] = '\0';
+	for (int i = 0; i < 30 && !strstr(acc, "login: user=app database=app"); i++) {
+		select_through(port, "syslogd restarted");
+		syslog_collect(fd, acc, sizeof(acc), 100);
+	}
+	ck_assert_msg(syslog_line_with(acc, "login: user=app database=app", line, sizeof(line)),
+		      "no line after syslogd restarted: %s", acc);
+	syslog_check_format(line, 19 * 8 + 6, kids[0], "wk0", "INFO");
+
+	/* SIGTERM with the socket full again: pgdog stops promptly */
+	syslog_traffic(port, 20);
+	kill(pid, SIGTERM);
+	ck_assert_msg(it_wait_pid(pid, 5000) != -1, "pgdog still running 5 s after SIGTERM");
+	ck_assert_msg(!it_pid_alive(kids[0]), "worker still running after the supervisor exited");
+	close(fd);
+}
+END_TEST
+
 /* ---- SysV init script ---------------------------------------------------- */
 
 /* ---- log_file rotation ----------------------------------------------------- */
@@ -622,6 +815,7 @@ daemon_suite(void)
 	tcase_add_test(tc, test_daemon_logging_defaults_on);
 	tcase_add_test(tc, test_daemon_logging_off);
 	tcase_add_test(tc, test_daemon_syslog_settings);
+	tcase_add_test(tc, test_daemon_syslog_never_blocks);
 	tcase_add_test(tc, test_daemon_log_reopen);
 	tcase_add_test(tc, test_daemon_init_script);
 	suite_add_tcase(s, tc);
