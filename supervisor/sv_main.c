@@ -629,12 +629,13 @@ sv_main_diff(const struct config *a, const struct config *b, char *buf, size_t l
  * Publish a validated configuration to the workers: pool indexes, then the
  * exact texts the supervisor parsed (see struct shm_cfg_blob), under the
  * control lock. Runtime overrides (SET) are cleared: the files are the truth
- * again. -1 with a reason (capacity, size) and nothing published.
+ * again; their names go to cleared (may be NULL), so that RELOAD says so.
+ * -1 with a reason (capacity, size) and nothing published.
  */
 static int
 sv_main_publish(const struct config *next, const char *config_name, const char *config_text,
-		const char *users_name, const char *users_text, bool is_upgrade, char *err,
-		size_t err_len)
+		const char *users_name, const char *users_text, bool is_upgrade, char *cleared,
+		size_t cleared_len, char *err, size_t err_len)
 {
 	struct shm_ctl *ctl = shm_ctl();
 	struct shm_cfg_blob *blob = shm_cfg_blob();
@@ -686,8 +687,18 @@ sv_main_publish(const struct config *next, const char *config_name, const char *
 	}
 	ctl->cfg_gen++;
 	/* a reload makes the files the truth again; an upgrade keeps the running SETs */
-	for (int i = 0; i < SHM_CTL_OVERRIDES && !is_upgrade; i++)
+	if (cleared && cleared_len)
+		cleared[0] = '\0';
+	for (int i = 0; i < SHM_CTL_OVERRIDES && !is_upgrade; i++) {
+		if (ctl->overrides[i] != SHM_CTL_UNSET && cleared &&
+		    (size_t)i < config_live_cnt()) {
+			size_t n = strlen(cleared);
+
+			snprintf(cleared + n, cleared_len - n, "%s%s", n ? ", " : "",
+				 config_live_name((size_t)i));
+		}
 		ctl->overrides[i] = SHM_CTL_UNSET;
+	}
 	rc = 0;
 out:
 	shm_ctl_unlock();
@@ -729,7 +740,7 @@ sv_main_reload(void)
 	const char *users_path = sv_main_path_to_load(sv.users_abs, !sv.opts.users_path);
 	struct config *next = NULL;
 	char *config_text = NULL, *users_text = NULL;
-	char err[1024], src[2048], changed[1024], restart[512], msg[4800];
+	char err[1024], src[2048], changed[1024], restart[512], cleared[512], msg[5400];
 	uint64_t req;
 
 	shm_ctl_lock();
@@ -752,16 +763,17 @@ sv_main_reload(void)
 		goto fail;
 	}
 	sv_main_diff(sv.cfg, next, changed, sizeof(changed));
-	if (sv_main_publish(next, config_path, config_text, users_path, users_text, false, err,
-			    sizeof(err)) < 0)
+	if (sv_main_publish(next, config_path, config_text, users_path, users_text, false, cleared,
+			    sizeof(cleared), err, sizeof(err)) < 0)
 		goto fail;
 	atomic_fetch_add(&g_shm->reloads, 1);
 	config_free(sv.cfg);
 	sv.cfg = next;
 	g_cfg = next;
 	g_log_level = next->log_level;
-	snprintf(msg, sizeof(msg), "configuration reloaded from %s: applied; changed: %s%s%s%s",
+	snprintf(msg, sizeof(msg), "configuration reloaded from %s: applied; changed: %s%s%s%s%s%s",
 		 src, changed[0] ? changed : "nothing",
+		 cleared[0] ? "; runtime SET values replaced by the files': " : "", cleared,
 		 restart[0] ? "; needs a restart, not applied: " : "", restart,
 		 restart[0] ? " (running values kept)" : "");
 	log_info(NULL, "%s", msg);
@@ -1199,7 +1211,7 @@ sv_main_adopt_segment(int fd)
 	 */
 	old_sv = atomic_exchange(&shm_ctl()->sv_pid, (int32_t)getpid());
 	if (sv_main_publish(sv.cfg, sv.start_config_name, sv.start_config_text, sv.start_users_name,
-			    sv.start_users_text, true, err, sizeof(err)) < 0) {
+			    sv.start_users_text, true, NULL, 0, err, sizeof(err)) < 0) {
 		log_warn(
 			NULL,
 			"binary upgrade: the configuration does not fit the running pgdog's shared memory segment (%s): starting with a fresh one",

@@ -591,6 +591,18 @@ START_TEST(test_control_reload_reply)
 	last_notice[0] = '\0';
 	admin_ok(a, "RELOAD", "RELOAD");
 	ck_assert_msg(strstr(last_notice, "applied") != NULL, "notice: %s", last_notice);
+	/* a reload replaces runtime SET values by the files' and says so */
+	admin_ok(a, "SET query_timeout TO 4321", "SET");
+	admin_ok(a, "SET client_idle_timeout TO 98765", "SET");
+	last_notice[0] = '\0';
+	admin_ok(a, "RELOAD", "RELOAD");
+	ck_assert_msg(strstr(last_notice, "runtime SET values replaced by the files': ") &&
+			      strstr(last_notice, "query_timeout") &&
+			      strstr(last_notice, "client_idle_timeout"),
+		      "notice: %s", last_notice);
+	last_notice[0] = '\0';
+	admin_ok(a, "RELOAD", "RELOAD");
+	ck_assert_msg(strstr(last_notice, "runtime SET") == NULL, "notice: %s", last_notice);
 	it_write_file(g_it.users_path, "[users.app]\ndatabase = app\npassword = app_pw\n"
 				       "pool_size = nope\n");
 	r = PQexec(a, "RELOAD");
