@@ -1285,6 +1285,23 @@ wk_admin_fd_find(const struct wk_admin_fd_link *v, size_t n, uint64_t id)
 	return -1;
 }
 
+/*
+ * The end of a SHOW FDS row, the same for clients and servers: the session
+ * settings, then password and SCRAM keys, which pgdog never shows (NULL).
+ */
+static void
+wk_admin_fd_row_end(struct pgw_buf *b, struct wk_admin_row *row, const char *encoding,
+		    const char *std_strings, const char *datestyle, const char *timezone)
+{
+	wk_admin_cell(row, "%s", encoding);
+	wk_admin_cell(row, "%s", std_strings);
+	wk_admin_cell(row, "%s", datestyle);
+	wk_admin_cell(row, "%s", timezone);
+	for (int k = 0; k < 3; k++)
+		row->values[row->cnt++] = NULL;
+	pgw_put_data_row(b, row->values, row->cnt);
+}
+
 static void
 wk_admin_fd_cell(struct wk_admin_row *row, int32_t fd)
 {
@@ -1351,13 +1368,8 @@ wk_admin_show_fds(struct wk_client *c, const char *args, struct pgw_buf *b)
 			wk_admin_cell(&row, "%u", atomic_load(&r.cancel_key));
 			wk_admin_fd_cell(
 				&row, r.server_id ? wk_admin_fd_find(sv, sv_cnt, r.server_id) : -1);
-			wk_admin_cell(&row, "%s", r.client_encoding);
-			wk_admin_cell(&row, "%s", r.std_strings);
-			wk_admin_cell(&row, "%s", r.datestyle);
-			wk_admin_cell(&row, "%s", r.timezone);
-			for (int k = 0; k < 3; k++)
-				row.values[row.cnt++] = NULL;
-			pgw_put_data_row(b, row.values, row.cnt);
+			wk_admin_fd_row_end(b, &row, r.client_encoding, r.std_strings, r.datestyle,
+					    r.timezone);
 		}
 		for (uint32_t i = 0; i < g_shm->servers_per_worker; i++) {
 			struct shm_server *src = shm_server(w, i), r;
@@ -1379,13 +1391,8 @@ wk_admin_show_fds(struct wk_client *c, const char *args, struct pgw_buf *b)
 			wk_admin_cell(&row, "%u", r.backend_key);
 			wk_admin_fd_cell(
 				&row, r.client_id ? wk_admin_fd_find(cl, cl_cnt, r.client_id) : -1);
-			wk_admin_cell(&row, "%s", r.client_encoding);
-			wk_admin_cell(&row, "%s", r.std_strings);
-			wk_admin_cell(&row, "%s", r.datestyle);
-			wk_admin_cell(&row, "%s", r.timezone);
-			for (int k = 0; k < 3; k++)
-				row.values[row.cnt++] = NULL;
-			pgw_put_data_row(b, row.values, row.cnt);
+			wk_admin_fd_row_end(b, &row, r.client_encoding, r.std_strings, r.datestyle,
+					    r.timezone);
 		}
 	}
 	free(cl);

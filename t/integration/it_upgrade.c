@@ -141,6 +141,20 @@ pgbench_start(const char *args, const char *out_path)
 	return pid;
 }
 
+/* The supervisor a binary upgrade of old started: its pid in the pidfile (up to 10 s), or 0. */
+static pid_t
+next_supervisor(const char *pidfile, pid_t old)
+{
+	for (int i = 0; i < 200; i++) {
+		pid_t next = it_pidfile_pid(pidfile);
+
+		if (next > 0 && next != old)
+			return next;
+		it_sleep_ms(50);
+	}
+	return 0;
+}
+
 START_TEST(test_upgrade_under_load)
 {
 	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], bench_out[IT_PATH_MAX], loop_out[IT_PATH_MAX];
@@ -175,12 +189,7 @@ START_TEST(test_upgrade_under_load)
 	loop = connect_loop_start(loop_out, 4000);
 	it_sleep_ms(1000);
 	ck_assert_int_eq(kill(pid, SIGUSR2), 0);
-	for (int i = 0; i < 200; i++) {
-		next = it_pidfile_pid(pidfile);
-		if (next > 0 && next != pid)
-			break;
-		it_sleep_ms(50);
-	}
+	next = next_supervisor(pidfile, pid);
 	ck_assert_msg(next > 0 && next != pid, "the pidfile still names %d 10 s after SIGUSR2",
 		      (int)pid);
 	it_track_pid(next);
@@ -444,12 +453,7 @@ START_TEST(test_upgrade_shared_segment)
 	xacts_before = bench_xacts();
 	ck_assert_msg(xacts_before > 0, "SHOW STATS counted %ld transactions", xacts_before);
 	ck_assert_int_eq(kill(pid, SIGUSR2), 0);
-	for (int i = 0; i < 200; i++) {
-		next = it_pidfile_pid(pidfile);
-		if (next > 0 && next != pid)
-			break;
-		it_sleep_ms(50);
-	}
+	next = next_supervisor(pidfile, pid);
 	ck_assert_msg(next > 0 && next != pid, "the pidfile still names %d 10 s after SIGUSR2",
 		      (int)pid);
 	it_track_pid(next);
@@ -672,12 +676,7 @@ START_TEST(test_upgrade_cancel_moved_row)
 	c = it_connect(BENCH_DSN);
 	PQclear(it_exec_ok(c, "BEGIN"));
 	kill(pid, SIGUSR2);
-	for (int i = 0; i < 200; i++) {
-		next = it_pidfile_pid(pidfile);
-		if (next > 0 && next != pid)
-			break;
-		it_sleep_ms(50);
-	}
+	next = next_supervisor(pidfile, pid);
 	ck_assert_msg(next > 0 && next != pid, "no new supervisor in the pidfile");
 	it_track_pid(next);
 	/* once the old worker stopped accepting, the new worker's first row goes to a new client */
@@ -744,12 +743,7 @@ START_TEST(test_upgrade_refused_while_draining)
 	c = it_connect(BENCH_DSN);
 	PQclear(it_exec_ok(c, "BEGIN"));
 	kill(gen1, SIGUSR2);
-	for (int i = 0; i < 200; i++) {
-		gen2 = it_pidfile_pid(pidfile);
-		if (gen2 > 0 && gen2 != gen1)
-			break;
-		it_sleep_ms(50);
-	}
+	gen2 = next_supervisor(pidfile, gen1);
 	ck_assert_msg(gen2 > 0 && gen2 != gen1, "no second generation");
 	it_track_pid(gen2);
 	ck_assert(it_file_contains(log, "workers take slots 1-1"));
@@ -825,12 +819,7 @@ START_TEST(test_upgrade_replaced_binary)
 	ck_assert_int_eq(rename(tmp, bin), 0);
 
 	kill(pid, SIGUSR2);
-	for (int i = 0; i < 200; i++) {
-		next = it_pidfile_pid(pidfile);
-		if (next > 0 && next != pid)
-			break;
-		it_sleep_ms(50);
-	}
+	next = next_supervisor(pidfile, pid);
 	ck_assert_msg(next > 0 && next != pid, "no new supervisor in the pidfile");
 	it_track_pid(next);
 	ck_assert_msg(access(marker, F_OK) == 0, "the upgrade did not run the replaced file");
