@@ -141,6 +141,16 @@ pgbench_start(const char *args, const char *out_path)
 	return pid;
 }
 
+/* SIGTERM to a supervisor this test started; it must be gone within 5 s. */
+static void
+stop_supervisor(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 250 && it_pid_alive(pid); i++)
+		it_sleep_ms(20);
+	ck_assert_msg(!it_pid_alive(pid), "pgdog %d still runs 5 s after SIGTERM", (int)pid);
+}
+
 /* The supervisor a binary upgrade of old started: its pid in the pidfile (up to 10 s), or 0. */
 static pid_t
 next_supervisor(const char *pidfile, pid_t old)
@@ -335,10 +345,7 @@ START_TEST(test_upgrade_refused_config)
 		PQfinish(c);
 	}
 	select_through(BENCH_DSN, "after the upgrade");
-	kill(next, SIGTERM);
-	for (int i = 0; i < 250 && it_pid_alive(next); i++)
-		it_sleep_ms(20);
-	ck_assert(!it_pid_alive(next));
+	stop_supervisor(next);
 }
 END_TEST
 
@@ -638,10 +645,7 @@ START_TEST(test_upgrade_session_handoff)
 	}
 	ck_assert_str_eq(it_value(c, "SELECT 'still here'"), "still here");
 	PQfinish(c);
-	kill(next, SIGTERM);
-	for (int i = 0; i < 250 && it_pid_alive(next); i++)
-		it_sleep_ms(20);
-	ck_assert(!it_pid_alive(next));
+	stop_supervisor(next);
 }
 END_TEST
 
@@ -707,10 +711,7 @@ START_TEST(test_upgrade_cancel_moved_row)
 	PQfinish(c);
 	for (int i = 0; i < 4; i++)
 		PQfinish(d[i]);
-	kill(next, SIGTERM);
-	for (int i = 0; i < 250 && it_pid_alive(next); i++)
-		it_sleep_ms(20);
-	ck_assert(!it_pid_alive(next));
+	stop_supervisor(next);
 }
 END_TEST
 
@@ -767,10 +768,7 @@ START_TEST(test_upgrade_refused_while_draining)
 	ck_assert_msg(!it_pid_alive(gen2), "the second generation did not exit");
 	ck_assert_str_eq(it_value(c, "SELECT 'third'"), "third");
 	PQfinish(c);
-	kill(gen3, SIGTERM);
-	for (int i = 0; i < 250 && it_pid_alive(gen3); i++)
-		it_sleep_ms(20);
-	ck_assert(!it_pid_alive(gen3));
+	stop_supervisor(gen3);
 }
 END_TEST
 
@@ -825,10 +823,7 @@ START_TEST(test_upgrade_replaced_binary)
 	ck_assert_msg(access(marker, F_OK) == 0, "the upgrade did not run the replaced file");
 	ck_assert_msg(it_wait_pid(pid, 10000) != -1, "old supervisor still running");
 	select_through(BENCH_DSN, "after upgrading to the replaced binary");
-	kill(next, SIGTERM);
-	for (int i = 0; i < 250 && it_pid_alive(next); i++)
-		it_sleep_ms(20);
-	ck_assert(!it_pid_alive(next));
+	stop_supervisor(next);
 }
 END_TEST
 
