@@ -54,7 +54,10 @@ static void wk_client_read_cb(void *arg);
 static void wk_client_write_cb(void *arg);
 static void wk_client_event_cb(void *arg, short what);
 
+static size_t wk_client_read_flat(void *arg, const uint8_t *buf, size_t len);
+
 static const struct wk_stream_ops wk_client_io_ops = {
+	.on_flat = wk_client_read_flat,
 	.on_read = wk_client_read_cb,
 	.on_drain = wk_client_write_cb,
 	.on_event = wk_client_event_cb,
@@ -1192,13 +1195,20 @@ wk_client_forget_prepared(struct wk_client *c)
  * and drained.
  */
 static enum wk_rc wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h,
-					struct evbuffer *in, bool *is_refused);
+					struct evbuffer *in, const uint8_t *whole,
+					bool *is_refused);
 
+/*
+ * whole: the whole message when the caller has it outside in (in is then
+ * NULL, and the client is not in statement mode, where a refused message
+ * would be drained from in).
+ */
 static enum wk_rc
-wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in, bool *is_refused)
+wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in,
+		const uint8_t *whole, bool *is_refused)
 {
 	unsigned before = c->pins;
-	enum wk_rc rc = wk_client_track_inner(c, h, in, is_refused);
+	enum wk_rc rc = wk_client_track_inner(c, h, in, whole, is_refused);
 
 	if (rc != WK_CLOSED && !before && c->pins && c->pool) {
 		/* counted once per pinning: SHOW POOLS pins */
@@ -1210,9 +1220,9 @@ wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *i
 
 static enum wk_rc
 wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in,
-		      bool *is_refused)
+		      const uint8_t *whole, bool *is_refused)
 {
-	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	const uint8_t *msg = whole ? whole : evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *body, *sql;
 	size_t blen, len;
 	struct sql_result res;
@@ -2431,6 +2441,42 @@ wk_client_is_plain_msg(const struct pgw_hdr *h, const uint8_t *msg)
  */
 #define WK_CLIENT_RUN_PULLUP_MAX 4096
 
+/* A Query goes to s: it owes a ReadyForQuery, and the request clocks start. */
+static void
+wk_client_query_sent(struct wk_server *s, struct shm_client *r, struct shm_server *sr)
+{
+	if (s->expect_ready == 0) {
+		s->request_start_us = g_wk.mono_us;
+		s->is_cancel_sent = false;
+	}
+	s->expect_ready++;
+	r->queries++;
+	sr->queries++;
+	r->last_request_us = g_wk.now_us;
+	sr->request_us = g_wk.now_us;
+}
+
+/*
+ * The end of a forwarding turn that moved bytes to s: pgdog's own replies
+ * due, byte counters, and backpressure on the client when s's output is
+ * long.
+ */
+static enum wk_rc
+wk_client_fwd_done(struct wk_client *c, struct wk_server *s, struct shm_client *r,
+		   struct shm_server *sr, size_t moved)
+{
+	if (s->is_tracked && wk_server_emit_synth(s) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	r->bytes_received += moved;
+	sr->bytes_sent += moved;
+	wk_stats_add(s->pool, SHM_STAT_RECV, moved);
+	if (evbuffer_get_length(s->io.out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
+		c->read_paused = true;
+		wk_stream_read_off(&c->io);
+	}
+	return WK_OK;
+}
+
 /* Move the run of bytes wk_client_forward() has passed over to the server's output. */
 static void
 wk_client_fwd_flush(struct wk_client *c, struct wk_server *s, size_t *run)
@@ -2640,7 +2686,7 @@ wk_client_forward(struct wk_client *c)
 		if (h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) {
 			bool is_refused;
 
-			if (wk_client_track(c, &h, in, &is_refused) == WK_CLOSED)
+			if (wk_client_track(c, &h, in, NULL, &is_refused) == WK_CLOSED)
 				return WK_CLOSED;
 			if (is_refused) {
 				if (c->is_skip_to_sync)
@@ -2685,15 +2731,7 @@ wk_client_forward(struct wk_client *c)
 			evbuffer_drain(in, avail);
 			return wk_client_close(c, NULL);
 		case PGW_MSG_QUERY:
-			if (s->expect_ready == 0) {
-				s->request_start_us = g_wk.mono_us;
-				s->is_cancel_sent = false;
-			}
-			s->expect_ready++;
-			r->queries++;
-			sr->queries++;
-			r->last_request_us = g_wk.now_us;
-			sr->request_us = g_wk.now_us;
+			wk_client_query_sent(s, r, sr);
 			break;
 		case PGW_MSG_FUNCTION_CALL:
 			s->expect_ready++;
@@ -2735,18 +2773,62 @@ wk_client_forward(struct wk_client *c)
 		c->fwd_remaining = pgw_msg_size(&h);
 	}
 done:
-	wk_client_fwd_flush(c, s, &run);
-	out = s->io.out; /* the buffers may have traded places */
-	if (s->is_tracked && wk_server_emit_synth(s) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	r->bytes_received += moved;
-	sr->bytes_sent += moved;
-	wk_stats_add(s->pool, SHM_STAT_RECV, moved);
-	if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
-		c->read_paused = true;
-		wk_stream_read_off(&c->io);
+	if (run) {
+		/* the last move: sent from the input when it is all of it */
+		wk_stream_take_last(&s->io, &c->io, run);
+		run = 0;
 	}
-	return WK_OK;
+	return wk_client_fwd_done(c, s, r, sr, moved);
+}
+
+/*
+ * wk_stream's on_flat: a client between transactions whose read is one
+ * whole simple Query (the common request of a transaction-mode client)
+ * takes an idle server and sends the Query from the worker's read buffer,
+ * with what wk_client_on_idle() and wk_client_forward() do for it, but
+ * without the input evbuffer (its add, peeks, pull-up and drain cost about
+ * as much as the rest). Anything less common (a queue, pub/sub, statement
+ * mode, prepared_statements = full, several messages) returns 0: the
+ * general path then sees the bytes in the input buffer.
+ */
+static size_t
+wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
+{
+	struct wk_client *c = arg;
+	struct wk_server *s;
+	struct pgw_hdr h;
+	struct shm_client *r;
+	struct shm_server *sr;
+	bool is_refused = false;
+
+	if (c->state != WK_CLIENT_IDLE || len < PGW_HDR_LEN || buf[0] != PGW_MSG_QUERY ||
+	    c->is_read_off || c->read_paused || !c->pool || g_wk.is_shutting_down ||
+	    g_cfg->pub_sub_channel_size > 0 || c->pooler_mode == CONFIG_POOLER_STATEMENT ||
+	    wk_client_is_full(c) || !wk_hdr_parse(buf, &h) ||
+	    h.len > (uint32_t)g_cfg->max_message_len || pgw_msg_size(&h) != len ||
+	    !wk_pool_is_checkout_now(c->pool))
+		return 0;
+	wk_clock_update();
+	c->last_request_us = g_wk.mono_us;
+	/* links c to an idle server at once (wk_pool_is_checkout_now) */
+	if (wk_pool_checkout(c->pool, c) == WK_CLOSED || c->state != WK_CLIENT_ACTIVE || !c->server)
+		return WK_STREAM_FLAT_GONE; /* closed: its request goes with it */
+	s = c->server;
+	r = wk_client_row(c);
+	sr = shm_server((uint32_t)g_wk.slot, s->row);
+	if (wk_client_track(c, &h, NULL, buf, &is_refused) == WK_CLOSED)
+		return WK_STREAM_FLAT_GONE;
+	wk_stats_client_msg(s->pool, h.type);
+	/* not full mode: wk_client_prep() only sends Closes that were due */
+	if ((s->is_tracked && (wk_client_prep(c, s, &h, NULL, s->io.out) < 0 ||
+			       wk_client_slot(s, &h, NULL, buf) < 0)) ||
+	    wk_stream_send(&s->io, buf, len) < 0) {
+		(void)wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return WK_STREAM_FLAT_GONE;
+	}
+	wk_client_query_sent(s, r, sr);
+	(void)wk_client_fwd_done(c, s, r, sr, len);
+	return WK_STREAM_FLAT_GONE;
 }
 
 /*
