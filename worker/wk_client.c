@@ -1194,16 +1194,16 @@ wk_client_forget_prepared(struct wk_client *c)
  * server until it is released. *is_refused: the message was answered here
  * and drained.
  */
-static enum wk_rc wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h,
-					struct evbuffer *in, const uint8_t *whole,
-					bool *is_refused);
+static ALWAYS_INLINE enum wk_rc wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h,
+						      struct evbuffer *in, const uint8_t *whole,
+						      bool *is_refused);
 
 /*
  * whole: the whole message when the caller has it outside in (in is then
  * NULL, and the client is not in statement mode, where a refused message
  * would be drained from in).
  */
-static enum wk_rc
+static ALWAYS_INLINE enum wk_rc
 wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in,
 		const uint8_t *whole, bool *is_refused)
 {
@@ -1218,7 +1218,7 @@ wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *i
 	return rc;
 }
 
-static enum wk_rc
+static ALWAYS_INLINE enum wk_rc
 wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in,
 		      const uint8_t *whole, bool *is_refused)
 {
@@ -2461,7 +2461,7 @@ wk_client_query_sent(struct wk_server *s, struct shm_client *r, struct shm_serve
  * due, byte counters, and backpressure on the client when s's output is
  * long.
  */
-static enum wk_rc
+static ALWAYS_INLINE enum wk_rc
 wk_client_fwd_done(struct wk_client *c, struct wk_server *s, struct shm_client *r,
 		   struct shm_server *sr, size_t moved)
 {
@@ -2801,7 +2801,7 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	struct shm_server *sr;
 	bool is_refused = false;
 
-	if (c->state != WK_CLIENT_IDLE || len < PGW_HDR_LEN || buf[0] != PGW_MSG_QUERY ||
+	if (buf[0] != PGW_MSG_QUERY || len < PGW_HDR_LEN || c->state != WK_CLIENT_IDLE ||
 	    c->is_read_off || c->read_paused || !c->pool || g_wk.is_shutting_down ||
 	    g_cfg->pub_sub_channel_size > 0 || c->pooler_mode == CONFIG_POOLER_STATEMENT ||
 	    wk_client_is_full(c) || !wk_hdr_parse(buf, &h) ||
@@ -2819,9 +2819,15 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	if (wk_client_track(c, &h, NULL, buf, &is_refused) == WK_CLOSED)
 		return WK_STREAM_FLAT_GONE;
 	wk_stats_client_msg(s->pool, h.type);
-	/* not full mode: wk_client_prep() only sends Closes that were due */
-	if ((s->is_tracked && (wk_client_prep(c, s, &h, NULL, s->io.out) < 0 ||
-			       wk_client_slot(s, &h, NULL, buf) < 0)) ||
+	/*
+	 * What wk_client_prep() and wk_client_slot() do for a Query outside
+	 * full mode (called here, they would no longer be inlined in
+	 * wk_client_forward()): the Closes that were due go first, and the
+	 * Query's reply slot.
+	 */
+	if ((s->is_tracked && ((s->held.junk_cnt && !s->has_unsynced &&
+				wk_client_prep_junk_flush(s, s->io.out) < 0) ||
+			       wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)) ||
 	    wk_stream_send(&s->io, buf, len) < 0) {
 		(void)wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return WK_STREAM_FLAT_GONE;
