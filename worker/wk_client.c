@@ -2377,7 +2377,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
  * when the caller has it (in the middle of a run), NULL when it is at the
  * front of in. -1 on out of memory.
  */
-static int
+static ALWAYS_INLINE int
 wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in,
 	       const uint8_t *msg)
 {
@@ -2441,19 +2441,56 @@ wk_client_is_plain_msg(const struct pgw_hdr *h, const uint8_t *msg)
  */
 #define WK_CLIENT_RUN_PULLUP_MAX 4096
 
-/* A Query goes to s: it owes a ReadyForQuery, and the request clocks start. */
-static void
-wk_client_query_sent(struct wk_server *s, struct shm_client *r, struct shm_server *sr)
+/*
+ * A message of type goes to s as it is: the ReadyForQuery it will owe, the
+ * request's clocks and the query counters.
+ */
+static ALWAYS_INLINE void
+wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server *sr, uint8_t type)
 {
-	if (s->expect_ready == 0) {
-		s->request_start_us = g_wk.mono_us;
-		s->is_cancel_sent = false;
+	switch (type) {
+	case PGW_MSG_QUERY:
+		if (s->expect_ready == 0) {
+			s->request_start_us = g_wk.mono_us;
+			s->is_cancel_sent = false;
+		}
+		s->expect_ready++;
+		r->queries++;
+		sr->queries++;
+		r->last_request_us = g_wk.now_us;
+		sr->request_us = g_wk.now_us;
+		break;
+	case PGW_MSG_FUNCTION_CALL:
+		s->expect_ready++;
+		break;
+	case PGW_MSG_SYNC:
+		if (s->expect_ready == 0 && !s->has_unsynced) {
+			s->request_start_us = g_wk.mono_us;
+			s->is_cancel_sent = false;
+		}
+		s->expect_ready++;
+		s->has_unsynced = false;
+		break;
+	case PGW_MSG_EXECUTE:
+		r->queries++;
+		sr->queries++;
+		r->last_request_us = g_wk.now_us;
+		sr->request_us = g_wk.now_us;
+		s->has_unsynced = true;
+		break;
+	case PGW_MSG_PARSE:
+	case PGW_MSG_BIND:
+	case PGW_MSG_DESCRIBE:
+	case PGW_MSG_CLOSE:
+		if (s->expect_ready == 0 && !s->has_unsynced) {
+			s->request_start_us = g_wk.mono_us;
+			s->is_cancel_sent = false;
+		}
+		s->has_unsynced = true;
+		break;
+	default:
+		break;
 	}
-	s->expect_ready++;
-	r->queries++;
-	sr->queries++;
-	r->last_request_us = g_wk.now_us;
-	sr->request_us = g_wk.now_us;
 }
 
 /*
@@ -2726,44 +2763,11 @@ wk_client_forward(struct wk_client *c)
 				continue;
 			}
 		}
-		switch (h.type) {
-		case PGW_MSG_TERMINATE:
+		if (h.type == PGW_MSG_TERMINATE) {
 			evbuffer_drain(in, avail);
 			return wk_client_close(c, NULL);
-		case PGW_MSG_QUERY:
-			wk_client_query_sent(s, r, sr);
-			break;
-		case PGW_MSG_FUNCTION_CALL:
-			s->expect_ready++;
-			break;
-		case PGW_MSG_SYNC:
-			if (s->expect_ready == 0 && !s->has_unsynced) {
-				s->request_start_us = g_wk.mono_us;
-				s->is_cancel_sent = false;
-			}
-			s->expect_ready++;
-			s->has_unsynced = false;
-			break;
-		case PGW_MSG_EXECUTE:
-			r->queries++;
-			sr->queries++;
-			r->last_request_us = g_wk.now_us;
-			sr->request_us = g_wk.now_us;
-			s->has_unsynced = true;
-			break;
-		case PGW_MSG_PARSE:
-		case PGW_MSG_BIND:
-		case PGW_MSG_DESCRIBE:
-		case PGW_MSG_CLOSE:
-			if (s->expect_ready == 0 && !s->has_unsynced) {
-				s->request_start_us = g_wk.mono_us;
-				s->is_cancel_sent = false;
-			}
-			s->has_unsynced = true;
-			break;
-		default:
-			break;
 		}
+		wk_client_msg_sent(s, r, sr, h.type);
 		if (avail >= pgw_msg_size(&h)) {
 			/* whole: it joins the run now rather than on the next turn */
 			run += pgw_msg_size(&h);
@@ -2782,31 +2786,72 @@ done:
 }
 
 /*
+ * The request in buf is one wk_client_read_flat() takes: one whole simple
+ * Query, or whole extended-protocol messages that pgdog passes as they are
+ * (the unnamed statement, portals; what wk_client_prep() would leave alone)
+ * ending with a Sync.
+ */
+static bool
+wk_client_is_flat_request(const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= PGW_HDR_LEN) {
+		const uint8_t *msg = buf + off;
+		struct pgw_hdr h;
+
+		if (!wk_hdr_parse(msg, &h) || h.len > (uint32_t)g_cfg->max_message_len ||
+		    pgw_msg_size(&h) > len - off)
+			return false;
+		off += pgw_msg_size(&h);
+		switch (h.type) {
+		case PGW_MSG_QUERY:
+			return off == len && msg == buf;
+		case PGW_MSG_SYNC:
+			return off == len;
+		case PGW_MSG_PARSE:
+			if (h.len < 5 || msg[PGW_HDR_LEN] != '\0')
+				return false;
+			break;
+		case PGW_MSG_BIND:
+		case PGW_MSG_DESCRIBE:
+			if (!wk_client_is_plain_msg(&h, msg))
+				return false;
+			break;
+		case PGW_MSG_EXECUTE:
+			break;
+		default:
+			return false;
+		}
+	}
+	return false;
+}
+
+/*
  * wk_stream's on_flat: a client between transactions whose read is one
- * whole simple Query (the common request of a transaction-mode client)
- * takes an idle server and sends the Query from the worker's read buffer,
- * with what wk_client_on_idle() and wk_client_forward() do for it, but
- * without the input evbuffer (its add, peeks, pull-up and drain cost about
- * as much as the rest). Anything less common (a queue, pub/sub, statement
- * mode, prepared_statements = full, several messages) returns 0: the
- * general path then sees the bytes in the input buffer.
+ * whole request (wk_client_is_flat_request: a simple Query, or an unnamed
+ * extended-protocol request) takes an idle server and sends the request
+ * from the worker's read buffer, with what wk_client_on_idle() and
+ * wk_client_forward() do for it, but without the input evbuffer (its add,
+ * peeks, pull-ups and drain cost about as much as the rest). Anything less
+ * common (a queue, pub/sub, statement mode, prepared_statements = full,
+ * named statements, a partial message) returns 0: the general path then
+ * sees the bytes in the input buffer.
  */
 static size_t
 wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 {
 	struct wk_client *c = arg;
 	struct wk_server *s;
-	struct pgw_hdr h;
 	struct shm_client *r;
 	struct shm_server *sr;
 	bool is_refused = false;
 
-	if (buf[0] != PGW_MSG_QUERY || len < PGW_HDR_LEN || c->state != WK_CLIENT_IDLE ||
+	if ((buf[0] != PGW_MSG_QUERY && buf[0] != PGW_MSG_PARSE) || c->state != WK_CLIENT_IDLE ||
 	    c->is_read_off || c->read_paused || !c->pool || g_wk.is_shutting_down ||
 	    g_cfg->pub_sub_channel_size > 0 || c->pooler_mode == CONFIG_POOLER_STATEMENT ||
-	    wk_client_is_full(c) || !wk_hdr_parse(buf, &h) ||
-	    h.len > (uint32_t)g_cfg->max_message_len || pgw_msg_size(&h) != len ||
-	    !wk_pool_is_checkout_now(c->pool))
+	    wk_client_is_full(c) || !wk_pool_is_checkout_now(c->pool) ||
+	    !wk_client_is_flat_request(buf, len))
 		return 0;
 	wk_clock_update();
 	c->last_request_us = g_wk.mono_us;
@@ -2816,24 +2861,31 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	s = c->server;
 	r = wk_client_row(c);
 	sr = shm_server((uint32_t)g_wk.slot, s->row);
-	if (wk_client_track(c, &h, NULL, buf, &is_refused) == WK_CLOSED)
-		return WK_STREAM_FLAT_GONE;
-	wk_stats_client_msg(s->pool, h.type);
-	/*
-	 * What wk_client_prep() and wk_client_slot() do for a Query outside
-	 * full mode (called here, they would no longer be inlined in
-	 * wk_client_forward()): the Closes that were due go first, and the
-	 * Query's reply slot.
-	 */
-	if ((s->is_tracked && ((s->held.junk_cnt && !s->has_unsynced &&
-				wk_client_prep_junk_flush(s, s->io.out) < 0) ||
-			       wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)) ||
-	    wk_stream_send(&s->io, buf, len) < 0) {
-		(void)wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-		return WK_STREAM_FLAT_GONE;
+	/* the Closes that were due go first (what wk_client_prep() does at a request's start) */
+	if (s->is_tracked && s->held.junk_cnt && !s->has_unsynced &&
+	    wk_client_prep_junk_flush(s, s->io.out) < 0)
+		goto oom;
+	for (size_t off = 0; off < len;) {
+		const uint8_t *msg = buf + off;
+		struct pgw_hdr h;
+
+		(void)wk_hdr_parse(msg, &h); /* checked by wk_client_is_flat_request */
+		off += pgw_msg_size(&h);
+		/* not statement mode: nothing is refused (and drained from the input) */
+		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) &&
+		    wk_client_track(c, &h, NULL, msg, &is_refused) == WK_CLOSED)
+			return WK_STREAM_FLAT_GONE;
+		wk_stats_client_msg(s->pool, h.type);
+		if (s->is_tracked && wk_client_slot(s, &h, NULL, msg) < 0)
+			goto oom;
+		wk_client_msg_sent(s, r, sr, h.type);
 	}
-	wk_client_query_sent(s, r, sr);
+	if (wk_stream_send(&s->io, buf, len) < 0)
+		goto oom;
 	(void)wk_client_fwd_done(c, s, r, sr, len);
+	return WK_STREAM_FLAT_GONE;
+oom:
+	(void)wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_STREAM_FLAT_GONE;
 }
 
