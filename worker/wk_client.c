@@ -1069,7 +1069,8 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
 	}
-	return wk_client_on_input(c);
+	/* empty when wk_client_read_flat() checked out: it sends the request itself */
+	return evbuffer_get_length(c->io.in) ? wk_client_on_input(c) : WK_OK;
 }
 
 bool
