@@ -2269,6 +2269,27 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 }
 
 /*
+ * The client's Bind (body, blen bytes: portal name n1 bytes, statement name
+ * n2 bytes) of its statement p, prepared on s, appended to b with pgdog's
+ * statement name, and its reply slot. -1 on out of memory.
+ */
+static ALWAYS_INLINE int
+wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *body, size_t blen,
+			size_t n1, size_t n2, struct pgw_buf *b)
+{
+	pgw_begin(b, PGW_MSG_BIND);
+	pgw_put_bytes(b, body, n1 + 1);
+	pgw_put_str(b, p->name);
+	pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
+	pgw_end(b);
+	if (b->has_error || wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
+		return -1;
+	p->uses++;
+	wk_prep_publish(p);
+	return 0;
+}
+
+/*
  * Transaction mode with prepared_statements = extended: rewrite a named
  * Parse/Bind/Describe/Close to pgdog's statement names. Returns 1 when the
  * message was handled (drained and replaced), 0 when it goes on as it is,
@@ -2324,16 +2345,9 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
 			return -1;
 		pgw_buf_reset(b);
-		pgw_begin(b, PGW_MSG_BIND);
-		pgw_put_bytes(b, body, n1 + 1);
-		pgw_put_str(b, p->name);
-		pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
-		pgw_end(b);
-		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-		    wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
+		if (wk_client_prep_bind_put(s, p, body, blen, n1, n2, b) < 0 ||
+		    evbuffer_add(out, b->data, b->len) < 0)
 			return -1;
-		p->uses++;
-		wk_prep_publish(p);
 		break;
 	case PGW_MSG_DESCRIBE:
 		if (blen < 2 || body[0] != 'S' || body[1] == '\0')
@@ -2792,6 +2806,9 @@ done:
  * (the unnamed statement, portals; what wk_client_prep() would leave alone)
  * ending with a Sync.
  */
+static bool wk_client_bind_names(const struct pgw_hdr *h, const uint8_t *msg, size_t *n1,
+				 size_t *n2);
+
 static bool
 wk_client_is_flat_request(const uint8_t *buf, size_t len)
 {
@@ -2815,6 +2832,9 @@ wk_client_is_flat_request(const uint8_t *buf, size_t len)
 				return false;
 			break;
 		case PGW_MSG_BIND:
+			if (!wk_client_bind_names(&h, msg, NULL, NULL))
+				return false;
+			break;
 		case PGW_MSG_DESCRIBE:
 			if (!wk_client_is_plain_msg(&h, msg))
 				return false;
@@ -2826,6 +2846,73 @@ wk_client_is_flat_request(const uint8_t *buf, size_t len)
 		}
 	}
 	return false;
+}
+
+/*
+ * The lengths of a Bind's portal and statement names (*n1, *n2 when not
+ * NULL); false when either is not terminated inside the message.
+ */
+static bool
+wk_client_bind_names(const struct pgw_hdr *h, const uint8_t *msg, size_t *n1, size_t *n2)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, a = wk_strnlen(body, blen), b;
+
+	if (a + 1 >= blen)
+		return false;
+	b = wk_strnlen(body + a + 1, blen - a - 1);
+	if (a + 1 + b >= blen)
+		return false;
+	if (n1)
+		*n1 = a;
+	if (n2)
+		*n2 = b;
+	return true;
+}
+
+/*
+ * Requests this long at most are rebuilt in one buffer by
+ * wk_client_read_flat() when a Bind names a prepared statement; longer
+ * ones take the general path.
+ */
+#define WK_CLIENT_FLAT_REBUILD_MAX 8192
+
+/* A request rebuilt by wk_client_read_flat() (per worker: the loop is single-threaded). */
+static struct pgw_buf wk_client_flat_buf;
+static bool wk_client_is_flat_buf_init;
+
+/*
+ * After the check-out: the Binds of named statements in the request can be
+ * rewritten here, each a statement the client prepared and s holds already
+ * (otherwise the general path prepares it first, or reports the unknown
+ * name). *has_named: there is at least one.
+ */
+static bool
+wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8_t *buf, size_t len,
+			   bool *has_named)
+{
+	*has_named = false;
+	if (!s->is_tracked)
+		return true; /* untracked: they pass as they are */
+	for (size_t off = 0; off < len;) {
+		const uint8_t *msg = buf + off;
+		struct pgw_hdr h;
+		size_t n1, n2;
+		struct wk_prep *p;
+
+		(void)wk_hdr_parse(msg, &h);
+		off += pgw_msg_size(&h);
+		if (h.type != PGW_MSG_BIND)
+			continue;
+		(void)wk_client_bind_names(&h, msg, &n1, &n2);
+		if (n2 == 0)
+			continue;
+		p = wk_prep_names_get(&c->prep_names, (const char *)msg + PGW_HDR_LEN + n1 + 1);
+		if (!p || !wk_prep_held_has(&s->held, p) || len > WK_CLIENT_FLAT_REBUILD_MAX)
+			return false;
+		*has_named = true;
+	}
+	return true;
 }
 
 /*
@@ -2846,13 +2933,13 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	struct wk_server *s;
 	struct shm_client *r;
 	struct shm_server *sr;
-	bool is_refused = false;
+	bool is_refused = false, has_named;
 
-	if ((buf[0] != PGW_MSG_QUERY && buf[0] != PGW_MSG_PARSE) || c->state != WK_CLIENT_IDLE ||
-	    c->is_read_off || c->read_paused || !c->pool || g_wk.is_shutting_down ||
-	    g_cfg->pub_sub_channel_size > 0 || c->pooler_mode == CONFIG_POOLER_STATEMENT ||
-	    wk_client_is_full(c) || !wk_pool_is_checkout_now(c->pool) ||
-	    !wk_client_is_flat_request(buf, len))
+	if ((buf[0] != PGW_MSG_QUERY && buf[0] != PGW_MSG_PARSE && buf[0] != PGW_MSG_BIND) ||
+	    c->state != WK_CLIENT_IDLE || c->is_read_off || c->read_paused || !c->pool ||
+	    g_wk.is_shutting_down || g_cfg->pub_sub_channel_size > 0 ||
+	    c->pooler_mode == CONFIG_POOLER_STATEMENT || wk_client_is_full(c) ||
+	    !wk_pool_is_checkout_now(c->pool) || !wk_client_is_flat_request(buf, len))
 		return 0;
 	wk_clock_update();
 	c->last_request_us = g_wk.mono_us;
@@ -2860,8 +2947,21 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	if (wk_pool_checkout(c->pool, c) == WK_CLOSED || c->state != WK_CLIENT_ACTIVE || !c->server)
 		return WK_STREAM_FLAT_GONE; /* closed: its request goes with it */
 	s = c->server;
+	/*
+	 * Linked, and the request still in the read buffer: 0 hands it to the
+	 * general path (wk_client_forward() on the input buffer) from here.
+	 */
+	if (!wk_client_flat_binds_ready(c, s, buf, len, &has_named))
+		return 0;
 	r = wk_client_row(c);
 	sr = shm_server((uint32_t)g_wk.slot, s->row);
+	if (has_named) {
+		if (!wk_client_is_flat_buf_init) {
+			pgw_buf_init(&wk_client_flat_buf);
+			wk_client_is_flat_buf_init = true;
+		}
+		pgw_buf_reset(&wk_client_flat_buf);
+	}
 	/* the Closes that were due go first (what wk_client_prep() does at a request's start) */
 	if (s->is_tracked && s->held.junk_cnt && !s->has_unsynced &&
 	    wk_client_prep_junk_flush(s, s->io.out) < 0)
@@ -2869,6 +2969,7 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	for (size_t off = 0; off < len;) {
 		const uint8_t *msg = buf + off;
 		struct pgw_hdr h;
+		size_t n1, n2;
 
 		(void)wk_hdr_parse(msg, &h); /* checked by wk_client_is_flat_request */
 		off += pgw_msg_size(&h);
@@ -2877,12 +2978,30 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 		    wk_client_track(c, &h, NULL, msg, &is_refused) == WK_CLOSED)
 			return WK_STREAM_FLAT_GONE;
 		wk_stats_client_msg(s->pool, h.type);
-		if (s->is_tracked && wk_client_slot(s, &h, NULL, msg) < 0)
-			goto oom;
+		if (has_named && h.type == PGW_MSG_BIND &&
+		    wk_client_bind_names(&h, msg, &n1, &n2) && n2 > 0) {
+			/* to pgdog's name (wk_client_flat_binds_ready: prepared on s) */
+			const char *body = (const char *)msg + PGW_HDR_LEN;
+			struct wk_prep *p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
+
+			if (!p || wk_client_prep_bind_put(s, p, body, h.len - 4, n1, n2,
+							  &wk_client_flat_buf) < 0)
+				goto oom;
+		} else {
+			if (s->is_tracked && wk_client_slot(s, &h, NULL, msg) < 0)
+				goto oom;
+			if (has_named)
+				pgw_put_bytes(&wk_client_flat_buf, msg, pgw_msg_size(&h));
+		}
 		wk_client_msg_sent(s, r, sr, h.type);
 	}
-	if (wk_stream_send(&s->io, buf, len) < 0)
+	if (has_named) {
+		if (wk_client_flat_buf.has_error ||
+		    wk_stream_send(&s->io, wk_client_flat_buf.data, wk_client_flat_buf.len) < 0)
+			goto oom;
+	} else if (wk_stream_send(&s->io, buf, len) < 0) {
 		goto oom;
+	}
 	(void)wk_client_fwd_done(c, s, r, sr, len);
 	return WK_STREAM_FLAT_GONE;
 oom:
