@@ -2270,16 +2270,17 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 
 /*
  * The client's Bind (body, blen bytes: portal name n1 bytes, statement name
- * n2 bytes) of its statement p, prepared on s, appended to b with pgdog's
- * statement name, and its reply slot. -1 on out of memory.
+ * n2 bytes) of its statement p appended to b with the name of pgdog's
+ * statement that s holds for it, and its reply slot; p counts the use. -1
+ * on out of memory.
  */
 static ALWAYS_INLINE int
-wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *body, size_t blen,
-			size_t n1, size_t n2, struct pgw_buf *b)
+wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *name, const char *body,
+			size_t blen, size_t n1, size_t n2, struct pgw_buf *b)
 {
 	pgw_begin(b, PGW_MSG_BIND);
 	pgw_put_bytes(b, body, n1 + 1);
-	pgw_put_str(b, p->name);
+	pgw_put_str(b, name);
 	pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
 	pgw_end(b);
 	if (b->has_error || wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
@@ -2345,7 +2346,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
 			return -1;
 		pgw_buf_reset(b);
-		if (wk_client_prep_bind_put(s, p, body, blen, n1, n2, b) < 0 ||
+		if (wk_client_prep_bind_put(s, p, p->name, body, blen, n1, n2, b) < 0 ||
 		    evbuffer_add(out, b->data, b->len) < 0)
 			return -1;
 		break;
@@ -2984,7 +2985,8 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 			const char *body = (const char *)msg + PGW_HDR_LEN;
 			struct wk_prep *p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
 
-			if (!p || wk_client_prep_bind_put(s, p, body, h.len - 4, n1, n2,
+			/* pub/sub is off here: no named LISTEN takes another statement's name */
+			if (!p || wk_client_prep_bind_put(s, p, p->name, body, h.len - 4, n1, n2,
 							  &wk_client_flat_buf) < 0)
 				goto oom;
 		} else {
