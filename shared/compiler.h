@@ -6,12 +6,14 @@
 
 #include <stddef.h>
 
-#define MUST_CHECK                      __attribute__((warn_unused_result))
-#define PRINTF_LIKE(n, m)               __attribute__((format(printf, n, m)))
-#define NORETURN                        __attribute__((noreturn))
-#define UNUSED                          __attribute__((unused))
-#define LIKELY(x)                       __builtin_expect(!!(x), 1)
-#define UNLIKELY(x)                     __builtin_expect(!!(x), 0)
+#define MUST_CHECK        __attribute__((warn_unused_result))
+#define PRINTF_LIKE(n, m) __attribute__((format(printf, n, m)))
+#define NORETURN          __attribute__((noreturn))
+#define UNUSED            __attribute__((unused))
+#define LIKELY(x)         __builtin_expect(!!(x), 1)
+#define UNLIKELY(x)       __builtin_expect(!!(x), 0)
+/* for a hot-path helper with two callers, so that both keep it inlined */
+#define ALWAYS_INLINE                   inline __attribute__((always_inline))
 #define ARRAY_SIZE(a)                   (sizeof(a) / sizeof((a)[0]))
 #define CACHELINE                       64
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

@@ -54,7 +54,10 @@ static void wk_client_read_cb(void *arg);
 static void wk_client_write_cb(void *arg);
 static void wk_client_event_cb(void *arg, short what);
 
+static size_t wk_client_read_flat(void *arg, const uint8_t *buf, size_t len);
+
 static const struct wk_stream_ops wk_client_io_ops = {
+	.on_flat = wk_client_read_flat,
 	.on_read = wk_client_read_cb,
 	.on_drain = wk_client_write_cb,
 	.on_event = wk_client_event_cb,
@@ -1066,7 +1069,8 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
 	}
-	return wk_client_on_input(c);
+	/* empty when wk_client_read_flat() checked out: it sends the request itself */
+	return evbuffer_get_length(c->io.in) ? wk_client_on_input(c) : WK_OK;
 }
 
 bool
@@ -1191,14 +1195,21 @@ wk_client_forget_prepared(struct wk_client *c)
  * server until it is released. *is_refused: the message was answered here
  * and drained.
  */
-static enum wk_rc wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h,
-					struct evbuffer *in, bool *is_refused);
+static ALWAYS_INLINE enum wk_rc wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h,
+						      struct evbuffer *in, const uint8_t *whole,
+						      bool *is_refused);
 
-static enum wk_rc
-wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in, bool *is_refused)
+/*
+ * whole: the whole message when the caller has it outside in (in is then
+ * NULL, and the client is not in statement mode, where a refused message
+ * would be drained from in).
+ */
+static ALWAYS_INLINE enum wk_rc
+wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in,
+		const uint8_t *whole, bool *is_refused)
 {
 	unsigned before = c->pins;
-	enum wk_rc rc = wk_client_track_inner(c, h, in, is_refused);
+	enum wk_rc rc = wk_client_track_inner(c, h, in, whole, is_refused);
 
 	if (rc != WK_CLOSED && !before && c->pins && c->pool) {
 		/* counted once per pinning: SHOW POOLS pins */
@@ -1208,11 +1219,11 @@ wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *i
 	return rc;
 }
 
-static enum wk_rc
+static ALWAYS_INLINE enum wk_rc
 wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in,
-		      bool *is_refused)
+		      const uint8_t *whole, bool *is_refused)
 {
-	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	const uint8_t *msg = whole ? whole : evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *body, *sql;
 	size_t blen, len;
 	struct sql_result res;
@@ -2258,6 +2269,28 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 }
 
 /*
+ * The client's Bind (body, blen bytes: portal name n1 bytes, statement name
+ * n2 bytes) of its statement p appended to b with the name of pgdog's
+ * statement that s holds for it, and its reply slot; p counts the use. -1
+ * on out of memory.
+ */
+static ALWAYS_INLINE int
+wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *name, const char *body,
+			size_t blen, size_t n1, size_t n2, struct pgw_buf *b)
+{
+	pgw_begin(b, PGW_MSG_BIND);
+	pgw_put_bytes(b, body, n1 + 1);
+	pgw_put_str(b, name);
+	pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
+	pgw_end(b);
+	if (b->has_error || wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
+		return -1;
+	p->uses++;
+	wk_prep_publish(p);
+	return 0;
+}
+
+/*
  * Transaction mode with prepared_statements = extended: rewrite a named
  * Parse/Bind/Describe/Close to pgdog's statement names. Returns 1 when the
  * message was handled (drained and replaced), 0 when it goes on as it is,
@@ -2313,16 +2346,9 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
 			return -1;
 		pgw_buf_reset(b);
-		pgw_begin(b, PGW_MSG_BIND);
-		pgw_put_bytes(b, body, n1 + 1);
-		pgw_put_str(b, p->name);
-		pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
-		pgw_end(b);
-		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-		    wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
+		if (wk_client_prep_bind_put(s, p, p->name, body, blen, n1, n2, b) < 0 ||
+		    evbuffer_add(out, b->data, b->len) < 0)
 			return -1;
-		p->uses++;
-		wk_prep_publish(p);
 		break;
 	case PGW_MSG_DESCRIBE:
 		if (blen < 2 || body[0] != 'S' || body[1] == '\0')
@@ -2367,7 +2393,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
  * when the caller has it (in the middle of a run), NULL when it is at the
  * front of in. -1 on out of memory.
  */
-static int
+static ALWAYS_INLINE int
 wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in,
 	       const uint8_t *msg)
 {
@@ -2430,6 +2456,79 @@ wk_client_is_plain_msg(const struct pgw_hdr *h, const uint8_t *msg)
  * through a cursor.
  */
 #define WK_CLIENT_RUN_PULLUP_MAX 4096
+
+/*
+ * A message of type goes to s as it is: the ReadyForQuery it will owe, the
+ * request's clocks and the query counters.
+ */
+static ALWAYS_INLINE void
+wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server *sr, uint8_t type)
+{
+	switch (type) {
+	case PGW_MSG_QUERY:
+		if (s->expect_ready == 0) {
+			s->request_start_us = g_wk.mono_us;
+			s->is_cancel_sent = false;
+		}
+		s->expect_ready++;
+		r->queries++;
+		sr->queries++;
+		r->last_request_us = g_wk.now_us;
+		sr->request_us = g_wk.now_us;
+		break;
+	case PGW_MSG_FUNCTION_CALL:
+		s->expect_ready++;
+		break;
+	case PGW_MSG_SYNC:
+		if (s->expect_ready == 0 && !s->has_unsynced) {
+			s->request_start_us = g_wk.mono_us;
+			s->is_cancel_sent = false;
+		}
+		s->expect_ready++;
+		s->has_unsynced = false;
+		break;
+	case PGW_MSG_EXECUTE:
+		r->queries++;
+		sr->queries++;
+		r->last_request_us = g_wk.now_us;
+		sr->request_us = g_wk.now_us;
+		s->has_unsynced = true;
+		break;
+	case PGW_MSG_PARSE:
+	case PGW_MSG_BIND:
+	case PGW_MSG_DESCRIBE:
+	case PGW_MSG_CLOSE:
+		if (s->expect_ready == 0 && !s->has_unsynced) {
+			s->request_start_us = g_wk.mono_us;
+			s->is_cancel_sent = false;
+		}
+		s->has_unsynced = true;
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * The end of a forwarding turn that moved bytes to s: pgdog's own replies
+ * due, byte counters, and backpressure on the client when s's output is
+ * long.
+ */
+static ALWAYS_INLINE enum wk_rc
+wk_client_fwd_done(struct wk_client *c, struct wk_server *s, struct shm_client *r,
+		   struct shm_server *sr, size_t moved)
+{
+	if (s->is_tracked && wk_server_emit_synth(s) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	r->bytes_received += moved;
+	sr->bytes_sent += moved;
+	wk_stats_add(s->pool, SHM_STAT_RECV, moved);
+	if (evbuffer_get_length(s->io.out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
+		c->read_paused = true;
+		wk_stream_read_off(&c->io);
+	}
+	return WK_OK;
+}
 
 /* Move the run of bytes wk_client_forward() has passed over to the server's output. */
 static void
@@ -2640,7 +2739,7 @@ wk_client_forward(struct wk_client *c)
 		if (h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) {
 			bool is_refused;
 
-			if (wk_client_track(c, &h, in, &is_refused) == WK_CLOSED)
+			if (wk_client_track(c, &h, in, NULL, &is_refused) == WK_CLOSED)
 				return WK_CLOSED;
 			if (is_refused) {
 				if (c->is_skip_to_sync)
@@ -2680,52 +2779,11 @@ wk_client_forward(struct wk_client *c)
 				continue;
 			}
 		}
-		switch (h.type) {
-		case PGW_MSG_TERMINATE:
+		if (h.type == PGW_MSG_TERMINATE) {
 			evbuffer_drain(in, avail);
 			return wk_client_close(c, NULL);
-		case PGW_MSG_QUERY:
-			if (s->expect_ready == 0) {
-				s->request_start_us = g_wk.mono_us;
-				s->is_cancel_sent = false;
-			}
-			s->expect_ready++;
-			r->queries++;
-			sr->queries++;
-			r->last_request_us = g_wk.now_us;
-			sr->request_us = g_wk.now_us;
-			break;
-		case PGW_MSG_FUNCTION_CALL:
-			s->expect_ready++;
-			break;
-		case PGW_MSG_SYNC:
-			if (s->expect_ready == 0 && !s->has_unsynced) {
-				s->request_start_us = g_wk.mono_us;
-				s->is_cancel_sent = false;
-			}
-			s->expect_ready++;
-			s->has_unsynced = false;
-			break;
-		case PGW_MSG_EXECUTE:
-			r->queries++;
-			sr->queries++;
-			r->last_request_us = g_wk.now_us;
-			sr->request_us = g_wk.now_us;
-			s->has_unsynced = true;
-			break;
-		case PGW_MSG_PARSE:
-		case PGW_MSG_BIND:
-		case PGW_MSG_DESCRIBE:
-		case PGW_MSG_CLOSE:
-			if (s->expect_ready == 0 && !s->has_unsynced) {
-				s->request_start_us = g_wk.mono_us;
-				s->is_cancel_sent = false;
-			}
-			s->has_unsynced = true;
-			break;
-		default:
-			break;
 		}
+		wk_client_msg_sent(s, r, sr, h.type);
 		if (avail >= pgw_msg_size(&h)) {
 			/* whole: it joins the run now rather than on the next turn */
 			run += pgw_msg_size(&h);
@@ -2735,18 +2793,222 @@ wk_client_forward(struct wk_client *c)
 		c->fwd_remaining = pgw_msg_size(&h);
 	}
 done:
-	wk_client_fwd_flush(c, s, &run);
-	out = s->io.out; /* the buffers may have traded places */
-	if (s->is_tracked && wk_server_emit_synth(s) < 0)
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	r->bytes_received += moved;
-	sr->bytes_sent += moved;
-	wk_stats_add(s->pool, SHM_STAT_RECV, moved);
-	if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
-		c->read_paused = true;
-		wk_stream_read_off(&c->io);
+	if (run) {
+		/* the last move: sent from the input when it is all of it */
+		wk_stream_take_last(&s->io, &c->io, run);
+		run = 0;
 	}
-	return WK_OK;
+	return wk_client_fwd_done(c, s, r, sr, moved);
+}
+
+/*
+ * The request in buf is one wk_client_read_flat() takes: one whole simple
+ * Query, or whole extended-protocol messages that pgdog passes as they are
+ * (the unnamed statement, portals; what wk_client_prep() would leave alone)
+ * ending with a Sync.
+ */
+static bool wk_client_bind_names(const struct pgw_hdr *h, const uint8_t *msg, size_t *n1,
+				 size_t *n2);
+
+static bool
+wk_client_is_flat_request(const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= PGW_HDR_LEN) {
+		const uint8_t *msg = buf + off;
+		struct pgw_hdr h;
+
+		if (!wk_hdr_parse(msg, &h) || h.len > (uint32_t)g_cfg->max_message_len ||
+		    pgw_msg_size(&h) > len - off)
+			return false;
+		off += pgw_msg_size(&h);
+		switch (h.type) {
+		case PGW_MSG_QUERY:
+			return off == len && msg == buf;
+		case PGW_MSG_SYNC:
+			return off == len;
+		case PGW_MSG_PARSE:
+			if (h.len < 5 || msg[PGW_HDR_LEN] != '\0')
+				return false;
+			break;
+		case PGW_MSG_BIND:
+			if (!wk_client_bind_names(&h, msg, NULL, NULL))
+				return false;
+			break;
+		case PGW_MSG_DESCRIBE:
+			if (!wk_client_is_plain_msg(&h, msg))
+				return false;
+			break;
+		case PGW_MSG_EXECUTE:
+			break;
+		default:
+			return false;
+		}
+	}
+	return false;
+}
+
+/*
+ * The lengths of a Bind's portal and statement names (*n1, *n2 when not
+ * NULL); false when either is not terminated inside the message.
+ */
+static bool
+wk_client_bind_names(const struct pgw_hdr *h, const uint8_t *msg, size_t *n1, size_t *n2)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, a = wk_strnlen(body, blen), b;
+
+	if (a + 1 >= blen)
+		return false;
+	b = wk_strnlen(body + a + 1, blen - a - 1);
+	if (a + 1 + b >= blen)
+		return false;
+	if (n1)
+		*n1 = a;
+	if (n2)
+		*n2 = b;
+	return true;
+}
+
+/*
+ * Requests this long at most are rebuilt in one buffer by
+ * wk_client_read_flat() when a Bind names a prepared statement; longer
+ * ones take the general path.
+ */
+#define WK_CLIENT_FLAT_REBUILD_MAX 8192
+
+/* A request rebuilt by wk_client_read_flat() (per worker: the loop is single-threaded). */
+static struct pgw_buf wk_client_flat_buf;
+static bool wk_client_is_flat_buf_init;
+
+/*
+ * After the check-out: the Binds of named statements in the request can be
+ * rewritten here, each a statement the client prepared and s holds already
+ * (otherwise the general path prepares it first, or reports the unknown
+ * name). *has_named: there is at least one.
+ */
+static bool
+wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8_t *buf, size_t len,
+			   bool *has_named)
+{
+	*has_named = false;
+	if (!s->is_tracked)
+		return true; /* untracked: they pass as they are */
+	for (size_t off = 0; off < len;) {
+		const uint8_t *msg = buf + off;
+		struct pgw_hdr h;
+		size_t n1, n2;
+		struct wk_prep *p;
+
+		(void)wk_hdr_parse(msg, &h);
+		off += pgw_msg_size(&h);
+		if (h.type != PGW_MSG_BIND)
+			continue;
+		(void)wk_client_bind_names(&h, msg, &n1, &n2);
+		if (n2 == 0)
+			continue;
+		p = wk_prep_names_get(&c->prep_names, (const char *)msg + PGW_HDR_LEN + n1 + 1);
+		if (!p || !wk_prep_held_has(&s->held, p) || len > WK_CLIENT_FLAT_REBUILD_MAX)
+			return false;
+		*has_named = true;
+	}
+	return true;
+}
+
+/*
+ * wk_stream's on_flat: a client between transactions whose read is one
+ * whole request (wk_client_is_flat_request: a simple Query, or an unnamed
+ * extended-protocol request) takes an idle server and sends the request
+ * from the worker's read buffer, with what wk_client_on_idle() and
+ * wk_client_forward() do for it, but without the input evbuffer (its add,
+ * peeks, pull-ups and drain cost about as much as the rest). Anything less
+ * common (a queue, pub/sub, statement mode, prepared_statements = full,
+ * named statements, a partial message) returns 0: the general path then
+ * sees the bytes in the input buffer.
+ */
+static size_t
+wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
+{
+	struct wk_client *c = arg;
+	struct wk_server *s;
+	struct shm_client *r;
+	struct shm_server *sr;
+	bool is_refused = false, has_named;
+
+	if ((buf[0] != PGW_MSG_QUERY && buf[0] != PGW_MSG_PARSE && buf[0] != PGW_MSG_BIND) ||
+	    c->state != WK_CLIENT_IDLE || c->is_read_off || c->read_paused || !c->pool ||
+	    g_wk.is_shutting_down || g_cfg->pub_sub_channel_size > 0 ||
+	    c->pooler_mode == CONFIG_POOLER_STATEMENT || wk_client_is_full(c) ||
+	    !wk_pool_is_checkout_now(c->pool) || !wk_client_is_flat_request(buf, len))
+		return 0;
+	wk_clock_update();
+	c->last_request_us = g_wk.mono_us;
+	/* links c to an idle server at once (wk_pool_is_checkout_now) */
+	if (wk_pool_checkout(c->pool, c) == WK_CLOSED || c->state != WK_CLIENT_ACTIVE || !c->server)
+		return WK_STREAM_FLAT_GONE; /* closed: its request goes with it */
+	s = c->server;
+	/*
+	 * Linked, and the request still in the read buffer: 0 hands it to the
+	 * general path (wk_client_forward() on the input buffer) from here.
+	 */
+	if (!wk_client_flat_binds_ready(c, s, buf, len, &has_named))
+		return 0;
+	r = wk_client_row(c);
+	sr = shm_server((uint32_t)g_wk.slot, s->row);
+	if (has_named) {
+		if (!wk_client_is_flat_buf_init) {
+			pgw_buf_init(&wk_client_flat_buf);
+			wk_client_is_flat_buf_init = true;
+		}
+		pgw_buf_reset(&wk_client_flat_buf);
+	}
+	/* the Closes that were due go first (what wk_client_prep() does at a request's start) */
+	if (s->is_tracked && s->held.junk_cnt && !s->has_unsynced &&
+	    wk_client_prep_junk_flush(s, s->io.out) < 0)
+		goto oom;
+	for (size_t off = 0; off < len;) {
+		const uint8_t *msg = buf + off;
+		struct pgw_hdr h;
+		size_t n1, n2;
+
+		(void)wk_hdr_parse(msg, &h); /* checked by wk_client_is_flat_request */
+		off += pgw_msg_size(&h);
+		/* not statement mode: nothing is refused (and drained from the input) */
+		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) &&
+		    wk_client_track(c, &h, NULL, msg, &is_refused) == WK_CLOSED)
+			return WK_STREAM_FLAT_GONE;
+		wk_stats_client_msg(s->pool, h.type);
+		if (has_named && h.type == PGW_MSG_BIND &&
+		    wk_client_bind_names(&h, msg, &n1, &n2) && n2 > 0) {
+			/* to pgdog's name (wk_client_flat_binds_ready: prepared on s) */
+			const char *body = (const char *)msg + PGW_HDR_LEN;
+			struct wk_prep *p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
+
+			/* pub/sub is off here: no named LISTEN takes another statement's name */
+			if (!p || wk_client_prep_bind_put(s, p, p->name, body, h.len - 4, n1, n2,
+							  &wk_client_flat_buf) < 0)
+				goto oom;
+		} else {
+			if (s->is_tracked && wk_client_slot(s, &h, NULL, msg) < 0)
+				goto oom;
+			if (has_named)
+				pgw_put_bytes(&wk_client_flat_buf, msg, pgw_msg_size(&h));
+		}
+		wk_client_msg_sent(s, r, sr, h.type);
+	}
+	if (has_named) {
+		if (wk_client_flat_buf.has_error ||
+		    wk_stream_send(&s->io, wk_client_flat_buf.data, wk_client_flat_buf.len) < 0)
+			goto oom;
+	} else if (wk_stream_send(&s->io, buf, len) < 0) {
+		goto oom;
+	}
+	(void)wk_client_fwd_done(c, s, r, sr, len);
+	return WK_STREAM_FLAT_GONE;
+oom:
+	(void)wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	return WK_STREAM_FLAT_GONE;
 }
 
 /*

@@ -317,7 +317,7 @@ wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len)
 			i++;
 		}
 	}
-	if (done < len) {
+	if (done < len && cur->buf) {
 		/* beyond the peeked vectors (a very fragmented buffer): ask libevent */
 		struct evbuffer_ptr pos;
 		ev_ssize_t got;

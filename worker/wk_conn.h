@@ -339,6 +339,18 @@ struct wk_cursor {
 };
 
 void wk_cursor_init(struct wk_cursor *cur, struct evbuffer *buf);
+
+/* A cursor over len contiguous bytes outside any evbuffer (the worker's read buffer). */
+static inline void
+wk_cursor_flat(struct wk_cursor *cur, const uint8_t *buf, size_t len)
+{
+	cur->buf = NULL;
+	cur->v[0].iov_base = (void *)(uintptr_t)buf;
+	cur->v[0].iov_len = len;
+	cur->n = 1;
+	cur->i = 0;
+	cur->base = 0;
+}
 size_t wk_cursor_copy_slow(struct wk_cursor *cur, size_t off, void *dst, size_t len);
 
 /*

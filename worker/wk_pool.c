@@ -670,8 +670,7 @@ wk_pool_checkout(struct wk_pool *p, struct wk_client *c)
 			c, SQLSTATE_CONNECTION_FAILURE,
 			"pool \"%s\" is banned (BAN on the admin console): no new transactions until UNBAN or ban_timeout",
 			p->name);
-	if (!p->is_held && list_empty(&p->waiters) && c->state != WK_CLIENT_LOGIN_WAIT &&
-	    !list_empty(&p->servers[WK_SERVER_IDLE])) {
+	if (c->state != WK_CLIENT_LOGIN_WAIT && wk_pool_is_checkout_now(p)) {
 		/*
 		 * The common case, nobody queued and a server idle: what queueing
 		 * and wk_pool_hand_out() would do at once, without the queue's

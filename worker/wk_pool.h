@@ -88,6 +88,14 @@ uint32_t wk_pool_count(void);
  * Returns WK_CLOSED if c was closed.
  */
 enum wk_rc wk_pool_checkout(struct wk_pool *p, struct wk_client *c);
+
+/* wk_pool_checkout() would link an idle client to a server at once, without queueing. */
+static inline bool
+wk_pool_is_checkout_now(const struct wk_pool *p)
+{
+	return !p->is_draining && !p->is_banned && !p->is_held && list_empty(&p->waiters) &&
+	       !list_empty(&p->servers[WK_SERVER_IDLE]);
+}
 /* Remove c from the waiters (it disconnected or was closed). */
 void wk_pool_unwait(struct wk_pool *p, struct wk_client *c);
 /* A server became usable (login done, reset done, client left cleanly). */

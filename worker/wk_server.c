@@ -43,7 +43,10 @@ static void wk_server_read_cb(void *arg);
 static void wk_server_write_cb(void *arg);
 static void wk_server_event_cb(void *arg, short what);
 
+static size_t wk_server_read_flat(void *arg, const uint8_t *buf, size_t len);
+
 static const struct wk_stream_ops wk_server_io_ops = {
+	.on_flat = wk_server_read_flat,
 	.on_read = wk_server_read_cb,
 	.on_drain = wk_server_write_cb,
 	.on_event = wk_server_event_cb,
@@ -990,6 +993,49 @@ wk_server_checkin(struct wk_server *s)
 		wk_server_close(s, "out of memory");
 }
 
+/*
+ * A ReadyForQuery with status st that answers the client's requests (not
+ * pgdog's own queries): statistics, the end of a transaction, and whether
+ * the server goes back to the pool once the message has moved
+ * (is_release_due). -1: the session's values could not be kept (out of
+ * memory); the caller ends the session (wk_server_session_lost).
+ */
+static int
+wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
+{
+	if (s->expect_ready)
+		s->expect_ready--;
+	wk_stats_ready(s, c, st);
+	if (st != 'I')
+		return 0;
+	shm_server((uint32_t)g_wk.slot, s->row)->transactions++;
+	if (c) {
+		shm_client((uint32_t)g_wk.slot, c->row)->transactions++;
+		if (wk_server_tx_end(s, c) < 0)
+			return -1;
+		if (s->expect_ready == 0 && !s->has_unsynced && !c->pins && c->fwd_remaining == 0 &&
+		    !wk_client_is_session(c))
+			s->is_release_due = true;
+		else if (s->needs_resync && s->expect_ready == 0 && !s->has_unsynced)
+			wk_server_resync(s, c);
+	}
+	if (c && c->pubsub) {
+		/* pub/sub: LISTEN in the block takes effect if it committed */
+		wk_pubsub_client_tx_end(c, !s->is_tag_rollback);
+		s->is_notify_due = wk_pubsub_has_queued(c);
+	}
+	s->has_tx_error = false;
+	s->is_tag_rollback = false;
+	return 0;
+}
+
+static void
+wk_server_session_lost(struct wk_client *c)
+{
+	wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
+			"out of memory: cannot keep the session's settings");
+}
+
 /* Move the batch of bytes decided for the client (or drop it when there is none). */
 static void
 wk_server_flush(struct evbuffer *in, struct evbuffer *out, size_t *pending, size_t *avail,
@@ -1019,7 +1065,7 @@ wk_server_flush_last(struct wk_server *s, struct wk_client *c, size_t *pending, 
 	if (!*pending)
 		return;
 	if (c)
-		wk_stream_take(&c->io, &s->io, *pending);
+		wk_stream_take_last(&c->io, &s->io, *pending);
 	else
 		evbuffer_drain(s->io.in, *pending);
 	*moved += *pending;
@@ -1295,36 +1341,12 @@ wk_server_forward(struct wk_server *s)
 				}
 				continue;
 			}
-			if (s->expect_ready)
-				s->expect_ready--;
-			wk_stats_ready(s, c, st);
-			if (st == 'I') {
-				r->transactions++;
-				if (c) {
-					shm_client((uint32_t)g_wk.slot, c->row)->transactions++;
-					if (wk_server_tx_end(s, c) < 0) {
-						/* the session's values are lost: end it, reset the server */
-						wk_server_flush(in, out, &off, &avail, &moved);
-						evbuffer_drain(in, pgw_msg_size(&h));
-						wk_client_fatal(
-							c, SQLSTATE_OUT_OF_MEMORY,
-							"out of memory: cannot keep the session's settings");
-						return WK_CLOSED;
-					}
-					if (s->expect_ready == 0 && !s->has_unsynced && !c->pins &&
-					    c->fwd_remaining == 0 && !wk_client_is_session(c))
-						s->is_release_due = true;
-					else if (s->needs_resync && s->expect_ready == 0 &&
-						 !s->has_unsynced)
-						wk_server_resync(s, c);
-				}
-				if (c && c->pubsub) {
-					/* pub/sub: LISTEN in the block takes effect if it committed */
-					wk_pubsub_client_tx_end(c, !s->is_tag_rollback);
-					s->is_notify_due = wk_pubsub_has_queued(c);
-				}
-				s->has_tx_error = false;
-				s->is_tag_rollback = false;
+			if (wk_server_client_ready(s, c, st) < 0) {
+				/* the session's values are lost: end it, reset the server */
+				wk_server_flush(in, out, &off, &avail, &moved);
+				evbuffer_drain(in, pgw_msg_size(&h));
+				wk_server_session_lost(c);
+				return WK_CLOSED;
 			}
 			break;
 		}
@@ -1419,6 +1441,84 @@ done:
 	if (c && s->state == WK_SERVER_ACTIVE && g_wk.is_shutting_down)
 		(void)wk_client_close_if_idle(c);
 	return WK_OK;
+}
+
+/*
+ * wk_stream's on_flat: a reply read while nothing waited in the server's
+ * input is handled in the worker's read buffer and sent to the client with
+ * one send(), without passing through the two evbuffers (their add, swap,
+ * writev and drain cost more than the rest of the reply's handling). Only
+ * the common case: a linked client with nothing queued for it, none of
+ * pgdog's own queries running, no message partly moved or being dropped, no
+ * pub/sub; it takes the run of messages wk_server_forward_plain() passes
+ * and a ReadyForQuery that ends the read. What it leaves goes through the
+ * input buffer to wk_server_forward(), after what it sent.
+ */
+static size_t
+wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
+{
+	struct wk_server *s = arg;
+	struct wk_client *c = s->client;
+	struct wk_cursor cur;
+	size_t off, sent;
+	bool is_synth_due = false, is_ready = false;
+
+	if (s->state != WK_SERVER_ACTIVE || !c || c->pubsub || s->internal_ready ||
+	    s->is_discarding || s->fwd_remaining || g_wk.is_shutting_down ||
+	    !wk_stream_is_out_idle(&c->io))
+		return 0;
+	wk_clock_update();
+	wk_cursor_flat(&cur, buf, len);
+	off = wk_server_forward_plain(s, c, &cur, 0, len, &is_synth_due);
+	sent = off;
+	if (!is_synth_due && !s->fwd_remaining && len - off == PGW_HDR_LEN + 1 &&
+	    buf[off] == PGW_MSG_READY && buf[off + 1] == 0 && buf[off + 2] == 0 &&
+	    buf[off + 3] == 0 && buf[off + 4] == 5 && !(s->is_tracked && wk_server_synth_due(s))) {
+		char st = (char)buf[off + PGW_HDR_LEN];
+
+		if (st == 'I' || st == 'T' || st == 'E') {
+			/* a swallowed ReadyForQuery (prepared statement rewriting) is not sent */
+			bool is_dropped = s->is_tracked && wk_server_slot_reply(s, PGW_MSG_READY);
+
+			s->tx_status = st;
+			s->ready_us = g_wk.mono_us;
+			if (wk_server_client_ready(s, c, st) < 0) {
+				if (wk_stream_send(&c->io, buf, sent) < 0)
+					log_warn(&s->lctx, "out of memory for a reply");
+				wk_server_session_lost(c);
+				return WK_STREAM_FLAT_GONE;
+			}
+			if (!is_dropped)
+				sent = len;
+			off = len;
+			is_ready = true;
+		}
+	}
+	if (off == 0)
+		return 0;
+	if (wk_stream_send(&c->io, buf, sent) < 0) {
+		wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory for a reply");
+		return WK_STREAM_FLAT_GONE;
+	}
+	/* replies pgdog owes right after the last message */
+	if (is_synth_due || (is_ready && s->is_tracked && wk_server_synth_due(s))) {
+		if (wk_server_emit_synth(s) < 0)
+			log_warn(&s->lctx, "out of memory for a synthetic reply");
+	}
+	if (is_ready && s->is_release_due) {
+		(void)wk_server_release_due(s, sent);
+		return WK_STREAM_FLAT_GONE;
+	}
+	shm_server((uint32_t)g_wk.slot, s->row)->bytes_received += sent;
+	if (sent) {
+		shm_client((uint32_t)g_wk.slot, c->row)->bytes_sent += sent;
+		wk_stats_add(s->pool, SHM_STAT_SENT, sent);
+		if (evbuffer_get_length(c->io.out) > WK_BACKPRESSURE_BYTES && !s->read_paused) {
+			s->read_paused = true;
+			wk_stream_read_off(&s->io);
+		}
+	}
+	return off;
 }
 
 /* Server talking while idle: only notices, parameter changes, or its death. */

@@ -11,6 +11,14 @@
  * or, outside stream callbacks (timers, accept), from a flush event made
  * active once. A write that leaves bytes behind adds the write event until
  * the socket has taken them.
+ *
+ * The common exchange skips the evbuffers: bytes read while the input is
+ * empty are first offered to the owner's on_flat, which handles what it can
+ * in the worker's read buffer (a whole simple Query from an idle client, a
+ * whole reply) and sends it on with wk_stream_send() straight to the peer
+ * socket when nothing waits in the peer's output. Whatever it leaves is
+ * appended to the input buffer and handled by on_read as before, so the
+ * evbuffers still hold everything that has to wait.
  * Runs in: a worker.
  */
 #include "worker/wk_stream.h"
@@ -278,6 +286,31 @@ wk_stream_take(struct wk_stream *st, struct wk_stream *from, size_t n)
 	return moved > 0 ? (size_t)moved : 0;
 }
 
+size_t
+wk_stream_take_last(struct wk_stream *st, struct wk_stream *from, size_t n)
+{
+	size_t sent = 0;
+
+	/*
+	 * All of from's input in one chain (one read) and nothing waiting in
+	 * st's output: send it from where it is. The swap and the later writev
+	 * of st's output cost more than the send and the drain.
+	 */
+	if (n > 0 && n == evbuffer_get_length(from->in) && wk_stream_is_out_idle(st) &&
+	    evbuffer_get_contiguous_space(from->in) == n) {
+		const uint8_t *p = evbuffer_pullup(from->in, (ev_ssize_t)n);
+		ssize_t w = p ? send(st->fd, p, n, MSG_NOSIGNAL) : -1;
+
+		if (w > 0) {
+			evbuffer_drain(from->in, (size_t)w);
+			sent = (size_t)w;
+			n -= sent;
+		}
+	}
+	/* what the socket did not take waits in st's output as usual */
+	return sent + (n > 0 ? wk_stream_take(st, from, n) : 0);
+}
+
 static void
 wk_stream_flush_pending(void)
 {
@@ -313,12 +346,20 @@ wk_stream_read_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t got;
 
 	(void)what;
-	got = read(fd, wk_stream_rbuf, sizeof(wk_stream_rbuf));
+	/* recv, not read: the socket's own path, without the file layer's checks */
+	got = recv(fd, wk_stream_rbuf, sizeof(wk_stream_rbuf), 0);
 	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	wk_stream_cb_begin();
 	if (got > 0) {
-		if (evbuffer_add(st->in, wk_stream_rbuf, (size_t)got) < 0)
+		size_t used = 0;
+
+		/* a whole reply, usually: handled in place, never copied into in */
+		if (st->ops->on_flat && evbuffer_get_length(st->in) == 0)
+			used = st->ops->on_flat(st->arg, wk_stream_rbuf, (size_t)got);
+		if (used >= (size_t)got)
+			; /* all taken (the stream may be gone) */
+		else if (evbuffer_add(st->in, wk_stream_rbuf + used, (size_t)got - used) < 0)
 			wk_stream_fail(st, ENOMEM);
 		else
 			st->ops->on_read(st->arg);
@@ -492,6 +533,25 @@ wk_stream_want_write(struct wk_stream *st)
 		event_active(wk_stream_flush_ev, EV_READ, 0);
 		wk_stream_is_flush_armed = true;
 	}
+}
+
+int
+wk_stream_send(struct wk_stream *st, const uint8_t *buf, size_t n)
+{
+	if (n > 0 && wk_stream_is_out_idle(st)) {
+		ssize_t w = send(st->fd, buf, n, MSG_NOSIGNAL);
+
+		if (w > 0) {
+			buf += w;
+			n -= (size_t)w;
+		}
+	}
+	if (n == 0)
+		return 0;
+	if (evbuffer_add(st->out, buf, n) < 0)
+		return -1;
+	wk_stream_want_write(st);
+	return 0;
 }
 
 void

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -23,10 +24,21 @@
 #define WK_STREAM_CONNECTED 0x04 /* an outgoing connection is established */
 
 typedef void wk_stream_read_fn(void *arg);
+typedef size_t wk_stream_flat_fn(void *arg, const uint8_t *buf, size_t len);
 typedef void wk_stream_drain_fn(void *arg);
 typedef void wk_stream_event_fn(void *arg, short what);
 
+/* on_flat's answer: every byte taken, and the stream may be gone (touch nothing) */
+#define WK_STREAM_FLAT_GONE SIZE_MAX
+
 struct wk_stream_ops {
+	/*
+	 * Optional, before on_read: bytes just read while in was empty, still in
+	 * the worker's read buffer (valid during the call only). Returns how
+	 * many it took (0..len, or WK_STREAM_FLAT_GONE); the rest is appended to
+	 * in and on_read runs.
+	 */
+	wk_stream_flat_fn *on_flat;
 	wk_stream_read_fn *on_read;   /* new bytes in in */
 	wk_stream_drain_fn *on_drain; /* out fell to WK_STREAM_DRAINED_BYTES or below */
 	wk_stream_event_fn *on_event; /* WK_STREAM_*: reading is off by then (EOF, ERROR) */
@@ -122,6 +134,35 @@ void wk_stream_want_write(struct wk_stream *st);
  * bytes moved.
  */
 size_t wk_stream_take(struct wk_stream *st, struct wk_stream *from, size_t n);
+
+/*
+ * Nothing waits to be written: bytes queued now may go straight to the
+ * socket (wk_stream_send).
+ */
+static inline bool
+wk_stream_is_out_idle(const struct wk_stream *st)
+{
+	return st->in && !st->is_writing && !st->is_write_off && !st->is_connecting &&
+	       evbuffer_get_length(st->out) == 0;
+}
+
+/*
+ * Queue n bytes for the socket. When nothing waits before them they are
+ * sent at once with one send(), without passing through out (the common
+ * case of a reply handled in the read buffer); what the socket does not take
+ * goes to out and is written as wk_stream_want_write() would. A send error
+ * is left for that write to report. -1: out of memory (nothing queued).
+ */
+int wk_stream_send(struct wk_stream *st, const uint8_t *buf, size_t n) MUST_CHECK;
+
+/*
+ * As wk_stream_take(), for the last move of a callback: when that is all of
+ * from's input, in one piece, and nothing waits in st's output, the bytes
+ * are sent from where they are (one send(), then a drain) instead of
+ * trading buffers and writing st's output at the end of the callback. A
+ * send error is left for that write to report. Returns the bytes moved.
+ */
+size_t wk_stream_take_last(struct wk_stream *st, struct wk_stream *from, size_t n);
 
 /* Write what the kernel takes now, ignoring errors (last words before a close). */
 void wk_stream_flush_now(struct wk_stream *st);

@@ -2,7 +2,8 @@
  * it_stream.c: the worker's socket layer (worker/wk_stream.c) against real
  * PostgreSQL: a client that stops reading a large result holds the server
  * back instead of making pgdog buffer it (backpressure, then resume when the
- * client drains), bytes arrive whole and in order (simple queries, and
+ * client drains), bytes arrive whole and in order (a large result read
+ * slowly, simple queries, and
  * extended-protocol pipelines whole or cut into pieces), and a server connection
  * that is refused reaches the waiting client as an error naming the cause.
  */
@@ -158,6 +159,54 @@ START_TEST(test_stream_backpressure)
 	send_query(fd, "SELECT 42");
 	ck_assert_int_eq(read_result(fd, last, sizeof(last)), 1);
 	ck_assert_str_eq(last, "42");
+	close(fd);
+}
+END_TEST
+
+/*
+ * A client that reads a 10 MB result slowly: the reply moves partly from
+ * pgdog's read buffer straight to the client (wk_server_read_flat) and
+ * partly through the output buffer when the client's socket is full; every
+ * row arrives once and in order, and the replies to the short queries that
+ * follow (the read-buffer path again) too.
+ */
+START_TEST(test_stream_rows_in_order)
+{
+	static char body[4096];
+	int fd = it_raw_connect(g_it.port);
+	char sqlstate[6], type, want[32], last[64];
+	long next = 1, n;
+
+	ck_assert_int_eq(it_raw_login(fd, "app", "app", "app_pw", sqlstate), 0);
+	send_query(fd, "SELECT g || ':' || repeat('y', 100) FROM generate_series(1, 100000) g");
+	it_sleep_ms(300); /* the client's socket fills up before it reads anything */
+	for (;;) {
+		n = it_raw_recv(fd, &type, body, sizeof(body), 10000);
+		ck_assert_msg(n >= 0, "no reply after row %ld", next - 1);
+		ck_assert_msg(type != 'E', "error after row %ld", next - 1);
+		if (type == 'Z')
+			break;
+		if (type != 'D')
+			continue;
+		/* one column: count (2), length (4), then "g:yyy..." */
+		snprintf(want, sizeof(want), "%ld:y", next);
+		ck_assert_msg(n > 6 && (size_t)n - 6 >= strlen(want) &&
+				      memcmp(body + 6, want, strlen(want)) == 0,
+			      "row %ld is out of order or damaged", next);
+		if (next % 5000 == 0)
+			it_sleep_ms(1); /* a slow reader: pgdog's sends to it stay partial */
+		next++;
+	}
+	ck_assert_int_eq(next - 1, 100000);
+	for (int i = 0; i < 50; i++) {
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "SELECT %d", i);
+		send_query(fd, sql);
+		ck_assert_int_eq(read_result(fd, last, sizeof(last)), 1);
+		snprintf(sql, sizeof(sql), "%d", i);
+		ck_assert_str_eq(last, sql);
+	}
 	close(fd);
 }
 END_TEST
@@ -332,6 +381,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_stream_backpressure);
+	tcase_add_test(tc, test_stream_rows_in_order);
 	tcase_add_test(tc, test_stream_pipelined_queries);
 	tcase_add_test(tc, test_stream_pipeline_runs);
 	tcase_add_test(tc, test_stream_connect_refused);
