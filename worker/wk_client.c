@@ -2333,6 +2333,11 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
 		if (!p)
 			return 0; /* PostgreSQL reports the unknown statement */
+		/* a savepoint command of a transaction whose LISTENs pub/sub keeps */
+		if (c->pubsub && !p->is_sql && wk_pubsub_is_watching(c) &&
+		    wk_pubsub_watch_bind(c, (const char *)p->key,
+					 wk_strnlen((const char *)p->key, p->key_len)) < 0)
+			return -1;
 		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
 			return -1;
 		pgw_buf_reset(b);

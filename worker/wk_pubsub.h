@@ -59,6 +59,13 @@ bool wk_pubsub_query_is_followed(const struct wk_client *c);
 /* Does pub/sub follow c's replies (wk_pubsub_server_reply must see them)? */
 bool wk_pubsub_is_watching(const struct wk_client *c);
 /*
+ * A Bind of c's named prepared statement whose text is sql (len bytes),
+ * on its way to c's server, while wk_pubsub_is_watching(c): a SAVEPOINT,
+ * RELEASE or ROLLBACK TO is followed through the reply to its Execute, as
+ * an unnamed one is. -1 on out of memory (c is left as it was).
+ */
+int wk_pubsub_watch_bind(struct wk_client *c, const char *sql, size_t len) MUST_CHECK;
+/*
  * Is c's ReadyForQuery held (WK_PUBSUB_HOLD)? When wk_server.c meets it
  * again it hands it to wk_pubsub_server_reply() before anything else: the
  * rest of its handling (reply slots) was done the first time.

@@ -529,6 +529,57 @@ wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t par
 	return WK_OK;
 }
 
+int
+wk_pubsub_watch_bind(struct wk_client *c, const char *sql, size_t len)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+	const struct wk_server *s = c->server;
+	struct wk_pubsub_watch *w;
+	struct sql_result res;
+
+	if (!wk_pubsub_is_watching_pc(pc) || !s)
+		return 0;
+	if (sql_classify_all(sql, len, &res) < 0)
+		return -1;
+	if (!res.is_parsed || res.is_error || res.stmts_cnt != 1 || res.stmts[0].is_truncated)
+		return 0;
+	switch (res.stmts[0].kind) {
+	case SQL_SAVEPOINT:
+	case SQL_RELEASE:
+	case SQL_ROLLBACK_TO:
+		break;
+	default:
+		return 0; /* COMMIT and ROLLBACK are told by their tags */
+	}
+	/*
+	 * Its CommandComplete must be the first of its Sync: an Execute sent
+	 * since the last Sync would answer first (then the tags are all pgdog
+	 * has, as before).
+	 */
+	for (size_t k = s->slots_cnt; k-- > 0;) {
+		const struct wk_slot *sl = &s->slots[(s->slots_head + k) & (s->slots_cap - 1)];
+
+		if (sl->kind == WK_SLOT_SYNC || sl->kind == WK_SLOT_QUERY)
+			break;
+		if (sl->kind == WK_SLOT_EXECUTE)
+			return 0;
+	}
+	if (wk_pubsub_grow_n((void **)&pc->watches, sizeof(*pc->watches), pc->watch_cnt,
+			     &pc->watch_cap) < 0)
+		return -1;
+	w = &pc->watches[pc->watch_cnt];
+	memset(w, 0, offsetof(struct wk_pubsub_watch, stmts));
+	/* its Sync's ReadyForQuery comes after those owed for what is in flight */
+	w->rfq_no = pc->rfq_seen + s->expect_ready + 1;
+	w->stmts[0].kind = (uint8_t)res.stmts[0].kind;
+	snprintf(w->stmts[0].name, sizeof(w->stmts[0].name), "%s", res.stmts[0].name);
+	w->cnt = 1;
+	pc->watch_cnt++;
+	log_debug(&c->lctx, "pub/sub: following the reply of a named statement (%d)",
+		  (int)res.stmts[0].kind);
+	return 0;
+}
+
 /* Replace the CommandComplete at the front of in (header h) by one with tag; h follows. */
 static int
 wk_pubsub_retag(struct evbuffer *in, struct pgw_hdr *h, const char *tag)

@@ -738,6 +738,72 @@ START_TEST(test_pubsub_savepoint)
 }
 END_TEST
 
+/* Prepare name as sql (extended protocol, named statement); it must succeed. */
+static void
+prepare_ok(PGconn *c, const char *name, const char *sql)
+{
+	PGresult *res = PQprepare(c, name, sql, 0, NULL);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+}
+
+/* Run the named prepared statement name; it must succeed. */
+static void
+prepared_ok(PGconn *c, const char *name)
+{
+	PGresult *res = PQexecPrepared(c, name, 0, NULL, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", name, PQerrorMessage(c));
+	PQclear(res);
+}
+
+/*
+ * Savepoint commands run as named prepared statements (as drivers do once
+ * they prepare what they run often) are followed like the others: a LISTEN
+ * rolled back to does not take effect, one released does; nothing pinned.
+ */
+START_TEST(test_pubsub_savepoint_named)
+{
+	PGconn *l = it_connect(APP), *direct = it_pg_connect();
+	long pins = pools_sum("pins");
+
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "LISTEN spn_a"));
+	prepare_ok(l, "sv1", "SAVEPOINT n1");
+	prepare_ok(l, "rb1", "ROLLBACK TO SAVEPOINT n1");
+	prepare_ok(l, "sv2", "SAVEPOINT n2");
+	prepare_ok(l, "rl2", "RELEASE SAVEPOINT n2");
+	prepared_ok(l, "sv1");
+	PQclear(it_exec_ok(l, "LISTEN spn_b"));
+	prepared_ok(l, "rb1");
+	prepared_ok(l, "sv2");
+	params_ok(l, "LISTEN spn_c");
+	prepared_ok(l, "rl2");
+	/* a new savepoint of the same name, rolled back to: the newest counts */
+	prepared_ok(l, "sv1");
+	PQclear(it_exec_ok(l, "LISTEN spn_d"));
+	prepared_ok(l, "rb1");
+	PQclear(it_exec_ok(l, "COMMIT"));
+	PQclear(it_exec_ok(direct, "NOTIFY spn_b, 'b'; NOTIFY spn_d, 'd'; NOTIFY spn_a, 'a'"));
+	expect_one(l, "spn_a", "a");
+	PQclear(it_exec_ok(direct, "NOTIFY spn_c, 'c'"));
+	expect_one(l, "spn_c", "c");
+	/* an UNLISTEN rolled back to by a named statement: still registered */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	prepared_ok(l, "sv1");
+	PQclear(it_exec_ok(l, "UNLISTEN spn_a"));
+	prepared_ok(l, "rb1");
+	PQclear(it_exec_ok(l, "COMMIT"));
+	PQclear(it_exec_ok(direct, "NOTIFY spn_a, 'kept'"));
+	expect_one(l, "spn_a", "kept");
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	PQfinish(direct);
+	PQfinish(l);
+}
+END_TEST
+
 /*
  * PREPARE TRANSACTION of a transaction with a LISTEN or UNLISTEN pgdog
  * served fails as in PostgreSQL (0A000, its message, the transaction rolled
@@ -1183,6 +1249,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_extended);
 	tcase_add_test(tc, test_pubsub_multi_statement);
 	tcase_add_test(tc, test_pubsub_savepoint);
+	tcase_add_test(tc, test_pubsub_savepoint_named);
 	tcase_add_test(tc, test_pubsub_prepare_transaction); /* before any server LISTENs */
 	tcase_add_test(tc, test_pubsub_extended_in_transaction);
 	tcase_add_test(tc, test_pubsub_pipelined);
