@@ -2293,7 +2293,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	const uint8_t *msg;
 	const char *body;
 	size_t blen, n1, n2;
-	struct wk_prep *p;
+	struct wk_prep *p, *use;
 	struct pgw_buf *b = &g_wk.scratch;
 
 	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
@@ -2333,17 +2333,29 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
 		if (!p)
 			return 0; /* PostgreSQL reports the unknown statement */
-		/* a savepoint command of a transaction whose LISTENs pub/sub keeps */
-		if (c->pubsub && !p->is_sql && wk_pubsub_is_watching(c) &&
-		    wk_pubsub_watch_bind(c, (const char *)p->key,
-					 wk_strnlen((const char *)p->key, p->key_len)) < 0)
-			return -1;
-		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
+		use = p;
+		/* LISTEN/UNLISTEN, savepoint commands: pub/sub follows where they run */
+		if (p->pubsub != WK_PREP_PUBSUB_NONE && !p->is_sql &&
+		    g_cfg->pub_sub_channel_size > 0) {
+			int rc = wk_pubsub_bind(c, p, &use);
+
+			if (rc < 0)
+				return -1;
+			if (rc > 0 && !(c->pins & WK_PIN_LISTEN)) {
+				/* a LISTEN on the server itself: counted as wk_client_track does */
+				if (!c->pins && c->pool)
+					atomic_fetch_add_explicit(&c->pool->stats->pins, 1,
+								  memory_order_relaxed);
+				c->pins |= WK_PIN_LISTEN;
+				log_debug(&c->lctx, "named LISTEN not followed: server pinned");
+			}
+		}
+		if (wk_client_prep_ensure(c, s, use, out, false) < 0)
 			return -1;
 		pgw_buf_reset(b);
 		pgw_begin(b, PGW_MSG_BIND);
 		pgw_put_bytes(b, body, n1 + 1);
-		pgw_put_str(b, p->name);
+		pgw_put_str(b, use->name);
 		pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
 		pgw_end(b);
 		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||

@@ -49,7 +49,13 @@ struct wk_prep {
 	bool is_sql;          /* made by SQL PREPARE: key is the text after the name */
 	bool is_std;          /* read with standard_conforming_strings on (else off) */
 	uint32_t row;         /* its shm_prepared row, UINT32_MAX if none was free */
+	uint8_t pubsub;       /* WK_PREP_PUBSUB_*: does pub/sub follow its Binds (wk_pubsub_bind) */
 };
+
+/* struct wk_prep pubsub: */
+#define WK_PREP_PUBSUB_UNKNOWN 0 /* not looked at yet */
+#define WK_PREP_PUBSUB_NONE    1 /* nothing pub/sub follows */
+#define WK_PREP_PUBSUB_FOLLOW  2 /* LISTEN, UNLISTEN [*], SAVEPOINT, RELEASE, ROLLBACK TO */
 
 /* A client's statement names. */
 struct wk_prep_names {

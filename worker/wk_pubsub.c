@@ -53,7 +53,6 @@
 #include "worker/wk_pubsub_int.h"
 #include "worker/wk_server.h"
 
-#define WK_PUBSUB_QUERY_MAX  1024 /* longer Queries are not LISTEN alone: a server runs them */
 #define WK_PUBSUB_MSG_MAX    (64 * 1024) /* NotificationResponse: payloads are under 8000 bytes */
 #define WK_PUBSUB_AT_LOGIN   UINT64_MAX  /* listen_seq: LISTENed by the next login's query */
 #define WK_PUBSUB_RETRY_US   (1000 * 1000)
@@ -930,6 +929,12 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	    (c->pins & WK_PIN_LISTEN))
 		return WK_OK;
 	quiet = wk_pubsub_quiet_status(c);
+	if (h->type == PGW_MSG_PARSE && c->state == WK_CLIENT_ACTIVE) {
+		enum wk_rc rc = wk_pubsub_parse_named(c, h);
+
+		if (rc != WK_OK || wk_pubsub_query_is_followed(c))
+			return rc;
+	}
 	if (h->type == PGW_MSG_PARSE) {
 		/*
 		 * Between transactions, or in a block with nothing in flight:

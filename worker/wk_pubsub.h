@@ -58,13 +58,20 @@ bool wk_pubsub_query_is_followed(const struct wk_client *c);
 
 /* Does pub/sub follow c's replies (wk_pubsub_server_reply must see them)? */
 bool wk_pubsub_is_watching(const struct wk_client *c);
+struct wk_prep;
 /*
- * A Bind of c's named prepared statement whose text is sql (len bytes),
- * on its way to c's server, while wk_pubsub_is_watching(c): a SAVEPOINT,
- * RELEASE or ROLLBACK TO is followed through the reply to its Execute, as
- * an unnamed one is. -1 on out of memory (c is left as it was).
+ * A Bind of c's named prepared statement p (not made by SQL PREPARE) on its
+ * way to c's server, p->pubsub not WK_PREP_PUBSUB_NONE (the first Bind of p
+ * classifies it): a LISTEN, UNLISTEN or UNLISTEN *, or while
+ * wk_pubsub_is_watching(c) a SAVEPOINT, RELEASE or ROLLBACK TO, is followed
+ * through the reply to its Execute, as an unnamed one is. For a followed
+ * LISTEN, *use is set to the statement the Bind must run instead (UNLISTEN
+ * of the channel, a no-op on a pooled server; its reply is turned back into
+ * "LISTEN"). Returns 0; 1 when it is a LISTEN that pub/sub cannot follow (an
+ * unsynced Execute before it) and that must run on the server, which the
+ * caller pins (WK_PIN_LISTEN); -1 on out of memory.
  */
-int wk_pubsub_watch_bind(struct wk_client *c, const char *sql, size_t len) MUST_CHECK;
+int wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use) MUST_CHECK;
 /*
  * Is c's ReadyForQuery held (WK_PUBSUB_HOLD)? When wk_server.c meets it
  * again it hands it to wk_pubsub_server_reply() before anything else: the

@@ -18,6 +18,8 @@
 
 struct wk_pubsub_pool;
 
+#define WK_PUBSUB_QUERY_MAX 1024 /* longer Queries are not LISTEN alone: a server runs them */
+
 struct wk_pubsub_chan {
 	struct list node;             /* in its pool's chans */
 	struct wk_pubsub_chan *hnext; /* next in its hash bucket */
@@ -167,6 +169,14 @@ enum wk_rc wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, b
  */
 enum wk_rc wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t parse_size,
 				 bool *is_handled);
+/*
+ * A named Parse (whole, header h, at the front of c's input, c ACTIVE on a
+ * server that rewrites statement names) of LISTEN, UNLISTEN or UNLISTEN *:
+ * preparing it changes nothing, it neither pins nor unlistens (each run is
+ * followed from its Bind: wk_pubsub_bind); wk_pubsub_query_is_followed(c)
+ * tells. WK_CLOSED when c was closed (out of memory).
+ */
+enum wk_rc wk_pubsub_parse_named(struct wk_client *c, const struct pgw_hdr *h);
 /* Is every channel pc listens on LISTENed by the listener on the server? */
 bool wk_pubsub_chans_confirmed(const struct wk_pubsub_client *pc);
 /* pc's held ReadyForQuery may go (pc leaves its pool's holders). */

@@ -549,15 +549,15 @@ END_TEST
 
 /*
  * The extended protocol inside a transaction block (PQexecParams) is served
- * like the simple one: at COMMIT, nothing pinned. A named prepared LISTEN
- * still goes to the server and pins it (documented), and works.
+ * like the simple one: at COMMIT, nothing pinned. So are LISTEN and
+ * UNLISTEN prepared as named statements: each counts when it runs (and its
+ * transaction commits), never when it is prepared.
  */
 START_TEST(test_pubsub_extended_in_transaction)
 {
 	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
 	long pins = pools_sum("pins");
 	PGresult *res;
-	PGnotify *nt;
 
 	PQclear(it_exec_ok(l, "BEGIN"));
 	res = PQexecParams(l, "LISTEN ext_tx", 0, NULL, NULL, NULL, NULL, 0);
@@ -583,18 +583,82 @@ START_TEST(test_pubsub_extended_in_transaction)
 		      PQerrorMessage(o));
 	PQclear(res);
 	ck_assert_int_eq(pools_sum("pins"), pins);
-	/* named prepared statement: pinned, delivered by the server itself */
+	/* named prepared statements: served, nothing pinned */
 	res = PQprepare(l, "lst", "LISTEN ext_named", 0, NULL);
 	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
 	PQclear(res);
+	res = PQprepare(l, "ulst", "UNLISTEN ext_named", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	/* prepared, not run: not listening */
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'not yet'"));
+	expect_none(l, 300);
+	/* run in a block rolled back: not listening */
+	PQclear(it_exec_ok(l, "BEGIN"));
 	res = PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0);
 	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
 	PQclear(res);
+	PQclear(it_exec_ok(l, "ROLLBACK"));
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'rolled back'"));
+	expect_none(l, 300);
+	/* run between transactions: listening, the server shared */
+	res = PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
+	PQclear(res);
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'named'"));
+	expect_one(l, "ext_named", "named");
+	/* the UNLISTEN, prepared again (it was prepared while not listening), rolled back */
+	res = PQprepare(l, "ulst2", "UNLISTEN ext_named", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'still'"));
+	expect_one(l, "ext_named", "still");
+	PQclear(it_exec_ok(l, "BEGIN"));
+	res = PQexecPrepared(l, "ulst", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "UNLISTEN");
+	PQclear(res);
+	PQclear(it_exec_ok(l, "ROLLBACK"));
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'kept'"));
+	expect_one(l, "ext_named", "kept");
+	res = PQexecPrepared(l, "ulst2", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	PQclear(res);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'gone'"));
+	expect_none(l, 300);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	/* no pooled server listens: the server never ran a LISTEN */
+	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	/*
+	 * Behind an Execute of the same Sync (pipeline mode): its reply cannot be
+	 * told apart, so the LISTEN runs on the server, which stays pinned.
+	 */
+	ck_assert(PQenterPipelineMode(l));
+	ck_assert(PQsendQueryParams(l, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0));
+	ck_assert(PQsendQueryPrepared(l, "lst", 0, NULL, NULL, NULL, 0));
+	ck_assert(PQpipelineSync(l));
+	res = PQgetResult(l);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	ck_assert(PQgetResult(l) == NULL);
+	res = PQgetResult(l);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
+	PQclear(res);
+	ck_assert(PQgetResult(l) == NULL);
+	res = PQgetResult(l);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
+	PQclear(res);
+	ck_assert(PQexitPipelineMode(l));
+	ck_assert_int_eq(pools_sum("pins"), pins + 1);
 	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'pinned'"));
-	nt = it_wait_notify(l, 3000);
-	ck_assert_msg(nt != NULL, "no notification through the pinned server");
-	ck_assert_str_eq(nt->extra, "pinned");
-	PQfreemem(nt);
+	expect_one(l, "ext_named", "pinned");
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQclear(it_exec_ok(l, "DEALLOCATE ALL"));
 	res = PQexec(o, "SELECT 1");
