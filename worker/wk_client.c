@@ -1367,6 +1367,8 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 
 /* Numbers pgdog's throwaway statement names (per worker). */
 static uint64_t wk_client_throwaway_cnt;
+/* The server's expect_ready when wk_client_prep() began (wk_client_prep_send_query). */
+static uint32_t wk_client_prep_ready0;
 
 /* The slot pushed last (there is one). */
 static struct wk_slot *
@@ -1656,6 +1658,9 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 	pgw_end(b);
 	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
 		return -1;
+	/* pub/sub follows this Query's replies after those of pgdog's queries in front */
+	if (s->client && s->client->pubsub && s->expect_ready > wk_client_prep_ready0)
+		wk_pubsub_query_shift(s->client, s->expect_ready - wk_client_prep_ready0);
 	for (size_t i = 0; i < pre_cnt; i++)
 		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, true, pre[i]) < 0)
 			return -1;
@@ -2296,8 +2301,11 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	struct wk_prep *p, *use;
 	struct pgw_buf *b = &g_wk.scratch;
 
+	wk_client_prep_ready0 = s->expect_ready;
 	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
 		return -1; /* a new request starts here: the Closes go first, on their own */
+	if (h->type == PGW_MSG_PARSE && c->pubsub && s->expect_ready > wk_client_prep_ready0)
+		wk_pubsub_query_shift(c, s->expect_ready - wk_client_prep_ready0);
 	if (h->type == PGW_MSG_QUERY)
 		return wk_client_is_full(c) ? wk_client_prep_query(c, s, h, in, out) : 0;
 	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&

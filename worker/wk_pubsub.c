@@ -919,6 +919,7 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	if (c->pubsub) {
 		/* pgdog's rewrite of the Query it just followed: it goes on as it is */
 		c->pubsub->is_query_watched = c->pubsub->is_rewritten;
+		c->pubsub->has_cur_watch &= c->pubsub->is_rewritten;
 		if (c->pubsub->is_rewritten) {
 			c->pubsub->is_rewritten = false;
 			return WK_OK;

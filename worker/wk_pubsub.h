@@ -15,6 +15,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <event2/buffer.h>
 
@@ -58,6 +59,14 @@ bool wk_pubsub_query_is_followed(const struct wk_client *c);
 
 /* Does pub/sub follow c's replies (wk_pubsub_server_reply must see them)? */
 bool wk_pubsub_is_watching(const struct wk_client *c);
+/*
+ * pgdog sent n messages of its own that each end in a ReadyForQuery in
+ * front of the Query (or Parse) at the front of c's input (prepared
+ * statement rewriting): the replies pub/sub follows for it come after
+ * theirs.
+ */
+void wk_pubsub_query_shift(struct wk_client *c, uint32_t n);
+
 struct wk_prep;
 /*
  * A Bind of c's named prepared statement p (not made by SQL PREPARE) on its

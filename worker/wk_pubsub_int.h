@@ -104,7 +104,8 @@ struct wk_pubsub_client {
 	uint64_t rfq_seen; /* client-visible ReadyForQuery messages counted while watching */
 	/* replies not followed statement by statement: how the last request went */
 	bool fb_error, fb_rollback;
-	bool is_rewritten;     /* the Query at the front of its input is pgdog's rewrite */
+	bool is_rewritten; /* the Query at the front of its input is pgdog's rewrite */
+	bool has_cur_watch; /* the newest watch is that Query's (or Parse's): see wk_pubsub_query_shift */
 	bool is_query_watched; /* ... and its UNLISTENs are applied by the watch, not at once */
 };
 

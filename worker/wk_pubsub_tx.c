@@ -369,14 +369,6 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 		case SQL_DISCARD_ALL:
 			is_relevant |= is_watching;
 			break;
-		case SQL_PREPARE:
-		case SQL_EXECUTE:
-		case SQL_DEALLOCATE:
-		case SQL_DEALLOCATE_ALL:
-			/* prepared_statements = full may put its own queries in front */
-			if (g_cfg->prepared_statements == CONFIG_PREPARED_FULL)
-				return WK_OK;
-			break;
 		case SQL_BEGIN:
 			/* statement mode refuses the Query: no server reply to follow */
 			if (c->pool->cfg->pooler_mode == CONFIG_POOLER_STATEMENT)
@@ -458,6 +450,7 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 	}
 	pc->watch_cnt++;
 	pc->is_query_watched = true;
+	pc->has_cur_watch = true;
 	log_debug(&c->lctx, "pub/sub: following the replies of a Query of %zu statements",
 		  res.stmts_cnt);
 	if (!has_rewrite)
@@ -507,6 +500,7 @@ wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t par
 	w->cnt = 1;
 	pc->watch_cnt++;
 	pc->is_query_watched = true;
+	pc->has_cur_watch = true;
 	log_debug(&c->lctx, "pub/sub: following the reply of an extended-protocol statement (%d)",
 		  (int)st->kind);
 	if (st->kind != SQL_LISTEN)
@@ -686,6 +680,15 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 	pc->watch_cnt++;
 	log_debug(&c->lctx, "pub/sub: following the reply of a named statement (%d)", (int)kind);
 	return 0;
+}
+
+void
+wk_pubsub_query_shift(struct wk_client *c, uint32_t n)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+
+	if (pc && pc->has_cur_watch && pc->watch_cnt)
+		pc->watches[pc->watch_cnt - 1].rfq_no += n;
 }
 
 /* Replace the CommandComplete at the front of in (header h) by one with tag; h follows. */

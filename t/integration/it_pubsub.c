@@ -59,6 +59,15 @@ setup_statement(void)
 }
 
 static void
+setup_full(void)
+{
+	/* one statement per server: EXECUTE often prepares again, in front of the client's Query */
+	start("pubsub_full", "pooler_mode = transaction\ncheckout_timeout = 3000\n"
+			     "pub_sub_channel_size = 100\nprepared_statements = full\n"
+			     "prepared_statements_limit = 1");
+}
+
+static void
 teardown(void)
 {
 	it_env_stop();
@@ -1292,6 +1301,62 @@ START_TEST(test_pubsub_statement_mode)
 }
 END_TEST
 
+/*
+ * prepared_statements = full: LISTEN among SQL PREPARE / EXECUTE /
+ * DEALLOCATE in one Query is followed as among other statements, also when
+ * pgdog puts statements of its own in front (a statement prepared again, a
+ * name PREPAREd twice): PostgreSQL's replies, the LISTEN counting only when
+ * its transaction commits, nothing pinned.
+ */
+START_TEST(test_pubsub_full_prepare)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
+	long pins = pools_sum("pins");
+	PGresult *res;
+
+	ck_assert_str_eq(describe(l, "PREPARE fp AS SELECT 'fp'; LISTEN pf_a; EXECUTE fp"),
+			 "PREPARE|LISTEN|rows:SELECT 1|I");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_a, 'a'"));
+	expect_one(l, "pf_a", "a");
+	/* a name the client has: 42P05, and the implicit transaction (its LISTEN) rolled back */
+	ck_assert_str_eq(describe(l, "LISTEN pf_b; PREPARE fp AS SELECT 2"), "LISTEN|ERR:42P05|I");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_b, 'b'"));
+	expect_none(l, 300);
+	/* fp evicted by fq, prepared again in front of the EXECUTE, in a block */
+	ck_assert_str_eq(describe(l, "PREPARE fq AS SELECT 'fq'"), "PREPARE|I");
+	ck_assert_str_eq(describe(l, "BEGIN; LISTEN pf_c; EXECUTE fp; COMMIT"),
+			 "BEGIN|LISTEN|rows:SELECT 1|COMMIT|I");
+	ck_assert_str_eq(describe(l, "BEGIN; LISTEN pf_d; EXECUTE fq"),
+			 "BEGIN|LISTEN|rows:SELECT 1|T");
+	ck_assert_str_eq(describe(l, "ROLLBACK"), "ROLLBACK|I");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_d, 'd'; NOTIFY pf_c, 'c'"));
+	expect_one(l, "pf_c", "c");
+	/* a protocol-level statement run by EXECUTE: its Parse and a Sync in front */
+	res = PQprepare(l, "pp", "SELECT 'pp'", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	ck_assert_str_eq(describe(l, "EXECUTE fp"), "rows:SELECT 1|I");
+	ck_assert_str_eq(describe(l, "LISTEN pf_e; EXECUTE pp; UNLISTEN pf_a"),
+			 "LISTEN|rows:SELECT 1|UNLISTEN|I");
+	ck_assert_str_eq(describe(l, "DEALLOCATE fp; LISTEN pf_f; EXECUTE fq"),
+			 "DEALLOCATE|LISTEN|rows:SELECT 1|I");
+	ck_assert_str_eq(describe(l, "EXECUTE fp"), "ERR:26000|I");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_a, 'gone'; NOTIFY pf_e, 'e'"));
+	expect_one(l, "pf_e", "e");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_f, 'f'"));
+	expect_one(l, "pf_f", "f");
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	PQfinish(direct);
+	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1299,6 +1364,7 @@ main(void)
 	TCase *tc = tcase_create("pubsub");
 	TCase *small = tcase_create("pubsub_small");
 	TCase *statement = tcase_create("pubsub_statement");
+	TCase *full = tcase_create("pubsub_full");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -1331,5 +1397,9 @@ main(void)
 	tcase_set_timeout(statement, 60);
 	tcase_add_test(statement, test_pubsub_statement_mode);
 	suite_add_tcase(s, statement);
+	tcase_add_unchecked_fixture(full, setup_full, teardown);
+	tcase_set_timeout(full, 60);
+	tcase_add_test(full, test_pubsub_full_prepare);
+	suite_add_tcase(s, full);
 	return it_run_suite(s);
 }
