@@ -939,13 +939,14 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	if (h->type == PGW_MSG_PARSE) {
 		/*
 		 * Between transactions, or in a block with nothing in flight:
-		 * served; behind requests in flight (none unsynced before it, so
-		 * that its replies can be told apart): followed.
+		 * served; behind requests in flight (no Execute unsynced before
+		 * it, so that its replies can be told apart): followed.
 		 */
 		bool is_follow = c->state != WK_CLIENT_IDLE && !quiet;
 
-		if (is_follow && (c->state != WK_CLIENT_ACTIVE || !c->server ||
-				  c->server->state != WK_SERVER_ACTIVE || c->server->has_unsynced))
+		if (is_follow &&
+		    (c->state != WK_CLIENT_ACTIVE || !c->server ||
+		     c->server->state != WK_SERVER_ACTIVE || wk_pubsub_execute_unsynced(c->server)))
 			return WK_OK;
 		if (h->len > WK_PUBSUB_QUERY_MAX)
 			return WK_OK;
@@ -958,8 +959,8 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 				return rc;
 		}
 		/* a transaction holding operations: its savepoints and end are followed too */
-		if (c->state == WK_CLIENT_ACTIVE && c->server && !c->server->has_unsynced &&
-		    wk_pubsub_is_watching(c))
+		if (c->state == WK_CLIENT_ACTIVE && c->server &&
+		    !wk_pubsub_execute_unsynced(c->server) && wk_pubsub_is_watching(c))
 			return wk_pubsub_client_extended(c, is_handled, WK_PUBSUB_EXT_FOLLOW_TX);
 		return WK_OK;
 	}

@@ -178,6 +178,12 @@ enum wk_rc wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st,
  * tells. WK_CLOSED when c was closed (out of memory).
  */
 enum wk_rc wk_pubsub_parse_named(struct wk_client *c, const struct pgw_hdr *h);
+/*
+ * Would an Execute sent to s since its last Sync (its reply not seen yet)
+ * answer before a statement sent now? Then the statement's CommandComplete
+ * cannot be told apart (without reply slots: any unsynced message counts).
+ */
+bool wk_pubsub_execute_unsynced(const struct wk_server *s);
 /* Is every channel pc listens on LISTENed by the listener on the server? */
 bool wk_pubsub_chans_confirmed(const struct wk_pubsub_client *pc);
 /* pc's held ReadyForQuery may go (pc leaves its pool's holders). */

@@ -609,7 +609,7 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 	struct wk_pubsub_watch *w;
 	struct sql_result res;
 	enum sql_kind kind;
-	bool is_followable = true;
+	bool is_followable;
 
 	if (sql_classify_all(sql, len, &res) < 0)
 		return -1;
@@ -640,19 +640,9 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 		p->pubsub = WK_PREP_PUBSUB_NONE;
 		return 0;
 	}
-	/*
-	 * Its CommandComplete must be the first of its Sync: an Execute sent
-	 * since the last Sync would answer first.
-	 */
-	for (size_t k = s ? s->slots_cnt : 0; k-- > 0;) {
-		const struct wk_slot *sl = &s->slots[(s->slots_head + k) & (s->slots_cap - 1)];
-
-		if (sl->kind == WK_SLOT_SYNC || sl->kind == WK_SLOT_QUERY)
-			break;
-		if (sl->kind == WK_SLOT_EXECUTE)
-			is_followable = false;
-	}
-	if (!s || !is_followable) {
+	/* its CommandComplete must be the first of its Sync */
+	is_followable = s && !wk_pubsub_execute_unsynced(s);
+	if (!is_followable) {
 		/* not followed: as an unfollowed Query, a LISTEN pins, an UNLISTEN counts now */
 		if (kind == SQL_LISTEN)
 			return 1;
@@ -680,6 +670,25 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 	pc->watch_cnt++;
 	log_debug(&c->lctx, "pub/sub: following the reply of a named statement (%d)", (int)kind);
 	return 0;
+}
+
+bool
+wk_pubsub_execute_unsynced(const struct wk_server *s)
+{
+	if (!s->has_unsynced)
+		return false;
+	if (!s->is_tracked)
+		return true; /* no reply slots to tell */
+	/* an Execute whose reply has come is popped already: it answers nothing more */
+	for (size_t k = s->slots_cnt; k-- > 0;) {
+		const struct wk_slot *sl = &s->slots[(s->slots_head + k) & (s->slots_cap - 1)];
+
+		if (sl->kind == WK_SLOT_SYNC || sl->kind == WK_SLOT_QUERY)
+			break;
+		if (sl->kind == WK_SLOT_EXECUTE)
+			return true;
+	}
+	return false;
 }
 
 void

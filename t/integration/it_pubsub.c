@@ -737,6 +737,54 @@ START_TEST(test_pubsub_pipelined)
 }
 END_TEST
 
+/*
+ * A LISTEN sent in the same Sync as extended-protocol messages before it
+ * (a statement prepared, described, in libpq's pipeline mode) is followed:
+ * nothing pinned.
+ */
+START_TEST(test_pubsub_pipelined_unsynced)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
+	long pins = pools_sum("pins");
+	PGresult *res;
+	char got[256];
+	size_t n = 0;
+
+	got[0] = '\0';
+	ck_assert(PQenterPipelineMode(l));
+	ck_assert(PQsendPrepare(l, "pu1", "SELECT 1", 0, NULL));
+	ck_assert(PQsendDescribePrepared(l, "pu1"));
+	ck_assert(PQsendQueryParams(l, "LISTEN unsync_ch", 0, NULL, NULL, NULL, NULL, 0));
+	ck_assert(PQpipelineSync(l));
+	for (long long end = it_now_ms() + 5000; it_now_ms() < end;) {
+		res = PQgetResult(l);
+		if (!res)
+			continue;
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		n += (size_t)snprintf(got + n, sizeof(got) - n, "%s:%s|",
+				      PQresStatus(PQresultStatus(res)), PQcmdStatus(res));
+		PQclear(res);
+	}
+	ck_assert_str_eq(got, "PGRES_COMMAND_OK:|PGRES_COMMAND_OK:|PGRES_COMMAND_OK:LISTEN|");
+	ck_assert(PQexitPipelineMode(l));
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	PQclear(it_exec_ok(direct, "NOTIFY unsync_ch, 'followed'"));
+	expect_one(l, "unsync_ch", "followed");
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	PQfinish(direct);
+	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
 /* Run sql with the extended protocol (unnamed statement, no parameters); it must succeed. */
 static void
 params_ok(PGconn *c, const char *sql)
@@ -1383,6 +1431,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_prepare_transaction); /* before any server LISTENs */
 	tcase_add_test(tc, test_pubsub_extended_in_transaction);
 	tcase_add_test(tc, test_pubsub_pipelined);
+	tcase_add_test(tc, test_pubsub_pipelined_unsynced);
 	tcase_add_test(tc, test_pubsub_many_channels);
 	tcase_add_test(tc, test_pubsub_show_listeners);
 	tcase_add_test(tc, test_pubsub_listener_lost);
