@@ -2304,8 +2304,12 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	wk_client_prep_ready0 = s->expect_ready;
 	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
 		return -1; /* a new request starts here: the Closes go first, on their own */
-	if (h->type == PGW_MSG_PARSE && c->pubsub && s->expect_ready > wk_client_prep_ready0)
+	if ((h->type == PGW_MSG_QUERY || h->type == PGW_MSG_PARSE) && c->pubsub &&
+	    s->expect_ready > wk_client_prep_ready0) {
+		/* pub/sub follows the replies of this Query or Parse after those of the Closes */
 		wk_pubsub_query_shift(c, s->expect_ready - wk_client_prep_ready0);
+		wk_client_prep_ready0 = s->expect_ready;
+	}
 	if (h->type == PGW_MSG_QUERY)
 		return wk_client_is_full(c) ? wk_client_prep_query(c, s, h, in, out) : 0;
 	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&

@@ -740,7 +740,7 @@ END_TEST
 /*
  * A LISTEN sent in the same Sync as extended-protocol messages before it
  * (a statement prepared, described, in libpq's pipeline mode) is followed:
- * nothing pinned.
+ * nothing pinned. So is one behind pgdog's own Close and Sync.
  */
 START_TEST(test_pubsub_pipelined_unsynced)
 {
@@ -778,6 +778,23 @@ START_TEST(test_pubsub_pipelined_unsynced)
 	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
 	PQclear(it_exec_ok(direct, "NOTIFY unsync_ch, 'followed'"));
 	expect_one(l, "unsync_ch", "followed");
+	/*
+	 * The statement pgdog made for a 42P05 in a block is closed (Close and
+	 * Sync of its own) in front of the next request: a LISTEN in it is
+	 * still followed.
+	 */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	res = PQprepare(l, "jd", "SELECT 1", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	res = PQprepare(l, "jd", "SELECT 2", 0, NULL);
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P05");
+	PQclear(res);
+	ck_assert_str_eq(describe(l, "ROLLBACK; LISTEN junk_ch; SELECT 1"),
+			 "ROLLBACK|LISTEN|rows:SELECT 1|I");
+	PQclear(it_exec_ok(direct, "NOTIFY junk_ch, 'after junk'"));
+	expect_one(l, "junk_ch", "after junk");
+	ck_assert_int_eq(pools_sum("pins"), pins);
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQfinish(direct);
 	PQfinish(o);
