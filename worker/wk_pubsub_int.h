@@ -67,7 +67,8 @@ struct wk_pubsub_watch {
 		rfq_no; /* the client-visible ReadyForQuery (wk_pubsub_client rfq_seen) ending it */
 	uint8_t cnt, next;
 	bool is_failed; /* an ErrorResponse: the statements after it did not run */
-	struct wk_pubsub_wstmt stmts[SQL_STMTS_MAX + 1];
+	/* each statement, and a guard in front of each PREPARE TRANSACTION at most */
+	struct wk_pubsub_wstmt stmts[2 * SQL_STMTS_MAX];
 };
 
 struct wk_pubsub_client {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define APP   "dbname=app user=app password=app_pw"
 #define ADMIN "dbname=admin user=admin password=pgdog"
@@ -802,6 +803,94 @@ START_TEST(test_pubsub_pipelined_unsynced)
 }
 END_TEST
 
+/*
+ * Write the n Queries of sqls to c's socket at once (libpq idle) and read
+ * the replies up to the n-th ReadyForQuery; returns how many came (n, or
+ * fewer when the connection broke or 5 s passed).
+ */
+static int
+raw_queries(PGconn *c, const char *const *sqls, int n)
+{
+	static unsigned char buf[65536];
+	size_t len = 0, got = 0, at = 0;
+	int fd = PQsocket(c), ready = 0;
+	long long end = it_now_ms() + 5000;
+
+	for (int i = 0; i < n; i++) {
+		size_t q = strlen(sqls[i]) + 1, m = 4 + q;
+
+		ck_assert(len + 1 + m < sizeof(buf));
+		buf[len] = 'Q';
+		buf[len + 1] = (unsigned char)(m >> 24);
+		buf[len + 2] = (unsigned char)(m >> 16);
+		buf[len + 3] = (unsigned char)(m >> 8);
+		buf[len + 4] = (unsigned char)m;
+		memcpy(buf + len + 5, sqls[i], q);
+		len += 1 + m;
+	}
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	while (ready < n && it_now_ms() < end) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		while (got - at >= 5) {
+			size_t mlen = (size_t)buf[at + 1] << 24 | (size_t)buf[at + 2] << 16 |
+				      (size_t)buf[at + 3] << 8 | buf[at + 4];
+
+			if (got - at < 1 + mlen)
+				break;
+			if (buf[at] == 'Z')
+				ready++;
+			at += 1 + mlen;
+		}
+		if (ready == n)
+			break;
+		if (at == got)
+			at = got = 0;
+		ck_assert(got < sizeof(buf));
+		poll(&pfd, 1, 100);
+		r = read(fd, buf + got, sizeof(buf) - got);
+		if (r == 0)
+			break;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	return ready;
+}
+
+/*
+ * A Query of LISTENs and PREPARE TRANSACTIONs, each of which gets pgdog's
+ * guard in front: as many followed statements as the Query has, plus the
+ * guards (never more than pgdog keeps room for), and PostgreSQL's answer.
+ */
+START_TEST(test_pubsub_many_guards)
+{
+	PGconn *l = it_connect(APP), *direct = it_pg_connect();
+	char sql[1024];
+	size_t n = 0;
+
+	for (int i = 0; i < 8; i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+				      "%sLISTEN mg_%d; PREPARE TRANSACTION 'mg_%d'", i ? "; " : "",
+				      i, i);
+	ck_assert_str_eq(describe(direct, sql), "LISTEN|ERR:0A000|I");
+	ck_assert_str_eq(describe(l, sql), "LISTEN|ERR:0A000|I");
+	/* behind three Queries pub/sub follows too: four followed at once */
+	ck_assert_int_eq(
+		raw_queries(l,
+			    (const char *const[]){ "LISTEN mg_a; SELECT 1", "LISTEN mg_b; SELECT 2",
+						   "LISTEN mg_c; SELECT 3", sql },
+			    4),
+		4);
+	PQclear(it_exec_ok(direct, "NOTIFY mg_0, 'no'; NOTIFY mg_b, 'b'"));
+	expect_one(l, "mg_b", "b");
+	ck_assert_str_eq(it_value(l, "SELECT 'alive'"), "alive");
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	PQfinish(direct);
+	PQfinish(l);
+}
+END_TEST
+
 /* Run sql with the extended protocol (unnamed statement, no parameters); it must succeed. */
 static void
 params_ok(PGconn *c, const char *sql)
@@ -1449,6 +1538,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_extended_in_transaction);
 	tcase_add_test(tc, test_pubsub_pipelined);
 	tcase_add_test(tc, test_pubsub_pipelined_unsynced);
+	tcase_add_test(tc, test_pubsub_many_guards);
 	tcase_add_test(tc, test_pubsub_many_channels);
 	tcase_add_test(tc, test_pubsub_show_listeners);
 	tcase_add_test(tc, test_pubsub_listener_lost);
