@@ -1378,6 +1378,8 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 
 /* Numbers pgdog's throwaway statement names (per worker). */
 static uint64_t wk_client_throwaway_cnt;
+/* The server's expect_ready when wk_client_prep() began (wk_client_prep_send_query). */
+static uint32_t wk_client_prep_ready0;
 
 /* The slot pushed last (there is one). */
 static struct wk_slot *
@@ -1667,6 +1669,9 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 	pgw_end(b);
 	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
 		return -1;
+	/* pub/sub follows this Query's replies after those of pgdog's queries in front */
+	if (s->client && s->client->pubsub && s->expect_ready > wk_client_prep_ready0)
+		wk_pubsub_query_shift(s->client, s->expect_ready - wk_client_prep_ready0);
 	for (size_t i = 0; i < pre_cnt; i++)
 		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, true, pre[i]) < 0)
 			return -1;
@@ -1712,9 +1717,8 @@ wk_client_prep_send_query_each(struct wk_server *s, struct evbuffer *out, const 
 
 /*
  * A Query of several statements with SQL PREPARE of a new name among them
- * can be rewritten (the names followed statement by statement) unless a
- * name PREPAREd in it is DEALLOCATEd in it too, or DEALLOCATE ALL follows a
- * PREPARE: then the client keeps its server.
+ * can be rewritten (the names followed statement by statement) unless
+ * DEALLOCATE ALL follows a PREPARE: then the client keeps its server.
  */
 static bool
 wk_client_prep_multi_ok(const struct wk_client *c, const struct sql_result *res)
@@ -1731,8 +1735,7 @@ wk_client_prep_multi_ok(const struct wk_client *c, const struct sql_result *res)
 		for (size_t j = i + 1; j < res->stmts_cnt; j++) {
 			const struct sql_stmt *t = &res->stmts[j];
 
-			if (t->kind == SQL_DEALLOCATE_ALL ||
-			    (t->kind == SQL_DEALLOCATE && strcmp(t->name, st->name) == 0))
+			if (t->kind == SQL_DEALLOCATE_ALL)
 				return false;
 		}
 	}
@@ -1865,7 +1868,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 {
 	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 	const char *names[SQL_STMTS_MAX] = { NULL };
-	struct wk_prep *dealloc[SQL_STMTS_MAX] = { NULL }, *pre[SQL_STMTS_MAX];
+	struct wk_prep *pre[SQL_STMTS_MAX];
 	/* PREPAREs of new names in this Query: their statements, and how each is checked */
 	struct wk_prep *stmt_prep[SQL_STMTS_MAX] = { NULL };
 	uint8_t stmt_role[SQL_STMTS_MAX] = { 0 };
@@ -1880,6 +1883,9 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 	size_t len;
 	struct sql_result res;
 	bool has_named = false, has_injected = false, has_rewrite = false, is_local;
+	/* DEALLOCATEs: the statements made for them to drop, in one query of pgdog's */
+	char drops[SQL_STMTS_MAX * 64];
+	size_t drops_len = 0;
 	struct wk_slot *sl;
 	int rc;
 
@@ -1923,11 +1929,13 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		/*
 		 * Only the client's name goes; the statement stays on the server for
 		 * others. PostgreSQL still answers, in order and with the state of
-		 * the transaction, by dropping a statement made for the purpose.
+		 * the transaction, by dropping a statement made for the purpose;
+		 * the name goes when it does (not in a transaction that failed
+		 * before it: pipelined).
 		 */
 		char drop[64], make[128];
+		struct wk_prep *p = wk_prep_names_drop_begin(&c->prep_names, res.stmts[0].name);
 
-		wk_prep_names_del(&c->prep_names, res.stmts[0].name);
 		snprintf(drop, sizeof(drop), "__pgdog_drop_%d_%llu", g_wk.slot,
 			 (unsigned long long)++wk_client_throwaway_cnt);
 		snprintf(make, sizeof(make), "PREPARE %s AS SELECT", drop);
@@ -1935,6 +1943,9 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		if (wk_client_prep_own_query(s, out, make) < 0 ||
 		    wk_client_prep_send_query(s, out, sql, len, &res, names, NULL, 0, &sl) < 0)
 			return -1;
+		sl->prep = p;
+		sl->prep_role = WK_SLOT_PREP_DROP | WK_SLOT_PREP_REF;
+		p->client_refs++;
 		goto sent;
 	}
 	/* one or more statements: rewrite the names, in order */
@@ -1958,11 +1969,36 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			continue; /* a name pgdog cannot place is left to PostgreSQL */
 		/* a name PREPAREd earlier in this Query, else one the client has */
 		for (size_t j = local_cnt; j-- > 0 && !p;)
-			if (strcmp(local[j].name, st->name) == 0)
+			if (local[j].name && strcmp(local[j].name, st->name) == 0)
 				p = local[j].prep;
 		is_local = p != NULL;
 		if (!p)
 			p = wk_prep_names_get(&c->prep_names, st->name);
+		if (st->kind == SQL_DEALLOCATE && p) {
+			/*
+			 * Only the client's name goes, when PostgreSQL runs the
+			 * DEALLOCATE (not when a statement before it fails): it
+			 * drops a statement made for the purpose, and pgdog's
+			 * stays on the server for others.
+			 */
+			for (size_t j = 0; j < local_cnt; j++)
+				if (local[j].name && strcmp(local[j].name, st->name) == 0)
+					local[j].name = NULL;
+			p = wk_prep_names_drop_begin(&c->prep_names, st->name);
+			snprintf(checks[i], sizeof(checks[i]), "__pgdog_drop_%d_%llu", g_wk.slot,
+				 (unsigned long long)++wk_client_throwaway_cnt);
+			/* closed after the Query, in case it did not run */
+			if (!p || wk_prep_junk_add(&s->held, checks[i]) < 0)
+				return -1;
+			drops_len += (size_t)snprintf(drops + drops_len, sizeof(drops) - drops_len,
+						      "%sPREPARE %s AS SELECT",
+						      drops_len ? ";" : "", checks[i]);
+			names[i] = checks[i];
+			stmt_prep[i] = p;
+			stmt_role[i] = WK_SLOT_PREP_DROP;
+			has_rewrite = true;
+			continue;
+		}
 		if (st->kind == SQL_PREPARE && p) {
 			/*
 			 * A name the client has: PostgreSQL's own 42P05 there, made
@@ -2024,14 +2060,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		}
 		names[i] = p->name;
 		has_rewrite = true;
-		if (st->kind == SQL_DEALLOCATE) {
-			/* the server drops pgdog's statement: the client's name goes with it */
-			dealloc[i] = p;
-			wk_prep_names_del(&c->prep_names, st->name);
-		} else {
-			p->uses++;
-			wk_prep_publish(p);
-		}
+		p->uses++;
+		wk_prep_publish(p);
 	}
 	if (!has_rewrite)
 		return 0;
@@ -2040,7 +2070,9 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 	if (dup &&
 	    wk_client_prep_dup_make_sql(s, out, dup->name, sql + dup->name_off, dup->name_len) < 0)
 		return -1;
-	if (local_cnt)
+	if (drops_len && wk_client_prep_own_query(s, out, drops) < 0)
+		return -1;
+	if (local_cnt || drops_len)
 		rc = wk_client_prep_send_query_each(s, out, sql, len, &res, names, pre, pre_cnt,
 						    stmt_prep, stmt_role);
 	else
@@ -2048,10 +2080,6 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 	/* what was made for checks and 42P05 goes right after (Close works in a failed block) */
 	if (rc < 0 || (s->held.junk_cnt && wk_client_prep_junk_flush(s, out) < 0))
 		return -1;
-	/* the slots of this Query's PREPAREs hold their statements: none is freed under them */
-	for (size_t i = 0; i < res.stmts_cnt; i++)
-		if (dealloc[i])
-			wk_prep_held_del(&s->held, dealloc[i]);
 sent:
 	evbuffer_drain(in, pgw_msg_size(h));
 	if (s->expect_ready == 0 && !s->has_unsynced) {
@@ -2303,11 +2331,18 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	const uint8_t *msg;
 	const char *body;
 	size_t blen, n1, n2;
-	struct wk_prep *p;
+	struct wk_prep *p, *use;
 	struct pgw_buf *b = &g_wk.scratch;
 
+	wk_client_prep_ready0 = s->expect_ready;
 	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
 		return -1; /* a new request starts here: the Closes go first, on their own */
+	if ((h->type == PGW_MSG_QUERY || h->type == PGW_MSG_PARSE) && c->pubsub &&
+	    s->expect_ready > wk_client_prep_ready0) {
+		/* pub/sub follows the replies of this Query or Parse after those of the Closes */
+		wk_pubsub_query_shift(c, s->expect_ready - wk_client_prep_ready0);
+		wk_client_prep_ready0 = s->expect_ready;
+	}
 	if (h->type == PGW_MSG_QUERY)
 		return wk_client_is_full(c) ? wk_client_prep_query(c, s, h, in, out) : 0;
 	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&
@@ -2343,10 +2378,27 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
 		if (!p)
 			return 0; /* PostgreSQL reports the unknown statement */
-		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
+		use = p;
+		/* LISTEN/UNLISTEN, savepoint commands: pub/sub follows where they run */
+		if (p->pubsub != WK_PREP_PUBSUB_NONE && !p->is_sql &&
+		    g_cfg->pub_sub_channel_size > 0) {
+			int rc = wk_pubsub_bind(c, p, &use);
+
+			if (rc < 0)
+				return -1;
+			if (rc > 0 && !(c->pins & WK_PIN_LISTEN)) {
+				/* a LISTEN on the server itself: counted as wk_client_track does */
+				if (!c->pins && c->pool)
+					atomic_fetch_add_explicit(&c->pool->stats->pins, 1,
+								  memory_order_relaxed);
+				c->pins |= WK_PIN_LISTEN;
+				log_debug(&c->lctx, "named LISTEN not followed: server pinned");
+			}
+		}
+		if (wk_client_prep_ensure(c, s, use, out, false) < 0)
 			return -1;
 		pgw_buf_reset(b);
-		if (wk_client_prep_bind_put(s, p, p->name, body, blen, n1, n2, b) < 0 ||
+		if (wk_client_prep_bind_put(s, p, use->name, body, blen, n1, n2, b) < 0 ||
 		    evbuffer_add(out, b->data, b->len) < 0)
 			return -1;
 		break;

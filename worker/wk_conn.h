@@ -140,6 +140,7 @@ enum wk_slot_prep_role {
 	WK_SLOT_PREP_HOLD = 0, /* it prepares prep on the server: forget it if refused */
 	WK_SLOT_PREP_SQL,      /* a client's Parse or SQL PREPARE under prep's name */
 	WK_SLOT_PREP_CHECK,    /* a client's name for a statement the server holds already */
+	WK_SLOT_PREP_DROP, /* a client's DEALLOCATE of a name of prep (wk_prep_names_drop_end) */
 };
 /* OR'd into prep_role: the slot holds a reference on prep (a client_refs), dropped at its end. */
 #define WK_SLOT_PREP_REF 0x80u

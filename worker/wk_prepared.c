@@ -284,7 +284,7 @@ struct wk_prep *
 wk_prep_names_get(const struct wk_prep_names *n, const char *name)
 {
 	for (size_t i = 0; i < n->cnt; i++)
-		if (strcmp(n->v[i].name, name) == 0)
+		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0)
 			return n->v[i].prep;
 	return NULL;
 }
@@ -293,7 +293,7 @@ int
 wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 {
 	for (size_t i = 0; i < n->cnt; i++) {
-		if (strcmp(n->v[i].name, name) == 0) {
+		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0) {
 			struct wk_prep *old = n->v[i].prep;
 
 			p->client_refs++;
@@ -320,6 +320,8 @@ wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 		return -1;
 	n->v[n->cnt].prep = p;
 	n->v[n->cnt].is_unconfirmed = false;
+	n->v[n->cnt].is_dropping = false;
+	n->v[n->cnt].drop_seq = 0;
 	p->client_refs++;
 	n->cnt++;
 	wk_prep_publish(p);
@@ -332,7 +334,7 @@ wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct 
 	if (wk_prep_names_put(n, name, p) < 0)
 		return -1;
 	for (size_t i = 0; i < n->cnt; i++)
-		if (strcmp(n->v[i].name, name) == 0)
+		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0)
 			n->v[i].is_unconfirmed = true;
 	return 0;
 }
@@ -360,21 +362,63 @@ wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok)
 	}
 }
 
+/* Remove n->v[i]. May free its statement. */
+static void
+wk_prep_names_remove(struct wk_prep_names *n, size_t i)
+{
+	struct wk_prep *p = n->v[i].prep;
+
+	free(n->v[i].name);
+	n->v[i] = n->v[--n->cnt];
+	p->client_refs--;
+	wk_prep_publish(p);
+	wk_prep_release_if_unused(p);
+}
+
 void
 wk_prep_names_del(struct wk_prep_names *n, const char *name)
 {
 	for (size_t i = 0; i < n->cnt; i++) {
-		if (strcmp(n->v[i].name, name) == 0) {
-			struct wk_prep *p = n->v[i].prep;
-
-			free(n->v[i].name);
-			n->v[i] = n->v[--n->cnt];
-			p->client_refs--;
-			wk_prep_publish(p);
-			wk_prep_release_if_unused(p);
+		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0) {
+			wk_prep_names_remove(n, i);
 			return;
 		}
 	}
+}
+
+struct wk_prep *
+wk_prep_names_drop_begin(struct wk_prep_names *n, const char *name)
+{
+	static uint64_t seq;
+
+	for (size_t i = 0; i < n->cnt; i++) {
+		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0) {
+			n->v[i].is_dropping = true;
+			n->v[i].drop_seq = ++seq;
+			return n->v[i].prep;
+		}
+	}
+	return NULL;
+}
+
+void
+wk_prep_names_drop_end(struct wk_prep_names *n, struct wk_prep *p, bool is_ok)
+{
+	size_t at = n->cnt;
+
+	/* DEALLOCATEs are answered in the order they were sent: the oldest is this one */
+	for (size_t i = 0; i < n->cnt; i++)
+		if (n->v[i].prep == p && n->v[i].is_dropping &&
+		    (at == n->cnt || n->v[i].drop_seq < n->v[at].drop_seq))
+			at = i;
+	if (at == n->cnt)
+		return; /* forgotten meanwhile (DEALLOCATE ALL, DISCARD ALL) */
+	if (!is_ok && !wk_prep_names_get(n, n->v[at].name)) {
+		/* PostgreSQL did not run it: the client still has the statement */
+		n->v[at].is_dropping = false;
+		return;
+	}
+	wk_prep_names_remove(n, at);
 }
 
 void
@@ -570,6 +614,10 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 	case WK_SLOT_PREP_CHECK:
 		if (c)
 			wk_prep_names_settle(&c->prep_names, p, !is_error);
+		break;
+	case WK_SLOT_PREP_DROP:
+		if (c)
+			wk_prep_names_drop_end(&c->prep_names, p, !is_error);
 		break;
 	case WK_SLOT_PREP_HOLD:
 	default:

@@ -49,7 +49,13 @@ struct wk_prep {
 	bool is_sql;          /* made by SQL PREPARE: key is the text after the name */
 	bool is_std;          /* read with standard_conforming_strings on (else off) */
 	uint32_t row;         /* its shm_prepared row, UINT32_MAX if none was free */
+	uint8_t pubsub;       /* WK_PREP_PUBSUB_*: does pub/sub follow its Binds (wk_pubsub_bind) */
 };
+
+/* struct wk_prep pubsub: */
+#define WK_PREP_PUBSUB_UNKNOWN 0 /* not looked at yet */
+#define WK_PREP_PUBSUB_NONE    1 /* nothing pub/sub follows */
+#define WK_PREP_PUBSUB_FOLLOW  2 /* LISTEN, UNLISTEN [*], SAVEPOINT, RELEASE, ROLLBACK TO */
 
 /* A client's statement names. */
 struct wk_prep_names {
@@ -57,6 +63,14 @@ struct wk_prep_names {
 		char *name; /* the client's name: owned */
 		struct wk_prep *prep;
 		bool is_unconfirmed; /* Parse or SQL PREPARE sent, the answer not seen yet */
+		/*
+		 * A DEALLOCATE of it sent, its outcome not seen yet: the name is
+		 * gone for the client's later messages (get, put, del skip it),
+		 * and comes back if PostgreSQL does not run the DEALLOCATE (an
+		 * aborted transaction, an earlier statement of its Query failed).
+		 */
+		bool is_dropping;
+		uint64_t drop_seq; /* order of the DEALLOCATEs in flight */
 	} * v;
 	size_t cnt, cap;
 };
@@ -122,6 +136,18 @@ int wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, str
  */
 void wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok);
 void wk_prep_names_del(struct wk_prep_names *n, const char *name);
+/*
+ * A DEALLOCATE of name is sent: the name is hidden until
+ * wk_prep_names_drop_end(). Returns its statement, NULL when the client
+ * has no such name.
+ */
+struct wk_prep *wk_prep_names_drop_begin(struct wk_prep_names *n, const char *name);
+/*
+ * The oldest DEALLOCATE in flight of a name of p was answered: the name
+ * goes (is_ok), or comes back (PostgreSQL did not run it) unless the
+ * client has given the name to another statement since. May free p.
+ */
+void wk_prep_names_drop_end(struct wk_prep_names *n, struct wk_prep *p, bool is_ok);
 void wk_prep_names_clear(struct wk_prep_names *n);
 void wk_prep_names_cleanup(struct wk_prep_names *n);
 

@@ -53,7 +53,6 @@
 #include "worker/wk_pubsub_int.h"
 #include "worker/wk_server.h"
 
-#define WK_PUBSUB_QUERY_MAX  1024 /* longer Queries are not LISTEN alone: a server runs them */
 #define WK_PUBSUB_MSG_MAX    (64 * 1024) /* NotificationResponse: payloads are under 8000 bytes */
 #define WK_PUBSUB_AT_LOGIN   UINT64_MAX  /* listen_seq: LISTENed by the next login's query */
 #define WK_PUBSUB_RETRY_US   (1000 * 1000)
@@ -920,6 +919,7 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	if (c->pubsub) {
 		/* pgdog's rewrite of the Query it just followed: it goes on as it is */
 		c->pubsub->is_query_watched = c->pubsub->is_rewritten;
+		c->pubsub->has_cur_watch &= c->pubsub->is_rewritten;
 		if (c->pubsub->is_rewritten) {
 			c->pubsub->is_rewritten = false;
 			return WK_OK;
@@ -930,16 +930,23 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	    (c->pins & WK_PIN_LISTEN))
 		return WK_OK;
 	quiet = wk_pubsub_quiet_status(c);
+	if (h->type == PGW_MSG_PARSE && c->state == WK_CLIENT_ACTIVE) {
+		enum wk_rc rc = wk_pubsub_parse_named(c, h);
+
+		if (rc != WK_OK || wk_pubsub_query_is_followed(c))
+			return rc;
+	}
 	if (h->type == PGW_MSG_PARSE) {
 		/*
 		 * Between transactions, or in a block with nothing in flight:
-		 * served; behind requests in flight (none unsynced before it, so
-		 * that its replies can be told apart): followed.
+		 * served; behind requests in flight (no Execute unsynced before
+		 * it, so that its replies can be told apart): followed.
 		 */
 		bool is_follow = c->state != WK_CLIENT_IDLE && !quiet;
 
-		if (is_follow && (c->state != WK_CLIENT_ACTIVE || !c->server ||
-				  c->server->state != WK_SERVER_ACTIVE || c->server->has_unsynced))
+		if (is_follow &&
+		    (c->state != WK_CLIENT_ACTIVE || !c->server ||
+		     c->server->state != WK_SERVER_ACTIVE || wk_pubsub_execute_unsynced(c->server)))
 			return WK_OK;
 		if (h->len > WK_PUBSUB_QUERY_MAX)
 			return WK_OK;
@@ -952,8 +959,8 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 				return rc;
 		}
 		/* a transaction holding operations: its savepoints and end are followed too */
-		if (c->state == WK_CLIENT_ACTIVE && c->server && !c->server->has_unsynced &&
-		    wk_pubsub_is_watching(c))
+		if (c->state == WK_CLIENT_ACTIVE && c->server &&
+		    !wk_pubsub_execute_unsynced(c->server) && wk_pubsub_is_watching(c))
 			return wk_pubsub_client_extended(c, is_handled, WK_PUBSUB_EXT_FOLLOW_TX);
 		return WK_OK;
 	}

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <event2/buffer.h>
 
@@ -58,6 +59,28 @@ bool wk_pubsub_query_is_followed(const struct wk_client *c);
 
 /* Does pub/sub follow c's replies (wk_pubsub_server_reply must see them)? */
 bool wk_pubsub_is_watching(const struct wk_client *c);
+/*
+ * pgdog sent n messages of its own that each end in a ReadyForQuery in
+ * front of the Query (or Parse) at the front of c's input (prepared
+ * statement rewriting): the replies pub/sub follows for it come after
+ * theirs.
+ */
+void wk_pubsub_query_shift(struct wk_client *c, uint32_t n);
+
+struct wk_prep;
+/*
+ * A Bind of c's named prepared statement p (not made by SQL PREPARE) on its
+ * way to c's server, p->pubsub not WK_PREP_PUBSUB_NONE (the first Bind of p
+ * classifies it): a LISTEN, UNLISTEN or UNLISTEN *, or while
+ * wk_pubsub_is_watching(c) a SAVEPOINT, RELEASE or ROLLBACK TO, is followed
+ * through the reply to its Execute, as an unnamed one is. For a followed
+ * LISTEN, *use is set to the statement the Bind must run instead (UNLISTEN
+ * of the channel, a no-op on a pooled server; its reply is turned back into
+ * "LISTEN"). Returns 0; 1 when it is a LISTEN that pub/sub cannot follow (an
+ * unsynced Execute before it) and that must run on the server, which the
+ * caller pins (WK_PIN_LISTEN); -1 on out of memory.
+ */
+int wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use) MUST_CHECK;
 /*
  * Is c's ReadyForQuery held (WK_PUBSUB_HOLD)? When wk_server.c meets it
  * again it hands it to wk_pubsub_server_reply() before anything else: the

@@ -18,6 +18,8 @@
 
 struct wk_pubsub_pool;
 
+#define WK_PUBSUB_QUERY_MAX 1024 /* longer Queries are not LISTEN alone: a server runs them */
+
 struct wk_pubsub_chan {
 	struct list node;             /* in its pool's chans */
 	struct wk_pubsub_chan *hnext; /* next in its hash bucket */
@@ -65,7 +67,8 @@ struct wk_pubsub_watch {
 		rfq_no; /* the client-visible ReadyForQuery (wk_pubsub_client rfq_seen) ending it */
 	uint8_t cnt, next;
 	bool is_failed; /* an ErrorResponse: the statements after it did not run */
-	struct wk_pubsub_wstmt stmts[SQL_STMTS_MAX + 1];
+	/* each statement, and a guard in front of each PREPARE TRANSACTION at most */
+	struct wk_pubsub_wstmt stmts[2 * SQL_STMTS_MAX];
 };
 
 struct wk_pubsub_client {
@@ -102,7 +105,8 @@ struct wk_pubsub_client {
 	uint64_t rfq_seen; /* client-visible ReadyForQuery messages counted while watching */
 	/* replies not followed statement by statement: how the last request went */
 	bool fb_error, fb_rollback;
-	bool is_rewritten;     /* the Query at the front of its input is pgdog's rewrite */
+	bool is_rewritten; /* the Query at the front of its input is pgdog's rewrite */
+	bool has_cur_watch; /* the newest watch is that Query's (or Parse's): see wk_pubsub_query_shift */
 	bool is_query_watched; /* ... and its UNLISTENs are applied by the watch, not at once */
 };
 
@@ -167,6 +171,20 @@ enum wk_rc wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, b
  */
 enum wk_rc wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t parse_size,
 				 bool *is_handled);
+/*
+ * A named Parse (whole, header h, at the front of c's input, c ACTIVE on a
+ * server that rewrites statement names) of LISTEN, UNLISTEN or UNLISTEN *:
+ * preparing it changes nothing, it neither pins nor unlistens (each run is
+ * followed from its Bind: wk_pubsub_bind); wk_pubsub_query_is_followed(c)
+ * tells. WK_CLOSED when c was closed (out of memory).
+ */
+enum wk_rc wk_pubsub_parse_named(struct wk_client *c, const struct pgw_hdr *h);
+/*
+ * Would an Execute sent to s since its last Sync (its reply not seen yet)
+ * answer before a statement sent now? Then the statement's CommandComplete
+ * cannot be told apart (without reply slots: any unsynced message counts).
+ */
+bool wk_pubsub_execute_unsynced(const struct wk_server *s);
 /* Is every channel pc listens on LISTENed by the listener on the server? */
 bool wk_pubsub_chans_confirmed(const struct wk_pubsub_client *pc);
 /* pc's held ReadyForQuery may go (pc leaves its pool's holders). */

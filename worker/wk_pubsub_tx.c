@@ -42,6 +42,7 @@
 #include "sql/sql_classify.h"
 #include "worker/wk_client.h"
 #include "worker/wk_pool.h"
+#include "worker/wk_prepared.h"
 #include "worker/wk_pubsub_int.h"
 
 /* ---- operations of an open transaction ---------------------------------- */
@@ -368,14 +369,6 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 		case SQL_DISCARD_ALL:
 			is_relevant |= is_watching;
 			break;
-		case SQL_PREPARE:
-		case SQL_EXECUTE:
-		case SQL_DEALLOCATE:
-		case SQL_DEALLOCATE_ALL:
-			/* prepared_statements = full may put its own queries in front */
-			if (g_cfg->prepared_statements == CONFIG_PREPARED_FULL)
-				return WK_OK;
-			break;
 		case SQL_BEGIN:
 			/* statement mode refuses the Query: no server reply to follow */
 			if (c->pool->cfg->pooler_mode == CONFIG_POOLER_STATEMENT)
@@ -457,6 +450,7 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 	}
 	pc->watch_cnt++;
 	pc->is_query_watched = true;
+	pc->has_cur_watch = true;
 	log_debug(&c->lctx, "pub/sub: following the replies of a Query of %zu statements",
 		  res.stmts_cnt);
 	if (!has_rewrite)
@@ -506,6 +500,7 @@ wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t par
 	w->cnt = 1;
 	pc->watch_cnt++;
 	pc->is_query_watched = true;
+	pc->has_cur_watch = true;
 	log_debug(&c->lctx, "pub/sub: following the reply of an extended-protocol statement (%d)",
 		  (int)st->kind);
 	if (st->kind != SQL_LISTEN)
@@ -527,6 +522,182 @@ wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t par
 	pc->is_rewritten = true;
 	*is_handled = true;
 	return WK_OK;
+}
+
+enum wk_rc
+wk_pubsub_parse_named(struct wk_client *c, const struct pgw_hdr *h)
+{
+	struct evbuffer *in = c->io.in;
+	const uint8_t *msg;
+	const char *body, *sql;
+	size_t blen = h->len - 4, nlen, qlen;
+	struct sql_result res;
+	struct wk_pubsub_pool *pp;
+	struct wk_pubsub_client *pc;
+	enum sql_kind kind;
+
+	/* a server that does not rewrite names is pinned by the statement anyway */
+	if (c->state != WK_CLIENT_ACTIVE || !c->server || !c->server->is_tracked ||
+	    h->len > WK_PUBSUB_QUERY_MAX || evbuffer_get_length(in) < pgw_msg_size(h))
+		return WK_OK;
+	msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	if (!msg)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	body = (const char *)msg + PGW_HDR_LEN;
+	nlen = wk_strnlen(body, blen);
+	if (nlen == 0 || nlen >= blen)
+		return WK_OK;
+	sql = body + nlen + 1;
+	qlen = wk_strnlen(sql, blen - nlen - 1);
+	if (nlen + 1 + qlen >= blen || !wk_pubsub_text_has_listen(sql, qlen))
+		return WK_OK;
+	if (sql_classify(sql, qlen, &res) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (!res.is_parsed || res.is_error || res.stmts_cnt != 1 || res.stmts[0].is_truncated)
+		return WK_OK;
+	kind = res.stmts[0].kind;
+	if (kind != SQL_LISTEN && kind != SQL_UNLISTEN && kind != SQL_UNLISTEN_ALL)
+		return WK_OK;
+	pp = wk_pubsub_pool_of(c);
+	pc = pp ? wk_pubsub_client_get(c, pp) : NULL;
+	if (!pc)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	/* preparing it does nothing: each run is followed from its Bind (wk_pubsub_bind) */
+	pc->is_query_watched = true;
+	log_debug(&c->lctx, "pub/sub: %s prepared as a named statement, followed where it runs",
+		  kind == SQL_LISTEN ? "LISTEN" : "UNLISTEN");
+	return WK_OK;
+}
+
+/*
+ * The statement a followed LISTEN runs on the server instead: UNLISTEN of
+ * the same channel (a no-op there: pooled servers listen on nothing), as a
+ * simple Query's LISTEN is rewritten. NULL on out of memory.
+ */
+static struct wk_prep *
+wk_pubsub_unlisten_prep(const char *channel)
+{
+	struct pgw_buf b;
+	struct wk_prep *p = NULL;
+
+	pgw_buf_init(&b);
+	pgw_put_u8(&b, 0); /* the name: none, the key is what follows */
+	/* the identifier quoted: PostgreSQL keeps it as it is */
+	pgw_put_bytes(&b, "UNLISTEN \"", 10);
+	for (const char *q = channel; *q; q++) {
+		if (*q == '"')
+			pgw_put_u8(&b, '"');
+		pgw_put_u8(&b, (uint8_t)*q);
+	}
+	pgw_put_u8(&b, '"');
+	pgw_put_u8(&b, 0);
+	pgw_put_u16(&b, 0); /* no parameter types */
+	if (!b.has_error)
+		p = wk_prep_register(b.data, b.len, 0);
+	pgw_buf_cleanup(&b);
+	return p;
+}
+
+int
+wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
+{
+	const char *sql = (const char *)p->key;
+	size_t len = wk_strnlen(sql, p->key_len);
+	const struct wk_server *s = c->server;
+	struct wk_pubsub_pool *pp;
+	struct wk_pubsub_client *pc;
+	struct wk_pubsub_watch *w;
+	struct sql_result res;
+	enum sql_kind kind;
+	bool is_followable;
+
+	if (sql_classify_all(sql, len, &res) < 0)
+		return -1;
+	kind = res.is_parsed && !res.is_error && res.stmts_cnt == 1 && !res.stmts[0].is_truncated
+		       ? res.stmts[0].kind
+		       : SQL_OTHER;
+	switch (kind) {
+	case SQL_SAVEPOINT:
+	case SQL_RELEASE:
+	case SQL_ROLLBACK_TO:
+		p->pubsub = WK_PREP_PUBSUB_FOLLOW;
+		/* they matter only while the transaction holds operations */
+		if (!wk_pubsub_is_watching(c))
+			return 0;
+		break;
+	case SQL_LISTEN:
+	case SQL_UNLISTEN:
+	case SQL_UNLISTEN_ALL:
+		p->pubsub = WK_PREP_PUBSUB_FOLLOW;
+		/* a LISTEN that went to its server (pinned) is undone there, not here */
+		if (wk_client_is_session(c) || (c->pins & WK_PIN_LISTEN)) {
+			if (kind == SQL_UNLISTEN_ALL)
+				c->pins &= ~WK_PIN_LISTEN;
+			return kind == SQL_LISTEN ? 1 : 0;
+		}
+		break;
+	default:
+		p->pubsub = WK_PREP_PUBSUB_NONE;
+		return 0;
+	}
+	/* its CommandComplete must be the first of its Sync */
+	is_followable = s && !wk_pubsub_execute_unsynced(s);
+	if (!is_followable) {
+		/* not followed: as an unfollowed Query, a LISTEN pins, an UNLISTEN counts now */
+		if (kind == SQL_LISTEN)
+			return 1;
+		if (kind == SQL_UNLISTEN || kind == SQL_UNLISTEN_ALL)
+			wk_pubsub_drop(c, kind == SQL_UNLISTEN ? res.stmts[0].name : NULL);
+		return 0;
+	}
+	if (kind == SQL_LISTEN) {
+		*use = wk_pubsub_unlisten_prep(res.stmts[0].name);
+		if (!*use)
+			return -1;
+	}
+	pp = wk_pubsub_pool_of(c);
+	pc = pp ? wk_pubsub_client_get(c, pp) : NULL;
+	if (!pc || wk_pubsub_grow_n((void **)&pc->watches, sizeof(*pc->watches), pc->watch_cnt,
+				    &pc->watch_cap) < 0)
+		return -1;
+	w = &pc->watches[pc->watch_cnt];
+	memset(w, 0, offsetof(struct wk_pubsub_watch, stmts));
+	/* its Sync's ReadyForQuery comes after those owed for what is in flight */
+	w->rfq_no = pc->rfq_seen + s->expect_ready + 1;
+	w->stmts[0].kind = (uint8_t)kind;
+	snprintf(w->stmts[0].name, sizeof(w->stmts[0].name), "%s", res.stmts[0].name);
+	w->cnt = 1;
+	pc->watch_cnt++;
+	log_debug(&c->lctx, "pub/sub: following the reply of a named statement (%d)", (int)kind);
+	return 0;
+}
+
+bool
+wk_pubsub_execute_unsynced(const struct wk_server *s)
+{
+	if (!s->has_unsynced)
+		return false;
+	if (!s->is_tracked)
+		return true; /* no reply slots to tell */
+	/* an Execute whose reply has come is popped already: it answers nothing more */
+	for (size_t k = s->slots_cnt; k-- > 0;) {
+		const struct wk_slot *sl = &s->slots[(s->slots_head + k) & (s->slots_cap - 1)];
+
+		if (sl->kind == WK_SLOT_SYNC || sl->kind == WK_SLOT_QUERY)
+			break;
+		if (sl->kind == WK_SLOT_EXECUTE)
+			return true;
+	}
+	return false;
+}
+
+void
+wk_pubsub_query_shift(struct wk_client *c, uint32_t n)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+
+	if (pc && pc->has_cur_watch && pc->watch_cnt)
+		pc->watches[pc->watch_cnt - 1].rfq_no += n;
 }
 
 /* Replace the CommandComplete at the front of in (header h) by one with tag; h follows. */

@@ -1102,6 +1102,108 @@ START_TEST(test_full_dup_like_postgres)
 }
 END_TEST
 
+/* The same pipeline on a direct connection and through pgdog: the same replies. */
+static void
+same_pipeline(PGconn *direct, PGconn *c, const char *const *sqls, int n, const char *want)
+{
+	char got_d[1024], got[1024];
+
+	pipeline(direct, sqls, n, got_d, sizeof(got_d));
+	pipeline(c, sqls, n, got, sizeof(got));
+	ck_assert_msg(strcmp(got, got_d) == 0, "pgdog: %s\nPostgreSQL: %s", got, got_d);
+	if (want)
+		ck_assert_str_eq(got, want);
+}
+
+/* Each query of sqls alone (its replies read before the next goes), both ways: the same replies. */
+static void
+same_each(PGconn *direct, PGconn *c, const char *const *sqls, int n, const char *want)
+{
+	char got_d[2048], got[2048], one_d[1024], one[1024];
+	size_t o_d = 0, o = 0;
+
+	for (int i = 0; i < n; i++) {
+		pipeline(direct, sqls + i, 1, one_d, sizeof(one_d));
+		pipeline(c, sqls + i, 1, one, sizeof(one));
+		o_d += (size_t)snprintf(got_d + o_d, sizeof(got_d) - o_d, "%s%s", i ? " " : "",
+					one_d);
+		o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%s", i ? " " : "", one);
+		ck_assert(o < sizeof(got) && o_d < sizeof(got_d));
+	}
+	ck_assert_msg(strcmp(got, got_d) == 0, "pgdog: %s\nPostgreSQL: %s", got, got_d);
+	if (want)
+		ck_assert_str_eq(got, want);
+}
+
+/*
+ * DEALLOCATE is not transactional in PostgreSQL: one that ran stays done
+ * when its transaction rolls back, and one that did not run (the
+ * transaction had failed before it, or an earlier statement of its Query
+ * failed) leaves the statement in place. A Query that prepares and
+ * deallocates a name is rewritten like any other: the server is not pinned.
+ */
+START_TEST(test_full_deallocate_outcome)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	long pins = atol(it_pool_field("app", "app", "pins"));
+	static const char *const aborted[] = {
+		"BEGIN",
+		"SELECT 1/0",
+		"DEALLOCATE dn",
+		"ROLLBACK",
+	};
+	static const char *const rolled_back[] = {
+		"BEGIN",
+		"DEALLOCATE dn",
+		"ROLLBACK",
+		"EXECUTE dn",
+	};
+	static const char *const multi[] = {
+		"SELECT 1/0; DEALLOCATE dn",
+		"EXECUTE dn",
+		"DEALLOCATE dn; SELECT 1/0",
+		"EXECUTE dn",
+	};
+	static const char *const prep_dealloc[] = {
+		"PREPARE pd AS SELECT 'pd'; EXECUTE pd; DEALLOCATE pd; EXECUTE pd",
+		"EXECUTE pd",
+		"PREPARE pd AS SELECT 'one'; DEALLOCATE pd; PREPARE pd AS SELECT 'two'; EXECUTE pd",
+		"EXECUTE pd",
+		"PREPARE pe AS SELECT 'pe'; DEALLOCATE pe; SELECT 1/0",
+		"EXECUTE pe",
+		"PREPARE pe AS SELECT 'pe'; SELECT 1/0; DEALLOCATE pe",
+		"EXECUTE pe",
+		"DEALLOCATE pd; DEALLOCATE pe",
+	};
+
+	same_tag(d, a, "PREPARE dn AS SELECT 'dn'", "PREPARE");
+	/* pipelined behind the failed statement: 25P02, dn stays */
+	same_pipeline(d, a, aborted, 4, "C:BEGIN Z E:22012 Z E:25P02 Z C:ROLLBACK Z");
+	ck_assert_str_eq(it_value(d, "EXECUTE dn"), "dn");
+	ck_assert_str_eq(it_value(a, "EXECUTE dn"), "dn");
+	/* not run: an earlier statement of the Query failed */
+	same_each(d, a, multi, 4, "E:22012 Z T D:dn C:SELECT 1 Z C:DEALLOCATE E:22012 Z E:26000 Z");
+	same_tag(d, a, "PREPARE dn AS SELECT 'dn'", "PREPARE");
+	/* run, then rolled back: gone all the same */
+	same_each(d, a, rolled_back, 4, "C:BEGIN Z C:DEALLOCATE Z C:ROLLBACK Z E:26000 Z");
+	same_each(d, a, prep_dealloc, 9,
+		  "C:PREPARE T D:pd C:SELECT 1 C:DEALLOCATE E:26000 Z E:26000 Z "
+		  "C:PREPARE C:DEALLOCATE C:PREPARE T D:two C:SELECT 1 Z T D:two C:SELECT 1 Z "
+		  "C:PREPARE C:DEALLOCATE E:22012 Z E:26000 Z "
+		  "C:PREPARE E:22012 Z T D:pe C:SELECT 1 Z "
+		  "C:DEALLOCATE C:DEALLOCATE Z");
+	/* nothing pinned: b shares the one server while a is idle */
+	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), pins);
+	ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements "
+				     "WHERE name LIKE '\\_\\_pgdog\\_drop%'"),
+			 "0");
+	PQfinish(d);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* ---- pool_size 2, several clients ----------------------------------------- */
 
 static void
@@ -1527,6 +1629,7 @@ main(void)
 	tcase_add_test(tc, test_scs_off_hidden_set);
 	tcase_add_test(tc, test_scs_statements_apart);
 	tcase_add_test(tc, test_full_dup_like_postgres);
+	tcase_add_test(tc, test_full_deallocate_outcome);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_limit");

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define APP   "dbname=app user=app password=app_pw"
 #define ADMIN "dbname=admin user=admin password=pgdog"
@@ -56,6 +57,15 @@ setup_statement(void)
 {
 	start("pubsub_statement", "pooler_mode = statement\ncheckout_timeout = 3000\n"
 				  "pub_sub_channel_size = 100");
+}
+
+static void
+setup_full(void)
+{
+	/* one statement per server: EXECUTE often prepares again, in front of the client's Query */
+	start("pubsub_full", "pooler_mode = transaction\ncheckout_timeout = 3000\n"
+			     "pub_sub_channel_size = 100\nprepared_statements = full\n"
+			     "prepared_statements_limit = 1");
 }
 
 static void
@@ -549,15 +559,15 @@ END_TEST
 
 /*
  * The extended protocol inside a transaction block (PQexecParams) is served
- * like the simple one: at COMMIT, nothing pinned. A named prepared LISTEN
- * still goes to the server and pins it (documented), and works.
+ * like the simple one: at COMMIT, nothing pinned. So are LISTEN and
+ * UNLISTEN prepared as named statements: each counts when it runs (and its
+ * transaction commits), never when it is prepared.
  */
 START_TEST(test_pubsub_extended_in_transaction)
 {
 	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
 	long pins = pools_sum("pins");
 	PGresult *res;
-	PGnotify *nt;
 
 	PQclear(it_exec_ok(l, "BEGIN"));
 	res = PQexecParams(l, "LISTEN ext_tx", 0, NULL, NULL, NULL, NULL, 0);
@@ -583,18 +593,82 @@ START_TEST(test_pubsub_extended_in_transaction)
 		      PQerrorMessage(o));
 	PQclear(res);
 	ck_assert_int_eq(pools_sum("pins"), pins);
-	/* named prepared statement: pinned, delivered by the server itself */
+	/* named prepared statements: served, nothing pinned */
 	res = PQprepare(l, "lst", "LISTEN ext_named", 0, NULL);
 	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
 	PQclear(res);
+	res = PQprepare(l, "ulst", "UNLISTEN ext_named", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	/* prepared, not run: not listening */
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'not yet'"));
+	expect_none(l, 300);
+	/* run in a block rolled back: not listening */
+	PQclear(it_exec_ok(l, "BEGIN"));
 	res = PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0);
 	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
 	PQclear(res);
+	PQclear(it_exec_ok(l, "ROLLBACK"));
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'rolled back'"));
+	expect_none(l, 300);
+	/* run between transactions: listening, the server shared */
+	res = PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
+	PQclear(res);
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'named'"));
+	expect_one(l, "ext_named", "named");
+	/* the UNLISTEN, prepared again (it was prepared while not listening), rolled back */
+	res = PQprepare(l, "ulst2", "UNLISTEN ext_named", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'still'"));
+	expect_one(l, "ext_named", "still");
+	PQclear(it_exec_ok(l, "BEGIN"));
+	res = PQexecPrepared(l, "ulst", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "UNLISTEN");
+	PQclear(res);
+	PQclear(it_exec_ok(l, "ROLLBACK"));
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'kept'"));
+	expect_one(l, "ext_named", "kept");
+	res = PQexecPrepared(l, "ulst2", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	PQclear(res);
+	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'gone'"));
+	expect_none(l, 300);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	/* no pooled server listens: the server never ran a LISTEN */
+	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	/*
+	 * Behind an Execute of the same Sync (pipeline mode): its reply cannot be
+	 * told apart, so the LISTEN runs on the server, which stays pinned.
+	 */
+	ck_assert(PQenterPipelineMode(l));
+	ck_assert(PQsendQueryParams(l, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0));
+	ck_assert(PQsendQueryPrepared(l, "lst", 0, NULL, NULL, NULL, 0));
+	ck_assert(PQpipelineSync(l));
+	res = PQgetResult(l);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	ck_assert(PQgetResult(l) == NULL);
+	res = PQgetResult(l);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
+	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
+	PQclear(res);
+	ck_assert(PQgetResult(l) == NULL);
+	res = PQgetResult(l);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
+	PQclear(res);
+	ck_assert(PQexitPipelineMode(l));
+	ck_assert_int_eq(pools_sum("pins"), pins + 1);
 	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'pinned'"));
-	nt = it_wait_notify(l, 3000);
-	ck_assert_msg(nt != NULL, "no notification through the pinned server");
-	ck_assert_str_eq(nt->extra, "pinned");
-	PQfreemem(nt);
+	expect_one(l, "ext_named", "pinned");
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQclear(it_exec_ok(l, "DEALLOCATE ALL"));
 	res = PQexec(o, "SELECT 1");
@@ -660,6 +734,159 @@ START_TEST(test_pubsub_pipelined)
 	expect_one(l, "pipe_ch", "piped");
 	PQfinish(direct);
 	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
+/*
+ * A LISTEN sent in the same Sync as extended-protocol messages before it
+ * (a statement prepared, described, in libpq's pipeline mode) is followed:
+ * nothing pinned. So is one behind pgdog's own Close and Sync.
+ */
+START_TEST(test_pubsub_pipelined_unsynced)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
+	long pins = pools_sum("pins");
+	PGresult *res;
+	char got[256];
+	size_t n = 0;
+
+	got[0] = '\0';
+	ck_assert(PQenterPipelineMode(l));
+	ck_assert(PQsendPrepare(l, "pu1", "SELECT 1", 0, NULL));
+	ck_assert(PQsendDescribePrepared(l, "pu1"));
+	ck_assert(PQsendQueryParams(l, "LISTEN unsync_ch", 0, NULL, NULL, NULL, NULL, 0));
+	ck_assert(PQpipelineSync(l));
+	for (long long end = it_now_ms() + 5000; it_now_ms() < end;) {
+		res = PQgetResult(l);
+		if (!res)
+			continue;
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		n += (size_t)snprintf(got + n, sizeof(got) - n, "%s:%s|",
+				      PQresStatus(PQresultStatus(res)), PQcmdStatus(res));
+		PQclear(res);
+	}
+	ck_assert_str_eq(got, "PGRES_COMMAND_OK:|PGRES_COMMAND_OK:|PGRES_COMMAND_OK:LISTEN|");
+	ck_assert(PQexitPipelineMode(l));
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	PQclear(it_exec_ok(direct, "NOTIFY unsync_ch, 'followed'"));
+	expect_one(l, "unsync_ch", "followed");
+	/*
+	 * The statement pgdog made for a 42P05 in a block is closed (Close and
+	 * Sync of its own) in front of the next request: a LISTEN in it is
+	 * still followed.
+	 */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	res = PQprepare(l, "jd", "SELECT 1", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	res = PQprepare(l, "jd", "SELECT 2", 0, NULL);
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P05");
+	PQclear(res);
+	ck_assert_str_eq(describe(l, "ROLLBACK; LISTEN junk_ch; SELECT 1"),
+			 "ROLLBACK|LISTEN|rows:SELECT 1|I");
+	PQclear(it_exec_ok(direct, "NOTIFY junk_ch, 'after junk'"));
+	expect_one(l, "junk_ch", "after junk");
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	PQfinish(direct);
+	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
+/*
+ * Write the n Queries of sqls to c's socket at once (libpq idle) and read
+ * the replies up to the n-th ReadyForQuery; returns how many came (n, or
+ * fewer when the connection broke or 5 s passed).
+ */
+static int
+raw_queries(PGconn *c, const char *const *sqls, int n)
+{
+	static unsigned char buf[65536];
+	size_t len = 0, got = 0, at = 0;
+	int fd = PQsocket(c), ready = 0;
+	long long end = it_now_ms() + 5000;
+
+	for (int i = 0; i < n; i++) {
+		size_t q = strlen(sqls[i]) + 1, m = 4 + q;
+
+		ck_assert(len + 1 + m < sizeof(buf));
+		buf[len] = 'Q';
+		buf[len + 1] = (unsigned char)(m >> 24);
+		buf[len + 2] = (unsigned char)(m >> 16);
+		buf[len + 3] = (unsigned char)(m >> 8);
+		buf[len + 4] = (unsigned char)m;
+		memcpy(buf + len + 5, sqls[i], q);
+		len += 1 + m;
+	}
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	while (ready < n && it_now_ms() < end) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		while (got - at >= 5) {
+			size_t mlen = (size_t)buf[at + 1] << 24 | (size_t)buf[at + 2] << 16 |
+				      (size_t)buf[at + 3] << 8 | buf[at + 4];
+
+			if (got - at < 1 + mlen)
+				break;
+			if (buf[at] == 'Z')
+				ready++;
+			at += 1 + mlen;
+		}
+		if (ready == n)
+			break;
+		if (at == got)
+			at = got = 0;
+		ck_assert(got < sizeof(buf));
+		poll(&pfd, 1, 100);
+		r = read(fd, buf + got, sizeof(buf) - got);
+		if (r == 0)
+			break;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	return ready;
+}
+
+/*
+ * A Query of LISTENs and PREPARE TRANSACTIONs, each of which gets pgdog's
+ * guard in front: as many followed statements as the Query has, plus the
+ * guards (never more than pgdog keeps room for), and PostgreSQL's answer.
+ */
+START_TEST(test_pubsub_many_guards)
+{
+	PGconn *l = it_connect(APP), *direct = it_pg_connect();
+	char sql[1024];
+	size_t n = 0;
+
+	for (int i = 0; i < 8; i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+				      "%sLISTEN mg_%d; PREPARE TRANSACTION 'mg_%d'", i ? "; " : "",
+				      i, i);
+	ck_assert_str_eq(describe(direct, sql), "LISTEN|ERR:0A000|I");
+	ck_assert_str_eq(describe(l, sql), "LISTEN|ERR:0A000|I");
+	/* behind three Queries pub/sub follows too: four followed at once */
+	ck_assert_int_eq(
+		raw_queries(l,
+			    (const char *const[]){ "LISTEN mg_a; SELECT 1", "LISTEN mg_b; SELECT 2",
+						   "LISTEN mg_c; SELECT 3", sql },
+			    4),
+		4);
+	PQclear(it_exec_ok(direct, "NOTIFY mg_0, 'no'; NOTIFY mg_b, 'b'"));
+	expect_one(l, "mg_b", "b");
+	ck_assert_str_eq(it_value(l, "SELECT 'alive'"), "alive");
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	PQfinish(direct);
 	PQfinish(l);
 }
 END_TEST
@@ -733,6 +960,72 @@ START_TEST(test_pubsub_savepoint)
 	PQclear(it_exec_ok(direct, "NOTIFY sp_z, 'z'"));
 	expect_one(l, "sp_z", "z");
 	ck_assert_int_eq(pools_sum("pins"), pins);
+	PQfinish(direct);
+	PQfinish(l);
+}
+END_TEST
+
+/* Prepare name as sql (extended protocol, named statement); it must succeed. */
+static void
+prepare_ok(PGconn *c, const char *name, const char *sql)
+{
+	PGresult *res = PQprepare(c, name, sql, 0, NULL);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+}
+
+/* Run the named prepared statement name; it must succeed. */
+static void
+prepared_ok(PGconn *c, const char *name)
+{
+	PGresult *res = PQexecPrepared(c, name, 0, NULL, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", name, PQerrorMessage(c));
+	PQclear(res);
+}
+
+/*
+ * Savepoint commands run as named prepared statements (as drivers do once
+ * they prepare what they run often) are followed like the others: a LISTEN
+ * rolled back to does not take effect, one released does; nothing pinned.
+ */
+START_TEST(test_pubsub_savepoint_named)
+{
+	PGconn *l = it_connect(APP), *direct = it_pg_connect();
+	long pins = pools_sum("pins");
+
+	PQclear(it_exec_ok(l, "BEGIN"));
+	PQclear(it_exec_ok(l, "LISTEN spn_a"));
+	prepare_ok(l, "sv1", "SAVEPOINT n1");
+	prepare_ok(l, "rb1", "ROLLBACK TO SAVEPOINT n1");
+	prepare_ok(l, "sv2", "SAVEPOINT n2");
+	prepare_ok(l, "rl2", "RELEASE SAVEPOINT n2");
+	prepared_ok(l, "sv1");
+	PQclear(it_exec_ok(l, "LISTEN spn_b"));
+	prepared_ok(l, "rb1");
+	prepared_ok(l, "sv2");
+	params_ok(l, "LISTEN spn_c");
+	prepared_ok(l, "rl2");
+	/* a new savepoint of the same name, rolled back to: the newest counts */
+	prepared_ok(l, "sv1");
+	PQclear(it_exec_ok(l, "LISTEN spn_d"));
+	prepared_ok(l, "rb1");
+	PQclear(it_exec_ok(l, "COMMIT"));
+	PQclear(it_exec_ok(direct, "NOTIFY spn_b, 'b'; NOTIFY spn_d, 'd'; NOTIFY spn_a, 'a'"));
+	expect_one(l, "spn_a", "a");
+	PQclear(it_exec_ok(direct, "NOTIFY spn_c, 'c'"));
+	expect_one(l, "spn_c", "c");
+	/* an UNLISTEN rolled back to by a named statement: still registered */
+	PQclear(it_exec_ok(l, "BEGIN"));
+	prepared_ok(l, "sv1");
+	PQclear(it_exec_ok(l, "UNLISTEN spn_a"));
+	prepared_ok(l, "rb1");
+	PQclear(it_exec_ok(l, "COMMIT"));
+	PQclear(it_exec_ok(direct, "NOTIFY spn_a, 'kept'"));
+	expect_one(l, "spn_a", "kept");
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQfinish(direct);
 	PQfinish(l);
 }
@@ -1162,6 +1455,62 @@ START_TEST(test_pubsub_statement_mode)
 }
 END_TEST
 
+/*
+ * prepared_statements = full: LISTEN among SQL PREPARE / EXECUTE /
+ * DEALLOCATE in one Query is followed as among other statements, also when
+ * pgdog puts statements of its own in front (a statement prepared again, a
+ * name PREPAREd twice): PostgreSQL's replies, the LISTEN counting only when
+ * its transaction commits, nothing pinned.
+ */
+START_TEST(test_pubsub_full_prepare)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
+	long pins = pools_sum("pins");
+	PGresult *res;
+
+	ck_assert_str_eq(describe(l, "PREPARE fp AS SELECT 'fp'; LISTEN pf_a; EXECUTE fp"),
+			 "PREPARE|LISTEN|rows:SELECT 1|I");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_a, 'a'"));
+	expect_one(l, "pf_a", "a");
+	/* a name the client has: 42P05, and the implicit transaction (its LISTEN) rolled back */
+	ck_assert_str_eq(describe(l, "LISTEN pf_b; PREPARE fp AS SELECT 2"), "LISTEN|ERR:42P05|I");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_b, 'b'"));
+	expect_none(l, 300);
+	/* fp evicted by fq, prepared again in front of the EXECUTE, in a block */
+	ck_assert_str_eq(describe(l, "PREPARE fq AS SELECT 'fq'"), "PREPARE|I");
+	ck_assert_str_eq(describe(l, "BEGIN; LISTEN pf_c; EXECUTE fp; COMMIT"),
+			 "BEGIN|LISTEN|rows:SELECT 1|COMMIT|I");
+	ck_assert_str_eq(describe(l, "BEGIN; LISTEN pf_d; EXECUTE fq"),
+			 "BEGIN|LISTEN|rows:SELECT 1|T");
+	ck_assert_str_eq(describe(l, "ROLLBACK"), "ROLLBACK|I");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_d, 'd'; NOTIFY pf_c, 'c'"));
+	expect_one(l, "pf_c", "c");
+	/* a protocol-level statement run by EXECUTE: its Parse and a Sync in front */
+	res = PQprepare(l, "pp", "SELECT 'pp'", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	ck_assert_str_eq(describe(l, "EXECUTE fp"), "rows:SELECT 1|I");
+	ck_assert_str_eq(describe(l, "LISTEN pf_e; EXECUTE pp; UNLISTEN pf_a"),
+			 "LISTEN|rows:SELECT 1|UNLISTEN|I");
+	ck_assert_str_eq(describe(l, "DEALLOCATE fp; LISTEN pf_f; EXECUTE fq"),
+			 "DEALLOCATE|LISTEN|rows:SELECT 1|I");
+	ck_assert_str_eq(describe(l, "EXECUTE fp"), "ERR:26000|I");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_a, 'gone'; NOTIFY pf_e, 'e'"));
+	expect_one(l, "pf_e", "e");
+	PQclear(it_exec_ok(direct, "NOTIFY pf_f, 'f'"));
+	expect_one(l, "pf_f", "f");
+	res = PQexec(o, "SELECT 1");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
+		      PQerrorMessage(o));
+	PQclear(res);
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	PQfinish(direct);
+	PQfinish(o);
+	PQfinish(l);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1169,6 +1518,7 @@ main(void)
 	TCase *tc = tcase_create("pubsub");
 	TCase *small = tcase_create("pubsub_small");
 	TCase *statement = tcase_create("pubsub_statement");
+	TCase *full = tcase_create("pubsub_full");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -1183,9 +1533,12 @@ main(void)
 	tcase_add_test(tc, test_pubsub_extended);
 	tcase_add_test(tc, test_pubsub_multi_statement);
 	tcase_add_test(tc, test_pubsub_savepoint);
+	tcase_add_test(tc, test_pubsub_savepoint_named);
 	tcase_add_test(tc, test_pubsub_prepare_transaction); /* before any server LISTENs */
 	tcase_add_test(tc, test_pubsub_extended_in_transaction);
 	tcase_add_test(tc, test_pubsub_pipelined);
+	tcase_add_test(tc, test_pubsub_pipelined_unsynced);
+	tcase_add_test(tc, test_pubsub_many_guards);
 	tcase_add_test(tc, test_pubsub_many_channels);
 	tcase_add_test(tc, test_pubsub_show_listeners);
 	tcase_add_test(tc, test_pubsub_listener_lost);
@@ -1200,5 +1553,9 @@ main(void)
 	tcase_set_timeout(statement, 60);
 	tcase_add_test(statement, test_pubsub_statement_mode);
 	suite_add_tcase(s, statement);
+	tcase_add_unchecked_fixture(full, setup_full, teardown);
+	tcase_set_timeout(full, 60);
+	tcase_add_test(full, test_pubsub_full_prepare);
+	suite_add_tcase(s, full);
 	return it_run_suite(s);
 }
