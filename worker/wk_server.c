@@ -1064,7 +1064,14 @@ wk_server_flush_last(struct wk_server *s, struct wk_client *c, size_t *pending, 
 {
 	if (!*pending)
 		return;
-	if (c)
+	if (c && c->pubsub)
+		/*
+		 * pub/sub: notifications held during the transaction, or the FATAL
+		 * of an overflow, may follow at once; they go out with the reply in
+		 * one write, as a client reading the reply expects.
+		 */
+		wk_stream_take(&c->io, &s->io, *pending);
+	else if (c)
 		wk_stream_take_last(&c->io, &s->io, *pending);
 	else
 		evbuffer_drain(s->io.in, *pending);
