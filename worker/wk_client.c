@@ -139,13 +139,14 @@ wk_client_set_state(struct wk_client *c, enum wk_client_state st)
 {
 	enum wk_client_state from = c->state;
 
-	if (UNLIKELY((from != st && !wk_client_moves[from][st]) || g_log_level >= LOG_LVL_NOISE))
-		wk_client_state_log(c, from, st);
 	c->state = st;
 	if (wk_client_is_counted[from] != wk_client_is_counted[st])
 		wk_client_pool_count(c, wk_client_is_counted[st] ? 1 : -1);
 	atomic_store_explicit(&wk_client_row(c)->state, (uint8_t)wk_client_shm_state(st),
 			      memory_order_relaxed);
+	/* last, so that nothing needs keeping across the call */
+	if (UNLIKELY((!wk_client_moves[from][st] && from != st) || g_log_level >= LOG_LVL_NOISE))
+		wk_client_state_log(c, from, st);
 }
 
 void

@@ -709,8 +709,7 @@ wk_pool_checkout(struct wk_pool *p, struct wk_client *c)
 		 * and wk_pool_hand_out() would do at once, without the queue's
 		 * counters going up and down (the same totals: a wait of 0 µs).
 		 */
-		c->wait_start_us = g_wk.mono_us;
-		wk_stats_assign(p, c);
+		wk_stats_add(p, SHM_STAT_ASSIGN, 1); /* wk_stats_assign with a wait of 0 */
 		(void)wk_client_attach(c, list_entry(list_first(&p->servers[WK_SERVER_IDLE]),
 						     struct wk_server, node));
 		return c->state == WK_CLIENT_CLOSING ? WK_CLOSED : WK_OK;
@@ -764,7 +763,8 @@ wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
 	}
 	wk_server_set_state(s, WK_SERVER_IDLE);
 	p->retry_after_us = 0;
-	wk_pool_hand_out(p);
+	if (!list_empty(&p->waiters))
+		wk_pool_hand_out(p);
 }
 
 void

@@ -140,7 +140,7 @@ wk_server_set_state(struct wk_server *s, enum wk_server_state st)
 {
 	enum wk_server_state from = s->state;
 
-	if (UNLIKELY((from != st && !wk_server_moves[from][st]) || g_log_level >= LOG_LVL_NOISE))
+	if (UNLIKELY((!wk_server_moves[from][st] && from != st) || g_log_level >= LOG_LVL_NOISE))
 		wk_server_state_log(s, from, st);
 	s->state = st;
 	s->state_since_us = g_wk.mono_us;
@@ -993,7 +993,8 @@ wk_server_checkin(struct wk_server *s)
 	s->is_tracked = false;
 	wk_server_slots_clear(s);
 	wk_stream_read_on(&s->io);
-	pgw_buf_reset(b);
+	if (UNLIKELY(s->is_dirty || g_cfg->server_reset_query_always))
+		pgw_buf_reset(b); /* queries follow */
 	if (s->is_dirty) {
 		pgw_put_query(b, "RESET ALL");
 		queries++;

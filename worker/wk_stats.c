@@ -49,7 +49,8 @@ wk_stats_server_row(const struct wk_server *s)
 void
 wk_stats_ready(struct wk_server *s, struct wk_client *c, char st)
 {
-	struct wk_pool *p = s->pool;
+	/* in a local: the compiler would reload p->stats around every atomic store */
+	struct shm_pool_stats *ps = s->pool->stats;
 	uint64_t now = g_wk.mono_us;
 	uint64_t start =
 		s->request_start_us > s->stat_ready_us ? s->request_start_us : s->stat_ready_us;
@@ -57,9 +58,9 @@ wk_stats_ready(struct wk_server *s, struct wk_client *c, char st)
 	struct shm_server *r = wk_stats_server_row_at(s->row);
 	struct shm_client *cr = c ? wk_stats_client_row(c->row) : NULL;
 
-	wk_stats_add(p, SHM_STAT_QUERY, 1);
-	wk_stats_add(p, SHM_STAT_QUERY_US, qt);
-	stats_hist_add(p->stats, SHM_HIST_QUERY, qt);
+	shm_stat_add(&ps->cnt[SHM_STAT_QUERY], 1);
+	shm_stat_add(&ps->cnt[SHM_STAT_QUERY_US], qt);
+	stats_hist_add(ps, SHM_HIST_QUERY, qt);
 	if (!s->stat_in_tx) {
 		s->stat_tx_start_us = start;
 		s->stat_tx_query_us = 0;
@@ -70,11 +71,11 @@ wk_stats_ready(struct wk_server *s, struct wk_client *c, char st)
 	if (st == 'I') {
 		uint64_t xt = now > s->stat_tx_start_us ? now - s->stat_tx_start_us : 0;
 
-		wk_stats_add(p, SHM_STAT_XACT, 1);
-		wk_stats_add(p, SHM_STAT_XACT_US, xt);
-		wk_stats_add(p, SHM_STAT_IDLE_XACT_US,
+		shm_stat_add(&ps->cnt[SHM_STAT_XACT], 1);
+		shm_stat_add(&ps->cnt[SHM_STAT_XACT_US], xt);
+		shm_stat_add(&ps->cnt[SHM_STAT_IDLE_XACT_US],
 			     xt > s->stat_tx_query_us ? xt - s->stat_tx_query_us : 0);
-		stats_hist_add(p->stats, SHM_HIST_XACT, xt);
+		stats_hist_add(ps, SHM_HIST_XACT, xt);
 		if (cr)
 			cr->xact_time_us += xt;
 		s->stat_in_tx = false;
@@ -222,39 +223,11 @@ wk_stats_tag_kind(const char *tag, size_t n, bool is_copy_in)
 	}
 }
 
-void
-wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t tag_len)
+/* A write's counters (out of line: the usual statement is a read). */
+static __attribute__((noinline)) void
+wk_stats_write(struct wk_pool *p, enum wk_stats_kind kind, const char *tag, size_t n)
 {
-	struct wk_pool *p = s->pool;
-	uint8_t tmp[WK_STATS_TAG_MAX];
-	size_t n = tag_len < sizeof(tmp) - 1 ? tag_len : sizeof(tmp) - 1;
-	/* in place when the tag lies in one piece of the buffer (the usual case): no copy */
-	const char *tag = (const char *)wk_cursor_at(cur, off + PGW_HDR_LEN, n, tmp);
-
-	if (!tag) {
-		n = wk_cursor_copy(cur, off + PGW_HDR_LEN, tmp, n);
-		tag = (const char *)tmp;
-	}
-	if (n && tag[n - 1] == '\0')
-		n--; /* tag_len counts the tag's NUL */
-	if (n && tag[0] == 'R' && WK_STATS_TAG_IS(tag, n, "ROLLBACK")) {
-		/* ROLLBACK, ABORT, a COMMIT that failed, pgdog's own cleanup */
-		struct shm_server *r = wk_stats_server_row(s);
-
-		wk_stats_add(p, SHM_STAT_ROLLBACKS, 1);
-		if (r)
-			r->rollbacks++;
-	}
-	if (s->internal_ready > 0)
-		return; /* pgdog's own statement: not the client's read or write */
-	switch (wk_stats_tag_kind(tag, n, s->is_copy_in)) {
-	case WK_STATS_NEUTRAL:
-		return;
-	case WK_STATS_READ:
-		wk_stats_add(p, SHM_STAT_READS, 1);
-		return;
-	case WK_STATS_WRITE:
-		break;
+	switch (kind) {
 	case WK_STATS_INSERT:
 		wk_stats_add(p, SHM_STAT_ROWS_INSERTED, wk_stats_tag_rows(tag, n));
 		break;
@@ -264,8 +237,47 @@ wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t 
 	case WK_STATS_DELETE:
 		wk_stats_add(p, SHM_STAT_ROWS_DELETED, wk_stats_tag_rows(tag, n));
 		break;
+	default:
+		break;
 	}
 	wk_stats_add(p, SHM_STAT_WRITES, 1);
+}
+
+/* ROLLBACK, ABORT, a COMMIT that failed, pgdog's own cleanup. */
+static __attribute__((noinline)) void
+wk_stats_rollback(struct wk_server *s)
+{
+	struct shm_server *r = wk_stats_server_row(s);
+
+	wk_stats_add(s->pool, SHM_STAT_ROLLBACKS, 1);
+	if (r)
+		r->rollbacks++;
+}
+
+void
+wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t tag_len)
+{
+	uint8_t tmp[WK_STATS_TAG_MAX];
+	size_t n = tag_len < sizeof(tmp) - 1 ? tag_len : sizeof(tmp) - 1;
+	/* in place when the tag lies in one piece of the buffer (the usual case): no copy */
+	const char *tag = (const char *)wk_cursor_at(cur, off + PGW_HDR_LEN, n, tmp);
+	enum wk_stats_kind kind;
+
+	if (!tag) {
+		n = wk_cursor_copy(cur, off + PGW_HDR_LEN, tmp, n);
+		tag = (const char *)tmp;
+	}
+	if (n && tag[n - 1] == '\0')
+		n--; /* tag_len counts the tag's NUL */
+	if (n && tag[0] == 'R' && WK_STATS_TAG_IS(tag, n, "ROLLBACK"))
+		wk_stats_rollback(s);
+	if (s->internal_ready > 0)
+		return; /* pgdog's own statement: not the client's read or write */
+	kind = wk_stats_tag_kind(tag, n, s->is_copy_in);
+	if (kind == WK_STATS_READ)
+		wk_stats_add(s->pool, SHM_STAT_READS, 1);
+	else if (kind != WK_STATS_NEUTRAL)
+		wk_stats_write(s->pool, kind, tag, n);
 }
 
 void
