@@ -80,7 +80,9 @@ static struct wk_plain_memo wk_plain_memos[WK_PLAIN_MEMO_CNT];
 /* apart from the texts: the lookup reads one cache line of lengths (0: nothing remembered) */
 static uint16_t wk_plain_lens[WK_PLAIN_MEMO_CNT];
 _Static_assert(WK_PLAIN_MEMO_MAX <= UINT16_MAX, "lengths fit wk_plain_lens");
-static unsigned wk_plain_memo_next, wk_plain_memo_hit;
+static unsigned wk_plain_memo_next;
+/* By length (its low bits): the memo of that length that matched last, tried first. */
+static uint8_t wk_plain_memo_hit[8];
 
 /* A byte that can continue a word, a $n parameter or a $tag$: not a number's edge. */
 static bool
@@ -220,7 +222,7 @@ wk_conn_sql_is_known_other(const char *sql, size_t len, unsigned hit)
 	for (unsigned k = 0; k < WK_PLAIN_MEMO_CNT; k++)
 		if (k != hit && wk_plain_lens[k] == len &&
 		    wk_conn_sql_is_like(&wk_plain_memos[k], (const uint8_t *)sql, len)) {
-			wk_plain_memo_hit = k;
+			wk_plain_memo_hit[len % ARRAY_SIZE(wk_plain_memo_hit)] = (uint8_t)k;
 			return true;
 		}
 	return false;
@@ -229,9 +231,12 @@ wk_conn_sql_is_known_other(const char *sql, size_t len, unsigned hit)
 bool
 wk_conn_sql_is_known_plain(const char *sql, size_t len)
 {
-	unsigned k = wk_plain_memo_hit;
+	unsigned k = wk_plain_memo_hit[len % ARRAY_SIZE(wk_plain_memo_hit)];
 
-	/* the text that matched last time first: applications repeat themselves */
+	/*
+	 * The text of this length that matched last time first: applications
+	 * repeat themselves, and a number with one digit more is another length.
+	 */
 	if (wk_plain_lens[k] == len && len &&
 	    wk_conn_sql_is_like(&wk_plain_memos[k], (const uint8_t *)sql, len))
 		return true;
