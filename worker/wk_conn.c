@@ -25,22 +25,32 @@ struct wk_worker g_wk;
 /* How often the wall clock is read again (it follows the monotonic one in between). */
 #define WK_CLOCK_WALL_US 100000u
 
+/* The wall clock's offset from the monotonic one, read again every WK_CLOCK_WALL_US. */
+static uint64_t wk_clock_wall_off_us, wk_clock_wall_next_us;
+
+static __attribute__((noinline)) void
+wk_clock_wall_read(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wk_clock_wall_off_us =
+		(uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u - g_wk.mono_us;
+	wk_clock_wall_next_us = g_wk.mono_us + WK_CLOCK_WALL_US;
+}
+
 void
 wk_clock_update(void)
 {
-	static uint64_t wall_off_us, wall_read_us;
-	struct timespec ts;
+	/* static: nothing to keep on the stack across the call (a worker has one thread) */
+	static struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	g_wk.mono_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	/* one clock read per callback: the wall clock is the monotonic one plus an offset */
-	if (wall_read_us == 0 || g_wk.mono_us - wall_read_us >= WK_CLOCK_WALL_US) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		wall_off_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u -
-			      g_wk.mono_us;
-		wall_read_us = g_wk.mono_us;
-	}
-	g_wk.now_us = g_wk.mono_us + wall_off_us;
+	if (UNLIKELY(g_wk.mono_us >= wk_clock_wall_next_us))
+		wk_clock_wall_read();
+	g_wk.now_us = g_wk.mono_us + wk_clock_wall_off_us;
 }
 
 int
