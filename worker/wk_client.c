@@ -107,7 +107,7 @@ wk_client_shm_state(enum wk_client_state st)
 static struct shm_client *
 wk_client_row(const struct wk_client *c)
 {
-	return shm_client((uint32_t)g_wk.slot, c->row);
+	return wk_stats_client_row(c->row);
 }
 
 static void
@@ -118,14 +118,16 @@ wk_client_pool_count(struct wk_client *c, int delta)
 					  memory_order_relaxed);
 }
 
-void
-wk_client_set_state(struct wk_client *c, enum wk_client_state st)
-{
-	enum wk_client_state from = c->state;
-	struct shm_client *r = wk_client_row(c);
-	bool was_active = from == WK_CLIENT_IDLE || from == WK_CLIENT_ACTIVE;
-	bool is_active = st == WK_CLIENT_IDLE || st == WK_CLIENT_ACTIVE;
+/* SHOW POOLS cl_active counts logged-in clients that are not waiting: IDLE and ACTIVE. */
+static const bool wk_client_is_counted[WK_CLIENT_STATE_CNT] = {
+	[WK_CLIENT_IDLE] = true,
+	[WK_CLIENT_ACTIVE] = true,
+};
 
+/* Out of line: a state change checks one table entry and one log level before it. */
+static __attribute__((noinline, cold)) void
+wk_client_state_log(struct wk_client *c, enum wk_client_state from, enum wk_client_state st)
+{
 	if (from != st && !wk_client_moves[from][st]) {
 		log_error(&c->lctx, "bad client state change %s -> %s", wk_client_state_name(from),
 			  wk_client_state_name(st));
@@ -133,10 +135,21 @@ wk_client_set_state(struct wk_client *c, enum wk_client_state st)
 	}
 	log_noise(&c->lctx, "client %s -> %s", wk_client_state_name(from),
 		  wk_client_state_name(st));
+}
+
+void
+wk_client_set_state(struct wk_client *c, enum wk_client_state st)
+{
+	enum wk_client_state from = c->state;
+
 	c->state = st;
-	if (was_active != is_active)
-		wk_client_pool_count(c, is_active ? 1 : -1);
-	atomic_store_explicit(&r->state, (uint8_t)wk_client_shm_state(st), memory_order_relaxed);
+	if (wk_client_is_counted[from] != wk_client_is_counted[st])
+		wk_client_pool_count(c, wk_client_is_counted[st] ? 1 : -1);
+	atomic_store_explicit(&wk_client_row(c)->state, (uint8_t)wk_client_shm_state(st),
+			      memory_order_relaxed);
+	/* last, so that nothing needs keeping across the call */
+	if (UNLIKELY((!wk_client_moves[from][st] && from != st) || g_log_level >= LOG_LVL_NOISE))
+		wk_client_state_log(c, from, st);
 }
 
 void
@@ -1011,11 +1024,30 @@ wk_client_on_auth(struct wk_client *c)
 
 /* ---- session ------------------------------------------------------------ */
 
+/*
+ * strcmp() == 0 for two SHM_NAME_MAX arrays, with the usual answer (the
+ * same short name, NUL in the first eight bytes) from one compare.
+ */
+static inline bool
+wk_client_name_eq(const char *a, const char *b)
+{
+	uint64_t x, y;
+
+	memcpy(&x, a, 8);
+	memcpy(&y, b, 8);
+	if (x != y)
+		return false;
+	if ((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)
+		return true; /* a NUL among them: both end there */
+	return strcmp(a + 8, b + 8) == 0;
+}
+_Static_assert(SHM_NAME_MAX >= 8, "wk_client_name_eq reads eight bytes");
+
 enum wk_rc
 wk_client_attach(struct wk_client *c, struct wk_server *s)
 {
 	struct pgw_buf *b = &g_wk.scratch;
-	struct shm_server *sr = shm_server((uint32_t)g_wk.slot, s->row);
+	struct shm_server *sr = wk_stats_server_row_at(s->row);
 	struct shm_client *cr = wk_client_row(c);
 
 	c->server = s;
@@ -1039,7 +1071,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	wk_server_set_state(s, WK_SERVER_ACTIVE);
 	wk_client_set_state(c, WK_CLIENT_ACTIVE);
 	wk_client_row_server(c);
-	if (strcmp(sr->application_name, cr->application_name) != 0)
+	if (!wk_client_name_eq(sr->application_name, cr->application_name))
 		memcpy(sr->application_name, cr->application_name, sizeof(sr->application_name));
 	sr->request_us = g_wk.now_us;
 	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);

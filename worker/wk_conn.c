@@ -13,6 +13,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "worker/wk_client.h"
 #include "worker/wk_server.h"
@@ -22,22 +25,32 @@ struct wk_worker g_wk;
 /* How often the wall clock is read again (it follows the monotonic one in between). */
 #define WK_CLOCK_WALL_US 100000u
 
+/* The wall clock's offset from the monotonic one, read again every WK_CLOCK_WALL_US. */
+static uint64_t wk_clock_wall_off_us, wk_clock_wall_next_us;
+
+static __attribute__((noinline)) void
+wk_clock_wall_read(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wk_clock_wall_off_us =
+		(uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u - g_wk.mono_us;
+	wk_clock_wall_next_us = g_wk.mono_us + WK_CLOCK_WALL_US;
+}
+
 void
 wk_clock_update(void)
 {
-	static uint64_t wall_off_us, wall_read_us;
-	struct timespec ts;
+	/* static: nothing to keep on the stack across the call (a worker has one thread) */
+	static struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	g_wk.mono_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	/* one clock read per callback: the wall clock is the monotonic one plus an offset */
-	if (wall_read_us == 0 || g_wk.mono_us - wall_read_us >= WK_CLOCK_WALL_US) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		wall_off_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u -
-			      g_wk.mono_us;
-		wall_read_us = g_wk.mono_us;
-	}
-	g_wk.now_us = g_wk.mono_us + wall_off_us;
+	if (UNLIKELY(g_wk.mono_us >= wk_clock_wall_next_us))
+		wk_clock_wall_read();
+	g_wk.now_us = g_wk.mono_us + wk_clock_wall_off_us;
 }
 
 int
@@ -63,13 +76,23 @@ wk_conn_send(struct wk_stream *io, const struct pgw_buf *b)
  */
 #define WK_PLAIN_MEMO_CNT 8
 
+/*
+ * Each text comes with a mask of its stand-alone numbers (0xff on their
+ * digits), made when it is remembered, so that a lookup compares eight
+ * bytes at a time and looks at a byte only in a word that differs.
+ */
 struct wk_plain_memo {
-	size_t len; /* 0: nothing remembered */
 	char text[WK_PLAIN_MEMO_MAX];
+	uint8_t mask[WK_PLAIN_MEMO_MAX];
 };
 
 static struct wk_plain_memo wk_plain_memos[WK_PLAIN_MEMO_CNT];
+/* apart from the texts: the lookup reads one cache line of lengths (0: nothing remembered) */
+static uint16_t wk_plain_lens[WK_PLAIN_MEMO_CNT];
+_Static_assert(WK_PLAIN_MEMO_MAX <= UINT16_MAX, "lengths fit wk_plain_lens");
 static unsigned wk_plain_memo_next;
+/* By length (its low bits): the memo of that length that matched last, tried first. */
+static uint8_t wk_plain_memo_hit[8];
 
 /* A byte that can continue a word, a $n parameter or a $tag$: not a number's edge. */
 static bool
@@ -86,80 +109,162 @@ wk_conn_sql_is_digit(uint8_t b)
 }
 
 /*
- * Equal, or different only in the digits of numbers standing alone (a run
- * of digits between bytes that cannot continue a word: "aid = 123;", not
- * "t1", "$1" or "$q1$"). Such texts lex alike, token for token: the same
- * words, quotes, comments and statements, and sql_classify's answer depends
- * on those alone; so a text like that is plain when the remembered one is.
- * pgbench's and most applications' simple queries differ from the last one
- * only in their numbers.
+ * Mark the digits of the numbers standing alone in text (runs of digits
+ * between bytes that cannot continue a word: "aid = 123;", not "t1", "$1"
+ * or "$q1$").
  */
-static bool
-wk_conn_sql_is_like(const uint8_t *a, const uint8_t *b, size_t len)
+static void
+wk_conn_sql_mask(const uint8_t *text, size_t len, uint8_t *mask)
 {
 	size_t i = 0;
 
-	if (memcmp(a, b, len) == 0)
-		return true;
-	for (;;) {
-		uint64_t x, y;
-		size_t s, e;
+	memset(mask, 0, len);
+	while (i < len) {
+		size_t s = i;
 
-		/* to the next byte that differs: a word at a time, then within the word */
-		while (len - i >= 8) {
-			memcpy(&x, a + i, 8);
-			memcpy(&y, b + i, 8);
-			if (x != y)
-				break;
-			i += 8;
-		}
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		if (len - i >= 8)
-			i += (size_t)__builtin_ctzll(x ^ y) / 8; /* the lowest byte comes first */
-#endif
-		while (i < len && a[i] == b[i])
+		if (!wk_conn_sql_is_digit(text[i])) {
 			i++;
-		if (i == len)
-			return true;
-		if (!wk_conn_sql_is_digit(a[i]) || !wk_conn_sql_is_digit(b[i]))
-			return false;
-		/* bytes before i match or are digits in both: walk back over the run */
-		for (s = i; s > 0 && wk_conn_sql_is_digit(a[s - 1]); s--)
-			;
-		if (s > 0 && wk_conn_sql_is_word_byte(a[s - 1]))
-			return false;
-		for (e = i + 1; e < len && wk_conn_sql_is_digit(a[e]) && wk_conn_sql_is_digit(b[e]);
-		     e++)
-			;
-		if (e < len && (a[e] != b[e] || wk_conn_sql_is_word_byte(a[e])))
-			return false;
-		i = e;
+			continue;
+		}
+		while (i < len && wk_conn_sql_is_digit(text[i]))
+			i++;
+		if ((s == 0 || !wk_conn_sql_is_word_byte(text[s - 1])) &&
+		    (i == len || !wk_conn_sql_is_word_byte(text[i])))
+			memset(mask + s, 0xff, i - s);
 	}
+}
+
+#define WK_SWAR(b) (0x0101010101010101ull * (uint8_t)(b))
+
+/*
+ * Eight bytes y of a text against x of a remembered one whose stand-alone
+ * digits m marks: equal, or different only where m is set and y has digits.
+ */
+static inline bool
+wk_conn_sql_word_like(uint64_t x, uint64_t y, uint64_t m)
+{
+	uint64_t t;
+
+	if (x == y)
+		return true;
+	if ((x ^ y) & ~m)
+		return false;
+	/* every byte of t under m is 0-9: adding 0x76 to it (high bit cleared) leaves bit 7 clear */
+	t = y ^ WK_SWAR('0');
+	return ((((t & WK_SWAR(0x7f)) + WK_SWAR(0x76)) | t) & WK_SWAR(0x80) & m) == 0;
+}
+
+#ifdef __SSE2__
+/* As wk_conn_sql_word_like, for sixteen bytes. */
+static inline bool
+wk_conn_sql_block_like(const uint8_t *a, const uint8_t *b, const uint8_t *mask)
+{
+	__m128i va = _mm_loadu_si128((const __m128i *)(const void *)a);
+	__m128i vb = _mm_loadu_si128((const __m128i *)(const void *)b);
+	__m128i eq = _mm_cmpeq_epi8(va, vb);
+	__m128i vm, d, is_digit;
+
+	if (_mm_movemask_epi8(eq) == 0xffff)
+		return true;
+	vm = _mm_loadu_si128((const __m128i *)(const void *)mask);
+	/* every byte equal or under the mask, and b's bytes under the mask digits */
+	if (_mm_movemask_epi8(_mm_or_si128(eq, vm)) != 0xffff)
+		return false;
+	d = _mm_sub_epi8(vb, _mm_set1_epi8('0'));
+	is_digit = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+	return _mm_movemask_epi8(_mm_andnot_si128(is_digit, vm)) == 0;
+}
+#endif
+
+/*
+ * Equal to m's text, or different only in the digits of numbers standing
+ * alone in it (wk_conn_sql_mask). Such texts lex alike, token for token:
+ * the same words, quotes, comments and statements, and sql_classify's
+ * answer depends on those alone; so a text like that is plain when the
+ * remembered one is. pgbench's and most applications' simple queries differ
+ * from the last one only in their numbers. Out of line: a leaf that needs
+ * no saved registers, while the lookup loop around it stays small.
+ */
+static __attribute__((noinline)) bool
+wk_conn_sql_is_like(const struct wk_plain_memo *m, const uint8_t *b, size_t len)
+{
+	const uint8_t *a = (const uint8_t *)m->text;
+	uint64_t x, y, k;
+	size_t i = 0;
+
+	if (len < 8) {
+		for (i = 0; i < len; i++)
+			if (a[i] != b[i] && !(m->mask[i] && wk_conn_sql_is_digit(b[i])))
+				return false;
+		return true;
+	}
+#ifdef __SSE2__
+	if (len >= 16) {
+		/* sixteen bytes at a time (x86-64 always has SSE2); the last block overlaps */
+		for (; i + 16 < len; i += 16)
+			if (!wk_conn_sql_block_like(a + i, b + i, m->mask + i))
+				return false;
+		return wk_conn_sql_block_like(a + len - 16, b + len - 16, m->mask + len - 16);
+	}
+#endif
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		memcpy(&k, m->mask + i, 8);
+		if (!wk_conn_sql_word_like(x, y, k))
+			return false;
+	}
+	if (i == len)
+		return true;
+	/* the last eight bytes, overlapping what was compared already */
+	memcpy(&x, a + len - 8, 8);
+	memcpy(&y, b + len - 8, 8);
+	memcpy(&k, m->mask + len - 8, 8);
+	return wk_conn_sql_word_like(x, y, k);
+}
+
+/* The other memos than the last hit, hit. */
+static __attribute__((noinline)) bool
+wk_conn_sql_is_known_other(const char *sql, size_t len, unsigned hit)
+{
+	if (len == 0 || len > WK_PLAIN_MEMO_MAX)
+		return false;
+	for (unsigned k = 0; k < WK_PLAIN_MEMO_CNT; k++)
+		if (k != hit && wk_plain_lens[k] == len &&
+		    wk_conn_sql_is_like(&wk_plain_memos[k], (const uint8_t *)sql, len)) {
+			wk_plain_memo_hit[len % ARRAY_SIZE(wk_plain_memo_hit)] = (uint8_t)k;
+			return true;
+		}
+	return false;
 }
 
 bool
 wk_conn_sql_is_known_plain(const char *sql, size_t len)
 {
-	if (len == 0)
-		return false;
-	for (unsigned k = 0; k < WK_PLAIN_MEMO_CNT; k++)
-		if (wk_plain_memos[k].len == len &&
-		    wk_conn_sql_is_like((const uint8_t *)wk_plain_memos[k].text,
-					(const uint8_t *)sql, len))
-			return true;
-	return false;
+	unsigned k = wk_plain_memo_hit[len % ARRAY_SIZE(wk_plain_memo_hit)];
+
+	/*
+	 * The text of this length that matched last time first: applications
+	 * repeat themselves, and a number with one digit more is another length.
+	 */
+	if (wk_plain_lens[k] == len && len &&
+	    wk_conn_sql_is_like(&wk_plain_memos[k], (const uint8_t *)sql, len))
+		return true;
+	return wk_conn_sql_is_known_other(sql, len, k);
 }
 
 void
 wk_conn_sql_note_plain(const char *sql, size_t len)
 {
-	struct wk_plain_memo *m = &wk_plain_memos[wk_plain_memo_next];
+	unsigned k = wk_plain_memo_next;
+	struct wk_plain_memo *m = &wk_plain_memos[k];
 
 	if (len == 0 || len > sizeof(m->text))
 		return;
 	memcpy(m->text, sql, len);
-	m->len = len;
-	wk_plain_memo_next = (wk_plain_memo_next + 1) % WK_PLAIN_MEMO_CNT;
+	wk_conn_sql_mask((const uint8_t *)sql, len, m->mask);
+	wk_plain_lens[k] = (uint16_t)len;
+	wk_plain_memo_next = (k + 1) % WK_PLAIN_MEMO_CNT;
 }
 
 static int

@@ -111,7 +111,7 @@ wk_pool_point(struct wk_pool *p, const struct config *cfg, size_t i)
 	min = (uint32_t)p->cfg->min_pool_size;
 	slot %= workers; /* the same share in either bank of slots */
 	p->min_share = min / workers + (slot < min % workers ? 1 : 0);
-	/* log contexts of its servers point into the configuration too */
+	/* log contexts of its servers point into the configuration too, and rows show its index */
 	for (int st = 0; st < WK_SERVER_STATE_CNT; st++) {
 		struct list *pos;
 
@@ -120,6 +120,7 @@ wk_pool_point(struct wk_pool *p, const struct config *cfg, size_t i)
 
 			s->lctx.user = p->user->name;
 			s->lctx.db = p->db->name;
+			wk_server_row_update(s); /* db_idx: the database's index in cfg */
 		}
 	}
 }
@@ -137,6 +138,7 @@ wk_pool_create(struct wk_pool *p, const struct config *cfg, size_t i)
 	list_init(&p->waiters);
 	wk_pool_point(p, cfg, i);
 	p->stats = shm_pool_stats((uint32_t)g_wk.slot, idx);
+	p->shm = shm_pool(idx);
 	memset(p->stats, 0, sizeof(*p->stats));
 	(void)wk_pool_resolve(p);
 }
@@ -149,6 +151,7 @@ wk_pool_extend(uint32_t n)
 		struct wk_pool *p = &wk_pools[wk_pools_cnt];
 
 		p->idx = wk_pools_cnt;
+		p->shm = shm_pool(wk_pools_cnt);
 		for (int st = 0; st < WK_SERVER_STATE_CNT; st++)
 			list_init(&p->servers[st]);
 		list_init(&p->waiters);
@@ -158,6 +161,7 @@ wk_pool_extend(uint32_t n)
 int
 wk_pool_init_all(const uint32_t *map)
 {
+	wk_stats_init(); /* the slot is known: the request path's rows */
 	wk_pools_cap = g_shm->pools_cap;
 	wk_pools_cnt = 0;
 	/* calloc of this size maps fresh zero pages: only entries set up cost memory */
@@ -439,18 +443,30 @@ wk_pool_local_total_all(const struct wk_pool *p)
 	return n;
 }
 
-static void
-wk_pool_stats_update(struct wk_pool *p)
+/*
+ * Publish the gauge SHOW POOLS shows for servers in state st (CLOSING ones
+ * are not shown). A move touches two states: only their gauges are stored.
+ */
+static inline void
+wk_pool_gauge(struct wk_pool *p, enum wk_server_state st)
 {
-	atomic_store_explicit(&p->stats->sv_idle, p->servers_cnt[WK_SERVER_IDLE],
-			      memory_order_relaxed);
-	atomic_store_explicit(&p->stats->sv_active, p->servers_cnt[WK_SERVER_ACTIVE],
-			      memory_order_relaxed);
-	atomic_store_explicit(&p->stats->sv_login,
-			      p->servers_cnt[WK_SERVER_CONNECTING] +
-				      p->servers_cnt[WK_SERVER_LOGIN] +
-				      p->servers_cnt[WK_SERVER_RESET],
-			      memory_order_relaxed);
+	if (st == WK_SERVER_IDLE)
+		atomic_store_explicit(&p->stats->sv_idle, p->servers_cnt[WK_SERVER_IDLE],
+				      memory_order_relaxed);
+	else if (st == WK_SERVER_ACTIVE)
+		atomic_store_explicit(&p->stats->sv_active, p->servers_cnt[WK_SERVER_ACTIVE],
+				      memory_order_relaxed);
+	else if (st != WK_SERVER_CLOSING)
+		atomic_store_explicit(&p->stats->sv_login,
+				      p->servers_cnt[WK_SERVER_CONNECTING] +
+					      p->servers_cnt[WK_SERVER_LOGIN] +
+					      p->servers_cnt[WK_SERVER_RESET],
+				      memory_order_relaxed);
+}
+
+static void
+wk_pool_waiting_gauge(struct wk_pool *p)
+{
 	atomic_store_explicit(&p->stats->cl_waiting, p->waiters_cnt, memory_order_relaxed);
 }
 
@@ -458,15 +474,16 @@ void
 wk_pool_move(struct wk_pool *p, struct wk_server *s, enum wk_server_state from,
 	     enum wk_server_state to)
 {
-	if (from != to || list_empty(&s->node)) {
-		if (!list_empty(&s->node)) {
-			list_del(&s->node);
-			p->servers_cnt[from]--;
-		}
-		list_append(&p->servers[to], &s->node);
-		p->servers_cnt[to]++;
+	if (from == to && !list_empty(&s->node))
+		return;
+	if (!list_empty(&s->node)) {
+		list_del(&s->node);
+		p->servers_cnt[from]--;
+		wk_pool_gauge(p, from);
 	}
-	wk_pool_stats_update(p);
+	list_append(&p->servers[to], &s->node);
+	p->servers_cnt[to]++;
+	wk_pool_gauge(p, to);
 }
 
 void
@@ -476,7 +493,7 @@ wk_pool_forget(struct wk_pool *p, struct wk_server *s)
 		return;
 	list_del(&s->node);
 	p->servers_cnt[s->state]--;
-	wk_pool_stats_update(p);
+	wk_pool_gauge(p, s->state);
 }
 
 /*
@@ -500,7 +517,7 @@ struct wk_pool_demand {
 static void
 wk_pool_demand(struct wk_pool *p, struct wk_pool_demand *d)
 {
-	struct shm_pool *sp = shm_pool(p->idx);
+	struct shm_pool *sp = p->shm;
 	uint32_t slot = (uint32_t)g_wk.slot, workers = 0;
 
 	memset(d, 0, sizeof(*d));
@@ -519,11 +536,26 @@ wk_pool_demand(struct wk_pool *p, struct wk_pool_demand *d)
 	d->share = ((uint32_t)p->cfg->pool_size + workers - 1) / workers;
 }
 
+/* Whether clients of other workers wait for p: the common answer, no, settles the demand. */
+static bool
+wk_pool_others_wait(const struct wk_pool *p)
+{
+	const struct shm_pool *sp = p->shm;
+	uint32_t slot = (uint32_t)g_wk.slot, n = g_shm->workers_cnt;
+
+	for (uint32_t w = 0; w < n; w++)
+		if (w != slot && atomic_load_explicit(&sp->waiting[w], memory_order_relaxed))
+			return true;
+	return false;
+}
+
 static bool
 wk_pool_is_over_share(struct wk_pool *p)
 {
 	struct wk_pool_demand d;
 
+	if (!wk_pool_others_wait(p))
+		return false;
 	wk_pool_demand(p, &d);
 	return d.waiting_elsewhere && (wk_pool_local_total(p) > d.share || d.is_other_starving);
 }
@@ -596,8 +628,8 @@ wk_pool_wait_add(struct wk_pool *p, struct wk_client *c)
 	list_append(&p->waiters, &c->wait_node);
 	p->waiters_cnt++;
 	c->wait_start_us = g_wk.mono_us;
-	atomic_fetch_add_explicit(&shm_pool(p->idx)->waiting[g_wk.slot], 1, memory_order_relaxed);
-	wk_pool_stats_update(p);
+	atomic_fetch_add_explicit(&p->shm->waiting[g_wk.slot], 1, memory_order_relaxed);
+	wk_pool_waiting_gauge(p);
 }
 
 void
@@ -607,8 +639,8 @@ wk_pool_unwait(struct wk_pool *p, struct wk_client *c)
 		return;
 	list_del(&c->wait_node);
 	p->waiters_cnt--;
-	atomic_fetch_sub_explicit(&shm_pool(p->idx)->waiting[g_wk.slot], 1, memory_order_relaxed);
-	wk_pool_stats_update(p);
+	atomic_fetch_sub_explicit(&p->shm->waiting[g_wk.slot], 1, memory_order_relaxed);
+	wk_pool_waiting_gauge(p);
 }
 
 /* PAUSE / MAINTENANCE: only logins that need no server go on; requests stay queued. */
@@ -676,8 +708,7 @@ wk_pool_checkout(struct wk_pool *p, struct wk_client *c)
 		 * and wk_pool_hand_out() would do at once, without the queue's
 		 * counters going up and down (the same totals: a wait of 0 µs).
 		 */
-		c->wait_start_us = g_wk.mono_us;
-		wk_stats_assign(p, c);
+		wk_stats_add(p, SHM_STAT_ASSIGN, 1); /* wk_stats_assign with a wait of 0 */
 		(void)wk_client_attach(c, list_entry(list_first(&p->servers[WK_SERVER_IDLE]),
 						     struct wk_server, node));
 		return c->state == WK_CLIENT_CLOSING ? WK_CLOSED : WK_OK;
@@ -731,7 +762,8 @@ wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
 	}
 	wk_server_set_state(s, WK_SERVER_IDLE);
 	p->retry_after_us = 0;
-	wk_pool_hand_out(p);
+	if (!list_empty(&p->waiters))
+		wk_pool_hand_out(p);
 }
 
 void

@@ -42,6 +42,7 @@ struct wk_pool {
 	bool has_client_key;
 	uint64_t retry_after_us; /* no new connection before this after a failure */
 	struct shm_pool_stats *stats;
+	struct shm_pool *shm; /* shm_pool(idx): the global counts, cached */
 };
 
 /*

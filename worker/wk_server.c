@@ -90,7 +90,7 @@ wk_server_row_update(struct wk_server *s)
 
 	if (s->row == WK_SERVER_NO_ROW)
 		return;
-	r = shm_server((uint32_t)g_wk.slot, s->row);
+	r = wk_stats_server_row_at(s->row);
 
 	shm_row_write_begin(&r->seq);
 	atomic_store_explicit(&r->state, (uint8_t)wk_server_shm_state(s->state),
@@ -125,11 +125,10 @@ wk_server_row_free(struct wk_server *s)
 	s->row = WK_SERVER_NO_ROW;
 }
 
-void
-wk_server_set_state(struct wk_server *s, enum wk_server_state st)
+/* Out of line: a state change checks one table entry and one log level before it. */
+static __attribute__((noinline, cold)) void
+wk_server_state_log(struct wk_server *s, enum wk_server_state from, enum wk_server_state st)
 {
-	enum wk_server_state from = s->state;
-
 	if (from != st && !wk_server_moves[from][st]) {
 		log_error(&s->lctx, "bad server state change %s -> %s", wk_server_state_name(from),
 			  wk_server_state_name(st));
@@ -137,10 +136,41 @@ wk_server_set_state(struct wk_server *s, enum wk_server_state st)
 	}
 	log_noise(&s->lctx, "server %s -> %s", wk_server_state_name(from),
 		  wk_server_state_name(st));
+}
+
+void
+wk_server_set_state(struct wk_server *s, enum wk_server_state st)
+{
+	enum wk_server_state from = s->state;
+
+	if (UNLIKELY((!wk_server_moves[from][st] && from != st) || g_log_level >= LOG_LVL_NOISE))
+		wk_server_state_log(s, from, st);
 	s->state = st;
 	s->state_since_us = g_wk.mono_us;
-	if (!s->is_listener)
-		wk_pool_move(s->pool, s, from, st);
+	if (s->is_listener) {
+		wk_server_row_update(s);
+		return;
+	}
+	wk_pool_move(s->pool, s, from, st);
+	if ((from == WK_SERVER_IDLE && st == WK_SERVER_ACTIVE) ||
+	    (from == WK_SERVER_ACTIVE && st == WK_SERVER_IDLE)) {
+		/*
+		 * Checkout and check-in, once per transaction: only the state and
+		 * the client change. The rest of the row was written at login and
+		 * is rewritten by a reload (wk_pool_point).
+		 */
+		struct shm_server *r;
+
+		if (s->row == WK_SERVER_NO_ROW)
+			return;
+		r = wk_stats_server_row_at(s->row);
+		shm_row_write_begin(&r->seq);
+		atomic_store_explicit(&r->state, (uint8_t)wk_server_shm_state(st),
+				      memory_order_relaxed);
+		r->client_id = s->client ? s->client->id : 0;
+		shm_row_write_end(&r->seq);
+		return;
+	}
 	wk_server_row_update(s);
 }
 
@@ -966,7 +996,8 @@ wk_server_checkin(struct wk_server *s)
 	s->is_tracked = false;
 	wk_server_slots_clear(s);
 	wk_stream_read_on(&s->io);
-	pgw_buf_reset(b);
+	if (UNLIKELY(s->is_dirty || g_cfg->server_reset_query_always))
+		pgw_buf_reset(b); /* queries follow */
 	if (s->is_dirty) {
 		pgw_put_query(b, "RESET ALL");
 		queries++;

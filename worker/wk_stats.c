@@ -23,8 +23,18 @@
 
 #define WK_STATS_PUBLISH_US 1000000 /* query cache rows and connection details */
 
+struct shm_client *g_wk_client_rows;
+struct shm_server *g_wk_server_rows;
+
 static uint64_t wk_stats_next_snap_us;
 static uint64_t wk_stats_next_publish_us;
+
+void
+wk_stats_init(void)
+{
+	g_wk_client_rows = shm_client((uint32_t)g_wk.slot, 0);
+	g_wk_server_rows = shm_server((uint32_t)g_wk.slot, 0);
+}
 
 /*
  * s's shm row, or NULL: listeners have none, and a server gives its row back
@@ -33,23 +43,24 @@ static uint64_t wk_stats_next_publish_us;
 static struct shm_server *
 wk_stats_server_row(const struct wk_server *s)
 {
-	return s->row < g_shm->servers_per_worker ? shm_server((uint32_t)g_wk.slot, s->row) : NULL;
+	return s->row < g_shm->servers_per_worker ? wk_stats_server_row_at(s->row) : NULL;
 }
 
 void
 wk_stats_ready(struct wk_server *s, struct wk_client *c, char st)
 {
-	struct wk_pool *p = s->pool;
+	/* in a local: the compiler would reload p->stats around every atomic store */
+	struct shm_pool_stats *ps = s->pool->stats;
 	uint64_t now = g_wk.mono_us;
 	uint64_t start =
 		s->request_start_us > s->stat_ready_us ? s->request_start_us : s->stat_ready_us;
 	uint64_t qt = now > start ? now - start : 0;
-	struct shm_server *r = shm_server((uint32_t)g_wk.slot, s->row);
-	struct shm_client *cr = c ? shm_client((uint32_t)g_wk.slot, c->row) : NULL;
+	struct shm_server *r = wk_stats_server_row_at(s->row);
+	struct shm_client *cr = c ? wk_stats_client_row(c->row) : NULL;
 
-	wk_stats_add(p, SHM_STAT_QUERY, 1);
-	wk_stats_add(p, SHM_STAT_QUERY_US, qt);
-	stats_hist_add(p->stats, SHM_HIST_QUERY, qt);
+	shm_stat_add(&ps->cnt[SHM_STAT_QUERY], 1);
+	shm_stat_add(&ps->cnt[SHM_STAT_QUERY_US], qt);
+	stats_hist_add(ps, SHM_HIST_QUERY, qt);
 	if (!s->stat_in_tx) {
 		s->stat_tx_start_us = start;
 		s->stat_tx_query_us = 0;
@@ -60,11 +71,11 @@ wk_stats_ready(struct wk_server *s, struct wk_client *c, char st)
 	if (st == 'I') {
 		uint64_t xt = now > s->stat_tx_start_us ? now - s->stat_tx_start_us : 0;
 
-		wk_stats_add(p, SHM_STAT_XACT, 1);
-		wk_stats_add(p, SHM_STAT_XACT_US, xt);
-		wk_stats_add(p, SHM_STAT_IDLE_XACT_US,
+		shm_stat_add(&ps->cnt[SHM_STAT_XACT], 1);
+		shm_stat_add(&ps->cnt[SHM_STAT_XACT_US], xt);
+		shm_stat_add(&ps->cnt[SHM_STAT_IDLE_XACT_US],
 			     xt > s->stat_tx_query_us ? xt - s->stat_tx_query_us : 0);
-		stats_hist_add(p->stats, SHM_HIST_XACT, xt);
+		stats_hist_add(ps, SHM_HIST_XACT, xt);
 		if (cr)
 			cr->xact_time_us += xt;
 		s->stat_in_tx = false;
@@ -83,7 +94,7 @@ wk_stats_assign(struct wk_pool *p, struct wk_client *c)
 
 	wk_stats_add(p, SHM_STAT_ASSIGN, 1);
 	wk_stats_add(p, SHM_STAT_WAIT_US, w);
-	shm_client((uint32_t)g_wk.slot, c->row)->wait_time_us += w;
+	wk_stats_client_row(c->row)->wait_time_us += w;
 }
 
 void
@@ -97,12 +108,6 @@ wk_stats_connected(struct wk_server *s)
 }
 
 void
-wk_stats_server_unlinked(struct wk_server *s)
-{
-	s->stat_in_tx = false;
-}
-
-void
 wk_stats_error(struct wk_server *s, struct wk_client *c)
 {
 	struct shm_server *r = wk_stats_server_row(s);
@@ -111,25 +116,36 @@ wk_stats_error(struct wk_server *s, struct wk_client *c)
 	if (r)
 		r->errors++;
 	if (c)
-		shm_client((uint32_t)g_wk.slot, c->row)->errors++;
+		wk_stats_client_row(c->row)->errors++;
 }
 
-/* Whether tag starts with word w followed by a blank or its end. */
-static bool
-wk_stats_tag_is(const char *tag, const char *w)
+/*
+ * Whether tag (n bytes, not NUL-terminated) starts with word w (wn bytes)
+ * followed by a blank or its end. Called with literals, so the compare is a
+ * load or two, not a call: this runs for every statement.
+ */
+static inline bool
+wk_stats_tag_is_n(const char *tag, size_t n, const char *w, size_t wn)
 {
-	size_t n = strlen(w);
-
-	return strncmp(tag, w, n) == 0 && (tag[n] == ' ' || tag[n] == '\0');
+	return n >= wn && memcmp(tag, w, wn) == 0 && (n == wn || tag[wn] == ' ' || tag[wn] == '\0');
 }
 
-/* The row count at the end of a tag ("INSERT 0 5", "UPDATE 5"); 0 if none. */
+#define WK_STATS_TAG_IS(tag, n, lit) wk_stats_tag_is_n((tag), (n), (lit), sizeof(lit) - 1)
+
+/* The row count at the end of a tag of n bytes ("INSERT 0 5", "UPDATE 5"); 0 if none. */
 static uint64_t
-wk_stats_tag_rows(const char *tag)
+wk_stats_tag_rows(const char *tag, size_t n)
 {
-	const char *sp = strrchr(tag, ' ');
+	char num[WK_STATS_TAG_MAX];
+	size_t i = n;
 
-	return sp ? strtoull(sp + 1, NULL, 10) : 0;
+	while (i > 0 && tag[i - 1] != ' ')
+		i--;
+	if (i == 0)
+		return 0;
+	memcpy(num, tag + i, n - i); /* n < WK_STATS_TAG_MAX */
+	num[n - i] = '\0';
+	return strtoull(num, NULL, 10);
 }
 
 /* What a CommandComplete tag says a client statement did. */
@@ -147,57 +163,59 @@ enum wk_stats_kind {
  * two: this runs for every statement.
  */
 static enum wk_stats_kind
-wk_stats_tag_kind(const char *tag, bool is_copy_in)
+wk_stats_tag_kind(const char *tag, size_t n, bool is_copy_in)
 {
+	if (n == 0)
+		return WK_STATS_NEUTRAL;
 	switch (tag[0]) {
 	case 'S':
-		if (wk_stats_tag_is(tag, "SELECT") || wk_stats_tag_is(tag, "SHOW"))
+		if (WK_STATS_TAG_IS(tag, n, "SELECT") || WK_STATS_TAG_IS(tag, n, "SHOW"))
 			return WK_STATS_READ;
-		if (wk_stats_tag_is(tag, "SET") || wk_stats_tag_is(tag, "SAVEPOINT") ||
-		    wk_stats_tag_is(tag, "START"))
+		if (WK_STATS_TAG_IS(tag, n, "SET") || WK_STATS_TAG_IS(tag, n, "SAVEPOINT") ||
+		    WK_STATS_TAG_IS(tag, n, "START"))
 			return WK_STATS_NEUTRAL;
 		return WK_STATS_WRITE; /* SECURITY LABEL */
 	case 'I':
-		return wk_stats_tag_is(tag, "INSERT") ? WK_STATS_INSERT : WK_STATS_WRITE;
+		return WK_STATS_TAG_IS(tag, n, "INSERT") ? WK_STATS_INSERT : WK_STATS_WRITE;
 	case 'U':
-		if (wk_stats_tag_is(tag, "UPDATE"))
+		if (WK_STATS_TAG_IS(tag, n, "UPDATE"))
 			return WK_STATS_UPDATE;
-		return wk_stats_tag_is(tag, "UNLISTEN") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+		return WK_STATS_TAG_IS(tag, n, "UNLISTEN") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
 	case 'D':
-		if (wk_stats_tag_is(tag, "DELETE"))
+		if (WK_STATS_TAG_IS(tag, n, "DELETE"))
 			return WK_STATS_DELETE;
-		if (wk_stats_tag_is(tag, "DISCARD") || wk_stats_tag_is(tag, "DEALLOCATE") ||
-		    wk_stats_tag_is(tag, "DECLARE"))
+		if (WK_STATS_TAG_IS(tag, n, "DISCARD") || WK_STATS_TAG_IS(tag, n, "DEALLOCATE") ||
+		    WK_STATS_TAG_IS(tag, n, "DECLARE"))
 			return WK_STATS_NEUTRAL;
 		return WK_STATS_WRITE; /* DROP, DO */
 	case 'C':
-		if (wk_stats_tag_is(tag, "COPY"))
+		if (WK_STATS_TAG_IS(tag, n, "COPY"))
 			return is_copy_in ? WK_STATS_INSERT : WK_STATS_READ;
-		if (wk_stats_tag_is(tag, "COMMIT") || wk_stats_tag_is(tag, "CLOSE") ||
-		    wk_stats_tag_is(tag, "CHECKPOINT"))
+		if (WK_STATS_TAG_IS(tag, n, "COMMIT") || WK_STATS_TAG_IS(tag, n, "CLOSE") ||
+		    WK_STATS_TAG_IS(tag, n, "CHECKPOINT"))
 			return WK_STATS_NEUTRAL;
 		return WK_STATS_WRITE; /* CREATE, CALL, CLUSTER, COMMENT */
 	case 'F':
-		return wk_stats_tag_is(tag, "FETCH") ? WK_STATS_READ : WK_STATS_WRITE;
+		return WK_STATS_TAG_IS(tag, n, "FETCH") ? WK_STATS_READ : WK_STATS_WRITE;
 	case 'E':
-		return wk_stats_tag_is(tag, "EXPLAIN") ? WK_STATS_READ : WK_STATS_WRITE;
+		return WK_STATS_TAG_IS(tag, n, "EXPLAIN") ? WK_STATS_READ : WK_STATS_WRITE;
 	case 'B':
-		return wk_stats_tag_is(tag, "BEGIN") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+		return WK_STATS_TAG_IS(tag, n, "BEGIN") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
 	case 'R':
-		if (wk_stats_tag_is(tag, "ROLLBACK") || wk_stats_tag_is(tag, "RELEASE") ||
-		    wk_stats_tag_is(tag, "RESET"))
+		if (WK_STATS_TAG_IS(tag, n, "ROLLBACK") || WK_STATS_TAG_IS(tag, n, "RELEASE") ||
+		    WK_STATS_TAG_IS(tag, n, "RESET"))
 			return WK_STATS_NEUTRAL;
 		return WK_STATS_WRITE; /* REINDEX, REFRESH, REVOKE */
 	case 'P':
-		return wk_stats_tag_is(tag, "PREPARE") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+		return WK_STATS_TAG_IS(tag, n, "PREPARE") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
 	case 'L':
-		if (wk_stats_tag_is(tag, "LISTEN") || wk_stats_tag_is(tag, "LOAD"))
+		if (WK_STATS_TAG_IS(tag, n, "LISTEN") || WK_STATS_TAG_IS(tag, n, "LOAD"))
 			return WK_STATS_NEUTRAL;
 		return WK_STATS_WRITE; /* LOCK */
 	case 'N':
-		return wk_stats_tag_is(tag, "NOTIFY") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+		return WK_STATS_TAG_IS(tag, n, "NOTIFY") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
 	case 'M':
-		return wk_stats_tag_is(tag, "MOVE") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
+		return WK_STATS_TAG_IS(tag, n, "MOVE") ? WK_STATS_NEUTRAL : WK_STATS_WRITE;
 	case '\0':
 		return WK_STATS_NEUTRAL;
 	default:
@@ -205,44 +223,61 @@ wk_stats_tag_kind(const char *tag, bool is_copy_in)
 	}
 }
 
-void
-wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t tag_len)
+/* A write's counters (out of line: the usual statement is a read). */
+static __attribute__((noinline)) void
+wk_stats_write(struct wk_pool *p, enum wk_stats_kind kind, const char *tag, size_t n)
 {
-	struct wk_pool *p = s->pool;
-	char tag[WK_STATS_TAG_MAX];
-	size_t n = tag_len < sizeof(tag) - 1 ? tag_len : sizeof(tag) - 1;
-
-	n = wk_cursor_copy(cur, off + PGW_HDR_LEN, tag, n);
-	tag[n] = '\0';
-	if (tag[0] == 'R' && wk_stats_tag_is(tag, "ROLLBACK")) {
-		/* ROLLBACK, ABORT, a COMMIT that failed, pgdog's own cleanup */
-		struct shm_server *r = wk_stats_server_row(s);
-
-		wk_stats_add(p, SHM_STAT_ROLLBACKS, 1);
-		if (r)
-			r->rollbacks++;
-	}
-	if (s->internal_ready > 0)
-		return; /* pgdog's own statement: not the client's read or write */
-	switch (wk_stats_tag_kind(tag, s->is_copy_in)) {
-	case WK_STATS_NEUTRAL:
-		return;
-	case WK_STATS_READ:
-		wk_stats_add(p, SHM_STAT_READS, 1);
-		return;
-	case WK_STATS_WRITE:
-		break;
+	switch (kind) {
 	case WK_STATS_INSERT:
-		wk_stats_add(p, SHM_STAT_ROWS_INSERTED, wk_stats_tag_rows(tag));
+		wk_stats_add(p, SHM_STAT_ROWS_INSERTED, wk_stats_tag_rows(tag, n));
 		break;
 	case WK_STATS_UPDATE:
-		wk_stats_add(p, SHM_STAT_ROWS_UPDATED, wk_stats_tag_rows(tag));
+		wk_stats_add(p, SHM_STAT_ROWS_UPDATED, wk_stats_tag_rows(tag, n));
 		break;
 	case WK_STATS_DELETE:
-		wk_stats_add(p, SHM_STAT_ROWS_DELETED, wk_stats_tag_rows(tag));
+		wk_stats_add(p, SHM_STAT_ROWS_DELETED, wk_stats_tag_rows(tag, n));
+		break;
+	default:
 		break;
 	}
 	wk_stats_add(p, SHM_STAT_WRITES, 1);
+}
+
+/* ROLLBACK, ABORT, a COMMIT that failed, pgdog's own cleanup. */
+static __attribute__((noinline)) void
+wk_stats_rollback(struct wk_server *s)
+{
+	struct shm_server *r = wk_stats_server_row(s);
+
+	wk_stats_add(s->pool, SHM_STAT_ROLLBACKS, 1);
+	if (r)
+		r->rollbacks++;
+}
+
+void
+wk_stats_command(struct wk_server *s, struct wk_cursor *cur, size_t off, size_t tag_len)
+{
+	uint8_t tmp[WK_STATS_TAG_MAX];
+	size_t n = tag_len < sizeof(tmp) - 1 ? tag_len : sizeof(tmp) - 1;
+	/* in place when the tag lies in one piece of the buffer (the usual case): no copy */
+	const char *tag = (const char *)wk_cursor_at(cur, off + PGW_HDR_LEN, n, tmp);
+	enum wk_stats_kind kind;
+
+	if (!tag) {
+		n = wk_cursor_copy(cur, off + PGW_HDR_LEN, tmp, n);
+		tag = (const char *)tmp;
+	}
+	if (n && tag[n - 1] == '\0')
+		n--; /* tag_len counts the tag's NUL */
+	if (n && tag[0] == 'R' && WK_STATS_TAG_IS(tag, n, "ROLLBACK"))
+		wk_stats_rollback(s);
+	if (s->internal_ready > 0)
+		return; /* pgdog's own statement: not the client's read or write */
+	kind = wk_stats_tag_kind(tag, n, s->is_copy_in);
+	if (kind == WK_STATS_READ)
+		wk_stats_add(s->pool, SHM_STAT_READS, 1);
+	else if (kind != WK_STATS_NEUTRAL)
+		wk_stats_write(s->pool, kind, tag, n);
 }
 
 void
@@ -311,7 +346,7 @@ static const char *const wk_stats_fd_params[] = { "client_encoding", "DateStyle"
 static void
 wk_stats_publish_client(struct wk_client *c)
 {
-	struct shm_client *r = shm_client((uint32_t)g_wk.slot, c->row);
+	struct shm_client *r = wk_stats_client_row(c->row);
 	char *dst[] = { r->client_encoding, r->datestyle, r->timezone, r->std_strings };
 	size_t dst_len[] = { sizeof(r->client_encoding), sizeof(r->datestyle), sizeof(r->timezone),
 			     sizeof(r->std_strings) };

@@ -19,6 +19,29 @@
 #include "worker/wk_conn.h"
 #include "worker/wk_pool.h"
 
+/*
+ * This worker's own connection rows (its slot's), fixed for the life of the
+ * process: the request path finds a row several times per transaction, and
+ * shm_client()/shm_server() recompute the slot's base every time.
+ */
+extern struct shm_client *g_wk_client_rows;
+extern struct shm_server *g_wk_server_rows;
+
+/* Point g_wk_client_rows / g_wk_server_rows at g_wk.slot's rows (worker start, once). */
+void wk_stats_init(void);
+
+static inline struct shm_client *
+wk_stats_client_row(uint32_t row)
+{
+	return g_wk_client_rows + row;
+}
+
+static inline struct shm_server *
+wk_stats_server_row_at(uint32_t row)
+{
+	return g_wk_server_rows + row;
+}
+
 static inline void
 wk_stats_add(struct wk_pool *p, enum shm_stat i, uint64_t n)
 {
@@ -55,7 +78,11 @@ void wk_stats_assign(struct wk_pool *p, struct wk_client *c);
 /* s logged in (connect time) */
 void wk_stats_connected(struct wk_server *s);
 /* s leaves its client: a transaction left open is not this pool's next one. */
-void wk_stats_server_unlinked(struct wk_server *s);
+static inline void
+wk_stats_server_unlinked(struct wk_server *s)
+{
+	s->stat_in_tx = false;
+}
 /* An ErrorResponse from s reached its client c (may be NULL). */
 void wk_stats_error(struct wk_server *s, struct wk_client *c);
 
