@@ -46,19 +46,26 @@ as_pg() {
 	fi
 }
 
+# cluster_dir DIR: make DIR (owned by postgres when running as root) and print its absolute path
+cluster_dir() {
+	local d
+	mkdir -p "$1"
+	d=$(cd "$1" && pwd)
+	chmod 0755 "$d"
+	if [ "$(id -u)" = 0 ]; then
+		id postgres >/dev/null 2>&1 || die "running as root but there is no user postgres to own the cluster"
+		chown postgres "$d"
+	fi
+	echo "$d"
+}
+
 cmd_start() {
 	[ $# -ge 2 ] || die "usage: pgenv.sh start DIR PORT [conf lines...]"
 	dir=$1
 	port=$2
 	shift 2
 	bindir=$(find_bindir)
-	mkdir -p "$dir"
-	dir=$(cd "$dir" && pwd)
-	chmod 0755 "$dir"
-	if [ "$(id -u)" = 0 ]; then
-		id postgres >/dev/null 2>&1 || die "running as root but there is no user postgres to own the cluster"
-		chown postgres "$dir"
-	fi
+	dir=$(cluster_dir "$dir")
 	as_pg "$bindir/initdb" -D "$dir/data" -A trust --no-sync -U postgres -E UTF8 \
 		--locale=C >"$dir/initdb.log" 2>&1 || {
 		cat "$dir/initdb.log" >&2
@@ -90,13 +97,7 @@ cmd_replica() {
 	primary=$2
 	port=$3
 	bindir=$(find_bindir)
-	mkdir -p "$dir"
-	dir=$(cd "$dir" && pwd)
-	chmod 0755 "$dir"
-	if [ "$(id -u)" = 0 ]; then
-		id postgres >/dev/null 2>&1 || die "running as root but there is no user postgres to own the cluster"
-		chown postgres "$dir"
-	fi
+	dir=$(cluster_dir "$dir")
 	as_pg "$bindir/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir/data" \
 		-R -X stream --no-sync >"$dir/basebackup.log" 2>&1 || {
 		cat "$dir/basebackup.log" >&2

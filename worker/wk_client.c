@@ -2962,21 +2962,28 @@ wk_client_bind_names(const struct pgw_hdr *h, const uint8_t *msg, size_t *n1, si
  */
 #define WK_CLIENT_FLAT_REBUILD_MAX 8192
 
-/* A request rebuilt by wk_client_read_flat() (per worker: the loop is single-threaded). */
+/*
+ * A request rebuilt by wk_client_read_flat() (per worker: the loop is
+ * single-threaded). Not g_wk.scratch: what runs while it is built may use
+ * that one.
+ */
 static struct pgw_buf wk_client_flat_buf;
 static bool wk_client_is_flat_buf_init;
+
+/* Named Binds wk_client_read_flat() rewrites in one request, at most; more take the general path. */
+#define WK_CLIENT_FLAT_BINDS_MAX 8
 
 /*
  * After the check-out: the Binds of named statements in the request can be
  * rewritten here, each a statement the client prepared and s holds already
  * (otherwise the general path prepares it first, or reports the unknown
- * name). *has_named: there is at least one.
+ * name). preps[] gets their statements in order, *cnt how many.
  */
 static bool
 wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8_t *buf, size_t len,
-			   bool *has_named)
+			   struct wk_prep **preps, size_t *cnt)
 {
-	*has_named = false;
+	*cnt = 0;
 	if (!s->is_tracked)
 		return true; /* untracked: they pass as they are */
 	for (size_t off = 0; off < len;) {
@@ -2993,23 +3000,26 @@ wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8
 		if (n2 == 0)
 			continue;
 		p = wk_prep_names_get(&c->prep_names, (const char *)msg + PGW_HDR_LEN + n1 + 1);
-		if (!p || !wk_prep_held_has(&s->held, p) || len > WK_CLIENT_FLAT_REBUILD_MAX)
+		if (!p || !wk_prep_held_has(&s->held, p) || len > WK_CLIENT_FLAT_REBUILD_MAX ||
+		    *cnt == WK_CLIENT_FLAT_BINDS_MAX)
 			return false;
-		*has_named = true;
+		preps[(*cnt)++] = p;
 	}
 	return true;
 }
 
 /*
  * wk_stream's on_flat: a client between transactions whose read is one
- * whole request (wk_client_is_flat_request: a simple Query, or an unnamed
- * extended-protocol request) takes an idle server and sends the request
+ * whole request (wk_client_is_flat_request: a simple Query, or an
+ * extended-protocol request of unnamed statements and portals) takes an idle server and sends the request
  * from the worker's read buffer, with what wk_client_on_idle() and
  * wk_client_forward() do for it, but without the input evbuffer (its add,
- * peeks, pull-ups and drain cost about as much as the rest). Anything less
- * common (a queue, pub/sub, statement mode, prepared_statements = full,
- * named statements, a partial message) returns 0: the general path then
- * sees the bytes in the input buffer.
+ * peeks, pull-ups and drain cost about as much as the rest); Binds of named
+ * statements the server holds are rebuilt with pgdog's names in one buffer.
+ * Anything less common (a queue, pub/sub, statement mode,
+ * prepared_statements = full, a statement the server does not hold yet, a
+ * partial message) returns 0: the general path then sees the bytes in the
+ * input buffer.
  */
 static size_t
 wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
@@ -3018,7 +3028,9 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	struct wk_server *s;
 	struct shm_client *r;
 	struct shm_server *sr;
-	bool is_refused = false, has_named;
+	struct wk_prep *preps[WK_CLIENT_FLAT_BINDS_MAX];
+	size_t preps_cnt, k = 0;
+	bool is_refused = false;
 
 	if ((buf[0] != PGW_MSG_QUERY && buf[0] != PGW_MSG_PARSE && buf[0] != PGW_MSG_BIND) ||
 	    c->state != WK_CLIENT_IDLE || c->is_read_off || c->read_paused || !c->pool ||
@@ -3036,11 +3048,11 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	 * Linked, and the request still in the read buffer: 0 hands it to the
 	 * general path (wk_client_forward() on the input buffer) from here.
 	 */
-	if (!wk_client_flat_binds_ready(c, s, buf, len, &has_named))
+	if (!wk_client_flat_binds_ready(c, s, buf, len, preps, &preps_cnt))
 		return 0;
 	r = wk_client_row(c);
 	sr = shm_server((uint32_t)g_wk.slot, s->row);
-	if (has_named) {
+	if (preps_cnt) {
 		if (!wk_client_is_flat_buf_init) {
 			pgw_buf_init(&wk_client_flat_buf);
 			wk_client_is_flat_buf_init = true;
@@ -3063,25 +3075,24 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 		    wk_client_track(c, &h, NULL, msg, &is_refused) == WK_CLOSED)
 			return WK_STREAM_FLAT_GONE;
 		wk_stats_client_msg(s->pool, h.type);
-		if (has_named && h.type == PGW_MSG_BIND &&
+		if (preps_cnt && h.type == PGW_MSG_BIND &&
 		    wk_client_bind_names(&h, msg, &n1, &n2) && n2 > 0) {
 			/* to pgdog's name (wk_client_flat_binds_ready: prepared on s) */
-			const char *body = (const char *)msg + PGW_HDR_LEN;
-			struct wk_prep *p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
+			struct wk_prep *p = preps[k++];
 
 			/* pub/sub is off here: no named LISTEN takes another statement's name */
-			if (!p || wk_client_prep_bind_put(s, p, p->name, body, h.len - 4, n1, n2,
-							  &wk_client_flat_buf) < 0)
+			if (wk_client_prep_bind_put(s, p, p->name, (const char *)msg + PGW_HDR_LEN,
+						    h.len - 4, n1, n2, &wk_client_flat_buf) < 0)
 				goto oom;
 		} else {
 			if (s->is_tracked && wk_client_slot(s, &h, NULL, msg) < 0)
 				goto oom;
-			if (has_named)
+			if (preps_cnt)
 				pgw_put_bytes(&wk_client_flat_buf, msg, pgw_msg_size(&h));
 		}
 		wk_client_msg_sent(s, r, sr, h.type);
 	}
-	if (has_named) {
+	if (preps_cnt) {
 		if (wk_client_flat_buf.has_error ||
 		    wk_stream_send(&s->io, wk_client_flat_buf.data, wk_client_flat_buf.len) < 0)
 			goto oom;

@@ -296,16 +296,9 @@ wk_lsn_read(struct wk_server *s)
 		const uint8_t *msg;
 		struct pgw_error_fields f;
 
-		switch (wk_conn_peek(in, WK_LSN_MSG_MAX, true, &h, &msg)) {
-		case WK_PEEK_MORE:
-		case WK_PEEK_HEADER:
+		if (!wk_server_next_msg(s, WK_LSN_MSG_MAX, &h, &msg,
+					"invalid message on the replication check connection"))
 			return;
-		case WK_PEEK_WHOLE:
-			break;
-		default:
-			wk_server_close(s, "invalid message on the replication check connection");
-			return;
-		}
 		switch (h.type) {
 		case PGW_MSG_DATA_ROW:
 			if (!wk_lsn_parse_row(msg + PGW_HDR_LEN, h.len - 4, &m->row)) {

@@ -1232,16 +1232,9 @@ wk_pubsub_listener_read(struct wk_server *s)
 		return;
 	}
 	for (;;) {
-		switch (wk_conn_peek(in, WK_PUBSUB_MSG_MAX, true, &h, &msg)) {
-		case WK_PEEK_MORE:
-		case WK_PEEK_HEADER:
+		if (!wk_server_next_msg(s, WK_PUBSUB_MSG_MAX, &h, &msg,
+					"invalid message from the listener connection"))
 			return;
-		case WK_PEEK_WHOLE:
-			break;
-		default:
-			wk_server_close(s, "invalid message from the listener connection");
-			return;
-		}
 		switch (h.type) {
 		case PGW_MSG_NOTIFICATION:
 			wk_pubsub_on_notification(pp, msg, &h);

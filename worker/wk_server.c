@@ -1559,6 +1559,22 @@ wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
 	return off;
 }
 
+bool
+wk_server_next_msg(struct wk_server *s, uint32_t max, struct pgw_hdr *h, const uint8_t **msg,
+		   const char *why)
+{
+	switch (wk_conn_peek(s->io.in, max, true, h, msg)) {
+	case WK_PEEK_MORE:
+	case WK_PEEK_HEADER:
+		return false;
+	case WK_PEEK_WHOLE:
+		return true;
+	default:
+		wk_server_close(s, why);
+		return false;
+	}
+}
+
 /* Server talking while idle: only notices, parameter changes, or its death. */
 static void
 wk_server_on_idle(struct wk_server *s)

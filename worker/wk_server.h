@@ -24,6 +24,15 @@ void wk_server_set_state(struct wk_server *s, enum wk_server_state st);
  * counted against the pool's cap) until PostgreSQL closes its end.
  */
 void wk_server_close(struct wk_server *s, const char *reason);
+
+/*
+ * The next whole message at the front of s's input (*h, *msg, at most max
+ * bytes), for pgdog's own connections (pub/sub listener, replication
+ * check). false: wait for more bytes, or s was closed (why) for an invalid
+ * or oversized message.
+ */
+bool wk_server_next_msg(struct wk_server *s, uint32_t max, struct pgw_hdr *h, const uint8_t **msg,
+			const char *why);
 /* The backend of a CLOSING server is gone (or took too long): free the slot. */
 void wk_server_gone(struct wk_server *s);
 /*
