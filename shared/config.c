@@ -170,6 +170,7 @@ static const struct config_key config_general_keys[] = {
 	KINT(config, idle_timeout, 0, INT_MAX),
 	KINT(config, server_lifetime, 0, INT_MAX),
 	KINT(config, server_lifetime_jitter, 0, INT_MAX),
+	KBOOL(config, server_round_robin),
 	KINT(config, client_login_timeout, 1, INT_MAX),
 	KINT(config, shutdown_timeout, 0, INT_MAX),
 	KINT(config, query_timeout, 0, INT_MAX),
@@ -1569,6 +1570,7 @@ config_new(void)
 	cfg->lsn_check_interval = 5000;
 	cfg->openmetrics_port = 0;
 	cfg->server_reset_query_always = false;
+	cfg->server_round_robin = false;
 	cfg->max_client_conn = 10000;
 	cfg->max_message_len = CONFIG_MSG_LEN_MAX;
 	cfg->log_level = LOG_LVL_INFO;

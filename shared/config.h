@@ -131,6 +131,7 @@ struct config {
 	int idle_timeout;                    /* ms, 60000 */
 	int server_lifetime;                 /* ms, 86400000 */
 	int server_lifetime_jitter;          /* ms, 0: each lifetime varies by +-up to this */
+	bool server_round_robin;             /* false: idle servers reused last in, first out */
 	int client_login_timeout;            /* ms, 60000 */
 	int shutdown_timeout;                /* ms, 60000 */
 	int max_client_conn;                 /* 10000, over all workers */

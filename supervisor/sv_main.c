@@ -613,6 +613,7 @@ sv_main_diff(const struct config *a, const struct config *b, char *buf, size_t l
 	SV_DIFF_INT(a, b, log_pooler_errors, "", buf, len);
 	SV_DIFF_INT(a, b, syslog_facility, "", buf, len);
 	SV_DIFF_INT(a, b, server_lifetime_jitter, "", buf, len);
+	SV_DIFF_INT(a, b, server_round_robin, "", buf, len);
 	SV_DIFF_INT(a, b, server_reset_query_always, "", buf, len);
 	SV_DIFF_INT(a, b, prepared_statements, "", buf, len);
 	SV_DIFF_INT(a, b, prepared_statements_limit, "", buf, len);

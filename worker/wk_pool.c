@@ -481,7 +481,16 @@ wk_pool_move(struct wk_pool *p, struct wk_server *s, enum wk_server_state from,
 		p->servers_cnt[from]--;
 		wk_pool_gauge(p, from);
 	}
-	list_append(&p->servers[to], &s->node);
+	/*
+	 * Checkout takes the first idle server. By default that is the one used
+	 * last: the same few connections (warm caches, statements already
+	 * prepared, backends the scheduler keeps in place) carry the load and the
+	 * rest reach idle_timeout. server_round_robin spreads it evenly instead.
+	 */
+	if (to == WK_SERVER_IDLE && !g_cfg->server_round_robin)
+		list_prepend(&p->servers[to], &s->node);
+	else
+		list_append(&p->servers[to], &s->node);
 	p->servers_cnt[to]++;
 	wk_pool_gauge(p, to);
 }

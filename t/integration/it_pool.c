@@ -1,7 +1,8 @@
 /*
  * it_pool.c: pool sizing through pgdog against a real PostgreSQL: the global
  * pool_size cap under 50 concurrent clients over two workers,
- * checkout_timeout, max_client_conn, min_pool_size and idle_timeout.
+ * checkout_timeout, max_client_conn, min_pool_size and idle_timeout, and
+ * which idle server a transaction gets (server_round_robin).
  * A monitor connection straight to PostgreSQL counts the backends.
  */
 #include "t/lib/it.h"
@@ -452,6 +453,120 @@ START_TEST(test_pool_connect_timeout)
 }
 END_TEST
 
+/* ---- which idle server a transaction gets -------------------------------- */
+
+#define REUSE_POOL 3
+
+static void
+setup_reuse(const char *general)
+{
+	setup_pg(strstr(general, "round_robin") ? "reuse_round_robin" : "reuse");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = general,
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 3\n",
+	});
+}
+
+static void
+setup_reuse_lifo(void)
+{
+	setup_reuse("pooler_mode = transaction");
+}
+
+static void
+setup_reuse_rr(void)
+{
+	setup_reuse("pooler_mode = transaction\nserver_round_robin = true");
+}
+
+static void
+exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+}
+
+/*
+ * Open all REUSE_POOL servers (one transaction each, at once), then end the
+ * transactions in order: pids[i] is the backend that went idle i-th.
+ */
+static void
+fill_pool(long pids[REUSE_POOL])
+{
+	PGconn *c[REUSE_POOL];
+
+	for (int i = 0; i < REUSE_POOL; i++) {
+		c[i] = it_connect(APP);
+		exec_ok(c[i], "BEGIN");
+		pids[i] = atol(it_value(c[i], "SELECT pg_backend_pid()"));
+	}
+	for (int i = 0; i < REUSE_POOL; i++) {
+		ck_assert_msg(pids[i] > 0, "no backend pid");
+		for (int j = 0; j < i; j++)
+			ck_assert_msg(pids[i] != pids[j],
+				      "two open transactions on one backend (%ld)", pids[i]);
+	}
+	for (int i = 0; i < REUSE_POOL; i++) {
+		exec_ok(c[i], "COMMIT");
+		PQfinish(c[i]);
+	}
+}
+
+/*
+ * Fill the pool, then run 2 x REUSE_POOL transactions on a new client: the
+ * i-th must run on backend pids[want(i)].
+ */
+static void
+check_reuse(int (*want)(int), const char *what)
+{
+	long pids[REUSE_POOL];
+	PGconn *c;
+
+	fill_pool(pids);
+	c = it_connect(APP);
+	for (int i = 0; i < 2 * REUSE_POOL; i++) {
+		long pid = atol(it_value(c, "SELECT pg_backend_pid()"));
+
+		ck_assert_msg(pid == pids[want(i)],
+			      "%s: transaction %d ran on backend %ld, not on %ld", what, i, pid,
+			      pids[want(i)]);
+	}
+	PQfinish(c);
+}
+
+static int
+want_last_idle(int i)
+{
+	(void)i;
+	return REUSE_POOL - 1;
+}
+
+static int
+want_in_turn(int i)
+{
+	return i % REUSE_POOL;
+}
+
+/*
+ * By default the server that went idle last serves the next transaction, so
+ * one client's transactions all run on the same backend.
+ */
+START_TEST(test_pool_reuse_lifo)
+{
+	check_reuse(want_last_idle, "the one idle last");
+}
+END_TEST
+
+/* server_round_robin: the idle servers take turns, the one idle longest first. */
+START_TEST(test_pool_reuse_round_robin)
+{
+	check_reuse(want_in_turn, "server_round_robin, in turn");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -489,6 +604,18 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pool_server_lifetime);
 	tcase_add_test(tc, test_pool_connect_timeout);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reuse");
+	tcase_add_unchecked_fixture(tc, setup_reuse_lifo, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pool_reuse_lifo);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reuse_round_robin");
+	tcase_add_unchecked_fixture(tc, setup_reuse_rr, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pool_reuse_round_robin);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);

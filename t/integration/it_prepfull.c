@@ -1212,14 +1212,16 @@ setup_full_two(void)
 	setup_pg("full_two");
 	it_pgdog_start(&(struct it_pgdog_conf){
 		.workers = 1,
-		.general = "pooler_mode = transaction\nprepared_statements = full",
+		/* idle servers in turn: every client moves between the two */
+		.general = "pooler_mode = transaction\nprepared_statements = full\n"
+			   "server_round_robin = true",
 		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
 	});
 }
 
 /*
- * Four clients on two servers, transactions held open so that each client
- * moves between the servers: SQL and protocol-level statements follow every
+ * Four clients on two servers, transactions held open and the idle servers
+ * taken in turn (server_round_robin) so that each client moves between them: SQL and protocol-level statements follow every
  * client, and each sees only its own results.
  */
 START_TEST(test_full_two_servers)

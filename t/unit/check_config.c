@@ -111,6 +111,7 @@ START_TEST(test_config_defaults)
 	ck_assert_int_eq(cfg->max_message_len, 1073741823);
 	ck_assert_str_eq(cfg->server_reset_query, "DISCARD ALL");
 	ck_assert(!cfg->server_reset_query_always);
+	ck_assert(!cfg->server_round_robin);
 	ck_assert_int_eq(cfg->log_level, LOG_LVL_INFO);
 	ck_assert_ptr_null(cfg->log_file);
 	ck_assert(!cfg->syslog);
@@ -178,6 +179,7 @@ START_TEST(test_config_every_key)
 				  "max_message_len = 1024\n"
 				  "server_reset_query =\n"
 				  "server_reset_query_always = true\n"
+				  "server_round_robin = on\n"
 				  "log_level = noise\n"
 				  "log_file = /var/log/pgdog.log\n"
 				  "syslog = yes\n"
@@ -247,6 +249,7 @@ START_TEST(test_config_every_key)
 	ck_assert_int_eq(cfg->max_message_len, 1024);
 	ck_assert_str_eq(cfg->server_reset_query, "");
 	ck_assert(cfg->server_reset_query_always);
+	ck_assert(cfg->server_round_robin);
 	ck_assert_int_eq(cfg->log_level, LOG_LVL_NOISE);
 	ck_assert_str_eq(cfg->log_file, "/var/log/pgdog.log");
 	ck_assert(cfg->syslog);
@@ -809,6 +812,7 @@ START_TEST(test_config_keys_documented)
 		"idle_timeout",
 		"server_lifetime",
 		"server_lifetime_jitter",
+		"server_round_robin",
 		"client_login_timeout",
 		"shutdown_timeout",
 		"query_timeout",
@@ -864,6 +868,7 @@ START_TEST(test_config_keys_documented)
 		{ "pub_sub_channel_size", "0" },
 		{ "query_cache_limit", "1024" },
 		{ "server_reset_query_always", "false" },
+		{ "server_round_robin", "false" },
 		{ "ban_timeout", "300000" },
 		{ "lsn_check_interval", "5000" },
 	};
