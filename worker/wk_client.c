@@ -1420,6 +1420,15 @@ wk_client_slot_last(struct wk_server *s)
 	return &s->slots[(s->slots_head + s->slots_cnt - 1) % s->slots_cap];
 }
 
+/* Give sl (a Query's slot) the text's map of positions (NULL: none). */
+static void
+wk_client_slot_set_map(struct wk_server *s, struct wk_slot *sl, struct wk_pos_map *map)
+{
+	sl->pos_map = map;
+	if (map)
+		s->pos_maps_cnt++;
+}
+
 /* The slot pushed k-th last (1: the last; there are k). */
 static struct wk_slot *
 wk_client_slot_nth_last(struct wk_server *s, size_t k)
@@ -1669,6 +1678,21 @@ wk_client_prep_rest(const char *sql, const struct sql_stmt *st, const char **res
  * Its replies go to the client; *slot is its reply slot. -1 on out of
  * memory.
  */
+/* Characters of t counted as UTF-8 (the bytes that start one); a byte above ASCII clears *is_ascii. */
+static uint32_t
+wk_client_chars(const char *t, size_t n, bool *is_ascii)
+{
+	uint32_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = (uint8_t)t[i];
+
+		*is_ascii &= ch < 0x80;
+		k += (ch & 0xC0) != 0x80;
+	}
+	return k;
+}
+
 static int
 wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char *sql, size_t len,
 			  const struct sql_result *res, const char *const *names,
@@ -1676,9 +1700,16 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 {
 	struct pgw_buf *b = &g_wk.scratch;
 	size_t at = 0;
+	/* where the text moves, for the positions of errors (none: they stay as they are) */
+	struct wk_pos_map *map =
+		malloc(sizeof(*map) + (res->stmts_cnt + 1) * sizeof(struct wk_pos_seg));
+	uint32_t srv = 0; /* characters of the server's text so far */
+	bool is_ascii = true;
 
 	pgw_buf_reset(b);
 	pgw_begin(b, PGW_MSG_QUERY);
+	if (map)
+		map->cnt = 0;
 	for (size_t i = 0; i < pre_cnt; i++) {
 		WK_PUT_LIT(b, "PREPARE ");
 		pgw_put_bytes(b, pre[i]->name, strlen(pre[i]->name));
@@ -1686,30 +1717,57 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 		pgw_put_bytes(b, pre[i]->key, pre[i]->key_len);
 		/* on its own line: the statement may end in a -- comment */
 		WK_PUT_LIT(b, "\n;");
+		srv += 8 + (uint32_t)strlen(pre[i]->name) + 1 +
+		       wk_client_chars((const char *)pre[i]->key, pre[i]->key_len, &is_ascii) + 2;
 	}
+	if (map && srv)
+		map->seg[map->cnt++] = (struct wk_pos_seg){ 0, srv, 0 };
 	for (size_t i = 0; i < res->stmts_cnt; i++) {
 		const struct sql_stmt *st = &res->stmts[i];
+		uint32_t name_len = 0;
 
 		if (!names[i])
 			continue;
 		pgw_put_bytes(b, sql + at, st->name_off - at);
 		pgw_put_bytes(b, names[i], strlen(names[i]));
+		srv += wk_client_chars(sql + at, st->name_off - at, &is_ascii);
+		name_len = wk_client_chars(names[i], strlen(names[i]), &is_ascii);
+		if (map)
+			map->seg[map->cnt++] =
+				(struct wk_pos_seg){ srv, srv + name_len,
+						     wk_client_chars(sql + st->name_off,
+								     st->name_len, &is_ascii) };
+		srv += name_len;
 		at = st->name_off + st->name_len;
 	}
 	pgw_put_bytes(b, sql + at, len - at);
 	pgw_put_u8(b, 0);
 	pgw_end(b);
-	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0) {
+		free(map);
 		return -1;
+	}
+	(void)wk_client_chars(sql + at, len - at, &is_ascii);
+	if (map && map->cnt == 0) {
+		free(map);
+		map = NULL;
+	}
+	if (map)
+		map->is_ascii = is_ascii;
 	/* pub/sub follows this Query's replies after those of pgdog's queries in front */
 	if (s->client && s->client->pubsub && s->expect_ready > wk_client_prep_ready0)
 		wk_pubsub_query_shift(s->client, s->expect_ready - wk_client_prep_ready0);
 	for (size_t i = 0; i < pre_cnt; i++)
-		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, true, pre[i]) < 0)
+		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, true, pre[i]) < 0) {
+			free(map);
 			return -1;
-	if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
+		}
+	if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0) {
+		free(map);
 		return -1;
+	}
 	*slot = wk_client_slot_last(s);
+	wk_client_slot_set_map(s, *slot, map);
 	return 0;
 }
 
@@ -1730,21 +1788,32 @@ wk_client_prep_send_query_each(struct wk_server *s, struct evbuffer *out, const 
 			       struct wk_prep *const *stmt_prep, const uint8_t *stmt_role)
 {
 	struct wk_slot *sl;
+	struct wk_pos_map *map;
 
 	/* the Query slot goes last: send, then put the statements' slots in front of it */
 	if (wk_client_prep_send_query(s, out, sql, len, res, names, pre, pre_cnt, &sl) < 0)
 		return -1;
-	s->slots_cnt--; /* the Query slot, pushed again below */
+	map = sl->pos_map; /* the Query slot's, pushed again below */
+	if (map)
+		s->pos_maps_cnt--;
+	s->slots_cnt--;
 	for (size_t i = 0; i < res->stmts_cnt; i++) {
-		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, false, stmt_prep[i]) < 0)
+		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, false, stmt_prep[i]) < 0) {
+			free(map);
 			return -1;
+		}
 		if (stmt_prep[i]) {
 			/* a later statement (DEALLOCATE) may drop p before this reply comes */
 			stmt_prep[i]->client_refs++;
 			wk_client_slot_last(s)->prep_role = stmt_role[i] | WK_SLOT_PREP_REF;
 		}
 	}
-	return wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL);
+	if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0) {
+		free(map);
+		return -1;
+	}
+	wk_client_slot_set_map(s, wk_client_slot_last(s), map);
+	return 0;
 }
 
 /*

@@ -452,3 +452,20 @@ wk_cursor_at_slow(struct wk_cursor *cur, size_t off, size_t len, uint8_t *tmp)
 	}
 	return wk_cursor_copy_slow(cur, off, tmp, len) == len ? tmp : NULL;
 }
+
+long
+wk_pos_map_apply(const struct wk_pos_map *m, long pos)
+{
+	long p0 = pos - 1, shift = 0; /* 0-based; the server's text is longer by shift so far */
+
+	for (uint32_t i = 0; i < m->cnt; i++) {
+		const struct wk_pos_seg *g = &m->seg[i];
+
+		if (p0 < (long)g->start)
+			break;
+		if (p0 < (long)g->end) /* inside what pgdog wrote: the start of what it replaced */
+			return g->client_len ? (long)g->start - shift + 1 : 0;
+		shift += (long)(g->end - g->start) - (long)g->client_len;
+	}
+	return p0 - shift + 1 > 0 ? p0 - shift + 1 : pos;
+}

@@ -145,11 +145,34 @@ enum wk_slot_prep_role {
 /* OR'd into prep_role: the slot holds a reference on prep (a client_refs), dropped at its end. */
 #define WK_SLOT_PREP_REF 0x80u
 
+/*
+ * Where pgdog's rewriting moved the text of a client's Query (statement
+ * names replaced, statements put in front), in characters: seg[i] is
+ * [start, end) of the server's text and stood for client_len characters of
+ * the client's. Lets an ErrorResponse's position point into the client's
+ * text (wk_pos_map_apply).
+ */
+struct wk_pos_seg {
+	uint32_t start, end, client_len;
+};
+struct wk_pos_map {
+	bool is_ascii; /* both texts: then characters are bytes in any client_encoding */
+	uint32_t cnt;
+	struct wk_pos_seg seg[];
+};
+
+/*
+ * The client's position (1-based) for the server's pos: 0 when it is in text
+ * pgdog put in front (none of the client's), pos itself when beyond the text.
+ */
+long wk_pos_map_apply(const struct wk_pos_map *m, long pos);
+
 struct wk_slot {
-	uint8_t kind;         /* enum wk_slot_kind */
-	bool is_swallow;      /* pgdog's own message: the client must not see the reply */
-	uint8_t prep_role;    /* enum wk_slot_prep_role, when prep is set */
-	struct wk_prep *prep; /* the statement the reply is about (wk_prep_slot_end) */
+	uint8_t kind;               /* enum wk_slot_kind */
+	bool is_swallow;            /* pgdog's own message: the client must not see the reply */
+	uint8_t prep_role;          /* enum wk_slot_prep_role, when prep is set */
+	struct wk_prep *prep;       /* the statement the reply is about (wk_prep_slot_end) */
+	struct wk_pos_map *pos_map; /* WK_SLOT_QUERY of a rewritten Query: owned, or NULL */
 };
 
 enum wk_server_state {
@@ -207,6 +230,7 @@ struct wk_server {
 	bool is_discarding;   /* the message being moved is swallowed */
 	struct wk_slot *slots;                   /* ring of expected replies: owned */
 	size_t slots_head, slots_cnt, slots_cap; /* slots_cap: 0 or a power of two */
+	uint32_t pos_maps_cnt;                   /* slots with a pos_map */
 	struct wk_prep_held held;                /* statements prepared on it */
 	bool is_cancel_sent; /* query_timeout: a CancelRequest went out for this request */
 	bool is_listener;    /* pub/sub listener connection: outside the pool's lists and cap */

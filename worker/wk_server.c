@@ -302,6 +302,7 @@ wk_server_free(struct wk_server *s)
 	}
 	wk_settings_cleanup(&s->applied);
 	wk_prep_held_cleanup(&s->held);
+	wk_server_slots_clear(s);
 	free(s->slots);
 	wk_server_row_free(s);
 	free(s);
@@ -799,8 +800,20 @@ wk_server_slot_head(struct wk_server *s)
 }
 
 static void
+wk_server_slot_map_free(struct wk_server *s, struct wk_slot *sl)
+{
+	free(sl->pos_map);
+	sl->pos_map = NULL;
+	s->pos_maps_cnt--;
+}
+
+static void
 wk_server_slot_pop(struct wk_server *s)
 {
+	struct wk_slot *sl = &s->slots[s->slots_head];
+
+	if (UNLIKELY(sl->pos_map != NULL))
+		wk_server_slot_map_free(s, sl);
 	s->slots_head = (s->slots_head + 1) & (s->slots_cap - 1);
 	s->slots_cnt--;
 }
@@ -808,8 +821,75 @@ wk_server_slot_pop(struct wk_server *s)
 void
 wk_server_slots_clear(struct wk_server *s)
 {
+	for (size_t i = 0; s->pos_maps_cnt && i < s->slots_cnt; i++) {
+		struct wk_slot *sl = &s->slots[(s->slots_head + i) & (s->slots_cap - 1)];
+
+		if (sl->pos_map)
+			wk_server_slot_map_free(s, sl);
+	}
 	s->slots_head = s->slots_cnt = 0;
 	s->is_discarding = false;
+}
+
+/*
+ * An ErrorResponse about a Query pgdog rewrote (the head slot has its
+ * pos_map), whole at the front of in: its position, if any, is made to
+ * point into the text the client sent, and the message goes to out.
+ * True when it did (the caller drains the server's copy).
+ */
+static bool
+wk_server_error_pos_fix(struct wk_server *s, const uint8_t *body, size_t len, struct evbuffer *out)
+{
+	struct wk_slot *sl = wk_server_slot_head(s);
+	const struct wk_pos_map *m = sl && sl->kind == WK_SLOT_QUERY ? sl->pos_map : NULL;
+	struct pgw_buf *b = &g_wk.scratch;
+	size_t i = 0;
+	bool has_pos = false;
+
+	if (!m || !out)
+		return false;
+	if (!m->is_ascii) {
+		/* counted as UTF-8: right only when that is what the client speaks */
+		size_t k;
+
+		for (k = 0; k < s->params_cnt; k++)
+			if (strcmp(s->params[k].name, "client_encoding") == 0)
+				break;
+		if (k == s->params_cnt || strcmp(s->params[k].value, "UTF8") != 0)
+			return false;
+	}
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_ERROR);
+	while (i < len && body[i] != 0) {
+		const char *v = (const char *)body + i + 1;
+		size_t vlen = strnlen(v, len - i - 1);
+		char num[24];
+		char *end;
+		long pos;
+
+		if (vlen == len - i - 1)
+			return false; /* not NUL-terminated: PostgreSQL's bytes go as they are */
+		pos = body[i] == 'P' ? strtol(v, &end, 10) : 0;
+		if (body[i] == 'P' && end != v && *end == '\0' && pos > 0) {
+			/* none when the error is in what pgdog put in front */
+			pos = wk_pos_map_apply(m, pos);
+			has_pos = true;
+			if (pos > 0) {
+				snprintf(num, sizeof(num), "%ld", pos);
+				pgw_put_u8(b, 'P');
+				pgw_put_str(b, num);
+			}
+		} else {
+			pgw_put_u8(b, body[i]);
+			pgw_put_str(b, v);
+		}
+		i += 1 + vlen + 1;
+	}
+	pgw_put_u8(b, 0);
+	pgw_end(b);
+	if (!has_pos || b->has_error)
+		return false;
+	return evbuffer_add(out, b->data, b->len) == 0;
 }
 
 bool
@@ -1301,6 +1381,10 @@ wk_server_forward(struct wk_server *s)
 		if (h.type == PGW_MSG_COMMAND_COMPLETE && h.len <= 4 + WK_STATS_TAG_MAX &&
 		    avail - off < pgw_msg_size(&h))
 			break;
+		/* an error about a Query pgdog rewrote may get its position changed: whole first */
+		if (UNLIKELY(s->pos_maps_cnt) && h.type == PGW_MSG_ERROR &&
+		    h.len <= WK_SERVER_LOGIN_MSG_MAX && avail - off < pgw_msg_size(&h))
+			break;
 		/* pub/sub may rewrite a CommandComplete it follows: whole first */
 		if (is_pubsub && h.type == PGW_MSG_COMMAND_COMPLETE &&
 		    avail - off < pgw_msg_size(&h) && s->internal_ready == 0 &&
@@ -1436,6 +1520,20 @@ wk_server_forward(struct wk_server *s)
 			if (s->internal_ready == 0) {
 				s->has_tx_error = true;
 				wk_stats_error(s, c);
+			}
+			if (UNLIKELY(s->pos_maps_cnt) && s->internal_ready == 0 && c &&
+			    !s->is_discarding && h.len <= WK_SERVER_LOGIN_MSG_MAX) {
+				/* whole (waited for above): the client's positions */
+				wk_server_flush(in, out, &off, &avail, &moved);
+				has_cur = false;
+				if (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg) ==
+					    WK_PEEK_WHOLE &&
+				    wk_server_error_pos_fix(s, msg + PGW_HDR_LEN, h.len - 4, out)) {
+					moved += pgw_msg_size(&h);
+					evbuffer_drain(in, pgw_msg_size(&h));
+					avail = evbuffer_get_length(in);
+					continue;
+				}
 			}
 			if (s->internal_ready > 0) {
 				if (h.len > WK_SERVER_LOGIN_MSG_MAX)

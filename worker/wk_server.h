@@ -76,6 +76,7 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	sl->is_swallow = is_swallow;
 	sl->prep_role = WK_SLOT_PREP_HOLD;
 	sl->prep = prep;
+	sl->pos_map = NULL;
 	s->slots_cnt++;
 	return 0;
 }

@@ -1102,6 +1102,39 @@ START_TEST(test_full_dup_like_postgres)
 }
 END_TEST
 
+/*
+ * An error with a position in a Query pgdog rewrote (the statement names
+ * replaced by pgdog's, of another length) points where PostgreSQL points in
+ * the client's text, in characters: compared field by field with a
+ * connection straight to the cluster.
+ */
+START_TEST(test_full_error_position)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+
+	same_exec_error(d, a, "PREPARE ep1 AS SELECT nosuch1 FROM pf_t");
+	same_tag(d, a, "PREPARE ep2 (int) AS SELECT v FROM pf_t WHERE id = $1", "PREPARE");
+	same_exec_error(d, a, "EXECUTE ep2('x')");
+	same_exec_error(d, a, "SELECT 1; EXECUTE ep2(2);  SELECT nosuch3");
+	same_exec_error(d, a,
+			"PREPARE a_much_longer_name_than_pgdog_gives_statements AS SELECT nosuch4");
+	/* the characters before the error count, not the bytes (UTF-8) */
+	same_exec_error(d, a, "PREPARE \"\xc3\x9cn\xc3\xaf\" AS SELECT '\xc3\xa9' || nosuch5");
+	same_exec_error(d, a,
+			"EXECUTE ep2(1); PREPARE ep6 AS SELECT 1; EXECUTE ep6; DEALLOCATE ep6; "
+			"SELECT '\xc3\x9f', nosuch6");
+	/* a PREPARE of a statement the server holds: checked under a throwaway name */
+	same_exec_error(d, a, "PREPARE ep7 (int) AS SELECT v FROM pf_t WHERE id = $1 + nosuch7");
+	same_tag(d, a, "PREPARE ep8 AS SELECT v FROM pf_t WHERE id = 1", "PREPARE");
+	same_tag(d, a, "DEALLOCATE ep8", "DEALLOCATE");
+	same_tag(d, a, "PREPARE ep8 AS SELECT v FROM pf_t WHERE id = 1", "PREPARE");
+	same_exec_error(d, a, "EXECUTE ep8; SELECT nosuch8");
+	same_tag(d, a, "DEALLOCATE ALL", "DEALLOCATE ALL");
+	PQfinish(d);
+	PQfinish(a);
+}
+END_TEST
+
 /* The same pipeline on a direct connection and through pgdog: the same replies. */
 static void
 same_pipeline(PGconn *direct, PGconn *c, const char *const *sqls, int n, const char *want)
@@ -1569,6 +1602,28 @@ END_TEST
  * dropped: the client gets PostgreSQL's error; once the table is back, the
  * statement works again on that server.
  */
+/*
+ * A statement the server lost (evicted) is prepared again in front of the
+ * client's text, in the same Query: the position of an error after it still
+ * points into the client's text.
+ */
+START_TEST(test_full_limit_error_position)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	char sql[96];
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(sql, sizeof(sql), "PREPARE lp%d (int) AS SELECT %d + $1", i, i);
+		same_tag(d, a, sql, "PREPARE");
+	}
+	ck_assert_int_le(pgdog_statements(a), 2); /* lp0 was evicted */
+	same_exec_error(d, a, "SELECT 1; EXECUTE lp0(1); SELECT nosuch_lp");
+	same_tag(d, a, "DEALLOCATE ALL", "DEALLOCATE ALL");
+	PQfinish(d);
+	PQfinish(a);
+}
+END_TEST
+
 START_TEST(test_full_limit_reprepare_fails)
 {
 	PGconn *a = it_connect(APP);
@@ -1632,6 +1687,7 @@ main(void)
 	tcase_add_test(tc, test_scs_statements_apart);
 	tcase_add_test(tc, test_full_dup_like_postgres);
 	tcase_add_test(tc, test_full_deallocate_outcome);
+	tcase_add_test(tc, test_full_error_position);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_limit");
@@ -1639,6 +1695,7 @@ main(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_full_limit_eviction);
 	tcase_add_test(tc, test_full_limit_reprepare_fails);
+	tcase_add_test(tc, test_full_limit_error_position);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_two");
