@@ -1670,14 +1670,6 @@ wk_client_prep_rest(const char *sql, const struct sql_stmt *st, const char **res
 	*n = z - a;
 }
 
-/*
- * Send the client's Query with the name tokens of some statements replaced:
- * names[i] (NULL: keep) for res->stmts[i], after a PREPARE of each SQL
- * statement in pre[0..pre_cnt) (their CommandComplete swallowed: in the same
- * Query, a failed one is the client's only error and nothing after it runs).
- * Its replies go to the client; *slot is its reply slot. -1 on out of
- * memory.
- */
 /* Characters of t counted as UTF-8 (the bytes that start one); a byte above ASCII clears *is_ascii. */
 static uint32_t
 wk_client_chars(const char *t, size_t n, bool *is_ascii)
@@ -1693,6 +1685,15 @@ wk_client_chars(const char *t, size_t n, bool *is_ascii)
 	return k;
 }
 
+/*
+ * Send the client's Query with the name tokens of some statements replaced:
+ * names[i] (NULL: keep) for res->stmts[i], after a PREPARE of each SQL
+ * statement in pre[0..pre_cnt) (their CommandComplete swallowed: in the same
+ * Query, a failed one is the client's only error and nothing after it runs).
+ * Its replies go to the client; *slot is its reply slot, which keeps a map
+ * of where the text moved (for the positions of errors). -1 on out of
+ * memory.
+ */
 static int
 wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char *sql, size_t len,
 			  const struct sql_result *res, const char *const *names,
