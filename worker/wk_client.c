@@ -1670,6 +1670,8 @@ wk_client_prep_rest(const char *sql, const struct sql_stmt *st, const char **res
 	*n = z - a;
 }
 
+_Static_assert(WK_POS_SEGS_MAX >= SQL_STMTS_MAX + 1, "a position map holds every name and a front");
+
 /* Characters of t counted as UTF-8 (the bytes that start one); a byte above ASCII clears *is_ascii. */
 static uint32_t
 wk_client_chars(const char *t, size_t n, bool *is_ascii)
@@ -1702,15 +1704,12 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 	struct pgw_buf *b = &g_wk.scratch;
 	size_t at = 0;
 	/* where the text moves, for the positions of errors (none: they stay as they are) */
-	struct wk_pos_map *map =
-		malloc(sizeof(*map) + (res->stmts_cnt + 1) * sizeof(struct wk_pos_seg));
+	struct wk_pos_map *map = wk_pos_map_new();
 	uint32_t srv = 0; /* characters of the server's text so far */
 	bool is_ascii = true;
 
 	pgw_buf_reset(b);
 	pgw_begin(b, PGW_MSG_QUERY);
-	if (map)
-		map->cnt = 0;
 	for (size_t i = 0; i < pre_cnt; i++) {
 		WK_PUT_LIT(b, "PREPARE ");
 		pgw_put_bytes(b, pre[i]->name, strlen(pre[i]->name));
@@ -1745,12 +1744,12 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 	pgw_put_u8(b, 0);
 	pgw_end(b);
 	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0) {
-		free(map);
+		wk_pos_map_free(map);
 		return -1;
 	}
 	(void)wk_client_chars(sql + at, len - at, &is_ascii);
 	if (map && map->cnt == 0) {
-		free(map);
+		wk_pos_map_free(map);
 		map = NULL;
 	}
 	if (map)
@@ -1760,11 +1759,11 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 		wk_pubsub_query_shift(s->client, s->expect_ready - wk_client_prep_ready0);
 	for (size_t i = 0; i < pre_cnt; i++)
 		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, true, pre[i]) < 0) {
-			free(map);
+			wk_pos_map_free(map);
 			return -1;
 		}
 	if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0) {
-		free(map);
+		wk_pos_map_free(map);
 		return -1;
 	}
 	*slot = wk_client_slot_last(s);
@@ -1800,7 +1799,7 @@ wk_client_prep_send_query_each(struct wk_server *s, struct evbuffer *out, const 
 	s->slots_cnt--;
 	for (size_t i = 0; i < res->stmts_cnt; i++) {
 		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, false, stmt_prep[i]) < 0) {
-			free(map);
+			wk_pos_map_free(map);
 			return -1;
 		}
 		if (stmt_prep[i]) {
@@ -1810,7 +1809,7 @@ wk_client_prep_send_query_each(struct wk_server *s, struct evbuffer *out, const 
 		}
 	}
 	if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0) {
-		free(map);
+		wk_pos_map_free(map);
 		return -1;
 	}
 	wk_client_slot_set_map(s, wk_client_slot_last(s), map);

@@ -453,6 +453,44 @@ wk_cursor_at_slow(struct wk_cursor *cur, size_t off, size_t len, uint8_t *tmp)
 	return wk_cursor_copy_slow(cur, off, tmp, len) == len ? tmp : NULL;
 }
 
+/* Spare position maps: a rewritten Query needs one until its reply ends, not a malloc each. */
+#define WK_POS_SPARES_MAX 32
+static struct wk_pos_map *wk_pos_spares;
+static uint32_t wk_pos_spares_cnt;
+
+struct wk_pos_map *
+wk_pos_map_new(void)
+{
+	struct wk_pos_map *m = wk_pos_spares;
+
+	if (m) {
+		wk_pos_spares = m->next_spare;
+		wk_pos_spares_cnt--;
+	} else {
+		m = malloc(sizeof(*m));
+		if (!m)
+			return NULL;
+	}
+	m->next_spare = NULL;
+	m->is_ascii = true;
+	m->cnt = 0;
+	return m;
+}
+
+void
+wk_pos_map_free(struct wk_pos_map *m)
+{
+	if (!m)
+		return;
+	if (wk_pos_spares_cnt == WK_POS_SPARES_MAX) {
+		free(m);
+		return;
+	}
+	m->next_spare = wk_pos_spares;
+	wk_pos_spares = m;
+	wk_pos_spares_cnt++;
+}
+
 long
 wk_pos_map_apply(const struct wk_pos_map *m, long pos)
 {

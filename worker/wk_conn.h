@@ -155,11 +155,18 @@ enum wk_slot_prep_role {
 struct wk_pos_seg {
 	uint32_t start, end, client_len;
 };
+#define WK_POS_SEGS_MAX 17 /* a name for each of SQL_STMTS_MAX statements, and a front */
 struct wk_pos_map {
+	struct wk_pos_map *next_spare; /* on the worker's list of spare maps */
 	bool is_ascii; /* both texts: then characters are bytes in any client_encoding */
 	uint32_t cnt;
-	struct wk_pos_seg seg[];
+	struct wk_pos_seg seg[WK_POS_SEGS_MAX];
 };
+
+/* An empty map, reused from the worker's spares when it has one; NULL on out of memory. */
+struct wk_pos_map *wk_pos_map_new(void);
+/* Give m (NULL: nothing) back to the spares, or free it when they are many. */
+void wk_pos_map_free(struct wk_pos_map *m);
 
 /*
  * The client's position (1-based) for the server's pos: 0 when it is in text

@@ -802,7 +802,7 @@ wk_server_slot_head(struct wk_server *s)
 static void
 wk_server_slot_map_free(struct wk_server *s, struct wk_slot *sl)
 {
-	free(sl->pos_map);
+	wk_pos_map_free(sl->pos_map);
 	sl->pos_map = NULL;
 	s->pos_maps_cnt--;
 }

@@ -457,27 +457,23 @@ END_TEST
 
 #define REUSE_POOL 3
 
-static void
-setup_reuse(const char *general)
+static struct it_pgdog_conf
+reuse_conf(const char *general)
 {
-	setup_pg(strstr(general, "round_robin") ? "reuse_round_robin" : "reuse");
-	it_pgdog_start(&(struct it_pgdog_conf){
+	return (struct it_pgdog_conf){
 		.workers = 1,
 		.general = general,
 		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 3\n",
-	});
+	};
 }
 
 static void
-setup_reuse_lifo(void)
+setup_reuse(void)
 {
-	setup_reuse("pooler_mode = transaction");
-}
+	struct it_pgdog_conf conf = reuse_conf("pooler_mode = transaction");
 
-static void
-setup_reuse_rr(void)
-{
-	setup_reuse("pooler_mode = transaction\nserver_round_robin = true");
+	setup_pg("reuse");
+	it_pgdog_start(&conf);
 }
 
 static void
@@ -560,9 +556,26 @@ START_TEST(test_pool_reuse_lifo)
 }
 END_TEST
 
-/* server_round_robin: the idle servers take turns, the one idle longest first. */
+/*
+ * server_round_robin, turned on by a reload: the idle servers take turns,
+ * the one idle longest first.
+ */
 START_TEST(test_pool_reuse_round_robin)
 {
+	struct it_pgdog_conf conf =
+		reuse_conf("pooler_mode = transaction\nserver_round_robin = true");
+	PGconn *adm;
+	PGresult *r;
+
+	it_pgdog_write_config(&conf);
+	adm = it_connect("dbname=admin user=admin password=pgdog");
+	r = PQexec(adm, "RELOAD"); /* returns once the worker applied it */
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "RELOAD: %s", PQerrorMessage(adm));
+	PQclear(r);
+	ck_assert_str_eq(it_show_value(adm, "SHOW CONFIG", "name", "server_round_robin", NULL, NULL,
+				       "value"),
+			 "true");
+	PQfinish(adm);
 	check_reuse(want_in_turn, "server_round_robin, in turn");
 }
 END_TEST
@@ -607,14 +620,9 @@ main(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reuse");
-	tcase_add_unchecked_fixture(tc, setup_reuse_lifo, teardown);
+	tcase_add_unchecked_fixture(tc, setup_reuse, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pool_reuse_lifo);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("reuse_round_robin");
-	tcase_add_unchecked_fixture(tc, setup_reuse_rr, teardown);
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pool_reuse_round_robin);
 	suite_add_tcase(s, tc);
 

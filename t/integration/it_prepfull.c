@@ -155,22 +155,11 @@ static void
 pipeline(PGconn *c, const char *const *sqls, int n, char *out, size_t out_len)
 {
 	static unsigned char buf[65536];
-	size_t len = 0, got = 0, at = 0, o = 0;
+	size_t got = 0, at = 0, o = 0;
 	int fd = PQsocket(c), ready = 0;
 	long long end = it_now_ms() + 5000;
 
-	for (int i = 0; i < n; i++) {
-		size_t q = strlen(sqls[i]) + 1, m = 4 + q;
-
-		buf[len] = 'Q';
-		buf[len + 1] = (unsigned char)(m >> 24);
-		buf[len + 2] = (unsigned char)(m >> 16);
-		buf[len + 3] = (unsigned char)(m >> 8);
-		buf[len + 4] = (unsigned char)m;
-		memcpy(buf + len + 5, sqls[i], q);
-		len += 1 + m;
-	}
-	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	ck_assert_int_eq(it_raw_send_queries(fd, sqls, n), 0);
 	out[0] = '\0';
 	while (ready < n) {
 		size_t mlen;

@@ -89,6 +89,32 @@ expect_one(PGconn *c, const char *channel, const char *payload)
 		      n ? n->extra : "");
 }
 
+/* Another client o is served at once (nothing pinned its server). */
+static void
+other_client_ok(PGconn *o)
+{
+	ck_assert_str_eq(it_value(o, "SELECT 1"), "1");
+}
+
+/* res, what c answered to what, is a command that succeeded (with tag, unless NULL); cleared. */
+static void
+command_tag(PGconn *c, PGresult *res, const char *what, const char *tag)
+{
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", what, PQerrorMessage(c));
+	if (tag)
+		ck_assert_str_eq(PQcmdStatus(res), tag);
+	PQclear(res);
+}
+
+/* Run notify_sql on sender, then expect_one(c, channel, payload). */
+static void
+notify_expect(PGconn *sender, const char *notify_sql, PGconn *c, const char *channel,
+	      const char *payload)
+{
+	PQclear(it_exec_ok(sender, notify_sql));
+	expect_one(c, channel, payload);
+}
+
 static void
 expect_none(PGconn *c, int ms)
 {
@@ -231,14 +257,12 @@ START_TEST(test_pubsub_unlisten)
 	PQclear(it_exec_ok(b, "UNLISTEN *"));
 	PQclear(it_exec_ok(d, "DISCARD ALL"));
 	PQclear(it_exec_ok(n, "NOTIFY un_1, 'x'"));
-	PQclear(it_exec_ok(n, "NOTIFY un_2, 'y'"));
-	expect_one(a, "un_2", "y");
+	notify_expect(n, "NOTIFY un_2, 'y'", a, "un_2", "y");
 	expect_none(b, 300);
 	expect_none(d, 100);
 	/* listening again works */
 	PQclear(it_exec_ok(b, "LISTEN un_1"));
-	PQclear(it_exec_ok(n, "NOTIFY un_1, 'z'"));
-	expect_one(b, "un_1", "z");
+	notify_expect(n, "NOTIFY un_1, 'z'", b, "un_1", "z");
 	expect_none(a, 100);
 	PQfinish(a);
 	PQfinish(b);
@@ -255,7 +279,6 @@ START_TEST(test_pubsub_not_pinned)
 {
 	PGconn *l = it_connect(APP), *o = it_connect(APP), *n = it_connect(APP);
 	long pins = pools_sum("pins");
-	PGresult *res;
 
 	PQclear(it_exec_ok(l, "LISTEN pin_ch"));
 	PQclear(it_exec_ok(l, "CREATE TABLE IF NOT EXISTS pubsub_t (v int)"));
@@ -264,13 +287,9 @@ START_TEST(test_pubsub_not_pinned)
 	PQclear(it_exec_ok(l, "COMMIT"));
 	ck_assert_str_eq(it_value(l, "SELECT 41 + 1"), "42");
 	/* l is idle and holds nothing: o gets the single server within checkout_timeout */
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
+	other_client_ok(o);
 	ck_assert_int_eq(pools_sum("pins"), pins);
-	PQclear(it_exec_ok(n, "NOTIFY pin_ch, 'still here'"));
-	expect_one(l, "pin_ch", "still here");
+	notify_expect(n, "NOTIFY pin_ch, 'still here'", l, "pin_ch", "still here");
 	PQfinish(l);
 	PQfinish(o);
 	PQfinish(n);
@@ -338,7 +357,6 @@ START_TEST(test_pubsub_listen_in_transaction)
 {
 	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
 	long pins = pools_sum("pins");
-	PGresult *res;
 
 	/* committed: notifications committed after the COMMIT arrive, earlier ones do not */
 	PQclear(it_exec_ok(l, "BEGIN"));
@@ -347,13 +365,9 @@ START_TEST(test_pubsub_listen_in_transaction)
 	PQclear(it_exec_ok(direct, "NOTIFY txl_c, 'before'"));
 	PQclear(it_exec_ok(l, "COMMIT"));
 	expect_none(l, 300);
-	PQclear(it_exec_ok(direct, "NOTIFY txl_c, 'after'"));
-	expect_one(l, "txl_c", "after");
+	notify_expect(direct, "NOTIFY txl_c, 'after'", l, "txl_c", "after");
 	/* the single server is free for another client */
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
+	other_client_ok(o);
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	/* rolled back: no registration */
 	PQclear(it_exec_ok(l, "BEGIN"));
@@ -372,8 +386,7 @@ START_TEST(test_pubsub_listen_in_transaction)
 	PQclear(it_exec_ok(l, "BEGIN"));
 	PQclear(it_exec_ok(l, "UNLISTEN txl_c"));
 	PQclear(it_exec_ok(l, "ROLLBACK"));
-	PQclear(it_exec_ok(direct, "NOTIFY txl_c, 'kept'"));
-	expect_one(l, "txl_c", "kept");
+	notify_expect(direct, "NOTIFY txl_c, 'kept'", l, "txl_c", "kept");
 	PQclear(it_exec_ok(l, "BEGIN"));
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQclear(it_exec_ok(l, "COMMIT"));
@@ -392,20 +405,13 @@ START_TEST(test_pubsub_extended)
 	long pins = pools_sum("pins");
 	PGresult *res;
 
-	res = PQexecParams(l, "LISTEN ext_ch", 0, NULL, NULL, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "LISTEN: %s", PQerrorMessage(l));
-	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
-	PQclear(res);
+	command_tag(l, PQexecParams(l, "LISTEN ext_ch", 0, NULL, NULL, NULL, NULL, 0),
+		    "LISTEN ext_ch", "LISTEN");
 	/* not pinned: the single server serves another client at once */
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
-	PQclear(it_exec_ok(n, "NOTIFY ext_ch, 'extended'"));
-	expect_one(l, "ext_ch", "extended");
-	res = PQexecParams(l, "UNLISTEN ext_ch", 0, NULL, NULL, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "UNLISTEN: %s", PQerrorMessage(l));
-	PQclear(res);
+	other_client_ok(o);
+	notify_expect(n, "NOTIFY ext_ch, 'extended'", l, "ext_ch", "extended");
+	command_tag(l, PQexecParams(l, "UNLISTEN ext_ch", 0, NULL, NULL, NULL, NULL, 0),
+		    "UNLISTEN ext_ch", NULL);
 	PQclear(it_exec_ok(n, "NOTIFY ext_ch, 'gone'"));
 	expect_none(l, 300);
 	ck_assert_int_eq(pools_sum("pins"), pins);
@@ -492,7 +498,6 @@ START_TEST(test_pubsub_multi_statement)
 	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
 	PGconn *ref = it_pg_connect();
 	long pins = pools_sum("pins");
-	PGresult *res;
 
 	/* the same replies as PostgreSQL, statement by statement */
 	same_as_postgres(l, ref, "LISTEN mix_a; SELECT 1");
@@ -505,22 +510,15 @@ START_TEST(test_pubsub_multi_statement)
 	same_as_postgres(l, ref, "COMMIT");
 	PQclear(it_exec_ok(ref, "UNLISTEN *"));
 	/* the single server is free: nothing pinned */
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
+	other_client_ok(o);
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	/* committed: a, b, Mix E, f, g; failed or rolled back: c, d */
-	PQclear(it_exec_ok(direct, "NOTIFY mix_c, 'no'; NOTIFY mix_d, 'no'; NOTIFY mix_a, 'a'"));
-	expect_one(l, "mix_a", "a");
-	PQclear(it_exec_ok(direct, "NOTIFY mix_b, 'b'"));
-	expect_one(l, "mix_b", "b");
-	PQclear(it_exec_ok(direct, "NOTIFY \"Mix E\", 'e'"));
-	expect_one(l, "Mix E", "e");
-	PQclear(it_exec_ok(direct, "NOTIFY mix_f, 'f'"));
-	expect_one(l, "mix_f", "f");
-	PQclear(it_exec_ok(direct, "NOTIFY mix_g, 'g'"));
-	expect_one(l, "mix_g", "g");
+	notify_expect(direct, "NOTIFY mix_c, 'no'; NOTIFY mix_d, 'no'; NOTIFY mix_a, 'a'", l,
+		      "mix_a", "a");
+	notify_expect(direct, "NOTIFY mix_b, 'b'", l, "mix_b", "b");
+	notify_expect(direct, "NOTIFY \"Mix E\", 'e'", l, "Mix E", "e");
+	notify_expect(direct, "NOTIFY mix_f, 'f'", l, "mix_f", "f");
+	notify_expect(direct, "NOTIFY mix_g, 'g'", l, "mix_g", "g");
 	/*
 	 * UNLISTEN among others: at commit, not before; as in PostgreSQL, what
 	 * arrived during the transaction is not delivered after it either (the
@@ -536,8 +534,7 @@ START_TEST(test_pubsub_multi_statement)
 	expect_none(l, 300);
 	/* rolled back: still listening */
 	PQclear(it_exec_ok(l, "BEGIN; UNLISTEN mix_b; SELECT 1; ROLLBACK"));
-	PQclear(it_exec_ok(direct, "NOTIFY mix_b, 'kept'"));
-	expect_one(l, "mix_b", "kept");
+	notify_expect(direct, "NOTIFY mix_b, 'kept'", l, "mix_b", "kept");
 	/* a LISTEN in a Query, then at once a NOTIFY from elsewhere: it arrives */
 	for (int i = 0; i < 5; i++) {
 		char sql[64], ch[16];
@@ -570,76 +567,45 @@ START_TEST(test_pubsub_extended_in_transaction)
 	PGresult *res;
 
 	PQclear(it_exec_ok(l, "BEGIN"));
-	res = PQexecParams(l, "LISTEN ext_tx", 0, NULL, NULL, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "LISTEN: %s", PQerrorMessage(l));
-	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
-	PQclear(res);
+	command_tag(l, PQexecParams(l, "LISTEN ext_tx", 0, NULL, NULL, NULL, NULL, 0),
+		    "LISTEN ext_tx", "LISTEN");
 	ck_assert_int_eq(PQtransactionStatus(l), PQTRANS_INTRANS);
 	PQclear(it_exec_ok(direct, "NOTIFY ext_tx, 'before'"));
 	PQclear(it_exec_ok(l, "COMMIT"));
 	expect_none(l, 300);
-	PQclear(it_exec_ok(direct, "NOTIFY ext_tx, 'after'"));
-	expect_one(l, "ext_tx", "after");
+	notify_expect(direct, "NOTIFY ext_tx, 'after'", l, "ext_tx", "after");
 	/* rolled back: the UNLISTEN does not count */
 	PQclear(it_exec_ok(l, "BEGIN"));
-	res = PQexecParams(l, "UNLISTEN ext_tx", 0, NULL, NULL, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
+	command_tag(l, PQexecParams(l, "UNLISTEN ext_tx", 0, NULL, NULL, NULL, NULL, 0),
+		    "UNLISTEN ext_tx", NULL);
 	PQclear(it_exec_ok(l, "ROLLBACK"));
-	PQclear(it_exec_ok(direct, "NOTIFY ext_tx, 'kept'"));
-	expect_one(l, "ext_tx", "kept");
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
+	notify_expect(direct, "NOTIFY ext_tx, 'kept'", l, "ext_tx", "kept");
+	other_client_ok(o);
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	/* named prepared statements: served, nothing pinned */
-	res = PQprepare(l, "lst", "LISTEN ext_named", 0, NULL);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
-	res = PQprepare(l, "ulst", "UNLISTEN ext_named", 0, NULL);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
+	command_tag(l, PQprepare(l, "lst", "LISTEN ext_named", 0, NULL), "lst", NULL);
+	command_tag(l, PQprepare(l, "ulst", "UNLISTEN ext_named", 0, NULL), "ulst", NULL);
 	/* prepared, not run: not listening */
 	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'not yet'"));
 	expect_none(l, 300);
 	/* run in a block rolled back: not listening */
 	PQclear(it_exec_ok(l, "BEGIN"));
-	res = PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
-	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
-	PQclear(res);
+	command_tag(l, PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0), "lst", "LISTEN");
 	PQclear(it_exec_ok(l, "ROLLBACK"));
 	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'rolled back'"));
 	expect_none(l, 300);
 	/* run between transactions: listening, the server shared */
-	res = PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
-	ck_assert_str_eq(PQcmdStatus(res), "LISTEN");
-	PQclear(res);
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
-	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'named'"));
-	expect_one(l, "ext_named", "named");
+	command_tag(l, PQexecPrepared(l, "lst", 0, NULL, NULL, NULL, 0), "lst", "LISTEN");
+	other_client_ok(o);
+	notify_expect(direct, "NOTIFY ext_named, 'named'", l, "ext_named", "named");
 	/* the UNLISTEN, prepared again (it was prepared while not listening), rolled back */
-	res = PQprepare(l, "ulst2", "UNLISTEN ext_named", 0, NULL);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
-	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'still'"));
-	expect_one(l, "ext_named", "still");
+	command_tag(l, PQprepare(l, "ulst2", "UNLISTEN ext_named", 0, NULL), "ulst2", NULL);
+	notify_expect(direct, "NOTIFY ext_named, 'still'", l, "ext_named", "still");
 	PQclear(it_exec_ok(l, "BEGIN"));
-	res = PQexecPrepared(l, "ulst", 0, NULL, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
-	ck_assert_str_eq(PQcmdStatus(res), "UNLISTEN");
-	PQclear(res);
+	command_tag(l, PQexecPrepared(l, "ulst", 0, NULL, NULL, NULL, 0), "ulst", "UNLISTEN");
 	PQclear(it_exec_ok(l, "ROLLBACK"));
-	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'kept'"));
-	expect_one(l, "ext_named", "kept");
-	res = PQexecPrepared(l, "ulst2", 0, NULL, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(l));
-	PQclear(res);
+	notify_expect(direct, "NOTIFY ext_named, 'kept'", l, "ext_named", "kept");
+	command_tag(l, PQexecPrepared(l, "ulst2", 0, NULL, NULL, NULL, 0), "ulst2", NULL);
 	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'gone'"));
 	expect_none(l, 300);
 	ck_assert_int_eq(pools_sum("pins"), pins);
@@ -667,14 +633,10 @@ START_TEST(test_pubsub_extended_in_transaction)
 	PQclear(res);
 	ck_assert(PQexitPipelineMode(l));
 	ck_assert_int_eq(pools_sum("pins"), pins + 1);
-	PQclear(it_exec_ok(direct, "NOTIFY ext_named, 'pinned'"));
-	expect_one(l, "ext_named", "pinned");
+	notify_expect(direct, "NOTIFY ext_named, 'pinned'", l, "ext_named", "pinned");
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQclear(it_exec_ok(l, "DEALLOCATE ALL"));
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
+	other_client_ok(o);
 	PQfinish(direct);
 	PQfinish(o);
 	PQfinish(l);
@@ -725,13 +687,9 @@ START_TEST(test_pubsub_pipelined)
 	ck_assert_int_eq(syncs, 4);
 	ck_assert_str_eq(got, "SELECT 1|LISTEN|SELECT 1|UNLISTEN|");
 	ck_assert(PQexitPipelineMode(l));
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
+	other_client_ok(o);
 	ck_assert_int_eq(pools_sum("pins"), pins);
-	PQclear(it_exec_ok(direct, "NOTIFY pipe_ch, 'piped'"));
-	expect_one(l, "pipe_ch", "piped");
+	notify_expect(direct, "NOTIFY pipe_ch, 'piped'", l, "pipe_ch", "piped");
 	PQfinish(direct);
 	PQfinish(o);
 	PQfinish(l);
@@ -771,30 +729,23 @@ START_TEST(test_pubsub_pipelined_unsynced)
 	}
 	ck_assert_str_eq(got, "PGRES_COMMAND_OK:|PGRES_COMMAND_OK:|PGRES_COMMAND_OK:LISTEN|");
 	ck_assert(PQexitPipelineMode(l));
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
+	other_client_ok(o);
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
-	PQclear(it_exec_ok(direct, "NOTIFY unsync_ch, 'followed'"));
-	expect_one(l, "unsync_ch", "followed");
+	notify_expect(direct, "NOTIFY unsync_ch, 'followed'", l, "unsync_ch", "followed");
 	/*
 	 * The statement pgdog made for a 42P05 in a block is closed (Close and
 	 * Sync of its own) in front of the next request: a LISTEN in it is
 	 * still followed.
 	 */
 	PQclear(it_exec_ok(l, "BEGIN"));
-	res = PQprepare(l, "jd", "SELECT 1", 0, NULL);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
+	command_tag(l, PQprepare(l, "jd", "SELECT 1", 0, NULL), "jd", NULL);
 	res = PQprepare(l, "jd", "SELECT 2", 0, NULL);
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42P05");
 	PQclear(res);
 	ck_assert_str_eq(describe(l, "ROLLBACK; LISTEN junk_ch; SELECT 1"),
 			 "ROLLBACK|LISTEN|rows:SELECT 1|I");
-	PQclear(it_exec_ok(direct, "NOTIFY junk_ch, 'after junk'"));
-	expect_one(l, "junk_ch", "after junk");
+	notify_expect(direct, "NOTIFY junk_ch, 'after junk'", l, "junk_ch", "after junk");
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQfinish(direct);
@@ -812,23 +763,11 @@ static int
 raw_queries(PGconn *c, const char *const *sqls, int n)
 {
 	static unsigned char buf[65536];
-	size_t len = 0, got = 0, at = 0;
+	size_t got = 0, at = 0;
 	int fd = PQsocket(c), ready = 0;
 	long long end = it_now_ms() + 5000;
 
-	for (int i = 0; i < n; i++) {
-		size_t q = strlen(sqls[i]) + 1, m = 4 + q;
-
-		ck_assert(len + 1 + m < sizeof(buf));
-		buf[len] = 'Q';
-		buf[len + 1] = (unsigned char)(m >> 24);
-		buf[len + 2] = (unsigned char)(m >> 16);
-		buf[len + 3] = (unsigned char)(m >> 8);
-		buf[len + 4] = (unsigned char)m;
-		memcpy(buf + len + 5, sqls[i], q);
-		len += 1 + m;
-	}
-	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	ck_assert_int_eq(it_raw_send_queries(fd, sqls, n), 0);
 	while (ready < n && it_now_ms() < end) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t r;
@@ -882,8 +821,7 @@ START_TEST(test_pubsub_many_guards)
 						   "LISTEN mg_c; SELECT 3", sql },
 			    4),
 		4);
-	PQclear(it_exec_ok(direct, "NOTIFY mg_0, 'no'; NOTIFY mg_b, 'b'"));
-	expect_one(l, "mg_b", "b");
+	notify_expect(direct, "NOTIFY mg_0, 'no'; NOTIFY mg_b, 'b'", l, "mg_b", "b");
 	ck_assert_str_eq(it_value(l, "SELECT 'alive'"), "alive");
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQfinish(direct);
@@ -895,10 +833,7 @@ END_TEST
 static void
 params_ok(PGconn *c, const char *sql)
 {
-	PGresult *res = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
-
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
-	PQclear(res);
+	command_tag(c, PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0), sql, NULL);
 }
 
 /*
@@ -925,26 +860,21 @@ START_TEST(test_pubsub_savepoint)
 	PQclear(it_exec_ok(l, "LISTEN sp_e"));
 	PQclear(it_exec_ok(l, "ROLLBACK TO s4"));
 	PQclear(it_exec_ok(l, "COMMIT"));
-	PQclear(it_exec_ok(direct, "NOTIFY sp_a, 'a'; NOTIFY sp_e, 'e'; NOTIFY sp_b, 'b'"));
-	expect_one(l, "sp_b", "b");
-	PQclear(it_exec_ok(direct, "NOTIFY sp_c, 'c'"));
-	expect_one(l, "sp_c", "c");
-	PQclear(it_exec_ok(direct, "NOTIFY sp_d, 'd'"));
-	expect_one(l, "sp_d", "d");
+	notify_expect(direct, "NOTIFY sp_a, 'a'; NOTIFY sp_e, 'e'; NOTIFY sp_b, 'b'", l, "sp_b",
+		      "b");
+	notify_expect(direct, "NOTIFY sp_c, 'c'", l, "sp_c", "c");
+	notify_expect(direct, "NOTIFY sp_d, 'd'", l, "sp_d", "d");
 	/* an UNLISTEN rolled back to: still registered */
 	PQclear(it_exec_ok(l, "BEGIN; SAVEPOINT u; UNLISTEN sp_b; ROLLBACK TO u; COMMIT"));
-	PQclear(it_exec_ok(direct, "NOTIFY sp_b, 'kept'"));
-	expect_one(l, "sp_b", "kept");
+	notify_expect(direct, "NOTIFY sp_b, 'kept'", l, "sp_b", "kept");
 	/* in one Query, with an error rolled back to in between */
 	PQclear(it_exec_ok(l, "BEGIN"));
 	PQclear(it_exec_ok(l, "LISTEN sp_f"));
 	PQclear(it_exec_ok(l, "SAVEPOINT x; LISTEN sp_g"));
 	PQclear(PQexec(l, "SELECT 1/0"));
 	PQclear(it_exec_ok(l, "ROLLBACK TO x; LISTEN sp_h; COMMIT"));
-	PQclear(it_exec_ok(direct, "NOTIFY sp_g, 'g'; NOTIFY sp_f, 'f'"));
-	expect_one(l, "sp_f", "f");
-	PQclear(it_exec_ok(direct, "NOTIFY sp_h, 'h'"));
-	expect_one(l, "sp_h", "h");
+	notify_expect(direct, "NOTIFY sp_g, 'g'; NOTIFY sp_f, 'f'", l, "sp_f", "f");
+	notify_expect(direct, "NOTIFY sp_h, 'h'", l, "sp_h", "h");
 	/* savepoints sent with the extended protocol (PQexecParams) are followed too */
 	PQclear(it_exec_ok(l, "BEGIN"));
 	PQclear(it_exec_ok(l, "LISTEN sp_x"));
@@ -955,10 +885,8 @@ START_TEST(test_pubsub_savepoint)
 	params_ok(l, "LISTEN sp_z");
 	params_ok(l, "RELEASE e2");
 	params_ok(l, "COMMIT");
-	PQclear(it_exec_ok(direct, "NOTIFY sp_y, 'y'; NOTIFY sp_x, 'x'"));
-	expect_one(l, "sp_x", "x");
-	PQclear(it_exec_ok(direct, "NOTIFY sp_z, 'z'"));
-	expect_one(l, "sp_z", "z");
+	notify_expect(direct, "NOTIFY sp_y, 'y'; NOTIFY sp_x, 'x'", l, "sp_x", "x");
+	notify_expect(direct, "NOTIFY sp_z, 'z'", l, "sp_z", "z");
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	PQfinish(direct);
 	PQfinish(l);
@@ -969,20 +897,14 @@ END_TEST
 static void
 prepare_ok(PGconn *c, const char *name, const char *sql)
 {
-	PGresult *res = PQprepare(c, name, sql, 0, NULL);
-
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
-	PQclear(res);
+	command_tag(c, PQprepare(c, name, sql, 0, NULL), sql, NULL);
 }
 
 /* Run the named prepared statement name; it must succeed. */
 static void
 prepared_ok(PGconn *c, const char *name)
 {
-	PGresult *res = PQexecPrepared(c, name, 0, NULL, NULL, NULL, 0);
-
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", name, PQerrorMessage(c));
-	PQclear(res);
+	command_tag(c, PQexecPrepared(c, name, 0, NULL, NULL, NULL, 0), name, NULL);
 }
 
 /*
@@ -1012,18 +934,16 @@ START_TEST(test_pubsub_savepoint_named)
 	PQclear(it_exec_ok(l, "LISTEN spn_d"));
 	prepared_ok(l, "rb1");
 	PQclear(it_exec_ok(l, "COMMIT"));
-	PQclear(it_exec_ok(direct, "NOTIFY spn_b, 'b'; NOTIFY spn_d, 'd'; NOTIFY spn_a, 'a'"));
-	expect_one(l, "spn_a", "a");
-	PQclear(it_exec_ok(direct, "NOTIFY spn_c, 'c'"));
-	expect_one(l, "spn_c", "c");
+	notify_expect(direct, "NOTIFY spn_b, 'b'; NOTIFY spn_d, 'd'; NOTIFY spn_a, 'a'", l, "spn_a",
+		      "a");
+	notify_expect(direct, "NOTIFY spn_c, 'c'", l, "spn_c", "c");
 	/* an UNLISTEN rolled back to by a named statement: still registered */
 	PQclear(it_exec_ok(l, "BEGIN"));
 	prepared_ok(l, "sv1");
 	PQclear(it_exec_ok(l, "UNLISTEN spn_a"));
 	prepared_ok(l, "rb1");
 	PQclear(it_exec_ok(l, "COMMIT"));
-	PQclear(it_exec_ok(direct, "NOTIFY spn_a, 'kept'"));
-	expect_one(l, "spn_a", "kept");
+	notify_expect(direct, "NOTIFY spn_a, 'kept'", l, "spn_a", "kept");
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
 	PQfinish(direct);
@@ -1178,17 +1098,14 @@ START_TEST(test_pubsub_listener_lost)
 	PQsetNoticeReceiver(t, keep_fatal, NULL);
 	ck_assert_str_eq(it_value(t, "SELECT 'still in the transaction'"),
 			 "still in the transaction");
-	res = PQexec(t, "COMMIT");
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "COMMIT: %s", PQerrorMessage(t));
-	PQclear(res);
+	command_tag(t, PQexec(t, "COMMIT"), "COMMIT", NULL);
 	ck_assert_msg(wait_closed(t, 3000), "the client in a transaction was not disconnected");
 	ck_assert_str_eq(fatal_sqlstate, "08006");
 	ck_assert(it_log_contains("listener connection of pool"));
 	/* a client that LISTENs now is served by a new listener */
 	l2 = it_connect(APP);
 	PQclear(it_exec_ok(l2, "LISTEN re_ch"));
-	PQclear(it_exec_ok(direct, "NOTIFY re_ch, 'again'"));
-	expect_one(l2, "re_ch", "again");
+	notify_expect(direct, "NOTIFY re_ch, 'again'", l2, "re_ch", "again");
 	res = it_exec_ok(adm, "SHOW LISTENERS");
 	for (int i = 0; i < PQntuples(res); i++)
 		if (strcmp(PQgetvalue(res, i, PQfnumber(res, "channel")), "re_ch") == 0)
@@ -1261,8 +1178,7 @@ START_TEST(test_pubsub_show_listeners)
 
 	PQclear(it_exec_ok(a, "LISTEN show_ch"));
 	PQclear(it_exec_ok(b, "LISTEN show_ch"));
-	PQclear(it_exec_ok(n, "NOTIFY show_ch, 'counted'"));
-	expect_one(a, "show_ch", "counted");
+	notify_expect(n, "NOTIFY show_ch, 'counted'", a, "show_ch", "counted");
 	expect_one(b, "show_ch", "counted");
 	res = it_exec_ok(adm, "SHOW LISTENERS");
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -1330,8 +1246,7 @@ START_TEST(test_pubsub_listener_login_fails)
 	ck_assert_str_eq(it_value(l, "SELECT 'still usable'"), "still usable");
 	/* retried after a second: the LISTEN waits for the listener, then works */
 	PQclear(it_exec_ok(l, "LISTEN lf_ch"));
-	PQclear(it_exec_ok(hold, "NOTIFY lf_ch, 'works'"));
-	expect_one(l, "lf_ch", "works");
+	notify_expect(hold, "NOTIFY lf_ch, 'works'", l, "lf_ch", "works");
 	PQfinish(mon);
 	PQfinish(hold);
 	PQfinish(l);
@@ -1346,7 +1261,6 @@ END_TEST
 START_TEST(test_pubsub_overflow)
 {
 	PGconn *l = it_connect(APP), *ok = it_connect(APP), *direct = it_pg_connect();
-	PGresult *res;
 
 	PQclear(it_exec_ok(l, "LISTEN ov_ch"));
 	PQclear(it_exec_ok(ok, "LISTEN ov_ch"));
@@ -1371,9 +1285,7 @@ START_TEST(test_pubsub_overflow)
 	it_sleep_ms(300);
 	/* the COMMIT completes; the FATAL follows it, then the connection closes */
 	PQsetNoticeReceiver(l, keep_fatal, NULL);
-	res = PQexec(l, "COMMIT");
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "COMMIT: %s", PQerrorMessage(l));
-	PQclear(res);
+	command_tag(l, PQexec(l, "COMMIT"), "COMMIT", NULL);
 	/* read as a client does: what PQconsumeInput reads is parsed (PQisBusy) */
 	(void)wait_closed(l, 3000);
 	/* libpq hands an ErrorResponse that arrives while idle to the notice receiver */
@@ -1445,10 +1357,8 @@ START_TEST(test_pubsub_statement_mode)
 	ck_assert_str_eq(describe(l, "BEGIN; LISTEN st_b; COMMIT"), "ERR:0A000|I");
 	ck_assert_str_eq(describe(l, "SELECT 2; LISTEN st_c"), "rows:SELECT 1|LISTEN|I");
 	ck_assert_str_eq(describe(l, "SELECT 3"), "rows:SELECT 1|I");
-	PQclear(it_exec_ok(direct, "NOTIFY st_b, 'no'; NOTIFY st_a, 'a'"));
-	expect_one(l, "st_a", "a");
-	PQclear(it_exec_ok(direct, "NOTIFY st_c, 'c'"));
-	expect_one(l, "st_c", "c");
+	notify_expect(direct, "NOTIFY st_b, 'no'; NOTIFY st_a, 'a'", l, "st_a", "a");
+	notify_expect(direct, "NOTIFY st_c, 'c'", l, "st_c", "c");
 	PQfinish(direct);
 	PQfinish(l);
 }
@@ -1465,12 +1375,10 @@ START_TEST(test_pubsub_full_prepare)
 {
 	PGconn *l = it_connect(APP), *o = it_connect(APP), *direct = it_pg_connect();
 	long pins = pools_sum("pins");
-	PGresult *res;
 
 	ck_assert_str_eq(describe(l, "PREPARE fp AS SELECT 'fp'; LISTEN pf_a; EXECUTE fp"),
 			 "PREPARE|LISTEN|rows:SELECT 1|I");
-	PQclear(it_exec_ok(direct, "NOTIFY pf_a, 'a'"));
-	expect_one(l, "pf_a", "a");
+	notify_expect(direct, "NOTIFY pf_a, 'a'", l, "pf_a", "a");
 	/* a name the client has: 42P05, and the implicit transaction (its LISTEN) rolled back */
 	ck_assert_str_eq(describe(l, "LISTEN pf_b; PREPARE fp AS SELECT 2"), "LISTEN|ERR:42P05|I");
 	PQclear(it_exec_ok(direct, "NOTIFY pf_b, 'b'"));
@@ -1482,26 +1390,18 @@ START_TEST(test_pubsub_full_prepare)
 	ck_assert_str_eq(describe(l, "BEGIN; LISTEN pf_d; EXECUTE fq"),
 			 "BEGIN|LISTEN|rows:SELECT 1|T");
 	ck_assert_str_eq(describe(l, "ROLLBACK"), "ROLLBACK|I");
-	PQclear(it_exec_ok(direct, "NOTIFY pf_d, 'd'; NOTIFY pf_c, 'c'"));
-	expect_one(l, "pf_c", "c");
+	notify_expect(direct, "NOTIFY pf_d, 'd'; NOTIFY pf_c, 'c'", l, "pf_c", "c");
 	/* a protocol-level statement run by EXECUTE: its Parse and a Sync in front */
-	res = PQprepare(l, "pp", "SELECT 'pp'", 0, NULL);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
+	command_tag(l, PQprepare(l, "pp", "SELECT 'pp'", 0, NULL), "pp", NULL);
 	ck_assert_str_eq(describe(l, "EXECUTE fp"), "rows:SELECT 1|I");
 	ck_assert_str_eq(describe(l, "LISTEN pf_e; EXECUTE pp; UNLISTEN pf_a"),
 			 "LISTEN|rows:SELECT 1|UNLISTEN|I");
 	ck_assert_str_eq(describe(l, "DEALLOCATE fp; LISTEN pf_f; EXECUTE fq"),
 			 "DEALLOCATE|LISTEN|rows:SELECT 1|I");
 	ck_assert_str_eq(describe(l, "EXECUTE fp"), "ERR:26000|I");
-	PQclear(it_exec_ok(direct, "NOTIFY pf_a, 'gone'; NOTIFY pf_e, 'e'"));
-	expect_one(l, "pf_e", "e");
-	PQclear(it_exec_ok(direct, "NOTIFY pf_f, 'f'"));
-	expect_one(l, "pf_f", "f");
-	res = PQexec(o, "SELECT 1");
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "other client: %s",
-		      PQerrorMessage(o));
-	PQclear(res);
+	notify_expect(direct, "NOTIFY pf_a, 'gone'; NOTIFY pf_e, 'e'", l, "pf_e", "e");
+	notify_expect(direct, "NOTIFY pf_f, 'f'", l, "pf_f", "f");
+	other_client_ok(o);
 	ck_assert_int_eq(pools_sum("pins"), pins);
 	ck_assert_str_eq(it_value(o, "SELECT count(*) FROM pg_listening_channels()"), "0");
 	PQfinish(direct);

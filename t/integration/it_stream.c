@@ -83,14 +83,7 @@ rss_kb(pid_t pid)
 static void
 send_query(int fd, const char *sql)
 {
-	char msg[512];
-	uint32_t len = (uint32_t)(4 + strlen(sql) + 1), nlen = htonl(len);
-
-	ck_assert_uint_lt(len + 1, sizeof(msg));
-	msg[0] = 'Q';
-	memcpy(msg + 1, &nlen, 4);
-	memcpy(msg + 5, sql, strlen(sql) + 1);
-	ck_assert_int_eq(it_raw_send(fd, msg, len + 1), 0);
+	ck_assert_int_eq(it_raw_send_queries(fd, &sql, 1), 0);
 }
 
 /* Read up to ReadyForQuery; returns the DataRow count, *last the last row's body start. */
@@ -215,23 +208,15 @@ END_TEST
 START_TEST(test_stream_pipelined_queries)
 {
 	int fd = it_raw_connect(g_it.port);
-	char sqlstate[6], buf[64 * 40], last[64];
-	size_t off = 0;
+	char sqlstate[6], texts[40][32], last[64];
+	const char *sqls[40];
 
 	ck_assert_int_eq(it_raw_login(fd, "app", "app", "app_pw", sqlstate), 0);
 	for (int i = 0; i < 40; i++) {
-		char sql[32];
-		uint32_t len, nlen;
-
-		snprintf(sql, sizeof(sql), "SELECT %d", i);
-		len = (uint32_t)(4 + strlen(sql) + 1);
-		nlen = htonl(len);
-		buf[off] = 'Q';
-		memcpy(buf + off + 1, &nlen, 4);
-		memcpy(buf + off + 5, sql, strlen(sql) + 1);
-		off += len + 1;
+		snprintf(texts[i], sizeof(texts[i]), "SELECT %d", i);
+		sqls[i] = texts[i];
 	}
-	ck_assert_int_eq(it_raw_send(fd, buf, off), 0);
+	ck_assert_int_eq(it_raw_send_queries(fd, sqls, 40), 0);
 	for (int i = 0; i < 40; i++) {
 		char want[16];
 

@@ -1365,6 +1365,33 @@ it_raw_send(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int
+it_raw_send_queries(int fd, const char *const *sqls, int n)
+{
+	size_t len = 0, cap = 0;
+	unsigned char *buf;
+	int rc;
+
+	for (int i = 0; i < n; i++)
+		cap += 1 + 4 + strlen(sqls[i]) + 1;
+	buf = malloc(cap ? cap : 1);
+	ck_assert_ptr_nonnull(buf);
+	for (int i = 0; i < n; i++) {
+		size_t q = strlen(sqls[i]) + 1, m = 4 + q;
+
+		buf[len] = 'Q';
+		buf[len + 1] = (unsigned char)(m >> 24);
+		buf[len + 2] = (unsigned char)(m >> 16);
+		buf[len + 3] = (unsigned char)(m >> 8);
+		buf[len + 4] = (unsigned char)m;
+		memcpy(buf + len + 5, sqls[i], q);
+		len += 1 + m;
+	}
+	rc = it_raw_send(fd, buf, len);
+	free(buf);
+	return rc;
+}
+
 /* Read exactly len bytes before the deadline; 0, or -1 on EOF/error/timeout. */
 static int
 it_raw_read_full(int fd, char *buf, size_t len, long long end)

@@ -220,6 +220,8 @@ int it_run_pgbench(const char *args, int timeout_s, char *out, size_t out_len, P
 int it_raw_connect(int port);
 /* Write all of buf; 0 or -1 (errno). */
 int it_raw_send(int fd, const void *buf, size_t len);
+/* Write n simple Query messages, the texts sqls[0..n), in one write (pipelined); 0 or -1. */
+int it_raw_send_queries(int fd, const char *const *sqls, int n);
 /*
  * Read one backend message: *type and the body (without the length word) into
  * buf (truncated at cap). Returns the body length, -1 on EOF/error/timeout.
