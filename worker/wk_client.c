@@ -415,6 +415,7 @@ wk_client_free(struct wk_client *c)
 	}
 	wk_session_cleanup(&c->session);
 	wk_prep_names_cleanup(&c->prep_names);
+	free(c->unnamed_msg);
 	wk_pubsub_client_free(c);
 	r = wk_client_row(c);
 	shm_row_write_begin(&r->seq);
@@ -1221,6 +1222,72 @@ wk_client_forget_prepared(struct wk_client *c)
 }
 
 /*
+ * A SET, RESET or RESET ALL statement st of res, run by the client: to the
+ * pending list (a SET of the role or session authorization, or one pgdog
+ * cannot read whole, pins instead). -1 on out of memory.
+ */
+static int
+wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
+			const struct sql_stmt *st)
+{
+	switch (st->kind) {
+	case SQL_SET:
+		if (st->flags & SQL_F_SESSION_ROLE || st->is_truncated) {
+			c->pins |= WK_PIN_ROLE;
+			return 0;
+		}
+		return wk_session_add_op(&c->session, WK_OP_SET, st->name, st->value);
+	case SQL_RESET:
+		if (st->flags & SQL_F_SESSION_ROLE || st->is_truncated)
+			return 0;
+		return wk_session_add_op(&c->session, WK_OP_RESET, st->name, NULL);
+	case SQL_RESET_ALL:
+		if (!(res->flags & SQL_F_SET_CONFIG))
+			c->pins &= ~WK_PIN_CONFIG; /* set_config values are reset too */
+		return wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The client binds its named statement p (a protocol-level Parse): a SET,
+ * RESET or RESET ALL in it takes effect now, at each run, as in a Query;
+ * preparing it changed nothing. p->setting remembers whether its text has
+ * one. -1 on out of memory.
+ */
+static int
+wk_client_prep_setting(struct wk_client *c, struct wk_prep *p)
+{
+	const char *sql = (const char *)p->key;
+	struct sql_result res;
+	unsigned before = c->pins;
+
+	if (p->setting == WK_PREP_SETTING_NONE || p->is_sql)
+		return 0;
+	if (wk_client_classify(c, sql, wk_strnlen(sql, p->key_len), &res) < 0)
+		return -1;
+	p->setting = WK_PREP_SETTING_NONE;
+	if (!res.is_parsed || res.is_error)
+		return 0;
+	for (size_t i = 0; i < res.stmts_cnt; i++) {
+		const struct sql_stmt *st = &res.stmts[i];
+
+		if (st->kind != SQL_SET && st->kind != SQL_RESET && st->kind != SQL_RESET_ALL)
+			continue;
+		p->setting = WK_PREP_SETTING_SOME;
+		if (wk_client_track_setting(c, &res, st) < 0)
+			return -1;
+	}
+	if (!before && c->pins && c->pool) {
+		/* counted once per pinning, as wk_client_track() does */
+		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
+		log_debug(&c->lctx, "session state pins its server (0x%x)", c->pins);
+	}
+	return 0;
+}
+
+/*
  * Transaction and statement modes: what a Query or Parse does to the
  * session. SET/RESET go to the pending list (kept if the transaction
  * commits); state that cannot follow the client to another server pins its
@@ -1259,6 +1326,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	const char *body, *sql;
 	size_t blen, len;
 	struct sql_result res;
+	bool is_at_bind = false;
 
 	*is_refused = false;
 	if (!msg)
@@ -1273,6 +1341,8 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 
 		if (nlen >= blen)
 			return WK_OK; /* malformed: PostgreSQL says so */
+		/* pgdog follows a named statement's SET where it runs (wk_client_prep_setting) */
+		is_at_bind = nlen > 0 && c->server && c->server->is_tracked;
 		if (nlen > 0 && !(c->server && c->server->is_tracked) &&
 		    !(c->pins & WK_PIN_PREPARED)) {
 			/* prepared_statements = disabled: the statement lives on this server only */
@@ -1344,19 +1414,13 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			}
 			break;
 		case SQL_SET:
-			if (st->flags & SQL_F_SESSION_ROLE || st->is_truncated)
-				c->pins |= WK_PIN_ROLE;
-			else
-				rc = wk_session_add_op(&c->session, WK_OP_SET, st->name, st->value);
-			break;
 		case SQL_RESET:
-			if (!(st->flags & SQL_F_SESSION_ROLE) && !st->is_truncated)
-				rc = wk_session_add_op(&c->session, WK_OP_RESET, st->name, NULL);
-			break;
 		case SQL_RESET_ALL:
-			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
-			if (!(res.flags & SQL_F_SET_CONFIG))
-				c->pins &= ~WK_PIN_CONFIG; /* set_config values are reset too */
+			if (!is_at_bind)
+				rc = wk_client_track_setting(c, &res, st);
+			else if (st->kind == SQL_SET &&
+				 (st->flags & SQL_F_SESSION_ROLE || st->is_truncated))
+				c->pins |= WK_PIN_ROLE; /* as soon as it is prepared */
 			break;
 		case SQL_DISCARD_ALL:
 			/*
@@ -2419,6 +2483,175 @@ wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *name
 	return 0;
 }
 
+/* Numbers the clients' Parses of their unnamed statement (per worker). */
+static uint64_t wk_client_unnamed_seq;
+
+/*
+ * The client's Parse of its unnamed statement (msg, size bytes; NULL when
+ * pgdog rewrote its text) goes to s: s's unnamed statement is now the
+ * client's, and the message is kept to prepare it again on the server of a
+ * later request. -1 on out of memory.
+ */
+static int
+wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t *msg, size_t size)
+{
+	c->unnamed_id = s->unnamed_id = ++wk_client_unnamed_seq;
+	c->unnamed_len = 0;
+	if (!msg)
+		return 0;
+	if (size > c->unnamed_cap) {
+		uint8_t *m = realloc(c->unnamed_msg, size);
+
+		if (!m)
+			return -1;
+		c->unnamed_msg = m;
+		c->unnamed_cap = size;
+	}
+	memcpy(c->unnamed_msg, msg, size);
+	c->unnamed_len = size;
+	return 0;
+}
+
+/*
+ * A simple Query or a Close of the unnamed statement from the client goes
+ * to s (NULL: none): PostgreSQL drops the unnamed statement there.
+ */
+static ALWAYS_INLINE void
+wk_client_unnamed_drop(struct wk_client *c, struct wk_server *s)
+{
+	c->unnamed_id = 0;
+	c->unnamed_len = 0;
+	if (s)
+		s->unnamed_id = 0;
+}
+
+/*
+ * msg (whole) is a Bind or a Describe of the unnamed statement that s
+ * cannot take as it is: s's unnamed statement is not the client's.
+ */
+static bool
+wk_client_is_unnamed_due(const struct wk_client *c, const struct wk_server *s,
+			 const struct pgw_hdr *h, const uint8_t *msg)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, n1;
+
+	if (c->unnamed_id && s->unnamed_id == c->unnamed_id)
+		return false;
+	if (h->type == PGW_MSG_BIND) {
+		n1 = wk_strnlen(body, blen);
+		return n1 + 1 < blen && body[n1 + 1] == '\0';
+	}
+	return h->type == PGW_MSG_DESCRIBE && blen >= 2 && body[0] == 'S' && body[1] == '\0';
+}
+
+/*
+ * Before the client's Bind or Describe of its unnamed statement on s: when
+ * s's unnamed statement is another's (the client prepared its own in an
+ * earlier request, on another server, or another client's Parse or Query
+ * came in between), send the client's Parse again (its reply swallowed); when
+ * the client has none, close s's, so that PostgreSQL answers 26000 as it
+ * would. -1 on out of memory.
+ */
+static int
+wk_client_unnamed_ensure(struct wk_client *c, struct wk_server *s, struct evbuffer *out)
+{
+	static const uint8_t close_unnamed[] = { PGW_MSG_CLOSE, 0, 0, 0, 6, 'S', 0 };
+
+	if (c->unnamed_id && s->unnamed_id == c->unnamed_id)
+		return 0;
+	if (c->unnamed_id && c->unnamed_len) {
+		if (evbuffer_add(out, c->unnamed_msg, c->unnamed_len) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0)
+			return -1;
+		s->unnamed_id = c->unnamed_id;
+		log_noise(&c->lctx, "unnamed statement prepared again on this server");
+		return 0;
+	}
+	if (evbuffer_add(out, close_unnamed, sizeof(close_unnamed)) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
+		return -1;
+	s->unnamed_id = 0;
+	return 0;
+}
+
+/*
+ * The statement name that takes the place of the unnamed one where pgdog
+ * cannot prepare the client's again (prepared_statements = disabled): the
+ * server answers 26000, naming it, and runs nothing of another client's.
+ */
+#define WK_CLIENT_UNNAMED_GONE "(unnamed: prepared on another server connection)"
+
+/*
+ * An untracked server (prepared_statements = disabled) in transaction or
+ * statement mode whose unnamed statement may not be the client's: its
+ * Binds and Describes are looked at (wk_client_unnamed_untracked).
+ */
+static ALWAYS_INLINE bool
+wk_client_is_unnamed_watched(const struct wk_client *c, const struct wk_server *s)
+{
+	return !s->is_tracked && c->pooler_mode != CONFIG_POOLER_SESSION &&
+	       !(c->unnamed_id && s->unnamed_id == c->unnamed_id);
+}
+
+/*
+ * prepared_statements = disabled, transaction or statement mode: the
+ * message at the front of in (whole when it is a Bind or Describe that
+ * wk_client_is_unnamed_watched() says to look at) goes to s. A Parse of the
+ * unnamed statement makes s's the client's; a Bind or Describe of it where
+ * s's unnamed statement is not the client's goes with
+ * WK_CLIENT_UNNAMED_GONE as its statement name instead (appended to out,
+ * drained from in). Returns 1 when replaced, 0 when the message goes as it
+ * is, -1 on out of memory.
+ */
+static int
+wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h,
+			    struct evbuffer *in, struct evbuffer *out)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	const uint8_t *msg;
+	const char *body;
+	size_t blen, n1;
+
+	if (h->type == PGW_MSG_PARSE) {
+		uint8_t first = 1;
+		struct evbuffer_ptr pos;
+
+		evbuffer_ptr_set(in, &pos, PGW_HDR_LEN, EVBUFFER_PTR_SET);
+		if (h->len > 4 && evbuffer_copyout_from(in, &pos, &first, 1) == 1 && first == 0)
+			(void)wk_client_unnamed_parse(c, s, NULL,
+						      0); /* nothing kept: cannot fail */
+		return 0;
+	}
+	if ((h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE) ||
+	    !wk_client_is_unnamed_watched(c, s))
+		return 0;
+	msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+	if (!msg)
+		return -1;
+	if (!wk_client_is_unnamed_due(c, s, h, msg))
+		return 0;
+	body = (const char *)msg + PGW_HDR_LEN;
+	blen = h->len - 4;
+	pgw_buf_reset(b);
+	pgw_begin(b, h->type);
+	if (h->type == PGW_MSG_BIND) {
+		n1 = wk_strnlen(body, blen);
+		pgw_put_bytes(b, body, n1 + 1); /* the portal */
+		pgw_put_str(b, WK_CLIENT_UNNAMED_GONE);
+		pgw_put_bytes(b, body + n1 + 2, blen - n1 - 2);
+	} else {
+		pgw_put_u8(b, 'S');
+		pgw_put_str(b, WK_CLIENT_UNNAMED_GONE);
+	}
+	pgw_end(b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
+		return -1;
+	evbuffer_drain(in, pgw_msg_size(h));
+	log_debug(&c->lctx, "unnamed statement not on this server: PostgreSQL answers 26000");
+	return 1;
+}
+
 /*
  * Transaction mode with prepared_statements = extended: rewrite a named
  * Parse/Bind/Describe/Close to pgdog's statement names. Returns 1 when the
@@ -2465,6 +2698,9 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			rc = wk_client_prep_parse_sql(c, s, body, blen, n1, out);
 		if (rc == 0 && n1 > 0)
 			rc = wk_client_prep_parse_named(c, s, msg, body, blen, n1, out);
+		if (rc >= 0 && n1 == 0 &&
+		    wk_client_unnamed_parse(c, s, rc ? NULL : msg, pgw_msg_size(h)) < 0)
+			return -1;
 		if (rc <= 0)
 			return rc;
 		break;
@@ -2474,11 +2710,15 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (n1 + 1 >= blen)
 			return 0;
 		n2 = wk_strnlen(body + n1 + 1, blen - n1 - 1);
-		if (n2 == 0 || n1 + 1 + n2 >= blen)
+		if (n1 + 1 + n2 >= blen)
 			return 0;
+		if (n2 == 0)
+			return wk_client_unnamed_ensure(c, s, out);
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
 		if (!p)
 			return 0; /* PostgreSQL reports the unknown statement */
+		if (wk_client_prep_setting(c, p) < 0)
+			return -1;
 		use = p;
 		/* LISTEN/UNLISTEN, savepoint commands: pub/sub follows where they run */
 		if (p->pubsub != WK_PREP_PUBSUB_NONE && !p->is_sql &&
@@ -2504,7 +2744,9 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			return -1;
 		break;
 	case PGW_MSG_DESCRIBE:
-		if (blen < 2 || body[0] != 'S' || body[1] == '\0')
+		if (blen >= 2 && body[0] == 'S' && body[1] == '\0')
+			return wk_client_unnamed_ensure(c, s, out);
+		if (blen < 2 || body[0] != 'S')
 			return 0;
 		n1 = wk_strnlen(body + 1, blen - 1);
 		if (n1 >= blen - 1)
@@ -2526,8 +2768,11 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		wk_prep_publish(p);
 		break;
 	case PGW_MSG_CLOSE:
-		if (blen < 2 || body[0] != 'S' || body[1] == '\0' ||
-		    wk_strnlen(body + 1, blen - 1) >= blen - 1)
+		if (blen >= 2 && body[0] == 'S' && body[1] == '\0') {
+			wk_client_unnamed_drop(c, s);
+			return 0;
+		}
+		if (blen < 2 || body[0] != 'S' || wk_strnlen(body + 1, blen - 1) >= blen - 1)
 			return 0;
 		/* the statement stays prepared on servers for other clients: answer here */
 		wk_prep_names_del(&c->prep_names, body + 1);
@@ -2795,10 +3040,11 @@ wk_client_forward(struct wk_client *c)
 							at += run;
 						has_cur = false;
 					}
-					if (at && wk_client_is_plain_msg(&h, at))
+					if (at && wk_client_is_plain_msg(&h, at) &&
+					    !wk_client_is_unnamed_due(c, s, &h, at))
 						msg = at;
 				}
-				if (s->is_tracked && !msg) {
+				if ((s->is_tracked && !msg) || wk_client_is_unnamed_watched(c, s)) {
 					wk_client_fwd_flush(c, s, &run);
 					in = c->io.in;
 					out = s->io.out;
@@ -2866,10 +3112,14 @@ wk_client_forward(struct wk_client *c)
 		}
 		/* messages pgdog reads must be whole first: wait for the rest */
 		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE ||
+		     ((h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE) &&
+		      wk_client_is_unnamed_watched(c, s)) ||
 		     (s->is_tracked && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE ||
 					h.type == PGW_MSG_CLOSE))) &&
 		    avail < pgw_msg_size(&h))
 			goto done;
+		if (h.type == PGW_MSG_QUERY)
+			wk_client_unnamed_drop(c, s);
 		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) &&
 		    g_cfg->pub_sub_channel_size > 0) {
 			/* LISTEN / UNLISTEN: pgdog's listener, at once or at COMMIT */
@@ -2906,6 +3156,17 @@ wk_client_forward(struct wk_client *c)
 			}
 		}
 		wk_stats_client_msg(s->pool, h.type);
+		if (!s->is_tracked && c->pooler_mode != CONFIG_POOLER_SESSION) {
+			int rc = wk_client_unnamed_untracked(c, s, &h, in, out);
+
+			if (rc < 0)
+				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			if (rc > 0) {
+				wk_client_msg_sent(s, r, sr, h.type);
+				moved += pgw_msg_size(&h);
+				continue;
+			}
+		}
 		if (s->is_tracked && h.type != PGW_MSG_TERMINATE) {
 			/* in the middle of a run only what wk_client_prep() leaves is let in */
 			int rc = run ? 0 : wk_client_prep(c, s, &h, in, out);
@@ -3052,9 +3313,9 @@ static bool
 wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8_t *buf, size_t len,
 			   struct wk_prep **preps, size_t *cnt)
 {
+	bool has_parse = false;
+
 	*cnt = 0;
-	if (!s->is_tracked)
-		return true; /* untracked: they pass as they are */
 	for (size_t off = 0; off < len;) {
 		const uint8_t *msg = buf + off;
 		struct pgw_hdr h;
@@ -3063,14 +3324,19 @@ wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8
 
 		(void)wk_hdr_parse(msg, &h);
 		off += pgw_msg_size(&h);
-		if (h.type != PGW_MSG_BIND)
-			continue;
+		if (h.type == PGW_MSG_PARSE)
+			has_parse = true; /* of the unnamed statement, which the rest uses */
+		else if (!has_parse && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE) &&
+			 wk_client_is_unnamed_due(c, s, &h, msg))
+			return false; /* the general path prepares it first, or renames it */
+		if (!s->is_tracked || h.type != PGW_MSG_BIND)
+			continue; /* untracked: named statements pass as they are */
 		(void)wk_client_bind_names(&h, msg, &n1, &n2);
 		if (n2 == 0)
 			continue;
 		p = wk_prep_names_get(&c->prep_names, (const char *)msg + PGW_HDR_LEN + n1 + 1);
 		if (!p || !wk_prep_held_has(&s->held, p) || len > WK_CLIENT_FLAT_REBUILD_MAX ||
-		    *cnt == WK_CLIENT_FLAT_BINDS_MAX)
+		    *cnt == WK_CLIENT_FLAT_BINDS_MAX || p->setting != WK_PREP_SETTING_NONE)
 			return false;
 		preps[(*cnt)++] = p;
 	}
@@ -3143,6 +3409,12 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) &&
 		    wk_client_track(c, &h, NULL, msg, &is_refused) == WK_CLOSED)
 			return WK_STREAM_FLAT_GONE;
+		if (h.type == PGW_MSG_QUERY)
+			wk_client_unnamed_drop(c, s);
+		else if (h.type == PGW_MSG_PARSE &&
+			 wk_client_unnamed_parse(c, s, s->is_tracked ? msg : NULL,
+						 pgw_msg_size(&h)) < 0)
+			goto oom;
 		wk_stats_client_msg(s->pool, h.type);
 		if (preps_cnt && h.type == PGW_MSG_BIND &&
 		    wk_client_bind_names(&h, msg, &n1, &n2) && n2 > 0) {

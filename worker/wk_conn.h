@@ -101,6 +101,15 @@ struct wk_client {
 	struct wk_session session;
 	unsigned pins;                   /* WK_PIN_*: state that lives on its server connection */
 	struct wk_prep_names prep_names; /* its named prepared statements (transaction mode) */
+	/*
+	 * Its unnamed statement (transaction mode, prepared_statements not
+	 * disabled): unnamed_id numbers its last Parse of it (per worker; 0: it
+	 * has none), unnamed_msg holds that Parse so that a later request on
+	 * another server can prepare it there first (unnamed_len 0: it cannot).
+	 */
+	uint64_t unnamed_id;
+	uint8_t *unnamed_msg; /* owned */
+	size_t unnamed_len, unnamed_cap;
 	struct wk_pubsub_client *pubsub; /* owned: NULL until it LISTENs through pgdog (pub/sub) */
 	/* forwarding */
 	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */
@@ -238,10 +247,11 @@ struct wk_server {
 	struct wk_slot *slots;                   /* ring of expected replies: owned */
 	size_t slots_head, slots_cnt, slots_cap; /* slots_cap: 0 or a power of two */
 	uint32_t pos_maps_cnt;                   /* slots with a pos_map */
-	struct wk_prep_held held;                /* statements prepared on it */
-	bool is_cancel_sent; /* query_timeout: a CancelRequest went out for this request */
-	bool is_listener;    /* pub/sub listener connection: outside the pool's lists and cap */
-	bool is_monitor;     /* with is_listener: the replication check connection (wk_lsn.c) */
+	uint64_t unnamed_id; /* the client unnamed_id its unnamed statement is; 0: none known */
+	struct wk_prep_held held; /* statements prepared on it */
+	bool is_cancel_sent;      /* query_timeout: a CancelRequest went out for this request */
+	bool is_listener;   /* pub/sub listener connection: outside the pool's lists and cap */
+	bool is_monitor;    /* with is_listener: the replication check connection (wk_lsn.c) */
 	bool is_notify_due; /* deliver the client's queued notifications after this ReadyForQuery */
 	uint64_t ready_us;
 	/* monotonic: its last ReadyForQuery */ /* give it back once the ReadyForQuery has moved */

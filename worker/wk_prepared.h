@@ -50,7 +50,13 @@ struct wk_prep {
 	bool is_std;          /* read with standard_conforming_strings on (else off) */
 	uint32_t row;         /* its shm_prepared row, UINT32_MAX if none was free */
 	uint8_t pubsub;       /* WK_PREP_PUBSUB_*: does pub/sub follow its Binds (wk_pubsub_bind) */
+	uint8_t setting;      /* WK_PREP_SETTING_*: does a Bind SET something (wk_client.c) */
 };
+
+/* struct wk_prep setting: */
+#define WK_PREP_SETTING_UNKNOWN 0 /* not looked at yet */
+#define WK_PREP_SETTING_NONE    1 /* its text sets nothing */
+#define WK_PREP_SETTING_SOME    2 /* SET, RESET or RESET ALL: tracked at each Bind */
 
 /* struct wk_prep pubsub: */
 #define WK_PREP_PUBSUB_UNKNOWN 0 /* not looked at yet */

@@ -735,6 +735,7 @@ wk_server_send_internal(struct wk_server *s, const struct pgw_buf *b, uint32_t q
 {
 	if (wk_conn_send(&s->io, b) < 0)
 		return -1;
+	s->unnamed_id = 0; /* a simple Query drops the unnamed statement */
 	s->internal_ready += queries_cnt;
 	return 0;
 }

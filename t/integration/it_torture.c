@@ -328,6 +328,45 @@ op_params(struct client *c)
 	return true;
 }
 
+/*
+ * The unnamed statement: PQprepare() and PQexecPrepared() are two requests,
+ * which other clients' requests may come between (on the server, or moving
+ * the client to another one): the client must still run its own statement.
+ */
+static bool
+prepared_unnamed(struct client *c, int k, const char *a, int x)
+{
+	const char *params[1] = { a };
+	char sql[128], tag[32];
+	PGresult *res;
+
+	snprintf(tag, sizeof(tag), "tu%d_%d", c->id, k);
+	snprintf(sql, sizeof(sql), "SELECT $1::int + %d, '%s'::text", c->id * 100 + k, tag);
+	res = PQprepare(c->conn, "", sql, 1, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		cfail(c, "PQprepare of the unnamed statement: %s", PQerrorMessage(c->conn));
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	res = PQexecPrepared(c->conn, "", 1, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		cfail(c, "PQexecPrepared of the unnamed statement: %s %s",
+		      PQresStatus(PQresultStatus(res)), PQerrorMessage(c->conn));
+		PQclear(res);
+		return false;
+	}
+	if (atoi(PQgetvalue(res, 0, 0)) != x + c->id * 100 + k ||
+	    strcmp(PQgetvalue(res, 0, 1), tag) != 0) {
+		cfail(c, "the unnamed statement (%s) gave (%s, %s), expected (%d, %s)", a,
+		      PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), x + c->id * 100 + k, tag);
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	return true;
+}
+
 static bool
 op_prepared(struct client *c)
 {
@@ -336,6 +375,11 @@ op_prepared(struct client *c)
 	const char *params[1] = { a };
 	PGresult *res;
 
+	if (rnd(c, 4) == 0) {
+		/* the unnamed statement, prepared in one request and run in the next */
+		snprintf(a, sizeof(a), "%d", x);
+		return prepared_unnamed(c, k, a, x);
+	}
 	snprintf(name, sizeof(name), "tp%d_%d", c->id, k);
 	if (!c->prepared[k]) {
 		char sql[128];

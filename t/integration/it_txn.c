@@ -81,6 +81,43 @@ assert_sqlstate(const PGresult *res, const char *sqlstate)
 		      st != NULL ? st : "(none)", sqlstate, PQresultErrorMessage(res));
 }
 
+/* PQprepare(c, name, sql) with nparams untyped parameters; ck_abort unless it succeeds. */
+static void
+prepare_ok(PGconn *c, const char *name, const char *sql, int nparams)
+{
+	PGresult *res = PQprepare(c, name, sql, nparams, NULL);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "PREPARE \"%s\": %s", name,
+		      PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+/*
+ * PQexecPrepared(c, name) with param (NULL: no parameter): a row whose
+ * first value is want, or, want NULL, a command; ck_abort otherwise.
+ */
+static void
+exec_prepared_ok(PGconn *c, const char *name, const char *param, const char *want)
+{
+	PGresult *res = PQexecPrepared(c, name, param ? 1 : 0, &param, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == (want ? PGRES_TUPLES_OK : PGRES_COMMAND_OK),
+		      "EXECUTE \"%s\": %s", name, PQresultErrorMessage(res));
+	if (want)
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+	PQclear(res);
+}
+
+/* PQexecPrepared(c, name) with param (NULL: none) fails with sqlstate. */
+static void
+exec_prepared_error(PGconn *c, const char *name, const char *param, const char *sqlstate)
+{
+	PGresult *res = PQexecPrepared(c, name, param ? 1 : 0, &param, NULL, NULL, 0);
+
+	assert_sqlstate(res, sqlstate);
+	PQclear(res);
+}
+
 /* ---- transaction mode: a server per transaction ------------------------- */
 
 static void
@@ -335,6 +372,41 @@ START_TEST(test_txn_pipeline_named)
 	PQclear(res);
 	ck_assert_int_eq(PQexitPipelineMode(a), 1);
 	ck_assert_str_eq(it_value(a, "SELECT 'a last'"), "a last");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * The unnamed statement prepared in one request and run in a later one
+ * (PQprepare, then PQexecPrepared): another client's unnamed statement or
+ * query may have replaced it on the server in between, and A must still run
+ * its own; a client's own simple query drops it, as in PostgreSQL.
+ */
+START_TEST(test_txn_unnamed_across_requests)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	for (int round = 0; round < 3; round++) {
+		prepare_ok(a, "", "SELECT 'a:' || $1::text", 1);
+		prepare_ok(b, "", "SELECT 'b:' || $1::text", 1);
+		exec_prepared_ok(a, "", "5", "a:5");
+		ck_assert_str_eq(it_value(b, "SELECT 'b simple'"), "b simple");
+		exec_prepared_error(b, "", "5", "26000");
+		res = PQdescribePrepared(a, "");
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_int_eq(PQnparams(res), 1);
+		PQclear(res);
+		exec_prepared_ok(a, "", "6", "a:6");
+	}
+	/* pgdog's own SET for B (its own settings) drops A's unnamed statement on the server */
+	exec_ok(b, "SET application_name = 'b_unnamed'");
+	prepare_ok(b, "b_named", "SELECT 'b named'", 0);
+	prepare_ok(a, "", "SELECT 'a:' || $1::text", 1);
+	exec_prepared_ok(b, "b_named", NULL, "b named");
+	exec_prepared_ok(a, "", "7", "a:7");
 	PQfinish(a);
 	PQfinish(b);
 }
@@ -827,6 +899,69 @@ START_TEST(test_set_parameter_status)
 }
 END_TEST
 
+/*
+ * A SET prepared as a named statement (drivers that cache statements,
+ * asyncpg's fetch() among them) takes effect each time it runs, not when it
+ * is prepared: B's turn in between makes pgdog set A's values again.
+ */
+START_TEST(test_set_prepared)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char a_app[256];
+
+	snprintf(a_app, sizeof(a_app), "%s", PQparameterStatus(a, "application_name"));
+	prepare_ok(a, "set_a", "SET search_path = a_schema, public", 0);
+	prepare_ok(a, "set_opt", "SET search_path = opt_schema", 0);
+	prepare_ok(a, "reset_sp", "RESET search_path", 0);
+	prepare_ok(a, "set_app", "SET application_name = 'prepared_app'", 0);
+	prepare_ok(a, "reset_all", "RESET ALL", 0);
+	/* prepared, not run: nothing changed */
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), a_app);
+	ck_assert_str_eq(PQparameterStatus(a, "application_name"), a_app);
+
+	exec_prepared_ok(a, "set_a", NULL, NULL);
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), "a_schema, public");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM only_a"), "0");
+
+	/* run again after a RESET: in effect again */
+	exec_ok(a, "RESET search_path");
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), DEF_SEARCH_PATH);
+	exec_prepared_ok(a, "set_opt", NULL, NULL);
+	exec_prepared_ok(a, "set_a", NULL, NULL);
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), "a_schema, public");
+	exec_prepared_ok(a, "reset_sp", NULL, NULL);
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), DEF_SEARCH_PATH);
+
+	/* in a transaction that rolls back: not kept */
+	exec_ok(a, "BEGIN");
+	exec_prepared_ok(a, "set_opt", NULL, NULL);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), "opt_schema");
+	exec_ok(a, "ROLLBACK");
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), DEF_SEARCH_PATH);
+
+	/* a reported parameter: ParameterStatus follows the run, not the Parse */
+	exec_prepared_ok(a, "set_app", NULL, NULL);
+	ck_assert_str_eq(PQparameterStatus(a, "application_name"), "prepared_app");
+	ck_assert_str_ne(it_value(b, "SHOW application_name"), "prepared_app");
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), "prepared_app");
+	exec_prepared_ok(a, "set_opt", NULL, NULL);
+	exec_prepared_ok(a, "reset_all", NULL, NULL);
+	ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), DEF_SEARCH_PATH);
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), a_app);
+	ck_assert_str_eq(PQparameterStatus(a, "application_name"), a_app);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* ---- pinning ------------------------------------------------------------- */
 
 static void
@@ -921,6 +1056,40 @@ START_TEST(test_pin_prepared)
 	PQfinish(a);
 	ck_assert_str_eq(it_value_within(b, 3000, "B after A left"), pa);
 	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements"), "0");
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * prepared_statements = disabled: the unnamed statement passes as it is, and
+ * is not prepared again elsewhere. A request that binds the unnamed
+ * statement of an earlier one on a server whose unnamed statement is now
+ * another client's gets 26000, never the other client's rows.
+ */
+START_TEST(test_pin_unnamed_other_client)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	for (int round = 0; round < 2; round++) {
+		prepare_ok(a, "", "SELECT 'a'", 0);
+		exec_prepared_ok(a, "", NULL, "a"); /* nobody in between: its own */
+		prepare_ok(b, "", "SELECT 'b'", 0);
+		exec_prepared_error(a, "", NULL, "26000");
+		res = PQdescribePrepared(a, "");
+		assert_sqlstate(res, "26000");
+		PQclear(res);
+		/* in a transaction block: the block is aborted, as PostgreSQL does */
+		exec_ok(a, "BEGIN");
+		exec_prepared_error(a, "", NULL, "26000");
+		it_exec_error(a, "SELECT 1", "25P02");
+		exec_ok(a, "ROLLBACK");
+		/* A's queries on the one server dropped B's unnamed statement there */
+		exec_prepared_error(b, "", NULL, "26000");
+		prepare_ok(b, "", "SELECT 'b'", 0);
+		exec_prepared_ok(b, "", NULL, "b");
+	}
+	PQfinish(a);
 	PQfinish(b);
 }
 END_TEST
@@ -1382,6 +1551,7 @@ main(void)
 	tcase_add_test(tc, test_txn_extended_alternate);
 	tcase_add_test(tc, test_txn_pipeline_error);
 	tcase_add_test(tc, test_txn_pipeline_named);
+	tcase_add_test(tc, test_txn_unnamed_across_requests);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
 	tcase_add_test(tc, test_txn_cancel_waiting);
@@ -1407,6 +1577,7 @@ main(void)
 	tcase_add_test(tc, test_set_same_startup_shared);
 	tcase_add_test(tc, test_set_hidden_by_digits);
 	tcase_add_test(tc, test_set_parameter_status);
+	tcase_add_test(tc, test_set_prepared);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pin");
@@ -1415,6 +1586,7 @@ main(void)
 	tcase_add_test(tc, test_pin_advisory_lock);
 	tcase_add_test(tc, test_pin_temp_table);
 	tcase_add_test(tc, test_pin_prepared);
+	tcase_add_test(tc, test_pin_unnamed_other_client);
 	tcase_add_test(tc, test_pin_listen);
 	tcase_add_test(tc, test_pin_released_on_disconnect);
 	tcase_add_test(tc, test_pin_counted);

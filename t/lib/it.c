@@ -582,7 +582,7 @@ it_pg_connect(void)
 	PGconn *conn;
 
 	snprintf(dsn, sizeof(dsn),
-		 "host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=5",
+		 "host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=15",
 		 g_it.pg_port);
 	conn = PQconnectdb(dsn);
 	if (PQstatus(conn) != CONNECTION_OK) {

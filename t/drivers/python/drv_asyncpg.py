@@ -14,10 +14,10 @@ import asyncpg  # noqa: E402
 CLIENTS, ITERATIONS = drvlib.CLIENTS, drvlib.ITERATIONS
 
 
-async def connect(app, password=None):
+async def connect(app, password=None, **kw):
     return await asyncpg.connect(host=drvlib.HOST, port=drvlib.PORT, user=drvlib.USER,
                                  password=password or drvlib.PASSWORD, database=drvlib.DB,
-                                 server_settings={"application_name": app}, timeout=10)
+                                 server_settings={"application_name": app}, timeout=10, **kw)
 
 
 async def settings(c):
@@ -265,6 +265,45 @@ async def main():
         await gather_clients(4, client)
 
     await check("prepared statements with the same name on 4 connections stay apart", prepared_isolation)
+
+    async def set_cached():
+        # fetch() runs a SET as a cached named statement: the third one is a Bind alone
+        other = await connect("drv_other")
+        for path in ("drv_s1, public", "drv_s2, public", "drv_s1, public"):
+            await m.fetch("SET search_path TO " + path)
+        for i in range(3):
+            # another connection takes the server m used last: m moves to another one
+            tx = other.transaction()
+            await tx.start()
+            eq(await other.fetchval("SHOW search_path"), DEFAULT_SEARCH_PATH,
+               "another connection's search_path, round %d" % i)
+            eq(await m.fetchval("SHOW search_path"), "drv_s1, public",
+               "search_path set by a cached statement, round %d" % i)
+            await tx.rollback()
+        await m.fetch("RESET search_path")
+        await other.close()
+
+    await check("SET through a cached statement takes effect each time it runs", set_cached)
+
+    async def unnamed():
+        # statement_cache_size=0: the unnamed statement, prepared with Parse, Describe and
+        # Flush, then bound, with a Sync only at the end: one server from Parse to Sync
+        async def client(i):
+            c = await connect("drv_u%d" % i, statement_cache_size=0)
+            try:
+                for it in range(ITERATIONS):
+                    eq(await c.fetchval("SELECT $1::text || '/' || $2::text || '/%d'" % i, "u%d" % i,
+                                        str(it)), "u%d/%d/%d" % (i, it, i), "iteration %d: own row" % it)
+                    async with c.transaction():
+                        eq(await c.fetchval("SELECT $1::int + %d" % i, it), it + i,
+                           "iteration %d: in a transaction" % it)
+            finally:
+                await c.close()
+
+        await gather_clients(CLIENTS, client)
+
+    await check("%d connections without a statement cache (the unnamed statement) get their own rows"
+                % CLIENTS, unnamed)
 
     async def last():
         await m.close()
