@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -371,6 +372,45 @@ fail:
 	st->is_truncated = true;
 }
 
+/*
+ * SET SESSION CHARACTERISTICS AS TRANSACTION mode: PostgreSQL sets
+ * default_transaction_isolation, _read_only or _deferrable, one per mode.
+ * One mode is a SET of that parameter, with a value that replays it; several
+ * are one statement that sets several parameters, which pgdog does not
+ * replay: marked truncated (the server is pinned).
+ */
+static void
+sql_parse_session_characteristics(const PgQuery__VariableSetStmt *v, struct sql_stmt *st)
+{
+	const PgQuery__DefElem *d;
+	const PgQuery__AConst *c;
+
+	st->kind = SQL_SET;
+	if (v->n_args != 1 || v->args == NULL || v->args[0] == NULL ||
+	    v->args[0]->node_case != PG_QUERY__NODE__NODE_DEF_ELEM ||
+	    (d = v->args[0]->def_elem) == NULL || d->defname == NULL || d->arg == NULL ||
+	    d->arg->node_case != PG_QUERY__NODE__NODE_A_CONST || (c = d->arg->a_const) == NULL)
+		goto fail;
+	if (strcmp(d->defname, "transaction_isolation") == 0 &&
+	    c->val_case == PG_QUERY__A__CONST__VAL_SVAL && c->sval != NULL &&
+	    c->sval->sval != NULL && !strchr(c->sval->sval, '\'') &&
+	    strlen(c->sval->sval) + 3 <= sizeof(st->value)) {
+		/* "read committed": quoted, as SET default_transaction_isolation takes it */
+		snprintf(st->value, sizeof(st->value), "'%s'", c->sval->sval);
+	} else if ((strcmp(d->defname, "transaction_read_only") == 0 ||
+		    strcmp(d->defname, "transaction_deferrable") == 0) &&
+		   c->val_case == PG_QUERY__A__CONST__VAL_IVAL) {
+		snprintf(st->value, sizeof(st->value), "%s",
+			 c->ival != NULL && c->ival->ival ? "on" : "off");
+	} else {
+		goto fail;
+	}
+	snprintf(st->name, sizeof(st->name), "default_%s", d->defname);
+	return;
+fail:
+	st->is_truncated = true;
+}
+
 static void
 sql_parse_set(const PgQuery__RawStmt *rs, const PgQuery__VariableSetStmt *v, size_t len,
 	      struct sql_stmt *st, struct sql_parse_span *span)
@@ -390,12 +430,24 @@ sql_parse_set(const PgQuery__RawStmt *rs, const PgQuery__VariableSetStmt *v, siz
 	case PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL:
 		st->kind = SQL_RESET_ALL;
 		return;
-	default:
+	case PG_QUERY__VARIABLE_SET_KIND__VAR_SET_MULTI:
+		/* SET TRANSACTION: this transaction only, nothing to track */
+		if (v->name == NULL || strcmp(v->name, "SESSION CHARACTERISTICS") != 0) {
+			st->kind = SQL_OTHER;
+			return;
+		}
+		sql_parse_session_characteristics(v, st);
+		return;
+	case PG_QUERY__VARIABLE_SET_KIND__VAR_SET_CURRENT:
 		/*
-		 * VAR_SET_CURRENT (SET x FROM CURRENT) keeps the current value;
-		 * VAR_SET_MULTI is SET TRANSACTION / SET SESSION CHARACTERISTICS.
-		 * Neither is tracked.
+		 * SET x FROM CURRENT: the session keeps the value in force, which
+		 * pgdog does not know (a SET LOCAL's, a function's): replayed as
+		 * nothing, it pins the server (as a value too long would).
 		 */
+		st->kind = SQL_SET;
+		st->is_truncated = true;
+		break;
+	default:
 		st->kind = SQL_OTHER;
 		return;
 	}

@@ -1326,7 +1326,9 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	const char *body, *sql;
 	size_t blen, len;
 	struct sql_result res;
-	bool is_at_bind = false;
+	bool is_at_bind = false, is_multi, is_long, is_std = true;
+	unsigned all_flags;
+	const char *sql_part;
 
 	*is_refused = false;
 	if (!msg)
@@ -1357,14 +1359,19 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		return WK_OK; /* the text of last time, or its numbers changed: nothing to track */
 	if (wk_client_classify(c, sql, len, &res) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	sql_part = sql; /* where the statements of res begin */
 	if (!res.is_parsed) {
 		/* without a backslash the text reads the same whatever standard_conforming_strings */
 		if (!memchr(sql, '\\', len))
 			wk_conn_sql_note_plain(sql, len);
 		return WK_OK;
 	}
+	/* several statements: one implicit transaction block, as PostgreSQL runs them */
+	is_multi = res.stmts_cnt > 1 || res.has_more;
+	is_long = res.has_more;
+	all_flags = res.flags;
 	if (res.has_more)
-		c->pins |= WK_PIN_ROLE; /* too many statements to follow: keep the server */
+		is_std = wk_client_is_std_strings(c); /* the rest is read as the first part was */
 	if (res.flags & SQL_F_ADVISORY_LOCK)
 		c->pins |= WK_PIN_ADVISORY;
 	if (res.flags & SQL_F_ADVISORY_UNLOCK_ALL)
@@ -1375,6 +1382,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		c->pins |= WK_PIN_CURSOR;
 	if (res.flags & SQL_F_SET_CONFIG)
 		c->pins |= WK_PIN_CONFIG; /* set_config(..., false): value unknown to pgdog */
+next_part:
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
 		int rc = 0;
@@ -1428,7 +1436,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			 * statements): PostgreSQL refuses it there, and nothing is
 			 * forgotten. Otherwise it takes effect at once.
 			 */
-			if (res.stmts_cnt > 1 || wk_client_tx_known(c) == 'T' ||
+			if (is_multi || wk_client_tx_known(c) == 'T' ||
 			    wk_client_tx_known(c) == 'E')
 				break;
 			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
@@ -1438,7 +1446,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			break;
 		case SQL_DEALLOCATE_ALL:
 			/* prepared_statements = full: wk_client_prep_query decides for it alone */
-			if (wk_client_is_full(c) && h->type == PGW_MSG_QUERY && res.stmts_cnt == 1)
+			if (wk_client_is_full(c) && h->type == PGW_MSG_QUERY && !is_multi)
 				break;
 			/* an aborted transaction refuses it: the server keeps its statements */
 			if (wk_client_tx_known(c) == 'E')
@@ -1459,8 +1467,12 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 			wk_pubsub_client_unlisten(c, st->name);
 			break;
 		case SQL_PREPARE:
-			/* prepared_statements = full: wk_client_prep() decides (Query and Parse) */
-			if (!wk_client_is_full(c))
+			/*
+			 * prepared_statements = full: wk_client_prep() decides (Query
+			 * and Parse), but leaves a Query of more statements than one
+			 * result holds as it is
+			 */
+			if (!wk_client_is_full(c) || is_long)
 				c->pins |= WK_PIN_PREPARED;
 			break;
 		default:
@@ -1468,6 +1480,23 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		}
 		if (rc < 0)
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	}
+	if (res.has_more) {
+		/* more statements than one result holds: the text after the last one described */
+		const struct sql_stmt *last = &res.stmts[res.stmts_cnt - 1];
+		size_t off = (size_t)(sql_part - sql) + last->loc + last->loc_len;
+
+		if (off >= len || sql[off] != ';') {
+			c->pins |= WK_PIN_ROLE; /* not found: keep the server */
+			return WK_OK;
+		}
+		sql_part = sql + off + 1;
+		if (sql_classify_lexed(sql_part, len - off - 1, is_std, &res) < 0)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		if (!res.is_parsed || res.is_error)
+			return WK_OK;
+		res.flags = all_flags;
+		goto next_part;
 	}
 	return WK_OK;
 }

@@ -871,6 +871,82 @@ START_TEST(test_set_hidden_by_digits)
 }
 END_TEST
 
+/*
+ * SET SESSION CHARACTERISTICS AS TRANSACTION sets the session's transaction
+ * defaults: they follow A and never reach B. Several modes at once, which
+ * pgdog does not replay, pin A's server until DISCARD ALL.
+ */
+START_TEST(test_set_session_characteristics)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+
+	exec_ok(a, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+	exec_ok(a, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
+	for (int round = 0; round < 2; round++) {
+		ck_assert_str_eq(it_value(b, "SHOW transaction_isolation"), "read committed");
+		ck_assert_str_eq(it_value(b, "SHOW default_transaction_read_only"), "off");
+		ck_assert_str_eq(it_value(a, "SHOW transaction_isolation"), "serializable");
+		it_exec_error(a, "CREATE TABLE ro_t (x int)", "25006");
+	}
+	exec_ok(a, "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE");
+	ck_assert_str_eq(it_value(b, "SHOW default_transaction_isolation"), "read committed");
+	ck_assert_str_eq(it_value(a, "SHOW default_transaction_read_only"), "off");
+	ck_assert_str_eq(it_value(a, "SHOW default_transaction_isolation"), "serializable");
+
+	exec_ok(a, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, "
+		   "READ ONLY");
+	ck_assert_int_eq(PQsendQuery(b, "SHOW default_transaction_isolation"), 1);
+	ck_assert_msg(it_busy_for(b, 300), "B got A's server after several transaction modes");
+	ck_assert_str_eq(it_value(a, "SHOW transaction_isolation"), "repeatable read");
+	exec_ok(a, "DISCARD ALL");
+	ck_assert_str_eq(it_value_within(b, 2000, "B after A's DISCARD ALL"), "read committed");
+	ck_assert_str_eq(it_value(b, "SHOW default_transaction_read_only"), "off");
+	ck_assert_str_eq(it_value(a, "SHOW transaction_isolation"), "read committed");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * A Query of more statements than one classification holds (16): the SETs
+ * among the later ones are tracked too, and the server is not kept.
+ */
+START_TEST(test_set_long_query)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char sql[4096];
+	size_t n = 0;
+
+	for (int i = 0; i < 40; i++) {
+		if (i == 25)
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n, "SET work_mem = '3MB'; ");
+		else if (i == 38)
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+					      "SET search_path = a_schema, public; ");
+		else
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n, "SELECT %d; ", i);
+	}
+	exec_ok(a, sql);
+	for (int round = 0; round < 2; round++) {
+		ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+		ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+		ck_assert_str_eq(it_value(a, "SHOW work_mem"), "3MB");
+		ck_assert_str_eq(it_value(a, "SHOW search_path"), "a_schema, public");
+	}
+	/* RESET ALL among them, late */
+	n = 0;
+	for (int i = 0; i < 20; i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "SELECT %d; ", i);
+	snprintf(sql + n, sizeof(sql) - n, "RESET ALL");
+	exec_ok(a, sql);
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(a, "SHOW search_path"), DEF_SEARCH_PATH);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* Each client's ParameterStatus values are its own. */
 START_TEST(test_set_parameter_status)
 {
@@ -1578,6 +1654,8 @@ main(void)
 	tcase_add_test(tc, test_set_hidden_by_digits);
 	tcase_add_test(tc, test_set_parameter_status);
 	tcase_add_test(tc, test_set_prepared);
+	tcase_add_test(tc, test_set_session_characteristics);
+	tcase_add_test(tc, test_set_long_query);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pin");

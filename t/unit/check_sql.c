@@ -90,10 +90,19 @@ static const struct sql_case set_cases[] = {
 	{ "SET TIME ZONE DEFAULT", SQL_RESET, 0, "timezone", "" },
 	{ "RESET ALL", SQL_RESET_ALL, 0, "", "" },
 	{ "  reset   all  ", SQL_RESET_ALL, 0, "", "" },
-	/* not tracked */
+	/* the session's transaction defaults, one parameter each */
+	{ "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", SQL_SET, 0,
+	  "default_transaction_read_only", "on" },
+	{ "set session characteristics as transaction read write", SQL_SET, 0,
+	  "default_transaction_read_only", "off" },
+	{ "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ", SQL_SET, 0,
+	  "default_transaction_isolation", "'repeatable read'" },
+	{ "SET SESSION CHARACTERISTICS AS TRANSACTION DEFERRABLE", SQL_SET, 0,
+	  "default_transaction_deferrable", "on" },
+	{ "SET SESSION CHARACTERISTICS AS TRANSACTION NOT DEFERRABLE", SQL_SET, 0,
+	  "default_transaction_deferrable", "off" },
+	/* not tracked: this transaction only */
 	{ "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", SQL_OTHER, 0, "", "" },
-	{ "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", SQL_OTHER, 0, "", "" },
-	{ "SET work_mem FROM CURRENT", SQL_OTHER, 0, "", "" },
 };
 
 static const struct sql_case role_cases[] = {
@@ -647,6 +656,18 @@ START_TEST(test_sql_truncation)
 	snprintf(sql, sizeof(sql), "NOTIFY c, '%0300d'", 7);
 	classify(sql);
 	ck_assert_int_eq(r.stmts[0].kind, SQL_NOTIFY);
+	ck_assert(r.stmts[0].is_truncated);
+
+	/* several transaction modes at once set several parameters: not replayed */
+	classify(
+		"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY");
+	ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
+	ck_assert(r.stmts[0].is_truncated);
+
+	/* SET x FROM CURRENT keeps a value pgdog does not know */
+	classify("SET work_mem FROM CURRENT");
+	ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
+	ck_assert_str_eq(r.stmts[0].name, "work_mem");
 	ck_assert(r.stmts[0].is_truncated);
 
 	/* SET TIME ZONE INTERVAL cannot be replayed as SET timezone TO ... */
