@@ -2091,6 +2091,10 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		return -1;
 	if (!res.is_parsed || res.is_error || res.has_more)
 		return 0;
+	if (!wk_client_is_full(c) &&
+	    (res.stmts_cnt != 1 || res.stmts[0].kind != SQL_DEALLOCATE ||
+	     res.stmts[0].is_truncated || !wk_prep_names_get(&c->prep_names, res.stmts[0].name)))
+		return 0; /* extended: only a DEALLOCATE of a protocol-level statement is pgdog's */
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		enum sql_kind k = res.stmts[i].kind;
 
@@ -2370,6 +2374,8 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	st = &res.stmts[0];
 	if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE && st->kind != SQL_DEALLOCATE)
 		return 0;
+	if (!wk_client_is_full(c) && st->kind != SQL_DEALLOCATE)
+		return 0; /* extended: only a DEALLOCATE of a protocol-level statement is pgdog's */
 	if (!st->name_len || st->is_truncated || (n1 > 0 && st->kind != SQL_EXECUTE)) {
 		if (st->kind == SQL_PREPARE && !(c->pins & WK_PIN_PREPARED)) {
 			c->pins |= WK_PIN_PREPARED;
@@ -2510,6 +2516,25 @@ wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *name
 	p->uses++;
 	wk_prep_publish(p);
 	return 0;
+}
+
+/*
+ * A text of n bytes that may DEALLOCATE a statement the client prepared with
+ * a Parse (the word anywhere, any case), which pgdog answers for it: psycopg 3
+ * sends DEALLOCATE _pg3_N when its cache of statements is full.
+ */
+static bool
+wk_client_may_deallocate(const struct wk_client *c, const uint8_t *text, size_t n)
+{
+	static const char word[] = "deallocate";
+	const size_t wlen = sizeof(word) - 1;
+
+	if (!c->prep_names.cnt)
+		return false;
+	for (size_t i = 0; i + wlen <= n; i++)
+		if ((text[i] | 0x20) == 'd' && strncasecmp((const char *)text + i, word, wlen) == 0)
+			return true;
+	return false;
 }
 
 /* Numbers the clients' Parses of their unnamed statement (per worker). */
@@ -2706,8 +2731,19 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		wk_pubsub_query_shift(c, s->expect_ready - wk_client_prep_ready0);
 		wk_client_prep_ready0 = s->expect_ready;
 	}
-	if (h->type == PGW_MSG_QUERY)
-		return wk_client_is_full(c) ? wk_client_prep_query(c, s, h, in, out) : 0;
+	if (h->type == PGW_MSG_QUERY) {
+		if (wk_client_is_full(c))
+			return wk_client_prep_query(c, s, h, in, out);
+		if (!c->prep_names.cnt)
+			return 0;
+		/* extended: a DEALLOCATE of a statement the client prepared with a Parse */
+		msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+		if (!msg)
+			return -1;
+		return wk_client_may_deallocate(c, msg + PGW_HDR_LEN, h->len - 4)
+			       ? wk_client_prep_query(c, s, h, in, out)
+			       : 0;
+	}
 	if (h->type != PGW_MSG_PARSE && h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE &&
 	    h->type != PGW_MSG_CLOSE)
 		return 0;
@@ -2723,7 +2759,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		n1 = wk_strnlen(body, blen);
 		if (n1 >= blen)
 			return 0;
-		if (wk_client_is_full(c))
+		if (wk_client_is_full(c) ||
+		    (n1 == 0 && wk_client_may_deallocate(c, msg + PGW_HDR_LEN + 1, blen - 1)))
 			rc = wk_client_prep_parse_sql(c, s, body, blen, n1, out);
 		if (rc == 0 && n1 > 0)
 			rc = wk_client_prep_parse_named(c, s, msg, body, blen, n1, out);
@@ -3353,10 +3390,14 @@ wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8
 
 		(void)wk_hdr_parse(msg, &h);
 		off += pgw_msg_size(&h);
-		if (h.type == PGW_MSG_PARSE)
+		if (h.type == PGW_MSG_PARSE) {
 			has_parse = true; /* of the unnamed statement, which the rest uses */
-		else if (!has_parse && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE) &&
-			 wk_client_is_unnamed_due(c, s, &h, msg))
+			/* DEALLOCATE of a protocol-level statement: wk_client_prep_parse_sql() */
+			if (s->is_tracked &&
+			    wk_client_may_deallocate(c, msg + PGW_HDR_LEN + 1, h.len - 4 - 1))
+				return false;
+		} else if (!has_parse && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE) &&
+			   wk_client_is_unnamed_due(c, s, &h, msg))
 			return false; /* the general path prepares it first, or renames it */
 		if (!s->is_tracked || h.type != PGW_MSG_BIND)
 			continue; /* untracked: named statements pass as they are */
@@ -3401,6 +3442,10 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	    g_wk.is_shutting_down || g_cfg->pub_sub_channel_size > 0 ||
 	    c->pooler_mode == CONFIG_POOLER_STATEMENT || wk_client_is_full(c) ||
 	    !wk_pool_is_checkout_now(c->pool) || !wk_client_is_flat_request(buf, len))
+		return 0;
+	/* a DEALLOCATE of a protocol-level statement is pgdog's (wk_client_answer_deallocate) */
+	if (buf[0] == PGW_MSG_QUERY &&
+	    wk_client_may_deallocate(c, buf + PGW_HDR_LEN, len - PGW_HDR_LEN))
 		return 0;
 	wk_clock_update();
 	c->last_request_us = g_wk.mono_us;
@@ -3527,16 +3572,22 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 	struct sql_result res;
 	const struct sql_stmt *st;
 
-	if (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, true, &h, &msg) != WK_PEEK_WHOLE ||
+	if ((!wk_client_is_full(c) && !c->prep_names.cnt) ||
+	    wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, true, &h, &msg) != WK_PEEK_WHOLE ||
 	    h.type != PGW_MSG_QUERY)
 		return 0;
 	sql = (const char *)msg + PGW_HDR_LEN;
+	if (!wk_client_is_full(c) && !wk_client_may_deallocate(c, msg + PGW_HDR_LEN, h.len - 4))
+		return 0;
 	if (wk_client_classify(c, sql, strnlen(sql, h.len - 4), &res) < 0)
 		return -1;
 	if (!res.is_parsed || res.is_error || res.has_more || res.stmts_cnt != 1 || res.flags)
 		return 0;
 	st = &res.stmts[0];
 	pgw_buf_reset(b);
+	if (!wk_client_is_full(c) && (st->kind != SQL_DEALLOCATE || st->is_truncated ||
+				      !wk_prep_names_get(&c->prep_names, st->name)))
+		return 0; /* extended: SQL PREPARE, EXECUTE and their DEALLOCATE go to a server */
 	if (st->kind == SQL_DEALLOCATE_ALL) {
 		wk_prep_names_clear(&c->prep_names);
 		pgw_put_command_complete(b, "DEALLOCATE ALL");
@@ -3591,15 +3642,14 @@ wk_client_answer_locally(struct wk_client *c)
 
 	if (wk_client_is_session(c) || g_cfg->prepared_statements == CONFIG_PREPARED_DISABLED)
 		return 0;
-	if (wk_client_is_full(c))
-		switch (wk_client_answer_deallocate(c, in)) {
-		case 0:
-			break;
-		case 1:
-			return 1;
-		default:
-			return -1;
-		}
+	switch (wk_client_answer_deallocate(c, in)) {
+	case 0:
+		break;
+	case 1:
+		return 1;
+	default:
+		return -1;
+	}
 	/*
 	 * A request opening with a Parse of the unnamed statement (the extended
 	 * protocol's usual one) always goes to a server: say so before scanning.
@@ -3735,10 +3785,11 @@ wk_client_on_idle(struct wk_client *c)
 	}
 	/*
 	 * only a request that starts with Parse, Close or Sync can be answered
-	 * here, or with prepared_statements = full a Query (DEALLOCATE)
+	 * here, or a Query (DEALLOCATE) of a client with prepared statements
 	 */
 	switch (h.type == PGW_MSG_PARSE || h.type == PGW_MSG_CLOSE || h.type == PGW_MSG_SYNC ||
-				(h.type == PGW_MSG_QUERY && wk_client_is_full(c))
+				(h.type == PGW_MSG_QUERY &&
+				 (wk_client_is_full(c) || c->prep_names.cnt))
 			? wk_client_answer_locally(c)
 			: 0) {
 	case 1:

@@ -412,6 +412,48 @@ START_TEST(test_txn_unnamed_across_requests)
 }
 END_TEST
 
+/*
+ * prepared_statements = extended: SQL DEALLOCATE of a statement the client
+ * prepared with a Parse (psycopg 3 sends DEALLOCATE _pg3_N when its cache is
+ * full, as a Query or through the extended protocol) forgets it, as
+ * PostgreSQL does; B's statement of the same text stays.
+ */
+START_TEST(test_txn_deallocate_protocol_statement)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	for (int round = 0; round < 2; round++) {
+		prepare_ok(a, "d1", "SELECT 'd:' || $1::text", 1);
+		prepare_ok(a, "d2", "SELECT 'd:' || $1::text", 1);
+		prepare_ok(b, "d1", "SELECT 'd:' || $1::text", 1);
+		exec_ok(a, "DEALLOCATE d1");
+		exec_prepared_error(a, "d1", "1", "26000");
+		exec_prepared_ok(b, "d1", "2", "d:2");
+		exec_prepared_ok(a, "d2", "3", "d:3");
+		/* through the extended protocol */
+		res = PQexecParams(a, "DEALLOCATE d2", 0, NULL, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQcmdStatus(res), "DEALLOCATE");
+		PQclear(res);
+		exec_prepared_error(a, "d2", "4", "26000");
+		/* in a transaction block; then an unknown name, as PostgreSQL says it */
+		prepare_ok(a, "d3", "SELECT 'd:' || $1::text", 1);
+		exec_ok(a, "BEGIN");
+		exec_prepared_ok(a, "d3", "5", "d:5");
+		exec_ok(a, "DEALLOCATE d3");
+		exec_ok(a, "COMMIT");
+		exec_prepared_error(a, "d3", "6", "26000");
+		it_exec_error(a, "DEALLOCATE d3", "26000");
+		exec_prepared_ok(b, "d1", "7", "d:7");
+		exec_ok(b, "DEALLOCATE d1");
+	}
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* A client that leaves inside a transaction: rolled back, the server is reused. */
 START_TEST(test_txn_disconnect_in_transaction)
 {
@@ -1628,6 +1670,7 @@ main(void)
 	tcase_add_test(tc, test_txn_pipeline_error);
 	tcase_add_test(tc, test_txn_pipeline_named);
 	tcase_add_test(tc, test_txn_unnamed_across_requests);
+	tcase_add_test(tc, test_txn_deallocate_protocol_statement);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
 	tcase_add_test(tc, test_txn_cancel_waiting);

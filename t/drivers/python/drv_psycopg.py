@@ -49,5 +49,28 @@ class Adapter:
     def prepared(c, name, dollar_sql, pct_sql, params):
         return [tuple(r) for r in c.execute(pct_sql, params, prepare=True).fetchall()]
 
+    @staticmethod
+    def extra_checks(r, m):
+        def evicted():
+            # past prepared_max psycopg sends DEALLOCATE _pg3_N (SQL) for the statement it
+            # prepared with a Parse longest ago, and prepares it again when it comes back
+            c = Adapter.connect("drv_evict")
+            c.prepared_max = 3
+            try:
+                for rnd in range(3):
+                    for k in range(8):
+                        sql = "SELECT %%s::int + %d" % (100 * k)
+                        for _ in range(2):
+                            drvlib.eq([tuple(x) for x in c.execute(sql, (rnd,), prepare=True)],
+                                      [(rnd + 100 * k,)], "round %d, statement %d" % (rnd, k))
+                        drvlib.eq(drvlib.settings_of(Adapter.q(m, drvlib.SETTINGS_SQL))[0],
+                                  "drv_main", "another connection in between")
+                n = Adapter.q(c, "SELECT count(*) FROM pg_prepared_statements")[0][0]
+                drvlib.expect(n >= 0, "pg_prepared_statements")
+            finally:
+                c.close()
+
+        r.check("statements psycopg deallocates past prepared_max", evicted)
+
 
 drvlib.run_sync_suite(Adapter)

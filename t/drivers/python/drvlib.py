@@ -341,6 +341,10 @@ def run_sync_suite(d):
 
     r.check("prepared statements with the same name on 4 connections stay apart", prepared_isolation)
 
+    # checks of one driver's own features: extra_checks(runner, connection)
+    if hasattr(d, "extra_checks"):
+        d.extra_checks(r, m)
+
     def still_serves():
         m.close()
         c = d.connect("drv_last")
