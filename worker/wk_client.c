@@ -1222,6 +1222,16 @@ wk_client_forget_prepared(struct wk_client *c)
 }
 
 /*
+ * The ReadyForQuery that will end the request the client is sending now:
+ * after those its server still owes (pipelined requests).
+ */
+static uint64_t
+wk_client_op_rfq(const struct wk_client *c)
+{
+	return c->session.rfq_seen + (c->server ? c->server->expect_ready : 0) + 1;
+}
+
+/*
  * A SET, RESET or RESET ALL statement st of res, run by the client: to the
  * pending list (a SET of the role or session authorization, or one pgdog
  * cannot read whole, pins instead). -1 on out of memory.
@@ -1230,21 +1240,23 @@ static int
 wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 			const struct sql_stmt *st)
 {
+	uint64_t rfq = wk_client_op_rfq(c);
+
 	switch (st->kind) {
 	case SQL_SET:
 		if (st->flags & SQL_F_SESSION_ROLE || st->is_truncated) {
 			c->pins |= WK_PIN_ROLE;
 			return 0;
 		}
-		return wk_session_add_op(&c->session, WK_OP_SET, st->name, st->value);
+		return wk_session_add_op(&c->session, WK_OP_SET, st->name, st->value, rfq);
 	case SQL_RESET:
 		if (st->flags & SQL_F_SESSION_ROLE || st->is_truncated)
 			return 0;
-		return wk_session_add_op(&c->session, WK_OP_RESET, st->name, NULL);
+		return wk_session_add_op(&c->session, WK_OP_RESET, st->name, NULL, rfq);
 	case SQL_RESET_ALL:
 		if (!(res->flags & SQL_F_SET_CONFIG))
 			c->pins &= ~WK_PIN_CONFIG; /* set_config values are reset too */
-		return wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
+		return wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL, rfq);
 	default:
 		return 0;
 	}
@@ -1439,7 +1451,8 @@ next_part:
 			if (is_multi || wk_client_tx_known(c) == 'T' ||
 			    wk_client_tx_known(c) == 'E')
 				break;
-			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL);
+			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL,
+					       wk_client_op_rfq(c));
 			c->pins = 0;
 			wk_client_forget_prepared(c);
 			wk_pubsub_client_unlisten(c, NULL);

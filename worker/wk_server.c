@@ -1011,12 +1011,13 @@ wk_server_tx_end(struct wk_server *s, struct wk_client *c)
 
 	if (!c->session.pending_cnt)
 		return 0;
-	if (is_commit && wk_session_apply_ops(&c->session, &s->applied, &has_reset) < 0)
+	if (is_commit &&
+	    wk_session_apply_ops(&c->session, &s->applied, &has_reset, c->session.rfq_seen) < 0)
 		s->is_dirty = true;
 	else if (!is_commit && s->has_tx_error)
 		s->is_dirty = true;
 	s->needs_resync = has_reset;
-	if (wk_session_end_tx(&c->session, is_commit) < 0) {
+	if (wk_session_end_tx(&c->session, is_commit, c->session.rfq_seen) < 0) {
 		s->is_dirty = true;
 		return -1;
 	}
@@ -1117,6 +1118,8 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 {
 	if (s->expect_ready)
 		s->expect_ready--;
+	if (c)
+		c->session.rfq_seen++;
 	wk_stats_ready(s, c, st);
 	if (st != 'I')
 		return 0;

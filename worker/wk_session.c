@@ -214,7 +214,8 @@ wk_session_is_std_strings(const struct wk_session *se, const struct wk_server_pa
 }
 
 int
-wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name, const char *value)
+wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name, const char *value,
+		  uint64_t rfq)
 {
 	struct wk_op *op;
 
@@ -229,6 +230,7 @@ wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name,
 	}
 	op = &se->pending[se->pending_cnt];
 	op->kind = kind;
+	op->rfq = rfq;
 	op->name = name ? wk_session_strdup_lower(name) : NULL;
 	op->value = value ? strdup(value) : NULL;
 	if ((name && !op->name) || (value && !op->value)) {
@@ -247,13 +249,16 @@ wk_session_reset_all(struct wk_session *se)
 }
 
 int
-wk_session_end_tx(struct wk_session *se, bool is_commit)
+wk_session_end_tx(struct wk_session *se, bool is_commit, uint64_t upto)
 {
 	int rc = 0;
+	size_t kept = 0;
 
 	for (size_t i = 0; is_commit && rc == 0 && i < se->pending_cnt; i++) {
 		struct wk_op *op = &se->pending[i];
 
+		if (op->rfq > upto)
+			continue; /* a later request's, pipelined */
 		switch (op->kind) {
 		case WK_OP_SET:
 			rc = wk_settings_put(&se->overrides, op->name, op->value, true);
@@ -266,7 +271,18 @@ wk_session_end_tx(struct wk_session *se, bool is_commit)
 			break;
 		}
 	}
-	wk_session_clear_pending(se);
+	/* the later requests' ops stay pending, in order */
+	for (size_t i = 0; i < se->pending_cnt; i++) {
+		struct wk_op *op = &se->pending[i];
+
+		if (op->rfq > upto && rc == 0) {
+			se->pending[kept++] = *op;
+		} else {
+			free(op->name);
+			free(op->value);
+		}
+	}
+	se->pending_cnt = kept;
 	return rc;
 }
 
@@ -412,12 +428,15 @@ wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 }
 
 int
-wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, bool *has_reset)
+wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, bool *has_reset,
+		     uint64_t upto)
 {
 	*has_reset = false;
 	for (size_t i = 0; i < se->pending_cnt; i++) {
 		const struct wk_op *op = &se->pending[i];
 
+		if (op->rfq > upto)
+			continue; /* a later request's, pipelined */
 		switch (op->kind) {
 		case WK_OP_SET:
 			if (wk_settings_put(applied, op->name, op->value, true) < 0)

@@ -44,8 +44,9 @@ enum wk_op_kind {
 
 struct wk_op {
 	enum wk_op_kind kind;
-	char *name;  /* owned; NULL for RESET_ALL */
-	char *value; /* owned; SET only (raw SQL text) */
+	char *name;   /* owned; NULL for RESET_ALL */
+	char *value;  /* owned; SET only (raw SQL text) */
+	uint64_t rfq; /* the ReadyForQuery (rfq_seen's count) that ends its request */
 };
 
 struct wk_session {
@@ -53,6 +54,12 @@ struct wk_session {
 	struct wk_settings overrides; /* committed SET values */
 	struct wk_op *pending;        /* SET/RESET of the open transaction; owned */
 	size_t pending_cnt, pending_cap;
+	/*
+	 * ReadyForQuery messages seen in reply to the client's requests: with
+	 * requests pipelined, a transaction's end settles only the ops of the
+	 * requests it answers (a later one's may still fail).
+	 */
+	uint64_t rfq_seen;
 	/* private: the startup values' shape (wk_session_sync_memo), for startup.gen */
 	uint64_t shape, shape_gen;
 };
@@ -91,23 +98,27 @@ const struct wk_setting *wk_session_get(const struct wk_session *se, const char 
  */
 bool wk_session_is_std_strings(const struct wk_session *se, const struct wk_server_param *reported,
 			       size_t reported_cnt, bool is_current);
-/* Record a SET/RESET of the open transaction. -1 on out of memory. */
-int wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name,
-		      const char *value) MUST_CHECK;
 /*
- * The transaction ended: apply the pending ops (commit) or drop them.
- * -1 on out of memory: the session's values are then not known, and the
- * caller must end the session.
+ * Record a SET/RESET of the open transaction, in the request that the
+ * ReadyForQuery numbered rfq ends. -1 on out of memory.
  */
-int wk_session_end_tx(struct wk_session *se, bool is_commit) MUST_CHECK;
+int wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name,
+		      const char *value, uint64_t rfq) MUST_CHECK;
+/*
+ * The transaction ended with the ReadyForQuery numbered upto: apply its
+ * pending ops (those up to upto; commit) or drop them. -1 on out of memory:
+ * the session's values are then not known, and the caller must end the
+ * session.
+ */
+int wk_session_end_tx(struct wk_session *se, bool is_commit, uint64_t upto) MUST_CHECK;
 /*
  * The open transaction committed on a server whose applied values are
  * `applied`: record what the pending ops did to it (a RESET returns the
  * server to its own default). *has_reset: some value went back to a server
  * default, so the client's startup values may need applying again.
  */
-int wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, bool *has_reset)
-	MUST_CHECK;
+int wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, bool *has_reset,
+			 uint64_t upto) MUST_CHECK;
 /* DISCARD ALL / RESET ALL committed at once (outside the pending list). */
 void wk_session_reset_all(struct wk_session *se);
 

@@ -989,6 +989,50 @@ START_TEST(test_set_long_query)
 }
 END_TEST
 
+/*
+ * A pipeline of requests: the SET of a later request whose implicit
+ * transaction fails is not kept, although its messages came in before the
+ * first request's ReadyForQuery; the SET of a request that commits is.
+ */
+START_TEST(test_set_pipeline)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	static const ExecStatusType want[] = { PGRES_TUPLES_OK,     PGRES_PIPELINE_SYNC,
+					       PGRES_COMMAND_OK,    PGRES_FATAL_ERROR,
+					       PGRES_PIPELINE_SYNC, PGRES_COMMAND_OK,
+					       PGRES_PIPELINE_SYNC };
+
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	ck_assert_int_eq(PQsendQueryParams(a, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	ck_assert_int_eq(PQsendQueryParams(a, "SET work_mem = '7MB'", 0, NULL, NULL, NULL, NULL, 0),
+			 1);
+	ck_assert_int_eq(PQsendQueryParams(a, "SELECT 1 / 0", 0, NULL, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	ck_assert_int_eq(
+		PQsendQueryParams(a, "SET statement_timeout = '77s'", 0, NULL, NULL, NULL, NULL, 0),
+		1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		res = PQgetResult(a);
+		ck_assert_msg(res && PQresultStatus(res) == want[i], "result %zu: %s", i,
+			      res ? PQresStatus(PQresultStatus(res)) : "none");
+		PQclear(res);
+		if (want[i] != PGRES_PIPELINE_SYNC)
+			ck_assert_ptr_null(PQgetResult(a));
+	}
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	for (int round = 0; round < 2; round++) {
+		ck_assert_str_eq(it_value(b, "SHOW statement_timeout"), "0");
+		ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+		ck_assert_str_eq(it_value(a, "SHOW statement_timeout"), "77s");
+	}
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* Each client's ParameterStatus values are its own. */
 START_TEST(test_set_parameter_status)
 {
@@ -1699,6 +1743,7 @@ main(void)
 	tcase_add_test(tc, test_set_prepared);
 	tcase_add_test(tc, test_set_session_characteristics);
 	tcase_add_test(tc, test_set_long_query);
+	tcase_add_test(tc, test_set_pipeline);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pin");
