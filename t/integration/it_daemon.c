@@ -274,7 +274,7 @@ START_TEST(test_daemon_logging_defaults_on)
 	{
 		pid_t kids[4];
 
-		ck_assert_int_eq(it_children(pid, kids, 4), 1);
+		ck_assert_int_eq(it_children_wait(pid, kids, 4, 1, 5000), 1);
 		kill(kids[0], SIGKILL);
 		ck_assert_msg(it_file_wait_for(log, "worker 0 (pid ", 5000), "no worker exit line");
 		ck_assert_msg(it_file_wait_for(log, "restarting it", 5000),
@@ -449,7 +449,7 @@ START_TEST(test_daemon_syslog_never_blocks)
 	for (int i = 0; i < 100 && !it_wait_port(port, 20); i++)
 		syslog_collect(fd, acc, sizeof(acc), 100);
 	ck_assert_msg(it_wait_port(port, 1000), "pgdog did not listen: %s", acc);
-	ck_assert_int_eq(it_children(pid, kids, 2), 1);
+	ck_assert_int_eq(it_children_wait(pid, kids, 2, 1, 5000), 1);
 	syslog_collect(fd, acc, sizeof(acc), 300);
 	select_through(port, "syslog format");
 	syslog_collect(fd, acc, sizeof(acc), 500);

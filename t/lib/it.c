@@ -290,6 +290,17 @@ it_children(pid_t pid, pid_t *out, int max)
 	return n;
 }
 
+int
+it_children_wait(pid_t pid, pid_t *out, int max, int want, int ms)
+{
+	long long end = it_now_ms() + ms;
+	int n;
+
+	while ((n = it_children(pid, out, max)) < want && it_now_ms() < end)
+		it_sleep_ms(20);
+	return n;
+}
+
 void
 it_track_pid(pid_t pid)
 {

@@ -151,6 +151,11 @@ void it_track_pid(pid_t pid);
 bool it_pid_alive(pid_t pid);
 /* Children of pid (pgdog's workers); returns how many were written to out. */
 int it_children(pid_t pid, pid_t *out, int max);
+/*
+ * it_children(), asked again every 20 ms until it finds want children or ms
+ * have passed (a listening port can come before the forks): their count.
+ */
+int it_children_wait(pid_t pid, pid_t *out, int max, int want, int ms);
 /* Print pgdog's log to stderr. */
 void it_dump_log(void);
 /* Whether pgdog's log contains s. */

@@ -305,6 +305,30 @@ async def main():
     await check("%d connections without a statement cache (the unnamed statement) get their own rows"
                 % CLIENTS, unnamed)
 
+    async def cursors_copy():
+        other = await connect("drv_other")
+        await m.execute("DROP TABLE IF EXISTS drv_copy; CREATE TABLE drv_copy (id int, t text)")
+        for rnd in range(2):
+            # a cursor fetches in batches (Execute with a row limit, PortalSuspended)
+            async with m.transaction():
+                total = 0
+                async for r in m.cursor("SELECT g FROM generate_series(1, 1000) g", prefetch=50):
+                    total += r[0]
+                    if r[0] % 250 == 0:
+                        eq(await other.fetchval("SELECT $1::int", r[0]), r[0], "another connection")
+                eq(total, 500500, "sum through a cursor, round %d" % rnd)
+            # COPY FROM STDIN (binary) and a pipelined executemany
+            await m.copy_records_to_table("drv_copy", records=[(i, "c%d" % i) for i in range(500)])
+            await m.executemany("INSERT INTO drv_copy VALUES ($1, $2)", [(i, "e") for i in range(100)])
+            eq(await m.fetchval("SELECT count(*) FROM drv_copy"), 600 * (rnd + 1), "rows, round %d" % rnd)
+        out = []
+        await m.copy_from_table("drv_copy", output=lambda b: out.append(len(b)) or asyncio.sleep(0))
+        expect(sum(out) > 0, "COPY TO STDOUT returned nothing")
+        await m.execute("DROP TABLE drv_copy")
+        await other.close()
+
+    await check("cursors, COPY in and out, executemany", cursors_copy)
+
     async def last():
         await m.close()
         c = await connect("drv_last")

@@ -254,6 +254,22 @@ check('prepared statements with the same name on 4 connections stay apart') do
   end
 end
 
+check('DEALLOCATE of a prepared statement (as Rails evicts from its statement cache)') do
+  other = connect('drv_other')
+  6.times do |i|
+    m.prepare("a#{i}", "SELECT $1::int + #{i}")
+    eq(m.exec_prepared("a#{i}", [10]).values, [[(10 + i).to_s]], "statement a#{i}")
+    eq(one(other, 'SELECT 1'), '1', 'another connection in between')
+    next if i < 2
+
+    m.exec("DEALLOCATE a#{i - 2}")
+    expect_error('26000', "a#{i - 2} after its DEALLOCATE") { m.exec_prepared("a#{i - 2}", [1]) }
+  end
+  m.exec('DEALLOCATE ALL')
+  expect_error('26000', 'a5 after DEALLOCATE ALL') { m.exec_prepared('a5', [1]) }
+  other.close
+end
+
 check('a new connection sees only defaults') do
   m.close
   c = connect('drv_last')
