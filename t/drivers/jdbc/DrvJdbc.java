@@ -258,6 +258,25 @@ public class DrvJdbc {
             eq(settings(m), L("drv_committed", "drv_s_main, public", "17s", "main"), "settings after COMMIT");
         });
 
+        check("setTransactionIsolation stays on its connection", () -> {
+            // pgjdbc runs SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL ...
+            m.setTransactionIsolation(Connection.TRANSACTION_SERIALIZABLE);
+            try (Connection other = connect("drv_other")) {
+                for (int i = 0; i < 4; i++) {
+                    eq(one(other, "SHOW transaction_isolation"), "read committed",
+                       "isolation of another connection, round " + i);
+                    eq(one(m, "SHOW transaction_isolation"), "serializable", "isolation, round " + i);
+                    m.setAutoCommit(false);
+                    eq(one(m, "SHOW transaction_isolation"), "serializable", "in a transaction, round " + i);
+                    m.commit();
+                    m.setAutoCommit(true);
+                }
+                m.setTransactionIsolation(Connection.TRANSACTION_READ_COMMITTED);
+                eq(one(other, "SHOW transaction_isolation"), "read committed", "another connection");
+                eq(one(m, "SHOW transaction_isolation"), "read committed", "isolation set back");
+            }
+        });
+
         check("RESET and RESET ALL restore the startup parameters", () -> {
             exec(m, "SET application_name = 'drv_before_reset'");
             exec(m, "RESET application_name");

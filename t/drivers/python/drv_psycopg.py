@@ -72,5 +72,29 @@ class Adapter:
 
         r.check("statements psycopg deallocates past prepared_max", evicted)
 
+        def pipeline():
+            # pipeline mode: the requests go out together, DEALLOCATEs among them
+            c = Adapter.connect("drv_pipe")
+            c.prepared_max = 3
+            try:
+                for rnd in range(3):
+                    with c.pipeline():
+                        curs = []
+                        for k in range(8):
+                            cur = c.cursor()
+                            cur.execute("SELECT %%s::int + %d" % (100 * k), (rnd,), prepare=True)
+                            curs.append(cur)
+                        c.execute("SET application_name = 'drv_pipe_%d'" % rnd)
+                    for k, cur in enumerate(curs):
+                        drvlib.eq(cur.fetchall(), [(rnd + 100 * k,)], "round %d, statement %d" % (rnd, k))
+                    drvlib.eq(drvlib.settings_of(Adapter.q(m, drvlib.SETTINGS_SQL))[0], "drv_main",
+                              "another connection in between")
+                    drvlib.eq(Adapter.q(c, "SHOW application_name"), [("drv_pipe_%d" % rnd,)],
+                              "application_name set in the pipeline")
+            finally:
+                c.close()
+
+        r.check("pipeline mode with prepared statements and their DEALLOCATEs", pipeline)
+
 
 drvlib.run_sync_suite(Adapter)

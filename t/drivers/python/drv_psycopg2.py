@@ -63,5 +63,27 @@ class Adapter:
             c.prepared_names.add(name)
         return Adapter.q(c, "EXECUTE %s (%s)" % (name, ", ".join(["%s"] * len(params))), params)
 
+    @staticmethod
+    def extra_checks(r, m):
+        def set_session():
+            # set_session() in autocommit mode sets default_transaction_isolation / _read_only
+            c = Adapter.connect("drv_sess")
+            try:
+                c.set_session(isolation_level="SERIALIZABLE", readonly=True)
+                for i in range(3):
+                    drvlib.eq(Adapter.q(m, "SHOW transaction_isolation"), [("read committed",)],
+                              "another connection, round %d" % i)
+                    drvlib.eq(Adapter.q(c, "SHOW transaction_isolation"), [("serializable",)],
+                              "isolation, round %d" % i)
+                    drvlib.eq(Adapter.q(c, "SHOW transaction_read_only"), [("on",)],
+                              "read only, round %d" % i)
+                c.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+                drvlib.eq(Adapter.q(c, "SHOW transaction_isolation"), [("read committed",)],
+                          "isolation back to the default")
+            finally:
+                c.close()
+
+        r.check("set_session() stays on its connection", set_session)
+
 
 drvlib.run_sync_suite(Adapter)
