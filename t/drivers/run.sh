@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t/drivers/run.sh DRIVER: run one real-driver suite through pgdog.
 #
-#   DRIVER: psycopg2, psycopg, asyncpg, node, jdbc or ruby.
+#   DRIVER: psycopg2, psycopg, asyncpg, node, jdbc or ruby; or differential (the same
+#   random operations through pgdog and on PostgreSQL directly, compared).
 #
 # Starts a throwaway PostgreSQL cluster (t/pgenv.sh) with a SCRAM role "app",
 # starts pgdog on a free loopback port with a generated configuration
@@ -16,7 +17,7 @@
 # the driver or the pooler mode is not available here.
 #
 # Environment: PGDOG_BIN, PGDOG_SRCDIR, PGDOG_BUILDDIR (set by make check),
-# PGDOG_TEST_POOLER_MODE (transaction), PGDOG_TEST_POOL_SIZE (3; 12 in
+# PGDOG_TEST_WORKERS (2), PGDOG_TEST_POOLER_MODE (transaction), PGDOG_TEST_POOL_SIZE (3; 12 in
 # session mode, where every open client holds a server), DRV_TIMEOUT (90 s
 # for the driver program), DRV_KEEP (keep the work directory), DRV_DIRECT
 # (the driver connects to PostgreSQL directly: checks the suite itself).
@@ -94,6 +95,10 @@ case $DRIVER in
 psycopg2 | psycopg | asyncpg)
 	PY=$(find_python "$DRIVER") || skip "python3 module $DRIVER not found (Debian: python3-$DRIVER)"
 	CMD=("$PY" "$DRV/python/drv_$DRIVER.py")
+	;;
+differential)
+	PY=$(find_python psycopg) || skip "python3 module psycopg not found (Debian: python3-psycopg)"
+	CMD=("$PY" "$DRV/python/drv_differential.py")
 	;;
 node)
 	command -v node >/dev/null 2>&1 || skip "node not found (Debian: nodejs)"
@@ -208,7 +213,7 @@ write_config() {
 [general]
 host = 127.0.0.1
 port = $PORT
-workers = 2
+workers = ${PGDOG_TEST_WORKERS:-2}
 default_pool_size = $POOL
 min_pool_size = 0
 unix_socket_dir = $WORK
