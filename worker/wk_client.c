@@ -1263,23 +1263,20 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 }
 
 /*
- * The client binds its named statement p (a protocol-level Parse): a SET,
- * RESET or RESET ALL in it takes effect now, at each run, as in a Query;
- * preparing it changed nothing. p->setting remembers whether its text has
- * one. -1 on out of memory.
+ * The client binds a statement whose text (sql, len bytes) it prepared with
+ * a Parse: a SET, RESET or RESET ALL in it takes effect now, at each run, as
+ * in a Query; preparing it changed nothing. Returns 1 when the text has one,
+ * 0 when not, -1 on out of memory.
  */
 static int
-wk_client_prep_setting(struct wk_client *c, struct wk_prep *p)
+wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len)
 {
-	const char *sql = (const char *)p->key;
 	struct sql_result res;
 	unsigned before = c->pins;
+	int found = 0;
 
-	if (p->setting == WK_PREP_SETTING_NONE || p->is_sql)
-		return 0;
-	if (wk_client_classify(c, sql, wk_strnlen(sql, p->key_len), &res) < 0)
+	if (wk_client_classify(c, sql, len, &res) < 0)
 		return -1;
-	p->setting = WK_PREP_SETTING_NONE;
 	if (!res.is_parsed || res.is_error)
 		return 0;
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
@@ -1287,7 +1284,7 @@ wk_client_prep_setting(struct wk_client *c, struct wk_prep *p)
 
 		if (st->kind != SQL_SET && st->kind != SQL_RESET && st->kind != SQL_RESET_ALL)
 			continue;
-		p->setting = WK_PREP_SETTING_SOME;
+		found = 1;
 		if (wk_client_track_setting(c, &res, st) < 0)
 			return -1;
 	}
@@ -1296,7 +1293,39 @@ wk_client_prep_setting(struct wk_client *c, struct wk_prep *p)
 		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
 		log_debug(&c->lctx, "session state pins its server (0x%x)", c->pins);
 	}
-	return 0;
+	return found;
+}
+
+/* wk_client_bind_setting() for the client's named statement p; p->setting remembers. */
+static int
+wk_client_prep_setting(struct wk_client *c, struct wk_prep *p)
+{
+	const char *sql = (const char *)p->key;
+	int rc;
+
+	if (p->setting == WK_PREP_SETTING_NONE || p->is_sql)
+		return 0;
+	rc = wk_client_bind_setting(c, sql, wk_strnlen(sql, p->key_len));
+	if (rc >= 0)
+		p->setting = rc ? WK_PREP_SETTING_SOME : WK_PREP_SETTING_NONE;
+	return rc < 0 ? -1 : 0;
+}
+
+/*
+ * wk_client_bind_setting() for the client's unnamed statement, when its
+ * Parse held a SET (unnamed_setting) and pgdog keeps it (tracked server).
+ */
+static int
+wk_client_unnamed_setting(struct wk_client *c)
+{
+	const char *sql;
+
+	if (!c->unnamed_setting || c->unnamed_len <= PGW_HDR_LEN + 1)
+		return 0;
+	sql = (const char *)c->unnamed_msg + PGW_HDR_LEN + 1;
+	return wk_client_bind_setting(c, sql, wk_strnlen(sql, c->unnamed_len - PGW_HDR_LEN - 1)) < 0
+		       ? -1
+		       : 0;
 }
 
 /*
@@ -1355,8 +1384,13 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 
 		if (nlen >= blen)
 			return WK_OK; /* malformed: PostgreSQL says so */
-		/* pgdog follows a named statement's SET where it runs (wk_client_prep_setting) */
-		is_at_bind = nlen > 0 && c->server && c->server->is_tracked;
+		/*
+		 * pgdog follows a statement's SET where it runs (wk_client_prep_setting,
+		 * wk_client_unnamed_setting): on a tracked server, which keeps the texts
+		 */
+		is_at_bind = c->server && c->server->is_tracked;
+		if (nlen == 0)
+			c->unnamed_setting = false; /* until this text shows one */
 		if (nlen > 0 && !(c->server && c->server->is_tracked) &&
 		    !(c->pins & WK_PIN_PREPARED)) {
 			/* prepared_statements = disabled: the statement lives on this server only */
@@ -1436,10 +1470,14 @@ next_part:
 		case SQL_SET:
 		case SQL_RESET:
 		case SQL_RESET_ALL:
-			if (!is_at_bind)
+			if (!is_at_bind) {
 				rc = wk_client_track_setting(c, &res, st);
-			else if (st->kind == SQL_SET &&
-				 (st->flags & SQL_F_SESSION_ROLE || st->is_truncated))
+				break;
+			}
+			if (h->type == PGW_MSG_PARSE && body[0] == '\0')
+				c->unnamed_setting = true;
+			if (st->kind == SQL_SET &&
+			    (st->flags & SQL_F_SESSION_ROLE || st->is_truncated))
 				c->pins |= WK_PIN_ROLE; /* as soon as it is prepared */
 			break;
 		case SQL_DISCARD_ALL:
@@ -2371,7 +2409,7 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	size_t len = wk_strnlen(sql, blen - n1 - 1), tail_len;
 	struct sql_result res;
 	const struct sql_stmt *st;
-	struct wk_prep *p;
+	struct wk_prep *p, *drop = NULL;
 	char tmp[48];
 	struct pgw_buf nb;
 	int rc;
@@ -2426,7 +2464,8 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 		pgw_buf_cleanup(&nb);
 		if (rc < 0)
 			return -1;
-		wk_prep_names_del(&c->prep_names, st->name);
+		/* the name goes when PostgreSQL accepts the Parse (not in an aborted block) */
+		drop = wk_prep_names_drop_begin(&c->prep_names, st->name);
 		name = tmp;
 		break;
 	default: /* SQL_PREPARE */
@@ -2503,6 +2542,13 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 				     wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0
 			     ? -1
 			     : 1;
+		if (rc > 0 && drop) {
+			struct wk_slot *sl = wk_client_slot_last(s);
+
+			sl->prep = drop;
+			sl->prep_role = WK_SLOT_PREP_DROP | WK_SLOT_PREP_REF;
+			drop->client_refs++;
+		}
 	}
 	pgw_buf_cleanup(&nb);
 	log_noise(&c->lctx, "SQL prepared statement command in a Parse rewritten");
@@ -2588,6 +2634,7 @@ wk_client_unnamed_drop(struct wk_client *c, struct wk_server *s)
 {
 	c->unnamed_id = 0;
 	c->unnamed_len = 0;
+	c->unnamed_setting = false;
 	if (s)
 		s->unnamed_id = 0;
 }
@@ -2792,7 +2839,9 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (n1 + 1 + n2 >= blen)
 			return 0;
 		if (n2 == 0)
-			return wk_client_unnamed_ensure(c, s, out);
+			return wk_client_unnamed_setting(c) < 0
+				       ? -1
+				       : wk_client_unnamed_ensure(c, s, out);
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
 		if (!p)
 			return 0; /* PostgreSQL reports the unknown statement */
@@ -3119,8 +3168,10 @@ wk_client_forward(struct wk_client *c)
 							at += run;
 						has_cur = false;
 					}
+					/* the unnamed statement's SET is tracked at its Bind */
 					if (at && wk_client_is_plain_msg(&h, at) &&
-					    !wk_client_is_unnamed_due(c, s, &h, at))
+					    !wk_client_is_unnamed_due(c, s, &h, at) &&
+					    !(c->unnamed_setting && h.type == PGW_MSG_BIND))
 						msg = at;
 				}
 				if ((s->is_tracked && !msg) || wk_client_is_unnamed_watched(c, s)) {
@@ -3502,6 +3553,10 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 			 wk_client_unnamed_parse(c, s, s->is_tracked ? msg : NULL,
 						 pgw_msg_size(&h)) < 0)
 			goto oom;
+		else if (h.type == PGW_MSG_BIND && c->unnamed_setting &&
+			 wk_client_bind_names(&h, msg, &n1, &n2) && n2 == 0 &&
+			 wk_client_unnamed_setting(c) < 0)
+			goto oom;
 		wk_stats_client_msg(s->pool, h.type);
 		if (preps_cnt && h.type == PGW_MSG_BIND &&
 		    wk_client_bind_names(&h, msg, &n1, &n2) && n2 > 0) {
@@ -3629,6 +3684,7 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 	evbuffer_drain(in, pgw_msg_size(&h));
 	if (wk_conn_send(&c->io, b) < 0)
 		return -1;
+	wk_client_unnamed_drop(c, NULL); /* as a simple Query does in PostgreSQL */
 	wk_client_row(c)->queries++;
 	log_noise(&c->lctx, "DEALLOCATE answered without a server");
 	return 1;
@@ -3792,9 +3848,12 @@ wk_client_on_idle(struct wk_client *c)
 
 		if (rc != WK_OK)
 			return rc;
-		if (is_handled)
+		if (is_handled) {
+			if (h.type == PGW_MSG_QUERY)
+				wk_client_unnamed_drop(c, NULL); /* as a simple Query does */
 			return !c->is_read_off && evbuffer_get_length(in) ? wk_client_on_idle(c)
 									  : WK_OK;
+		}
 	}
 	/*
 	 * only a request that starts with Parse, Close or Sync can be answered

@@ -110,6 +110,7 @@ struct wk_client {
 	uint64_t unnamed_id;
 	uint8_t *unnamed_msg; /* owned */
 	size_t unnamed_len, unnamed_cap;
+	bool unnamed_setting;            /* its text has a SET, RESET [ALL]: tracked at each Bind */
 	struct wk_pubsub_client *pubsub; /* owned: NULL until it LISTENs through pgdog (pub/sub) */
 	/* forwarding */
 	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */

@@ -5,10 +5,12 @@ give the same results: statuses, SQLSTATEs and values.
 
 libpq through psycopg's pq module (python3-psycopg): simple and extended
 protocol, named and unnamed statements prepared in one request and run in
-another, SETs (plain, LOCAL, in transactions that commit or roll back, as
-named statements, SESSION CHARACTERISTICS, in multi-statement queries), RESET
-[ALL], savepoints, errors, SQL DEALLOCATE of protocol-level statements and a
-pipeline whose second request fails after a SET. A client that is in a
+another, SETs (plain, SESSION, LOCAL, in transactions that commit or roll back, as
+named and unnamed statements, SESSION CHARACTERISTICS, TIME ZONE, in
+multi-statement queries, standard_conforming_strings with a backslash in a
+string), RESET [ALL], DISCARD ALL, savepoints, errors, SQL DEALLOCATE of
+protocol-level statements (also in an aborted transaction, and through the
+extended protocol) and a pipeline whose second request fails after a SET. A client that is in a
 transaction keeps the turn until it leaves it (the one server is its own then).
 Seeds are fixed: a failure names the seed, step, client and operation.
 Environment: DIFF_SEEDS (12), DIFF_STEPS (500 per seed), DIFF_SECONDS (60).
@@ -79,6 +81,22 @@ def operations(n):
         ("params", "SET statement_timeout = '%ds'" % (n + 1)),
         ("q", "SHOW statement_timeout"),
         ("pipeline",),
+        ("q", "DISCARD ALL"),
+        ("q", "SET TIME ZONE 'Europe/Paris'"), ("q", "SHOW TimeZone"),
+        ("q", "SET datestyle = 'German, DMY'"), ("q", "SELECT '2024-03-05'::date::text"),
+        ("q", "SET SESSION work_mem = '%dMB'" % (n + 20)),
+        ("q", "BEGIN ISOLATION LEVEL REPEATABLE READ"),
+        ("q", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+        ("q", "SELECT set_config('work_mem', '%dMB', true)" % (n + 30)),
+        ("q", "SET standard_conforming_strings = %s" % ["on", "off"][n % 2]),
+        ("q", r"SELECT 'a\'; SET work_mem = ''1MB''; SELECT ''x' AS v"),
+        ("params", "DEALLOCATE p%d" % n),
+        ("q", "RESET ALL; SET application_name = 'r%d'" % n),
+        ("q", "SELECT current_setting('search_path'), %d" % n),
+        ("prepare", "pr%d" % n, "RESET work_mem"),
+        ("execute0", "pr%d" % n),
+        ("prepare", "", "SET work_mem = '%dMB'" % (n + 40)),
+        ("execute0", ""),
     ]
 
 
