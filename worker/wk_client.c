@@ -2557,6 +2557,21 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 
 /*
  * The client's Bind (body, blen bytes: portal name n1 bytes, statement name
+ * n2 bytes) appended to b with the statement name replaced by name.
+ */
+static ALWAYS_INLINE void
+wk_client_bind_renamed(const char *body, size_t blen, size_t n1, size_t n2, const char *name,
+		       struct pgw_buf *b)
+{
+	pgw_begin(b, PGW_MSG_BIND);
+	pgw_put_bytes(b, body, n1 + 1);
+	pgw_put_str(b, name);
+	pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
+	pgw_end(b);
+}
+
+/*
+ * The client's Bind (body, blen bytes: portal name n1 bytes, statement name
  * n2 bytes) of its statement p appended to b with the name of pgdog's
  * statement that s holds for it, and its reply slot; p counts the use. -1
  * on out of memory.
@@ -2565,11 +2580,7 @@ static ALWAYS_INLINE int
 wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *name, const char *body,
 			size_t blen, size_t n1, size_t n2, struct pgw_buf *b)
 {
-	pgw_begin(b, PGW_MSG_BIND);
-	pgw_put_bytes(b, body, n1 + 1);
-	pgw_put_str(b, name);
-	pgw_put_bytes(b, body + n1 + 1 + n2 + 1, blen - (n1 + 1 + n2 + 1));
-	pgw_end(b);
+	wk_client_bind_renamed(body, blen, n1, n2, name, b);
 	if (b->has_error || wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
 		return -1;
 	p->uses++;
@@ -2579,21 +2590,13 @@ wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *name
 
 /*
  * A text of n bytes that may DEALLOCATE a statement the client prepared with
- * a Parse (the word anywhere, any case), which pgdog answers for it: psycopg 3
- * sends DEALLOCATE _pg3_N when its cache of statements is full.
+ * a Parse, which pgdog answers for it: psycopg 3 sends DEALLOCATE _pg3_N when
+ * its cache of statements is full.
  */
 static bool
 wk_client_may_deallocate(const struct wk_client *c, const uint8_t *text, size_t n)
 {
-	static const char word[] = "deallocate";
-	const size_t wlen = sizeof(word) - 1;
-
-	if (!c->prep_names.cnt)
-		return false;
-	for (size_t i = 0; i + wlen <= n; i++)
-		if ((text[i] | 0x20) == 'd' && strncasecmp((const char *)text + i, word, wlen) == 0)
-			return true;
-	return false;
+	return c->prep_names.cnt && wk_text_has_word((const char *)text, n, "deallocate");
 }
 
 /* Numbers the clients' Parses of their unnamed statement (per worker). */
@@ -2639,6 +2642,20 @@ wk_client_unnamed_drop(struct wk_client *c, struct wk_server *s)
 		s->unnamed_id = 0;
 }
 
+/* msg (whole) is a Bind or a Describe of the unnamed statement. */
+static bool
+wk_client_is_unnamed_ref(const struct pgw_hdr *h, const uint8_t *msg)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, n1;
+
+	if (h->type == PGW_MSG_BIND) {
+		n1 = wk_strnlen(body, blen);
+		return n1 + 1 < blen && body[n1 + 1] == '\0';
+	}
+	return h->type == PGW_MSG_DESCRIBE && blen >= 2 && body[0] == 'S' && body[1] == '\0';
+}
+
 /*
  * msg (whole) is a Bind or a Describe of the unnamed statement that s
  * cannot take as it is: s's unnamed statement is not the client's.
@@ -2647,16 +2664,8 @@ static bool
 wk_client_is_unnamed_due(const struct wk_client *c, const struct wk_server *s,
 			 const struct pgw_hdr *h, const uint8_t *msg)
 {
-	const char *body = (const char *)msg + PGW_HDR_LEN;
-	size_t blen = h->len - 4, n1;
-
-	if (c->unnamed_id && s->unnamed_id == c->unnamed_id)
-		return false;
-	if (h->type == PGW_MSG_BIND) {
-		n1 = wk_strnlen(body, blen);
-		return n1 + 1 < blen && body[n1 + 1] == '\0';
-	}
-	return h->type == PGW_MSG_DESCRIBE && blen >= 2 && body[0] == 'S' && body[1] == '\0';
+	return !(c->unnamed_id && s->unnamed_id == c->unnamed_id) &&
+	       wk_client_is_unnamed_ref(h, msg);
 }
 
 /*
@@ -2670,7 +2679,7 @@ wk_client_is_unnamed_due(const struct wk_client *c, const struct wk_server *s,
 static int
 wk_client_unnamed_ensure(struct wk_client *c, struct wk_server *s, struct evbuffer *out)
 {
-	static const uint8_t close_unnamed[] = { PGW_MSG_CLOSE, 0, 0, 0, 6, 'S', 0 };
+	struct pgw_buf *b = &g_wk.scratch;
 
 	if (c->unnamed_id && s->unnamed_id == c->unnamed_id)
 		return 0;
@@ -2682,7 +2691,12 @@ wk_client_unnamed_ensure(struct wk_client *c, struct wk_server *s, struct evbuff
 		log_noise(&c->lctx, "unnamed statement prepared again on this server");
 		return 0;
 	}
-	if (evbuffer_add(out, close_unnamed, sizeof(close_unnamed)) < 0 ||
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_CLOSE);
+	pgw_put_u8(b, 'S');
+	pgw_put_str(b, "");
+	pgw_end(b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
 	    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
 		return -1;
 	s->unnamed_id = 0;
@@ -2725,7 +2739,7 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 	struct pgw_buf *b = &g_wk.scratch;
 	const uint8_t *msg;
 	const char *body;
-	size_t blen, n1;
+	size_t blen;
 
 	if (h->type == PGW_MSG_PARSE) {
 		uint8_t first = 1;
@@ -2748,17 +2762,15 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 	body = (const char *)msg + PGW_HDR_LEN;
 	blen = h->len - 4;
 	pgw_buf_reset(b);
-	pgw_begin(b, h->type);
 	if (h->type == PGW_MSG_BIND) {
-		n1 = wk_strnlen(body, blen);
-		pgw_put_bytes(b, body, n1 + 1); /* the portal */
-		pgw_put_str(b, WK_CLIENT_UNNAMED_GONE);
-		pgw_put_bytes(b, body + n1 + 2, blen - n1 - 2);
+		wk_client_bind_renamed(body, blen, wk_strnlen(body, blen), 0,
+				       WK_CLIENT_UNNAMED_GONE, b);
 	} else {
+		pgw_begin(b, PGW_MSG_DESCRIBE);
 		pgw_put_u8(b, 'S');
 		pgw_put_str(b, WK_CLIENT_UNNAMED_GONE);
+		pgw_end(b);
 	}
-	pgw_end(b);
 	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
 		return -1;
 	evbuffer_drain(in, pgw_msg_size(h));
@@ -2964,16 +2976,8 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 static bool
 wk_client_is_plain_msg(const struct pgw_hdr *h, const uint8_t *msg)
 {
-	const char *body = (const char *)msg + PGW_HDR_LEN;
-	size_t blen = h->len - 4, n1;
-
-	if (h->type == PGW_MSG_BIND) {
-		n1 = wk_strnlen(body, blen);
-		return n1 + 1 < blen && body[n1 + 1] == '\0';
-	}
-	if (h->type == PGW_MSG_DESCRIBE)
-		return blen >= 2 && (body[0] == 'P' || (body[0] == 'S' && body[1] == '\0'));
-	return false;
+	return wk_client_is_unnamed_ref(h, msg) ||
+	       (h->type == PGW_MSG_DESCRIBE && h->len - 4 >= 2 && msg[PGW_HDR_LEN] == 'P');
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -306,6 +307,21 @@ wk_strnlen(const char *s, size_t max_len)
 	const char *z = memchr(s, '\0', max_len);
 
 	return z ? (size_t)(z - s) : max_len;
+}
+
+/*
+ * Does text (len bytes) hold word (lower-case ASCII letters) anywhere, in
+ * any case? A cheap first look before a statement is classified.
+ */
+static inline bool
+wk_text_has_word(const char *text, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if ((text[i] | 0x20) == word[0] && strncasecmp(text + i, word, n) == 0)
+			return true;
+	return false;
 }
 
 /* Refresh g_wk.now_us / mono_us (once per callback). */

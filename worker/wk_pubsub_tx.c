@@ -209,24 +209,6 @@ wk_pubsub_client_tx_end(struct wk_client *c, bool is_commit)
 /* ---- Queries whose replies pub/sub follows ------------------------------- */
 
 /*
- * Cheap test on every Query of a client pub/sub does not follow yet: a
- * LISTEN or UNLISTEN has the letters "listen" (any case) somewhere.
- */
-static bool
-wk_pubsub_text_has_listen(const char *sql, size_t len)
-{
-	for (size_t i = 0; i + 6 <= len; i++) {
-		if ((sql[i] | 0x20) != 'l')
-			continue;
-		if (((sql[i + 1] | 0x20) == 'i') && ((sql[i + 2] | 0x20) == 's') &&
-		    ((sql[i + 3] | 0x20) == 't') && ((sql[i + 4] | 0x20) == 'e') &&
-		    ((sql[i + 5] | 0x20) == 'n'))
-			return true;
-	}
-	return false;
-}
-
-/*
  * The offset of the first word of the statement at loc (end: the end of
  * the text), past blanks and comments; the word must be kw (lower case,
  * any case in the text). (size_t)-1 when it is not.
@@ -336,7 +318,8 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	sql = (const char *)msg + PGW_HDR_LEN;
 	len = wk_strnlen(sql, h->len - 4);
-	if (!is_watching && !wk_pubsub_text_has_listen(sql, len))
+	/* a LISTEN or UNLISTEN has the letters "listen" somewhere */
+	if (!is_watching && !wk_text_has_word(sql, len, "listen"))
 		return WK_OK;
 	/* savepoints matter only while the transaction holds operations */
 	rc = is_watching ? sql_classify_all(sql, len, &res) : sql_classify(sql, len, &res);
@@ -549,7 +532,7 @@ wk_pubsub_parse_named(struct wk_client *c, const struct pgw_hdr *h)
 		return WK_OK;
 	sql = body + nlen + 1;
 	qlen = wk_strnlen(sql, blen - nlen - 1);
-	if (nlen + 1 + qlen >= blen || !wk_pubsub_text_has_listen(sql, qlen))
+	if (nlen + 1 + qlen >= blen || !wk_text_has_word(sql, qlen, "listen"))
 		return WK_OK;
 	if (sql_classify(sql, qlen, &res) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
