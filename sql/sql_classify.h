@@ -75,6 +75,7 @@ struct sql_stmt {
 	 */
 	char value[SQL_VALUE_MAX];
 	bool is_truncated; /* name or value did not fit: pgdog must not replay it */
+	bool is_chain;     /* COMMIT / ROLLBACK AND CHAIN: a new transaction begins at once */
 	/*
 	 * Where the statement is in the text: [loc, loc + loc_len), from just
 	 * after the previous ';' (leading spaces and comments included) to its

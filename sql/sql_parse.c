@@ -467,9 +467,11 @@ sql_parse_transaction(const PgQuery__TransactionStmt *t, struct sql_stmt *st)
 		break;
 	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT:
 		st->kind = SQL_COMMIT;
+		st->is_chain = t->chain;
 		break;
 	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK:
 		st->kind = SQL_ROLLBACK;
+		st->is_chain = t->chain;
 		break;
 	case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_SAVEPOINT:
 		st->kind = SQL_SAVEPOINT;

@@ -416,6 +416,7 @@ wk_client_free(struct wk_client *c)
 	wk_session_cleanup(&c->session);
 	wk_prep_names_cleanup(&c->prep_names);
 	free(c->unnamed_msg);
+	free(c->unnamed_prev_msg);
 	wk_pubsub_client_free(c);
 	r = wk_client_row(c);
 	shm_row_write_begin(&r->seq);
@@ -1367,7 +1368,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	const char *body, *sql;
 	size_t blen, len;
 	struct sql_result res;
-	bool is_at_bind = false, is_multi, is_long, is_std = true;
+	bool is_at_bind = false, is_multi, is_long, is_std = true, is_split = false;
 	unsigned all_flags;
 	const char *sql_part;
 
@@ -1526,12 +1527,29 @@ next_part:
 			if (!wk_client_is_full(c) || is_long)
 				c->pins |= WK_PIN_PREPARED;
 			break;
+		case SQL_COMMIT:
+		case SQL_ROLLBACK:
+		case SQL_PREPARE_TX:
+			/*
+			 * The SETs pending at the end of the transaction are settled
+			 * by how it ended; not so those of a transaction ended in
+			 * the middle of the request, or chained to the next one
+			 */
+			if (st->is_chain || i + 1 < res.stmts_cnt || res.has_more)
+				is_split = true;
+			break;
+		case SQL_ROLLBACK_TO:
+			is_split =
+				true; /* SETs made since the savepoint are undone, not the others */
+			break;
 		default:
 			break;
 		}
 		if (rc < 0)
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	}
+	if (is_split && c->session.pending_cnt)
+		c->pins |= WK_PIN_SETTINGS; /* the server keeps the values PostgreSQL settled */
 	if (res.has_more) {
 		/* more statements than one result holds: the text after the last one described */
 		const struct sql_stmt *last = &res.stmts[res.stmts_cnt - 1];
@@ -2603,6 +2621,27 @@ wk_client_may_deallocate(const struct wk_client *c, const uint8_t *text, size_t 
 static uint64_t wk_client_unnamed_seq;
 
 /*
+ * The client's unnamed statement and the one before it change places
+ * (unnamed_setting stays: wk_client_track sets it for a Parse's text).
+ */
+static void
+wk_client_unnamed_swap(struct wk_client *c)
+{
+	uint64_t id = c->unnamed_id;
+	uint8_t *msg = c->unnamed_msg;
+	size_t len = c->unnamed_len, cap = c->unnamed_cap;
+
+	c->unnamed_id = c->unnamed_prev_id;
+	c->unnamed_msg = c->unnamed_prev_msg;
+	c->unnamed_len = c->unnamed_prev_len;
+	c->unnamed_cap = c->unnamed_prev_cap;
+	c->unnamed_prev_id = id;
+	c->unnamed_prev_msg = msg;
+	c->unnamed_prev_len = len;
+	c->unnamed_prev_cap = cap;
+}
+
+/*
  * The client's Parse of its unnamed statement (msg, size bytes; NULL when
  * pgdog rewrote its text) goes to s: s's unnamed statement is now the
  * client's, and the message is kept to prepare it again on the server of a
@@ -2611,10 +2650,16 @@ static uint64_t wk_client_unnamed_seq;
 static int
 wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t *msg, size_t size)
 {
+	bool was_here = c->unnamed_id && s->unnamed_id == c->unnamed_id;
+
+	wk_client_unnamed_swap(c);
 	c->unnamed_id = s->unnamed_id = ++wk_client_unnamed_seq;
 	c->unnamed_len = 0;
 	if (!msg)
 		return 0;
+	/* sent as it is, on a tracked server: its slot comes next (wk_client_slot) */
+	s->is_unnamed_tag_due = true;
+	s->is_unnamed_prev_here_due = was_here;
 	if (size > c->unnamed_cap) {
 		uint8_t *m = realloc(c->unnamed_msg, size);
 
@@ -2628,6 +2673,51 @@ wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t 
 	return 0;
 }
 
+void
+wk_client_unnamed_lost(struct wk_server *s, const struct wk_slot *sl, bool is_refused)
+{
+	struct wk_client *c = s->client;
+	uint32_t tag = sl->unnamed_tag;
+	bool is_server_s = s->unnamed_id && wk_unnamed_tag(s->unnamed_id) == tag;
+
+	/*
+	 * Refused, it has dropped the statement before it; skipped, it left
+	 * the one before it, known when that was the client's (below)
+	 */
+	if (is_server_s)
+		s->unnamed_id = 0;
+	if (!c)
+		return;
+	if (c->unnamed_id && wk_unnamed_tag(c->unnamed_id) == tag) {
+		if (is_refused) {
+			/* it has none: its Bind gets 26000 on any server */
+			c->unnamed_id = 0;
+			c->unnamed_len = 0;
+			c->unnamed_setting = false;
+		} else {
+			/* the one before it is the client's again; a SET in it is looked for at Bind */
+			wk_client_unnamed_swap(c);
+			c->unnamed_setting = c->unnamed_len > 0;
+			/*
+			 * Still there: nothing to prepare again (unless it was skipped
+			 * too, or pgdog rewrote its text: no copy of it is kept)
+			 */
+			if (is_server_s && sl->is_unnamed_prev_here && c->unnamed_len)
+				s->unnamed_id = c->unnamed_id;
+		}
+		c->unnamed_prev_id = 0;
+		c->unnamed_prev_len = 0;
+	} else if (c->unnamed_prev_id && wk_unnamed_tag(c->unnamed_prev_id) == tag) {
+		/*
+		 * A later Parse followed (skipped too, or after a Sync): refused,
+		 * this one leaves none before it; skipped, one pgdog cannot
+		 * prepare again (a number no server has: 26000 if it comes back)
+		 */
+		c->unnamed_prev_id = is_refused ? 0 : ++wk_client_unnamed_seq;
+		c->unnamed_prev_len = 0;
+	}
+}
+
 /*
  * A simple Query or a Close of the unnamed statement from the client goes
  * to s (NULL: none): PostgreSQL drops the unnamed statement there.
@@ -2638,6 +2728,8 @@ wk_client_unnamed_drop(struct wk_client *c, struct wk_server *s)
 	c->unnamed_id = 0;
 	c->unnamed_len = 0;
 	c->unnamed_setting = false;
+	c->unnamed_prev_id = 0;
+	c->unnamed_prev_len = 0;
 	if (s)
 		s->unnamed_id = 0;
 }
@@ -2939,7 +3031,16 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 
 	switch (h->type) {
 	case PGW_MSG_PARSE:
-		return wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL);
+		if (wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0)
+			return -1;
+		if (s->is_unnamed_tag_due) {
+			struct wk_slot *sl = wk_client_slot_last(s);
+
+			s->is_unnamed_tag_due = false;
+			sl->unnamed_tag = wk_unnamed_tag(s->unnamed_id);
+			sl->is_unnamed_prev_here = s->is_unnamed_prev_here_due;
+		}
+		return 0;
 	case PGW_MSG_BIND:
 		return wk_server_slot_push(s, WK_SLOT_BIND, false, NULL);
 	case PGW_MSG_CLOSE:

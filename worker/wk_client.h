@@ -49,3 +49,9 @@ void wk_client_sweep(void);
 void wk_client_free(struct wk_client *c);
 /* Update the client's shm row with its server (for cancel) or none. */
 void wk_client_row_server(struct wk_client *c);
+/*
+ * s answered an ErrorResponse where a client's Parse of its unnamed statement
+ * (the slot sl, with its unnamed_tag) was due: refused it (is_refused), or
+ * skipped it after an earlier message's error.
+ */
+void wk_client_unnamed_lost(struct wk_server *s, const struct wk_slot *sl, bool is_refused);

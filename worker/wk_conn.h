@@ -49,6 +49,12 @@ _Static_assert(WK_STREAM_DRAINED_BYTES * 2 == WK_BACKPRESSURE_BYTES,
 #define WK_PIN_ROLE     0x10u /* SET ROLE / SESSION AUTHORIZATION */
 #define WK_PIN_PREPARED 0x20u /* named prepared statement (Parse or SQL PREPARE) */
 #define WK_PIN_CONFIG   0x40u /* set_config(..., false): a session-level setting */
+/*
+ * A SET or RESET whose fate pgdog cannot tell from its transaction's end:
+ * pending at a ROLLBACK TO or a chained COMMIT/ROLLBACK, or in a Query that
+ * goes on after ending a transaction (until DISCARD ALL)
+ */
+#define WK_PIN_SETTINGS 0x80u
 
 enum wk_client_state {
 	WK_CLIENT_STARTUP = 0, /* reading the startup packet */
@@ -111,7 +117,14 @@ struct wk_client {
 	uint64_t unnamed_id;
 	uint8_t *unnamed_msg; /* owned */
 	size_t unnamed_len, unnamed_cap;
-	bool unnamed_setting;            /* its text has a SET, RESET [ALL]: tracked at each Bind */
+	bool unnamed_setting; /* its text has a SET, RESET [ALL]: tracked at each Bind */
+	/*
+	 * The one before its last Parse, the same way: back in place when the
+	 * server skips that Parse (an error earlier in its request).
+	 */
+	uint64_t unnamed_prev_id;
+	uint8_t *unnamed_prev_msg; /* owned */
+	size_t unnamed_prev_len, unnamed_prev_cap;
 	struct wk_pubsub_client *pubsub; /* owned: NULL until it LISTENs through pgdog (pub/sub) */
 	/* forwarding */
 	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */
@@ -185,10 +198,24 @@ void wk_pos_map_free(struct wk_pos_map *m);
  */
 long wk_pos_map_apply(const struct wk_pos_map *m, long pos);
 
+/* A slot's unnamed_tag for a client's unnamed_id (never 0). */
+static inline uint32_t
+wk_unnamed_tag(uint64_t id)
+{
+	return (uint32_t)id | 0x80000000u;
+}
+
 struct wk_slot {
-	uint8_t kind;               /* enum wk_slot_kind */
-	bool is_swallow;            /* pgdog's own message: the client must not see the reply */
-	uint8_t prep_role;          /* enum wk_slot_prep_role, when prep is set */
+	uint8_t kind;      /* enum wk_slot_kind */
+	bool is_swallow;   /* pgdog's own message: the client must not see the reply */
+	uint8_t prep_role; /* enum wk_slot_prep_role, when prep is set */
+	/* with unnamed_tag: the server held the client's unnamed statement before this Parse */
+	bool is_unnamed_prev_here;
+	/*
+	 * A client's Parse of its unnamed statement, sent as it is: the low
+	 * bits of the unnamed_id it got (wk_client_unnamed_parse); 0: other
+	 */
+	uint32_t unnamed_tag;
 	struct wk_prep *prep;       /* the statement the reply is about (wk_prep_slot_end) */
 	struct wk_pos_map *pos_map; /* WK_SLOT_QUERY of a rewritten Query: owned, or NULL */
 };
@@ -249,11 +276,13 @@ struct wk_server {
 	struct wk_slot *slots;                   /* ring of expected replies: owned */
 	size_t slots_head, slots_cnt, slots_cap; /* slots_cap: 0 or a power of two */
 	uint32_t pos_maps_cnt;                   /* slots with a pos_map */
-	uint64_t unnamed_id; /* the client unnamed_id its unnamed statement is; 0: none known */
-	struct wk_prep_held held; /* statements prepared on it */
-	bool is_cancel_sent;      /* query_timeout: a CancelRequest went out for this request */
-	bool is_listener;   /* pub/sub listener connection: outside the pool's lists and cap */
-	bool is_monitor;    /* with is_listener: the replication check connection (wk_lsn.c) */
+	uint64_t unnamed_id;     /* the client unnamed_id its unnamed statement is; 0: none known */
+	bool is_unnamed_tag_due; /* the next Parse slot is the client's unnamed_id's (unnamed_tag) */
+	bool is_unnamed_prev_here_due; /* its is_unnamed_prev_here */
+	struct wk_prep_held held;      /* statements prepared on it */
+	bool is_cancel_sent; /* query_timeout: a CancelRequest went out for this request */
+	bool is_listener;    /* pub/sub listener connection: outside the pool's lists and cap */
+	bool is_monitor;     /* with is_listener: the replication check connection (wk_lsn.c) */
 	bool is_notify_due; /* deliver the client's queued notifications after this ReadyForQuery */
 	uint64_t ready_us;
 	/* monotonic: its last ReadyForQuery */ /* give it back once the ReadyForQuery has moved */

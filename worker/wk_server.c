@@ -830,6 +830,7 @@ wk_server_slots_clear(struct wk_server *s)
 	}
 	s->slots_head = s->slots_cnt = 0;
 	s->is_discarding = false;
+	s->is_unnamed_tag_due = false;
 }
 
 /*
@@ -964,8 +965,13 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	if (!sl)
 		return false;
 	if (type == PGW_MSG_ERROR) {
+		bool is_first = true;
+
 		while ((sl = wk_server_slot_head(s)) && sl->kind != WK_SLOT_SYNC &&
 		       sl->kind != WK_SLOT_QUERY) {
+			if (sl->unnamed_tag)
+				wk_client_unnamed_lost(s, sl, is_first);
+			is_first = false;
 			wk_prep_slot_end(s, sl, true);
 			wk_server_slot_pop(s);
 		}
@@ -1121,6 +1127,15 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 	if (c)
 		c->session.rfq_seen++;
 	wk_stats_ready(s, c, st);
+	if (st == 'T') {
+		/*
+		 * Still in the block after an error: it was rolled back to a
+		 * savepoint, or ended AND CHAIN; the block can commit again
+		 * (SETs pending from before pinned the server: wk_client_track)
+		 */
+		s->has_tx_error = false;
+		s->is_tag_rollback = false;
+	}
 	if (st != 'I')
 		return 0;
 	shm_server((uint32_t)g_wk.slot, s->row)->transactions++;

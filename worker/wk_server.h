@@ -75,6 +75,8 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	sl->kind = (uint8_t)kind;
 	sl->is_swallow = is_swallow;
 	sl->prep_role = WK_SLOT_PREP_HOLD;
+	sl->unnamed_tag = 0;
+	sl->is_unnamed_prev_here = false;
 	sl->prep = prep;
 	sl->pos_map = NULL;
 	s->slots_cnt++;

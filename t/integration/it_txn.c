@@ -413,6 +413,82 @@ START_TEST(test_txn_unnamed_across_requests)
 END_TEST
 
 /*
+ * A Parse of the unnamed statement that PostgreSQL refuses leaves the client
+ * no unnamed statement (PostgreSQL drops the one before it first): its next
+ * Bind gets 26000 wherever it runs, also after another client's query, and
+ * the refused text is not prepared again. One skipped after an error earlier
+ * in its request leaves the statement before it, as on PostgreSQL, and that
+ * one is what pgdog prepares again.
+ */
+START_TEST(test_txn_unnamed_failed_parse)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	const char *param = "9";
+
+	for (int round = 0; round < 3; round++) {
+		prepare_ok(a, "", "SELECT 'a:' || $1::text", 1);
+		res = PQprepare(a, "", "SELEC 'a refused'", 0, NULL);
+		assert_sqlstate(res, "42601");
+		PQclear(res);
+		if (round > 0)
+			ck_assert_str_eq(it_value(b, "SELECT 'b between'"), "b between");
+		exec_prepared_error(a, "", "5", "26000");
+		prepare_ok(b, "", "SELECT 'b:' || $1::text", 1);
+		exec_prepared_error(a, "", "6", "26000");
+		exec_prepared_ok(b, "", "7", "b:7");
+	}
+	/* skipped: the unnamed statement before it runs */
+	prepare_ok(a, "", "SELECT 'a:' || $1::text", 1);
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "no_such_statement", 1, &param, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendPrepare(a, "", "SELECT 'skipped'", 0, NULL), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	res = PQgetResult(a);
+	assert_sqlstate(res, "26000");
+	PQclear(res);
+	ck_assert_ptr_null(PQgetResult(a));
+	res = PQgetResult(a);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_ABORTED);
+	PQclear(res);
+	ck_assert_ptr_null(PQgetResult(a));
+	res = PQgetResult(a);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
+	PQclear(res);
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	exec_prepared_ok(a, "", "8", "a:8");
+	/* and is prepared again after another client's query, not the skipped one */
+	ck_assert_str_eq(it_value(b, "SELECT 'b after'"), "b after");
+	exec_prepared_ok(a, "", "9", "a:9");
+	/*
+	 * In a block the error aborted: the statement is still on the server,
+	 * not prepared again (a Parse would get 25P02); PostgreSQL judges the
+	 * Bind (one parameter short: 08P01)
+	 */
+	exec_ok(a, "BEGIN");
+	prepare_ok(a, "", "SELECT 'a:' || $1::text", 1); /* BEGIN, a Query, dropped it */
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "no_such_statement", 1, &param, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendPrepare(a, "", "SELECT 'skipped'", 0, NULL), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	for (int i = 0; i < 3; i++) {
+		while ((res = PQgetResult(a)) != NULL && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+			PQclear(res);
+		if (res) {
+			PQclear(res);
+			break;
+		}
+	}
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	exec_prepared_error(a, "", NULL, "08P01");
+	exec_ok(a, "ROLLBACK");
+	exec_prepared_error(a, "", "10", "26000"); /* ROLLBACK, a Query, dropped it */
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * prepared_statements = extended: SQL DEALLOCATE of a statement the client
  * prepared with a Parse (psycopg 3 sends DEALLOCATE _pg3_N when its cache is
  * full, as a Query or through the extended protocol) forgets it, as
@@ -745,6 +821,72 @@ START_TEST(test_set_rollback)
 	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
 	PQfinish(a);
 	PQfinish(b);
+}
+END_TEST
+
+/*
+ * SETs in a transaction with a savepoint rolled back to, chained
+ * transactions, or several transactions in one Query end as PostgreSQL ends
+ * them. Where the transaction's end alone does not tell (a SET pending at a
+ * ROLLBACK TO, a chain, or a Query going on after a COMMIT), the server is
+ * pinned and A sees its values; an error rolled back to a savepoint, or
+ * ended by ROLLBACK AND CHAIN, leaves a block whose later SETs commit, and
+ * those follow A to the server B shares.
+ */
+START_TEST(test_set_savepoint)
+{
+	static const struct {
+		const char *sql[7];
+		const char *want;
+		bool is_pinned;
+	} cases[] = {
+		{ { "BEGIN", "SET work_mem = '11MB'", "SAVEPOINT sp", "SET work_mem = '12MB'",
+		    "ROLLBACK TO sp", "COMMIT" },
+		  "11MB",
+		  true },
+		{ { "BEGIN; SET work_mem = '11MB'; SAVEPOINT sp; SET work_mem = '12MB'; "
+		    "ROLLBACK TO sp; COMMIT" },
+		  "11MB",
+		  true },
+		{ { "BEGIN; SET work_mem = '13MB'; COMMIT; BEGIN; SET work_mem = '14MB'; ROLLBACK" },
+		  "13MB",
+		  true },
+		{ { "BEGIN", "SET work_mem = '15MB'", "COMMIT AND CHAIN", "SET work_mem = '16MB'",
+		    "ROLLBACK" },
+		  "15MB",
+		  true },
+		{ { "BEGIN", "SET work_mem = '18MB'", "SAVEPOINT sp", "SELECT 1 / 0",
+		    "ROLLBACK TO sp", "COMMIT" },
+		  "18MB",
+		  true },
+		{ { "BEGIN", "SELECT 1 / 0", "ROLLBACK AND CHAIN", "SET work_mem = '17MB'",
+		    "COMMIT" },
+		  "17MB",
+		  false },
+		{ { "BEGIN", "SAVEPOINT sp", "SELECT 1 / 0", "ROLLBACK TO sp",
+		    "SET work_mem = '19MB'", "COMMIT" },
+		  "19MB",
+		  false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		PGconn *a = it_connect(APP), *b = it_connect(APP);
+
+		for (size_t k = 0; k < 7 && cases[i].sql[k]; k++)
+			PQclear(PQexec(a, cases[i].sql[k])); /* SELECT 1 / 0 fails: 22012 */
+		ck_assert_int_eq(PQtransactionStatus(a), PQTRANS_IDLE);
+		ck_assert_msg(strcmp(it_value(a, "SHOW work_mem"), cases[i].want) == 0,
+			      "case %zu: A has work_mem %s, expected %s", i,
+			      it_value(a, "SHOW work_mem"), cases[i].want);
+		if (!cases[i].is_pinned) {
+			/* the one server goes to B, with B's values, and back to A */
+			ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+			ck_assert_str_eq(it_value(a, "SHOW work_mem"), cases[i].want);
+		}
+		PQfinish(a);
+		ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+		PQfinish(b);
+	}
 }
 END_TEST
 
@@ -1714,6 +1856,7 @@ main(void)
 	tcase_add_test(tc, test_txn_pipeline_error);
 	tcase_add_test(tc, test_txn_pipeline_named);
 	tcase_add_test(tc, test_txn_unnamed_across_requests);
+	tcase_add_test(tc, test_txn_unnamed_failed_parse);
 	tcase_add_test(tc, test_txn_deallocate_protocol_statement);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
@@ -1744,6 +1887,7 @@ main(void)
 	tcase_add_test(tc, test_set_session_characteristics);
 	tcase_add_test(tc, test_set_long_query);
 	tcase_add_test(tc, test_set_pipeline);
+	tcase_add_test(tc, test_set_savepoint);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pin");

@@ -5,14 +5,20 @@ give the same results: statuses, SQLSTATEs and values.
 
 libpq through psycopg's pq module (python3-psycopg): simple and extended
 protocol, named and unnamed statements prepared in one request and run in
-another, SETs (plain, SESSION, LOCAL, in transactions that commit or roll back, as
-named and unnamed statements, SESSION CHARACTERISTICS, TIME ZONE, in
-multi-statement queries, standard_conforming_strings with a backslash in a
-string), RESET [ALL], DISCARD ALL, savepoints, errors, SQL DEALLOCATE of
+another (also an unnamed Parse that fails, and one skipped in a pipeline after
+an error), SETs (plain, SESSION, LOCAL, TO DEFAULT, in transactions that commit
+or roll back, as named and unnamed statements, SESSION CHARACTERISTICS, TIME
+ZONE, client_encoding, output formats, in multi-statement queries, in a Query
+holding two transactions, standard_conforming_strings with a backslash in a
+string), RESET [ALL], DISCARD ALL, savepoints (rolled back to, released, after
+errors), COMMIT/ROLLBACK AND CHAIN, cursors, errors, SQL DEALLOCATE of
 protocol-level statements (also in an aborted transaction, and through the
-extended protocol) and a pipeline whose second request fails after a SET. A client that is in a
-transaction keeps the turn until it leaves it (the one server is its own then).
-Seeds are fixed: a failure names the seed, step, client and operation.
+extended protocol) and pipelines whose first request fails. A client that is
+in a transaction keeps the turn until it leaves it (the one server is its own
+then); so does one whose server pgdog may have pinned (a ROLLBACK TO or chain
+in a transaction, a Query with two transactions), until it has run DISCARD
+ALL on both sides. Seeds are fixed: a failure names the seed, step, client and
+operation, after that client's last operations.
 Environment: DIFF_SEEDS (12), DIFF_STEPS (500 per seed), DIFF_SECONDS (60).
 """
 import os
@@ -41,7 +47,7 @@ def connect(port, db, user, password):
 
 def outcome(r):
     if r.status == pq.ExecStatus.FATAL_ERROR:
-        return ("error", (r.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode())
+        return ("error", (r.error_field(pq.DiagnosticField.SQLSTATE) or r.error_message[:150]).decode())
     if r.status == pq.ExecStatus.TUPLES_OK:
         return ("rows", tuple(r.get_value(i, 0) for i in range(r.ntuples)))
     return ("command", (r.command_status or b"").decode())
@@ -97,6 +103,35 @@ def operations(n):
         ("execute0", "pr%d" % n),
         ("prepare", "", "SET work_mem = '%dMB'" % (n + 40)),
         ("execute0", ""),
+        ("prepare", "", "SELEC bad %d" % n),
+        ("q", "DECLARE cur CURSOR FOR SELECT generate_series(1, 3)"),
+        ("q", "FETCH 1 FROM cur"), ("q", "CLOSE cur"),
+        ("q", "COMMIT AND CHAIN"), ("q", "ROLLBACK AND CHAIN"),
+        ("q", "START TRANSACTION READ ONLY"), ("q", "END"), ("q", "ABORT"),
+        ("q", "SHOW transaction_read_only"),
+        ("q", "SET LOCAL search_path = l%d" % n),
+        ("q", "SET work_mem TO DEFAULT"), ("q", "SET SESSION work_mem TO DEFAULT"),
+        ("q", "SET work_mem = '2MB'; SELECT 1/0"),
+        ("q", "BEGIN; SET work_mem = '%dMB'; COMMIT" % (n + 50)),
+        ("q", "BEGIN; SET work_mem = '%dMB'; ROLLBACK" % (n + 60)),
+        ("q", "BEGIN; SET work_mem = '%dMB'; COMMIT; BEGIN; SET work_mem = '1MB'; ROLLBACK" % (n + 90)),
+        ("q", "SAVEPOINT sp2"), ("q", "ROLLBACK TO sp2"), ("q", "RELEASE sp2"),
+        ("q", "SELECT 1; " * 18 + "SET work_mem = '%dMB'" % (n + 70)),
+        ("q", "SET client_encoding = '%s'" % ["LATIN1", "UTF8"][n % 2]), ("q", "SHOW client_encoding"),
+        ("q", "SET extra_float_digits = %d" % (n - 1)), ("q", "SELECT 0.1::float8::text"),
+        ("q", "SET intervalstyle = '%s'" % ["iso_8601", "postgres"][n % 2]), ("q", "SELECT '1 day'::interval::text"),
+        ("q", "SET bytea_output = '%s'" % ["escape", "hex"][n % 2]), ("q", "SELECT 'ab'::bytea::text"),
+        ("q", "SET TRANSACTION READ ONLY"),
+        ("pipe2",),
+        ("q", "SET SESSION CHARACTERISTICS AS TRANSACTION DEFERRABLE"),
+        ("q", "SHOW default_transaction_deferrable"),
+        ("q", "SET LOCAL TIME ZONE 'Asia/Tokyo'"),
+        ("q", "SELECT current_setting('TimeZone')"),
+        ("q", "RESET TIME ZONE"),
+        ("params", "SHOW work_mem"),
+        ("params", "SET LOCAL work_mem = '%dMB'" % (n + 80)),
+        ("params", "BEGIN"), ("params", "COMMIT"),
+        ("params", "SELECT 1/0"),
     ]
 
 
@@ -115,6 +150,18 @@ def run(c, op):
         return [outcome(r), r.nparams if r.status == pq.ExecStatus.COMMAND_OK else None]
     if kind == "params":
         return [outcome(c.exec_params(op[1].encode(), [b"7"] if "$1" in op[1] else []))]
+    if kind == "pipe2":
+        # the unnamed statement: parsed and run, a failing query's parsed, one more
+        # parsed but skipped after the error; the next request runs the failing one's
+        c.enter_pipeline_mode()
+        c.send_prepare(b"", b"SELECT $1::int - 1", None)
+        c.send_query_prepared(b"", [b"4"], None)
+        c.send_query_params(b"SELECT 1/0", None)
+        c.send_prepare(b"", b"SELECT $1::int - 2", None)
+        c.pipeline_sync()
+        c.send_query_prepared(b"", [b"4"], None)
+        c.pipeline_sync()
+        return drain(c, 2)
     # a pipeline of two requests: the first fails after its SET, the second reads it
     c.enter_pipeline_mode()
     c.send_query_params(b"SET work_mem = '13MB'", None)
@@ -122,8 +169,13 @@ def run(c, op):
     c.pipeline_sync()
     c.send_query_params(b"SHOW work_mem", None)
     c.pipeline_sync()
+    return drain(c, 2)
+
+
+def drain(c, n):
+    """The results of a pipeline of n requests ("sync" for each end), out of pipeline mode."""
     out, syncs, deadline = [], 0, time.monotonic() + 10
-    while syncs < 2:
+    while syncs < n:
         if time.monotonic() > deadline:
             raise drvlib.CheckFailed("pipeline: no reply within 10 s")
         c.consume_input()
@@ -137,6 +189,14 @@ def run(c, op):
     return out
 
 
+def may_pin(op, in_tx):
+    """May op pin the pooled client's server (a SET pgdog cannot settle)?"""
+    text = op[1] if len(op) > 1 else ""
+    if "ROLLBACK TO" in text or "AND CHAIN" in text:
+        return in_tx
+    return text.count("COMMIT") + text.count("ROLLBACK") > 1
+
+
 def one_seed(seed, end):
     rnd = random.Random(seed)
     # directly as "postgres": run.sh counts the server connections of "app" against pool_size
@@ -144,15 +204,32 @@ def one_seed(seed, end):
     pooled = [connect(drvlib.PORT, drvlib.DB, drvlib.USER, drvlib.PASSWORD) for _ in range(CLIENTS)]
     try:
         turn = None
+        hist = []
+        pinned = [False] * CLIENTS
         for step in range(STEPS):
             if time.monotonic() > end:
                 break
+            if turn is not None and pinned[turn] and \
+                    direct[turn].transaction_status == pq.TransactionStatus.IDLE:
+                op = ("q", "DISCARD ALL")
+                want, got = run(direct[turn], op), run(pooled[turn], op)
+                hist.append((step, turn, op, want))
+                pinned[turn] = False
+                if want != got:
+                    raise drvlib.CheckFailed("step %d, client %d, %r: PostgreSQL %r, pgdog %r"
+                                             % (step, turn, op, want, got))
             if turn is None or direct[turn].transaction_status == pq.TransactionStatus.IDLE:
                 turn = rnd.randrange(CLIENTS)
             ops = operations(rnd.randrange(4))
             op = ops[rnd.randrange(len(ops))]
+            in_tx = direct[turn].transaction_status != pq.TransactionStatus.IDLE
             want, got = run(direct[turn], op), run(pooled[turn], op)
+            if may_pin(op, in_tx):
+                pinned[turn] = True
+            hist.append((step, turn, op, want))
             if want != got:
+                for h in [x for x in hist if x[1] == turn][-14:]:
+                    print("   #", h)
                 raise drvlib.CheckFailed("step %d, client %d, %r: PostgreSQL %r, pgdog %r"
                                          % (step, turn, op, want, got))
     finally:
