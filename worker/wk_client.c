@@ -1266,8 +1266,9 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 /*
  * The client binds a statement whose text (sql, len bytes) it prepared with
  * a Parse: a SET, RESET or RESET ALL in it takes effect now, at each run, as
- * in a Query; preparing it changed nothing. Returns 1 when the text has one,
- * 0 when not, -1 on out of memory.
+ * in a Query; preparing it changed nothing. So does a ROLLBACK TO or a
+ * chained COMMIT/ROLLBACK (SETs pending then pin the server). Returns 1 when
+ * the text has one, 0 when not, -1 on out of memory.
  */
 static int
 wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len)
@@ -1283,6 +1284,14 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len)
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
 
+		if (st->kind == SQL_ROLLBACK_TO ||
+		    ((st->kind == SQL_COMMIT || st->kind == SQL_ROLLBACK) && st->is_chain)) {
+			/* as in a Query (wk_client_track_inner): SETs it would settle pin */
+			found = 1;
+			if (c->session.pending_cnt)
+				c->pins |= WK_PIN_SETTINGS;
+			continue;
+		}
 		if (st->kind != SQL_SET && st->kind != SQL_RESET && st->kind != SQL_RESET_ALL)
 			continue;
 		found = 1;

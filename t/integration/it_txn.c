@@ -890,6 +890,31 @@ START_TEST(test_set_savepoint)
 }
 END_TEST
 
+/*
+ * A ROLLBACK TO prepared as a named statement and bound in a later
+ * transaction pins the server as the same text in a Query does: A sees the
+ * SET it undid undone, and so does B after A.
+ */
+START_TEST(test_set_savepoint_prepared)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	long pins;
+
+	prepare_ok(a, "rb", "ROLLBACK TO SAVEPOINT sp", 0);
+	pins = atol(it_pool_field("app", "app", "pins"));
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SAVEPOINT sp");
+	exec_ok(a, "SET work_mem = '21MB'");
+	exec_prepared_ok(a, "rb", NULL, NULL);
+	exec_ok(a, "COMMIT");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), pins + 1);
+	PQfinish(a);
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+	PQfinish(b);
+}
+END_TEST
+
 /* A SET in a transaction that commits is kept. */
 START_TEST(test_set_commit)
 {
@@ -1888,6 +1913,7 @@ main(void)
 	tcase_add_test(tc, test_set_long_query);
 	tcase_add_test(tc, test_set_pipeline);
 	tcase_add_test(tc, test_set_savepoint);
+	tcase_add_test(tc, test_set_savepoint_prepared);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pin");
