@@ -1323,7 +1323,8 @@ wk_client_prep_setting(struct wk_client *c, struct wk_prep *p)
 
 /*
  * wk_client_bind_setting() for the client's unnamed statement, when its
- * Parse held a SET (unnamed_setting) and pgdog keeps it (tracked server).
+ * Parse held a SET or a ROLLBACK TO (unnamed_setting) and pgdog keeps it
+ * (tracked server).
  */
 static int
 wk_client_unnamed_setting(struct wk_client *c)
@@ -1544,12 +1545,17 @@ next_part:
 			 * by how it ended; not so those of a transaction ended in
 			 * the middle of the request, or chained to the next one
 			 */
-			if (st->is_chain || i + 1 < res.stmts_cnt || res.has_more)
+			if (!st->is_chain && i + 1 == res.stmts_cnt && !res.has_more)
+				break;
+			/* fall through */
+		case SQL_ROLLBACK_TO: /* SETs made since the savepoint are undone, not the others */
+			if (!is_at_bind) {
 				is_split = true;
-			break;
-		case SQL_ROLLBACK_TO:
-			is_split =
-				true; /* SETs made since the savepoint are undone, not the others */
+				break;
+			}
+			/* a Parse: it pins when bound (wk_client_bind_setting), each time */
+			if (h->type == PGW_MSG_PARSE && body[0] == '\0')
+				c->unnamed_setting = true;
 			break;
 		default:
 			break;

@@ -117,7 +117,8 @@ struct wk_client {
 	uint64_t unnamed_id;
 	uint8_t *unnamed_msg; /* owned */
 	size_t unnamed_len, unnamed_cap;
-	bool unnamed_setting; /* its text has a SET, RESET [ALL]: tracked at each Bind */
+	/* its text has a SET, RESET [ALL], ROLLBACK TO or chain: looked at each Bind */
+	bool unnamed_setting;
 	/*
 	 * The one before its last Parse, the same way: back in place when the
 	 * server skips that Parse (an error earlier in its request).

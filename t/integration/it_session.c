@@ -192,20 +192,9 @@ START_TEST(test_session_pipeline)
 	PQclear(res);
 	ck_assert_ptr_null(PQgetResult(c));
 
-	res = PQgetResult(c);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
-	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22012");
-	PQclear(res);
-	ck_assert_ptr_null(PQgetResult(c));
-
-	res = PQgetResult(c);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_ABORTED);
-	PQclear(res);
-	ck_assert_ptr_null(PQgetResult(c));
-
-	res = PQgetResult(c);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
-	PQclear(res);
+	it_pipeline_next(c, PGRES_FATAL_ERROR, "22012");
+	it_pipeline_next(c, PGRES_PIPELINE_ABORTED, NULL);
+	it_pipeline_next(c, PGRES_PIPELINE_SYNC, NULL);
 
 	res = PQgetResult(c);
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "after sync: %s", PQerrorMessage(c));

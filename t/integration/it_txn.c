@@ -413,6 +413,25 @@ START_TEST(test_txn_unnamed_across_requests)
 END_TEST
 
 /*
+ * One pipelined request: a Bind of an unknown statement (26000), then a
+ * Parse of the unnamed statement that PostgreSQL skips for that error.
+ */
+static void
+pipeline_skipped_parse(PGconn *a)
+{
+	const char *param = "9";
+
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "no_such_statement", 1, &param, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendPrepare(a, "", "SELECT 'skipped'", 0, NULL), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	it_pipeline_next(a, PGRES_FATAL_ERROR, "26000");
+	it_pipeline_next(a, PGRES_PIPELINE_ABORTED, NULL);
+	it_pipeline_next(a, PGRES_PIPELINE_SYNC, NULL);
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+}
+
+/*
  * A Parse of the unnamed statement that PostgreSQL refuses leaves the client
  * no unnamed statement (PostgreSQL drops the one before it first): its next
  * Bind gets 26000 wherever it runs, also after another client's query, and
@@ -424,7 +443,6 @@ START_TEST(test_txn_unnamed_failed_parse)
 {
 	PGconn *a = it_connect(APP), *b = it_connect(APP);
 	PGresult *res;
-	const char *param = "9";
 
 	for (int round = 0; round < 3; round++) {
 		prepare_ok(a, "", "SELECT 'a:' || $1::text", 1);
@@ -440,22 +458,7 @@ START_TEST(test_txn_unnamed_failed_parse)
 	}
 	/* skipped: the unnamed statement before it runs */
 	prepare_ok(a, "", "SELECT 'a:' || $1::text", 1);
-	ck_assert_int_eq(PQenterPipelineMode(a), 1);
-	ck_assert_int_eq(PQsendQueryPrepared(a, "no_such_statement", 1, &param, NULL, NULL, 0), 1);
-	ck_assert_int_eq(PQsendPrepare(a, "", "SELECT 'skipped'", 0, NULL), 1);
-	ck_assert_int_eq(PQpipelineSync(a), 1);
-	res = PQgetResult(a);
-	assert_sqlstate(res, "26000");
-	PQclear(res);
-	ck_assert_ptr_null(PQgetResult(a));
-	res = PQgetResult(a);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_ABORTED);
-	PQclear(res);
-	ck_assert_ptr_null(PQgetResult(a));
-	res = PQgetResult(a);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
-	PQclear(res);
-	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	pipeline_skipped_parse(a);
 	exec_prepared_ok(a, "", "8", "a:8");
 	/* and is prepared again after another client's query, not the skipped one */
 	ck_assert_str_eq(it_value(b, "SELECT 'b after'"), "b after");
@@ -467,19 +470,7 @@ START_TEST(test_txn_unnamed_failed_parse)
 	 */
 	exec_ok(a, "BEGIN");
 	prepare_ok(a, "", "SELECT 'a:' || $1::text", 1); /* BEGIN, a Query, dropped it */
-	ck_assert_int_eq(PQenterPipelineMode(a), 1);
-	ck_assert_int_eq(PQsendQueryPrepared(a, "no_such_statement", 1, &param, NULL, NULL, 0), 1);
-	ck_assert_int_eq(PQsendPrepare(a, "", "SELECT 'skipped'", 0, NULL), 1);
-	ck_assert_int_eq(PQpipelineSync(a), 1);
-	for (int i = 0; i < 3; i++) {
-		while ((res = PQgetResult(a)) != NULL && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
-			PQclear(res);
-		if (res) {
-			PQclear(res);
-			break;
-		}
-	}
-	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	pipeline_skipped_parse(a);
 	exec_prepared_error(a, "", NULL, "08P01");
 	exec_ok(a, "ROLLBACK");
 	exec_prepared_error(a, "", "10", "26000"); /* ROLLBACK, a Query, dropped it */
@@ -891,27 +882,35 @@ START_TEST(test_set_savepoint)
 END_TEST
 
 /*
- * A ROLLBACK TO prepared as a named statement and bound in a later
- * transaction pins the server as the same text in a Query does: A sees the
- * SET it undid undone, and so does B after A.
+ * A ROLLBACK TO prepared as a named statement, or as the unnamed one, and
+ * bound in a later transaction pins the server as the same text in a Query
+ * does: A sees the SET it undid undone, and so does B after A.
  */
 START_TEST(test_set_savepoint_prepared)
 {
-	PGconn *a = it_connect(APP), *b = it_connect(APP);
-	long pins;
+	for (int round = 0; round < 2; round++) {
+		/* round 1: the unnamed statement, bound again without its Parse */
+		const char *rb = round == 0 ? "rb" : "";
+		PGconn *a = it_connect(APP), *b = it_connect(APP);
+		long pins;
 
-	prepare_ok(a, "rb", "ROLLBACK TO SAVEPOINT sp", 0);
-	pins = atol(it_pool_field("app", "app", "pins"));
-	exec_ok(a, "BEGIN");
-	exec_ok(a, "SAVEPOINT sp");
-	exec_ok(a, "SET work_mem = '21MB'");
-	exec_prepared_ok(a, "rb", NULL, NULL);
-	exec_ok(a, "COMMIT");
-	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
-	ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), pins + 1);
-	PQfinish(a);
-	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
-	PQfinish(b);
+		prepare_ok(a, "b", "BEGIN", 0);
+		prepare_ok(a, "s", "SAVEPOINT sp", 0);
+		prepare_ok(a, "w", "SET work_mem = '21MB'", 0);
+		prepare_ok(a, "c", "COMMIT", 0);
+		prepare_ok(a, rb, "ROLLBACK TO SAVEPOINT sp", 0);
+		pins = atol(it_pool_field("app", "app", "pins"));
+		exec_prepared_ok(a, "b", NULL, NULL);
+		exec_prepared_ok(a, "s", NULL, NULL);
+		exec_prepared_ok(a, "w", NULL, NULL);
+		exec_prepared_ok(a, rb, NULL, NULL);
+		exec_prepared_ok(a, "c", NULL, NULL);
+		ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+		ck_assert_int_eq(atol(it_pool_field("app", "app", "pins")), pins + 1);
+		PQfinish(a);
+		ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+		PQfinish(b);
+	}
 }
 END_TEST
 

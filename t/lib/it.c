@@ -1795,6 +1795,23 @@ it_drain(PGconn *c)
 		PQclear(res);
 }
 
+void
+it_pipeline_next(PGconn *c, ExecStatusType want, const char *sqlstate)
+{
+	PGresult *res = PQgetResult(c);
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	ck_assert_msg(res && PQresultStatus(res) == want, "pipeline result %s, expected %s: %s",
+		      res ? PQresStatus(PQresultStatus(res)) : "(none)", PQresStatus(want),
+		      PQerrorMessage(c));
+	if (sqlstate)
+		ck_assert_msg(st && strcmp(st, sqlstate) == 0, "SQLSTATE %s, expected %s",
+			      st ? st : "(none)", sqlstate);
+	PQclear(res);
+	if (want != PGRES_PIPELINE_SYNC)
+		ck_assert_ptr_null(PQgetResult(c));
+}
+
 const char *
 it_value_within(PGconn *c, int ms, const char *what)
 {

@@ -289,5 +289,11 @@ bool it_busy_for(PGconn *c, int ms);
 PGresult *it_result_within(PGconn *c, int ms);
 /* Read and discard the remaining results of c's query. */
 void it_drain(PGconn *c);
+/*
+ * Pipeline mode: the next result of c has status want (and, sqlstate not
+ * NULL, that SQLSTATE); a result other than PGRES_PIPELINE_SYNC must be
+ * followed by libpq's NULL that ends its query. Fails the test otherwise.
+ */
+void it_pipeline_next(PGconn *c, ExecStatusType want, const char *sqlstate);
 /* The one-row answer of the query c sent, within ms (static); fails the test otherwise. */
 const char *it_value_within(PGconn *c, int ms, const char *what);
