@@ -392,6 +392,34 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	return c;
 }
 
+/*
+ * The client's unnamed statement becomes a rewritten SQL PREPARE or EXECUTE
+ * (see struct wk_client sql_kind; kind WK_SQL_NONE: none), its number
+ * sql_id set by the caller; the reference on the statement before is dropped.
+ */
+static void
+wk_client_sql_set(struct wk_client *c, enum wk_sql_kind kind, struct wk_prep *p, const char *name,
+		  const char *junk)
+{
+	struct wk_prep *old = c->sql_prep;
+
+	c->sql_kind = (uint8_t)kind;
+	c->sql_prep = p;
+	c->sql_id = 0;
+	c->is_sql_bind_due = false;
+	snprintf(c->sql_name, sizeof(c->sql_name), "%s", name ? name : "");
+	snprintf(c->sql_junk, sizeof(c->sql_junk), "%s", junk ? junk : "");
+	if (p) {
+		p->client_refs++;
+		wk_prep_publish(p);
+	}
+	if (old) {
+		old->client_refs--;
+		wk_prep_publish(old);
+		wk_prep_release_if_unused(old);
+	}
+}
+
 void
 wk_client_free(struct wk_client *c)
 {
@@ -417,6 +445,7 @@ wk_client_free(struct wk_client *c)
 	wk_prep_names_cleanup(&c->prep_names);
 	free(c->unnamed_msg);
 	free(c->unnamed_prev_msg);
+	wk_client_sql_set(c, WK_SQL_NONE, NULL, NULL, NULL);
 	wk_pubsub_client_free(c);
 	r = wk_client_row(c);
 	shm_row_write_begin(&r->seq);
@@ -1331,7 +1360,21 @@ wk_client_unnamed_setting(struct wk_client *c)
 {
 	const char *sql;
 
-	if (!c->unnamed_setting || c->unnamed_len <= PGW_HDR_LEN + 1)
+	if (!c->unnamed_setting)
+		return 0;
+	if (c->sql_kind == WK_SQL_PREPARE && c->sql_id == c->unnamed_id && c->unnamed_id) {
+		/*
+		 * Its SQL PREPARE runs: the name counts from here on, in order,
+		 * and goes again unless PostgreSQL runs it (WK_SLOT_PREP_EXEC)
+		 */
+		if (wk_prep_names_get(&c->prep_names, c->sql_name))
+			return 0; /* PostgreSQL's 42P05 at Execute */
+		if (wk_prep_names_put_unconfirmed(&c->prep_names, c->sql_name, c->sql_prep) < 0)
+			return -1;
+		c->is_sql_bind_due = true;
+		return 0;
+	}
+	if (c->unnamed_len <= PGW_HDR_LEN + 1)
 		return 0;
 	sql = (const char *)c->unnamed_msg + PGW_HDR_LEN + 1;
 	return wk_client_bind_setting(c, sql, wk_strnlen(sql, c->unnamed_len - PGW_HDR_LEN - 1)) < 0
@@ -1597,6 +1640,17 @@ wk_client_slot_last(struct wk_server *s)
 	return &s->slots[(s->slots_head + s->slots_cnt - 1) % s->slots_cap];
 }
 
+/* The slot pushed last is the Parse of the client's unnamed statement (wk_client_unnamed_parse). */
+static void
+wk_client_slot_tag_unnamed(struct wk_server *s)
+{
+	struct wk_slot *sl = wk_client_slot_last(s);
+
+	s->is_unnamed_tag_due = false;
+	sl->unnamed_tag = wk_unnamed_tag(s->unnamed_id);
+	sl->is_unnamed_prev_here = s->is_unnamed_prev_here_due;
+}
+
 /* Give sl (a Query's slot) the text's map of positions (NULL: none). */
 static void
 wk_client_slot_set_map(struct wk_server *s, struct wk_slot *sl, struct wk_pos_map *map)
@@ -1604,13 +1658,6 @@ wk_client_slot_set_map(struct wk_server *s, struct wk_slot *sl, struct wk_pos_ma
 	sl->pos_map = map;
 	if (map)
 		s->pos_maps_cnt++;
-}
-
-/* The slot pushed k-th last (1: the last; there are k). */
-static struct wk_slot *
-wk_client_slot_nth_last(struct wk_server *s, size_t k)
-{
-	return &s->slots[(s->slots_head + s->slots_cnt - k) % s->slots_cap];
 }
 
 /*
@@ -1770,6 +1817,31 @@ wk_client_prep_dup_make_sql(struct wk_server *s, struct evbuffer *out, const cha
 }
 
 /*
+ * wk_client_prep_dup_make_sql() in the extended protocol: a Parse of a
+ * statement called name (the client's, closed later), so that the client's
+ * SQL PREPARE of name fails with PostgreSQL's own 42P05. -1 on out of memory.
+ */
+static int
+wk_client_prep_dup_make_parse(struct wk_server *s, struct evbuffer *out, const char *name)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	if (wk_prep_junk_has(&s->held, name))
+		return 0;
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_PARSE);
+	pgw_put_str(b, name);
+	pgw_put_str(b, "SELECT");
+	pgw_put_u16(b, 0);
+	pgw_end(b);
+	return b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+			       wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+			       wk_prep_junk_add(&s->held, name) < 0
+		       ? -1
+		       : 0;
+}
+
+/*
  * A client's Parse of a statement the server holds, in an aborted
  * transaction: PostgreSQL answers it under a throwaway name (closed again if
  * it succeeds after all), so the client gets the server's own answer and
@@ -1812,20 +1884,8 @@ static int
 wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *name,
 			 const uint8_t *msg, size_t msg_len)
 {
-	struct pgw_buf *b = &g_wk.scratch;
-
-	if (!wk_prep_junk_has(&s->held, name)) {
-		pgw_buf_reset(b);
-		pgw_begin(b, PGW_MSG_PARSE);
-		pgw_put_str(b, name);
-		pgw_put_str(b, "SELECT");
-		pgw_put_u16(b, 0);
-		pgw_end(b);
-		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-		    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
-		    wk_prep_junk_add(&s->held, name) < 0)
-			return -1;
-	}
+	if (wk_client_prep_dup_make_parse(s, out, name) < 0)
+		return -1;
 	if (evbuffer_add(out, msg, msg_len) < 0 ||
 	    wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0)
 		return -1;
@@ -2077,9 +2137,9 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 
 /*
  * One DEALLOCATE [ALL] or PREPARE alone in a Query, the client on a server
- * (in a transaction block, or pinned) with nothing else in flight: pgdog
- * answers what only touches the client's names, as PostgreSQL would in the
- * transaction's state (25P02 when it is aborted). DEALLOCATE ALL is left to
+ * (in a transaction block, or pinned) with nothing else in flight:
+ * pgdog answers what only touches the client's names, as PostgreSQL would
+ * in the transaction's state (25P02 when it is aborted). DEALLOCATE ALL is left to
  * the server when the client has statements of its own there (a PREPARE
  * that pinned it); a duplicate PREPARE inside a transaction block is left to
  * the server, which must fail the transaction. Returns 1 when
@@ -2094,6 +2154,14 @@ wk_client_prep_local(struct wk_client *c, struct wk_server *s, const struct pgw_
 
 	if (s->expect_ready || s->has_unsynced || s->slots_cnt || s->internal_ready ||
 	    c->fwd_remaining || (s->tx_status == 'I' && !c->pins))
+		return 0;
+	/*
+	 * In a transaction block DEALLOCATE takes the transaction's snapshot (a
+	 * SET TRANSACTION ISOLATION after it fails): PostgreSQL runs one on a
+	 * statement made for the purpose (not for DEALLOCATE ALL, answered here
+	 * so that the server keeps the statements other clients use)
+	 */
+	if (s->tx_status == 'T' && st->kind == SQL_DEALLOCATE)
 		return 0;
 	if (st->kind == SQL_DEALLOCATE_ALL) {
 		if (c->pins & WK_PIN_PREPARED)
@@ -2407,6 +2475,9 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 	return 1;
 }
 
+static int wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t *msg,
+				   size_t size);
+
 /* A new throwaway statement name in b (48 bytes), with this prefix. */
 static void
 wk_client_prep_throwaway(char *b, size_t n, const char *prefix)
@@ -2426,13 +2497,16 @@ wk_client_prep_throwaway(char *b, size_t n, const char *prefix)
  * - DEALLOCATE name (unnamed Parse): the client's name goes now; the text
  *   drops a statement made for the purpose (so PostgreSQL still answers);
  * - PREPARE name AS ... (unnamed Parse): PostgreSQL prepares it under its
- *   pgdog name in front (its errors come then, and decide whether the
- *   client's name stays), and the text prepares a throwaway copy, closed
- *   later; a name the client has fails with PostgreSQL's 42P05 at Execute.
+ *   pgdog name in front (its errors come then), and the text prepares a
+ *   throwaway copy, closed later; the name is the client's when an
+ *   Execute runs it (wk_client_unnamed_setting, WK_SLOT_PREP_EXEC), as in
+ *   PostgreSQL; a name the client has fails with PostgreSQL's 42P05 at
+ *   Execute.
  * A named Parse of PREPARE or DEALLOCATE, or a name pgdog cannot place,
  * pins the server instead. Returns 1 when handled (replacement sent: the
- * caller drains the client's message), 0 when the Parse is not such a
- * statement, -1 on out of memory.
+ * caller drains the client's message), 2 when handled and the replacement
+ * recorded as the client's unnamed statement (a PREPARE), 0 when the Parse
+ * is not such a statement, -1 on out of memory.
  */
 static int
 wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *body, size_t blen,
@@ -2445,6 +2519,8 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	struct wk_prep *p, *drop = NULL;
 	char tmp[48];
 	struct pgw_buf nb;
+	enum wk_sql_kind kind = WK_SQL_NONE;
+	const char *junk = NULL;
 	int rc;
 
 	if (len >= blen - n1 - 1 || wk_conn_sql_is_known_plain(sql, len))
@@ -2478,6 +2554,7 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 		p->uses++;
 		wk_prep_publish(p);
 		name = p->name;
+		kind = WK_SQL_EXECUTE;
 		break;
 	case SQL_DEALLOCATE:
 		if (!p)
@@ -2504,23 +2581,10 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	default: /* SQL_PREPARE */
 		if (p) {
 			/* PostgreSQL's own 42P05 when the client executes it */
-			if (!wk_prep_junk_has(&s->held, st->name)) {
-				pgw_buf_init(&nb);
-				pgw_begin(&nb, PGW_MSG_PARSE);
-				pgw_put_str(&nb, st->name);
-				pgw_put_str(&nb, "SELECT");
-				pgw_put_u16(&nb, 0);
-				pgw_end(&nb);
-				rc = nb.has_error || evbuffer_add(out, nb.data, nb.len) < 0 ||
-						     wk_server_slot_push(s, WK_SLOT_PARSE, true,
-									 NULL) < 0 ||
-						     wk_prep_junk_add(&s->held, st->name) < 0
-					     ? -1
-					     : 0;
-				pgw_buf_cleanup(&nb);
-				if (rc < 0)
-					return -1;
-			}
+			if (wk_client_prep_dup_make_parse(s, out, st->name) < 0)
+				return -1;
+			kind = WK_SQL_PREPARE_DUP;
+			junk = st->name;
 			break; /* the text as it is */
 		}
 		{
@@ -2531,18 +2595,11 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 			p = wk_prep_register_sql_std(rest, rest_len,
 						     wk_client_text_is_std(c, rest, rest_len));
 		}
-		if (!p)
+		if (!p || wk_client_prep_ensure(c, s, p, out, false) < 0)
 			return -1;
-		if (wk_prep_held_has(&s->held, p)) {
-			if (wk_prep_names_put(&c->prep_names, st->name, p) < 0)
-				return -1;
-		} else {
-			if (wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0 ||
-			    wk_client_prep_ensure(c, s, p, out, false) < 0)
-				return -1;
-			/* its PREPARE's reply keeps or drops the client's name */
-			wk_client_slot_nth_last(s, 3)->prep_role = WK_SLOT_PREP_SQL;
-		}
+		/* the name is the client's when this statement runs (wk_client_unnamed_setting) */
+		kind = WK_SQL_PREPARE;
+		junk = tmp;
 		wk_client_prep_throwaway(tmp, sizeof(tmp), "check");
 		if (wk_prep_junk_add(&s->held, tmp) < 0)
 			return -1;
@@ -2575,6 +2632,23 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 				     wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0
 			     ? -1
 			     : 1;
+		if (rc > 0 && kind != WK_SQL_NONE) {
+			/*
+			 * The client's unnamed statement is this text, prepared again
+			 * where its Bind goes (wk_client_unnamed_ensure); a PREPARE's
+			 * Bind runs it (unnamed_setting)
+			 */
+			if (wk_client_unnamed_parse(c, s, nb.data, nb.len) < 0) {
+				rc = -1;
+			} else {
+				wk_client_slot_tag_unnamed(s);
+				wk_client_sql_set(c, kind, kind == WK_SQL_PREPARE_DUP ? NULL : p,
+						  st->name, junk);
+				c->sql_id = c->unnamed_id;
+				c->unnamed_setting = kind == WK_SQL_PREPARE;
+				rc = 2;
+			}
+		}
 		if (rc > 0 && drop) {
 			struct wk_slot *sl = wk_client_slot_last(s);
 
@@ -2776,6 +2850,28 @@ wk_client_is_unnamed_due(const struct wk_client *c, const struct wk_server *s,
 }
 
 /*
+ * The client's unnamed statement, a rewritten SQL PREPARE or EXECUTE (sql_kind),
+ * is prepared again on s: what its text needs there goes first (a throwaway
+ * copy it may make is closed later). -1 on out of memory.
+ */
+static int
+wk_client_sql_ensure(struct wk_client *c, struct wk_server *s, struct evbuffer *out)
+{
+	switch (c->sql_kind) {
+	case WK_SQL_PREPARE:
+		return wk_prep_junk_has(&s->held, c->sql_junk)
+			       ? 0
+			       : wk_prep_junk_add(&s->held, c->sql_junk);
+	case WK_SQL_PREPARE_DUP:
+		return wk_client_prep_dup_make_parse(s, out, c->sql_junk);
+	case WK_SQL_EXECUTE:
+		return wk_client_prep_ensure(c, s, c->sql_prep, out, false) < 0 ? -1 : 0;
+	default:
+		return 0;
+	}
+}
+
+/*
  * Before the client's Bind or Describe of its unnamed statement on s: when
  * s's unnamed statement is another's (the client prepared its own in an
  * earlier request, on another server, or another client's Parse or Query
@@ -2791,7 +2887,8 @@ wk_client_unnamed_ensure(struct wk_client *c, struct wk_server *s, struct evbuff
 	if (c->unnamed_id && s->unnamed_id == c->unnamed_id)
 		return 0;
 	if (c->unnamed_id && c->unnamed_len) {
-		if (evbuffer_add(out, c->unnamed_msg, c->unnamed_len) < 0 ||
+		if ((c->sql_id == c->unnamed_id && wk_client_sql_ensure(c, s, out) < 0) ||
+		    evbuffer_add(out, c->unnamed_msg, c->unnamed_len) < 0 ||
 		    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0)
 			return -1;
 		s->unnamed_id = c->unnamed_id;
@@ -2943,7 +3040,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			rc = wk_client_prep_parse_sql(c, s, body, blen, n1, out);
 		if (rc == 0 && n1 > 0)
 			rc = wk_client_prep_parse_named(c, s, msg, body, blen, n1, out);
-		if (rc >= 0 && n1 == 0 &&
+		/* 2: rewritten, and recorded as the client's unnamed statement */
+		if (rc >= 0 && rc != 2 && n1 == 0 &&
 		    wk_client_unnamed_parse(c, s, rc ? NULL : msg, pgw_msg_size(h)) < 0)
 			return -1;
 		if (rc <= 0)
@@ -3048,16 +3146,22 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 	case PGW_MSG_PARSE:
 		if (wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0)
 			return -1;
-		if (s->is_unnamed_tag_due) {
-			struct wk_slot *sl = wk_client_slot_last(s);
-
-			s->is_unnamed_tag_due = false;
-			sl->unnamed_tag = wk_unnamed_tag(s->unnamed_id);
-			sl->is_unnamed_prev_here = s->is_unnamed_prev_here_due;
-		}
+		if (s->is_unnamed_tag_due)
+			wk_client_slot_tag_unnamed(s);
 		return 0;
 	case PGW_MSG_BIND:
-		return wk_server_slot_push(s, WK_SLOT_BIND, false, NULL);
+		if (wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
+			return -1;
+		if (UNLIKELY(s->client->is_sql_bind_due)) {
+			/* the Bind of the client's SQL PREPARE: its Execute settles the name */
+			struct wk_slot *sl = wk_client_slot_last(s);
+
+			s->client->is_sql_bind_due = false;
+			sl->prep = s->client->sql_prep;
+			sl->prep_role = WK_SLOT_PREP_EXEC | WK_SLOT_PREP_REF;
+			sl->prep->client_refs++;
+		}
+		return 0;
 	case PGW_MSG_CLOSE:
 		return wk_server_slot_push(s, WK_SLOT_CLOSE, false, NULL);
 	case PGW_MSG_DESCRIBE:

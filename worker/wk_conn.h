@@ -21,9 +21,18 @@
 #include "shared/list.h"
 #include "shared/log.h"
 #include "shared/pgw.h"
+#include "sql/sql_classify.h"
 #include "worker/wk_prepared.h"
 #include "worker/wk_session.h"
 #include "worker/wk_stream.h"
+
+/* What a client's unnamed statement is when pgdog rewrote its SQL (struct wk_client sql_kind). */
+enum wk_sql_kind {
+	WK_SQL_NONE = 0,
+	WK_SQL_PREPARE,
+	WK_SQL_PREPARE_DUP,
+	WK_SQL_EXECUTE,
+};
 
 struct wk_pool;
 struct wk_pubsub_client;
@@ -126,6 +135,24 @@ struct wk_client {
 	uint64_t unnamed_prev_id;
 	uint8_t *unnamed_prev_msg; /* owned */
 	size_t unnamed_prev_len, unnamed_prev_cap;
+	/*
+	 * prepared_statements = full: its unnamed statement numbered sql_id is
+	 * a SQL PREPARE or EXECUTE pgdog rewrote (wk_client_prep_parse_sql),
+	 * kept in unnamed_msg to be prepared again on another server:
+	 * - WK_SQL_PREPARE of sql_name, for pgdog's statement sql_prep: the
+	 *   name is the client's once PostgreSQL runs it (its Execute), not
+	 *   when it is parsed; its text prepares the throwaway sql_junk;
+	 * - WK_SQL_PREPARE_DUP of sql_junk, a name the client has: a statement
+	 *   of that name makes it fail with PostgreSQL's 42P05;
+	 * - WK_SQL_EXECUTE of sql_prep: the server must hold it.
+	 * sql_prep: a reference held. is_sql_bind_due: the Bind that runs the
+	 * PREPARE is on its way to the server (wk_client_slot).
+	 */
+	uint8_t sql_kind; /* enum wk_sql_kind */
+	bool is_sql_bind_due;
+	uint64_t sql_id;
+	struct wk_prep *sql_prep;
+	char sql_name[SQL_NAME_MAX], sql_junk[SQL_NAME_MAX];
 	struct wk_pubsub_client *pubsub; /* owned: NULL until it LISTENs through pgdog (pub/sub) */
 	/* forwarding */
 	size_t fwd_remaining; /* bytes of a partly forwarded message still to move */
@@ -166,6 +193,8 @@ enum wk_slot_prep_role {
 	WK_SLOT_PREP_SQL,      /* a client's Parse or SQL PREPARE under prep's name */
 	WK_SLOT_PREP_CHECK,    /* a client's name for a statement the server holds already */
 	WK_SLOT_PREP_DROP, /* a client's DEALLOCATE of a name of prep (wk_prep_names_drop_end) */
+	/* a client's Bind of its unnamed SQL PREPARE: the Execute after it settles the name */
+	WK_SLOT_PREP_EXEC,
 };
 /* OR'd into prep_role: the slot holds a reference on prep (a client_refs), dropped at its end. */
 #define WK_SLOT_PREP_REF 0x80u

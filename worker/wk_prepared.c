@@ -619,6 +619,33 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 		if (c)
 			wk_prep_names_drop_end(&c->prep_names, p, !is_error);
 		break;
+	case WK_SLOT_PREP_EXEC: {
+		/*
+		 * The Bind of a client's SQL PREPARE (unnamed statement): the
+		 * Execute after it, before the Sync, runs it and settles the
+		 * name; no Execute there: it never ran. One not sent yet is
+		 * taken as sent.
+		 */
+		bool is_run = !is_error;
+
+		for (size_t k = 1; is_run && k < s->slots_cnt; k++) {
+			struct wk_slot *ex = &s->slots[(s->slots_head + k) & (s->slots_cap - 1)];
+
+			if (ex->kind == WK_SLOT_SYNC || ex->kind == WK_SLOT_QUERY) {
+				is_run = false;
+			} else if (ex->kind == WK_SLOT_EXECUTE && !ex->prep) {
+				/* the reference (if any) moves with it */
+				ex->prep = p;
+				ex->prep_role =
+					WK_SLOT_PREP_CHECK | (has_ref ? WK_SLOT_PREP_REF : 0);
+				p->client_refs--;
+				return;
+			}
+		}
+		if (c)
+			wk_prep_names_settle(&c->prep_names, p, is_run);
+		break;
+	}
 	case WK_SLOT_PREP_HOLD:
 	default:
 		/* PostgreSQL accepted it once: later Parses of it can be answered without a server */

@@ -18,7 +18,8 @@
 #
 # Environment: PGDOG_BIN, PGDOG_SRCDIR, PGDOG_BUILDDIR (set by make check),
 # PGDOG_TEST_WORKERS (2), PGDOG_TEST_POOLER_MODE (transaction), PGDOG_TEST_POOL_SIZE (3; 12 in
-# session mode, where every open client holds a server), DRV_TIMEOUT (90 s
+# session mode, where every open client holds a server), PGDOG_TEST_PREPARED
+# (prepared_statements; pgdog's default when unset), DRV_TIMEOUT (90 s
 # for the driver program), DRV_KEEP (keep the work directory), DRV_DIRECT
 # (the driver connects to PostgreSQL directly: checks the suite itself).
 set -u
@@ -223,6 +224,7 @@ connect_timeout = 5000
 server_reset_query = DISCARD ALL
 log_level = ${IT_LOG_LEVEL:-info}
 pooler_mode = $MODE
+${PGDOG_TEST_PREPARED:+prepared_statements = $PGDOG_TEST_PREPARED}
 
 [databases.app]
 host = 127.0.0.1

@@ -767,6 +767,101 @@ START_TEST(test_full_extended_sql)
 }
 END_TEST
 
+/* Both connections: the unnamed statement run (PQexecPrepared "") gives this tag or value. */
+static void
+same_unnamed_run(PGconn *direct, PGconn *c, const char *want)
+{
+	PGconn *conns[] = { direct, c };
+
+	for (int i = 0; i < 2; i++) {
+		PGresult *res = PQexecPrepared(conns[i], "", 0, NULL, NULL, NULL, 0);
+
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK ||
+				      PQresultStatus(res) == PGRES_TUPLES_OK,
+			      "%s: %s", i ? "pgdog" : "PostgreSQL", PQresultErrorMessage(res));
+		ck_assert_str_eq(PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0)
+									: PQcmdStatus(res),
+				 want);
+		PQclear(res);
+	}
+}
+
+/* Both connections: PQprepare of the unnamed statement succeeds. */
+static void
+same_unnamed_parse(PGconn *direct, PGconn *c, const char *sql)
+{
+	PGconn *conns[] = { direct, c };
+
+	for (int i = 0; i < 2; i++) {
+		PGresult *res = PQprepare(conns[i], "", sql, 0, NULL);
+
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql,
+			      PQresultErrorMessage(res));
+		PQclear(res);
+	}
+}
+
+/*
+ * SQL PREPARE as the unnamed statement counts when it runs, as in
+ * PostgreSQL: not when its Bind fails, nor when it is only parsed; run in a
+ * later request, after another client's query on the one server, it runs
+ * there (prepared again), and so does an unnamed EXECUTE or a PREPARE of a
+ * name the client has (42P05). DEALLOCATE in a
+ * transaction block takes its snapshot (SET TRANSACTION after it: 25001).
+ */
+START_TEST(test_full_extended_sql_runs)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+
+	/* a parameter the statement does not take (its $1 is PREPARE's): 08P01, and no statement */
+	{
+		const char *one = "1";
+		const char *sql = "PREPARE ur AS SELECT $1::int";
+		PGresult *want = PQexecParams(d, sql, 1, NULL, &one, NULL, NULL, 0),
+			 *got = PQexecParams(a, sql, 1, NULL, &one, NULL, NULL, 0);
+
+		same_error(want, got, sql);
+		ck_assert_str_eq(PQresultErrorField(got, PG_DIAG_SQLSTATE), "08P01");
+		PQclear(want);
+		PQclear(got);
+	}
+	same_params_error(d, a, "EXECUTE ur(1)");
+	/* parsed, not run: no statement yet */
+	same_unnamed_parse(d, a, "PREPARE ur AS SELECT 7");
+	same_params_error(d, a, "EXECUTE ur");
+	same_unnamed_parse(d, a, "PREPARE ur AS SELECT 7");
+	ck_assert_str_eq(it_value(b, "SELECT 1"), "1");
+	same_unnamed_run(d, a, "PREPARE");
+	params_value(a, "EXECUTE ur", NULL, "7");
+	params_value(d, "EXECUTE ur", NULL, "7");
+	/* a PREPARE of a name the client has, run after another client's query */
+	same_unnamed_parse(d, a, "PREPARE ur AS SELECT 8");
+	ck_assert_str_eq(it_value(b, "SELECT 1"), "1");
+	{
+		PGresult *want = PQexecPrepared(d, "", 0, NULL, NULL, NULL, 0),
+			 *got = PQexecPrepared(a, "", 0, NULL, NULL, NULL, 0);
+
+		same_error(want, got, "PREPARE ur again, unnamed");
+		PQclear(want);
+		PQclear(got);
+	}
+	/* an unnamed EXECUTE, run again after another client's query */
+	same_unnamed_parse(d, a, "EXECUTE ur");
+	same_unnamed_run(d, a, "7");
+	ck_assert_str_eq(it_value(b, "SELECT 1"), "1");
+	same_unnamed_run(d, a, "7");
+	/* DEALLOCATE takes the transaction's snapshot */
+	same_tag(d, a, "BEGIN", "BEGIN");
+	same_tag(d, a, "DEALLOCATE ur", "DEALLOCATE");
+	same_exec_error(d, a, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+	same_tag(d, a, "ROLLBACK", "ROLLBACK");
+	same_params_error(d, a, "EXECUTE ur"); /* not transactional: gone */
+	PQfinish(d);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /*
  * Simple queries sent at once, without waiting for each answer: replies come
  * in order, pgdog's own messages stay invisible, errors are PostgreSQL's.
@@ -1667,6 +1762,7 @@ main(void)
 	tcase_add_test(tc, test_full_mixed_names);
 	tcase_add_test(tc, test_full_multi_prepare);
 	tcase_add_test(tc, test_full_extended_sql);
+	tcase_add_test(tc, test_full_extended_sql_runs);
 	tcase_add_test(tc, test_full_many_clients);
 	tcase_add_test(tc, test_full_pipelined);
 	tcase_add_test(tc, test_reparse_42p05);

@@ -17,8 +17,14 @@ extended protocol) and pipelines whose first request fails. A client that is
 in a transaction keeps the turn until it leaves it (the one server is its own
 then); so does one whose server pgdog may have pinned (a ROLLBACK TO or chain
 in a transaction, a Query with two transactions), until it has run DISCARD
-ALL on both sides. Seeds are fixed: a failure names the seed, step, client and
-operation, after that client's last operations.
+ALL on both sides; so does one that made state that pins (temporary table,
+advisory lock, WITH HOLD cursor, LISTEN, and SQL PREPARE unless
+PGDOG_TEST_PREPARED is full, where pgdog rewrites SQL PREPARE, EXECUTE and
+DEALLOCATE: also through the extended protocol, refused at Bind, and after
+the client's turn on the one server ended). Notifications each client got
+(LISTEN and NOTIFY in one Query too) must match as well. Seeds are fixed: a
+failure names the seed, step, client and operation, after that client's last
+operations.
 Environment: DIFF_SEEDS (12), DIFF_STEPS (500 per seed), DIFF_SECONDS (60).
 """
 import os
@@ -35,6 +41,8 @@ SEEDS = int(os.environ.get("DIFF_SEEDS", "12"))
 STEPS = int(os.environ.get("DIFF_STEPS", "500"))
 SECONDS = float(os.environ.get("DIFF_SECONDS", "60"))
 PG_PORT = os.environ.get("PGDOG_TEST_PG_PORT", "5432")
+FULL = os.environ.get("PGDOG_TEST_PREPARED") == "full"
+NOTES = {}
 
 
 def connect(port, db, user, password):
@@ -132,10 +140,28 @@ def operations(n):
         ("params", "SET LOCAL work_mem = '%dMB'" % (n + 80)),
         ("params", "BEGIN"), ("params", "COMMIT"),
         ("params", "SELECT 1/0"),
+        ("q", "PREPARE q%d AS SELECT $1::int + %d" % (n, n * 7)),
+        ("q", "EXECUTE q%d(%d)" % (n, n)), ("params", "EXECUTE q%d(2)" % n),
+        ("q", "DEALLOCATE q%d" % n), ("q", "DEALLOCATE PREPARE q%d" % n),
+        ("params", "PREPARE q%d AS SELECT $1::int * 2" % n),
+        ("params", "PREPARE q%d AS SELECT 2" % n),
+        ("q", "PREPARE q%d(int) AS SELECT $1 - 1; EXECUTE q%d(9)" % (n, n)),
+        ("q", "EXECUTE q%d(1); SELECT 1/0" % n),
+        ("q", "CREATE TEMP TABLE IF NOT EXISTS tt%d(a int)" % n),
+        ("q", "SELECT count(*) FROM tt%d" % n),
+        ("q", "SELECT pg_try_advisory_lock({k} + %d)" % n),
+        ("q", "SELECT pg_advisory_unlock({k} + %d)" % n),
+        ("q", "SELECT pg_try_advisory_xact_lock({k} + %d)" % n),
+        ("q", "DECLARE hc%d CURSOR WITH HOLD FOR SELECT 1" % n), ("q", "CLOSE hc%d" % n),
+        ("q", "LISTEN {s}ch%d" % n), ("q", "UNLISTEN *"),
+        ("q", "NOTIFY {s}ch%d, 'x%d'" % (n, n)),
+        ("q", "LISTEN {s}ch%d; NOTIFY {s}ch%d, 'z'" % (n, n)),
     ]
 
 
-def run(c, op):
+def run(c, op, side="d"):
+    # {s}: a channel name, {k}: an advisory lock key of one side (both share one database)
+    op = tuple(x.replace("{s}", side).replace("{k}", "1000" if side == "p" else "0") for x in op)
     kind = op[0]
     if kind == "q":
         return [outcome(c.exec_(op[1].encode()))]
@@ -189,16 +215,46 @@ def drain(c, n):
     return out
 
 
+def notes(direct, pooled, hist, step):
+    """The notifications each idle client got so far: the same on both sides (within 2 s)."""
+    deadline = time.monotonic() + 2
+    while True:
+        bad = []
+        for i in range(CLIENTS):
+            for side, c in (("d", direct[i]), ("p", pooled[i])):
+                c.consume_input()
+                n = c.notifies()
+                while n is not None:
+                    NOTES.setdefault((side, i), []).append((n.relname.decode()[1:], n.extra.decode()))
+                    n = c.notifies()
+            if direct[i].transaction_status == pq.TransactionStatus.IDLE and \
+                    NOTES.get(("d", i)) != NOTES.get(("p", i)):
+                bad.append(i)
+        if not bad:
+            return
+        if time.monotonic() > deadline:
+            for h in [x for x in hist if x[1] == bad[0]][-14:]:
+                print("   #", h)
+            raise drvlib.CheckFailed("step %d, client %d, notifications: PostgreSQL %r, pgdog %r"
+                                     % (step, bad[0], NOTES.get(("d", bad[0])), NOTES.get(("p", bad[0]))))
+        time.sleep(0.02)
+
+
 def may_pin(op, in_tx):
-    """May op pin the pooled client's server (a SET pgdog cannot settle)?"""
-    text = op[1] if len(op) > 1 else ""
+    """May op pin the pooled client's server (state pgdog cannot move or settle)?"""
+    text = " ".join(op[1:])
     if "ROLLBACK TO" in text or "AND CHAIN" in text:
         return in_tx
+    if any(w in text for w in ("TEMP", "advisory_lock(", "WITH HOLD", "LISTEN")):
+        return True
+    if "PREPARE q" in text and not FULL:
+        return True  # SQL PREPARE pins unless prepared_statements = full
     return text.count("COMMIT") + text.count("ROLLBACK") > 1
 
 
 def one_seed(seed, end):
     rnd = random.Random(seed)
+    NOTES.clear()
     # directly as "postgres": run.sh counts the server connections of "app" against pool_size
     direct = [connect(PG_PORT, "postgres", "postgres", "") for _ in range(CLIENTS)]
     pooled = [connect(drvlib.PORT, drvlib.DB, drvlib.USER, drvlib.PASSWORD) for _ in range(CLIENTS)]
@@ -212,7 +268,8 @@ def one_seed(seed, end):
             if turn is not None and pinned[turn] and \
                     direct[turn].transaction_status == pq.TransactionStatus.IDLE:
                 op = ("q", "DISCARD ALL")
-                want, got = run(direct[turn], op), run(pooled[turn], op)
+                want, got = run(direct[turn], op), run(pooled[turn], op, "p")
+                notes(direct, pooled, hist, step)
                 hist.append((step, turn, op, want))
                 pinned[turn] = False
                 if want != got:
@@ -223,7 +280,8 @@ def one_seed(seed, end):
             ops = operations(rnd.randrange(4))
             op = ops[rnd.randrange(len(ops))]
             in_tx = direct[turn].transaction_status != pq.TransactionStatus.IDLE
-            want, got = run(direct[turn], op), run(pooled[turn], op)
+            want, got = run(direct[turn], op), run(pooled[turn], op, "p")
+            notes(direct, pooled, hist, step)
             if may_pin(op, in_tx):
                 pinned[turn] = True
             hist.append((step, turn, op, want))
