@@ -316,28 +316,14 @@ START_TEST(test_admin_stats_workload)
 	unsigned long long xtime0 = stat_num(adm, "app", "total_xact_time");
 	unsigned long long assign0 = stat_num(adm, "app", "total_server_assignment_count");
 	unsigned long long solo0 = stat_num(adm, "solo", "total_xact_count");
-	bool worker_seen[2] = { false, false };
-	int n = 0;
+	int n;
 	static char body[4 << 20];
-	PGresult *res;
 	double hq, hx;
 
 	ck_assert_int_eq(http_get("/metrics", body, sizeof(body)), 200);
 	hq = it_metric(body, "pgdog_query_duration_seconds_count", "app");
 	hx = it_metric(body, "pgdog_xact_duration_seconds_count", "app");
-	/* the kernel spreads connections over the workers: SHOW CLIENTS says where */
-	while (n < WL_CONNS_MAX && (n < WL_CONNS || !worker_seen[0] || !worker_seen[1])) {
-		conns[n++] = it_connect(APP);
-		res = it_exec_ok(adm, "SHOW CLIENTS");
-		for (int r = 0; r < PQntuples(res); r++) {
-			if (strcmp(PQgetvalue(res, r, PQfnumber(res, "user")), "app") != 0)
-				continue;
-			worker_seen[atoi(PQgetvalue(res, r, PQfnumber(res, "worker"))) & 1] = true;
-		}
-		PQclear(res);
-	}
-	ck_assert_msg(worker_seen[0] && worker_seen[1],
-		      "%d connections all went to one worker: the test needs both", n);
+	n = it_connect_spread(APP, "app", conns, WL_CONNS, WL_CONNS_MAX);
 	for (int i = 0; i < n; i++) {
 		for (int k = 0; k < WL_AUTO; k++)
 			ck_assert_str_eq(it_value(conns[i], "SELECT 1"), "1");

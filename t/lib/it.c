@@ -1707,6 +1707,34 @@ it_show_value(PGconn *adm, const char *cmd, const char *k1, const char *v1, cons
 	return out;
 }
 
+int
+it_connect_spread(const char *conninfo, const char *user, PGconn **conns, int min, int max)
+{
+	PGconn *adm = it_connect("dbname=admin user=admin password=pgdog");
+	bool seen[2] = { false, false };
+	int n = 0;
+
+	while (n < max && (n < min || !seen[0] || !seen[1])) {
+		PGresult *res;
+		int fu, fw;
+
+		conns[n++] = it_connect(conninfo);
+		res = it_exec_ok(adm, "SHOW CLIENTS");
+		fu = PQfnumber(res, "user");
+		fw = PQfnumber(res, "worker");
+		ck_assert_msg(fu >= 0 && fw >= 0, "SHOW CLIENTS has no user or worker column");
+		for (int r = 0; r < PQntuples(res); r++) {
+			if (strcmp(PQgetvalue(res, r, fu), user) == 0)
+				seen[atoi(PQgetvalue(res, r, fw)) & 1] = true;
+		}
+		PQclear(res);
+	}
+	PQfinish(adm);
+	ck_assert_msg(seen[0] && seen[1],
+		      "%d connections all went to one worker: the test needs both", n);
+	return n;
+}
+
 const char *
 it_pool_field(const char *db, const char *user, const char *col)
 {

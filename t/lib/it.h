@@ -273,6 +273,13 @@ double it_metric_plain(const char *text, const char *name);
  */
 const char *it_show_value(PGconn *adm, const char *cmd, const char *k1, const char *v1,
 			  const char *k2, const char *v2, const char *col);
+/*
+ * Connect clients (conninfo) into conns until there are at least min and
+ * SHOW CLIENTS lists clients of user on worker 0 and on worker 1 (the kernel
+ * spreads connections over the workers by hash); at most max. Returns how
+ * many; fails the test if max were not enough.
+ */
+int it_connect_spread(const char *conninfo, const char *user, PGconn **conns, int min, int max);
 /* Column col of SHOW POOLS for pool user/db, over a new admin connection (admin/pgdog). */
 const char *it_pool_field(const char *db, const char *user, const char *col);
 /* Wait up to timeout_ms for a notification on c (PQfreemem it); NULL if none came. */
