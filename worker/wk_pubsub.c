@@ -35,6 +35,7 @@
  */
 #include "worker/wk_pubsub.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -263,6 +264,18 @@ wk_pubsub_put_cmd(struct pgw_buf *b, const char *verb, const char *name)
 	pgw_put_u8(b, '"');
 }
 
+/* End the Query text begun in b, send it to pp's listener and count it. -1 on out of memory. */
+static int
+wk_pubsub_send_query(struct wk_pubsub_pool *pp, struct pgw_buf *b)
+{
+	pgw_put_u8(b, 0);
+	pgw_end(b);
+	if (b->has_error || wk_conn_send(&pp->listener->io, b) < 0)
+		return -1;
+	pp->sent_seq++;
+	return 0;
+}
+
 /* Send one Query built from commands for each channel (or one channel). -1 on failure. */
 static int
 wk_pubsub_send_listen(struct wk_pubsub_pool *pp, const char *verb, struct wk_pubsub_chan *only,
@@ -288,12 +301,7 @@ wk_pubsub_send_listen(struct wk_pubsub_pool *pp, const char *verb, struct wk_pub
 			wk_pubsub_put_cmd(b, verb, ch->name);
 		}
 	}
-	pgw_put_u8(b, 0);
-	pgw_end(b);
-	if (b->has_error || wk_conn_send(&pp->listener->io, b) < 0)
-		return -1;
-	pp->sent_seq++;
-	return 0;
+	return wk_pubsub_send_query(pp, b);
 }
 
 static void wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why);
@@ -409,6 +417,7 @@ wk_pubsub_unwait(struct wk_pubsub_client *pc)
 	list_del(&pc->wait_node);
 	list_init(&pc->wait_node);
 	pc->wait_chan = NULL;
+	pc->is_query_wait = false;
 }
 
 /*
@@ -613,6 +622,103 @@ wk_pubsub_listen(struct wk_client *c, struct wk_pubsub_pool *pp, const char *nam
 	pc->wait_chan = ch;
 	list_append(&pp->waiters, &pc->wait_node);
 	return 0;
+}
+
+bool
+wk_pubsub_chan_confirmed(const struct wk_pubsub_chan *ch)
+{
+	const struct wk_pubsub_pool *pp = ch->pp;
+
+	return pp->listener && pp->is_ready && ch->listen_seq <= pp->done_seq;
+}
+
+/*
+ * Are the channels pc's Query (pre) and open transaction (ops) LISTEN on
+ * LISTENed by the listener on the server?
+ */
+static bool
+wk_pubsub_pre_confirmed(const struct wk_pubsub_client *pc)
+{
+	for (size_t i = 0; i < pc->pre_cnt; i++)
+		if (!wk_pubsub_chan_confirmed(pc->pre[i]))
+			return false;
+	for (size_t i = 0; i < pc->ops_cnt; i++)
+		if (pc->ops[i].ch && !wk_pubsub_chan_confirmed(pc->ops[i].ch))
+			return false;
+	return true;
+}
+
+int
+wk_pubsub_prelisten(struct wk_client *c, struct wk_pubsub_client *pc, const struct sql_stmt *stmts,
+		    size_t cnt)
+{
+	for (size_t i = 0; i < cnt; i++) {
+		struct wk_pubsub_chan *ch;
+		size_t j;
+
+		if (stmts[i].kind != SQL_LISTEN)
+			continue;
+		if (wk_pubsub_grow((void ***)&pc->pre, pc->pre_cnt, &pc->pre_cap) < 0)
+			return -1;
+		ch = wk_pubsub_chan_get(pc->pp, stmts[i].name);
+		if (!ch)
+			return -1;
+		for (j = 0; j < pc->pre_cnt && pc->pre[j] != ch; j++)
+			;
+		if (j < pc->pre_cnt)
+			continue;
+		ch->pending_cnt++;
+		pc->pre[pc->pre_cnt++] = ch;
+	}
+	if (wk_pubsub_pre_confirmed(pc))
+		return 0;
+	if (!pc->is_query_wait) {
+		log_debug(&c->lctx, "pub/sub: the Query waits for the listener's LISTEN");
+		pc->is_query_wait = true;
+		list_append(&pc->pp->waiters, &pc->wait_node);
+	}
+	wk_stream_read_off(&c->io);
+	c->is_read_off = true;
+	return 1;
+}
+
+void
+wk_pubsub_pre_release(struct wk_pubsub_client *pc)
+{
+	while (pc->pre_cnt) {
+		struct wk_pubsub_chan *ch = pc->pre[--pc->pre_cnt];
+
+		ch->pending_cnt--;
+		wk_pubsub_chan_release(ch);
+	}
+}
+
+/* Send pp's listener an empty Query. -1 on out of memory. */
+static int
+wk_pubsub_send_sync(struct wk_pubsub_pool *pp)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_QUERY);
+	return wk_pubsub_send_query(pp, b);
+}
+
+uint64_t
+wk_pubsub_sync_seq(struct wk_pubsub_pool *pp)
+{
+	if (!pp->listener || !pp->is_ready)
+		return 0;
+	if (pp->done_seq < pp->sent_seq) {
+		/* one query at a time does for every client: the next one */
+		pp->is_sync_wanted = true;
+		return pp->sent_seq + 1;
+	}
+	if (wk_pubsub_send_sync(pp) < 0) {
+		wk_server_close(pp->listener, "out of memory");
+		return 0;
+	}
+	return pp->sent_seq;
 }
 
 /* ---- serving LISTEN / UNLISTEN ------------------------------------------- */
@@ -1119,7 +1225,7 @@ wk_pubsub_resume_holders(struct wk_pubsub_pool *pp, bool is_all)
 		struct wk_pubsub_client *pc = list_entry(pos, struct wk_pubsub_client, hold_node);
 		struct wk_client *c = pc->c;
 
-		if (!is_all && !wk_pubsub_chans_confirmed(pc))
+		if (!is_all && wk_pubsub_hold_pending(pc))
 			continue;
 		/* the hook lets the held ReadyForQuery pass when it reads it again */
 		if (c->state == WK_CLIENT_ACTIVE && c->server)
@@ -1139,6 +1245,14 @@ wk_pubsub_answer_waiters(struct wk_pubsub_pool *pp)
 		struct wk_pubsub_client *pc = list_entry(pos, struct wk_pubsub_client, wait_node);
 		struct wk_client *c = pc->c;
 
+		if (pc->is_query_wait) {
+			/* its Query goes to its server now */
+			if (!wk_pubsub_pre_confirmed(pc))
+				continue;
+			wk_pubsub_unwait(pc);
+			wk_pubsub_read_on(c);
+			continue;
+		}
 		if (!pc->wait_chan || pc->wait_chan->listen_seq > pp->done_seq)
 			continue;
 		wk_pubsub_unwait(pc);
@@ -1184,6 +1298,45 @@ wk_pubsub_listener_ready(struct wk_server *s)
 	wk_pubsub_publish_pool(pp);
 }
 
+/* Does pc's open transaction (or its Query on the way) LISTEN on ch? */
+static bool
+wk_pubsub_is_pending_on(const struct wk_pubsub_client *pc, const struct wk_pubsub_chan *ch)
+{
+	for (size_t i = 0; i < pc->ops_cnt; i++)
+		if (pc->ops[i].ch == ch)
+			return true;
+	for (size_t i = 0; !pc->is_query_wait && i < pc->pre_cnt; i++)
+		if (pc->pre[i] == ch)
+			return true;
+	return false;
+}
+
+/*
+ * A notification on ch sent by backend pid that has come before the
+ * replies of the client holding that server: when that client's
+ * transaction LISTENs on ch, the notification is what it committed with
+ * the LISTEN (the client holds its server until the transaction ends), and
+ * PostgreSQL delivers it to the session before its ReadyForQuery: so does
+ * pgdog (the client joins ch when pgdog reads the commit).
+ */
+static void
+wk_pubsub_deliver_pending(struct wk_pubsub_chan *ch, uint32_t pid)
+{
+	struct list *pos;
+
+	list_foreach (pos, &ch->pp->pool->servers[WK_SERVER_ACTIVE]) {
+		struct wk_server *s = list_entry(pos, struct wk_server, node);
+		struct wk_client *c = s->client;
+
+		if (s->backend_pid != pid || !c || !c->pubsub || c->pubsub->pp != ch->pp)
+			continue;
+		if (wk_pubsub_client_index(c->pubsub, ch->name) < 0 &&
+		    wk_pubsub_is_pending_on(c->pubsub, ch))
+			wk_pubsub_deliver_one(c, ch);
+		return;
+	}
+}
+
 /* A NotificationResponse from the listener: fan it out. */
 static void
 wk_pubsub_on_notification(struct wk_pubsub_pool *pp, const uint8_t *msg, const struct pgw_hdr *h)
@@ -1211,6 +1364,12 @@ wk_pubsub_on_notification(struct wk_pubsub_pool *pp, const uint8_t *msg, const s
 	/* a client closed on the way stays in the array until it is freed */
 	for (size_t i = 0; i < ch->clients_cnt; i++)
 		wk_pubsub_deliver_one(ch->clients[i], ch);
+	if (ch->pending_cnt) {
+		uint32_t pid;
+
+		memcpy(&pid, body, sizeof(pid));
+		wk_pubsub_deliver_pending(ch, ntohl(pid));
+	}
 	wk_pubsub_row_publish(ch);
 }
 
@@ -1242,6 +1401,13 @@ wk_pubsub_listener_read(struct wk_server *s)
 		case PGW_MSG_READY:
 			if (pp->done_seq < pp->sent_seq)
 				pp->done_seq++;
+			if (pp->is_sync_wanted) {
+				pp->is_sync_wanted = false;
+				if (wk_pubsub_send_sync(pp) < 0) {
+					wk_server_close(s, "out of memory");
+					return;
+				}
+			}
 			wk_pubsub_answer_waiters(pp);
 			break;
 		case PGW_MSG_ERROR: {
@@ -1254,6 +1420,7 @@ wk_pubsub_listener_read(struct wk_server *s)
 			break;
 		}
 		case PGW_MSG_COMMAND_COMPLETE:
+		case PGW_MSG_EMPTY_QUERY: /* a client's sync (wk_pubsub_sync_seq) */
 		case PGW_MSG_NOTICE:
 		case PGW_MSG_PARAMETER_STATUS:
 			break;
@@ -1280,6 +1447,12 @@ wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why)
 		struct wk_client *c = pc->c;
 		struct pgw_buf *b = &g_wk.scratch;
 
+		if (pc->is_query_wait) {
+			/* its Query goes on; its commit waits for the next listener */
+			wk_pubsub_unwait(pc);
+			wk_pubsub_read_on(c);
+			continue;
+		}
 		/* its LISTEN did not happen (leaving also ends the wait) */
 		for (size_t i = 0; i < pc->chans_cnt; i++) {
 			if (pc->chans[i] == ch) {
@@ -1325,12 +1498,18 @@ wk_pubsub_lose_clients(struct wk_pubsub_pool *pp, bool only_holders)
 
 		if (!pc || pc->pp != pp || c->state == WK_CLIENT_CLOSING || pc->is_lost)
 			continue;
-		if (only_holders
-			    ? !pc->is_holding
-			    : !pc->chans_cnt && !pc->ops_cnt && !pc->watch_cnt && !pc->wait_chan)
+		if (only_holders ? !pc->is_holding
+				 : !pc->chans_cnt && !pc->ops_cnt && !pc->watch_cnt &&
+					   !pc->wait_chan && !pc->is_query_wait)
 			continue;
 		pc->is_lost = true;
 		n++;
+		if (pc->is_query_wait) {
+			/* its Query goes on; it goes at the boundary after it */
+			wk_pubsub_unwait(pc);
+			wk_pubsub_read_on(c);
+			continue;
+		}
 		if (pc->wait_chan)
 			wk_pubsub_unwait(pc); /* its LISTEN is not answered: it goes */
 		if (!pc->is_holding && wk_pubsub_at_boundary(c))
@@ -1367,6 +1546,7 @@ wk_pubsub_listener_closed(struct wk_server *s)
 		wk_server_gone(pp->old);
 	pp->old = s;
 	pp->sent_seq = pp->done_seq = 0;
+	pp->is_sync_wanted = false;
 	list_foreach (pos, &pp->chans)
 		list_entry(pos, struct wk_pubsub_chan, node)->listen_seq = WK_PUBSUB_AT_LOGIN;
 	if (pp->chans_cnt == 0)
@@ -1419,15 +1599,15 @@ wk_pubsub_client_free(struct wk_client *c)
 
 	if (!pc)
 		return;
-	if (pc->wait_chan) {
-		list_del(&pc->wait_node);
-		pc->wait_chan = NULL;
-	}
+	if (pc->wait_chan || pc->is_query_wait)
+		wk_pubsub_unwait(pc);
 	if (pc->is_holding)
 		wk_pubsub_unhold(pc);
 	while (pc->chans_cnt)
 		wk_pubsub_leave(c, pc->chans_cnt - 1);
 	wk_pubsub_client_tx_end(c, false); /* LISTENs of its open transaction are dropped */
+	wk_pubsub_pre_release(pc);
+	free(pc->pre);
 	free(pc->chans);
 	free(pc->ops);
 	free(pc->watches);

@@ -60,6 +60,11 @@ bool wk_pubsub_query_is_followed(const struct wk_client *c);
 /* Does pub/sub follow c's replies (wk_pubsub_server_reply must see them)? */
 bool wk_pubsub_is_watching(const struct wk_client *c);
 /*
+ * Must wk_pubsub_server_reply see c's ReadyForQuery messages (c is
+ * watched, or listens: the end of each transaction waits for the listener)?
+ */
+bool wk_pubsub_follows_ready(const struct wk_client *c);
+/*
  * pgdog sent n messages of its own that each end in a ReadyForQuery in
  * front of the Query (or Parse) at the front of c's input (prepared
  * statement rewriting): the replies pub/sub follows for it come after
@@ -103,10 +108,12 @@ enum {
  * undoes the client's LISTEN/UNLISTEN as statements complete and
  * transactions end, turns the CommandComplete of a LISTEN pgdog rewrote
  * back into "LISTEN" (in place: *h is updated) and drops the reply to its
- * PREPARE TRANSACTION guard. A ReadyForQuery ending a transaction whose
- * LISTEN committed is held (WK_PUBSUB_HOLD: the caller leaves it in the
- * input and pauses reading the server) until the listener has LISTENed;
- * wk_server_resume() then brings it back here and it passes. Returns
+ * PREPARE TRANSACTION guard; also, while wk_pubsub_follows_ready(c), for
+ * each ReadyForQuery. A ReadyForQuery 'I' of a listening client is held
+ * (WK_PUBSUB_HOLD: the caller leaves it in the input and pauses reading the
+ * server) until the listener has LISTENed on its channels and answered a
+ * query sent after it; wk_server_resume() then brings it back here and it
+ * passes, after the notifications queued for the client meanwhile. Returns
  * WK_PUBSUB_PASS, WK_PUBSUB_DROPPED, WK_PUBSUB_HOLD, or -1 when c was closed
  * (out of memory).
  */

@@ -47,6 +47,7 @@ struct wk_pubsub_pool {
 	struct list waiters; /* clients owed a LISTEN reply */
 	struct list holders; /* clients whose ReadyForQuery waits for their channels (is_holding) */
 	uint64_t sent_seq, done_seq;
+	bool is_sync_wanted; /* a client waits for a query sent after the one in flight */
 	uint64_t retry_after_us;
 };
 
@@ -81,11 +82,24 @@ struct wk_pubsub_client {
 	struct list wait_node;            /* in pp->waiters while wait_chan */
 	struct list hold_node;            /* in pp->holders while is_holding */
 	/*
-	 * A committed LISTEN: the client's ReadyForQuery is held (its server's
-	 * reading stopped) until the listener runs the LISTEN, so that a NOTIFY
-	 * committed after the client saw the commit reaches it.
+	 * The ReadyForQuery ending a transaction of a listening client is held
+	 * (its server's reading stopped) until the listener has LISTENed on
+	 * each of its channels, so that a NOTIFY committed after the client saw
+	 * the commit reaches it, and has answered a query sent after the commit
+	 * (sync_seq), so that the notifications the transaction committed reach
+	 * the client before that ReadyForQuery, as PostgreSQL sends its own.
 	 */
-	bool is_holding, needs_confirm;
+	bool is_holding;
+	uint64_t sync_seq;
+	/*
+	 * Channels a Query LISTENs on, LISTENed by the listener before the Query
+	 * goes to the server (is_query_wait: its input stops until then), so
+	 * that a NOTIFY committed with it reaches the listener; held
+	 * (pending_cnt) until the Query's replies are followed.
+	 */
+	struct wk_pubsub_chan **pre; /* owned array of borrowed channels */
+	size_t pre_cnt, pre_cap;
+	bool is_query_wait;
 	struct pgw_buf queue; /* NotificationResponses for the next boundary */
 	uint32_t queued_cnt;
 	bool is_overflow;
@@ -185,7 +199,26 @@ enum wk_rc wk_pubsub_parse_named(struct wk_client *c, const struct pgw_hdr *h);
  * cannot be told apart (without reply slots: any unsynced message counts).
  */
 bool wk_pubsub_execute_unsynced(const struct wk_server *s);
-/* Is every channel pc listens on LISTENed by the listener on the server? */
-bool wk_pubsub_chans_confirmed(const struct wk_pubsub_client *pc);
+/* Must pc's ReadyForQuery wait for the listener (see is_holding)? */
+bool wk_pubsub_hold_pending(const struct wk_pubsub_client *pc);
+/*
+ * The number of a listener query sent after now (sent at once, or when the
+ * one in flight is answered); 0 when pp's listener has not logged in (its
+ * login query comes after now).
+ */
+uint64_t wk_pubsub_sync_seq(struct wk_pubsub_pool *pp);
+/* Is channel ch LISTENed by pp's listener on the server? */
+bool wk_pubsub_chan_confirmed(const struct wk_pubsub_chan *ch);
+/*
+ * Have pc's listener LISTEN on each channel that one of the cnt statements
+ * LISTENs on before they go to c's server (see pre), and wait for those of
+ * c's open transaction too (a NOTIFY committed with them reaches the
+ * listener). 0: they can go; 1: c waits, its input stopped (the message at
+ * its front is read again once the listener has); -1 on out of memory.
+ */
+int wk_pubsub_prelisten(struct wk_client *c, struct wk_pubsub_client *pc,
+			const struct sql_stmt *stmts, size_t cnt);
+/* Release the channels pc LISTENed ahead of its Query (pre). */
+void wk_pubsub_pre_release(struct wk_pubsub_client *pc);
 /* pc's held ReadyForQuery may go (pc leaves its pool's holders). */
 void wk_pubsub_unhold(struct wk_pubsub_client *pc);

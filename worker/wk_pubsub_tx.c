@@ -175,7 +175,6 @@ wk_pubsub_ops_end(struct wk_client *c, bool is_commit)
 			/* joined first, released after: the channel never disappears in between */
 			if (!is_oom && wk_pubsub_listen(c, pc->pp, op->name, false) < 0)
 				is_oom = true;
-			pc->needs_confirm = true;
 			op->ch->pending_cnt--;
 			wk_pubsub_chan_release(op->ch);
 			break;
@@ -261,6 +260,14 @@ bool
 wk_pubsub_is_watching(const struct wk_client *c)
 {
 	return wk_pubsub_is_watching_pc(c->pubsub);
+}
+
+bool
+wk_pubsub_follows_ready(const struct wk_client *c)
+{
+	const struct wk_pubsub_client *pc = c->pubsub;
+
+	return pc && (pc->chans_cnt || wk_pubsub_is_watching_pc(pc));
 }
 
 bool
@@ -368,6 +375,14 @@ wk_pubsub_watch_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_han
 	if (!pc || wk_pubsub_grow_n((void **)&pc->watches, sizeof(*pc->watches), pc->watch_cnt,
 				    &pc->watch_cap) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	/* the listener LISTENs first, so that a NOTIFY committed with the Query reaches it */
+	rc = wk_pubsub_prelisten(c, pc, res.stmts, res.stmts_cnt);
+	if (rc < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (rc > 0) {
+		*is_handled = true; /* read again when it has */
+		return WK_OK;
+	}
 	w = &pc->watches[pc->watch_cnt];
 	memset(w, 0, offsetof(struct wk_pubsub_watch, stmts));
 	/* its ReadyForQuery comes after those owed for what is in flight */
@@ -474,6 +489,15 @@ wk_pubsub_watch_parse(struct wk_client *c, const struct sql_stmt *st, size_t par
 	if (st->kind == SQL_LISTEN &&
 	    (at = wk_pubsub_stmt_word(sql, st->loc, len, "listen")) == (size_t)-1)
 		return WK_OK; /* not followed: the server pins */
+	switch (wk_pubsub_prelisten(c, pc, st, 1)) {
+	case 0:
+		break;
+	case 1:
+		*is_handled = true; /* read again once the listener has LISTENed */
+		return WK_OK;
+	default:
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	}
 	w = &pc->watches[pc->watch_cnt];
 	memset(w, 0, offsetof(struct wk_pubsub_watch, stmts));
 	/* its Sync's ReadyForQuery comes after those owed for what is in flight */
@@ -759,22 +783,22 @@ wk_pubsub_on_command(struct wk_client *c, struct wk_pubsub_client *pc, struct wk
 	}
 }
 
-/* Is every channel c listens on LISTENed by the listener on the server? */
 bool
-wk_pubsub_chans_confirmed(const struct wk_pubsub_client *pc)
+wk_pubsub_hold_pending(const struct wk_pubsub_client *pc)
 {
-	const struct wk_pubsub_pool *pp = pc->pp;
-
+	if (pc->is_lost)
+		return false;
 	for (size_t i = 0; i < pc->chans_cnt; i++)
-		if (!pp->listener || !pp->is_ready || pc->chans[i]->listen_seq > pp->done_seq)
-			return false;
-	return true;
+		if (!wk_pubsub_chan_confirmed(pc->chans[i]))
+			return true;
+	return pc->sync_seq > pc->pp->done_seq;
 }
 
 void
 wk_pubsub_unhold(struct wk_pubsub_client *pc)
 {
 	pc->is_holding = false;
+	pc->sync_seq = 0;
 	list_del(&pc->hold_node);
 	list_init(&pc->hold_node);
 }
@@ -827,9 +851,13 @@ wk_pubsub_server_reply(struct wk_client *c, struct evbuffer *in, struct pgw_hdr 
 
 		if (pc->is_holding) {
 			/* this ReadyForQuery was counted already: it waits for the listener */
-			if (!wk_pubsub_chans_confirmed(pc) && !pc->is_lost)
+			if (wk_pubsub_hold_pending(pc))
 				return WK_PUBSUB_HOLD;
 			wk_pubsub_unhold(pc);
+			/* what the transaction committed for the client goes before it */
+			if (pc->queued_cnt && !pc->is_overflow && !pc->is_lost &&
+			    wk_pubsub_client_deliver(c) == WK_CLOSED)
+				return -1;
 			return WK_PUBSUB_PASS;
 		}
 		pc->rfq_seen++;
@@ -843,11 +871,18 @@ wk_pubsub_server_reply(struct wk_client *c, struct evbuffer *in, struct pgw_hdr 
 		if (st == 'I' && !is_swallowed && pc->ops_cnt &&
 		    wk_pubsub_ops_end(c, !is_failed && !is_rollback) == WK_CLOSED)
 			return -1;
-		if (pc->needs_confirm && !is_swallowed) {
-			pc->needs_confirm = false;
-			if (!wk_pubsub_chans_confirmed(pc) && !pc->is_lost) {
-				log_debug(&c->lctx,
-					  "pub/sub: the commit waits for the listener's LISTEN");
+		if (pc->pre_cnt && !pc->watch_cnt)
+			wk_pubsub_pre_release(pc); /* the LISTENs they were for hold them now */
+		if (st == 'I' && !is_swallowed && pc->chans_cnt && !pc->is_lost) {
+			/*
+			 * A transaction ended: what it notified is delivered before
+			 * its ReadyForQuery once the listener answers a query sent
+			 * now (PostgreSQL sends pending notifications before that).
+			 */
+			pc->sync_seq = wk_pubsub_sync_seq(pc->pp);
+			if (wk_pubsub_hold_pending(pc)) {
+				log_noise(&c->lctx,
+					  "pub/sub: the ReadyForQuery waits for the listener");
 				pc->is_holding = true;
 				list_append(&pc->pp->holders, &pc->hold_node);
 				return WK_PUBSUB_HOLD;

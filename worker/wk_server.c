@@ -1431,9 +1431,10 @@ wk_server_forward(struct wk_server *s)
 			s->is_discarding = wk_server_slot_reply(s, h.type);
 		}
 		if (is_pubsub && !is_held && s->internal_ready == 0 &&
-		    (h.type == PGW_MSG_COMMAND_COMPLETE || h.type == PGW_MSG_ERROR ||
-		     h.type == PGW_MSG_READY) &&
-		    wk_pubsub_is_watching(c)) {
+		    (h.type == PGW_MSG_READY
+			     ? wk_pubsub_follows_ready(c)
+			     : (h.type == PGW_MSG_COMMAND_COMPLETE || h.type == PGW_MSG_ERROR) &&
+				       wk_pubsub_is_watching(c))) {
 			/* pub/sub follows this client's statements (LISTEN among others) */
 			int prc;
 

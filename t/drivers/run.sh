@@ -12,14 +12,16 @@
 # Driver programs print "ok - NAME" or "not ok - NAME: MESSAGE" per check and
 # "done" at the end; a program that stops without "done" (crash, timeout)
 # counts as one error. run.sh adds two checks of its own: PostgreSQL never saw
-# more server connections of "app" than pool_size, and pgdog still serves
-# after the driver. Exit 0: all passed; 1: a failure; 77 (automake's SKIP):
+# more server connections of "app" than pool_size (pub/sub listeners, outside
+# it, aside), and pgdog still serves after the driver. Exit 0: all passed; 1: a
+# failure; 77 (automake's SKIP):
 # the driver or the pooler mode is not available here.
 #
 # Environment: PGDOG_BIN, PGDOG_SRCDIR, PGDOG_BUILDDIR (set by make check),
 # PGDOG_TEST_WORKERS (2), PGDOG_TEST_POOLER_MODE (transaction), PGDOG_TEST_POOL_SIZE (3; 12 in
 # session mode, where every open client holds a server), PGDOG_TEST_PREPARED
-# (prepared_statements; pgdog's default when unset), DRV_TIMEOUT (90 s
+# (prepared_statements; pgdog's default when unset), PGDOG_TEST_PUBSUB
+# (pub_sub_channel_size; pgdog's default when unset), DRV_TIMEOUT (90 s
 # for the driver program), DRV_KEEP (keep the work directory), DRV_DIRECT
 # (the driver connects to PostgreSQL directly: checks the suite itself).
 set -u
@@ -225,6 +227,7 @@ server_reset_query = DISCARD ALL
 log_level = ${IT_LOG_LEVEL:-info}
 pooler_mode = $MODE
 ${PGDOG_TEST_PREPARED:+prepared_statements = $PGDOG_TEST_PREPARED}
+${PGDOG_TEST_PUBSUB:+pub_sub_channel_size = $PGDOG_TEST_PUBSUB}
 
 [databases.app]
 host = 127.0.0.1
@@ -284,7 +287,7 @@ done
 (
 	max=0
 	while :; do
-		n=$(psql_pg -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'" 2>/dev/null)
+		n=$(psql_pg -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend' AND application_name <> 'pgdog_listener'" 2>/dev/null)
 		if [ -n "$n" ] && [ "$n" -gt "$max" ]; then
 			max=$n
 			echo "$max" >"$WORK/max_backends"

@@ -349,6 +349,72 @@ START_TEST(test_pubsub_sender_pid)
 }
 END_TEST
 
+/* The notification on channel with payload is there already, and no other (libpq parsed it). */
+static void
+self_now(PGconn *c, const char *what, const char *channel, const char *payload)
+{
+	PGnotify *n = PQnotifies(c);
+
+	ck_assert_msg(n != NULL, "%s: no notification on %s when the command returned", what,
+		      channel);
+	ck_assert_str_eq(n->relname, channel);
+	ck_assert_str_eq(n->extra, payload);
+	PQfreemem(n);
+	n = PQnotifies(c);
+	ck_assert_msg(n == NULL, "%s: a second notification: %s '%s'", what, n ? n->relname : "",
+		      n ? n->extra : "");
+}
+
+/*
+ * A client's own notification is there when its command returns, as in
+ * PostgreSQL, which sends it before the ReadyForQuery: LISTEN and NOTIFY
+ * in one Query on a new channel, in one block, a NOTIFY or pg_notify()
+ * (extended protocol) after the LISTEN. Each round uses new channels, so
+ * that pgdog's listener has not LISTENed on them yet.
+ */
+START_TEST(test_pubsub_self_notify)
+{
+	PGconn *l = it_connect(APP), *o = it_connect(APP);
+	long pins = pools_sum("pins");
+
+	for (int i = 0; i < 10; i++) {
+		char sql[256], q[32], b[32];
+		const char *params[1] = { q };
+		PGresult *res;
+
+		snprintf(q, sizeof(q), "self_q%d", i);
+		snprintf(b, sizeof(b), "self_b%d", i);
+		snprintf(sql, sizeof(sql), "LISTEN %s; NOTIFY %s, 'q'", q, q);
+		PQclear(it_exec_ok(l, sql));
+		self_now(l, "LISTEN; NOTIFY", q, "q");
+		PQclear(it_exec_ok(l, "BEGIN"));
+		snprintf(sql, sizeof(sql), "LISTEN %s", b);
+		PQclear(it_exec_ok(l, sql));
+		snprintf(sql, sizeof(sql), "NOTIFY %s, 'b'", b);
+		PQclear(it_exec_ok(l, sql));
+		ck_assert_ptr_null(PQnotifies(l));
+		PQclear(it_exec_ok(l, "COMMIT"));
+		self_now(l, "BEGIN; LISTEN; NOTIFY; COMMIT", b, "b");
+		snprintf(sql, sizeof(sql), "NOTIFY %s, 'n'", q);
+		PQclear(it_exec_ok(l, sql));
+		self_now(l, "NOTIFY", q, "n");
+		res = PQexecParams(l, "SELECT pg_notify($1, 'e')", 1, NULL, params, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "pg_notify: %s",
+			      PQerrorMessage(l));
+		PQclear(res);
+		self_now(l, "pg_notify", q, "e");
+		/* another client's notification still comes */
+		snprintf(sql, sizeof(sql), "NOTIFY %s, 'o'", b);
+		notify_expect(o, sql, l, b, "o");
+	}
+	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	ck_assert_int_eq(pools_sum("pins"), pins);
+	other_client_ok(o);
+	PQfinish(l);
+	PQfinish(o);
+}
+END_TEST
+
 /*
  * LISTEN / UNLISTEN inside a transaction block take effect at COMMIT and
  * not after ROLLBACK, as in PostgreSQL, and pin nothing.
@@ -1428,6 +1494,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_not_pinned);
 	tcase_add_test(tc, test_pubsub_held_in_transaction);
 	tcase_add_test(tc, test_pubsub_sender_pid);
+	tcase_add_test(tc, test_pubsub_self_notify);
 	tcase_add_test(tc, test_pubsub_listen_in_transaction);
 	tcase_add_test(tc, test_pubsub_extended);
 	tcase_add_test(tc, test_pubsub_multi_statement);
