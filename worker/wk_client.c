@@ -3464,6 +3464,10 @@ wk_client_forward(struct wk_client *c)
 			}
 			continue;
 		}
+		/* pub/sub: a Sync that may commit a LISTEN waits for the listener's */
+		if (h.type == PGW_MSG_SYNC && UNLIKELY(c->pubsub != NULL) &&
+		    wk_pubsub_sync_waits(c))
+			goto done;
 		/* messages pgdog reads must be whole first: wait for the rest */
 		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE ||
 		     ((h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE) &&

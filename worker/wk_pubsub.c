@@ -649,27 +649,30 @@ wk_pubsub_pre_confirmed(const struct wk_pubsub_client *pc)
 }
 
 int
+wk_pubsub_pre_add(struct wk_pubsub_client *pc, const char *name)
+{
+	struct wk_pubsub_chan *ch;
+
+	if (wk_pubsub_grow((void ***)&pc->pre, pc->pre_cnt, &pc->pre_cap) < 0)
+		return -1;
+	ch = wk_pubsub_chan_get(pc->pp, name);
+	if (!ch)
+		return -1;
+	for (size_t j = 0; j < pc->pre_cnt; j++)
+		if (pc->pre[j] == ch)
+			return 0;
+	ch->pending_cnt++;
+	pc->pre[pc->pre_cnt++] = ch;
+	return 0;
+}
+
+int
 wk_pubsub_prelisten(struct wk_client *c, struct wk_pubsub_client *pc, const struct sql_stmt *stmts,
 		    size_t cnt)
 {
-	for (size_t i = 0; i < cnt; i++) {
-		struct wk_pubsub_chan *ch;
-		size_t j;
-
-		if (stmts[i].kind != SQL_LISTEN)
-			continue;
-		if (wk_pubsub_grow((void ***)&pc->pre, pc->pre_cnt, &pc->pre_cap) < 0)
+	for (size_t i = 0; i < cnt; i++)
+		if (stmts[i].kind == SQL_LISTEN && wk_pubsub_pre_add(pc, stmts[i].name) < 0)
 			return -1;
-		ch = wk_pubsub_chan_get(pc->pp, stmts[i].name);
-		if (!ch)
-			return -1;
-		for (j = 0; j < pc->pre_cnt && pc->pre[j] != ch; j++)
-			;
-		if (j < pc->pre_cnt)
-			continue;
-		ch->pending_cnt++;
-		pc->pre[pc->pre_cnt++] = ch;
-	}
 	if (wk_pubsub_pre_confirmed(pc))
 		return 0;
 	if (!pc->is_query_wait) {
@@ -1096,6 +1099,17 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 	if (c->state != WK_CLIENT_ACTIVE || !c->server)
 		return WK_OK;
 	return wk_pubsub_watch_query(c, h, is_handled);
+}
+
+bool
+wk_pubsub_sync_waits(struct wk_client *c)
+{
+	struct wk_pubsub_client *pc = c->pubsub;
+
+	if (!pc->pre_cnt && !pc->ops_cnt)
+		return false;
+	/* out of memory cannot happen here: no channel is added */
+	return wk_pubsub_prelisten(c, pc, NULL, 0) > 0;
 }
 
 /* ---- delivery ------------------------------------------------------------ */

@@ -57,6 +57,13 @@ void wk_pubsub_client_unlisten(struct wk_client *c, const char *channel);
  */
 bool wk_pubsub_query_is_followed(const struct wk_client *c);
 
+/*
+ * A Sync of c (c->pubsub set) is at the front of its input, c ACTIVE: must
+ * it wait (c's input stopped; read again later) because the transaction it
+ * may commit LISTENs on a channel pgdog's listener has not LISTENed on yet
+ * (a NOTIFY committed with it would not reach the listener)?
+ */
+bool wk_pubsub_sync_waits(struct wk_client *c);
 /* Does pub/sub follow c's replies (wk_pubsub_server_reply must see them)? */
 bool wk_pubsub_is_watching(const struct wk_client *c);
 /*

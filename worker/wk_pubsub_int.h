@@ -218,6 +218,8 @@ bool wk_pubsub_chan_confirmed(const struct wk_pubsub_chan *ch);
  */
 int wk_pubsub_prelisten(struct wk_client *c, struct wk_pubsub_client *pc,
 			const struct sql_stmt *stmts, size_t cnt);
+/* Have pc's listener LISTEN on name now; pc holds it in pre. -1 on out of memory. */
+int wk_pubsub_pre_add(struct wk_pubsub_client *pc, const char *name);
 /* Release the channels pc LISTENed ahead of its Query (pre). */
 void wk_pubsub_pre_release(struct wk_pubsub_client *pc);
 /* pc's held ReadyForQuery may go (pc leaves its pool's holders). */

@@ -667,6 +667,9 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 	if (!pc || wk_pubsub_grow_n((void **)&pc->watches, sizeof(*pc->watches), pc->watch_cnt,
 				    &pc->watch_cap) < 0)
 		return -1;
+	/* the listener LISTENs now; the Sync that may commit it waits for that (sync_waits) */
+	if (kind == SQL_LISTEN && wk_pubsub_pre_add(pc, res.stmts[0].name) < 0)
+		return -1;
 	w = &pc->watches[pc->watch_cnt];
 	memset(w, 0, offsetof(struct wk_pubsub_watch, stmts));
 	/* its Sync's ReadyForQuery comes after those owed for what is in flight */
@@ -871,7 +874,7 @@ wk_pubsub_server_reply(struct wk_client *c, struct evbuffer *in, struct pgw_hdr 
 		if (st == 'I' && !is_swallowed && pc->ops_cnt &&
 		    wk_pubsub_ops_end(c, !is_failed && !is_rollback) == WK_CLOSED)
 			return -1;
-		if (pc->pre_cnt && !pc->watch_cnt)
+		if (pc->pre_cnt && !pc->watch_cnt && !pc->is_query_wait)
 			wk_pubsub_pre_release(pc); /* the LISTENs they were for hold them now */
 		if (st == 'I' && !is_swallowed && pc->chans_cnt && !pc->is_lost) {
 			/*

@@ -369,7 +369,8 @@ self_now(PGconn *c, const char *what, const char *channel, const char *payload)
  * A client's own notification is there when its command returns, as in
  * PostgreSQL, which sends it before the ReadyForQuery: LISTEN and NOTIFY
  * in one Query on a new channel, in one block, a NOTIFY or pg_notify()
- * (extended protocol) after the LISTEN. Each round uses new channels, so
+ * (extended protocol) after the LISTEN, a named LISTEN and a NOTIFY in one
+ * pipeline. Each round uses new channels, so
  * that pgdog's listener has not LISTENed on them yet.
  */
 START_TEST(test_pubsub_self_notify)
@@ -378,7 +379,7 @@ START_TEST(test_pubsub_self_notify)
 	long pins = pools_sum("pins");
 
 	for (int i = 0; i < 10; i++) {
-		char sql[256], q[32], b[32];
+		char sql[256], q[32], b[32], name[32];
 		const char *params[1] = { q };
 		PGresult *res;
 
@@ -403,6 +404,24 @@ START_TEST(test_pubsub_self_notify)
 			      PQerrorMessage(l));
 		PQclear(res);
 		self_now(l, "pg_notify", q, "e");
+		/* a named LISTEN and a NOTIFY in one pipeline (one implicit transaction) */
+		snprintf(name, sizeof(name), "self_l%d", i);
+		snprintf(sql, sizeof(sql), "LISTEN self_n%d", i);
+		res = PQprepare(l, name, sql, 0, NULL);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "prepare: %s",
+			      PQerrorMessage(l));
+		PQclear(res);
+		ck_assert_int_eq(PQenterPipelineMode(l), 1);
+		ck_assert_int_eq(PQsendQueryPrepared(l, name, 0, NULL, NULL, NULL, 0), 1);
+		snprintf(sql, sizeof(sql), "NOTIFY self_n%d, 'p'", i);
+		ck_assert_int_eq(PQsendQueryParams(l, sql, 0, NULL, NULL, NULL, NULL, 0), 1);
+		ck_assert_int_eq(PQpipelineSync(l), 1);
+		it_pipeline_next(l, PGRES_COMMAND_OK, NULL);
+		it_pipeline_next(l, PGRES_COMMAND_OK, NULL);
+		it_pipeline_next(l, PGRES_PIPELINE_SYNC, NULL);
+		ck_assert_int_eq(PQexitPipelineMode(l), 1);
+		snprintf(sql, sizeof(sql), "self_n%d", i);
+		self_now(l, "named LISTEN; NOTIFY in a pipeline", sql, "p");
 		/* another client's notification still comes */
 		snprintf(sql, sizeof(sql), "NOTIFY %s, 'o'", b);
 		notify_expect(o, sql, l, b, "o");
