@@ -696,15 +696,23 @@ wk_pubsub_pre_release(struct wk_pubsub_client *pc)
 	}
 }
 
-/* Send pp's listener an empty Query. -1 on out of memory. */
+/*
+ * Send pp's listener a Sync: PostgreSQL answers it with a ReadyForQuery
+ * alone (no transaction), after the notifications signalled to it before.
+ * -1 on out of memory.
+ */
 static int
 wk_pubsub_send_sync(struct wk_pubsub_pool *pp)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);
-	pgw_begin(b, PGW_MSG_QUERY);
-	return wk_pubsub_send_query(pp, b);
+	pgw_begin(b, PGW_MSG_SYNC);
+	pgw_end(b);
+	if (b->has_error || wk_conn_send(&pp->listener->io, b) < 0)
+		return -1;
+	pp->sent_seq++;
+	return 0;
 }
 
 uint64_t
@@ -1434,7 +1442,6 @@ wk_pubsub_listener_read(struct wk_server *s)
 			break;
 		}
 		case PGW_MSG_COMMAND_COMPLETE:
-		case PGW_MSG_EMPTY_QUERY: /* a client's sync (wk_pubsub_sync_seq) */
 		case PGW_MSG_NOTICE:
 		case PGW_MSG_PARAMETER_STATUS:
 			break;
