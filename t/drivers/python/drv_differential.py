@@ -22,7 +22,8 @@ advisory lock, WITH HOLD cursor, LISTEN, and SQL PREPARE unless
 PGDOG_TEST_PREPARED is full, where pgdog rewrites SQL PREPARE, EXECUTE and
 DEALLOCATE: also through the extended protocol, refused at Bind, and after
 the client's turn on the one server ended). Notifications each client got
-(LISTEN and NOTIFY in one Query too) must match as well; with
+(LISTEN and NOTIFY in one Query too; with PGDOG_TEST_PUBSUB, a named LISTEN
+and a NOTIFY in one pipeline too) must match as well; with
 PGDOG_TEST_PUBSUB (pub_sub_channel_size > 0), where pgdog's listener
 connection serves LISTEN and nothing pins, they must be there when the
 command that committed them returns, as PostgreSQL sends its own
@@ -164,7 +165,7 @@ def operations(n):
         ("q", "UNLISTEN {s}ch%d" % n), ("params", "LISTEN {s}ch%d" % n),
         ("params", "NOTIFY {s}ch%d, 'w'" % n),
         ("params", "SELECT pg_notify('{s}ch%d', 'y')" % n),
-    ]
+    ] + ([("pipel", "pl%d" % n, "{s}ch%d" % n)] if PUBSUB else [])
 
 
 def run(c, op, side="d"):
@@ -196,6 +197,15 @@ def run(c, op, side="d"):
         c.send_query_prepared(b"", [b"4"], None)
         c.pipeline_sync()
         return drain(c, 2)
+    if kind == "pipel":
+        # a LISTEN prepared as a named statement, then run with a NOTIFY of its channel in
+        # one request (one implicit transaction)
+        out = [outcome(c.prepare(op[1].encode(), ("LISTEN " + op[2]).encode()))]
+        c.enter_pipeline_mode()
+        c.send_query_prepared(op[1].encode(), [], None)
+        c.send_query_params(("NOTIFY %s, 'l'" % op[2]).encode(), None)
+        c.pipeline_sync()
+        return out + drain(c, 1)
     # a pipeline of two requests: the first fails after its SET, the second reads it
     c.enter_pipeline_mode()
     c.send_query_params(b"SET work_mem = '13MB'", None)
