@@ -1074,6 +1074,88 @@ wk_client_name_eq(const char *a, const char *b)
 }
 _Static_assert(SHM_NAME_MAX >= 8, "wk_client_name_eq reads eight bytes");
 
+/*
+ * Does message h (whole at msg) of c call currval or lastval? A Bind is
+ * looked at through the statement it runs (c's named statement, or its
+ * unnamed one as pgdog keeps it).
+ */
+static bool
+wk_client_msg_reads_seq(const struct wk_client *c, const struct pgw_hdr *h, const uint8_t *msg)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, n1, n2;
+	const struct wk_prep *p;
+	struct pgw_hdr ph;
+
+	/* the bytes after a text's NUL are looked at too: at worst one DISCARD more */
+	switch (h->type) {
+	case PGW_MSG_QUERY:
+		return wk_text_reads_seq(body, blen);
+	case PGW_MSG_PARSE:
+		n1 = wk_strnlen(body, blen);
+		return n1 < blen && wk_text_reads_seq(body + n1 + 1, blen - n1 - 1);
+	case PGW_MSG_BIND:
+		n1 = wk_strnlen(body, blen);
+		if (n1 + 1 >= blen)
+			return false;
+		n2 = wk_strnlen(body + n1 + 1, blen - n1 - 1);
+		if (n2 == 0)
+			return c->unnamed_len > PGW_HDR_LEN && wk_hdr_parse(c->unnamed_msg, &ph) &&
+			       ph.type == PGW_MSG_PARSE && pgw_msg_size(&ph) <= c->unnamed_len &&
+			       wk_client_msg_reads_seq(c, &ph, c->unnamed_msg);
+		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
+		return p && wk_text_reads_seq((const char *)p->key,
+					      wk_strnlen((const char *)p->key, p->key_len));
+	default:
+		return false;
+	}
+}
+
+/* Does the first message in c's input (whole) call currval or lastval? */
+static bool
+wk_client_front_reads_seq(const struct wk_client *c)
+{
+	struct evbuffer *in = c->io.in;
+	struct evbuffer_iovec v;
+	const uint8_t *msg;
+	struct pgw_hdr h;
+
+	/* the first chunk holds the whole message nearly always: no copy then */
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len < PGW_HDR_LEN ||
+	    !wk_hdr_parse(v.iov_base, &h) ||
+	    (h.type != PGW_MSG_QUERY && h.type != PGW_MSG_PARSE && h.type != PGW_MSG_BIND))
+		return false;
+	if (v.iov_len >= pgw_msg_size(&h))
+		return wk_client_msg_reads_seq(c, &h, v.iov_base);
+	if (evbuffer_get_length(in) < pgw_msg_size(&h))
+		return false;
+	msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(&h));
+	return msg && wk_client_msg_reads_seq(c, &h, msg);
+}
+
+/*
+ * The sequence values s's session remembers are another client's (see
+ * is_seq_foreign) and c's first request reads them: s forgets them first
+ * (DISCARD SEQUENCES, its reply swallowed), so that c gets PostgreSQL's
+ * 55000 rather than someone else's value. -1 on out of memory.
+ */
+static int
+wk_client_discard_sequences(struct wk_server *s)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	static const char sql[] = "DISCARD SEQUENCES";
+
+	s->is_seq_foreign = false;
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_QUERY);
+	pgw_put_bytes(b, sql, sizeof(sql));
+	pgw_end(b);
+	if (b->has_error)
+		return -1;
+	log_noise(&s->lctx, "another client's sequence values forgotten (DISCARD SEQUENCES)");
+	return wk_server_send_internal(s, b, 1);
+}
+
 enum wk_rc
 wk_client_attach(struct wk_client *c, struct wk_server *s)
 {
@@ -1105,6 +1187,10 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	if (!wk_client_name_eq(sr->application_name, cr->application_name))
 		memcpy(sr->application_name, cr->application_name, sizeof(sr->application_name));
 	sr->request_us = g_wk.now_us;
+	/* its sequence values are c's own when each was the other's last checkout */
+	s->is_seq_foreign = s->seq_client_id != c->id || c->seq_server_id != s->id;
+	s->seq_client_id = c->id;
+	c->seq_server_id = s->id;
 	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);
 	pgw_buf_reset(b);
 	switch (wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
@@ -1128,6 +1214,9 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 		if (b->has_error || wk_server_send_internal(s, b, 1) < 0)
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	}
+	if (s->is_seq_foreign && !wk_client_is_session(c) && evbuffer_get_length(c->io.in) &&
+	    wk_client_front_reads_seq(c) && wk_client_discard_sequences(s) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (c->is_read_off) {
 		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
@@ -3749,6 +3838,18 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	 * Linked, and the request still in the read buffer: 0 hands it to the
 	 * general path (wk_client_forward() on the input buffer) from here.
 	 */
+	if (s->is_seq_foreign && !wk_client_is_session(c)) {
+		struct pgw_hdr h;
+
+		if (wk_hdr_parse(buf, &h) && wk_client_msg_reads_seq(c, &h, buf)) {
+			/* behind pgdog's DISCARD SEQUENCES (see wk_client_attach) */
+			if (wk_client_discard_sequences(s) < 0) {
+				(void)wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+				return WK_STREAM_FLAT_GONE;
+			}
+			return 0;
+		}
+	}
 	if (!wk_client_flat_binds_ready(c, s, buf, len, preps, &preps_cnt))
 		return 0;
 	r = wk_client_row(c);

@@ -117,6 +117,7 @@ struct wk_client {
 	struct wk_session session;
 	unsigned pins;                   /* WK_PIN_*: state that lives on its server connection */
 	struct wk_prep_names prep_names; /* its named prepared statements (transaction mode) */
+	uint64_t seq_server_id;          /* the server of its last checkout (wk_client_attach) */
 	/*
 	 * Its unnamed statement (transaction mode, prepared_statements not
 	 * disabled): unnamed_id numbers its last Parse of it (per worker; 0: it
@@ -302,7 +303,15 @@ struct wk_server {
 	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */
 	bool is_tracked;      /* replies follow the slot queue (prepared statement rewriting) */
-	bool is_discarding;   /* the message being moved is swallowed */
+	/*
+	 * Sequence values the server's session remembers (currval, lastval):
+	 * seq_client_id is the client whose checkout last ran here;
+	 * is_seq_foreign, set at each checkout, says they may not be the
+	 * client's own (see wk_client_attach).
+	 */
+	uint64_t seq_client_id;
+	bool is_seq_foreign;
+	bool is_discarding;                      /* the message being moved is swallowed */
 	struct wk_slot *slots;                   /* ring of expected replies: owned */
 	size_t slots_head, slots_cnt, slots_cap; /* slots_cap: 0 or a power of two */
 	uint32_t pos_maps_cnt;                   /* slots with a pos_map */
@@ -380,6 +389,31 @@ wk_text_has_word(const char *text, size_t len, const char *word)
 	for (size_t i = 0; i + n <= len; i++)
 		if ((text[i] | 0x20) == word[0] && strncasecmp(text + i, word, n) == 0)
 			return true;
+	return false;
+}
+
+/*
+ * Does text (len bytes) call currval or lastval, in any case, as far as the
+ * letters tell (a column named "lastval" counts too)? Each 'v' is found by
+ * memchr, so a text without one costs two scans of it.
+ */
+static inline bool
+wk_text_reads_seq(const char *text, size_t len)
+{
+	const char *end = text + len;
+
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = memchr(text, k ? 'V' : 'v', len); p;
+		     p = memchr(p + 1, k ? 'V' : 'v', (size_t)(end - p - 1))) {
+			if (p - text >= 4 && end - p >= 3 && (p[1] | 0x20) == 'a' &&
+			    (p[2] | 0x20) == 'l' &&
+			    (strncasecmp(p - 4, "curr", 4) == 0 ||
+			     strncasecmp(p - 4, "last", 4) == 0))
+				return true;
+			if (end - p <= 1)
+				break;
+		}
+	}
 	return false;
 }
 

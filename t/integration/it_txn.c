@@ -1864,6 +1864,54 @@ START_TEST(test_mode_per_user)
 }
 END_TEST
 
+/*
+ * currval() and lastval() never show another client's sequence value: on a
+ * server another client used since, a client's first request that reads
+ * them gets 55000 as on PostgreSQL (pgdog runs DISCARD SEQUENCES there
+ * first), as a Query, through PQexecParams and as a named statement; its own
+ * values in one statement, in its transaction, and in its next transaction
+ * with nobody on the server in between are its own.
+ */
+START_TEST(test_txn_sequence_values)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	const char *params[1] = { "txn_seq" };
+	PGresult *res;
+	char v[32];
+
+	PQclear(it_exec_ok(a, "CREATE SEQUENCE IF NOT EXISTS txn_seq"));
+	/* a's value, then b on the same (only) server */
+	snprintf(v, sizeof(v), "%s", it_value(a, "SELECT nextval('txn_seq')"));
+	it_exec_error(b, "SELECT currval('txn_seq')", "55000");
+	ck_assert_str_eq(it_value(a, "SELECT nextval('txn_seq') = currval('txn_seq')"), "t");
+	it_exec_error(b, "SELECT LastVal()", "55000");
+	(void)it_value(a, "SELECT nextval('txn_seq')");
+	res = PQexecParams(b, "SELECT currval($1)", 1, NULL, params, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "PQexecParams currval: %s",
+		      PQresStatus(PQresultStatus(res)));
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "55000");
+	PQclear(res);
+	res = PQprepare(b, "seq_read", "SELECT lastval()", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	(void)it_value(a, "SELECT nextval('txn_seq')");
+	res = PQexecPrepared(b, "seq_read", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "prepared lastval: %s",
+		      PQresStatus(PQresultStatus(res)));
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "55000");
+	PQclear(res);
+	/* a's own: in its transaction, and in the next one, nobody in between */
+	PQclear(it_exec_ok(a, "BEGIN"));
+	snprintf(v, sizeof(v), "%s", it_value(a, "SELECT nextval('txn_seq')"));
+	ck_assert_str_eq(it_value(a, "SELECT currval('txn_seq')"), v);
+	PQclear(it_exec_ok(a, "COMMIT"));
+	ck_assert_str_eq(it_value(a, "SELECT lastval()"), v);
+	PQclear(it_exec_ok(a, "DROP SEQUENCE txn_seq"));
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1874,6 +1922,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_transaction, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_txn_alternate);
+	tcase_add_test(tc, test_txn_sequence_values);
 	tcase_add_test(tc, test_txn_idle_clients_hold_no_server);
 	tcase_add_test(tc, test_txn_begin_holds_server);
 	tcase_add_test(tc, test_txn_extended_alternate);
