@@ -1084,7 +1084,7 @@ wk_client_msg_reads_seq(const struct wk_client *c, const struct pgw_hdr *h, cons
 {
 	const char *body = (const char *)msg + PGW_HDR_LEN;
 	size_t blen = h->len - 4, n1, n2;
-	const struct wk_prep *p;
+	struct wk_prep *p;
 	struct pgw_hdr ph;
 
 	/* the bytes after a text's NUL are looked at too: at worst one DISCARD more */
@@ -1104,8 +1104,13 @@ wk_client_msg_reads_seq(const struct wk_client *c, const struct pgw_hdr *h, cons
 			       ph.type == PGW_MSG_PARSE && pgw_msg_size(&ph) <= c->unnamed_len &&
 			       wk_client_msg_reads_seq(c, &ph, c->unnamed_msg);
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
-		return p && wk_text_reads_seq((const char *)p->key,
-					      wk_strnlen((const char *)p->key, p->key_len));
+		if (!p)
+			return false;
+		if (p->seq_read == WK_PREP_SEQ_UNKNOWN) /* once per statement */
+			p->seq_read = wk_text_reads_seq((const char *)p->key, p->key_len)
+					      ? WK_PREP_SEQ_READ
+					      : WK_PREP_SEQ_NONE;
+		return p->seq_read == WK_PREP_SEQ_READ;
 	default:
 		return false;
 	}
@@ -1143,13 +1148,10 @@ static int
 wk_client_discard_sequences(struct wk_server *s)
 {
 	struct pgw_buf *b = &g_wk.scratch;
-	static const char sql[] = "DISCARD SEQUENCES";
 
 	s->is_seq_foreign = false;
 	pgw_buf_reset(b);
-	pgw_begin(b, PGW_MSG_QUERY);
-	pgw_put_bytes(b, sql, sizeof(sql));
-	pgw_end(b);
+	pgw_put_query(b, "DISCARD SEQUENCES");
 	if (b->has_error)
 		return -1;
 	log_noise(&s->lctx, "another client's sequence values forgotten (DISCARD SEQUENCES)");

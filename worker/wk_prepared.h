@@ -51,7 +51,13 @@ struct wk_prep {
 	uint32_t row;         /* its shm_prepared row, UINT32_MAX if none was free */
 	uint8_t pubsub;       /* WK_PREP_PUBSUB_*: does pub/sub follow its Binds (wk_pubsub_bind) */
 	uint8_t setting;      /* WK_PREP_SETTING_*: does a Bind SET something (wk_client.c) */
+	uint8_t seq_read;     /* WK_PREP_SEQ_*: does its text call currval/lastval (wk_client.c) */
 };
+
+/* struct wk_prep seq_read: */
+#define WK_PREP_SEQ_UNKNOWN 0 /* not looked at yet */
+#define WK_PREP_SEQ_NONE    1
+#define WK_PREP_SEQ_READ    2
 
 /* struct wk_prep setting: */
 #define WK_PREP_SETTING_UNKNOWN 0 /* not looked at yet */

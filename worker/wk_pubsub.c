@@ -264,11 +264,10 @@ wk_pubsub_put_cmd(struct pgw_buf *b, const char *verb, const char *name)
 	pgw_put_u8(b, '"');
 }
 
-/* End the Query text begun in b, send it to pp's listener and count it. -1 on out of memory. */
+/* End the message begun in b, send it to pp's listener and count it. -1 on out of memory. */
 static int
-wk_pubsub_send_query(struct wk_pubsub_pool *pp, struct pgw_buf *b)
+wk_pubsub_send_msg(struct wk_pubsub_pool *pp, struct pgw_buf *b)
 {
-	pgw_put_u8(b, 0);
 	pgw_end(b);
 	if (b->has_error || wk_conn_send(&pp->listener->io, b) < 0)
 		return -1;
@@ -301,7 +300,8 @@ wk_pubsub_send_listen(struct wk_pubsub_pool *pp, const char *verb, struct wk_pub
 			wk_pubsub_put_cmd(b, verb, ch->name);
 		}
 	}
-	return wk_pubsub_send_query(pp, b);
+	pgw_put_u8(b, 0);
+	return wk_pubsub_send_msg(pp, b);
 }
 
 static void wk_pubsub_fail_waiters(struct wk_pubsub_pool *pp, const char *why);
@@ -708,11 +708,7 @@ wk_pubsub_send_sync(struct wk_pubsub_pool *pp)
 
 	pgw_buf_reset(b);
 	pgw_begin(b, PGW_MSG_SYNC);
-	pgw_end(b);
-	if (b->has_error || wk_conn_send(&pp->listener->io, b) < 0)
-		return -1;
-	pp->sent_seq++;
-	return 0;
+	return wk_pubsub_send_msg(pp, b);
 }
 
 uint64_t

@@ -1864,11 +1864,34 @@ START_TEST(test_mode_per_user)
 }
 END_TEST
 
+/* res (cleared) is PostgreSQL's 55000: a sequence value not defined in the session. */
+static void
+seq_undefined(PGresult *res, const char *what)
+{
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "%s: %s", what,
+		      PQresStatus(PQresultStatus(res)));
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "55000");
+	PQclear(res);
+}
+
+/* b prepares sql as name; a calls nextval; b's run of name gets 55000. */
+static void
+seq_prepared_undefined(PGconn *a, PGconn *b, const char *name, const char *sql)
+{
+	PGresult *res = PQprepare(b, name, sql, 0, NULL);
+
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	(void)it_value(a, "SELECT nextval('txn_seq')");
+	seq_undefined(PQexecPrepared(b, name, 0, NULL, NULL, NULL, 0), sql);
+}
+
 /*
  * currval() and lastval() never show another client's sequence value: on a
  * server another client used since, a client's first request that reads
  * them gets 55000 as on PostgreSQL (pgdog runs DISCARD SEQUENCES there
- * first), as a Query, through PQexecParams and as a named statement; its own
+ * first), as a Query, through PQexecParams, as a named statement, as the
+ * unnamed statement bound again, and waiting in the queue; its own
  * values in one statement, in its transaction, and in its next transaction
  * with nobody on the server in between are its own.
  */
@@ -1887,19 +1910,20 @@ START_TEST(test_txn_sequence_values)
 	it_exec_error(b, "SELECT LastVal()", "55000");
 	(void)it_value(a, "SELECT nextval('txn_seq')");
 	res = PQexecParams(b, "SELECT currval($1)", 1, NULL, params, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "PQexecParams currval: %s",
-		      PQresStatus(PQresultStatus(res)));
-	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "55000");
-	PQclear(res);
-	res = PQprepare(b, "seq_read", "SELECT lastval()", 0, NULL);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
+	seq_undefined(res, "PQexecParams currval");
+	/* a named statement; the unnamed one bound again without its Parse */
+	seq_prepared_undefined(a, b, "seq_read", "SELECT lastval()");
+	seq_prepared_undefined(a, b, "", "SELECT currval('txn_seq')");
+	/* b waiting for the server while a's transaction calls nextval */
+	PQclear(it_exec_ok(a, "BEGIN"));
 	(void)it_value(a, "SELECT nextval('txn_seq')");
-	res = PQexecPrepared(b, "seq_read", 0, NULL, NULL, NULL, 0);
-	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "prepared lastval: %s",
-		      PQresStatus(PQresultStatus(res)));
-	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "55000");
-	PQclear(res);
+	ck_assert_int_eq(PQsendQuery(b, "SELECT currval('txn_seq')"), 1);
+	ck_assert_msg(it_busy_for(b, 300), "b ran while a held the only server");
+	PQclear(it_exec_ok(a, "COMMIT"));
+	res = it_result_within(b, 3000);
+	ck_assert_msg(res != NULL, "queued currval: no result");
+	seq_undefined(res, "queued currval");
+	it_drain(b);
 	/* a's own: in its transaction, and in the next one, nobody in between */
 	PQclear(it_exec_ok(a, "BEGIN"));
 	snprintf(v, sizeof(v), "%s", it_value(a, "SELECT nextval('txn_seq')"));
