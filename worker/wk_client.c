@@ -1177,6 +1177,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->is_release_due = false;
 	s->is_notify_due = false;
 	s->has_tx_error = false;
+	s->has_error_unsynced = false;
 	s->is_tag_rollback = false;
 	s->is_tracked =
 		!wk_client_is_session(c) && g_cfg->prepared_statements != CONFIG_PREPARED_DISABLED;
@@ -1742,6 +1743,20 @@ wk_client_slot_tag_unnamed(struct wk_server *s)
 	sl->is_unnamed_prev_here = s->is_unnamed_prev_here_due;
 }
 
+/*
+ * The slot pushed last is about the client's statement p, in role (enum
+ * wk_slot_prep_role): it holds a reference on p until its end.
+ */
+static void
+wk_client_slot_use(struct wk_server *s, struct wk_prep *p, uint8_t role)
+{
+	struct wk_slot *sl = wk_client_slot_last(s);
+
+	sl->prep = p;
+	sl->prep_role = role | WK_SLOT_PREP_REF;
+	p->client_refs++;
+}
+
 /* Give sl (a Query's slot) the text's map of positions (NULL: none). */
 static void
 wk_client_slot_set_map(struct wk_server *s, struct wk_slot *sl, struct wk_pos_map *map)
@@ -1749,6 +1764,27 @@ wk_client_slot_set_map(struct wk_server *s, struct wk_slot *sl, struct wk_pos_ma
 	sl->pos_map = map;
 	if (map)
 		s->pos_maps_cnt++;
+}
+
+/*
+ * Append a Close or Describe (type) of the statement name to out, and its
+ * reply slot (kind; is_swallow: pgdog's own). -1 on out of memory.
+ */
+static int
+wk_client_put_stmt_msg(struct wk_server *s, struct evbuffer *out, uint8_t type, const char *name,
+		       enum wk_slot_kind kind, bool is_swallow)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_begin(b, type);
+	pgw_put_u8(b, 'S');
+	pgw_put_str(b, name);
+	pgw_end(b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+	    wk_server_slot_push(s, kind, is_swallow, NULL) < 0)
+		return -1;
+	return 0;
 }
 
 /*
@@ -1764,15 +1800,9 @@ wk_client_prep_make_room(struct wk_server *s, struct evbuffer *out)
 	if (limit && s->held.cnt >= limit) {
 		/* over prepared_statements_limit: close the least recently used one */
 		struct wk_prep *old = wk_prep_held_lru(&s->held);
-		struct pgw_buf *b = &g_wk.scratch;
 
-		pgw_buf_reset(b);
-		pgw_begin(b, PGW_MSG_CLOSE);
-		pgw_put_u8(b, 'S');
-		pgw_put_str(b, old->name);
-		pgw_end(b);
-		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-		    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
+		if (wk_client_put_stmt_msg(s, out, PGW_MSG_CLOSE, old->name, WK_SLOT_CLOSE, true) <
+		    0)
 			return -1;
 		wk_prep_held_del(&s->held, old);
 		return 1;
@@ -1791,6 +1821,9 @@ wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *
 {
 	(void)c;
 	if (wk_prep_held_has(&s->held, p))
+		return 0;
+	/* the server skips it up to the next Sync, and what needs it too */
+	if (s->has_error_unsynced && !is_client_parse)
 		return 0;
 	if (wk_client_prep_make_room(s, out) < 0 ||
 	    evbuffer_add(out, p->parse_msg, p->parse_len) < 0)
@@ -1812,6 +1845,62 @@ wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *
 	}
 	if (wk_prep_held_add(&s->held, p) < 0)
 		return -1;
+	return 1;
+}
+
+/*
+ * pgdog's Describe of p, just prepared on s (reply swallowed): the result
+ * it tells is p's, or compared with p's (WK_SLOT_PREP_VERIFY). -1 on out of
+ * memory.
+ */
+static int
+wk_client_prep_describe(struct wk_server *s, struct wk_prep *p, struct evbuffer *out)
+{
+	if (wk_client_put_stmt_msg(s, out, PGW_MSG_DESCRIBE, p->name, WK_SLOT_DESCRIBE_S, true) < 0)
+		return -1;
+	wk_client_slot_use(s, p, WK_SLOT_PREP_VERIFY);
+	return 0;
+}
+
+/*
+ * A client's Bind or Describe of its statement p, which s does not hold:
+ * prepared there now, it would describe the result p's text has today,
+ * while PostgreSQL keeps the result type a statement was prepared with
+ * (0A000 "cached plan must not change result type" once DDL changed it).
+ * So pgdog prepares p, asks the server to describe it (reply swallowed,
+ * WK_SLOT_PREP_VERIFY: wk_prep_desc_seen compares it with p's) and holds the
+ * client's message until that answer is in (s is_verify_wait): then it goes
+ * to p, or fails with 0A000 if p's result changed. The wait also means that
+ * whether the Parse succeeded (or was skipped after an error) is known
+ * before anything that needs p is sent, in this request or a later one.
+ * Returns 1 when the client's message waits, 0 when it can go (p is
+ * prepared there, or the server skips it anyway), -1 on out of memory.
+ */
+static int
+wk_client_prep_verify(struct wk_client *c, struct wk_server *s, struct wk_prep *p,
+		      struct evbuffer *out)
+{
+	static const uint8_t flush[] = { PGW_MSG_FLUSH, 0, 0, 0, 4 };
+	int rc;
+
+	if (p->is_sql || p->is_stale || wk_prep_held_has(&s->held, p))
+		return 0;
+	/* pub/sub follows where these run (wk_pubsub_bind): prepared as before, no wait */
+	if (g_cfg->pub_sub_channel_size > 0 && p->pubsub != WK_PREP_PUBSUB_NONE) {
+		rc = wk_pubsub_prep_follows(p);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+	}
+	rc = wk_client_prep_ensure(c, s, p, out, false);
+	if (rc <= 0)
+		return rc;
+	if (wk_client_prep_describe(s, p, out) < 0)
+		return -1;
+	/* Flush: the answer comes now, with the client's transaction left as it is */
+	if (evbuffer_add(out, flush, sizeof(flush)) < 0)
+		return -1;
+	s->is_verify_wait = true;
+	log_debug(&c->lctx, "statement %s prepared again: its result is checked first", p->name);
 	return 1;
 }
 
@@ -2560,8 +2649,13 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 		if (wk_server_slot_push(s, WK_SLOT_SYNTH_PARSE, false, p) < 0)
 			return -1;
 		wk_client_slot_last(s)->prep_role = WK_SLOT_PREP_CHECK;
-	} else if (wk_client_prep_ensure(c, s, p, out, true) < 0) {
-		return -1;
+	} else {
+		int rc = wk_client_prep_ensure(c, s, p, out, true);
+
+		/* the first copy of p tells the result its later copies must keep */
+		if (rc < 0 || (rc > 0 && !p->has_desc && !p->is_sql &&
+			       wk_client_prep_describe(s, p, out) < 0))
+			return -1;
 	}
 	return 1;
 }
@@ -2783,6 +2877,33 @@ wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *name
 		return -1;
 	p->uses++;
 	wk_prep_publish(p);
+	return 0;
+}
+
+/*
+ * A client's Bind (body, blen: portal name n1 bytes, statement name n2) or
+ * Describe of its stale statement p: sent under a name no server holds,
+ * its 26000 reaches the client as PostgreSQL's 0A000 (wk_server.c), and the
+ * server's transaction fails as PostgreSQL's would. -1 on out of memory.
+ */
+static int
+wk_client_prep_stale(struct wk_server *s, struct wk_prep *p, uint8_t type, const char *body,
+		     size_t blen, size_t n1, size_t n2, struct evbuffer *out)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	if (type == PGW_MSG_BIND) {
+		pgw_buf_reset(b);
+		wk_client_bind_renamed(body, blen, n1, n2, WK_PREP_STALE_NAME, b);
+		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+		    wk_server_slot_push(s, WK_SLOT_BIND, false, NULL) < 0)
+			return -1;
+	} else if (wk_client_put_stmt_msg(s, out, PGW_MSG_DESCRIBE, WK_PREP_STALE_NAME,
+					  WK_SLOT_DESCRIBE_S, false) < 0) {
+		return -1;
+	}
+	wk_client_slot_use(s, p, WK_SLOT_PREP_STALE);
+	log_debug(&s->lctx, "statement %s is stale: 0A000", p->name);
 	return 0;
 }
 
@@ -3073,11 +3194,15 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 	return 1;
 }
 
+/* wk_client_prep(): the message waits in the input (wk_client_prep_verify) */
+#define WK_CLIENT_PREP_WAIT 2
+
 /*
  * Transaction mode with prepared_statements = extended: rewrite a named
  * Parse/Bind/Describe/Close to pgdog's statement names. Returns 1 when the
  * message was handled (drained and replaced), 0 when it goes on as it is,
- * -1 on out of memory.
+ * WK_CLIENT_PREP_WAIT when it stays in the input until the server has
+ * answered what pgdog sent for it, -1 on out of memory.
  */
 static int
 wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h,
@@ -3153,6 +3278,17 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
 		if (!p)
 			return 0; /* PostgreSQL reports the unknown statement */
+		if (p->is_stale) {
+			if (wk_client_prep_stale(s, p, PGW_MSG_BIND, body, blen, n1, n2, out) < 0)
+				return -1;
+			break;
+		}
+		{
+			int rc = wk_client_prep_verify(c, s, p, out);
+
+			if (rc != 0)
+				return rc < 0 ? -1 : WK_CLIENT_PREP_WAIT;
+		}
 		if (wk_client_prep_setting(c, p) < 0)
 			return -1;
 		use = p;
@@ -3178,6 +3314,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (wk_client_prep_bind_put(s, p, use->name, body, blen, n1, n2, b) < 0 ||
 		    evbuffer_add(out, b->data, b->len) < 0)
 			return -1;
+		if (use == p)
+			wk_client_slot_use(s, p, WK_SLOT_PREP_USE);
 		break;
 	case PGW_MSG_DESCRIBE:
 		if (blen >= 2 && body[0] == 'S' && body[1] == '\0')
@@ -3190,16 +3328,22 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		p = wk_prep_names_get(&c->prep_names, body + 1);
 		if (!p)
 			return 0;
-		if (wk_client_prep_ensure(c, s, p, out, false) < 0)
+		if (p->is_stale) {
+			if (wk_client_prep_stale(s, p, PGW_MSG_DESCRIBE, NULL, 0, 0, 0, out) < 0)
+				return -1;
+			break;
+		}
+		{
+			int rc = wk_client_prep_verify(c, s, p, out);
+
+			if (rc != 0)
+				return rc < 0 ? -1 : WK_CLIENT_PREP_WAIT;
+		}
+		if (wk_client_prep_ensure(c, s, p, out, false) < 0 ||
+		    wk_client_put_stmt_msg(s, out, PGW_MSG_DESCRIBE, p->name, WK_SLOT_DESCRIBE_S,
+					   false) < 0)
 			return -1;
-		pgw_buf_reset(b);
-		pgw_begin(b, PGW_MSG_DESCRIBE);
-		pgw_put_u8(b, 'S');
-		pgw_put_str(b, p->name);
-		pgw_end(b);
-		if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-		    wk_server_slot_push(s, WK_SLOT_DESCRIBE_S, false, NULL) < 0)
-			return -1;
+		wk_client_slot_use(s, p, WK_SLOT_PREP_USE);
 		p->uses++;
 		wk_prep_publish(p);
 		break;
@@ -3418,6 +3562,9 @@ wk_client_forward(struct wk_client *c)
 		const uint8_t *msg = NULL;
 		size_t avail;
 
+		/* the next message waits for the server's answer (wk_client_prep_verify) */
+		if (UNLIKELY(s->is_verify_wait))
+			goto done;
 		if (run == 0)
 			in_len = evbuffer_get_length(in);
 		avail = in_len - run;
@@ -3620,6 +3767,15 @@ wk_client_forward(struct wk_client *c)
 			/* in the middle of a run only what wk_client_prep() leaves is let in */
 			int rc = run ? 0 : wk_client_prep(c, s, &h, in, out);
 
+			if (rc == WK_CLIENT_PREP_WAIT) {
+				/* resumed by the server's reader (is_verify_resume) */
+				if (s->expect_ready == 0 && !s->has_unsynced) {
+					s->request_start_us = g_wk.mono_us;
+					s->is_cancel_sent = false;
+				}
+				s->has_unsynced = true;
+				goto done;
+			}
 			if (rc < 0 ||
 			    (rc == 0 && wk_client_slot(s, &h, in, run ? msg : NULL) < 0)) {
 				wk_client_fwd_flush(c, s, &run);
@@ -3788,8 +3944,9 @@ wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8
 		if (n2 == 0)
 			continue;
 		p = wk_prep_names_get(&c->prep_names, (const char *)msg + PGW_HDR_LEN + n1 + 1);
-		if (!p || !wk_prep_held_has(&s->held, p) || len > WK_CLIENT_FLAT_REBUILD_MAX ||
-		    *cnt == WK_CLIENT_FLAT_BINDS_MAX || p->setting != WK_PREP_SETTING_NONE)
+		if (!p || p->is_stale || !wk_prep_held_has(&s->held, p) ||
+		    len > WK_CLIENT_FLAT_REBUILD_MAX || *cnt == WK_CLIENT_FLAT_BINDS_MAX ||
+		    p->setting != WK_PREP_SETTING_NONE)
 			return false;
 		preps[(*cnt)++] = p;
 	}
@@ -3898,6 +4055,7 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 			if (wk_client_prep_bind_put(s, p, p->name, (const char *)msg + PGW_HDR_LEN,
 						    h.len - 4, n1, n2, &wk_client_flat_buf) < 0)
 				goto oom;
+			wk_client_slot_use(s, p, WK_SLOT_PREP_USE);
 		} else {
 			if (s->is_tracked && wk_client_slot(s, &h, NULL, msg) < 0)
 				goto oom;

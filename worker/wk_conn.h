@@ -196,6 +196,24 @@ enum wk_slot_prep_role {
 	WK_SLOT_PREP_DROP, /* a client's DEALLOCATE of a name of prep (wk_prep_names_drop_end) */
 	/* a client's Bind of its unnamed SQL PREPARE: the Execute after it settles the name */
 	WK_SLOT_PREP_EXEC,
+	/*
+	 * A client's Bind or Describe of its statement prep, under pgdog's name:
+	 * a 0A000 "cached plan must not change result type" makes prep stale, a
+	 * RowDescription or NoData is prep's result (wk_prep_desc_seen).
+	 */
+	WK_SLOT_PREP_USE,
+	/*
+	 * The same for a stale prep, sent under a name no server holds
+	 * (WK_PREP_STALE_NAME): the server's 26000 reaches the client as
+	 * PostgreSQL's 0A000 (and the server's transaction fails, as it would).
+	 */
+	WK_SLOT_PREP_STALE,
+	/*
+	 * pgdog's Describe of prep right after preparing it (reply swallowed):
+	 * the result it gets is compared with prep's; ends a client's wait for
+	 * that answer (wk_server is_verify_wait).
+	 */
+	WK_SLOT_PREP_VERIFY,
 };
 /* OR'd into prep_role: the slot holds a reference on prep (a client_refs), dropped at its end. */
 #define WK_SLOT_PREP_REF 0x80u
@@ -296,9 +314,20 @@ struct wk_server {
 	struct wk_sync_memo sync_memo; /* the session shape it is in step with */
 	bool is_dirty;                 /* its settings are unknown: RESET ALL before reuse */
 	bool has_tx_error;             /* an ErrorResponse in the open transaction */
-	bool is_tag_rollback;          /* the last CommandComplete was ROLLBACK */
-	bool is_copy_in;               /* the server waits for COPY data */
-	bool is_broken_request;        /* the client left halfway through a message to it */
+	/*
+	 * An ErrorResponse came and pgdog has sent no Sync since: the server
+	 * skips what pgdog sends now, up to the next Sync.
+	 */
+	bool has_error_unsynced;
+	/*
+	 * The client's next message waits until the server has described a
+	 * statement pgdog has just prepared for it (WK_SLOT_PREP_VERIFY); then
+	 * is_verify_resume makes the server's reader run the client's input.
+	 */
+	bool is_verify_wait, is_verify_resume;
+	bool is_tag_rollback;   /* the last CommandComplete was ROLLBACK */
+	bool is_copy_in;        /* the server waits for COPY data */
+	bool is_broken_request; /* the client left halfway through a message to it */
 	bool is_release_due;
 	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/log.h"
 #include "shared/pgw.h"
 #include "shared/shm.h"
 #include "sql/sql_classify.h"
@@ -137,7 +138,7 @@ wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql, bool is_std
 
 	h = wk_prep_hash(key, key_len) ^ (is_sql ? 0x5a5a5a5au : 0) ^ (is_std ? 0 : 0x3c3c3c3cu);
 	for (p = wk_prep_table[h % WK_PREP_BUCKETS]; p; p = p->hnext)
-		if (p->hash == h && p->is_sql == is_sql && p->is_std == is_std &&
+		if (p->hash == h && !p->is_stale && p->is_sql == is_sql && p->is_std == is_std &&
 		    p->key_len == key_len && memcmp(p->key, key, key_len) == 0)
 			return p;
 	p = calloc(1, sizeof(*p));
@@ -217,6 +218,69 @@ struct wk_prep *
 wk_prep_register_sql(const char *rest, size_t rest_len)
 {
 	return wk_prep_register_sql_std(rest, rest_len, true);
+}
+
+static uint64_t
+wk_prep_fnv(uint64_t h, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+uint64_t
+wk_prep_desc_hash(const uint8_t *body, size_t blen)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t off = 2;
+	uint16_t cnt;
+
+	if (blen < 2)
+		return 0;
+	cnt = (uint16_t)(body[0] << 8 | body[1]);
+	h = wk_prep_fnv(h, body, 2);
+	for (uint16_t i = 0; i < cnt; i++) {
+		size_t n = strnlen((const char *)body + off, blen - off);
+
+		/* name NUL, table 4, column 2, type 4, length 2, modifier 4, format 2 */
+		if (n == blen - off || blen - off - n - 1 < 18)
+			return 0;
+		h = wk_prep_fnv(h, body + off, n + 1);
+		off += n + 1;
+		h = wk_prep_fnv(h, body + off + 6, 10); /* type, length, modifier */
+		off += 18;
+	}
+	return h > WK_PREP_DESC_NONE ? h : h + 2;
+}
+
+bool
+wk_prep_desc_seen(struct wk_prep *p, uint64_t desc)
+{
+	if (!desc || p->is_stale)
+		return true;
+	if (!p->has_desc) {
+		p->has_desc = true;
+		p->desc = desc;
+		return true;
+	}
+	if (p->desc == desc)
+		return true;
+	wk_prep_make_stale(p);
+	return false;
+}
+
+void
+wk_prep_make_stale(struct wk_prep *p)
+{
+	if (p->is_stale)
+		return;
+	p->is_stale = true;
+	log_info(
+		NULL,
+		"prepared statement %s: its result type changed (DDL): the names mapped to it get 0A000, new Parses of its text a new statement",
+		p->name);
 }
 
 void
@@ -600,6 +664,15 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 	if (!p)
 		return;
 	sl->prep = NULL;
+	if ((sl->prep_role & ~WK_SLOT_PREP_REF) == WK_SLOT_PREP_USE ||
+	    (sl->prep_role & ~WK_SLOT_PREP_REF) == WK_SLOT_PREP_STALE) {
+		/* a client's Bind or Describe: its replies were looked at as they came */
+		if (has_ref) {
+			p->client_refs--;
+			wk_prep_release_if_unused(p);
+		}
+		return;
+	}
 	/* keep p alive across the updates below, each of which may free it */
 	p->client_refs++;
 	switch (sl->prep_role & ~WK_SLOT_PREP_REF) {
@@ -646,6 +719,13 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 			wk_prep_names_settle(&c->prep_names, p, is_run);
 		break;
 	}
+	case WK_SLOT_PREP_VERIFY:
+		/* answered, or skipped after an error: the client's message goes on */
+		if (s->is_verify_wait) {
+			s->is_verify_wait = false;
+			s->is_verify_resume = true;
+		}
+		break;
 	case WK_SLOT_PREP_HOLD:
 	default:
 		/* PostgreSQL accepted it once: later Parses of it can be answered without a server */

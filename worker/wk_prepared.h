@@ -52,7 +52,25 @@ struct wk_prep {
 	uint8_t pubsub;       /* WK_PREP_PUBSUB_*: does pub/sub follow its Binds (wk_pubsub_bind) */
 	uint8_t setting;      /* WK_PREP_SETTING_*: does a Bind SET something (wk_client.c) */
 	uint8_t seq_read;     /* WK_PREP_SEQ_*: does its text call currval/lastval (wk_client.c) */
+	/*
+	 * The result its servers' copies describe (RowDescription or NoData,
+	 * wk_prep_desc_hash), once a Describe of it has been answered; a copy
+	 * prepared later that describes another result (DDL changed a table it
+	 * reads) makes it stale (wk_prep_desc_seen), as does a server's 0A000
+	 * "cached plan must not change result type".
+	 */
+	bool has_desc;
+	uint64_t desc;
+	/*
+	 * Its result changed since clients prepared it: what they run under its
+	 * names fails with 0A000 as in PostgreSQL, which keeps a statement's
+	 * result type; a new Parse of its text makes a new entry.
+	 */
+	bool is_stale;
 };
+
+/* wk_prep desc of NoData: a statement that returns no rows */
+#define WK_PREP_DESC_NONE 1u
 
 /* struct wk_prep seq_read: */
 #define WK_PREP_SEQ_UNKNOWN 0 /* not looked at yet */
@@ -125,6 +143,25 @@ struct wk_prep *wk_prep_register_std(const uint8_t *body, size_t len, size_t nam
 struct wk_prep *wk_prep_register_sql_std(const char *rest, size_t rest_len, bool is_std);
 /* Helper statement and portal name used by an is_sql entry's parse_msg. */
 #define WK_PREP_SQL_HELPER "__pgdog_sqlprep"
+/* A statement name no server holds: what a stale statement's uses name (0A000). */
+#define WK_PREP_STALE_NAME "__pgdog_stale_statement"
+/*
+ * The fingerprint of a RowDescription body (blen bytes: the names, types and
+ * type modifiers of its columns, what PostgreSQL compares when it checks that
+ * a cached plan keeps its result type); 0 when malformed.
+ */
+uint64_t wk_prep_desc_hash(const uint8_t *body, size_t blen);
+/*
+ * A server described p's result as desc: the first one is p's; another one
+ * makes p stale (wk_prep_make_stale). Returns false when it did.
+ */
+bool wk_prep_desc_seen(struct wk_prep *p, uint64_t desc);
+/*
+ * p's result changed (PostgreSQL answered 0A000, or a new copy described
+ * another result): new Parses of its text get a new entry; p stays for the
+ * names that map to it, whose uses fail with 0A000 (wk_client.c).
+ */
+void wk_prep_make_stale(struct wk_prep *p);
 /* Publish p's counters in its SHOW PREPARED row. */
 void wk_prep_publish(const struct wk_prep *p);
 /* Free an entry nobody uses any more. */

@@ -94,6 +94,11 @@ struct wk_prep;
  */
 int wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use) MUST_CHECK;
 /*
+ * Is p a statement pub/sub follows at its Bind (LISTEN, UNLISTEN [*], a
+ * savepoint command)? Its text is looked at once. -1 on out of memory.
+ */
+int wk_pubsub_prep_follows(struct wk_prep *p) MUST_CHECK;
+/*
  * Is c's ReadyForQuery held (WK_PUBSUB_HOLD)? When wk_server.c meets it
  * again it hands it to wk_pubsub_server_reply() before anything else: the
  * rest of its handling (reply slots) was done the first time.

@@ -605,11 +605,52 @@ wk_pubsub_unlisten_prep(const char *channel)
 	return p;
 }
 
+/*
+ * What p's text is for pub/sub (res: its classification): a LISTEN,
+ * UNLISTEN [*] or savepoint command sets p->pubsub to WK_PREP_PUBSUB_FOLLOW,
+ * anything else to WK_PREP_PUBSUB_NONE. -1 on out of memory.
+ */
+static int
+wk_pubsub_prep_kind(struct wk_prep *p, struct sql_result *res, enum sql_kind *kind)
+{
+	const char *sql = (const char *)p->key;
+
+	if (sql_classify_all(sql, wk_strnlen(sql, p->key_len), res) < 0)
+		return -1;
+	*kind = res->is_parsed && !res->is_error && res->stmts_cnt == 1 &&
+				!res->stmts[0].is_truncated
+			? res->stmts[0].kind
+			: SQL_OTHER;
+	switch (*kind) {
+	case SQL_SAVEPOINT:
+	case SQL_RELEASE:
+	case SQL_ROLLBACK_TO:
+	case SQL_LISTEN:
+	case SQL_UNLISTEN:
+	case SQL_UNLISTEN_ALL:
+		p->pubsub = WK_PREP_PUBSUB_FOLLOW;
+		break;
+	default:
+		p->pubsub = WK_PREP_PUBSUB_NONE;
+		break;
+	}
+	return 0;
+}
+
+int
+wk_pubsub_prep_follows(struct wk_prep *p)
+{
+	struct sql_result res;
+	enum sql_kind kind;
+
+	if (p->pubsub == WK_PREP_PUBSUB_UNKNOWN && wk_pubsub_prep_kind(p, &res, &kind) < 0)
+		return -1;
+	return p->pubsub == WK_PREP_PUBSUB_FOLLOW;
+}
+
 int
 wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 {
-	const char *sql = (const char *)p->key;
-	size_t len = wk_strnlen(sql, p->key_len);
 	const struct wk_server *s = c->server;
 	struct wk_pubsub_pool *pp;
 	struct wk_pubsub_client *pc;
@@ -618,16 +659,12 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 	enum sql_kind kind;
 	bool is_followable;
 
-	if (sql_classify_all(sql, len, &res) < 0)
+	if (wk_pubsub_prep_kind(p, &res, &kind) < 0)
 		return -1;
-	kind = res.is_parsed && !res.is_error && res.stmts_cnt == 1 && !res.stmts[0].is_truncated
-		       ? res.stmts[0].kind
-		       : SQL_OTHER;
 	switch (kind) {
 	case SQL_SAVEPOINT:
 	case SQL_RELEASE:
 	case SQL_ROLLBACK_TO:
-		p->pubsub = WK_PREP_PUBSUB_FOLLOW;
 		/* they matter only while the transaction holds operations */
 		if (!wk_pubsub_is_watching(c))
 			return 0;
@@ -635,7 +672,6 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 	case SQL_LISTEN:
 	case SQL_UNLISTEN:
 	case SQL_UNLISTEN_ALL:
-		p->pubsub = WK_PREP_PUBSUB_FOLLOW;
 		/* a LISTEN that went to its server (pinned) is undone there, not here */
 		if (wk_client_is_session(c) || (c->pins & WK_PIN_LISTEN)) {
 			if (kind == SQL_UNLISTEN_ALL)
@@ -644,7 +680,6 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 		}
 		break;
 	default:
-		p->pubsub = WK_PREP_PUBSUB_NONE;
 		return 0;
 	}
 	/* its CommandComplete must be the first of its Sync */

@@ -822,12 +822,19 @@ wk_server_slot_pop(struct wk_server *s)
 void
 wk_server_slots_clear(struct wk_server *s)
 {
-	for (size_t i = 0; s->pos_maps_cnt && i < s->slots_cnt; i++) {
+	for (size_t i = 0; i < s->slots_cnt; i++) {
 		struct wk_slot *sl = &s->slots[(s->slots_head + i) & (s->slots_cap - 1)];
 
 		if (sl->pos_map)
 			wk_server_slot_map_free(s, sl);
+		if (sl->prep && (sl->prep_role & WK_SLOT_PREP_REF)) {
+			/* never answered: the reference it held goes */
+			sl->prep->client_refs--;
+			wk_prep_release_if_unused(sl->prep);
+		}
+		sl->prep = NULL;
 	}
+	s->is_verify_wait = s->is_verify_resume = false;
 	s->slots_head = s->slots_cnt = 0;
 	s->is_discarding = false;
 	s->is_unnamed_tag_due = false;
@@ -892,6 +899,102 @@ wk_server_error_pos_fix(struct wk_server *s, const uint8_t *body, size_t len, st
 	if (!has_pos || b->has_error)
 		return false;
 	return evbuffer_add(out, b->data, b->len) == 0;
+}
+
+/* The longest RowDescription or error whose statement pgdog looks at (larger: passed unread). */
+#define WK_SERVER_PREP_REPLY_MAX (1u << 20)
+/* PostgreSQL's error when a prepared statement's result type changed (plancache.c) */
+#define WK_SERVER_CACHED_PLAN_MSG "cached plan must not change result type"
+
+/*
+ * Is a reply of this type, at the head of s's slots, about a client's
+ * statement (WK_SLOT_PREP_USE, _STALE, _VERIFY): its error, or the result a
+ * Describe of it tells?
+ */
+static inline bool
+wk_server_is_prep_reply(struct wk_server *s, uint8_t type)
+{
+	const struct wk_slot *sl;
+	uint8_t role;
+
+	if (type != PGW_MSG_ERROR && type != PGW_MSG_ROW_DESCRIPTION && type != PGW_MSG_NO_DATA)
+		return false;
+	sl = wk_server_slot_head(s);
+	if (!sl || !sl->prep)
+		return false;
+	role = sl->prep_role & (uint8_t)~WK_SLOT_PREP_REF;
+	if (role != WK_SLOT_PREP_USE && role != WK_SLOT_PREP_STALE && role != WK_SLOT_PREP_VERIFY)
+		return false;
+	return type == PGW_MSG_ERROR || sl->kind == WK_SLOT_DESCRIBE_S;
+}
+
+/*
+ * A reply about a client's statement (wk_server_is_prep_reply), whole at
+ * msg: a RowDescription or NoData tells its result (wk_prep_desc_seen), a
+ * 0A000 "cached plan must not change result type" makes it stale, and the
+ * 26000 of a stale statement's use is replaced by that 0A000, written to out
+ * (true: the caller drops the server's message).
+ */
+static bool
+wk_server_prep_reply(struct wk_server *s, const struct pgw_hdr *h, const uint8_t *msg,
+		     struct evbuffer *out)
+{
+	const struct wk_slot *sl = wk_server_slot_head(s);
+	struct wk_prep *p = sl->prep;
+	const uint8_t *body = msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, i = 0;
+	const char *code = "", *text = "", *routine = "";
+	struct pgw_buf *b = &g_wk.scratch;
+	static const char *const fields[] = {
+		"SERROR",
+		"VERROR",
+		"C" SQLSTATE_FEATURE_NOT_SUPPORTED,
+		"M" WK_SERVER_CACHED_PLAN_MSG,
+		"Fplancache.c",
+		"RRevalidateCachedQuery",
+	};
+
+	if (h->type != PGW_MSG_ERROR) {
+		(void)wk_prep_desc_seen(p, h->type == PGW_MSG_NO_DATA
+						   ? WK_PREP_DESC_NONE
+						   : wk_prep_desc_hash(body, blen));
+		return false;
+	}
+	while (i < blen && body[i] != 0) {
+		const char *v = (const char *)body + i + 1;
+		size_t vlen = strnlen(v, blen - i - 1);
+
+		if (vlen == blen - i - 1)
+			return false; /* not NUL-terminated: passed as it is */
+		if (body[i] == 'C')
+			code = v;
+		else if (body[i] == 'M')
+			text = v;
+		else if (body[i] == 'R')
+			routine = v;
+		i += 1 + vlen + 1;
+	}
+	if ((sl->prep_role & (uint8_t)~WK_SLOT_PREP_REF) == WK_SLOT_PREP_STALE) {
+		/* in a failed transaction the server says 25P02 first: that goes on */
+		if (strcmp(code, SQLSTATE_INVALID_SQL_STATEMENT_NAME) != 0 || !out)
+			return false;
+		/* with PostgreSQL's file and routine: drivers (asyncpg) re-prepare on seeing them */
+		pgw_buf_reset(b);
+		pgw_begin(b, PGW_MSG_ERROR);
+		for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
+			pgw_put_u8(b, (uint8_t)fields[k][0]);
+			pgw_put_str(b, fields[k] + 1);
+		}
+		pgw_put_u8(b, 0);
+		pgw_end(b);
+		return !b->has_error && evbuffer_add(out, b->data, b->len) == 0;
+	}
+	/* the routine's name is not translated (lc_messages), the message may be */
+	if (strcmp(code, SQLSTATE_FEATURE_NOT_SUPPORTED) == 0 &&
+	    (strcmp(routine, "RevalidateCachedQuery") == 0 ||
+	     strcmp(text, WK_SERVER_CACHED_PLAN_MSG) == 0))
+		wk_prep_make_stale(p);
+	return false;
 }
 
 bool
@@ -984,12 +1087,17 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	}
 	is_swallow = sl->is_swallow;
 	if (type == PGW_MSG_READY) {
-		/* a ReadyForQuery ends everything up to its Sync or Query */
+		/*
+		 * A ReadyForQuery ends everything up to its Sync or Query; what
+		 * had no reply before them was skipped after an error (one that
+		 * came before pgdog sent it: a Parse it injected then left nothing).
+		 */
 		while ((sl = wk_server_slot_head(s))) {
 			uint8_t kind = sl->kind;
 
 			if (sl->prep)
-				wk_prep_slot_end(s, sl, false);
+				wk_prep_slot_end(s, sl,
+						 kind != WK_SLOT_SYNC && kind != WK_SLOT_QUERY);
 			wk_server_slot_pop(s);
 			if (kind == WK_SLOT_SYNC || kind == WK_SLOT_QUERY)
 				break;
@@ -1244,9 +1352,9 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 	/* the head of the reply slots: it changes only when a reply ends it */
 	struct wk_slot *sl = s->is_tracked ? wk_server_slot_head(s) : NULL;
 
-	/* swallowed, or pgdog's own replies first: the general loop */
-	if (sl &&
-	    (sl->is_swallow || sl->kind == WK_SLOT_SYNTH_PARSE || sl->kind == WK_SLOT_SYNTH_CLOSE))
+	/* swallowed, pgdog's own replies first, or a statement's result it reads: the general loop */
+	if (sl && (sl->is_swallow || sl->kind == WK_SLOT_SYNTH_PARSE ||
+		   sl->kind == WK_SLOT_SYNTH_CLOSE || (sl->prep && sl->kind == WK_SLOT_DESCRIBE_S)))
 		return off;
 	while (avail - off >= PGW_HDR_LEN) {
 		uint8_t tmp[PGW_HDR_LEN];
@@ -1287,11 +1395,25 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 				*is_synth_due = true;
 				return off;
 			}
-			if (sl->is_swallow)
+			if (sl->is_swallow || (sl->prep && sl->kind == WK_SLOT_DESCRIBE_S))
 				return off;
 		}
 	}
 	return off;
+}
+
+/*
+ * The server has answered the Describe a client's message waited for
+ * (wk_client_prep_verify): that message, and what follows it, go on.
+ */
+static void
+wk_server_verify_resume(struct wk_server *s)
+{
+	struct wk_client *c = s->client;
+
+	s->is_verify_resume = false;
+	if (c && c->server == s && c->state == WK_CLIENT_ACTIVE && evbuffer_get_length(c->io.in))
+		(void)wk_client_resume_input(c);
 }
 
 /*
@@ -1322,7 +1444,8 @@ wk_server_forward(struct wk_server *s)
 		const uint8_t *hdr; /* n bytes: the header, and the first bytes of the body */
 		const uint8_t *msg = NULL;
 		size_t n;
-		bool is_held; /* a ReadyForQuery pub/sub held once (wk_pubsub_server_reply) */
+		bool is_held;     /* a ReadyForQuery pub/sub held once (wk_pubsub_server_reply) */
+		bool is_replaced; /* pgdog wrote its own reply in place of this one */
 
 		if (s->fwd_remaining) {
 			n = avail - off < s->fwd_remaining ? avail - off : s->fwd_remaining;
@@ -1404,6 +1527,11 @@ wk_server_forward(struct wk_server *s)
 		if (UNLIKELY(s->pos_maps_cnt) && h.type == PGW_MSG_ERROR &&
 		    h.len <= WK_SERVER_LOGIN_MSG_MAX && avail - off < pgw_msg_size(&h))
 			break;
+		/* a reply about a client's statement is read: whole first */
+		if (UNLIKELY(avail - off < pgw_msg_size(&h)) && s->is_tracked &&
+		    s->internal_ready == 0 && c && pgw_msg_size(&h) <= WK_SERVER_PREP_REPLY_MAX &&
+		    wk_server_is_prep_reply(s, h.type))
+			break;
 		/* pub/sub may rewrite a CommandComplete it follows: whole first */
 		if (is_pubsub && h.type == PGW_MSG_COMMAND_COMPLETE &&
 		    avail - off < pgw_msg_size(&h) && s->internal_ready == 0 &&
@@ -1428,7 +1556,18 @@ wk_server_forward(struct wk_server *s)
 				if (wk_server_emit_synth(s) < 0)
 					log_warn(&s->lctx, "out of memory for a synthetic reply");
 			}
-			s->is_discarding = wk_server_slot_reply(s, h.type);
+			is_replaced = false;
+			if (UNLIKELY(wk_server_is_prep_reply(s, h.type)) &&
+			    pgw_msg_size(&h) <= WK_SERVER_PREP_REPLY_MAX) {
+				wk_server_flush(in, out, &off, &avail, &moved);
+				has_cur = false;
+				if (wk_conn_peek(in, WK_SERVER_PREP_REPLY_MAX, true, &h, &msg) !=
+				    WK_PEEK_WHOLE)
+					goto done;
+				avail = evbuffer_get_length(in);
+				is_replaced = wk_server_prep_reply(s, &h, msg, out);
+			}
+			s->is_discarding = wk_server_slot_reply(s, h.type) || is_replaced;
 		}
 		if (is_pubsub && !is_held && s->internal_ready == 0 &&
 		    (h.type == PGW_MSG_READY
@@ -1465,6 +1604,7 @@ wk_server_forward(struct wk_server *s)
 				return wk_server_broken(s, "malformed ReadyForQuery from server");
 			s->tx_status = st;
 			s->ready_us = g_wk.mono_us;
+			s->has_error_unsynced = false;
 			if (s->internal_ready > 0) {
 				wk_server_flush(in, out, &off, &avail, &moved);
 				has_cur = false;
@@ -1539,6 +1679,8 @@ wk_server_forward(struct wk_server *s)
 			s->is_copy_in = false;
 			if (s->internal_ready == 0) {
 				s->has_tx_error = true;
+				/* no Sync or Query sent after it: the server skips what is sent now */
+				s->has_error_unsynced = s->slots_cnt == 0;
 				wk_stats_error(s, c);
 			}
 			if (UNLIKELY(s->pos_maps_cnt) && s->internal_ready == 0 && c &&
@@ -1596,6 +1738,8 @@ done:
 	}
 	if (c && s->state == WK_SERVER_ACTIVE && g_wk.is_shutting_down)
 		(void)wk_client_close_if_idle(c);
+	if (UNLIKELY(s->is_verify_resume))
+		wk_server_verify_resume(s);
 	return WK_OK;
 }
 
@@ -1638,6 +1782,7 @@ wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
 
 			s->tx_status = st;
 			s->ready_us = g_wk.mono_us;
+			s->has_error_unsynced = false;
 			if (wk_server_client_ready(s, c, st) < 0) {
 				if (wk_stream_send(&c->io, buf, sent) < 0)
 					log_warn(&s->lctx, "out of memory for a reply");
@@ -1674,6 +1819,8 @@ wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
 			wk_stream_read_off(&s->io);
 		}
 	}
+	if (UNLIKELY(s->is_verify_resume))
+		wk_server_verify_resume(s);
 	return off;
 }
 

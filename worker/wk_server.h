@@ -80,6 +80,8 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	sl->prep = prep;
 	sl->pos_map = NULL;
 	s->slots_cnt++;
+	if (kind == WK_SLOT_SYNC)
+		s->has_error_unsynced = false; /* what follows this Sync runs again */
 	return 0;
 }
 void wk_server_slots_clear(struct wk_server *s);

@@ -5,10 +5,11 @@
  * pipelines, pinning (advisory locks, temporary tables, named prepared
  * statements, LISTEN), recovery after a client leaves mid-transaction or
  * mid-query, query_timeout and the client idle timeouts, cancelling a client
- * that waits for a server, statement mode, and per-user pooler_mode.
- * Every pgdog runs one worker and gives user "app" a pool of one server, so
- * two clients share that server deterministically: the tests compare
- * pg_backend_pid() to prove it.
+ * that waits for a server, statement mode, per-user pooler_mode, and named
+ * statements whose result type DDL changed.
+ * Every pgdog runs one worker and gives user "app" a pool of one server (two
+ * for the DDL tests), so clients share servers deterministically: the tests
+ * compare pg_backend_pid() to prove it.
  */
 #include "t/lib/it.h"
 
@@ -1936,6 +1937,222 @@ START_TEST(test_txn_sequence_values)
 }
 END_TEST
 
+/* ---- a prepared statement whose result type changed (DDL) ---------------- */
+
+static void
+setup_ddl(void)
+{
+	setup_pg("ddl");
+	it_pg_exec("CREATE TABLE ddl_t (a int); INSERT INTO ddl_t VALUES (42);"
+		   "CREATE TABLE ddl_u (a int); INSERT INTO ddl_u VALUES (7);"
+		   "CREATE TABLE ddl_v (a int); INSERT INTO ddl_v VALUES (5);"
+		   "GRANT ALL ON ddl_t, ddl_u, ddl_v TO app");
+	/* two servers: a statement can be needed on one that never prepared it */
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 1,
+		.general = "pooler_mode = transaction",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
+	});
+}
+
+/* Run name on c in a transaction; the pg_backend_pid() of its server into pid. */
+static void
+exec_prepared_on(PGconn *c, const char *name, const char *want, char *pid, size_t len)
+{
+	exec_ok(c, "BEGIN");
+	backend_pid(c, pid, len);
+	exec_prepared_ok(c, name, NULL, want);
+	exec_ok(c, "COMMIT");
+}
+
+/*
+ * Both servers in open transactions of h1 and h2, then the one that is not
+ * on backend pid busy ends: the next transaction of anyone else runs on the
+ * other server. Returns the client holding busy (end its transaction later).
+ */
+static PGconn *
+hold_server(PGconn *h1, PGconn *h2, const char *busy)
+{
+	char p1[32], p2[32];
+
+	exec_ok(h1, "BEGIN");
+	backend_pid(h1, p1, sizeof(p1));
+	exec_ok(h2, "BEGIN");
+	backend_pid(h2, p2, sizeof(p2));
+	ck_assert_msg(strcmp(p1, p2) != 0, "two open transactions on one server (%s)", p1);
+	if (strcmp(p1, busy) == 0) {
+		exec_ok(h2, "COMMIT");
+		return h1;
+	}
+	ck_assert_str_eq(p2, busy);
+	exec_ok(h1, "COMMIT");
+	return h2;
+}
+
+/* PQdescribePrepared(c, name) fails with sqlstate. */
+static void
+describe_prepared_error(PGconn *c, const char *name, const char *sqlstate)
+{
+	PGresult *res = PQdescribePrepared(c, name);
+
+	assert_sqlstate(res, sqlstate);
+	PQclear(res);
+}
+
+/*
+ * PostgreSQL keeps a prepared statement's result type: once DDL changed it,
+ * running or describing the statement fails with 0A000 "cached plan must not
+ * change result type", and drivers prepare it again. pgdog prepares a
+ * client's statement again on each server that needs it; there it must fail
+ * the same way, never return the new type under the old description.
+ */
+START_TEST(test_prep_result_changed)
+{
+	PGconn *a = it_connect(APP), *h1 = it_connect(APP), *h2 = it_connect(APP);
+	PGconn *c, *holder;
+	char px[32], py[32];
+	PGresult *res;
+
+	prepare_ok(a, "s", "SELECT a FROM ddl_t", 0);
+	exec_prepared_on(a, "s", "42", px, sizeof(px));
+	it_pg_exec("ALTER TABLE ddl_t ALTER a TYPE text USING 'forty-two'");
+
+	/* on the server that never had it: prepared there now, it must not run */
+	holder = hold_server(h1, h2, px);
+	exec_ok(a, "BEGIN");
+	backend_pid(a, py, sizeof(py));
+	ck_assert_str_ne(px, py);
+	res = PQexecPrepared(a, "s", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR,
+		      "EXECUTE after the ALTER on another server: %s, first value %s",
+		      PQresStatus(PQresultStatus(res)),
+		      PQntuples(res) ? PQgetvalue(res, 0, 0) : "(no row)");
+	assert_sqlstate(res, "0A000");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "cached plan must not change result type");
+	PQclear(res);
+	/* the transaction failed, as in PostgreSQL */
+	(void)it_exec_error(a, "SELECT 1", "25P02");
+	exec_ok(a, "ROLLBACK");
+	describe_prepared_error(a, "s", "0A000");
+	exec_prepared_error(a, "s", NULL, "0A000");
+	exec_ok(holder, "COMMIT");
+	/* on the server that had it before the ALTER too */
+	holder = hold_server(h1, h2, py);
+	exec_prepared_error(a, "s", NULL, "0A000");
+	exec_ok(holder, "COMMIT");
+
+	/* prepared again, under a new name as drivers do, it runs with the new type */
+	prepare_ok(a, "s2", "SELECT a FROM ddl_t", 0);
+	for (int i = 0; i < 4; i++)
+		exec_prepared_ok(a, "s2", NULL, "forty-two");
+	/* so does a new client's statement of that text */
+	c = it_connect(APP);
+	prepare_ok(c, "s", "SELECT a FROM ddl_t", 0);
+	for (int i = 0; i < 4; i++)
+		exec_prepared_ok(c, "s", NULL, "forty-two");
+	PQfinish(c);
+	PQfinish(a);
+	PQfinish(h1);
+	PQfinish(h2);
+}
+END_TEST
+
+/*
+ * After DDL, a server that prepared a statement before it answers its use
+ * with 0A000; the statement is then stale for pgdog: clients that prepare
+ * its text afterwards get a new one (before, every later Parse of the text
+ * was answered with the stale copy and failed again, for every client, until
+ * the servers were closed).
+ */
+START_TEST(test_prep_result_changed_everywhere)
+{
+	PGconn *a = it_connect(APP), *h1 = it_connect(APP), *h2 = it_connect(APP);
+	PGconn *holder, *c;
+	char px[32], py[32];
+
+	/* prepared on both servers */
+	prepare_ok(a, "u", "SELECT * FROM ddl_u", 0);
+	exec_prepared_on(a, "u", "7", px, sizeof(px));
+	holder = hold_server(h1, h2, px);
+	exec_prepared_on(a, "u", "7", py, sizeof(py));
+	ck_assert_str_ne(px, py);
+	exec_ok(holder, "COMMIT");
+	it_pg_exec("ALTER TABLE ddl_u ADD COLUMN b int DEFAULT 8");
+
+	exec_prepared_error(a, "u", NULL, "0A000");
+	exec_prepared_error(a, "u", NULL, "0A000");
+	for (int i = 0; i < 3; i++) {
+		PGresult *res;
+
+		c = it_connect(APP);
+		prepare_ok(c, "u", "SELECT * FROM ddl_u", 0);
+		for (int k = 0; k < 3; k++) {
+			res = PQexecPrepared(c, "u", 0, NULL, NULL, NULL, 0);
+			ck_assert_msg(
+				PQresultStatus(res) == PGRES_TUPLES_OK,
+				"client %d, run %d of a statement prepared after the ALTER: %s", i,
+				k, PQresultErrorMessage(res));
+			ck_assert_int_eq(PQnfields(res), 2);
+			ck_assert_str_eq(PQgetvalue(res, 0, 1), "8");
+			PQclear(res);
+		}
+		PQfinish(c);
+	}
+	PQfinish(a);
+	PQfinish(h1);
+	PQfinish(h2);
+}
+END_TEST
+
+/*
+ * The check that holds a client's message while a server describes the
+ * statement pgdog has just prepared for it must not stall a pipeline: after
+ * an error earlier in it the server answers nothing up to the Sync.
+ */
+START_TEST(test_prep_result_check_pipeline)
+{
+	PGconn *a = it_connect(APP), *h1 = it_connect(APP), *h2 = it_connect(APP);
+	PGconn *holder;
+	char px[32];
+	PGresult *res;
+	const ExecStatusType want[] = { PGRES_FATAL_ERROR,   PGRES_PIPELINE_ABORTED,
+					PGRES_PIPELINE_SYNC, PGRES_TUPLES_OK,
+					PGRES_TUPLES_OK,     PGRES_PIPELINE_SYNC };
+
+	prepare_ok(a, "v", "SELECT a FROM ddl_v", 0);
+	exec_prepared_on(a, "v", "5", px, sizeof(px));
+	holder = hold_server(h1, h2, px);
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	/* an error first: the check's Describe is skipped, the rest too */
+	ck_assert_int_eq(PQsendQueryParams(a, "SELECT 1/0", 0, NULL, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "v", 0, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	/* then twice, the second time on a server that holds it already */
+	ck_assert_int_eq(PQsendQueryPrepared(a, "v", 0, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "v", 0, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		res = PQgetResult(a);
+		ck_assert_msg(res != NULL, "result %zu missing", i);
+		ck_assert_msg(PQresultStatus(res) == want[i], "result %zu: %s, expected %s: %s", i,
+			      PQresStatus(PQresultStatus(res)), PQresStatus(want[i]),
+			      PQresultErrorMessage(res));
+		if (want[i] == PGRES_TUPLES_OK)
+			ck_assert_str_eq(PQgetvalue(res, 0, 0), "5");
+		PQclear(res);
+		if (want[i] != PGRES_PIPELINE_SYNC)
+			ck_assert_ptr_null(PQgetResult(a));
+	}
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	exec_ok(holder, "COMMIT");
+	exec_prepared_ok(a, "v", NULL, "5");
+	PQfinish(a);
+	PQfinish(h1);
+	PQfinish(h2);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1959,6 +2176,14 @@ main(void)
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
 	tcase_add_test(tc, test_txn_cancel_waiting);
 	tcase_add_test(tc, test_txn_cancel_running);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ddl");
+	tcase_add_unchecked_fixture(tc, setup_ddl, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_prep_result_changed);
+	tcase_add_test(tc, test_prep_result_changed_everywhere);
+	tcase_add_test(tc, test_prep_result_check_pipeline);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("checkout");
