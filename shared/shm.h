@@ -24,7 +24,7 @@
 
 /* versions: 2 pool identities, control area, bans; 3 listeners; 4 two banks of slots, signature */
 #define SHM_MAGIC    0x7067646f67736d31ull /* "pgdogsm1" */
-#define SHM_VERSION  4
+#define SHM_VERSION  5
 #define SHM_NAME_MAX 64
 #define SHM_ADDR_MAX 64
 
@@ -207,6 +207,8 @@ struct shm_client {
 	_Atomic uint32_t cancel_key;         /* the secret; 0 while the row is free */
 	_Atomic uint8_t state;               /* enum shm_conn_state */
 	_Atomic uint8_t is_cancel_requested; /* set by any worker: cancel while waiting */
+	/* a request of the client's is on its server (a CancelRequest is passed on only then) */
+	_Atomic uint8_t is_running;
 	uint8_t is_admin;
 	uint16_t port;
 	int32_t pool_idx; /* -1 for admin */
@@ -233,7 +235,12 @@ struct shm_client {
 	int32_t fd;
 	uint32_t prepared_cnt; /* its named prepared statements */
 	uint32_t pins;         /* WK_PIN_* bits: session state that locks it to its server */
-	uint32_t pad2;
+	/*
+	 * A CancelRequest for this backend pid (the client's server) is on its
+	 * way to PostgreSQL; 0: none. The server does not go to another client
+	 * until it has arrived (wk_cancel.c).
+	 */
+	_Atomic uint32_t cancel_backend;
 	char client_encoding[32], datestyle[32], timezone[48], std_strings[8];
 } __attribute__((aligned(CACHELINE)));
 

@@ -16,6 +16,7 @@
 #include "shared/pgw.h"
 #include "shared/secret.h"
 #include "shared/shm.h"
+#include "worker/wk_client.h"
 #include "worker/wk_conn.h"
 #include "worker/wk_pool.h"
 
@@ -69,22 +70,61 @@ wk_cancel_find(uint32_t pid, uint32_t key)
 	return NULL;
 }
 
+/*
+ * A CancelRequest on its way to PostgreSQL. PostgreSQL closes the
+ * connection once it has signalled the backend, so the end of the
+ * connection is when the cancel has arrived: then the client's own cancel
+ * connection (via) is closed, as PostgreSQL closes it (PQcancel returns only
+ * then), and the backend may serve another client again (mark).
+ */
+struct wk_cancel_op {
+	struct bufferevent *bev;
+	struct wk_client *via;   /* the client's CancelRequest connection, or NULL */
+	struct shm_client *mark; /* its cancel_backend is backend until the end, or NULL */
+	uint32_t backend;
+};
+
 static void
-wk_cancel_done_cb(struct bufferevent *bev, void *arg)
+wk_cancel_end(struct wk_cancel_op *op)
 {
-	/* the request is written: PostgreSQL answers nothing, so we are done */
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_free(bev);
+	uint32_t want = op->backend;
+
+	bufferevent_free(op->bev);
+	if (op->mark &&
+	    atomic_compare_exchange_strong(&op->mark->cancel_backend, &want, (uint32_t)0))
+		wk_client_cancel_arrived(op->mark);
+	if (op->via) {
+		op->via->cancel_op = NULL;
+		(void)wk_client_close(op->via, "cancel request handled");
+	}
+	free(op);
+}
+
+void
+wk_cancel_forget_client(struct wk_cancel_op *op)
+{
+	op->via = NULL;
+}
+
+static void
+wk_cancel_read_cb(struct bufferevent *bev, void *arg)
+{
+	/* PostgreSQL answers a CancelRequest with nothing: whatever comes is dropped */
+	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+	(void)arg;
 }
 
 static void
 wk_cancel_event_cb(struct bufferevent *bev, short what, void *arg)
 {
+	struct wk_cancel_op *op = arg;
+
+	(void)bev;
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		log_warn(NULL, "cancel request to server failed");
-	bufferevent_free(bev);
+	wk_cancel_end(op); /* EOF: the backend has been signalled */
 }
 
 /* Read the server half of a client row consistently. */
@@ -106,63 +146,107 @@ wk_cancel_read_server(struct shm_client *r, int32_t *db_idx, uint32_t *pid, uint
 	return false;
 }
 
-void
-wk_cancel_request(uint32_t pid, uint32_t key)
+bool
+wk_cancel_request(struct wk_client *via, uint32_t pid, uint32_t key)
 {
 	struct shm_client *r = wk_cancel_find(pid, key);
-	uint32_t server_pid, server_key;
-	int32_t db_idx;
-	struct wk_pool *p = NULL;
+	uint32_t server_pid, server_key, again_pid, again_key, none = 0;
+	int32_t db_idx, again_db;
+	struct wk_pool *p;
 
 	if (!r) {
 		log_debug(NULL, "cancel request with an unknown, stale or forged key: ignored");
-		return;
+		return false;
 	}
 	if (!wk_cancel_read_server(r, &db_idx, &server_pid, &server_key) || db_idx < 0 ||
-	    server_pid == 0) {
+	    server_pid == 0 || !atomic_load(&r->is_running)) {
 		if (atomic_load_explicit(&r->state, memory_order_relaxed) == SHM_STATE_WAITING) {
 			/* queued for a server: its worker takes it out of the queue (57014) */
 			atomic_store_explicit(&r->is_cancel_requested, 1, memory_order_release);
 			log_debug(NULL,
 				  "cancel request for a waiting client: passed to its worker");
-			return;
+			return false;
 		}
+		/* as PostgreSQL, which drops a cancel that comes while it waits for a command */
 		log_debug(NULL, "cancel request for a client without a running query: ignored");
-		return;
+		return false;
 	}
-	{
-		/* server_db_idx holds the pool's shm index: the same pool in every worker */
-		struct wk_pool *q = wk_pool_get((uint32_t)db_idx);
+	/* server_db_idx holds the pool's shm index: the same pool in every worker */
+	p = wk_pool_get((uint32_t)db_idx);
+	if (!p || !p->cfg || !p->addr_len)
+		return false;
+	/*
+	 * Marked before the request is checked again, while its worker clears
+	 * is_running before it reads the mark at the end of a transaction (both
+	 * sequentially consistent): either that worker sees the mark and keeps
+	 * the server from other clients until the cancel has arrived, or this
+	 * sees the request done and sends nothing.
+	 */
+	if (!atomic_compare_exchange_strong(&r->cancel_backend, &none, server_pid)) {
+		if (none == server_pid) {
+			log_debug(NULL, "cancel request for a backend already being cancelled");
+			return false;
+		}
+		return wk_cancel_send(p, server_pid, server_key, NULL, via);
+	}
+	if (!atomic_load(&r->is_running) ||
+	    !wk_cancel_read_server(r, &again_db, &again_pid, &again_key) ||
+	    again_pid != server_pid) {
+		uint32_t want = server_pid;
 
-		if (q && q->cfg && q->addr_len)
-			p = q;
+		(void)atomic_compare_exchange_strong(&r->cancel_backend, &want, (uint32_t)0);
+		wk_client_cancel_arrived(r);
+		log_debug(NULL, "cancel request for a query that has just ended: ignored");
+		return false;
 	}
-	if (p)
-		wk_cancel_send(p, server_pid, server_key);
+	return wk_cancel_send(p, server_pid, server_key, r, via);
 }
 
-void
-wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key)
+bool
+wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key, struct shm_client *mark,
+	       struct wk_client *via)
 {
-	struct bufferevent *bev;
+	struct wk_cancel_op *op;
 	struct pgw_buf *b = &g_wk.scratch;
 	struct timeval tv = { g_cfg->connect_timeout / 1000,
 			      (g_cfg->connect_timeout % 1000) * 1000 };
 
-	bev = bufferevent_socket_new(g_wk.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		return;
-	bufferevent_setcb(bev, NULL, wk_cancel_done_cb, wk_cancel_event_cb, NULL);
-	bufferevent_set_timeouts(bev, &tv, &tv);
+	op = calloc(1, sizeof(*op));
+	if (op)
+		op->bev = bufferevent_socket_new(g_wk.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!op || !op->bev) {
+		free(op);
+		goto fail;
+	}
+	op->backend = server_pid;
+	op->mark = mark;
+	bufferevent_setcb(op->bev, wk_cancel_read_cb, NULL, wk_cancel_event_cb, op);
+	bufferevent_set_timeouts(op->bev, &tv, &tv);
 	pgw_buf_reset(b);
 	pgw_put_cancel_request(b, server_pid, server_key);
-	if (b->has_error || evbuffer_add(bufferevent_get_output(bev), b->data, b->len) < 0 ||
-	    bufferevent_enable(bev, EV_WRITE) < 0 ||
-	    bufferevent_socket_connect(bev, (struct sockaddr *)&p->addr, (int)p->addr_len) < 0) {
-		log_warn(NULL, "cannot send a cancel request to %s:%d", p->db->host, p->db->port);
-		bufferevent_free(bev);
-		return;
+	if (b->has_error || evbuffer_add(bufferevent_get_output(op->bev), b->data, b->len) < 0 ||
+	    bufferevent_enable(op->bev, EV_READ | EV_WRITE) < 0 ||
+	    bufferevent_socket_connect(op->bev, (struct sockaddr *)&p->addr, (int)p->addr_len) <
+		    0) {
+		bufferevent_free(op->bev);
+		free(op);
+		goto fail;
+	}
+	if (via) {
+		/* the client's connection stays open until PostgreSQL has the cancel */
+		op->via = via;
+		via->cancel_op = op;
 	}
 	log_info(NULL, "cancel request forwarded to %s:%d for backend %u", p->db->host, p->db->port,
 		 server_pid);
+	return via != NULL;
+fail:
+	log_warn(NULL, "cannot send a cancel request to %s:%d", p->db->host, p->db->port);
+	if (mark) {
+		uint32_t want = server_pid;
+
+		(void)atomic_compare_exchange_strong(&mark->cancel_backend, &want, (uint32_t)0);
+		wk_client_cancel_arrived(mark);
+	}
+	return false;
 }

@@ -152,6 +152,66 @@ wk_client_set_state(struct wk_client *c, enum wk_client_state st)
 		wk_client_state_log(c, from, st);
 }
 
+/* Clients of this worker keeping their server for a cancel on its way (is_cancel_hold). */
+static size_t wk_client_holds_cnt;
+
+void
+wk_client_running(struct wk_client *c, bool is_running)
+{
+	if (c->is_running == is_running)
+		return;
+	c->is_running = is_running;
+	/* sequentially consistent: see wk_cancel_request */
+	atomic_store(&wk_client_row(c)->is_running, (uint8_t)is_running);
+}
+
+bool
+wk_client_cancel_due(struct wk_client *c, struct wk_server *s)
+{
+	uint32_t b = atomic_load(&wk_client_row(c)->cancel_backend);
+
+	if (b == 0 || b != s->backend_pid)
+		return false;
+	if (!c->is_cancel_hold) {
+		c->is_cancel_hold = true;
+		wk_client_holds_cnt++;
+		log_debug(&c->lctx,
+			  "a cancel for backend %u is on its way: server kept until it arrives", b);
+	}
+	return true;
+}
+
+/* c's cancel has arrived: it gives its server back if its transaction is done. */
+static void
+wk_client_cancel_unhold(struct wk_client *c)
+{
+	struct wk_server *s = c->server;
+
+	if (s && wk_client_cancel_due(c, s))
+		return;
+	c->is_cancel_hold = false;
+	wk_client_holds_cnt--;
+	if (s && c->state == WK_CLIENT_ACTIVE && s->expect_ready == 0 && !s->has_unsynced &&
+	    s->internal_ready == 0 && s->tx_status == 'I' && !c->pins && c->fwd_remaining == 0 &&
+	    !wk_client_is_session(c) && evbuffer_get_length(c->io.in) == 0)
+		wk_client_detach(c);
+}
+
+void
+wk_client_cancel_arrived(struct shm_client *r)
+{
+	struct list *pos, *tmp;
+
+	if (!wk_client_holds_cnt)
+		return;
+	list_foreach_safe (pos, tmp, &g_wk.clients) {
+		struct wk_client *c = list_entry(pos, struct wk_client, node);
+
+		if (c->is_cancel_hold && wk_client_row(c) == r)
+			wk_client_cancel_unhold(c);
+	}
+}
+
 void
 wk_client_row_server(struct wk_client *c)
 {
@@ -431,6 +491,10 @@ wk_client_free(struct wk_client *c)
 		wk_pool_unwait(c->pool, c);
 	if (c->is_admin)
 		wk_admin_ctl_forget(c);
+	if (c->cancel_op)
+		wk_cancel_forget_client(c->cancel_op);
+	if (c->is_cancel_hold)
+		wk_client_holds_cnt--;
 	list_del(&c->node);
 	wk_stream_cleanup(&c->io);
 	if (c->scram) {
@@ -887,7 +951,14 @@ wk_client_on_startup(struct wk_client *c)
 				wk_stream_want_write(&c->io);
 			break;
 		case PGW_STARTUP_CANCEL:
-			wk_cancel_request(st->cancel_pid, st->cancel_key);
+			if (wk_cancel_request(c, st->cancel_pid, st->cancel_key)) {
+				/* closed once PostgreSQL has it, as PostgreSQL closes it */
+				evbuffer_drain(in, evbuffer_get_length(in));
+				wk_stream_read_off(&c->io);
+				c->is_read_off = true;
+				free(st);
+				return WK_OK;
+			}
 			rc = wk_client_close(c, "cancel request handled");
 			break;
 		case PGW_STARTUP_BAD_MAJOR:
@@ -1239,6 +1310,11 @@ wk_client_detach(struct wk_client *c)
 {
 	struct wk_server *s = c->server;
 
+	wk_client_running(c, false);
+	if (c->is_cancel_hold) {
+		c->is_cancel_hold = false;
+		wk_client_holds_cnt--;
+	}
 	c->server = NULL;
 	s->client = NULL;
 	s->is_release_due = false;
@@ -3505,6 +3581,8 @@ wk_client_fwd_done(struct wk_client *c, struct wk_server *s, struct shm_client *
 {
 	if (s->is_tracked && wk_server_emit_synth(s) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (!c->is_running && (s->expect_ready || s->has_unsynced))
+		wk_client_running(c, true);
 	r->bytes_received += moved;
 	sr->bytes_sent += moved;
 	wk_stats_add(s->pool, SHM_STAT_RECV, moved);
@@ -4543,6 +4621,12 @@ wk_client_sweep_one(struct wk_client *c, uint64_t now)
 					"terminating connection due to idle-session timeout");
 		return;
 	case WK_CLIENT_ACTIVE:
+		/* a cancel sent from another worker: it has arrived when its mark is gone */
+		if (UNLIKELY(c->is_cancel_hold))
+			wk_client_cancel_unhold(c);
+		if (c->state != WK_CLIENT_ACTIVE)
+			return;
+		s = c->server;
 		break;
 	default:
 		return;
@@ -4552,10 +4636,17 @@ wk_client_sweep_one(struct wk_client *c, uint64_t now)
 	if (s->expect_ready || s->has_unsynced) {
 		/* a request is running: query_timeout cancels it, PostgreSQL reports 57014 */
 		if (query && !s->is_cancel_sent && now - s->request_start_us > query) {
+			uint32_t none = 0;
+			bool is_marked;
+
 			s->is_cancel_sent = true;
 			log_info(&c->lctx, "query_timeout (%d ms) reached: cancelling backend %u",
 				 g_cfg->query_timeout, s->backend_pid);
-			wk_cancel_send(s->pool, s->backend_pid, s->backend_key);
+			/* the server stays with c until the cancel has arrived (wk_client_cancel_due) */
+			is_marked = atomic_compare_exchange_strong(
+				&wk_client_row(c)->cancel_backend, &none, s->backend_pid);
+			(void)wk_cancel_send(s->pool, s->backend_pid, s->backend_key,
+					     is_marked ? wk_client_row(c) : NULL, NULL);
 		}
 		return;
 	}

@@ -8,6 +8,8 @@
 
 #include "worker/wk_conn.h"
 
+struct shm_client;
+
 /* Take an accepted socket. Closes fd on failure. */
 void wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_unix);
 
@@ -49,6 +51,19 @@ void wk_client_sweep(void);
 void wk_client_free(struct wk_client *c);
 /* Update the client's shm row with its server (for cancel) or none. */
 void wk_client_row_server(struct wk_client *c);
+/* Publish whether a request of c's is on its server (shm is_running, for cancels). */
+void wk_client_running(struct wk_client *c, bool is_running);
+/*
+ * At a transaction's end: is a CancelRequest for s's backend on its way
+ * (c's shm cancel_backend)? Then c keeps s (is_cancel_hold) until it has
+ * arrived. Call after wk_client_running(c, false).
+ */
+bool wk_client_cancel_due(struct wk_client *c, struct wk_server *s);
+/*
+ * The CancelRequest marked in client row r has arrived (or was dropped):
+ * a client of this worker holding its server for it gives it back.
+ */
+void wk_client_cancel_arrived(struct shm_client *r);
 /*
  * s answered an ErrorResponse where a client's Parse of its unnamed statement
  * (the slot sl, with its unnamed_tag) was due: refused it (is_refused), or

@@ -95,9 +95,19 @@ struct wk_client {
 	uint32_t cancel_key;
 	bool is_unix;
 	bool is_admin;
-	bool is_free_later;       /* on the reap list */
-	bool read_paused;         /* backpressure */
-	bool is_read_off;         /* reading stopped while it waits for a server or parameters */
+	bool is_free_later; /* on the reap list */
+	bool read_paused;   /* backpressure */
+	bool is_read_off;   /* reading stopped while it waits for a server or parameters */
+	/* its request is on its server: published in its shm row's is_running (for cancels) */
+	bool is_running;
+	/*
+	 * Its transaction is done but it keeps its server until a CancelRequest
+	 * sent to that backend has arrived (shm cancel_backend), so that the
+	 * cancel cannot hit another client's query (wk_client_cancel_arrived).
+	 */
+	bool is_cancel_hold;
+	/* a CancelRequest connection kept open until PostgreSQL has the cancel */
+	struct wk_cancel_op *cancel_op;
 	bool is_skip_to_sync;     /* statement mode refused a Parse: drop up to the Sync */
 	bool admin_skip_to_sync;  /* admin: an extended-protocol error was sent */
 	int pool_idx;             /* -1 until known */

@@ -1232,8 +1232,12 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 {
 	if (s->expect_ready)
 		s->expect_ready--;
-	if (c)
+	if (c) {
 		c->session.rfq_seen++;
+		if (s->expect_ready == 0 && !s->has_unsynced)
+			wk_client_running(c,
+					  false); /* a cancel now is dropped, as PostgreSQL does */
+	}
 	wk_stats_ready(s, c, st);
 	if (st == 'T') {
 		/*
@@ -1252,7 +1256,7 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 		if (wk_server_tx_end(s, c) < 0)
 			return -1;
 		if (s->expect_ready == 0 && !s->has_unsynced && !c->pins && c->fwd_remaining == 0 &&
-		    !wk_client_is_session(c))
+		    !wk_client_is_session(c) && !wk_client_cancel_due(c, s))
 			s->is_release_due = true;
 		else if (s->needs_resync && s->expect_ready == 0 && !s->has_unsynced)
 			wk_server_resync(s, c);

@@ -417,6 +417,28 @@ START_TEST(test_session_disconnect_in_transaction)
 }
 END_TEST
 
+/*
+ * A cancel sent while the client runs nothing is dropped, as PostgreSQL
+ * drops one that comes while it waits for a command; one sent while a
+ * query runs cancels that query only.
+ */
+START_TEST(test_session_cancel_idle)
+{
+	PGconn *c = it_connect(APP);
+	char err[256];
+
+	for (int i = 0; i < 20; i++) {
+		PGcancel *cancel = PQgetCancel(c);
+
+		ck_assert_ptr_nonnull(cancel);
+		ck_assert_msg(PQcancel(cancel, err, sizeof(err)) == 1, "PQcancel: %s", err);
+		PQfreeCancel(cancel);
+		ck_assert_str_eq(it_value(c, "SELECT pg_sleep(0.02)::text || 'x'"), "x");
+	}
+	PQfinish(c);
+}
+END_TEST
+
 /* The admin console reports the pool a client is using. */
 START_TEST(test_session_admin_show)
 {
@@ -477,6 +499,7 @@ main(void)
 	tcase_add_test(tc, test_session_error_recovery);
 	tcase_add_test(tc, test_session_disconnect_in_transaction);
 	tcase_add_test(tc, test_session_admin_show);
+	tcase_add_test(tc, test_session_cancel_idle);
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
 }

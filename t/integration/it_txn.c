@@ -14,6 +14,7 @@
 #include "t/lib/it.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -646,6 +647,111 @@ START_TEST(test_txn_cancel_running)
 	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
 	PQfinish(a);
 	PQfinish(b);
+}
+END_TEST
+
+/* PQcancel on c (synchronous: returns once the server has the cancel). */
+static void
+cancel_now(PGconn *c)
+{
+	PGcancel *cancel = PQgetCancel(c);
+	char err[256];
+
+	ck_assert_ptr_nonnull(cancel);
+	ck_assert_msg(PQcancel(cancel, err, sizeof(err)) == 1, "PQcancel: %s", err);
+	PQfreeCancel(cancel);
+}
+
+/*
+ * A cancel sent while the client runs nothing (idle in its transaction)
+ * is dropped, as PostgreSQL drops one that comes while it waits for a
+ * command: the next statement runs. (pgdog passed it on, late: the next
+ * statement was cancelled.)
+ */
+START_TEST(test_txn_cancel_idle)
+{
+	PGconn *a = it_connect(APP);
+
+	for (int i = 0; i < 20; i++) {
+		exec_ok(a, "BEGIN");
+		exec_ok(a, "SELECT 1");
+		cancel_now(a);
+		exec_ok(a, "SELECT pg_sleep(0.02)");
+		exec_ok(a, "COMMIT");
+	}
+	/* between transactions too */
+	for (int i = 0; i < 5; i++) {
+		cancel_now(a);
+		exec_ok(a, "SELECT pg_sleep(0.02)");
+	}
+	PQfinish(a);
+}
+END_TEST
+
+struct cancel_victim {
+	int ok, cancelled, other;
+	long long stop_ms;
+};
+
+/* Client B: short queries on the shared server until stop_ms; it never cancels. */
+static void *
+cancel_victim_main(void *arg)
+{
+	struct cancel_victim *v = arg;
+	PGconn *b = PQconnectdb(it_pgdog_dsn(APP));
+
+	if (PQstatus(b) != CONNECTION_OK) {
+		v->other++;
+		PQfinish(b);
+		return NULL;
+	}
+	while (it_now_ms() < v->stop_ms) {
+		PGresult *res = PQexec(b, "SELECT pg_sleep(0.002)");
+		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			v->ok++;
+		else if (st && strcmp(st, "57014") == 0)
+			v->cancelled++;
+		else
+			v->other++;
+		PQclear(res);
+	}
+	PQfinish(b);
+	return NULL;
+}
+
+/*
+ * A cancels its own short queries, the cancel often arriving as the query
+ * ends; B shares the one server and never cancels. A cancel must reach only
+ * the query it was sent for: the server is not given to B until it has
+ * arrived. (pgdog gave the server to B first: B's queries were cancelled.)
+ */
+START_TEST(test_txn_cancel_other_client)
+{
+	PGconn *a = it_connect(APP);
+	struct cancel_victim v = { .stop_ms = it_now_ms() + 3000 };
+	pthread_t th;
+	int sent = 0;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_victim_main, &v), 0);
+	while (it_now_ms() < v.stop_ms) {
+		PGresult *res;
+
+		ck_assert_int_eq(PQsendQuery(a, "SELECT pg_sleep(0.005)"), 1);
+		it_sleep_ms(4 + sent % 3);
+		cancel_now(a);
+		sent++;
+		while ((res = PQgetResult(a)) != NULL)
+			PQclear(res);
+	}
+	pthread_join(th, NULL);
+	ck_assert_msg(v.cancelled == 0 && v.other == 0,
+		      "B never cancelled: %d ok, %d cancelled, %d other errors (A sent %d cancels)",
+		      v.ok, v.cancelled, v.other, sent);
+	ck_assert_msg(v.ok > 20, "B ran %d queries in 3 s", v.ok);
+	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
+	PQfinish(a);
 }
 END_TEST
 
@@ -2176,6 +2282,8 @@ main(void)
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
 	tcase_add_test(tc, test_txn_cancel_waiting);
 	tcase_add_test(tc, test_txn_cancel_running);
+	tcase_add_test(tc, test_txn_cancel_idle);
+	tcase_add_test(tc, test_txn_cancel_other_client);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ddl");
