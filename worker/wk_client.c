@@ -1430,6 +1430,35 @@ wk_client_op_rfq(const struct wk_client *c)
 }
 
 /*
+ * Does PostgreSQL refuse the client's DISCARD ALL or DEALLOCATE ALL (kind)
+ * where it runs now (is_multi: among other statements), so that nothing is
+ * dropped? An aborted transaction refuses both; a transaction block, or
+ * other statements around it, refuse DISCARD ALL.
+ */
+static bool
+wk_client_refuses_discard(struct wk_client *c, enum sql_kind kind, bool is_multi)
+{
+	char tx = wk_client_tx_known(c);
+
+	return tx == 'E' || (kind == SQL_DISCARD_ALL && (is_multi || tx == 'T'));
+}
+
+/*
+ * The client's DISCARD ALL runs (the reply ending it: rfq): its settings go
+ * back to its startup values and it listens on nothing; nothing pins it
+ * (its statements are forgotten by the caller). -1 on out of memory.
+ */
+static int
+wk_client_discard_all(struct wk_client *c, uint64_t rfq)
+{
+	int rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL, rfq);
+
+	c->pins = 0;
+	wk_pubsub_client_unlisten(c, NULL);
+	return rc;
+}
+
+/*
  * A SET, RESET or RESET ALL statement st of res, run by the client: to the
  * pending list (a SET of the role or session authorization, or one pgdog
  * cannot read whole, pins instead). -1 on out of memory.
@@ -1464,11 +1493,14 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
  * The client binds a statement whose text (sql, len bytes) it prepared with
  * a Parse: a SET, RESET or RESET ALL in it takes effect now, at each run, as
  * in a Query; preparing it changed nothing. So does a ROLLBACK TO or a
- * chained COMMIT/ROLLBACK (SETs pending then pin the server). Returns 1 when
- * the text has one, 0 when not, -1 on out of memory.
+ * chained COMMIT/ROLLBACK (SETs pending then pin the server), and a DISCARD
+ * ALL or DEALLOCATE ALL, which drops every statement of the server's
+ * session (*is_dealloc set: the caller forgets them once the Bind is
+ * sent, wk_client_forget_prepared). Returns 1 when the text has one, 0 when
+ * not, -1 on out of memory.
  */
 static int
-wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len)
+wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool *is_dealloc)
 {
 	struct sql_result res;
 	unsigned before = c->pins;
@@ -1481,6 +1513,18 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len)
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
 
+		if (st->kind == SQL_DISCARD_ALL || st->kind == SQL_DEALLOCATE_ALL) {
+			found = 1;
+			if (wk_client_refuses_discard(c, st->kind,
+						      res.stmts_cnt > 1 || res.has_more))
+				continue;
+			if (st->kind == SQL_DISCARD_ALL &&
+			    wk_client_discard_all(c, wk_client_op_rfq(c)) < 0)
+				return -1;
+			c->pins &= ~WK_PIN_PREPARED;
+			*is_dealloc = true;
+			continue;
+		}
 		if (st->kind == SQL_ROLLBACK_TO ||
 		    ((st->kind == SQL_COMMIT || st->kind == SQL_ROLLBACK) && st->is_chain)) {
 			/* as in a Query (wk_client_track_inner): SETs it would settle pin */
@@ -1512,7 +1556,7 @@ wk_client_prep_setting(struct wk_client *c, struct wk_prep *p)
 
 	if (p->setting == WK_PREP_SETTING_NONE || p->is_sql)
 		return 0;
-	rc = wk_client_bind_setting(c, sql, wk_strnlen(sql, p->key_len));
+	rc = wk_client_bind_setting(c, sql, wk_strnlen(sql, p->key_len), &c->is_dealloc_due);
 	if (rc >= 0)
 		p->setting = rc ? WK_PREP_SETTING_SOME : WK_PREP_SETTING_NONE;
 	return rc < 0 ? -1 : 0;
@@ -1527,6 +1571,7 @@ static int
 wk_client_unnamed_setting(struct wk_client *c)
 {
 	const char *sql;
+	bool is_dealloc = false;
 
 	if (!c->unnamed_setting)
 		return 0;
@@ -1545,9 +1590,13 @@ wk_client_unnamed_setting(struct wk_client *c)
 	if (c->unnamed_len <= PGW_HDR_LEN + 1)
 		return 0;
 	sql = (const char *)c->unnamed_msg + PGW_HDR_LEN + 1;
-	return wk_client_bind_setting(c, sql, wk_strnlen(sql, c->unnamed_len - PGW_HDR_LEN - 1)) < 0
-		       ? -1
-		       : 0;
+	if (wk_client_bind_setting(c, sql, wk_strnlen(sql, c->unnamed_len - PGW_HDR_LEN - 1),
+				   &is_dealloc) < 0)
+		return -1;
+	/* no statement of pgdog's runs this Bind: they go now */
+	if (is_dealloc)
+		wk_client_forget_prepared(c);
+	return 0;
 }
 
 /*
@@ -1703,27 +1752,21 @@ next_part:
 				c->pins |= WK_PIN_ROLE; /* as soon as it is prepared */
 			break;
 		case SQL_DISCARD_ALL:
-			/*
-			 * It cannot run in a transaction block (nor among other
-			 * statements): PostgreSQL refuses it there, and nothing is
-			 * forgotten. Otherwise it takes effect at once.
-			 */
-			if (is_multi || wk_client_tx_known(c) == 'T' ||
-			    wk_client_tx_known(c) == 'E')
-				break;
-			rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL,
-					       wk_client_op_rfq(c));
-			c->pins = 0;
-			wk_client_forget_prepared(c);
-			wk_pubsub_client_unlisten(c, NULL);
-			break;
 		case SQL_DEALLOCATE_ALL:
+			if (is_at_bind) {
+				/* prepared, not run: it takes effect when bound (wk_client_bind_setting) */
+				if (h->type == PGW_MSG_PARSE && body[0] == '\0')
+					c->unnamed_setting = true;
+				break;
+			}
 			/* prepared_statements = full: wk_client_prep_query decides for it alone */
-			if (wk_client_is_full(c) && h->type == PGW_MSG_QUERY && !is_multi)
+			if (st->kind == SQL_DEALLOCATE_ALL && wk_client_is_full(c) &&
+			    h->type == PGW_MSG_QUERY && !is_multi)
 				break;
-			/* an aborted transaction refuses it: the server keeps its statements */
-			if (wk_client_tx_known(c) == 'E')
+			if (wk_client_refuses_discard(c, st->kind, is_multi))
 				break;
+			if (st->kind == SQL_DISCARD_ALL)
+				rc = wk_client_discard_all(c, wk_client_op_rfq(c));
 			c->pins &= ~WK_PIN_PREPARED;
 			wk_client_forget_prepared(c);
 			break;
@@ -3392,6 +3435,11 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			return -1;
 		if (use == p)
 			wk_client_slot_use(s, p, WK_SLOT_PREP_USE);
+		if (c->is_dealloc_due) {
+			/* its DISCARD ALL or DEALLOCATE ALL drops what the server holds, p too */
+			c->is_dealloc_due = false;
+			wk_client_forget_prepared(c);
+		}
 		break;
 	case PGW_MSG_DESCRIBE:
 		if (blen >= 2 && body[0] == 'S' && body[1] == '\0')
@@ -3489,6 +3537,8 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 	case PGW_MSG_EXECUTE:
 		return wk_server_slot_push(s, WK_SLOT_EXECUTE, false, NULL);
 	case PGW_MSG_SYNC:
+		if (UNLIKELY(wk_client_sync_is_copy(s)))
+			return 0; /* PostgreSQL ignores it: no reply */
 		return wk_server_slot_push(s, WK_SLOT_SYNC, false, NULL);
 	case PGW_MSG_QUERY:
 	case PGW_MSG_FUNCTION_CALL:
@@ -3532,6 +3582,8 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 			s->is_cancel_sent = false;
 		}
 		s->expect_ready++;
+		s->syncs_since_exec = 0;
+		s->is_last_exec_query = true;
 		r->queries++;
 		sr->queries++;
 		r->last_request_us = g_wk.now_us;
@@ -3541,14 +3593,23 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		s->expect_ready++;
 		break;
 	case PGW_MSG_SYNC:
+		if (UNLIKELY(wk_client_sync_is_copy(s)))
+			break; /* PostgreSQL ignores it: no ReadyForQuery */
 		if (s->expect_ready == 0 && !s->has_unsynced) {
 			s->request_start_us = g_wk.mono_us;
 			s->is_cancel_sent = false;
 		}
 		s->expect_ready++;
 		s->has_unsynced = false;
+		s->syncs_since_exec++;
+		break;
+	case PGW_MSG_COPY_DONE:
+	case PGW_MSG_COPY_FAIL:
+		s->is_copy_client_done = true;
 		break;
 	case PGW_MSG_EXECUTE:
+		s->syncs_since_exec = 0;
+		s->is_last_exec_query = false;
 		r->queries++;
 		sr->queries++;
 		r->last_request_us = g_wk.now_us;

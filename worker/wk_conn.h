@@ -98,6 +98,8 @@ struct wk_client {
 	bool is_free_later; /* on the reap list */
 	bool read_paused;   /* backpressure */
 	bool is_read_off;   /* reading stopped while it waits for a server or parameters */
+	/* the Bind being rewritten runs DISCARD ALL or DEALLOCATE ALL (wk_client_bind_setting) */
+	bool is_dealloc_due;
 	/* its request is on its server: published in its shm row's is_running (for cancels) */
 	bool is_running;
 	/*
@@ -335,8 +337,20 @@ struct wk_server {
 	 * is_verify_resume makes the server's reader run the client's input.
 	 */
 	bool is_verify_wait, is_verify_resume;
-	bool is_tag_rollback;   /* the last CommandComplete was ROLLBACK */
-	bool is_copy_in;        /* the server waits for COPY data */
+	bool is_tag_rollback; /* the last CommandComplete was ROLLBACK */
+	bool is_copy_in;      /* the server waits for COPY data */
+	/*
+	 * PostgreSQL ignores a Sync (or Flush) that comes during COPY FROM STDIN
+	 * (libpq sends one right behind an extended-protocol COPY's Execute,
+	 * and another after CopyDone): such Syncs owe no ReadyForQuery. pgdog
+	 * counts the Syncs sent since the last Execute or Query
+	 * (syncs_since_exec, is_last_exec_query) to take back those that went
+	 * before the CopyInResponse, and does not count those sent after it
+	 * until the client's CopyDone or CopyFail (is_copy_client_done).
+	 */
+	bool is_copy_client_done;
+	bool is_last_exec_query;
+	uint32_t syncs_since_exec;
 	bool is_broken_request; /* the client left halfway through a message to it */
 	bool is_release_due;
 	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
@@ -456,6 +470,16 @@ wk_text_reads_seq(const char *text, size_t len)
 		}
 	}
 	return false;
+}
+
+/*
+ * Is a Sync the client sends now one PostgreSQL ignores, sent in the middle
+ * of COPY FROM STDIN (see wk_server is_copy_client_done)?
+ */
+static inline bool
+wk_client_sync_is_copy(const struct wk_server *s)
+{
+	return s->is_copy_in && !s->is_copy_client_done;
 }
 
 /* Refresh g_wk.now_us / mono_us (once per callback). */

@@ -1421,6 +1421,36 @@ wk_server_verify_resume(struct wk_server *s)
 }
 
 /*
+ * An extended-protocol COPY FROM STDIN has begun: the Syncs the client sent
+ * behind its Execute went to a server in copy-in mode, which ignores them,
+ * so they owe no ReadyForQuery (their reply slots go too); the request is
+ * unsynced again until the client's next Sync.
+ */
+static void
+wk_server_copy_syncs_back(struct wk_server *s)
+{
+	uint32_t n = s->syncs_since_exec;
+
+	s->syncs_since_exec = 0;
+	while (n && s->expect_ready) {
+		if (s->slots_cnt > 1) {
+			struct wk_slot *sl =
+				&s->slots[(s->slots_head + s->slots_cnt - 1) & (s->slots_cap - 1)];
+
+			if (sl->kind != WK_SLOT_SYNC)
+				break;
+			s->slots_cnt--;
+		} else if (s->is_tracked) {
+			break;
+		}
+		s->expect_ready--;
+		n--;
+		s->has_unsynced = true;
+	}
+	log_debug(&s->lctx, "COPY FROM STDIN: the Syncs sent behind its Execute are ignored");
+}
+
+/*
  * Forward what the server sent to its client. Whole runs of messages move
  * with one evbuffer_remove_buffer(); the batch is flushed only before
  * something that must be at the front of the buffer (a message pgdog reads
@@ -1638,6 +1668,9 @@ wk_server_forward(struct wk_server *s)
 		}
 		case PGW_MSG_COPY_IN:
 			s->is_copy_in = true;
+			s->is_copy_client_done = false;
+			if (!s->is_last_exec_query && s->syncs_since_exec && s->internal_ready == 0)
+				wk_server_copy_syncs_back(s);
 			break;
 		case PGW_MSG_PARSE_COMPLETE:
 			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);

@@ -650,6 +650,107 @@ START_TEST(test_txn_cancel_running)
 }
 END_TEST
 
+/*
+ * DEALLOCATE ALL and DISCARD ALL prepared as named statements (psycopg 3
+ * with prepare_threshold=0 runs everything so) drop the server's statements
+ * when they run, not when they are prepared: pgdog forgets what the server
+ * held then, for every client of that server. (It forgot at the Parse and
+ * not at the run: the next client's statement got 26000 naming pgdog's
+ * statement, or its Parse 42P05.)
+ */
+START_TEST(test_txn_deallocate_all_named)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP), *c;
+
+	prepare_ok(a, "da", "DEALLOCATE ALL", 0);
+	prepare_ok(b, "db", "DEALLOCATE ALL", 0);
+	prepare_ok(a, "s", "SELECT 12345", 0);
+	exec_prepared_ok(a, "s", NULL, "12345");
+	exec_prepared_ok(a, "da", NULL, NULL);
+	/* as in PostgreSQL: the client's statements are gone, "da" too */
+	exec_prepared_error(a, "s", NULL, "26000");
+	exec_prepared_error(a, "da", NULL, "26000");
+	c = it_connect(APP);
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "mine%d", i);
+		prepare_ok(c, name, "SELECT 12345", 0);
+		exec_prepared_ok(c, name, NULL, "12345");
+		exec_prepared_ok(c, name, NULL, "12345");
+	}
+	exec_prepared_ok(b, "db", NULL, NULL);
+	exec_prepared_ok(c, "mine2", NULL, "12345");
+	/* DISCARD ALL: settings back to the defaults, statements gone */
+	exec_ok(a, "SET work_mem = '64MB'");
+	prepare_ok(a, "dd", "DISCARD ALL", 0);
+	prepare_ok(a, "t", "SELECT 678", 0);
+	exec_prepared_ok(a, "t", NULL, "678");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "64MB");
+	exec_prepared_ok(a, "dd", NULL, NULL);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), DEF_WORK_MEM);
+	exec_prepared_error(a, "t", NULL, "26000");
+	prepare_ok(a, "t", "SELECT 678", 0);
+	exec_prepared_ok(a, "t", NULL, "678");
+	exec_prepared_ok(c, "mine1", NULL, "12345");
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(c);
+}
+END_TEST
+
+/*
+ * COPY FROM STDIN through the extended protocol (PQexecParams), as libpq
+ * sends it: a Sync right behind the Execute, which PostgreSQL ignores in
+ * copy-in mode, and one after CopyDone. The transaction ends at the second:
+ * the server goes back to the pool. (pgdog waited for a reply to the first:
+ * the client kept the server, and another client waited for
+ * checkout_timeout.) A client that leaves in the middle of such a COPY has
+ * its server back in the pool at once, not after rollback_timeout.
+ */
+START_TEST(test_txn_copy_extended)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	long long t0;
+
+	for (int i = 0; i < 3; i++) {
+		res = PQexecParams(a, "COPY rec_t FROM STDIN", 0, NULL, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COPY_IN, "%s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+		ck_assert_int_eq(PQputCopyData(a, "7\n8\n", 4), 1);
+		ck_assert_int_eq(PQputCopyEnd(a, NULL), 1);
+		res = PQgetResult(a);
+		ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+			      PQresultErrorMessage(res));
+		ck_assert_str_eq(PQcmdTuples(res), "2");
+		PQclear(res);
+		it_drain(a);
+		ck_assert_int_eq(PQtransactionStatus(a), PQTRANS_IDLE);
+		t0 = it_now_ms();
+		ck_assert_str_eq(it_value(b, "SELECT count(*) FROM rec_t WHERE x IN (7, 8)"),
+				 i == 0 ? "2" : (i == 1 ? "4" : "6"));
+		ck_assert_msg(it_now_ms() - t0 < 2000,
+			      "the other client waited %lld ms for the server", it_now_ms() - t0);
+	}
+	/* left in the middle of one */
+	res = PQexecParams(a, "COPY rec_t FROM STDIN", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_COPY_IN);
+	PQclear(res);
+	ck_assert_int_eq(PQputCopyData(a, "9\n", 2), 1);
+	ck_assert_int_eq(PQflush(a), 0);
+	it_sleep_ms(100);
+	PQfinish(a);
+	t0 = it_now_ms();
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM rec_t WHERE x = 9"), "0");
+	ck_assert_msg(it_now_ms() - t0 < 2000, "the server came back after %lld ms",
+		      it_now_ms() - t0);
+	exec_ok(b, "DELETE FROM rec_t");
+	PQfinish(b);
+}
+END_TEST
+
 /* PQcancel on c (synchronous: returns once the server has the cancel). */
 static void
 cancel_now(PGconn *c)
@@ -2283,6 +2384,8 @@ main(void)
 	tcase_add_test(tc, test_txn_cancel_waiting);
 	tcase_add_test(tc, test_txn_cancel_running);
 	tcase_add_test(tc, test_txn_cancel_idle);
+	tcase_add_test(tc, test_txn_deallocate_all_named);
+	tcase_add_test(tc, test_txn_copy_extended);
 	tcase_add_test(tc, test_txn_cancel_other_client);
 	suite_add_tcase(s, tc);
 
