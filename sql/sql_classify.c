@@ -373,11 +373,14 @@ sql_classify_word_is(const char *w, size_t n, const char *kw)
 /*
  * A statement starting with this word may be tracked: SET, RESET, DISCARD,
  * BEGIN, START, COMMIT, END, ROLLBACK, ABORT, LISTEN, UNLISTEN, NOTIFY,
- * PREPARE, EXECUTE, DEALLOCATE, CREATE, DECLARE, LOAD.
+ * PREPARE, EXECUTE, DEALLOCATE, CREATE, DECLARE, LOAD, DO (its body may set
+ * something for the session).
  */
 static bool
 sql_classify_is_start_kw(const char *w, size_t n)
 {
+	if (n == 2)
+		return sql_classify_word_is(w, n, "do");
 	if (n < 3 || n > 10)
 		return false;
 	switch ((unsigned char)w[0] | 0x20) {

@@ -16,6 +16,7 @@
  */
 #include "sql/sql_parse.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -272,6 +273,91 @@ sql_parse_func_flags(const PgQuery__FuncCall *fc)
 	return 0;
 }
 
+/* Is body[at, at + n) a word of its own (no letter, digit or _ on either side)? */
+static bool
+sql_parse_is_word_at(const char *body, size_t len, size_t at, size_t n)
+{
+	return (at == 0 || !(isalnum((unsigned char)body[at - 1]) || body[at - 1] == '_')) &&
+	       (at + n == len || !(isalnum((unsigned char)body[at + n]) || body[at + n] == '_'));
+}
+
+/*
+ * Does the body of a DO block set a setting for the session, out of pgdog's
+ * sight: a set_config() call, or a SET or RESET statement (at the start,
+ * after ';', a quote as in EXECUTE 'SET ...', or BEGIN, THEN, ELSE, LOOP)?
+ * Read as text, generously: UPDATE ... SET does not count, a SET LOCAL does.
+ */
+static bool
+sql_parse_body_sets(const char *body)
+{
+	static const char *const starts[] = { "begin", "then", "else", "loop" };
+	size_t len = strlen(body);
+
+	for (size_t i = 0; i < len; i++) {
+		size_t n, j, w;
+
+		if (tolower((unsigned char)body[i]) != 's' &&
+		    tolower((unsigned char)body[i]) != 'r')
+			continue;
+		if (len - i >= 10 && strncasecmp(body + i, "set_config", 10) == 0 &&
+		    sql_parse_is_word_at(body, len, i, 10))
+			return true;
+		n = strncasecmp(body + i, "set", 3) == 0     ? 3
+		    : strncasecmp(body + i, "reset", 5) == 0 ? 5
+							     : 0;
+		if (n == 0 || len - i < n || !sql_parse_is_word_at(body, len, i, n))
+			continue;
+		j = i;
+		while (j > 0 && isspace((unsigned char)body[j - 1]))
+			j--;
+		if (j == 0 || body[j - 1] == ';' || body[j - 1] == '\'')
+			return true;
+		for (w = j; w > 0 && isalpha((unsigned char)body[w - 1]); w--)
+			;
+		for (size_t k = 0; k < sizeof(starts) / sizeof(starts[0]); k++)
+			if (j - w == strlen(starts[k]) &&
+			    strncasecmp(body + w, starts[k], j - w) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* Does body hold word (lower case) as a word of its own, in any case? */
+static bool
+sql_parse_body_has_word(const char *body, const char *word)
+{
+	size_t len = strlen(body), n = strlen(word);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(body + i, word, n) == 0 && sql_parse_is_word_at(body, len, i, n))
+			return true;
+	return false;
+}
+
+/*
+ * What the body of a DO block leaves in the session out of pgdog's sight,
+ * read as text (generously: a false match only pins the server): a
+ * session-level advisory lock, a temporary table, or a setting.
+ */
+static unsigned
+sql_parse_body_flags(const char *body)
+{
+	static const char *const locks[] = { "pg_advisory_lock", "pg_advisory_lock_shared",
+					     "pg_try_advisory_lock",
+					     "pg_try_advisory_lock_shared" };
+	unsigned flags = 0;
+
+	for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++)
+		if (sql_parse_body_has_word(body, locks[i]))
+			flags |= SQL_F_ADVISORY_LOCK;
+	if (sql_parse_body_has_word(body, "temp") || sql_parse_body_has_word(body, "temporary") ||
+	    sql_parse_body_has_word(body, "pg_temp"))
+		flags |= SQL_F_TEMP_OBJECT;
+	if (sql_parse_body_sets(body))
+		flags |= SQL_F_SET_CONFIG;
+	return flags;
+}
+
 /* The flag visitor: arg is the unsigned flags word of one statement. */
 static bool
 sql_parse_flags_visit(const ProtobufCMessage *m, void *arg)
@@ -308,6 +394,22 @@ sql_parse_flags_visit(const ProtobufCMessage *m, void *arg)
 			*flags |= SQL_F_TEMP_OBJECT;
 		return false;
 	} else if (d == &pg_query__rule_stmt__descriptor) {
+		return false;
+	} else if (d == &pg_query__do_stmt__descriptor) {
+		/* its body is run, not seen: what it leaves in the session pins as if seen */
+		const PgQuery__DoStmt *ds = (const PgQuery__DoStmt *)m;
+
+		for (size_t i = 0; i < ds->n_args && ds->args != NULL; i++) {
+			const PgQuery__DefElem *de =
+				ds->args[i] != NULL ? ds->args[i]->def_elem : NULL;
+			const char *body =
+				de != NULL && de->defname != NULL && strcmp(de->defname, "as") == 0
+					? sql_parse_node_str(de->arg)
+					: NULL;
+
+			if (body != NULL)
+				*flags |= sql_parse_body_flags(body);
+		}
 		return false;
 	}
 	return true;

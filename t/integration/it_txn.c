@@ -1533,6 +1533,40 @@ START_TEST(test_pin_advisory_lock)
 }
 END_TEST
 
+/*
+ * What a DO block's body leaves in the session (a SET, set_config(), an
+ * advisory lock) is not seen by pgdog: the server stays with the client,
+ * which keeps its setting, and no other client gets that server with it.
+ * (The setting went to the next client on that server, and the client
+ * that made it lost it on another server.)
+ */
+START_TEST(test_pin_do_block)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32];
+
+	exec_ok(a, "DO $$BEGIN SET work_mem = '5MB'; "
+		   "PERFORM set_config('lock_timeout', '12s', false); END$$");
+	backend_pid(a, pa, sizeof(pa));
+	ck_assert_int_eq(PQsendQuery(b, "SELECT current_setting('work_mem')"), 1);
+	ck_assert_msg(it_busy_for(b, 300), "B got the server A's DO block set work_mem on");
+	for (int i = 0; i < 3; i++) {
+		ck_assert_str_eq(it_value(a, "SHOW work_mem"), "5MB");
+		ck_assert_str_eq(it_value(a, "SHOW lock_timeout"), "12s");
+	}
+	PQfinish(a);
+	/* the server comes back reset */
+	ck_assert_str_eq(it_value_within(b, 3000, "B after A left"), DEF_WORK_MEM);
+	ck_assert_str_eq(it_value(b, "SHOW lock_timeout"), "0");
+	/* a DO block that sets nothing for the session does not pin */
+	exec_ok(b, "DO $$DECLARE v int; BEGIN SELECT 1 INTO v; END$$");
+	a = it_connect(APP);
+	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* A temporary table works across transactions; the next client does not see it. */
 START_TEST(test_pin_temp_table)
 {
@@ -2428,6 +2462,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_pin, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_pin_advisory_lock);
+	tcase_add_test(tc, test_pin_do_block);
 	tcase_add_test(tc, test_pin_temp_table);
 	tcase_add_test(tc, test_pin_prepared);
 	tcase_add_test(tc, test_pin_unnamed_other_client);
