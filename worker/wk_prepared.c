@@ -353,6 +353,16 @@ wk_prep_names_get(const struct wk_prep_names *n, const char *name)
 	return NULL;
 }
 
+const char *
+wk_prep_names_name_of(const struct wk_prep_names *n, const char *pgdog_name, size_t len)
+{
+	for (size_t i = 0; i < n->cnt; i++)
+		if (!n->v[i].is_dropping && strncmp(n->v[i].prep->name, pgdog_name, len) == 0 &&
+		    n->v[i].prep->name[len] == '\0')
+			return n->v[i].name;
+	return NULL;
+}
+
 int
 wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 {

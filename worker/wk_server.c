@@ -840,24 +840,51 @@ wk_server_slots_clear(struct wk_server *s)
 	s->is_unnamed_tag_due = false;
 }
 
+/* The map of positions of the Query whose reply is due (NULL: none). */
+static const struct wk_pos_map *
+wk_server_head_map(struct wk_server *s)
+{
+	const struct wk_slot *sl = wk_server_slot_head(s);
+
+	return sl && sl->kind == WK_SLOT_QUERY ? sl->pos_map : NULL;
+}
+
 /*
- * An ErrorResponse about a Query pgdog rewrote (the head slot has its
- * pos_map), whole at the front of in: its position, if any, is made to
- * point into the text the client sent, and the message goes to out.
- * True when it did (the caller drains the server's copy).
+ * The name of one of the client's statements in an error's text, as the
+ * server knows it ("__pgdog_<slot>_<id>"): written as the client's own
+ * name for it (NULL: not such a text). *at and *len: where pgdog's name
+ * (with its quotes) is in v.
+ */
+static const char *
+wk_server_error_name(const struct wk_server *s, const char *v, const char **at, size_t *len)
+{
+	const char *p = strstr(v, "\"__pgdog_"), *q;
+
+	if (!p || !s->client || !(q = strchr(p + 1, '"')))
+		return NULL;
+	*at = p;
+	*len = (size_t)(q - p) + 1;
+	return wk_prep_names_name_of(&s->client->prep_names, p + 1, (size_t)(q - p) - 1);
+}
+
+/*
+ * An ErrorResponse (body, blen bytes) about a client's statement or a Query
+ * pgdog rewrote, whole at the front of in: a position (map: the Query
+ * slot's, or NULL) is made to point into the text the client sent, and a
+ * statement named as the server knows it ("__pgdog_<slot>_<id>", a Bind with
+ * the wrong number of parameters) gets the client's name for it, as
+ * PostgreSQL would say. The message goes to out; true when it did (the
+ * caller drains the server's copy), false when nothing changed.
  */
 static bool
-wk_server_error_pos_fix(struct wk_server *s, const uint8_t *body, size_t len, struct evbuffer *out)
+wk_server_error_rewrite(struct wk_server *s, const uint8_t *body, size_t len,
+			const struct wk_pos_map *m, struct evbuffer *out)
 {
-	struct wk_slot *sl = wk_server_slot_head(s);
-	const struct wk_pos_map *m = sl && sl->kind == WK_SLOT_QUERY ? sl->pos_map : NULL;
 	struct pgw_buf *b = &g_wk.scratch;
 	size_t i = 0;
-	bool has_pos = false;
+	bool is_changed = false;
 
-	if (!m || !out)
-		return false;
-	if (!m->is_ascii) {
+	if (m && !m->is_ascii) {
 		/* counted as UTF-8: right only when that is what the client speaks */
 		size_t k;
 
@@ -865,29 +892,39 @@ wk_server_error_pos_fix(struct wk_server *s, const uint8_t *body, size_t len, st
 			if (strcmp(s->params[k].name, "client_encoding") == 0)
 				break;
 		if (k == s->params_cnt || strcmp(s->params[k].value, "UTF8") != 0)
-			return false;
+			m = NULL;
 	}
 	pgw_buf_reset(b);
 	pgw_begin(b, PGW_MSG_ERROR);
 	while (i < len && body[i] != 0) {
 		const char *v = (const char *)body + i + 1;
-		size_t vlen = strnlen(v, len - i - 1);
+		size_t vlen = strnlen(v, len - i - 1), qlen;
+		const char *mine = NULL, *at;
 		char num[24];
 		char *end;
 		long pos;
 
 		if (vlen == len - i - 1)
 			return false; /* not NUL-terminated: PostgreSQL's bytes go as they are */
-		pos = body[i] == 'P' ? strtol(v, &end, 10) : 0;
-		if (body[i] == 'P' && end != v && *end == '\0' && pos > 0) {
+		pos = m && body[i] == 'P' ? strtol(v, &end, 10) : 0;
+		if (body[i] == 'M' || body[i] == 'D')
+			mine = wk_server_error_name(s, v, &at, &qlen);
+		if (pos > 0 && end != v && *end == '\0') {
 			/* none when the error is in what pgdog put in front */
 			pos = wk_pos_map_apply(m, pos);
-			has_pos = true;
+			is_changed = true;
 			if (pos > 0) {
 				snprintf(num, sizeof(num), "%ld", pos);
 				pgw_put_u8(b, 'P');
 				pgw_put_str(b, num);
 			}
+		} else if (mine) {
+			/* once: PostgreSQL names a statement once in a message */
+			pgw_put_u8(b, body[i]);
+			pgw_put_bytes(b, v, (size_t)(at - v) + 1);
+			pgw_put_bytes(b, mine, strlen(mine));
+			pgw_put_str(b, at + qlen - 1);
+			is_changed = true;
 		} else {
 			pgw_put_u8(b, body[i]);
 			pgw_put_str(b, v);
@@ -896,7 +933,7 @@ wk_server_error_pos_fix(struct wk_server *s, const uint8_t *body, size_t len, st
 	}
 	pgw_put_u8(b, 0);
 	pgw_end(b);
-	if (!has_pos || b->has_error)
+	if (!is_changed || b->has_error)
 		return false;
 	return evbuffer_add(out, b->data, b->len) == 0;
 }
@@ -994,7 +1031,7 @@ wk_server_prep_reply(struct wk_server *s, const struct pgw_hdr *h, const uint8_t
 	    (strcmp(routine, "RevalidateCachedQuery") == 0 ||
 	     strcmp(text, WK_SERVER_CACHED_PLAN_MSG) == 0))
 		wk_prep_make_stale(p);
-	return false;
+	return out && wk_server_error_rewrite(s, body, blen, NULL, out);
 }
 
 bool
@@ -1727,7 +1764,8 @@ wk_server_forward(struct wk_server *s)
 				has_cur = false;
 				if (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg) ==
 					    WK_PEEK_WHOLE &&
-				    wk_server_error_pos_fix(s, msg + PGW_HDR_LEN, h.len - 4, out)) {
+				    wk_server_error_rewrite(s, msg + PGW_HDR_LEN, h.len - 4,
+							    wk_server_head_map(s), out)) {
 					moved += pgw_msg_size(&h);
 					evbuffer_drain(in, pgw_msg_size(&h));
 					avail = evbuffer_get_length(in);

@@ -446,6 +446,26 @@ START_TEST(test_full_errors)
 		PQclear(res);
 	}
 	ck_assert_str_eq(it_value(a, "EXECUTE d"), "1");
+	/* PostgreSQL's errors name the client's statement, not pgdog's copy of it */
+	exec_tag(a, "PREPARE np(int) AS SELECT $1", "PREPARE");
+	exec_err(a, "EXECUTE np(1, 2)", "42601",
+		 "wrong number of parameters for prepared statement \"np\"");
+	{
+		const char *two[] = { "1", "2" };
+		PGresult *res;
+
+		ck_assert_int_eq(
+			PQresultStatus(res = PQprepare(a, "pd", "SELECT $1::int", 0, NULL)),
+			PGRES_COMMAND_OK);
+		PQclear(res);
+		res = PQexecPrepared(a, "pd", 2, two, NULL, NULL, 0);
+		ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "08P01");
+		ck_assert_str_eq(
+			PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			"bind message supplies 2 parameters, but prepared statement \"pd\" "
+			"requires 1");
+		PQclear(res);
+	}
 	/* a syntax error: the name is not taken */
 	exec_err(a, "PREPARE bad AS SELEC 1", "42601", NULL);
 	exec_err(a, "EXECUTE bad", "26000", "prepared statement \"bad\" does not exist");
