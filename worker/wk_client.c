@@ -2752,6 +2752,15 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 {
 	struct wk_prep *p;
 
+	if (wk_prep_names_is_unconfirmed(&c->prep_names, body)) {
+		/* a Parse of the name still unanswered: 42P05 only if PostgreSQL accepts it */
+		static const uint8_t flush[] = { PGW_MSG_FLUSH, 0, 0, 0, 4 };
+
+		if (evbuffer_add(out, flush, sizeof(flush)) < 0)
+			return -1;
+		s->is_verify_wait = true;
+		return 3;
+	}
 	if (wk_prep_names_get(&c->prep_names, body))
 		return wk_client_prep_parse_dup(s, out, body, msg, PGW_HDR_LEN + blen) < 0 ? -1 : 1;
 	/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
@@ -3375,6 +3384,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			rc = wk_client_prep_parse_sql(c, s, body, blen, n1, out);
 		if (rc == 0 && n1 > 0)
 			rc = wk_client_prep_parse_named(c, s, msg, body, blen, n1, out);
+		if (rc == 3)
+			return WK_CLIENT_PREP_WAIT;
 		/* 2: rewritten, and recorded as the client's unnamed statement */
 		if (rc >= 0 && rc != 2 && n1 == 0 &&
 		    wk_client_unnamed_parse(c, s, rc ? NULL : msg, pgw_msg_size(h)) < 0)
@@ -3478,10 +3489,21 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		}
 		if (blen < 2 || body[0] != 'S' || wk_strnlen(body + 1, blen - 1) >= blen - 1)
 			return 0;
-		/* the statement stays prepared on servers for other clients: answer here */
-		wk_prep_names_del(&c->prep_names, body + 1);
+		/*
+		 * The statement stays prepared on servers for other clients:
+		 * answered here; the name goes when pgdog answers, not if an
+		 * earlier error makes PostgreSQL skip the Close
+		 */
+		p = wk_prep_names_drop_begin(&c->prep_names, body + 1);
 		if (wk_server_slot_push(s, WK_SLOT_SYNTH_CLOSE, false, NULL) < 0)
 			return -1;
+		if (p) {
+			struct wk_slot *sl = wk_client_slot_last(s);
+
+			sl->prep = p;
+			sl->prep_role = WK_SLOT_PREP_DROP | WK_SLOT_PREP_REF;
+			p->client_refs++;
+		}
 		break;
 	default:
 		return 0;
@@ -3542,7 +3564,11 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 		return wk_server_slot_push(s, WK_SLOT_SYNC, false, NULL);
 	case PGW_MSG_QUERY:
 	case PGW_MSG_FUNCTION_CALL:
-		return wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL);
+		if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
+			return -1;
+		/* behind unsynced messages: skipped if one of them fails */
+		wk_client_slot_last(s)->is_skippable = s->has_unsynced;
+		return 0;
 	default:
 		return 0;
 	}
@@ -3664,6 +3690,25 @@ wk_client_fwd_flush(struct wk_client *c, struct wk_server *s, size_t *run)
 	}
 }
 
+/* Is a message of this type one PostgreSQL skips after an error, up to the next Sync? */
+static bool
+wk_client_is_skipped(uint8_t type)
+{
+	switch (type) {
+	case PGW_MSG_PARSE:
+	case PGW_MSG_BIND:
+	case PGW_MSG_DESCRIBE:
+	case PGW_MSG_CLOSE:
+	case PGW_MSG_EXECUTE:
+	case PGW_MSG_FLUSH:
+	case PGW_MSG_QUERY:
+	case PGW_MSG_FUNCTION_CALL:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Session traffic: client bytes to its server, headers read on the way. */
 static enum wk_rc
 wk_client_forward(struct wk_client *c)
@@ -3775,7 +3820,9 @@ wk_client_forward(struct wk_client *c)
 					    !(c->unnamed_setting && h.type == PGW_MSG_BIND))
 						msg = at;
 				}
-				if ((s->is_tracked && !msg) || wk_client_is_unnamed_watched(c, s)) {
+				/* after an error the server skips them: dropped at the front */
+				if ((s->is_tracked && (!msg || s->has_error_unsynced)) ||
+				    wk_client_is_unnamed_watched(c, s)) {
 					wk_client_fwd_flush(c, s, &run);
 					in = c->io.in;
 					out = s->io.out;
@@ -3784,7 +3831,9 @@ wk_client_forward(struct wk_client *c)
 					continue;
 				}
 			} else if (!is_hdr_ok ||
-				   (h.type != PGW_MSG_EXECUTE && h.type != PGW_MSG_SYNC)) {
+				   (h.type != PGW_MSG_EXECUTE && h.type != PGW_MSG_SYNC) ||
+				   (h.type == PGW_MSG_EXECUTE && UNLIKELY(s->has_error_unsynced) &&
+				    s->is_tracked)) {
 				/* to the front with it (errors are reported from there) */
 				wk_client_fwd_flush(c, s, &run);
 				in = c->io.in;
@@ -3839,6 +3888,18 @@ wk_client_forward(struct wk_client *c)
 				wk_client_detach(c);
 				return wk_client_on_input(c);
 			}
+			continue;
+		}
+		if (UNLIKELY(s->has_error_unsynced) && s->is_tracked &&
+		    wk_client_is_skipped(h.type)) {
+			/*
+			 * After an error PostgreSQL skips everything up to the next
+			 * Sync, without a reply: so does pgdog, rather than answer,
+			 * name or forget statements the server never sees.
+			 */
+			if (avail < pgw_msg_size(&h))
+				goto done;
+			evbuffer_drain(in, pgw_msg_size(&h));
 			continue;
 		}
 		/* pub/sub: a Sync that may commit a LISTEN waits for the listener's */
@@ -3956,7 +4017,14 @@ done:
 		wk_stream_take_last(&s->io, &c->io, run);
 		run = 0;
 	}
-	return wk_client_fwd_done(c, s, r, sr, moved);
+	if (wk_client_fwd_done(c, s, r, sr, moved) == WK_CLOSED)
+		return WK_CLOSED;
+	if (UNLIKELY(s->is_verify_resume) && c->server == s && evbuffer_get_length(c->io.in)) {
+		/* what the waiting message needed was answered by pgdog itself */
+		s->is_verify_resume = false;
+		return wk_client_forward(c);
+	}
+	return WK_OK;
 }
 
 /*
@@ -4318,6 +4386,23 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 	return 1;
 }
 
+/* Does a Parse in buf[0, end) (whole messages) name the statement name? */
+static bool
+wk_client_request_parses(const uint8_t *buf, size_t end, const char *name)
+{
+	for (size_t off = 0; off < end;) {
+		struct pgw_hdr h;
+
+		if (pgw_read_header(buf + off, PGW_HDR_LEN, &h) != 1)
+			return true;
+		if (h.type == PGW_MSG_PARSE &&
+		    strcmp((const char *)buf + off + PGW_HDR_LEN, name) == 0)
+			return true;
+		off += pgw_msg_size(&h);
+	}
+	return false;
+}
+
 /*
  * Transaction mode, prepared_statements = extended: a client between
  * transactions that only prepares or closes named statements up to a Sync
@@ -4390,7 +4475,8 @@ wk_client_answer_locally(struct wk_client *c)
 
 			if (n == 0 || n >= blen)
 				return 0;
-			if (wk_prep_names_get(&c->prep_names, body))
+			if (wk_prep_names_get(&c->prep_names, body) ||
+			    wk_client_request_parses(buf, off, body))
 				return 0; /* 42P05 comes from a server, in its place */
 			p = wk_prep_register_std((const uint8_t *)body, blen, n,
 						 wk_client_text_is_std(c, sql, blen - n - 1));

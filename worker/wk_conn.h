@@ -273,6 +273,12 @@ struct wk_slot {
 	/* with unnamed_tag: the server held the client's unnamed statement before this Parse */
 	bool is_unnamed_prev_here;
 	/*
+	 * A client's Query or FunctionCall sent behind extended-protocol
+	 * messages not ended by a Sync: an error among those makes the server
+	 * skip it too, without a ReadyForQuery.
+	 */
+	bool is_skippable;
+	/*
 	 * A client's Parse of its unnamed statement, sent as it is: the low
 	 * bits of the unnamed_id it got (wk_client_unnamed_parse); 0: other
 	 */

@@ -353,6 +353,16 @@ wk_prep_names_get(const struct wk_prep_names *n, const char *name)
 	return NULL;
 }
 
+bool
+wk_prep_names_is_unconfirmed(const struct wk_prep_names *n, const char *name)
+{
+	for (size_t i = 0; i < n->cnt; i++)
+		if (!n->v[i].is_dropping && n->v[i].is_unconfirmed &&
+		    strcmp(n->v[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 const char *
 wk_prep_names_name_of(const struct wk_prep_names *n, const char *pgdog_name, size_t len)
 {
@@ -730,11 +740,6 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 		break;
 	}
 	case WK_SLOT_PREP_VERIFY:
-		/* answered, or skipped after an error: the client's message goes on */
-		if (s->is_verify_wait) {
-			s->is_verify_wait = false;
-			s->is_verify_resume = true;
-		}
 		break;
 	case WK_SLOT_PREP_HOLD:
 	default:
@@ -744,6 +749,15 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 		else
 			p->is_valid = true;
 		break;
+	}
+	/*
+	 * A client's message waits for a statement's answer (the Describe of a
+	 * new copy, a Parse of a name): it is looked at again, and waits again
+	 * if what it needs is still unknown (wk_client.c)
+	 */
+	if (s->is_verify_wait) {
+		s->is_verify_wait = false;
+		s->is_verify_resume = true;
 	}
 	p->client_refs -= has_ref ? 2 : 1;
 	wk_prep_publish(p);

@@ -176,6 +176,8 @@ void wk_prep_names_init(struct wk_prep_names *n);
 /* Map name to p (replacing an older mapping). -1 on out of memory. */
 int wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p) MUST_CHECK;
 struct wk_prep *wk_prep_names_get(const struct wk_prep_names *n, const char *name);
+/* Is name the client's, for a Parse or SQL PREPARE not answered yet? */
+bool wk_prep_names_is_unconfirmed(const struct wk_prep_names *n, const char *name);
 /*
  * The client's name (the first) for the statement pgdog calls pgdog_name
  * (len bytes), NULL if none.

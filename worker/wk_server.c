@@ -1107,10 +1107,17 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	if (type == PGW_MSG_ERROR) {
 		bool is_first = true;
 
+		/*
+		 * An extended-protocol error: the server skips every message up
+		 * to the next Sync, a client's simple Query or FunctionCall sent
+		 * behind unsynced messages among them (it owes no ReadyForQuery)
+		 */
 		while ((sl = wk_server_slot_head(s)) && sl->kind != WK_SLOT_SYNC &&
-		       sl->kind != WK_SLOT_QUERY) {
+		       (sl->kind != WK_SLOT_QUERY || (!is_first && sl->is_skippable))) {
 			if (sl->unnamed_tag)
 				wk_client_unnamed_lost(s, sl, is_first);
+			if (sl->kind == WK_SLOT_QUERY && s->expect_ready)
+				s->expect_ready--;
 			is_first = false;
 			wk_prep_slot_end(s, sl, true);
 			wk_server_slot_pop(s);

@@ -13,11 +13,13 @@
  */
 #include "t/lib/it.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define APP   "dbname=app user=app password=app_pw"
 #define SESS  "dbname=app user=sess password=sess_pw"
@@ -748,6 +750,171 @@ START_TEST(test_txn_copy_extended)
 		      it_now_ms() - t0);
 	exec_ok(b, "DELETE FROM rec_t");
 	PQfinish(b);
+}
+END_TEST
+
+/* ---- messages PostgreSQL skips after an error (raw protocol) -------------- */
+
+static void
+setup_skip(void)
+{
+	setup_pg("skip");
+	/* the raw client logs in with a cleartext password */
+	start_pgdog("pooler_mode = transaction\nauth_type = plain\ncheckout_timeout = 3000");
+}
+
+/* Append message type with body (len bytes) to buf at *n. */
+static void
+raw_put(char *buf, size_t *n, char type, const char *body, size_t len)
+{
+	uint32_t l = htonl((uint32_t)(len + 4));
+
+	buf[(*n)++] = type;
+	memcpy(buf + *n, &l, 4);
+	memcpy(buf + *n + 4, body, len);
+	*n += 4 + len;
+}
+
+/* Append a Parse of name with sql, no parameter types. */
+static void
+raw_parse(char *buf, size_t *n, const char *name, const char *sql)
+{
+	char body[256];
+	size_t a = strlen(name) + 1, b = strlen(sql) + 1;
+
+	memcpy(body, name, a);
+	memcpy(body + a, sql, b);
+	memset(body + a + b, 0, 2);
+	raw_put(buf, n, 'P', body, a + b + 2);
+}
+
+/* Append Bind of statement to the unnamed portal (no parameters), Execute, and Sync. */
+static void
+raw_bind_run(char *buf, size_t *n, const char *stmt)
+{
+	char body[128];
+	size_t a = strlen(stmt) + 1;
+
+	body[0] = '\0';
+	memcpy(body + 1, stmt, a);
+	memset(body + 1 + a, 0, 6);
+	raw_put(buf, n, 'B', body, 1 + a + 6);
+	raw_put(buf, n, 'E', "\0\0\0\0", 5);
+	raw_put(buf, n, 'S', "", 0);
+}
+
+/*
+ * Send buf[0, n) on fd and read replies until `readies` ReadyForQuery:
+ * their types in order, a DataRow as D(value), into out.
+ */
+static void
+raw_exchange(int fd, const char *buf, size_t n, int readies, char *out, size_t out_len)
+{
+	char type, body[1024];
+	size_t o = 0;
+	long len;
+
+	out[0] = '\0';
+	if (n)
+		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	while (readies > 0 && (len = it_raw_recv(fd, &type, body, sizeof(body), 5000)) >= 0) {
+		if (type == 'D' && len >= 6) {
+			uint32_t vl;
+
+			memcpy(&vl, body + 2, 4);
+			vl = ntohl(vl);
+			o += (size_t)snprintf(out + o, out_len - o, "D(%.*s) ", (int)vl, body + 6);
+		} else {
+			o += (size_t)snprintf(out + o, out_len - o, "%c ", type);
+		}
+		readies -= type == 'Z';
+		if (o >= out_len)
+			break;
+	}
+	if (o && out[o - 1] == ' ')
+		out[o - 1] = '\0';
+}
+
+/* raw_exchange(), then the replies must read want; the buffer is emptied. */
+static void
+raw_expect(int fd, char *buf, size_t *n, int readies, const char *want)
+{
+	char got[512];
+
+	raw_exchange(fd, buf, *n, readies, got, sizeof(got));
+	*n = 0;
+	ck_assert_str_eq(got, want);
+}
+
+/*
+ * After an error in an extended-protocol request PostgreSQL skips every
+ * message up to the next Sync, without replies, simple Queries included.
+ * pgdog must neither answer nor act on them (nor wait for replies that do
+ * not come): a skipped Close keeps the statement, a skipped Query owes no
+ * ReadyForQuery (the server goes back to the pool), a failed Parse leaves
+ * its name free. (Each failed before: 26000 for the kept statement, the
+ * server held by the idle client until it left, 42P05 for the free name.)
+ */
+START_TEST(test_txn_skipped_after_error)
+{
+	int fd = it_raw_connect(g_it.port);
+	char buf[1024];
+	size_t n = 0;
+	PGconn *b;
+	char st[6];
+
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	/* a Close skipped after an error: the statement stays */
+	raw_parse(buf, &n, "c1", "SELECT 5");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "1 Z");
+	raw_parse(buf, &n, "", "selec");
+	raw_put(buf, &n, 'C', "Sc1", 4);
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "E Z");
+	raw_bind_run(buf, &n, "c1");
+	raw_expect(fd, buf, &n, 1, "2 D(5) C Z");
+	/* a Query skipped after an error: one ReadyForQuery, and the server is free */
+	raw_parse(buf, &n, "", "selec 1");
+	raw_put(buf, &n, 'Q', "SELECT 1", 9);
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "E Z");
+	b = it_connect(APP);
+	ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+	PQfinish(b);
+	raw_put(buf, &n, 'Q', "SELECT 42", 10);
+	raw_expect(fd, buf, &n, 1, "T D(42) C Z");
+	/* after the error came back, messages sent alone: no reply until the Sync's */
+	raw_put(buf, &n, 'E', "nosuch\0\0\0\0", 11);
+	raw_put(buf, &n, 'H', "", 0);
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	n = 0;
+	{
+		char type, body[256];
+
+		ck_assert_int_ge(it_raw_recv(fd, &type, body, sizeof(body), 5000), 0);
+		ck_assert_int_eq(type, 'E');
+	}
+	raw_put(buf, &n, 'C', "Sc1", 4);
+	raw_expect(fd, buf, &n, 0, "");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "Z");
+	raw_bind_run(buf, &n, "c1");
+	raw_expect(fd, buf, &n, 1, "2 D(5) C Z");
+	/* a name whose Parse failed is free for the next Parse, in the same write */
+	raw_parse(buf, &n, "pb", "selec x");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_parse(buf, &n, "pb", "SELECT 7");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 2, "E Z 1 Z");
+	raw_bind_run(buf, &n, "pb");
+	raw_expect(fd, buf, &n, 1, "2 D(7) C Z");
+	/* two Parses of one name in one request: the second fails, as in PostgreSQL */
+	raw_parse(buf, &n, "dup", "SELECT 7");
+	raw_parse(buf, &n, "dup", "SELECT 7");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "1 E Z");
+	close(fd);
 }
 END_TEST
 
@@ -2421,6 +2588,12 @@ main(void)
 	tcase_add_test(tc, test_txn_deallocate_all_named);
 	tcase_add_test(tc, test_txn_copy_extended);
 	tcase_add_test(tc, test_txn_cancel_other_client);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("skip");
+	tcase_add_unchecked_fixture(tc, setup_skip, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_txn_skipped_after_error);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ddl");
