@@ -613,7 +613,7 @@ pgw_put_ready(struct pgw_buf *b, char status)
 }
 
 void
-pgw_put_negotiate_version(struct pgw_buf *b, uint32_t minor, const char *const *options,
+pgw_put_negotiate_version(struct pgw_buf *b, uint32_t version, const char *const *options,
 			  size_t options_cnt)
 {
 	if (options_cnt > INT32_MAX) {
@@ -621,7 +621,7 @@ pgw_put_negotiate_version(struct pgw_buf *b, uint32_t minor, const char *const *
 		return;
 	}
 	pgw_begin(b, PGW_MSG_NEGOTIATE_VERSION);
-	pgw_put_u32(b, minor);
+	pgw_put_u32(b, version);
 	pgw_put_u32(b, (uint32_t)options_cnt);
 	for (size_t i = 0; i < options_cnt; i++)
 		pgw_put_str(b, options[i]);

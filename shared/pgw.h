@@ -246,8 +246,13 @@ void pgw_put_auth_sasl(struct pgw_buf *b, const char *mechanism);
 void pgw_put_param_status(struct pgw_buf *b, const char *name, const char *value);
 void pgw_put_backend_key(struct pgw_buf *b, uint32_t pid, uint32_t key);
 void pgw_put_ready(struct pgw_buf *b, char status);
-/* NegotiateProtocolVersion: newest minor supported and unrecognised options. */
-void pgw_put_negotiate_version(struct pgw_buf *b, uint32_t minor, const char *const *options,
+/*
+ * NegotiateProtocolVersion: the newest protocol version supported for the
+ * major version asked for, as PostgreSQL sends it (the whole version word:
+ * PGW_PROTO_3_0, which clients compare with their minimum), and the
+ * unrecognised options.
+ */
+void pgw_put_negotiate_version(struct pgw_buf *b, uint32_t version, const char *const *options,
 			       size_t options_cnt);
 /* RowDescription of text columns (type oid 25, format 0). */
 void pgw_put_row_description(struct pgw_buf *b, const char *const *names, size_t cols_cnt);

@@ -972,7 +972,8 @@ wk_client_on_startup(struct wk_client *c)
 				struct pgw_buf *b = &g_wk.scratch;
 
 				pgw_buf_reset(b);
-				pgw_put_negotiate_version(b, 0, st->pq_options, st->pq_options_cnt);
+				pgw_put_negotiate_version(b, PGW_PROTO_3_0, st->pq_options,
+							  st->pq_options_cnt);
 				if (wk_conn_send(&c->io, b) < 0) {
 					rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
 							     "out of memory");
@@ -2536,6 +2537,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 
 	if (!msg)
 		return -1;
+	if (!wk_query_is_wellformed(msg + PGW_HDR_LEN, h->len - 4))
+		return 0; /* PostgreSQL says 08P01 */
 	sql = (const char *)msg + PGW_HDR_LEN;
 	len = strnlen(sql, h->len - 4);
 	if (wk_client_classify(c, sql, len, &res) < 0)
@@ -4338,7 +4341,7 @@ wk_client_answer_deallocate(struct wk_client *c, struct evbuffer *in)
 
 	if ((!wk_client_is_full(c) && !c->prep_names.cnt) ||
 	    wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, true, &h, &msg) != WK_PEEK_WHOLE ||
-	    h.type != PGW_MSG_QUERY)
+	    h.type != PGW_MSG_QUERY || !wk_query_is_wellformed(msg + PGW_HDR_LEN, h.len - 4))
 		return 0;
 	sql = (const char *)msg + PGW_HDR_LEN;
 	if (!wk_client_is_full(c) && !wk_client_may_deallocate(c, msg + PGW_HDR_LEN, h.len - 4))

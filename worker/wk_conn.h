@@ -488,6 +488,17 @@ wk_client_sync_is_copy(const struct wk_server *s)
 	return s->is_copy_in && !s->is_copy_client_done;
 }
 
+/*
+ * A Query message's body (blen bytes) is one NUL-terminated string, as
+ * PostgreSQL requires (else it answers 08P01): only such a Query may pgdog
+ * answer or rewrite itself; a malformed one goes to a server as it is.
+ */
+static inline bool
+wk_query_is_wellformed(const uint8_t *body, size_t blen)
+{
+	return blen > 0 && memchr(body, '\0', blen) == body + blen - 1;
+}
+
 /* Refresh g_wk.now_us / mono_us (once per callback). */
 void wk_clock_update(void);
 

@@ -1092,7 +1092,8 @@ wk_pubsub_client_query(struct wk_client *c, const struct pgw_hdr *h, bool *is_ha
 			sql = (const char *)msg + PGW_HDR_LEN;
 			if (sql_classify(sql, wk_strnlen(sql, h->len - 4), &res) < 0)
 				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-			if (wk_pubsub_is_ours(&res)) {
+			if (wk_pubsub_is_ours(&res) &&
+			    wk_query_is_wellformed(msg + PGW_HDR_LEN, h->len - 4)) {
 				*is_handled = true;
 				return wk_pubsub_serve(c, &res.stmts[0], pgw_msg_size(h), "");
 			}

@@ -918,6 +918,38 @@ START_TEST(test_txn_skipped_after_error)
 }
 END_TEST
 
+/*
+ * A Query message whose text lacks its NUL, or has bytes after it, is
+ * refused by PostgreSQL (08P01); pgdog must not answer it itself (it
+ * answered a DEALLOCATE of a protocol-level statement with success).
+ */
+START_TEST(test_txn_malformed_query)
+{
+	int fd = it_raw_connect(g_it.port);
+	char buf[256], st[6], type, body[512], code[6];
+	size_t n = 0;
+	long len;
+
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	raw_parse(buf, &n, "m1", "SELECT 3");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "1 Z");
+	for (int k = 0; k < 2; k++) {
+		/* no NUL at all; then the text, its NUL and more */
+		raw_put(buf, &n, 'Q', k ? "DEALLOCATE m1\0x" : "DEALLOCATE m1", k ? 15 : 13);
+		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+		n = 0;
+		len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
+		ck_assert_msg(len > 0 && type == 'E', "malformed Query %d: '%c'", k, type);
+		ck_assert_str_eq(it_raw_field(body, len, 'C', code, sizeof(code)), "08P01");
+		raw_expect(fd, buf, &n, 1, "Z");
+		raw_bind_run(buf, &n, "m1");
+		raw_expect(fd, buf, &n, 1, "2 D(3) C Z");
+	}
+	close(fd);
+}
+END_TEST
+
 /* PQcancel on c (synchronous: returns once the server has the cancel). */
 static void
 cancel_now(PGconn *c)
@@ -2594,6 +2626,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_skip, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_txn_skipped_after_error);
+	tcase_add_test(tc, test_txn_malformed_query);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ddl");

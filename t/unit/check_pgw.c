@@ -1042,7 +1042,7 @@ END_TEST
 START_TEST(test_pgw_build_negotiate_version)
 {
 	static const char exp[] = "v\x00\x00\x00\x1b"
-				  "\x00\x00\x00\x00"
+				  "\x00\x03\x00\x00"
 				  "\x00\x00\x00\x02"
 				  "_pq_.a\0"
 				  "_pq_.bc\0";
@@ -1053,7 +1053,7 @@ START_TEST(test_pgw_build_negotiate_version)
 	struct pgw_buf b;
 
 	pgw_buf_init(&b);
-	pgw_put_negotiate_version(&b, 0, opts, 2);
+	pgw_put_negotiate_version(&b, PGW_PROTO_3_0, opts, 2);
 	expect_bytes(&b, LIT(exp));
 	pgw_buf_reset(&b);
 	pgw_put_negotiate_version(&b, 2, NULL, 0);
