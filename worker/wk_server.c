@@ -1687,6 +1687,8 @@ wk_server_forward(struct wk_server *s)
 				wk_server_flush(in, out, &off, &avail, &moved);
 				has_cur = false;
 				s->internal_ready--;
+				/* SHOW SERVERS tx_status: pgdog's own ROLLBACK or reset ends it too */
+				shm_server((uint32_t)g_wk.slot, s->row)->tx_status = (uint8_t)st;
 				evbuffer_drain(in, pgw_msg_size(&h));
 				avail = evbuffer_get_length(in);
 				has_cur = false;

@@ -553,6 +553,33 @@ START_TEST(test_txn_disconnect_in_transaction)
 }
 END_TEST
 
+/*
+ * SHOW SERVERS tx_status of a server pgdog rolled back after its client left
+ * mid-transaction: 'I', as the server is (it said 'T' until the next client).
+ */
+START_TEST(test_txn_disconnect_tx_status)
+{
+	PGconn *a = it_connect(APP), *adm = it_connect(ADMIN);
+	char pa[32];
+	long long t0;
+
+	exec_ok(a, "BEGIN");
+	backend_pid(a, pa, sizeof(pa));
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW SERVERS", "remote_pid", pa, NULL, NULL, "tx_status"), "T");
+	PQfinish(a);
+	t0 = it_now_ms();
+	while (strcmp(it_show_value(adm, "SHOW SERVERS", "remote_pid", pa, NULL, NULL, "state"),
+		      "idle") != 0) {
+		ck_assert_msg(it_now_ms() - t0 < 3000, "server still not idle after 3 s");
+		it_sleep_ms(20);
+	}
+	ck_assert_str_eq(
+		it_show_value(adm, "SHOW SERVERS", "remote_pid", pa, NULL, NULL, "tx_status"), "I");
+	PQfinish(adm);
+}
+END_TEST
+
 /* A client that leaves while its query streams rows: the server is drained and reused. */
 START_TEST(test_txn_disconnect_mid_query)
 {
@@ -2614,6 +2641,7 @@ main(void)
 	tcase_add_test(tc, test_txn_deallocate_protocol_statement);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
+	tcase_add_test(tc, test_txn_disconnect_tx_status);
 	tcase_add_test(tc, test_txn_cancel_waiting);
 	tcase_add_test(tc, test_txn_cancel_running);
 	tcase_add_test(tc, test_txn_cancel_idle);
