@@ -171,7 +171,11 @@ pgw_startup_parse_pairs(const uint8_t *body, size_t body_len, struct pgw_startup
 
 	if (out->user == NULL || out->user[0] == '\0') {
 		pgw_set_err(err, err_len, "no PostgreSQL user name specified in startup packet");
-		goto fail;
+		out->params_cnt = 0;
+		out->pq_options_cnt = 0;
+		out->user = NULL;
+		out->database = NULL;
+		return PGW_STARTUP_NO_USER;
 	}
 	if (out->database == NULL || out->database[0] == '\0')
 		out->database = out->user;

@@ -129,11 +129,12 @@ int pgw_read_startup_len(const uint8_t *buf, size_t n, uint32_t *len) MUST_CHECK
 /* ---- startup packet ----------------------------------------------------- */
 enum pgw_startup_kind {
 	PGW_STARTUP_INVALID = -1,
-	PGW_STARTUP_V3 = 0,   /* StartupMessage, major version 3 */
-	PGW_STARTUP_SSL,      /* SSLRequest */
-	PGW_STARTUP_GSSENC,   /* GSSENCRequest */
-	PGW_STARTUP_CANCEL,   /* CancelRequest */
-	PGW_STARTUP_BAD_MAJOR /* StartupMessage with a major version other than 3 */
+	PGW_STARTUP_V3 = 0,    /* StartupMessage, major version 3 */
+	PGW_STARTUP_SSL,       /* SSLRequest */
+	PGW_STARTUP_GSSENC,    /* GSSENCRequest */
+	PGW_STARTUP_CANCEL,    /* CancelRequest */
+	PGW_STARTUP_BAD_MAJOR, /* StartupMessage with a major version other than 3 */
+	PGW_STARTUP_NO_USER    /* StartupMessage without a user (PostgreSQL: 28000) */
 };
 
 struct pgw_param {

@@ -983,6 +983,9 @@ wk_client_on_startup(struct wk_client *c)
 			rc = wk_client_login_start(c, st);
 			free(st);
 			return rc == WK_CLOSED ? WK_CLOSED : WK_OK;
+		case PGW_STARTUP_NO_USER:
+			rc = wk_client_fatal(c, SQLSTATE_INVALID_AUTHORIZATION, "%s", err);
+			break;
 		case PGW_STARTUP_INVALID:
 		default:
 			rc = wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "%s",
@@ -1018,6 +1021,17 @@ wk_client_on_password(struct wk_client *c, const uint8_t *body, size_t len)
 	return wk_client_auth_done(c);
 }
 
+/* A SASL message that is not SCRAM as PostgreSQL reads it: 08P01, its reason said once. */
+static enum wk_rc
+wk_client_scram_fatal(struct wk_client *c, const char *err)
+{
+	static const char prefix[] = "malformed SCRAM message";
+
+	return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "%s%s%s",
+			       strncmp(err, prefix, sizeof(prefix) - 1) == 0 ? "" : prefix,
+			       strncmp(err, prefix, sizeof(prefix) - 1) == 0 ? "" : ": ", err);
+}
+
 static enum wk_rc
 wk_client_on_sasl_first(struct wk_client *c, const uint8_t *body, size_t len)
 {
@@ -1039,8 +1053,7 @@ wk_client_on_sasl_first(struct wk_client *c, const uint8_t *body, size_t len)
 		return wk_client_auth_fail(c);
 	if (auth_scram_server_first(c->scram, data, data_len, out, sizeof(out), &out_len, err,
 				    sizeof(err)) < 0)
-		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-				       "malformed SCRAM message: %s", err);
+		return wk_client_scram_fatal(c, err);
 	pgw_buf_reset(b);
 	pgw_put_auth(b, PGW_AUTH_SASL_CONTINUE, out, out_len);
 	if (wk_conn_send(&c->io, b) < 0)
@@ -1060,8 +1073,7 @@ wk_client_on_sasl_final(struct wk_client *c, const uint8_t *body, size_t len)
 	rc = auth_scram_server_final(c->scram, body, len, out, sizeof(out), &out_len, err,
 				     sizeof(err));
 	if (rc < 0)
-		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-				       "malformed SCRAM message: %s", err);
+		return wk_client_scram_fatal(c, err);
 	if (rc == 0 || (!c->is_admin && !c->user))
 		return wk_client_auth_fail(c);
 	/* keep the proven ClientKey: it logs in to PostgreSQL with the same verifier */

@@ -587,16 +587,16 @@ START_TEST(test_pgw_startup_missing_user)
 	ck_assert_int_eq(parse_startup(PGW_PROTO_3_0, LIT("database\0"
 							  "app\0"
 							  "\0")),
-			 PGW_STARTUP_INVALID);
+			 PGW_STARTUP_NO_USER);
 	ck_assert_str_eq(err, "no PostgreSQL user name specified in startup packet");
 	ck_assert_ptr_null(st.user);
 
 	/* an empty user counts as missing, as in PostgreSQL */
-	ck_assert_int_eq(parse_startup(PGW_PROTO_3_0, LIT("user\0\0\0")), PGW_STARTUP_INVALID);
+	ck_assert_int_eq(parse_startup(PGW_PROTO_3_0, LIT("user\0\0\0")), PGW_STARTUP_NO_USER);
 	ck_assert_str_eq(err, "no PostgreSQL user name specified in startup packet");
 
 	/* no parameters at all */
-	ck_assert_int_eq(parse_startup(PGW_PROTO_3_0, LIT("\0")), PGW_STARTUP_INVALID);
+	ck_assert_int_eq(parse_startup(PGW_PROTO_3_0, LIT("\0")), PGW_STARTUP_NO_USER);
 	ck_assert_str_eq(err, "no PostgreSQL user name specified in startup packet");
 }
 END_TEST
