@@ -334,6 +334,9 @@ pgw_parse_error(const uint8_t *body, size_t len, struct pgw_error_fields *f)
 		case 'H':
 			r.hint = v;
 			break;
+		case 'R':
+			r.routine = v;
+			break;
 		default:
 			break; /* fields we do not use, and future ones */
 		}
@@ -750,6 +753,15 @@ pgw_put_query(struct pgw_buf *b, const char *sql)
 {
 	pgw_begin(b, PGW_MSG_QUERY);
 	pgw_put_str(b, sql);
+	pgw_end(b);
+}
+
+void
+pgw_put_target(struct pgw_buf *b, uint8_t type, char kind, const char *name)
+{
+	pgw_begin(b, type);
+	pgw_put_u8(b, (uint8_t)kind);
+	pgw_put_str(b, name);
 	pgw_end(b);
 }
 

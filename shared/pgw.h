@@ -191,6 +191,7 @@ struct pgw_error_fields {
 	const char *message;  /* 'M' or NULL */
 	const char *detail;   /* 'D' or NULL */
 	const char *hint;     /* 'H' or NULL */
+	const char *routine;  /* 'R' (the server's source function, never localized) or NULL */
 };
 
 /* 'E' / 'N': fields point into body. -1 if a field is not NUL-terminated. */
@@ -271,5 +272,7 @@ void pgw_put_sasl_initial(struct pgw_buf *b, const char *mechanism, const void *
 			  size_t data_len);
 void pgw_put_sasl_response(struct pgw_buf *b, const void *data, size_t data_len);
 void pgw_put_query(struct pgw_buf *b, const char *sql);
+/* Close or Describe (type) of a statement ('S') or portal ('P', kind) called name. */
+void pgw_put_target(struct pgw_buf *b, uint8_t type, char kind, const char *name);
 void pgw_put_terminate(struct pgw_buf *b);
 void pgw_put_cancel_request(struct pgw_buf *b, uint32_t pid, uint32_t key);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/hash.h"
 #include "sql/sql_parse.h"
 
 #define SQL_CACHE_ENTRIES_MAX 1024
@@ -811,13 +812,7 @@ sql_classify_too_many_ops(const char *s, size_t n, bool is_std)
 static uint64_t
 sql_cache_hash(const char *s, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
+	return fnv1a64(FNV1A64_INIT, s, n);
 }
 
 static inline const char *

@@ -1909,10 +1909,7 @@ wk_client_put_stmt_msg(struct wk_server *s, struct evbuffer *out, uint8_t type, 
 	struct pgw_buf *b = &g_wk.scratch;
 
 	pgw_buf_reset(b);
-	pgw_begin(b, type);
-	pgw_put_u8(b, 'S');
-	pgw_put_str(b, name);
-	pgw_end(b);
+	pgw_put_target(b, type, 'S', name);
 	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
 	    wk_server_slot_push(s, kind, is_swallow, NULL) < 0)
 		return -1;
@@ -1995,6 +1992,23 @@ wk_client_prep_describe(struct wk_server *s, struct wk_prep *p, struct evbuffer 
 }
 
 /*
+ * The client's next message waits until the server has answered what went
+ * before it (is_verify_wait; the end of a reply slot with a statement resumes
+ * it): a Flush makes the answer come now, the client's transaction left as
+ * it is. -1 on out of memory.
+ */
+static int
+wk_client_wait_answer(struct wk_server *s, struct evbuffer *out)
+{
+	static const uint8_t flush[] = { PGW_MSG_FLUSH, 0, 0, 0, 4 };
+
+	if (evbuffer_add(out, flush, sizeof(flush)) < 0)
+		return -1;
+	s->is_verify_wait = true;
+	return 0;
+}
+
+/*
  * A client's Bind or Describe of its statement p, which s does not hold:
  * prepared there now, it would describe the result p's text has today,
  * while PostgreSQL keeps the result type a statement was prepared with
@@ -2005,17 +2019,19 @@ wk_client_prep_describe(struct wk_server *s, struct wk_prep *p, struct evbuffer 
  * to p, or fails with 0A000 if p's result changed. The wait also means that
  * whether the Parse succeeded (or was skipped after an error) is known
  * before anything that needs p is sent, in this request or a later one.
- * Returns 1 when the client's message waits, 0 when it can go (p is
- * prepared there, or the server skips it anyway), -1 on out of memory.
+ * Returns 1 when the client's message waits, 2 when s held p already (the
+ * caller need not look again), 0 when it can go otherwise (p prepared there
+ * now, or left to wk_client_prep_ensure()), -1 on out of memory.
  */
 static int
 wk_client_prep_verify(struct wk_client *c, struct wk_server *s, struct wk_prep *p,
 		      struct evbuffer *out)
 {
-	static const uint8_t flush[] = { PGW_MSG_FLUSH, 0, 0, 0, 4 };
 	int rc;
 
-	if (p->is_sql || p->is_stale || wk_prep_held_has(&s->held, p))
+	if (wk_prep_held_has(&s->held, p))
+		return 2;
+	if (p->is_sql || p->is_stale)
 		return 0;
 	/* pub/sub follows where these run (wk_pubsub_bind): prepared as before, no wait */
 	if (g_cfg->pub_sub_channel_size > 0 && p->pubsub != WK_PREP_PUBSUB_NONE) {
@@ -2026,12 +2042,8 @@ wk_client_prep_verify(struct wk_client *c, struct wk_server *s, struct wk_prep *
 	rc = wk_client_prep_ensure(c, s, p, out, false);
 	if (rc <= 0)
 		return rc;
-	if (wk_client_prep_describe(s, p, out) < 0)
+	if (wk_client_prep_describe(s, p, out) < 0 || wk_client_wait_answer(s, out) < 0)
 		return -1;
-	/* Flush: the answer comes now, with the client's transaction left as it is */
-	if (evbuffer_add(out, flush, sizeof(flush)) < 0)
-		return -1;
-	s->is_verify_wait = true;
 	log_debug(&c->lctx, "statement %s prepared again: its result is checked first", p->name);
 	return 1;
 }
@@ -2172,10 +2184,7 @@ wk_client_prep_parse_check(struct wk_server *s, struct evbuffer *out, struct wk_
 	pgw_put_str(b, check);
 	pgw_put_bytes(b, p->key, p->key_len);
 	pgw_end(b);
-	pgw_begin(b, PGW_MSG_CLOSE);
-	pgw_put_u8(b, 'S');
-	pgw_put_str(b, check);
-	pgw_end(b);
+	pgw_put_target(b, PGW_MSG_CLOSE, 'S', check);
 	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
 	    wk_server_slot_push(s, WK_SLOT_PARSE, false, p) < 0)
 		return -1;
@@ -2769,12 +2778,7 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 
 	if (wk_prep_names_is_unconfirmed(&c->prep_names, body)) {
 		/* a Parse of the name still unanswered: 42P05 only if PostgreSQL accepts it */
-		static const uint8_t flush[] = { PGW_MSG_FLUSH, 0, 0, 0, 4 };
-
-		if (evbuffer_add(out, flush, sizeof(flush)) < 0)
-			return -1;
-		s->is_verify_wait = true;
-		return 3;
+		return wk_client_wait_answer(s, out) < 0 ? -1 : 3;
 	}
 	if (wk_prep_names_get(&c->prep_names, body))
 		return wk_client_prep_parse_dup(s, out, body, msg, PGW_HDR_LEN + blen) < 0 ? -1 : 1;
@@ -3237,8 +3241,6 @@ wk_client_sql_ensure(struct wk_client *c, struct wk_server *s, struct evbuffer *
 static int
 wk_client_unnamed_ensure(struct wk_client *c, struct wk_server *s, struct evbuffer *out)
 {
-	struct pgw_buf *b = &g_wk.scratch;
-
 	if (c->unnamed_id && s->unnamed_id == c->unnamed_id)
 		return 0;
 	if (c->unnamed_id && c->unnamed_len) {
@@ -3250,13 +3252,7 @@ wk_client_unnamed_ensure(struct wk_client *c, struct wk_server *s, struct evbuff
 		log_noise(&c->lctx, "unnamed statement prepared again on this server");
 		return 0;
 	}
-	pgw_buf_reset(b);
-	pgw_begin(b, PGW_MSG_CLOSE);
-	pgw_put_u8(b, 'S');
-	pgw_put_str(b, "");
-	pgw_end(b);
-	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0)
+	if (wk_client_put_stmt_msg(s, out, PGW_MSG_CLOSE, "", WK_SLOT_CLOSE, true) < 0)
 		return -1;
 	s->unnamed_id = 0;
 	return 0;
@@ -3325,10 +3321,7 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 		wk_client_bind_renamed(body, blen, wk_strnlen(body, blen), 0,
 				       WK_CLIENT_UNNAMED_GONE, b);
 	} else {
-		pgw_begin(b, PGW_MSG_DESCRIBE);
-		pgw_put_u8(b, 'S');
-		pgw_put_str(b, WK_CLIENT_UNNAMED_GONE);
-		pgw_end(b);
+		pgw_put_target(b, PGW_MSG_DESCRIBE, 'S', WK_CLIENT_UNNAMED_GONE);
 	}
 	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0)
 		return -1;
@@ -3356,6 +3349,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	size_t blen, n1, n2;
 	struct wk_prep *p, *use;
 	struct pgw_buf *b = &g_wk.scratch;
+	bool is_held;
 
 	wk_client_prep_ready0 = s->expect_ready;
 	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
@@ -3428,11 +3422,17 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 				return -1;
 			break;
 		}
-		{
-			int rc = wk_client_prep_verify(c, s, p, out);
-
-			if (rc != 0)
-				return rc < 0 ? -1 : WK_CLIENT_PREP_WAIT;
+		is_held = false;
+		switch (wk_client_prep_verify(c, s, p, out)) {
+		case 0:
+			break;
+		case 2:
+			is_held = true;
+			break;
+		case 1:
+			return WK_CLIENT_PREP_WAIT;
+		default:
+			return -1;
 		}
 		if (wk_client_prep_setting(c, p) < 0)
 			return -1;
@@ -3453,7 +3453,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 				log_debug(&c->lctx, "named LISTEN not followed: server pinned");
 			}
 		}
-		if (wk_client_prep_ensure(c, s, use, out, false) < 0)
+		/* one look at what s holds per Bind: wk_client_prep_verify's */
+		if ((use != p || !is_held) && wk_client_prep_ensure(c, s, use, out, false) < 0)
 			return -1;
 		pgw_buf_reset(b);
 		if (wk_client_prep_bind_put(s, p, use->name, body, blen, n1, n2, b) < 0 ||
@@ -3483,14 +3484,19 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 				return -1;
 			break;
 		}
-		{
-			int rc = wk_client_prep_verify(c, s, p, out);
-
-			if (rc != 0)
-				return rc < 0 ? -1 : WK_CLIENT_PREP_WAIT;
+		switch (wk_client_prep_verify(c, s, p, out)) {
+		case 0:
+			if (wk_client_prep_ensure(c, s, p, out, false) < 0)
+				return -1;
+			break;
+		case 2:
+			break;
+		case 1:
+			return WK_CLIENT_PREP_WAIT;
+		default:
+			return -1;
 		}
-		if (wk_client_prep_ensure(c, s, p, out, false) < 0 ||
-		    wk_client_put_stmt_msg(s, out, PGW_MSG_DESCRIBE, p->name, WK_SLOT_DESCRIBE_S,
+		if (wk_client_put_stmt_msg(s, out, PGW_MSG_DESCRIBE, p->name, WK_SLOT_DESCRIBE_S,
 					   false) < 0)
 			return -1;
 		wk_client_slot_use(s, p, WK_SLOT_PREP_USE);

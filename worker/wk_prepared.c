@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/hash.h"
 #include "shared/log.h"
 #include "shared/pgw.h"
 #include "shared/shm.h"
@@ -73,18 +74,6 @@ wk_prep_publish(const struct wk_prep *p)
 static size_t wk_prep_cnt;
 static uint64_t wk_prep_next_id;
 
-static uint32_t
-wk_prep_hash(const uint8_t *p, size_t n)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 /*
  * How an is_sql entry is prepared on a server: run "PREPARE <name> <key>"
  * through a helper statement and portal, closed at once (and closed first,
@@ -95,10 +84,7 @@ static void
 wk_prep_build_sql(struct pgw_buf *b, const struct wk_prep *p, const uint8_t *key, size_t key_len)
 {
 	/* a helper left by a failed run (the server skipped the Closes after the error) */
-	pgw_begin(b, PGW_MSG_CLOSE);
-	pgw_put_u8(b, 'S');
-	pgw_put_str(b, WK_PREP_SQL_HELPER);
-	pgw_end(b);
+	pgw_put_target(b, PGW_MSG_CLOSE, 'S', WK_PREP_SQL_HELPER);
 	pgw_begin(b, PGW_MSG_PARSE);
 	pgw_put_str(b, WK_PREP_SQL_HELPER);
 	pgw_put_bytes(b, "PREPARE ", 8);
@@ -119,14 +105,8 @@ wk_prep_build_sql(struct pgw_buf *b, const struct wk_prep *p, const uint8_t *key
 	pgw_put_str(b, WK_PREP_SQL_HELPER);
 	pgw_put_u32(b, 0);
 	pgw_end(b);
-	pgw_begin(b, PGW_MSG_CLOSE);
-	pgw_put_u8(b, 'P');
-	pgw_put_str(b, WK_PREP_SQL_HELPER);
-	pgw_end(b);
-	pgw_begin(b, PGW_MSG_CLOSE);
-	pgw_put_u8(b, 'S');
-	pgw_put_str(b, WK_PREP_SQL_HELPER);
-	pgw_end(b);
+	pgw_put_target(b, PGW_MSG_CLOSE, 'P', WK_PREP_SQL_HELPER);
+	pgw_put_target(b, PGW_MSG_CLOSE, 'S', WK_PREP_SQL_HELPER);
 }
 
 static struct wk_prep *
@@ -136,7 +116,8 @@ wk_prep_find_or_add(const uint8_t *key, size_t key_len, bool is_sql, bool is_std
 	struct wk_prep *p;
 	struct pgw_buf b;
 
-	h = wk_prep_hash(key, key_len) ^ (is_sql ? 0x5a5a5a5au : 0) ^ (is_std ? 0 : 0x3c3c3c3cu);
+	h = fnv1a32(FNV1A32_INIT, key, key_len) ^ (is_sql ? 0x5a5a5a5au : 0) ^
+	    (is_std ? 0 : 0x3c3c3c3cu);
 	for (p = wk_prep_table[h % WK_PREP_BUCKETS]; p; p = p->hnext)
 		if (p->hash == h && !p->is_stale && p->is_sql == is_sql && p->is_std == is_std &&
 		    p->key_len == key_len && memcmp(p->key, key, key_len) == 0)
@@ -220,36 +201,26 @@ wk_prep_register_sql(const char *rest, size_t rest_len)
 	return wk_prep_register_sql_std(rest, rest_len, true);
 }
 
-static uint64_t
-wk_prep_fnv(uint64_t h, const uint8_t *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 uint64_t
 wk_prep_desc_hash(const uint8_t *body, size_t blen)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = FNV1A64_INIT;
 	size_t off = 2;
 	uint16_t cnt;
 
 	if (blen < 2)
 		return 0;
 	cnt = (uint16_t)(body[0] << 8 | body[1]);
-	h = wk_prep_fnv(h, body, 2);
+	h = fnv1a64(h, body, 2);
 	for (uint16_t i = 0; i < cnt; i++) {
 		size_t n = strnlen((const char *)body + off, blen - off);
 
 		/* name NUL, table 4, column 2, type 4, length 2, modifier 4, format 2 */
 		if (n == blen - off || blen - off - n - 1 < 18)
 			return 0;
-		h = wk_prep_fnv(h, body + off, n + 1);
+		h = fnv1a64(h, body + off, n + 1);
 		off += n + 1;
-		h = wk_prep_fnv(h, body + off + 6, 10); /* type, length, modifier */
+		h = fnv1a64(h, body + off + 6, 10); /* type, length, modifier */
 		off += 18;
 	}
 	return h > WK_PREP_DESC_NONE ? h : h + 2;
@@ -642,10 +613,7 @@ wk_prep_junk_take(struct wk_prep_held *h, struct pgw_buf *b)
 	size_t n = h->junk_cnt;
 
 	for (size_t i = 0; i < n; i++) {
-		pgw_begin(b, PGW_MSG_CLOSE);
-		pgw_put_u8(b, 'S');
-		pgw_put_str(b, h->junk[i]);
-		pgw_end(b);
+		pgw_put_target(b, PGW_MSG_CLOSE, 'S', h->junk[i]);
 		free(h->junk[i]);
 	}
 	h->junk_cnt = 0;

@@ -45,6 +45,7 @@
 #include <sys/types.h>
 
 #include "shared/config.h"
+#include "shared/hash.h"
 #include "shared/log.h"
 #include "shared/shm.h"
 #include "sql/sql_classify.h"
@@ -181,11 +182,7 @@ wk_pubsub_pool_of_server(const struct wk_server *s)
 static size_t
 wk_pubsub_hash(const char *name)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (const char *p = name; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return h;
+	return fnv1a32(FNV1A32_INIT, name, strlen(name));
 }
 
 static struct wk_pubsub_chan *

@@ -979,8 +979,8 @@ wk_server_prep_reply(struct wk_server *s, const struct pgw_hdr *h, const uint8_t
 	const struct wk_slot *sl = wk_server_slot_head(s);
 	struct wk_prep *p = sl->prep;
 	const uint8_t *body = msg + PGW_HDR_LEN;
-	size_t blen = h->len - 4, i = 0;
-	const char *code = "", *text = "", *routine = "";
+	size_t blen = h->len - 4;
+	struct pgw_error_fields f;
 	struct pgw_buf *b = &g_wk.scratch;
 	static const char *const fields[] = {
 		"SERROR",
@@ -997,23 +997,11 @@ wk_server_prep_reply(struct wk_server *s, const struct pgw_hdr *h, const uint8_t
 						   : wk_prep_desc_hash(body, blen));
 		return false;
 	}
-	while (i < blen && body[i] != 0) {
-		const char *v = (const char *)body + i + 1;
-		size_t vlen = strnlen(v, blen - i - 1);
-
-		if (vlen == blen - i - 1)
-			return false; /* not NUL-terminated: passed as it is */
-		if (body[i] == 'C')
-			code = v;
-		else if (body[i] == 'M')
-			text = v;
-		else if (body[i] == 'R')
-			routine = v;
-		i += 1 + vlen + 1;
-	}
+	if (pgw_parse_error(body, blen, &f) < 0 || !f.sqlstate)
+		return false; /* malformed: passed as it is */
 	if ((sl->prep_role & (uint8_t)~WK_SLOT_PREP_REF) == WK_SLOT_PREP_STALE) {
 		/* in a failed transaction the server says 25P02 first: that goes on */
-		if (strcmp(code, SQLSTATE_INVALID_SQL_STATEMENT_NAME) != 0 || !out)
+		if (strcmp(f.sqlstate, SQLSTATE_INVALID_SQL_STATEMENT_NAME) != 0 || !out)
 			return false;
 		/* with PostgreSQL's file and routine: drivers (asyncpg) re-prepare on seeing them */
 		pgw_buf_reset(b);
@@ -1027,9 +1015,9 @@ wk_server_prep_reply(struct wk_server *s, const struct pgw_hdr *h, const uint8_t
 		return !b->has_error && evbuffer_add(out, b->data, b->len) == 0;
 	}
 	/* the routine's name is not translated (lc_messages), the message may be */
-	if (strcmp(code, SQLSTATE_FEATURE_NOT_SUPPORTED) == 0 &&
-	    (strcmp(routine, "RevalidateCachedQuery") == 0 ||
-	     strcmp(text, WK_SERVER_CACHED_PLAN_MSG) == 0))
+	if (strcmp(f.sqlstate, SQLSTATE_FEATURE_NOT_SUPPORTED) == 0 &&
+	    ((f.routine && strcmp(f.routine, "RevalidateCachedQuery") == 0) ||
+	     (f.message && strcmp(f.message, WK_SERVER_CACHED_PLAN_MSG) == 0)))
 		wk_prep_make_stale(p);
 	return out && wk_server_error_rewrite(s, body, blen, NULL, out);
 }
@@ -1339,6 +1327,22 @@ wk_server_flush(struct evbuffer *in, struct evbuffer *out, size_t *pending, size
 }
 
 /*
+ * Move the batch decided so far, then read the message at the front of in
+ * whole (at most max bytes): true with *h and *msg set (and *avail what in
+ * holds), false while it is not all there.
+ */
+static bool
+wk_server_front_whole(struct evbuffer *in, struct evbuffer *out, size_t *off, size_t *avail,
+		      size_t *moved, uint32_t max, struct pgw_hdr *h, const uint8_t **msg)
+{
+	wk_server_flush(in, out, off, avail, moved);
+	if (wk_conn_peek(in, max, true, h, msg) != WK_PEEK_WHOLE)
+		return false;
+	*avail = evbuffer_get_length(in);
+	return true;
+}
+
+/*
  * The last flush before wk_server_forward() returns: as wk_server_flush(),
  * but a run that is all of the input may trade buffers with the client's
  * empty output (wk_stream_take()); s->io.in and c->io.out must be read
@@ -1637,12 +1641,10 @@ wk_server_forward(struct wk_server *s)
 			is_replaced = false;
 			if (UNLIKELY(wk_server_is_prep_reply(s, h.type)) &&
 			    pgw_msg_size(&h) <= WK_SERVER_PREP_REPLY_MAX) {
-				wk_server_flush(in, out, &off, &avail, &moved);
 				has_cur = false;
-				if (wk_conn_peek(in, WK_SERVER_PREP_REPLY_MAX, true, &h, &msg) !=
-				    WK_PEEK_WHOLE)
+				if (!wk_server_front_whole(in, out, &off, &avail, &moved,
+							   WK_SERVER_PREP_REPLY_MAX, &h, &msg))
 					goto done;
-				avail = evbuffer_get_length(in);
 				is_replaced = wk_server_prep_reply(s, &h, msg, out);
 			}
 			s->is_discarding = wk_server_slot_reply(s, h.type) || is_replaced;
@@ -1744,12 +1746,10 @@ wk_server_forward(struct wk_server *s)
 			if (h.len > WK_SERVER_PARAM_MSG_MAX)
 				return wk_server_broken(s, "oversized ParameterStatus from server");
 			/* read whole, at the front */
-			wk_server_flush(in, out, &off, &avail, &moved);
 			has_cur = false;
-			if (wk_conn_peek(in, WK_SERVER_PARAM_MSG_MAX, true, &h, &msg) !=
-			    WK_PEEK_WHOLE)
+			if (!wk_server_front_whole(in, out, &off, &avail, &moved,
+						   WK_SERVER_PARAM_MSG_MAX, &h, &msg))
 				goto done;
-			avail = evbuffer_get_length(in);
 			if (pgw_parse_param_status(msg + PGW_HDR_LEN, h.len - 4, &name, &value) ==
 			    0)
 				wk_server_param_set(s, name, value);
@@ -1769,10 +1769,9 @@ wk_server_forward(struct wk_server *s)
 			if (UNLIKELY(s->pos_maps_cnt) && s->internal_ready == 0 && c &&
 			    !s->is_discarding && h.len <= WK_SERVER_LOGIN_MSG_MAX) {
 				/* whole (waited for above): the client's positions */
-				wk_server_flush(in, out, &off, &avail, &moved);
 				has_cur = false;
-				if (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg) ==
-					    WK_PEEK_WHOLE &&
+				if (wk_server_front_whole(in, out, &off, &avail, &moved,
+							  WK_SERVER_LOGIN_MSG_MAX, &h, &msg) &&
 				    wk_server_error_rewrite(s, msg + PGW_HDR_LEN, h.len - 4,
 							    wk_server_head_map(s), out)) {
 					moved += pgw_msg_size(&h);
@@ -1784,12 +1783,10 @@ wk_server_forward(struct wk_server *s)
 			if (s->internal_ready > 0) {
 				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
 					return wk_server_broken(s, "oversized error from server");
-				wk_server_flush(in, out, &off, &avail, &moved);
 				has_cur = false;
-				if (wk_conn_peek(in, WK_SERVER_LOGIN_MSG_MAX, true, &h, &msg) !=
-				    WK_PEEK_WHOLE)
+				if (!wk_server_front_whole(in, out, &off, &avail, &moved,
+							   WK_SERVER_LOGIN_MSG_MAX, &h, &msg))
 					goto done;
-				avail = evbuffer_get_length(in);
 				wk_server_internal_error(s, msg + PGW_HDR_LEN, h.len - 4);
 				/* the client is gone, and the server with it */
 				if (s->state == WK_SERVER_CLOSING)

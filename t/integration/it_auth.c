@@ -10,6 +10,7 @@
  */
 #include "t/lib/it.h"
 
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -246,6 +247,41 @@ START_TEST(test_auth_method_requested)
 }
 END_TEST
 
+/*
+ * A SCRAM client-first-message pgdog cannot read: FATAL 08P01 with the
+ * reason said once ("malformed SCRAM message: bad channel binding flag").
+ */
+START_TEST(test_auth_scram_malformed)
+{
+	static const char mech[] = "SCRAM-SHA-256", data[] = "x,,n=,r=abcdef";
+	int fd = it_raw_connect(g_it.port);
+	char buf[128], type, body[1024], st[6], text[256];
+	size_t n = 5;
+	uint32_t v;
+	long len;
+
+	ck_assert_int_eq(it_raw_startup(fd, 3, 0, g_users[0], "app"), 0);
+	len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
+	ck_assert_msg(len >= 4 && type == 'R', "first message '%c'", type);
+	buf[0] = 'p';
+	memcpy(buf + n, mech, sizeof(mech));
+	n += sizeof(mech);
+	v = htonl((uint32_t)(sizeof(data) - 1));
+	memcpy(buf + n, &v, 4);
+	memcpy(buf + n + 4, data, sizeof(data) - 1);
+	n += 4 + sizeof(data) - 1;
+	v = htonl((uint32_t)(n - 1));
+	memcpy(buf + 1, &v, 4);
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
+	ck_assert_msg(len > 0 && type == 'E', "after a malformed SASLInitialResponse: '%c'", type);
+	ck_assert_str_eq(it_raw_field(body, len, 'C', st, sizeof(st)), "08P01");
+	ck_assert_str_eq(it_raw_field(body, len, 'M', text, sizeof(text)),
+			 "malformed SCRAM message: bad channel binding flag");
+	close(fd);
+}
+END_TEST
+
 /* The right password logs in, and pgdog logs in to PostgreSQL as that role. */
 START_TEST(test_auth_login)
 {
@@ -397,8 +433,10 @@ auth_suite(void)
 		tcase_add_test(tc, test_auth_unknown_user);
 		tcase_add_test(tc, test_auth_unknown_database);
 		tcase_add_test(tc, test_auth_admin_console);
-		if (i == 0)
+		if (i == 0) {
 			tcase_add_test(tc, test_auth_hash_cli);
+			tcase_add_test(tc, test_auth_scram_malformed);
+		}
 		suite_add_tcase(s, tc);
 	}
 	return s;

@@ -395,6 +395,22 @@ START_TEST(test_protocol_major_version)
 }
 END_TEST
 
+/* A startup packet without a user: FATAL 28000, as from PostgreSQL (not 08P01). */
+START_TEST(test_protocol_no_user)
+{
+	int fd = it_raw_connect(g_it.port);
+	char st[6], sev[16], text[256];
+
+	ck_assert_int_eq(it_raw_startup(fd, 3, 0, "", "app"), 0);
+	read_error(fd, st, sev, text, sizeof(text));
+	ck_assert_msg(strcmp(st, "28000") == 0, "no user: SQLSTATE '%s' (%s)", st, text);
+	ck_assert_str_eq(sev, "FATAL");
+	ck_assert_str_eq(text, "no PostgreSQL user name specified in startup packet");
+	close(fd);
+	assert_pool_serves();
+}
+END_TEST
+
 /* An unknown message type after login: FATAL 08P01. */
 START_TEST(test_protocol_unknown_message)
 {
@@ -450,6 +466,7 @@ main(void)
 	tcase_add_test(tc, test_protocol_minor_version);
 	tcase_add_test(tc, test_protocol_major_version);
 	tcase_add_test(tc, test_protocol_unknown_message);
+	tcase_add_test(tc, test_protocol_no_user);
 	tcase_add_test(tc, test_protocol_random_bytes);
 	suite_add_tcase(s, tc);
 	return it_run_suite(s);
