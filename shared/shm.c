@@ -372,6 +372,9 @@ shm_pool_reserve(uint32_t pool_idx, uint32_t slot, uint32_t cap)
 	struct shm_pool *p = shm_pool(pool_idx);
 	bool ok = false;
 
+	/* full (the common answer while clients queue): no lock, no getpid() */
+	if (shm_pool_open_peek(pool_idx) >= cap)
+		return false;
 	shm_pool_lock(p);
 	if (shm_pool_sum(p) < cap) {
 		p->open[slot]++;

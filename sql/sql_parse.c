@@ -557,6 +557,12 @@ sql_parse_set(const PgQuery__RawStmt *rs, const PgQuery__VariableSetStmt *v, siz
 	if (st->kind != SQL_SET_LOCAL &&
 	    (strcmp(st->name, "role") == 0 || strcmp(st->name, "session_authorization") == 0))
 		st->flags |= SQL_F_SESSION_ROLE;
+	/*
+	 * SET seed seeds random() once; replayed on each server it would seed it
+	 * again and again. Like a value pgdog cannot keep, it pins the server.
+	 */
+	if (st->kind == SQL_SET && strcmp(st->name, "seed") == 0)
+		st->is_truncated = true;
 }
 
 static void

@@ -46,6 +46,8 @@
 #include "worker/wk_stats.h"
 
 #define WK_CLIENT_AUTH_MSG_MAX 8192 /* password and SASL messages */
+#define WK_CLIENT_WAIT_INPUT_MAX \
+	(64 * 1024) /* buffered while queued for a server, then reading stops */
 
 /* Append a string literal's bytes (no NUL) to a pgw_buf. */
 #define WK_PUT_LIT(b, lit) pgw_put_bytes((b), (lit), sizeof(lit) - 1)
@@ -64,6 +66,7 @@ static const struct wk_stream_ops wk_client_io_ops = {
 };
 
 static enum wk_rc wk_client_on_input(struct wk_client *c);
+static enum wk_rc wk_client_on_idle(struct wk_client *c);
 static const char *wk_client_param(const struct wk_client *c, const char *name);
 
 static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
@@ -296,6 +299,7 @@ wk_client_accept(int fd, const struct sockaddr *sa, socklen_t sa_len, bool is_un
 	}
 	list_init(&c->wait_node);
 	wk_session_init(&c->session);
+	wk_settings_init(&c->told);
 	wk_prep_names_init(&c->prep_names);
 	c->pool_idx = -1;
 	c->is_unix = is_unix;
@@ -376,6 +380,7 @@ wk_client_adopt(int fd, struct wk_handoff_state *st)
 	list_init(&c->wait_node);
 	c->session = st->session; /* moved */
 	wk_session_init(&st->session);
+	wk_settings_init(&c->told);
 	wk_prep_names_init(&c->prep_names);
 	c->is_unix = st->is_unix;
 	c->id = ++g_wk.next_client_id;
@@ -506,6 +511,7 @@ wk_client_free(struct wk_client *c)
 		free(c->fake_secret);
 	}
 	wk_session_cleanup(&c->session);
+	wk_settings_cleanup(&c->told);
 	wk_prep_names_cleanup(&c->prep_names);
 	free(c->unnamed_msg);
 	free(c->unnamed_prev_msg);
@@ -536,10 +542,15 @@ wk_client_close(struct wk_client *c, const char *reason)
 	if (c->server) {
 		struct wk_server *s = c->server;
 
+		bool is_cancel_due;
+
 		c->server = NULL;
 		if (c->fwd_remaining)
 			s->is_broken_request = true; /* half a message went to the server */
-		wk_server_release(s, wk_client_is_session(c) || c->pins);
+		/* cleared before the mark is read: see wk_cancel_request */
+		wk_client_running(c, false);
+		is_cancel_due = s->backend_pid && atomic_load(&r->cancel_backend) == s->backend_pid;
+		wk_server_release(s, wk_client_is_session(c) || c->pins, is_cancel_due);
 	}
 	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
 	wk_client_row_server(c);
@@ -590,15 +601,26 @@ wk_client_server_lost(struct wk_client *c, const char *sqlstate, const char *mes
 
 /* ---- startup ------------------------------------------------------------ */
 
-/* Split options="-c a=b --c=d" into startup settings (backslash escapes spaces). */
+/*
+ * Split options="-c a=b --c=d" into startup settings (backslash escapes
+ * spaces), with PostgreSQL's errors: *sqlstate and err on failure.
+ */
 static int
-wk_client_parse_options(struct wk_client *c, const char *opts, char *err, size_t err_len)
+wk_client_parse_options(struct wk_client *c, const char *opts, const char **sqlstate, char *err,
+			size_t err_len)
 {
 	const char *p = opts;
+	char *word = malloc(strlen(opts) + 1);
 	bool after_c = false;
+	int rc = -1;
 
-	while (*p) {
-		char word[1024];
+	*sqlstate = SQLSTATE_SYNTAX_ERROR;
+	if (!word) {
+		*sqlstate = SQLSTATE_OUT_OF_MEMORY;
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	for (;;) {
 		size_t n = 0;
 		char *eq, *name;
 
@@ -606,55 +628,93 @@ wk_client_parse_options(struct wk_client *c, const char *opts, char *err, size_t
 			p++;
 		if (!*p)
 			break;
-		while (*p && *p != ' ' && *p != '\t' && n < sizeof(word) - 1) {
+		while (*p && *p != ' ' && *p != '\t') {
 			if (*p == '\\' && p[1])
 				p++;
 			word[n++] = *p++;
 		}
 		word[n] = '\0';
-		if (strcmp(word, "-c") == 0) {
+		if (!after_c && strcmp(word, "-c") == 0) {
 			/* the name=value is the next word */
 			after_c = true;
 			continue;
 		}
 		name = word;
 		if (after_c)
-			after_c = false;
+			;
 		else if (strncmp(name, "-c", 2) == 0)
 			name += 2;
 		else if (strncmp(name, "--", 2) == 0)
 			name += 2;
 		else {
+			*sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
 			snprintf(
 				err, err_len,
 				"unsupported startup option \"%.100s\": only -c name=value is accepted",
 				word);
-			return -1;
+			goto out;
 		}
 		eq = strchr(name, '=');
-		if (!eq || eq == name) {
-			snprintf(err, err_len,
-				 "invalid startup option \"%.100s\": expected name=value", word);
-			return -1;
+		if (!eq) {
+			/* as PostgreSQL words it: "-c name" or "--name" */
+			snprintf(err, err_len, "%s%.200s requires a value",
+				 after_c || word[1] == 'c' ? "-c " : "--", name);
+			goto out;
+		}
+		after_c = false;
+		if (eq == name) {
+			*sqlstate = SQLSTATE_UNDEFINED_OBJECT;
+			snprintf(err, err_len, "unrecognized configuration parameter \"\"");
+			goto out;
 		}
 		*eq = '\0';
 		for (char *q = name; *q; q++)
 			if (*q == '-')
 				*q = '_';
 		if (wk_settings_put(&c->session.startup, name, eq + 1, false) < 0) {
+			*sqlstate = SQLSTATE_OUT_OF_MEMORY;
 			snprintf(err, err_len, "out of memory");
-			return -1;
+			goto out;
 		}
 	}
-	return 0;
+	if (after_c)
+		snprintf(err, err_len, "invalid command-line argument for server process: -c");
+	else
+		rc = 0;
+out:
+	free(word);
+	return rc;
+}
+
+/*
+ * The header of c's next message (wk_conn_peek() of its input, up to
+ * max_message_len): a bad or too long length closes c with 08P01, and
+ * answers WK_PEEK_BAD_LEN.
+ */
+static enum wk_peek
+wk_client_peek(struct wk_client *c, struct pgw_hdr *h, const uint8_t **msg)
+{
+	enum wk_peek r = wk_conn_peek(c->io.in, (uint32_t)g_cfg->max_message_len, false, h, msg);
+
+	if (r == WK_PEEK_BAD_LEN)
+		(void)wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+	else if (r == WK_PEEK_TOO_LONG)
+		(void)wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				      "message of %u bytes exceeds max_message_len (%d)", h->len,
+				      g_cfg->max_message_len);
+	return r == WK_PEEK_TOO_LONG ? WK_PEEK_BAD_LEN : r;
 }
 
 /* Keep the startup parameters: the session's values, applied to every server it uses. */
 static int
-wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, char *err, size_t err_len)
+wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, const char **sqlstate,
+		      char *err, size_t err_len)
 {
-	const char *opts;
+	/* -c options first: the packet's own parameters win over them, as in PostgreSQL */
+	const char *opts = pgw_startup_get(st, "options");
 
+	if (opts && wk_client_parse_options(c, opts, sqlstate, err, err_len) < 0)
+		return -1;
 	for (size_t i = 0; i < st->params_cnt; i++) {
 		const char *name = st->params[i].name, *value = st->params[i].value;
 
@@ -665,19 +725,17 @@ wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, char *e
 			if (strcasecmp(value, "false") == 0 || strcasecmp(value, "off") == 0 ||
 			    strcasecmp(value, "no") == 0 || strcmp(value, "0") == 0)
 				continue;
+			*sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED;
 			snprintf(err, err_len,
 				 "replication connections are not supported by pgdog");
 			return -1;
 		}
 		if (wk_settings_put(&c->session.startup, name, value, false) < 0) {
+			*sqlstate = SQLSTATE_OUT_OF_MEMORY;
 			snprintf(err, err_len, "out of memory");
 			return -1;
 		}
 	}
-	/* -c options come after the parameters and win over them, as in PostgreSQL */
-	opts = pgw_startup_get(st, "options");
-	if (opts && wk_client_parse_options(c, opts, err, err_len) < 0)
-		return -1;
 	return 0;
 }
 
@@ -804,6 +862,32 @@ wk_client_send_ready(struct wk_client *c, struct pgw_buf *b)
 	return WK_OK;
 }
 
+/* The value its pool's servers reported at login for name, or NULL. */
+static const char *
+wk_client_pool_param(const struct wk_client *c, const char *name)
+{
+	for (size_t i = 0; c->pool && i < c->pool->params_cnt; i++)
+		if (strcasecmp(c->pool->params[i].name, name) == 0)
+			return c->pool->params[i].value;
+	return NULL;
+}
+
+int
+wk_client_param_status(struct wk_client *c, const char *name, const char *value, bool is_ours)
+{
+	const struct wk_setting *t = wk_settings_get(&c->told, name);
+	const char *pool_value = wk_client_pool_param(c, name);
+	const char *was = t ? t->value : pool_value;
+
+	if (is_ours && was && strcmp(was, value) == 0)
+		return 0; /* it knows: PostgreSQL reports only a change */
+	if (pool_value && strcmp(pool_value, value) == 0)
+		wk_settings_del(&c->told, name);
+	else if (wk_settings_put(&c->told, name, value, false) < 0)
+		return -1;
+	return 1;
+}
+
 enum wk_rc
 wk_client_finish_login(struct wk_client *c)
 {
@@ -815,6 +899,8 @@ wk_client_finish_login(struct wk_client *c)
 		const char *mine = wk_client_param(c, p->params[i].name);
 
 		pgw_put_param_status(b, p->params[i].name, mine ? mine : p->params[i].value);
+		if (mine && wk_client_param_status(c, p->params[i].name, mine, false) < 0)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	}
 	if (wk_client_send_ready(c, b) == WK_CLOSED)
 		return WK_CLOSED;
@@ -841,13 +927,14 @@ wk_client_login_start(struct wk_client *c, const struct pgw_startup *st)
 	struct shm_client *r = wk_client_row(c);
 	const char *app;
 	char err[256];
+	const char *sqlstate = NULL;
 
 	snprintf(c->user_name, sizeof(c->user_name), "%s", st->user);
 	snprintf(c->db_name, sizeof(c->db_name), "%s", st->database);
 	c->lctx.user = c->user_name;
 	c->lctx.db = c->db_name;
-	if (wk_client_keep_params(c, st, err, sizeof(err)) < 0)
-		return wk_client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, "%s", err);
+	if (wk_client_keep_params(c, st, &sqlstate, err, sizeof(err)) < 0)
+		return wk_client_fatal(c, sqlstate, "%s", err);
 	app = wk_client_param(c, "application_name");
 	shm_row_write_begin(&r->seq);
 	snprintf(r->user, sizeof(r->user), "%s", c->user_name);
@@ -943,13 +1030,25 @@ wk_client_on_startup(struct wk_client *c)
 		evbuffer_drain(in, len);
 		switch (kind) {
 		case PGW_STARTUP_SSL:
-		case PGW_STARTUP_GSSENC:
+		case PGW_STARTUP_GSSENC: {
+			bool *asked = kind == PGW_STARTUP_SSL ? &c->is_ssl_asked : &c->is_gss_asked;
+
+			if (*asked) {
+				/* PostgreSQL takes a second one for an unknown protocol version */
+				rc = wk_client_fatal(
+					c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+					"unsupported frontend protocol 1234.%d: server supports 3.0 to 3.0",
+					kind == PGW_STARTUP_SSL ? 5679 : 5680);
+				break;
+			}
+			*asked = true;
 			/* no encryption yet: the client may go on in plaintext */
 			if (evbuffer_add(c->io.out, "N", 1) < 0)
 				rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			else
 				wk_stream_want_write(&c->io);
 			break;
+		}
 		case PGW_STARTUP_CANCEL:
 			if (wk_cancel_request(c, st->cancel_pid, st->cancel_key)) {
 				/* closed once PostgreSQL has it, as PostgreSQL closes it */
@@ -1353,6 +1452,19 @@ wk_client_refuse_request(struct wk_client *c, const char *sqlstate, const char *
 	if (wk_conn_send(&c->io, b) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	wk_client_row(c)->errors++;
+	return WK_OK;
+}
+
+/* ReadyForQuery 'I' to c: the end of a request pgdog dropped without a server. */
+static enum wk_rc
+wk_client_send_idle_ready(struct wk_client *c)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	pgw_buf_reset(b);
+	pgw_put_ready(b, 'I');
+	if (wk_conn_send(&c->io, b) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return WK_OK;
 }
 
@@ -3872,18 +3984,11 @@ wk_client_forward(struct wk_client *c)
 		} else {
 			has_cur = false; /* what follows may pull up or drain in */
 			flat_len = 0;
-			switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h,
-					     &msg)) {
+			switch (wk_client_peek(c, &h, &msg)) {
 			case WK_PEEK_MORE:
 				goto done;
 			case WK_PEEK_BAD_LEN:
-				return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-						       "invalid message length");
-			case WK_PEEK_TOO_LONG:
-				return wk_client_fatal(
-					c, SQLSTATE_PROTOCOL_VIOLATION,
-					"message of %u bytes exceeds max_message_len (%d)", h.len,
-					g_cfg->max_message_len);
+				return WK_CLOSED; /* wk_client_peek closed c */
 			default:
 				break;
 			}
@@ -3896,15 +4001,8 @@ wk_client_forward(struct wk_client *c)
 			if (h.type != PGW_MSG_SYNC)
 				continue;
 			c->is_skip_to_sync = false;
-			{
-				struct pgw_buf *b = &g_wk.scratch;
-
-				pgw_buf_reset(b);
-				pgw_put_ready(b, 'I');
-				if (wk_conn_send(&c->io, b) < 0)
-					return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
-							       "out of memory");
-			}
+			if (wk_client_send_idle_ready(c) == WK_CLOSED)
+				return WK_CLOSED;
 			if (s->expect_ready == 0 && !s->has_unsynced && s->internal_ready == 0) {
 				wk_client_detach(c);
 				return wk_client_on_input(c);
@@ -4206,8 +4304,8 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 	bool is_refused = false;
 
 	if ((buf[0] != PGW_MSG_QUERY && buf[0] != PGW_MSG_PARSE && buf[0] != PGW_MSG_BIND) ||
-	    c->state != WK_CLIENT_IDLE || c->is_read_off || c->read_paused || !c->pool ||
-	    g_wk.is_shutting_down || g_cfg->pub_sub_channel_size > 0 ||
+	    c->state != WK_CLIENT_IDLE || c->is_read_off || c->read_paused || c->cancel_skip ||
+	    !c->pool || g_wk.is_shutting_down || g_cfg->pub_sub_channel_size > 0 ||
 	    c->pooler_mode == CONFIG_POOLER_STATEMENT || wk_client_is_full(c) ||
 	    !wk_pool_is_checkout_now(c->pool) || !wk_client_is_flat_request(buf, len))
 		return 0;
@@ -4550,6 +4648,39 @@ wk_client_answer_locally(struct wk_client *c)
 	return 1;
 }
 
+/* Drop what a cancel in the queue left of c's request (wk_client_cancel_wait). */
+static enum wk_rc
+wk_client_skip_cancelled(struct wk_client *c)
+{
+	struct evbuffer *in = c->io.in;
+
+	while (c->cancel_skip) {
+		struct pgw_hdr h;
+		const uint8_t *msg = NULL;
+		bool is_last;
+
+		switch (wk_client_peek(c, &h, &msg)) {
+		case WK_PEEK_MORE:
+			return WK_AGAIN;
+		case WK_PEEK_BAD_LEN:
+			return WK_CLOSED; /* wk_client_peek closed c */
+		default:
+			break;
+		}
+		if (evbuffer_get_length(in) < pgw_msg_size(&h))
+			return WK_AGAIN;
+		evbuffer_drain(in, pgw_msg_size(&h));
+		/* as PostgreSQL, which skips even a Terminate while it looks for the Sync */
+		is_last = c->cancel_skip == WK_CANCEL_SKIP_ONE || h.type == PGW_MSG_SYNC;
+		if (is_last) {
+			c->cancel_skip = 0;
+			if (wk_client_send_idle_ready(c) == WK_CLOSED)
+				return WK_CLOSED;
+		}
+	}
+	return evbuffer_get_length(in) ? wk_client_on_idle(c) : WK_OK;
+}
+
 /* Logged in, no server: the first request takes one from the pool. */
 static enum wk_rc
 wk_client_on_idle(struct wk_client *c)
@@ -4559,15 +4690,13 @@ wk_client_on_idle(struct wk_client *c)
 	const uint8_t *msg = NULL;
 	enum wk_rc checkout_rc;
 
-	switch (wk_conn_peek(in, (uint32_t)g_cfg->max_message_len, false, &h, &msg)) {
+	if (UNLIKELY(c->cancel_skip))
+		return wk_client_skip_cancelled(c);
+	switch (wk_client_peek(c, &h, &msg)) {
 	case WK_PEEK_MORE:
 		return WK_AGAIN;
 	case WK_PEEK_BAD_LEN:
-		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
-	case WK_PEEK_TOO_LONG:
-		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-				       "message of %u bytes exceeds max_message_len (%d)", h.len,
-				       g_cfg->max_message_len);
+		return WK_CLOSED; /* wk_client_peek closed c */
 	default:
 		break;
 	}
@@ -4615,11 +4744,13 @@ wk_client_on_idle(struct wk_client *c)
 	c->front_in = NULL; /* c is freed after the callback only: still writable */
 	if (checkout_rc == WK_CLOSED)
 		return WK_CLOSED;
-	/* still queued: stop reading until a server is linked (attach reads again) */
-	if (c->state == WK_CLIENT_WAIT_SERVER) {
-		wk_stream_read_off(&c->io);
-		c->is_read_off = true;
-	}
+	/*
+	 * Still queued: reading stays on (two epoll_ctl calls per queued request
+	 * saved) until the input grows past WK_CLIENT_WAIT_INPUT_MAX
+	 * (wk_client_on_input). A client that leaves meanwhile is seen at once:
+	 * it leaves the queue, and its request, which no server has seen, is
+	 * dropped (no one is left to read its answer).
+	 */
 	return WK_OK;
 }
 
@@ -4648,10 +4779,15 @@ wk_client_on_input(struct wk_client *c)
 		return wk_client_forward(c);
 	case WK_CLIENT_ADMIN:
 		return wk_admin_on_input(c);
-	case WK_CLIENT_LOGIN_WAIT:
 	case WK_CLIENT_WAIT_SERVER:
-		/* bytes wait in the input buffer until a server is linked */
+		/* bytes wait in the input buffer until a server is linked (attach reads again) */
+		if (evbuffer_get_length(c->io.in) > WK_CLIENT_WAIT_INPUT_MAX && !c->is_read_off) {
+			wk_stream_read_off(&c->io);
+			c->is_read_off = true;
+		}
 		return WK_AGAIN;
+	case WK_CLIENT_LOGIN_WAIT:
+		return WK_AGAIN; /* reading is off */
 	default:
 		evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
 		return WK_CLOSED;
@@ -4732,30 +4868,40 @@ wk_client_close_if_idle(struct wk_client *c)
 	return true;
 }
 
-/* A cancel for a client waiting in the queue: it leaves the queue with 57014. */
+/*
+ * A cancel for a client waiting in the queue: it leaves the queue with
+ * 57014, and its request, which no server has seen, is dropped as
+ * PostgreSQL drops what follows an error: a Query (or FunctionCall) alone,
+ * else every message up to the next Sync, which gets the ReadyForQuery.
+ * Whole messages only, however they arrive (wk_client_skip_cancelled).
+ */
 static void
 wk_client_cancel_wait(struct wk_client *c)
 {
-	struct evbuffer *in = c->io.in;
 	struct pgw_buf *b = &g_wk.scratch;
 
 	wk_pool_unwait(c->pool, c);
-	/* the request never reached a server: drop it and answer for it */
-	evbuffer_drain(in, evbuffer_get_length(in));
 	wk_client_log_error(&c->lctx, "ERROR", SQLSTATE_QUERY_CANCELED,
 			    "canceling statement due to user request");
 	pgw_buf_reset(b);
 	pgw_put_error(b, false, "ERROR", SQLSTATE_QUERY_CANCELED,
 		      "canceling statement due to user request", NULL, NULL);
-	pgw_put_ready(b, 'I');
 	if (wk_conn_send(&c->io, b) < 0) {
 		wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
+	wk_client_row(c)->errors++;
 	log_info(&c->lctx, "cancelled while waiting for a server");
+	c->cancel_skip =
+		c->front_hdr.type == PGW_MSG_QUERY || c->front_hdr.type == PGW_MSG_FUNCTION_CALL
+			? WK_CANCEL_SKIP_ONE
+			: WK_CANCEL_SKIP_TO_SYNC;
 	wk_client_set_state(c, WK_CLIENT_IDLE);
-	wk_stream_read_on(&c->io);
-	c->is_read_off = false;
+	if (c->is_read_off) {
+		wk_stream_read_on(&c->io);
+		c->is_read_off = false;
+	}
+	(void)wk_client_on_idle(c);
 }
 
 /* Timeouts of one client (sweep). */
@@ -4772,11 +4918,14 @@ wk_client_sweep_one(struct wk_client *c, uint64_t now)
 	switch (c->state) {
 	case WK_CLIENT_STARTUP:
 	case WK_CLIENT_AUTH:
-		if (now - c->connect_us > login)
-			wk_client_fatal(
-				c, SQLSTATE_PROTOCOL_VIOLATION,
+		if (now - c->connect_us > login) {
+			/* as PostgreSQL at authentication_timeout: closed without a word */
+			log_info(
+				&c->lctx,
 				"client did not complete login within client_login_timeout (%d ms)",
 				g_cfg->client_login_timeout);
+			wk_client_close(c, "client_login_timeout");
+		}
 		return;
 	case WK_CLIENT_WAIT_SERVER:
 		if (atomic_exchange_explicit(&wk_client_row(c)->is_cancel_requested, 0,
@@ -4802,12 +4951,35 @@ wk_client_sweep_one(struct wk_client *c, uint64_t now)
 	if (!s)
 		return;
 	if (s->expect_ready || s->has_unsynced) {
-		/* a request is running: query_timeout cancels it, PostgreSQL reports 57014 */
-		if (query && !s->is_cancel_sent && now - s->request_start_us > query) {
+		/*
+		 * A request is running: query_timeout cancels it, PostgreSQL
+		 * reports 57014. Pipelined requests each run from the
+		 * ReadyForQuery before them.
+		 */
+		uint64_t started =
+			s->request_start_us > s->ready_us ? s->request_start_us : s->ready_us;
+
+		if (query && s->is_cancel_sent && s->cancel_for_us == started &&
+		    now - s->cancel_sent_us > (uint64_t)g_cfg->connect_timeout * 1000 + query) {
+			/* no answer to the request nor to its cancel: the server is lost */
+			log_warn(&s->lctx, "no answer from backend %u %.1f s after its cancel",
+				 s->backend_pid, (double)(now - s->cancel_sent_us) / 1e6);
+			s->is_broken_request = true; /* out of step: closed, not reused */
+			wk_client_fatal(
+				c, SQLSTATE_CONNECTION_FAILURE,
+				"terminating connection: the server answered neither the query "
+				"after query_timeout (%d ms) nor its cancel request",
+				g_cfg->query_timeout);
+			return;
+		}
+		if (query && (!s->is_cancel_sent || s->cancel_for_us != started) &&
+		    now - started > query) {
 			uint32_t none = 0;
 			bool is_marked;
 
 			s->is_cancel_sent = true;
+			s->cancel_for_us = started;
+			s->cancel_sent_us = now;
 			log_info(&c->lctx, "query_timeout (%d ms) reached: cancelling backend %u",
 				 g_cfg->query_timeout, s->backend_pid);
 			/* the server stays with c until the cancel has arrived (wk_client_cancel_due) */

@@ -36,6 +36,13 @@ enum wk_rc wk_client_finish_login(struct wk_client *c);
 bool wk_client_is_session(const struct wk_client *c);
 /* Transaction done: give c's server back to the pool; c goes back to IDLE. */
 void wk_client_detach(struct wk_client *c);
+/*
+ * The client is told value for name (ParameterStatus; is_ours: one that
+ * pgdog's own SETs for it brought). 1: send it, and it is recorded; 0: do
+ * not (is_ours, and the client knows that value); -1: out of memory.
+ */
+int wk_client_param_status(struct wk_client *c, const char *name, const char *value, bool is_ours)
+	MUST_CHECK;
 /* Close c now (after flushing what it has queued). reason may be NULL. */
 enum wk_rc wk_client_close(struct wk_client *c, const char *reason);
 /* The linked server died: tell the client and close it. */

@@ -94,6 +94,8 @@ struct wk_client {
 	uint32_t row; /* index of its shm_client row */
 	uint32_t cancel_key;
 	bool is_unix;
+	bool is_ssl_asked; /* SSLRequest answered: another is a protocol error */
+	bool is_gss_asked; /* GSSENCRequest answered */
 	bool is_admin;
 	bool is_free_later; /* on the reap list */
 	bool read_paused;   /* backpressure */
@@ -110,7 +112,14 @@ struct wk_client {
 	bool is_cancel_hold;
 	/* a CancelRequest connection kept open until PostgreSQL has the cancel */
 	struct wk_cancel_op *cancel_op;
-	bool is_skip_to_sync;     /* statement mode refused a Parse: drop up to the Sync */
+	bool is_skip_to_sync; /* statement mode refused a Parse: drop up to the Sync */
+	/*
+	 * Cancelled while queued for a server: drop its request as PostgreSQL
+	 * skips after an error, without a server (WK_CANCEL_SKIP_*).
+	 */
+	uint8_t cancel_skip;
+#define WK_CANCEL_SKIP_ONE     1  /* a Query or FunctionCall: that message */
+#define WK_CANCEL_SKIP_TO_SYNC 2  /* extended protocol: up to and with the Sync */
 	bool admin_skip_to_sync;  /* admin: an extended-protocol error was sent */
 	int pool_idx;             /* -1 until known */
 	uint8_t pooler_mode;      /* enum config_pooler_mode at login: reloads do not change it */
@@ -127,6 +136,12 @@ struct wk_client {
 	struct auth_secret *fake_secret; /* owned: unknown users go through SCRAM too */
 	/* session state: startup parameters, SETs, what pins a server to it */
 	struct wk_session session;
+	/*
+	 * ParameterStatus values the client was last told that differ from its
+	 * pool's (most clients: none): pgdog's own SETs for it do not tell it
+	 * again what it knows (wk_client_param_status).
+	 */
+	struct wk_settings told;
 	unsigned pins;                   /* WK_PIN_*: state that lives on its server connection */
 	struct wk_prep_names prep_names; /* its named prepared statements (transaction mode) */
 	uint64_t seq_server_id;          /* the server of its last checkout (wk_client_attach) */
@@ -318,11 +333,12 @@ struct wk_server {
 	bool is_reserved; /* holds one reservation of the pool's global cap */
 	uint32_t epoch;   /* its pool's epoch when it connected (reload, RECONNECT) */
 	uint32_t backend_pid, backend_key;
-	char tx_status;                  /* last ReadyForQuery status: 'I', 'T', 'E' */
-	uint32_t expect_ready;           /* ReadyForQuery messages still owed to the client */
-	uint32_t internal_ready;         /* ReadyForQuery owed to pgdog's own queries (swallowed) */
-	bool has_unsynced;               /* extended-protocol messages sent without a Sync */
-	bool internal_failed;            /* one of pgdog's own queries failed */
+	char tx_status;            /* last ReadyForQuery status: 'I', 'T', 'E' */
+	uint32_t expect_ready;     /* ReadyForQuery messages still owed to the client */
+	uint32_t internal_ready;   /* ReadyForQuery owed to pgdog's own queries (swallowed) */
+	bool has_unsynced;         /* extended-protocol messages sent without a Sync */
+	bool internal_failed;      /* one of pgdog's own queries failed */
+	uint8_t reset_after_drain; /* 1: roll back and reset once drained; 2: and the session ended */
 	struct auth_scram_client *scram; /* owned, during login only */
 	size_t fwd_remaining;
 	struct wk_server_param params[WK_SERVER_PARAMS_MAX]; /* latest ParameterStatus values */
@@ -378,9 +394,12 @@ struct wk_server {
 	bool is_unnamed_tag_due; /* the next Parse slot is the client's unnamed_id's (unnamed_tag) */
 	bool is_unnamed_prev_here_due; /* its is_unnamed_prev_here */
 	struct wk_prep_held held;      /* statements prepared on it */
-	bool is_cancel_sent; /* query_timeout: a CancelRequest went out for this request */
-	bool is_listener;    /* pub/sub listener connection: outside the pool's lists and cap */
-	bool is_monitor;     /* with is_listener: the replication check connection (wk_lsn.c) */
+	bool is_cancel_sent;    /* query_timeout: a CancelRequest went out for this request */
+	bool has_fatal;         /* a FATAL (or PANIC) went to the client: it is told nothing more */
+	uint64_t cancel_for_us; /* with is_cancel_sent: the start it was for, and when it went */
+	uint64_t cancel_sent_us;
+	bool is_listener;   /* pub/sub listener connection: outside the pool's lists and cap */
+	bool is_monitor;    /* with is_listener: the replication check connection (wk_lsn.c) */
 	bool is_notify_due; /* deliver the client's queued notifications after this ReadyForQuery */
 	uint64_t ready_us;
 	/* monotonic: its last ReadyForQuery */ /* give it back once the ReadyForQuery has moved */
@@ -417,6 +436,7 @@ struct wk_worker {
 	uint32_t clients_cnt;
 	bool is_shutting_down;
 	bool is_fast_shutdown;
+	bool is_loop_done; /* the event loop has ended: cleanup sends nothing new */
 	uint64_t shutdown_deadline_us;
 	struct pgw_buf scratch;   /* for building messages; reset before each use */
 	uint8_t instance_key[32]; /* per-process secret for fake SCRAM salts */

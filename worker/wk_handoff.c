@@ -516,7 +516,7 @@ wk_ho_is_movable(const struct wk_client *c)
 	/* LISTEN registrations live in this worker's listener connection: they stay */
 	return c->state == WK_CLIENT_IDLE && !c->is_admin && !c->server && c->pool && !c->pubsub &&
 	       c->pins == 0 && c->session.pending_cnt == 0 && c->fwd_remaining == 0 &&
-	       !c->is_skip_to_sync && !c->read_paused && !c->is_read_off &&
+	       !c->is_skip_to_sync && !c->cancel_skip && !c->read_paused && !c->is_read_off &&
 	       wk_stream_is_open(&c->io) && evbuffer_get_length(c->io.in) == 0 &&
 	       evbuffer_get_length(c->io.out) == 0;
 }

@@ -17,6 +17,7 @@
 #include "worker/wk_main.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,12 @@ static struct event *wk_sweep_ev;
 static struct event *wk_sig_ev[5];
 static uint64_t wk_accept_err_last_us;
 static uint64_t wk_accept_err_cnt;
+/*
+ * A descriptor kept for the moment the process has none left: closed to
+ * accept one waiting connection, refuse it with 53300, and reopened. Without
+ * it the listening socket stays readable and the loop spins on EMFILE.
+ */
+static int wk_spare_fd = -1;
 static bool wk_exit_scheduled;
 static bool wk_is_draining;           /* binary upgrade: not accepting, finishing clients */
 static uint64_t wk_drain_deadline_us; /* monotonic: then close the rest */
@@ -70,6 +77,38 @@ wk_main_reap_cb(evutil_socket_t fd, short what, void *arg)
 	g_wk.reap_servers_cnt = 0;
 }
 
+/* Out of descriptors: take one waiting connection with the spare and refuse it. */
+static void
+wk_main_refuse_one(int lfd)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	int fd;
+
+	close(wk_spare_fd);
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		/* before its startup packet, as PostgreSQL answers when it cannot fork */
+		pgw_buf_reset(b);
+		pgw_put_error(b, false, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS,
+			      "sorry, too many clients already", NULL, NULL);
+		if (!b->has_error && send(fd, b->data, b->len, MSG_NOSIGNAL) < 0)
+			log_debug(NULL, "cannot send the refusal: %s", strerror(errno));
+		close(fd);
+		atomic_fetch_add_explicit(&shm_worker((uint32_t)g_wk.slot)->accepted_total, 1,
+					  memory_order_relaxed);
+	}
+	wk_spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	wk_accept_err_cnt++;
+	if (g_wk.mono_us - wk_accept_err_last_us >= 1000000) {
+		log_warn(NULL,
+			 "out of file descriptors: %llu connections refused with 53300 since last "
+			 "report",
+			 (unsigned long long)wk_accept_err_cnt);
+		wk_accept_err_last_us = g_wk.mono_us;
+		wk_accept_err_cnt = 0;
+	}
+}
+
 static void
 wk_main_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
@@ -85,6 +124,10 @@ wk_main_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
 			    errno == ECONNABORTED)
 				return;
+			if ((errno == EMFILE || errno == ENFILE) && wk_spare_fd >= 0) {
+				wk_main_refuse_one(lfd);
+				continue;
+			}
 			/* EMFILE and friends: one line per second with a count */
 			wk_accept_err_cnt++;
 			if (g_wk.mono_us - wk_accept_err_last_us >= 1000000) {
@@ -424,8 +467,10 @@ wk_main_run(int slot, int tcp_fd, int unix_fd)
 	if (wk_handoff_init(tcp_fd) < 0)
 		goto fail;
 
+	wk_spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	log_info(NULL, "worker %d started", slot);
 	event_base_dispatch(g_wk.base);
+	g_wk.is_loop_done = true;
 	log_info(NULL, "worker %d stopped", slot);
 	wk_main_cleanup();
 	log_close();

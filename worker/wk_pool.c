@@ -605,6 +605,14 @@ wk_pool_open_one(struct wk_pool *p)
 	s = wk_server_connect(p);
 	if (s)
 		s->epoch = p->epoch;
+	if (!s && (errno == EMFILE || errno == ENFILE)) {
+		/* this process is out of descriptors: its waiters wait for a server to free up */
+		log_warn(NULL, "pool %s: cannot open a server connection: %s", p->name,
+			 strerror(errno));
+		shm_pool_release(p->idx, (uint32_t)g_wk.slot);
+		p->retry_after_us = g_wk.mono_us + WK_POOL_RETRY_US;
+		return false;
+	}
 	if (!s) {
 		char msg[256];
 
@@ -821,10 +829,16 @@ wk_pool_sweep_one(struct wk_pool *p)
 		wk_pool_unwait(p, c);
 		atomic_fetch_add_explicit(&p->stats->checkout_timeouts, 1, memory_order_relaxed);
 		wk_stats_add(p, SHM_STAT_ERRORS, 1);
-		wk_client_fatal(
-			c, SQLSTATE_TOO_MANY_CONNECTIONS,
-			"could not get a server connection from pool \"%s\" within checkout_timeout (%d ms): all %d connections are in use",
-			p->name, g_cfg->checkout_timeout, p->cfg->pool_size);
+		if (p->is_held)
+			wk_client_fatal(
+				c, SQLSTATE_TOO_MANY_CONNECTIONS,
+				"could not get a server connection from pool \"%s\" within checkout_timeout (%d ms): the pool is paused (PAUSE or MAINTENANCE on the admin console)",
+				p->name, g_cfg->checkout_timeout);
+		else
+			wk_client_fatal(
+				c, SQLSTATE_TOO_MANY_CONNECTIONS,
+				"could not get a server connection from pool \"%s\" within checkout_timeout (%d ms): all %d connections are in use",
+				p->name, g_cfg->checkout_timeout, p->cfg->pool_size);
 	}
 	/* servers stuck connecting, logging in or resetting */
 	for (int st = WK_SERVER_CONNECTING; st <= WK_SERVER_RESET; st++) {

@@ -18,6 +18,9 @@
 #include "sql/sql_classify.h"
 #include "worker/wk_conn.h"
 
+/* Up to this many names or statements, lookups scan instead of hashing. */
+#define WK_PREP_SCAN_MAX 8
+
 #define WK_PREP_BUCKETS 4096
 
 #define WK_PREP_NO_ROW UINT32_MAX
@@ -311,27 +314,71 @@ wk_prep_cleanup_all(void)
 void
 wk_prep_names_init(struct wk_prep_names *n)
 {
-	n->v = NULL;
-	n->cnt = n->cap = 0;
+	memset(n, 0, sizeof(*n));
 }
+
+/* ---- the name index (entries not being dropped) ---- */
+
+static uint32_t
+wk_prep_names_hash(const void *ctx, size_t i)
+{
+	const char *name = ((const struct wk_prep_names *)ctx)->v[i].name;
+
+	return fnv1a32(FNV1A32_INIT, name, strlen(name));
+}
+
+static bool
+wk_prep_names_is_indexed(const void *ctx, size_t i)
+{
+	return !((const struct wk_prep_names *)ctx)->v[i].is_dropping;
+}
+
+/* The index of the entry named name not being dropped, or SIZE_MAX. */
+static size_t
+wk_prep_names_find(const struct wk_prep_names *n, const char *name)
+{
+	const struct wk_index *ix = &n->index;
+
+	if (n->cnt <= WK_PREP_SCAN_MAX) {
+		/* a few names, the common case: a scan costs less than the hash */
+		for (size_t i = 0; i < n->cnt; i++)
+			if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0)
+				return i;
+		return SIZE_MAX;
+	}
+	for (size_t k = wk_index_home(ix, fnv1a32(FNV1A32_INIT, name, strlen(name)));;
+	     k = wk_index_next(ix, k)) {
+		uint32_t at = ix->slot[k];
+
+		if (at == 0)
+			return SIZE_MAX;
+		if (strcmp(n->v[at - 1].name, name) == 0)
+			return at - 1;
+	}
+}
+
+static void
+wk_prep_names_index_del(struct wk_prep_names *n, size_t i)
+{
+	wk_index_del(&n->index, wk_prep_names_hash(n, i), i, wk_prep_names_hash, n);
+}
+
+/* ---- entries ---- */
 
 struct wk_prep *
 wk_prep_names_get(const struct wk_prep_names *n, const char *name)
 {
-	for (size_t i = 0; i < n->cnt; i++)
-		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0)
-			return n->v[i].prep;
-	return NULL;
+	size_t i = wk_prep_names_find(n, name);
+
+	return i == SIZE_MAX ? NULL : n->v[i].prep;
 }
 
 bool
 wk_prep_names_is_unconfirmed(const struct wk_prep_names *n, const char *name)
 {
-	for (size_t i = 0; i < n->cnt; i++)
-		if (!n->v[i].is_dropping && n->v[i].is_unconfirmed &&
-		    strcmp(n->v[i].name, name) == 0)
-			return true;
-	return false;
+	size_t i = wk_prep_names_find(n, name);
+
+	return i != SIZE_MAX && n->v[i].is_unconfirmed;
 }
 
 const char *
@@ -344,133 +391,173 @@ wk_prep_names_name_of(const struct wk_prep_names *n, const char *pgdog_name, siz
 	return NULL;
 }
 
-int
-wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
+static void
+wk_prep_names_mark(struct wk_prep_names *n, size_t i, bool is_unconfirmed)
 {
-	for (size_t i = 0; i < n->cnt; i++) {
-		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0) {
-			struct wk_prep *old = n->v[i].prep;
+	if (n->v[i].is_unconfirmed != is_unconfirmed)
+		is_unconfirmed ? n->unconfirmed_cnt++ : n->unconfirmed_cnt--;
+	n->v[i].is_unconfirmed = is_unconfirmed;
+}
 
-			p->client_refs++;
-			n->v[i].prep = p;
-			n->v[i].is_unconfirmed = false;
-			old->client_refs--;
-			wk_prep_publish(p);
-			wk_prep_publish(old);
-			wk_prep_release_if_unused(old);
-			return 0;
-		}
+/* Put name (p); its index in v, or SIZE_MAX when out of memory. */
+static size_t
+wk_prep_names_add(struct wk_prep_names *n, const char *name, struct wk_prep *p)
+{
+	size_t i = wk_prep_names_find(n, name);
+
+	if (i != SIZE_MAX) {
+		struct wk_prep *old = n->v[i].prep;
+
+		p->client_refs++;
+		n->v[i].prep = p;
+		wk_prep_names_mark(n, i, false);
+		old->client_refs--;
+		wk_prep_publish(p);
+		wk_prep_publish(old);
+		wk_prep_release_if_unused(old);
+		return i;
 	}
 	if (n->cnt == n->cap) {
 		size_t cap = n->cap ? n->cap * 2 : 8;
 		struct wk_prep_name *v = realloc(n->v, cap * sizeof(*v));
 
 		if (!v)
-			return -1;
+			return SIZE_MAX;
 		n->v = v;
 		n->cap = cap;
 	}
-	n->v[n->cnt].name = strdup(name);
-	if (!n->v[n->cnt].name)
-		return -1;
-	n->v[n->cnt].prep = p;
-	n->v[n->cnt].is_unconfirmed = false;
-	n->v[n->cnt].is_dropping = false;
-	n->v[n->cnt].drop_seq = 0;
+	if (wk_index_reserve(&n->index, n->cnt + 1, n->cnt, wk_prep_names_hash,
+			     wk_prep_names_is_indexed, n) < 0)
+		return SIZE_MAX;
+	i = n->cnt;
+	n->v[i].name = strdup(name);
+	if (!n->v[i].name)
+		return SIZE_MAX;
+	n->v[i].prep = p;
+	n->v[i].is_unconfirmed = false;
+	n->v[i].is_dropping = false;
+	n->v[i].drop_seq = 0;
 	p->client_refs++;
 	n->cnt++;
+	wk_index_put(&n->index, wk_prep_names_hash(n, i), i);
 	wk_prep_publish(p);
-	return 0;
+	return i;
+}
+
+int
+wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
+{
+	return wk_prep_names_add(n, name, p) == SIZE_MAX ? -1 : 0;
 }
 
 int
 wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 {
-	if (wk_prep_names_put(n, name, p) < 0)
+	size_t i = wk_prep_names_add(n, name, p);
+
+	if (i == SIZE_MAX)
 		return -1;
-	for (size_t i = 0; i < n->cnt; i++)
-		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0)
-			n->v[i].is_unconfirmed = true;
+	wk_prep_names_mark(n, i, true);
 	return 0;
 }
 
-void
-wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok)
-{
-	for (size_t i = 0; i < n->cnt;) {
-		if (n->v[i].prep != p || !n->v[i].is_unconfirmed) {
-			i++;
-			continue;
-		}
-		if (is_ok) {
-			n->v[i].is_unconfirmed = false;
-			i++;
-			continue;
-		}
-		/* PostgreSQL refused it: the client never had this name */
-		free(n->v[i].name);
-		n->v[i] = n->v[--n->cnt];
-		p->client_refs--;
-		wk_prep_publish(p);
-		wk_prep_release_if_unused(p);
-		return; /* p may be gone; a name is added once per PREPARE */
-	}
-}
-
-/* Remove n->v[i]. May free its statement. */
+/*
+ * Remove n->v[i]; the last entry takes its place. May free its statement.
+ */
 static void
 wk_prep_names_remove(struct wk_prep_names *n, size_t i)
 {
 	struct wk_prep *p = n->v[i].prep;
+	size_t last = n->cnt - 1;
 
+	if (!n->v[i].is_dropping)
+		wk_prep_names_index_del(n, i);
+	else
+		n->dropping_cnt--;
+	if (n->v[i].is_unconfirmed)
+		n->unconfirmed_cnt--;
 	free(n->v[i].name);
-	n->v[i] = n->v[--n->cnt];
+	if (i != last) {
+		if (!n->v[last].is_dropping)
+			wk_index_move(&n->index, wk_prep_names_hash(n, last), last, i);
+		n->v[i] = n->v[last];
+	}
+	n->cnt--;
 	p->client_refs--;
 	wk_prep_publish(p);
 	wk_prep_release_if_unused(p);
 }
 
 void
+wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok)
+{
+	size_t first = SIZE_MAX, seen = 0, total = n->unconfirmed_cnt;
+
+	/*
+	 * The oldest name p's answer is for (the lowest index: names are added
+	 * at the end). Unconfirmed names are the latest as a rule: scanning
+	 * back, stop once all of them have been seen.
+	 */
+	for (size_t i = n->cnt; i-- > 0 && seen < total;) {
+		if (!n->v[i].is_unconfirmed)
+			continue;
+		seen++;
+		if (n->v[i].prep != p)
+			continue;
+		if (is_ok)
+			wk_prep_names_mark(n, i, false);
+		else
+			first = i;
+	}
+	/* PostgreSQL refused it: the client never had this name (one per PREPARE) */
+	if (first != SIZE_MAX)
+		wk_prep_names_remove(n, first);
+}
+
+void
 wk_prep_names_del(struct wk_prep_names *n, const char *name)
 {
-	for (size_t i = 0; i < n->cnt; i++) {
-		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0) {
-			wk_prep_names_remove(n, i);
-			return;
-		}
-	}
+	size_t i = wk_prep_names_find(n, name);
+
+	if (i != SIZE_MAX)
+		wk_prep_names_remove(n, i);
 }
 
 struct wk_prep *
 wk_prep_names_drop_begin(struct wk_prep_names *n, const char *name)
 {
 	static uint64_t seq;
+	size_t i = wk_prep_names_find(n, name);
 
-	for (size_t i = 0; i < n->cnt; i++) {
-		if (!n->v[i].is_dropping && strcmp(n->v[i].name, name) == 0) {
-			n->v[i].is_dropping = true;
-			n->v[i].drop_seq = ++seq;
-			return n->v[i].prep;
-		}
-	}
-	return NULL;
+	if (i == SIZE_MAX)
+		return NULL;
+	wk_prep_names_index_del(n, i);
+	n->v[i].is_dropping = true;
+	n->v[i].drop_seq = ++seq;
+	n->dropping_cnt++;
+	return n->v[i].prep;
 }
 
 void
 wk_prep_names_drop_end(struct wk_prep_names *n, struct wk_prep *p, bool is_ok)
 {
-	size_t at = n->cnt;
+	size_t at = SIZE_MAX, seen = 0;
 
 	/* DEALLOCATEs are answered in the order they were sent: the oldest is this one */
-	for (size_t i = 0; i < n->cnt; i++)
-		if (n->v[i].prep == p && n->v[i].is_dropping &&
-		    (at == n->cnt || n->v[i].drop_seq < n->v[at].drop_seq))
+	for (size_t i = n->cnt; i-- > 0 && seen < n->dropping_cnt;) {
+		if (!n->v[i].is_dropping)
+			continue;
+		seen++;
+		if (n->v[i].prep == p && (at == SIZE_MAX || n->v[i].drop_seq < n->v[at].drop_seq))
 			at = i;
-	if (at == n->cnt)
+	}
+	if (at == SIZE_MAX)
 		return; /* forgotten meanwhile (DEALLOCATE ALL, DISCARD ALL) */
 	if (!is_ok && !wk_prep_names_get(n, n->v[at].name)) {
 		/* PostgreSQL did not run it: the client still has the statement */
 		n->v[at].is_dropping = false;
+		n->dropping_cnt--;
+		wk_index_put(&n->index, wk_prep_names_hash(n, at), at);
 		return;
 	}
 	wk_prep_names_remove(n, at);
@@ -488,6 +575,8 @@ wk_prep_names_clear(struct wk_prep_names *n)
 		wk_prep_release_if_unused(p);
 	}
 	n->cnt = 0;
+	n->unconfirmed_cnt = n->dropping_cnt = 0;
+	wk_index_clear(&n->index);
 }
 
 void
@@ -495,6 +584,7 @@ wk_prep_names_cleanup(struct wk_prep_names *n)
 {
 	wk_prep_names_clear(n);
 	free(n->v);
+	wk_index_free(&n->index);
 	wk_prep_names_init(n);
 }
 
@@ -504,16 +594,51 @@ wk_prep_held_init(struct wk_prep_held *h)
 	memset(h, 0, sizeof(*h));
 }
 
+static uint32_t
+wk_prep_held_hash_of(const struct wk_prep *p)
+{
+	uintptr_t v = (uintptr_t)p >> 4;
+
+	return (uint32_t)(v ^ (v >> 29)) * 2654435761u;
+}
+
+static uint32_t
+wk_prep_held_hash(const void *ctx, size_t i)
+{
+	return wk_prep_held_hash_of(((const struct wk_prep_held *)ctx)->v[i].prep);
+}
+
+/* The index of p in h->v, or SIZE_MAX. */
+static size_t
+wk_prep_held_find(const struct wk_prep_held *h, const struct wk_prep *p)
+{
+	const struct wk_index *ix = &h->index;
+
+	if (h->cnt <= WK_PREP_SCAN_MAX) {
+		for (size_t i = 0; i < h->cnt; i++)
+			if (h->v[i].prep == p)
+				return i;
+		return SIZE_MAX;
+	}
+	for (size_t k = wk_index_home(ix, wk_prep_held_hash_of(p));; k = wk_index_next(ix, k)) {
+		uint32_t at = ix->slot[k];
+
+		if (at == 0)
+			return SIZE_MAX;
+		if (h->v[at - 1].prep == p)
+			return at - 1;
+	}
+}
+
 bool
 wk_prep_held_has(struct wk_prep_held *h, struct wk_prep *p)
 {
-	for (size_t i = 0; i < h->cnt; i++) {
-		if (h->v[i].prep == p) {
-			h->v[i].last_use = ++h->clock;
-			return true;
-		}
-	}
-	return false;
+	size_t i = wk_prep_held_find(h, p);
+
+	if (i == SIZE_MAX)
+		return false;
+	h->v[i].last_use = ++h->clock;
+	return true;
 }
 
 int
@@ -528,8 +653,11 @@ wk_prep_held_add(struct wk_prep_held *h, struct wk_prep *p)
 		h->v = v;
 		h->cap = cap;
 	}
+	if (wk_index_reserve(&h->index, h->cnt + 1, h->cnt, wk_prep_held_hash, NULL, h) < 0)
+		return -1;
 	h->v[h->cnt].prep = p;
 	h->v[h->cnt].last_use = ++h->clock;
+	wk_index_put(&h->index, wk_prep_held_hash_of(p), h->cnt);
 	h->cnt++;
 	p->server_refs++;
 	wk_prep_publish(p);
@@ -539,15 +667,19 @@ wk_prep_held_add(struct wk_prep_held *h, struct wk_prep *p)
 void
 wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p)
 {
-	for (size_t i = 0; i < h->cnt; i++) {
-		if (h->v[i].prep == p) {
-			h->v[i] = h->v[--h->cnt];
-			p->server_refs--;
-			wk_prep_publish(p);
-			wk_prep_release_if_unused(p);
-			return;
-		}
+	size_t i = wk_prep_held_find(h, p), last = h->cnt - 1;
+
+	if (i == SIZE_MAX)
+		return;
+	wk_index_del(&h->index, wk_prep_held_hash_of(p), i, wk_prep_held_hash, h);
+	if (i != last) {
+		wk_index_move(&h->index, wk_prep_held_hash(h, last), last, i);
+		h->v[i] = h->v[last];
 	}
+	h->cnt--;
+	p->server_refs--;
+	wk_prep_publish(p);
+	wk_prep_release_if_unused(p);
 }
 
 struct wk_prep *
@@ -573,6 +705,7 @@ wk_prep_held_cleanup(struct wk_prep_held *h)
 		wk_prep_release_if_unused(p);
 	}
 	free(h->v);
+	wk_index_free(&h->index);
 	for (size_t i = 0; i < h->junk_cnt; i++)
 		free(h->junk[i]);
 	free(h->junk);

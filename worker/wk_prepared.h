@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "shared/compiler.h"
+#include "worker/wk_index.h"
 
 struct pgw_buf;
 
@@ -103,6 +104,12 @@ struct wk_prep_names {
 		uint64_t drop_seq; /* order of the DEALLOCATEs in flight */
 	} * v;
 	size_t cnt, cap;
+	/*
+	 * The entries not being dropped, by name: a client's thousands of names
+	 * do not cost a scan each.
+	 */
+	struct wk_index index;
+	size_t unconfirmed_cnt, dropping_cnt; /* entries so marked: the scans stop early */
 };
 
 /* The statements prepared on one server connection. */
@@ -112,6 +119,7 @@ struct wk_prep_held {
 		uint64_t last_use; /* LRU clock */
 	} * v;
 	size_t cnt, cap;
+	struct wk_index index; /* v by statement: a Bind checks its server in one look */
 	uint64_t clock;
 	/*
 	 * Statements pgdog made on it under a client's own name, so that the

@@ -1157,7 +1157,7 @@ wk_pubsub_client_deliver(struct wk_client *c)
 	if (pc->is_overflow)
 		return wk_client_fatal(
 			c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
-			"too many notifications queued for this client while it was in a transaction (pub_sub_channel_size = %d)",
+			"too many notifications queued for this client while it was in a transaction or not reading (pub_sub_channel_size = %d)",
 			g_cfg->pub_sub_channel_size);
 	if (pc->queued_cnt) {
 		/* what arrived before the listener was lost, then the FATAL */

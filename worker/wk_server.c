@@ -31,6 +31,7 @@
 #include "shared/log.h"
 #include "shared/secret.h"
 #include "shared/shm.h"
+#include "worker/wk_cancel.h"
 #include "worker/wk_client.h"
 #include "worker/wk_stats.h"
 #include "worker/wk_pubsub.h"
@@ -39,6 +40,8 @@
 #define WK_SERVER_PARAM_MSG_MAX (16 * 1024)
 #define WK_SERVER_NO_ROW        UINT32_MAX
 
+static uint32_t wk_server_put_reset(struct wk_server *s, struct pgw_buf *b, bool is_session_end,
+				    bool is_in_block);
 static void wk_server_read_cb(void *arg);
 static void wk_server_write_cb(void *arg);
 static void wk_server_event_cb(void *arg, short what);
@@ -250,6 +253,8 @@ wk_server_open(struct wk_pool *p, bool is_listener)
 		r->connect_us = g_wk.now_us;
 		r->request_us = 0;
 		r->queries = r->transactions = r->bytes_received = r->bytes_sent = 0;
+		r->ready_us = 0; /* SHOW SERVERS: nothing from the row's last connection */
+		r->tx_status = 'I';
 		r->application_name[0] = '\0';
 		memset(&r->fd, 0, sizeof(*r) - offsetof(struct shm_server, fd));
 		shm_row_write_end(&r->seq);
@@ -320,6 +325,17 @@ wk_server_close(struct wk_server *s, const char *reason)
 	/* once connected, a PostgreSQL backend exists until it sees us go */
 	has_backend = s->state != WK_SERVER_CONNECTING && wk_stream_is_open(&s->io);
 	log_debug(&s->lctx, "closing server connection: %s", reason ? reason : "");
+	if (has_backend && s->backend_pid && !g_wk.is_shutting_down && !g_wk.is_loop_done &&
+	    (s->state == WK_SERVER_RESET ||
+	     (s->state == WK_SERVER_ACTIVE &&
+	      (s->expect_ready || s->has_unsynced || s->internal_ready)))) {
+		/*
+		 * Its backend is running something, and reads our Terminate only
+		 * when that ends: cancel it, or it runs on, outside the pool's
+		 * count, once the slot is given back (WK_POOL_CLOSE_WAIT_US).
+		 */
+		(void)wk_cancel_send(s->pool, s->backend_pid, s->backend_key, NULL, NULL);
+	}
 	if (s->client) {
 		struct wk_client *c = s->client;
 
@@ -442,15 +458,22 @@ wk_server_event_cb(void *arg, short what)
 		break;
 	case WK_SERVER_ACTIVE: {
 		struct wk_client *c = s->client;
+		bool has_fatal;
 
 		/* forward what it said before it went away (often a FATAL) */
 		if (c)
 			(void)wk_server_forward(s);
 		c = s->client;
+		has_fatal = s->has_fatal && s->internal_ready == 0;
 		wk_server_close(s, "server closed the connection");
-		if (c)
+		if (c && has_fatal) {
+			/* as from PostgreSQL: its FATAL, then the end of the connection */
+			c->server = NULL;
+			wk_client_close(c, "server sent FATAL and closed the connection");
+		} else if (c) {
 			wk_client_server_lost(c, SQLSTATE_CONNECTION_FAILURE,
 					      "server closed the connection unexpectedly");
+		}
 		break;
 	}
 	case WK_SERVER_CLOSING:
@@ -1257,7 +1280,8 @@ wk_server_checkin(struct wk_server *s)
  * pgdog's own queries): statistics, the end of a transaction, and whether
  * the server goes back to the pool once the message has moved
  * (is_release_due). -1: the session's values could not be kept (out of
- * memory); the caller ends the session (wk_server_session_lost).
+ * memory); -2: a transaction block in statement mode (a BEGIN pgdog did not
+ * refuse); the caller ends the session (wk_server_session_lost).
  */
 static int
 wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
@@ -1271,6 +1295,8 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 					  false); /* a cancel now is dropped, as PostgreSQL does */
 	}
 	wk_stats_ready(s, c, st);
+	if (UNLIKELY(st != 'I' && c && c->pooler_mode == CONFIG_POOLER_STATEMENT))
+		return -2;
 	if (st == 'T') {
 		/*
 		 * Still in the block after an error: it was rolled back to a
@@ -1304,10 +1330,15 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 }
 
 static void
-wk_server_session_lost(struct wk_client *c)
+wk_server_session_lost(struct wk_client *c, int why)
 {
-	wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
-			"out of memory: cannot keep the session's settings");
+	if (why == -2)
+		/* the server's block is rolled back when the client goes (wk_server_release) */
+		wk_client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+				"transaction blocks are not allowed in statement pooling mode");
+	else
+		wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY,
+				"out of memory: cannot keep the session's settings");
 }
 
 /* Move the batch of bytes decided for the client (or drop it when there is none). */
@@ -1679,6 +1710,7 @@ wk_server_forward(struct wk_server *s)
 		switch (h.type) {
 		case PGW_MSG_READY: {
 			char st = (char)hdr[PGW_HDR_LEN];
+			int why;
 
 			if (h.len != 5 || (st != 'I' && st != 'T' && st != 'E'))
 				return wk_server_broken(s, "malformed ReadyForQuery from server");
@@ -1694,6 +1726,24 @@ wk_server_forward(struct wk_server *s)
 				evbuffer_drain(in, pgw_msg_size(&h));
 				avail = evbuffer_get_length(in);
 				has_cur = false;
+				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET &&
+				    s->reset_after_drain && !s->internal_failed) {
+					/* the left client's replies are drained: now the cleanup */
+					struct pgw_buf *b = &g_wk.scratch;
+					uint32_t resets;
+
+					pgw_buf_reset(b);
+					resets = wk_server_put_reset(
+						s, b, s->reset_after_drain == 2, st != 'I');
+					s->reset_after_drain = 0;
+					if (resets && (b->has_error ||
+						       wk_server_send_internal(s, b, resets) < 0)) {
+						wk_server_close(s, "out of memory");
+						return WK_CLOSED;
+					}
+					if (resets)
+						continue;
+				}
 				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET) {
 					if (st == 'I' && !s->internal_failed)
 						wk_pool_server_ready(s->pool, s);
@@ -1705,11 +1755,12 @@ wk_server_forward(struct wk_server *s)
 				}
 				continue;
 			}
-			if (wk_server_client_ready(s, c, st) < 0) {
+			why = wk_server_client_ready(s, c, st);
+			if (why < 0) {
 				/* the session's values are lost: end it, reset the server */
 				wk_server_flush(in, out, &off, &avail, &moved);
 				evbuffer_drain(in, pgw_msg_size(&h));
-				wk_server_session_lost(c);
+				wk_server_session_lost(c, why);
 				return WK_CLOSED;
 			}
 			break;
@@ -1750,16 +1801,30 @@ wk_server_forward(struct wk_server *s)
 			if (!wk_server_front_whole(in, out, &off, &avail, &moved,
 						   WK_SERVER_PARAM_MSG_MAX, &h, &msg))
 				goto done;
-			if (pgw_parse_param_status(msg + PGW_HDR_LEN, h.len - 4, &name, &value) ==
+			s->is_fwd_internal = false;
+			if (pgw_parse_param_status(msg + PGW_HDR_LEN, h.len - 4, &name, &value) !=
 			    0)
-				wk_server_param_set(s, name, value);
-			/* values pgdog set for the client: the client sees them too */
-			s->is_fwd_internal =
-				s->internal_ready > 0 && c && s->state == WK_SERVER_ACTIVE;
+				break;
+			wk_server_param_set(s, name, value);
+			if (c && s->state == WK_SERVER_ACTIVE) {
+				/*
+				 * Values pgdog's SETs for the client brought: it sees those
+				 * it was not told yet, as PostgreSQL reports a change.
+				 */
+				int told = wk_client_param_status(c, name, value,
+								  s->internal_ready > 0);
+
+				s->is_fwd_internal = s->internal_ready > 0 && told != 0;
+			}
 			break;
 		}
 		case PGW_MSG_ERROR:
 			s->is_copy_in = false;
+			/* the severity field comes first: "SFATAL", as PostgreSQL writes it */
+			if (n >= PGW_HDR_LEN + 6 && hdr[PGW_HDR_LEN] == 'S' &&
+			    (memcmp(hdr + PGW_HDR_LEN + 1, "FATAL", 5) == 0 ||
+			     memcmp(hdr + PGW_HDR_LEN + 1, "PANIC", 5) == 0))
+				s->has_fatal = true;
 			if (s->internal_ready == 0) {
 				s->has_tx_error = true;
 				/* no Sync or Query sent after it: the server skips what is sent now */
@@ -1864,10 +1929,12 @@ wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
 			s->tx_status = st;
 			s->ready_us = g_wk.mono_us;
 			s->has_error_unsynced = false;
-			if (wk_server_client_ready(s, c, st) < 0) {
+			int why = wk_server_client_ready(s, c, st);
+
+			if (why < 0) {
 				if (wk_stream_send(&c->io, buf, sent) < 0)
 					log_warn(&s->lctx, "out of memory for a reply");
-				wk_server_session_lost(c);
+				wk_server_session_lost(c, why);
 				return WK_STREAM_FLAT_GONE;
 			}
 			if (!is_dropped)
@@ -1972,8 +2039,38 @@ wk_server_read_cb(void *arg)
 	}
 }
 
+/*
+ * Append what leaves s clean for the pool: ROLLBACK when a block is open,
+ * then server_reset_query (the session ended, or the server's settings are
+ * not the pool's) or RESET ALL. Returns how many queries.
+ */
+static uint32_t
+wk_server_put_reset(struct wk_server *s, struct pgw_buf *b, bool is_session_end, bool is_in_block)
+{
+	uint32_t queries = 0;
+
+	if (is_in_block) {
+		pgw_put_query(b, "ROLLBACK");
+		queries++;
+	}
+	if ((is_session_end || s->is_dirty || g_cfg->server_reset_query_always) &&
+	    g_cfg->server_reset_query && *g_cfg->server_reset_query) {
+		pgw_put_query(b, g_cfg->server_reset_query);
+		queries++;
+		wk_settings_clear(&s->applied);
+		wk_prep_held_after_query(&s->held, g_cfg->server_reset_query);
+		s->is_dirty = false;
+	} else if (s->is_dirty) {
+		pgw_put_query(b, "RESET ALL");
+		queries++;
+		wk_settings_clear(&s->applied);
+		s->is_dirty = false;
+	}
+	return queries;
+}
+
 void
-wk_server_release(struct wk_server *s, bool is_session_end)
+wk_server_release(struct wk_server *s, bool is_session_end, bool is_cancel_due)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 	uint32_t queries = 0;
@@ -1990,6 +2087,10 @@ wk_server_release(struct wk_server *s, bool is_session_end)
 		/* half a message went to the server: nothing can bring it back in step */
 		wk_stats_add(s->pool, SHM_STAT_OUT_OF_SYNC, 1);
 		wk_server_close(s, "client left in the middle of a message");
+		return;
+	}
+	if (is_cancel_due) {
+		wk_server_close(s, "client left with a cancel on its way to the server");
 		return;
 	}
 	pgw_buf_reset(b);
@@ -2011,37 +2112,29 @@ wk_server_release(struct wk_server *s, bool is_session_end)
 		s->expect_ready++;
 		s->has_unsynced = false;
 	}
-	if (s->expect_ready || s->tx_status != 'I') {
-		pgw_put_query(b, "ROLLBACK");
-		queries++;
-	}
-	if ((is_session_end || s->is_dirty || g_cfg->server_reset_query_always) &&
-	    g_cfg->server_reset_query && *g_cfg->server_reset_query) {
-		pgw_put_query(b, g_cfg->server_reset_query);
-		queries++;
-		wk_settings_clear(&s->applied);
-		wk_prep_held_after_query(&s->held, g_cfg->server_reset_query);
-		s->is_dirty = false;
-	} else if (s->is_dirty) {
-		pgw_put_query(b, "RESET ALL");
-		queries++;
-		wk_settings_clear(&s->applied);
-		s->is_dirty = false;
-	}
-	if (s->expect_ready)
+	if (s->expect_ready) {
+		/*
+		 * Whether a block is open after them is known only then: ROLLBACK
+		 * (not to be sent outside one, PostgreSQL warns) and the reset
+		 * follow the last reply (wk_server_reset_after_drain).
+		 */
+		s->reset_after_drain = is_session_end ? 2 : 1;
 		log_debug(&s->lctx, "client left with %u replies pending: draining them",
 			  s->expect_ready);
+	} else {
+		queries += wk_server_put_reset(s, b, is_session_end, s->tx_status != 'I');
+	}
 	queries += s->expect_ready;
 	s->expect_ready = 0;
 	s->is_release_due = false;
 	wk_server_set_state(s, WK_SERVER_RESET);
-	if (queries == 0) {
+	/* pgdog's own queries still running (the client's SETs): their replies come first */
+	if (queries == 0 && s->internal_ready == 0) {
 		wk_pool_server_ready(s->pool, s);
 		return;
 	}
 	wk_stats_add(s->pool, SHM_STAT_CLEANED, 1);
-	s->internal_ready = 0;
-	if (wk_server_send_internal(s, b, queries) < 0) {
+	if (queries && wk_server_send_internal(s, b, queries) < 0) {
 		wk_server_close(s, "out of memory");
 		return;
 	}

@@ -38,9 +38,11 @@ void wk_server_gone(struct wk_server *s);
 /*
  * The client left: roll back s (and run server_reset_query when the
  * session ends with it: session mode, or state pinned in transaction mode)
- * and return it to the pool, or close it when its state is unknown.
+ * and return it to the pool, or close it when its state is unknown or a
+ * cancel is on its way to its backend (is_cancel_due: it could hit the
+ * next client's query).
  */
-void wk_server_release(struct wk_server *s, bool is_session_end);
+void wk_server_release(struct wk_server *s, bool is_session_end, bool is_cancel_due);
 /* Transaction mode: the client's transaction is over; s goes back to the pool. */
 void wk_server_checkin(struct wk_server *s);
 /*

@@ -312,9 +312,31 @@ wk_session_reported(const struct wk_server_param *reported, size_t cnt, const ch
 	return NULL;
 }
 
+/*
+ * Lists whose SET quotes a literal as one name (GUC_LIST_QUOTE): SET
+ * search_path TO 'a,b' is the one schema "a,b", where a startup value or
+ * set_config() takes a,b as a list, unquoted names folded to lower case.
+ */
+static bool
+wk_session_is_list_quote(const char *name)
+{
+	return strcasecmp(name, "search_path") == 0 || strcasecmp(name, "temp_tablespaces") == 0 ||
+	       strcasecmp(name, "session_preload_libraries") == 0 ||
+	       strcasecmp(name, "local_preload_libraries") == 0;
+}
+
 static void
 wk_session_put_set(struct pgw_buf *b, const struct wk_setting *want)
 {
+	if (!want->is_raw && wk_session_is_list_quote(want->name)) {
+		/* the value as PostgreSQL reads it from a startup packet */
+		pgw_put_bytes(b, "SELECT pg_catalog.set_config(E'", 31);
+		wk_session_put_quoted(b, want->name, '\'');
+		pgw_put_bytes(b, "', E'", 5);
+		wk_session_put_quoted(b, want->value, '\'');
+		pgw_put_bytes(b, "', false);", 10);
+		return;
+	}
 	pgw_put_bytes(b, "SET \"", 5);
 	wk_session_put_quoted(b, want->name, '"');
 	if (want->is_raw) {

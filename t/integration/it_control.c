@@ -266,6 +266,8 @@ START_TEST(test_control_held_timeout_and_set)
 		ms = it_now_ms() - t0;
 		ck_assert_msg(strcmp(st, "53300") == 0, "worker %d: %s %s", i, st, msg);
 		ck_assert_msg(strstr(msg, "checkout_timeout (1200 ms)") != NULL, "%s", msg);
+		/* why: the servers are idle, not in use */
+		ck_assert_msg(strstr(msg, "the pool is paused") != NULL, "%s", msg);
 		ck_assert_msg(ms >= 1100 && ms < 4000, "worker %d failed after %lld ms", i, ms);
 		for (int k = 0; i && k < 100 && log_count("pooler error: FATAL 53300") == logged;
 		     k++)

@@ -241,21 +241,21 @@ START_TEST(test_protocol_login_timeout)
 	int fd2 = it_raw_connect(g_it.port);
 	char type, body[1024];
 	long len;
-	char st[6], sev[16], text[256];
 	long long t0 = it_now_ms(), elapsed;
 
-	/* startup, then never answer the password request */
+	/*
+	 * startup, then never answer the password request: closed without a
+	 * message, as PostgreSQL closes at authentication_timeout (pgdog sent
+	 * FATAL 08P01)
+	 */
 	ck_assert_int_eq(it_raw_startup(fd, 3, 0, "app", "app"), 0);
 	len = it_raw_recv(fd, &type, body, sizeof(body), 3000);
 	ck_assert_msg(len >= 4 && type == 'R', "no authentication request");
-	read_error(fd, st, sev, text, sizeof(text));
+	len = it_raw_recv(fd, &type, body, sizeof(body), 4000);
 	elapsed = it_now_ms() - t0;
-	ck_assert_msg(strcmp(st, "08P01") == 0, "login timeout: SQLSTATE '%s' (%s) after %lld ms",
-		      st, text, elapsed);
-	ck_assert_str_eq(sev, "FATAL");
+	ck_assert_msg(len < 0, "login timeout: message '%c' after %lld ms", type, elapsed);
 	ck_assert_msg(elapsed >= 700 && elapsed <= 4000,
 		      "client_login_timeout = 1000: closed after %lld ms", elapsed);
-	ck_assert_msg(it_raw_wait_closed(fd, 2000), "connection left open after the login timeout");
 	close(fd);
 	/* a client that sends nothing at all is closed too */
 	ck_assert_msg(it_raw_wait_closed(fd2, 4000), "a silent client was not closed within 4 s");
@@ -298,6 +298,41 @@ START_TEST(test_protocol_gssenc_request)
 	ck_assert_int_eq(it_raw_recv_byte(fd, 3000), 'N');
 	raw_login_ok(fd);
 	close(fd);
+	assert_pool_serves();
+}
+END_TEST
+
+/*
+ * One SSLRequest and one GSSENCRequest, in either order, are answered; a
+ * second of either is taken, as by PostgreSQL, for an unknown protocol
+ * version (pgdog answered every one with N).
+ */
+START_TEST(test_protocol_ssl_request_twice)
+{
+	for (int k = 0; k < 2; k++) {
+		int fd = it_raw_connect(g_it.port);
+		char pkt[8], type, body[512], out[128];
+		long len;
+
+		put32(pkt, 8);
+		put32(pkt + 4, 80877104);
+		ck_assert_int_eq(it_raw_send(fd, pkt, 8), 0);
+		ck_assert_int_eq(it_raw_recv_byte(fd, 3000), 'N');
+		put32(pkt + 4, 80877103);
+		ck_assert_int_eq(it_raw_send(fd, pkt, 8), 0);
+		ck_assert_int_eq(it_raw_recv_byte(fd, 3000), 'N');
+		put32(pkt + 4, k ? 80877103 : 80877104);
+		ck_assert_int_eq(it_raw_send(fd, pkt, 8), 0);
+		len = it_raw_recv(fd, &type, body, sizeof(body), 3000);
+		ck_assert_msg(len > 0 && type == 'E', "a second request: '%c'", type);
+		ck_assert_str_eq(it_raw_field(body, len, 'C', out, sizeof(out)), "0A000");
+		ck_assert_str_eq(
+			it_raw_field(body, len, 'M', out, sizeof(out)),
+			k ? "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0"
+			  : "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.0");
+		ck_assert_msg(it_raw_wait_closed(fd, 2000), "connection left open");
+		close(fd);
+	}
 	assert_pool_serves();
 }
 END_TEST
@@ -463,6 +498,7 @@ main(void)
 	tcase_add_test(tc, test_protocol_login_timeout);
 	tcase_add_test(tc, test_protocol_ssl_request);
 	tcase_add_test(tc, test_protocol_gssenc_request);
+	tcase_add_test(tc, test_protocol_ssl_request_twice);
 	tcase_add_test(tc, test_protocol_minor_version);
 	tcase_add_test(tc, test_protocol_major_version);
 	tcase_add_test(tc, test_protocol_unknown_message);

@@ -14,11 +14,16 @@
 #include "t/lib/it.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define APP   "dbname=app user=app password=app_pw"
@@ -580,6 +585,105 @@ START_TEST(test_txn_disconnect_tx_status)
 }
 END_TEST
 
+/*
+ * A new server connection shows nothing of the last one in its row: a
+ * connection closed in a transaction left tx_status T (and its last
+ * ReadyForQuery time) to the next one, idle and new.
+ */
+START_TEST(test_txn_new_server_row)
+{
+	PGconn *a = it_connect(APP), *b, *adm = it_connect(ADMIN);
+	char pa[32], sql[96];
+	PGresult *res;
+	long long t0;
+
+	exec_ok(a, "BEGIN");
+	backend_pid(a, pa, sizeof(pa));
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s, 5000)", pa);
+	it_pg_exec(sql);
+	res = PQexec(a, "SELECT 1");
+	PQclear(res);
+	PQfinish(a);
+	b = it_connect(APP);
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_sleep(0.8)"), 1);
+	t0 = it_now_ms();
+	for (;;) {
+		PGresult *r = PQexec(adm, "SHOW SERVERS");
+		int st = PQfnumber(r, "state"), tx = PQfnumber(r, "tx_status"),
+		    pid = PQfnumber(r, "remote_pid");
+		bool seen = false;
+
+		ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		for (int i = 0; i < PQntuples(r); i++) {
+			if (strcmp(PQgetvalue(r, i, st), "active") != 0 ||
+			    strcmp(PQgetvalue(r, i, pid), pa) == 0)
+				continue;
+			ck_assert_str_eq(PQgetvalue(r, i, tx), "I");
+			seen = true;
+		}
+		PQclear(r);
+		if (seen)
+			break;
+		ck_assert_msg(it_now_ms() - t0 < 700, "no active server in SHOW SERVERS");
+		it_sleep_ms(20);
+	}
+	while ((res = PQgetResult(b)) != NULL)
+		PQclear(res);
+	PQfinish(b);
+	PQfinish(adm);
+}
+END_TEST
+
+/* How many lines of PostgreSQL's log contain text. */
+static int
+pg_log_count(const char *text)
+{
+	char path[IT_PATH_MAX + 8], line[4096];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/log", g_it.pg_dir);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A client that leaves while its query runs: once the reply is drained,
+ * pgdog rolls back only a block that is open, so PostgreSQL does not warn
+ * "there is no transaction in progress" for every such client; a block that
+ * is open is rolled back.
+ */
+START_TEST(test_txn_left_mid_query_rollback)
+{
+	const char *warn = "there is no transaction in progress";
+	int before = pg_log_count(warn);
+	PGconn *a = it_connect(APP), *b;
+
+	it_pg_exec("CREATE TABLE IF NOT EXISTS left_mid (x int); GRANT ALL ON left_mid TO app");
+	ck_assert_int_eq(PQsendQuery(a, "SELECT pg_sleep(0.3)"), 1);
+	ck_assert_int_eq(PQflush(a), 0);
+	it_sleep_ms(50);
+	PQfinish(a);
+	a = it_connect(APP);
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "INSERT INTO left_mid VALUES (1)");
+	ck_assert_int_eq(PQsendQuery(a, "SELECT pg_sleep(0.3)"), 1);
+	ck_assert_int_eq(PQflush(a), 0);
+	it_sleep_ms(50);
+	PQfinish(a);
+	b = it_connect(APP);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM left_mid"), "0");
+	ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
+	PQfinish(b);
+	it_sleep_ms(200); /* the server's log is written a little later */
+	ck_assert_int_eq(pg_log_count(warn), before);
+}
+END_TEST
+
 /* A client that leaves while its query streams rows: the server is drained and reused. */
 START_TEST(test_txn_disconnect_mid_query)
 {
@@ -790,6 +894,15 @@ setup_skip(void)
 	start_pgdog("pooler_mode = transaction\nauth_type = plain\ncheckout_timeout = 3000");
 }
 
+/* Big-endian 32 bits at p. */
+static void
+put32(char *p, uint32_t v)
+{
+	uint32_t be = htonl(v);
+
+	memcpy(p, &be, 4);
+}
+
 /* Append message type with body (len bytes) to buf at *n. */
 static void
 raw_put(char *buf, size_t *n, char type, const char *body, size_t len)
@@ -800,6 +913,13 @@ raw_put(char *buf, size_t *n, char type, const char *body, size_t len)
 	memcpy(buf + *n, &l, 4);
 	memcpy(buf + *n + 4, body, len);
 	*n += 4 + len;
+}
+
+/* Append a simple Query of sql. */
+static void
+raw_query(char *buf, size_t *n, const char *sql)
+{
+	raw_put(buf, n, 'Q', sql, strlen(sql) + 1);
 }
 
 /* Append a Parse of name with sql, no parameter types. */
@@ -977,6 +1097,305 @@ START_TEST(test_txn_malformed_query)
 }
 END_TEST
 
+/*
+ * Clients that send a request while every server is busy and leave before
+ * one is free leave the queue at once: their requests, which no server has
+ * seen, are dropped, and a client queued behind them gets the server as
+ * soon as it is free. (pgdog did not notice them leave: each in turn got
+ * the server and ran its request, the live client waiting behind them.) A
+ * client that leaves halfway through a message costs nothing either.
+ */
+START_TEST(test_txn_queued_client_left)
+{
+	static const char ghost[] = "INSERT INTO left_t SELECT 7 FROM pg_sleep(0.3)";
+	PGconn *a = it_connect(APP), *c = it_connect(APP), *d;
+	char buf[256], st[6];
+	long long t0;
+
+	it_pg_exec("CREATE TABLE IF NOT EXISTS left_t (x int); GRANT ALL ON left_t TO app");
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SELECT 1"); /* a holds the only server */
+	for (int i = 0; i < 5; i++) {
+		int fd = it_raw_connect(g_it.port);
+		size_t n = 0;
+
+		ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+		if (i < 4)
+			raw_put(buf, &n, 'Q', ghost, sizeof(ghost));
+		else
+			memcpy(buf, "Q\0\0\0\x40SELECT", n = 11); /* half a message */
+		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+		close(fd);
+	}
+	ck_assert_int_eq(PQsendQuery(c, "SELECT 'c'"), 1);
+	it_sleep_ms(300);
+	exec_ok(a, "COMMIT");
+	t0 = it_now_ms();
+	{
+		PGresult *res = PQgetResult(c);
+
+		ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+		ck_assert_str_eq(PQgetvalue(res, 0, 0), "c");
+		PQclear(res);
+		ck_assert_ptr_null(PQgetResult(c));
+	}
+	ck_assert_msg(it_now_ms() - t0 < 250, "c waited %lld ms behind clients that had left",
+		      it_now_ms() - t0);
+	it_sleep_ms(500);
+	ck_assert_str_eq(it_pg_value("SELECT count(*) FROM left_t"), "0");
+	d = it_connect(APP);
+	ck_assert_str_eq(it_value(d, "SELECT 'next'"), "next");
+	PQfinish(d);
+	PQfinish(c);
+	PQfinish(a);
+}
+END_TEST
+
+/*
+ * A client whose query needs pgdog's SETs first (another client used the
+ * server in between) leaves right after sending it: the server goes back
+ * to the pool only after every reply, pgdog's own included. (pgdog forgot
+ * its SET's reply: the next client got "RESET" as its answer, or another
+ * client's rows.)
+ */
+START_TEST(test_txn_left_during_set_replay)
+{
+	static const char set[] = "SET work_mem = '11MB'",
+			  leaver[] = "SELECT 'leaver', pg_sleep(0.01)";
+	PGconn *c = it_connect(APP);
+	char buf[256], st[6];
+	int bad = 0;
+
+	for (int i = 0; i < 150; i++) {
+		int fd = it_raw_connect(g_it.port);
+		size_t n = 0;
+		char sql[64], want[32];
+		const char *got;
+
+		ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+		raw_put(buf, &n, 'Q', set, sizeof(set));
+		raw_expect(fd, buf, &n, 1, "C Z");
+		ck_assert_str_eq(it_value(c, "SELECT 'pre'"),
+				 "pre"); /* c's settings on the server */
+		raw_put(buf, &n, 'Q', leaver, sizeof(leaver));
+		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+		close(fd);
+		snprintf(sql, sizeof(sql), "SELECT 'c %d'", i);
+		snprintf(want, sizeof(want), "c %d", i);
+		got = it_value(c, sql);
+		if (strcmp(got, want) != 0 && bad++ == 0)
+			fprintf(stderr, "round %d: got '%s'\n", i, got);
+	}
+	ck_assert_msg(bad == 0, "%d of 150 answers were not c's own", bad);
+	ck_assert_str_eq(it_value(c, "SHOW work_mem"), DEF_WORK_MEM);
+	PQfinish(c);
+}
+END_TEST
+
+/*
+ * A client cancelled while queued for a server gets 57014 for the request
+ * at the front, and the rest of its input keeps its framing: a Query is
+ * dropped alone, an extended-protocol request up to its Sync, which gets
+ * the one ReadyForQuery. What follows runs once a server is free. (pgdog
+ * dropped whatever it had read, possibly half a message: the bytes of a
+ * Bind parameter were then read as messages, and a Query hidden in them
+ * ran; a request without its Sync got a ReadyForQuery, its Sync another.)
+ */
+START_TEST(test_txn_cancel_waiting_framing)
+{
+	enum {
+		DATA = 90 * 1024
+	};
+	static const char hidden[] = "CREATE TABLE injected_by_split (a int)";
+	PGconn *a = it_connect(APP);
+	int fd = it_raw_connect(g_it.port);
+	char key[8], st[6], *buf = malloc(DATA + 4096), *p;
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_msg(it_raw_login_key(fd, "app", "app", "app_pw", st, key) == 0, "login: %s", st);
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SELECT 1"); /* a holds the only server */
+	/* a Query, then a request whose parameter is full of Query messages */
+	raw_put(buf, &n, 'Q', "SELECT 'first'", 15);
+	raw_parse(buf, &n, "", "SELECT length($1::bytea)");
+	buf[n++] = 'B';
+	put32(buf + n, (uint32_t)(4 + 2 + 4 + 2 + 4 + DATA + 2));
+	n += 4;
+	/* unnamed portal and statement, one binary parameter */
+	memcpy(buf + n, "\0\0\0\1\0\1\0\1", 8);
+	n += 8;
+	put32(buf + n, DATA);
+	n += 4;
+	for (p = buf + n; p + 5 + sizeof(hidden) <= buf + n + DATA; p += 5 + sizeof(hidden)) {
+		p[0] = 'Q';
+		put32(p + 1, (uint32_t)(4 + sizeof(hidden)));
+		memcpy(p + 5, hidden, sizeof(hidden));
+	}
+	memset(p, 'x', (size_t)(buf + n + DATA - p));
+	n += DATA;
+	memcpy(buf + n, "\0\0", 2);
+	n += 2;
+	raw_put(buf, &n, 'E', "\0\0\0\0", 5);
+	raw_put(buf, &n, 'S', "", 0);
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	it_sleep_ms(200);
+	it_raw_cancel(g_it.port, key);
+	n = 0;
+	raw_expect(fd, buf, &n, 1, "E Z");
+	exec_ok(a, "COMMIT");
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "1 2 D(%d) C Z", DATA);
+		raw_expect(fd, buf, &n, 1, want);
+	}
+	ck_assert_str_eq(it_pg_value("SELECT to_regclass('injected_by_split') IS NULL"), "t");
+	/* extended protocol without its Sync yet: no ReadyForQuery until the Sync */
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SELECT 1");
+	raw_parse(buf, &n, "", "SELECT 'queued'");
+	raw_put(buf, &n, 'D', "S", 2);
+	raw_put(buf, &n, 'H', "", 0);
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	n = 0;
+	it_sleep_ms(200);
+	it_raw_cancel(g_it.port, key);
+	{
+		char type, body[256];
+		long len = it_raw_recv(fd, &type, body, sizeof(body), 3000);
+
+		ck_assert_msg(len > 0 && type == 'E', "after the cancel: '%c'", type);
+		ck_assert_int_eq(it_raw_recv(fd, &type, body, sizeof(body), 300), -1);
+	}
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "Z");
+	exec_ok(a, "COMMIT");
+	raw_put(buf, &n, 'Q', "SELECT 'after'", 15);
+	raw_expect(fd, buf, &n, 1, "T D(after) C Z");
+	close(fd);
+	free(buf);
+	PQfinish(a);
+}
+END_TEST
+
+/*
+ * A backend terminated under its client: the client gets PostgreSQL's FATAL
+ * and the end of the connection, as from PostgreSQL. (pgdog added its own
+ * FATAL 08006 after it.)
+ */
+START_TEST(test_txn_server_fatal_once)
+{
+	int fd = it_raw_connect(g_it.port);
+	char buf[256], st[6], type, body[512], code[8], pid[32], sql[96];
+	size_t n = 0;
+	long len;
+	int errors = 0;
+
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	raw_put(buf, &n, 'Q', "BEGIN", 6);
+	raw_expect(fd, buf, &n, 1, "C Z");
+	raw_put(buf, &n, 'Q', "SELECT pg_backend_pid()::text", 30);
+	raw_exchange(fd, buf, n, 1, body, sizeof(body));
+	n = 0;
+	ck_assert_msg(sscanf(body, "T D(%31[0-9])", pid) == 1, "pid: %s", body);
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s, 5000)", pid);
+	it_pg_exec(sql);
+	while ((len = it_raw_recv(fd, &type, body, sizeof(body), 3000)) >= 0) {
+		ck_assert_msg(type == 'E', "message '%c'", type);
+		ck_assert_str_eq(it_raw_field(body, len, 'C', code, sizeof(code)), "57P01");
+		errors++;
+	}
+	ck_assert_int_eq(errors, 1);
+	close(fd);
+}
+END_TEST
+
+/*
+ * pgdog's SETs that make a server match its client do not tell the client
+ * what it knows: PostgreSQL sends ParameterStatus only when a value changes.
+ * (The client got application_name again before each reply on a server
+ * another client had used.)
+ */
+START_TEST(test_txn_param_status_once)
+{
+	int fd = it_raw_connect(g_it.port);
+	char buf[256], st[6];
+	size_t n = 0;
+	PGconn *b = it_connect(APP);
+
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	raw_query(buf, &n, "SET application_name = 'a'");
+	raw_expect(fd, buf, &n, 1, "C S Z");
+	for (int i = 0; i < 3; i++) {
+		ck_assert_str_eq(it_value(b, "SHOW application_name"), "");
+		raw_query(buf, &n, "SHOW application_name");
+		raw_expect(fd, buf, &n, 1, "T D(a) C Z");
+	}
+	raw_query(buf, &n, "SET TimeZone = 'utc'");
+	raw_expect(fd, buf, &n, 1, "C S Z");
+	ck_assert_str_eq(it_value(b, "SELECT 1"), "1");
+	raw_query(buf, &n, "SHOW TimeZone");
+	raw_expect(fd, buf, &n, 1, "T D(UTC) C Z");
+	close(fd);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * A client queued for a server keeps sending: pgdog buffers what it sends
+ * up to a limit and then stops reading it; once it has a server, every
+ * request runs, in order.
+ */
+START_TEST(test_txn_queued_pipeline)
+{
+	enum {
+		QUERIES = 6000
+	};
+	PGconn *a = it_connect(APP);
+	char *buf = malloc(QUERIES * 32), st[6], type, body[256];
+	size_t n = 0;
+	int fd, readies = 0, rows = 0;
+	long len;
+
+	ck_assert_ptr_nonnull(buf);
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "SELECT 1");
+	fd = it_raw_connect(g_it.port);
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	for (int i = 0; i < QUERIES; i++) {
+		char q[32];
+		int ql = snprintf(q, sizeof(q), "SELECT %d", i);
+
+		raw_put(buf, &n, 'Q', q, (size_t)ql + 1);
+	}
+	/* over 64 KiB: more than pgdog takes while the client is queued */
+	ck_assert_uint_gt(n, 64 * 1024);
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	it_sleep_ms(200);
+	exec_ok(a, "COMMIT");
+	while (readies < QUERIES && (len = it_raw_recv(fd, &type, body, sizeof(body), 5000)) >= 0) {
+		if (type == 'D') {
+			char want[16];
+			uint32_t vl;
+
+			memcpy(&vl, body + 2, 4);
+			vl = ntohl(vl);
+			snprintf(want, sizeof(want), "%d", rows);
+			ck_assert_msg(vl == strlen(want) && memcmp(body + 6, want, vl) == 0,
+				      "row %d: %.*s", rows, (int)vl, body + 6);
+			rows++;
+		}
+		readies += type == 'Z';
+	}
+	ck_assert_int_eq(readies, QUERIES);
+	ck_assert_int_eq(rows, QUERIES);
+	close(fd);
+	free(buf);
+	PQfinish(a);
+}
+END_TEST
+
 /* PQcancel on c (synchronous: returns once the server has the cancel). */
 static void
 cancel_now(PGconn *c)
@@ -1079,6 +1498,53 @@ START_TEST(test_txn_cancel_other_client)
 	ck_assert_msg(v.ok > 20, "B ran %d queries in 3 s", v.ok);
 	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
 	PQfinish(a);
+}
+END_TEST
+
+static void *
+cancel_thread_main(void *arg)
+{
+	char err[256];
+
+	/* its result is not checked: the cancel may come after its query ended */
+	(void)PQcancel(arg, err, sizeof(err));
+	return NULL;
+}
+
+/*
+ * As above, but A leaves right after sending its cancel, while the cancel
+ * may still be on its way: the server A leaves behind must not run B's
+ * query before the cancel has arrived. (pgdog cleaned it up and gave it to
+ * B at once: B's queries were cancelled.)
+ */
+START_TEST(test_txn_cancel_client_left)
+{
+	struct cancel_victim v = { .stop_ms = it_now_ms() + 3000 };
+	pthread_t th, ct;
+	int sent = 0;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_victim_main, &v), 0);
+	while (it_now_ms() < v.stop_ms) {
+		PGconn *a = it_connect(APP);
+		PGcancel *cancel = PQgetCancel(a);
+
+		ck_assert_ptr_nonnull(cancel);
+		ck_assert_int_eq(PQsendQuery(a, "SELECT pg_sleep(0.005)"), 1);
+		it_sleep_ms(4 + sent % 3);
+		ck_assert_int_eq(pthread_create(&ct, NULL, cancel_thread_main, cancel), 0);
+		it_sleep_ms(sent % 2);
+		/* gone without waiting for the cancel or the query's reply */
+		shutdown(PQsocket(a), SHUT_RDWR);
+		pthread_join(ct, NULL);
+		PQfreeCancel(cancel);
+		PQfinish(a);
+		sent++;
+	}
+	pthread_join(th, NULL);
+	ck_assert_msg(v.cancelled == 0 && v.other == 0,
+		      "B never cancelled: %d ok, %d cancelled, %d other errors (A sent %d cancels)",
+		      v.ok, v.cancelled, v.other, sent);
+	ck_assert_msg(v.ok > 20, "B ran %d queries in 3 s", v.ok);
 }
 END_TEST
 
@@ -1438,6 +1904,76 @@ START_TEST(test_set_startup_options)
 	ck_assert_str_eq(it_value(a, "SHOW search_path"), "opt_schema");
 	PQfinish(a);
 	PQfinish(b);
+}
+END_TEST
+
+/*
+ * A list value in a startup option is read as PostgreSQL reads it: a,b is
+ * two names, unquoted names folded to lower case. (pgdog applied it with a
+ * SET of one quoted literal: the one schema "opt_schema,Public".) Options
+ * are refused with PostgreSQL's messages, and a long value is taken whole.
+ */
+START_TEST(test_set_startup_list)
+{
+	PGconn *a = it_connect(APP " options='-c search_path=opt_schema,Public'");
+	PGconn *b = it_connect(APP);
+	char opt[1600];
+
+	for (int round = 0; round < 3; round++) {
+		ck_assert_str_eq(it_value(a, "SELECT current_schemas(false)"),
+				 "{opt_schema,public}");
+		ck_assert_str_eq(it_value(a, "SHOW search_path"), "opt_schema,Public");
+		ck_assert_str_eq(it_value(b, "SHOW search_path"), DEF_SEARCH_PATH);
+	}
+	PQfinish(a);
+	ck_assert_ptr_nonnull(strstr(it_connect_fail("options='-c'"),
+				     "invalid command-line argument for server process: -c"));
+	ck_assert_ptr_nonnull(strstr(it_connect_fail("options='-c work_mem=1MB -c'"),
+				     "invalid command-line argument for server process: -c"));
+	ck_assert_ptr_nonnull(
+		strstr(it_connect_fail("options='-c work_mem'"), "-c work_mem requires a value"));
+	ck_assert_ptr_nonnull(
+		strstr(it_connect_fail("options='--work-mem'"), "--work-mem requires a value"));
+	ck_assert_ptr_nonnull(strstr(it_connect_fail("options='-c =1'"),
+				     "unrecognized configuration parameter \"\""));
+	/* the packet's own parameter wins over the same one in options */
+	a = it_connect(APP " application_name=x options='-c application_name=y'");
+	ck_assert_str_eq(it_value(b, "SELECT 1"), "1");
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), "x");
+	PQfinish(a);
+	/* a value longer than 1 KiB */
+	snprintf(opt, sizeof(opt), APP " options='-c myapp.long=%01400d'", 7);
+	a = it_connect(opt);
+	ck_assert_str_eq(it_value(b, "SELECT 1"), "1");
+	ck_assert_str_eq(it_value(a, "SELECT length(current_setting('myapp.long'))"), "1400");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * SET seed seeds random() once: the client's next values follow from it,
+ * as in PostgreSQL, whoever else uses the pool. (pgdog replayed the SET on
+ * every server it gave the client, and random() kept repeating its first
+ * value.)
+ */
+START_TEST(test_set_seed)
+{
+	PGconn *a = it_connect(APP), *pg = it_pg_connect(), *adm = it_connect(ADMIN);
+
+	exec_ok(pg, "SET seed = 0.5");
+	exec_ok(a, "SET seed = 0.5");
+	for (int i = 0; i < 4; i++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "%s", it_value(pg, "SELECT random()::text"));
+		ck_assert_str_eq(it_value(a, "SELECT random()::text"), want);
+		/* idle servers are closed: a's next transaction could land on a new one */
+		PQclear(PQexec(adm, "RECONNECT app"));
+	}
+	PQfinish(adm);
+	PQfinish(pg);
+	PQfinish(a);
 }
 END_TEST
 
@@ -1954,6 +2490,62 @@ START_TEST(test_pin_released_on_disconnect)
 }
 END_TEST
 
+/* ---- out of file descriptors ------------------------------------------ */
+
+static void
+setup_fdlimit(void)
+{
+	struct rlimit was, low;
+
+	setup_pg("fdlimit");
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &was), 0);
+	low = was;
+	low.rlim_cur = 64; /* pgdog inherits it; this process gets its own back */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	start_pgdog("pooler_mode = transaction\nauth_type = plain");
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &was), 0);
+}
+
+/*
+ * More connections than pgdog has descriptors for: each one it cannot take
+ * is refused at once with 53300, as PostgreSQL refuses one it cannot serve,
+ * and the connected clients keep working. (They waited unanswered in the
+ * listen queue while the worker spun on EMFILE.)
+ */
+START_TEST(test_fd_exhausted)
+{
+	enum {
+		N = 100
+	};
+	int fds[N], refused = 0, st_ok = 0;
+	PGconn *c = it_connect(APP);
+
+	ck_assert_str_eq(it_value(c, "SELECT 'before'"), "before");
+	for (int i = 0; i < N; i++)
+		fds[i] = it_raw_connect(g_it.port);
+	it_sleep_ms(1000); /* the refusals are sent at once */
+	for (int i = 0; i < N; i++) {
+		char type, body[256], code[8];
+		long len = it_raw_recv(fds[i], &type, body, sizeof(body), 1);
+
+		if (len > 0 && type == 'E') {
+			refused++;
+			st_ok += strcmp(it_raw_field(body, len, 'C', code, sizeof(code)),
+					"53300") == 0;
+		}
+	}
+	ck_assert_msg(refused > 0 && refused == st_ok, "%d refused, %d with 53300", refused, st_ok);
+	ck_assert_str_eq(it_value(c, "SELECT 'during'"), "during");
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	it_sleep_ms(200);
+	PQfinish(c);
+	c = it_connect(APP);
+	ck_assert_str_eq(it_value(c, "SELECT 'after'"), "after");
+	PQfinish(c);
+}
+END_TEST
+
 /* ---- timeouts ------------------------------------------------------------ */
 
 static void
@@ -1961,8 +2553,9 @@ setup_timeouts(void)
 {
 	setup_pg("timeouts");
 	it_pg_exec("CREATE TABLE idle_t (x int); GRANT ALL ON idle_t TO app");
-	start_pgdog("pooler_mode = transaction\nquery_timeout = 500\n"
-		    "client_idle_in_transaction_timeout = 800\nclient_idle_timeout = 800");
+	start_pgdog("pooler_mode = transaction\nquery_timeout = 500\nconnect_timeout = 1000\n"
+		    "client_idle_in_transaction_timeout = 800\nclient_idle_timeout = 800\n"
+		    "rollback_timeout = 300");
 }
 
 START_TEST(test_timeout_query)
@@ -1994,6 +2587,116 @@ START_TEST(test_timeout_query)
 	}
 	PQfinish(mon);
 	PQfinish(c);
+}
+END_TEST
+
+/*
+ * Pipelined requests each get query_timeout from the ReadyForQuery before
+ * them, as each runs only then. (pgdog timed them all from the first: the
+ * second was cancelled after 150 ms of its own.)
+ */
+START_TEST(test_timeout_query_pipeline)
+{
+	PGconn *c = it_connect(APP);
+	PGresult *res;
+	int ok = 0;
+
+	ck_assert_int_eq(PQenterPipelineMode(c), 1);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(
+			PQsendQueryParams(c, "SELECT pg_sleep(0.35)", 0, NULL, NULL, NULL, NULL, 0),
+			1);
+		ck_assert_int_eq(PQpipelineSync(c), 1);
+	}
+	for (int i = 0; i < 4; i++) {
+		while ((res = PQgetResult(c)) != NULL) {
+			ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "request %d: %s", i,
+				      PQresultErrorMessage(res));
+			ok++;
+			PQclear(res);
+		}
+		res = PQgetResult(c);
+		ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
+		PQclear(res);
+	}
+	ck_assert_int_eq(ok, 4);
+	ck_assert_int_eq(PQexitPipelineMode(c), 1);
+	PQfinish(c);
+}
+END_TEST
+
+/*
+ * A backend that answers neither the query nor its cancel (stopped here):
+ * past query_timeout and the cancel's connect_timeout, the client gets
+ * 08006 and the server is closed. (The client waited for good.)
+ */
+START_TEST(test_timeout_query_no_answer)
+{
+	PGconn *c = it_connect(APP), *d;
+	char pid_s[32], st[6], msg[512];
+	long long t0;
+	int rc;
+	pid_t watchdog;
+
+	backend_pid(c, pid_s, sizeof(pid_s));
+	/* the backend goes on in 8 s whatever happens to this test */
+	watchdog = fork();
+	ck_assert_int_ge(watchdog, 0);
+	if (watchdog == 0) {
+		sleep(8);
+		kill((pid_t)atoi(pid_s), SIGCONT);
+		_exit(0);
+	}
+	ck_assert_int_eq(kill((pid_t)atoi(pid_s), SIGSTOP), 0);
+	t0 = it_now_ms();
+	rc = it_exec_first_error(c, "SELECT 1", st, msg, sizeof(msg));
+	ck_assert_int_eq(kill((pid_t)atoi(pid_s), SIGCONT), 0);
+	kill(watchdog, SIGKILL);
+	waitpid(watchdog, NULL, 0);
+	ck_assert_msg(rc == 1, "no error from a stopped backend");
+	ck_assert_msg(strcmp(st, "08006") == 0, "SQLSTATE '%s' (%s), expected 08006", st, msg);
+	ck_assert_msg(it_now_ms() - t0 < 4000, "the error came after %lld ms", it_now_ms() - t0);
+	d = it_connect(APP);
+	ck_assert_str_eq(it_value(d, "SELECT 'next'"), "next");
+	ck_assert_str_ne(it_value(d, "SELECT pg_backend_pid()::text"), pid_s);
+	PQfinish(d);
+	PQfinish(c);
+}
+END_TEST
+
+/*
+ * A client leaves while its query runs longer than rollback_timeout: the
+ * server is closed, and its backend's query cancelled, so that PostgreSQL
+ * never has more of the pool's connections than pool_size. (The backend ran
+ * on after pgdog had closed it and opened another.) query_timeout is the
+ * client's: it no longer applies once the client has left.
+ */
+START_TEST(test_timeout_rollback_cancels)
+{
+	static const char sleeper[] = "SELECT pg_sleep(20) /* left */";
+	PGconn *c = it_connect(APP), *d, *mon = it_pg_connect();
+	long long end;
+
+	ck_assert_int_eq(PQsendQuery(c, sleeper), 1);
+	ck_assert_int_eq(PQflush(c), 0);
+	it_sleep_ms(100);
+	PQfinish(c);
+	end = it_now_ms() + 3000;
+	for (;;) {
+		const char *n = it_value(mon, "SELECT count(*) FROM pg_stat_activity WHERE "
+					      "query LIKE '%/* left */' AND state = 'active' AND "
+					      "pid <> pg_backend_pid()");
+		if (strcmp(n, "0") == 0)
+			break;
+		ck_assert_msg(it_now_ms() < end, "the left query still runs after 3 s");
+		it_sleep_ms(50);
+	}
+	d = it_connect(APP);
+	ck_assert_str_eq(it_value(d, "SELECT 'next'"), "next");
+	ck_assert_str_eq(
+		it_value(mon, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'"), "1");
+	PQfinish(d);
+	PQfinish(mon);
 }
 END_TEST
 
@@ -2245,6 +2948,42 @@ START_TEST(test_stmt_extended_begin_refused)
 	PQclear(res);
 	ck_assert_str_eq(it_value(c, "SELECT 'usable'"), "usable");
 	PQfinish(c);
+}
+END_TEST
+
+/*
+ * A BEGIN that pgdog's check does not see (here: after another Execute in
+ * the same request) still cannot open a block: the ReadyForQuery that
+ * reports one ends the client with 0A000, and the block is rolled back.
+ * (The client went on and committed a transaction of several statements.)
+ */
+START_TEST(test_stmt_hidden_begin)
+{
+	PGconn *c = it_connect(APP), *d;
+	PGresult *res;
+	char st[6] = "";
+
+	ck_assert_int_eq(PQenterPipelineMode(c), 1);
+	ck_assert_int_eq(PQsendQueryParams(c, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQpipelineSync(c), 1);
+	for (int i = 0; i < 6; i++) {
+		res = PQgetResult(c);
+		if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
+			snprintf(st, sizeof(st), "%s",
+				 PQresultErrorField(res, PG_DIAG_SQLSTATE)
+					 ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+					 : "");
+		PQclear(res);
+		if (st[0])
+			break;
+	}
+	ck_assert_str_eq(st, "0A000");
+	PQfinish(c);
+	d = it_connect(APP);
+	ck_assert_int_eq(PQtransactionStatus(d), PQTRANS_IDLE);
+	ck_assert_str_eq(it_value(d, "SELECT now() = statement_timestamp()"), "t");
+	PQfinish(d);
 }
 END_TEST
 
@@ -2641,13 +3380,16 @@ main(void)
 	tcase_add_test(tc, test_txn_deallocate_protocol_statement);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
+	tcase_add_test(tc, test_txn_left_mid_query_rollback);
 	tcase_add_test(tc, test_txn_disconnect_tx_status);
+	tcase_add_test(tc, test_txn_new_server_row);
 	tcase_add_test(tc, test_txn_cancel_waiting);
 	tcase_add_test(tc, test_txn_cancel_running);
 	tcase_add_test(tc, test_txn_cancel_idle);
 	tcase_add_test(tc, test_txn_deallocate_all_named);
 	tcase_add_test(tc, test_txn_copy_extended);
 	tcase_add_test(tc, test_txn_cancel_other_client);
+	tcase_add_test(tc, test_txn_cancel_client_left);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("skip");
@@ -2655,6 +3397,18 @@ main(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_txn_skipped_after_error);
 	tcase_add_test(tc, test_txn_malformed_query);
+	tcase_add_test(tc, test_txn_queued_client_left);
+	tcase_add_test(tc, test_txn_left_during_set_replay);
+	tcase_add_test(tc, test_txn_queued_pipeline);
+	tcase_add_test(tc, test_txn_cancel_waiting_framing);
+	tcase_add_test(tc, test_txn_server_fatal_once);
+	tcase_add_test(tc, test_txn_param_status_once);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fdlimit");
+	tcase_add_unchecked_fixture(tc, setup_fdlimit, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_fd_exhausted);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ddl");
@@ -2681,6 +3435,8 @@ main(void)
 	tcase_add_test(tc, test_set_commit);
 	tcase_add_test(tc, test_set_reset);
 	tcase_add_test(tc, test_set_startup_options);
+	tcase_add_test(tc, test_set_startup_list);
+	tcase_add_test(tc, test_set_seed);
 	tcase_add_test(tc, test_set_same_startup_shared);
 	tcase_add_test(tc, test_set_hidden_by_digits);
 	tcase_add_test(tc, test_set_parameter_status);
@@ -2716,6 +3472,9 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_timeouts, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_timeout_query);
+	tcase_add_test(tc, test_timeout_query_pipeline);
+	tcase_add_test(tc, test_timeout_query_no_answer);
+	tcase_add_test(tc, test_timeout_rollback_cancels);
 	tcase_add_test(tc, test_timeout_idle_in_transaction);
 	tcase_add_test(tc, test_timeout_client_idle);
 	suite_add_tcase(s, tc);
@@ -2725,6 +3484,7 @@ main(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_stmt_begin_refused);
 	tcase_add_test(tc, test_stmt_extended_begin_refused);
+	tcase_add_test(tc, test_stmt_hidden_begin);
 	tcase_add_test(tc, test_stmt_start_transaction_refused);
 	tcase_add_test(tc, test_stmt_single_statements);
 	suite_add_tcase(s, tc);

@@ -1514,6 +1514,13 @@ it_raw_field(const char *body, long len, char f, char *out, size_t out_len)
 int
 it_raw_login(int fd, const char *user, const char *db, const char *password, char *sqlstate)
 {
+	return it_raw_login_key(fd, user, db, password, sqlstate, NULL);
+}
+
+int
+it_raw_login_key(int fd, const char *user, const char *db, const char *password, char *sqlstate,
+		 char *key)
+{
 	char type, body[8192];
 	long len;
 
@@ -1532,6 +1539,8 @@ it_raw_login(int fd, const char *user, const char *db, const char *password, cha
 		}
 		if (type == 'Z')
 			return 0;
+		if (type == 'K' && len == 8 && key != NULL)
+			memcpy(key, body, 8);
 		if (type == 'R' && len >= 4) {
 			uint32_t code = ((uint32_t)(unsigned char)body[0] << 24) |
 					((uint32_t)(unsigned char)body[1] << 16) |
@@ -1553,6 +1562,20 @@ it_raw_login(int fd, const char *user, const char *db, const char *password, cha
 			}
 		}
 	}
+}
+
+void
+it_raw_cancel(int port, const char *key)
+{
+	int fd = it_raw_connect(port);
+	char pkt[16];
+
+	it_put32(pkt, 16);
+	it_put32(pkt + 4, 80877102);
+	memcpy(pkt + 8, key, 8);
+	ck_assert_int_eq(it_raw_send(fd, pkt, sizeof(pkt)), 0);
+	ck_assert_msg(it_raw_wait_closed(fd, 5000), "the cancel connection stayed open");
+	close(fd);
 }
 
 int

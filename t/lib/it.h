@@ -247,6 +247,11 @@ const char *it_raw_field(const char *body, long len, char f, char *out, size_t o
  * if the server sent an ErrorResponse, its SQLSTATE in sqlstate (6 bytes).
  */
 int it_raw_login(int fd, const char *user, const char *db, const char *password, char *sqlstate);
+/* it_raw_login(), and the BackendKeyData (process id and key, 8 bytes) into key. */
+int it_raw_login_key(int fd, const char *user, const char *db, const char *password, char *sqlstate,
+		     char *key);
+/* Send a CancelRequest with key (8 bytes, from it_raw_login_key) and wait until it is closed. */
+void it_raw_cancel(int port, const char *key);
 /*
  * Send a StartupMessage and return the authentication request code pgdog
  * answers with (0 ok, 3 cleartext, 5 md5, 10 SASL), or -1 on error; with

@@ -688,6 +688,14 @@ START_TEST(test_sql_truncation)
 	ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
 	ck_assert_str_eq(r.stmts[0].name, "timezone");
 	ck_assert(r.stmts[0].is_truncated);
+
+	/* SET seed seeds random() once: replayed, it would seed it again */
+	classify("SET seed = 0.5");
+	ck_assert_int_eq(r.stmts[0].kind, SQL_SET);
+	ck_assert_str_eq(r.stmts[0].name, "seed");
+	ck_assert(r.stmts[0].is_truncated);
+	classify("SET LOCAL seed = 0.5");
+	ck_assert(!r.stmts[0].is_truncated);
 }
 END_TEST
 
