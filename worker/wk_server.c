@@ -1219,15 +1219,27 @@ wk_server_resync(struct wk_server *s, struct wk_client *c)
 	}
 }
 
-/* The ReadyForQuery that ends the transaction has moved: give the server back. */
+/*
+ * Count n bytes moved from s to c: the server's and client's rows and the
+ * pool's total_sent. Called before they can reach the client, so a client
+ * that has its reply finds it in SHOW STATS and /metrics.
+ */
+static void
+wk_server_count_sent(struct wk_server *s, struct wk_client *c, size_t n)
+{
+	shm_server((uint32_t)g_wk.slot, s->row)->bytes_received += n;
+	if (n) {
+		shm_client((uint32_t)g_wk.slot, c->row)->bytes_sent += n;
+		wk_stats_add(s->pool, SHM_STAT_SENT, n);
+	}
+}
+
+/* The ReadyForQuery that ends the transaction has moved (and is counted): give the server back. */
 static enum wk_rc
-wk_server_release_due(struct wk_server *s, size_t moved)
+wk_server_release_due(struct wk_server *s)
 {
 	struct wk_client *c = s->client;
 
-	shm_server((uint32_t)g_wk.slot, s->row)->bytes_received += moved;
-	shm_client((uint32_t)g_wk.slot, c->row)->bytes_sent += moved;
-	wk_stats_add(s->pool, SHM_STAT_SENT, moved);
 	wk_client_detach(c);
 	/* the client may have the next transaction queued already */
 	if (c->state == WK_CLIENT_IDLE && evbuffer_get_length(c->io.in))
@@ -1586,7 +1598,8 @@ wk_server_forward(struct wk_server *s)
 				}
 				if (s->is_release_due) {
 					wk_server_flush_last(s, c, &off, &avail, &moved);
-					return wk_server_release_due(s, moved);
+					wk_server_count_sent(s, c, moved);
+					return wk_server_release_due(s);
 				}
 				if (s->is_notify_due) {
 					/* pub/sub: notifications held during the transaction follow its end */
@@ -1871,12 +1884,11 @@ wk_server_forward(struct wk_server *s)
 done:
 	wk_server_flush_last(s, c, &off, &avail, &moved);
 	out = c ? c->io.out : NULL; /* the buffers may have traded places */
-	r->bytes_received += moved;
+	if (c)
+		wk_server_count_sent(s, c, moved);
+	else
+		r->bytes_received += moved;
 	if (c && moved) {
-		struct shm_client *cr = shm_client((uint32_t)g_wk.slot, c->row);
-
-		cr->bytes_sent += moved;
-		wk_stats_add(s->pool, SHM_STAT_SENT, moved);
 		if (evbuffer_get_length(out) > WK_BACKPRESSURE_BYTES && !s->read_paused) {
 			s->read_paused = true;
 			wk_stream_read_off(&s->io);
@@ -1932,6 +1944,7 @@ wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
 			int why = wk_server_client_ready(s, c, st);
 
 			if (why < 0) {
+				wk_server_count_sent(s, c, sent);
 				if (wk_stream_send(&c->io, buf, sent) < 0)
 					log_warn(&s->lctx, "out of memory for a reply");
 				wk_server_session_lost(c, why);
@@ -1945,6 +1958,7 @@ wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
 	}
 	if (off == 0)
 		return 0;
+	wk_server_count_sent(s, c, sent);
 	if (wk_stream_send(&c->io, buf, sent) < 0) {
 		wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory for a reply");
 		return WK_STREAM_FLAT_GONE;
@@ -1955,13 +1969,10 @@ wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
 			log_warn(&s->lctx, "out of memory for a synthetic reply");
 	}
 	if (is_ready && s->is_release_due) {
-		(void)wk_server_release_due(s, sent);
+		(void)wk_server_release_due(s);
 		return WK_STREAM_FLAT_GONE;
 	}
-	shm_server((uint32_t)g_wk.slot, s->row)->bytes_received += sent;
 	if (sent) {
-		shm_client((uint32_t)g_wk.slot, c->row)->bytes_sent += sent;
-		wk_stats_add(s->pool, SHM_STAT_SENT, sent);
 		if (evbuffer_get_length(c->io.out) > WK_BACKPRESSURE_BYTES && !s->read_paused) {
 			s->read_paused = true;
 			wk_stream_read_off(&s->io);
