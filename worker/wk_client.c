@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 
 #include "shared/config.h"
+#include "shared/hash.h"
 #include "shared/log.h"
 #include "shared/secret.h"
 #include "shared/shm.h"
@@ -888,27 +889,150 @@ wk_client_param_status(struct wk_client *c, const char *name, const char *value,
 	return 1;
 }
 
+/*
+ * Startup values a server of the pool has accepted: a login that brings
+ * only those (or the pool's own) needs no server. Per worker, direct-mapped
+ * on (pool, name, value); a value pushed out is tried again.
+ */
+#define WK_LOGIN_CHECKED_SLOTS 1024
+static struct wk_login_checked {
+	uint64_t key;
+	char *spelled; /* a reported parameter's value as the server wrote it: owned */
+} wk_login_checked[WK_LOGIN_CHECKED_SLOTS];
+
+static uint64_t
+wk_login_key(int pool_idx, const struct wk_setting *v)
+{
+	uint64_t h = fnv1a64(FNV1A64_INIT, &pool_idx, sizeof(pool_idx));
+
+	h = fnv1a64(h, v->name, strlen(v->name) + 1);
+	h = fnv1a64(h, v->value, strlen(v->value));
+	return h | 1; /* 0 is an empty slot */
+}
+
+/*
+ * Does c bring a startup value that no server of its pool has taken yet?
+ * PostgreSQL refuses a login whose value is invalid (work_mem=bogus), so
+ * such a value is tried on a server before the login ends. Any text is a
+ * valid application_name.
+ */
+static bool
+wk_client_login_needs_check(const struct wk_client *c)
+{
+	const struct wk_settings *st = &c->session.startup;
+
+	for (size_t i = 0; i < st->cnt; i++) {
+		const struct wk_setting *v = &st->v[i];
+		const char *reported;
+		uint64_t k;
+
+		if (strcmp(v->name, "application_name") == 0)
+			continue;
+		reported = wk_client_pool_param(c, v->name);
+		if (reported && strcmp(reported, v->value) == 0)
+			continue;
+		k = wk_login_key(c->pool_idx, v);
+		if (wk_login_checked[k % WK_LOGIN_CHECKED_SLOTS].key != k)
+			return true;
+	}
+	return false;
+}
+
+/* How the server wrote c's startup value of name when it took it, or NULL. */
+static const char *
+wk_client_login_spelled(const struct wk_client *c, const char *name)
+{
+	const struct wk_setting *v = wk_settings_get(&c->session.startup, name);
+	uint64_t k;
+
+	if (!v)
+		return NULL;
+	k = wk_login_key(c->pool_idx, v);
+	if (wk_login_checked[k % WK_LOGIN_CHECKED_SLOTS].key != k)
+		return NULL;
+	return wk_login_checked[k % WK_LOGIN_CHECKED_SLOTS].spelled;
+}
+
+/* The value s reported for name, or NULL. */
+static const char *
+wk_client_server_param(const struct wk_server *s, const char *name)
+{
+	for (size_t i = 0; s && i < s->params_cnt; i++)
+		if (strcasecmp(s->params[i].name, name) == 0)
+			return s->params[i].value;
+	return NULL;
+}
+
+/*
+ * c's startup values are applied on its server (its SETs answered without
+ * an error): remember them, give the server back, and end the login with
+ * the values as the server spells them.
+ */
+enum wk_rc
+wk_client_login_checked(struct wk_client *c)
+{
+	const struct wk_settings *st = &c->session.startup;
+
+	for (size_t i = 0; i < st->cnt; i++) {
+		uint64_t k = wk_login_key(c->pool_idx, &st->v[i]);
+		struct wk_login_checked *e = &wk_login_checked[k % WK_LOGIN_CHECKED_SLOTS];
+		const char *spelled = wk_client_server_param(c->server, st->v[i].name);
+
+		free(e->spelled);
+		e->spelled = NULL;
+		e->key = 0;
+		if (spelled && !(e->spelled = strdup(spelled)))
+			continue; /* out of memory: tried again next time */
+		e->key = k;
+	}
+	c->is_login_check = false;
+	return wk_client_finish_login(c);
+}
+
 enum wk_rc
 wk_client_finish_login(struct wk_client *c)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 	struct wk_pool *p = c->pool;
+	struct wk_server *s = c->server; /* after wk_client_login_checked */
 
+	if (!c->is_login_checked && !p->is_held && !p->is_banned && !g_wk.is_shutting_down &&
+	    wk_client_login_needs_check(c)) {
+		/* its first transaction starts now, with no request of its own */
+		c->is_login_checked = true;
+		c->is_login_check = true;
+		if (!c->is_read_off) {
+			wk_stream_read_off(&c->io);
+			c->is_read_off = true;
+		}
+		wk_client_set_state(c, WK_CLIENT_IDLE);
+		return wk_pool_checkout(p, c);
+	}
+	c->is_login_checked = true;
 	pgw_buf_reset(b);
 	for (size_t i = 0; i < p->params_cnt; i++) {
 		const char *mine = wk_client_param(c, p->params[i].name);
+		const char *spelled = NULL;
 
+		if (mine)
+			spelled = s ? wk_client_server_param(s, p->params[i].name)
+				    : wk_client_login_spelled(c, p->params[i].name);
+		if (spelled)
+			mine = spelled; /* "German, DMY" for german */
 		pgw_put_param_status(b, p->params[i].name, mine ? mine : p->params[i].value);
 		if (mine && wk_client_param_status(c, p->params[i].name, mine, false) < 0)
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	}
 	if (wk_client_send_ready(c, b) == WK_CLOSED)
 		return WK_CLOSED;
+	if (s)
+		wk_client_detach(c); /* IDLE, its server back to the pool (scratch is free again) */
 	if (c->is_read_off) {
 		wk_stream_read_on(&c->io);
 		c->is_read_off = false;
 	}
-	wk_client_set_state(c, WK_CLIENT_IDLE);
+	if (c->state != WK_CLIENT_IDLE)
+		wk_client_set_state(c, WK_CLIENT_IDLE);
 	if (g_cfg->log_connections)
 		log_info(&c->lctx, "login: user=%s database=%s", c->user_name, c->db_name);
 	if (g_wk.is_shutting_down)
@@ -1403,6 +1527,8 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	if (s->is_seq_foreign && !wk_client_is_session(c) && evbuffer_get_length(c->io.in) &&
 	    wk_client_front_reads_seq(c) && wk_client_discard_sequences(s) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	if (c->is_login_check)
+		return s->internal_ready ? WK_OK : wk_client_login_checked(c);
 	if (c->is_read_off) {
 		wk_stream_read_on(&c->io);
 		c->is_read_off = false;

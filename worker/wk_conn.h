@@ -100,6 +100,12 @@ struct wk_client {
 	bool is_free_later; /* on the reap list */
 	bool read_paused;   /* backpressure */
 	bool is_read_off;   /* reading stopped while it waits for a server or parameters */
+	/*
+	 * Login: its startup values are being tried on a server before the
+	 * ReadyForQuery (wk_client_login_check); is_login_checked once done.
+	 */
+	bool is_login_check;
+	bool is_login_checked;
 	/* the Bind being rewritten runs DISCARD ALL or DEALLOCATE ALL (wk_client_bind_setting) */
 	bool is_dealloc_due;
 	/* its request is on its server: published in its shm row's is_running (for cancels) */

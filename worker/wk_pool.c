@@ -37,6 +37,10 @@
 #define WK_POOL_RETRY_US      (1000 * 1000) /* after a failed connection */
 #define WK_POOL_CLOSE_WAIT_US (1000 * 1000) /* for a backend to hang up */
 #define WK_POOL_GIVE_BACK_US  (50 * 1000) /* idle this long with no local waiter: free for others */
+/* a server serves its worker's clients this long before a starving worker gets the cap */
+#define WK_POOL_SHARE_SLICE_US (250 * 1000)
+/* after giving the cap to a starving worker, open none while it still has none (its sweep takes it) */
+#define WK_POOL_YIELD_US (250 * 1000)
 
 /*
  * By shm pool index: room for g_shm->pools_cap, of which the first
@@ -512,7 +516,14 @@ wk_pool_forget(struct wk_pool *p, struct wk_server *s)
  * of its servers comes free it gives it back (closes it) instead of serving
  * its own next client if it holds more than its share, or if another worker
  * has clients waiting and no server at all (with pool_size below the number
- * of workers the cap then alternates). The sweep also gives back servers
+ * of workers the cap then alternates): once its own clients have had it for
+ * WK_POOL_SHARE_SLICE_US since it connected; and then it opens no new one
+ * for WK_POOL_YIELD_US while that worker still has none, so that the other
+ * takes the cap (at its next sweep). (Given back at once, a server that
+ * connected for a worker's clients served one transaction or none, and
+ * the worker that gave it back took the cap again before the starving one
+ * looked: hundreds of connections a second, and nobody served.) The sweep
+ * also gives back servers
  * idle for a while with no client of their own waiting. Nothing moves while
  * nobody else waits, so the cap is not passed back and forth on every
  * transaction (each pass costs PostgreSQL a new connection).
@@ -559,14 +570,26 @@ wk_pool_others_wait(const struct wk_pool *p)
 }
 
 static bool
-wk_pool_is_over_share(struct wk_pool *p)
+wk_pool_is_over_share(struct wk_pool *p, const struct wk_server *s)
 {
 	struct wk_pool_demand d;
 
 	if (!wk_pool_others_wait(p))
 		return false;
 	wk_pool_demand(p, &d);
-	return d.waiting_elsewhere && (wk_pool_local_total(p) > d.share || d.is_other_starving);
+	if (!d.waiting_elsewhere)
+		return false;
+	if (wk_pool_local_total(p) > d.share)
+		return true;
+	return d.is_other_starving && g_wk.mono_us - s->connect_us >= WK_POOL_SHARE_SLICE_US;
+}
+
+/* Close s for another worker's waiters, and let them have the cap before opening again. */
+static void
+wk_pool_give_back(struct wk_pool *p, struct wk_server *s)
+{
+	p->yield_until_us = g_wk.mono_us + WK_POOL_YIELD_US;
+	wk_server_close(s, "another worker has clients waiting for this pool");
 }
 
 /*
@@ -587,6 +610,8 @@ wk_pool_may_grow(struct wk_pool *p)
 	struct wk_pool_demand d;
 
 	wk_pool_demand(p, &d);
+	if (d.is_other_starving && g_wk.mono_us < p->yield_until_us)
+		return false;
 	return !d.waiting_elsewhere || wk_pool_local_total(p) < d.share;
 }
 
@@ -678,14 +703,30 @@ wk_pool_hand_out_held(struct wk_pool *p)
 	}
 }
 
-/* Give idle servers to waiters, oldest first. */
+static void wk_pool_hand_out_free(struct wk_pool *p);
+
+/*
+ * Give idle servers to waiters, oldest first. Not nested: a login that ends
+ * in the loop may queue again for a server (wk_client_finish_login), and a
+ * server may come back while a waiter is linked; the loop looks at the
+ * queue and the idle list afresh each time round.
+ */
 static void
 wk_pool_hand_out(struct wk_pool *p)
 {
-	if (p->is_held) {
-		wk_pool_hand_out_held(p);
+	if (p->is_handing_out)
 		return;
-	}
+	p->is_handing_out = true;
+	if (p->is_held)
+		wk_pool_hand_out_held(p);
+	else
+		wk_pool_hand_out_free(p);
+	p->is_handing_out = false;
+}
+
+static void
+wk_pool_hand_out_free(struct wk_pool *p)
+{
 	while (!list_empty(&p->waiters)) {
 		struct wk_client *c =
 			list_entry(list_first(&p->waiters), struct wk_client, wait_node);
@@ -768,9 +809,9 @@ wk_pool_server_ready(struct wk_pool *p, struct wk_server *s)
 		wk_server_close(s, "shutting down");
 		return;
 	}
-	if (wk_pool_is_over_share(p)) {
+	if (wk_pool_is_over_share(p, s)) {
 		/* another worker's clients wait for this pool's cap: give back what is beyond our share */
-		wk_server_close(s, "another worker has clients waiting for this pool");
+		wk_pool_give_back(p, s);
 		return;
 	}
 	if (wk_pool_is_upgrade_surplus(p)) {
@@ -883,10 +924,10 @@ wk_pool_sweep_one(struct wk_pool *p)
 			wk_server_close(s, "server_lifetime reached");
 		else if (idle && above_min && now - s->state_since_us > idle)
 			wk_server_close(s, "idle_timeout reached");
-		else if (wk_pool_is_over_share(p) || wk_pool_is_upgrade_surplus(p) ||
+		else if (wk_pool_is_over_share(p, s) || wk_pool_is_upgrade_surplus(p) ||
 			 (p->waiters_cnt == 0 && now - s->state_since_us > WK_POOL_GIVE_BACK_US &&
 			  shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0))
-			wk_server_close(s, "another worker has clients waiting for this pool");
+			wk_pool_give_back(p, s);
 	}
 	if (p->waiters_cnt)
 		wk_pool_grow(p);

@@ -16,16 +16,17 @@
 #include "worker/wk_conn.h"
 
 struct wk_pool {
-	uint32_t idx;                             /* stable shm pool index (shm_pool_ident) */
-	const struct config_pool *cfg;            /* borrowed from owner; NULL: slot unused */
-	const struct config_user *user;           /* borrowed from owner */
-	const struct config_database *db;         /* borrowed from owner */
-	const struct config *owner;               /* the configuration those point into */
-	bool is_draining;                         /* removed by a reload: no new work */
-	bool is_held;                             /* PAUSE / MAINTENANCE: no checkout */
-	bool is_banned;                           /* BAN: checkouts refused */
-	uint32_t epoch;                           /* servers of an older epoch close at check-in */
-	char name[160];                           /* "user@database (host:port)" for messages */
+	uint32_t idx;                     /* stable shm pool index (shm_pool_ident) */
+	const struct config_pool *cfg;    /* borrowed from owner; NULL: slot unused */
+	const struct config_user *user;   /* borrowed from owner */
+	const struct config_database *db; /* borrowed from owner */
+	const struct config *owner;       /* the configuration those point into */
+	bool is_draining;                 /* removed by a reload: no new work */
+	bool is_held;                     /* PAUSE / MAINTENANCE: no checkout */
+	bool is_banned;                   /* BAN: checkouts refused */
+	bool is_handing_out; /* in wk_pool_hand_out(), whose loop sees what a nested call would */
+	uint32_t epoch;      /* servers of an older epoch close at check-in */
+	char name[160];      /* "user@database (host:port)" for messages */
 	struct list servers[WK_SERVER_STATE_CNT]; /* by state */
 	uint32_t servers_cnt[WK_SERVER_STATE_CNT];
 	struct list waiters; /* clients in WAIT_SERVER, oldest first */
@@ -41,6 +42,7 @@ struct wk_pool {
 	uint8_t client_key[AUTH_KEY_LEN];
 	bool has_client_key;
 	uint64_t retry_after_us; /* no new connection before this after a failure */
+	uint64_t yield_until_us; /* gave the cap to a starving worker: none opened before this */
 	struct shm_pool_stats *stats;
 	struct shm_pool *shm; /* shm_pool(idx): the global counts, cached */
 };

@@ -1757,6 +1757,14 @@ wk_server_forward(struct wk_server *s)
 					if (resets)
 						continue;
 				}
+				if (s->internal_ready == 0 && s->state == WK_SERVER_ACTIVE && c &&
+				    c->is_login_check && !s->internal_failed) {
+					/* the client's startup values are taken: its login ends */
+					wk_server_flush_last(s, c, &off, &avail, &moved);
+					wk_server_count_sent(s, c, moved);
+					(void)wk_client_login_checked(c);
+					return WK_OK;
+				}
 				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET) {
 					if (st == 'I' && !s->internal_failed)
 						wk_pool_server_ready(s->pool, s);
@@ -1819,10 +1827,11 @@ wk_server_forward(struct wk_server *s)
 			    0)
 				break;
 			wk_server_param_set(s, name, value);
-			if (c && s->state == WK_SERVER_ACTIVE) {
+			if (c && s->state == WK_SERVER_ACTIVE && !c->is_login_check) {
 				/*
 				 * Values pgdog's SETs for the client brought: it sees those
-				 * it was not told yet, as PostgreSQL reports a change.
+				 * it was not told yet, as PostgreSQL reports a change (at
+				 * login, in the ParameterStatus list: wk_client_finish_login).
 				 */
 				int told = wk_client_param_status(c, name, value,
 								  s->internal_ready > 0);

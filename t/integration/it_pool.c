@@ -241,6 +241,87 @@ START_TEST(test_pool_checkout_timeout)
 }
 END_TEST
 
+/*
+ * pool_size 1 with clients on both workers: the one server connection goes
+ * from worker to worker, and each serves its clients in between. (A server
+ * given back to a worker whose clients were waiting was closed as soon as
+ * it had logged in, before serving any of them, because the other worker
+ * now waited with none: the two passed the cap back and forth, PostgreSQL
+ * saw hundreds of connections a second, and the clients got 53300.)
+ */
+#define SHARE_CLIENTS 12
+
+static void
+setup_share(void)
+{
+	setup_pg("share");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "pooler_mode = transaction\ncheckout_timeout = 1000",
+		.users = "[users.chk]\ndatabase = app\npassword = chk_pw\npool_size = 1\n",
+	});
+}
+
+struct share_arg {
+	PGconn *conn;
+	atomic_bool *stop;
+	int done;
+	char err[256];
+};
+
+static void *
+share_client(void *p)
+{
+	struct share_arg *a = p;
+
+	while (!atomic_load(a->stop) && !a->err[0]) {
+		PGresult *res = PQexec(a->conn, "SELECT 1");
+
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			a->done++;
+		else
+			snprintf(a->err, sizeof(a->err), "%s", PQerrorMessage(a->conn));
+		PQclear(res);
+	}
+	return NULL;
+}
+
+START_TEST(test_pool_cap_below_workers)
+{
+	PGconn *conns[SHARE_CLIENTS], *adm = it_connect("dbname=admin user=admin password=pgdog");
+	struct share_arg args[SHARE_CLIENTS];
+	pthread_t th[SHARE_CLIENTS];
+	atomic_bool stop = false;
+	unsigned long long connects0, connects;
+	int n = it_connect_spread(CHK, "chk", conns, 6, SHARE_CLIENTS);
+
+	connects0 = strtoull(it_show_value(adm, "SHOW STATS", "database", "app", NULL, NULL,
+					   "total_connect_count"),
+			     NULL, 10);
+	for (int i = 0; i < n; i++) {
+		args[i] = (struct share_arg){ .conn = conns[i], .stop = &stop };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, share_client, &args[i]), 0);
+	}
+	it_sleep_ms(3000);
+	atomic_store(&stop, true);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	connects = strtoull(it_show_value(adm, "SHOW STATS", "database", "app", NULL, NULL,
+					  "total_connect_count"),
+			    NULL, 10) -
+		   connects0;
+	for (int i = 0; i < n; i++) {
+		ck_assert_msg(!args[i].err[0], "client %d of %d: %s", i, n, args[i].err);
+		ck_assert_msg(args[i].done >= 10, "client %d of %d ran %d transactions in 3 s", i,
+			      n, args[i].done);
+		PQfinish(conns[i]);
+	}
+	/* passed on a few times a second at most, not after every transaction */
+	ck_assert_msg(connects <= 80, "%llu server connections in 3 s for pool_size 1", connects);
+	PQfinish(adm);
+}
+END_TEST
+
 /* ---- max_client_conn ----------------------------------------------------- */
 
 static void
@@ -597,6 +678,12 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_checkout, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pool_checkout_timeout);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("share");
+	tcase_add_unchecked_fixture(tc, setup_share, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_pool_cap_below_workers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("max_client_conn");

@@ -1951,6 +1951,83 @@ START_TEST(test_set_startup_list)
 }
 END_TEST
 
+/* A login in a thread: when it ended, and its connection. */
+struct login_arg {
+	char conninfo[512];
+	PGconn *conn;
+	long long done_ms;
+};
+
+static void *
+login_thread(void *p)
+{
+	struct login_arg *a = p;
+
+	a->conn = PQconnectdb(a->conninfo);
+	a->done_ms = it_now_ms();
+	return NULL;
+}
+
+/*
+ * Startup values are tried at login, as PostgreSQL checks them: an invalid
+ * one refuses the login with PostgreSQL's error (pgdog logged it in, and
+ * the client's first request got the FATAL), and the login's ParameterStatus
+ * spells each value as the server does (German, DMY for german; pgdog
+ * passed on the client's spelling). Values a server has taken need no
+ * server at the next login: it goes through while the pool's one server is
+ * held; a login with a new value waits for the server.
+ */
+START_TEST(test_set_startup_checked)
+{
+	PGconn *a, *pg = it_pg_connect(), *hold;
+	struct login_arg la = { .conn = NULL };
+	pthread_t th;
+	const char *err;
+
+	err = it_connect_fail(APP " options='-c work_mem=bogus'");
+	ck_assert_msg(strstr(err, "invalid value for parameter \"work_mem\": \"bogus\""), "%s",
+		      err);
+	err = it_connect_fail(APP " options='-c DateStyle=iso -c no_such_setting=1'");
+	ck_assert_msg(strstr(err, "unrecognized configuration parameter \"no_such_setting\""), "%s",
+		      err);
+	/* the server that refused them is not another client's problem */
+	a = it_connect(APP);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), it_value(pg, "SHOW work_mem"));
+	PQfinish(a);
+	for (int round = 0; round < 2; round++) {
+		a = it_connect(APP " options='-c DateStyle=german -c TimeZone=utc'");
+		ck_assert_str_eq(PQparameterStatus(a, "DateStyle"), "German, DMY");
+		ck_assert_str_eq(PQparameterStatus(a, "TimeZone"), "UTC");
+		ck_assert_str_eq(it_value(a, "SHOW DateStyle"), "German, DMY");
+		PQfinish(a);
+	}
+	hold = it_connect(APP);
+	exec_ok(hold, "BEGIN");
+	ck_assert_str_eq(it_value(hold, "SELECT 1"), "1");
+	a = it_connect(APP " options='-c DateStyle=german -c TimeZone=utc'");
+	ck_assert_str_eq(PQparameterStatus(a, "DateStyle"), "German, DMY");
+	snprintf(la.conninfo, sizeof(la.conninfo), "%s",
+		 it_pgdog_dsn(APP " options='-c DateStyle=sql'"));
+	ck_assert_int_eq(pthread_create(&th, NULL, login_thread, &la), 0);
+	it_sleep_ms(400);
+	long long released = it_now_ms();
+
+	exec_ok(hold, "COMMIT");
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(PQstatus(la.conn), CONNECTION_OK);
+	ck_assert_msg(la.done_ms >= released,
+		      "a login with a new value did not wait for the server");
+	ck_assert_str_eq(PQparameterStatus(la.conn, "DateStyle"), "SQL, MDY");
+	ck_assert_str_eq(it_value(la.conn, "SHOW DateStyle"), "SQL, MDY");
+	ck_assert_str_eq(it_value(a, "SHOW DateStyle"), "German, DMY");
+	ck_assert_str_eq(it_value(hold, "SHOW DateStyle"), it_value(pg, "SHOW DateStyle"));
+	PQfinish(la.conn);
+	PQfinish(a);
+	PQfinish(hold);
+	PQfinish(pg);
+}
+END_TEST
+
 /*
  * SET seed seeds random() once: the client's next values follow from it,
  * as in PostgreSQL, whoever else uses the pool. (pgdog replayed the SET on
@@ -3436,6 +3513,7 @@ main(void)
 	tcase_add_test(tc, test_set_reset);
 	tcase_add_test(tc, test_set_startup_options);
 	tcase_add_test(tc, test_set_startup_list);
+	tcase_add_test(tc, test_set_startup_checked);
 	tcase_add_test(tc, test_set_seed);
 	tcase_add_test(tc, test_set_same_startup_shared);
 	tcase_add_test(tc, test_set_hidden_by_digits);
