@@ -1166,9 +1166,19 @@ wk_client_on_startup(struct wk_client *c)
 				break;
 			}
 			*asked = true;
-			/* no encryption yet: the client may go on in plaintext */
+			/*
+			 * No encryption yet: the client may go on in plaintext, once
+			 * it has the answer. What it sent before, PostgreSQL refuses
+			 * (it could be a man in the middle's).
+			 */
 			if (evbuffer_add(c->io.out, "N", 1) < 0)
 				rc = wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			else if (evbuffer_get_length(in))
+				rc = wk_client_fatal(
+					c, SQLSTATE_PROTOCOL_VIOLATION,
+					kind == PGW_STARTUP_SSL
+						? "received unencrypted data after SSL request"
+						: "received unencrypted data after GSSAPI encryption request");
 			else
 				wk_stream_want_write(&c->io);
 			break;
@@ -1482,6 +1492,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->is_copy_in = false;
 	s->is_broken_request = false;
 	s->is_release_due = false;
+	s->is_end_due = false;
 	s->is_notify_due = false;
 	s->has_tx_error = false;
 	s->has_error_unsynced = false;
@@ -3969,6 +3980,97 @@ wk_client_is_skipped(uint8_t type)
 }
 
 /* Session traffic: client bytes to its server, headers read on the way. */
+/*
+ * A message type PostgreSQL takes after login. It reads nothing else: any
+ * other type gets FATAL 08P01 (CopyData, CopyDone and CopyFail outside a
+ * COPY are read and ignored, so they pass).
+ */
+static bool
+wk_client_is_msg_type(uint8_t t)
+{
+	switch (t) {
+	case PGW_MSG_QUERY:
+	case PGW_MSG_PARSE:
+	case PGW_MSG_BIND:
+	case PGW_MSG_EXECUTE:
+	case PGW_MSG_DESCRIBE:
+	case PGW_MSG_CLOSE:
+	case PGW_MSG_SYNC:
+	case PGW_MSG_FLUSH:
+	case PGW_MSG_FUNCTION_CALL:
+	case PGW_MSG_TERMINATE:
+	case PGW_MSG_COPY_DATA:
+	case PGW_MSG_COPY_DONE:
+	case PGW_MSG_COPY_FAIL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * A FunctionCall (PQfn) runs a function by its oid: pgdog does not see what
+ * it does (set_config, an advisory lock, anything), so it pins the server
+ * as the SQL that does those would, unless it is one of the large-object
+ * functions libpq's lo_* API calls this way, whose descriptors last one
+ * transaction. Reads the oid at the front of in (h is its header); false
+ * while it has not all come.
+ */
+static bool
+wk_client_function_call(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *in)
+{
+	static const uint32_t lo_oids[] = { 715, 952, 953,  954,  955,  956, 957,
+					    958, 964, 1004, 3170, 3171, 3172 };
+	uint8_t b[PGW_HDR_LEN + 4];
+	uint32_t oid;
+
+	if (h->len < 8)
+		return true; /* PostgreSQL refuses it */
+	if (evbuffer_copyout(in, b, sizeof(b)) != (ev_ssize_t)sizeof(b))
+		return false;
+	oid = (uint32_t)b[5] << 24 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 8 | b[8];
+	for (size_t i = 0; i < sizeof(lo_oids) / sizeof(lo_oids[0]); i++)
+		if (oid == lo_oids[i])
+			return true;
+	if (!c->pins && c->pool) /* counted once per pinning, as wk_client_track does */
+		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
+	log_debug(&c->lctx, "function call (oid %u): server pinned to the client", oid);
+	c->pins |= WK_PIN_FUNCTION;
+	return true;
+}
+
+/* c's connection ends as end_due says (its replies are out, or none were owed). */
+enum wk_rc
+wk_client_end(struct wk_client *c)
+{
+	if (c->end_due == WK_END_BAD_TYPE)
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				       "invalid frontend message type %d", c->end_type);
+	return wk_client_close(c, NULL);
+}
+
+/*
+ * A Terminate or a message of an invalid type at the front of c's input
+ * while its server owes it replies: PostgreSQL reads that message only after
+ * answering what came before, so the client gets those replies first and
+ * nothing after it is read. Without replies owed, or in the middle of an
+ * extended-protocol request (whose replies only a Sync would release), the
+ * end comes now.
+ */
+static enum wk_rc
+wk_client_end_at(struct wk_client *c, struct wk_server *s, uint8_t type)
+{
+	c->end_due = type == PGW_MSG_TERMINATE ? WK_END_TERMINATE : WK_END_BAD_TYPE;
+	c->end_type = type;
+	if (!s || s->has_unsynced || (s->expect_ready == 0 && s->internal_ready == 0))
+		return wk_client_end(c);
+	if (!c->is_read_off) {
+		wk_stream_read_off(&c->io);
+		c->is_read_off = true;
+	}
+	return WK_AGAIN;
+}
+
 static enum wk_rc
 wk_client_forward(struct wk_client *c)
 {
@@ -4135,6 +4237,14 @@ wk_client_forward(struct wk_client *c)
 			}
 			continue;
 		}
+		if (UNLIKELY(h.type == PGW_MSG_TERMINATE || !wk_client_is_msg_type(h.type)) ||
+		    UNLIKELY(c->end_due)) {
+			if (c->end_due)
+				goto done; /* its replies are still coming */
+			if (wk_client_end_at(c, s, h.type) == WK_CLOSED)
+				return WK_CLOSED;
+			goto done;
+		}
 		if (UNLIKELY(s->has_error_unsynced) && s->is_tracked &&
 		    wk_client_is_skipped(h.type)) {
 			/*
@@ -4180,6 +4290,9 @@ wk_client_forward(struct wk_client *c)
 				continue;
 			}
 		}
+		if (UNLIKELY(h.type == PGW_MSG_FUNCTION_CALL) && !(c->pins & WK_PIN_FUNCTION) &&
+		    !wk_client_is_session(c) && !wk_client_function_call(c, &h, in))
+			goto done;
 		if (h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) {
 			bool is_refused;
 
@@ -4242,10 +4355,6 @@ wk_client_forward(struct wk_client *c)
 				s->has_unsynced = true;
 				continue;
 			}
-		}
-		if (h.type == PGW_MSG_TERMINATE) {
-			evbuffer_drain(in, avail);
-			return wk_client_close(c, NULL);
 		}
 		wk_client_msg_sent(s, r, sr, h.type);
 		if (avail >= pgw_msg_size(&h)) {
@@ -4431,9 +4540,10 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 
 	if ((buf[0] != PGW_MSG_QUERY && buf[0] != PGW_MSG_PARSE && buf[0] != PGW_MSG_BIND) ||
 	    c->state != WK_CLIENT_IDLE || c->is_read_off || c->read_paused || c->cancel_skip ||
-	    !c->pool || g_wk.is_shutting_down || g_cfg->pub_sub_channel_size > 0 ||
-	    c->pooler_mode == CONFIG_POOLER_STATEMENT || wk_client_is_full(c) ||
-	    !wk_pool_is_checkout_now(c->pool) || !wk_client_is_flat_request(buf, len))
+	    c->drop_remaining || !c->pool || g_wk.is_shutting_down ||
+	    g_cfg->pub_sub_channel_size > 0 || c->pooler_mode == CONFIG_POOLER_STATEMENT ||
+	    wk_client_is_full(c) || !wk_pool_is_checkout_now(c->pool) ||
+	    !wk_client_is_flat_request(buf, len))
 		return 0;
 	/* a DEALLOCATE of a protocol-level statement is pgdog's (wk_client_answer_deallocate) */
 	if (buf[0] == PGW_MSG_QUERY &&
@@ -4818,16 +4928,37 @@ wk_client_on_idle(struct wk_client *c)
 
 	if (UNLIKELY(c->cancel_skip))
 		return wk_client_skip_cancelled(c);
-	switch (wk_client_peek(c, &h, &msg)) {
-	case WK_PEEK_MORE:
-		return WK_AGAIN;
-	case WK_PEEK_BAD_LEN:
-		return WK_CLOSED; /* wk_client_peek closed c */
-	default:
-		break;
+	for (;;) {
+		if (UNLIKELY(c->drop_remaining)) {
+			size_t n = evbuffer_get_length(in);
+
+			if (n > c->drop_remaining)
+				n = c->drop_remaining;
+			evbuffer_drain(in, n);
+			c->drop_remaining -= n;
+			if (c->drop_remaining)
+				return WK_AGAIN;
+		}
+		switch (wk_client_peek(c, &h, &msg)) {
+		case WK_PEEK_MORE:
+			return WK_AGAIN;
+		case WK_PEEK_BAD_LEN:
+			return WK_CLOSED; /* wk_client_peek closed c */
+		default:
+			break;
+		}
+		if (LIKELY(h.type != PGW_MSG_COPY_DATA && h.type != PGW_MSG_COPY_DONE &&
+			   h.type != PGW_MSG_COPY_FAIL))
+			break;
+		/*
+		 * Outside a COPY (the rest of one that failed, say): PostgreSQL
+		 * drops them without a reply, and so does pgdog, without taking a
+		 * server for them (as they come: a CopyData may be large).
+		 */
+		c->drop_remaining = pgw_msg_size(&h);
 	}
-	if (h.type == PGW_MSG_TERMINATE)
-		return wk_client_close(c, NULL);
+	if (h.type == PGW_MSG_TERMINATE || !wk_client_is_msg_type(h.type))
+		return wk_client_end_at(c, NULL, h.type);
 	if (g_wk.is_shutting_down)
 		return wk_client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
 				       "terminating connection due to administrator command");
@@ -4884,8 +5015,14 @@ static enum wk_rc
 wk_client_on_input(struct wk_client *c)
 {
 	switch (c->state) {
-	case WK_CLIENT_STARTUP:
-		return wk_client_on_startup(c);
+	case WK_CLIENT_STARTUP: {
+		enum wk_rc rc = wk_client_on_startup(c);
+
+		/* a password or SASL message sent in the same write as the StartupMessage */
+		if (rc != WK_CLOSED && c->state == WK_CLIENT_AUTH && evbuffer_get_length(c->io.in))
+			return wk_client_on_input(c);
+		return rc;
+	}
 	case WK_CLIENT_AUTH: {
 		enum wk_rc rc;
 
@@ -4962,12 +5099,65 @@ wk_client_resume(struct wk_client *c)
 		(void)wk_client_on_input(c);
 }
 
+/*
+ * The client closed its end while its server runs what it sent (it may
+ * have only shut down its writing side, and be reading): as PostgreSQL,
+ * which reads the end of the input only after the messages before it, it
+ * gets the replies to its whole messages, and then the connection ends (a
+ * Terminate put behind them: wk_client_end_at). A message it did not finish
+ * is dropped. True when c stays for that; a client without a server (idle,
+ * or queued: its request is not run) is closed by the caller.
+ */
+static bool
+wk_client_eof_keep(struct wk_client *c)
+{
+	static const uint8_t terminate[PGW_HDR_LEN] = { PGW_MSG_TERMINATE, 0, 0, 0, 4 };
+	struct evbuffer *in = c->io.in;
+	size_t len = evbuffer_get_length(in), whole = c->fwd_remaining;
+	struct wk_cursor cur;
+
+	if (c->state != WK_CLIENT_ACTIVE || !c->server || c->end_due)
+		return c->state == WK_CLIENT_ACTIVE && c->end_due; /* ending already */
+	if (whole > len)
+		return false; /* in the middle of a message to the server */
+	wk_cursor_init(&cur, in);
+	while (len - whole >= PGW_HDR_LEN) {
+		uint8_t hdr[PGW_HDR_LEN];
+		struct pgw_hdr h;
+
+		if (wk_cursor_copy(&cur, whole, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
+		    !wk_hdr_parse(hdr, &h) || len - whole < pgw_msg_size(&h))
+			break;
+		whole += pgw_msg_size(&h);
+	}
+	if (whole < len) {
+		/* drop the unfinished message at the end */
+		struct evbuffer *keep = evbuffer_new();
+
+		if (!keep || evbuffer_remove_buffer(in, keep, whole) != (int)whole) {
+			if (keep)
+				evbuffer_free(keep);
+			return false;
+		}
+		evbuffer_drain(in, evbuffer_get_length(in));
+		evbuffer_add_buffer(in, keep);
+		evbuffer_free(keep);
+	}
+	if (evbuffer_add(in, terminate, sizeof(terminate)) < 0)
+		return false;
+	log_debug(&c->lctx, "client closed its end: its replies first");
+	(void)wk_client_on_input(c);
+	return true;
+}
+
 static void
 wk_client_event_cb(void *arg, short what)
 {
 	struct wk_client *c = arg;
 
 	wk_clock_update();
+	if ((what & WK_STREAM_EOF) && !(what & WK_STREAM_ERROR) && wk_client_eof_keep(c))
+		return;
 	if (what & (WK_STREAM_EOF | WK_STREAM_ERROR))
 		wk_client_close(c, (what & WK_STREAM_ERROR) ? "connection error" : NULL);
 }

@@ -34,6 +34,8 @@ enum wk_rc wk_client_send_ready(struct wk_client *c, struct pgw_buf *b);
 enum wk_rc wk_client_finish_login(struct wk_client *c);
 /* Its startup values went through on its server: the login ends (see is_login_check). */
 enum wk_rc wk_client_login_checked(struct wk_client *c);
+/* Its end_due, now that its server owes it nothing more (see wk_client_end_at). */
+enum wk_rc wk_client_end(struct wk_client *c);
 /* Session mode (or no pool yet): the client keeps its server until it leaves. */
 bool wk_client_is_session(const struct wk_client *c);
 /* Transaction done: give c's server back to the pool; c goes back to IDLE. */

@@ -64,6 +64,8 @@ _Static_assert(WK_STREAM_DRAINED_BYTES * 2 == WK_BACKPRESSURE_BYTES,
  * goes on after ending a transaction (until DISCARD ALL)
  */
 #define WK_PIN_SETTINGS 0x80u
+/* a FunctionCall message (libpq's PQfn) other than the large-object API's: its effects are unseen */
+#define WK_PIN_FUNCTION 0x100u
 
 enum wk_client_state {
 	WK_CLIENT_STARTUP = 0, /* reading the startup packet */
@@ -119,6 +121,16 @@ struct wk_client {
 	/* a CancelRequest connection kept open until PostgreSQL has the cancel */
 	struct wk_cancel_op *cancel_op;
 	bool is_skip_to_sync; /* statement mode refused a Parse: drop up to the Sync */
+	/*
+	 * What ends it once the replies to what it sent before are out, as
+	 * PostgreSQL reads its next message only then (WK_END_*): a Terminate,
+	 * or a message of an invalid type (end_type), which gets FATAL 08P01.
+	 */
+	uint8_t end_due;
+#define WK_END_TERMINATE 1
+#define WK_END_BAD_TYPE  2
+	uint8_t end_type;
+	size_t drop_remaining; /* idle: bytes of CopyData (outside a COPY) still to drop */
 	/*
 	 * Cancelled while queued for a server: drop its request as PostgreSQL
 	 * skips after an error, without a server (WK_CANCEL_SKIP_*).
@@ -381,6 +393,7 @@ struct wk_server {
 	uint32_t syncs_since_exec;
 	bool is_broken_request; /* the client left halfway through a message to it */
 	bool is_release_due;
+	bool is_end_due;      /* its client's end_due comes after this ReadyForQuery */
 	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */
 	bool is_tracked;      /* replies follow the slot queue (prepared statement rewriting) */

@@ -1318,6 +1318,8 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 		s->has_tx_error = false;
 		s->is_tag_rollback = false;
 	}
+	if (UNLIKELY(c && c->end_due) && st != 'I' && s->expect_ready == 0 && !s->has_unsynced)
+		s->is_end_due = true; /* in its block: it ends after this (rolled back) */
 	if (st != 'I')
 		return 0;
 	shm_server((uint32_t)g_wk.slot, s->row)->transactions++;
@@ -1330,6 +1332,10 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 			s->is_release_due = true;
 		else if (s->needs_resync && s->expect_ready == 0 && !s->has_unsynced)
 			wk_server_resync(s, c);
+		/* given back, the client reads its next message idle: its end_due then */
+		if (UNLIKELY(c->end_due) && !s->is_release_due && s->expect_ready == 0 &&
+		    !s->has_unsynced)
+			s->is_end_due = true;
 	}
 	if (c && c->pubsub) {
 		/* pub/sub: LISTEN in the block takes effect if it committed */
@@ -1600,6 +1606,14 @@ wk_server_forward(struct wk_server *s)
 					wk_server_flush_last(s, c, &off, &avail, &moved);
 					wk_server_count_sent(s, c, moved);
 					return wk_server_release_due(s);
+				}
+				if (UNLIKELY(s->is_end_due) && c) {
+					/* the replies it was owed are out: now its Terminate or FATAL */
+					wk_server_flush_last(s, c, &off, &avail, &moved);
+					wk_server_count_sent(s, c, moved);
+					s->is_end_due = false;
+					(void)wk_client_end(c);
+					return WK_CLOSED;
 				}
 				if (s->is_notify_due) {
 					/* pub/sub: notifications held during the transaction follow its end */
@@ -1979,6 +1993,11 @@ wk_server_read_flat(void *arg, const uint8_t *buf, size_t len)
 	}
 	if (is_ready && s->is_release_due) {
 		(void)wk_server_release_due(s);
+		return WK_STREAM_FLAT_GONE;
+	}
+	if (is_ready && UNLIKELY(s->is_end_due)) {
+		s->is_end_due = false;
+		(void)wk_client_end(c);
 		return WK_STREAM_FLAT_GONE;
 	}
 	if (sent) {

@@ -367,6 +367,7 @@ wk_stream_read_cb(evutil_socket_t fd, short what, void *arg)
 		int err = got < 0 ? errno : 0;
 
 		wk_stream_read_off(st);
+		st->is_read_done = got == 0;
 		errno = err;
 		st->ops->on_event(st->arg, got == 0 ? WK_STREAM_EOF : WK_STREAM_ERROR);
 	}
@@ -411,6 +412,7 @@ wk_stream_setup(struct wk_stream *st, int fd, const struct wk_stream_ops *ops, v
 	st->arg = arg;
 	st->connect_err = 0;
 	st->is_reading = st->is_writing = st->is_connecting = st->is_write_off = false;
+	st->is_read_done = false;
 	list_init(&st->flush_node);
 	st->in = evbuffer_new();
 	st->out = evbuffer_new();
@@ -490,7 +492,7 @@ wk_stream_cleanup(struct wk_stream *st)
 void
 wk_stream_read_on(struct wk_stream *st)
 {
-	if (!st->in || st->is_reading || st->is_connecting)
+	if (!st->in || st->is_reading || st->is_connecting || st->is_read_done)
 		return;
 	if (event_add(&st->rd_ev, NULL) < 0) {
 		log_warn_errno(NULL, errno, "cannot watch a socket for reading");

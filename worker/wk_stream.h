@@ -59,6 +59,7 @@ struct wk_stream {
 	bool is_writing;        /* wr_ev added */
 	bool is_connecting;     /* wr_ev waits for the connect */
 	bool is_write_off;      /* closing: queue nothing more to the socket */
+	bool is_read_done;      /* the peer's end is read (EOF): never watched for reading again */
 };
 
 /* Output at or below this after a write calls on_drain (half the backpressure limit). */

@@ -446,6 +446,93 @@ START_TEST(test_protocol_no_user)
 }
 END_TEST
 
+/* A StartupMessage for app/app into buf; its length. */
+static size_t
+startup_bytes(char *buf)
+{
+	static const char params[] = "user\0app\0database\0app\0";
+	size_t n = 8 + sizeof(params); /* the last NUL ends the list */
+
+	put32(buf, (uint32_t)n);
+	put32(buf + 4, 196608);
+	memcpy(buf + 8, params, sizeof(params));
+	return n;
+}
+
+/* Types of the messages read on fd until ReadyForQuery, EOF or 3 s (E as E(SQLSTATE)). */
+static void
+read_types(int fd, char *out, size_t out_len)
+{
+	char type, body[2048];
+	size_t o = 0;
+	long len;
+
+	out[0] = '\0';
+	while (o + 16 < out_len && (len = it_raw_recv(fd, &type, body, sizeof(body), 3000)) >= 0) {
+		if (type == 'E') {
+			char st[8];
+
+			it_raw_field(body, len, 'C', st, sizeof(st));
+			o += (size_t)snprintf(out + o, out_len - o, "E(%s) ", st);
+		} else if (type != 'S') { /* ParameterStatus: as many as the server has */
+			o += (size_t)snprintf(out + o, out_len - o, "%c ", type);
+		}
+		if (type == 'Z')
+			break;
+	}
+	if (o && out[o - 1] == ' ')
+		out[o - 1] = '\0';
+}
+
+/*
+ * What a client sends in the same write as its StartupMessage is read as
+ * PostgreSQL reads it: a password message goes on with the login (pgdog
+ * asked for the password and then waited until client_login_timeout), a
+ * Query in its place is refused at once (08P01), and anything after an
+ * SSLRequest's answer was sent is refused (PostgreSQL: it could be a man in
+ * the middle's; pgdog went on with the login).
+ */
+START_TEST(test_protocol_pipelined_login)
+{
+	char buf[256], got[256];
+	size_t n;
+	int fd;
+
+	fd = it_raw_connect(g_it.port);
+	n = startup_bytes(buf);
+	buf[n] = 'p';
+	put32(buf + n + 1, 4 + 7);
+	memcpy(buf + n + 5, "app_pw", 7);
+	n += 5 + 7;
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	read_types(fd, got, sizeof(got));
+	ck_assert_str_eq(got, "R R K Z");
+	close(fd);
+
+	fd = it_raw_connect(g_it.port);
+	n = startup_bytes(buf);
+	buf[n] = 'Q';
+	put32(buf + n + 1, 4 + 9);
+	memcpy(buf + n + 5, "SELECT 1", 9);
+	n += 5 + 9;
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	read_types(fd, got, sizeof(got));
+	ck_assert_str_eq(got, "R E(08P01)");
+	close(fd);
+
+	fd = it_raw_connect(g_it.port);
+	put32(buf, 8);
+	put32(buf + 4, 80877103);
+	n = 8 + startup_bytes(buf + 8);
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	ck_assert_int_eq(it_raw_recv_byte(fd, 3000), 'N');
+	read_types(fd, got, sizeof(got));
+	ck_assert_str_eq(got, "E(08P01)");
+	close(fd);
+	assert_pool_serves();
+}
+END_TEST
+
 /* An unknown message type after login: FATAL 08P01. */
 START_TEST(test_protocol_unknown_message)
 {
@@ -502,6 +589,7 @@ main(void)
 	tcase_add_test(tc, test_protocol_minor_version);
 	tcase_add_test(tc, test_protocol_major_version);
 	tcase_add_test(tc, test_protocol_unknown_message);
+	tcase_add_test(tc, test_protocol_pipelined_login);
 	tcase_add_test(tc, test_protocol_no_user);
 	tcase_add_test(tc, test_protocol_random_bytes);
 	suite_add_tcase(s, tc);

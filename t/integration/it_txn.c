@@ -1193,6 +1193,210 @@ START_TEST(test_txn_left_during_set_replay)
 END_TEST
 
 /*
+ * Read replies on fd until the connection closes (or 5 s): their types,
+ * with an ErrorResponse as E(SQLSTATE), into out.
+ */
+static void
+raw_until_closed(int fd, char *out, size_t out_len)
+{
+	char type, body[1024];
+	size_t o = 0;
+	long len;
+
+	out[0] = '\0';
+	while ((len = it_raw_recv(fd, &type, body, sizeof(body), 5000)) >= 0 && o < out_len) {
+		if (type == 'E') {
+			char st[8];
+
+			it_raw_field(body, len, 'C', st, sizeof(st));
+			o += (size_t)snprintf(out + o, out_len - o, "E(%s) ", st);
+		} else {
+			o += (size_t)snprintf(out + o, out_len - o, "%c ", type);
+		}
+	}
+	if (o && out[o - 1] == ' ')
+		out[o - 1] = '\0';
+}
+
+/*
+ * A message of an invalid type, or a Terminate, sent while the client's
+ * query runs: PostgreSQL reads it only after answering the query, so the
+ * client gets its rows, then FATAL 08P01 (or the end of the connection).
+ * pgdog passed the invalid message on to the server: the backend died of
+ * it after its ReadyForQuery, when it was already back in the pool, and
+ * the FATAL went to the next client of that server; and on a Terminate
+ * it closed at once, the query's rows unsent.
+ */
+START_TEST(test_txn_end_after_replies)
+{
+	static const char types[] = { 'x', 'v', 'X' };
+	char buf[256], got[256], st[6];
+
+	for (size_t i = 0; i < sizeof(types); i++) {
+		int fd = it_raw_connect(g_it.port);
+		PGconn *b;
+		PGresult *res;
+		size_t n = 0;
+
+		ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+		raw_query(buf, &n, "SELECT pg_sleep(0.3)::text || 'a'");
+		raw_put(buf, &n, types[i], "", 0);
+		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+		/* the next client waits for the one server meanwhile */
+		it_sleep_ms(50);
+		b = it_connect(APP);
+		ck_assert_int_eq(PQsendQuery(b, "SELECT 'b'"), 1);
+		raw_until_closed(fd, got, sizeof(got));
+		ck_assert_str_eq(got, types[i] == 'X' ? "T D C Z" : "T D C Z E(08P01)");
+		close(fd);
+		res = PQgetResult(b);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "next client, after '%c': %s",
+			      types[i], PQerrorMessage(b));
+		PQclear(res);
+		while ((res = PQgetResult(b)) != NULL)
+			PQclear(res);
+		ck_assert_str_eq(it_value(b, "SELECT 'b2'"), "b2");
+		PQfinish(b);
+	}
+}
+END_TEST
+
+/*
+ * A client that shuts down its writing side after sending (shutdown(SHUT_WR),
+ * as some tools and proxies do) and reads on gets every reply, as from
+ * PostgreSQL, which reads the end of the input only after the messages
+ * before it; then the connection ends. (pgdog closed the client at once:
+ * the statements ran, their replies were dropped.) An unfinished message at
+ * the end is dropped, as PostgreSQL drops it.
+ */
+START_TEST(test_txn_half_close)
+{
+	char buf[512], got[256], st[6];
+	size_t n = 0;
+	int fd = it_raw_connect(g_it.port);
+
+	it_pg_exec("DROP TABLE IF EXISTS half_t; CREATE TABLE half_t (x int); "
+		   "GRANT ALL ON half_t TO app");
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	raw_query(buf, &n, "SELECT pg_sleep(0.2)");
+	raw_query(buf, &n, "INSERT INTO half_t VALUES (1)");
+	raw_parse(buf, &n, "", "SELECT 5");
+	raw_bind_run(buf, &n, "");
+	raw_query(buf, &n, "BEGIN");
+	raw_query(buf, &n, "INSERT INTO half_t VALUES (2)");
+	memcpy(buf + n,
+	       "Q\0\0\0\x40"
+	       "COMMIT",
+	       11); /* never finished */
+	n += 11;
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+	raw_until_closed(fd, got, sizeof(got));
+	ck_assert_str_eq(got, "T D C Z C Z 1 2 D C Z C Z C Z");
+	close(fd);
+	/* the block it left open was rolled back; the server serves the next client */
+	ck_assert_str_eq(it_pg_value("SELECT string_agg(x::text, ',') FROM half_t"), "1");
+	{
+		PGconn *b = it_connect(APP);
+
+		ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+		PQfinish(b);
+	}
+}
+END_TEST
+
+/*
+ * CopyData, CopyDone and CopyFail outside a COPY (the rest of the data of
+ * one that failed at once) are dropped without a reply, as PostgreSQL drops
+ * them, and take no server. (pgdog took the pool's one server for them and
+ * kept it, as no ReadyForQuery came to end that request: other clients
+ * waited until this one sent a query.)
+ */
+START_TEST(test_txn_copy_data_outside_copy)
+{
+	char buf[8192], got[256], st[6];
+	size_t n = 0;
+	int fd = it_raw_connect(g_it.port);
+	PGconn *b = it_connect(APP);
+
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	raw_query(buf, &n, "COPY no_such_table_c FROM STDIN");
+	raw_expect(fd, buf, &n, 1, "E Z");
+	for (int i = 0; i < 100; i++)
+		raw_put(buf, &n, 'd', "1\t2\n", 4);
+	raw_put(buf, &n, 'c', "", 0);
+	raw_put(buf, &n, 'f', "gone\0", 5);
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	n = 0;
+	it_sleep_ms(200);
+	/* the server is free for another client at once */
+	ck_assert_int_eq(PQsendQuery(b, "SELECT 'b'"), 1);
+	ck_assert_str_eq(it_value_within(b, 1000, "the next client"), "b");
+	/* a large CopyData that comes in two parts is dropped whole */
+	{
+		static char big[100000];
+		char hdr[5] = { 'd' };
+
+		memset(big, 'Q', sizeof(big)); /* what would read as messages, if not dropped */
+		put32(hdr + 1, sizeof(big) + 4);
+		ck_assert_int_eq(it_raw_send(fd, hdr, sizeof(hdr)), 0);
+		ck_assert_int_eq(it_raw_send(fd, big, sizeof(big) / 2), 0);
+		it_sleep_ms(100);
+		ck_assert_int_eq(it_raw_send(fd, big + sizeof(big) / 2, sizeof(big) / 2), 0);
+	}
+	/* and the sender goes on, its next query answered (nothing else before it) */
+	raw_query(buf, &n, "SELECT 'a'");
+	raw_exchange(fd, buf, n, 1, got, sizeof(got));
+	ck_assert_str_eq(got, "T D(a) C Z");
+	close(fd);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * A FunctionCall (libpq's PQfn) runs a function pgdog cannot see into: one
+ * that sets a session value (set_config(..., false), oid 2078) pins the
+ * server as the same SQL does. (pgdog gave the server back after it, and
+ * the next client found the other's work_mem there.)
+ */
+START_TEST(test_txn_function_call_pins)
+{
+	PGconn *a = it_connect(APP), *b, *pg = it_pg_connect();
+	char want[64], out[64];
+	int out_len = 0;
+	const char falsebyte = 0;
+	PQArgBlock args[3] = {
+		{ .len = 8, .isint = 0, .u.ptr = (int *)"work_mem" },
+		{ .len = 4, .isint = 0, .u.ptr = (int *)"77kB" },
+		{ .len = 1, .isint = 0, .u.ptr = (int *)&falsebyte },
+	};
+	PGresult *res;
+
+	snprintf(want, sizeof(want), "%s", it_value(pg, "SHOW work_mem"));
+	res = PQfn(a, 2078, (int *)out, &out_len, 0, args, 3);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "PQfn: %s", PQerrorMessage(a));
+	PQclear(res);
+	ck_assert_int_eq(out_len, 4);
+	ck_assert_int_eq(memcmp(out, "77kB", 4), 0);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "77kB");
+	/* the next client waits for the one server, and finds it reset */
+	b = it_connect(APP);
+	ck_assert_int_eq(PQsendQuery(b, "SHOW work_mem"), 1);
+	it_sleep_ms(200);
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "77kB");
+	PQfinish(a);
+	res = PQgetResult(b);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(b));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+	PQclear(res);
+	while ((res = PQgetResult(b)) != NULL)
+		PQclear(res);
+	PQfinish(b);
+	PQfinish(pg);
+}
+END_TEST
+
+/*
  * A client cancelled while queued for a server gets 57014 for the request
  * at the front, and the rest of its input keeps its framing: a Query is
  * dropped alone, an extended-protocol request up to its Sync, which gets
@@ -3478,6 +3682,10 @@ main(void)
 	tcase_add_test(tc, test_txn_left_during_set_replay);
 	tcase_add_test(tc, test_txn_queued_pipeline);
 	tcase_add_test(tc, test_txn_cancel_waiting_framing);
+	tcase_add_test(tc, test_txn_end_after_replies);
+	tcase_add_test(tc, test_txn_function_call_pins);
+	tcase_add_test(tc, test_txn_half_close);
+	tcase_add_test(tc, test_txn_copy_data_outside_copy);
 	tcase_add_test(tc, test_txn_server_fatal_once);
 	tcase_add_test(tc, test_txn_param_status_once);
 	suite_add_tcase(s, tc);
