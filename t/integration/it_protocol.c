@@ -459,31 +459,6 @@ startup_bytes(char *buf)
 	return n;
 }
 
-/* Types of the messages read on fd until ReadyForQuery, EOF or 3 s (E as E(SQLSTATE)). */
-static void
-read_types(int fd, char *out, size_t out_len)
-{
-	char type, body[2048];
-	size_t o = 0;
-	long len;
-
-	out[0] = '\0';
-	while (o + 16 < out_len && (len = it_raw_recv(fd, &type, body, sizeof(body), 3000)) >= 0) {
-		if (type == 'E') {
-			char st[8];
-
-			it_raw_field(body, len, 'C', st, sizeof(st));
-			o += (size_t)snprintf(out + o, out_len - o, "E(%s) ", st);
-		} else if (type != 'S') { /* ParameterStatus: as many as the server has */
-			o += (size_t)snprintf(out + o, out_len - o, "%c ", type);
-		}
-		if (type == 'Z')
-			break;
-	}
-	if (o && out[o - 1] == ' ')
-		out[o - 1] = '\0';
-}
-
 /*
  * What a client sends in the same write as its StartupMessage is read as
  * PostgreSQL reads it: a password message goes on with the login (pgdog
@@ -505,7 +480,7 @@ START_TEST(test_protocol_pipelined_login)
 	memcpy(buf + n + 5, "app_pw", 7);
 	n += 5 + 7;
 	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
-	read_types(fd, got, sizeof(got));
+	it_raw_types(fd, 1, IT_RAW_STATES | IT_RAW_NO_PARAMS, got, sizeof(got));
 	ck_assert_str_eq(got, "R R K Z");
 	close(fd);
 
@@ -516,7 +491,7 @@ START_TEST(test_protocol_pipelined_login)
 	memcpy(buf + n + 5, "SELECT 1", 9);
 	n += 5 + 9;
 	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
-	read_types(fd, got, sizeof(got));
+	it_raw_types(fd, 1, IT_RAW_STATES | IT_RAW_NO_PARAMS, got, sizeof(got));
 	ck_assert_str_eq(got, "R E(08P01)");
 	close(fd);
 
@@ -526,7 +501,7 @@ START_TEST(test_protocol_pipelined_login)
 	n = 8 + startup_bytes(buf + 8);
 	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
 	ck_assert_int_eq(it_raw_recv_byte(fd, 3000), 'N');
-	read_types(fd, got, sizeof(got));
+	it_raw_types(fd, 1, IT_RAW_STATES | IT_RAW_NO_PARAMS, got, sizeof(got));
 	ck_assert_str_eq(got, "E(08P01)");
 	close(fd);
 	assert_pool_serves();

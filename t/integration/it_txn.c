@@ -957,29 +957,9 @@ raw_bind_run(char *buf, size_t *n, const char *stmt)
 static void
 raw_exchange(int fd, const char *buf, size_t n, int readies, char *out, size_t out_len)
 {
-	char type, body[1024];
-	size_t o = 0;
-	long len;
-
-	out[0] = '\0';
 	if (n)
 		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
-	while (readies > 0 && (len = it_raw_recv(fd, &type, body, sizeof(body), 5000)) >= 0) {
-		if (type == 'D' && len >= 6) {
-			uint32_t vl;
-
-			memcpy(&vl, body + 2, 4);
-			vl = ntohl(vl);
-			o += (size_t)snprintf(out + o, out_len - o, "D(%.*s) ", (int)vl, body + 6);
-		} else {
-			o += (size_t)snprintf(out + o, out_len - o, "%c ", type);
-		}
-		readies -= type == 'Z';
-		if (o >= out_len)
-			break;
-	}
-	if (o && out[o - 1] == ' ')
-		out[o - 1] = '\0';
+	it_raw_types(fd, readies, IT_RAW_VALUES, out, out_len);
 }
 
 /* raw_exchange(), then the replies must read want; the buffer is emptied. */
@@ -1193,32 +1173,6 @@ START_TEST(test_txn_left_during_set_replay)
 END_TEST
 
 /*
- * Read replies on fd until the connection closes (or 5 s): their types,
- * with an ErrorResponse as E(SQLSTATE), into out.
- */
-static void
-raw_until_closed(int fd, char *out, size_t out_len)
-{
-	char type, body[1024];
-	size_t o = 0;
-	long len;
-
-	out[0] = '\0';
-	while ((len = it_raw_recv(fd, &type, body, sizeof(body), 5000)) >= 0 && o < out_len) {
-		if (type == 'E') {
-			char st[8];
-
-			it_raw_field(body, len, 'C', st, sizeof(st));
-			o += (size_t)snprintf(out + o, out_len - o, "E(%s) ", st);
-		} else {
-			o += (size_t)snprintf(out + o, out_len - o, "%c ", type);
-		}
-	}
-	if (o && out[o - 1] == ' ')
-		out[o - 1] = '\0';
-}
-
-/*
  * A message of an invalid type, or a Terminate, sent while the client's
  * query runs: PostgreSQL reads it only after answering the query, so the
  * client gets its rows, then FATAL 08P01 (or the end of the connection).
@@ -1246,7 +1200,7 @@ START_TEST(test_txn_end_after_replies)
 		it_sleep_ms(50);
 		b = it_connect(APP);
 		ck_assert_int_eq(PQsendQuery(b, "SELECT 'b'"), 1);
-		raw_until_closed(fd, got, sizeof(got));
+		it_raw_types(fd, -1, IT_RAW_STATES, got, sizeof(got));
 		ck_assert_str_eq(got, types[i] == 'X' ? "T D C Z" : "T D C Z E(08P01)");
 		close(fd);
 		res = PQgetResult(b);
@@ -1291,7 +1245,7 @@ START_TEST(test_txn_half_close)
 	n += 11;
 	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
 	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
-	raw_until_closed(fd, got, sizeof(got));
+	it_raw_types(fd, -1, IT_RAW_STATES, got, sizeof(got));
 	ck_assert_str_eq(got, "T D C Z C Z 1 2 D C Z C Z C Z");
 	close(fd);
 	/* the block it left open was rolled back; the server serves the next client */

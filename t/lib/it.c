@@ -1602,6 +1602,38 @@ it_raw_auth_request(int port, const char *user, const char *db, char *sqlstate)
 	return code;
 }
 
+void
+it_raw_types(int fd, int readies, unsigned flags, char *out, size_t out_len)
+{
+	char type, body[2048];
+	size_t o = 0;
+	long len;
+
+	out[0] = '\0';
+	while (readies != 0 && o + 24 < out_len &&
+	       (len = it_raw_recv(fd, &type, body, sizeof(body), 5000)) >= 0) {
+		if (type == 'D' && (flags & IT_RAW_VALUES) && len >= 6) {
+			uint32_t vl;
+
+			memcpy(&vl, body + 2, 4);
+			vl = ntohl(vl);
+			o += (size_t)snprintf(out + o, out_len - o, "D(%.*s) ",
+					      (int)(vl < 64 ? vl : 64), body + 6);
+		} else if (type == 'E' && (flags & IT_RAW_STATES)) {
+			char st[8];
+
+			it_raw_field(body, len, 'C', st, sizeof(st));
+			o += (size_t)snprintf(out + o, out_len - o, "E(%s) ", st);
+		} else if (type != 'S' || !(flags & IT_RAW_NO_PARAMS)) {
+			o += (size_t)snprintf(out + o, out_len - o, "%c ", type);
+		}
+		if (type == 'Z' && readies > 0)
+			readies--;
+	}
+	if (o && out[o - 1] == ' ')
+		out[o - 1] = '\0';
+}
+
 bool
 it_raw_wait_closed(int fd, int timeout_ms)
 {

@@ -260,6 +260,17 @@ void it_raw_cancel(int port, const char *key);
 int it_raw_auth_request(int port, const char *user, const char *db, char *sqlstate);
 /* Whether the peer closed the connection (EOF) within timeout_ms, discarding data. */
 bool it_raw_wait_closed(int fd, int timeout_ms);
+/*
+ * Read messages on fd until `readies` ReadyForQuery, or with readies < 0
+ * until the connection closes (5 s at most for each message): their types
+ * in order, separated by spaces, into out. Flags: IT_RAW_VALUES writes a
+ * DataRow as D(its first value), IT_RAW_STATES an ErrorResponse as
+ * E(SQLSTATE), IT_RAW_NO_PARAMS leaves ParameterStatus out.
+ */
+void it_raw_types(int fd, int readies, unsigned flags, char *out, size_t out_len);
+#define IT_RAW_VALUES    1u
+#define IT_RAW_STATES    2u
+#define IT_RAW_NO_PARAMS 4u
 
 /*
  * One HTTP request to 127.0.0.1:port (the metrics endpoint); returns the
