@@ -2126,7 +2126,8 @@ wk_client_slot_tag_unnamed(struct wk_server *s)
 
 /*
  * The slot pushed last is about the client's statement p, in role (enum
- * wk_slot_prep_role): it holds a reference on p until its end.
+ * wk_slot_prep_role), pushed without one: it holds a reference on p until
+ * its end.
  */
 static void
 wk_client_slot_use(struct wk_server *s, struct wk_prep *p, uint8_t role)
@@ -2134,7 +2135,7 @@ wk_client_slot_use(struct wk_server *s, struct wk_prep *p, uint8_t role)
 	struct wk_slot *sl = wk_client_slot_last(s);
 
 	sl->prep = p;
-	sl->prep_role = role | WK_SLOT_PREP_REF;
+	sl->prep_role = role;
 	p->client_refs++;
 }
 
@@ -2609,11 +2610,9 @@ wk_client_prep_send_query_each(struct wk_server *s, struct evbuffer *out, const 
 			wk_pos_map_free(map);
 			return -1;
 		}
-		if (stmt_prep[i]) {
-			/* a later statement (DEALLOCATE) may drop p before this reply comes */
-			stmt_prep[i]->client_refs++;
-			wk_client_slot_last(s)->prep_role = stmt_role[i] | WK_SLOT_PREP_REF;
-		}
+		/* its reference: a later statement (DEALLOCATE) may drop p before this reply */
+		if (stmt_prep[i])
+			wk_client_slot_last(s)->prep_role = stmt_role[i];
 	}
 	if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0) {
 		wk_pos_map_free(map);
@@ -2691,6 +2690,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 			return -1;
 		sl->prep = p;
 		sl->prep_role = WK_SLOT_PREP_SQL;
+		p->client_refs++;
 		return wk_prep_held_add(&s->held, p);
 	}
 	/* a new name each time: one left behind by a cancelled DEALLOCATE cannot collide */
@@ -2701,6 +2701,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 		return -1;
 	sl->prep = p;
 	sl->prep_role = WK_SLOT_PREP_CHECK;
+	p->client_refs++;
 	snprintf(drop, sizeof(drop), "DEALLOCATE %s", check);
 	return wk_client_prep_own_query(s, out, drop);
 }
@@ -2866,7 +2867,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		    wk_client_prep_send_query(s, out, sql, len, &res, names, NULL, 0, &sl) < 0)
 			return -1;
 		sl->prep = p;
-		sl->prep_role = WK_SLOT_PREP_DROP | WK_SLOT_PREP_REF;
+		sl->prep_role = WK_SLOT_PREP_DROP;
 		p->client_refs++;
 		goto sent;
 	}
@@ -3234,7 +3235,7 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 			struct wk_slot *sl = wk_client_slot_last(s);
 
 			sl->prep = drop;
-			sl->prep_role = WK_SLOT_PREP_DROP | WK_SLOT_PREP_REF;
+			sl->prep_role = WK_SLOT_PREP_DROP;
 			drop->client_refs++;
 		}
 	}
@@ -3771,7 +3772,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			struct wk_slot *sl = wk_client_slot_last(s);
 
 			sl->prep = p;
-			sl->prep_role = WK_SLOT_PREP_DROP | WK_SLOT_PREP_REF;
+			sl->prep_role = WK_SLOT_PREP_DROP;
 			p->client_refs++;
 		}
 		break;
@@ -3809,7 +3810,7 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 
 			s->client->is_sql_bind_due = false;
 			sl->prep = s->client->sql_prep;
-			sl->prep_role = WK_SLOT_PREP_EXEC | WK_SLOT_PREP_REF;
+			sl->prep_role = WK_SLOT_PREP_EXEC;
 			sl->prep->client_refs++;
 		}
 		return 0;

@@ -260,8 +260,6 @@ enum wk_slot_prep_role {
 	 */
 	WK_SLOT_PREP_VERIFY,
 };
-/* OR'd into prep_role: the slot holds a reference on prep (a client_refs), dropped at its end. */
-#define WK_SLOT_PREP_REF 0x80u
 
 /*
  * Where pgdog's rewriting moved the text of a client's Query (statement
@@ -316,7 +314,13 @@ struct wk_slot {
 	 * bits of the unnamed_id it got (wk_client_unnamed_parse); 0: other
 	 */
 	uint32_t unnamed_tag;
-	struct wk_prep *prep;       /* the statement the reply is about (wk_prep_slot_end) */
+	/*
+	 * The statement the reply is about (wk_prep_slot_end): a reference
+	 * (one of its client_refs), dropped when the slot ends or is cleared,
+	 * so that nothing the client does meanwhile (DEALLOCATE ALL, DISCARD
+	 * ALL, a Close) frees it under the slot.
+	 */
+	struct wk_prep *prep;
 	struct wk_pos_map *pos_map; /* WK_SLOT_QUERY of a rewritten Query: owned, or NULL */
 };
 

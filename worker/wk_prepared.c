@@ -780,23 +780,17 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 	struct wk_prep *p = sl->prep;
 	struct wk_client *c = s->client;
 
-	bool has_ref = sl->prep_role & WK_SLOT_PREP_REF;
-
 	if (!p)
 		return;
+	/* the slot's reference keeps p alive across the updates below, each of which may free it */
 	sl->prep = NULL;
-	if ((sl->prep_role & ~WK_SLOT_PREP_REF) == WK_SLOT_PREP_USE ||
-	    (sl->prep_role & ~WK_SLOT_PREP_REF) == WK_SLOT_PREP_STALE) {
+	switch (sl->prep_role) {
+	case WK_SLOT_PREP_USE:
+	case WK_SLOT_PREP_STALE:
 		/* a client's Bind or Describe: its replies were looked at as they came */
-		if (has_ref) {
-			p->client_refs--;
-			wk_prep_release_if_unused(p);
-		}
+		p->client_refs--;
+		wk_prep_release_if_unused(p);
 		return;
-	}
-	/* keep p alive across the updates below, each of which may free it */
-	p->client_refs++;
-	switch (sl->prep_role & ~WK_SLOT_PREP_REF) {
 	case WK_SLOT_PREP_SQL:
 		if (c)
 			wk_prep_names_settle(&c->prep_names, p, !is_error);
@@ -828,11 +822,9 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 			if (ex->kind == WK_SLOT_SYNC || ex->kind == WK_SLOT_QUERY) {
 				is_run = false;
 			} else if (ex->kind == WK_SLOT_EXECUTE && !ex->prep) {
-				/* the reference (if any) moves with it */
+				/* the reference moves with it */
 				ex->prep = p;
-				ex->prep_role =
-					WK_SLOT_PREP_CHECK | (has_ref ? WK_SLOT_PREP_REF : 0);
-				p->client_refs--;
+				ex->prep_role = WK_SLOT_PREP_CHECK;
 				return;
 			}
 		}
@@ -860,7 +852,7 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 		s->is_verify_wait = false;
 		s->is_verify_resume = true;
 	}
-	p->client_refs -= has_ref ? 2 : 1;
+	p->client_refs--;
 	wk_prep_publish(p);
 	wk_prep_release_if_unused(p);
 }

@@ -850,7 +850,7 @@ wk_server_slots_clear(struct wk_server *s)
 
 		if (sl->pos_map)
 			wk_server_slot_map_free(s, sl);
-		if (sl->prep && (sl->prep_role & WK_SLOT_PREP_REF)) {
+		if (sl->prep) {
 			/* never answered: the reference it held goes */
 			sl->prep->client_refs--;
 			wk_prep_release_if_unused(sl->prep);
@@ -982,7 +982,7 @@ wk_server_is_prep_reply(struct wk_server *s, uint8_t type)
 	sl = wk_server_slot_head(s);
 	if (!sl || !sl->prep)
 		return false;
-	role = sl->prep_role & (uint8_t)~WK_SLOT_PREP_REF;
+	role = sl->prep_role;
 	if (role != WK_SLOT_PREP_USE && role != WK_SLOT_PREP_STALE && role != WK_SLOT_PREP_VERIFY)
 		return false;
 	return type == PGW_MSG_ERROR || sl->kind == WK_SLOT_DESCRIBE_S;
@@ -1022,7 +1022,7 @@ wk_server_prep_reply(struct wk_server *s, const struct pgw_hdr *h, const uint8_t
 	}
 	if (pgw_parse_error(body, blen, &f) < 0 || !f.sqlstate)
 		return false; /* malformed: passed as it is */
-	if ((sl->prep_role & (uint8_t)~WK_SLOT_PREP_REF) == WK_SLOT_PREP_STALE) {
+	if (sl->prep_role == WK_SLOT_PREP_STALE) {
 		/* in a failed transaction the server says 25P02 first: that goes on */
 		if (strcmp(f.sqlstate, SQLSTATE_INVALID_SQL_STATEMENT_NAME) != 0 || !out)
 			return false;

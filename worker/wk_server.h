@@ -62,8 +62,9 @@ void wk_server_row_update(struct wk_server *s);
 int wk_server_slots_grow(struct wk_server *s) MUST_CHECK;
 
 /*
- * Reply slots (transaction mode with prepared statement rewriting). -1 on out
- * of memory. Inline: a forwarded extended-protocol message pushes one each.
+ * Reply slots (transaction mode with prepared statement rewriting). A slot
+ * with prep takes a reference on it. -1 on out of memory. Inline: a
+ * forwarded extended-protocol message pushes one each.
  */
 static inline MUST_CHECK int
 wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow,
@@ -81,6 +82,8 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	sl->is_unnamed_prev_here = false;
 	sl->is_skippable = false;
 	sl->prep = prep;
+	if (prep)
+		prep->client_refs++; /* the slot's reference, dropped at its end */
 	sl->pos_map = NULL;
 	s->slots_cnt++;
 	if (kind == WK_SLOT_SYNC)

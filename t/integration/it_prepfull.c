@@ -145,21 +145,20 @@ close_prepared(PGconn *c, const char *name)
 }
 
 /*
- * Pipelined simple queries: write every Query of sqls to c's socket at once
- * (libpq idle), read the replies up to the last ReadyForQuery and describe
- * them in out: "C:<tag>" for CommandComplete, "E:<sqlstate>" for an error,
- * "D:<first value>" for a row, the type letter for anything else, space
- * separated (ParameterStatus and notices left out).
+ * Read c's replies (libpq idle) up to the n-th ReadyForQuery and describe
+ * them in out: "C:<tag>" for CommandComplete, "E:<sqlstate>" for an error
+ * (with_msg: "E:<sqlstate>:<message>"), "D:<first value>" for a row, the
+ * type letter for anything else, space separated (ParameterStatus and
+ * notices left out). Nothing may follow the last ReadyForQuery.
  */
 static void
-pipeline(PGconn *c, const char *const *sqls, int n, char *out, size_t out_len)
+replies(PGconn *c, int n, bool with_msg, char *out, size_t out_len)
 {
 	static unsigned char buf[65536];
 	size_t got = 0, at = 0, o = 0;
 	int fd = PQsocket(c), ready = 0;
 	long long end = it_now_ms() + 5000;
 
-	ck_assert_int_eq(it_raw_send_queries(fd, sqls, n), 0);
 	out[0] = '\0';
 	while (ready < n) {
 		size_t mlen;
@@ -188,12 +187,15 @@ pipeline(PGconn *c, const char *const *sqls, int n, char *out, size_t out_len)
 					      (const char *)buf + at + 5);
 			break;
 		case 'E': {
-			const char *f = (const char *)buf + at + 5;
+			const char *f = (const char *)buf + at + 5, *m = f;
 
 			while (*f && *f != 'C')
 				f += strlen(f) + 1;
-			o += (size_t)snprintf(out + o, out_len - o, "%sE:%s", o ? " " : "",
-					      *f ? f + 1 : "?");
+			while (*m && *m != 'M')
+				m += strlen(m) + 1;
+			o += (size_t)snprintf(out + o, out_len - o, "%sE:%s%s%s", o ? " " : "",
+					      *f ? f + 1 : "?", with_msg ? ":" : "",
+					      with_msg && *m ? m + 1 : "");
 			break;
 		}
 		case 'D': {
@@ -217,6 +219,89 @@ pipeline(PGconn *c, const char *const *sqls, int n, char *out, size_t out_len)
 		at += 1 + mlen;
 	}
 	ck_assert_msg(at == got, "pipeline: %zu bytes after the last ReadyForQuery", got - at);
+}
+
+/*
+ * Pipelined simple queries: write every Query of sqls to c's socket at once
+ * (libpq idle), read the replies up to the last ReadyForQuery and describe
+ * them in out (replies()).
+ */
+static void
+pipeline(PGconn *c, const char *const *sqls, int n, char *out, size_t out_len)
+{
+	ck_assert_int_eq(it_raw_send_queries(PQsocket(c), sqls, n), 0);
+	replies(c, n, false, out, out_len);
+}
+
+/* ---- raw extended-protocol requests ------------------------------------- */
+
+/* Frontend messages built up to be written at once. */
+struct raw {
+	char buf[4096];
+	size_t n;
+};
+
+/* Append a message of type with body (len bytes). */
+static void
+raw_put(struct raw *r, char type, const void *body, size_t len)
+{
+	uint32_t l = (uint32_t)len + 4;
+
+	ck_assert(r->n + 5 + len <= sizeof(r->buf));
+	r->buf[r->n++] = type;
+	r->buf[r->n++] = (char)(l >> 24);
+	r->buf[r->n++] = (char)(l >> 16);
+	r->buf[r->n++] = (char)(l >> 8);
+	r->buf[r->n++] = (char)l;
+	memcpy(r->buf + r->n, body, len);
+	r->n += len;
+}
+
+/* Parse of statement name with sql, no parameter types. */
+static void
+raw_parse(struct raw *r, const char *name, const char *sql)
+{
+	char body[512];
+	size_t a = strlen(name) + 1, b = strlen(sql) + 1;
+
+	ck_assert(a + b + 2 <= sizeof(body));
+	memcpy(body, name, a);
+	memcpy(body + a, sql, b);
+	memset(body + a + b, 0, 2);
+	raw_put(r, 'P', body, a + b + 2);
+}
+
+static void
+raw_sync(struct raw *r)
+{
+	raw_put(r, 'S', "", 0);
+}
+
+static void
+raw_query(struct raw *r, const char *sql)
+{
+	raw_put(r, 'Q', sql, strlen(sql) + 1);
+}
+
+/*
+ * Write r at once to the direct connection and to c (libpq idle on both),
+ * read each one's replies up to the readies-th ReadyForQuery: the same,
+ * error messages included (replies()); and want, when not NULL. r is
+ * emptied.
+ */
+static void
+same_raw(PGconn *direct, PGconn *c, struct raw *r, int readies, const char *want)
+{
+	char got_d[2048], got[2048];
+
+	ck_assert_int_eq(it_raw_send(PQsocket(direct), r->buf, r->n), 0);
+	replies(direct, readies, true, got_d, sizeof(got_d));
+	ck_assert_int_eq(it_raw_send(PQsocket(c), r->buf, r->n), 0);
+	replies(c, readies, true, got, sizeof(got));
+	r->n = 0;
+	ck_assert_msg(strcmp(got, got_d) == 0, "pgdog: %s\nPostgreSQL: %s", got, got_d);
+	if (want)
+		ck_assert_str_eq(got, want);
 }
 
 /* pgdog's statements on the server (a query through c). */
@@ -538,6 +623,37 @@ START_TEST(test_full_deallocate_all)
 	ck_assert_str_eq(it_value(b, "EXECUTE x1"), "x1");
 	PQfinish(a);
 	PQfinish(b);
+}
+END_TEST
+
+/*
+ * DEALLOCATE ALL in the same write as Parses whose answers pgdog gives
+ * itself (the server holds the text already): forgetting the client's
+ * statements freed one that such a reply still pointed to (heap use after
+ * free: the worker aborted under ASan and dropped its clients). Compared
+ * with PostgreSQL; the connection must work afterwards.
+ */
+START_TEST(test_deallocate_all_pipelined)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "ua", "SELECT 1");
+	raw_sync(&r);
+	raw_query(&r, "SELECT 1");
+	raw_parse(&r, "ub", "SELECT 1");
+	raw_sync(&r);
+	raw_query(&r, "DEALLOCATE ALL");
+	same_raw(d, a, &r, 4, "1 Z T D:1 C:SELECT 1 Z 1 Z C:DEALLOCATE ALL Z");
+	ck_assert_str_eq(it_value(a, "SELECT 'alive'"), "alive");
+	raw_query(&r, "PREPARE up3 AS SELECT 3");
+	raw_parse(&r, "ux", "SELECT 4");
+	raw_sync(&r);
+	raw_query(&r, "DEALLOCATE ALL");
+	same_raw(d, a, &r, 3, "C:PREPARE Z 1 Z C:DEALLOCATE ALL Z");
+	ck_assert_str_eq(it_value(a, "SELECT 'alive'"), "alive");
+	PQfinish(d);
+	PQfinish(a);
 }
 END_TEST
 
@@ -1779,6 +1895,7 @@ main(void)
 	tcase_add_test(tc, test_full_shared);
 	tcase_add_test(tc, test_full_errors);
 	tcase_add_test(tc, test_full_deallocate_all);
+	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_full_mixed_names);
 	tcase_add_test(tc, test_full_multi_prepare);
 	tcase_add_test(tc, test_full_extended_sql);
@@ -1828,6 +1945,7 @@ main(void)
 	tcase_add_test(tc, test_set_config_pins);
 	tcase_add_test(tc, test_reset_forgets_held);
 	tcase_add_test(tc, test_extended_sql_prepare_pins);
+	tcase_add_test(tc, test_deallocate_all_pipelined);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);
