@@ -1844,7 +1844,8 @@ wk_client_unnamed_setting(struct wk_client *c)
 		 */
 		if (wk_prep_names_get(&c->prep_names, c->sql_name))
 			return 0; /* PostgreSQL's 42P05 at Execute */
-		if (wk_prep_names_put_unconfirmed(&c->prep_names, c->sql_name, c->sql_prep) < 0)
+		if (wk_prep_names_put_unconfirmed(&c->prep_names, c->sql_name, c->sql_prep,
+						  c->server ? c->server->syncs_cnt : 0) < 0)
 			return -1;
 		c->is_sql_bind_due = true;
 		return 0;
@@ -2678,7 +2679,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	}
 	wk_client_prep_rest(sql, st, &rest, &rest_len);
 	p = wk_prep_register_sql_std(rest, rest_len, wk_client_text_is_std(c, rest, rest_len));
-	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
+	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p, s->syncs_cnt) < 0)
 		return -1;
 	if (!wk_prep_held_has(&s->held, p)) {
 		int rc = wk_client_prep_make_room(s, out);
@@ -2939,7 +2940,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			wk_client_prep_rest(sql, st, &rest, &rest_len);
 			p = wk_prep_register_sql_std(rest, rest_len,
 						     wk_client_text_is_std(c, rest, rest_len));
-			if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p) < 0)
+			if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p,
+								s->syncs_cnt) < 0)
 				return -1;
 			local[local_cnt].name = st->name;
 			local[local_cnt++].prep = p;
@@ -3026,8 +3028,14 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 {
 	struct wk_prep *p;
 
-	if (wk_prep_names_is_unconfirmed(&c->prep_names, body)) {
-		/* a Parse of the name still unanswered: 42P05 only if PostgreSQL accepts it */
+	if (wk_prep_names_is_unconfirmed(&c->prep_names, body) ||
+	    (c->prep_names.dropping_cnt && wk_prep_names_is_dropping(&c->prep_names, body))) {
+		/*
+		 * A Parse of the name still unanswered: 42P05 only if PostgreSQL
+		 * accepts it. A Close of it unanswered: the name is free only if
+		 * PostgreSQL runs the Close (an earlier error makes it skip it,
+		 * and this Parse too when it is in the same request).
+		 */
 		return wk_client_wait_answer(s, out) < 0 ? -1 : 3;
 	}
 	if (wk_prep_names_get(&c->prep_names, body))
@@ -3035,7 +3043,7 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 	/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
 	p = wk_prep_register_std((const uint8_t *)body, blen, n1,
 				 wk_client_text_is_std(c, body + n1 + 1, blen - n1 - 1));
-	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p) < 0)
+	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p, s->syncs_cnt) < 0)
 		return -1;
 	if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
 		/* an aborted transaction refuses any Parse: let PostgreSQL say so */
@@ -3664,6 +3672,9 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			return wk_client_unnamed_setting(c) < 0
 				       ? -1
 				       : wk_client_unnamed_ensure(c, s, out);
+		/* what the name means depends on answers not in yet */
+		if (wk_prep_names_is_pending(&c->prep_names, body + n1 + 1, s->syncs_cnt))
+			return wk_client_wait_answer(s, out) < 0 ? -1 : WK_CLIENT_PREP_WAIT;
 		p = wk_prep_names_get(&c->prep_names, body + n1 + 1);
 		if (!p)
 			return 0; /* PostgreSQL reports the unknown statement */
@@ -3726,6 +3737,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		n1 = wk_strnlen(body + 1, blen - 1);
 		if (n1 >= blen - 1)
 			return 0;
+		if (wk_prep_names_is_pending(&c->prep_names, body + 1, s->syncs_cnt))
+			return wk_client_wait_answer(s, out) < 0 ? -1 : WK_CLIENT_PREP_WAIT;
 		p = wk_prep_names_get(&c->prep_names, body + 1);
 		if (!p)
 			return 0;
@@ -3760,6 +3773,10 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		}
 		if (blen < 2 || body[0] != 'S' || wk_strnlen(body + 1, blen - 1) >= blen - 1)
 			return 0;
+		/* a Close of it in flight: this one closes something only if that one is skipped */
+		if (c->prep_names.dropping_cnt &&
+		    wk_prep_names_is_dropping(&c->prep_names, body + 1))
+			return wk_client_wait_answer(s, out) < 0 ? -1 : WK_CLIENT_PREP_WAIT;
 		/*
 		 * The statement stays prepared on servers for other clients:
 		 * answered here; the name goes when pgdog answers, not if an

@@ -409,8 +409,14 @@ struct wk_server {
 	 */
 	uint64_t seq_client_id;
 	bool is_seq_foreign;
-	bool is_discarding;                      /* the message being moved is swallowed */
-	struct wk_slot *slots;                   /* ring of expected replies: owned */
+	bool is_discarding;    /* the message being moved is swallowed */
+	struct wk_slot *slots; /* ring of expected replies: owned */
+	/*
+	 * Sync and Query slots pushed (never reset): a request's number, which
+	 * tells whether a client's later message is in the same request as its
+	 * Parse (wk_prep_names_is_pending).
+	 */
+	uint64_t syncs_cnt;
 	size_t slots_head, slots_cnt, slots_cap; /* slots_cap: 0 or a power of two */
 	uint32_t pos_maps_cnt;                   /* slots with a pos_map */
 	uint64_t unnamed_id;     /* the client unnamed_id its unnamed statement is; 0: none known */

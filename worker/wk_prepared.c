@@ -437,6 +437,7 @@ wk_prep_names_add(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 	n->v[i].is_unconfirmed = false;
 	n->v[i].is_dropping = false;
 	n->v[i].drop_seq = 0;
+	n->v[i].batch = 0;
 	p->client_refs++;
 	n->cnt++;
 	wk_index_put(&n->index, wk_prep_names_hash(n, i), i);
@@ -451,14 +452,44 @@ wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 }
 
 int
-wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p)
+wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p,
+			      uint64_t batch)
 {
 	size_t i = wk_prep_names_add(n, name, p);
 
 	if (i == SIZE_MAX)
 		return -1;
 	wk_prep_names_mark(n, i, true);
+	n->v[i].batch = batch;
 	return 0;
+}
+
+bool
+wk_prep_names_is_dropping(const struct wk_prep_names *n, const char *name)
+{
+	size_t seen = 0;
+
+	for (size_t i = n->cnt; i-- > 0 && seen < n->dropping_cnt;) {
+		if (!n->v[i].is_dropping)
+			continue;
+		seen++;
+		if (strcmp(n->v[i].name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool
+wk_prep_names_is_pending(const struct wk_prep_names *n, const char *name, uint64_t batch)
+{
+	size_t i;
+
+	if (n->dropping_cnt && wk_prep_names_is_dropping(n, name))
+		return true;
+	if (!n->unconfirmed_cnt)
+		return false;
+	i = wk_prep_names_find(n, name);
+	return i != SIZE_MAX && n->v[i].is_unconfirmed && n->v[i].batch != batch;
 }
 
 /*

@@ -102,6 +102,13 @@ struct wk_prep_names {
 		 */
 		bool is_dropping;
 		uint64_t drop_seq; /* order of the DEALLOCATEs in flight */
+		/*
+		 * With is_unconfirmed: the server's syncs_cnt when the Parse or
+		 * PREPARE was sent. A message of a later request that names it
+		 * waits for the answer (wk_prep_names_is_pending): the server
+		 * may have skipped it after an error.
+		 */
+		uint64_t batch;
 	} * v;
 	size_t cnt, cap;
 	/*
@@ -192,9 +199,24 @@ bool wk_prep_names_is_unconfirmed(const struct wk_prep_names *n, const char *nam
  */
 const char *wk_prep_names_name_of(const struct wk_prep_names *n, const char *pgdog_name,
 				  size_t len);
-/* Add a name for a Parse or SQL PREPARE, unconfirmed until it is answered. -1 on out of memory. */
-int wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p)
-	MUST_CHECK;
+/*
+ * Add a name for a Parse or SQL PREPARE, unconfirmed until it is answered;
+ * batch: the server's syncs_cnt when it is sent. -1 on out of memory.
+ */
+int wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p,
+				  uint64_t batch) MUST_CHECK;
+/* Is a Close or DEALLOCATE of name in flight (its answer not seen yet)? */
+bool wk_prep_names_is_dropping(const struct wk_prep_names *n, const char *name);
+/*
+ * Must a message naming name, sent when the server's syncs_cnt is batch,
+ * wait for the answers to what went before it? Yes while a Close or
+ * DEALLOCATE of the name is in flight, or a Parse or PREPARE of it sent in
+ * an earlier request (up to its Sync): PostgreSQL skips those after an
+ * error earlier in their request, and what the name means then is known
+ * only from their answers. A Bind in the Parse's own request need not wait:
+ * if the Parse is skipped or fails, so is the Bind.
+ */
+bool wk_prep_names_is_pending(const struct wk_prep_names *n, const char *name, uint64_t batch);
 /*
  * The Parse or SQL PREPARE of p was answered: keep (is_ok) or drop the
  * unconfirmed name of p. May free p.

@@ -88,6 +88,8 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	s->slots_cnt++;
 	if (kind == WK_SLOT_SYNC)
 		s->has_error_unsynced = false; /* what follows this Sync runs again */
+	if (kind == WK_SLOT_SYNC || kind == WK_SLOT_QUERY)
+		s->syncs_cnt++;
 	return 0;
 }
 void wk_server_slots_clear(struct wk_server *s);

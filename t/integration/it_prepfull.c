@@ -271,6 +271,34 @@ raw_parse(struct raw *r, const char *name, const char *sql)
 	raw_put(r, 'P', body, a + b + 2);
 }
 
+/* Bind of statement name to the unnamed portal (no parameters), then Execute of it. */
+static void
+raw_run(struct raw *r, const char *name)
+{
+	char body[128];
+	size_t a = strlen(name) + 1;
+
+	ck_assert(1 + a + 6 <= sizeof(body));
+	body[0] = '\0';
+	memcpy(body + 1, name, a);
+	memset(body + 1 + a, 0, 6);
+	raw_put(r, 'B', body, 1 + a + 6);
+	raw_put(r, 'E', "\0\0\0\0", 5);
+}
+
+/* Close of statement name. */
+static void
+raw_close(struct raw *r, const char *name)
+{
+	char body[128];
+	size_t a = strlen(name) + 1;
+
+	ck_assert(1 + a <= sizeof(body));
+	body[0] = 'S';
+	memcpy(body + 1, name, a);
+	raw_put(r, 'C', body, 1 + a);
+}
+
 static void
 raw_sync(struct raw *r)
 {
@@ -651,6 +679,90 @@ START_TEST(test_deallocate_all_pipelined)
 	raw_sync(&r);
 	raw_query(&r, "DEALLOCATE ALL");
 	same_raw(d, a, &r, 3, "C:PREPARE Z 1 Z C:DEALLOCATE ALL Z");
+	ck_assert_str_eq(it_value(a, "SELECT 'alive'"), "alive");
+	PQfinish(d);
+	PQfinish(a);
+}
+END_TEST
+
+/*
+ * After an error PostgreSQL skips every message up to the Sync: a Close or
+ * Parse among them changes nothing. pgdog hid a name once its Close was
+ * sent and gave it to the next Parse of it at once, so what came after
+ * went wrong when the Close was skipped: a later Bind of the name ran the
+ * skipped Parse's text when the server held it for another name (two=2
+ * where PostgreSQL answers one=1), or failed with 26000 (the statement
+ * still exists in PostgreSQL), and a Bind of a name whose Parse was
+ * skipped failed naming pgdog's own statement ("__pgdog_0_3") instead of
+ * the client's name. Each request goes in one write, replies compared
+ * with PostgreSQL's, messages included.
+ */
+START_TEST(test_skipped_close_parse)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	/* the server holds "SELECT 2 AS two" (closed again for the client) */
+	raw_parse(&r, "sx", "SELECT 2 AS two");
+	raw_run(&r, "sx");
+	raw_sync(&r);
+	raw_close(&r, "sx");
+	raw_sync(&r);
+	raw_parse(&r, "sa", "SELECT 1 AS one");
+	raw_sync(&r);
+	/* 26000 first: the Close and the Parse are skipped */
+	raw_run(&r, "nonexist");
+	raw_close(&r, "sa");
+	raw_parse(&r, "sa", "SELECT 2 AS two");
+	raw_sync(&r);
+	raw_run(&r, "sa");
+	raw_sync(&r);
+	same_raw(d, a, &r, 5,
+		 "1 2 D:2 C:SELECT 1 Z 3 Z 1 Z "
+		 "E:26000:prepared statement \"nonexist\" does not exist Z 2 D:1 C:SELECT 1 Z");
+	/* a Close skipped after an error at Bind */
+	raw_parse(&r, "", "SELECT 1/0");
+	raw_run(&r, "");
+	raw_close(&r, "sa");
+	raw_sync(&r);
+	raw_run(&r, "sa");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "1 E:22012:division by zero Z 2 D:1 C:SELECT 1 Z");
+	/* a Close skipped after a 42P05 */
+	raw_parse(&r, "sb", "SELECT 2");
+	raw_sync(&r);
+	raw_parse(&r, "sb", "SELECT 3");
+	raw_close(&r, "sa");
+	raw_sync(&r);
+	raw_run(&r, "sa");
+	raw_sync(&r);
+	same_raw(d, a, &r, 3,
+		 "1 Z E:42P05:prepared statement \"sb\" already exists Z 2 D:1 C:SELECT 1 Z");
+	/* a Parse skipped: the name does not exist, and the error says so in the client's words */
+	raw_parse(&r, "", "SELECT 1/0");
+	raw_run(&r, "");
+	raw_parse(&r, "sc", "SELECT 2 AS two");
+	raw_sync(&r);
+	raw_run(&r, "sc");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2,
+		 "1 E:22012:division by zero Z E:26000:prepared statement \"sc\" does not exist Z");
+	/* the same with a Close of the name first, both skipped: the name keeps its statement */
+	raw_parse(&r, "", "SELECT 1/0");
+	raw_run(&r, "");
+	raw_close(&r, "sa");
+	raw_parse(&r, "sa", "SELECT 2 AS two");
+	raw_sync(&r);
+	raw_run(&r, "sa");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "1 E:22012:division by zero Z 2 D:1 C:SELECT 1 Z");
+	/* not skipped: Close and Parse in one request, then the new text */
+	raw_close(&r, "sa");
+	raw_parse(&r, "sa", "SELECT 2 AS two");
+	raw_sync(&r);
+	raw_run(&r, "sa");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "3 1 Z 2 D:2 C:SELECT 1 Z");
 	ck_assert_str_eq(it_value(a, "SELECT 'alive'"), "alive");
 	PQfinish(d);
 	PQfinish(a);
@@ -1896,6 +2008,7 @@ main(void)
 	tcase_add_test(tc, test_full_errors);
 	tcase_add_test(tc, test_full_deallocate_all);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
+	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_full_mixed_names);
 	tcase_add_test(tc, test_full_multi_prepare);
 	tcase_add_test(tc, test_full_extended_sql);
@@ -1946,6 +2059,7 @@ main(void)
 	tcase_add_test(tc, test_reset_forgets_held);
 	tcase_add_test(tc, test_extended_sql_prepare_pins);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
+	tcase_add_test(tc, test_skipped_close_parse);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);
