@@ -2168,26 +2168,46 @@ wk_client_put_stmt_msg(struct wk_server *s, struct evbuffer *out, uint8_t type, 
 }
 
 /*
- * Over prepared_statements_limit: close the least recently used statement.
- * Returns 1 when a Close was injected, 0 when there was room, -1 on out of
- * memory.
+ * Close the least recently used statements of s until it holds keep.
+ * Called only where nothing of the request goes before the Closes (no
+ * client message since the last Sync): after an error earlier in a
+ * request PostgreSQL would skip them, and the server would keep what pgdog
+ * takes as gone (its next Parse of it: 42P05, for any client). Returns 1
+ * when a Close was injected, 0 when none was needed, -1 on out of memory.
  */
 static int
-wk_client_prep_make_room(struct wk_server *s, struct evbuffer *out)
+wk_client_prep_trim(struct wk_server *s, struct evbuffer *out, size_t keep)
 {
-	uint32_t limit = (uint32_t)g_cfg->prepared_statements_limit;
+	int rc = 0;
 
-	if (limit && s->held.cnt >= limit) {
-		/* over prepared_statements_limit: close the least recently used one */
+	while (s->held.cnt > keep) {
 		struct wk_prep *old = wk_prep_held_lru(&s->held);
 
 		if (wk_client_put_stmt_msg(s, out, PGW_MSG_CLOSE, old->name, WK_SLOT_CLOSE, true) <
 		    0)
 			return -1;
 		wk_prep_held_del(&s->held, old);
-		return 1;
+		rc = 1;
 	}
-	return 0;
+	return rc;
+}
+
+/*
+ * Before preparing a statement on s: at prepared_statements_limit, close
+ * the least recently used ones (wk_client_prep_trim). In the middle of a
+ * request (a client message sent since the last Sync) nothing is closed:
+ * the server holds more than the limit until the next request starts
+ * (wk_client_prep). Returns 1 when a Close was injected, 0 when not, -1 on
+ * out of memory.
+ */
+static int
+wk_client_prep_make_room(struct wk_server *s, struct evbuffer *out)
+{
+	uint32_t limit = (uint32_t)g_cfg->prepared_statements_limit;
+
+	if (!limit || s->held.cnt < limit || s->has_unsynced)
+		return 0;
+	return wk_client_prep_trim(s, out, limit - 1);
 }
 
 /*
@@ -3612,6 +3632,15 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	wk_client_prep_ready0 = s->expect_ready;
 	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
 		return -1; /* a new request starts here: the Closes go first, on their own */
+	if (UNLIKELY(g_cfg->prepared_statements_limit &&
+		     s->held.cnt > (size_t)g_cfg->prepared_statements_limit) &&
+	    !s->has_unsynced) {
+		/* the last request prepared more than the limit: closed now, on their own */
+		int rc = wk_client_prep_trim(s, out, (size_t)g_cfg->prepared_statements_limit);
+
+		if (rc < 0 || (rc > 0 && wk_client_prep_sync(s, out) < 0))
+			return -1;
+	}
 	if ((h->type == PGW_MSG_QUERY || h->type == PGW_MSG_PARSE) && c->pubsub &&
 	    s->expect_ready > wk_client_prep_ready0) {
 		/* pub/sub follows the replies of this Query or Parse after those of the Closes */

@@ -1935,6 +1935,75 @@ END_TEST
  * statement works again on that server.
  */
 /*
+ * prepared_statements_limit = 2. The Close pgdog sent to make room for a
+ * statement went behind the client's messages of the request, so after an
+ * error earlier in it PostgreSQL skipped the Close, while pgdog took the
+ * statement as gone: its next Parse of it on that server failed with 42P05
+ * naming pgdog's statement ("__pgdog_0_1"), for this client and any other
+ * that got the server. Now statements are closed only at the start of a
+ * request; one that prepares more than the limit leaves the server over
+ * it until the next request starts. Replies compared with PostgreSQL's.
+ */
+START_TEST(test_full_limit_close_skipped)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "la", "SELECT 1 AS a");
+	raw_run(&r, "la");
+	raw_sync(&r);
+	raw_parse(&r, "lb", "SELECT 2 AS b");
+	raw_run(&r, "lb");
+	raw_sync(&r);
+	/* the error comes first: Parse lc, and a Close to make room for it, are skipped */
+	raw_parse(&r, "", "SELECT 1/0");
+	raw_run(&r, "");
+	raw_parse(&r, "lc", "SELECT 3 AS c");
+	raw_run(&r, "lc");
+	raw_sync(&r);
+	raw_parse(&r, "lc", "SELECT 3 AS c");
+	raw_run(&r, "lc");
+	raw_sync(&r);
+	raw_run(&r, "la");
+	raw_sync(&r);
+	raw_run(&r, "lb");
+	raw_sync(&r);
+	same_raw(d, a, &r, 6,
+		 "1 2 D:1 C:SELECT 1 Z 1 2 D:2 C:SELECT 1 Z 1 E:22012:division by zero Z "
+		 "1 2 D:3 C:SELECT 1 Z 2 D:1 C:SELECT 1 Z 2 D:2 C:SELECT 1 Z");
+	/* another client on that server, the same texts */
+	raw_parse(&r, "q1", "SELECT 1 AS a");
+	raw_run(&r, "q1");
+	raw_sync(&r);
+	raw_parse(&r, "q2", "SELECT 2 AS b");
+	raw_run(&r, "q2");
+	raw_sync(&r);
+	raw_parse(&r, "q3", "SELECT 3 AS c");
+	raw_run(&r, "q3");
+	raw_sync(&r);
+	same_raw(d, b, &r, 3, "1 2 D:1 C:SELECT 1 Z 1 2 D:2 C:SELECT 1 Z 1 2 D:3 C:SELECT 1 Z");
+	/* three new statements in one request: over the limit until the next one starts */
+	raw_parse(&r, "n1", "SELECT 11");
+	raw_parse(&r, "n2", "SELECT 12");
+	raw_parse(&r, "n3", "SELECT 13");
+	raw_run(&r, "n3");
+	raw_sync(&r);
+	same_raw(d, b, &r, 1, "1 1 1 2 D:13 C:SELECT 1 Z");
+	ck_assert_int_le(pgdog_statements(b), 2);
+	raw_run(&r, "n1");
+	raw_sync(&r);
+	same_raw(d, b, &r, 1, "2 D:11 C:SELECT 1 Z");
+	raw_run(&r, "la");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "2 D:1 C:SELECT 1 Z");
+	ck_assert_int_le(pgdog_statements(a), 2);
+	PQfinish(d);
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * A statement the server lost (evicted) is prepared again in front of the
  * client's text, in the same Query: the position of an error after it still
  * points into the client's text.
@@ -2031,6 +2100,7 @@ main(void)
 	tcase_add_test(tc, test_full_limit_eviction);
 	tcase_add_test(tc, test_full_limit_reprepare_fails);
 	tcase_add_test(tc, test_full_limit_error_position);
+	tcase_add_test(tc, test_full_limit_close_skipped);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_two");
