@@ -617,7 +617,7 @@ static bool
 sql_classify_prefilter(const char *s, size_t n, bool is_std)
 {
 	size_t i = 0, start;
-	bool at_start = true, into_counts = false;
+	bool at_start = true, into_counts = false, is_explain = false;
 
 	while (i < n) {
 		unsigned char cc = sql_cc[(unsigned char)s[i]];
@@ -646,12 +646,15 @@ sql_classify_prefilter(const char *s, size_t n, bool is_std)
 			if (at_start) {
 				if (sql_classify_is_start_kw(w, wn))
 					return true;
+				is_explain = sql_classify_word_is(w, wn, "explain");
 				into_counts = sql_classify_word_is(w, wn, "select") ||
-					      sql_classify_word_is(w, wn, "with") ||
-					      sql_classify_word_is(w, wn, "explain");
+					      sql_classify_word_is(w, wn, "with") || is_explain;
 				at_start = false;
 			} else if (into_counts && wn == 4 && sql_classify_word_is(w, wn, "into")) {
 				return true;
+			} else if (is_explain && wn == 7 &&
+				   sql_classify_word_is(w, wn, "execute")) {
+				return true; /* EXPLAIN EXECUTE name: a prepared statement's name */
 			}
 			if (wn >= 4 && sql_classify_word_matters(w, wn))
 				return true;
@@ -662,7 +665,7 @@ sql_classify_prefilter(const char *s, size_t n, bool is_std)
 			continue;
 		case SQL_TOK_SEMI:
 			at_start = true;
-			into_counts = false;
+			into_counts = is_explain = false;
 			continue;
 		case SQL_TOK_LPAREN:
 			if (at_start)
@@ -732,6 +735,63 @@ sql_classify_next_solid(const char *s, size_t end, bool is_std, size_t *pos, siz
 }
 
 /*
+ * Whether the token text[start, start + n) (a word or a "quoted
+ * identifier") names name, as PostgreSQL reads it: a word folded to lower
+ * case, a quoted identifier as it is, "" standing for ".
+ */
+static bool
+sql_classify_token_is_name(const char *text, size_t start, size_t n, enum sql_tok t,
+			   const char *name)
+{
+	size_t k = 0;
+
+	if (t == SQL_TOK_WORD) {
+		for (size_t i = 0; i < n; i++, k++) {
+			char ch = text[start + i];
+
+			if (ch >= 'A' && ch <= 'Z')
+				ch = (char)(ch - 'A' + 'a');
+			if (name[k] != ch)
+				return false;
+		}
+		return name[k] == '\0';
+	}
+	if (t != SQL_TOK_QIDENT || n < 2)
+		return false;
+	for (size_t i = start + 1; i < start + n - 1; i++, k++) {
+		if (name[k] != text[i])
+			return false;
+		if (text[i] == '"')
+			i++; /* "" */
+	}
+	return name[k] == '\0';
+}
+
+/*
+ * The name of an EXPLAIN's or CREATE TABLE AS's EXECUTE: the token after a
+ * word EXECUTE that names the statement (a table may be called execute).
+ */
+static void
+sql_classify_wrapped_name(const char *text, struct sql_stmt *st, bool is_std)
+{
+	size_t pos = st->loc, end = st->loc + st->loc_len, start;
+	enum sql_tok t = sql_classify_next_solid(text, end, is_std, &pos, &start);
+
+	while (t != SQL_TOK_END) {
+		bool is_execute = t == SQL_TOK_WORD &&
+				  sql_classify_word_is(text + start, pos - start, "execute");
+
+		t = sql_classify_next_solid(text, end, is_std, &pos, &start);
+		if (is_execute && (t == SQL_TOK_WORD || t == SQL_TOK_QIDENT) &&
+		    sql_classify_token_is_name(text, start, pos - start, t, st->name)) {
+			st->name_off = start;
+			st->name_len = pos - start;
+			return;
+		}
+	}
+}
+
+/*
  * Find the name token of each PREPARE / EXECUTE / DEALLOCATE [PREPARE]
  * statement: the word or quoted identifier after the keyword(s).
  */
@@ -746,6 +806,10 @@ sql_classify_name_spans(const char *text, struct sql_result *out, bool is_std)
 		if (st->kind != SQL_PREPARE && st->kind != SQL_EXECUTE &&
 		    st->kind != SQL_DEALLOCATE)
 			continue;
+		if (st->is_wrapped) {
+			sql_classify_wrapped_name(text, st, is_std);
+			continue;
+		}
 		if (sql_classify_next_solid(text, end, is_std, &pos, &start) != SQL_TOK_WORD)
 			continue;
 		t = sql_classify_next_solid(text, end, is_std, &pos, &start);

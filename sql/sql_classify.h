@@ -76,6 +76,8 @@ struct sql_stmt {
 	char value[SQL_VALUE_MAX];
 	bool is_truncated; /* name or value did not fit: pgdog must not replay it */
 	bool is_chain;     /* COMMIT / ROLLBACK AND CHAIN: a new transaction begins at once */
+	/* SQL_EXECUTE inside EXPLAIN or CREATE TABLE ... AS: its name comes after the word EXECUTE */
+	bool is_wrapped;
 	/*
 	 * Where the statement is in the text: [loc, loc + loc_len), from just
 	 * after the previous ';' (leading spaces and comments included) to its

@@ -604,6 +604,21 @@ sql_parse_transaction(const PgQuery__TransactionStmt *t, struct sql_stmt *st)
 			       &st->is_truncated);
 }
 
+/*
+ * EXPLAIN [ANALYZE] EXECUTE name and CREATE TABLE ... AS EXECUTE name run a
+ * prepared statement too: its name is read (and rewritten) as an EXECUTE's.
+ */
+static void
+sql_parse_wrapped_execute(const PgQuery__Node *q, struct sql_stmt *st)
+{
+	if (q == NULL || q->node_case != PG_QUERY__NODE__NODE_EXECUTE_STMT ||
+	    q->execute_stmt == NULL)
+		return;
+	st->kind = SQL_EXECUTE;
+	st->is_wrapped = true;
+	sql_parse_copy(st->name, sizeof(st->name), q->execute_stmt->name, false, &st->is_truncated);
+}
+
 /* Fill st (zeroed, flags set) from one top-level statement. */
 static void
 sql_parse_stmt(const PgQuery__RawStmt *rs, size_t len, struct sql_stmt *st,
@@ -659,6 +674,14 @@ sql_parse_stmt(const PgQuery__RawStmt *rs, size_t len, struct sql_stmt *st,
 			sql_parse_copy(st->value, sizeof(st->value), n->notify_stmt->payload, false,
 				       &st->is_truncated);
 		}
+		break;
+	case PG_QUERY__NODE__NODE_EXPLAIN_STMT:
+		if (n->explain_stmt != NULL)
+			sql_parse_wrapped_execute(n->explain_stmt->query, st);
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
+		if (n->create_table_as_stmt != NULL)
+			sql_parse_wrapped_execute(n->create_table_as_stmt->query, st);
 		break;
 	case PG_QUERY__NODE__NODE_PREPARE_STMT:
 		if (n->prepare_stmt != NULL) {

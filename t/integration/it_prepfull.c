@@ -542,6 +542,34 @@ START_TEST(test_full_shared)
 END_TEST
 
 /* Errors are PostgreSQL's: unknown name, duplicate, syntax error, unknown table. */
+/*
+ * EXPLAIN [ANALYZE] EXECUTE and CREATE TABLE ... AS EXECUTE run the client's
+ * statement, SQL-prepared or protocol-level, as in PostgreSQL. (pgdog did
+ * not rewrite the name inside them: 26000.)
+ */
+START_TEST(test_full_wrapped_execute)
+{
+	PGconn *a = it_connect(APP);
+	PGresult *res;
+
+	exec_tag(a, "PREPARE wx(int) AS SELECT v FROM pf_t WHERE id = $1", "PREPARE");
+	res = PQexec(a, "EXPLAIN (COSTS off) EXECUTE wx(3)");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
+	ck_assert_int_ge(PQntuples(res), 1);
+	PQclear(res);
+	res = PQexec(a, "explain analyze execute \"wx\"(4)");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	res = PQprepare(a, "WxP", "SELECT 7 AS seven", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	exec_tag(a, "CREATE TEMP TABLE wx_t AS EXECUTE \"WxP\"", "SELECT 1");
+	ck_assert_str_eq(it_value(a, "SELECT seven FROM wx_t"), "7");
+	exec_err(a, "EXPLAIN EXECUTE nope", "26000", "prepared statement \"nope\" does not exist");
+	PQfinish(a);
+}
+END_TEST
+
 START_TEST(test_full_errors)
 {
 	PGconn *a = it_connect(APP);
@@ -2075,6 +2103,7 @@ main(void)
 	tcase_add_test(tc, test_full_prepare_execute);
 	tcase_add_test(tc, test_full_shared);
 	tcase_add_test(tc, test_full_errors);
+	tcase_add_test(tc, test_full_wrapped_execute);
 	tcase_add_test(tc, test_full_deallocate_all);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);

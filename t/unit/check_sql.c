@@ -162,6 +162,8 @@ static const struct sql_case verb_cases[] = {
 	{ "prepare \"P1\" as select 1", SQL_PREPARE, 0, "P1", "" },
 	{ "EXECUTE p (1, 'a')", SQL_EXECUTE, 0, "p", "" },
 	{ "execute Q", SQL_EXECUTE, 0, "q", "" },
+	{ "EXPLAIN (ANALYZE, COSTS off) EXECUTE p (1)", SQL_EXECUTE, 0, "p", "" },
+	{ "create table execute as execute \"P\"", SQL_EXECUTE, 0, "P", "" },
 	{ "DEALLOCATE p", SQL_DEALLOCATE, 0, "p", "" },
 	{ "DEALLOCATE PREPARE p", SQL_DEALLOCATE, 0, "p", "" },
 	{ "DEALLOCATE ALL", SQL_DEALLOCATE_ALL, 0, "", "" },
@@ -298,6 +300,10 @@ START_TEST(test_sql_name_spans)
 		{ "DEALLOCATE PREPARE d", 0, "d", "DEALLOCATE PREPARE d" },
 		{ "DEALLOCATE d2;", 0, "d2", "DEALLOCATE d2" },
 		{ "select 1;deallocate \"x\"", 1, "\"x\"", "deallocate \"x\"" },
+		{ "EXPLAIN ANALYZE EXECUTE Ex(1)", 0, "Ex", "EXPLAIN ANALYZE EXECUTE Ex(1)" },
+		/* a table called execute, and a quoted name with a quote in it */
+		{ "CREATE TABLE execute AS EXECUTE \"a\"\"b\"", 0, "\"a\"\"b\"",
+		  "CREATE TABLE execute AS EXECUTE \"a\"\"b\"" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
