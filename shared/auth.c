@@ -587,7 +587,7 @@ auth_scram_server_first(struct auth_scram_server *st, const uint8_t *in, size_t 
 	}
 	p += 2;
 	if (p[0] == 'a' && p[1] == '=') {
-		snprintf(err, err_len, "SCRAM authorization identity is not supported");
+		snprintf(err, err_len, "%s", AUTH_SCRAM_ERR_AUTHZID);
 		goto fail;
 	}
 	if (p[0] != ',') {

@@ -86,6 +86,9 @@ struct auth_scram_server {
  * caller must then use another method or fail the login).
  */
 int auth_scram_server_init(struct auth_scram_server *st, const struct auth_secret *s) MUST_CHECK;
+/* auth_scram_server_first()'s error for an authorization identity (PostgreSQL's 0A000 text) */
+#define AUTH_SCRAM_ERR_AUTHZID "client uses authorization identity, but it is not supported"
+
 /*
  * Take the client-first-message (SASLInitialResponse data) and write the
  * server-first-message to out (*out_len set). -1 on malformed input, with

@@ -1260,6 +1260,8 @@ wk_client_scram_fatal(struct wk_client *c, const char *err)
 {
 	static const char prefix[] = "malformed SCRAM message";
 
+	if (strcmp(err, AUTH_SCRAM_ERR_AUTHZID) == 0) /* well formed, not supported */
+		return wk_client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, "%s", err);
 	return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "%s%s%s",
 			       strncmp(err, prefix, sizeof(prefix) - 1) == 0 ? "" : prefix,
 			       strncmp(err, prefix, sizeof(prefix) - 1) == 0 ? "" : ": ", err);

@@ -253,32 +253,44 @@ END_TEST
  */
 START_TEST(test_auth_scram_malformed)
 {
-	static const char mech[] = "SCRAM-SHA-256", data[] = "x,,n=,r=abcdef";
-	int fd = it_raw_connect(g_it.port);
-	char buf[128], type, body[1024], st[6], text[256];
-	size_t n = 5;
-	uint32_t v;
-	long len;
+	static const char mech[] = "SCRAM-SHA-256";
+	static const struct {
+		const char *data, *sqlstate, *message;
+	} cases[] = {
+		{ "x,,n=,r=abcdef", "08P01", "malformed SCRAM message: bad channel binding flag" },
+		/* PostgreSQL's own words and code for an authorization identity */
+		{ "n,a=bob,n=,r=abcdef", "0A000",
+		  "client uses authorization identity, but it is not supported" },
+	};
 
-	ck_assert_int_eq(it_raw_startup(fd, 3, 0, g_users[0], "app"), 0);
-	len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
-	ck_assert_msg(len >= 4 && type == 'R', "first message '%c'", type);
-	buf[0] = 'p';
-	memcpy(buf + n, mech, sizeof(mech));
-	n += sizeof(mech);
-	v = htonl((uint32_t)(sizeof(data) - 1));
-	memcpy(buf + n, &v, 4);
-	memcpy(buf + n + 4, data, sizeof(data) - 1);
-	n += 4 + sizeof(data) - 1;
-	v = htonl((uint32_t)(n - 1));
-	memcpy(buf + 1, &v, 4);
-	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
-	len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
-	ck_assert_msg(len > 0 && type == 'E', "after a malformed SASLInitialResponse: '%c'", type);
-	ck_assert_str_eq(it_raw_field(body, len, 'C', st, sizeof(st)), "08P01");
-	ck_assert_str_eq(it_raw_field(body, len, 'M', text, sizeof(text)),
-			 "malformed SCRAM message: bad channel binding flag");
-	close(fd);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = it_raw_connect(g_it.port);
+		char buf[128], type, body[1024], st[6], text[256];
+		size_t n = 5, dlen = strlen(cases[i].data);
+		uint32_t v;
+		long len;
+
+		ck_assert_int_eq(it_raw_startup(fd, 3, 0, g_users[0], "app"), 0);
+		len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
+		ck_assert_msg(len >= 4 && type == 'R', "first message '%c'", type);
+		buf[0] = 'p';
+		memcpy(buf + n, mech, sizeof(mech));
+		n += sizeof(mech);
+		v = htonl((uint32_t)dlen);
+		memcpy(buf + n, &v, 4);
+		memcpy(buf + n + 4, cases[i].data, dlen);
+		n += 4 + dlen;
+		v = htonl((uint32_t)(n - 1));
+		memcpy(buf + 1, &v, 4);
+		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+		len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
+		ck_assert_msg(len > 0 && type == 'E', "after SASLInitialResponse %s: '%c'",
+			      cases[i].data, type);
+		ck_assert_str_eq(it_raw_field(body, len, 'C', st, sizeof(st)), cases[i].sqlstate);
+		ck_assert_str_eq(it_raw_field(body, len, 'M', text, sizeof(text)),
+				 cases[i].message);
+		close(fd);
+	}
 }
 END_TEST
 
