@@ -2560,9 +2560,12 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 		if (!names[i])
 			continue;
 		pgw_put_bytes(b, sql + at, st->name_off - at);
+		/* quoted: the client's "name" may touch the word before it (execute"p") */
+		pgw_put_u8(b, '"');
 		pgw_put_bytes(b, names[i], strlen(names[i]));
+		pgw_put_u8(b, '"');
 		srv += wk_client_chars(sql + at, st->name_off - at, &is_ascii);
-		name_len = wk_client_chars(names[i], strlen(names[i]), &is_ascii);
+		name_len = wk_client_chars(names[i], strlen(names[i]), &is_ascii) + 2;
 		if (map)
 			map->seg[map->cnt++] =
 				(struct wk_pos_seg){ srv, srv + name_len,
@@ -3224,7 +3227,9 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	pgw_put_bytes(&nb, body, n1 + 1);
 	if (name) {
 		pgw_put_bytes(&nb, sql, st->name_off);
+		pgw_put_u8(&nb, '"'); /* as wk_client_prep_query writes it */
 		pgw_put_bytes(&nb, name, strlen(name));
+		pgw_put_u8(&nb, '"');
 		pgw_put_bytes(&nb, sql + st->name_off + st->name_len,
 			      len - st->name_off - st->name_len);
 	} else {
@@ -4102,16 +4107,22 @@ wk_client_end(struct wk_client *c)
  * A Terminate or a message of an invalid type at the front of c's input
  * while its server owes it replies: PostgreSQL reads that message only after
  * answering what came before, so the client gets those replies first and
- * nothing after it is read. Without replies owed, or in the middle of an
- * extended-protocol request (whose replies only a Sync would release), the
- * end comes now.
+ * nothing after it is read. Without replies owed the end comes now; so it
+ * does after the replies to its synced requests when an extended-protocol
+ * request without its Sync is last (its replies are not sent; the release
+ * rolls it back, as PostgreSQL does). During COPY FROM STDIN an invalid
+ * message ends the connection at once, as in PostgreSQL.
  */
 static enum wk_rc
 wk_client_end_at(struct wk_client *c, struct wk_server *s, uint8_t type)
 {
 	c->end_due = type == PGW_MSG_TERMINATE ? WK_END_TERMINATE : WK_END_BAD_TYPE;
 	c->end_type = type;
-	if (!s || s->has_unsynced || (s->expect_ready == 0 && s->internal_ready == 0))
+	if (s && s->is_copy_in)
+		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				       "unexpected message type 0x%02X during COPY from stdin",
+				       type);
+	if (!s || (s->expect_ready == 0 && s->internal_ready == 0))
 		return wk_client_end(c);
 	if (!c->is_read_off) {
 		wk_stream_read_off(&c->io);
@@ -5149,13 +5160,13 @@ wk_client_resume(struct wk_client *c)
 }
 
 /*
- * The client closed its end while its server runs what it sent (it may
- * have only shut down its writing side, and be reading): as PostgreSQL,
- * which reads the end of the input only after the messages before it, it
- * gets the replies to its whole messages, and then the connection ends (a
+ * The client closed its end after sending (it may have only shut down its
+ * writing side, and be reading): as PostgreSQL, which reads the end of the
+ * input only after the messages before it, what it sent whole runs, queued
+ * or on its server, it gets the replies, and then the connection ends (a
  * Terminate put behind them: wk_client_end_at). A message it did not finish
- * is dropped. True when c stays for that; a client without a server (idle,
- * or queued: its request is not run) is closed by the caller.
+ * is dropped. True when c stays for that; an idle client, or one queued
+ * with nothing whole to run, is closed by the caller.
  */
 static bool
 wk_client_eof_keep(struct wk_client *c)
@@ -5165,8 +5176,10 @@ wk_client_eof_keep(struct wk_client *c)
 	size_t len = evbuffer_get_length(in), whole = c->fwd_remaining;
 	struct wk_cursor cur;
 
-	if (c->state != WK_CLIENT_ACTIVE || !c->server || c->end_due)
-		return c->state == WK_CLIENT_ACTIVE && c->end_due; /* ending already */
+	if (c->end_due)
+		return c->state == WK_CLIENT_ACTIVE; /* ending already, after its replies */
+	if (!(c->state == WK_CLIENT_ACTIVE && c->server) && c->state != WK_CLIENT_WAIT_SERVER)
+		return false;
 	if (whole > len)
 		return false; /* in the middle of a message to the server */
 	wk_cursor_init(&cur, in);
@@ -5179,6 +5192,8 @@ wk_client_eof_keep(struct wk_client *c)
 			break;
 		whole += pgw_msg_size(&h);
 	}
+	if (whole == 0 && c->state == WK_CLIENT_WAIT_SERVER)
+		return false; /* queued with half a message: nothing to run */
 	if (whole < len) {
 		/* drop the unfinished message at the end */
 		struct evbuffer *keep = evbuffer_new();

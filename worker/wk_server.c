@@ -1318,7 +1318,7 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 		s->has_tx_error = false;
 		s->is_tag_rollback = false;
 	}
-	if (UNLIKELY(c && c->end_due) && st != 'I' && s->expect_ready == 0 && !s->has_unsynced)
+	if (UNLIKELY(c && c->end_due) && st != 'I' && s->expect_ready == 0)
 		s->is_end_due = true; /* in its block: it ends after this (rolled back) */
 	if (st != 'I')
 		return 0;
@@ -1333,8 +1333,7 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 		else if (s->needs_resync && s->expect_ready == 0 && !s->has_unsynced)
 			wk_server_resync(s, c);
 		/* given back, the client reads its next message idle: its end_due then */
-		if (UNLIKELY(c->end_due) && !s->is_release_due && s->expect_ready == 0 &&
-		    !s->has_unsynced)
+		if (UNLIKELY(c->end_due) && !s->is_release_due && s->expect_ready == 0)
 			s->is_end_due = true;
 	}
 	if (c && c->pubsub) {
@@ -1803,6 +1802,8 @@ wk_server_forward(struct wk_server *s)
 		case PGW_MSG_COPY_IN:
 			s->is_copy_in = true;
 			s->is_copy_client_done = false;
+			if (UNLIKELY(c && c->end_due))
+				s->is_end_due = true; /* its COPY cannot go on: 08P01 after this */
 			if (!s->is_last_exec_query && s->syncs_since_exec && s->internal_ready == 0)
 				wk_server_copy_syncs_back(s);
 			break;
@@ -2146,6 +2147,13 @@ wk_server_release(struct wk_server *s, bool is_session_end, bool is_cancel_due)
 		pgw_end(b);
 	}
 	if (s->has_unsynced) {
+		/*
+		 * What the client sent without a Sync must not commit: PostgreSQL
+		 * rolls it back when its client goes. A Describe of a portal that
+		 * cannot exist fails (34000) and aborts the transaction, which the
+		 * Sync then ends with a rollback (skipped if an error came first).
+		 */
+		pgw_put_target(b, PGW_MSG_DESCRIBE, 'P', "pgdog: the client is gone");
 		pgw_begin(b, PGW_MSG_SYNC);
 		pgw_end(b);
 		s->expect_ready++;

@@ -566,6 +566,12 @@ START_TEST(test_full_wrapped_execute)
 	exec_tag(a, "CREATE TEMP TABLE wx_t AS EXECUTE \"WxP\"", "SELECT 1");
 	ck_assert_str_eq(it_value(a, "SELECT seven FROM wx_t"), "7");
 	exec_err(a, "EXPLAIN EXECUTE nope", "26000", "prepared statement \"nope\" does not exist");
+	/* a quoted name right after the word (pgdog's name was glued to it: 42601) */
+	exec_tag(a, "prepare \"sel\" as select 42", "PREPARE");
+	ck_assert_str_eq(it_value(a, "execute\"sel\""), "42");
+	res = PQexec(a, "explain execute\"sel\"");
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
 	PQfinish(a);
 }
 END_TEST
