@@ -3933,6 +3933,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		}
 		s->expect_ready++;
 		s->syncs_since_exec = 0;
+		s->is_copy_end_since_exec = false;
 		s->is_last_exec_query = true;
 		r->queries++;
 		sr->queries++;
@@ -3951,14 +3952,20 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		}
 		s->expect_ready++;
 		s->has_unsynced = false;
-		s->syncs_since_exec++;
+		if (!s->is_copy_end_since_exec)
+			s->syncs_since_exec++; /* taken back if the Execute starts a COPY FROM */
+		else
+			s->is_synced_after_copy_end = true;
 		break;
 	case PGW_MSG_COPY_DONE:
 	case PGW_MSG_COPY_FAIL:
 		s->is_copy_client_done = true;
+		s->is_copy_end_since_exec = true;
+		s->is_synced_after_copy_end = false;
 		break;
 	case PGW_MSG_EXECUTE:
 		s->syncs_since_exec = 0;
+		s->is_copy_end_since_exec = false;
 		s->is_last_exec_query = false;
 		r->queries++;
 		sr->queries++;

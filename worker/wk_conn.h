@@ -395,6 +395,12 @@ struct wk_server {
 	bool is_copy_client_done;
 	bool is_last_exec_query;
 	uint32_t syncs_since_exec;
+	/*
+	 * A CopyDone or CopyFail went after the last Execute: the Syncs after it
+	 * are answered (is_synced_after_copy_end: there was one).
+	 */
+	bool is_copy_end_since_exec;
+	bool is_synced_after_copy_end;
 	bool is_broken_request; /* the client left halfway through a message to it */
 	bool is_release_due;
 	bool is_end_due;      /* its client's end_due comes after this ReadyForQuery */

@@ -1543,6 +1543,9 @@ wk_server_copy_syncs_back(struct wk_server *s)
 		n--;
 		s->has_unsynced = true;
 	}
+	/* a Sync sent after its CopyDone (in the same write) still ends the request */
+	if (s->is_copy_end_since_exec && s->is_synced_after_copy_end)
+		s->has_unsynced = false;
 	log_debug(&s->lctx, "COPY FROM STDIN: the Syncs sent behind its Execute are ignored");
 }
 

@@ -1255,6 +1255,20 @@ START_TEST(test_txn_half_close)
 }
 END_TEST
 
+/* The raw client on fd runs a query answered at once, then both clients go. */
+static void
+raw_done(int fd, PGconn *b)
+{
+	char buf[64], got[64];
+	size_t n = 0;
+
+	raw_query(buf, &n, "SELECT 'a'");
+	raw_exchange(fd, buf, n, 1, got, sizeof(got));
+	ck_assert_str_eq(got, "T D(a) C Z");
+	close(fd);
+	PQfinish(b);
+}
+
 /*
  * CopyData, CopyDone and CopyFail outside a COPY (the rest of the data of
  * one that failed at once) are dropped without a reply, as PostgreSQL drops
@@ -1264,7 +1278,7 @@ END_TEST
  */
 START_TEST(test_txn_copy_data_outside_copy)
 {
-	char buf[8192], got[256], st[6];
+	char buf[8192], st[6];
 	size_t n = 0;
 	int fd = it_raw_connect(g_it.port);
 	PGconn *b = it_connect(APP);
@@ -1295,11 +1309,7 @@ START_TEST(test_txn_copy_data_outside_copy)
 		ck_assert_int_eq(it_raw_send(fd, big + sizeof(big) / 2, sizeof(big) / 2), 0);
 	}
 	/* and the sender goes on, its next query answered (nothing else before it) */
-	raw_query(buf, &n, "SELECT 'a'");
-	raw_exchange(fd, buf, n, 1, got, sizeof(got));
-	ck_assert_str_eq(got, "T D(a) C Z");
-	close(fd);
-	PQfinish(b);
+	raw_done(fd, b);
 }
 END_TEST
 
@@ -1374,6 +1384,38 @@ START_TEST(test_txn_unsynced_rolled_back)
 		ck_assert_str_eq(it_value(b, "SELECT count(*) FROM unsynced_t"), "1");
 		PQfinish(b);
 	}
+}
+END_TEST
+
+/*
+ * An extended-protocol COPY FROM STDIN sent in one write with its data and
+ * a Sync before and after it: PostgreSQL ignores the Sync that comes during
+ * the COPY and answers the one after CopyDone. (pgdog took both back when
+ * the CopyInResponse came, and kept the server after the ReadyForQuery:
+ * other clients waited until this one left.)
+ */
+START_TEST(test_txn_ext_copy_pipelined)
+{
+	char buf[512], got[256], st[6];
+	size_t n = 0;
+	int fd = it_raw_connect(g_it.port);
+	PGconn *b = it_connect(APP);
+
+	it_pg_exec("DROP TABLE IF EXISTS extcopy_t; CREATE TABLE extcopy_t (x int); "
+		   "GRANT ALL ON extcopy_t TO app");
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	raw_parse(buf, &n, "", "COPY extcopy_t FROM STDIN");
+	raw_put(buf, &n, 'B', "\0\0\0\0\0\0\0\0", 8);
+	raw_put(buf, &n, 'E', "\0\0\0\0\0", 5);
+	raw_put(buf, &n, 'S', "", 0);
+	raw_put(buf, &n, 'd', "41\n", 3);
+	raw_put(buf, &n, 'c', "", 0);
+	raw_put(buf, &n, 'S', "", 0);
+	raw_exchange(fd, buf, n, 1, got, sizeof(got));
+	ck_assert_str_eq(got, "1 2 G C Z");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT count(*) FROM extcopy_t"), 1);
+	ck_assert_str_eq(it_value_within(b, 1000, "the next client"), "1");
+	raw_done(fd, b);
 }
 END_TEST
 
@@ -3710,6 +3752,7 @@ main(void)
 	tcase_add_test(tc, test_txn_function_call_pins);
 	tcase_add_test(tc, test_txn_half_close);
 	tcase_add_test(tc, test_txn_unsynced_rolled_back);
+	tcase_add_test(tc, test_txn_ext_copy_pipelined);
 	tcase_add_test(tc, test_txn_copy_data_outside_copy);
 	tcase_add_test(tc, test_txn_server_fatal_once);
 	tcase_add_test(tc, test_txn_param_status_once);
