@@ -658,17 +658,27 @@ it_tcp_established_to(int port, int exclude_local_port)
 {
 	FILE *f = fopen("/proc/net/tcp", "r");
 	char line[512];
+	unsigned seen[4096];
 	int n = 0;
 
 	if (f == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		unsigned la, lp, ra, rp, st;
+		bool is_dup = false;
 
 		if (sscanf(line, " %*d: %x:%x %x:%x %x", &la, &lp, &ra, &rp, &st) != 5)
 			continue;
-		if (st == 1 && (int)rp == port && (int)lp != exclude_local_port)
-			n++;
+		if (st != 1 || (int)rp != port || (int)lp == exclude_local_port)
+			continue;
+		/*
+		 * The kernel lists the table in chunks, resuming by position: with
+		 * sockets coming and going meanwhile, one may be listed twice.
+		 */
+		for (int i = 0; i < n && !is_dup; i++)
+			is_dup = seen[i] == lp;
+		if (!is_dup && n < (int)(sizeof(seen) / sizeof(seen[0])))
+			seen[n++] = lp;
 	}
 	fclose(f);
 	return n;
