@@ -706,6 +706,23 @@ wk_client_peek(struct wk_client *c, struct pgw_hdr *h, const uint8_t **msg)
 	return r == WK_PEEK_TOO_LONG ? WK_PEEK_BAD_LEN : r;
 }
 
+/*
+ * wk_client_peek() as a result for the callers that stop on it: WK_OK with
+ * the header in h, WK_AGAIN until it has come, WK_CLOSED when c was closed.
+ */
+static enum wk_rc
+wk_client_peek_rc(struct wk_client *c, struct pgw_hdr *h, const uint8_t **msg)
+{
+	switch (wk_client_peek(c, h, msg)) {
+	case WK_PEEK_MORE:
+		return WK_AGAIN;
+	case WK_PEEK_BAD_LEN:
+		return WK_CLOSED; /* wk_client_peek closed c */
+	default:
+		return WK_OK;
+	}
+}
+
 /* Keep the startup parameters: the session's values, applied to every server it uses. */
 static int
 wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, const char **sqlstate,
@@ -4961,15 +4978,11 @@ wk_client_skip_cancelled(struct wk_client *c)
 		struct pgw_hdr h;
 		const uint8_t *msg = NULL;
 		bool is_last;
+		enum wk_rc rc;
 
-		switch (wk_client_peek(c, &h, &msg)) {
-		case WK_PEEK_MORE:
-			return WK_AGAIN;
-		case WK_PEEK_BAD_LEN:
-			return WK_CLOSED; /* wk_client_peek closed c */
-		default:
-			break;
-		}
+		rc = wk_client_peek_rc(c, &h, &msg);
+		if (rc != WK_OK)
+			return rc;
 		if (evbuffer_get_length(in) < pgw_msg_size(&h))
 			return WK_AGAIN;
 		evbuffer_drain(in, pgw_msg_size(&h));
@@ -4991,7 +5004,7 @@ wk_client_on_idle(struct wk_client *c)
 	struct evbuffer *in = c->io.in;
 	struct pgw_hdr h;
 	const uint8_t *msg = NULL;
-	enum wk_rc checkout_rc;
+	enum wk_rc checkout_rc, rc;
 
 	if (UNLIKELY(c->cancel_skip))
 		return wk_client_skip_cancelled(c);
@@ -5006,14 +5019,9 @@ wk_client_on_idle(struct wk_client *c)
 			if (c->drop_remaining)
 				return WK_AGAIN;
 		}
-		switch (wk_client_peek(c, &h, &msg)) {
-		case WK_PEEK_MORE:
-			return WK_AGAIN;
-		case WK_PEEK_BAD_LEN:
-			return WK_CLOSED; /* wk_client_peek closed c */
-		default:
-			break;
-		}
+		rc = wk_client_peek_rc(c, &h, &msg);
+		if (rc != WK_OK)
+			return rc;
 		if (LIKELY(h.type != PGW_MSG_COPY_DATA && h.type != PGW_MSG_COPY_DONE &&
 			   h.type != PGW_MSG_COPY_FAIL))
 			break;
@@ -5032,8 +5040,8 @@ wk_client_on_idle(struct wk_client *c)
 	if (g_cfg->pub_sub_channel_size > 0) {
 		/* LISTEN / UNLISTEN alone between transactions: pgdog's listener serves it */
 		bool is_handled;
-		enum wk_rc rc = wk_pubsub_client_query(c, &h, &is_handled);
 
+		rc = wk_pubsub_client_query(c, &h, &is_handled);
 		if (rc != WK_OK)
 			return rc;
 		if (is_handled) {

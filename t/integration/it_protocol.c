@@ -459,6 +459,30 @@ startup_bytes(char *buf)
 	return n;
 }
 
+/* A message sent in the same write as the StartupMessage, and the replies it must get. */
+struct startup_then {
+	char type;
+	const char *body;
+	size_t len;
+};
+
+static void
+startup_then(const struct startup_then *m, const char *want)
+{
+	char buf[256], got[256];
+	int fd = it_raw_connect(g_it.port);
+	size_t n = startup_bytes(buf);
+
+	buf[n] = m->type;
+	put32(buf + n + 1, (uint32_t)(4 + m->len));
+	memcpy(buf + n + 5, m->body, m->len);
+	n += 5 + m->len;
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	it_raw_types(fd, 1, IT_RAW_STATES | IT_RAW_NO_PARAMS, got, sizeof(got));
+	ck_assert_str_eq(got, want);
+	close(fd);
+}
+
 /*
  * What a client sends in the same write as its StartupMessage is read as
  * PostgreSQL reads it: a password message goes on with the login (pgdog
@@ -473,27 +497,8 @@ START_TEST(test_protocol_pipelined_login)
 	size_t n;
 	int fd;
 
-	fd = it_raw_connect(g_it.port);
-	n = startup_bytes(buf);
-	buf[n] = 'p';
-	put32(buf + n + 1, 4 + 7);
-	memcpy(buf + n + 5, "app_pw", 7);
-	n += 5 + 7;
-	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
-	it_raw_types(fd, 1, IT_RAW_STATES | IT_RAW_NO_PARAMS, got, sizeof(got));
-	ck_assert_str_eq(got, "R R K Z");
-	close(fd);
-
-	fd = it_raw_connect(g_it.port);
-	n = startup_bytes(buf);
-	buf[n] = 'Q';
-	put32(buf + n + 1, 4 + 9);
-	memcpy(buf + n + 5, "SELECT 1", 9);
-	n += 5 + 9;
-	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
-	it_raw_types(fd, 1, IT_RAW_STATES | IT_RAW_NO_PARAMS, got, sizeof(got));
-	ck_assert_str_eq(got, "R E(08P01)");
-	close(fd);
+	startup_then(&(const struct startup_then){ 'p', "app_pw", 7 }, "R R K Z");
+	startup_then(&(const struct startup_then){ 'Q', "SELECT 1", 9 }, "R E(08P01)");
 
 	fd = it_raw_connect(g_it.port);
 	put32(buf, 8);

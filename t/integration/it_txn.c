@@ -962,6 +962,18 @@ raw_exchange(int fd, const char *buf, size_t n, int readies, char *out, size_t o
 	it_raw_types(fd, readies, IT_RAW_VALUES, out, out_len);
 }
 
+/* A new empty table name (x int) that user app may use. */
+static void
+fresh_table(const char *name)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+		 "DROP TABLE IF EXISTS %s; CREATE TABLE %s (x int); GRANT ALL ON %s TO app", name,
+		 name, name);
+	it_pg_exec(sql);
+}
+
 /* raw_exchange(), then the replies must read want; the buffer is emptied. */
 static void
 raw_expect(int fd, char *buf, size_t *n, int readies, const char *want)
@@ -1095,8 +1107,7 @@ START_TEST(test_txn_queued_client_left)
 	char buf[256], st[6];
 	long long end;
 
-	it_pg_exec("DROP TABLE IF EXISTS left_t; CREATE TABLE left_t (x int); "
-		   "GRANT ALL ON left_t TO app");
+	fresh_table("left_t");
 	exec_ok(a, "BEGIN");
 	exec_ok(a, "SELECT 1"); /* a holds the only server */
 	for (int i = 0; i < 5; i++) {
@@ -1225,8 +1236,7 @@ START_TEST(test_txn_half_close)
 	size_t n = 0;
 	int fd = it_raw_connect(g_it.port);
 
-	it_pg_exec("DROP TABLE IF EXISTS half_t; CREATE TABLE half_t (x int); "
-		   "GRANT ALL ON half_t TO app");
+	fresh_table("half_t");
 	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
 	raw_query(buf, &n, "SELECT pg_sleep(0.2)");
 	raw_query(buf, &n, "INSERT INTO half_t VALUES (1)");
@@ -1327,8 +1337,7 @@ START_TEST(test_txn_unsynced_rolled_back)
 {
 	char buf[512], got[256], st[6];
 
-	it_pg_exec("DROP TABLE IF EXISTS unsynced_t; CREATE TABLE unsynced_t (x int); "
-		   "GRANT ALL ON unsynced_t TO app");
+	fresh_table("unsynced_t");
 	for (int round = 0; round < 4; round++) {
 		int fd = it_raw_connect(g_it.port);
 		size_t n = 0;
@@ -1401,8 +1410,7 @@ START_TEST(test_txn_ext_copy_pipelined)
 	int fd = it_raw_connect(g_it.port);
 	PGconn *b = it_connect(APP);
 
-	it_pg_exec("DROP TABLE IF EXISTS extcopy_t; CREATE TABLE extcopy_t (x int); "
-		   "GRANT ALL ON extcopy_t TO app");
+	fresh_table("extcopy_t");
 	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
 	raw_parse(buf, &n, "", "COPY extcopy_t FROM STDIN");
 	raw_put(buf, &n, 'B', "\0\0\0\0\0\0\0\0", 8);
