@@ -211,18 +211,14 @@ pgw_startup_parse(const uint8_t *buf, size_t n, struct pgw_startup *out, char *e
 	case PGW_CODE_CANCEL:
 		if (n != 16) {
 			pgw_set_err(err, err_len, "invalid length of cancel request packet");
-			return PGW_STARTUP_INVALID;
+			return PGW_STARTUP_BAD_CANCEL;
 		}
 		out->cancel_pid = pgw_get_u32(buf + 8);
 		out->cancel_key = pgw_get_u32(buf + 12);
 		return PGW_STARTUP_CANCEL;
 	case PGW_CODE_SSL:
 	case PGW_CODE_GSSENC:
-		if (n != 8) {
-			pgw_set_err(err, err_len, "invalid length of %s request packet",
-				    code == PGW_CODE_SSL ? "SSL" : "GSSENC");
-			return PGW_STARTUP_INVALID;
-		}
+		/* PostgreSQL 15 answers a longer one too, and skips what follows the code */
 		return code == PGW_CODE_SSL ? PGW_STARTUP_SSL : PGW_STARTUP_GSSENC;
 	default:
 		break;

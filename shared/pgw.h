@@ -30,6 +30,7 @@
 #define SQLSTATE_IDLE_SESSION_TIMEOUT        "57P05"
 #define SQLSTATE_IDLE_IN_TRANSACTION_TIMEOUT "25P03"
 #define SQLSTATE_SYNTAX_ERROR                "42601"
+#define SQLSTATE_NAME_TOO_LONG               "42622"
 #define SQLSTATE_UNDEFINED_OBJECT            "42704"
 #define SQLSTATE_DUPLICATE_PSTATEMENT        "42P05"
 #define SQLSTATE_INVALID_SQL_STATEMENT_NAME  "26000"
@@ -134,7 +135,8 @@ enum pgw_startup_kind {
 	PGW_STARTUP_GSSENC,    /* GSSENCRequest */
 	PGW_STARTUP_CANCEL,    /* CancelRequest */
 	PGW_STARTUP_BAD_MAJOR, /* StartupMessage with a major version other than 3 */
-	PGW_STARTUP_NO_USER    /* StartupMessage without a user (PostgreSQL: 28000) */
+	PGW_STARTUP_NO_USER,   /* StartupMessage without a user (PostgreSQL: 28000) */
+	PGW_STARTUP_BAD_CANCEL /* CancelRequest not 16 bytes long: closed without a reply */
 };
 
 struct pgw_param {

@@ -511,6 +511,7 @@ wk_client_free(struct wk_client *c)
 		auth_secret_cleanup(c->fake_secret);
 		free(c->fake_secret);
 	}
+	free(c->login_notice);
 	wk_session_cleanup(&c->session);
 	wk_settings_cleanup(&c->told);
 	wk_prep_names_cleanup(&c->prep_names);
@@ -724,6 +725,53 @@ wk_client_peek_rc(struct wk_client *c, struct pgw_hdr *h, const uint8_t **msg)
 }
 
 /* Keep the startup parameters: the session's values, applied to every server it uses. */
+/*
+ * A startup application_name as PostgreSQL takes it: cut to 63 bytes (a
+ * name, NAMEDATALEN - 1) at a character's start, with a NOTICE at the end
+ * of the login, then every byte outside printable ASCII written '?'. The
+ * cut counts UTF-8 characters, as pg_mbcliplen does in a UTF8 database.
+ */
+static int
+wk_client_clean_app_name(struct wk_client *c)
+{
+	const struct wk_setting *v = wk_settings_get(&c->session.startup, "application_name");
+	char clean[64];
+	size_t n = 0, len;
+
+	if (!v)
+		return 0;
+	len = strlen(v->value);
+	while (n < len) {
+		unsigned char b = (unsigned char)v->value[n];
+		size_t step = (b & 0x80) == 0      ? 1
+			      : (b & 0xe0) == 0xc0 ? 2
+			      : (b & 0xf0) == 0xe0 ? 3
+			      : (b & 0xf8) == 0xf0 ? 4
+						   : 1;
+
+		if (n + step > sizeof(clean) - 1)
+			break;
+		n += step;
+	}
+	memcpy(clean, v->value, n);
+	clean[n] = '\0';
+	if (n < len) {
+		char *msg = NULL;
+
+		if (asprintf(&msg, "identifier \"%s\" will be truncated to \"%s\"", v->value,
+			     clean) < 0)
+			return -1;
+		free(c->login_notice);
+		c->login_notice = msg;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)clean[i] < 32 || (unsigned char)clean[i] > 126)
+			clean[i] = '?';
+	if (n == len && strcmp(clean, v->value) == 0)
+		return 0;
+	return wk_settings_put(&c->session.startup, "application_name", clean, false);
+}
+
 static int
 wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, const char **sqlstate,
 		      char *err, size_t err_len)
@@ -753,6 +801,11 @@ wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, const c
 			snprintf(err, err_len, "out of memory");
 			return -1;
 		}
+	}
+	if (wk_client_clean_app_name(c) < 0) {
+		*sqlstate = SQLSTATE_OUT_OF_MEMORY;
+		snprintf(err, err_len, "out of memory");
+		return -1;
 	}
 	return 0;
 }
@@ -1027,6 +1080,18 @@ wk_client_finish_login(struct wk_client *c)
 	}
 	c->is_login_checked = true;
 	pgw_buf_reset(b);
+	if (c->login_notice) {
+		const char *level = wk_client_param(c, "client_min_messages");
+
+		if (!level || strcasecmp(level, "debug5") == 0 ||
+		    strcasecmp(level, "debug4") == 0 || strcasecmp(level, "debug3") == 0 ||
+		    strcasecmp(level, "debug2") == 0 || strcasecmp(level, "debug1") == 0 ||
+		    strcasecmp(level, "debug") == 0 || strcasecmp(level, "notice") == 0)
+			pgw_put_error(b, true, "NOTICE", SQLSTATE_NAME_TOO_LONG, c->login_notice,
+				      NULL, NULL);
+		free(c->login_notice);
+		c->login_notice = NULL;
+	}
 	for (size_t i = 0; i < p->params_cnt; i++) {
 		const char *mine = wk_client_param(c, p->params[i].name);
 		const char *spelled = NULL;
@@ -1210,6 +1275,10 @@ wk_client_on_startup(struct wk_client *c)
 				return WK_OK;
 			}
 			rc = wk_client_close(c, "cancel request handled");
+			break;
+		case PGW_STARTUP_BAD_CANCEL:
+			/* PostgreSQL sends nothing back to a malformed one either */
+			rc = wk_client_close(c, err);
 			break;
 		case PGW_STARTUP_BAD_MAJOR:
 			rc = wk_client_fatal(

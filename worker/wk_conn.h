@@ -152,6 +152,7 @@ struct wk_client {
 	uint8_t md5_salt[4];
 	struct auth_scram_server *scram; /* owned, during SCRAM only */
 	struct auth_secret *fake_secret; /* owned: unknown users go through SCRAM too */
+	char *login_notice;              /* owned: a NOTICE for the end of the login, or NULL */
 	/* session state: startup parameters, SETs, what pins a server to it */
 	struct wk_session session;
 	/*

@@ -6,10 +6,12 @@
 #include "t/lib/it.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define APP "dbname=app user=app password=app_pw"
@@ -337,6 +339,49 @@ START_TEST(test_protocol_ssl_request_twice)
 }
 END_TEST
 
+/*
+ * Special packets of another length, as PostgreSQL 15 takes them: a
+ * CancelRequest that is not 16 bytes is closed without a reply (pgdog sent
+ * FATAL 08P01); an SSLRequest or GSSENCRequest with bytes after its code is
+ * answered, those bytes skipped (pgdog refused it with 08P01).
+ */
+START_TEST(test_protocol_special_length)
+{
+	static const uint32_t codes[] = { 80877102, 80877102, 80877103, 80877104 };
+	static const uint32_t lens[] = { 12, 20, 12, 16 };
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		int fd = it_raw_connect(g_it.port);
+		char pkt[20] = { 0 };
+
+		put32(pkt, lens[i]);
+		put32(pkt + 4, codes[i]);
+		ck_assert_int_eq(it_raw_send(fd, pkt, lens[i]), 0);
+		if (codes[i] == 80877102) {
+			char byte;
+			long long end = it_now_ms() + 3000;
+			ssize_t n = -1;
+
+			while (it_now_ms() < end) {
+				struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+				if (poll(&pfd, 1, 100) > 0) {
+					n = recv(fd, &byte, 1, 0);
+					break;
+				}
+			}
+			ck_assert_msg(n == 0, "cancel of %u bytes: recv %zd, first byte %c",
+				      lens[i], n, n > 0 ? byte : '-');
+		} else {
+			ck_assert_int_eq(it_raw_recv_byte(fd, 3000), 'N');
+			raw_login_ok(fd);
+		}
+		close(fd);
+	}
+	assert_pool_serves();
+}
+END_TEST
+
 START_TEST(test_protocol_minor_version)
 {
 	int fd = it_raw_connect(g_it.port);
@@ -566,6 +611,7 @@ main(void)
 	tcase_add_test(tc, test_protocol_ssl_request);
 	tcase_add_test(tc, test_protocol_gssenc_request);
 	tcase_add_test(tc, test_protocol_ssl_request_twice);
+	tcase_add_test(tc, test_protocol_special_length);
 	tcase_add_test(tc, test_protocol_minor_version);
 	tcase_add_test(tc, test_protocol_major_version);
 	tcase_add_test(tc, test_protocol_unknown_message);

@@ -2306,6 +2306,75 @@ START_TEST(test_set_startup_checked)
 }
 END_TEST
 
+static void
+notice_keep(void *arg, const PGresult *res)
+{
+	char *out = arg;
+	const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	snprintf(out + strlen(out), 512 - strlen(out), "%s %s|", code ? code : "-",
+		 PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+}
+
+/*
+ * A startup application_name reaches the client as PostgreSQL takes it:
+ * cut to 63 bytes at a character's start (with its NOTICE 42622 at login),
+ * each byte outside printable ASCII as '?'. (pgdog reported it whole at
+ * login and cut from the first request on.)
+ */
+START_TEST(test_set_startup_app_name)
+{
+	static const char *const names[] = {
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\xc3\xa9x",
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\xc3\xa9",
+		"h\xc3\xa9llo\xe2\x82\xac",
+		"plain",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char want[512] = "", got[512] = "", app[64];
+		const char *info[] = { "host",   "port",     "user",
+				       "dbname", "password", "application_name",
+				       NULL };
+		char port[16];
+		const char *vals[7];
+		PGconn *conns[2];
+
+		for (int k = 0; k < 2; k++) {
+			snprintf(port, sizeof(port), "%d", k ? g_it.port : g_it.pg_port);
+			vals[0] = "127.0.0.1";
+			vals[1] = port;
+			vals[2] = k ? "app" : "postgres";
+			vals[3] = k ? "app" : "postgres";
+			vals[4] = k ? "app_pw" : "";
+			vals[5] = names[i];
+			vals[6] = NULL;
+			/* the notices of the login itself: a processor set before it */
+			conns[k] = PQconnectStartParams(info, vals, 0);
+			PQsetNoticeReceiver(conns[k], notice_keep, k ? got : want);
+			while (PQstatus(conns[k]) != CONNECTION_BAD) {
+				PostgresPollingStatusType st = PQconnectPoll(conns[k]);
+
+				if (st == PGRES_POLLING_OK || st == PGRES_POLLING_FAILED)
+					break;
+				it_sleep_ms(1);
+			}
+			ck_assert_msg(PQstatus(conns[k]) == CONNECTION_OK, "%s",
+				      PQerrorMessage(conns[k]));
+		}
+		snprintf(app, sizeof(app), "%s", PQparameterStatus(conns[0], "application_name"));
+		ck_assert_str_eq(PQparameterStatus(conns[1], "application_name"), app);
+		ck_assert_str_eq(got, want);
+		ck_assert_int_eq(strstr(want, "42622 identifier") != NULL, strlen(names[i]) > 63);
+		ck_assert_str_eq(it_value(conns[1], "SHOW application_name"), app);
+		ck_assert_str_eq(got, want); /* no second NOTICE when pgdog sets it */
+		PQfinish(conns[0]);
+		PQfinish(conns[1]);
+	}
+	ck_assert_str_eq(it_pg_value("SELECT 1"), "1");
+}
+END_TEST
+
 /*
  * SET seed seeds random() once: the client's next values follow from it,
  * as in PostgreSQL, whoever else uses the pool. (pgdog replayed the SET on
@@ -3798,6 +3867,7 @@ main(void)
 	tcase_add_test(tc, test_set_startup_options);
 	tcase_add_test(tc, test_set_startup_list);
 	tcase_add_test(tc, test_set_startup_checked);
+	tcase_add_test(tc, test_set_startup_app_name);
 	tcase_add_test(tc, test_set_seed);
 	tcase_add_test(tc, test_set_same_startup_shared);
 	tcase_add_test(tc, test_set_hidden_by_digits);
