@@ -94,9 +94,10 @@
 #define PGW_CODE_GSSENC 80877104u /* 1234 << 16 | 5680 */
 #define PGW_PROTO_3_0   196608u   /* 3 << 16 */
 
-#define PGW_HDR_LEN            5     /* type byte + Int32 length */
-#define PGW_STARTUP_MAX_LEN    10000 /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
-#define PGW_STARTUP_MAX_PARAMS 64
+#define PGW_HDR_LEN         5     /* type byte + Int32 length */
+#define PGW_STARTUP_MAX_LEN 10000 /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
+/* as many parameters as such a packet holds: a one-byte name and an empty value take 3 bytes */
+#define PGW_STARTUP_MAX_PARAMS ((PGW_STARTUP_MAX_LEN - 8 - 1) / 3)
 
 /* ---- framing ------------------------------------------------------------ */
 struct pgw_hdr {

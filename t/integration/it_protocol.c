@@ -504,6 +504,48 @@ startup_bytes(char *buf)
 	return n;
 }
 
+/*
+ * A startup packet takes as many parameters as it holds, as in PostgreSQL
+ * (pgdog refused more than 64 with 08P01); a repeated name's last value wins.
+ */
+START_TEST(test_protocol_many_params)
+{
+	static char buf[10000];
+	char type, body[8192], app[64] = "", style[64] = "";
+	size_t n = 8;
+	int fd = it_raw_connect(g_it.port);
+	long len;
+
+	memcpy(buf + n, "user\0app\0database\0app\0DateStyle\0German\0", 39);
+	n += 39;
+	for (int i = 0; i < 400; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "application_name%ca%d%c", 0, i, 0);
+	buf[n++] = '\0';
+	put32(buf, (uint32_t)n);
+	put32(buf + 4, 196608);
+	buf[n] = 'p';
+	put32(buf + n + 1, 4 + 7);
+	memcpy(buf + n + 5, "app_pw", 7);
+	n += 5 + 7;
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	for (;;) {
+		len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
+		ck_assert_msg(len >= 0 && type != 'E', "login: %c %.*s", len < 0 ? '-' : type,
+			      (int)(len > 0 ? len : 0), body);
+		if (type == 'S' && strcmp(body, "application_name") == 0)
+			snprintf(app, sizeof(app), "%s", body + strlen(body) + 1);
+		if (type == 'S' && strcmp(body, "DateStyle") == 0)
+			snprintf(style, sizeof(style), "%s", body + strlen(body) + 1);
+		if (type == 'Z')
+			break;
+	}
+	ck_assert_str_eq(app, "a399");
+	ck_assert_str_eq(style, "German, DMY");
+	close(fd);
+	assert_pool_serves();
+}
+END_TEST
+
 /* A message sent in the same write as the StartupMessage, and the replies it must get. */
 struct startup_then {
 	char type;
@@ -612,6 +654,7 @@ main(void)
 	tcase_add_test(tc, test_protocol_gssenc_request);
 	tcase_add_test(tc, test_protocol_ssl_request_twice);
 	tcase_add_test(tc, test_protocol_special_length);
+	tcase_add_test(tc, test_protocol_many_params);
 	tcase_add_test(tc, test_protocol_minor_version);
 	tcase_add_test(tc, test_protocol_major_version);
 	tcase_add_test(tc, test_protocol_unknown_message);

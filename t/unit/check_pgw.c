@@ -819,28 +819,28 @@ mk_many_params(uint8_t *body, size_t cap, size_t extra_cnt, const char *prefix)
 
 START_TEST(test_pgw_startup_too_many_params)
 {
-	static uint8_t body[4096];
-	size_t n;
+	static uint8_t body[PGW_STARTUP_MAX_LEN];
+	size_t n = 0, cnt = 0;
 
-	/* exactly the maximum, user included */
-	n = mk_many_params(body, sizeof(body), PGW_STARTUP_MAX_PARAMS - 1, "p");
+	/* as many as the largest packet holds: "x" with an empty value, 3 bytes each */
+	memcpy(body, "user\0bob", 9);
+	n = 9;
+	while (8 + n + 3 + 1 <= PGW_STARTUP_MAX_LEN) {
+		memcpy(body + n, "x\0", 3);
+		n += 3;
+		cnt++;
+	}
+	body[n++] = '\0';
 	ck_assert_int_eq(parse_startup(PGW_PROTO_3_0, body, n), PGW_STARTUP_V3);
-	ck_assert_uint_eq(st.params_cnt, PGW_STARTUP_MAX_PARAMS);
-	ck_assert_str_eq(pgw_startup_get(&st, "p62"), "v");
+	ck_assert_uint_eq(st.params_cnt, cnt + 1);
+	ck_assert_uint_le(st.params_cnt, PGW_STARTUP_MAX_PARAMS);
+	ck_assert_str_eq(pgw_startup_get(&st, "x"), "");
 
-	n = mk_many_params(body, sizeof(body), PGW_STARTUP_MAX_PARAMS, "p");
-	ck_assert_int_eq(parse_startup(PGW_PROTO_3_0, body, n), PGW_STARTUP_INVALID);
-	ck_assert(strstr(err, "too many") != NULL);
-	ck_assert_uint_eq(st.params_cnt, 0);
-
-	/* _pq_ options have a limit of their own */
-	n = mk_many_params(body, sizeof(body), PGW_STARTUP_MAX_PARAMS, "_pq_.o");
+	/* _pq_ options as well */
+	n = mk_many_params(body, sizeof(body), 700, "_pq_.o");
 	ck_assert_int_eq(parse_startup(3u << 16 | 2, body, n), PGW_STARTUP_V3);
-	ck_assert_uint_eq(st.pq_options_cnt, PGW_STARTUP_MAX_PARAMS);
+	ck_assert_uint_eq(st.pq_options_cnt, 700);
 	ck_assert_uint_eq(st.params_cnt, 1);
-	n = mk_many_params(body, sizeof(body), PGW_STARTUP_MAX_PARAMS + 1, "_pq_.o");
-	ck_assert_int_eq(parse_startup(3u << 16 | 2, body, n), PGW_STARTUP_INVALID);
-	ck_assert(strstr(err, "too many") != NULL);
 }
 END_TEST
 
