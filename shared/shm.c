@@ -407,6 +407,33 @@ shm_pool_open_total(uint32_t pool_idx)
 	return n;
 }
 
+bool
+shm_pool_params_put(uint32_t pool_idx, const char *pairs, size_t len)
+{
+	struct shm_pool *p = shm_pool(pool_idx);
+	uint32_t none = SHM_PARAMS_NONE;
+
+	if (len > sizeof(p->params) ||
+	    !atomic_compare_exchange_strong(&p->params_state, &none, SHM_PARAMS_WRITING))
+		return atomic_load_explicit(&p->params_state, memory_order_acquire) ==
+		       SHM_PARAMS_SET;
+	memcpy(p->params, pairs, len);
+	p->params_len = (uint32_t)len;
+	atomic_store_explicit(&p->params_state, SHM_PARAMS_SET, memory_order_release);
+	return true;
+}
+
+const char *
+shm_pool_params_get(uint32_t pool_idx, size_t *len)
+{
+	struct shm_pool *p = shm_pool(pool_idx);
+
+	if (atomic_load_explicit(&p->params_state, memory_order_acquire) != SHM_PARAMS_SET)
+		return NULL;
+	*len = p->params_len;
+	return p->params;
+}
+
 uint32_t
 shm_pool_open_peek(uint32_t pool_idx)
 {
@@ -496,6 +523,7 @@ shm_slot_clear(uint32_t slot, pid_t pid, bool keep_counters)
 		p->open[slot] = 0;
 		shm_pool_unlock(p);
 		atomic_store(&p->waiting[slot], 0);
+		atomic_store(&p->wait_since_us[slot], 0);
 		if (keep_counters)
 			shm_pool_stats_zero_gauges(shm_pool_stats(slot, i));
 		else
@@ -803,6 +831,10 @@ shm_pools_assign(const struct config *next, uint64_t gen, uint32_t *map, char *e
 		}
 		map[i] = (uint32_t)k;
 		taken[k] = 1;
+		/* another pool's login parameters are not this one's */
+		shm_pool(k)->params_len = 0;
+		atomic_store_explicit(&shm_pool(k)->params_state, SHM_PARAMS_NONE,
+				      memory_order_release);
 	}
 	/* indexes at and above lim were never used: do not touch their pages */
 	lim = used;

@@ -22,9 +22,12 @@
 #include "shared/compiler.h"
 #include "shared/config.h"
 
-/* versions: 2 pool identities, control area, bans; 3 listeners; 4 two banks of slots, signature */
+/*
+ * versions: 2 pool identities, control area, bans; 3 listeners; 4 two banks of slots, signature;
+ * 6 a pool's oldest waiter per worker and its login parameters
+ */
 #define SHM_MAGIC    0x7067646f67736d31ull /* "pgdogsm1" */
-#define SHM_VERSION  5
+#define SHM_VERSION  6
 #define SHM_NAME_MAX 64
 #define SHM_ADDR_MAX 64
 
@@ -101,11 +104,31 @@ struct shm_worker {
 	_Atomic uint64_t log_dropped;
 } __attribute__((aligned(CACHELINE)));
 
+/* Room for a pool's login ParameterStatus values, "name\0value\0" each. */
+#define SHM_POOL_PARAMS_MAX 2048
+
+enum shm_params_state {
+	SHM_PARAMS_NONE = 0,
+	SHM_PARAMS_WRITING, /* one worker fills params */
+	SHM_PARAMS_SET,     /* params_len bytes of params are final */
+};
+
 /* One per pool: the global server count, under lock. */
 struct shm_pool {
 	_Atomic int32_t lock;                    /* 0 or the holder's pid */
 	uint32_t open[SHM_SLOTS_MAX];            /* servers open or opening, per worker slot */
 	_Atomic uint32_t waiting[SHM_SLOTS_MAX]; /* clients waiting, per worker slot */
+	/* when each worker slot's longest-waiting client began to wait (CLOCK_MONOTONIC us), or 0 */
+	_Atomic uint64_t wait_since_us[SHM_SLOTS_MAX];
+	/*
+	 * The ParameterStatus values the pool's servers report at login, as
+	 * the first worker to connect one learned them: a login on another
+	 * worker needs no server of its own for them (written once; cleared
+	 * when the index serves another pool).
+	 */
+	_Atomic uint32_t params_state; /* enum shm_params_state */
+	uint32_t params_len;
+	char params[SHM_POOL_PARAMS_MAX];
 } __attribute__((aligned(CACHELINE)));
 
 /*
@@ -444,6 +467,13 @@ uint32_t shm_pool_open_total(uint32_t pool_idx);
 uint32_t shm_pool_open_peek(uint32_t pool_idx);
 /* Clients waiting for the pool in workers other than slot. */
 uint32_t shm_pool_waiting_elsewhere(uint32_t pool_idx, uint32_t slot);
+/*
+ * Publish a pool's login parameters (name\0value\0 pairs, len bytes) unless
+ * a worker did already or they do not fit. Returns true when they are set.
+ */
+bool shm_pool_params_put(uint32_t pool_idx, const char *pairs, size_t len);
+/* The pool's published parameters (*len bytes), or NULL. */
+const char *shm_pool_params_get(uint32_t pool_idx, size_t *len);
 /* Clients connected over all workers. */
 uint32_t shm_clients_total(void);
 

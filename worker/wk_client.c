@@ -909,7 +909,7 @@ wk_client_auth_done(struct wk_client *c)
 		r->pool_idx = c->pool_idx;
 		shm_row_write_end(&r->seq);
 	}
-	if (p->has_params)
+	if (wk_pool_has_params(p))
 		return wk_client_finish_login(c);
 	/* the first client of a cold pool waits for a server to learn its parameters */
 	wk_client_set_state(c, WK_CLIENT_LOGIN_WAIT);

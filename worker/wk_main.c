@@ -230,7 +230,9 @@ wk_main_drain_step(void)
 		if (g_wk.mono_us - wk_drain_started_us < (uint64_t)WK_DRAIN_HANDOFF_MS * 1000 &&
 		    wk_handoff_may_take(c))
 			continue;
-		if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN) &&
+		/* ACTIVE: a session-mode or pinned client, closed between transactions */
+		if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN ||
+		     c->state == WK_CLIENT_ACTIVE) &&
 		    g_wk.mono_us - c->last_request_us >= (uint64_t)WK_DRAIN_IDLE_MS * 1000 &&
 		    wk_client_close_if_idle(c))
 			wk_drain_closed_cnt++;

@@ -515,23 +515,29 @@ wk_pool_forget(struct wk_pool *p, struct wk_server *s)
  * (servers or waiters)): it opens no server beyond its share, and when one
  * of its servers comes free it gives it back (closes it) instead of serving
  * its own next client if it holds more than its share, or if another worker
- * has clients waiting and no server at all (with pool_size below the number
- * of workers the cap then alternates): once its own clients have had it for
- * WK_POOL_SHARE_SLICE_US since it connected; and then it opens no new one
- * for WK_POOL_YIELD_US while that worker still has none, so that the other
- * takes the cap (at its next sweep). (Given back at once, a server that
- * connected for a worker's clients served one transaction or none, and
- * the worker that gave it back took the cap again before the starving one
- * looked: hundreds of connections a second, and nobody served.) The sweep
- * also gives back servers
- * idle for a while with no client of their own waiting. Nothing moves while
- * nobody else waits, so the cap is not passed back and forth on every
- * transaction (each pass costs PostgreSQL a new connection).
+ * is starving: it has clients waiting and no server at all (with pool_size
+ * below the number of workers the cap then alternates), or its oldest
+ * client has waited WK_POOL_SHARE_SLICE_US (its servers are held by long
+ * transactions while this worker's turn over) — and none of this worker's
+ * waiting clients has waited longer. Given back only once its own clients
+ * have had the server for WK_POOL_SHARE_SLICE_US since it connected; and
+ * then it opens no new one for WK_POOL_YIELD_US while the other worker
+ * still starves, so that it takes the cap (at its next sweep). (Given back
+ * at once, a server that connected for a worker's clients served one
+ * transaction or none, and the worker that gave it back took the cap again
+ * before the starving one looked: hundreds of connections a second, and
+ * nobody served.) The starving worker, for its part, may open one beyond
+ * its share (and keeps it while it starves). The sweep also gives back
+ * servers idle for a while with no client of their own waiting. Nothing moves while nobody else waits, so
+ * the cap is not passed back and forth on every transaction (each pass
+ * costs PostgreSQL a new connection).
  */
 struct wk_pool_demand {
 	uint32_t waiting_elsewhere; /* clients waiting in other workers */
 	uint32_t share;             /* servers this worker may hold */
-	bool is_other_starving;     /* another worker waits with no server */
+	bool is_other_starving;     /* another worker starves (see above) */
+	/* this worker's oldest client has waited the slice, longer than any other's */
+	bool is_self_starving;
 };
 
 static void
@@ -539,18 +545,28 @@ wk_pool_demand(struct wk_pool *p, struct wk_pool_demand *d)
 {
 	struct shm_pool *sp = p->shm;
 	uint32_t slot = (uint32_t)g_wk.slot, workers = 0;
+	uint64_t mine = 0; /* when this worker's oldest waiter began to wait */
 
+	if (p->waiters_cnt)
+		mine = list_entry(list_first(&p->waiters), struct wk_client, wait_node)
+			       ->wait_start_us;
 	memset(d, 0, sizeof(*d));
+	d->is_self_starving = mine && g_wk.mono_us - mine >= WK_POOL_SHARE_SLICE_US;
 	for (uint32_t w = 0; w < g_shm->workers_cnt; w++) {
 		uint32_t wt = atomic_load_explicit(&sp->waiting[w], memory_order_relaxed);
 		uint32_t open = sp->open[w]; /* racy read: a hint, checked again later */
+		uint64_t since;
 
 		if (w == slot || wt || open)
 			workers++;
 		if (w == slot || !wt)
 			continue;
 		d->waiting_elsewhere += wt;
-		if (!open)
+		since = atomic_load_explicit(&sp->wait_since_us[w], memory_order_relaxed);
+		if (mine && since && since >= mine)
+			continue; /* ours have waited as long */
+		d->is_self_starving = false;
+		if (!open || (since && g_wk.mono_us - since >= WK_POOL_SHARE_SLICE_US))
 			d->is_other_starving = true;
 	}
 	d->share = ((uint32_t)p->cfg->pool_size + workers - 1) / workers;
@@ -577,7 +593,7 @@ wk_pool_is_over_share(struct wk_pool *p, const struct wk_server *s)
 	if (!wk_pool_others_wait(p))
 		return false;
 	wk_pool_demand(p, &d);
-	if (!d.waiting_elsewhere)
+	if (!d.waiting_elsewhere || d.is_self_starving)
 		return false;
 	if (wk_pool_local_total(p) > d.share)
 		return true;
@@ -612,16 +628,21 @@ wk_pool_may_grow(struct wk_pool *p)
 	wk_pool_demand(p, &d);
 	if (d.is_other_starving && g_wk.mono_us < p->yield_until_us)
 		return false;
-	return !d.waiting_elsewhere || wk_pool_local_total(p) < d.share;
+	return !d.waiting_elsewhere || wk_pool_local_total(p) < d.share || d.is_self_starving;
 }
 
-/* Open one more connection if the global cap allows. */
+/*
+ * Open one more connection if the global cap allows. While shutting down
+ * only for clients waiting (their requests run, as on a server this worker
+ * still has).
+ */
 static bool
 wk_pool_open_one(struct wk_pool *p)
 {
 	struct wk_server *s;
 
-	if (g_wk.is_shutting_down || g_wk.mono_us < p->retry_after_us || !wk_pool_may_grow(p))
+	if ((g_wk.is_shutting_down && !p->waiters_cnt) || g_wk.mono_us < p->retry_after_us ||
+	    !wk_pool_may_grow(p))
 		return false;
 	if (p->is_draining || p->is_banned) /* removed by a reload, or BAN: no new servers */
 		return false;
@@ -670,6 +691,9 @@ wk_pool_wait_add(struct wk_pool *p, struct wk_client *c)
 	list_append(&p->waiters, &c->wait_node);
 	p->waiters_cnt++;
 	c->wait_start_us = g_wk.mono_us;
+	if (p->waiters_cnt == 1) /* the oldest now (the queue is FIFO) */
+		atomic_store_explicit(&p->shm->wait_since_us[g_wk.slot], c->wait_start_us,
+				      memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->shm->waiting[g_wk.slot], 1, memory_order_relaxed);
 	wk_pool_waiting_gauge(p);
 }
@@ -677,10 +701,20 @@ wk_pool_wait_add(struct wk_pool *p, struct wk_client *c)
 void
 wk_pool_unwait(struct wk_pool *p, struct wk_client *c)
 {
+	bool was_first;
+
 	if (list_empty(&c->wait_node))
 		return;
+	was_first = list_first(&p->waiters) == &c->wait_node;
 	list_del(&c->wait_node);
 	p->waiters_cnt--;
+	if (was_first)
+		atomic_store_explicit(&p->shm->wait_since_us[g_wk.slot],
+				      p->waiters_cnt ? list_entry(list_first(&p->waiters),
+								  struct wk_client, wait_node)
+							       ->wait_start_us
+						     : 0,
+				      memory_order_relaxed);
 	atomic_fetch_sub_explicit(&p->shm->waiting[g_wk.slot], 1, memory_order_relaxed);
 	wk_pool_waiting_gauge(p);
 }
@@ -691,7 +725,7 @@ wk_pool_hand_out_held(struct wk_pool *p)
 {
 	struct list *pos, *tmp;
 
-	if (!p->has_params)
+	if (!wk_pool_has_params(p))
 		return;
 	list_foreach_safe (pos, tmp, &p->waiters) {
 		struct wk_client *c = list_entry(pos, struct wk_client, wait_node);
@@ -732,7 +766,7 @@ wk_pool_hand_out_free(struct wk_pool *p)
 			list_entry(list_first(&p->waiters), struct wk_client, wait_node);
 
 		if (c->state == WK_CLIENT_LOGIN_WAIT) {
-			if (!p->has_params)
+			if (!wk_pool_has_params(p))
 				break;
 			wk_pool_unwait(p, c);
 			(void)wk_client_finish_login(c);
@@ -786,9 +820,52 @@ wk_pool_checkout(struct wk_pool *p, struct wk_client *c)
 void
 wk_pool_learn_params(struct wk_pool *p, const struct wk_server *s)
 {
+	char pairs[SHM_POOL_PARAMS_MAX];
+	size_t len = 0;
+
 	memcpy(p->params, s->params, sizeof(s->params[0]) * s->params_cnt);
 	p->params_cnt = s->params_cnt;
 	p->has_params = true;
+	/* for logins on the other workers, which may have no server of the pool to ask */
+	for (size_t i = 0; i < s->params_cnt; i++) {
+		size_t n = strlen(s->params[i].name) + 1, v = strlen(s->params[i].value) + 1;
+
+		if (len + n + v > sizeof(pairs))
+			return; /* does not fit: each worker learns them from a server of its own */
+		memcpy(pairs + len, s->params[i].name, n);
+		memcpy(pairs + len + n, s->params[i].value, v);
+		len += n + v;
+	}
+	(void)shm_pool_params_put(p->idx, pairs, len);
+}
+
+bool
+wk_pool_has_params(struct wk_pool *p)
+{
+	const char *pairs;
+	size_t len, off = 0, cnt = 0;
+
+	if (p->has_params)
+		return true;
+	pairs = shm_pool_params_get(p->idx, &len);
+	if (!pairs)
+		return false;
+	while (off < len && cnt < WK_SERVER_PARAMS_MAX) {
+		const char *name = pairs + off, *value;
+		size_t n = strnlen(name, len - off);
+
+		if (off + n + 1 >= len)
+			break;
+		value = name + n + 1;
+		off += n + 1 + strnlen(value, len - off - n - 1) + 1;
+		snprintf(p->params[cnt].name, sizeof(p->params[cnt].name), "%s", name);
+		snprintf(p->params[cnt].value, sizeof(p->params[cnt].value), "%.*s",
+			 (int)strnlen(value, len - (size_t)(value - pairs)), value);
+		cnt++;
+	}
+	p->params_cnt = cnt;
+	p->has_params = true;
+	return true;
 }
 
 void
@@ -929,6 +1006,9 @@ wk_pool_sweep_one(struct wk_pool *p)
 			  shm_pool_waiting_elsewhere(p->idx, (uint32_t)g_wk.slot) > 0))
 			wk_pool_give_back(p, s);
 	}
+	/* a login waiting for the parameters another worker has learned since */
+	if (p->waiters_cnt && !p->has_params && wk_pool_has_params(p))
+		wk_pool_hand_out(p);
 	if (p->waiters_cnt)
 		wk_pool_grow(p);
 	else if (!g_wk.is_shutting_down && wk_pool_local_total(p) < p->min_share)

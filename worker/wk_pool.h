@@ -116,5 +116,10 @@ void wk_pool_move(struct wk_pool *p, struct wk_server *s, enum wk_server_state f
 		  enum wk_server_state to);
 /* Take a server off the pool's lists (it is being freed). */
 void wk_pool_forget(struct wk_pool *p, struct wk_server *s);
-/* Record the ParameterStatus set of a freshly logged-in server. */
+/* Record the ParameterStatus set of a freshly logged-in server (and publish it in shm). */
 void wk_pool_learn_params(struct wk_pool *p, const struct wk_server *s);
+/*
+ * Whether p knows the ParameterStatus values a login gets: learned from a
+ * server of its own, or from another worker's (taken from shm here).
+ */
+bool wk_pool_has_params(struct wk_pool *p);

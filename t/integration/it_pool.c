@@ -262,9 +262,31 @@ setup_share(void)
 	});
 }
 
+static void
+setup_starve(void)
+{
+	setup_pg("starve");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "pooler_mode = transaction\ncheckout_timeout = 1000",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n"
+			 "[users.idleu]\ndatabase = app\npassword = idleu_pw\npool_size = 1\n",
+	});
+}
+
+static void
+exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+}
+
 struct share_arg {
 	PGconn *conn;
 	atomic_bool *stop;
+	const char *sql; /* NULL: SELECT 1 */
 	int done;
 	char err[256];
 };
@@ -275,7 +297,7 @@ share_client(void *p)
 	struct share_arg *a = p;
 
 	while (!atomic_load(a->stop) && !a->err[0]) {
-		PGresult *res = PQexec(a->conn, "SELECT 1");
+		PGresult *res = PQexec(a->conn, a->sql ? a->sql : "SELECT 1");
 
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)
 			a->done++;
@@ -318,6 +340,92 @@ START_TEST(test_pool_cap_below_workers)
 	}
 	/* passed on a few times a second at most, not after every transaction */
 	ck_assert_msg(connects <= 80, "%llu server connections in 3 s for pool_size 1", connects);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
+ * pool_size 2: one server held by a long transaction on worker 0, the other
+ * turning over short queries on worker 1. A request on worker 0 gets a
+ * server within the slice, as a shared queue would give it one. (The cap
+ * moved only to a worker with no server at all: it waited until
+ * checkout_timeout and got 53300.)
+ */
+START_TEST(test_pool_starved_worker)
+{
+	PGconn *adm = it_connect("dbname=admin user=admin password=pgdog");
+	PGconn *h = it_connect_on(adm, APP, 0), *l = it_connect_on(adm, APP, 1);
+	PGconn *w = it_connect_on(adm, APP, 0);
+	atomic_bool stop = false;
+	struct share_arg la = { .conn = l, .stop = &stop, .sql = "SELECT pg_sleep(0.01)" };
+	pthread_t th;
+	long long t0, elapsed;
+	const char *v;
+
+	exec_ok(h, "BEGIN");
+	ck_assert_str_eq(it_value(h, "SELECT 'held'"), "held");
+	ck_assert_int_eq(pthread_create(&th, NULL, share_client, &la), 0);
+	it_sleep_ms(300);
+	for (int round = 0; round < 2; round++) {
+		PGresult *res;
+
+		t0 = it_now_ms();
+		res = PQexec(w, "SELECT 'served'");
+		elapsed = it_now_ms() - t0;
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK,
+			      "round %d: worker 0's request after %lld ms: %s", round, elapsed,
+			      PQerrorMessage(w));
+		v = PQgetvalue(res, 0, 0);
+		ck_assert_str_eq(v, "served");
+		PQclear(res);
+		ck_assert_msg(elapsed < 900, "round %d: served after %lld ms", round, elapsed);
+		it_sleep_ms(300);
+	}
+	atomic_store(&stop, true);
+	pthread_join(th, NULL);
+	ck_assert_msg(!la.err[0], "worker 1's client: %s", la.err);
+	ck_assert_msg(la.done >= 20, "worker 1's client ran %d queries", la.done);
+	exec_ok(h, "COMMIT");
+	PQfinish(w);
+	PQfinish(l);
+	PQfinish(h);
+	PQfinish(adm);
+}
+END_TEST
+
+/*
+ * The first login on a worker whose pool is at its cap on the other worker
+ * takes the parameters that worker learned (after a start or a binary
+ * upgrade it waited for a server of its own: 53300 after checkout_timeout).
+ */
+START_TEST(test_pool_login_cap_elsewhere)
+{
+	PGconn *adm = it_connect("dbname=admin user=admin password=pgdog");
+	const char *dsn = "dbname=app user=idleu password=idleu_pw";
+	PGconn *x = it_connect(dsn), *y;
+	int wx = it_client_worker(adm, x);
+
+	exec_ok(x, "BEGIN");
+	ck_assert_str_eq(it_value(x, "SELECT 'held'"), "held");
+	for (int i = 0; i < 64; i++) {
+		long long t0 = it_now_ms();
+
+		y = PQconnectdb(it_pgdog_dsn(dsn));
+		ck_assert_msg(PQstatus(y) == CONNECTION_OK, "login %d after %lld ms: %s", i,
+			      it_now_ms() - t0, PQerrorMessage(y));
+		ck_assert_msg(it_now_ms() - t0 < 900, "login %d took %lld ms", i, it_now_ms() - t0);
+		ck_assert_str_eq(PQparameterStatus(y, "server_version"),
+				 PQparameterStatus(x, "server_version"));
+		if (it_client_worker(adm, y) != wx)
+			break;
+		PQfinish(y);
+		y = NULL;
+	}
+	ck_assert_msg(y != NULL, "64 logins and none on the other worker");
+	exec_ok(x, "COMMIT");
+	ck_assert_str_eq(it_value(y, "SELECT 'after'"), "after");
+	PQfinish(y);
+	PQfinish(x);
 	PQfinish(adm);
 }
 END_TEST
@@ -557,15 +665,6 @@ setup_reuse(void)
 	it_pgdog_start(&conf);
 }
 
-static void
-exec_ok(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-
-	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-}
-
 /*
  * Open all REUSE_POOL servers (one transaction each, at once), then end the
  * transactions in order: pids[i] is the backend that went idle i-th.
@@ -684,6 +783,13 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_share, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_pool_cap_below_workers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("starve");
+	tcase_add_unchecked_fixture(tc, setup_starve, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_pool_starved_worker);
+	tcase_add_test(tc, test_pool_login_cap_elsewhere);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("max_client_conn");

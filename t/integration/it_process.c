@@ -477,6 +477,21 @@ START_TEST(test_process_daemon)
 }
 END_TEST
 
+/* pgdog, sent SIGINT, exits with status 0 within ms once its clients have gone. */
+static void
+wait_sigint_exit(pid_t pid, int ms)
+{
+	int st = it_wait_pid(pid, ms);
+
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		it_wait_pid(pid, 2000);
+		ck_abort_msg("pgdog still running %d ms after SIGINT with no clients left", ms);
+	}
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGINT: exit status %d",
+		      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
 START_TEST(test_process_sigint_graceful)
 {
 	int port = it_free_port();
@@ -488,7 +503,6 @@ START_TEST(test_process_sigint_graceful)
 	char dsn[256];
 	PGconn *c;
 	PGresult *res;
-	int st;
 
 	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen on %d", port);
 	snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%d connect_timeout=5 %s", port, APP);
@@ -503,14 +517,53 @@ START_TEST(test_process_sigint_graceful)
 	ck_assert_str_eq(PQgetvalue(res, 0, 1), "finished");
 	PQclear(res);
 	PQfinish(c);
-	st = it_wait_pid(pid, 8000);
-	if (st == -1) {
-		kill(pid, SIGKILL);
-		it_wait_pid(pid, 2000);
-		ck_abort_msg("pgdog still running 8 s after SIGINT with no clients left");
-	}
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGINT: exit status %d",
-		      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	wait_sigint_exit(pid, 8000);
+}
+END_TEST
+
+/*
+ * SIGINT with a request queued on one worker while the pool's only server
+ * is in a transaction on the other: once that transaction ends, the queued
+ * request runs, as it does when both are on one worker. (The worker that
+ * queued it opened no server while shutting down: it waited until
+ * checkout_timeout and got 53300.)
+ */
+START_TEST(test_process_sigint_queued_elsewhere)
+{
+	int port = it_free_port();
+	pid_t pid = it_pgdog_spawn(
+		"graceful_queued",
+		&(struct it_pgdog_conf){
+			.workers = 2,
+			.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 1\n",
+			.general = "shutdown_timeout = 8000\ncheckout_timeout = 3000" },
+		port, NULL);
+	char dsn[256];
+	PGconn *adm, *x, *q;
+	PGresult *res;
+
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen on %d", port);
+	snprintf(dsn, sizeof(dsn), "port=%d dbname=admin user=admin password=pgdog", port);
+	adm = it_connect(dsn);
+	snprintf(dsn, sizeof(dsn), "port=%d %s", port, APP);
+	x = it_connect_on(adm, dsn, 0);
+	q = it_connect_on(adm, dsn, 1);
+	PQfinish(adm);
+	PQclear(it_exec_ok(x, "BEGIN"));
+	PQclear(it_exec_ok(x, "SELECT 1"));
+	ck_assert_int_eq(PQsendQuery(q, "SELECT 'queued'"), 1);
+	it_sleep_ms(200);
+	ck_assert_int_eq(kill(pid, SIGINT), 0);
+	it_sleep_ms(500);
+	PQclear(it_exec_ok(x, "COMMIT"));
+	res = result_within(q, 2000);
+	ck_assert_msg(res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK,
+		      "the queued request during SIGINT: %s", PQerrorMessage(q));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "queued");
+	PQclear(res);
+	PQfinish(q);
+	PQfinish(x);
+	wait_sigint_exit(pid, 10000);
 }
 END_TEST
 
@@ -576,6 +629,7 @@ main(void)
 	tcase_add_test(tc, test_process_check_config);
 	tcase_add_test(tc, test_process_daemon);
 	tcase_add_test(tc, test_process_sigint_graceful);
+	tcase_add_test(tc, test_process_sigint_queued_elsewhere);
 	tcase_add_test(tc, test_process_sigterm_fast);
 	suite_add_tcase(s, tc);
 

@@ -650,6 +650,58 @@ START_TEST(test_upgrade_session_handoff)
 END_TEST
 
 /*
+ * A session-mode client cannot be handed over: idle WK_DRAIN_IDLE_MS (1 s)
+ * after the upgrade began it is closed with 57P01 and the old generation
+ * exits, as pgdog(8) says (it stayed until shutdown_timeout, 10 s here).
+ */
+START_TEST(test_upgrade_session_mode_closed_idle)
+{
+	char pidfile[IT_PATH_MAX];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	int port = it_free_port();
+	pid_t pid, next;
+	PGconn *c;
+	PGresult *res;
+	long long t0;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/sessmode.pid", g_it.dir);
+	pid = it_pgdog_spawn("sessmode",
+			     &(struct it_pgdog_conf){ .workers = 1,
+						      .users = BENCH_USERS,
+						      .general = "pooler_mode = session\n"
+								 "shutdown_timeout = 10000" },
+			     port, args);
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	c = PQconnectdb(it_pgdog_dsn(BENCH_DSN));
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	ck_assert_str_eq(it_value(c, "SELECT 'before'"), "before");
+	t0 = it_now_ms();
+	kill(pid, SIGUSR2);
+	ck_assert_msg(
+		it_wait_pid(pid, 6000) != -1,
+		"the old supervisor still ran 6 s after SIGUSR2 with one idle session client");
+	ck_assert_msg(it_now_ms() - t0 >= 900, "the idle client was closed after %lld ms",
+		      it_now_ms() - t0);
+	res = PQexec(c, "SELECT 1");
+	ck_assert_int_ne(PQresultStatus(res), PGRES_TUPLES_OK);
+	ck_assert_msg(strstr(PQerrorMessage(c), "administrator command") != NULL, "%s",
+		      PQerrorMessage(c));
+	PQclear(res);
+	PQfinish(c);
+	next = it_pidfile_pid(pidfile);
+	it_track_pid(next);
+	ck_assert_int_ne(next, pid);
+	c = PQconnectdb(it_pgdog_dsn(BENCH_DSN));
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	ck_assert_str_eq(it_value(c, "SELECT 'after'"), "after");
+	PQfinish(c);
+	stop_supervisor(next);
+}
+END_TEST
+
+/*
  * A client handed over to a new worker whose row of the same number is
  * taken (a client that logged in to the new generation first): it gets
  * another row but keeps its BackendKeyData, and a cancel request with it
@@ -838,6 +890,7 @@ upgrade_suite(void)
 	tcase_add_test(tc, test_upgrade_under_load);
 	tcase_add_test(tc, test_upgrade_shared_segment);
 	tcase_add_test(tc, test_upgrade_session_handoff);
+	tcase_add_test(tc, test_upgrade_session_mode_closed_idle);
 	tcase_add_test(tc, test_upgrade_cancel_moved_row);
 	tcase_add_test(tc, test_upgrade_refused_while_draining);
 	tcase_add_test(tc, test_upgrade_replaced_binary);

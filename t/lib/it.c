@@ -1800,6 +1800,29 @@ it_connect_spread(const char *conninfo, const char *user, PGconn **conns, int mi
 	return n;
 }
 
+int
+it_client_worker(PGconn *adm, PGconn *c)
+{
+	char port[16];
+
+	snprintf(port, sizeof(port), "%d", it_local_port(PQsocket(c)));
+	return atoi(it_show_value(adm, "SHOW CLIENTS", "port", port, NULL, NULL, "worker"));
+}
+
+PGconn *
+it_connect_on(PGconn *adm, const char *conninfo, int w)
+{
+	for (int i = 0; i < 64; i++) {
+		PGconn *c = it_connect(conninfo);
+
+		if (it_client_worker(adm, c) == w)
+			return c;
+		PQfinish(c);
+	}
+	ck_abort_msg("64 connections and none on worker %d", w);
+	return NULL;
+}
+
 const char *
 it_pool_field(const char *db, const char *user, const char *col)
 {

@@ -296,6 +296,10 @@ const char *it_show_value(PGconn *adm, const char *cmd, const char *k1, const ch
  * many; fails the test if max were not enough.
  */
 int it_connect_spread(const char *conninfo, const char *user, PGconn **conns, int min, int max);
+/* The worker serving client c of pgdog (SHOW CLIENTS on adm, by c's local port). */
+int it_client_worker(PGconn *adm, PGconn *c);
+/* A client of conninfo on worker w: connects again until one lands there (64 tries). */
+PGconn *it_connect_on(PGconn *adm, const char *conninfo, int w);
 /* Column col of SHOW POOLS for pool user/db, over a new admin connection (admin/pgdog). */
 const char *it_pool_field(const char *db, const char *user, const char *col);
 /* Wait up to timeout_ms for a notification on c (PQfreemem it); NULL if none came. */
