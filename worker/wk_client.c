@@ -1584,6 +1584,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->is_notify_due = false;
 	s->has_tx_error = false;
 	s->has_error_unsynced = false;
+	s->is_ready_unsure = false;
 	s->is_tag_rollback = false;
 	s->is_tracked =
 		!wk_client_is_session(c) && g_cfg->prepared_statements != CONFIG_PREPARED_DISABLED;
@@ -3741,6 +3742,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		wk_client_prep_ready0 = s->expect_ready;
 	}
 	if (h->type == PGW_MSG_QUERY) {
+		if (UNLIKELY(s->has_unsynced))
+			s->is_ready_unsure = true; /* rewritten: its replies are not in the slots */
 		if (wk_client_is_full(c))
 			return wk_client_prep_query(c, s, h, in, out);
 		if (!c->prep_names.cnt)
@@ -4004,6 +4007,13 @@ wk_client_is_plain_msg(const struct pgw_hdr *h, const uint8_t *msg)
  */
 #define WK_CLIENT_RUN_PULLUP_MAX 4096
 
+/* Is a ReadyForQuery counted for a Query behind unsynced messages of s not followed by slots? */
+static bool
+wk_client_ready_may_skip(const struct wk_server *s)
+{
+	return !s->is_tracked || g_cfg->prepared_statements == CONFIG_PREPARED_FULL;
+}
+
 /*
  * A message of type goes to s as it is: the ReadyForQuery it will owe, the
  * request's clocks and the query counters.
@@ -4017,6 +4027,8 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 			s->request_start_us = g_wk.mono_us;
 			s->is_cancel_sent = false;
 		}
+		if (UNLIKELY(s->has_unsynced) && wk_client_ready_may_skip(s))
+			s->is_ready_unsure = true;
 		s->expect_ready++;
 		s->syncs_since_exec = 0;
 		s->is_copy_end_since_exec = false;
@@ -4027,6 +4039,8 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		sr->request_us = g_wk.now_us;
 		break;
 	case PGW_MSG_FUNCTION_CALL:
+		if (UNLIKELY(s->has_unsynced) && wk_client_ready_may_skip(s))
+			s->is_ready_unsure = true;
 		s->expect_ready++;
 		break;
 	case PGW_MSG_SYNC:
@@ -4215,8 +4229,8 @@ wk_client_end_at(struct wk_client *c, struct wk_server *s, uint8_t type)
 		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
 				       "unexpected message type 0x%02X during COPY from stdin",
 				       type);
-	if (!s || (s->expect_ready == 0 && s->internal_ready == 0))
-		return wk_client_end(c);
+	if (!s || (s->expect_ready == 0 && s->internal_ready == 0) || s->is_ready_unsure)
+		return wk_client_end(c); /* unsure: the replies owed may never come */
 	if (!c->is_read_off) {
 		wk_stream_read_off(&c->io);
 		c->is_read_off = true;
@@ -5264,6 +5278,8 @@ wk_client_eof_keep(struct wk_client *c)
 		return c->state == WK_CLIENT_ACTIVE; /* ending already, after its replies */
 	if (!(c->state == WK_CLIENT_ACTIVE && c->server) && c->state != WK_CLIENT_WAIT_SERVER)
 		return false;
+	if (c->server && c->server->is_ready_unsure)
+		return false; /* the replies owed may never come */
 	if (whole > len)
 		return false; /* in the middle of a message to the server */
 	wk_cursor_init(&cur, in);

@@ -409,6 +409,14 @@ struct wk_server {
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */
 	bool is_tracked;      /* replies follow the slot queue (prepared statement rewriting) */
 	/*
+	 * A Query or FunctionCall went behind unsynced extended-protocol
+	 * messages where the slot queue does not follow it (untracked, or
+	 * prepared_statements = full): PostgreSQL skips it after an error
+	 * before it, so expect_ready may be one too high. The client's end
+	 * does not wait for replies, and the server is closed, not reused.
+	 */
+	bool is_ready_unsure;
+	/*
 	 * Sequence values the server's session remembers (currval, lastval):
 	 * seq_client_id is the client whose checkout last ran here;
 	 * is_seq_foreign, set at each checkout, says they may not be the

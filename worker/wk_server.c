@@ -2136,6 +2136,12 @@ wk_server_release(struct wk_server *s, bool is_session_end, bool is_cancel_due)
 		wk_server_close(s, "client left with a cancel on its way to the server");
 		return;
 	}
+	if (s->is_ready_unsure && (s->expect_ready || s->has_unsynced || s->internal_ready)) {
+		/* which replies are still owed is not known: it cannot be drained */
+		wk_stats_add(s->pool, SHM_STAT_OUT_OF_SYNC, 1);
+		wk_server_close(s, "client left after a Query inside an unsynced request");
+		return;
+	}
 	pgw_buf_reset(b);
 	if (s->is_copy_in || s->has_unsynced || s->expect_ready || s->tx_status != 'I')
 		wk_stats_add(s->pool, SHM_STAT_RESYNCED, 1); /* SHOW POOLS re_synced */

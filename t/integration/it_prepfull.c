@@ -61,6 +61,13 @@ setup_full_limit(void)
 }
 
 static void
+setup_disabled(void)
+{
+	setup_pg("disabled");
+	start_pgdog("pooler_mode = transaction\nprepared_statements = disabled");
+}
+
+static void
 setup_extended(void)
 {
 	setup_pg("extended");
@@ -716,6 +723,36 @@ START_TEST(test_deallocate_all_pipelined)
 	ck_assert_str_eq(it_value(a, "SELECT 'alive'"), "alive");
 	PQfinish(d);
 	PQfinish(a);
+}
+END_TEST
+
+/*
+ * A simple Query inside an extended-protocol request that failed before it
+ * (PostgreSQL skips it and owes it no ReadyForQuery), then the client goes:
+ * the pool's one server serves the next client. (pgdog counted a
+ * ReadyForQuery for it where it follows no reply slots, prepared_statements
+ * = full or disabled, waited for it when the client sent Terminate, and
+ * kept the server for the gone client: the pool was stuck for good.)
+ */
+START_TEST(test_skipped_query_client_gone)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b;
+	struct raw r = { .n = 0 };
+
+	raw_run(&r, "nonexist");
+	raw_query(&r, "PREPARE q2 AS SELECT 2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "E:26000:prepared statement \"nonexist\" does not exist Z");
+	raw_parse(&r, "", "SELEC 1");
+	raw_query(&r, "SELECT 1");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "E:42601:syntax error at or near \"SELEC\" Z");
+	PQfinish(a);
+	b = it_connect(APP);
+	ck_assert_int_eq(PQsendQuery(b, "SELECT 'next'"), 1);
+	ck_assert_str_eq(it_value_within(b, 5000, "the next client's query"), "next");
+	PQfinish(b);
+	PQfinish(d);
 }
 END_TEST
 
@@ -2113,6 +2150,7 @@ main(void)
 	tcase_add_test(tc, test_full_deallocate_all);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);
+	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_full_mixed_names);
 	tcase_add_test(tc, test_full_multi_prepare);
 	tcase_add_test(tc, test_full_extended_sql);
@@ -2165,6 +2203,13 @@ main(void)
 	tcase_add_test(tc, test_extended_sql_prepare_pins);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);
+	tcase_add_test(tc, test_skipped_query_client_gone);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("disabled");
+	tcase_add_unchecked_fixture(tc, setup_disabled, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_skipped_query_client_gone);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);
