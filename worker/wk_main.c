@@ -230,9 +230,13 @@ wk_main_drain_step(void)
 		if (g_wk.mono_us - wk_drain_started_us < (uint64_t)WK_DRAIN_HANDOFF_MS * 1000 &&
 		    wk_handoff_may_take(c))
 			continue;
-		/* ACTIVE: a session-mode or pinned client, closed between transactions */
+		/*
+		 * ACTIVE: a session-mode or pinned client, which keeps its server
+		 * and cannot move, closed between transactions (not one that holds
+		 * its server a moment longer, for a cancel on its way)
+		 */
 		if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN ||
-		     c->state == WK_CLIENT_ACTIVE) &&
+		     (c->state == WK_CLIENT_ACTIVE && (wk_client_is_session(c) || c->pins))) &&
 		    g_wk.mono_us - c->last_request_us >= (uint64_t)WK_DRAIN_IDLE_MS * 1000 &&
 		    wk_client_close_if_idle(c))
 			wk_drain_closed_cnt++;

@@ -518,8 +518,8 @@ wk_pool_forget(struct wk_pool *p, struct wk_server *s)
  * is starving: it has clients waiting and no server at all (with pool_size
  * below the number of workers the cap then alternates), or its oldest
  * client has waited WK_POOL_SHARE_SLICE_US (its servers are held by long
- * transactions while this worker's turn over) — and none of this worker's
- * waiting clients has waited longer. Given back only once its own clients
+ * transactions while this worker's turn over) and began to wait at least
+ * that long before this worker's oldest waiting client, if any. Given back only once its own clients
  * have had the server for WK_POOL_SHARE_SLICE_US since it connected; and
  * then it opens no new one for WK_POOL_YIELD_US while the other worker
  * still starves, so that it takes the cap (at its next sweep). (Given back
@@ -562,11 +562,16 @@ wk_pool_demand(struct wk_pool *p, struct wk_pool_demand *d)
 		if (w == slot || !wt)
 			continue;
 		d->waiting_elsewhere += wt;
+		/*
+		 * A queue counts as starving when its oldest client has waited
+		 * the slice and began to wait a slice before the other's oldest:
+		 * under a load that keeps both queues long, nothing moves.
+		 */
 		since = atomic_load_explicit(&sp->wait_since_us[w], memory_order_relaxed);
-		if (mine && since && since >= mine)
-			continue; /* ours have waited as long */
-		d->is_self_starving = false;
-		if (!open || (since && g_wk.mono_us - since >= WK_POOL_SHARE_SLICE_US))
+		if (!since || since < mine + WK_POOL_SHARE_SLICE_US)
+			d->is_self_starving = false;
+		if (!open || (since && g_wk.mono_us - since >= WK_POOL_SHARE_SLICE_US &&
+			      (!mine || mine >= since + WK_POOL_SHARE_SLICE_US)))
 			d->is_other_starving = true;
 	}
 	d->share = ((uint32_t)p->cfg->pool_size + workers - 1) / workers;

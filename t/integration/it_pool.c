@@ -96,7 +96,15 @@ monitor_main(void *arg)
 	int mon_port = it_local_port(PQsocket(mon));
 
 	while (!atomic_load(&g_stop)) {
-		int k = it_tcp_established_to(g_it.pg_port, mon_port);
+		/*
+		 * /proc/net/tcp is not read at one instant: a connection closed
+		 * and another opened while it is read can both be listed. Two
+		 * reads in a row: a sixth connection that really exists is in
+		 * both.
+		 */
+		int k1 = it_tcp_established_to(g_it.pg_port, mon_port);
+		int k2 = it_tcp_established_to(g_it.pg_port, mon_port);
+		int k = k1 < k2 ? k1 : k2;
 		int km = atomic_load(&g_max_sockets);
 
 		while (k > km && !atomic_compare_exchange_weak(&g_max_sockets, &km, k))

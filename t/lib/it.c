@@ -673,7 +673,8 @@ it_tcp_established_to(int port, int exclude_local_port)
 			continue;
 		/*
 		 * The kernel lists the table in chunks, resuming by position: with
-		 * sockets coming and going meanwhile, one may be listed twice.
+		 * sockets coming and going meanwhile, one may be listed twice (and
+		 * one closed and another opened meanwhile both: callers read twice).
 		 */
 		for (int i = 0; i < n && !is_dup; i++)
 			is_dup = seen[i] == lp;
