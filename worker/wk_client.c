@@ -1826,6 +1826,16 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 			c->pins |= WK_PIN_ROLE;
 			return 0;
 		}
+		if (strcasecmp(st->name, "datestyle") == 0) {
+			char merged[64];
+
+			if (wk_session_datestyle_merge(
+				    wk_session_current(&c->session, "datestyle",
+						       wk_client_pool_param(c, "DateStyle")),
+				    st->value, merged, sizeof(merged)))
+				return wk_session_add_op(&c->session, WK_OP_SET, st->name, merged,
+							 rfq);
+		}
 		return wk_session_add_op(&c->session, WK_OP_SET, st->name, st->value, rfq);
 	case SQL_RESET:
 		if (st->flags & SQL_F_SESSION_ROLE || st->is_truncated)

@@ -213,6 +213,92 @@ wk_session_is_std_strings(const struct wk_session *se, const struct wk_server_pa
 	return true;
 }
 
+/*
+ * DateStyle's output style and field order in v (a value as reported, or
+ * SET's text: quotes, commas and spaces between the words), as
+ * PostgreSQL's check_datestyle reads them; -1 when absent. False for a word
+ * it does not know, or DEFAULT (resolved by the server).
+ */
+/* DateStyle's words as PostgreSQL reports them */
+static const char *const wk_datestyle_styles[] = { "ISO", "SQL", "Postgres", "German" };
+static const char *const wk_datestyle_orders[] = { "YMD", "DMY", "MDY" };
+
+static bool
+wk_session_datestyle_parse(const char *v, int *style, int *order)
+{
+	char word[32];
+	size_t n = 0;
+
+	*style = *order = -1;
+	for (const char *p = v;; p++) {
+		if (*p && *p != '\'' && *p != '"' && *p != ',' && *p != ' ' && *p != '\t') {
+			if (n + 1 >= sizeof(word))
+				return false;
+			word[n++] = *p;
+			continue;
+		}
+		if (n) {
+			int st = -1;
+
+			word[n] = '\0';
+			for (int i = 0; i < 4; i++)
+				if (strcasecmp(word, wk_datestyle_styles[i]) == 0)
+					st = i;
+			if (st >= 0) {
+				*style = st;
+				if (st == 3 && *order < 0)
+					*order =
+						1; /* German implies DMY unless an order is given */
+			} else if (strcasecmp(word, "YMD") == 0) {
+				*order = 0;
+			} else if (strcasecmp(word, "DMY") == 0 ||
+				   strncasecmp(word, "EURO", 4) == 0) {
+				*order = 1;
+			} else if (strcasecmp(word, "MDY") == 0 || strcasecmp(word, "US") == 0 ||
+				   strncasecmp(word, "NONEURO", 7) == 0) {
+				*order = 2;
+			} else {
+				return false;
+			}
+			n = 0;
+		}
+		if (!*p)
+			return true;
+	}
+}
+
+int
+wk_session_datestyle_merge(const char *current, const char *set_value, char *out, size_t out_len)
+{
+	int cs, co, ns, no;
+
+	if (!current || !wk_session_datestyle_parse(current, &cs, &co) || cs < 0 || co < 0 ||
+	    !wk_session_datestyle_parse(set_value, &ns, &no) || (ns < 0 && no < 0))
+		return 0;
+	snprintf(out, out_len, "'%s, %s'", wk_datestyle_styles[ns >= 0 ? ns : cs],
+		 wk_datestyle_orders[no >= 0 ? no : co]);
+	return 1;
+}
+
+const char *
+wk_session_current(const struct wk_session *se, const char *name, const char *server_value)
+{
+	const struct wk_setting *v = NULL;
+
+	for (size_t i = se->pending_cnt; i-- > 0;) {
+		const struct wk_op *op = &se->pending[i];
+
+		if (op->kind == WK_OP_RESET_ALL || (op->name && strcmp(op->name, name) == 0)) {
+			if (op->kind == WK_OP_SET)
+				return op->value;
+			v = wk_settings_get(&se->startup, name); /* RESET: the startup value */
+			return v ? v->value : server_value;
+		}
+	}
+	v = wk_session_get(se, name);
+	return v ? v->value : server_value;
+}
+
 int
 wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name, const char *value,
 		  uint64_t rfq)

@@ -99,6 +99,22 @@ const struct wk_setting *wk_session_get(const struct wk_session *se, const char 
 bool wk_session_is_std_strings(const struct wk_session *se, const struct wk_server_param *reported,
 			       size_t reported_cnt, bool is_current);
 /*
+ * The value the client has for name (lower case) now: its open
+ * transaction's latest SET or RESET, else its committed or startup value,
+ * else server_value (the server's default, as reported; may be NULL).
+ */
+const char *wk_session_current(const struct wk_session *se, const char *name,
+			       const char *server_value);
+/*
+ * SET DateStyle keeps the part of the current value its text does not name
+ * (the output style or the field order): out gets the whole value as SQL
+ * text ('ISO, DMY') so that it means the same on another server. 0 when it
+ * cannot be worked out (DEFAULT, a word PostgreSQL refuses): the text stays.
+ */
+int wk_session_datestyle_merge(const char *current, const char *set_value, char *out,
+			       size_t out_len);
+
+/*
  * Record a SET/RESET of the open transaction, in the request that the
  * ReadyForQuery numbered rfq ends. -1 on out of memory.
  */

@@ -2376,6 +2376,54 @@ START_TEST(test_set_startup_app_name)
 END_TEST
 
 /*
+ * SET DateStyle naming only the output style (or only the field order)
+ * keeps the other half of the current value: replayed on a server another
+ * client used in between, the value is the client's whole one. (pgdog
+ * replayed the SET's text: 'SQL, DMY' then 'ISO' came back as ISO, MDY,
+ * and '01/02/2024' was read as 2 January.)
+ */
+START_TEST(test_set_datestyle_halves)
+{
+	static const char *const cases[][3] = {
+		/* startup options, first SET, second SET */
+		{ "", "SET DateStyle = 'SQL, DMY'", "SET DateStyle = 'ISO'" },
+		{ "", "SET DateStyle = German", "SET DateStyle = YMD" },
+		{ "", "SET DateStyle = 'SQL, DMY'", "SET DateStyle = US" },
+		{ " options='-c DateStyle=SQL,DMY'", "SELECT 1", "SET DateStyle = ISO" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char dsn[256], want_style[64], want_date[64];
+		PGconn *pg, *a, *b = it_connect(APP);
+
+		snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%d user=postgres dbname=postgres%s",
+			 g_it.pg_port, cases[i][0]);
+		pg = PQconnectdb(dsn);
+		ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
+		snprintf(dsn, sizeof(dsn), "%s%s", APP, cases[i][0]);
+		a = it_connect(dsn);
+		for (int k = 1; k < 3; k++) {
+			PQclear(it_exec_ok(pg, cases[i][k]));
+			PQclear(it_exec_ok(a, cases[i][k]));
+		}
+		snprintf(want_style, sizeof(want_style), "%s", it_value(pg, "SHOW DateStyle"));
+		snprintf(want_date, sizeof(want_date), "%s",
+			 it_value(pg, "SELECT '01/02/03'::date::text"));
+		/* another client's transaction on the one server, with the default DateStyle */
+		ck_assert_str_eq(it_value(b, "SELECT 1"), "1");
+		ck_assert_msg(strcmp(it_value(a, "SHOW DateStyle"), want_style) == 0,
+			      "case %zu: DateStyle %s, PostgreSQL %s", i,
+			      it_value(a, "SHOW DateStyle"), want_style);
+		ck_assert_str_eq(it_value(a, "SELECT '01/02/03'::date::text"), want_date);
+		ck_assert_str_eq(PQparameterStatus(a, "DateStyle"), want_style);
+		PQfinish(a);
+		PQfinish(b);
+		PQfinish(pg);
+	}
+}
+END_TEST
+
+/*
  * SET seed seeds random() once: the client's next values follow from it,
  * as in PostgreSQL, whoever else uses the pool. (pgdog replayed the SET on
  * every server it gave the client, and random() kept repeating its first
@@ -3868,6 +3916,7 @@ main(void)
 	tcase_add_test(tc, test_set_startup_list);
 	tcase_add_test(tc, test_set_startup_checked);
 	tcase_add_test(tc, test_set_startup_app_name);
+	tcase_add_test(tc, test_set_datestyle_halves);
 	tcase_add_test(tc, test_set_seed);
 	tcase_add_test(tc, test_set_same_startup_shared);
 	tcase_add_test(tc, test_set_hidden_by_digits);
