@@ -1569,6 +1569,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	struct pgw_buf *b = &g_wk.scratch;
 	struct shm_server *sr = wk_stats_server_row_at(s->row);
 	struct shm_client *cr = wk_client_row(c);
+	int queries;
 
 	c->server = s;
 	s->client = c;
@@ -1603,18 +1604,14 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	c->seq_server_id = s->id;
 	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);
 	pgw_buf_reset(b);
-	switch (wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
-				     s->params_gen, &s->sync_memo, b)) {
-	case 0:
-		break;
-	case -1:
+	queries = wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
+				       s->params_gen, &s->sync_memo, b);
+	if (queries < 0) {
 		s->is_dirty = true;
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	default:
-		if (wk_server_send_internal(s, b, 1) < 0)
-			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-		break;
 	}
+	if (queries > 0 && wk_server_send_internal(s, b, (uint32_t)queries) < 0)
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (s->held.junk_cnt) {
 		/* statements made for a 42P05 (wk_client_prep_parse_dup) go before anyone sees them */
 		pgw_buf_reset(b);

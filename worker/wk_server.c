@@ -1202,21 +1202,14 @@ static void
 wk_server_resync(struct wk_server *s, struct wk_client *c)
 {
 	struct pgw_buf *b = &g_wk.scratch;
+	int queries;
 
 	s->needs_resync = false;
 	pgw_buf_reset(b);
-	switch (wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
-				     s->params_gen, &s->sync_memo, b)) {
-	case 0:
-		return;
-	case -1:
+	queries = wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
+				       s->params_gen, &s->sync_memo, b);
+	if (queries < 0 || (queries > 0 && wk_server_send_internal(s, b, (uint32_t)queries) < 0))
 		s->is_dirty = true;
-		return;
-	default:
-		if (wk_server_send_internal(s, b, 1) < 0)
-			s->is_dirty = true;
-		return;
-	}
 }
 
 /*

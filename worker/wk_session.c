@@ -487,8 +487,30 @@ wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 	 * the client's): decide that before building a message that would be
 	 * thrown away.
 	 */
+	const struct wk_setting *enc;
+	size_t rest;
+	int queries = 0;
+
 	if (wk_session_in_step(se, applied, reported, reported_cnt))
 		return 0;
+	/*
+	 * client_encoding first, in a Query of its own: PostgreSQL converts a
+	 * whole Query from the encoding in force when it arrives, and the other
+	 * values are in the client's encoding.
+	 */
+	enc = wk_session_get(se, "client_encoding");
+	if ((enc && !wk_session_has(applied, reported, reported_cnt, enc)) ||
+	    (!enc && wk_settings_get(applied, "client_encoding"))) {
+		pgw_begin(b, PGW_MSG_QUERY);
+		if (enc)
+			wk_session_put_set(b, enc);
+		else
+			pgw_put_bytes(b, "RESET client_encoding;", 22);
+		pgw_put_u8(b, 0);
+		pgw_end(b);
+		queries++;
+	}
+	rest = b->len;
 	pgw_begin(b, PGW_MSG_QUERY);
 	/* values the client wants (an override hides the startup value of its name) */
 	for (int l = 0; l < 2; l++) {
@@ -497,7 +519,8 @@ wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 
 			if (l == 1 && wk_settings_get(&se->overrides, want->name))
 				continue;
-			if (wk_session_has(applied, reported, reported_cnt, want))
+			if (strcmp(want->name, "client_encoding") == 0 ||
+			    wk_session_has(applied, reported, reported_cnt, want))
 				continue;
 			wk_session_put_set(b, want);
 			n++;
@@ -505,7 +528,8 @@ wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 	}
 	/* values another client left that this one does not have */
 	for (size_t i = 0; i < applied->cnt; i++) {
-		if (wk_session_get(se, applied->v[i].name))
+		if (strcmp(applied->v[i].name, "client_encoding") == 0 ||
+		    wk_session_get(se, applied->v[i].name))
 			continue;
 		pgw_put_bytes(b, "RESET \"", 7);
 		wk_session_put_quoted(b, applied->v[i].name, '"');
@@ -514,7 +538,11 @@ wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 	}
 	pgw_put_u8(b, 0);
 	pgw_end(b);
-	if (n == 0) {
+	if (n == 0)
+		b->len = rest;
+	else
+		queries++;
+	if (queries == 0) {
 		b->len = start;
 		return 0;
 	}
@@ -532,7 +560,7 @@ wk_session_sync(const struct wk_session *se, struct wk_settings *applied,
 			}
 		}
 	}
-	return b->has_error ? -1 : n;
+	return b->has_error ? -1 : queries;
 }
 
 int

@@ -10,7 +10,8 @@
  * kept on commit, dropped on rollback. A server connection remembers the
  * values pgdog or its clients applied to it; on checkout pgdog sends the
  * SETs and RESETs that make it match the new client, as one Query whose
- * replies are swallowed.
+ * replies are swallowed (a change of client_encoding in a Query of its own
+ * before it).
  */
 #pragma once
 
@@ -139,10 +140,11 @@ int wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applie
 void wk_session_reset_all(struct wk_session *se);
 
 /*
- * Append to b one Query that makes a server whose applied values are
+ * Append to b the Queries that make a server whose applied values are
  * `applied` (and whose reported ParameterStatus values are `reported`)
- * match the client's session, and update `applied` to the client's values.
- * Returns the number of SET/RESET statements put in the Query (0: b is
+ * match the client's session, and update `applied` to the client's values:
+ * a change of client_encoding in a Query of its own, first, then one with
+ * the other SETs and RESETs. Returns the number of Queries (0: b is
  * untouched), or -1 on out of memory (applied is then cleared: the caller
  * must not reuse the server without a full reset).
  */

@@ -2424,6 +2424,30 @@ START_TEST(test_set_datestyle_halves)
 END_TEST
 
 /*
+ * A client whose client_encoding is not the server's, with non-ASCII SET
+ * values, on a server another client used in between: pgdog sets
+ * client_encoding in a Query of its own before the values (PostgreSQL
+ * converts a whole Query from the encoding in force when it arrives: the
+ * LATIN1 value failed as UTF8 and the client was disconnected).
+ */
+START_TEST(test_set_encoding_replay)
+{
+	PGconn *a = it_connect(APP " client_encoding=LATIN1"), *b = it_connect(APP);
+
+	PQclear(it_exec_ok(a, "SET myapp.x = 'caf\xe9'"));
+	PQclear(it_exec_ok(b, "SET myapp.y = 'b\xc3\xa9'"));
+	for (int round = 0; round < 2; round++) {
+		ck_assert_str_eq(it_value(a, "SHOW myapp.x"), "caf\xe9");
+		ck_assert_str_eq(it_value(a, "SHOW client_encoding"), "LATIN1");
+		ck_assert_str_eq(it_value(b, "SHOW myapp.y"), "b\xc3\xa9");
+		ck_assert_str_eq(it_value(b, "SHOW client_encoding"), "UTF8");
+	}
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * SET seed seeds random() once: the client's next values follow from it,
  * as in PostgreSQL, whoever else uses the pool. (pgdog replayed the SET on
  * every server it gave the client, and random() kept repeating its first
@@ -3917,6 +3941,7 @@ main(void)
 	tcase_add_test(tc, test_set_startup_checked);
 	tcase_add_test(tc, test_set_startup_app_name);
 	tcase_add_test(tc, test_set_datestyle_halves);
+	tcase_add_test(tc, test_set_encoding_replay);
 	tcase_add_test(tc, test_set_seed);
 	tcase_add_test(tc, test_set_same_startup_shared);
 	tcase_add_test(tc, test_set_hidden_by_digits);
