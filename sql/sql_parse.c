@@ -519,6 +519,16 @@ sql_parse_set(const PgQuery__RawStmt *rs, const PgQuery__VariableSetStmt *v, siz
 {
 	switch (v->kind) {
 	case PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE:
+		/*
+		 * SET x = $1: libpg_query reads a parameter there (for query
+		 * normalisation), PostgreSQL refuses it (42601): nothing changes.
+		 */
+		for (size_t i = 0; i < v->n_args && v->args; i++) {
+			if (v->args[i] && v->args[i]->node_case == PG_QUERY__NODE__NODE_PARAM_REF) {
+				st->kind = SQL_OTHER;
+				return;
+			}
+		}
 		st->kind = v->is_local ? SQL_SET_LOCAL : SQL_SET;
 		sql_parse_set_span(rs, v, len, st, span);
 		break;

@@ -2448,6 +2448,29 @@ START_TEST(test_set_encoding_replay)
 END_TEST
 
 /*
+ * SET x = $1, which PostgreSQL refuses (42601), changes nothing and keeps
+ * no server (libpg_query reads a parameter there, and pgdog took it for a
+ * SET it could not replay: the client kept the pool's one server).
+ */
+START_TEST(test_set_param_refused)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	it_exec_error(a, "SET work_mem = $1", "42601");
+	res = PQprepare(a, "s_param", "SET work_mem = $1", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42601");
+	PQclear(res);
+	ck_assert_int_eq(PQsendQuery(b, "SELECT 'not pinned'"), 1);
+	ck_assert_str_eq(it_value_within(b, 2000, "the other client"), "not pinned");
+	ck_assert_str_eq(it_value(a, "SELECT 'a'"), "a");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * SET seed seeds random() once: the client's next values follow from it,
  * as in PostgreSQL, whoever else uses the pool. (pgdog replayed the SET on
  * every server it gave the client, and random() kept repeating its first
@@ -3942,6 +3965,7 @@ main(void)
 	tcase_add_test(tc, test_set_startup_app_name);
 	tcase_add_test(tc, test_set_datestyle_halves);
 	tcase_add_test(tc, test_set_encoding_replay);
+	tcase_add_test(tc, test_set_param_refused);
 	tcase_add_test(tc, test_set_seed);
 	tcase_add_test(tc, test_set_same_startup_shared);
 	tcase_add_test(tc, test_set_hidden_by_digits);

@@ -84,6 +84,9 @@ static const struct sql_case set_cases[] = {
 	{ "SET LOCAL x.y TO DEFAULT", SQL_SET_LOCAL, 0, "x.y", "" },
 	{ "SET search_path TO DEFAULT", SQL_RESET, 0, "search_path", "" },
 	{ "SET work_mem = default", SQL_RESET, 0, "work_mem", "" },
+	/* PostgreSQL refuses a parameter there (42601): not a SET to track */
+	{ "SET x = $1", SQL_OTHER, 0, NULL, NULL },
+	{ "SET search_path = a, $1", SQL_OTHER, 0, NULL, NULL },
 	{ "RESET search_path", SQL_RESET, 0, "search_path", "" },
 	{ "reset \"Work_Mem\";", SQL_RESET, 0, "work_mem", "" },
 	{ "SET TIME ZONE LOCAL", SQL_RESET, 0, "timezone", "" },
