@@ -1823,6 +1823,16 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 			c->pins |= WK_PIN_ROLE;
 			return 0;
 		}
+		if (!wk_client_text_is_std(c, st->value, strlen(st->value))) {
+			/* replayed where standard_conforming_strings may be on */
+			char escaped[SQL_VALUE_MAX * 2];
+
+			if (wk_session_escape_literals(st->value, escaped, sizeof(escaped)) < 0) {
+				c->pins |= WK_PIN_SETTINGS; /* the server keeps the value */
+				return 0;
+			}
+			return wk_session_add_op(&c->session, WK_OP_SET, st->name, escaped, rfq);
+		}
 		if (strcasecmp(st->name, "datestyle") == 0) {
 			char merged[64];
 

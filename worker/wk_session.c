@@ -268,6 +268,71 @@ wk_session_datestyle_parse(const char *v, int *style, int *order)
 }
 
 int
+wk_session_escape_literals(const char *v, char *out, size_t out_len)
+{
+	size_t n = 0;
+
+	for (const char *p = v; *p;) {
+		char c = *p;
+
+		if (c == '"') {
+			/* a quoted identifier: as it is */
+			const char *q = strchr(p + 1, '"');
+
+			if (!q)
+				return -1;
+			while (q[1] == '"' && (q = strchr(q + 2, '"')))
+				;
+			if (!q || n + (size_t)(q + 1 - p) >= out_len)
+				return -1;
+			memcpy(out + n, p, (size_t)(q + 1 - p));
+			n += (size_t)(q + 1 - p);
+			p = q + 1;
+			continue;
+		}
+		if (c == '$')
+			return -1; /* a dollar-quoted string: not rewritten */
+		if (c == '\'' &&
+		    (p == v || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '&'))) {
+			/* a plain literal, read with standard_conforming_strings off */
+			if (n + 2 >= out_len)
+				return -1;
+			out[n++] = 'E';
+			out[n++] = *p++;
+			for (;;) {
+				if (!*p || n + 2 >= out_len)
+					return -1;
+				if (*p == '\\') {
+					if (!p[1])
+						return -1;
+					out[n++] = *p++;
+					out[n++] = *p++;
+					continue;
+				}
+				if (*p == '\'' && p[1] == '\'') {
+					out[n++] = *p++;
+					out[n++] = *p++;
+					continue;
+				}
+				out[n++] = *p;
+				if (*p++ == '\'')
+					break;
+			}
+			continue;
+		}
+		if (c == '\'') {
+			/* E'...', U&'...', B'...', X'...', N'...': not rewritten */
+			return -1;
+		}
+		if (n + 1 >= out_len)
+			return -1;
+		out[n++] = *p++;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+int
 wk_session_datestyle_merge(const char *current, const char *set_value, char *out, size_t out_len)
 {
 	int cs, co, ns, no;

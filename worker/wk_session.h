@@ -107,6 +107,14 @@ bool wk_session_is_std_strings(const struct wk_session *se, const struct wk_serv
 const char *wk_session_current(const struct wk_session *se, const char *name,
 			       const char *server_value);
 /*
+ * A SET's value text read with standard_conforming_strings off, written so
+ * that it means the same whatever the setting: each plain string literal
+ * becomes an E'' one (which reads backslashes as such a literal does). -1
+ * when it cannot be (other literal forms, no room in out_len).
+ */
+int wk_session_escape_literals(const char *v, char *out, size_t out_len);
+
+/*
  * SET DateStyle keeps the part of the current value its text does not name
  * (the output style or the field order): out gets the whole value as SQL
  * text ('ISO, DMY') so that it means the same on another server. 0 when it

@@ -2471,6 +2471,42 @@ START_TEST(test_set_param_refused)
 END_TEST
 
 /*
+ * SETs made while standard_conforming_strings is off, replayed on a server
+ * another client used in between (where it is on): the values are the
+ * client's. (pgdog replayed the text as it was: 'a\\b' became two
+ * backslashes, and 'a\'b' a syntax error that closed the connection.)
+ */
+START_TEST(test_set_scs_off_replay)
+{
+	static const char *const sets[] = {
+		"SET standard_conforming_strings = off",
+		"SET myapp.x = 'a\\\\b'",
+		"SET myapp.y = 'a\\'b'",
+		"SET search_path = 'c''d', \"e\"\"f\"",
+	};
+	static const char *const shows[] = { "SHOW myapp.x", "SHOW myapp.y", "SHOW search_path" };
+	PGconn *pg = it_pg_connect(), *a = it_connect(APP), *b = it_connect(APP);
+
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		PQclear(it_exec_ok(pg, sets[i]));
+		PQclear(it_exec_ok(a, sets[i]));
+	}
+	for (int round = 0; round < 2; round++) {
+		ck_assert_str_eq(it_value(b, "SHOW standard_conforming_strings"), "on");
+		for (size_t i = 0; i < sizeof(shows) / sizeof(shows[0]); i++) {
+			char want[64];
+
+			snprintf(want, sizeof(want), "%s", it_value(pg, shows[i]));
+			ck_assert_str_eq(it_value(a, shows[i]), want);
+		}
+	}
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(pg);
+}
+END_TEST
+
+/*
  * SET seed seeds random() once: the client's next values follow from it,
  * as in PostgreSQL, whoever else uses the pool. (pgdog replayed the SET on
  * every server it gave the client, and random() kept repeating its first
@@ -3966,6 +4002,7 @@ main(void)
 	tcase_add_test(tc, test_set_datestyle_halves);
 	tcase_add_test(tc, test_set_encoding_replay);
 	tcase_add_test(tc, test_set_param_refused);
+	tcase_add_test(tc, test_set_scs_off_replay);
 	tcase_add_test(tc, test_set_seed);
 	tcase_add_test(tc, test_set_same_startup_shared);
 	tcase_add_test(tc, test_set_hidden_by_digits);
