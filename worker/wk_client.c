@@ -724,7 +724,6 @@ wk_client_peek_rc(struct wk_client *c, struct pgw_hdr *h, const uint8_t **msg)
 	}
 }
 
-/* Keep the startup parameters: the session's values, applied to every server it uses. */
 /*
  * A startup application_name as PostgreSQL takes it: cut to 63 bytes (a
  * name, NAMEDATALEN - 1) at a character's start, with a NOTICE at the end
@@ -772,6 +771,7 @@ wk_client_clean_app_name(struct wk_client *c)
 	return wk_settings_put(&c->session.startup, "application_name", clean, false);
 }
 
+/* Keep the startup parameters: the session's values, applied to every server it uses. */
 static int
 wk_client_keep_params(struct wk_client *c, const struct pgw_startup *st, const char **sqlstate,
 		      char *err, size_t err_len)
@@ -1081,12 +1081,11 @@ wk_client_finish_login(struct wk_client *c)
 	c->is_login_checked = true;
 	pgw_buf_reset(b);
 	if (c->login_notice) {
+		/* client_min_messages above NOTICE keeps it from the client, as in PostgreSQL */
 		const char *level = wk_client_param(c, "client_min_messages");
 
-		if (!level || strcasecmp(level, "debug5") == 0 ||
-		    strcasecmp(level, "debug4") == 0 || strcasecmp(level, "debug3") == 0 ||
-		    strcasecmp(level, "debug2") == 0 || strcasecmp(level, "debug1") == 0 ||
-		    strcasecmp(level, "debug") == 0 || strcasecmp(level, "notice") == 0)
+		if (!level || strncasecmp(level, "debug", 5) == 0 ||
+		    strcasecmp(level, "notice") == 0)
 			pgw_put_error(b, true, "NOTICE", SQLSTATE_NAME_TOO_LONG, c->login_notice,
 				      NULL, NULL);
 		free(c->login_notice);
@@ -1569,7 +1568,6 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	struct pgw_buf *b = &g_wk.scratch;
 	struct shm_server *sr = wk_stats_server_row_at(s->row);
 	struct shm_client *cr = wk_client_row(c);
-	int queries;
 
 	c->server = s;
 	s->client = c;
@@ -1603,14 +1601,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->seq_client_id = c->id;
 	c->seq_server_id = s->id;
 	log_debug(&c->lctx, "linked to server %s (backend pid %u)", s->lctx.id, s->backend_pid);
-	pgw_buf_reset(b);
-	queries = wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
-				       s->params_gen, &s->sync_memo, b);
-	if (queries < 0) {
-		s->is_dirty = true;
-		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-	}
-	if (queries > 0 && wk_server_send_internal(s, b, (uint32_t)queries) < 0)
+	if (wk_server_sync_session(s, c) < 0)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (s->held.junk_cnt) {
 		/* statements made for a 42P05 (wk_client_prep_parse_dup) go before anyone sees them */
@@ -3759,10 +3750,11 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		wk_client_prep_ready0 = s->expect_ready;
 	}
 	if (h->type == PGW_MSG_QUERY) {
-		if (UNLIKELY(s->has_unsynced))
-			s->is_ready_unsure = true; /* rewritten: its replies are not in the slots */
-		if (wk_client_is_full(c))
+		if (wk_client_is_full(c)) {
+			if (UNLIKELY(s->has_unsynced))
+				s->is_ready_unsure = true; /* rewritten: not counted in msg_sent */
 			return wk_client_prep_query(c, s, h, in, out);
+		}
 		if (!c->prep_names.cnt)
 			return 0;
 		/* extended: a DEALLOCATE of a statement the client prepared with a Parse */

@@ -519,18 +519,19 @@ wk_pool_forget(struct wk_pool *p, struct wk_server *s)
  * below the number of workers the cap then alternates), or its oldest
  * client has waited WK_POOL_SHARE_SLICE_US (its servers are held by long
  * transactions while this worker's turn over) and began to wait at least
- * that long before this worker's oldest waiting client, if any. Given back only once its own clients
- * have had the server for WK_POOL_SHARE_SLICE_US since it connected; and
- * then it opens no new one for WK_POOL_YIELD_US while the other worker
- * still starves, so that it takes the cap (at its next sweep). (Given back
- * at once, a server that connected for a worker's clients served one
- * transaction or none, and the worker that gave it back took the cap again
- * before the starving one looked: hundreds of connections a second, and
- * nobody served.) The starving worker, for its part, may open one beyond
- * its share (and keeps it while it starves). The sweep also gives back
- * servers idle for a while with no client of their own waiting. Nothing moves while nobody else waits, so
- * the cap is not passed back and forth on every transaction (each pass
- * costs PostgreSQL a new connection).
+ * that long before this worker's oldest waiting client, if any. Given back
+ * only once its own clients have had the server for WK_POOL_SHARE_SLICE_US
+ * since it connected; and then it opens no new one for WK_POOL_YIELD_US
+ * while the other worker still starves, so that it takes the cap (at its
+ * next sweep). (Given back at once, a server that connected for a worker's
+ * clients served one transaction or none, and the worker that gave it back
+ * took the cap again before the starving one looked: hundreds of
+ * connections a second, and nobody served.) The starving worker, for its
+ * part, may open one beyond its share (and keeps it while it starves). The
+ * sweep also gives back servers idle for a while with no client of their
+ * own waiting. Nothing moves while nobody else waits, so the cap is not
+ * passed back and forth on every transaction (each pass costs PostgreSQL a
+ * new connection).
  */
 struct wk_pool_demand {
 	uint32_t waiting_elsewhere; /* clients waiting in other workers */
@@ -855,17 +856,17 @@ wk_pool_has_params(struct wk_pool *p)
 	pairs = shm_pool_params_get(p->idx, &len);
 	if (!pairs)
 		return false;
+	/* "name\0value\0" pairs, each string ended inside the len bytes (wk_pool_learn_params) */
 	while (off < len && cnt < WK_SERVER_PARAMS_MAX) {
 		const char *name = pairs + off, *value;
-		size_t n = strnlen(name, len - off);
 
-		if (off + n + 1 >= len)
+		off += strnlen(name, len - off) + 1;
+		if (off >= len)
 			break;
-		value = name + n + 1;
-		off += n + 1 + strnlen(value, len - off - n - 1) + 1;
+		value = pairs + off;
+		off += strnlen(value, len - off) + 1;
 		snprintf(p->params[cnt].name, sizeof(p->params[cnt].name), "%s", name);
-		snprintf(p->params[cnt].value, sizeof(p->params[cnt].value), "%.*s",
-			 (int)strnlen(value, len - (size_t)(value - pairs)), value);
+		snprintf(p->params[cnt].value, sizeof(p->params[cnt].value), "%s", value);
 		cnt++;
 	}
 	p->params_cnt = cnt;

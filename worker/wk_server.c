@@ -1201,15 +1201,24 @@ wk_server_tx_end(struct wk_server *s, struct wk_client *c)
 static void
 wk_server_resync(struct wk_server *s, struct wk_client *c)
 {
+	s->needs_resync = false;
+	(void)wk_server_sync_session(s, c);
+}
+
+int
+wk_server_sync_session(struct wk_server *s, struct wk_client *c)
+{
 	struct pgw_buf *b = &g_wk.scratch;
 	int queries;
 
-	s->needs_resync = false;
 	pgw_buf_reset(b);
 	queries = wk_session_sync_memo(&c->session, &s->applied, s->params, s->params_cnt,
 				       s->params_gen, &s->sync_memo, b);
-	if (queries < 0 || (queries > 0 && wk_server_send_internal(s, b, (uint32_t)queries) < 0))
-		s->is_dirty = true;
+	if (queries < 0 || (queries > 0 && wk_server_send_internal(s, b, (uint32_t)queries) < 0)) {
+		s->is_dirty = true; /* its values are not known: reset before reuse */
+		return -1;
+	}
+	return 0;
 }
 
 /*

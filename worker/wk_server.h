@@ -50,6 +50,12 @@ void wk_server_checkin(struct wk_server *s);
  * freshly linked server; their results are swallowed. -1 on allocation failure.
  */
 int wk_server_send_internal(struct wk_server *s, const struct pgw_buf *b, uint32_t queries_cnt);
+/*
+ * Send s the SETs and RESETs (wk_session_sync_memo) that make it match c's
+ * session, their replies swallowed. -1 on out of memory (s is then reset
+ * before it is reused).
+ */
+int wk_server_sync_session(struct wk_server *s, struct wk_client *c);
 /* Forward what the server sent to its client. */
 enum wk_rc wk_server_forward(struct wk_server *s);
 /* Resume reading (backpressure). */

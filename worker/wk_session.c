@@ -213,15 +213,16 @@ wk_session_is_std_strings(const struct wk_session *se, const struct wk_server_pa
 	return true;
 }
 
+/* DateStyle's words as PostgreSQL reports them */
+static const char *const wk_datestyle_styles[] = { "ISO", "SQL", "Postgres", "German" };
+static const char *const wk_datestyle_orders[] = { "YMD", "DMY", "MDY" };
+
 /*
  * DateStyle's output style and field order in v (a value as reported, or
  * SET's text: quotes, commas and spaces between the words), as
  * PostgreSQL's check_datestyle reads them; -1 when absent. False for a word
  * it does not know, or DEFAULT (resolved by the server).
  */
-/* DateStyle's words as PostgreSQL reports them */
-static const char *const wk_datestyle_styles[] = { "ISO", "SQL", "Postgres", "German" };
-static const char *const wk_datestyle_orders[] = { "YMD", "DMY", "MDY" };
 
 static bool
 wk_session_datestyle_parse(const char *v, int *style, int *order)
@@ -245,10 +246,10 @@ wk_session_datestyle_parse(const char *v, int *style, int *order)
 				if (strcasecmp(word, wk_datestyle_styles[i]) == 0)
 					st = i;
 			if (st >= 0) {
+				/* German implies DMY unless an order is given */
 				*style = st;
 				if (st == 3 && *order < 0)
-					*order =
-						1; /* German implies DMY unless an order is given */
+					*order = 1;
 			} else if (strcasecmp(word, "YMD") == 0) {
 				*order = 0;
 			} else if (strcasecmp(word, "DMY") == 0 ||
