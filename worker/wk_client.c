@@ -69,6 +69,9 @@ static const struct wk_stream_ops wk_client_io_ops = {
 static enum wk_rc wk_client_on_input(struct wk_client *c);
 static enum wk_rc wk_client_on_idle(struct wk_client *c);
 static const char *wk_client_param(const struct wk_client *c, const char *name);
+static void wk_client_bound_clear(struct wk_client *c);
+static bool wk_client_bind_names(const struct pgw_hdr *h, const uint8_t *msg, size_t *n1,
+				 size_t *n2);
 
 static const bool wk_client_moves[WK_CLIENT_STATE_CNT][WK_CLIENT_STATE_CNT] = {
 	[WK_CLIENT_STARTUP] = { [WK_CLIENT_AUTH] = true, [WK_CLIENT_CLOSING] = true },
@@ -517,6 +520,8 @@ wk_client_free(struct wk_client *c)
 	wk_prep_names_cleanup(&c->prep_names);
 	free(c->unnamed_msg);
 	free(c->unnamed_prev_msg);
+	wk_client_bound_clear(c);
+	free(c->bound);
 	wk_client_sql_set(c, WK_SQL_NONE, NULL, NULL, NULL);
 	wk_pubsub_client_free(c);
 	r = wk_client_row(c);
@@ -1585,6 +1590,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->has_error_unsynced = false;
 	s->is_ready_unsure = false;
 	s->is_tag_rollback = false;
+	s->is_tag_discard = false;
 	s->is_tracked =
 		!wk_client_is_session(c) && g_cfg->prepared_statements != CONFIG_PREPARED_DISABLED;
 	s->needs_resync = false;
@@ -1647,6 +1653,8 @@ wk_client_detach(struct wk_client *c)
 	wk_client_row_server(c);
 	wk_client_set_state(c, WK_CLIENT_IDLE);
 	c->last_request_us = g_wk.mono_us;
+	if (UNLIKELY(c->bound_cnt))
+		wk_client_bound_clear(c); /* its portals ended with its transaction */
 	log_noise(&c->lctx, "transaction done: server %s back to the pool", s->lctx.id);
 	wk_server_checkin(s);
 	if (c->pubsub)
@@ -1849,17 +1857,43 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 }
 
 /*
- * The client binds a statement whose text (sql, len bytes) it prepared with
- * a Parse: a SET, RESET or RESET ALL in it takes effect now, at each run, as
- * in a Query; preparing it changed nothing. So does a ROLLBACK TO or a
- * chained COMMIT/ROLLBACK (SETs pending then pin the server), and a DISCARD
- * ALL or DEALLOCATE ALL, which drops every statement of the server's
- * session (*is_dealloc set: the caller forgets them once the Bind is
- * sent, wk_client_forget_prepared). Returns 1 when the text has one, 0 when
- * not, -1 on out of memory.
+ * Does st, run from a prepared statement, change the session: a SET, RESET
+ * or RESET ALL, a DISCARD ALL or DEALLOCATE ALL, a ROLLBACK TO or a chained
+ * COMMIT/ROLLBACK (wk_client_bind_setting)?
+ */
+static bool
+wk_client_stmt_is_setting(const struct sql_stmt *st)
+{
+	switch (st->kind) {
+	case SQL_SET:
+	case SQL_RESET:
+	case SQL_RESET_ALL:
+	case SQL_DISCARD_ALL:
+	case SQL_DEALLOCATE_ALL:
+	case SQL_ROLLBACK_TO:
+		return true;
+	case SQL_COMMIT:
+	case SQL_ROLLBACK:
+		return st->is_chain;
+	default:
+		return false;
+	}
+}
+
+/*
+ * The client runs a statement whose text (sql, len bytes) it prepared with
+ * a Parse (the Execute of a portal bound to it): a SET, RESET or RESET ALL
+ * in it takes effect now, as in a Query; preparing and binding it changed
+ * nothing. So does a ROLLBACK TO or a chained COMMIT/ROLLBACK (SETs pending
+ * then pin the server), and a DISCARD ALL or DEALLOCATE ALL, which drops
+ * every statement of the server's session (*is_dealloc set: the caller
+ * forgets them, wk_client_forget_prepared). With is_run false nothing is
+ * done: only whether the text has one. Returns 1 when it has, 0 when not,
+ * -1 on out of memory.
  */
 static int
-wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool *is_dealloc)
+wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is_run,
+		       bool *is_dealloc)
 {
 	struct sql_result res;
 	unsigned before = c->pins;
@@ -1872,8 +1906,12 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool *i
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
 
+		if (!wk_client_stmt_is_setting(st))
+			continue;
+		found = 1;
+		if (!is_run)
+			break;
 		if (st->kind == SQL_DISCARD_ALL || st->kind == SQL_DEALLOCATE_ALL) {
-			found = 1;
 			if (wk_client_refuses_discard(c, st->kind,
 						      res.stmts_cnt > 1 || res.has_more))
 				continue;
@@ -1884,17 +1922,13 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool *i
 			*is_dealloc = true;
 			continue;
 		}
-		if (st->kind == SQL_ROLLBACK_TO ||
-		    ((st->kind == SQL_COMMIT || st->kind == SQL_ROLLBACK) && st->is_chain)) {
+		if (st->kind == SQL_ROLLBACK_TO || st->kind == SQL_COMMIT ||
+		    st->kind == SQL_ROLLBACK) {
 			/* as in a Query (wk_client_track_inner): SETs it would settle pin */
-			found = 1;
 			if (c->session.pending_cnt)
 				c->pins |= WK_PIN_SETTINGS;
 			continue;
 		}
-		if (st->kind != SQL_SET && st->kind != SQL_RESET && st->kind != SQL_RESET_ALL)
-			continue;
-		found = 1;
 		if (wk_client_track_setting(c, &res, st) < 0)
 			return -1;
 	}
@@ -1906,31 +1940,144 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool *i
 	return found;
 }
 
-/* wk_client_bind_setting() for the client's named statement p; p->setting remembers. */
+/* More portals than this bound to such statements and not run: the server is pinned instead. */
+#define WK_CLIENT_BOUND_MAX 16
+
+/* Forget the client's bound portal i. */
+static void
+wk_client_bound_del(struct wk_client *c, size_t i)
+{
+	free(c->bound[i].portal);
+	free(c->bound[i].sql);
+	c->bound[i] = c->bound[--c->bound_cnt];
+}
+
+/* Its server goes back to the pool, or the client ends: its portals are gone. */
+static void
+wk_client_bound_clear(struct wk_client *c)
+{
+	while (c->bound_cnt)
+		wk_client_bound_del(c, c->bound_cnt - 1);
+}
+
+/* The client's bound portal named portal (n bytes), or -1. */
+static ssize_t
+wk_client_bound_find(const struct wk_client *c, const char *portal, size_t n)
+{
+	for (size_t i = 0; i < c->bound_cnt; i++)
+		if (c->bound[i].portal_len == n && memcmp(c->bound[i].portal, portal, n) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/*
+ * The client binds its portal named portal (n bytes) to a statement whose
+ * text (sql, len bytes) changes the session: followed at the portal's
+ * Execute (wk_client_bound_exec). -1 on out of memory.
+ */
 static int
-wk_client_prep_setting(struct wk_client *c, struct wk_prep *p)
+wk_client_bound_add(struct wk_client *c, const char *portal, size_t n, const char *sql, size_t len)
+{
+	ssize_t i = wk_client_bound_find(c, portal, n);
+	struct wk_bound *bd;
+
+	if (i >= 0)
+		wk_client_bound_del(c, (size_t)i); /* this Bind again, after a wait */
+	if (c->bound_cnt == WK_CLIENT_BOUND_MAX) {
+		/* the server keeps what they do, wherever they run */
+		if (!c->pins && c->pool)
+			atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
+		c->pins |= WK_PIN_SETTINGS;
+		return 0;
+	}
+	if (c->bound_cnt == c->bound_cap) {
+		size_t cap = c->bound_cap ? c->bound_cap * 2 : 2;
+		struct wk_bound *m = realloc(c->bound, cap * sizeof(*m));
+
+		if (!m)
+			return -1;
+		c->bound = m;
+		c->bound_cap = cap;
+	}
+	bd = &c->bound[c->bound_cnt];
+	bd->portal = strndup(portal, n);
+	bd->sql = strndup(sql, len);
+	if (!bd->portal || !bd->sql) {
+		free(bd->portal);
+		free(bd->sql);
+		return -1;
+	}
+	bd->portal_len = n;
+	bd->sql_len = len;
+	c->bound_cnt++;
+	return 0;
+}
+
+/*
+ * A Bind or an Execute (whole msg) from a client with bound portals: a
+ * Bind replaces its portal's statement (unless the Bind fails, a portal of
+ * that name is one PostgreSQL has already dropped); an Execute runs it
+ * (wk_client_bind_setting). -1 on out of memory.
+ */
+static int
+wk_client_bound_msg(struct wk_client *c, const struct pgw_hdr *h, const uint8_t *msg)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, n = wk_strnlen(body, blen);
+	ssize_t i = n < blen ? wk_client_bound_find(c, body, n) : -1;
+	bool is_dealloc = false;
+	int rc;
+
+	if (i < 0)
+		return 0;
+	if (h->type != PGW_MSG_EXECUTE) {
+		wk_client_bound_del(c, (size_t)i);
+		return 0;
+	}
+	rc = wk_client_bind_setting(c, c->bound[i].sql, c->bound[i].sql_len, true, &is_dealloc);
+	wk_client_bound_del(c, (size_t)i);
+	if (rc < 0)
+		return -1;
+	if (is_dealloc)
+		wk_client_forget_prepared(c); /* nothing later in the request names them */
+	return 0;
+}
+
+/*
+ * The client binds its portal (n bytes) to its named statement p: one that
+ * changes the session is followed at the portal's Execute; p->setting
+ * remembers whether it does. -1 on out of memory.
+ */
+static int
+wk_client_prep_setting(struct wk_client *c, struct wk_prep *p, const char *portal, size_t n)
 {
 	const char *sql = (const char *)p->key;
+	size_t len;
 	int rc;
 
 	if (p->setting == WK_PREP_SETTING_NONE || p->is_sql)
 		return 0;
-	rc = wk_client_bind_setting(c, sql, wk_strnlen(sql, p->key_len), &c->is_dealloc_due);
-	if (rc >= 0)
+	len = wk_strnlen(sql, p->key_len);
+	if (p->setting == WK_PREP_SETTING_UNKNOWN) {
+		rc = wk_client_bind_setting(c, sql, len, false, NULL);
+		if (rc < 0)
+			return -1;
 		p->setting = rc ? WK_PREP_SETTING_SOME : WK_PREP_SETTING_NONE;
-	return rc < 0 ? -1 : 0;
+		if (!rc)
+			return 0;
+	}
+	return wk_client_bound_add(c, portal, n, sql, len);
 }
 
 /*
- * wk_client_bind_setting() for the client's unnamed statement, when its
+ * The client binds its portal (n bytes) to its unnamed statement, whose
  * Parse held a SET or a ROLLBACK TO (unnamed_setting) and pgdog keeps it
- * (tracked server).
+ * (tracked server): as wk_client_prep_setting.
  */
 static int
-wk_client_unnamed_setting(struct wk_client *c)
+wk_client_unnamed_setting(struct wk_client *c, const char *portal, size_t n)
 {
 	const char *sql;
-	bool is_dealloc = false;
 
 	if (!c->unnamed_setting)
 		return 0;
@@ -1950,13 +2097,8 @@ wk_client_unnamed_setting(struct wk_client *c)
 	if (c->unnamed_len <= PGW_HDR_LEN + 1)
 		return 0;
 	sql = (const char *)c->unnamed_msg + PGW_HDR_LEN + 1;
-	if (wk_client_bind_setting(c, sql, wk_strnlen(sql, c->unnamed_len - PGW_HDR_LEN - 1),
-				   &is_dealloc) < 0)
-		return -1;
-	/* no statement of pgdog's runs this Bind: they go now */
-	if (is_dealloc)
-		wk_client_forget_prepared(c);
-	return 0;
+	return wk_client_bound_add(c, portal, n, sql,
+				   wk_strnlen(sql, c->unnamed_len - PGW_HDR_LEN - 1));
 }
 
 /*
@@ -1998,7 +2140,8 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	const char *body, *sql;
 	size_t blen, len;
 	struct sql_result res;
-	bool is_at_bind = false, is_multi, is_long, is_std = true, is_split = false;
+	bool is_at_bind = false, is_pin_instead = false, is_multi, is_long, is_std = true,
+	     is_split = false;
 	unsigned all_flags;
 	const char *sql_part;
 
@@ -2012,14 +2155,19 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		len = wk_strnlen(body, blen);
 	} else {
 		size_t nlen = wk_strnlen(body, blen);
+		bool is_tracked = c->server && c->server->is_tracked;
 
 		if (nlen >= blen)
 			return WK_OK; /* malformed: PostgreSQL says so */
 		/*
-		 * pgdog follows a statement's SET where it runs (wk_client_prep_setting,
-		 * wk_client_unnamed_setting): on a tracked server, which keeps the texts
+		 * pgdog follows a statement's SET where it runs, at the Execute
+		 * of a portal bound to it (wk_client_bound_msg): a tracked
+		 * server's statements, and the unnamed one (its text kept when
+		 * it has one, wk_client_unnamed_untracked); a named statement
+		 * of prepared_statements = disabled pins its server instead.
 		 */
-		is_at_bind = c->server && c->server->is_tracked;
+		is_at_bind = is_tracked || (nlen == 0 && !wk_client_is_session(c));
+		is_pin_instead = !is_tracked && nlen > 0 && !wk_client_is_session(c);
 		if (nlen == 0)
 			c->unnamed_setting = false; /* until this text shows one */
 		if (nlen > 0 && !(c->server && c->server->is_tracked) &&
@@ -2101,6 +2249,10 @@ next_part:
 		case SQL_SET:
 		case SQL_RESET:
 		case SQL_RESET_ALL:
+			if (is_pin_instead) {
+				c->pins |= WK_PIN_SETTINGS; /* the server keeps what it does */
+				break;
+			}
 			if (!is_at_bind) {
 				rc = wk_client_track_setting(c, &res, st);
 				break;
@@ -2113,6 +2265,8 @@ next_part:
 			break;
 		case SQL_DISCARD_ALL:
 		case SQL_DEALLOCATE_ALL:
+			if (is_pin_instead)
+				break; /* pinned by its name: nothing is dropped until it runs */
 			if (is_at_bind) {
 				/* prepared, not run: it takes effect when bound (wk_client_bind_setting) */
 				if (h->type == PGW_MSG_PARSE && body[0] == '\0')
@@ -2206,7 +2360,7 @@ static uint32_t wk_client_prep_ready0;
 
 /* The slot pushed last (there is one). */
 static struct wk_slot *
-wk_client_slot_last(struct wk_server *s)
+wk_client_slot_last(const struct wk_server *s)
 {
 	return &s->slots[(s->slots_head + s->slots_cnt - 1) % s->slots_cap];
 }
@@ -2373,6 +2527,21 @@ wk_client_wait_answer(struct wk_server *s, struct evbuffer *out)
 	if (evbuffer_add(out, flush, sizeof(flush)) < 0)
 		return -1;
 	s->is_verify_wait = true;
+	return 0;
+}
+
+/*
+ * The client's next message waits until s has answered every message sent
+ * (or skipped their rest after an error, has_error_unsynced): one that
+ * PostgreSQL would skip after a failure before it (wk_server_slot_pop
+ * resumes it). -1 on out of memory.
+ */
+static int
+wk_client_wait_unsynced(struct wk_server *s, struct evbuffer *out)
+{
+	if (wk_client_wait_answer(s, out) < 0)
+		return -1;
+	s->is_unsynced_wait = true;
 	return 0;
 }
 
@@ -3486,7 +3655,7 @@ wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t 
 	if (!msg)
 		return 0;
 	/* sent as it is, on a tracked server: its slot comes next (wk_client_slot) */
-	s->is_unnamed_tag_due = true;
+	s->is_unnamed_tag_due = s->is_tracked;
 	s->is_unnamed_prev_here_due = was_here;
 	if (size > c->unnamed_cap) {
 		uint8_t *m = realloc(c->unnamed_msg, size);
@@ -3681,10 +3850,24 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 		struct evbuffer_ptr pos;
 
 		evbuffer_ptr_set(in, &pos, PGW_HDR_LEN, EVBUFFER_PTR_SET);
-		if (h->len > 4 && evbuffer_copyout_from(in, &pos, &first, 1) == 1 && first == 0)
-			(void)wk_client_unnamed_parse(c, s, NULL,
-						      0); /* nothing kept: cannot fail */
-		return 0;
+		if (h->len <= 4 || evbuffer_copyout_from(in, &pos, &first, 1) != 1 || first != 0)
+			return 0;
+		/* the text of one with a SET is kept: followed at its Execute (whole: tracked) */
+		msg = c->unnamed_setting ? evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h)) : NULL;
+		return wk_client_unnamed_parse(c, s, msg, msg ? pgw_msg_size(h) : 0) < 0 ? -1 : 0;
+	}
+	if (UNLIKELY(c->unnamed_setting || c->bound_cnt) &&
+	    (h->type == PGW_MSG_BIND || h->type == PGW_MSG_EXECUTE)) {
+		size_t n1, n2;
+
+		msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+		if (!msg || (c->bound_cnt && wk_client_bound_msg(c, h, msg) < 0))
+			return -1;
+		if (h->type == PGW_MSG_BIND && c->unnamed_setting &&
+		    wk_client_bind_names(h, msg, &n1, &n2) && n2 == 0 &&
+		    !wk_client_is_unnamed_due(c, s, h, msg) &&
+		    wk_client_unnamed_setting(c, (const char *)msg + PGW_HDR_LEN, n1) < 0)
+			return -1;
 	}
 	if ((h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE) ||
 	    !wk_client_is_unnamed_watched(c, s))
@@ -3731,6 +3914,13 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	struct pgw_buf *b = &g_wk.scratch;
 	bool is_held;
 
+	if (UNLIKELY(c->bound_cnt) && (h->type == PGW_MSG_BIND || h->type == PGW_MSG_EXECUTE)) {
+		msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
+		if (!msg || wk_client_bound_msg(c, h, msg) < 0)
+			return -1;
+		if (h->type == PGW_MSG_EXECUTE)
+			return 0;
+	}
 	wk_client_prep_ready0 = s->expect_ready;
 	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
 		return -1; /* a new request starts here: the Closes go first, on their own */
@@ -3751,7 +3941,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	}
 	if (h->type == PGW_MSG_QUERY) {
 		if (wk_client_is_full(c)) {
-			if (UNLIKELY(s->has_unsynced))
+			if (UNLIKELY(s->has_unsynced && s->slots_cnt))
 				s->is_ready_unsure = true; /* rewritten: not counted in msg_sent */
 			return wk_client_prep_query(c, s, h, in, out);
 		}
@@ -3803,7 +3993,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (n1 + 1 + n2 >= blen)
 			return 0;
 		if (n2 == 0)
-			return wk_client_unnamed_setting(c) < 0
+			return wk_client_unnamed_setting(c, body, n1) < 0
 				       ? -1
 				       : wk_client_unnamed_ensure(c, s, out);
 		/* what the name means depends on answers not in yet */
@@ -3829,7 +4019,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		default:
 			return -1;
 		}
-		if (wk_client_prep_setting(c, p) < 0)
+		if (wk_client_prep_setting(c, p, body, n1) < 0)
 			return -1;
 		use = p;
 		/* LISTEN/UNLISTEN, savepoint commands: pub/sub follows where they run */
@@ -3857,11 +4047,6 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			return -1;
 		if (use == p)
 			wk_client_slot_use(s, p, WK_SLOT_PREP_USE);
-		if (c->is_dealloc_due) {
-			/* its DISCARD ALL or DEALLOCATE ALL drops what the server holds, p too */
-			c->is_dealloc_due = false;
-			wk_client_forget_prepared(c);
-		}
 		break;
 	case PGW_MSG_DESCRIBE:
 		if (blen >= 2 && body[0] == 'S' && body[1] == '\0')
@@ -3902,6 +4087,10 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		break;
 	case PGW_MSG_CLOSE:
 		if (blen >= 2 && body[0] == 'S' && body[1] == '\0') {
+			/* skipped if an unanswered message before it fails: known first */
+			if (UNLIKELY(s->has_unsynced) && s->slots_cnt && !s->is_copy_in)
+				return wk_client_wait_unsynced(s, out) < 0 ? -1
+									   : WK_CLIENT_PREP_WAIT;
 			wk_client_unnamed_drop(c, s);
 			return 0;
 		}
@@ -3985,12 +4174,15 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 			return 0; /* PostgreSQL ignores it: no reply */
 		return wk_server_slot_push(s, WK_SLOT_SYNC, false, NULL);
 	case PGW_MSG_QUERY:
-	case PGW_MSG_FUNCTION_CALL:
+	case PGW_MSG_FUNCTION_CALL: {
+		/* behind unsynced messages not answered (COPY): skipped if one of them fails */
+		bool is_skippable = s->has_unsynced && s->slots_cnt;
+
 		if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
 			return -1;
-		/* behind unsynced messages: skipped if one of them fails */
-		wk_client_slot_last(s)->is_skippable = s->has_unsynced;
+		wk_client_slot_last(s)->is_skippable = is_skippable;
 		return 0;
+	}
 	default:
 		return 0;
 	}
@@ -4016,11 +4208,16 @@ wk_client_is_plain_msg(const struct pgw_hdr *h, const uint8_t *msg)
  */
 #define WK_CLIENT_RUN_PULLUP_MAX 4096
 
-/* Is a ReadyForQuery counted for a Query behind unsynced messages of s not followed by slots? */
+/*
+ * Is a ReadyForQuery counted for a Query behind unsynced messages of s that
+ * may be skipped, and not followed by slots? Tracked, the Query waited for
+ * their answers (wk_client_prep) unless a COPY held them.
+ */
 static bool
 wk_client_ready_may_skip(const struct wk_server *s)
 {
-	return !s->is_tracked || g_cfg->prepared_statements == CONFIG_PREPARED_FULL;
+	return !s->is_tracked || (g_cfg->prepared_statements == CONFIG_PREPARED_FULL &&
+				  wk_client_slot_last(s)->is_skippable);
 }
 
 /*
@@ -4351,15 +4548,18 @@ wk_client_forward(struct wk_client *c)
 							at += run;
 						has_cur = false;
 					}
-					/* the unnamed statement's SET is tracked at its Bind */
+					/* a Bind may start or end a portal's SET (wk_client_bound_msg) */
 					if (at && wk_client_is_plain_msg(&h, at) &&
 					    !wk_client_is_unnamed_due(c, s, &h, at) &&
-					    !(c->unnamed_setting && h.type == PGW_MSG_BIND))
+					    !(UNLIKELY(c->unnamed_setting || c->bound_cnt) &&
+					      h.type == PGW_MSG_BIND))
 						msg = at;
 				}
 				/* after an error the server skips them: dropped at the front */
 				if ((s->is_tracked && (!msg || s->has_error_unsynced)) ||
-				    wk_client_is_unnamed_watched(c, s)) {
+				    wk_client_is_unnamed_watched(c, s) ||
+				    (UNLIKELY(c->unnamed_setting || c->bound_cnt) &&
+				     h.type == PGW_MSG_BIND)) {
 					wk_client_fwd_flush(c, s, &run);
 					in = c->io.in;
 					out = s->io.out;
@@ -4369,8 +4569,9 @@ wk_client_forward(struct wk_client *c)
 				}
 			} else if (!is_hdr_ok ||
 				   (h.type != PGW_MSG_EXECUTE && h.type != PGW_MSG_SYNC) ||
-				   (h.type == PGW_MSG_EXECUTE && UNLIKELY(s->has_error_unsynced) &&
-				    s->is_tracked)) {
+				   (h.type == PGW_MSG_EXECUTE &&
+				    ((UNLIKELY(s->has_error_unsynced) && s->is_tracked) ||
+				     UNLIKELY(c->bound_cnt)))) {
 				/* to the front with it (errors are reported from there) */
 				wk_client_fwd_flush(c, s, &run);
 				in = c->io.in;
@@ -4442,9 +4643,26 @@ wk_client_forward(struct wk_client *c)
 		     ((h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE) &&
 		      wk_client_is_unnamed_watched(c, s)) ||
 		     (s->is_tracked && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE ||
-					h.type == PGW_MSG_CLOSE))) &&
+					h.type == PGW_MSG_CLOSE)) ||
+		     (UNLIKELY(c->unnamed_setting || c->bound_cnt) &&
+		      (h.type == PGW_MSG_BIND || h.type == PGW_MSG_EXECUTE))) &&
 		    avail < pgw_msg_size(&h))
 			goto done;
+		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_FUNCTION_CALL) &&
+		    UNLIKELY(s->has_unsynced) && s->is_tracked && s->slots_cnt && !s->is_copy_in) {
+			/*
+			 * Behind unsynced messages not answered yet: PostgreSQL
+			 * skips it if one of them fails. It waits for their
+			 * answers (a Flush asks for them), so that pgdog knows
+			 * whether it runs before following what it does: the
+			 * unnamed statement it drops, a DEALLOCATE ALL, its SETs,
+			 * its ReadyForQuery. Skipped, it is dropped above, as
+			 * PostgreSQL drops it (has_error_unsynced).
+			 */
+			if (wk_client_wait_unsynced(s, out) < 0)
+				return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+			goto done;
+		}
 		if (h.type == PGW_MSG_QUERY)
 			wk_client_unnamed_drop(c, s);
 		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) &&
@@ -4563,9 +4781,6 @@ done:
  * (the unnamed statement, portals; what wk_client_prep() would leave alone)
  * ending with a Sync.
  */
-static bool wk_client_bind_names(const struct pgw_hdr *h, const uint8_t *msg, size_t *n1,
-				 size_t *n2);
-
 static bool
 wk_client_is_flat_request(const uint8_t *buf, size_t len)
 {
@@ -4776,13 +4991,19 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 		if (h.type == PGW_MSG_QUERY)
 			wk_client_unnamed_drop(c, s);
 		else if (h.type == PGW_MSG_PARSE &&
-			 wk_client_unnamed_parse(c, s, s->is_tracked ? msg : NULL,
+			 wk_client_unnamed_parse(c, s,
+						 s->is_tracked || c->unnamed_setting ? msg : NULL,
 						 pgw_msg_size(&h)) < 0)
 			goto oom;
 		else if (h.type == PGW_MSG_BIND && c->unnamed_setting &&
-			 wk_client_bind_names(&h, msg, &n1, &n2) && n2 == 0 &&
-			 wk_client_unnamed_setting(c) < 0)
+			 wk_client_bind_names(&h, msg, &n1, &n2) && n2 == 0) {
+			if (wk_client_unnamed_setting(c, (const char *)msg + PGW_HDR_LEN, n1) < 0)
+				goto oom;
+		} else if (UNLIKELY(c->bound_cnt) &&
+			   (h.type == PGW_MSG_BIND || h.type == PGW_MSG_EXECUTE) &&
+			   wk_client_bound_msg(c, &h, msg) < 0) {
 			goto oom;
+		}
 		wk_stats_client_msg(s->pool, h.type);
 		if (preps_cnt && h.type == PGW_MSG_BIND &&
 		    wk_client_bind_names(&h, msg, &n1, &n2) && n2 > 0) {

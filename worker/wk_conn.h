@@ -86,6 +86,13 @@ enum wk_auth_step {
 	WK_AUTH_SASL_FINAL, /* waiting for SASLResponse */
 };
 
+/* A portal bound to a statement that changes the session (wk_client bound). */
+struct wk_bound {
+	char *portal; /* owned, portal_len bytes and a NUL */
+	char *sql;    /* owned, sql_len bytes and a NUL */
+	size_t portal_len, sql_len;
+};
+
 struct wk_client {
 	struct list node;      /* in g_wk.clients */
 	struct list wait_node; /* in pool->waiters while WAIT_SERVER */
@@ -108,8 +115,6 @@ struct wk_client {
 	 */
 	bool is_login_check;
 	bool is_login_checked;
-	/* the Bind being rewritten runs DISCARD ALL or DEALLOCATE ALL (wk_client_bind_setting) */
-	bool is_dealloc_due;
 	/* its request is on its server: published in its shm row's is_running (for cancels) */
 	bool is_running;
 	/*
@@ -175,6 +180,15 @@ struct wk_client {
 	size_t unnamed_len, unnamed_cap;
 	/* its text has a SET, RESET [ALL], ROLLBACK TO or chain: looked at each Bind */
 	bool unnamed_setting;
+	/*
+	 * Portals bound to such a statement (named or not) and not executed
+	 * yet: what the statement does to the session is followed at their
+	 * Execute, as PostgreSQL runs it then, not at a Bind that may never
+	 * run (wk_client_bound_exec). Cleared when its server goes back to the
+	 * pool: portals end with their transaction.
+	 */
+	struct wk_bound *bound; /* owned */
+	size_t bound_cnt, bound_cap;
 	/*
 	 * The one before its last Parse, the same way: back in place when the
 	 * server skips that Parse (an error earlier in its request).
@@ -382,8 +396,19 @@ struct wk_server {
 	 * is_verify_resume makes the server's reader run the client's input.
 	 */
 	bool is_verify_wait, is_verify_resume;
+	/*
+	 * The wait is for every reply slot: the client's simple Query or
+	 * FunctionCall behind unsynced messages goes once the server has
+	 * answered them, or skipped their rest after an error (wk_client_prep).
+	 */
+	bool is_unsynced_wait;
 	bool is_tag_rollback; /* the last CommandComplete was ROLLBACK */
-	bool is_copy_in;      /* the server waits for COPY data */
+	/*
+	 * A CommandComplete of the transaction was DISCARD ALL: PostgreSQL
+	 * committed it at once, it stands even if the transaction fails
+	 */
+	bool is_tag_discard;
+	bool is_copy_in; /* the server waits for COPY data */
 	/*
 	 * PostgreSQL ignores a Sync (or Flush) that comes during COPY FROM STDIN
 	 * (libpq sends one right behind an extended-protocol COPY's Execute,

@@ -840,6 +840,12 @@ wk_server_slot_pop(struct wk_server *s)
 		wk_server_slot_map_free(s, sl);
 	s->slots_head = (s->slots_head + 1) & (s->slots_cap - 1);
 	s->slots_cnt--;
+	if (UNLIKELY(s->is_unsynced_wait) && s->slots_cnt == 0) {
+		/* all answered (or skipped after an error): the client's Query goes on */
+		s->is_unsynced_wait = false;
+		s->is_verify_wait = false;
+		s->is_verify_resume = true;
+	}
 }
 
 void
@@ -857,7 +863,7 @@ wk_server_slots_clear(struct wk_server *s)
 		}
 		sl->prep = NULL;
 	}
-	s->is_verify_wait = s->is_verify_resume = false;
+	s->is_verify_wait = s->is_verify_resume = s->is_unsynced_wait = false;
 	s->slots_head = s->slots_cnt = 0;
 	s->is_discarding = false;
 	s->is_unnamed_tag_due = false;
@@ -1185,11 +1191,18 @@ wk_server_tx_end(struct wk_server *s, struct wk_client *c)
 		s->is_dirty = true;
 	else if (!is_commit && s->has_tx_error)
 		s->is_dirty = true;
+	if (!is_commit && s->is_tag_discard) {
+		/* a DISCARD ALL ran: PostgreSQL committed it on its own, it stands */
+		wk_settings_clear(&s->applied);
+		has_reset = true;
+	}
 	s->needs_resync = has_reset;
 	if (wk_session_end_tx(&c->session, is_commit, c->session.rfq_seen) < 0) {
 		s->is_dirty = true;
 		return -1;
 	}
+	if (!is_commit && s->is_tag_discard)
+		wk_session_reset_all(&c->session);
 	return 0;
 }
 
@@ -1345,6 +1358,7 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 	}
 	s->has_tx_error = false;
 	s->is_tag_rollback = false;
+	s->is_tag_discard = false;
 	return 0;
 }
 
@@ -1575,7 +1589,7 @@ wk_server_forward(struct wk_server *s)
 		wk_stream_want_write(&c->io);
 	while (off < avail) {
 		struct pgw_hdr h;
-		uint8_t tmp[PGW_HDR_LEN + 8];
+		uint8_t tmp[PGW_HDR_LEN + 12];
 		const uint8_t *hdr; /* n bytes: the header, and the first bytes of the body */
 		const uint8_t *msg = NULL;
 		size_t n;
@@ -1806,6 +1820,12 @@ wk_server_forward(struct wk_server *s)
 		}
 		case PGW_MSG_COPY_IN:
 			s->is_copy_in = true;
+			if (UNLIKELY(s->is_unsynced_wait)) {
+				/* the COPY waits for the client: so much for the answers */
+				s->is_unsynced_wait = false;
+				s->is_verify_wait = false;
+				s->is_verify_resume = true;
+			}
 			s->is_copy_client_done = false;
 			if (UNLIKELY(c && c->end_due))
 				s->is_end_due = true; /* its COPY cannot go on: 08P01 after this */
@@ -1826,10 +1846,13 @@ wk_server_forward(struct wk_server *s)
 			if (c &&
 			    (c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c))) &&
 			    s->internal_ready == 0) {
-				if (h.len >= 4 + 8 && n < sizeof(tmp))
-					goto done;
+				if (n < sizeof(tmp) && n < pgw_msg_size(&h))
+					goto done; /* the tag's first bytes are not in yet */
 				s->is_tag_rollback = h.len >= 4 + 8 &&
 						     memcmp(hdr + PGW_HDR_LEN, "ROLLBACK", 8) == 0;
+				if (h.len == 4 + 12 &&
+				    memcmp(hdr + PGW_HDR_LEN, "DISCARD ALL", 11) == 0)
+					s->is_tag_discard = true;
 			}
 			break;
 		case PGW_MSG_PARAMETER_STATUS: {

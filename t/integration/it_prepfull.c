@@ -278,19 +278,39 @@ raw_parse(struct raw *r, const char *name, const char *sql)
 	raw_put(r, 'P', body, a + b + 2);
 }
 
+/* Bind of statement name to portal (no parameters). */
+static void
+raw_bind(struct raw *r, const char *portal, const char *name)
+{
+	char body[128];
+	size_t p = strlen(portal) + 1, a = strlen(name) + 1;
+
+	ck_assert(p + a + 6 <= sizeof(body));
+	memcpy(body, portal, p);
+	memcpy(body + p, name, a);
+	memset(body + p + a, 0, 6);
+	raw_put(r, 'B', body, p + a + 6);
+}
+
+/* Execute of portal, all rows. */
+static void
+raw_exec(struct raw *r, const char *portal)
+{
+	char body[128];
+	size_t p = strlen(portal) + 1;
+
+	ck_assert(p + 4 <= sizeof(body));
+	memcpy(body, portal, p);
+	memset(body + p, 0, 4);
+	raw_put(r, 'E', body, p + 4);
+}
+
 /* Bind of statement name to the unnamed portal (no parameters), then Execute of it. */
 static void
 raw_run(struct raw *r, const char *name)
 {
-	char body[128];
-	size_t a = strlen(name) + 1;
-
-	ck_assert(1 + a + 6 <= sizeof(body));
-	body[0] = '\0';
-	memcpy(body + 1, name, a);
-	memset(body + 1 + a, 0, 6);
-	raw_put(r, 'B', body, 1 + a + 6);
-	raw_put(r, 'E', "\0\0\0\0", 5);
+	raw_bind(r, "", name);
+	raw_exec(r, "");
 }
 
 /* Close of statement name. */
@@ -751,6 +771,173 @@ START_TEST(test_skipped_query_client_gone)
 	b = it_connect(APP);
 	ck_assert_int_eq(PQsendQuery(b, "SELECT 'next'"), 1);
 	ck_assert_str_eq(it_value_within(b, 5000, "the next client's query"), "next");
+	PQfinish(b);
+	PQfinish(d);
+}
+END_TEST
+
+/*
+ * A simple Query, or a Close of the unnamed statement, sent behind
+ * extended-protocol messages in one request is skipped by PostgreSQL when
+ * one of those fails. pgdog took them as run: it forgot the client's
+ * unnamed statement (26000 at its next Bind, where PostgreSQL runs it) and,
+ * after a skipped DEALLOCATE ALL, its named ones. It now holds such a
+ * message until the server has answered those before it. Each request
+ * goes in one write; replies compared with PostgreSQL's.
+ */
+START_TEST(test_skipped_query_unnamed)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "", "SELECT 7 AS seven");
+	raw_sync(&r);
+	raw_bind(&r, "", "nonexist");
+	raw_query(&r, "SELECT 1");
+	raw_sync(&r);
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 3,
+		 "1 Z E:26000:prepared statement \"nonexist\" does not exist Z 2 D:7 C:SELECT 1 Z");
+	/* a skipped Close of the unnamed statement */
+	raw_bind(&r, "", "nonexist");
+	raw_close(&r, "");
+	raw_sync(&r);
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2,
+		 "E:26000:prepared statement \"nonexist\" does not exist Z 2 D:7 C:SELECT 1 Z");
+	/* a skipped DEALLOCATE ALL */
+	raw_parse(&r, "s8", "SELECT 8");
+	raw_sync(&r);
+	raw_bind(&r, "", "nonexist");
+	raw_query(&r, "DEALLOCATE ALL");
+	raw_sync(&r);
+	raw_run(&r, "s8");
+	raw_sync(&r);
+	same_raw(d, a, &r, 3,
+		 "1 Z E:26000:prepared statement \"nonexist\" does not exist Z 2 D:8 C:SELECT 1 Z");
+	/* run when nothing before it fails: the unnamed statement is gone */
+	raw_run(&r, "");
+	raw_query(&r, "SELECT 2");
+	raw_sync(&r);
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 3, NULL);
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
+/*
+ * A SET, or a DISCARD ALL, prepared and bound but never executed changes
+ * nothing in PostgreSQL. pgdog took it as run at its Bind (at its Parse
+ * with prepared_statements = disabled): it replayed the SET on the server
+ * of the client's next transaction, and for the DISCARD ALL it took the
+ * server for reset, so the next client got the first one's settings. A
+ * DISCARD ALL that runs stands even when the request fails after it
+ * (PostgreSQL commits it on its own); pgdog undid it. The unnamed
+ * statement, in every mode; b shares the one server.
+ */
+START_TEST(test_set_bound_unnamed)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	for (int i = 0; i < 2; i++)
+		exec_tag(i ? a : d, "SET application_name = 'pf_app'", "SET");
+	raw_parse(&r, "", "SET intervalstyle = 'iso_8601'");
+	raw_bind(&r, "", "");
+	raw_sync(&r);
+	raw_parse(&r, "", "DISCARD ALL");
+	raw_bind(&r, "", "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "1 2 Z 1 2 Z");
+	ck_assert_str_eq(it_value(b, "SHOW application_name"), "");
+	ck_assert_str_eq(it_value(b, "SHOW intervalstyle"), "postgres");
+	ck_assert_str_eq(it_value(a, "SHOW intervalstyle"), "postgres");
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), "pf_app");
+	/* bound again to another statement before its Execute */
+	raw_parse(&r, "", "SET intervalstyle = 'iso_8601'");
+	raw_bind(&r, "", "");
+	raw_parse(&r, "", "SELECT 4");
+	raw_bind(&r, "", "");
+	raw_exec(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 1 2 D:4 C:SELECT 1 Z");
+	ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+	ck_assert_str_eq(it_value(a, "SHOW intervalstyle"), "postgres");
+	/* executed, it takes effect */
+	raw_parse(&r, "", "SET intervalstyle = 'iso_8601'");
+	raw_bind(&r, "", "");
+	raw_exec(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 C:SET Z");
+	ck_assert_str_eq(it_value(b, "SHOW intervalstyle"), "postgres");
+	ck_assert_str_eq(it_value(a, "SHOW intervalstyle"), "iso_8601");
+	/* a DISCARD ALL that ran, then an error before the Sync */
+	raw_parse(&r, "", "DISCARD ALL");
+	raw_bind(&r, "", "");
+	raw_exec(&r, "");
+	raw_parse(&r, "", "SELECT 1/0");
+	raw_bind(&r, "", "");
+	raw_exec(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 C:DISCARD ALL 1 E:22012:division by zero Z");
+	ck_assert_str_eq(it_value(b, "SHOW application_name"), "");
+	ck_assert_str_eq(it_value(d, "SHOW application_name"), "");
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), "");
+	ck_assert_str_eq(it_value(a, "SHOW intervalstyle"), "postgres");
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(d);
+}
+END_TEST
+
+/* test_set_bound_unnamed with named statements and portals (tracked modes). */
+START_TEST(test_set_bound_not_run)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "sx", "SET DateStyle = 'German'");
+	raw_sync(&r);
+	raw_bind(&r, "", "sx");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "1 Z 2 Z");
+	/* bound to a named portal, then that name bound again: 42P03 */
+	raw_bind(&r, "p1", "sx");
+	raw_bind(&r, "p1", "");
+	raw_exec(&r, "p1");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, NULL);
+	raw_parse(&r, "s9", "SELECT 9");
+	raw_sync(&r);
+	raw_parse(&r, "sd", "DISCARD ALL");
+	raw_bind(&r, "", "sd");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "1 Z 1 2 Z");
+	ck_assert_str_eq(it_value(b, "SHOW DateStyle"), "ISO, MDY");
+	ck_assert_str_eq(it_value(a, "SHOW DateStyle"), "ISO, MDY");
+	raw_run(&r, "s9");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "2 D:9 C:SELECT 1 Z");
+	/* executed through a named portal, it takes effect */
+	raw_bind(&r, "p2", "sx");
+	raw_exec(&r, "p2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "2 C:SET Z");
+	ck_assert_str_eq(it_value(b, "SHOW DateStyle"), "ISO, MDY");
+	ck_assert_str_eq(it_value(a, "SHOW DateStyle"), "German, DMY");
+	/* the named DISCARD ALL run, then an error before the Sync */
+	raw_run(&r, "sd");
+	raw_run(&r, "nonexist");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1,
+		 "2 C:DISCARD ALL E:26000:prepared statement \"nonexist\" does not exist Z");
+	ck_assert_str_eq(it_value(b, "SHOW DateStyle"), "ISO, MDY");
+	ck_assert_str_eq(it_value(a, "SHOW DateStyle"), "ISO, MDY");
+	PQfinish(a);
 	PQfinish(b);
 	PQfinish(d);
 }
@@ -2151,6 +2338,9 @@ main(void)
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
+	tcase_add_test(tc, test_skipped_query_unnamed);
+	tcase_add_test(tc, test_set_bound_unnamed);
+	tcase_add_test(tc, test_set_bound_not_run);
 	tcase_add_test(tc, test_full_mixed_names);
 	tcase_add_test(tc, test_full_multi_prepare);
 	tcase_add_test(tc, test_full_extended_sql);
@@ -2204,12 +2394,16 @@ main(void)
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
+	tcase_add_test(tc, test_skipped_query_unnamed);
+	tcase_add_test(tc, test_set_bound_unnamed);
+	tcase_add_test(tc, test_set_bound_not_run);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("disabled");
 	tcase_add_unchecked_fixture(tc, setup_disabled, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_skipped_query_client_gone);
+	tcase_add_test(tc, test_set_bound_unnamed);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);
