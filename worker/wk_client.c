@@ -1791,17 +1791,35 @@ wk_client_refuses_discard(struct wk_client *c, enum sql_kind kind, bool is_multi
 }
 
 /*
+ * Does what the client sends its server now surely run (unless it fails
+ * itself)? Not when the server is untracked and has unsynced messages
+ * before it: PostgreSQL skips it if one of those fails, and pgdog does not
+ * follow which (on a tracked server it waited for their answers).
+ */
+static bool
+wk_client_is_run_sure(const struct wk_client *c)
+{
+	const struct wk_server *s = c->server;
+
+	return !s || s->is_tracked || !s->has_unsynced;
+}
+
+/*
  * The client's DISCARD ALL runs (the reply ending it: rfq): its settings go
  * back to its startup values and it listens on nothing; nothing pins it
- * (its statements are forgotten by the caller). -1 on out of memory.
+ * (its statements are forgotten by the caller). Unless it surely runs
+ * (is_sure), pins and LISTENs stay: the server keeps them if it is
+ * skipped. -1 on out of memory.
  */
 static int
-wk_client_discard_all(struct wk_client *c, uint64_t rfq)
+wk_client_discard_all(struct wk_client *c, uint64_t rfq, bool is_sure)
 {
 	int rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL, rfq);
 
-	c->pins = 0;
-	wk_pubsub_client_unlisten(c, NULL);
+	if (is_sure) {
+		c->pins = 0;
+		wk_pubsub_client_unlisten(c, NULL);
+	}
 	return rc;
 }
 
@@ -1912,12 +1930,16 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 		if (!is_run)
 			break;
 		if (st->kind == SQL_DISCARD_ALL || st->kind == SQL_DEALLOCATE_ALL) {
+			bool is_sure = wk_client_is_run_sure(c);
+
 			if (wk_client_refuses_discard(c, st->kind,
 						      res.stmts_cnt > 1 || res.has_more))
 				continue;
 			if (st->kind == SQL_DISCARD_ALL &&
-			    wk_client_discard_all(c, wk_client_op_rfq(c)) < 0)
+			    wk_client_discard_all(c, wk_client_op_rfq(c), is_sure) < 0)
 				return -1;
+			if (!is_sure)
+				continue; /* what it drops stays, and pins, if it is skipped */
 			c->pins &= ~WK_PIN_PREPARED;
 			*is_dealloc = true;
 			continue;
@@ -1940,7 +1962,10 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 	return found;
 }
 
-/* More portals than this bound to such statements and not run: the server is pinned instead. */
+/*
+ * At most this many portals bound to such statements and not run are
+ * remembered (a client keeping its server across transactions keeps them).
+ */
 #define WK_CLIENT_BOUND_MAX 16
 
 /* Forget the client's bound portal i. */
@@ -1983,13 +2008,8 @@ wk_client_bound_add(struct wk_client *c, const char *portal, size_t n, const cha
 
 	if (i >= 0)
 		wk_client_bound_del(c, (size_t)i); /* this Bind again, after a wait */
-	if (c->bound_cnt == WK_CLIENT_BOUND_MAX) {
-		/* the server keeps what they do, wherever they run */
-		if (!c->pins && c->pool)
-			atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
-		c->pins |= WK_PIN_SETTINGS;
-		return 0;
-	}
+	if (c->bound_cnt == WK_CLIENT_BOUND_MAX)
+		wk_client_bound_del(c, 0); /* most likely a portal of a transaction gone by */
 	if (c->bound_cnt == c->bound_cap) {
 		size_t cap = c->bound_cap ? c->bound_cap * 2 : 2;
 		struct wk_bound *m = realloc(c->bound, cap * sizeof(*m));
@@ -2009,8 +2029,21 @@ wk_client_bound_add(struct wk_client *c, const char *portal, size_t n, const cha
 	}
 	bd->portal_len = n;
 	bd->sql_len = len;
+	bd->may_dealloc =
+		wk_text_has_word(sql, len, "discard") || wk_text_has_word(sql, len, "deallocate");
 	c->bound_cnt++;
 	return 0;
+}
+
+/* Is the Execute msg (whole) of a bound portal whose text may drop statements? */
+static bool
+wk_client_bound_may_dealloc(const struct wk_client *c, const struct pgw_hdr *h, const uint8_t *msg)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, n = wk_strnlen(body, blen);
+	ssize_t i = n < blen ? wk_client_bound_find(c, body, n) : -1;
+
+	return i >= 0 && c->bound[i].may_dealloc;
 }
 
 /*
@@ -2280,7 +2313,10 @@ next_part:
 			if (wk_client_refuses_discard(c, st->kind, is_multi))
 				break;
 			if (st->kind == SQL_DISCARD_ALL)
-				rc = wk_client_discard_all(c, wk_client_op_rfq(c));
+				rc = wk_client_discard_all(c, wk_client_op_rfq(c),
+							   wk_client_is_run_sure(c));
+			if (!wk_client_is_run_sure(c))
+				break; /* what it drops stays, and pins, if it is skipped */
 			c->pins &= ~WK_PIN_PREPARED;
 			wk_client_forget_prepared(c);
 			break;
@@ -3671,6 +3707,15 @@ wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t 
 }
 
 void
+wk_client_unnamed_copied(struct wk_server *s, const struct wk_slot *sl)
+{
+	const struct wk_client *c = s->client;
+
+	if (c && c->unnamed_id && wk_unnamed_tag(c->unnamed_id) == sl->unnamed_tag)
+		s->unnamed_id = c->unnamed_id;
+}
+
+void
 wk_client_unnamed_lost(struct wk_server *s, const struct wk_slot *sl, bool is_refused)
 {
 	struct wk_client *c = s->client;
@@ -3793,11 +3838,23 @@ wk_client_unnamed_ensure(struct wk_client *c, struct wk_server *s, struct evbuff
 	if (c->unnamed_id && s->unnamed_id == c->unnamed_id)
 		return 0;
 	if (c->unnamed_id && c->unnamed_len) {
+		/* behind messages not answered yet: skipped if one of them fails */
+		bool may_skip = s->has_unsynced && s->slots_cnt;
+
 		if ((c->sql_id == c->unnamed_id && wk_client_sql_ensure(c, s, out) < 0) ||
 		    evbuffer_add(out, c->unnamed_msg, c->unnamed_len) < 0 ||
 		    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0)
 			return -1;
-		s->unnamed_id = c->unnamed_id;
+		/*
+		 * The server holds it from here on, unless this Parse fails or
+		 * is skipped; if it may be, from its ParseComplete on
+		 * (wk_client_unnamed_copied): a Bind of it after the next Sync
+		 * prepares it again until then.
+		 */
+		if (!may_skip)
+			s->unnamed_id = c->unnamed_id;
+		wk_client_slot_last(s)->unnamed_tag = wk_unnamed_tag(c->unnamed_id);
+		wk_client_slot_last(s)->is_unnamed_copy = true;
 		log_noise(&c->lctx, "unnamed statement prepared again on this server");
 		return 0;
 	}
@@ -3916,7 +3973,13 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 
 	if (UNLIKELY(c->bound_cnt) && (h->type == PGW_MSG_BIND || h->type == PGW_MSG_EXECUTE)) {
 		msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
-		if (!msg || wk_client_bound_msg(c, h, msg) < 0)
+		if (!msg)
+			return -1;
+		if (h->type == PGW_MSG_EXECUTE && s->has_unsynced && s->slots_cnt &&
+		    !s->is_copy_in && wk_client_bound_may_dealloc(c, h, msg))
+			/* what it drops cannot come back: run only if nothing before it failed */
+			return wk_client_wait_unsynced(s, out) < 0 ? -1 : WK_CLIENT_PREP_WAIT;
+		if (wk_client_bound_msg(c, h, msg) < 0)
 			return -1;
 		if (h->type == PGW_MSG_EXECUTE)
 			return 0;

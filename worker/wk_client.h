@@ -81,3 +81,9 @@ void wk_client_cancel_arrived(struct shm_client *r);
  * skipped it after an earlier message's error.
  */
 void wk_client_unnamed_lost(struct wk_server *s, const struct wk_slot *sl, bool is_refused);
+/*
+ * pgdog's copy of the client's unnamed statement (the slot sl, with its
+ * unnamed_tag and is_unnamed_copy) is prepared on s: s holds the client's
+ * unnamed statement, if it is still that one.
+ */
+void wk_client_unnamed_copied(struct wk_server *s, const struct wk_slot *sl);

@@ -91,6 +91,7 @@ struct wk_bound {
 	char *portal; /* owned, portal_len bytes and a NUL */
 	char *sql;    /* owned, sql_len bytes and a NUL */
 	size_t portal_len, sql_len;
+	bool may_dealloc; /* its text says DISCARD or DEALLOCATE */
 };
 
 struct wk_client {
@@ -318,6 +319,11 @@ struct wk_slot {
 	uint8_t prep_role; /* enum wk_slot_prep_role, when prep is set */
 	/* with unnamed_tag: the server held the client's unnamed statement before this Parse */
 	bool is_unnamed_prev_here;
+	/*
+	 * with unnamed_tag: pgdog's copy of the client's unnamed statement
+	 * (wk_client_unnamed_ensure); failed or skipped, the server has none
+	 */
+	bool is_unnamed_copy;
 	/*
 	 * A client's Query or FunctionCall sent behind extended-protocol
 	 * messages not ended by a Sync: an error among those makes the server

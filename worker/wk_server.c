@@ -1131,8 +1131,13 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 		 */
 		while ((sl = wk_server_slot_head(s)) && sl->kind != WK_SLOT_SYNC &&
 		       (sl->kind != WK_SLOT_QUERY || (!is_first && sl->is_skippable))) {
-			if (sl->unnamed_tag)
+			if (sl->is_unnamed_copy) {
+				if (s->unnamed_id &&
+				    wk_unnamed_tag(s->unnamed_id) == sl->unnamed_tag)
+					s->unnamed_id = 0; /* to be prepared again */
+			} else if (sl->unnamed_tag) {
 				wk_client_unnamed_lost(s, sl, is_first);
+			}
 			if (sl->kind == WK_SLOT_QUERY && s->expect_ready)
 				s->expect_ready--;
 			is_first = false;
@@ -1168,6 +1173,8 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	if (wk_server_slot_ends(sl->kind, type)) {
 		if (sl->prep)
 			wk_prep_slot_end(s, sl, false);
+		if (UNLIKELY(sl->is_unnamed_copy))
+			wk_client_unnamed_copied(s, sl);
 		wk_server_slot_pop(s);
 	}
 	return is_swallow;

@@ -86,6 +86,7 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	sl->prep_role = WK_SLOT_PREP_HOLD;
 	sl->unnamed_tag = 0;
 	sl->is_unnamed_prev_here = false;
+	sl->is_unnamed_copy = false;
 	sl->is_skippable = false;
 	sl->prep = prep;
 	if (prep)

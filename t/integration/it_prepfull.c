@@ -894,6 +894,119 @@ START_TEST(test_set_bound_unnamed)
 }
 END_TEST
 
+/*
+ * A DISCARD ALL or DEALLOCATE ALL that PostgreSQL skips after an error
+ * earlier in its request drops nothing: pgdog took the server's statements
+ * for gone, prepared another client's statement there again and that
+ * client got 42P05 naming pgdog's statement, on every use after.
+ */
+START_TEST(test_skipped_discard_other_client)
+{
+	PGconn *da = connect_direct(), *db = connect_direct(), *dc = connect_direct();
+	PGconn *a = it_connect(APP), *b = it_connect(APP), *b2;
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "bs", "SELECT 'bgx'");
+	raw_run(&r, "bs");
+	raw_sync(&r);
+	same_raw(db, b, &r, 1, "1 2 D:bgx C:SELECT 1 Z");
+	raw_bind(&r, "", "nonexist");
+	raw_parse(&r, "", "DISCARD ALL");
+	raw_run(&r, "");
+	raw_sync(&r);
+	raw_parse(&r, "as", "DEALLOCATE ALL");
+	raw_bind(&r, "", "nonexist");
+	raw_run(&r, "as");
+	raw_sync(&r);
+	raw_bind(&r, "", "nonexist");
+	raw_query(&r, "DISCARD ALL");
+	raw_sync(&r);
+	same_raw(da, a, &r, 3,
+		 "E:26000:prepared statement \"nonexist\" does not exist Z "
+		 "1 E:26000:prepared statement \"nonexist\" does not exist Z "
+		 "E:26000:prepared statement \"nonexist\" does not exist Z");
+	b2 = it_connect(APP);
+	raw_parse(&r, "bs", "SELECT 'bgx'");
+	raw_run(&r, "bs");
+	raw_sync(&r);
+	same_raw(dc, b2, &r, 1, "1 2 D:bgx C:SELECT 1 Z");
+	raw_run(&r, "bs");
+	raw_sync(&r);
+	same_raw(db, b, &r, 1, "2 D:bgx C:SELECT 1 Z");
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(b2);
+	PQfinish(da);
+	PQfinish(db);
+	PQfinish(dc);
+}
+END_TEST
+
+/*
+ * prepared_statements = disabled: pgdog does not follow which message
+ * PostgreSQL skips after an error, so a DISCARD ALL sent behind unsynced
+ * messages leaves the pins in place. pgdog took it as run: the server went
+ * back to the pool with the client's temporary table, for the next client
+ * to see.
+ */
+START_TEST(test_skipped_discard_keeps_pin)
+{
+	PGconn *da = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	exec_tag(da, "CREATE TEMP TABLE pf_tmp (x int)", "CREATE TABLE");
+	exec_tag(a, "CREATE TEMP TABLE pf_tmp (x int)", "CREATE TABLE");
+	raw_bind(&r, "", "nonexist");
+	raw_parse(&r, "", "DISCARD ALL");
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(da, a, &r, 1, "E:26000:prepared statement \"nonexist\" does not exist Z");
+	/* a keeps the one server: b waits, until a leaves */
+	ck_assert_int_eq(PQsendQuery(b, "SELECT count(*) FROM pg_class WHERE relname = 'pf_tmp' "
+					"AND relnamespace = pg_my_temp_schema()"),
+			 1);
+	ck_assert_msg(it_busy_for(b, 700), "b got a's server while a holds a temporary table");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM pf_tmp"), "0");
+	PQfinish(a);
+	ck_assert_str_eq(it_value_within(b, 5000, "b after a left"), "0");
+	PQfinish(b);
+	PQfinish(da);
+}
+END_TEST
+
+/*
+ * A client's unnamed statement, bound again after another client used the
+ * server: pgdog prepares it there first. When that Parse was skipped (an
+ * error earlier in the request), pgdog still took it for prepared, and a
+ * Bind of it after the Sync got 26000 where PostgreSQL runs it.
+ */
+START_TEST(test_unnamed_copy_skipped)
+{
+	PGconn *da = connect_direct(), *db = connect_direct();
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "", "SELECT 41");
+	raw_sync(&r);
+	same_raw(da, a, &r, 1, "1 Z");
+	raw_parse(&r, "", "SELECT 'b'");
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(db, b, &r, 1, "1 2 D:b C:SELECT 1 Z");
+	raw_bind(&r, "p1", "nonexist");
+	raw_bind(&r, "", "");
+	raw_sync(&r);
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(da, a, &r, 2,
+		 "E:26000:prepared statement \"nonexist\" does not exist Z 2 D:41 C:SELECT 1 Z");
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(da);
+	PQfinish(db);
+}
+END_TEST
+
 /* test_set_bound_unnamed with named statements and portals (tracked modes). */
 START_TEST(test_set_bound_not_run)
 {
@@ -2339,6 +2452,8 @@ main(void)
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_skipped_query_unnamed);
+	tcase_add_test(tc, test_unnamed_copy_skipped);
+	tcase_add_test(tc, test_skipped_discard_other_client);
 	tcase_add_test(tc, test_set_bound_unnamed);
 	tcase_add_test(tc, test_set_bound_not_run);
 	tcase_add_test(tc, test_full_mixed_names);
@@ -2395,6 +2510,8 @@ main(void)
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_skipped_query_unnamed);
+	tcase_add_test(tc, test_unnamed_copy_skipped);
+	tcase_add_test(tc, test_skipped_discard_other_client);
 	tcase_add_test(tc, test_set_bound_unnamed);
 	tcase_add_test(tc, test_set_bound_not_run);
 	suite_add_tcase(s, tc);
@@ -2404,6 +2521,7 @@ main(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_set_bound_unnamed);
+	tcase_add_test(tc, test_skipped_discard_keeps_pin);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);
