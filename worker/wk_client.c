@@ -1578,6 +1578,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->client = c;
 	s->expect_ready = 0;
 	s->has_unsynced = false;
+	s->has_exec_unsynced = false;
 	s->internal_failed = false;
 	s->fwd_remaining = 0;
 	s->internal_ready = 0;
@@ -1655,6 +1656,7 @@ wk_client_detach(struct wk_client *c)
 	c->last_request_us = g_wk.mono_us;
 	if (UNLIKELY(c->bound_cnt))
 		wk_client_bound_clear(c); /* its portals ended with its transaction */
+	c->is_dealloc_tag_due = false;
 	log_noise(&c->lctx, "transaction done: server %s back to the pool", s->lctx.id);
 	wk_server_checkin(s);
 	if (c->pubsub)
@@ -1766,6 +1768,13 @@ wk_client_forget_prepared(struct wk_client *c)
 		wk_prep_held_cleanup(&c->server->held);
 }
 
+void
+wk_client_dealloc_ran(struct wk_client *c)
+{
+	c->pins &= ~WK_PIN_PREPARED;
+	wk_client_forget_prepared(c);
+}
+
 /*
  * The ReadyForQuery that will end the request the client is sending now:
  * after those its server still owes (pipelined requests).
@@ -1779,15 +1788,18 @@ wk_client_op_rfq(const struct wk_client *c)
 /*
  * Does PostgreSQL refuse the client's DISCARD ALL or DEALLOCATE ALL (kind)
  * where it runs now (is_multi: among other statements), so that nothing is
- * dropped? An aborted transaction refuses both; a transaction block, or
- * other statements around it, refuse DISCARD ALL.
+ * dropped? An aborted transaction refuses both; a transaction block, other
+ * statements around it, or an Execute before it not yet ended by a Sync
+ * (25001), refuse DISCARD ALL.
  */
 static bool
 wk_client_refuses_discard(struct wk_client *c, enum sql_kind kind, bool is_multi)
 {
 	char tx = wk_client_tx_known(c);
 
-	return tx == 'E' || (kind == SQL_DISCARD_ALL && (is_multi || tx == 'T'));
+	return tx == 'E' ||
+	       (kind == SQL_DISCARD_ALL &&
+		(is_multi || tx == 'T' || (c->server && c->server->has_exec_unsynced)));
 }
 
 /*
@@ -2317,6 +2329,19 @@ next_part:
 							   wk_client_is_run_sure(c));
 			if (!wk_client_is_run_sure(c))
 				break; /* what it drops stays, and pins, if it is skipped */
+			if (is_multi) {
+				/*
+				 * A statement before it may fail: its CommandComplete
+				 * tells, and what the client sends next waits for it
+				 * (names it drops must be gone by then)
+				 */
+				c->is_dealloc_tag_due = true;
+				if (c->server && c->server->is_tracked) {
+					c->server->is_unsynced_wait = true;
+					c->server->is_verify_wait = true;
+				}
+				break;
+			}
 			c->pins &= ~WK_PIN_PREPARED;
 			wk_client_forget_prepared(c);
 			break;
@@ -2640,6 +2665,7 @@ wk_client_prep_sync(struct wk_server *s, struct evbuffer *out)
 	}
 	s->expect_ready++;
 	s->has_unsynced = false;
+	s->has_exec_unsynced = false;
 	return 0;
 }
 
@@ -2728,7 +2754,8 @@ wk_client_prep_dup_make_parse(struct wk_server *s, struct evbuffer *out, const c
 	pgw_buf_reset(b);
 	pgw_begin(b, PGW_MSG_PARSE);
 	pgw_put_str(b, name);
-	pgw_put_str(b, "SELECT");
+	/* a statement that ends a transaction: accepted in an aborted one too */
+	pgw_put_str(b, "COMMIT");
 	pgw_put_u16(b, 0);
 	pgw_end(b);
 	return b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
@@ -2770,9 +2797,9 @@ wk_client_prep_parse_check(struct wk_server *s, struct evbuffer *out, struct wk_
  * 42P05. The statement is made under that name first (unless it is there
  * already), then the client's Parse (msg, whole) goes as it is and fails on
  * it; the server skips the client's later messages up to its Sync, as
- * after any failed Parse. In an aborted transaction the first Parse fails
- * instead, with the 25P02 the client's would get, and the client's is
- * skipped. -1 on out of memory.
+ * after any failed Parse. PostgreSQL reads the client's text first, so a
+ * syntax error, several statements, or (in an aborted transaction) 25P02
+ * come before 42P05, as they would. -1 on out of memory.
  */
 static int
 wk_client_prep_parse_dup(struct wk_server *s, struct evbuffer *out, const char *name,
@@ -4321,6 +4348,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		}
 		s->expect_ready++;
 		s->has_unsynced = false;
+		s->has_exec_unsynced = false;
 		if (!s->is_copy_end_since_exec)
 			s->syncs_since_exec++; /* taken back if the Execute starts a COPY FROM */
 		else
@@ -4333,6 +4361,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		s->is_synced_after_copy_end = false;
 		break;
 	case PGW_MSG_EXECUTE:
+		s->has_exec_unsynced = true;
 		s->syncs_since_exec = 0;
 		s->is_copy_end_since_exec = false;
 		s->is_last_exec_query = false;
@@ -4945,14 +4974,23 @@ wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8
 		(void)wk_hdr_parse(msg, &h);
 		off += pgw_msg_size(&h);
 		if (h.type == PGW_MSG_PARSE) {
+			const char *text = (const char *)msg + PGW_HDR_LEN + 1;
+
 			has_parse = true; /* of the unnamed statement, which the rest uses */
-			/* DEALLOCATE of a protocol-level statement: wk_client_prep_parse_sql() */
-			if (s->is_tracked &&
-			    wk_client_may_deallocate(c, msg + PGW_HDR_LEN + 1, h.len - 4 - 1))
+			/*
+			 * DEALLOCATE of a protocol-level statement: wk_client_prep_parse_sql();
+			 * a DISCARD ALL or DEALLOCATE ALL run here would drop the
+			 * statements of preps (wk_client_bound_msg)
+			 */
+			if (wk_text_has_word(text, h.len - 4 - 1, "deallocate") ||
+			    wk_text_has_word(text, h.len - 4 - 1, "discard"))
 				return false;
 		} else if (!has_parse && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE) &&
-			   wk_client_is_unnamed_due(c, s, &h, msg))
-			return false; /* the general path prepares it first, or renames it */
+			   (wk_client_is_unnamed_due(c, s, &h, msg) ||
+			    (c->unnamed_setting && h.type == PGW_MSG_BIND))) {
+			/* the general path prepares it first, or renames it, or follows its SET */
+			return false;
+		}
 		if (!s->is_tracked || h.type != PGW_MSG_BIND)
 			continue; /* untracked: named statements pass as they are */
 		(void)wk_client_bind_names(&h, msg, &n1, &n2);

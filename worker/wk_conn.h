@@ -191,6 +191,12 @@ struct wk_client {
 	struct wk_bound *bound; /* owned */
 	size_t bound_cnt, bound_cap;
 	/*
+	 * A Query of several statements holds a DEALLOCATE ALL: its statements
+	 * are forgotten when its CommandComplete comes (wk_client_dealloc_ran),
+	 * as an earlier statement's error would skip it.
+	 */
+	bool is_dealloc_tag_due;
+	/*
 	 * The one before its last Parse, the same way: back in place when the
 	 * server skips that Parse (an error earlier in its request).
 	 */
@@ -376,10 +382,15 @@ struct wk_server {
 	bool is_reserved; /* holds one reservation of the pool's global cap */
 	uint32_t epoch;   /* its pool's epoch when it connected (reload, RECONNECT) */
 	uint32_t backend_pid, backend_key;
-	char tx_status;            /* last ReadyForQuery status: 'I', 'T', 'E' */
-	uint32_t expect_ready;     /* ReadyForQuery messages still owed to the client */
-	uint32_t internal_ready;   /* ReadyForQuery owed to pgdog's own queries (swallowed) */
-	bool has_unsynced;         /* extended-protocol messages sent without a Sync */
+	char tx_status;          /* last ReadyForQuery status: 'I', 'T', 'E' */
+	uint32_t expect_ready;   /* ReadyForQuery messages still owed to the client */
+	uint32_t internal_ready; /* ReadyForQuery owed to pgdog's own queries (swallowed) */
+	bool has_unsynced;       /* extended-protocol messages sent without a Sync */
+	/*
+	 * an Execute among them: PostgreSQL refuses a DISCARD ALL after it,
+	 * up to the Sync (25001, "cannot be executed within a pipeline")
+	 */
+	bool has_exec_unsynced;
 	bool internal_failed;      /* one of pgdog's own queries failed */
 	uint8_t reset_after_drain; /* 1: roll back and reset once drained; 2: and the session ended */
 	struct auth_scram_client *scram; /* owned, during login only */

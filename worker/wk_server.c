@@ -1471,7 +1471,7 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 			size_t avail, bool *is_synth_due)
 {
 	/* the transaction's end must be known: CommandComplete goes the general way */
-	bool has_pending = c->session.pending_cnt != 0;
+	bool has_pending = c->session.pending_cnt != 0 || c->is_dealloc_tag_due;
 	/* the head of the reply slots: it changes only when a reply ends it */
 	struct wk_slot *sl = s->is_tracked ? wk_server_slot_head(s) : NULL;
 
@@ -1851,7 +1851,8 @@ wk_server_forward(struct wk_server *s)
 			s->is_copy_in = false;
 			/* only a session with SETs to settle needs to know how the transaction ends */
 			if (c &&
-			    (c->session.pending_cnt || (c->pubsub && wk_pubsub_has_pending(c))) &&
+			    (c->session.pending_cnt || c->is_dealloc_tag_due ||
+			     (c->pubsub && wk_pubsub_has_pending(c))) &&
 			    s->internal_ready == 0) {
 				if (n < sizeof(tmp) && n < pgw_msg_size(&h))
 					goto done; /* the tag's first bytes are not in yet */
@@ -1860,6 +1861,9 @@ wk_server_forward(struct wk_server *s)
 				if (h.len == 4 + 12 &&
 				    memcmp(hdr + PGW_HDR_LEN, "DISCARD ALL", 11) == 0)
 					s->is_tag_discard = true;
+				if (c->is_dealloc_tag_due && h.len == 4 + 15 &&
+				    memcmp(hdr + PGW_HDR_LEN, "DEALLOCATE A", 12) == 0)
+					wk_client_dealloc_ran(c);
 			}
 			break;
 		case PGW_MSG_PARAMETER_STATUS: {
@@ -2199,6 +2203,7 @@ wk_server_release(struct wk_server *s, bool is_session_end, bool is_cancel_due)
 		pgw_end(b);
 		s->expect_ready++;
 		s->has_unsynced = false;
+		s->has_exec_unsynced = false;
 	}
 	if (s->expect_ready) {
 		/*

@@ -1007,6 +1007,127 @@ START_TEST(test_unnamed_copy_skipped)
 }
 END_TEST
 
+/*
+ * A Parse of a name the client already has, in an aborted transaction:
+ * PostgreSQL reads the text first (42601 for a syntax error or several
+ * statements), then refuses anything but a statement that ends the
+ * transaction (25P02), then the name (42P05). pgdog answered 25P02 to all.
+ */
+START_TEST(test_dup_parse_aborted)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "s1", "SELECT 1");
+	raw_sync(&r);
+	raw_query(&r, "BEGIN");
+	raw_query(&r, "SELECT 1/0");
+	same_raw(d, a, &r, 3, "1 Z C:BEGIN Z E:22012:division by zero Z");
+	raw_parse(&r, "s1", "SELECT 1; SELECT 2");
+	raw_sync(&r);
+	raw_parse(&r, "s1", "SELEC 1");
+	raw_sync(&r);
+	raw_parse(&r, "s1", "ROLLBACK");
+	raw_sync(&r);
+	raw_parse(&r, "s1", "SELECT 3");
+	raw_sync(&r);
+	same_raw(d, a, &r, 4,
+		 "E:42601:cannot insert multiple commands into a prepared statement Z "
+		 "E:42601:syntax error at or near \"SELEC\" Z "
+		 "E:42P05:prepared statement \"s1\" already exists Z "
+		 "E:25P02:current transaction is aborted, commands ignored until end of "
+		 "transaction block Z");
+	raw_query(&r, "ROLLBACK");
+	raw_run(&r, "s1");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "C:ROLLBACK Z 2 D:1 C:SELECT 1 Z");
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
+/*
+ * A DISCARD ALL run as the unnamed statement, then a Bind of a named
+ * statement in the same request, sent in one write: the worker read it as
+ * one request, freed the statement at the Execute and then wrote its name
+ * (a use after free under ASan; the worker died).
+ */
+START_TEST(test_discard_then_bind)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "s2", "SELECT 2");
+	raw_run(&r, "s2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 D:2 C:SELECT 1 Z");
+	raw_parse(&r, "", "DISCARD ALL");
+	raw_bind(&r, "p1", "");
+	raw_exec(&r, "p1");
+	raw_bind(&r, "p1", "s2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1,
+		 "1 2 C:DISCARD ALL E:26000:prepared statement \"s2\" does not exist Z");
+	raw_parse(&r, "s2", "SELECT 3");
+	raw_run(&r, "s2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 D:3 C:SELECT 1 Z");
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
+/*
+ * DISCARD ALL and DEALLOCATE ALL that PostgreSQL does not run although
+ * nothing before them failed: a DISCARD ALL after an Execute not yet ended
+ * by a Sync (25001, in a Query or through the extended protocol), and a
+ * DEALLOCATE ALL behind a failed statement of its Query. pgdog took them
+ * as run: it forgot the client's statements (26000) and its SETs.
+ */
+START_TEST(test_discard_not_run)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	for (int i = 0; i < 2; i++)
+		exec_tag(i ? a : d, "SET application_name = 'pf_app'", "SET");
+	raw_parse(&r, "s9", "SELECT 9");
+	raw_sync(&r);
+	raw_parse(&r, "", "SELECT 1");
+	raw_run(&r, "");
+	raw_query(&r, "DISCARD ALL");
+	raw_sync(&r);
+	raw_parse(&r, "", "SELECT 1");
+	raw_run(&r, "");
+	raw_parse(&r, "", "DISCARD ALL");
+	raw_run(&r, "");
+	raw_sync(&r);
+	raw_query(&r, "SELECT 1/0; DEALLOCATE ALL");
+	raw_run(&r, "s9");
+	raw_sync(&r);
+	same_raw(
+		d, a, &r, 6,
+		"1 Z 1 2 D:1 C:SELECT 1 "
+		"E:25001:DISCARD ALL cannot be executed within a pipeline Z Z "
+		"1 2 D:1 C:SELECT 1 1 2 E:25001:DISCARD ALL cannot be executed within a pipeline Z "
+		"E:22012:division by zero Z 2 D:9 C:SELECT 1 Z");
+	ck_assert_str_eq(it_value(a, "SHOW application_name"), "pf_app");
+	/* run, it drops them */
+	raw_query(&r, "SELECT 1; DEALLOCATE ALL");
+	raw_run(&r, "s9");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2,
+		 "T D:1 C:SELECT 1 C:DEALLOCATE ALL Z "
+		 "E:26000:prepared statement \"s9\" does not exist Z");
+	raw_parse(&r, "s9", "SELECT 10");
+	raw_run(&r, "s9");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 D:10 C:SELECT 1 Z");
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
 /* test_set_bound_unnamed with named statements and portals (tracked modes). */
 START_TEST(test_set_bound_not_run)
 {
@@ -2453,6 +2574,9 @@ main(void)
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
+	tcase_add_test(tc, test_dup_parse_aborted);
+	tcase_add_test(tc, test_discard_then_bind);
+	tcase_add_test(tc, test_discard_not_run);
 	tcase_add_test(tc, test_skipped_discard_other_client);
 	tcase_add_test(tc, test_set_bound_unnamed);
 	tcase_add_test(tc, test_set_bound_not_run);
@@ -2511,6 +2635,9 @@ main(void)
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
+	tcase_add_test(tc, test_dup_parse_aborted);
+	tcase_add_test(tc, test_discard_then_bind);
+	tcase_add_test(tc, test_discard_not_run);
 	tcase_add_test(tc, test_skipped_discard_other_client);
 	tcase_add_test(tc, test_set_bound_unnamed);
 	tcase_add_test(tc, test_set_bound_not_run);
