@@ -3712,6 +3712,10 @@ wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t 
 {
 	bool was_here = c->unnamed_id && s->unnamed_id == c->unnamed_id;
 
+	if (s->is_tracked && s->has_unsynced && s->slots_cnt) {
+		s->is_unnamed_unsure = true;
+		s->unnamed_unsure_syncs = s->syncs_cnt;
+	}
 	wk_client_unnamed_swap(c);
 	c->unnamed_id = s->unnamed_id = ++wk_client_unnamed_seq;
 	c->unnamed_len = 0;
@@ -3801,6 +3805,18 @@ wk_client_unnamed_drop(struct wk_client *c, struct wk_server *s)
 	c->unnamed_prev_len = 0;
 	if (s)
 		s->unnamed_id = 0;
+}
+
+/*
+ * Is whether s holds the client's unnamed statement unknown for a message
+ * after a Sync: its last Parse went behind messages not answered yet, and
+ * a Sync came since (before it, a skipped Parse skips the message too).
+ */
+static ALWAYS_INLINE bool
+wk_client_unnamed_is_unsure(const struct wk_server *s)
+{
+	return UNLIKELY(s->is_unnamed_unsure) && s->syncs_cnt != s->unnamed_unsure_syncs &&
+	       !s->is_copy_in;
 }
 
 /* msg (whole) is a Bind or a Describe of the unnamed statement. */
@@ -4082,10 +4098,14 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		n2 = wk_strnlen(body + n1 + 1, blen - n1 - 1);
 		if (n1 + 1 + n2 >= blen)
 			return 0;
-		if (n2 == 0)
+		if (n2 == 0) {
+			if (wk_client_unnamed_is_unsure(s))
+				return wk_client_wait_unsynced(s, out) < 0 ? -1
+									   : WK_CLIENT_PREP_WAIT;
 			return wk_client_unnamed_setting(c, body, n1) < 0
 				       ? -1
 				       : wk_client_unnamed_ensure(c, s, out);
+		}
 		/* what the name means depends on answers not in yet */
 		if (wk_prep_names_is_pending(&c->prep_names, body + n1 + 1, s->syncs_cnt))
 			return wk_client_wait_answer(s, out) < 0 ? -1 : WK_CLIENT_PREP_WAIT;
@@ -4139,8 +4159,12 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			wk_client_slot_use(s, p, WK_SLOT_PREP_USE);
 		break;
 	case PGW_MSG_DESCRIBE:
-		if (blen >= 2 && body[0] == 'S' && body[1] == '\0')
+		if (blen >= 2 && body[0] == 'S' && body[1] == '\0') {
+			if (wk_client_unnamed_is_unsure(s))
+				return wk_client_wait_unsynced(s, out) < 0 ? -1
+									   : WK_CLIENT_PREP_WAIT;
 			return wk_client_unnamed_ensure(c, s, out);
+		}
 		if (blen < 2 || body[0] != 'S')
 			return 0;
 		n1 = wk_strnlen(body + 1, blen - 1);
@@ -4643,6 +4667,7 @@ wk_client_forward(struct wk_client *c)
 					/* a Bind may start or end a portal's SET (wk_client_bound_msg) */
 					if (at && wk_client_is_plain_msg(&h, at) &&
 					    !wk_client_is_unnamed_due(c, s, &h, at) &&
+					    !wk_client_unnamed_is_unsure(s) &&
 					    !(UNLIKELY(c->unnamed_setting || c->bound_cnt) &&
 					      h.type == PGW_MSG_BIND))
 						msg = at;

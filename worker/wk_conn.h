@@ -478,6 +478,14 @@ struct wk_server {
 	uint32_t pos_maps_cnt;                   /* slots with a pos_map */
 	uint64_t unnamed_id;     /* the client unnamed_id its unnamed statement is; 0: none known */
 	bool is_unnamed_tag_due; /* the next Parse slot is the client's unnamed_id's (unnamed_tag) */
+	/*
+	 * A Parse of the client's unnamed statement went behind messages not
+	 * answered yet (in the request syncs_cnt numbered unnamed_unsure_syncs):
+	 * skipped if one of them fails. A Bind or Describe of it after a Sync
+	 * waits until every reply is in (wk_client_unnamed_wait).
+	 */
+	bool is_unnamed_unsure;
+	uint64_t unnamed_unsure_syncs;
 	bool is_unnamed_prev_here_due; /* its is_unnamed_prev_here */
 	struct wk_prep_held held;      /* statements prepared on it */
 	bool is_cancel_sent;    /* query_timeout: a CancelRequest went out for this request */

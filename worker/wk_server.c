@@ -840,6 +840,8 @@ wk_server_slot_pop(struct wk_server *s)
 		wk_server_slot_map_free(s, sl);
 	s->slots_head = (s->slots_head + 1) & (s->slots_cap - 1);
 	s->slots_cnt--;
+	if (UNLIKELY(s->is_unnamed_unsure) && s->slots_cnt == 0)
+		s->is_unnamed_unsure = false; /* answered, or restored (wk_client_unnamed_lost) */
 	if (UNLIKELY(s->is_unsynced_wait) && s->slots_cnt == 0) {
 		/* all answered (or skipped after an error): the client's Query goes on */
 		s->is_unsynced_wait = false;
@@ -864,6 +866,7 @@ wk_server_slots_clear(struct wk_server *s)
 		sl->prep = NULL;
 	}
 	s->is_verify_wait = s->is_verify_resume = s->is_unsynced_wait = false;
+	s->is_unnamed_unsure = false;
 	s->slots_head = s->slots_cnt = 0;
 	s->is_discarding = false;
 	s->is_unnamed_tag_due = false;

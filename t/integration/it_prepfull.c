@@ -978,7 +978,9 @@ END_TEST
  * A client's unnamed statement, bound again after another client used the
  * server: pgdog prepares it there first. When that Parse was skipped (an
  * error earlier in the request), pgdog still took it for prepared, and a
- * Bind of it after the Sync got 26000 where PostgreSQL runs it.
+ * Bind of it after the Sync got 26000 where PostgreSQL runs it. So did a
+ * client's own new Parse of it skipped the same way (the one before it
+ * stays in PostgreSQL).
  */
 START_TEST(test_unnamed_copy_skipped)
 {
@@ -995,6 +997,18 @@ START_TEST(test_unnamed_copy_skipped)
 	same_raw(db, b, &r, 1, "1 2 D:b C:SELECT 1 Z");
 	raw_bind(&r, "p1", "nonexist");
 	raw_bind(&r, "", "");
+	raw_sync(&r);
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(da, a, &r, 2,
+		 "E:26000:prepared statement \"nonexist\" does not exist Z 2 D:41 C:SELECT 1 Z");
+	/* a new Parse of it skipped the same way: the one before it stays */
+	raw_parse(&r, "", "SELECT 'b'");
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(db, b, &r, 1, "1 2 D:b C:SELECT 1 Z");
+	raw_bind(&r, "p1", "nonexist");
+	raw_parse(&r, "", "SELECT 8");
 	raw_sync(&r);
 	raw_run(&r, "");
 	raw_sync(&r);
