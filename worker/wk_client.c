@@ -4893,6 +4893,27 @@ done:
 }
 
 /*
+ * May the statement text (n bytes; one statement: a Parse's) be a DISCARD
+ * or a DEALLOCATE? Told from its first character before its words are
+ * looked for: most texts start otherwise.
+ */
+static bool
+wk_client_text_may_drop(const char *text, size_t n)
+{
+	size_t i = 0;
+	char first;
+
+	while (i < n && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r'))
+		i++;
+	if (i == n)
+		return false;
+	first = (char)(text[i] | 0x20);
+	if (first != 'd' && text[i] != '-' && text[i] != '/' && text[i] != '\f' && text[i] != '\v')
+		return false; /* a comment (or a rarer space) may come first */
+	return wk_text_has_word(text, n, "deallocate") || wk_text_has_word(text, n, "discard");
+}
+
+/*
  * The request in buf is one wk_client_read_flat() takes: one whole simple
  * Query, or whole extended-protocol messages that pgdog passes as they are
  * (the unnamed statement, portals; what wk_client_prep() would leave alone)
@@ -5007,8 +5028,7 @@ wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8
 			 * a DISCARD ALL or DEALLOCATE ALL run here would drop the
 			 * statements of preps (wk_client_bound_msg)
 			 */
-			if (wk_text_has_word(text, h.len - 4 - 1, "deallocate") ||
-			    wk_text_has_word(text, h.len - 4 - 1, "discard"))
+			if (wk_client_text_may_drop(text, h.len - 4 - 1))
 				return false;
 		} else if (!has_parse && (h.type == PGW_MSG_BIND || h.type == PGW_MSG_DESCRIBE) &&
 			   (wk_client_is_unnamed_due(c, s, &h, msg) ||
