@@ -1817,6 +1817,17 @@ wk_client_is_run_sure(const struct wk_client *c)
 }
 
 /*
+ * Must a message to s that PostgreSQL would skip after an earlier failure
+ * wait for the answers before it (wk_client_wait_unsynced)? Not behind a
+ * COPY FROM STDIN, whose answers wait for the client.
+ */
+static bool
+wk_client_must_wait(const struct wk_server *s)
+{
+	return wk_server_is_unanswered(s) && !s->is_copy_in;
+}
+
+/*
  * The client's DISCARD ALL runs (the reply ending it: rfq): its settings go
  * back to its startup values and it listens on nothing; nothing pins it
  * (its statements are forgotten by the caller). Unless it surely runs
@@ -1975,6 +1986,27 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 }
 
 /*
+ * May the statement text (n bytes; one statement: a Parse's) be a DISCARD
+ * or a DEALLOCATE? Told from its first character before its words are
+ * looked for: most texts start otherwise.
+ */
+static bool
+wk_client_text_may_drop(const char *text, size_t n)
+{
+	size_t i = 0;
+	char first;
+
+	while (i < n && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r'))
+		i++;
+	if (i == n)
+		return false;
+	first = (char)(text[i] | 0x20);
+	if (first != 'd' && text[i] != '-' && text[i] != '/' && text[i] != '\f' && text[i] != '\v')
+		return false; /* a comment (or a rarer space) may come first */
+	return wk_text_has_word(text, n, "deallocate") || wk_text_has_word(text, n, "discard");
+}
+
+/*
  * At most this many portals bound to such statements and not run are
  * remembered (a client keeping its server across transactions keeps them).
  */
@@ -2010,7 +2042,7 @@ wk_client_bound_find(const struct wk_client *c, const char *portal, size_t n)
 /*
  * The client binds its portal named portal (n bytes) to a statement whose
  * text (sql, len bytes) changes the session: followed at the portal's
- * Execute (wk_client_bound_exec). -1 on out of memory.
+ * Execute (wk_client_bound_msg). -1 on out of memory.
  */
 static int
 wk_client_bound_add(struct wk_client *c, const char *portal, size_t n, const char *sql, size_t len)
@@ -2041,19 +2073,26 @@ wk_client_bound_add(struct wk_client *c, const char *portal, size_t n, const cha
 	}
 	bd->portal_len = n;
 	bd->sql_len = len;
-	bd->may_dealloc =
-		wk_text_has_word(sql, len, "discard") || wk_text_has_word(sql, len, "deallocate");
+	bd->may_dealloc = wk_client_text_may_drop(sql, len);
 	c->bound_cnt++;
 	return 0;
+}
+
+/* The client's bound portal that a Bind or Execute (whole msg) names, or -1. */
+static ssize_t
+wk_client_bound_of(const struct wk_client *c, const struct pgw_hdr *h, const uint8_t *msg)
+{
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = h->len - 4, n = wk_strnlen(body, blen);
+
+	return n < blen ? wk_client_bound_find(c, body, n) : -1;
 }
 
 /* Is the Execute msg (whole) of a bound portal whose text may drop statements? */
 static bool
 wk_client_bound_may_dealloc(const struct wk_client *c, const struct pgw_hdr *h, const uint8_t *msg)
 {
-	const char *body = (const char *)msg + PGW_HDR_LEN;
-	size_t blen = h->len - 4, n = wk_strnlen(body, blen);
-	ssize_t i = n < blen ? wk_client_bound_find(c, body, n) : -1;
+	ssize_t i = wk_client_bound_of(c, h, msg);
 
 	return i >= 0 && c->bound[i].may_dealloc;
 }
@@ -2067,9 +2106,7 @@ wk_client_bound_may_dealloc(const struct wk_client *c, const struct pgw_hdr *h, 
 static int
 wk_client_bound_msg(struct wk_client *c, const struct pgw_hdr *h, const uint8_t *msg)
 {
-	const char *body = (const char *)msg + PGW_HDR_LEN;
-	size_t blen = h->len - 4, n = wk_strnlen(body, blen);
-	ssize_t i = n < blen ? wk_client_bound_find(c, body, n) : -1;
+	ssize_t i = wk_client_bound_of(c, h, msg);
 	bool is_dealloc = false;
 	int rc;
 
@@ -2116,8 +2153,8 @@ wk_client_prep_setting(struct wk_client *c, struct wk_prep *p, const char *porta
 
 /*
  * The client binds its portal (n bytes) to its unnamed statement, whose
- * Parse held a SET or a ROLLBACK TO (unnamed_setting) and pgdog keeps it
- * (tracked server): as wk_client_prep_setting.
+ * Parse held a SET or a ROLLBACK TO (unnamed_setting) and pgdog keeps its
+ * text: as wk_client_prep_setting.
  */
 static int
 wk_client_unnamed_setting(struct wk_client *c, const char *portal, size_t n)
@@ -2186,7 +2223,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	size_t blen, len;
 	struct sql_result res;
 	bool is_at_bind = false, is_pin_instead = false, is_multi, is_long, is_std = true,
-	     is_split = false;
+	     is_split = false, is_sure;
 	unsigned all_flags;
 	const char *sql_part;
 
@@ -2313,7 +2350,7 @@ next_part:
 			if (is_pin_instead)
 				break; /* pinned by its name: nothing is dropped until it runs */
 			if (is_at_bind) {
-				/* prepared, not run: it takes effect when bound (wk_client_bind_setting) */
+				/* prepared, not run: it takes effect when run (wk_client_bound_msg) */
 				if (h->type == PGW_MSG_PARSE && body[0] == '\0')
 					c->unnamed_setting = true;
 				break;
@@ -2324,10 +2361,10 @@ next_part:
 				break;
 			if (wk_client_refuses_discard(c, st->kind, is_multi))
 				break;
+			is_sure = wk_client_is_run_sure(c);
 			if (st->kind == SQL_DISCARD_ALL)
-				rc = wk_client_discard_all(c, wk_client_op_rfq(c),
-							   wk_client_is_run_sure(c));
-			if (!wk_client_is_run_sure(c))
+				rc = wk_client_discard_all(c, wk_client_op_rfq(c), is_sure);
+			if (!is_sure)
 				break; /* what it drops stays, and pins, if it is skipped */
 			if (is_multi) {
 				/*
@@ -3712,7 +3749,7 @@ wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t 
 {
 	bool was_here = c->unnamed_id && s->unnamed_id == c->unnamed_id;
 
-	if (s->is_tracked && s->has_unsynced && s->slots_cnt) {
+	if (s->is_tracked && wk_server_is_unanswered(s)) {
 		s->is_unnamed_unsure = true;
 		s->unnamed_unsure_syncs = s->syncs_cnt;
 	}
@@ -3882,7 +3919,7 @@ wk_client_unnamed_ensure(struct wk_client *c, struct wk_server *s, struct evbuff
 		return 0;
 	if (c->unnamed_id && c->unnamed_len) {
 		/* behind messages not answered yet: skipped if one of them fails */
-		bool may_skip = s->has_unsynced && s->slots_cnt;
+		bool may_skip = wk_server_is_unanswered(s);
 
 		if ((c->sql_id == c->unnamed_id && wk_client_sql_ensure(c, s, out) < 0) ||
 		    evbuffer_add(out, c->unnamed_msg, c->unnamed_len) < 0 ||
@@ -4018,8 +4055,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 		if (!msg)
 			return -1;
-		if (h->type == PGW_MSG_EXECUTE && s->has_unsynced && s->slots_cnt &&
-		    !s->is_copy_in && wk_client_bound_may_dealloc(c, h, msg))
+		if (h->type == PGW_MSG_EXECUTE && wk_client_must_wait(s) &&
+		    wk_client_bound_may_dealloc(c, h, msg))
 			/* what it drops cannot come back: run only if nothing before it failed */
 			return wk_client_wait_unsynced(s, out) < 0 ? -1 : WK_CLIENT_PREP_WAIT;
 		if (wk_client_bound_msg(c, h, msg) < 0)
@@ -4047,7 +4084,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	}
 	if (h->type == PGW_MSG_QUERY) {
 		if (wk_client_is_full(c)) {
-			if (UNLIKELY(s->has_unsynced && s->slots_cnt))
+			if (UNLIKELY(wk_server_is_unanswered(s)))
 				s->is_ready_unsure = true; /* rewritten: not counted in msg_sent */
 			return wk_client_prep_query(c, s, h, in, out);
 		}
@@ -4202,7 +4239,7 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 	case PGW_MSG_CLOSE:
 		if (blen >= 2 && body[0] == 'S' && body[1] == '\0') {
 			/* skipped if an unanswered message before it fails: known first */
-			if (UNLIKELY(s->has_unsynced) && s->slots_cnt && !s->is_copy_in)
+			if (UNLIKELY(s->has_unsynced) && wk_client_must_wait(s))
 				return wk_client_wait_unsynced(s, out) < 0 ? -1
 									   : WK_CLIENT_PREP_WAIT;
 			wk_client_unnamed_drop(c, s);
@@ -4290,7 +4327,7 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 	case PGW_MSG_QUERY:
 	case PGW_MSG_FUNCTION_CALL: {
 		/* behind unsynced messages not answered (COPY): skipped if one of them fails */
-		bool is_skippable = s->has_unsynced && s->slots_cnt;
+		bool is_skippable = wk_server_is_unanswered(s);
 
 		if (wk_server_slot_push(s, WK_SLOT_QUERY, false, NULL) < 0)
 			return -1;
@@ -4766,7 +4803,7 @@ wk_client_forward(struct wk_client *c)
 		    avail < pgw_msg_size(&h))
 			goto done;
 		if ((h.type == PGW_MSG_QUERY || h.type == PGW_MSG_FUNCTION_CALL) &&
-		    UNLIKELY(s->has_unsynced) && s->is_tracked && s->slots_cnt && !s->is_copy_in) {
+		    UNLIKELY(s->has_unsynced) && s->is_tracked && wk_client_must_wait(s)) {
 			/*
 			 * Behind unsynced messages not answered yet: PostgreSQL
 			 * skips it if one of them fails. It waits for their
@@ -4890,27 +4927,6 @@ done:
 		return wk_client_forward(c);
 	}
 	return WK_OK;
-}
-
-/*
- * May the statement text (n bytes; one statement: a Parse's) be a DISCARD
- * or a DEALLOCATE? Told from its first character before its words are
- * looked for: most texts start otherwise.
- */
-static bool
-wk_client_text_may_drop(const char *text, size_t n)
-{
-	size_t i = 0;
-	char first;
-
-	while (i < n && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r'))
-		i++;
-	if (i == n)
-		return false;
-	first = (char)(text[i] | 0x20);
-	if (first != 'd' && text[i] != '-' && text[i] != '/' && text[i] != '\f' && text[i] != '\v')
-		return false; /* a comment (or a rarer space) may come first */
-	return wk_text_has_word(text, n, "deallocate") || wk_text_has_word(text, n, "discard");
 }
 
 /*

@@ -185,7 +185,7 @@ struct wk_client {
 	 * Portals bound to such a statement (named or not) and not executed
 	 * yet: what the statement does to the session is followed at their
 	 * Execute, as PostgreSQL runs it then, not at a Bind that may never
-	 * run (wk_client_bound_exec). Cleared when its server goes back to the
+	 * run (wk_client_bound_msg). Cleared when its server goes back to the
 	 * pool: portals end with their transaction.
 	 */
 	struct wk_bound *bound; /* owned */

@@ -100,6 +100,15 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	return 0;
 }
 void wk_server_slots_clear(struct wk_server *s);
+/*
+ * Is a message sent to s now skipped if one sent before it fails: are
+ * unsynced messages out whose answers are not all in (reply slots)?
+ */
+static inline bool
+wk_server_is_unanswered(const struct wk_server *s)
+{
+	return s->has_unsynced && s->slots_cnt;
+}
 /* Is a reply pgdog gives itself next in line? */
 bool wk_server_synth_due(struct wk_server *s);
 /* Send the client the replies pgdog gives itself that are due now. -1 on out of memory. */
