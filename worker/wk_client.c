@@ -2489,6 +2489,36 @@ wk_client_slot_use(struct wk_server *s, struct wk_prep *p, uint8_t role)
 	p->client_refs++;
 }
 
+/*
+ * The name a message used for statement p (the last slot's message), kept
+ * when the client has another for it: the server's error names the one used
+ * (wk_server_error_name). -1 on out of memory.
+ */
+static int
+wk_client_slot_name(struct wk_client *c, struct wk_server *s, const struct wk_prep *p,
+		    const char *name)
+{
+	struct wk_slot *sl;
+	size_t had = 0, a, b;
+	char *v;
+
+	if (LIKELY(!c->prep_names.has_alias))
+		return 0;
+	sl = wk_client_slot_last(s);
+	for (const char *k = sl->client_names; k && *k; k += strlen(k) + 1)
+		had += strlen(k) + 1;
+	a = strlen(p->name) + 1;
+	b = strlen(name) + 1;
+	v = realloc(sl->client_names, had + a + b + 1);
+	if (!v)
+		return -1;
+	memcpy(v + had, p->name, a);
+	memcpy(v + had + a, name, b);
+	v[had + a + b] = '\0';
+	sl->client_names = v;
+	return 0;
+}
+
 /* Give sl (a Query's slot) the text's map of positions (NULL: none). */
 static void
 wk_client_slot_set_map(struct wk_server *s, struct wk_slot *sl, struct wk_pos_map *map)
@@ -3163,6 +3193,19 @@ wk_client_prep_local(struct wk_client *c, struct wk_server *s, const struct pgw_
 }
 
 /*
+ * Is SQL PREPARE of name run as the client wrote it? Yes for a name pgdog
+ * does not have while the server is pinned for SQL prepared statements
+ * (WK_PIN_PREPARED): a named Parse of PREPARE, or one among other
+ * statements, made names on it as they are, and PostgreSQL's 42P05 for one
+ * of those must come.
+ */
+static bool
+wk_client_prep_is_literal(const struct wk_client *c, const char *name)
+{
+	return (c->pins & WK_PIN_PREPARED) && !wk_prep_names_get(&c->prep_names, name);
+}
+
+/*
  * prepared_statements = full: a simple Query with SQL PREPARE, EXECUTE or
  * DEALLOCATE. The client's names become pgdog's names in the text; what
  * EXECUTE needs is prepared first. Returns 1 when the Query was replaced
@@ -3179,6 +3222,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 	/* PREPAREs of new names in this Query: their statements, and how each is checked */
 	struct wk_prep *stmt_prep[SQL_STMTS_MAX] = { NULL };
 	uint8_t stmt_role[SQL_STMTS_MAX] = { 0 };
+	/* EXECUTEs of statements the client has two names for: their names (errors name them) */
+	struct wk_prep *named[SQL_STMTS_MAX] = { NULL };
 	struct {
 		const char *name; /* res.stmts[i].name */
 		struct wk_prep *prep;
@@ -3233,6 +3278,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		return 0;
 	if (res.stmts_cnt == 1 && res.stmts[0].kind == SQL_PREPARE && res.stmts[0].name_len &&
 	    !res.stmts[0].is_truncated) {
+		if (wk_client_prep_is_literal(c, res.stmts[0].name))
+			return 0;
 		if (wk_client_prep_sql_prepare(c, s, out, sql, len, &res) < 0)
 			return -1;
 		goto sent;
@@ -3287,6 +3334,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		is_local = p != NULL;
 		if (!p)
 			p = wk_prep_names_get(&c->prep_names, st->name);
+		if (st->kind == SQL_PREPARE && !p && wk_client_prep_is_literal(c, st->name))
+			continue;
 		if (st->kind == SQL_DEALLOCATE && p) {
 			/*
 			 * Only the client's name goes, when PostgreSQL runs the
@@ -3374,6 +3423,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		}
 		names[i] = p->name;
 		has_rewrite = true;
+		if (UNLIKELY(c->prep_names.has_alias))
+			named[i] = p;
 		p->uses++;
 		wk_prep_publish(p);
 	}
@@ -3391,6 +3442,10 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 						    stmt_prep, stmt_role);
 	else
 		rc = wk_client_prep_send_query(s, out, sql, len, &res, names, pre, pre_cnt, &sl);
+	/* the Query's slot is the last one */
+	for (size_t i = 0; i < res.stmts_cnt && rc == 0; i++)
+		if (named[i])
+			rc = wk_client_slot_name(c, s, named[i], res.stmts[i].name);
 	/* what was made for checks and 42P05 goes right after (Close works in a failed block) */
 	if (rc < 0 || (s->held.junk_cnt && wk_client_prep_junk_flush(s, out) < 0))
 		return -1;
@@ -3524,6 +3579,8 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 		return 0;
 	}
 	p = wk_prep_names_get(&c->prep_names, st->name);
+	if (st->kind == SQL_PREPARE && wk_client_prep_is_literal(c, st->name))
+		return 0;
 	switch (st->kind) {
 	case SQL_EXECUTE:
 		if (!p)
@@ -4192,8 +4249,11 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (wk_client_prep_bind_put(s, p, use->name, body, blen, n1, n2, b) < 0 ||
 		    evbuffer_add(out, b->data, b->len) < 0)
 			return -1;
-		if (use == p)
+		if (use == p) {
 			wk_client_slot_use(s, p, WK_SLOT_PREP_USE);
+			if (wk_client_slot_name(c, s, p, body + n1 + 1) < 0)
+				return -1;
+		}
 		break;
 	case PGW_MSG_DESCRIBE:
 		if (blen >= 2 && body[0] == 'S' && body[1] == '\0') {
@@ -4233,6 +4293,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 					   false) < 0)
 			return -1;
 		wk_client_slot_use(s, p, WK_SLOT_PREP_USE);
+		if (wk_client_slot_name(c, s, p, body + 1) < 0)
+			return -1;
 		p->uses++;
 		wk_prep_publish(p);
 		break;
@@ -5060,7 +5122,7 @@ wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8
 		p = wk_prep_names_get(&c->prep_names, (const char *)msg + PGW_HDR_LEN + n1 + 1);
 		if (!p || p->is_stale || !wk_prep_held_has(&s->held, p) ||
 		    len > WK_CLIENT_FLAT_REBUILD_MAX || *cnt == WK_CLIENT_FLAT_BINDS_MAX ||
-		    p->setting != WK_PREP_SETTING_NONE)
+		    p->setting != WK_PREP_SETTING_NONE || c->prep_names.has_alias)
 			return false;
 		preps[(*cnt)++] = p;
 	}

@@ -349,6 +349,13 @@ struct wk_slot {
 	 */
 	struct wk_prep *prep;
 	struct wk_pos_map *pos_map; /* WK_SLOT_QUERY of a rewritten Query: owned, or NULL */
+	/*
+	 * When the client has two names for one statement (wk_prep_names
+	 * has_alias): the names the message used (a Bind's, a Describe's, a
+	 * Query's EXECUTEs), as pairs of strings "<pgdog's>\0<client's>\0"
+	 * ended by an empty one; owned, or NULL.
+	 */
+	char *client_names;
 };
 
 enum wk_server_state {

@@ -384,11 +384,18 @@ wk_prep_names_is_unconfirmed(const struct wk_prep_names *n, const char *name)
 const char *
 wk_prep_names_name_of(const struct wk_prep_names *n, const char *pgdog_name, size_t len)
 {
-	for (size_t i = 0; i < n->cnt; i++)
-		if (!n->v[i].is_dropping && strncmp(n->v[i].prep->name, pgdog_name, len) == 0 &&
-		    n->v[i].prep->name[len] == '\0')
+	const char *dropping = NULL;
+
+	for (size_t i = 0; i < n->cnt; i++) {
+		if (strncmp(n->v[i].prep->name, pgdog_name, len) != 0 ||
+		    n->v[i].prep->name[len] != '\0')
+			continue;
+		if (!n->v[i].is_dropping)
 			return n->v[i].name;
-	return NULL;
+		dropping = n->v[i].name;
+	}
+	/* a Close of it behind the message the error is about: the name was still the client's */
+	return dropping;
 }
 
 static void
@@ -405,6 +412,10 @@ wk_prep_names_add(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 {
 	size_t i = wk_prep_names_find(n, name);
 
+	if (!n->has_alias && p->client_refs > 0)
+		for (size_t k = 0; k < n->cnt; k++)
+			if (n->v[k].prep == p && k != i)
+				n->has_alias = true;
 	if (i != SIZE_MAX) {
 		struct wk_prep *old = n->v[i].prep;
 

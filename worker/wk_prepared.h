@@ -117,6 +117,12 @@ struct wk_prep_names {
 	 */
 	struct wk_index index;
 	size_t unconfirmed_cnt, dropping_cnt; /* entries so marked: the scans stop early */
+	/*
+	 * Two of the client's names have stood for one statement (sticky): the
+	 * server's error about one names the client's which only the message
+	 * sent tells (the reply slot's client_name).
+	 */
+	bool has_alias;
 };
 
 /* The statements prepared on one server connection. */
@@ -194,8 +200,8 @@ struct wk_prep *wk_prep_names_get(const struct wk_prep_names *n, const char *nam
 /* Is name the client's, for a Parse or SQL PREPARE not answered yet? */
 bool wk_prep_names_is_unconfirmed(const struct wk_prep_names *n, const char *name);
 /*
- * The client's name (the first) for the statement pgdog calls pgdog_name
- * (len bytes), NULL if none.
+ * The client's name (the first not being dropped, else one being dropped)
+ * for the statement pgdog calls pgdog_name (len bytes), NULL if none.
  */
 const char *wk_prep_names_name_of(const struct wk_prep_names *n, const char *pgdog_name,
 				  size_t len);

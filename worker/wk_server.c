@@ -838,6 +838,10 @@ wk_server_slot_pop(struct wk_server *s)
 
 	if (UNLIKELY(sl->pos_map != NULL))
 		wk_server_slot_map_free(s, sl);
+	if (UNLIKELY(sl->client_names != NULL)) {
+		free(sl->client_names);
+		sl->client_names = NULL;
+	}
 	s->slots_head = (s->slots_head + 1) & (s->slots_cap - 1);
 	s->slots_cnt--;
 	if (UNLIKELY(s->is_unnamed_unsure) && s->slots_cnt == 0)
@@ -858,6 +862,8 @@ wk_server_slots_clear(struct wk_server *s)
 
 		if (sl->pos_map)
 			wk_server_slot_map_free(s, sl);
+		free(sl->client_names);
+		sl->client_names = NULL;
 		if (sl->prep) {
 			/* never answered: the reference it held goes */
 			sl->prep->client_refs--;
@@ -884,19 +890,30 @@ wk_server_head_map(struct wk_server *s)
 /*
  * The name of one of the client's statements in an error's text, as the
  * server knows it ("__pgdog_<slot>_<id>"): written as the client's own
- * name for it (NULL: not such a text). *at and *len: where pgdog's name
- * (with its quotes) is in v.
+ * name for it (NULL: not such a text), the one the message the error is
+ * about used when the client has two (the head slot's client_names). *at
+ * and *len: where pgdog's name (with its quotes) is in v.
  */
 static const char *
-wk_server_error_name(const struct wk_server *s, const char *v, const char **at, size_t *len)
+wk_server_error_name(struct wk_server *s, const char *v, const char **at, size_t *len)
 {
-	const char *p = strstr(v, "\"__pgdog_"), *q;
+	const char *p = strstr(v, "\"__pgdog_"), *q, *mine;
+	const struct wk_slot *sl = wk_server_slot_head(s);
 
 	if (!p || !s->client || !(q = strchr(p + 1, '"')))
 		return NULL;
 	*at = p;
 	*len = (size_t)(q - p) + 1;
-	return wk_prep_names_name_of(&s->client->prep_names, p + 1, (size_t)(q - p) - 1);
+	for (const char *k = sl ? sl->client_names : NULL; k && *k;
+	     k += strlen(k) + 1, k += strlen(k) + 1)
+		if (strncmp(k, p + 1, *len - 2) == 0 && k[*len - 2] == '\0')
+			return k + strlen(k) + 1;
+	mine = wk_prep_names_name_of(&s->client->prep_names, p + 1, *len - 2);
+	if (!mine && s->client->sql_kind == WK_SQL_PREPARE &&
+	    strncmp(s->client->sql_junk, p + 1, *len - 2) == 0 &&
+	    s->client->sql_junk[*len - 2] == '\0')
+		mine = s->client->sql_name; /* its throwaway, run again (42P05) */
+	return mine;
 }
 
 /*
@@ -905,12 +922,13 @@ wk_server_error_name(const struct wk_server *s, const char *v, const char **at, 
  * slot's, or NULL) is made to point into the text the client sent, and a
  * statement named as the server knows it ("__pgdog_<slot>_<id>", a Bind with
  * the wrong number of parameters) gets the client's name for it, as
- * PostgreSQL would say. The message goes to out; true when it did (the
- * caller drains the server's copy), false when nothing changed.
+ * PostgreSQL would say; message, when not NULL, replaces the error's text.
+ * The message goes to out; true when it did (the caller drains the server's
+ * copy), false when nothing changed.
  */
 static bool
 wk_server_error_rewrite(struct wk_server *s, const uint8_t *body, size_t len,
-			const struct wk_pos_map *m, struct evbuffer *out)
+			const struct wk_pos_map *m, const char *message, struct evbuffer *out)
 {
 	struct pgw_buf *b = &g_wk.scratch;
 	size_t i = 0;
@@ -939,6 +957,13 @@ wk_server_error_rewrite(struct wk_server *s, const uint8_t *body, size_t len,
 		if (vlen == len - i - 1)
 			return false; /* not NUL-terminated: PostgreSQL's bytes go as they are */
 		pos = m && body[i] == 'P' ? strtol(v, &end, 10) : 0;
+		if (message && body[i] == 'M') {
+			pgw_put_u8(b, 'M');
+			pgw_put_str(b, message);
+			is_changed = true;
+			i += 1 + vlen + 1;
+			continue;
+		}
 		if (body[i] == 'M' || body[i] == 'D')
 			mine = wk_server_error_name(s, v, &at, &qlen);
 		if (pos > 0 && end != v && *end == '\0') {
@@ -968,6 +993,36 @@ wk_server_error_rewrite(struct wk_server *s, const uint8_t *body, size_t len,
 	if (!is_changed || b->has_error)
 		return false;
 	return evbuffer_add(out, b->data, b->len) == 0;
+}
+
+/*
+ * Is an error from s for its client c read whole, to be written as the
+ * client's (wk_server_error_rewrite): its position in a Query pgdog
+ * rewrote, query_timeout's cancel, the throwaway name of an unnamed SQL
+ * PREPARE executed twice (its 42P05)?
+ */
+static inline bool
+wk_server_error_is_read(const struct wk_server *s, const struct wk_client *c)
+{
+	return UNLIKELY(s->pos_maps_cnt) || UNLIKELY(s->is_cancel_sent) ||
+	       UNLIKELY(c && c->sql_kind == WK_SQL_PREPARE);
+}
+
+/*
+ * The text of an error query_timeout's cancel caused (the whole ErrorResponse
+ * at msg), as PostgreSQL words statement_timeout's; NULL for another error.
+ * PostgreSQL cannot tell pgdog's CancelRequest from a client's: it says
+ * "user request".
+ */
+static const char *
+wk_server_timeout_text(const uint8_t *msg, const struct pgw_hdr *h)
+{
+	struct pgw_error_fields f;
+
+	if (pgw_parse_error(msg + PGW_HDR_LEN, h->len - 4, &f) < 0 || !f.sqlstate ||
+	    strcmp(f.sqlstate, SQLSTATE_QUERY_CANCELED) != 0)
+		return NULL;
+	return "canceling statement due to query_timeout";
 }
 
 /* The longest RowDescription or error whose statement pgdog looks at (larger: passed unread). */
@@ -1051,7 +1106,7 @@ wk_server_prep_reply(struct wk_server *s, const struct pgw_hdr *h, const uint8_t
 	    ((f.routine && strcmp(f.routine, "RevalidateCachedQuery") == 0) ||
 	     (f.message && strcmp(f.message, WK_SERVER_CACHED_PLAN_MSG) == 0)))
 		wk_prep_make_stale(p);
-	return out && wk_server_error_rewrite(s, body, blen, NULL, out);
+	return out && wk_server_error_rewrite(s, body, blen, NULL, NULL, out);
 }
 
 bool
@@ -1692,7 +1747,7 @@ wk_server_forward(struct wk_server *s)
 		    avail - off < pgw_msg_size(&h))
 			break;
 		/* an error about a Query pgdog rewrote may get its position changed: whole first */
-		if (UNLIKELY(s->pos_maps_cnt) && h.type == PGW_MSG_ERROR &&
+		if (h.type == PGW_MSG_ERROR && wk_server_error_is_read(s, c) &&
 		    h.len <= WK_SERVER_LOGIN_MSG_MAX && avail - off < pgw_msg_size(&h))
 			break;
 		/* a reply about a client's statement is read: whole first */
@@ -1910,14 +1965,17 @@ wk_server_forward(struct wk_server *s)
 				s->has_error_unsynced = s->slots_cnt == 0;
 				wk_stats_error(s, c);
 			}
-			if (UNLIKELY(s->pos_maps_cnt) && s->internal_ready == 0 && c &&
+			if (wk_server_error_is_read(s, c) && s->internal_ready == 0 && c &&
 			    !s->is_discarding && h.len <= WK_SERVER_LOGIN_MSG_MAX) {
-				/* whole (waited for above): the client's positions */
+				/* whole (waited for above): positions, names, the timeout's text */
 				has_cur = false;
 				if (wk_server_front_whole(in, out, &off, &avail, &moved,
 							  WK_SERVER_LOGIN_MSG_MAX, &h, &msg) &&
-				    wk_server_error_rewrite(s, msg + PGW_HDR_LEN, h.len - 4,
-							    wk_server_head_map(s), out)) {
+				    wk_server_error_rewrite(
+					    s, msg + PGW_HDR_LEN, h.len - 4, wk_server_head_map(s),
+					    s->is_cancel_sent ? wk_server_timeout_text(msg, &h)
+							      : NULL,
+					    out)) {
 					moved += pgw_msg_size(&h);
 					evbuffer_drain(in, pgw_msg_size(&h));
 					avail = evbuffer_get_length(in);

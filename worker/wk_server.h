@@ -92,6 +92,7 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	if (prep)
 		prep->client_refs++; /* the slot's reference, dropped at its end */
 	sl->pos_map = NULL;
+	sl->client_names = NULL;
 	s->slots_cnt++;
 	if (kind == WK_SLOT_SYNC)
 		s->has_error_unsynced = false; /* what follows this Sync runs again */

@@ -624,6 +624,18 @@ START_TEST(test_full_errors)
 	exec_tag(a, "PREPARE np(int) AS SELECT $1", "PREPARE");
 	exec_err(a, "EXECUTE np(1, 2)", "42601",
 		 "wrong number of parameters for prepared statement \"np\"");
+	/* the name the client used when it has two for one text (pgdog said the first's) */
+	exec_tag(a, "PREPARE np2(int) AS SELECT $1", "PREPARE");
+	exec_err(a, "EXECUTE np2(1, 2)", "42601",
+		 "wrong number of parameters for prepared statement \"np2\"");
+	exec_err(a, "SELECT 1; EXECUTE np2(1, 2)", "42601",
+		 "wrong number of parameters for prepared statement \"np2\"");
+	exec_err(a, "EXECUTE np(1, 2)", "42601",
+		 "wrong number of parameters for prepared statement \"np\"");
+	/* a name as long as pgdog's own */
+	exec_tag(a, "PREPARE np_twelve_ch(int) AS SELECT $1 + 0", "PREPARE");
+	exec_err(a, "EXECUTE np_twelve_ch(1, 2)", "42601",
+		 "wrong number of parameters for prepared statement \"np_twelve_ch\"");
 	{
 		const char *two[] = { "1", "2" };
 		PGresult *res;
@@ -772,6 +784,105 @@ START_TEST(test_skipped_query_client_gone)
 	ck_assert_int_eq(PQsendQuery(b, "SELECT 'next'"), 1);
 	ck_assert_str_eq(it_value_within(b, 5000, "the next client's query"), "next");
 	PQfinish(b);
+	PQfinish(d);
+}
+END_TEST
+
+/*
+ * prepared_statements = full, SQL PREPARE sent through the extended
+ * protocol and run twice, replies compared with PostgreSQL's. Before:
+ * - the second run's 42P05 named pgdog's throwaway statement
+ *   (__pgdog_check_*), not the client's name;
+ * - after a named Parse of PREPARE (the server pinned, the name made as it
+ *   is there), a later simple Query PREPARE of that name ran, under pgdog's
+ *   name, where PostgreSQL says 42P05.
+ * A portal of it executed again in the same request (55000) still
+ * prepared the name.
+ */
+START_TEST(test_full_prepare_twice)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "", "PREPARE x57 AS SELECT 1");
+	raw_bind(&r, "p1", "");
+	raw_exec(&r, "p1");
+	raw_bind(&r, "p2", "");
+	raw_exec(&r, "p2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1,
+		 "1 2 C:PREPARE 2 E:42P05:prepared statement \"x57\" already exists Z");
+	raw_query(&r, "EXECUTE x57");
+	same_raw(d, a, &r, 1, "T D:1 C:SELECT 1 Z");
+	/* executed again in the same request: 55000, and the name stays */
+	raw_parse(&r, "", "PREPARE x55 AS SELECT 2");
+	raw_bind(&r, "", "");
+	raw_exec(&r, "");
+	raw_exec(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 C:PREPARE E:55000:portal \"\" cannot be run Z");
+	raw_query(&r, "PREPARE x55 AS SELECT 2");
+	same_raw(d, a, &r, 1, "E:42P05:prepared statement \"x55\" already exists Z");
+	/* a named Parse of it: the name is made as it is */
+	raw_parse(&r, "s9", "PREPARE x56 AS SELECT 3");
+	raw_bind(&r, "", "s9");
+	raw_exec(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 C:PREPARE Z");
+	raw_query(&r, "PREPARE x56 AS SELECT 3");
+	same_raw(d, a, &r, 1, "E:42P05:prepared statement \"x56\" already exists Z");
+	raw_query(&r, "EXECUTE x56; EXECUTE x57");
+	same_raw(d, a, &r, 1, "T D:3 C:SELECT 1 T D:1 C:SELECT 1 Z");
+	raw_query(&r, "DEALLOCATE x56");
+	raw_query(&r, "PREPARE x56 AS SELECT 4");
+	raw_query(&r, "EXECUTE x56");
+	same_raw(d, a, &r, 3, "C:DEALLOCATE Z C:PREPARE Z T D:4 C:SELECT 1 Z");
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
+/*
+ * PostgreSQL's error about a statement names it as the client's message did.
+ * With two names for one text, pgdog named the first the client had (p1
+ * for a Bind of p2); with a Close of it behind the failed Bind, pgdog's own
+ * name (__pgdog_*). Replies compared with PostgreSQL's.
+ */
+START_TEST(test_alias_error_name)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+	const char *e1 = "E:08P01:bind message supplies 0 parameters, but prepared statement "
+			 "\"p1\" requires 1 Z",
+		   *e2 = "E:08P01:bind message supplies 0 parameters, but prepared statement "
+			 "\"p2\" requires 1 Z";
+
+	raw_parse(&r, "p1", "SELECT $1::int");
+	raw_parse(&r, "p2", "SELECT $1::int");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 1 Z");
+	raw_bind(&r, "", "p2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, e2);
+	raw_bind(&r, "", "p1");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, e1);
+	/* a Close behind the failed Bind is skipped: the name stays */
+	raw_bind(&r, "", "p2");
+	raw_close(&r, "p2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, e2);
+	raw_bind(&r, "", "p2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, e2);
+	raw_close(&r, "p1");
+	raw_sync(&r);
+	raw_bind(&r, "", "p2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2,
+		 "3 Z E:08P01:bind message supplies 0 parameters, but prepared "
+		 "statement \"p2\" requires 1 Z");
+	PQfinish(a);
 	PQfinish(d);
 }
 END_TEST
@@ -2586,6 +2697,8 @@ main(void)
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
+	tcase_add_test(tc, test_full_prepare_twice);
+	tcase_add_test(tc, test_alias_error_name);
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
 	tcase_add_test(tc, test_dup_parse_aborted);
@@ -2647,6 +2760,7 @@ main(void)
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
+	tcase_add_test(tc, test_alias_error_name);
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
 	tcase_add_test(tc, test_dup_parse_aborted);

@@ -3117,7 +3117,9 @@ START_TEST(test_timeout_query)
 {
 	PGconn *c = it_connect(APP);
 	PGconn *mon = it_pg_connect();
-	char st[6], msg[512];
+	PGcancel *cancel;
+	PGresult *res;
+	char st[6], msg[512], err[256];
 	long long t0 = it_now_ms(), took, end;
 	int rc;
 
@@ -3125,10 +3127,32 @@ START_TEST(test_timeout_query)
 	took = it_now_ms() - t0;
 	ck_assert_msg(rc == 1, "pg_sleep(5) with query_timeout 500 did not fail");
 	ck_assert_msg(strcmp(st, "57014") == 0, "SQLSTATE '%s' (%s), expected 57014", st, msg);
+	/* as PostgreSQL words statement_timeout's, not "user request" */
+	ck_assert_msg(strstr(msg, "canceling statement due to query_timeout"),
+		      "query_timeout's error says: %s", msg);
 	ck_assert_msg(took >= 400 && took < 3000, "query_timeout 500 ms: error after %lld ms",
 		      took);
 	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
 	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_str_eq(it_value(c, "SELECT 'next'"), "next");
+	/* the same through the extended protocol */
+	res = PQexecParams(c, "SELECT pg_sleep(5)", 0, NULL, NULL, NULL, NULL, 0);
+	assert_sqlstate(res, "57014");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "canceling statement due to query_timeout");
+	PQclear(res);
+	/* a client's own cancel is still the user's request */
+	ck_assert_int_eq(PQsendQuery(c, "SELECT pg_sleep(0.3)"), 1);
+	ck_assert(it_busy_for(c, 100));
+	cancel = PQgetCancel(c);
+	ck_assert_msg(PQcancel(cancel, err, sizeof(err)) == 1, "PQcancel: %s", err);
+	PQfreeCancel(cancel);
+	res = it_result_within(c, 2000);
+	assert_sqlstate(res, "57014");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "canceling statement due to user request");
+	PQclear(res);
+	it_drain(c);
 	ck_assert_str_eq(it_value(c, "SELECT 'next'"), "next");
 	/* the query was cancelled on PostgreSQL, not only answered */
 	end = it_now_ms() + 1000;
