@@ -2500,10 +2500,14 @@ wk_client_slot_name(struct wk_client *c, struct wk_server *s, const struct wk_pr
 {
 	struct wk_slot *sl;
 	size_t had = 0, a, b;
+	const char *mine;
 	char *v;
 
 	if (LIKELY(!c->prep_names.has_alias))
 		return 0;
+	mine = wk_prep_names_name_of(&c->prep_names, p->name, strlen(p->name));
+	if (mine && strcmp(mine, name) == 0)
+		return 0; /* the name errors get anyway */
 	sl = wk_client_slot_last(s);
 	for (const char *k = sl->client_names; k && *k; k += strlen(k) + 1)
 		had += strlen(k) + 1;
@@ -2729,6 +2733,7 @@ wk_client_prep_sync(struct wk_server *s, struct evbuffer *out)
 	if (s->expect_ready == 0 && !s->has_unsynced) {
 		s->request_start_us = g_wk.mono_us;
 		s->is_cancel_sent = false;
+		s->is_cancel_text_due = false;
 	}
 	s->expect_ready++;
 	s->has_unsynced = false;
@@ -2750,6 +2755,7 @@ wk_client_prep_own_query(struct wk_server *s, struct evbuffer *out, const char *
 	if (s->expect_ready == 0 && !s->has_unsynced) {
 		s->request_start_us = g_wk.mono_us;
 		s->is_cancel_sent = false;
+		s->is_cancel_text_due = false;
 	}
 	s->expect_ready++;
 	return 0;
@@ -3193,19 +3199,6 @@ wk_client_prep_local(struct wk_client *c, struct wk_server *s, const struct pgw_
 }
 
 /*
- * Is SQL PREPARE of name run as the client wrote it? Yes for a name pgdog
- * does not have while the server is pinned for SQL prepared statements
- * (WK_PIN_PREPARED): a named Parse of PREPARE, or one among other
- * statements, made names on it as they are, and PostgreSQL's 42P05 for one
- * of those must come.
- */
-static bool
-wk_client_prep_is_literal(const struct wk_client *c, const char *name)
-{
-	return (c->pins & WK_PIN_PREPARED) && !wk_prep_names_get(&c->prep_names, name);
-}
-
-/*
  * prepared_statements = full: a simple Query with SQL PREPARE, EXECUTE or
  * DEALLOCATE. The client's names become pgdog's names in the text; what
  * EXECUTE needs is prepared first. Returns 1 when the Query was replaced
@@ -3278,8 +3271,6 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		return 0;
 	if (res.stmts_cnt == 1 && res.stmts[0].kind == SQL_PREPARE && res.stmts[0].name_len &&
 	    !res.stmts[0].is_truncated) {
-		if (wk_client_prep_is_literal(c, res.stmts[0].name))
-			return 0;
 		if (wk_client_prep_sql_prepare(c, s, out, sql, len, &res) < 0)
 			return -1;
 		goto sent;
@@ -3334,8 +3325,6 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		is_local = p != NULL;
 		if (!p)
 			p = wk_prep_names_get(&c->prep_names, st->name);
-		if (st->kind == SQL_PREPARE && !p && wk_client_prep_is_literal(c, st->name))
-			continue;
 		if (st->kind == SQL_DEALLOCATE && p) {
 			/*
 			 * Only the client's name goes, when PostgreSQL runs the
@@ -3454,6 +3443,7 @@ sent:
 	if (s->expect_ready == 0 && !s->has_unsynced) {
 		s->request_start_us = g_wk.mono_us;
 		s->is_cancel_sent = false;
+		s->is_cancel_text_due = false;
 	}
 	s->expect_ready++;
 	log_noise(&c->lctx, "SQL prepared statement names rewritten");
@@ -3579,8 +3569,6 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 		return 0;
 	}
 	p = wk_prep_names_get(&c->prep_names, st->name);
-	if (st->kind == SQL_PREPARE && wk_client_prep_is_literal(c, st->name))
-		return 0;
 	switch (st->kind) {
 	case SQL_EXECUTE:
 		if (!p)
@@ -4445,6 +4433,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		if (s->expect_ready == 0) {
 			s->request_start_us = g_wk.mono_us;
 			s->is_cancel_sent = false;
+			s->is_cancel_text_due = false;
 		}
 		if (UNLIKELY(s->has_unsynced) && wk_client_ready_may_skip(s))
 			s->is_ready_unsure = true;
@@ -4468,6 +4457,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		if (s->expect_ready == 0 && !s->has_unsynced) {
 			s->request_start_us = g_wk.mono_us;
 			s->is_cancel_sent = false;
+			s->is_cancel_text_due = false;
 		}
 		s->expect_ready++;
 		s->has_unsynced = false;
@@ -4501,6 +4491,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		if (s->expect_ready == 0 && !s->has_unsynced) {
 			s->request_start_us = g_wk.mono_us;
 			s->is_cancel_sent = false;
+			s->is_cancel_text_due = false;
 		}
 		s->has_unsynced = true;
 		break;
@@ -4940,6 +4931,7 @@ wk_client_forward(struct wk_client *c)
 				if (s->expect_ready == 0 && !s->has_unsynced) {
 					s->request_start_us = g_wk.mono_us;
 					s->is_cancel_sent = false;
+					s->is_cancel_text_due = false;
 				}
 				s->has_unsynced = true;
 				goto done;
@@ -4961,6 +4953,7 @@ wk_client_forward(struct wk_client *c)
 				if (s->expect_ready == 0 && !s->has_unsynced) {
 					s->request_start_us = g_wk.mono_us;
 					s->is_cancel_sent = false;
+					s->is_cancel_text_due = false;
 				}
 				s->has_unsynced = true;
 				continue;
@@ -5912,6 +5905,7 @@ wk_client_sweep_one(struct wk_client *c, uint64_t now)
 			bool is_marked;
 
 			s->is_cancel_sent = true;
+			s->is_cancel_text_due = true;
 			s->cancel_for_us = started;
 			s->cancel_sent_us = now;
 			log_info(&c->lctx, "query_timeout (%d ms) reached: cancelling backend %u",

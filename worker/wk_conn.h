@@ -495,7 +495,10 @@ struct wk_server {
 	uint64_t unnamed_unsure_syncs;
 	bool is_unnamed_prev_here_due; /* its is_unnamed_prev_here */
 	struct wk_prep_held held;      /* statements prepared on it */
-	bool is_cancel_sent;    /* query_timeout: a CancelRequest went out for this request */
+	bool is_cancel_sent; /* query_timeout: a CancelRequest went out for this request */
+	/* and the 57014 it causes is not in yet: worded as query_timeout's */
+	bool is_cancel_text_due;
+	uint8_t error_slot_kind; /* the reply slot the last error ended (enum wk_slot_kind) */
 	bool has_fatal;         /* a FATAL (or PANIC) went to the client: it is told nothing more */
 	uint64_t cancel_for_us; /* with is_cancel_sent: the start it was for, and when it went */
 	uint64_t cancel_sent_us;

@@ -412,10 +412,10 @@ wk_prep_names_add(struct wk_prep_names *n, const char *name, struct wk_prep *p)
 {
 	size_t i = wk_prep_names_find(n, name);
 
-	if (!n->has_alias && p->client_refs > 0)
-		for (size_t k = 0; k < n->cnt; k++)
-			if (n->v[k].prep == p && k != i)
-				n->has_alias = true;
+	/* once: a scan per new name (statements are shared: client_refs is rarely 0) */
+	for (size_t k = 0; !n->has_alias && p->client_refs > 0 && k < n->cnt; k++)
+		if (n->v[k].prep == p && k != i && !n->v[k].is_dropping)
+			n->has_alias = true;
 	if (i != SIZE_MAX) {
 		struct wk_prep *old = n->v[i].prep;
 
@@ -618,6 +618,7 @@ wk_prep_names_clear(struct wk_prep_names *n)
 	}
 	n->cnt = 0;
 	n->unconfirmed_cnt = n->dropping_cnt = 0;
+	n->has_alias = false;
 	wk_index_clear(&n->index);
 }
 

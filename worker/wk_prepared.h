@@ -118,9 +118,9 @@ struct wk_prep_names {
 	struct wk_index index;
 	size_t unconfirmed_cnt, dropping_cnt; /* entries so marked: the scans stop early */
 	/*
-	 * Two of the client's names have stood for one statement (sticky): the
-	 * server's error about one names the client's which only the message
-	 * sent tells (the reply slot's client_name).
+	 * Two of the client's names have stood for one statement (until all
+	 * go): the server's error about one names the client's which only the
+	 * message sent tells (the reply slot's client_names).
 	 */
 	bool has_alias;
 };

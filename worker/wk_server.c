@@ -908,6 +908,11 @@ wk_server_error_name(struct wk_server *s, const char *v, const char **at, size_t
 	     k += strlen(k) + 1, k += strlen(k) + 1)
 		if (strncmp(k, p + 1, *len - 2) == 0 && k[*len - 2] == '\0')
 			return k + strlen(k) + 1;
+	/* an Execute of the unnamed SQL EXECUTE: the name it used */
+	if (s->error_slot_kind == WK_SLOT_EXECUTE && s->client->sql_kind == WK_SQL_EXECUTE &&
+	    s->client->sql_prep && strncmp(s->client->sql_prep->name, p + 1, *len - 2) == 0 &&
+	    s->client->sql_prep->name[*len - 2] == '\0')
+		return s->client->sql_name;
 	mine = wk_prep_names_name_of(&s->client->prep_names, p + 1, *len - 2);
 	if (!mine && s->client->sql_kind == WK_SQL_PREPARE &&
 	    strncmp(s->client->sql_junk, p + 1, *len - 2) == 0 &&
@@ -998,30 +1003,36 @@ wk_server_error_rewrite(struct wk_server *s, const uint8_t *body, size_t len,
 /*
  * Is an error from s for its client c read whole, to be written as the
  * client's (wk_server_error_rewrite): its position in a Query pgdog
- * rewrote, query_timeout's cancel, the throwaway name of an unnamed SQL
- * PREPARE executed twice (its 42P05)?
+ * rewrote, query_timeout's cancel, a statement named as the server knows
+ * it (the client has names: an SQL EXECUTE sent as a Parse, a Bind with
+ * the wrong number of parameters; the throwaway of an unnamed SQL PREPARE
+ * executed twice)? Errors are few: reading them whole costs little.
  */
 static inline bool
 wk_server_error_is_read(const struct wk_server *s, const struct wk_client *c)
 {
-	return UNLIKELY(s->pos_maps_cnt) || UNLIKELY(s->is_cancel_sent) ||
-	       UNLIKELY(c && c->sql_kind == WK_SQL_PREPARE);
+	return UNLIKELY(s->pos_maps_cnt) || UNLIKELY(s->is_cancel_text_due) ||
+	       (c && (c->prep_names.cnt || c->sql_kind == WK_SQL_PREPARE));
 }
 
 /*
- * The text of an error query_timeout's cancel caused (the whole ErrorResponse
- * at msg), as PostgreSQL words statement_timeout's; NULL for another error.
- * PostgreSQL cannot tell pgdog's CancelRequest from a client's: it says
- * "user request".
+ * The text of the error query_timeout's cancel caused (the whole
+ * ErrorResponse at msg), as PostgreSQL words statement_timeout's; NULL for
+ * another error. PostgreSQL cannot tell pgdog's CancelRequest from a
+ * client's: it says "user request" (in English; translated, it stays). The
+ * first such error after the cancel is the one it caused.
  */
 static const char *
-wk_server_timeout_text(const uint8_t *msg, const struct pgw_hdr *h)
+wk_server_timeout_text(struct wk_server *s, const uint8_t *msg, const struct pgw_hdr *h)
 {
 	struct pgw_error_fields f;
 
-	if (pgw_parse_error(msg + PGW_HDR_LEN, h->len - 4, &f) < 0 || !f.sqlstate ||
-	    strcmp(f.sqlstate, SQLSTATE_QUERY_CANCELED) != 0)
+	if (!s->is_cancel_text_due || pgw_parse_error(msg + PGW_HDR_LEN, h->len - 4, &f) < 0 ||
+	    !f.sqlstate || strcmp(f.sqlstate, SQLSTATE_QUERY_CANCELED) != 0)
 		return NULL;
+	s->is_cancel_text_due = false;
+	if (!f.message || strcmp(f.message, "canceling statement due to user request") != 0)
+		return NULL; /* statement_timeout's, or translated */
 	return "canceling statement due to query_timeout";
 }
 
@@ -1182,6 +1193,7 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	if (type == PGW_MSG_ERROR) {
 		bool is_first = true;
 
+		s->error_slot_kind = sl->kind; /* what the error is about (wk_server_error_name) */
 		/*
 		 * An extended-protocol error: the server skips every message up
 		 * to the next Sync, a client's simple Query or FunctionCall sent
@@ -1973,9 +1985,7 @@ wk_server_forward(struct wk_server *s)
 							  WK_SERVER_LOGIN_MSG_MAX, &h, &msg) &&
 				    wk_server_error_rewrite(
 					    s, msg + PGW_HDR_LEN, h.len - 4, wk_server_head_map(s),
-					    s->is_cancel_sent ? wk_server_timeout_text(msg, &h)
-							      : NULL,
-					    out)) {
+					    wk_server_timeout_text(s, msg, &h), out)) {
 					moved += pgw_msg_size(&h);
 					evbuffer_drain(in, pgw_msg_size(&h));
 					avail = evbuffer_get_length(in);

@@ -789,17 +789,16 @@ START_TEST(test_skipped_query_client_gone)
 END_TEST
 
 /*
- * prepared_statements = full, SQL PREPARE sent through the extended
- * protocol and run twice, replies compared with PostgreSQL's. Before:
- * - the second run's 42P05 named pgdog's throwaway statement
- *   (__pgdog_check_*), not the client's name;
- * - after a named Parse of PREPARE (the server pinned, the name made as it
- *   is there), a later simple Query PREPARE of that name ran, under pgdog's
- *   name, where PostgreSQL says 42P05.
- * A portal of it executed again in the same request (55000) still
- * prepared the name.
+ * prepared_statements = full, SQL PREPARE and EXECUTE sent through the
+ * extended protocol, replies compared with PostgreSQL's. Before:
+ * - an unnamed PREPARE run twice: the second run's 42P05 named pgdog's
+ *   throwaway statement (__pgdog_check_*), not the client's name;
+ * - an EXECUTE sent as a Parse: its errors named pgdog's statement
+ *   (__pgdog_*), and with two names for one text, the first of them.
+ * A PREPARE's portal executed again in the same request (55000) still
+ * prepares the name.
  */
-START_TEST(test_full_prepare_twice)
+START_TEST(test_full_sql_names)
 {
 	PGconn *d = connect_direct(), *a = it_connect(APP);
 	struct raw r = { .n = 0 };
@@ -823,20 +822,24 @@ START_TEST(test_full_prepare_twice)
 	same_raw(d, a, &r, 1, "1 2 C:PREPARE E:55000:portal \"\" cannot be run Z");
 	raw_query(&r, "PREPARE x55 AS SELECT 2");
 	same_raw(d, a, &r, 1, "E:42P05:prepared statement \"x55\" already exists Z");
-	/* a named Parse of it: the name is made as it is */
-	raw_parse(&r, "s9", "PREPARE x56 AS SELECT 3");
-	raw_bind(&r, "", "s9");
-	raw_exec(&r, "");
+	/* SQL EXECUTE sent as a Parse: its errors name the client's statement */
+	raw_query(&r, "PREPARE n1(int) AS SELECT $1");
+	same_raw(d, a, &r, 1, "C:PREPARE Z");
+	raw_parse(&r, "", "EXECUTE n1(1, 2)");
+	raw_run(&r, "");
 	raw_sync(&r);
-	same_raw(d, a, &r, 1, "1 2 C:PREPARE Z");
-	raw_query(&r, "PREPARE x56 AS SELECT 3");
-	same_raw(d, a, &r, 1, "E:42P05:prepared statement \"x56\" already exists Z");
-	raw_query(&r, "EXECUTE x56; EXECUTE x57");
-	same_raw(d, a, &r, 1, "T D:3 C:SELECT 1 T D:1 C:SELECT 1 Z");
-	raw_query(&r, "DEALLOCATE x56");
-	raw_query(&r, "PREPARE x56 AS SELECT 4");
-	raw_query(&r, "EXECUTE x56");
-	same_raw(d, a, &r, 3, "C:DEALLOCATE Z C:PREPARE Z T D:4 C:SELECT 1 Z");
+	same_raw(d, a, &r, 1,
+		 "1 2 E:42601:wrong number of parameters for prepared statement \"n1\" Z");
+	/* and the one it used when the client has two names for it */
+	raw_query(&r, "PREPARE n2(int) AS SELECT $1");
+	raw_parse(&r, "", "EXECUTE n2(1, 2)");
+	raw_run(&r, "");
+	raw_sync(&r);
+	raw_query(&r, "EXECUTE n1(1); EXECUTE n2(1, 2)");
+	same_raw(d, a, &r, 3,
+		 "C:PREPARE Z 1 2 E:42601:wrong number of parameters for prepared statement "
+		 "\"n2\" Z T D:1 C:SELECT 1 E:42601:wrong number of parameters for prepared "
+		 "statement \"n2\" Z");
 	PQfinish(a);
 	PQfinish(d);
 }
@@ -2697,7 +2700,7 @@ main(void)
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
-	tcase_add_test(tc, test_full_prepare_twice);
+	tcase_add_test(tc, test_full_sql_names);
 	tcase_add_test(tc, test_alias_error_name);
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
