@@ -4181,12 +4181,23 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (n1 + 1 + n2 >= blen)
 			return 0;
 		if (n2 == 0) {
+			bool is_dup;
+
 			if (wk_client_unnamed_is_unsure(s))
 				return wk_client_wait_unsynced(s, out) < 0 ? -1
 									   : WK_CLIENT_PREP_WAIT;
-			return wk_client_unnamed_setting(c, body, n1) < 0
-				       ? -1
-				       : wk_client_unnamed_ensure(c, s, out);
+			/*
+			 * Its SQL PREPARE run again (the name is the client's): the
+			 * throwaway it prepares must exist for PostgreSQL's 42P05,
+			 * made again when pgdog has closed it or on another server
+			 */
+			is_dup = UNLIKELY(c->unnamed_setting) && c->sql_kind == WK_SQL_PREPARE &&
+				 c->unnamed_id && c->sql_id == c->unnamed_id &&
+				 wk_prep_names_get(&c->prep_names, c->sql_name);
+			if (wk_client_unnamed_setting(c, body, n1) < 0 ||
+			    (is_dup && wk_client_prep_dup_make_parse(s, out, c->sql_junk) < 0))
+				return -1;
+			return wk_client_unnamed_ensure(c, s, out);
 		}
 		/* what the name means depends on answers not in yet */
 		if (wk_prep_names_is_pending(&c->prep_names, body + n1 + 1, s->syncs_cnt))

@@ -792,7 +792,8 @@ END_TEST
  * prepared_statements = full, SQL PREPARE and EXECUTE sent through the
  * extended protocol, replies compared with PostgreSQL's. Before:
  * - an unnamed PREPARE run twice: the second run's 42P05 named pgdog's
- *   throwaway statement (__pgdog_check_*), not the client's name;
+ *   throwaway statement (__pgdog_check_*), not the client's name, and in
+ *   a later request it succeeded (pgdog had closed the throwaway);
  * - an EXECUTE sent as a Parse: its errors named pgdog's statement
  *   (__pgdog_*), and with two names for one text, the first of them.
  * A PREPARE's portal executed again in the same request (55000) still
@@ -811,6 +812,11 @@ START_TEST(test_full_sql_names)
 	raw_sync(&r);
 	same_raw(d, a, &r, 1,
 		 "1 2 C:PREPARE 2 E:42P05:prepared statement \"x57\" already exists Z");
+	/* again in a later request: pgdog had closed its throwaway, and it ran */
+	raw_bind(&r, "p3", "");
+	raw_exec(&r, "p3");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "2 E:42P05:prepared statement \"x57\" already exists Z");
 	raw_query(&r, "EXECUTE x57");
 	same_raw(d, a, &r, 1, "T D:1 C:SELECT 1 Z");
 	/* executed again in the same request: 55000, and the name stays */
