@@ -1700,9 +1700,11 @@ wk_client_is_full(const struct wk_client *c)
 }
 
 /*
- * The transaction status c's next request will meet on its server, when
- * nothing is in flight there ('I', 'T' or 'E'); 0 when unknown (requests in
- * flight). Without a server: 'I'.
+ * The transaction status c's next message will meet on its server, when
+ * nothing is in flight there ('I', 'T' or 'E'), or only extended-protocol
+ * messages of the request being sent, all answered, none an Execute (none
+ * changes it); 0 when unknown (requests or an Execute in flight). Without a
+ * server: 'I'.
  */
 static char
 wk_client_tx_known(const struct wk_client *c)
@@ -1711,7 +1713,8 @@ wk_client_tx_known(const struct wk_client *c)
 
 	if (!s)
 		return 'I';
-	if (s->expect_ready || s->has_unsynced || s->slots_cnt || s->internal_ready)
+	if (s->expect_ready || s->slots_cnt || s->internal_ready ||
+	    (s->has_unsynced && (!s->is_tracked || s->has_exec_unsynced)))
 		return 0;
 	return s->tx_status;
 }
@@ -1769,10 +1772,32 @@ wk_client_forget_prepared(struct wk_client *c)
 }
 
 void
-wk_client_dealloc_ran(struct wk_client *c)
+wk_client_tag_ran(struct wk_client *c, bool is_discard)
 {
+	c->is_dealloc_tag_due = false;
+	/* untracked, what the client sent after it went on: a pin it made may be newer */
+	if (is_discard && c->server && c->server->is_tracked) {
+		c->pins = 0;
+		wk_pubsub_client_unlisten(c, NULL);
+	}
 	c->pins &= ~WK_PIN_PREPARED;
 	wk_client_forget_prepared(c);
+}
+
+/*
+ * The client's DISCARD ALL or DEALLOCATE ALL may not run (an earlier
+ * statement of its Query, or an aborted transaction, makes PostgreSQL skip
+ * or refuse it): what it drops goes when its CommandComplete comes
+ * (wk_client_tag_ran), and the client's next message waits for that.
+ */
+static void
+wk_client_tag_due(struct wk_client *c)
+{
+	c->is_dealloc_tag_due = true;
+	if (c->server && c->server->is_tracked) {
+		c->server->is_unsynced_wait = true;
+		c->server->is_verify_wait = true;
+	}
 }
 
 /*
@@ -1955,6 +1980,10 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 		if (st->kind == SQL_DISCARD_ALL || st->kind == SQL_DEALLOCATE_ALL) {
 			bool is_sure = wk_client_is_run_sure(c);
 
+			/*
+			 * The answers before it are in (wk_client_prep waited): the
+			 * transaction it meets is known (wk_client_tx_known)
+			 */
 			if (wk_client_refuses_discard(c, st->kind,
 						      res.stmts_cnt > 1 || res.has_more))
 				continue;
@@ -2223,7 +2252,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	size_t blen, len;
 	struct sql_result res;
 	bool is_at_bind = false, is_pin_instead = false, is_multi, is_long, is_std = true,
-	     is_split = false, is_sure;
+	     is_split = false, is_sure, is_known;
 	unsigned all_flags;
 	const char *sql_part;
 
@@ -2362,21 +2391,22 @@ next_part:
 			if (wk_client_refuses_discard(c, st->kind, is_multi))
 				break;
 			is_sure = wk_client_is_run_sure(c);
+			/* requests in flight: the transaction it meets may have failed (25P02) */
+			is_known = wk_client_tx_known(c) != 0;
 			if (st->kind == SQL_DISCARD_ALL)
-				rc = wk_client_discard_all(c, wk_client_op_rfq(c), is_sure);
+				rc = wk_client_discard_all(c, wk_client_op_rfq(c),
+							   is_sure && is_known);
 			if (!is_sure)
 				break; /* what it drops stays, and pins, if it is skipped */
-			if (is_multi) {
+			if (is_multi || !is_known) {
 				/*
-				 * A statement before it may fail: its CommandComplete
-				 * tells, and what the client sends next waits for it
-				 * (names it drops must be gone by then)
+				 * A statement before it may fail, or the transaction
+				 * be aborted: its CommandComplete tells
+				 * (wk_client_tag_ran), and what the client sends
+				 * next waits for it (names it drops must be gone by
+				 * then)
 				 */
-				c->is_dealloc_tag_due = true;
-				if (c->server && c->server->is_tracked) {
-					c->server->is_unsynced_wait = true;
-					c->server->is_verify_wait = true;
-				}
+				wk_client_tag_due(c);
 				break;
 			}
 			c->pins &= ~WK_PIN_PREPARED;

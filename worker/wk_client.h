@@ -82,11 +82,12 @@ void wk_client_cancel_arrived(struct shm_client *r);
  */
 void wk_client_unnamed_lost(struct wk_server *s, const struct wk_slot *sl, bool is_refused);
 /*
- * The client's DEALLOCATE ALL among other statements of a Query ran (its
- * CommandComplete came; is_dealloc_tag_due): its statements, and the
- * server's, are gone; they no longer pin the server.
+ * The client's DISCARD ALL (is_discard) or DEALLOCATE ALL whose outcome
+ * was not known when it was sent ran (its CommandComplete came;
+ * is_dealloc_tag_due): its statements, and the server's, are gone; they no
+ * longer pin the server (nor, after DISCARD ALL, does anything else).
  */
-void wk_client_dealloc_ran(struct wk_client *c);
+void wk_client_tag_ran(struct wk_client *c, bool is_discard);
 /*
  * pgdog's copy of the client's unnamed statement (the slot sl, with its
  * unnamed_tag and is_unnamed_copy) is prepared on s: s holds the client's

@@ -191,9 +191,10 @@ struct wk_client {
 	struct wk_bound *bound; /* owned */
 	size_t bound_cnt, bound_cap;
 	/*
-	 * A Query of several statements holds a DEALLOCATE ALL: its statements
-	 * are forgotten when its CommandComplete comes (wk_client_dealloc_ran),
-	 * as an earlier statement's error would skip it.
+	 * A DEALLOCATE ALL or DISCARD ALL that may not run (among other
+	 * statements of a Query, or sent while the transaction it meets is not
+	 * known: an aborted one refuses it): the statements, and pins, go when
+	 * its CommandComplete comes (wk_client_tag_ran).
 	 */
 	bool is_dealloc_tag_due;
 	/*

@@ -1929,11 +1929,14 @@ wk_server_forward(struct wk_server *s)
 				s->is_tag_rollback = h.len >= 4 + 8 &&
 						     memcmp(hdr + PGW_HDR_LEN, "ROLLBACK", 8) == 0;
 				if (h.len == 4 + 12 &&
-				    memcmp(hdr + PGW_HDR_LEN, "DISCARD ALL", 11) == 0)
+				    memcmp(hdr + PGW_HDR_LEN, "DISCARD ALL", 11) == 0) {
 					s->is_tag_discard = true;
+					if (c->is_dealloc_tag_due)
+						wk_client_tag_ran(c, true);
+				}
 				if (c->is_dealloc_tag_due && h.len == 4 + 15 &&
 				    memcmp(hdr + PGW_HDR_LEN, "DEALLOCATE A", 12) == 0)
-					wk_client_dealloc_ran(c);
+					wk_client_tag_ran(c, false);
 			}
 			break;
 		case PGW_MSG_PARAMETER_STATUS: {

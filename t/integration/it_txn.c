@@ -2910,6 +2910,37 @@ START_TEST(test_pin_temp_table)
 }
 END_TEST
 
+/*
+ * A DISCARD ALL pipelined behind a request whose failure aborts the
+ * transaction is refused by PostgreSQL (25P02): the temporary table stays,
+ * and so does the pin. pgdog took it as run, released the server after the
+ * ROLLBACK, and the next client saw the table.
+ */
+START_TEST(test_pin_discard_refused)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	const char *sqls[] = { "BEGIN", "SELECT 1/0", "DISCARD ALL", "ROLLBACK" };
+	char pa[32], got[256];
+
+	backend_pid(a, pa, sizeof(pa));
+	exec_ok(a, "CREATE TEMP TABLE t (x int)");
+	ck_assert_int_eq(it_raw_send_queries(PQsocket(a), sqls, 4), 0);
+	it_raw_types(PQsocket(a), 4, IT_RAW_STATES | IT_RAW_NO_PARAMS, got, sizeof(got));
+	ck_assert_str_eq(got, "C Z E(22012) Z E(25P02) Z C Z");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(it_busy_for(b, 300), "B got the server while A had a temporary table on it");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM t"), "0");
+	/* one that runs drops it: the server is free */
+	exec_ok(a, "DISCARD ALL");
+	ck_assert_str_eq(it_value_within(b, 3000, "B after A's DISCARD ALL"), pa);
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_tables WHERE tablename = 't' AND "
+				     "schemaname LIKE 'pg_temp%'"),
+			 "0");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* A named prepared statement (prepared_statements = disabled) keeps the server. */
 START_TEST(test_pin_prepared)
 {
@@ -4044,6 +4075,7 @@ main(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_pin_advisory_lock);
 	tcase_add_test(tc, test_pin_do_block);
+	tcase_add_test(tc, test_pin_discard_refused);
 	tcase_add_test(tc, test_pin_temp_table);
 	tcase_add_test(tc, test_pin_prepared);
 	tcase_add_test(tc, test_pin_unnamed_other_client);
