@@ -852,6 +852,40 @@ START_TEST(test_full_sql_names)
 END_TEST
 
 /*
+ * A DISCARD ALL through the extended protocol, in a transaction block begun
+ * by a Query pipelined in front of it: PostgreSQL refuses it (25001) and the
+ * temporary table stays. pgdog took it as run (the transaction was not
+ * known while Parse and Bind were in flight), dropped the pin, and gave the
+ * server to the next client after the ROLLBACK.
+ */
+START_TEST(test_discard_in_block_keeps_pin)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP), *b;
+	struct raw r = { .n = 0 };
+
+	exec_ok(a, "CREATE TEMP TABLE tt_block (x int)");
+	exec_ok(d, "CREATE TEMP TABLE tt_block (x int)");
+	raw_query(&r, "BEGIN");
+	raw_parse(&r, "", "DISCARD ALL");
+	raw_run(&r, "");
+	raw_sync(&r);
+	raw_query(&r, "ROLLBACK");
+	same_raw(d, a, &r, 3,
+		 "C:BEGIN Z 1 2 E:25001:DISCARD ALL cannot run inside a transaction block Z "
+		 "C:ROLLBACK Z");
+	b = it_connect(APP);
+	ck_assert_int_eq(PQsendQuery(b, "SELECT 1"), 1);
+	ck_assert_msg(it_busy_for(b, 300), "B got the server while A had a temporary table on it");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM tt_block"), "0");
+	exec_ok(a, "DISCARD ALL");
+	ck_assert_str_eq(it_value_within(b, 3000, "B after A's DISCARD ALL"), "1");
+	PQfinish(b);
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
+/*
  * PostgreSQL's error about a statement names it as the client's message did.
  * With two names for one text, pgdog named the first the client had (p1
  * for a Bind of p2); with a Close of it behind the failed Bind, pgdog's own
@@ -2707,6 +2741,7 @@ main(void)
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_full_sql_names);
+	tcase_add_test(tc, test_discard_in_block_keeps_pin);
 	tcase_add_test(tc, test_alias_error_name);
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
@@ -2769,6 +2804,7 @@ main(void)
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
+	tcase_add_test(tc, test_discard_in_block_keeps_pin);
 	tcase_add_test(tc, test_alias_error_name);
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
