@@ -1700,6 +1700,18 @@ wk_client_is_full(const struct wk_client *c)
 }
 
 /*
+ * A request starts on s with nothing in flight before it: query_timeout
+ * times it from now, and no cancel went out for it yet.
+ */
+static ALWAYS_INLINE void
+wk_client_request_start(struct wk_server *s)
+{
+	s->request_start_us = g_wk.mono_us;
+	s->is_cancel_sent = false;
+	s->is_cancel_text_due = false;
+}
+
+/*
  * The transaction status c's next message will meet on its server, when
  * nothing is in flight there ('I', 'T' or 'E'), or only extended-protocol
  * messages of the request being sent, all answered, none an Execute (none
@@ -2761,9 +2773,7 @@ wk_client_prep_sync(struct wk_server *s, struct evbuffer *out)
 	    wk_server_slot_push(s, WK_SLOT_SYNC, true, NULL) < 0)
 		return -1;
 	if (s->expect_ready == 0 && !s->has_unsynced) {
-		s->request_start_us = g_wk.mono_us;
-		s->is_cancel_sent = false;
-		s->is_cancel_text_due = false;
+		wk_client_request_start(s);
 	}
 	s->expect_ready++;
 	s->has_unsynced = false;
@@ -2783,9 +2793,7 @@ wk_client_prep_own_query(struct wk_server *s, struct evbuffer *out, const char *
 	    wk_server_slot_push(s, WK_SLOT_QUERY, true, NULL) < 0)
 		return -1;
 	if (s->expect_ready == 0 && !s->has_unsynced) {
-		s->request_start_us = g_wk.mono_us;
-		s->is_cancel_sent = false;
-		s->is_cancel_text_due = false;
+		wk_client_request_start(s);
 	}
 	s->expect_ready++;
 	return 0;
@@ -3471,9 +3479,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 sent:
 	evbuffer_drain(in, pgw_msg_size(h));
 	if (s->expect_ready == 0 && !s->has_unsynced) {
-		s->request_start_us = g_wk.mono_us;
-		s->is_cancel_sent = false;
-		s->is_cancel_text_due = false;
+		wk_client_request_start(s);
 	}
 	s->expect_ready++;
 	log_noise(&c->lctx, "SQL prepared statement names rewritten");
@@ -4472,9 +4478,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 	switch (type) {
 	case PGW_MSG_QUERY:
 		if (s->expect_ready == 0) {
-			s->request_start_us = g_wk.mono_us;
-			s->is_cancel_sent = false;
-			s->is_cancel_text_due = false;
+			wk_client_request_start(s);
 		}
 		if (UNLIKELY(s->has_unsynced) && wk_client_ready_may_skip(s))
 			s->is_ready_unsure = true;
@@ -4496,9 +4500,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 		if (UNLIKELY(wk_client_sync_is_copy(s)))
 			break; /* PostgreSQL ignores it: no ReadyForQuery */
 		if (s->expect_ready == 0 && !s->has_unsynced) {
-			s->request_start_us = g_wk.mono_us;
-			s->is_cancel_sent = false;
-			s->is_cancel_text_due = false;
+			wk_client_request_start(s);
 		}
 		s->expect_ready++;
 		s->has_unsynced = false;
@@ -4530,9 +4532,7 @@ wk_client_msg_sent(struct wk_server *s, struct shm_client *r, struct shm_server 
 	case PGW_MSG_DESCRIBE:
 	case PGW_MSG_CLOSE:
 		if (s->expect_ready == 0 && !s->has_unsynced) {
-			s->request_start_us = g_wk.mono_us;
-			s->is_cancel_sent = false;
-			s->is_cancel_text_due = false;
+			wk_client_request_start(s);
 		}
 		s->has_unsynced = true;
 		break;
@@ -4970,9 +4970,7 @@ wk_client_forward(struct wk_client *c)
 			if (rc == WK_CLIENT_PREP_WAIT) {
 				/* resumed by the server's reader (is_verify_resume) */
 				if (s->expect_ready == 0 && !s->has_unsynced) {
-					s->request_start_us = g_wk.mono_us;
-					s->is_cancel_sent = false;
-					s->is_cancel_text_due = false;
+					wk_client_request_start(s);
 				}
 				s->has_unsynced = true;
 				goto done;
@@ -4992,9 +4990,7 @@ wk_client_forward(struct wk_client *c)
 			}
 			if (rc > 0) {
 				if (s->expect_ready == 0 && !s->has_unsynced) {
-					s->request_start_us = g_wk.mono_us;
-					s->is_cancel_sent = false;
-					s->is_cancel_text_due = false;
+					wk_client_request_start(s);
 				}
 				s->has_unsynced = true;
 				continue;

@@ -387,8 +387,7 @@ wk_prep_names_name_of(const struct wk_prep_names *n, const char *pgdog_name, siz
 	const char *dropping = NULL;
 
 	for (size_t i = 0; i < n->cnt; i++) {
-		if (strncmp(n->v[i].prep->name, pgdog_name, len) != 0 ||
-		    n->v[i].prep->name[len] != '\0')
+		if (!wk_prep_name_is(n->v[i].prep->name, pgdog_name, len))
 			continue;
 		if (!n->v[i].is_dropping)
 			return n->v[i].name;

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shared/compiler.h"
 #include "worker/wk_index.h"
@@ -199,6 +200,12 @@ int wk_prep_names_put(struct wk_prep_names *n, const char *name, struct wk_prep 
 struct wk_prep *wk_prep_names_get(const struct wk_prep_names *n, const char *name);
 /* Is name the client's, for a Parse or SQL PREPARE not answered yet? */
 bool wk_prep_names_is_unconfirmed(const struct wk_prep_names *n, const char *name);
+/* Is name the len bytes at v (a name quoted in a server's message)? */
+static inline bool
+wk_prep_name_is(const char *name, const char *v, size_t len)
+{
+	return strncmp(name, v, len) == 0 && name[len] == '\0';
+}
 /*
  * The client's name (the first not being dropped, else one being dropped)
  * for the statement pgdog calls pgdog_name (len bytes), NULL if none.

@@ -906,17 +906,15 @@ wk_server_error_name(struct wk_server *s, const char *v, const char **at, size_t
 	*len = (size_t)(q - p) + 1;
 	for (const char *k = sl ? sl->client_names : NULL; k && *k;
 	     k += strlen(k) + 1, k += strlen(k) + 1)
-		if (strncmp(k, p + 1, *len - 2) == 0 && k[*len - 2] == '\0')
+		if (wk_prep_name_is(k, p + 1, *len - 2))
 			return k + strlen(k) + 1;
 	/* an Execute of the unnamed SQL EXECUTE: the name it used */
 	if (s->error_slot_kind == WK_SLOT_EXECUTE && s->client->sql_kind == WK_SQL_EXECUTE &&
-	    s->client->sql_prep && strncmp(s->client->sql_prep->name, p + 1, *len - 2) == 0 &&
-	    s->client->sql_prep->name[*len - 2] == '\0')
+	    s->client->sql_prep && wk_prep_name_is(s->client->sql_prep->name, p + 1, *len - 2))
 		return s->client->sql_name;
 	mine = wk_prep_names_name_of(&s->client->prep_names, p + 1, *len - 2);
 	if (!mine && s->client->sql_kind == WK_SQL_PREPARE &&
-	    strncmp(s->client->sql_junk, p + 1, *len - 2) == 0 &&
-	    s->client->sql_junk[*len - 2] == '\0')
+	    wk_prep_name_is(s->client->sql_junk, p + 1, *len - 2))
 		mine = s->client->sql_name; /* its throwaway, run again (42P05) */
 	return mine;
 }
