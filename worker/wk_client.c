@@ -188,6 +188,20 @@ wk_client_cancel_due(struct wk_client *c, struct wk_server *s)
 	return true;
 }
 
+/* c's cancel is no longer awaited: reading on again if it was off for it. */
+static bool
+wk_client_cancel_read_on(struct wk_client *c)
+{
+	if (!c->is_cancel_read_off)
+		return false;
+	c->is_cancel_read_off = false;
+	if (c->is_read_off && (c->state == WK_CLIENT_ACTIVE || c->state == WK_CLIENT_IDLE)) {
+		wk_stream_read_on(&c->io);
+		c->is_read_off = false;
+	}
+	return c->state == WK_CLIENT_ACTIVE || c->state == WK_CLIENT_IDLE;
+}
+
 /* c's cancel has arrived: it gives its server back if its transaction is done. */
 static void
 wk_client_cancel_unhold(struct wk_client *c)
@@ -202,6 +216,11 @@ wk_client_cancel_unhold(struct wk_client *c)
 	    s->internal_ready == 0 && s->tx_status == 'I' && !c->pins && c->fwd_remaining == 0 &&
 	    !wk_client_is_session(c) && evbuffer_get_length(c->io.in) == 0)
 		wk_client_detach(c);
+	/* the request that waited for the cancel goes now (wk_client_forward) */
+	if (wk_client_cancel_read_on(c) && evbuffer_get_length(c->io.in)) {
+		wk_clock_update();
+		(void)wk_client_on_input(c);
+	}
 }
 
 void
@@ -1648,6 +1667,8 @@ wk_client_detach(struct wk_client *c)
 		c->is_cancel_hold = false;
 		wk_client_holds_cnt--;
 	}
+	if (UNLIKELY(c->is_cancel_read_off))
+		(void)wk_client_cancel_read_on(c);
 	c->server = NULL;
 	s->client = NULL;
 	s->is_release_due = false;
@@ -4720,6 +4741,21 @@ wk_client_forward(struct wk_client *c)
 	const uint8_t *flat = NULL;
 	size_t flat_len = 0;
 
+	if (UNLIKELY(c->is_cancel_hold) && c->fwd_remaining == 0 && s->expect_ready == 0 &&
+	    !s->has_unsynced && s->internal_ready == 0) {
+		/*
+		 * A cancel is still on its way to s's backend: PostgreSQL signals
+		 * it twice (its process, then its process group), and the second,
+		 * late under load, would cancel this new request. It goes once the
+		 * cancel has arrived (wk_client_cancel_unhold).
+		 */
+		if (!c->is_read_off) {
+			wk_stream_read_off(&c->io);
+			c->is_read_off = true;
+		}
+		c->is_cancel_read_off = true;
+		return WK_AGAIN;
+	}
 	/* whatever this adds to out goes to the socket when the callback ends */
 	wk_stream_want_write(&s->io);
 	for (;;) {
@@ -5952,6 +5988,8 @@ wk_client_sweep_one(struct wk_client *c, uint64_t now)
 				&wk_client_row(c)->cancel_backend, &none, s->backend_pid);
 			(void)wk_cancel_send(s->pool, s->backend_pid, s->backend_key,
 					     is_marked ? wk_client_row(c) : NULL, NULL);
+			/* c's next request waits for it too (is_cancel_hold) */
+			(void)wk_client_cancel_due(c, s);
 		}
 		return;
 	}

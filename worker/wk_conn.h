@@ -119,11 +119,14 @@ struct wk_client {
 	/* its request is on its server: published in its shm row's is_running (for cancels) */
 	bool is_running;
 	/*
-	 * Its transaction is done but it keeps its server until a CancelRequest
-	 * sent to that backend has arrived (shm cancel_backend), so that the
-	 * cancel cannot hit another client's query (wk_client_cancel_arrived).
+	 * A CancelRequest sent to its server's backend has not arrived yet (shm
+	 * cancel_backend): it keeps that server, so that the cancel cannot hit
+	 * another client's query, and its next request waits, as PostgreSQL
+	 * signals the backend twice, its process and then its process group, and
+	 * the second could cancel that request (wk_client_cancel_arrived).
 	 */
 	bool is_cancel_hold;
+	bool is_cancel_read_off; /* reading is off while its next request waits for that */
 	/* a CancelRequest connection kept open until PostgreSQL has the cancel */
 	struct wk_cancel_op *cancel_op;
 	bool is_skip_to_sync; /* statement mode refused a Parse: drop up to the Sync */

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -3148,7 +3149,9 @@ START_TEST(test_timeout_query)
 {
 	PGconn *c = it_connect(APP);
 	PGconn *mon = it_pg_connect();
-	char st[6], msg[512];
+	PGcancel *cancel;
+	PGresult *res;
+	char st[6], msg[512], err[256];
 	long long t0 = it_now_ms(), took, end;
 	int rc;
 
@@ -3164,6 +3167,26 @@ START_TEST(test_timeout_query)
 	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
 	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
 	ck_assert_str_eq(it_value(c, "SELECT 'next'"), "next");
+	/* the same through the extended protocol */
+	res = PQexecParams(c, "SELECT pg_sleep(5)", 0, NULL, NULL, NULL, NULL, 0);
+	assert_sqlstate(res, "57014");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "canceling statement due to query_timeout");
+	PQclear(res);
+	/* a client's own cancel is still the user's request */
+	ck_assert_int_eq(PQsendQuery(c, "SELECT pg_sleep(0.3)"), 1);
+	ck_assert_msg(it_busy_for(c, 100), "pg_sleep(0.3) ended within 100 ms: %s",
+		      PQerrorMessage(c));
+	cancel = PQgetCancel(c);
+	ck_assert_msg(PQcancel(cancel, err, sizeof(err)) == 1, "PQcancel: %s", err);
+	PQfreeCancel(cancel);
+	res = it_result_within(c, 2000);
+	assert_sqlstate(res, "57014");
+	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			 "canceling statement due to user request");
+	PQclear(res);
+	it_drain(c);
+	ck_assert_str_eq(it_value(c, "SELECT 'next'"), "next");
 	/* the query was cancelled on PostgreSQL, not only answered */
 	end = it_now_ms() + 1000;
 	for (;;) {
@@ -3174,6 +3197,87 @@ START_TEST(test_timeout_query)
 		ck_assert_msg(it_now_ms() < end, "pg_sleep(5) still runs on PostgreSQL");
 		it_sleep_ms(50);
 	}
+	PQfinish(mon);
+	PQfinish(c);
+}
+END_TEST
+
+/*
+ * PostgreSQL signals a cancelled backend twice: its process, then its
+ * process group (the same backend). Here the second comes 300 ms late
+ * (t/lib/kill_delay.c), as it may under load: the query after a
+ * query_timeout cancel must wait for it, not be cancelled by it. (It was
+ * sent at once and ended with 57014 "user request", once in CI.)
+ */
+static void
+setup_cancel_late(void)
+{
+	char so[IT_PATH_MAX], buf[8192];
+	const char *dir = getenv("PGDOG_BUILDDIR");
+	int in, out;
+	ssize_t n;
+
+	snprintf(so, sizeof(so), "%s/t/lib/kill_delay.so", dir ? dir : ".");
+	in = open(so, O_RDONLY);
+	ck_assert_msg(in >= 0, "%s: %s (make builds it)", so, strerror(errno));
+	it_env_start("cancel_late");
+	/* where the cluster's owner can read it, whoever owns the build directory */
+	out = open(it_path("kill_delay.so"), O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	ck_assert_msg(out >= 0, "%s: %s", it_path("kill_delay.so"), strerror(errno));
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		ck_assert_int_eq(write(out, buf, (size_t)n), n);
+	ck_assert_int_eq(n, 0);
+	close(in);
+	ck_assert_int_eq(close(out), 0);
+	setenv("LD_PRELOAD", it_path("kill_delay.so"), 1);
+	setenv("PGDOG_TEST_KILL_DELAY_MS", "300", 1);
+	it_pg_start(NULL);
+	unsetenv("LD_PRELOAD");
+	unsetenv("PGDOG_TEST_KILL_DELAY_MS");
+	it_pg_role("app", "app_pw", "scram-sha-256");
+	it_pg_hba("host all app 127.0.0.1/32 scram-sha-256");
+	start_pgdog("pooler_mode = transaction\nquery_timeout = 1000\nconnect_timeout = 3000");
+}
+
+START_TEST(test_timeout_query_cancel_late)
+{
+	PGconn *c = it_connect(APP);
+	PGconn *mon = it_pg_connect(), *idle = it_pg_connect();
+	PGresult *res;
+	char st[6], msg[512], sql[128];
+	long long t0;
+
+	/* the library is in PostgreSQL: cancelling an idle backend takes 300 ms */
+	snprintf(sql, sizeof(sql), "SELECT pg_cancel_backend(%d)", PQbackendPID(idle));
+	t0 = it_now_ms();
+	ck_assert_str_eq(it_value(mon, sql), "t");
+	ck_assert_msg(it_now_ms() - t0 >= 250,
+		      "pg_cancel_backend took %lld ms: kill_delay.so "
+		      "is not in PostgreSQL",
+		      it_now_ms() - t0);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(it_exec_first_error(c, "SELECT pg_sleep(5)", st, msg, sizeof(msg)),
+				 1);
+		ck_assert_msg(strcmp(st, "57014") == 0 &&
+				      strstr(msg, "canceling statement due to query_timeout"),
+			      "round %d: %s %s", i, st, msg);
+		/* sent at once: it runs past the second signal, 300 ms after the first */
+		t0 = it_now_ms();
+		if (i == 0) {
+			ck_assert_msg(it_exec_first_error(c, "SELECT pg_sleep(0.5)", st, msg,
+							  sizeof(msg)) == 0,
+				      "the query after query_timeout's cancel: %s %s", st, msg);
+		} else {
+			/* the extended protocol */
+			res = PQexecParams(c, "SELECT pg_sleep(0.5)", 0, NULL, NULL, NULL, NULL, 0);
+			ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK,
+				      "the Bind/Execute after query_timeout's cancel: %s",
+				      PQresultErrorMessage(res));
+			PQclear(res);
+		}
+		ck_assert_msg(it_now_ms() - t0 < 3000, "round %d: %lld ms", i, it_now_ms() - t0);
+	}
+	PQfinish(idle);
 	PQfinish(mon);
 	PQfinish(c);
 }
@@ -4079,6 +4183,12 @@ main(void)
 	tcase_add_test(tc, test_timeout_rollback_cancels);
 	tcase_add_test(tc, test_timeout_idle_in_transaction);
 	tcase_add_test(tc, test_timeout_client_idle);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cancel_late");
+	tcase_add_unchecked_fixture(tc, setup_cancel_late, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_timeout_query_cancel_late);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("statement");
