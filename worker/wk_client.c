@@ -538,7 +538,9 @@ wk_client_free(struct wk_client *c)
 	wk_settings_cleanup(&c->told);
 	wk_prep_names_cleanup(&c->prep_names);
 	free(c->unnamed_msg);
-	free(c->unnamed_prev_msg);
+	for (size_t i = 0; i < c->unnamed_old_cap; i++)
+		free(c->unnamed_old[i].msg);
+	free(c->unnamed_old);
 	wk_client_bound_clear(c);
 	free(c->bound);
 	wk_client_sql_set(c, WK_SQL_NONE, NULL, NULL, NULL);
@@ -3819,25 +3821,68 @@ wk_client_may_deallocate(const struct wk_client *c, const uint8_t *text, size_t 
 /* Numbers the clients' Parses of their unnamed statement (per worker). */
 static uint64_t wk_client_unnamed_seq;
 
+/* At most this many unnamed statements kept before the last Parse (the oldest go). */
+#define WK_CLIENT_UNNAMED_OLD_MAX 64
+
 /*
- * The client's unnamed statement and the one before it change places
+ * The client's unnamed statement and its unnamed_old entry i change places
  * (unnamed_setting stays: wk_client_track sets it for a Parse's text).
  */
 static void
-wk_client_unnamed_swap(struct wk_client *c)
+wk_client_unnamed_swap(struct wk_client *c, size_t i)
 {
-	uint64_t id = c->unnamed_id;
-	uint8_t *msg = c->unnamed_msg;
-	size_t len = c->unnamed_len, cap = c->unnamed_cap;
+	struct wk_unnamed_old *o = &c->unnamed_old[i];
+	struct wk_unnamed_old t = *o;
 
-	c->unnamed_id = c->unnamed_prev_id;
-	c->unnamed_msg = c->unnamed_prev_msg;
-	c->unnamed_len = c->unnamed_prev_len;
-	c->unnamed_cap = c->unnamed_prev_cap;
-	c->unnamed_prev_id = id;
-	c->unnamed_prev_msg = msg;
-	c->unnamed_prev_len = len;
-	c->unnamed_prev_cap = cap;
+	o->id = c->unnamed_id;
+	o->msg = c->unnamed_msg;
+	o->len = c->unnamed_len;
+	o->cap = c->unnamed_cap;
+	c->unnamed_id = t.id;
+	c->unnamed_msg = t.msg;
+	c->unnamed_len = t.len;
+	c->unnamed_cap = t.cap;
+}
+
+/* n entries of unnamed_old from at are gone: their buffers become spares. */
+static void
+wk_client_unnamed_old_cut(struct wk_client *c, size_t at, size_t n)
+{
+	struct wk_unnamed_old *o = c->unnamed_old;
+
+	for (size_t k = 0; k < n; k++) {
+		struct wk_unnamed_old t = o[at];
+
+		memmove(&o[at], &o[at + 1], (c->unnamed_old_cap - at - 1) * sizeof(*o));
+		o[c->unnamed_old_cap - 1] = t;
+	}
+	c->unnamed_old_cnt -= n;
+}
+
+/*
+ * A Parse of the client's unnamed statement goes to s: the one it replaces
+ * is kept while that Parse may be skipped. Nothing unanswered on s: those
+ * kept before are settled. -1 on out of memory.
+ */
+static int
+wk_client_unnamed_push(struct wk_client *c, const struct wk_server *s)
+{
+	if (!s->is_tracked || s->slots_cnt == 0)
+		c->unnamed_old_cnt = 0;
+	else if (c->unnamed_old_cnt == WK_CLIENT_UNNAMED_OLD_MAX)
+		wk_client_unnamed_old_cut(c, 0, 1);
+	if (c->unnamed_old_cnt == c->unnamed_old_cap) {
+		size_t cap = c->unnamed_old_cap ? c->unnamed_old_cap * 2 : 1;
+		struct wk_unnamed_old *o = realloc(c->unnamed_old, cap * sizeof(*o));
+
+		if (!o)
+			return -1;
+		memset(&o[c->unnamed_old_cap], 0, (cap - c->unnamed_old_cap) * sizeof(*o));
+		c->unnamed_old = o;
+		c->unnamed_old_cap = cap;
+	}
+	wk_client_unnamed_swap(c, c->unnamed_old_cnt++);
+	return 0;
 }
 
 /*
@@ -3855,7 +3900,8 @@ wk_client_unnamed_parse(struct wk_client *c, struct wk_server *s, const uint8_t 
 		s->is_unnamed_unsure = true;
 		s->unnamed_unsure_syncs = s->syncs_cnt;
 	}
-	wk_client_unnamed_swap(c);
+	if (wk_client_unnamed_push(c, s) < 0)
+		return -1;
 	c->unnamed_id = s->unnamed_id = ++wk_client_unnamed_seq;
 	c->unnamed_len = 0;
 	if (!msg)
@@ -3901,32 +3947,67 @@ wk_client_unnamed_lost(struct wk_server *s, const struct wk_slot *sl, bool is_re
 	if (!c)
 		return;
 	if (c->unnamed_id && wk_unnamed_tag(c->unnamed_id) == tag) {
-		if (is_refused) {
+		if (is_refused || c->unnamed_old_cnt == 0) {
 			/* it has none: its Bind gets 26000 on any server */
 			c->unnamed_id = 0;
 			c->unnamed_len = 0;
 			c->unnamed_setting = false;
+			c->unnamed_old_cnt = 0;
 		} else {
 			/* the one before it is the client's again; a SET in it is looked for at Bind */
-			wk_client_unnamed_swap(c);
+			wk_client_unnamed_swap(c, --c->unnamed_old_cnt);
+			if (!c->unnamed_id)
+				c->unnamed_len = 0;
 			c->unnamed_setting = c->unnamed_len > 0;
 			/*
-			 * Still there: nothing to prepare again (unless it was skipped
-			 * too, or pgdog rewrote its text: no copy of it is kept)
+			 * Still there: nothing to prepare again (unless one between
+			 * was skipped too, or pgdog rewrote its text: no copy of it is
+			 * kept)
 			 */
-			if (is_server_s && sl->is_unnamed_prev_here && c->unnamed_len)
+			if (is_server_s && sl->is_unnamed_prev_here && c->unnamed_len &&
+			    !c->is_unnamed_here_unsure)
 				s->unnamed_id = c->unnamed_id;
 		}
-		c->unnamed_prev_id = 0;
-		c->unnamed_prev_len = 0;
-	} else if (c->unnamed_prev_id && wk_unnamed_tag(c->unnamed_prev_id) == tag) {
-		/*
-		 * A later Parse followed (skipped too, or after a Sync): refused,
-		 * this one leaves none before it; skipped, one pgdog cannot
-		 * prepare again (a number no server has: 26000 if it comes back)
-		 */
-		c->unnamed_prev_id = is_refused ? 0 : ++wk_client_unnamed_seq;
-		c->unnamed_prev_len = 0;
+		c->is_unnamed_here_unsure = false;
+		return;
+	}
+	/*
+	 * A later Parse followed (skipped too, or after a Sync): refused, this
+	 * one leaves none before the later ones; skipped, the one before it is
+	 * theirs
+	 */
+	for (size_t i = c->unnamed_old_cnt; i-- > 0;) {
+		if (!c->unnamed_old[i].id || wk_unnamed_tag(c->unnamed_old[i].id) != tag)
+			continue;
+		if (is_refused) {
+			wk_client_unnamed_old_cut(c, 0, i + 1);
+		} else {
+			wk_client_unnamed_old_cut(c, i, 1);
+			c->is_unnamed_here_unsure = true;
+		}
+		return;
+	}
+}
+
+void
+wk_client_unnamed_parsed(struct wk_server *s, const struct wk_slot *sl)
+{
+	struct wk_client *c = s->client;
+
+	if (!c || !c->unnamed_old_cnt)
+		return;
+	/* the ones before it can no longer come back */
+	if (c->unnamed_id && wk_unnamed_tag(c->unnamed_id) == sl->unnamed_tag) {
+		c->unnamed_old_cnt = 0;
+		c->is_unnamed_here_unsure = false;
+		return;
+	}
+	for (size_t i = c->unnamed_old_cnt; i-- > 0;) {
+		if (c->unnamed_old[i].id &&
+		    wk_unnamed_tag(c->unnamed_old[i].id) == sl->unnamed_tag) {
+			wk_client_unnamed_old_cut(c, 0, i);
+			return;
+		}
 	}
 }
 
@@ -3940,8 +4021,8 @@ wk_client_unnamed_drop(struct wk_client *c, struct wk_server *s)
 	c->unnamed_id = 0;
 	c->unnamed_len = 0;
 	c->unnamed_setting = false;
-	c->unnamed_prev_id = 0;
-	c->unnamed_prev_len = 0;
+	c->unnamed_old_cnt = 0;
+	c->is_unnamed_here_unsure = false;
 	if (s)
 		s->unnamed_id = 0;
 }

@@ -81,6 +81,8 @@ void wk_client_cancel_arrived(struct shm_client *r);
  * skipped it after an earlier message's error.
  */
 void wk_client_unnamed_lost(struct wk_server *s, const struct wk_slot *sl, bool is_refused);
+/* s answered ParseComplete to that Parse: the statements before it are gone. */
+void wk_client_unnamed_parsed(struct wk_server *s, const struct wk_slot *sl);
 /*
  * The client's DISCARD ALL (is_discard) or DEALLOCATE ALL whose outcome
  * was not known when it was sent ran (its CommandComplete came;

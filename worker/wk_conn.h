@@ -201,12 +201,16 @@ struct wk_client {
 	 */
 	bool is_dealloc_tag_due;
 	/*
-	 * The one before its last Parse, the same way: back in place when the
-	 * server skips that Parse (an error earlier in its request).
+	 * The ones before its last Parse, the same way, oldest first, while
+	 * Parses of it are not answered: the newest that the server did not
+	 * skip (an error earlier in their request) is back in place
+	 * (wk_client_unnamed_lost). Entries from unnamed_old_cnt to
+	 * unnamed_old_cap are spare buffers.
 	 */
-	uint64_t unnamed_prev_id;
-	uint8_t *unnamed_prev_msg; /* owned */
-	size_t unnamed_prev_len, unnamed_prev_cap;
+	struct wk_unnamed_old *unnamed_old; /* owned */
+	size_t unnamed_old_cnt, unnamed_old_cap;
+	/* one of them was skipped: whether a server holds the one back is unsure */
+	bool is_unnamed_here_unsure;
 	/*
 	 * prepared_statements = full: its unnamed statement numbered sql_id is
 	 * a SQL PREPARE or EXECUTE pgdog rewrote (wk_client_prep_parse_sql),
@@ -315,6 +319,13 @@ void wk_pos_map_free(struct wk_pos_map *m);
  * pgdog put in front (none of the client's), pos itself when beyond the text.
  */
 long wk_pos_map_apply(const struct wk_pos_map *m, long pos);
+
+/* A client's unnamed statement before its last Parse (wk_client unnamed_old). */
+struct wk_unnamed_old {
+	uint64_t id;
+	uint8_t *msg; /* owned */
+	size_t len, cap;
+};
 
 /* A slot's unnamed_tag for a client's unnamed_id (never 0). */
 static inline uint32_t

@@ -1243,6 +1243,8 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 			wk_prep_slot_end(s, sl, false);
 		if (UNLIKELY(sl->is_unnamed_copy))
 			wk_client_unnamed_copied(s, sl);
+		else if (sl->unnamed_tag)
+			wk_client_unnamed_parsed(s, sl);
 		wk_server_slot_pop(s);
 	}
 	return is_swallow;

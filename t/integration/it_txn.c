@@ -490,6 +490,60 @@ START_TEST(test_txn_unnamed_failed_parse)
 END_TEST
 
 /*
+ * Several Parses of the unnamed statement skipped after an error in one
+ * request (first_ok: one that runs before the error): the statement before
+ * them stays, on PostgreSQL and wherever pgdog prepares it again. (pgdog
+ * kept only the one before the last Parse: 26000 after two skipped.)
+ */
+static void
+pipeline_skipped_parses(PGconn *a, int skipped, bool first_ok)
+{
+	const char *param = "9";
+
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	if (first_ok)
+		ck_assert_int_eq(PQsendPrepare(a, "", "SELECT 'ok:' || $1::text", 1, NULL), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "no_such_statement", 1, &param, NULL, NULL, 0), 1);
+	for (int i = 0; i < skipped; i++)
+		ck_assert_int_eq(
+			PQsendPrepare(a, "", i % 2 ? "SELECT 'skipped'" : "SELECT 1", 0, NULL), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	if (first_ok)
+		it_pipeline_next(a, PGRES_COMMAND_OK, NULL);
+	it_pipeline_next(a, PGRES_FATAL_ERROR, "26000");
+	for (int i = 0; i < skipped; i++)
+		it_pipeline_next(a, PGRES_PIPELINE_ABORTED, NULL);
+	it_pipeline_next(a, PGRES_PIPELINE_SYNC, NULL);
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+}
+
+START_TEST(test_txn_unnamed_skipped_many)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+
+	for (int skipped = 2; skipped <= 4; skipped++) {
+		prepare_ok(a, "", "SELECT 'a:' || $1::text", 1);
+		pipeline_skipped_parses(a, skipped, false);
+		exec_prepared_ok(a, "", "1", "a:1");
+		/* prepared again after another client's query replaced it */
+		ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+		exec_prepared_ok(a, "", "2", "a:2");
+		/* the one that ran before the error is the unnamed statement */
+		pipeline_skipped_parses(a, skipped, true);
+		exec_prepared_ok(a, "", "3", "ok:3");
+		ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
+		exec_prepared_ok(a, "", "4", "ok:4");
+	}
+	/* none before them: 26000, as from PostgreSQL */
+	ck_assert_str_eq(it_value(a, "SELECT 'drops it'"), "drops it");
+	pipeline_skipped_parses(a, 3, false);
+	exec_prepared_error(a, "", "5", "26000");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * prepared_statements = extended: SQL DEALLOCATE of a statement the client
  * prepared with a Parse (psycopg 3 sends DEALLOCATE _pg3_N when its cache is
  * full, as a Query or through the extended protocol) forgets it, as
@@ -4070,6 +4124,7 @@ main(void)
 	tcase_add_test(tc, test_txn_pipeline_named);
 	tcase_add_test(tc, test_txn_unnamed_across_requests);
 	tcase_add_test(tc, test_txn_unnamed_failed_parse);
+	tcase_add_test(tc, test_txn_unnamed_skipped_many);
 	tcase_add_test(tc, test_txn_deallocate_protocol_statement);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
