@@ -4823,12 +4823,13 @@ wk_client_forward(struct wk_client *c)
 	size_t flat_len = 0;
 
 	if (UNLIKELY(c->is_cancel_hold) && c->fwd_remaining == 0 && s->expect_ready == 0 &&
-	    !s->has_unsynced && s->internal_ready == 0) {
+	    !s->has_unsynced && s->internal_ready == 0 && wk_client_cancel_due(c, s)) {
 		/*
 		 * A cancel is still on its way to s's backend: PostgreSQL signals
 		 * it twice (its process, then its process group), and the second,
 		 * late under load, would cancel this new request. It goes once the
-		 * cancel has arrived (wk_client_cancel_unhold).
+		 * cancel has arrived (wk_client_cancel_unhold; one sent by another
+		 * worker is seen here at once, or by the sweep).
 		 */
 		if (!c->is_read_off) {
 			wk_stream_read_off(&c->io);
