@@ -3538,8 +3538,13 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 				 wk_client_text_is_std(c, body + n1 + 1, blen - n1 - 1));
 	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p, s->syncs_cnt) < 0)
 		return -1;
-	if (wk_prep_held_has(&s->held, p) && s->tx_status == 'E') {
-		/* an aborted transaction refuses any Parse: let PostgreSQL say so */
+	if (wk_prep_held_has(&s->held, p) &&
+	    (s->tx_status == 'E' || s->expect_ready || s->internal_ready)) {
+		/*
+		 * An aborted transaction refuses any Parse: let PostgreSQL say so,
+		 * also when requests before this one are still running (one may
+		 * abort it)
+		 */
 		if (wk_client_prep_parse_check(s, out, p) < 0)
 			return -1;
 	} else if (wk_prep_held_has(&s->held, p)) {

@@ -465,12 +465,14 @@ int
 wk_prep_names_put_unconfirmed(struct wk_prep_names *n, const char *name, struct wk_prep *p,
 			      uint64_t batch)
 {
+	static uint64_t seq;
 	size_t i = wk_prep_names_add(n, name, p);
 
 	if (i == SIZE_MAX)
 		return -1;
 	wk_prep_names_mark(n, i, true);
 	n->v[i].batch = batch;
+	n->v[i].put_seq = ++seq;
 	return 0;
 }
 
@@ -535,24 +537,28 @@ wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok)
 	size_t first = SIZE_MAX, seen = 0, total = n->unconfirmed_cnt;
 
 	/*
-	 * The oldest name p's answer is for (the lowest index: names are added
-	 * at the end). Unconfirmed names are the latest as a rule: scanning
-	 * back, stop once all of them have been seen.
+	 * The oldest name p's answer is for (Parses are answered in order).
+	 * Unconfirmed names are the latest as a rule: scanning back, stop once
+	 * all of them have been seen.
 	 */
 	for (size_t i = n->cnt; i-- > 0 && seen < total;) {
 		if (!n->v[i].is_unconfirmed)
 			continue;
 		seen++;
-		if (n->v[i].prep != p)
-			continue;
-		if (is_ok)
-			wk_prep_names_mark(n, i, false);
-		else
+		if (n->v[i].prep == p &&
+		    (first == SIZE_MAX || n->v[i].put_seq < n->v[first].put_seq))
 			first = i;
 	}
-	/* PostgreSQL refused it: the client never had this name (one per PREPARE) */
-	if (first != SIZE_MAX)
-		wk_prep_names_remove(n, first);
+	/*
+	 * Only that one: a later Parse of the same text under another name has
+	 * its own answer, and may be skipped after an error between them
+	 */
+	if (first == SIZE_MAX)
+		return;
+	if (is_ok)
+		wk_prep_names_mark(n, first, false);
+	else
+		wk_prep_names_remove(n, first); /* refused: the client never had this name */
 }
 
 void

@@ -110,6 +110,7 @@ struct wk_prep_names {
 		 * may have skipped it after an error.
 		 */
 		uint64_t batch;
+		uint64_t put_seq; /* with is_unconfirmed: order of the Parses in flight */
 	} * v;
 	size_t cnt, cap;
 	/*
@@ -232,7 +233,8 @@ bool wk_prep_names_is_dropping(const struct wk_prep_names *n, const char *name);
 bool wk_prep_names_is_pending(const struct wk_prep_names *n, const char *name, uint64_t batch);
 /*
  * The Parse or SQL PREPARE of p was answered: keep (is_ok) or drop the
- * unconfirmed name of p. May free p.
+ * unconfirmed name of p it was for (the oldest: each has its own). May
+ * free p.
  */
 void wk_prep_names_settle(struct wk_prep_names *n, struct wk_prep *p, bool is_ok);
 void wk_prep_names_del(struct wk_prep_names *n, const char *name);

@@ -1215,6 +1215,73 @@ START_TEST(test_dup_parse_aborted)
 END_TEST
 
 /*
+ * A Parse of a text the server holds, pipelined behind a request that
+ * aborts the transaction: PostgreSQL refuses it (25P02), and the name is
+ * not the client's. (pgdog answered it itself, from the state before that
+ * request: the client had a statement PostgreSQL never made.)
+ */
+START_TEST(test_parse_behind_abort)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	for (int round = 0; round < 2; round++) {
+		raw_parse(&r, "s0", "SELECT 7");
+		raw_sync(&r);
+		raw_query(&r, "BEGIN");
+		same_raw(d, a, &r, 2, "1 Z C:BEGIN Z");
+		raw_query(&r, "SELECT 1/0");
+		raw_parse(&r, "s2", "SELECT 7");
+		raw_sync(&r);
+		same_raw(d, a, &r, 2,
+			 "E:22012:division by zero Z E:25P02:current transaction is aborted, "
+			 "commands ignored until end of transaction block Z");
+		raw_query(&r, "ROLLBACK");
+		raw_run(&r, "s2");
+		raw_sync(&r);
+		raw_run(&r, "s0");
+		raw_close(&r, "s0");
+		raw_sync(&r);
+		same_raw(d, a, &r, 3,
+			 "C:ROLLBACK Z E:26000:prepared statement \"s2\" does not exist Z "
+			 "2 D:7 C:SELECT 1 3 Z");
+	}
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
+/*
+ * Two names for one text parsed in one request, an error between them:
+ * PostgreSQL skips the second Parse, so only the first name exists. (The
+ * first one's ParseComplete confirmed both: the client's Bind of the
+ * second ran.)
+ */
+START_TEST(test_parse_skipped_same_text)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	for (int round = 0; round < 2; round++) {
+		raw_parse(&r, "t1", "SELECT 8");
+		raw_exec(&r, "no_such_portal");
+		raw_parse(&r, "t2", "SELECT 8");
+		raw_sync(&r);
+		same_raw(d, a, &r, 1, "1 E:34000:portal \"no_such_portal\" does not exist Z");
+		raw_run(&r, "t2");
+		raw_sync(&r);
+		raw_run(&r, "t1");
+		raw_close(&r, "t1");
+		raw_sync(&r);
+		same_raw(d, a, &r, 2,
+			 "E:26000:prepared statement \"t2\" does not exist Z 2 D:8 C:SELECT 1 3 Z");
+	}
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
+/*
  * A DISCARD ALL run as the unnamed statement, then a Bind of a named
  * statement in the same request, sent in one write: the worker read it as
  * one request, freed the statement at the Execute and then wrote its name
@@ -2746,6 +2813,8 @@ main(void)
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
 	tcase_add_test(tc, test_dup_parse_aborted);
+	tcase_add_test(tc, test_parse_behind_abort);
+	tcase_add_test(tc, test_parse_skipped_same_text);
 	tcase_add_test(tc, test_discard_then_bind);
 	tcase_add_test(tc, test_discard_not_run);
 	tcase_add_test(tc, test_skipped_discard_other_client);
@@ -2809,6 +2878,8 @@ main(void)
 	tcase_add_test(tc, test_skipped_query_unnamed);
 	tcase_add_test(tc, test_unnamed_copy_skipped);
 	tcase_add_test(tc, test_dup_parse_aborted);
+	tcase_add_test(tc, test_parse_behind_abort);
+	tcase_add_test(tc, test_parse_skipped_same_text);
 	tcase_add_test(tc, test_discard_then_bind);
 	tcase_add_test(tc, test_discard_not_run);
 	tcase_add_test(tc, test_skipped_discard_other_client);
