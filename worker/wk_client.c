@@ -188,6 +188,26 @@ wk_client_cancel_due(struct wk_client *c, struct wk_server *s)
 	return true;
 }
 
+/* Reading c's socket stops until wk_client_read_start() (is_read_off). */
+static void
+wk_client_read_stop(struct wk_client *c)
+{
+	if (c->is_read_off)
+		return;
+	wk_stream_read_off(&c->io);
+	c->is_read_off = true;
+}
+
+/* Reading c's socket again after wk_client_read_stop(). */
+static void
+wk_client_read_start(struct wk_client *c)
+{
+	if (!c->is_read_off)
+		return;
+	wk_stream_read_on(&c->io);
+	c->is_read_off = false;
+}
+
 /* c's cancel is no longer awaited: reading on again if it was off for it. */
 static bool
 wk_client_cancel_read_on(struct wk_client *c)
@@ -195,11 +215,10 @@ wk_client_cancel_read_on(struct wk_client *c)
 	if (!c->is_cancel_read_off)
 		return false;
 	c->is_cancel_read_off = false;
-	if (c->is_read_off && (c->state == WK_CLIENT_ACTIVE || c->state == WK_CLIENT_IDLE)) {
-		wk_stream_read_on(&c->io);
-		c->is_read_off = false;
-	}
-	return c->state == WK_CLIENT_ACTIVE || c->state == WK_CLIENT_IDLE;
+	if (c->state != WK_CLIENT_ACTIVE && c->state != WK_CLIENT_IDLE)
+		return false;
+	wk_client_read_start(c);
+	return true;
 }
 
 /* c's cancel has arrived: it gives its server back if its transaction is done. */
@@ -1097,10 +1116,7 @@ wk_client_finish_login(struct wk_client *c)
 		/* its first transaction starts now, with no request of its own */
 		c->is_login_checked = true;
 		c->is_login_check = true;
-		if (!c->is_read_off) {
-			wk_stream_read_off(&c->io);
-			c->is_read_off = true;
-		}
+		wk_client_read_stop(c);
 		wk_client_set_state(c, WK_CLIENT_IDLE);
 		return wk_pool_checkout(p, c);
 	}
@@ -1134,10 +1150,7 @@ wk_client_finish_login(struct wk_client *c)
 		return WK_CLOSED;
 	if (s)
 		wk_client_detach(c); /* IDLE, its server back to the pool (scratch is free again) */
-	if (c->is_read_off) {
-		wk_stream_read_on(&c->io);
-		c->is_read_off = false;
-	}
+	wk_client_read_start(c);
 	if (c->state != WK_CLIENT_IDLE)
 		wk_client_set_state(c, WK_CLIENT_IDLE);
 	if (g_cfg->log_connections)
@@ -1645,10 +1658,7 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	if (c->is_login_check)
 		return s->internal_ready ? WK_OK : wk_client_login_checked(c);
-	if (c->is_read_off) {
-		wk_stream_read_on(&c->io);
-		c->is_read_off = false;
-	}
+	wk_client_read_start(c);
 	/* empty when wk_client_read_flat() checked out: it sends the request itself */
 	return evbuffer_get_length(c->io.in) ? wk_client_on_input(c) : WK_OK;
 }
@@ -3853,14 +3863,12 @@ wk_client_unnamed_swap(struct wk_client *c, size_t i)
 static void
 wk_client_unnamed_old_cut(struct wk_client *c, size_t at, size_t n)
 {
-	struct wk_unnamed_old *o = c->unnamed_old;
+	struct wk_unnamed_old *o = c->unnamed_old, t[WK_CLIENT_UNNAMED_OLD_MAX];
+	size_t cap = c->unnamed_old_cap; /* <= WK_CLIENT_UNNAMED_OLD_MAX, as n */
 
-	for (size_t k = 0; k < n; k++) {
-		struct wk_unnamed_old t = o[at];
-
-		memmove(&o[at], &o[at + 1], (c->unnamed_old_cap - at - 1) * sizeof(*o));
-		o[c->unnamed_old_cap - 1] = t;
-	}
+	memcpy(t, &o[at], n * sizeof(*o));
+	memmove(&o[at], &o[at + n], (cap - at - n) * sizeof(*o));
+	memcpy(&o[cap - n], t, n * sizeof(*o));
 	c->unnamed_old_cnt -= n;
 }
 
@@ -4791,10 +4799,7 @@ wk_client_end_at(struct wk_client *c, struct wk_server *s, uint8_t type)
 				       type);
 	if (!s || (s->expect_ready == 0 && s->internal_ready == 0) || s->is_ready_unsure)
 		return wk_client_end(c); /* unsure: the replies owed may never come */
-	if (!c->is_read_off) {
-		wk_stream_read_off(&c->io);
-		c->is_read_off = true;
-	}
+	wk_client_read_stop(c);
 	return WK_AGAIN;
 }
 
@@ -4836,10 +4841,7 @@ wk_client_forward(struct wk_client *c)
 		 * cancel has arrived (wk_client_cancel_unhold; one sent by another
 		 * worker is seen here at once, or by the sweep).
 		 */
-		if (!c->is_read_off) {
-			wk_stream_read_off(&c->io);
-			c->is_read_off = true;
-		}
+		wk_client_read_stop(c);
 		c->is_cancel_read_off = true;
 		return WK_AGAIN;
 	}
@@ -5809,10 +5811,8 @@ wk_client_on_input(struct wk_client *c)
 		return wk_admin_on_input(c);
 	case WK_CLIENT_WAIT_SERVER:
 		/* bytes wait in the input buffer until a server is linked (attach reads again) */
-		if (evbuffer_get_length(c->io.in) > WK_CLIENT_WAIT_INPUT_MAX && !c->is_read_off) {
-			wk_stream_read_off(&c->io);
-			c->is_read_off = true;
-		}
+		if (evbuffer_get_length(c->io.in) > WK_CLIENT_WAIT_INPUT_MAX)
+			wk_client_read_stop(c);
 		return WK_AGAIN;
 	case WK_CLIENT_LOGIN_WAIT:
 		return WK_AGAIN; /* reading is off */
@@ -5984,10 +5984,7 @@ wk_client_cancel_wait(struct wk_client *c)
 			? WK_CANCEL_SKIP_ONE
 			: WK_CANCEL_SKIP_TO_SYNC;
 	wk_client_set_state(c, WK_CLIENT_IDLE);
-	if (c->is_read_off) {
-		wk_stream_read_on(&c->io);
-		c->is_read_off = false;
-	}
+	wk_client_read_start(c);
 	(void)wk_client_on_idle(c);
 }
 

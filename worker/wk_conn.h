@@ -94,6 +94,13 @@ struct wk_bound {
 	bool may_dealloc; /* its text says DISCARD or DEALLOCATE */
 };
 
+/* A client's unnamed statement before its last Parse (wk_client unnamed_old). */
+struct wk_unnamed_old {
+	uint64_t id;
+	uint8_t *msg; /* owned */
+	size_t len, cap;
+};
+
 struct wk_client {
 	struct list node;      /* in g_wk.clients */
 	struct list wait_node; /* in pool->waiters while WAIT_SERVER */
@@ -319,13 +326,6 @@ void wk_pos_map_free(struct wk_pos_map *m);
  * pgdog put in front (none of the client's), pos itself when beyond the text.
  */
 long wk_pos_map_apply(const struct wk_pos_map *m, long pos);
-
-/* A client's unnamed statement before its last Parse (wk_client unnamed_old). */
-struct wk_unnamed_old {
-	uint64_t id;
-	uint8_t *msg; /* owned */
-	size_t len, cap;
-};
 
 /* A slot's unnamed_tag for a client's unnamed_id (never 0). */
 static inline uint32_t
