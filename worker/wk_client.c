@@ -181,6 +181,7 @@ wk_client_cancel_due(struct wk_client *c, struct wk_server *s)
 		return false;
 	if (!c->is_cancel_hold) {
 		c->is_cancel_hold = true;
+		c->cancel_hold_us = g_wk.mono_us;
 		wk_client_holds_cnt++;
 		log_debug(&c->lctx,
 			  "a cancel for backend %u is on its way: server kept until it arrives", b);
@@ -240,6 +241,29 @@ wk_client_cancel_unhold(struct wk_client *c)
 		wk_clock_update();
 		(void)wk_client_on_input(c);
 	}
+}
+
+/*
+ * The worker that sent a cancel clears its mark when the cancel connection
+ * ends, which its timeouts bound to about twice connect_timeout. A mark held
+ * longer than that (and a second more) lost that worker (it died, or hangs):
+ * cleared here, else c would keep its server, and its next request wait,
+ * until it disconnected.
+ */
+static void
+wk_client_cancel_stale(struct wk_client *c, uint64_t now)
+{
+	struct shm_client *r = wk_client_row(c);
+	uint64_t bound = 2 * (uint64_t)g_cfg->connect_timeout * 1000 + 1000000;
+	uint32_t b = atomic_load(&r->cancel_backend);
+
+	if (b == 0 || now - c->cancel_hold_us <= bound ||
+	    !atomic_compare_exchange_strong(&r->cancel_backend, &b, (uint32_t)0))
+		return;
+	log_warn(&c->lctx,
+		 "the cancel for backend %u did not end within %.1f s (its worker is gone?): "
+		 "the client's server is its own again",
+		 b, (double)(now - c->cancel_hold_us) / 1e6);
 }
 
 void
@@ -6023,8 +6047,10 @@ wk_client_sweep_one(struct wk_client *c, uint64_t now)
 		return;
 	case WK_CLIENT_ACTIVE:
 		/* a cancel sent from another worker: it has arrived when its mark is gone */
-		if (UNLIKELY(c->is_cancel_hold))
+		if (UNLIKELY(c->is_cancel_hold)) {
+			wk_client_cancel_stale(c, now);
 			wk_client_cancel_unhold(c);
+		}
 		if (c->state != WK_CLIENT_ACTIVE)
 			return;
 		s = c->server;

@@ -134,6 +134,7 @@ struct wk_client {
 	 */
 	bool is_cancel_hold;
 	bool is_cancel_read_off; /* reading is off while its next request waits for that */
+	uint64_t cancel_hold_us; /* monotonic: when is_cancel_hold began */
 	/* a CancelRequest connection kept open until PostgreSQL has the cancel */
 	struct wk_cancel_op *cancel_op;
 	bool is_skip_to_sync; /* statement mode refused a Parse: drop up to the Sync */

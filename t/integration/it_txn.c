@@ -946,7 +946,9 @@ setup_skip(void)
 {
 	setup_pg("skip");
 	/* the raw client logs in with a cleartext password */
-	start_pgdog("pooler_mode = transaction\nauth_type = plain\ncheckout_timeout = 3000");
+	/* debug: the log of a failed run shows each link and release */
+	start_pgdog("pooler_mode = transaction\nauth_type = plain\ncheckout_timeout = 3000\n"
+		    "log_level = debug");
 }
 
 /* Big-endian 32 bits at p. */
@@ -1179,7 +1181,9 @@ START_TEST(test_txn_queued_client_left)
 	}
 	ck_assert_int_eq(PQsendQuery(c, "SELECT 'c'"), 1);
 	it_sleep_ms(300);
+	end = it_now_ms();
 	exec_ok(a, "COMMIT");
+	it_log_mark("a's COMMIT answered after %lld ms", it_now_ms() - end);
 	ck_assert_str_eq(it_value_within(c, 3000, "the client queued behind them"), "c");
 	end = it_now_ms() + 3000;
 	while (strcmp(it_pg_value("SELECT count(*) FROM left_t"), "4") != 0)
@@ -3263,8 +3267,12 @@ END_TEST
  * query_timeout cancel must wait for it, not be cancelled by it. (It was
  * sent at once and ended with 57014 "user request", once in CI.)
  */
+/*
+ * The environment `name` with PostgreSQL running t/lib/kill_delay.c: a
+ * SIGINT to a process group (the second of a cancel's two) comes ms late.
+ */
 static void
-setup_cancel_late(void)
+setup_pg_kill_delay(const char *name, const char *ms)
 {
 	char so[IT_PATH_MAX], buf[8192];
 	const char *dir = getenv("PGDOG_BUILDDIR");
@@ -3274,7 +3282,7 @@ setup_cancel_late(void)
 	snprintf(so, sizeof(so), "%s/t/lib/kill_delay.so", dir ? dir : ".");
 	in = open(so, O_RDONLY);
 	ck_assert_msg(in >= 0, "%s: %s (make builds it)", so, strerror(errno));
-	it_env_start("cancel_late");
+	it_env_start(name);
 	/* where the cluster's owner can read it, whoever owns the build directory */
 	out = open(it_path("kill_delay.so"), O_WRONLY | O_CREAT | O_TRUNC, 0755);
 	ck_assert_msg(out >= 0, "%s: %s", it_path("kill_delay.so"), strerror(errno));
@@ -3284,14 +3292,136 @@ setup_cancel_late(void)
 	close(in);
 	ck_assert_int_eq(close(out), 0);
 	setenv("LD_PRELOAD", it_path("kill_delay.so"), 1);
-	setenv("PGDOG_TEST_KILL_DELAY_MS", "300", 1);
+	setenv("PGDOG_TEST_KILL_DELAY_MS", ms, 1);
 	it_pg_start(NULL);
 	unsetenv("LD_PRELOAD");
 	unsetenv("PGDOG_TEST_KILL_DELAY_MS");
 	it_pg_role("app", "app_pw", "scram-sha-256");
 	it_pg_hba("host all app 127.0.0.1/32 scram-sha-256");
+}
+
+static void
+setup_cancel_late(void)
+{
+	setup_pg_kill_delay("cancel_late", "300");
 	start_pgdog("pooler_mode = transaction\nquery_timeout = 1000\nconnect_timeout = 3000");
 }
+
+/* Two workers; a cancel's connection stays open 1.5 s, connect_timeout is 1 s. */
+static void
+setup_cancel_lost(void)
+{
+	setup_pg_kill_delay("cancel_lost", "1500");
+	it_pgdog_start(&(struct it_pgdog_conf){
+		.workers = 2,
+		.general = "pooler_mode = transaction\nauth_type = plain\nconnect_timeout = 1000",
+		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 1\n",
+	});
+}
+
+/*
+ * The worker that logged the n-th (from 0) "cancel request forwarded" line,
+ * its pid into pid; -1 if there is no such line yet.
+ */
+static int
+cancel_forwarded_by(int n, pid_t *pid)
+{
+	char *text = it_read_file(g_it.log_path);
+	const char *p = text;
+	int slot = -1, wpid = 0;
+
+	while (p && (p = strstr(p, "cancel request forwarded")) != NULL && n-- > 0)
+		p++;
+	if (p) {
+		const char *line = p;
+
+		while (line > text && line[-1] != '\n')
+			line--;
+		if ((line = strstr(line, " wk")) != NULL && line < p &&
+		    sscanf(line, " wk%d[%d]", &slot, &wpid) == 2)
+			*pid = (pid_t)wpid;
+		else
+			slot = -1;
+	}
+	free(text);
+	return slot;
+}
+
+/*
+ * A cancel whose worker dies (or hangs) after PostgreSQL has it and before
+ * PostgreSQL closes its connection: the worker of the cancelled client
+ * clears the mark that worker would have cleared, about twice
+ * connect_timeout after the cancel, and the client's next request runs.
+ * (It kept its server, and its next request waited, until it disconnected.)
+ */
+START_TEST(test_cancel_worker_lost)
+{
+	char buf[256], key[8], st[6], got[256];
+	uint32_t pid_be;
+	pid_t lost = 0;
+	int fd = -1, found = 0;
+	long long t0;
+	size_t n = 0;
+
+	/* a raw client on worker 0 (its BackendKeyData pid is slot << 24 | row) */
+	for (int i = 0; i < 64 && fd < 0; i++) {
+		fd = it_raw_connect(g_it.port);
+		ck_assert_msg(it_raw_login_key(fd, "app", "app", "app_pw", st, key) == 0,
+			      "login: %s", st);
+		memcpy(&pid_be, key, 4);
+		if (ntohl(pid_be) >> 24 != 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	ck_assert_msg(fd >= 0, "no client landed on worker 0 in 64 tries");
+	/* until a cancel goes through worker 1 (SO_REUSEPORT picks the worker) */
+	for (int attempt = 0; attempt < 10 && !lost; attempt++) {
+		int cfd, slot;
+		pid_t wpid = 0;
+		char pkt[16];
+		uint32_t v;
+
+		raw_put(buf, &n, 'Q', "SELECT pg_sleep(30)", sizeof("SELECT pg_sleep(30)"));
+		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+		n = 0;
+		it_sleep_ms(200);
+		cfd = it_raw_connect(g_it.port);
+		v = htonl(16);
+		memcpy(pkt, &v, 4);
+		v = htonl(80877102);
+		memcpy(pkt + 4, &v, 4);
+		memcpy(pkt + 8, key, 8);
+		ck_assert_int_eq(it_raw_send(cfd, pkt, sizeof(pkt)), 0);
+		/* the first signal comes at once: the query ends, the connection stays 1.5 s */
+		it_raw_types(fd, 1, IT_RAW_STATES, got, sizeof(got));
+		ck_assert_str_eq(got, "T E(57014) Z");
+		slot = cancel_forwarded_by(found++, &wpid);
+		ck_assert_msg(slot >= 0, "no \"cancel request forwarded\" line in the log");
+		if (slot == 1) {
+			ck_assert_int_eq(kill(wpid, SIGKILL), 0);
+			lost = wpid;
+		} else {
+			/* through the client's own worker: wait for the late signal to pass */
+			ck_assert(it_raw_wait_closed(cfd, 5000));
+			it_sleep_ms(700);
+		}
+		close(cfd);
+	}
+	ck_assert_msg(lost, "no cancel went through worker 1 in 10 tries");
+	t0 = it_now_ms();
+	raw_query(buf, &n, "SELECT 'after'");
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	n = 0;
+	it_raw_types(fd, 1, IT_RAW_VALUES, got, sizeof(got));
+	ck_assert_msg(strcmp(got, "T D(after) C Z") == 0,
+		      "the request after a cancel whose worker died: '%s' after %lld ms", got,
+		      it_now_ms() - t0);
+	/* not before the late signal (1.5 s after the first): it would have been cancelled */
+	ck_assert_msg(it_log_contains("did not end within"), "no warning in the log");
+	close(fd);
+}
+END_TEST
 
 START_TEST(test_timeout_query_cancel_late)
 {
@@ -4244,6 +4374,12 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_cancel_late, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_timeout_query_cancel_late);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cancel_lost");
+	tcase_add_unchecked_fixture(tc, setup_cancel_lost, teardown);
+	tcase_set_timeout(tc, 40);
+	tcase_add_test(tc, test_cancel_worker_lost);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("statement");

@@ -893,6 +893,43 @@ it_port_accepts(int port)
 }
 
 void
+it_log_mark(const char *fmt, ...)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[32], line[512];
+	ssize_t w = 0;
+	va_list ap;
+	int fd, n;
+
+	if (g_it.dir[0] == '\0')
+		return;
+	/* the same clock and format as pgdog's lines, appended as pgdog appends */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	n = snprintf(line, sizeof(line), "%s.%03ld UTC === ", when, ts.tv_nsec / 1000000);
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	fd = open(it_path("pgdog.log"), O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (fd < 0)
+		return;
+	w = write(fd, line, (size_t)n); /* a marker only: a short write does no harm */
+	(void)w;
+	close(fd);
+}
+
+void
+it_test_begin(const char *name)
+{
+	it_log_mark("test %s begins", name);
+}
+
+void
 it_dump_log(void)
 {
 	char *text = it_read_file(g_it.log_path);

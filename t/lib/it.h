@@ -19,6 +19,28 @@
 #include <check.h>
 #include <libpq-fe.h>
 
+/*
+ * Check's START_TEST, with a line "=== test NAME begins" written to pgdog's
+ * log first (it_test_begin), so that the log of a failed run shows what pgdog
+ * did during each test (.ci/run prints the failed tests' parts of it).
+ */
+#undef START_TEST
+#define START_TEST(name)                                                            \
+	static void name##_body(int _i);                                            \
+	static void name##_fn(int _i)                                               \
+	{                                                                           \
+		it_test_begin(#name);                                               \
+		name##_body(_i);                                                    \
+	}                                                                           \
+	static const TTest name##_ttest = { #name, name##_fn, __FILE__, __LINE__ }; \
+	static const TTest *name = &name##_ttest;                                   \
+	static void name##_body(int _i CK_ATTRIBUTE_UNUSED)
+
+/* Append "=== test name begins" to pgdog's log (g_it.log_path), if there is one. */
+void it_test_begin(const char *name);
+/* Append a line "=== " fmt to pgdog's log, timestamped as pgdog's own lines. */
+void it_log_mark(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define IT_PATH_MAX 512
 
 /* Settings of the pgdog started by it_pgdog_start(). NULL fields take defaults. */
