@@ -189,24 +189,43 @@ wk_client_cancel_due(struct wk_client *c, struct wk_server *s)
 	return true;
 }
 
-/* Reading c's socket stops until wk_client_read_start() (is_read_off). */
+/*
+ * c's socket is read unless is_read_off (pgdog reads nothing more until an
+ * event: wk_client_read_stop/start) or read_paused (backpressure: its
+ * server's output, or its own input that cannot move on, is full:
+ * wk_client_fwd_done, wk_client_resume).
+ */
 static void
-wk_client_read_stop(struct wk_client *c)
+wk_client_read_update(struct wk_client *c)
 {
-	if (c->is_read_off)
-		return;
-	wk_stream_read_off(&c->io);
-	c->is_read_off = true;
+	if (c->is_read_off || c->read_paused)
+		wk_stream_read_off(&c->io);
+	else
+		wk_stream_read_on(&c->io);
 }
 
-/* Reading c's socket again after wk_client_read_stop(). */
-static void
+void
+wk_client_read_stop(struct wk_client *c)
+{
+	c->is_read_off = true;
+	wk_stream_read_off(&c->io);
+}
+
+void
 wk_client_read_start(struct wk_client *c)
 {
 	if (!c->is_read_off)
 		return;
-	wk_stream_read_on(&c->io);
 	c->is_read_off = false;
+	wk_client_read_update(c);
+}
+
+/* Backpressure is over: reading again unless something else holds it. */
+static void
+wk_client_unpause(struct wk_client *c)
+{
+	c->read_paused = false;
+	wk_client_read_update(c);
 }
 
 /* c's cancel is no longer awaited: reading on again if it was off for it. */
@@ -982,8 +1001,7 @@ wk_client_auth_done(struct wk_client *c)
 		return wk_client_finish_login(c);
 	/* the first client of a cold pool waits for a server to learn its parameters */
 	wk_client_set_state(c, WK_CLIENT_LOGIN_WAIT);
-	wk_stream_read_off(&c->io);
-	c->is_read_off = true;
+	wk_client_read_stop(c);
 	return wk_pool_checkout(p, c);
 }
 
@@ -1331,8 +1349,7 @@ wk_client_on_startup(struct wk_client *c)
 			if (wk_cancel_request(c, st->cancel_pid, st->cancel_key)) {
 				/* closed once PostgreSQL has it, as PostgreSQL closes it */
 				evbuffer_drain(in, evbuffer_get_length(in));
-				wk_stream_read_off(&c->io);
-				c->is_read_off = true;
+				wk_client_read_stop(c);
 				free(st);
 				return WK_OK;
 			}
@@ -1705,6 +1722,8 @@ wk_client_detach(struct wk_client *c)
 	}
 	if (UNLIKELY(c->is_cancel_read_off))
 		(void)wk_client_cancel_read_on(c);
+	if (UNLIKELY(c->read_paused))
+		wk_client_unpause(c); /* its server's output is no longer its concern */
 	c->server = NULL;
 	s->client = NULL;
 	s->is_release_due = false;
@@ -4696,9 +4715,23 @@ wk_client_fwd_done(struct wk_client *c, struct wk_server *s, struct shm_client *
 	r->bytes_received += moved;
 	sr->bytes_sent += moved;
 	wk_stats_add(s->pool, SHM_STAT_RECV, moved);
-	if (evbuffer_get_length(s->io.out) > WK_BACKPRESSURE_BYTES && !c->read_paused) {
-		c->read_paused = true;
-		wk_stream_read_off(&c->io);
+	if (!c->read_paused) {
+		/*
+		 * Its server's output is full, or its input is while its next
+		 * message waits for an answer (is_verify_wait): PostgreSQL
+		 * would not read either, so neither buffer grows without bound.
+		 */
+		if (evbuffer_get_length(s->io.out) > WK_BACKPRESSURE_BYTES ||
+		    UNLIKELY(s->is_verify_wait &&
+			     evbuffer_get_length(c->io.in) > WK_BACKPRESSURE_BYTES)) {
+			c->read_paused = true;
+			wk_stream_read_off(&c->io);
+		}
+	} else if (evbuffer_get_length(s->io.out) <= WK_STREAM_DRAINED_BYTES &&
+		   (!s->is_verify_wait ||
+		    evbuffer_get_length(c->io.in) <= WK_STREAM_DRAINED_BYTES)) {
+		/* paused for its input, which moves on now: no drain of s to wait for */
+		wk_client_unpause(c);
 	}
 	return WK_OK;
 }
@@ -5722,6 +5755,7 @@ wk_client_on_idle(struct wk_client *c)
 	const uint8_t *msg = NULL;
 	enum wk_rc checkout_rc, rc;
 
+again:
 	if (UNLIKELY(c->cancel_skip))
 		return wk_client_skip_cancelled(c);
 	for (;;) {
@@ -5763,8 +5797,9 @@ wk_client_on_idle(struct wk_client *c)
 		if (is_handled) {
 			if (h.type == PGW_MSG_QUERY)
 				wk_client_unnamed_drop(c, NULL); /* as a simple Query does */
-			return !c->is_read_off && evbuffer_get_length(in) ? wk_client_on_idle(c)
-									  : WK_OK;
+			if (c->is_read_off || !evbuffer_get_length(in))
+				return WK_OK;
+			goto again;
 		}
 	}
 	/*
@@ -5777,8 +5812,10 @@ wk_client_on_idle(struct wk_client *c)
 			? wk_client_answer_locally(c)
 			: 0) {
 	case 1:
-		/* more may follow */
-		return evbuffer_get_length(in) ? wk_client_on_idle(c) : WK_OK;
+		/* more may follow (a loop: thousands of Syncs may have come in one read) */
+		if (!evbuffer_get_length(in))
+			return WK_OK;
+		goto again;
 	case -1:
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	default:
@@ -5882,8 +5919,7 @@ wk_client_resume(struct wk_client *c)
 {
 	if (!c->read_paused)
 		return;
-	c->read_paused = false;
-	wk_stream_read_on(&c->io);
+	wk_client_unpause(c);
 	if (evbuffer_get_length(c->io.in))
 		(void)wk_client_on_input(c);
 }

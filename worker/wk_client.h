@@ -53,6 +53,10 @@ enum wk_rc wk_client_close(struct wk_client *c, const char *reason);
 void wk_client_server_lost(struct wk_client *c, const char *sqlstate, const char *message);
 /* Resume reading (backpressure). */
 void wk_client_resume(struct wk_client *c);
+/* Stop reading c until wk_client_read_start() (is_read_off; see wk_client.c). */
+void wk_client_read_stop(struct wk_client *c);
+/* Read c again after wk_client_read_stop(), unless backpressure holds it. */
+void wk_client_read_start(struct wk_client *c);
 /* Handle what the client has buffered (after its server was given back). */
 enum wk_rc wk_client_resume_input(struct wk_client *c);
 /* Shutdown: close c if it is between transactions. true if closed. */

@@ -115,7 +115,7 @@ struct wk_client {
 	bool is_gss_asked; /* GSSENCRequest answered */
 	bool is_admin;
 	bool is_free_later; /* on the reap list */
-	bool read_paused;   /* backpressure */
+	bool read_paused;   /* backpressure: its server's output, or its held input, is full */
 	bool is_read_off;   /* reading stopped while it waits for a server or parameters */
 	/*
 	 * Login: its startup values are being tried on a server before the

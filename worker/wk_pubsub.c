@@ -426,8 +426,7 @@ wk_pubsub_read_on(struct wk_client *c)
 {
 	if (!c->is_read_off || (c->state != WK_CLIENT_IDLE && c->state != WK_CLIENT_ACTIVE))
 		return;
-	wk_stream_read_on(&c->io);
-	c->is_read_off = false;
+	wk_client_read_start(c);
 	if (evbuffer_get_length(c->io.in))
 		(void)wk_client_resume_input(c);
 }
@@ -677,8 +676,7 @@ wk_pubsub_prelisten(struct wk_client *c, struct wk_pubsub_client *pc, const stru
 		pc->is_query_wait = true;
 		list_append(&pc->pp->waiters, &pc->wait_node);
 	}
-	wk_stream_read_off(&c->io);
-	c->is_read_off = true;
+	wk_client_read_stop(c);
 	return 1;
 }
 
@@ -850,8 +848,7 @@ wk_pubsub_serve(struct wk_client *c, const struct sql_stmt *st, size_t size, con
 				  st->name);
 			snprintf(c->pubsub->wait_prefix, sizeof(c->pubsub->wait_prefix), "%s",
 				 prefix);
-			wk_stream_read_off(&c->io);
-			c->is_read_off = true;
+			wk_client_read_stop(c);
 			return WK_OK;
 		default:
 			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");

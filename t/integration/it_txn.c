@@ -1147,6 +1147,78 @@ START_TEST(test_txn_malformed_query)
 END_TEST
 
 /*
+ * Send copies of pat (plen bytes; sent % plen says where the last one ends)
+ * on fd as fast as the peer takes them, up to max bytes or ms milliseconds,
+ * until nothing more is taken for a second (*blocked then). The count of
+ * bytes sent.
+ */
+static size_t
+send_until_blocked(int fd, const char *pat, size_t plen, size_t max, int ms, bool *blocked)
+{
+	static char chunk[256 * 1024];
+	size_t sent = 0, per = sizeof(chunk) / plen * plen - plen;
+	long long end = it_now_ms() + ms, last = it_now_ms();
+
+	for (size_t i = 0; i + plen <= sizeof(chunk); i += plen)
+		memcpy(chunk + i, pat, plen);
+	*blocked = false;
+	while (it_now_ms() < end && sent < max && !*blocked) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		ssize_t w = 0;
+
+		if (poll(&pfd, 1, 50) > 0) {
+			w = send(fd, chunk + sent % plen, per, MSG_DONTWAIT | MSG_NOSIGNAL);
+			ck_assert_msg(w >= 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
+					      errno == EINTR,
+				      "send: %s", strerror(errno));
+		}
+		if (w > 0) {
+			sent += (size_t)w;
+			last = it_now_ms();
+		}
+		*blocked = it_now_ms() - last >= 1000;
+	}
+	return sent;
+}
+
+/*
+ * A client whose next message waits for an answer (here, for the
+ * DEALLOCATE ALL of a Query that is still running) and that keeps sending:
+ * pgdog stops reading it once 512 KiB are held, as PostgreSQL reads nothing
+ * more while it runs a query, so the kernel's buffers fill and the client
+ * blocks. (pgdog read on: the client's bytes piled up in its memory without
+ * bound.) The client then leaves in the middle of its message: the server
+ * is closed, and the pool serves the next client.
+ */
+START_TEST(test_txn_held_input_bounded)
+{
+	const size_t body = 64u << 20;
+	int fd = it_raw_connect(g_it.port);
+	char buf[256], st[6];
+	size_t n = 0, sent;
+	uint32_t len = htonl((uint32_t)body + 4);
+	bool blocked;
+	PGconn *c;
+
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	raw_query(buf, &n, "SELECT pg_sleep(2.5); DEALLOCATE ALL");
+	/* then a Query of 64 MiB, sent as fast as pgdog takes it */
+	buf[n] = 'Q';
+	memcpy(buf + n + 1, &len, 4);
+	ck_assert_int_eq(it_raw_send(fd, buf, n + 5), 0);
+	sent = send_until_blocked(fd, " ", 1, body, 2000, &blocked);
+	it_log_mark("%zu KiB of the 64 MiB Query taken, blocked: %d", sent >> 10, blocked);
+	ck_assert_msg(blocked, "pgdog took %zu MiB while the client's next message waited",
+		      sent >> 20);
+	close(fd);
+	c = it_connect(APP);
+	ck_assert_int_eq(PQsendQuery(c, "SELECT 'after'"), 1);
+	ck_assert_str_eq(it_value_within(c, 5000, "the next client"), "after");
+	PQfinish(c);
+}
+END_TEST
+
+/*
  * Clients that send a request while every server is busy and close their
  * end before one is free: as with PostgreSQL, which reads the end of the
  * input only after what came before it, their whole requests run (they may
@@ -3360,7 +3432,7 @@ START_TEST(test_cancel_worker_lost)
 	uint32_t pid_be;
 	pid_t lost = 0;
 	int fd = -1, found = 0;
-	long long t0;
+	long long t0, end;
 	size_t n = 0;
 
 	/* a raw client on worker 0 (its BackendKeyData pid is slot << 24 | row) */
@@ -3385,7 +3457,14 @@ START_TEST(test_cancel_worker_lost)
 		raw_put(buf, &n, 'Q', "SELECT pg_sleep(30)", sizeof("SELECT pg_sleep(30)"));
 		ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
 		n = 0;
-		it_sleep_ms(200);
+		/* running on its server (the first one may have to be opened first) */
+		end = it_now_ms() + 5000;
+		while (strcmp(it_pg_value("SELECT count(*) FROM pg_stat_activity WHERE state = "
+					  "'active' AND query = 'SELECT pg_sleep(30)'"),
+			      "1") != 0) {
+			ck_assert_msg(it_now_ms() < end, "the query does not run");
+			it_sleep_ms(20);
+		}
 		cfd = it_raw_connect(g_it.port);
 		v = htonl(16);
 		memcpy(pkt, &v, 4);
@@ -4276,6 +4355,7 @@ main(void)
 	tcase_add_test(tc, test_txn_skipped_after_error);
 	tcase_add_test(tc, test_txn_malformed_query);
 	tcase_add_test(tc, test_txn_queued_client_left);
+	tcase_add_test(tc, test_txn_held_input_bounded);
 	tcase_add_test(tc, test_txn_left_during_set_replay);
 	tcase_add_test(tc, test_txn_queued_pipeline);
 	tcase_add_test(tc, test_txn_cancel_waiting_framing);
