@@ -48,7 +48,8 @@
 
 #define WK_CLIENT_AUTH_MSG_MAX 8192 /* password and SASL messages */
 #define WK_CLIENT_WAIT_INPUT_MAX \
-	(64 * 1024) /* buffered while queued for a server, then reading stops */
+	(64 * 1024)             /* buffered while queued for a server, then reading stops */
+#define WK_CLIENT_ANSWER_MORE 2 /* wk_client_answer_locally: wait for the rest */
 
 /* Append a string literal's bytes (no NUL) to a pgw_buf. */
 #define WK_PUT_LIT(b, lit) pgw_put_bytes((b), (lit), sizeof(lit) - 1)
@@ -190,15 +191,16 @@ wk_client_cancel_due(struct wk_client *c, struct wk_server *s)
 }
 
 /*
- * c's socket is read unless is_read_off (pgdog reads nothing more until an
- * event: wk_client_read_stop/start) or read_paused (backpressure: its
- * server's output, or its own input that cannot move on, is full:
- * wk_client_fwd_done, wk_client_resume).
+ * c's socket is read unless one of these holds: is_read_off (pgdog reads
+ * nothing more until an event: wk_client_read_stop/start), read_paused
+ * (backpressure: its server's output, or its own input that cannot move on,
+ * is full: wk_client_fwd_done, wk_client_resume), is_out_full (what pgdog
+ * answers it itself piles up unread: wk_client_on_idle, wk_client_write_cb).
  */
 static void
 wk_client_read_update(struct wk_client *c)
 {
-	if (c->is_read_off || c->read_paused)
+	if (c->is_read_off || c->read_paused || c->is_out_full)
 		wk_stream_read_off(&c->io);
 	else
 		wk_stream_read_on(&c->io);
@@ -5599,7 +5601,8 @@ wk_client_request_parses(const uint8_t *buf, size_t end, const char *name)
  * ParseComplete / CloseComplete and ReadyForQuery itself. This also keeps a
  * client that prepares synchronously from waiting for a server another of
  * its connections holds. Returns 1 when answered, 0 when a server is
- * needed, -1 on out of memory.
+ * needed, WK_CLIENT_ANSWER_MORE when the rest of the request has not come,
+ * -1 on out of memory.
  */
 static int
 wk_client_answer_locally(struct wk_client *c)
@@ -5622,22 +5625,31 @@ wk_client_answer_locally(struct wk_client *c)
 	}
 	/*
 	 * A request opening with a Parse of the unnamed statement (the extended
-	 * protocol's usual one) always goes to a server: say so before scanning.
+	 * protocol's usual one) always goes to a server: say so before scanning
+	 * (the caller has seen a whole header).
 	 */
-	buf = evbuffer_pullup(in, PGW_HDR_LEN + 1);
-	if (!buf || (buf[0] == PGW_MSG_PARSE && buf[PGW_HDR_LEN] == '\0'))
-		return 0;
-	/* scan: only whole Parse/Close messages ending with a Sync, all in the buffer */
+	buf = evbuffer_pullup(in, avail > PGW_HDR_LEN ? PGW_HDR_LEN + 1 : PGW_HDR_LEN);
+	if (!buf)
+		return -1;
+	if (buf[0] == PGW_MSG_PARSE && (avail == PGW_HDR_LEN || buf[PGW_HDR_LEN] == '\0'))
+		return avail == PGW_HDR_LEN ? WK_CLIENT_ANSWER_MORE : 0;
+	/*
+	 * scan: only whole Parse/Close messages ending with a Sync; one cut by
+	 * the end of what has come waits for the rest (a read may end
+	 * anywhere), up to WK_CLIENT_WAIT_INPUT_MAX
+	 */
 	wk_cursor_init(&cur, in);
 	while (!end) {
 		uint8_t hdr[PGW_HDR_LEN];
 		struct pgw_hdr h;
 
-		if (off + PGW_HDR_LEN > avail ||
-		    wk_cursor_copy(&cur, off, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
-		    pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1 || h.len > 65536 ||
-		    off + pgw_msg_size(&h) > avail)
+		if (off + PGW_HDR_LEN > avail)
+			return avail < WK_CLIENT_WAIT_INPUT_MAX ? WK_CLIENT_ANSWER_MORE : 0;
+		if (wk_cursor_copy(&cur, off, hdr, PGW_HDR_LEN) != PGW_HDR_LEN ||
+		    pgw_read_header(hdr, PGW_HDR_LEN, &h) != 1 || h.len > 65536)
 			return 0;
+		if (off + pgw_msg_size(&h) > avail)
+			return avail < WK_CLIENT_WAIT_INPUT_MAX ? WK_CLIENT_ANSWER_MORE : 0;
 		if (h.type == PGW_MSG_SYNC)
 			end = off + pgw_msg_size(&h);
 		else if (h.type != PGW_MSG_PARSE && h.type != PGW_MSG_CLOSE)
@@ -5756,6 +5768,16 @@ wk_client_on_idle(struct wk_client *c)
 	enum wk_rc checkout_rc, rc;
 
 again:
+	if (UNLIKELY(evbuffer_get_length(c->io.out) > WK_BACKPRESSURE_BYTES)) {
+		/*
+		 * It does not read what it is answered: as PostgreSQL, whose
+		 * writes then block, pgdog reads nothing more from it until its
+		 * output has drained (wk_client_write_cb).
+		 */
+		c->is_out_full = true;
+		wk_stream_read_off(&c->io);
+		return WK_AGAIN;
+	}
 	if (UNLIKELY(c->cancel_skip))
 		return wk_client_skip_cancelled(c);
 	for (;;) {
@@ -5816,6 +5838,8 @@ again:
 		if (!evbuffer_get_length(in))
 			return WK_OK;
 		goto again;
+	case WK_CLIENT_ANSWER_MORE:
+		return WK_AGAIN;
 	case -1:
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	default:
@@ -5907,6 +5931,14 @@ wk_client_write_cb(void *arg)
 	/* our output drained below the mark: the server may send again */
 	if (c->server && c->server->read_paused)
 		wk_server_resume(c->server);
+	if (UNLIKELY(c->is_out_full)) {
+		/* and the client's own requests may be read again (wk_client_on_idle) */
+		c->is_out_full = false;
+		wk_client_read_update(c);
+		if (c->state == WK_CLIENT_IDLE && evbuffer_get_length(c->io.in) &&
+		    wk_client_on_input(c) == WK_CLOSED)
+			return;
+	}
 	if (c->pubsub && wk_pubsub_client_drained(c) == WK_CLOSED)
 		return; /* notifications held for a slow reader; it may be gone */
 	/* binary upgrade: the moment a reply is out is when a busy client can move */

@@ -117,6 +117,7 @@ struct wk_client {
 	bool is_free_later; /* on the reap list */
 	bool read_paused;   /* backpressure: its server's output, or its held input, is full */
 	bool is_read_off;   /* reading stopped while it waits for a server or parameters */
+	bool is_out_full;   /* its own output is full (it does not read pgdog's answers) */
 	/*
 	 * Login: its startup values are being tried on a server before the
 	 * ReadyForQuery (wk_client_login_check); is_login_checked once done.

@@ -1219,6 +1219,61 @@ START_TEST(test_txn_held_input_bounded)
 END_TEST
 
 /*
+ * A client that sends requests pgdog answers itself (the Close of a
+ * statement and a Sync, between transactions: CloseComplete and
+ * ReadyForQuery) and reads none of the answers: pgdog reads nothing more
+ * once 512 KiB of answers wait, as PostgreSQL, whose writes then block; the
+ * kernel's buffers fill and the client blocks. (pgdog read on and piled the
+ * answers up in its memory without bound.) Then the client reads them all,
+ * and its query runs; no server was needed for any of them.
+ */
+START_TEST(test_txn_unread_answers_bounded)
+{
+	static const char req[] = "C\0\0\0\10Ss1\0S\0\0\0\4", ans[] = "3\0\0\0\4Z\0\0\0\5I";
+	const size_t rl = sizeof(req) - 1, al = sizeof(ans) - 1;
+	static char got[65536];
+	int fd = it_raw_connect(g_it.port);
+	char buf[256], st[6], type, body[256];
+	size_t n = 0, sent, want, have = 0;
+	bool blocked;
+	long long end;
+	long len;
+
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	sent = send_until_blocked(fd, req, rl, 256u << 20, 10000, &blocked);
+	it_log_mark("%zu KiB of requests taken, blocked: %d", sent >> 10, blocked);
+	ck_assert_msg(blocked, "pgdog took %zu MiB of requests while their answers were not read",
+		      sent >> 20);
+	/* the rest of the last request, then every answer */
+	if (sent % rl)
+		ck_assert_int_eq(it_raw_send(fd, req + sent % rl, rl - sent % rl), 0);
+	want = (sent + rl - 1) / rl * al;
+	end = it_now_ms() + 20000;
+	while (have < want) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		ck_assert_msg(it_now_ms() < end, "%zu of %zu bytes of answers", have, want);
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		r = recv(fd, got, sizeof(got) < want - have ? sizeof(got) : want - have, 0);
+		ck_assert_msg(r > 0, "recv: %zd after %zu of %zu bytes", r, have, want);
+		for (ssize_t i = 0; i < r; i++) {
+			/* a plain test: ck_assert costs a write() to Check's log each time */
+			if (got[i] != ans[(have + (size_t)i) % al])
+				ck_abort_msg("byte %zu of the answers", have + (size_t)i);
+		}
+		have += (size_t)r;
+	}
+	raw_query(buf, &n, "SELECT 'after'");
+	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
+	len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
+	ck_assert_msg(len >= 0 && type == 'T', "the query after: '%c'", type);
+	close(fd);
+}
+END_TEST
+
+/*
  * Clients that send a request while every server is busy and close their
  * end before one is free: as with PostgreSQL, which reads the end of the
  * input only after what came before it, their whole requests run (they may
@@ -4356,6 +4411,7 @@ main(void)
 	tcase_add_test(tc, test_txn_malformed_query);
 	tcase_add_test(tc, test_txn_queued_client_left);
 	tcase_add_test(tc, test_txn_held_input_bounded);
+	tcase_add_test(tc, test_txn_unread_answers_bounded);
 	tcase_add_test(tc, test_txn_left_during_set_replay);
 	tcase_add_test(tc, test_txn_queued_pipeline);
 	tcase_add_test(tc, test_txn_cancel_waiting_framing);
