@@ -5775,7 +5775,7 @@ again:
 		 * output has drained (wk_client_write_cb).
 		 */
 		c->is_out_full = true;
-		wk_stream_read_off(&c->io);
+		wk_client_read_update(c);
 		return WK_AGAIN;
 	}
 	if (UNLIKELY(c->cancel_skip))
