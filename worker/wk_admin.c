@@ -1624,6 +1624,8 @@ wk_admin_on_input(struct wk_client *c)
 		struct pgw_buf *b = &g_wk.scratch;
 		enum wk_rc rc = WK_OK;
 
+		if (wk_client_hold_for_output(c))
+			return WK_AGAIN; /* its answers are not read: the rest waits */
 		switch (wk_conn_peek(in, WK_ADMIN_MSG_MAX, true, &h, &msg)) {
 		case WK_PEEK_MORE:
 		case WK_PEEK_HEADER:

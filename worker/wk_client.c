@@ -206,6 +206,22 @@ wk_client_read_update(struct wk_client *c)
 		wk_stream_read_on(&c->io);
 }
 
+/*
+ * c does not read what pgdog answers it without a server (a request of the
+ * idle path, an admin command): as PostgreSQL, whose writes then block,
+ * pgdog reads nothing more from it until that output has drained
+ * (wk_client_write_cb). True when it holds so.
+ */
+bool
+wk_client_hold_for_output(struct wk_client *c)
+{
+	if (LIKELY(evbuffer_get_length(c->io.out) <= WK_BACKPRESSURE_BYTES))
+		return false;
+	c->is_out_full = true;
+	wk_client_read_update(c);
+	return true;
+}
+
 void
 wk_client_read_stop(struct wk_client *c)
 {
@@ -5768,16 +5784,8 @@ wk_client_on_idle(struct wk_client *c)
 	enum wk_rc checkout_rc, rc;
 
 again:
-	if (UNLIKELY(evbuffer_get_length(c->io.out) > WK_BACKPRESSURE_BYTES)) {
-		/*
-		 * It does not read what it is answered: as PostgreSQL, whose
-		 * writes then block, pgdog reads nothing more from it until its
-		 * output has drained (wk_client_write_cb).
-		 */
-		c->is_out_full = true;
-		wk_client_read_update(c);
+	if (UNLIKELY(wk_client_hold_for_output(c)))
 		return WK_AGAIN;
-	}
 	if (UNLIKELY(c->cancel_skip))
 		return wk_client_skip_cancelled(c);
 	for (;;) {
@@ -5935,8 +5943,8 @@ wk_client_write_cb(void *arg)
 		/* and the client's own requests may be read again (wk_client_on_idle) */
 		c->is_out_full = false;
 		wk_client_read_update(c);
-		if (c->state == WK_CLIENT_IDLE && evbuffer_get_length(c->io.in) &&
-		    wk_client_on_input(c) == WK_CLOSED)
+		if ((c->state == WK_CLIENT_IDLE || c->state == WK_CLIENT_ADMIN) &&
+		    evbuffer_get_length(c->io.in) && wk_client_on_input(c) == WK_CLOSED)
 			return;
 	}
 	if (c->pubsub && wk_pubsub_client_drained(c) == WK_CLOSED)

@@ -53,6 +53,11 @@ enum wk_rc wk_client_close(struct wk_client *c, const char *reason);
 void wk_client_server_lost(struct wk_client *c, const char *sqlstate, const char *message);
 /* Resume reading (backpressure). */
 void wk_client_resume(struct wk_client *c);
+/*
+ * More than WK_BACKPRESSURE_BYTES of pgdog's answers wait unread: stop reading
+ * c until they drain (is_out_full; see wk_client.c) and return true.
+ */
+bool wk_client_hold_for_output(struct wk_client *c);
 /* Stop reading c until wk_client_read_start() (is_read_off; see wk_client.c). */
 void wk_client_read_stop(struct wk_client *c);
 /* Read c again after wk_client_read_stop(), unless backpressure holds it. */

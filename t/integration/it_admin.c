@@ -1344,6 +1344,31 @@ START_TEST(test_admin_out_of_sync)
 }
 END_TEST
 
+/*
+ * An admin client that sends commands and does not read the answers: as
+ * PostgreSQL, whose writes then block, pgdog reads nothing more from it
+ * once 512 KiB of answers wait, so the kernel's buffers fill and the client
+ * blocks. When it reads, every answer is there and the console goes on.
+ * (pgdog read on: the answers piled up in its memory without bound.)
+ */
+START_TEST(test_admin_unread_answers_bounded)
+{
+	static const char req[] = "Q\0\0\0\5\0", ans[] = "I\0\0\0\4Z\0\0\0\5I",
+			  last[] = "Q\0\0\0\21SHOW VERSION\0";
+	const size_t rl = sizeof(req) - 1, al = sizeof(ans) - 1;
+	PGconn *adm = it_connect(ADMIN); /* libpq logs in; then raw bytes on its socket */
+	int fd = PQsocket(adm);
+	char type, body[512];
+	long len;
+
+	it_raw_flood_unread(fd, req, rl, ans, al, 64u << 20);
+	ck_assert_int_eq(it_raw_send(fd, last, sizeof(last) - 1), 0);
+	len = it_raw_recv(fd, &type, body, sizeof(body), 5000);
+	ck_assert_msg(len >= 0 && type == 'T', "the command after: '%c'", type);
+	PQfinish(adm);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1361,6 +1386,7 @@ main(void)
 	tcase_add_test(tc, test_admin_query_cache_rows);
 	tcase_add_test(tc, test_admin_fds_rows);
 	tcase_add_test(tc, test_admin_out_of_sync);
+	tcase_add_test(tc, test_admin_unread_answers_bounded);
 	tcase_add_test(tc, test_admin_wait_and_idle_xact);
 	tcase_add_test(tc, test_admin_stats_averages);
 	tcase_add_test(tc, test_admin_stats_connects);

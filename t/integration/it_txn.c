@@ -1147,41 +1147,6 @@ START_TEST(test_txn_malformed_query)
 END_TEST
 
 /*
- * Send copies of pat (plen bytes; sent % plen says where the last one ends)
- * on fd as fast as the peer takes them, up to max bytes or ms milliseconds,
- * until nothing more is taken for a second (*blocked then). The count of
- * bytes sent.
- */
-static size_t
-send_until_blocked(int fd, const char *pat, size_t plen, size_t max, int ms, bool *blocked)
-{
-	static char chunk[256 * 1024];
-	size_t sent = 0, per = sizeof(chunk) / plen * plen - plen;
-	long long end = it_now_ms() + ms, last = it_now_ms();
-
-	for (size_t i = 0; i + plen <= sizeof(chunk); i += plen)
-		memcpy(chunk + i, pat, plen);
-	*blocked = false;
-	while (it_now_ms() < end && sent < max && !*blocked) {
-		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-		ssize_t w = 0;
-
-		if (poll(&pfd, 1, 50) > 0) {
-			w = send(fd, chunk + sent % plen, per, MSG_DONTWAIT | MSG_NOSIGNAL);
-			ck_assert_msg(w >= 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
-					      errno == EINTR,
-				      "send: %s", strerror(errno));
-		}
-		if (w > 0) {
-			sent += (size_t)w;
-			last = it_now_ms();
-		}
-		*blocked = it_now_ms() - last >= 1000;
-	}
-	return sent;
-}
-
-/*
  * A client whose next message waits for an answer (here, for the
  * DEALLOCATE ALL of a Query that is still running) and that keeps sending:
  * pgdog stops reading it once 512 KiB are held, as PostgreSQL reads nothing
@@ -1206,7 +1171,7 @@ START_TEST(test_txn_held_input_bounded)
 	buf[n] = 'Q';
 	memcpy(buf + n + 1, &len, 4);
 	ck_assert_int_eq(it_raw_send(fd, buf, n + 5), 0);
-	sent = send_until_blocked(fd, " ", 1, body, 2000, &blocked);
+	sent = it_raw_send_until_blocked(fd, " ", 1, body, 2000, &blocked);
 	it_log_mark("%zu KiB of the 64 MiB Query taken, blocked: %d", sent >> 10, blocked);
 	ck_assert_msg(blocked, "pgdog took %zu MiB while the client's next message waited",
 		      sent >> 20);
@@ -1231,40 +1196,13 @@ START_TEST(test_txn_unread_answers_bounded)
 {
 	static const char req[] = "C\0\0\0\10Ss1\0S\0\0\0\4", ans[] = "3\0\0\0\4Z\0\0\0\5I";
 	const size_t rl = sizeof(req) - 1, al = sizeof(ans) - 1;
-	static char got[65536];
 	int fd = it_raw_connect(g_it.port);
 	char buf[256], st[6], type, body[256];
-	size_t n = 0, sent, want, have = 0;
-	bool blocked;
-	long long end;
+	size_t n = 0;
 	long len;
 
 	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
-	sent = send_until_blocked(fd, req, rl, 256u << 20, 10000, &blocked);
-	it_log_mark("%zu KiB of requests taken, blocked: %d", sent >> 10, blocked);
-	ck_assert_msg(blocked, "pgdog took %zu MiB of requests while their answers were not read",
-		      sent >> 20);
-	/* the rest of the last request, then every answer */
-	if (sent % rl)
-		ck_assert_int_eq(it_raw_send(fd, req + sent % rl, rl - sent % rl), 0);
-	want = (sent + rl - 1) / rl * al;
-	end = it_now_ms() + 20000;
-	while (have < want) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		ck_assert_msg(it_now_ms() < end, "%zu of %zu bytes of answers", have, want);
-		if (poll(&pfd, 1, 100) <= 0)
-			continue;
-		r = recv(fd, got, sizeof(got) < want - have ? sizeof(got) : want - have, 0);
-		ck_assert_msg(r > 0, "recv: %zd after %zu of %zu bytes", r, have, want);
-		for (ssize_t i = 0; i < r; i++) {
-			/* a plain test: ck_assert costs a write() to Check's log each time */
-			if (got[i] != ans[(have + (size_t)i) % al])
-				ck_abort_msg("byte %zu of the answers", have + (size_t)i);
-		}
-		have += (size_t)r;
-	}
+	it_raw_flood_unread(fd, req, rl, ans, al, 256u << 20);
 	raw_query(buf, &n, "SELECT 'after'");
 	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
 	len = it_raw_recv(fd, &type, body, sizeof(body), 5000);

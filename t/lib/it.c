@@ -1424,6 +1424,75 @@ it_raw_send(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+size_t
+it_raw_send_until_blocked(int fd, const char *pat, size_t plen, size_t max, int ms, bool *blocked)
+{
+	static char chunk[256 * 1024];
+	size_t sent = 0, per = sizeof(chunk) / plen * plen - plen;
+	long long end = it_now_ms() + ms, last = it_now_ms();
+
+	for (size_t i = 0; i + plen <= sizeof(chunk); i += plen)
+		memcpy(chunk + i, pat, plen);
+	*blocked = false;
+	while (it_now_ms() < end && sent < max && !*blocked) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		ssize_t w = 0;
+
+		if (poll(&pfd, 1, 50) > 0) {
+			w = send(fd, chunk + sent % plen, per, MSG_DONTWAIT | MSG_NOSIGNAL);
+			ck_assert_msg(w >= 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
+					      errno == EINTR,
+				      "send: %s", strerror(errno));
+		}
+		if (w > 0) {
+			sent += (size_t)w;
+			last = it_now_ms();
+		}
+		*blocked = it_now_ms() - last >= 1000;
+	}
+	return sent;
+}
+
+static void
+it_raw_recv_repeated(int fd, const char *pat, size_t plen, size_t want, int timeout_ms)
+{
+	static char got[65536];
+	long long end = it_now_ms() + timeout_ms;
+	size_t have = 0;
+
+	while (have < want) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		ck_assert_msg(it_now_ms() < end, "%zu of %zu bytes", have, want);
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		r = recv(fd, got, sizeof(got) < want - have ? sizeof(got) : want - have, 0);
+		ck_assert_msg(r > 0, "recv: %zd after %zu of %zu bytes", r, have, want);
+		for (ssize_t i = 0; i < r; i++) {
+			/* a plain test: ck_assert costs a write() to Check's log each time */
+			if (got[i] != pat[(have + (size_t)i) % plen])
+				ck_abort_msg("byte %zu of %zu", have + (size_t)i, want);
+		}
+		have += (size_t)r;
+	}
+}
+
+void
+it_raw_flood_unread(int fd, const char *req, size_t rl, const char *ans, size_t al, size_t max)
+{
+	bool blocked;
+	size_t sent = it_raw_send_until_blocked(fd, req, rl, max, 10000, &blocked);
+
+	it_log_mark("%zu KiB of requests taken, blocked: %d", sent >> 10, blocked);
+	ck_assert_msg(blocked, "pgdog took %zu MiB of requests while their answers were not read",
+		      sent >> 20);
+	/* the rest of the last request, then every answer */
+	if (sent % rl)
+		ck_assert_int_eq(it_raw_send(fd, req + sent % rl, rl - sent % rl), 0);
+	it_raw_recv_repeated(fd, ans, al, (sent + rl - 1) / rl * al, 20000);
+}
+
 int
 it_raw_send_queries(int fd, const char *const *sqls, int n)
 {

@@ -247,6 +247,22 @@ int it_run_pgbench(const char *args, int timeout_s, char *out, size_t out_len, P
 int it_raw_connect(int port);
 /* Write all of buf; 0 or -1 (errno). */
 int it_raw_send(int fd, const void *buf, size_t len);
+/*
+ * Send copies of pat (plen bytes; sent % plen says where the last one ends)
+ * on fd as fast as the peer takes them, up to max bytes or ms milliseconds,
+ * until nothing more is taken for a second (*blocked then). The count of
+ * bytes sent.
+ */
+size_t it_raw_send_until_blocked(int fd, const char *pat, size_t plen, size_t max, int ms,
+				 bool *blocked);
+/*
+ * A client that sends copies of req (rl bytes) and reads none of their
+ * answers (ans, al bytes each): pgdog must stop reading it, so that its
+ * sending blocks for a second, before max bytes; then the client reads every
+ * answer, checked byte for byte. ck_abort otherwise.
+ */
+void it_raw_flood_unread(int fd, const char *req, size_t rl, const char *ans, size_t al,
+			 size_t max);
 /* Write n simple Query messages, the texts sqls[0..n), in one write (pipelined); 0 or -1. */
 int it_raw_send_queries(int fd, const char *const *sqls, int n);
 /*
