@@ -1978,6 +1978,39 @@ wk_client_discard_all(struct wk_client *c, uint64_t rfq, bool is_sure)
 }
 
 /*
+ * The client's DISCARD ALL or DEALLOCATE ALL (kind; is_multi: among other
+ * statements of its Query) goes to its server now. Unless PostgreSQL
+ * refuses it there, it drops every statement of the server's session (and
+ * a DISCARD ALL the client's settings, pins and LISTENs). When a statement
+ * before it may fail or the transaction it meets may be aborted, its
+ * CommandComplete tells (wk_client_tag_ran), and what the client sends next
+ * waits for it (names it drops must be gone by then). -1 on out of memory.
+ */
+static int
+wk_client_drop_all_sent(struct wk_client *c, enum sql_kind kind, bool is_multi)
+{
+	bool is_sure, is_known;
+	int rc = 0;
+
+	if (wk_client_refuses_discard(c, kind, is_multi))
+		return 0;
+	is_sure = wk_client_is_run_sure(c);
+	/* requests in flight: the transaction it meets may have failed (25P02) */
+	is_known = wk_client_tx_known(c) != 0;
+	if (kind == SQL_DISCARD_ALL)
+		rc = wk_client_discard_all(c, wk_client_op_rfq(c), is_sure && is_known);
+	if (!is_sure)
+		return rc; /* what it drops stays, and pins, if it is skipped */
+	if (is_multi || !is_known) {
+		wk_client_tag_due(c);
+		return rc;
+	}
+	c->pins &= ~WK_PIN_PREPARED;
+	wk_client_forget_prepared(c);
+	return rc;
+}
+
+/*
  * A SET, RESET or RESET ALL statement st of res, run by the client: to the
  * pending list (a SET of the role or session authorization, or one pgdog
  * cannot read whole, pins instead). -1 on out of memory.
@@ -2358,7 +2391,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	size_t blen, len;
 	struct sql_result res;
 	bool is_at_bind = false, is_pin_instead = false, is_multi, is_long, is_std = true,
-	     is_split = false, is_sure, is_known;
+	     is_split = false;
 	unsigned all_flags;
 	const char *sql_part;
 
@@ -2494,29 +2527,7 @@ next_part:
 			if (st->kind == SQL_DEALLOCATE_ALL && wk_client_is_full(c) &&
 			    h->type == PGW_MSG_QUERY && !is_multi)
 				break;
-			if (wk_client_refuses_discard(c, st->kind, is_multi))
-				break;
-			is_sure = wk_client_is_run_sure(c);
-			/* requests in flight: the transaction it meets may have failed (25P02) */
-			is_known = wk_client_tx_known(c) != 0;
-			if (st->kind == SQL_DISCARD_ALL)
-				rc = wk_client_discard_all(c, wk_client_op_rfq(c),
-							   is_sure && is_known);
-			if (!is_sure)
-				break; /* what it drops stays, and pins, if it is skipped */
-			if (is_multi || !is_known) {
-				/*
-				 * A statement before it may fail, or the transaction
-				 * be aborted: its CommandComplete tells
-				 * (wk_client_tag_ran), and what the client sends
-				 * next waits for it (names it drops must be gone by
-				 * then)
-				 */
-				wk_client_tag_due(c);
-				break;
-			}
-			c->pins &= ~WK_PIN_PREPARED;
-			wk_client_forget_prepared(c);
+			rc = wk_client_drop_all_sent(c, st->kind, is_multi);
 			break;
 		case SQL_LISTEN:
 			/* pub/sub serves the LISTENs of a Query it follows (its guard too) */
@@ -3392,12 +3403,9 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 		rc = wk_client_prep_local(c, s, h, in, &res.stmts[0]);
 		if (rc != 0)
 			return rc;
-		if (res.stmts[0].kind == SQL_DEALLOCATE_ALL) {
-			/* it runs on the server: everything prepared there is gone */
-			c->pins &= ~WK_PIN_PREPARED;
-			wk_client_forget_prepared(c);
-			return 0;
-		}
+		if (res.stmts[0].kind == SQL_DEALLOCATE_ALL)
+			/* it goes to the server (not refused there: everything prepared goes) */
+			return wk_client_drop_all_sent(c, SQL_DEALLOCATE_ALL, false);
 	}
 	if (!has_named)
 		return 0;
@@ -4572,10 +4580,21 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 			/* the Bind of the client's SQL PREPARE: its Execute settles the name */
 			struct wk_slot *sl = wk_client_slot_last(s);
 
+			uint8_t portal0 = 1;
+
 			s->client->is_sql_bind_due = false;
 			sl->prep = s->client->sql_prep;
 			sl->prep_role = WK_SLOT_PREP_EXEC;
 			sl->prep->client_refs++;
+			if (msg) {
+				portal0 = msg[PGW_HDR_LEN];
+			} else if (h->len > 4) {
+				struct evbuffer_ptr pos;
+
+				evbuffer_ptr_set(in, &pos, PGW_HDR_LEN, EVBUFFER_PTR_SET);
+				(void)evbuffer_copyout_from(in, &pos, &portal0, 1);
+			}
+			sl->is_unnamed_portal = portal0 == '\0';
 		}
 		return 0;
 	case PGW_MSG_CLOSE:

@@ -353,6 +353,7 @@ struct wk_slot {
 	 * skip it too, without a ReadyForQuery.
 	 */
 	bool is_skippable;
+	bool is_unnamed_portal; /* WK_SLOT_PREP_EXEC: the Bind is to the unnamed portal */
 	/*
 	 * A client's Parse of its unnamed statement, sent as it is: the low
 	 * bits of the unnamed_id it got (wk_client_unnamed_parse); 0: other

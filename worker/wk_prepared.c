@@ -822,6 +822,15 @@ wk_prep_held_after_query(struct wk_prep_held *h, const char *sql)
 	}
 }
 
+/* Is the client's next message, held until the server has answered, a simple Query? */
+static bool
+wk_prep_next_is_query(struct wk_client *c)
+{
+	uint8_t type = 0;
+
+	return evbuffer_copyout(c->io.in, &type, 1) == 1 && type == PGW_MSG_QUERY;
+}
+
 void
 wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 {
@@ -876,6 +885,13 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 				return;
 			}
 		}
+		/*
+		 * Nothing sent after it yet: a simple Query held behind it
+		 * (is_unsynced_wait) comes first, and drops the unnamed portal
+		 */
+		if (is_run && c && sl->is_unnamed_portal && s->is_unsynced_wait &&
+		    wk_prep_next_is_query(c))
+			is_run = false;
 		if (c)
 			wk_prep_names_settle(&c->prep_names, p, is_run);
 		break;
@@ -894,9 +910,10 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 	/*
 	 * A client's message waits for a statement's answer (the Describe of a
 	 * new copy, a Parse of a name): it is looked at again, and waits again
-	 * if what it needs is still unknown (wk_client.c)
+	 * if what it needs is still unknown (wk_client.c). Not one that waits
+	 * for every answer (is_unsynced_wait: wk_server_slot_pop resumes it).
 	 */
-	if (s->is_verify_wait) {
+	if (s->is_verify_wait && !s->is_unsynced_wait) {
 		s->is_verify_wait = false;
 		s->is_verify_resume = true;
 	}

@@ -313,9 +313,9 @@ raw_run(struct raw *r, const char *name)
 	raw_exec(r, "");
 }
 
-/* Close of statement name. */
+/* A message of type ('C' Close, 'D' Describe) about statement name. */
 static void
-raw_close(struct raw *r, const char *name)
+raw_statement_msg(struct raw *r, char type, const char *name)
 {
 	char body[128];
 	size_t a = strlen(name) + 1;
@@ -323,7 +323,14 @@ raw_close(struct raw *r, const char *name)
 	ck_assert(1 + a <= sizeof(body));
 	body[0] = 'S';
 	memcpy(body + 1, name, a);
-	raw_put(r, 'C', body, 1 + a);
+	raw_put(r, type, body, 1 + a);
+}
+
+/* Close of statement name. */
+static void
+raw_close(struct raw *r, const char *name)
+{
+	raw_statement_msg(r, 'C', name);
 }
 
 static void
@@ -759,6 +766,34 @@ START_TEST(test_deallocate_all_pipelined)
 END_TEST
 
 /*
+ * DEALLOCATE ALL among other statements of a Query, pipelined behind a
+ * request whose answers have not come: the client's next message waits for
+ * its outcome, so a Describe of a statement it dropped gets PostgreSQL's
+ * 26000 naming the client's statement. (The wait ended when the Parse
+ * before it was answered: the Describe went with pgdog's name for the
+ * statement, and the error named "__pgdog_...". Found by the differential
+ * fuzzer.)
+ */
+START_TEST(test_dealloc_multi_then_describe)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "s2", "SELECT 'dealloc multi'");
+	raw_sync(&r);
+	raw_query(&r, "SELECT 1; DEALLOCATE ALL");
+	raw_statement_msg(&r, 'D', "s2");
+	raw_sync(&r);
+	same_raw(d, a, &r, 3,
+		 "1 Z T D:1 C:SELECT 1 C:DEALLOCATE ALL Z "
+		 "E:26000:prepared statement \"s2\" does not exist Z");
+	ck_assert_str_eq(it_value(a, "SELECT 'alive'"), "alive");
+	PQfinish(d);
+	PQfinish(a);
+}
+END_TEST
+
+/*
  * A simple Query inside an extended-protocol request that failed before it
  * (PostgreSQL skips it and owes it no ReadyForQuery), then the client goes:
  * the pool's one server serves the next client. (pgdog counted a
@@ -1093,6 +1128,54 @@ START_TEST(test_skipped_discard_other_client)
 	PQfinish(da);
 	PQfinish(db);
 	PQfinish(dc);
+}
+END_TEST
+
+/*
+ * A DEALLOCATE ALL that goes to the server (the client's own SQL statement,
+ * prepared by a named Parse, pins it there) and that PostgreSQL refuses --
+ * in an aborted transaction, or pipelined behind the Query that aborts it --
+ * drops nothing. pgdog took the server's statements for gone at once:
+ * another client's statement was prepared there again and got 42P05
+ * (found by the differential fuzzer).
+ */
+START_TEST(test_full_dealloc_all_refused)
+{
+	PGconn *db = connect_direct(), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "bs", "SELECT 'bgx'");
+	raw_run(&r, "bs");
+	raw_sync(&r);
+	same_raw(db, b, &r, 1, "1 2 D:bgx C:SELECT 1 Z");
+	for (int round = 0; round < 2; round++) {
+		PGconn *da = connect_direct(), *a = it_connect(APP);
+
+		raw_parse(&r, "p1", "PREPARE q1 AS SELECT 1"); /* pins the server to a */
+		raw_sync(&r);
+		same_raw(da, a, &r, 1, "1 Z");
+		if (round == 0) {
+			raw_query(&r, "BEGIN; SELECT 1/0");
+			same_raw(da, a, &r, 1, NULL);
+			raw_query(&r, "DEALLOCATE ALL");
+			same_raw(da, a, &r, 1, NULL);
+			raw_query(&r, "ROLLBACK");
+			same_raw(da, a, &r, 1, NULL);
+		} else {
+			/* the transaction it meets is not known yet when it goes */
+			raw_query(&r, "BEGIN; SELECT 1/0");
+			raw_query(&r, "DEALLOCATE ALL");
+			raw_query(&r, "ROLLBACK");
+			same_raw(da, a, &r, 3, NULL);
+		}
+		PQfinish(a); /* the server is b's again */
+		PQfinish(da);
+		raw_run(&r, "bs");
+		raw_sync(&r);
+		same_raw(db, b, &r, 1, "2 D:bgx C:SELECT 1 Z");
+	}
+	PQfinish(b);
+	PQfinish(db);
 }
 END_TEST
 
@@ -1775,6 +1858,44 @@ same_unnamed_parse(PGconn *direct, PGconn *c, const char *sql)
 		PQclear(res);
 	}
 }
+
+/*
+ * SQL PREPARE as the unnamed statement, bound, then a simple Query before
+ * its Execute: the Query drops the unnamed portal, so the Execute finds
+ * none and the statement is never made (PostgreSQL: 26000 on EXECUTE). A
+ * named portal in a transaction block outlives the Query: its Execute makes
+ * the statement. (pgdog counted the first as run: its EXECUTE ran and its
+ * DEALLOCATE succeeded. Found by the differential fuzzer.)
+ */
+START_TEST(test_full_sql_bind_query_between)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "", "PREPARE q_held AS SELECT 6");
+	raw_bind(&r, "", "");
+	raw_query(&r, "SELECT 5");
+	raw_exec(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "1 2 T D:5 C:SELECT 1 Z E:34000:portal \"\" does not exist Z");
+	raw_query(&r, "EXECUTE q_held");
+	same_raw(d, a, &r, 1, "E:26000:prepared statement \"q_held\" does not exist Z");
+	raw_query(&r, "BEGIN");
+	raw_parse(&r, "", "PREPARE q_held AS SELECT 6");
+	raw_bind(&r, "pp", "");
+	raw_query(&r, "SELECT 5");
+	raw_exec(&r, "pp");
+	raw_sync(&r);
+	raw_query(&r, "COMMIT");
+	same_raw(d, a, &r, 4, "C:BEGIN Z 1 2 T D:5 C:SELECT 1 Z C:PREPARE Z C:COMMIT Z");
+	raw_query(&r, "EXECUTE q_held");
+	same_raw(d, a, &r, 1, "T D:6 C:SELECT 1 Z");
+	raw_query(&r, "DEALLOCATE q_held");
+	same_raw(d, a, &r, 1, "C:DEALLOCATE Z");
+	PQfinish(d);
+	PQfinish(a);
+}
+END_TEST
 
 /*
  * SQL PREPARE as the unnamed statement counts when it runs, as in
@@ -2805,6 +2926,7 @@ main(void)
 	tcase_add_test(tc, test_full_wrapped_execute);
 	tcase_add_test(tc, test_full_deallocate_all);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
+	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_full_sql_names);
@@ -2818,12 +2940,14 @@ main(void)
 	tcase_add_test(tc, test_discard_then_bind);
 	tcase_add_test(tc, test_discard_not_run);
 	tcase_add_test(tc, test_skipped_discard_other_client);
+	tcase_add_test(tc, test_full_dealloc_all_refused);
 	tcase_add_test(tc, test_set_bound_unnamed);
 	tcase_add_test(tc, test_set_bound_not_run);
 	tcase_add_test(tc, test_full_mixed_names);
 	tcase_add_test(tc, test_full_multi_prepare);
 	tcase_add_test(tc, test_full_extended_sql);
 	tcase_add_test(tc, test_full_extended_sql_runs);
+	tcase_add_test(tc, test_full_sql_bind_query_between);
 	tcase_add_test(tc, test_full_many_clients);
 	tcase_add_test(tc, test_full_pipelined);
 	tcase_add_test(tc, test_reparse_42p05);
@@ -2871,6 +2995,7 @@ main(void)
 	tcase_add_test(tc, test_reset_forgets_held);
 	tcase_add_test(tc, test_extended_sql_prepare_pins);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
+	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_discard_in_block_keeps_pin);
