@@ -1917,20 +1917,21 @@ wk_client_op_rfq(const struct wk_client *c)
 }
 
 /*
- * Does PostgreSQL refuse the client's DISCARD ALL or DEALLOCATE ALL (kind)
- * where it runs now (is_multi: among other statements), so that nothing is
- * dropped? An aborted transaction refuses both; a transaction block, other
- * statements around it, or an Execute before it not yet ended by a Sync
- * (25001), refuse DISCARD ALL.
+ * Does PostgreSQL surely refuse the client's DISCARD ALL or DEALLOCATE ALL
+ * (kind) where it runs now (is_multi: among other statements), so that
+ * nothing is dropped? An aborted transaction refuses both; a transaction
+ * block, or other statements around it, refuse DISCARD ALL (25001). So does
+ * an Execute before it not yet ended by a Sync, unless that Execute ended
+ * the transaction (a COMMIT): PostgreSQL's pipeline mark goes with it. That
+ * one is left to the DISCARD ALL's CommandComplete (the transaction it
+ * meets is not known: wk_client_tx_known).
  */
 static bool
 wk_client_refuses_discard(struct wk_client *c, enum sql_kind kind, bool is_multi)
 {
 	char tx = wk_client_tx_known(c);
 
-	return tx == 'E' ||
-	       (kind == SQL_DISCARD_ALL &&
-		(is_multi || tx == 'T' || (c->server && c->server->has_exec_unsynced)));
+	return tx == 'E' || (kind == SQL_DISCARD_ALL && (is_multi || tx == 'T'));
 }
 
 /*
@@ -2124,7 +2125,9 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 			 * transaction it meets is known (wk_client_tx_known)
 			 */
 			if (wk_client_refuses_discard(c, st->kind,
-						      res.stmts_cnt > 1 || res.has_more))
+						      res.stmts_cnt > 1 || res.has_more) ||
+			    (st->kind == SQL_DISCARD_ALL && c->server &&
+			     c->server->has_exec_unsynced))
 				continue;
 			if (st->kind == SQL_DISCARD_ALL &&
 			    wk_client_discard_all(c, wk_client_op_rfq(c), is_sure) < 0)

@@ -766,6 +766,63 @@ START_TEST(test_deallocate_all_pipelined)
 END_TEST
 
 /*
+ * DISCARD ALL in a simple Query sent after an Execute of the same unsynced
+ * request: PostgreSQL refuses it (25001, "within a pipeline") unless that
+ * Execute ended the transaction (a COMMIT), after which it runs and drops
+ * every statement of the server's session. (pgdog took both for refused:
+ * after the COMMIT the server's statements were gone while pgdog counted
+ * them, and the next client's statement got 26000. Found by the
+ * differential fuzzer.)
+ */
+START_TEST(test_discard_after_exec_commit)
+{
+	PGconn *da = connect_direct(), *db = connect_direct();
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "bs", "SELECT 'after commit'");
+	raw_run(&r, "bs");
+	raw_sync(&r);
+	same_raw(db, b, &r, 1, "1 2 D:after commit C:SELECT 1 Z");
+	raw_parse(&r, "ak", "SELECT 'ak'");
+	raw_sync(&r);
+	same_raw(da, a, &r, 1, "1 Z");
+	/* refused: a SELECT's Execute before it */
+	raw_parse(&r, "", "SELECT 2");
+	raw_bind(&r, "p1", "");
+	raw_exec(&r, "p1");
+	raw_query(&r, "DISCARD ALL");
+	raw_sync(&r);
+	same_raw(da, a, &r, 2,
+		 "1 2 D:2 C:SELECT 1 "
+		 "E:25001:DISCARD ALL cannot be executed within a pipeline Z Z");
+	raw_run(&r, "ak");
+	raw_sync(&r);
+	same_raw(da, a, &r, 1, "2 D:ak C:SELECT 1 Z");
+	raw_run(&r, "bs");
+	raw_sync(&r);
+	same_raw(db, b, &r, 1, "2 D:after commit C:SELECT 1 Z");
+	/* run: a COMMIT's Execute before it */
+	raw_parse(&r, "", "COMMIT");
+	raw_bind(&r, "p1", "");
+	raw_exec(&r, "p1");
+	raw_query(&r, "DISCARD ALL");
+	raw_sync(&r);
+	same_raw(da, a, &r, 2, NULL);
+	raw_run(&r, "ak");
+	raw_sync(&r);
+	same_raw(da, a, &r, 1, "E:26000:prepared statement \"ak\" does not exist Z");
+	raw_run(&r, "bs");
+	raw_sync(&r);
+	same_raw(db, b, &r, 1, "2 D:after commit C:SELECT 1 Z");
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(da);
+	PQfinish(db);
+}
+END_TEST
+
+/*
  * DEALLOCATE ALL among other statements of a Query, pipelined behind a
  * request whose answers have not come: the client's next message waits for
  * its outcome, so a Describe of a statement it dropped gets PostgreSQL's
@@ -2927,6 +2984,7 @@ main(void)
 	tcase_add_test(tc, test_full_deallocate_all);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
+	tcase_add_test(tc, test_discard_after_exec_commit);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_full_sql_names);
@@ -2996,6 +3054,7 @@ main(void)
 	tcase_add_test(tc, test_extended_sql_prepare_pins);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
+	tcase_add_test(tc, test_discard_after_exec_commit);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_discard_in_block_keeps_pin);
