@@ -269,6 +269,8 @@ wk_client_cancel_unhold(struct wk_client *c)
 		return;
 	c->is_cancel_hold = false;
 	wk_client_holds_cnt--;
+	log_debug(&c->lctx, "the cancel has arrived: %zu bytes of the client's wait, reading %s",
+		  evbuffer_get_length(c->io.in), c->is_cancel_read_off ? "held" : "not held");
 	if (s && c->state == WK_CLIENT_ACTIVE && s->expect_ready == 0 && !s->has_unsynced &&
 	    s->internal_ready == 0 && s->tx_status == 'I' && !c->pins && c->fwd_remaining == 0 &&
 	    !wk_client_is_session(c) && evbuffer_get_length(c->io.in) == 0)
