@@ -4561,6 +4561,25 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 }
 
 /*
+ * The first byte of a message's body: from msg (whole) when the caller has
+ * it, else from the front of in; none when the body is empty.
+ */
+static ALWAYS_INLINE uint8_t
+wk_client_body_byte0(const struct pgw_hdr *h, struct evbuffer *in, const uint8_t *msg, uint8_t none)
+{
+	struct evbuffer_ptr pos;
+	uint8_t b = none;
+
+	if (h->len <= 4)
+		return none;
+	if (msg)
+		return msg[PGW_HDR_LEN];
+	evbuffer_ptr_set(in, &pos, PGW_HDR_LEN, EVBUFFER_PTR_SET);
+	(void)evbuffer_copyout_from(in, &pos, &b, 1);
+	return b;
+}
+
+/*
  * The reply slot of a message forwarded as it is. msg is the whole message
  * when the caller has it (in the middle of a run), NULL when it is at the
  * front of in. -1 on out of memory.
@@ -4585,34 +4604,18 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 			/* the Bind of the client's SQL PREPARE: its Execute settles the name */
 			struct wk_slot *sl = wk_client_slot_last(s);
 
-			uint8_t portal0 = 1;
-
 			s->client->is_sql_bind_due = false;
 			sl->prep = s->client->sql_prep;
 			sl->prep_role = WK_SLOT_PREP_EXEC;
 			sl->prep->client_refs++;
-			if (msg) {
-				portal0 = msg[PGW_HDR_LEN];
-			} else if (h->len > 4) {
-				struct evbuffer_ptr pos;
-
-				evbuffer_ptr_set(in, &pos, PGW_HDR_LEN, EVBUFFER_PTR_SET);
-				(void)evbuffer_copyout_from(in, &pos, &portal0, 1);
-			}
-			sl->is_unnamed_portal = portal0 == '\0';
+			/* the portal's name comes first */
+			sl->is_unnamed_portal = wk_client_body_byte0(h, in, msg, 1) == '\0';
 		}
 		return 0;
 	case PGW_MSG_CLOSE:
 		return wk_server_slot_push(s, WK_SLOT_CLOSE, false, NULL);
 	case PGW_MSG_DESCRIBE:
-		if (h->len > 4 && msg) {
-			kind_byte = msg[PGW_HDR_LEN];
-		} else if (h->len > 4) {
-			struct evbuffer_ptr pos;
-
-			evbuffer_ptr_set(in, &pos, PGW_HDR_LEN, EVBUFFER_PTR_SET);
-			(void)evbuffer_copyout_from(in, &pos, &kind_byte, 1);
-		}
+		kind_byte = wk_client_body_byte0(h, in, msg, 0);
 		return wk_server_slot_push(
 			s, kind_byte == 'P' ? WK_SLOT_DESCRIBE_P : WK_SLOT_DESCRIBE_S, false, NULL);
 	case PGW_MSG_EXECUTE:
