@@ -2094,14 +2094,12 @@ wk_client_stmt_is_setting(const struct sql_stmt *st)
  * in it takes effect now, as in a Query; preparing and binding it changed
  * nothing. So does a ROLLBACK TO or a chained COMMIT/ROLLBACK (SETs pending
  * then pin the server), and a DISCARD ALL or DEALLOCATE ALL, which drops
- * every statement of the server's session (*is_dealloc set: the caller
- * forgets them, wk_client_forget_prepared). With is_run false nothing is
- * done: only whether the text has one. Returns 1 when it has, 0 when not,
- * -1 on out of memory.
+ * every statement of the server's session (wk_client_drop_all_sent). With
+ * is_run false nothing is done: only whether the text has one. Returns 1
+ * when it has, 0 when not, -1 on out of memory.
  */
 static int
-wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is_run,
-		       bool *is_dealloc)
+wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is_run)
 {
 	struct sql_result res;
 	unsigned before = c->pins;
@@ -2120,24 +2118,15 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 		if (!is_run)
 			break;
 		if (st->kind == SQL_DISCARD_ALL || st->kind == SQL_DEALLOCATE_ALL) {
-			bool is_sure = wk_client_is_run_sure(c);
-
 			/*
-			 * The answers before it are in (wk_client_prep waited): the
-			 * transaction it meets is known (wk_client_tx_known)
+			 * The answers before it are in (wk_client_prep waited); after
+			 * an Execute of this request, the transaction it meets is
+			 * not known (a COMMIT's Execute ended it): its
+			 * CommandComplete tells, as for one in a Query
 			 */
-			if (wk_client_refuses_discard(c, st->kind,
-						      res.stmts_cnt > 1 || res.has_more) ||
-			    (st->kind == SQL_DISCARD_ALL && c->server &&
-			     c->server->has_exec_unsynced))
-				continue;
-			if (st->kind == SQL_DISCARD_ALL &&
-			    wk_client_discard_all(c, wk_client_op_rfq(c), is_sure) < 0)
+			if (wk_client_drop_all_sent(c, st->kind,
+						    res.stmts_cnt > 1 || res.has_more) < 0)
 				return -1;
-			if (!is_sure)
-				continue; /* what it drops stays, and pins, if it is skipped */
-			c->pins &= ~WK_PIN_PREPARED;
-			*is_dealloc = true;
 			continue;
 		}
 		if (st->kind == SQL_ROLLBACK_TO || st->kind == SQL_COMMIT ||
@@ -2280,7 +2269,6 @@ static int
 wk_client_bound_msg(struct wk_client *c, const struct pgw_hdr *h, const uint8_t *msg)
 {
 	ssize_t i = wk_client_bound_of(c, h, msg);
-	bool is_dealloc = false;
 	int rc;
 
 	if (i < 0)
@@ -2289,13 +2277,9 @@ wk_client_bound_msg(struct wk_client *c, const struct pgw_hdr *h, const uint8_t 
 		wk_client_bound_del(c, (size_t)i);
 		return 0;
 	}
-	rc = wk_client_bind_setting(c, c->bound[i].sql, c->bound[i].sql_len, true, &is_dealloc);
+	rc = wk_client_bind_setting(c, c->bound[i].sql, c->bound[i].sql_len, true);
 	wk_client_bound_del(c, (size_t)i);
-	if (rc < 0)
-		return -1;
-	if (is_dealloc)
-		wk_client_forget_prepared(c); /* nothing later in the request names them */
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 /*
@@ -2314,7 +2298,7 @@ wk_client_prep_setting(struct wk_client *c, struct wk_prep *p, const char *porta
 		return 0;
 	len = wk_strnlen(sql, p->key_len);
 	if (p->setting == WK_PREP_SETTING_UNKNOWN) {
-		rc = wk_client_bind_setting(c, sql, len, false, NULL);
+		rc = wk_client_bind_setting(c, sql, len, false);
 		if (rc < 0)
 			return -1;
 		p->setting = rc ? WK_PREP_SETTING_SOME : WK_PREP_SETTING_NONE;
@@ -2797,6 +2781,15 @@ wk_client_prep_describe(struct wk_server *s, struct wk_prep *p, struct evbuffer 
 	return 0;
 }
 
+/* Append a Flush of pgdog's own (PostgreSQL answers it with nothing). */
+static int
+wk_client_put_flush(struct evbuffer *out)
+{
+	static const uint8_t flush[] = { PGW_MSG_FLUSH, 0, 0, 0, 4 };
+
+	return evbuffer_add(out, flush, sizeof(flush));
+}
+
 /*
  * The client's next message waits until the server has answered what went
  * before it (is_verify_wait; the end of a reply slot with a statement resumes
@@ -2806,9 +2799,7 @@ wk_client_prep_describe(struct wk_server *s, struct wk_prep *p, struct evbuffer 
 static int
 wk_client_wait_answer(struct wk_server *s, struct evbuffer *out)
 {
-	static const uint8_t flush[] = { PGW_MSG_FLUSH, 0, 0, 0, 4 };
-
-	if (evbuffer_add(out, flush, sizeof(flush)) < 0)
+	if (wk_client_put_flush(out) < 0)
 		return -1;
 	s->is_verify_wait = true;
 	return 0;
@@ -4329,10 +4320,15 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		    wk_client_bound_may_dealloc(c, h, msg))
 			/* what it drops cannot come back: run only if nothing before it failed */
 			return wk_client_wait_unsynced(s, out) < 0 ? -1 : WK_CLIENT_PREP_WAIT;
+		bool was_due = c->is_dealloc_tag_due;
+
 		if (wk_client_bound_msg(c, h, msg) < 0)
 			return -1;
-		if (h->type == PGW_MSG_EXECUTE)
+		if (h->type == PGW_MSG_EXECUTE) {
+			/* its DISCARD/DEALLOCATE ALL's outcome ends a wait: it must come now */
+			s->is_flush_due = !was_due && c->is_dealloc_tag_due;
 			return 0;
+		}
 	}
 	wk_client_prep_ready0 = s->expect_ready;
 	if (s->held.junk_cnt && !s->has_unsynced && wk_client_prep_junk_flush(s, out) < 0)
@@ -5237,6 +5233,11 @@ done:
 		/* the last move: sent from the input when it is all of it */
 		wk_stream_take_last(&s->io, &c->io, run);
 		run = 0;
+	}
+	if (UNLIKELY(s->is_flush_due)) {
+		s->is_flush_due = false;
+		if (wk_client_put_flush(s->io.out) < 0)
+			return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	}
 	if (wk_client_fwd_done(c, s, r, sr, moved) == WK_CLOSED)
 		return WK_CLOSED;

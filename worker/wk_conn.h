@@ -444,6 +444,11 @@ struct wk_server {
 	 * answered them, or skipped their rest after an error (wk_client_prep).
 	 */
 	bool is_unsynced_wait;
+	/*
+	 * A Flush goes after what the client's input sends now: the wait is
+	 * for the answer to its unsynced Execute (wk_client_prep)
+	 */
+	bool is_flush_due;
 	bool is_tag_rollback; /* the last CommandComplete was ROLLBACK */
 	/*
 	 * A CommandComplete of the transaction was DISCARD ALL: PostgreSQL

@@ -766,59 +766,76 @@ START_TEST(test_deallocate_all_pipelined)
 END_TEST
 
 /*
- * DISCARD ALL in a simple Query sent after an Execute of the same unsynced
- * request: PostgreSQL refuses it (25001, "within a pipeline") unless that
+ * DISCARD ALL sent after an Execute of the same unsynced request, in a
+ * simple Query or (is_stmt) prepared as a named statement and run by an
+ * Execute: PostgreSQL refuses it (25001, "within a pipeline") unless that
  * Execute ended the transaction (a COMMIT), after which it runs and drops
- * every statement of the server's session. (pgdog took both for refused:
- * after the COMMIT the server's statements were gone while pgdog counted
- * them, and the next client's statement got 26000. Found by the
- * differential fuzzer.)
+ * every statement of the server's session. The other client's statement
+ * on the same server must still be prepared where it runs next.
  */
-START_TEST(test_discard_after_exec_commit)
+static void
+check_discard_after_exec(bool is_stmt)
 {
 	PGconn *da = connect_direct(), *db = connect_direct();
 	PGconn *a = it_connect(APP), *b = it_connect(APP);
 	struct raw r = { .n = 0 };
+	int n = is_stmt ? 1 : 2;
+	const char *refused =
+		is_stmt ? "1 2 D:2 C:SELECT 1 2 "
+			  "E:25001:DISCARD ALL cannot be executed within a pipeline Z"
+			: "1 2 D:2 C:SELECT 1 "
+			  "E:25001:DISCARD ALL cannot be executed within a pipeline Z Z";
 
 	raw_parse(&r, "bs", "SELECT 'after commit'");
 	raw_run(&r, "bs");
 	raw_sync(&r);
 	same_raw(db, b, &r, 1, "1 2 D:after commit C:SELECT 1 Z");
+	if (is_stmt)
+		raw_parse(&r, "dx", "DISCARD ALL");
 	raw_parse(&r, "ak", "SELECT 'ak'");
 	raw_sync(&r);
-	same_raw(da, a, &r, 1, "1 Z");
-	/* refused: a SELECT's Execute before it */
-	raw_parse(&r, "", "SELECT 2");
-	raw_bind(&r, "p1", "");
-	raw_exec(&r, "p1");
-	raw_query(&r, "DISCARD ALL");
-	raw_sync(&r);
-	same_raw(da, a, &r, 2,
-		 "1 2 D:2 C:SELECT 1 "
-		 "E:25001:DISCARD ALL cannot be executed within a pipeline Z Z");
-	raw_run(&r, "ak");
-	raw_sync(&r);
-	same_raw(da, a, &r, 1, "2 D:ak C:SELECT 1 Z");
-	raw_run(&r, "bs");
-	raw_sync(&r);
-	same_raw(db, b, &r, 1, "2 D:after commit C:SELECT 1 Z");
-	/* run: a COMMIT's Execute before it */
-	raw_parse(&r, "", "COMMIT");
-	raw_bind(&r, "p1", "");
-	raw_exec(&r, "p1");
-	raw_query(&r, "DISCARD ALL");
-	raw_sync(&r);
-	same_raw(da, a, &r, 2, NULL);
-	raw_run(&r, "ak");
-	raw_sync(&r);
-	same_raw(da, a, &r, 1, "E:26000:prepared statement \"ak\" does not exist Z");
-	raw_run(&r, "bs");
-	raw_sync(&r);
-	same_raw(db, b, &r, 1, "2 D:after commit C:SELECT 1 Z");
+	same_raw(da, a, &r, 1, is_stmt ? "1 1 Z" : "1 Z");
+	for (int commit = 0; commit < 2; commit++) {
+		raw_parse(&r, "", commit ? "COMMIT" : "SELECT 2");
+		raw_bind(&r, "p1", "");
+		raw_exec(&r, "p1");
+		if (is_stmt)
+			raw_run(&r, "dx");
+		else
+			raw_query(&r, "DISCARD ALL");
+		raw_sync(&r);
+		/* refused after a SELECT's Execute */
+		same_raw(da, a, &r, n, commit ? NULL : refused);
+		raw_run(&r, "ak");
+		raw_sync(&r);
+		same_raw(da, a, &r, 1,
+			 commit ? "E:26000:prepared statement \"ak\" does not exist Z"
+				: "2 D:ak C:SELECT 1 Z");
+		raw_run(&r, "bs");
+		raw_sync(&r);
+		same_raw(db, b, &r, 1, "2 D:after commit C:SELECT 1 Z");
+	}
 	PQfinish(a);
 	PQfinish(b);
 	PQfinish(da);
 	PQfinish(db);
+}
+
+/*
+ * In a simple Query. (pgdog took both for refused: after the COMMIT the
+ * server's statements were gone while pgdog counted them, and the next
+ * client's statement got 26000. Found by the differential fuzzer.)
+ */
+START_TEST(test_discard_after_exec_commit)
+{
+	check_discard_after_exec(false);
+}
+END_TEST
+
+/* Prepared as a named statement: the same mistake (26000), and now its fix. */
+START_TEST(test_discard_stmt_after_exec_commit)
+{
+	check_discard_after_exec(true);
 }
 END_TEST
 
@@ -2985,6 +3002,7 @@ main(void)
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_discard_after_exec_commit);
+	tcase_add_test(tc, test_discard_stmt_after_exec_commit);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_full_sql_names);
@@ -3055,6 +3073,7 @@ main(void)
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_discard_after_exec_commit);
+	tcase_add_test(tc, test_discard_stmt_after_exec_commit);
 	tcase_add_test(tc, test_skipped_close_parse);
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_discard_in_block_keeps_pin);
