@@ -2591,6 +2591,27 @@ next_part:
 static uint64_t wk_client_throwaway_cnt;
 /* The server's expect_ready when wk_client_prep() began (wk_client_prep_send_query). */
 static uint32_t wk_client_prep_ready0;
+/* The client's pending ops before the message wk_client_prep() handles was tracked. */
+static size_t wk_client_msg_ops0;
+
+/*
+ * pgdog put requests of its own (Closes and a Sync, Queries) in front of
+ * the client's message since wk_client_prep_ready0: the SETs that message
+ * made, and the LISTEN pub/sub follows in it (is_watched: a Query or
+ * Parse), are settled by the ReadyForQuery after theirs.
+ */
+static void
+wk_client_prep_shift(struct wk_client *c, const struct wk_server *s, bool is_watched)
+{
+	uint32_t n = s->expect_ready - wk_client_prep_ready0;
+
+	if (n == 0)
+		return;
+	wk_session_shift_ops(&c->session, wk_client_msg_ops0, n);
+	if (is_watched && c->pubsub)
+		wk_pubsub_query_shift(c, n);
+	wk_client_prep_ready0 = s->expect_ready;
+}
 
 /* The slot pushed last (there is one). */
 static struct wk_slot *
@@ -2764,6 +2785,7 @@ wk_client_prep_ensure(struct wk_client *c, struct wk_server *s, struct wk_prep *
 	}
 	if (wk_prep_held_add(&s->held, p) < 0)
 		return -1;
+	wk_prep_held_sent(&s->held, p, s->syncs_cnt);
 	return 1;
 }
 
@@ -2841,6 +2863,10 @@ wk_client_prep_verify(struct wk_client *c, struct wk_server *s, struct wk_prep *
 {
 	int rc;
 
+	if (wk_prep_held_is_unsure(&s->held, p, s->syncs_cnt)) {
+		/* its Parse in an earlier request may be skipped: known first */
+		return wk_client_wait_answer(s, out) < 0 ? -1 : 1;
+	}
 	if (wk_prep_held_has(&s->held, p))
 		return 2;
 	if (p->is_sql || p->is_stale)
@@ -3127,9 +3153,9 @@ wk_client_prep_send_query(struct wk_server *s, struct evbuffer *out, const char 
 	}
 	if (map)
 		map->is_ascii = is_ascii;
-	/* pub/sub follows this Query's replies after those of pgdog's queries in front */
-	if (s->client && s->client->pubsub && s->expect_ready > wk_client_prep_ready0)
-		wk_pubsub_query_shift(s->client, s->expect_ready - wk_client_prep_ready0);
+	/* this Query's SETs and LISTENs end after pgdog's queries in front */
+	if (s->client && s->expect_ready > wk_client_prep_ready0)
+		wk_client_prep_shift(s->client, s, true);
 	for (size_t i = 0; i < pre_cnt; i++)
 		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, true, pre[i]) < 0) {
 			wk_pos_map_free(map);
@@ -3611,7 +3637,12 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 	/* the name counts once PostgreSQL (or pgdog in its place) has answered the Parse */
 	p = wk_prep_register_std((const uint8_t *)body, blen, n1,
 				 wk_client_text_is_std(c, body + n1 + 1, blen - n1 - 1));
-	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, body, p, s->syncs_cnt) < 0)
+	if (!p)
+		return -1;
+	/* the server has it only if an earlier request's Parse of it is not skipped: known first */
+	if (wk_prep_held_is_unsure(&s->held, p, s->syncs_cnt))
+		return wk_client_wait_answer(s, out) < 0 ? -1 : 3;
+	if (wk_prep_names_put_unconfirmed(&c->prep_names, body, p, s->syncs_cnt) < 0)
 		return -1;
 	if (wk_prep_held_has(&s->held, p) &&
 	    (s->tx_status == 'E' || s->expect_ready || s->internal_ready)) {
@@ -4342,12 +4373,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (rc < 0 || (rc > 0 && wk_client_prep_sync(s, out) < 0))
 			return -1;
 	}
-	if ((h->type == PGW_MSG_QUERY || h->type == PGW_MSG_PARSE) && c->pubsub &&
-	    s->expect_ready > wk_client_prep_ready0) {
-		/* pub/sub follows the replies of this Query or Parse after those of the Closes */
-		wk_pubsub_query_shift(c, s->expect_ready - wk_client_prep_ready0);
-		wk_client_prep_ready0 = s->expect_ready;
-	}
+	/* this message's SETs and LISTENs end after the Closes' Sync */
+	wk_client_prep_shift(c, s, h->type == PGW_MSG_QUERY || h->type == PGW_MSG_PARSE);
 	if (h->type == PGW_MSG_QUERY) {
 		if (wk_client_is_full(c)) {
 			if (UNLIKELY(wk_server_is_unanswered(s)))
@@ -5158,6 +5185,7 @@ wk_client_forward(struct wk_client *c)
 		if (UNLIKELY(h.type == PGW_MSG_FUNCTION_CALL) && !(c->pins & WK_PIN_FUNCTION) &&
 		    !wk_client_is_session(c) && !wk_client_function_call(c, &h, in))
 			goto done;
+		wk_client_msg_ops0 = c->session.pending_cnt;
 		if (h.type == PGW_MSG_QUERY || h.type == PGW_MSG_PARSE) {
 			bool is_refused;
 

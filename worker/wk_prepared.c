@@ -705,6 +705,7 @@ wk_prep_held_add(struct wk_prep_held *h, struct wk_prep *p)
 		return -1;
 	h->v[h->cnt].prep = p;
 	h->v[h->cnt].last_use = ++h->clock;
+	h->v[h->cnt].unsure = 0;
 	wk_index_put(&h->index, wk_prep_held_hash_of(p), h->cnt);
 	h->cnt++;
 	p->server_refs++;
@@ -719,6 +720,8 @@ wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p)
 
 	if (i == SIZE_MAX)
 		return;
+	if (h->v[i].unsure)
+		h->unsure_cnt--;
 	wk_index_del(&h->index, wk_prep_held_hash_of(p), i, wk_prep_held_hash, h);
 	if (i != last) {
 		wk_index_move(&h->index, wk_prep_held_hash(h, last), last, i);
@@ -728,6 +731,47 @@ wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p)
 	p->server_refs--;
 	wk_prep_publish(p);
 	wk_prep_release_if_unused(p);
+}
+
+void
+wk_prep_held_sent(struct wk_prep_held *h, struct wk_prep *p, uint64_t batch)
+{
+	size_t i = wk_prep_held_find(h, p);
+
+	if (i == SIZE_MAX)
+		return;
+	if (!h->v[i].unsure)
+		h->unsure_cnt++;
+	h->v[i].unsure = batch + 1;
+}
+
+void
+wk_prep_held_answered(struct wk_prep_held *h, struct wk_prep *p)
+{
+	size_t i;
+
+	if (!h->unsure_cnt || (i = wk_prep_held_find(h, p)) == SIZE_MAX || !h->v[i].unsure)
+		return;
+	h->v[i].unsure = 0;
+	h->unsure_cnt--;
+}
+
+void
+wk_prep_held_answered_all(struct wk_prep_held *h)
+{
+	for (size_t i = 0; h->unsure_cnt && i < h->cnt; i++)
+		if (h->v[i].unsure) {
+			h->v[i].unsure = 0;
+			h->unsure_cnt--;
+		}
+}
+
+bool
+wk_prep_held_unsure_before(const struct wk_prep_held *h, const struct wk_prep *p, uint64_t batch)
+{
+	size_t i = wk_prep_held_find(h, p);
+
+	return i != SIZE_MAX && h->v[i].unsure && h->v[i].unsure != batch + 1;
 }
 
 struct wk_prep *
@@ -851,10 +895,12 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 	case WK_SLOT_PREP_SQL:
 		if (c)
 			wk_prep_names_settle(&c->prep_names, p, !is_error);
-		if (is_error)
+		if (is_error) {
 			wk_prep_held_del(&s->held, p);
-		else
+		} else {
+			wk_prep_held_answered(&s->held, p);
 			p->is_valid = true;
+		}
 		break;
 	case WK_SLOT_PREP_CHECK:
 		if (c)
@@ -901,10 +947,12 @@ wk_prep_slot_end(struct wk_server *s, struct wk_slot *sl, bool is_error)
 	case WK_SLOT_PREP_HOLD:
 	default:
 		/* PostgreSQL accepted it once: later Parses of it can be answered without a server */
-		if (is_error)
+		if (is_error) {
 			wk_prep_held_del(&s->held, p);
-		else
+		} else {
+			wk_prep_held_answered(&s->held, p);
 			p->is_valid = true;
+		}
 		break;
 	}
 	/*

@@ -132,8 +132,11 @@ struct wk_prep_held {
 	struct wk_prep_entry {
 		struct wk_prep *prep;
 		uint64_t last_use; /* LRU clock */
+		/* its Parse's request (the server's syncs_cnt) + 1 until answered; else 0 */
+		uint64_t unsure;
 	} * v;
 	size_t cnt, cap;
+	size_t unsure_cnt;     /* entries with unsure set */
 	struct wk_index index; /* v by statement: a Bind checks its server in one look */
 	uint64_t clock;
 	/*
@@ -258,6 +261,24 @@ bool wk_prep_held_has(struct wk_prep_held *h, struct wk_prep *p); /* also touche
 /* Record p as prepared. -1 on out of memory. */
 int wk_prep_held_add(struct wk_prep_held *h, struct wk_prep *p) MUST_CHECK;
 void wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p);
+/*
+ * p's Parse goes to the server now, in the request numbered batch (its
+ * syncs_cnt): PostgreSQL skips it after an error earlier in that request.
+ * Until wk_prep_held_answered(), a message of a later request that needs p
+ * must wait for the answer (wk_prep_held_is_unsure).
+ */
+void wk_prep_held_sent(struct wk_prep_held *h, struct wk_prep *p, uint64_t batch);
+void wk_prep_held_answered(struct wk_prep_held *h, struct wk_prep *p);
+/* Every answer is in, or none will come (the reply slots are cleared). */
+void wk_prep_held_answered_all(struct wk_prep_held *h);
+bool wk_prep_held_unsure_before(const struct wk_prep_held *h, const struct wk_prep *p,
+				uint64_t batch);
+/* Is p's Parse, sent in a request before batch, still unanswered? */
+static inline bool
+wk_prep_held_is_unsure(const struct wk_prep_held *h, const struct wk_prep *p, uint64_t batch)
+{
+	return UNLIKELY(h->unsure_cnt != 0) && wk_prep_held_unsure_before(h, p, batch);
+}
 /* The least recently used entry, or NULL. */
 struct wk_prep *wk_prep_held_lru(const struct wk_prep_held *h);
 void wk_prep_held_cleanup(struct wk_prep_held *h);

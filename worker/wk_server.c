@@ -873,6 +873,7 @@ wk_server_slots_clear(struct wk_server *s)
 	}
 	s->is_verify_wait = s->is_verify_resume = s->is_unsynced_wait = false;
 	s->is_unnamed_unsure = false;
+	wk_prep_held_answered_all(&s->held);
 	s->slots_head = s->slots_cnt = 0;
 	s->is_discarding = false;
 	s->is_unnamed_tag_due = false;

@@ -395,6 +395,13 @@ wk_session_add_op(struct wk_session *se, enum wk_op_kind kind, const char *name,
 }
 
 void
+wk_session_shift_ops(struct wk_session *se, size_t from, uint32_t n)
+{
+	for (size_t i = from; i < se->pending_cnt; i++)
+		se->pending[i].rfq += n;
+}
+
+void
 wk_session_reset_all(struct wk_session *se)
 {
 	wk_settings_clear(&se->overrides);

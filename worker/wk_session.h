@@ -144,6 +144,12 @@ int wk_session_end_tx(struct wk_session *se, bool is_commit, uint64_t upto) MUST
  */
 int wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, bool *has_reset,
 			 uint64_t upto) MUST_CHECK;
+/*
+ * pgdog put n ReadyForQuery messages of its own (replies swallowed) in
+ * front of the end of the request the client is sending: the pending ops
+ * from index `from` on (that request's) are ended n later.
+ */
+void wk_session_shift_ops(struct wk_session *se, size_t from, uint32_t n);
 /* DISCARD ALL / RESET ALL committed at once (outside the pending list). */
 void wk_session_reset_all(struct wk_session *se);
 

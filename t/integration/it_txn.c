@@ -1048,6 +1048,17 @@ raw_expect(int fd, char *buf, size_t *n, int readies, const char *want)
 	ck_assert_str_eq(got, want);
 }
 
+/* A raw connection to pgdog, logged in as app. */
+static int
+raw_app(void)
+{
+	int fd = it_raw_connect(g_it.port);
+	char st[6];
+
+	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
+	return fd;
+}
+
 /*
  * After an error in an extended-protocol request PostgreSQL skips every
  * message up to the next Sync, without replies, simple Queries included.
@@ -1747,6 +1758,66 @@ START_TEST(test_txn_param_status_once)
 	raw_expect(fd, buf, &n, 1, "T D(UTC) C Z");
 	close(fd);
 	PQfinish(b);
+}
+END_TEST
+
+/*
+ * A SET in a Query pipelined behind a Parse of a name the client has (pgdog
+ * makes a statement of that name for PostgreSQL's 42P05, and closes it
+ * with a Sync of its own before the Query) is settled by the Query's own
+ * outcome: rolled back with its implicit transaction, it is gone, as in
+ * PostgreSQL; committed, it stands. (The Sync of pgdog's Closes was taken
+ * as the end of the Query's request: the SET counted as committed, and the
+ * client's next request was told application_name = 'x' and ran with it.
+ * Found by t/fuzz/pgdiff.py.)
+ */
+START_TEST(test_txn_set_behind_own_sync)
+{
+	int fd = raw_app();
+	char buf[512];
+	size_t n = 0;
+
+	raw_parse(buf, &n, "own_sync", "SELECT 2");
+	raw_parse(buf, &n, "own_sync", "SELECT 1");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_query(buf, &n, "SET application_name = 'x'; SAVEPOINT s1");
+	raw_expect(fd, buf, &n, 2, "1 E Z C E Z");
+	raw_query(buf, &n, "SHOW application_name");
+	raw_expect(fd, buf, &n, 1, "T D() C Z");
+	/* and one that commits stands */
+	raw_parse(buf, &n, "own_sync", "SELECT 3");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_query(buf, &n, "SET application_name = 'y'; SELECT 1");
+	raw_expect(fd, buf, &n, 2, "E Z C T D(1) C S Z");
+	raw_query(buf, &n, "SHOW application_name");
+	raw_expect(fd, buf, &n, 1, "T D(y) C Z");
+	close(fd);
+}
+END_TEST
+
+/*
+ * A Parse that PostgreSQL skips after an error earlier in its request
+ * leaves the server without the statement: a Parse of the same text under
+ * another name in the next request, pipelined behind it, gets it prepared
+ * there (pgdog waits for the first one's answer), and its Bind runs. (The
+ * server was taken to hold it from the first Parse on: the Bind got 26000,
+ * "prepared statement "a" does not exist". Found by t/fuzz/pgdiff.py.)
+ */
+START_TEST(test_txn_parse_skipped_same_text)
+{
+	int fd = raw_app();
+	char buf[512];
+	size_t n = 0;
+
+	raw_parse(buf, &n, "", "SELECT 1/0");
+	raw_put(buf, &n, 'B', "\0\0\0\0\0\0\0\0", 8); /* 22012 here: folded when planned */
+	raw_put(buf, &n, 'E', "\0\0\0\0", 5);
+	raw_parse(buf, &n, "skip_b", "SELECT 42 AS parse_skipped_same_text");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_parse(buf, &n, "skip_a", "SELECT 42 AS parse_skipped_same_text");
+	raw_bind_run(buf, &n, "skip_a");
+	raw_expect(fd, buf, &n, 2, "1 E Z 1 2 D(42) C Z");
+	close(fd);
 }
 END_TEST
 
@@ -4369,6 +4440,8 @@ main(void)
 	tcase_add_test(tc, test_txn_copy_data_outside_copy);
 	tcase_add_test(tc, test_txn_server_fatal_once);
 	tcase_add_test(tc, test_txn_param_status_once);
+	tcase_add_test(tc, test_txn_set_behind_own_sync);
+	tcase_add_test(tc, test_txn_parse_skipped_same_text);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fdlimit");
