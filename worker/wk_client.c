@@ -2235,6 +2235,7 @@ wk_client_bound_add(struct wk_client *c, const char *portal, size_t n, const cha
 	}
 	bd->portal_len = n;
 	bd->sql_len = len;
+	bd->rfq = wk_client_op_rfq(c);
 	bd->may_dealloc = wk_client_text_may_drop(sql, len);
 	c->bound_cnt++;
 	return 0;
@@ -2273,7 +2274,14 @@ wk_client_bound_msg(struct wk_client *c, const struct pgw_hdr *h, const uint8_t 
 
 	if (i < 0)
 		return 0;
-	if (h->type != PGW_MSG_EXECUTE) {
+	/*
+	 * A transaction ended since its Bind (or its request failed): PostgreSQL
+	 * dropped the portal, and this Execute fails (34000). The answers
+	 * before an Execute that may drop statements are in (wk_client_prep
+	 * waited for them); one that sets something fails, and takes its
+	 * settings with it.
+	 */
+	if (h->type != PGW_MSG_EXECUTE || c->idle_rfq >= c->bound[i].rfq) {
 		wk_client_bound_del(c, (size_t)i);
 		return 0;
 	}

@@ -91,6 +91,7 @@ struct wk_bound {
 	char *portal; /* owned, portal_len bytes and a NUL */
 	char *sql;    /* owned, sql_len bytes and a NUL */
 	size_t portal_len, sql_len;
+	uint64_t rfq;     /* the ReadyForQuery ending its Bind's request (rfq_seen's count) */
 	bool may_dealloc; /* its text says DISCARD or DEALLOCATE */
 };
 
@@ -198,10 +199,13 @@ struct wk_client {
 	 * yet: what the statement does to the session is followed at their
 	 * Execute, as PostgreSQL runs it then, not at a Bind that may never
 	 * run (wk_client_bound_msg). Cleared when its server goes back to the
-	 * pool: portals end with their transaction.
+	 * pool: portals end with their transaction (a pinned server stays:
+	 * idle_rfq tells then).
 	 */
 	struct wk_bound *bound; /* owned */
 	size_t bound_cnt, bound_cap;
+	uint64_t
+		idle_rfq; /* the last ReadyForQuery 'I' of its requests (session.rfq_seen's count) */
 	/*
 	 * A DEALLOCATE ALL or DISCARD ALL that may not run (among other
 	 * statements of a Query, or sent while the transaction it meets is not

@@ -1395,6 +1395,8 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 		s->expect_ready--;
 	if (c) {
 		c->session.rfq_seen++;
+		if (st == 'I')
+			c->idle_rfq = c->session.rfq_seen; /* its portals are gone */
 		if (s->expect_ready == 0 && !s->has_unsynced)
 			wk_client_running(c,
 					  false); /* a cancel now is dropped, as PostgreSQL does */

@@ -294,8 +294,8 @@ def gen_session(rnd):
             name = rnd.choice(NAMES)
             if rnd.random() < 0.7 or name not in nparams:
                 text, npar = sql_of(rnd, rnd.randrange(len(STMTS)))
-                if text.startswith("PREPARE"):
-                    name = ""  # README: a named Parse of SQL PREPARE
+                if text.startswith(("PREPARE", "EXECUTE", "DEALLOCATE q")):
+                    name = ""  # README: named Parses of SQL PREPARE, EXECUTE, DEALLOCATE
                 batch.append(m_parse(name, text))
                 nparams[name] = npar
             npar = nparams.get(name, 0)
@@ -502,9 +502,27 @@ def run_session(port, db, batches, wants=None):
     return outs, counts
 
 
+RESET_SQL = "SET lock_timeout = '5s'; DELETE FROM log; UPDATE t SET v = 0"
+
+
+def reset_tables(env):
+    """both databases' tables as SETUP_SQL left them, so that one difference does not make
+    every later session differ (direct connections; a lock still held fails after 5 s)"""
+    for db in ("fa", "fb"):
+        c = Conn(env.pg_port, "postgres", db)
+        try:
+            out, _ = run_batch(c, [m_query(RESET_SQL)], want=(1, 0))
+            if any(o.startswith("E") or o.startswith("<") for o in out):
+                raise RuntimeError("resetting %s: %s" % (db, out))
+        finally:
+            c.close()
+
+
 def compare(env, batches):
     """None, or a text describing the first difference"""
+    reset_tables(env)
     d_out, counts = run_session(env.pg_port, "fa", batches)
+    reset_tables(env)
     p_out, _ = run_session(env.port, "fb", batches, counts + [(0, 0)] * 64)
     if d_out == p_out:
         return None
@@ -520,7 +538,16 @@ def compare(env, batches):
 KNOWN = [
     # README: a re-prepare on another server takes the transaction's snapshot
     re.compile(r"25001"),
+    # README: an unnamed PREPARE executed again names pgdog's statement in its 42P05
+    re.compile(r"<pgdog-name>"),
 ]
+
+
+def is_known(d):
+    """every differing batch of compare()'s text shows a limitation KNOWN lists"""
+    lines = d.split("\n")
+    diffs = ["\n".join(lines[i:i + 3]) for i, ln in enumerate(lines) if ln.endswith("differs")]
+    return bool(diffs) and all(any(k.search(t) for k in KNOWN) for t in diffs)
 
 
 def differs(env, batches):
@@ -602,7 +629,7 @@ def main():
             d = compare(env, batches)
             if d is None:
                 continue
-            if a.skip_known and any(k.search(d) for k in KNOWN):
+            if a.skip_known and is_known(d):
                 continue
             text = "%s\n\n%s\n" % (describe_session(batches), d)
             if a.shrink:

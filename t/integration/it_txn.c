@@ -1822,6 +1822,44 @@ START_TEST(test_txn_parse_skipped_same_text)
 END_TEST
 
 /*
+ * A portal ends with its transaction: an Execute of one bound to DISCARD
+ * ALL in an earlier transaction fails (34000) and drops nothing, also when
+ * the client's server is pinned (by SQL PREPARE here) and so stays with it
+ * between transactions. (pgdog took it as run: it forgot the client's
+ * statements, whose next Bind got 26000, and its pins, and the server went
+ * back to the pool with the client's SQL statement on it. Found by
+ * t/fuzz/pgdiff.py.)
+ */
+START_TEST(test_txn_stale_portal_discard)
+{
+	int fd = raw_app();
+	char buf[512];
+	size_t n = 0;
+
+	raw_query(buf, &n, "PREPARE stale_q AS SELECT 1");
+	raw_expect(fd, buf, &n, 1, "C Z");
+	/* the Bind is skipped after the error; the portal would end with the request anyway */
+	raw_put(buf, &n, 'E', "\0\0\0\0\0", 5);
+	raw_parse(buf, &n, "stale_a", "DISCARD ALL");
+	raw_put(buf, &n, 'B', "\0stale_a\0\0\0\0\0\0\0", 15);
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "E Z");
+	/* one request at a time: nothing is left to wait for at the Execute */
+	raw_parse(buf, &n, "stale_x", "SELECT 5");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "1 Z");
+	raw_put(buf, &n, 'E', "\0\0\0\0\0", 5);
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 1, "E Z");
+	raw_bind_run(buf, &n, "stale_x");
+	raw_expect(fd, buf, &n, 1, "2 D(5) C Z");
+	raw_query(buf, &n, "EXECUTE stale_q");
+	raw_expect(fd, buf, &n, 1, "T D(1) C Z");
+	close(fd);
+}
+END_TEST
+
+/*
  * A client queued for a server keeps sending: pgdog buffers what it sends
  * up to a limit and then stops reading it; once it has a server, every
  * request runs, in order.
@@ -4442,6 +4480,7 @@ main(void)
 	tcase_add_test(tc, test_txn_param_status_once);
 	tcase_add_test(tc, test_txn_set_behind_own_sync);
 	tcase_add_test(tc, test_txn_parse_skipped_same_text);
+	tcase_add_test(tc, test_txn_stale_portal_discard);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fdlimit");
