@@ -1893,6 +1893,16 @@ wk_client_tag_ran(struct wk_client *c, bool is_discard)
 }
 
 /*
+ * The ReadyForQuery that will end the request the client is sending now:
+ * after those its server still owes (pipelined requests).
+ */
+static uint64_t
+wk_client_op_rfq(const struct wk_client *c)
+{
+	return c->session.rfq_seen + (c->server ? c->server->expect_ready : 0) + 1;
+}
+
+/*
  * The client's DISCARD ALL or DEALLOCATE ALL may not run (an earlier
  * statement of its Query, or an aborted transaction, makes PostgreSQL skip
  * or refuse it): what it drops goes when its CommandComplete comes
@@ -1902,20 +1912,11 @@ static void
 wk_client_tag_due(struct wk_client *c)
 {
 	c->is_dealloc_tag_due = true;
+	c->dealloc_tag_rfq = wk_client_op_rfq(c);
 	if (c->server && c->server->is_tracked) {
 		c->server->is_unsynced_wait = true;
 		c->server->is_verify_wait = true;
 	}
-}
-
-/*
- * The ReadyForQuery that will end the request the client is sending now:
- * after those its server still owes (pipelined requests).
- */
-static uint64_t
-wk_client_op_rfq(const struct wk_client *c)
-{
-	return c->session.rfq_seen + (c->server ? c->server->expect_ready : 0) + 1;
 }
 
 /*
@@ -2616,6 +2617,9 @@ wk_client_prep_shift(struct wk_client *c, const struct wk_server *s, bool is_wat
 	if (n == 0)
 		return;
 	wk_session_shift_ops(&c->session, wk_client_msg_ops0, n);
+	if (c->is_dealloc_tag_due &&
+	    c->dealloc_tag_rfq > c->session.rfq_seen + (s->expect_ready - n))
+		c->dealloc_tag_rfq += n;
 	if (is_watched && c->pubsub)
 		wk_pubsub_query_shift(c, n);
 	wk_client_prep_ready0 = s->expect_ready;

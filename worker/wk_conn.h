@@ -213,6 +213,8 @@ struct wk_client {
 	 * its CommandComplete comes (wk_client_tag_ran).
 	 */
 	bool is_dealloc_tag_due;
+	uint64_t
+		dealloc_tag_rfq; /* the ReadyForQuery ending its request: refused if no tag by then */
 	/*
 	 * The ones before its last Parse, the same way, oldest first, while
 	 * Parses of it are not answered: the newest that the server did not

@@ -1397,6 +1397,9 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 		c->session.rfq_seen++;
 		if (st == 'I')
 			c->idle_rfq = c->session.rfq_seen; /* its portals are gone */
+		/* its request ended without the tag: refused or skipped, it dropped nothing */
+		if (UNLIKELY(c->is_dealloc_tag_due) && c->session.rfq_seen >= c->dealloc_tag_rfq)
+			c->is_dealloc_tag_due = false;
 		if (s->expect_ready == 0 && !s->has_unsynced)
 			wk_client_running(c,
 					  false); /* a cancel now is dropped, as PostgreSQL does */

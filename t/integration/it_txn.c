@@ -1860,6 +1860,41 @@ START_TEST(test_txn_stale_portal_discard)
 END_TEST
 
 /*
+ * A DISCARD ALL whose outcome waits for its CommandComplete (pipelined
+ * behind a Sync not answered yet) and that PostgreSQL refuses (25001 in a
+ * transaction block) drops nothing, and leaves nothing due: the next
+ * DISCARD ALL's CommandComplete does not drop the statement the client
+ * parsed after that one ran. (The first one stayed due until the server
+ * went back to the pool, here kept by an advisory lock: the Bind got 26000.
+ * Found by t/fuzz/pgdiff.py.)
+ */
+START_TEST(test_txn_refused_discard_not_due)
+{
+	int fd = raw_app();
+	char buf[512];
+	size_t n = 0;
+
+	raw_query(buf, &n, "SELECT pg_advisory_lock(4243)");
+	raw_expect(fd, buf, &n, 1, "T D() C Z");
+	raw_query(buf, &n, "BEGIN");
+	raw_expect(fd, buf, &n, 1, "C Z");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_query(buf, &n, "DISCARD ALL");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 3, "Z E Z Z");
+	raw_query(buf, &n, "ROLLBACK");
+	raw_expect(fd, buf, &n, 1, "C Z");
+	raw_query(buf, &n, "DISCARD ALL");
+	raw_parse(buf, &n, "refused_a", "SELECT 2");
+	raw_put(buf, &n, 'S', "", 0);
+	raw_expect(fd, buf, &n, 2, "C Z 1 Z");
+	raw_bind_run(buf, &n, "refused_a");
+	raw_expect(fd, buf, &n, 1, "2 D(2) C Z");
+	close(fd);
+}
+END_TEST
+
+/*
  * A client queued for a server keeps sending: pgdog buffers what it sends
  * up to a limit and then stops reading it; once it has a server, every
  * request runs, in order.
@@ -4481,6 +4516,7 @@ main(void)
 	tcase_add_test(tc, test_txn_set_behind_own_sync);
 	tcase_add_test(tc, test_txn_parse_skipped_same_text);
 	tcase_add_test(tc, test_txn_stale_portal_discard);
+	tcase_add_test(tc, test_txn_refused_discard_not_due);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fdlimit");
