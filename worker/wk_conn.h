@@ -204,8 +204,8 @@ struct wk_client {
 	 */
 	struct wk_bound *bound; /* owned */
 	size_t bound_cnt, bound_cap;
-	uint64_t
-		idle_rfq; /* the last ReadyForQuery 'I' of its requests (session.rfq_seen's count) */
+	/* the last ReadyForQuery 'I' of its requests (session.rfq_seen's count) */
+	uint64_t idle_rfq;
 	/*
 	 * A DEALLOCATE ALL or DISCARD ALL that may not run (among other
 	 * statements of a Query, or sent while the transaction it meets is not
@@ -213,8 +213,8 @@ struct wk_client {
 	 * its CommandComplete comes (wk_client_tag_ran).
 	 */
 	bool is_dealloc_tag_due;
-	uint64_t
-		dealloc_tag_rfq; /* the ReadyForQuery ending its request: refused if no tag by then */
+	/* the ReadyForQuery ending its request: refused or skipped if no tag came by then */
+	uint64_t dealloc_tag_rfq;
 	/*
 	 * The ones before its last Parse, the same way, oldest first, while
 	 * Parses of it are not answered: the newest that the server did not

@@ -608,6 +608,8 @@ def main():
     if a.out is None:
         a.out = "/tmp/pgdiff-%d" % a.seed
     a.pgdog = os.path.abspath(a.pgdog)
+    # SIGTERM (timeout(1), a CI limit) unwinds through the finally below: what was started stops
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = Env(a)
     stop = threading.Event()
     noise_err = []
