@@ -736,7 +736,8 @@ wk_prep_held_del(struct wk_prep_held *h, struct wk_prep *p)
 void
 wk_prep_held_sent(struct wk_prep_held *h, struct wk_prep *p, uint64_t batch)
 {
-	size_t i = wk_prep_held_find(h, p);
+	/* just added, most often: the last entry */
+	size_t i = h->cnt && h->v[h->cnt - 1].prep == p ? h->cnt - 1 : wk_prep_held_find(h, p);
 
 	if (i == SIZE_MAX)
 		return;

@@ -402,6 +402,7 @@ class Env:
         self.pg_port = free_port()
         self.port = free_port()
         self.pgdog = None
+        self.admin = {}  # database -> a direct connection for reset_tables
 
     def psql(self, db, sql):
         subprocess.run(["sh", os.path.join(SRCDIR, "t/pgenv.sh"), "psql", self.pgdir,
@@ -435,6 +436,8 @@ class Env:
             raise RuntimeError("pgdog did not start; see %s/pgdog.log" % self.out)
 
     def stop(self):
+        for c in self.admin.values():
+            c.close()
         if self.pgdog is not None and self.pgdog.poll() is None:
             self.pgdog.send_signal(signal.SIGTERM)
             try:
@@ -509,13 +512,10 @@ def reset_tables(env):
     """both databases' tables as SETUP_SQL left them, so that one difference does not make
     every later session differ (direct connections; a lock still held fails after 5 s)"""
     for db in ("fa", "fb"):
-        c = Conn(env.pg_port, "postgres", db)
-        try:
-            out, _ = run_batch(c, [m_query(RESET_SQL)], want=(1, 0))
-            if any(o.startswith("E") or o.startswith("<") for o in out):
-                raise RuntimeError("resetting %s: %s" % (db, out))
-        finally:
-            c.close()
+        c = env.admin.get(db) or env.admin.setdefault(db, Conn(env.pg_port, "postgres", db))
+        out, _ = run_batch(c, [m_query(RESET_SQL)], want=(1, 0))
+        if any(o.startswith("E") or o.startswith("<") for o in out):
+            raise RuntimeError("resetting %s: %s" % (db, out))
 
 
 def compare(env, batches):

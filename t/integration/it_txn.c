@@ -978,6 +978,13 @@ raw_put(char *buf, size_t *n, char type, const char *body, size_t len)
 	*n += 4 + len;
 }
 
+/* Append a Sync. */
+static void
+raw_sync(char *buf, size_t *n)
+{
+	raw_put(buf, n, 'S', "", 0);
+}
+
 /* Append a simple Query of sql. */
 static void
 raw_query(char *buf, size_t *n, const char *sql)
@@ -1010,7 +1017,7 @@ raw_bind_run(char *buf, size_t *n, const char *stmt)
 	memset(body + 1 + a, 0, 6);
 	raw_put(buf, n, 'B', body, 1 + a + 6);
 	raw_put(buf, n, 'E', "\0\0\0\0", 5);
-	raw_put(buf, n, 'S', "", 0);
+	raw_sync(buf, n);
 }
 
 /*
@@ -1048,6 +1055,17 @@ raw_expect(int fd, char *buf, size_t *n, int readies, const char *want)
 	ck_assert_str_eq(got, want);
 }
 
+/* A simple Query alone in its request (sql is short): its replies must read want. */
+static void
+raw_sql(int fd, const char *sql, const char *want)
+{
+	char buf[512];
+	size_t n = 0;
+
+	raw_query(buf, &n, sql);
+	raw_expect(fd, buf, &n, 1, want);
+}
+
 /* A raw connection to pgdog, logged in as app. */
 static int
 raw_app(void)
@@ -1079,18 +1097,18 @@ START_TEST(test_txn_skipped_after_error)
 	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
 	/* a Close skipped after an error: the statement stays */
 	raw_parse(buf, &n, "c1", "SELECT 5");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "1 Z");
 	raw_parse(buf, &n, "", "selec");
 	raw_put(buf, &n, 'C', "Sc1", 4);
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "E Z");
 	raw_bind_run(buf, &n, "c1");
 	raw_expect(fd, buf, &n, 1, "2 D(5) C Z");
 	/* a Query skipped after an error: one ReadyForQuery, and the server is free */
 	raw_parse(buf, &n, "", "selec 1");
 	raw_put(buf, &n, 'Q', "SELECT 1", 9);
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "E Z");
 	b = it_connect(APP);
 	ck_assert_str_eq(it_value(b, "SELECT 'b'"), "b");
@@ -1110,22 +1128,22 @@ START_TEST(test_txn_skipped_after_error)
 	}
 	raw_put(buf, &n, 'C', "Sc1", 4);
 	raw_expect(fd, buf, &n, 0, "");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "Z");
 	raw_bind_run(buf, &n, "c1");
 	raw_expect(fd, buf, &n, 1, "2 D(5) C Z");
 	/* a name whose Parse failed is free for the next Parse, in the same write */
 	raw_parse(buf, &n, "pb", "selec x");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_parse(buf, &n, "pb", "SELECT 7");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 2, "E Z 1 Z");
 	raw_bind_run(buf, &n, "pb");
 	raw_expect(fd, buf, &n, 1, "2 D(7) C Z");
 	/* two Parses of one name in one request: the second fails, as in PostgreSQL */
 	raw_parse(buf, &n, "dup", "SELECT 7");
 	raw_parse(buf, &n, "dup", "SELECT 7");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "1 E Z");
 	close(fd);
 }
@@ -1145,7 +1163,7 @@ START_TEST(test_txn_malformed_query)
 
 	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
 	raw_parse(buf, &n, "m1", "SELECT 3");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "1 Z");
 	for (int k = 0; k < 2; k++) {
 		/* no NUL at all; then the text, its NUL and more */
@@ -1435,8 +1453,7 @@ START_TEST(test_txn_copy_data_outside_copy)
 	PGconn *b = it_connect(APP);
 
 	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
-	raw_query(buf, &n, "COPY no_such_table_c FROM STDIN");
-	raw_expect(fd, buf, &n, 1, "E Z");
+	raw_sql(fd, "COPY no_such_table_c FROM STDIN", "E Z");
 	for (int i = 0; i < 100; i++)
 		raw_put(buf, &n, 'd', "1\t2\n", 4);
 	raw_put(buf, &n, 'c', "", 0);
@@ -1556,10 +1573,10 @@ START_TEST(test_txn_ext_copy_pipelined)
 	raw_parse(buf, &n, "", "COPY extcopy_t FROM STDIN");
 	raw_put(buf, &n, 'B', "\0\0\0\0\0\0\0\0", 8);
 	raw_put(buf, &n, 'E', "\0\0\0\0\0", 5);
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_put(buf, &n, 'd', "41\n", 3);
 	raw_put(buf, &n, 'c', "", 0);
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_exchange(fd, buf, n, 1, got, sizeof(got));
 	ck_assert_str_eq(got, "1 2 G C Z");
 	ck_assert_int_eq(PQsendQuery(b, "SELECT count(*) FROM extcopy_t"), 1);
@@ -1656,7 +1673,7 @@ START_TEST(test_txn_cancel_waiting_framing)
 	memcpy(buf + n, "\0\0", 2);
 	n += 2;
 	raw_put(buf, &n, 'E', "\0\0\0\0", 5);
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	ck_assert_int_eq(it_raw_send(fd, buf, n), 0);
 	it_sleep_ms(200);
 	it_raw_cancel(g_it.port, key);
@@ -1687,7 +1704,7 @@ START_TEST(test_txn_cancel_waiting_framing)
 		ck_assert_msg(len > 0 && type == 'E', "after the cancel: '%c'", type);
 		ck_assert_int_eq(it_raw_recv(fd, &type, body, sizeof(body), 300), -1);
 	}
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "Z");
 	exec_ok(a, "COMMIT");
 	raw_put(buf, &n, 'Q', "SELECT 'after'", 15);
@@ -1744,18 +1761,15 @@ START_TEST(test_txn_param_status_once)
 	PGconn *b = it_connect(APP);
 
 	ck_assert_msg(it_raw_login(fd, "app", "app", "app_pw", st) == 0, "login: %s", st);
-	raw_query(buf, &n, "SET application_name = 'a'");
-	raw_expect(fd, buf, &n, 1, "C S Z");
+	raw_sql(fd, "SET application_name = 'a'", "C S Z");
 	for (int i = 0; i < 3; i++) {
 		ck_assert_str_eq(it_value(b, "SHOW application_name"), "");
 		raw_query(buf, &n, "SHOW application_name");
 		raw_expect(fd, buf, &n, 1, "T D(a) C Z");
 	}
-	raw_query(buf, &n, "SET TimeZone = 'utc'");
-	raw_expect(fd, buf, &n, 1, "C S Z");
+	raw_sql(fd, "SET TimeZone = 'utc'", "C S Z");
 	ck_assert_str_eq(it_value(b, "SELECT 1"), "1");
-	raw_query(buf, &n, "SHOW TimeZone");
-	raw_expect(fd, buf, &n, 1, "T D(UTC) C Z");
+	raw_sql(fd, "SHOW TimeZone", "T D(UTC) C Z");
 	close(fd);
 	PQfinish(b);
 }
@@ -1779,18 +1793,16 @@ START_TEST(test_txn_set_behind_own_sync)
 
 	raw_parse(buf, &n, "own_sync", "SELECT 2");
 	raw_parse(buf, &n, "own_sync", "SELECT 1");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_query(buf, &n, "SET application_name = 'x'; SAVEPOINT s1");
 	raw_expect(fd, buf, &n, 2, "1 E Z C E Z");
-	raw_query(buf, &n, "SHOW application_name");
-	raw_expect(fd, buf, &n, 1, "T D() C Z");
+	raw_sql(fd, "SHOW application_name", "T D() C Z");
 	/* and one that commits stands */
 	raw_parse(buf, &n, "own_sync", "SELECT 3");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_query(buf, &n, "SET application_name = 'y'; SELECT 1");
 	raw_expect(fd, buf, &n, 2, "E Z C T D(1) C S Z");
-	raw_query(buf, &n, "SHOW application_name");
-	raw_expect(fd, buf, &n, 1, "T D(y) C Z");
+	raw_sql(fd, "SHOW application_name", "T D(y) C Z");
 	close(fd);
 }
 END_TEST
@@ -1813,7 +1825,7 @@ START_TEST(test_txn_parse_skipped_same_text)
 	raw_put(buf, &n, 'B', "\0\0\0\0\0\0\0\0", 8); /* 22012 here: folded when planned */
 	raw_put(buf, &n, 'E', "\0\0\0\0", 5);
 	raw_parse(buf, &n, "skip_b", "SELECT 42 AS parse_skipped_same_text");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_parse(buf, &n, "skip_a", "SELECT 42 AS parse_skipped_same_text");
 	raw_bind_run(buf, &n, "skip_a");
 	raw_expect(fd, buf, &n, 2, "1 E Z 1 2 D(42) C Z");
@@ -1836,25 +1848,23 @@ START_TEST(test_txn_stale_portal_discard)
 	char buf[512];
 	size_t n = 0;
 
-	raw_query(buf, &n, "PREPARE stale_q AS SELECT 1");
-	raw_expect(fd, buf, &n, 1, "C Z");
+	raw_sql(fd, "PREPARE stale_q AS SELECT 1", "C Z");
 	/* the Bind is skipped after the error; the portal would end with the request anyway */
 	raw_put(buf, &n, 'E', "\0\0\0\0\0", 5);
 	raw_parse(buf, &n, "stale_a", "DISCARD ALL");
 	raw_put(buf, &n, 'B', "\0stale_a\0\0\0\0\0\0\0", 15);
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "E Z");
 	/* one request at a time: nothing is left to wait for at the Execute */
 	raw_parse(buf, &n, "stale_x", "SELECT 5");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "1 Z");
 	raw_put(buf, &n, 'E', "\0\0\0\0\0", 5);
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "E Z");
 	raw_bind_run(buf, &n, "stale_x");
 	raw_expect(fd, buf, &n, 1, "2 D(5) C Z");
-	raw_query(buf, &n, "EXECUTE stale_q");
-	raw_expect(fd, buf, &n, 1, "T D(1) C Z");
+	raw_sql(fd, "EXECUTE stale_q", "T D(1) C Z");
 	close(fd);
 }
 END_TEST
@@ -1874,19 +1884,16 @@ START_TEST(test_txn_refused_discard_not_due)
 	char buf[512];
 	size_t n = 0;
 
-	raw_query(buf, &n, "SELECT pg_advisory_lock(4243)");
-	raw_expect(fd, buf, &n, 1, "T D() C Z");
-	raw_query(buf, &n, "BEGIN");
-	raw_expect(fd, buf, &n, 1, "C Z");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sql(fd, "SELECT pg_advisory_lock(4243)", "T D() C Z");
+	raw_sql(fd, "BEGIN", "C Z");
+	raw_sync(buf, &n);
 	raw_query(buf, &n, "DISCARD ALL");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 3, "Z E Z Z");
-	raw_query(buf, &n, "ROLLBACK");
-	raw_expect(fd, buf, &n, 1, "C Z");
+	raw_sql(fd, "ROLLBACK", "C Z");
 	raw_query(buf, &n, "DISCARD ALL");
 	raw_parse(buf, &n, "refused_a", "SELECT 2");
-	raw_put(buf, &n, 'S', "", 0);
+	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 2, "C Z 1 Z");
 	raw_bind_run(buf, &n, "refused_a");
 	raw_expect(fd, buf, &n, 1, "2 D(2) C Z");
