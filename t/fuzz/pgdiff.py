@@ -271,13 +271,18 @@ def sql_of(rnd, i):
     return text, npar
 
 
-def gen_session(rnd):
-    """a list of batches, each a list of (description, bytes) ending with a Sync or Query"""
+def gen_session(rnd, mode="extended"):
+    """a list of batches, each a list of (description, bytes) ending with a Sync or Query; with
+    mode "disabled", a statement is used only in the request that parsed it, and only the unnamed
+    one (README: pgdog prepares none again on another server there)"""
     nparams = {}  # statement name -> parameter count last parsed under it
+    names = [""] if mode == "disabled" else NAMES
     batches = []
     for _ in range(rnd.randint(1, 8)):
         batch = []
         for _ in range(rnd.randint(1, 4)):
+            if mode == "disabled" and (not batch or batch[-1][0][0] in "SQ"):
+                nparams.clear()
             if rnd.random() < 0.3:
                 if rnd.random() < 0.2:
                     parts = [sql_of(rnd, rnd.randrange(len(STMTS)))[0]
@@ -291,7 +296,7 @@ def gen_session(rnd):
                     batch.append(m_query(text))
                 continue
             # an extended-protocol request
-            name = rnd.choice(NAMES)
+            name = rnd.choice(names)
             if rnd.random() < 0.7 or name not in nparams:
                 text, npar = sql_of(rnd, rnd.randrange(len(STMTS)))
                 if text.startswith(("PREPARE", "EXECUTE", "DEALLOCATE q")):
@@ -626,7 +631,7 @@ def main():
         rnd = random.Random(a.seed)
         end = time.monotonic() + a.seconds
         while time.monotonic() < end and ndiv < a.max_divs:
-            batches = read_session(a.replay) if a.replay else gen_session(rnd)
+            batches = read_session(a.replay) if a.replay else gen_session(rnd, a.mode)
             ncase += 1
             d = compare(env, batches)
             if d is None:
