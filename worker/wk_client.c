@@ -1687,6 +1687,8 @@ wk_client_attach(struct wk_client *c, struct wk_server *s)
 	s->is_ready_unsure = false;
 	s->is_tag_rollback = false;
 	s->is_tag_discard = false;
+	s->is_end_mark_ran = false;
+	c->is_end_mark_due = false;
 	s->is_tracked =
 		!wk_client_is_session(c) && g_cfg->prepared_statements != CONFIG_PREPARED_DISABLED;
 	s->needs_resync = false;
@@ -2066,9 +2068,10 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 }
 
 /*
- * Does st, run from a prepared statement, change the session: a SET, RESET
- * or RESET ALL, a DISCARD ALL or DEALLOCATE ALL, a ROLLBACK TO or a chained
- * COMMIT/ROLLBACK (wk_client_bind_setting)?
+ * Does st, run from a prepared statement, change the session or settle its
+ * changes: a SET, RESET or RESET ALL, a DISCARD ALL or DEALLOCATE ALL, a
+ * ROLLBACK TO, a COMMIT, ROLLBACK or PREPARE TRANSACTION
+ * (wk_client_bind_setting)?
  */
 static bool
 wk_client_stmt_is_setting(const struct sql_stmt *st)
@@ -2080,13 +2083,38 @@ wk_client_stmt_is_setting(const struct sql_stmt *st)
 	case SQL_DISCARD_ALL:
 	case SQL_DEALLOCATE_ALL:
 	case SQL_ROLLBACK_TO:
-		return true;
 	case SQL_COMMIT:
 	case SQL_ROLLBACK:
-		return st->is_chain;
+	case SQL_PREPARE_TX:
+		return true;
 	default:
 		return false;
 	}
+}
+
+/*
+ * The client runs a COMMIT, ROLLBACK or PREPARE TRANSACTION from a prepared
+ * statement while SETs are pending: more may follow it in its request, so
+ * its own CommandComplete settles the SETs before it (a WK_OP_END marks
+ * them, and the Execute's reply slot is_end_mark: wk_client_slot). Where
+ * pgdog has no reply slots (prepared_statements = disabled) a chained one
+ * pins the server instead, the values PostgreSQL settled staying there.
+ * -1 on out of memory.
+ */
+static int
+wk_client_end_mark(struct wk_client *c, const struct sql_stmt *st)
+{
+	if (!c->session.pending_cnt)
+		return 0;
+	if (c->server && c->server->is_tracked && !c->is_end_mark_due) {
+		if (wk_session_add_op(&c->session, WK_OP_END, NULL, NULL, wk_client_op_rfq(c)) < 0)
+			return -1;
+		c->is_end_mark_due = true;
+		return 0;
+	}
+	if (st->is_chain)
+		c->pins |= WK_PIN_SETTINGS;
+	return 0;
 }
 
 /*
@@ -2130,11 +2158,16 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 				return -1;
 			continue;
 		}
-		if (st->kind == SQL_ROLLBACK_TO || st->kind == SQL_COMMIT ||
-		    st->kind == SQL_ROLLBACK) {
+		if (st->kind == SQL_ROLLBACK_TO) {
 			/* as in a Query (wk_client_track_inner): SETs it would settle pin */
 			if (c->session.pending_cnt)
 				c->pins |= WK_PIN_SETTINGS;
+			continue;
+		}
+		if (st->kind == SQL_COMMIT || st->kind == SQL_ROLLBACK ||
+		    st->kind == SQL_PREPARE_TX) {
+			if (wk_client_end_mark(c, st) < 0)
+				return -1;
 			continue;
 		}
 		if (wk_client_track_setting(c, &res, st) < 0)
@@ -2554,9 +2587,11 @@ next_part:
 			/*
 			 * The SETs pending at the end of the transaction are settled
 			 * by how it ended; not so those of a transaction ended in
-			 * the middle of the request, or chained to the next one
+			 * the middle of the request, or chained to the next one. A
+			 * Parse: more may follow its Execute in the request, its own
+			 * CommandComplete settles them (wk_client_end_mark).
 			 */
-			if (!st->is_chain && i + 1 == res.stmts_cnt && !res.has_more)
+			if (!is_at_bind && !st->is_chain && i + 1 == res.stmts_cnt && !res.has_more)
 				break;
 			/* fall through */
 		case SQL_ROLLBACK_TO: /* SETs made since the savepoint are undone, not the others */
@@ -2564,7 +2599,7 @@ next_part:
 				is_split = true;
 				break;
 			}
-			/* a Parse: it pins when bound (wk_client_bind_setting), each time */
+			/* a Parse: followed when bound (wk_client_bind_setting), each time */
 			if (h->type == PGW_MSG_PARSE && body[0] == '\0')
 				c->unnamed_setting = true;
 			break;
@@ -4654,7 +4689,13 @@ wk_client_slot(struct wk_server *s, const struct pgw_hdr *h, struct evbuffer *in
 		return wk_server_slot_push(
 			s, kind_byte == 'P' ? WK_SLOT_DESCRIBE_P : WK_SLOT_DESCRIBE_S, false, NULL);
 	case PGW_MSG_EXECUTE:
-		return wk_server_slot_push(s, WK_SLOT_EXECUTE, false, NULL);
+		if (wk_server_slot_push(s, WK_SLOT_EXECUTE, false, NULL) < 0)
+			return -1;
+		if (UNLIKELY(s->client->is_end_mark_due)) {
+			s->client->is_end_mark_due = false;
+			wk_client_slot_last(s)->is_end_mark = true;
+		}
+		return 0;
 	case PGW_MSG_SYNC:
 		if (UNLIKELY(wk_client_sync_is_copy(s)))
 			return 0; /* PostgreSQL ignores it: no reply */

@@ -216,6 +216,11 @@ struct wk_client {
 	/* the ReadyForQuery ending its request: refused or skipped if no tag came by then */
 	uint64_t dealloc_tag_rfq;
 	/*
+	 * The Execute being forwarded runs a COMMIT or ROLLBACK while SETs are
+	 * pending: its reply slot gets is_end_mark (wk_client_slot)
+	 */
+	bool is_end_mark_due;
+	/*
 	 * The ones before its last Parse, the same way, oldest first, while
 	 * Parses of it are not answered: the newest that the server did not
 	 * skip (an error earlier in their request) is back in place
@@ -361,6 +366,11 @@ struct wk_slot {
 	bool is_skippable;
 	bool is_unnamed_portal; /* WK_SLOT_PREP_EXEC: the Bind is to the unnamed portal */
 	/*
+	 * WK_SLOT_EXECUTE of a COMMIT or ROLLBACK with SETs pending before it:
+	 * its CommandComplete settles them (a WK_OP_END marks where they end)
+	 */
+	bool is_end_mark;
+	/*
 	 * A client's Parse of its unnamed statement, sent as it is: the low
 	 * bits of the unnamed_id it got (wk_client_unnamed_parse); 0: other
 	 */
@@ -461,6 +471,8 @@ struct wk_server {
 	 * committed it at once, it stands even if the transaction fails
 	 */
 	bool is_tag_discard;
+	/* the CommandComplete being read ends an Execute with is_end_mark */
+	bool is_end_mark_ran;
 	bool is_copy_in; /* the server waits for COPY data */
 	/*
 	 * PostgreSQL ignores a Sync (or Flush) that comes during COPY FROM STDIN

@@ -1242,6 +1242,8 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	if (wk_server_slot_ends(sl->kind, type)) {
 		if (sl->prep)
 			wk_prep_slot_end(s, sl, false);
+		if (UNLIKELY(sl->is_end_mark))
+			s->is_end_mark_ran = type == PGW_MSG_COMMAND_COMPLETE;
 		if (UNLIKELY(sl->is_unnamed_copy))
 			wk_client_unnamed_copied(s, sl);
 		else if (sl->unnamed_tag)
@@ -1274,13 +1276,34 @@ wk_server_tx_end(struct wk_server *s, struct wk_client *c)
 		wk_settings_clear(&s->applied);
 		has_reset = true;
 	}
-	s->needs_resync = has_reset;
+	s->needs_resync |= has_reset;
 	if (wk_session_end_tx(&c->session, is_commit, c->session.rfq_seen) < 0) {
 		s->is_dirty = true;
 		return -1;
 	}
 	if (!is_commit && s->is_tag_discard)
 		wk_session_reset_all(&c->session);
+	return 0;
+}
+
+/*
+ * A COMMIT or ROLLBACK executed in the middle of a request ended the
+ * transaction (CommandComplete, is_tag_rollback read): the SETs before it
+ * stand or go now, whatever follows it in the request (wk_client_end_mark).
+ * WK_CLOSED when the client was closed (out of memory).
+ */
+static int
+wk_server_end_at_mark(struct wk_server *s, struct wk_client *c)
+{
+	bool has_reset;
+
+	s->is_end_mark_ran = false;
+	if (wk_session_end_at_mark(&c->session, &s->applied, !s->is_tag_rollback, &has_reset) < 0) {
+		s->is_dirty = true;
+		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	}
+	s->needs_resync |= has_reset;
+	s->is_tag_rollback = false; /* what follows is a new transaction's */
 	return 0;
 }
 
@@ -1934,6 +1957,9 @@ wk_server_forward(struct wk_server *s)
 					goto done; /* the tag's first bytes are not in yet */
 				s->is_tag_rollback = h.len >= 4 + 8 &&
 						     memcmp(hdr + PGW_HDR_LEN, "ROLLBACK", 8) == 0;
+				if (UNLIKELY(s->is_end_mark_ran) &&
+				    wk_server_end_at_mark(s, c) == WK_CLOSED)
+					return WK_CLOSED;
 				if (h.len == 4 + 12 &&
 				    memcmp(hdr + PGW_HDR_LEN, "DISCARD ALL", 11) == 0) {
 					s->is_tag_discard = true;

@@ -407,28 +407,39 @@ wk_session_reset_all(struct wk_session *se)
 	wk_settings_clear(&se->overrides);
 }
 
+/* What op does to the values `to`; *has_reset when one goes back to a server default. */
+static int
+wk_session_op_apply(const struct wk_op *op, struct wk_settings *to, bool *has_reset)
+{
+	switch (op->kind) {
+	case WK_OP_SET:
+		return wk_settings_put(to, op->name, op->value, true);
+	case WK_OP_RESET:
+		wk_settings_del(to, op->name);
+		*has_reset = true;
+		break;
+	case WK_OP_RESET_ALL:
+		wk_settings_clear(to);
+		*has_reset = true;
+		break;
+	case WK_OP_END:
+		break;
+	}
+	return 0;
+}
+
 int
 wk_session_end_tx(struct wk_session *se, bool is_commit, uint64_t upto)
 {
 	int rc = 0;
 	size_t kept = 0;
+	bool has_reset;
 
 	for (size_t i = 0; is_commit && rc == 0 && i < se->pending_cnt; i++) {
 		struct wk_op *op = &se->pending[i];
 
-		if (op->rfq > upto)
-			continue; /* a later request's, pipelined */
-		switch (op->kind) {
-		case WK_OP_SET:
-			rc = wk_settings_put(&se->overrides, op->name, op->value, true);
-			break;
-		case WK_OP_RESET:
-			wk_settings_del(&se->overrides, op->name);
-			break;
-		case WK_OP_RESET_ALL:
-			wk_settings_clear(&se->overrides);
-			break;
-		}
+		if (op->rfq <= upto) /* not a later request's, pipelined */
+			rc = wk_session_op_apply(op, &se->overrides, &has_reset);
 	}
 	/* the later requests' ops stay pending, in order */
 	for (size_t i = 0; i < se->pending_cnt; i++) {
@@ -644,25 +655,38 @@ wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, b
 	for (size_t i = 0; i < se->pending_cnt; i++) {
 		const struct wk_op *op = &se->pending[i];
 
-		if (op->rfq > upto)
-			continue; /* a later request's, pipelined */
-		switch (op->kind) {
-		case WK_OP_SET:
-			if (wk_settings_put(applied, op->name, op->value, true) < 0)
-				return -1;
-			break;
-		case WK_OP_RESET:
-			/* the server went back to its own default, not the client's startup value */
-			wk_settings_del(applied, op->name);
-			*has_reset = true;
-			break;
-		case WK_OP_RESET_ALL:
-			wk_settings_clear(applied);
-			*has_reset = true;
-			break;
-		}
+		/* a RESET: the server went back to its own default, not the client's startup value */
+		if (op->rfq <= upto && wk_session_op_apply(op, applied, has_reset) < 0)
+			return -1;
 	}
 	return 0;
+}
+
+int
+wk_session_end_at_mark(struct wk_session *se, struct wk_settings *applied, bool is_commit,
+		       bool *has_reset)
+{
+	size_t m = 0;
+	bool ignored;
+	int rc = 0;
+
+	*has_reset = false;
+	while (m < se->pending_cnt && se->pending[m].kind != WK_OP_END)
+		m++;
+	if (m == se->pending_cnt)
+		return 0;
+	for (size_t i = 0; is_commit && rc == 0 && i < m; i++) {
+		rc = wk_session_op_apply(&se->pending[i], applied, has_reset);
+		if (rc == 0)
+			rc = wk_session_op_apply(&se->pending[i], &se->overrides, &ignored);
+	}
+	for (size_t i = 0; i <= m; i++) {
+		free(se->pending[i].name);
+		free(se->pending[i].value);
+	}
+	se->pending_cnt -= m + 1;
+	memmove(se->pending, se->pending + m + 1, se->pending_cnt * sizeof(*se->pending));
+	return rc;
 }
 
 /*

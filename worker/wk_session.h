@@ -41,11 +41,16 @@ enum wk_op_kind {
 	WK_OP_SET = 0,
 	WK_OP_RESET,
 	WK_OP_RESET_ALL, /* RESET ALL, DISCARD ALL */
+	/*
+	 * A COMMIT or ROLLBACK executed in the middle of a request: its
+	 * CommandComplete settles the ops before it (wk_session_end_at_mark)
+	 */
+	WK_OP_END,
 };
 
 struct wk_op {
 	enum wk_op_kind kind;
-	char *name;   /* owned; NULL for RESET_ALL */
+	char *name;   /* owned; NULL for RESET_ALL and END */
 	char *value;  /* owned; SET only (raw SQL text) */
 	uint64_t rfq; /* the ReadyForQuery (rfq_seen's count) that ends its request */
 };
@@ -144,6 +149,16 @@ int wk_session_end_tx(struct wk_session *se, bool is_commit, uint64_t upto) MUST
  */
 int wk_session_apply_ops(const struct wk_session *se, struct wk_settings *applied, bool *has_reset,
 			 uint64_t upto) MUST_CHECK;
+/*
+ * The transaction end that the first WK_OP_END stands for ran: the ops
+ * before it are applied to `applied` (the server's values, as
+ * wk_session_apply_ops) and to the client's values if it committed
+ * (is_commit), else dropped; they and the mark leave the pending list.
+ * *has_reset as for wk_session_apply_ops. Nothing happens without a mark.
+ * -1 on out of memory: as for wk_session_end_tx.
+ */
+int wk_session_end_at_mark(struct wk_session *se, struct wk_settings *applied, bool is_commit,
+			   bool *has_reset) MUST_CHECK;
 /*
  * pgdog put n ReadyForQuery messages of its own (replies swallowed) in
  * front of the end of the request the client is sending: the pending ops

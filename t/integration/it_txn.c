@@ -1901,6 +1901,61 @@ START_TEST(test_txn_refused_discard_not_due)
 }
 END_TEST
 
+/* Append a Parse of the unnamed statement with sql, its Bind and its Execute (no Sync). */
+static void
+raw_unnamed_run(char *buf, size_t *n, const char *sql)
+{
+	raw_parse(buf, n, "", sql);
+	raw_put(buf, n, 'B', "\0\0\0\0\0\0\0\0", 8);
+	raw_put(buf, n, 'E', "\0\0\0\0", 5);
+}
+
+/*
+ * A COMMIT executed in the middle of an extended-protocol request commits
+ * the SETs before it, whatever comes after it: a SET after it, and an error
+ * after that, are rolled back, not the first SET. (pgdog settled them all
+ * at the ReadyForQuery: after the error it dropped the committed SET too,
+ * and the client's next request ran without it, although PostgreSQL had
+ * just reported it. Found by t/fuzz/pgdiff.py.) The same with a ROLLBACK
+ * in the middle: the SET before it is dropped, the one after it stands.
+ */
+START_TEST(test_txn_set_before_commit_execute)
+{
+	int fd = raw_app();
+	char buf[512];
+	size_t n = 0;
+
+	raw_unnamed_run(buf, &n, "SET application_name = 'before_commit'");
+	raw_unnamed_run(buf, &n, "COMMIT");
+	raw_unnamed_run(buf, &n, "SET application_name = 'after_commit'");
+	raw_unnamed_run(buf, &n, "SELECT 1/0");
+	raw_sync(buf, &n);
+	raw_expect(fd, buf, &n, 1, "1 2 C 1 2 N C 1 2 C 1 E S Z");
+	raw_sql(fd, "SHOW application_name", "T D(before_commit) C Z");
+	/* a named COMMIT, and a transaction block, behave the same */
+	raw_parse(buf, &n, "commit_c", "COMMIT");
+	raw_sync(buf, &n);
+	raw_expect(fd, buf, &n, 1, "1 Z");
+	raw_unnamed_run(buf, &n, "BEGIN");
+	raw_unnamed_run(buf, &n, "SET application_name = 'in_block'");
+	raw_put(buf, &n, 'B', "\0commit_c\0\0\0\0\0\0\0", 16);
+	raw_put(buf, &n, 'E', "\0\0\0\0", 5);
+	raw_unnamed_run(buf, &n, "SELECT 1/0");
+	raw_sync(buf, &n);
+	raw_expect(fd, buf, &n, 1, "1 2 C 1 2 C 2 C 1 E S Z");
+	raw_sql(fd, "SHOW application_name", "T D(in_block) C Z");
+	/* a ROLLBACK in the middle drops what came before it, not what comes after */
+	raw_unnamed_run(buf, &n, "BEGIN");
+	raw_unnamed_run(buf, &n, "SET application_name = 'rolled_back'");
+	raw_unnamed_run(buf, &n, "ROLLBACK");
+	raw_unnamed_run(buf, &n, "SET application_name = 'after_rollback'");
+	raw_sync(buf, &n);
+	raw_expect(fd, buf, &n, 1, "1 2 C 1 2 C 1 2 C 1 2 C S Z");
+	raw_sql(fd, "SHOW application_name", "T D(after_rollback) C Z");
+	close(fd);
+}
+END_TEST
+
 /*
  * A client queued for a server keeps sending: pgdog buffers what it sends
  * up to a limit and then stops reading it; once it has a server, every
@@ -4524,6 +4579,7 @@ main(void)
 	tcase_add_test(tc, test_txn_parse_skipped_same_text);
 	tcase_add_test(tc, test_txn_stale_portal_discard);
 	tcase_add_test(tc, test_txn_refused_discard_not_due);
+	tcase_add_test(tc, test_txn_set_before_commit_execute);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fdlimit");
