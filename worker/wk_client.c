@@ -3747,7 +3747,9 @@ wk_client_prep_throwaway(char *b, size_t n, const char *prefix)
  * pins the server instead. Returns 1 when handled (replacement sent: the
  * caller drains the client's message), 2 when handled and the replacement
  * recorded as the client's unnamed statement (a PREPARE), 0 when the Parse
- * is not such a statement, -1 on out of memory.
+ * is not such a statement, 3 when it waits for the answers to what went
+ * before it (a PREPARE or DEALLOCATE of the name in an earlier request), -1
+ * on out of memory.
  */
 static int
 wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *body, size_t blen,
@@ -3785,6 +3787,9 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 		}
 		return 0;
 	}
+	/* what the name means depends on answers not in yet (a PREPARE of it may not run) */
+	if (wk_prep_names_is_pending(&c->prep_names, st->name, s->syncs_cnt))
+		return wk_client_wait_answer(s, out) < 0 ? -1 : 3;
 	p = wk_prep_names_get(&c->prep_names, st->name);
 	switch (st->kind) {
 	case SQL_EXECUTE:
@@ -4486,9 +4491,21 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			 * throwaway it prepares must exist for PostgreSQL's 42P05,
 			 * made again when pgdog has closed it or on another server
 			 */
-			is_dup = UNLIKELY(c->unnamed_setting) && c->sql_kind == WK_SQL_PREPARE &&
-				 c->unnamed_id && c->sql_id == c->unnamed_id &&
-				 wk_prep_names_get(&c->prep_names, c->sql_name);
+			is_dup =
+				UNLIKELY(c->sql_kind != WK_SQL_NONE) && c->unnamed_id &&
+				c->sql_id == c->unnamed_id &&
+				(c->sql_kind == WK_SQL_PREPARE ? c->unnamed_setting
+							       : c->sql_kind == WK_SQL_PREPARE_DUP);
+			/* whether its name is taken depends on answers not in yet */
+			if (is_dup &&
+			    wk_prep_names_is_pending(&c->prep_names, c->sql_name, s->syncs_cnt))
+				return wk_client_wait_answer(s, out) < 0 ? -1 : WK_CLIENT_PREP_WAIT;
+			/*
+			 * A name the client has: the statement that makes
+			 * PostgreSQL's 42P05 must be there (closed after each
+			 * request, and another server has none)
+			 */
+			is_dup = is_dup && wk_prep_names_get(&c->prep_names, c->sql_name);
 			if (wk_client_unnamed_setting(c, body, n1) < 0 ||
 			    (is_dup && wk_client_prep_dup_make_parse(s, out, c->sql_junk) < 0))
 				return -1;

@@ -2389,6 +2389,72 @@ START_TEST(test_full_error_position)
 }
 END_TEST
 
+/*
+ * What an SQL name means while the PREPARE that makes it has no answer yet
+ * (pipelined in an earlier request, where an error before it may stop it):
+ * an EXECUTE or PREPARE of the name sent as a Parse, or a Bind that runs an
+ * unnamed statement's PREPARE of it, waits for that answer, and the client
+ * gets what PostgreSQL says. (pgdog took the name as made: the EXECUTE
+ * named pgdog's statement in its 26000, and ran on a server where pgdog
+ * prepared it again; the PREPARE's Bind got 42P05 after its first Bind
+ * failed; an unnamed PREPARE of a name the client had ran when bound again
+ * in a later request. Found by t/fuzz/pgdiff.py.)
+ */
+START_TEST(test_full_sql_name_pending)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+	/* a Bind of the unnamed statement to the unnamed portal, one parameter: 9 */
+	static const char bind_one[] = "\0\0\0\0\0\1\0\0\0\1"
+				       "9\0\0";
+
+	/* the PREPARE does not run: the EXECUTE behind it fails as in PostgreSQL */
+	raw_query(&r, "DISCARD ALL; PREPARE pend_q AS SELECT $1::int * 2");
+	raw_parse(&r, "", "EXECUTE pend_q(4)");
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2,
+		 "E:25001:DISCARD ALL cannot run inside a transaction block Z 1 2 "
+		 "E:26000:prepared statement \"pend_q\" does not exist Z");
+	raw_query(&r, "EXECUTE pend_q(4)");
+	same_raw(d, a, &r, 1, "E:26000:prepared statement \"pend_q\" does not exist Z");
+	/* an unnamed PREPARE whose first Bind failed runs at its next one */
+	raw_parse(&r, "", "PREPARE pend_r AS SELECT 7");
+	raw_put(&r, 'B', bind_one, sizeof(bind_one) - 1);
+	raw_sync(&r);
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2,
+		 "1 E:08P01:bind message supplies 1 parameters, but prepared statement \"\" "
+		 "requires 0 Z 2 C:PREPARE Z");
+	raw_query(&r, "EXECUTE pend_r");
+	same_raw(d, a, &r, 1, "T D:7 C:SELECT 1 Z");
+	/*
+	 * An unnamed PREPARE of a name the client has fails again when run in a
+	 * later request on the same server (kept by an advisory lock), after
+	 * another request in between
+	 */
+	raw_query(&r, "PREPARE pend_s AS SELECT 5; SELECT pg_advisory_lock_shared(71)");
+	raw_parse(&r, "", "PREPARE pend_s AS SELECT 5");
+	raw_exec(&r, "no_such_portal");
+	raw_sync(&r);
+	same_raw(
+		d, a, &r, 2,
+		"C:PREPARE T D: C:SELECT 1 Z 1 E:34000:portal \"no_such_portal\" does not exist Z");
+	raw_parse(&r, "pend_a", "SELECT 1");
+	raw_run(&r, "pend_a");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 D:1 C:SELECT 1 Z");
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "2 E:42P05:prepared statement \"pend_s\" already exists Z");
+	raw_query(&r, "SELECT pg_advisory_unlock_shared(71)");
+	same_raw(d, a, &r, 1, "T D:t C:SELECT 1 Z");
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
 /* The same pipeline on a direct connection and through pgdog: the same replies. */
 static void
 same_pipeline(PGconn *direct, PGconn *c, const char *const *sqls, int n, const char *want)
@@ -3034,6 +3100,7 @@ main(void)
 	tcase_add_test(tc, test_full_dup_like_postgres);
 	tcase_add_test(tc, test_full_deallocate_outcome);
 	tcase_add_test(tc, test_full_error_position);
+	tcase_add_test(tc, test_full_sql_name_pending);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_limit");
