@@ -2092,6 +2092,14 @@ wk_client_stmt_is_setting(const struct sql_stmt *st)
 	}
 }
 
+/* A COMMIT, ROLLBACK or PREPARE TRANSACTION, not chained to the next transaction? */
+static bool
+wk_client_stmt_ends_tx(const struct sql_stmt *st)
+{
+	return (st->kind == SQL_COMMIT || st->kind == SQL_ROLLBACK || st->kind == SQL_PREPARE_TX) &&
+	       !st->is_chain;
+}
+
 /*
  * The client runs a COMMIT, ROLLBACK or PREPARE TRANSACTION from a prepared
  * statement while SETs are pending: more may follow it in its request, so
@@ -2123,9 +2131,11 @@ wk_client_end_mark(struct wk_client *c, const struct sql_stmt *st)
  * in it takes effect now, as in a Query; preparing and binding it changed
  * nothing. So does a ROLLBACK TO or a chained COMMIT/ROLLBACK (SETs pending
  * then pin the server), and a DISCARD ALL or DEALLOCATE ALL, which drops
- * every statement of the server's session (wk_client_drop_all_sent). With
+ * every statement of the server's session (wk_client_drop_all_sent), and a
+ * COMMIT or ROLLBACK settles the SETs before it (wk_client_end_mark). With
  * is_run false nothing is done: only whether the text has one. Returns 1
- * when it has, 0 when not, -1 on out of memory.
+ * when it has, 2 when all it has are such transaction ends (not chained),
+ * 0 when none, -1 on out of memory.
  */
 static int
 wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is_run)
@@ -2143,6 +2153,10 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 
 		if (!wk_client_stmt_is_setting(st))
 			continue;
+		if (!is_run && wk_client_stmt_ends_tx(st)) {
+			found = found ? found : 2;
+			continue;
+		}
 		found = 1;
 		if (!is_run)
 			break;
@@ -2343,10 +2357,14 @@ wk_client_prep_setting(struct wk_client *c, struct wk_prep *p, const char *porta
 		rc = wk_client_bind_setting(c, sql, len, false);
 		if (rc < 0)
 			return -1;
-		p->setting = rc ? WK_PREP_SETTING_SOME : WK_PREP_SETTING_NONE;
+		p->setting = rc == 2 ? WK_PREP_SETTING_END
+			     : rc    ? WK_PREP_SETTING_SOME
+				     : WK_PREP_SETTING_NONE;
 		if (!rc)
 			return 0;
 	}
+	if (p->setting == WK_PREP_SETTING_END && !c->session.pending_cnt)
+		return 0; /* nothing for it to settle */
 	return wk_client_bound_add(c, portal, n, sql, len);
 }
 
@@ -2589,9 +2607,11 @@ next_part:
 			 * by how it ended; not so those of a transaction ended in
 			 * the middle of the request, or chained to the next one. A
 			 * Parse: more may follow its Execute in the request, its own
-			 * CommandComplete settles them (wk_client_end_mark).
+			 * CommandComplete settles the SETs pending by then
+			 * (wk_client_end_mark): none, most of the time.
 			 */
-			if (!is_at_bind && !st->is_chain && i + 1 == res.stmts_cnt && !res.has_more)
+			if (!st->is_chain && (is_at_bind ? !c->session.pending_cnt
+							 : i + 1 == res.stmts_cnt && !res.has_more))
 				break;
 			/* fall through */
 		case SQL_ROLLBACK_TO: /* SETs made since the savepoint are undone, not the others */
@@ -5478,7 +5498,9 @@ wk_client_flat_binds_ready(struct wk_client *c, struct wk_server *s, const uint8
 		p = wk_prep_names_get(&c->prep_names, (const char *)msg + PGW_HDR_LEN + n1 + 1);
 		if (!p || p->is_stale || !wk_prep_held_has(&s->held, p) ||
 		    len > WK_CLIENT_FLAT_REBUILD_MAX || *cnt == WK_CLIENT_FLAT_BINDS_MAX ||
-		    p->setting != WK_PREP_SETTING_NONE || c->prep_names.has_alias)
+		    (p->setting != WK_PREP_SETTING_NONE &&
+		     (p->setting != WK_PREP_SETTING_END || c->session.pending_cnt)) ||
+		    c->prep_names.has_alias)
 			return false;
 		preps[(*cnt)++] = p;
 	}

@@ -83,6 +83,8 @@ struct wk_prep {
 #define WK_PREP_SETTING_UNKNOWN 0 /* not looked at yet */
 #define WK_PREP_SETTING_NONE    1 /* its text sets nothing */
 #define WK_PREP_SETTING_SOME    2 /* SET, RESET or RESET ALL: tracked at each Bind */
+/* COMMIT, ROLLBACK or PREPARE TRANSACTION only: tracked at a Bind while SETs are pending */
+#define WK_PREP_SETTING_END 3
 
 /* struct wk_prep pubsub: */
 #define WK_PREP_PUBSUB_UNKNOWN 0 /* not looked at yet */

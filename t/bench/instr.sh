@@ -6,6 +6,7 @@
 #   t/bench/instr.sh                         (as root, from the repository root)
 #   METRIC=syscalls t/bench/instr.sh         (system calls per transaction, with strace -c -f)
 #   TARGETS=pgdog PROTOCOLS=simple CLIENTS=1 REPEATS=3 t/bench/instr.sh
+#   SCRIPT=tpcb PROTOCOLS=extended t/bench/instr.sh   (pgbench's TPC-B-like transaction instead)
 #
 # Set-up, all on 127.0.0.1: one throwaway PostgreSQL 15 cluster (in $OUT/pg, trust auth,
 # `pgbench -i -s $SCALE` into database "bench"), then, one at a time, a fresh proxy for every
@@ -26,6 +27,7 @@
 #     file; --trace-children=yes also follows any exec);
 #     pgbench -n -S -M PROTOCOL -c C -j 1 -t WARMUP           (warm-up, fills the pool)
 #     pgbench -n -S -M PROTOCOL -c C -j 1 -t N/C              (must process all N transactions)
+#     (-S is -b select-only; SCRIPT=tpcb runs -b tpcb-like instead)
 #     SIGTERM the proxy, wait until it and its workers have exited;
 #     Ir(N) = the sum of the "totals:" lines of all callgrind.out.SEQ.* files (all processes)
 #   instructions/txn = (Ir(N2) - Ir(N1)) / (N2 - N1)
@@ -46,6 +48,8 @@
 #   METRIC=instructions (or syscalls)  TARGETS="pgdog pgbouncer"  PROTOCOLS="simple extended"
 #   CLIENTS="1 10"  N1=2000  N2=12000  WARMUP=200 (per client)  REPEATS=1 (median when > 1)
 #   RUN_TIMEOUT=900 (s, per pgbench)  POOL=10  SCALE=10
+#   SCRIPT=select (pgbench -S) or tpcb (pgbench's default script: BEGIN, three UPDATEs, a SELECT,
+#               an INSERT, END)
 #   PGDOG_BIN   pgdog binary or build dir (default ./pgdog, ./build/pgdog, ./build-ci/pgdog)
 #   PG_BINDIR=/usr/lib/postgresql/15/bin  PGBOUNCER=/usr/sbin/pgbouncer
 #   PG_PORT=27442 PGDOG_PORT=28442 PGBOUNCER_PORT=28443
@@ -71,6 +75,12 @@ REPEATS=${REPEATS:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 POOL=${POOL:-10}
 SCALE=${SCALE:-10}
+SCRIPT=${SCRIPT:-select}
+case $SCRIPT in
+select) BUILTIN=select-only ;; # what -S runs
+tpcb) BUILTIN=tpcb-like ;;
+*) echo "$BENCH: SCRIPT must be select or tpcb" >&2 && exit 2 ;;
+esac
 PGBIN=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 PG_PORT=${PG_PORT:-27442}
@@ -208,9 +218,9 @@ measure() {
 	local t=$1 proto=$2 c=$3 n=$4 f done_n rc=0 cnt np
 	start_proxy "$t"
 	f=$OUT/$t-$proto-c$c-n$n-s$SEQ.log
-	timeout -k 5 "$RUN_TIMEOUT" pgbench -n -S -M "$proto" -c "$c" -j 1 -t "$WARMUP" \
+	timeout -k 5 "$RUN_TIMEOUT" pgbench -n -b "$BUILTIN" -M "$proto" -c "$c" -j 1 -t "$WARMUP" \
 		-h 127.0.0.1 -p "${PORT_OF[$t]}" -U "$DBUSER" "$DB" >"$f.warmup" 2>&1 || rc=$?
-	timeout -k 5 "$RUN_TIMEOUT" pgbench -n -S -M "$proto" -c "$c" -j 1 -t $((n / c)) \
+	timeout -k 5 "$RUN_TIMEOUT" pgbench -n -b "$BUILTIN" -M "$proto" -c "$c" -j 1 -t $((n / c)) \
 		-h 127.0.0.1 -p "${PORT_OF[$t]}" -U "$DBUSER" "$DB" >"$f" 2>&1 || rc=$?
 	stop_proxy
 	read -r _ done_n _ < <(pgbench_out "$f")
@@ -252,7 +262,7 @@ done
 
 # --- table ------------------------------------------------------------------------------------
 echo
-echo "$METRIC per transaction inside the proxy (all its processes), pgbench -S, transaction mode,"
+echo "$METRIC per transaction inside the proxy (all its processes), pgbench -b $BUILTIN, transaction mode,"
 echo "pool $POOL, differencing runs of $N1 and $N2 transactions; median of $REPEATS; ratio = pgdog / PgBouncer"
 awk -F'\t' -v targets="$TARGETS" '
 	function median(key, cnt,   i, j, t, a) {

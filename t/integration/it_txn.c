@@ -1944,6 +1944,13 @@ START_TEST(test_txn_set_before_commit_execute)
 	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "1 2 C 1 2 C 2 C 1 E S Z");
 	raw_sql(fd, "SHOW application_name", "T D(in_block) C Z");
+	/* a SET of an earlier request in the block */
+	raw_sql(fd, "BEGIN; SET application_name = 'earlier'", "C C S Z");
+	raw_unnamed_run(buf, &n, "COMMIT");
+	raw_unnamed_run(buf, &n, "SELECT 1/0");
+	raw_sync(buf, &n);
+	raw_expect(fd, buf, &n, 1, "1 2 C 1 E Z");
+	raw_sql(fd, "SHOW application_name", "T D(earlier) C Z");
 	/* a ROLLBACK in the middle drops what came before it, not what comes after */
 	raw_unnamed_run(buf, &n, "BEGIN");
 	raw_unnamed_run(buf, &n, "SET application_name = 'rolled_back'");
