@@ -1951,6 +1951,16 @@ START_TEST(test_txn_set_before_commit_execute)
 	raw_sync(buf, &n);
 	raw_expect(fd, buf, &n, 1, "1 2 C 1 E Z");
 	raw_sql(fd, "SHOW application_name", "T D(earlier) C Z");
+	/* a chained COMMIT: the SET after it is the next transaction's, which fails */
+	raw_unnamed_run(buf, &n, "BEGIN");
+	raw_unnamed_run(buf, &n, "SET application_name = 'chained'");
+	raw_unnamed_run(buf, &n, "COMMIT AND CHAIN");
+	raw_unnamed_run(buf, &n, "SET application_name = 'in_chain'");
+	raw_unnamed_run(buf, &n, "SELECT 1/0");
+	raw_sync(buf, &n);
+	raw_expect(fd, buf, &n, 1, "1 2 C 1 2 C 1 2 C 1 2 C 1 E S Z");
+	raw_sql(fd, "ROLLBACK", "C Z");
+	raw_sql(fd, "SHOW application_name", "T D(chained) C Z");
 	/* a ROLLBACK in the middle drops what came before it, not what comes after */
 	raw_unnamed_run(buf, &n, "BEGIN");
 	raw_unnamed_run(buf, &n, "SET application_name = 'rolled_back'");
