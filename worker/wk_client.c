@@ -1885,12 +1885,17 @@ void
 wk_client_tag_ran(struct wk_client *c, bool is_discard)
 {
 	c->is_dealloc_tag_due = false;
-	/* untracked, what the client sent after it went on: a pin it made may be newer */
-	if (is_discard && c->server && c->server->is_tracked) {
-		c->pins = 0;
-		wk_pubsub_client_unlisten(c, NULL);
+	/*
+	 * Untracked, what the client sent after it went on: a pin it made (an
+	 * SQL PREPARE's too) may be newer, and stays until the client leaves
+	 */
+	if (c->server && c->server->is_tracked) {
+		if (is_discard) {
+			c->pins = 0;
+			wk_pubsub_client_unlisten(c, NULL);
+		}
+		c->pins &= ~WK_PIN_PREPARED;
 	}
-	c->pins &= ~WK_PIN_PREPARED;
 	wk_client_forget_prepared(c);
 }
 

@@ -1286,6 +1286,40 @@ START_TEST(test_skipped_discard_keeps_pin)
 END_TEST
 
 /*
+ * prepared_statements = disabled: a DISCARD ALL whose outcome counts from
+ * its CommandComplete (pipelined behind a Query not answered yet) drops
+ * what pinned the server before it, not the pin of an SQL PREPARE sent
+ * after it (pgdog goes on with what follows there): the client keeps its
+ * server and its statement, and the next client waits. (The pin went at
+ * the DISCARD ALL's CommandComplete: the server went back to the pool with
+ * the client's statement on it, and the client lost it. Found by
+ * t/fuzz/pgdiff.py.)
+ */
+START_TEST(test_discard_then_prepare_keeps_pin)
+{
+	PGconn *da = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_query(&r, "SELECT 1");
+	raw_query(&r, "DISCARD ALL");
+	raw_parse(&r, "", "PREPARE pf_dq AS SELECT 41");
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(da, a, &r, 3, "T D:1 C:SELECT 1 Z C:DISCARD ALL Z 1 2 C:PREPARE Z");
+	/* a keeps the one server: b waits, until a leaves */
+	ck_assert_int_eq(PQsendQuery(b, "SELECT count(*) FROM pg_prepared_statements "
+					"WHERE name = 'pf_dq'"),
+			 1);
+	ck_assert_msg(it_busy_for(b, 700), "b got a's server while a holds an SQL statement");
+	ck_assert_str_eq(it_value(a, "EXECUTE pf_dq"), "41");
+	PQfinish(a);
+	ck_assert_str_eq(it_value_within(b, 5000, "b after a left"), "0");
+	PQfinish(b);
+	PQfinish(da);
+}
+END_TEST
+
+/*
  * A client's unnamed statement, bound again after another client used the
  * server: pgdog prepares it there first. When that Parse was skipped (an
  * error earlier in the request), pgdog still took it for prepared, and a
@@ -3163,6 +3197,7 @@ main(void)
 	tcase_add_test(tc, test_skipped_query_client_gone);
 	tcase_add_test(tc, test_set_bound_unnamed);
 	tcase_add_test(tc, test_skipped_discard_keeps_pin);
+	tcase_add_test(tc, test_discard_then_prepare_keeps_pin);
 	suite_add_tcase(s, tc);
 
 	return it_run_suite(s);
