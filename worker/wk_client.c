@@ -1755,6 +1755,7 @@ wk_client_detach(struct wk_client *c)
 	if (UNLIKELY(c->bound_cnt))
 		wk_client_bound_clear(c); /* its portals ended with its transaction */
 	c->is_dealloc_tag_due = false;
+	c->is_pin_after_tag = false;
 	log_noise(&c->lctx, "transaction done: server %s back to the pool", s->lctx.id);
 	wk_server_checkin(s);
 	if (c->pubsub)
@@ -1884,19 +1885,40 @@ wk_client_forget_prepared(struct wk_client *c)
 void
 wk_client_tag_ran(struct wk_client *c, bool is_discard)
 {
+	/* an SQL PREPARE after it in its Query: that statement stays */
+	unsigned kept = c->is_pin_after_tag ? WK_PIN_PREPARED : 0;
+
 	c->is_dealloc_tag_due = false;
+	c->is_pin_after_tag = false;
 	/*
 	 * Untracked, what the client sent after it went on: a pin it made (an
 	 * SQL PREPARE's too) may be newer, and stays until the client leaves
 	 */
 	if (c->server && c->server->is_tracked) {
 		if (is_discard) {
-			c->pins = 0;
+			c->pins &= kept;
 			wk_pubsub_client_unlisten(c, NULL);
 		}
-		c->pins &= ~WK_PIN_PREPARED;
+		c->pins &= ~WK_PIN_PREPARED | kept;
 	}
 	wk_client_forget_prepared(c);
+}
+
+/*
+ * The client made an SQL statement pgdog does not follow, or a named one of
+ * prepared_statements = disabled: the server stays with it. Made after a
+ * DEALLOCATE ALL or DISCARD ALL whose outcome is not known yet, that one
+ * does not drop it (wk_client_tag_ran). True when newly pinned.
+ */
+static bool
+wk_client_pin_prepared(struct wk_client *c)
+{
+	bool is_new = !(c->pins & WK_PIN_PREPARED);
+
+	c->pins |= WK_PIN_PREPARED;
+	if (c->is_dealloc_tag_due)
+		c->is_pin_after_tag = true;
+	return is_new;
 }
 
 /*
@@ -2474,13 +2496,10 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		is_pin_instead = !is_tracked && nlen > 0 && !wk_client_is_session(c);
 		if (nlen == 0)
 			c->unnamed_setting = false; /* until this text shows one */
-		if (nlen > 0 && !(c->server && c->server->is_tracked) &&
-		    !(c->pins & WK_PIN_PREPARED)) {
-			/* prepared_statements = disabled: the statement lives on this server only */
-			c->pins |= WK_PIN_PREPARED;
+		/* prepared_statements = disabled: the statement lives on this server only */
+		if (nlen > 0 && !(c->server && c->server->is_tracked) && wk_client_pin_prepared(c))
 			log_debug(&c->lctx,
 				  "named prepared statement: server pinned to the client");
-		}
 		sql = body + nlen + 1;
 		len = wk_strnlen(sql, blen - nlen - 1);
 	}
@@ -2602,7 +2621,7 @@ next_part:
 			 * result holds as it is
 			 */
 			if (!wk_client_is_full(c) || is_long)
-				c->pins |= WK_PIN_PREPARED;
+				(void)wk_client_pin_prepared(c);
 			break;
 		case SQL_COMMIT:
 		case SQL_ROLLBACK:
@@ -3535,13 +3554,11 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 	}
 	/* one or more statements: rewrite the names, in order */
 	if (!wk_client_prep_multi_ok(c, &res)) {
-		if (!(c->pins & WK_PIN_PREPARED)) {
-			/* what the names will mean cannot be followed: it lives on this server only */
-			c->pins |= WK_PIN_PREPARED;
+		/* what the names will mean cannot be followed: it lives on this server only */
+		if (wk_client_pin_prepared(c))
 			log_debug(
 				&c->lctx,
 				"SQL PREPARE among other statements: server pinned to the client");
-		}
 		return 0;
 	}
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
@@ -3805,11 +3822,9 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	if (!wk_client_is_full(c) && st->kind != SQL_DEALLOCATE)
 		return 0; /* extended: only a DEALLOCATE of a protocol-level statement is pgdog's */
 	if (!st->name_len || st->is_truncated || (n1 > 0 && st->kind != SQL_EXECUTE)) {
-		if (st->kind == SQL_PREPARE && !(c->pins & WK_PIN_PREPARED)) {
-			c->pins |= WK_PIN_PREPARED;
+		if (st->kind == SQL_PREPARE && wk_client_pin_prepared(c))
 			log_debug(&c->lctx,
 				  "SQL PREPARE in a named Parse: server pinned to the client");
-		}
 		return 0;
 	}
 	/* what the name means depends on answers not in yet (a PREPARE of it may not run) */

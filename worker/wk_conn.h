@@ -216,6 +216,11 @@ struct wk_client {
 	/* the ReadyForQuery ending its request: refused or skipped if no tag came by then */
 	uint64_t dealloc_tag_rfq;
 	/*
+	 * With is_dealloc_tag_due: an SQL PREPARE pinned the server after that
+	 * statement (later in its Query), and stays when it runs
+	 */
+	bool is_pin_after_tag;
+	/*
 	 * The Execute being forwarded runs a COMMIT or ROLLBACK while SETs are
 	 * pending: its reply slot gets is_end_mark (wk_client_slot)
 	 */

@@ -1421,8 +1421,10 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 		if (st == 'I')
 			c->idle_rfq = c->session.rfq_seen; /* its portals are gone */
 		/* its request ended without the tag: refused or skipped, it dropped nothing */
-		if (UNLIKELY(c->is_dealloc_tag_due) && c->session.rfq_seen >= c->dealloc_tag_rfq)
+		if (UNLIKELY(c->is_dealloc_tag_due) && c->session.rfq_seen >= c->dealloc_tag_rfq) {
 			c->is_dealloc_tag_due = false;
+			c->is_pin_after_tag = false;
+		}
 		if (s->expect_ready == 0 && !s->has_unsynced)
 			wk_client_running(c,
 					  false); /* a cancel now is dropped, as PostgreSQL does */

@@ -1254,6 +1254,22 @@ START_TEST(test_full_dealloc_all_refused)
 END_TEST
 
 /*
+ * a holds the one server of the pool (pinned): b's query b_sql waits while
+ * a runs a_sql (its value: a_want), and gets 0 once a has left (what pinned
+ * the server went with a). Both connections are closed.
+ */
+static void
+server_kept(PGconn *a, PGconn *b, const char *b_sql, const char *a_sql, const char *a_want)
+{
+	ck_assert_int_eq(PQsendQuery(b, b_sql), 1);
+	ck_assert_msg(it_busy_for(b, 700), "b got a's server while a holds it");
+	ck_assert_str_eq(it_value(a, a_sql), a_want);
+	PQfinish(a);
+	ck_assert_str_eq(it_value_within(b, 5000, "b after a left"), "0");
+	PQfinish(b);
+}
+
+/*
  * prepared_statements = disabled: pgdog does not follow which message
  * PostgreSQL skips after an error, so a DISCARD ALL sent behind unsynced
  * messages leaves the pins in place. pgdog took it as run: the server went
@@ -1272,15 +1288,10 @@ START_TEST(test_skipped_discard_keeps_pin)
 	raw_run(&r, "");
 	raw_sync(&r);
 	same_raw(da, a, &r, 1, "E:26000:prepared statement \"nonexist\" does not exist Z");
-	/* a keeps the one server: b waits, until a leaves */
-	ck_assert_int_eq(PQsendQuery(b, "SELECT count(*) FROM pg_class WHERE relname = 'pf_tmp' "
-					"AND relnamespace = pg_my_temp_schema()"),
-			 1);
-	ck_assert_msg(it_busy_for(b, 700), "b got a's server while a holds a temporary table");
-	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM pf_tmp"), "0");
-	PQfinish(a);
-	ck_assert_str_eq(it_value_within(b, 5000, "b after a left"), "0");
-	PQfinish(b);
+	server_kept(a, b,
+		    "SELECT count(*) FROM pg_class WHERE relname = 'pf_tmp' "
+		    "AND relnamespace = pg_my_temp_schema()",
+		    "SELECT count(*) FROM pf_tmp", "0");
 	PQfinish(da);
 }
 END_TEST
@@ -1306,16 +1317,27 @@ START_TEST(test_discard_then_prepare_keeps_pin)
 	raw_run(&r, "");
 	raw_sync(&r);
 	same_raw(da, a, &r, 3, "T D:1 C:SELECT 1 Z C:DISCARD ALL Z 1 2 C:PREPARE Z");
-	/* a keeps the one server: b waits, until a leaves */
-	ck_assert_int_eq(PQsendQuery(b, "SELECT count(*) FROM pg_prepared_statements "
-					"WHERE name = 'pf_dq'"),
-			 1);
-	ck_assert_msg(it_busy_for(b, 700), "b got a's server while a holds an SQL statement");
-	ck_assert_str_eq(it_value(a, "EXECUTE pf_dq"), "41");
-	PQfinish(a);
-	ck_assert_str_eq(it_value_within(b, 5000, "b after a left"), "0");
-	PQfinish(b);
+	server_kept(a, b, "SELECT count(*) FROM pg_prepared_statements WHERE name = 'pf_dq'",
+		    "EXECUTE pf_dq", "41");
 	PQfinish(da);
+}
+END_TEST
+
+/*
+ * prepared_statements = extended: a Query whose DEALLOCATE ALL comes before
+ * an SQL PREPARE drops what was prepared before it, not that statement's
+ * pin. (At the DEALLOCATE ALL's CommandComplete the server went back to
+ * the pool with the statement on it: the next client saw it in
+ * pg_prepared_statements, and the client got 26000 for it.)
+ */
+START_TEST(test_dealloc_all_then_prepare_pins)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+
+	exec_tag(a, "PREPARE pf_before AS SELECT 1", "PREPARE");
+	exec_tag(a, "DEALLOCATE ALL; PREPARE pf_after AS SELECT 6", "PREPARE");
+	server_kept(a, b, "SELECT count(*) FROM pg_prepared_statements WHERE name = 'pf_after'",
+		    "EXECUTE pf_after", "6");
 }
 END_TEST
 
@@ -3171,6 +3193,7 @@ main(void)
 	tcase_add_test(tc, test_set_config_pins);
 	tcase_add_test(tc, test_reset_forgets_held);
 	tcase_add_test(tc, test_extended_sql_prepare_pins);
+	tcase_add_test(tc, test_dealloc_all_then_prepare_pins);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_discard_after_exec_commit);
