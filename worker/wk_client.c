@@ -1896,7 +1896,7 @@ wk_client_tag_ran(struct wk_client *c, bool is_discard)
 	 */
 	if (c->server && c->server->is_tracked) {
 		if (is_discard) {
-			c->pins &= kept;
+			c->pins &= kept | c->unnamed_pins; /* as wk_client_discard_all */
 			wk_pubsub_client_unlisten(c, NULL);
 		}
 		c->pins &= ~WK_PIN_PREPARED | kept;
@@ -2004,7 +2004,8 @@ wk_client_discard_all(struct wk_client *c, uint64_t rfq, bool is_sure)
 	int rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL, rfq);
 
 	if (is_sure) {
-		c->pins = 0;
+		/* the unnamed statement stays (run from a named one): it may pin again */
+		c->pins &= c->unnamed_pins;
 		wk_pubsub_client_unlisten(c, NULL);
 	}
 	return rc;
@@ -2494,8 +2495,10 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		 */
 		is_at_bind = is_tracked || (nlen == 0 && !wk_client_is_session(c));
 		is_pin_instead = !is_tracked && nlen > 0 && !wk_client_is_session(c);
-		if (nlen == 0)
+		if (nlen == 0) {
 			c->unnamed_setting = false; /* until this text shows one */
+			c->unnamed_pins = 0;
+		}
 		/* prepared_statements = disabled: the statement lives on this server only */
 		if (nlen > 0 && !(c->server && c->server->is_tracked) && wk_client_pin_prepared(c))
 			log_debug(&c->lctx,
@@ -2522,7 +2525,8 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		is_std = wk_client_is_std_strings(c); /* the rest is read as the first part was */
 	if (res.flags & SQL_F_ADVISORY_LOCK)
 		c->pins |= WK_PIN_ADVISORY;
-	if (res.flags & SQL_F_ADVISORY_UNLOCK_ALL)
+	/* a Parse of it unlocks nothing: it may never run (pinned until a Query's, or the end) */
+	if ((res.flags & SQL_F_ADVISORY_UNLOCK_ALL) && h->type == PGW_MSG_QUERY)
 		c->pins &= ~WK_PIN_ADVISORY;
 	if (res.flags & SQL_F_TEMP_OBJECT)
 		c->pins |= WK_PIN_TEMP;
@@ -2530,6 +2534,12 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		c->pins |= WK_PIN_CURSOR;
 	if (res.flags & SQL_F_SET_CONFIG)
 		c->pins |= WK_PIN_CONFIG; /* set_config(..., false): value unknown to pgdog */
+	if (h->type == PGW_MSG_PARSE && body[0] == '\0')
+		/* what it pins again when run after a DISCARD ALL (which leaves it in place) */
+		c->unnamed_pins = ((res.flags & SQL_F_ADVISORY_LOCK) ? WK_PIN_ADVISORY : 0) |
+				  ((res.flags & SQL_F_TEMP_OBJECT) ? WK_PIN_TEMP : 0) |
+				  ((res.flags & SQL_F_HOLD_CURSOR) ? WK_PIN_CURSOR : 0) |
+				  ((res.flags & SQL_F_SET_CONFIG) ? WK_PIN_CONFIG : 0);
 next_part:
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
@@ -4222,6 +4232,7 @@ wk_client_unnamed_drop(struct wk_client *c, struct wk_server *s)
 	c->unnamed_id = 0;
 	c->unnamed_len = 0;
 	c->unnamed_setting = false;
+	c->unnamed_pins = 0;
 	c->unnamed_old_cnt = 0;
 	c->is_unnamed_here_unsure = false;
 	if (s)

@@ -221,6 +221,12 @@ struct wk_client {
 	 */
 	bool is_pin_after_tag;
 	/*
+	 * The pins its unnamed statement's text makes (WK_PIN_*): a DISCARD ALL
+	 * run from a named statement leaves that statement in place, and its
+	 * Execute would make them again
+	 */
+	unsigned unnamed_pins;
+	/*
 	 * The Execute being forwarded runs a COMMIT or ROLLBACK while SETs are
 	 * pending: its reply slot gets is_end_mark (wk_client_slot)
 	 */

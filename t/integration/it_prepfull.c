@@ -1330,6 +1330,42 @@ END_TEST
  * the pool with the statement on it: the next client saw it in
  * pg_prepared_statements, and the client got 26000 for it.)
  */
+/*
+ * The unnamed statement stays through a DISCARD ALL run from a named
+ * statement: a WITH HOLD cursor it declares afterwards pins the server as
+ * before. And a Parse of pg_advisory_unlock_all() that never runs leaves
+ * the lock's pin. (In both, the server went back to the pool holding the
+ * client's cursor or lock, where the next client found it.)
+ */
+START_TEST(test_pins_outlive_discard_and_unlock_parse)
+{
+	PGconn *da = connect_direct(), *a = it_connect(APP), *b = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "", "DECLARE pf_c CURSOR WITH HOLD FOR SELECT 7");
+	raw_parse(&r, "pf_disc", "DISCARD ALL");
+	raw_run(&r, "pf_disc");
+	raw_sync(&r);
+	same_raw(da, a, &r, 1, "1 1 2 C:DISCARD ALL Z");
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(da, a, &r, 1, "2 C:DECLARE CURSOR Z");
+	server_kept(a, b, "SELECT count(*) FROM pg_cursors WHERE name = 'pf_c'",
+		    "FETCH 1 FROM pf_c", "7");
+	a = it_connect(APP);
+	b = it_connect(APP);
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(4243)::text"), "");
+	raw_parse(&r, "pf_unl", "SELECT pg_advisory_unlock_all()");
+	raw_sync(&r);
+	same_raw(da, a, &r, 1, "1 Z");
+	server_kept(a, b,
+		    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+		    "AND pid = pg_backend_pid()",
+		    "SELECT pg_advisory_unlock(4243)", "t");
+	PQfinish(da);
+}
+END_TEST
+
 START_TEST(test_dealloc_all_then_prepare_pins)
 {
 	PGconn *a = it_connect(APP), *b = it_connect(APP);
@@ -3194,6 +3230,7 @@ main(void)
 	tcase_add_test(tc, test_reset_forgets_held);
 	tcase_add_test(tc, test_extended_sql_prepare_pins);
 	tcase_add_test(tc, test_dealloc_all_then_prepare_pins);
+	tcase_add_test(tc, test_pins_outlive_discard_and_unlock_parse);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_discard_after_exec_commit);
