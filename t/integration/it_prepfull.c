@@ -1324,13 +1324,6 @@ START_TEST(test_discard_then_prepare_keeps_pin)
 END_TEST
 
 /*
- * prepared_statements = extended: a Query whose DEALLOCATE ALL comes before
- * an SQL PREPARE drops what was prepared before it, not that statement's
- * pin. (At the DEALLOCATE ALL's CommandComplete the server went back to
- * the pool with the statement on it: the next client saw it in
- * pg_prepared_statements, and the client got 26000 for it.)
- */
-/*
  * The unnamed statement stays through a DISCARD ALL run from a named
  * statement: a WITH HOLD cursor it declares afterwards pins the server as
  * before. And a Parse of pg_advisory_unlock_all() that never runs leaves
@@ -1366,6 +1359,13 @@ START_TEST(test_pins_outlive_discard_and_unlock_parse)
 }
 END_TEST
 
+/*
+ * prepared_statements = extended: a Query whose DEALLOCATE ALL comes before
+ * an SQL PREPARE drops what was prepared before it, not that statement's
+ * pin. (At the DEALLOCATE ALL's CommandComplete the server went back to
+ * the pool with the statement on it: the next client saw it in
+ * pg_prepared_statements, and the client got 26000 for it.)
+ */
 START_TEST(test_dealloc_all_then_prepare_pins)
 {
 	PGconn *a = it_connect(APP), *b = it_connect(APP);
