@@ -1922,6 +1922,35 @@ wk_client_pin_prepared(struct wk_client *c)
 }
 
 /*
+ * What the client's statement pins when it runs (WK_PIN_*): pins, added
+ * to c's (counted once per pinning: SHOW POOLS pins), and no longer
+ * released by a statement before it (unpin_due).
+ */
+static void
+wk_client_pin_by(struct wk_client *c, unsigned pins)
+{
+	if (!c->pins && c->pool) {
+		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
+		log_debug(&c->lctx, "session state pins its server (0x%x)", pins);
+	}
+	c->pins |= pins;
+	c->unpin_due &= ~pins;
+}
+
+/* The pins (WK_PIN_*) a text whose classification has these flags makes when it runs. */
+static unsigned
+wk_client_flag_pins(unsigned flags)
+{
+	return ((flags & SQL_F_ADVISORY_LOCK) ? WK_PIN_ADVISORY : 0) |
+	       ((flags & SQL_F_TEMP_OBJECT) ? WK_PIN_TEMP : 0) |
+	       ((flags & SQL_F_HOLD_CURSOR) ? WK_PIN_CURSOR : 0) |
+	       ((flags & SQL_F_SET_CONFIG) ? WK_PIN_CONFIG : 0);
+}
+
+/* wk_client_flag_pins() of the Parse wk_client_track() saw last (0: none, or a Query) */
+static unsigned wk_client_parse_pins;
+
+/*
  * The ReadyForQuery that will end the request the client is sending now:
  * after those its server still owes (pipelined requests).
  */
@@ -1929,6 +1958,33 @@ static uint64_t
 wk_client_op_rfq(const struct wk_client *c)
 {
 	return c->session.rfq_seen + (c->server ? c->server->expect_ready : 0) + 1;
+}
+
+/*
+ * The statement the client is sending ends what pins (WK_PIN_*) if its
+ * transaction commits: the server goes back to the pool after the
+ * ReadyForQuery 'I' that ends it, not before (wk_client_unpin_settle).
+ */
+static void
+wk_client_unpin_after(struct wk_client *c, unsigned pins)
+{
+	c->unpin_due |= pins;
+	c->unpin_rfq = wk_client_op_rfq(c);
+}
+
+void
+wk_client_unpin_settle(struct wk_client *c, bool is_commit)
+{
+	/*
+	 * Any transaction that fails from then on drops them all (one
+	 * scheduled in an earlier request shares unpin_rfq with a later one's)
+	 */
+	if (!is_commit)
+		c->unpin_due = 0;
+	if (c->session.rfq_seen < c->unpin_rfq)
+		return; /* a request before it ended */
+	c->pins &= ~c->unpin_due;
+	c->unpin_due = 0;
 }
 
 /*
@@ -2087,8 +2143,9 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 			return 0;
 		return wk_session_add_op(&c->session, WK_OP_RESET, st->name, NULL, rfq);
 	case SQL_RESET_ALL:
+		/* set_config values are reset too, if it commits (wk_client_unpin_after) */
 		if (!(res->flags & SQL_F_SET_CONFIG))
-			c->pins &= ~WK_PIN_CONFIG; /* set_config values are reset too */
+			wk_client_unpin_after(c, WK_PIN_CONFIG);
 		return wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL, rfq);
 	default:
 		return 0;
@@ -2473,6 +2530,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	const char *sql_part;
 
 	*is_refused = false;
+	wk_client_parse_pins = 0;
 	if (!msg)
 		return wk_client_fatal(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	body = (const char *)msg + PGW_HDR_LEN;
@@ -2523,23 +2581,31 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	all_flags = res.flags;
 	if (res.has_more)
 		is_std = wk_client_is_std_strings(c); /* the rest is read as the first part was */
-	if (res.flags & SQL_F_ADVISORY_LOCK)
+	if (res.flags & SQL_F_ADVISORY_LOCK) {
 		c->pins |= WK_PIN_ADVISORY;
-	/* a Parse of it unlocks nothing: it may never run (pinned until a Query's, or the end) */
-	if ((res.flags & SQL_F_ADVISORY_UNLOCK_ALL) && h->type == PGW_MSG_QUERY)
-		c->pins &= ~WK_PIN_ADVISORY;
+		c->unpin_due &= ~WK_PIN_ADVISORY;
+	} else if ((res.flags & SQL_F_ADVISORY_UNLOCK_ALL) && h->type == PGW_MSG_QUERY) {
+		/*
+		 * Released if its Query commits (an error before it leaves the
+		 * locks); a Parse of it unlocks nothing: it may never run
+		 * (pinned until a Query's, or the end)
+		 */
+		wk_client_unpin_after(c, WK_PIN_ADVISORY);
+	}
 	if (res.flags & SQL_F_TEMP_OBJECT)
 		c->pins |= WK_PIN_TEMP;
 	if (res.flags & SQL_F_HOLD_CURSOR)
 		c->pins |= WK_PIN_CURSOR;
-	if (res.flags & SQL_F_SET_CONFIG)
+	if (res.flags & SQL_F_SET_CONFIG) {
 		c->pins |= WK_PIN_CONFIG; /* set_config(..., false): value unknown to pgdog */
-	if (h->type == PGW_MSG_PARSE && body[0] == '\0')
-		/* what it pins again when run after a DISCARD ALL (which leaves it in place) */
-		c->unnamed_pins = ((res.flags & SQL_F_ADVISORY_LOCK) ? WK_PIN_ADVISORY : 0) |
-				  ((res.flags & SQL_F_TEMP_OBJECT) ? WK_PIN_TEMP : 0) |
-				  ((res.flags & SQL_F_HOLD_CURSOR) ? WK_PIN_CURSOR : 0) |
-				  ((res.flags & SQL_F_SET_CONFIG) ? WK_PIN_CONFIG : 0);
+		c->unpin_due &= ~WK_PIN_CONFIG;
+	}
+	if (h->type == PGW_MSG_PARSE) {
+		/* what it pins again when run after a release (a named one: wk_prep pins) */
+		wk_client_parse_pins = wk_client_flag_pins(res.flags);
+		if (body[0] == '\0')
+			c->unnamed_pins = wk_client_parse_pins;
+	}
 next_part:
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
 		const struct sql_stmt *st = &res.stmts[i];
@@ -2616,9 +2682,12 @@ next_part:
 			/* pub/sub serves the LISTENs of a Query it follows (its guard too) */
 			if (!wk_pubsub_query_is_followed(c))
 				c->pins |= WK_PIN_LISTEN;
+			c->unpin_due &= ~WK_PIN_LISTEN;
 			break;
 		case SQL_UNLISTEN_ALL:
-			c->pins &= ~WK_PIN_LISTEN;
+			/* when its Query commits: a Parse of it may never run */
+			if (h->type == PGW_MSG_QUERY)
+				wk_client_unpin_after(c, WK_PIN_LISTEN);
 			wk_pubsub_client_unlisten(c, NULL);
 			break;
 		case SQL_UNLISTEN:
@@ -2649,6 +2718,7 @@ next_part:
 				break;
 			/* fall through */
 		case SQL_ROLLBACK_TO: /* SETs made since the savepoint are undone, not the others */
+			c->unpin_due = 0; /* an UNLISTEN * before it may be undone */
 			if (!is_at_bind) {
 				is_split = true;
 				break;
@@ -2709,6 +2779,8 @@ wk_client_prep_shift(struct wk_client *c, const struct wk_server *s, bool is_wat
 	if (c->is_dealloc_tag_due &&
 	    c->dealloc_tag_rfq > c->session.rfq_seen + (s->expect_ready - n))
 		c->dealloc_tag_rfq += n;
+	if (c->unpin_due && c->unpin_rfq > c->session.rfq_seen + (s->expect_ready - n))
+		c->unpin_rfq += n;
 	if (is_watched && c->pubsub)
 		wk_pubsub_query_shift(c, n);
 	wk_client_prep_ready0 = s->expect_ready;
@@ -2970,7 +3042,7 @@ wk_client_prep_verify(struct wk_client *c, struct wk_server *s, struct wk_prep *
 	}
 	if (wk_prep_held_has(&s->held, p))
 		return 2;
-	if (p->is_sql || p->is_stale)
+	if (p->is_sql || p->is_stale || p->is_desc_live)
 		return 0;
 	/* pub/sub follows where these run (wk_pubsub_bind): prepared as before, no wait */
 	if (g_cfg->pub_sub_channel_size > 0 && p->pubsub != WK_PREP_PUBSUB_NONE) {
@@ -3372,6 +3444,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	p = wk_prep_register_sql_std(rest, rest_len, wk_client_text_is_std(c, rest, rest_len));
 	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p, s->syncs_cnt) < 0)
 		return -1;
+	p->pins |= (uint8_t)wk_client_flag_pins(res->flags);
 	if (!wk_prep_held_has(&s->held, p)) {
 		int rc = wk_client_prep_make_room(s, out);
 
@@ -3631,6 +3704,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p,
 								s->syncs_cnt) < 0)
 				return -1;
+			p->pins |= (uint8_t)wk_client_flag_pins(res.flags);
 			local[local_cnt].name = st->name;
 			local[local_cnt++].prep = p;
 			stmt_prep[i] = p;
@@ -3677,6 +3751,8 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			named[i] = p;
 		p->uses++;
 		wk_prep_publish(p);
+		if (UNLIKELY(p->pins))
+			wk_client_pin_by(c, p->pins);
 	}
 	if (!has_rewrite)
 		return 0;
@@ -3738,6 +3814,7 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 				 wk_client_text_is_std(c, body + n1 + 1, blen - n1 - 1));
 	if (!p)
 		return -1;
+	p->pins |= (uint8_t)wk_client_parse_pins;
 	/* the server has it only if an earlier request's Parse of it is not skipped: known first */
 	if (wk_prep_held_is_unsure(&s->held, p, s->syncs_cnt))
 		return wk_client_wait_answer(s, out) < 0 ? -1 : 3;
@@ -3761,7 +3838,7 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 		int rc = wk_client_prep_ensure(c, s, p, out, true);
 
 		/* the first copy of p tells the result its later copies must keep */
-		if (rc < 0 || (rc > 0 && !p->has_desc && !p->is_sql &&
+		if (rc < 0 || (rc > 0 && !p->has_desc && !p->is_sql && !p->is_desc_live &&
 			       wk_client_prep_describe(s, p, out) < 0))
 			return -1;
 	}
@@ -3816,6 +3893,7 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	struct pgw_buf nb;
 	enum wk_sql_kind kind = WK_SQL_NONE;
 	const char *junk = NULL;
+	size_t slots0;
 	int rc;
 
 	if (len >= blen - n1 - 1 || wk_conn_sql_is_known_plain(sql, len))
@@ -3840,6 +3918,7 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 	/* what the name means depends on answers not in yet (a PREPARE of it may not run) */
 	if (wk_prep_names_is_pending(&c->prep_names, st->name, s->syncs_cnt))
 		return wk_client_wait_answer(s, out) < 0 ? -1 : 3;
+	slots0 = s->slots_cnt;
 	p = wk_prep_names_get(&c->prep_names, st->name);
 	switch (st->kind) {
 	case SQL_EXECUTE:
@@ -3849,6 +3928,8 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 			return -1;
 		p->uses++;
 		wk_prep_publish(p);
+		if (UNLIKELY(p->pins))
+			wk_client_pin_by(c, p->pins);
 		name = p->name;
 		kind = WK_SQL_EXECUTE;
 		break;
@@ -3893,6 +3974,7 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 		}
 		if (!p || wk_client_prep_ensure(c, s, p, out, false) < 0)
 			return -1;
+		p->pins |= (uint8_t)wk_client_flag_pins(res.flags);
 		/* the name is the client's when this statement runs (wk_client_unnamed_setting) */
 		kind = WK_SQL_PREPARE;
 		junk = tmp;
@@ -3930,6 +4012,9 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 				     wk_server_slot_push(s, WK_SLOT_PARSE, false, NULL) < 0
 			     ? -1
 			     : 1;
+		/* what went ahead for it fails it (wk_server_slot_reply) */
+		for (size_t i = slots0; rc > 0 && i + 1 < s->slots_cnt; i++)
+			s->slots[(s->slots_head + i) & (s->slots_cap - 1)].is_for_next = true;
 		if (rc > 0 && kind != WK_SQL_NONE) {
 			/*
 			 * The client's unnamed statement is this text, prepared again
@@ -3990,6 +4075,8 @@ wk_client_prep_bind_put(struct wk_server *s, struct wk_prep *p, const char *name
 		return -1;
 	p->uses++;
 	wk_prep_publish(p);
+	if (UNLIKELY(p->pins) && s->client)
+		wk_client_pin_by(s->client, p->pins);
 	return 0;
 }
 
@@ -4388,13 +4475,17 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 		msg = c->unnamed_setting ? evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h)) : NULL;
 		return wk_client_unnamed_parse(c, s, msg, msg ? pgw_msg_size(h) : 0) < 0 ? -1 : 0;
 	}
-	if (UNLIKELY(c->unnamed_setting || c->bound_cnt) &&
+	if (UNLIKELY(c->unnamed_setting || c->bound_cnt || c->unnamed_pins) &&
 	    (h->type == PGW_MSG_BIND || h->type == PGW_MSG_EXECUTE)) {
 		size_t n1, n2;
 
 		msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 		if (!msg || (c->bound_cnt && wk_client_bound_msg(c, h, msg) < 0))
 			return -1;
+		/* the unnamed statement runs again: what it pins with it */
+		if (h->type == PGW_MSG_BIND && c->unnamed_pins &&
+		    wk_client_bind_names(h, msg, &n1, &n2) && n2 == 0)
+			wk_client_pin_by(c, c->unnamed_pins);
 		if (h->type == PGW_MSG_BIND && c->unnamed_setting &&
 		    wk_client_bind_names(h, msg, &n1, &n2) && n2 == 0 &&
 		    !wk_client_is_unnamed_due(c, s, h, msg) &&
@@ -4427,6 +4518,32 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 
 /* wk_client_prep(): the message waits in the input (wk_client_prep_verify) */
 #define WK_CLIENT_PREP_WAIT 2
+
+/*
+ * A client's Describe of p, whose result PostgreSQL reads from the session
+ * when it prepares it (is_desc_live: FETCH, SQL EXECUTE): answered by a copy
+ * of p prepared now under a throwaway name (closed when the next request
+ * starts), so that it describes this client's cursor or statement, not the
+ * one some session had when s prepared its copy of p. -1 on out of memory.
+ */
+static int
+wk_client_prep_describe_live(struct wk_server *s, const struct wk_prep *p, struct evbuffer *out)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	char tmp[48];
+
+	wk_client_prep_throwaway(tmp, sizeof(tmp), "desc");
+	pgw_buf_reset(b);
+	pgw_begin(b, PGW_MSG_PARSE);
+	pgw_put_str(b, tmp);
+	pgw_put_bytes(b, p->key, p->key_len);
+	pgw_end(b);
+	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+	    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+	    wk_prep_junk_add(&s->held, tmp) < 0)
+		return -1;
+	return wk_client_put_stmt_msg(s, out, PGW_MSG_DESCRIBE, tmp, WK_SLOT_DESCRIBE_S, false);
+}
 
 /*
  * Transaction mode with prepared_statements = extended: rewrite a named
@@ -4557,6 +4674,20 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			 * request, and another server has none)
 			 */
 			is_dup = is_dup && wk_prep_names_get(&c->prep_names, c->sql_name);
+			/*
+			 * Not a name the client has: its Execute makes the
+			 * throwaway under the statement's text, closed when the
+			 * next request starts (one flushed since its Parse would
+			 * be left there, and the Parse that makes a later 42P05
+			 * would fail first)
+			 */
+			if (UNLIKELY(c->sql_kind == WK_SQL_PREPARE) && !is_dup && c->unnamed_id &&
+			    c->sql_id == c->unnamed_id && c->unnamed_setting &&
+			    !wk_prep_junk_has(&s->held, c->sql_junk) &&
+			    wk_prep_junk_add(&s->held, c->sql_junk) < 0)
+				return -1;
+			if (UNLIKELY(c->unnamed_pins))
+				wk_client_pin_by(c, c->unnamed_pins); /* it runs again */
 			if (wk_client_unnamed_setting(c, body, n1) < 0 ||
 			    (is_dup && wk_client_prep_dup_make_parse(s, out, c->sql_junk) < 0))
 				return -1;
@@ -4637,6 +4768,13 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 		if (p->is_stale) {
 			if (wk_client_prep_stale(s, p, PGW_MSG_DESCRIBE, NULL, 0, 0, 0, out) < 0)
 				return -1;
+			break;
+		}
+		if (UNLIKELY(p->is_desc_live)) {
+			if (wk_client_prep_describe_live(s, p, out) < 0)
+				return -1;
+			p->uses++;
+			wk_prep_publish(p);
 			break;
 		}
 		switch (wk_client_prep_verify(c, s, p, out)) {
@@ -5628,9 +5766,12 @@ wk_client_read_flat(void *arg, const uint8_t *buf, size_t len)
 						 s->is_tracked || c->unnamed_setting ? msg : NULL,
 						 pgw_msg_size(&h)) < 0)
 			goto oom;
-		else if (h.type == PGW_MSG_BIND && c->unnamed_setting &&
+		else if (h.type == PGW_MSG_BIND && (c->unnamed_setting || c->unnamed_pins) &&
 			 wk_client_bind_names(&h, msg, &n1, &n2) && n2 == 0) {
-			if (wk_client_unnamed_setting(c, (const char *)msg + PGW_HDR_LEN, n1) < 0)
+			if (c->unnamed_pins)
+				wk_client_pin_by(c, c->unnamed_pins); /* it runs again */
+			if (c->unnamed_setting &&
+			    wk_client_unnamed_setting(c, (const char *)msg + PGW_HDR_LEN, n1) < 0)
 				goto oom;
 		} else if (UNLIKELY(c->bound_cnt) &&
 			   (h.type == PGW_MSG_BIND || h.type == PGW_MSG_EXECUTE) &&

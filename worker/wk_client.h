@@ -85,6 +85,13 @@ bool wk_client_cancel_due(struct wk_client *c, struct wk_server *s);
  */
 void wk_client_cancel_arrived(struct shm_client *r);
 /*
+ * A ReadyForQuery 'I' of the client's came with c->unpin_due set: a
+ * transaction that did not commit (is_commit false) keeps the pins; one that
+ * ends the last request that scheduled a release (wk_client_unpin_after)
+ * and committed releases them.
+ */
+void wk_client_unpin_settle(struct wk_client *c, bool is_commit);
+/*
  * s answered an ErrorResponse where a client's Parse of its unnamed statement
  * (the slot sl, with its unnamed_tag) was due: refused it (is_refused), or
  * skipped it after an earlier message's error.

@@ -227,6 +227,17 @@ struct wk_client {
 	 */
 	unsigned unnamed_pins;
 	/*
+	 * Pins that a simple Query's UNLISTEN * or pg_advisory_unlock_all(), or
+	 * a RESET ALL that runs (set_config() values), ends: released at the
+	 * ReadyForQuery 'I' that ends its transaction if it committed (a failed
+	 * Query or a ROLLBACK undoes an UNLISTEN or RESET ALL; an error before
+	 * the unlock left the locks), dropped at a ROLLBACK TO SAVEPOINT, at a
+	 * later LISTEN, lock or set_config() in its text, or if it did not
+	 * commit: the server stays with the client then.
+	 */
+	unsigned unpin_due;
+	uint64_t unpin_rfq; /* the ReadyForQuery ending its request */
+	/*
 	 * The Execute being forwarded runs a COMMIT or ROLLBACK while SETs are
 	 * pending: its reply slot gets is_end_mark (wk_client_slot)
 	 */
@@ -381,6 +392,13 @@ struct wk_slot {
 	 * its CommandComplete settles them (a WK_OP_END marks where they end)
 	 */
 	bool is_end_mark;
+	/*
+	 * pgdog's message sent ahead of the client's Parse that follows it, for
+	 * it (the statement an SQL PREPARE or EXECUTE names): its error is that
+	 * Parse's refusal, as PostgreSQL refuses the Parse itself (25P02 in an
+	 * aborted block), not a skip leaving the unnamed statement before it
+	 */
+	bool is_for_next;
 	/*
 	 * A client's Parse of its unnamed statement, sent as it is: the low
 	 * bits of the unnamed_id it got (wk_client_unnamed_parse); 0: other

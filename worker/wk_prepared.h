@@ -55,6 +55,12 @@ struct wk_prep {
 	uint8_t setting;      /* WK_PREP_SETTING_*: does a Bind SET something (wk_client.c) */
 	uint8_t seq_read;     /* WK_PREP_SEQ_*: does its text call currval/lastval (wk_client.c) */
 	/*
+	 * WK_PIN_* its text makes when it runs (an advisory lock, a temporary
+	 * table, a WITH HOLD cursor, set_config()): each use pins again, as a
+	 * release in between (pg_advisory_unlock_all()) may have ended the pin
+	 */
+	uint8_t pins;
+	/*
 	 * The result its servers' copies describe (RowDescription or NoData,
 	 * wk_prep_desc_hash), once a Describe of it has been answered; a copy
 	 * prepared later that describes another result (DDL changed a table it
@@ -69,6 +75,13 @@ struct wk_prep {
 	 * result type; a new Parse of its text makes a new entry.
 	 */
 	bool is_stale;
+	/*
+	 * Its result is read from the session when a server prepares it (FETCH
+	 * from a cursor, SQL EXECUTE of a statement): copies describe what each
+	 * session had then, so none makes it stale, and a client's Describe of
+	 * it is answered by a copy prepared just then (wk_client.c).
+	 */
+	bool is_desc_live;
 };
 
 /* wk_prep desc of NoData: a statement that returns no rows */
@@ -169,6 +182,12 @@ struct wk_prep *wk_prep_register_sql(const char *rest, size_t rest_len);
  */
 struct wk_prep *wk_prep_register_std(const uint8_t *body, size_t len, size_t name_len, bool is_std);
 struct wk_prep *wk_prep_register_sql_std(const char *rest, size_t rest_len, bool is_std);
+/*
+ * Does a statement's text (len bytes) begin with FETCH or EXECUTE, whose
+ * result PostgreSQL takes from the session (the cursor, the prepared
+ * statement) when it prepares the statement?
+ */
+bool wk_prep_text_is_desc_live(const char *text, size_t len);
 /* Helper statement and portal name used by an is_sql entry's parse_msg. */
 #define WK_PREP_SQL_HELPER "__pgdog_sqlprep"
 /* A statement name no server holds: what a stale statement's uses name (0A000). */

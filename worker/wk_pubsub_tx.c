@@ -672,12 +672,13 @@ wk_pubsub_bind(struct wk_client *c, struct wk_prep *p, struct wk_prep **use)
 	case SQL_LISTEN:
 	case SQL_UNLISTEN:
 	case SQL_UNLISTEN_ALL:
-		/* a LISTEN that went to its server (pinned) is undone there, not here */
-		if (wk_client_is_session(c) || (c->pins & WK_PIN_LISTEN)) {
-			if (kind == SQL_UNLISTEN_ALL)
-				c->pins &= ~WK_PIN_LISTEN;
+		/*
+		 * A LISTEN that went to its server (pinned) is undone there, not
+		 * here; the pin stays (its Execute may not run, or be rolled
+		 * back): a simple Query's UNLISTEN * releases it
+		 */
+		if (wk_client_is_session(c) || (c->pins & WK_PIN_LISTEN))
 			return kind == SQL_LISTEN ? 1 : 0;
-		}
 		break;
 	default:
 		return 0;

@@ -1190,7 +1190,7 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 	if (!sl)
 		return false;
 	if (type == PGW_MSG_ERROR) {
-		bool is_first = true;
+		bool is_first = true, is_refused = true;
 
 		s->error_slot_kind = sl->kind; /* what the error is about (wk_server_error_name) */
 		/*
@@ -1205,11 +1205,12 @@ wk_server_slot_reply(struct wk_server *s, uint8_t type)
 				    wk_unnamed_tag(s->unnamed_id) == sl->unnamed_tag)
 					s->unnamed_id = 0; /* to be prepared again */
 			} else if (sl->unnamed_tag) {
-				wk_client_unnamed_lost(s, sl, is_first);
+				wk_client_unnamed_lost(s, sl, is_refused);
 			}
 			if (sl->kind == WK_SLOT_QUERY && s->expect_ready)
 				s->expect_ready--;
 			is_first = false;
+			is_refused = is_refused && sl->is_for_next;
 			wk_prep_slot_end(s, sl, true);
 			wk_server_slot_pop(s);
 		}
@@ -1448,6 +1449,8 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 	shm_server((uint32_t)g_wk.slot, s->row)->transactions++;
 	if (c) {
 		shm_client((uint32_t)g_wk.slot, c->row)->transactions++;
+		if (UNLIKELY(c->unpin_due))
+			wk_client_unpin_settle(c, !s->has_tx_error && !s->is_tag_rollback);
 		if (wk_server_tx_end(s, c) < 0)
 			return -1;
 		if (s->expect_ready == 0 && !s->has_unsynced && !c->pins && c->fwd_remaining == 0 &&
@@ -1572,7 +1575,7 @@ wk_server_forward_plain(struct wk_server *s, struct wk_client *c, struct wk_curs
 			size_t avail, bool *is_synth_due)
 {
 	/* the transaction's end must be known: CommandComplete goes the general way */
-	bool has_pending = c->session.pending_cnt != 0 || c->is_dealloc_tag_due;
+	bool has_pending = c->session.pending_cnt != 0 || c->is_dealloc_tag_due || c->unpin_due;
 	/* the head of the reply slots: it changes only when a reply ends it */
 	struct wk_slot *sl = s->is_tracked ? wk_server_slot_head(s) : NULL;
 
@@ -1952,7 +1955,7 @@ wk_server_forward(struct wk_server *s)
 			s->is_copy_in = false;
 			/* only a session with SETs to settle needs to know how the transaction ends */
 			if (c &&
-			    (c->session.pending_cnt || c->is_dealloc_tag_due ||
+			    (c->session.pending_cnt || c->is_dealloc_tag_due || c->unpin_due ||
 			     (c->pubsub && wk_pubsub_has_pending(c))) &&
 			    s->internal_ready == 0) {
 				if (n < sizeof(tmp) && n < pgw_msg_size(&h))

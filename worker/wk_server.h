@@ -89,6 +89,7 @@ wk_server_slot_push(struct wk_server *s, enum wk_slot_kind kind, bool is_swallow
 	sl->is_unnamed_copy = false;
 	sl->is_skippable = false;
 	sl->is_end_mark = false;
+	sl->is_for_next = false;
 	sl->prep = prep;
 	if (prep)
 		prep->client_refs++; /* the slot's reference, dropped at its end */

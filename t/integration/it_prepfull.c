@@ -1270,6 +1270,56 @@ server_kept(PGconn *a, PGconn *b, const char *b_sql, const char *a_sql, const ch
 }
 
 /*
+ * A named statement that takes an advisory lock, run again after a
+ * pg_advisory_unlock_all() released the server, pins it again; and a
+ * RESET ALL that fails (or is rolled back) leaves a set_config() value and
+ * its pin. The server went back to the pool with the lock, or the value,
+ * on it, for the next client to find.
+ */
+START_TEST(test_pins_come_back_with_use)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+
+	res = PQprepare(a, "pf_lock", "SELECT pg_advisory_lock(4711)", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	for (int i = 0; i < 2; i++) {
+		res = PQexecPrepared(a, "pf_lock", 0, NULL, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
+		PQclear(res);
+		ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
+	}
+	res = PQexecPrepared(a, "pf_lock", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	server_kept(a, b,
+		    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+		    "AND pid = pg_backend_pid()",
+		    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+		    "AND pid = pg_backend_pid()",
+		    "1");
+	a = it_connect(APP);
+	b = it_connect(APP);
+	ck_assert_str_eq(it_value(a, "SELECT set_config('work_mem', '77kB', false)"), "77kB");
+	it_exec_error(a, "RESET ALL; SELECT 1/0", "22012");
+	exec_tag(a, "BEGIN", "BEGIN");
+	exec_tag(a, "RESET ALL", "RESET");
+	exec_tag(a, "ROLLBACK", "ROLLBACK");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT count(*) FROM pg_settings WHERE "
+					"name = 'work_mem' AND setting = '77'"),
+			 1);
+	ck_assert_msg(it_busy_for(b, 500), "b got a's server with a's work_mem on it");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "77kB");
+	/* a RESET ALL that commits releases it */
+	exec_tag(a, "RESET ALL", "RESET");
+	ck_assert_str_eq(it_value_within(b, 3000, "b after a's RESET ALL"), "0");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * prepared_statements = disabled: pgdog does not follow which message
  * PostgreSQL skips after an error, so a DISCARD ALL sent behind unsynced
  * messages leaves the pins in place. pgdog took it as run: the server went
@@ -2547,6 +2597,74 @@ START_TEST(test_full_sql_name_pending)
 }
 END_TEST
 
+/*
+ * In an aborted block an unnamed Parse of SQL PREPARE is refused (25P02), as
+ * PostgreSQL refuses it after dropping the unnamed statement before it: its
+ * Bind in the next request gets 26000, though the server still holds the
+ * client's earlier unnamed statement (pgdog's Parse of the PREPARE's own
+ * statement, sent ahead, is what failed there; the client's Close of it
+ * was skipped). It got 25P02 from that statement's Bind.
+ */
+START_TEST(test_full_sql_prepare_refused_aborted)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "", "BEGIN");
+	raw_run(&r, "");
+	raw_exec(&r, "");
+	raw_close(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "1 2 C:BEGIN E:55000:portal \"\" cannot be run Z");
+	raw_parse(&r, "", "PREPARE ab_p AS SELECT 1");
+	raw_run(&r, "");
+	raw_sync(&r);
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2,
+		 "E:25P02:current transaction is aborted, commands ignored until end of "
+		 "transaction block Z E:26000:unnamed prepared statement does not exist Z");
+	raw_query(&r, "ROLLBACK");
+	same_raw(d, a, &r, 1, "C:ROLLBACK Z");
+	/* and the client's name is not taken */
+	raw_query(&r, "PREPARE ab_p AS SELECT 2");
+	same_raw(d, a, &r, 1, "C:PREPARE Z");
+	raw_query(&r, "DEALLOCATE ab_p");
+	same_raw(d, a, &r, 1, "C:DEALLOCATE Z");
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
+/*
+ * An unnamed SQL PREPARE bound and executed in a request pipelined behind
+ * its Parse's, then executed again: 42P05 at the Execute, after the Bind's
+ * BindComplete, as in PostgreSQL. The statement its first Execute made on
+ * the server was left out of the ones pgdog closes later, so the one pgdog
+ * makes for the 42P05 failed first, in place of the BindComplete.
+ */
+START_TEST(test_full_sql_prepare_pipelined_twice)
+{
+	PGconn *d = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	raw_parse(&r, "", "PREPARE pp_twice AS SELECT 1");
+	raw_sync(&r);
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 2, "1 Z 2 C:PREPARE Z");
+	raw_run(&r, "");
+	raw_sync(&r);
+	same_raw(d, a, &r, 1, "2 E:42P05:prepared statement \"pp_twice\" already exists Z");
+	raw_query(&r, "EXECUTE pp_twice");
+	same_raw(d, a, &r, 1, "T D:1 C:SELECT 1 Z");
+	raw_query(&r, "DEALLOCATE pp_twice");
+	same_raw(d, a, &r, 1, "C:DEALLOCATE Z");
+	PQfinish(a);
+	PQfinish(d);
+}
+END_TEST
+
 /* The same pipeline on a direct connection and through pgdog: the same replies. */
 static void
 same_pipeline(PGconn *direct, PGconn *c, const char *const *sqls, int n, const char *want)
@@ -2663,6 +2781,92 @@ setup_full_two(void)
 		.users = "[users.app]\ndatabase = app\npassword = app_pw\npool_size = 2\n",
 	});
 }
+
+/* c's statement name described: "name:type" of each column, or "no data"; out has 128 bytes. */
+static const char *
+described(PGconn *c, const char *name, char *out)
+{
+	PGresult *res = PQdescribePrepared(c, name);
+	size_t n = 0;
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+	out[0] = '\0';
+	for (int i = 0; i < PQnfields(res); i++)
+		n += (size_t)snprintf(out + n, 128 - n, "%s%s:%u", i ? "," : "", PQfname(res, i),
+				      PQftype(res, i));
+	PQclear(res);
+	return n ? out : "no data";
+}
+
+/* c's statement name (no parameters) run: its first value. */
+static void
+run_prepared_value(PGconn *c, const char *name, const char *want)
+{
+	PGresult *res = PQexecPrepared(c, name, 0, NULL, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+	PQclear(res);
+}
+
+/*
+ * A FETCH prepared as a named statement takes its result from the cursor
+ * the session has when it is prepared, and clients share pgdog's statement
+ * for the text: each client's Describe tells its own cursor's columns, and
+ * a copy prepared for another client's cursor of another shape does not
+ * make the statement "change result type". pgdog answered the Describe
+ * with whatever cursor the server's copy was prepared with (no data: none),
+ * and the first client's later run failed with 0A000.
+ */
+START_TEST(test_full_two_fetch_described)
+{
+	PGconn *x = it_connect(APP), *y = it_connect(APP), *z = it_connect(APP);
+	char buf[128];
+	PGresult *res;
+
+	exec_ok(x, "BEGIN");
+	exec_ok(x, "DECLARE c1 CURSOR FOR SELECT 1::int AS a");
+	res = PQprepare(x, "f", "FETCH 1 FROM c1", 0, NULL);
+	PQclear(res);
+	ck_assert_str_eq(described(x, "f", buf), "a:23");
+	run_prepared_value(x, "f", "1");
+	/* x holds one server: y gets the other, where f is prepared again */
+	exec_ok(y, "BEGIN");
+	exec_ok(y, "DECLARE c1 CURSOR FOR SELECT 'x'::text AS b");
+	res = PQprepare(y, "f", "FETCH 1 FROM c1", 0, NULL);
+	PQclear(res);
+	ck_assert_str_eq(described(y, "f", buf), "b:25");
+	run_prepared_value(y, "f", "x");
+	exec_ok(x, "COMMIT");
+	exec_ok(y, "COMMIT");
+	for (int i = 0; i < 2; i++) {
+		PGconn *c = i ? y : x;
+
+		exec_ok(c, "BEGIN");
+		exec_ok(c, i ? "DECLARE c1 CURSOR FOR SELECT 'y'::text AS b"
+			     : "DECLARE c1 CURSOR FOR SELECT 5::int AS a");
+		run_prepared_value(c, "f", i ? "y" : "5");
+	}
+	exec_ok(x, "COMMIT");
+	exec_ok(y, "COMMIT");
+	/* prepared where no cursor c2 exists, on both servers (x holds one the second time) */
+	res = PQprepare(z, "g", " /* c2 */\tfetch 2 FROM c2", 0, NULL);
+	PQclear(res);
+	ck_assert_str_eq(described(z, "g", buf), "no data");
+	exec_ok(x, "BEGIN");
+	ck_assert_str_eq(described(z, "g", buf), "no data");
+	exec_ok(x, "COMMIT");
+	exec_ok(x, "DECLARE c2 CURSOR WITH HOLD FOR SELECT generate_series(1, 4) AS n");
+	res = PQprepare(x, "g", " /* c2 */\tfetch 2 FROM c2", 0, NULL);
+	PQclear(res);
+	ck_assert_str_eq(described(x, "g", buf), "n:23");
+	run_prepared_value(x, "g", "1");
+	exec_ok(x, "CLOSE c2");
+	PQfinish(x);
+	PQfinish(y);
+	PQfinish(z);
+}
+END_TEST
 
 /*
  * Four clients on two servers, transactions held open and the idle servers
@@ -3193,6 +3397,8 @@ main(void)
 	tcase_add_test(tc, test_full_deallocate_outcome);
 	tcase_add_test(tc, test_full_error_position);
 	tcase_add_test(tc, test_full_sql_name_pending);
+	tcase_add_test(tc, test_full_sql_prepare_refused_aborted);
+	tcase_add_test(tc, test_full_sql_prepare_pipelined_twice);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_limit");
@@ -3208,6 +3414,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_full_two, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_full_two_servers);
+	tcase_add_test(tc, test_full_two_fetch_described);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("full_model");
@@ -3231,6 +3438,7 @@ main(void)
 	tcase_add_test(tc, test_extended_sql_prepare_pins);
 	tcase_add_test(tc, test_dealloc_all_then_prepare_pins);
 	tcase_add_test(tc, test_pins_outlive_discard_and_unlock_parse);
+	tcase_add_test(tc, test_pins_come_back_with_use);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_discard_after_exec_commit);

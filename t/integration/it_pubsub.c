@@ -719,7 +719,20 @@ START_TEST(test_pubsub_extended_in_transaction)
 	ck_assert(PQexitPipelineMode(l));
 	ck_assert_int_eq(pools_sum("pins"), pins + 1);
 	notify_expect(direct, "NOTIFY ext_named, 'pinned'", l, "ext_named", "pinned");
+	/*
+	 * A named UNLISTEN * rolled back leaves the server listening: it stays
+	 * pinned (the pin went at its Bind, and o got the server, LISTEN and all)
+	 */
+	command_tag(l, PQprepare(l, "ulst_all", "UNLISTEN *", 0, NULL), "ulst_all", NULL);
+	PQclear(it_exec_ok(l, "BEGIN"));
+	command_tag(l, PQexecPrepared(l, "ulst_all", 0, NULL, NULL, NULL, 0), "ulst_all",
+		    "UNLISTEN");
+	PQclear(it_exec_ok(l, "ROLLBACK"));
+	ck_assert_int_eq(PQsendQuery(o, "SELECT count(*) FROM pg_listening_channels()"), 1);
+	ck_assert_msg(it_busy_for(o, 300), "o got the server l listens on");
+	notify_expect(direct, "NOTIFY ext_named, 'still pinned'", l, "ext_named", "still pinned");
 	PQclear(it_exec_ok(l, "UNLISTEN *"));
+	ck_assert_str_eq(it_value_within(o, 3000, "o after l's UNLISTEN *"), "0");
 	PQclear(it_exec_ok(l, "DEALLOCATE ALL"));
 	other_client_ok(o);
 	PQfinish(direct);

@@ -3397,6 +3397,61 @@ START_TEST(test_pin_listen)
 }
 END_TEST
 
+/*
+ * UNLISTEN * and pg_advisory_unlock_all() give the server back only when
+ * they ran and their transaction committed: a failed Query, a ROLLBACK, a
+ * ROLLBACK TO SAVEPOINT keep the LISTEN (PostgreSQL undoes the UNLISTEN),
+ * an error before the unlock keeps the lock, a lock taken after it in the
+ * same Query stays, and a Parse of UNLISTEN * runs nothing. Each of these
+ * released the pin, and the next client got the server with the LISTEN or
+ * the lock on it.
+ */
+START_TEST(test_pin_release_needs_commit)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	static const char listening[] = "SELECT count(*) FROM pg_listening_channels()";
+	static const char locks[] = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+				    "AND pid = pg_backend_pid()";
+	PGresult *res;
+	char pa[32];
+
+	backend_pid(a, pa, sizeof(pa));
+	exec_ok(a, "LISTEN chan");
+	ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(it_busy_for(b, 300), "B got the server while A listened on it");
+	it_exec_error(a, "UNLISTEN *; SELECT 1/0", "22012");
+	ck_assert_str_eq(it_value(a, listening), "1");
+	ck_assert_msg(it_busy_for(b, 100), "B got the server after a failed UNLISTEN *");
+	exec_ok(a, "BEGIN");
+	exec_ok(a, "UNLISTEN *");
+	exec_ok(a, "ROLLBACK");
+	ck_assert_str_eq(it_value(a, listening), "1");
+	ck_assert_msg(it_busy_for(b, 100), "B got the server after UNLISTEN * rolled back");
+	exec_ok(a, "BEGIN; SAVEPOINT s; UNLISTEN *; ROLLBACK TO SAVEPOINT s; COMMIT");
+	ck_assert_str_eq(it_value(a, listening), "1");
+	ck_assert_msg(it_busy_for(b, 100), "B got the server after UNLISTEN * rolled back to a "
+					   "savepoint");
+	res = PQprepare(a, "", "UNLISTEN *", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	ck_assert_str_eq(it_value(a, listening), "1");
+	ck_assert_msg(it_busy_for(b, 100), "B got the server after a Parse of UNLISTEN *");
+	exec_ok(a, "UNLISTEN *; SELECT pg_advisory_lock(43)");
+	it_exec_error(a, "SELECT 1/0; SELECT pg_advisory_unlock_all()", "22012");
+	ck_assert_str_eq(it_value(a, locks), "1");
+	ck_assert_msg(it_busy_for(b, 100), "B got the server after an unlock that did not run");
+	exec_ok(a, "SELECT pg_advisory_unlock_all(); SELECT pg_advisory_lock(44)");
+	ck_assert_str_eq(it_value(a, locks), "1");
+	ck_assert_msg(it_busy_for(b, 100), "B got the server with a lock taken after the unlock");
+	exec_ok(a, "SELECT pg_advisory_unlock_all()");
+	ck_assert_str_eq(it_value_within(b, 2000, "B after A's unlock"), pa);
+	ck_assert_str_eq(it_value(b, listening), "0");
+	ck_assert_str_eq(it_value(b, locks), "0");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /* Everything a client pinned the server with is gone for the next client. */
 START_TEST(test_pin_released_on_disconnect)
 {
@@ -4658,6 +4713,7 @@ main(void)
 	tcase_add_test(tc, test_pin_prepared);
 	tcase_add_test(tc, test_pin_unnamed_other_client);
 	tcase_add_test(tc, test_pin_listen);
+	tcase_add_test(tc, test_pin_release_needs_commit);
 	tcase_add_test(tc, test_pin_released_on_disconnect);
 	tcase_add_test(tc, test_pin_counted);
 	suite_add_tcase(s, tc);
