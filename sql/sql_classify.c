@@ -374,8 +374,8 @@ sql_classify_word_is(const char *w, size_t n, const char *kw)
 /*
  * A statement starting with this word may be tracked: SET, RESET, DISCARD,
  * BEGIN, START, COMMIT, END, ROLLBACK, ABORT, LISTEN, UNLISTEN, NOTIFY,
- * PREPARE, EXECUTE, DEALLOCATE, CREATE, DECLARE, LOAD, DO (its body may set
- * something for the session).
+ * PREPARE, EXECUTE, DEALLOCATE, CREATE, DECLARE, CLOSE, LOAD, DO (its body
+ * may set something for the session).
  */
 static bool
 sql_classify_is_start_kw(const char *w, size_t n)
@@ -390,7 +390,8 @@ sql_classify_is_start_kw(const char *w, size_t n)
 	case 'b':
 		return sql_classify_word_is(w, n, "begin");
 	case 'c':
-		return sql_classify_word_is(w, n, "commit") || sql_classify_word_is(w, n, "create");
+		return sql_classify_word_is(w, n, "commit") ||
+		       sql_classify_word_is(w, n, "create") || sql_classify_word_is(w, n, "close");
 	case 'd':
 		return sql_classify_word_is(w, n, "discard") ||
 		       sql_classify_word_is(w, n, "deallocate") ||

@@ -57,6 +57,7 @@ enum sql_kind {
 #define SQL_F_SESSION_ROLE 0x40u /* SET ROLE, SET SESSION AUTHORIZATION, RESET ROLE, LOAD */
 #define SQL_F_SET_CONFIG \
 	0x80u /* calls set_config() with is_local not a constant true, or a DO block whose body sets or resets something (or calls set_config): a session-level setting pgdog cannot replay */
+#define SQL_F_CLOSE_ALL 0x100u /* CLOSE ALL: closes every cursor, WITH HOLD ones too */
 
 struct sql_stmt {
 	enum sql_kind kind;

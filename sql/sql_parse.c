@@ -380,6 +380,12 @@ sql_parse_flags_visit(const ProtobufCMessage *m, void *arg)
 	} else if (d == &pg_query__declare_cursor_stmt__descriptor) {
 		if (((const PgQuery__DeclareCursorStmt *)m)->options & SQL_PARSE_CURSOR_OPT_HOLD)
 			*flags |= SQL_F_HOLD_CURSOR;
+	} else if (d == &pg_query__close_portal_stmt__descriptor) {
+		/* CLOSE ALL: no portal name */
+		const char *name = ((const PgQuery__ClosePortalStmt *)m)->portalname;
+
+		if (name == NULL || *name == '\0')
+			*flags |= SQL_F_CLOSE_ALL;
 	} else if (d == &pg_query__view_stmt__descriptor) {
 		/* the view's query is stored, not run */
 		if (sql_parse_is_temp_rel(((const PgQuery__ViewStmt *)m)->view))

@@ -2594,8 +2594,13 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	}
 	if (res.flags & SQL_F_TEMP_OBJECT)
 		c->pins |= WK_PIN_TEMP;
-	if (res.flags & SQL_F_HOLD_CURSOR)
+	if (res.flags & SQL_F_HOLD_CURSOR) {
 		c->pins |= WK_PIN_CURSOR;
+		c->unpin_due &= ~WK_PIN_CURSOR;
+	} else if ((res.flags & SQL_F_CLOSE_ALL) && h->type == PGW_MSG_QUERY) {
+		/* as pg_advisory_unlock_all() above */
+		wk_client_unpin_after(c, WK_PIN_CURSOR);
+	}
 	if (res.flags & SQL_F_SET_CONFIG) {
 		c->pins |= WK_PIN_CONFIG; /* set_config(..., false): value unknown to pgdog */
 		c->unpin_due &= ~WK_PIN_CONFIG;

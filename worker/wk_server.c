@@ -1927,6 +1927,13 @@ wk_server_forward(struct wk_server *s)
 				wk_server_session_lost(c, why);
 				return WK_CLOSED;
 			}
+			/*
+			 * Queries of pgdog's own sent behind it (the client's startup
+			 * values applied again on its pinned server after a RESET):
+			 * this ReadyForQuery is still the client's
+			 */
+			if (s->internal_ready)
+				s->is_fwd_internal = true;
 			break;
 		}
 		case PGW_MSG_COPY_IN:

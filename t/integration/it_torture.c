@@ -6,9 +6,13 @@
  * search_path and a custom GUC, unnamed extended queries, named prepared
  * statements, transactions that commit and roll back on the client's own
  * rows, errors inside transactions, pipelines with an error in the middle,
- * RESET ALL, DISCARD ALL and clients that leave in the middle of a
- * transaction. After every step a client checks that it sees exactly its
- * own settings, rows, prepared statements and results. A monitor checks
+ * RESET ALL, DISCARD ALL, clients that leave in the middle of a
+ * transaction, and state that pins a server (an advisory lock, LISTEN, a
+ * WITH HOLD cursor) kept through releases that fail or are rolled back,
+ * then released or left with the client. After every step a client checks
+ * that it sees exactly its own settings, rows, prepared statements and
+ * results, and now and then that its server holds no lock, LISTEN or cursor
+ * of another client's; after the run every server of the pool is checked so. A monitor checks
  * that PostgreSQL never has more than 5 backends of the user.
  * The pooler mode comes from PGDOG_TEST_POOLER_MODE (default transaction);
  * when this pgdog rejects that mode the program reports SKIP (exit 77).
@@ -62,17 +66,18 @@ enum op {
 	OP_RESET_ALL,
 	OP_DISCARD_ALL,
 	OP_ABANDON,
+	OP_PIN,
 	OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
-	"SET",         "PQexecParams",         "prepared", "commit",
-	"rollback",    "error in transaction", "pipeline", "RESET ALL",
-	"DISCARD ALL", "abandon transaction",
+	"SET",         "PQexecParams",         "prepared",      "commit",
+	"rollback",    "error in transaction", "pipeline",      "RESET ALL",
+	"DISCARD ALL", "abandon transaction",  "pinning state",
 };
 
 /* how often each operation runs, in percent (the sum is 100) */
-static const int op_weights[OP_COUNT] = { 15, 15, 15, 15, 10, 8, 8, 5, 4, 5 };
+static const int op_weights[OP_COUNT] = { 12, 13, 15, 15, 10, 8, 8, 5, 4, 5, 5 };
 
 struct client {
 	int id;
@@ -200,6 +205,29 @@ check_settings(struct client *c, const char *when)
 	if (strcmp(v[2], c->client_guc) != 0)
 		return cfail(c, "%s: myapp.client_id is '%s', expected '%s' (server pid %s)", when,
 			     v[2], c->client_guc, v[3]);
+	return true;
+}
+
+/* Advisory locks, LISTENs and WITH HOLD cursors the server of a query holds, as "L/N/C". */
+#define PINS_SQL                                                                                \
+	"SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = "          \
+	"pg_backend_pid()) || '/' || (SELECT count(*) FROM pg_listening_channels()) || '/' || " \
+	"(SELECT count(*) FROM pg_cursors WHERE is_holdable), pg_backend_pid()"
+
+/* The client's server holds n of each: its own (n = 1, OP_PIN), or nobody's. */
+static bool
+check_pins(struct client *c, int n, const char *when)
+{
+	char v[2][64], want[16];
+
+	if (!query_row(c, PINS_SQL, 0, NULL, 2, v))
+		return false;
+	snprintf(want, sizeof(want), "%d/%d/%d", n, n, n);
+	if (strcmp(v[0], want) != 0)
+		return cfail(c,
+			     "%s: the server holds %s advisory locks/LISTENs/cursors, expected %s"
+			     " (server pid %s)",
+			     when, v[0], want, v[1]);
 	return true;
 }
 
@@ -620,6 +648,48 @@ op_abandon(struct client *c)
 	}
 }
 
+/*
+ * State that pins the server to the client: an advisory lock, a LISTEN and
+ * a WITH HOLD cursor of its own, kept through an UNLISTEN * that fails or
+ * is rolled back, then released, or left with the client (the next session
+ * finds none of it).
+ */
+static bool
+op_pin(struct client *c)
+{
+	char sql[192];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT pg_advisory_lock(%d); LISTEN torture_%d; "
+		 "DECLARE torture_c CURSOR WITH HOLD FOR SELECT %d",
+		 100000 + c->id, c->id, c->id);
+	if (!cmd(c, sql) || !check_pins(c, 1, "after taking them"))
+		return false;
+	switch (rnd(c, 3)) {
+	case 0:
+		if (!cmd_error(c, "UNLISTEN *; SELECT 1/0", "22012"))
+			return false;
+		break;
+	case 1:
+		if (!cmd(c, "BEGIN") || !cmd(c, "UNLISTEN *") || !cmd(c, "ROLLBACK"))
+			return false;
+		break;
+	default:
+		break;
+	}
+	if (!check_pins(c, 1, "after a release that did not commit"))
+		return false;
+	if (rnd(c, 4) == 0) {
+		PQfinish(c->conn);
+		c->conn = NULL;
+		if (!client_connect(c))
+			return false;
+		return check_pins(c, 0, "after a client left holding them");
+	}
+	return cmd(c, "SELECT pg_advisory_unlock_all(); UNLISTEN *; CLOSE ALL") &&
+	       check_pins(c, 0, "after releasing them");
+}
+
 static bool
 run_step(struct client *c)
 {
@@ -663,8 +733,11 @@ run_step(struct client *c)
 	case OP_DISCARD_ALL:
 		ok = op_reset(c, true);
 		break;
-	default:
+	case OP_ABANDON:
 		ok = op_abandon(c);
+		break;
+	default:
+		ok = op_pin(c);
 		break;
 	}
 	/* after every step: own settings, and now and then own rows and statements */
@@ -674,6 +747,8 @@ run_step(struct client *c)
 		int k = rnd(c, ROWS);
 		ok = check_row(c, k, c->rows[k], "own row");
 	}
+	if (ok && rnd(c, 4) == 0)
+		ok = check_pins(c, 0, "after the step");
 	if (ok && rnd(c, 4) == 0) {
 		for (int k = 0; k < STMTS && ok; k++) {
 			if (c->prepared[k]) {
@@ -872,6 +947,26 @@ START_TEST(test_torture_after)
 	ck_assert_msg(strcmp(busy, "0") == 0, "%s server connections of app are not idle", busy);
 	ck_assert_int_le(it_pg_count_backends(mon, "app"), POOL);
 	PQfinish(mon);
+	/* every server of the pool at once (each held in a block): nobody's lock, LISTEN, cursor */
+	{
+		PGconn *p[POOL];
+
+		for (int i = 0; i < POOL; i++) {
+			p[i] = it_connect(APP);
+			PQclear(it_exec_ok(p[i], "BEGIN"));
+		}
+		for (int i = 0; i < POOL; i++) {
+			PGresult *res = PQexec(p[i], PINS_SQL);
+
+			ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+			ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), "0/0/0") == 0,
+				      "server pid %s holds %s advisory locks/LISTENs/cursors after "
+				      "the run",
+				      PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
+			PQclear(res);
+			PQfinish(p[i]);
+		}
+	}
 }
 END_TEST
 

@@ -3452,6 +3452,37 @@ START_TEST(test_pin_release_needs_commit)
 }
 END_TEST
 
+/*
+ * A client pinned to its server, whose startup value (application_name) a
+ * RESET ALL or RESET changes there, gets that command's ReadyForQuery:
+ * pgdog sets the startup value again behind it. That ReadyForQuery went
+ * with the replies of pgdog's own SET, and the client waited for ever.
+ */
+START_TEST(test_pin_reset_startup_value)
+{
+	PGconn *a = it_connect(APP " application_name=pin_app");
+	static const char *const resets[] = { "RESET ALL", "RESET application_name",
+					      "SET application_name TO DEFAULT" };
+
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(45)"), "");
+	for (size_t i = 0; i < sizeof(resets) / sizeof(resets[0]); i++) {
+		PGresult *res;
+
+		exec_ok(a, "SET application_name = 'changed'");
+		ck_assert_int_eq(PQsendQuery(a, resets[i]), 1);
+		res = it_result_within(a, 3000);
+		ck_assert_msg(res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s",
+			      resets[i], PQerrorMessage(a));
+		PQclear(res);
+		ck_assert_msg(!it_busy_for(a, 2000), "%s: no ReadyForQuery within 2 s", resets[i]);
+		ck_assert(PQgetResult(a) == NULL);
+		ck_assert_str_eq(it_value(a, "SHOW application_name"), "pin_app");
+	}
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
+	PQfinish(a);
+}
+END_TEST
+
 /* Everything a client pinned the server with is gone for the next client. */
 START_TEST(test_pin_released_on_disconnect)
 {
@@ -4714,6 +4745,7 @@ main(void)
 	tcase_add_test(tc, test_pin_unnamed_other_client);
 	tcase_add_test(tc, test_pin_listen);
 	tcase_add_test(tc, test_pin_release_needs_commit);
+	tcase_add_test(tc, test_pin_reset_startup_value);
 	tcase_add_test(tc, test_pin_released_on_disconnect);
 	tcase_add_test(tc, test_pin_counted);
 	suite_add_tcase(s, tc);

@@ -271,6 +271,10 @@ static const struct sql_case flag_cases[] = {
 	{ "declare c binary scroll cursor with hold for select * from t", SQL_OTHER,
 	  SQL_F_HOLD_CURSOR, "", "" },
 	{ "DECLARE c NO SCROLL CURSOR WITHOUT HOLD FOR SELECT 1", SQL_OTHER, 0, "", "" },
+	{ "CLOSE ALL", SQL_OTHER, SQL_F_CLOSE_ALL, "", "" },
+	{ " close  all ", SQL_OTHER, SQL_F_CLOSE_ALL, "", "" },
+	{ "CLOSE c", SQL_OTHER, 0, "", "" },
+	{ "CLOSE \"all\"", SQL_OTHER, 0, "", "" },
 };
 
 #define CASE_TEST(tname, table)           \
