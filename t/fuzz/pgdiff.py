@@ -10,7 +10,8 @@ against each; background clients on pgdog's pool move the fuzz client from serve
 leave their own settings and statements there. Every reply the client gets is compared after
 normalisation (backend key, error positions and source locations, table OIDs), and after each
 session one new client per server of the pool (probe(), PROBE_SQL) must find its server as on a
-fresh pool, with nothing another client left there. A difference is
+fresh pool, with nothing another client left there. A background client's request that gets no
+ReadyForQuery within 10 s counts as an error (exit 1). A difference is
 written to OUT/div-N.txt with the session that caused it (shrunk, when --shrink, to a smaller
 session that still differs), and the script exits 1.
 
@@ -90,11 +91,14 @@ def m_flush():
 
 
 class Conn:
-    def __init__(self, port, user, db, timeout=10.0):
+    def __init__(self, port, user, db, timeout=10.0, startup=None):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
-        params = cstr("user") + cstr(user) + cstr("database") + cstr(db) + b"\0"
+        params = cstr("user") + cstr(user) + cstr("database") + cstr(db)
+        for k, v in (startup or {}).items():
+            params += cstr(k) + cstr(v)
+        params += b"\0"
         body = struct.pack("!I", 196608) + params
         self.s.sendall(struct.pack("!I", len(body) + 4) + body)
         while True:
@@ -489,14 +493,27 @@ NOISE = [
 ]
 
 
-def noise_loop(port, stop, rnd, errors):
+def noise_loop(port, stop, rnd, errors, k):
+    """one background client: settings, statements, and now and then a pinned server (an
+    advisory lock) reset while pinned, with a startup value a RESET changes; a reply that does
+    not come within 10 s is an error"""
     while not stop.is_set():
+        c = None
         try:
-            c = Conn(port, "postgres", "fb")
+            c = Conn(port, "postgres", "fb", startup={"application_name": "noise%d" % k})
             for _ in range(rnd.randint(5, 40)):
                 if stop.is_set():
                     break
                 r = rnd.random()
+                if r < 0.05:
+                    for sql in ("SELECT pg_advisory_lock(%d)" % (9000 + k), "SET work_mem = '3MB'",
+                                rnd.choice(["RESET ALL", "RESET application_name"]),
+                                "SELECT pg_advisory_unlock_all()"):
+                        out, _ = run_batch(c, [m_query(sql)], want=(1, 0))
+                        if any(o.startswith("<timeout") for o in out):
+                            raise RuntimeError("no ReadyForQuery for %s on a pinned server: %s"
+                                               % (sql, out))
+                    continue
                 if r < 0.5:
                     batch = [m_query(rnd.choice(NOISE))]
                 else:
@@ -508,11 +525,15 @@ def noise_loop(port, stop, rnd, errors):
                     batch = [m_parse(rnd.choice(["", "n1", "a"]), text),
                              m_bind("", rnd.choice(["", "n1", "a"]),
                                     ["1"] * npar), m_execute(""), m_sync()]
-                run_batch(c, batch, want=(sum(1 for d, _ in batch if d[0] in "SQ"), 0))
+                out, _ = run_batch(c, batch, want=(sum(1 for d, _ in batch if d[0] in "SQ"), 0))
+                if any(o.startswith("<timeout") for o in out):
+                    raise RuntimeError("no reply within 10 s: %s" % out)
                 time.sleep(rnd.random() * 0.003)
             c.close()
         except (OSError, EOFError, RuntimeError) as e:
             errors.append(str(e))
+            if c is not None:
+                c.close()  # a pinned server goes back to the pool with its client
             time.sleep(0.1)
 
 
@@ -689,7 +710,8 @@ def main():
         env.clean = probe(env)
         for k in range(a.noise):
             th = threading.Thread(target=noise_loop,
-                                  args=(env.port, stop, random.Random(a.seed * 7 + k), noise_err),
+                                  args=(env.port, stop, random.Random(a.seed * 7 + k), noise_err,
+                                        k),
                                   daemon=True)
             th.start()
             threads.append(th)
@@ -726,7 +748,7 @@ def main():
     print("pgdiff: seed %d mode %s: %d sessions, %d differences, %d noise errors%s" %
           (a.seed, a.mode, ncase, ndiv, len(noise_err),
            (" (first: %s)" % noise_err[0]) if noise_err else ""))
-    return 1 if ndiv else 0
+    return 1 if ndiv or noise_err else 0
 
 
 if __name__ == "__main__":
