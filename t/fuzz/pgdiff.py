@@ -570,7 +570,9 @@ def reset_tables(env):
 
 # what a server connection of pgdog's pool must show to a new client, whoever used it before:
 # no cursor, SQL prepared statement (pgdog's own are __pgdog_*), advisory lock, temporary table,
-# LISTEN, role, session default transaction mode or other SET of another client's
+# LISTEN, role, session default transaction mode or other SET of another client's (a value other
+# than RESET's: PostgreSQL leaves a RESET followed by SET LOCAL of the default value with source
+# "session", the same value)
 PROBE_SQL = (
     "SELECT (SELECT count(*) FROM pg_cursors) AS cursors, "
     "(SELECT count(*) FROM pg_prepared_statements WHERE name NOT LIKE '\\_\\_pgdog%') AS stmts, "
@@ -579,7 +581,7 @@ PROBE_SQL = (
     "(SELECT count(*) FROM pg_listening_channels()) AS listens, current_user, session_user, "
     "current_setting('transaction_isolation') AS iso, "
     "(SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings "
-    "WHERE source = 'session') AS sets")
+    "WHERE source = 'session' AND setting IS DISTINCT FROM reset_val) AS sets")
 
 
 def probe(env):
