@@ -371,6 +371,18 @@ sql_classify_word_is(const char *w, size_t n, const char *kw)
 	return i == n && kw[i] == '\0';
 }
 
+bool
+sql_starts_with(const char *sql, size_t len, const char *kw)
+{
+	size_t pos = 0, start;
+	enum sql_tok t;
+
+	/* the first word comes before any string: how strings are lexed does not matter */
+	while ((t = sql_classify_next(sql, len, true, &pos, &start)) == SQL_TOK_SPACE)
+		;
+	return t == SQL_TOK_WORD && sql_classify_word_is(sql + start, pos - start, kw);
+}
+
 /*
  * A statement starting with this word may be tracked: SET, RESET, DISCARD,
  * BEGIN, START, COMMIT, END, ROLLBACK, ABORT, LISTEN, UNLISTEN, NOTIFY,

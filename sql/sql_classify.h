@@ -120,6 +120,11 @@ struct sql_result {
  */
 int sql_classify(const char *sql, size_t len, struct sql_result *out) MUST_CHECK;
 /*
+ * Does sql (len bytes) begin, after white space and comments, with the
+ * keyword kw (lower case), as a whole word? Case-insensitive.
+ */
+bool sql_starts_with(const char *sql, size_t len, const char *kw);
+/*
  * As sql_classify(), without the prefilter (only the quick reject of a lone
  * SELECT/INSERT/UPDATE/DELETE): SAVEPOINT, RELEASE, ROLLBACK TO and PREPARE
  * TRANSACTION, which the prefilter lets pass as nothing to track, are

@@ -1921,20 +1921,28 @@ wk_client_pin_prepared(struct wk_client *c)
 	return is_new;
 }
 
+/* c's pins were `before`: a server newly pinned is counted once (SHOW POOLS pins). */
+static void
+wk_client_pins_counted(struct wk_client *c, unsigned before)
+{
+	if (!before && c->pins && c->pool) {
+		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
+		log_debug(&c->lctx, "session state pins its server (0x%x)", c->pins);
+	}
+}
+
 /*
- * What the client's statement pins when it runs (WK_PIN_*): pins, added
- * to c's (counted once per pinning: SHOW POOLS pins), and no longer
- * released by a statement before it (unpin_due).
+ * What the client's statement pins when it runs (WK_PIN_*): added to c's,
+ * and no longer released by a statement before it (unpin_due).
  */
 static void
 wk_client_pin_by(struct wk_client *c, unsigned pins)
 {
-	if (!c->pins && c->pool) {
-		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
-		log_debug(&c->lctx, "session state pins its server (0x%x)", pins);
-	}
+	unsigned before = c->pins;
+
 	c->pins |= pins;
 	c->unpin_due &= ~pins;
+	wk_client_pins_counted(c, before);
 }
 
 /* The pins (WK_PIN_*) a text whose classification has these flags makes when it runs. */
@@ -2272,11 +2280,7 @@ wk_client_bind_setting(struct wk_client *c, const char *sql, size_t len, bool is
 		if (wk_client_track_setting(c, &res, st) < 0)
 			return -1;
 	}
-	if (!before && c->pins && c->pool) {
-		/* counted once per pinning, as wk_client_track() does */
-		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
-		log_debug(&c->lctx, "session state pins its server (0x%x)", c->pins);
-	}
+	wk_client_pins_counted(c, before);
 	return found;
 }
 
@@ -2508,11 +2512,8 @@ wk_client_track(struct wk_client *c, const struct pgw_hdr *h, struct evbuffer *i
 	unsigned before = c->pins;
 	enum wk_rc rc = wk_client_track_inner(c, h, in, whole, is_refused);
 
-	if (rc != WK_CLOSED && !before && c->pins && c->pool) {
-		/* counted once per pinning: SHOW POOLS pins */
-		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
-		log_debug(&c->lctx, "session state pins its server (0x%x)", c->pins);
-	}
+	if (rc != WK_CLOSED)
+		wk_client_pins_counted(c, before);
 	return rc;
 }
 
@@ -2526,7 +2527,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	struct sql_result res;
 	bool is_at_bind = false, is_pin_instead = false, is_multi, is_long, is_std = true,
 	     is_split = false;
-	unsigned all_flags;
+	unsigned all_flags, text_pins;
 	const char *sql_part;
 
 	*is_refused = false;
@@ -2581,35 +2582,25 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 	all_flags = res.flags;
 	if (res.has_more)
 		is_std = wk_client_is_std_strings(c); /* the rest is read as the first part was */
-	if (res.flags & SQL_F_ADVISORY_LOCK) {
-		c->pins |= WK_PIN_ADVISORY;
-		c->unpin_due &= ~WK_PIN_ADVISORY;
-	} else if ((res.flags & SQL_F_ADVISORY_UNLOCK_ALL) && h->type == PGW_MSG_QUERY) {
+	/* locks, temporary objects, WITH HOLD cursors, set_config(..., false) values */
+	text_pins = wk_client_flag_pins(res.flags);
+	c->pins |= text_pins; /* counted by wk_client_track */
+	c->unpin_due &= ~text_pins;
+	if (h->type == PGW_MSG_QUERY) {
 		/*
 		 * Released if its Query commits (an error before it leaves the
-		 * locks); a Parse of it unlocks nothing: it may never run
-		 * (pinned until a Query's, or the end)
+		 * locks or cursors); a Parse of it releases nothing: it may never
+		 * run (pinned until a Query's, or the end)
 		 */
-		wk_client_unpin_after(c, WK_PIN_ADVISORY);
-	}
-	if (res.flags & SQL_F_TEMP_OBJECT)
-		c->pins |= WK_PIN_TEMP;
-	if (res.flags & SQL_F_HOLD_CURSOR) {
-		c->pins |= WK_PIN_CURSOR;
-		c->unpin_due &= ~WK_PIN_CURSOR;
-	} else if ((res.flags & SQL_F_CLOSE_ALL) && h->type == PGW_MSG_QUERY) {
-		/* as pg_advisory_unlock_all() above */
-		wk_client_unpin_after(c, WK_PIN_CURSOR);
-	}
-	if (res.flags & SQL_F_SET_CONFIG) {
-		c->pins |= WK_PIN_CONFIG; /* set_config(..., false): value unknown to pgdog */
-		c->unpin_due &= ~WK_PIN_CONFIG;
-	}
-	if (h->type == PGW_MSG_PARSE) {
+		if ((res.flags & SQL_F_ADVISORY_UNLOCK_ALL) && !(text_pins & WK_PIN_ADVISORY))
+			wk_client_unpin_after(c, WK_PIN_ADVISORY);
+		if ((res.flags & SQL_F_CLOSE_ALL) && !(text_pins & WK_PIN_CURSOR))
+			wk_client_unpin_after(c, WK_PIN_CURSOR);
+	} else {
 		/* what it pins again when run after a release (a named one: wk_prep pins) */
-		wk_client_parse_pins = wk_client_flag_pins(res.flags);
+		wk_client_parse_pins = text_pins;
 		if (body[0] == '\0')
-			c->unnamed_pins = wk_client_parse_pins;
+			c->unnamed_pins = text_pins;
 	}
 next_part:
 	for (size_t i = 0; i < res.stmts_cnt; i++) {
@@ -3181,6 +3172,16 @@ wk_client_prep_dup_make_parse(struct wk_server *s, struct evbuffer *out, const c
 		       : 0;
 }
 
+/* A Parse of p's text (and parameter types) under name, appended to b. */
+static void
+wk_client_put_copy_parse(struct pgw_buf *b, const struct wk_prep *p, const char *name)
+{
+	pgw_begin(b, PGW_MSG_PARSE);
+	pgw_put_str(b, name);
+	pgw_put_bytes(b, p->key, p->key_len);
+	pgw_end(b);
+}
+
 /*
  * A client's Parse of a statement the server holds, in an aborted
  * transaction: PostgreSQL answers it under a throwaway name (closed again if
@@ -3196,10 +3197,7 @@ wk_client_prep_parse_check(struct wk_server *s, struct evbuffer *out, struct wk_
 	snprintf(check, sizeof(check), "__pgdog_check_%d_%llu", g_wk.slot,
 		 (unsigned long long)++wk_client_throwaway_cnt);
 	pgw_buf_reset(b);
-	pgw_begin(b, PGW_MSG_PARSE);
-	pgw_put_str(b, check);
-	pgw_put_bytes(b, p->key, p->key_len);
-	pgw_end(b);
+	wk_client_put_copy_parse(b, p, check);
 	pgw_put_target(b, PGW_MSG_CLOSE, 'S', check);
 	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
 	    wk_server_slot_push(s, WK_SLOT_PARSE, false, p) < 0)
@@ -4487,15 +4485,15 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 		msg = evbuffer_pullup(in, (ev_ssize_t)pgw_msg_size(h));
 		if (!msg || (c->bound_cnt && wk_client_bound_msg(c, h, msg) < 0))
 			return -1;
-		/* the unnamed statement runs again: what it pins with it */
-		if (h->type == PGW_MSG_BIND && c->unnamed_pins &&
-		    wk_client_bind_names(h, msg, &n1, &n2) && n2 == 0)
-			wk_client_pin_by(c, c->unnamed_pins);
-		if (h->type == PGW_MSG_BIND && c->unnamed_setting &&
-		    wk_client_bind_names(h, msg, &n1, &n2) && n2 == 0 &&
-		    !wk_client_is_unnamed_due(c, s, h, msg) &&
-		    wk_client_unnamed_setting(c, (const char *)msg + PGW_HDR_LEN, n1) < 0)
-			return -1;
+		if (h->type == PGW_MSG_BIND && (c->unnamed_setting || c->unnamed_pins) &&
+		    wk_client_bind_names(h, msg, &n1, &n2) && n2 == 0) {
+			/* the unnamed statement runs again: what it pins with it */
+			if (c->unnamed_pins)
+				wk_client_pin_by(c, c->unnamed_pins);
+			if (c->unnamed_setting && !wk_client_is_unnamed_due(c, s, h, msg) &&
+			    wk_client_unnamed_setting(c, (const char *)msg + PGW_HDR_LEN, n1) < 0)
+				return -1;
+		}
 	}
 	if ((h->type != PGW_MSG_BIND && h->type != PGW_MSG_DESCRIBE) ||
 	    !wk_client_is_unnamed_watched(c, s))
@@ -4527,9 +4525,9 @@ wk_client_unnamed_untracked(struct wk_client *c, struct wk_server *s, const stru
 /*
  * A client's Describe of p, whose result PostgreSQL reads from the session
  * when it prepares it (is_desc_live: FETCH, SQL EXECUTE): answered by a copy
- * of p prepared now under a throwaway name (closed when the next request
- * starts), so that it describes this client's cursor or statement, not the
- * one some session had when s prepared its copy of p. -1 on out of memory.
+ * of p prepared now under a throwaway name and closed right after, so that
+ * it describes this client's cursor or statement, not the one some session
+ * had when s prepared its copy of p. -1 on out of memory.
  */
 static int
 wk_client_prep_describe_live(struct wk_server *s, const struct wk_prep *p, struct evbuffer *out)
@@ -4539,15 +4537,16 @@ wk_client_prep_describe_live(struct wk_server *s, const struct wk_prep *p, struc
 
 	wk_client_prep_throwaway(tmp, sizeof(tmp), "desc");
 	pgw_buf_reset(b);
-	pgw_begin(b, PGW_MSG_PARSE);
-	pgw_put_str(b, tmp);
-	pgw_put_bytes(b, p->key, p->key_len);
-	pgw_end(b);
-	if (b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
-	    wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
-	    wk_prep_junk_add(&s->held, tmp) < 0)
-		return -1;
-	return wk_client_put_stmt_msg(s, out, PGW_MSG_DESCRIBE, tmp, WK_SLOT_DESCRIBE_S, false);
+	wk_client_put_copy_parse(b, p, tmp);
+	pgw_put_target(b, PGW_MSG_DESCRIBE, 'S', tmp);
+	pgw_put_target(b, PGW_MSG_CLOSE, 'S', tmp);
+	/* only the Describe's reply goes to the client */
+	return b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+			       wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
+			       wk_server_slot_push(s, WK_SLOT_DESCRIBE_S, false, NULL) < 0 ||
+			       wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0
+		       ? -1
+		       : 0;
 }
 
 /*
@@ -4732,11 +4731,8 @@ wk_client_prep(struct wk_client *c, struct wk_server *s, const struct pgw_hdr *h
 			if (rc < 0)
 				return -1;
 			if (rc > 0 && !(c->pins & WK_PIN_LISTEN)) {
-				/* a LISTEN on the server itself: counted as wk_client_track does */
-				if (!c->pins && c->pool)
-					atomic_fetch_add_explicit(&c->pool->stats->pins, 1,
-								  memory_order_relaxed);
-				c->pins |= WK_PIN_LISTEN;
+				/* a LISTEN on the server itself */
+				wk_client_pin_by(c, WK_PIN_LISTEN);
 				log_debug(&c->lctx, "named LISTEN not followed: server pinned");
 			}
 		}
@@ -5150,10 +5146,8 @@ wk_client_function_call(struct wk_client *c, const struct pgw_hdr *h, struct evb
 	for (size_t i = 0; i < sizeof(lo_oids) / sizeof(lo_oids[0]); i++)
 		if (oid == lo_oids[i])
 			return true;
-	if (!c->pins && c->pool) /* counted once per pinning, as wk_client_track does */
-		atomic_fetch_add_explicit(&c->pool->stats->pins, 1, memory_order_relaxed);
+	wk_client_pin_by(c, WK_PIN_FUNCTION);
 	log_debug(&c->lctx, "function call (oid %u): server pinned to the client", oid);
-	c->pins |= WK_PIN_FUNCTION;
 	return true;
 }
 

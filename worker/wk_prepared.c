@@ -7,7 +7,6 @@
  */
 #include "worker/wk_prepared.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,49 +112,10 @@ wk_prep_build_sql(struct pgw_buf *b, const struct wk_prep *p, const uint8_t *key
 	pgw_put_target(b, PGW_MSG_CLOSE, 'S', WK_PREP_SQL_HELPER);
 }
 
-/* Does the keyword kw (lower case, n bytes) begin t (len bytes), as a whole word? */
-static bool
-wk_prep_text_is_word(const char *t, size_t len, const char *kw, size_t n)
-{
-	if (len < n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((t[i] | 0x20) != kw[i])
-			return false;
-	return len == n || !(isalnum((unsigned char)t[n]) || t[n] == '_' || t[n] == '$' ||
-			     (unsigned char)t[n] >= 0x80);
-}
-
 bool
 wk_prep_text_is_desc_live(const char *text, size_t len)
 {
-	size_t i = 0;
-
-	/* white space and comments before the first keyword (nested block comments) */
-	while (i < len) {
-		if (isspace((unsigned char)text[i])) {
-			i++;
-		} else if (text[i] == '-' && i + 1 < len && text[i + 1] == '-') {
-			while (i < len && text[i] != '\n')
-				i++;
-		} else if (text[i] == '/' && i + 1 < len && text[i + 1] == '*') {
-			unsigned depth = 1;
-
-			for (i += 2; i < len && depth; i++) {
-				if (text[i] == '*' && i + 1 < len && text[i + 1] == '/') {
-					depth--;
-					i++;
-				} else if (text[i] == '/' && i + 1 < len && text[i + 1] == '*') {
-					depth++;
-					i++;
-				}
-			}
-		} else {
-			break;
-		}
-	}
-	return wk_prep_text_is_word(text + i, len - i, "fetch", 5) ||
-	       wk_prep_text_is_word(text + i, len - i, "execute", 7);
+	return sql_starts_with(text, len, "fetch") || sql_starts_with(text, len, "execute");
 }
 
 static struct wk_prep *

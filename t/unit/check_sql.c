@@ -879,6 +879,24 @@ START_TEST(test_sql_every_prefix)
 END_TEST
 
 /* nesting deeper than any sane query neither crashes nor hangs */
+/* sql_starts_with: the first word after white space and (nested) comments, whole and in any case. */
+START_TEST(test_sql_starts_with)
+{
+	static const char *const yes[] = { "FETCH 2 FROM c", " /* c /* nested */ */\tfetch c",
+					   "-- x\nFetch ALL IN c", "fetch" };
+	static const char *const no[] = {
+		"fetched", "SELECT 1; FETCH c", "\"fetch\" c", "/* FETCH */ SELECT 1",
+		"",        "-- fetch",          "fetch_x"
+	};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		ck_assert_msg(sql_starts_with(yes[i], strlen(yes[i]), "fetch"), "%s", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		ck_assert_msg(!sql_starts_with(no[i], strlen(no[i]), "fetch"), "%s", no[i]);
+	ck_assert(sql_starts_with("execute q(1)", 12, "execute"));
+}
+END_TEST
+
 START_TEST(test_sql_deep_nesting)
 {
 	size_t depth = 5000;
@@ -1133,6 +1151,7 @@ sql_suite(void)
 	tcase_add_test(tc, test_sql_nul_inside);
 	tcase_add_test(tc, test_sql_every_prefix);
 	tcase_add_test(tc, test_sql_deep_nesting);
+	tcase_add_test(tc, test_sql_starts_with);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cache");
