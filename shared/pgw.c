@@ -297,6 +297,41 @@ pgw_parse_ready(const uint8_t *body, size_t len, char *status)
 }
 
 int
+pgw_parse_data_col(const uint8_t *body, size_t len, unsigned cols, unsigned i, char *out,
+		   size_t out_len)
+{
+	size_t off = 2;
+
+	if (len < 2 || ((unsigned)body[0] << 8 | body[1]) != cols || i >= cols)
+		return -1;
+	for (unsigned k = 0; k < cols; k++) {
+		int32_t n;
+
+		if (off + 4 > len)
+			return -1;
+		n = (int32_t)((uint32_t)body[off] << 24 | (uint32_t)body[off + 1] << 16 |
+			      (uint32_t)body[off + 2] << 8 | body[off + 3]);
+		off += 4;
+		if (n < 0) {
+			if (k == i)
+				return -1;
+			continue;
+		}
+		if ((size_t)n > len - off)
+			return -1;
+		if (k == i) {
+			if ((size_t)n >= out_len)
+				return -1;
+			memcpy(out, body + off, (size_t)n);
+			out[n] = '\0';
+			return 0;
+		}
+		off += (size_t)n;
+	}
+	return -1;
+}
+
+int
 pgw_parse_error(const uint8_t *body, size_t len, struct pgw_error_fields *f)
 {
 	struct pgw_error_fields r = { 0 };

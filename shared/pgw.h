@@ -188,6 +188,14 @@ int pgw_parse_backend_key(const uint8_t *body, size_t len, uint32_t *pid, uint32
 /* 'Z' ReadyForQuery: status 'I', 'T' or 'E'. -1 if malformed. */
 int pgw_parse_ready(const uint8_t *body, size_t len, char *status) MUST_CHECK;
 
+/*
+ * 'D' DataRow of exactly cols columns: column i, in text, copied NUL-terminated
+ * into out (out_len bytes with the NUL). -1 if malformed, NULL, of another
+ * column count, or too long for out.
+ */
+int pgw_parse_data_col(const uint8_t *body, size_t len, unsigned cols, unsigned i, char *out,
+		       size_t out_len) MUST_CHECK;
+
 struct pgw_error_fields {
 	const char *severity; /* 'S' (localized) or NULL */
 	const char *sqlstate; /* 'C' or NULL */

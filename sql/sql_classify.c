@@ -386,8 +386,8 @@ sql_starts_with(const char *sql, size_t len, const char *kw)
 /*
  * A statement starting with this word may be tracked: SET, RESET, DISCARD,
  * BEGIN, START, COMMIT, END, ROLLBACK, ABORT, LISTEN, UNLISTEN, NOTIFY,
- * PREPARE, EXECUTE, DEALLOCATE, CREATE, DECLARE, CLOSE, LOAD, DO (its body
- * may set something for the session).
+ * PREPARE, EXECUTE, DEALLOCATE, CREATE, DECLARE, CLOSE, DROP, LOAD, DO (its
+ * body may set something for the session).
  */
 static bool
 sql_classify_is_start_kw(const char *w, size_t n)
@@ -407,7 +407,7 @@ sql_classify_is_start_kw(const char *w, size_t n)
 	case 'd':
 		return sql_classify_word_is(w, n, "discard") ||
 		       sql_classify_word_is(w, n, "deallocate") ||
-		       sql_classify_word_is(w, n, "declare");
+		       sql_classify_word_is(w, n, "declare") || sql_classify_word_is(w, n, "drop");
 	case 'e':
 		return sql_classify_word_is(w, n, "end") || sql_classify_word_is(w, n, "execute");
 	case 'l':

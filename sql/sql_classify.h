@@ -58,6 +58,14 @@ enum sql_kind {
 #define SQL_F_SET_CONFIG \
 	0x80u /* calls set_config() with is_local not a constant true, or a DO block whose body sets or resets something (or calls set_config): a session-level setting pgdog cannot replay */
 #define SQL_F_CLOSE_ALL 0x100u /* CLOSE ALL: closes every cursor, WITH HOLD ones too */
+/*
+ * May end state that pins the session's server, by a count pgdog cannot
+ * keep: UNLISTEN channel, CLOSE cursor, DROP (of anything, DROP OWNED too),
+ * DISCARD TEMP. (pg_advisory_unlock() has SQL_F_ADVISORY_UNLOCK.)
+ */
+#define SQL_F_MAY_UNPIN 0x200u
+/* LISTEN channel (or a DO block whose body may LISTEN) */
+#define SQL_F_LISTEN 0x400u
 
 struct sql_stmt {
 	enum sql_kind kind;
@@ -111,7 +119,7 @@ struct sql_result {
  * Classify every statement of sql (len bytes, need not be NUL-terminated).
  * A prefilter over the bytes (keywords SET, RESET, DISCARD, BEGIN, START,
  * COMMIT, END, ROLLBACK, ABORT, LISTEN, UNLISTEN, NOTIFY, PREPARE, EXECUTE,
- * DEALLOCATE, CREATE, DECLARE, SELECT ... INTO, LOAD at a statement start,
+ * DEALLOCATE, CREATE, DECLARE, CLOSE, DROP, SELECT ... INTO, LOAD at a statement start,
  * or "advisory"/"notify"/"config" anywhere, case-insensitively, outside comments)
  * returns without parsing when nothing can matter; otherwise the text is
  * parsed with libpg_query and the result cached (LRU, bounded) by text.

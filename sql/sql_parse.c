@@ -337,7 +337,7 @@ sql_parse_body_has_word(const char *body, const char *word)
 /*
  * What the body of a DO block leaves in the session out of pgdog's sight,
  * read as text (generously: a false match only pins the server): a
- * session-level advisory lock, a temporary table, or a setting.
+ * session-level advisory lock, a temporary table, a setting, or a LISTEN.
  */
 static unsigned
 sql_parse_body_flags(const char *body)
@@ -355,6 +355,8 @@ sql_parse_body_flags(const char *body)
 		flags |= SQL_F_TEMP_OBJECT;
 	if (sql_parse_body_sets(body))
 		flags |= SQL_F_SET_CONFIG;
+	if (sql_parse_body_has_word(body, "listen"))
+		flags |= SQL_F_LISTEN;
 	return flags;
 }
 
@@ -381,11 +383,25 @@ sql_parse_flags_visit(const ProtobufCMessage *m, void *arg)
 		if (((const PgQuery__DeclareCursorStmt *)m)->options & SQL_PARSE_CURSOR_OPT_HOLD)
 			*flags |= SQL_F_HOLD_CURSOR;
 	} else if (d == &pg_query__close_portal_stmt__descriptor) {
-		/* CLOSE ALL: no portal name */
+		/* CLOSE ALL: no portal name; CLOSE name may close a WITH HOLD cursor */
 		const char *name = ((const PgQuery__ClosePortalStmt *)m)->portalname;
 
-		if (name == NULL || *name == '\0')
-			*flags |= SQL_F_CLOSE_ALL;
+		*flags |= name == NULL || *name == '\0' ? SQL_F_CLOSE_ALL : SQL_F_MAY_UNPIN;
+	} else if (d == &pg_query__listen_stmt__descriptor) {
+		*flags |= SQL_F_LISTEN;
+	} else if (d == &pg_query__unlisten_stmt__descriptor) {
+		/* UNLISTEN channel (UNLISTEN * has an empty one) */
+		const char *ch = ((const PgQuery__UnlistenStmt *)m)->conditionname;
+
+		if (ch != NULL && *ch != '\0')
+			*flags |= SQL_F_MAY_UNPIN;
+	} else if (d == &pg_query__drop_stmt__descriptor ||
+		   d == &pg_query__drop_owned_stmt__descriptor) {
+		*flags |= SQL_F_MAY_UNPIN;
+	} else if (d == &pg_query__discard_stmt__descriptor) {
+		if (((const PgQuery__DiscardStmt *)m)->target ==
+		    PG_QUERY__DISCARD_MODE__DISCARD_TEMP)
+			*flags |= SQL_F_MAY_UNPIN;
 	} else if (d == &pg_query__view_stmt__descriptor) {
 		/* the view's query is stored, not run */
 		if (sql_parse_is_temp_rel(((const PgQuery__ViewStmt *)m)->view))

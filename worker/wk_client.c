@@ -1936,23 +1936,49 @@ wk_client_pins_counted(struct wk_client *c, unsigned before)
  * and no longer released by a statement before it (unpin_due).
  */
 static void
+wk_client_pins_add(struct wk_client *c, unsigned pins)
+{
+	if (!pins)
+		return;
+	c->pin_gen++; /* a probe of its server asked before this does not know it */
+	if (UNLIKELY(pins & WK_PIN_ASK)) {
+		c->is_pin_ask_due = true; /* its server is asked once the client is idle */
+		pins &= ~WK_PIN_ASK;
+	}
+	c->pins |= pins;
+	c->unpin_due &= ~pins;
+}
+
+/* wk_client_pins_add(), counted (SHOW POOLS pins) */
+static void
 wk_client_pin_by(struct wk_client *c, unsigned pins)
 {
 	unsigned before = c->pins;
 
-	c->pins |= pins;
-	c->unpin_due &= ~pins;
+	wk_client_pins_add(c, pins);
 	wk_client_pins_counted(c, before);
 }
 
-/* The pins (WK_PIN_*) a text whose classification has these flags makes when it runs. */
+/*
+ * The pins (WK_PIN_*) a text whose classification has these flags makes when
+ * it runs, with WK_PIN_ASK when it may end some (or leave none: a temporary
+ * object or WITH HOLD cursor whose transaction rolls back or drops it).
+ */
 static unsigned
 wk_client_flag_pins(unsigned flags)
 {
 	return ((flags & SQL_F_ADVISORY_LOCK) ? WK_PIN_ADVISORY : 0) |
 	       ((flags & SQL_F_TEMP_OBJECT) ? WK_PIN_TEMP : 0) |
 	       ((flags & SQL_F_HOLD_CURSOR) ? WK_PIN_CURSOR : 0) |
-	       ((flags & SQL_F_SET_CONFIG) ? WK_PIN_CONFIG : 0);
+	       ((flags & SQL_F_SET_CONFIG) ? WK_PIN_CONFIG : 0) |
+	       /* pub/sub follows LISTENs where it can (wk_client_track, wk_pubsub_bind) */
+	       ((flags & SQL_F_LISTEN) && g_cfg->pub_sub_channel_size == 0
+			? WK_PIN_LISTEN | WK_PIN_ASK
+			: 0) |
+	       ((flags &
+		 (SQL_F_ADVISORY_UNLOCK | SQL_F_MAY_UNPIN | SQL_F_TEMP_OBJECT | SQL_F_HOLD_CURSOR))
+			? WK_PIN_ASK
+			: 0);
 }
 
 /* wk_client_flag_pins() of the Parse wk_client_track() saw last (0: none, or a Query) */
@@ -2584,8 +2610,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		is_std = wk_client_is_std_strings(c); /* the rest is read as the first part was */
 	/* locks, temporary objects, WITH HOLD cursors, set_config(..., false) values */
 	text_pins = wk_client_flag_pins(res.flags);
-	c->pins |= text_pins; /* counted by wk_client_track */
-	c->unpin_due &= ~text_pins;
+	wk_client_pins_add(c, text_pins); /* counted by wk_client_track */
 	if (h->type == PGW_MSG_QUERY) {
 		/*
 		 * Released if its Query commits (an error before it leaves the
@@ -2677,7 +2702,8 @@ next_part:
 		case SQL_LISTEN:
 			/* pub/sub serves the LISTENs of a Query it follows (its guard too) */
 			if (!wk_pubsub_query_is_followed(c))
-				c->pins |= WK_PIN_LISTEN;
+				wk_client_pins_add(c,
+						   WK_PIN_LISTEN | WK_PIN_ASK); /* rolled back? */
 			c->unpin_due &= ~WK_PIN_LISTEN;
 			break;
 		case SQL_UNLISTEN_ALL:
@@ -3447,7 +3473,7 @@ wk_client_prep_sql_prepare(struct wk_client *c, struct wk_server *s, struct evbu
 	p = wk_prep_register_sql_std(rest, rest_len, wk_client_text_is_std(c, rest, rest_len));
 	if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p, s->syncs_cnt) < 0)
 		return -1;
-	p->pins |= (uint8_t)wk_client_flag_pins(res->flags);
+	p->pins |= (uint16_t)wk_client_flag_pins(res->flags);
 	if (!wk_prep_held_has(&s->held, p)) {
 		int rc = wk_client_prep_make_room(s, out);
 
@@ -3707,7 +3733,7 @@ wk_client_prep_query(struct wk_client *c, struct wk_server *s, const struct pgw_
 			if (!p || wk_prep_names_put_unconfirmed(&c->prep_names, st->name, p,
 								s->syncs_cnt) < 0)
 				return -1;
-			p->pins |= (uint8_t)wk_client_flag_pins(res.flags);
+			p->pins |= (uint16_t)wk_client_flag_pins(res.flags);
 			local[local_cnt].name = st->name;
 			local[local_cnt++].prep = p;
 			stmt_prep[i] = p;
@@ -3817,7 +3843,7 @@ wk_client_prep_parse_named(struct wk_client *c, struct wk_server *s, const uint8
 				 wk_client_text_is_std(c, body + n1 + 1, blen - n1 - 1));
 	if (!p)
 		return -1;
-	p->pins |= (uint8_t)wk_client_parse_pins;
+	p->pins |= (uint16_t)wk_client_parse_pins;
 	/* the server has it only if an earlier request's Parse of it is not skipped: known first */
 	if (wk_prep_held_is_unsure(&s->held, p, s->syncs_cnt))
 		return wk_client_wait_answer(s, out) < 0 ? -1 : 3;
@@ -3977,7 +4003,7 @@ wk_client_prep_parse_sql(struct wk_client *c, struct wk_server *s, const char *b
 		}
 		if (!p || wk_client_prep_ensure(c, s, p, out, false) < 0)
 			return -1;
-		p->pins |= (uint8_t)wk_client_flag_pins(res.flags);
+		p->pins |= (uint16_t)wk_client_flag_pins(res.flags);
 		/* the name is the client's when this statement runs (wk_client_unnamed_setting) */
 		kind = WK_SQL_PREPARE;
 		junk = tmp;

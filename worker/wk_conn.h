@@ -66,6 +66,18 @@ _Static_assert(WK_STREAM_DRAINED_BYTES * 2 == WK_BACKPRESSURE_BYTES,
 #define WK_PIN_SETTINGS 0x80u
 /* a FunctionCall message (libpq's PQfn) other than the large-object API's: its effects are unseen */
 #define WK_PIN_FUNCTION 0x100u
+/*
+ * Not a pin: a mark that travels with a statement's pins (wk_prep pins,
+ * unnamed_pins) saying that running it may end some of them, by a count
+ * pgdog does not keep (pg_advisory_unlock(), UNLISTEN channel, CLOSE cursor,
+ * DROP, DISCARD TEMP), or may leave nothing (a temporary table created ON
+ * COMMIT DROP or rolled back, a WITH HOLD cursor or LISTEN rolled back).
+ * The client's server is then asked what it still holds once the client is
+ * idle (wk_server_pin_probe): c->is_pin_ask_due.
+ */
+#define WK_PIN_ASK 0x200u
+/* The pins the server can be asked about: all of a client's pins must be among these. */
+#define WK_PINS_ASKABLE (WK_PIN_ADVISORY | WK_PIN_TEMP | WK_PIN_CURSOR | WK_PIN_LISTEN)
 
 enum wk_client_state {
 	WK_CLIENT_STARTUP = 0, /* reading the startup packet */
@@ -237,6 +249,16 @@ struct wk_client {
 	 */
 	unsigned unpin_due;
 	uint64_t unpin_rfq; /* the ReadyForQuery ending its request */
+	/*
+	 * A statement that may have ended its pins ran (WK_PIN_ASK): its server
+	 * is asked at the next ReadyForQuery 'I' that leaves nothing pending.
+	 */
+	bool is_pin_ask_due;
+	/*
+	 * Counts the statements that pinned (wk_client_pins_add): a probe's
+	 * answer is stale if one came after it was asked (s->probe_gen).
+	 */
+	uint32_t pin_gen;
 	/*
 	 * The Execute being forwarded runs a COMMIT or ROLLBACK while SETs are
 	 * pending: its reply slot gets is_end_mark (wk_client_slot)
@@ -526,7 +548,17 @@ struct wk_server {
 	bool is_end_due;      /* its client's end_due comes after this ReadyForQuery */
 	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */
-	bool is_tracked;      /* replies follow the slot queue (prepared statement rewriting) */
+	/*
+	 * pgdog asked the server which pins of its client's are still there
+	 * (wk_server_pin_probe): its reply comes after probe_skip more of
+	 * pgdog's own ReadyForQuery; probe_held is what it found (WK_PIN_*),
+	 * all the client's pins until its row is read.
+	 */
+	bool is_probe_running;
+	uint32_t probe_skip;
+	unsigned probe_held;
+	uint32_t probe_gen; /* the client's pin_gen when it was asked */
+	bool is_tracked;    /* replies follow the slot queue (prepared statement rewriting) */
 	/*
 	 * A Query or FunctionCall went behind unsynced extended-protocol
 	 * messages where the slot queue does not follow it (untracked, or

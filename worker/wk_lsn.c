@@ -230,48 +230,13 @@ wk_lsn_ready(struct wk_server *s)
 	wk_lsn_send(m); /* the first figures now */
 }
 
-/* Column i of a DataRow body (NUL-terminated copy into out); false if NULL or malformed. */
-static bool
-wk_lsn_col(const uint8_t *body, size_t len, int i, char *out, size_t out_len)
-{
-	size_t off = 2;
-
-	if (len < 2 || ((body[0] << 8) | body[1]) != WK_LSN_COLS)
-		return false;
-	for (int k = 0; k < WK_LSN_COLS; k++) {
-		int32_t n;
-
-		if (off + 4 > len)
-			return false;
-		n = (int32_t)((uint32_t)body[off] << 24 | (uint32_t)body[off + 1] << 16 |
-			      (uint32_t)body[off + 2] << 8 | body[off + 3]);
-		off += 4;
-		if (n < 0) {
-			if (k == i)
-				return false;
-			continue;
-		}
-		if ((size_t)n > len - off)
-			return false;
-		if (k == i) {
-			if ((size_t)n >= out_len)
-				return false;
-			memcpy(out, body + off, (size_t)n);
-			out[n] = '\0';
-			return true;
-		}
-		off += (size_t)n;
-	}
-	return false;
-}
-
 static bool
 wk_lsn_parse_row(const uint8_t *body, size_t len, struct shm_lsn *row)
 {
 	char v[WK_LSN_COLS][32];
 
 	for (int i = 0; i < WK_LSN_COLS; i++)
-		if (!wk_lsn_col(body, len, i, v[i], sizeof(v[i])))
+		if (pgw_parse_data_col(body, len, WK_LSN_COLS, (unsigned)i, v[i], sizeof(v[i])) < 0)
 			return false;
 	row->is_in_recovery = v[0][0] == '1';
 	row->lsn = strtoull(v[1], NULL, 10);

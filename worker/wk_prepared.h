@@ -57,9 +57,10 @@ struct wk_prep {
 	/*
 	 * WK_PIN_* its text makes when it runs (an advisory lock, a temporary
 	 * table, a WITH HOLD cursor, set_config()): each use pins again, as a
-	 * release in between (pg_advisory_unlock_all()) may have ended the pin
+	 * release in between (pg_advisory_unlock_all()) may have ended the pin;
+	 * WK_PIN_ASK too
 	 */
-	uint8_t pins;
+	uint16_t pins;
 	/*
 	 * The result its servers' copies describe (RowDescription or NoData,
 	 * wk_prep_desc_hash), once a Describe of it has been answered; a copy

@@ -787,7 +787,9 @@ wk_pubsub_is_ours(const struct sql_result *res)
 {
 	const struct sql_stmt *st = &res->stmts[0];
 
-	if (!res->is_parsed || res->is_error || res->has_more || res->stmts_cnt != 1 || res->flags)
+	/* its own flags (SQL_F_LISTEN, SQL_F_MAY_UNPIN) aside, nothing else in the text */
+	if (!res->is_parsed || res->is_error || res->has_more || res->stmts_cnt != 1 ||
+	    (res->flags & ~(SQL_F_LISTEN | SQL_F_MAY_UNPIN)))
 		return false;
 	if (st->is_truncated)
 		return false;

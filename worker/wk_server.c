@@ -1405,6 +1405,104 @@ wk_server_checkin(struct wk_server *s)
 }
 
 /*
+ * What of its client's pins a server still holds, one column each (in
+ * WK_PIN_* order below), in its own transaction: session advisory locks,
+ * LISTENs, WITH HOLD cursors (the only cursors left between
+ * transactions), objects of its temporary schema (tables, views,
+ * sequences, functions, types: each depends on its schema). Schema-qualified
+ * throughout, operators too: the client's search_path cannot change it.
+ */
+static const char wk_server_probe_sql[] =
+	"SELECT EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) "
+	"'advisory' AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()), "
+	"EXISTS (SELECT FROM pg_catalog.pg_listening_channels()), "
+	"EXISTS (SELECT FROM pg_catalog.pg_cursors), "
+	"EXISTS (SELECT FROM pg_catalog.pg_depend WHERE refclassid OPERATOR(pg_catalog.=) "
+	"'pg_catalog.pg_namespace'::pg_catalog.regclass AND refobjid OPERATOR(pg_catalog.=) "
+	"pg_catalog.pg_my_temp_schema())";
+static const unsigned wk_server_probe_pins[] = { WK_PIN_ADVISORY, WK_PIN_LISTEN, WK_PIN_CURSOR,
+						 WK_PIN_TEMP };
+#define WK_SERVER_PROBE_COLS (sizeof(wk_server_probe_pins) / sizeof(wk_server_probe_pins[0]))
+
+/*
+ * The client ran a statement that may have ended its pins (WK_PIN_ASK) and
+ * has nothing more running on s: ask s what it still holds, behind the
+ * ReadyForQuery going to the client; what it no longer holds is released
+ * when the reply comes (wk_server_probe_done). Only when every pin is one
+ * the server can be asked about, and the client is not halfway through a
+ * message to s.
+ */
+static void
+wk_server_pin_probe(struct wk_server *s, struct wk_client *c)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+
+	c->is_pin_ask_due = false;
+	if (!c->pins || (c->pins & ~WK_PINS_ASKABLE) || s->is_probe_running || c->fwd_remaining ||
+	    wk_client_is_session(c))
+		return;
+	pgw_buf_reset(b);
+	pgw_put_query(b, wk_server_probe_sql);
+	s->probe_skip = s->internal_ready;
+	s->probe_held = c->pins; /* until its row says otherwise */
+	s->probe_gen = c->pin_gen;
+	if (b->has_error || wk_server_send_internal(s, b, 1) < 0) {
+		s->is_dirty = true; /* reset before reuse, as for pgdog's other queries */
+		return;
+	}
+	s->is_probe_running = true;
+	log_debug(&s->lctx, "asking the server what still pins it (0x%x)", c->pins);
+}
+
+/* The probe's DataRow: what the server still holds. */
+static void
+wk_server_probe_row(struct wk_server *s, const uint8_t *body, size_t len)
+{
+	unsigned held = 0;
+
+	for (unsigned i = 0; i < WK_SERVER_PROBE_COLS; i++) {
+		char v[8];
+
+		if (pgw_parse_data_col(body, len, (unsigned)WK_SERVER_PROBE_COLS, i, v, sizeof(v)) <
+			    0 ||
+		    (v[0] != 't' && v[0] != 'f') || v[1] != '\0')
+			return; /* not understood: all stay */
+		if (v[0] == 't')
+			held |= wk_server_probe_pins[i];
+	}
+	s->probe_held = held;
+}
+
+/*
+ * The probe's ReadyForQuery has come: the pins s no longer holds are
+ * released, unless the client pinned again since it was asked (asked again
+ * then, at its next ReadyForQuery 'I'). True when nothing pins the client
+ * any more and s has nothing of its running: s goes back to the pool.
+ */
+static bool
+wk_server_probe_done(struct wk_server *s, struct wk_client *c)
+{
+	unsigned gone;
+
+	s->is_probe_running = false;
+	if (!c || s->state != WK_SERVER_ACTIVE)
+		return false;
+	if (c->pin_gen != s->probe_gen) {
+		/* a statement sent since may have made what the server did not hold then */
+		c->is_pin_ask_due = true;
+		return false;
+	}
+	gone = c->pins & WK_PINS_ASKABLE & ~s->probe_held;
+	if (gone) {
+		c->pins &= ~gone;
+		log_debug(&c->lctx, "the server no longer holds what pinned it (0x%x), 0x%x left",
+			  gone, c->pins);
+	}
+	return !c->pins && s->internal_ready == 0 && s->expect_ready == 0 && !s->has_unsynced &&
+	       c->fwd_remaining == 0 && !wk_client_is_session(c) && !wk_client_cancel_due(c, s);
+}
+
+/*
  * A ReadyForQuery with status st that answers the client's requests (not
  * pgdog's own queries): statistics, the end of a transaction, and whether
  * the server goes back to the pool once the message has moved
@@ -1458,6 +1556,10 @@ wk_server_client_ready(struct wk_server *s, struct wk_client *c, char st)
 			s->is_release_due = true;
 		else if (s->needs_resync && s->expect_ready == 0 && !s->has_unsynced)
 			wk_server_resync(s, c);
+		/* after the resync's queries: the probe's reply is the last */
+		if (UNLIKELY(c->is_pin_ask_due) && !s->is_release_due && s->expect_ready == 0 &&
+		    !s->has_unsynced)
+			wk_server_pin_probe(s, c);
 		/* given back, the client reads its next message idle: its end_due then */
 		if (UNLIKELY(c->end_due) && !s->is_release_due && s->expect_ready == 0)
 			s->is_end_due = true;
@@ -1874,9 +1976,17 @@ wk_server_forward(struct wk_server *s)
 			s->ready_us = g_wk.mono_us;
 			s->has_error_unsynced = false;
 			if (s->internal_ready > 0) {
+				bool is_probe_end = false;
+
 				wk_server_flush(in, out, &off, &avail, &moved);
 				has_cur = false;
 				s->internal_ready--;
+				if (UNLIKELY(s->is_probe_running)) {
+					if (s->probe_skip)
+						s->probe_skip--;
+					else
+						is_probe_end = true;
+				}
 				/* SHOW SERVERS tx_status: pgdog's own ROLLBACK or reset ends it too */
 				shm_server((uint32_t)g_wk.slot, s->row)->tx_status = (uint8_t)st;
 				evbuffer_drain(in, pgw_msg_size(&h));
@@ -1899,6 +2009,12 @@ wk_server_forward(struct wk_server *s)
 					}
 					if (resets)
 						continue;
+				}
+				if (is_probe_end && wk_server_probe_done(s, c)) {
+					/* the client is idle and nothing pins it now */
+					wk_server_flush_last(s, c, &off, &avail, &moved);
+					wk_server_count_sent(s, c, moved);
+					return wk_server_release_due(s);
 				}
 				if (s->internal_ready == 0 && s->state == WK_SERVER_ACTIVE && c &&
 				    c->is_login_check && !s->internal_failed) {
@@ -1952,6 +2068,26 @@ wk_server_forward(struct wk_server *s)
 			break;
 		case PGW_MSG_PARSE_COMPLETE:
 			wk_stats_add(s->pool, SHM_STAT_SERVER_PARSE, 1);
+			break;
+		case PGW_MSG_NOTIFICATION:
+			/*
+			 * A notification for the client's LISTEN, delivered while
+			 * pgdog's own query ran on its pinned server: the client's
+			 */
+			if (s->internal_ready > 0 && c && s->state == WK_SERVER_ACTIVE)
+				s->is_fwd_internal = true;
+			break;
+		case PGW_MSG_DATA_ROW:
+			if (UNLIKELY(s->is_probe_running) && s->internal_ready > 0 &&
+			    s->probe_skip == 0) {
+				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
+					return wk_server_broken(s, "oversized row from server");
+				has_cur = false;
+				if (!wk_server_front_whole(in, out, &off, &avail, &moved,
+							   WK_SERVER_LOGIN_MSG_MAX, &h, &msg))
+					goto done;
+				wk_server_probe_row(s, msg + PGW_HDR_LEN, h.len - 4);
+			}
 			break;
 		case PGW_MSG_COMMAND_COMPLETE:
 			if (!has_cur) {
@@ -2039,7 +2175,10 @@ wk_server_forward(struct wk_server *s)
 					continue;
 				}
 			}
-			if (s->internal_ready > 0) {
+			if (s->internal_ready > 0 && s->is_probe_running && s->probe_skip == 0) {
+				/* the probe failed (a statement_timeout of the client's?): all stay */
+				s->probe_held = c ? c->pins : 0;
+			} else if (s->internal_ready > 0) {
 				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
 					return wk_server_broken(s, "oversized error from server");
 				has_cur = false;

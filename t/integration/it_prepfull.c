@@ -1319,6 +1319,63 @@ START_TEST(test_pins_come_back_with_use)
 }
 END_TEST
 
+/* PQexecPrepared of name with no parameters or one (v): its status is want. */
+static void
+run_named(PGconn *a, const char *name, const char *v, ExecStatusType want)
+{
+	PGresult *res = PQexecPrepared(a, name, v ? 1 : 0, v ? &v : NULL, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == want, "%s: %s", name, PQerrorMessage(a));
+	PQclear(res);
+}
+
+/*
+ * Named statements that end pins by a count pgdog does not keep
+ * (pg_advisory_unlock(), UNLISTEN channel) have the server asked what it
+ * still holds, as their Query does (it_txn test_pin_release_asked); a named
+ * LISTEN pins again each time it runs. That LISTEN, run after an UNLISTEN *
+ * released the server, went back to the pool listening.
+ */
+START_TEST(test_pins_asked_named)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	static const char listening[] = "SELECT count(*) FROM pg_listening_channels()";
+	char pa[32];
+	PGresult *res;
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	res = PQprepare(a, "pf_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	res = PQprepare(a, "pf_lis", "LISTEN pf_three", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	res = PQprepare(a, "pf_unlis", "UNLISTEN pf_three", 0, NULL);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	exec_tag(a, "UNLISTEN *", "UNLISTEN");
+	it_server_gone(b, pa, "b after a's UNLISTEN *");
+	run_named(a, "pf_lis", NULL, PGRES_COMMAND_OK);
+	it_server_held(b, "a listens (a named LISTEN run after a release)");
+	ck_assert_str_eq(it_value(a, listening), "1");
+	run_named(a, "pf_unlis", NULL, PGRES_COMMAND_OK);
+	it_server_gone(b, pa, "b after a's named UNLISTEN");
+	ck_assert_str_eq(it_value(b, listening), "0");
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(47); SELECT pg_advisory_lock(47)"),
+			 "");
+	it_server_held(b, "a holds a lock");
+	run_named(a, "pf_unlock", "47", PGRES_TUPLES_OK);
+	it_server_held(b, "a holds the lock once more");
+	run_named(a, "pf_unlock", "47", PGRES_TUPLES_OK);
+	it_server_gone(b, pa, "b after a's last unlock");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+				     "AND pid = pg_backend_pid()"),
+			 "0");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
 /*
  * prepared_statements = disabled: pgdog does not follow which message
  * PostgreSQL skips after an error, so a DISCARD ALL sent behind unsynced
@@ -3439,6 +3496,7 @@ main(void)
 	tcase_add_test(tc, test_dealloc_all_then_prepare_pins);
 	tcase_add_test(tc, test_pins_outlive_discard_and_unlock_parse);
 	tcase_add_test(tc, test_pins_come_back_with_use);
+	tcase_add_test(tc, test_pins_asked_named);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_discard_after_exec_commit);

@@ -3453,6 +3453,85 @@ START_TEST(test_pin_release_needs_commit)
 END_TEST
 
 /*
+ * What pgdog cannot count (pg_advisory_unlock() of a lock taken twice, one
+ * UNLISTEN of two LISTENs, CLOSE of one cursor, DROP of one temporary
+ * object, a temporary table dropped at commit or rolled back) is asked of
+ * the server once the client is idle: the server goes back to the pool when
+ * it holds none of it, and stays while it holds some. Before, any of these
+ * kept the server pinned until the client left. (Named statements: it_prepfull
+ * test_pins_asked_named.)
+ */
+START_TEST(test_pin_release_asked)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP), *pg = it_pg_connect();
+	static const char listening[] = "SELECT count(*) FROM pg_listening_channels()";
+	static const char locks[] = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+				    "AND pid = pg_backend_pid()";
+	const char *params[1] = { "46" };
+	PGresult *res;
+	PGnotify *n;
+	char pa[32];
+
+	backend_pid(a, pa, sizeof(pa));
+	exec_ok(a, "SELECT pg_advisory_lock(46); SELECT pg_advisory_lock(46)");
+	it_server_held(b, "A holds a lock");
+	exec_ok(a, "SELECT pg_advisory_unlock(46)");
+	it_server_held(b, "A holds the lock once more");
+	ck_assert_str_eq(it_value(a, locks), "1");
+	/* extended protocol, unnamed */
+	res = PQexecParams(a, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, params, NULL, NULL,
+			   0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+	it_server_gone(b, pa, "B after A's last unlock");
+	ck_assert_str_eq(it_value(b, locks), "0");
+
+	exec_ok(a, "LISTEN one; LISTEN two");
+	it_server_held(b, "A listens");
+	exec_ok(a, "UNLISTEN one");
+	it_server_held(b, "A still listens on two");
+	PQclear(PQexec(pg, "NOTIFY two, 'n1'"));
+	n = it_wait_notify(a, 2000);
+	ck_assert_msg(n != NULL, "A did not get its notification");
+	ck_assert_str_eq(n->relname, "two");
+	PQfreemem(n);
+	exec_ok(a, "BEGIN; UNLISTEN two; ROLLBACK");
+	it_server_held(b, "A's UNLISTEN was rolled back");
+	exec_ok(a, "UNLISTEN two");
+	it_server_gone(b, pa, "B after A's last UNLISTEN");
+	ck_assert_str_eq(it_value(b, listening), "0");
+
+	exec_ok(a, "DECLARE c1 CURSOR WITH HOLD FOR SELECT 1; "
+		   "DECLARE c2 CURSOR WITH HOLD FOR SELECT 2");
+	it_server_held(b, "A holds cursors");
+	exec_ok(a, "CLOSE c1");
+	it_server_held(b, "A holds a cursor");
+	exec_ok(a, "CLOSE c2");
+	it_server_gone(b, pa, "B after A closed its cursors");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_cursors"), "0");
+
+	exec_ok(a, "CREATE TEMP TABLE tt1 (a int); CREATE FUNCTION pg_temp.tf() RETURNS int "
+		   "LANGUAGE sql AS 'SELECT 1'");
+	it_server_held(b, "A has a temporary table and function");
+	exec_ok(a, "DROP TABLE tt1");
+	it_server_held(b, "A has a temporary function");
+	exec_ok(a, "DROP FUNCTION pg_temp.tf()");
+	it_server_gone(b, pa, "B after A dropped its temporary objects");
+	exec_ok(a, "BEGIN; CREATE TEMP TABLE tt2 (a int) ON COMMIT DROP; COMMIT");
+	it_server_gone(b, pa, "B after A's temporary table was dropped at commit");
+	exec_ok(a, "BEGIN; CREATE TEMP TABLE tt3 (a int); ROLLBACK");
+	it_server_gone(b, pa, "B after A's temporary table was rolled back");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_class WHERE relnamespace = "
+				     "pg_my_temp_schema()"),
+			 "0");
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(pg);
+}
+END_TEST
+
+/*
  * A client pinned to its server, whose startup value (application_name) a
  * RESET ALL or RESET changes there, gets that command's ReadyForQuery:
  * pgdog sets the startup value again behind it. That ReadyForQuery went
@@ -4745,6 +4824,7 @@ main(void)
 	tcase_add_test(tc, test_pin_unnamed_other_client);
 	tcase_add_test(tc, test_pin_listen);
 	tcase_add_test(tc, test_pin_release_needs_commit);
+	tcase_add_test(tc, test_pin_release_asked);
 	tcase_add_test(tc, test_pin_reset_startup_value);
 	tcase_add_test(tc, test_pin_released_on_disconnect);
 	tcase_add_test(tc, test_pin_counted);

@@ -2049,3 +2049,19 @@ it_value_within(PGconn *c, int ms, const char *what)
 	it_drain(c);
 	return buf;
 }
+
+void
+it_server_held(PGconn *b, const char *what)
+{
+	if (!PQisBusy(b))
+		ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_msg(it_busy_for(b, 150), "the waiting client got the server: %s", what);
+}
+
+void
+it_server_gone(PGconn *b, const char *pid, const char *what)
+{
+	if (!PQisBusy(b))
+		ck_assert_int_eq(PQsendQuery(b, "SELECT pg_backend_pid()"), 1);
+	ck_assert_str_eq(it_value_within(b, 2000, what), pid);
+}

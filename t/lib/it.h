@@ -362,3 +362,14 @@ void it_drain(PGconn *c);
 void it_pipeline_next(PGconn *c, ExecStatusType want, const char *sqlstate);
 /* The one-row answer of the query c sent, within ms (static); fails the test otherwise. */
 const char *it_value_within(PGconn *c, int ms, const char *what);
+/*
+ * pool_size 1, another client holding the one server: b asks for it
+ * (SELECT pg_backend_pid(), unless a query of b's is running) and is still
+ * waiting 150 ms later. Fails the test (what) otherwise.
+ */
+void it_server_held(PGconn *b, const char *what);
+/*
+ * pool_size 1: the client that held the server let it go: b's query (sent
+ * now if none runs) gets it within 2 s, on that client's backend pid.
+ */
+void it_server_gone(PGconn *b, const char *pid, const char *what);

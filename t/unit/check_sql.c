@@ -131,8 +131,8 @@ static const struct sql_case verb_cases[] = {
 	{ "discard all;", SQL_DISCARD_ALL, 0, "", "" },
 	{ "DISCARD PLANS", SQL_DISCARD_OTHER, 0, "", "" },
 	{ "DISCARD SEQUENCES", SQL_DISCARD_OTHER, 0, "", "" },
-	{ "DISCARD TEMP", SQL_DISCARD_OTHER, 0, "", "" },
-	{ "Discard Temporary", SQL_DISCARD_OTHER, 0, "", "" },
+	{ "DISCARD TEMP", SQL_DISCARD_OTHER, SQL_F_MAY_UNPIN, "", "" },
+	{ "Discard Temporary", SQL_DISCARD_OTHER, SQL_F_MAY_UNPIN, "", "" },
 	{ "BEGIN", SQL_BEGIN, 0, "", "" },
 	{ "begin work", SQL_BEGIN, 0, "", "" },
 	{ "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", SQL_BEGIN, 0, "", "" },
@@ -153,10 +153,10 @@ static const struct sql_case verb_cases[] = {
 	{ "PREPARE TRANSACTION 'g1'", SQL_PREPARE_TX, 0, "", "" },
 	{ "COMMIT PREPARED 'g1'", SQL_OTHER, 0, "", "" },
 	{ "ROLLBACK PREPARED 'g1'", SQL_OTHER, 0, "", "" },
-	{ "LISTEN chan", SQL_LISTEN, 0, "chan", "" },
-	{ "listen Chan", SQL_LISTEN, 0, "chan", "" },
-	{ "LISTEN \"Mixed Case\"", SQL_LISTEN, 0, "Mixed Case", "" },
-	{ "UNLISTEN chan", SQL_UNLISTEN, 0, "chan", "" },
+	{ "LISTEN chan", SQL_LISTEN, SQL_F_LISTEN, "chan", "" },
+	{ "listen Chan", SQL_LISTEN, SQL_F_LISTEN, "chan", "" },
+	{ "LISTEN \"Mixed Case\"", SQL_LISTEN, SQL_F_LISTEN, "Mixed Case", "" },
+	{ "UNLISTEN chan", SQL_UNLISTEN, SQL_F_MAY_UNPIN, "chan", "" },
 	{ "UNLISTEN *", SQL_UNLISTEN_ALL, 0, "", "" },
 	{ "unlisten * ;", SQL_UNLISTEN_ALL, 0, "", "" },
 	{ "NOTIFY chan", SQL_NOTIFY, 0, "chan", "" },
@@ -273,8 +273,15 @@ static const struct sql_case flag_cases[] = {
 	{ "DECLARE c NO SCROLL CURSOR WITHOUT HOLD FOR SELECT 1", SQL_OTHER, 0, "", "" },
 	{ "CLOSE ALL", SQL_OTHER, SQL_F_CLOSE_ALL, "", "" },
 	{ " close  all ", SQL_OTHER, SQL_F_CLOSE_ALL, "", "" },
-	{ "CLOSE c", SQL_OTHER, 0, "", "" },
-	{ "CLOSE \"all\"", SQL_OTHER, 0, "", "" },
+	{ "CLOSE c", SQL_OTHER, SQL_F_MAY_UNPIN, "", "" },
+	{ "CLOSE \"all\"", SQL_OTHER, SQL_F_MAY_UNPIN, "", "" },
+	/* what may end a pin by a count pgdog does not keep: its server is asked */
+	{ "DROP TABLE tt", SQL_OTHER, SQL_F_MAY_UNPIN, "", "" },
+	{ "  drop function if exists pg_temp.f()", SQL_OTHER, SQL_F_MAY_UNPIN, "", "" },
+	{ "DROP OWNED BY CURRENT_USER", SQL_OTHER, SQL_F_MAY_UNPIN, "", "" },
+	{ "DO $$ BEGIN EXECUTE 'LISTEN x'; END $$", SQL_OTHER, SQL_F_LISTEN, "", "" },
+	{ "DISCARD PLANS", SQL_DISCARD_OTHER, 0, "", "" },
+	{ "SELECT pg_advisory_unlock(1)", SQL_OTHER, SQL_F_ADVISORY_UNLOCK, "", "" },
 };
 
 #define CASE_TEST(tname, table)           \
@@ -577,9 +584,10 @@ START_TEST(test_sql_multi_statement)
 	ck_assert_int_eq(r.stmts[4].kind, SQL_LISTEN);
 	ck_assert_str_eq(r.stmts[4].name, "c");
 	ck_assert_int_eq(r.stmts[5].kind, SQL_COMMIT);
-	ck_assert_uint_eq(r.flags, SQL_F_ADVISORY_LOCK);
+	ck_assert_uint_eq(r.stmts[4].flags, SQL_F_LISTEN);
+	ck_assert_uint_eq(r.flags, SQL_F_ADVISORY_LOCK | SQL_F_LISTEN);
 	for (size_t i = 0; i < r.stmts_cnt; i++) {
-		if (i != 2)
+		if (i != 2 && i != 4)
 			ck_assert_uint_eq(r.stmts[i].flags, 0);
 	}
 }
