@@ -5206,8 +5206,14 @@ wk_client_end_at(struct wk_client *c, struct wk_server *s, uint8_t type)
 		return wk_client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
 				       "unexpected message type 0x%02X during COPY from stdin",
 				       type);
-	if (!s || (s->expect_ready == 0 && s->internal_ready == 0) || s->is_ready_unsure)
-		return wk_client_end(c); /* unsure: the replies owed may never come */
+	/*
+	 * Nothing owed to it: it goes now, also while pgdog's own queries run
+	 * on its server (their replies are drained by the release; nothing
+	 * else would end it once they are in). Unsure: the replies owed may
+	 * never come.
+	 */
+	if (!s || s->expect_ready == 0 || s->is_ready_unsure)
+		return wk_client_end(c);
 	wk_client_read_stop(c);
 	return WK_AGAIN;
 }

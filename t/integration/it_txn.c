@@ -3525,7 +3525,13 @@ START_TEST(test_pin_release_asked)
 	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_class WHERE relnamespace = "
 				     "pg_my_temp_schema()"),
 			 "0");
+	/* A leaves while pgdog asks its server: its Terminate is not lost in between */
+	exec_ok(a, "CREATE TEMP TABLE tt4 (a int)");
 	PQfinish(a);
+	it_server_gone(b, pa, "B after A left");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_class WHERE relnamespace = "
+				     "pg_my_temp_schema()"),
+			 "0");
 	PQfinish(b);
 	PQfinish(pg);
 }
@@ -3558,6 +3564,20 @@ START_TEST(test_pin_reset_startup_value)
 		ck_assert_str_eq(it_value(a, "SHOW application_name"), "pin_app");
 	}
 	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_unlock_all()"), "");
+	/*
+	 * It leaves right after such a RESET, while pgdog's SET runs: its
+	 * Terminate waited for that SET's reply, and nothing ended the client
+	 * when it came (the server stayed with it, the next client waited).
+	 */
+	ck_assert_str_eq(it_value(a, "SELECT pg_advisory_lock(45)"), "");
+	exec_ok(a, "SET application_name = 'changed'");
+	exec_ok(a, "RESET ALL");
+	PQfinish(a);
+	a = it_connect(APP);
+	ck_assert_int_eq(PQsendQuery(a, "SELECT count(*) FROM pg_locks WHERE locktype = "
+					"'advisory' AND pid = pg_backend_pid()"),
+			 1);
+	ck_assert_str_eq(it_value_within(a, 2000, "the next client"), "0");
 	PQfinish(a);
 }
 END_TEST

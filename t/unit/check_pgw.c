@@ -306,6 +306,33 @@ START_TEST(test_pgw_parse_ready)
 }
 END_TEST
 
+/* a DataRow body of three columns: "t", NULL, "12345" */
+static const char data_row[] = "\0\3"
+			       "\0\0\0\1t"
+			       "\377\377\377\377"
+			       "\0\0\0\00512345";
+
+START_TEST(test_pgw_parse_data_col)
+{
+	char v[8];
+
+	ck_assert_int_eq(pgw_parse_data_col(LIT(data_row), 3, 0, v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "t");
+	ck_assert_int_eq(pgw_parse_data_col(LIT(data_row), 3, 2, v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "12345");
+	/* NULL, another column count, a column that does not exist */
+	ck_assert_int_eq(pgw_parse_data_col(LIT(data_row), 3, 1, v, sizeof(v)), -1);
+	ck_assert_int_eq(pgw_parse_data_col(LIT(data_row), 2, 0, v, sizeof(v)), -1);
+	ck_assert_int_eq(pgw_parse_data_col(LIT(data_row), 3, 3, v, sizeof(v)), -1);
+	/* too long for out (the NUL too), cut short, empty */
+	ck_assert_int_eq(pgw_parse_data_col(LIT(data_row), 3, 2, v, 5), -1);
+	ck_assert_int_eq(pgw_parse_data_col((const uint8_t *)data_row, sizeof(data_row) - 2, 3, 2,
+					    v, sizeof(v)),
+			 -1);
+	ck_assert_int_eq(pgw_parse_data_col(LIT(""), 3, 0, v, sizeof(v)), -1);
+}
+END_TEST
+
 /* an ErrorResponse body as PostgreSQL 16 sends it */
 static const char pg_error[] = "SFATAL\0"
 			       "VFATAL\0"
@@ -1337,6 +1364,7 @@ pgw_suite(void)
 	tcase_add_test(tc, test_pgw_parse_backend_key_valid);
 	tcase_add_loop_test(tc, test_pgw_parse_backend_key_bad_len, 0, 13);
 	tcase_add_test(tc, test_pgw_parse_ready);
+	tcase_add_test(tc, test_pgw_parse_data_col);
 	tcase_add_test(tc, test_pgw_parse_error_valid);
 	tcase_add_loop_test(tc, test_pgw_parse_error_truncated, 0, (int)sizeof(pg_error) - 1);
 	tcase_add_test(tc, test_pgw_parse_error_malformed);
