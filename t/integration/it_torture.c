@@ -686,8 +686,16 @@ op_pin(struct client *c)
 			return false;
 		return check_pins(c, 0, "after a client left holding them");
 	}
-	return cmd(c, "SELECT pg_advisory_unlock_all(); UNLISTEN *; CLOSE ALL") &&
-	       check_pins(c, 0, "after releasing them");
+	if (rnd(c, 2) == 0)
+		return cmd(c, "SELECT pg_advisory_unlock_all(); UNLISTEN *; CLOSE ALL") &&
+		       check_pins(c, 0, "after releasing them");
+	/* one by one: pgdog asks the server what is left after each */
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d)", 100000 + c->id);
+	if (!cmd(c, sql))
+		return false;
+	snprintf(sql, sizeof(sql), "UNLISTEN torture_%d", c->id);
+	return cmd(c, sql) && cmd(c, "CLOSE torture_c") &&
+	       check_pins(c, 0, "after releasing them one by one");
 }
 
 static bool
