@@ -61,7 +61,7 @@ enum sql_kind {
 /*
  * May end state that pins the session's server, by a count pgdog cannot
  * keep: UNLISTEN channel, CLOSE cursor, DROP (of anything, DROP OWNED too),
- * DISCARD TEMP. (pg_advisory_unlock() has SQL_F_ADVISORY_UNLOCK.)
+ * DISCARD TEMP, a DO block. (pg_advisory_unlock() has SQL_F_ADVISORY_UNLOCK.)
  */
 #define SQL_F_MAY_UNPIN 0x200u
 /* LISTEN channel (or a DO block whose body may LISTEN) */

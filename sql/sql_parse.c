@@ -418,8 +418,13 @@ sql_parse_flags_visit(const ProtobufCMessage *m, void *arg)
 	} else if (d == &pg_query__rule_stmt__descriptor) {
 		return false;
 	} else if (d == &pg_query__do_stmt__descriptor) {
-		/* its body is run, not seen: what it leaves in the session pins as if seen */
+		/*
+		 * its body is run, not seen: what it leaves in the session pins as
+		 * if seen, and it may end anything (an unlock, an UNLISTEN, a DROP)
+		 */
 		const PgQuery__DoStmt *ds = (const PgQuery__DoStmt *)m;
+
+		*flags |= SQL_F_MAY_UNPIN;
 
 		for (size_t i = 0; i < ds->n_args && ds->args != NULL; i++) {
 			const PgQuery__DefElem *de =

@@ -2610,6 +2610,12 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		is_std = wk_client_is_std_strings(c); /* the rest is read as the first part was */
 	/* locks, temporary objects, WITH HOLD cursors, set_config(..., false) values */
 	text_pins = wk_client_flag_pins(res.flags);
+	if (UNLIKELY(res.flags & SQL_F_LISTEN) && !(text_pins & WK_PIN_LISTEN)) {
+		/* pub/sub serves LISTEN statements, not one a DO block's body runs */
+		for (size_t i = 0; i < res.stmts_cnt; i++)
+			if ((res.stmts[i].flags & SQL_F_LISTEN) && res.stmts[i].kind != SQL_LISTEN)
+				text_pins |= WK_PIN_LISTEN | WK_PIN_ASK;
+	}
 	wk_client_pins_add(c, text_pins); /* counted by wk_client_track */
 	if (h->type == PGW_MSG_QUERY) {
 		/*

@@ -296,6 +296,31 @@ START_TEST(test_pubsub_not_pinned)
 }
 END_TEST
 
+/*
+ * A LISTEN that a DO block's body runs is on the server itself, out of
+ * pub/sub's sight: it pins the server, which goes back to the pool when it
+ * listens no more (an UNLISTEN * run the same way). It went back to the pool
+ * listening, where the next client got the notifications.
+ */
+START_TEST(test_pubsub_do_listen_pins)
+{
+	PGconn *adm = it_connect(ADMIN), *a = it_connect(APP);
+	PGconn *b = it_connect_on(adm, APP, it_client_worker(adm, a)); /* the same pool */
+	char pa[32];
+
+	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
+	PQclear(it_exec_ok(a, "DO $$BEGIN EXECUTE 'LISTEN do_ch'; END$$"));
+	it_server_held(b, "a listens on its server");
+	ck_assert_str_eq(it_value(a, "SELECT count(*) FROM pg_listening_channels()"), "1");
+	PQclear(it_exec_ok(a, "DO $$BEGIN EXECUTE 'UNLISTEN *'; END$$"));
+	it_server_gone(b, pa, "b after a's UNLISTEN *");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_listening_channels()"), "0");
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(adm);
+}
+END_TEST
+
 /* A notification for a client in a transaction arrives after its COMMIT. */
 START_TEST(test_pubsub_held_in_transaction)
 {
@@ -1524,6 +1549,7 @@ main(void)
 	tcase_add_test(tc, test_pubsub_both_workers);
 	tcase_add_test(tc, test_pubsub_unlisten);
 	tcase_add_test(tc, test_pubsub_not_pinned);
+	tcase_add_test(tc, test_pubsub_do_listen_pins);
 	tcase_add_test(tc, test_pubsub_held_in_transaction);
 	tcase_add_test(tc, test_pubsub_sender_pid);
 	tcase_add_test(tc, test_pubsub_self_notify);
