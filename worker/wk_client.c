@@ -3187,10 +3187,15 @@ static int
 wk_client_prep_dup_make_parse(struct wk_server *s, struct evbuffer *out, const char *name)
 {
 	struct pgw_buf *b = &g_wk.scratch;
+	bool is_junk = wk_prep_junk_has(&s->held, name);
 
-	if (wk_prep_junk_has(&s->held, name))
-		return 0;
 	pgw_buf_reset(b);
+	/*
+	 * Closed first: made earlier in the request, it may be there, or not
+	 * (an error before that Parse made the server skip it)
+	 */
+	if (is_junk)
+		pgw_put_target(b, PGW_MSG_CLOSE, 'S', name);
 	pgw_begin(b, PGW_MSG_PARSE);
 	pgw_put_str(b, name);
 	/* a statement that ends a transaction: accepted in an aborted one too */
@@ -3198,8 +3203,9 @@ wk_client_prep_dup_make_parse(struct wk_server *s, struct evbuffer *out, const c
 	pgw_put_u16(b, 0);
 	pgw_end(b);
 	return b->has_error || evbuffer_add(out, b->data, b->len) < 0 ||
+			       (is_junk && wk_server_slot_push(s, WK_SLOT_CLOSE, true, NULL) < 0) ||
 			       wk_server_slot_push(s, WK_SLOT_PARSE, true, NULL) < 0 ||
-			       wk_prep_junk_add(&s->held, name) < 0
+			       (!is_junk && wk_prep_junk_add(&s->held, name) < 0)
 		       ? -1
 		       : 0;
 }

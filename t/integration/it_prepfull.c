@@ -1377,6 +1377,37 @@ START_TEST(test_pins_asked_named)
 END_TEST
 
 /*
+ * A Parse of a name the client has, skipped after an error in its request:
+ * the statement pgdog makes under that name so that PostgreSQL refuses it
+ * (42P05) was skipped too, but pgdog counted it as made, and the client's
+ * next Parse of that name, behind the Sync in the same write, succeeded
+ * where PostgreSQL says 42P05 (pgdiff, seed 1795487192).
+ */
+START_TEST(test_dup_parse_skipped)
+{
+	PGconn *da = connect_direct(), *a = it_connect(APP);
+	struct raw r = { .n = 0 };
+
+	/* as pgdiff sent them: three writes, pgdog reading each on its own */
+	raw_parse(&r, "pf_d1", "SELECT 5");
+	same_raw(da, a, &r, 0, NULL);
+	it_sleep_ms(50);
+	raw_parse(&r, "", "SET LOCAL work_mem = '4MB'");
+	raw_exec(&r, "");
+	raw_parse(&r, "pf_d1", "CLOSE c1");
+	same_raw(da, a, &r, 0, NULL);
+	it_sleep_ms(50);
+	raw_sync(&r);
+	raw_statement_msg(&r, 'D', "");
+	raw_parse(&r, "pf_d1", "DISCARD TEMP");
+	raw_sync(&r);
+	same_raw(da, a, &r, 2, NULL);
+	PQfinish(a);
+	PQfinish(da);
+}
+END_TEST
+
+/*
  * prepared_statements = disabled: pgdog does not follow which message
  * PostgreSQL skips after an error, so a DISCARD ALL sent behind unsynced
  * messages leaves the pins in place. pgdog took it as run: the server went
@@ -3497,6 +3528,7 @@ main(void)
 	tcase_add_test(tc, test_pins_outlive_discard_and_unlock_parse);
 	tcase_add_test(tc, test_pins_come_back_with_use);
 	tcase_add_test(tc, test_pins_asked_named);
+	tcase_add_test(tc, test_dup_parse_skipped);
 	tcase_add_test(tc, test_deallocate_all_pipelined);
 	tcase_add_test(tc, test_dealloc_multi_then_describe);
 	tcase_add_test(tc, test_discard_after_exec_commit);
