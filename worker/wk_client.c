@@ -1933,7 +1933,9 @@ wk_client_pins_counted(struct wk_client *c, unsigned before)
 
 /*
  * What the client's statement pins when it runs (WK_PIN_*): added to c's,
- * and no longer released by a statement before it (unpin_due).
+ * and no longer released by a statement before it (unpin_due); WK_PIN_ASK
+ * in pins has its server asked later (is_pin_ask_due). Any pinning makes a
+ * probe already asked stale (pin_gen).
  */
 static void
 wk_client_pins_add(struct wk_client *c, unsigned pins)

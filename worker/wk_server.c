@@ -1439,8 +1439,8 @@ wk_server_pin_probe(struct wk_server *s, struct wk_client *c)
 
 	c->is_pin_ask_due = false;
 	if (!c->pins || (c->pins & ~WK_PINS_ASKABLE) || s->is_probe_running || c->fwd_remaining ||
-	    wk_client_is_session(c))
-		return;
+	    c->end_due || wk_client_is_session(c))
+		return; /* (a client that is ending releases its server anyway) */
 	pgw_buf_reset(b);
 	pgw_put_query(b, wk_server_probe_sql);
 	s->probe_skip = s->internal_ready;

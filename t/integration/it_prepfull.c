@@ -101,6 +101,16 @@ exec_tag(PGconn *c, const char *sql, const char *tag)
 	PQclear(res);
 }
 
+/* PQprepare of name (sql, nparams parameters of types PostgreSQL infers) on c succeeds. */
+static void
+prepare_ok(PGconn *c, const char *name, const char *sql, int nparams)
+{
+	PGresult *res = PQprepare(c, name, sql, nparams, NULL);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", name, PQerrorMessage(c));
+	PQclear(res);
+}
+
 /* Run sql, expect an error with sqlstate and exactly the primary message msg. */
 static void
 exec_err(PGconn *c, const char *sql, const char *sqlstate, const char *msg)
@@ -594,9 +604,7 @@ START_TEST(test_full_wrapped_execute)
 	res = PQexec(a, "explain analyze execute \"wx\"(4)");
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
 	PQclear(res);
-	res = PQprepare(a, "WxP", "SELECT 7 AS seven", 0, NULL);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
-	PQclear(res);
+	prepare_ok(a, "WxP", "SELECT 7 AS seven", 0);
 	exec_tag(a, "CREATE TEMP TABLE wx_t AS EXECUTE \"WxP\"", "SELECT 1");
 	ck_assert_str_eq(it_value(a, "SELECT seven FROM wx_t"), "7");
 	exec_err(a, "EXPLAIN EXECUTE nope", "26000", "prepared statement \"nope\" does not exist");
@@ -1281,9 +1289,7 @@ START_TEST(test_pins_come_back_with_use)
 	PGconn *a = it_connect(APP), *b = it_connect(APP);
 	PGresult *res;
 
-	res = PQprepare(a, "pf_lock", "SELECT pg_advisory_lock(4711)", 0, NULL);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
-	PQclear(res);
+	prepare_ok(a, "pf_lock", "SELECT pg_advisory_lock(4711)", 0);
 	for (int i = 0; i < 2; i++) {
 		res = PQexecPrepared(a, "pf_lock", 0, NULL, NULL, NULL, 0);
 		ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
@@ -1341,18 +1347,11 @@ START_TEST(test_pins_asked_named)
 	PGconn *a = it_connect(APP), *b = it_connect(APP);
 	static const char listening[] = "SELECT count(*) FROM pg_listening_channels()";
 	char pa[32];
-	PGresult *res;
 
 	snprintf(pa, sizeof(pa), "%s", it_value(a, "SELECT pg_backend_pid()"));
-	res = PQprepare(a, "pf_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1, NULL);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
-	PQclear(res);
-	res = PQprepare(a, "pf_lis", "LISTEN pf_three", 0, NULL);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
-	PQclear(res);
-	res = PQprepare(a, "pf_unlis", "UNLISTEN pf_three", 0, NULL);
-	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
-	PQclear(res);
+	prepare_ok(a, "pf_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1);
+	prepare_ok(a, "pf_lis", "LISTEN pf_three", 0);
+	prepare_ok(a, "pf_unlis", "UNLISTEN pf_three", 0);
 	exec_tag(a, "UNLISTEN *", "UNLISTEN");
 	it_server_gone(b, pa, "b after a's UNLISTEN *");
 	run_named(a, "pf_lis", NULL, PGRES_COMMAND_OK);
