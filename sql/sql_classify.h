@@ -54,7 +54,7 @@ enum sql_kind {
 	0x08u /* creates a temporary table, view or sequence (TEMP/TEMPORARY, pg_temp.x, CREATE TEMP TABLE AS, SELECT INTO TEMP) */
 #define SQL_F_HOLD_CURSOR  0x10u /* DECLARE ... WITH HOLD */
 #define SQL_F_NOTIFY_FUNC  0x20u /* calls pg_notify() */
-#define SQL_F_SESSION_ROLE 0x40u /* SET ROLE, SET SESSION AUTHORIZATION, RESET ROLE, LOAD */
+#define SQL_F_SESSION_ROLE 0x40u /* SET or RESET of ROLE or SESSION AUTHORIZATION (not LOCAL) */
 #define SQL_F_SET_CONFIG \
 	0x80u /* calls set_config() with is_local not a constant true, or a DO block whose body sets or resets something (or calls set_config): a session-level setting pgdog cannot replay */
 #define SQL_F_CLOSE_ALL 0x100u /* CLOSE ALL: closes every cursor, WITH HOLD ones too */
@@ -66,6 +66,8 @@ enum sql_kind {
 #define SQL_F_MAY_UNPIN 0x200u
 /* LISTEN channel (or a DO block whose body may LISTEN) */
 #define SQL_F_LISTEN 0x400u
+/* LOAD: a library stays in the server process for the rest of its life */
+#define SQL_F_LOAD 0x800u
 
 struct sql_stmt {
 	enum sql_kind kind;

@@ -745,8 +745,8 @@ sql_parse_stmt(const PgQuery__RawStmt *rs, size_t len, struct sql_stmt *st,
 		}
 		break;
 	case PG_QUERY__NODE__NODE_LOAD_STMT:
-		/* a loaded library can change anything in the session: pin it */
-		st->flags |= SQL_F_SESSION_ROLE;
+		/* a loaded library can change anything in the session, and stays */
+		st->flags |= SQL_F_LOAD;
 		break;
 	default:
 		break;

@@ -660,6 +660,8 @@ wk_client_close(struct wk_client *c, const char *reason)
 		/* cleared before the mark is read: see wk_cancel_request */
 		wk_client_running(c, false);
 		is_cancel_due = s->backend_pid && atomic_load(&r->cancel_backend) == s->backend_pid;
+		/* no reset unloads a library: no other client gets that process */
+		s->is_unreusable = (c->pins & WK_PIN_LOAD) != 0;
 		wk_server_release(s, wk_client_is_session(c) || c->pins, is_cancel_due);
 	}
 	atomic_store_explicit(&r->cancel_key, 0, memory_order_relaxed);
@@ -1896,7 +1898,8 @@ wk_client_tag_ran(struct wk_client *c, bool is_discard)
 	 */
 	if (c->server && c->server->is_tracked) {
 		if (is_discard) {
-			c->pins &= kept | c->unnamed_pins; /* as wk_client_discard_all */
+			/* as wk_client_discard_all */
+			c->pins &= kept | c->unnamed_pins | WK_PIN_LOAD;
 			wk_pubsub_client_unlisten(c, NULL);
 		}
 		c->pins &= ~WK_PIN_PREPARED | kept;
@@ -1973,6 +1976,9 @@ wk_client_flag_pins(unsigned flags)
 	       ((flags & SQL_F_TEMP_OBJECT) ? WK_PIN_TEMP : 0) |
 	       ((flags & SQL_F_HOLD_CURSOR) ? WK_PIN_CURSOR : 0) |
 	       ((flags & SQL_F_SET_CONFIG) ? WK_PIN_CONFIG : 0) |
+	       ((flags & SQL_F_LOAD) ? WK_PIN_LOAD : 0) |
+	       /* a RESET ROLE too: whether a role is left in force is asked */
+	       ((flags & SQL_F_SESSION_ROLE) ? WK_PIN_ROLE | WK_PIN_ASK : 0) |
 	       /* pub/sub follows LISTENs where it can (wk_client_track, wk_pubsub_bind) */
 	       ((flags & SQL_F_LISTEN) && g_cfg->pub_sub_channel_size == 0
 			? WK_PIN_LISTEN | WK_PIN_ASK
@@ -2096,8 +2102,11 @@ wk_client_discard_all(struct wk_client *c, uint64_t rfq, bool is_sure)
 	int rc = wk_session_add_op(&c->session, WK_OP_RESET_ALL, NULL, NULL, rfq);
 
 	if (is_sure) {
-		/* the unnamed statement stays (run from a named one): it may pin again */
-		c->pins &= c->unnamed_pins;
+		/*
+		 * The unnamed statement stays (run from a named one): it may pin
+		 * again; a loaded library stays in the server process
+		 */
+		c->pins &= c->unnamed_pins | WK_PIN_LOAD;
 		wk_pubsub_client_unlisten(c, NULL);
 	}
 	return rc;
@@ -2147,10 +2156,15 @@ wk_client_track_setting(struct wk_client *c, const struct sql_result *res,
 {
 	uint64_t rfq = wk_client_op_rfq(c);
 
+	if (UNLIKELY(c->pins & WK_PIN_ROLE) && !(st->flags & SQL_F_SESSION_ROLE))
+		/* maybe as another role, which pgdog's SET on another server would not be */
+		c->pins |= WK_PIN_SETTINGS;
 	switch (st->kind) {
 	case SQL_SET:
-		if (st->flags & SQL_F_SESSION_ROLE || st->is_truncated) {
-			c->pins |= WK_PIN_ROLE;
+		if (st->flags & SQL_F_SESSION_ROLE)
+			return 0; /* pinned by the text (wk_client_flag_pins) */
+		if (st->is_truncated) {
+			c->pins |= WK_PIN_OPAQUE;
 			return 0;
 		}
 		if (!wk_client_text_is_std(c, st->value, strlen(st->value))) {
@@ -2687,9 +2701,8 @@ next_part:
 			}
 			if (h->type == PGW_MSG_PARSE && body[0] == '\0')
 				c->unnamed_setting = true;
-			if (st->kind == SQL_SET &&
-			    (st->flags & SQL_F_SESSION_ROLE || st->is_truncated))
-				c->pins |= WK_PIN_ROLE; /* as soon as it is prepared */
+			if (st->kind == SQL_SET && st->is_truncated)
+				c->pins |= WK_PIN_OPAQUE; /* as soon as it is prepared */
 			break;
 		case SQL_DISCARD_ALL:
 		case SQL_DEALLOCATE_ALL:
@@ -2771,7 +2784,7 @@ next_part:
 		size_t off = (size_t)(sql_part - sql) + last->loc + last->loc_len;
 
 		if (off >= len || sql[off] != ';') {
-			c->pins |= WK_PIN_ROLE; /* not found: keep the server */
+			c->pins |= WK_PIN_OPAQUE; /* not found: keep the server */
 			return WK_OK;
 		}
 		sql_part = sql + off + 1;

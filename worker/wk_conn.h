@@ -55,7 +55,7 @@ _Static_assert(WK_STREAM_DRAINED_BYTES * 2 == WK_BACKPRESSURE_BYTES,
 #define WK_PIN_TEMP     0x02u /* temporary table, view or sequence */
 #define WK_PIN_CURSOR   0x04u /* WITH HOLD cursor */
 #define WK_PIN_LISTEN   0x08u /* LISTEN */
-#define WK_PIN_ROLE     0x10u /* SET ROLE / SESSION AUTHORIZATION */
+#define WK_PIN_ROLE     0x10u /* SET ROLE / SESSION AUTHORIZATION (asked after each) */
 #define WK_PIN_PREPARED 0x20u /* named prepared statement (Parse or SQL PREPARE) */
 #define WK_PIN_CONFIG   0x40u /* set_config(..., false): a session-level setting */
 /*
@@ -76,8 +76,19 @@ _Static_assert(WK_STREAM_DRAINED_BYTES * 2 == WK_BACKPRESSURE_BYTES,
  * idle (wk_server_pin_probe): c->is_pin_ask_due.
  */
 #define WK_PIN_ASK 0x200u
+/*
+ * A SET pgdog cannot replay (SET ... FROM CURRENT, SET seed, a value too long
+ * to keep) or a text it could not read to the end: until DISCARD ALL
+ */
+#define WK_PIN_OPAQUE 0x400u
+/*
+ * LOAD: the library stays in the server process, DISCARD ALL or not. The
+ * server is closed when its client ends (wk_client_close), never reused.
+ */
+#define WK_PIN_LOAD 0x800u
 /* The pins the server can be asked about: all of a client's pins must be among these. */
-#define WK_PINS_ASKABLE (WK_PIN_ADVISORY | WK_PIN_TEMP | WK_PIN_CURSOR | WK_PIN_LISTEN)
+#define WK_PINS_ASKABLE \
+	(WK_PIN_ADVISORY | WK_PIN_TEMP | WK_PIN_CURSOR | WK_PIN_LISTEN | WK_PIN_ROLE)
 
 enum wk_client_state {
 	WK_CLIENT_STARTUP = 0, /* reading the startup packet */
@@ -545,6 +556,7 @@ struct wk_server {
 	bool is_synced_after_copy_end;
 	bool is_broken_request; /* the client left halfway through a message to it */
 	bool is_release_due;
+	bool is_unreusable;   /* closed, not reset, when its client ends (WK_PIN_LOAD) */
 	bool is_end_due;      /* its client's end_due comes after this ReadyForQuery */
 	bool needs_resync;    /* a RESET left server defaults where the client has startup values */
 	bool is_fwd_internal; /* this message of pgdog's own query is passed to the client */

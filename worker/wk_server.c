@@ -1409,8 +1409,11 @@ wk_server_checkin(struct wk_server *s)
  * WK_PIN_* order below), in its own transaction: session advisory locks,
  * LISTENs, WITH HOLD cursors (the only cursors left between
  * transactions), objects of its temporary schema (tables, views,
- * sequences, functions, types: each depends on its schema). Schema-qualified
- * throughout, operators too: the client's search_path cannot change it.
+ * sequences, functions, types: each depends on its schema), a role or
+ * session authorization other than the one it logged in with (the backend's
+ * activity row keeps that user; a missing row counts as held).
+ * Schema-qualified throughout, operators too: the client's search_path
+ * cannot change it.
  */
 static const char wk_server_probe_sql[] =
 	"SELECT EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) "
@@ -1419,9 +1422,13 @@ static const char wk_server_probe_sql[] =
 	"EXISTS (SELECT FROM pg_catalog.pg_cursors), "
 	"EXISTS (SELECT FROM pg_catalog.pg_depend WHERE refclassid OPERATOR(pg_catalog.=) "
 	"'pg_catalog.pg_namespace'::pg_catalog.regclass AND refobjid OPERATOR(pg_catalog.=) "
-	"pg_catalog.pg_my_temp_schema())";
+	"pg_catalog.pg_my_temp_schema()), "
+	"pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) 'none' OR NOT EXISTS "
+	"(SELECT FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a, "
+	"pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.usesysid AND r.rolname "
+	"OPERATOR(pg_catalog.=) pg_catalog.\"session_user\"())";
 static const unsigned wk_server_probe_pins[] = { WK_PIN_ADVISORY, WK_PIN_LISTEN, WK_PIN_CURSOR,
-						 WK_PIN_TEMP };
+						 WK_PIN_TEMP, WK_PIN_ROLE };
 #define WK_SERVER_PROBE_COLS (sizeof(wk_server_probe_pins) / sizeof(wk_server_probe_pins[0]))
 
 /*
@@ -2427,6 +2434,10 @@ wk_server_release(struct wk_server *s, bool is_session_end, bool is_cancel_due)
 	}
 	if (is_cancel_due) {
 		wk_server_close(s, "client left with a cancel on its way to the server");
+		return;
+	}
+	if (UNLIKELY(s->is_unreusable)) {
+		wk_server_close(s, "its client loaded a library (LOAD)");
 		return;
 	}
 	if (s->is_ready_unsure && (s->expect_ready || s->has_unsynced || s->internal_ready)) {

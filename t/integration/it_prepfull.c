@@ -1370,6 +1370,18 @@ START_TEST(test_pins_asked_named)
 	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
 				     "AND pid = pg_backend_pid()"),
 			 "0");
+	/* a role, set and reset by named statements, each run after a release */
+	it_pg_exec("DROP ROLE IF EXISTS pf_role; CREATE ROLE pf_role; GRANT pf_role TO app");
+	prepare_ok(a, "pf_role", "SET ROLE pf_role", 0);
+	prepare_ok(a, "pf_norole", "RESET ROLE", 0);
+	for (int i = 0; i < 2; i++) {
+		run_named(a, "pf_role", NULL, PGRES_COMMAND_OK);
+		it_server_held(b, "a set a role (a named statement)");
+		ck_assert_str_eq(it_value(a, "SELECT current_user"), "pf_role");
+		run_named(a, "pf_norole", NULL, PGRES_COMMAND_OK);
+		it_server_gone(b, pa, "b after a's named RESET ROLE");
+		ck_assert_str_eq(it_value(b, "SELECT current_user"), "app");
+	}
 	PQfinish(a);
 	PQfinish(b);
 }

@@ -79,6 +79,35 @@ START_TEST(test_session_discard_all)
 }
 END_TEST
 
+/*
+ * A library a client LOADs stays in its server process, which DISCARD ALL
+ * does not change: that server connection is closed when the client leaves,
+ * and the next client gets a new one. Before, it got the same process.
+ */
+START_TEST(test_session_load_closes)
+{
+	PGconn *c1 = it_connect(APP), *c2;
+	static const char loaded[] = "SELECT coalesce(current_setting("
+				     "'auto_explain.log_min_duration', true), 'none')";
+	char pid1[32];
+
+	it_pg_exec("ALTER ROLE app SUPERUSER"); /* auto_explain is not in $libdir/plugins */
+	snprintf(pid1, sizeof(pid1), "%s", it_value(c1, "SELECT pg_backend_pid()"));
+	PQclear(it_exec_ok(c1, "LOAD 'auto_explain'"));
+	ck_assert_str_eq(it_value(c1, loaded), "-1");
+	PQfinish(c1);
+	it_pg_exec("ALTER ROLE app NOSUPERUSER");
+	c2 = it_connect(APP);
+	ck_assert_str_ne(it_value(c2, "SELECT pg_backend_pid()"), pid1);
+	ck_assert_str_eq(it_value(c2, loaded), "none");
+	PQfinish(c2);
+	/* the one after it gets the same (new) server again */
+	c1 = it_connect(APP);
+	ck_assert_str_eq(it_value(c1, loaded), "none");
+	PQfinish(c1);
+}
+END_TEST
+
 /* The client sees PostgreSQL's ParameterStatus messages. */
 START_TEST(test_session_parameter_status)
 {
@@ -489,6 +518,7 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_session_reuse);
 	tcase_add_test(tc, test_session_discard_all);
+	tcase_add_test(tc, test_session_load_closes);
 	tcase_add_test(tc, test_session_parameter_status);
 	tcase_add_test(tc, test_session_backend_key);
 	tcase_add_test(tc, test_session_extended_protocol);

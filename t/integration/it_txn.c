@@ -3538,6 +3538,115 @@ START_TEST(test_pin_release_asked)
 END_TEST
 
 /*
+ * a runs set (B, waiting with its query, must not get the server), ask
+ * answers as on a, a runs reset, and B gets a's server (pid pa), where ask
+ * answers base.
+ */
+static void
+role_set_reset(PGconn *a, PGconn *b, const char *pa, const char *set, const char *ask,
+	       const char *as, const char *reset, const char *base)
+{
+	exec_ok(a, set);
+	it_server_held(b, set);
+	ck_assert_str_eq(it_value(a, ask), as);
+	exec_ok(a, "SELECT 1");
+	it_server_held(b, set);
+	exec_ok(a, reset);
+	it_server_gone(b, pa, reset);
+	ck_assert_str_eq(it_value(b, ask), base);
+}
+
+/*
+ * SET ROLE and SET SESSION AUTHORIZATION pin the server while a role is in
+ * force there: RESET ROLE, SET ROLE NONE, RESET SESSION AUTHORIZATION or a
+ * rolled-back SET ROLE give it back (the server is asked, as for
+ * test_pin_release_asked). A SET made while a role may be in force keeps it
+ * (pgdog's SET on another server would be the login role's) until DISCARD
+ * ALL. Before, SET ROLE kept the server until the client left.
+ */
+START_TEST(test_pin_role_asked)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP), *adm;
+	PGresult *res;
+	char pa[32];
+
+	it_pg_exec("DROP ROLE IF EXISTS pin_role; CREATE ROLE pin_role; GRANT pin_role TO app");
+	backend_pid(a, pa, sizeof(pa));
+	role_set_reset(a, b, pa, "SET ROLE pin_role", "SELECT current_user", "pin_role",
+		       "RESET ROLE", "app");
+	exec_ok(a, "SELECT 1; SET ROLE pin_role");
+	it_server_held(b, "A set a role in a Query of two statements");
+	exec_ok(a, "BEGIN; RESET ROLE; ROLLBACK");
+	it_server_held(b, "A's RESET ROLE was rolled back");
+	ck_assert_str_eq(it_value(a, "SELECT current_user"), "pin_role");
+	exec_ok(a, "SET ROLE NONE");
+	it_server_gone(b, pa, "B after A's SET ROLE NONE");
+	exec_ok(a, "BEGIN; SET ROLE pin_role; ROLLBACK");
+	it_server_gone(b, pa, "B after A's SET ROLE was rolled back");
+	ck_assert_str_eq(it_value(b, "SELECT current_user"), "app");
+
+	/* extended protocol, unnamed; SET role TO: the GUC's own spelling */
+	res = PQexecParams(a, "SET role TO pin_role", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	it_server_held(b, "A set a role (extended protocol)");
+	res = PQexecParams(a, "RESET ROLE", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	it_server_gone(b, pa, "B after A's RESET ROLE (extended protocol)");
+
+	/* a SET under the role stays with that server */
+	exec_ok(a, "SET ROLE pin_role; SET work_mem = '5MB'; RESET ROLE");
+	it_server_held(b, "A set work_mem while a role was in force");
+	ck_assert_str_eq(it_value(a, "SHOW work_mem"), "5MB");
+	exec_ok(a, "DISCARD ALL");
+	it_server_gone(b, pa, "B after A's DISCARD ALL");
+	ck_assert_str_eq(it_value(b, "SHOW work_mem"), DEF_WORK_MEM);
+
+	/* SET SESSION AUTHORIZATION: a superuser's, known to a backend when it logs in */
+	it_pg_exec("ALTER ROLE app SUPERUSER");
+	adm = it_connect(ADMIN);
+	PQclear(it_exec_ok(adm, "RECONNECT app"));
+	PQfinish(adm);
+	backend_pid(a, pa, sizeof(pa));
+	role_set_reset(a, b, pa, "SET SESSION AUTHORIZATION pin_role", "SELECT session_user",
+		       "pin_role", "RESET SESSION AUTHORIZATION", "app");
+	it_pg_exec("ALTER ROLE app NOSUPERUSER");
+	ck_assert_str_eq(it_value(a, "SELECT current_user"), "app");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * LOAD pins the server, DISCARD ALL or not, and the server is closed when
+ * its client leaves: no reset unloads a library. Before, LOAD pinned
+ * nothing: the next client's transaction ran in a process with it loaded.
+ */
+START_TEST(test_pin_load)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	static const char loaded[] = "SELECT coalesce(current_setting("
+				     "'auto_explain.log_min_duration', true), 'none')";
+	char pa[32];
+
+	it_pg_exec("ALTER ROLE app SUPERUSER"); /* auto_explain is not in $libdir/plugins */
+	backend_pid(a, pa, sizeof(pa));
+	exec_ok(a, "LOAD 'auto_explain'");
+	it_server_held(b, "A loaded a library");
+	ck_assert_str_eq(it_value(a, loaded), "-1");
+	exec_ok(a, "DISCARD ALL");
+	it_server_held(b, "A loaded a library (DISCARD ALL does not unload it)");
+	ck_assert_str_eq(it_value(a, "SELECT pg_backend_pid()"), pa);
+	PQfinish(a);
+	ck_assert_str_ne(it_value_within(b, 3000, "B after A left"), pa);
+	ck_assert_str_eq(it_value(b, loaded), "none");
+	it_pg_exec("ALTER ROLE app NOSUPERUSER");
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * A client pinned to its server, whose startup value (application_name) a
  * RESET ALL or RESET changes there, gets that command's ReadyForQuery:
  * pgdog sets the startup value again behind it. That ReadyForQuery went
@@ -4846,6 +4955,8 @@ main(void)
 	tcase_add_test(tc, test_pin_release_needs_commit);
 	tcase_add_test(tc, test_pin_release_asked);
 	tcase_add_test(tc, test_pin_reset_startup_value);
+	tcase_add_test(tc, test_pin_role_asked);
+	tcase_add_test(tc, test_pin_load);
 	tcase_add_test(tc, test_pin_released_on_disconnect);
 	tcase_add_test(tc, test_pin_counted);
 	suite_add_tcase(s, tc);

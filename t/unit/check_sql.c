@@ -123,7 +123,7 @@ static const struct sql_case role_cases[] = {
 	{ "SET role TO admin", SQL_SET, SQL_F_SESSION_ROLE, "role", "admin" },
 	/* transaction scoped: nothing to pin */
 	{ "SET LOCAL ROLE admin", SQL_SET_LOCAL, 0, "role", "admin" },
-	{ "LOAD 'auto_explain'", SQL_OTHER, SQL_F_SESSION_ROLE, "", "" },
+	{ "LOAD 'auto_explain'", SQL_OTHER, SQL_F_LOAD, "", "" },
 };
 
 static const struct sql_case verb_cases[] = {
