@@ -653,13 +653,50 @@ def is_desc_of_fetch(first, batches):
         x == y or (x[:1] in ("n", "T") and y[:1] in ("n", "T")) for x, y in zip(d_out, p_out))
 
 
+def is_prepare_after_dealloc_all(first, batches):
+    """README: a Query that runs DEALLOCATE ALL before a PREPARE loses the name that PREPARE
+    made: in the first differing batch pgdog says 26000 for such a name, or runs a PREPARE of
+    it where PostgreSQL says 42P05"""
+    names = set()
+    for b in batches:
+        for m, _ in b:
+            if m[0] == "Q":
+                found = re.search(r"DEALLOCATE ALL;.*\bPREPARE (\w+)", str(m[1]), re.I)
+                if found:
+                    names.add(found.group(1))
+    lines = first.split("\n")
+    if len(lines) < 3:
+        return False
+    direct, pgdog = lines[1], lines[2]
+    for n in names:
+        gone = '26000: prepared statement "%s" does not exist' % n
+        dup = '42P05: prepared statement "%s" already exists' % n
+        if (gone in pgdog and gone not in direct) or (dup in direct and dup not in pgdog):
+            return True
+    return False
+
+
+def is_unnamed_dealloc_again(first, batches):
+    """README: with prepared_statements = full an unnamed statement whose text is SQL DEALLOCATE
+    is not prepared again on another server: bound or described again it gets 26000 for the
+    unnamed statement, where PostgreSQL runs (or describes) the DEALLOCATE"""
+    if not any(m[0] == "P" and m[1] == "" and str(m[2]).upper().startswith("DEALLOCATE")
+               for b in batches for m, _ in b):
+        return False
+    lines = first.split("\n")
+    gone = "26000: unnamed prepared statement does not exist"
+    return len(lines) >= 3 and gone in lines[2] and gone not in lines[1]
+
+
 def is_known(d, batches):
     """the first differing batch of compare()'s text shows a limitation KNOWN lists (the
     batches after it may differ because of it: a transaction it failed, a server it kept)"""
     lines = d.split("\n")
     diffs = ["\n".join(lines[i:i + 3]) for i, ln in enumerate(lines) if ln.endswith("differs")]
     return bool(diffs) and (any(k.search(diffs[0]) for k in KNOWN) or
-                            is_desc_of_fetch(diffs[0], batches))
+                            is_desc_of_fetch(diffs[0], batches) or
+                            is_prepare_after_dealloc_all(diffs[0], batches) or
+                            is_unnamed_dealloc_again(diffs[0], batches))
 
 
 def differs(env, batches):

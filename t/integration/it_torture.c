@@ -8,12 +8,13 @@
  * rows, errors inside transactions, pipelines with an error in the middle,
  * RESET ALL, DISCARD ALL, clients that leave in the middle of a
  * transaction, and state that pins a server (an advisory lock, LISTEN, a
- * WITH HOLD cursor) kept through releases that fail or are rolled back,
- * then released or left with the client. After every step a client checks
- * that it sees exactly its own settings, rows, prepared statements and
- * results, and now and then that its server holds no lock, LISTEN or cursor
- * of another client's; after the run every server of the pool is checked so. A monitor checks
- * that PostgreSQL never has more than 5 backends of the user.
+ * WITH HOLD cursor, SET ROLE) kept through releases that fail or are rolled
+ * back, then released or left with the client. After every step a client
+ * checks that it sees exactly its own settings, rows, prepared statements
+ * and results, and now and then that its server holds no lock, LISTEN,
+ * cursor or role of another client's; after the run every server of the
+ * pool is checked so. A monitor checks that PostgreSQL never has more than 5
+ * backends of the user.
  * The pooler mode comes from PGDOG_TEST_POOLER_MODE (default transaction);
  * when this pgdog rejects that mode the program reports SKIP (exit 77).
  */
@@ -208,25 +209,29 @@ check_settings(struct client *c, const char *when)
 	return true;
 }
 
-/* Advisory locks, LISTENs and WITH HOLD cursors the server of a query holds, as "L/N/C". */
+/*
+ * Advisory locks, LISTENs and WITH HOLD cursors the server of a query holds,
+ * and its role, as "L/N/C/role".
+ */
 #define PINS_SQL                                                                                \
 	"SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = "          \
 	"pg_backend_pid()) || '/' || (SELECT count(*) FROM pg_listening_channels()) || '/' || " \
-	"(SELECT count(*) FROM pg_cursors WHERE is_holdable), pg_backend_pid()"
+	"(SELECT count(*) FROM pg_cursors WHERE is_holdable) || '/' || current_user, "          \
+	"pg_backend_pid()"
 
-/* The client's server holds n of each: its own (n = 1, OP_PIN), or nobody's. */
+/* The client's server holds n of each and its role: its own (n = 1, OP_PIN), or nobody's. */
 static bool
 check_pins(struct client *c, int n, const char *when)
 {
-	char v[2][64], want[16];
+	char v[2][64], want[48];
 
 	if (!query_row(c, PINS_SQL, 0, NULL, 2, v))
 		return false;
-	snprintf(want, sizeof(want), "%d/%d/%d", n, n, n);
+	snprintf(want, sizeof(want), "%d/%d/%d/%s", n, n, n, n ? "torture_role" : "app");
 	if (strcmp(v[0], want) != 0)
 		return cfail(c,
-			     "%s: the server holds %s advisory locks/LISTENs/cursors, expected %s"
-			     " (server pid %s)",
+			     "%s: the server holds %s advisory locks/LISTENs/cursors/role,"
+			     " expected %s (server pid %s)",
 			     when, v[0], want, v[1]);
 	return true;
 }
@@ -649,10 +654,10 @@ op_abandon(struct client *c)
 }
 
 /*
- * State that pins the server to the client: an advisory lock, a LISTEN and
- * a WITH HOLD cursor of its own, kept through an UNLISTEN * that fails or
- * is rolled back, then released, or left with the client (the next session
- * finds none of it).
+ * State that pins the server to the client: an advisory lock, a LISTEN, a
+ * WITH HOLD cursor and a role of its own, kept through an UNLISTEN * and a
+ * RESET ROLE that fail or are rolled back, then released, or left with the
+ * client (the next session finds none of it).
  */
 static bool
 op_pin(struct client *c)
@@ -661,17 +666,18 @@ op_pin(struct client *c)
 
 	snprintf(sql, sizeof(sql),
 		 "SELECT pg_advisory_lock(%d); LISTEN torture_%d; "
-		 "DECLARE torture_c CURSOR WITH HOLD FOR SELECT %d",
+		 "DECLARE torture_c CURSOR WITH HOLD FOR SELECT %d; SET ROLE torture_role",
 		 100000 + c->id, c->id, c->id);
 	if (!cmd(c, sql) || !check_pins(c, 1, "after taking them"))
 		return false;
 	switch (rnd(c, 3)) {
 	case 0:
-		if (!cmd_error(c, "UNLISTEN *; SELECT 1/0", "22012"))
+		if (!cmd_error(c, "UNLISTEN *; RESET ROLE; SELECT 1/0", "22012"))
 			return false;
 		break;
 	case 1:
-		if (!cmd(c, "BEGIN") || !cmd(c, "UNLISTEN *") || !cmd(c, "ROLLBACK"))
+		if (!cmd(c, "BEGIN") || !cmd(c, "UNLISTEN *") || !cmd(c, "RESET ROLE") ||
+		    !cmd(c, "ROLLBACK"))
 			return false;
 		break;
 	default:
@@ -687,14 +693,15 @@ op_pin(struct client *c)
 		return check_pins(c, 0, "after a client left holding them");
 	}
 	if (rnd(c, 2) == 0)
-		return cmd(c, "SELECT pg_advisory_unlock_all(); UNLISTEN *; CLOSE ALL") &&
+		return cmd(c,
+			   "SELECT pg_advisory_unlock_all(); UNLISTEN *; CLOSE ALL; RESET ROLE") &&
 		       check_pins(c, 0, "after releasing them");
 	/* one by one: pgdog asks the server what is left after each */
 	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d)", 100000 + c->id);
 	if (!cmd(c, sql))
 		return false;
 	snprintf(sql, sizeof(sql), "UNLISTEN torture_%d", c->id);
-	return cmd(c, sql) && cmd(c, "CLOSE torture_c") &&
+	return cmd(c, sql) && cmd(c, "CLOSE torture_c") && cmd(c, "RESET ROLE") &&
 	       check_pins(c, 0, "after releasing them one by one");
 }
 
@@ -837,7 +844,8 @@ setup(void)
 		   " PRIMARY KEY (client, k));"
 		   "INSERT INTO torture_rows SELECT c, k, 0 FROM generate_series(0, 199) c,"
 		   " generate_series(0, 3) k;"
-		   "GRANT ALL ON torture_rows TO app");
+		   "GRANT ALL ON torture_rows TO app;"
+		   "CREATE ROLE torture_role; GRANT torture_role TO app");
 	/*
 	 * generous timeouts: this test is about leaks, and 200 logins at once in
 	 * a sanitizer build on a loaded 2-core machine can hold up the first
@@ -955,7 +963,7 @@ START_TEST(test_torture_after)
 	ck_assert_msg(strcmp(busy, "0") == 0, "%s server connections of app are not idle", busy);
 	ck_assert_int_le(it_pg_count_backends(mon, "app"), POOL);
 	PQfinish(mon);
-	/* every server of the pool at once (each held in a block): nobody's lock, LISTEN, cursor */
+	/* every server of the pool at once (each held in a block): nobody's lock, LISTEN, cursor, role */
 	{
 		PGconn *p[POOL];
 
@@ -967,9 +975,9 @@ START_TEST(test_torture_after)
 			PGresult *res = PQexec(p[i], PINS_SQL);
 
 			ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
-			ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), "0/0/0") == 0,
-				      "server pid %s holds %s advisory locks/LISTENs/cursors after "
-				      "the run",
+			ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), "0/0/0/app") == 0,
+				      "server pid %s holds %s advisory locks/LISTENs/cursors/role "
+				      "after the run",
 				      PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
 			PQclear(res);
 			PQfinish(p[i]);
