@@ -11,6 +11,7 @@
  */
 #include "supervisor/sv_upgrade.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -441,6 +442,60 @@ sv_upgrade_spawn(const struct sv_listen *l, char *err, size_t err_len)
 	return -1;
 }
 
+/* "<pidfile>.upgrade.<pid>" into path; -1 when it does not fit. */
+static int
+sv_upgrade_status_path(char *path, size_t len, const char *pidfile, pid_t pid)
+{
+	int n = snprintf(path, len, "%s%s.%d", pidfile, SV_UPGRADE_STATUS_SUFFIX, (int)pid);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/*
+ * Remove the answers of processes that have exited: those of generations
+ * signalled without `pgdog --upgrade`, which nobody read.
+ */
+static void
+sv_upgrade_status_prune(const char *pidfile)
+{
+	char dir[PATH_MAX], prefix[PATH_MAX], path[PATH_MAX * 2];
+	const char *slash = strrchr(pidfile, '/');
+	size_t prefix_len;
+	struct dirent *e;
+	DIR *d;
+
+	if (slash) {
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - pidfile), pidfile);
+		if (!dir[0])
+			snprintf(dir, sizeof(dir), "/");
+	} else {
+		snprintf(dir, sizeof(dir), ".");
+	}
+	prefix_len = (size_t)snprintf(prefix, sizeof(prefix), "%s%s.", slash ? slash + 1 : pidfile,
+				      SV_UPGRADE_STATUS_SUFFIX);
+	if (prefix_len >= sizeof(prefix))
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, prefix, prefix_len) != 0)
+			continue;
+		errno = 0;
+		pid = strtol(e->d_name + prefix_len, &end, 10);
+		if (errno || *end || end == e->d_name + prefix_len || pid <= 0 || pid > INT_MAX)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* alive (or not ours to ask): its answer may be awaited */
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		(void)unlink(path);
+	}
+	closedir(d);
+}
+
 void
 sv_upgrade_status_write(const char *pidfile, const char *fmt, ...)
 {
@@ -448,10 +503,7 @@ sv_upgrade_status_write(const char *pidfile, const char *fmt, ...)
 	va_list ap;
 	int fd, n;
 
-	if (!pidfile)
-		return;
-	if (snprintf(path, sizeof(path), "%s%s", pidfile, SV_UPGRADE_STATUS_SUFFIX) >=
-	    (int)sizeof(path))
+	if (!pidfile || sv_upgrade_status_path(path, sizeof(path), pidfile, getpid()) < 0)
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	va_start(ap, fmt);
@@ -490,7 +542,11 @@ sv_upgrade_command(const char *pidfile, int timeout_ms)
 		fprintf(stderr, "pgdog --upgrade: no running pgdog in %s\n", pidfile);
 		return 2;
 	}
-	snprintf(path, sizeof(path), "%s%s", pidfile, SV_UPGRADE_STATUS_SUFFIX);
+	if (sv_upgrade_status_path(path, sizeof(path), pidfile, pid) < 0) {
+		fprintf(stderr, "pgdog --upgrade: %s: path too long\n", pidfile);
+		return 2;
+	}
+	sv_upgrade_status_prune(pidfile);
 	if (unlink(path) < 0 && errno != ENOENT) {
 		fprintf(stderr, "pgdog --upgrade: %s: %s\n", path, strerror(errno));
 		return 2;
@@ -511,15 +567,6 @@ sv_upgrade_command(const char *pidfile, int timeout_ms)
 			if (n > 0) {
 				buf[n] = '\0';
 				buf[strcspn(buf, "\n")] = '\0';
-				/*
-				 * "ok <pid>" naming the pid we signalled is the previous
-				 * generation's late answer about the upgrade that started
-				 * this one (SIGUSR2 sent without us): not ours, wait on.
-				 */
-				if (strncmp(buf, "ok ", 3) == 0 && atol(buf + 3) == (long)pid) {
-					nanosleep(&ts, NULL);
-					continue;
-				}
 				(void)unlink(path);
 				if (strncmp(buf, "ok ", 3) == 0) {
 					printf("pgdog upgraded: pid %d replaced by pid %s\n",

@@ -79,7 +79,13 @@ int sv_upgrade_adopt(struct sv_listen *l, const struct config *cfg, int *shm_fd,
  */
 pid_t sv_upgrade_spawn(const struct sv_listen *l, char *err, size_t err_len) MUST_CHECK;
 
-/* Old generation: write "<pidfile>.upgrade" for `pgdog --upgrade`: "ok <pid>" or "failed: ...". */
+/*
+ * The supervisor SIGUSR2 reached: write its answer for `pgdog --upgrade`,
+ * "ok <new pid>" or "failed: ...", to "<pidfile>.upgrade.<its own pid>". Each
+ * process answers in its own file: the answer of a generation that was
+ * signalled without `pgdog --upgrade`, late, cannot take the place of its
+ * successor's.
+ */
 void sv_upgrade_status_write(const char *pidfile, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
 /*

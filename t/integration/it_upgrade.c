@@ -825,6 +825,88 @@ START_TEST(test_upgrade_refused_while_draining)
 END_TEST
 
 /*
+ * A generation that SIGUSR2 reached without `pgdog --upgrade` answers after
+ * the pidfile names its successor. That late answer ("ok <successor>") took
+ * the place of the successor's own answer to a `pgdog --upgrade` run right
+ * then, which waited its 35 s and failed with "no answer" (seen once under
+ * load in test_upgrade_refused_while_draining). t/lib/upgrade_delay.c makes
+ * the old answer 3 s late, and the command look for its answer 5 s after its
+ * SIGUSR2 and every 5 s.
+ * Unread answers of generations that have exited are removed by the next
+ * `pgdog --upgrade`.
+ */
+START_TEST(test_upgrade_late_answer)
+{
+	char pidfile[IT_PATH_MAX], log[IT_PATH_MAX], so[IT_PATH_MAX], old_answer[IT_PATH_MAX + 32];
+	char out[4096];
+	char asan[1088], asan_was[1024];
+	const char *args[] = { "--pidfile", pidfile, NULL };
+	const char *cmd[] = { "pgdog", "--upgrade", "--pidfile", pidfile, NULL };
+	const char *dir = getenv("PGDOG_BUILDDIR");
+	int port = it_free_port(), rc;
+	bool had_asan = getenv("ASAN_OPTIONS") != NULL;
+	long long t0;
+	pid_t gen1, gen2, gen3;
+	PGconn *c;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/late.pid", g_it.dir);
+	snprintf(log, sizeof(log), "%s/pgdog-late.log", g_it.dir);
+	snprintf(so, sizeof(so), "%s/t/lib/upgrade_delay.so", dir ? dir : ".");
+	ck_assert_msg(access(so, R_OK) == 0, "%s: %s (make builds it)", so, strerror(errno));
+	snprintf(asan_was, sizeof(asan_was), "%s", had_asan ? getenv("ASAN_OPTIONS") : "");
+	/* a sanitizer build wants its runtime first in the list: this library comes before it */
+	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", asan_was, had_asan ? ":" : "");
+	setenv("ASAN_OPTIONS", asan, 1);
+	setenv("LD_PRELOAD", so, 1);
+	setenv("PGDOG_TEST_UPGRADE_OK_DELAY_MS", "3000", 1);
+	gen1 = it_pgdog_spawn("late",
+			      &(struct it_pgdog_conf){ .workers = 1,
+						       .users = BENCH_USERS,
+						       .general = "pooler_mode = transaction\n" },
+			      port, args);
+	unsetenv("PGDOG_TEST_UPGRADE_OK_DELAY_MS");
+	g_it.port = port;
+	ck_assert_msg(it_wait_port(port, 10000), "pgdog did not listen");
+	ck_assert_msg(it_file_wait_for(pidfile, "\n", 5000), "no pidfile");
+	c = it_connect(BENCH_DSN);
+	PQclear(it_exec_ok(c, "BEGIN")); /* gen1 drains: gen2 refuses the next upgrade */
+	kill(gen1, SIGUSR2);
+	gen2 = next_supervisor(pidfile, gen1);
+	ck_assert_msg(gen2 > 0 && gen2 != gen1, "no second generation");
+	it_track_pid(gen2);
+	/* gen2 is ready (gen1's answer comes 3 s after this) */
+	ck_assert_msg(it_file_wait_for(log, "workers take slots 1-1", 5000), "gen2 not ready");
+	setenv("PGDOG_TEST_UPGRADE_POLL_MS", "5000", 1);
+	t0 = it_now_ms();
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	unsetenv("PGDOG_TEST_UPGRADE_POLL_MS");
+	unsetenv("LD_PRELOAD");
+	if (had_asan)
+		setenv("ASAN_OPTIONS", asan_was, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	ck_assert_msg(rc == 1 && strstr(out, "the previous binary upgrade has not finished"),
+		      "upgrade while gen1's late answer comes: %d after %lld ms: %s", rc,
+		      it_now_ms() - t0, out);
+	PQclear(it_exec_ok(c, "COMMIT"));
+	ck_assert_msg(it_wait_pid(gen1, 10000) != -1, "the first generation did not exit");
+	snprintf(old_answer, sizeof(old_answer), "%s.upgrade.%d", pidfile, (int)gen1);
+	ck_assert_msg(access(old_answer, F_OK) == 0, "%s: gen1's answer is not there", old_answer);
+	rc = it_pgdog_run(cmd, out, sizeof(out), 40000);
+	ck_assert_msg(rc == 0, "third generation: %d: %s", rc, out);
+	gen3 = it_pidfile_pid(pidfile);
+	it_track_pid(gen3);
+	ck_assert_msg(access(old_answer, F_OK) != 0, "%s: gen1's answer is still there",
+		      old_answer);
+	for (int i = 0; i < 500 && it_pid_alive(gen2); i++)
+		it_sleep_ms(20);
+	ck_assert_str_eq(it_value(c, "SELECT 'third'"), "third");
+	PQfinish(c);
+	stop_supervisor(gen3);
+}
+END_TEST
+
+/*
  * The upgrade runs the file now at the path pgdog was started from: a
  * package manager renames the new binary over the old one.
  */
@@ -893,6 +975,7 @@ upgrade_suite(void)
 	tcase_add_test(tc, test_upgrade_session_mode_closed_idle);
 	tcase_add_test(tc, test_upgrade_cancel_moved_row);
 	tcase_add_test(tc, test_upgrade_refused_while_draining);
+	tcase_add_test(tc, test_upgrade_late_answer);
 	tcase_add_test(tc, test_upgrade_replaced_binary);
 	tcase_add_test(tc, test_upgrade_refused_config);
 	suite_add_tcase(s, tc);
