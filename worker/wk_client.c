@@ -2598,6 +2598,7 @@ wk_client_track_inner(struct wk_client *c, const struct pgw_hdr *h, struct evbuf
 		is_pin_instead = !is_tracked && nlen > 0 && !wk_client_is_session(c);
 		if (nlen == 0) {
 			c->unnamed_setting = false; /* until this text shows one */
+			c->unnamed_pins_prev = c->unnamed_pins;
 			c->unnamed_pins = 0;
 		}
 		/* prepared_statements = disabled: the statement lives on this server only */
@@ -2742,8 +2743,15 @@ next_part:
 			 * and Parse), but leaves a Query of more statements than one
 			 * result holds as it is
 			 */
-			if (!wk_client_is_full(c) || is_long)
+			if (!wk_client_is_full(c) || is_long) {
 				(void)wk_client_pin_prepared(c);
+				/* prepared: each run makes it again (after a DISCARD ALL too) */
+				if (h->type == PGW_MSG_PARSE) {
+					wk_client_parse_pins |= WK_PIN_PREPARED;
+					if (body[0] == '\0')
+						c->unnamed_pins |= WK_PIN_PREPARED;
+				}
+			}
 			break;
 		case SQL_COMMIT:
 		case SQL_ROLLBACK:
@@ -4194,10 +4202,12 @@ wk_client_unnamed_swap(struct wk_client *c, size_t i)
 	o->msg = c->unnamed_msg;
 	o->len = c->unnamed_len;
 	o->cap = c->unnamed_cap;
+	o->pins = c->unnamed_pins;
 	c->unnamed_id = t.id;
 	c->unnamed_msg = t.msg;
 	c->unnamed_len = t.len;
 	c->unnamed_cap = t.cap;
+	c->unnamed_pins = t.pins;
 }
 
 /* n entries of unnamed_old from at are gone: their buffers become spares. */
@@ -4221,6 +4231,8 @@ wk_client_unnamed_old_cut(struct wk_client *c, size_t at, size_t n)
 static int
 wk_client_unnamed_push(struct wk_client *c, const struct wk_server *s)
 {
+	unsigned pins;
+
 	if (!s->is_tracked || s->slots_cnt == 0)
 		c->unnamed_old_cnt = 0;
 	else if (c->unnamed_old_cnt == WK_CLIENT_UNNAMED_OLD_MAX)
@@ -4235,7 +4247,11 @@ wk_client_unnamed_push(struct wk_client *c, const struct wk_server *s)
 		c->unnamed_old = o;
 		c->unnamed_old_cap = cap;
 	}
+	/* kept with the statement it had (wk_client_track has set the new one's) */
+	pins = c->unnamed_pins;
+	c->unnamed_pins = c->unnamed_pins_prev;
 	wk_client_unnamed_swap(c, c->unnamed_old_cnt++);
+	c->unnamed_pins = pins;
 	return 0;
 }
 
@@ -4306,6 +4322,7 @@ wk_client_unnamed_lost(struct wk_server *s, const struct wk_slot *sl, bool is_re
 			c->unnamed_id = 0;
 			c->unnamed_len = 0;
 			c->unnamed_setting = false;
+			c->unnamed_pins = 0;
 			c->unnamed_old_cnt = 0;
 		} else {
 			/* the one before it is the client's again; a SET in it is looked for at Bind */

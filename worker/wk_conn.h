@@ -123,6 +123,7 @@ struct wk_unnamed_old {
 	uint64_t id;
 	uint8_t *msg; /* owned */
 	size_t len, cap;
+	unsigned pins; /* its unnamed_pins */
 };
 
 struct wk_client {
@@ -249,6 +250,12 @@ struct wk_client {
 	 * Execute would make them again
 	 */
 	unsigned unnamed_pins;
+	/*
+	 * unnamed_pins of the statement a Parse of the unnamed one replaces,
+	 * until wk_client_unnamed_push keeps them with it: that Parse may be
+	 * skipped, and the statement before it run again
+	 */
+	unsigned unnamed_pins_prev;
 	/*
 	 * Pins that a simple Query's UNLISTEN * or pg_advisory_unlock_all(), or
 	 * a RESET ALL that runs (set_config() values), ends: released at the

@@ -740,6 +740,76 @@ START_TEST(test_txn_left_mid_query_rollback)
 END_TEST
 
 /*
+ * The unnamed statement runs again when it is bound again, and what it makes
+ * pins again. An SQL PREPARE in it, run again after a DISCARD ALL (a named
+ * statement's, which leaves the unnamed one in place), left its statement on
+ * a server that went back to the pool; and a Parse of the unnamed statement
+ * that PostgreSQL skipped after an error took away the pins of the one still
+ * in place there, so that its advisory lock, taken again, went back to the
+ * pool too (pgdiff, seed 1795493961).
+ */
+START_TEST(test_txn_unnamed_pins_kept)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	static const char locks[] = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+				    "AND pid = pg_backend_pid()";
+	PGresult *res;
+	char pa[32];
+
+	backend_pid(a, pa, sizeof(pa));
+	prepare_ok(a, "", "PREPARE tu_q AS SELECT 1", 0);
+	exec_prepared_ok(a, "", NULL, NULL);
+	it_server_held(b, "A prepared tu_q");
+	for (int i = 0; i < 2; i++) {
+		prepare_ok(a, "tu_discard", "DISCARD ALL", 0);
+		exec_prepared_ok(a, "tu_discard", NULL, NULL);
+		it_server_gone(b, pa, "B after A's DISCARD ALL");
+		ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements"), "0");
+		if (i == 0) {
+			exec_prepared_ok(a, "", NULL, NULL); /* PREPARE tu_q again */
+			it_server_held(b,
+				       "A prepared tu_q again (its unnamed statement run again)");
+		}
+	}
+
+	res = PQexecParams(a, "SELECT pg_advisory_lock(49)", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	it_server_held(b, "A holds a lock");
+	prepare_ok(a, "tu_unlock", "SELECT pg_advisory_unlock(49)", 0);
+	exec_prepared_ok(a, "tu_unlock", NULL, "t");
+	it_server_gone(b, pa, "B after A's unlock");
+	/* an error, then a Parse of the unnamed statement that PostgreSQL skips */
+	prepare_ok(a, "tu_fail", "SELECT 1/0", 0);
+	ck_assert_int_eq(PQenterPipelineMode(a), 1);
+	ck_assert_int_eq(PQsendQueryPrepared(a, "tu_fail", 0, NULL, NULL, NULL, 0), 1);
+	ck_assert_int_eq(PQsendPrepare(a, "", "SELECT 2", 0, NULL), 1);
+	ck_assert_int_eq(PQpipelineSync(a), 1);
+	res = PQgetResult(a);
+	assert_sqlstate(res, "22012");
+	PQclear(res);
+	ck_assert(PQgetResult(a) == NULL);
+	res = PQgetResult(a);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_ABORTED);
+	PQclear(res);
+	ck_assert(PQgetResult(a) == NULL);
+	res = PQgetResult(a);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_PIPELINE_SYNC);
+	PQclear(res);
+	ck_assert_int_eq(PQexitPipelineMode(a), 1);
+	/* the unnamed statement is still the lock's */
+	exec_prepared_ok(a, "", NULL, "");
+	it_server_held(b, "A holds the lock again (its unnamed statement, after a skipped Parse)");
+	ck_assert_str_eq(it_value(a, locks), "1");
+	exec_prepared_ok(a, "tu_unlock", NULL, "t");
+	it_server_gone(b, pa, "B after A's second unlock");
+	ck_assert_str_eq(it_value(b, locks), "0");
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * A client that leaves while its query streams rows: the server is drained
  * and reused. (1,000,000 rows take PostgreSQL about 0.3 s here, and the client
  * leaves after 0.1 s. With 5,000,000, what was left took more than
@@ -4864,6 +4934,7 @@ main(void)
 	tcase_add_test(tc, test_txn_deallocate_protocol_statement);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
+	tcase_add_test(tc, test_txn_unnamed_pins_kept);
 	tcase_add_test(tc, test_txn_left_mid_query_rollback);
 	tcase_add_test(tc, test_txn_disconnect_tx_status);
 	tcase_add_test(tc, test_txn_new_server_row);
