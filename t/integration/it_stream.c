@@ -23,6 +23,14 @@
 #define MAX_GROWTH_KB (16 * 1024)
 
 static int g_dead_port;
+/*
+ * Bound to g_dead_port and not listening, for the whole test case:
+ * connections there are refused, and no other process (another test's
+ * PostgreSQL or pgdog, under make -j) can listen there meanwhile. Closed
+ * after the bind, the port was once taken by one of those, which answered
+ * "database "postgres" does not exist" (CI, cbb47eb).
+ */
+static int g_dead_fd = -1;
 
 static void
 setup(void)
@@ -36,13 +44,13 @@ setup(void)
 	it_pg_start(NULL);
 	it_pg_role("app", "app_pw", "scram-sha-256");
 	it_pg_hba("host all app 127.0.0.1/32 scram-sha-256");
-	/* a port nobody listens on: bind to learn a free one, then close it */
+	/* a port nobody listens on: bound here, never listened on */
 	ck_assert_int_ge(fd, 0);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	g_dead_port = ntohs(sa.sin_port);
-	close(fd);
+	g_dead_fd = fd;
 	snprintf(dbs, sizeof(dbs),
 		 "[databases.dead]\nhost = 127.0.0.1\nport = %d\ndatabase_name = postgres\n",
 		 g_dead_port);
@@ -59,6 +67,9 @@ static void
 teardown(void)
 {
 	it_env_stop();
+	if (g_dead_fd >= 0)
+		close(g_dead_fd);
+	g_dead_fd = -1;
 }
 
 /* VmRSS of pid in kB, -1 if unreadable. */
