@@ -4,12 +4,13 @@
  * out of its environment, so that the binary an upgrade starts has not), a
  * rename() that puts an upgrade answer starting "ok " in place
  * (sv_upgrade_status_write, in the supervisor an upgrade replaces) returns
- * at once, and a child process writes that answer that much later. With PGDOG_TEST_UPGRADE_POLL_MS set, a kill() of
- * SIGUSR2 is followed by a sleep that long, and every nanosleep() lasts that
- * long instead (`pgdog --upgrade` waiting for its answer). Together they
- * make the late answer of an older generation come between the answer of
- * the supervisor `pgdog --upgrade` signalled and the reading of it, as it
- * did by chance under load in CI.
+ * at once, and a child process writes that answer that much later. With
+ * PGDOG_TEST_UPGRADE_POLL_MS set, a kill() of SIGUSR2 is followed by a
+ * sleep that long, and every nanosleep() lasts that long instead (`pgdog
+ * --upgrade` waiting for its answer). Together they make the late answer of
+ * an older generation come between the answer of the supervisor `pgdog
+ * --upgrade` signalled and the reading of it, as it did by chance under load
+ * in CI.
  * Runs in: pgdog processes started by test_upgrade_late_answer, nowhere else.
  */
 #include <errno.h>
@@ -68,8 +69,8 @@ rename(const char *from, const char *to)
 		return (int)syscall(SYS_renameat, AT_FDCWD, from, AT_FDCWD, to);
 	/*
 	 * The whole answer is written later, by a child: the supervisor goes on
-	 * (its successor may wait for it), and the file it wrote stays where
-	 * the next answer's is written.
+	 * (its successor may wait for it), and the temporary file it wrote is
+	 * left as it is (a later answer in the same file writes over it).
 	 */
 	if (fork() == 0) {
 		sleep_ms(ok_delay_ms);
