@@ -81,6 +81,9 @@ cmd_start() {
 		echo "synchronous_commit = off"
 		echo "full_page_writes = off"
 		echo "shared_buffers = 32MB"
+		# when and how long a backend took to start: t/lib/it.c shows this log's end for a
+		# failing test case
+		echo "log_connections = on"
 		for line in "$@"; do
 			echo "$line"
 		done

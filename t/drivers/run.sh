@@ -170,16 +170,23 @@ fail_setup() {
 	exit 1
 }
 
-# A port nobody listens on, below Linux's ephemeral range; the caller retries on a clash.
+PORT_DIR=/tmp/pgdog-test-ports
+# free_port VAR: a port in 20000..29999 (below Linux's ephemeral range) that nobody listens
+# on, locked for as long as this shell lives, into VAR. t/lib/it.c and t/fuzz/pgdiff.py lock
+# the same files, so parallel suites never pick the same port.
 free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || {
-			echo "$p"
-			return
-		}
+	local p i fd
+	mkdir -p "$PORT_DIR" 2>/dev/null && chmod 1777 "$PORT_DIR" 2>/dev/null
+	for i in $(seq 10000); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 10000))
+		exec {fd}>>"$PORT_DIR/$p.lock" || continue
+		if flock -n "$fd" && ! port_accepts "$p"; then
+			printf -v "$1" '%s' "$p"
+			return 0
+		fi
+		exec {fd}>&-
 	done
+	fail_setup "no free port in 20000..29999"
 }
 
 port_accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -188,7 +195,7 @@ psql_pg() { sh "$SRCDIR/t/pgenv.sh" psql "$WORK/pg" "$PG_PORT" -q -A -t "$@"; }
 
 # --- PostgreSQL -----------------------------------------------------------------------
 for attempt in 1 2 3; do
-	PG_PORT=$(free_port)
+	free_port PG_PORT
 	sh "$SRCDIR/t/pgenv.sh" start "$WORK/pg" "$PG_PORT" >"$WORK/pgenv.out" 2>&1 && break
 	sh "$SRCDIR/t/pgenv.sh" stop "$WORK/pg" >/dev/null 2>&1
 	PG_PORT=
@@ -248,7 +255,7 @@ password = pgdog
 EOF
 }
 
-PORT=$(free_port)
+free_port PORT
 write_config
 if ! "$BIN" -c "$WORK/pgdog.ini" -u "$WORK/users.ini" --check-config >"$WORK/check.out" 2>&1; then
 	cat "$WORK/check.out"
@@ -259,7 +266,7 @@ if ! "$BIN" -c "$WORK/pgdog.ini" -u "$WORK/users.ini" --check-config >"$WORK/che
 fi
 for attempt in 1 2 3; do
 	[ "$attempt" = 1 ] || {
-		PORT=$(free_port)
+		free_port PORT
 		write_config
 	}
 	"$BIN" -c "$WORK/pgdog.ini" -u "$WORK/users.ini" >>"$WORK/pgdog.log" 2>&1 </dev/null &

@@ -27,6 +27,7 @@ differences when the generator reaches them, and --skip-known filters the ones i
 
 import argparse
 import ast
+import fcntl
 import os
 import random
 import re
@@ -407,12 +408,31 @@ GRANT ALL ON ALL TABLES IN SCHEMA public, s1 TO fzr;
 # --- processes -------------------------------------------------------------------------------
 
 
+PORT_DIR = "/tmp/pgdog-test-ports"
+_port_locks = []
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A port in 20000..29999, locked for this process's life as t/lib/it.c does."""
+    try:
+        os.mkdir(PORT_DIR, 0o1777)
+        os.chmod(PORT_DIR, 0o1777)
+    except FileExistsError:
+        pass
+    start = random.SystemRandom().randrange(10000)
+    for i in range(10000):
+        p = 20000 + (start + i) % 10000
+        f = open(os.path.join(PORT_DIR, "%d.lock" % p), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p))
+        except OSError:
+            f.close()
+            continue
+        _port_locks.append(f)
+        return p
+    raise RuntimeError("no free port in 20000..29999")
 
 
 def wait_port(port, proc, secs=20):

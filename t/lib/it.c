@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,10 +34,11 @@ struct it_env g_it;
 static pid_t g_it_env_owner; /* process that created dir (runner) */
 static bool g_it_atexit_done;
 
-/* Saved pgdog logs, by TCase name, for it_run_suite(). */
+/* Saved pgdog logs (and the end of PostgreSQL's), by TCase name, for it_run_suite(). */
 struct it_saved_log {
 	char name[64];
 	char *text;
+	char *pg_text;
 	struct it_saved_log *next;
 };
 static struct it_saved_log *g_it_logs;
@@ -117,23 +119,61 @@ it_write_file(const char *path, const char *text)
 	ck_assert_msg(fclose(f) == 0, "close %s: %s", path, strerror(errno));
 }
 
-int
-it_free_port(void)
+/*
+ * Test ports come from IT_PORT_LO..IT_PORT_HI-1, below the kernel's ephemeral range (32768
+ * and up by default), so no outgoing connection of a test takes one. Each is reserved by an
+ * exclusive flock on IT_PORT_DIR/<port>.lock held until this process exits, so parallel test
+ * programs, t/drivers/run.sh and t/fuzz/pgdiff.py (which lock the same files) never hand out
+ * the same port. A bound-then-closed ephemeral port was the old way, and under make -j2
+ * another test's server once listened there before the first one started.
+ */
+#define IT_PORT_DIR "/tmp/pgdog-test-ports"
+#define IT_PORT_LO  20000
+#define IT_PORT_HI  30000
+
+static bool
+it_port_bindable(int port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int port;
+	bool ok;
 
 	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_msg(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s",
-		      strerror(errno));
-	ck_assert_msg(getsockname(fd, (struct sockaddr *)&sa, &sl) == 0, "getsockname: %s",
-		      strerror(errno));
-	port = ntohs(sa.sin_port);
+	sa.sin_port = htons((uint16_t)port);
+	ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	close(fd);
-	return port;
+	return ok;
+}
+
+int
+it_free_port(void)
+{
+	const int span = IT_PORT_HI - IT_PORT_LO;
+	struct timespec ts;
+	unsigned start;
+
+	if (mkdir(IT_PORT_DIR, 01777) == 0)
+		(void)chmod(IT_PORT_DIR, 01777); /* past the umask: other users' tests share it */
+	else
+		ck_assert_msg(errno == EEXIST, "mkdir %s: %s", IT_PORT_DIR, strerror(errno));
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	start = ((unsigned)getpid() * 2654435761u) ^ (unsigned)ts.tv_nsec;
+	for (int i = 0; i < span; i++) {
+		int port = IT_PORT_LO + (int)((start + (unsigned)i) % (unsigned)span);
+		char path[64];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%d.lock", IT_PORT_DIR, port);
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+		ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+		/* The descriptor stays open (and locked) for the rest of this process. */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && it_port_bindable(port))
+			return port;
+		close(fd);
+	}
+	ck_abort_msg("no free port in %d..%d", IT_PORT_LO, IT_PORT_HI - 1);
+	return -1;
 }
 
 const char *
@@ -367,6 +407,38 @@ it_atexit(void)
 		it_env_stop();
 }
 
+/* At most this much of the end of PostgreSQL's log is kept for a failing TCase. */
+#define IT_PG_LOG_TAIL 16384
+
+/* The last max bytes of the cluster's log (from a line start), with a header; or NULL. */
+static char *
+it_pg_log_tail(size_t max)
+{
+	char path[IT_PATH_MAX + 8], head[IT_PATH_MAX + 64], *text, *from, *out;
+	size_t n, hn;
+
+	snprintf(path, sizeof(path), "%s/log", g_it.pg_dir);
+	text = it_read_file(path);
+	if (text == NULL)
+		return NULL;
+	n = strlen(text);
+	from = text;
+	if (n > max) {
+		from = strchr(text + n - max, '\n');
+		from = from != NULL ? from + 1 : text + n;
+	}
+	hn = (size_t)snprintf(head, sizeof(head),
+			      "---- %s/postgresql.log (last %zu of %zu bytes) ----\n", g_it.name,
+			      strlen(from), n);
+	out = malloc(hn + strlen(from) + 1);
+	if (out != NULL) {
+		memcpy(out, head, hn);
+		memcpy(out + hn, from, strlen(from) + 1);
+	}
+	free(text);
+	return out;
+}
+
 static void
 it_save_log(void)
 {
@@ -416,6 +488,8 @@ it_save_log(void)
 	}
 	snprintf(l->name, sizeof(l->name), "%s", g_it.name);
 	l->text = all;
+	if (g_it.pg_port != 0)
+		l->pg_text = it_pg_log_tail(IT_PG_LOG_TAIL);
 	l->next = g_it_logs;
 	g_it_logs = l;
 }
@@ -510,6 +584,9 @@ it_run_suite(Suite *s)
 			failed++;
 			bad = true;
 		}
+		/* PostgreSQL's first, so that the output still ends with pgdog's log */
+		if (bad && l->pg_text != NULL)
+			fprintf(stderr, "%s", l->pg_text);
 		if (bad && getenv("IT_VERBOSE") == NULL)
 			fprintf(stderr, "%s", l->text);
 	}

@@ -91,7 +91,8 @@ void it_env_stop(void);
  */
 int it_run_suite(Suite *s);
 
-/* A free TCP port on 127.0.0.1 (bind to port 0, read it, close). */
+/* A free TCP port on 127.0.0.1, from 20000..29999, reserved for the rest of this process by a
+ * lock every test runner honours (see it.c). */
 int it_free_port(void);
 /* The path of a file in the temp dir (static, thread-local rotating buffer). */
 const char *it_path(const char *file);
