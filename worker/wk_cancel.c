@@ -19,6 +19,7 @@
 #include "worker/wk_client.h"
 #include "worker/wk_conn.h"
 #include "worker/wk_pool.h"
+#include "worker/wk_server.h"
 
 #define WK_CANCEL_SLOT_SHIFT 24
 #define WK_CANCEL_ROW_MASK   0xffffffu
@@ -79,8 +80,9 @@ wk_cancel_find(uint32_t pid, uint32_t key)
  */
 struct wk_cancel_op {
 	struct bufferevent *bev;
-	struct wk_client *via;   /* the client's CancelRequest connection, or NULL */
-	struct shm_client *mark; /* its cancel_backend is backend until the end, or NULL */
+	struct wk_client *via;    /* the client's CancelRequest connection, or NULL */
+	struct shm_client *mark;  /* its cancel_backend is backend until the end, or NULL */
+	struct wk_server *server; /* its gone_cancel is this op until the end, or NULL */
 	uint32_t backend;
 };
 
@@ -97,6 +99,10 @@ wk_cancel_end(struct wk_cancel_op *op)
 		op->via->cancel_op = NULL;
 		(void)wk_client_close(op->via, "cancel request handled");
 	}
+	if (op->server) {
+		op->server->gone_cancel = NULL;
+		wk_server_gone_cancel_landed(op->server);
+	}
 	free(op);
 }
 
@@ -104,6 +110,12 @@ void
 wk_cancel_forget_client(struct wk_cancel_op *op)
 {
 	op->via = NULL;
+}
+
+void
+wk_cancel_forget_server(struct wk_cancel_op *op)
+{
+	op->server = NULL;
 }
 
 static void
@@ -202,9 +214,10 @@ wk_cancel_request(struct wk_client *via, uint32_t pid, uint32_t key)
 	return wk_cancel_send(p, server_pid, server_key, r, via);
 }
 
-bool
-wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key, struct shm_client *mark,
-	       struct wk_client *via)
+/* Send PostgreSQL's CancelRequest for (server_pid, server_key): the op, or NULL (mark settled). */
+static struct wk_cancel_op *
+wk_cancel_start(struct wk_pool *p, uint32_t server_pid, uint32_t server_key,
+		struct shm_client *mark)
 {
 	struct wk_cancel_op *op;
 	struct pgw_buf *b = &g_wk.scratch;
@@ -232,14 +245,9 @@ wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key, stru
 		free(op);
 		goto fail;
 	}
-	if (via) {
-		/* the client's connection stays open until PostgreSQL has the cancel */
-		op->via = via;
-		via->cancel_op = op;
-	}
 	log_info(NULL, "cancel request forwarded to %s:%d for backend %u", p->db->host, p->db->port,
 		 server_pid);
-	return via != NULL;
+	return op;
 fail:
 	log_warn(NULL, "cannot send a cancel request to %s:%d", p->db->host, p->db->port);
 	if (mark) {
@@ -248,5 +256,31 @@ fail:
 		(void)atomic_compare_exchange_strong(&mark->cancel_backend, &want, (uint32_t)0);
 		wk_client_cancel_arrived(mark);
 	}
-	return false;
+	return NULL;
+}
+
+bool
+wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key, struct shm_client *mark,
+	       struct wk_client *via)
+{
+	struct wk_cancel_op *op = wk_cancel_start(p, server_pid, server_key, mark);
+
+	if (!op || !via)
+		return false;
+	/* the client's connection stays open until PostgreSQL has the cancel */
+	op->via = via;
+	via->cancel_op = op;
+	return true;
+}
+
+bool
+wk_cancel_server(struct wk_server *s)
+{
+	struct wk_cancel_op *op = wk_cancel_start(s->pool, s->backend_pid, s->backend_key, NULL);
+
+	if (!op)
+		return false;
+	op->server = s;
+	s->gone_cancel = op;
+	return true;
 }

@@ -14,6 +14,7 @@ struct shm_client;
 struct wk_cancel_op;
 struct wk_client;
 struct wk_pool;
+struct wk_server;
 
 /* Encode/decode the BackendKeyData pid pgdog issues: slot << 24 | (row + 1). */
 uint32_t wk_cancel_pid(uint32_t slot, uint32_t row);
@@ -41,3 +42,11 @@ bool wk_cancel_send(struct wk_pool *p, uint32_t server_pid, uint32_t server_key,
 		    struct shm_client *mark, struct wk_client *via);
 /* via (wk_cancel_send) is going: the cancel no longer closes it. */
 void wk_cancel_forget_client(struct wk_cancel_op *op);
+/*
+ * Cancel what server s runs (its client left while its result streamed):
+ * s->gone_cancel is the op until PostgreSQL has the cancel, then
+ * wk_server_gone_cancel_landed(s) is called. False: none could be sent.
+ */
+bool wk_cancel_server(struct wk_server *s);
+/* s (wk_cancel_server) is going: the cancel no longer tells it. */
+void wk_cancel_forget_server(struct wk_cancel_op *op);

@@ -503,6 +503,16 @@ struct wk_server {
 	bool has_exec_unsynced;
 	bool internal_failed;      /* one of pgdog's own queries failed */
 	uint8_t reset_after_drain; /* 1: roll back and reset once drained; 2: and the session ended */
+	/*
+	 * Its client left while a result streamed: pgdog cancels the query, as
+	 * PostgreSQL ends one whose rows cannot reach its client (the backend's
+	 * write fails, the transaction aborts). gone_cancel is that
+	 * CancelRequest until PostgreSQL has it; nothing of pgdog's is sent
+	 * before (is_gone_cancel_wait: the drain is over, the reset waits).
+	 */
+	bool is_gone_cancel_sent;
+	bool is_gone_cancel_wait;
+	struct wk_cancel_op *gone_cancel;
 	struct auth_scram_client *scram; /* owned, during login only */
 	size_t fwd_remaining;
 	struct wk_server_param params[WK_SERVER_PARAMS_MAX]; /* latest ParameterStatus values */

@@ -296,6 +296,8 @@ wk_server_free(struct wk_server *s)
 {
 	if (!s)
 		return;
+	if (s->gone_cancel)
+		wk_cancel_forget_server(s->gone_cancel);
 	if (s->is_listener)
 		wk_pubsub_listener_freed(s);
 	else
@@ -322,6 +324,11 @@ wk_server_close(struct wk_server *s, const char *reason)
 		return;
 	if (s->is_listener)
 		wk_pubsub_listener_closed(s);
+	if (s->gone_cancel) {
+		wk_cancel_forget_server(s->gone_cancel);
+		s->gone_cancel = NULL;
+	}
+	s->is_gone_cancel_wait = false;
 	/* once connected, a PostgreSQL backend exists until it sees us go */
 	has_backend = s->state != WK_SERVER_CONNECTING && wk_stream_is_open(&s->io);
 	log_debug(&s->lctx, "closing server connection: %s", reason ? reason : "");
@@ -1785,6 +1792,66 @@ wk_server_copy_syncs_back(struct wk_server *s)
 	log_debug(&s->lctx, "COPY FROM STDIN: the Syncs sent behind its Execute are ignored");
 }
 
+/* A drained server's reset is over (st: its status): back to the pool, or closed. */
+static void
+wk_server_reset_end(struct wk_server *s, char st)
+{
+	if (st == 'I' && !s->internal_failed) {
+		wk_pool_server_ready(s->pool, s);
+	} else {
+		wk_stats_add(s->pool, SHM_STAT_OUT_OF_SYNC, 1);
+		wk_server_close(s, "reset failed");
+	}
+}
+
+/*
+ * The replies owed to a client that left are all in (st: the server's
+ * status): the rollback and reset go out. 1: sent; 0: none is needed; -1:
+ * the server was closed.
+ */
+static int
+wk_server_drained(struct wk_server *s, char st)
+{
+	struct pgw_buf *b = &g_wk.scratch;
+	uint32_t resets;
+
+	pgw_buf_reset(b);
+	resets = wk_server_put_reset(s, b, s->reset_after_drain == 2, st != 'I');
+	s->reset_after_drain = 0;
+	if (resets && (b->has_error || wk_server_send_internal(s, b, resets) < 0)) {
+		wk_server_close(s, "out of memory");
+		return -1;
+	}
+	return resets ? 1 : 0;
+}
+
+/*
+ * A row (or COPY data) for a client that left: PostgreSQL, whose write to
+ * a gone client fails, would end the query and abort its transaction. The
+ * query is cancelled for that, once per drain (wk_cancel_server).
+ */
+static void
+wk_server_gone_output(struct wk_server *s)
+{
+	s->is_gone_cancel_sent = true;
+	if (!s->backend_pid)
+		return;
+	log_debug(&s->lctx, "rows for a client that left: cancelling its query");
+	(void)wk_cancel_server(s);
+}
+
+void
+wk_server_gone_cancel_landed(struct wk_server *s)
+{
+	if (!s->is_gone_cancel_wait)
+		return;
+	s->is_gone_cancel_wait = false;
+	if (s->state != WK_SERVER_RESET)
+		return;
+	if (wk_server_drained(s, s->tx_status) == 0)
+		wk_server_reset_end(s, s->tx_status); /* nothing to roll back or reset */
+}
+
 /*
  * Forward what the server sent to its client. Whole runs of messages move
  * with one evbuffer_remove_buffer(); the batch is flushed only before
@@ -2002,19 +2069,17 @@ wk_server_forward(struct wk_server *s)
 				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET &&
 				    s->reset_after_drain && !s->internal_failed) {
 					/* the left client's replies are drained: now the cleanup */
-					struct pgw_buf *b = &g_wk.scratch;
-					uint32_t resets;
+					int drc;
 
-					pgw_buf_reset(b);
-					resets = wk_server_put_reset(
-						s, b, s->reset_after_drain == 2, st != 'I');
-					s->reset_after_drain = 0;
-					if (resets && (b->has_error ||
-						       wk_server_send_internal(s, b, resets) < 0)) {
-						wk_server_close(s, "out of memory");
-						return WK_CLOSED;
+					if (UNLIKELY(s->gone_cancel != NULL)) {
+						/* after pgdog's cancel has landed (it must not hit the reset) */
+						s->is_gone_cancel_wait = true;
+						goto done;
 					}
-					if (resets)
+					drc = wk_server_drained(s, st);
+					if (drc < 0)
+						return WK_CLOSED;
+					if (drc > 0)
 						continue;
 				}
 				if (is_probe_end && wk_server_probe_done(s, c)) {
@@ -2032,12 +2097,7 @@ wk_server_forward(struct wk_server *s)
 					return WK_OK;
 				}
 				if (s->internal_ready == 0 && s->state == WK_SERVER_RESET) {
-					if (st == 'I' && !s->internal_failed)
-						wk_pool_server_ready(s->pool, s);
-					else {
-						wk_stats_add(s->pool, SHM_STAT_OUT_OF_SYNC, 1);
-						wk_server_close(s, "reset failed");
-					}
+					wk_server_reset_end(s, st);
 					return WK_CLOSED;
 				}
 				continue;
@@ -2084,9 +2144,13 @@ wk_server_forward(struct wk_server *s)
 			if (s->internal_ready > 0 && c && s->state == WK_SERVER_ACTIVE)
 				s->is_fwd_internal = true;
 			break;
+		case PGW_MSG_COPY_DATA:
 		case PGW_MSG_DATA_ROW:
-			if (UNLIKELY(s->is_probe_running) && s->internal_ready > 0 &&
-			    s->probe_skip == 0) {
+			if (UNLIKELY(!c) && s->reset_after_drain && !s->is_gone_cancel_sent &&
+			    !s->is_probe_running)
+				wk_server_gone_output(s);
+			if (h.type == PGW_MSG_DATA_ROW && UNLIKELY(s->is_probe_running) &&
+			    s->internal_ready > 0 && s->probe_skip == 0) {
 				if (h.len > WK_SERVER_LOGIN_MSG_MAX)
 					return wk_server_broken(s, "oversized row from server");
 				has_cur = false;
@@ -2480,6 +2544,7 @@ wk_server_release(struct wk_server *s, bool is_session_end, bool is_cancel_due)
 		 * follow the last reply (wk_server_reset_after_drain).
 		 */
 		s->reset_after_drain = is_session_end ? 2 : 1;
+		s->is_gone_cancel_sent = false;
 		log_debug(&s->lctx, "client left with %u replies pending: draining them",
 			  s->expect_ready);
 	} else {

@@ -43,6 +43,8 @@ void wk_server_gone(struct wk_server *s);
  * next client's query).
  */
 void wk_server_release(struct wk_server *s, bool is_session_end, bool is_cancel_due);
+/* pgdog's cancel for s's left client (wk_cancel_server) has reached PostgreSQL. */
+void wk_server_gone_cancel_landed(struct wk_server *s);
 /* Transaction mode: the client's transaction is over; s goes back to the pool. */
 void wk_server_checkin(struct wk_server *s);
 /*

@@ -851,6 +851,71 @@ START_TEST(test_txn_disconnect_mid_query)
 }
 END_TEST
 
+/*
+ * A client leaves while the rows of its autocommitted statement stream (a
+ * query's, then a COPY TO STDOUT's). PostgreSQL, failing to write the rest,
+ * would end the statement and abort its transaction: pgdog cancels it, so
+ * that what it wrote does not commit, and the server is reused. (pgdog
+ * drained the rest, and the 300,000 rows the function wrote committed.)
+ */
+START_TEST(test_txn_left_mid_result_aborts)
+{
+	static const char *const parts[] = { "SELECT lm_f(g) FROM lm_src",
+					     "COPY (SELECT lm_f(g) FROM lm_src) TO STDOUT" };
+	PGconn *mon = it_pg_connect();
+
+	it_pg_exec("CREATE TABLE lm_src AS SELECT g FROM generate_series(1, 300000) g;"
+		   "CREATE TABLE lm_log (x int);"
+		   "CREATE FUNCTION lm_f(int) RETURNS int LANGUAGE sql VOLATILE AS "
+		   "'INSERT INTO lm_log VALUES ($1) RETURNING $1';"
+		   "GRANT ALL ON lm_src, lm_log TO app");
+	for (int part = 0; part < 2; part++) {
+		PGconn *a = it_connect(APP), *b;
+		char pa[32], pb[32], q[160];
+		PGresult *res;
+		char *buf;
+
+		backend_pid(a, pa, sizeof(pa));
+		if (part == 0) {
+			ck_assert_int_eq(PQsendQuery(a, parts[part]), 1);
+			ck_assert_int_eq(PQsetSingleRowMode(a), 1);
+			for (int i = 0; i < 10; i++) {
+				res = PQgetResult(a);
+				ck_assert_int_eq(PQresultStatus(res), PGRES_SINGLE_TUPLE);
+				PQclear(res);
+			}
+		} else {
+			res = PQexec(a, parts[part]);
+			ck_assert_int_eq(PQresultStatus(res), PGRES_COPY_OUT);
+			PQclear(res);
+			for (int i = 0; i < 10; i++) {
+				ck_assert_int_gt(PQgetCopyData(a, &buf, 0), 0);
+				PQfreemem(buf);
+			}
+		}
+		snprintf(q, sizeof(q),
+			 "SELECT state FROM pg_stat_activity WHERE pid = %s AND query = '%s'", pa,
+			 parts[part]);
+		ck_assert_msg(strcmp(it_value(mon, q), "active") == 0,
+			      "%s ended before the client left: the test proves nothing",
+			      parts[part]);
+		PQfinish(a);
+		b = it_connect(APP);
+		backend_pid(b, pb, sizeof(pb));
+		ck_assert_msg(strcmp(pa, pb) == 0,
+			      "%s: the server was not reused (backend %s, then %s)", parts[part],
+			      pa, pb);
+		ck_assert_msg(
+			strcmp(it_value(b, "SELECT count(*) FROM lm_log"), "0") == 0,
+			"%s: what the statement of a client that left wrote committed (%s rows)",
+			parts[part], it_value(b, "SELECT count(*) FROM lm_log"));
+		ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
+		PQfinish(b);
+	}
+	PQfinish(mon);
+}
+END_TEST
+
 /* A client waiting for a server is cancelled: 57014 at once, and it goes on later. */
 START_TEST(test_txn_cancel_waiting)
 {
@@ -4145,6 +4210,41 @@ START_TEST(test_timeout_query_cancel_late)
 END_TEST
 
 /*
+ * The cancel pgdog sends for a client that left mid-result has its second
+ * signal 300 ms late (kill_delay.so): the server is reused only once
+ * PostgreSQL has closed the cancel's connection, so the next client's query
+ * is not the one it hits.
+ */
+START_TEST(test_left_mid_result_cancel_late)
+{
+	PGconn *a = it_connect(APP), *b;
+	char pa[32], pb[32], st[6], msg[512];
+	PGresult *res;
+
+	it_pg_exec("CREATE TABLE lc_src AS SELECT g FROM generate_series(1, 2000000) g;"
+		   "GRANT ALL ON lc_src TO app");
+	backend_pid(a, pa, sizeof(pa));
+	ck_assert_int_eq(PQsendQuery(a, "SELECT g FROM lc_src"), 1);
+	ck_assert_int_eq(PQsetSingleRowMode(a), 1);
+	for (int i = 0; i < 10; i++) {
+		res = PQgetResult(a);
+		ck_assert_int_eq(PQresultStatus(res), PGRES_SINGLE_TUPLE);
+		PQclear(res);
+	}
+	PQfinish(a);
+	b = it_connect(APP);
+	backend_pid(b, pb, sizeof(pb));
+	ck_assert_msg(strcmp(pa, pb) == 0,
+		      "the server was not reused (backend %s, then %s): the test proves nothing",
+		      pa, pb);
+	ck_assert_msg(it_exec_first_error(b, "SELECT pg_sleep(0.6)", st, msg, sizeof(msg)) == 0,
+		      "the next client's query got the cancel meant for the one that left: %s %s",
+		      st, msg);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * Pipelined requests each get query_timeout from the ReadyForQuery before
  * them, as each runs only then. (pgdog timed them all from the first: the
  * second was cancelled after 150 ms of its own.)
@@ -4936,6 +5036,7 @@ main(void)
 	tcase_add_test(tc, test_txn_deallocate_protocol_statement);
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
+	tcase_add_test(tc, test_txn_left_mid_result_aborts);
 	tcase_add_test(tc, test_txn_unnamed_pins_kept);
 	tcase_add_test(tc, test_txn_left_mid_query_rollback);
 	tcase_add_test(tc, test_txn_disconnect_tx_status);
@@ -5065,6 +5166,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup_cancel_late, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_timeout_query_cancel_late);
+	tcase_add_test(tc, test_left_mid_result_cancel_late);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel_lost");
