@@ -742,6 +742,9 @@ sql_parse_stmt(const PgQuery__RawStmt *rs, size_t len, struct sql_stmt *st,
 			st->kind = name == NULL || name[0] == '\0' ? SQL_DEALLOCATE_ALL
 								   : SQL_DEALLOCATE;
 			sql_parse_copy(st->name, sizeof(st->name), name, false, &st->is_truncated);
+			/* DEALLOCATE name may drop the last SQL prepared statement */
+			if (st->kind == SQL_DEALLOCATE)
+				st->flags |= SQL_F_MAY_UNPIN;
 		}
 		break;
 	case PG_QUERY__NODE__NODE_LOAD_STMT:

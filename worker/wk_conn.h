@@ -86,9 +86,15 @@ _Static_assert(WK_STREAM_DRAINED_BYTES * 2 == WK_BACKPRESSURE_BYTES,
  * server is closed when its client ends (wk_client_close), never reused.
  */
 #define WK_PIN_LOAD 0x800u
-/* The pins the server can be asked about: all of a client's pins must be among these. */
-#define WK_PINS_ASKABLE \
-	(WK_PIN_ADVISORY | WK_PIN_TEMP | WK_PIN_CURSOR | WK_PIN_LISTEN | WK_PIN_ROLE)
+/*
+ * The pins the server can be asked about: all of a client's pins must be
+ * among these. WK_PIN_PREPARED only where the client's protocol-level
+ * statements are pgdog's (wk_server_pin_probe): the server is asked about
+ * SQL PREPAREd ones.
+ */
+#define WK_PINS_ASKABLE                                                                \
+	(WK_PIN_ADVISORY | WK_PIN_TEMP | WK_PIN_CURSOR | WK_PIN_LISTEN | WK_PIN_ROLE | \
+	 WK_PIN_PREPARED)
 
 enum wk_client_state {
 	WK_CLIENT_STARTUP = 0, /* reading the startup packet */

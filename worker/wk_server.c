@@ -1418,7 +1418,8 @@ wk_server_checkin(struct wk_server *s)
  * transactions), objects of its temporary schema (tables, views,
  * sequences, functions, types: each depends on its schema), a role or
  * session authorization other than the one it logged in with (the backend's
- * activity row keeps that user; a missing row counts as held).
+ * activity row keeps that user; a missing row counts as held), SQL prepared
+ * statements (pgdog's own are protocol-level).
  * Schema-qualified throughout, operators too: the client's search_path
  * cannot change it.
  */
@@ -1433,9 +1434,10 @@ static const char wk_server_probe_sql[] =
 	"pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) 'none' OR NOT EXISTS "
 	"(SELECT FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a, "
 	"pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.usesysid AND r.rolname "
-	"OPERATOR(pg_catalog.=) pg_catalog.\"session_user\"())";
+	"OPERATOR(pg_catalog.=) pg_catalog.\"session_user\"()), "
+	"EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql)";
 static const unsigned wk_server_probe_pins[] = { WK_PIN_ADVISORY, WK_PIN_LISTEN, WK_PIN_CURSOR,
-						 WK_PIN_TEMP, WK_PIN_ROLE };
+						 WK_PIN_TEMP,     WK_PIN_ROLE,   WK_PIN_PREPARED };
 #define WK_SERVER_PROBE_COLS (sizeof(wk_server_probe_pins) / sizeof(wk_server_probe_pins[0]))
 
 /*
@@ -1455,6 +1457,9 @@ wk_server_pin_probe(struct wk_server *s, struct wk_client *c)
 	if (!c->pins || (c->pins & ~WK_PINS_ASKABLE) || s->is_probe_running || c->fwd_remaining ||
 	    c->end_due || wk_client_is_session(c))
 		return; /* (a client that is ending releases its server anyway) */
+	/* untracked, named Parses are the client's own, and not from_sql */
+	if ((c->pins & WK_PIN_PREPARED) && !s->is_tracked)
+		return;
 	pgw_buf_reset(b);
 	pgw_put_query(b, wk_server_probe_sql);
 	s->probe_skip = s->internal_ready;

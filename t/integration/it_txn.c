@@ -810,10 +810,11 @@ START_TEST(test_txn_unnamed_pins_kept)
 END_TEST
 
 /*
- * A client that leaves while its query streams rows: the server is drained
- * and reused. (1,000,000 rows take PostgreSQL about 0.3 s here, and the client
- * leaves after 0.1 s. With 5,000,000, what was left took more than
- * rollback_timeout to drain once in CI, on a loaded machine.)
+ * A client that leaves while its query streams rows: the query is cancelled
+ * (test_txn_left_mid_result_aborts), the rest drained, and the server
+ * reused. (1,000,000 rows take PostgreSQL about 0.3 s here, and the client
+ * leaves after 0.1 s. With 5,000,000, before the cancel, what was left once
+ * took more than rollback_timeout to drain in CI, on a loaded machine.)
  */
 START_TEST(test_txn_disconnect_mid_query)
 {
@@ -847,6 +848,39 @@ START_TEST(test_txn_disconnect_mid_query)
 	ck_assert_str_eq(PQgetvalue(res, 2, 0), "3");
 	PQclear(res);
 	ck_assert_int_eq(PQtransactionStatus(b), PQTRANS_IDLE);
+	PQfinish(b);
+}
+END_TEST
+
+/*
+ * With prepared_statements = extended an SQL PREPARE pins the server, and a
+ * DEALLOCATE that leaves none gives it back (the server is asked, as after a
+ * RESET ROLE). Before, it stayed with the client until DISCARD ALL or its end.
+ */
+START_TEST(test_txn_deallocate_unpins)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	PGresult *res;
+	char pa[32];
+
+	backend_pid(a, pa, sizeof(pa));
+	exec_ok(a, "PREPARE dq1 AS SELECT 1");
+	exec_ok(a, "PREPARE dq2 AS SELECT 2");
+	it_server_held(b, "A prepared dq1 and dq2");
+	exec_ok(a, "DEALLOCATE dq1");
+	it_server_held(b, "A deallocated dq1, not dq2");
+	ck_assert_str_eq(it_value(a, "EXECUTE dq2"), "2");
+	res = PQexecParams(a, "DEALLOCATE dq2", 0, NULL, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(a));
+	PQclear(res);
+	it_server_gone(b, pa, "B after A's last DEALLOCATE (extended protocol)");
+	ck_assert_str_eq(it_value(b, "SELECT count(*) FROM pg_prepared_statements WHERE from_sql"),
+			 "0");
+	exec_ok(a, "PREPARE dq3 AS SELECT 3");
+	it_server_held(b, "A prepared dq3");
+	exec_ok(a, "BEGIN; DEALLOCATE dq3; COMMIT");
+	it_server_gone(b, pa, "B after A's DEALLOCATE in a transaction block");
+	PQfinish(a);
 	PQfinish(b);
 }
 END_TEST
@@ -5037,6 +5071,7 @@ main(void)
 	tcase_add_test(tc, test_txn_disconnect_in_transaction);
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
 	tcase_add_test(tc, test_txn_left_mid_result_aborts);
+	tcase_add_test(tc, test_txn_deallocate_unpins);
 	tcase_add_test(tc, test_txn_unnamed_pins_kept);
 	tcase_add_test(tc, test_txn_left_mid_query_rollback);
 	tcase_add_test(tc, test_txn_disconnect_tx_status);

@@ -167,8 +167,8 @@ static const struct sql_case verb_cases[] = {
 	{ "execute Q", SQL_EXECUTE, 0, "q", "" },
 	{ "EXPLAIN (ANALYZE, COSTS off) EXECUTE p (1)", SQL_EXECUTE, 0, "p", "" },
 	{ "create table execute as execute \"P\"", SQL_EXECUTE, 0, "P", "" },
-	{ "DEALLOCATE p", SQL_DEALLOCATE, 0, "p", "" },
-	{ "DEALLOCATE PREPARE p", SQL_DEALLOCATE, 0, "p", "" },
+	{ "DEALLOCATE p", SQL_DEALLOCATE, SQL_F_MAY_UNPIN, "p", "" },
+	{ "DEALLOCATE PREPARE p", SQL_DEALLOCATE, SQL_F_MAY_UNPIN, "p", "" },
 	{ "DEALLOCATE ALL", SQL_DEALLOCATE_ALL, 0, "", "" },
 	{ "deallocate prepare all", SQL_DEALLOCATE_ALL, 0, "", "" },
 	/* parsed (keyword at the start) but nothing to track */
