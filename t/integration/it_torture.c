@@ -210,13 +210,14 @@ check_settings(struct client *c, const char *when)
 }
 
 /*
- * Advisory locks, LISTENs and WITH HOLD cursors the server of a query holds,
- * and its role, as "L/N/C/role".
+ * Advisory locks, LISTENs, WITH HOLD cursors and SQL prepared statements the
+ * server of a query holds, and its role, as "L/N/C/P/role".
  */
 #define PINS_SQL                                                                                \
 	"SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = "          \
 	"pg_backend_pid()) || '/' || (SELECT count(*) FROM pg_listening_channels()) || '/' || " \
-	"(SELECT count(*) FROM pg_cursors WHERE is_holdable) || '/' || current_user, "          \
+	"(SELECT count(*) FROM pg_cursors WHERE is_holdable) || '/' || "                        \
+	"(SELECT count(*) FROM pg_prepared_statements WHERE from_sql) || '/' || current_user, " \
 	"pg_backend_pid()"
 
 /* The client's server holds n of each and its role: its own (n = 1, OP_PIN), or nobody's. */
@@ -227,12 +228,13 @@ check_pins(struct client *c, int n, const char *when)
 
 	if (!query_row(c, PINS_SQL, 0, NULL, 2, v))
 		return false;
-	snprintf(want, sizeof(want), "%d/%d/%d/%s", n, n, n, n ? "torture_role" : "app");
+	snprintf(want, sizeof(want), "%d/%d/%d/%d/%s", n, n, n, n, n ? "torture_role" : "app");
 	if (strcmp(v[0], want) != 0)
-		return cfail(c,
-			     "%s: the server holds %s advisory locks/LISTENs/cursors/role,"
-			     " expected %s (server pid %s)",
-			     when, v[0], want, v[1]);
+		return cfail(
+			c,
+			"%s: the server holds %s advisory locks/LISTENs/cursors/statements/role,"
+			" expected %s (server pid %s)",
+			when, v[0], want, v[1]);
 	return true;
 }
 
@@ -655,19 +657,21 @@ op_abandon(struct client *c)
 
 /*
  * State that pins the server to the client: an advisory lock, a LISTEN, a
- * WITH HOLD cursor and a role of its own, kept through an UNLISTEN * and a
+ * WITH HOLD cursor, an SQL prepared statement and a role of its own, kept through an UNLISTEN * and a
  * RESET ROLE that fail or are rolled back, then released, or left with the
  * client (the next session finds none of it).
  */
 static bool
 op_pin(struct client *c)
 {
-	char sql[192];
+	char sql[256];
 
-	snprintf(sql, sizeof(sql),
-		 "SELECT pg_advisory_lock(%d); LISTEN torture_%d; "
-		 "DECLARE torture_c CURSOR WITH HOLD FOR SELECT %d; SET ROLE torture_role",
-		 100000 + c->id, c->id, c->id);
+	snprintf(
+		sql, sizeof(sql),
+		"SELECT pg_advisory_lock(%d); LISTEN torture_%d; "
+		"DECLARE torture_c CURSOR WITH HOLD FOR SELECT %d; PREPARE torture_p AS SELECT %d; "
+		"SET ROLE torture_role",
+		100000 + c->id, c->id, c->id, c->id);
 	if (!cmd(c, sql) || !check_pins(c, 1, "after taking them"))
 		return false;
 	switch (rnd(c, 3)) {
@@ -693,8 +697,8 @@ op_pin(struct client *c)
 		return check_pins(c, 0, "after a client left holding them");
 	}
 	if (rnd(c, 2) == 0)
-		return cmd(c,
-			   "SELECT pg_advisory_unlock_all(); UNLISTEN *; CLOSE ALL; RESET ROLE") &&
+		return cmd(c, "SELECT pg_advisory_unlock_all(); UNLISTEN *; CLOSE ALL; RESET ROLE; "
+			      "DEALLOCATE torture_p") &&
 		       check_pins(c, 0, "after releasing them");
 	/* one by one: pgdog asks the server what is left after each */
 	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d)", 100000 + c->id);
@@ -702,6 +706,7 @@ op_pin(struct client *c)
 		return false;
 	snprintf(sql, sizeof(sql), "UNLISTEN torture_%d", c->id);
 	return cmd(c, sql) && cmd(c, "CLOSE torture_c") && cmd(c, "RESET ROLE") &&
+	       cmd(c, "DEALLOCATE torture_p") &&
 	       check_pins(c, 0, "after releasing them one by one");
 }
 
@@ -963,7 +968,10 @@ START_TEST(test_torture_after)
 	ck_assert_msg(strcmp(busy, "0") == 0, "%s server connections of app are not idle", busy);
 	ck_assert_int_le(it_pg_count_backends(mon, "app"), POOL);
 	PQfinish(mon);
-	/* every server of the pool at once (each held in a block): nobody's lock, LISTEN, cursor, role */
+	/*
+	 * every server of the pool at once (each held in a block): nobody's lock, LISTEN, cursor,
+	 * SQL prepared statement, role
+	 */
 	{
 		PGconn *p[POOL];
 
@@ -975,10 +983,11 @@ START_TEST(test_torture_after)
 			PGresult *res = PQexec(p[i], PINS_SQL);
 
 			ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
-			ck_assert_msg(strcmp(PQgetvalue(res, 0, 0), "0/0/0/app") == 0,
-				      "server pid %s holds %s advisory locks/LISTENs/cursors/role "
-				      "after the run",
-				      PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
+			ck_assert_msg(
+				strcmp(PQgetvalue(res, 0, 0), "0/0/0/0/app") == 0,
+				"server pid %s holds %s advisory locks/LISTENs/cursors/statements/role "
+				"after the run",
+				PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
 			PQclear(res);
 			PQfinish(p[i]);
 		}
