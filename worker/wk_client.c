@@ -1918,6 +1918,7 @@ wk_client_pin_prepared(struct wk_client *c)
 {
 	bool is_new = !(c->pins & WK_PIN_PREPARED);
 
+	c->pin_gen++; /* as wk_client_pins_add: a probe asked before does not know it */
 	c->pins |= WK_PIN_PREPARED;
 	if (c->is_dealloc_tag_due)
 		c->is_pin_after_tag = true;

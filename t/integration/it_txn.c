@@ -886,6 +886,32 @@ START_TEST(test_txn_deallocate_unpins)
 END_TEST
 
 /*
+ * An SQL PREPARE that comes while pgdog asks the client's server what still
+ * pins it (after a temporary table dropped ON COMMIT) is not released by
+ * that answer, which comes from before it. (It was: the statement went back
+ * to the pool with the server. pgdiff, seed 1795507586.)
+ */
+START_TEST(test_txn_prepare_during_probe)
+{
+	PGconn *a = it_connect(APP), *b = it_connect(APP);
+	char pa[32], q[64];
+
+	backend_pid(a, pa, sizeof(pa));
+	for (int i = 0; i < 5; i++) {
+		exec_ok(a, "CREATE TEMP TABLE lp_t (x int) ON COMMIT DROP");
+		snprintf(q, sizeof(q), "PREPARE lp_%d AS SELECT %d", i, i);
+		exec_ok(a, q);
+		it_server_held(b, "A prepared a statement while its server was asked");
+		snprintf(q, sizeof(q), "DEALLOCATE lp_%d", i);
+		exec_ok(a, q);
+		it_server_gone(b, pa, "B after A's DEALLOCATE");
+	}
+	PQfinish(a);
+	PQfinish(b);
+}
+END_TEST
+
+/*
  * A client leaves while the rows of its autocommitted statement stream (a
  * query's, then a COPY TO STDOUT's). PostgreSQL, failing to write the rest,
  * would end the statement and abort its transaction: pgdog cancels it, so
@@ -5072,6 +5098,7 @@ main(void)
 	tcase_add_test(tc, test_txn_disconnect_mid_query);
 	tcase_add_test(tc, test_txn_left_mid_result_aborts);
 	tcase_add_test(tc, test_txn_deallocate_unpins);
+	tcase_add_test(tc, test_txn_prepare_during_probe);
 	tcase_add_test(tc, test_txn_unnamed_pins_kept);
 	tcase_add_test(tc, test_txn_left_mid_query_rollback);
 	tcase_add_test(tc, test_txn_disconnect_tx_status);
